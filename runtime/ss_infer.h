@@ -1,0 +1,79 @@
+/*
+ * ss_infer.h — inference requests and results, and the backend interface.
+ *
+ * Operators describe what they need from a model as ss_infer_req_t (a prompt
+ * plus the kind of answer); a backend (the in-process engine in gpu/, or an
+ * OpenAI-compatible HTTP server) answers a batch of them. Requests borrow their
+ * strings from the caller; results own theirs (free with ss_infer_res_clear).
+ */
+#ifndef SS_INFER_H
+#define SS_INFER_H
+
+#include "ss_base.h"
+
+#include <stdint.h>
+
+typedef enum ss_infer_kind {
+    SS_INFER_CHOOSE,   /* one forward pass: probability of each answer string (e.g. " yes"/" no") */
+    SS_INFER_GENERATE, /* decode up to max_tokens (greedy when temperature == 0) */
+    SS_INFER_SCORE,    /* expected value over answers "1".."10" (score_min..score_max) */
+    SS_INFER_EMBED,    /* pooled hidden state */
+} ss_infer_kind_t;
+
+typedef struct ss_infer_req {
+    ss_infer_kind_t kind;
+    const char *prompt;      /* full prompt text (borrowed) */
+    size_t prefix_len;       /* bytes at the start of prompt shared by this operator's requests
+                                (instruction + template text): a hint for prefix reuse/grouping */
+    int nchoices;            /* CHOOSE */
+    const char *const *choices; /* CHOOSE: answer strings, borrowed */
+    int max_tokens;          /* GENERATE */
+    float temperature;       /* GENERATE: 0 = greedy */
+    uint64_t seed;           /* GENERATE with temperature > 0 */
+    const char *stop;        /* GENERATE: stop string or NULL */
+    int score_min, score_max;/* SCORE: e.g. 1..10 */
+} ss_infer_req_t;
+
+typedef struct ss_infer_res {
+    int status;        /* SS_OK or an ss_err_t */
+    char *error;       /* owned message when status != SS_OK */
+    char *text;        /* GENERATE: owned */
+    int nprobs;
+    float *probs;      /* CHOOSE: owned; normalised over the choices */
+    double score;      /* SCORE */
+    int dim;
+    float *emb;        /* EMBED: owned */
+    int prompt_tokens; /* tokens in the prompt (all of them, reused prefix included) */
+    int gen_tokens;    /* tokens generated */
+    int cached;        /* 1 if answered from the persistent result cache */
+} ss_infer_res_t;
+
+void ss_infer_res_clear(ss_infer_res_t *r); /* frees owned fields, zeroes r */
+
+/* Per-operator accounting. */
+typedef struct ss_infer_stats {
+    int64_t requests;      /* requests submitted */
+    int64_t calls;         /* requests that reached a model (not cache, not dedup) */
+    int64_t cache_hits;
+    int64_t prompt_tokens; /* of calls */
+    int64_t gen_tokens;
+    int64_t ns;            /* wall time waiting for inference */
+} ss_infer_stats_t;
+
+/* A backend answers batches. Implementations: local engine (runtime/backend_local.c),
+ * OpenAI-compatible HTTP (runtime/backend_openai.c). */
+typedef struct ss_infer_backend ss_infer_backend_t;
+struct ss_infer_backend {
+    const char *kind;  /* "local", "openai" */
+    char *model_id;    /* stable identity for the result cache (name + file hash); owned */
+    void *impl;
+    /* Answers reqs[0..n) into res[0..n) (each res zeroed by the caller). Returns SS_OK if the
+     * batch ran (individual failures are in res[i].status), else an error for the batch. */
+    int (*run)(ss_infer_backend_t *b, const ss_infer_req_t *reqs, int n, ss_infer_res_t *res,
+               char *err, size_t errsz);
+    /* Number of tokens of text (for accounting); may be NULL. */
+    int (*count_tokens)(ss_infer_backend_t *b, const char *text);
+    void (*destroy)(ss_infer_backend_t *b); /* frees impl, model_id and b */
+};
+
+#endif

@@ -1,0 +1,556 @@
+/*
+ * zset.c — implements ss_zset.h: value helpers, rows (one allocation plus owned
+ * text), schemas, canonical row encoding, and Z-set consolidation.
+ */
+#include "ss_zset.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+ss_value_t ss_val_null(void) { ss_value_t v; memset(&v, 0, sizeof v); return v; }
+ss_value_t ss_val_int(int64_t i) { ss_value_t v = ss_val_null(); v.t = SS_INT; v.u.i = i; return v; }
+ss_value_t ss_val_real(double r) { ss_value_t v = ss_val_null(); v.t = SS_REAL; v.u.r = r; return v; }
+
+ss_value_t ss_val_text_ref(const char *s, size_t n)
+{
+    ss_value_t v = ss_val_null();
+    v.t = SS_TEXT;
+    v.u.str.s = (char *)s;
+    v.u.str.n = n;
+    return v;
+}
+
+static int cmp_num(double a, double b) { return a < b ? -1 : a > b ? 1 : 0; }
+
+int ss_val_cmp(const ss_value_t *a, const ss_value_t *b)
+{
+    int ra = a->t == SS_NULL ? 0 : a->t == SS_TEXT ? 2 : 1;
+    int rb = b->t == SS_NULL ? 0 : b->t == SS_TEXT ? 2 : 1;
+    if (ra != rb)
+        return ra < rb ? -1 : 1;
+    if (ra == 0)
+        return 0;
+    if (ra == 2) {
+        size_t n = SS_MIN(a->u.str.n, b->u.str.n);
+        int c = memcmp(a->u.str.s, b->u.str.s, n);
+        if (c)
+            return c < 0 ? -1 : 1;
+        return a->u.str.n < b->u.str.n ? -1 : a->u.str.n > b->u.str.n ? 1 : 0;
+    }
+    if (a->t == SS_INT && b->t == SS_INT)
+        return a->u.i < b->u.i ? -1 : a->u.i > b->u.i ? 1 : 0;
+    double x = a->t == SS_INT ? (double)a->u.i : a->u.r;
+    double y = b->t == SS_INT ? (double)b->u.i : b->u.r;
+    int c = cmp_num(x, y);
+    if (c == 0 && a->t != b->t) /* 1 and 1.0 are equal numerically; order INT before REAL for a total order */
+        return a->t == SS_INT ? -1 : 1;
+    return c;
+}
+
+int ss_val_eq(const ss_value_t *a, const ss_value_t *b) { return ss_val_cmp(a, b) == 0; }
+
+uint64_t ss_val_hash(const ss_value_t *v, uint64_t seed)
+{
+    switch (v->t) {
+    case SS_NULL: return ss_hash_combine(seed, 0x11);
+    case SS_INT: return ss_hash64(&v->u.i, 8, seed ^ 0x22);
+    case SS_REAL: return ss_hash64(&v->u.r, 8, seed ^ 0x33);
+    case SS_TEXT: return ss_hash64(v->u.str.s, v->u.str.n, seed ^ 0x44);
+    }
+    return seed;
+}
+
+int ss_val_truthy(const ss_value_t *v)
+{
+    switch (v->t) {
+    case SS_INT: return v->u.i != 0;
+    case SS_REAL: return v->u.r != 0.0;
+    case SS_TEXT: return atof(v->u.str.s) != 0.0;
+    default: return 0;
+    }
+}
+
+int ss_val_to_text(const ss_value_t *v, ss_buf_t *out)
+{
+    switch (v->t) {
+    case SS_NULL: return ss_buf_puts(out, "NULL");
+    case SS_INT: return ss_buf_printf(out, "%lld", (long long)v->u.i);
+    case SS_REAL: return ss_buf_printf(out, "%.17g", v->u.r);
+    case SS_TEXT: return ss_buf_append(out, v->u.str.s, v->u.str.n);
+    }
+    return SS_ERR_INTERNAL;
+}
+
+int ss_val_to_json(const ss_value_t *v, ss_buf_t *out)
+{
+    switch (v->t) {
+    case SS_NULL: return ss_buf_puts(out, "null");
+    case SS_INT: return ss_buf_printf(out, "%lld", (long long)v->u.i);
+    case SS_REAL:
+        if (!isfinite(v->u.r))
+            return ss_buf_puts(out, "null");
+        return ss_buf_printf(out, "%.17g", v->u.r);
+    case SS_TEXT: return ss_buf_put_json_str(out, v->u.str.s, v->u.str.n);
+    }
+    return SS_ERR_INTERNAL;
+}
+
+int ss_val_coerce(const ss_value_t *v, ss_coltype_t t, ss_value_t *out, char **tmp,
+                  char *err, size_t errsz)
+{
+    *tmp = NULL;
+    *out = *v;
+    if (v->t == SS_NULL || t == SS_COL_ANY)
+        return SS_OK;
+    switch (t) {
+    case SS_COL_TEXT:
+        if (v->t != SS_TEXT) {
+            ss_buf_t b = SS_BUF_INIT;
+            if (ss_val_to_text(v, &b))
+                return SS_ERR_NOMEM;
+            size_t n = b.len;
+            *tmp = ss_buf_take(&b);
+            *out = ss_val_text_ref(*tmp, n);
+        }
+        return SS_OK;
+    case SS_COL_INT:
+    case SS_COL_BOOL:
+        if (v->t == SS_INT)
+            return SS_OK;
+        if (v->t == SS_REAL && v->u.r == floor(v->u.r) && fabs(v->u.r) < 9.2e18) {
+            *out = ss_val_int((int64_t)v->u.r);
+            return SS_OK;
+        }
+        if (v->t == SS_TEXT) {
+            char *end;
+            long long x = strtoll(v->u.str.s, &end, 10);
+            if (end != v->u.str.s && *end == 0) {
+                *out = ss_val_int(x);
+                return SS_OK;
+            }
+            if (t == SS_COL_BOOL && (ss_strcaseeq(v->u.str.s, "true") || ss_strcaseeq(v->u.str.s, "false"))) {
+                *out = ss_val_int(ss_strcaseeq(v->u.str.s, "true"));
+                return SS_OK;
+            }
+        }
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "expected %s, got %s",
+                         ss_coltype_name(t), v->t == SS_TEXT ? "text" : "real");
+    case SS_COL_REAL:
+        if (v->t == SS_REAL)
+            return SS_OK;
+        if (v->t == SS_INT) {
+            *out = ss_val_real((double)v->u.i);
+            return SS_OK;
+        }
+        {
+            char *end;
+            double x = strtod(v->u.str.s, &end);
+            if (end != v->u.str.s && *end == 0) {
+                *out = ss_val_real(x);
+                return SS_OK;
+            }
+        }
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "expected REAL, got text");
+    default:
+        return SS_OK;
+    }
+}
+
+ss_row_t *ss_row_new(int n)
+{
+    if (n < 0)
+        return NULL;
+    ss_row_t *r = calloc(1, sizeof *r + (size_t)n * sizeof(ss_value_t));
+    if (r)
+        r->n = n;
+    return r;
+}
+
+void ss_row_free(ss_row_t *r)
+{
+    if (!r)
+        return;
+    for (int i = 0; i < r->n; i++)
+        if (r->v[i].t == SS_TEXT)
+            free(r->v[i].u.str.s);
+    free(r);
+}
+
+int ss_row_set(ss_row_t *r, int i, const ss_value_t *v)
+{
+    if (i < 0 || i >= r->n)
+        return SS_ERR_INVALID;
+    ss_value_t nv = *v;
+    if (v->t == SS_TEXT) {
+        nv.u.str.s = ss_strndup(v->u.str.s ? v->u.str.s : "", v->u.str.n);
+        if (!nv.u.str.s)
+            return SS_ERR_NOMEM;
+    }
+    if (r->v[i].t == SS_TEXT)
+        free(r->v[i].u.str.s);
+    r->v[i] = nv;
+    return SS_OK;
+}
+
+ss_row_t *ss_row_copy(const ss_row_t *r)
+{
+    ss_row_t *c = ss_row_new(r->n);
+    if (!c)
+        return NULL;
+    for (int i = 0; i < r->n; i++)
+        if (ss_row_set(c, i, &r->v[i])) {
+            ss_row_free(c);
+            return NULL;
+        }
+    return c;
+}
+
+int ss_row_cmp(const ss_row_t *a, const ss_row_t *b)
+{
+    if (a->n != b->n)
+        return a->n < b->n ? -1 : 1;
+    for (int i = 0; i < a->n; i++) {
+        int c = ss_val_cmp(&a->v[i], &b->v[i]);
+        if (c)
+            return c;
+    }
+    return 0;
+}
+
+uint64_t ss_row_hash(const ss_row_t *r)
+{
+    uint64_t h = 0xabcdef12345ULL ^ (uint64_t)r->n;
+    for (int i = 0; i < r->n; i++)
+        h = ss_val_hash(&r->v[i], h);
+    return h;
+}
+
+uint64_t ss_row_hash_cols(const ss_row_t *r, const int *cols, int ncols)
+{
+    uint64_t h = 0xabcdef12345ULL ^ (uint64_t)ncols;
+    for (int i = 0; i < ncols; i++)
+        h = ss_val_hash(&r->v[cols[i]], h);
+    return h;
+}
+
+int ss_row_cmp_cols(const ss_row_t *a, const int *acols, const ss_row_t *b, const int *bcols, int ncols)
+{
+    for (int i = 0; i < ncols; i++) {
+        int c = ss_val_cmp(&a->v[acols[i]], &b->v[bcols[i]]);
+        if (c)
+            return c;
+    }
+    return 0;
+}
+
+/* Encoding: u32 n, then per value a tag byte and payload (i64 / f64 / u32 len + bytes), little endian. */
+int ss_row_encode(const ss_row_t *r, ss_buf_t *out)
+{
+    uint32_t n = (uint32_t)r->n;
+    int rc = ss_buf_append(out, &n, 4);
+    for (int i = 0; i < r->n && !rc; i++) {
+        const ss_value_t *v = &r->v[i];
+        unsigned char tag = (unsigned char)v->t;
+        rc = ss_buf_append(out, &tag, 1);
+        if (rc)
+            break;
+        if (v->t == SS_INT)
+            rc = ss_buf_append(out, &v->u.i, 8);
+        else if (v->t == SS_REAL)
+            rc = ss_buf_append(out, &v->u.r, 8);
+        else if (v->t == SS_TEXT) {
+            uint32_t len = (uint32_t)v->u.str.n;
+            rc = ss_buf_append(out, &len, 4);
+            if (!rc)
+                rc = ss_buf_append(out, v->u.str.s, len);
+        }
+    }
+    return rc;
+}
+
+int ss_row_decode(const void *p, size_t n, ss_row_t **out)
+{
+    const unsigned char *s = p, *e = s + n;
+    uint32_t cnt;
+    *out = NULL;
+    if (n < 4)
+        return SS_ERR_INVALID;
+    memcpy(&cnt, s, 4);
+    s += 4;
+    if (cnt > (uint32_t)(n - 4))
+        return SS_ERR_INVALID;
+    ss_row_t *r = ss_row_new((int)cnt);
+    if (!r)
+        return SS_ERR_NOMEM;
+    for (uint32_t i = 0; i < cnt; i++) {
+        if (s >= e)
+            goto bad;
+        unsigned char tag = *s++;
+        ss_value_t v = ss_val_null();
+        if (tag == SS_INT || tag == SS_REAL) {
+            if (e - s < 8)
+                goto bad;
+            v.t = (ss_vtype_t)tag;
+            memcpy(tag == SS_INT ? (void *)&v.u.i : (void *)&v.u.r, s, 8);
+            s += 8;
+        } else if (tag == SS_TEXT) {
+            uint32_t len;
+            if (e - s < 4)
+                goto bad;
+            memcpy(&len, s, 4);
+            s += 4;
+            if ((size_t)(e - s) < len)
+                goto bad;
+            v = ss_val_text_ref((const char *)s, len);
+            s += len;
+        } else if (tag != SS_NULL)
+            goto bad;
+        if (ss_row_set(r, (int)i, &v)) {
+            ss_row_free(r);
+            return SS_ERR_NOMEM;
+        }
+    }
+    if (s != e)
+        goto bad;
+    *out = r;
+    return SS_OK;
+bad:
+    ss_row_free(r);
+    return SS_ERR_INVALID;
+}
+
+int ss_row_to_json(const ss_row_t *r, const ss_schema_t *s, ss_buf_t *out)
+{
+    int rc = ss_buf_putc(out, '{');
+    for (int i = 0; i < r->n && !rc; i++) {
+        if (i)
+            rc = ss_buf_putc(out, ',');
+        char tmp[32];
+        const char *name = s && i < s->n && s->names[i] ? s->names[i] : NULL;
+        if (!name) {
+            snprintf(tmp, sizeof tmp, "c%d", i);
+            name = tmp;
+        }
+        if (!rc)
+            rc = ss_buf_put_json_str(out, name, strlen(name));
+        if (!rc)
+            rc = ss_buf_putc(out, ':');
+        if (!rc)
+            rc = ss_val_to_json(&r->v[i], out);
+    }
+    return rc ? rc : ss_buf_putc(out, '}');
+}
+
+ss_schema_t *ss_schema_new(int n)
+{
+    ss_schema_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->n = n;
+    s->names = calloc((size_t)n + 1, sizeof(char *));
+    s->types = calloc((size_t)n + 1, sizeof(ss_coltype_t));
+    s->is_key = calloc((size_t)n + 1, sizeof(int));
+    if (!s->names || !s->types || !s->is_key) {
+        ss_schema_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void ss_schema_free(ss_schema_t *s)
+{
+    if (!s)
+        return;
+    if (s->names)
+        for (int i = 0; i < s->n; i++)
+            free(s->names[i]);
+    free(s->names);
+    free(s->types);
+    free(s->is_key);
+    free(s);
+}
+
+ss_schema_t *ss_schema_copy(const ss_schema_t *s)
+{
+    ss_schema_t *c = ss_schema_new(s->n);
+    if (!c)
+        return NULL;
+    for (int i = 0; i < s->n; i++)
+        if (ss_schema_set(c, i, s->names[i], s->types[i], s->is_key[i])) {
+            ss_schema_free(c);
+            return NULL;
+        }
+    return c;
+}
+
+int ss_schema_set(ss_schema_t *s, int i, const char *name, ss_coltype_t t, int is_key)
+{
+    if (i < 0 || i >= s->n)
+        return SS_ERR_INVALID;
+    char *nm = ss_strdup(name);
+    if (name && !nm)
+        return SS_ERR_NOMEM;
+    free(s->names[i]);
+    s->names[i] = nm;
+    s->types[i] = t;
+    s->is_key[i] = is_key;
+    return SS_OK;
+}
+
+int ss_schema_find(const ss_schema_t *s, const char *name)
+{
+    for (int i = 0; i < s->n; i++)
+        if (s->names[i] && ss_strcaseeq(s->names[i], name))
+            return i;
+    return -1;
+}
+
+int ss_schema_keys(const ss_schema_t *s, int *out, int max)
+{
+    int k = 0;
+    for (int i = 0; i < s->n; i++)
+        if (s->is_key[i] && k < max)
+            out[k++] = i;
+    return k;
+}
+
+const char *ss_coltype_name(ss_coltype_t t)
+{
+    switch (t) {
+    case SS_COL_TEXT: return "TEXT";
+    case SS_COL_INT: return "INT";
+    case SS_COL_REAL: return "REAL";
+    case SS_COL_BOOL: return "BOOLEAN";
+    default: return "ANY";
+    }
+}
+
+void ss_zset_init(ss_zset_t *z) { memset(z, 0, sizeof *z); z->consolidated = 1; }
+
+void ss_zset_clear(ss_zset_t *z)
+{
+    for (size_t i = 0; i < z->n; i++)
+        ss_row_free(z->e[i].row);
+    z->n = 0;
+    z->consolidated = 1;
+}
+
+void ss_zset_destroy(ss_zset_t *z)
+{
+    ss_zset_clear(z);
+    free(z->e);
+    ss_zset_init(z);
+}
+
+int ss_zset_add(ss_zset_t *z, ss_row_t *row, int64_t w)
+{
+    if (!row)
+        return SS_ERR_NOMEM;
+    if (w == 0) {
+        ss_row_free(row);
+        return SS_OK;
+    }
+    if (z->n == z->cap) {
+        size_t nc = z->cap ? z->cap * 2 : 16;
+        ss_zentry_t *e = realloc(z->e, nc * sizeof *e);
+        if (!e) {
+            ss_row_free(row);
+            return SS_ERR_NOMEM;
+        }
+        z->e = e;
+        z->cap = nc;
+    }
+    z->e[z->n].row = row;
+    z->e[z->n].w = w;
+    z->n++;
+    z->consolidated = 0;
+    return SS_OK;
+}
+
+int ss_zset_add_copy(ss_zset_t *z, const ss_row_t *row, int64_t w)
+{
+    if (w == 0)
+        return SS_OK;
+    return ss_zset_add(z, ss_row_copy(row), w);
+}
+
+int ss_zset_extend(ss_zset_t *z, const ss_zset_t *src, int64_t mul)
+{
+    for (size_t i = 0; i < src->n; i++) {
+        int rc = ss_zset_add_copy(z, src->e[i].row, src->e[i].w * mul);
+        if (rc)
+            return rc;
+    }
+    return SS_OK;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+    return ss_row_cmp(((const ss_zentry_t *)a)->row, ((const ss_zentry_t *)b)->row);
+}
+
+int ss_zset_consolidate(ss_zset_t *z)
+{
+    if (z->consolidated)
+        return SS_OK;
+    qsort(z->e, z->n, sizeof *z->e, entry_cmp);
+    size_t o = 0;
+    for (size_t i = 0; i < z->n;) {
+        size_t j = i + 1;
+        int64_t w = z->e[i].w;
+        while (j < z->n && ss_row_cmp(z->e[i].row, z->e[j].row) == 0) {
+            w += z->e[j].w;
+            ss_row_free(z->e[j].row);
+            j++;
+        }
+        if (w == 0)
+            ss_row_free(z->e[i].row);
+        else {
+            z->e[o].row = z->e[i].row;
+            z->e[o].w = w;
+            o++;
+        }
+        i = j;
+    }
+    z->n = o;
+    z->consolidated = 1;
+    return SS_OK;
+}
+
+int ss_zset_equal(const ss_zset_t *a, const ss_zset_t *b)
+{
+    ss_zset_t ca, cb;
+    ss_zset_init(&ca);
+    ss_zset_init(&cb);
+    int eq = 0;
+    if (ss_zset_extend(&ca, a, 1) || ss_zset_extend(&cb, b, 1))
+        goto out;
+    ss_zset_consolidate(&ca);
+    ss_zset_consolidate(&cb);
+    if (ca.n != cb.n)
+        goto out;
+    for (size_t i = 0; i < ca.n; i++)
+        if (ca.e[i].w != cb.e[i].w || ss_row_cmp(ca.e[i].row, cb.e[i].row))
+            goto out;
+    eq = 1;
+out:
+    ss_zset_destroy(&ca);
+    ss_zset_destroy(&cb);
+    return eq;
+}
+
+int ss_zset_dump(const ss_zset_t *z, const ss_schema_t *s, ss_buf_t *out)
+{
+    for (size_t i = 0; i < z->n; i++) {
+        int rc = ss_buf_printf(out, "%+lld\t", (long long)z->e[i].w);
+        if (!rc)
+            rc = ss_row_to_json(z->e[i].row, s, out);
+        if (!rc)
+            rc = ss_buf_putc(out, '\n');
+        if (rc)
+            return rc;
+    }
+    return SS_OK;
+}

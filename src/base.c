@@ -1,0 +1,270 @@
+/*
+ * base.c — implements ss_base.h: error strings and buffers, ss_buf, string
+ * helpers, stable hashing, stderr logging and clocks.
+ */
+#include "ss_base.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *err_names[SS_ERR__COUNT] = {
+    "ok", "out of memory", "I/O error", "syntax error", "semantic error", "not found",
+    "already exists", "invalid input", "unsupported", "SQLite error", "Kafka error",
+    "model error", "CUDA error", "HTTP error", "timeout", "busy", "internal error",
+};
+
+const char *ss_err2str(ss_err_t e)
+{
+    if ((int)e < 0 || e >= SS_ERR__COUNT)
+        return "unknown error";
+    return err_names[e];
+}
+
+ss_err_t ss_seterr(char *err, size_t errsz, ss_err_t code, const char *fmt, ...)
+{
+    if (err && errsz) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errsz, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+void ss_errprefix(char *err, size_t errsz, const char *fmt, ...)
+{
+    if (!err || !errsz)
+        return;
+    char pre[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(pre, sizeof pre, fmt, ap);
+    va_end(ap);
+    char *old = ss_strdup(err);
+    snprintf(err, errsz, "%s: %s", pre, old ? old : "");
+    free(old);
+}
+
+int ss_buf_reserve(ss_buf_t *b, size_t extra)
+{
+    if (b->len + extra + 1 <= b->cap)
+        return SS_OK;
+    size_t ncap = b->cap ? b->cap : 64;
+    while (ncap < b->len + extra + 1)
+        ncap *= 2;
+    char *p = realloc(b->data, ncap);
+    if (!p)
+        return SS_ERR_NOMEM;
+    b->data = p;
+    b->cap = ncap;
+    return SS_OK;
+}
+
+int ss_buf_append(ss_buf_t *b, const void *p, size_t n)
+{
+    if (ss_buf_reserve(b, n))
+        return SS_ERR_NOMEM;
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = 0;
+    return SS_OK;
+}
+
+int ss_buf_puts(ss_buf_t *b, const char *s) { return ss_buf_append(b, s, strlen(s)); }
+int ss_buf_putc(ss_buf_t *b, char c) { return ss_buf_append(b, &c, 1); }
+
+int ss_buf_vprintf(ss_buf_t *b, const char *fmt, va_list ap)
+{
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    if (n < 0)
+        return SS_ERR_INVALID;
+    if (ss_buf_reserve(b, (size_t)n))
+        return SS_ERR_NOMEM;
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    b->len += (size_t)n;
+    return SS_OK;
+}
+
+int ss_buf_printf(ss_buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = ss_buf_vprintf(b, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int ss_buf_put_json_str(ss_buf_t *b, const char *s, size_t n)
+{
+    int rc = ss_buf_putc(b, '"');
+    for (size_t i = 0; i < n && !rc; i++) {
+        unsigned char c = (unsigned char)s[i];
+        switch (c) {
+        case '"': rc = ss_buf_puts(b, "\\\""); break;
+        case '\\': rc = ss_buf_puts(b, "\\\\"); break;
+        case '\n': rc = ss_buf_puts(b, "\\n"); break;
+        case '\r': rc = ss_buf_puts(b, "\\r"); break;
+        case '\t': rc = ss_buf_puts(b, "\\t"); break;
+        case '\b': rc = ss_buf_puts(b, "\\b"); break;
+        case '\f': rc = ss_buf_puts(b, "\\f"); break;
+        default:
+            if (c < 0x20)
+                rc = ss_buf_printf(b, "\\u%04x", c);
+            else
+                rc = ss_buf_putc(b, (char)c);
+        }
+    }
+    return rc ? rc : ss_buf_putc(b, '"');
+}
+
+void ss_buf_reset(ss_buf_t *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = 0;
+}
+
+void ss_buf_free(ss_buf_t *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+char *ss_buf_take(ss_buf_t *b)
+{
+    char *p = b->data ? b->data : calloc(1, 1);
+    b->data = NULL;
+    b->len = b->cap = 0;
+    return p;
+}
+
+const char *ss_buf_cstr(const ss_buf_t *b) { return b->data ? b->data : ""; }
+
+char *ss_strdup(const char *s) { return s ? strdup(s) : NULL; }
+
+char *ss_strndup(const char *s, size_t n)
+{
+    char *p = malloc(n + 1);
+    if (!p)
+        return NULL;
+    memcpy(p, s, n);
+    p[n] = 0;
+    return p;
+}
+
+char *ss_sprintf(const char *fmt, ...)
+{
+    ss_buf_t b = SS_BUF_INIT;
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = ss_buf_vprintf(&b, fmt, ap);
+    va_end(ap);
+    if (rc) {
+        ss_buf_free(&b);
+        return NULL;
+    }
+    return ss_buf_take(&b);
+}
+
+int ss_strcaseeq(const char *a, const char *b)
+{
+    if (!a || !b)
+        return a == b;
+    while (*a && *b) {
+        if (tolower((unsigned char)*a) != tolower((unsigned char)*b))
+            return 0;
+        a++, b++;
+    }
+    return *a == *b;
+}
+
+/* 64-bit hash: a simple, stable multiply-rotate mix over 8-byte words
+ * (wyhash-like constants). Stable across runs: used in persistent cache keys. */
+static inline uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 32;
+    x *= 0xd6e8feb86659fd93ULL;
+    x ^= x >> 32;
+    x *= 0xd6e8feb86659fd93ULL;
+    x ^= x >> 32;
+    return x;
+}
+
+uint64_t ss_hash64(const void *p, size_t n, uint64_t seed)
+{
+    const unsigned char *s = p;
+    uint64_t h = seed ^ (0x9e3779b97f4a7c15ULL * (n + 1));
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        h = mix64(h ^ w) + 0x9e3779b97f4a7c15ULL;
+        s += 8;
+        n -= 8;
+    }
+    uint64_t w = 0;
+    for (size_t i = 0; i < n; i++)
+        w |= (uint64_t)s[i] << (8 * i);
+    return mix64(h ^ w ^ ((uint64_t)n << 56));
+}
+
+uint64_t ss_hash_combine(uint64_t a, uint64_t b) { return mix64(a ^ (b + 0x9e3779b97f4a7c15ULL + (a << 6) + (a >> 2))); }
+
+void ss_hash_hex128(const void *p, size_t n, char out[33])
+{
+    uint64_t a = ss_hash64(p, n, 0x1234567887654321ULL);
+    uint64_t b = ss_hash64(p, n, 0x0fedcba987654321ULL);
+    snprintf(out, 33, "%016llx%016llx", (unsigned long long)a, (unsigned long long)b);
+}
+
+static int log_level = -1;
+
+ss_log_level_t ss_log_get_level(void)
+{
+    if (log_level < 0) {
+        const char *e = getenv("SEMSTREAM_LOG");
+        log_level = SS_LOG_WARN;
+        if (e) {
+            if (!strcmp(e, "error")) log_level = SS_LOG_ERROR;
+            else if (!strcmp(e, "info")) log_level = SS_LOG_INFO;
+            else if (!strcmp(e, "debug")) log_level = SS_LOG_DEBUG;
+        }
+    }
+    return (ss_log_level_t)log_level;
+}
+
+void ss_log_set_level(ss_log_level_t lvl) { log_level = (int)lvl; }
+
+void ss_log(ss_log_level_t lvl, const char *module, const char *fmt, ...)
+{
+    static const char *names[] = {"error", "warn", "info", "debug"};
+    if ((int)lvl > (int)ss_log_get_level())
+        return;
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "semstream[%s] %s: %s\n", names[lvl], module, msg);
+}
+
+int64_t ss_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+int64_t ss_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}

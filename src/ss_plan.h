@@ -1,0 +1,149 @@
+/*
+ * ss_plan.h — compiled expressions, templates and the operator DAG the planner
+ * produces from the AST. This is the contract between the planner (src/planner.c)
+ * and the operators (operators/): each plan node names an operator kind, its
+ * inputs, its output schema and its parameters, with columns already resolved to
+ * indices. The plan (ss_plan_t) owns its nodes; nodes own their parameters.
+ */
+#ifndef SS_PLAN_H
+#define SS_PLAN_H
+
+#include "ss_ast.h"
+#include "ss_zset.h"
+
+/* ---- compiled scalar expressions (columns resolved to indices of the input row) ---- */
+typedef enum ss_expr_kind {
+    SS_EX_COL,     /* input column `col` */
+    SS_EX_LIT,     /* literal `lit` */
+    SS_EX_UNARY,   /* op args[0] */
+    SS_EX_BINARY,  /* args[0] op args[1] */
+    SS_EX_IS_NULL, /* args[0] IS NULL (negate = IS NOT NULL) */
+    SS_EX_FUNC,    /* scalar function `func`(args...) : LOWER UPPER LENGTH COALESCE ABS SUBSTR ROUND ... */
+} ss_expr_kind_t;
+
+typedef struct ss_expr {
+    ss_expr_kind_t kind;
+    int col;                 /* SS_EX_COL */
+    ss_value_t lit;          /* SS_EX_LIT; text owned by the node */
+    ss_ast_op_t op;          /* SS_EX_UNARY / SS_EX_BINARY */
+    int negate;              /* SS_EX_IS_NULL */
+    char *func;              /* SS_EX_FUNC, upper-case; owned */
+    int nargs;
+    struct ss_expr **args;   /* owned */
+    ss_coltype_t type;       /* result type as inferred by the planner (ANY if unknown) */
+} ss_expr_t;
+
+ss_expr_t *ss_expr_new(ss_expr_kind_t kind);
+void ss_expr_free(ss_expr_t *e);
+ss_expr_t *ss_expr_copy(const ss_expr_t *e);
+/* Evaluates e on row. Text results either borrow from row/e or are malloc'd into
+ * *owned (caller frees *owned when non-NULL after the call). SQL semantics:
+ * NULL propagates; comparisons yield INT 0/1 or NULL; AND/OR three-valued. */
+int ss_expr_eval(const ss_expr_t *e, const ss_row_t *row, ss_value_t *out, char **owned,
+                 char *err, size_t errsz);
+/* Readable rendering using the input schema's names (for EXPLAIN). */
+int ss_expr_to_sql(const ss_expr_t *e, const ss_schema_t *in, ss_buf_t *out);
+
+/* ---- prompt templates: literal text with {col} references resolved to (side, column) ---- */
+typedef struct ss_tmpl_part {
+    char *text;    /* literal text, owned; NULL for a column reference */
+    int side;      /* input 0 or 1 (SEM_JOIN right side, or pair element B for SEM_RANK) */
+    int col;       /* column index in that input */
+    char *name;    /* the reference as written, e.g. "abstract" or "p.abstract"; owned */
+} ss_tmpl_part_t;
+
+typedef struct ss_template {
+    char *src;              /* template text as written; owned */
+    int nparts;
+    ss_tmpl_part_t *parts;  /* owned */
+} ss_template_t;
+
+void ss_template_free(ss_template_t *t);
+ss_template_t *ss_template_copy(const ss_template_t *t);
+/* Columns (of side `side`) the template reads, deduplicated, into cols (max n); returns count. */
+int ss_template_cols(const ss_template_t *t, int side, int *cols, int max);
+
+/* ---- plan nodes ---- */
+typedef enum ss_plan_kind {
+    SS_PN_SOURCE,       /* a stream: rows decoded from its topic (label = stream name) */
+    SS_PN_FILTER,       /* pred */
+    SS_PN_PROJECT,      /* exprs -> schema */
+    SS_PN_UNION,        /* in[0] + in[1] */
+    SS_PN_DISTINCT,     /* weights clamped to 1 */
+    SS_PN_JOIN,         /* equi-join on lkeys = rkeys (+ residual pred on the concatenated row) */
+    SS_PN_GROUP,        /* group_cols + aggs */
+    SS_PN_TOPK,         /* order + limit */
+    SS_PN_SEM_FILTER,   /* tmpl over in[0]: keep rows the model answers yes for */
+    SS_PN_SEM_MAP,      /* tmpl over in[0]: appends one TEXT column (schema's last) */
+    SS_PN_SEM_JOIN,     /* tmpl over (in[0], in[1]): output = concatenated rows where yes */
+    SS_PN_SEM_TOPK,     /* sem = SEM_RANK or SEM_SCORE, tmpl, limit, desc */
+    SS_PN_SEM_AGG,      /* group_cols + tmpl: output = group cols + one TEXT summary column */
+    SS_PN_LLM_GENERATE, /* in[0] = context stream, in[1] = data source; see options */
+    SS_PN_VIEW,         /* materialises in[0] as view `label` (table view_<label>) + optional sink */
+} ss_plan_kind_t;
+
+typedef enum ss_agg_fn { SS_AGG_COUNT, SS_AGG_SUM, SS_AGG_MIN, SS_AGG_MAX, SS_AGG_AVG } ss_agg_fn_t;
+
+typedef struct ss_plan_agg {
+    ss_agg_fn_t fn;
+    ss_expr_t *arg;  /* owned; NULL for COUNT(*) */
+    int distinct;    /* COUNT(DISTINCT ..) etc. */
+} ss_plan_agg_t;
+
+typedef struct ss_plan_order {
+    ss_expr_t *expr; /* owned (ignored for SEM_TOPK, which orders by the model) */
+    int desc;
+} ss_plan_order_t;
+
+/* A copied option: name = value (text) — operator-specific settings such as
+ * fan_in, join_candidates, threshold, retrieve, maintain, key, sink_topic. */
+typedef struct ss_plan_opt {
+    char *name;  /* lower-case; owned */
+    char *value; /* owned, textual form */
+} ss_plan_opt_t;
+
+typedef struct ss_plan_node {
+    ss_plan_kind_t kind;
+    int id;                       /* unique within the plan; state tables are named st_<id>_* */
+    char *label;                  /* stream/view name or a short description; owned */
+    char *view;                   /* the view this node was planned for; owned */
+    int nin;
+    struct ss_plan_node *in[2];   /* inputs; not owned (the plan owns every node) */
+    ss_schema_t *schema;          /* output schema; owned */
+
+    ss_expr_t *pred;              /* FILTER; JOIN residual (may be NULL) */
+    int nexprs;
+    ss_expr_t **exprs;            /* PROJECT: one per output column */
+    int nkeys;
+    int *lkeys, *rkeys;           /* JOIN: key columns of in[0] and in[1] */
+    ss_join_type_t join_type;     /* JOIN */
+    int ngroup;
+    int *group_cols;              /* GROUP, SEM_AGG: grouping columns of in[0] */
+    int naggs;
+    ss_plan_agg_t *aggs;          /* GROUP: output = group cols then one column per agg */
+    int norder;
+    ss_plan_order_t *order;       /* TOPK */
+    int64_t limit;                /* TOPK, SEM_TOPK: k (-1 = none) */
+    ss_sem_kind_t sem;            /* SEM_TOPK: SS_SEM_RANK or SS_SEM_SCORE */
+    int desc;                     /* SEM_TOPK: 1 = best first (default) */
+    ss_template_t *tmpl;          /* SEM_*: the prompt template; LLM_GENERATE: PROMPT as a template */
+    char *model;                  /* SEM_*, LLM_GENERATE: model name, NULL = default; owned */
+    int nopts;
+    ss_plan_opt_t *opts;          /* owned */
+} ss_plan_node_t;
+
+/* The whole DAG of every view in the catalog (or of one query for EXPLAIN). */
+typedef struct ss_plan {
+    int n, cap;
+    ss_plan_node_t **nodes;       /* owned, in topological order (inputs before users) */
+} ss_plan_t;
+
+ss_plan_node_t *ss_plan_node_new(ss_plan_kind_t kind);
+void ss_plan_node_free(ss_plan_node_t *n);
+void ss_plan_free(ss_plan_t *p);
+const char *ss_plan_kind_name(ss_plan_kind_t k);
+const char *ss_plan_opt(const ss_plan_node_t *n, const char *name); /* NULL if unset */
+int64_t ss_plan_opt_int(const ss_plan_node_t *n, const char *name, int64_t dflt);
+double ss_plan_opt_real(const ss_plan_node_t *n, const char *name, double dflt);
+
+#endif
