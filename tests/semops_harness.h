@@ -176,7 +176,7 @@ static int64_t h_apply(harness_t *h, ss_op_t *op, int port, ss_zset_t *in, ss_zs
     int64_t before = op->stats.infer.requests;
     ss_zset_consolidate(in);
     int rc = op->vt->apply(op, &h->ctx, port, in, &out, err, sizeof err);
-    ck_assert_msg(rc == SS_OK, "apply: %s", err);
+    ck_assert_msg(rc == SS_OK, "apply: rc %d %s", rc, err);
     if (acc) {
         ss_zset_extend(acc, &out, 1);
         ss_zset_consolidate(acc);
