@@ -130,36 +130,9 @@ static void assert_same(ss_zset_t *inc, ss_zset_t *scr)
 
 
 /* ------------------------------------------------------------ TEMPORARY
- * Until runtime/dispatch.c and the local engine (gpu/) are merged into this branch:
- * a weak minimal dispatcher (the real one overrides it at link time) and a
- * deterministic hash backend. Removed once both land. */
+ * Until the local engine (gpu/ss_llm.h) is merged into this branch: a deterministic
+ * hash backend behind the real dispatcher. Removed once it lands. */
 #ifndef H_HAVE_LLM
-struct ss_dispatch { ss_infer_backend_t *b; ss_infer_stats_t tot; };
-__attribute__((weak)) int ss_dispatch_open(const ss_dispatch_opts_t *o, ss_dispatch_t **out, char *err, size_t errsz)
-{
-    (void)o; (void)err; (void)errsz;
-    *out = calloc(1, sizeof **out);
-    return SS_OK;
-}
-__attribute__((weak)) void ss_dispatch_close(ss_dispatch_t *d)
-{
-    if (d && d->b) d->b->destroy(d->b);
-    free(d);
-}
-__attribute__((weak)) int ss_dispatch_add_model(ss_dispatch_t *d, const char *name, ss_infer_backend_t *b, int dflt, char *err, size_t errsz)
-{
-    (void)name; (void)dflt; (void)err; (void)errsz;
-    d->b = b;
-    return SS_OK;
-}
-__attribute__((weak)) int ss_dispatch_run(ss_dispatch_t *d, const char *model, ss_infer_stats_t *acct,
-    const ss_infer_req_t *reqs, int n, ss_infer_res_t *res, char *err, size_t errsz)
-{
-    (void)model;
-    acct->requests += n;
-    acct->calls += n;
-    return d->b->run(d->b, reqs, n, res, err, errsz);
-}
 static int tb_run(ss_infer_backend_t *b, const ss_infer_req_t *reqs, int n, ss_infer_res_t *res, char *err, size_t errsz)
 {
     (void)b; (void)err; (void)errsz;
@@ -534,6 +507,87 @@ START_TEST(test_topk_rank)
 }
 END_TEST
 
+
+/* ------------------------------------------------------------ sem_join */
+
+static void join_equiv(int cand)
+{
+    rng_state = 77 + (uint64_t)cand;
+    ss_plan_node_t *a = h_source(1, DATA_SPEC), *b = h_source(2, DATA_SPEC);
+    ss_plan_node_t *n = ss_plan_node_new(SS_PN_SEM_JOIN);
+    n->id = 5;
+    n->nin = 2;
+    n->in[0] = a;
+    n->in[1] = b;
+    n->tmpl = h_tmpl("Is {txt} the same story as {b.txt}?", a->schema, b->schema);
+    n->schema = h_concat(a->schema, b->schema, NULL);
+    if (cand) {
+        char c[16];
+        snprintf(c, sizeof c, "%d", cand);
+        h_opt(n, "join_candidates", c);
+    }
+    harness_t h;
+    h_open(&h);
+    ss_op_t *op = h_op(&h, n);
+    data_t d[2] = {{0}, {0}};
+    int64_t next[2] = {1, 1000};
+    ss_zset_t acc, z;
+    ss_zset_init(&acc);
+    ss_zset_init(&z);
+    for (int s = 0; s < 40; s++) {
+        int side = (int)(rnd() % 2);
+        ss_zset_clear(&z);
+        int nother = d[1 - side].n;
+        int k = data_step(&d[side], &z, &next[side], 1);
+        int64_t calls = h_apply(&h, op, side, &z, &acc);
+        if (k == OP_DELETE)
+            ck_assert_int_eq(calls, 0);
+        if (k == OP_INSERT) /* one call per candidate pair (+ one embedding when pruning) */
+            ck_assert_int_le(calls, (cand ? SS_MIN(cand, nother) + 1 : nother));
+    }
+    if (!cand) { /* exhaustive: equals a fresh run (left side first, then right) */
+        ss_zset_t scr, z1;
+        ss_zset_init(&scr);
+        ss_zset_init(&z1);
+        harness_t h2;
+        h_open(&h2);
+        ss_op_t *op2 = h_op(&h2, n);
+        ss_zset_clear(&z);
+        data_all(&d[0], &z);
+        data_all(&d[1], &z1);
+        h_apply(&h2, op2, 0, &z, &scr);
+        int64_t calls = h_apply(&h2, op2, 1, &z1, &scr);
+        ck_assert_int_le(calls, (int64_t)d[0].n * d[1].n);
+        assert_same(&acc, &scr);
+        ss_op_destroy(op2);
+        h_close(&h2);
+        ss_zset_destroy(&scr);
+        ss_zset_destroy(&z1);
+    }
+    /* the snapshot equals the integrated output */
+    ss_zset_t snap;
+    ss_zset_init(&snap);
+    char err[SS_ERRSZ];
+    ck_assert_int_eq(op->vt->snapshot(op, &h.ctx, &snap, err, sizeof err), SS_OK);
+    assert_same(&acc, &snap);
+    ss_zset_destroy(&snap);
+    ss_zset_destroy(&acc);
+    ss_zset_destroy(&z);
+    ss_op_destroy(op);
+    h_close(&h);
+    data_free(&d[0]);
+    data_free(&d[1]);
+    ss_plan_node_free(n);
+    ss_plan_node_free(a);
+    ss_plan_node_free(b);
+}
+
+START_TEST(test_join_exhaustive) { join_equiv(0); }
+END_TEST
+
+START_TEST(test_join_pruned) { join_equiv(3); }
+END_TEST
+
 Suite *check_semops_suite(void)
 {
     Suite *s = suite_create("semops");
@@ -547,6 +601,8 @@ Suite *check_semops_suite(void)
     tcase_add_test(tc, test_agg_empty);
     tcase_add_test(tc, test_topk_score_equiv);
     tcase_add_test(tc, test_topk_rank);
+    tcase_add_test(tc, test_join_exhaustive);
+    tcase_add_test(tc, test_join_pruned);
     suite_add_tcase(s, tc);
     return s;
 }
