@@ -129,48 +129,6 @@ static void assert_same(ss_zset_t *inc, ss_zset_t *scr)
 }
 
 
-/* ------------------------------------------------------------ TEMPORARY
- * Until the local engine (gpu/ss_llm.h) is merged into this branch: a deterministic
- * hash backend behind the real dispatcher. Removed once it lands. */
-#ifndef H_HAVE_LLM
-static int tb_run(ss_infer_backend_t *b, const ss_infer_req_t *reqs, int n, ss_infer_res_t *res, char *err, size_t errsz)
-{
-    (void)b; (void)err; (void)errsz;
-    for (int i = 0; i < n; i++) {
-        const ss_infer_req_t *q = &reqs[i];
-        uint64_t h = ss_hash64(q->prompt, strlen(q->prompt), 1);
-        res[i].status = SS_OK;
-        if (q->kind == SS_INFER_CHOOSE) {
-            res[i].nprobs = q->nchoices;
-            res[i].probs = calloc((size_t)q->nchoices, sizeof(float));
-            res[i].probs[h % (uint64_t)q->nchoices] = 1.0f;
-        } else if (q->kind == SS_INFER_GENERATE) {
-            char t[64];
-            snprintf(t, sizeof t, " %s %s", WORDS[h % 16], WORDS[(h >> 8) % 16]);
-            res[i].text = strdup(t);
-        } else if (q->kind == SS_INFER_SCORE) {
-            res[i].score = 1 + (double)(h % 1000) / 111.0;
-        } else {
-            res[i].dim = 16;
-            res[i].emb = calloc(16, sizeof(float));
-            for (const char *c = q->prompt; *c; c++)
-                res[i].emb[(unsigned char)*c % 16] += 1.0f;
-        }
-    }
-    return SS_OK;
-}
-static void tb_destroy(ss_infer_backend_t *b) { free(b->model_id); free(b); }
-ss_infer_backend_t *h_test_backend(void)
-{
-    ss_infer_backend_t *b = calloc(1, sizeof *b);
-    b->kind = "test";
-    b->model_id = strdup("test");
-    b->run = tb_run;
-    b->destroy = tb_destroy;
-    return b;
-}
-#endif
-
 /* ------------------------------------------------------------ prompts */
 
 START_TEST(test_prompt_delimits_fields)

@@ -18,10 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if __has_include("ss_llm.h")
 #include "ss_llm.h"
-#define H_HAVE_LLM 1
-#endif
 
 typedef struct harness {
     sqlite3 *db;
@@ -29,7 +26,6 @@ typedef struct harness {
     ss_op_ctx_t ctx;
 } harness_t;
 
-#ifdef H_HAVE_LLM
 static ss_infer_backend_t *h_backend(void)
 {
     char buf[1024], err[SS_ERRSZ] = "";
@@ -38,10 +34,6 @@ static ss_infer_backend_t *h_backend(void)
     ck_assert_msg(b != NULL, "local backend: %s", err);
     return b;
 }
-#else
-ss_infer_backend_t *h_test_backend(void); /* check_semops.c, until the local engine lands */
-static ss_infer_backend_t *h_backend(void) { return h_test_backend(); }
-#endif
 
 static void h_open(harness_t *h)
 {
