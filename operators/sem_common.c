@@ -11,6 +11,7 @@
 #include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -112,6 +113,22 @@ int ss_sem_fields(ss_buf_t *out, const ss_template_t *t, int side, const ss_row_
         if (cols[j] < 0 || cols[j] >= row->n)
             continue;
         int rc = put_field(out, label, name, &row->v[cols[j]]);
+        if (rc)
+            return rc;
+    }
+    return SS_OK;
+}
+
+int ss_sem_row_fields(ss_buf_t *out, const ss_schema_t *s, const ss_row_t *row)
+{
+    for (int i = 0; i < row->n; i++) {
+        char tmp[16];
+        const char *name = s && i < s->n && s->names[i] ? s->names[i] : NULL;
+        if (!name) {
+            snprintf(tmp, sizeof tmp, "c%d", i);
+            name = tmp;
+        }
+        int rc = put_field(out, NULL, name, &row->v[i]);
         if (rc)
             return rc;
     }

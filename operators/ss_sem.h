@@ -36,6 +36,8 @@ int ss_sem_head(ss_buf_t *out, const char *task, const ss_template_t *t);
  * in template order; `label` (may be NULL) prefixes each tag name, e.g. "A." */
 int ss_sem_fields(ss_buf_t *out, const ss_template_t *t, int side, const ss_row_t *row,
                   const char *label);
+/* Appends "<name>value</name>\n" for every column of row (names from schema, "cN" if absent). */
+int ss_sem_row_fields(ss_buf_t *out, const ss_schema_t *s, const ss_row_t *row);
 /* Appends one delimited item "<tag>escaped text</tag>\n". */
 int ss_sem_item(ss_buf_t *out, const char *tag, const char *text, size_t n);
 /* Full prompt for a one-row (or one-pair: rows[1]) decision:

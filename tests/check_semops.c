@@ -546,6 +546,175 @@ END_TEST
 START_TEST(test_join_pruned) { join_equiv(3); }
 END_TEST
 
+
+/* ------------------------------------------------------------ llm_generate */
+
+#define CTX_SPEC "id:i:key,sess:t,q:t"
+#define DOC_SPEC "did:i:key,body:t"
+
+static ss_plan_node_t *gen_node(ss_plan_node_t *c, ss_plan_node_t *d, const char *mode)
+{
+    ss_plan_node_t *n = ss_plan_node_new(SS_PN_LLM_GENERATE);
+    n->id = 6;
+    n->nin = 2;
+    n->in[0] = c;
+    n->in[1] = d;
+    n->tmpl = h_tmpl("Answer the question {q}", c->schema, NULL);
+    n->schema = h_schema("sess:t,response:t,docs:t");
+    h_opt(n, "key", "sess");
+    h_opt(n, "retrieve", "2");
+    h_opt(n, "maintain", mode);
+    h_opt(n, "max_tokens", "6");
+    return n;
+}
+
+typedef struct gdata {
+    int nc, nd;
+    int64_t cid[MAXR], did[MAXR];
+    char *q[MAXR], *body[MAXR];
+    const char *sess[MAXR];
+} gdata_t;
+
+static ss_row_t *ctx_row(gdata_t *g, int i) { return h_row(3, 'i', g->cid[i], 't', g->sess[i], 't', g->q[i]); }
+static ss_row_t *doc_row(gdata_t *g, int i) { return h_row(2, 'i', g->did[i], 't', g->body[i]); }
+
+static void gdata_free(gdata_t *g)
+{
+    for (int i = 0; i < g->nc; i++)
+        free(g->q[i]);
+    for (int i = 0; i < g->nd; i++)
+        free(g->body[i]);
+}
+
+static void remove_at(int64_t *ids, char **txt, const char **extra, int *n, int i)
+{
+    free(txt[i]);
+    for (int j = i; j + 1 < *n; j++) { /* keep arrival order */
+        ids[j] = ids[j + 1];
+        txt[j] = txt[j + 1];
+        if (extra)
+            extra[j] = extra[j + 1];
+    }
+    (*n)--;
+}
+
+/* Random turns and document changes; recompute must equal a fresh run (documents first,
+ * then all turns in order). */
+static void generate_equiv(const char *mode, uint64_t seed, int steps)
+{
+    rng_state = seed;
+    ss_plan_node_t *c = h_source(1, CTX_SPEC), *d = h_source(2, DOC_SPEC);
+    ss_plan_node_t *n = gen_node(c, d, mode);
+    harness_t h;
+    h_open(&h);
+    ss_op_t *op = h_op(&h, n);
+    gdata_t g = {0};
+    int64_t nextc = 1, nextd = 1;
+    ss_zset_t acc, z;
+    ss_zset_init(&acc);
+    ss_zset_init(&z);
+    static const char *SESS[] = {"s1", "s2"};
+    int none = strcmp(mode, "none") == 0;
+    int64_t revisits = 0;
+    for (int s = 0; s < steps; s++) {
+        ss_zset_clear(&z);
+        int r = (int)(rnd() % 10);
+        if (g.nd < 2 || r < 3) { /* new document */
+            int i = g.nd++;
+            g.did[i] = nextd++;
+            g.body[i] = mktext(g.did[i], 0);
+            ss_zset_add(&z, doc_row(&g, i), 1);
+            int64_t calls = h_apply(&h, op, 1, &z, &acc);
+            if (none)
+                ck_assert_int_eq(calls, 1); /* its embedding only */
+            revisits += calls - 1;
+        } else if (r < 4) { /* update a document */
+            int i = (int)(rnd() % (unsigned)g.nd);
+            ss_zset_add(&z, doc_row(&g, i), -1);
+            free(g.body[i]);
+            g.body[i] = mktext(g.did[i], s + 1);
+            ss_zset_add(&z, doc_row(&g, i), 1);
+            revisits += h_apply(&h, op, 1, &z, &acc) - 1;
+        } else if (r < 5) { /* delete a document */
+            int i = (int)(rnd() % (unsigned)g.nd);
+            ss_zset_add(&z, doc_row(&g, i), -1);
+            remove_at(g.did, g.body, NULL, &g.nd, i);
+            int64_t calls = h_apply(&h, op, 1, &z, &acc);
+            if (none)
+                ck_assert_int_eq(calls, 0);
+            revisits += calls;
+        } else if (r < 9 || g.nc == 0) { /* a new turn: its embedding + one generation */
+            int i = g.nc++;
+            g.cid[i] = nextc++;
+            g.sess[i] = SESS[rnd() % 2];
+            g.q[i] = mktext(g.cid[i], 0);
+            ss_zset_add(&z, ctx_row(&g, i), 1);
+            int64_t calls = h_apply(&h, op, 0, &z, &acc);
+            ck_assert_int_eq(calls, 2);
+        } else { /* delete a turn: retracted; later turns of its session redone (recompute) */
+            int i = (int)(rnd() % (unsigned)g.nc);
+            int later = 0;
+            for (int j = i + 1; j < g.nc; j++)
+                later += strcmp(g.sess[j], g.sess[i]) == 0;
+            ss_zset_add(&z, ctx_row(&g, i), -1);
+            remove_at(g.cid, g.q, g.sess, &g.nc, i);
+            int64_t calls = h_apply(&h, op, 0, &z, &acc);
+            ck_assert_int_le(calls, strcmp(mode, "recompute") == 0 ? later : 0);
+        }
+        int64_t total = 0;
+        for (size_t i = 0; i < acc.n; i++)
+            total += acc.e[i].w;
+        ck_assert_int_eq(total, g.nc); /* one response per live turn */
+    }
+    if (none)
+        ck_assert_int_eq(revisits, 0);
+    else /* document changes did revisit some responses (and only some) */
+        ck_assert_int_gt(revisits, 0);
+    if (strcmp(mode, "recompute") == 0) {
+        harness_t h2;
+        h_open(&h2);
+        ss_op_t *op2 = h_op(&h2, n);
+        ss_zset_t scr, zd;
+        ss_zset_init(&scr);
+        ss_zset_init(&zd);
+        ss_zset_clear(&z);
+        for (int i = 0; i < g.nd; i++)
+            ss_zset_add(&zd, doc_row(&g, i), 1);
+        for (int i = 0; i < g.nc; i++)
+            ss_zset_add(&z, ctx_row(&g, i), 1);
+        h_apply(&h2, op2, 1, &zd, &scr);
+        h_apply(&h2, op2, 0, &z, &scr);
+        assert_same(&acc, &scr);
+        ss_op_destroy(op2);
+        h_close(&h2);
+        ss_zset_destroy(&scr);
+        ss_zset_destroy(&zd);
+    }
+    ss_zset_t snap;
+    ss_zset_init(&snap);
+    char err[SS_ERRSZ];
+    ck_assert_int_eq(op->vt->snapshot(op, &h.ctx, &snap, err, sizeof err), SS_OK);
+    assert_same(&acc, &snap);
+    ss_zset_destroy(&snap);
+    ss_zset_destroy(&acc);
+    ss_zset_destroy(&z);
+    ss_op_destroy(op);
+    h_close(&h);
+    gdata_free(&g);
+    ss_plan_node_free(n);
+    ss_plan_node_free(c);
+    ss_plan_node_free(d);
+}
+
+START_TEST(test_generate_recompute) { generate_equiv("recompute", 41, 40); }
+END_TEST
+
+START_TEST(test_generate_append) { generate_equiv("append", 43, 30); }
+END_TEST
+
+START_TEST(test_generate_none) { generate_equiv("none", 47, 30); }
+END_TEST
+
 Suite *check_semops_suite(void)
 {
     Suite *s = suite_create("semops");
@@ -561,6 +730,9 @@ Suite *check_semops_suite(void)
     tcase_add_test(tc, test_topk_rank);
     tcase_add_test(tc, test_join_exhaustive);
     tcase_add_test(tc, test_join_pruned);
+    tcase_add_test(tc, test_generate_recompute);
+    tcase_add_test(tc, test_generate_append);
+    tcase_add_test(tc, test_generate_none);
     suite_add_tcase(s, tc);
     return s;
 }
