@@ -237,7 +237,7 @@ static void write_meta(ss_gguf_writer_t *w, const ss_mkmodel_spec_t *s, const vo
     ss_gguf_w_arr_i32(w, "tokenizer.ggml.token_type", v->type, (size_t)v->n);
     ss_gguf_w_arr_str(w, "tokenizer.ggml.merges", (const char *const *)v->merges, (size_t)v->nm);
     ss_gguf_w_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)(v->n - 3));
-    ss_gguf_w_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)(v->n - 1));
+    ss_gguf_w_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)(v->n - 3));
     ss_gguf_w_bool(w, "tokenizer.ggml.add_bos_token", 0);
 }
 
