@@ -715,24 +715,29 @@ END_TEST
 START_TEST(test_generate_none) { generate_equiv("none", 47, 30); }
 END_TEST
 
+static void add_case(Suite *s, const char *name, const TTest *const *tests, int n)
+{
+    TCase *tc = tcase_create(name);
+    tcase_set_timeout(tc, 600);
+    for (int i = 0; i < n; i++)
+        _tcase_add_test(tc, tests[i], 0, 0, 0, 1);
+    suite_add_tcase(s, tc);
+}
+
 Suite *check_semops_suite(void)
 {
     Suite *s = suite_create("semops");
-    TCase *tc = tcase_create("semops");
-    tcase_set_timeout(tc, 600);
-    tcase_add_test(tc, test_prompt_delimits_fields);
-    tcase_add_test(tc, test_filter_equiv);
-    tcase_add_test(tc, test_map_equiv);
-    tcase_add_test(tc, test_agg_equiv);
-    tcase_add_test(tc, test_agg_grouped);
-    tcase_add_test(tc, test_agg_empty);
-    tcase_add_test(tc, test_topk_score_equiv);
-    tcase_add_test(tc, test_topk_rank);
-    tcase_add_test(tc, test_join_exhaustive);
-    tcase_add_test(tc, test_join_pruned);
-    tcase_add_test(tc, test_generate_recompute);
-    tcase_add_test(tc, test_generate_append);
-    tcase_add_test(tc, test_generate_none);
-    suite_add_tcase(s, tc);
+    const TTest *const prompt[] = {test_prompt_delimits_fields};
+    const TTest *const pointwise[] = {test_filter_equiv, test_map_equiv};
+    const TTest *const agg[] = {test_agg_equiv, test_agg_grouped, test_agg_empty};
+    const TTest *const topk[] = {test_topk_score_equiv, test_topk_rank};
+    const TTest *const join[] = {test_join_exhaustive, test_join_pruned};
+    const TTest *const gen[] = {test_generate_recompute, test_generate_append, test_generate_none};
+    add_case(s, "prompt", prompt, 1);
+    add_case(s, "pointwise", pointwise, 2);
+    add_case(s, "agg", agg, 3);
+    add_case(s, "topk", topk, 2);
+    add_case(s, "join", join, 2);
+    add_case(s, "generate", gen, 3);
     return s;
 }
