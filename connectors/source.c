@@ -121,14 +121,19 @@ static int assign(ss_source_t *s, const ss_offset_t *start, int nstart, char *er
         for (int i = 0; i < nstart; i++)
             if (start[i].partition == p && start[i].offset >= 0)
                 off = start[i].offset;
-        if (off == RD_KAFKA_OFFSET_BEGINNING) { /* report a real offset: the low watermark */
-            int64_t lo = -1, hi = -1;
-            if (!rd_kafka_query_watermark_offsets(s->rk, s->topic, p, &lo, &hi, META_TIMEOUT_MS) && lo >= 0)
-                s->pos[p].offset = lo;
-            else
-                s->pos[p].offset = RD_KAFKA_OFFSET_BEGINNING;
-        } else
+        int64_t lo = -1, hi = -1;
+        int have_wm = !rd_kafka_query_watermark_offsets(s->rk, s->topic, p, &lo, &hi, META_TIMEOUT_MS) && lo >= 0;
+        if (off == RD_KAFKA_OFFSET_BEGINNING) /* report a real offset: the low watermark */
+            s->pos[p].offset = have_wm ? lo : RD_KAFKA_OFFSET_BEGINNING;
+        else
             s->pos[p].offset = off;
+        if (have_wm && off >= 0 && off < lo)
+            ss_log(SS_LOG_WARN, "kafka", "stream %s: topic %s partition %d: offsets %" PRId64 "..%" PRId64
+                   " were deleted by the broker before they were read; resuming at %" PRId64,
+                   s->stream, s->topic, p, off, lo - 1, lo);
+        if (have_wm && off > hi)
+            ss_log(SS_LOG_WARN, "kafka", "stream %s: topic %s partition %d: saved offset %" PRId64
+                   " is past the end (%" PRId64 "); was the topic recreated?", s->stream, s->topic, p, off, hi);
         s->pos[p].partition = p;
         rd_kafka_topic_partition_list_add(l, s->topic, p)->offset = off;
     }
@@ -217,8 +222,14 @@ static void dead_letter(ss_source_t *s, const rd_kafka_message_t *m, const char 
 static void handle(ss_source_t *s, const rd_kafka_message_t *m, ss_zset_t *out)
 {
     for (int i = 0; i < s->npart; i++)
-        if (s->pos[i].partition == m->partition)
+        if (s->pos[i].partition == m->partition) {
+            /* gaps of 1 are transaction markers; larger ones mean data the broker dropped */
+            if (s->pos[i].offset >= 0 && m->offset > s->pos[i].offset + 1)
+                ss_log(SS_LOG_WARN, "kafka", "stream %s: topic %s partition %d: offsets %" PRId64 "..%" PRId64
+                       " are gone (retention or compaction); continuing at %" PRId64, s->stream, s->topic,
+                       (int)m->partition, s->pos[i].offset, (int64_t)m->offset - 1, (int64_t)m->offset);
             s->pos[i].offset = m->offset + 1;
+        }
     s->st.messages++;
     char reason[SS_ERRSZ];
     size_t total = m->len + m->key_len;
