@@ -60,7 +60,7 @@ static rd_kafka_t *consumer_new(const ss_source_opts_t *o, char *err, size_t err
         {"fetch.error.backoff.ms", "50"},
         {"session.timeout.ms", "6000"},
         {"heartbeat.interval.ms", "500"},
-        {"queued.min.messages", "20000"},
+        {"queued.min.messages", "100000"},
         {"fetch.message.max.bytes", "1048576"},
     };
     rd_kafka_conf_t *c = kafka_conf_new(o->brokers, err, errsz);
