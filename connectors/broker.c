@@ -150,7 +150,8 @@ int kafka_embedded_ensure_topic(const char *brokers, const char *topic, int part
     pthread_mutex_lock(&reg_mu);
     for (ss_broker_t *b = reg_head; b; b = b->next)
         if (!strcmp(b->bootstrap, brokers)) {
-            create_locked(b, topic, partitions, NULL, 0); /* "already exists" is fine */
+            if (topic)
+                create_locked(b, topic, partitions, NULL, 0); /* "already exists" is fine */
             found = 1;
             break;
         }

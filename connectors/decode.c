@@ -158,6 +158,14 @@ static int has_keys(const ss_schema_t *s)
     return 0;
 }
 
+static int same_key(const ss_schema_t *s, const ss_row_t *a, const ss_row_t *b)
+{
+    for (int i = 0; i < s->n; i++)
+        if (s->is_key[i] && !ss_val_eq(&a->v[i], &b->v[i]))
+            return 0;
+    return 1;
+}
+
 typedef struct events {
     ss_row_t *row[2];
     int w[2];
@@ -231,12 +239,19 @@ static int decode_debezium(const ss_schema_t *s, const ss_json_t *root, events_t
         return ss_seterr(err, errsz, SS_ERR_INVALID, "Debezium %s without \"after\"", op == OP_UPDATE ? "update" : "create");
     if ((rc = row_from(s, after, NULL, "\"after\"", &r, err, errsz)))
         return rc;
-    if (op == OP_UPDATE && before && !has_keys(s)) { /* keyless: retract the old row explicitly */
-        if ((rc = row_from(s, before, NULL, "\"before\"", &b, err, errsz))) {
+    if (op == OP_UPDATE && before) {
+        /* keyless: retract the old row explicitly; keyed: only if the key changed */
+        int keyed = has_keys(s);
+        rc = row_from(s, before, NULL, "\"before\"", &b, err, errsz);
+        if (rc && !keyed) {
             ss_row_free(r);
             return rc;
         }
-        push(ev, b, -1);
+        if (!rc && (!keyed || !same_key(s, b, r)))
+            push(ev, b, -1);
+        else
+            ss_row_free(b);
+        rc = SS_OK; /* a keyed update does not need a usable "before" */
     }
     push(ev, r, +1);
     return SS_OK;

@@ -20,7 +20,7 @@ int kafka_conf_set(rd_kafka_conf_t *c, const char *key, const char *val, char *e
 /* If brokers is the bootstrap list of an ss_broker_t running in this process,
  * makes sure topic exists there (created with `partitions` partitions when
  * missing) and returns 1; returns 0 for any other broker (then topics are
- * created by the broker's auto-creation). */
+ * created by the broker's auto-creation). topic NULL: only the check. */
 int kafka_embedded_ensure_topic(const char *brokers, const char *topic, int partitions);
 
 /* Decodes one Kafka message of a stream into row events appended to out

@@ -10,8 +10,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+typedef struct known_topic {
+    struct known_topic *next;
+    char name[];
+} known_topic_t;
+
 struct ss_producer {
     rd_kafka_t *rk;
+    char *brokers;
+    int embedded;          /* brokers is an ss_broker_t of this process */
+    known_topic_t *known;  /* topics already made sure of on it */
     int64_t failed;        /* deliveries failed since the last flush */
     char first_err[384];   /* the first of those failures, for the message */
 };
@@ -61,14 +69,34 @@ int ss_producer_new(const char *brokers, ss_producer_t **out, char *err, size_t 
         free(p);
         return ss_seterr(err, errsz, SS_ERR_KAFKA, "kafka producer: %s", es);
     }
+    p->brokers = ss_strdup(brokers);
+    p->embedded = p->brokers && kafka_embedded_ensure_topic(brokers, NULL, 0);
     *out = p;
     return SS_OK;
+}
+
+/* On an in-process embedded broker, topics are created with one partition
+ * before their first message, rather than auto-created with four. */
+static void ensure_topic(ss_producer_t *p, const char *topic)
+{
+    for (known_topic_t *k = p->known; k; k = k->next)
+        if (!strcmp(k->name, topic))
+            return;
+    kafka_embedded_ensure_topic(p->brokers, topic, 1);
+    known_topic_t *k = malloc(sizeof *k + strlen(topic) + 1);
+    if (k) {
+        strcpy(k->name, topic);
+        k->next = p->known;
+        p->known = k;
+    }
 }
 
 int ss_producer_send(ss_producer_t *p, const char *topic, const void *key, size_t klen,
                      const void *val, size_t vlen, char *err, size_t errsz)
 {
     int64_t deadline = ss_now_ns() + 30LL * 1000000000LL;
+    if (p->embedded)
+        ensure_topic(p, topic);
     for (;;) {
         rd_kafka_resp_err_t e = rd_kafka_producev(
             p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
@@ -108,5 +136,10 @@ void ss_producer_destroy(ss_producer_t *p)
     if (rd_kafka_outq_len(p->rk) > 0)
         ss_log(SS_LOG_WARN, "kafka", "producer closed with %d message(s) undelivered", rd_kafka_outq_len(p->rk));
     rd_kafka_destroy(p->rk);
+    for (known_topic_t *k = p->known, *n; k; k = n) {
+        n = k->next;
+        free(k);
+    }
+    free(p->brokers);
     free(p);
 }

@@ -150,6 +150,19 @@ int ss_sink_publish(ss_sink_t *s, const ss_zset_t *delta, int64_t *seq, char *er
 {
     if (!delta->n)
         return SS_OK;
+    if (!delta->consolidated) { /* pairing needs each row once with its net weight */
+        ss_zset_t c;
+        ss_zset_init(&c);
+        int rc = ss_zset_extend(&c, delta, 1);
+        if (!rc)
+            rc = ss_zset_consolidate(&c);
+        if (!rc)
+            rc = c.n ? ss_sink_publish(s, &c, seq, err, errsz) : SS_OK;
+        else
+            ss_seterr(err, errsz, rc, "out of memory");
+        ss_zset_destroy(&c);
+        return rc;
+    }
     item_t *it = malloc(sizeof *it * delta->n);
     if (!it)
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
