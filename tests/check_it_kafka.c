@@ -299,6 +299,46 @@ START_TEST(test_dead_letters)
 }
 END_TEST
 
+START_TEST(test_dead_letter_huge)
+{
+    /* 1.5 MB > the default 1 MiB limit: dead-lettered with the payload cut at 64 KiB */
+    size_t big = 1536 * 1024;
+    char *v = malloc(big + 1);
+    memset(v, 'x', big);
+    memcpy(v, "{\"id\":1,\"name\":\"", 16);
+    memcpy(v + big - 2, "\"}", 2);
+    v[big] = 0;
+    const msg_t m[] = {{NULL, v}, {NULL, "{\"id\":2}"}};
+    ck_assert_int_eq(ss_broker_create_topic(B, "t_huge", 1, err, sizeof err), SS_OK);
+    produce("t_huge", m, 2);
+    ss_schema_t *sch = schema3(1);
+    ss_source_t *s = open_src("t_huge", SS_FMT_JSON, sch, 0, NULL, 0);
+    ss_zset_t z;
+    ss_zset_init(&z);
+    ck_assert_int_eq(poll_n(s, 2, 10, &z), 2);
+    ck_assert_int_eq((int)z.n, 1);
+    ck_assert_int_eq(z.e[0].row->v[0].u.i, 2);
+    ss_source_stats_t st;
+    ss_source_get_stats(s, &st);
+    ck_assert_int_eq(st.bad, 1);
+    ss_source_close(s);
+    char *vals[1] = {0}, *keys[1] = {0};
+    ck_assert_int_eq(read_raw("t_huge.dlq", 1, vals, keys), 1);
+    ss_json_doc_t *d = NULL;
+    ck_assert_int_eq(ss_json_parse(vals[0], strlen(vals[0]), 0, &d, NULL, err, sizeof err), SS_OK);
+    const ss_json_t *r = ss_json_root(d);
+    ck_assert_uint_eq(ss_json_get(r, "payload")->u.str.n, 64 * 1024);
+    ck_assert_int_eq(ss_json_get(r, "truncated")->u.b, 1);
+    ck_assert_int_eq(ss_json_get(r, "payload_bytes")->u.i, (int64_t)big);
+    ck_assert_ptr_nonnull(strstr(ss_json_str(ss_json_get(r, "error")), "exceeds the limit of 1048576 bytes"));
+    ss_json_free(d);
+    free(vals[0]);
+    free(v);
+    ss_zset_destroy(&z);
+    ss_schema_free(sch);
+}
+END_TEST
+
 START_TEST(test_positions_resume_lag)
 {
     const int n = 60;
@@ -474,6 +514,96 @@ START_TEST(test_bench_fill)
 }
 END_TEST
 
+/* Starts `semstream kafka args...`; returns its pid and the address it printed. */
+static pid_t start_cmd_kafka(const char *const *args, char *addr, size_t addrsz, FILE **outf)
+{
+    char bin[1024];
+    snprintf(bin, sizeof bin, "%s/semstream", SS_BINARY_DIR);
+    ck_assert_msg(access(bin, X_OK) == 0, "%s not built", bin);
+    const char *argv[16] = {bin, "kafka"};
+    int k = 2;
+    for (; args[k - 2] && k < 15; k++)
+        argv[k] = args[k - 2];
+    argv[k] = NULL;
+    int out[2];
+    ck_assert_int_eq(pipe(out), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(out[1], 1);
+        close(out[0]);
+        close(out[1]);
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    close(out[1]);
+    *outf = fdopen(out[0], "r");
+    ck_assert_ptr_nonnull(*outf);
+    ck_assert_ptr_nonnull(fgets(addr, (int)addrsz, *outf));
+    addr[strcspn(addr, "\n")] = 0;
+    ck_assert_msg(!strncmp(addr, "127.0.0.1:", 10), "first line '%s'", addr);
+    return pid;
+}
+
+static void stop_cmd_kafka(pid_t pid, FILE *f)
+{
+    ck_assert_int_eq(kill(pid, SIGTERM), 0);
+    int st = 0;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "semstream kafka exit status %d", st);
+    fclose(f);
+}
+
+START_TEST(test_cmd_kafka)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "%s/semstream kafka --help | grep -q -- --brokers-count", SS_BINARY_DIR);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "%s/semstream kafka --nope 2>/dev/null", SS_BINARY_DIR);
+    int st = system(cmd);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+    /* three brokers, a pre-created topic with 3 partitions spread over them */
+    static const char *const args[] = {"--brokers-count", "3", "--topic", "multi:3", NULL};
+    char addr[512];
+    FILE *f = NULL;
+    pid_t pid = start_cmd_kafka(args, addr, sizeof addr, &f);
+    ck_assert_int_eq((int)(strchr(strchr(addr, ',') + 1, ',') != NULL), 1);
+    ss_producer_t *p = NULL;
+    ck_assert_int_eq(ss_producer_new(addr, &p, err, sizeof err), SS_OK);
+    for (int i = 0; i < 30; i++) {
+        char k[16], v[64];
+        snprintf(k, sizeof k, "%d", i);
+        snprintf(v, sizeof v, "{\"id\":%d}", i);
+        ck_assert_int_eq(ss_producer_send(p, "multi", k, strlen(k), v, strlen(v), err, sizeof err), SS_OK);
+    }
+    ck_assert_msg(ss_producer_flush(p, 10000, err, sizeof err) == SS_OK, "%s", err);
+    ss_producer_destroy(p);
+    ss_schema_t *sch = schema3(1);
+    ss_source_opts_t o = {addr, "m", "multi", SS_FMT_JSON, sch, NULL, 0};
+    ss_source_t *s = NULL;
+    ck_assert_msg(ss_source_open(&o, NULL, 0, &s, err, sizeof err) == SS_OK, "%s", err);
+    const ss_offset_t *pos;
+    int np = 0;
+    ss_source_positions(s, &pos, &np);
+    ck_assert_int_eq(np, 3);
+    ss_zset_t z;
+    ss_zset_init(&z);
+    ck_assert_int_eq(poll_n(s, 30, 100, &z), 30);
+    ss_zset_consolidate(&z);
+    ck_assert_int_eq((int)z.n, 30);
+    ss_zset_destroy(&z);
+    ss_source_close(s);
+    /* a topic nobody created is auto-created by the broker (4 partitions on the mock) */
+    ss_source_opts_t o2 = {addr, "m2", "fresh", SS_FMT_JSON, sch, NULL, 0};
+    ck_assert_msg(ss_source_open(&o2, NULL, 0, &s, err, sizeof err) == SS_OK, "%s", err);
+    ss_source_positions(s, &pos, &np);
+    ck_assert_int_eq(np, 4);
+    ss_source_close(s);
+    ss_schema_free(sch);
+    stop_cmd_kafka(pid, f);
+}
+END_TEST
+
 /* Runs sh -c cmd, feeding `in` to its stdin; returns its stdout (malloc'd). */
 static char *run_sh(const char *cmd, const char *in)
 {
@@ -504,26 +634,10 @@ START_TEST(test_kcat_interop)
         printf("check_it_kafka: kcat not installed, skipping the kcat interoperability test\n");
         return;
     }
-    char bin[1024];
-    snprintf(bin, sizeof bin, "%s/semstream", SS_BINARY_DIR);
-    ck_assert_msg(access(bin, X_OK) == 0, "%s not built", bin);
-    int out[2];
-    ck_assert_int_eq(pipe(out), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        dup2(out[1], 1);
-        close(out[0]);
-        close(out[1]);
-        execl(bin, bin, "kafka", "--topic", "kc.in:1", "--topic", "kc.out", (char *)NULL);
-        _exit(127);
-    }
-    close(out[1]);
+    static const char *const args[] = {"--topic", "kc.in:1", "--topic", "kc.out", NULL};
     char addr[256];
-    FILE *f = fdopen(out[0], "r");
-    ck_assert_ptr_nonnull(fgets(addr, sizeof addr, f));
-    addr[strcspn(addr, "\n")] = 0;
-    ck_assert_msg(!strncmp(addr, "127.0.0.1:", 10), "first line '%s'", addr);
+    FILE *f = NULL;
+    pid_t pid = start_cmd_kafka(args, addr, sizeof addr, &f);
 
     /* kcat produces keyed lines to the subprocess' broker; ss_source reads them */
     char *cmd = ss_sprintf("kcat -b %s -P -t kc.in -K '|' -Z", addr);
@@ -570,11 +684,7 @@ START_TEST(test_kcat_interop)
     free(got);
     free(cmd);
 
-    ck_assert_int_eq(kill(pid, SIGTERM), 0);
-    int st = 0;
-    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "semstream kafka exit status %d", st);
-    fclose(f);
+    stop_cmd_kafka(pid, f);
     ss_schema_free(sch);
 }
 END_TEST
@@ -589,12 +699,14 @@ Suite *check_it_kafka_suite(void)
     tcase_add_test(tc, test_format_debezium);
     tcase_add_test(tc, test_format_upsert);
     tcase_add_test(tc, test_dead_letters);
+    tcase_add_test(tc, test_dead_letter_huge);
     tcase_add_test(tc, test_positions_resume_lag);
     tcase_add_test(tc, test_sink_changelog);
     tcase_add_test(tc, test_bench_fill);
     suite_add_tcase(s, tc);
-    TCase *tk = tcase_create("kcat");
+    TCase *tk = tcase_create("process");
     tcase_set_timeout(tk, 60);
+    tcase_add_test(tk, test_cmd_kafka);
     tcase_add_test(tk, test_kcat_interop);
     suite_add_tcase(s, tk);
     return s;
