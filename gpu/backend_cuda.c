@@ -233,36 +233,39 @@ static int plan_batch(cuda_be_t *b, const ubatch_t *ub, int *mb_out, int *nt_out
                       char *err, size_t errsz)
 {
     int ns = 0, mb = 1, nt = 0, nh = 0, n = ub->n;
-    int32_t *seq = b->h_idx + 2 * (size_t)b->tcap, *q0 = b->h_idx + 3 * (size_t)b->tcap;
-    int32_t *nq = b->h_idx + 4 * (size_t)b->tcap;
+    /* pass 1: distinct sequences and the widest block table, to size the index buffer */
     for (int t = 0; t < n; t++) {
         int s = -1;
         for (int j = ns - 1; j >= 0 && s < 0; j--) /* tokens of a sequence are usually adjacent */
             if (b->h_seqptr[j] == ub->blocks[t])
                 s = j;
-        if (s < 0) {
-            s = ns++;
-            b->h_seqptr[s] = ub->blocks[t];
-        }
-        seq[t] = s;
+        if (s < 0)
+            b->h_seqptr[ns++] = ub->blocks[t];
         mb = SS_MAX(mb, ub->pos[t] / KV_BLOCK + 1);
+    }
+    int rc = ensure_idx(b, (size_t)ns * mb, err, errsz);
+    if (rc)
+        return rc;
+    int32_t *seq = b->h_idx + 2 * (size_t)b->tcap, *q0 = b->h_idx + 3 * (size_t)b->tcap;
+    int32_t *nq = b->h_idx + 4 * (size_t)b->tcap, *outidx = b->h_idx + 5 * (size_t)b->tcap;
+    int32_t *hid = b->h_idx + 6 * (size_t)b->tcap, *bt = b->h_idx + 7 * (size_t)b->tcap;
+    memcpy(b->h_idx, ub->tok, (size_t)n * 4);
+    memcpy(b->h_idx + b->tcap, ub->pos, (size_t)n * 4);
+    /* pass 2: sequence of each token, attention tiles, output and pooled rows */
+    int last = 0;
+    for (int t = 0; t < n; t++) {
+        int s = last;
+        if (b->h_seqptr[s] != ub->blocks[t])
+            for (s = 0; b->h_seqptr[s] != ub->blocks[t]; s++)
+                ;
+        last = s;
+        seq[t] = s;
         if (nt > 0 && seq[q0[nt - 1]] == s && nq[nt - 1] < 16 && q0[nt - 1] + nq[nt - 1] == t)
             nq[nt - 1]++;
         else {
             q0[nt] = t;
             nq[nt++] = 1;
         }
-    }
-    int rc = ensure_idx(b, (size_t)ns * mb, err, errsz);
-    if (rc)
-        return rc;
-    /* ensure_idx may have moved h_idx: recompute the views */
-    seq = b->h_idx + 2 * (size_t)b->tcap;
-    memcpy(b->h_idx, ub->tok, (size_t)n * 4);
-    memcpy(b->h_idx + b->tcap, ub->pos, (size_t)n * 4);
-    int32_t *outidx = b->h_idx + 5 * (size_t)b->tcap, *hid = b->h_idx + 6 * (size_t)b->tcap;
-    int32_t *bt = b->h_idx + 7 * (size_t)b->tcap;
-    for (int t = 0; t < n; t++) {
         if (ub->out[t] >= 0)
             outidx[ub->out[t]] = t;
         if (ub->hid_row && ub->hid_all && ub->hid_row[t] >= 0)
