@@ -9,6 +9,7 @@
  */
 #include "ss_backends.h"
 #include "ss_dispatch.h"
+#include "ss_embed.h"
 #include "testutil.h"
 
 #include <arpa/inet.h>
@@ -421,6 +422,32 @@ START_TEST(test_dispatcher_cache_over_openai)
 }
 END_TEST
 
+START_TEST(test_openai_embedder)
+{
+    char err[SS_ERRSZ];
+    ss_dispatch_t *d = NULL;
+    ck_assert_int_eq(ss_dispatch_open(NULL, &d, err, sizeof err), SS_OK);
+    ck_assert_int_eq(ss_dispatch_add_model(d, "emb", backend(0, 5000, 4), 0, err, sizeof err), SS_OK);
+    ss_infer_stats_t acct = {0};
+    ss_embed_opts_t o = {.kind = "openai", .dispatch = d, .model = "emb", .acct = &acct};
+    ss_embedder_t *e = NULL;
+    ck_assert_msg(ss_embedder_open(&o, &e, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_int_eq(e->dim, 3); /* from the probe */
+    const char *t[] = {"ab", "abcd"};
+    float v[6];
+    ck_assert_msg(ss_embedder_embed(e, t, 2, v, err, sizeof err) == SS_OK, "%s", err);
+    /* [len, 0.5, -0.1] normalised */
+    float n0 = sqrtf(4 + 0.25f + 0.01f), n1 = sqrtf(16 + 0.25f + 0.01f);
+    ck_assert_float_eq_tol(v[0], 2 / n0, 1e-5);
+    ck_assert_float_eq_tol(v[4], 0.5f / n1, 1e-5);
+    ck_assert_int_eq(acct.requests, 3);
+    ss_embedder_destroy(e);
+    o.model = "missing";
+    ck_assert_int_eq(ss_embedder_open(&o, &e, err, sizeof err), SS_ERR_NOTFOUND);
+    ss_dispatch_close(d);
+}
+END_TEST
+
 Suite *check_it_openai_suite(void)
 {
     Suite *s = suite_create("it_openai");
@@ -435,6 +462,7 @@ Suite *check_it_openai_suite(void)
     tcase_add_test(tc, test_connection_refused);
     tcase_add_test(tc, test_concurrency_limit);
     tcase_add_test(tc, test_dispatcher_cache_over_openai);
+    tcase_add_test(tc, test_openai_embedder);
     suite_add_tcase(s, tc);
     return s;
 }
