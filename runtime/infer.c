@@ -16,6 +16,11 @@ void ss_infer_res_clear(ss_infer_res_t *r)
     free(r->text);
     free(r->probs);
     free(r->emb);
+    for (int i = 0; r->top_tokens && i < r->ntop; i++)
+        free(r->top_tokens[i]);
+    free(r->top_tokens);
+    free(r->top_logprobs);
+    free(r->token_logprobs);
     memset(r, 0, sizeof *r);
 }
 
@@ -43,6 +48,17 @@ int ss_infer_res_copy(ss_infer_res_t *dst, const ss_infer_res_t *src)
     dst->text = src->text ? ss_strdup(src->text) : NULL;
     dst->probs = dup_bytes(src->probs, (size_t)SS_MAX(src->nprobs, 0) * sizeof(float), &bad);
     dst->emb = dup_bytes(src->emb, (size_t)SS_MAX(src->dim, 0) * sizeof(float), &bad);
+    dst->top_logprobs = dup_bytes(src->top_logprobs, (size_t)SS_MAX(src->ntop, 0) * sizeof(float), &bad);
+    dst->token_logprobs = dup_bytes(src->token_logprobs, (size_t)SS_MAX(src->gen_tokens, 0) * sizeof(float), &bad);
+    dst->top_tokens = NULL;
+    if (src->top_tokens && src->ntop > 0) {
+        dst->top_tokens = calloc((size_t)src->ntop, sizeof(char *));
+        for (int i = 0; dst->top_tokens && i < src->ntop; i++)
+            if (!(dst->top_tokens[i] = ss_strdup(src->top_tokens[i] ? src->top_tokens[i] : "")))
+                bad = 1;
+        if (!dst->top_tokens)
+            bad = 1;
+    }
     if (bad || (src->error && !dst->error) || (src->text && !dst->text)) {
         ss_infer_res_clear(dst);
         return SS_ERR_NOMEM;
