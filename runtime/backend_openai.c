@@ -294,6 +294,7 @@ static int build_body(oai_t *b, const ss_infer_req_t *r, ss_buf_t *out)
         ss_buf_printf(out, ",\"max_tokens\":%d,\"temperature\":%.9g", SS_MAX(r->max_tokens, 1),
                       (double)r->temperature);
         if (r->temperature > 0) ss_buf_printf(out, ",\"seed\":%llu", (unsigned long long)(r->seed & 0x7fffffffffffffffULL));
+        if (r->top_logprobs > 0) ss_buf_printf(out, ",\"logprobs\":%d", r->top_logprobs);
         if (r->stop) {
             ss_buf_puts(out, ",\"stop\":[");
             ss_buf_put_json_str(out, r->stop, strlen(r->stop));
@@ -473,6 +474,39 @@ static void usage(const jv_t *doc, ss_infer_res_t *res)
     if (ct && ct->t == JNUM) res->gen_tokens = (int)ct->num;
 }
 
+static int cmp_lp_desc(const void *a, const void *b)
+{
+    double x = ((const double *)a)[0], y = ((const double *)b)[0];
+    return (x < y) - (x > y);
+}
+
+/* GENERATE with top_logprobs: the top tokens of the first generated position (best first)
+ * and the logprob of every generated token (gen_tokens entries, zero-padded). */
+static int gen_logprobs(const jv_t *doc, const jv_t *c0, ss_infer_res_t *res)
+{
+    toplp_t t;
+    if (read_top(c0, &t) != 0) return -1;
+    double ord[64][2];
+    for (int i = 0; i < t.n; i++) ord[i][0] = t.lp[i], ord[i][1] = i;
+    qsort(ord, (size_t)t.n, sizeof ord[0], cmp_lp_desc);
+    res->top_tokens = calloc((size_t)t.n, sizeof(char *));
+    res->top_logprobs = calloc((size_t)t.n, sizeof(float));
+    if (!res->top_tokens || !res->top_logprobs) return 0; /* leaves ntop = 0 */
+    res->ntop = t.n;
+    for (int i = 0; i < t.n; i++) {
+        res->top_tokens[i] = ss_strdup(t.tok[(int)ord[i][1]]);
+        res->top_logprobs[i] = (float)ord[i][0];
+    }
+    usage(doc, res);
+    const jv_t *tl = jget(jget(c0, "logprobs"), "token_logprobs");
+    int n = tl && tl->t == JARR ? tl->n : 0;
+    if (res->gen_tokens <= 0) res->gen_tokens = n;
+    if (res->gen_tokens > 0 && (res->token_logprobs = calloc((size_t)res->gen_tokens, sizeof(float))))
+        for (int i = 0; i < SS_MIN(n, res->gen_tokens); i++)
+            if (tl->kids[i]->t == JNUM) res->token_logprobs[i] = (float)tl->kids[i]->num;
+    return 0;
+}
+
 /* Fills j->res from a 2xx body, or fails the job with a message naming what is missing. */
 static void parse_ok(oai_t *b, job_t *j)
 {
@@ -504,6 +538,8 @@ static void parse_ok(oai_t *b, job_t *j)
         else if (r->kind == SS_INFER_GENERATE) {
             if (!txt || txt->t != JSTR) missing = "choices[0].text";
             else res->text = ss_strdup(txt->str);
+            if (!missing && r->top_logprobs > 0 && gen_logprobs(doc, c0, res) != 0)
+                missing = "choices[0].logprobs.top_logprobs[0]";
         } else if (read_top(c0, &t) != 0) {
             missing = "choices[0].logprobs.top_logprobs[0]";
         } else if (r->kind == SS_INFER_CHOOSE) {
@@ -522,7 +558,7 @@ static void parse_ok(oai_t *b, job_t *j)
         job_fail(b, j, SS_ERR_HTTP, "response from %s lacks %s: %s", j->path, missing, snippet(j, sn, sizeof sn));
         return;
     }
-    usage(doc, res);
+    if (!res->token_logprobs) usage(doc, res);
     jv_free(doc);
     res->status = SS_OK;
     j->done = 1;

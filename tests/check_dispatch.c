@@ -185,6 +185,10 @@ START_TEST(test_key_canonical)
     b.temperature = 0.5f;
     ss_infer_key("m1", &b, kb);
     ck_assert_str_ne(ka, kb);
+    b = a;
+    b.top_logprobs = 5; /* asking for logprobs changes what is returned */
+    ss_infer_key("m1", &b, kb);
+    ck_assert_str_ne(ka, kb);
     struct { const char *field; ss_infer_req_t r; const char *model; } diff[] = {
         {"model", a, "m2"},
         {"prompt", {.kind = SS_INFER_GENERATE, .prompt = "q", .max_tokens = 8}, "m1"},
@@ -440,6 +444,12 @@ START_TEST(test_cache_roundtrip)
     float pr[2] = {0.25f, 0.75f}, em[3] = {1, 2, 3};
     ss_infer_res_t a = {.text = "hi", .nprobs = 2, .probs = pr, .score = 4.5, .dim = 3, .emb = em,
                         .prompt_tokens = 7, .gen_tokens = 2};
+    char *tt[2] = {" a", ""};
+    float tl[2] = {-0.1f, -2.5f}, gl[2] = {-0.3f, -0.4f};
+    a.ntop = 2;
+    a.top_tokens = tt;
+    a.top_logprobs = tl;
+    a.token_logprobs = gl;
     ss_infer_res_t bad = {.status = SS_ERR_MODEL, .error = "x"};
     ss_cache_entry_t e[2] = {{"k1", SS_INFER_GENERATE, &a}, {"k2", SS_INFER_CHOOSE, &bad}};
     ck_assert_int_eq(ss_cache_put(c, "mid", e, 2, err, sizeof err), SS_OK);
@@ -458,6 +468,15 @@ START_TEST(test_cache_roundtrip)
     ck_assert_double_eq(g.score, 4.5);
     ck_assert_int_eq(g.prompt_tokens, 7);
     ck_assert_int_eq(g.cached, 1);
+    ck_assert_int_eq(g.ntop, 2);
+    ck_assert_str_eq(g.top_tokens[0], " a");
+    ck_assert_str_eq(g.top_tokens[1], "");
+    ck_assert_float_eq(g.top_logprobs[1], -2.5f);
+    ck_assert_float_eq(g.token_logprobs[1], -0.4f);
+    ss_infer_res_t cp;
+    ck_assert_int_eq(ss_infer_res_copy(&cp, &g), SS_OK);
+    ck_assert_str_eq(cp.top_tokens[0], " a");
+    ss_infer_res_clear(&cp);
     ss_infer_res_clear(&g);
     ss_cache_close(c);
     ck_assert_int_eq(ss_cache_open("/nonexistent-dir/x/cache.db", &c, err, sizeof err), SS_ERR_SQLITE);

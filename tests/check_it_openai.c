@@ -62,6 +62,10 @@ static char *answer_completion(const char *body)
 {
     char prompt[512];
     get_prompt(body, "prompt", prompt, sizeof prompt);
+    if (strstr(prompt, "GENLP")) /* generation with top logprobs, as `semstream worker` answers */
+        return ss_sprintf("{\"choices\":[{\"index\":0,\"text\":\" no yes\",\"logprobs\":{\"tokens\":[\" no\",\" yes\"],"
+                          "\"token_logprobs\":[%.9g,-0.5],\"top_logprobs\":[{\" yes\":%.9g,\" no\":%.9g}]}}],"
+                          "\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":2}}", log(0.3), log(0.6), log(0.3));
     if (!strstr(body, "\"logprobs\"")) {
         const char *mt = strstr(body, "\"max_tokens\":");
         int max = mt ? atoi(mt + 13) : 0;
@@ -422,6 +426,36 @@ START_TEST(test_dispatcher_cache_over_openai)
 }
 END_TEST
 
+START_TEST(test_generate_top_logprobs_cached)
+{
+    char *dir = tu_tmpdir(), *path = ss_sprintf("%s/cache.db", dir), err[SS_ERRSZ];
+    ss_infer_req_t q = {.kind = SS_INFER_GENERATE, .prompt = "GENLP", .max_tokens = 2, .top_logprobs = 5};
+    for (int round = 0; round < 2; round++) {
+        ss_dispatch_opts_t o = {path, 4, 0};
+        ss_dispatch_t *d = NULL;
+        ck_assert_int_eq(ss_dispatch_open(&o, &d, err, sizeof err), SS_OK);
+        ck_assert_int_eq(ss_dispatch_add_model(d, "w", backend(0, 5000, 4), 0, err, sizeof err), SS_OK);
+        ss_infer_res_t r = {0};
+        ck_assert_msg(ss_dispatch_run(d, NULL, NULL, &q, 1, &r, err, sizeof err) == SS_OK, "%s", err);
+        ck_assert_int_eq(r.cached, round);
+        ck_assert_str_eq(r.text, " no yes");
+        ck_assert_int_eq(r.ntop, 2); /* best first */
+        ck_assert_str_eq(r.top_tokens[0], " yes");
+        ck_assert_str_eq(r.top_tokens[1], " no");
+        ck_assert_float_eq_tol(r.top_logprobs[0], logf(0.6f), 1e-5);
+        ck_assert_int_eq(r.gen_tokens, 2);
+        ck_assert_float_eq_tol(r.token_logprobs[0], logf(0.3f), 1e-5);
+        ck_assert_float_eq_tol(r.token_logprobs[1], -0.5f, 1e-5);
+        ss_infer_res_clear(&r);
+        ss_dispatch_close(d);
+    }
+    ck_assert_int_eq(F.requests, 1);
+    ck_assert_ptr_nonnull(strstr(F.last_body, "\"logprobs\":5"));
+    free(path);
+    free(dir);
+}
+END_TEST
+
 START_TEST(test_openai_embedder)
 {
     char err[SS_ERRSZ];
@@ -463,6 +497,7 @@ Suite *check_it_openai_suite(void)
     tcase_add_test(tc, test_concurrency_limit);
     tcase_add_test(tc, test_dispatcher_cache_over_openai);
     tcase_add_test(tc, test_openai_embedder);
+    tcase_add_test(tc, test_generate_top_logprobs_cached);
     suite_add_tcase(s, tc);
     return s;
 }
