@@ -9,6 +9,7 @@
  */
 #include "ss_cache.h"
 #include "ss_dispatch.h"
+#include "ss_llm.h"
 #include "testutil.h"
 
 #include <check.h>
@@ -485,6 +486,93 @@ START_TEST(test_cache_roundtrip)
 }
 END_TEST
 
+/* ---- the dispatcher over the real local engine (stories260K) ---- */
+
+static const char *NAMES[] = {" Lily", " Tom", " Sue"};
+
+static void local_reqs(ss_infer_req_t *q, int *n)
+{
+    static const char *story = "Once upon a time, there was a little girl named";
+    int k = 0;
+    q[k++] = (ss_infer_req_t){.kind = SS_INFER_GENERATE, .prompt = "", .max_tokens = 12};
+    q[k++] = (ss_infer_req_t){.kind = SS_INFER_CHOOSE, .prompt = story, .prefix_len = 16, .nchoices = 3, .choices = NAMES};
+    q[k++] = (ss_infer_req_t){.kind = SS_INFER_GENERATE, .prompt = story, .prefix_len = 16, .max_tokens = 6};
+    q[k++] = (ss_infer_req_t){.kind = SS_INFER_SCORE, .prompt = "Once upon a time, the score was", .prefix_len = 16,
+                              .score_min = 1, .score_max = 10};
+    q[k++] = (ss_infer_req_t){.kind = SS_INFER_EMBED, .prompt = "The cat sat on the mat."};
+    q[k++] = q[1]; /* duplicates */
+    q[k++] = q[0];
+    q[k++] = (ss_infer_req_t){.kind = SS_INFER_GENERATE, .prompt = "One day, Tom", .max_tokens = 8,
+                              .temperature = 0.8f, .seed = 7};
+    *n = k;
+}
+
+static ss_infer_backend_t *local_backend(void)
+{
+    char p[4096], err[SS_ERRSZ];
+    ss_infer_backend_t *b = ss_backend_local_new(tu_model_path("stories260K.gguf", p, sizeof p), 1, err, sizeof err);
+    ck_assert_msg(b != NULL, "%s", err);
+    return b;
+}
+
+static void same_result(const ss_infer_res_t *a, const ss_infer_res_t *b, int i)
+{
+    ck_assert_msg(a->status == SS_OK && b->status == SS_OK, "request %d: %s / %s", i,
+                  a->error ? a->error : "", b->error ? b->error : "");
+    ck_assert_msg((!a->text && !b->text) || (a->text && b->text && !strcmp(a->text, b->text)),
+                  "request %d: \"%s\" vs \"%s\"", i, a->text ? a->text : "(null)", b->text ? b->text : "(null)");
+    ck_assert_int_eq(a->nprobs, b->nprobs);
+    for (int j = 0; j < a->nprobs; j++) ck_assert_float_eq_tol(a->probs[j], b->probs[j], 1e-4);
+    ck_assert_double_eq_tol(a->score, b->score, 1e-4);
+    ck_assert_int_eq(a->dim, b->dim);
+    for (int j = 0; j < a->dim; j++) ck_assert_float_eq_tol(a->emb[j], b->emb[j], 1e-4);
+    ck_assert_int_eq(a->gen_tokens, b->gen_tokens);
+}
+
+START_TEST(test_local_model_dispatch_and_cache)
+{
+    char *path = cache_file(), err[SS_ERRSZ];
+    ss_infer_req_t q[16];
+    int n = 0;
+    local_reqs(q, &n);
+    /* reference: the backend answering the whole batch directly */
+    ss_infer_backend_t *ref = local_backend();
+    ck_assert_ptr_nonnull(strstr(ref->model_id, "stories260K.gguf:"));
+    ss_infer_res_t want[16], got[16];
+    memset(want, 0, sizeof want);
+    ck_assert_msg(ref->run(ref, q, n, want, err, sizeof err) == SS_OK, "%s", err);
+    ref->destroy(ref);
+    ck_assert_msg(strstr(want[0].text, "Once upon a time, there was a little girl") != NULL, "greedy from BOS: \"%s\"", want[0].text);
+    float sum = 0;
+    for (int j = 0; j < 3; j++) sum += want[1].probs[j];
+    ck_assert_float_eq_tol(sum, 1.0f, 1e-4);
+    ck_assert(want[3].score >= 1 && want[3].score <= 10);
+    ck_assert_int_gt(want[4].dim, 0);
+
+    for (int round = 0; round < 2; round++) {
+        ss_dispatch_opts_t o = {path, 2, 0}; /* small chunks: answers must not depend on batching */
+        ss_dispatch_t *d = NULL;
+        ck_assert_int_eq(ss_dispatch_open(&o, &d, err, sizeof err), SS_OK);
+        ck_assert_int_eq(ss_dispatch_add_model(d, "tiny", local_backend(), 0, err, sizeof err), SS_OK);
+        memset(got, 0, sizeof got);
+        ss_infer_stats_t acct = {0};
+        ck_assert_msg(ss_dispatch_run(d, NULL, &acct, q, n, got, err, sizeof err) == SS_OK, "%s", err);
+        for (int i = 0; i < n; i++) {
+            same_result(&got[i], &want[i], i);
+            ck_assert_int_eq(got[i].cached, round);
+        }
+        ck_assert_int_eq(acct.requests, n);
+        ck_assert_int_eq(acct.calls, round ? 0 : n - 2); /* two duplicates folded */
+        ck_assert_int_eq(acct.cache_hits, round ? n - 2 : 0);
+        if (!round) ck_assert_int_gt(acct.prompt_tokens, 0);
+        for (int i = 0; i < n; i++) ss_infer_res_clear(&got[i]);
+        ss_dispatch_close(d);
+    }
+    for (int i = 0; i < n; i++) ss_infer_res_clear(&want[i]);
+    free(path);
+}
+END_TEST
+
 Suite *check_dispatch_suite(void)
 {
     Suite *s = suite_create("dispatch");
@@ -498,6 +586,7 @@ Suite *check_dispatch_suite(void)
     tcase_add_test(tc, test_counting_inflight_dedup);
     tcase_add_test(tc, test_counting_failures_not_cached);
     tcase_add_test(tc, test_counting_models);
+    tcase_add_test(tc, test_local_model_dispatch_and_cache);
     suite_add_tcase(s, tc);
     return s;
 }
