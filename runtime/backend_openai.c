@@ -10,10 +10,11 @@
  *   EMBED     /v1/embeddings   input.
  * A batch runs on one curl multi handle with at most max_concurrency transfers at once;
  * connection errors, timeouts, HTTP 5xx and 429 are retried with exponential backoff
- * (a Retry-After header wins when larger). Owns its curl handles and a minimal JSON
- * reader (below) for the responses.
+ * (a Retry-After header wins when larger). Owns its curl handles; responses are read
+ * with src/ss_json.h.
  */
 #include "ss_backends.h"
+#include "ss_json.h"
 
 #include <curl/curl.h>
 #include <math.h>
@@ -22,224 +23,24 @@
 #include <string.h>
 #include <strings.h>
 
-/* ======================= minimal JSON reader ======================= */
+/* ---- small lookups over ss_json (src/ss_json.h) ---- */
 
-typedef enum { JNULL, JBOOL, JNUM, JSTR, JARR, JOBJ } jtype_t;
-
-typedef struct jv {
-    jtype_t t;
-    double num;          /* JNUM, JBOOL */
-    char *str;           /* JSTR: owned, NUL-terminated UTF-8 */
-    int n;               /* JARR/JOBJ: number of children */
-    struct jv **kids;    /* JARR/JOBJ: owned children */
-    char **keys;         /* JOBJ: owned keys, parallel to kids */
-} jv_t;
-
-typedef struct jp {
-    const char *s, *p, *end;
-    int depth;
-} jp_t;
-
-static void jv_free(jv_t *v)
+static const ss_json_t *jidx(const ss_json_t *v, size_t i)
 {
-    if (!v) return;
-    for (int i = 0; i < v->n; i++) {
-        jv_free(v->kids[i]);
-        if (v->keys) free(v->keys[i]);
-    }
-    free(v->kids);
-    free(v->keys);
-    free(v->str);
-    free(v);
+    return v && v->t == SS_JSON_ARRAY && i < v->u.arr.n ? &v->u.arr.items[i] : NULL;
 }
 
-static void jws(jp_t *j)
+static size_t jlen(const ss_json_t *v)
 {
-    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')) j->p++;
+    return v && v->t == SS_JSON_ARRAY ? v->u.arr.n : 0;
 }
 
-static int hex4(const char *p, unsigned *out)
+/* 1 and *out set if v is a number. */
+static int jnum(const ss_json_t *v, double *out)
 {
-    unsigned v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = p[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
-        else return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static void utf8_put(ss_buf_t *b, unsigned cp)
-{
-    char t[4];
-    int n;
-    if (cp < 0x80) { t[0] = (char)cp; n = 1; }
-    else if (cp < 0x800) { t[0] = (char)(0xC0 | (cp >> 6)); t[1] = (char)(0x80 | (cp & 0x3F)); n = 2; }
-    else if (cp < 0x10000) {
-        t[0] = (char)(0xE0 | (cp >> 12)); t[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        t[2] = (char)(0x80 | (cp & 0x3F)); n = 3;
-    } else {
-        t[0] = (char)(0xF0 | (cp >> 18)); t[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        t[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); t[3] = (char)(0x80 | (cp & 0x3F)); n = 4;
-    }
-    ss_buf_append(b, t, (size_t)n);
-}
-
-/* Parses a string literal at j->p (on '"'); returns malloc'd text or NULL. */
-static char *jstr(jp_t *j)
-{
-    ss_buf_t b = SS_BUF_INIT;
-    j->p++;
-    while (j->p < j->end && *j->p != '"') {
-        char c = *j->p++;
-        if ((unsigned char)c < 0x20) goto bad;
-        if (c != '\\') { ss_buf_putc(&b, c); continue; }
-        if (j->p >= j->end) goto bad;
-        c = *j->p++;
-        switch (c) {
-        case '"': case '\\': case '/': ss_buf_putc(&b, c); break;
-        case 'b': ss_buf_putc(&b, '\b'); break;
-        case 'f': ss_buf_putc(&b, '\f'); break;
-        case 'n': ss_buf_putc(&b, '\n'); break;
-        case 'r': ss_buf_putc(&b, '\r'); break;
-        case 't': ss_buf_putc(&b, '\t'); break;
-        case 'u': {
-            unsigned cp, lo;
-            if (j->end - j->p < 4 || hex4(j->p, &cp)) goto bad;
-            j->p += 4;
-            if (cp >= 0xD800 && cp < 0xDC00 && j->end - j->p >= 6 && j->p[0] == '\\' &&
-                j->p[1] == 'u' && !hex4(j->p + 2, &lo) && lo >= 0xDC00 && lo < 0xE000) {
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                j->p += 6;
-            }
-            utf8_put(&b, cp);
-            break;
-        }
-        default: goto bad;
-        }
-    }
-    if (j->p >= j->end) goto bad;
-    j->p++;
-    ss_buf_putc(&b, 0); /* so an empty string is "" and not NULL */
-    return ss_buf_take(&b);
-bad:
-    ss_buf_free(&b);
-    return NULL;
-}
-
-static jv_t *jvalue(jp_t *j);
-
-static int jadd(jv_t *v, jv_t *kid, char *key)
-{
-    jv_t **k = realloc(v->kids, (size_t)(v->n + 1) * sizeof *k);
-    if (!k) return -1;
-    v->kids = k;
-    if (v->t == JOBJ) {
-        char **ks = realloc(v->keys, (size_t)(v->n + 1) * sizeof *ks);
-        if (!ks) return -1;
-        v->keys = ks;
-        ks[v->n] = key;
-    }
-    k[v->n++] = kid;
-    return 0;
-}
-
-static jv_t *jcontainer(jp_t *j, jv_t *v)
-{
-    char close = v->t == JARR ? ']' : '}';
-    j->p++;
-    jws(j);
-    if (j->p < j->end && *j->p == close) { j->p++; return v; }
-    for (;;) {
-        char *key = NULL;
-        jws(j);
-        if (v->t == JOBJ) {
-            if (j->p >= j->end || *j->p != '"' || !(key = jstr(j))) goto bad;
-            jws(j);
-            if (j->p >= j->end || *j->p != ':') { free(key); goto bad; }
-            j->p++;
-        }
-        jv_t *kid = jvalue(j);
-        if (!kid || jadd(v, kid, key)) { free(key); jv_free(kid); goto bad; }
-        jws(j);
-        if (j->p < j->end && *j->p == ',') { j->p++; continue; }
-        if (j->p < j->end && *j->p == close) { j->p++; return v; }
-        goto bad;
-    }
-bad:
-    jv_free(v);
-    return NULL;
-}
-
-static jv_t *jvalue(jp_t *j)
-{
-    jws(j);
-    if (j->p >= j->end || j->depth > 64) return NULL;
-    jv_t *v = calloc(1, sizeof *v);
-    if (!v) return NULL;
-    char c = *j->p;
-    if (c == '{' || c == '[') {
-        v->t = c == '{' ? JOBJ : JARR;
-        j->depth++;
-        v = jcontainer(j, v);
-        j->depth--;
-        return v;
-    }
-    if (c == '"') {
-        v->t = JSTR;
-        if (!(v->str = jstr(j))) { free(v); return NULL; }
-        return v;
-    }
-    static const struct { const char *w; jtype_t t; double n; } lits[] = {
-        {"true", JBOOL, 1}, {"false", JBOOL, 0}, {"null", JNULL, 0}};
-    for (size_t i = 0; i < SS_ARRAY_LEN(lits); i++) {
-        size_t l = strlen(lits[i].w);
-        if ((size_t)(j->end - j->p) >= l && !memcmp(j->p, lits[i].w, l)) {
-            v->t = lits[i].t;
-            v->num = lits[i].n;
-            j->p += l;
-            return v;
-        }
-    }
-    char tmp[64], *e;
-    size_t l = SS_MIN((size_t)(j->end - j->p), sizeof tmp - 1);
-    memcpy(tmp, j->p, l);
-    tmp[l] = 0;
-    v->t = JNUM;
-    v->num = strtod(tmp, &e);
-    if (e == tmp || !(c == '-' || (c >= '0' && c <= '9'))) { free(v); return NULL; }
-    j->p += e - tmp;
-    return v;
-}
-
-/* Parses a whole document; on failure returns NULL and the byte offset in *at. */
-static jv_t *json_parse(const char *s, size_t n, size_t *at)
-{
-    jp_t j = {s, s, s + n, 0};
-    jv_t *v = jvalue(&j);
-    if (v) {
-        jws(&j);
-        if (j.p != j.end) { jv_free(v); v = NULL; }
-    }
-    *at = (size_t)(j.p - s);
-    return v;
-}
-
-static jv_t *jget(const jv_t *v, const char *key)
-{
-    if (!v || v->t != JOBJ) return NULL;
-    for (int i = 0; i < v->n; i++)
-        if (!strcmp(v->keys[i], key)) return v->kids[i];
-    return NULL;
-}
-
-static jv_t *jidx(const jv_t *v, int i)
-{
-    return v && v->t == JARR && i >= 0 && i < v->n ? v->kids[i] : NULL;
+    if (!v || (v->t != SS_JSON_INT && v->t != SS_JSON_REAL)) return 0;
+    *out = v->t == SS_JSON_INT ? (double)v->u.i : v->u.r;
+    return 1;
 }
 
 /* ======================= the backend ======================= */
@@ -281,15 +82,15 @@ static char *endpoint(const char *url, const char *what)
 static int build_body(oai_t *b, const ss_infer_req_t *r, ss_buf_t *out)
 {
     ss_buf_puts(out, "{\"model\":");
-    ss_buf_put_json_str(out, b->model, strlen(b->model));
+    ss_json_put_str_utf8(out, b->model, strlen(b->model));
     const char *p = r->prompt ? r->prompt : "";
     if (r->kind == SS_INFER_EMBED) {
         ss_buf_puts(out, ",\"input\":");
-        ss_buf_put_json_str(out, p, strlen(p));
+        ss_json_put_str_utf8(out, p, strlen(p));
         return ss_buf_putc(out, '}');
     }
     ss_buf_puts(out, ",\"prompt\":");
-    ss_buf_put_json_str(out, p, strlen(p));
+    ss_json_put_str_utf8(out, p, strlen(p));
     if (r->kind == SS_INFER_GENERATE) {
         ss_buf_printf(out, ",\"max_tokens\":%d,\"temperature\":%.9g", SS_MAX(r->max_tokens, 1),
                       (double)r->temperature);
@@ -297,7 +98,7 @@ static int build_body(oai_t *b, const ss_infer_req_t *r, ss_buf_t *out)
         if (r->top_logprobs > 0) ss_buf_printf(out, ",\"logprobs\":%d", r->top_logprobs);
         if (r->stop) {
             ss_buf_puts(out, ",\"stop\":[");
-            ss_buf_put_json_str(out, r->stop, strlen(r->stop));
+            ss_json_put_str_utf8(out, r->stop, strlen(r->stop));
             ss_buf_putc(out, ']');
         }
     } else {
@@ -379,23 +180,18 @@ typedef struct toplp {
     double lp[64];
 } toplp_t;
 
-static int read_top(const jv_t *choice, toplp_t *t)
+static int read_top(const ss_json_t *choice, toplp_t *t)
 {
-    const jv_t *top = jidx(jget(jget(choice, "logprobs"), "top_logprobs"), 0);
+    const ss_json_t *top = jidx(ss_json_get(ss_json_get(choice, "logprobs"), "top_logprobs"), 0);
     t->n = 0;
-    if (top && top->t == JOBJ) {
-        for (int i = 0; i < top->n && t->n < 64; i++)
-            if (top->kids[i]->t == JNUM) {
-                t->tok[t->n] = top->keys[i];
-                t->lp[t->n++] = top->kids[i]->num;
-            }
-    } else if (top && top->t == JARR) {
-        for (int i = 0; i < top->n && t->n < 64; i++) {
-            const jv_t *tk = jget(top->kids[i], "token"), *lp = jget(top->kids[i], "logprob");
-            if (tk && tk->t == JSTR && lp && lp->t == JNUM) {
-                t->tok[t->n] = tk->str;
-                t->lp[t->n++] = lp->num;
-            }
+    if (top && top->t == SS_JSON_OBJECT) {
+        for (size_t i = 0; i < top->u.obj.n && t->n < 64; i++)
+            if (jnum(&top->u.obj.m[i].val, &t->lp[t->n])) t->tok[t->n++] = top->u.obj.m[i].key;
+    } else if (top && top->t == SS_JSON_ARRAY) {
+        for (size_t i = 0; i < top->u.arr.n && t->n < 64; i++) {
+            const ss_json_t *e = &top->u.arr.items[i];
+            const char *tk = ss_json_str(ss_json_get(e, "token"));
+            if (tk && jnum(ss_json_get(e, "logprob"), &t->lp[t->n])) t->tok[t->n++] = tk;
         }
     } else {
         return -1;
@@ -467,11 +263,12 @@ static int score_value(const toplp_t *t, const ss_infer_req_t *r, double *out)
     return 0;
 }
 
-static void usage(const jv_t *doc, ss_infer_res_t *res)
+static void usage(const ss_json_t *doc, ss_infer_res_t *res)
 {
-    const jv_t *u = jget(doc, "usage"), *pt = jget(u, "prompt_tokens"), *ct = jget(u, "completion_tokens");
-    if (pt && pt->t == JNUM) res->prompt_tokens = (int)pt->num;
-    if (ct && ct->t == JNUM) res->gen_tokens = (int)ct->num;
+    const ss_json_t *u = ss_json_get(doc, "usage");
+    double x;
+    if (jnum(ss_json_get(u, "prompt_tokens"), &x)) res->prompt_tokens = (int)x;
+    if (jnum(ss_json_get(u, "completion_tokens"), &x)) res->gen_tokens = (int)x;
 }
 
 static int cmp_lp_desc(const void *a, const void *b)
@@ -482,7 +279,7 @@ static int cmp_lp_desc(const void *a, const void *b)
 
 /* GENERATE with top_logprobs: the top tokens of the first generated position (best first)
  * and the logprob of every generated token (gen_tokens entries, zero-padded). */
-static int gen_logprobs(const jv_t *doc, const jv_t *c0, ss_infer_res_t *res)
+static int gen_logprobs(const ss_json_t *doc, const ss_json_t *c0, ss_infer_res_t *res)
 {
     toplp_t t;
     if (read_top(c0, &t) != 0) return -1;
@@ -498,46 +295,51 @@ static int gen_logprobs(const jv_t *doc, const jv_t *c0, ss_infer_res_t *res)
         res->top_logprobs[i] = (float)ord[i][0];
     }
     usage(doc, res);
-    const jv_t *tl = jget(jget(c0, "logprobs"), "token_logprobs");
-    int n = tl && tl->t == JARR ? tl->n : 0;
+    const ss_json_t *tl = ss_json_get(ss_json_get(c0, "logprobs"), "token_logprobs");
+    int n = (int)jlen(tl);
     if (res->gen_tokens <= 0) res->gen_tokens = n;
+    double x;
     if (res->gen_tokens > 0 && (res->token_logprobs = calloc((size_t)res->gen_tokens, sizeof(float))))
         for (int i = 0; i < SS_MIN(n, res->gen_tokens); i++)
-            if (tl->kids[i]->t == JNUM) res->token_logprobs[i] = (float)tl->kids[i]->num;
+            if (jnum(jidx(tl, (size_t)i), &x)) res->token_logprobs[i] = (float)x;
     return 0;
 }
 
 /* Fills j->res from a 2xx body, or fails the job with a message naming what is missing. */
 static void parse_ok(oai_t *b, job_t *j)
 {
-    char sn[256];
+    char sn[256], perr[SS_ERRSZ];
     size_t at = 0;
-    jv_t *doc = json_parse(j->resp.data ? j->resp.data : "", j->resp.len, &at);
-    if (!doc) {
+    ss_json_doc_t *jd = NULL;
+    if (ss_json_parse(j->resp.data ? j->resp.data : "", j->resp.len, 0, &jd, &at, perr, sizeof perr) != SS_OK) {
         job_fail(b, j, SS_ERR_HTTP, "bad JSON from %s at byte %zu: %s", j->path, at, snippet(j, sn, sizeof sn));
         return;
     }
+    const ss_json_t *doc = ss_json_root(jd);
     const ss_infer_req_t *r = j->req;
     ss_infer_res_t *res = j->res;
     const char *missing = NULL;
     if (r->kind == SS_INFER_EMBED) {
-        const jv_t *e = jget(jidx(jget(doc, "data"), 0), "embedding");
-        if (!e || e->t != JARR || e->n == 0) missing = "data[0].embedding";
+        const ss_json_t *e = ss_json_get(jidx(ss_json_get(doc, "data"), 0), "embedding");
+        size_t n = jlen(e);
+        if (n == 0) missing = "data[0].embedding";
         else {
-            res->emb = malloc((size_t)e->n * sizeof(float));
-            res->dim = e->n;
-            for (int i = 0; i < e->n && res->emb; i++) {
-                if (e->kids[i]->t != JNUM) { missing = "numeric data[0].embedding"; break; }
-                res->emb[i] = (float)e->kids[i]->num;
+            res->emb = malloc(n * sizeof(float));
+            res->dim = (int)n;
+            for (size_t i = 0; i < n && res->emb; i++) {
+                double x;
+                if (!jnum(jidx(e, i), &x)) { missing = "numeric data[0].embedding"; break; }
+                res->emb[i] = (float)x;
             }
         }
     } else {
-        const jv_t *c0 = jidx(jget(doc, "choices"), 0), *txt = jget(c0, "text");
+        const ss_json_t *c0 = jidx(ss_json_get(doc, "choices"), 0);
+        const char *txt = ss_json_str(ss_json_get(c0, "text"));
         toplp_t t;
         if (!c0) missing = "choices[0]";
         else if (r->kind == SS_INFER_GENERATE) {
-            if (!txt || txt->t != JSTR) missing = "choices[0].text";
-            else res->text = ss_strdup(txt->str);
+            if (!txt) missing = "choices[0].text";
+            else res->text = ss_strdup(txt);
             if (!missing && r->top_logprobs > 0 && gen_logprobs(doc, c0, res) != 0)
                 missing = "choices[0].logprobs.top_logprobs[0]";
         } else if (read_top(c0, &t) != 0) {
@@ -547,19 +349,19 @@ static void parse_ok(oai_t *b, job_t *j)
             res->probs = calloc((size_t)SS_MAX(r->nchoices, 1), sizeof(float));
             if (res->probs) choose_probs(&t, r, res->probs);
         } else if (score_value(&t, r, &res->score) != 0) {
-            jv_free(doc);
+            ss_json_free(jd);
             job_fail(b, j, SS_ERR_MODEL, "no integer %d..%d among the top %d tokens from %s: %s",
                      r->score_min, r->score_max, t.n, j->path, snippet(j, sn, sizeof sn));
             return;
         }
     }
     if (missing) {
-        jv_free(doc);
+        ss_json_free(jd);
         job_fail(b, j, SS_ERR_HTTP, "response from %s lacks %s: %s", j->path, missing, snippet(j, sn, sizeof sn));
         return;
     }
     if (!res->token_logprobs) usage(doc, res);
-    jv_free(doc);
+    ss_json_free(jd);
     res->status = SS_OK;
     j->done = 1;
 }
