@@ -169,11 +169,10 @@ static int read_row(sqlite3_stmt *st, ss_infer_res_t *res)
     return SS_OK;
 }
 
-int ss_cache_get(ss_cache_t *c, const char *key, ss_infer_res_t *res, int *found, char *err,
-                 size_t errsz)
+/* One lookup; c->mu held. */
+static int get_locked(ss_cache_t *c, const char *key, ss_infer_res_t *res, int *found, char *err, size_t errsz)
 {
     *found = 0;
-    pthread_mutex_lock(&c->mu);
     sqlite3_reset(c->get);
     sqlite3_bind_text(c->get, 1, key, -1, SQLITE_STATIC);
     int rc = sqlite3_step(c->get), out = SS_OK;
@@ -186,6 +185,26 @@ int ss_cache_get(ss_cache_t *c, const char *key, ss_infer_res_t *res, int *found
     }
     sqlite3_reset(c->get);
     sqlite3_clear_bindings(c->get);
+    return out;
+}
+
+int ss_cache_get(ss_cache_t *c, const char *key, ss_infer_res_t *res, int *found, char *err,
+                 size_t errsz)
+{
+    ss_infer_res_t *rp = res;
+    return ss_cache_get_many(c, &key, 1, &rp, found, err, errsz);
+}
+
+int ss_cache_get_many(ss_cache_t *c, const char *const *keys, int n, ss_infer_res_t *const *res, int *found,
+                      char *err, size_t errsz)
+{
+    int out = SS_OK;
+    pthread_mutex_lock(&c->mu);
+    /* one read transaction: the WAL read lock is taken once, not once per key */
+    int txn = n > 1 && sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+    for (int i = 0; i < n; i++) found[i] = 0;
+    for (int i = 0; i < n && out == SS_OK; i++) out = get_locked(c, keys[i], res[i], &found[i], err, errsz);
+    if (txn) sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
     pthread_mutex_unlock(&c->mu);
     return out;
 }

@@ -251,6 +251,41 @@ START_TEST(test_counting_batches_dedup_order)
 }
 END_TEST
 
+START_TEST(test_counting_large_batch)
+{
+    char *path = cache_file();
+    counting_t c = {0};
+    ss_dispatch_t *d = open_disp(path, 64, &c);
+    enum { N = 3000, DISTINCT = 1000 };
+    ss_infer_req_t *q = calloc(N, sizeof *q);
+    char (*p)[64] = calloc(N, sizeof *p);
+    ss_infer_res_t *r = calloc(N, sizeof *r);
+    mkreqs(q, p, N, DISTINCT);
+    char err[SS_ERRSZ];
+    ss_infer_stats_t acct = {0};
+    int64_t t0 = ss_now_ns();
+    ck_assert_msg(ss_dispatch_run(d, NULL, &acct, q, N, r, err, sizeof err) == SS_OK, "%s", err);
+    int64_t t1 = ss_now_ns();
+    check_answers(q, r, N, 0);
+    /* i % 1000 decides parity and kind too: 1000 distinct requests */
+    ck_assert_int_eq(acct.calls, DISTINCT);
+    ck_assert_int_eq(c.calls, (DISTINCT + 63) / 64);
+    clear_all(r, N);
+    memset(r, 0, N * sizeof *r);
+    ck_assert_int_eq(ss_dispatch_run(d, NULL, &acct, q, N, r, err, sizeof err), SS_OK);
+    int64_t t2 = ss_now_ns();
+    ck_assert_int_eq(acct.cache_hits, DISTINCT);
+    printf("dispatch: %d requests, %d computed + stored in %.1f ms; from cache in %.1f ms\n", N, DISTINCT,
+           (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6);
+    clear_all(r, N);
+    free(q);
+    free(p);
+    free(r);
+    ss_dispatch_close(d);
+    free(path);
+}
+END_TEST
+
 START_TEST(test_counting_cache_reopen)
 {
     char *path = cache_file();
@@ -582,6 +617,7 @@ Suite *check_dispatch_suite(void)
     tcase_add_test(tc, test_cache_roundtrip);
     tcase_add_test(tc, test_counting_batches_dedup_order);
     tcase_add_test(tc, test_counting_cache_reopen);
+    tcase_add_test(tc, test_counting_large_batch);
     tcase_add_test(tc, test_counting_crash_safety);
     tcase_add_test(tc, test_counting_inflight_dedup);
     tcase_add_test(tc, test_counting_failures_not_cached);
