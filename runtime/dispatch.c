@@ -45,7 +45,7 @@ struct ss_dispatch {
     pthread_cond_t cv;    /* broadcast when an in-flight entry is done */
     ss_cache_t *cache;    /* NULL: no persistent cache */
     int max_batch;
-    model_t *models;
+    model_t **models;     /* stable pointers: a running call keeps its model_t */
     int nmodels, def;
     inflight_t **fl_tab;  /* in-flight requests: hash table of chains, fl_cap buckets */
     size_t fl_cap, fl_n;
@@ -86,9 +86,11 @@ void ss_dispatch_close(ss_dispatch_t *d)
 {
     if (!d) return;
     for (int i = 0; i < d->nmodels; i++) {
-        if (d->models[i].b && d->models[i].b->destroy) d->models[i].b->destroy(d->models[i].b);
-        free(d->models[i].name);
-        pthread_mutex_destroy(&d->models[i].run_mu);
+        model_t *m = d->models[i];
+        if (m->b && m->b->destroy) m->b->destroy(m->b);
+        free(m->name);
+        pthread_mutex_destroy(&m->run_mu);
+        free(m);
     }
     free(d->models);
     for (size_t i = 0; i < d->fl_cap; i++) /* entries left only if a caller still runs: a misuse */
@@ -109,7 +111,7 @@ static int find_model(ss_dispatch_t *d, const char *name)
 {
     if (!name) return d->def;
     for (int i = 0; i < d->nmodels; i++)
-        if (!strcmp(d->models[i].name, name)) return i;
+        if (!strcmp(d->models[i]->name, name)) return i;
     return -1;
 }
 
@@ -125,12 +127,14 @@ int ss_dispatch_add_model(ss_dispatch_t *d, const char *name, ss_infer_backend_t
     } else if (find_model(d, name) >= 0) {
         rc = ss_seterr(err, errsz, SS_ERR_EXISTS, "dispatcher: model %s already registered", name);
     } else {
-        model_t *m = realloc(d->models, (size_t)(d->nmodels + 1) * sizeof *m);
-        if (!m) rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "dispatcher: out of memory");
-        else {
-            d->models = m;
-            m += d->nmodels;
-            m->name = ss_strdup(name);
+        model_t **ms = realloc(d->models, (size_t)(d->nmodels + 1) * sizeof *ms);
+        model_t *m = calloc(1, sizeof *m);
+        if (ms) d->models = ms;
+        if (!ms || !m || !(m->name = ss_strdup(name))) {
+            free(m);
+            rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "dispatcher: out of memory");
+        } else {
+            d->models[d->nmodels] = m;
             m->b = b;
             pthread_mutex_init(&m->run_mu, NULL);
             if (d->def < 0 || is_default) d->def = d->nmodels;
@@ -442,7 +446,7 @@ int ss_dispatch_run(ss_dispatch_t *d, const char *model, ss_infer_stats_t *acct,
     int64_t t0 = ss_now_ns();
     pthread_mutex_lock(&d->mu);
     int mi = find_model(d, model);
-    model_t *m = mi >= 0 ? &d->models[mi] : NULL;
+    model_t *m = mi >= 0 ? d->models[mi] : NULL;
     pthread_mutex_unlock(&d->mu);
     if (!m)
         return ss_seterr(err, errsz, SS_ERR_NOTFOUND, "dispatcher: no model %s%s",
