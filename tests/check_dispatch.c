@@ -29,6 +29,7 @@ typedef struct counting {
     int switches;       /* prefix changes along the stream of requests received */
     char last[16];      /* prefix of the last request received */
     int sleep_ms;       /* delay per run() */
+    int hold;           /* run() waits while set (the test clears it; atomic access) */
     int crash_on_call;  /* _exit(3) when this call number (1-based) starts; 0 = never */
     const char *fail_prompt; /* requests with this prompt fail individually */
     int fail_batch;     /* run() returns an error */
@@ -84,6 +85,7 @@ static int counting_run(ss_infer_backend_t *b, const ss_infer_req_t *reqs, int n
     pthread_mutex_unlock(&c->mu);
     if (c->crash_on_call == call) _exit(3);
     if (c->sleep_ms) usleep((useconds_t)c->sleep_ms * 1000);
+    while (__atomic_load_n(&c->hold, __ATOMIC_ACQUIRE)) usleep(1000);
     if (c->fail_batch) return ss_seterr(err, errsz, SS_ERR_MODEL, "counting backend: told to fail");
     for (int i = 0; i < n; i++) {
         if (c->fail_prompt && !strcmp(reqs[i].prompt, c->fail_prompt)) {
@@ -386,7 +388,7 @@ static void *thr_run(void *arg)
 
 START_TEST(test_counting_inflight_dedup)
 {
-    counting_t c = {.sleep_ms = 150};
+    counting_t c = {.hold = 1};
     ss_dispatch_t *d = open_disp(NULL, 8, &c);
     enum { N = 6, T = 4 };
     ss_infer_req_t q[N];
@@ -400,6 +402,8 @@ START_TEST(test_counting_inflight_dedup)
         t[i] = (thr_t){d, q, N, r[i], -1};
         pthread_create(&th[i], NULL, thr_run, &t[i]);
     }
+    usleep(500 * 1000); /* the backend holds the first caller's batch while the others arrive */
+    __atomic_store_n(&c.hold, 0, __ATOMIC_RELEASE);
     for (int i = 0; i < T; i++) pthread_join(th[i], NULL);
     for (int i = 0; i < T; i++) {
         ck_assert_int_eq(t[i].rc, SS_OK);
