@@ -164,6 +164,12 @@ extern "C" int ss_cuda_d2h(ss_cuda_t *c, void *dst, const void *src, size_t byte
     return SS_OK;
 }
 
+extern "C" int ss_cuda_d2d(ss_cuda_t *c, void *dst, const void *src, size_t bytes, char *err, size_t errsz)
+{
+    CU_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream));
+    return SS_OK;
+}
+
 extern "C" int ss_cuda_memset(ss_cuda_t *c, void *dst, int v, size_t bytes, char *err, size_t errsz)
 {
     CU_TRY(cudaMemsetAsync(dst, v, bytes, c->stream));
@@ -826,6 +832,21 @@ extern "C" int ss_cuda_logprob_gather(ss_cuda_t *c, float *out, const float *log
     if (n <= 0)
         return SS_OK;
     k_logprob_gather<<<n, 256, 0, c->stream>>>(out, logits, vocab, row, tok);
+    return launched(c);
+}
+
+__global__ void k_gather_rows(float *out, const float *x, const int32_t *idx, int dim)
+{
+    const float *src = x + (size_t)idx[blockIdx.x] * dim;
+    for (int k = threadIdx.x; k < dim; k += blockDim.x)
+        out[(size_t)blockIdx.x * dim + k] = src[k];
+}
+
+extern "C" int ss_cuda_gather_rows(ss_cuda_t *c, float *out, const float *x, const int32_t *idx, int n, int dim)
+{
+    if (n <= 0)
+        return SS_OK;
+    k_gather_rows<<<n, 256, 0, c->stream>>>(out, x, idx, dim);
     return launched(c);
 }
 

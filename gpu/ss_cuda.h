@@ -43,6 +43,7 @@ int ss_cuda_malloc(ss_cuda_t *c, void **dptr, size_t bytes, char *err, size_t er
 void ss_cuda_free(ss_cuda_t *c, void *dptr);
 int ss_cuda_h2d(ss_cuda_t *c, void *dst, const void *src, size_t bytes, char *err, size_t errsz);
 int ss_cuda_d2h(ss_cuda_t *c, void *dst, const void *src, size_t bytes, char *err, size_t errsz); /* syncs */
+int ss_cuda_d2d(ss_cuda_t *c, void *dst, const void *src, size_t bytes, char *err, size_t errsz);
 int ss_cuda_memset(ss_cuda_t *c, void *dst, int v, size_t bytes, char *err, size_t errsz);
 int ss_cuda_sync(ss_cuda_t *c, char *err, size_t errsz);
 
@@ -87,6 +88,8 @@ int ss_cuda_attention(ss_cuda_t *c, float *out, const float *q, const float *kpo
 /* Log-softmax read-out: out[i] = logits[row[i]][tok[i]] - logsumexp(logits[row[i]]) over vocab. */
 int ss_cuda_logprob_gather(ss_cuda_t *c, float *out, const float *logits, int vocab, const int32_t *row,
                            const int32_t *tok, int n);
+/* out[i][:] = x[idx[i]][:] for i < n, rows of dim floats. */
+int ss_cuda_gather_rows(ss_cuda_t *c, float *out, const float *x, const int32_t *idx, int n, int dim);
 /* argmax per row (greedy decoding without copying logits). */
 int ss_cuda_argmax(ss_cuda_t *c, int32_t *out, const float *logits, int rows, int vocab);
 
