@@ -6,6 +6,7 @@
  * and say so when it is missing.
  */
 #include "ss_embed.h"
+#include "ss_llm.h"
 #include "ss_vindex.h"
 #include "testutil.h"
 
@@ -112,6 +113,40 @@ START_TEST(test_embedder_errors)
     ck_assert_int_eq(ss_embedder_open(&o, &e, err, sizeof err), SS_ERR_INVALID); /* no dispatcher */
     ss_embedder_destroy(NULL);
     free(bad);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_model_embedder_local)
+{
+    char p[4096], err[SS_ERRSZ];
+    char *dir = tu_tmpdir(), *cache = ss_sprintf("%s/cache.db", dir);
+    ss_dispatch_opts_t dopts = {cache, 8, 0};
+    ss_dispatch_t *d = NULL;
+    ck_assert_int_eq(ss_dispatch_open(&dopts, &d, err, sizeof err), SS_OK);
+    ss_infer_backend_t *b = ss_backend_local_new(tu_model_path("stories260K.gguf", p, sizeof p), 1, err, sizeof err);
+    ck_assert_msg(b != NULL, "%s", err);
+    ck_assert_int_eq(ss_dispatch_add_model(d, "tiny", b, 1, err, sizeof err), SS_OK);
+    ss_infer_stats_t acct = {0};
+    ss_embed_opts_t o = {.kind = "model", .dispatch = d, .acct = &acct};
+    ss_embedder_t *e = NULL;
+    ck_assert_msg(ss_embedder_open(&o, &e, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_str_eq(e->kind, "model");
+    ck_assert_int_eq(e->dim, 64); /* stories260K's hidden size */
+    const char *t[] = {"Lily went to the park.", "Tom ate an apple.", "Lily went to the park."};
+    float v[3 * 64], w[3 * 64];
+    ck_assert_msg(ss_embedder_embed(e, t, 3, v, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_msg(ss_embedder_embed(e, t, 3, w, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_int_eq(memcmp(v, w, sizeof v), 0);
+    ck_assert_int_eq(memcmp(v, v + 128, 64 * sizeof(float)), 0);
+    for (int i = 0; i < 3; i++) ck_assert_float_eq_tol(dot(v + i * 64, v + i * 64, 64), 1.0f, 1e-5);
+    ck_assert_float_lt(dot(v, v + 64, 64), 0.99999f);
+    /* probe + 2 distinct texts computed once; the second embed came from the cache */
+    ck_assert_int_eq(acct.calls, 3);
+    ck_assert_int_eq(acct.cache_hits, 2);
+    ss_embedder_destroy(e);
+    ss_dispatch_close(d);
+    free(cache);
     free(dir);
 }
 END_TEST
@@ -285,6 +320,7 @@ Suite *check_embed_suite(void)
     tcase_add_test(tc, test_wink_similarity);
     tcase_add_test(tc, test_wink_unknown_words);
     tcase_add_test(tc, test_embedder_errors);
+    tcase_add_test(tc, test_model_embedder_local);
     tcase_add_test(tc, test_vindex_flat);
     tcase_add_test(tc, test_vindex_ivf);
     tcase_add_test(tc, test_vindex_errors);
