@@ -53,10 +53,13 @@ typedef struct oai {
     pthread_mutex_t mu;     /* one batch at a time on the multi handle */
 } oai_t;
 
-/* One inference request's HTTP life. */
+/* One HTTP request's life: it carries n inference requests (reqs[idx[k]] -> res[idx[k]]),
+ * sent as a JSON array of prompts/inputs when n > 1. */
 typedef struct job {
-    const ss_infer_req_t *req;
+    const ss_infer_req_t *reqs; /* the batch (borrowed) */
     ss_infer_res_t *res;
+    int *idx;               /* members, in array order */
+    int n;
     const char *url;        /* completions or embeddings */
     const char *path;       /* for messages: "/v1/completions" */
     char *body;             /* request JSON */
@@ -79,18 +82,26 @@ static char *endpoint(const char *url, const char *what)
     return ss_sprintf("%.*s%s/%s", (int)n, url, has_v1 ? "" : "/v1", what);
 }
 
-static int build_body(oai_t *b, const ss_infer_req_t *r, ss_buf_t *out)
+static void put_prompts(const job_t *j, ss_buf_t *out)
 {
+    if (j->n > 1) ss_buf_putc(out, '[');
+    for (int k = 0; k < j->n; k++) {
+        const char *p = j->reqs[j->idx[k]].prompt ? j->reqs[j->idx[k]].prompt : "";
+        if (k) ss_buf_putc(out, ',');
+        ss_json_put_str_utf8(out, p, strlen(p));
+    }
+    if (j->n > 1) ss_buf_putc(out, ']');
+}
+
+/* The request JSON; every member shares the parameters of the first (see compatible). */
+static int build_body(oai_t *b, const job_t *j, ss_buf_t *out)
+{
+    const ss_infer_req_t *r = &j->reqs[j->idx[0]];
     ss_buf_puts(out, "{\"model\":");
     ss_json_put_str_utf8(out, b->model, strlen(b->model));
-    const char *p = r->prompt ? r->prompt : "";
-    if (r->kind == SS_INFER_EMBED) {
-        ss_buf_puts(out, ",\"input\":");
-        ss_json_put_str_utf8(out, p, strlen(p));
-        return ss_buf_putc(out, '}');
-    }
-    ss_buf_puts(out, ",\"prompt\":");
-    ss_json_put_str_utf8(out, p, strlen(p));
+    ss_buf_puts(out, r->kind == SS_INFER_EMBED ? ",\"input\":" : ",\"prompt\":");
+    put_prompts(j, out);
+    if (r->kind == SS_INFER_EMBED) return ss_buf_putc(out, '}');
     if (r->kind == SS_INFER_GENERATE) {
         ss_buf_printf(out, ",\"max_tokens\":%d,\"temperature\":%.9g", SS_MAX(r->max_tokens, 1),
                       (double)r->temperature);
@@ -106,6 +117,16 @@ static int build_body(oai_t *b, const ss_infer_req_t *r, ss_buf_t *out)
                       b->o.top_logprobs);
     }
     return ss_buf_putc(out, '}');
+}
+
+/* 1 if b can share one HTTP request with a (same kind and same body parameters). */
+static int compatible(const ss_infer_req_t *a, const ss_infer_req_t *b)
+{
+    if (a->kind != b->kind) return 0;
+    if (a->kind != SS_INFER_GENERATE) return 1;
+    return a->max_tokens == b->max_tokens && a->temperature == b->temperature &&
+           (a->temperature <= 0 || a->seed == b->seed) && a->top_logprobs == b->top_logprobs &&
+           (a->stop ? b->stop && !strcmp(a->stop, b->stop) : !b->stop);
 }
 
 static size_t on_data(char *p, size_t sz, size_t n, void *ud)
@@ -140,21 +161,39 @@ static int job_start(oai_t *b, job_t *j)
     return SS_OK;
 }
 
-static void job_fail(oai_t *b, job_t *j, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void job_fail(oai_t *b, job_t *j, int code, const char *fmt, ...)
+/* Fails member k (k < 0: every member) with "openai backend URL: message". */
+static void fail_members(oai_t *b, job_t *j, int k, int code, const char *fmt, va_list ap)
 {
     ss_buf_t m = SS_BUF_INIT;
     ss_buf_printf(&m, "openai backend %s: ", b->url);
+    ss_buf_vprintf(&m, fmt, ap);
+    for (int i = k < 0 ? 0 : k; i < (k < 0 ? j->n : k + 1); i++) {
+        ss_infer_res_t *r = &j->res[j->idx[i]];
+        ss_infer_res_clear(r);
+        r->status = code;
+        r->error = ss_strdup(ss_buf_cstr(&m));
+    }
+    ss_buf_free(&m);
+}
+
+static void job_fail(oai_t *b, job_t *j, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void job_fail(oai_t *b, job_t *j, int code, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    ss_buf_vprintf(&m, fmt, ap);
+    fail_members(b, j, -1, code, fmt, ap);
     va_end(ap);
-    ss_infer_res_clear(j->res);
-    j->res->status = code;
-    j->res->error = ss_buf_take(&m);
     j->done = 1;
+}
+
+static void member_fail(oai_t *b, job_t *j, int k, int code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void member_fail(oai_t *b, job_t *j, int k, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fail_members(b, j, k, code, fmt, ap);
+    va_end(ap);
 }
 
 /* A printable snippet of the response body for error messages. */
@@ -263,12 +302,16 @@ static int score_value(const toplp_t *t, const ss_infer_req_t *r, double *out)
     return 0;
 }
 
-static void usage(const ss_json_t *doc, ss_infer_res_t *res)
+/* Token counts: exact for a single prompt; for n prompts the totals are shared evenly,
+ * except that generated tokens are counted from the choice's logprobs when present. */
+static void usage(const ss_json_t *doc, const ss_json_t *choice, int n, ss_infer_res_t *res)
 {
     const ss_json_t *u = ss_json_get(doc, "usage");
     double x;
-    if (jnum(ss_json_get(u, "prompt_tokens"), &x)) res->prompt_tokens = (int)x;
-    if (jnum(ss_json_get(u, "completion_tokens"), &x)) res->gen_tokens = (int)x;
+    if (jnum(ss_json_get(u, "prompt_tokens"), &x)) res->prompt_tokens = (int)(x / n);
+    size_t nt = jlen(ss_json_get(ss_json_get(choice, "logprobs"), "tokens"));
+    if (n > 1 && nt > 0) res->gen_tokens = (int)nt;
+    else if (jnum(ss_json_get(u, "completion_tokens"), &x)) res->gen_tokens = (int)(x / n);
 }
 
 static int cmp_lp_desc(const void *a, const void *b)
@@ -279,7 +322,7 @@ static int cmp_lp_desc(const void *a, const void *b)
 
 /* GENERATE with top_logprobs: the top tokens of the first generated position (best first)
  * and the logprob of every generated token (gen_tokens entries, zero-padded). */
-static int gen_logprobs(const ss_json_t *doc, const ss_json_t *c0, ss_infer_res_t *res)
+static int gen_logprobs(const ss_json_t *doc, const ss_json_t *c0, int nmembers, ss_infer_res_t *res)
 {
     toplp_t t;
     if (read_top(c0, &t) != 0) return -1;
@@ -294,7 +337,7 @@ static int gen_logprobs(const ss_json_t *doc, const ss_json_t *c0, ss_infer_res_
         res->top_tokens[i] = ss_strdup(t.tok[(int)ord[i][1]]);
         res->top_logprobs[i] = (float)ord[i][0];
     }
-    usage(doc, res);
+    usage(doc, c0, nmembers, res);
     const ss_json_t *tl = ss_json_get(ss_json_get(c0, "logprobs"), "token_logprobs");
     int n = (int)jlen(tl);
     if (res->gen_tokens <= 0) res->gen_tokens = n;
@@ -305,7 +348,67 @@ static int gen_logprobs(const ss_json_t *doc, const ss_json_t *c0, ss_infer_res_
     return 0;
 }
 
-/* Fills j->res from a 2xx body, or fails the job with a message naming what is missing. */
+/* Element k of arr: the one whose "index" is k, else the k-th. */
+static const ss_json_t *nth(const ss_json_t *arr, int k)
+{
+    double x;
+    for (size_t i = 0; i < jlen(arr); i++)
+        if (jnum(ss_json_get(jidx(arr, i), "index"), &x) && (int)x == k) return jidx(arr, i);
+    return jidx(arr, (size_t)k);
+}
+
+/* Fills member k from the parsed response; on failure fails that member only. */
+static void parse_member(oai_t *b, job_t *j, const ss_json_t *doc, int k)
+{
+    char sn[256];
+    const ss_infer_req_t *r = &j->reqs[j->idx[k]];
+    ss_infer_res_t *res = &j->res[j->idx[k]];
+    const char *missing = NULL;
+    const ss_json_t *el = nth(ss_json_get(doc, r->kind == SS_INFER_EMBED ? "data" : "choices"), k);
+    if (r->kind == SS_INFER_EMBED) {
+        const ss_json_t *e = ss_json_get(el, "embedding");
+        size_t n = jlen(e);
+        if (n == 0) missing = "embedding";
+        else if ((res->emb = malloc(n * sizeof(float)))) {
+            res->dim = (int)n;
+            for (size_t i = 0; i < n && !missing; i++) {
+                double x = 0;
+                if (!jnum(jidx(e, i), &x)) missing = "numeric embedding";
+                res->emb[i] = (float)x;
+            }
+        }
+    } else {
+        const char *txt = ss_json_str(ss_json_get(el, "text"));
+        toplp_t t;
+        if (!el) missing = "";
+        else if (r->kind == SS_INFER_GENERATE) {
+            if (!txt) missing = ".text";
+            else res->text = ss_strdup(txt);
+            if (!missing && r->top_logprobs > 0 && gen_logprobs(doc, el, j->n, res) != 0)
+                missing = ".logprobs.top_logprobs[0]";
+        } else if (read_top(el, &t) != 0) {
+            missing = ".logprobs.top_logprobs[0]";
+        } else if (r->kind == SS_INFER_CHOOSE) {
+            res->nprobs = r->nchoices;
+            res->probs = calloc((size_t)SS_MAX(r->nchoices, 1), sizeof(float));
+            if (res->probs) choose_probs(&t, r, res->probs);
+        } else if (score_value(&t, r, &res->score) != 0) {
+            member_fail(b, j, k, SS_ERR_MODEL, "no integer %d..%d among the top %d tokens from %s: %s",
+                        r->score_min, r->score_max, t.n, j->path, snippet(j, sn, sizeof sn));
+            return;
+        }
+    }
+    if (missing) {
+        member_fail(b, j, k, SS_ERR_HTTP, "response from %s lacks %s[%d]%s: %s", j->path,
+                    r->kind == SS_INFER_EMBED ? "data" : "choices", k,
+                    r->kind == SS_INFER_EMBED ? (*missing ? ".embedding" : "") : missing, snippet(j, sn, sizeof sn));
+        return;
+    }
+    if (!res->token_logprobs) usage(doc, el, j->n, res);
+    res->status = SS_OK;
+}
+
+/* Fills the members' results from a 2xx body (each failing alone when its part is missing). */
 static void parse_ok(oai_t *b, job_t *j)
 {
     char sn[256], perr[SS_ERRSZ];
@@ -315,54 +418,8 @@ static void parse_ok(oai_t *b, job_t *j)
         job_fail(b, j, SS_ERR_HTTP, "bad JSON from %s at byte %zu: %s", j->path, at, snippet(j, sn, sizeof sn));
         return;
     }
-    const ss_json_t *doc = ss_json_root(jd);
-    const ss_infer_req_t *r = j->req;
-    ss_infer_res_t *res = j->res;
-    const char *missing = NULL;
-    if (r->kind == SS_INFER_EMBED) {
-        const ss_json_t *e = ss_json_get(jidx(ss_json_get(doc, "data"), 0), "embedding");
-        size_t n = jlen(e);
-        if (n == 0) missing = "data[0].embedding";
-        else {
-            res->emb = malloc(n * sizeof(float));
-            res->dim = (int)n;
-            for (size_t i = 0; i < n && res->emb; i++) {
-                double x;
-                if (!jnum(jidx(e, i), &x)) { missing = "numeric data[0].embedding"; break; }
-                res->emb[i] = (float)x;
-            }
-        }
-    } else {
-        const ss_json_t *c0 = jidx(ss_json_get(doc, "choices"), 0);
-        const char *txt = ss_json_str(ss_json_get(c0, "text"));
-        toplp_t t;
-        if (!c0) missing = "choices[0]";
-        else if (r->kind == SS_INFER_GENERATE) {
-            if (!txt) missing = "choices[0].text";
-            else res->text = ss_strdup(txt);
-            if (!missing && r->top_logprobs > 0 && gen_logprobs(doc, c0, res) != 0)
-                missing = "choices[0].logprobs.top_logprobs[0]";
-        } else if (read_top(c0, &t) != 0) {
-            missing = "choices[0].logprobs.top_logprobs[0]";
-        } else if (r->kind == SS_INFER_CHOOSE) {
-            res->nprobs = r->nchoices;
-            res->probs = calloc((size_t)SS_MAX(r->nchoices, 1), sizeof(float));
-            if (res->probs) choose_probs(&t, r, res->probs);
-        } else if (score_value(&t, r, &res->score) != 0) {
-            ss_json_free(jd);
-            job_fail(b, j, SS_ERR_MODEL, "no integer %d..%d among the top %d tokens from %s: %s",
-                     r->score_min, r->score_max, t.n, j->path, snippet(j, sn, sizeof sn));
-            return;
-        }
-    }
-    if (missing) {
-        ss_json_free(jd);
-        job_fail(b, j, SS_ERR_HTTP, "response from %s lacks %s: %s", j->path, missing, snippet(j, sn, sizeof sn));
-        return;
-    }
-    if (!res->token_logprobs) usage(doc, res);
+    for (int k = 0; k < j->n; k++) parse_member(b, j, ss_json_root(jd), k);
     ss_json_free(jd);
-    res->status = SS_OK;
     j->done = 1;
 }
 
@@ -447,41 +504,69 @@ static void run_jobs(oai_t *b, job_t *jobs, int n)
     }
 }
 
+/* Groups compatible requests (up to embed_batch inputs / prompt_batch prompts per HTTP
+ * request) into jobs; returns the number of jobs. idx must hold n ints. */
+static int make_jobs(oai_t *b, const ss_infer_req_t *reqs, int n, ss_infer_res_t *res, job_t *jobs, int *idx,
+                     struct curl_slist *hdrs)
+{
+    char *used = calloc((size_t)SS_MAX(n, 1), 1);
+    int nj = 0, at = 0;
+    for (int i = 0; i < n && used; i++) {
+        if (used[i]) continue;
+        int emb = reqs[i].kind == SS_INFER_EMBED, cap = emb ? b->o.embed_batch : b->o.prompt_batch;
+        job_t *j = &jobs[nj++];
+        *j = (job_t){.reqs = reqs, .res = res, .idx = idx + at, .hdrs = hdrs,
+                     .url = emb ? b->embeddings_url : b->completions_url,
+                     .path = emb ? "/v1/embeddings" : "/v1/completions"};
+        for (int k = i; k < n && j->n < cap; k++)
+            if (!used[k] && compatible(&reqs[i], &reqs[k]) &&
+                !(reqs[k].kind == SS_INFER_CHOOSE && (reqs[k].nchoices <= 0 || !reqs[k].choices))) {
+                used[k] = 1;
+                j->idx[j->n++] = k;
+            }
+        if (j->n == 0) { /* a CHOOSE without choices travels alone and fails */
+            used[i] = 1;
+            j->idx[j->n++] = i;
+            job_fail(b, j, SS_ERR_INVALID, "CHOOSE request %d without choices", i);
+        }
+        at += j->n;
+        ss_buf_t body = SS_BUF_INIT;
+        build_body(b, j, &body);
+        j->body = ss_buf_take(&body);
+    }
+    if (!used) return -1;
+    free(used);
+    return nj;
+}
+
 static int oai_run(ss_infer_backend_t *be, const ss_infer_req_t *reqs, int n, ss_infer_res_t *res,
                    char *err, size_t errsz)
 {
     oai_t *b = be->impl;
     job_t *jobs = calloc((size_t)SS_MAX(n, 1), sizeof *jobs);
+    int *idx = calloc((size_t)SS_MAX(n, 1), sizeof *idx), nj = -1;
     struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
     char *auth = b->api_key ? ss_sprintf("Authorization: Bearer %s", b->api_key) : NULL;
     if (auth) hdrs = curl_slist_append(hdrs, auth);
     free(auth);
-    if (!jobs || !hdrs) {
+    if (jobs && idx && hdrs) nj = make_jobs(b, reqs, n, res, jobs, idx, hdrs);
+    if (nj < 0) {
         free(jobs);
+        free(idx);
         curl_slist_free_all(hdrs);
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "openai backend %s: out of memory", b->url);
     }
-    for (int i = 0; i < n; i++) {
-        ss_buf_t body = SS_BUF_INIT;
-        int emb = reqs[i].kind == SS_INFER_EMBED;
-        jobs[i] = (job_t){.req = &reqs[i], .res = &res[i], .hdrs = hdrs,
-                          .url = emb ? b->embeddings_url : b->completions_url,
-                          .path = emb ? "/v1/embeddings" : "/v1/completions"};
-        build_body(b, &reqs[i], &body);
-        jobs[i].body = ss_buf_take(&body);
-        if (reqs[i].kind == SS_INFER_CHOOSE && (reqs[i].nchoices <= 0 || !reqs[i].choices))
-            job_fail(b, &jobs[i], SS_ERR_INVALID, "CHOOSE request %d without choices", i);
-    }
     int pending = 0;
-    for (int i = 0; i < n; i++) pending += !jobs[i].done;
+    for (int i = 0; i < nj; i++) pending += !jobs[i].done;
     pthread_mutex_lock(&b->mu);
-    if (pending) run_jobs(b, jobs, n);
+    if (pending) run_jobs(b, jobs, nj);
     pthread_mutex_unlock(&b->mu);
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < nj; i++) {
         free(jobs[i].body);
         ss_buf_free(&jobs[i].resp);
     }
     free(jobs);
+    free(idx);
     curl_slist_free_all(hdrs);
     return SS_OK;
 }
@@ -533,6 +618,8 @@ ss_infer_backend_t *ss_backend_openai_open(const ss_openai_opts_t *o, char *err,
     b->o.backoff_ms = o->backoff_ms > 0 ? o->backoff_ms : 200;
     b->o.max_backoff_ms = o->max_backoff_ms > 0 ? o->max_backoff_ms : 30000;
     b->o.top_logprobs = o->top_logprobs > 0 ? o->top_logprobs : 20;
+    b->o.embed_batch = o->embed_batch > 0 ? o->embed_batch : 32;
+    b->o.prompt_batch = o->prompt_batch > 0 ? o->prompt_batch : 1;
     b->url = ss_strdup(o->url);
     b->model = ss_strdup(o->model);
     b->api_key = o->api_key && *o->api_key ? ss_strdup(o->api_key) : NULL;

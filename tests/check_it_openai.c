@@ -10,6 +10,7 @@
 #include "ss_backends.h"
 #include "ss_dispatch.h"
 #include "ss_embed.h"
+#include "ss_json.h"
 #include "testutil.h"
 
 #include <arpa/inet.h>
@@ -47,45 +48,81 @@ typedef struct fixture {
 
 static fixture_t F;
 
-static void get_prompt(const char *body, const char *field, char *out, size_t n)
+/* The prompts of a request body: "field" as a string or an array of strings. */
+static int body_prompts(const ss_json_t *root, const char *field, const char **out, int cap)
 {
-    char pat[32];
-    snprintf(pat, sizeof pat, "\"%s\":\"", field);
-    const char *p = strstr(body, pat);
-    size_t k = 0;
-    if (p)
-        for (p += strlen(pat); *p && *p != '"' && k + 1 < n; p++) k += (size_t)(out[k] = *p, 1);
-    out[k] = 0;
+    const ss_json_t *v = ss_json_get(root, field);
+    if (ss_json_str(v)) {
+        out[0] = ss_json_str(v);
+        return 1;
+    }
+    int n = 0;
+    for (size_t i = 0; v && v->t == SS_JSON_ARRAY && i < v->u.arr.n && n < cap; i++)
+        if (ss_json_str(&v->u.arr.items[i])) out[n++] = ss_json_str(&v->u.arr.items[i]);
+    return n;
 }
 
-static char *answer_completion(const char *body)
+/* One choice object for prompt number k; adds its token counts to *pt, *ct. */
+static void choice_json(ss_buf_t *b, const ss_json_t *root, const char *prompt, int k, int *pt, int *ct)
 {
-    char prompt[512];
-    get_prompt(body, "prompt", prompt, sizeof prompt);
-    if (strstr(prompt, "GENLP")) /* generation with top logprobs, as `semstream worker` answers */
-        return ss_sprintf("{\"choices\":[{\"index\":0,\"text\":\" no yes\",\"logprobs\":{\"tokens\":[\" no\",\" yes\"],"
-                          "\"token_logprobs\":[%.9g,-0.5],\"top_logprobs\":[{\" yes\":%.9g,\" no\":%.9g}]}}],"
-                          "\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":2}}", log(0.3), log(0.6), log(0.3));
-    if (!strstr(body, "\"logprobs\"")) {
-        const char *mt = strstr(body, "\"max_tokens\":");
-        int max = mt ? atoi(mt + 13) : 0;
-        return ss_sprintf("{\"id\":\"c1\",\"choices\":[{\"index\":0,\"text\":\"[%s]\\u00e9\","
-                          "\"finish_reason\":\"length\"}],\"usage\":{\"prompt_tokens\":%d,"
-                          "\"completion_tokens\":%d}}", prompt, (int)strlen(prompt) / 4, max);
-    }
-    if (strstr(prompt, "Score"))
-        return ss_sprintf("{\"choices\":[{\"index\":0,\"text\":\"7\",\"logprobs\":{\"tokens\":[\"7\"],"
-                          "\"token_logprobs\":[%.9g],\"top_logprobs\":[{\"7\":%.9g,\" 8\":%.9g,\"3\":%.9g,"
-                          "\"x\":%.9g}]}}],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":1}}",
-                          log(0.5), log(0.5), log(0.3), log(0.2), log(0.01));
-    if (strstr(prompt, "ARRAYFMT")) /* the newer array form of top_logprobs */
-        return ss_sprintf("{\"choices\":[{\"index\":0,\"text\":\" no\",\"logprobs\":{\"top_logprobs\":[["
-                          "{\"token\":\" no\",\"logprob\":%.9g},{\"token\":\" yes\",\"logprob\":%.9g}]]}}]}",
-                          log(0.75), log(0.25));
-    return ss_sprintf("{\"choices\":[{\"index\":0,\"text\":\" yes\",\"logprobs\":{\"tokens\":[\" yes\"],"
-                      "\"top_logprobs\":[{\" yes\":%.9g,\" no\":%.9g,\" maybe\":%.9g}]}}],"
-                      "\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":1}}",
+    const ss_json_t *lp = ss_json_get(root, "logprobs"), *mt = ss_json_get(root, "max_tokens");
+    int max = mt && mt->t == SS_JSON_INT ? (int)mt->u.i : 0;
+    ss_buf_printf(b, "{\"index\":%d,", k);
+    if (strstr(prompt, "GENLP")) { /* generation with top logprobs, as `semstream worker` answers */
+        ss_buf_printf(b, "\"text\":\" no yes\",\"logprobs\":{\"tokens\":[\" no\",\" yes\"],"
+                      "\"token_logprobs\":[%.9g,-0.5],\"top_logprobs\":[{\" yes\":%.9g,\" no\":%.9g}]}}",
+                      log(0.3), log(0.6), log(0.3));
+        *pt += 4, *ct += 2;
+    } else if (!lp) {
+        ss_buf_puts(b, "\"text\":");
+        char *t = ss_sprintf("[%s]\xc3\xa9", prompt);
+        ss_buf_put_json_str(b, t, strlen(t));
+        free(t);
+        ss_buf_puts(b, ",\"finish_reason\":\"length\"}");
+        *pt += (int)strlen(prompt) / 4, *ct += max;
+    } else if (strstr(prompt, "Score")) {
+        ss_buf_printf(b, "\"text\":\"7\",\"logprobs\":{\"tokens\":[\"7\"],\"token_logprobs\":[%.9g],"
+                      "\"top_logprobs\":[{\"7\":%.9g,\" 8\":%.9g,\"3\":%.9g,\"x\":%.9g}]}}",
+                      log(0.5), log(0.5), log(0.3), log(0.2), log(0.01));
+        *pt += 9, *ct += 1;
+    } else if (strstr(prompt, "ARRAYFMT")) { /* the newer array form of top_logprobs */
+        ss_buf_printf(b, "\"text\":\" no\",\"logprobs\":{\"top_logprobs\":[[{\"token\":\" no\",\"logprob\":%.9g},"
+                      "{\"token\":\" yes\",\"logprob\":%.9g}]]}}", log(0.75), log(0.25));
+    } else {
+        ss_buf_printf(b, "\"text\":\" yes\",\"logprobs\":{\"tokens\":[\" yes\"],"
+                      "\"top_logprobs\":[{\" yes\":%.9g,\" no\":%.9g,\" maybe\":%.9g}]}}",
                       log(0.6), log(0.3), log(0.05));
+        *pt += 5, *ct += 1;
+    }
+}
+
+/* Answers /v1/completions or /v1/embeddings for one prompt or an array of them; with
+ * several, the answers come back in reverse order (their "index" says which is which). */
+static char *answer_body(const char *url, const char *body)
+{
+    ss_json_doc_t *doc = NULL;
+    char err[SS_ERRSZ];
+    if (ss_json_parse(body, strlen(body), 0, &doc, NULL, err, sizeof err) != SS_OK)
+        return ss_sprintf("{\"error\":\"bad request\"}");
+    const ss_json_t *root = ss_json_root(doc);
+    int emb = !strcmp(url, "/v1/embeddings"), pt = 0, ct = 0;
+    const char *pr[64];
+    int n = body_prompts(root, emb ? "input" : "prompt", pr, 64);
+    ss_buf_t b = SS_BUF_INIT;
+    ss_buf_puts(&b, emb ? "{\"object\":\"list\",\"data\":[" : "{\"id\":\"c1\",\"choices\":[");
+    for (int k = n - 1; k >= 0; k--) {
+        if (k != n - 1) ss_buf_putc(&b, ',');
+        if (emb) {
+            ss_buf_printf(&b, "{\"object\":\"embedding\",\"index\":%d,\"embedding\":[%d,0.5,-1e-1]}", k,
+                          (int)strlen(pr[k]));
+            pt += 3;
+        } else {
+            choice_json(&b, root, pr[k], k, &pt, &ct);
+        }
+    }
+    ss_buf_printf(&b, "],\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d}}", pt, ct);
+    ss_json_free(doc);
+    return ss_buf_take(&b);
 }
 
 static char *answer(const char *url, const char *body, int *status, int *retry_after)
@@ -101,13 +138,7 @@ static char *answer(const char *url, const char *body, int *status, int *retry_a
     if (busy) { *status = 429; *retry_after = 1; return ss_strdup("{\"error\":\"rate limited\"}"); }
     if (garbage) return ss_strdup("<html>oops</html>");
     if (missing) return ss_strdup("{\"object\":\"text_completion\",\"created\":1}");
-    if (!strcmp(url, "/v1/embeddings")) {
-        char in[512];
-        get_prompt(body, "input", in, sizeof in);
-        return ss_sprintf("{\"object\":\"list\",\"data\":[{\"object\":\"embedding\",\"index\":0,"
-                          "\"embedding\":[%d,0.5,-1e-1]}],\"usage\":{\"prompt_tokens\":3}}", (int)strlen(in));
-    }
-    if (!strcmp(url, "/v1/completions")) return answer_completion(body);
+    if (!strcmp(url, "/v1/embeddings") || !strcmp(url, "/v1/completions")) return answer_body(url, body);
     *status = 404;
     return ss_strdup("{\"error\":\"no such path\"}");
 }
@@ -179,14 +210,20 @@ static void fixture_stop(void)
     pthread_mutex_destroy(&F.mu);
 }
 
-static ss_infer_backend_t *backend(int retries, int timeout_ms, int conc)
+static ss_infer_backend_t *backend_b(int retries, int timeout_ms, int conc, int embed_batch, int prompt_batch)
 {
     ss_openai_opts_t o = {.url = F.url, .model = "tiny", .api_key = "sk-test", .timeout_ms = timeout_ms,
-                          .max_concurrency = conc, .max_retries = retries, .backoff_ms = 50};
+                          .max_concurrency = conc, .max_retries = retries, .backoff_ms = 50,
+                          .embed_batch = embed_batch, .prompt_batch = prompt_batch};
     char err[SS_ERRSZ];
     ss_infer_backend_t *b = ss_backend_openai_open(&o, err, sizeof err);
     ck_assert_msg(b != NULL, "%s", err);
     return b;
+}
+
+static ss_infer_backend_t *backend(int retries, int timeout_ms, int conc)
+{
+    return backend_b(retries, timeout_ms, conc, 0, 0);
 }
 
 static const char *YN[] = {" yes", " no", " Maybe", " unknown"};
@@ -368,7 +405,7 @@ END_TEST
 
 START_TEST(test_concurrency_limit)
 {
-    ss_infer_backend_t *b = backend(0, 5000, 3);
+    ss_infer_backend_t *b = backend_b(0, 5000, 3, 1, 1); /* one input per HTTP request */
     F.slow_ms = 300;
     enum { N = 9 };
     ss_infer_req_t q[N];
@@ -391,6 +428,53 @@ START_TEST(test_concurrency_limit)
     ck_assert_int_eq(F.requests, N);
     ck_assert_int_eq(F.max_concurrent, 3);
     ck_assert_int_ge(ms, 3 * 300 - 10); /* three waves of three */
+    b->destroy(b);
+}
+END_TEST
+
+START_TEST(test_grouped_http_requests)
+{
+    ss_infer_backend_t *b = backend_b(0, 5000, 4, 16, 4);
+    enum { NE = 40, NC = 6 };
+    ss_infer_req_t q[NE + NC + 3];
+    ss_infer_res_t r[NE + NC + 3];
+    char p[NE][16];
+    int n = 0;
+    for (int i = 0; i < NE; i++) {
+        snprintf(p[i], sizeof p[i], "%.*s", i % 12 + 1, "abcdefghijklmnop");
+        q[n++] = (ss_infer_req_t){.kind = SS_INFER_EMBED, .prompt = p[i]};
+        if (i % 8 == 0 && n - i - 1 < NC) /* CHOOSE and SCORE requests interleaved */
+            q[n++] = (ss_infer_req_t){.kind = (n % 2) ? SS_INFER_CHOOSE : SS_INFER_SCORE,
+                                      .prompt = (n % 2) ? "Is it?" : "Score it", .nchoices = 2, .choices = YN,
+                                      .score_min = 1, .score_max = 10};
+    }
+    q[n++] = (ss_infer_req_t){.kind = SS_INFER_GENERATE, .prompt = "g1", .max_tokens = 3};
+    q[n++] = (ss_infer_req_t){.kind = SS_INFER_GENERATE, .prompt = "g2", .max_tokens = 3};
+    q[n++] = (ss_infer_req_t){.kind = SS_INFER_GENERATE, .prompt = "g3", .max_tokens = 4};
+    memset(r, 0, sizeof r);
+    char err[SS_ERRSZ];
+    ck_assert_int_eq(b->run(b, q, n, r, err, sizeof err), SS_OK);
+    int nchoose = 0, nscore = 0;
+    for (int i = 0; i < n; i++) {
+        ck_assert_msg(r[i].status == SS_OK, "request %d: %s", i, r[i].error);
+        switch (q[i].kind) {
+        case SS_INFER_EMBED: ck_assert_float_eq(r[i].emb[0], (float)strlen(q[i].prompt)); break;
+        case SS_INFER_CHOOSE: ck_assert_float_eq_tol(r[i].probs[0], 0.6f / 0.9f, 1e-4); nchoose++; break;
+        case SS_INFER_SCORE: ck_assert_double_eq_tol(r[i].score, 6.5, 1e-6); nscore++; break;
+        case SS_INFER_GENERATE: {
+            char want[32];
+            snprintf(want, sizeof want, "[%s]\xc3\xa9", q[i].prompt);
+            ck_assert_str_eq(r[i].text, want);
+            ck_assert_int_eq(r[i].gen_tokens, q[i].max_tokens);
+            break;
+        }
+        }
+        ss_infer_res_clear(&r[i]);
+    }
+    /* 40 inputs in 3 embeddings requests (16+16+8); CHOOSE and SCORE by kind in groups of 4;
+     * the two GENERATE with equal parameters together, the third alone */
+    int want = 3 + (nchoose + 3) / 4 + (nscore + 3) / 4 + 2;
+    ck_assert_int_eq(F.requests, want);
     b->destroy(b);
 }
 END_TEST
@@ -496,6 +580,7 @@ Suite *check_it_openai_suite(void)
     tcase_add_test(tc, test_connection_refused);
     tcase_add_test(tc, test_concurrency_limit);
     tcase_add_test(tc, test_dispatcher_cache_over_openai);
+    tcase_add_test(tc, test_grouped_http_requests);
     tcase_add_test(tc, test_openai_embedder);
     tcase_add_test(tc, test_generate_top_logprobs_cached);
     suite_add_tcase(s, tc);
