@@ -49,8 +49,10 @@ typedef struct oai {
     ss_openai_opts_t o;     /* strings below are owned copies */
     char *url, *model, *api_key;
     char *completions_url, *embeddings_url;
+    char *models_url;
     CURLM *multi;
     pthread_mutex_t mu;     /* one batch at a time on the multi handle */
+    int ext;                /* semstream extensions: 1 on, 0 off, -1 not known yet (auto) */
 } oai_t;
 
 /* One HTTP request's life: it carries n inference requests (reqs[idx[k]] -> res[idx[k]]),
@@ -115,15 +117,38 @@ static int build_body(oai_t *b, const job_t *j, ss_buf_t *out)
     } else {
         ss_buf_printf(out, ",\"max_tokens\":1,\"temperature\":0,\"logprobs\":%d,\"echo\":false",
                       b->o.top_logprobs);
+        if (b->ext > 0 && r->kind == SS_INFER_CHOOSE) { /* a semstream worker answers exactly */
+            ss_buf_puts(out, ",\"semstream_choices\":[");
+            for (int i = 0; i < r->nchoices; i++) {
+                const char *c = r->choices[i] ? r->choices[i] : "";
+                if (i) ss_buf_putc(out, ',');
+                ss_json_put_str_utf8(out, c, strlen(c));
+            }
+            ss_buf_putc(out, ']');
+        } else if (b->ext > 0) {
+            ss_buf_printf(out, ",\"semstream_score\":[%d,%d]", r->score_min, r->score_max);
+        }
     }
     return ss_buf_putc(out, '}');
 }
 
+static int same_choices(const ss_infer_req_t *a, const ss_infer_req_t *b)
+{
+    if (a->nchoices != b->nchoices) return 0;
+    for (int i = 0; i < a->nchoices; i++)
+        if (strcmp(a->choices[i] ? a->choices[i] : "", b->choices[i] ? b->choices[i] : "")) return 0;
+    return 1;
+}
+
 /* 1 if b can share one HTTP request with a (same kind and same body parameters). */
-static int compatible(const ss_infer_req_t *a, const ss_infer_req_t *b)
+static int compatible(const oai_t *o, const ss_infer_req_t *a, const ss_infer_req_t *b)
 {
     if (a->kind != b->kind) return 0;
-    if (a->kind != SS_INFER_GENERATE) return 1;
+    if (a->kind == SS_INFER_EMBED) return 1;
+    /* with the extensions, choices and score range travel once per HTTP request */
+    if (a->kind == SS_INFER_CHOOSE) return o->ext <= 0 || same_choices(a, b);
+    if (a->kind == SS_INFER_SCORE)
+        return o->ext <= 0 || (a->score_min == b->score_min && a->score_max == b->score_max);
     return a->max_tokens == b->max_tokens && a->temperature == b->temperature &&
            (a->temperature <= 0 || a->seed == b->seed) && a->top_logprobs == b->top_logprobs &&
            (a->stop ? b->stop && !strcmp(a->stop, b->stop) : !b->stop);
@@ -379,8 +404,21 @@ static void parse_member(oai_t *b, job_t *j, const ss_json_t *doc, int k)
         }
     } else {
         const char *txt = ss_json_str(ss_json_get(el, "text"));
+        const ss_json_t *sp = ss_json_get(el, "semstream_probs");
+        double sv;
         toplp_t t;
         if (!el) missing = "";
+        else if (r->kind == SS_INFER_CHOOSE && (int)jlen(sp) == r->nchoices && r->nchoices > 0) {
+            res->nprobs = r->nchoices; /* exact, from a semstream worker */
+            res->probs = calloc((size_t)r->nchoices, sizeof(float));
+            for (int i = 0; i < r->nchoices && res->probs; i++) {
+                double x = 0;
+                jnum(jidx(sp, (size_t)i), &x);
+                res->probs[i] = (float)x;
+            }
+        } else if (r->kind == SS_INFER_SCORE && jnum(ss_json_get(el, "semstream_score_value"), &sv)) {
+            res->score = sv;
+        }
         else if (r->kind == SS_INFER_GENERATE) {
             if (!txt) missing = ".text";
             else res->text = ss_strdup(txt);
@@ -504,6 +542,49 @@ static void run_jobs(oai_t *b, job_t *jobs, int n)
     }
 }
 
+static size_t on_probe(char *p, size_t sz, size_t n, void *ud)
+{
+    return ss_buf_append(ud, p, sz * n) == SS_OK ? sz * n : 0;
+}
+
+/* semstream_ext auto: asks GET /v1/models once whether the server is a `semstream worker`
+ * (owned_by "semstream"). A transport failure leaves it unknown (asked again next batch). */
+static void probe_ext(oai_t *b)
+{
+    ss_buf_t body = SS_BUF_INIT;
+    CURL *h = curl_easy_init();
+    if (!h) return;
+    curl_easy_setopt(h, CURLOPT_URL, b->models_url);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_probe);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)SS_MIN(b->o.timeout_ms, 5000));
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    struct curl_slist *hdrs = NULL;
+    char *auth = b->api_key ? ss_sprintf("Authorization: Bearer %s", b->api_key) : NULL;
+    if (auth) hdrs = curl_slist_append(NULL, auth);
+    if (hdrs) curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    long http = 0;
+    if (curl_easy_perform(h) == CURLE_OK) {
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &http);
+        ss_json_doc_t *jd = NULL;
+        char perr[SS_ERRSZ];
+        b->ext = 0;
+        if (http == 200 && ss_json_parse(body.data ? body.data : "", body.len, 0, &jd, NULL, perr, sizeof perr) == SS_OK) {
+            const ss_json_t *data = ss_json_get(ss_json_root(jd), "data");
+            for (size_t i = 0; i < jlen(data); i++) {
+                const char *own = ss_json_str(ss_json_get(jidx(data, i), "owned_by"));
+                if (own && !strcmp(own, "semstream")) b->ext = 1;
+            }
+            ss_json_free(jd);
+        }
+        ss_log(SS_LOG_INFO, "openai", "%s: semstream extensions %s", b->url, b->ext ? "on" : "off");
+    }
+    curl_slist_free_all(hdrs);
+    free(auth);
+    curl_easy_cleanup(h);
+    ss_buf_free(&body);
+}
+
 /* Groups compatible requests (up to embed_batch inputs / prompt_batch prompts per HTTP
  * request) into jobs; returns the number of jobs. idx must hold n ints. */
 static int make_jobs(oai_t *b, const ss_infer_req_t *reqs, int n, ss_infer_res_t *res, job_t *jobs, int *idx,
@@ -519,7 +600,7 @@ static int make_jobs(oai_t *b, const ss_infer_req_t *reqs, int n, ss_infer_res_t
                      .url = emb ? b->embeddings_url : b->completions_url,
                      .path = emb ? "/v1/embeddings" : "/v1/completions"};
         for (int k = i; k < n && j->n < cap; k++)
-            if (!used[k] && compatible(&reqs[i], &reqs[k]) &&
+            if (!used[k] && compatible(b, &reqs[i], &reqs[k]) &&
                 !(reqs[k].kind == SS_INFER_CHOOSE && (reqs[k].nchoices <= 0 || !reqs[k].choices))) {
                 used[k] = 1;
                 j->idx[j->n++] = k;
@@ -549,8 +630,14 @@ static int oai_run(ss_infer_backend_t *be, const ss_infer_req_t *reqs, int n, ss
     char *auth = b->api_key ? ss_sprintf("Authorization: Bearer %s", b->api_key) : NULL;
     if (auth) hdrs = curl_slist_append(hdrs, auth);
     free(auth);
+    pthread_mutex_lock(&b->mu);
+    if (b->ext < 0) probe_ext(b);
+    int ext = b->ext;
+    if (b->ext < 0) b->ext = 0; /* unknown: plain protocol for this batch */
     if (jobs && idx && hdrs) nj = make_jobs(b, reqs, n, res, jobs, idx, hdrs);
+    b->ext = ext;
     if (nj < 0) {
+        pthread_mutex_unlock(&b->mu);
         free(jobs);
         free(idx);
         curl_slist_free_all(hdrs);
@@ -558,7 +645,6 @@ static int oai_run(ss_infer_backend_t *be, const ss_infer_req_t *reqs, int n, ss
     }
     int pending = 0;
     for (int i = 0; i < nj; i++) pending += !jobs[i].done;
-    pthread_mutex_lock(&b->mu);
     if (pending) run_jobs(b, jobs, nj);
     pthread_mutex_unlock(&b->mu);
     for (int i = 0; i < nj; i++) {
@@ -583,6 +669,7 @@ static void oai_destroy(ss_infer_backend_t *be)
         free(b->api_key);
         free(b->completions_url);
         free(b->embeddings_url);
+        free(b->models_url);
         free(b);
     }
     free(be->model_id);
@@ -625,6 +712,8 @@ ss_infer_backend_t *ss_backend_openai_open(const ss_openai_opts_t *o, char *err,
     b->api_key = o->api_key && *o->api_key ? ss_strdup(o->api_key) : NULL;
     b->completions_url = endpoint(o->url, "completions");
     b->embeddings_url = endpoint(o->url, "embeddings");
+    b->models_url = endpoint(o->url, "models");
+    b->ext = o->semstream_ext > 0 ? 1 : o->semstream_ext < 0 ? 0 : -1;
     b->multi = curl_multi_init();
     pthread_mutex_init(&b->mu, NULL);
     be->kind = "openai";
@@ -632,7 +721,7 @@ ss_infer_backend_t *ss_backend_openai_open(const ss_openai_opts_t *o, char *err,
     be->impl = b;
     be->run = oai_run;
     be->destroy = oai_destroy;
-    if (!b->multi || !be->model_id || !b->completions_url || !b->embeddings_url) {
+    if (!b->multi || !be->model_id || !b->completions_url || !b->embeddings_url || !b->models_url) {
         oai_destroy(be);
         ss_seterr(err, errsz, SS_ERR_NOMEM, "openai backend: cannot initialise libcurl");
         return NULL;

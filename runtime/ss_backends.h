@@ -27,6 +27,10 @@ typedef struct ss_openai_opts {
     int prompt_batch;      /* prompts per /v1/completions request, for requests with equal
                               parameters, as a JSON array (default 1: every server takes that;
                               vLLM and `semstream worker` take arrays) */
+    int semstream_ext;     /* 0 = auto (default): when GET /v1/models says owned_by "semstream",
+                              CHOOSE/SCORE carry semstream_choices / semstream_score and the worker's
+                              exact semstream_probs / semstream_score_value are used; 1 = always;
+                              -1 = never (plain OpenAI protocol) */
 } ss_openai_opts_t;
 
 ss_infer_backend_t *ss_backend_openai_open(const ss_openai_opts_t *o, char *err, size_t errsz);

@@ -11,6 +11,8 @@
 #include "ss_dispatch.h"
 #include "ss_embed.h"
 #include "ss_json.h"
+#include "ss_llm.h"
+#include "ss_worker.h"
 #include "testutil.h"
 
 #include <arpa/inet.h>
@@ -39,7 +41,8 @@ typedef struct fixture {
     int missing;        /* answer JSON without choices/data */
     int slow_ms;        /* sleep before answering */
     /* observations */
-    int requests;
+    int requests;       /* POSTs */
+    int gets;           /* other requests */
     int concurrent, max_concurrent;
     int64_t t_ns[32];   /* arrival time of each request */
     char last_body[2048];
@@ -146,7 +149,7 @@ static char *answer(const char *url, const char *body, int *status, int *retry_a
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                const char *version, const char *up, size_t *upsz, void **con_cls)
 {
-    (void)cls, (void)method, (void)version;
+    (void)cls, (void)version;
     ss_buf_t *b = *con_cls;
     if (!b) {
         *con_cls = calloc(1, sizeof(ss_buf_t));
@@ -156,6 +159,15 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         ss_buf_append(b, up, *upsz);
         *upsz = 0;
         return MHD_YES;
+    }
+    if (strcmp(method, "POST")) { /* e.g. the backend asking GET /v1/models: not a semstream worker */
+        pthread_mutex_lock(&F.mu);
+        F.gets++;
+        pthread_mutex_unlock(&F.mu);
+        struct MHD_Response *r = MHD_create_response_from_buffer(2, (void *)"{}", MHD_RESPMEM_PERSISTENT);
+        enum MHD_Result ret = MHD_queue_response(c, 404, r);
+        MHD_destroy_response(r);
+        return ret;
     }
     const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
     pthread_mutex_lock(&F.mu);
@@ -295,6 +307,7 @@ START_TEST(test_protocol_parsing)
     ck_assert_float_eq(r.emb[2], -0.1f);
     ck_assert_int_eq(r.prompt_tokens, 3);
     ss_infer_res_clear(&r);
+    ck_assert_int_eq(F.gets, 1); /* asked once whether this is a semstream worker */
     b->destroy(b);
 }
 END_TEST
@@ -566,6 +579,75 @@ START_TEST(test_openai_embedder)
 }
 END_TEST
 
+/* ---- against the real `semstream worker` serving the real engine (stories260K) ---- */
+
+static const char *NAMES[] = {" Lily", " Tom", " Ben"};
+
+START_TEST(test_real_worker_matches_local)
+{
+    char p[4096], err[SS_ERRSZ], url[64];
+    const char *path = tu_model_path("stories260K.gguf", p, sizeof p);
+    ss_infer_backend_t *local = ss_backend_local_new(path, 1, err, sizeof err);
+    ck_assert_msg(local != NULL, "%s", err);
+    ss_worker_opts_t wo = {.model_name = "stories260K"};
+    ss_worker_t *w = NULL;
+    ck_assert_msg(ss_worker_start(&wo, ss_backend_local_new(path, 1, err, sizeof err), &w, err, sizeof err) == SS_OK,
+                  "%s", err);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", ss_worker_port(w));
+    ss_openai_opts_t oo = {.url = url, .model = "stories260K", .timeout_ms = 30000, .prompt_batch = 4};
+    ss_infer_backend_t *remote = ss_backend_openai_open(&oo, err, sizeof err);
+    oo.semstream_ext = -1; /* plain OpenAI protocol: choices from top logprobs */
+    ss_infer_backend_t *plain = ss_backend_openai_open(&oo, err, sizeof err);
+    ck_assert(remote && plain);
+    ss_infer_req_t q[] = {
+        {.kind = SS_INFER_CHOOSE, .prompt = "Once upon a time, there was a little girl named", .nchoices = 3, .choices = NAMES},
+        {.kind = SS_INFER_CHOOSE, .prompt = "One day, a boy named", .nchoices = 3, .choices = NAMES},
+        {.kind = SS_INFER_SCORE, .prompt = "She was 3", .score_min = 1, .score_max = 9},
+        {.kind = SS_INFER_GENERATE, .prompt = "Once upon a time", .max_tokens = 12},
+        {.kind = SS_INFER_GENERATE, .prompt = "The dog", .max_tokens = 12},
+        {.kind = SS_INFER_EMBED, .prompt = "The cat sat on the mat."},
+        {.kind = SS_INFER_EMBED, .prompt = "Lily and Tom played."},
+    };
+    enum { N = sizeof q / sizeof q[0] };
+    ss_infer_res_t a[N], b[N], c[N];
+    memset(a, 0, sizeof a);
+    memset(b, 0, sizeof b);
+    memset(c, 0, sizeof c);
+    ck_assert_msg(local->run(local, q, N, a, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_msg(remote->run(remote, q, N, b, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_msg(plain->run(plain, q, N, c, err, sizeof err) == SS_OK, "%s", err);
+    for (int i = 0; i < N; i++) {
+        /* a story model puts no digit among its top tokens: plain SCORE has nothing to average */
+        int plain_ok = q[i].kind == SS_INFER_SCORE ? c[i].status == SS_ERR_MODEL : c[i].status == SS_OK;
+        ck_assert_msg(a[i].status == SS_OK && b[i].status == SS_OK && plain_ok, "request %d: %s / %s", i,
+                      b[i].error ? b[i].error : "", c[i].error ? c[i].error : "");
+        if (q[i].kind == SS_INFER_CHOOSE) { /* exact through semstream_choices */
+            ck_assert_int_eq(a[i].nprobs, b[i].nprobs);
+            for (int k = 0; k < a[i].nprobs; k++) ck_assert_float_eq_tol(a[i].probs[k], b[i].probs[k], 1e-4);
+        }
+        ck_assert_double_eq_tol(a[i].score, b[i].score, 1e-4);
+        if (a[i].text) {
+            ck_assert_str_eq(a[i].text, b[i].text);
+            ck_assert_str_eq(a[i].text, c[i].text);
+        }
+        ck_assert_int_eq(a[i].dim, b[i].dim);
+        for (int k = 0; k < a[i].dim; k++) ck_assert_float_eq_tol(a[i].emb[k], b[i].emb[k], 1e-4);
+        if (q[i].kind == SS_INFER_CHOOSE) { /* the approximation is still a distribution */
+            float sum = 0;
+            for (int k = 0; k < c[i].nprobs; k++) sum += c[i].probs[k];
+            ck_assert_float_eq_tol(sum, 1.0f, 1e-4);
+        }
+        ss_infer_res_clear(&a[i]);
+        ss_infer_res_clear(&b[i]);
+        ss_infer_res_clear(&c[i]);
+    }
+    remote->destroy(remote);
+    plain->destroy(plain);
+    local->destroy(local);
+    ss_worker_stop(w);
+}
+END_TEST
+
 Suite *check_it_openai_suite(void)
 {
     Suite *s = suite_create("it_openai");
@@ -584,5 +666,9 @@ Suite *check_it_openai_suite(void)
     tcase_add_test(tc, test_openai_embedder);
     tcase_add_test(tc, test_generate_top_logprobs_cached);
     suite_add_tcase(s, tc);
+    TCase *tw = tcase_create("worker"); /* the real worker and engine, no fixture */
+    tcase_set_timeout(tw, 120);
+    tcase_add_test(tw, test_real_worker_matches_local);
+    suite_add_tcase(s, tw);
     return s;
 }
