@@ -11,12 +11,15 @@
 #include <faiss/IndexIVFFlat.h>
 #include <faiss/impl/AuxIndexStructures.h>
 #include <faiss/impl/IDSelector.h>
+#include <faiss/impl/io.h>
+#include <faiss/index_io.h>
 
 #include <algorithm>
 #include <cstring>
 #include <exception>
 #include <memory>
 #include <new>
+#include <stdexcept>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -224,6 +227,81 @@ void ss_vindex_set_nprobe(ss_vindex_t *v, int nprobe)
     if (!v->ivf) return;
     v->nprobe = std::max(1, std::min(nprobe, v->nlist));
     if (v->ivfidx) v->ivfidx->nprobe = (size_t)v->nprobe;
+}
+
+/* Snapshot layout: "SSVX0001", int32 dim, ivf, nlist, nprobe, uint64 train_at, uint64 nids,
+ * int64 ids[nids], uint64 faiss_len, FAISS write_index bytes of the active index. */
+int ss_vindex_save(const ss_vindex_t *v, ss_buf_t *out, char *err, size_t errsz)
+{
+    return guarded("save", err, errsz, [&] {
+        faiss::VectorIOWriter w;
+        faiss::write_index(active(v), &w);
+        int32_t hdr[4] = {v->dim, v->ivf ? 1 : 0, v->nlist, v->nprobe};
+        uint64_t ta = v->train_at, nids = v->present.size(), flen = w.data.size();
+        std::vector<int64_t> ids(v->present.begin(), v->present.end());
+        std::sort(ids.begin(), ids.end());
+        if (ss_buf_append(out, "SSVX0001", 8) || ss_buf_append(out, hdr, sizeof hdr) ||
+            ss_buf_append(out, &ta, 8) || ss_buf_append(out, &nids, 8) ||
+            ss_buf_append(out, ids.data(), ids.size() * sizeof(int64_t)) || ss_buf_append(out, &flen, 8) ||
+            ss_buf_append(out, w.data.data(), w.data.size()))
+            throw std::bad_alloc();
+    });
+}
+
+int ss_vindex_load(const void *data, size_t len, ss_vindex_t **out, char *err, size_t errsz)
+{
+    *out = nullptr;
+    const unsigned char *p = (const unsigned char *)data;
+    int32_t hdr[4];
+    uint64_t ta, nids, flen;
+    size_t fixed = 8 + sizeof hdr + 16;
+    if (len < fixed || memcmp(p, "SSVX0001", 8))
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "vector index load: not a SSVX0001 snapshot");
+    memcpy(hdr, p + 8, sizeof hdr);
+    memcpy(&ta, p + 8 + sizeof hdr, 8);
+    memcpy(&nids, p + 16 + sizeof hdr, 8);
+    if (nids > (len - fixed) / 8 || len - fixed - nids * 8 < 8 || hdr[0] <= 0)
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "vector index load: truncated snapshot (%zu bytes)", len);
+    const unsigned char *q = p + fixed + nids * 8;
+    memcpy(&flen, q, 8);
+    if (flen != len - fixed - nids * 8 - 8)
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "vector index load: FAISS part has %llu bytes, %zu left",
+                         (unsigned long long)flen, (size_t)(len - fixed - nids * 8 - 8));
+    ss_vindex *v = nullptr;
+    int rc = guarded("load", err, errsz, [&] {
+        auto x = std::make_unique<ss_vindex>();
+        x->dim = hdr[0];
+        x->ivf = hdr[1] != 0;
+        x->nlist = hdr[2];
+        x->nprobe = hdr[3];
+        x->train_at = ta;
+        for (uint64_t i = 0; i < nids; i++) {
+            int64_t id;
+            memcpy(&id, p + fixed + i * 8, 8);
+            x->present.insert(id);
+        }
+        faiss::VectorIOReader r;
+        r.data.assign(q + 8, q + 8 + flen);
+        std::unique_ptr<faiss::Index> idx(faiss::read_index(&r));
+        if (auto *m = dynamic_cast<faiss::IndexIDMap2 *>(idx.get())) {
+            idx.release();
+            x->flat.reset(m);
+            x->flat->own_fields = true;
+        } else if (auto *f = dynamic_cast<faiss::IndexIVFFlat *>(idx.get())) {
+            idx.release();
+            x->ivfidx.reset(f); /* owns the quantizer it was read with (own_fields) */
+            x->ivfidx->nprobe = (size_t)x->nprobe;
+            if (x->ivfidx->direct_map.type != faiss::DirectMap::Hashtable)
+                x->ivfidx->set_direct_map_type(faiss::DirectMap::Hashtable);
+        } else {
+            throw std::runtime_error("unexpected FAISS index type in snapshot");
+        }
+        if (active(x.get())->d != x->dim || (size_t)active(x.get())->ntotal != x->present.size())
+            throw std::runtime_error("snapshot header does not match its FAISS index");
+        v = x.release();
+    });
+    *out = v;
+    return rc;
 }
 
 } // extern "C"

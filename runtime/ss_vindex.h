@@ -41,6 +41,11 @@ int ss_vindex_dim(const ss_vindex_t *v);
 /* IVF: lists probed per query (default max(1, nlist/8)); flat: ignored. */
 void ss_vindex_set_nprobe(ss_vindex_t *v, int nprobe);
 
+/* Serialises the whole index (FAISS's own format plus our header) by appending to out, for
+ * an operator's snapshot; ss_vindex_load rebuilds an identical index (same answers). */
+int ss_vindex_save(const ss_vindex_t *v, ss_buf_t *out, char *err, size_t errsz);
+int ss_vindex_load(const void *data, size_t len, ss_vindex_t **out, char *err, size_t errsz);
+
 #ifdef __cplusplus
 }
 #endif

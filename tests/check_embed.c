@@ -270,6 +270,26 @@ static void run_index(const char *kind, int nlist, int first, int total)
     ck_assert_int_eq(id, b->ids[r]);
     ck_assert_float_eq_tol(s, 1.0f, 1e-5);
     check_vs_brute(v, b, &seed);
+    /* a snapshot loads into an index with the same contents and answers */
+    ss_buf_t snap = SS_BUF_INIT;
+    ck_assert_msg(ss_vindex_save(v, &snap, err, sizeof err) == SS_OK, "%s", err);
+    ss_vindex_destroy(v);
+    ck_assert_msg(ss_vindex_load(snap.data, snap.len, &v, err, sizeof err) == SS_OK, "%s", err);
+    check_vs_brute(v, b, &seed);
+    remove_rows(v, b, 5); /* and keeps working */
+    add_rows(v, b, total, total + 50, &seed);
+    check_vs_brute(v, b, &seed);
+    ss_vindex_t *bad = NULL;
+    ck_assert_int_eq(ss_vindex_load(snap.data, snap.len - 1, &bad, err, sizeof err), SS_ERR_INVALID);
+    ck_assert_ptr_null(bad);
+    /* an unknown FAISS index type: FAISS throws, we get its message */
+    char *fourcc = memmem(snap.data, snap.len, nlist ? "IwFl" : "IxM2", 4);
+    ck_assert_ptr_nonnull(fourcc);
+    fourcc[0] = 'Q';
+    ck_assert_int_eq(ss_vindex_load(snap.data, snap.len, &bad, err, sizeof err), SS_ERR_INTERNAL);
+    ck_assert_msg(strstr(err, "faiss:") != NULL, "%s", err);
+    ck_assert_ptr_null(bad);
+    ss_buf_free(&snap);
     ss_vindex_destroy(v);
     free(b);
 }
