@@ -343,7 +343,7 @@ static void run_chunk(ss_dispatch_t *d, model_t *m, const ss_infer_req_t *reqs, 
             ss_infer_res_fail(dst, SS_ERR_NOMEM, "dispatcher: out of memory");
         }
         if (!s->fl) continue;
-        if (ss_infer_res_copy(&s->fl->res, dst) != SS_OK)
+        if (s->fl->refs > 1 && ss_infer_res_copy(&s->fl->res, dst) != SS_OK) /* only waiters read it */
             ss_infer_res_fail(&s->fl->res, SS_ERR_NOMEM, "dispatcher: out of memory");
         s->fl->done = 1;
         fl_release(d, s->fl);
