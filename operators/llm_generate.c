@@ -146,7 +146,7 @@ static int load_index(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
                             op->node->id);
     while (!rc && sqlite3_step(st) == SQLITE_ROW)
         rc = ss_sem_vidx_add(&g->idx, sqlite3_column_int64(st, 0), sqlite3_column_blob(st, 1),
-                             sqlite3_column_bytes(st, 1) / (int)sizeof(float));
+                             sqlite3_column_bytes(st, 1) / (int)sizeof(float), err, errsz);
     sqlite3_finalize(st);
     g->loaded = !rc;
     return rc;
@@ -271,12 +271,12 @@ static int put_docs(ss_op_t *op, ss_op_ctx_t *ctx, job_t *j, const float *q, cha
 {
     gen_t *g = op->impl;
     int rc = ss_buf_putc(&j->docs, '[');
-    if (g->k > 0 && q && g->idx.n > 0) {
+    if (g->k > 0 && q && ss_sem_vidx_count(&g->idx) > 0) {
         j->vids = calloc((size_t)g->k, sizeof *j->vids);
         j->sims = calloc((size_t)g->k, sizeof *j->sims);
         if (!j->vids || !j->sims)
             return SS_ERR_NOMEM;
-        j->nret = ss_sem_vidx_search(&g->idx, q, g->k, j->vids, j->sims);
+        rc = ss_sem_vidx_search(&g->idx, q, g->k, j->vids, j->sims, &j->nret, err, errsz);
     }
     sqlite3_stmt *st = NULL;
     if (!rc && j->nret)
@@ -786,7 +786,8 @@ static int doc_apply(ss_op_t *op, ss_op_ctx_t *ctx, const ss_zset_t *in, ss_zset
             if (w > 0 && w + dw <= 0) { /* the document is gone */
                 if (g->mode != M_NONE)
                     rc = aff_holders(op, ctx, &aff, vid, t ? t : "", err, errsz);
-                ss_sem_vidx_remove(&g->idx, vid);
+                if (!rc)
+                    rc = ss_sem_vidx_remove(&g->idx, vid, err, errsz);
                 if (!rc)
                     rc = ss_sem_exec(ctx->db, err, errsz, "DELETE FROM st_%d_doc WHERE vid=%lld", id, (long long)vid);
             } else if (!rc) {
@@ -840,7 +841,7 @@ static int doc_apply(ss_op_t *op, ss_op_ctx_t *ctx, const ss_zset_t *in, ss_zset
         if (sqlite3_step(se) != SQLITE_DONE)
             rc = ss_sem_sqlerr(ctx->db, err, errsz, "llm_generate doc embedding");
         if (!rc)
-            rc = ss_sem_vidx_add(&g->idx, nvid[i], embs[i], dim);
+            rc = ss_sem_vidx_add(&g->idx, nvid[i], embs[i], dim, err, errsz);
     }
     sqlite3_finalize(se);
     for (int i = 0; i < nnew; i++) {

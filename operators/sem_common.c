@@ -7,6 +7,8 @@
 #include "ss_sem.h"
 
 #include "ss_dispatch.h"
+#include "ss_embed.h"
+#include "ss_vindex.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -497,12 +499,40 @@ int ss_sem_pointwise_apply(ss_sem_pointwise_t *pw, const ss_zset_t *in, char *er
 
 /* ---------------------------------------------------------------- embeddings */
 
+/* Through an embedder (its vectors are already normalised). */
+static int embed_with(ss_embedder_t *e, const char *const *texts, int n, float ***out, int *dim, char *err,
+                      size_t errsz)
+{
+    float *flat = malloc(sizeof(float) * (size_t)n * (size_t)e->dim);
+    float **vecs = calloc((size_t)n, sizeof *vecs);
+    int rc = flat && vecs ? ss_embedder_embed(e, texts, n, flat, err, errsz) : SS_ERR_NOMEM;
+    for (int i = 0; i < n && !rc; i++) {
+        vecs[i] = malloc(sizeof(float) * (size_t)e->dim);
+        if (!vecs[i])
+            rc = SS_ERR_NOMEM;
+        else
+            memcpy(vecs[i], flat + (size_t)i * (size_t)e->dim, sizeof(float) * (size_t)e->dim);
+    }
+    free(flat);
+    if (rc) {
+        for (int i = 0; vecs && i < n; i++)
+            free(vecs[i]);
+        free(vecs);
+        return rc;
+    }
+    *dim = e->dim;
+    *out = vecs;
+    return SS_OK;
+}
+
 int ss_sem_embed(ss_op_t *op, ss_op_ctx_t *ctx, const char *const *texts, int n, float ***out,
                  int *dim, char *err, size_t errsz)
 {
     *out = NULL;
     if (n <= 0)
         return SS_OK;
+    if (ctx && ctx->emb)
+        return embed_with(ctx->emb, texts, n, out, dim, err, errsz);
     ss_infer_req_t *reqs = calloc((size_t)n, sizeof *reqs);
     ss_infer_res_t *res = calloc((size_t)n, sizeof *res);
     float **vecs = calloc((size_t)n, sizeof *vecs);
@@ -552,70 +582,35 @@ void ss_sem_vidx_init(ss_sem_vidx_t *x) { memset(x, 0, sizeof *x); }
 
 void ss_sem_vidx_free(ss_sem_vidx_t *x)
 {
-    free(x->ids);
-    free(x->vecs);
+    ss_vindex_destroy(x->v);
     memset(x, 0, sizeof *x);
 }
 
-int ss_sem_vidx_add(ss_sem_vidx_t *x, int64_t id, const float *v, int dim)
+int64_t ss_sem_vidx_count(const ss_sem_vidx_t *x) { return x->v ? ss_vindex_count(x->v) : 0; }
+
+int ss_sem_vidx_add(ss_sem_vidx_t *x, int64_t id, const float *v, int dim, char *err, size_t errsz)
 {
-    if (x->n && dim != x->dim)
-        return SS_ERR_INVALID;
-    x->dim = dim;
-    if (x->n == x->cap) {
-        size_t cap = x->cap ? x->cap * 2 : 64;
-        int64_t *ids = realloc(x->ids, cap * sizeof *ids);
-        if (!ids)
-            return SS_ERR_NOMEM;
-        x->ids = ids;
-        float *vecs = realloc(x->vecs, cap * (size_t)dim * sizeof *vecs);
-        if (!vecs)
-            return SS_ERR_NOMEM;
-        x->vecs = vecs;
-        x->cap = cap;
+    if (!x->v) {
+        int rc = ss_vindex_new(dim, "flat", 0, &x->v, err, errsz);
+        if (rc)
+            return rc;
+        x->dim = dim;
     }
-    x->ids[x->n] = id;
-    memcpy(x->vecs + x->n * (size_t)dim, v, sizeof(float) * (size_t)dim);
-    x->n++;
-    return SS_OK;
+    if (dim != x->dim)
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "vector of %d dimensions in an index of %d", dim, x->dim);
+    return ss_vindex_add(x->v, &id, v, 1, err, errsz);
 }
 
-void ss_sem_vidx_remove(ss_sem_vidx_t *x, int64_t id)
+int ss_sem_vidx_remove(ss_sem_vidx_t *x, int64_t id, char *err, size_t errsz)
 {
-    for (size_t i = 0; i < x->n; i++)
-        if (x->ids[i] == id) {
-            size_t last = x->n - 1;
-            x->ids[i] = x->ids[last];
-            memmove(x->vecs + i * (size_t)x->dim, x->vecs + last * (size_t)x->dim,
-                    sizeof(float) * (size_t)x->dim);
-            x->n--;
-            return;
-        }
+    return x->v ? ss_vindex_remove(x->v, &id, 1, NULL, err, errsz) : SS_OK;
 }
 
-static int better(float sa, int64_t ia, float sb, int64_t ib)
+int ss_sem_vidx_search(ss_sem_vidx_t *x, const float *q, int k, int64_t *ids, float *sims, int *found,
+                       char *err, size_t errsz)
 {
-    return sa > sb || (sa == sb && ia < ib);
-}
-
-int ss_sem_vidx_search(const ss_sem_vidx_t *x, const float *q, int k, int64_t *ids, float *sims)
-{
-    int m = 0;
-    for (size_t i = 0; i < x->n && k > 0; i++) {
-        const float *v = x->vecs + i * (size_t)x->dim;
-        float s = 0;
-        for (int j = 0; j < x->dim; j++)
-            s += v[j] * q[j];
-        if (m == k && !better(s, x->ids[i], sims[m - 1], ids[m - 1]))
-            continue;
-        int p = m < k ? m++ : k - 1;
-        while (p > 0 && better(s, x->ids[i], sims[p - 1], ids[p - 1])) {
-            sims[p] = sims[p - 1];
-            ids[p] = ids[p - 1];
-            p--;
-        }
-        sims[p] = s;
-        ids[p] = x->ids[i];
-    }
-    return m;
+    *found = 0;
+    if (!x->v || k <= 0 || ss_vindex_count(x->v) == 0)
+        return SS_OK;
+    return ss_vindex_search(x->v, q, k, ids, sims, found, err, errsz);
 }

@@ -57,7 +57,7 @@ static int load_index(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
                             op->node->id, s);
         while (!rc && sqlite3_step(st) == SQLITE_ROW) {
             int n = sqlite3_column_bytes(st, 1) / (int)sizeof(float);
-            rc = ss_sem_vidx_add(&J->idx[s], sqlite3_column_int64(st, 0), sqlite3_column_blob(st, 1), n);
+            rc = ss_sem_vidx_add(&J->idx[s], sqlite3_column_int64(st, 0), sqlite3_column_blob(st, 1), n, err, errsz);
         }
         sqlite3_finalize(st);
     }
@@ -207,7 +207,7 @@ static int candidates(ss_op_t *op, ss_op_ctx_t *ctx, int side, jrow_t *xs, float
         rc = ss_sem_prepare(ctx->db, &st, err, errsz, "SELECT r, k, w FROM st_%d_s%d WHERE vid=?1 AND w>0",
                             op->node->id, o);
     }
-    int kk = J->cand > 0 ? J->cand : (int)J->idx[o].n;
+    int kk = J->cand > 0 ? J->cand : (int)ss_sem_vidx_count(&J->idx[o]);
     int64_t *ids = calloc((size_t)(kk ? kk : 1), sizeof *ids);
     float *sims = calloc((size_t)(kk ? kk : 1), sizeof *sims);
     if (!ids || !sims)
@@ -216,7 +216,9 @@ static int candidates(ss_op_t *op, ss_op_ctx_t *ctx, int side, jrow_t *xs, float
         jrow_t *c = NULL;
         int nc = 0, capc = 0;
         if (J->prune) {
-            int f = embs[i] ? ss_sem_vidx_search(&J->idx[o], embs[i], kk, ids, sims) : 0;
+            int f = 0;
+            if (embs[i])
+                rc = ss_sem_vidx_search(&J->idx[o], embs[i], kk, ids, sims, &f, err, errsz);
             for (int j = 0; j < f && !rc; j++) {
                 if (J->threshold > -2 && sims[j] < J->threshold)
                     continue;
@@ -360,8 +362,8 @@ static int integrate_row(ss_op_t *op, ss_op_ctx_t *ctx, int side, const ss_row_t
         rc = replay_matches(op, ctx, side, &j->r, -w, out, err, errsz);
         if (!rc)
             rc = drop_matches(op, ctx, side, &j->r, err, errsz);
-        if (J->prune && vid >= 0)
-            ss_sem_vidx_remove(&J->idx[side], vid);
+        if (!rc && J->prune && vid >= 0)
+            rc = ss_sem_vidx_remove(&J->idx[side], vid, err, errsz);
     } else if (nw > 0)
         *isnew = 1;
     if (!rc && nw == 0)
@@ -419,7 +421,7 @@ static int index_new(ss_op_t *op, ss_op_ctx_t *ctx, int side, jrow_t *xs, int nx
         int64_t vid = sqlite3_column_int64(st, 0);
         while (sqlite3_step(st) == SQLITE_ROW) {
         }
-        rc = ss_sem_vidx_add(&J->idx[side], vid, (*embs)[i], dim);
+        rc = ss_sem_vidx_add(&J->idx[side], vid, (*embs)[i], dim, err, errsz);
     }
     sqlite3_finalize(st);
     for (int i = 0; texts && i < nx; i++)

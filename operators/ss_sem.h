@@ -124,24 +124,26 @@ typedef struct ss_sem_pointwise {
 
 int ss_sem_pointwise_apply(ss_sem_pointwise_t *pw, const ss_zset_t *in, char *err, size_t errsz);
 
-/* ---- embeddings and an exact vector index (inner product of L2-normalised vectors) ---- */
-/* Embeds texts[0..n) through the dispatcher (EMBED requests, one call); out[i] is a
- * malloc'd L2-normalised vector of *dim floats (caller frees each and the array). */
+/* ---- embeddings and a vector index (FAISS flat inner product, runtime/ss_vindex.h) ---- */
+/* Embeds texts[0..n): with ctx->emb through that embedder, else through the dispatcher
+ * (EMBED requests, one call, accounted to the operator). out[i] is a malloc'd
+ * L2-normalised vector of *dim floats (caller frees each and the array). */
 int ss_sem_embed(ss_op_t *op, ss_op_ctx_t *ctx, const char *const *texts, int n, float ***out,
                  int *dim, char *err, size_t errsz);
 
+struct ss_vindex;
 typedef struct ss_sem_vidx {
+    struct ss_vindex *v; /* owned; created by the first add */
     int dim;
-    size_t n, cap;
-    int64_t *ids;  /* owned */
-    float *vecs;   /* owned; n * dim */
 } ss_sem_vidx_t;
 
 void ss_sem_vidx_init(ss_sem_vidx_t *x);
 void ss_sem_vidx_free(ss_sem_vidx_t *x);
-int ss_sem_vidx_add(ss_sem_vidx_t *x, int64_t id, const float *v, int dim);
-void ss_sem_vidx_remove(ss_sem_vidx_t *x, int64_t id);
-/* The k ids most similar to q (best first, ties by smaller id); returns how many. */
-int ss_sem_vidx_search(const ss_sem_vidx_t *x, const float *q, int k, int64_t *ids, float *sims);
+int64_t ss_sem_vidx_count(const ss_sem_vidx_t *x);
+int ss_sem_vidx_add(ss_sem_vidx_t *x, int64_t id, const float *v, int dim, char *err, size_t errsz);
+int ss_sem_vidx_remove(ss_sem_vidx_t *x, int64_t id, char *err, size_t errsz);
+/* The k ids most similar to q (best first) into ids/sims; *found = how many. */
+int ss_sem_vidx_search(ss_sem_vidx_t *x, const float *q, int k, int64_t *ids, float *sims, int *found,
+                       char *err, size_t errsz);
 
 #endif
