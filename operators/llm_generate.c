@@ -450,8 +450,10 @@ static int run_work(ss_op_t *op, ss_op_ctx_t *ctx, worklist_t *wl, int revise, c
         ss_infer_res_t *res = calloc((size_t)(nj ? nj : 1), sizeof *res);
         if (!rc && (!reqs || !res))
             rc = SS_ERR_NOMEM;
-        for (int i = 0; i < nj && !rc; i++)
+        for (int i = 0; i < nj && !rc; i++) {
             ss_sem_req_generate(&reqs[i], ss_buf_cstr(&jobs[i].prompt), jobs[i].pre, g->max_tokens);
+            ss_sem_req_sampling(&reqs[i], op->node, ss_buf_cstr(&jobs[i].prompt), jobs[i].prompt.len);
+        }
         if (!rc)
             rc = ss_sem_run(op, ctx, reqs, nj, res, err, errsz);
         for (int i = 0; i < nj && !rc; i++) {

@@ -265,8 +265,10 @@ static int build_trees(ss_op_t *op, ss_op_ctx_t *ctx, ss_sem_kv_t *memo, agroup_
         ss_infer_res_t *res = nreq ? calloc((size_t)nreq, sizeof *res) : NULL;
         if (!rc && nreq && (!reqs || !res))
             rc = SS_ERR_NOMEM;
-        for (int i = 0; i < nreq && !rc; i++)
+        for (int i = 0; i < nreq && !rc; i++) {
             ss_sem_req_generate(&reqs[i], ss_buf_cstr(&prompts[i]), pres[i], a->max_tokens);
+            ss_sem_req_sampling(&reqs[i], op->node, ss_buf_cstr(&prompts[i]), prompts[i].len);
+        }
         if (!rc)
             rc = ss_sem_run(op, ctx, reqs, nreq, res, err, errsz);
         for (int i = 0; i < nreq && !rc; i++) {

@@ -183,6 +183,13 @@ void ss_sem_req_generate(ss_infer_req_t *r, const char *prompt, size_t prefix_le
     r->stop = "\n";
 }
 
+void ss_sem_req_sampling(ss_infer_req_t *r, const ss_plan_node_t *n, const char *prompt, size_t len)
+{
+    double t = ss_plan_opt_real(n, "temperature", 0.0);
+    r->temperature = t > 0 ? (float)t : 0.0f;
+    r->seed = t > 0 ? ss_hash64(prompt, len, 0x7e3d) : 0;
+}
+
 void ss_sem_req_score(ss_infer_req_t *r, const char *prompt, size_t prefix_len)
 {
     memset(r, 0, sizeof *r);

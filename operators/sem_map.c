@@ -32,6 +32,7 @@ static int map_build(void *ud, const ss_row_t *row, ss_buf_t *prompt, ss_infer_r
     size_t pre = 0;
     int rc = ss_sem_prompt(prompt, MAP_TASK, r->op->node->tmpl, row, NULL, NULL, &pre);
     ss_sem_req_generate(req, NULL, pre, m->max_tokens);
+    ss_sem_req_sampling(req, r->op->node, ss_buf_cstr(prompt), prompt->len);
     return rc;
 }
 

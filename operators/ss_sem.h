@@ -52,6 +52,9 @@ extern const char *const ss_sem_ab[2];    /* " A", " B" */
 void ss_sem_req_choose(ss_infer_req_t *r, const char *prompt, size_t prefix_len,
                        const char *const *choices);
 void ss_sem_req_generate(ss_infer_req_t *r, const char *prompt, size_t prefix_len, int max_tokens);
+/* Applies the node's temperature option to a GENERATE request (0 = greedy, the default);
+ * the seed is a hash of the prompt, so a sampled answer is still reproducible. */
+void ss_sem_req_sampling(ss_infer_req_t *r, const ss_plan_node_t *n, const char *prompt, size_t len);
 void ss_sem_req_score(ss_infer_req_t *r, const char *prompt, size_t prefix_len);
 /* 1 when the first choice is strictly more likely than the second. */
 int ss_sem_first(const ss_infer_res_t *r);
