@@ -272,6 +272,48 @@ int ss_sem_tmpl_cols(const ss_plan_node_t *n, int side, int *cols)
     return n->tmpl ? ss_template_cols(n->tmpl, side, cols, SS_SEM_MAXCOLS) : 0;
 }
 
+/* ---------------------------------------------------------------- key sets */
+
+int ss_sem_set_init(ss_sem_set_t *s, size_t n)
+{
+    size_t cap = 16;
+    while (cap < 2 * n + 2)
+        cap *= 2;
+    s->cap = cap;
+    s->idx = malloc(cap * sizeof *s->idx);
+    s->h = malloc(cap * sizeof *s->h);
+    if (!s->idx || !s->h) {
+        ss_sem_set_free(s);
+        return SS_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < cap; i++)
+        s->idx[i] = -1;
+    return SS_OK;
+}
+
+void ss_sem_set_free(ss_sem_set_t *s)
+{
+    free(s->idx);
+    free(s->h);
+    memset(s, 0, sizeof *s);
+}
+
+int ss_sem_set_add(ss_sem_set_t *s, const ss_buf_t *const *keys, const ss_buf_t *k, int idx)
+{
+    uint64_t h = ss_hash64(k->data ? k->data : "", k->len, 0x5e7);
+    size_t m = s->cap - 1;
+    for (size_t p = h & m;; p = (p + 1) & m) {
+        if (s->idx[p] < 0) {
+            s->idx[p] = idx;
+            s->h[p] = h;
+            return -1;
+        }
+        const ss_buf_t *o = keys[s->idx[p]];
+        if (s->h[p] == h && o->len == k->len && (k->len == 0 || memcmp(o->data, k->data, k->len) == 0))
+            return s->idx[p];
+    }
+}
+
 /* ---------------------------------------------------------------- SQL */
 
 int ss_sem_sqlerr(sqlite3 *db, char *err, size_t errsz, const char *what)
@@ -413,21 +455,17 @@ typedef struct pw_miss {
     ss_buf_t prompt;
 } pw_miss_t;
 
-static int pw_find(pw_miss_t *m, int n, const ss_buf_t *k)
-{
-    for (int i = 0; i < n; i++)
-        if (m[i].key.len == k->len && memcmp(m[i].key.data, k->data, k->len) == 0)
-            return i;
-    return -1;
-}
-
 /* Asks the model for every distinct key of `in` absent from the memo; stores answers. */
 static int pw_fill(ss_sem_pointwise_t *pw, const ss_zset_t *in, char *err, size_t errsz)
 {
     pw_miss_t *miss = calloc(in->n ? in->n : 1, sizeof *miss);
     ss_infer_req_t *reqs = calloc(in->n ? in->n : 1, sizeof *reqs);
     ss_infer_res_t *res = calloc(in->n ? in->n : 1, sizeof *res);
-    int nmiss = 0, rc = (miss && reqs && res) ? SS_OK : SS_ERR_NOMEM;
+    const ss_buf_t **mkeys = calloc(in->n ? in->n : 1, sizeof *mkeys);
+    int nmiss = 0, rc = (miss && reqs && res && mkeys) ? SS_OK : SS_ERR_NOMEM;
+    ss_sem_set_t seen = {0};
+    if (!rc)
+        rc = ss_sem_set_init(&seen, in->n);
     ss_buf_t key = SS_BUF_INIT, val = SS_BUF_INIT;
     for (size_t i = 0; i < in->n && !rc; i++) {
         ss_buf_reset(&key);
@@ -436,11 +474,16 @@ static int pw_fill(ss_sem_pointwise_t *pw, const ss_zset_t *in, char *err, size_
         rc = ss_sem_proj(in->e[i].row, pw->cols, pw->ncols, &key);
         if (!rc)
             rc = ss_sem_kv_get(pw->kv, key.data, key.len, &val, &found, err, errsz);
-        if (rc || found || pw_find(miss, nmiss, &key) >= 0)
+        if (rc || found)
             continue;
         pw_miss_t *m = &miss[nmiss];
-        m->entry = i;
         rc = ss_buf_append(&m->key, key.data, key.len);
+        mkeys[nmiss] = &m->key;
+        if (rc || ss_sem_set_add(&seen, mkeys, &m->key, nmiss) >= 0) {
+            ss_buf_free(&m->key);
+            continue;
+        }
+        m->entry = i;
         if (!rc)
             rc = pw->build(pw->ud, in->e[i].row, &m->prompt, &reqs[nmiss]);
         nmiss++;
@@ -461,8 +504,10 @@ static int pw_fill(ss_sem_pointwise_t *pw, const ss_zset_t *in, char *err, size_
         res_clear(&res[i]);
     }
     free(miss);
+    free(mkeys);
     free(reqs);
     free(res);
+    ss_sem_set_free(&seen);
     ss_buf_free(&key);
     ss_buf_free(&val);
     return rc;

@@ -107,8 +107,10 @@ static int decide(ss_op_t *op, ss_op_ctx_t *ctx, int side, jrow_t *xs, jpair_t *
     ss_buf_t *prompts = calloc((size_t)(np ? np : 1), sizeof *prompts);
     ss_infer_req_t *reqs = calloc((size_t)(np ? np : 1), sizeof *reqs);
     ss_infer_res_t *res = calloc((size_t)(np ? np : 1), sizeof *res);
+    const ss_buf_t **keys = calloc((size_t)(np ? np : 1), sizeof *keys);
+    ss_sem_set_t seen = {0};
     int m = 0;
-    if (!miss || !prompts || !reqs || !res)
+    if (!miss || !prompts || !reqs || !res || !keys || ss_sem_set_init(&seen, (size_t)np))
         rc = SS_ERR_NOMEM;
     ss_buf_t v = SS_BUF_INIT;
     for (int i = 0; i < np && !rc; i++) {
@@ -124,9 +126,8 @@ static int decide(ss_op_t *op, ss_op_ctx_t *ctx, int side, jrow_t *xs, jpair_t *
             continue;
         }
         p->yes = -1;
-        for (int j = 0; j < m && !found; j++)
-            found = ps[miss[j]].key.len == p->key.len && !memcmp(ps[miss[j]].key.data, p->key.data, p->key.len);
-        if (found || rc)
+        keys[m] = &p->key;
+        if (rc || ss_sem_set_add(&seen, keys, &p->key, m) >= 0)
             continue;
         size_t pre = 0;
         const ss_buf_t *l = side == 0 ? &xs[p->x].r : &p->o.r, *r = side == 0 ? &p->o.r : &xs[p->x].r;
@@ -154,6 +155,8 @@ static int decide(ss_op_t *op, ss_op_ctx_t *ctx, int side, jrow_t *xs, jpair_t *
     free(prompts);
     free(reqs);
     free(miss);
+    free(keys);
+    ss_sem_set_free(&seen);
     ss_sem_res_free(res, res ? m : 0);
     ss_sem_kv_close(&kv);
     return rc;

@@ -75,6 +75,19 @@ int ss_sem_proj(const ss_row_t *row, const int *cols, int n, ss_buf_t *out);
 /* Columns of `side` the template references; returns count. */
 int ss_sem_tmpl_cols(const ss_plan_node_t *n, int side, int *cols);
 
+/* ---- a set of byte strings (dedup of a batch's keys): open addressing over 64-bit hashes ---- */
+typedef struct ss_sem_set {
+    size_t cap;          /* power of two */
+    int *idx;            /* owned; -1 = empty */
+    uint64_t *h;         /* owned */
+} ss_sem_set_t;
+
+int ss_sem_set_init(ss_sem_set_t *s, size_t n); /* room for n keys */
+void ss_sem_set_free(ss_sem_set_t *s);
+/* Looks key k up among the keys added so far (keys[i] is the key of index i); returns the
+ * index holding an equal key, or adds idx and returns -1. */
+int ss_sem_set_add(ss_sem_set_t *s, const ss_buf_t *const *keys, const ss_buf_t *k, int idx);
+
 /* ---- SQL helpers ---- */
 int ss_sem_exec(sqlite3 *db, char *err, size_t errsz, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
