@@ -19,6 +19,7 @@
 
 #define SS_PARSE_MAX_PARENS 200    /* nesting limit of '(' */
 #define SS_PARSE_MAX_EXPR_DEPTH 1000 /* depth limit of an expression tree */
+#define SS_PARSE_MAX_JOINS 64      /* tables joined in one FROM */
 
 /* A token: a slice of the (NUL-terminated) parse buffer plus its position. */
 typedef struct ss_tok {

@@ -424,6 +424,8 @@ static int valid_ref(const char *s, size_t n)
 
 static void refs_free(char **refs, int n)
 {
+    if (!refs)
+        return;
     for (int i = 0; i < n; i++)
         free(refs[i]);
     free(refs);

@@ -461,6 +461,12 @@ static ss_ast_from_t *join_new(ss_pctx_t *ctx, ss_ast_from_kind_t kind, ss_ast_f
     f->left = l;
     f->right = r;
     f->span = span_end(ctx, l ? l->span : r ? r->span : tok_span(&ctx->cur));
+    int n = 1; /* joins nest to the left: bound the depth of that chain */
+    for (const ss_ast_from_t *p = l; p && p->kind != SS_FROM_TABLE; p = p->left)
+        n++;
+    if (n >= SS_PARSE_MAX_JOINS)
+        ss_pctx_error(ctx, f->span.line, f->span.col, "too many joins (at most %d tables in one FROM)",
+                      SS_PARSE_MAX_JOINS);
     return f;
 }
 

@@ -758,6 +758,14 @@ START_TEST(test_deep_nesting)
     sc = parse_ok(s);
     ss_ast_script_free(sc);
     free(s);
+    s = repeat("SELECT * FROM a", " JOIN b ON x", 100000, "");
+    ck_assert_int_eq(parse_fails(s, strlen(s)), SS_ERR_PARSE);
+    ck_assert_msg(strstr(err, "1:15: too many joins"), "%s", err);
+    free(s);
+    s = repeat("SELECT * FROM a", " SEM_JOIN b ON '{x}'", 63, "");
+    sc = parse_ok(s);
+    ss_ast_script_free(sc);
+    free(s);
     /* wide is fine: many arguments, rows and statements */
     s = repeat("SELECT f(1", ", 1", 50000, ")");
     sc = parse_ok(s);
