@@ -119,13 +119,18 @@ static int lex_error(ss_lexer_t *lx, const unsigned char *at, const char *msg)
 }
 
 /* Scans a quoted token whose opening quote q is at lx->cur - 1; doubled quotes
- * escape. Returns 0, or -1 (cursor at end) if it is not closed. */
-static int scan_quoted(ss_lexer_t *lx, unsigned char q)
+ * escape. Returns 0, -1 if it is not closed, or -2 with *nul at a NUL byte
+ * inside it (statement texts are C strings: NUL bytes are refused everywhere). */
+static int scan_quoted(ss_lexer_t *lx, unsigned char q, const unsigned char **nul)
 {
     const unsigned char *p = lx->cur;
     for (;;) {
-        if (p >= lx->end || *p == 0)
+        if (p >= lx->end)
             return -1;
+        if (*p == 0) {
+            *nul = p;
+            return -2;
+        }
         if (*p == q) {
             if (p + 1 < lx->end && p[1] == q) {
                 p += 2;
@@ -142,10 +147,16 @@ static int scan_quoted(ss_lexer_t *lx, unsigned char q)
     }
 }
 
-static int scan_block_comment(ss_lexer_t *lx)
+static int scan_block_comment(ss_lexer_t *lx, const unsigned char **nul)
 {
     const unsigned char *p = lx->cur;
-    for (; p + 1 < lx->end; p++) {
+    for (; p < lx->end; p++) {
+        if (*p == 0) {
+            *nul = p;
+            return -2;
+        }
+        if (p + 1 >= lx->end)
+            break;
         if (p[0] == '*' && p[1] == '/') {
             lx->cur = p + 2;
             return 0;
@@ -170,7 +181,7 @@ static int unrecognized(ss_lexer_t *lx, const unsigned char *at)
 
 int ss_lex(ss_lexer_t *lx, ss_tok_t *t)
 {
-    const unsigned char *mar = NULL, *tok;
+    const unsigned char *mar = NULL, *tok, *nul = NULL;
     int code;
     (void)mar;
 loop:
@@ -204,7 +215,10 @@ loop:
         "\n" { lx->line++; lx->line_start = lx->cur; goto loop; }
         "--" [^\n\x00]* { goto loop; }
         "/*" {
-            if (scan_block_comment(lx)) {
+            int rc = scan_block_comment(lx, &nul);
+            if (rc == -2)
+                return unrecognized(lx, nul);
+            if (rc) {
                 lx->cur = lx->end;
                 return lex_error(lx, tok, "unterminated comment");
             }
@@ -213,7 +227,10 @@ loop:
         "'" {
             int line = lx->line;
             const unsigned char *ls = lx->line_start;
-            if (scan_quoted(lx, '\'')) {
+            int rc = scan_quoted(lx, '\'', &nul);
+            if (rc == -2)
+                return unrecognized(lx, nul);
+            if (rc) {
                 lx->line = line;
                 lx->line_start = ls;
                 return lex_error(lx, tok, "unterminated string");
@@ -224,7 +241,10 @@ loop:
         "\"" {
             int line = lx->line;
             const unsigned char *ls = lx->line_start;
-            if (scan_quoted(lx, '"')) {
+            int rc = scan_quoted(lx, '"', &nul);
+            if (rc == -2)
+                return unrecognized(lx, nul);
+            if (rc) {
                 lx->line = line;
                 lx->line_start = ls;
                 return lex_error(lx, tok, "unterminated quoted identifier");

@@ -631,6 +631,18 @@ START_TEST(test_errors)
         ck_assert_msg(!strncmp(err, error_cases[i].pos, pl) && strstr(err + pl, error_cases[i].msg),
                       "case %zu [%s]: got [%s], want [%s%s]", i, sql, err, error_cases[i].pos, error_cases[i].msg);
     }
+    /* NUL bytes are refused wherever they are, at their own position */
+    static const struct { const char *sql; size_t len; const char *want; } nul_cases[] = {
+        {"SELECT 'a\0b' FROM t", 19, "1:10: unrecognized character \"\\x00\""},
+        {"SELECT a /* \n\0 */ FROM t", 25, "2:1: unrecognized character \"\\x00\""},
+        {"SELECT \"a\0\"", 12, "1:10: unrecognized character \"\\x00\""},
+        {"-- x\0\nSELECT", 12, "1:5: unrecognized character \"\\x00\""},
+        {"\0", 1, "1:1: unrecognized character \"\\x00\""},
+    };
+    for (size_t i = 0; i < SS_ARRAY_LEN(nul_cases); i++) {
+        ck_assert_int_eq(parse_fails(nul_cases[i].sql, nul_cases[i].len), SS_ERR_PARSE);
+        ck_assert_msg(strstr(err, nul_cases[i].want) == err, "NUL case %zu: got [%s]", i, err);
+    }
     /* the name prefixes the position */
     ss_ast_script_t *s = NULL;
     ck_assert_int_eq(ss_parse("SELECT", 6, "views.sql", &s, err, sizeof err), SS_ERR_PARSE);
