@@ -69,6 +69,19 @@ static int keyword_code(const char *s, size_t n)
 
 int ss_lex_is_keyword(const char *s, size_t n) { return keyword_code(s, n) != 0; }
 
+int ss_lex_is_reserved(const char *s, size_t n)
+{
+    switch (keyword_code(s, n)) {
+    case 0: /* the %fallback list of parser.y: these are names where a name fits */
+    case TK_STREAM: case TK_STREAMS: case TK_VIEW: case TK_VIEWS: case TK_MODEL: case TK_MODELS:
+    case TK_CONTINUOUS: case TK_KEY: case TK_PRIMARY: case TK_IF: case TK_EXISTS: case TK_ASC:
+    case TK_DESC: case TK_SET: case TK_SHOW: case TK_SUBSCRIBE: case TK_EXPLAIN:
+        return 0;
+    default:
+        return 1;
+    }
+}
+
 const char *ss_token_name(int code)
 {
     switch (code) {

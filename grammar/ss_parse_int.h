@@ -51,6 +51,8 @@ int ss_lex(ss_lexer_t *lx, ss_tok_t *t);
 const char *ss_token_name(int code);
 /* 1 if s[0..n) is a keyword (case-insensitive): such names need quoting in SQL output. */
 int ss_lex_is_keyword(const char *s, size_t n);
+/* 1 if s[0..n) is a reserved keyword (not usable as a bare name). */
+int ss_lex_is_reserved(const char *s, size_t n);
 
 /* ---- parse context (%extra_context of the Lemon parser) ---- */
 typedef struct ss_pctx {

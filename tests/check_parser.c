@@ -6,8 +6,10 @@
  * 1 MB of garbage, deep nesting, NUL bytes) neither crash nor leak.
  */
 #include "ss_ast.h"
+#include "testutil.h"
 
 #include <check.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -459,7 +461,7 @@ START_TEST(test_expr_precedence)
         {"a / b / c", "a / b / c"},
         {"a / (b / c)", "a / (b / c)"},
         {"a >= 1 AND a <= 2 OR a > 3 AND a < 4", "a >= 1 AND a <= 2 OR a > 3 AND a < 4"},
-        {"x.key", "x.\"key\""},
+        {"x.key + \"from\".view", "x.key + \"from\".view"},
     };
     for (size_t i = 0; i < SS_ARRAY_LEN(cases); i++) {
         char sql[512];
@@ -563,6 +565,68 @@ START_TEST(test_templates)
         ck_assert_ptr_null(refs);
         ck_assert_msg(strstr(err, bad[i].msg), "[%s]: got [%s], want [%s]", bad[i].t, err, bad[i].msg);
     }
+}
+END_TEST
+
+
+/* ---- golden files: tests/sql/NAME.sql -> tests/sql/expected/NAME.out ---- */
+
+/* Canonical SQL of every statement of a script, one per line. */
+static char *canonical(const char *sql, size_t len, int *nstmts)
+{
+    ss_ast_script_t *sc = NULL;
+    int rc = ss_parse(sql, len, NULL, &sc, err, sizeof err);
+    ck_assert_msg(rc == SS_OK, "%s", err);
+    ss_buf_t b = SS_BUF_INIT;
+    for (int i = 0; i < sc->n; i++) {
+        ck_assert_int_eq(ss_ast_stmt_to_sql(sc->stmts[i], &b), SS_OK);
+        ss_buf_puts(&b, ";\n");
+    }
+    *nstmts = sc->n;
+    ss_ast_script_free(sc);
+    return ss_buf_take(&b);
+}
+
+START_TEST(test_golden)
+{
+    char dir[1024], path[1200];
+    snprintf(dir, sizeof dir, "%s/tests/sql", tu_source_dir());
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    int files = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t n = strlen(de->d_name);
+        if (n < 5 || strcmp(de->d_name + n - 4, ".sql"))
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        size_t len;
+        char *sql = tu_read_file(path, &len);
+        ck_assert_ptr_nonnull(sql);
+        int n1, n2;
+        char *out = canonical(sql, len, &n1);
+        /* the canonical form is a fixed point */
+        char *again = canonical(out, strlen(out), &n2);
+        ck_assert_int_eq(n1, n2);
+        ck_assert_str_eq(out, again);
+        snprintf(path, sizeof path, "%s/expected/%.*s.out", dir, (int)(n - 4), de->d_name);
+        if (getenv("SS_UPDATE_GOLDEN")) {
+            FILE *f = fopen(path, "w");
+            ck_assert_ptr_nonnull(f);
+            fputs(out, f);
+            fclose(f);
+        }
+        char *want = tu_read_file(path, NULL);
+        ck_assert_msg(want != NULL, "missing %s (run with SS_UPDATE_GOLDEN=1 to create it)", path);
+        ck_assert_msg(!strcmp(out, want), "%s differs from its golden file:\n%s", de->d_name, out);
+        free(sql);
+        free(out);
+        free(again);
+        free(want);
+        files++;
+    }
+    closedir(d);
+    ck_assert_int_ge(files, 2);
 }
 END_TEST
 
@@ -828,6 +892,7 @@ Suite *check_parser_suite(void)
     tcase_add_test(tc, test_expr_precedence);
     tcase_add_test(tc, test_expr_shape);
     tcase_add_test(tc, test_templates);
+    tcase_add_test(tc, test_golden);
     suite_add_tcase(s, tc);
     tc = tcase_create("errors");
     tcase_add_test(tc, test_errors);
