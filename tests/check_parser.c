@@ -589,7 +589,7 @@ static char *canonical(const char *sql, size_t len, int *nstmts)
 
 START_TEST(test_golden)
 {
-    char dir[1024], path[1200];
+    char dir[1024];
     snprintf(dir, sizeof dir, "%s/tests/sql", tu_source_dir());
     DIR *d = opendir(dir);
     ck_assert_ptr_nonnull(d);
@@ -599,7 +599,7 @@ START_TEST(test_golden)
         size_t n = strlen(de->d_name);
         if (n < 5 || strcmp(de->d_name + n - 4, ".sql"))
             continue;
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        char *path = ss_sprintf("%s/%s", dir, de->d_name);
         size_t len;
         char *sql = tu_read_file(path, &len);
         ck_assert_ptr_nonnull(sql);
@@ -609,7 +609,8 @@ START_TEST(test_golden)
         char *again = canonical(out, strlen(out), &n2);
         ck_assert_int_eq(n1, n2);
         ck_assert_str_eq(out, again);
-        snprintf(path, sizeof path, "%s/expected/%.*s.out", dir, (int)(n - 4), de->d_name);
+        free(path);
+        path = ss_sprintf("%s/expected/%.*s.out", dir, (int)(n - 4), de->d_name);
         if (getenv("SS_UPDATE_GOLDEN")) {
             FILE *f = fopen(path, "w");
             ck_assert_ptr_nonnull(f);
@@ -623,6 +624,7 @@ START_TEST(test_golden)
         free(out);
         free(again);
         free(want);
+        free(path);
         files++;
     }
     closedir(d);
