@@ -302,6 +302,8 @@ static YYACTIONTYPE action_nofallback(YYCODETYPE t, YYACTIONTYPE s)
 {
     if (s > YY_MAX_SHIFT)
         return s;
+    if (s > YY_SHIFT_COUNT)
+        return yy_default[s];
     int i = yy_shift_ofst[s] + t;
     if (yy_lookahead[i] != t)
         return yy_default[s];
