@@ -858,6 +858,120 @@ START_TEST(test_deep_nesting)
 }
 END_TEST
 
+
+/* ---- allocation failures ----
+ * Outside sanitizer builds this test binary replaces malloc & co. (glibc lets
+ * a program interpose them; libc's own allocations come here too) to fail the
+ * N-th allocation and to count live blocks: every failure point of ss_parse
+ * must give SS_ERR_NOMEM ("out of memory") and leak nothing. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SS_OOM_HOOKS 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SS_OOM_HOOKS 0
+#endif
+#endif
+#ifndef SS_OOM_HOOKS
+#define SS_OOM_HOOKS 1
+#endif
+
+#if SS_OOM_HOOKS
+extern void *__libc_malloc(size_t n);
+extern void *__libc_calloc(size_t n, size_t m);
+extern void *__libc_realloc(void *p, size_t n);
+extern void __libc_free(void *p);
+
+static int oom_counting;   /* hooks active */
+static long oom_fail_at;   /* the allocation number that fails (1-based); 0 = none */
+static long oom_nallocs;   /* allocations attempted while counting */
+static long oom_live;      /* blocks allocated minus blocks freed while counting */
+
+static int oom_inject(void)
+{
+    if (!oom_counting)
+        return 0;
+    return ++oom_nallocs == oom_fail_at;
+}
+
+void *malloc(size_t n)
+{
+    if (oom_inject())
+        return NULL;
+    void *p = __libc_malloc(n);
+    oom_live += p && oom_counting;
+    return p;
+}
+
+void *calloc(size_t n, size_t m)
+{
+    if (oom_inject())
+        return NULL;
+    void *p = __libc_calloc(n, m);
+    oom_live += p && oom_counting;
+    return p;
+}
+
+void *realloc(void *p, size_t n)
+{
+    if (!p)
+        return malloc(n);
+    if (oom_inject())
+        return NULL;
+    return __libc_realloc(p, n);
+}
+
+void free(void *p)
+{
+    oom_live -= p && oom_counting;
+    __libc_free(p);
+}
+
+/* Parses sql failing each allocation in turn; returns the number of failure points. */
+static long oom_sweep(const char *sql, int script_has_error)
+{
+    for (long n = 1;; n++) {
+        ss_ast_script_t *s = NULL;
+        oom_live = oom_nallocs = 0;
+        oom_fail_at = n;
+        oom_counting = 1;
+        int rc = ss_parse(sql, strlen(sql), NULL, &s, err, sizeof err);
+        ss_ast_script_free(s);
+        oom_counting = 0;
+        int injected = oom_nallocs >= n;
+        ck_assert_msg(oom_live == 0, "failing allocation %ld leaks %ld blocks", n, oom_live);
+        if (!injected) {
+            ck_assert_int_eq(rc, script_has_error ? SS_ERR_PARSE : SS_OK);
+            return n - 1;
+        }
+        if (script_has_error)
+            ck_assert(rc == SS_ERR_NOMEM || rc == SS_ERR_PARSE);
+        else
+            ck_assert_msg(rc == SS_ERR_NOMEM, "failing allocation %ld gave rc %d (%s)", n, rc, err);
+        if (rc == SS_ERR_NOMEM)
+            ck_assert_msg(strstr(err, "out of memory"), "%s", err);
+    }
+}
+#endif
+
+START_TEST(test_out_of_memory)
+{
+#if SS_OOM_HOOKS
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tests/sql/papers.sql", tu_source_dir());
+    char *sql = tu_read_file(path, NULL);
+    ck_assert_ptr_nonnull(sql);
+    long points = oom_sweep(sql, 0);
+    ck_assert_int_gt(points, 100);
+    free(sql);
+    oom_sweep(chatbot, 0);
+    oom_sweep("CREATE STREAM s (a INT) WITH (x = 1); SELECT a, f(b) FROM s WHERE a > ", 1);
+    oom_sweep("SELECT SEM_MAP('bad {') FROM t", 1);
+#else
+    printf("test_out_of_memory: skipped under a sanitizer (allocation hooks off)\n");
+#endif
+}
+END_TEST
+
 START_TEST(test_unterminated_everything)
 {
     static const char *cases[] = {
@@ -906,6 +1020,7 @@ Suite *check_parser_suite(void)
     tcase_add_test(tc, test_garbage_1mb);
     tcase_add_test(tc, test_deep_nesting);
     tcase_add_test(tc, test_unterminated_everything);
+    tcase_add_test(tc, test_out_of_memory);
     suite_add_tcase(s, tc);
     return s;
 }
