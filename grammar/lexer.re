@@ -274,6 +274,13 @@ loop:
         }
         digit+ { code = TK_INTEGER; goto done; }
         (digit+ "." digit* | "." digit+) exp? | digit+ exp { code = TK_FLOAT; goto done; }
+        (digit+ | digit+ "." digit* | "." digit+) exp? [a-zA-Z_$\x80-\xff] idchar* {
+            char m[96];
+            int n = (int)(lx->cur - tok);
+            snprintf(m, sizeof m, "malformed number \"%.*s%s\"", n > 40 ? 37 : n, (const char *)tok,
+                     n > 40 ? "..." : "");
+            return lex_error(lx, tok, m);
+        }
         "(" { code = TK_LP; goto done; }
         ")" { code = TK_RP; goto done; }
         "," { code = TK_COMMA; goto done; }

@@ -141,29 +141,21 @@ static char *template_text(ss_pctx_t *ctx, const ss_tok_t *t)
     return s;
 }
 
-/* Parses an integer token (optionally negated) into v: INT, or REAL on overflow. */
+/* The value of a number token, optionally negated: INT, or REAL for reals and
+ * for integers beyond 64 bits. strtoll/strtod read exactly the token here: the
+ * buffer is NUL-terminated and the lexer's number tokens are maximal (what
+ * follows cannot extend them), so no copy is needed. */
 static void number_value(const ss_tok_t *t, int is_float, int neg, ss_value_t *v)
 {
-    char tmp[64];
-    int n = t->n < (int)sizeof tmp - 1 ? t->n : (int)sizeof tmp - 1;
-    double r;
-    memcpy(tmp, t->z, (size_t)n);
-    tmp[n] = 0;
-    if (!is_float && t->n < (int)sizeof tmp - 1) {
+    if (!is_float) {
         errno = 0;
-        long long i = strtoll(tmp, NULL, 10);
+        long long i = strtoll(t->z, NULL, 10);
         if (errno == 0) {
             *v = ss_val_int(neg ? -i : i);
             return;
         }
     }
-    if (t->n >= (int)sizeof tmp - 1) {
-        char *big = ss_strndup(t->z, (size_t)t->n);
-        r = big ? strtod(big, NULL) : 0;
-        free(big);
-    } else {
-        r = strtod(tmp, NULL);
-    }
+    double r = strtod(t->z, NULL);
     *v = ss_val_real(neg ? -r : r);
 }
 

@@ -682,6 +682,9 @@ static const struct {
     {"SUBSCRIBE", "1:10: ", "unexpected end of input: expected identifier"},
     {"SELECT 'a' 'b'", "1:12: ", "near \"'b'\""},
     {"SELECT \x01", "1:8: ", "unrecognized character \"\\x01\""},
+    {"SELECT 0x10 FROM t", "1:8: ", "malformed number \"0x10\""},
+    {"SELECT a FROM t LIMIT 2fast", "1:23: ", "malformed number \"2fast\""},
+    {"SELECT 1.5e x", "1:8: ", "malformed number \"1.5e\""},
 };
 
 START_TEST(test_errors)
