@@ -114,7 +114,8 @@ static int put_child(ss_buf_t *b, const ss_ast_expr_t *c, int parens)
 
 static int put_func(const ss_ast_expr_t *e, ss_buf_t *b)
 {
-    int rc = ss_buf_printf(b, "%s(%s", e->name ? e->name : "?", e->distinct ? "DISTINCT " : "");
+    int rc = put_ident(b, e->name ? e->name : "?");
+    rc = rc ? rc : ss_buf_printf(b, "(%s", e->distinct ? "DISTINCT " : "");
     for (int i = 0; e->args && i < e->args->n && !rc; i++) {
         if (i)
             rc = ss_buf_puts(b, ", ");

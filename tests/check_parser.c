@@ -452,6 +452,7 @@ START_TEST(test_expr_precedence)
         {"count(DISTINCT x)", "COUNT(DISTINCT x)"},
         {"count(*)", "COUNT(*)"},
         {"now()", "NOW()"},
+        {"\"my f\"(x) + \"select\"()", "\"MY F\"(x) + \"SELECT\"()"},
         {"\"select\" + \"a b\" + \"q\"\"x\"", "\"select\" + \"a b\" + \"q\"\"x\""},
         {"1.5e3 + .5 + 2.", "1500.0 + 0.5 + 2.0"},
         {"9223372036854775807", "9223372036854775807"},
