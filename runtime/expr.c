@@ -486,7 +486,7 @@ static int fn_substr(const ss_value_t *a, const ss_value_t *y, const ss_value_t 
     int64_t len = (int64_t)utf8_len(s, n);
     ss_value_t yn = to_num(y);
     int64_t p1 = yn.t == SS_INT ? yn.u.i : (int64_t)yn.u.r;
-    int64_t p2 = len;
+    int64_t p2 = (int64_t)1 << 40; /* no length: to the end */
     int negz = 0;
     if (z) {
         ss_value_t zn = to_num(z);
