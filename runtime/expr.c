@@ -35,6 +35,8 @@ static void real_text(double r, char *buf, size_t n)
         return;
     }
     char tmp[64];
+    if (r == 0.0)
+        r = 0.0; /* SQLite prints -0.0 as 0.0 */
     snprintf(tmp, sizeof tmp, "%.15g", r);
     if (!strchr(tmp, '.') && !strchr(tmp, 'n') && !strchr(tmp, 'N')) {
         char *e = strchr(tmp, 'e');

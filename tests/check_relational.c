@@ -27,6 +27,13 @@
 static const int K3[] = {0, 1, 2};             /* c0 INT, c1 TEXT, c2 INT/REAL */
 static const int K6[] = {0, 1, 2, 0, 1, 2};
 
+/* Seeds are fixed; SS_TEST_SEED=n shifts them all to explore other streams. */
+static uint64_t seed_base(void)
+{
+    const char *e = getenv("SS_TEST_SEED");
+    return e ? (uint64_t)strtoull(e, NULL, 10) * 1000003ULL : 0;
+}
+
 /* ---- plan nodes built by hand ---- */
 static ss_schema_t *schema_n(int n, const char *prefix)
 {
@@ -255,14 +262,14 @@ static char *render(const ss_expr_t *e, const ss_schema_t *s)
     return ss_buf_take(&b);
 }
 
-#define STREAMS 40
-#define BATCHES 20
+#define STREAMS 80
+#define BATCHES 25
 
 /* ---- filter / project / union / distinct ---- */
 START_TEST(test_filter_random)
 {
     for (int it = 0; it < STREAMS; it++) {
-        rg_t g = {.s = 1000 + (uint64_t)it * 7919, .ncols = 3, .kinds = K3, .int_range = 6};
+        rg_t g = {.s = seed_base() + 1000 + (uint64_t)it * 7919, .ncols = 3, .kinds = K3, .int_range = 6};
         ss_plan_node_t *n = node_new(SS_PN_FILTER, 1, 3);
         n->pred = rg_bool_expr(&g, 3);
         char *p = render(n->pred, n->schema);
@@ -280,7 +287,7 @@ END_TEST
 START_TEST(test_project_random)
 {
     for (int it = 0; it < STREAMS; it++) {
-        rg_t g = {.s = 2000 + (uint64_t)it * 7919, .ncols = 3, .kinds = K3, .int_range = 6};
+        rg_t g = {.s = seed_base() + 2000 + (uint64_t)it * 7919, .ncols = 3, .kinds = K3, .int_range = 6};
         ss_plan_node_t *n = node_new(SS_PN_PROJECT, 2, 3);
         n->nexprs = 3;
         n->exprs = calloc(3, sizeof *n->exprs);
@@ -307,8 +314,8 @@ END_TEST
 START_TEST(test_union_random)
 {
     for (int it = 0; it < STREAMS / 2; it++) {
-        rg_t g = {.s = 3000 + (uint64_t)it, .ncols = 3, .kinds = K3, .int_range = 4};
-        rg_t g1 = {.s = 3500 + (uint64_t)it, .ncols = 3, .kinds = K3, .int_range = 4};
+        rg_t g = {.s = seed_base() + 3000 + (uint64_t)it, .ncols = 3, .kinds = K3, .int_range = 4};
+        rg_t g1 = {.s = seed_base() + 3500 + (uint64_t)it, .ncols = 3, .kinds = K3, .int_range = 4};
         hx_t h;
         hx_open(&h, node_new(SS_PN_UNION, 3, 3), 3, 3);
         drive(&h, &g, &g1, BATCHES, "SELECT * FROM a UNION ALL SELECT * FROM b", "union");
@@ -320,7 +327,7 @@ END_TEST
 START_TEST(test_distinct_random)
 {
     for (int it = 0; it < STREAMS; it++) {
-        rg_t g = {.s = 4000 + (uint64_t)it * 31, .ncols = 3, .kinds = (const int[]){0, 0, 0}, .int_range = 2};
+        rg_t g = {.s = seed_base() + 4000 + (uint64_t)it * 31, .ncols = 3, .kinds = (const int[]){0, 0, 0}, .int_range = 2};
         hx_t h;
         hx_open(&h, node_new(SS_PN_DISTINCT, 4, 3), 3, 0);
         drive(&h, &g, NULL, BATCHES, "SELECT DISTINCT c0, c1, c2 FROM t", "distinct");
@@ -332,9 +339,9 @@ END_TEST
 /* ---- join ---- */
 static void join_case(int it, ss_join_type_t jt)
 {
-    rg_t g = {.s = 5000 + (uint64_t)it * 104729 + (uint64_t)jt, .ncols = 3, .kinds = K3, .int_range = 4,
+    rg_t g = {.s = seed_base() + 5000 + (uint64_t)it * 104729 + (uint64_t)jt, .ncols = 3, .kinds = K3, .int_range = 4,
               .real_keys = 1};
-    rg_t g1 = {.s = 6000 + (uint64_t)it * 7 + (uint64_t)jt, .ncols = 3, .kinds = K3, .int_range = 4,
+    rg_t g1 = {.s = seed_base() + 6000 + (uint64_t)it * 7 + (uint64_t)jt, .ncols = 3, .kinds = K3, .int_range = 4,
                .real_keys = 1};
     ss_plan_node_t *n = ss_plan_node_new(SS_PN_JOIN);
     n->id = 5;
@@ -441,7 +448,7 @@ static const char *agg_name(ss_agg_fn_t f)
 
 static void group_case(uint64_t seed, int ngroup, const int *gcols, int nagg, const aggspec_t *as, int nbatch)
 {
-    rg_t g = {.s = seed, .ncols = 3, .kinds = K3, .int_range = 5};
+    rg_t g = {.s = seed_base() + seed, .ncols = 3, .kinds = K3, .int_range = 5};
     ss_plan_node_t *n = ss_plan_node_new(SS_PN_GROUP);
     n->id = 7;
     n->schema = schema_n(ngroup + nagg, "g");
@@ -550,7 +557,7 @@ END_TEST
 /* ---- top-k ---- */
 static void topk_case(int it)
 {
-    rg_t g = {.s = 8000 + (uint64_t)it * 7777, .ncols = 3, .kinds = K3, .int_range = 6};
+    rg_t g = {.s = seed_base() + 8000 + (uint64_t)it * 7777, .ncols = 3, .kinds = K3, .int_range = 6};
     ss_plan_node_t *n = node_new(SS_PN_TOPK, 6, 3);
     n->limit = 1 + it % 6;
     n->norder = 1 + it % 2;
@@ -684,7 +691,7 @@ static int64_t oracle_ts(const ss_value_t *v)
  * 4 keyed + ttl_column c2 (epoch s / ms / ISO text), 5 unkeyed + arrival TTL */
 static void source_case(int it, int mode)
 {
-    rg_t g = {.s = 9000 + (uint64_t)it * 3571 + (uint64_t)mode, .ncols = 3, .kinds = K3, .int_range = 5};
+    rg_t g = {.s = seed_base() + 9000 + (uint64_t)it * 3571 + (uint64_t)mode, .ncols = 3, .kinds = K3, .int_range = 5};
     ss_plan_node_t *n = node_new(SS_PN_SOURCE, 11, 3);
     int keyed = mode != 2 && mode != 5;
     if (keyed)
@@ -843,7 +850,7 @@ END_TEST
 START_TEST(test_chain)
 {
     for (int it = 0; it < STREAMS / 2; it++) {
-        rg_t g = {.s = 12000 + (uint64_t)it * 6007, .ncols = 3, .kinds = K3, .int_range = 8};
+        rg_t g = {.s = seed_base() + 12000 + (uint64_t)it * 6007, .ncols = 3, .kinds = K3, .int_range = 8};
         sqlite3 *db;
         ck_assert_int_eq(sqlite3_open(":memory:", &db), SQLITE_OK);
         ss_op_ctx_t ctx = {db, NULL, NULL};
@@ -988,7 +995,7 @@ END_TEST
 START_TEST(test_state_sortkey)
 {
     /* memcmp order of sort keys equals ss_val_cmp order */
-    rg_t g = {.s = 77, .ncols = 3, .kinds = K3, .int_range = 5};
+    rg_t g = {.s = seed_base() + 77, .ncols = 3, .kinds = K3, .int_range = 5};
     for (int i = 0; i < 2000; i++) {
         ss_value_t a = rg_value(&g, rg_int(&g, 3)), b = rg_value(&g, rg_int(&g, 3));
         if (rg_pct(&g, 10))
