@@ -9,7 +9,8 @@
  * emits ΔL⋈R + L'⋈ΔR = ΔL⋈R + L⋈ΔR + ΔL⋈ΔR.
  *
  * Keys compare like SQL '=': 2 and 2.0 match (integral REALs are encoded as
- * INT), NULL never matches (rows with a NULL key are not stored).
+ * INT), NULL never matches (right rows with a NULL key are not stored; left
+ * ones only for LEFT joins, where they stay padded).
  *
  * LEFT join adds, for each left row l with no match (m(l) = Σ multiplicities of
  * right rows with l's key satisfying the residual, <= 0), the row l ++ NULLs.
@@ -23,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { S_SCAN_L, S_SCAN_R, S_ADD_L, S_DEL_L, S_ADD_R, S_DEL_R, S_N };
+enum { S_SCAN_L, S_SCAN_R, S_ADD_L, S_DEL_L, S_ADD_R, S_DEL_R, S_KEYS, S_N };
 
 typedef struct join {
     ss_state_t *st;
@@ -283,9 +284,12 @@ static int join_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t *
         size_t e = i + 1;
         while (e < z.n && krow_cmp(&ks[i], &ks[e]) == 0)
             e++;
-        if (ks[i].null_key) { /* never matches; a LEFT join keeps left rows padded */
-            for (size_t k = i; k < e && !rc && port == 0 && n->join_type == SS_JOIN_LEFT; k++)
+        if (ks[i].null_key) { /* never matches; a LEFT join keeps (and stores) left rows padded */
+            for (size_t k = i; k < e && !rc && port == 0 && n->join_type == SS_JOIN_LEFT; k++) {
                 rc = emit_nulls(ks[k].row, n->schema->n - ks[k].row->n, ks[k].w, out);
+                if (!rc)
+                    rc = add_state(op->impl, 0, &ks[k], err, errsz);
+            }
         } else
             rc = apply_key(op, port, ks + i, e - i, out, err, errsz);
         i = e;
@@ -296,6 +300,51 @@ static int join_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t *
     ss_zset_destroy(&z);
     if (rc)
         ss_errprefix(err, errsz, "join (node %d)", n->id);
+    return rc;
+}
+
+/* The integrated output, recomputed from both sides' state key by key. */
+static int join_snapshot(ss_op_t *op, ss_op_ctx_t *ctx, ss_zset_t *out, char *err, size_t errsz)
+{
+    (void)ctx;
+    join_t *j = op->impl;
+    const ss_plan_node_t *n = op->node;
+    sqlite3_stmt *q = ss_state_stmt(j->st, S_KEYS, err, errsz, "SELECT DISTINCT k FROM %s_l ORDER BY k",
+                                    j->st->prefix);
+    if (!q)
+        return SS_ERR_SQLITE;
+    ss_buf_t key = SS_BUF_INIT;
+    int rc = SS_OK;
+    while (!rc && sqlite3_step(q) == SQLITE_ROW) {
+        ss_buf_reset(&key);
+        const void *p = sqlite3_column_blob(q, 0);
+        rc = ss_buf_append(&key, p ? p : "", (size_t)sqlite3_column_bytes(q, 0));
+        srow_t *l = NULL, *r = NULL;
+        size_t nl = 0, nr = 0;
+        if (!rc)
+            rc = load_side(j, 0, &key, &l, &nl, err, errsz);
+        if (!rc)
+            rc = load_side(j, 1, &key, &r, &nr, err, errsz);
+        for (size_t a = 0; a < nl && !rc; a++) {
+            int64_t m = 0;
+            for (size_t b = 0; b < nr && !rc; b++) {
+                ss_row_t *c;
+                rc = pair(n, l[a].row, r[b].row, &c, err, errsz);
+                if (!rc && c) {
+                    m += r[b].n;
+                    rc = ss_zset_add(out, c, l[a].n * r[b].n);
+                }
+            }
+            if (!rc && n->join_type == SS_JOIN_LEFT && m <= 0)
+                rc = emit_nulls(l[a].row, n->schema->n - l[a].row->n, l[a].n, out);
+        }
+        free_srows(l, nl);
+        free_srows(r, nr);
+    }
+    sqlite3_reset(q);
+    ss_buf_free(&key);
+    if (rc)
+        ss_errprefix(err, errsz, "join (node %d) snapshot", n->id);
     return rc;
 }
 
@@ -319,7 +368,7 @@ static void join_destroy(ss_op_t *op)
 }
 
 static const ss_op_vtable_t join_vt = {
-    "join", SS_OPK_BILINEAR, join_init, join_apply, NULL, join_strategy, join_destroy,
+    "join", SS_OPK_BILINEAR, join_init, join_apply, join_snapshot, join_strategy, join_destroy,
 };
 
 int ss_op_join_init(ss_op_t *op, char *err, size_t errsz)

@@ -402,8 +402,9 @@ static int source_snapshot(ss_op_t *op, ss_op_ctx_t *ctx, ss_zset_t *out, char *
 {
     (void)ctx;
     source_t *s = op->impl;
-    if (!s->nkeys && !s->ttl_ms)
-        return SS_OK; /* a pass-through source keeps nothing */
+    if (!s->nkeys && !s->ttl_ms) /* a pass-through source keeps nothing: its history is the topic */
+        return ss_seterr(err, errsz, SS_ERR_UNSUPPORTED, "source %s keeps no state (no key, no ttl)",
+                         op->node->label ? op->node->label : "?");
     sqlite3_stmt *q = ss_state_stmt(s->st, S_SNAP, err, errsz, "SELECT row FROM %s_%s", s->st->prefix,
                                     s->nkeys ? "rows" : "inst");
     if (!q)

@@ -259,7 +259,8 @@ static int topk_snapshot(ss_op_t *op, ss_op_ctx_t *ctx, ss_zset_t *out, char *er
     (void)ctx;
     topk_t *t = op->impl;
     if (op->node->limit < 0)
-        return SS_OK;
+        return ss_seterr(err, errsz, SS_ERR_UNSUPPORTED, "top-k (node %d) without a limit keeps no state",
+                         op->node->id);
     sqlite3_stmt *q = ss_state_stmt(t->st, S_OUT, err, errsz, "SELECT sk, row, n FROM %s_out ORDER BY sk",
                                     t->st->prefix);
     if (!q)

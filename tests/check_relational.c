@@ -178,6 +178,15 @@ static void hx_expect(hx_t *h, const ss_zset_t *want, const char *what)
     ck_assert_msg(ss_zset_equal(&snap, &h->out), "%s: view snapshot differs from the integral", what);
     view_table(h, &tab);
     ck_assert_msg(zset_close(&tab, &h->out), "%s: view table differs from the integral", what);
+    if (h->op->vt->snapshot) { /* operators that keep state can reproduce their integrated output */
+        ss_zset_t os;
+        ss_zset_init(&os);
+        int rc = h->op->vt->snapshot(h->op, &h->ctx, &os, err, sizeof err);
+        ck_assert_msg(rc == SS_OK || rc == SS_ERR_UNSUPPORTED, "%s", err);
+        if (rc == SS_OK && !ss_zset_equal(&os, &h->out))
+            ck_abort_msg("%s: operator snapshot differs from the integral:\n%s", what, zset_str(&os));
+        ss_zset_destroy(&os);
+    }
     ss_zset_destroy(&snap);
     ss_zset_destroy(&tab);
 }
