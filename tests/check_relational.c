@@ -10,6 +10,8 @@
  * (the input is loaded into plain tables and the equivalent SQL is run); the
  * operator's output also feeds a view operator whose table view_<label> (both
  * its snapshot and its typed columns with _mult) must equal the integral.
+ * Some batches are rolled back (no trace may remain) and operators are
+ * re-created on the same database (a restart must continue from SQLite state).
  * Plus deterministic cases (LEFT join retraction, top-k deletes, global
  * aggregates, TTL) and a chain source -> filter -> project -> group -> view.
  */
@@ -137,6 +139,36 @@ static void hx_step(hx_t *h, const ss_zset_t *d0, const ss_zset_t *d1)
     h->batches++;
 }
 
+/* Simulates a restart: new operator instances on the same database reload their state. */
+static void hx_reopen(hx_t *h)
+{
+    char err[SS_ERRSZ] = "";
+    ss_op_destroy(h->op);
+    ss_op_destroy(h->view);
+    ck_assert_msg(ss_op_new(h->node, &h->op, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_msg(h->op->vt->init(h->op, &h->ctx, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_msg(ss_op_new(h->vnode, &h->view, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_msg(h->view->vt->init(h->view, &h->ctx, err, sizeof err) == SS_OK, "%s", err);
+}
+
+/* A batch whose transaction is rolled back (e.g. a later operator failed): no trace may remain. */
+static void hx_step_rollback(hx_t *h, const ss_zset_t *d0, const ss_zset_t *d1)
+{
+    char err[SS_ERRSZ] = "";
+    ss_zset_t o, vo;
+    ss_zset_init(&o);
+    ss_zset_init(&vo);
+    ck_assert_int_eq(sqlite3_exec(h->db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    if (d0)
+        ck_assert_msg(h->op->vt->apply(h->op, &h->ctx, 0, d0, &o, err, sizeof err) == SS_OK, "%s", err);
+    if (d1)
+        ck_assert_msg(h->op->vt->apply(h->op, &h->ctx, 1, d1, &o, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_msg(h->view->vt->apply(h->view, &h->ctx, 0, &o, &vo, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_int_eq(sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    ss_zset_destroy(&o);
+    ss_zset_destroy(&vo);
+}
+
 /* The view's table, read through its typed columns and _mult. */
 static void view_table(hx_t *h, ss_zset_t *z)
 {
@@ -255,6 +287,12 @@ static void drive(hx_t *h, rg_t *g, rg_t *g1, int nbatch, const char *sql, const
             gen_delta(g, &live[0], &d[0], nev);
         if (which != 0)
             gen_delta(g1, &live[1], &d[1], 1 + rg_int(g, 6));
+        if (rg_pct(g, 4)) { /* roll a batch back first: it must leave no trace */
+            hx_step_rollback(h, which != 1 ? &d[0] : NULL, which != 0 ? &d[1] : NULL);
+            hx_check(h, sql, what);
+        }
+        if (rg_pct(g, 4))
+            hx_reopen(h);
         hx_step(h, which != 1 ? &d[0] : NULL, which != 0 ? &d[1] : NULL);
         hx_check(h, sql, what);
         ss_zset_destroy(&d[0]);
