@@ -52,7 +52,7 @@ static const char *strategy(const ss_plan_node_t *n)
         return "per changed context key: retrieve top documents, 1 generation; a data-source change "
                "regenerates only the responses that used the changed documents";
     case SS_PN_VIEW:
-        return "materialised in table view_<name>; each change published to the sink topic";
+        return "materialised in its view table; each change published to the sink topic (if any)";
     }
     return "";
 }
@@ -88,6 +88,17 @@ static void put_schema(ss_buf_t *b, const ss_schema_t *s)
     for (int i = 0; i < s->n; i++)
         ss_buf_printf(b, "%s%s %s%s", i ? ", " : "", s->names[i], ss_coltype_name(s->types[i]),
                       s->is_key[i] ? " KEY" : "");
+}
+
+/* A join input's column, qualified by the input's stream/view name when it has one. */
+static void put_side_col(ss_buf_t *b, const ss_plan_node_t *in, int col)
+{
+    const ss_plan_node_t *src = in;
+    while (src->kind == SS_PN_FILTER || src->kind == SS_PN_SEM_FILTER)
+        src = src->in[0];
+    if (src->kind == SS_PN_SOURCE || src->kind == SS_PN_VIEW)
+        ss_buf_printf(b, "%s.", src->label);
+    ss_buf_puts(b, col >= 0 && col < in->schema->n ? in->schema->names[col] : "?");
 }
 
 static const char *agg_name(ss_agg_fn_t f)
@@ -128,9 +139,12 @@ static void put_params(ss_buf_t *b, const ss_plan_node_t *n)
             ss_buf_puts(b, "  left");
         if (n->nkeys)
             ss_buf_puts(b, "  on ");
-        for (int i = 0; i < n->nkeys; i++)
-            ss_buf_printf(b, "%s%s = %s", i ? " AND " : "", n->in[0]->schema->names[n->lkeys[i]],
-                          n->in[1]->schema->names[n->rkeys[i]]);
+        for (int i = 0; i < n->nkeys; i++) {
+            ss_buf_puts(b, i ? " AND " : "");
+            put_side_col(b, n->in[0], n->lkeys[i]);
+            ss_buf_puts(b, " = ");
+            put_side_col(b, n->in[1], n->rkeys[i]);
+        }
         if (n->pred) {
             ss_buf_puts(b, "  residual: ");
             ss__expr_sql(n->pred, n->schema, b);
@@ -176,6 +190,11 @@ static void put_params(ss_buf_t *b, const ss_plan_node_t *n)
         ss_buf_printf(b, "  context=%s", n->in[0]->label);
         if (n->nin > 1)
             ss_buf_printf(b, "  data_source=%s", n->in[1]->label);
+        break;
+    case SS_PN_VIEW:
+        ss_buf_printf(b, "  table=view_%s", n->label);
+        if (ss_plan_opt(n, "sink_topic"))
+            ss_buf_printf(b, "  sink=%s", ss_plan_opt(n, "sink_topic"));
         break;
     default:
         break;
@@ -248,12 +267,15 @@ static void put_view(ss_buf_t *b, const ss_plan_t *p, const ss_plan_node_t *v)
         ss_buf_puts(b, "whole row");
     ss_buf_puts(b, ")\n  schema: ");
     put_schema(b, v->schema);
-    if (calls)
-        ss_buf_printf(b, "\n  model use: %d semantic operator%s; each inserted input row costs at most %d model call%s "
-                         "(more for sem_join pairs and sem_agg tree levels); deletes cost none",
-                      calls, calls > 1 ? "s" : "", calls, calls > 1 ? "s" : "");
-    else
-        ss_buf_puts(b, "\n  model use: none (purely relational, incremental)");
+    if (calls) {
+        ss_buf_printf(b, "\n  model: %d semantic operator%s (", calls, calls > 1 ? "s" : "");
+        int k = 0;
+        for (int i = 0; i < p->n; i++)
+            if (seen[i] && is_sem(p->nodes[i]->kind))
+                ss_buf_printf(b, "%s%s", k++ ? ", " : "", ss_plan_kind_name(p->nodes[i]->kind));
+        ss_buf_puts(b, "); cost per change is given by each operator's strategy below; results are cached, so replays and repeated rows are free");
+    } else
+        ss_buf_puts(b, "\n  model: none (relational operators only)");
     if (upstream)
         ss_buf_printf(b, "\n  reads %d upstream view%s (their cost is listed with them)", upstream, upstream > 1 ? "s" : "");
     ss_buf_putc(b, '\n');

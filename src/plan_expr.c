@@ -213,7 +213,8 @@ static const char *op_text(ss_ast_op_t op)
     return (int)op >= 0 && (size_t)op < SS_ARRAY_LEN(t) ? t[op] : "?";
 }
 
-static void ast_key_into(const ss_ast_expr_t *a, ss_buf_t *b)
+/* SQL-like canonical text: function names lower-cased, binary operators parenthesised when nested. */
+static void ast_key_into(const ss_ast_expr_t *a, ss_buf_t *b, int top)
 {
     if (!a) {
         ss_buf_puts(b, "_");
@@ -224,7 +225,16 @@ static void ast_key_into(const ss_ast_expr_t *a, ss_buf_t *b)
         ss_buf_printf(b, "%s%s%s", a->table ? a->table : "", a->table ? "." : "", a->name);
         break;
     case SS_AX_LITERAL:
-        ss_val_to_json(&a->lit, b);
+        if (a->lit.t == SS_TEXT) {
+            ss_buf_putc(b, '\'');
+            for (size_t i = 0; i < a->lit.u.str.n; i++) {
+                if (a->lit.u.str.s[i] == '\'')
+                    ss_buf_putc(b, '\'');
+                ss_buf_putc(b, a->lit.u.str.s[i]);
+            }
+            ss_buf_putc(b, '\'');
+        } else
+            ss_val_to_text(&a->lit, b);
         break;
     case SS_AX_STAR:
         ss_buf_puts(b, "*");
@@ -235,29 +245,41 @@ static void ast_key_into(const ss_ast_expr_t *a, ss_buf_t *b)
         ss_buf_puts(b, ")");
         break;
     case SS_AX_FUNC:
-        ss_buf_printf(b, "%s(%s", a->name, a->distinct ? "DISTINCT " : "");
+        for (const char *p = a->name; *p; p++)
+            ss_buf_putc(b, (char)tolower((unsigned char)*p));
+        ss_buf_printf(b, "(%s", a->distinct ? "DISTINCT " : "");
         for (int i = 0; a->args && i < a->args->n; i++) {
             if (i)
-                ss_buf_puts(b, ",");
-            ast_key_into(a->args->items[i], b);
+                ss_buf_puts(b, ", ");
+            ast_key_into(a->args->items[i], b, 1);
         }
+        if (!a->args || a->args->n == 0)
+            ss_buf_puts(b, ss_strcaseeq(a->name, "COUNT") ? "*" : "");
         ss_buf_puts(b, ")");
         break;
+    case SS_AX_UNARY:
+        ss_buf_puts(b, a->op == SS_OP_NOT ? "NOT " : "-");
+        ast_key_into(a->left, b, 0);
+        break;
+    case SS_AX_IS_NULL:
+        ast_key_into(a->left, b, 0);
+        ss_buf_puts(b, a->op == SS_OP_NOT ? " IS NOT NULL" : " IS NULL");
+        break;
     default:
-        ss_buf_printf(b, "(%s ", op_text(a->op));
-        ast_key_into(a->left, b);
-        if (a->kind == SS_AX_BINARY) {
-            ss_buf_puts(b, " ");
-            ast_key_into(a->right, b);
-        }
-        ss_buf_puts(b, a->kind == SS_AX_IS_NULL ? " ISNULL)" : ")");
+        if (!top)
+            ss_buf_putc(b, '(');
+        ast_key_into(a->left, b, 0);
+        ss_buf_printf(b, " %s ", op_text(a->op));
+        ast_key_into(a->right, b, 0);
+        if (!top)
+            ss_buf_putc(b, ')');
     }
 }
 
 char *ss__ast_key(const ss_ast_expr_t *a)
 {
     ss_buf_t b = SS_BUF_INIT;
-    ast_key_into(a, &b);
+    ast_key_into(a, &b, 1);
     return ss_buf_take(&b);
 }
 

@@ -26,6 +26,11 @@ typedef struct pctx {
     int nlocal;
     const char *default_model;  /* the view's WITH (model=...) */
     int depth;                  /* views planned on demand (view-on-view) */
+    /* WHERE conjuncts pushed below a join, each to the FROM item (alias) it reads only */
+    int npush;
+    const ss_ast_expr_t *push[64];
+    const char *push_to[64];
+    int pushed[64];
     char *err;
     size_t errsz;
 } pctx_t;
@@ -310,6 +315,118 @@ static int join_condition(pctx_t *x, ss_plan_node_t *j, const ss__scope_t *sc, i
 
 static int plan_from(pctx_t *x, const ss_ast_from_t *f, ss__scope_t *sc, ss_plan_node_t **out);
 
+/* ---- predicate pushdown: WHERE conjuncts that read one FROM item only filter it before the join */
+
+typedef struct leaf {
+    const char *name;         /* alias or stream/view name */
+    const ss_schema_t *schema;
+    int nullable;             /* right side of a LEFT JOIN: filtering it early would change results */
+} leaf_t;
+
+static int collect_leaves(pctx_t *x, const ss_ast_from_t *f, int nullable, leaf_t *out, int *n)
+{
+    if (f->kind != SS_FROM_TABLE) {
+        int rc = collect_leaves(x, f->left, nullable, out, n);
+        return rc ? rc : collect_leaves(x, f->right, nullable || (f->kind == SS_FROM_JOIN && f->join_type == SS_JOIN_LEFT), out, n);
+    }
+    ss_plan_node_t *node;
+    const char *what;
+    int rc = input_node(x, f->name, f->span, &node, &what);
+    if (rc)
+        return rc;
+    if (*n < SS__MAX_RELS)
+        out[(*n)++] = (leaf_t){.name = f->alias ? f->alias : f->name, .schema = node->schema, .nullable = nullable};
+    return SS_OK;
+}
+
+/* The single leaf every column of e reads (-1: none, several, or unresolvable: leave it alone). */
+static int conj_leaf(const ss_ast_expr_t *e, const leaf_t *lv, int nl, int cur)
+{
+    if (!e || cur == -2)
+        return cur;
+    if (e->kind == SS_AX_SEM || e->kind == SS_AX_STAR || (e->kind == SS_AX_FUNC && ss__is_agg_name(e->name)))
+        return -2;
+    if (e->kind == SS_AX_COLUMN) {
+        int found = -1, hits = 0;
+        for (int i = 0; i < nl; i++) {
+            if (e->table ? !ss_strcaseeq(e->table, lv[i].name) : ss_schema_find(lv[i].schema, e->name) < 0)
+                continue;
+            found = i;
+            hits++;
+        }
+        if (hits != 1 || (cur >= 0 && cur != found))
+            return -2;
+        return found;
+    }
+    cur = conj_leaf(e->left, lv, nl, cur);
+    cur = conj_leaf(e->right, lv, nl, cur);
+    for (int i = 0; e->args && i < e->args->n; i++)
+        cur = conj_leaf(e->args->items[i], lv, nl, cur);
+    return cur;
+}
+
+static int plan_pushdown(pctx_t *x, const ss_ast_select_t *s)
+{
+    x->npush = 0;
+    if (!s->where || s->from->kind == SS_FROM_TABLE)
+        return SS_OK;
+    leaf_t lv[SS__MAX_RELS];
+    int nl = 0;
+    int rc = collect_leaves(x, s->from, 0, lv, &nl);
+    if (rc)
+        return rc;
+    const ss_ast_expr_t *cj[64];
+    int ncj = 0;
+    flatten_and(s->where, cj, &ncj, 64);
+    for (int i = 0; i < ncj; i++) {
+        int l = conj_leaf(cj[i], lv, nl, -1);
+        if (l < 0 || lv[l].nullable)
+            continue;
+        x->push[x->npush] = cj[i];
+        x->push_to[x->npush] = lv[l].name;
+        x->pushed[x->npush++] = 0;
+    }
+    return SS_OK;
+}
+
+static int is_pushed(const pctx_t *x, const ss_ast_expr_t *e)
+{
+    for (int i = 0; i < x->npush; i++)
+        if (x->push[i] == e && x->pushed[i])
+            return 1;
+    return 0;
+}
+
+/* At a FROM item: one FILTER of the conjuncts pushed down to it. */
+static int push_filters(pctx_t *x, const ss__scope_t *sc, ss_plan_node_t **cur)
+{
+    ss__cctx_t cc = {.scope = sc, .err = x->err, .errsz = x->errsz};
+    ss_expr_t *pred = NULL;
+    for (int i = 0; i < x->npush; i++) {
+        if (x->pushed[i] || !ss_strcaseeq(x->push_to[i], sc->rels[0].name))
+            continue;
+        ss_expr_t *e = NULL;
+        int rc = ss__compile(&cc, x->push[i], &e);
+        if (rc) {
+            ss_expr_free(pred);
+            return rc;
+        }
+        if (!(pred = and_of(pred, e)))
+            return nomem(x);
+        x->pushed[i] = 1;
+    }
+    if (!pred)
+        return SS_OK;
+    ss_plan_node_t *f = same_schema_node(x, SS_PN_FILTER, *cur, "where");
+    if (!f) {
+        ss_expr_free(pred);
+        return nomem(x);
+    }
+    f->pred = pred;
+    *cur = f;
+    return SS_OK;
+}
+
 static int plan_join(pctx_t *x, const ss_ast_from_t *f, ss__scope_t *sc, ss_plan_node_t **out)
 {
     ss__scope_t ls, rs;
@@ -362,7 +479,7 @@ static int plan_from(pctx_t *x, const ss_ast_from_t *f, ss__scope_t *sc, ss_plan
     sc->rels[0] = (ss__rel_t){.name = f->alias ? f->alias : f->name, .table = (*out)->label,
                               .what = what, .off = 0, .n = (*out)->schema->n, .side = 0};
     sc->schema = (*out)->schema;
-    return SS_OK;
+    return push_filters(x, sc, out);
 }
 
 /* ---------------------------------------------------------------- SELECT helpers */
@@ -407,7 +524,7 @@ static int plan_where(pctx_t *x, const ss_ast_expr_t *where, const ss__scope_t *
     ss_expr_t *pred = NULL;
     int rc = SS_OK;
     for (int i = 0; i < ncj && !rc; i++) {
-        if (cj[i]->kind == SS_AX_SEM && cj[i]->sem == SS_SEM_FILTER)
+        if ((cj[i]->kind == SS_AX_SEM && cj[i]->sem == SS_SEM_FILTER) || is_pushed(x, cj[i]))
             continue;
         const ss_ast_expr_t *s = find_sem(cj[i], SS_SEM_NONE), *a = find_agg(cj[i]);
         if (s && s->sem == SS_SEM_FILTER)
@@ -1056,7 +1173,9 @@ static int plan_select(pctx_t *x, const ss_ast_select_t *s, ss_plan_node_t **out
                          s->span.line, s->span.col);
     ss__scope_t sc;
     ss_plan_node_t *cur = NULL;
-    int rc = plan_from(x, s->from, &sc, &cur);
+    int rc = plan_pushdown(x, s);
+    if (!rc)
+        rc = plan_from(x, s->from, &sc, &cur);
     if (!rc)
         rc = plan_where(x, s->where, &sc, &cur);
     if (rc)
