@@ -84,23 +84,26 @@ void ss__opts_free(int n, ss_plan_opt_t *opts)
 
 /* ---------------------------------------------------------------- suggestions */
 
+/* Optimal-string-alignment distance (edits and adjacent transpositions), ASCII case-insensitive. */
 static int edit_distance(const char *a, const char *b)
 {
     int la = (int)strlen(a), lb = (int)strlen(b);
     if (la > 64 || lb > 64)
         return 99;
-    int prev[65], cur[65];
+    int d[65][65];
+    for (int i = 0; i <= la; i++)
+        d[i][0] = i;
     for (int j = 0; j <= lb; j++)
-        prev[j] = j;
-    for (int i = 1; i <= la; i++) {
-        cur[0] = i;
+        d[0][j] = j;
+    for (int i = 1; i <= la; i++)
         for (int j = 1; j <= lb; j++) {
-            int sub = prev[j - 1] + (tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]));
-            cur[j] = SS_MIN(sub, SS_MIN(prev[j] + 1, cur[j - 1] + 1));
+            int ca = tolower((unsigned char)a[i - 1]), cb = tolower((unsigned char)b[j - 1]);
+            int v = SS_MIN(d[i - 1][j - 1] + (ca != cb), SS_MIN(d[i - 1][j] + 1, d[i][j - 1] + 1));
+            if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2]) && tolower((unsigned char)a[i - 2]) == cb)
+                v = SS_MIN(v, d[i - 2][j - 2] + 1);
+            d[i][j] = v;
         }
-        memcpy(prev, cur, sizeof(int) * (size_t)(lb + 1));
-    }
-    return prev[lb];
+    return d[la][lb];
 }
 
 const char *ss__suggest(const char *s, const char *const *cands, int ncands)
@@ -618,6 +621,8 @@ int ss__compile(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t **out)
 static ss_span_t literal_pos(const char *text, ss_span_t sp, int k)
 {
     ss_span_t r = sp;
+    if (sp.len < 0) /* the literal's own position is unknown: report the enclosing construct */
+        return sp;
     r.col = sp.col + 1;
     r.off = sp.off + 1;
     for (int i = 0; i < k && text[i]; i++) {

@@ -1212,7 +1212,9 @@ static int plan_generate(pctx_t *x, const ss_ast_generate_t *g, ss_plan_node_t *
     ss__scope_t sc = {.nrels = 1, .schema = ctx->schema};
     sc.rels[0] = (ss__rel_t){.name = ctx->label, .table = ctx->label, .what = what, .n = ctx->schema->n};
     ss__cctx_t cc = {.scope = &sc, .err = x->err, .errsz = x->errsz};
-    if ((rc = ss__template(&cc, g->prompt ? g->prompt : "", g->span, 0, &n->tmpl)))
+    ss_span_t psp = g->span; /* the AST keeps no span for the PROMPT literal: point at LLM_GENERATE */
+    psp.len = -1;
+    if ((rc = ss__template(&cc, g->prompt ? g->prompt : "", psp, 0, &n->tmpl)))
         return rc;
     if ((rc = sem_options(x, n, g->opts)))
         return rc;
