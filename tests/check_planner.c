@@ -169,6 +169,14 @@ static const err_case_t err_cases[] = {
      "1:18: unknown column \"question\" in stream papers"},
     {"CREATE VIEW v AS LLM_GENERATE(prompt = 'Answer about {title}', context = STREAM(papers), key = nme);",
      "1:90: unknown column \"nme\" in stream papers"},
+    {"CREATE VIEW v AS SELECT id FROM papers WHERE SEM_FILTER('it''s {abstrct}');",
+     "1:65: unknown column \"abstrct\" in stream papers (did you mean \"abstract\"?)"},
+    {"CREATE VIEW v AS SELECT id FROM papers WHERE SEM_FILTER('first line\n  then {yeer}');",
+     "2:9: unknown column \"yeer\" in stream papers (did you mean \"year\"?)"},
+    {"CREATE VIEW v AS SELECT id FROM papers ORDER BY SEM_RANK('best {title}'), id LIMIT 3;",
+     "1:49: ORDER BY SEM_RANK cannot be combined with other ORDER BY terms"},
+    {"CREATE VIEW v AS SELECT year, SEM_MAP('x {title}') AS m, COUNT(*) AS n FROM papers GROUP BY year;",
+     "1:31: SEM_MAP cannot be combined with GROUP BY or aggregates in one view; compute it in an upstream view"},
 };
 
 START_TEST(test_errors)
@@ -187,6 +195,205 @@ START_TEST(test_errors)
 }
 END_TEST
 
+/* ---- plan structure ---- */
+
+static const char *base_sql =
+    "CREATE STREAM papers (id INT KEY, title TEXT, abstract TEXT, year INT);\n"
+    "CREATE STREAM authors (author_id INT KEY, paper_id INT, name TEXT);\n"
+    "CREATE MODEL judge WITH (backend = 'openai', url = 'http://localhost:8080/v1');\n";
+
+/* Plans base_sql + sql; returns the plan (caller frees) and the catalog/db to close. */
+static ss_plan_t *plan_sql(const char *sql, ss_catalog_t **cat, sqlite3 **db)
+{
+    *cat = mem_catalog(db);
+    char err[SS_ERRSZ] = "";
+    ck_assert_msg(run_sql(*cat, base_sql, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_msg(run_sql(*cat, sql, err, sizeof err) == SS_OK, "%s", err);
+    ss_plan_t *p = NULL;
+    ck_assert_msg(ss_plan_build(*cat, &p, err, sizeof err) == SS_OK, "%s", err);
+    return p;
+}
+
+static void done(ss_plan_t *p, ss_catalog_t *c, sqlite3 *db)
+{
+    ss_plan_free(p);
+    ss_catalog_close(c);
+    sqlite3_close(db);
+}
+
+/* The chain of node kinds from view v's VIEW node back to its first input, as text. */
+static const char *chain(const ss_plan_t *p, const char *view, char *buf, size_t n)
+{
+    const ss_plan_node_t *v = NULL;
+    for (int i = 0; i < p->n; i++)
+        if (p->nodes[i]->kind == SS_PN_VIEW && !strcmp(p->nodes[i]->label, view))
+            v = p->nodes[i];
+    ck_assert_ptr_nonnull(v);
+    buf[0] = 0;
+    for (const ss_plan_node_t *x = v; x; x = x->nin ? x->in[0] : NULL) {
+        char tmp[512];
+        snprintf(tmp, sizeof tmp, "%s%s%s", ss_plan_kind_name(x->kind), buf[0] ? "<" : "", buf);
+        snprintf(buf, n, "%s", tmp);
+        if (x != v && x->kind == SS_PN_VIEW)
+            break;
+    }
+    return buf;
+}
+
+static const ss_plan_node_t *first(const ss_plan_t *p, const char *view, ss_plan_kind_t k)
+{
+    for (int i = 0; i < p->n; i++)
+        if (p->nodes[i]->kind == k && !strcmp(p->nodes[i]->view, view))
+            return p->nodes[i];
+    ck_abort_msg("no %s node in view %s", ss_plan_kind_name(k), view);
+    return NULL;
+}
+
+START_TEST(test_sem_filter_split)
+{
+    NEED_PARSER();
+    sqlite3 *db;
+    ss_catalog_t *c;
+    ss_plan_t *p = plan_sql("CREATE VIEW v AS SELECT title, SEM_MAP('tl;dr {abstract}', model = judge) AS t FROM papers\n"
+                            "WHERE SEM_FILTER('{title} is about {abstract}') AND year > 2020 AND SEM_FILTER('{abstract} is new')\n"
+                            "  AND title IS NOT NULL;", &c, &db);
+    char buf[512];
+    /* ordinary predicates first (one FILTER), then each SEM_FILTER, then SEM_MAP and the projection */
+    ck_assert_str_eq(chain(p, "v", buf, sizeof buf), "source<filter<sem_filter<sem_filter<sem_map<project<view");
+    const ss_plan_node_t *f = first(p, "v", SS_PN_SEM_FILTER);
+    ck_assert_int_eq(f->tmpl->nparts, 3);
+    ck_assert_int_eq(f->tmpl->parts[0].col, 1); /* {title} */
+    ck_assert_ptr_null(f->tmpl->parts[0].text);
+    ck_assert_str_eq(f->tmpl->parts[1].text, " is about ");
+    ck_assert_int_eq(f->tmpl->parts[2].col, 2); /* {abstract} */
+    ck_assert_ptr_null(f->model);
+    const ss_plan_node_t *m = first(p, "v", SS_PN_SEM_MAP);
+    ck_assert_str_eq(m->model, "judge");
+    ck_assert_int_eq(m->schema->n, 5);
+    ck_assert_str_eq(m->schema->names[4], "t");
+    ck_assert_int_eq(m->schema->is_key[0], 1);
+    const ss_plan_node_t *pr = first(p, "v", SS_PN_PROJECT);
+    ck_assert_int_eq(pr->nexprs, 2);
+    ck_assert_int_eq(pr->exprs[1]->col, 4);
+    ck_assert_int_eq(pr->schema->is_key[0] + pr->schema->is_key[1], 0); /* key dropped: whole row */
+    done(p, c, db);
+}
+END_TEST
+
+START_TEST(test_sem_join_topk_agg)
+{
+    NEED_PARSER();
+    sqlite3 *db;
+    ss_catalog_t *c;
+    ss_plan_t *p = plan_sql(
+        "CREATE VIEW j AS SELECT p.id, a.name FROM papers p SEM_JOIN authors a\n"
+        "  ON '{p.title} could be written by {name}' WITH (join_candidates = 5, threshold = 0.5);\n"
+        "CREATE VIEW k AS SELECT id, title FROM papers WHERE year > 2000 ORDER BY SEM_SCORE('novelty of {abstract}') LIMIT 5;\n"
+        "CREATE VIEW g AS SELECT year, SEM_AGG('themes of {title}', fan_in = 4) AS themes FROM papers GROUP BY year;\n",
+        &c, &db);
+    char buf[512];
+    ck_assert_str_eq(chain(p, "j", buf, sizeof buf), "source<sem_join<project<view");
+    const ss_plan_node_t *j = first(p, "j", SS_PN_SEM_JOIN);
+    ck_assert_int_eq(j->nin, 2);
+    ck_assert_str_eq(j->in[1]->label, "authors");
+    ck_assert_int_eq(j->tmpl->parts[0].side, 0);
+    ck_assert_int_eq(j->tmpl->parts[0].col, 1);
+    ck_assert_str_eq(j->tmpl->parts[0].name, "p.title");
+    ck_assert_int_eq(j->tmpl->parts[2].side, 1);
+    ck_assert_int_eq(j->tmpl->parts[2].col, 2);
+    ck_assert_int_eq(ss_plan_opt_int(j, "join_candidates", 0), 5);
+    ck_assert(ss_plan_opt_real(j, "threshold", 0) == 0.5);
+    const ss_plan_node_t *jv = first(p, "j", SS_PN_VIEW);
+    ck_assert_int_eq(jv->schema->is_key[0] + jv->schema->is_key[1], 0);
+
+    ck_assert_str_eq(chain(p, "k", buf, sizeof buf), "source<filter<sem_topk<project<view");
+    const ss_plan_node_t *t = first(p, "k", SS_PN_SEM_TOPK);
+    ck_assert_int_eq(t->sem, SS_SEM_SCORE);
+    ck_assert_int_eq(t->limit, 5);
+    ck_assert_int_eq(t->desc, 1);
+    ck_assert_int_eq(first(p, "k", SS_PN_VIEW)->schema->is_key[0], 1);
+
+    ck_assert_str_eq(chain(p, "g", buf, sizeof buf), "source<sem_agg<view");
+    const ss_plan_node_t *g = first(p, "g", SS_PN_SEM_AGG);
+    ck_assert_int_eq(g->ngroup, 1);
+    ck_assert_int_eq(g->group_cols[0], 3);
+    ck_assert_str_eq(g->schema->names[1], "themes");
+    ck_assert_int_eq(g->schema->is_key[0], 1);
+    ck_assert_int_eq(g->schema->is_key[1], 0);
+    ck_assert_int_eq(ss_plan_opt_int(g, "fan_in", 0), 4);
+    done(p, c, db);
+}
+END_TEST
+
+START_TEST(test_relational)
+{
+    NEED_PARSER();
+    sqlite3 *db;
+    ss_catalog_t *c;
+    ss_plan_t *p = plan_sql(
+        "CREATE VIEW n AS SELECT p.year, COUNT(*) AS n, MAX(a.author_id) AS m FROM papers p\n"
+        "  JOIN authors a ON a.paper_id = p.id AND a.name <> p.title WHERE p.year > 1990 GROUP BY p.year HAVING COUNT(*) > 2;\n"
+        "CREATE VIEW d AS SELECT DISTINCT year FROM papers ORDER BY year DESC LIMIT 3;\n",
+        &c, &db);
+    char buf[512];
+    ck_assert_str_eq(chain(p, "n", buf, sizeof buf), "source<filter<join<group<filter<project<view");
+    const ss_plan_node_t *j = first(p, "n", SS_PN_JOIN);
+    ck_assert_int_eq(j->nkeys, 1);
+    ck_assert_int_eq(j->lkeys[0], 0); /* p.id */
+    ck_assert_int_eq(j->rkeys[0], 1); /* a.paper_id */
+    ck_assert_ptr_nonnull(j->pred);   /* a.name <> p.title stays as residual */
+    const ss_plan_node_t *g = first(p, "n", SS_PN_GROUP);
+    ck_assert_int_eq(g->naggs, 2);
+    ck_assert_int_eq(g->aggs[0].fn, SS_AGG_COUNT);
+    ck_assert_ptr_null(g->aggs[0].arg);
+    ck_assert_int_eq(g->aggs[1].fn, SS_AGG_MAX);
+    ck_assert_int_eq(g->aggs[1].arg->col, 4);
+    const ss_plan_node_t *v = first(p, "n", SS_PN_VIEW);
+    ck_assert_int_eq(v->schema->is_key[0], 1);
+    ck_assert_int_eq(v->schema->types[1], SS_COL_INT);
+    ck_assert_str_eq(chain(p, "d", buf, sizeof buf), "source<project<distinct<topk<view");
+    done(p, c, db);
+}
+END_TEST
+
+START_TEST(test_generate_and_query)
+{
+    NEED_PARSER();
+    sqlite3 *db;
+    ss_catalog_t *c;
+    ss_plan_t *p = plan_sql(
+        "CREATE VIEW a AS LLM_GENERATE(prompt = 'Tell me about {title}', context = STREAM(papers),\n"
+        "  data_source = STREAM(authors), retrieve = 2, model = judge);\n", &c, &db);
+    const ss_plan_node_t *g = first(p, "a", SS_PN_LLM_GENERATE);
+    ck_assert_int_eq(g->nin, 2);
+    ck_assert_str_eq(g->in[0]->label, "papers");
+    ck_assert_str_eq(g->in[1]->label, "authors");
+    ck_assert_str_eq(g->model, "judge");
+    ck_assert_int_eq(ss_plan_opt_int(g, "retrieve", 0), 2);
+    ck_assert_int_eq(g->schema->n, 3);
+    ck_assert_str_eq(g->schema->names[0], "id");
+    ck_assert_int_eq(g->schema->is_key[0], 1);
+    ck_assert_str_eq(g->schema->names[1], "response");
+    ck_assert_str_eq(g->schema->names[2], "docs");
+    ck_assert_int_eq(g->tmpl->parts[1].col, 1);
+    ss_plan_free(p);
+    /* EXPLAIN of a query that reads a view, planned as if it were a new view */
+    ss_ast_script_t *s = NULL;
+    char err[SS_ERRSZ] = "";
+    const char *q = "EXPLAIN SELECT id, response FROM a WHERE SEM_FILTER('{response} is polite');";
+    ck_assert_int_eq(ss_parse(q, strlen(q), NULL, &s, err, sizeof err), SS_OK);
+    ck_assert_int_eq(ss_plan_query(c, s->stmts[0]->query, "explained", &p, err, sizeof err), SS_OK);
+    ss_buf_t b = SS_BUF_INIT;
+    ck_assert_int_eq(ss_explain(p, "explained", &b), SS_OK);
+    ck_assert_ptr_nonnull(strstr(ss_buf_cstr(&b), "#2001 sem_filter  in=#1002 (view a)"));
+    ck_assert_ptr_null(strstr(ss_buf_cstr(&b), "llm_generate"));
+    ck_assert_int_eq(ss_explain(p, "nope", &b), SS_ERR_NOTFOUND);
+    ss_buf_free(&b);
+    ss_ast_script_free(s);
+    done(p, c, db);
+}
+END_TEST
+
 Suite *check_planner_suite(void)
 {
     Suite *s = suite_create("planner");
@@ -195,6 +402,12 @@ Suite *check_planner_suite(void)
     tcase_add_test(tc, test_golden_chatbot);
     tcase_add_test(tc, test_golden_relational);
     suite_add_tcase(s, tc);
+    TCase *tp = tcase_create("plans");
+    tcase_add_test(tp, test_sem_filter_split);
+    tcase_add_test(tp, test_sem_join_topk_agg);
+    tcase_add_test(tp, test_relational);
+    tcase_add_test(tp, test_generate_and_query);
+    suite_add_tcase(s, tp);
     TCase *te = tcase_create("errors");
     tcase_add_loop_test(te, test_errors, 0, (int)(sizeof err_cases / sizeof err_cases[0]));
     suite_add_tcase(s, te);
