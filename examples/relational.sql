@@ -14,7 +14,7 @@ CREATE STREAM customers (
     customer_id INT KEY,
     name        TEXT,
     country     TEXT
-) WITH (topic = 'customers', format = 'upsert');
+) WITH (topic = 'customers', format = 'json');
 
 -- Revenue and order count per product, over orders that were not cancelled.
 CREATE CONTINUOUS VIEW product_revenue WITH (sink_topic = 'product_revenue') AS
