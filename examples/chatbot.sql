@@ -28,6 +28,6 @@ LLM_GENERATE(
     data_source = STREAM(support_docs),
     key         = conversation_id,
     retrieve    = 3,
-    maintain    = 'incremental',
+    maintain    = 'recompute',
     max_tokens  = 96
 );

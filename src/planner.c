@@ -1242,6 +1242,17 @@ static int plan_generate(pctx_t *x, const ss_ast_generate_t *g, ss_plan_node_t *
     if (ro && ro->value.u.i > 0 && !data)
         return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC,
                          "%d:%d: RETRIEVE needs DATA_SOURCE=STREAM(name) to retrieve from", ro->span.line, ro->span.col);
+    const ss_ast_option_t *mo = ss__opt_find(g->opts, "maintain");
+    char *mv = mo ? ss__opt_text(mo) : NULL;
+    if (mo && (!mv || !(ss_strcaseeq(mv, "recompute") || ss_strcaseeq(mv, "append") || ss_strcaseeq(mv, "none")))) {
+        rc = mv ? (int)ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC,
+                            "%d:%d: MAINTAIN must be 'recompute', 'append' or 'none', not '%s'",
+                            mo->span.line, mo->span.col, mv)
+                : nomem(x);
+        free(mv);
+        return rc;
+    }
+    free(mv);
     if (!(n->schema = ss_schema_new(nk + 2)))
         return nomem(x);
     for (int i = 0; i < nk; i++)

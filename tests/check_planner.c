@@ -169,6 +169,8 @@ static const err_case_t err_cases[] = {
      "1:18: unknown column \"question\" in stream papers"},
     {"CREATE VIEW v AS LLM_GENERATE(prompt = 'Answer about {title}', context = STREAM(papers), key = nme);",
      "1:90: unknown column \"nme\" in stream papers"},
+    {"CREATE VIEW v AS LLM_GENERATE(prompt = 'About {title}', context = STREAM(papers), maintain = 'always');",
+     "1:83: MAINTAIN must be 'recompute', 'append' or 'none', not 'always'"},
     {"CREATE VIEW v AS SELECT id FROM papers WHERE SEM_FILTER('it''s {abstrct}');",
      "1:65: unknown column \"abstrct\" in stream papers (did you mean \"abstract\"?)"},
     {"CREATE VIEW v AS SELECT id FROM papers WHERE SEM_FILTER('first line\n  then {yeer}');",
