@@ -358,6 +358,31 @@ START_TEST(test_relational)
 }
 END_TEST
 
+START_TEST(test_pushdown)
+{
+    NEED_PARSER();
+    sqlite3 *db;
+    ss_catalog_t *c;
+    ss_plan_t *p = plan_sql(
+        "CREATE VIEW s AS SELECT p.title, a.name FROM papers p SEM_JOIN authors a ON '{p.title} by {a.name}'\n"
+        "  WHERE p.year > 2020 AND a.name LIKE 'A%' AND p.id <> a.paper_id;\n"
+        "CREATE VIEW l AS SELECT p.title, a.name FROM papers p LEFT JOIN authors a ON a.paper_id = p.id\n"
+        "  WHERE a.name IS NULL AND p.year > 2000;\n", &c, &db);
+    char buf[512];
+    /* single-side conjuncts filter each input before the (semantic) join; the mixed one stays */
+    ck_assert_str_eq(chain(p, "s", buf, sizeof buf), "source<filter<sem_join<filter<project<view");
+    const ss_plan_node_t *j = first(p, "s", SS_PN_SEM_JOIN);
+    ck_assert_int_eq(j->in[1]->kind, SS_PN_FILTER);
+    ck_assert_int_eq(j->in[0]->kind, SS_PN_FILTER);
+    /* the right side of a LEFT JOIN is never filtered early (that would change the result) */
+    ck_assert_str_eq(chain(p, "l", buf, sizeof buf), "source<filter<join<filter<project<view");
+    const ss_plan_node_t *lj = first(p, "l", SS_PN_JOIN);
+    ck_assert_int_eq(lj->in[1]->kind, SS_PN_SOURCE);
+    ck_assert_int_eq(lj->join_type, SS_JOIN_LEFT);
+    done(p, c, db);
+}
+END_TEST
+
 START_TEST(test_generate_and_query)
 {
     NEED_PARSER();
@@ -409,6 +434,7 @@ Suite *check_planner_suite(void)
     tcase_add_test(tp, test_sem_join_topk_agg);
     tcase_add_test(tp, test_relational);
     tcase_add_test(tp, test_generate_and_query);
+    tcase_add_test(tp, test_pushdown);
     suite_add_tcase(s, tp);
     TCase *te = tcase_create("errors");
     tcase_add_loop_test(te, test_errors, 0, (int)(sizeof err_cases / sizeof err_cases[0]));
