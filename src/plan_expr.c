@@ -492,7 +492,7 @@ static int compile_agg_ref(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr
         if (!strcmp(cc->grp->aggs[i].key, key)) {
             free(key);
             e->kind = SS_EX_COL;
-            e->col = cc->grp->ngroup + i;
+            e->col = cc->grp->aggs[i].out_col;
             e->type = cc->grp->aggs[i].type;
             return SS_OK;
         }
@@ -658,20 +658,37 @@ static int part_add(ss_template_t *t, const char *text, size_t n, int side, int 
     return SS_OK;
 }
 
-/* Length of a reference body "ident" or "ident.ident" at s, ending at '}'; 0 if not one. */
-static int ref_len(const char *s)
+/* Copies the reference inside {...} at s (s points after '{') into ref without blanks and
+ * checks it is "ident" or "ident.ident". Returns the length up to '}' (exclusive), or -1 when
+ * unbalanced, -2 when malformed. *lead = blanks before the name. */
+static int ref_parse(const char *s, char *ref, size_t refsz, int *lead)
 {
-    int i = 0, dots = 0;
+    const char *end = strchr(s, '}');
+    if (!end)
+        return -1;
+    const char *open = strchr(s, '{');
+    if (open && open < end)
+        return -1;
+    size_t k = 0;
+    *lead = 0;
+    while (s + *lead < end && isspace((unsigned char)s[*lead]))
+        (*lead)++;
+    for (const char *c = s; c < end; c++)
+        if (!isspace((unsigned char)*c) && k + 1 < refsz)
+            ref[k++] = *c;
+    ref[k] = 0;
+    int dots = 0;
+    const char *c = ref;
     for (;;) {
-        if (!(isalpha((unsigned char)s[i]) || s[i] == '_'))
-            return 0;
-        while (isalnum((unsigned char)s[i]) || s[i] == '_')
-            i++;
-        if (s[i] == '}')
-            return i;
-        if (s[i] != '.' || ++dots > 1)
-            return 0;
-        i++;
+        if (!(isalpha((unsigned char)*c) || *c == '_'))
+            return -2;
+        while (isalnum((unsigned char)*c) || *c == '_')
+            c++;
+        if (!*c)
+            return (int)(end - s);
+        if (*c != '.' || ++dots > 1)
+            return -2;
+        c++;
     }
 }
 
@@ -687,20 +704,26 @@ int ss__template(const ss__cctx_t *cc, const char *tmpl, ss_span_t span, int nee
     int rc = SS_OK, used = 0;
     const char *lit = tmpl;
     for (const char *p = tmpl; *p && !rc; p++) {
-        int n = *p == '{' ? ref_len(p + 1) : 0;
-        if (!n)
+        if (*p != '{')
             continue;
+        char ref[128];
+        int lead = 0, n = ref_parse(p + 1, ref, sizeof ref, &lead);
+        ss_span_t sp = literal_pos(tmpl, span, (int)(p + 1 + lead - tmpl));
+        if (n < 0) {
+            ss_span_t bp = literal_pos(tmpl, span, (int)(p - tmpl));
+            rc = ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC, "%d:%d: %s", bp.line, bp.col,
+                           n == -1 ? "unbalanced '{' (reference not closed by '}')"
+                                   : "invalid reference: expected {column} or {alias.column}");
+            break;
+        }
         if (p > lit && part_add(t, lit, (size_t)(p - lit), 0, -1, NULL)) {
             rc = ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
             break;
         }
-        char ref[128];
-        snprintf(ref, sizeof ref, "%.*s", SS_MIN(n, 127), p + 1);
         char *dot = strchr(ref, '.');
         const char *table = dot ? ref : NULL, *name = dot ? dot + 1 : ref;
         if (dot)
             *dot = 0;
-        ss_span_t sp = literal_pos(tmpl, span, (int)(p + 1 - tmpl));
         int side = 0, col = -1;
         if ((rc = ss__resolve_col(cc, table, name, sp, &side, &col)))
             break;

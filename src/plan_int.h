@@ -63,6 +63,7 @@ typedef struct ss__agg_ref {
     const ss_ast_expr_t *ast; /* the call as written (first occurrence) */
     char *key;                /* canonical text, for deduplication; owned */
     ss_coltype_t type;        /* result type, once the grouping node exists */
+    int out_col;              /* its column in the grouped row, once the grouping node exists */
 } ss__agg_ref_t;
 
 typedef struct ss__grouping {

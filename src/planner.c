@@ -1019,13 +1019,16 @@ static ss_agg_fn_t agg_fn(const char *name)
     return SS_AGG_AVG;
 }
 
-/* The GROUP node: group columns (the key) then one column per aggregate. */
+/* The GROUP node: group columns (the key) then one column per ordinary aggregate. */
 static int plan_group_node(pctx_t *x, ss__grouping_t *g, const ss__scope_t *sc, ss_plan_node_t **cur)
 {
     ss_plan_node_t *in = *cur;
+    int nplain = 0;
+    for (int i = 0; i < g->naggs; i++)
+        nplain += g->aggs[i].ast->kind != SS_AX_SEM;
     ss_plan_node_t *n = new_node(x, SS_PN_GROUP, in, NULL, "group by");
-    if (!n || !(n->schema = ss_schema_new(g->ngroup + g->naggs)) ||
-        (g->naggs && !(n->aggs = calloc((size_t)g->naggs, sizeof *n->aggs))) ||
+    if (!n || !(n->schema = ss_schema_new(g->ngroup + nplain)) ||
+        (nplain && !(n->aggs = calloc((size_t)nplain, sizeof *n->aggs))) ||
         (g->ngroup && !(n->group_cols = calloc((size_t)g->ngroup, sizeof(int)))))
         return nomem(x);
     n->ngroup = g->ngroup;
@@ -1037,10 +1040,13 @@ static int plan_group_node(pctx_t *x, ss__grouping_t *g, const ss__scope_t *sc, 
     ss__cctx_t cc = {.scope = sc, .err = x->err, .errsz = x->errsz};
     for (int i = 0; i < g->naggs; i++) {
         const ss_ast_expr_t *a = g->aggs[i].ast;
-        ss_plan_agg_t *pa = &n->aggs[i];
+        if (a->kind == SS_AX_SEM)
+            continue;
+        ss_plan_agg_t *pa = &n->aggs[n->naggs];
+        g->aggs[i].out_col = g->ngroup + n->naggs;
+        n->naggs++;
         pa->fn = agg_fn(a->name);
         pa->distinct = a->distinct;
-        n->naggs = i + 1;
         int nargs = a->args ? a->args->n : 0;
         int star = nargs == 1 && a->args->items[0]->kind == SS_AX_STAR;
         if (nargs > 1 || (nargs == 0 && pa->fn != SS_AGG_COUNT) || (star && pa->fn != SS_AGG_COUNT))
@@ -1058,7 +1064,7 @@ static int plan_group_node(pctx_t *x, ss__grouping_t *g, const ss__scope_t *sc, 
         ss_coltype_t t = pa->fn == SS_AGG_COUNT ? SS_COL_INT : pa->fn == SS_AGG_AVG ? SS_COL_REAL
                          : at == SS_COL_BOOL && pa->fn == SS_AGG_SUM ? SS_COL_INT : at;
         g->aggs[i].type = t;
-        if (ss_schema_set(n->schema, g->ngroup + i, g->aggs[i].key, t, 0))
+        if (ss_schema_set(n->schema, g->aggs[i].out_col, g->aggs[i].key, t, 0))
             return nomem(x);
     }
     *cur = n;
@@ -1069,7 +1075,10 @@ static int plan_group_node(pctx_t *x, ss__grouping_t *g, const ss__scope_t *sc, 
 static int plan_sem_agg_node(pctx_t *x, ss__grouping_t *g, const sel_t *q, const ss__scope_t *sc,
                              ss_plan_node_t **cur)
 {
-    const ss_ast_expr_t *a = g->aggs[0].ast;
+    int si = 0;
+    while (si < g->naggs - 1 && g->aggs[si].ast->kind != SS_AX_SEM)
+        si++;
+    const ss_ast_expr_t *a = g->aggs[si].ast;
     const char *name = "summary";
     for (int i = 0; i < q->n; i++)
         if (q->cols[i].ast == a)
@@ -1086,13 +1095,41 @@ static int plan_sem_agg_node(pctx_t *x, ss__grouping_t *g, const sel_t *q, const
     }
     if (ss_schema_set(n->schema, g->ngroup, name, SS_COL_TEXT, 0))
         return nomem(x);
-    g->aggs[0].type = SS_COL_TEXT;
+    g->aggs[si].type = SS_COL_TEXT;
+    g->aggs[si].out_col = g->ngroup;
     ss__cctx_t cc = {.scope = sc, .err = x->err, .errsz = x->errsz};
     int rc = ss__template(&cc, a->tmpl ? a->tmpl : "", a->tmpl_span, 0, &n->tmpl);
     if (!rc)
         rc = sem_options(x, n, a->opts);
     *cur = n;
     return rc;
+}
+
+/* SEM_AGG next to COUNT/SUM/...: a GROUP and a SEM_AGG over the same input, joined on the
+ * group columns (the output = group columns, ordinary aggregates, group columns, summary). */
+static int plan_group_and_sem_agg(pctx_t *x, ss__grouping_t *g, const sel_t *q, const ss__scope_t *sc,
+                                  ss_plan_node_t **cur)
+{
+    ss_plan_node_t *gn = *cur, *sn = *cur;
+    int rc = plan_group_node(x, g, sc, &gn);
+    if (!rc)
+        rc = plan_sem_agg_node(x, g, q, sc, &sn);
+    if (rc)
+        return rc;
+    ss_plan_node_t *j = new_node(x, SS_PN_JOIN, gn, sn, "aggregates JOIN summary");
+    if (!j || !(j->schema = concat_schema(gn->schema, sn->schema)))
+        return nomem(x);
+    for (int i = gn->schema->n; i < j->schema->n; i++)
+        j->schema->is_key[i] = 0; /* the right copy of the group columns is not part of the key */
+    for (int i = 0; i < g->ngroup; i++)
+        if (push_int(&j->lkeys, i, i) || push_int(&j->rkeys, i, i))
+            return nomem(x);
+    j->nkeys = g->ngroup;
+    for (int i = 0; i < g->naggs; i++)
+        if (g->aggs[i].ast->kind == SS_AX_SEM)
+            g->aggs[i].out_col += gn->schema->n;
+    *cur = j;
+    return SS_OK;
 }
 
 static int plan_grouped(pctx_t *x, sel_t *q, const ss__scope_t *sc, ss_plan_node_t **cur)
@@ -1132,10 +1169,7 @@ static int plan_grouped(pctx_t *x, sel_t *q, const ss__scope_t *sc, ss_plan_node
         } else if (!nplain++)
             first_plain = g.aggs[i].ast;
     }
-    if (!rc && nsemagg && nplain)
-        rc = ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED,
-                       "%d:%d: SEM_AGG cannot be mixed with %s in one view; aggregate in a separate view",
-                       first_plain->span.line, first_plain->span.col, first_plain->name);
+    (void)first_plain;
     if (!rc && second_sem)
         rc = ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED, "%d:%d: only one SEM_AGG per view",
                        second_sem->span.line, second_sem->span.col);
@@ -1143,7 +1177,9 @@ static int plan_grouped(pctx_t *x, sel_t *q, const ss__scope_t *sc, ss_plan_node
         rc = group_columns(x, q, sc, &gcols, &ngcols);
     g.ngroup = ngcols;
     g.group_in = gcols;
-    if (!rc)
+    if (!rc && nsemagg && nplain)
+        rc = plan_group_and_sem_agg(x, &g, q, sc, cur);
+    else if (!rc)
         rc = nsemagg ? plan_sem_agg_node(x, &g, q, sc, cur) : plan_group_node(x, &g, sc, cur);
     ss__cctx_t cc = {.scope = sc, .grp = &g, .err = x->err, .errsz = x->errsz};
     if (!rc && s->having) {

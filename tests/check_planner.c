@@ -132,8 +132,10 @@ static const err_case_t err_cases[] = {
      "1:49: ORDER BY SEM_SCORE needs a LIMIT (a semantic ranking keeps only the top k rows)"},
     {"CREATE VIEW v AS SELECT id FROM papers WHERE year > 2000 OR SEM_FILTER('{title} is short');",
      "1:61: SEM_FILTER must be a top-level AND term of WHERE (not under OR/NOT or inside an expression)"},
-    {"CREATE VIEW v AS SELECT year, COUNT(*), SEM_AGG('summarize {title}') FROM papers GROUP BY year;",
-     "1:31: SEM_AGG cannot be mixed with COUNT in one view; aggregate in a separate view"},
+    {"CREATE VIEW v AS SELECT year, SEM_AGG('a {title}') AS a, SEM_AGG('b {title}') AS b FROM papers GROUP BY year;",
+     "1:58: only one SEM_AGG per view"},
+    {"CREATE VIEW v AS SELECT id FROM papers WHERE SEM_FILTER('{ titel } is short');",
+     "1:60: unknown column \"titel\" in stream papers (did you mean \"title\"?)"},
     {"CREATE VIEW v AS SELECT title, COUNT(*) AS n FROM papers GROUP BY year;",
      "1:25: column \"title\" must appear in GROUP BY or be used inside an aggregate"},
     {"CREATE VIEW v AS SELECT id FROM papers WHERE SEM_FILTER('is this good?');",
@@ -291,7 +293,8 @@ START_TEST(test_sem_join_topk_agg)
         "CREATE VIEW j AS SELECT p.id, a.name FROM papers p SEM_JOIN authors a\n"
         "  ON '{p.title} could be written by {name}' WITH (join_candidates = 5, threshold = 0.5);\n"
         "CREATE VIEW k AS SELECT id, title FROM papers WHERE year > 2000 ORDER BY SEM_SCORE('novelty of {abstract}') LIMIT 5;\n"
-        "CREATE VIEW g AS SELECT year, SEM_AGG('themes of {title}', fan_in = 4) AS themes FROM papers GROUP BY year;\n",
+        "CREATE VIEW g AS SELECT year, SEM_AGG('themes of {title}', fan_in = 4) AS themes FROM papers GROUP BY year;\n"
+        "CREATE VIEW gc AS SELECT year, COUNT(*) AS n, SEM_AGG('theme of {title}') AS theme FROM papers GROUP BY year;\n",
         &c, &db);
     char buf[512];
     ck_assert_str_eq(chain(p, "j", buf, sizeof buf), "source<sem_join<project<view");
@@ -323,6 +326,20 @@ START_TEST(test_sem_join_topk_agg)
     ck_assert_int_eq(g->schema->is_key[0], 1);
     ck_assert_int_eq(g->schema->is_key[1], 0);
     ck_assert_int_eq(ss_plan_opt_int(g, "fan_in", 0), 4);
+
+    /* SEM_AGG next to COUNT: GROUP and SEM_AGG over the same input, joined on the group key */
+    ck_assert_str_eq(chain(p, "gc", buf, sizeof buf), "source<group<join<project<view");
+    const ss_plan_node_t *gj = first(p, "gc", SS_PN_JOIN);
+    ck_assert_int_eq(gj->in[1]->kind, SS_PN_SEM_AGG);
+    ck_assert_int_eq(gj->nkeys, 1);
+    const ss_plan_node_t *gp = first(p, "gc", SS_PN_PROJECT);
+    ck_assert_int_eq(gp->exprs[0]->col, 0);
+    ck_assert_int_eq(gp->exprs[1]->col, 1);
+    ck_assert_int_eq(gp->exprs[2]->col, 3);
+    const ss_plan_node_t *gv = first(p, "gc", SS_PN_VIEW);
+    ck_assert_int_eq(gv->schema->is_key[0], 1);
+    ck_assert_int_eq(gv->schema->is_key[1] + gv->schema->is_key[2], 0);
+    ck_assert_int_eq(gv->schema->types[2], SS_COL_TEXT);
     done(p, c, db);
 }
 END_TEST
