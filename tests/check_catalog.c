@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 __attribute__((weak)) int ss_parse(const char *, size_t, const char *, ss_ast_script_t **, char *, size_t);
+__attribute__((weak)) void ss_ast_script_free(ss_ast_script_t *);
 #define NEED_PARSER()                                                  \
     do {                                                               \
         if (!ss_parse) {                                               \

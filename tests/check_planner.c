@@ -16,6 +16,7 @@
 
 /* The parser comes from grammar/; a build without it skips these tests. */
 __attribute__((weak)) int ss_parse(const char *, size_t, const char *, ss_ast_script_t **, char *, size_t);
+__attribute__((weak)) void ss_ast_script_free(ss_ast_script_t *);
 #define NEED_PARSER()                                                  \
     do {                                                               \
         if (!ss_parse) {                                               \
