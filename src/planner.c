@@ -162,10 +162,78 @@ static int input_node(pctx_t *x, const char *name, ss_span_t sp, ss_plan_node_t 
 }
 
 /* Copies a semantic operator's options; model= goes to node->model (checked against the catalog). */
+/* The options each semantic operator understands, and the smallest integer value of each
+ * integer option (INT_MIN-like -1000000 = any number, -2000000 = any text). */
+typedef struct opt_spec {
+    const char *name;
+    long min;
+} opt_spec_t;
+
+#define OPT_NUMBER (-1000000L)
+#define OPT_TEXT (-2000000L)
+
+static const opt_spec_t *opt_specs(ss_plan_kind_t k, int *n)
+{
+    static const opt_spec_t common[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}};
+    static const opt_spec_t join[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER},
+                                      {"join_candidates", 1}, {"threshold", OPT_NUMBER}};
+    static const opt_spec_t topk[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"buffer", 0}};
+    static const opt_spec_t agg[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"fan_in", 2},
+                                     {"max_children", 2}};
+    static const opt_spec_t gen[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"key", OPT_TEXT},
+                                     {"retrieve", 0}, {"maintain", OPT_TEXT}};
+#define SPEC(a) (*n = (int)SS_ARRAY_LEN(a), a)
+    switch (k) {
+    case SS_PN_SEM_JOIN: return SPEC(join);
+    case SS_PN_SEM_TOPK: return SPEC(topk);
+    case SS_PN_SEM_AGG: return SPEC(agg);
+    case SS_PN_LLM_GENERATE: return SPEC(gen);
+    default: return SPEC(common);
+    }
+#undef SPEC
+}
+
+/* An option the operator does not know (with a suggestion), or a value of the wrong kind. */
+static int check_option(pctx_t *x, ss_plan_kind_t k, const ss_ast_option_t *op)
+{
+    int n;
+    const opt_spec_t *sp = opt_specs(k, &n);
+    const char *names[8];
+    for (int i = 0; i < n; i++) {
+        names[i] = sp[i].name;
+        if (!ss_strcaseeq(sp[i].name, op->name))
+            continue;
+        int isnum = op->value.t == SS_INT || op->value.t == SS_REAL;
+        if (sp[i].min == OPT_TEXT || (sp[i].min == OPT_NUMBER && isnum))
+            return SS_OK;
+        if (sp[i].min != OPT_NUMBER && op->value.t == SS_INT && op->value.u.i >= sp[i].min)
+            return SS_OK;
+        if (sp[i].min == OPT_NUMBER)
+            return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: option %s must be a number",
+                             op->span.line, op->span.col, sp[i].name);
+        return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: option %s must be an integer >= %ld",
+                         op->span.line, op->span.col, sp[i].name, sp[i].min);
+    }
+    const char *best = ss__suggest(op->name, names, n);
+    ss_buf_t all = SS_BUF_INIT;
+    for (int i = 0; i < n; i++)
+        ss_buf_printf(&all, "%s, ", names[i]);
+    int rc = ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: unknown option %s for %s%s%s%s (known: %smodel)",
+                       op->span.line, op->span.col, op->name, ss_plan_kind_name(k),
+                       best ? " (did you mean " : "", best ? best : "", best ? "?)" : "", ss_buf_cstr(&all));
+    ss_buf_free(&all);
+    return rc;
+}
+
 static int sem_options(pctx_t *x, ss_plan_node_t *n, const ss_ast_options_t *o)
 {
     for (int i = 0; o && i < o->n; i++) {
         const ss_ast_option_t *op = &o->items[i];
+        if (!ss_strcaseeq(op->name, "model")) {
+            int rc = check_option(x, n->kind, op);
+            if (rc)
+                return rc;
+        }
         char *v = ss__opt_text(op);
         if (!v)
             return nomem(x);
