@@ -144,6 +144,35 @@ static const ss_span_t *opt_span(const ss_ast_stmt_t *st, const char *name)
     return o ? &o->span : &st->name_span;
 }
 
+/* WITH (key = 'a, b') may only name declared columns, and only KEY columns when some are declared. */
+static int check_key_option(const ss_ast_stmt_t *st, const ss_schema_t *sc, const char *keys, char *err,
+                            size_t errsz)
+{
+    const ss_span_t *sp = opt_span(st, "key");
+    int nkeys = 0;
+    for (int i = 0; i < sc->n; i++)
+        nkeys += sc->is_key[i];
+    char name[128];
+    for (const char *p = keys; *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        size_t n = strcspn(p, ", ");
+        if (!n)
+            break;
+        snprintf(name, sizeof name, "%.*s", (int)SS_MIN(n, sizeof name - 1), p);
+        p += n;
+        int c = ss_schema_find(sc, name);
+        if (c < 0)
+            return ss_seterr(err, errsz, SS_ERR_SEMANTIC, "%d:%d: key \"%s\" is not a column of stream %s",
+                             sp->line, sp->col, name, st->name);
+        if (nkeys && !sc->is_key[c])
+            return ss_seterr(err, errsz, SS_ERR_SEMANTIC,
+                             "%d:%d: key \"%s\" is not one of the KEY columns declared for stream %s",
+                             sp->line, sp->col, name, st->name);
+    }
+    return SS_OK;
+}
+
 /* Builds a stream entry from CREATE STREAM; errors carry line:col. */
 static int build_stream(const ss_ast_stmt_t *st, stream_ent_t **out, char *err, size_t errsz)
 {
@@ -205,6 +234,10 @@ static int build_stream(const ss_ast_stmt_t *st, stream_ent_t **out, char *err, 
                        sp->line, sp->col, ttl_col, st->name);
         goto fail;
     }
+    const char *keyopt = ss_plan_opt(&(ss_plan_node_t){.nopts = e->pub.nopts, .opts = e->pub.opts}, "key");
+    if (keyopt && (rc = check_key_option(st, e->pub.schema, keyopt, err, errsz)))
+        goto fail;
+    rc = SS_ERR_NOMEM;
     e->pub.format = ss_strdup(fmt ? fmt : "json");
     e->pub.topic = ss_strdup(topic ? topic : st->name);
     if (!e->pub.format || !e->pub.topic)
