@@ -16,6 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+enum { P_NORM, P_QKV, P_ROPE_KV, P_ATTN, P_WO, P_FFN_UP, P_SWIGLU, P_FFN_DOWN, P_READOUT, P_HOST };
+static const char *const prof_names[SS_CUDA_PROF_STAGES] = {"rmsnorm", "qkv matmul", "rope+kv", "attention",
+                                                             "wo matmul", "gate/up", "swiglu", "down matmul",
+                                                             "read-out", "host wait"};
+
 typedef struct dlayer {
     ss_cuda_weight_t wq, wk, wv, wo, gate, up, down;
     float *attn_norm, *ffn_norm, *bq, *bk, *bv;
@@ -29,17 +34,36 @@ typedef struct cuda_be {
     ss_cuda_weight_t embd, output;
     float *out_norm;
     int cap_blocks;
-    /* activations for up to tcap tokens, and per-batch index arrays */
+    /* activations for up to tcap tokens (ocap output rows) */
     int tcap, ocap;
     float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2, *xo, *logits;
-    int32_t *tok, *pos, *seq, *tiles, *outidx, *bt;
-    size_t bt_cap;
-    /* host staging */
-    int32_t *h_seq, *h_tiles, *h_outidx, *h_bt;
+    /* per-batch index arrays, one device buffer with a fixed layout (see idx_*), filled by one
+     * host-to-device copy: tok | pos | seq | tile q0 | tile nq | out rows | pooled rows | block table */
+    int32_t *idx, *h_idx;
+    size_t idx_cap;               /* int32s */
     const int **h_seqptr;
-    int h_cap;
     float *h_hid;
+    /* CUDA graphs of small batches (decode steps), keyed by shape; dropped when buffers move */
+    struct { int n, nout, nh, mb, nt; ss_cuda_graph_t *g; } graphs[32];
+    int ngraphs;
 } cuda_be_t;
+
+#define IDX_TOK(b) ((b)->idx)
+#define IDX_POS(b) ((b)->idx + (b)->tcap)
+#define IDX_SEQ(b) ((b)->idx + 2 * (size_t)(b)->tcap)
+#define IDX_Q0(b) ((b)->idx + 3 * (size_t)(b)->tcap)
+#define IDX_NQ(b) ((b)->idx + 4 * (size_t)(b)->tcap)
+#define IDX_OUT(b) ((b)->idx + 5 * (size_t)(b)->tcap)
+#define IDX_HID(b) ((b)->idx + 6 * (size_t)(b)->tcap)
+#define IDX_BT(b) ((b)->idx + 7 * (size_t)(b)->tcap)
+#define IDX_FIXED 7 /* int32 arrays of tcap entries before the block table */
+
+static void drop_graphs(cuda_be_t *b)
+{
+    for (int i = 0; i < b->ngraphs; i++)
+        ss_cuda_graph_destroy(b->graphs[i].g);
+    b->ngraphs = 0;
+}
 
 static int upload_f32(ss_cuda_t *c, float **d, const float *h, size_t n, char *err, size_t errsz)
 {
@@ -63,9 +87,11 @@ static void cuda_destroy(void *ctx)
     cuda_be_t *b = ctx;
     if (!b)
         return;
+    ss_cuda_prof_report(b->c, prof_names, "forward passes");
+    drop_graphs(b);
     ss_cuda_close(b->c); /* frees every device allocation */
     free(b->L);
-    free(b->h_seq), free(b->h_tiles), free(b->h_outidx), free(b->h_bt), free(b->h_seqptr), free(b->h_hid);
+    free(b->h_idx), free(b->h_seqptr), free(b->h_hid);
     free(b);
 }
 
@@ -146,6 +172,7 @@ static ss_err_t cuda_reserve(void *ctx, int nblocks, char *err, size_t errsz)
         d->vpool = nv;
     }
     b->cap_blocks = ncap;
+    drop_graphs(b); /* the graphs captured the old pool addresses */
     return SS_OK;
 }
 
@@ -164,21 +191,18 @@ static int ensure_acts(cuda_be_t *b, int n, int nout, char *err, size_t errsz)
     size_t t = (size_t)n, d = (size_t)g->dim, qd = (size_t)g->n_heads * g->head_dim;
     size_t kvd = (size_t)g->n_kv_heads * g->head_dim, h = (size_t)g->hidden_dim;
     if (n > b->tcap) {
+        drop_graphs(b);
         DEV_ALLOC(b->x, t * d * 4); DEV_ALLOC(b->xb, t * d * 4); DEV_ALLOC(b->xb2, t * d * 4);
         DEV_ALLOC(b->q, t * qd * 4); DEV_ALLOC(b->k, t * kvd * 4); DEV_ALLOC(b->v, t * kvd * 4);
         DEV_ALLOC(b->att, t * qd * 4); DEV_ALLOC(b->hb, t * h * 4); DEV_ALLOC(b->hb2, t * h * 4);
-        DEV_ALLOC(b->tok, t * 4); DEV_ALLOC(b->pos, t * 4); DEV_ALLOC(b->seq, t * 4);
-        DEV_ALLOC(b->tiles, t * 8); DEV_ALLOC(b->outidx, t * 4);
-        free(b->h_seq), free(b->h_tiles), free(b->h_outidx), free(b->h_seqptr);
-        b->h_seq = malloc(t * 4);
-        b->h_tiles = malloc(t * 8);
-        b->h_outidx = malloc(t * 4);
-        b->h_seqptr = malloc(t * sizeof *b->h_seqptr);
-        if (!b->h_seq || !b->h_tiles || !b->h_outidx || !b->h_seqptr)
+        free(b->h_seqptr);
+        if (!(b->h_seqptr = malloc(t * sizeof *b->h_seqptr)))
             return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
         b->tcap = n;
+        b->idx_cap = 0; /* the index layout depends on tcap */
     }
     if (nout > b->ocap) {
+        drop_graphs(b);
         DEV_ALLOC(b->xo, (size_t)nout * d * 4);
         DEV_ALLOC(b->logits, (size_t)nout * g->vocab_size * 4);
         b->ocap = nout;
@@ -186,53 +210,79 @@ static int ensure_acts(cuda_be_t *b, int n, int nout, char *err, size_t errsz)
     return SS_OK;
 }
 
-/* Groups the ubatch's tokens by sequence: a compact block table, per-token sequence index,
- * and attention tiles (runs of up to 16 consecutive tokens of one sequence). */
-static int plan_batch(cuda_be_t *b, const ubatch_t *ub, int *nseq, int *max_blocks, int *ntiles, char *err,
-                      size_t errsz)
+static int ensure_idx(cuda_be_t *b, size_t bt_entries, char *err, size_t errsz)
 {
-    int ns = 0, mb = 1, nt = 0;
-    for (int t = 0; t < ub->n; t++) {
+    size_t need = IDX_FIXED * (size_t)b->tcap + bt_entries;
+    if (need <= b->idx_cap)
+        return SS_OK;
+    int rc;
+    need = SS_MAX(need, IDX_FIXED * (size_t)b->tcap + 4096);
+    drop_graphs(b);
+    DEV_ALLOC(b->idx, need * 4);
+    free(b->h_idx);
+    if (!(b->h_idx = malloc(need * 4)))
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    b->idx_cap = need;
+    return SS_OK;
+}
+
+/* Fills the host index arrays: tokens and positions, each token's sequence (a compact block
+ * table over the distinct sequences), attention tiles (runs of up to 16 consecutive tokens of
+ * one sequence), output rows and pooled rows. */
+static int plan_batch(cuda_be_t *b, const ubatch_t *ub, int *mb_out, int *nt_out, int *nh_out, size_t *used,
+                      char *err, size_t errsz)
+{
+    int ns = 0, mb = 1, nt = 0, nh = 0, n = ub->n;
+    /* pass 1: distinct sequences and the widest block table, to size the index buffer */
+    for (int t = 0; t < n; t++) {
         int s = -1;
         for (int j = ns - 1; j >= 0 && s < 0; j--) /* tokens of a sequence are usually adjacent */
             if (b->h_seqptr[j] == ub->blocks[t])
                 s = j;
-        if (s < 0) {
-            s = ns++;
-            b->h_seqptr[s] = ub->blocks[t];
-        }
-        b->h_seq[t] = s;
+        if (s < 0)
+            b->h_seqptr[ns++] = ub->blocks[t];
         mb = SS_MAX(mb, ub->pos[t] / KV_BLOCK + 1);
-        if (nt > 0 && b->h_seq[b->h_tiles[2 * (nt - 1)]] == s && b->h_tiles[2 * (nt - 1) + 1] < 16 &&
-            b->h_tiles[2 * (nt - 1)] + b->h_tiles[2 * (nt - 1) + 1] == t)
-            b->h_tiles[2 * (nt - 1) + 1]++;
-        else {
-            b->h_tiles[2 * nt] = t;
-            b->h_tiles[2 * nt + 1] = 1;
-            nt++;
-        }
     }
-    /* block table: each sequence's blocks up to the largest position of the batch */
-    size_t need = (size_t)ns * mb;
-    if (need > b->bt_cap) {
-        int rc;
-        DEV_ALLOC(b->bt, need * 4);
-        free(b->h_bt);
-        if (!(b->h_bt = malloc(need * 4)))
-            return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
-        b->bt_cap = need;
+    int rc = ensure_idx(b, (size_t)ns * mb, err, errsz);
+    if (rc)
+        return rc;
+    int32_t *seq = b->h_idx + 2 * (size_t)b->tcap, *q0 = b->h_idx + 3 * (size_t)b->tcap;
+    int32_t *nq = b->h_idx + 4 * (size_t)b->tcap, *outidx = b->h_idx + 5 * (size_t)b->tcap;
+    int32_t *hid = b->h_idx + 6 * (size_t)b->tcap, *bt = b->h_idx + 7 * (size_t)b->tcap;
+    memcpy(b->h_idx, ub->tok, (size_t)n * 4);
+    memcpy(b->h_idx + b->tcap, ub->pos, (size_t)n * 4);
+    /* pass 2: sequence of each token, attention tiles, output and pooled rows */
+    int last = 0;
+    for (int t = 0; t < n; t++) {
+        int s = last;
+        if (b->h_seqptr[s] != ub->blocks[t])
+            for (s = 0; b->h_seqptr[s] != ub->blocks[t]; s++)
+                ;
+        last = s;
+        seq[t] = s;
+        if (nt > 0 && seq[q0[nt - 1]] == s && nq[nt - 1] < 16 && q0[nt - 1] + nq[nt - 1] == t)
+            nq[nt - 1]++;
+        else {
+            q0[nt] = t;
+            nq[nt++] = 1;
+        }
+        if (ub->out[t] >= 0)
+            outidx[ub->out[t]] = t;
+        if (ub->hid_row && ub->hid_all && ub->hid_row[t] >= 0)
+            hid[nh++] = t;
     }
     for (int s = 0; s < ns; s++) {
         int maxp = 0;
-        for (int t = 0; t < ub->n; t++)
-            if (b->h_seq[t] == s)
+        for (int t = 0; t < n; t++)
+            if (seq[t] == s)
                 maxp = SS_MAX(maxp, ub->pos[t]);
         for (int k = 0; k < mb; k++)
-            b->h_bt[(size_t)s * mb + k] = k <= maxp / KV_BLOCK ? b->h_seqptr[s][k] : 0;
+            bt[(size_t)s * mb + k] = k <= maxp / KV_BLOCK ? b->h_seqptr[s][k] : 0;
     }
-    *nseq = ns;
-    *max_blocks = mb;
-    *ntiles = nt;
+    *mb_out = mb;
+    *nt_out = nt;
+    *nh_out = nh;
+    *used = IDX_FIXED * (size_t)b->tcap + (size_t)ns * mb;
     return SS_OK;
 }
 
@@ -243,69 +293,105 @@ static int layer_fwd(cuda_be_t *b, const ubatch_t *ub, int l, int mb, int nt, ch
     ss_cuda_t *c = b->c;
     int n = ub->n, d = g->dim, hd = g->head_dim, qd = g->n_heads * hd, kvd = g->n_kv_heads * hd;
     int rc = ss_cuda_rmsnorm(c, b->xb, b->x, L->attn_norm, n, d, g->norm_eps);
+    ss_cuda_prof_mark(c, P_NORM);
     if (!rc) rc = ss_cuda_matmul(c, b->q, b->xb, &L->wq, L->bq, n, err, errsz);
     if (!rc) rc = ss_cuda_matmul(c, b->k, b->xb, &L->wk, L->bk, n, err, errsz);
     if (!rc) rc = ss_cuda_matmul(c, b->v, b->xb, &L->wv, L->bv, n, err, errsz);
-    if (!rc) rc = ss_cuda_rope(c, b->q, b->pos, n, g->n_heads, hd, g->rope_dim, g->rope_base, g->rope_neox);
-    if (!rc) rc = ss_cuda_rope(c, b->k, b->pos, n, g->n_kv_heads, hd, g->rope_dim, g->rope_base, g->rope_neox);
-    if (!rc) rc = ss_cuda_kv_store(c, L->kpool, L->vpool, b->k, b->v, b->bt, mb, b->seq, b->pos, n, g->n_kv_heads, hd);
-    if (!rc) rc = ss_cuda_attention(c, b->att, b->q, L->kpool, L->vpool, b->bt, mb, b->seq, b->pos, n, b->tiles,
-                                    b->tiles + b->tcap, nt, g->n_heads, g->n_kv_heads, hd);
+    ss_cuda_prof_mark(c, P_QKV);
+    if (!rc) rc = ss_cuda_rope(c, b->q, IDX_POS(b), n, g->n_heads, hd, g->rope_dim, g->rope_base, g->rope_neox);
+    if (!rc) rc = ss_cuda_rope(c, b->k, IDX_POS(b), n, g->n_kv_heads, hd, g->rope_dim, g->rope_base, g->rope_neox);
+    if (!rc) rc = ss_cuda_kv_store(c, L->kpool, L->vpool, b->k, b->v, IDX_BT(b), mb, IDX_SEQ(b), IDX_POS(b), n,
+                                        g->n_kv_heads, hd);
+    ss_cuda_prof_mark(c, P_ROPE_KV);
+    if (!rc) rc = ss_cuda_attention(c, b->att, b->q, L->kpool, L->vpool, IDX_BT(b), mb, IDX_SEQ(b), IDX_POS(b), n,
+                                    IDX_Q0(b), IDX_NQ(b), nt, g->n_heads, g->n_kv_heads, hd);
+    ss_cuda_prof_mark(c, P_ATTN);
     if (!rc) rc = ss_cuda_matmul(c, b->xb2, b->att, &L->wo, NULL, n, err, errsz);
     if (!rc) rc = ss_cuda_add(c, b->x, b->xb2, (size_t)n * d);
+    ss_cuda_prof_mark(c, P_WO);
     if (!rc) rc = ss_cuda_rmsnorm(c, b->xb, b->x, L->ffn_norm, n, d, g->norm_eps);
+    ss_cuda_prof_mark(c, P_NORM);
     if (!rc) rc = ss_cuda_matmul(c, b->hb, b->xb, &L->gate, NULL, n, err, errsz);
     if (!rc) rc = ss_cuda_matmul(c, b->hb2, b->xb, &L->up, NULL, n, err, errsz);
+    ss_cuda_prof_mark(c, P_FFN_UP);
     if (!rc) rc = ss_cuda_swiglu(c, b->hb, b->hb, b->hb2, (size_t)n * g->hidden_dim);
+    ss_cuda_prof_mark(c, P_SWIGLU);
     if (!rc) rc = ss_cuda_matmul(c, b->xb2, b->hb, &L->down, NULL, n, err, errsz);
     if (!rc) rc = ss_cuda_add(c, b->x, b->xb2, (size_t)n * d);
+    ss_cuda_prof_mark(c, P_FFN_DOWN);
     (void)kvd, (void)qd;
     if (rc && !err[0])
         ss_seterr(err, errsz, SS_ERR_CUDA, "CUDA forward failed in layer %d (attention head_dim %d)", l, hd);
     return rc;
 }
 
-static int read_out(cuda_be_t *b, const ubatch_t *ub, char *err, size_t errsz)
+/* Every kernel of one forward pass (no host synchronisation: capturable as a graph). */
+static int launch_pass(cuda_be_t *b, int n, int nout, int nh, int mb, int nt, char *err, size_t errsz)
 {
     const ss_llm_config_t *g = &b->m->cfg;
-    int n = ub->n, d = g->dim, rc;
-    if ((rc = ss_cuda_rmsnorm(b->c, b->xb, b->x, b->out_norm, n, d, g->norm_eps)))
+    int d = g->dim;
+    int rc = ss_cuda_embed(b->c, b->x, &b->embd, IDX_TOK(b), n);
+    for (int l = 0; !rc && l < g->n_layers; l++) {
+        const ubatch_t shape = {.n = n};
+        rc = layer_fwd(b, &shape, l, mb, nt, err, errsz);
+    }
+    if (!rc)
+        rc = ss_cuda_rmsnorm(b->c, b->xb, b->x, b->out_norm, n, d, g->norm_eps);
+    if (!rc && nout > 0) {
+        rc = ss_cuda_gather_rows(b->c, b->xo, b->xb, IDX_OUT(b), nout, d);
+        if (!rc)
+            rc = ss_cuda_matmul(b->c, b->logits, b->xo, &b->output, NULL, nout, err, errsz);
+    }
+    if (!rc && nh > 0)
+        rc = ss_cuda_gather_rows(b->c, b->xb2, b->xb, IDX_HID(b), nh, d);
+    return rc;
+}
+
+/* Replays (capturing first if needed) the graph of this shape. */
+static int launch_graph(cuda_be_t *b, int n, int nout, int nh, int mb, int nt, char *err, size_t errsz)
+{
+    for (int i = 0; i < b->ngraphs; i++)
+        if (b->graphs[i].n == n && b->graphs[i].nout == nout && b->graphs[i].nh == nh && b->graphs[i].mb == mb &&
+            b->graphs[i].nt == nt)
+            return ss_cuda_graph_launch(b->c, b->graphs[i].g, err, errsz);
+    if (b->ngraphs == (int)SS_ARRAY_LEN(b->graphs))
+        drop_graphs(b);
+    ss_cuda_graph_t *gr;
+    int rc = ss_cuda_graph_begin(b->c, err, errsz);
+    if (rc)
         return rc;
+    int lrc = launch_pass(b, n, nout, nh, mb, nt, err, errsz);
+    rc = ss_cuda_graph_end(b->c, &gr, err, errsz);
+    if (lrc || rc)
+        return lrc ? lrc : rc;
+    int i = b->ngraphs++;
+    b->graphs[i].n = n, b->graphs[i].nout = nout, b->graphs[i].nh = nh, b->graphs[i].mb = mb, b->graphs[i].nt = nt;
+    b->graphs[i].g = gr;
+    return ss_cuda_graph_launch(b->c, gr, err, errsz);
+}
+
+static int copy_back(cuda_be_t *b, const ubatch_t *ub, int nh, char *err, size_t errsz)
+{
+    const ss_llm_config_t *g = &b->m->cfg;
+    int d = g->dim, rc = SS_OK;
     if (ub->nout > 0) {
-        for (int t = 0; t < n; t++)
-            if (ub->out[t] >= 0)
-                b->h_outidx[ub->out[t]] = t;
-        if ((rc = ss_cuda_h2d(b->c, b->outidx, b->h_outidx, (size_t)ub->nout * 4, err, errsz)) ||
-            (rc = ss_cuda_gather_rows(b->c, b->xo, b->xb, b->outidx, ub->nout, d)) ||
-            (rc = ss_cuda_matmul(b->c, b->logits, b->xo, &b->output, NULL, ub->nout, err, errsz)) ||
-            (rc = ss_cuda_sync(b->c, err, errsz)) ||
-            (rc = ss_cuda_d2h(b->c, ub->logits, b->logits, (size_t)ub->nout * g->vocab_size * 4, err, errsz)))
-            return rc;
-        if (ub->hidden && (rc = ss_cuda_d2h(b->c, ub->hidden, b->xo, (size_t)ub->nout * d * 4, err, errsz)))
-            return rc;
+        rc = ss_cuda_d2h(b->c, ub->logits, b->logits, (size_t)ub->nout * g->vocab_size * 4, err, errsz);
+        if (!rc && ub->hidden)
+            rc = ss_cuda_d2h(b->c, ub->hidden, b->xo, (size_t)ub->nout * d * 4, err, errsz);
     }
-    if (ub->hid_row && ub->hid_all) { /* EMBED pooling: add the final hidden of each marked token */
-        int nh = 0;
-        for (int t = 0; t < n; t++)
-            if (ub->hid_row[t] >= 0)
-                b->h_outidx[nh++] = t;
-        if (nh) {
-            float *h = realloc(b->h_hid, (size_t)nh * d * 4);
-            if (!h)
-                return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
-            b->h_hid = h;
-            if ((rc = ss_cuda_h2d(b->c, b->outidx, b->h_outidx, (size_t)nh * 4, err, errsz)) ||
-                (rc = ss_cuda_gather_rows(b->c, b->xb2, b->xb, b->outidx, nh, d)) ||
-                (rc = ss_cuda_d2h(b->c, h, b->xb2, (size_t)nh * d * 4, err, errsz)))
-                return rc;
-            for (int i = 0; i < nh; i++) {
-                int t = b->h_outidx[i];
-                for (int j = 0; j < d; j++)
-                    ub->hid_all[(size_t)ub->hid_row[t] * d + j] += h[(size_t)i * d + j];
-            }
-        }
+    if (!rc && nh > 0) { /* EMBED pooling: add the final hidden of each marked token */
+        float *h = realloc(b->h_hid, (size_t)nh * d * 4);
+        if (!h)
+            return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+        b->h_hid = h;
+        if ((rc = ss_cuda_d2h(b->c, h, b->xb2, (size_t)nh * d * 4, err, errsz)))
+            return rc;
+        const int32_t *hid = b->h_idx + 6 * (size_t)b->tcap;
+        for (int i = 0; i < nh; i++)
+            for (int j = 0; j < d; j++)
+                ub->hid_all[(size_t)ub->hid_row[hid[i]] * d + j] += h[(size_t)i * d + j];
     }
-    return ss_cuda_sync(b->c, err, errsz);
+    return rc;
 }
 
 static ss_err_t cuda_forward(void *ctx, const ubatch_t *ub, char *err, size_t errsz)
@@ -318,31 +404,29 @@ static ss_err_t cuda_forward(void *ctx, const ubatch_t *ub, char *err, size_t er
         if (ub->tok[t] < 0 || ub->tok[t] >= g->vocab_size)
             return ss_seterr(err, errsz, SS_ERR_INVALID, "token id %d out of range (vocab %d)", ub->tok[t],
                              g->vocab_size);
-    int ns = 0, mb = 1, nt = 0, rc = ensure_acts(b, ub->n, ub->nout, err, errsz);
+    int mb = 1, nt = 0, nh = 0;
+    size_t used = 0;
+    int rc = ensure_acts(b, ub->n, ub->nout, err, errsz);
     if (!rc)
-        rc = plan_batch(b, ub, &ns, &mb, &nt, err, errsz);
+        rc = plan_batch(b, ub, &mb, &nt, &nh, &used, err, errsz);
+    if (!rc)
+        rc = ss_cuda_h2d(b->c, b->idx, b->h_idx, used * 4, err, errsz);
     if (rc)
         return rc;
-    /* tiles are uploaded as two arrays: q0[0..nt) at tiles, nq[0..nt) at tiles + tcap */
-    int32_t *q0 = malloc((size_t)nt * 4), *nq = malloc((size_t)nt * 4);
-    if (!q0 || !nq) {
-        free(q0), free(nq);
-        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
-    }
-    for (int i = 0; i < nt; i++)
-        q0[i] = b->h_tiles[2 * i], nq[i] = b->h_tiles[2 * i + 1];
-    rc = ss_cuda_h2d(b->c, b->tok, ub->tok, (size_t)ub->n * 4, err, errsz);
-    if (!rc) rc = ss_cuda_h2d(b->c, b->pos, ub->pos, (size_t)ub->n * 4, err, errsz);
-    if (!rc) rc = ss_cuda_h2d(b->c, b->seq, b->h_seq, (size_t)ub->n * 4, err, errsz);
-    if (!rc) rc = ss_cuda_h2d(b->c, b->bt, b->h_bt, (size_t)ns * mb * 4, err, errsz);
-    if (!rc) rc = ss_cuda_h2d(b->c, b->tiles, q0, (size_t)nt * 4, err, errsz);
-    if (!rc) rc = ss_cuda_h2d(b->c, b->tiles + b->tcap, nq, (size_t)nt * 4, err, errsz);
-    free(q0), free(nq);
-    if (!rc) rc = ss_cuda_embed(b->c, b->x, &b->embd, b->tok, ub->n);
-    for (int l = 0; !rc && l < g->n_layers; l++)
-        rc = layer_fwd(b, ub, l, mb, nt, err, errsz);
+    ss_cuda_prof_mark(b->c, -1);
+    /* small batches (decode steps) are launch-bound: replay a captured graph of the pass */
+    if (ub->n <= 8 && !getenv("SS_CUDA_NO_GRAPHS") && !getenv("SS_CUDA_PROFILE"))
+        rc = launch_graph(b, ub->n, ub->nout, nh, mb, nt, err, errsz);
+    else
+        rc = launch_pass(b, ub->n, ub->nout, nh, mb, nt, err, errsz);
+    ss_cuda_prof_mark(b->c, P_READOUT);
     if (!rc)
-        rc = read_out(b, ub, err, errsz);
+        rc = ss_cuda_sync(b->c, err, errsz);
+    ss_cuda_prof_collect(b->c);
+    if (!rc)
+        rc = copy_back(b, ub, nh, err, errsz);
+    if (rc && !err[0])
+        ss_seterr(err, errsz, SS_ERR_CUDA, "CUDA forward pass of %d tokens failed", ub->n);
     return rc;
 }
 

@@ -70,6 +70,14 @@ int ss_cuda_measure_bf16_flops(ss_cuda_t *c, int m, int n, int k, int iters, dou
 int ss_cuda_timer_begin(ss_cuda_t *c) { (void)c; return SS_ERR_UNSUPPORTED; }
 int ss_cuda_timer_end(ss_cuda_t *c, float *ms, char *err, size_t errsz) { (void)c; *ms = 0; UNSUP_ERR(); }
 
+int ss_cuda_graph_begin(ss_cuda_t *c, char *err, size_t errsz) { (void)c; UNSUP_ERR(); }
+int ss_cuda_graph_end(ss_cuda_t *c, ss_cuda_graph_t **out, char *err, size_t errsz) { (void)c; *out = NULL; UNSUP_ERR(); }
+int ss_cuda_graph_launch(ss_cuda_t *c, ss_cuda_graph_t *g, char *err, size_t errsz) { (void)c, (void)g; UNSUP_ERR(); }
+void ss_cuda_graph_destroy(ss_cuda_graph_t *g) { (void)g; }
+void ss_cuda_prof_mark(ss_cuda_t *c, int stage) { (void)c, (void)stage; }
+void ss_cuda_prof_collect(ss_cuda_t *c) { (void)c; }
+void ss_cuda_prof_report(ss_cuda_t *c, const char *const *names, const char *title) { (void)c, (void)names, (void)title; }
+
 ss_err_t ss_llm_use_cuda(ss_llm_t *m, int device, char *err, size_t errsz)
 {
     (void)m, (void)device;

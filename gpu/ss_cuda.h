@@ -103,6 +103,22 @@ int ss_cuda_measure_bf16_flops(ss_cuda_t *c, int m, int n, int k, int iters, dou
 int ss_cuda_timer_begin(ss_cuda_t *c);
 int ss_cuda_timer_end(ss_cuda_t *c, float *ms, char *err, size_t errsz);
 
+/* ---- CUDA graphs: capture the kernels launched on the context's stream between begin and end,
+ * then replay them with one launch (kernel arguments are frozen at capture time). ---- */
+typedef struct ss_cuda_graph ss_cuda_graph_t;
+int ss_cuda_graph_begin(ss_cuda_t *c, char *err, size_t errsz);
+int ss_cuda_graph_end(ss_cuda_t *c, ss_cuda_graph_t **out, char *err, size_t errsz);
+int ss_cuda_graph_launch(ss_cuda_t *c, ss_cuda_graph_t *g, char *err, size_t errsz);
+void ss_cuda_graph_destroy(ss_cuda_graph_t *g);
+
+/* ---- profiling: with SS_CUDA_PROFILE=1 in the environment, stages marked with
+ * ss_cuda_prof_mark are timed with CUDA events (between consecutive marks of one pass) and
+ * summed per stage id; ss_cuda_prof_report prints the table. Costs nothing when off. */
+#define SS_CUDA_PROF_STAGES 32
+void ss_cuda_prof_mark(ss_cuda_t *c, int stage); /* stage < SS_CUDA_PROF_STAGES; -1 = start of a pass */
+void ss_cuda_prof_collect(ss_cuda_t *c);         /* after a sync: accumulate the pass */
+void ss_cuda_prof_report(ss_cuda_t *c, const char *const *names, const char *title);
+
 /* ---- CPU references (gpu/cuda_ref.c): same semantics, host pointers ---- */
 float ss_kref_f16_to_f32(uint16_t h);
 uint16_t ss_kref_f32_to_f16(float f);
