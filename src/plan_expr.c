@@ -402,58 +402,60 @@ int ss__resolve_col(const ss__cctx_t *cc, const char *table, const char *name, s
 
 static int is_numeric(ss_coltype_t t) { return t == SS_COL_INT || t == SS_COL_REAL || t == SS_COL_BOOL || t == SS_COL_ANY; }
 
-static const char *const scalar_funcs[] = {"LOWER", "UPPER", "LENGTH", "COALESCE", "ABS",
-                                           "SUBSTR", "ROUND", "TRIM"};
+/* Scalar functions the evaluator (runtime/expr.c) implements: name, arity, result type
+ * (ANY = the type of the first typed argument). */
+static const struct scalar_fn {
+    const char *name;
+    int lo, hi;
+    ss_coltype_t type;
+} scalar_funcs[] = {
+    {"LOWER", 1, 1, SS_COL_TEXT},   {"UPPER", 1, 1, SS_COL_TEXT},      {"LENGTH", 1, 1, SS_COL_INT},
+    {"COALESCE", 1, 1000, SS_COL_ANY}, {"IFNULL", 2, 2, SS_COL_ANY},   {"NULLIF", 2, 2, SS_COL_ANY},
+    {"ABS", 1, 1, SS_COL_ANY},      {"ROUND", 1, 2, SS_COL_REAL},      {"SUBSTR", 2, 3, SS_COL_TEXT},
+    {"SUBSTRING", 2, 3, SS_COL_TEXT}, {"TRIM", 1, 2, SS_COL_TEXT},     {"LTRIM", 1, 2, SS_COL_TEXT},
+    {"RTRIM", 1, 2, SS_COL_TEXT},   {"REPLACE", 3, 3, SS_COL_TEXT},
+};
 
 static int compile_func(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e)
 {
-    int known = 0;
+    const struct scalar_fn *fn = NULL;
     for (size_t i = 0; i < SS_ARRAY_LEN(scalar_funcs); i++)
-        known |= ss_strcaseeq(a->name, scalar_funcs[i]);
-    if (!known) {
+        if (ss_strcaseeq(a->name, scalar_funcs[i].name))
+            fn = &scalar_funcs[i];
+    if (!fn) {
         const char *cands[SS_ARRAY_LEN(scalar_funcs) + 5] = {"COUNT", "SUM", "MIN", "MAX", "AVG"};
         for (size_t i = 0; i < SS_ARRAY_LEN(scalar_funcs); i++)
-            cands[5 + i] = scalar_funcs[i];
+            cands[5 + i] = scalar_funcs[i].name;
         const char *best = ss__suggest(a->name, cands, (int)SS_ARRAY_LEN(cands));
         return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC, "%d:%d: unknown function %s%s%s%s",
                          a->span.line, a->span.col, a->name, best ? " (did you mean " : "",
                          best ? best : "", best ? "?)" : "");
     }
     int nargs = a->args ? a->args->n : 0;
-    e->func = ss_strdup(a->name);
-    if (!e->func)
-        return ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
-    for (char *p = e->func; *p; p++)
-        *p = (char)toupper((unsigned char)*p);
-    if (nargs) {
-        e->args = calloc((size_t)nargs, sizeof *e->args);
-        if (!e->args)
-            return ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
+    if (nargs < fn->lo || nargs > fn->hi) {
+        char want[48];
+        if (fn->lo == fn->hi)
+            snprintf(want, sizeof want, "%d argument%s", fn->lo, fn->lo == 1 ? "" : "s");
+        else if (fn->hi >= 1000)
+            snprintf(want, sizeof want, "at least %d argument%s", fn->lo, fn->lo == 1 ? "" : "s");
+        else
+            snprintf(want, sizeof want, "%d to %d arguments", fn->lo, fn->hi);
+        return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC, "%d:%d: %s takes %s, not %d", a->span.line,
+                         a->span.col, fn->name, want, nargs);
     }
+    if (!(e->func = ss_strdup(fn->name)))
+        return ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
+    if (nargs && !(e->args = calloc((size_t)nargs, sizeof *e->args)))
+        return ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
     for (int i = 0; i < nargs; i++) {
         int rc = ss__compile(cc, a->args->items[i], &e->args[i]);
         if (rc)
             return rc;
         e->nargs = i + 1;
     }
-    const char *f = e->func;
-    int want = !strcmp(f, "COALESCE") ? -1 : !strcmp(f, "SUBSTR") ? -2 : !strcmp(f, "ROUND") ? -3 : 1;
-    if ((want == 1 && nargs != 1) || (want == -1 && nargs < 1) || (want == -2 && (nargs < 2 || nargs > 3)) ||
-        (want == -3 && (nargs < 1 || nargs > 2)))
-        return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC, "%d:%d: wrong number of arguments to %s",
-                         a->span.line, a->span.col, f);
-    if (!strcmp(f, "LENGTH"))
-        e->type = SS_COL_INT;
-    else if (!strcmp(f, "ROUND"))
-        e->type = SS_COL_REAL;
-    else if (!strcmp(f, "ABS"))
-        e->type = e->args[0]->type;
-    else if (!strcmp(f, "COALESCE")) {
-        e->type = SS_COL_ANY;
-        for (int i = 0; i < nargs && e->type == SS_COL_ANY; i++)
-            e->type = e->args[i]->type;
-    } else
-        e->type = SS_COL_TEXT;
+    e->type = fn->type;
+    for (int i = 0; i < nargs && e->type == SS_COL_ANY; i++)
+        e->type = e->args[i]->type;
     return SS_OK;
 }
 

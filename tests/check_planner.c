@@ -153,6 +153,7 @@ static const err_case_t err_cases[] = {
      "1:46: aggregates are not allowed in WHERE (use HAVING)"},
     {"CREATE VIEW v AS SELECT lowr(title) FROM papers;",
      "1:25: unknown function LOWR (did you mean LOWER?)"},
+    {"CREATE VIEW v AS SELECT substr(title) AS s FROM papers;", "1:25: SUBSTR takes 2 to 3 arguments, not 1"},
     {"CREATE VIEW papers AS SELECT id FROM papers;", "1:13: stream papers already exists"},
     {"CREATE VIEW v AS SELECT id FROM papers;\nCREATE VIEW v AS SELECT id FROM papers;",
      "2:13: view v already exists (use IF NOT EXISTS to ignore)"},
