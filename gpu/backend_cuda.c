@@ -13,6 +13,7 @@
 #include "ss_cuda.h"
 #include "ss_llm_cuda.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,6 +35,7 @@ typedef struct cuda_be {
     ss_cuda_weight_t embd, output;
     float *out_norm;
     int cap_blocks;
+    int tile_max;             /* queries per attention tile: 64 (query, head) items per block */
     /* activations for up to tcap tokens (ocap output rows) */
     int tcap, ocap;
     float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2, *xo, *logits;
@@ -46,6 +48,7 @@ typedef struct cuda_be {
     /* CUDA graphs of small batches (decode steps), keyed by shape; dropped when buffers move */
     struct { int n, nout, nh, mb, nt; ss_cuda_graph_t *g; } graphs[32];
     int ngraphs;
+    int64_t fwd_ns, fwd_calls, fwd_tokens; /* wall time inside forward (profiling) */
 } cuda_be_t;
 
 #define IDX_TOK(b) ((b)->idx)
@@ -87,6 +90,9 @@ static void cuda_destroy(void *ctx)
     cuda_be_t *b = ctx;
     if (!b)
         return;
+    if (getenv("SS_CUDA_PROFILE") && b->fwd_calls)
+        fprintf(stderr, "CUDA backend: %lld forward passes of %lld tokens, %.3f ms wall inside forward\n",
+                (long long)b->fwd_calls, (long long)b->fwd_tokens, b->fwd_ns / 1e6);
     ss_cuda_prof_report(b->c, prof_names, "forward passes");
     drop_graphs(b);
     ss_cuda_close(b->c); /* frees every device allocation */
@@ -103,6 +109,7 @@ static ss_err_t cuda_upload_dev(ss_llm_t *m, void **ctx, int device, char *err, 
     b->m = m;
     int rc = ss_cuda_open(device, &b->c, err, errsz);
     const ss_llm_config_t *g = &m->cfg;
+    b->tile_max = SS_MAX(1, SS_MIN(16, 64 / SS_MAX(1, g->n_heads / g->n_kv_heads)));
     b->L = rc ? NULL : calloc((size_t)g->n_layers, sizeof *b->L);
     if (!rc && !b->L)
         rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
@@ -260,7 +267,7 @@ static int plan_batch(cuda_be_t *b, const ubatch_t *ub, int *mb_out, int *nt_out
                 ;
         last = s;
         seq[t] = s;
-        if (nt > 0 && seq[q0[nt - 1]] == s && nq[nt - 1] < 16 && q0[nt - 1] + nq[nt - 1] == t)
+        if (nt > 0 && seq[q0[nt - 1]] == s && nq[nt - 1] < b->tile_max && q0[nt - 1] + nq[nt - 1] == t)
             nq[nt - 1]++;
         else {
             q0[nt] = t;
@@ -406,6 +413,7 @@ static ss_err_t cuda_forward(void *ctx, const ubatch_t *ub, char *err, size_t er
                              g->vocab_size);
     int mb = 1, nt = 0, nh = 0;
     size_t used = 0;
+    int64_t t_start = ss_now_ns();
     int rc = ensure_acts(b, ub->n, ub->nout, err, errsz);
     if (!rc)
         rc = plan_batch(b, ub, &mb, &nt, &nh, &used, err, errsz);
@@ -427,6 +435,9 @@ static ss_err_t cuda_forward(void *ctx, const ubatch_t *ub, char *err, size_t er
         rc = copy_back(b, ub, nh, err, errsz);
     if (rc && !err[0])
         ss_seterr(err, errsz, SS_ERR_CUDA, "CUDA forward pass of %d tokens failed", ub->n);
+    b->fwd_ns += ss_now_ns() - t_start;
+    b->fwd_calls++;
+    b->fwd_tokens += ub->n;
     return rc;
 }
 
