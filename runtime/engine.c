@@ -66,6 +66,7 @@ int ss_engine_open(const ss_engine_opts_t *opts, ss_engine_t **out, char *err, s
     e->stop = opts->stop;
     e->live = opts->live;
     e->progress = opts->progress;
+    e->catch_up = opts->catch_up;
     e->threads = opts->threads;
     e->db_path = ss_strdup(opts->db_path ? opts->db_path : "semstream.db");
     e->cache_path = ss_sprintf("%s.cache", e->db_path ? e->db_path : "");
@@ -126,7 +127,53 @@ void ss_engine_close(ss_engine_t *e)
     free(e->cache_path);
     free(e->brokers);
     free(e->model_path);
+    for (int i = 0; i < e->nloads; i++) {
+        free(e->loads[i].stream);
+        free(e->loads[i].path);
+    }
+    free(e->loads);
     free(e);
+}
+
+/* ---- queued --load files ---- */
+
+int ss_engine_add_load(ss_engine_t *e, const char *stream, const char *path, char *err, size_t errsz)
+{
+    struct eng_load *l = realloc(e->loads, (size_t)(e->nloads + 1) * sizeof *l);
+    if (!l)
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    e->loads = l;
+    l += e->nloads;
+    l->stream = ss_strdup(stream);
+    l->path = ss_strdup(path);
+    l->done = 0;
+    e->nloads++;
+    if (!l->stream || !l->path)
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    return SS_OK;
+}
+
+int ss_engine_do_loads(ss_engine_t *e, int must_exist, char *err, size_t errsz)
+{
+    for (int i = 0; i < e->nloads; i++) {
+        struct eng_load *l = &e->loads[i];
+        if (l->done)
+            continue;
+        if (!ss_catalog_stream(e->cat, l->stream)) {
+            if (must_exist)
+                return ss_seterr(err, errsz, SS_ERR_NOTFOUND, "--load %s=%s: no such stream (the script never "
+                                 "creates it)", l->stream, l->path);
+            continue;
+        }
+        int64_t n = 0;
+        int rc = ss_engine_load_jsonl(e, l->stream, l->path, &n, err, errsz);
+        if (rc)
+            return rc;
+        l->done = 1;
+        ss_log(SS_LOG_INFO, "engine", "loaded %lld messages from %s into stream %s", (long long)n, l->path,
+               l->stream);
+    }
+    return SS_OK;
 }
 
 const char *ss_engine_brokers(const ss_engine_t *e) { return e->brokers; }
@@ -275,12 +322,26 @@ int ss_engine_exec(ss_engine_t *e, const char *sql, size_t len, const char *name
     int rc = ss_parse(sql, len, name, &script, err, errsz);
     if (rc)
         return rc;
+    ss_buf_t one = SS_BUF_INIT;
     for (int i = 0; !rc && i < script->n; i++) {
         const ss_ast_stmt_t *st = script->stmts[i];
-        rc = exec_stmt(e, st, out, err, errsz);
+        rc = ss_engine_do_loads(e, 0, err, errsz);
+        if (!rc && e->catch_up &&
+            (st->kind == SS_STMT_SELECT || st->kind == SS_STMT_SHOW || st->kind == SS_STMT_EXPLAIN))
+            rc = ss_engine_run_until_idle(e, -1, err, errsz);
+        if (!rc)
+            rc = exec_stmt(e, st, out ? out : &one, err, errsz);
         if (rc && err && !strchr(err, ':'))
             ss_errprefix(err, errsz, "%s%s%d:%d", name ? name : "", name ? ":" : "", st->span.line, st->span.col);
+        if (!out && one.len) {
+            fputs(ss_buf_cstr(&one), e->live ? e->live : stdout);
+            fflush(e->live ? e->live : stdout);
+            ss_buf_reset(&one);
+        }
     }
+    ss_buf_free(&one);
+    if (!rc)
+        rc = ss_engine_do_loads(e, 0, err, errsz);
     ss_ast_script_free(script);
     return rc;
 }

@@ -103,7 +103,9 @@ struct ss_engine {
     char *cache_path;       /* owned: "<db>.cache" */
     char *brokers;          /* owned: given or the embedded broker's address */
     char *model_path;       /* owned */
-    int batch_size, max_latency_ms, threads, progress;
+    int batch_size, max_latency_ms, threads, progress, catch_up;
+    struct eng_load { char *stream, *path; int done; } *loads; /* owned: queued --load files */
+    int nloads;
     volatile sig_atomic_t *stop; /* borrowed */
     FILE *live;             /* borrowed */
     int64_t sub_limit, sub_timeout_ms; /* SUBSCRIBE defaults (SET) */

@@ -445,6 +445,45 @@ int eng_select(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err
     return rc;
 }
 
+int ss_engine_print_views(ss_engine_t *e, ss_buf_t *out, char *err, size_t errsz)
+{
+    int rc = eng_pipe_ensure(e, err, errsz);
+    for (int i = 0; !rc && i < ss_catalog_nviews(e->cat); i++) {
+        const char *name = ss_catalog_view_at(e->cat, i)->name;
+        sqlgen_t g;
+        memset(&g, 0, sizeof g);
+        g.e = e;
+        g.err = err;
+        g.errsz = errsz;
+        g.views[g.nviews++] = name;
+        ss_buf_t sql = SS_BUF_INIT;
+        rc = gen_ctes(&g, &sql);
+        char *q = sqlite3_mprintf("SELECT * FROM \"_ss_v_%w\"", name);
+        ss_buf_puts(&sql, q);
+        sqlite3_free(q);
+        sqlite3 *db = ss_store_db(e->store);
+        sqlite3_stmt *st = NULL;
+        if (!rc && sqlite3_prepare_v2(db, ss_buf_cstr(&sql), -1, &st, NULL) != SQLITE_OK)
+            rc = ss_seterr(err, errsz, SS_ERR_SQLITE, "view %s: %s", name, sqlite3_errmsg(db));
+        if (!rc) {
+            int n = sqlite3_column_count(st);
+            sqlite3_finalize(st);
+            st = NULL;
+            for (int k = 0; k < n; k++)
+                ss_buf_printf(&sql, "%s%d", k ? ", " : " ORDER BY ", k + 1);
+            if (sqlite3_prepare_v2(db, ss_buf_cstr(&sql), -1, &st, NULL) != SQLITE_OK)
+                rc = ss_seterr(err, errsz, SS_ERR_SQLITE, "view %s: %s", name, sqlite3_errmsg(db));
+        }
+        if (!rc) {
+            ss_buf_printf(out, "%sview %s:\n", i ? "\n" : "", name);
+            rc = render_stmt(st, out, err, errsz);
+        }
+        sqlite3_finalize(st);
+        ss_buf_free(&sql);
+    }
+    return rc;
+}
+
 /* ---- SHOW ---- */
 
 static char *opts_text(const ss_plan_opt_t *o, int n)

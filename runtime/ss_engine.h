@@ -34,6 +34,8 @@ typedef struct ss_engine_opts {
     volatile sig_atomic_t *stop; /* set non-zero to stop run/SUBSCRIBE; may be NULL */
     FILE *live;             /* where SUBSCRIBE prints changes as they happen; NULL = stdout */
     int progress;           /* 1: print a progress line to stderr every few seconds of work */
+    int catch_up;           /* 1: bring the views up to date (run until idle) before each
+                               SELECT, SHOW or EXPLAIN, so scripts read caught-up views */
 } ss_engine_opts_t;
 
 int ss_engine_open(const ss_engine_opts_t *opts, ss_engine_t **out, char *err, size_t errsz);
@@ -41,7 +43,8 @@ int ss_engine_open(const ss_engine_opts_t *opts, ss_engine_t **out, char *err, s
 void ss_engine_close(ss_engine_t *e);
 
 /* Parses and runs every statement of sql (name prefixes error positions, may be NULL).
- * Results (tables of SELECT/SHOW/EXPLAIN, "CREATE VIEW" tags...) are appended to out.
+ * Results (tables of SELECT/SHOW/EXPLAIN, "CREATE VIEW" tags...) are appended to out,
+ * or, when out is NULL, printed to opts.live (stdout) as each statement finishes.
  * Stops at the first failing statement; err then says which and where (line:column). */
 int ss_engine_exec(ss_engine_t *e, const char *sql, size_t len, const char *name, ss_buf_t *out,
                    char *err, size_t errsz);
@@ -55,6 +58,12 @@ int ss_engine_run_until_idle(ss_engine_t *e, int timeout_ms, char *err, size_t e
 /* Steps until opts.stop is set, with periodic empty ticks when idle. */
 int ss_engine_run(ss_engine_t *e, char *err, size_t errsz);
 
+/* Queues a JSON-lines file for the stream: it is produced (ss_engine_load_jsonl) as soon
+ * as the stream exists: before the next statement runs, or at ss_engine_do_loads. */
+int ss_engine_add_load(ss_engine_t *e, const char *stream, const char *path, char *err, size_t errsz);
+/* Produces the queued files whose streams exist; SS_ERR_NOTFOUND (naming the stream) if
+ * must_exist and a queued stream is still missing. */
+int ss_engine_do_loads(ss_engine_t *e, int must_exist, char *err, size_t errsz);
 /* Produces every line of a JSON-lines file to the stream's topic; *n = lines sent. */
 int ss_engine_load_jsonl(ss_engine_t *e, const char *stream, const char *path, int64_t *n,
                          char *err, size_t errsz);
@@ -62,6 +71,9 @@ int ss_engine_load_jsonl(ss_engine_t *e, const char *stream, const char *path, i
 /* Settings (SET name = value also lands here): batch_size, max_latency_ms,
  * subscribe_limit, subscribe_timeout_ms. SS_ERR_NOTFOUND for unknown names. */
 int ss_engine_set(ss_engine_t *e, const char *name, const char *value, char *err, size_t errsz);
+
+/* Appends every view's current rows ("view NAME:" then a table), in creation order. */
+int ss_engine_print_views(ss_engine_t *e, ss_buf_t *out, char *err, size_t errsz);
 
 const char *ss_engine_brokers(const ss_engine_t *e);
 /* Keywords and catalog names for completion; NULL-terminated, caller frees the array only. */
