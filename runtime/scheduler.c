@@ -219,7 +219,11 @@ static int existing_contents(ss_engine_t *e, ss_op_ctx_t *ctx, int i, char *err,
 {
     ss_op_t *op = e->pipe.ops[i];
     int rc = SS_ERR_UNSUPPORTED;
-    if (op->vt->snapshot)
+    /* a SOURCE of a stream without key or TTL passes events through and keeps nothing:
+     * its history is the topic itself */
+    int passthrough = op->node->kind == SS_PN_SOURCE && !ss_schema_keys(op->node->schema, (int[1]){0}, 1) &&
+                      !ss_plan_opt(op->node, "ttl");
+    if (op->vt->snapshot && !passthrough)
         rc = op->vt->snapshot(op, ctx, &e->pipe.outs[i], err, errsz);
     if (rc == SS_ERR_UNSUPPORTED && op->node->kind == SS_PN_SOURCE) {
         ss_zset_clear(&e->pipe.outs[i]);
