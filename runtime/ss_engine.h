@@ -88,4 +88,10 @@ typedef struct ss_engine_stats {
 } ss_engine_stats_t;
 void ss_engine_get_stats(ss_engine_t *e, ss_engine_stats_t *out);
 
+/* Statement splitting for front ends (runtime/sqlsplit.c): length of the first
+ * statement of s through its ';' (quotes and comments skipped), or 0 if s holds no
+ * complete statement; and whether s holds only whitespace and comments. */
+size_t ss_sql_stmt_end(const char *s, size_t n);
+int ss_sql_blank(const char *s, size_t n);
+
 #endif

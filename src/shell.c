@@ -28,62 +28,7 @@ static void on_signal(int sig)
     g_stop = 1;
 }
 
-/* ---- statement splitting ---- */
-
-/* Length of the first complete statement of s (through its ';'), or 0 if s holds
- * no complete statement. Quotes ('..', "..") and comments (-- .., / * .. * /) are
- * skipped. */
-static size_t stmt_end(const char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        char c = s[i];
-        if (c == '\'' || c == '"') {
-            for (i++; i < n; i++)
-                if (s[i] == c) {
-                    if (i + 1 < n && s[i + 1] == c)
-                        i++;
-                    else
-                        break;
-                }
-            i++;
-        } else if (c == '-' && i + 1 < n && s[i + 1] == '-') {
-            while (i < n && s[i] != '\n')
-                i++;
-        } else if (c == '/' && i + 1 < n && s[i + 1] == '*') {
-            for (i += 2; i + 1 < n && !(s[i] == '*' && s[i + 1] == '/'); i++)
-                ;
-            i += 2;
-        } else if (c == ';') {
-            return i + 1;
-        } else {
-            i++;
-        }
-    }
-    return 0;
-}
-
-/* 1 if s holds only whitespace and comments. */
-static int blank(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (isspace((unsigned char)s[i]))
-            continue;
-        if (s[i] == '-' && i + 1 < n && s[i + 1] == '-') {
-            while (i < n && s[i] != '\n')
-                i++;
-            continue;
-        }
-        if (s[i] == '/' && i + 1 < n && s[i + 1] == '*') {
-            for (i += 2; i + 1 < n && !(s[i] == '*' && s[i + 1] == '/'); i++)
-                ;
-            i++;
-            continue;
-        }
-        return 0;
-    }
-    return 1;
-}
+/* ---- running statements ---- */
 
 /* Runs one statement found at byte `at` of the input: it is padded with the
  * newlines and spaces before it so that error positions match the input. */
@@ -121,11 +66,11 @@ static int run_text(ss_engine_t *e, const char *text, size_t n, const char *name
 {
     int failed = 0;
     size_t at = 0;
-    while (at < n && !blank(text + at, n - at)) {
-        size_t len = stmt_end(text + at, n - at);
+    while (at < n && !ss_sql_blank(text + at, n - at)) {
+        size_t len = ss_sql_stmt_end(text + at, n - at);
         if (len == 0)
             len = n - at; /* last statement without ';' */
-        if (!blank(text + at, len))
+        if (!ss_sql_blank(text + at, len))
             failed |= run_one(e, text, at, len, name, 0) != SS_OK;
         at += len;
     }
@@ -243,9 +188,9 @@ static int interactive(ss_engine_t *e)
         ss_buf_putc(&buf, '\n');
         free(line);
         size_t len;
-        while (buf.len && (len = stmt_end(buf.data, buf.len)) > 0) {
+        while (buf.len && (len = ss_sql_stmt_end(buf.data, buf.len)) > 0) {
             char *stmt = ss_strndup(buf.data, len);
-            if (!blank(stmt, len)) {
+            if (!ss_sql_blank(stmt, len)) {
                 add_history(stmt);
                 run_one(e, stmt, 0, len, NULL, timing);
             }
@@ -254,7 +199,7 @@ static int interactive(ss_engine_t *e)
             memmove(buf.data, buf.data + len, rest);
             buf.len = rest;
             buf.data[rest] = 0;
-            if (blank(buf.data, buf.len))
+            if (ss_sql_blank(buf.data, buf.len))
                 ss_buf_reset(&buf);
         }
     }
