@@ -32,6 +32,8 @@ typedef struct ss_infer_req {
     uint64_t seed;           /* GENERATE with temperature > 0 */
     const char *stop;        /* GENERATE: stop string or NULL */
     int score_min, score_max;/* SCORE: e.g. 1..10 */
+    int top_logprobs;        /* GENERATE: if > 0, also return the top-N log-probabilities of the
+                                first generated position (OpenAI `logprobs`) */
 } ss_infer_req_t;
 
 typedef struct ss_infer_res {
@@ -46,6 +48,11 @@ typedef struct ss_infer_res {
     int prompt_tokens; /* tokens in the prompt (all of them, reused prefix included) */
     int gen_tokens;    /* tokens generated */
     int cached;        /* 1 if answered from the persistent result cache */
+    int ntop;          /* GENERATE with top_logprobs: entries in top_tokens/top_logprobs */
+    char **top_tokens; /* owned: decoded text of each of the top tokens */
+    float *top_logprobs; /* owned: their natural-log probabilities, best first */
+    float *token_logprobs; /* owned, gen_tokens entries: log-probability of each generated token
+                              (filled when top_logprobs > 0) */
 } ss_infer_res_t;
 
 void ss_infer_res_clear(ss_infer_res_t *r); /* frees owned fields, zeroes r */

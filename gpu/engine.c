@@ -1,0 +1,314 @@
+/*
+ * engine.c — the sequence scheduler: computes the pending tokens of many sequences
+ * in shared forward passes (ubatches), attaching KV blocks as positions advance.
+ *
+ * Prefix reuse: before computing, a sequence takes every full block of its prompt
+ * that is in the prefix table (kvcache.c); blocks it completes are registered for
+ * others. Within one call, prefixes shared by several sequences but not yet cached
+ * are computed once first (by one "leader" per shared prefix), so e.g. 1,000 rows
+ * of one operator pay for their common instruction once, in the same batch.
+ */
+#include "llm_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int seq_push(seq_t *s, int tok)
+{
+    if (s->ntok == s->cap) {
+        int nc = s->cap ? 2 * s->cap : 64;
+        int *p = realloc(s->tok, (size_t)nc * sizeof *p);
+        if (!p)
+            return -1;
+        s->tok = p;
+        s->cap = nc;
+    }
+    s->tok[s->ntok++] = tok;
+    return 0;
+}
+
+void seq_release(ss_llm_t *m, seq_t *s)
+{
+    for (int i = 0; i < s->nblocks; i++)
+        kv_release(&m->kv, s->blocks[i]);
+    free(s->tok);
+    free(s->blocks);
+    s->tok = NULL;
+    s->blocks = NULL;
+    s->ntok = s->cap = s->nblocks = s->bcap = s->ncomp = s->nreg = 0;
+    s->chain = 0;
+}
+
+static int seq_add_block(seq_t *s, int id)
+{
+    if (s->nblocks == s->bcap) {
+        int nc = s->bcap ? 2 * s->bcap : 16;
+        int *p = realloc(s->blocks, (size_t)nc * sizeof *p);
+        if (!p)
+            return -1;
+        s->blocks = p;
+        s->bcap = nc;
+    }
+    s->blocks[s->nblocks++] = id;
+    return 0;
+}
+
+/* Tokens of s that may come from the cache: none that must produce logits or hidden
+ * states, and never the last one. */
+static int reusable(const seq_t *s)
+{
+    if (s->hid_sum || !s->reuse)
+        return 0;
+    int r = SS_MIN(s->ntok - 1, s->out_from);
+    if (s->limit)
+        r = SS_MIN(r, s->limit);
+    return r;
+}
+
+static void seq_lookup(ss_llm_t *m, seq_t *s)
+{
+    if (!m->prefix_on || s->ncomp != s->nreg * KV_BLOCK || s->nblocks != s->nreg)
+        return;
+    int r = reusable(s);
+    while ((s->nreg + 1) * KV_BLOCK <= r) {
+        const int *t = s->tok + s->nreg * KV_BLOCK;
+        uint64_t h = kv_chain(s->chain, t);
+        int id = kv_lookup(&m->kv, h, s->chain, t);
+        if (id < 0)
+            break;
+        if (seq_add_block(s, id)) {
+            kv_release(&m->kv, id);
+            break;
+        }
+        s->chain = h;
+        s->nreg++;
+        s->ncomp += KV_BLOCK;
+        m->st.tokens_reused += KV_BLOCK;
+    }
+}
+
+static void seq_register(ss_llm_t *m, seq_t *s)
+{
+    while ((s->nreg + 1) * KV_BLOCK <= s->ncomp) {
+        const int *t = s->tok + s->nreg * KV_BLOCK;
+        uint64_t h = kv_chain(s->chain, t);
+        if (m->prefix_on)
+            kv_register(&m->kv, s->blocks[s->nreg], h, s->chain, t);
+        s->chain = h;
+        s->nreg++;
+    }
+}
+
+static ss_err_t ensure_blocks(ss_llm_t *m, seq_t *s, int npos, char *err, size_t errsz)
+{
+    while (s->nblocks * KV_BLOCK < npos) {
+        int id = kv_alloc(&m->kv);
+        if (id < 0 || seq_add_block(s, id)) {
+            if (id >= 0)
+                kv_release(&m->kv, id);
+            return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory for KV blocks");
+        }
+    }
+    if (m->kv.nb > m->be_blocks) {
+        ss_err_t rc = m->be->reserve(m->be_ctx, m->kv.nb, err, errsz);
+        if (rc)
+            return rc;
+        m->be_blocks = m->kv.nb;
+    }
+    return SS_OK;
+}
+
+/* ---- ubatch assembly ---- */
+
+typedef struct ubuf {
+    int cap, outcap, dim, vocab;
+    int *tok, *pos, *out, *hid_row, *seqi;
+    const int **blocks;
+    float *logits, *hid_all;
+    int n, nout, nhid;
+    seq_t **hseq; /* sequences owning hid rows */
+} ubuf_t;
+
+static void ubuf_free(ubuf_t *u)
+{
+    free(u->tok); free(u->pos); free(u->out); free(u->hid_row); free(u->seqi);
+    free(u->blocks); free(u->logits); free(u->hid_all); free(u->hseq);
+}
+
+static int ubuf_init(ubuf_t *u, const ss_llm_t *m)
+{
+    memset(u, 0, sizeof *u);
+    u->cap = m->ubatch;
+    u->dim = m->cfg.dim;
+    u->vocab = m->cfg.vocab_size;
+    size_t budget = (size_t)64 << 20; /* bytes of logits per pass */
+    u->outcap = (int)SS_MAX(4, SS_MIN((size_t)u->cap, budget / ((size_t)u->vocab * 4)));
+    size_t c = (size_t)u->cap;
+    u->tok = malloc(c * sizeof(int)); u->pos = malloc(c * sizeof(int)); u->out = malloc(c * sizeof(int));
+    u->hid_row = malloc(c * sizeof(int)); u->seqi = malloc(c * sizeof(int));
+    u->blocks = malloc(c * sizeof(int *)); u->hseq = malloc(c * sizeof(seq_t *));
+    u->logits = malloc((size_t)u->outcap * u->vocab * sizeof(float));
+    u->hid_all = malloc(c * u->dim * sizeof(float));
+    return u->tok && u->pos && u->out && u->hid_row && u->seqi && u->blocks && u->hseq && u->logits && u->hid_all
+               ? 0 : -1;
+}
+
+static ss_err_t flush(ss_llm_t *m, seq_t **seqs, ubuf_t *u, char *err, size_t errsz)
+{
+    if (!u->n)
+        return SS_OK;
+    /* block tables may have been reallocated while filling: take pointers now */
+    for (int t = 0; t < u->n; t++)
+        u->blocks[t] = seqs[u->seqi[t]]->blocks;
+    memset(u->hid_all, 0, (size_t)u->nhid * u->dim * sizeof(float));
+    ubatch_t ub = {u->n, u->tok, u->pos, u->blocks, u->out, u->nout, u->logits, NULL,
+                   u->nhid ? u->hid_row : NULL, u->hid_all};
+    ss_err_t rc = m->be->forward(m->be_ctx, &ub, err, errsz);
+    m->st.forward_calls++;
+    m->st.tokens_computed += u->n;
+    if (rc)
+        return rc;
+    for (int t = 0; t < u->n; t++) {
+        seq_t *s = seqs[u->seqi[t]];
+        s->ncomp = u->pos[t] + 1;
+        if (u->out[t] >= 0 && s->on_out)
+            s->on_out(m, s, u->pos[t], u->logits + (size_t)u->out[t] * u->vocab);
+    }
+    for (int h = 0; h < u->nhid; h++)
+        for (int i = 0; i < u->dim; i++)
+            u->hseq[h]->hid_sum[i] += u->hid_all[(size_t)h * u->dim + i];
+    for (int t = 0; t < u->n; t++)
+        if (t == u->n - 1 || u->seqi[t + 1] != u->seqi[t])
+            seq_register(m, seqs[u->seqi[t]]);
+    u->n = u->nout = u->nhid = 0;
+    return SS_OK;
+}
+
+/* Runs the pending tokens (up to limit when set) of seqs[0..n). */
+static ss_err_t run_pending(ss_llm_t *m, seq_t **seqs, int n, ubuf_t *u, char *err, size_t errsz)
+{
+    ss_err_t rc;
+    for (int i = 0; i < n; i++) {
+        seq_t *s = seqs[i];
+        seq_lookup(m, s);
+        int end = s->limit ? SS_MIN(s->limit, s->ntok) : s->ntok;
+        int hrow = -1;
+        for (int p = s->ncomp; p < end; p++) {
+            int wants = p >= s->out_from;
+            if (u->n == u->cap || (wants && u->nout == u->outcap)) {
+                if ((rc = flush(m, seqs, u, err, errsz)))
+                    return rc;
+                hrow = -1;
+            }
+            if ((rc = ensure_blocks(m, s, p + 1, err, errsz)))
+                return rc;
+            if (s->hid_sum && hrow < 0) {
+                hrow = u->nhid++;
+                u->hseq[hrow] = s;
+            }
+            int t = u->n++;
+            u->tok[t] = s->tok[p];
+            u->pos[t] = p;
+            u->seqi[t] = i;
+            u->out[t] = wants ? u->nout++ : -1;
+            u->hid_row[t] = s->hid_sum ? hrow : -1;
+        }
+    }
+    return flush(m, seqs, u, err, errsz);
+}
+
+/* Leaders compute prefixes shared by >= 2 sequences of this call (not yet cached). */
+typedef struct hent {
+    uint64_t h;
+    int seq, depth;
+} hent_t;
+
+static int hent_cmp(const void *a, const void *b)
+{
+    const hent_t *x = a, *y = b;
+    if (x->h != y->h)
+        return x->h < y->h ? -1 : 1;
+    return x->seq - y->seq;
+}
+
+static ss_err_t shared_prefixes(ss_llm_t *m, seq_t **seqs, int n, ubuf_t *u, char *err, size_t errsz)
+{
+    size_t ne = 0, cap = 0;
+    hent_t *e = NULL;
+    for (int i = 0; i < n; i++) {
+        seq_t *s = seqs[i];
+        if (s->ncomp || !s->reuse)
+            continue;
+        seq_lookup(m, s);
+        uint64_t ch = s->chain;
+        int r = reusable(s);
+        for (int d = s->nreg; (d + 1) * KV_BLOCK <= r; d++) {
+            ch = kv_chain(ch, s->tok + d * KV_BLOCK);
+            if (ne == cap) {
+                cap = cap ? 2 * cap : 256;
+                hent_t *p = realloc(e, cap * sizeof *p);
+                if (!p) {
+                    free(e);
+                    return SS_OK; /* an optimisation only */
+                }
+                e = p;
+            }
+            e[ne++] = (hent_t){ch, i, d + 1};
+        }
+    }
+    qsort(e, ne, sizeof *e, hent_cmp);
+    size_t nn = n > 0 ? (size_t)n : 1;
+    int *depth = calloc(nn, sizeof *depth), nlead = 0;
+    seq_t **lead = calloc(nn, sizeof *lead);
+    if (!depth || !lead)
+        goto done;
+    for (size_t a = 0, b; a < ne; a = b) {
+        for (b = a; b < ne && e[b].h == e[a].h; b++)
+            ;
+        if (b - a >= 2) /* shared: every member's shared depth reaches at least this */
+            for (size_t k = a; k < b; k++)
+                depth[e[k].seq] = SS_MAX(depth[e[k].seq], e[k].depth);
+    }
+    /* one leader per distinct deepest shared prefix (the first sequence that has it) */
+    for (size_t k = 0; k < ne; k++) {
+        int i = e[k].seq;
+        if (depth[i] != e[k].depth || depth[i] == 0)
+            continue;
+        if (k == 0 || e[k - 1].h != e[k].h) { /* first in its hash run: the leader */
+            seqs[i]->limit = depth[i] * KV_BLOCK;
+            lead[nlead++] = seqs[i];
+        }
+    }
+    ss_err_t rc = nlead ? run_pending(m, lead, nlead, u, err, errsz) : SS_OK;
+    for (int i = 0; i < nlead; i++)
+        lead[i]->limit = 0;
+    free(depth);
+    free(lead);
+    free(e);
+    return rc;
+done:
+    free(depth);
+    free(lead);
+    free(e);
+    return SS_OK;
+}
+
+ss_err_t eng_compute(ss_llm_t *m, seq_t **seqs, int n, char *err, size_t errsz)
+{
+    ubuf_t u;
+    if (ubuf_init(&u, m)) {
+        ubuf_free(&u);
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory for a batch of %d tokens", m->ubatch);
+    }
+    for (int i = 0; i < n; i++)
+        if (seqs[i]->ntok > m->cfg.ctx_len) {
+            ubuf_free(&u);
+            return ss_seterr(err, errsz, SS_ERR_INVALID, "sequence of %d tokens exceeds the context length %d",
+                             seqs[i]->ntok, m->cfg.ctx_len);
+        }
+    ss_err_t rc = m->prefix_on ? shared_prefixes(m, seqs, n, &u, err, errsz) : SS_OK;
+    if (!rc)
+        rc = run_pending(m, seqs, n, &u, err, errsz);
+    ubuf_free(&u);
+    return rc;
+}

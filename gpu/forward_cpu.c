@@ -1,0 +1,279 @@
+/*
+ * forward_cpu.c — the CPU backend (the oracle other backends are tested against):
+ * one transformer forward pass over a batch of tokens from many sequences. Each
+ * token carries its position and its sequence's KV block table; K/V of the batch
+ * are written to the blocks first, then every token attends causally to its own
+ * sequence. Weights are used in place from the mapping; KV blocks are f32 and
+ * owned here (block id -> memory), grown on reserve().
+ */
+#include "llm_internal.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct cpu {
+    ss_llm_t *m;
+    float **blk;          /* [nblk] KV block memory: [layer][k|v][KV_BLOCK][kv_dim] */
+    int nblk, cap;
+    size_t blk_floats;
+    /* activations for up to `tcap` tokens */
+    int tcap;
+    float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2, *xo;
+    float *scratch;       /* [threads][ctx] attention scores */
+    int scratch_threads, scratch_ctx;
+} cpu_t;
+
+static void free_acts(cpu_t *c)
+{
+    free(c->x); free(c->xb); free(c->xb2); free(c->q); free(c->k); free(c->v);
+    free(c->att); free(c->hb); free(c->hb2); free(c->xo);
+    c->x = c->xb = c->xb2 = c->q = c->k = c->v = c->att = c->hb = c->hb2 = c->xo = NULL;
+    c->tcap = 0;
+}
+
+static ss_err_t ensure_acts(cpu_t *c, int n, char *err, size_t errsz)
+{
+    if (n <= c->tcap)
+        return SS_OK;
+    free_acts(c);
+    const ss_llm_config_t *g = &c->m->cfg;
+    size_t d = (size_t)g->dim, qd = (size_t)g->n_heads * g->head_dim, kvd = (size_t)g->n_kv_heads * g->head_dim;
+    size_t h = (size_t)g->hidden_dim, t = (size_t)n;
+    c->x = malloc(t * d * 4); c->xb = malloc(t * d * 4); c->xb2 = malloc(t * d * 4);
+    c->q = malloc(t * qd * 4); c->k = malloc(t * kvd * 4); c->v = malloc(t * kvd * 4);
+    c->att = malloc(t * qd * 4); c->hb = malloc(t * h * 4); c->hb2 = malloc(t * h * 4);
+    c->xo = malloc(t * d * 4);
+    if (!c->x || !c->xb || !c->xb2 || !c->q || !c->k || !c->v || !c->att || !c->hb || !c->hb2 || !c->xo) {
+        free_acts(c);
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory for activations of %d tokens", n);
+    }
+    c->tcap = n;
+    return SS_OK;
+}
+
+static ss_err_t cpu_upload(ss_llm_t *m, void **ctx, char *err, size_t errsz)
+{
+    cpu_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    c->m = m;
+    c->blk_floats = (size_t)m->cfg.n_layers * 2 * KV_BLOCK * m->cfg.n_kv_heads * m->cfg.head_dim;
+    *ctx = c;
+    return SS_OK;
+}
+
+static ss_err_t cpu_reserve(void *ctx, int nblocks, char *err, size_t errsz)
+{
+    cpu_t *c = ctx;
+    if (nblocks > c->cap) {
+        int nc = SS_MAX(nblocks, 2 * c->cap + 16);
+        float **p = realloc(c->blk, (size_t)nc * sizeof *p);
+        if (!p)
+            return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory for the KV block table");
+        c->blk = p;
+        c->cap = nc;
+    }
+    while (c->nblk < nblocks) {
+        c->blk[c->nblk] = malloc(c->blk_floats * sizeof(float));
+        if (!c->blk[c->nblk])
+            return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory for KV block %d", c->nblk);
+        c->nblk++;
+    }
+    return SS_OK;
+}
+
+static void cpu_destroy(void *ctx)
+{
+    cpu_t *c = ctx;
+    if (!c)
+        return;
+    for (int i = 0; i < c->nblk; i++)
+        free(c->blk[i]);
+    free(c->blk);
+    free_acts(c);
+    free(c->scratch);
+    free(c);
+}
+
+static void rmsnorm(float *o, const float *x, const float *w, int n, float eps)
+{
+    float ss = 0;
+    for (int i = 0; i < n; i++)
+        ss += x[i] * x[i];
+    ss /= (float)n;
+    ss += eps;
+    ss = 1.0f / sqrtf(ss);
+    for (int i = 0; i < n; i++)
+        o[i] = w[i] * (ss * x[i]);
+}
+
+static void rope(float *vec, int nheads, const ss_llm_config_t *g, int pos)
+{
+    int hd = g->head_dim, rd = g->rope_dim;
+    for (int h = 0; h < nheads; h++) {
+        float *p = vec + (size_t)h * hd;
+        for (int i = 0; i < rd; i += 2) {
+            float freq = 1.0f / powf(g->rope_base, (float)i / (float)rd);
+            float val = (float)pos * freq, fcr = cosf(val), fci = sinf(val);
+            int a = g->rope_neox ? i / 2 : i, b = g->rope_neox ? i / 2 + rd / 2 : i + 1;
+            float v0 = p[a], v1 = p[b];
+            p[a] = v0 * fcr - v1 * fci;
+            p[b] = v0 * fci + v1 * fcr;
+        }
+    }
+}
+
+static inline float *kv_at(cpu_t *c, const int *blocks, int pos, int layer, int which)
+{
+    const ss_llm_config_t *g = &c->m->cfg;
+    size_t kvd = (size_t)g->n_kv_heads * g->head_dim;
+    float *b = c->blk[blocks[pos / KV_BLOCK]];
+    return b + (((size_t)layer * 2 + which) * KV_BLOCK + pos % KV_BLOCK) * kvd;
+}
+
+static void attention(cpu_t *c, const ubatch_t *ub, int layer, int threads)
+{
+    const ss_llm_config_t *g = &c->m->cfg;
+    int hd = g->head_dim, nh = g->n_heads, grp = g->n_heads / g->n_kv_heads;
+    size_t qd = (size_t)nh * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    int ctx = c->scratch_ctx;
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 4)
+    for (int th = 0; th < ub->n * nh; th++) {
+        int t = th / nh, h = th % nh, pos = ub->pos[t];
+        float *sc = c->scratch + (size_t)omp_get_thread_num() * ctx;
+        const float *q = c->q + (size_t)t * qd + (size_t)h * hd;
+        int kvh = h / grp;
+        float mx = -INFINITY;
+        for (int p = 0; p <= pos; p++) {
+            const float *k = kv_at(c, ub->blocks[t], p, layer, 0) + (size_t)kvh * hd;
+            float s = 0;
+            for (int i = 0; i < hd; i++)
+                s += q[i] * k[i];
+            s *= scale;
+            sc[p] = s;
+            mx = s > mx ? s : mx;
+        }
+        float sum = 0;
+        for (int p = 0; p <= pos; p++) {
+            sc[p] = expf(sc[p] - mx);
+            sum += sc[p];
+        }
+        float *o = c->att + (size_t)t * qd + (size_t)h * hd;
+        memset(o, 0, (size_t)hd * sizeof(float));
+        for (int p = 0; p <= pos; p++) {
+            const float *v = kv_at(c, ub->blocks[t], p, layer, 1) + (size_t)kvh * hd;
+            float a = sc[p] / sum;
+            for (int i = 0; i < hd; i++)
+                o[i] += a * v[i];
+        }
+    }
+}
+
+static void add_bias(float *y, const float *b, int n, int rows)
+{
+    if (!b)
+        return;
+    for (int t = 0; t < rows; t++)
+        for (int i = 0; i < n; i++)
+            y[(size_t)t * n + i] += b[i];
+}
+
+static void layer_fwd(cpu_t *c, const ubatch_t *ub, int l, int threads)
+{
+    const ss_llm_config_t *g = &c->m->cfg;
+    const layer_w_t *L = &c->m->w.layers[l];
+    int n = ub->n, d = g->dim, qd = g->n_heads * g->head_dim, kvd = g->n_kv_heads * g->head_dim;
+    int hdim = g->hidden_dim;
+    for (int t = 0; t < n; t++)
+        rmsnorm(c->xb + (size_t)t * d, c->x + (size_t)t * d, L->attn_norm, d, g->norm_eps);
+    k_matmul(&L->wq, c->xb, d, n, c->q, qd, threads);
+    k_matmul(&L->wk, c->xb, d, n, c->k, kvd, threads);
+    k_matmul(&L->wv, c->xb, d, n, c->v, kvd, threads);
+    add_bias(c->q, L->bq, qd, n);
+    add_bias(c->k, L->bk, kvd, n);
+    add_bias(c->v, L->bv, kvd, n);
+    for (int t = 0; t < n; t++) {
+        rope(c->q + (size_t)t * qd, g->n_heads, g, ub->pos[t]);
+        rope(c->k + (size_t)t * kvd, g->n_kv_heads, g, ub->pos[t]);
+        memcpy(kv_at(c, ub->blocks[t], ub->pos[t], l, 0), c->k + (size_t)t * kvd, (size_t)kvd * 4);
+        memcpy(kv_at(c, ub->blocks[t], ub->pos[t], l, 1), c->v + (size_t)t * kvd, (size_t)kvd * 4);
+    }
+    attention(c, ub, l, threads);
+    k_matmul(&L->wo, c->att, qd, n, c->xb2, d, threads);
+    for (size_t i = 0; i < (size_t)n * d; i++)
+        c->x[i] += c->xb2[i];
+    for (int t = 0; t < n; t++)
+        rmsnorm(c->xb + (size_t)t * d, c->x + (size_t)t * d, L->ffn_norm, d, g->norm_eps);
+    k_matmul(&L->w_gate, c->xb, d, n, c->hb, hdim, threads);
+    k_matmul(&L->w_up, c->xb, d, n, c->hb2, hdim, threads);
+    for (size_t i = 0; i < (size_t)n * hdim; i++) {
+        float a = c->hb[i];
+        c->hb[i] = a / (1.0f + expf(-a)) * c->hb2[i];
+    }
+    k_matmul(&L->w_down, c->hb, hdim, n, c->xb2, d, threads);
+    for (size_t i = 0; i < (size_t)n * d; i++)
+        c->x[i] += c->xb2[i];
+}
+
+static ss_err_t ensure_scratch(cpu_t *c, const ubatch_t *ub, int threads, char *err, size_t errsz)
+{
+    int mx = 1;
+    for (int t = 0; t < ub->n; t++)
+        mx = SS_MAX(mx, ub->pos[t] + 1);
+    if (threads <= c->scratch_threads && mx <= c->scratch_ctx)
+        return SS_OK;
+    int nt = SS_MAX(threads, c->scratch_threads), nc = SS_MAX(mx, 2 * c->scratch_ctx);
+    float *s = realloc(c->scratch, (size_t)nt * nc * sizeof(float));
+    if (!s)
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory for attention scratch");
+    c->scratch = s;
+    c->scratch_threads = nt;
+    c->scratch_ctx = nc;
+    return SS_OK;
+}
+
+static ss_err_t cpu_forward(void *ctx, const ubatch_t *ub, char *err, size_t errsz)
+{
+    cpu_t *c = ctx;
+    ss_llm_t *m = c->m;
+    const ss_llm_config_t *g = &m->cfg;
+    int threads = m->threads, d = g->dim;
+    ss_err_t rc = ensure_acts(c, ub->n, err, errsz);
+    if (rc || (rc = ensure_scratch(c, ub, threads, err, errsz)))
+        return rc;
+    for (int t = 0; t < ub->n; t++) {
+        if (ub->tok[t] < 0 || ub->tok[t] >= g->vocab_size)
+            return ss_seterr(err, errsz, SS_ERR_INVALID, "token id %d out of range (vocab %d)", ub->tok[t],
+                             g->vocab_size);
+        k_row_f32(&m->w.tok_embd, ub->tok[t], c->x + (size_t)t * d);
+    }
+    for (int l = 0; l < g->n_layers; l++)
+        layer_fwd(c, ub, l, threads);
+    /* final norm for output rows (and pooled rows) */
+    int no = 0;
+    for (int t = 0; t < ub->n; t++) {
+        int want_h = ub->hid_row && ub->hid_row[t] >= 0;
+        if (ub->out[t] < 0 && !want_h)
+            continue;
+        float *h = c->xb + (size_t)t * d;
+        rmsnorm(h, c->x + (size_t)t * d, m->w.out_norm, d, g->norm_eps);
+        if (want_h)
+            for (int i = 0; i < d; i++)
+                ub->hid_all[(size_t)ub->hid_row[t] * d + i] += h[i];
+        if (ub->out[t] >= 0) {
+            memcpy(c->xo + (size_t)ub->out[t] * d, h, (size_t)d * 4);
+            if (ub->hidden)
+                memcpy(ub->hidden + (size_t)ub->out[t] * d, h, (size_t)d * 4);
+            no++;
+        }
+    }
+    if (ub->nout > 0)
+        k_matmul(&m->w.output, c->xo, d, ub->nout, ub->logits, g->vocab_size, threads);
+    (void)no;
+    return SS_OK;
+}
+
+const backend_ops_t ss_llm_cpu_backend = {"cpu", cpu_upload, cpu_reserve, cpu_forward, cpu_destroy};

@@ -1,0 +1,309 @@
+/*
+ * kernels.c — CPU matrix kernels: W (rows x cols, any supported type) times a batch
+ * of nb f32 activations. Each weight row is loaded once per group of up to 4
+ * activations (the batching win) and dequantized in registers. AVX-512 and
+ * AVX2+FMA variants are chosen at run time (__builtin_cpu_supports) with a portable
+ * scalar fallback, so the binary runs on any x86-64.
+ *
+ * Determinism: the dot product of one row with one activation is computed in the
+ * same order whatever the group size or thread count, so batched logits equal
+ * single-sequence logits bit for bit (on a given ISA).
+ */
+#include "llm_internal.h"
+
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define SS_X86 1
+#endif
+
+typedef void (*dot_fn)(const uint8_t *w, int type, int cols, const float *x, size_t ldx, int nb, float *out);
+
+/* ---------------- scalar ---------------- */
+
+static float tail_dot(const uint8_t *w, int type, int from, int cols, const float *x)
+{
+    float s = 0;
+    uint16_t h;
+    for (int i = from; i < cols; i++) {
+        float v;
+        if (type == SS_GGML_F32) {
+            memcpy(&v, w + 4 * (size_t)i, 4);
+        } else {
+            memcpy(&h, w + 2 * (size_t)i, 2);
+            v = type == SS_GGML_F16 ? ss_fp16_to_f32(h) : ss_bf16_to_f32(h);
+        }
+        s += v * x[i];
+    }
+    return s;
+}
+
+/* 32 weights of group g as f32 */
+static void group_f32(const uint8_t *w, int type, int g, float *d)
+{
+    switch (type) {
+    case SS_GGML_Q8_0:
+        ss_ggml_to_f32(type, w + 34 * (size_t)g, d, 32);
+        break;
+    case SS_GGML_F32:
+        memcpy(d, w + 128 * (size_t)g, 128);
+        break;
+    default:
+        ss_ggml_to_f32(type, w + 64 * (size_t)g, d, 32);
+    }
+}
+
+static void dot_scalar(const uint8_t *w, int type, int cols, const float *x, size_t ldx, int nb, float *out)
+{
+    float acc[4][8];
+    memset(acc, 0, sizeof acc);
+    int ng = cols / 32;
+    float d[32];
+    for (int g = 0; g < ng; g++) {
+        group_f32(w, type, g, d);
+        for (int j = 0; j < nb; j++) {
+            const float *xj = x + j * ldx + 32 * g;
+            for (int i = 0; i < 32; i++)
+                acc[j][i & 7] += d[i] * xj[i];
+        }
+    }
+    for (int j = 0; j < nb; j++) {
+        float s = 0;
+        for (int i = 0; i < 8; i++)
+            s += acc[j][i];
+        out[j] = s + (type == SS_GGML_Q8_0 ? 0.f : tail_dot(w, type, 32 * ng, cols, x + j * ldx));
+    }
+}
+
+#ifdef SS_X86
+/* ---------------- AVX2 + FMA + F16C ---------------- */
+#define T2 __attribute__((target("avx2,fma,f16c")))
+
+static inline T2 void ld8_avx2(const uint8_t *w, int type, int g, __m256 *v)
+{
+    if (type == SS_GGML_F32) {
+        const float *p = (const float *)(w) + 32 * (size_t)g;
+        for (int k = 0; k < 4; k++)
+            v[k] = _mm256_loadu_ps(p + 8 * k);
+    } else if (type == SS_GGML_F16) {
+        const uint8_t *p = w + 64 * (size_t)g;
+        for (int k = 0; k < 4; k++)
+            v[k] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 16 * k)));
+    } else if (type == SS_GGML_BF16) {
+        const uint8_t *p = w + 64 * (size_t)g;
+        for (int k = 0; k < 4; k++) {
+            __m256i i = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p + 16 * k)));
+            v[k] = _mm256_castsi256_ps(_mm256_slli_epi32(i, 16));
+        }
+    } else { /* Q8_0 */
+        const uint8_t *p = w + 34 * (size_t)g;
+        uint16_t h;
+        memcpy(&h, p, 2);
+        __m256 d = _mm256_set1_ps(_cvtsh_ss(h));
+        for (int k = 0; k < 4; k++) {
+            __m128i q = _mm_loadl_epi64((const __m128i *)(p + 2 + 8 * k));
+            v[k] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
+        }
+    }
+}
+
+static inline T2 float hsum8(__m256 v)
+{
+    __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    a = _mm_add_ps(a, _mm_movehl_ps(a, a));
+    a = _mm_add_ss(a, _mm_movehdup_ps(a));
+    return _mm_cvtss_f32(a);
+}
+
+static inline __attribute__((always_inline)) T2 void dot_avx2_n(const uint8_t *w, int type, int cols,
+                                                                 const float *x, size_t ldx, const int nb,
+                                                                 float *out)
+{
+    __m256 a0[4], a1[4], v[4];
+    for (int j = 0; j < nb; j++)
+        a0[j] = a1[j] = _mm256_setzero_ps();
+    int ng = cols / 32;
+    for (int g = 0; g < ng; g++) {
+        ld8_avx2(w, type, g, v);
+        for (int j = 0; j < nb; j++) {
+            const float *xj = x + j * ldx + 32 * g;
+            a0[j] = _mm256_fmadd_ps(v[0], _mm256_loadu_ps(xj), a0[j]);
+            a1[j] = _mm256_fmadd_ps(v[1], _mm256_loadu_ps(xj + 8), a1[j]);
+            a0[j] = _mm256_fmadd_ps(v[2], _mm256_loadu_ps(xj + 16), a0[j]);
+            a1[j] = _mm256_fmadd_ps(v[3], _mm256_loadu_ps(xj + 24), a1[j]);
+        }
+    }
+    for (int j = 0; j < nb; j++)
+        out[j] = hsum8(_mm256_add_ps(a0[j], a1[j])) +
+                 (type == SS_GGML_Q8_0 ? 0.f : tail_dot(w, type, 32 * ng, cols, x + j * ldx));
+}
+
+static T2 void dot_avx2(const uint8_t *w, int type, int cols, const float *x, size_t ldx, int nb, float *out)
+{
+    switch (nb) {
+    case 1: dot_avx2_n(w, type, cols, x, ldx, 1, out); break;
+    case 2: dot_avx2_n(w, type, cols, x, ldx, 2, out); break;
+    case 3: dot_avx2_n(w, type, cols, x, ldx, 3, out); break;
+    default: dot_avx2_n(w, type, cols, x, ldx, 4, out); break;
+    }
+}
+
+/* ---------------- AVX-512 ---------------- */
+#define T5 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
+
+static inline T5 void ld16_avx512(const uint8_t *w, int type, int g, __m512 *v)
+{
+    if (type == SS_GGML_F32) {
+        const float *p = (const float *)(w) + 32 * (size_t)g;
+        v[0] = _mm512_loadu_ps(p);
+        v[1] = _mm512_loadu_ps(p + 16);
+    } else if (type == SS_GGML_F16) {
+        const uint8_t *p = w + 64 * (size_t)g;
+        v[0] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+        v[1] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 32)));
+    } else if (type == SS_GGML_BF16) {
+        const uint8_t *p = w + 64 * (size_t)g;
+        for (int k = 0; k < 2; k++) {
+            __m512i i = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(p + 32 * k)));
+            v[k] = _mm512_castsi512_ps(_mm512_slli_epi32(i, 16));
+        }
+    } else { /* Q8_0 */
+        const uint8_t *p = w + 34 * (size_t)g;
+        uint16_t h;
+        memcpy(&h, p, 2);
+        __m512 d = _mm512_set1_ps(_cvtsh_ss(h));
+        for (int k = 0; k < 2; k++) {
+            __m128i q = _mm_loadu_si128((const __m128i *)(p + 2 + 16 * k));
+            v[k] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)));
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) T5 void dot_avx512_n(const uint8_t *w, int type, int cols,
+                                                                   const float *x, size_t ldx, const int nb,
+                                                                   float *out)
+{
+    __m512 a0[4], a1[4], v[2];
+    for (int j = 0; j < nb; j++)
+        a0[j] = a1[j] = _mm512_setzero_ps();
+    int ng = cols / 32;
+    for (int g = 0; g < ng; g++) {
+        ld16_avx512(w, type, g, v);
+        for (int j = 0; j < nb; j++) {
+            const float *xj = x + j * ldx + 32 * g;
+            a0[j] = _mm512_fmadd_ps(v[0], _mm512_loadu_ps(xj), a0[j]);
+            a1[j] = _mm512_fmadd_ps(v[1], _mm512_loadu_ps(xj + 16), a1[j]);
+        }
+    }
+    for (int j = 0; j < nb; j++)
+        out[j] = _mm512_reduce_add_ps(_mm512_add_ps(a0[j], a1[j])) +
+                 (type == SS_GGML_Q8_0 ? 0.f : tail_dot(w, type, 32 * ng, cols, x + j * ldx));
+}
+
+static T5 void dot_avx512(const uint8_t *w, int type, int cols, const float *x, size_t ldx, int nb, float *out)
+{
+    switch (nb) {
+    case 1: dot_avx512_n(w, type, cols, x, ldx, 1, out); break;
+    case 2: dot_avx512_n(w, type, cols, x, ldx, 2, out); break;
+    case 3: dot_avx512_n(w, type, cols, x, ldx, 3, out); break;
+    default: dot_avx512_n(w, type, cols, x, ldx, 4, out); break;
+    }
+}
+#endif
+
+/* ---------------- dispatch ---------------- */
+
+static dot_fn g_dot;
+static const char *g_isa;
+
+static void pick(void)
+{
+    g_dot = dot_scalar;
+    g_isa = "scalar";
+#ifdef SS_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("f16c")) {
+        g_dot = dot_avx512;
+        g_isa = "avx512";
+    } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
+        g_dot = dot_avx2;
+        g_isa = "avx2";
+    }
+#endif
+}
+
+const char *k_isa(void)
+{
+    if (!g_dot)
+        pick();
+    return g_isa;
+}
+
+void k_force_isa(const char *isa)
+{
+    pick();
+    if (!isa)
+        return;
+#ifdef SS_X86
+    if (!strcmp(isa, "avx2") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        g_dot = dot_avx2;
+        g_isa = "avx2";
+    }
+#endif
+    if (!strcmp(isa, "scalar")) {
+        g_dot = dot_scalar;
+        g_isa = "scalar";
+    }
+}
+
+void k_row_f32(const wmat_t *w, int r, float *dst)
+{
+    ss_ggml_to_f32(w->type, (const uint8_t *)w->data + (size_t)r * w->row_bytes, dst, w->cols);
+}
+
+/* Types without a direct kernel (q4_0, q4_k) are dequantized a row at a time. */
+static int direct(int type)
+{
+    return type == SS_GGML_F32 || type == SS_GGML_F16 || type == SS_GGML_BF16 || type == SS_GGML_Q8_0;
+}
+
+#define ROWS_PER_TASK 16
+
+void k_matmul(const wmat_t *w, const float *x, size_t ldx, int nb, float *out, size_t ldo, int threads)
+{
+    if (!g_dot)
+        pick();
+    dot_fn dot = g_dot;
+    int ntask = (w->rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
+    int dir = direct(w->type);
+    int nt = threads > 1 && (long)w->rows * w->cols * nb > 32768 ? threads : 1;
+#pragma omp parallel num_threads(nt)
+    {
+        float *rowbuf = dir ? NULL : malloc((size_t)w->cols * sizeof(float));
+        float o[4];
+#pragma omp for schedule(static)
+        for (int t = 0; t < ntask; t++) {
+            int r1 = SS_MIN(w->rows, (t + 1) * ROWS_PER_TASK);
+            for (int r = t * ROWS_PER_TASK; r < r1; r++) {
+                const uint8_t *wr = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
+                int ty = w->type;
+                if (!dir && rowbuf) {
+                    k_row_f32(w, r, rowbuf);
+                    wr = (const uint8_t *)rowbuf;
+                    ty = SS_GGML_F32;
+                }
+                for (int b = 0; b < nb; b += 4) {
+                    int k = SS_MIN(4, nb - b);
+                    dot(wr, ty, w->cols, x + (size_t)b * ldx, ldx, k, o);
+                    for (int j = 0; j < k; j++)
+                        out[(size_t)(b + j) * ldo + r] = o[j];
+                }
+            }
+        }
+        free(rowbuf);
+    }
+}

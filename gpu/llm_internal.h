@@ -1,0 +1,187 @@
+/*
+ * llm_internal.h — the engine's internal structures, shared by the files of gpu/:
+ * weights (model.c), tokenizer (tokenizer.c), kernels (kernels.c), the CPU backend
+ * (forward_cpu.c), the block KV cache with prefix reuse (kvcache.c), the sequence
+ * scheduler (engine.c) and the request API (llm_run.c).
+ *
+ * Ownership: ss_llm_t owns everything below; weight data points into the GGUF
+ * mapping (g), norms and biases are f32 copies owned by the weights struct.
+ */
+#ifndef SS_LLM_INTERNAL_H
+#define SS_LLM_INTERNAL_H
+
+#include "ss_gguf.h"
+#include "ss_llm.h"
+
+#include <stdint.h>
+
+/* A weight matrix as stored: rows x cols, row-major, cols = ne[0]. */
+typedef struct wmat {
+    const void *data;
+    int type;
+    int rows, cols;
+    size_t row_bytes;
+} wmat_t;
+
+typedef struct layer_w {
+    float *attn_norm;        /* (dim) */
+    wmat_t wq;               /* (n_heads*head_dim, dim) */
+    wmat_t wk;               /* (n_kv_heads*head_dim, dim) */
+    wmat_t wv;               /* (n_kv_heads*head_dim, dim) */
+    float *bq, *bk, *bv;     /* qwen2 biases, or NULL */
+    wmat_t wo;               /* (dim, n_heads*head_dim) */
+    float *ffn_norm;         /* (dim) */
+    wmat_t w_gate;           /* (hidden, dim) */
+    wmat_t w_up;             /* (hidden, dim) */
+    wmat_t w_down;           /* (dim, hidden) */
+} layer_w_t;
+
+typedef struct weights {
+    wmat_t tok_embd;         /* (vocab, dim) */
+    layer_w_t *layers;       /* [n_layers] */
+    float *out_norm;         /* (dim) */
+    wmat_t output;           /* (vocab, dim); = tok_embd when tied */
+} weights_t;
+
+/* ---- tokenizer ---- */
+typedef struct strmap strmap_t; /* string -> int (tokenizer.c) */
+
+typedef struct tokenizer {
+    int kind;                /* TOK_SPM or TOK_BPE */
+    int n;                   /* vocab size */
+    char **text;             /* [n] NUL-terminated piece text (owned) */
+    int *len;                /* [n] byte length */
+    float *score;            /* [n] SPM scores */
+    int *type;               /* [n] 1 normal, 2 unknown, 3 control, 4 user-defined, 6 byte */
+    strmap_t *vocab;         /* piece -> id */
+    strmap_t *merges;        /* "a b" -> rank (BPE) */
+    int *special;            /* ids of control/user-defined tokens matched in text, longest first */
+    int nspecial;
+    int byte_tok[256];       /* SPM byte-fallback ids (<0xNN>), -1 if absent */
+    int unk;
+    int add_space_prefix;
+    int bos, eos;
+} tokenizer_t;
+
+enum { TOK_SPM = 1, TOK_BPE = 2 };
+
+int tok_load(tokenizer_t *t, const ss_gguf_t *g, char *err, size_t errsz);
+void tok_free(tokenizer_t *t);
+/* Encodes text (no BOS) appending to a growable array; cont = 1 for a continuation
+ * (no SentencePiece leading space). Returns 0 or -1 on OOM. */
+int tok_encode(const tokenizer_t *t, const char *text, size_t n, int cont, int **toks, int *ntok, int *cap);
+/* Appends the bytes of token id to b (BOS/EOS give nothing). */
+void tok_decode_piece(const tokenizer_t *t, int id, int prev, ss_buf_t *b);
+
+/* ---- kernels (kernels.c) ---- */
+/* out[b*ldo + r] = dot(W row r, x + b*ldx) for b < nb, r < W->rows; multi-threaded. */
+void k_matmul(const wmat_t *w, const float *x, size_t ldx, int nb, float *out, size_t ldo, int threads);
+/* Dequantizes row r of w into dst (w->cols floats). */
+void k_row_f32(const wmat_t *w, int r, float *dst);
+const char *k_isa(void); /* "avx512", "avx2", "scalar" */
+void k_force_isa(const char *isa); /* tests: "scalar" / "avx2" / "avx512" / NULL = best */
+
+/* ---- backend: forward passes over a batch of tokens ---- */
+#define KV_BLOCK 16 /* tokens per KV block */
+
+typedef struct ubatch {
+    int n;                /* tokens */
+    const int *tok;       /* [n] */
+    const int *pos;       /* [n] position in its sequence */
+    const int *const *blocks; /* [n] block table of the token's sequence */
+    const int *out;       /* [n] output row or -1 */
+    int nout;
+    float *logits;        /* [nout][vocab] */
+    float *hidden;        /* [nout][dim] final normed hidden of output rows, or NULL */
+    const int *hid_row;   /* [n] row in hidden for every token (EMBED pooling) or -1; may be NULL */
+    float *hid_all;       /* [rows][dim] accumulated (added) hidden for hid_row, or NULL */
+} ubatch_t;
+
+typedef struct backend_ops {
+    const char *name;
+    /* Prepares weights (upload); *ctx is the backend's state. */
+    ss_err_t (*upload)(ss_llm_t *m, void **ctx, char *err, size_t errsz);
+    /* Makes sure KV blocks 0..nblocks) exist. */
+    ss_err_t (*reserve)(void *ctx, int nblocks, char *err, size_t errsz);
+    ss_err_t (*forward)(void *ctx, const ubatch_t *ub, char *err, size_t errsz);
+    void (*destroy)(void *ctx);
+} backend_ops_t;
+
+extern const backend_ops_t ss_llm_cpu_backend;
+
+/* ---- block KV cache with prefix reuse (kvcache.c) ---- */
+typedef struct kvblock {
+    uint64_t hash;        /* chain hash of the tokens up to the end of this block */
+    int ref;              /* sequences using it */
+    int cached;           /* registered in the prefix table */
+    int prev, next;       /* LRU list of unreferenced cached blocks */
+    int tokens[KV_BLOCK]; /* block content (verifies hash hits) */
+    uint64_t parent;      /* chain hash of the previous block (0 for the first) */
+} kvblock_t;
+
+typedef struct kvcache {
+    kvblock_t *b;
+    int nb, cap;
+    int *freelist;        /* unreferenced, uncached */
+    int nfree;
+    int lru_head, lru_tail; /* head = least recently used */
+    int nlru;
+    int max_cached;       /* unreferenced cached blocks kept */
+    uint64_t *tab_key;    /* open addressing: hash -> block id */
+    int *tab_val;
+    int tab_cap, tab_n;
+} kvcache_t;
+
+void kv_init(kvcache_t *c, int max_cached);
+void kv_free(kvcache_t *c);
+int kv_alloc(kvcache_t *c);              /* new referenced block id, -1 on OOM */
+void kv_release(kvcache_t *c, int id);   /* drop one reference */
+uint64_t kv_chain(uint64_t parent, const int *toks); /* hash of a full block */
+int kv_lookup(kvcache_t *c, uint64_t h, uint64_t parent, const int *toks); /* referenced id or -1 */
+void kv_register(kvcache_t *c, int id, uint64_t h, uint64_t parent, const int *toks);
+void kv_clear(kvcache_t *c);             /* unregister every unreferenced cached block */
+
+/* ---- sequences and the scheduler (engine.c) ---- */
+typedef struct seq seq_t;
+/* Called for each position >= seq->out_from once its logits are computed. */
+typedef void (*seq_out_fn)(ss_llm_t *m, seq_t *s, int pos, const float *logits);
+
+struct seq {
+    int *tok;             /* tokens, owned */
+    int ntok, cap;
+    int ncomp;            /* tokens whose KV is in the cache */
+    int *blocks;          /* block table, owned */
+    int nblocks, bcap;
+    int nreg;             /* leading blocks already registered / looked up */
+    uint64_t chain;       /* chain hash through block nreg-1 */
+    int out_from;         /* positions >= out_from produce logits */
+    int reuse;            /* may take KV from the prefix cache */
+    int limit;            /* compute only positions < limit (0 = all) */
+    float *hid_sum;       /* EMBED: sum of final hidden over computed tokens, or NULL */
+    seq_out_fn on_out;
+    void *user;
+    int user_i;
+};
+
+int seq_push(seq_t *s, int tok);          /* 0 or -1 on OOM */
+void seq_release(ss_llm_t *m, seq_t *s);  /* returns blocks, frees arrays */
+/* Computes every uncomputed token of seqs[0..n), sharing prefixes. */
+ss_err_t eng_compute(ss_llm_t *m, seq_t **seqs, int n, char *err, size_t errsz);
+
+struct ss_llm {
+    ss_gguf_t *g;
+    ss_llm_config_t cfg;
+    weights_t w;
+    tokenizer_t tok;
+    char *id;
+    int threads;
+    int ubatch;
+    int prefix_on;
+    const backend_ops_t *be;
+    void *be_ctx;
+    kvcache_t kv;
+    int be_blocks;        /* KV blocks the backend has reserved */
+    ss_llm_stats_t st;
+};
+
+#endif

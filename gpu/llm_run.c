@@ -1,0 +1,490 @@
+/*
+ * llm_run.c — the request API (ss_llm_run) on top of the scheduler: turns CHOOSE,
+ * SCORE, GENERATE and EMBED requests into sequences, runs them all in shared
+ * batches, and fills the results. Also the tokenizer entry points and the
+ * low-level helpers for tests (greedy decoding, last-position logits).
+ *
+ * CHOOSE/SCORE: one sequence over the prompt gives every answer's first token;
+ * answers of several tokens get a sequence prompt+answer[0..k-1) scored by teacher
+ * forcing (its prompt blocks come from the prefix cache). Probabilities are
+ * normalised over the answers; SCORE is the expected value over score_min..max.
+ */
+#include "llm_internal.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------- tokenizer API ---------------- */
+
+static int encode(ss_llm_t *m, const char *text, int add_bos, int cont, int **toks, int *n)
+{
+    int cap = 0;
+    *toks = NULL;
+    *n = 0;
+    if (add_bos && m->cfg.add_bos) {
+        *toks = malloc(64 * sizeof(int));
+        if (!*toks)
+            return -1;
+        cap = 64;
+        (*toks)[(*n)++] = m->cfg.bos;
+    }
+    if (tok_encode(&m->tok, text ? text : "", text ? strlen(text) : 0, cont, toks, n, &cap)) {
+        free(*toks);
+        *toks = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+int ss_llm_tokenize(ss_llm_t *m, const char *text, int add_bos, int *out, int cap)
+{
+    int *t, n;
+    if (encode(m, text, add_bos, 0, &t, &n))
+        return -1;
+    if (out)
+        memcpy(out, t, (size_t)SS_MIN(n, cap) * sizeof(int));
+    free(t);
+    return n;
+}
+
+int ss_llm_count_tokens(ss_llm_t *m, const char *text) { return ss_llm_tokenize(m, text, 0, NULL, 0); }
+
+char *ss_llm_detokenize(ss_llm_t *m, const int *toks, int n)
+{
+    ss_buf_t b = SS_BUF_INIT;
+    for (int i = 0; i < n; i++)
+        tok_decode_piece(&m->tok, toks[i], i ? toks[i - 1] : -1, &b);
+    return ss_buf_take(&b);
+}
+
+const char *ss_llm_token_text(ss_llm_t *m, int id) { return id >= 0 && id < m->tok.n ? m->tok.text[id] : NULL; }
+
+/* ---------------- math helpers ---------------- */
+
+static int argmax(const float *x, int n)
+{
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[b])
+            b = i;
+    return b;
+}
+
+/* log-sum-exp of x (max subtracted) */
+static double lse(const float *x, int n)
+{
+    float mx = x[argmax(x, n)];
+    double s = 0;
+    for (int i = 0; i < n; i++)
+        s += exp((double)(x[i] - mx));
+    return mx + log(s);
+}
+
+static uint64_t splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static int sample(const float *logits, int n, float temp, uint64_t *rng)
+{
+    float mx = logits[argmax(logits, n)];
+    double sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += exp((double)(logits[i] - mx) / temp);
+    double r = (double)(splitmix(rng) >> 11) / 9007199254740992.0 * sum, c = 0;
+    for (int i = 0; i < n; i++) {
+        c += exp((double)(logits[i] - mx) / temp);
+        if (c > r)
+            return i;
+    }
+    return n - 1;
+}
+
+/* ---------------- per-request state ---------------- */
+
+typedef struct choice {
+    int *tok;     /* answer tokens */
+    int n;
+    double lp;    /* log-probability of the whole answer */
+    seq_t seq;    /* prompt + tok[0..n-1) when n > 1 */
+} choice_t;
+
+typedef struct rq {
+    const ss_infer_req_t *r;
+    ss_infer_res_t *res;
+    int *ptok, np;
+    int nch;
+    choice_t *ch;
+    seq_t seq;          /* the prompt (CHOOSE/SCORE/EMBED) or the growing text (GENERATE) */
+    int next;           /* GENERATE: token picked at the last step, -1 = none */
+    int ngen, done;
+    uint64_t rng;
+    ss_buf_t text;
+    float *emb;
+} rq_t;
+
+static void on_prompt_out(ss_llm_t *m, seq_t *s, int pos, const float *logits)
+{
+    rq_t *q = s->user;
+    (void)pos;
+    double l = lse(logits, m->cfg.vocab_size);
+    for (int c = 0; c < q->nch; c++)
+        if (q->ch[c].n > 0)
+            q->ch[c].lp += logits[q->ch[c].tok[0]] - l;
+}
+
+static void on_choice_out(ss_llm_t *m, seq_t *s, int pos, const float *logits)
+{
+    rq_t *q = s->user;
+    choice_t *c = &q->ch[s->user_i];
+    int k = pos - q->np + 1; /* answer token predicted at this position */
+    if (k >= 1 && k < c->n)
+        c->lp += logits[c->tok[k]] - lse(logits, m->cfg.vocab_size);
+}
+
+static void on_gen_out(ss_llm_t *m, seq_t *s, int pos, const float *logits)
+{
+    rq_t *q = s->user;
+    if (pos != s->ntok - 1)
+        return;
+    q->next = q->r->temperature > 0 ? sample(logits, m->cfg.vocab_size, q->r->temperature, &q->rng)
+                                    : argmax(logits, m->cfg.vocab_size);
+}
+
+static int set_fail(rq_t *q, int code, const char *msg)
+{
+    q->res->status = code;
+    free(q->res->error);
+    q->res->error = ss_strdup(msg);
+    q->done = 1;
+    return 0;
+}
+
+/* SCORE answers are the decimal strings of score_min..score_max. */
+static int setup_choices(ss_llm_t *m, rq_t *q)
+{
+    const ss_infer_req_t *r = q->r;
+    int score = r->kind == SS_INFER_SCORE;
+    int lo = r->score_min, hi = r->score_max;
+    if (score && (hi < lo || hi - lo > 1000))
+        return set_fail(q, SS_ERR_INVALID, "SCORE: score_max must be >= score_min (at most 1000 values)");
+    if (!score && (r->nchoices <= 0 || !r->choices))
+        return set_fail(q, SS_ERR_INVALID, "CHOOSE needs at least one answer");
+    q->nch = score ? hi - lo + 1 : r->nchoices;
+    q->ch = calloc((size_t)q->nch, sizeof *q->ch);
+    if (!q->ch)
+        return -1;
+    for (int c = 0; c < q->nch; c++) {
+        char num[16];
+        const char *a = score ? (snprintf(num, sizeof num, "%d", lo + c), num) : r->choices[c];
+        if (encode(m, a ? a : "", 0, 1, &q->ch[c].tok, &q->ch[c].n))
+            return -1;
+        choice_t *ch = &q->ch[c];
+        if (ch->n <= 1)
+            continue;
+        for (int i = 0; i < q->np; i++)
+            if (seq_push(&ch->seq, q->ptok[i]))
+                return -1;
+        for (int i = 0; i < ch->n - 1; i++)
+            if (seq_push(&ch->seq, ch->tok[i]))
+                return -1;
+        ch->seq.out_from = q->np;
+        ch->seq.reuse = 1;
+        ch->seq.on_out = on_choice_out;
+        ch->seq.user = q;
+        ch->seq.user_i = c;
+    }
+    return 0;
+}
+
+static int setup(ss_llm_t *m, rq_t *q)
+{
+    const ss_infer_req_t *r = q->r;
+    q->next = -1;
+    if (encode(m, r->prompt, 1, 0, &q->ptok, &q->np))
+        return -1;
+    q->res->prompt_tokens = q->np;
+    if (q->np == 0)
+        return set_fail(q, SS_ERR_INVALID, "empty prompt (and the model adds no BOS)");
+    int room = m->cfg.ctx_len - (r->kind == SS_INFER_GENERATE ? 1 : 8);
+    if (q->np > room) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "prompt of %d tokens does not fit the context of %d tokens", q->np, m->cfg.ctx_len);
+        return set_fail(q, SS_ERR_INVALID, msg);
+    }
+    for (int i = 0; i < q->np; i++)
+        if (seq_push(&q->seq, q->ptok[i]))
+            return -1;
+    q->seq.user = q;
+    q->seq.reuse = 1;
+    q->seq.out_from = q->np - 1;
+    switch (r->kind) {
+    case SS_INFER_CHOOSE:
+    case SS_INFER_SCORE:
+        q->seq.on_out = on_prompt_out;
+        return setup_choices(m, q);
+    case SS_INFER_GENERATE:
+        q->seq.on_out = on_gen_out;
+        q->rng = r->seed ? r->seed : 0x5eed;
+        return 0;
+    case SS_INFER_EMBED:
+        q->seq.out_from = INT_MAX;
+        q->seq.reuse = 0;
+        q->seq.hid_sum = calloc((size_t)m->cfg.dim, sizeof(float));
+        return q->seq.hid_sum ? 0 : -1;
+    }
+    return set_fail(q, SS_ERR_INVALID, "unknown request kind");
+}
+
+static void finish_choices(rq_t *q)
+{
+    ss_infer_res_t *res = q->res;
+    res->probs = malloc((size_t)q->nch * sizeof(float));
+    if (!res->probs) {
+        set_fail(q, SS_ERR_NOMEM, "out of memory");
+        return;
+    }
+    double mx = -INFINITY, sum = 0;
+    for (int c = 0; c < q->nch; c++)
+        if (q->ch[c].n > 0 && q->ch[c].lp > mx)
+            mx = q->ch[c].lp;
+    for (int c = 0; c < q->nch; c++)
+        sum += q->ch[c].n > 0 ? exp(q->ch[c].lp - mx) : 0;
+    res->nprobs = q->nch;
+    res->score = 0;
+    for (int c = 0; c < q->nch; c++) {
+        res->probs[c] = q->ch[c].n > 0 && sum > 0 ? (float)(exp(q->ch[c].lp - mx) / sum) : 0.f;
+        res->score += (double)(q->r->score_min + c) * res->probs[c];
+    }
+    if (q->r->kind != SS_INFER_SCORE)
+        res->score = 0;
+}
+
+static void finish_embed(ss_llm_t *m, rq_t *q)
+{
+    int d = m->cfg.dim;
+    float *e = q->seq.hid_sum;
+    double n2 = 0;
+    for (int i = 0; i < d; i++) {
+        e[i] /= (float)q->np;
+        n2 += (double)e[i] * e[i];
+    }
+    float inv = n2 > 0 ? (float)(1.0 / sqrt(n2)) : 0.f;
+    for (int i = 0; i < d; i++)
+        e[i] *= inv;
+    q->res->emb = e;
+    q->res->dim = d;
+    q->seq.hid_sum = NULL;
+}
+
+static void rq_free(ss_llm_t *m, rq_t *q)
+{
+    for (int c = 0; c < q->nch && q->ch; c++) {
+        free(q->ch[c].tok);
+        seq_release(m, &q->ch[c].seq);
+    }
+    free(q->ch);
+    free(q->ptok);
+    free(q->seq.hid_sum);
+    seq_release(m, &q->seq);
+    ss_buf_free(&q->text);
+}
+
+/* ---------------- generation loop ---------------- */
+
+/* Appends q->next to the text; returns 1 when the request is finished. */
+static int gen_advance(ss_llm_t *m, rq_t *q)
+{
+    const ss_infer_req_t *r = q->r;
+    int t = q->next, maxt = r->max_tokens > 0 ? r->max_tokens : 64;
+    q->next = -1;
+    if (t < 0 || t == m->cfg.eos)
+        return 1;
+    q->ngen++;
+    tok_decode_piece(&m->tok, t, q->seq.tok[q->seq.ntok - 1], &q->text);
+    if (r->stop && *r->stop && q->text.len) {
+        char *hit = strstr(q->text.data, r->stop);
+        if (hit) {
+            q->text.len = (size_t)(hit - q->text.data);
+            q->text.data[q->text.len] = 0;
+            return 1;
+        }
+    }
+    if (q->ngen >= maxt || q->seq.ntok + 1 >= m->cfg.ctx_len || seq_push(&q->seq, t))
+        return 1;
+    q->seq.out_from = q->seq.ntok - 1;
+    return 0;
+}
+
+static ss_err_t run_generate(ss_llm_t *m, rq_t *qs, int n, char *err, size_t errsz)
+{
+    seq_t **act = malloc((size_t)(n ? n : 1) * sizeof *act);
+    if (!act)
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    ss_err_t rc = SS_OK;
+    for (;;) {
+        int na = 0;
+        for (int i = 0; i < n; i++)
+            if (qs[i].r->kind == SS_INFER_GENERATE && !qs[i].done && qs[i].next >= 0) {
+                if (gen_advance(m, &qs[i]))
+                    qs[i].done = 1;
+            }
+        for (int i = 0; i < n; i++)
+            if (qs[i].r->kind == SS_INFER_GENERATE && !qs[i].done)
+                act[na++] = &qs[i].seq;
+        if (!na || (rc = eng_compute(m, act, na, err, errsz)))
+            break;
+    }
+    free(act);
+    return rc;
+}
+
+/* ---------------- ss_llm_run ---------------- */
+
+static ss_err_t run_all(ss_llm_t *m, rq_t *qs, int n, char *err, size_t errsz)
+{
+    /* CHOOSE/SCORE/EMBED sequences and GENERATE prompts: one scheduling round */
+    int cap = 0;
+    for (int i = 0; i < n; i++)
+        cap += 1 + qs[i].nch;
+    seq_t **all = malloc((size_t)(cap ? cap : 1) * sizeof *all);
+    if (!all)
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    int ns = 0;
+    for (int i = 0; i < n; i++) {
+        if (qs[i].done)
+            continue;
+        all[ns++] = &qs[i].seq;
+        for (int c = 0; c < qs[i].nch; c++)
+            if (qs[i].ch[c].n > 1)
+                all[ns++] = &qs[i].ch[c].seq;
+    }
+    ss_err_t rc = eng_compute(m, all, ns, err, errsz);
+    free(all);
+    if (rc)
+        return rc;
+    for (int i = 0; i < n; i++) { /* free KV of finished sequences before decoding */
+        if (qs[i].done || qs[i].r->kind == SS_INFER_GENERATE)
+            continue;
+        for (int c = 0; c < qs[i].nch; c++)
+            seq_release(m, &qs[i].ch[c].seq);
+        if (qs[i].r->kind != SS_INFER_EMBED)
+            seq_release(m, &qs[i].seq);
+    }
+    return run_generate(m, qs, n, err, errsz);
+}
+
+int ss_llm_run(ss_llm_t *m, const ss_infer_req_t *reqs, int n, ss_infer_res_t *res, char *err, size_t errsz)
+{
+    if (n <= 0)
+        return SS_OK;
+    rq_t *qs = calloc((size_t)n, sizeof *qs);
+    if (!qs)
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    ss_err_t rc = SS_OK;
+    for (int i = 0; i < n && !rc; i++) {
+        qs[i].r = &reqs[i];
+        qs[i].res = &res[i];
+        res[i].status = SS_OK;
+        if (setup(m, &qs[i]))
+            rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory preparing request %d", i);
+    }
+    if (!rc)
+        rc = run_all(m, qs, n, err, errsz);
+    for (int i = 0; i < n; i++) {
+        rq_t *q = &qs[i];
+        if (!rc && q->res->status == SS_OK) {
+            switch (q->r->kind) {
+            case SS_INFER_CHOOSE:
+            case SS_INFER_SCORE:
+                finish_choices(q);
+                break;
+            case SS_INFER_GENERATE:
+                q->res->text = ss_buf_take(&q->text);
+                q->res->gen_tokens = q->ngen;
+                break;
+            case SS_INFER_EMBED:
+                finish_embed(m, q);
+                break;
+            }
+        }
+        rq_free(m, q);
+    }
+    free(qs);
+    return rc;
+}
+
+/* ---------------- low-level helpers ---------------- */
+
+static void on_greedy(ss_llm_t *m, seq_t *s, int pos, const float *logits)
+{
+    if (pos == s->ntok - 1)
+        s->user_i = argmax(logits, m->cfg.vocab_size);
+}
+
+int ss_llm_greedy(ss_llm_t *m, const int *prompt, int n, int max_new, int *out, char *err, size_t errsz)
+{
+    seq_t s;
+    memset(&s, 0, sizeof s);
+    s.reuse = 1;
+    s.on_out = on_greedy;
+    for (int i = 0; i < n; i++)
+        if (seq_push(&s, prompt[i])) {
+            seq_release(m, &s);
+            ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+            return -1;
+        }
+    int k = 0;
+    seq_t *one = &s;
+    while (k < max_new && s.ntok < m->cfg.ctx_len) {
+        s.out_from = s.ntok - 1;
+        if (eng_compute(m, &one, 1, err, errsz)) {
+            seq_release(m, &s);
+            return -1;
+        }
+        out[k++] = s.user_i;
+        if (s.user_i == m->cfg.eos || seq_push(&s, s.user_i))
+            break;
+    }
+    seq_release(m, &s);
+    return k;
+}
+
+static void on_copy(ss_llm_t *m, seq_t *s, int pos, const float *logits)
+{
+    if (pos == s->ntok - 1)
+        memcpy((float *)s->user, logits, (size_t)m->cfg.vocab_size * sizeof(float));
+}
+
+ss_err_t ss_llm_last_logits(ss_llm_t *m, int nseq, const int *const *toks, const int *ntoks, float *logits,
+                            char *err, size_t errsz)
+{
+    seq_t *s = calloc((size_t)(nseq ? nseq : 1), sizeof *s);
+    seq_t **p = calloc((size_t)(nseq ? nseq : 1), sizeof *p);
+    ss_err_t rc = s && p ? SS_OK : ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < nseq && !rc; i++) {
+        p[i] = &s[i];
+        s[i].reuse = 1;
+        s[i].on_out = on_copy;
+        s[i].user = logits + (size_t)i * m->cfg.vocab_size;
+        for (int k = 0; k < ntoks[i] && !rc; k++)
+            if (seq_push(&s[i], toks[i][k]))
+                rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+        s[i].out_from = ntoks[i] - 1;
+        if (ntoks[i] <= 0)
+            rc = ss_seterr(err, errsz, SS_ERR_INVALID, "sequence %d is empty", i);
+    }
+    if (!rc)
+        rc = eng_compute(m, p, nseq, err, errsz);
+    for (int i = 0; s && i < nseq; i++)
+        seq_release(m, &s[i]);
+    free(s);
+    free(p);
+    return rc;
+}

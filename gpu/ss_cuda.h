@@ -1,0 +1,124 @@
+/*
+ * ss_cuda.h — the CUDA kernel layer of the inference engine, behind a C API.
+ *
+ * A context (ss_cuda_t) owns one device's stream, cuBLAS handle and every
+ * device allocation made through it (freed at close). Kernels are launched
+ * asynchronously on the context's stream; launch errors are checked at once and
+ * execution errors surface at the next ss_cuda_sync/ss_cuda_d2h. No function
+ * aborts: CUDA and cuBLAS failures become SS_ERR_CUDA with their text.
+ *
+ * Every kernel has a CPU reference (ss_kref_*) with the same semantics, used as
+ * the oracle in tests (CI runs the references; GPU tests run where a GPU is).
+ * Builds without nvcc get cuda_stub.c: ss_cuda_device_count() returns 0.
+ */
+#ifndef SS_CUDA_H
+#define SS_CUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Weight types, numbered as GGML/GGUF numbers them. */
+enum { SS_WT_F32 = 0, SS_WT_F16 = 1, SS_WT_Q8_0 = 8, SS_WT_BF16 = 30 };
+#define SS_Q8_0_BLOCK 32 /* a Q8_0 block: fp16 scale d, then 32 int8; value = d * q */
+
+typedef struct ss_cuda ss_cuda_t;
+
+/* A weight matrix on the device: rows x cols (y = W x, W row-major [rows][cols]).
+ * Q8_0 is repacked into int8 quants [rows][cols] plus fp16 scales [rows][cols/32]. */
+typedef struct ss_cuda_weight {
+    int type, rows, cols;
+    void *data;   /* device: F32/F16/BF16 row-major, or Q8_0 quants */
+    void *scales; /* device: Q8_0 scales (half) */
+    void *bf16;   /* device: bf16 copy for the tensor-core path (made on first large batch) */
+} ss_cuda_weight_t;
+
+/* Number of usable CUDA devices (0 when none, or when built without CUDA); `why`
+ * (optional) says why there are none. */
+int ss_cuda_device_count(char *why, size_t whysz);
+int ss_cuda_open(int device, ss_cuda_t **out, char *err, size_t errsz);
+void ss_cuda_close(ss_cuda_t *c); /* NULL-safe; frees every allocation of c */
+const char *ss_cuda_device_name(const ss_cuda_t *c);
+
+int ss_cuda_malloc(ss_cuda_t *c, void **dptr, size_t bytes, char *err, size_t errsz);
+void ss_cuda_free(ss_cuda_t *c, void *dptr);
+int ss_cuda_h2d(ss_cuda_t *c, void *dst, const void *src, size_t bytes, char *err, size_t errsz);
+int ss_cuda_d2h(ss_cuda_t *c, void *dst, const void *src, size_t bytes, char *err, size_t errsz); /* syncs */
+int ss_cuda_memset(ss_cuda_t *c, void *dst, int v, size_t bytes, char *err, size_t errsz);
+int ss_cuda_sync(ss_cuda_t *c, char *err, size_t errsz);
+
+/* Uploads a host weight in GGUF layout (type, rows x cols; Q8_0 as GGUF blocks of 34 bytes). */
+int ss_cuda_weight_upload(ss_cuda_t *c, ss_cuda_weight_t *w, int type, int rows, int cols,
+                          const void *host, char *err, size_t errsz);
+
+/* ---- kernels (device pointers, float activations) ---- */
+/* y[r] = x[r] / rms(x[r]) * w, rows of dim; y may equal x. */
+int ss_cuda_rmsnorm(ss_cuda_t *c, float *y, const float *x, const float *w, int rows, int dim, float eps);
+/* y[b][n] = sum_k W[n][k] x[b][k] (+ bias[n] if bias). B <= 8 uses the GEMV kernels; larger
+ * batches use tensor cores (bf16 inputs, fp32 accumulation) — F32 weights use SGEMM. */
+int ss_cuda_matmul(ss_cuda_t *c, float *y, const float *x, const ss_cuda_weight_t *w, const float *bias,
+                   int B, char *err, size_t errsz);
+/* Rotary embedding in place on x[n][nheads*hd] at positions pos[n]. neox = 0: pairs (2i, 2i+1)
+ * (llama); neox = 1: pairs (i, i + rot/2) (qwen2). Rotates the first rot dims of each head. */
+int ss_cuda_rope(ss_cuda_t *c, float *x, const int32_t *pos, int n, int nheads, int hd, int rot,
+                 float theta, int neox);
+/* out[i] = silu(gate[i]) * up[i]. */
+int ss_cuda_swiglu(ss_cuda_t *c, float *out, const float *gate, const float *up, size_t n);
+/* y[i] += x[i]. */
+int ss_cuda_add(ss_cuda_t *c, float *y, const float *x, size_t n);
+/* out[i][:] = row tok[i] of an embedding table (any weight type) as floats. */
+int ss_cuda_embed(ss_cuda_t *c, float *out, const ss_cuda_weight_t *table, const int32_t *tok, int n);
+
+/* Paged KV cache: per layer, K and V pools of float [nblocks][nkv][SS_KV_BLOCK][hd]. A sequence's
+ * block table lists its block indices; token t of the sequence lives in block table[t / BLOCK],
+ * slot t % BLOCK. */
+#define SS_KV_BLOCK 16
+/* Writes k/v rows (n tokens, [n][nkv*hd]) into the pools at (seq[i], pos[i]). */
+int ss_cuda_kv_store(ss_cuda_t *c, float *kpool, float *vpool, const float *k, const float *v,
+                     const int32_t *block_tables, int max_blocks, const int32_t *seq,
+                     const int32_t *pos, int n, int nkv, int hd);
+/* Causal attention for n queries (q [n][nheads*hd]): query i of sequence seq[i] at position pos[i]
+ * attends to positions 0..pos[i] of its sequence. Queries are processed in tiles of up to 16
+ * consecutive queries of one sequence (FlashAttention-style: K/V tiles staged in shared memory,
+ * online softmax); tiles are described by tile_q0[t], tile_nq[t]. out [n][nheads*hd]. */
+int ss_cuda_attention(ss_cuda_t *c, float *out, const float *q, const float *kpool, const float *vpool,
+                      const int32_t *block_tables, int max_blocks, const int32_t *seq, const int32_t *pos,
+                      int n, const int32_t *tile_q0, const int32_t *tile_nq, int ntiles,
+                      int nheads, int nkv, int hd);
+/* Log-softmax read-out: out[i] = logits[row[i]][tok[i]] - logsumexp(logits[row[i]]) over vocab. */
+int ss_cuda_logprob_gather(ss_cuda_t *c, float *out, const float *logits, int vocab, const int32_t *row,
+                           const int32_t *tok, int n);
+/* argmax per row (greedy decoding without copying logits). */
+int ss_cuda_argmax(ss_cuda_t *c, int32_t *out, const float *logits, int rows, int vocab);
+
+/* ---- ceilings, for benchmarks ---- */
+/* Device-to-device streaming copy bandwidth (bytes read + written per second). */
+int ss_cuda_measure_bandwidth(ss_cuda_t *c, size_t bytes, int iters, double *bytes_per_s, char *err, size_t errsz);
+/* bf16 tensor-core GEMM rate (FLOP/s) on an m x n x k product through cuBLAS. */
+int ss_cuda_measure_bf16_flops(ss_cuda_t *c, int m, int n, int k, int iters, double *flops, char *err,
+                               size_t errsz);
+/* Event timer: begin/end around kernels on the context's stream; returns milliseconds. */
+int ss_cuda_timer_begin(ss_cuda_t *c);
+int ss_cuda_timer_end(ss_cuda_t *c, float *ms, char *err, size_t errsz);
+
+/* ---- CPU references (gpu/cuda_ref.c): same semantics, host pointers ---- */
+float ss_kref_f16_to_f32(uint16_t h);
+uint16_t ss_kref_f32_to_f16(float f);
+float ss_kref_bf16_to_f32(uint16_t h);
+uint16_t ss_kref_f32_to_bf16(float f);
+/* Dequantises row r of a weight in GGUF layout into out[cols]. */
+void ss_kref_dequant_row(int type, const void *w, int cols, int r, float *out);
+void ss_kref_rmsnorm(float *y, const float *x, const float *w, int rows, int dim, float eps);
+void ss_kref_matmul(float *y, const float *x, int type, const void *w, int rows, int cols, const float *bias,
+                    int B);
+void ss_kref_rope(float *x, const int32_t *pos, int n, int nheads, int hd, int rot, float theta, int neox);
+void ss_kref_swiglu(float *out, const float *gate, const float *up, size_t n);
+void ss_kref_kv_store(float *kpool, float *vpool, const float *k, const float *v, const int32_t *block_tables,
+                      int max_blocks, const int32_t *seq, const int32_t *pos, int n, int nkv, int hd);
+void ss_kref_attention(float *out, const float *q, const float *kpool, const float *vpool,
+                       const int32_t *block_tables, int max_blocks, const int32_t *seq, const int32_t *pos,
+                       int n, int nheads, int nkv, int hd);
+void ss_kref_logprob_gather(float *out, const float *logits, int vocab, const int32_t *row, const int32_t *tok,
+                            int n);
+size_t ss_kref_weight_bytes(int type, int rows, int cols); /* bytes of a GGUF-layout weight */
+
+#endif

@@ -1,0 +1,520 @@
+/*
+ * tokenizer.c — tokenizers read from GGUF metadata:
+ *   - SentencePiece-style (tokenizer.ggml.model = "llama"): spaces become U+2581,
+ *     an optional leading space, greedy merging of the adjacent pair whose merged
+ *     piece has the highest score, byte fallback to <0xNN> tokens;
+ *   - byte-level BPE ("gpt2"): GPT-2's byte-to-unicode mapping, a C approximation
+ *     of the GPT-2 pre-tokenization regex, merges applied by rank.
+ * Control and user-defined tokens (BOS/EOS, chat-template markers) found in the
+ * text are emitted as single tokens. Owns tokenizer_t and the string map.
+ */
+#include "llm_internal.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------- string -> int map ---------------- */
+
+struct strmap {
+    const char **k;
+    int *klen;
+    int *v;
+    size_t cap, n;
+};
+
+static strmap_t *sm_new(size_t n)
+{
+    strmap_t *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    m->cap = 16;
+    while (m->cap < 2 * n + 16)
+        m->cap *= 2;
+    m->k = calloc(m->cap, sizeof *m->k);
+    m->klen = calloc(m->cap, sizeof *m->klen);
+    m->v = calloc(m->cap, sizeof *m->v);
+    if (!m->k || !m->klen || !m->v) {
+        free(m->k); free(m->klen); free(m->v); free(m);
+        return NULL;
+    }
+    return m;
+}
+
+static void sm_free(strmap_t *m)
+{
+    if (!m)
+        return;
+    free(m->k); free(m->klen); free(m->v); free(m);
+}
+
+/* Keys are borrowed (must outlive the map); first insert of a key wins. */
+static void sm_put(strmap_t *m, const char *k, int n, int v)
+{
+    size_t mask = m->cap - 1;
+    for (size_t j = ss_hash64(k, (size_t)n, 7) & mask;; j = (j + 1) & mask) {
+        if (!m->k[j]) {
+            m->k[j] = k;
+            m->klen[j] = n;
+            m->v[j] = v;
+            m->n++;
+            return;
+        }
+        if (m->klen[j] == n && !memcmp(m->k[j], k, (size_t)n))
+            return;
+    }
+}
+
+static int sm_get(const strmap_t *m, const char *k, int n)
+{
+    if (!m)
+        return -1;
+    size_t mask = m->cap - 1;
+    for (size_t j = ss_hash64(k, (size_t)n, 7) & mask;; j = (j + 1) & mask) {
+        if (!m->k[j])
+            return -1;
+        if (m->klen[j] == n && !memcmp(m->k[j], k, (size_t)n))
+            return m->v[j];
+    }
+}
+
+/* ---------------- loading ---------------- */
+
+static int utf8_len(unsigned char c)
+{
+    return c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
+}
+
+/* GPT-2 bytes_to_unicode: codepoint of byte b. */
+static int byte_cp(int b)
+{
+    if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255))
+        return b;
+    int n = 0;
+    for (int x = 0; x < b; x++)
+        if (!((x >= 33 && x <= 126) || (x >= 161 && x <= 172) || (x >= 174 && x <= 255)))
+            n++;
+    return 256 + n;
+}
+
+static int put_utf8(char *o, int cp)
+{
+    if (cp < 0x80) { o[0] = (char)cp; return 1; }
+    if (cp < 0x800) { o[0] = (char)(0xC0 | (cp >> 6)); o[1] = (char)(0x80 | (cp & 63)); return 2; }
+    o[0] = (char)(0xE0 | (cp >> 12));
+    o[1] = (char)(0x80 | ((cp >> 6) & 63));
+    o[2] = (char)(0x80 | (cp & 63));
+    return 3;
+}
+
+static char g_byte_utf8[256][4];
+static int g_byte_utf8_len[256];
+static int g_cp_byte[512]; /* inverse, -1 where no byte */
+
+static void init_byte_maps_once(void)
+{
+    for (int i = 0; i < 512; i++)
+        g_cp_byte[i] = -1;
+    for (int b = 0; b < 256; b++) {
+        int cp = byte_cp(b);
+        g_cp_byte[cp] = b;
+        g_byte_utf8_len[b] = put_utf8(g_byte_utf8[b], cp);
+    }
+}
+
+static void init_byte_maps(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, init_byte_maps_once);
+}
+
+static int cmp_len_desc(const void *a, const void *b, void *t)
+{
+    const tokenizer_t *k = t;
+    return k->len[*(const int *)b] - k->len[*(const int *)a];
+}
+
+static ss_err_t load_vocab(tokenizer_t *t, const ss_gguf_t *g, char *err, size_t errsz)
+{
+    const ss_gguf_kv_t *kv = ss_gguf_find(g, "tokenizer.ggml.tokens");
+    if (!kv || kv->type != SS_GGUF_ARRAY || kv->atype != SS_GGUF_STRING || kv->n == 0 || kv->n > (1u << 24))
+        return ss_seterr(err, errsz, SS_ERR_MODEL, "metadata tokenizer.ggml.tokens missing or not a string array");
+    t->n = (int)kv->n;
+    t->text = calloc((size_t)t->n, sizeof *t->text);
+    t->len = calloc((size_t)t->n, sizeof *t->len);
+    t->score = calloc((size_t)t->n, sizeof *t->score);
+    t->type = calloc((size_t)t->n, sizeof *t->type);
+    t->vocab = sm_new((size_t)t->n);
+    if (!t->text || !t->len || !t->score || !t->type || !t->vocab)
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory loading the vocabulary");
+    size_t pos = 0;
+    for (int i = 0; i < t->n; i++) {
+        ss_gguf_str_t s;
+        ss_gguf_str_iter(kv, &pos, &s);
+        if (s.n > 1024)
+            return ss_seterr(err, errsz, SS_ERR_MODEL, "token %d is %llu bytes long", i, (unsigned long long)s.n);
+        t->text[i] = ss_strndup(s.p, s.n);
+        if (!t->text[i])
+            return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory loading the vocabulary");
+        t->len[i] = (int)s.n;
+        t->type[i] = 1;
+    }
+    const ss_gguf_kv_t *sc = ss_gguf_find(g, "tokenizer.ggml.scores");
+    const ss_gguf_kv_t *ty = ss_gguf_find(g, "tokenizer.ggml.token_type");
+    for (int i = 0; i < t->n; i++) {
+        if (sc && sc->type == SS_GGUF_ARRAY && sc->n == kv->n)
+            t->score[i] = (float)ss_gguf_arr_f64(sc, (uint64_t)i);
+        if (ty && ty->type == SS_GGUF_ARRAY && ty->n == kv->n)
+            t->type[i] = (int)ss_gguf_arr_i64(ty, (uint64_t)i);
+        sm_put(t->vocab, t->text[i], t->len[i], i);
+    }
+    return SS_OK;
+}
+
+static ss_err_t load_merges(tokenizer_t *t, const ss_gguf_t *g, char *err, size_t errsz)
+{
+    const ss_gguf_kv_t *kv = ss_gguf_find(g, "tokenizer.ggml.merges");
+    if (!kv || kv->type != SS_GGUF_ARRAY || kv->atype != SS_GGUF_STRING)
+        return ss_seterr(err, errsz, SS_ERR_MODEL, "gpt2 tokenizer without tokenizer.ggml.merges");
+    t->merges = sm_new(kv->n);
+    if (!t->merges)
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory loading merges");
+    size_t pos = 0;
+    for (uint64_t i = 0; i < kv->n; i++) {
+        ss_gguf_str_t s;
+        ss_gguf_str_iter(kv, &pos, &s);
+        sm_put(t->merges, s.p, (int)s.n, (int)i); /* points into the mapping */
+    }
+    return SS_OK;
+}
+
+static void find_specials(tokenizer_t *t)
+{
+    t->special = malloc((size_t)t->n * sizeof *t->special);
+    if (!t->special)
+        return;
+    for (int i = 0; i < t->n; i++)
+        if ((t->type[i] == 3 || t->type[i] == 4) && t->len[i] > 0)
+            t->special[t->nspecial++] = i;
+    qsort_r(t->special, (size_t)t->nspecial, sizeof *t->special, cmp_len_desc, t);
+}
+
+int tok_load(tokenizer_t *t, const ss_gguf_t *g, char *err, size_t errsz)
+{
+    memset(t, 0, sizeof *t);
+    init_byte_maps();
+    ss_gguf_str_t model;
+    if (!ss_gguf_get_str(g, "tokenizer.ggml.model", &model))
+        return ss_seterr(err, errsz, SS_ERR_MODEL, "metadata tokenizer.ggml.model missing");
+    if (model.n == 5 && !memcmp(model.p, "llama", 5))
+        t->kind = TOK_SPM;
+    else if (model.n == 4 && !memcmp(model.p, "gpt2", 4))
+        t->kind = TOK_BPE;
+    else
+        return ss_seterr(err, errsz, SS_ERR_UNSUPPORTED, "tokenizer model '%.*s' is not supported (llama, gpt2 are)",
+                         (int)SS_MIN(model.n, 40), model.p);
+    ss_err_t rc = load_vocab(t, g, err, errsz);
+    if (!rc && t->kind == TOK_BPE)
+        rc = load_merges(t, g, err, errsz);
+    if (rc)
+        return rc;
+    int64_t v;
+    t->bos = ss_gguf_get_i64(g, "tokenizer.ggml.bos_token_id", &v) && v >= 0 && v < t->n ? (int)v : -1;
+    t->eos = ss_gguf_get_i64(g, "tokenizer.ggml.eos_token_id", &v) && v >= 0 && v < t->n ? (int)v : -1;
+    t->unk = ss_gguf_get_i64(g, "tokenizer.ggml.unknown_token_id", &v) && v >= 0 && v < t->n ? (int)v : -1;
+    t->add_space_prefix = ss_gguf_get_i64(g, "tokenizer.ggml.add_space_prefix", &v) ? (int)v : t->kind == TOK_SPM;
+    for (int b = 0; b < 256; b++) {
+        char name[8];
+        snprintf(name, sizeof name, "<0x%02X>", b);
+        t->byte_tok[b] = sm_get(t->vocab, name, 6);
+    }
+    find_specials(t);
+    return SS_OK;
+}
+
+void tok_free(tokenizer_t *t)
+{
+    if (t->text)
+        for (int i = 0; i < t->n; i++)
+            free(t->text[i]);
+    free(t->text);
+    free(t->len);
+    free(t->score);
+    free(t->type);
+    free(t->special);
+    sm_free(t->vocab);
+    sm_free(t->merges);
+    memset(t, 0, sizeof *t);
+}
+
+/* ---------------- shared merge loop ---------------- */
+
+/* Symbols are byte ranges [off, off+len) of buf; linked list. */
+typedef struct sym {
+    int off, len, prev, next;
+    float pri; /* priority of merging with next (higher first); -inf if none */
+} sym_t;
+
+typedef struct out {
+    int **toks;
+    int *n, *cap;
+} out_t;
+
+static int emit(out_t *o, int id)
+{
+    if (*o->n == *o->cap) {
+        int nc = *o->cap ? 2 * *o->cap : 64;
+        int *p = realloc(*o->toks, (size_t)nc * sizeof *p);
+        if (!p)
+            return -1;
+        *o->toks = p;
+        *o->cap = nc;
+    }
+    (*o->toks)[(*o->n)++] = id;
+    return 0;
+}
+
+#define NOPRI (-1e30f)
+
+/* priority of merging symbols a and b: SPM = score of merged piece, BPE = -rank */
+static float pair_pri(const tokenizer_t *t, const char *buf, const sym_t *a, const sym_t *b, char *tmp)
+{
+    if (t->kind == TOK_SPM) {
+        int id = sm_get(t->vocab, buf + a->off, a->len + b->len);
+        return id < 0 ? NOPRI : t->score[id];
+    }
+    if (a->len + b->len + 1 > 512)
+        return NOPRI;
+    memcpy(tmp, buf + a->off, (size_t)a->len);
+    tmp[a->len] = ' ';
+    memcpy(tmp + a->len + 1, buf + b->off, (size_t)b->len);
+    int r = sm_get(t->merges, tmp, a->len + b->len + 1);
+    return r < 0 ? NOPRI : -(float)r;
+}
+
+static int merge_and_emit(const tokenizer_t *t, const char *buf, int n, out_t *o)
+{
+    int ns = 0;
+    sym_t *s = malloc((size_t)(n + 1) * sizeof *s);
+    char tmp[520];
+    if (!s)
+        return -1;
+    for (int i = 0; i < n; ns++) {
+        int l = SS_MIN(utf8_len((unsigned char)buf[i]), n - i);
+        s[ns] = (sym_t){i, l, ns - 1, -1, NOPRI};
+        if (ns)
+            s[ns - 1].next = ns;
+        i += l;
+    }
+    for (int i = 0; i + 1 < ns; i++)
+        s[i].pri = pair_pri(t, buf, &s[i], &s[i + 1], tmp);
+    for (;;) {
+        int best = -1;
+        for (int i = 0; i >= 0 && i < ns; i = s[i].next)
+            if (s[i].next >= 0 && s[i].pri > NOPRI && (best < 0 || s[i].pri > s[best].pri))
+                best = i;
+        if (best < 0)
+            break;
+        int nx = s[best].next;
+        s[best].len += s[nx].len;
+        s[best].next = s[nx].next;
+        if (s[nx].next >= 0)
+            s[s[nx].next].prev = best;
+        s[nx].len = 0;
+        s[best].pri = s[best].next >= 0 ? pair_pri(t, buf, &s[best], &s[s[best].next], tmp) : NOPRI;
+        if (s[best].prev >= 0)
+            s[s[best].prev].pri = pair_pri(t, buf, &s[s[best].prev], &s[best], tmp);
+    }
+    int rc = 0;
+    for (int i = 0; i >= 0 && i < ns && !rc; i = s[i].next) {
+        int id = sm_get(t->vocab, buf + s[i].off, s[i].len);
+        if (id >= 0) {
+            rc = emit(o, id);
+            continue;
+        }
+        for (int k = 0; k < s[i].len && !rc; k++) { /* byte fallback */
+            unsigned char c = (unsigned char)buf[s[i].off + k];
+            int b = t->kind == TOK_SPM ? t->byte_tok[c]
+                                       : sm_get(t->vocab, g_byte_utf8[c], g_byte_utf8_len[c]);
+            if (b < 0)
+                b = t->unk;
+            if (b >= 0)
+                rc = emit(o, b);
+        }
+    }
+    free(s);
+    return rc;
+}
+
+/* ---------------- SentencePiece ---------------- */
+
+static int spm_fragment(const tokenizer_t *t, const char *text, size_t n, int prefix, out_t *o)
+{
+    char *buf = malloc(3 * n + 4);
+    if (!buf)
+        return -1;
+    int k = 0;
+    if (prefix) {
+        memcpy(buf, "\xe2\x96\x81", 3);
+        k = 3;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (text[i] == ' ') {
+            memcpy(buf + k, "\xe2\x96\x81", 3);
+            k += 3;
+        } else {
+            buf[k++] = text[i];
+        }
+    }
+    int rc = merge_and_emit(t, buf, k, o);
+    free(buf);
+    return rc;
+}
+
+/* ---------------- byte-level BPE ---------------- */
+
+static int is_letter(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80; }
+static int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+static int is_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+
+/* Length of the next pre-token at p (GPT-2 pattern, ASCII classes; non-ASCII = letter). */
+static size_t pretok_len(const char *p, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    if (u[0] == '\'' && n >= 2) {
+        static const char *con[] = {"'s", "'t", "'re", "'ve", "'m", "'ll", "'d"};
+        for (size_t i = 0; i < SS_ARRAY_LEN(con); i++) {
+            size_t l = strlen(con[i]);
+            if (n >= l && !memcmp(p, con[i], l))
+                return l;
+        }
+    }
+    size_t i = (u[0] == ' ' && n > 1 && !is_space(u[1])) ? 1 : 0;
+    if (is_letter(u[i])) {
+        while (i < n && is_letter(u[i]))
+            i++;
+        return i;
+    }
+    if (is_digit(u[i])) {
+        while (i < n && is_digit(u[i]))
+            i++;
+        return i;
+    }
+    if (!is_space(u[i])) {
+        while (i < n && !is_space(u[i]) && !is_letter(u[i]) && !is_digit(u[i]))
+            i++;
+        return i;
+    }
+    /* whitespace run; leave the last space for the next word when one follows */
+    while (i < n && is_space(u[i]))
+        i++;
+    if (i < n && i > 1 && u[i - 1] == ' ')
+        i--;
+    return i;
+}
+
+static int bpe_fragment(const tokenizer_t *t, const char *text, size_t n, out_t *o)
+{
+    char *buf = malloc(2 * n + 4);
+    if (!buf)
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc;) {
+        size_t l = pretok_len(text + i, n - i);
+        int k = 0;
+        for (size_t j = 0; j < l; j++) {
+            unsigned char c = (unsigned char)text[i + j];
+            memcpy(buf + k, g_byte_utf8[c], (size_t)g_byte_utf8_len[c]);
+            k += g_byte_utf8_len[c];
+        }
+        rc = merge_and_emit(t, buf, k, o);
+        i += l;
+    }
+    free(buf);
+    return rc;
+}
+
+/* ---------------- specials + dispatch ---------------- */
+
+static int match_special(const tokenizer_t *t, const char *p, size_t n)
+{
+    for (int i = 0; i < t->nspecial; i++) {
+        int id = t->special[i];
+        if ((size_t)t->len[id] <= n && t->text[id][0] == p[0] && !memcmp(t->text[id], p, (size_t)t->len[id]))
+            return id;
+    }
+    return -1;
+}
+
+int tok_encode(const tokenizer_t *t, const char *text, size_t n, int cont, int **toks, int *ntok, int *cap)
+{
+    out_t o = {toks, ntok, cap};
+    int first = !cont;
+    size_t start = 0;
+    for (size_t i = 0; i <= n;) {
+        int sp = i < n ? match_special(t, text + i, n - i) : -1;
+        if (sp < 0 && i < n) {
+            i++;
+            continue;
+        }
+        if (i > start) { /* the text fragment before the special token (or the end) */
+            int rc = t->kind == TOK_SPM ? spm_fragment(t, text + start, i - start, first && t->add_space_prefix, &o)
+                                        : bpe_fragment(t, text + start, i - start, &o);
+            if (rc)
+                return -1;
+            first = 0;
+        }
+        if (sp < 0)
+            break;
+        if (emit(&o, sp))
+            return -1;
+        i += (size_t)t->len[sp];
+        start = i;
+    }
+    return 0;
+}
+
+void tok_decode_piece(const tokenizer_t *t, int id, int prev, ss_buf_t *b)
+{
+    if (id < 0 || id >= t->n || id == t->bos || id == t->eos)
+        return;
+    const char *s = t->text[id];
+    int n = t->len[id];
+    if (t->type[id] == 3 || t->type[id] == 4) {
+        ss_buf_append(b, s, (size_t)n);
+        return;
+    }
+    if (t->kind == TOK_SPM) {
+        unsigned x;
+        if (t->type[id] == 6 && n == 6 && sscanf(s, "<0x%02X>", &x) == 1) {
+            char c = (char)x;
+            ss_buf_append(b, &c, 1);
+            return;
+        }
+        int lead = prev == t->bos && t->bos >= 0;
+        for (int i = 0; i < n;) {
+            if (i + 3 <= n && !memcmp(s + i, "\xe2\x96\x81", 3)) {
+                if (!(i == 0 && lead && t->add_space_prefix))
+                    ss_buf_putc(b, ' ');
+                i += 3;
+            } else {
+                ss_buf_putc(b, s[i++]);
+            }
+        }
+        return;
+    }
+    for (int i = 0; i < n;) { /* BPE: unicode chars back to bytes */
+        unsigned char c = (unsigned char)s[i];
+        int l = SS_MIN(utf8_len(c), n - i), cp = c;
+        if (l == 2)
+            cp = ((c & 0x1f) << 6) | (s[i + 1] & 0x3f);
+        else if (l == 3)
+            cp = ((c & 0x0f) << 12) | ((s[i + 1] & 0x3f) << 6) | (s[i + 2] & 0x3f);
+        if (l <= 3 && cp < 512 && g_cp_byte[cp] >= 0)
+            ss_buf_putc(b, (char)g_cp_byte[cp]);
+        else
+            ss_buf_append(b, s + i, (size_t)l);
+        i += l;
+    }
+}

@@ -1,0 +1,402 @@
+/*
+ * check_cuda.c — the CUDA kernels against their CPU references.
+ *
+ * The references (gpu/cuda_ref.c) are tested everywhere against naive
+ * formulas; the kernels are compared with the references on random inputs
+ * where a CUDA device is present, and skipped with a printed reason elsewhere.
+ */
+#include "ss_base.h"
+#include "ss_cuda.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t rng_state = 88172645463325252ULL;
+static float frand(void) /* uniform in [-1, 1) */
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (float)((rng_state >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+}
+
+static float *frand_vec(size_t n, float scale)
+{
+    float *v = malloc(n * sizeof *v);
+    for (size_t i = 0; i < n; i++)
+        v[i] = frand() * scale;
+    return v;
+}
+
+/* Builds a host weight of `type` from floats (GGUF layout); returns malloc'd bytes. */
+static void *make_weight(int type, const float *f, int rows, int cols)
+{
+    size_t bytes = ss_kref_weight_bytes(type, rows, cols);
+    unsigned char *w = malloc(bytes);
+    size_t n = (size_t)rows * cols;
+    if (type == SS_WT_F32)
+        memcpy(w, f, n * 4);
+    else if (type == SS_WT_F16 || type == SS_WT_BF16)
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h = type == SS_WT_F16 ? ss_kref_f32_to_f16(f[i]) : ss_kref_f32_to_bf16(f[i]);
+            memcpy(w + 2 * i, &h, 2);
+        }
+    else
+        for (size_t b = 0; b < n / 32; b++) {
+            float amax = 0;
+            for (int j = 0; j < 32; j++)
+                amax = fmaxf(amax, fabsf(f[b * 32 + j]));
+            float d = amax / 127.0f;
+            uint16_t dh = ss_kref_f32_to_f16(d);
+            float id = d ? 1.0f / d : 0;
+            memcpy(w + b * 34, &dh, 2);
+            for (int j = 0; j < 32; j++)
+                w[b * 34 + 2 + j] = (unsigned char)(int8_t)lrintf(f[b * 32 + j] * id);
+        }
+    return w;
+}
+
+static double max_rel_err(const float *a, const float *b, size_t n)
+{
+    double maxabs = 1e-6, err = 0;
+    for (size_t i = 0; i < n; i++)
+        maxabs = fmax(maxabs, fabs(b[i]));
+    for (size_t i = 0; i < n; i++)
+        err = fmax(err, fabs((double)a[i] - b[i]));
+    return err / maxabs;
+}
+
+/* ------------------------------------------------------------ references */
+
+START_TEST(test_ref_half_conversions)
+{
+    const float vals[] = {0.0f, 1.0f, -2.5f, 65504.0f, 6.1035156e-05f, 5.9604645e-08f, 0.333333f, -1234.5f};
+    for (size_t i = 0; i < SS_ARRAY_LEN(vals); i++) {
+        float h = ss_kref_f16_to_f32(ss_kref_f32_to_f16(vals[i]));
+        ck_assert_msg(fabsf(h - vals[i]) <= fabsf(vals[i]) * 1e-3f, "f16 round trip %g -> %g", vals[i], h);
+        float b = ss_kref_bf16_to_f32(ss_kref_f32_to_bf16(vals[i]));
+        ck_assert_msg(fabsf(b - vals[i]) <= fabsf(vals[i]) * 8e-3f, "bf16 round trip %g -> %g", vals[i], b);
+    }
+    ck_assert_uint_eq(ss_kref_f32_to_f16(1.0f), 0x3c00);
+    ck_assert_uint_eq(ss_kref_f32_to_bf16(1.0f), 0x3f80);
+    ck_assert(isinf(ss_kref_f16_to_f32(ss_kref_f32_to_f16(1e6f))));
+}
+END_TEST
+
+START_TEST(test_ref_matmul_types)
+{
+    /* every weight type against the F32 product of its own dequantised values */
+    const int rows = 7, cols = 64, B = 3;
+    float *wf = frand_vec((size_t)rows * cols, 1.0f), *x = frand_vec((size_t)B * cols, 1.0f);
+    float bias[7];
+    for (int i = 0; i < rows; i++)
+        bias[i] = (float)i;
+    const int types[] = {SS_WT_F32, SS_WT_F16, SS_WT_BF16, SS_WT_Q8_0};
+    for (size_t t = 0; t < SS_ARRAY_LEN(types); t++) {
+        void *w = make_weight(types[t], wf, rows, cols);
+        float y[21], deq[64];
+        ss_kref_matmul(y, x, types[t], w, rows, cols, bias, B);
+        for (int b = 0; b < B; b++)
+            for (int n = 0; n < rows; n++) {
+                ss_kref_dequant_row(types[t], w, cols, n, deq);
+                double acc = bias[n];
+                for (int k = 0; k < cols; k++)
+                    acc += (double)deq[k] * x[b * cols + k];
+                ck_assert_double_eq_tol(y[b * rows + n], acc, 1e-4);
+                /* and the quantisation error itself is small */
+                double exact = bias[n];
+                for (int k = 0; k < cols; k++)
+                    exact += (double)wf[n * cols + k] * x[b * cols + k];
+                ck_assert_msg(fabs(acc - exact) < 0.1, "type %d: %g vs %g", types[t], acc, exact);
+            }
+        free(w);
+    }
+    free(wf);
+    free(x);
+}
+END_TEST
+
+START_TEST(test_ref_rope)
+{
+    /* position 0 is the identity; rotation preserves each pair's norm; the pairings differ */
+    float x[16], y[16], z[16];
+    for (int i = 0; i < 16; i++)
+        x[i] = y[i] = z[i] = frand();
+    int32_t p0 = 0, p5 = 5;
+    ss_kref_rope(y, &p0, 1, 2, 8, 8, 10000.0f, 0);
+    for (int i = 0; i < 16; i++)
+        ck_assert_float_eq_tol(y[i], x[i], 1e-6);
+    ss_kref_rope(y, &p5, 1, 2, 8, 8, 10000.0f, 0);
+    ss_kref_rope(z, &p5, 1, 2, 8, 8, 10000.0f, 1);
+    for (int h = 0; h < 2; h++)
+        for (int j = 0; j < 4; j++) {
+            const float *a = x + h * 8, *b = y + h * 8, *c = z + h * 8;
+            ck_assert_float_eq_tol(hypotf(b[2 * j], b[2 * j + 1]), hypotf(a[2 * j], a[2 * j + 1]), 1e-5);
+            ck_assert_float_eq_tol(hypotf(c[j], c[j + 4]), hypotf(a[j], a[j + 4]), 1e-5);
+        }
+    /* first pair at pos 5, freq 1: rotation by 5 radians */
+    ck_assert_float_eq_tol(y[0], x[0] * cosf(5) - x[1] * sinf(5), 1e-5);
+}
+END_TEST
+
+START_TEST(test_ref_attention_paged)
+{
+    /* paged attention over scattered blocks equals dense causal attention */
+    const int nheads = 4, nkv = 2, hd = 8, len = 37, max_blocks = 4;
+    int32_t bt[4] = {3, 0, 5, 1}; /* the sequence's blocks, deliberately out of order */
+    size_t pool = (size_t)6 * nkv * SS_KV_BLOCK * hd;
+    float *kp = calloc(pool, 4), *vp = calloc(pool, 4);
+    float *k = frand_vec((size_t)len * nkv * hd, 1), *v = frand_vec((size_t)len * nkv * hd, 1);
+    float *q = frand_vec((size_t)len * nheads * hd, 1), *out = malloc((size_t)len * nheads * hd * 4);
+    int32_t seq[37], pos[37];
+    for (int i = 0; i < len; i++)
+        seq[i] = 0, pos[i] = i;
+    ss_kref_kv_store(kp, vp, k, v, bt, max_blocks, seq, pos, len, nkv, hd);
+    ss_kref_attention(out, q, kp, vp, bt, max_blocks, seq, pos, len, nheads, nkv, hd);
+    for (int i = 0; i < len; i += 9)
+        for (int h = 0; h < nheads; h++) {
+            int kh = h / (nheads / nkv);
+            double w[37], mx = -1e30, s = 0;
+            for (int p = 0; p <= i; p++) {
+                double d = 0;
+                for (int j = 0; j < hd; j++)
+                    d += q[(i * nheads + h) * hd + j] * k[(p * nkv + kh) * hd + j];
+                w[p] = d / sqrt(hd);
+                mx = fmax(mx, w[p]);
+            }
+            for (int p = 0; p <= i; p++)
+                s += (w[p] = exp(w[p] - mx));
+            for (int j = 0; j < hd; j++) {
+                double o = 0;
+                for (int p = 0; p <= i; p++)
+                    o += w[p] / s * v[(p * nkv + kh) * hd + j];
+                ck_assert_double_eq_tol(out[(i * nheads + h) * hd + j], o, 1e-5);
+            }
+        }
+    free(kp), free(vp), free(k), free(v), free(q), free(out);
+}
+END_TEST
+
+START_TEST(test_ref_logprob)
+{
+    const int vocab = 50;
+    float *l = frand_vec(2 * vocab, 5.0f), out[2 * 50];
+    int32_t row[100], tok[100];
+    for (int i = 0; i < 2 * vocab; i++)
+        row[i] = i / vocab, tok[i] = i % vocab;
+    ss_kref_logprob_gather(out, l, vocab, row, tok, 2 * vocab);
+    for (int r = 0; r < 2; r++) {
+        double s = 0;
+        for (int v = 0; v < vocab; v++)
+            s += exp(out[r * vocab + v]);
+        ck_assert_double_eq_tol(s, 1.0, 1e-5);
+    }
+    free(l);
+}
+END_TEST
+
+/* ------------------------------------------------------------ GPU against references */
+
+static ss_cuda_t *gpu;
+static char skip_reason[SS_ERRSZ + 64];
+
+static int have_gpu(void)
+{
+    if (gpu)
+        return 1;
+    if (ss_cuda_device_count(skip_reason, sizeof skip_reason) <= 0)
+        return 0;
+    char err[SS_ERRSZ];
+    if (ss_cuda_open(0, &gpu, err, sizeof err)) {
+        snprintf(skip_reason, sizeof skip_reason, "%s", err);
+        return 0;
+    }
+    return 1;
+}
+
+#define NEED_GPU()                                                                                           \
+    do {                                                                                                     \
+        if (!have_gpu()) {                                                                                   \
+            printf("SKIP %s: %s\n", __func__, skip_reason);                                                  \
+            return;                                                                                          \
+        }                                                                                                    \
+    } while (0)
+
+static void *dup_to_gpu(const void *h, size_t n)
+{
+    void *d;
+    char err[SS_ERRSZ];
+    ck_assert_int_eq(ss_cuda_malloc(gpu, &d, n, err, sizeof err), SS_OK);
+    ck_assert_int_eq(ss_cuda_h2d(gpu, d, h, n, err, sizeof err), SS_OK);
+    return d;
+}
+
+static void from_gpu(void *h, const void *d, size_t n)
+{
+    char err[SS_ERRSZ];
+    ck_assert_msg(ss_cuda_sync(gpu, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_msg(ss_cuda_d2h(gpu, h, d, n, err, sizeof err) == SS_OK, "%s", err);
+}
+
+START_TEST(test_gpu_matmul)
+{
+    NEED_GPU();
+    char err[SS_ERRSZ];
+    const int types[] = {SS_WT_F32, SS_WT_F16, SS_WT_BF16, SS_WT_Q8_0};
+    const int shapes[][2] = {{96, 512}, {33, 1024}, {130, 96}}; /* vector paths and the generic path */
+    const int batches[] = {1, 3, 8, 9, 64};
+    for (size_t t = 0; t < SS_ARRAY_LEN(types); t++)
+        for (size_t s = 0; s < SS_ARRAY_LEN(shapes); s++)
+            for (size_t bi = 0; bi < SS_ARRAY_LEN(batches); bi++) {
+                int rows = shapes[s][0], cols = shapes[s][1], B = batches[bi];
+                float *wf = frand_vec((size_t)rows * cols, 1), *x = frand_vec((size_t)B * cols, 1);
+                float *bias = frand_vec((size_t)rows, 1);
+                void *w = make_weight(types[t], wf, rows, cols);
+                float *ref = malloc((size_t)B * rows * 4), *got = malloc((size_t)B * rows * 4);
+                ss_kref_matmul(ref, x, types[t], w, rows, cols, bias, B);
+                ss_cuda_weight_t dw;
+                ck_assert_int_eq(ss_cuda_weight_upload(gpu, &dw, types[t], rows, cols, w, err, sizeof err), SS_OK);
+                float *dx = dup_to_gpu(x, (size_t)B * cols * 4), *db = dup_to_gpu(bias, (size_t)rows * 4), *dy;
+                ck_assert_int_eq(ss_cuda_malloc(gpu, (void **)&dy, (size_t)B * rows * 4, err, sizeof err), SS_OK);
+                ck_assert_msg(ss_cuda_matmul(gpu, dy, dx, &dw, db, B, err, sizeof err) == SS_OK, "%s", err);
+                from_gpu(got, dy, (size_t)B * rows * 4);
+                /* bf16 tensor-core path (B > 8, non-F32) rounds activations to bf16 */
+                double tol = (B > 8 && types[t] != SS_WT_F32) ? 2e-2 : 1e-4;
+                double e = max_rel_err(got, ref, (size_t)B * rows);
+                ck_assert_msg(e < tol, "type %d %dx%d B=%d: rel err %g", types[t], rows, cols, B, e);
+                free(wf), free(x), free(bias), free(w), free(ref), free(got);
+            }
+}
+END_TEST
+
+START_TEST(test_gpu_elementwise)
+{
+    NEED_GPU();
+    char err[SS_ERRSZ];
+    const int rows = 5, dim = 576, nheads = 9, hd = 64;
+    float *x = frand_vec((size_t)rows * dim, 2), *w = frand_vec(dim, 1), *ref = malloc((size_t)rows * dim * 4),
+          *got = malloc((size_t)rows * dim * 4);
+    float *dx = dup_to_gpu(x, (size_t)rows * dim * 4), *dw = dup_to_gpu(w, dim * 4), *dy;
+    ss_cuda_malloc(gpu, (void **)&dy, (size_t)rows * dim * 4, err, sizeof err);
+    ss_kref_rmsnorm(ref, x, w, rows, dim, 1e-5f);
+    ss_cuda_rmsnorm(gpu, dy, dx, dw, rows, dim, 1e-5f);
+    from_gpu(got, dy, (size_t)rows * dim * 4);
+    ck_assert_msg(max_rel_err(got, ref, (size_t)rows * dim) < 1e-5, "rmsnorm");
+
+    int32_t pos[5] = {0, 1, 7, 100, 2047};
+    int32_t *dpos = dup_to_gpu(pos, sizeof pos);
+    for (int neox = 0; neox < 2; neox++) {
+        memcpy(ref, x, (size_t)rows * dim * 4);
+        ss_kref_rope(ref, pos, rows, nheads, hd, hd, 10000.0f, neox);
+        ss_cuda_h2d(gpu, dy, x, (size_t)rows * dim * 4, err, sizeof err);
+        ss_cuda_rope(gpu, dy, dpos, rows, nheads, hd, hd, 10000.0f, neox);
+        from_gpu(got, dy, (size_t)rows * dim * 4);
+        ck_assert_msg(max_rel_err(got, ref, (size_t)rows * dim) < 1e-4, "rope neox=%d", neox);
+    }
+    ss_kref_swiglu(ref, x, w, dim);
+    ss_cuda_swiglu(gpu, dy, dx, dw, dim);
+    from_gpu(got, dy, dim * 4);
+    ck_assert_msg(max_rel_err(got, ref, dim) < 1e-5, "swiglu");
+    free(x), free(w), free(ref), free(got);
+}
+END_TEST
+
+START_TEST(test_gpu_attention)
+{
+    NEED_GPU();
+    char err[SS_ERRSZ];
+    /* two sequences: one prefilled in tiles of 16 (length 45), one decoding 1 token at 70 */
+    const int nheads = 8, nkv = 2, hd = 64, max_blocks = 8, nblocks = 16;
+    int32_t bt[2 * 8] = {4, 9, 1, 0, 0, 0, 0, 0, 2, 3, 5, 6, 7, 8, 0, 0};
+    const int n0 = 45, n1 = 71, n = n0 + n1;
+    int32_t seq[116], pos[116];
+    for (int i = 0; i < n0; i++)
+        seq[i] = 0, pos[i] = i;
+    for (int i = 0; i < n1; i++)
+        seq[n0 + i] = 1, pos[n0 + i] = i;
+    size_t pool = (size_t)nblocks * nkv * SS_KV_BLOCK * hd;
+    float *kp = calloc(pool, 4), *vp = calloc(pool, 4);
+    float *k = frand_vec((size_t)n * nkv * hd, 1), *v = frand_vec((size_t)n * nkv * hd, 1);
+    float *q = frand_vec((size_t)n * nheads * hd, 1);
+    float *ref = malloc((size_t)n * nheads * hd * 4), *got = malloc((size_t)n * nheads * hd * 4);
+    ss_kref_kv_store(kp, vp, k, v, bt, max_blocks, seq, pos, n, nkv, hd);
+    ss_kref_attention(ref, q, kp, vp, bt, max_blocks, seq, pos, n, nheads, nkv, hd);
+    /* on the GPU: store, then attend only the last token of seq 1 and all of seq 0 */
+    int32_t tq0[8], tnq[8], nt = 0;
+    for (int i = 0; i < n0; i += 16)
+        tq0[nt] = i, tnq[nt++] = SS_MIN(16, n0 - i);
+    tq0[nt] = n - 1, tnq[nt++] = 1;
+    float *dkp, *dvp, *dout;
+    ss_cuda_malloc(gpu, (void **)&dkp, pool * 4, err, sizeof err);
+    ss_cuda_malloc(gpu, (void **)&dvp, pool * 4, err, sizeof err);
+    ss_cuda_malloc(gpu, (void **)&dout, (size_t)n * nheads * hd * 4, err, sizeof err);
+    ss_cuda_memset(gpu, dout, 0, (size_t)n * nheads * hd * 4, err, sizeof err);
+    float *dk = dup_to_gpu(k, (size_t)n * nkv * hd * 4), *dv = dup_to_gpu(v, (size_t)n * nkv * hd * 4);
+    float *dq = dup_to_gpu(q, (size_t)n * nheads * hd * 4);
+    int32_t *dbt = dup_to_gpu(bt, sizeof bt), *dseq = dup_to_gpu(seq, sizeof seq), *dpos = dup_to_gpu(pos, sizeof pos);
+    int32_t *dt0 = dup_to_gpu(tq0, sizeof tq0), *dtn = dup_to_gpu(tnq, sizeof tnq);
+    ck_assert_int_eq(ss_cuda_kv_store(gpu, dkp, dvp, dk, dv, dbt, max_blocks, dseq, dpos, n, nkv, hd), SS_OK);
+    ck_assert_int_eq(ss_cuda_attention(gpu, dout, dq, dkp, dvp, dbt, max_blocks, dseq, dpos, n, dt0, dtn, nt,
+                                       nheads, nkv, hd), SS_OK);
+    from_gpu(got, dout, (size_t)n * nheads * hd * 4);
+    ck_assert_msg(max_rel_err(got, ref, (size_t)n0 * nheads * hd) < 1e-4, "prefill attention");
+    size_t last = (size_t)(n - 1) * nheads * hd;
+    ck_assert_msg(max_rel_err(got + last, ref + last, (size_t)nheads * hd) < 1e-4, "decode attention");
+    free(kp), free(vp), free(k), free(v), free(q), free(ref), free(got);
+}
+END_TEST
+
+START_TEST(test_gpu_readout)
+{
+    NEED_GPU();
+    char err[SS_ERRSZ];
+    const int vocab = 49152, rows = 3;
+    float *l = frand_vec((size_t)rows * vocab, 8);
+    l[1 * vocab + 777] = 50.0f;
+    int32_t row[4] = {0, 1, 2, 1}, tok[4] = {5, 777, 49151, 0};
+    float ref[4], got[4];
+    ss_kref_logprob_gather(ref, l, vocab, row, tok, 4);
+    float *dl = dup_to_gpu(l, (size_t)rows * vocab * 4), *dout;
+    int32_t *drow = dup_to_gpu(row, sizeof row), *dtok = dup_to_gpu(tok, sizeof tok), *dam, am[3];
+    ss_cuda_malloc(gpu, (void **)&dout, sizeof got, err, sizeof err);
+    ss_cuda_malloc(gpu, (void **)&dam, sizeof am, err, sizeof err);
+    ss_cuda_logprob_gather(gpu, dout, dl, vocab, drow, dtok, 4);
+    ss_cuda_argmax(gpu, dam, dl, rows, vocab);
+    from_gpu(got, dout, sizeof got);
+    from_gpu(am, dam, sizeof am);
+    for (int i = 0; i < 4; i++)
+        ck_assert_float_eq_tol(got[i], ref[i], 1e-3);
+    ck_assert_int_eq(am[1], 777);
+    free(l);
+}
+END_TEST
+
+static void teardown(void)
+{
+    ss_cuda_close(gpu);
+    gpu = NULL;
+}
+
+Suite *check_cuda_suite(void)
+{
+    Suite *s = suite_create("cuda");
+    TCase *ref = tcase_create("reference");
+    tcase_add_test(ref, test_ref_half_conversions);
+    tcase_add_test(ref, test_ref_matmul_types);
+    tcase_add_test(ref, test_ref_rope);
+    tcase_add_test(ref, test_ref_attention_paged);
+    tcase_add_test(ref, test_ref_logprob);
+    suite_add_tcase(s, ref);
+    TCase *dev = tcase_create("device");
+    tcase_add_unchecked_fixture(dev, NULL, teardown);
+    tcase_set_timeout(dev, 120);
+    tcase_add_test(dev, test_gpu_matmul);
+    tcase_add_test(dev, test_gpu_elementwise);
+    tcase_add_test(dev, test_gpu_attention);
+    tcase_add_test(dev, test_gpu_readout);
+    suite_add_tcase(s, dev);
+    return s;
+}

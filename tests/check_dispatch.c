@@ -1,0 +1,484 @@
+/*
+ * check_dispatch.c — tests of the inference dispatcher and the result cache:
+ * canonical cache keys, batching into max_batch chunks, grouping by shared prefix,
+ * deduplication inside a batch and against requests in flight, the persistent cache
+ * answering after a reopen, and crash safety (results stored before a crash are not
+ * recomputed). The mechanics tests count backend calls, so they use a small counting
+ * backend defined here (test names say "counting"); its answers are a deterministic
+ * function of the request. The dispatcher over the real model is in the *_local tests.
+ */
+#include "ss_cache.h"
+#include "ss_dispatch.h"
+#include "testutil.h"
+
+#include <check.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ---- the counting test backend ---- */
+
+typedef struct counting {
+    int calls;          /* run() invocations */
+    int requests;       /* requests received */
+    int sizes[64];      /* size of each run() batch */
+    int switches;       /* prefix changes along the stream of requests received */
+    char last[16];      /* prefix of the last request received */
+    int sleep_ms;       /* delay per run() */
+    int crash_on_call;  /* _exit(3) when this call number (1-based) starts; 0 = never */
+    const char *fail_prompt; /* requests with this prompt fail individually */
+    int fail_batch;     /* run() returns an error */
+    pthread_mutex_t mu;
+} counting_t;
+
+static uint64_t h(const char *s) { return ss_hash64(s, strlen(s), 7); }
+
+static void answer(const ss_infer_req_t *q, ss_infer_res_t *r)
+{
+    r->status = SS_OK;
+    r->prompt_tokens = (int)strlen(q->prompt);
+    switch (q->kind) {
+    case SS_INFER_CHOOSE: {
+        r->nprobs = q->nchoices;
+        r->probs = calloc((size_t)q->nchoices, sizeof(float));
+        float sum = 0;
+        for (int i = 0; i < q->nchoices; i++) sum += r->probs[i] = 1.0f + (float)((h(q->prompt) >> i) & 7);
+        for (int i = 0; i < q->nchoices; i++) r->probs[i] /= sum;
+        break;
+    }
+    case SS_INFER_GENERATE:
+        r->text = ss_sprintf("gen(%s,%d)", q->prompt, q->max_tokens);
+        r->gen_tokens = q->max_tokens;
+        break;
+    case SS_INFER_SCORE:
+        r->score = q->score_min + (double)(h(q->prompt) % 1000) / 1000.0 * (q->score_max - q->score_min);
+        break;
+    case SS_INFER_EMBED:
+        r->dim = 4;
+        r->emb = calloc(4, sizeof(float));
+        for (int i = 0; i < 4; i++) r->emb[i] = (float)((h(q->prompt) >> (8 * i)) & 255);
+        break;
+    }
+}
+
+static int counting_run(ss_infer_backend_t *b, const ss_infer_req_t *reqs, int n, ss_infer_res_t *res,
+                        char *err, size_t errsz)
+{
+    counting_t *c = b->impl;
+    pthread_mutex_lock(&c->mu);
+    int call = ++c->calls;
+    if (call <= 64) {
+        c->sizes[call - 1] = n;
+    }
+    c->requests += n;
+    for (int i = 0; i < n; i++) {
+        char pf[16];
+        snprintf(pf, sizeof pf, "%.*s", (int)SS_MIN(reqs[i].prefix_len, 15), reqs[i].prompt);
+        if (c->requests - n + i > 0 && strcmp(pf, c->last)) c->switches++;
+        memcpy(c->last, pf, sizeof pf);
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (c->crash_on_call == call) _exit(3);
+    if (c->sleep_ms) usleep((useconds_t)c->sleep_ms * 1000);
+    if (c->fail_batch) return ss_seterr(err, errsz, SS_ERR_MODEL, "counting backend: told to fail");
+    for (int i = 0; i < n; i++) {
+        if (c->fail_prompt && !strcmp(reqs[i].prompt, c->fail_prompt)) {
+            res[i].status = SS_ERR_MODEL;
+            res[i].error = ss_strdup("counting backend: bad prompt");
+        } else {
+            answer(&reqs[i], &res[i]);
+        }
+    }
+    return SS_OK;
+}
+
+static void counting_destroy(ss_infer_backend_t *b)
+{
+    if (!b) return;
+    free(b->model_id);
+    free(b);
+}
+
+static ss_infer_backend_t *counting_new(counting_t *c, const char *id)
+{
+    ss_infer_backend_t *b = calloc(1, sizeof *b);
+    b->kind = "counting";
+    b->model_id = ss_strdup(id);
+    b->impl = c;
+    b->run = counting_run;
+    b->destroy = counting_destroy;
+    pthread_mutex_init(&c->mu, NULL);
+    return b;
+}
+
+static ss_dispatch_t *open_disp(const char *cache, int max_batch, counting_t *c)
+{
+    ss_dispatch_opts_t o = {cache, max_batch, 0};
+    ss_dispatch_t *d = NULL;
+    char err[SS_ERRSZ];
+    ck_assert_msg(ss_dispatch_open(&o, &d, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_int_eq(ss_dispatch_add_model(d, "m", counting_new(c, "counting:v1"), 0, err, sizeof err), SS_OK);
+    return d;
+}
+
+static char *cache_file(void)
+{
+    char *dir = tu_tmpdir();
+    char *p = ss_sprintf("%s/cache.db", dir);
+    free(dir);
+    return p;
+}
+
+/* n mixed requests; prompts[i] must outlive the requests. */
+static const char *YESNO[] = {" yes", " no"};
+static void mkreqs(ss_infer_req_t *q, char (*prompts)[64], int n, int distinct)
+{
+    for (int i = 0; i < n; i++) {
+        snprintf(prompts[i], 64, "%s: item %d", (i % 2) ? "PFX-B" : "PFX-A", i % distinct);
+        memset(&q[i], 0, sizeof q[i]);
+        q[i].prompt = prompts[i];
+        q[i].prefix_len = 5;
+        q[i].kind = (ss_infer_kind_t)(i % 4);
+        q[i].nchoices = 2;
+        q[i].choices = YESNO;
+        q[i].max_tokens = 5;
+        q[i].score_min = 1;
+        q[i].score_max = 10;
+    }
+}
+
+static void check_answers(const ss_infer_req_t *q, const ss_infer_res_t *r, int n, int cached)
+{
+    for (int i = 0; i < n; i++) {
+        ss_infer_res_t want = {0};
+        answer(&q[i], &want);
+        ck_assert_int_eq(r[i].status, SS_OK);
+        if (cached >= 0) ck_assert_int_eq(r[i].cached, cached);
+        ck_assert_int_eq(r[i].nprobs, want.nprobs);
+        for (int j = 0; j < want.nprobs; j++) ck_assert_float_eq(r[i].probs[j], want.probs[j]);
+        if (want.text) ck_assert_str_eq(r[i].text, want.text);
+        ck_assert_double_eq(r[i].score, want.score);
+        ck_assert_int_eq(r[i].dim, want.dim);
+        for (int j = 0; j < want.dim; j++) ck_assert_float_eq(r[i].emb[j], want.emb[j]);
+        ck_assert_int_eq(r[i].prompt_tokens, want.prompt_tokens);
+        ss_infer_res_clear(&want);
+    }
+}
+
+static void clear_all(ss_infer_res_t *r, int n)
+{
+    for (int i = 0; i < n; i++) ss_infer_res_clear(&r[i]);
+}
+
+START_TEST(test_key_canonical)
+{
+    ss_infer_req_t a = {.kind = SS_INFER_GENERATE, .prompt = "p", .max_tokens = 8};
+    ss_infer_req_t b = a;
+    char ka[33], kb[33];
+    ss_infer_key("m1", &a, ka);
+    b.seed = 99; /* greedy: the seed does not change the answer, so not the key */
+    ss_infer_key("m1", &b, kb);
+    ck_assert_str_eq(ka, kb);
+    b.temperature = 0.5f;
+    ss_infer_key("m1", &b, kb);
+    ck_assert_str_ne(ka, kb);
+    struct { const char *field; ss_infer_req_t r; const char *model; } diff[] = {
+        {"model", a, "m2"},
+        {"prompt", {.kind = SS_INFER_GENERATE, .prompt = "q", .max_tokens = 8}, "m1"},
+        {"max_tokens", {.kind = SS_INFER_GENERATE, .prompt = "p", .max_tokens = 9}, "m1"},
+        {"stop", {.kind = SS_INFER_GENERATE, .prompt = "p", .max_tokens = 8, .stop = ""}, "m1"},
+        {"kind", {.kind = SS_INFER_EMBED, .prompt = "p"}, "m1"},
+    };
+    for (size_t i = 0; i < SS_ARRAY_LEN(diff); i++) {
+        ss_infer_key(diff[i].model, &diff[i].r, kb);
+        ck_assert_msg(strcmp(ka, kb) != 0, "key ignores %s", diff[i].field);
+    }
+    /* choices are length-prefixed: {"ab","c"} and {"a","bc"} differ */
+    const char *c1[] = {"ab", "c"}, *c2[] = {"a", "bc"};
+    ss_infer_req_t x = {.kind = SS_INFER_CHOOSE, .prompt = "p", .nchoices = 2, .choices = c1};
+    ss_infer_req_t y = x;
+    y.choices = c2;
+    ss_infer_key("m", &x, ka);
+    ss_infer_key("m", &y, kb);
+    ck_assert_str_ne(ka, kb);
+    ss_infer_req_t s1 = {.kind = SS_INFER_SCORE, .prompt = "p", .score_min = 1, .score_max = 10};
+    ss_infer_req_t s2 = s1;
+    s2.score_max = 5;
+    ss_infer_key("m", &s1, ka);
+    ss_infer_key("m", &s2, kb);
+    ck_assert_str_ne(ka, kb);
+}
+END_TEST
+
+START_TEST(test_counting_batches_dedup_order)
+{
+    counting_t c = {0};
+    ss_dispatch_t *d = open_disp(NULL, 4, &c);
+    enum { N = 24, DISTINCT = 10 };
+    ss_infer_req_t q[N];
+    char p[N][64];
+    ss_infer_res_t r[N];
+    memset(r, 0, sizeof r);
+    mkreqs(q, p, N, DISTINCT);
+    ss_infer_stats_t acct = {0};
+    char err[SS_ERRSZ];
+    ck_assert_msg(ss_dispatch_run(d, NULL, &acct, q, N, r, err, sizeof err) == SS_OK, "%s", err);
+    check_answers(q, r, N, 0);
+    /* i and i+20 share prompt and kind (i%4 == (i+20)%4, i%10 == (i+20)%10): 4 duplicates */
+    ck_assert_int_eq(c.requests, N - 4);
+    ck_assert_int_eq(acct.calls, N - 4);
+    ck_assert_int_eq(acct.requests, N);
+    ck_assert_int_eq(acct.cache_hits, 0);
+    for (int i = 0; i < c.calls; i++) ck_assert_int_le(c.sizes[i], 4);
+    ck_assert_int_eq(c.calls, 5); /* 20 distinct requests in full chunks of 4 */
+    ck_assert_int_eq(c.switches, 1); /* the two prefix groups (interleaved in q) travel apart */
+    ss_infer_stats_t tot;
+    ss_dispatch_totals(d, &tot);
+    ck_assert_int_eq(tot.requests, N);
+    ck_assert_int_eq(tot.calls, N - 4);
+    ck_assert_int_gt(tot.prompt_tokens, 0);
+    ck_assert_int_gt(acct.ns, 0);
+    clear_all(r, N);
+    ss_dispatch_close(d);
+}
+END_TEST
+
+START_TEST(test_counting_cache_reopen)
+{
+    char *path = cache_file();
+    enum { N = 12 };
+    ss_infer_req_t q[N];
+    char p[N][64];
+    ss_infer_res_t r[N];
+    mkreqs(q, p, N, N);
+    char err[SS_ERRSZ];
+    counting_t c1 = {0};
+    ss_dispatch_t *d = open_disp(path, 5, &c1);
+    memset(r, 0, sizeof r);
+    ck_assert_msg(ss_dispatch_run(d, "m", NULL, q, N, r, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_int_eq(c1.requests, N);
+    clear_all(r, N);
+    ss_dispatch_close(d);
+
+    counting_t c2 = {0}; /* a new process would see only the file */
+    d = open_disp(path, 5, &c2);
+    memset(r, 0, sizeof r);
+    ss_infer_stats_t acct = {0};
+    ck_assert_msg(ss_dispatch_run(d, "m", &acct, q, N, r, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_int_eq(c2.calls, 0);
+    ck_assert_int_eq(acct.cache_hits, N);
+    ck_assert_int_eq(acct.calls, 0);
+    check_answers(q, r, N, 1);
+    clear_all(r, N);
+    ss_dispatch_close(d);
+
+    /* a different model identity does not reuse those answers */
+    counting_t c3 = {0};
+    ss_dispatch_opts_t o = {path, 5, 0};
+    ck_assert_int_eq(ss_dispatch_open(&o, &d, err, sizeof err), SS_OK);
+    ck_assert_int_eq(ss_dispatch_add_model(d, "m", counting_new(&c3, "counting:v2"), 1, err, sizeof err), SS_OK);
+    memset(r, 0, sizeof r);
+    ck_assert_int_eq(ss_dispatch_run(d, NULL, NULL, q, N, r, err, sizeof err), SS_OK);
+    ck_assert_int_eq(c3.requests, N);
+    clear_all(r, N);
+    ss_dispatch_close(d);
+    free(path);
+}
+END_TEST
+
+START_TEST(test_counting_crash_safety)
+{
+    char *path = cache_file();
+    enum { N = 10 };
+    ss_infer_req_t q[N];
+    char p[N][64];
+    mkreqs(q, p, N, N);
+    for (int i = 0; i < N; i++) q[i].prefix_len = 0; /* one group: chunks follow request order */
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) { /* the "engine": dies while the third chunk is in the backend */
+        counting_t c = {.crash_on_call = 3};
+        ss_dispatch_t *d = open_disp(path, 3, &c);
+        ss_infer_res_t r[N];
+        memset(r, 0, sizeof r);
+        char err[SS_ERRSZ];
+        ss_dispatch_run(d, NULL, NULL, q, N, r, err, sizeof err);
+        _exit(0); /* not reached */
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 3);
+    counting_t c = {0};
+    ss_dispatch_t *d = open_disp(path, 3, &c);
+    ss_infer_res_t r[N];
+    memset(r, 0, sizeof r);
+    ss_infer_stats_t acct = {0};
+    char err[SS_ERRSZ];
+    ck_assert_int_eq(ss_dispatch_run(d, NULL, &acct, q, N, r, err, sizeof err), SS_OK);
+    ck_assert_int_eq(acct.cache_hits, 6); /* the two chunks that returned before the crash */
+    ck_assert_int_eq(c.requests, N - 6);
+    for (int i = 0; i < N; i++) ck_assert_int_eq(r[i].cached, i < 6);
+    check_answers(q, r, N, -1);
+    clear_all(r, N);
+    ss_dispatch_close(d);
+    free(path);
+}
+END_TEST
+
+typedef struct thr {
+    ss_dispatch_t *d;
+    const ss_infer_req_t *q;
+    int n;
+    ss_infer_res_t *r;
+    int rc;
+} thr_t;
+
+static void *thr_run(void *arg)
+{
+    thr_t *t = arg;
+    char err[SS_ERRSZ];
+    t->rc = ss_dispatch_run(t->d, NULL, NULL, t->q, t->n, t->r, err, sizeof err);
+    return NULL;
+}
+
+START_TEST(test_counting_inflight_dedup)
+{
+    counting_t c = {.sleep_ms = 150};
+    ss_dispatch_t *d = open_disp(NULL, 8, &c);
+    enum { N = 6, T = 4 };
+    ss_infer_req_t q[N];
+    char p[N][64];
+    mkreqs(q, p, N, N);
+    ss_infer_res_t r[T][N];
+    memset(r, 0, sizeof r);
+    thr_t t[T];
+    pthread_t th[T];
+    for (int i = 0; i < T; i++) {
+        t[i] = (thr_t){d, q, N, r[i], -1};
+        pthread_create(&th[i], NULL, thr_run, &t[i]);
+    }
+    for (int i = 0; i < T; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < T; i++) {
+        ck_assert_int_eq(t[i].rc, SS_OK);
+        check_answers(q, r[i], N, 0);
+        clear_all(r[i], N);
+    }
+    ck_assert_int_eq(c.requests, N); /* every request computed once across the 4 callers */
+    ss_infer_stats_t tot;
+    ss_dispatch_totals(d, &tot);
+    ck_assert_int_eq(tot.requests, N * T);
+    ck_assert_int_eq(tot.calls, N);
+    ss_dispatch_close(d);
+}
+END_TEST
+
+START_TEST(test_counting_failures_not_cached)
+{
+    char *path = cache_file();
+    counting_t c = {.fail_prompt = "PFX-B: item 1"};
+    ss_dispatch_t *d = open_disp(path, 8, &c);
+    enum { N = 4 };
+    ss_infer_req_t q[N];
+    char p[N][64];
+    mkreqs(q, p, N, N);
+    ss_infer_res_t r[N];
+    memset(r, 0, sizeof r);
+    char err[SS_ERRSZ];
+    ck_assert_int_eq(ss_dispatch_run(d, NULL, NULL, q, N, r, err, sizeof err), SS_ERR_MODEL);
+    ck_assert_msg(strstr(err, "request 1") && strstr(err, "bad prompt"), "%s", err);
+    ck_assert_int_eq(r[0].status, SS_OK);
+    ck_assert_int_eq(r[1].status, SS_ERR_MODEL);
+    clear_all(r, N);
+    c.fail_prompt = NULL;
+    int before = c.requests;
+    ck_assert_int_eq(ss_dispatch_run(d, NULL, NULL, q, N, r, err, sizeof err), SS_OK);
+    ck_assert_int_eq(c.requests - before, 1); /* only the failed one is retried */
+    clear_all(r, N);
+    /* a whole-batch failure reaches every request */
+    c.fail_batch = 1;
+    ss_infer_req_t one = {.kind = SS_INFER_GENERATE, .prompt = "new", .max_tokens = 1};
+    ck_assert_int_eq(ss_dispatch_run(d, NULL, NULL, &one, 1, r, err, sizeof err), SS_ERR_MODEL);
+    ck_assert_msg(strstr(err, "told to fail") != NULL, "%s", err);
+    ck_assert_str_eq(r[0].error, "counting backend: told to fail");
+    ss_infer_res_clear(&r[0]);
+    ck_assert_int_eq(ss_dispatch_run(d, "nope", NULL, &one, 1, r, err, sizeof err), SS_ERR_NOTFOUND);
+    ck_assert_msg(strstr(err, "nope") != NULL, "%s", err);
+    ss_dispatch_close(d);
+    free(path);
+}
+END_TEST
+
+START_TEST(test_counting_models)
+{
+    counting_t a = {0}, b = {0}, x = {0};
+    char err[SS_ERRSZ];
+    ss_dispatch_t *d = open_disp(NULL, 8, &a);
+    ck_assert_int_eq(ss_dispatch_add_model(d, "big", counting_new(&b, "counting:big"), 1, err, sizeof err), SS_OK);
+    ck_assert_int_eq(ss_dispatch_add_model(d, "big", counting_new(&x, "x"), 0, err, sizeof err), SS_ERR_EXISTS);
+    ck_assert(ss_dispatch_has_model(d, NULL) && ss_dispatch_has_model(d, "m") && !ss_dispatch_has_model(d, "z"));
+    ss_infer_req_t q = {.kind = SS_INFER_EMBED, .prompt = "hello"};
+    ss_infer_res_t r = {0};
+    ck_assert_int_eq(ss_dispatch_run(d, NULL, NULL, &q, 1, &r, err, sizeof err), SS_OK);
+    ss_infer_res_clear(&r);
+    ck_assert_int_eq(ss_dispatch_run(d, "m", NULL, &q, 1, &r, err, sizeof err), SS_OK);
+    ss_infer_res_clear(&r);
+    ck_assert_int_eq(a.calls, 1);
+    ck_assert_int_eq(b.calls, 1); /* "big" became the default */
+    ss_dispatch_close(d);
+}
+END_TEST
+
+START_TEST(test_cache_roundtrip)
+{
+    char *path = cache_file();
+    ss_cache_t *c = NULL;
+    char err[SS_ERRSZ];
+    ck_assert_msg(ss_cache_open(path, &c, err, sizeof err) == SS_OK, "%s", err);
+    float pr[2] = {0.25f, 0.75f}, em[3] = {1, 2, 3};
+    ss_infer_res_t a = {.text = "hi", .nprobs = 2, .probs = pr, .score = 4.5, .dim = 3, .emb = em,
+                        .prompt_tokens = 7, .gen_tokens = 2};
+    ss_infer_res_t bad = {.status = SS_ERR_MODEL, .error = "x"};
+    ss_cache_entry_t e[2] = {{"k1", SS_INFER_GENERATE, &a}, {"k2", SS_INFER_CHOOSE, &bad}};
+    ck_assert_int_eq(ss_cache_put(c, "mid", e, 2, err, sizeof err), SS_OK);
+    ck_assert_int_eq(ss_cache_count(c), 1);
+    ss_infer_res_t g = {0};
+    int found = 0;
+    ck_assert_int_eq(ss_cache_get(c, "k2", &g, &found, err, sizeof err), SS_OK);
+    ck_assert_int_eq(found, 0);
+    ck_assert_int_eq(ss_cache_get(c, "k1", &g, &found, err, sizeof err), SS_OK);
+    ck_assert_int_eq(found, 1);
+    ck_assert_str_eq(g.text, "hi");
+    ck_assert_int_eq(g.nprobs, 2);
+    ck_assert_float_eq(g.probs[1], 0.75f);
+    ck_assert_int_eq(g.dim, 3);
+    ck_assert_float_eq(g.emb[2], 3.0f);
+    ck_assert_double_eq(g.score, 4.5);
+    ck_assert_int_eq(g.prompt_tokens, 7);
+    ck_assert_int_eq(g.cached, 1);
+    ss_infer_res_clear(&g);
+    ss_cache_close(c);
+    ck_assert_int_eq(ss_cache_open("/nonexistent-dir/x/cache.db", &c, err, sizeof err), SS_ERR_SQLITE);
+    ck_assert_msg(strstr(err, "/nonexistent-dir/x/cache.db") != NULL, "%s", err);
+    free(path);
+}
+END_TEST
+
+Suite *check_dispatch_suite(void)
+{
+    Suite *s = suite_create("dispatch");
+    TCase *tc = tcase_create("dispatch");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_key_canonical);
+    tcase_add_test(tc, test_cache_roundtrip);
+    tcase_add_test(tc, test_counting_batches_dedup_order);
+    tcase_add_test(tc, test_counting_cache_reopen);
+    tcase_add_test(tc, test_counting_crash_safety);
+    tcase_add_test(tc, test_counting_inflight_dedup);
+    tcase_add_test(tc, test_counting_failures_not_cached);
+    tcase_add_test(tc, test_counting_models);
+    suite_add_tcase(s, tc);
+    return s;
+}

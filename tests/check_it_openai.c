@@ -1,0 +1,440 @@
+/*
+ * check_it_openai.c — integration tests of the OpenAI-compatible backend against a
+ * fixture HTTP server (libmicrohttpd on 127.0.0.1, random port) that speaks the
+ * protocol: /v1/completions with logprobs (object and array forms), plain completions,
+ * /v1/embeddings; it can be told to answer 500, 429 + Retry-After, garbage, JSON
+ * without the expected fields, or slowly. Tests parsing, retries with backoff,
+ * timeouts, error messages, the concurrency limit, and the dispatcher + persistent
+ * cache over this backend.
+ */
+#include "ss_backends.h"
+#include "ss_dispatch.h"
+#include "testutil.h"
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <math.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* ---- the fixture server ---- */
+
+typedef struct fixture {
+    struct MHD_Daemon *d;
+    int port;
+    char url[64];
+    pthread_mutex_t mu;
+    /* behaviour */
+    int fail_next;      /* answer 500 to the next N requests */
+    int busy_next;      /* answer 429 with Retry-After: 1 to the next N requests */
+    int garbage;        /* answer a non-JSON body */
+    int missing;        /* answer JSON without choices/data */
+    int slow_ms;        /* sleep before answering */
+    /* observations */
+    int requests;
+    int concurrent, max_concurrent;
+    int64_t t_ns[32];   /* arrival time of each request */
+    char last_body[2048];
+    char last_auth[128];
+} fixture_t;
+
+static fixture_t F;
+
+static void get_prompt(const char *body, const char *field, char *out, size_t n)
+{
+    char pat[32];
+    snprintf(pat, sizeof pat, "\"%s\":\"", field);
+    const char *p = strstr(body, pat);
+    size_t k = 0;
+    if (p)
+        for (p += strlen(pat); *p && *p != '"' && k + 1 < n; p++) k += (size_t)(out[k] = *p, 1);
+    out[k] = 0;
+}
+
+static char *answer_completion(const char *body)
+{
+    char prompt[512];
+    get_prompt(body, "prompt", prompt, sizeof prompt);
+    if (!strstr(body, "\"logprobs\"")) {
+        const char *mt = strstr(body, "\"max_tokens\":");
+        int max = mt ? atoi(mt + 13) : 0;
+        return ss_sprintf("{\"id\":\"c1\",\"choices\":[{\"index\":0,\"text\":\"[%s]\\u00e9\","
+                          "\"finish_reason\":\"length\"}],\"usage\":{\"prompt_tokens\":%d,"
+                          "\"completion_tokens\":%d}}", prompt, (int)strlen(prompt) / 4, max);
+    }
+    if (strstr(prompt, "Score"))
+        return ss_sprintf("{\"choices\":[{\"index\":0,\"text\":\"7\",\"logprobs\":{\"tokens\":[\"7\"],"
+                          "\"token_logprobs\":[%.9g],\"top_logprobs\":[{\"7\":%.9g,\" 8\":%.9g,\"3\":%.9g,"
+                          "\"x\":%.9g}]}}],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":1}}",
+                          log(0.5), log(0.5), log(0.3), log(0.2), log(0.01));
+    if (strstr(prompt, "ARRAYFMT")) /* the newer array form of top_logprobs */
+        return ss_sprintf("{\"choices\":[{\"index\":0,\"text\":\" no\",\"logprobs\":{\"top_logprobs\":[["
+                          "{\"token\":\" no\",\"logprob\":%.9g},{\"token\":\" yes\",\"logprob\":%.9g}]]}}]}",
+                          log(0.75), log(0.25));
+    return ss_sprintf("{\"choices\":[{\"index\":0,\"text\":\" yes\",\"logprobs\":{\"tokens\":[\" yes\"],"
+                      "\"top_logprobs\":[{\" yes\":%.9g,\" no\":%.9g,\" maybe\":%.9g}]}}],"
+                      "\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":1}}",
+                      log(0.6), log(0.3), log(0.05));
+}
+
+static char *answer(const char *url, const char *body, int *status, int *retry_after)
+{
+    pthread_mutex_lock(&F.mu);
+    int fail = F.fail_next > 0 ? F.fail_next-- : 0;
+    int busy = !fail && F.busy_next > 0 ? F.busy_next-- : 0;
+    int garbage = F.garbage, missing = F.missing;
+    pthread_mutex_unlock(&F.mu);
+    *status = 200;
+    *retry_after = 0;
+    if (fail) { *status = 500; return ss_strdup("{\"error\":\"overloaded\"}"); }
+    if (busy) { *status = 429; *retry_after = 1; return ss_strdup("{\"error\":\"rate limited\"}"); }
+    if (garbage) return ss_strdup("<html>oops</html>");
+    if (missing) return ss_strdup("{\"object\":\"text_completion\",\"created\":1}");
+    if (!strcmp(url, "/v1/embeddings")) {
+        char in[512];
+        get_prompt(body, "input", in, sizeof in);
+        return ss_sprintf("{\"object\":\"list\",\"data\":[{\"object\":\"embedding\",\"index\":0,"
+                          "\"embedding\":[%d,0.5,-1e-1]}],\"usage\":{\"prompt_tokens\":3}}", (int)strlen(in));
+    }
+    if (!strcmp(url, "/v1/completions")) return answer_completion(body);
+    *status = 404;
+    return ss_strdup("{\"error\":\"no such path\"}");
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                               const char *version, const char *up, size_t *upsz, void **con_cls)
+{
+    (void)cls, (void)method, (void)version;
+    ss_buf_t *b = *con_cls;
+    if (!b) {
+        *con_cls = calloc(1, sizeof(ss_buf_t));
+        return MHD_YES;
+    }
+    if (*upsz) {
+        ss_buf_append(b, up, *upsz);
+        *upsz = 0;
+        return MHD_YES;
+    }
+    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    pthread_mutex_lock(&F.mu);
+    if (F.requests < 32) F.t_ns[F.requests] = ss_now_ns();
+    F.requests++;
+    F.concurrent++;
+    F.max_concurrent = SS_MAX(F.max_concurrent, F.concurrent);
+    snprintf(F.last_body, sizeof F.last_body, "%s", ss_buf_cstr(b));
+    snprintf(F.last_auth, sizeof F.last_auth, "%s", auth ? auth : "");
+    int slow = F.slow_ms;
+    pthread_mutex_unlock(&F.mu);
+    if (slow) usleep((useconds_t)slow * 1000);
+    int status, retry_after;
+    char *text = answer(url, ss_buf_cstr(b), &status, &retry_after);
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    if (retry_after) MHD_add_response_header(r, "Retry-After", "1");
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
+    MHD_destroy_response(r);
+    pthread_mutex_lock(&F.mu);
+    F.concurrent--;
+    pthread_mutex_unlock(&F.mu);
+    return ret;
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode t)
+{
+    (void)cls, (void)c, (void)t;
+    ss_buf_t *b = *con_cls;
+    if (b) ss_buf_free(b);
+    free(b);
+    *con_cls = NULL;
+}
+
+static void fixture_start(void)
+{
+    memset(&F, 0, sizeof F);
+    pthread_mutex_init(&F.mu, NULL);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    F.d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL, NULL,
+                           handler, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                           MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
+    ck_assert_ptr_nonnull(F.d);
+    F.port = MHD_get_daemon_info(F.d, MHD_DAEMON_INFO_BIND_PORT)->port;
+    snprintf(F.url, sizeof F.url, "http://127.0.0.1:%d", F.port);
+}
+
+static void fixture_stop(void)
+{
+    MHD_stop_daemon(F.d);
+    pthread_mutex_destroy(&F.mu);
+}
+
+static ss_infer_backend_t *backend(int retries, int timeout_ms, int conc)
+{
+    ss_openai_opts_t o = {.url = F.url, .model = "tiny", .api_key = "sk-test", .timeout_ms = timeout_ms,
+                          .max_concurrency = conc, .max_retries = retries, .backoff_ms = 50};
+    char err[SS_ERRSZ];
+    ss_infer_backend_t *b = ss_backend_openai_open(&o, err, sizeof err);
+    ck_assert_msg(b != NULL, "%s", err);
+    return b;
+}
+
+static const char *YN[] = {" yes", " no", " Maybe", " unknown"};
+
+/* Runs one request on b; returns run()'s status; *r holds the result. */
+static int run1(ss_infer_backend_t *b, const ss_infer_req_t *q, ss_infer_res_t *r)
+{
+    char err[SS_ERRSZ];
+    memset(r, 0, sizeof *r);
+    int rc = b->run(b, q, 1, r, err, sizeof err);
+    ck_assert_msg(rc == SS_OK, "%s", err);
+    return r->status;
+}
+
+START_TEST(test_protocol_parsing)
+{
+    ss_infer_backend_t *b = backend(0, 5000, 4);
+    char want_id[128];
+    snprintf(want_id, sizeof want_id, "openai:%s:tiny", F.url);
+    ck_assert_str_eq(b->model_id, want_id);
+    ss_infer_res_t r;
+    ss_infer_req_t ch = {.kind = SS_INFER_CHOOSE, .prompt = "Is it \"good\"?", .nchoices = 4, .choices = YN};
+    ck_assert_int_eq(run1(b, &ch, &r), SS_OK);
+    ck_assert_int_eq(r.nprobs, 4);
+    /* .6, .3, .05 (" Maybe" matches " maybe" ignoring case), .05 (unlisted: smallest logprob) */
+    ck_assert_float_eq_tol(r.probs[0], 0.6f, 1e-4);
+    ck_assert_float_eq_tol(r.probs[1], 0.3f, 1e-4);
+    ck_assert_float_eq_tol(r.probs[2], 0.05f, 1e-4);
+    ck_assert_float_eq_tol(r.probs[3], 0.05f, 1e-4);
+    ck_assert_int_eq(r.prompt_tokens, 5);
+    ck_assert_ptr_nonnull(strstr(F.last_body, "\"prompt\":\"Is it \\\"good\\\"?\""));
+    ck_assert_ptr_nonnull(strstr(F.last_body, "\"max_tokens\":1"));
+    ck_assert_ptr_nonnull(strstr(F.last_body, "\"logprobs\":20"));
+    ck_assert_ptr_nonnull(strstr(F.last_body, "\"echo\":false"));
+    ck_assert_ptr_nonnull(strstr(F.last_body, "\"model\":\"tiny\""));
+    ck_assert_str_eq(F.last_auth, "Bearer sk-test");
+    ss_infer_res_clear(&r);
+
+    ss_infer_req_t arr = {.kind = SS_INFER_CHOOSE, .prompt = "ARRAYFMT", .nchoices = 2, .choices = YN};
+    ck_assert_int_eq(run1(b, &arr, &r), SS_OK);
+    ck_assert_float_eq_tol(r.probs[0], 0.25f, 1e-4);
+    ck_assert_float_eq_tol(r.probs[1], 0.75f, 1e-4);
+    ss_infer_res_clear(&r);
+
+    ss_infer_req_t sc = {.kind = SS_INFER_SCORE, .prompt = "Score 1-10:", .score_min = 1, .score_max = 10};
+    ck_assert_int_eq(run1(b, &sc, &r), SS_OK);
+    ck_assert_double_eq_tol(r.score, 7 * 0.5 + 8 * 0.3 + 3 * 0.2, 1e-6); /* "x" is ignored */
+    ss_infer_res_clear(&r);
+    sc.score_max = 5; /* only "3" is in range */
+    ck_assert_int_eq(run1(b, &sc, &r), SS_OK);
+    ck_assert_double_eq_tol(r.score, 3.0, 1e-6);
+    ss_infer_res_clear(&r);
+
+    ss_infer_req_t g = {.kind = SS_INFER_GENERATE, .prompt = "Once", .max_tokens = 7, .temperature = 0.5f,
+                        .seed = 42, .stop = "\n"};
+    ck_assert_int_eq(run1(b, &g, &r), SS_OK);
+    ck_assert_str_eq(r.text, "[Once]\xc3\xa9");
+    ck_assert_int_eq(r.gen_tokens, 7);
+    ck_assert_ptr_nonnull(strstr(F.last_body, "\"seed\":42"));
+    ck_assert_ptr_nonnull(strstr(F.last_body, "\"stop\":[\"\\n\"]"));
+    ck_assert_ptr_nonnull(strstr(F.last_body, "\"temperature\":0.5"));
+    ss_infer_res_clear(&r);
+
+    ss_infer_req_t e = {.kind = SS_INFER_EMBED, .prompt = "hello"};
+    ck_assert_int_eq(run1(b, &e, &r), SS_OK);
+    ck_assert_int_eq(r.dim, 3);
+    ck_assert_float_eq(r.emb[0], 5.0f);
+    ck_assert_float_eq(r.emb[2], -0.1f);
+    ck_assert_int_eq(r.prompt_tokens, 3);
+    ss_infer_res_clear(&r);
+    b->destroy(b);
+}
+END_TEST
+
+START_TEST(test_retry_5xx_backoff)
+{
+    ss_infer_backend_t *b = backend(3, 5000, 2);
+    F.fail_next = 2;
+    ss_infer_req_t e = {.kind = SS_INFER_EMBED, .prompt = "x"};
+    ss_infer_res_t r;
+    ck_assert_int_eq(run1(b, &e, &r), SS_OK);
+    ck_assert_int_eq(F.requests, 3);
+    /* backoff 50 ms then 100 ms */
+    ck_assert_int_ge(F.t_ns[1] - F.t_ns[0], 45 * 1000000LL);
+    ck_assert_int_ge(F.t_ns[2] - F.t_ns[1], 95 * 1000000LL);
+    ss_infer_res_clear(&r);
+    /* retries exhausted: the last HTTP error with a snippet of the body */
+    F.fail_next = 100;
+    F.requests = 0;
+    ck_assert_int_eq(run1(b, &e, &r), SS_ERR_HTTP);
+    ck_assert_int_eq(F.requests, 4);
+    ck_assert_msg(strstr(r.error, "HTTP 500 from /v1/embeddings after retries") &&
+                  strstr(r.error, "overloaded") && strstr(r.error, F.url), "%s", r.error);
+    ss_infer_res_clear(&r);
+    b->destroy(b);
+}
+END_TEST
+
+START_TEST(test_retry_429_retry_after)
+{
+    ss_infer_backend_t *b = backend(2, 5000, 2);
+    F.busy_next = 1;
+    ss_infer_req_t e = {.kind = SS_INFER_EMBED, .prompt = "x"};
+    ss_infer_res_t r;
+    int64_t t0 = ss_now_ns();
+    ck_assert_int_eq(run1(b, &e, &r), SS_OK);
+    ck_assert_int_eq(F.requests, 2);
+    ck_assert_int_ge(ss_now_ns() - t0, 950 * 1000000LL); /* Retry-After: 1 beats the 50 ms backoff */
+    ss_infer_res_clear(&r);
+    b->destroy(b);
+}
+END_TEST
+
+START_TEST(test_timeout)
+{
+    ss_infer_backend_t *b = backend(-1, 200, 2);
+    F.slow_ms = 800;
+    ss_infer_req_t e = {.kind = SS_INFER_GENERATE, .prompt = "x", .max_tokens = 1};
+    ss_infer_res_t r;
+    int64_t t0 = ss_now_ns();
+    ck_assert_int_eq(run1(b, &e, &r), SS_ERR_TIMEOUT);
+    ck_assert_int_lt(ss_now_ns() - t0, 700 * 1000000LL);
+    ck_assert_msg(strstr(r.error, "timed out after 200 ms"), "%s", r.error);
+    ss_infer_res_clear(&r);
+    b->destroy(b);
+}
+END_TEST
+
+START_TEST(test_garbage_and_missing_fields)
+{
+    ss_infer_backend_t *b = backend(2, 5000, 2);
+    F.garbage = 1;
+    ss_infer_req_t ch = {.kind = SS_INFER_CHOOSE, .prompt = "p", .nchoices = 2, .choices = YN};
+    ss_infer_res_t r;
+    ck_assert_int_eq(run1(b, &ch, &r), SS_ERR_HTTP);
+    ck_assert_msg(strstr(r.error, "bad JSON from /v1/completions at byte 0: <html>oops</html>"), "%s", r.error);
+    ck_assert_int_eq(F.requests, 1); /* a 200 with garbage is not retried */
+    ss_infer_res_clear(&r);
+    F.garbage = 0;
+    F.missing = 1;
+    ck_assert_int_eq(run1(b, &ch, &r), SS_ERR_HTTP);
+    ck_assert_msg(strstr(r.error, "lacks choices[0]") && strstr(r.error, "text_completion"), "%s", r.error);
+    ss_infer_res_clear(&r);
+    ss_infer_req_t e = {.kind = SS_INFER_EMBED, .prompt = "x"};
+    ck_assert_int_eq(run1(b, &e, &r), SS_ERR_HTTP);
+    ck_assert_msg(strstr(r.error, "lacks data[0].embedding"), "%s", r.error);
+    ss_infer_res_clear(&r);
+    b->destroy(b);
+}
+END_TEST
+
+START_TEST(test_connection_refused)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof sa;
+    ck_assert_int_eq(bind(s, (struct sockaddr *)&sa, sizeof sa), 0);
+    getsockname(s, (struct sockaddr *)&sa, &sl);
+    close(s); /* nothing listens there now */
+    char url[64], err[SS_ERRSZ];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", ntohs(sa.sin_port));
+    ss_openai_opts_t o = {.url = url, .model = "m", .max_retries = 1, .backoff_ms = 10};
+    ss_infer_backend_t *b = ss_backend_openai_open(&o, err, sizeof err);
+    ck_assert_ptr_nonnull(b);
+    ss_infer_req_t e = {.kind = SS_INFER_EMBED, .prompt = "x"};
+    ss_infer_res_t r;
+    ck_assert_int_eq(run1(b, &e, &r), SS_ERR_HTTP);
+    char want[128];
+    snprintf(want, sizeof want, "openai backend %s: connection refused", url);
+    ck_assert_msg(strstr(r.error, want) == r.error, "%s", r.error);
+    ss_infer_res_clear(&r);
+    b->destroy(b);
+    ck_assert_ptr_null(ss_backend_openai_new("ftp://x", "m", NULL, 0, 0, err, sizeof err));
+    ck_assert_msg(strstr(err, "http://"), "%s", err);
+}
+END_TEST
+
+START_TEST(test_concurrency_limit)
+{
+    ss_infer_backend_t *b = backend(0, 5000, 3);
+    F.slow_ms = 150;
+    enum { N = 9 };
+    ss_infer_req_t q[N];
+    ss_infer_res_t r[N];
+    char p[N][16];
+    memset(r, 0, sizeof r);
+    for (int i = 0; i < N; i++) {
+        snprintf(p[i], sizeof p[i], "e%d", i);
+        q[i] = (ss_infer_req_t){.kind = SS_INFER_EMBED, .prompt = p[i]};
+    }
+    char err[SS_ERRSZ];
+    int64_t t0 = ss_now_ns();
+    ck_assert_int_eq(b->run(b, q, N, r, err, sizeof err), SS_OK);
+    int64_t ms = (ss_now_ns() - t0) / 1000000;
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(r[i].status, SS_OK);
+        ck_assert_float_eq(r[i].emb[0], (float)strlen(p[i])); /* each answer to its own request */
+        ss_infer_res_clear(&r[i]);
+    }
+    ck_assert_int_eq(F.requests, N);
+    ck_assert_int_eq(F.max_concurrent, 3);
+    ck_assert_int_ge(ms, 3 * 150 - 10); /* three waves */
+    ck_assert_int_lt(ms, N * 150);      /* but not one at a time */
+    b->destroy(b);
+}
+END_TEST
+
+START_TEST(test_dispatcher_cache_over_openai)
+{
+    char *dir = tu_tmpdir(), *path = ss_sprintf("%s/cache.db", dir), err[SS_ERRSZ];
+    enum { N = 6 };
+    ss_infer_req_t q[N];
+    ss_infer_res_t r[N];
+    for (int i = 0; i < N; i++)
+        q[i] = (ss_infer_req_t){.kind = SS_INFER_CHOOSE, .prompt = i % 2 ? "Is A?" : "Is B?", .prefix_len = 3,
+                                .nchoices = 2, .choices = YN};
+    for (int round = 0; round < 2; round++) {
+        ss_dispatch_opts_t o = {path, 4, 0};
+        ss_dispatch_t *d = NULL;
+        ck_assert_int_eq(ss_dispatch_open(&o, &d, err, sizeof err), SS_OK);
+        ck_assert_int_eq(ss_dispatch_add_model(d, "remote", backend(0, 5000, 4), 0, err, sizeof err), SS_OK);
+        memset(r, 0, sizeof r);
+        ss_infer_stats_t acct = {0};
+        ck_assert_msg(ss_dispatch_run(d, "remote", &acct, q, N, r, err, sizeof err) == SS_OK, "%s", err);
+        for (int i = 0; i < N; i++) {
+            ck_assert_float_eq_tol(r[i].probs[0], 0.6f / 0.9f, 1e-4);
+            ck_assert_int_eq(r[i].cached, round);
+            ss_infer_res_clear(&r[i]);
+        }
+        ck_assert_int_eq(acct.calls, round ? 0 : 2);     /* two distinct prompts */
+        ck_assert_int_eq(F.requests, 2);                 /* the reopened cache answered round 2 */
+        ss_dispatch_close(d);
+    }
+    free(path);
+    free(dir);
+}
+END_TEST
+
+Suite *check_it_openai_suite(void)
+{
+    Suite *s = suite_create("it_openai");
+    TCase *tc = tcase_create("openai");
+    tcase_add_checked_fixture(tc, fixture_start, fixture_stop);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_protocol_parsing);
+    tcase_add_test(tc, test_retry_5xx_backoff);
+    tcase_add_test(tc, test_retry_429_retry_after);
+    tcase_add_test(tc, test_timeout);
+    tcase_add_test(tc, test_garbage_and_missing_fields);
+    tcase_add_test(tc, test_connection_refused);
+    tcase_add_test(tc, test_concurrency_limit);
+    tcase_add_test(tc, test_dispatcher_cache_over_openai);
+    suite_add_tcase(s, tc);
+    return s;
+}
