@@ -314,6 +314,23 @@ static int exec_stmt(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, cha
     return ss_seterr(err, errsz, SS_ERR_INTERNAL, "unknown statement kind %d", (int)st->kind);
 }
 
+/* 1 if msg starts with "[name:]line:col:" already. */
+static int has_position(const char *msg, const char *name)
+{
+    size_t nl = name ? strlen(name) : 0;
+    if (nl && !strncmp(msg, name, nl) && msg[nl] == ':')
+        msg += nl + 1;
+    const char *p = msg;
+    while (*p >= '0' && *p <= '9')
+        p++;
+    if (p == msg || *p != ':')
+        return 0;
+    const char *q = ++p;
+    while (*q >= '0' && *q <= '9')
+        q++;
+    return q > p && *q == ':';
+}
+
 int ss_engine_exec(ss_engine_t *e, const char *sql, size_t len, const char *name, ss_buf_t *out, char *err,
                    size_t errsz)
 {
@@ -331,8 +348,15 @@ int ss_engine_exec(ss_engine_t *e, const char *sql, size_t len, const char *name
             rc = ss_engine_run_until_idle(e, -1, err, errsz);
         if (!rc)
             rc = exec_stmt(e, st, out ? out : &one, err, errsz);
-        if (rc && err && !strchr(err, ':'))
+        /* every message says where: [name:]line:col: */
+        if (rc && err && !has_position(err, name))
             ss_errprefix(err, errsz, "%s%s%d:%d", name ? name : "", name ? ":" : "", st->span.line, st->span.col);
+        else if (rc && err && name && strncmp(err, name, strlen(name)) != 0) {
+            char *m = ss_sprintf("%s:%s", name, err);
+            if (m)
+                snprintf(err, errsz, "%s", m);
+            free(m);
+        }
         if (!out && one.len) {
             fputs(ss_buf_cstr(&one), e->live ? e->live : stdout);
             fflush(e->live ? e->live : stdout);
