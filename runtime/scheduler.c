@@ -27,6 +27,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* ---- applying an operator ---- */
+
+/* Runs op->vt->apply and keeps the operator's batch/row counters for operators
+ * that do not maintain them themselves. */
+static int apply_op(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t *in, ss_zset_t *out, char *err,
+                    size_t errsz)
+{
+    int64_t batches = op->stats.batches;
+    size_t before = out->n;
+    int rc = op->vt->apply(op, ctx, port, in, out, err, errsz);
+    if (!rc && op->stats.batches == batches && in->n) {
+        op->stats.batches++;
+        op->stats.rows_in += (int64_t)in->n;
+        op->stats.rows_out += (int64_t)(out->n - SS_MIN(before, out->n));
+    }
+    return rc;
+}
+
 /* ---- node registry matching ---- */
 
 static const char *nz(const char *s) { return s ? s : ""; }
@@ -262,7 +280,7 @@ static int bootstrap(ss_engine_t *e, const char *isnew, char *err, size_t errsz)
                 have[j] = 1;
             }
             if (!rc && pp->outs[j].n)
-                rc = pp->ops[i]->vt->apply(pp->ops[i], &ctx, p, &pp->outs[j], &pp->outs[i], err, errsz);
+                rc = apply_op(pp->ops[i], &ctx, p, &pp->outs[j], &pp->outs[i], err, errsz);
         }
         if (!rc)
             rc = ss_zset_consolidate(&pp->outs[i]);
@@ -548,12 +566,12 @@ static int run_dag(ss_engine_t *e, int tick, char *err, size_t errsz)
         int rc = SS_OK;
         if (n->kind == SS_PN_SOURCE) {
             if (pp->events[i].n || tick)
-                rc = op->vt->apply(op, &ctx, 0, &pp->events[i], &pp->outs[i], err, errsz);
+                rc = apply_op(op, &ctx, 0, &pp->events[i], &pp->outs[i], err, errsz);
         } else {
             for (int p = 0; !rc && p < n->nin; p++) {
                 int j = node_pos(pp->plan, n->in[p]);
                 if (j >= 0 && pp->outs[j].n)
-                    rc = op->vt->apply(op, &ctx, p, &pp->outs[j], &pp->outs[i], err, errsz);
+                    rc = apply_op(op, &ctx, p, &pp->outs[j], &pp->outs[i], err, errsz);
             }
         }
         if (!rc)
