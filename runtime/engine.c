@@ -62,7 +62,6 @@ int ss_engine_open(const ss_engine_opts_t *opts, ss_engine_t **out, char *err, s
     if (!e)
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     e->sub_node = -1;
-    e->check_intent = 1;
     e->stop = opts->stop;
     e->live = opts->live;
     e->progress = opts->progress;
@@ -110,6 +109,10 @@ void ss_engine_close(ss_engine_t *e)
 {
     if (!e)
         return;
+    char serr[SS_ERRSZ];
+    if (eng_outbox_settle(e, serr, sizeof serr))
+        ss_log(SS_LOG_WARN, "engine", "sink delivery not confirmed at close (re-published on the next start): %s",
+               serr);
     eng_pipe_free(e);
     if (e->prod) {
         char err[SS_ERRSZ];

@@ -117,7 +117,7 @@ struct ss_engine {
     ss_producer_t *prod;    /* owned; created on first INSERT/--load */
     eng_pipe_t pipe;
     int pipe_ok;            /* 0: rebuild before the next step (after DDL or a failed batch) */
-    int check_intent;       /* 1 until the first batch after open has honoured ss_batch_intent */
+    int outbox_pending;     /* 1 while published sink messages await delivery (see scheduler.c) */
 
     int sub_node;           /* VIEW node whose changes SUBSCRIBE prints, or -1 */
     int64_t sub_changes;    /* changes printed so far */
@@ -131,6 +131,8 @@ struct ss_engine {
 int eng_pipe_build(ss_engine_t *e, char *err, size_t errsz);
 void eng_pipe_free(ss_engine_t *e);
 int eng_pipe_ensure(ss_engine_t *e, char *err, size_t errsz);
+/* Waits for published sink messages and removes them from the outbox (own transaction). */
+int eng_outbox_settle(ss_engine_t *e, char *err, size_t errsz);
 int eng_node_index(const ss_engine_t *e, ss_plan_kind_t kind, const char *label); /* -1 if absent */
 int64_t eng_view_lag(ss_engine_t *e, const char *view);
 void eng_view_stats(ss_engine_t *e, const char *view, ss_op_stats_t *out);

@@ -13,14 +13,16 @@
  * history even when its streams are already consumed by older views.
  *
  * A micro-batch (eng_step): poll every source (up to batch_size messages,
- * waiting at most max_latency_ms), record the batch's end offsets as the batch
- * intent (own tiny transaction, only when a view has a sink), BEGIN, run the
- * nodes in topological order (a SOURCE node consumes its events; a node with two
- * inputs gets port 0 then port 1), publish each VIEW node's delta to its sink
- * with the view's sequence and flush, store offsets and sequences, clear the
- * intent, COMMIT. After a crash the intent makes the first batch re-read
- * exactly the same messages, so the re-published sink messages carry the same
- * sequences as the lost attempt (at-least-once output, de-duplicable by seq).
+ * waiting at most max_latency_ms), BEGIN, run the nodes in topological order (a
+ * SOURCE node consumes its events; a node with two inputs gets port 0 then
+ * port 1), store each sink view's delta in the outbox (ss_store.h), store the
+ * input offsets, COMMIT, then publish the deltas to the sink topics without
+ * waiting. The next batch's transaction first waits until those messages are
+ * delivered (by then they usually are: delivery overlaps the next poll and DAG
+ * run) and removes them from the outbox, advancing each view's sequence. After
+ * a crash the outbox entries still present are re-published with the same
+ * sequences before anything else, so sink output is at-least-once, every
+ * duplicate repeats a message exactly, and consumers drop duplicates by seq.
  */
 #include "engine_int.h"
 
@@ -255,7 +257,9 @@ static int existing_contents(ss_engine_t *e, ss_op_ctx_t *ctx, int i, char *err,
     return rc;
 }
 
-static int publish_views(ss_engine_t *e, char *err, size_t errsz);
+static int stage_views(ss_engine_t *e, char *err, size_t errsz);
+static int publish_staged(ss_engine_t *e, char *err, size_t errsz);
+static int republish_outbox(ss_engine_t *e, char *err, size_t errsz);
 
 static int bootstrap(ss_engine_t *e, const char *isnew, char *err, size_t errsz)
 {
@@ -285,14 +289,12 @@ static int bootstrap(ss_engine_t *e, const char *isnew, char *err, size_t errsz)
         if (!rc)
             rc = ss_zset_consolidate(&pp->outs[i]);
     }
-    /* only new VIEW nodes publish their initial contents */
+    /* only new VIEW nodes publish their initial contents (after the commit) */
     for (int i = 0; i < pp->plan->n; i++)
         if (!isnew[i] || pp->plan->nodes[i]->kind != SS_PN_VIEW)
             ss_zset_clear(&pp->outs[i]);
     if (!rc)
-        rc = publish_views(e, err, errsz);
-    for (int i = 0; i < pp->plan->n; i++)
-        ss_zset_clear(&pp->outs[i]);
+        rc = stage_views(e, err, errsz);
     free(have);
     return rc;
 }
@@ -408,6 +410,9 @@ int eng_pipe_build(ss_engine_t *e, char *err, size_t errsz)
         rc = init_ops(e, err, errsz);
     if (!rc)
         rc = open_sinks(e, err, errsz);
+    e->outbox_pending = 0;
+    if (!rc)
+        rc = republish_outbox(e, err, errsz);
     for (int i = 0; i < pp->plan->n; i++)
         any_new |= isnew[i] && pp->plan->nodes[i]->kind != SS_PN_SOURCE;
     if (!rc && any_new)
@@ -417,6 +422,10 @@ int eng_pipe_build(ss_engine_t *e, char *err, size_t errsz)
     else
         ss_store_rollback(e->store);
     free(isnew);
+    if (!rc)
+        rc = publish_staged(e, err, errsz);
+    for (int i = 0; i < pp->plan->n; i++)
+        ss_zset_clear(&pp->outs[i]);
     if (!rc)
         rc = open_sources(e, err, errsz);
     if (rc) {
@@ -433,55 +442,6 @@ int eng_pipe_ensure(ss_engine_t *e, char *err, size_t errsz)
 }
 
 /* ---- polling ---- */
-
-static int64_t remaining_to(const ss_offset_t *pos, int npos, const ss_offset_t *end, int nend)
-{
-    int64_t remaining = 0;
-    for (int k = 0; k < nend; k++) {
-        int64_t at = 0;
-        for (int j = 0; j < npos; j++)
-            if (pos[j].partition == end[k].partition)
-                at = pos[j].offset;
-        if (end[k].offset > at)
-            remaining += end[k].offset - at;
-    }
-    return remaining;
-}
-
-/* First batch after open: re-read exactly the batch recorded as in flight. */
-static int poll_intent(ss_engine_t *e, int *total, char *err, size_t errsz)
-{
-    eng_pipe_t *pp = &e->pipe;
-    for (int i = 0; i < pp->plan->n; i++) {
-        if (!pp->srcs[i])
-            continue;
-        ss_offset_t *end;
-        int nend;
-        int rc = ss_store_get_intent(e->store, pp->plan->nodes[i]->label, &end, &nend, err, errsz);
-        int64_t deadline = ss_now_ns() + 10LL * 1000000000LL;
-        while (!rc && nend) {
-            const ss_offset_t *pos;
-            int npos;
-            ss_source_positions(pp->srcs[i], &pos, &npos);
-            int64_t remaining = remaining_to(pos, npos, end, nend);
-            if (remaining == 0)
-                break;
-            if (ss_now_ns() > deadline) {
-                ss_log(SS_LOG_WARN, "engine", "stream %s: %lld messages of the interrupted batch are gone from the "
-                       "topic; continuing without them", pp->plan->nodes[i]->label, (long long)remaining);
-                break;
-            }
-            int got = 0;
-            rc = ss_source_poll(pp->srcs[i], (int)SS_MIN(remaining, 1 << 20), 100, &pp->events[i], &got, err,
-                                errsz);
-            *total += got;
-        }
-        free(end);
-        if (rc)
-            return rc;
-    }
-    return SS_OK;
-}
 
 static int poll_once(ss_engine_t *e, int i, int timeout_ms, int *total, char *err, size_t errsz)
 {
@@ -519,24 +479,6 @@ static int poll_sources(ss_engine_t *e, int *total, char *err, size_t errsz)
             if (pp->srcs[i])
                 rc = poll_once(e, i, slice, total, err, errsz);
     }
-    return rc;
-}
-
-static int write_intent(ss_engine_t *e, char *err, size_t errsz)
-{
-    eng_pipe_t *pp = &e->pipe;
-    int rc = ss_store_begin(e->store, err, errsz);
-    for (int i = 0; !rc && i < pp->plan->n; i++) {
-        if (!pp->srcs[i])
-            continue;
-        const ss_offset_t *pos;
-        int npos;
-        ss_source_positions(pp->srcs[i], &pos, &npos);
-        rc = ss_store_put_intent(e->store, pp->plan->nodes[i]->label, pos, npos, err, errsz);
-    }
-    if (!rc)
-        return ss_store_commit(e->store, err, errsz);
-    ss_store_rollback(e->store);
     return rc;
 }
 
@@ -584,32 +526,161 @@ static int run_dag(ss_engine_t *e, int tick, char *err, size_t errsz)
     return SS_OK;
 }
 
-static int publish_views(ss_engine_t *e, char *err, size_t errsz)
+/* ---- sink outbox ---- */
+
+/* Delta encoding for the outbox: per entry, weight (8 bytes), row length (4), row. */
+static int encode_delta(const ss_zset_t *z, ss_buf_t *out)
 {
-    eng_pipe_t *pp = &e->pipe;
-    int published = 0;
-    for (int i = 0; i < pp->plan->n; i++) {
-        const ss_plan_node_t *n = pp->plan->nodes[i];
-        if (n->kind != SS_PN_VIEW || !pp->outs[i].n)
-            continue;
-        int rc = SS_OK;
-        if (pp->sinks[i]) {
-            rc = ss_sink_publish(pp->sinks[i], &pp->outs[i], &pp->seq[i], err, errsz);
-            published = 1;
-        }
+    ss_buf_t row = SS_BUF_INIT;
+    int rc = SS_OK;
+    for (size_t i = 0; !rc && i < z->n; i++) {
+        ss_buf_reset(&row);
+        rc = ss_row_encode(z->e[i].row, &row);
+        uint32_t len = (uint32_t)row.len;
         if (!rc)
-            rc = ss_store_put_seq(e->store, n->label, pp->seq[i], err, errsz);
+            rc = ss_buf_append(out, &z->e[i].w, 8);
+        if (!rc)
+            rc = ss_buf_append(out, &len, 4);
+        if (!rc && row.len)
+            rc = ss_buf_append(out, row.data, row.len);
+    }
+    ss_buf_free(&row);
+    return rc;
+}
+
+static int decode_delta(const unsigned char *p, size_t n, ss_zset_t *z)
+{
+    size_t at = 0;
+    while (at < n) {
+        int64_t w;
+        uint32_t len;
+        if (n - at < 12)
+            return SS_ERR_INVALID;
+        memcpy(&w, p + at, 8);
+        memcpy(&len, p + at + 8, 4);
+        at += 12;
+        if (n - at < len)
+            return SS_ERR_INVALID;
+        ss_row_t *r = NULL;
+        int rc = ss_row_decode(p + at, len, &r);
+        if (!rc)
+            rc = ss_zset_add(z, r, w);
         if (rc)
             return rc;
+        at += len;
     }
-    /* Delivered before the commit: a crash after this point re-publishes (at-least-once). */
-    for (int i = 0; published && i < pp->plan->n; i++)
+    return SS_OK;
+}
+
+/* Inside a transaction: waits for the messages published after the previous
+ * commit, then forgets them and records each sink view's next sequence. */
+static int settle_in_txn(ss_engine_t *e, char *err, size_t errsz)
+{
+    eng_pipe_t *pp = &e->pipe;
+    if (!e->outbox_pending)
+        return SS_OK;
+    for (int i = 0; i < pp->plan->n; i++)
         if (pp->sinks[i]) {
-            int rc = ss_sink_flush(pp->sinks[i], 30000, err, errsz);
+            int rc = ss_sink_flush(pp->sinks[i], 60000, err, errsz);
             if (rc)
                 return rc;
         }
+    int rc = ss_store_outbox_clear(e->store, err, errsz);
+    for (int i = 0; !rc && i < pp->plan->n; i++)
+        if (pp->sinks[i])
+            rc = ss_store_put_seq(e->store, pp->plan->nodes[i]->label, pp->seq[i], err, errsz);
+    if (!rc)
+        e->outbox_pending = 0;
+    return rc;
+}
+
+int eng_outbox_settle(ss_engine_t *e, char *err, size_t errsz)
+{
+    if (!e->outbox_pending || !e->pipe_ok)
+        return SS_OK;
+    int rc = ss_store_begin(e->store, err, errsz);
+    if (!rc)
+        rc = settle_in_txn(e, err, errsz);
+    if (!rc)
+        return ss_store_commit(e->store, err, errsz);
+    ss_store_rollback(e->store);
+    return rc;
+}
+
+/* Inside the batch's transaction: settle the previous batch, then store this
+ * batch's sink deltas in the outbox. */
+static int stage_views(ss_engine_t *e, char *err, size_t errsz)
+{
+    eng_pipe_t *pp = &e->pipe;
+    int rc = settle_in_txn(e, err, errsz);
+    ss_buf_t b = SS_BUF_INIT;
+    for (int i = 0; !rc && i < pp->plan->n; i++) {
+        if (!pp->sinks[i] || !pp->outs[i].n)
+            continue;
+        ss_buf_reset(&b);
+        rc = encode_delta(&pp->outs[i], &b);
+        if (!rc)
+            rc = ss_store_outbox_add(e->store, pp->plan->nodes[i]->label, pp->seq[i], b.data, b.len, err, errsz);
+    }
+    ss_buf_free(&b);
+    return rc;
+}
+
+/* After the commit: publish the staged deltas (delivery is awaited by the next settle). */
+static int publish_staged(ss_engine_t *e, char *err, size_t errsz)
+{
+    eng_pipe_t *pp = &e->pipe;
+    for (int i = 0; i < pp->plan->n; i++) {
+        if (!pp->sinks[i] || !pp->outs[i].n)
+            continue;
+        e->outbox_pending = 1;
+        int rc = ss_sink_publish(pp->sinks[i], &pp->outs[i], &pp->seq[i], err, errsz);
+        if (rc)
+            return rc;
+    }
     return SS_OK;
+}
+
+typedef struct republish {
+    ss_engine_t *e;
+    int count;
+} republish_t;
+
+static int republish_one(void *arg, const char *view, int64_t seq_start, const void *delta, size_t len, char *err,
+                         size_t errsz)
+{
+    republish_t *r = arg;
+    int i = eng_node_index(r->e, SS_PN_VIEW, view);
+    if (i < 0 || !r->e->pipe.sinks[i])
+        return SS_OK; /* the view or its sink is gone */
+    if (seq_start != r->e->pipe.seq[i])
+        ss_log(SS_LOG_WARN, "engine", "view %s: outbox sequence %lld, expected %lld", view, (long long)seq_start,
+               (long long)r->e->pipe.seq[i]);
+    ss_zset_t z;
+    ss_zset_init(&z);
+    int rc = decode_delta(delta, len, &z);
+    if (rc)
+        rc = ss_seterr(err, errsz, SS_ERR_INTERNAL, "view %s: corrupt outbox entry", view);
+    if (!rc)
+        rc = ss_sink_publish(r->e->pipe.sinks[i], &z, &r->e->pipe.seq[i], err, errsz);
+    ss_zset_destroy(&z);
+    r->count++;
+    return rc;
+}
+
+/* At build, inside its transaction: re-publish what a crash may have left undelivered. */
+static int republish_outbox(ss_engine_t *e, char *err, size_t errsz)
+{
+    republish_t r = {e, 0};
+    int rc = ss_store_outbox_each(e->store, republish_one, &r, err, errsz);
+    if (!rc && r.count) {
+        ss_log(SS_LOG_INFO, "engine", "re-published %d undelivered view change batch(es)", r.count);
+        e->outbox_pending = 1;
+        rc = settle_in_txn(e, err, errsz);
+    } else if (!rc) {
+        rc = ss_store_outbox_clear(e->store, err, errsz);
+    }
+    return rc;
 }
 
 static int store_offsets(ss_engine_t *e, char *err, size_t errsz)
@@ -625,7 +696,7 @@ static int store_offsets(ss_engine_t *e, char *err, size_t errsz)
         if (rc)
             return rc;
     }
-    return ss_store_clear_intent(e->store, err, errsz);
+    return SS_OK;
 }
 
 static void print_subscribed(ss_engine_t *e)
@@ -659,43 +730,40 @@ int ss_engine_step(ss_engine_t *e, int *nmsgs, char *err, size_t errsz)
     if (nmsgs)
         *nmsgs = 0;
     int rc = eng_pipe_ensure(e, err, errsz);
-    if (rc)
-        return rc;
     int total = 0;
-    int recovering = e->check_intent;
-    if (e->check_intent) {
-        rc = poll_intent(e, &total, err, errsz);
-        e->check_intent = 0;
-    } else {
+    if (!rc)
         rc = poll_sources(e, &total, err, errsz);
-    }
     int64_t now = ss_now_ns();
     int tick = total == 0 && now - e->last_tick_ns > 1000000000LL && has_ttl(e);
     if (!rc && total == 0 && !tick) {
         clear_batch(e);
-        return SS_OK;
+        return eng_outbox_settle(e, err, errsz); /* idle: finish the last batch's delivery */
     }
     if (tick)
         e->last_tick_ns = now;
-    if (!rc && total && e->pipe.has_sinks && !recovering)
-        rc = write_intent(e, err, errsz);
     if (!rc)
         rc = ss_store_begin(e->store, err, errsz);
     if (!rc)
         rc = run_dag(e, tick, err, errsz);
     if (!rc)
-        rc = publish_views(e, err, errsz);
+        rc = stage_views(e, err, errsz);
     if (!rc)
         rc = store_offsets(e, err, errsz);
     if (!rc)
         rc = ss_store_commit(e->store, err, errsz);
-    if (rc) {
-        /* operators' memory may be ahead of the rolled-back tables: rebuild from the store,
-         * and re-run exactly the recorded batch */
+    if (rc && ss_store_in_txn(e->store)) {
+        /* operators' memory may be ahead of the rolled-back tables: rebuild from the store */
         ss_store_rollback(e->store);
         clear_batch(e);
         eng_pipe_free(e);
-        e->check_intent = 1;
+        return rc;
+    }
+    if (!rc)
+        rc = publish_staged(e, err, errsz);
+    if (rc) {
+        /* committed, but not all published: the rebuild re-publishes the outbox */
+        clear_batch(e);
+        eng_pipe_free(e);
         return rc;
     }
     print_subscribed(e);

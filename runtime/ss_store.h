@@ -4,7 +4,7 @@
  * (view_<name>), and the engine's own bookkeeping:
  *   ss_offsets(stream, partition, next_offset)   committed input positions
  *   ss_view_seq(view, next_seq)                  per-view sink sequence
- *   ss_batch_intent(stream, partition, end_offset) end of the batch in flight
+ *   ss_outbox(id, view, seq_start, delta)         view changes not yet delivered to sinks
  *   ss_nodes(id, kind, label, view)              plan nodes whose state exists
  * A micro-batch runs inside ss_store_begin/ss_store_commit, so operator state,
  * offsets and sequences change together or not at all. The store owns the
@@ -42,13 +42,18 @@ int ss_store_put_offsets(ss_store_t *s, const char *stream, const ss_offset_t *o
                          char *err, size_t errsz);
 int ss_store_clear_offsets(ss_store_t *s, const char *stream, char *err, size_t errsz);
 
-/* The batch in flight: written (and committed on its own) before a batch runs,
- * cleared by the batch's transaction, so a restart re-runs exactly that batch. */
-int ss_store_put_intent(ss_store_t *s, const char *stream, const ss_offset_t *end, int n,
+/* The sink outbox: each batch's view deltas (encoded by the caller), written in
+ * the batch's transaction and published after its commit; an entry is removed
+ * (and the view's next_seq advanced) by a later transaction once its messages
+ * are delivered, so a crash re-publishes exactly the undelivered entries. */
+int ss_store_outbox_add(ss_store_t *s, const char *view, int64_t seq_start, const void *delta, size_t len,
                         char *err, size_t errsz);
-int ss_store_get_intent(ss_store_t *s, const char *stream, ss_offset_t **end, int *n,
-                        char *err, size_t errsz);
-int ss_store_clear_intent(ss_store_t *s, char *err, size_t errsz);
+/* Calls fn for every entry in the order they were added; stops at fn's first error. */
+typedef int (*ss_store_outbox_fn)(void *arg, const char *view, int64_t seq_start, const void *delta,
+                                  size_t len, char *err, size_t errsz);
+int ss_store_outbox_each(ss_store_t *s, ss_store_outbox_fn fn, void *arg, char *err, size_t errsz);
+int ss_store_outbox_clear(ss_store_t *s, char *err, size_t errsz);
+int ss_store_outbox_count(ss_store_t *s, int64_t *n, char *err, size_t errsz);
 
 /* Next sink sequence of a view (1 when never published). */
 int ss_store_get_seq(ss_store_t *s, const char *view, int64_t *seq, char *err, size_t errsz);

@@ -1,7 +1,7 @@
 /*
  * statestore.c — the engine's SQLite state store (see ss_store.h): opening the
  * database in WAL mode, transactions, and the engine's bookkeeping tables
- * (input offsets, batch intent, per-view sink sequence, node registry).
+ * (input offsets, sink outbox, per-view sink sequence, node registry).
  */
 #include "ss_store.h"
 
@@ -18,8 +18,8 @@ struct ss_store {
 static const char *SCHEMA_SQL =
     "CREATE TABLE IF NOT EXISTS ss_offsets(stream TEXT NOT NULL, partition INTEGER NOT NULL,"
     " next_offset INTEGER NOT NULL, PRIMARY KEY(stream, partition));"
-    "CREATE TABLE IF NOT EXISTS ss_batch_intent(stream TEXT NOT NULL, partition INTEGER NOT NULL,"
-    " end_offset INTEGER NOT NULL, PRIMARY KEY(stream, partition));"
+    "CREATE TABLE IF NOT EXISTS ss_outbox(id INTEGER PRIMARY KEY AUTOINCREMENT, view TEXT NOT NULL,"
+    " seq_start INTEGER NOT NULL, delta BLOB NOT NULL);"
     "CREATE TABLE IF NOT EXISTS ss_view_seq(view TEXT PRIMARY KEY, next_seq INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS ss_nodes(id INTEGER PRIMARY KEY, kind TEXT NOT NULL,"
     " label TEXT, view TEXT);";
@@ -124,7 +124,7 @@ void ss_store_rollback(ss_store_t *s)
     s->in_txn = 0;
 }
 
-/* ---- offsets and intent: (stream, partition) -> offset tables ---- */
+/* ---- offsets: (stream, partition) -> offset ---- */
 
 static int get_positions(ss_store_t *s, const char *table, const char *col, const char *stream,
                          ss_offset_t **offs, int *n, char *err, size_t errsz)
@@ -218,20 +218,55 @@ int ss_store_clear_offsets(ss_store_t *s, const char *stream, char *err, size_t 
     return exec_bind1(s, "DELETE FROM ss_offsets WHERE stream = ?1", stream, err, errsz);
 }
 
-int ss_store_put_intent(ss_store_t *s, const char *stream, const ss_offset_t *end, int n, char *err,
-                        size_t errsz)
+/* ---- sink outbox ---- */
+
+int ss_store_outbox_add(ss_store_t *s, const char *view, int64_t seq_start, const void *delta, size_t len,
+                        char *err, size_t errsz)
 {
-    return put_positions(s, "ss_batch_intent", "end_offset", stream, end, n, err, errsz);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, "INSERT INTO ss_outbox(view, seq_start, delta) VALUES(?1, ?2, ?3)", -1, &st,
+                           NULL) != SQLITE_OK)
+        return sqlerr(s, err, errsz, "ss_outbox");
+    sqlite3_bind_text(st, 1, view, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, seq_start);
+    sqlite3_bind_blob64(st, 3, len ? delta : "", len, SQLITE_STATIC);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? SS_OK : sqlerr(s, err, errsz, "ss_outbox");
+    sqlite3_finalize(st);
+    return rc;
 }
 
-int ss_store_get_intent(ss_store_t *s, const char *stream, ss_offset_t **end, int *n, char *err, size_t errsz)
+int ss_store_outbox_each(ss_store_t *s, ss_store_outbox_fn fn, void *arg, char *err, size_t errsz)
 {
-    return get_positions(s, "ss_batch_intent", "end_offset", stream, end, n, err, errsz);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT view, seq_start, delta FROM ss_outbox ORDER BY id", -1, &st, NULL) !=
+        SQLITE_OK)
+        return sqlerr(s, err, errsz, "ss_outbox");
+    int rc = SS_OK, sr;
+    while (!rc && (sr = sqlite3_step(st)) == SQLITE_ROW)
+        rc = fn(arg, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1),
+                sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2), err, errsz);
+    if (!rc && sr != SQLITE_DONE)
+        rc = sqlerr(s, err, errsz, "ss_outbox");
+    sqlite3_finalize(st);
+    return rc;
 }
 
-int ss_store_clear_intent(ss_store_t *s, char *err, size_t errsz)
+int ss_store_outbox_clear(ss_store_t *s, char *err, size_t errsz)
 {
-    return exec_bind1(s, "DELETE FROM ss_batch_intent", NULL, err, errsz);
+    return exec_bind1(s, "DELETE FROM ss_outbox", NULL, err, errsz);
+}
+
+int ss_store_outbox_count(ss_store_t *s, int64_t *n, char *err, size_t errsz)
+{
+    *n = 0;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT COUNT(*) FROM ss_outbox", -1, &st, NULL) != SQLITE_OK)
+        return sqlerr(s, err, errsz, "ss_outbox");
+    int rc = sqlite3_step(st) == SQLITE_ROW ? SS_OK : sqlerr(s, err, errsz, "ss_outbox");
+    if (!rc)
+        *n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return rc;
 }
 
 /* ---- per-view sink sequence ---- */
