@@ -17,12 +17,13 @@
  * SOURCE node consumes its events; a node with two inputs gets port 0 then
  * port 1), store each sink view's delta in the outbox (ss_store.h), store the
  * input offsets, COMMIT, then publish the deltas to the sink topics without
- * waiting. The next batch's transaction first waits until those messages are
- * delivered (by then they usually are: delivery overlaps the next poll and DAG
- * run) and removes them from the outbox, advancing each view's sequence. After
- * a crash the outbox entries still present are re-published with the same
- * sequences before anything else, so sink output is at-least-once, every
- * duplicate repeats a message exactly, and consumers drop duplicates by seq.
+ * waiting. A later batch's transaction, once those messages are delivered
+ * (checked without waiting; it waits only when SS_OUTBOX_MAX deltas are
+ * outstanding, and when the engine goes idle or closes), removes them from the
+ * outbox and advances each view's stored sequence. After a crash the outbox
+ * entries still present are re-published with the same sequences before
+ * anything else, so sink output is at-least-once, every duplicate repeats a
+ * message exactly, and consumers drop duplicates by seq.
  */
 #include "engine_int.h"
 
@@ -572,16 +573,19 @@ static int decode_delta(const unsigned char *p, size_t n, ss_zset_t *z)
     return SS_OK;
 }
 
-/* Inside a transaction: waits for the messages published after the previous
- * commit, then forgets them and records each sink view's next sequence. */
-static int settle_in_txn(ss_engine_t *e, char *err, size_t errsz)
+/* Inside a transaction: once every message published since the last settle is
+ * delivered (block: wait for that; else only check), forgets them and records
+ * each sink view's next sequence. Not yet delivered and !block: leaves them. */
+static int settle_in_txn(ss_engine_t *e, int block, char *err, size_t errsz)
 {
     eng_pipe_t *pp = &e->pipe;
     if (!e->outbox_pending)
         return SS_OK;
     for (int i = 0; i < pp->plan->n; i++)
         if (pp->sinks[i]) {
-            int rc = ss_sink_flush(pp->sinks[i], 60000, err, errsz);
+            int rc = ss_sink_flush(pp->sinks[i], block ? 60000 : 0, err, errsz);
+            if (rc == SS_ERR_TIMEOUT && !block)
+                return SS_OK;
             if (rc)
                 return rc;
         }
@@ -600,19 +604,21 @@ int eng_outbox_settle(ss_engine_t *e, char *err, size_t errsz)
         return SS_OK;
     int rc = ss_store_begin(e->store, err, errsz);
     if (!rc)
-        rc = settle_in_txn(e, err, errsz);
+        rc = settle_in_txn(e, 1, err, errsz);
     if (!rc)
         return ss_store_commit(e->store, err, errsz);
     ss_store_rollback(e->store);
     return rc;
 }
 
-/* Inside the batch's transaction: settle the previous batch, then store this
+/* Inside the batch's transaction: settle earlier batches if they are delivered
+ * (waiting only when SS_OUTBOX_MAX batches are outstanding), then store this
  * batch's sink deltas in the outbox. */
+#define SS_OUTBOX_MAX 8
 static int stage_views(ss_engine_t *e, char *err, size_t errsz)
 {
     eng_pipe_t *pp = &e->pipe;
-    int rc = settle_in_txn(e, err, errsz);
+    int rc = settle_in_txn(e, e->outbox_pending >= SS_OUTBOX_MAX, err, errsz);
     ss_buf_t b = SS_BUF_INIT;
     for (int i = 0; !rc && i < pp->plan->n; i++) {
         if (!pp->sinks[i] || !pp->outs[i].n)
@@ -633,7 +639,7 @@ static int publish_staged(ss_engine_t *e, char *err, size_t errsz)
     for (int i = 0; i < pp->plan->n; i++) {
         if (!pp->sinks[i] || !pp->outs[i].n)
             continue;
-        e->outbox_pending = 1;
+        e->outbox_pending++;
         int rc = ss_sink_publish(pp->sinks[i], &pp->outs[i], &pp->seq[i], err, errsz);
         if (rc)
             return rc;
@@ -676,7 +682,7 @@ static int republish_outbox(ss_engine_t *e, char *err, size_t errsz)
     if (!rc && r.count) {
         ss_log(SS_LOG_INFO, "engine", "re-published %d undelivered view change batch(es)", r.count);
         e->outbox_pending = 1;
-        rc = settle_in_txn(e, err, errsz);
+        rc = settle_in_txn(e, 1, err, errsz);
     } else if (!rc) {
         rc = ss_store_outbox_clear(e->store, err, errsz);
     }
