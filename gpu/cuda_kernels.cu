@@ -37,6 +37,11 @@ struct ss_cuda {
     float *xbf_scratch; /* bf16 activations for the tensor-core path */
     size_t xbf_cap;
     cudaError_t pending; /* first launch error not yet reported */
+    int prof;            /* SS_CUDA_PROFILE set */
+    cudaEvent_t pev[256];
+    int pstage[256], np;
+    double pms[SS_CUDA_PROF_STAGES];
+    long pcount[SS_CUDA_PROF_STAGES];
 };
 
 #define CU_TRY(expr)                                                                                          \
@@ -97,6 +102,10 @@ extern "C" int ss_cuda_open(int device, ss_cuda_t **out, char *err, size_t errsz
         return ss_seterr(err, errsz, SS_ERR_CUDA, "cublasCreate failed on device %d", device);
     }
     cublasSetStream(c->blas, c->stream);
+    const char *pe = getenv("SS_CUDA_PROFILE");
+    c->prof = pe && *pe && *pe != '0';
+    for (int i = 0; c->prof && i < 256; i++)
+        cudaEventCreate(&c->pev[i]);
     cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH);
     *out = c;
     return SS_OK;
@@ -111,6 +120,8 @@ extern "C" void ss_cuda_close(ss_cuda_t *c)
         cudaFree(c->allocs[i]);
     free(c->allocs);
     cublasDestroy(c->blas);
+    for (int i = 0; c->prof && i < 256; i++)
+        cudaEventDestroy(c->pev[i]);
     cudaEventDestroy(c->t0);
     cudaEventDestroy(c->t1);
     cudaStreamDestroy(c->stream);
@@ -161,6 +172,12 @@ extern "C" int ss_cuda_d2h(ss_cuda_t *c, void *dst, const void *src, size_t byte
 {
     CU_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream));
     CU_TRY(cudaStreamSynchronize(c->stream));
+    return SS_OK;
+}
+
+extern "C" int ss_cuda_d2d(ss_cuda_t *c, void *dst, const void *src, size_t bytes, char *err, size_t errsz)
+{
+    CU_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream));
     return SS_OK;
 }
 
@@ -829,6 +846,21 @@ extern "C" int ss_cuda_logprob_gather(ss_cuda_t *c, float *out, const float *log
     return launched(c);
 }
 
+__global__ void k_gather_rows(float *out, const float *x, const int32_t *idx, int dim)
+{
+    const float *src = x + (size_t)idx[blockIdx.x] * dim;
+    for (int k = threadIdx.x; k < dim; k += blockDim.x)
+        out[(size_t)blockIdx.x * dim + k] = src[k];
+}
+
+extern "C" int ss_cuda_gather_rows(ss_cuda_t *c, float *out, const float *x, const int32_t *idx, int n, int dim)
+{
+    if (n <= 0)
+        return SS_OK;
+    k_gather_rows<<<n, 256, 0, c->stream>>>(out, x, idx, dim);
+    return launched(c);
+}
+
 __global__ void k_argmax(int32_t *out, const float *logits, int vocab)
 {
     __shared__ float sv[256];
@@ -948,4 +980,98 @@ extern "C" int ss_cuda_timer_end(ss_cuda_t *c, float *ms, char *err, size_t errs
     CU_TRY(cudaEventSynchronize(c->t1));
     CU_TRY(cudaEventElapsedTime(ms, c->t0, c->t1));
     return SS_OK;
+}
+
+/* ---------------------------------------------------------------- profiling */
+
+extern "C" void ss_cuda_prof_mark(ss_cuda_t *c, int stage)
+{
+    if (!c->prof)
+        return;
+    if (stage < 0)
+        c->np = 0;
+    if (c->np >= 256 || stage >= SS_CUDA_PROF_STAGES)
+        return;
+    cudaEventRecord(c->pev[c->np], c->stream);
+    c->pstage[c->np++] = stage;
+}
+
+extern "C" void ss_cuda_prof_collect(ss_cuda_t *c)
+{
+    if (!c->prof || c->np < 2)
+        return;
+    cudaEventSynchronize(c->pev[c->np - 1]);
+    for (int i = 1; i < c->np; i++) {
+        float ms = 0;
+        if (cudaEventElapsedTime(&ms, c->pev[i - 1], c->pev[i]) == cudaSuccess && c->pstage[i] >= 0) {
+            c->pms[c->pstage[i]] += ms;
+            c->pcount[c->pstage[i]]++;
+        }
+    }
+    c->np = 0;
+}
+
+extern "C" void ss_cuda_prof_report(ss_cuda_t *c, const char *const *names, const char *title)
+{
+    if (!c || !c->prof)
+        return;
+    double total = 0;
+    for (int i = 0; i < SS_CUDA_PROF_STAGES; i++)
+        total += c->pms[i];
+    fprintf(stderr, "CUDA profile (%s): %.3f ms of GPU time in marked stages\n", title, total);
+    for (int i = 0; i < SS_CUDA_PROF_STAGES; i++)
+        if (c->pcount[i])
+            fprintf(stderr, "  %-12s %10.3f ms  %5.1f%%  (%ld)\n", names && names[i] ? names[i] : "?", c->pms[i],
+                    100.0 * c->pms[i] / (total > 0 ? total : 1), c->pcount[i]);
+}
+
+/* ---------------------------------------------------------------- graphs */
+
+struct ss_cuda_graph {
+    cudaGraph_t g;
+    cudaGraphExec_t exec;
+};
+
+extern "C" int ss_cuda_graph_begin(ss_cuda_t *c, char *err, size_t errsz)
+{
+    CU_TRY(cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal));
+    return SS_OK;
+}
+
+extern "C" int ss_cuda_graph_end(ss_cuda_t *c, ss_cuda_graph_t **out, char *err, size_t errsz)
+{
+    *out = NULL;
+    ss_cuda_graph_t *g = (ss_cuda_graph_t *)calloc(1, sizeof *g);
+    cudaError_t e = cudaStreamEndCapture(c->stream, g ? &g->g : NULL);
+    if (!g)
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    if (e == cudaSuccess && c->pending == cudaSuccess)
+        e = cudaGraphInstantiate(&g->exec, g->g, 0);
+    if (e != cudaSuccess || c->pending != cudaSuccess) {
+        cudaError_t pe = c->pending;
+        c->pending = cudaSuccess;
+        cudaGetLastError();
+        if (g->g)
+            cudaGraphDestroy(g->g);
+        free(g);
+        return ss_seterr(err, errsz, SS_ERR_CUDA, "CUDA graph capture failed: %s",
+                         cudaGetErrorString(e != cudaSuccess ? e : pe));
+    }
+    *out = g;
+    return SS_OK;
+}
+
+extern "C" int ss_cuda_graph_launch(ss_cuda_t *c, ss_cuda_graph_t *g, char *err, size_t errsz)
+{
+    CU_TRY(cudaGraphLaunch(g->exec, c->stream));
+    return SS_OK;
+}
+
+extern "C" void ss_cuda_graph_destroy(ss_cuda_graph_t *g)
+{
+    if (!g)
+        return;
+    cudaGraphExecDestroy(g->exec);
+    cudaGraphDestroy(g->g);
+    free(g);
 }

@@ -256,7 +256,8 @@ static ss_err_t shared_prefixes(ss_llm_t *m, seq_t **seqs, int n, ubuf_t *u, cha
             e[ne++] = (hent_t){ch, i, d + 1};
         }
     }
-    qsort(e, ne, sizeof *e, hent_cmp);
+    if (ne)
+        qsort(e, ne, sizeof *e, hent_cmp);
     size_t nn = n > 0 ? (size_t)n : 1;
     int *depth = calloc(nn, sizeof *depth), nlead = 0;
     seq_t **lead = calloc(nn, sizeof *lead);

@@ -140,6 +140,11 @@ static void attention(cpu_t *c, const ubatch_t *ub, int layer, int threads)
     size_t qd = (size_t)nh * hd;
     float scale = 1.0f / sqrtf((float)hd);
     int ctx = c->scratch_ctx;
+    long work = 0;
+    for (int t = 0; t < ub->n; t++)
+        work += (long)(ub->pos[t] + 1) * nh * hd;
+    if (work < 65536)
+        threads = 1; /* waking threads costs more than this */
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 4)
     for (int th = 0; th < ub->n * nh; th++) {
         int t = th / nh, h = th % nh, pos = ub->pos[t];

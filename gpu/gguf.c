@@ -440,7 +440,7 @@ static ss_err_t parse(ss_gguf_t *g, char *err, size_t errsz)
         return SS_ERR_MODEL;
     /* every kv needs >= 12 bytes and every tensor info >= 28: bound counts by the size */
     if (g->nkv > g->size / 12 || g->ntensors > g->size / 28)
-        return ss_seterr(err, errsz, SS_ERR_MODEL, "corrupt header: %llu metadata entries / %llu tensors cannot fit in %zu bytes",
+        return ss_seterr(err, errsz, SS_ERR_MODEL, "truncated file or corrupt header: %llu metadata entries / %llu tensors cannot fit in %zu bytes",
                          (unsigned long long)g->nkv, (unsigned long long)g->ntensors, g->size);
     g->kv = calloc(g->nkv ? g->nkv : 1, sizeof *g->kv);
     g->tensors = calloc(g->ntensors ? g->ntensors : 1, sizeof *g->tensors);

@@ -280,7 +280,7 @@ void k_matmul(const wmat_t *w, const float *x, size_t ldx, int nb, float *out, s
     dot_fn dot = g_dot;
     int ntask = (w->rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
     int dir = direct(w->type);
-    int nt = threads > 1 && (long)w->rows * w->cols * nb > 32768 ? threads : 1;
+    int nt = threads > 1 && (long)w->rows * w->cols * nb > (1L << 18) ? threads : 1;
 #pragma omp parallel num_threads(nt)
     {
         float *rowbuf = dir ? NULL : malloc((size_t)w->cols * sizeof(float));

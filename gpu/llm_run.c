@@ -126,7 +126,9 @@ typedef struct rq {
     int ngen, done;
     uint64_t rng;
     ss_buf_t text;
-    float *emb;
+    float *tlp;         /* GENERATE with top_logprobs: log-prob of each generated token */
+    int ntlp, tlpcap;
+    float last_lp;      /* log-prob of q->next */
 } rq_t;
 
 static void on_prompt_out(ss_llm_t *m, seq_t *s, int pos, const float *logits)
@@ -153,8 +155,39 @@ static void on_gen_out(ss_llm_t *m, seq_t *s, int pos, const float *logits)
     rq_t *q = s->user;
     if (pos != s->ntok - 1)
         return;
-    q->next = q->r->temperature > 0 ? sample(logits, m->cfg.vocab_size, q->r->temperature, &q->rng)
-                                    : argmax(logits, m->cfg.vocab_size);
+    int v = m->cfg.vocab_size;
+    q->next = q->r->temperature > 0 ? sample(logits, v, q->r->temperature, &q->rng) : argmax(logits, v);
+    if (q->r->top_logprobs <= 0)
+        return;
+    double l = lse(logits, v);
+    q->last_lp = (float)(logits[q->next] - l);
+    if (q->ngen > 0 || q->res->top_tokens)
+        return;
+    int k = SS_MIN(q->r->top_logprobs, v);
+    int *best = malloc((size_t)k * sizeof *best);
+    q->res->top_tokens = calloc((size_t)k, sizeof(char *));
+    q->res->top_logprobs = malloc((size_t)k * sizeof(float));
+    if (!best || !q->res->top_tokens || !q->res->top_logprobs) {
+        free(best);
+        return;
+    }
+    for (int j = 0; j < k; j++) { /* partial selection, best first */
+        int b = -1;
+        for (int i = 0; i < v; i++) {
+            int used = 0;
+            for (int u = 0; u < j && !used; u++)
+                used = best[u] == i;
+            if (!used && (b < 0 || logits[i] > logits[b]))
+                b = i;
+        }
+        best[j] = b;
+        ss_buf_t t = SS_BUF_INIT;
+        tok_decode_piece(&m->tok, b, s->tok[s->ntok - 1], &t);
+        q->res->top_tokens[j] = ss_buf_take(&t);
+        q->res->top_logprobs[j] = (float)(logits[b] - l);
+    }
+    q->res->ntop = k;
+    free(best);
 }
 
 static int set_fail(rq_t *q, int code, const char *msg)
@@ -291,6 +324,7 @@ static void rq_free(ss_llm_t *m, rq_t *q)
     }
     free(q->ch);
     free(q->ptok);
+    free(q->tlp);
     free(q->seq.hid_sum);
     seq_release(m, &q->seq);
     ss_buf_free(&q->text);
@@ -307,6 +341,17 @@ static int gen_advance(ss_llm_t *m, rq_t *q)
     if (t < 0 || t == m->cfg.eos)
         return 1;
     q->ngen++;
+    if (r->top_logprobs > 0) {
+        if (q->ntlp == q->tlpcap) {
+            int nc = q->tlpcap ? 2 * q->tlpcap : 32;
+            float *p = realloc(q->tlp, (size_t)nc * sizeof *p);
+            if (!p)
+                return 1;
+            q->tlp = p;
+            q->tlpcap = nc;
+        }
+        q->tlp[q->ntlp++] = q->last_lp;
+    }
     tok_decode_piece(&m->tok, t, q->seq.tok[q->seq.ntok - 1], &q->text);
     if (r->stop && *r->stop && q->text.len) {
         char *hit = strstr(q->text.data, r->stop);
@@ -408,6 +453,8 @@ int ss_llm_run(ss_llm_t *m, const ss_infer_req_t *reqs, int n, ss_infer_res_t *r
             case SS_INFER_GENERATE:
                 q->res->text = ss_buf_take(&q->text);
                 q->res->gen_tokens = q->ngen;
+                q->res->token_logprobs = q->tlp;
+                q->tlp = NULL;
                 break;
             case SS_INFER_EMBED:
                 finish_embed(m, q);

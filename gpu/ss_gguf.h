@@ -129,6 +129,24 @@ void ss_gguf_w_tensor_fn(ss_gguf_writer_t *w, const char *name, int type, int nd
 /* Writes the file; SS_ERR_NOMEM if any earlier call failed to allocate. */
 ss_err_t ss_gguf_writer_save(ss_gguf_writer_t *w, const char *path, char *err, size_t errsz);
 
+/* ---- random-weight models in a real model's shape (mkmodel.c) ---- */
+typedef struct ss_mkmodel_spec {
+    const char *name;   /* shape name */
+    const char *arch;   /* "llama" or "qwen2" */
+    int dim, n_layers, n_heads, n_kv_heads, hidden, vocab, ctx;
+    float rope_base;
+    int qkv_bias, tied;
+    int type;           /* weight type of the matrices (ss_ggml_type_t) */
+    uint64_t seed;
+} ss_mkmodel_spec_t;
+
+/* Fills *out with a known shape ("smollm2-135m", "qwen2.5-0.5b", "llama-3.2-1b",
+ * "tiny-qwen2", "tiny-llama"); returns 0 if the name is unknown. */
+int ss_mkmodel_shape(const char *name, ss_mkmodel_spec_t *out);
+const char *ss_mkmodel_shape_names(void);
+/* Writes a GGUF v3 with seeded random weights and a synthetic gpt2-style tokenizer. */
+ss_err_t ss_mkmodel_write(const ss_mkmodel_spec_t *s, const char *path, char *err, size_t errsz);
+
 /* Conversions shared by the writer and the kernels. */
 float ss_fp16_to_f32(uint16_t h);
 uint16_t ss_f32_to_fp16(float f);
