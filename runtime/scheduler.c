@@ -824,9 +824,15 @@ void eng_view_stats(ss_engine_t *e, const char *view, ss_op_stats_t *out)
             continue;
         if (n->kind == SS_PN_VIEW && ss_strcaseeq(n->label, view)) {
             out->batches = s->batches;
-            out->rows_in = s->rows_in;
             out->rows_out = s->rows_out;
         }
+        /* deltas entering the view's pipeline: inputs of its nodes that read a stream or another view */
+        for (int k = 0; k < n->nin; k++)
+            if (n->in[k]->kind == SS_PN_SOURCE || (n->in[k]->kind == SS_PN_VIEW && n->in[k]->view &&
+                                                   !ss_strcaseeq(n->in[k]->view, view))) {
+                out->rows_in += s->rows_in;
+                break;
+            }
         out->infer.requests += s->infer.requests;
         out->infer.calls += s->infer.calls;
         out->infer.cache_hits += s->infer.cache_hits;
