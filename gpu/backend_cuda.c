@@ -34,6 +34,7 @@ typedef struct cuda_be {
     ss_cuda_weight_t embd, output;
     float *out_norm;
     int cap_blocks;
+    int tile_max;             /* queries per attention tile: 64 (query, head) items per block */
     /* activations for up to tcap tokens (ocap output rows) */
     int tcap, ocap;
     float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2, *xo, *logits;
@@ -103,6 +104,7 @@ static ss_err_t cuda_upload_dev(ss_llm_t *m, void **ctx, int device, char *err, 
     b->m = m;
     int rc = ss_cuda_open(device, &b->c, err, errsz);
     const ss_llm_config_t *g = &m->cfg;
+    b->tile_max = SS_MAX(1, SS_MIN(16, 64 / SS_MAX(1, g->n_heads / g->n_kv_heads)));
     b->L = rc ? NULL : calloc((size_t)g->n_layers, sizeof *b->L);
     if (!rc && !b->L)
         rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
@@ -260,7 +262,7 @@ static int plan_batch(cuda_be_t *b, const ubatch_t *ub, int *mb_out, int *nt_out
                 ;
         last = s;
         seq[t] = s;
-        if (nt > 0 && seq[q0[nt - 1]] == s && nq[nt - 1] < 16 && q0[nt - 1] + nq[nt - 1] == t)
+        if (nt > 0 && seq[q0[nt - 1]] == s && nq[nt - 1] < b->tile_max && q0[nt - 1] + nq[nt - 1] == t)
             nq[nt - 1]++;
         else {
             q0[nt] = t;
