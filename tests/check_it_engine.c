@@ -1,9 +1,10 @@
 /*
  * check_it_engine.c — integration tests of the engine: the SQL golden tests
- * (each tests/sql/NAME.sql that has tests/sql/expected/NAME.out runs statement
- * by statement through an engine on the embedded broker and its output is
- * compared; SS_UPDATE_GOLDEN=1 rewrites the expected files, SS_GOLDEN=NAME runs
- * (and with SS_UPDATE_GOLDEN creates) just one), restart on an external
+ * (each tests/sql/engine/NAME.sql runs statement by statement through an
+ * engine on the embedded broker and its output is compared with
+ * tests/sql/engine/expected/NAME.out; SS_UPDATE_GOLDEN=1 rewrites the expected
+ * files, SS_GOLDEN=NAME runs (and with SS_UPDATE_GOLDEN creates) just one;
+ * the .sql files directly in tests/sql are the parser's golden files), restart on an external
  * broker (state and offsets survive, nothing applied twice), SHOW/EXPLAIN
  * shapes, sinks with per-view sequences, and the shell binary's
  * non-interactive mode (an error reports line:column and the script goes on).
@@ -125,8 +126,8 @@ static void first_difference(const char *a, const char *b, char *msg, size_t n)
 static int golden_one(const char *name)
 {
     char path[2048], exp[2048], fname[300];
-    snprintf(path, sizeof path, "%s/tests/sql/%s.sql", tu_source_dir(), name);
-    snprintf(exp, sizeof exp, "%s/tests/sql/expected/%s.out", tu_source_dir(), name);
+    snprintf(path, sizeof path, "%s/tests/sql/engine/%s.sql", tu_source_dir(), name);
+    snprintf(exp, sizeof exp, "%s/tests/sql/engine/expected/%s.out", tu_source_dir(), name);
     snprintf(fname, sizeof fname, "%s.sql", name);
     char *sql = tu_read_file(path, NULL);
     ck_assert_msg(sql != NULL, "cannot read %s", path);
@@ -165,7 +166,7 @@ static int golden_one(const char *name)
 START_TEST(test_golden)
 {
     char dirpath[2048];
-    snprintf(dirpath, sizeof dirpath, "%s/tests/sql", tu_source_dir());
+    snprintf(dirpath, sizeof dirpath, "%s/tests/sql/engine", tu_source_dir());
     DIR *d = opendir(dirpath);
     ck_assert_ptr_nonnull(d);
     struct dirent *de;
@@ -181,7 +182,7 @@ START_TEST(test_golden)
             continue;
         /* scripts without an expected file belong to other suites (e.g. parser tests) */
         char exp[2048];
-        snprintf(exp, sizeof exp, "%s/tests/sql/expected/%s.out", tu_source_dir(), name);
+        snprintf(exp, sizeof exp, "%s/tests/sql/engine/expected/%s.out", tu_source_dir(), name);
         if (!only && !tu_exists(exp))
             continue;
         n++;
