@@ -7,6 +7,7 @@
 # and their ratio; writes bench/results/e2e_gpu.json.
 #
 # usage: bench/e2e_gpu.sh [BIN_DIR] [SHAPE] [TYPE]   (defaults: build smollm2-135m q8_0)
+# E2E_WORKER_ARGS replaces the worker's "--gpu 0" (e.g. "" to try the script on a CPU worker).
 set -euo pipefail
 BIN=${1:-build}; SHAPE=${2:-smollm2-135m}; TYPE=${3:-q8_0}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,9 +33,11 @@ run_pipeline() { # $1 = state dir, $2 = SQL file, rest = extra options
 CPU_S=$(run_pipeline "$W/cpu" "$ROOT/examples/paper_digest.sql")
 
 # GPU: a worker on device 0, registered as the default model
-"$BIN/semstream" worker --gpu 0 --model "$MODEL" --port "$PORT" --max-batch 64 > "$W/worker.log" 2>&1 &
+"$BIN/semstream" worker ${E2E_WORKER_ARGS---gpu 0} --model "$MODEL" --port "$PORT" --max-batch 64 > "$W/worker.log" 2>&1 &
 WPID=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.2; done
+up=0
+for _ in $(seq 150); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && { up=1; break; }; sleep 0.2; done
+if [ $up = 0 ]; then echo "e2e_gpu: the worker did not come up:" >&2; cat "$W/worker.log" >&2; exit 1; fi
 { echo "CREATE MODEL gpu WITH (backend = 'openai', url = 'http://127.0.0.1:$PORT', model = 'model.gguf', default = true, max_concurrency = 64);"
   cat "$ROOT/examples/paper_digest.sql"; } > "$W/gpu.sql"
 GPU_S=$(run_pipeline "$W/gpu" "$W/gpu.sql")
