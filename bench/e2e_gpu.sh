@@ -36,12 +36,12 @@ CPU_S=$(run_pipeline "$W/cpu" "$ROOT/examples/paper_digest.sql")
 "$BIN/semstream" worker ${E2E_WORKER_ARGS---gpu 0} --model "$MODEL" --port "$PORT" --max-batch 64 > "$W/worker.log" 2>&1 &
 WPID=$!
 up=0
-for _ in $(seq 150); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && { up=1; break; }; sleep 0.2; done
+for _ in $(seq 150); do env -u LD_LIBRARY_PATH curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && { up=1; break; }; sleep 0.2; done
 if [ $up = 0 ]; then echo "e2e_gpu: the worker did not come up:" >&2; cat "$W/worker.log" >&2; exit 1; fi
 { echo "CREATE MODEL gpu WITH (backend = 'openai', url = 'http://127.0.0.1:$PORT', model = 'model.gguf', default = true, max_concurrency = 64);"
   cat "$ROOT/examples/paper_digest.sql"; } > "$W/gpu.sql"
 GPU_S=$(run_pipeline "$W/gpu" "$W/gpu.sql")
-CALLS=$(curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^semstream_worker_requests_total/{print $2}')
+CALLS=$(env -u LD_LIBRARY_PATH curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^semstream_worker_requests_total/{print $2}')
 
 RATIO=$(awk -v c="$CPU_S" -v g="$GPU_S" 'BEGIN { printf "%.3f", c / g }')
 echo "paper digest, $SHAPE $TYPE: CPU engine ${CPU_S}s, GPU worker ${GPU_S}s (${CALLS} worker HTTP requests): GPU is ${RATIO}x the CPU path's speed"
