@@ -13,17 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Until the parser lands in every build, it is referenced weakly (as operators/op.c does). */
-#define WEAK __attribute__((weak))
-WEAK int ss_parse(const char *, size_t, const char *, ss_ast_script_t **, char *, size_t);
-WEAK void ss_ast_script_free(ss_ast_script_t *);
-WEAK void ss_ast_stmt_free(ss_ast_stmt_t *);
-
-static void stmt_free(ss_ast_stmt_t *s)
-{
-    if (s && ss_ast_stmt_free)
-        ss_ast_stmt_free(s);
-}
 
 /* Public entries with the sequence number the planner needs; `pub` must stay first. */
 typedef struct stream_ent { ss_cat_stream_t pub; int64_t seq; } stream_ent_t;
@@ -69,7 +58,7 @@ static void view_free(view_ent_t *e)
         return;
     free(e->pub.name);
     free(e->pub.sql);
-    stmt_free(e->pub.stmt);
+    ss_ast_stmt_free(e->pub.stmt);
     free(e->pub.sink_topic);
     ss__opts_free(e->pub.nopts, e->pub.opts);
     free(e);
@@ -302,8 +291,6 @@ static int parse_one(const char *sql, ss_ast_stmt_kind_t kind, ss_ast_stmt_t **o
 {
     ss_ast_script_t *s = NULL;
     *out = NULL;
-    if (!ss_parse)
-        return ss_seterr(err, errsz, SS_ERR_UNSUPPORTED, "this build has no SQL parser");
     int rc = ss_parse(sql, strlen(sql), NULL, &s, err, errsz);
     if (rc)
         return rc;
@@ -324,7 +311,7 @@ static int build_view(ss_ast_stmt_t *stmt, view_ent_t **out, char *err, size_t e
     view_ent_t *e = calloc(1, sizeof *e);
     *out = NULL;
     if (!e) {
-        stmt_free(stmt);
+        ss_ast_stmt_free(stmt);
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     }
     e->pub.stmt = stmt;
@@ -422,7 +409,7 @@ static int load_stream(ss_catalog_t *c, int64_t seq, const char *name, const cha
     int rc = parse_one(sql, SS_STMT_CREATE_STREAM, &stmt, err, errsz);
     if (!rc)
         rc = build_stream(stmt, &e, err, errsz);
-    stmt_free(stmt);
+    ss_ast_stmt_free(stmt);
     if (rc)
         return rc;
     e->seq = seq;
@@ -442,7 +429,7 @@ static int load_model(ss_catalog_t *c, int64_t seq, const char *name, const char
     int rc = parse_one(sql, SS_STMT_CREATE_MODEL, &stmt, err, errsz);
     if (!rc)
         rc = build_model(stmt, &e, err, errsz);
-    stmt_free(stmt);
+    ss_ast_stmt_free(stmt);
     if (rc)
         return rc;
     e->seq = seq;

@@ -13,16 +13,6 @@
 #include <string.h>
 #include <unistd.h>
 
-__attribute__((weak)) int ss_parse(const char *, size_t, const char *, ss_ast_script_t **, char *, size_t);
-__attribute__((weak)) void ss_ast_script_free(ss_ast_script_t *);
-#define NEED_PARSER()                                                  \
-    do {                                                               \
-        if (!ss_parse) {                                               \
-            fprintf(stderr, "skipped: this build has no SQL parser\n"); \
-            return;                                                    \
-        }                                                              \
-    } while (0)
-
 static int run_sql(ss_catalog_t *c, const char *sql, char *err, size_t errsz)
 {
     ss_ast_script_t *s = NULL;
@@ -75,7 +65,6 @@ static ss_catalog_t *open_cat(sqlite3 *db)
 
 START_TEST(test_persist_reopen)
 {
-    NEED_PARSER();
     char *dir = tu_tmpdir();
     char path[512];
     snprintf(path, sizeof path, "%s/cat.db", dir);
@@ -140,7 +129,6 @@ static int node_id(ss_catalog_t *c, const char *view, ss_plan_kind_t kind)
 
 START_TEST(test_ids_stable)
 {
-    NEED_PARSER();
     sqlite3 *db;
     ck_assert_int_eq(sqlite3_open(":memory:", &db), SQLITE_OK);
     ss_catalog_t *c = open_cat(db);
@@ -166,7 +154,6 @@ END_TEST
 
 START_TEST(test_drop_dependants)
 {
-    NEED_PARSER();
     sqlite3 *db;
     ck_assert_int_eq(sqlite3_open(":memory:", &db), SQLITE_OK);
     ss_catalog_t *c = open_cat(db);
@@ -197,7 +184,6 @@ END_TEST
 
 START_TEST(test_if_not_exists_and_names)
 {
-    NEED_PARSER();
     sqlite3 *db;
     ck_assert_int_eq(sqlite3_open(":memory:", &db), SQLITE_OK);
     ss_catalog_t *c = open_cat(db);

@@ -14,17 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The parser comes from grammar/; a build without it skips these tests. */
-__attribute__((weak)) int ss_parse(const char *, size_t, const char *, ss_ast_script_t **, char *, size_t);
-__attribute__((weak)) void ss_ast_script_free(ss_ast_script_t *);
-#define NEED_PARSER()                                                  \
-    do {                                                               \
-        if (!ss_parse) {                                               \
-            fprintf(stderr, "skipped: this build has no SQL parser\n"); \
-            return;                                                    \
-        }                                                              \
-    } while (0)
-
 /* Runs every statement of sql against the catalog; returns the first error code (err filled). */
 static int run_sql(ss_catalog_t *c, const char *sql, char *err, size_t errsz)
 {
@@ -73,7 +62,6 @@ static char *explain_all(ss_catalog_t *c)
 
 static void golden(const char *example)
 {
-    NEED_PARSER();
     char path[1024], gpath[1024], err[SS_ERRSZ] = "";
     snprintf(path, sizeof path, "%s/examples/%s.sql", tu_source_dir(), example);
     snprintf(gpath, sizeof gpath, "%s/tests/expected/%s.explain", tu_source_dir(), example);
@@ -195,7 +183,6 @@ static const err_case_t err_cases[] = {
 
 START_TEST(test_errors)
 {
-    NEED_PARSER();
     const err_case_t *tc = &err_cases[_i];
     sqlite3 *db;
     ss_catalog_t *c = mem_catalog(&db);
@@ -265,7 +252,6 @@ static const ss_plan_node_t *first(const ss_plan_t *p, const char *view, ss_plan
 
 START_TEST(test_sem_filter_split)
 {
-    NEED_PARSER();
     sqlite3 *db;
     ss_catalog_t *c;
     ss_plan_t *p = plan_sql("CREATE VIEW v AS SELECT title, SEM_MAP('tl;dr {abstract}', model = judge) AS t FROM papers\n"
@@ -296,7 +282,6 @@ END_TEST
 
 START_TEST(test_sem_join_topk_agg)
 {
-    NEED_PARSER();
     sqlite3 *db;
     ss_catalog_t *c;
     ss_plan_t *p = plan_sql(
@@ -356,7 +341,6 @@ END_TEST
 
 START_TEST(test_relational)
 {
-    NEED_PARSER();
     sqlite3 *db;
     ss_catalog_t *c;
     ss_plan_t *p = plan_sql(
@@ -387,7 +371,6 @@ END_TEST
 
 START_TEST(test_pushdown)
 {
-    NEED_PARSER();
     sqlite3 *db;
     ss_catalog_t *c;
     ss_plan_t *p = plan_sql(
@@ -412,7 +395,6 @@ END_TEST
 
 START_TEST(test_generate_and_query)
 {
-    NEED_PARSER();
     sqlite3 *db;
     ss_catalog_t *c;
     ss_plan_t *p = plan_sql(
