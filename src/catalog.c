@@ -603,7 +603,7 @@ int ss_catalog_add_view(ss_catalog_t *c, const ss_ast_stmt_t *stmt, char *err, s
         return ss_seterr(err, errsz, SS_ERR_INVALID, "CREATE VIEW %s carries no source text to store",
                          stmt->name);
     ss_plan_t *p = NULL;
-    if ((rc = ss_plan_query(c, stmt->query, stmt->name, &p, err, errsz)))
+    if ((rc = ss__plan_view(c, stmt->query, stmt->name, stmt->opts, &p, err, errsz)))
         return rc;
     ss_plan_free(p);
     /* the catalog keeps its own parse of the text (the caller keeps stmt) */
@@ -629,9 +629,12 @@ static int dependants(const ss_catalog_t *c, const char *name, int is_model, ss_
 {
     int n = 0;
     for (int i = 0; i < c->nviews; i++) {
-        const ss_ast_query_t *q = c->views[i]->pub.stmt->query;
-        const char *refs[64];
-        int k = is_model ? ss__query_models(q, refs, 64) : ss__query_refs(q, refs, 64);
+        const ss_ast_stmt_t *st = c->views[i]->pub.stmt;
+        const char *refs[65];
+        int k = is_model ? ss__query_models(st->query, refs, 64) : ss__query_refs(st->query, refs, 64);
+        const ss_ast_option_t *vm = is_model ? ss__opt_find(st->opts, "model") : NULL;
+        if (vm && vm->value.t == SS_TEXT)
+            refs[k++] = vm->value.u.str.s; /* the view's default model */
         for (int j = 0; j < k; j++)
             if (ss_strcaseeq(refs[j], name)) {
                 ss_buf_printf(buf, "%s%s", n++ ? ", " : "", c->views[i]->pub.name);

@@ -126,6 +126,9 @@ ss_plan_node_t *ss__new_node(ss__pctx_t *x, ss_plan_kind_t k, ss_plan_node_t *in
 int ss__input_node(ss__pctx_t *x, const char *name, ss_span_t sp, ss_plan_node_t **out, const char **what);
 /* Checks a semantic operator's options and copies them onto n (model= to n->model). */
 int ss__sem_options(ss__pctx_t *x, ss_plan_node_t *n, const ss_ast_options_t *o);
+/* ss_plan_query with the view's WITH options (default model, sink topic) taken into account. */
+int ss__plan_view(const ss_catalog_t *c, const ss_ast_query_t *q, const char *name,
+                  const ss_ast_options_t *opts, ss_plan_t **out, char *err, size_t errsz);
 /* LLM_GENERATE(...) as one node. */
 int ss__plan_generate(ss__pctx_t *x, const ss_ast_generate_t *g, ss_plan_node_t **out);
 

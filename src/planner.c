@@ -1225,8 +1225,8 @@ static int plan_view_into(const ss_catalog_t *cat, ss_plan_t *plan, const char *
     return rc;
 }
 
-int ss_plan_query(const ss_catalog_t *c, const ss_ast_query_t *q, const char *name, ss_plan_t **out,
-                  char *err, size_t errsz)
+int ss__plan_view(const ss_catalog_t *c, const ss_ast_query_t *q, const char *name,
+                  const ss_ast_options_t *opts, ss_plan_t **out, char *err, size_t errsz)
 {
     *out = NULL;
     ss_plan_t *p = calloc(1, sizeof *p);
@@ -1234,7 +1234,6 @@ int ss_plan_query(const ss_catalog_t *c, const ss_ast_query_t *q, const char *na
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     const ss_cat_view_t *v = ss_catalog_view(c, name);
     int64_t seq = v ? ss__catalog_seq(c, SS_OBJ_VIEW, name) : ss__catalog_next_view_seq(c);
-    const ss_ast_options_t *opts = v && v->stmt && v->stmt->query == q ? v->stmt->opts : NULL;
     int rc = plan_view_into(c, p, name, q, opts, seq, 0, err, errsz);
     if (rc) {
         ss_plan_free(p);
@@ -1242,6 +1241,14 @@ int ss_plan_query(const ss_catalog_t *c, const ss_ast_query_t *q, const char *na
     }
     *out = p;
     return SS_OK;
+}
+
+int ss_plan_query(const ss_catalog_t *c, const ss_ast_query_t *q, const char *name, ss_plan_t **out,
+                  char *err, size_t errsz)
+{
+    const ss_cat_view_t *v = ss_catalog_view(c, name);
+    const ss_ast_options_t *opts = v && v->stmt && v->stmt->query == q ? v->stmt->opts : NULL;
+    return ss__plan_view(c, q, name, opts, out, err, errsz);
 }
 
 int ss_plan_build(const ss_catalog_t *c, ss_plan_t **out, char *err, size_t errsz)

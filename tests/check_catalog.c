@@ -166,6 +166,11 @@ START_TEST(test_drop_dependants)
     ck_assert_str_eq(err, "cannot drop view recent: view db reads it (drop it first)");
     ck_assert_int_eq(ss_catalog_drop(c, SS_OBJ_MODEL, "small", 0, err, sizeof err), SS_ERR_INVALID);
     ck_assert_str_eq(err, "cannot drop model small: view db reads it (drop it first)");
+    OK(c, "CREATE MODEL other WITH (backend = 'openai', url = 'http://localhost:1/v1');\n"
+          "CREATE VIEW uses_other WITH (model = other) AS SELECT id FROM papers WHERE SEM_FILTER('{title}?');");
+    ck_assert_int_eq(ss_catalog_drop(c, SS_OBJ_MODEL, "other", 0, err, sizeof err), SS_ERR_INVALID);
+    ck_assert_str_eq(err, "cannot drop model other: view uses_other reads it (drop it first)");
+    OK(c, "DROP VIEW uses_other; DROP MODEL other;");
     ck_assert_int_eq(ss_catalog_drop(c, SS_OBJ_VIEW, "nope", 0, err, sizeof err), SS_ERR_NOTFOUND);
     ck_assert_str_eq(err, "no view named nope");
     ck_assert_int_eq(ss_catalog_drop(c, SS_OBJ_VIEW, "nope", 1, err, sizeof err), SS_OK);

@@ -135,6 +135,8 @@ static const err_case_t err_cases[] = {
      "1:58: unknown model \"big\" (create it with CREATE MODEL big WITH (...))"},
     {"CREATE VIEW v AS SELECT title || 'x' AS a, year + title AS b FROM papers;",
      "1:44: operator + needs numbers, got INT and TEXT"},
+    {"CREATE VIEW v WITH (model = 'nope') AS SELECT id FROM papers;",
+     "1:21: unknown model \"nope\" (create it with CREATE MODEL)"},
     {"CREATE VIEW v AS SELECT id, id FROM papers;",
      "1:29: duplicate output column \"id\" in view v (rename one with AS)"},
     {"CREATE VIEW v AS SELECT id FROM papers WHERE COUNT(*) > 1;",
@@ -276,6 +278,12 @@ START_TEST(test_sem_filter_split)
     ck_assert_int_eq(pr->nexprs, 2);
     ck_assert_int_eq(pr->exprs[1]->col, 4);
     ck_assert_int_eq(pr->schema->is_key[0] + pr->schema->is_key[1], 0); /* key dropped: whole row */
+    done(p, c, db);
+    /* a view's WITH (model = ..) is the default of its semantic operators */
+    p = plan_sql("CREATE VIEW w WITH (model = judge, sink_topic = 'w_out') AS\n"
+                 "  SELECT id FROM papers WHERE SEM_FILTER('{title} is short');", &c, &db);
+    ck_assert_str_eq(first(p, "w", SS_PN_SEM_FILTER)->model, "judge");
+    ck_assert_str_eq(ss_plan_opt(first(p, "w", SS_PN_VIEW), "sink_topic"), "w_out");
     done(p, c, db);
 }
 END_TEST
