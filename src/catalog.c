@@ -16,7 +16,12 @@
 
 /* Public entries with the sequence number the planner needs; `pub` must stay first. */
 typedef struct stream_ent { ss_cat_stream_t pub; int64_t seq; } stream_ent_t;
-typedef struct view_ent { ss_cat_view_t pub; int64_t seq; } view_ent_t;
+typedef struct view_ent {
+    ss_cat_view_t pub;
+    int64_t seq;
+    int ncols;
+    char **cols; /* output column names, for completion (filled when the view is planned) */
+} view_ent_t;
 typedef struct model_ent { ss_cat_model_t pub; int64_t seq; } model_ent_t;
 
 struct ss_catalog {
@@ -60,6 +65,9 @@ static void view_free(view_ent_t *e)
     free(e->pub.sql);
     ss_ast_stmt_free(e->pub.stmt);
     free(e->pub.sink_topic);
+    for (int i = 0; i < e->ncols; i++)
+        free(e->cols[i]);
+    free(e->cols);
     ss__opts_free(e->pub.nopts, e->pub.opts);
     free(e);
 }
@@ -330,6 +338,24 @@ static int build_view(ss_ast_stmt_t *stmt, view_ent_t **out, char *err, size_t e
     return SS_OK;
 }
 
+/* Remembers the output column names of every view planned in p (best effort: names are only
+ * used for completion, so running out of memory just leaves them out). */
+static void remember_cols(ss_catalog_t *c, const ss_plan_t *p)
+{
+    for (int i = 0; i < p->n; i++) {
+        const ss_plan_node_t *n = p->nodes[i];
+        int v = n->kind == SS_PN_VIEW ? find_view(c, n->label) : -1;
+        if (v < 0 || c->views[v]->cols)
+            continue;
+        view_ent_t *e = c->views[v];
+        if (!(e->cols = calloc((size_t)n->schema->n + 1, sizeof *e->cols)))
+            continue;
+        for (int k = 0; k < n->schema->n; k++)
+            if ((e->cols[e->ncols] = ss_strdup(n->schema->names[k])))
+                e->ncols++;
+    }
+}
+
 /* ---------------------------------------------------------------- SQLite */
 
 static int db_err(sqlite3 *db, char *err, size_t errsz, const char *what)
@@ -515,6 +541,11 @@ int ss_catalog_open(sqlite3 *db, ss_catalog_t **out, char *err, size_t errsz)
         ss_catalog_close(c);
         return rc;
     }
+    ss_plan_t *p = NULL;
+    char perr[SS_ERRSZ];
+    if (c->nviews && ss_plan_build(c, &p, perr, sizeof perr) == SS_OK)
+        remember_cols(c, p);
+    ss_plan_free(p);
     *out = c;
     return SS_OK;
 }
@@ -605,22 +636,27 @@ int ss_catalog_add_view(ss_catalog_t *c, const ss_ast_stmt_t *stmt, char *err, s
     ss_plan_t *p = NULL;
     if ((rc = ss__plan_view(c, stmt->query, stmt->name, stmt->opts, &p, err, errsz)))
         return rc;
-    ss_plan_free(p);
     /* the catalog keeps its own parse of the text (the caller keeps stmt) */
     ss_ast_stmt_t *own = NULL;
     view_ent_t *e = NULL;
     if ((rc = parse_one(stmt->text, SS_STMT_CREATE_VIEW, &own, err, errsz))) {
         ss_errprefix(err, errsz, "re-parsing view %s", stmt->name);
+        ss_plan_free(p);
         return rc;
     }
-    if ((rc = build_view(own, &e, err, errsz)))
+    if ((rc = build_view(own, &e, err, errsz))) {
+        ss_plan_free(p);
         return rc;
+    }
     e->pub.created_ms = ss_wall_ms();
     if ((rc = db_insert(c, "ss_views", e->pub.name, e->pub.sql, e->pub.created_ms, &e->seq, err, errsz)) ||
         (rc = push(&c->views, &c->nviews, e))) {
         view_free(e);
+        ss_plan_free(p);
         return rc == SS_ERR_NOMEM ? (int)ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory") : rc;
     }
+    remember_cols(c, p);
+    ss_plan_free(p);
     return SS_OK;
 }
 
@@ -762,6 +798,8 @@ const char **ss_catalog_names(const ss_catalog_t *c)
     int cap = c->nstreams + c->nviews + c->nmodels + 1;
     for (int i = 0; i < c->nstreams; i++)
         cap += c->streams[i]->pub.schema->n;
+    for (int i = 0; i < c->nviews; i++)
+        cap += c->views[i]->ncols;
     const char **arr = calloc((size_t)cap, sizeof *arr);
     if (!arr)
         return NULL;
@@ -775,6 +813,9 @@ const char **ss_catalog_names(const ss_catalog_t *c)
     for (int i = 0; i < c->nstreams; i++)
         for (int j = 0; j < c->streams[i]->pub.schema->n; j++)
             add_name(arr, &n, c->streams[i]->pub.schema->names[j]);
+    for (int i = 0; i < c->nviews; i++)
+        for (int j = 0; j < c->views[i]->ncols; j++)
+            add_name(arr, &n, c->views[i]->cols[j]);
     arr[n] = NULL;
     return arr;
 }

@@ -201,14 +201,23 @@ START_TEST(test_if_not_exists_and_names)
     ck_assert_str_eq(err, "1:15: view recent already exists");
     const char **names = ss_catalog_names(c);
     ck_assert_ptr_nonnull(names);
-    int n = 0, saw_abstract = 0, saw_db = 0, saw_small = 0;
+    int n = 0, saw_abstract = 0, saw_db = 0, saw_small = 0, saw_tldr = 0;
     for (; names[n]; n++) {
         saw_abstract |= !strcmp(names[n], "abstract");
         saw_db |= !strcmp(names[n], "db");
         saw_small |= !strcmp(names[n], "small");
+        saw_tldr |= !strcmp(names[n], "tldr"); /* a view's output column */
     }
-    ck_assert(saw_abstract && saw_db && saw_small);
-    ck_assert_int_eq(n, 1 + 2 + 1 + 4);
+    ck_assert(saw_abstract && saw_db && saw_small && saw_tldr);
+    ck_assert_int_eq(n, 1 + 2 + 1 + 4 + 1);
+    free(names);
+    /* view columns come back after a reopen too */
+    ss_catalog_close(c);
+    c = open_cat(db);
+    names = ss_catalog_names(c);
+    for (n = 0; names[n]; n++)
+        ;
+    ck_assert_int_eq(n, 1 + 2 + 1 + 4 + 1);
     free(names);
     ss_catalog_close(c);
     sqlite3_close(db);
