@@ -530,12 +530,38 @@ static int binary_type(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *
     }
 }
 
+/* Grouped rows: an expression written as in GROUP BY is that group column (-1 if none; -2 OOM). */
+static int group_expr_col(const ss__cctx_t *cc, const ss_ast_expr_t *a)
+{
+    const ss__grouping_t *g = cc->grp;
+    if (!g || !g->group_key || a->kind == SS_AX_COLUMN || a->kind == SS_AX_LITERAL)
+        return -1;
+    char *key = ss__ast_key(a);
+    if (!key)
+        return -2;
+    int col = -1;
+    for (int i = 0; i < g->ngroup && col < 0; i++)
+        if (g->group_key[i] && !strcmp(g->group_key[i], key))
+            col = i;
+    free(key);
+    return col;
+}
+
 int ss__compile(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t **out)
 {
     *out = NULL;
+    int gcol = group_expr_col(cc, a);
+    if (gcol == -2)
+        return ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
     ss_expr_t *e = ss_expr_new(SS_EX_COL);
     if (!e)
         return ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
+    if (gcol >= 0) {
+        e->col = gcol;
+        e->type = cc->grp->group_type[gcol];
+        *out = e;
+        return SS_OK;
+    }
     int rc = SS_OK;
     switch (a->kind) {
     case SS_AX_COLUMN:

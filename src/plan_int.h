@@ -69,6 +69,9 @@ typedef struct ss__agg_ref {
 typedef struct ss__grouping {
     int ngroup;
     int *group_in;            /* input column of each group column; borrowed */
+    char **group_key;         /* GROUP BY expression (canonical text) of each group column, NULL for
+                                 plain columns; borrowed, may be NULL */
+    ss_coltype_t *group_type; /* type of each group column; borrowed (with group_key) */
     int naggs;
     ss__agg_ref_t *aggs;      /* output column = ngroup + index */
 } ss__grouping_t;

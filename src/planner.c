@@ -936,31 +936,123 @@ static int collect_aggs(pctx_t *x, const ss_ast_expr_t *e, ss__grouping_t *g)
     return SS_OK;
 }
 
-/* GROUP BY items: columns, SELECT positions, or SELECT aliases of columns. */
-static int group_columns(pctx_t *x, const sel_t *q, const ss__scope_t *sc, int **cols, int *n)
+/* GROUP BY items: columns, expressions, SELECT positions or aliases. Expressions are computed
+ * by a PROJECT before the grouping that appends one column per expression. */
+typedef struct groupby {
+    int n;
+    int *cols;             /* input column of each group column */
+    char **keys;           /* canonical text of expression items (NULL for columns) */
+    ss_coltype_t *types;
+} groupby_t;
+
+static void groupby_free(groupby_t *gb)
 {
-    const ss_ast_expr_list_t *gb = q->s->group_by;
+    for (int i = 0; i < gb->n; i++)
+        free(gb->keys[i]);
+    free(gb->keys);
+    free(gb->cols);
+    free(gb->types);
+}
+
+static int groupby_add(groupby_t *gb, int col, char *key, ss_coltype_t t)
+{
+    int *c = realloc(gb->cols, (size_t)(gb->n + 1) * sizeof *c);
+    if (c)
+        gb->cols = c;
+    char **k = c ? realloc(gb->keys, (size_t)(gb->n + 1) * sizeof *k) : NULL;
+    if (k)
+        gb->keys = k;
+    ss_coltype_t *ty = k ? realloc(gb->types, (size_t)(gb->n + 1) * sizeof *ty) : NULL;
+    if (!ty) {
+        free(key);
+        return SS_ERR_NOMEM;
+    }
+    gb->types = ty;
+    gb->cols[gb->n] = col;
+    gb->keys[gb->n] = key;
+    gb->types[gb->n++] = t;
+    return SS_OK;
+}
+
+static int group_columns(pctx_t *x, const sel_t *q, const ss__scope_t *sc, ss_plan_node_t **cur, groupby_t *gb)
+{
+    const ss_ast_expr_list_t *items = q->s->group_by;
     ss__cctx_t cc = {.scope = sc, .err = x->err, .errsz = x->errsz};
-    for (int i = 0; gb && i < gb->n; i++) {
-        int star = -1;
-        const ss_ast_expr_t *e = order_target(q, gb->items[i], &star);
-        int side, col = star;
-        if (star < 0) {
-            if (!e || e->kind != SS_AX_COLUMN)
-                return ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED,
-                                 "%d:%d: GROUP BY supports columns (or SELECT positions/aliases of columns); compute the expression in an upstream view",
-                                 gb->items[i]->span.line, gb->items[i]->span.col);
-            int rc = ss__resolve_col(&cc, e->table, e->name, e->span, &side, &col);
-            if (rc)
-                return rc;
+    ss_expr_t *extra[32];
+    int nextra = 0, rc = SS_OK, base = (*cur)->schema->n;
+    for (int i = 0; !rc && items && i < items->n; i++) {
+        int star = -1, side, col = -1;
+        const ss_ast_expr_t *e = order_target(q, items->items[i], &star);
+        if (star >= 0) {
+            col = star;
+        } else if (e->kind == SS_AX_COLUMN) {
+            rc = ss__resolve_col(&cc, e->table, e->name, e->span, &side, &col);
+        } else {
+            const ss_ast_expr_t *bad = find_agg(e);
+            if (!bad)
+                bad = find_sem(e, SS_SEM_NONE);
+            if (bad) {
+                rc = ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: GROUP BY cannot use an aggregate or a semantic function",
+                               bad->span.line, bad->span.col);
+                break;
+            }
+            char *key = ss__ast_key(e);
+            int dup = -1;
+            for (int j = 0; key && j < gb->n; j++)
+                if (gb->keys[j] && !strcmp(gb->keys[j], key))
+                    dup = j;
+            if (!key)
+                rc = nomem(x);
+            else if (dup >= 0)
+                free(key);
+            else if (nextra == 32) {
+                free(key);
+                rc = ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED, "%d:%d: too many GROUP BY expressions",
+                               e->span.line, e->span.col);
+            } else if ((rc = ss__compile(&cc, e, &extra[nextra])))
+                free(key);
+            else {
+                nextra++;
+                if (groupby_add(gb, base + nextra - 1, key, extra[nextra - 1]->type))
+                    rc = nomem(x);
+            }
+            continue;
         }
         int dup = 0;
-        for (int j = 0; j < *n; j++)
-            dup |= (*cols)[j] == col;
-        if (!dup && push_int(cols, (*n)++, col))
-            return nomem(x);
+        for (int j = 0; !rc && j < gb->n; j++)
+            dup |= gb->cols[j] == col;
+        if (!rc && !dup && groupby_add(gb, col, NULL, (*cur)->schema->types[col]))
+            rc = nomem(x);
     }
-    return SS_OK;
+    if (!rc && nextra) {
+        ss_plan_node_t *in = *cur, *p = ss__new_node(x, SS_PN_PROJECT, in, NULL, "group by expressions");
+        if (!p || !(p->schema = ss_schema_new(base + nextra)) ||
+            !(p->exprs = calloc((size_t)(base + nextra), sizeof *p->exprs)))
+            rc = nomem(x);
+        for (int i = 0; !rc && i < base + nextra; i++) {
+            if (i >= base) {
+                p->exprs[i] = extra[i - base];
+                extra[i - base] = NULL;
+            } else if ((p->exprs[i] = ss_expr_new(SS_EX_COL))) {
+                p->exprs[i]->col = i;
+                p->exprs[i]->type = in->schema->types[i];
+            } else
+                rc = nomem(x);
+            if (!rc)
+                p->nexprs = i + 1;
+            const char *nm = i < base ? in->schema->names[i] : NULL;
+            for (int j = 0; !nm && j < gb->n; j++)
+                if (gb->cols[j] == i)
+                    nm = gb->keys[j];
+            if (!rc && ss_schema_set(p->schema, i, nm, p->exprs[i]->type, i < base && in->schema->is_key[i]))
+                rc = nomem(x);
+        }
+        if (!rc)
+            *cur = p;
+    }
+    for (int i = 0; i < nextra; i++)
+        ss_expr_free(extra[i]);
+    return rc;
 }
 
 static ss_agg_fn_t agg_fn(const char *name)
@@ -1093,7 +1185,8 @@ static int plan_grouped(pctx_t *x, sel_t *q, const ss__scope_t *sc, ss_plan_node
 {
     const ss_ast_select_t *s = q->s;
     ss__grouping_t g = {0};
-    int *gcols = NULL, ngcols = 0, rc = SS_OK;
+    groupby_t gby = {0};
+    int rc = SS_OK;
     for (int i = 0; i < q->n && !rc; i++) {
         const ss_ast_expr_t *m = find_sem(q->cols[i].ast, SS_SEM_NONE);
         if (m && m->sem != SS_SEM_AGG)
@@ -1131,9 +1224,11 @@ static int plan_grouped(pctx_t *x, sel_t *q, const ss__scope_t *sc, ss_plan_node
         rc = ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED, "%d:%d: only one SEM_AGG per view",
                        second_sem->span.line, second_sem->span.col);
     if (!rc)
-        rc = group_columns(x, q, sc, &gcols, &ngcols);
-    g.ngroup = ngcols;
-    g.group_in = gcols;
+        rc = group_columns(x, q, sc, cur, &gby);
+    g.ngroup = gby.n;
+    g.group_in = gby.cols;
+    g.group_key = gby.keys;
+    g.group_type = gby.types;
     if (!rc && nsemagg && nplain)
         rc = plan_group_and_sem_agg(x, &g, q, sc, cur);
     else if (!rc)
@@ -1155,7 +1250,7 @@ static int plan_grouped(pctx_t *x, sel_t *q, const ss__scope_t *sc, ss_plan_node
     for (int i = 0; i < g.naggs; i++)
         free(g.aggs[i].key);
     free(g.aggs);
-    free(gcols);
+    groupby_free(&gby);
     return rc;
 }
 

@@ -139,6 +139,10 @@ static const err_case_t err_cases[] = {
      "1:21: unknown model \"nope\" (create it with CREATE MODEL)"},
     {"CREATE VIEW v AS SELECT id, id FROM papers;",
      "1:29: duplicate output column \"id\" in view v (rename one with AS)"},
+    {"CREATE VIEW v AS SELECT year, COUNT(*) AS n FROM papers GROUP BY year / 10;",
+     "1:25: column \"year\" must appear in GROUP BY or be used inside an aggregate"},
+    {"CREATE VIEW v AS SELECT COUNT(*) AS n FROM papers GROUP BY COUNT(*);",
+     "1:60: GROUP BY cannot use an aggregate or a semantic function"},
     {"CREATE VIEW v AS SELECT id FROM papers WHERE COUNT(*) > 1;",
      "1:46: aggregates are not allowed in WHERE (use HAVING)"},
     {"CREATE VIEW v AS SELECT lowr(title) FROM papers;",
@@ -373,6 +377,23 @@ START_TEST(test_relational)
     ck_assert_int_eq(v->schema->is_key[0], 1);
     ck_assert_int_eq(v->schema->types[1], SS_COL_INT);
     ck_assert_str_eq(chain(p, "d", buf, sizeof buf), "source<project<distinct<topk<view");
+    done(p, c, db);
+    /* GROUP BY expressions: computed by a PROJECT before the GROUP, matched by text afterwards */
+    p = plan_sql("CREATE VIEW dec AS SELECT year / 10 AS decade, LOWER(title) AS t, COUNT(*) AS n FROM papers\n"
+                 "  GROUP BY decade, LOWER(title) HAVING year / 10 > 190;", &c, &db);
+    ck_assert_str_eq(chain(p, "dec", buf, sizeof buf), "source<project<group<filter<project<view");
+    const ss_plan_node_t *pre = first(p, "dec", SS_PN_PROJECT);
+    ck_assert_int_eq(pre->nexprs, 6);
+    ck_assert_str_eq(pre->schema->names[4], "year / 10");
+    ck_assert_str_eq(pre->schema->names[5], "lower(title)");
+    const ss_plan_node_t *gg = first(p, "dec", SS_PN_GROUP);
+    ck_assert_int_eq(gg->ngroup, 2);
+    ck_assert_int_eq(gg->group_cols[0], 4);
+    ck_assert_int_eq(gg->group_cols[1], 5);
+    const ss_plan_node_t *dv = first(p, "dec", SS_PN_VIEW);
+    ck_assert_int_eq(dv->schema->is_key[0] + dv->schema->is_key[1], 2);
+    ck_assert_int_eq(dv->schema->types[0], SS_COL_INT);
+    ck_assert_int_eq(dv->schema->types[1], SS_COL_TEXT);
     done(p, c, db);
 }
 END_TEST
