@@ -559,6 +559,23 @@ START_TEST(test_out_of_memory)
         sqlite3_close(db);
         free(sql);
     }
+    /* the other lowering paths: GROUP BY expressions, joins with pushdown, SEM_JOIN, SEM_AGG + COUNT */
+    sqlite3 *db;
+    ss_catalog_t *c = mem_catalog(&db);
+    char err[SS_ERRSZ] = "";
+    ck_assert_msg(run_sql(c, base_sql, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_msg(run_sql(c,
+                          "CREATE VIEW a AS SELECT year / 10 AS d, COUNT(*) AS n, SEM_AGG('t {title}') AS s FROM papers\n"
+                          "  GROUP BY d HAVING COUNT(*) > 1 ORDER BY n DESC LIMIT 3;\n"
+                          "CREATE VIEW b AS SELECT p.title, a.name FROM papers p JOIN authors a ON a.paper_id = p.id\n"
+                          "  AND a.name <> p.title WHERE p.year > 3 AND SEM_FILTER('{p.abstract} ok');\n"
+                          "CREATE VIEW j AS SELECT DISTINCT p.id FROM papers p SEM_JOIN authors a ON '{p.title} {a.name}'\n"
+                          "  WITH (join_candidates = 3) WHERE a.name LIKE 'x%' ORDER BY id LIMIT 2;\n"
+                          "CREATE VIEW k AS SELECT id, SEM_MAP('m {title}') AS m FROM papers ORDER BY SEM_SCORE('s {title}') LIMIT 4;\n",
+                          err, sizeof err) == SS_OK, "%s", err);
+    total += oom_sweep(c);
+    ss_catalog_close(c);
+    sqlite3_close(db);
     ck_assert_int_gt(total, 100);
 #else
     printf("test_out_of_memory: skipped under a sanitizer (allocation hooks off)\n");
