@@ -48,9 +48,18 @@ static const char *strategy(const ss_plan_node_t *n)
     case SS_PN_SEM_AGG:
         return "tree aggregation per group: a change re-summarises its leaf (fan_in rows) and the "
                "log_fan_in(n) summaries above it, not the whole group";
-    case SS_PN_LLM_GENERATE:
-        return "per changed context key: retrieve top documents, 1 generation; a data-source change "
-               "regenerates only the responses that used the changed documents";
+    case SS_PN_LLM_GENERATE: {
+        const char *m = ss_plan_opt(n, "maintain");
+        if (m && ss_strcaseeq(m, "append"))
+            return "per new or changed context row: retrieve top documents, 1 generation; a data-source change "
+                   "asks the model to revise only the responses whose documents changed (1 call each)";
+        if (m && ss_strcaseeq(m, "none"))
+            return "per new or changed context row: retrieve top documents, 1 generation; data-source changes "
+                   "leave existing responses as they are (no calls)";
+        return "per new or changed context row: retrieve top documents, 1 generation; a data-source change "
+               "regenerates only the responses whose retrieved documents changed (the view always equals a "
+               "fresh run)";
+    }
     case SS_PN_VIEW:
         return "materialised in its view table; each change published to the sink topic (if any)";
     }
