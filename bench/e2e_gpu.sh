@@ -24,7 +24,7 @@ run_pipeline() { # $1 = state dir, $2 = SQL file, rest = extra options
   local t0 t1
   t0=$(date +%s%N)
   "$BIN/semstream" run "$sql" --db "$dir/s.db" --load papers="$ROOT/examples/papers.jsonl" \
-      --until-idle --quiet --model "$MODEL" "$@" > "$dir/out.txt"
+      --until-idle --quiet --print-views --model "$MODEL" "$@" > "$dir/out.txt"
   t1=$(date +%s%N)
   awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'
 }
@@ -36,15 +36,19 @@ CPU_S=$(run_pipeline "$W/cpu" "$ROOT/examples/paper_digest.sql")
 "$BIN/semstream" worker ${E2E_WORKER_ARGS---gpu 0} --model "$MODEL" --port "$PORT" --max-batch 64 > "$W/worker.log" 2>&1 &
 WPID=$!
 up=0
-for _ in $(seq 150); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && { up=1; break; }; sleep 0.2; done
+for _ in $(seq 150); do env -u LD_LIBRARY_PATH curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && { up=1; break; }; sleep 0.2; done
 if [ $up = 0 ]; then echo "e2e_gpu: the worker did not come up:" >&2; cat "$W/worker.log" >&2; exit 1; fi
 { echo "CREATE MODEL gpu WITH (backend = 'openai', url = 'http://127.0.0.1:$PORT', model = 'model.gguf', default = true, max_concurrency = 64);"
   cat "$ROOT/examples/paper_digest.sql"; } > "$W/gpu.sql"
 GPU_S=$(run_pipeline "$W/gpu" "$W/gpu.sql")
-CALLS=$(curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^semstream_worker_requests_total/{print $2}')
+CALLS=$(env -u LD_LIBRARY_PATH curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^semstream_worker_requests_total/{print $2}')
 
+# rows of each view per path: the comparison is like for like only when the answers agree
+rows() { awk '/^view /{v=$2} /rows\)$/{gsub(/[(]/,"",$1); printf "%s%s=%s", sep, v, $1; sep=","}' "$1"; }
+CPU_ROWS=$(rows "$W/cpu/out.txt"); GPU_ROWS=$(rows "$W/gpu/out.txt")
+echo "view rows: CPU {$CPU_ROWS}  GPU {$GPU_ROWS}"
 RATIO=$(awk -v c="$CPU_S" -v g="$GPU_S" 'BEGIN { printf "%.3f", c / g }')
 echo "paper digest, $SHAPE $TYPE: CPU engine ${CPU_S}s, GPU worker ${GPU_S}s (${CALLS} worker HTTP requests): GPU is ${RATIO}x the CPU path's speed"
 mkdir -p "$ROOT/bench/results"
-printf '{"bench":"e2e_gpu","shape":"%s","type":"%s","cpu_seconds":%s,"gpu_seconds":%s,"worker_requests":%s,"speedup":%s}\n' \
-  "$SHAPE" "$TYPE" "$CPU_S" "$GPU_S" "${CALLS:-0}" "$RATIO" > "${OUT_JSON:-$ROOT/bench/results/e2e_gpu.json}"
+printf '{"bench":"e2e_gpu","shape":"%s","type":"%s","cpu_seconds":%s,"gpu_seconds":%s,"worker_requests":%s,"speedup":%s,"cpu_rows":"%s","gpu_rows":"%s"}\n' \
+  "$SHAPE" "$TYPE" "$CPU_S" "$GPU_S" "${CALLS:-0}" "$RATIO" "$CPU_ROWS" "$GPU_ROWS" > "${OUT_JSON:-$ROOT/bench/results/e2e_gpu.json}"
