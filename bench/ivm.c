@@ -702,6 +702,7 @@ int main(int argc, char **argv)
                   strrchr(O.model, '/') ? strrchr(O.model, '/') + 1 : O.model, O.n, O.churn, D, O.every);
     printf("bench_ivm: model %s, N=%d, %d single-row deltas (insert/update/delete in turn), full recompute after "
            "every %d\n", O.model, O.n, D, O.every);
+    fflush(stdout);
     if (want("filter")) {
         ss_plan_node_t *n = unary(SS_PN_SEM_FILTER, "Is this review positive? {txt}", SPEC);
         run_unary("sem_filter", n, pointwise_json);
