@@ -118,6 +118,34 @@ static ss_err_t ensure_blocks(ss_llm_t *m, seq_t *s, int npos, char *err, size_t
     return SS_OK;
 }
 
+ss_err_t seq_fork(ss_llm_t *m, seq_t *dst, const seq_t *src, char *err, size_t errsz)
+{
+    int n = src->ncomp, full = n / KV_BLOCK;
+    for (int i = 0; i < n; i++)
+        if (seq_push(dst, src->tok[i]))
+            return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    for (int b = 0; b < full; b++) {
+        if (seq_add_block(dst, src->blocks[b]))
+            return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+        kv_ref(&m->kv, src->blocks[b]);
+    }
+    if (n % KV_BLOCK) {
+        ss_err_t rc = ensure_blocks(m, dst, n, err, errsz);
+        if (rc)
+            return rc;
+        m->be->copy(m->be_ctx, dst->blocks[full], src->blocks[full]);
+    }
+    dst->ncomp = n;
+    dst->nreg = SS_MIN(src->nreg, full);
+    dst->chain = dst->nreg == src->nreg ? src->chain : 0;
+    if (dst->nreg != src->nreg) { /* recompute the chain through nreg blocks */
+        dst->chain = 0;
+        for (int b = 0; b < dst->nreg; b++)
+            dst->chain = kv_chain(dst->chain, dst->tok + b * KV_BLOCK);
+    }
+    return SS_OK;
+}
+
 /* ---- ubatch assembly ---- */
 
 typedef struct ubuf {

@@ -281,4 +281,10 @@ static ss_err_t cpu_forward(void *ctx, const ubatch_t *ub, char *err, size_t err
     return SS_OK;
 }
 
-const backend_ops_t ss_llm_cpu_backend = {"cpu", cpu_upload, cpu_reserve, cpu_forward, cpu_destroy};
+static void cpu_copy(void *ctx, int dst, int src)
+{
+    cpu_t *c = ctx;
+    memcpy(c->blk[dst], c->blk[src], c->blk_floats * sizeof(float));
+}
+
+const backend_ops_t ss_llm_cpu_backend = {"cpu", cpu_upload, cpu_reserve, cpu_forward, cpu_copy, cpu_destroy};

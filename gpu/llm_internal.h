@@ -104,6 +104,8 @@ typedef struct backend_ops {
     /* Makes sure KV blocks 0..nblocks) exist. */
     ss_err_t (*reserve)(void *ctx, int nblocks, char *err, size_t errsz);
     ss_err_t (*forward)(void *ctx, const ubatch_t *ub, char *err, size_t errsz);
+    /* Copies the KV of block src into block dst (forking a partially filled block). */
+    void (*copy)(void *ctx, int dst, int src);
     void (*destroy)(void *ctx);
 } backend_ops_t;
 
@@ -136,6 +138,7 @@ void kv_init(kvcache_t *c, int max_cached);
 void kv_free(kvcache_t *c);
 int kv_alloc(kvcache_t *c);              /* new referenced block id, -1 on OOM */
 void kv_release(kvcache_t *c, int id);   /* drop one reference */
+void kv_ref(kvcache_t *c, int id);       /* add one reference */
 uint64_t kv_chain(uint64_t parent, const int *toks); /* hash of a full block */
 int kv_lookup(kvcache_t *c, uint64_t h, uint64_t parent, const int *toks); /* referenced id or -1 */
 void kv_register(kvcache_t *c, int id, uint64_t h, uint64_t parent, const int *toks);
@@ -165,6 +168,9 @@ struct seq {
 
 int seq_push(seq_t *s, int tok);          /* 0 or -1 on OOM */
 void seq_release(ss_llm_t *m, seq_t *s);  /* returns blocks, frees arrays */
+/* Makes dst (empty) a copy of src's computed tokens sharing its full KV blocks (the
+ * partial last block is copied), so dst continues from there. */
+ss_err_t seq_fork(ss_llm_t *m, seq_t *dst, const seq_t *src, char *err, size_t errsz);
 /* Computes every uncomputed token of seqs[0..n), sharing prefixes. */
 ss_err_t eng_compute(ss_llm_t *m, seq_t **seqs, int n, char *err, size_t errsz);
 
