@@ -125,55 +125,71 @@ static void rope(float *vec, int nheads, const ss_llm_config_t *g, int pos)
     }
 }
 
-static inline float *kv_at(cpu_t *c, const int *blocks, int pos, int layer, int which)
+/* K or V of one layer in the block holding pos, laid out [kv_head][head_dim][KV_BLOCK]
+ * (transposed, so attention runs KV_BLOCK positions per vector instruction). */
+static inline float *kv_part(cpu_t *c, const int *blocks, int pos, int layer, int which)
 {
     const ss_llm_config_t *g = &c->m->cfg;
     size_t kvd = (size_t)g->n_kv_heads * g->head_dim;
     float *b = c->blk[blocks[pos / KV_BLOCK]];
-    return b + (((size_t)layer * 2 + which) * KV_BLOCK + pos % KV_BLOCK) * kvd;
+    return b + ((size_t)layer * 2 + which) * KV_BLOCK * kvd;
+}
+
+static void kv_store(cpu_t *c, const int *blocks, int pos, int layer, int which, const float *x)
+{
+    const ss_llm_config_t *g = &c->m->cfg;
+    int kvd = g->n_kv_heads * g->head_dim, slot = pos % KV_BLOCK;
+    float *p = kv_part(c, blocks, pos, layer, which);
+    for (int i = 0; i < kvd; i++)
+        p[(size_t)i * KV_BLOCK + slot] = x[i];
+}
+
+/* One token, one KV head: the grp query heads sharing it attend together, a KV block
+ * (KV_BLOCK positions) at a time. sc: [grp][ctx] scores, acc: [grp][hd][KV_BLOCK]. */
+static void attn_group(cpu_t *c, const ubatch_t *ub, int t, int kvh, int layer, float *sc, float *acc, int ctx)
+{
+    const ss_llm_config_t *g = &c->m->cfg;
+    int hd = g->head_dim, grp = g->n_heads / g->n_kv_heads, pos = ub->pos[t];
+    size_t qd = (size_t)g->n_heads * hd, hsz = (size_t)hd * KV_BLOCK;
+    float scale = 1.0f / sqrtf((float)hd);
+    const float *q = c->q + (size_t)t * qd + (size_t)kvh * grp * hd;
+    for (int p0 = 0; p0 <= pos; p0 += KV_BLOCK) {
+        const float *kt = kv_part(c, ub->blocks[t], p0, layer, 0) + kvh * hsz;
+        int np = SS_MIN(KV_BLOCK, pos + 1 - p0);
+        for (int j = 0; j < grp; j++)
+            k_attn_scores(q + (size_t)j * hd, kt, hd, np, sc + (size_t)j * ctx + p0);
+    }
+    for (int j = 0; j < grp; j++)
+        k_softmax(sc + (size_t)j * ctx, pos + 1, scale);
+    memset(acc, 0, (size_t)grp * hsz * sizeof(float));
+    for (int p0 = 0; p0 <= pos; p0 += KV_BLOCK) {
+        const float *vt = kv_part(c, ub->blocks[t], p0, layer, 1) + kvh * hsz;
+        int np = SS_MIN(KV_BLOCK, pos + 1 - p0);
+        for (int j = 0; j < grp; j++)
+            k_attn_values(sc + (size_t)j * ctx + p0, vt, hd, np, acc + j * hsz);
+    }
+    float *o = c->att + (size_t)t * qd + (size_t)kvh * grp * hd;
+    for (int j = 0; j < grp * hd; j++) {
+        float s = 0;
+        for (int k = 0; k < KV_BLOCK; k++)
+            s += acc[(size_t)j * KV_BLOCK + k];
+        o[j] = s;
+    }
 }
 
 static void attention(cpu_t *c, const ubatch_t *ub, int layer, int threads)
 {
     const ss_llm_config_t *g = &c->m->cfg;
-    int hd = g->head_dim, nh = g->n_heads, grp = g->n_heads / g->n_kv_heads;
-    size_t qd = (size_t)nh * hd;
-    float scale = 1.0f / sqrtf((float)hd);
-    int ctx = c->scratch_ctx;
+    int nkv = g->n_kv_heads, grp = g->n_heads / g->n_kv_heads, ctx = c->scratch_ctx;
     long work = 0;
     for (int t = 0; t < ub->n; t++)
-        work += (long)(ub->pos[t] + 1) * nh * hd;
+        work += (long)(ub->pos[t] + 1) * g->n_heads * g->head_dim;
     if (work < 65536)
         threads = 1; /* waking threads costs more than this */
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 4)
-    for (int th = 0; th < ub->n * nh; th++) {
-        int t = th / nh, h = th % nh, pos = ub->pos[t];
-        float *sc = c->scratch + (size_t)omp_get_thread_num() * ctx;
-        const float *q = c->q + (size_t)t * qd + (size_t)h * hd;
-        int kvh = h / grp;
-        float mx = -INFINITY;
-        for (int p = 0; p <= pos; p++) {
-            const float *k = kv_at(c, ub->blocks[t], p, layer, 0) + (size_t)kvh * hd;
-            float s = 0;
-            for (int i = 0; i < hd; i++)
-                s += q[i] * k[i];
-            s *= scale;
-            sc[p] = s;
-            mx = s > mx ? s : mx;
-        }
-        float sum = 0;
-        for (int p = 0; p <= pos; p++) {
-            sc[p] = expf(sc[p] - mx);
-            sum += sc[p];
-        }
-        float *o = c->att + (size_t)t * qd + (size_t)h * hd;
-        memset(o, 0, (size_t)hd * sizeof(float));
-        for (int p = 0; p <= pos; p++) {
-            const float *v = kv_at(c, ub->blocks[t], p, layer, 1) + (size_t)kvh * hd;
-            float a = sc[p] / sum;
-            for (int i = 0; i < hd; i++)
-                o[i] += a * v[i];
-        }
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 2)
+    for (int th = 0; th < ub->n * nkv; th++) {
+        float *sc = c->scratch + (size_t)omp_get_thread_num() * grp * (ctx + (size_t)g->head_dim * KV_BLOCK);
+        attn_group(c, ub, th / nkv, th % nkv, layer, sc, sc + (size_t)grp * ctx, ctx);
     }
 }
 
@@ -203,8 +219,8 @@ static void layer_fwd(cpu_t *c, const ubatch_t *ub, int l, int threads)
     for (int t = 0; t < n; t++) {
         rope(c->q + (size_t)t * qd, g->n_heads, g, ub->pos[t]);
         rope(c->k + (size_t)t * kvd, g->n_kv_heads, g, ub->pos[t]);
-        memcpy(kv_at(c, ub->blocks[t], ub->pos[t], l, 0), c->k + (size_t)t * kvd, (size_t)kvd * 4);
-        memcpy(kv_at(c, ub->blocks[t], ub->pos[t], l, 1), c->v + (size_t)t * kvd, (size_t)kvd * 4);
+        kv_store(c, ub->blocks[t], ub->pos[t], l, 0, c->k + (size_t)t * kvd);
+        kv_store(c, ub->blocks[t], ub->pos[t], l, 1, c->v + (size_t)t * kvd);
     }
     attention(c, ub, l, threads);
     k_matmul(&L->wo, c->att, qd, n, c->xb2, d, threads);
@@ -231,7 +247,9 @@ static ss_err_t ensure_scratch(cpu_t *c, const ubatch_t *ub, int threads, char *
     if (threads <= c->scratch_threads && mx <= c->scratch_ctx)
         return SS_OK;
     int nt = SS_MAX(threads, c->scratch_threads), nc = SS_MAX(mx, 2 * c->scratch_ctx);
-    float *s = realloc(c->scratch, (size_t)nt * nc * sizeof(float));
+    int grp = c->m->cfg.n_heads / c->m->cfg.n_kv_heads;
+    size_t per = (size_t)grp * (nc + (size_t)c->m->cfg.head_dim * KV_BLOCK);
+    float *s = realloc(c->scratch, (size_t)nt * per * sizeof(float));
     if (!s)
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory for attention scratch");
     c->scratch = s;
@@ -246,6 +264,7 @@ static ss_err_t cpu_forward(void *ctx, const ubatch_t *ub, char *err, size_t err
     ss_llm_t *m = c->m;
     const ss_llm_config_t *g = &m->cfg;
     int threads = m->threads, d = g->dim;
+    k_isa(); /* picks the kernels once */
     ss_err_t rc = ensure_acts(c, ub->n, err, errsz);
     if (rc || (rc = ensure_scratch(c, ub, threads, err, errsz)))
         return rc;

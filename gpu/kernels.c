@@ -214,24 +214,254 @@ static T5 void dot_avx512(const uint8_t *w, int type, int cols, const float *x, 
 }
 #endif
 
+/* ---------------- small vector helpers (attention) ---------------- */
+
+static float vdot_scalar(const float *a, const float *b, int n)
+{
+    float s = 0;
+    for (int i = 0; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+static void vaxpy_scalar(float *y, float a, const float *x, int n)
+{
+    for (int i = 0; i < n; i++)
+        y[i] += a * x[i];
+}
+
+#ifdef SS_X86
+static T2 float vdot_avx2(const float *a, const float *b, int n)
+{
+    __m256 acc = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
+    float s = hsum8(acc);
+    for (; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+static T2 void vaxpy_avx2(float *y, float a, const float *x, int n)
+{
+    __m256 va = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++)
+        y[i] += a * x[i];
+}
+
+static T5 float vdot_avx512(const float *a, const float *b, int n)
+{
+    __m512 acc = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc);
+    if (i < n) {
+        __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, a + i), _mm512_maskz_loadu_ps(k, b + i), acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+static T5 void vaxpy_avx512(float *y, float a, const float *x, int n)
+{
+    __m512 va = _mm512_set1_ps(a);
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+    if (i < n) {
+        __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, k, _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(k, x + i),
+                                                        _mm512_maskz_loadu_ps(k, y + i)));
+    }
+}
+#endif
+
+/* ---------------- attention over one KV block (transposed layout [hd][KV_BLOCK]) ---------------- */
+
+static void ascore_scalar(const float *q, const float *kt, int hd, int np, float *out)
+{
+    for (int s = 0; s < np; s++)
+        out[s] = 0;
+    for (int i = 0; i < hd; i++)
+        for (int s = 0; s < np; s++)
+            out[s] += q[i] * kt[i * KV_BLOCK + s];
+}
+
+static void avalue_scalar(const float *a, const float *vt, int hd, int np, float *acc)
+{
+    for (int i = 0; i < hd; i++)
+        for (int s = 0; s < np; s++)
+            acc[i * KV_BLOCK + s] += a[s] * vt[i * KV_BLOCK + s];
+}
+
+#ifdef SS_X86
+static T2 void ascore_avx2(const float *q, const float *kt, int hd, int np, float *out)
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    for (int i = 0; i < hd; i++) {
+        __m256 qi = _mm256_set1_ps(q[i]);
+        a0 = _mm256_fmadd_ps(qi, _mm256_loadu_ps(kt + i * KV_BLOCK), a0);
+        a1 = _mm256_fmadd_ps(qi, _mm256_loadu_ps(kt + i * KV_BLOCK + 8), a1);
+    }
+    float tmp[16];
+    _mm256_storeu_ps(tmp, a0);
+    _mm256_storeu_ps(tmp + 8, a1);
+    memcpy(out, tmp, (size_t)np * sizeof(float));
+}
+
+static T2 void avalue_avx2(const float *a, const float *vt, int hd, int np, float *acc)
+{
+    __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(np), lane);
+    __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(np - 8), lane);
+    __m256 w0 = _mm256_maskload_ps(a, m0), w1 = _mm256_maskload_ps(a + 8, m1);
+    for (int i = 0; i < hd; i++) {
+        float *c = acc + i * KV_BLOCK;
+        __m256 v0 = _mm256_maskload_ps(vt + i * KV_BLOCK, m0), v1 = _mm256_maskload_ps(vt + i * KV_BLOCK + 8, m1);
+        _mm256_storeu_ps(c, _mm256_fmadd_ps(w0, v0, _mm256_loadu_ps(c)));
+        _mm256_storeu_ps(c + 8, _mm256_fmadd_ps(w1, v1, _mm256_loadu_ps(c + 8)));
+    }
+}
+
+static T5 void ascore_avx512(const float *q, const float *kt, int hd, int np, float *out)
+{
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 2 <= hd; i += 2) {
+        a0 = _mm512_fmadd_ps(_mm512_set1_ps(q[i]), _mm512_loadu_ps(kt + i * KV_BLOCK), a0);
+        a1 = _mm512_fmadd_ps(_mm512_set1_ps(q[i + 1]), _mm512_loadu_ps(kt + (i + 1) * KV_BLOCK), a1);
+    }
+    if (i < hd)
+        a0 = _mm512_fmadd_ps(_mm512_set1_ps(q[i]), _mm512_loadu_ps(kt + i * KV_BLOCK), a0);
+    _mm512_mask_storeu_ps(out, (__mmask16)((1u << np) - 1), _mm512_add_ps(a0, a1));
+}
+
+static T5 void avalue_avx512(const float *a, const float *vt, int hd, int np, float *acc)
+{
+    __mmask16 k = (__mmask16)((1u << np) - 1);
+    __m512 w = _mm512_maskz_loadu_ps(k, a);
+    for (int i = 0; i < hd; i++) {
+        __m512 v = _mm512_maskz_loadu_ps(k, vt + i * KV_BLOCK);
+        _mm512_storeu_ps(acc + i * KV_BLOCK, _mm512_fmadd_ps(w, v, _mm512_loadu_ps(acc + i * KV_BLOCK)));
+    }
+}
+#endif
+
+/* ---------------- softmax of attention scores ---------------- */
+
+#include <math.h>
+
+static void softmax_scalar(float *r, int n, float scale)
+{
+    float mx = -INFINITY, sum = 0;
+    for (int p = 0; p < n; p++) {
+        r[p] *= scale;
+        mx = r[p] > mx ? r[p] : mx;
+    }
+    for (int p = 0; p < n; p++) {
+        r[p] = expf(r[p] - mx);
+        sum += r[p];
+    }
+    float inv = 1.0f / sum;
+    for (int p = 0; p < n; p++)
+        r[p] *= inv;
+}
+
+#ifdef SS_X86
+/* exp(x) for x <= 0 (scores minus their max): 2^(x log2 e) = 2^k * p(f), |f| <= 0.5,
+ * degree-6 polynomial, relative error ~2e-7; underflows cleanly to 0 below -87. */
+static inline T5 __m512 exp512(__m512 x)
+{
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+    __m512 t = _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f));
+    __m512 k = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 f = _mm512_sub_ps(t, k); /* 2^f, f in [-0.5, 0.5] */
+    __m512 p = _mm512_set1_ps(1.535336188319500e-4f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.339887440266574e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.618437357674640e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.550332471162809e-2f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.402264791363012e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931472028550421e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, k);
+}
+
+static T5 void softmax_avx512(float *r, int n, float scale)
+{
+    __m512 vs = _mm512_set1_ps(scale), vm = _mm512_set1_ps(-INFINITY);
+    int p = 0;
+    for (; p + 16 <= n; p += 16) {
+        __m512 v = _mm512_mul_ps(_mm512_loadu_ps(r + p), vs);
+        _mm512_storeu_ps(r + p, v);
+        vm = _mm512_max_ps(vm, v);
+    }
+    __mmask16 k = (__mmask16)((1u << (n - p)) - 1);
+    if (k) {
+        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, r + p), vs);
+        _mm512_mask_storeu_ps(r + p, k, v);
+        vm = _mm512_mask_max_ps(vm, k, vm, v);
+    }
+    __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(vm)), sum = _mm512_setzero_ps();
+    for (p = 0; p + 16 <= n; p += 16) {
+        __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(r + p), mx));
+        _mm512_storeu_ps(r + p, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    if (k) {
+        __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, r + p), mx));
+        e = _mm512_maskz_mov_ps(k, e);
+        _mm512_mask_storeu_ps(r + p, k, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
+    for (p = 0; p + 16 <= n; p += 16)
+        _mm512_storeu_ps(r + p, _mm512_mul_ps(_mm512_loadu_ps(r + p), inv));
+    if (k)
+        _mm512_mask_storeu_ps(r + p, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, r + p), inv));
+}
+#endif
+
 /* ---------------- dispatch ---------------- */
 
 static dot_fn g_dot;
 static const char *g_isa;
+float (*k_vdot)(const float *a, const float *b, int n);
+void (*k_vaxpy)(float *y, float a, const float *x, int n);
+void (*k_attn_scores)(const float *q, const float *kt, int hd, int np, float *out);
+void (*k_attn_values)(const float *a, const float *vt, int hd, int np, float *acc);
+void (*k_softmax)(float *r, int n, float scale);
 
 static void pick(void)
 {
     g_dot = dot_scalar;
     g_isa = "scalar";
+    k_vdot = vdot_scalar;
+    k_vaxpy = vaxpy_scalar;
+    k_attn_scores = ascore_scalar;
+    k_attn_values = avalue_scalar;
+    k_softmax = softmax_scalar;
 #ifdef SS_X86
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("f16c")) {
         g_dot = dot_avx512;
         g_isa = "avx512";
+        k_vdot = vdot_avx512;
+        k_vaxpy = vaxpy_avx512;
+        k_attn_scores = ascore_avx512;
+        k_attn_values = avalue_avx512;
+        k_softmax = softmax_avx512;
     } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
         g_dot = dot_avx2;
         g_isa = "avx2";
+        k_vdot = vdot_avx2;
+        k_vaxpy = vaxpy_avx2;
+        k_attn_scores = ascore_avx2;
+        k_attn_values = avalue_avx2;
     }
 #endif
 }
@@ -252,11 +482,20 @@ void k_force_isa(const char *isa)
     if (!strcmp(isa, "avx2") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         g_dot = dot_avx2;
         g_isa = "avx2";
+        k_vdot = vdot_avx2;
+        k_vaxpy = vaxpy_avx2;
+        k_attn_scores = ascore_avx2;
+        k_attn_values = avalue_avx2;
     }
 #endif
     if (!strcmp(isa, "scalar")) {
         g_dot = dot_scalar;
         g_isa = "scalar";
+        k_vdot = vdot_scalar;
+        k_vaxpy = vaxpy_scalar;
+        k_attn_scores = ascore_scalar;
+        k_attn_values = avalue_scalar;
+        k_softmax = softmax_scalar;
     }
 }
 

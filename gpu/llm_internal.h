@@ -78,7 +78,16 @@ void tok_decode_piece(const tokenizer_t *t, int id, int prev, ss_buf_t *b);
 void k_matmul(const wmat_t *w, const float *x, size_t ldx, int nb, float *out, size_t ldo, int threads);
 /* Dequantizes row r of w into dst (w->cols floats). */
 void k_row_f32(const wmat_t *w, int r, float *dst);
-const char *k_isa(void); /* "avx512", "avx2", "scalar" */
+const char *k_isa(void); /* "avx512", "avx2", "scalar"; also picks the kernels */
+/* Dot product and y += a*x of short f32 vectors (attention), picked by k_isa(). */
+extern float (*k_vdot)(const float *a, const float *b, int n);
+extern void (*k_vaxpy)(float *y, float a, const float *x, int n);
+/* Attention over one KV block stored transposed ([head_dim][KV_BLOCK]), np <= KV_BLOCK
+ * valid slots: out[s] = q . k_s; acc[i][s] += a[s] * v_s[i] (reduce acc over s later). */
+extern void (*k_attn_scores)(const float *q, const float *kt, int hd, int np, float *out);
+extern void (*k_attn_values)(const float *a, const float *vt, int hd, int np, float *acc);
+/* r[0..n) = softmax(r * scale) in place. */
+extern void (*k_softmax)(float *r, int n, float scale);
 void k_force_isa(const char *isa); /* tests: "scalar" / "avx2" / "avx512" / NULL = best */
 
 /* ---- backend: forward passes over a batch of tokens ---- */
