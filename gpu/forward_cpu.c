@@ -9,7 +9,6 @@
 #include "llm_internal.h"
 
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -177,20 +176,32 @@ static void attn_group(cpu_t *c, const ubatch_t *ub, int t, int kvh, int layer, 
     }
 }
 
+typedef struct attn_job {
+    cpu_t *c;
+    const ubatch_t *ub;
+    int layer;
+} attn_job_t;
+
+static void attn_chunk(void *ctx, int th, int tid)
+{
+    attn_job_t *a = ctx;
+    cpu_t *c = a->c;
+    const ss_llm_config_t *g = &c->m->cfg;
+    int nkv = g->n_kv_heads, grp = g->n_heads / g->n_kv_heads, sctx = c->scratch_ctx;
+    float *sc = c->scratch + (size_t)tid * grp * (sctx + (size_t)g->head_dim * KV_BLOCK);
+    attn_group(c, a->ub, th / nkv, th % nkv, a->layer, sc, sc + (size_t)grp * sctx, sctx);
+}
+
 static void attention(cpu_t *c, const ubatch_t *ub, int layer, int threads)
 {
     const ss_llm_config_t *g = &c->m->cfg;
-    int nkv = g->n_kv_heads, grp = g->n_heads / g->n_kv_heads, ctx = c->scratch_ctx;
     long work = 0;
     for (int t = 0; t < ub->n; t++)
         work += (long)(ub->pos[t] + 1) * g->n_heads * g->head_dim;
     if (work < 65536)
         threads = 1; /* waking threads costs more than this */
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 2)
-    for (int th = 0; th < ub->n * nkv; th++) {
-        float *sc = c->scratch + (size_t)omp_get_thread_num() * grp * (ctx + (size_t)g->head_dim * KV_BLOCK);
-        attn_group(c, ub, th / nkv, th % nkv, layer, sc, sc + (size_t)grp * ctx, ctx);
-    }
+    attn_job_t a = {c, ub, layer};
+    pool_run(threads, ub->n * g->n_kv_heads, attn_chunk, &a);
 }
 
 static void add_bias(float *y, const float *b, int n, int rows)

@@ -11,7 +11,6 @@
  */
 #include "llm_internal.h"
 
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -512,37 +511,55 @@ static int direct(int type)
 
 #define ROWS_PER_TASK 16
 
+typedef struct mm {
+    const wmat_t *w;
+    const float *x;
+    size_t ldx, ldo;
+    int nb;
+    float *out;
+    dot_fn dot;
+} mm_t;
+
+static void mm_chunk(void *ctx, int t, int tid)
+{
+    const mm_t *a = ctx;
+    const wmat_t *w = a->w;
+    static __thread float *rowbuf;
+    static __thread int rowcap;
+    (void)tid;
+    int dir = direct(w->type);
+    if (!dir && rowcap < w->cols) {
+        free(rowbuf);
+        rowbuf = malloc((size_t)w->cols * sizeof(float));
+        rowcap = rowbuf ? w->cols : 0;
+        if (!rowbuf)
+            return;
+    }
+    float o[4];
+    int r1 = SS_MIN(w->rows, (t + 1) * ROWS_PER_TASK);
+    for (int r = t * ROWS_PER_TASK; r < r1; r++) {
+        const uint8_t *wr = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
+        int ty = w->type;
+        if (!dir) {
+            k_row_f32(w, r, rowbuf);
+            wr = (const uint8_t *)rowbuf;
+            ty = SS_GGML_F32;
+        }
+        for (int b = 0; b < a->nb; b += 4) {
+            int k = SS_MIN(4, a->nb - b);
+            a->dot(wr, ty, w->cols, a->x + (size_t)b * a->ldx, a->ldx, k, o);
+            for (int j = 0; j < k; j++)
+                a->out[(size_t)(b + j) * a->ldo + r] = o[j];
+        }
+    }
+}
+
 void k_matmul(const wmat_t *w, const float *x, size_t ldx, int nb, float *out, size_t ldo, int threads)
 {
     if (!g_dot)
         pick();
-    dot_fn dot = g_dot;
+    mm_t a = {w, x, ldx, ldo, nb, out, g_dot};
     int ntask = (w->rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
-    int dir = direct(w->type);
-    int nt = threads > 1 && (long)w->rows * w->cols * nb > (1L << 18) ? threads : 1;
-#pragma omp parallel num_threads(nt)
-    {
-        float *rowbuf = dir ? NULL : malloc((size_t)w->cols * sizeof(float));
-        float o[4];
-#pragma omp for schedule(static)
-        for (int t = 0; t < ntask; t++) {
-            int r1 = SS_MIN(w->rows, (t + 1) * ROWS_PER_TASK);
-            for (int r = t * ROWS_PER_TASK; r < r1; r++) {
-                const uint8_t *wr = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
-                int ty = w->type;
-                if (!dir && rowbuf) {
-                    k_row_f32(w, r, rowbuf);
-                    wr = (const uint8_t *)rowbuf;
-                    ty = SS_GGML_F32;
-                }
-                for (int b = 0; b < nb; b += 4) {
-                    int k = SS_MIN(4, nb - b);
-                    dot(wr, ty, w->cols, x + (size_t)b * ldx, ldx, k, o);
-                    for (int j = 0; j < k; j++)
-                        out[(size_t)(b + j) * ldo + r] = o[j];
-                }
-            }
-        }
-        free(rowbuf);
-    }
+    int nt = threads > 1 && (long)w->rows * w->cols * nb > (1L << 17) ? threads : 1;
+    pool_run(nt, ntask, mm_chunk, &a);
 }

@@ -73,6 +73,12 @@ int tok_encode(const tokenizer_t *t, const char *text, size_t n, int cont, int *
 /* Appends the bytes of token id to b (BOS/EOS give nothing). */
 void tok_decode_piece(const tokenizer_t *t, int id, int prev, ss_buf_t *b);
 
+/* ---- worker threads (threadpool.c) ---- */
+/* fn(ctx, chunk, tid) for chunk < nchunks on up to `threads` participants (the caller is
+ * tid 0; tids are < threads). Returns when all chunks are done. Not reentrant. */
+typedef void (*pool_fn)(void *ctx, int chunk, int tid);
+void pool_run(int threads, int nchunks, pool_fn fn, void *ctx);
+
 /* ---- kernels (kernels.c) ---- */
 /* out[b*ldo + r] = dot(W row r, x + b*ldx) for b < nb, r < W->rows; multi-threaded. */
 void k_matmul(const wmat_t *w, const float *x, size_t ldx, int nb, float *out, size_t ldo, int threads);

@@ -392,7 +392,13 @@ static ss_err_t run_generate(ss_llm_t *m, rq_t *qs, int n, char *err, size_t err
         for (int i = 0; i < n; i++)
             if (qs[i].r->kind == SS_INFER_GENERATE && !qs[i].done)
                 act[na++] = &qs[i].seq;
-        if (!na || (rc = eng_compute(m, act, na, err, errsz)))
+        if (!na)
+            break;
+        int64_t t0 = ss_now_ns();
+        rc = eng_compute(m, act, na, err, errsz);
+        m->st.decode_ns += ss_now_ns() - t0;
+        m->st.decode_tokens += na;
+        if (rc)
             break;
     }
     free(act);
@@ -414,7 +420,9 @@ static ss_err_t run_all(ss_llm_t *m, rq_t *qs, int n, char *err, size_t errsz)
     for (int i = 0; i < n; i++)
         if (!qs[i].done)
             all[ns++] = &qs[i].seq;
+    int64_t t0 = ss_now_ns();
     ss_err_t rc = eng_compute(m, all, ns, err, errsz);
+    m->st.prompt_ns += ss_now_ns() - t0;
     ns = 0;
     for (int i = 0; i < n && !rc; i++)
         if (!qs[i].done && qs[i].nch)
