@@ -11,6 +11,7 @@
  */
 #include "llm_internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -213,6 +214,114 @@ static T5 void dot_avx512(const uint8_t *w, int type, int cols, const float *x, 
 }
 #endif
 
+/* ---------------- Q8_0 weights x Q8_0-quantized activations (integer dots) ----------------
+ * Activations are quantized per 32-element block (scale dx, int8 qx), as llama.cpp does;
+ * each block's integer dot is scaled by dw*dx. qx rows have stride cols, dx rows cols/32. */
+typedef void (*dotq_fn)(const uint8_t *w, int cols, const int8_t *qx, const float *dx, int nb, float *out);
+
+static void quant_act(const float *x, int cols, int8_t *q, float *d)
+{
+    for (int g = 0; g < cols / 32; g++) {
+        float amax = 0;
+        for (int i = 0; i < 32; i++)
+            amax = fmaxf(amax, fabsf(x[32 * g + i]));
+        float sc = amax / 127.f, inv = sc ? 1.f / sc : 0.f;
+        d[g] = sc;
+        for (int i = 0; i < 32; i++)
+            q[32 * g + i] = (int8_t)lrintf(x[32 * g + i] * inv);
+    }
+}
+
+static void dotq_scalar(const uint8_t *w, int cols, const int8_t *qx, const float *dx, int nb, float *out)
+{
+    int ng = cols / 32;
+    for (int j = 0; j < nb; j++) {
+        float acc = 0;
+        for (int g = 0; g < ng; g++) {
+            const uint8_t *b = w + 34 * (size_t)g;
+            uint16_t h;
+            memcpy(&h, b, 2);
+            int s = 0;
+            for (int i = 0; i < 32; i++)
+                s += (int)(int8_t)b[2 + i] * qx[(size_t)j * cols + 32 * g + i];
+            acc += ss_fp16_to_f32(h) * dx[(size_t)j * ng + g] * (float)s;
+        }
+        out[j] = acc;
+    }
+}
+
+#ifdef SS_X86
+static inline __attribute__((always_inline)) T2 void dotq_avx2_n(const uint8_t *w, int cols, const int8_t *qx,
+                                                                  const float *dx, const int nb, float *out)
+{
+    __m256 acc[4];
+    const __m256i ones = _mm256_set1_epi16(1);
+    int ng = cols / 32;
+    for (int j = 0; j < nb; j++)
+        acc[j] = _mm256_setzero_ps();
+    for (int g = 0; g < ng; g++) {
+        const uint8_t *b = w + 34 * (size_t)g;
+        uint16_t h;
+        memcpy(&h, b, 2);
+        float dw = _cvtsh_ss(h);
+        __m256i qw = _mm256_loadu_si256((const __m256i *)(b + 2));
+        __m256i ax = _mm256_sign_epi8(qw, qw);
+        for (int j = 0; j < nb; j++) {
+            __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(qx + (size_t)j * cols + 32 * g)), qw);
+            __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), ones);
+            acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * dx[(size_t)j * ng + g]), acc[j]);
+        }
+    }
+    for (int j = 0; j < nb; j++)
+        out[j] = hsum8(acc[j]);
+}
+
+static T2 void dotq_avx2(const uint8_t *w, int cols, const int8_t *qx, const float *dx, int nb, float *out)
+{
+    switch (nb) {
+    case 1: dotq_avx2_n(w, cols, qx, dx, 1, out); break;
+    case 2: dotq_avx2_n(w, cols, qx, dx, 2, out); break;
+    case 3: dotq_avx2_n(w, cols, qx, dx, 3, out); break;
+    default: dotq_avx2_n(w, cols, qx, dx, 4, out); break;
+    }
+}
+
+#define TV __attribute__((target("avx512vnni,avx512vl,avx512f,avx2,fma,f16c")))
+static inline __attribute__((always_inline)) TV void dotq_vnni_n(const uint8_t *w, int cols, const int8_t *qx,
+                                                                  const float *dx, const int nb, float *out)
+{
+    __m256 acc[4];
+    int ng = cols / 32;
+    for (int j = 0; j < nb; j++)
+        acc[j] = _mm256_setzero_ps();
+    for (int g = 0; g < ng; g++) {
+        const uint8_t *b = w + 34 * (size_t)g;
+        uint16_t h;
+        memcpy(&h, b, 2);
+        float dw = _cvtsh_ss(h);
+        __m256i qw = _mm256_loadu_si256((const __m256i *)(b + 2));
+        __m256i ax = _mm256_sign_epi8(qw, qw);
+        for (int j = 0; j < nb; j++) {
+            __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(qx + (size_t)j * cols + 32 * g)), qw);
+            __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, sy);
+            acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * dx[(size_t)j * ng + g]), acc[j]);
+        }
+    }
+    for (int j = 0; j < nb; j++)
+        out[j] = hsum8(acc[j]);
+}
+
+static TV void dotq_vnni(const uint8_t *w, int cols, const int8_t *qx, const float *dx, int nb, float *out)
+{
+    switch (nb) {
+    case 1: dotq_vnni_n(w, cols, qx, dx, 1, out); break;
+    case 2: dotq_vnni_n(w, cols, qx, dx, 2, out); break;
+    case 3: dotq_vnni_n(w, cols, qx, dx, 3, out); break;
+    default: dotq_vnni_n(w, cols, qx, dx, 4, out); break;
+    }
+}
+#endif
+
 /* ---------------- small vector helpers (attention) ---------------- */
 
 static float vdot_scalar(const float *a, const float *b, int n)
@@ -352,7 +461,7 @@ static T5 void avalue_avx512(const float *a, const float *vt, int hd, int np, fl
 
 /* ---------------- softmax of attention scores ---------------- */
 
-#include <math.h>
+
 
 static void softmax_scalar(float *r, int n, float scale)
 {
@@ -427,6 +536,7 @@ static T5 void softmax_avx512(float *r, int n, float scale)
 /* ---------------- dispatch ---------------- */
 
 static dot_fn g_dot;
+static dotq_fn g_dotq;
 static const char *g_isa;
 float (*k_vdot)(const float *a, const float *b, int n);
 void (*k_vaxpy)(float *y, float a, const float *x, int n);
@@ -437,6 +547,7 @@ void (*k_softmax)(float *r, int n, float scale);
 static void pick(void)
 {
     g_dot = dot_scalar;
+    g_dotq = dotq_scalar;
     g_isa = "scalar";
     k_vdot = vdot_scalar;
     k_vaxpy = vaxpy_scalar;
@@ -448,6 +559,7 @@ static void pick(void)
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("f16c")) {
         g_dot = dot_avx512;
+        g_dotq = __builtin_cpu_supports("avx512vnni") ? dotq_vnni : dotq_avx2;
         g_isa = "avx512";
         k_vdot = vdot_avx512;
         k_vaxpy = vaxpy_avx512;
@@ -456,6 +568,7 @@ static void pick(void)
         k_softmax = softmax_avx512;
     } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
         g_dot = dot_avx2;
+        g_dotq = dotq_avx2;
         g_isa = "avx2";
         k_vdot = vdot_avx2;
         k_vaxpy = vaxpy_avx2;
@@ -480,6 +593,7 @@ void k_force_isa(const char *isa)
 #ifdef SS_X86
     if (!strcmp(isa, "avx2") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         g_dot = dot_avx2;
+        g_dotq = dotq_avx2;
         g_isa = "avx2";
         k_vdot = vdot_avx2;
         k_vaxpy = vaxpy_avx2;
@@ -489,6 +603,7 @@ void k_force_isa(const char *isa)
 #endif
     if (!strcmp(isa, "scalar")) {
         g_dot = dot_scalar;
+        g_dotq = dotq_scalar;
         g_isa = "scalar";
         k_vdot = vdot_scalar;
         k_vaxpy = vaxpy_scalar;
@@ -518,6 +633,9 @@ typedef struct mm {
     int nb;
     float *out;
     dot_fn dot;
+    dotq_fn dotq;
+    const int8_t *qx; /* Q8_0 weights: quantized activations [nb][cols] */
+    const float *dx;  /* and their block scales [nb][cols/32] */
 } mm_t;
 
 static void mm_chunk(void *ctx, int t, int tid)
@@ -537,6 +655,18 @@ static void mm_chunk(void *ctx, int t, int tid)
     }
     float o[4];
     int r1 = SS_MIN(w->rows, (t + 1) * ROWS_PER_TASK);
+    if (a->qx) {
+        for (int r = t * ROWS_PER_TASK; r < r1; r++) {
+            const uint8_t *wr = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
+            for (int b = 0; b < a->nb; b += 4) {
+                int k = SS_MIN(4, a->nb - b);
+                a->dotq(wr, w->cols, a->qx + (size_t)b * w->cols, a->dx + (size_t)b * (w->cols / 32), k, o);
+                for (int j = 0; j < k; j++)
+                    a->out[(size_t)(b + j) * a->ldo + r] = o[j];
+            }
+        }
+        return;
+    }
     for (int r = t * ROWS_PER_TASK; r < r1; r++) {
         const uint8_t *wr = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
         int ty = w->type;
@@ -558,8 +688,22 @@ void k_matmul(const wmat_t *w, const float *x, size_t ldx, int nb, float *out, s
 {
     if (!g_dot)
         pick();
-    mm_t a = {w, x, ldx, ldo, nb, out, g_dot};
+    mm_t a = {w, x, ldx, ldo, nb, out, g_dot, g_dotq, NULL, NULL};
     int ntask = (w->rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
     int nt = threads > 1 && (long)w->rows * w->cols * nb > (1L << 17) ? threads : 1;
+    int8_t *qx = NULL;
+    float *dx = NULL;
+    if (w->type == SS_GGML_Q8_0) {
+        qx = malloc((size_t)nb * w->cols);
+        dx = malloc((size_t)nb * (w->cols / 32) * sizeof(float));
+        if (qx && dx) {
+            for (int b = 0; b < nb; b++)
+                quant_act(x + (size_t)b * ldx, w->cols, qx + (size_t)b * w->cols, dx + (size_t)b * (w->cols / 32));
+            a.qx = qx;
+            a.dx = dx;
+        }
+    }
     pool_run(nt, ntask, mm_chunk, &a);
+    free(qx);
+    free(dx);
 }
