@@ -163,14 +163,16 @@ static void ubuf_free(ubuf_t *u)
     free(u->blocks); free(u->logits); free(u->hid_all); free(u->hseq);
 }
 
-static int ubuf_init(ubuf_t *u, const ss_llm_t *m)
+/* need_out: logits rows this call will produce at most (sizes the logits buffer) */
+static int ubuf_init(ubuf_t *u, const ss_llm_t *m, long need_out, long need_tok)
 {
     memset(u, 0, sizeof *u);
-    u->cap = m->ubatch;
+    u->cap = (int)SS_MAX(1, SS_MIN((long)m->ubatch, need_tok));
     u->dim = m->cfg.dim;
     u->vocab = m->cfg.vocab_size;
     size_t budget = (size_t)64 << 20; /* bytes of logits per pass */
     u->outcap = (int)SS_MAX(4, SS_MIN((size_t)u->cap, budget / ((size_t)u->vocab * 4)));
+    u->outcap = (int)SS_MIN((long)u->outcap, SS_MAX(need_out, 1));
     size_t c = (size_t)u->cap;
     u->tok = malloc(c * sizeof(int)); u->pos = malloc(c * sizeof(int)); u->out = malloc(c * sizeof(int));
     u->hid_row = malloc(c * sizeof(int)); u->seqi = malloc(c * sizeof(int));
@@ -324,8 +326,14 @@ done:
 
 ss_err_t eng_compute(ss_llm_t *m, seq_t **seqs, int n, char *err, size_t errsz)
 {
+    long need_out = 0, need_tok = 0;
+    for (int i = 0; i < n; i++) {
+        const seq_t *s = seqs[i];
+        need_tok += SS_MAX(0, s->ntok - s->ncomp);
+        need_out += SS_MAX(0, s->ntok - SS_MAX(s->out_from, s->ncomp));
+    }
     ubuf_t u;
-    if (ubuf_init(&u, m)) {
+    if (ubuf_init(&u, m, need_out, need_tok)) {
         ubuf_free(&u);
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory for a batch of %d tokens", m->ubatch);
     }
