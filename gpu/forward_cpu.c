@@ -20,7 +20,9 @@ typedef struct cpu {
     /* activations for up to `tcap` tokens */
     int tcap;
     float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2, *xo;
-    float *scratch;       /* [threads][ctx] attention scores */
+    float *scratch;       /* per thread: [grp][ctx] scores + [grp][head_dim][KV_BLOCK] sums */
+    float *rope_cs;       /* [rope_n][rope_dim/2][cos, sin] */
+    int rope_n;
     int scratch_threads, scratch_ctx;
 } cpu_t;
 
@@ -93,6 +95,7 @@ static void cpu_destroy(void *ctx)
     free(c->blk);
     free_acts(c);
     free(c->scratch);
+    free(c->rope_cs);
     free(c);
 }
 
@@ -108,14 +111,37 @@ static void rmsnorm(float *o, const float *x, const float *w, int n, float eps)
         o[i] = w[i] * (ss * x[i]);
 }
 
-static void rope(float *vec, int nheads, const ss_llm_config_t *g, int pos)
+/* cos/sin of pos * base^(-i/rope_dim) for positions < rope_n, computed once. */
+static ss_err_t ensure_rope(cpu_t *c, int npos, char *err, size_t errsz)
 {
+    const ss_llm_config_t *g = &c->m->cfg;
+    if (npos <= c->rope_n)
+        return SS_OK;
+    int nn = SS_MAX(npos, 2 * c->rope_n), half = g->rope_dim / 2;
+    float *t = realloc(c->rope_cs, (size_t)nn * half * 2 * sizeof(float));
+    if (!t)
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory for the RoPE table");
+    for (int pos = c->rope_n; pos < nn; pos++)
+        for (int i = 0; i < g->rope_dim; i += 2) {
+            float freq = 1.0f / powf(g->rope_base, (float)i / (float)g->rope_dim);
+            float val = (float)pos * freq;
+            t[((size_t)pos * half + i / 2) * 2] = cosf(val);
+            t[((size_t)pos * half + i / 2) * 2 + 1] = sinf(val);
+        }
+    c->rope_cs = t;
+    c->rope_n = nn;
+    return SS_OK;
+}
+
+static void rope(const cpu_t *c, float *vec, int nheads, int pos)
+{
+    const ss_llm_config_t *g = &c->m->cfg;
     int hd = g->head_dim, rd = g->rope_dim;
+    const float *cs = c->rope_cs + (size_t)pos * rd;
     for (int h = 0; h < nheads; h++) {
         float *p = vec + (size_t)h * hd;
         for (int i = 0; i < rd; i += 2) {
-            float freq = 1.0f / powf(g->rope_base, (float)i / (float)rd);
-            float val = (float)pos * freq, fcr = cosf(val), fci = sinf(val);
+            float fcr = cs[i], fci = cs[i + 1];
             int a = g->rope_neox ? i / 2 : i, b = g->rope_neox ? i / 2 + rd / 2 : i + 1;
             float v0 = p[a], v1 = p[b];
             p[a] = v0 * fcr - v1 * fci;
@@ -228,8 +254,8 @@ static void layer_fwd(cpu_t *c, const ubatch_t *ub, int l, int threads)
     add_bias(c->k, L->bk, kvd, n);
     add_bias(c->v, L->bv, kvd, n);
     for (int t = 0; t < n; t++) {
-        rope(c->q + (size_t)t * qd, g->n_heads, g, ub->pos[t]);
-        rope(c->k + (size_t)t * kvd, g->n_kv_heads, g, ub->pos[t]);
+        rope(c, c->q + (size_t)t * qd, g->n_heads, ub->pos[t]);
+        rope(c, c->k + (size_t)t * kvd, g->n_kv_heads, ub->pos[t]);
         kv_store(c, ub->blocks[t], ub->pos[t], l, 0, c->k + (size_t)t * kvd);
         kv_store(c, ub->blocks[t], ub->pos[t], l, 1, c->v + (size_t)t * kvd);
     }
@@ -255,8 +281,9 @@ static ss_err_t ensure_scratch(cpu_t *c, const ubatch_t *ub, int threads, char *
     int mx = 1;
     for (int t = 0; t < ub->n; t++)
         mx = SS_MAX(mx, ub->pos[t] + 1);
-    if (threads <= c->scratch_threads && mx <= c->scratch_ctx)
-        return SS_OK;
+    ss_err_t rc = ensure_rope(c, mx, err, errsz);
+    if (rc || (threads <= c->scratch_threads && mx <= c->scratch_ctx))
+        return rc;
     int nt = SS_MAX(threads, c->scratch_threads), nc = SS_MAX(mx, 2 * c->scratch_ctx);
     int grp = c->m->cfg.n_heads / c->m->cfg.n_kv_heads;
     size_t per = (size_t)grp * (nc + (size_t)c->m->cfg.head_dim * KV_BLOCK);

@@ -182,6 +182,22 @@ static inline T5 void ld16_avx512(const uint8_t *w, int type, int g, __m512 *v)
     }
 }
 
+/* Up to 31 trailing f32/f16/bf16 weights (group g, n valid) as two masked vectors. */
+static inline T5 void tail16_avx512(const uint8_t *w, int type, int g, int n, __m512 *v)
+{
+    for (int k = 0; k < 2; k++) {
+        int m = SS_MIN(16, SS_MAX(0, n - 16 * k));
+        __mmask16 mk = (__mmask16)((1u << m) - 1);
+        if (type == SS_GGML_F32) {
+            v[k] = _mm512_maskz_loadu_ps(mk, (const float *)w + 32 * (size_t)g + 16 * k);
+        } else {
+            __m256i h = _mm256_maskz_loadu_epi16(mk, w + 64 * (size_t)g + 32 * k);
+            v[k] = type == SS_GGML_F16 ? _mm512_cvtph_ps(h)
+                                       : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+        }
+    }
+}
+
 static inline __attribute__((always_inline)) T5 void dot_avx512_n(const uint8_t *w, int type, int cols,
                                                                    const float *x, size_t ldx, const int nb,
                                                                    float *out)
@@ -198,9 +214,19 @@ static inline __attribute__((always_inline)) T5 void dot_avx512_n(const uint8_t 
             a1[j] = _mm512_fmadd_ps(v[1], _mm512_loadu_ps(xj + 16), a1[j]);
         }
     }
+    int rest = cols - 32 * ng;
+    if (rest && type != SS_GGML_Q8_0) {
+        tail16_avx512(w, type, ng, rest, v);
+        __mmask16 m0 = (__mmask16)((1u << SS_MIN(16, rest)) - 1);
+        __mmask16 m1 = (__mmask16)((1u << SS_MAX(0, rest - 16)) - 1);
+        for (int j = 0; j < nb; j++) {
+            const float *xj = x + j * ldx + 32 * ng;
+            a0[j] = _mm512_fmadd_ps(v[0], _mm512_maskz_loadu_ps(m0, xj), a0[j]);
+            a1[j] = _mm512_fmadd_ps(v[1], _mm512_maskz_loadu_ps(m1, xj + 16), a1[j]);
+        }
+    }
     for (int j = 0; j < nb; j++)
-        out[j] = _mm512_reduce_add_ps(_mm512_add_ps(a0[j], a1[j])) +
-                 (type == SS_GGML_Q8_0 ? 0.f : tail_dot(w, type, 32 * ng, cols, x + j * ldx));
+        out[j] = _mm512_reduce_add_ps(_mm512_add_ps(a0[j], a1[j]));
 }
 
 static T5 void dot_avx512(const uint8_t *w, int type, int cols, const float *x, size_t ldx, int nb, float *out)
