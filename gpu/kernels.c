@@ -348,6 +348,27 @@ static TV void dotq_vnni(const uint8_t *w, int cols, const int8_t *qx, const flo
 }
 #endif
 
+/* ---------------- f16/bf16 rows to f32 ---------------- */
+
+static void row16_scalar(const uint8_t *w, int type, int n, float *d) { ss_ggml_to_f32(type, w, d, n); }
+
+#ifdef SS_X86
+static T2 void row16_avx2(const uint8_t *w, int type, int n, float *d)
+{
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m128i h = _mm_loadu_si128((const __m128i *)(w + 2 * (size_t)i));
+        __m256 v = type == SS_GGML_F16 ? _mm256_cvtph_ps(h)
+                                       : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+        _mm256_storeu_ps(d + i, v);
+    }
+    if (i < n)
+        ss_ggml_to_f32(type, w + 2 * (size_t)i, d + i, n - i);
+}
+#endif
+
+static void (*g_row16)(const uint8_t *w, int type, int n, float *d);
+
 /* ---------------- small vector helpers (attention) ---------------- */
 
 static float vdot_scalar(const float *a, const float *b, int n)
@@ -574,6 +595,7 @@ static void pick(void)
 {
     g_dot = dot_scalar;
     g_dotq = dotq_scalar;
+    g_row16 = row16_scalar;
     g_isa = "scalar";
     k_vdot = vdot_scalar;
     k_vaxpy = vaxpy_scalar;
@@ -585,6 +607,7 @@ static void pick(void)
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("f16c")) {
         g_dot = dot_avx512;
+        g_row16 = row16_avx2;
         g_dotq = __builtin_cpu_supports("avx512vnni") ? dotq_vnni : dotq_avx2;
         g_isa = "avx512";
         k_vdot = vdot_avx512;
@@ -595,6 +618,7 @@ static void pick(void)
     } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
         g_dot = dot_avx2;
         g_dotq = dotq_avx2;
+        g_row16 = row16_avx2;
         g_isa = "avx2";
         k_vdot = vdot_avx2;
         k_vaxpy = vaxpy_avx2;
@@ -620,6 +644,7 @@ void k_force_isa(const char *isa)
     if (!strcmp(isa, "avx2") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         g_dot = dot_avx2;
         g_dotq = dotq_avx2;
+        g_row16 = row16_avx2;
         g_isa = "avx2";
         k_vdot = vdot_avx2;
         k_vaxpy = vaxpy_avx2;
@@ -630,6 +655,7 @@ void k_force_isa(const char *isa)
     if (!strcmp(isa, "scalar")) {
         g_dot = dot_scalar;
         g_dotq = dotq_scalar;
+        g_row16 = row16_scalar;
         g_isa = "scalar";
         k_vdot = vdot_scalar;
         k_vaxpy = vaxpy_scalar;
@@ -664,6 +690,15 @@ typedef struct mm {
     const float *dx;  /* and their block scales [nb][cols/32] */
 } mm_t;
 
+/* Activations are taken in blocks that fit in L2 (~256 KiB), so every row of the task
+ * reuses a block from cache instead of streaming all nb activations per row. */
+static int act_block(int cols, int nb)
+{
+    int ab = (int)((256 * 1024) / ((size_t)cols * 4));
+    ab = SS_MAX(4, ab & ~3);
+    return SS_MIN(ab, nb);
+}
+
 static void mm_chunk(void *ctx, int t, int tid)
 {
     const mm_t *a = ctx;
@@ -671,8 +706,10 @@ static void mm_chunk(void *ctx, int t, int tid)
     static __thread float *rowbuf;
     static __thread int rowcap;
     (void)tid;
-    int dir = direct(w->type);
-    if (!dir && rowcap < w->cols) {
+    /* f16/bf16 against many activations: convert each row to f32 once per activation block
+     * (exact, so the result equals the fused kernel's) instead of once per group of 4 */
+    int dir = direct(w->type) && !(a->nb > 4 && (w->type == SS_GGML_F16 || w->type == SS_GGML_BF16));
+    if (!dir && !a->qx && rowcap < w->cols) {
         free(rowbuf);
         rowbuf = malloc((size_t)w->cols * sizeof(float));
         rowcap = rowbuf ? w->cols : 0;
@@ -680,32 +717,37 @@ static void mm_chunk(void *ctx, int t, int tid)
             return;
     }
     float o[4];
-    int r1 = SS_MIN(w->rows, (t + 1) * ROWS_PER_TASK);
-    if (a->qx) {
-        for (int r = t * ROWS_PER_TASK; r < r1; r++) {
+    int r0 = t * ROWS_PER_TASK, r1 = SS_MIN(w->rows, (t + 1) * ROWS_PER_TASK);
+    int ab = act_block(w->cols, a->nb), ng = w->cols / 32;
+    for (int b0 = 0; b0 < a->nb; b0 += ab) {
+        int b1 = SS_MIN(a->nb, b0 + ab);
+        for (int r = r0; r < r1; r++) {
             const uint8_t *wr = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
-            for (int b = 0; b < a->nb; b += 4) {
-                int k = SS_MIN(4, a->nb - b);
-                a->dotq(wr, w->cols, a->qx + (size_t)b * w->cols, a->dx + (size_t)b * (w->cols / 32), k, o);
+            if (a->qx) {
+                for (int b = b0; b < b1; b += 4) {
+                    int k = SS_MIN(4, b1 - b);
+                    a->dotq(wr, w->cols, a->qx + (size_t)b * w->cols, a->dx + (size_t)b * ng, k, o);
+                    for (int j = 0; j < k; j++)
+                        a->out[(size_t)(b + j) * a->ldo + r] = o[j];
+                }
+                continue;
+            }
+            int ty = w->type;
+            if (!dir && (w->type == SS_GGML_F16 || w->type == SS_GGML_BF16)) {
+                g_row16(wr, w->type, w->cols, rowbuf);
+                wr = (const uint8_t *)rowbuf;
+                ty = SS_GGML_F32;
+            } else if (!dir) {
+                k_row_f32(w, r, rowbuf);
+                wr = (const uint8_t *)rowbuf;
+                ty = SS_GGML_F32;
+            }
+            for (int b = b0; b < b1; b += 4) {
+                int k = SS_MIN(4, b1 - b);
+                a->dot(wr, ty, w->cols, a->x + (size_t)b * a->ldx, a->ldx, k, o);
                 for (int j = 0; j < k; j++)
                     a->out[(size_t)(b + j) * a->ldo + r] = o[j];
             }
-        }
-        return;
-    }
-    for (int r = t * ROWS_PER_TASK; r < r1; r++) {
-        const uint8_t *wr = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
-        int ty = w->type;
-        if (!dir) {
-            k_row_f32(w, r, rowbuf);
-            wr = (const uint8_t *)rowbuf;
-            ty = SS_GGML_F32;
-        }
-        for (int b = 0; b < a->nb; b += 4) {
-            int k = SS_MIN(4, a->nb - b);
-            a->dot(wr, ty, w->cols, a->x + (size_t)b * a->ldx, a->ldx, k, o);
-            for (int j = 0; j < k; j++)
-                a->out[(size_t)(b + j) * a->ldo + r] = o[j];
         }
     }
 }
