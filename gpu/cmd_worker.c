@@ -3,6 +3,7 @@
  * serves it over OpenAI-compatible HTTP (gpu/worker.c) until SIGINT/SIGTERM.
  */
 #include "cli.h"
+#include "ss_llm_cuda.h"
 #include "ss_worker.h"
 
 #include <getopt.h>
@@ -12,11 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Backend constructors live with the engines (runtime/backend_local.c, gpu/backend_cuda.c). */
-ss_infer_backend_t *ss_backend_local_new(const char *path, int threads, char *err, size_t errsz)
-    __attribute__((weak));
-ss_infer_backend_t *ss_backend_cuda_new(const char *path, int device, char *err, size_t errsz)
-    __attribute__((weak));
 
 static void usage(FILE *f)
 {
@@ -75,13 +71,8 @@ int ss_cmd_worker(int argc, char **argv)
         model = ss_cli_default_model();
     char err[SS_ERRSZ] = "";
     ss_infer_backend_t *be = NULL;
-    if (gpu >= 0) {
-        if (!ss_backend_cuda_new)
-            snprintf(err, sizeof err, "this build has no CUDA backend");
-        else
-            be = ss_backend_cuda_new(model, gpu, err, sizeof err);
-    } else if (!ss_backend_local_new)
-        snprintf(err, sizeof err, "this build has no local model backend");
+    if (gpu >= 0)
+        be = ss_backend_cuda_new(model, gpu, err, sizeof err);
     else
         be = ss_backend_local_new(model, threads, err, sizeof err);
     if (!be) {

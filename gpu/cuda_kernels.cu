@@ -37,6 +37,11 @@ struct ss_cuda {
     float *xbf_scratch; /* bf16 activations for the tensor-core path */
     size_t xbf_cap;
     cudaError_t pending; /* first launch error not yet reported */
+    int prof;            /* SS_CUDA_PROFILE set */
+    cudaEvent_t pev[256];
+    int pstage[256], np;
+    double pms[SS_CUDA_PROF_STAGES];
+    long pcount[SS_CUDA_PROF_STAGES];
 };
 
 #define CU_TRY(expr)                                                                                          \
@@ -97,6 +102,10 @@ extern "C" int ss_cuda_open(int device, ss_cuda_t **out, char *err, size_t errsz
         return ss_seterr(err, errsz, SS_ERR_CUDA, "cublasCreate failed on device %d", device);
     }
     cublasSetStream(c->blas, c->stream);
+    const char *pe = getenv("SS_CUDA_PROFILE");
+    c->prof = pe && *pe && *pe != '0';
+    for (int i = 0; c->prof && i < 256; i++)
+        cudaEventCreate(&c->pev[i]);
     cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH);
     *out = c;
     return SS_OK;
@@ -111,6 +120,8 @@ extern "C" void ss_cuda_close(ss_cuda_t *c)
         cudaFree(c->allocs[i]);
     free(c->allocs);
     cublasDestroy(c->blas);
+    for (int i = 0; c->prof && i < 256; i++)
+        cudaEventDestroy(c->pev[i]);
     cudaEventDestroy(c->t0);
     cudaEventDestroy(c->t1);
     cudaStreamDestroy(c->stream);
@@ -161,6 +172,12 @@ extern "C" int ss_cuda_d2h(ss_cuda_t *c, void *dst, const void *src, size_t byte
 {
     CU_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream));
     CU_TRY(cudaStreamSynchronize(c->stream));
+    return SS_OK;
+}
+
+extern "C" int ss_cuda_d2d(ss_cuda_t *c, void *dst, const void *src, size_t bytes, char *err, size_t errsz)
+{
+    CU_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream));
     return SS_OK;
 }
 
@@ -681,107 +698,118 @@ extern "C" int ss_cuda_kv_store(ss_cuda_t *c, float *kpool, float *vpool, const 
     return launched(c);
 }
 
-#define ATT_TILE_Q 16 /* queries per block (4 warps x 4) */
-#define ATT_TILE_K 32 /* keys per shared-memory tile */
+#define ATT_TILE_K 32  /* keys per shared-memory tile */
 #define ATT_MAX_HD 128
+#define ATT_WARPS 8
+#define ATT_ITEMS 64   /* (query, head) pairs a block works on at once: 8 per warp */
 
-/* One block per (head, query tile). K/V tiles of 32 positions are staged in shared memory and
- * shared by the tile's queries; each warp owns 4 queries and keeps, per query, the running max,
- * the running sum and the output accumulator (hd/32 values per lane): online softmax. */
-__global__ void k_attention(float *out, const float *q, const float *kp, const float *vp, const int32_t *bt,
-                            int max_blocks, const int32_t *seq, const int32_t *pos, const int32_t *tile_q0,
-                            const int32_t *tile_nq, int nheads, int nkv, int hd, float scale)
+/* One block per (KV head, query tile): every query head of the GQA group that shares this KV
+ * head is handled here, so each K/V tile is read from the pool once for the whole group. Work
+ * items are (query, head) pairs; each warp owns 8 of them and keeps, per item, the running max,
+ * the running sum and the output accumulator (hd/32 values per lane): online softmax over tiles
+ * of 32 keys staged in shared memory (K padded against bank conflicts, float4 global loads). */
+__global__ void __launch_bounds__(ATT_WARPS * 32)
+k_attention(float *out, const float *q, const float *kp, const float *vp, const int32_t *bt, int max_blocks,
+            const int32_t *seq, const int32_t *pos, const int32_t *tile_q0, const int32_t *tile_nq, int nheads,
+            int nkv, int hd, float scale)
 {
     extern __shared__ float sm[];
-    float *ks = sm;                           /* [ATT_TILE_K][hd + 1] */
-    float *vs = ks + ATT_TILE_K * (hd + 1);   /* [ATT_TILE_K][hd] */
-    float *qs = vs + ATT_TILE_K * hd;         /* [ATT_TILE_Q][hd] */
-    int h = blockIdx.x, t = blockIdx.y;
-    int q0 = tile_q0[t], nq = tile_nq[t];
-    int kh = h / (nheads / nkv);
+    float *ks = sm;                          /* [ATT_TILE_K][hd + 1] */
+    float *vs = ks + ATT_TILE_K * (hd + 1);  /* [ATT_TILE_K][hd] */
+    float *qs = vs + ATT_TILE_K * hd;        /* [ATT_ITEMS][hd] */
+    int kh = blockIdx.x, t = blockIdx.y;
+    int q0 = tile_q0[t], nq = tile_nq[t], grp = nheads / nkv;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int s = seq[q0];
+    int s = seq[q0], items = nq * grp;
     int maxpos = 0;
     for (int i = 0; i < nq; i++)
         maxpos = max(maxpos, pos[q0 + i]);
-    for (int i = threadIdx.x; i < nq * hd; i += blockDim.x) {
-        int qi = i / hd, j = i % hd;
-        qs[qi * hd + j] = q[(size_t)(q0 + qi) * nheads * hd + (size_t)h * hd + j] * scale;
-    }
+    int hd4 = hd >> 2;
     const int DPL = ATT_MAX_HD / 32; /* dims per lane (upper bound) */
-    float m[4], l[4], acc[4][DPL];
-#pragma unroll
-    for (int a = 0; a < 4; a++) {
-        m[a] = -INFINITY;
-        l[a] = 0;
-#pragma unroll
-        for (int d = 0; d < DPL; d++)
-            acc[a][d] = 0;
-    }
-    for (int k0 = 0; k0 <= maxpos; k0 += ATT_TILE_K) {
+    for (int base = 0; base < items; base += ATT_ITEMS) {
+        int nit = min(ATT_ITEMS, items - base);
         __syncthreads();
-        for (int i = threadIdx.x; i < ATT_TILE_K * hd; i += blockDim.x) {
-            int r = i / hd, j = i % hd, p = k0 + r;
-            float kv = 0, vv = 0;
-            if (p <= maxpos) {
-                size_t o = kv_index(bt, max_blocks, s, p, nkv, hd, kh) + j;
-                kv = kp[o];
-                vv = vp[o];
-            }
-            ks[r * (hd + 1) + j] = kv;
-            vs[r * hd + j] = vv;
+        for (int i = threadIdx.x; i < nit * hd; i += blockDim.x) {
+            int it = base + i / hd, j = i % hd;
+            int qi = it / grp, h = kh * grp + it % grp;
+            qs[(i / hd) * hd + j] = q[(size_t)(q0 + qi) * nheads * hd + (size_t)h * hd + j] * scale;
         }
-        __syncthreads();
+        float m[8], l[8], acc[8][DPL];
 #pragma unroll
-        for (int a = 0; a < 4; a++) {
-            int qi = warp + 4 * a;
-            if (qi >= nq)
-                continue;
-            int qp = pos[q0 + qi];
-            int p = k0 + lane;
-            float sc = -INFINITY;
-            if (p <= qp) {
-                float d = 0;
-                const float *qv = qs + qi * hd, *kr = ks + lane * (hd + 1);
-                for (int j = 0; j < hd; j++)
-                    d += qv[j] * kr[j];
-                sc = d;
-            }
-            float tmax = warp_max(sc);
-            if (tmax == -INFINITY)
-                continue;
-            float mnew = fmaxf(m[a], tmax);
-            float pr = sc == -INFINITY ? 0.0f : __expf(sc - mnew);
-            float corr = m[a] == -INFINITY ? 0.0f : __expf(m[a] - mnew);
-            l[a] = l[a] * corr + warp_sum(pr);
-            m[a] = mnew;
+        for (int a = 0; a < 8; a++) {
+            m[a] = -INFINITY;
+            l[a] = 0;
 #pragma unroll
             for (int d = 0; d < DPL; d++)
-                acc[a][d] *= corr;
-            for (int j = 0; j < ATT_TILE_K; j++) {
-                float pj = __shfl_sync(0xffffffffu, pr, j);
-                if (pj == 0.0f)
-                    continue;
+                acc[a][d] = 0;
+        }
+        for (int k0 = 0; k0 <= maxpos; k0 += ATT_TILE_K) {
+            __syncthreads();
+            for (int i = threadIdx.x; i < ATT_TILE_K * hd4; i += blockDim.x) {
+                int r = i / hd4, c4 = i % hd4, p = k0 + r;
+                float4 kv = make_float4(0, 0, 0, 0), vv = kv;
+                if (p <= maxpos) {
+                    size_t o = kv_index(bt, max_blocks, s, p, nkv, hd, kh) + 4 * c4;
+                    kv = __ldg((const float4 *)(kp + o));
+                    vv = __ldg((const float4 *)(vp + o));
+                }
+                float *kr = ks + r * (hd + 1) + 4 * c4;
+                kr[0] = kv.x, kr[1] = kv.y, kr[2] = kv.z, kr[3] = kv.w;
+                *(float4 *)(vs + r * hd + 4 * c4) = vv;
+            }
+            __syncthreads();
 #pragma unroll
-                for (int d = 0; d < DPL; d++) {
-                    int dim = lane + 32 * d;
-                    if (dim < hd)
-                        acc[a][d] += pj * vs[j * hd + dim];
+            for (int a = 0; a < 8; a++) {
+                int li = warp + ATT_WARPS * a; /* local item */
+                if (li >= nit)
+                    continue;
+                int qi = (base + li) / grp;
+                int qp = pos[q0 + qi];
+                if (k0 > qp)
+                    continue;
+                int p = k0 + lane;
+                float sc = -INFINITY;
+                if (p <= qp) {
+                    float d = 0;
+                    const float *qv = qs + li * hd, *kr = ks + lane * (hd + 1);
+                    for (int j = 0; j < hd; j++)
+                        d += qv[j] * kr[j];
+                    sc = d;
+                }
+                float tmax = warp_max(sc);
+                float mnew = fmaxf(m[a], tmax);
+                float pr = sc == -INFINITY ? 0.0f : __expf(sc - mnew);
+                float corr = m[a] == -INFINITY ? 0.0f : __expf(m[a] - mnew);
+                l[a] = l[a] * corr + warp_sum(pr);
+                m[a] = mnew;
+#pragma unroll
+                for (int d = 0; d < DPL; d++)
+                    acc[a][d] *= corr;
+                int kmax = min(ATT_TILE_K, qp - k0 + 1);
+                for (int j = 0; j < kmax; j++) {
+                    float pj = __shfl_sync(0xffffffffu, pr, j);
+#pragma unroll
+                    for (int d = 0; d < DPL; d++) {
+                        int dim = lane + 32 * d;
+                        if (dim < hd)
+                            acc[a][d] += pj * vs[j * hd + dim];
+                    }
                 }
             }
         }
-    }
 #pragma unroll
-    for (int a = 0; a < 4; a++) {
-        int qi = warp + 4 * a;
-        if (qi >= nq)
-            continue;
-        float inv = l[a] > 0 ? 1.0f / l[a] : 0.0f;
+        for (int a = 0; a < 8; a++) {
+            int li = warp + ATT_WARPS * a;
+            if (li >= nit)
+                continue;
+            int it = base + li, qi = it / grp, h = kh * grp + it % grp;
+            float inv = l[a] > 0 ? 1.0f / l[a] : 0.0f;
 #pragma unroll
-        for (int d = 0; d < DPL; d++) {
-            int dim = lane + 32 * d;
-            if (dim < hd)
-                out[(size_t)(q0 + qi) * nheads * hd + (size_t)h * hd + dim] = acc[a][d] * inv;
+            for (int d = 0; d < DPL; d++) {
+                int dim = lane + 32 * d;
+                if (dim < hd)
+                    out[(size_t)(q0 + qi) * nheads * hd + (size_t)h * hd + dim] = acc[a][d] * inv;
+            }
         }
     }
 }
@@ -793,12 +821,18 @@ extern "C" int ss_cuda_attention(ss_cuda_t *c, float *out, const float *q, const
 {
     if (n <= 0 || ntiles <= 0)
         return SS_OK;
-    if (hd > ATT_MAX_HD || nheads % nkv)
+    if (hd > ATT_MAX_HD || hd % 4 || nheads % nkv)
         return SS_ERR_UNSUPPORTED;
-    size_t smem = (size_t)(ATT_TILE_K * (hd + 1) + ATT_TILE_K * hd + ATT_TILE_Q * hd) * sizeof(float);
-    dim3 grid((unsigned)nheads, (unsigned)ntiles);
-    k_attention<<<grid, 128, smem, c->stream>>>(out, q, kpool, vpool, block_tables, max_blocks, seq, pos, tile_q0,
-                                                tile_nq, nheads, nkv, hd, 1.0f / sqrtf((float)hd));
+    size_t smem = (size_t)(ATT_TILE_K * (hd + 1) + ATT_TILE_K * hd + ATT_ITEMS * hd) * sizeof(float);
+    static int smem_raised;
+    if (!smem_raised) {
+        cudaFuncSetAttribute(k_attention, cudaFuncAttributeMaxDynamicSharedMemorySize, 96 * 1024);
+        smem_raised = 1;
+    }
+    dim3 grid((unsigned)nkv, (unsigned)ntiles);
+    k_attention<<<grid, ATT_WARPS * 32, smem, c->stream>>>(out, q, kpool, vpool, block_tables, max_blocks, seq, pos,
+                                                           tile_q0, tile_nq, nheads, nkv, hd,
+                                                           1.0f / sqrtf((float)hd));
     return launched(c);
 }
 
@@ -826,6 +860,21 @@ extern "C" int ss_cuda_logprob_gather(ss_cuda_t *c, float *out, const float *log
     if (n <= 0)
         return SS_OK;
     k_logprob_gather<<<n, 256, 0, c->stream>>>(out, logits, vocab, row, tok);
+    return launched(c);
+}
+
+__global__ void k_gather_rows(float *out, const float *x, const int32_t *idx, int dim)
+{
+    const float *src = x + (size_t)idx[blockIdx.x] * dim;
+    for (int k = threadIdx.x; k < dim; k += blockDim.x)
+        out[(size_t)blockIdx.x * dim + k] = src[k];
+}
+
+extern "C" int ss_cuda_gather_rows(ss_cuda_t *c, float *out, const float *x, const int32_t *idx, int n, int dim)
+{
+    if (n <= 0)
+        return SS_OK;
+    k_gather_rows<<<n, 256, 0, c->stream>>>(out, x, idx, dim);
     return launched(c);
 }
 
@@ -948,4 +997,98 @@ extern "C" int ss_cuda_timer_end(ss_cuda_t *c, float *ms, char *err, size_t errs
     CU_TRY(cudaEventSynchronize(c->t1));
     CU_TRY(cudaEventElapsedTime(ms, c->t0, c->t1));
     return SS_OK;
+}
+
+/* ---------------------------------------------------------------- profiling */
+
+extern "C" void ss_cuda_prof_mark(ss_cuda_t *c, int stage)
+{
+    if (!c->prof)
+        return;
+    if (stage < 0)
+        c->np = 0;
+    if (c->np >= 256 || stage >= SS_CUDA_PROF_STAGES)
+        return;
+    cudaEventRecord(c->pev[c->np], c->stream);
+    c->pstage[c->np++] = stage;
+}
+
+extern "C" void ss_cuda_prof_collect(ss_cuda_t *c)
+{
+    if (!c->prof || c->np < 2)
+        return;
+    cudaEventSynchronize(c->pev[c->np - 1]);
+    for (int i = 1; i < c->np; i++) {
+        float ms = 0;
+        if (cudaEventElapsedTime(&ms, c->pev[i - 1], c->pev[i]) == cudaSuccess && c->pstage[i] >= 0) {
+            c->pms[c->pstage[i]] += ms;
+            c->pcount[c->pstage[i]]++;
+        }
+    }
+    c->np = 0;
+}
+
+extern "C" void ss_cuda_prof_report(ss_cuda_t *c, const char *const *names, const char *title)
+{
+    if (!c || !c->prof)
+        return;
+    double total = 0;
+    for (int i = 0; i < SS_CUDA_PROF_STAGES; i++)
+        total += c->pms[i];
+    fprintf(stderr, "CUDA profile (%s): %.3f ms of GPU time in marked stages\n", title, total);
+    for (int i = 0; i < SS_CUDA_PROF_STAGES; i++)
+        if (c->pcount[i])
+            fprintf(stderr, "  %-12s %10.3f ms  %5.1f%%  (%ld)\n", names && names[i] ? names[i] : "?", c->pms[i],
+                    100.0 * c->pms[i] / (total > 0 ? total : 1), c->pcount[i]);
+}
+
+/* ---------------------------------------------------------------- graphs */
+
+struct ss_cuda_graph {
+    cudaGraph_t g;
+    cudaGraphExec_t exec;
+};
+
+extern "C" int ss_cuda_graph_begin(ss_cuda_t *c, char *err, size_t errsz)
+{
+    CU_TRY(cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal));
+    return SS_OK;
+}
+
+extern "C" int ss_cuda_graph_end(ss_cuda_t *c, ss_cuda_graph_t **out, char *err, size_t errsz)
+{
+    *out = NULL;
+    ss_cuda_graph_t *g = (ss_cuda_graph_t *)calloc(1, sizeof *g);
+    cudaError_t e = cudaStreamEndCapture(c->stream, g ? &g->g : NULL);
+    if (!g)
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    if (e == cudaSuccess && c->pending == cudaSuccess)
+        e = cudaGraphInstantiate(&g->exec, g->g, 0);
+    if (e != cudaSuccess || c->pending != cudaSuccess) {
+        cudaError_t pe = c->pending;
+        c->pending = cudaSuccess;
+        cudaGetLastError();
+        if (g->g)
+            cudaGraphDestroy(g->g);
+        free(g);
+        return ss_seterr(err, errsz, SS_ERR_CUDA, "CUDA graph capture failed: %s",
+                         cudaGetErrorString(e != cudaSuccess ? e : pe));
+    }
+    *out = g;
+    return SS_OK;
+}
+
+extern "C" int ss_cuda_graph_launch(ss_cuda_t *c, ss_cuda_graph_t *g, char *err, size_t errsz)
+{
+    CU_TRY(cudaGraphLaunch(g->exec, c->stream));
+    return SS_OK;
+}
+
+extern "C" void ss_cuda_graph_destroy(ss_cuda_graph_t *g)
+{
+    if (!g)
+        return;
+    cudaGraphExecDestroy(g->exec);
+    cudaGraphDestroy(g->g);
+    free(g);
 }

@@ -1,10 +1,12 @@
 /*
  * cuda_stub.c — the CUDA API of ss_cuda.h for builds without nvcc: no device
- * is ever found, and every entry point says so instead of failing to link.
+ * is ever found, and every entry point says so (SS_ERR_UNSUPPORTED) instead of
+ * failing to link.
  */
 #ifndef SS_HAVE_CUDA
 #include "ss_base.h"
 #include "ss_cuda.h"
+#include "ss_llm_cuda.h"
 
 #include <stdio.h>
 
@@ -25,4 +27,67 @@ int ss_cuda_open(int device, ss_cuda_t **out, char *err, size_t errsz)
 }
 
 void ss_cuda_close(ss_cuda_t *c) { (void)c; }
+
+const char *ss_cuda_device_name(const ss_cuda_t *c) { (void)c; return "none"; }
+#define UNSUP_ERR(...) return ss_seterr(err, errsz, SS_ERR_UNSUPPORTED, NO_CUDA)
+int ss_cuda_malloc(ss_cuda_t *c, void **dptr, size_t bytes, char *err, size_t errsz) { (void)c, (void)bytes; *dptr = NULL; UNSUP_ERR(); }
+void ss_cuda_free(ss_cuda_t *c, void *dptr) { (void)c, (void)dptr; }
+int ss_cuda_h2d(ss_cuda_t *c, void *d, const void *s, size_t n, char *err, size_t errsz) { (void)c, (void)d, (void)s, (void)n; UNSUP_ERR(); }
+int ss_cuda_d2h(ss_cuda_t *c, void *d, const void *s, size_t n, char *err, size_t errsz) { (void)c, (void)d, (void)s, (void)n; UNSUP_ERR(); }
+int ss_cuda_d2d(ss_cuda_t *c, void *d, const void *s, size_t n, char *err, size_t errsz) { (void)c, (void)d, (void)s, (void)n; UNSUP_ERR(); }
+int ss_cuda_memset(ss_cuda_t *c, void *d, int v, size_t n, char *err, size_t errsz) { (void)c, (void)d, (void)v, (void)n; UNSUP_ERR(); }
+int ss_cuda_sync(ss_cuda_t *c, char *err, size_t errsz) { (void)c; UNSUP_ERR(); }
+int ss_cuda_weight_upload(ss_cuda_t *c, ss_cuda_weight_t *w, int type, int rows, int cols, const void *host, char *err, size_t errsz)
+{ (void)c, (void)w, (void)type, (void)rows, (void)cols, (void)host; UNSUP_ERR(); }
+int ss_cuda_rmsnorm(ss_cuda_t *c, float *y, const float *x, const float *w, int rows, int dim, float eps)
+{ (void)c, (void)y, (void)x, (void)w, (void)rows, (void)dim, (void)eps; return SS_ERR_UNSUPPORTED; }
+int ss_cuda_matmul(ss_cuda_t *c, float *y, const float *x, const ss_cuda_weight_t *w, const float *bias, int B, char *err, size_t errsz)
+{ (void)c, (void)y, (void)x, (void)w, (void)bias, (void)B; UNSUP_ERR(); }
+int ss_cuda_rope(ss_cuda_t *c, float *x, const int32_t *pos, int n, int nheads, int hd, int rot, float theta, int neox)
+{ (void)c, (void)x, (void)pos, (void)n, (void)nheads, (void)hd, (void)rot, (void)theta, (void)neox; return SS_ERR_UNSUPPORTED; }
+int ss_cuda_swiglu(ss_cuda_t *c, float *out, const float *gate, const float *up, size_t n)
+{ (void)c, (void)out, (void)gate, (void)up, (void)n; return SS_ERR_UNSUPPORTED; }
+int ss_cuda_add(ss_cuda_t *c, float *y, const float *x, size_t n) { (void)c, (void)y, (void)x, (void)n; return SS_ERR_UNSUPPORTED; }
+int ss_cuda_embed(ss_cuda_t *c, float *out, const ss_cuda_weight_t *t, const int32_t *tok, int n)
+{ (void)c, (void)out, (void)t, (void)tok, (void)n; return SS_ERR_UNSUPPORTED; }
+int ss_cuda_kv_store(ss_cuda_t *c, float *kp, float *vp, const float *k, const float *v, const int32_t *bt, int mb,
+                     const int32_t *seq, const int32_t *pos, int n, int nkv, int hd)
+{ (void)c, (void)kp, (void)vp, (void)k, (void)v, (void)bt, (void)mb, (void)seq, (void)pos, (void)n, (void)nkv, (void)hd; return SS_ERR_UNSUPPORTED; }
+int ss_cuda_attention(ss_cuda_t *c, float *out, const float *q, const float *kp, const float *vp, const int32_t *bt,
+                      int mb, const int32_t *seq, const int32_t *pos, int n, const int32_t *q0, const int32_t *nq,
+                      int nt, int nheads, int nkv, int hd)
+{ (void)c, (void)out, (void)q, (void)kp, (void)vp, (void)bt, (void)mb, (void)seq, (void)pos, (void)n, (void)q0, (void)nq, (void)nt, (void)nheads, (void)nkv, (void)hd; return SS_ERR_UNSUPPORTED; }
+int ss_cuda_logprob_gather(ss_cuda_t *c, float *out, const float *l, int vocab, const int32_t *row, const int32_t *tok, int n)
+{ (void)c, (void)out, (void)l, (void)vocab, (void)row, (void)tok, (void)n; return SS_ERR_UNSUPPORTED; }
+int ss_cuda_gather_rows(ss_cuda_t *c, float *out, const float *x, const int32_t *idx, int n, int dim)
+{ (void)c, (void)out, (void)x, (void)idx, (void)n, (void)dim; return SS_ERR_UNSUPPORTED; }
+int ss_cuda_argmax(ss_cuda_t *c, int32_t *out, const float *l, int rows, int vocab)
+{ (void)c, (void)out, (void)l, (void)rows, (void)vocab; return SS_ERR_UNSUPPORTED; }
+int ss_cuda_measure_bandwidth(ss_cuda_t *c, size_t bytes, int iters, double *bps, char *err, size_t errsz)
+{ (void)c, (void)bytes, (void)iters; *bps = 0; UNSUP_ERR(); }
+int ss_cuda_measure_bf16_flops(ss_cuda_t *c, int m, int n, int k, int iters, double *flops, char *err, size_t errsz)
+{ (void)c, (void)m, (void)n, (void)k, (void)iters; *flops = 0; UNSUP_ERR(); }
+int ss_cuda_timer_begin(ss_cuda_t *c) { (void)c; return SS_ERR_UNSUPPORTED; }
+int ss_cuda_timer_end(ss_cuda_t *c, float *ms, char *err, size_t errsz) { (void)c; *ms = 0; UNSUP_ERR(); }
+
+int ss_cuda_graph_begin(ss_cuda_t *c, char *err, size_t errsz) { (void)c; UNSUP_ERR(); }
+int ss_cuda_graph_end(ss_cuda_t *c, ss_cuda_graph_t **out, char *err, size_t errsz) { (void)c; *out = NULL; UNSUP_ERR(); }
+int ss_cuda_graph_launch(ss_cuda_t *c, ss_cuda_graph_t *g, char *err, size_t errsz) { (void)c, (void)g; UNSUP_ERR(); }
+void ss_cuda_graph_destroy(ss_cuda_graph_t *g) { (void)g; }
+void ss_cuda_prof_mark(ss_cuda_t *c, int stage) { (void)c, (void)stage; }
+void ss_cuda_prof_collect(ss_cuda_t *c) { (void)c; }
+void ss_cuda_prof_report(ss_cuda_t *c, const char *const *names, const char *title) { (void)c, (void)names, (void)title; }
+
+ss_err_t ss_llm_use_cuda(ss_llm_t *m, int device, char *err, size_t errsz)
+{
+    (void)m, (void)device;
+    return ss_seterr(err, errsz, SS_ERR_UNSUPPORTED, NO_CUDA);
+}
+
+ss_infer_backend_t *ss_backend_cuda_new(const char *path, int device, char *err, size_t errsz)
+{
+    (void)path, (void)device;
+    ss_seterr(err, errsz, SS_ERR_UNSUPPORTED, NO_CUDA);
+    return NULL;
+}
 #endif

@@ -43,6 +43,7 @@ int ss_cuda_malloc(ss_cuda_t *c, void **dptr, size_t bytes, char *err, size_t er
 void ss_cuda_free(ss_cuda_t *c, void *dptr);
 int ss_cuda_h2d(ss_cuda_t *c, void *dst, const void *src, size_t bytes, char *err, size_t errsz);
 int ss_cuda_d2h(ss_cuda_t *c, void *dst, const void *src, size_t bytes, char *err, size_t errsz); /* syncs */
+int ss_cuda_d2d(ss_cuda_t *c, void *dst, const void *src, size_t bytes, char *err, size_t errsz);
 int ss_cuda_memset(ss_cuda_t *c, void *dst, int v, size_t bytes, char *err, size_t errsz);
 int ss_cuda_sync(ss_cuda_t *c, char *err, size_t errsz);
 
@@ -87,6 +88,8 @@ int ss_cuda_attention(ss_cuda_t *c, float *out, const float *q, const float *kpo
 /* Log-softmax read-out: out[i] = logits[row[i]][tok[i]] - logsumexp(logits[row[i]]) over vocab. */
 int ss_cuda_logprob_gather(ss_cuda_t *c, float *out, const float *logits, int vocab, const int32_t *row,
                            const int32_t *tok, int n);
+/* out[i][:] = x[idx[i]][:] for i < n, rows of dim floats. */
+int ss_cuda_gather_rows(ss_cuda_t *c, float *out, const float *x, const int32_t *idx, int n, int dim);
 /* argmax per row (greedy decoding without copying logits). */
 int ss_cuda_argmax(ss_cuda_t *c, int32_t *out, const float *logits, int rows, int vocab);
 
@@ -99,6 +102,22 @@ int ss_cuda_measure_bf16_flops(ss_cuda_t *c, int m, int n, int k, int iters, dou
 /* Event timer: begin/end around kernels on the context's stream; returns milliseconds. */
 int ss_cuda_timer_begin(ss_cuda_t *c);
 int ss_cuda_timer_end(ss_cuda_t *c, float *ms, char *err, size_t errsz);
+
+/* ---- CUDA graphs: capture the kernels launched on the context's stream between begin and end,
+ * then replay them with one launch (kernel arguments are frozen at capture time). ---- */
+typedef struct ss_cuda_graph ss_cuda_graph_t;
+int ss_cuda_graph_begin(ss_cuda_t *c, char *err, size_t errsz);
+int ss_cuda_graph_end(ss_cuda_t *c, ss_cuda_graph_t **out, char *err, size_t errsz);
+int ss_cuda_graph_launch(ss_cuda_t *c, ss_cuda_graph_t *g, char *err, size_t errsz);
+void ss_cuda_graph_destroy(ss_cuda_graph_t *g);
+
+/* ---- profiling: with SS_CUDA_PROFILE=1 in the environment, stages marked with
+ * ss_cuda_prof_mark are timed with CUDA events (between consecutive marks of one pass) and
+ * summed per stage id; ss_cuda_prof_report prints the table. Costs nothing when off. */
+#define SS_CUDA_PROF_STAGES 32
+void ss_cuda_prof_mark(ss_cuda_t *c, int stage); /* stage < SS_CUDA_PROF_STAGES; -1 = start of a pass */
+void ss_cuda_prof_collect(ss_cuda_t *c);         /* after a sync: accumulate the pass */
+void ss_cuda_prof_report(ss_cuda_t *c, const char *const *names, const char *title);
 
 /* ---- CPU references (gpu/cuda_ref.c): same semantics, host pointers ---- */
 float ss_kref_f16_to_f32(uint16_t h);

@@ -10,10 +10,11 @@
  *   EMBED     /v1/embeddings   input.
  * A batch runs on one curl multi handle with at most max_concurrency transfers at once;
  * connection errors, timeouts, HTTP 5xx and 429 are retried with exponential backoff
- * (a Retry-After header wins when larger). Owns its curl handles and a minimal JSON
- * reader (below) for the responses.
+ * (a Retry-After header wins when larger). Owns its curl handles; responses are read
+ * with src/ss_json.h.
  */
 #include "ss_backends.h"
+#include "ss_json.h"
 
 #include <curl/curl.h>
 #include <math.h>
@@ -22,224 +23,24 @@
 #include <string.h>
 #include <strings.h>
 
-/* ======================= minimal JSON reader ======================= */
+/* ---- small lookups over ss_json (src/ss_json.h) ---- */
 
-typedef enum { JNULL, JBOOL, JNUM, JSTR, JARR, JOBJ } jtype_t;
-
-typedef struct jv {
-    jtype_t t;
-    double num;          /* JNUM, JBOOL */
-    char *str;           /* JSTR: owned, NUL-terminated UTF-8 */
-    int n;               /* JARR/JOBJ: number of children */
-    struct jv **kids;    /* JARR/JOBJ: owned children */
-    char **keys;         /* JOBJ: owned keys, parallel to kids */
-} jv_t;
-
-typedef struct jp {
-    const char *s, *p, *end;
-    int depth;
-} jp_t;
-
-static void jv_free(jv_t *v)
+static const ss_json_t *jidx(const ss_json_t *v, size_t i)
 {
-    if (!v) return;
-    for (int i = 0; i < v->n; i++) {
-        jv_free(v->kids[i]);
-        if (v->keys) free(v->keys[i]);
-    }
-    free(v->kids);
-    free(v->keys);
-    free(v->str);
-    free(v);
+    return v && v->t == SS_JSON_ARRAY && i < v->u.arr.n ? &v->u.arr.items[i] : NULL;
 }
 
-static void jws(jp_t *j)
+static size_t jlen(const ss_json_t *v)
 {
-    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')) j->p++;
+    return v && v->t == SS_JSON_ARRAY ? v->u.arr.n : 0;
 }
 
-static int hex4(const char *p, unsigned *out)
+/* 1 and *out set if v is a number. */
+static int jnum(const ss_json_t *v, double *out)
 {
-    unsigned v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = p[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
-        else return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static void utf8_put(ss_buf_t *b, unsigned cp)
-{
-    char t[4];
-    int n;
-    if (cp < 0x80) { t[0] = (char)cp; n = 1; }
-    else if (cp < 0x800) { t[0] = (char)(0xC0 | (cp >> 6)); t[1] = (char)(0x80 | (cp & 0x3F)); n = 2; }
-    else if (cp < 0x10000) {
-        t[0] = (char)(0xE0 | (cp >> 12)); t[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        t[2] = (char)(0x80 | (cp & 0x3F)); n = 3;
-    } else {
-        t[0] = (char)(0xF0 | (cp >> 18)); t[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        t[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); t[3] = (char)(0x80 | (cp & 0x3F)); n = 4;
-    }
-    ss_buf_append(b, t, (size_t)n);
-}
-
-/* Parses a string literal at j->p (on '"'); returns malloc'd text or NULL. */
-static char *jstr(jp_t *j)
-{
-    ss_buf_t b = SS_BUF_INIT;
-    j->p++;
-    while (j->p < j->end && *j->p != '"') {
-        char c = *j->p++;
-        if ((unsigned char)c < 0x20) goto bad;
-        if (c != '\\') { ss_buf_putc(&b, c); continue; }
-        if (j->p >= j->end) goto bad;
-        c = *j->p++;
-        switch (c) {
-        case '"': case '\\': case '/': ss_buf_putc(&b, c); break;
-        case 'b': ss_buf_putc(&b, '\b'); break;
-        case 'f': ss_buf_putc(&b, '\f'); break;
-        case 'n': ss_buf_putc(&b, '\n'); break;
-        case 'r': ss_buf_putc(&b, '\r'); break;
-        case 't': ss_buf_putc(&b, '\t'); break;
-        case 'u': {
-            unsigned cp, lo;
-            if (j->end - j->p < 4 || hex4(j->p, &cp)) goto bad;
-            j->p += 4;
-            if (cp >= 0xD800 && cp < 0xDC00 && j->end - j->p >= 6 && j->p[0] == '\\' &&
-                j->p[1] == 'u' && !hex4(j->p + 2, &lo) && lo >= 0xDC00 && lo < 0xE000) {
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                j->p += 6;
-            }
-            utf8_put(&b, cp);
-            break;
-        }
-        default: goto bad;
-        }
-    }
-    if (j->p >= j->end) goto bad;
-    j->p++;
-    ss_buf_putc(&b, 0); /* so an empty string is "" and not NULL */
-    return ss_buf_take(&b);
-bad:
-    ss_buf_free(&b);
-    return NULL;
-}
-
-static jv_t *jvalue(jp_t *j);
-
-static int jadd(jv_t *v, jv_t *kid, char *key)
-{
-    jv_t **k = realloc(v->kids, (size_t)(v->n + 1) * sizeof *k);
-    if (!k) return -1;
-    v->kids = k;
-    if (v->t == JOBJ) {
-        char **ks = realloc(v->keys, (size_t)(v->n + 1) * sizeof *ks);
-        if (!ks) return -1;
-        v->keys = ks;
-        ks[v->n] = key;
-    }
-    k[v->n++] = kid;
-    return 0;
-}
-
-static jv_t *jcontainer(jp_t *j, jv_t *v)
-{
-    char close = v->t == JARR ? ']' : '}';
-    j->p++;
-    jws(j);
-    if (j->p < j->end && *j->p == close) { j->p++; return v; }
-    for (;;) {
-        char *key = NULL;
-        jws(j);
-        if (v->t == JOBJ) {
-            if (j->p >= j->end || *j->p != '"' || !(key = jstr(j))) goto bad;
-            jws(j);
-            if (j->p >= j->end || *j->p != ':') { free(key); goto bad; }
-            j->p++;
-        }
-        jv_t *kid = jvalue(j);
-        if (!kid || jadd(v, kid, key)) { free(key); jv_free(kid); goto bad; }
-        jws(j);
-        if (j->p < j->end && *j->p == ',') { j->p++; continue; }
-        if (j->p < j->end && *j->p == close) { j->p++; return v; }
-        goto bad;
-    }
-bad:
-    jv_free(v);
-    return NULL;
-}
-
-static jv_t *jvalue(jp_t *j)
-{
-    jws(j);
-    if (j->p >= j->end || j->depth > 64) return NULL;
-    jv_t *v = calloc(1, sizeof *v);
-    if (!v) return NULL;
-    char c = *j->p;
-    if (c == '{' || c == '[') {
-        v->t = c == '{' ? JOBJ : JARR;
-        j->depth++;
-        v = jcontainer(j, v);
-        j->depth--;
-        return v;
-    }
-    if (c == '"') {
-        v->t = JSTR;
-        if (!(v->str = jstr(j))) { free(v); return NULL; }
-        return v;
-    }
-    static const struct { const char *w; jtype_t t; double n; } lits[] = {
-        {"true", JBOOL, 1}, {"false", JBOOL, 0}, {"null", JNULL, 0}};
-    for (size_t i = 0; i < SS_ARRAY_LEN(lits); i++) {
-        size_t l = strlen(lits[i].w);
-        if ((size_t)(j->end - j->p) >= l && !memcmp(j->p, lits[i].w, l)) {
-            v->t = lits[i].t;
-            v->num = lits[i].n;
-            j->p += l;
-            return v;
-        }
-    }
-    char tmp[64], *e;
-    size_t l = SS_MIN((size_t)(j->end - j->p), sizeof tmp - 1);
-    memcpy(tmp, j->p, l);
-    tmp[l] = 0;
-    v->t = JNUM;
-    v->num = strtod(tmp, &e);
-    if (e == tmp || !(c == '-' || (c >= '0' && c <= '9'))) { free(v); return NULL; }
-    j->p += e - tmp;
-    return v;
-}
-
-/* Parses a whole document; on failure returns NULL and the byte offset in *at. */
-static jv_t *json_parse(const char *s, size_t n, size_t *at)
-{
-    jp_t j = {s, s, s + n, 0};
-    jv_t *v = jvalue(&j);
-    if (v) {
-        jws(&j);
-        if (j.p != j.end) { jv_free(v); v = NULL; }
-    }
-    *at = (size_t)(j.p - s);
-    return v;
-}
-
-static jv_t *jget(const jv_t *v, const char *key)
-{
-    if (!v || v->t != JOBJ) return NULL;
-    for (int i = 0; i < v->n; i++)
-        if (!strcmp(v->keys[i], key)) return v->kids[i];
-    return NULL;
-}
-
-static jv_t *jidx(const jv_t *v, int i)
-{
-    return v && v->t == JARR && i >= 0 && i < v->n ? v->kids[i] : NULL;
+    if (!v || (v->t != SS_JSON_INT && v->t != SS_JSON_REAL)) return 0;
+    *out = v->t == SS_JSON_INT ? (double)v->u.i : v->u.r;
+    return 1;
 }
 
 /* ======================= the backend ======================= */
@@ -248,14 +49,19 @@ typedef struct oai {
     ss_openai_opts_t o;     /* strings below are owned copies */
     char *url, *model, *api_key;
     char *completions_url, *embeddings_url;
+    char *models_url;
     CURLM *multi;
     pthread_mutex_t mu;     /* one batch at a time on the multi handle */
+    int ext;                /* semstream extensions: 1 on, 0 off, -1 not known yet (auto) */
 } oai_t;
 
-/* One inference request's HTTP life. */
+/* One HTTP request's life: it carries n inference requests (reqs[idx[k]] -> res[idx[k]]),
+ * sent as a JSON array of prompts/inputs when n > 1. */
 typedef struct job {
-    const ss_infer_req_t *req;
+    const ss_infer_req_t *reqs; /* the batch (borrowed) */
     ss_infer_res_t *res;
+    int *idx;               /* members, in array order */
+    int n;
     const char *url;        /* completions or embeddings */
     const char *path;       /* for messages: "/v1/completions" */
     char *body;             /* request JSON */
@@ -278,32 +84,74 @@ static char *endpoint(const char *url, const char *what)
     return ss_sprintf("%.*s%s/%s", (int)n, url, has_v1 ? "" : "/v1", what);
 }
 
-static int build_body(oai_t *b, const ss_infer_req_t *r, ss_buf_t *out)
+static void put_prompts(const job_t *j, ss_buf_t *out)
 {
-    ss_buf_puts(out, "{\"model\":");
-    ss_buf_put_json_str(out, b->model, strlen(b->model));
-    const char *p = r->prompt ? r->prompt : "";
-    if (r->kind == SS_INFER_EMBED) {
-        ss_buf_puts(out, ",\"input\":");
-        ss_buf_put_json_str(out, p, strlen(p));
-        return ss_buf_putc(out, '}');
+    if (j->n > 1) ss_buf_putc(out, '[');
+    for (int k = 0; k < j->n; k++) {
+        const char *p = j->reqs[j->idx[k]].prompt ? j->reqs[j->idx[k]].prompt : "";
+        if (k) ss_buf_putc(out, ',');
+        ss_json_put_str_utf8(out, p, strlen(p));
     }
-    ss_buf_puts(out, ",\"prompt\":");
-    ss_buf_put_json_str(out, p, strlen(p));
+    if (j->n > 1) ss_buf_putc(out, ']');
+}
+
+/* The request JSON; every member shares the parameters of the first (see compatible). */
+static int build_body(oai_t *b, const job_t *j, ss_buf_t *out)
+{
+    const ss_infer_req_t *r = &j->reqs[j->idx[0]];
+    ss_buf_puts(out, "{\"model\":");
+    ss_json_put_str_utf8(out, b->model, strlen(b->model));
+    ss_buf_puts(out, r->kind == SS_INFER_EMBED ? ",\"input\":" : ",\"prompt\":");
+    put_prompts(j, out);
+    if (r->kind == SS_INFER_EMBED) return ss_buf_putc(out, '}');
     if (r->kind == SS_INFER_GENERATE) {
         ss_buf_printf(out, ",\"max_tokens\":%d,\"temperature\":%.9g", SS_MAX(r->max_tokens, 1),
                       (double)r->temperature);
         if (r->temperature > 0) ss_buf_printf(out, ",\"seed\":%llu", (unsigned long long)(r->seed & 0x7fffffffffffffffULL));
+        if (r->top_logprobs > 0) ss_buf_printf(out, ",\"logprobs\":%d", r->top_logprobs);
         if (r->stop) {
             ss_buf_puts(out, ",\"stop\":[");
-            ss_buf_put_json_str(out, r->stop, strlen(r->stop));
+            ss_json_put_str_utf8(out, r->stop, strlen(r->stop));
             ss_buf_putc(out, ']');
         }
     } else {
         ss_buf_printf(out, ",\"max_tokens\":1,\"temperature\":0,\"logprobs\":%d,\"echo\":false",
                       b->o.top_logprobs);
+        if (b->ext > 0 && r->kind == SS_INFER_CHOOSE) { /* a semstream worker answers exactly */
+            ss_buf_puts(out, ",\"semstream_choices\":[");
+            for (int i = 0; i < r->nchoices; i++) {
+                const char *c = r->choices[i] ? r->choices[i] : "";
+                if (i) ss_buf_putc(out, ',');
+                ss_json_put_str_utf8(out, c, strlen(c));
+            }
+            ss_buf_putc(out, ']');
+        } else if (b->ext > 0) {
+            ss_buf_printf(out, ",\"semstream_score\":[%d,%d]", r->score_min, r->score_max);
+        }
     }
     return ss_buf_putc(out, '}');
+}
+
+static int same_choices(const ss_infer_req_t *a, const ss_infer_req_t *b)
+{
+    if (a->nchoices != b->nchoices) return 0;
+    for (int i = 0; i < a->nchoices; i++)
+        if (strcmp(a->choices[i] ? a->choices[i] : "", b->choices[i] ? b->choices[i] : "")) return 0;
+    return 1;
+}
+
+/* 1 if b can share one HTTP request with a (same kind and same body parameters). */
+static int compatible(const oai_t *o, const ss_infer_req_t *a, const ss_infer_req_t *b)
+{
+    if (a->kind != b->kind) return 0;
+    if (a->kind == SS_INFER_EMBED) return 1;
+    /* with the extensions, choices and score range travel once per HTTP request */
+    if (a->kind == SS_INFER_CHOOSE) return o->ext <= 0 || same_choices(a, b);
+    if (a->kind == SS_INFER_SCORE)
+        return o->ext <= 0 || (a->score_min == b->score_min && a->score_max == b->score_max);
+    return a->max_tokens == b->max_tokens && a->temperature == b->temperature &&
+           (a->temperature <= 0 || a->seed == b->seed) && a->top_logprobs == b->top_logprobs &&
+           (a->stop ? b->stop && !strcmp(a->stop, b->stop) : !b->stop);
 }
 
 static size_t on_data(char *p, size_t sz, size_t n, void *ud)
@@ -338,21 +186,39 @@ static int job_start(oai_t *b, job_t *j)
     return SS_OK;
 }
 
-static void job_fail(oai_t *b, job_t *j, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void job_fail(oai_t *b, job_t *j, int code, const char *fmt, ...)
+/* Fails member k (k < 0: every member) with "openai backend URL: message". */
+static void fail_members(oai_t *b, job_t *j, int k, int code, const char *fmt, va_list ap)
 {
     ss_buf_t m = SS_BUF_INIT;
     ss_buf_printf(&m, "openai backend %s: ", b->url);
+    ss_buf_vprintf(&m, fmt, ap);
+    for (int i = k < 0 ? 0 : k; i < (k < 0 ? j->n : k + 1); i++) {
+        ss_infer_res_t *r = &j->res[j->idx[i]];
+        ss_infer_res_clear(r);
+        r->status = code;
+        r->error = ss_strdup(ss_buf_cstr(&m));
+    }
+    ss_buf_free(&m);
+}
+
+static void job_fail(oai_t *b, job_t *j, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void job_fail(oai_t *b, job_t *j, int code, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    ss_buf_vprintf(&m, fmt, ap);
+    fail_members(b, j, -1, code, fmt, ap);
     va_end(ap);
-    ss_infer_res_clear(j->res);
-    j->res->status = code;
-    j->res->error = ss_buf_take(&m);
     j->done = 1;
+}
+
+static void member_fail(oai_t *b, job_t *j, int k, int code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void member_fail(oai_t *b, job_t *j, int k, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fail_members(b, j, k, code, fmt, ap);
+    va_end(ap);
 }
 
 /* A printable snippet of the response body for error messages. */
@@ -378,23 +244,18 @@ typedef struct toplp {
     double lp[64];
 } toplp_t;
 
-static int read_top(const jv_t *choice, toplp_t *t)
+static int read_top(const ss_json_t *choice, toplp_t *t)
 {
-    const jv_t *top = jidx(jget(jget(choice, "logprobs"), "top_logprobs"), 0);
+    const ss_json_t *top = jidx(ss_json_get(ss_json_get(choice, "logprobs"), "top_logprobs"), 0);
     t->n = 0;
-    if (top && top->t == JOBJ) {
-        for (int i = 0; i < top->n && t->n < 64; i++)
-            if (top->kids[i]->t == JNUM) {
-                t->tok[t->n] = top->keys[i];
-                t->lp[t->n++] = top->kids[i]->num;
-            }
-    } else if (top && top->t == JARR) {
-        for (int i = 0; i < top->n && t->n < 64; i++) {
-            const jv_t *tk = jget(top->kids[i], "token"), *lp = jget(top->kids[i], "logprob");
-            if (tk && tk->t == JSTR && lp && lp->t == JNUM) {
-                t->tok[t->n] = tk->str;
-                t->lp[t->n++] = lp->num;
-            }
+    if (top && top->t == SS_JSON_OBJECT) {
+        for (size_t i = 0; i < top->u.obj.n && t->n < 64; i++)
+            if (jnum(&top->u.obj.m[i].val, &t->lp[t->n])) t->tok[t->n++] = top->u.obj.m[i].key;
+    } else if (top && top->t == SS_JSON_ARRAY) {
+        for (size_t i = 0; i < top->u.arr.n && t->n < 64; i++) {
+            const ss_json_t *e = &top->u.arr.items[i];
+            const char *tk = ss_json_str(ss_json_get(e, "token"));
+            if (tk && jnum(ss_json_get(e, "logprob"), &t->lp[t->n])) t->tok[t->n++] = tk;
         }
     } else {
         return -1;
@@ -466,65 +327,137 @@ static int score_value(const toplp_t *t, const ss_infer_req_t *r, double *out)
     return 0;
 }
 
-static void usage(const jv_t *doc, ss_infer_res_t *res)
+/* Token counts: exact for a single prompt; for n prompts the totals are shared evenly,
+ * except that generated tokens are counted from the choice's logprobs when present. */
+static void usage(const ss_json_t *doc, const ss_json_t *choice, int n, ss_infer_res_t *res)
 {
-    const jv_t *u = jget(doc, "usage"), *pt = jget(u, "prompt_tokens"), *ct = jget(u, "completion_tokens");
-    if (pt && pt->t == JNUM) res->prompt_tokens = (int)pt->num;
-    if (ct && ct->t == JNUM) res->gen_tokens = (int)ct->num;
+    const ss_json_t *u = ss_json_get(doc, "usage");
+    double x;
+    if (jnum(ss_json_get(u, "prompt_tokens"), &x)) res->prompt_tokens = (int)(x / n);
+    size_t nt = jlen(ss_json_get(ss_json_get(choice, "logprobs"), "tokens"));
+    if (n > 1 && nt > 0) res->gen_tokens = (int)nt;
+    else if (jnum(ss_json_get(u, "completion_tokens"), &x)) res->gen_tokens = (int)(x / n);
 }
 
-/* Fills j->res from a 2xx body, or fails the job with a message naming what is missing. */
-static void parse_ok(oai_t *b, job_t *j)
+static int cmp_lp_desc(const void *a, const void *b)
+{
+    double x = ((const double *)a)[0], y = ((const double *)b)[0];
+    return (x < y) - (x > y);
+}
+
+/* GENERATE with top_logprobs: the top tokens of the first generated position (best first)
+ * and the logprob of every generated token (gen_tokens entries, zero-padded). */
+static int gen_logprobs(const ss_json_t *doc, const ss_json_t *c0, int nmembers, ss_infer_res_t *res)
+{
+    toplp_t t;
+    if (read_top(c0, &t) != 0) return -1;
+    double ord[64][2];
+    for (int i = 0; i < t.n; i++) ord[i][0] = t.lp[i], ord[i][1] = i;
+    qsort(ord, (size_t)t.n, sizeof ord[0], cmp_lp_desc);
+    res->top_tokens = calloc((size_t)t.n, sizeof(char *));
+    res->top_logprobs = calloc((size_t)t.n, sizeof(float));
+    if (!res->top_tokens || !res->top_logprobs) return 0; /* leaves ntop = 0 */
+    res->ntop = t.n;
+    for (int i = 0; i < t.n; i++) {
+        res->top_tokens[i] = ss_strdup(t.tok[(int)ord[i][1]]);
+        res->top_logprobs[i] = (float)ord[i][0];
+    }
+    usage(doc, c0, nmembers, res);
+    const ss_json_t *tl = ss_json_get(ss_json_get(c0, "logprobs"), "token_logprobs");
+    int n = (int)jlen(tl);
+    if (res->gen_tokens <= 0) res->gen_tokens = n;
+    double x;
+    if (res->gen_tokens > 0 && (res->token_logprobs = calloc((size_t)res->gen_tokens, sizeof(float))))
+        for (int i = 0; i < SS_MIN(n, res->gen_tokens); i++)
+            if (jnum(jidx(tl, (size_t)i), &x)) res->token_logprobs[i] = (float)x;
+    return 0;
+}
+
+/* Element k of arr: the one whose "index" is k, else the k-th. */
+static const ss_json_t *nth(const ss_json_t *arr, int k)
+{
+    double x;
+    for (size_t i = 0; i < jlen(arr); i++)
+        if (jnum(ss_json_get(jidx(arr, i), "index"), &x) && (int)x == k) return jidx(arr, i);
+    return jidx(arr, (size_t)k);
+}
+
+/* Fills member k from the parsed response; on failure fails that member only. */
+static void parse_member(oai_t *b, job_t *j, const ss_json_t *doc, int k)
 {
     char sn[256];
-    size_t at = 0;
-    jv_t *doc = json_parse(j->resp.data ? j->resp.data : "", j->resp.len, &at);
-    if (!doc) {
-        job_fail(b, j, SS_ERR_HTTP, "bad JSON from %s at byte %zu: %s", j->path, at, snippet(j, sn, sizeof sn));
-        return;
-    }
-    const ss_infer_req_t *r = j->req;
-    ss_infer_res_t *res = j->res;
+    const ss_infer_req_t *r = &j->reqs[j->idx[k]];
+    ss_infer_res_t *res = &j->res[j->idx[k]];
     const char *missing = NULL;
+    const ss_json_t *el = nth(ss_json_get(doc, r->kind == SS_INFER_EMBED ? "data" : "choices"), k);
     if (r->kind == SS_INFER_EMBED) {
-        const jv_t *e = jget(jidx(jget(doc, "data"), 0), "embedding");
-        if (!e || e->t != JARR || e->n == 0) missing = "data[0].embedding";
-        else {
-            res->emb = malloc((size_t)e->n * sizeof(float));
-            res->dim = e->n;
-            for (int i = 0; i < e->n && res->emb; i++) {
-                if (e->kids[i]->t != JNUM) { missing = "numeric data[0].embedding"; break; }
-                res->emb[i] = (float)e->kids[i]->num;
+        const ss_json_t *e = ss_json_get(el, "embedding");
+        size_t n = jlen(e);
+        if (n == 0) missing = "embedding";
+        else if ((res->emb = malloc(n * sizeof(float)))) {
+            res->dim = (int)n;
+            for (size_t i = 0; i < n && !missing; i++) {
+                double x = 0;
+                if (!jnum(jidx(e, i), &x)) missing = "numeric embedding";
+                res->emb[i] = (float)x;
             }
         }
     } else {
-        const jv_t *c0 = jidx(jget(doc, "choices"), 0), *txt = jget(c0, "text");
+        const char *txt = ss_json_str(ss_json_get(el, "text"));
+        const ss_json_t *sp = ss_json_get(el, "semstream_probs");
+        double sv;
         toplp_t t;
-        if (!c0) missing = "choices[0]";
+        if (!el) missing = "";
+        else if (r->kind == SS_INFER_CHOOSE && (int)jlen(sp) == r->nchoices && r->nchoices > 0) {
+            res->nprobs = r->nchoices; /* exact, from a semstream worker */
+            res->probs = calloc((size_t)r->nchoices, sizeof(float));
+            for (int i = 0; i < r->nchoices && res->probs; i++) {
+                double x = 0;
+                jnum(jidx(sp, (size_t)i), &x);
+                res->probs[i] = (float)x;
+            }
+        } else if (r->kind == SS_INFER_SCORE && jnum(ss_json_get(el, "semstream_score_value"), &sv)) {
+            res->score = sv;
+        }
         else if (r->kind == SS_INFER_GENERATE) {
-            if (!txt || txt->t != JSTR) missing = "choices[0].text";
-            else res->text = ss_strdup(txt->str);
-        } else if (read_top(c0, &t) != 0) {
-            missing = "choices[0].logprobs.top_logprobs[0]";
+            if (!txt) missing = ".text";
+            else res->text = ss_strdup(txt);
+            if (!missing && r->top_logprobs > 0 && gen_logprobs(doc, el, j->n, res) != 0)
+                missing = ".logprobs.top_logprobs[0]";
+        } else if (read_top(el, &t) != 0) {
+            missing = ".logprobs.top_logprobs[0]";
         } else if (r->kind == SS_INFER_CHOOSE) {
             res->nprobs = r->nchoices;
             res->probs = calloc((size_t)SS_MAX(r->nchoices, 1), sizeof(float));
             if (res->probs) choose_probs(&t, r, res->probs);
         } else if (score_value(&t, r, &res->score) != 0) {
-            jv_free(doc);
-            job_fail(b, j, SS_ERR_MODEL, "no integer %d..%d among the top %d tokens from %s: %s",
-                     r->score_min, r->score_max, t.n, j->path, snippet(j, sn, sizeof sn));
+            member_fail(b, j, k, SS_ERR_MODEL, "no integer %d..%d among the top %d tokens from %s: %s",
+                        r->score_min, r->score_max, t.n, j->path, snippet(j, sn, sizeof sn));
             return;
         }
     }
     if (missing) {
-        jv_free(doc);
-        job_fail(b, j, SS_ERR_HTTP, "response from %s lacks %s: %s", j->path, missing, snippet(j, sn, sizeof sn));
+        member_fail(b, j, k, SS_ERR_HTTP, "response from %s lacks %s[%d]%s: %s", j->path,
+                    r->kind == SS_INFER_EMBED ? "data" : "choices", k,
+                    r->kind == SS_INFER_EMBED ? (*missing ? ".embedding" : "") : missing, snippet(j, sn, sizeof sn));
         return;
     }
-    usage(doc, res);
-    jv_free(doc);
+    if (!res->token_logprobs) usage(doc, el, j->n, res);
     res->status = SS_OK;
+}
+
+/* Fills the members' results from a 2xx body (each failing alone when its part is missing). */
+static void parse_ok(oai_t *b, job_t *j)
+{
+    char sn[256], perr[SS_ERRSZ];
+    size_t at = 0;
+    ss_json_doc_t *jd = NULL;
+    if (ss_json_parse(j->resp.data ? j->resp.data : "", j->resp.len, 0, &jd, &at, perr, sizeof perr) != SS_OK) {
+        job_fail(b, j, SS_ERR_HTTP, "bad JSON from %s at byte %zu: %s", j->path, at, snippet(j, sn, sizeof sn));
+        return;
+    }
+    for (int k = 0; k < j->n; k++) parse_member(b, j, ss_json_root(jd), k);
+    ss_json_free(jd);
     j->done = 1;
 }
 
@@ -609,41 +542,117 @@ static void run_jobs(oai_t *b, job_t *jobs, int n)
     }
 }
 
+static size_t on_probe(char *p, size_t sz, size_t n, void *ud)
+{
+    return ss_buf_append(ud, p, sz * n) == SS_OK ? sz * n : 0;
+}
+
+/* semstream_ext auto: asks GET /v1/models once whether the server is a `semstream worker`
+ * (owned_by "semstream"). A transport failure leaves it unknown (asked again next batch). */
+static void probe_ext(oai_t *b)
+{
+    ss_buf_t body = SS_BUF_INIT;
+    CURL *h = curl_easy_init();
+    if (!h) return;
+    curl_easy_setopt(h, CURLOPT_URL, b->models_url);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_probe);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)SS_MIN(b->o.timeout_ms, 5000));
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    struct curl_slist *hdrs = NULL;
+    char *auth = b->api_key ? ss_sprintf("Authorization: Bearer %s", b->api_key) : NULL;
+    if (auth) hdrs = curl_slist_append(NULL, auth);
+    if (hdrs) curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    long http = 0;
+    if (curl_easy_perform(h) == CURLE_OK) {
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &http);
+        ss_json_doc_t *jd = NULL;
+        char perr[SS_ERRSZ];
+        b->ext = 0;
+        if (http == 200 && ss_json_parse(body.data ? body.data : "", body.len, 0, &jd, NULL, perr, sizeof perr) == SS_OK) {
+            const ss_json_t *data = ss_json_get(ss_json_root(jd), "data");
+            for (size_t i = 0; i < jlen(data); i++) {
+                const char *own = ss_json_str(ss_json_get(jidx(data, i), "owned_by"));
+                if (own && !strcmp(own, "semstream")) b->ext = 1;
+            }
+            ss_json_free(jd);
+        }
+        ss_log(SS_LOG_INFO, "openai", "%s: semstream extensions %s", b->url, b->ext ? "on" : "off");
+    }
+    curl_slist_free_all(hdrs);
+    free(auth);
+    curl_easy_cleanup(h);
+    ss_buf_free(&body);
+}
+
+/* Groups compatible requests (up to embed_batch inputs / prompt_batch prompts per HTTP
+ * request) into jobs; returns the number of jobs. idx must hold n ints. */
+static int make_jobs(oai_t *b, const ss_infer_req_t *reqs, int n, ss_infer_res_t *res, job_t *jobs, int *idx,
+                     struct curl_slist *hdrs)
+{
+    char *used = calloc((size_t)SS_MAX(n, 1), 1);
+    int nj = 0, at = 0;
+    for (int i = 0; i < n && used; i++) {
+        if (used[i]) continue;
+        int emb = reqs[i].kind == SS_INFER_EMBED, cap = emb ? b->o.embed_batch : b->o.prompt_batch;
+        job_t *j = &jobs[nj++];
+        *j = (job_t){.reqs = reqs, .res = res, .idx = idx + at, .hdrs = hdrs,
+                     .url = emb ? b->embeddings_url : b->completions_url,
+                     .path = emb ? "/v1/embeddings" : "/v1/completions"};
+        for (int k = i; k < n && j->n < cap; k++)
+            if (!used[k] && compatible(b, &reqs[i], &reqs[k]) &&
+                !(reqs[k].kind == SS_INFER_CHOOSE && (reqs[k].nchoices <= 0 || !reqs[k].choices))) {
+                used[k] = 1;
+                j->idx[j->n++] = k;
+            }
+        if (j->n == 0) { /* a CHOOSE without choices travels alone and fails */
+            used[i] = 1;
+            j->idx[j->n++] = i;
+            job_fail(b, j, SS_ERR_INVALID, "CHOOSE request %d without choices", i);
+        }
+        at += j->n;
+        ss_buf_t body = SS_BUF_INIT;
+        build_body(b, j, &body);
+        j->body = ss_buf_take(&body);
+    }
+    if (!used) return -1;
+    free(used);
+    return nj;
+}
+
 static int oai_run(ss_infer_backend_t *be, const ss_infer_req_t *reqs, int n, ss_infer_res_t *res,
                    char *err, size_t errsz)
 {
     oai_t *b = be->impl;
     job_t *jobs = calloc((size_t)SS_MAX(n, 1), sizeof *jobs);
+    int *idx = calloc((size_t)SS_MAX(n, 1), sizeof *idx), nj = -1;
     struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
     char *auth = b->api_key ? ss_sprintf("Authorization: Bearer %s", b->api_key) : NULL;
     if (auth) hdrs = curl_slist_append(hdrs, auth);
     free(auth);
-    if (!jobs || !hdrs) {
+    pthread_mutex_lock(&b->mu);
+    if (b->ext < 0) probe_ext(b);
+    int ext = b->ext;
+    if (b->ext < 0) b->ext = 0; /* unknown: plain protocol for this batch */
+    if (jobs && idx && hdrs) nj = make_jobs(b, reqs, n, res, jobs, idx, hdrs);
+    b->ext = ext;
+    if (nj < 0) {
+        pthread_mutex_unlock(&b->mu);
         free(jobs);
+        free(idx);
         curl_slist_free_all(hdrs);
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "openai backend %s: out of memory", b->url);
     }
-    for (int i = 0; i < n; i++) {
-        ss_buf_t body = SS_BUF_INIT;
-        int emb = reqs[i].kind == SS_INFER_EMBED;
-        jobs[i] = (job_t){.req = &reqs[i], .res = &res[i], .hdrs = hdrs,
-                          .url = emb ? b->embeddings_url : b->completions_url,
-                          .path = emb ? "/v1/embeddings" : "/v1/completions"};
-        build_body(b, &reqs[i], &body);
-        jobs[i].body = ss_buf_take(&body);
-        if (reqs[i].kind == SS_INFER_CHOOSE && (reqs[i].nchoices <= 0 || !reqs[i].choices))
-            job_fail(b, &jobs[i], SS_ERR_INVALID, "CHOOSE request %d without choices", i);
-    }
     int pending = 0;
-    for (int i = 0; i < n; i++) pending += !jobs[i].done;
-    pthread_mutex_lock(&b->mu);
-    if (pending) run_jobs(b, jobs, n);
+    for (int i = 0; i < nj; i++) pending += !jobs[i].done;
+    if (pending) run_jobs(b, jobs, nj);
     pthread_mutex_unlock(&b->mu);
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < nj; i++) {
         free(jobs[i].body);
         ss_buf_free(&jobs[i].resp);
     }
     free(jobs);
+    free(idx);
     curl_slist_free_all(hdrs);
     return SS_OK;
 }
@@ -660,6 +669,7 @@ static void oai_destroy(ss_infer_backend_t *be)
         free(b->api_key);
         free(b->completions_url);
         free(b->embeddings_url);
+        free(b->models_url);
         free(b);
     }
     free(be->model_id);
@@ -695,11 +705,15 @@ ss_infer_backend_t *ss_backend_openai_open(const ss_openai_opts_t *o, char *err,
     b->o.backoff_ms = o->backoff_ms > 0 ? o->backoff_ms : 200;
     b->o.max_backoff_ms = o->max_backoff_ms > 0 ? o->max_backoff_ms : 30000;
     b->o.top_logprobs = o->top_logprobs > 0 ? o->top_logprobs : 20;
+    b->o.embed_batch = o->embed_batch > 0 ? o->embed_batch : 32;
+    b->o.prompt_batch = o->prompt_batch > 0 ? o->prompt_batch : 1;
     b->url = ss_strdup(o->url);
     b->model = ss_strdup(o->model);
     b->api_key = o->api_key && *o->api_key ? ss_strdup(o->api_key) : NULL;
     b->completions_url = endpoint(o->url, "completions");
     b->embeddings_url = endpoint(o->url, "embeddings");
+    b->models_url = endpoint(o->url, "models");
+    b->ext = o->semstream_ext > 0 ? 1 : o->semstream_ext < 0 ? 0 : -1;
     b->multi = curl_multi_init();
     pthread_mutex_init(&b->mu, NULL);
     be->kind = "openai";
@@ -707,7 +721,7 @@ ss_infer_backend_t *ss_backend_openai_open(const ss_openai_opts_t *o, char *err,
     be->impl = b;
     be->run = oai_run;
     be->destroy = oai_destroy;
-    if (!b->multi || !be->model_id || !b->completions_url || !b->embeddings_url) {
+    if (!b->multi || !be->model_id || !b->completions_url || !b->embeddings_url || !b->models_url) {
         oai_destroy(be);
         ss_seterr(err, errsz, SS_ERR_NOMEM, "openai backend: cannot initialise libcurl");
         return NULL;

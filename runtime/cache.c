@@ -34,8 +34,13 @@ static const char *SCHEMA =
     "  emb BLOB,"                     /* EMBED: float32[dim] */
     "  prompt_tokens INTEGER NOT NULL DEFAULT 0,"
     "  gen_tokens INTEGER NOT NULL DEFAULT 0,"
-    "  created_ms INTEGER NOT NULL"   /* wall clock when stored */
+    "  created_ms INTEGER NOT NULL,"  /* wall clock when stored */
+    "  top BLOB,"                     /* GENERATE top_logprobs: ntop x (float32 lp, uint32 len, bytes) */
+    "  token_logprobs BLOB"           /* GENERATE top_logprobs: float32[gen_tokens] */
     ") WITHOUT ROWID;";
+
+/* Columns added after the first release of the table: added to older files on open. */
+static const char *const LATE_COLUMNS[] = {"top BLOB", "token_logprobs BLOB"};
 
 static int sqlerr(ss_cache_t *c, char *err, size_t errsz, const char *what)
 {
@@ -65,11 +70,16 @@ int ss_cache_open(const char *path, ss_cache_t **out, char *err, size_t errsz)
         ss_cache_close(c);
         return SS_ERR_SQLITE;
     }
-    if (sqlite3_prepare_v2(c->db, "SELECT kind, text, probs, score, emb, prompt_tokens, gen_tokens"
-                           " FROM ss_infer_cache WHERE key = ?1", -1, &c->get, NULL) ||
+    for (size_t i = 0; i < SS_ARRAY_LEN(LATE_COLUMNS); i++) {
+        char *sql = ss_sprintf("ALTER TABLE ss_infer_cache ADD COLUMN %s", LATE_COLUMNS[i]);
+        sqlite3_exec(c->db, sql, NULL, NULL, NULL); /* fails harmlessly when present */
+        free(sql);
+    }
+    if (sqlite3_prepare_v2(c->db, "SELECT kind, text, probs, score, emb, prompt_tokens, gen_tokens,"
+                           " top, token_logprobs FROM ss_infer_cache WHERE key = ?1", -1, &c->get, NULL) ||
         sqlite3_prepare_v2(c->db, "INSERT OR REPLACE INTO ss_infer_cache(key, kind, model_id, text,"
-                           " probs, score, emb, prompt_tokens, gen_tokens, created_ms)"
-                           " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)", -1, &c->put, NULL) ||
+                           " probs, score, emb, prompt_tokens, gen_tokens, created_ms, top, token_logprobs)"
+                           " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)", -1, &c->put, NULL) ||
         sqlite3_prepare_v2(c->db, "SELECT count(*) FROM ss_infer_cache", -1, &c->count, NULL)) {
         sqlerr(c, err, errsz, "prepare");
         ss_cache_close(c);
@@ -101,6 +111,42 @@ static float *blob_floats(sqlite3_stmt *st, int col, int *n)
     return v;
 }
 
+/* top blob <-> ntop/top_tokens/top_logprobs */
+static int encode_top(const ss_infer_res_t *r, ss_buf_t *b)
+{
+    for (int i = 0; i < r->ntop; i++) {
+        const char *t = r->top_tokens && r->top_tokens[i] ? r->top_tokens[i] : "";
+        uint32_t n = (uint32_t)strlen(t);
+        if (ss_buf_append(b, &r->top_logprobs[i], 4) || ss_buf_append(b, &n, 4) || ss_buf_append(b, t, n))
+            return SS_ERR_NOMEM;
+    }
+    return SS_OK;
+}
+
+static int decode_top(const unsigned char *p, int len, ss_infer_res_t *r)
+{
+    int n = 0;
+    for (int off = 0; off + 8 <= len; n++) {
+        uint32_t l;
+        memcpy(&l, p + off + 4, 4);
+        if (l > (uint32_t)(len - off - 8)) return SS_ERR_INVALID;
+        off += 8 + (int)l;
+    }
+    if (n == 0) return SS_OK;
+    r->top_tokens = calloc((size_t)n, sizeof(char *));
+    r->top_logprobs = calloc((size_t)n, sizeof(float));
+    if (!r->top_tokens || !r->top_logprobs) return SS_ERR_NOMEM;
+    r->ntop = n;
+    for (int i = 0, off = 0; i < n; i++) {
+        uint32_t l;
+        memcpy(&r->top_logprobs[i], p + off, 4);
+        memcpy(&l, p + off + 4, 4);
+        if (!(r->top_tokens[i] = ss_strndup((const char *)p + off + 8, l))) return SS_ERR_NOMEM;
+        off += 8 + (int)l;
+    }
+    return SS_OK;
+}
+
 static int read_row(sqlite3_stmt *st, ss_infer_res_t *res)
 {
     ss_infer_res_t r = {0};
@@ -112,7 +158,10 @@ static int read_row(sqlite3_stmt *st, ss_infer_res_t *res)
     r.prompt_tokens = sqlite3_column_int(st, 5);
     r.gen_tokens = sqlite3_column_int(st, 6);
     r.cached = 1;
-    if ((t && !r.text) || (r.nprobs && !r.probs) || (r.dim && !r.emb)) {
+    int ntl = 0, bad = decode_top(sqlite3_column_blob(st, 7), sqlite3_column_bytes(st, 7), &r) != SS_OK;
+    r.token_logprobs = blob_floats(st, 8, &ntl);
+    if (r.token_logprobs && ntl != r.gen_tokens) bad = 1; /* copies assume gen_tokens entries */
+    if (bad || (t && !r.text) || (r.nprobs && !r.probs) || (r.dim && !r.emb)) {
         ss_infer_res_clear(&r);
         return SS_ERR_NOMEM;
     }
@@ -120,11 +169,10 @@ static int read_row(sqlite3_stmt *st, ss_infer_res_t *res)
     return SS_OK;
 }
 
-int ss_cache_get(ss_cache_t *c, const char *key, ss_infer_res_t *res, int *found, char *err,
-                 size_t errsz)
+/* One lookup; c->mu held. */
+static int get_locked(ss_cache_t *c, const char *key, ss_infer_res_t *res, int *found, char *err, size_t errsz)
 {
     *found = 0;
-    pthread_mutex_lock(&c->mu);
     sqlite3_reset(c->get);
     sqlite3_bind_text(c->get, 1, key, -1, SQLITE_STATIC);
     int rc = sqlite3_step(c->get), out = SS_OK;
@@ -137,11 +185,31 @@ int ss_cache_get(ss_cache_t *c, const char *key, ss_infer_res_t *res, int *found
     }
     sqlite3_reset(c->get);
     sqlite3_clear_bindings(c->get);
+    return out;
+}
+
+int ss_cache_get(ss_cache_t *c, const char *key, ss_infer_res_t *res, int *found, char *err,
+                 size_t errsz)
+{
+    ss_infer_res_t *rp = res;
+    return ss_cache_get_many(c, &key, 1, &rp, found, err, errsz);
+}
+
+int ss_cache_get_many(ss_cache_t *c, const char *const *keys, int n, ss_infer_res_t *const *res, int *found,
+                      char *err, size_t errsz)
+{
+    int out = SS_OK;
+    pthread_mutex_lock(&c->mu);
+    /* one read transaction: the WAL read lock is taken once, not once per key */
+    int txn = n > 1 && sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+    for (int i = 0; i < n; i++) found[i] = 0;
+    for (int i = 0; i < n && out == SS_OK; i++) out = get_locked(c, keys[i], res[i], &found[i], err, errsz);
+    if (txn) sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
     pthread_mutex_unlock(&c->mu);
     return out;
 }
 
-static int put_one(ss_cache_t *c, const char *model_id, const ss_cache_entry_t *e, int64_t now)
+static int put_one(ss_cache_t *c, const char *model_id, const ss_cache_entry_t *e, int64_t now, ss_buf_t *top)
 {
     const ss_infer_res_t *r = e->res;
     sqlite3_stmt *st = c->put;
@@ -160,6 +228,13 @@ static int put_one(ss_cache_t *c, const char *model_id, const ss_cache_entry_t *
     sqlite3_bind_int(st, 8, r->prompt_tokens);
     sqlite3_bind_int(st, 9, r->gen_tokens);
     sqlite3_bind_int64(st, 10, now);
+    ss_buf_reset(top);
+    if (r->ntop > 0 && r->top_logprobs && encode_top(r, top) != SS_OK) return SS_ERR_NOMEM;
+    if (top->len) sqlite3_bind_blob(st, 11, top->data, (int)top->len, SQLITE_STATIC);
+    else sqlite3_bind_null(st, 11);
+    if (r->token_logprobs && r->gen_tokens > 0)
+        sqlite3_bind_blob(st, 12, r->token_logprobs, r->gen_tokens * (int)sizeof(float), SQLITE_STATIC);
+    else sqlite3_bind_null(st, 12);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
@@ -171,6 +246,7 @@ int ss_cache_put(ss_cache_t *c, const char *model_id, const ss_cache_entry_t *e,
 {
     int out = SS_OK;
     int64_t now = ss_wall_ms();
+    ss_buf_t top = SS_BUF_INIT;
     pthread_mutex_lock(&c->mu);
     if (sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
         out = sqlerr(c, err, errsz, "begin");
@@ -178,7 +254,7 @@ int ss_cache_put(ss_cache_t *c, const char *model_id, const ss_cache_entry_t *e,
     }
     for (int i = 0; i < n; i++) {
         if (e[i].res->status != SS_OK) continue;
-        if (put_one(c, model_id, &e[i], now) != SS_OK) {
+        if (put_one(c, model_id, &e[i], now, &top) != SS_OK) {
             out = sqlerr(c, err, errsz, "put");
             sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
             goto done;
@@ -190,6 +266,7 @@ int ss_cache_put(ss_cache_t *c, const char *model_id, const ss_cache_entry_t *e,
     }
 done:
     pthread_mutex_unlock(&c->mu);
+    ss_buf_free(&top);
     return out;
 }
 

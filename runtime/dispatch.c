@@ -45,9 +45,10 @@ struct ss_dispatch {
     pthread_cond_t cv;    /* broadcast when an in-flight entry is done */
     ss_cache_t *cache;    /* NULL: no persistent cache */
     int max_batch;
-    model_t *models;
+    model_t **models;     /* stable pointers: a running call keeps its model_t */
     int nmodels, def;
-    inflight_t *inflight;
+    inflight_t **fl_tab;  /* in-flight requests: hash table of chains, fl_cap buckets */
+    size_t fl_cap, fl_n;
     ss_infer_stats_t totals;
 };
 
@@ -85,17 +86,21 @@ void ss_dispatch_close(ss_dispatch_t *d)
 {
     if (!d) return;
     for (int i = 0; i < d->nmodels; i++) {
-        if (d->models[i].b && d->models[i].b->destroy) d->models[i].b->destroy(d->models[i].b);
-        free(d->models[i].name);
-        pthread_mutex_destroy(&d->models[i].run_mu);
+        model_t *m = d->models[i];
+        if (m->b && m->b->destroy) m->b->destroy(m->b);
+        free(m->name);
+        pthread_mutex_destroy(&m->run_mu);
+        free(m);
     }
     free(d->models);
-    while (d->inflight) { /* only left if a caller is still running: a misuse */
-        inflight_t *f = d->inflight;
-        d->inflight = f->next;
-        ss_infer_res_clear(&f->res);
-        free(f);
-    }
+    for (size_t i = 0; i < d->fl_cap; i++) /* entries left only if a caller still runs: a misuse */
+        while (d->fl_tab[i]) {
+            inflight_t *f = d->fl_tab[i];
+            d->fl_tab[i] = f->next;
+            ss_infer_res_clear(&f->res);
+            free(f);
+        }
+    free(d->fl_tab);
     ss_cache_close(d->cache);
     pthread_cond_destroy(&d->cv);
     pthread_mutex_destroy(&d->mu);
@@ -106,7 +111,7 @@ static int find_model(ss_dispatch_t *d, const char *name)
 {
     if (!name) return d->def;
     for (int i = 0; i < d->nmodels; i++)
-        if (!strcmp(d->models[i].name, name)) return i;
+        if (!strcmp(d->models[i]->name, name)) return i;
     return -1;
 }
 
@@ -122,12 +127,14 @@ int ss_dispatch_add_model(ss_dispatch_t *d, const char *name, ss_infer_backend_t
     } else if (find_model(d, name) >= 0) {
         rc = ss_seterr(err, errsz, SS_ERR_EXISTS, "dispatcher: model %s already registered", name);
     } else {
-        model_t *m = realloc(d->models, (size_t)(d->nmodels + 1) * sizeof *m);
-        if (!m) rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "dispatcher: out of memory");
-        else {
-            d->models = m;
-            m += d->nmodels;
-            m->name = ss_strdup(name);
+        model_t **ms = realloc(d->models, (size_t)(d->nmodels + 1) * sizeof *ms);
+        model_t *m = calloc(1, sizeof *m);
+        if (ms) d->models = ms;
+        if (!ms || !m || !(m->name = ss_strdup(name))) {
+            free(m);
+            rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "dispatcher: out of memory");
+        } else {
+            d->models[d->nmodels] = m;
             m->b = b;
             pthread_mutex_init(&m->run_mu, NULL);
             if (d->def < 0 || is_default) d->def = d->nmodels;
@@ -186,19 +193,55 @@ static int cmp_prefix(const void *a, const void *b)
 
 /* ---- in-flight table (d->mu held) ---- */
 
+/* Keys are hex digests already: their first 16 digits make a good bucket hash. */
+static size_t fl_bucket(const char *key, size_t cap)
+{
+    uint64_t h = 0;
+    for (int i = 0; i < 16 && key[i]; i++) h = h * 16 + (uint64_t)(key[i] <= '9' ? key[i] - '0' : key[i] - 'a' + 10);
+    return (size_t)h & (cap - 1);
+}
+
 static inflight_t *fl_find(ss_dispatch_t *d, const char *key)
 {
-    for (inflight_t *f = d->inflight; f; f = f->next)
+    if (!d->fl_cap) return NULL;
+    for (inflight_t *f = d->fl_tab[fl_bucket(key, d->fl_cap)]; f; f = f->next)
         if (!strcmp(f->key, key)) return f;
     return NULL;
+}
+
+/* Links f in, doubling the table when it gets as full as it has buckets. 0 or -1 (no memory). */
+static int fl_insert(ss_dispatch_t *d, inflight_t *f)
+{
+    if (d->fl_n + 1 > d->fl_cap) {
+        size_t cap = d->fl_cap ? d->fl_cap * 2 : 256;
+        inflight_t **t = calloc(cap, sizeof *t);
+        if (!t) return -1;
+        for (size_t i = 0; i < d->fl_cap; i++)
+            while (d->fl_tab[i]) {
+                inflight_t *g = d->fl_tab[i];
+                d->fl_tab[i] = g->next;
+                size_t b = fl_bucket(g->key, cap);
+                g->next = t[b];
+                t[b] = g;
+            }
+        free(d->fl_tab);
+        d->fl_tab = t;
+        d->fl_cap = cap;
+    }
+    size_t b = fl_bucket(f->key, d->fl_cap);
+    f->next = d->fl_tab[b];
+    d->fl_tab[b] = f;
+    d->fl_n++;
+    return 0;
 }
 
 static void fl_release(ss_dispatch_t *d, inflight_t *f)
 {
     if (--f->refs > 0) return;
-    for (inflight_t **pp = &d->inflight; *pp; pp = &(*pp)->next)
+    for (inflight_t **pp = &d->fl_tab[fl_bucket(f->key, d->fl_cap)]; *pp; pp = &(*pp)->next)
         if (*pp == f) {
             *pp = f->next;
+            d->fl_n--;
             break;
         }
     ss_infer_res_clear(&f->res);
@@ -211,35 +254,51 @@ static void classify(ss_dispatch_t *d, slot_t *slots, int ns, char (*keys)[33],
                      ss_infer_res_t *res, ss_infer_stats_t *st)
 {
     char err[SS_ERRSZ];
+    const char **mk = malloc((size_t)ns * sizeof *mk);
+    ss_infer_res_t **mr = malloc((size_t)ns * sizeof *mr);
+    int *ms = malloc((size_t)ns * sizeof *ms), *found = calloc((size_t)ns, sizeof *found), nm = 0;
     pthread_mutex_lock(&d->mu);
     for (int s = 0; s < ns; s++) {
-        const char *key = keys[slots[s].first];
-        inflight_t *f = fl_find(d, key);
+        inflight_t *f = fl_find(d, keys[slots[s].first]);
         if (f) {
             f->refs++;
             slots[s].how = SLOT_WAIT;
             slots[s].fl = f;
-            continue;
+        } else if (mk && mr && ms && found) {
+            mk[nm] = keys[slots[s].first];
+            mr[nm] = &res[slots[s].first];
+            ms[nm++] = s;
+        } else {
+            slots[s].how = SLOT_OWN; /* no memory for the lookup lists: recompute */
+            slots[s].fl = NULL;
         }
-        int found = 0;
-        if (d->cache && ss_cache_get(d->cache, key, &res[slots[s].first], &found, err, sizeof err))
-            ss_log(SS_LOG_WARN, "dispatch", "%s (recomputing)", err);
-        if (found) {
-            slots[s].how = SLOT_HIT;
+    }
+    if (d->cache && nm && ss_cache_get_many(d->cache, mk, nm, mr, found, err, sizeof err))
+        ss_log(SS_LOG_WARN, "dispatch", "%s (recomputing)", err);
+    for (int i = 0; i < nm; i++) {
+        slot_t *sl = &slots[ms[i]];
+        if (found[i]) {
+            sl->how = SLOT_HIT;
             st->cache_hits++;
             continue;
         }
-        slots[s].how = SLOT_OWN;
-        f = calloc(1, sizeof *f); /* NULL: run unshared */
+        sl->how = SLOT_OWN;
+        inflight_t *f = calloc(1, sizeof *f); /* NULL: run unshared */
         if (f) {
-            memcpy(f->key, key, 33);
+            memcpy(f->key, mk[i], 33);
             f->refs = 1;
-            f->next = d->inflight;
-            d->inflight = f;
+            if (fl_insert(d, f) != 0) {
+                free(f);
+                f = NULL;
+            }
         }
-        slots[s].fl = f;
+        sl->fl = f;
     }
     pthread_mutex_unlock(&d->mu);
+    free(mk);
+    free(mr);
+    free(ms);
+    free(found);
 }
 
 /* Runs one chunk of owned slots on the backend, stores and publishes the results. */
@@ -284,7 +343,7 @@ static void run_chunk(ss_dispatch_t *d, model_t *m, const ss_infer_req_t *reqs, 
             ss_infer_res_fail(dst, SS_ERR_NOMEM, "dispatcher: out of memory");
         }
         if (!s->fl) continue;
-        if (ss_infer_res_copy(&s->fl->res, dst) != SS_OK)
+        if (s->fl->refs > 1 && ss_infer_res_copy(&s->fl->res, dst) != SS_OK) /* only waiters read it */
             ss_infer_res_fail(&s->fl->res, SS_ERR_NOMEM, "dispatcher: out of memory");
         s->fl->done = 1;
         fl_release(d, s->fl);
@@ -387,7 +446,7 @@ int ss_dispatch_run(ss_dispatch_t *d, const char *model, ss_infer_stats_t *acct,
     int64_t t0 = ss_now_ns();
     pthread_mutex_lock(&d->mu);
     int mi = find_model(d, model);
-    model_t *m = mi >= 0 ? &d->models[mi] : NULL;
+    model_t *m = mi >= 0 ? d->models[mi] : NULL;
     pthread_mutex_unlock(&d->mu);
     if (!m)
         return ss_seterr(err, errsz, SS_ERR_NOTFOUND, "dispatcher: no model %s%s",

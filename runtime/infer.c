@@ -105,6 +105,7 @@ int ss_infer_encode(ss_buf_t *b, const char *model_id, const ss_infer_req_t *r)
         if (!rc) rc = ss_buf_printf(b, "T%d,%.9g", r->max_tokens, (double)r->temperature);
         if (!rc && r->temperature > 0)
             rc = ss_buf_printf(b, "S%llu", (unsigned long long)r->seed);
+        if (!rc && r->top_logprobs > 0) rc = ss_buf_printf(b, "L%d", r->top_logprobs);
         if (!rc) rc = r->stop ? put_field(b, 'X', r->stop, strlen(r->stop)) : ss_buf_puts(b, "X-");
         break;
     case SS_INFER_SCORE:

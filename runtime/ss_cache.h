@@ -48,6 +48,10 @@ void ss_cache_close(ss_cache_t *c); /* NULL-safe */
  * *found = 1; on a miss leaves *res untouched and sets *found = 0. */
 int ss_cache_get(ss_cache_t *c, const char *key, ss_infer_res_t *res, int *found, char *err,
                  size_t errsz);
+/* The same for n keys in one read transaction: found[i], *res[i] filled on hits. Stops at
+ * the first error (the found[] of later keys stay 0). */
+int ss_cache_get_many(ss_cache_t *c, const char *const *keys, int n, ss_infer_res_t *const *res, int *found,
+                      char *err, size_t errsz);
 /* Stores n results of model model_id in one transaction, committed durably before
  * returning. Entries whose res->status != SS_OK are skipped. Existing keys are replaced. */
 int ss_cache_put(ss_cache_t *c, const char *model_id, const ss_cache_entry_t *e, int n, char *err,

@@ -23,6 +23,7 @@ typedef struct chunk {
 
 struct ss_json_doc {
     chunk_t *chunks;
+    size_t next_cap; /* size of the next chunk: starts near the input size, doubles to 32 KiB */
     ss_json_t root;
 };
 
@@ -31,18 +32,20 @@ static void *arena_alloc(ss_json_doc_t *d, size_t n)
     n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
     chunk_t *c = d->chunks;
     if (!c || c->cap - c->used < n) {
-        size_t cap = n > 32768 ? n : 32768;
+        size_t normal = d->next_cap, cap = n > normal ? n : normal;
         chunk_t *nc = malloc(sizeof *nc + cap);
         if (!nc)
             return NULL;
         nc->used = 0;
         nc->cap = cap;
-        if (c && n > 32768) { /* big block: keep filling the current chunk afterwards */
+        if (c && n > normal) { /* big block: keep filling the current chunk afterwards */
             nc->next = c->next;
             c->next = nc;
         } else {
             nc->next = c;
             d->chunks = nc;
+            if (d->next_cap < 32768)
+                d->next_cap *= 2;
         }
         c = nc;
     }
@@ -467,6 +470,9 @@ int ss_json_parse(const char *text, size_t len, int max_depth, ss_json_doc_t **o
     ss_json_doc_t *d = calloc(1, sizeof *d);
     if (!d)
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "byte 0: out of memory");
+    d->next_cap = (text ? len : 0) * 2 + 256; /* small documents: one small chunk */
+    if (d->next_cap > 32768)
+        d->next_cap = 32768;
     parser_t ps = {0};
     ps.s = ps.p = (const unsigned char *)(text ? text : "");
     ps.e = ps.s + (text ? len : 0);

@@ -227,4 +227,10 @@ const char *ss_sem_kind_name(ss_sem_kind_t k);
  * malformed template (unbalanced braces), with err describing the position. */
 int ss_template_refs(const char *tmpl, char ***refs, char *err, size_t errsz);
 
+/* Added by the parser helper: appends a canonical SQL rendering of a query or
+ * a whole statement (keywords upper-case, names quoted only when needed); the
+ * result parses back to the same tree. Used by EXPLAIN and the golden tests. */
+int ss_ast_query_to_sql(const ss_ast_query_t *q, ss_buf_t *out);
+int ss_ast_stmt_to_sql(const ss_ast_stmt_t *s, ss_buf_t *out);
+
 #endif

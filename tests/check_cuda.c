@@ -7,6 +7,8 @@
  */
 #include "ss_base.h"
 #include "ss_cuda.h"
+#include "ss_llm_cuda.h"
+#include "testutil.h"
 
 #include <check.h>
 #include <math.h>
@@ -374,6 +376,116 @@ START_TEST(test_gpu_readout)
 }
 END_TEST
 
+/* ------------------------------------------------------------ the whole model on the GPU */
+
+static ss_llm_t *open_model(int on_gpu)
+{
+    char p[1024], err[SS_ERRSZ] = "";
+    ss_llm_opts_t o = {.threads = 2};
+    ss_llm_t *m = NULL;
+    ck_assert_msg(ss_llm_open(tu_model_path("stories260K.gguf", p, sizeof p), &o, &m, err, sizeof err) == SS_OK,
+                  "%s", err);
+    if (on_gpu)
+        ck_assert_msg(ss_llm_use_cuda(m, 0, err, sizeof err) == SS_OK, "%s", err);
+    return m;
+}
+
+START_TEST(test_gpu_golden_stories)
+{
+    NEED_GPU();
+    char p[1024];
+    char *txt = tu_read_file(tu_model_path("stories260K.greedy200.tokens", p, sizeof p), NULL);
+    ck_assert_ptr_nonnull(txt);
+    int gold[256], out[256], ng = 0;
+    for (char *s = txt; *s && ng < 256;)
+        if (*s >= '0' && *s <= '9')
+            gold[ng++] = (int)strtol(s, &s, 10);
+        else
+            s++;
+    free(txt);
+    ss_llm_t *m = open_model(1);
+    char err[SS_ERRSZ] = "";
+    int bos = ss_llm_config(m)->bos;
+    int n = ss_llm_greedy(m, &bos, 1, ng, out, err, sizeof err);
+    ck_assert_msg(n == ng, "generated %d of %d: %s", n, ng, err);
+    for (int i = 0; i < ng; i++)
+        ck_assert_msg(out[i] == gold[i], "token %d: got %d, want %d", i, out[i], gold[i]);
+    ss_llm_close(m);
+}
+END_TEST
+
+START_TEST(test_gpu_logits_match_cpu)
+{
+    NEED_GPU();
+    /* a batch of prompts of different lengths (prefill tiles of several sizes) */
+    const char *texts[] = {"Once upon a time", "The cat sat on the mat and looked at the big red ball.",
+                           "Lily", "Tom and Lily went to the park. They saw a dog. The dog was happy and"};
+    enum { NS = 4 };
+    ss_llm_t *cpu = open_model(0), *gpu_m = open_model(1);
+    int vocab = ss_llm_config(cpu)->vocab_size;
+    int *toks[NS], ntok[NS];
+    for (int i = 0; i < NS; i++) {
+        toks[i] = malloc(256 * sizeof(int));
+        ntok[i] = ss_llm_tokenize(cpu, texts[i], 1, toks[i], 256);
+    }
+    float *a = malloc((size_t)NS * vocab * 4), *b = malloc((size_t)NS * vocab * 4);
+    char err[SS_ERRSZ] = "";
+    ck_assert_msg(ss_llm_last_logits(cpu, NS, (const int *const *)toks, ntok, a, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_msg(ss_llm_last_logits(gpu_m, NS, (const int *const *)toks, ntok, b, err, sizeof err) == SS_OK, "%s",
+                  err);
+    for (int i = 0; i < NS; i++) {
+        double e = max_rel_err(b + (size_t)i * vocab, a + (size_t)i * vocab, (size_t)vocab);
+        ck_assert_msg(e < 1e-3, "prompt %d: GPU logits differ from CPU by %g", i, e);
+    }
+    for (int i = 0; i < NS; i++)
+        free(toks[i]);
+    free(a), free(b);
+    ss_llm_close(cpu);
+    ss_llm_close(gpu_m);
+}
+END_TEST
+
+START_TEST(test_gpu_requests_match_cpu)
+{
+    NEED_GPU();
+    /* the request API (prefix sharing, CHOOSE, GENERATE) gives the CPU's answers on the GPU */
+    static const char *const yn[] = {" yes", " no"};
+    const char *rows[] = {"a dog", "a red ball", "the sun", "a big tree", "a little girl"};
+    enum { NR = 5 };
+    char prompts[NR][160];
+    ss_infer_req_t reqs[2 * NR];
+    memset(reqs, 0, sizeof reqs);
+    for (int i = 0; i < NR; i++) {
+        snprintf(prompts[i], sizeof prompts[i], "Once upon a time there was a story about %s. Is it happy?", rows[i]);
+        reqs[i].kind = SS_INFER_CHOOSE;
+        reqs[i].prompt = prompts[i];
+        reqs[i].prefix_len = 40;
+        reqs[i].nchoices = 2;
+        reqs[i].choices = yn;
+        reqs[NR + i].kind = SS_INFER_GENERATE;
+        reqs[NR + i].prompt = prompts[i];
+        reqs[NR + i].max_tokens = 24;
+    }
+    ss_infer_res_t rc_[2 * NR], rg[2 * NR];
+    memset(rc_, 0, sizeof rc_);
+    memset(rg, 0, sizeof rg);
+    ss_llm_t *cpu = open_model(0), *gpu_m = open_model(1);
+    char err[SS_ERRSZ] = "";
+    ck_assert_msg(ss_llm_run(cpu, reqs, 2 * NR, rc_, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_msg(ss_llm_run(gpu_m, reqs, 2 * NR, rg, err, sizeof err) == SS_OK, "%s", err);
+    for (int i = 0; i < NR; i++) {
+        ck_assert_int_eq(rg[i].status, SS_OK);
+        ck_assert_float_eq_tol(rg[i].probs[0], rc_[i].probs[0], 1e-3);
+        ck_assert_msg(!strcmp(rg[NR + i].text, rc_[NR + i].text), "generation %d: GPU '%s' vs CPU '%s'", i,
+                      rg[NR + i].text, rc_[NR + i].text);
+    }
+    for (int i = 0; i < 2 * NR; i++)
+        ss_infer_res_clear(&rc_[i]), ss_infer_res_clear(&rg[i]);
+    ss_llm_close(cpu);
+    ss_llm_close(gpu_m);
+}
+END_TEST
+
 static void teardown(void)
 {
     ss_cuda_close(gpu);
@@ -397,6 +509,9 @@ Suite *check_cuda_suite(void)
     tcase_add_test(dev, test_gpu_elementwise);
     tcase_add_test(dev, test_gpu_attention);
     tcase_add_test(dev, test_gpu_readout);
+    tcase_add_test(dev, test_gpu_golden_stories);
+    tcase_add_test(dev, test_gpu_logits_match_cpu);
+    tcase_add_test(dev, test_gpu_requests_match_cpu);
     suite_add_tcase(s, dev);
     return s;
 }

@@ -9,6 +9,7 @@
  */
 #include "ss_cache.h"
 #include "ss_dispatch.h"
+#include "ss_llm.h"
 #include "testutil.h"
 
 #include <check.h>
@@ -28,6 +29,7 @@ typedef struct counting {
     int switches;       /* prefix changes along the stream of requests received */
     char last[16];      /* prefix of the last request received */
     int sleep_ms;       /* delay per run() */
+    int hold;           /* run() waits while set (the test clears it; atomic access) */
     int crash_on_call;  /* _exit(3) when this call number (1-based) starts; 0 = never */
     const char *fail_prompt; /* requests with this prompt fail individually */
     int fail_batch;     /* run() returns an error */
@@ -83,6 +85,7 @@ static int counting_run(ss_infer_backend_t *b, const ss_infer_req_t *reqs, int n
     pthread_mutex_unlock(&c->mu);
     if (c->crash_on_call == call) _exit(3);
     if (c->sleep_ms) usleep((useconds_t)c->sleep_ms * 1000);
+    while (__atomic_load_n(&c->hold, __ATOMIC_ACQUIRE)) usleep(1000);
     if (c->fail_batch) return ss_seterr(err, errsz, SS_ERR_MODEL, "counting backend: told to fail");
     for (int i = 0; i < n; i++) {
         if (c->fail_prompt && !strcmp(reqs[i].prompt, c->fail_prompt)) {
@@ -185,6 +188,10 @@ START_TEST(test_key_canonical)
     b.temperature = 0.5f;
     ss_infer_key("m1", &b, kb);
     ck_assert_str_ne(ka, kb);
+    b = a;
+    b.top_logprobs = 5; /* asking for logprobs changes what is returned */
+    ss_infer_key("m1", &b, kb);
+    ck_assert_str_ne(ka, kb);
     struct { const char *field; ss_infer_req_t r; const char *model; } diff[] = {
         {"model", a, "m2"},
         {"prompt", {.kind = SS_INFER_GENERATE, .prompt = "q", .max_tokens = 8}, "m1"},
@@ -243,6 +250,41 @@ START_TEST(test_counting_batches_dedup_order)
     ck_assert_int_gt(acct.ns, 0);
     clear_all(r, N);
     ss_dispatch_close(d);
+}
+END_TEST
+
+START_TEST(test_counting_large_batch)
+{
+    char *path = cache_file();
+    counting_t c = {0};
+    ss_dispatch_t *d = open_disp(path, 64, &c);
+    enum { N = 3000, DISTINCT = 1000 };
+    ss_infer_req_t *q = calloc(N, sizeof *q);
+    char (*p)[64] = calloc(N, sizeof *p);
+    ss_infer_res_t *r = calloc(N, sizeof *r);
+    mkreqs(q, p, N, DISTINCT);
+    char err[SS_ERRSZ];
+    ss_infer_stats_t acct = {0};
+    int64_t t0 = ss_now_ns();
+    ck_assert_msg(ss_dispatch_run(d, NULL, &acct, q, N, r, err, sizeof err) == SS_OK, "%s", err);
+    int64_t t1 = ss_now_ns();
+    check_answers(q, r, N, 0);
+    /* i % 1000 decides parity and kind too: 1000 distinct requests */
+    ck_assert_int_eq(acct.calls, DISTINCT);
+    ck_assert_int_eq(c.calls, (DISTINCT + 63) / 64);
+    clear_all(r, N);
+    memset(r, 0, N * sizeof *r);
+    ck_assert_int_eq(ss_dispatch_run(d, NULL, &acct, q, N, r, err, sizeof err), SS_OK);
+    int64_t t2 = ss_now_ns();
+    ck_assert_int_eq(acct.cache_hits, DISTINCT);
+    printf("dispatch: %d requests, %d computed + stored in %.1f ms; from cache in %.1f ms\n", N, DISTINCT,
+           (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6);
+    clear_all(r, N);
+    free(q);
+    free(p);
+    free(r);
+    ss_dispatch_close(d);
+    free(path);
 }
 END_TEST
 
@@ -346,7 +388,7 @@ static void *thr_run(void *arg)
 
 START_TEST(test_counting_inflight_dedup)
 {
-    counting_t c = {.sleep_ms = 150};
+    counting_t c = {.hold = 1};
     ss_dispatch_t *d = open_disp(NULL, 8, &c);
     enum { N = 6, T = 4 };
     ss_infer_req_t q[N];
@@ -360,6 +402,8 @@ START_TEST(test_counting_inflight_dedup)
         t[i] = (thr_t){d, q, N, r[i], -1};
         pthread_create(&th[i], NULL, thr_run, &t[i]);
     }
+    usleep(500 * 1000); /* the backend holds the first caller's batch while the others arrive */
+    __atomic_store_n(&c.hold, 0, __ATOMIC_RELEASE);
     for (int i = 0; i < T; i++) pthread_join(th[i], NULL);
     for (int i = 0; i < T; i++) {
         ck_assert_int_eq(t[i].rc, SS_OK);
@@ -440,6 +484,12 @@ START_TEST(test_cache_roundtrip)
     float pr[2] = {0.25f, 0.75f}, em[3] = {1, 2, 3};
     ss_infer_res_t a = {.text = "hi", .nprobs = 2, .probs = pr, .score = 4.5, .dim = 3, .emb = em,
                         .prompt_tokens = 7, .gen_tokens = 2};
+    char *tt[2] = {" a", ""};
+    float tl[2] = {-0.1f, -2.5f}, gl[2] = {-0.3f, -0.4f};
+    a.ntop = 2;
+    a.top_tokens = tt;
+    a.top_logprobs = tl;
+    a.token_logprobs = gl;
     ss_infer_res_t bad = {.status = SS_ERR_MODEL, .error = "x"};
     ss_cache_entry_t e[2] = {{"k1", SS_INFER_GENERATE, &a}, {"k2", SS_INFER_CHOOSE, &bad}};
     ck_assert_int_eq(ss_cache_put(c, "mid", e, 2, err, sizeof err), SS_OK);
@@ -458,10 +508,106 @@ START_TEST(test_cache_roundtrip)
     ck_assert_double_eq(g.score, 4.5);
     ck_assert_int_eq(g.prompt_tokens, 7);
     ck_assert_int_eq(g.cached, 1);
+    ck_assert_int_eq(g.ntop, 2);
+    ck_assert_str_eq(g.top_tokens[0], " a");
+    ck_assert_str_eq(g.top_tokens[1], "");
+    ck_assert_float_eq(g.top_logprobs[1], -2.5f);
+    ck_assert_float_eq(g.token_logprobs[1], -0.4f);
+    ss_infer_res_t cp;
+    ck_assert_int_eq(ss_infer_res_copy(&cp, &g), SS_OK);
+    ck_assert_str_eq(cp.top_tokens[0], " a");
+    ss_infer_res_clear(&cp);
     ss_infer_res_clear(&g);
     ss_cache_close(c);
     ck_assert_int_eq(ss_cache_open("/nonexistent-dir/x/cache.db", &c, err, sizeof err), SS_ERR_SQLITE);
     ck_assert_msg(strstr(err, "/nonexistent-dir/x/cache.db") != NULL, "%s", err);
+    free(path);
+}
+END_TEST
+
+/* ---- the dispatcher over the real local engine (stories260K) ---- */
+
+static const char *NAMES[] = {" Lily", " Tom", " Sue"};
+
+static void local_reqs(ss_infer_req_t *q, int *n)
+{
+    static const char *story = "Once upon a time, there was a little girl named";
+    int k = 0;
+    q[k++] = (ss_infer_req_t){.kind = SS_INFER_GENERATE, .prompt = "", .max_tokens = 12};
+    q[k++] = (ss_infer_req_t){.kind = SS_INFER_CHOOSE, .prompt = story, .prefix_len = 16, .nchoices = 3, .choices = NAMES};
+    q[k++] = (ss_infer_req_t){.kind = SS_INFER_GENERATE, .prompt = story, .prefix_len = 16, .max_tokens = 6};
+    q[k++] = (ss_infer_req_t){.kind = SS_INFER_SCORE, .prompt = "Once upon a time, the score was", .prefix_len = 16,
+                              .score_min = 1, .score_max = 10};
+    q[k++] = (ss_infer_req_t){.kind = SS_INFER_EMBED, .prompt = "The cat sat on the mat."};
+    q[k++] = q[1]; /* duplicates */
+    q[k++] = q[0];
+    q[k++] = (ss_infer_req_t){.kind = SS_INFER_GENERATE, .prompt = "One day, Tom", .max_tokens = 8,
+                              .temperature = 0.8f, .seed = 7};
+    *n = k;
+}
+
+static ss_infer_backend_t *local_backend(void)
+{
+    char p[4096], err[SS_ERRSZ];
+    ss_infer_backend_t *b = ss_backend_local_new(tu_model_path("stories260K.gguf", p, sizeof p), 1, err, sizeof err);
+    ck_assert_msg(b != NULL, "%s", err);
+    return b;
+}
+
+static void same_result(const ss_infer_res_t *a, const ss_infer_res_t *b, int i)
+{
+    ck_assert_msg(a->status == SS_OK && b->status == SS_OK, "request %d: %s / %s", i,
+                  a->error ? a->error : "", b->error ? b->error : "");
+    ck_assert_msg((!a->text && !b->text) || (a->text && b->text && !strcmp(a->text, b->text)),
+                  "request %d: \"%s\" vs \"%s\"", i, a->text ? a->text : "(null)", b->text ? b->text : "(null)");
+    ck_assert_int_eq(a->nprobs, b->nprobs);
+    for (int j = 0; j < a->nprobs; j++) ck_assert_float_eq_tol(a->probs[j], b->probs[j], 1e-4);
+    ck_assert_double_eq_tol(a->score, b->score, 1e-4);
+    ck_assert_int_eq(a->dim, b->dim);
+    for (int j = 0; j < a->dim; j++) ck_assert_float_eq_tol(a->emb[j], b->emb[j], 1e-4);
+    ck_assert_int_eq(a->gen_tokens, b->gen_tokens);
+}
+
+START_TEST(test_local_model_dispatch_and_cache)
+{
+    char *path = cache_file(), err[SS_ERRSZ];
+    ss_infer_req_t q[16];
+    int n = 0;
+    local_reqs(q, &n);
+    /* reference: the backend answering the whole batch directly */
+    ss_infer_backend_t *ref = local_backend();
+    ck_assert_ptr_nonnull(strstr(ref->model_id, "stories260K.gguf:"));
+    ss_infer_res_t want[16], got[16];
+    memset(want, 0, sizeof want);
+    ck_assert_msg(ref->run(ref, q, n, want, err, sizeof err) == SS_OK, "%s", err);
+    ref->destroy(ref);
+    ck_assert_msg(strstr(want[0].text, "Once upon a time, there was a little girl") != NULL, "greedy from BOS: \"%s\"", want[0].text);
+    float sum = 0;
+    for (int j = 0; j < 3; j++) sum += want[1].probs[j];
+    ck_assert_float_eq_tol(sum, 1.0f, 1e-4);
+    ck_assert(want[3].score >= 1 && want[3].score <= 10);
+    ck_assert_int_gt(want[4].dim, 0);
+
+    for (int round = 0; round < 2; round++) {
+        ss_dispatch_opts_t o = {path, 2, 0}; /* small chunks: answers must not depend on batching */
+        ss_dispatch_t *d = NULL;
+        ck_assert_int_eq(ss_dispatch_open(&o, &d, err, sizeof err), SS_OK);
+        ck_assert_int_eq(ss_dispatch_add_model(d, "tiny", local_backend(), 0, err, sizeof err), SS_OK);
+        memset(got, 0, sizeof got);
+        ss_infer_stats_t acct = {0};
+        ck_assert_msg(ss_dispatch_run(d, NULL, &acct, q, n, got, err, sizeof err) == SS_OK, "%s", err);
+        for (int i = 0; i < n; i++) {
+            same_result(&got[i], &want[i], i);
+            ck_assert_int_eq(got[i].cached, round);
+        }
+        ck_assert_int_eq(acct.requests, n);
+        ck_assert_int_eq(acct.calls, round ? 0 : n - 2); /* two duplicates folded */
+        ck_assert_int_eq(acct.cache_hits, round ? n - 2 : 0);
+        if (!round) ck_assert_int_gt(acct.prompt_tokens, 0);
+        for (int i = 0; i < n; i++) ss_infer_res_clear(&got[i]);
+        ss_dispatch_close(d);
+    }
+    for (int i = 0; i < n; i++) ss_infer_res_clear(&want[i]);
     free(path);
 }
 END_TEST
@@ -475,10 +621,15 @@ Suite *check_dispatch_suite(void)
     tcase_add_test(tc, test_cache_roundtrip);
     tcase_add_test(tc, test_counting_batches_dedup_order);
     tcase_add_test(tc, test_counting_cache_reopen);
+    tcase_add_test(tc, test_counting_large_batch);
     tcase_add_test(tc, test_counting_crash_safety);
     tcase_add_test(tc, test_counting_inflight_dedup);
     tcase_add_test(tc, test_counting_failures_not_cached);
     tcase_add_test(tc, test_counting_models);
     suite_add_tcase(s, tc);
+    TCase *tl = tcase_create("local"); /* the real engine, stories260K */
+    tcase_set_timeout(tl, 120);
+    tcase_add_test(tl, test_local_model_dispatch_and_cache);
+    suite_add_tcase(s, tl);
     return s;
 }

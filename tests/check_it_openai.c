@@ -9,6 +9,10 @@
  */
 #include "ss_backends.h"
 #include "ss_dispatch.h"
+#include "ss_embed.h"
+#include "ss_json.h"
+#include "ss_llm.h"
+#include "ss_worker.h"
 #include "testutil.h"
 
 #include <arpa/inet.h>
@@ -37,7 +41,8 @@ typedef struct fixture {
     int missing;        /* answer JSON without choices/data */
     int slow_ms;        /* sleep before answering */
     /* observations */
-    int requests;
+    int requests;       /* POSTs */
+    int gets;           /* other requests */
     int concurrent, max_concurrent;
     int64_t t_ns[32];   /* arrival time of each request */
     char last_body[2048];
@@ -46,41 +51,81 @@ typedef struct fixture {
 
 static fixture_t F;
 
-static void get_prompt(const char *body, const char *field, char *out, size_t n)
+/* The prompts of a request body: "field" as a string or an array of strings. */
+static int body_prompts(const ss_json_t *root, const char *field, const char **out, int cap)
 {
-    char pat[32];
-    snprintf(pat, sizeof pat, "\"%s\":\"", field);
-    const char *p = strstr(body, pat);
-    size_t k = 0;
-    if (p)
-        for (p += strlen(pat); *p && *p != '"' && k + 1 < n; p++) k += (size_t)(out[k] = *p, 1);
-    out[k] = 0;
+    const ss_json_t *v = ss_json_get(root, field);
+    if (ss_json_str(v)) {
+        out[0] = ss_json_str(v);
+        return 1;
+    }
+    int n = 0;
+    for (size_t i = 0; v && v->t == SS_JSON_ARRAY && i < v->u.arr.n && n < cap; i++)
+        if (ss_json_str(&v->u.arr.items[i])) out[n++] = ss_json_str(&v->u.arr.items[i]);
+    return n;
 }
 
-static char *answer_completion(const char *body)
+/* One choice object for prompt number k; adds its token counts to *pt, *ct. */
+static void choice_json(ss_buf_t *b, const ss_json_t *root, const char *prompt, int k, int *pt, int *ct)
 {
-    char prompt[512];
-    get_prompt(body, "prompt", prompt, sizeof prompt);
-    if (!strstr(body, "\"logprobs\"")) {
-        const char *mt = strstr(body, "\"max_tokens\":");
-        int max = mt ? atoi(mt + 13) : 0;
-        return ss_sprintf("{\"id\":\"c1\",\"choices\":[{\"index\":0,\"text\":\"[%s]\\u00e9\","
-                          "\"finish_reason\":\"length\"}],\"usage\":{\"prompt_tokens\":%d,"
-                          "\"completion_tokens\":%d}}", prompt, (int)strlen(prompt) / 4, max);
-    }
-    if (strstr(prompt, "Score"))
-        return ss_sprintf("{\"choices\":[{\"index\":0,\"text\":\"7\",\"logprobs\":{\"tokens\":[\"7\"],"
-                          "\"token_logprobs\":[%.9g],\"top_logprobs\":[{\"7\":%.9g,\" 8\":%.9g,\"3\":%.9g,"
-                          "\"x\":%.9g}]}}],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":1}}",
-                          log(0.5), log(0.5), log(0.3), log(0.2), log(0.01));
-    if (strstr(prompt, "ARRAYFMT")) /* the newer array form of top_logprobs */
-        return ss_sprintf("{\"choices\":[{\"index\":0,\"text\":\" no\",\"logprobs\":{\"top_logprobs\":[["
-                          "{\"token\":\" no\",\"logprob\":%.9g},{\"token\":\" yes\",\"logprob\":%.9g}]]}}]}",
-                          log(0.75), log(0.25));
-    return ss_sprintf("{\"choices\":[{\"index\":0,\"text\":\" yes\",\"logprobs\":{\"tokens\":[\" yes\"],"
-                      "\"top_logprobs\":[{\" yes\":%.9g,\" no\":%.9g,\" maybe\":%.9g}]}}],"
-                      "\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":1}}",
+    const ss_json_t *lp = ss_json_get(root, "logprobs"), *mt = ss_json_get(root, "max_tokens");
+    int max = mt && mt->t == SS_JSON_INT ? (int)mt->u.i : 0;
+    ss_buf_printf(b, "{\"index\":%d,", k);
+    if (strstr(prompt, "GENLP")) { /* generation with top logprobs, as `semstream worker` answers */
+        ss_buf_printf(b, "\"text\":\" no yes\",\"logprobs\":{\"tokens\":[\" no\",\" yes\"],"
+                      "\"token_logprobs\":[%.9g,-0.5],\"top_logprobs\":[{\" yes\":%.9g,\" no\":%.9g}]}}",
+                      log(0.3), log(0.6), log(0.3));
+        *pt += 4, *ct += 2;
+    } else if (!lp) {
+        ss_buf_puts(b, "\"text\":");
+        char *t = ss_sprintf("[%s]\xc3\xa9", prompt);
+        ss_buf_put_json_str(b, t, strlen(t));
+        free(t);
+        ss_buf_puts(b, ",\"finish_reason\":\"length\"}");
+        *pt += (int)strlen(prompt) / 4, *ct += max;
+    } else if (strstr(prompt, "Score")) {
+        ss_buf_printf(b, "\"text\":\"7\",\"logprobs\":{\"tokens\":[\"7\"],\"token_logprobs\":[%.9g],"
+                      "\"top_logprobs\":[{\"7\":%.9g,\" 8\":%.9g,\"3\":%.9g,\"x\":%.9g}]}}",
+                      log(0.5), log(0.5), log(0.3), log(0.2), log(0.01));
+        *pt += 9, *ct += 1;
+    } else if (strstr(prompt, "ARRAYFMT")) { /* the newer array form of top_logprobs */
+        ss_buf_printf(b, "\"text\":\" no\",\"logprobs\":{\"top_logprobs\":[[{\"token\":\" no\",\"logprob\":%.9g},"
+                      "{\"token\":\" yes\",\"logprob\":%.9g}]]}}", log(0.75), log(0.25));
+    } else {
+        ss_buf_printf(b, "\"text\":\" yes\",\"logprobs\":{\"tokens\":[\" yes\"],"
+                      "\"top_logprobs\":[{\" yes\":%.9g,\" no\":%.9g,\" maybe\":%.9g}]}}",
                       log(0.6), log(0.3), log(0.05));
+        *pt += 5, *ct += 1;
+    }
+}
+
+/* Answers /v1/completions or /v1/embeddings for one prompt or an array of them; with
+ * several, the answers come back in reverse order (their "index" says which is which). */
+static char *answer_body(const char *url, const char *body)
+{
+    ss_json_doc_t *doc = NULL;
+    char err[SS_ERRSZ];
+    if (ss_json_parse(body, strlen(body), 0, &doc, NULL, err, sizeof err) != SS_OK)
+        return ss_sprintf("{\"error\":\"bad request\"}");
+    const ss_json_t *root = ss_json_root(doc);
+    int emb = !strcmp(url, "/v1/embeddings"), pt = 0, ct = 0;
+    const char *pr[64];
+    int n = body_prompts(root, emb ? "input" : "prompt", pr, 64);
+    ss_buf_t b = SS_BUF_INIT;
+    ss_buf_puts(&b, emb ? "{\"object\":\"list\",\"data\":[" : "{\"id\":\"c1\",\"choices\":[");
+    for (int k = n - 1; k >= 0; k--) {
+        if (k != n - 1) ss_buf_putc(&b, ',');
+        if (emb) {
+            ss_buf_printf(&b, "{\"object\":\"embedding\",\"index\":%d,\"embedding\":[%d,0.5,-1e-1]}", k,
+                          (int)strlen(pr[k]));
+            pt += 3;
+        } else {
+            choice_json(&b, root, pr[k], k, &pt, &ct);
+        }
+    }
+    ss_buf_printf(&b, "],\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d}}", pt, ct);
+    ss_json_free(doc);
+    return ss_buf_take(&b);
 }
 
 static char *answer(const char *url, const char *body, int *status, int *retry_after)
@@ -96,13 +141,7 @@ static char *answer(const char *url, const char *body, int *status, int *retry_a
     if (busy) { *status = 429; *retry_after = 1; return ss_strdup("{\"error\":\"rate limited\"}"); }
     if (garbage) return ss_strdup("<html>oops</html>");
     if (missing) return ss_strdup("{\"object\":\"text_completion\",\"created\":1}");
-    if (!strcmp(url, "/v1/embeddings")) {
-        char in[512];
-        get_prompt(body, "input", in, sizeof in);
-        return ss_sprintf("{\"object\":\"list\",\"data\":[{\"object\":\"embedding\",\"index\":0,"
-                          "\"embedding\":[%d,0.5,-1e-1]}],\"usage\":{\"prompt_tokens\":3}}", (int)strlen(in));
-    }
-    if (!strcmp(url, "/v1/completions")) return answer_completion(body);
+    if (!strcmp(url, "/v1/embeddings") || !strcmp(url, "/v1/completions")) return answer_body(url, body);
     *status = 404;
     return ss_strdup("{\"error\":\"no such path\"}");
 }
@@ -110,7 +149,7 @@ static char *answer(const char *url, const char *body, int *status, int *retry_a
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                const char *version, const char *up, size_t *upsz, void **con_cls)
 {
-    (void)cls, (void)method, (void)version;
+    (void)cls, (void)version;
     ss_buf_t *b = *con_cls;
     if (!b) {
         *con_cls = calloc(1, sizeof(ss_buf_t));
@@ -120,6 +159,15 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         ss_buf_append(b, up, *upsz);
         *upsz = 0;
         return MHD_YES;
+    }
+    if (strcmp(method, "POST")) { /* e.g. the backend asking GET /v1/models: not a semstream worker */
+        pthread_mutex_lock(&F.mu);
+        F.gets++;
+        pthread_mutex_unlock(&F.mu);
+        struct MHD_Response *r = MHD_create_response_from_buffer(2, (void *)"{}", MHD_RESPMEM_PERSISTENT);
+        enum MHD_Result ret = MHD_queue_response(c, 404, r);
+        MHD_destroy_response(r);
+        return ret;
     }
     const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
     pthread_mutex_lock(&F.mu);
@@ -174,14 +222,20 @@ static void fixture_stop(void)
     pthread_mutex_destroy(&F.mu);
 }
 
-static ss_infer_backend_t *backend(int retries, int timeout_ms, int conc)
+static ss_infer_backend_t *backend_b(int retries, int timeout_ms, int conc, int embed_batch, int prompt_batch)
 {
     ss_openai_opts_t o = {.url = F.url, .model = "tiny", .api_key = "sk-test", .timeout_ms = timeout_ms,
-                          .max_concurrency = conc, .max_retries = retries, .backoff_ms = 50};
+                          .max_concurrency = conc, .max_retries = retries, .backoff_ms = 50,
+                          .embed_batch = embed_batch, .prompt_batch = prompt_batch};
     char err[SS_ERRSZ];
     ss_infer_backend_t *b = ss_backend_openai_open(&o, err, sizeof err);
     ck_assert_msg(b != NULL, "%s", err);
     return b;
+}
+
+static ss_infer_backend_t *backend(int retries, int timeout_ms, int conc)
+{
+    return backend_b(retries, timeout_ms, conc, 0, 0);
 }
 
 static const char *YN[] = {" yes", " no", " Maybe", " unknown"};
@@ -241,7 +295,8 @@ START_TEST(test_protocol_parsing)
     ck_assert_str_eq(r.text, "[Once]\xc3\xa9");
     ck_assert_int_eq(r.gen_tokens, 7);
     ck_assert_ptr_nonnull(strstr(F.last_body, "\"seed\":42"));
-    ck_assert_ptr_nonnull(strstr(F.last_body, "\"stop\":[\"\\n\"]"));
+    ck_assert_msg(strstr(F.last_body, "\"stop\":[\"\\n\"]") || strstr(F.last_body, "\"stop\":[\"\\u000a\"]"),
+                  "%s", F.last_body); /* either escape of a newline */
     ck_assert_ptr_nonnull(strstr(F.last_body, "\"temperature\":0.5"));
     ss_infer_res_clear(&r);
 
@@ -252,6 +307,7 @@ START_TEST(test_protocol_parsing)
     ck_assert_float_eq(r.emb[2], -0.1f);
     ck_assert_int_eq(r.prompt_tokens, 3);
     ss_infer_res_clear(&r);
+    ck_assert_int_eq(F.gets, 1); /* asked once whether this is a semstream worker */
     b->destroy(b);
 }
 END_TEST
@@ -298,12 +354,12 @@ END_TEST
 START_TEST(test_timeout)
 {
     ss_infer_backend_t *b = backend(-1, 200, 2);
-    F.slow_ms = 800;
+    F.slow_ms = 2000;
     ss_infer_req_t e = {.kind = SS_INFER_GENERATE, .prompt = "x", .max_tokens = 1};
     ss_infer_res_t r;
     int64_t t0 = ss_now_ns();
     ck_assert_int_eq(run1(b, &e, &r), SS_ERR_TIMEOUT);
-    ck_assert_int_lt(ss_now_ns() - t0, 700 * 1000000LL);
+    ck_assert_int_lt(ss_now_ns() - t0, 1500 * 1000000LL); /* did not wait for the answer */
     ck_assert_msg(strstr(r.error, "timed out after 200 ms"), "%s", r.error);
     ss_infer_res_clear(&r);
     b->destroy(b);
@@ -362,8 +418,8 @@ END_TEST
 
 START_TEST(test_concurrency_limit)
 {
-    ss_infer_backend_t *b = backend(0, 5000, 3);
-    F.slow_ms = 150;
+    ss_infer_backend_t *b = backend_b(0, 5000, 3, 1, 1); /* one input per HTTP request */
+    F.slow_ms = 300;
     enum { N = 9 };
     ss_infer_req_t q[N];
     ss_infer_res_t r[N];
@@ -384,8 +440,54 @@ START_TEST(test_concurrency_limit)
     }
     ck_assert_int_eq(F.requests, N);
     ck_assert_int_eq(F.max_concurrent, 3);
-    ck_assert_int_ge(ms, 3 * 150 - 10); /* three waves */
-    ck_assert_int_lt(ms, N * 150);      /* but not one at a time */
+    ck_assert_int_ge(ms, 3 * 300 - 10); /* three waves of three */
+    b->destroy(b);
+}
+END_TEST
+
+START_TEST(test_grouped_http_requests)
+{
+    ss_infer_backend_t *b = backend_b(0, 5000, 4, 16, 4);
+    enum { NE = 40, NC = 6 };
+    ss_infer_req_t q[NE + NC + 3];
+    ss_infer_res_t r[NE + NC + 3];
+    char p[NE][16];
+    int n = 0;
+    for (int i = 0; i < NE; i++) {
+        snprintf(p[i], sizeof p[i], "%.*s", i % 12 + 1, "abcdefghijklmnop");
+        q[n++] = (ss_infer_req_t){.kind = SS_INFER_EMBED, .prompt = p[i]};
+        if (i % 8 == 0 && n - i - 1 < NC) /* CHOOSE and SCORE requests interleaved */
+            q[n++] = (ss_infer_req_t){.kind = (n % 2) ? SS_INFER_CHOOSE : SS_INFER_SCORE,
+                                      .prompt = (n % 2) ? "Is it?" : "Score it", .nchoices = 2, .choices = YN,
+                                      .score_min = 1, .score_max = 10};
+    }
+    q[n++] = (ss_infer_req_t){.kind = SS_INFER_GENERATE, .prompt = "g1", .max_tokens = 3};
+    q[n++] = (ss_infer_req_t){.kind = SS_INFER_GENERATE, .prompt = "g2", .max_tokens = 3};
+    q[n++] = (ss_infer_req_t){.kind = SS_INFER_GENERATE, .prompt = "g3", .max_tokens = 4};
+    memset(r, 0, sizeof r);
+    char err[SS_ERRSZ];
+    ck_assert_int_eq(b->run(b, q, n, r, err, sizeof err), SS_OK);
+    int nchoose = 0, nscore = 0;
+    for (int i = 0; i < n; i++) {
+        ck_assert_msg(r[i].status == SS_OK, "request %d: %s", i, r[i].error);
+        switch (q[i].kind) {
+        case SS_INFER_EMBED: ck_assert_float_eq(r[i].emb[0], (float)strlen(q[i].prompt)); break;
+        case SS_INFER_CHOOSE: ck_assert_float_eq_tol(r[i].probs[0], 0.6f / 0.9f, 1e-4); nchoose++; break;
+        case SS_INFER_SCORE: ck_assert_double_eq_tol(r[i].score, 6.5, 1e-6); nscore++; break;
+        case SS_INFER_GENERATE: {
+            char want[32];
+            snprintf(want, sizeof want, "[%s]\xc3\xa9", q[i].prompt);
+            ck_assert_str_eq(r[i].text, want);
+            ck_assert_int_eq(r[i].gen_tokens, q[i].max_tokens);
+            break;
+        }
+        }
+        ss_infer_res_clear(&r[i]);
+    }
+    /* 40 inputs in 3 embeddings requests (16+16+8); CHOOSE and SCORE by kind in groups of 4;
+     * the two GENERATE with equal parameters together, the third alone */
+    int want = 3 + (nchoose + 3) / 4 + (nscore + 3) / 4 + 2;
+    ck_assert_int_eq(F.requests, want);
     b->destroy(b);
 }
 END_TEST
@@ -421,6 +523,131 @@ START_TEST(test_dispatcher_cache_over_openai)
 }
 END_TEST
 
+START_TEST(test_generate_top_logprobs_cached)
+{
+    char *dir = tu_tmpdir(), *path = ss_sprintf("%s/cache.db", dir), err[SS_ERRSZ];
+    ss_infer_req_t q = {.kind = SS_INFER_GENERATE, .prompt = "GENLP", .max_tokens = 2, .top_logprobs = 5};
+    for (int round = 0; round < 2; round++) {
+        ss_dispatch_opts_t o = {path, 4, 0};
+        ss_dispatch_t *d = NULL;
+        ck_assert_int_eq(ss_dispatch_open(&o, &d, err, sizeof err), SS_OK);
+        ck_assert_int_eq(ss_dispatch_add_model(d, "w", backend(0, 5000, 4), 0, err, sizeof err), SS_OK);
+        ss_infer_res_t r = {0};
+        ck_assert_msg(ss_dispatch_run(d, NULL, NULL, &q, 1, &r, err, sizeof err) == SS_OK, "%s", err);
+        ck_assert_int_eq(r.cached, round);
+        ck_assert_str_eq(r.text, " no yes");
+        ck_assert_int_eq(r.ntop, 2); /* best first */
+        ck_assert_str_eq(r.top_tokens[0], " yes");
+        ck_assert_str_eq(r.top_tokens[1], " no");
+        ck_assert_float_eq_tol(r.top_logprobs[0], logf(0.6f), 1e-5);
+        ck_assert_int_eq(r.gen_tokens, 2);
+        ck_assert_float_eq_tol(r.token_logprobs[0], logf(0.3f), 1e-5);
+        ck_assert_float_eq_tol(r.token_logprobs[1], -0.5f, 1e-5);
+        ss_infer_res_clear(&r);
+        ss_dispatch_close(d);
+    }
+    ck_assert_int_eq(F.requests, 1);
+    ck_assert_ptr_nonnull(strstr(F.last_body, "\"logprobs\":5"));
+    free(path);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_openai_embedder)
+{
+    char err[SS_ERRSZ];
+    ss_dispatch_t *d = NULL;
+    ck_assert_int_eq(ss_dispatch_open(NULL, &d, err, sizeof err), SS_OK);
+    ck_assert_int_eq(ss_dispatch_add_model(d, "emb", backend(0, 5000, 4), 0, err, sizeof err), SS_OK);
+    ss_infer_stats_t acct = {0};
+    ss_embed_opts_t o = {.kind = "openai", .dispatch = d, .model = "emb", .acct = &acct};
+    ss_embedder_t *e = NULL;
+    ck_assert_msg(ss_embedder_open(&o, &e, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_int_eq(e->dim, 3); /* from the probe */
+    const char *t[] = {"ab", "abcd"};
+    float v[6];
+    ck_assert_msg(ss_embedder_embed(e, t, 2, v, err, sizeof err) == SS_OK, "%s", err);
+    /* [len, 0.5, -0.1] normalised */
+    float n0 = sqrtf(4 + 0.25f + 0.01f), n1 = sqrtf(16 + 0.25f + 0.01f);
+    ck_assert_float_eq_tol(v[0], 2 / n0, 1e-5);
+    ck_assert_float_eq_tol(v[4], 0.5f / n1, 1e-5);
+    ck_assert_int_eq(acct.requests, 3);
+    ss_embedder_destroy(e);
+    o.model = "missing";
+    ck_assert_int_eq(ss_embedder_open(&o, &e, err, sizeof err), SS_ERR_NOTFOUND);
+    ss_dispatch_close(d);
+}
+END_TEST
+
+/* ---- against the real `semstream worker` serving the real engine (stories260K) ---- */
+
+static const char *NAMES[] = {" Lily", " Tom", " Ben"};
+
+START_TEST(test_real_worker_matches_local)
+{
+    char p[4096], err[SS_ERRSZ], url[64];
+    const char *path = tu_model_path("stories260K.gguf", p, sizeof p);
+    ss_infer_backend_t *local = ss_backend_local_new(path, 1, err, sizeof err);
+    ck_assert_msg(local != NULL, "%s", err);
+    ss_worker_opts_t wo = {.model_name = "stories260K"};
+    ss_worker_t *w = NULL;
+    ck_assert_msg(ss_worker_start(&wo, ss_backend_local_new(path, 1, err, sizeof err), &w, err, sizeof err) == SS_OK,
+                  "%s", err);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", ss_worker_port(w));
+    ss_openai_opts_t oo = {.url = url, .model = "stories260K", .timeout_ms = 30000, .prompt_batch = 4};
+    ss_infer_backend_t *remote = ss_backend_openai_open(&oo, err, sizeof err);
+    oo.semstream_ext = -1; /* plain OpenAI protocol: choices from top logprobs */
+    ss_infer_backend_t *plain = ss_backend_openai_open(&oo, err, sizeof err);
+    ck_assert(remote && plain);
+    ss_infer_req_t q[] = {
+        {.kind = SS_INFER_CHOOSE, .prompt = "Once upon a time, there was a little girl named", .nchoices = 3, .choices = NAMES},
+        {.kind = SS_INFER_CHOOSE, .prompt = "One day, a boy named", .nchoices = 3, .choices = NAMES},
+        {.kind = SS_INFER_SCORE, .prompt = "She was 3", .score_min = 1, .score_max = 9},
+        {.kind = SS_INFER_GENERATE, .prompt = "Once upon a time", .max_tokens = 12},
+        {.kind = SS_INFER_GENERATE, .prompt = "The dog", .max_tokens = 12},
+        {.kind = SS_INFER_EMBED, .prompt = "The cat sat on the mat."},
+        {.kind = SS_INFER_EMBED, .prompt = "Lily and Tom played."},
+    };
+    enum { N = sizeof q / sizeof q[0] };
+    ss_infer_res_t a[N], b[N], c[N];
+    memset(a, 0, sizeof a);
+    memset(b, 0, sizeof b);
+    memset(c, 0, sizeof c);
+    ck_assert_msg(local->run(local, q, N, a, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_msg(remote->run(remote, q, N, b, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_msg(plain->run(plain, q, N, c, err, sizeof err) == SS_OK, "%s", err);
+    for (int i = 0; i < N; i++) {
+        /* a story model puts no digit among its top tokens: plain SCORE has nothing to average */
+        int plain_ok = q[i].kind == SS_INFER_SCORE ? c[i].status == SS_ERR_MODEL : c[i].status == SS_OK;
+        ck_assert_msg(a[i].status == SS_OK && b[i].status == SS_OK && plain_ok, "request %d: %s / %s", i,
+                      b[i].error ? b[i].error : "", c[i].error ? c[i].error : "");
+        if (q[i].kind == SS_INFER_CHOOSE) { /* exact through semstream_choices */
+            ck_assert_int_eq(a[i].nprobs, b[i].nprobs);
+            for (int k = 0; k < a[i].nprobs; k++) ck_assert_float_eq_tol(a[i].probs[k], b[i].probs[k], 1e-4);
+        }
+        ck_assert_double_eq_tol(a[i].score, b[i].score, 1e-4);
+        if (a[i].text) {
+            ck_assert_str_eq(a[i].text, b[i].text);
+            ck_assert_str_eq(a[i].text, c[i].text);
+        }
+        ck_assert_int_eq(a[i].dim, b[i].dim);
+        for (int k = 0; k < a[i].dim; k++) ck_assert_float_eq_tol(a[i].emb[k], b[i].emb[k], 1e-4);
+        if (q[i].kind == SS_INFER_CHOOSE) { /* the approximation is still a distribution */
+            float sum = 0;
+            for (int k = 0; k < c[i].nprobs; k++) sum += c[i].probs[k];
+            ck_assert_float_eq_tol(sum, 1.0f, 1e-4);
+        }
+        ss_infer_res_clear(&a[i]);
+        ss_infer_res_clear(&b[i]);
+        ss_infer_res_clear(&c[i]);
+    }
+    remote->destroy(remote);
+    plain->destroy(plain);
+    local->destroy(local);
+    ss_worker_stop(w);
+}
+END_TEST
+
 Suite *check_it_openai_suite(void)
 {
     Suite *s = suite_create("it_openai");
@@ -435,6 +662,13 @@ Suite *check_it_openai_suite(void)
     tcase_add_test(tc, test_connection_refused);
     tcase_add_test(tc, test_concurrency_limit);
     tcase_add_test(tc, test_dispatcher_cache_over_openai);
+    tcase_add_test(tc, test_grouped_http_requests);
+    tcase_add_test(tc, test_openai_embedder);
+    tcase_add_test(tc, test_generate_top_logprobs_cached);
     suite_add_tcase(s, tc);
+    TCase *tw = tcase_create("worker"); /* the real worker and engine, no fixture */
+    tcase_set_timeout(tw, 120);
+    tcase_add_test(tw, test_real_worker_matches_local);
+    suite_add_tcase(s, tw);
     return s;
 }

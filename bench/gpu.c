@@ -1,0 +1,288 @@
+/*
+ * bench/gpu.c — inference on the GPU against the GPU's own ceilings, measured in
+ * the same run: HBM bandwidth (device copy) and bf16 tensor-core rate (cuBLAS
+ * GEMM). For random-weight models in real shapes (written here with the
+ * project's own ss_mkmodel_write), it reports prefill tokens/s and decode
+ * tokens/s at batch 1, 8, 64, 256, and CHOOSE requests/s for rows sharing a
+ * 300-token instruction, each with its fraction of the roofline:
+ *   prefill: achieved FLOP/s / measured bf16 FLOP/s
+ *   decode:  achieved tokens/s / (batch / max(weight bytes / bandwidth, flops / peak))
+ * Writes bench/results/gpu.json.
+ *
+ * usage: bench_gpu [--shapes a,b] [--types f16,q8_0] [--dir DIR] [--quick] [--out FILE]
+ */
+#include "ss_base.h"
+#include "ss_cuda.h"
+#include "ss_gguf.h"
+#include "ss_llm.h"
+#include "ss_llm_cuda.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static double now_s(void) { return ss_now_ns() / 1e9; }
+
+typedef struct ceil_s {
+    double bw, flops;
+} ceil_t;
+
+static uint64_t rs = 0x9e3779b97f4a7c15ULL;
+static int rnd(int n)
+{
+    rs ^= rs << 13, rs ^= rs >> 7, rs ^= rs << 17;
+    return (int)(rs % (uint64_t)n);
+}
+
+/* Parameters of the matrices one token passes through (all layers), and of the output projection. */
+static void count_params(const ss_llm_config_t *c, double *layer_p, double *out_p)
+{
+    double d = c->dim, qd = (double)c->n_heads * c->head_dim, kvd = (double)c->n_kv_heads * c->head_dim;
+    *layer_p = c->n_layers * (d * qd + 2 * d * kvd + qd * d + 3 * d * c->hidden_dim);
+    *out_p = (double)c->vocab_size * d;
+}
+
+static double wbytes_per_param(int type)
+{
+    return type == SS_GGML_Q8_0 ? 34.0 / 32 : type == SS_GGML_F32 ? 4 : 2;
+}
+
+static void bench_prefill(ss_llm_t *m, const ceil_t *cl, int B, int L, ss_buf_t *js, int first)
+{
+    const ss_llm_config_t *c = ss_llm_config(m);
+    int **toks = malloc((size_t)B * sizeof *toks), *ntok = malloc((size_t)B * sizeof *ntok);
+    for (int b = 0; b < B; b++) {
+        toks[b] = malloc((size_t)L * sizeof(int));
+        for (int i = 0; i < L; i++)
+            toks[b][i] = 3 + rnd(c->vocab_size - 3);
+        ntok[b] = L;
+    }
+    float *logits = malloc((size_t)B * c->vocab_size * 4);
+    char err[SS_ERRSZ] = "";
+    ss_llm_set_prefix_cache(m, 0);
+    ss_llm_last_logits(m, B < 8 ? B : 8, (const int *const *)toks, ntok, logits, err, sizeof err); /* warm-up */
+    double t0 = now_s();
+    int rc = ss_llm_last_logits(m, B, (const int *const *)toks, ntok, logits, err, sizeof err);
+    double dt = now_s() - t0;
+    double lp, op;
+    count_params(c, &lp, &op);
+    double T = (double)B * L;
+    double attn = 2.0 * 2.0 * c->n_layers * c->n_heads * c->head_dim * T * (L / 2.0);
+    double flops = 2 * lp * T + 2 * op * B + attn;
+    double frac = flops / dt / cl->flops;
+    if (rc)
+        printf("    prefill B=%-3d failed: %s\n", B, err);
+    else
+        printf("    prefill B=%-3d x %d tok: %9.0f tok/s  %7.1f TFLOP/s  = %.3f of bf16 peak\n", B, L, T / dt,
+               flops / dt / 1e12, frac);
+    ss_buf_printf(js, "%s{\"phase\":\"prefill\",\"batch\":%d,\"prompt_tokens\":%d,\"tokens_per_s\":%.1f,"
+                      "\"tflops\":%.3f,\"fraction_of_bf16_peak\":%.4f}",
+                  first ? "" : ",", B, L, T / dt, flops / dt / 1e12, frac);
+    for (int b = 0; b < B; b++)
+        free(toks[b]);
+    free(toks), free(ntok), free(logits);
+}
+
+static void bench_decode(ss_llm_t *m, const ceil_t *cl, int wtype, int B, int T, ss_buf_t *js)
+{
+    const ss_llm_config_t *c = ss_llm_config(m);
+    ss_infer_req_t *reqs = calloc((size_t)B, sizeof *reqs);
+    ss_infer_res_t *res = calloc((size_t)B, sizeof *res);
+    char **prompts = calloc((size_t)B, sizeof *prompts);
+    for (int b = 0; b < B; b++) {
+        prompts[b] = ss_sprintf("request %d of the decode benchmark: ", b);
+        reqs[b].kind = SS_INFER_GENERATE;
+        reqs[b].prompt = prompts[b];
+        reqs[b].max_tokens = 1;
+    }
+    char err[SS_ERRSZ] = "";
+    ss_llm_set_prefix_cache(m, 0);
+    /* prefill and the first token alone, to subtract them */
+    double t0 = now_s();
+    ss_llm_run(m, reqs, B, res, err, sizeof err);
+    double tpre = now_s() - t0;
+    for (int b = 0; b < B; b++) {
+        ss_infer_res_clear(&res[b]);
+        reqs[b].max_tokens = T;
+    }
+    t0 = now_s();
+    int rc = ss_llm_run(m, reqs, B, res, err, sizeof err);
+    double dt = now_s() - t0 - tpre;
+    int64_t gen = 0;
+    for (int b = 0; b < B; b++)
+        gen += res[b].gen_tokens - 1;
+    double lp, op;
+    count_params(c, &lp, &op);
+    double bytes = (lp + op) * wbytes_per_param(wtype);
+    double steps = (double)gen / B;
+    double t_roof = steps * SS_MAX(bytes / cl->bw, 2.0 * (lp + op) * B / cl->flops);
+    double frac = t_roof / dt;
+    if (rc || gen <= 0)
+        printf("    decode  B=%-3d failed: %s\n", B, err);
+    else
+        printf("    decode  B=%-3d: %9.0f tok/s  (%.3f ms/step, roofline %.3f ms/step) = %.3f of roofline\n", B,
+               gen / dt, dt / steps * 1e3, t_roof / steps * 1e3, frac);
+    ss_buf_printf(js, ",{\"phase\":\"decode\",\"batch\":%d,\"tokens_per_s\":%.1f,\"ms_per_step\":%.4f,"
+                      "\"roofline_ms_per_step\":%.4f,\"fraction_of_roofline\":%.4f}",
+                  B, gen / dt, dt / steps * 1e3, t_roof / steps * 1e3, frac);
+    for (int b = 0; b < B; b++) {
+        ss_infer_res_clear(&res[b]);
+        free(prompts[b]);
+    }
+    free(reqs), free(res), free(prompts);
+}
+
+static void bench_choose(ss_llm_t *m, const ceil_t *cl, int nrows, ss_buf_t *js)
+{
+    const ss_llm_config_t *c = ss_llm_config(m);
+    ss_buf_t instr = SS_BUF_INIT;
+    ss_buf_puts(&instr, "Instruction: decide whether the row below is about database systems. ");
+    while (ss_llm_count_tokens(m, ss_buf_cstr(&instr)) < 300)
+        ss_buf_puts(&instr, "Consider query processing, storage engines, transactions and indexing. ");
+    static const char *const yn[] = {" yes", " no"};
+    ss_infer_req_t *reqs = calloc((size_t)nrows, sizeof *reqs);
+    ss_infer_res_t *res = calloc((size_t)nrows, sizeof *res);
+    char **prompts = calloc((size_t)nrows, sizeof *prompts);
+    for (int i = 0; i < nrows; i++) {
+        prompts[i] = ss_sprintf("%sRow: paper %d about topic %d and method %d. Answer:", ss_buf_cstr(&instr), i,
+                                rnd(1000), rnd(1000));
+        reqs[i].kind = SS_INFER_CHOOSE;
+        reqs[i].prompt = prompts[i];
+        reqs[i].prefix_len = instr.len;
+        reqs[i].nchoices = 2;
+        reqs[i].choices = yn;
+    }
+    char err[SS_ERRSZ] = "";
+    ss_llm_set_prefix_cache(m, 1);
+    ss_llm_stats_t s0, s1;
+    ss_llm_stats(m, &s0);
+    double t0 = now_s();
+    int rc = ss_llm_run(m, reqs, nrows, res, err, sizeof err);
+    double dt = now_s() - t0;
+    ss_llm_stats(m, &s1);
+    double lp, op;
+    count_params(c, &lp, &op);
+    double computed = (double)(s1.tokens_computed - s0.tokens_computed);
+    double flops = 2 * lp * computed + 2 * op * nrows;
+    double frac = flops / dt / cl->flops;
+    if (rc)
+        printf("    choose %d rows failed: %s\n", nrows, err);
+    else
+        printf("    choose  %d rows, 300-token shared instruction: %8.0f req/s  (%.0f tokens computed, %.0f "
+               "reused) = %.3f of bf16 peak\n",
+               nrows, nrows / dt, computed, (double)(s1.tokens_reused - s0.tokens_reused), frac);
+    ss_buf_printf(js, ",{\"phase\":\"choose\",\"rows\":%d,\"instruction_tokens\":300,\"requests_per_s\":%.1f,"
+                      "\"tokens_computed\":%.0f,\"fraction_of_bf16_peak\":%.4f}",
+                  nrows, nrows / dt, computed, frac);
+    for (int i = 0; i < nrows; i++) {
+        ss_infer_res_clear(&res[i]);
+        free(prompts[i]);
+    }
+    free(reqs), free(res), free(prompts);
+    ss_buf_free(&instr);
+}
+
+static int type_of(const char *s)
+{
+    if (!strcmp(s, "f16"))
+        return SS_GGML_F16;
+    if (!strcmp(s, "bf16"))
+        return SS_GGML_BF16;
+    if (!strcmp(s, "q8_0"))
+        return SS_GGML_Q8_0;
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    const char *shapes = "smollm2-135m,qwen2.5-0.5b,llama-3.2-1b", *types = "f16,q8_0", *dir = "/tmp";
+    const char *out = "bench/results/gpu.json";
+    int quick = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--shapes") && i + 1 < argc) shapes = argv[++i];
+        else if (!strcmp(argv[i], "--types") && i + 1 < argc) types = argv[++i];
+        else if (!strcmp(argv[i], "--dir") && i + 1 < argc) dir = argv[++i];
+        else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
+        else if (!strcmp(argv[i], "--quick")) quick = 1;
+        else {
+            fprintf(stderr, "usage: bench_gpu [--shapes a,b] [--types f16,q8_0] [--dir DIR] [--quick] [--out FILE]\n");
+            return 2;
+        }
+    }
+    char why[SS_ERRSZ], err[SS_ERRSZ] = "";
+    if (ss_cuda_device_count(why, sizeof why) <= 0) {
+        printf("bench_gpu: skipped: %s\n", why);
+        return 0;
+    }
+    ss_cuda_t *c;
+    if (ss_cuda_open(0, &c, err, sizeof err)) {
+        fprintf(stderr, "bench_gpu: %s\n", err);
+        return 1;
+    }
+    ceil_t cl;
+    if (ss_cuda_measure_bandwidth(c, (size_t)1 << 30, 20, &cl.bw, err, sizeof err) ||
+        ss_cuda_measure_bf16_flops(c, 8192, 8192, 8192, 10, &cl.flops, err, sizeof err)) {
+        fprintf(stderr, "bench_gpu: ceilings: %s\n", err);
+        return 1;
+    }
+    printf("device: %s\nceilings measured now: HBM copy %.0f GB/s (read+write), bf16 GEMM %.1f TFLOP/s\n",
+           ss_cuda_device_name(c), cl.bw / 1e9, cl.flops / 1e12);
+    ss_buf_t js = SS_BUF_INIT;
+    ss_buf_printf(&js, "{\"bench\":\"gpu\",\"device\":\"%s\",\"hbm_bytes_per_s\":%.4g,\"bf16_flops\":%.4g,\"models\":[",
+                  ss_cuda_device_name(c), cl.bw, cl.flops);
+    ss_cuda_close(c);
+    int firstm = 1;
+    char *sl = ss_strdup(shapes);
+    for (char *s1 = NULL, *shape = strtok_r(sl, ",", &s1); shape; shape = strtok_r(NULL, ",", &s1)) {
+        char *tl = ss_strdup(types);
+        for (char *s2 = NULL, *ty = strtok_r(tl, ",", &s2); ty; ty = strtok_r(NULL, ",", &s2)) {
+            ss_mkmodel_spec_t spec;
+            if (!ss_mkmodel_shape(shape, &spec) || type_of(ty) < 0) {
+                fprintf(stderr, "bench_gpu: unknown shape %s or type %s (shapes: %s)\n", shape, ty,
+                        ss_mkmodel_shape_names());
+                return 2;
+            }
+            spec.type = type_of(ty);
+            char path[1024];
+            snprintf(path, sizeof path, "%s/semstream-bench-%s-%s.gguf", dir, shape, ty);
+            struct stat st;
+            double t0 = now_s();
+            if (stat(path, &st) != 0 && ss_mkmodel_write(&spec, path, err, sizeof err)) {
+                fprintf(stderr, "bench_gpu: writing %s: %s\n", path, err);
+                return 1;
+            }
+            ss_llm_t *m;
+            ss_llm_opts_t o = {.threads = 0};
+            if (ss_llm_open(path, &o, &m, err, sizeof err) || ss_llm_use_cuda(m, 0, err, sizeof err)) {
+                fprintf(stderr, "bench_gpu: %s: %s\n", path, err);
+                return 1;
+            }
+            printf("\n%s %s (%d layers, dim %d, vocab %d; file made/loaded in %.1f s)\n", shape, ty,
+                   ss_llm_config(m)->n_layers, ss_llm_config(m)->dim, ss_llm_config(m)->vocab_size, now_s() - t0);
+            fflush(stdout);
+            ss_buf_printf(&js, "%s{\"shape\":\"%s\",\"type\":\"%s\",\"results\":[", firstm ? "" : ",", shape, ty);
+            firstm = 0;
+            const int batches[] = {1, 8, 64, 256};
+            for (int i = 0; i < 4; i++)
+                bench_prefill(m, &cl, batches[i], quick ? 64 : 128, &js, i == 0);
+            for (int i = 0; i < 4; i++)
+                bench_decode(m, &cl, spec.type, batches[i], quick ? 16 : 64, &js);
+            bench_choose(m, &cl, quick ? 1000 : 10000, &js);
+            ss_buf_puts(&js, "]}");
+            ss_llm_close(m);
+            fflush(stdout);
+        }
+        free(tl);
+    }
+    free(sl);
+    ss_buf_puts(&js, "]}\n");
+    FILE *f = fopen(out, "w");
+    if (f) {
+        fputs(ss_buf_cstr(&js), f);
+        fclose(f);
+        printf("\nwrote %s\n", out);
+    }
+    ss_buf_free(&js);
+    return 0;
+}

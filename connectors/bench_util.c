@@ -1,0 +1,47 @@
+/*
+ * bench_util.c — implements ss_bench_util.h: fills a topic with synthetic JSON
+ * rows through ss_producer.
+ */
+#include "ss_bench_util.h"
+#include "ss_kafka.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+int ss_bench_fill_topic(const char *brokers, const char *topic, int64_t n, int text_bytes,
+                        char *err, size_t errsz)
+{
+    static const char *words[] = {"alpha", "brook", "cedar", "delta", "ember", "fjord", "grove", "harbor",
+                                  "island", "juniper", "kelp", "lumen", "meadow", "nectar", "orbit", "prairie"};
+    if (text_bytes <= 0)
+        text_bytes = 32;
+    ss_producer_t *p = NULL;
+    int rc = ss_producer_new(brokers, &p, err, errsz);
+    if (rc)
+        return rc;
+    ss_buf_t k = SS_BUF_INIT, v = SS_BUF_INIT;
+    for (int64_t i = 0; i < n && !rc; i++) {
+        ss_buf_reset(&k);
+        ss_buf_reset(&v);
+        rc = ss_buf_printf(&k, "{\"id\":%" PRId64 "}", i);
+        rc = rc ? rc : ss_buf_printf(&v, "{\"id\":%" PRId64 ",\"v\":%" PRId64 ",\"s\":\"", i, i % 100);
+        size_t start = v.len;
+        uint64_t x = (uint64_t)i * 0x9e3779b97f4a7c15ULL + 1;
+        while (!rc && v.len - start < (size_t)text_bytes) {
+            x ^= x >> 29;
+            x *= 0xbf58476d1ce4e5b9ULL;
+            rc = ss_buf_printf(&v, "%s%s", v.len > start ? " " : "", words[(x >> 40) % 16]);
+        }
+        rc = rc ? rc : ss_buf_puts(&v, "\"}");
+        if (rc)
+            rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+        else
+            rc = ss_producer_send(p, topic, k.data, k.len, v.data, v.len, err, errsz);
+    }
+    if (!rc)
+        rc = ss_producer_flush(p, 120000, err, errsz);
+    ss_buf_free(&k);
+    ss_buf_free(&v);
+    ss_producer_destroy(p);
+    return rc;
+}

@@ -1,0 +1,120 @@
+/*
+ * cmd_kafka.c — `semstream kafka`: runs the embedded broker (librdkafka mock
+ * cluster) as a process that other programs (semstream, kcat, ...) can use.
+ * Prints the bootstrap address as the first line of stdout, then serves until
+ * SIGTERM or SIGINT and exits 0.
+ */
+#include "cli.h"
+#include "ss_kafka.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: semstream kafka [--brokers-count N] [--topic NAME[:PARTITIONS]]...\n\n"
+               "Starts an in-memory Kafka-compatible broker (librdkafka's mock cluster) on\n"
+               "127.0.0.1, prints its bootstrap address as the first line of stdout and serves\n"
+               "until SIGTERM or SIGINT. Data is lost when it stops.\n\n"
+               "  --brokers-count N          number of brokers (default 1)\n"
+               "  --topic NAME[:PARTITIONS]  create a topic first (default 1 partition; repeatable)\n"
+               "  --help                     this text\n\n"
+               "Topics that clients use without creating them are auto-created with 4 partitions.\n");
+}
+
+static int parse_int(const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int create_topics(ss_broker_t *b, int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--topic"))
+            continue;
+        char name[512], err[SS_ERRSZ];
+        snprintf(name, sizeof name, "%s", argv[++i]);
+        int parts = 1;
+        char *colon = strrchr(name, ':');
+        if (colon) {
+            *colon = 0;
+            if (parse_int(colon + 1, 1, 10000, &parts)) {
+                fprintf(stderr, "semstream kafka: bad partition count in --topic %s\n", argv[i]);
+                return 2;
+            }
+        }
+        if (ss_broker_create_topic(b, name, parts, err, sizeof err)) {
+            fprintf(stderr, "semstream kafka: %s\n", err);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int ss_cmd_kafka(int argc, char **argv)
+{
+    int nbrokers = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!strcmp(argv[i], "--brokers-count") && i + 1 < argc) {
+            if (parse_int(argv[++i], 1, 32, &nbrokers)) {
+                fprintf(stderr, "semstream kafka: --brokers-count wants 1..32, got '%s'\n", argv[i]);
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--topic") && i + 1 < argc && *argv[i + 1]) {
+            i++;
+        } else {
+            fprintf(stderr, "semstream kafka: unknown or incomplete option '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
+    ss_broker_t *b = NULL;
+    char err[SS_ERRSZ];
+    if (ss_broker_start(nbrokers, &b, err, sizeof err)) {
+        fprintf(stderr, "semstream kafka: %s\n", err);
+        return 1;
+    }
+    int rc = create_topics(b, argc, argv);
+    if (rc) {
+        ss_broker_stop(b);
+        return rc;
+    }
+    printf("%s\n", ss_broker_bootstrap(b));
+    fflush(stdout);
+    ss_log(SS_LOG_INFO, "kafka", "embedded broker serving on %s (%d broker%s)", ss_broker_bootstrap(b), nbrokers,
+           nbrokers == 1 ? "" : "s");
+    while (!stop_requested) {
+        struct timespec ts = {0, 50 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    ss_broker_stop(b);
+    return 0;
+}

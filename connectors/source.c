@@ -1,0 +1,330 @@
+/*
+ * source.c — ss_source: reads a stream's topic with manual partition
+ * assignment at caller-given offsets (no consumer-group subscription, no
+ * rebalances, no offset commits), decodes each message into row events
+ * (decode.c), dead-letters bad messages, and tracks positions and lag.
+ *
+ * Dead letters are JSON objects
+ *   {"error":..,"stream":..,"topic":..,"partition":N,"offset":N,"payload":"..."}
+ * keyed like the original message; the dead-letter producer is flushed before
+ * poll returns, so a bad message is on the DLQ before its offset can be
+ * committed by the engine.
+ */
+#include "kafka_int.h"
+#include "ss_json.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DLQ_PAYLOAD_MAX (64 * 1024)
+#define META_TIMEOUT_MS 5000
+
+struct ss_source {
+    rd_kafka_t *rk;
+    char *brokers, *stream, *topic, *dlq_topic;
+    ss_format_t format;
+    ss_schema_t *schema;     /* owned copy */
+    size_t max_bytes;
+    ss_offset_t *pos;        /* per partition: next offset to consume */
+    int npart;
+    ss_source_stats_t st;
+    ss_producer_t *dlq;      /* created at the first bad message */
+    int dlq_pending;         /* dead letters queued since the last flush */
+};
+
+int ss_format_parse(const char *name, ss_format_t *out)
+{
+    static const char *names[] = {"json", "debezium", "upsert"};
+    for (size_t i = 0; name && i < SS_ARRAY_LEN(names); i++)
+        if (ss_strcaseeq(name, names[i])) {
+            *out = (ss_format_t)i;
+            return SS_OK;
+        }
+    return SS_ERR_INVALID;
+}
+
+static rd_kafka_t *consumer_new(const ss_source_opts_t *o, char *err, size_t errsz)
+{
+    char group[256];
+    snprintf(group, sizeof group, "semstream.%s", o->stream ? o->stream : o->topic);
+    const char *settings[][2] = {
+        {"group.id", group}, /* required by assign(); offsets come from the caller */
+        {"enable.auto.commit", "false"},
+        {"enable.auto.offset.store", "false"},
+        {"auto.offset.reset", "earliest"},
+        {"allow.auto.create.topics", "true"},
+        {"enable.partition.eof", "false"},
+        {"fetch.wait.max.ms", "10"},
+        {"fetch.error.backoff.ms", "50"},
+        {"session.timeout.ms", "6000"},
+        {"heartbeat.interval.ms", "500"},
+        {"queued.min.messages", "100000"},
+        {"fetch.message.max.bytes", "1048576"},
+    };
+    rd_kafka_conf_t *c = kafka_conf_new(o->brokers, err, errsz);
+    if (!c)
+        return NULL;
+    for (size_t i = 0; i < SS_ARRAY_LEN(settings); i++)
+        if (kafka_conf_set(c, settings[i][0], settings[i][1], err, errsz)) {
+            rd_kafka_conf_destroy(c);
+            return NULL;
+        }
+    char es[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, es, sizeof es);
+    if (!rk) {
+        rd_kafka_conf_destroy(c);
+        ss_seterr(err, errsz, SS_ERR_KAFKA, "kafka consumer: %s", es);
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    return rk;
+}
+
+/* Number of partitions of the topic (creating it when missing). */
+static int discover(ss_source_t *s, int *npart, char *err, size_t errsz)
+{
+    kafka_embedded_ensure_topic(s->brokers, s->topic, 1);
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(s->rk, s->topic, NULL);
+    if (!rkt)
+        return ss_seterr(err, errsz, SS_ERR_KAFKA, "topic %s: %s", s->topic, rd_kafka_err2str(rd_kafka_last_error()));
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+    int64_t deadline = ss_now_ns() + (int64_t)META_TIMEOUT_MS * 1000000;
+    *npart = 0;
+    do { /* a just auto-created topic can take a moment to get its partitions */
+        const struct rd_kafka_metadata *md = NULL;
+        e = rd_kafka_metadata(s->rk, 0, rkt, &md, META_TIMEOUT_MS);
+        if (!e && md->topic_cnt == 1) {
+            e = md->topics[0].err;
+            *npart = md->topics[0].partition_cnt;
+        }
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        if (!e && *npart > 0)
+            break;
+    } while (ss_now_ns() < deadline && (rd_kafka_poll(s->rk, 100), 1));
+    rd_kafka_topic_destroy(rkt);
+    if (e)
+        return ss_seterr(err, errsz, SS_ERR_KAFKA, "metadata for topic %s on %s: %s", s->topic, s->brokers,
+                         rd_kafka_err2str(e));
+    if (*npart <= 0)
+        return ss_seterr(err, errsz, SS_ERR_NOTFOUND, "topic %s has no partitions on %s", s->topic, s->brokers);
+    return SS_OK;
+}
+
+static int assign(ss_source_t *s, const ss_offset_t *start, int nstart, char *err, size_t errsz)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(s->npart);
+    for (int p = 0; p < s->npart; p++) {
+        int64_t off = RD_KAFKA_OFFSET_BEGINNING;
+        for (int i = 0; i < nstart; i++)
+            if (start[i].partition == p && start[i].offset >= 0)
+                off = start[i].offset;
+        int64_t lo = -1, hi = -1;
+        int have_wm = !rd_kafka_query_watermark_offsets(s->rk, s->topic, p, &lo, &hi, META_TIMEOUT_MS) && lo >= 0;
+        if (off == RD_KAFKA_OFFSET_BEGINNING) /* report a real offset: the low watermark */
+            s->pos[p].offset = have_wm ? lo : RD_KAFKA_OFFSET_BEGINNING;
+        else
+            s->pos[p].offset = off;
+        if (have_wm && off >= 0 && off < lo)
+            ss_log(SS_LOG_WARN, "kafka", "stream %s: topic %s partition %d: offsets %" PRId64 "..%" PRId64
+                   " were deleted by the broker before they were read; resuming at %" PRId64,
+                   s->stream, s->topic, p, off, lo - 1, lo);
+        if (have_wm && off > hi)
+            ss_log(SS_LOG_WARN, "kafka", "stream %s: topic %s partition %d: saved offset %" PRId64
+                   " is past the end (%" PRId64 "); was the topic recreated?", s->stream, s->topic, p, off, hi);
+        s->pos[p].partition = p;
+        rd_kafka_topic_partition_list_add(l, s->topic, p)->offset = off;
+    }
+    rd_kafka_resp_err_t e = rd_kafka_assign(s->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e)
+        return ss_seterr(err, errsz, SS_ERR_KAFKA, "assign %s: %s", s->topic, rd_kafka_err2str(e));
+    return SS_OK;
+}
+
+int ss_source_open(const ss_source_opts_t *o, const ss_offset_t *start, int nstart,
+                   ss_source_t **out, char *err, size_t errsz)
+{
+    *out = NULL;
+    if (!o || !o->topic || !*o->topic || !o->schema || o->schema->n <= 0)
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "kafka source: topic and schema are required");
+    ss_source_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    s->brokers = ss_strdup(o->brokers ? o->brokers : "");
+    s->stream = ss_strdup(o->stream ? o->stream : o->topic);
+    s->topic = ss_strdup(o->topic);
+    s->dlq_topic = o->dlq_topic ? ss_strdup(o->dlq_topic) : ss_sprintf("%s.dlq", o->topic);
+    s->schema = ss_schema_copy(o->schema);
+    s->format = o->format;
+    s->max_bytes = o->max_message_bytes ? o->max_message_bytes : 1024 * 1024;
+    int rc = SS_OK;
+    if (!s->brokers || !s->stream || !s->topic || !s->dlq_topic || !s->schema)
+        rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    if (!rc && !(s->rk = consumer_new(o, err, errsz)))
+        rc = SS_ERR_KAFKA;
+    if (!rc)
+        rc = discover(s, &s->npart, err, errsz);
+    if (!rc && !(s->pos = calloc((size_t)s->npart, sizeof *s->pos)))
+        rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    if (!rc)
+        rc = assign(s, start, nstart, err, errsz);
+    if (rc) {
+        ss_errprefix(err, errsz, "stream %s", s->stream ? s->stream : "?");
+        ss_source_close(s);
+        return rc;
+    }
+    *out = s;
+    return SS_OK;
+}
+
+/* Writes a bad message to the dead-letter topic (never fails the caller). */
+static void dead_letter(ss_source_t *s, const rd_kafka_message_t *m, const char *reason)
+{
+    s->st.bad++;
+    ss_log(SS_LOG_WARN, "kafka", "stream %s: topic %s partition %d offset %" PRId64 ": %s", s->stream,
+           s->topic, (int)m->partition, (int64_t)m->offset, reason);
+    char err[SS_ERRSZ];
+    if (!s->dlq) {
+        kafka_embedded_ensure_topic(s->brokers, s->dlq_topic, 1);
+        if (ss_producer_new(s->brokers, &s->dlq, err, sizeof err)) {
+            ss_log(SS_LOG_WARN, "kafka", "stream %s: no dead-letter producer: %s", s->stream, err);
+            return;
+        }
+    }
+    ss_buf_t b = SS_BUF_INIT;
+    size_t n = m->payload ? SS_MIN(m->len, (size_t)DLQ_PAYLOAD_MAX) : 0;
+    int rc = ss_buf_puts(&b, "{\"error\":");
+    rc = rc ? rc : ss_json_put_str_utf8(&b, reason, strlen(reason));
+    rc = rc ? rc : ss_buf_puts(&b, ",\"stream\":");
+    rc = rc ? rc : ss_json_put_str_utf8(&b, s->stream, strlen(s->stream));
+    rc = rc ? rc : ss_buf_puts(&b, ",\"topic\":");
+    rc = rc ? rc : ss_json_put_str_utf8(&b, s->topic, strlen(s->topic));
+    rc = rc ? rc : ss_buf_printf(&b, ",\"partition\":%d,\"offset\":%" PRId64 ",\"payload\":", (int)m->partition,
+                                 (int64_t)m->offset);
+    rc = rc ? rc : m->payload ? ss_json_put_str_utf8(&b, m->payload, n) : ss_buf_puts(&b, "null");
+    if (!rc && m->payload && n < m->len)
+        rc = ss_buf_printf(&b, ",\"truncated\":true,\"payload_bytes\":%zu", m->len);
+    rc = rc ? rc : ss_buf_putc(&b, '}');
+    if (!rc)
+        rc = ss_producer_send(s->dlq, s->dlq_topic, m->key, m->key_len, b.data, b.len, err, sizeof err);
+    else
+        snprintf(err, sizeof err, "out of memory");
+    if (rc)
+        ss_log(SS_LOG_WARN, "kafka", "stream %s: dead letter to %s failed: %s", s->stream, s->dlq_topic, err);
+    else
+        s->dlq_pending++;
+    ss_buf_free(&b);
+}
+
+static void handle(ss_source_t *s, const rd_kafka_message_t *m, ss_zset_t *out)
+{
+    for (int i = 0; i < s->npart; i++)
+        if (s->pos[i].partition == m->partition) {
+            /* gaps of 1 are transaction markers; larger ones mean data the broker dropped */
+            if (s->pos[i].offset >= 0 && m->offset > s->pos[i].offset + 1)
+                ss_log(SS_LOG_WARN, "kafka", "stream %s: topic %s partition %d: offsets %" PRId64 "..%" PRId64
+                       " are gone (retention or compaction); continuing at %" PRId64, s->stream, s->topic,
+                       (int)m->partition, s->pos[i].offset, (int64_t)m->offset - 1, (int64_t)m->offset);
+            s->pos[i].offset = m->offset + 1;
+        }
+    s->st.messages++;
+    char reason[SS_ERRSZ];
+    size_t total = m->len + m->key_len;
+    if (total > s->max_bytes) {
+        snprintf(reason, sizeof reason, "message of %zu bytes exceeds the limit of %zu bytes", total, s->max_bytes);
+        dead_letter(s, m, reason);
+        return;
+    }
+    size_t before = out->n;
+    int rc = kafka_decode(s->format, s->schema, m->key, m->key_len, m->payload, m->len, out, reason, sizeof reason);
+    if (rc)
+        dead_letter(s, m, reason);
+    else
+        s->st.events += (int64_t)(out->n - before);
+}
+
+int ss_source_poll(ss_source_t *s, int max_msgs, int timeout_ms, ss_zset_t *out, int *nmsgs,
+                   char *err, size_t errsz)
+{
+    int got = 0, rc = SS_OK;
+    int64_t t0 = ss_now_ns();
+    while (got < max_msgs) {
+        int64_t left = got ? 0 : timeout_ms - (ss_now_ns() - t0) / 1000000;
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(s->rk, left > 0 ? (int)left : 0);
+        if (!m)
+            break;
+        if (m->err) {
+            rd_kafka_resp_err_t e = m->err;
+            ss_log(SS_LOG_WARN, "kafka", "stream %s: topic %s: %s", s->stream, s->topic, rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
+            if (e == RD_KAFKA_RESP_ERR__FATAL || e == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+                rc = ss_seterr(err, errsz, SS_ERR_KAFKA, "stream %s: topic %s: %s", s->stream, s->topic,
+                               rd_kafka_err2str(e));
+                break;
+            }
+            if (left <= 0)
+                break;
+            continue;
+        }
+        handle(s, m, out);
+        rd_kafka_message_destroy(m);
+        got++;
+    }
+    if (s->dlq && s->dlq_pending) {
+        char e2[SS_ERRSZ];
+        if (ss_producer_flush(s->dlq, 10000, e2, sizeof e2))
+            ss_log(SS_LOG_WARN, "kafka", "stream %s: dead-letter topic %s: %s", s->stream, s->dlq_topic, e2);
+        s->dlq_pending = 0;
+    }
+    if (nmsgs)
+        *nmsgs = got;
+    return rc;
+}
+
+int ss_source_positions(ss_source_t *s, const ss_offset_t **offs, int *n)
+{
+    *offs = s->pos;
+    *n = s->npart;
+    return SS_OK;
+}
+
+int ss_source_lag(ss_source_t *s, int64_t *lag, char *err, size_t errsz)
+{
+    int64_t total = 0;
+    for (int i = 0; i < s->npart; i++) {
+        int64_t lo = 0, hi = 0;
+        rd_kafka_resp_err_t e =
+            rd_kafka_query_watermark_offsets(s->rk, s->topic, s->pos[i].partition, &lo, &hi, META_TIMEOUT_MS);
+        if (e)
+            return ss_seterr(err, errsz, SS_ERR_KAFKA, "stream %s: watermarks of %s [%d]: %s", s->stream, s->topic,
+                             (int)s->pos[i].partition, rd_kafka_err2str(e));
+        int64_t at = s->pos[i].offset < lo ? lo : s->pos[i].offset;
+        if (hi > at)
+            total += hi - at;
+    }
+    *lag = total;
+    return SS_OK;
+}
+
+void ss_source_get_stats(const ss_source_t *s, ss_source_stats_t *out) { *out = s->st; }
+
+void ss_source_close(ss_source_t *s)
+{
+    if (!s)
+        return;
+    if (s->rk) {
+        rd_kafka_consumer_close(s->rk);
+        rd_kafka_destroy(s->rk);
+    }
+    ss_producer_destroy(s->dlq);
+    ss_schema_free(s->schema);
+    free(s->pos);
+    free(s->brokers);
+    free(s->stream);
+    free(s->topic);
+    free(s->dlq_topic);
+    free(s);
+}

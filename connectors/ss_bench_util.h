@@ -1,0 +1,18 @@
+/*
+ * ss_bench_util.h — helpers for benchmarks and tests that need a topic full of
+ * synthetic rows.
+ */
+#ifndef SS_BENCH_UTIL_H
+#define SS_BENCH_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Produces n messages to topic, message i having key {"id":i} and value
+ * {"id":i,"v":i%100,"s":"<text>"} where <text> is at least text_bytes bytes of
+ * lowercase words (text_bytes <= 0: 32). Waits until all are delivered.
+ * Usable with the json and upsert formats (schema id INT KEY, v INT, s TEXT). */
+int ss_bench_fill_topic(const char *brokers, const char *topic, int64_t n, int text_bytes,
+                        char *err, size_t errsz);
+
+#endif

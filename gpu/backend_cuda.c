@@ -1,0 +1,507 @@
+/*
+ * backend_cuda.c — the CUDA backend of the inference engine: the same
+ * backend_ops_t as forward_cpu.c (upload / reserve / forward over a ubatch /
+ * destroy), running every stage on the GPU through the kernels of ss_cuda.h.
+ * Weights are uploaded once (Q8_0 repacked for 16-byte loads); the paged KV
+ * cache lives on the device as one K and one V pool per layer, indexed by the
+ * engine's block ids, so the prefix cache of engine.c works unchanged. Only the
+ * logits of output rows (and pooled hidden states) come back to the host.
+ * Also: ss_backend_cuda_new, the ss_infer_backend_t used by `semstream worker --gpu`.
+ */
+#ifdef SS_HAVE_CUDA
+#include "llm_internal.h"
+#include "ss_cuda.h"
+#include "ss_llm_cuda.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { P_NORM, P_QKV, P_ROPE_KV, P_ATTN, P_WO, P_FFN_UP, P_SWIGLU, P_FFN_DOWN, P_READOUT, P_HOST };
+static const char *const prof_names[SS_CUDA_PROF_STAGES] = {"rmsnorm", "qkv matmul", "rope+kv", "attention",
+                                                             "wo matmul", "gate/up", "swiglu", "down matmul",
+                                                             "read-out", "host wait"};
+
+typedef struct dlayer {
+    ss_cuda_weight_t wq, wk, wv, wo, gate, up, down;
+    float *attn_norm, *ffn_norm, *bq, *bk, *bv;
+    float *kpool, *vpool; /* [cap_blocks][nkv][KV_BLOCK][hd] */
+} dlayer_t;
+
+typedef struct cuda_be {
+    ss_llm_t *m;
+    ss_cuda_t *c;
+    dlayer_t *L;
+    ss_cuda_weight_t embd, output;
+    float *out_norm;
+    int cap_blocks;
+    int tile_max;             /* queries per attention tile: 64 (query, head) items per block */
+    /* activations for up to tcap tokens (ocap output rows) */
+    int tcap, ocap;
+    float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2, *xo, *logits;
+    /* per-batch index arrays, one device buffer with a fixed layout (see idx_*), filled by one
+     * host-to-device copy: tok | pos | seq | tile q0 | tile nq | out rows | pooled rows | block table */
+    int32_t *idx, *h_idx;
+    size_t idx_cap;               /* int32s */
+    const int **h_seqptr;
+    float *h_hid;
+    /* CUDA graphs of small batches (decode steps), keyed by shape; dropped when buffers move */
+    struct { int n, nout, nh, mb, nt; ss_cuda_graph_t *g; } graphs[32];
+    int ngraphs;
+    int64_t fwd_ns, fwd_calls, fwd_tokens; /* wall time inside forward (profiling) */
+} cuda_be_t;
+
+#define IDX_TOK(b) ((b)->idx)
+#define IDX_POS(b) ((b)->idx + (b)->tcap)
+#define IDX_SEQ(b) ((b)->idx + 2 * (size_t)(b)->tcap)
+#define IDX_Q0(b) ((b)->idx + 3 * (size_t)(b)->tcap)
+#define IDX_NQ(b) ((b)->idx + 4 * (size_t)(b)->tcap)
+#define IDX_OUT(b) ((b)->idx + 5 * (size_t)(b)->tcap)
+#define IDX_HID(b) ((b)->idx + 6 * (size_t)(b)->tcap)
+#define IDX_BT(b) ((b)->idx + 7 * (size_t)(b)->tcap)
+#define IDX_FIXED 7 /* int32 arrays of tcap entries before the block table */
+
+static void drop_graphs(cuda_be_t *b)
+{
+    for (int i = 0; i < b->ngraphs; i++)
+        ss_cuda_graph_destroy(b->graphs[i].g);
+    b->ngraphs = 0;
+}
+
+static int upload_f32(ss_cuda_t *c, float **d, const float *h, size_t n, char *err, size_t errsz)
+{
+    *d = NULL;
+    if (!h)
+        return SS_OK;
+    int rc = ss_cuda_malloc(c, (void **)d, n * 4, err, errsz);
+    return rc ? rc : ss_cuda_h2d(c, *d, h, n * 4, err, errsz);
+}
+
+static int upload_w(ss_cuda_t *c, ss_cuda_weight_t *d, const wmat_t *w, char *err, size_t errsz)
+{
+    int rc = ss_cuda_weight_upload(c, d, w->type, w->rows, w->cols, w->data, err, errsz);
+    if (rc)
+        ss_errprefix(err, errsz, "CUDA upload of a %dx%d weight", w->rows, w->cols);
+    return rc;
+}
+
+static void cuda_destroy(void *ctx)
+{
+    cuda_be_t *b = ctx;
+    if (!b)
+        return;
+    if (getenv("SS_CUDA_PROFILE") && b->fwd_calls)
+        fprintf(stderr, "CUDA backend: %lld forward passes of %lld tokens, %.3f ms wall inside forward\n",
+                (long long)b->fwd_calls, (long long)b->fwd_tokens, b->fwd_ns / 1e6);
+    ss_cuda_prof_report(b->c, prof_names, "forward passes");
+    drop_graphs(b);
+    ss_cuda_close(b->c); /* frees every device allocation */
+    free(b->L);
+    free(b->h_idx), free(b->h_seqptr), free(b->h_hid);
+    free(b);
+}
+
+static ss_err_t cuda_upload_dev(ss_llm_t *m, void **ctx, int device, char *err, size_t errsz)
+{
+    cuda_be_t *b = calloc(1, sizeof *b);
+    if (!b)
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    b->m = m;
+    int rc = ss_cuda_open(device, &b->c, err, errsz);
+    const ss_llm_config_t *g = &m->cfg;
+    b->tile_max = SS_MAX(1, SS_MIN(16, 64 / SS_MAX(1, g->n_heads / g->n_kv_heads)));
+    b->L = rc ? NULL : calloc((size_t)g->n_layers, sizeof *b->L);
+    if (!rc && !b->L)
+        rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    int qd = g->n_heads * g->head_dim, kvd = g->n_kv_heads * g->head_dim;
+    for (int l = 0; !rc && l < g->n_layers; l++) {
+        const layer_w_t *w = &m->w.layers[l];
+        dlayer_t *d = &b->L[l];
+        if ((rc = upload_w(b->c, &d->wq, &w->wq, err, errsz)) || (rc = upload_w(b->c, &d->wk, &w->wk, err, errsz)) ||
+            (rc = upload_w(b->c, &d->wv, &w->wv, err, errsz)) || (rc = upload_w(b->c, &d->wo, &w->wo, err, errsz)) ||
+            (rc = upload_w(b->c, &d->gate, &w->w_gate, err, errsz)) ||
+            (rc = upload_w(b->c, &d->up, &w->w_up, err, errsz)) ||
+            (rc = upload_w(b->c, &d->down, &w->w_down, err, errsz)) ||
+            (rc = upload_f32(b->c, &d->attn_norm, w->attn_norm, (size_t)g->dim, err, errsz)) ||
+            (rc = upload_f32(b->c, &d->ffn_norm, w->ffn_norm, (size_t)g->dim, err, errsz)) ||
+            (rc = upload_f32(b->c, &d->bq, w->bq, (size_t)qd, err, errsz)) ||
+            (rc = upload_f32(b->c, &d->bk, w->bk, (size_t)kvd, err, errsz)) ||
+            (rc = upload_f32(b->c, &d->bv, w->bv, (size_t)kvd, err, errsz)))
+            break;
+    }
+    if (!rc)
+        rc = upload_w(b->c, &b->embd, &m->w.tok_embd, err, errsz);
+    if (!rc) {
+        if (m->w.output.data == m->w.tok_embd.data)
+            b->output = b->embd; /* tied: one copy on the device */
+        else
+            rc = upload_w(b->c, &b->output, &m->w.output, err, errsz);
+    }
+    if (!rc)
+        rc = upload_f32(b->c, &b->out_norm, m->w.out_norm, (size_t)g->dim, err, errsz);
+    if (rc) {
+        cuda_destroy(b);
+        return rc;
+    }
+    *ctx = b;
+    return SS_OK;
+}
+
+static ss_err_t cuda_upload(ss_llm_t *m, void **ctx, char *err, size_t errsz)
+{
+    return cuda_upload_dev(m, ctx, 0, err, errsz);
+}
+
+static ss_err_t cuda_reserve(void *ctx, int nblocks, char *err, size_t errsz)
+{
+    cuda_be_t *b = ctx;
+    if (nblocks <= b->cap_blocks)
+        return SS_OK;
+    const ss_llm_config_t *g = &b->m->cfg;
+    int ncap = SS_MAX(nblocks, 2 * b->cap_blocks + 64);
+    size_t per = (size_t)g->n_kv_heads * KV_BLOCK * g->head_dim * sizeof(float);
+    for (int l = 0; l < g->n_layers; l++) {
+        dlayer_t *d = &b->L[l];
+        float *nk, *nv;
+        int rc = ss_cuda_malloc(b->c, (void **)&nk, per * ncap, err, errsz);
+        if (!rc)
+            rc = ss_cuda_malloc(b->c, (void **)&nv, per * ncap, err, errsz);
+        if (rc)
+            return rc;
+        if (b->cap_blocks) { /* keep the cached prefixes */
+            if ((rc = ss_cuda_d2d(b->c, nk, d->kpool, per * b->cap_blocks, err, errsz)) ||
+                (rc = ss_cuda_d2d(b->c, nv, d->vpool, per * b->cap_blocks, err, errsz)))
+                return rc;
+            ss_cuda_free(b->c, d->kpool);
+            ss_cuda_free(b->c, d->vpool);
+        }
+        d->kpool = nk;
+        d->vpool = nv;
+    }
+    b->cap_blocks = ncap;
+    drop_graphs(b); /* the graphs captured the old pool addresses */
+    return SS_OK;
+}
+
+#define DEV_ALLOC(ptr, bytes)                                                                                  \
+    do {                                                                                                       \
+        ss_cuda_free(b->c, ptr);                                                                               \
+        ptr = NULL;                                                                                            \
+        if ((rc = ss_cuda_malloc(b->c, (void **)&(ptr), (bytes), err, errsz)))                               \
+            return rc;                                                                                         \
+    } while (0)
+
+static int ensure_acts(cuda_be_t *b, int n, int nout, char *err, size_t errsz)
+{
+    const ss_llm_config_t *g = &b->m->cfg;
+    int rc;
+    size_t t = (size_t)n, d = (size_t)g->dim, qd = (size_t)g->n_heads * g->head_dim;
+    size_t kvd = (size_t)g->n_kv_heads * g->head_dim, h = (size_t)g->hidden_dim;
+    if (n > b->tcap) {
+        drop_graphs(b);
+        DEV_ALLOC(b->x, t * d * 4); DEV_ALLOC(b->xb, t * d * 4); DEV_ALLOC(b->xb2, t * d * 4);
+        DEV_ALLOC(b->q, t * qd * 4); DEV_ALLOC(b->k, t * kvd * 4); DEV_ALLOC(b->v, t * kvd * 4);
+        DEV_ALLOC(b->att, t * qd * 4); DEV_ALLOC(b->hb, t * h * 4); DEV_ALLOC(b->hb2, t * h * 4);
+        free(b->h_seqptr);
+        if (!(b->h_seqptr = malloc(t * sizeof *b->h_seqptr)))
+            return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+        b->tcap = n;
+        b->idx_cap = 0; /* the index layout depends on tcap */
+    }
+    if (nout > b->ocap) {
+        drop_graphs(b);
+        DEV_ALLOC(b->xo, (size_t)nout * d * 4);
+        DEV_ALLOC(b->logits, (size_t)nout * g->vocab_size * 4);
+        b->ocap = nout;
+    }
+    return SS_OK;
+}
+
+static int ensure_idx(cuda_be_t *b, size_t bt_entries, char *err, size_t errsz)
+{
+    size_t need = IDX_FIXED * (size_t)b->tcap + bt_entries;
+    if (need <= b->idx_cap)
+        return SS_OK;
+    int rc;
+    need = SS_MAX(need, IDX_FIXED * (size_t)b->tcap + 4096);
+    drop_graphs(b);
+    DEV_ALLOC(b->idx, need * 4);
+    free(b->h_idx);
+    if (!(b->h_idx = malloc(need * 4)))
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    b->idx_cap = need;
+    return SS_OK;
+}
+
+/* Fills the host index arrays: tokens and positions, each token's sequence (a compact block
+ * table over the distinct sequences), attention tiles (runs of up to 16 consecutive tokens of
+ * one sequence), output rows and pooled rows. */
+static int plan_batch(cuda_be_t *b, const ubatch_t *ub, int *mb_out, int *nt_out, int *nh_out, size_t *used,
+                      char *err, size_t errsz)
+{
+    int ns = 0, mb = 1, nt = 0, nh = 0, n = ub->n;
+    /* pass 1: distinct sequences and the widest block table, to size the index buffer */
+    for (int t = 0; t < n; t++) {
+        int s = -1;
+        for (int j = ns - 1; j >= 0 && s < 0; j--) /* tokens of a sequence are usually adjacent */
+            if (b->h_seqptr[j] == ub->blocks[t])
+                s = j;
+        if (s < 0)
+            b->h_seqptr[ns++] = ub->blocks[t];
+        mb = SS_MAX(mb, ub->pos[t] / KV_BLOCK + 1);
+    }
+    int rc = ensure_idx(b, (size_t)ns * mb, err, errsz);
+    if (rc)
+        return rc;
+    int32_t *seq = b->h_idx + 2 * (size_t)b->tcap, *q0 = b->h_idx + 3 * (size_t)b->tcap;
+    int32_t *nq = b->h_idx + 4 * (size_t)b->tcap, *outidx = b->h_idx + 5 * (size_t)b->tcap;
+    int32_t *hid = b->h_idx + 6 * (size_t)b->tcap, *bt = b->h_idx + 7 * (size_t)b->tcap;
+    memcpy(b->h_idx, ub->tok, (size_t)n * 4);
+    memcpy(b->h_idx + b->tcap, ub->pos, (size_t)n * 4);
+    /* pass 2: sequence of each token, attention tiles, output and pooled rows */
+    int last = 0;
+    for (int t = 0; t < n; t++) {
+        int s = last;
+        if (b->h_seqptr[s] != ub->blocks[t])
+            for (s = 0; b->h_seqptr[s] != ub->blocks[t]; s++)
+                ;
+        last = s;
+        seq[t] = s;
+        if (nt > 0 && seq[q0[nt - 1]] == s && nq[nt - 1] < b->tile_max && q0[nt - 1] + nq[nt - 1] == t)
+            nq[nt - 1]++;
+        else {
+            q0[nt] = t;
+            nq[nt++] = 1;
+        }
+        if (ub->out[t] >= 0)
+            outidx[ub->out[t]] = t;
+        if (ub->hid_row && ub->hid_all && ub->hid_row[t] >= 0)
+            hid[nh++] = t;
+    }
+    for (int s = 0; s < ns; s++) {
+        int maxp = 0;
+        for (int t = 0; t < n; t++)
+            if (seq[t] == s)
+                maxp = SS_MAX(maxp, ub->pos[t]);
+        for (int k = 0; k < mb; k++)
+            bt[(size_t)s * mb + k] = k <= maxp / KV_BLOCK ? b->h_seqptr[s][k] : 0;
+    }
+    *mb_out = mb;
+    *nt_out = nt;
+    *nh_out = nh;
+    *used = IDX_FIXED * (size_t)b->tcap + (size_t)ns * mb;
+    return SS_OK;
+}
+
+static int layer_fwd(cuda_be_t *b, const ubatch_t *ub, int l, int mb, int nt, char *err, size_t errsz)
+{
+    const ss_llm_config_t *g = &b->m->cfg;
+    dlayer_t *L = &b->L[l];
+    ss_cuda_t *c = b->c;
+    int n = ub->n, d = g->dim, hd = g->head_dim, qd = g->n_heads * hd, kvd = g->n_kv_heads * hd;
+    int rc = ss_cuda_rmsnorm(c, b->xb, b->x, L->attn_norm, n, d, g->norm_eps);
+    ss_cuda_prof_mark(c, P_NORM);
+    if (!rc) rc = ss_cuda_matmul(c, b->q, b->xb, &L->wq, L->bq, n, err, errsz);
+    if (!rc) rc = ss_cuda_matmul(c, b->k, b->xb, &L->wk, L->bk, n, err, errsz);
+    if (!rc) rc = ss_cuda_matmul(c, b->v, b->xb, &L->wv, L->bv, n, err, errsz);
+    ss_cuda_prof_mark(c, P_QKV);
+    if (!rc) rc = ss_cuda_rope(c, b->q, IDX_POS(b), n, g->n_heads, hd, g->rope_dim, g->rope_base, g->rope_neox);
+    if (!rc) rc = ss_cuda_rope(c, b->k, IDX_POS(b), n, g->n_kv_heads, hd, g->rope_dim, g->rope_base, g->rope_neox);
+    if (!rc) rc = ss_cuda_kv_store(c, L->kpool, L->vpool, b->k, b->v, IDX_BT(b), mb, IDX_SEQ(b), IDX_POS(b), n,
+                                        g->n_kv_heads, hd);
+    ss_cuda_prof_mark(c, P_ROPE_KV);
+    if (!rc) rc = ss_cuda_attention(c, b->att, b->q, L->kpool, L->vpool, IDX_BT(b), mb, IDX_SEQ(b), IDX_POS(b), n,
+                                    IDX_Q0(b), IDX_NQ(b), nt, g->n_heads, g->n_kv_heads, hd);
+    ss_cuda_prof_mark(c, P_ATTN);
+    if (!rc) rc = ss_cuda_matmul(c, b->xb2, b->att, &L->wo, NULL, n, err, errsz);
+    if (!rc) rc = ss_cuda_add(c, b->x, b->xb2, (size_t)n * d);
+    ss_cuda_prof_mark(c, P_WO);
+    if (!rc) rc = ss_cuda_rmsnorm(c, b->xb, b->x, L->ffn_norm, n, d, g->norm_eps);
+    ss_cuda_prof_mark(c, P_NORM);
+    if (!rc) rc = ss_cuda_matmul(c, b->hb, b->xb, &L->gate, NULL, n, err, errsz);
+    if (!rc) rc = ss_cuda_matmul(c, b->hb2, b->xb, &L->up, NULL, n, err, errsz);
+    ss_cuda_prof_mark(c, P_FFN_UP);
+    if (!rc) rc = ss_cuda_swiglu(c, b->hb, b->hb, b->hb2, (size_t)n * g->hidden_dim);
+    ss_cuda_prof_mark(c, P_SWIGLU);
+    if (!rc) rc = ss_cuda_matmul(c, b->xb2, b->hb, &L->down, NULL, n, err, errsz);
+    if (!rc) rc = ss_cuda_add(c, b->x, b->xb2, (size_t)n * d);
+    ss_cuda_prof_mark(c, P_FFN_DOWN);
+    (void)kvd, (void)qd;
+    if (rc && !err[0])
+        ss_seterr(err, errsz, SS_ERR_CUDA, "CUDA forward failed in layer %d (attention head_dim %d)", l, hd);
+    return rc;
+}
+
+/* Every kernel of one forward pass (no host synchronisation: capturable as a graph). */
+static int launch_pass(cuda_be_t *b, int n, int nout, int nh, int mb, int nt, char *err, size_t errsz)
+{
+    const ss_llm_config_t *g = &b->m->cfg;
+    int d = g->dim;
+    int rc = ss_cuda_embed(b->c, b->x, &b->embd, IDX_TOK(b), n);
+    for (int l = 0; !rc && l < g->n_layers; l++) {
+        const ubatch_t shape = {.n = n};
+        rc = layer_fwd(b, &shape, l, mb, nt, err, errsz);
+    }
+    if (!rc)
+        rc = ss_cuda_rmsnorm(b->c, b->xb, b->x, b->out_norm, n, d, g->norm_eps);
+    if (!rc && nout > 0) {
+        rc = ss_cuda_gather_rows(b->c, b->xo, b->xb, IDX_OUT(b), nout, d);
+        if (!rc)
+            rc = ss_cuda_matmul(b->c, b->logits, b->xo, &b->output, NULL, nout, err, errsz);
+    }
+    if (!rc && nh > 0)
+        rc = ss_cuda_gather_rows(b->c, b->xb2, b->xb, IDX_HID(b), nh, d);
+    return rc;
+}
+
+/* Replays (capturing first if needed) the graph of this shape. */
+static int launch_graph(cuda_be_t *b, int n, int nout, int nh, int mb, int nt, char *err, size_t errsz)
+{
+    for (int i = 0; i < b->ngraphs; i++)
+        if (b->graphs[i].n == n && b->graphs[i].nout == nout && b->graphs[i].nh == nh && b->graphs[i].mb == mb &&
+            b->graphs[i].nt == nt)
+            return ss_cuda_graph_launch(b->c, b->graphs[i].g, err, errsz);
+    if (b->ngraphs == (int)SS_ARRAY_LEN(b->graphs))
+        drop_graphs(b);
+    ss_cuda_graph_t *gr;
+    int rc = ss_cuda_graph_begin(b->c, err, errsz);
+    if (rc)
+        return rc;
+    int lrc = launch_pass(b, n, nout, nh, mb, nt, err, errsz);
+    rc = ss_cuda_graph_end(b->c, &gr, err, errsz);
+    if (lrc || rc)
+        return lrc ? lrc : rc;
+    int i = b->ngraphs++;
+    b->graphs[i].n = n, b->graphs[i].nout = nout, b->graphs[i].nh = nh, b->graphs[i].mb = mb, b->graphs[i].nt = nt;
+    b->graphs[i].g = gr;
+    return ss_cuda_graph_launch(b->c, gr, err, errsz);
+}
+
+static int copy_back(cuda_be_t *b, const ubatch_t *ub, int nh, char *err, size_t errsz)
+{
+    const ss_llm_config_t *g = &b->m->cfg;
+    int d = g->dim, rc = SS_OK;
+    if (ub->nout > 0) {
+        rc = ss_cuda_d2h(b->c, ub->logits, b->logits, (size_t)ub->nout * g->vocab_size * 4, err, errsz);
+        if (!rc && ub->hidden)
+            rc = ss_cuda_d2h(b->c, ub->hidden, b->xo, (size_t)ub->nout * d * 4, err, errsz);
+    }
+    if (!rc && nh > 0) { /* EMBED pooling: add the final hidden of each marked token */
+        float *h = realloc(b->h_hid, (size_t)nh * d * 4);
+        if (!h)
+            return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+        b->h_hid = h;
+        if ((rc = ss_cuda_d2h(b->c, h, b->xb2, (size_t)nh * d * 4, err, errsz)))
+            return rc;
+        const int32_t *hid = b->h_idx + 6 * (size_t)b->tcap;
+        for (int i = 0; i < nh; i++)
+            for (int j = 0; j < d; j++)
+                ub->hid_all[(size_t)ub->hid_row[hid[i]] * d + j] += h[(size_t)i * d + j];
+    }
+    return rc;
+}
+
+static ss_err_t cuda_forward(void *ctx, const ubatch_t *ub, char *err, size_t errsz)
+{
+    cuda_be_t *b = ctx;
+    const ss_llm_config_t *g = &b->m->cfg;
+    if (ub->n <= 0)
+        return SS_OK;
+    for (int t = 0; t < ub->n; t++)
+        if (ub->tok[t] < 0 || ub->tok[t] >= g->vocab_size)
+            return ss_seterr(err, errsz, SS_ERR_INVALID, "token id %d out of range (vocab %d)", ub->tok[t],
+                             g->vocab_size);
+    int mb = 1, nt = 0, nh = 0;
+    size_t used = 0;
+    int64_t t_start = ss_now_ns();
+    int rc = ensure_acts(b, ub->n, ub->nout, err, errsz);
+    if (!rc)
+        rc = plan_batch(b, ub, &mb, &nt, &nh, &used, err, errsz);
+    if (!rc)
+        rc = ss_cuda_h2d(b->c, b->idx, b->h_idx, used * 4, err, errsz);
+    if (rc)
+        return rc;
+    ss_cuda_prof_mark(b->c, -1);
+    /* small batches (decode steps) are launch-bound: replay a captured graph of the pass */
+    if (ub->n <= 8 && !getenv("SS_CUDA_NO_GRAPHS") && !getenv("SS_CUDA_PROFILE"))
+        rc = launch_graph(b, ub->n, ub->nout, nh, mb, nt, err, errsz);
+    else
+        rc = launch_pass(b, ub->n, ub->nout, nh, mb, nt, err, errsz);
+    ss_cuda_prof_mark(b->c, P_READOUT);
+    if (!rc)
+        rc = ss_cuda_sync(b->c, err, errsz);
+    ss_cuda_prof_collect(b->c);
+    if (!rc)
+        rc = copy_back(b, ub, nh, err, errsz);
+    if (rc && !err[0])
+        ss_seterr(err, errsz, SS_ERR_CUDA, "CUDA forward pass of %d tokens failed", ub->n);
+    b->fwd_ns += ss_now_ns() - t_start;
+    b->fwd_calls++;
+    b->fwd_tokens += ub->n;
+    return rc;
+}
+
+const backend_ops_t ss_llm_cuda_backend = {"cuda", cuda_upload, cuda_reserve, cuda_forward, cuda_destroy};
+
+/* Moves an opened model onto CUDA device `device`: the CPU backend's state is dropped and the
+ * engine's KV blocks are re-reserved on the device at the next forward pass. */
+ss_err_t ss_llm_use_cuda(ss_llm_t *m, int device, char *err, size_t errsz)
+{
+    void *ctx = NULL;
+    ss_err_t rc = cuda_upload_dev(m, &ctx, device, err, errsz);
+    if (rc)
+        return rc;
+    ss_llm_cache_clear(m); /* cached KV lives in the old backend's memory */
+    if (m->be && m->be->destroy)
+        m->be->destroy(m->be_ctx);
+    m->be = &ss_llm_cuda_backend;
+    m->be_ctx = ctx;
+    m->be_blocks = 0;
+    if (m->ubatch < 2048)
+        m->ubatch = 2048; /* larger forward passes keep the GPU busy */
+    return SS_OK;
+}
+
+static int cuda_run(ss_infer_backend_t *b, const ss_infer_req_t *reqs, int n, ss_infer_res_t *res, char *err,
+                    size_t errsz)
+{
+    return ss_llm_run(b->impl, reqs, n, res, err, errsz);
+}
+
+static int cuda_count(ss_infer_backend_t *b, const char *text) { return ss_llm_count_tokens(b->impl, text); }
+
+static void cuda_be_destroy(ss_infer_backend_t *b)
+{
+    if (!b)
+        return;
+    ss_llm_close(b->impl);
+    free(b->model_id);
+    free(b);
+}
+
+ss_infer_backend_t *ss_backend_cuda_new(const char *path, int device, char *err, size_t errsz)
+{
+    ss_llm_t *m = NULL;
+    if (ss_llm_open(path, NULL, &m, err, errsz))
+        return NULL;
+    if (ss_llm_use_cuda(m, device, err, errsz)) {
+        ss_llm_close(m);
+        return NULL;
+    }
+    ss_infer_backend_t *b = calloc(1, sizeof *b);
+    if (b)
+        b->model_id = ss_strdup(ss_llm_id(m));
+    if (!b || !b->model_id) {
+        free(b);
+        ss_llm_close(m);
+        ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    b->kind = "cuda";
+    b->impl = m;
+    b->run = cuda_run;
+    b->count_tokens = cuda_count;
+    b->destroy = cuda_be_destroy;
+    return b;
+}
+#endif

@@ -1,0 +1,224 @@
+/*
+ * parse.c — ss_parse(): drives the re2c lexer and the Lemon parser over a
+ * script, enforces the nesting limit, appends each finished statement (with
+ * its source text) to the script, and formats errors as
+ *   [name:]line:col: syntax error near "tok": expected one of A, B, C
+ * The parse context (ss_pctx_t) owns the partial script until success.
+ */
+#include "ss_parse_int.h"
+#include "parser.h"
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Lemon's entry points (generated into parser.c with %name ss_Parse). */
+void *ss_ParseAlloc(void *(*mallocProc)(size_t), ss_pctx_t *ctx);
+void ss_ParseFree(void *p, void (*freeProc)(void *));
+void ss_Parse(void *p, int major, ss_tok_t minor);
+
+void ss_pctx_error(ss_pctx_t *ctx, int line, int col, const char *fmt, ...)
+{
+    if (ctx->failed)
+        return;
+    ctx->failed = 1;
+    if (!ctx->err || !ctx->errsz)
+        return;
+    char msg[SS_ERRSZ];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (ctx->name)
+        snprintf(ctx->err, ctx->errsz, "%s:%d:%d: %s", ctx->name, line, col, msg);
+    else
+        snprintf(ctx->err, ctx->errsz, "%d:%d: %s", line, col, msg);
+}
+
+void ss_pctx_nomem(ss_pctx_t *ctx)
+{
+    if (ctx->failed)
+        return;
+    ss_pctx_error(ctx, ctx->cur.line, ctx->cur.col, "out of memory");
+    ctx->nomem = 1;
+}
+
+/* Appends the token text, shortened and with control bytes escaped. */
+static void put_token_text(ss_buf_t *b, const ss_tok_t *t)
+{
+    int n = t->n > 40 ? 37 : t->n;
+    for (int i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)t->z[i];
+        if (c == '"' || c == '\\')
+            ss_buf_printf(b, "\\%c", c);
+        else if (c < 0x20 || c == 0x7f)
+            ss_buf_printf(b, "\\x%02x", c);
+        else
+            ss_buf_putc(b, (char)c);
+    }
+    if (n < t->n)
+        ss_buf_puts(b, "...");
+}
+
+void ss_pctx_syntax_error(ss_pctx_t *ctx, int major, const ss_tok_t *tok,
+                          const unsigned char *expected, int nterm)
+{
+    ss_buf_t b = SS_BUF_INIT;
+    int at_end = major == 0 || tok->n == 0; /* end of input or the implied final ';' */
+    if (at_end)
+        ss_buf_puts(&b, "syntax error: unexpected end of input");
+    else {
+        ss_buf_puts(&b, "syntax error near \"");
+        put_token_text(&b, tok);
+        ss_buf_puts(&b, "\"");
+    }
+    int count = 0, shown = 0;
+    for (int t = 1; t < nterm; t++)
+        count += expected[t] && ss_token_name(t);
+    for (int t = 1; t < nterm; t++) {
+        const char *nm = ss_token_name(t);
+        if (!expected[t] || !nm)
+            continue;
+        if (shown == 24) {
+            ss_buf_printf(&b, ", ... (%d more)", count - shown);
+            break;
+        }
+        ss_buf_puts(&b, shown ? ", " : count > 1 ? ": expected one of " : ": expected ");
+        ss_buf_puts(&b, nm);
+        shown++;
+    }
+    ss_pctx_error(ctx, tok->line, tok->col, "%s", ss_buf_cstr(&b));
+    ss_buf_free(&b);
+}
+
+void ss_pctx_add_stmt(ss_pctx_t *ctx, ss_ast_stmt_t *s)
+{
+    if (!s)
+        return;
+    ss_ast_script_t *sc = ctx->script;
+    if (ctx->prev_end > s->span.off)
+        s->span.len = ctx->prev_end - s->span.off;
+    s->text = ss_strndup(ctx->src + s->span.off, (size_t)s->span.len);
+    if (!s->text)
+        goto oom;
+    if (sc->n == sc->cap) {
+        int ncap = sc->cap ? sc->cap * 2 : 4;
+        ss_ast_stmt_t **p = realloc(sc->stmts, (size_t)ncap * sizeof *p);
+        if (!p)
+            goto oom;
+        sc->stmts = p;
+        sc->cap = ncap;
+    }
+    sc->stmts[sc->n++] = s;
+    return;
+oom:
+    ss_ast_stmt_free(s);
+    ss_pctx_nomem(ctx);
+}
+
+/* Feeds one token; returns 0 to go on, -1 once the parse has failed. */
+static int feed(ss_pctx_t *ctx, void *parser, int code, const ss_tok_t *t)
+{
+    ctx->prev_end = ctx->last_end;
+    ctx->cur = *t;
+    if (ss_parse_snapshot(parser, ctx)) {
+        ss_pctx_nomem(ctx);
+        return -1;
+    }
+    ss_Parse(parser, code, *t);
+    if (t->n)
+        ctx->last_end = t->off + t->n;
+    return ctx->failed ? -1 : 0;
+}
+
+/* Positions the end-of-input token t just after the last real token, so that
+ * "unexpected end of input" points where the statement stopped. */
+static void place_eof(ss_tok_t *t, const ss_tok_t *last)
+{
+    if (!last->z)
+        return;
+    t->line = last->line;
+    t->col = last->col;
+    for (int i = 0; i < last->n; i++) {
+        if (last->z[i] == '\n') {
+            t->line++;
+            t->col = 1;
+        } else {
+            t->col++;
+        }
+    }
+}
+
+static void run_parser(ss_pctx_t *ctx, ss_lexer_t *lx, void *parser)
+{
+    int depth = 0, last = TK_SEMI;
+    ss_tok_t t, lastt = {0};
+    for (;;) {
+        int code = ss_lex(lx, &t);
+        if (code < 0) {
+            ss_pctx_error(ctx, lx->err_line, lx->err_col, "%s", lx->msg);
+            return;
+        }
+        if (code == 0)
+            break;
+        if (code == TK_LP && ++depth > SS_PARSE_MAX_PARENS) {
+            ss_pctx_error(ctx, t.line, t.col, "nesting too deep (more than %d levels of parentheses)",
+                          SS_PARSE_MAX_PARENS);
+            return;
+        }
+        if (code == TK_RP)
+            depth--;
+        if (feed(ctx, parser, code, &t))
+            return;
+        last = code;
+        lastt = t;
+    }
+    place_eof(&t, &lastt);
+    /* t is the end-of-input token: empty, positioned at the end */
+    if (last != TK_SEMI && feed(ctx, parser, TK_SEMI, &t))
+        return;
+    feed(ctx, parser, 0, &t);
+}
+
+int ss_parse(const char *sql, size_t len, const char *name, ss_ast_script_t **out,
+             char *err, size_t errsz)
+{
+    if (out)
+        *out = NULL;
+    if (err && errsz)
+        err[0] = 0;
+    if (!out || (!sql && len))
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "ss_parse: no input");
+    if (len > (size_t)INT_MAX / 2)
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "ss_parse: input too large (%zu bytes)", len);
+    char *buf = malloc(len + 1);
+    ss_ast_script_t *script = calloc(1, sizeof *script);
+    if (!buf || !script) {
+        free(buf);
+        free(script);
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    }
+    if (len)
+        memcpy(buf, sql, len);
+    buf[len] = 0;
+    ss_pctx_t ctx = {.src = buf, .len = len, .name = name, .script = script, .err = err, .errsz = errsz};
+    ss_lexer_t lx;
+    ss_lex_init(&lx, buf, len);
+    void *parser = ss_ParseAlloc(malloc, &ctx);
+    if (!parser) {
+        ss_pctx_nomem(&ctx);
+    } else {
+        run_parser(&ctx, &lx, parser);
+        ss_ParseFree(parser, free);
+    }
+    free(buf);
+    free(ctx.snap);
+    if (ctx.failed) {
+        ss_ast_script_free(script);
+        return ctx.nomem ? SS_ERR_NOMEM : SS_ERR_PARSE;
+    }
+    *out = script;
+    return SS_OK;
+}

@@ -1,0 +1,501 @@
+/*
+ * engine.c — the engine's lifecycle and statement execution: opening the state
+ * store, catalog, dispatcher and (embedded) broker; running each parsed
+ * statement (DDL rebuilds the running DAG; queries go to engine_query.c,
+ * writes to engine_write.c); the run loops (until idle / until stopped) with
+ * progress reporting; settings. See ss_engine.h for the contract.
+ */
+#include "engine_int.h"
+
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- open / close ---- */
+
+static int setting_int(const char *v, int dflt)
+{
+    if (!v || !*v)
+        return dflt;
+    char *end;
+    long x = strtol(v, &end, 10);
+    return *end || x <= 0 || x > 100000000 ? dflt : (int)x;
+}
+
+static int open_broker(ss_engine_t *e, const char *brokers, char *err, size_t errsz)
+{
+    if (brokers && *brokers) {
+        e->brokers = ss_strdup(brokers);
+        return e->brokers ? SS_OK : ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    }
+    SS_ENG_NEED(ss_broker_start, "the embedded Kafka broker", err, errsz);
+    int rc = ss_broker_start(1, &e->broker, err, errsz);
+    if (rc)
+        return rc;
+    e->brokers = ss_strdup(ss_broker_bootstrap(e->broker));
+    return e->brokers ? SS_OK : ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+}
+
+static int open_dispatch(ss_engine_t *e, char *err, size_t errsz)
+{
+    if (!ss_dispatch_open) {
+        ss_log(SS_LOG_WARN, "engine", "the inference dispatcher is not in this build: semantic operators will fail");
+        return SS_OK;
+    }
+    ss_dispatch_opts_t o = {0};
+    o.cache_path = e->cache_path;
+    o.max_batch = 32;
+    o.use_cache = 1;
+    int rc = ss_dispatch_open(&o, &e->disp, err, errsz);
+    if (!rc)
+        rc = eng_models_register(e, err, errsz);
+    return rc;
+}
+
+int ss_engine_open(const ss_engine_opts_t *opts, ss_engine_t **out, char *err, size_t errsz)
+{
+    *out = NULL;
+    SS_ENG_NEED(ss_catalog_open, "the catalog", err, errsz);
+    ss_engine_t *e = calloc(1, sizeof *e);
+    if (!e)
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    e->sub_node = -1;
+    e->stop = opts->stop;
+    e->live = opts->live;
+    e->progress = opts->progress;
+    e->catch_up = opts->catch_up;
+    e->threads = opts->threads;
+    e->db_path = ss_strdup(opts->db_path ? opts->db_path : "semstream.db");
+    e->cache_path = ss_sprintf("%s.cache", e->db_path ? e->db_path : "");
+    e->model_path = ss_strdup(opts->model_path ? opts->model_path : ss_cli_default_model());
+    int rc = e->db_path && e->cache_path && e->model_path ? SS_OK
+                                                          : ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    if (!rc)
+        rc = ss_store_open(e->db_path, &e->store, err, errsz);
+    if (!rc)
+        rc = ss_catalog_open(ss_store_db(e->store), &e->cat, err, errsz);
+    if (!rc) {
+        e->batch_size = setting_int(ss_catalog_get(e->cat, "batch_size"), 1024);
+        e->max_latency_ms = setting_int(ss_catalog_get(e->cat, "max_latency_ms"), 100);
+        if (opts->batch_size > 0)
+            e->batch_size = opts->batch_size;
+        if (opts->max_latency_ms > 0)
+            e->max_latency_ms = opts->max_latency_ms;
+        e->sub_limit = setting_int(ss_catalog_get(e->cat, "subscribe_limit"), 0);
+        e->sub_timeout_ms = setting_int(ss_catalog_get(e->cat, "subscribe_timeout_ms"), 0);
+        rc = open_broker(e, opts->brokers, err, errsz);
+    }
+    if (!rc)
+        rc = open_dispatch(e, err, errsz);
+    if (rc) {
+        ss_engine_close(e);
+        return rc;
+    }
+    /* Build the running DAG now so that a broken catalog shows at once; a failure
+     * here still opens the engine (so the offending view can be dropped). */
+    if (ss_catalog_nviews(e->cat) > 0) {
+        char perr[SS_ERRSZ];
+        if (eng_pipe_build(e, perr, sizeof perr))
+            ss_log(SS_LOG_ERROR, "engine", "starting the views: %s", perr);
+    }
+    e->last_progress_ns = ss_now_ns();
+    *out = e;
+    return SS_OK;
+}
+
+void ss_engine_close(ss_engine_t *e)
+{
+    if (!e)
+        return;
+    char serr[SS_ERRSZ];
+    if (eng_outbox_settle(e, serr, sizeof serr))
+        ss_log(SS_LOG_WARN, "engine", "sink delivery not confirmed at close (re-published on the next start): %s",
+               serr);
+    eng_pipe_free(e);
+    if (e->prod) {
+        char err[SS_ERRSZ];
+        ss_producer_flush(e->prod, 5000, err, sizeof err);
+        ss_producer_destroy(e->prod);
+    }
+    if (e->disp)
+        ss_dispatch_close(e->disp);
+    if (e->cat)
+        ss_catalog_close(e->cat);
+    ss_store_close(e->store);
+    if (e->broker)
+        ss_broker_stop(e->broker);
+    free(e->db_path);
+    free(e->cache_path);
+    free(e->brokers);
+    free(e->model_path);
+    for (int i = 0; i < e->nloads; i++) {
+        free(e->loads[i].stream);
+        free(e->loads[i].path);
+    }
+    free(e->loads);
+    free(e);
+}
+
+/* ---- queued --load files ---- */
+
+int ss_engine_add_load(ss_engine_t *e, const char *stream, const char *path, char *err, size_t errsz)
+{
+    struct eng_load *l = realloc(e->loads, (size_t)(e->nloads + 1) * sizeof *l);
+    if (!l)
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    e->loads = l;
+    l += e->nloads;
+    l->stream = ss_strdup(stream);
+    l->path = ss_strdup(path);
+    l->done = 0;
+    e->nloads++;
+    if (!l->stream || !l->path)
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    return SS_OK;
+}
+
+int ss_engine_do_loads(ss_engine_t *e, int must_exist, char *err, size_t errsz)
+{
+    for (int i = 0; i < e->nloads; i++) {
+        struct eng_load *l = &e->loads[i];
+        if (l->done)
+            continue;
+        if (!ss_catalog_stream(e->cat, l->stream)) {
+            if (must_exist)
+                return ss_seterr(err, errsz, SS_ERR_NOTFOUND, "--load %s=%s: no such stream (the script never "
+                                 "creates it)", l->stream, l->path);
+            continue;
+        }
+        int64_t n = 0;
+        int rc = ss_engine_load_jsonl(e, l->stream, l->path, &n, err, errsz);
+        if (rc)
+            return rc;
+        l->done = 1;
+        ss_log(SS_LOG_INFO, "engine", "loaded %lld messages from %s into stream %s", (long long)n, l->path,
+               l->stream);
+    }
+    return SS_OK;
+}
+
+const char *ss_engine_brokers(const ss_engine_t *e) { return e->brokers; }
+
+/* ---- settings ---- */
+
+int ss_engine_set(ss_engine_t *e, const char *name, const char *value, char *err, size_t errsz)
+{
+    char *end;
+    long long v = strtoll(value, &end, 10);
+    int numeric = *value && !*end;
+    struct {
+        const char *name;
+        long long min;
+    } known[] = {{"batch_size", 1}, {"max_latency_ms", 1}, {"subscribe_limit", 0}, {"subscribe_timeout_ms", 0}};
+    for (size_t i = 0; i < SS_ARRAY_LEN(known); i++) {
+        if (!ss_strcaseeq(name, known[i].name))
+            continue;
+        if (!numeric || v < known[i].min || v > 1000000000LL)
+            return ss_seterr(err, errsz, SS_ERR_INVALID, "SET %s: expected an integer >= %lld, got '%s'", name,
+                             known[i].min, value);
+        if (i == 0)
+            e->batch_size = (int)v;
+        else if (i == 1)
+            e->max_latency_ms = (int)v;
+        else if (i == 2)
+            e->sub_limit = v;
+        else
+            e->sub_timeout_ms = v;
+        return SS_OK;
+    }
+    return SS_ERR_NOTFOUND;
+}
+
+/* ---- statements ---- */
+
+static const char *object_name(ss_ast_object_t o)
+{
+    return o == SS_OBJ_STREAM ? "STREAM" : o == SS_OBJ_VIEW ? "VIEW" : "MODEL";
+}
+
+/* Rebuilds the DAG after a catalog change; on failure the engine keeps running
+ * without it until the next step retries. */
+static int rebuild(ss_engine_t *e, char *err, size_t errsz)
+{
+    return eng_pipe_build(e, err, errsz);
+}
+
+static int exec_create_view(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz)
+{
+    int rc = ss_catalog_add_view(e->cat, st, err, errsz);
+    if (rc == SS_ERR_EXISTS && st->if_not_exists)
+        return ss_buf_puts(out, "CREATE VIEW (exists)\n") ? SS_ERR_NOMEM : SS_OK;
+    if (rc)
+        return rc;
+    rc = rebuild(e, err, errsz);
+    if (rc) {
+        /* keep the catalog consistent with what runs: forget the view again */
+        char derr[SS_ERRSZ];
+        ss_errprefix(err, errsz, "starting view %s", st->name);
+        ss_catalog_drop(e->cat, SS_OBJ_VIEW, st->name, 1, derr, sizeof derr);
+        if (rebuild(e, derr, sizeof derr))
+            ss_log(SS_LOG_ERROR, "engine", "restarting the other views: %s", derr);
+        return rc;
+    }
+    return ss_buf_puts(out, "CREATE VIEW\n") ? SS_ERR_NOMEM : SS_OK;
+}
+
+static int exec_create_stream(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz)
+{
+    int rc = ss_catalog_add_stream(e->cat, st, err, errsz);
+    if (rc == SS_ERR_EXISTS && st->if_not_exists)
+        return ss_buf_puts(out, "CREATE STREAM (exists)\n") ? SS_ERR_NOMEM : SS_OK;
+    if (rc)
+        return rc;
+    const ss_cat_stream_t *cs = ss_catalog_stream(e->cat, st->name);
+    if (cs && (rc = eng_create_topic(e, cs->topic ? cs->topic : cs->name, err, errsz)))
+        return rc;
+    return ss_buf_puts(out, "CREATE STREAM\n") ? SS_ERR_NOMEM : SS_OK;
+}
+
+static int exec_create_model(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz)
+{
+    int rc = ss_catalog_add_model(e->cat, st, err, errsz);
+    if (rc == SS_ERR_EXISTS && st->if_not_exists)
+        return ss_buf_puts(out, "CREATE MODEL (exists)\n") ? SS_ERR_NOMEM : SS_OK;
+    if (!rc)
+        rc = eng_model_add(e, st->name, err, errsz);
+    if (rc)
+        return rc;
+    return ss_buf_puts(out, "CREATE MODEL\n") ? SS_ERR_NOMEM : SS_OK;
+}
+
+static int exec_set(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz)
+{
+    ss_buf_t v = SS_BUF_INIT;
+    ss_val_to_text(&st->set_value, &v);
+    const char *val = ss_buf_cstr(&v);
+    int rc = ss_engine_set(e, st->name, val, err, errsz);
+    if (rc == SS_ERR_NOTFOUND)
+        rc = SS_OK; /* not an engine setting: the catalog keeps it for the operators */
+    if (!rc)
+        rc = ss_catalog_set(e->cat, st->name, val, err, errsz);
+    ss_buf_free(&v);
+    if (rc)
+        return rc;
+    return ss_buf_puts(out, "SET\n") ? SS_ERR_NOMEM : SS_OK;
+}
+
+static int exec_drop(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz)
+{
+    int existed = st->object == SS_OBJ_VIEW     ? ss_catalog_view(e->cat, st->name) != NULL
+                  : st->object == SS_OBJ_STREAM ? ss_catalog_stream(e->cat, st->name) != NULL
+                                                : ss_catalog_model(e->cat, st->name) != NULL;
+    int rc = ss_catalog_drop(e->cat, st->object, st->name, st->if_exists, err, errsz);
+    if (rc)
+        return rc;
+    if (existed && st->object == SS_OBJ_VIEW && (rc = rebuild(e, err, errsz)))
+        return rc;
+    return ss_buf_printf(out, "DROP %s\n", object_name(st->object)) ? SS_ERR_NOMEM : SS_OK;
+}
+
+static int exec_stmt(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz)
+{
+    switch (st->kind) {
+    case SS_STMT_CREATE_STREAM: return exec_create_stream(e, st, out, err, errsz);
+    case SS_STMT_CREATE_VIEW: return exec_create_view(e, st, out, err, errsz);
+    case SS_STMT_CREATE_MODEL: return exec_create_model(e, st, out, err, errsz);
+    case SS_STMT_SET: return exec_set(e, st, out, err, errsz);
+    case SS_STMT_DROP: return exec_drop(e, st, out, err, errsz);
+    case SS_STMT_SHOW: return eng_show(e, st, out, err, errsz);
+    case SS_STMT_SELECT: return eng_select(e, st, out, err, errsz);
+    case SS_STMT_SUBSCRIBE: return eng_subscribe(e, st, out, err, errsz);
+    case SS_STMT_EXPLAIN: return eng_explain(e, st, out, err, errsz);
+    case SS_STMT_INSERT: return eng_insert(e, st, out, err, errsz);
+    case SS_STMT_DELETE: return eng_delete(e, st, out, err, errsz);
+    }
+    return ss_seterr(err, errsz, SS_ERR_INTERNAL, "unknown statement kind %d", (int)st->kind);
+}
+
+/* 1 if msg starts with "[name:]line:col:" already. */
+static int has_position(const char *msg, const char *name)
+{
+    size_t nl = name ? strlen(name) : 0;
+    if (nl && !strncmp(msg, name, nl) && msg[nl] == ':')
+        msg += nl + 1;
+    const char *p = msg;
+    while (*p >= '0' && *p <= '9')
+        p++;
+    if (p == msg || *p != ':')
+        return 0;
+    const char *q = ++p;
+    while (*q >= '0' && *q <= '9')
+        q++;
+    return q > p && *q == ':';
+}
+
+int ss_engine_exec(ss_engine_t *e, const char *sql, size_t len, const char *name, ss_buf_t *out, char *err,
+                   size_t errsz)
+{
+    SS_ENG_NEED(ss_parse, "the SQL parser", err, errsz);
+    ss_ast_script_t *script = NULL;
+    int rc = ss_parse(sql, len, name, &script, err, errsz);
+    if (rc)
+        return rc;
+    ss_buf_t one = SS_BUF_INIT;
+    for (int i = 0; !rc && i < script->n; i++) {
+        const ss_ast_stmt_t *st = script->stmts[i];
+        rc = ss_engine_do_loads(e, 0, err, errsz);
+        if (!rc && e->catch_up &&
+            (st->kind == SS_STMT_SELECT || st->kind == SS_STMT_SHOW || st->kind == SS_STMT_EXPLAIN))
+            rc = ss_engine_run_until_idle(e, -1, err, errsz);
+        if (!rc)
+            rc = exec_stmt(e, st, out ? out : &one, err, errsz);
+        /* every message says where: [name:]line:col: */
+        if (rc && err && !has_position(err, name))
+            ss_errprefix(err, errsz, "%s%s%d:%d", name ? name : "", name ? ":" : "", st->span.line, st->span.col);
+        else if (rc && err && name && strncmp(err, name, strlen(name)) != 0) {
+            char *m = ss_sprintf("%s:%s", name, err);
+            if (m)
+                snprintf(err, errsz, "%s", m);
+            free(m);
+        }
+        if (!out && one.len) {
+            fputs(ss_buf_cstr(&one), e->live ? e->live : stdout);
+            fflush(e->live ? e->live : stdout);
+            ss_buf_reset(&one);
+        }
+    }
+    ss_buf_free(&one);
+    if (!rc)
+        rc = ss_engine_do_loads(e, 0, err, errsz);
+    ss_ast_script_free(script);
+    return rc;
+}
+
+/* ---- run loops ---- */
+
+static int64_t total_lag(ss_engine_t *e, int *all_known)
+{
+    int64_t lag = 0;
+    *all_known = 1;
+    const ss_plan_t *p = e->pipe.plan;
+    for (int i = 0; p && i < p->n; i++) {
+        if (!e->pipe.srcs[i])
+            continue;
+        int64_t l = 0;
+        char err[SS_ERRSZ];
+        if (ss_source_lag(e->pipe.srcs[i], &l, err, sizeof err) != SS_OK) {
+            *all_known = 0;
+            continue;
+        }
+        lag += l;
+    }
+    return lag;
+}
+
+void ss_engine_get_stats(ss_engine_t *e, ss_engine_stats_t *out)
+{
+    if (e->disp && ss_dispatch_totals) {
+        ss_infer_stats_t t;
+        memset(&t, 0, sizeof t);
+        ss_dispatch_totals(e->disp, &t);
+        e->stats.llm_calls = t.calls;
+        e->stats.cache_hits = t.cache_hits;
+    }
+    *out = e->stats;
+}
+
+static void progress(ss_engine_t *e, int worked)
+{
+    int64_t now = ss_now_ns();
+    if (!worked) {
+        e->work_start_ns = 0;
+        return;
+    }
+    if (!e->work_start_ns)
+        e->work_start_ns = now;
+    if (!e->progress || now - e->work_start_ns < 3000000000LL || now - e->last_progress_ns < 3000000000LL)
+        return;
+    e->last_progress_ns = now;
+    int known;
+    e->stats.lag = total_lag(e, &known);
+    ss_engine_stats_t s;
+    ss_engine_get_stats(e, &s);
+    fprintf(stderr, "semstream: %lld messages in %lld batches, lag %lld, LLM calls %lld (cache hits %lld)\n",
+            (long long)s.messages, (long long)s.batches, (long long)s.lag, (long long)s.llm_calls,
+            (long long)s.cache_hits);
+}
+
+int ss_engine_run_until_idle(ss_engine_t *e, int timeout_ms, char *err, size_t errsz)
+{
+    int64_t start = ss_now_ns();
+    for (;;) {
+        if (e->stop && *e->stop)
+            return SS_OK;
+        int n = 0;
+        int rc = ss_engine_step(e, &n, err, errsz);
+        if (rc)
+            return rc;
+        progress(e, n > 0);
+        if (n == 0) {
+            int known;
+            int64_t lag = total_lag(e, &known);
+            e->stats.lag = lag;
+            if (known && lag == 0)
+                return SS_OK;
+        }
+        if (timeout_ms >= 0 && ss_now_ns() - start > (int64_t)timeout_ms * 1000000)
+            return ss_seterr(err, errsz, SS_ERR_TIMEOUT, "views not caught up after %d ms", timeout_ms);
+    }
+}
+
+int ss_engine_run(ss_engine_t *e, char *err, size_t errsz)
+{
+    while (!(e->stop && *e->stop)) {
+        int n = 0;
+        int rc = ss_engine_step(e, &n, err, errsz);
+        if (rc) {
+            /* a failed batch was rolled back; report it and retry after a pause */
+            ss_log(SS_LOG_ERROR, "engine", "%s", err);
+            struct timespec ts = {1, 0};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        progress(e, n > 0);
+        int nsrc = 0;
+        for (int i = 0; e->pipe.plan && i < e->pipe.plan->n; i++)
+            nsrc += e->pipe.srcs[i] != NULL;
+        if (nsrc == 0) {
+            struct timespec ts = {0, 100 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return SS_OK;
+}
+
+/* ---- completion names ---- */
+
+static const char *KEYWORDS[] = {
+    "CREATE", "STREAM", "CONTINUOUS", "VIEW", "MODEL", "AS", "SELECT", "FROM", "WHERE", "GROUP", "BY", "HAVING",
+    "ORDER", "LIMIT", "DISTINCT", "JOIN", "LEFT", "INNER", "ON", "AND", "OR", "NOT", "NULL", "IS", "LIKE", "WITH",
+    "KEY", "TEXT", "INT", "INTEGER", "BIGINT", "REAL", "DOUBLE", "BOOLEAN", "DROP", "SHOW", "STREAMS", "VIEWS",
+    "MODELS", "SET", "SUBSCRIBE", "EXPLAIN", "INSERT", "INTO", "VALUES", "DELETE", "IF", "EXISTS", "ASC", "DESC",
+    "COUNT", "SUM", "MIN", "MAX", "AVG", "SEM_FILTER", "SEM_MAP", "SEM_JOIN", "SEM_RANK", "SEM_SCORE", "SEM_AGG",
+    "LLM_GENERATE", NULL};
+
+const char **ss_engine_names(ss_engine_t *e)
+{
+    const char **cat = e->cat && ss_catalog_names ? ss_catalog_names(e->cat) : NULL;
+    size_t nc = 0, nk = SS_ARRAY_LEN(KEYWORDS) - 1;
+    while (cat && cat[nc])
+        nc++;
+    const char **all = calloc(nk + nc + 1, sizeof *all);
+    if (all) {
+        memcpy(all, KEYWORDS, nk * sizeof *all);
+        if (nc)
+            memcpy(all + nk, cat, nc * sizeof *all);
+    }
+    free(cat);
+    return all;
+}

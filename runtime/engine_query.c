@@ -1,0 +1,699 @@
+/*
+ * engine_query.c — the engine's read statements: SELECT over views (the AST is
+ * re-rendered as SQLite SQL over the view tables view_<name>, each row repeated
+ * _mult times), SHOW STREAMS/VIEWS/MODELS, EXPLAIN (plan + per-operator
+ * statistics), SUBSCRIBE (a view's changes as they happen), and the aligned
+ * text tables all of them print.
+ */
+#include "engine_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- aligned text tables ---- */
+
+int eng_table_init(eng_table_t *t, int ncols, const char *const *names)
+{
+    memset(t, 0, sizeof *t);
+    t->ncols = ncols;
+    t->nrows = -1; /* the header is row -1 */
+    return eng_table_add(t, names);
+}
+
+static char *clean_cell(const char *s)
+{
+    ss_buf_t b = SS_BUF_INIT;
+    for (; s && *s; s++) {
+        if (*s == '\n')
+            ss_buf_puts(&b, "\\n");
+        else if (*s == '\r' || *s == '\t')
+            ss_buf_putc(&b, ' ');
+        else
+            ss_buf_putc(&b, *s);
+    }
+    return ss_buf_take(&b);
+}
+
+int eng_table_add(eng_table_t *t, const char *const *cells)
+{
+    int need = (t->nrows + 2) * t->ncols;
+    if (need > t->cap) {
+        int cap = need * 2 + 16;
+        char **c = realloc(t->cells, (size_t)cap * sizeof *c);
+        if (!c)
+            return SS_ERR_NOMEM;
+        t->cells = c;
+        t->cap = cap;
+    }
+    char **row = t->cells + (t->nrows + 1) * t->ncols;
+    for (int i = 0; i < t->ncols; i++)
+        row[i] = clean_cell(cells[i] ? cells[i] : "NULL");
+    t->nrows++;
+    return SS_OK;
+}
+
+static int utf8_width(const char *s)
+{
+    int w = 0;
+    for (; *s; s++)
+        w += ((unsigned char)*s & 0xC0) != 0x80;
+    return w;
+}
+
+static void pad_cell(ss_buf_t *out, const char *s, int width)
+{
+    ss_buf_puts(out, s);
+    for (int k = utf8_width(s); k < width; k++)
+        ss_buf_putc(out, ' ');
+}
+
+void eng_table_render(const eng_table_t *t, ss_buf_t *out)
+{
+    int *w = calloc((size_t)t->ncols + 1, sizeof *w);
+    if (!w)
+        return;
+    for (int r = 0; r <= t->nrows; r++)
+        for (int c = 0; c < t->ncols; c++)
+            w[c] = SS_MAX(w[c], utf8_width(t->cells[r * t->ncols + c]));
+    for (int r = 0; r <= t->nrows; r++) {
+        for (int c = 0; c < t->ncols; c++) {
+            ss_buf_puts(out, c ? " | " : " ");
+            if (c == t->ncols - 1)
+                ss_buf_puts(out, t->cells[r * t->ncols + c]);
+            else
+                pad_cell(out, t->cells[r * t->ncols + c], w[c]);
+        }
+        ss_buf_putc(out, '\n');
+        if (r == 0) {
+            for (int c = 0; c < t->ncols; c++) {
+                if (c)
+                    ss_buf_putc(out, '+');
+                for (int k = 0; k < w[c] + 2; k++)
+                    ss_buf_putc(out, '-');
+            }
+            ss_buf_putc(out, '\n');
+        }
+    }
+    ss_buf_printf(out, "(%d row%s)\n", t->nrows, t->nrows == 1 ? "" : "s");
+    free(w);
+}
+
+void eng_table_free(eng_table_t *t)
+{
+    for (int i = 0; i < (t->nrows + 1) * t->ncols; i++)
+        free(t->cells[i]);
+    free(t->cells);
+    memset(t, 0, sizeof *t);
+}
+
+/* Runs a prepared statement and renders every row. */
+static int render_stmt(sqlite3_stmt *st, ss_buf_t *out, char *err, size_t errsz)
+{
+    int n = sqlite3_column_count(st);
+    const char **names = calloc((size_t)n + 1, sizeof *names);
+    char **cells = calloc((size_t)n + 1, sizeof *cells);
+    eng_table_t t;
+    if (!names || !cells || (memset(&t, 0, sizeof t), 0)) {
+        free(names);
+        free(cells);
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < n; i++)
+        names[i] = sqlite3_column_name(st, i);
+    eng_table_init(&t, n, names);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        for (int i = 0; i < n; i++) {
+            switch (sqlite3_column_type(st, i)) {
+            case SQLITE_NULL: cells[i] = NULL; break;
+            case SQLITE_FLOAT: cells[i] = ss_sprintf("%.15g", sqlite3_column_double(st, i)); break;
+            default: cells[i] = ss_strdup((const char *)sqlite3_column_text(st, i)); break;
+            }
+        }
+        eng_table_add(&t, (const char *const *)cells);
+        for (int i = 0; i < n; i++)
+            free(cells[i]);
+    }
+    int ret = SS_OK;
+    if (rc != SQLITE_DONE)
+        ret = ss_seterr(err, errsz, SS_ERR_SQLITE, "%s", sqlite3_errmsg(sqlite3_db_handle(st)));
+    else
+        eng_table_render(&t, out);
+    eng_table_free(&t);
+    free(names);
+    free(cells);
+    return ret;
+}
+
+/* ---- SELECT: AST -> SQLite SQL ---- */
+
+typedef struct sqlgen {
+    ss_buf_t sql;
+    ss_engine_t *e;
+    const char *views[16]; /* views read (each becomes a CTE) */
+    int nviews;
+    char *err;
+    size_t errsz;
+    int rc;
+} sqlgen_t;
+
+static void gen_fail(sqlgen_t *g, ss_span_t sp, ss_err_t code, const char *msg, const char *what)
+{
+    if (!g->rc)
+        g->rc = ss_seterr(g->err, g->errsz, code, "%d:%d: %s%s", sp.line, sp.col, msg, what ? what : "");
+}
+
+static void put_ident(ss_buf_t *b, const char *s)
+{
+    ss_buf_putc(b, '"');
+    for (; *s; s++) {
+        if (*s == '"')
+            ss_buf_putc(b, '"');
+        ss_buf_putc(b, *s);
+    }
+    ss_buf_putc(b, '"');
+}
+
+static void put_literal(ss_buf_t *b, const ss_value_t *v)
+{
+    switch (v->t) {
+    case SS_NULL: ss_buf_puts(b, "NULL"); break;
+    case SS_INT: ss_buf_printf(b, "%lld", (long long)v->u.i); break;
+    case SS_REAL: ss_buf_printf(b, "%.17g", v->u.r); break;
+    case SS_TEXT:
+        ss_buf_putc(b, '\'');
+        for (size_t i = 0; i < v->u.str.n; i++) {
+            if (v->u.str.s[i] == '\'')
+                ss_buf_putc(b, '\'');
+            ss_buf_putc(b, v->u.str.s[i]);
+        }
+        ss_buf_putc(b, '\'');
+        break;
+    }
+}
+
+static const char *binop_sql(ss_ast_op_t op)
+{
+    switch (op) {
+    case SS_OP_OR: return " OR ";
+    case SS_OP_AND: return " AND ";
+    case SS_OP_EQ: return " = ";
+    case SS_OP_NE: return " <> ";
+    case SS_OP_LT: return " < ";
+    case SS_OP_LE: return " <= ";
+    case SS_OP_GT: return " > ";
+    case SS_OP_GE: return " >= ";
+    case SS_OP_ADD: return " + ";
+    case SS_OP_SUB: return " - ";
+    case SS_OP_MUL: return " * ";
+    case SS_OP_DIV: return " / ";
+    case SS_OP_MOD: return " % ";
+    case SS_OP_CONCAT: return " || ";
+    case SS_OP_LIKE: return " LIKE ";
+    default: return NULL;
+    }
+}
+
+static void gen_expr(sqlgen_t *g, const ss_ast_expr_t *x)
+{
+    ss_buf_t *b = &g->sql;
+    if (!x || g->rc)
+        return;
+    switch (x->kind) {
+    case SS_AX_COLUMN:
+        if (x->table) {
+            put_ident(b, x->table);
+            ss_buf_putc(b, '.');
+        }
+        put_ident(b, x->name);
+        break;
+    case SS_AX_LITERAL: put_literal(b, &x->lit); break;
+    case SS_AX_STAR:
+        if (x->table) {
+            put_ident(b, x->table);
+            ss_buf_putc(b, '.');
+        }
+        ss_buf_putc(b, '*');
+        break;
+    case SS_AX_UNARY:
+        ss_buf_puts(b, x->op == SS_OP_NOT ? "(NOT " : "(-");
+        gen_expr(g, x->left);
+        ss_buf_putc(b, ')');
+        break;
+    case SS_AX_BINARY: {
+        const char *op = binop_sql(x->op);
+        if (!op) {
+            gen_fail(g, x->span, SS_ERR_UNSUPPORTED, "operator not supported in a view query", NULL);
+            return;
+        }
+        ss_buf_putc(b, '(');
+        gen_expr(g, x->left);
+        ss_buf_puts(b, op);
+        gen_expr(g, x->right);
+        ss_buf_putc(b, ')');
+        break;
+    }
+    case SS_AX_IS_NULL:
+        ss_buf_putc(b, '(');
+        gen_expr(g, x->left);
+        ss_buf_puts(b, x->op == SS_OP_NOT ? " IS NOT NULL)" : " IS NULL)");
+        break;
+    case SS_AX_FUNC:
+        ss_buf_puts(b, x->name);
+        ss_buf_puts(b, x->distinct ? "(DISTINCT " : "(");
+        for (int i = 0; x->args && i < x->args->n; i++) {
+            if (i)
+                ss_buf_puts(b, ", ");
+            gen_expr(g, x->args->items[i]);
+        }
+        ss_buf_putc(b, ')');
+        break;
+    case SS_AX_SEM:
+        gen_fail(g, x->span, SS_ERR_SEMANTIC, ss_sem_kind_name(x->sem),
+                 " belongs in a continuous view: a SELECT reads a view's current rows");
+        break;
+    }
+}
+
+static void gen_from(sqlgen_t *g, const ss_ast_from_t *f)
+{
+    if (g->rc)
+        return;
+    switch (f->kind) {
+    case SS_FROM_TABLE: {
+        if (!ss_catalog_view(g->e->cat, f->name)) {
+            if (ss_catalog_stream(g->e->cat, f->name))
+                gen_fail(g, f->span, SS_ERR_SEMANTIC, f->name,
+                         " is a stream: SELECT reads views (create a view over the stream)");
+            else
+                gen_fail(g, f->span, SS_ERR_NOTFOUND, "no such view: ", f->name);
+            return;
+        }
+        int seen = 0;
+        for (int i = 0; i < g->nviews; i++)
+            seen |= ss_strcaseeq(g->views[i], f->name);
+        if (!seen && g->nviews < (int)SS_ARRAY_LEN(g->views))
+            g->views[g->nviews++] = f->name;
+        char *cte = ss_sprintf("_ss_v_%s", f->name);
+        put_ident(&g->sql, cte ? cte : "");
+        free(cte);
+        ss_buf_puts(&g->sql, " AS ");
+        put_ident(&g->sql, f->alias ? f->alias : f->name);
+        break;
+    }
+    case SS_FROM_JOIN:
+        gen_from(g, f->left);
+        ss_buf_puts(&g->sql, f->join_type == SS_JOIN_LEFT ? " LEFT JOIN " : " JOIN ");
+        gen_from(g, f->right);
+        ss_buf_puts(&g->sql, " ON ");
+        gen_expr(g, f->on);
+        break;
+    case SS_FROM_SEM_JOIN:
+        gen_fail(g, f->span, SS_ERR_SEMANTIC, "SEM_JOIN belongs in a continuous view", NULL);
+        break;
+    }
+}
+
+static void gen_body(sqlgen_t *g, const ss_ast_select_t *s)
+{
+    ss_buf_t *b = &g->sql;
+    ss_buf_puts(b, s->distinct ? "SELECT DISTINCT " : "SELECT ");
+    for (int i = 0; i < s->nitems; i++) {
+        if (i)
+            ss_buf_puts(b, ", ");
+        gen_expr(g, s->items[i].expr);
+        if (s->items[i].alias) {
+            ss_buf_puts(b, " AS ");
+            put_ident(b, s->items[i].alias);
+        }
+    }
+    if (s->from) {
+        ss_buf_puts(b, " FROM ");
+        gen_from(g, s->from);
+    }
+    if (s->where) {
+        ss_buf_puts(b, " WHERE ");
+        gen_expr(g, s->where);
+    }
+    for (int i = 0; s->group_by && i < s->group_by->n; i++) {
+        ss_buf_puts(b, i ? ", " : " GROUP BY ");
+        gen_expr(g, s->group_by->items[i]);
+    }
+    if (s->having) {
+        ss_buf_puts(b, " HAVING ");
+        gen_expr(g, s->having);
+    }
+    for (int i = 0; i < s->norder; i++) {
+        ss_buf_puts(b, i ? ", " : " ORDER BY ");
+        gen_expr(g, s->order[i].expr);
+        if (s->order[i].desc)
+            ss_buf_puts(b, " DESC");
+    }
+    if (s->limit >= 0)
+        ss_buf_printf(b, " LIMIT %lld", (long long)s->limit);
+}
+
+/* WITH clause: each view read becomes a CTE of its rows, each repeated _mult times. */
+static int gen_ctes(sqlgen_t *g, ss_buf_t *w)
+{
+    if (!g->nviews)
+        return SS_OK;
+    ss_buf_puts(w, "WITH RECURSIVE _ss_n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM _ss_n WHERE i < "
+                   "(SELECT MAX(m) FROM (");
+    for (int i = 0; i < g->nviews; i++) {
+        char *q = sqlite3_mprintf("%sSELECT MAX(_mult) AS m FROM \"view_%w\"", i ? " UNION ALL " : "", g->views[i]);
+        ss_buf_puts(w, q);
+        sqlite3_free(q);
+    }
+    ss_buf_puts(w, ")))");
+    for (int i = 0; i < g->nviews; i++) {
+        int k = eng_node_index(g->e, SS_PN_VIEW, g->views[i]);
+        if (k < 0)
+            return ss_seterr(g->err, g->errsz, SS_ERR_INTERNAL, "view %s is not running", g->views[i]);
+        const ss_schema_t *sc = g->e->pipe.plan->nodes[k]->schema;
+        char *q = sqlite3_mprintf(", \"_ss_v_%w\" AS (SELECT ", g->views[i]);
+        ss_buf_puts(w, q);
+        sqlite3_free(q);
+        for (int c = 0; c < sc->n; c++) {
+            if (c)
+                ss_buf_puts(w, ", ");
+            put_ident(w, sc->names[c]);
+        }
+        q = sqlite3_mprintf(" FROM \"view_%w\" JOIN _ss_n ON _ss_n.i <= \"view_%w\"._mult) ", g->views[i],
+                            g->views[i]);
+        ss_buf_puts(w, q);
+        sqlite3_free(q);
+    }
+    return SS_OK;
+}
+
+int eng_select(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz)
+{
+    if (!st->query || st->query->kind != SS_Q_SELECT)
+        return ss_seterr(err, errsz, SS_ERR_SEMANTIC, "%d:%d: only SELECT can be run as a query", st->span.line,
+                         st->span.col);
+    int rc = eng_pipe_ensure(e, err, errsz);
+    if (rc)
+        return rc;
+    sqlgen_t g;
+    memset(&g, 0, sizeof g);
+    g.e = e;
+    g.err = err;
+    g.errsz = errsz;
+    gen_body(&g, st->query->select);
+    ss_buf_t sql = SS_BUF_INIT;
+    if (!g.rc)
+        g.rc = gen_ctes(&g, &sql);
+    if (g.rc) {
+        ss_buf_free(&g.sql);
+        ss_buf_free(&sql);
+        return g.rc;
+    }
+    size_t body_at = sql.len;
+    ss_buf_append(&sql, g.sql.data, g.sql.len);
+    ss_buf_free(&g.sql);
+    sqlite3 *db = ss_store_db(e->store);
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(db, ss_buf_cstr(&sql), -1, &stmt, NULL) != SQLITE_OK) {
+        rc = ss_seterr(err, errsz, SS_ERR_SEMANTIC, "%d:%d: %s", st->span.line, st->span.col, sqlite3_errmsg(db));
+        ss_buf_free(&sql);
+        return rc;
+    }
+    if (st->query->select->norder == 0) {
+        /* no ORDER BY: sort by every output column so that results are deterministic */
+        int n = sqlite3_column_count(stmt);
+        sqlite3_finalize(stmt);
+        stmt = NULL;
+        ss_buf_t w = SS_BUF_INIT;
+        ss_buf_append(&w, sql.data, body_at);
+        ss_buf_puts(&w, "SELECT * FROM (");
+        ss_buf_puts(&w, sql.data + body_at);
+        ss_buf_puts(&w, ")");
+        for (int i = 0; i < n; i++)
+            ss_buf_printf(&w, "%s%d", i ? ", " : " ORDER BY ", i + 1);
+        ss_buf_free(&sql);
+        sql = w;
+        if (sqlite3_prepare_v2(db, ss_buf_cstr(&sql), -1, &stmt, NULL) != SQLITE_OK) {
+            rc = ss_seterr(err, errsz, SS_ERR_SEMANTIC, "%d:%d: %s", st->span.line, st->span.col, sqlite3_errmsg(db));
+            ss_buf_free(&sql);
+            return rc;
+        }
+    }
+    rc = render_stmt(stmt, out, err, errsz);
+    sqlite3_finalize(stmt);
+    ss_buf_free(&sql);
+    return rc;
+}
+
+int ss_engine_print_views(ss_engine_t *e, ss_buf_t *out, char *err, size_t errsz)
+{
+    int rc = eng_pipe_ensure(e, err, errsz);
+    for (int i = 0; !rc && i < ss_catalog_nviews(e->cat); i++) {
+        const char *name = ss_catalog_view_at(e->cat, i)->name;
+        sqlgen_t g;
+        memset(&g, 0, sizeof g);
+        g.e = e;
+        g.err = err;
+        g.errsz = errsz;
+        g.views[g.nviews++] = name;
+        ss_buf_t sql = SS_BUF_INIT;
+        rc = gen_ctes(&g, &sql);
+        char *q = sqlite3_mprintf("SELECT * FROM \"_ss_v_%w\"", name);
+        ss_buf_puts(&sql, q);
+        sqlite3_free(q);
+        sqlite3 *db = ss_store_db(e->store);
+        sqlite3_stmt *st = NULL;
+        if (!rc && sqlite3_prepare_v2(db, ss_buf_cstr(&sql), -1, &st, NULL) != SQLITE_OK)
+            rc = ss_seterr(err, errsz, SS_ERR_SQLITE, "view %s: %s", name, sqlite3_errmsg(db));
+        if (!rc) {
+            int n = sqlite3_column_count(st);
+            sqlite3_finalize(st);
+            st = NULL;
+            for (int k = 0; k < n; k++)
+                ss_buf_printf(&sql, "%s%d", k ? ", " : " ORDER BY ", k + 1);
+            if (sqlite3_prepare_v2(db, ss_buf_cstr(&sql), -1, &st, NULL) != SQLITE_OK)
+                rc = ss_seterr(err, errsz, SS_ERR_SQLITE, "view %s: %s", name, sqlite3_errmsg(db));
+        }
+        if (!rc) {
+            ss_buf_printf(out, "%sview %s:\n", i ? "\n" : "", name);
+            rc = render_stmt(st, out, err, errsz);
+        }
+        sqlite3_finalize(st);
+        ss_buf_free(&sql);
+    }
+    return rc;
+}
+
+/* ---- SHOW ---- */
+
+static char *opts_text(const ss_plan_opt_t *o, int n)
+{
+    ss_buf_t b = SS_BUF_INIT;
+    for (int i = 0; i < n; i++)
+        ss_buf_printf(&b, "%s%s=%s", i ? ", " : "", o[i].name, o[i].value);
+    return ss_buf_take(&b);
+}
+
+static int show_streams(ss_engine_t *e, ss_buf_t *out)
+{
+    const char *h[] = {"name", "topic", "format", "columns"};
+    eng_table_t t;
+    eng_table_init(&t, 4, h);
+    for (int i = 0; i < ss_catalog_nstreams(e->cat); i++) {
+        const ss_cat_stream_t *s = ss_catalog_stream_at(e->cat, i);
+        ss_buf_t cols = SS_BUF_INIT;
+        for (int c = 0; c < s->schema->n; c++)
+            ss_buf_printf(&cols, "%s%s %s%s", c ? ", " : "", s->schema->names[c], ss_coltype_name(s->schema->types[c]),
+                          s->schema->is_key[c] ? " KEY" : "");
+        const char *row[] = {s->name, s->topic ? s->topic : s->name, s->format ? s->format : "json", ss_buf_cstr(&cols)};
+        eng_table_add(&t, row);
+        ss_buf_free(&cols);
+    }
+    eng_table_render(&t, out);
+    eng_table_free(&t);
+    return SS_OK;
+}
+
+static int64_t view_rows(ss_engine_t *e, const char *view)
+{
+    char *q = sqlite3_mprintf("SELECT COALESCE(SUM(_mult), 0) FROM \"view_%w\"", view);
+    sqlite3_stmt *st = NULL;
+    int64_t n = -1;
+    if (q && sqlite3_prepare_v2(ss_store_db(e->store), q, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_free(q);
+    return n;
+}
+
+static int show_views(ss_engine_t *e, ss_buf_t *out)
+{
+    const char *h[] = {"name", "rows", "lag", "deltas", "llm_calls", "cache_hits", "tokens", "sink"};
+    eng_table_t t;
+    eng_table_init(&t, 8, h);
+    char perr[SS_ERRSZ];
+    if (eng_pipe_ensure(e, perr, sizeof perr))
+        ss_log(SS_LOG_WARN, "engine", "views are not running: %s", perr);
+    for (int i = 0; i < ss_catalog_nviews(e->cat); i++) {
+        const ss_cat_view_t *v = ss_catalog_view_at(e->cat, i);
+        ss_op_stats_t s;
+        eng_view_stats(e, v->name, &s);
+        char rows[24], lag[24], deltas[24], calls[24], hits[24], toks[24];
+        snprintf(rows, sizeof rows, "%lld", (long long)view_rows(e, v->name));
+        snprintf(lag, sizeof lag, "%lld", (long long)eng_view_lag(e, v->name));
+        snprintf(deltas, sizeof deltas, "%lld", (long long)s.rows_in);
+        snprintf(calls, sizeof calls, "%lld", (long long)s.infer.calls);
+        snprintf(hits, sizeof hits, "%lld", (long long)s.infer.cache_hits);
+        snprintf(toks, sizeof toks, "%lld", (long long)(s.infer.prompt_tokens + s.infer.gen_tokens));
+        const char *row[] = {v->name, rows, lag, deltas, calls, hits, toks, v->sink_topic ? v->sink_topic : ""};
+        eng_table_add(&t, row);
+    }
+    eng_table_render(&t, out);
+    eng_table_free(&t);
+    return SS_OK;
+}
+
+static int show_models(ss_engine_t *e, ss_buf_t *out)
+{
+    const char *h[] = {"name", "backend", "options"};
+    eng_table_t t;
+    eng_table_init(&t, 3, h);
+    char *path = ss_sprintf("path=%s (default)", e->model_path);
+    const char *row0[] = {"local", "local", path};
+    eng_table_add(&t, row0);
+    free(path);
+    for (int i = 0; i < ss_catalog_nmodels(e->cat); i++) {
+        const ss_cat_model_t *m = ss_catalog_model_at(e->cat, i);
+        char *o = opts_text(m->opts, m->nopts);
+        const char *row[] = {m->name, m->backend, o};
+        eng_table_add(&t, row);
+        free(o);
+    }
+    eng_table_render(&t, out);
+    eng_table_free(&t);
+    return SS_OK;
+}
+
+int eng_show(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz)
+{
+    (void)err;
+    (void)errsz;
+    switch (st->object) {
+    case SS_OBJ_STREAM: return show_streams(e, out);
+    case SS_OBJ_VIEW: return show_views(e, out);
+    case SS_OBJ_MODEL: return show_models(e, out);
+    }
+    return SS_OK;
+}
+
+/* ---- EXPLAIN ---- */
+
+static void explain_stats(ss_engine_t *e, const char *view, ss_buf_t *out)
+{
+    const char *h[] = {"node", "operator", "batches", "rows_in", "rows_out", "llm_calls", "cache_hits", "tokens"};
+    eng_table_t t;
+    eng_table_init(&t, 8, h);
+    const ss_plan_t *p = e->pipe.plan;
+    for (int i = 0; p && i < p->n; i++) {
+        const ss_plan_node_t *n = p->nodes[i];
+        if (!n->view || !ss_strcaseeq(n->view, view))
+            continue;
+        const ss_op_stats_t *s = &e->pipe.ops[i]->stats;
+        char c[6][24];
+        snprintf(c[0], 24, "%d", n->id);
+        snprintf(c[1], 24, "%lld", (long long)s->batches);
+        snprintf(c[2], 24, "%lld", (long long)s->rows_in);
+        snprintf(c[3], 24, "%lld", (long long)s->rows_out);
+        snprintf(c[4], 24, "%lld", (long long)s->infer.calls);
+        snprintf(c[5], 24, "%lld", (long long)s->infer.cache_hits);
+        char tok[24];
+        snprintf(tok, sizeof tok, "%lld", (long long)(s->infer.prompt_tokens + s->infer.gen_tokens));
+        const char *row[] = {c[0], e->pipe.ops[i]->vt->name, c[1], c[2], c[3], c[4], c[5], tok};
+        eng_table_add(&t, row);
+    }
+    eng_table_render(&t, out);
+    eng_table_free(&t);
+}
+
+int eng_explain(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz)
+{
+    SS_ENG_NEED(ss_explain, "the planner", err, errsz);
+    if (st->query) {
+        ss_plan_t *p = NULL;
+        int rc = ss_plan_query(e->cat, st->query, "query", &p, err, errsz);
+        if (!rc)
+            rc = ss_explain(p, NULL, out);
+        ss_plan_free(p);
+        return rc;
+    }
+    if (!ss_catalog_view(e->cat, st->name))
+        return ss_seterr(err, errsz, SS_ERR_NOTFOUND, "%d:%d: no such view: %s", st->name_span.line,
+                         st->name_span.col, st->name);
+    int rc = eng_pipe_ensure(e, err, errsz);
+    if (!rc)
+        rc = ss_explain(e->pipe.plan, st->name, out);
+    if (!rc)
+        explain_stats(e, st->name, out);
+    return rc;
+}
+
+/* ---- SUBSCRIBE ---- */
+
+static int64_t opt_int(const ss_ast_options_t *o, const char *name, int64_t dflt)
+{
+    const ss_ast_option_t *x = o && ss_ast_option_get ? ss_ast_option_get(o, name) : NULL;
+    if (!x)
+        return dflt;
+    if (x->value.t == SS_INT)
+        return x->value.u.i;
+    if (x->value.t == SS_REAL)
+        return (int64_t)x->value.u.r;
+    if (x->value.t == SS_TEXT)
+        return strtoll(x->value.u.str.s, NULL, 10);
+    return dflt;
+}
+
+int eng_subscribe(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz)
+{
+    int rc = eng_pipe_ensure(e, err, errsz);
+    if (rc)
+        return rc;
+    int node = eng_node_index(e, SS_PN_VIEW, st->name);
+    if (node < 0)
+        return ss_seterr(err, errsz, SS_ERR_NOTFOUND, "%d:%d: no such view: %s", st->name_span.line,
+                         st->name_span.col, st->name);
+    int64_t limit = opt_int(st->opts, "limit", e->sub_limit);
+    int64_t timeout_ms = opt_int(st->opts, "timeout_ms", opt_int(st->opts, "timeout", e->sub_timeout_ms));
+    /* the current contents first, as insertions */
+    ss_zset_t snap;
+    ss_zset_init(&snap);
+    ss_op_ctx_t ctx = {ss_store_db(e->store), e->disp, NULL};
+    ss_op_t *op = e->pipe.ops[node];
+    if (op->vt->snapshot && op->vt->snapshot(op, &ctx, &snap, err, errsz) == SS_OK && !ss_zset_consolidate(&snap)) {
+        ss_buf_t b = SS_BUF_INIT;
+        ss_zset_dump(&snap, op->node->schema, &b);
+        if (e->live) {
+            fputs(ss_buf_cstr(&b), e->live);
+            fflush(e->live);
+        } else {
+            ss_buf_append(out, b.data, b.len);
+        }
+        ss_buf_free(&b);
+    }
+    e->sub_changes = (int64_t)snap.n;
+    ss_zset_destroy(&snap);
+    e->sub_node = node;
+    e->sub_out = out;
+    int64_t start = ss_now_ns();
+    rc = SS_OK;
+    while (!rc && !(e->stop && *e->stop) && !(limit > 0 && e->sub_changes >= limit) &&
+           !(timeout_ms > 0 && ss_now_ns() - start >= timeout_ms * 1000000)) {
+        rc = ss_engine_step(e, NULL, err, errsz);
+        /* a rebuilt pipeline may have moved the view node */
+        if (!rc)
+            e->sub_node = eng_node_index(e, SS_PN_VIEW, st->name);
+    }
+    e->sub_node = -1;
+    e->sub_out = NULL;
+    return rc;
+}

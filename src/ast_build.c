@@ -1,0 +1,547 @@
+/*
+ * ast_build.c — the AST constructors called by the grammar actions
+ * (grammar/parser.y). Each takes ownership of the nodes and lists given to it,
+ * also when it fails: on out-of-memory it frees them, records the error in the
+ * parse context and returns NULL. Spans run from a node's first token to the
+ * end of the last token consumed (ctx->prev_end: a Lemon reduction happens
+ * while the token after the construct is being fed). Validation that needs
+ * source positions happens here too: column types, option values, LIMIT,
+ * templates ({col} syntax, reported at line:col inside the literal), the
+ * LLM_GENERATE options and the expression depth limit.
+ */
+#include "ss_parse_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Expression nodes carry their tree depth so that pathological inputs
+ * (a+a+a+... over a megabyte) are refused before recursion gets deep. */
+typedef struct axnode {
+    ss_ast_expr_t e; /* first: an ss_ast_expr_t * is an axnode_t * */
+    int depth;
+} axnode_t;
+
+static int depth_of(const ss_ast_expr_t *e) { return e ? ((const axnode_t *)e)->depth : 0; }
+
+static ss_span_t tok_span(const ss_tok_t *t)
+{
+    ss_span_t s = {t->line, t->col, t->off, t->n};
+    return s;
+}
+
+/* The span from start to the end of the last consumed token. */
+static ss_span_t span_end(const ss_pctx_t *ctx, ss_span_t start)
+{
+    if (ctx->prev_end > start.off)
+        start.len = ctx->prev_end - start.off;
+    return start;
+}
+
+static void *zalloc(ss_pctx_t *ctx, size_t n)
+{
+    void *p = calloc(1, n);
+    if (!p)
+        ss_pctx_nomem(ctx);
+    return p;
+}
+
+/* Grows *items (of elem bytes) to hold n+1 entries. 0 or -1 on OOM. */
+static int grow(ss_pctx_t *ctx, void **items, int *cap, int n, size_t elem)
+{
+    if (n < *cap)
+        return 0;
+    int ncap = *cap ? *cap * 2 : 4;
+    void *p = realloc(*items, (size_t)ncap * elem);
+    if (!p) {
+        ss_pctx_nomem(ctx);
+        return -1;
+    }
+    *items = p;
+    *cap = ncap;
+    return 0;
+}
+
+char *ss_tok_ident(ss_pctx_t *ctx, const ss_tok_t *t)
+{
+    char *s;
+    if (!t->quoted) {
+        s = ss_strndup(t->z, (size_t)t->n);
+    } else {
+        s = malloc((size_t)t->n);
+        if (s) {
+            size_t k = 0;
+            for (int i = 1; i < t->n - 1; i++) {
+                s[k++] = t->z[i];
+                if (t->z[i] == '"')
+                    i++; /* "" -> " */
+            }
+            s[k] = 0;
+        }
+    }
+    if (!s)
+        ss_pctx_nomem(ctx);
+    return s;
+}
+
+char *ss_tok_string(ss_pctx_t *ctx, const ss_tok_t *t)
+{
+    char q = t->z[0];
+    char *s = malloc((size_t)t->n);
+    if (!s) {
+        ss_pctx_nomem(ctx);
+        return NULL;
+    }
+    size_t k = 0;
+    for (int i = 1; i < t->n - 1; i++) {
+        s[k++] = t->z[i];
+        if (t->z[i] == q)
+            i++;
+    }
+    s[k] = 0;
+    return s;
+}
+
+/* line:col of the idx-th character of the unescaped content of a quoted token. */
+static void string_pos(const ss_tok_t *t, size_t idx, int *line, int *col)
+{
+    char q = t->z[0];
+    int l = t->line, c = t->col + 1;
+    size_t k = 0;
+    for (int i = 1; i < t->n - 1 && k < idx; i++, k++) {
+        if (t->z[i] == q) {
+            i++;
+            c++;
+        }
+        if (t->z[i] == '\n') {
+            l++;
+            c = 1;
+        } else {
+            c++;
+        }
+    }
+    *line = l;
+    *col = c;
+}
+
+/* Validates template syntax; returns the unescaped template (owned) or NULL
+ * (error recorded). */
+static char *template_text(ss_pctx_t *ctx, const ss_tok_t *t)
+{
+    char *s = ss_tok_string(ctx, t);
+    if (!s)
+        return NULL;
+    size_t pos = 0;
+    const char *msg = NULL;
+    if (ss_template_scan(s, strlen(s), NULL, &pos, &msg) < 0) {
+        int line, col;
+        string_pos(t, pos, &line, &col);
+        ss_pctx_error(ctx, line, col, "malformed template: %s", msg);
+    }
+    return s;
+}
+
+/* The value of a number token, optionally negated: INT, or REAL for reals and
+ * for integers beyond 64 bits. strtoll/strtod read exactly the token here: the
+ * buffer is NUL-terminated and the lexer's number tokens are maximal (what
+ * follows cannot extend them), so no copy is needed. */
+static void number_value(const ss_tok_t *t, int is_float, int neg, ss_value_t *v)
+{
+    if (!is_float) {
+        errno = 0;
+        long long i = strtoll(t->z, NULL, 10);
+        if (errno == 0) {
+            *v = ss_val_int(neg ? -i : i);
+            return;
+        }
+    }
+    double r = strtod(t->z, NULL);
+    *v = ss_val_real(neg ? -r : r);
+}
+
+/* ---- expressions ---- */
+static ss_ast_expr_t *expr_new(ss_pctx_t *ctx, ss_ast_expr_kind_t kind, ss_span_t span, int depth)
+{
+    axnode_t *n = zalloc(ctx, sizeof *n);
+    if (!n)
+        return NULL;
+    n->e.kind = kind;
+    n->e.span = span;
+    n->depth = depth;
+    if (depth > SS_PARSE_MAX_EXPR_DEPTH)
+        ss_pctx_error(ctx, span.line, span.col, "expression nested too deeply (more than %d levels)",
+                      SS_PARSE_MAX_EXPR_DEPTH);
+    return &n->e;
+}
+
+ss_ast_expr_t *ss_build_column(ss_pctx_t *ctx, const ss_tok_t *table, const ss_tok_t *name)
+{
+    ss_ast_expr_t *e = expr_new(ctx, SS_AX_COLUMN, span_end(ctx, tok_span(table ? table : name)), 1);
+    if (!e)
+        return NULL;
+    e->name = ss_tok_ident(ctx, name);
+    if (table)
+        e->table = ss_tok_ident(ctx, table);
+    return e;
+}
+
+ss_ast_expr_t *ss_build_star(ss_pctx_t *ctx, const ss_tok_t *table, const ss_tok_t *star)
+{
+    ss_ast_expr_t *e = expr_new(ctx, SS_AX_STAR, span_end(ctx, tok_span(table ? table : star)), 1);
+    if (e && table)
+        e->table = ss_tok_ident(ctx, table);
+    return e;
+}
+
+ss_ast_expr_t *ss_build_literal(ss_pctx_t *ctx, ss_lit_kind_t k, const ss_tok_t *t)
+{
+    ss_ast_expr_t *e = expr_new(ctx, SS_AX_LITERAL, tok_span(t), 1);
+    if (!e)
+        return NULL;
+    switch (k) {
+    case SS_LIT_INT: number_value(t, 0, 0, &e->lit); break;
+    case SS_LIT_FLOAT: number_value(t, 1, 0, &e->lit); break;
+    case SS_LIT_TRUE: e->lit = ss_val_int(1); break;
+    case SS_LIT_FALSE: e->lit = ss_val_int(0); break;
+    case SS_LIT_NULL: e->lit = ss_val_null(); break;
+    case SS_LIT_STRING: {
+        char *s = ss_tok_string(ctx, t);
+        if (s) {
+            e->lit.t = SS_TEXT;
+            e->lit.u.str.s = s;
+            e->lit.u.str.n = strlen(s);
+        }
+        break;
+    }
+    }
+    return e;
+}
+
+ss_ast_expr_t *ss_build_unary(ss_pctx_t *ctx, const ss_tok_t *optok, ss_ast_op_t op, ss_ast_expr_t *x)
+{
+    /* fold -<number> into a negative literal */
+    if (op == SS_OP_NEG && x && x->kind == SS_AX_LITERAL &&
+        (x->lit.t == SS_REAL || (x->lit.t == SS_INT && x->lit.u.i != INT64_MIN))) {
+        if (x->lit.t == SS_INT)
+            x->lit.u.i = -x->lit.u.i;
+        else
+            x->lit.u.r = -x->lit.u.r;
+        x->span = span_end(ctx, tok_span(optok));
+        return x;
+    }
+    ss_ast_expr_t *e = expr_new(ctx, SS_AX_UNARY, span_end(ctx, tok_span(optok)), depth_of(x) + 1);
+    if (!e) {
+        ss_ast_expr_free(x);
+        return NULL;
+    }
+    e->op = op;
+    e->left = x;
+    return e;
+}
+
+ss_ast_expr_t *ss_build_binary(ss_pctx_t *ctx, ss_ast_op_t op, ss_ast_expr_t *l, ss_ast_expr_t *r)
+{
+    ss_span_t s = l ? l->span : r ? r->span : tok_span(&ctx->cur);
+    ss_ast_expr_t *e = expr_new(ctx, SS_AX_BINARY, span_end(ctx, s), SS_MAX(depth_of(l), depth_of(r)) + 1);
+    if (!e) {
+        ss_ast_expr_free(l);
+        ss_ast_expr_free(r);
+        return NULL;
+    }
+    e->op = op;
+    e->left = l;
+    e->right = r;
+    return e;
+}
+
+ss_ast_expr_t *ss_build_not_like(ss_pctx_t *ctx, ss_ast_expr_t *l, ss_ast_expr_t *r)
+{
+    ss_ast_expr_t *like = ss_build_binary(ctx, SS_OP_LIKE, l, r);
+    if (!like)
+        return NULL;
+    ss_ast_expr_t *e = expr_new(ctx, SS_AX_UNARY, like->span, depth_of(like) + 1);
+    if (!e) {
+        ss_ast_expr_free(like);
+        return NULL;
+    }
+    e->op = SS_OP_NOT;
+    e->left = like;
+    return e;
+}
+
+ss_ast_expr_t *ss_build_isnull(ss_pctx_t *ctx, ss_ast_expr_t *x, int negated)
+{
+    ss_span_t s = x ? x->span : tok_span(&ctx->cur);
+    ss_ast_expr_t *e = expr_new(ctx, SS_AX_IS_NULL, span_end(ctx, s), depth_of(x) + 1);
+    if (!e) {
+        ss_ast_expr_free(x);
+        return NULL;
+    }
+    e->op = negated ? SS_OP_NOT : SS_OP_NONE;
+    e->left = x;
+    return e;
+}
+
+ss_ast_expr_t *ss_build_paren(ss_pctx_t *ctx, const ss_tok_t *lp, ss_ast_expr_t *x)
+{
+    if (x)
+        x->span = span_end(ctx, tok_span(lp));
+    return x;
+}
+
+ss_ast_expr_t *ss_build_func(ss_pctx_t *ctx, const ss_tok_t *name, ss_ast_expr_list_t *args,
+                             int distinct, const ss_tok_t *star)
+{
+    int depth = 0;
+    for (int i = 0; args && i < args->n; i++)
+        depth = SS_MAX(depth, depth_of(args->items[i]));
+    ss_ast_expr_t *e = expr_new(ctx, SS_AX_FUNC, span_end(ctx, tok_span(name)), depth + 1);
+    if (!e) {
+        ss_ast_exprlist_free(args);
+        return NULL;
+    }
+    e->args = args;
+    e->distinct = distinct;
+    e->name = ss_tok_ident(ctx, name);
+    for (char *p = e->name; p && *p; p++)
+        if (*p >= 'a' && *p <= 'z')
+            *p = (char)(*p - 'a' + 'A');
+    if (star) /* COUNT(*): one SS_AX_STAR argument */
+        e->args = ss_build_exprlist(ctx, NULL, ss_build_star(ctx, NULL, star));
+    return e;
+}
+
+ss_ast_expr_t *ss_build_sem(ss_pctx_t *ctx, const ss_tok_t *fn, const ss_tok_t *tmpl, ss_ast_options_t *opts)
+{
+    ss_ast_expr_t *e = expr_new(ctx, SS_AX_SEM, span_end(ctx, tok_span(fn)), 1);
+    if (!e) {
+        ss_ast_options_free(opts);
+        return NULL;
+    }
+    e->sem = (ss_sem_kind_t)fn->aux;
+    e->opts = opts;
+    e->tmpl_span = tok_span(tmpl);
+    e->tmpl = template_text(ctx, tmpl);
+    return e;
+}
+
+ss_ast_expr_list_t *ss_build_exprlist(ss_pctx_t *ctx, ss_ast_expr_list_t *l, ss_ast_expr_t *x)
+{
+    if (!x) {
+        ss_pctx_nomem(ctx); /* an element constructor failed */
+        return l;
+    }
+    if (!l && !(l = zalloc(ctx, sizeof *l))) {
+        ss_ast_expr_free(x);
+        return NULL;
+    }
+    if (grow(ctx, (void **)&l->items, &l->cap, l->n, sizeof *l->items)) {
+        ss_ast_expr_free(x);
+        return l;
+    }
+    l->items[l->n++] = x;
+    return l;
+}
+
+/* ---- options ---- */
+static void lower(char *s)
+{
+    for (; s && *s; s++)
+        if (*s >= 'A' && *s <= 'Z')
+            *s = (char)(*s - 'A' + 'a');
+}
+
+ss_ast_options_t *ss_build_option(ss_pctx_t *ctx, ss_ast_options_t *l, const ss_tok_t *name,
+                                  const ss_optval_t *v)
+{
+    if (!l && !(l = zalloc(ctx, sizeof *l)))
+        return NULL;
+    if (grow(ctx, (void **)&l->items, &l->cap, l->n, sizeof *l->items))
+        return l;
+    ss_ast_option_t *o = &l->items[l->n];
+    memset(o, 0, sizeof *o);
+    if (!(o->name = ss_tok_ident(ctx, name)))
+        return l;
+    l->n++;
+    lower(o->name);
+    o->span = span_end(ctx, tok_span(name));
+    for (int i = 0; i < l->n - 1; i++)
+        if (!strcmp(l->items[i].name, o->name))
+            ss_pctx_error(ctx, name->line, name->col, "duplicate option \"%s\"", o->name);
+    switch (v->kind) {
+    case SS_OV_INT: number_value(&v->tok, 0, v->neg, &o->value); break;
+    case SS_OV_FLOAT: number_value(&v->tok, 1, v->neg, &o->value); break;
+    case SS_OV_TRUE: o->value = ss_val_int(1); break;
+    case SS_OV_FALSE: o->value = ss_val_int(0); break;
+    case SS_OV_NULL: o->value = ss_val_null(); break;
+    case SS_OV_STREAM: o->stream = ss_tok_ident(ctx, &v->tok); break;
+    case SS_OV_STRING:
+    case SS_OV_IDENT: {
+        /* a "double-quoted" value reads as the string inside the quotes */
+        char *s = v->kind == SS_OV_STRING || v->tok.quoted ? ss_tok_string(ctx, &v->tok)
+                                                           : ss_tok_ident(ctx, &v->tok);
+        if (s) {
+            o->value.t = SS_TEXT;
+            o->value.u.str.s = s;
+            o->value.u.str.n = strlen(s);
+        }
+        if (s && !strcmp(o->name, "prompt") && (v->kind == SS_OV_STRING || v->tok.quoted))
+            free(template_text(ctx, &v->tok)); /* LLM_GENERATE prompts are templates */
+        break;
+    }
+    }
+    return l;
+}
+
+/* ---- select ---- */
+ss_sellist_t *ss_build_selitem(ss_pctx_t *ctx, ss_sellist_t *l, ss_ast_expr_t *x, const ss_tok_t *alias)
+{
+    if (!x) {
+        ss_pctx_nomem(ctx);
+        return l;
+    }
+    if ((!l && !(l = zalloc(ctx, sizeof *l))) ||
+        grow(ctx, (void **)&l->items, &l->cap, l->n, sizeof *l->items)) {
+        ss_ast_expr_free(x);
+        return l;
+    }
+    ss_ast_select_item_t *it = &l->items[l->n++];
+    it->expr = x;
+    it->alias = alias->z ? ss_tok_ident(ctx, alias) : NULL;
+    it->span = span_end(ctx, x->span);
+    return l;
+}
+
+ss_orderlist_t *ss_build_orderitem(ss_pctx_t *ctx, ss_orderlist_t *l, ss_ast_expr_t *x, int desc)
+{
+    if (!x) {
+        ss_pctx_nomem(ctx);
+        return l;
+    }
+    if ((!l && !(l = zalloc(ctx, sizeof *l))) ||
+        grow(ctx, (void **)&l->items, &l->cap, l->n, sizeof *l->items)) {
+        ss_ast_expr_free(x);
+        return l;
+    }
+    l->items[l->n].expr = x;
+    l->items[l->n++].desc = desc;
+    return l;
+}
+
+ss_ast_from_t *ss_build_table(ss_pctx_t *ctx, const ss_tok_t *name, const ss_tok_t *alias)
+{
+    ss_ast_from_t *f = zalloc(ctx, sizeof *f);
+    if (!f)
+        return NULL;
+    f->kind = SS_FROM_TABLE;
+    f->span = span_end(ctx, tok_span(name));
+    f->name = ss_tok_ident(ctx, name);
+    if (alias->z)
+        f->alias = ss_tok_ident(ctx, alias);
+    return f;
+}
+
+static ss_ast_from_t *join_new(ss_pctx_t *ctx, ss_ast_from_kind_t kind, ss_ast_from_t *l, ss_ast_from_t *r)
+{
+    ss_ast_from_t *f = zalloc(ctx, sizeof *f);
+    if (!f) {
+        ss_ast_from_free(l);
+        ss_ast_from_free(r);
+        return NULL;
+    }
+    f->kind = kind;
+    f->left = l;
+    f->right = r;
+    f->span = span_end(ctx, l ? l->span : r ? r->span : tok_span(&ctx->cur));
+    int n = 1; /* joins nest to the left: bound the depth of that chain */
+    for (const ss_ast_from_t *p = l; p && p->kind != SS_FROM_TABLE; p = p->left)
+        n++;
+    if (n >= SS_PARSE_MAX_JOINS)
+        ss_pctx_error(ctx, f->span.line, f->span.col, "too many joins (at most %d tables in one FROM)",
+                      SS_PARSE_MAX_JOINS);
+    return f;
+}
+
+ss_ast_from_t *ss_build_join(ss_pctx_t *ctx, ss_ast_from_t *l, ss_join_type_t jt, ss_ast_from_t *r,
+                             ss_ast_expr_t *on)
+{
+    ss_ast_from_t *f = join_new(ctx, SS_FROM_JOIN, l, r);
+    if (!f) {
+        ss_ast_expr_free(on);
+        return NULL;
+    }
+    f->join_type = jt;
+    f->on = on;
+    return f;
+}
+
+ss_ast_from_t *ss_build_sem_join(ss_pctx_t *ctx, ss_ast_from_t *l, ss_ast_from_t *r, const ss_tok_t *tmpl,
+                                 ss_ast_options_t *opts)
+{
+    ss_ast_from_t *f = join_new(ctx, SS_FROM_SEM_JOIN, l, r);
+    if (!f) {
+        ss_ast_options_free(opts);
+        return NULL;
+    }
+    f->opts = opts;
+    f->tmpl_span = tok_span(tmpl);
+    f->tmpl = template_text(ctx, tmpl);
+    return f;
+}
+
+ss_ast_select_t *ss_build_select(ss_pctx_t *ctx, const ss_tok_t *kw, int distinct, ss_sellist_t *items,
+                                 ss_ast_from_t *from, ss_ast_expr_t *where, ss_ast_expr_list_t *group_by,
+                                 ss_ast_expr_t *having, ss_orderlist_t *order, const ss_tok_t *limit)
+{
+    ss_ast_select_t *s = zalloc(ctx, sizeof *s);
+    if (!s) {
+        ss_sellist_free(items);
+        ss_ast_from_free(from);
+        ss_ast_expr_free(where);
+        ss_ast_exprlist_free(group_by);
+        ss_ast_expr_free(having);
+        ss_orderlist_free(order);
+        return NULL;
+    }
+    s->span = span_end(ctx, tok_span(kw));
+    s->distinct = distinct;
+    if (items) {
+        s->nitems = items->n;
+        s->items = items->items;
+        free(items);
+    }
+    s->from = from;
+    s->where = where;
+    s->group_by = group_by;
+    s->having = having;
+    if (order) {
+        s->norder = order->n;
+        s->order = order->items;
+        free(order);
+    }
+    s->limit = -1;
+    if (limit->z) {
+        ss_value_t v;
+        number_value(limit, 0, 0, &v);
+        if (v.t != SS_INT)
+            ss_pctx_error(ctx, limit->line, limit->col, "LIMIT value out of range");
+        else
+            s->limit = v.u.i;
+    }
+    return s;
+}
+
+ss_ast_query_t *ss_build_query_select(ss_pctx_t *ctx, ss_ast_select_t *s)
+{
+    if (!s)
+        return NULL;
+    ss_ast_query_t *q = zalloc(ctx, sizeof *q);
+    if (!q) {
+        ss_ast_select_free(s);
+        return NULL;
+    }
+    q->kind = SS_Q_SELECT;
+    q->span = s->span;
+    q->select = s;
+    return q;
+}

@@ -1,0 +1,21 @@
+-- errors.sql — each failing statement reports what and where; the session goes on.
+CREATE STREAM people (id INT KEY, name TEXT, age INT);
+CREATE CONTINUOUS VIEW adults AS SELECT id, name FROM people WHERE age >= 18;
+SELEC * FROM adults;
+CREATE CONTINUOUS VIEW bad AS SELECT id, nickname FROM people;
+CREATE CONTINUOUS VIEW bad2 AS SELECT id FROM nobody;
+SELECT * FROM people;
+SELECT * FROM missing_view;
+INSERT INTO people VALUES (1, 'ann');
+INSERT INTO people VALUES ('x', 'ann', 30);
+INSERT INTO nobody VALUES (1);
+DELETE FROM people WHERE name = 'ann';
+SET batch_size = 'lots';
+CREATE STREAM people (id INT KEY);
+DROP STREAM people;
+INSERT INTO people VALUES (1, 'ann', 30), (2, 'bo', 12);
+SELECT * FROM adults;
+SET batch_size = 16;
+DROP VIEW adults;
+DROP VIEW IF EXISTS adults;
+SHOW VIEWS;
