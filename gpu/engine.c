@@ -121,7 +121,7 @@ static ss_err_t ensure_blocks(ss_llm_t *m, seq_t *s, int npos, char *err, size_t
 ss_err_t seq_fork(ss_llm_t *m, seq_t *dst, const seq_t *src, char *err, size_t errsz)
 {
     int n = src->ncomp, full = n / KV_BLOCK;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < src->ntok; i++)
         if (seq_push(dst, src->tok[i]))
             return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     for (int b = 0; b < full; b++) {
@@ -129,11 +129,13 @@ ss_err_t seq_fork(ss_llm_t *m, seq_t *dst, const seq_t *src, char *err, size_t e
             return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
         kv_ref(&m->kv, src->blocks[b]);
     }
-    if (n % KV_BLOCK) {
+    if (n % KV_BLOCK && m->be->copy) {
         ss_err_t rc = ensure_blocks(m, dst, n, err, errsz);
         if (rc)
             return rc;
         m->be->copy(m->be_ctx, dst->blocks[full], src->blocks[full]);
+    } else {
+        n = full * KV_BLOCK; /* no copy: the partial block's positions are recomputed */
     }
     dst->ncomp = n;
     dst->nreg = SS_MIN(src->nreg, full);

@@ -344,4 +344,4 @@ static void cpu_copy(void *ctx, int dst, int src)
     memcpy(c->blk[dst], c->blk[src], c->blk_floats * sizeof(float));
 }
 
-const backend_ops_t ss_llm_cpu_backend = {"cpu", cpu_upload, cpu_reserve, cpu_forward, cpu_copy, cpu_destroy};
+const backend_ops_t ss_llm_cpu_backend = {"cpu", cpu_upload, cpu_reserve, cpu_forward, cpu_destroy, cpu_copy};

@@ -119,9 +119,10 @@ typedef struct backend_ops {
     /* Makes sure KV blocks 0..nblocks) exist. */
     ss_err_t (*reserve)(void *ctx, int nblocks, char *err, size_t errsz);
     ss_err_t (*forward)(void *ctx, const ubatch_t *ub, char *err, size_t errsz);
-    /* Copies the KV of block src into block dst (forking a partially filled block). */
-    void (*copy)(void *ctx, int dst, int src);
     void (*destroy)(void *ctx);
+    /* Copies the KV of block src into block dst (forking a partially filled block); may be
+     * NULL, then a fork recomputes the positions of the partial block. */
+    void (*copy)(void *ctx, int dst, int src);
 } backend_ops_t;
 
 extern const backend_ops_t ss_llm_cpu_backend;
