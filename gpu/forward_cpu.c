@@ -170,35 +170,27 @@ static void kv_store(cpu_t *c, const int *blocks, int pos, int layer, int which,
 }
 
 /* One token, one KV head: the grp query heads sharing it attend together, a KV block
- * (KV_BLOCK positions) at a time. sc: [grp][ctx] scores, acc: [grp][hd][KV_BLOCK]. */
-static void attn_group(cpu_t *c, const ubatch_t *ub, int t, int kvh, int layer, float *sc, float *acc, int ctx)
+ * (KV_BLOCK positions) at a time. sc: [grp][ctx] scores, vt: block pointers. */
+static void attn_group(cpu_t *c, const ubatch_t *ub, int t, int kvh, int layer, float *sc, const float **vt,
+                       int ctx)
 {
     const ss_llm_config_t *g = &c->m->cfg;
     int hd = g->head_dim, grp = g->n_heads / g->n_kv_heads, pos = ub->pos[t];
     size_t qd = (size_t)g->n_heads * hd, hsz = (size_t)hd * KV_BLOCK;
     float scale = 1.0f / sqrtf((float)hd);
     const float *q = c->q + (size_t)t * qd + (size_t)kvh * grp * hd;
-    for (int p0 = 0; p0 <= pos; p0 += KV_BLOCK) {
-        const float *kt = kv_part(c, ub->blocks[t], p0, layer, 0) + kvh * hsz;
-        int np = SS_MIN(KV_BLOCK, pos + 1 - p0);
+    int nblk = pos / KV_BLOCK + 1, last_np = pos + 1 - (nblk - 1) * KV_BLOCK;
+    for (int b = 0; b < nblk; b++) {
+        const float *kt = kv_part(c, ub->blocks[t], b * KV_BLOCK, layer, 0) + kvh * hsz;
+        vt[b] = kv_part(c, ub->blocks[t], b * KV_BLOCK, layer, 1) + kvh * hsz;
+        int np = b == nblk - 1 ? last_np : KV_BLOCK;
         for (int j = 0; j < grp; j++)
-            k_attn_scores(q + (size_t)j * hd, kt, hd, np, sc + (size_t)j * ctx + p0);
-    }
-    for (int j = 0; j < grp; j++)
-        k_softmax(sc + (size_t)j * ctx, pos + 1, scale);
-    memset(acc, 0, (size_t)grp * hsz * sizeof(float));
-    for (int p0 = 0; p0 <= pos; p0 += KV_BLOCK) {
-        const float *vt = kv_part(c, ub->blocks[t], p0, layer, 1) + kvh * hsz;
-        int np = SS_MIN(KV_BLOCK, pos + 1 - p0);
-        for (int j = 0; j < grp; j++)
-            k_attn_values(sc + (size_t)j * ctx + p0, vt, hd, np, acc + j * hsz);
+            k_attn_scores(q + (size_t)j * hd, kt, hd, np, sc + (size_t)j * ctx + b * KV_BLOCK);
     }
     float *o = c->att + (size_t)t * qd + (size_t)kvh * grp * hd;
-    for (int j = 0; j < grp * hd; j++) {
-        float s = 0;
-        for (int k = 0; k < KV_BLOCK; k++)
-            s += acc[(size_t)j * KV_BLOCK + k];
-        o[j] = s;
+    for (int j = 0; j < grp; j++) {
+        k_softmax(sc + (size_t)j * ctx, pos + 1, scale);
+        k_attn_values_all(sc + (size_t)j * ctx, vt, nblk, last_np, hd, o + (size_t)j * hd);
     }
 }
 
@@ -214,8 +206,8 @@ static void attn_chunk(void *ctx, int th, int tid)
     cpu_t *c = a->c;
     const ss_llm_config_t *g = &c->m->cfg;
     int nkv = g->n_kv_heads, grp = g->n_heads / g->n_kv_heads, sctx = c->scratch_ctx;
-    float *sc = c->scratch + (size_t)tid * grp * (sctx + (size_t)g->head_dim * KV_BLOCK);
-    attn_group(c, a->ub, th / nkv, th % nkv, a->layer, sc, sc + (size_t)grp * sctx, sctx);
+    float *sc = c->scratch + (size_t)tid * (grp + 2) * (size_t)sctx;
+    attn_group(c, a->ub, th / nkv, th % nkv, a->layer, sc, (const float **)(sc + (size_t)grp * sctx), sctx);
 }
 
 static void attention(cpu_t *c, const ubatch_t *ub, int layer, int threads)
@@ -284,9 +276,9 @@ static ss_err_t ensure_scratch(cpu_t *c, const ubatch_t *ub, int threads, char *
     ss_err_t rc = ensure_rope(c, mx, err, errsz);
     if (rc || (threads <= c->scratch_threads && mx <= c->scratch_ctx))
         return rc;
-    int nt = SS_MAX(threads, c->scratch_threads), nc = SS_MAX(mx, 2 * c->scratch_ctx);
+    int nt = SS_MAX(threads, c->scratch_threads), nc = (SS_MAX(mx, 2 * c->scratch_ctx) + 15) & ~15;
     int grp = c->m->cfg.n_heads / c->m->cfg.n_kv_heads;
-    size_t per = (size_t)grp * (nc + (size_t)c->m->cfg.head_dim * KV_BLOCK);
+    size_t per = (size_t)(grp + 2) * nc; /* scores, then block pointers (2 floats each) */
     float *s = realloc(c->scratch, (size_t)nt * per * sizeof(float));
     if (!s)
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory for attention scratch");

@@ -506,6 +506,72 @@ static T5 void avalue_avx512(const float *a, const float *vt, int hd, int np, fl
 }
 #endif
 
+/* out[i] = sum over positions of a[p] * v_p[i], the positions spread over nblk blocks
+ * (vt[b]: [hd][KV_BLOCK]), the last holding last_np valid slots. */
+static void avall_scalar(const float *a, const float *const *vt, int nblk, int last_np, int hd, float *out)
+{
+    for (int i = 0; i < hd; i++) {
+        float s = 0;
+        for (int b = 0; b < nblk; b++) {
+            int np = b == nblk - 1 ? last_np : KV_BLOCK;
+            for (int k = 0; k < np; k++)
+                s += a[b * KV_BLOCK + k] * vt[b][i * KV_BLOCK + k];
+        }
+        out[i] = s;
+    }
+}
+
+#ifdef SS_X86
+static T5 void avall_avx512(const float *a, const float *const *vt, int nblk, int last_np, int hd, float *out)
+{
+    __mmask16 lm = (__mmask16)((1u << last_np) - 1);
+    int i = 0;
+    for (; i + 4 <= hd; i += 4) {
+        __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
+        for (int b = 0; b < nblk; b++) {
+            __mmask16 m = b == nblk - 1 ? lm : (__mmask16)0xffff;
+            __m512 w = _mm512_maskz_loadu_ps(m, a + b * KV_BLOCK);
+            const float *v = vt[b] + i * KV_BLOCK;
+            c0 = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(m, v), c0);
+            c1 = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(m, v + KV_BLOCK), c1);
+            c2 = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(m, v + 2 * KV_BLOCK), c2);
+            c3 = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(m, v + 3 * KV_BLOCK), c3);
+        }
+        out[i] = _mm512_reduce_add_ps(c0);
+        out[i + 1] = _mm512_reduce_add_ps(c1);
+        out[i + 2] = _mm512_reduce_add_ps(c2);
+        out[i + 3] = _mm512_reduce_add_ps(c3);
+    }
+    for (; i < hd; i++) {
+        __m512 c0 = _mm512_setzero_ps();
+        for (int b = 0; b < nblk; b++) {
+            __mmask16 m = b == nblk - 1 ? lm : (__mmask16)0xffff;
+            c0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + b * KV_BLOCK),
+                                 _mm512_maskz_loadu_ps(m, vt[b] + i * KV_BLOCK), c0);
+        }
+        out[i] = _mm512_reduce_add_ps(c0);
+    }
+}
+
+static T2 void avall_avx2(const float *a, const float *const *vt, int nblk, int last_np, int hd, float *out)
+{
+    __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m256i l0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(last_np), lane);
+    __m256i l1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(last_np - 8), lane);
+    __m256i all = _mm256_set1_epi32(-1);
+    for (int i = 0; i < hd; i++) {
+        __m256 c0 = _mm256_setzero_ps(), c1 = c0;
+        for (int b = 0; b < nblk; b++) {
+            __m256i m0 = b == nblk - 1 ? l0 : all, m1 = b == nblk - 1 ? l1 : all;
+            const float *v = vt[b] + i * KV_BLOCK, *w = a + b * KV_BLOCK;
+            c0 = _mm256_fmadd_ps(_mm256_maskload_ps(w, m0), _mm256_maskload_ps(v, m0), c0);
+            c1 = _mm256_fmadd_ps(_mm256_maskload_ps(w + 8, m1), _mm256_maskload_ps(v + 8, m1), c1);
+        }
+        out[i] = hsum8(_mm256_add_ps(c0, c1));
+    }
+}
+#endif
+
 /* ---------------- softmax of attention scores ---------------- */
 
 
@@ -590,6 +656,7 @@ void (*k_vaxpy)(float *y, float a, const float *x, int n);
 void (*k_attn_scores)(const float *q, const float *kt, int hd, int np, float *out);
 void (*k_attn_values)(const float *a, const float *vt, int hd, int np, float *acc);
 void (*k_softmax)(float *r, int n, float scale);
+void (*k_attn_values_all)(const float *a, const float *const *vt, int nblk, int last_np, int hd, float *out);
 
 static void pick(void)
 {
@@ -602,6 +669,7 @@ static void pick(void)
     k_attn_scores = ascore_scalar;
     k_attn_values = avalue_scalar;
     k_softmax = softmax_scalar;
+    k_attn_values_all = avall_scalar;
 #ifdef SS_X86
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
@@ -615,6 +683,7 @@ static void pick(void)
         k_attn_scores = ascore_avx512;
         k_attn_values = avalue_avx512;
         k_softmax = softmax_avx512;
+        k_attn_values_all = avall_avx512;
     } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
         g_dot = dot_avx2;
         g_dotq = dotq_avx2;
@@ -624,6 +693,7 @@ static void pick(void)
         k_vaxpy = vaxpy_avx2;
         k_attn_scores = ascore_avx2;
         k_attn_values = avalue_avx2;
+        k_attn_values_all = avall_avx2;
     }
 #endif
 }
@@ -650,6 +720,7 @@ void k_force_isa(const char *isa)
         k_vaxpy = vaxpy_avx2;
         k_attn_scores = ascore_avx2;
         k_attn_values = avalue_avx2;
+        k_attn_values_all = avall_avx2;
     }
 #endif
     if (!strcmp(isa, "scalar")) {
@@ -662,6 +733,7 @@ void k_force_isa(const char *isa)
         k_attn_scores = ascore_scalar;
         k_attn_values = avalue_scalar;
         k_softmax = softmax_scalar;
+        k_attn_values_all = avall_scalar;
     }
 }
 

@@ -92,6 +92,9 @@ extern void (*k_vaxpy)(float *y, float a, const float *x, int n);
  * valid slots: out[s] = q . k_s; acc[i][s] += a[s] * v_s[i] (reduce acc over s later). */
 extern void (*k_attn_scores)(const float *q, const float *kt, int hd, int np, float *out);
 extern void (*k_attn_values)(const float *a, const float *vt, int hd, int np, float *acc);
+/* out[i] = sum_p a[p] * v_p[i] over nblk transposed blocks vt[b], last_np valid in the last. */
+extern void (*k_attn_values_all)(const float *a, const float *const *vt, int nblk, int last_np, int hd,
+                                 float *out);
 /* r[0..n) = softmax(r * scale) in place. */
 extern void (*k_softmax)(float *r, int n, float scale);
 void k_force_isa(const char *isa); /* tests: "scalar" / "avx2" / "avx512" / NULL = best */
