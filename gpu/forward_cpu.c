@@ -180,15 +180,14 @@ static void attn_group(cpu_t *c, const ubatch_t *ub, int t, int kvh, int layer, 
     float scale = 1.0f / sqrtf((float)hd);
     const float *q = c->q + (size_t)t * qd + (size_t)kvh * grp * hd;
     int nblk = pos / KV_BLOCK + 1, last_np = pos + 1 - (nblk - 1) * KV_BLOCK;
+    const float **kt = vt + nblk;
     for (int b = 0; b < nblk; b++) {
-        const float *kt = kv_part(c, ub->blocks[t], b * KV_BLOCK, layer, 0) + kvh * hsz;
+        kt[b] = kv_part(c, ub->blocks[t], b * KV_BLOCK, layer, 0) + kvh * hsz;
         vt[b] = kv_part(c, ub->blocks[t], b * KV_BLOCK, layer, 1) + kvh * hsz;
-        int np = b == nblk - 1 ? last_np : KV_BLOCK;
-        for (int j = 0; j < grp; j++)
-            k_attn_scores(q + (size_t)j * hd, kt, hd, np, sc + (size_t)j * ctx + b * KV_BLOCK);
     }
     float *o = c->att + (size_t)t * qd + (size_t)kvh * grp * hd;
     for (int j = 0; j < grp; j++) {
+        k_attn_scores_all(q + (size_t)j * hd, kt, nblk, last_np, hd, sc + (size_t)j * ctx);
         k_softmax(sc + (size_t)j * ctx, pos + 1, scale);
         k_attn_values_all(sc + (size_t)j * ctx, vt, nblk, last_np, hd, o + (size_t)j * hd);
     }
@@ -278,7 +277,7 @@ static ss_err_t ensure_scratch(cpu_t *c, const ubatch_t *ub, int threads, char *
         return rc;
     int nt = SS_MAX(threads, c->scratch_threads), nc = (SS_MAX(mx, 2 * c->scratch_ctx) + 15) & ~15;
     int grp = c->m->cfg.n_heads / c->m->cfg.n_kv_heads;
-    size_t per = (size_t)(grp + 2) * nc; /* scores, then block pointers (2 floats each) */
+    size_t per = (size_t)(grp + 2) * nc; /* scores, then K and V block pointers */
     float *s = realloc(c->scratch, (size_t)nt * per * sizeof(float));
     if (!s)
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory for attention scratch");

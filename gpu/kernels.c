@@ -446,12 +446,6 @@ static void ascore_scalar(const float *q, const float *kt, int hd, int np, float
             out[s] += q[i] * kt[i * KV_BLOCK + s];
 }
 
-static void avalue_scalar(const float *a, const float *vt, int hd, int np, float *acc)
-{
-    for (int i = 0; i < hd; i++)
-        for (int s = 0; s < np; s++)
-            acc[i * KV_BLOCK + s] += a[s] * vt[i * KV_BLOCK + s];
-}
 
 #ifdef SS_X86
 static T2 void ascore_avx2(const float *q, const float *kt, int hd, int np, float *out)
@@ -468,19 +462,6 @@ static T2 void ascore_avx2(const float *q, const float *kt, int hd, int np, floa
     memcpy(out, tmp, (size_t)np * sizeof(float));
 }
 
-static T2 void avalue_avx2(const float *a, const float *vt, int hd, int np, float *acc)
-{
-    __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(np), lane);
-    __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(np - 8), lane);
-    __m256 w0 = _mm256_maskload_ps(a, m0), w1 = _mm256_maskload_ps(a + 8, m1);
-    for (int i = 0; i < hd; i++) {
-        float *c = acc + i * KV_BLOCK;
-        __m256 v0 = _mm256_maskload_ps(vt + i * KV_BLOCK, m0), v1 = _mm256_maskload_ps(vt + i * KV_BLOCK + 8, m1);
-        _mm256_storeu_ps(c, _mm256_fmadd_ps(w0, v0, _mm256_loadu_ps(c)));
-        _mm256_storeu_ps(c + 8, _mm256_fmadd_ps(w1, v1, _mm256_loadu_ps(c + 8)));
-    }
-}
 
 static T5 void ascore_avx512(const float *q, const float *kt, int hd, int np, float *out)
 {
@@ -495,15 +476,6 @@ static T5 void ascore_avx512(const float *q, const float *kt, int hd, int np, fl
     _mm512_mask_storeu_ps(out, (__mmask16)((1u << np) - 1), _mm512_add_ps(a0, a1));
 }
 
-static T5 void avalue_avx512(const float *a, const float *vt, int hd, int np, float *acc)
-{
-    __mmask16 k = (__mmask16)((1u << np) - 1);
-    __m512 w = _mm512_maskz_loadu_ps(k, a);
-    for (int i = 0; i < hd; i++) {
-        __m512 v = _mm512_maskz_loadu_ps(k, vt + i * KV_BLOCK);
-        _mm512_storeu_ps(acc + i * KV_BLOCK, _mm512_fmadd_ps(w, v, _mm512_loadu_ps(acc + i * KV_BLOCK)));
-    }
-}
 #endif
 
 /* out[i] = sum over positions of a[p] * v_p[i], the positions spread over nblk blocks
@@ -568,6 +540,42 @@ static T2 void avall_avx2(const float *a, const float *const *vt, int nblk, int 
             c1 = _mm256_fmadd_ps(_mm256_maskload_ps(w + 8, m1), _mm256_maskload_ps(v + 8, m1), c1);
         }
         out[i] = hsum8(_mm256_add_ps(c0, c1));
+    }
+}
+#endif
+
+static void (*k_attn_scores)(const float *q, const float *kt, int hd, int np, float *out);
+
+/* out[b*KV_BLOCK + s] = q . k_s over nblk transposed blocks kt[b] (last: last_np valid);
+ * block by block with the ISA's single-block kernel. */
+static void asall_scalar(const float *q, const float *const *kt, int nblk, int last_np, int hd, float *out)
+{
+    for (int b = 0; b < nblk; b++)
+        k_attn_scores(q, kt[b], hd, b == nblk - 1 ? last_np : KV_BLOCK, out + b * KV_BLOCK);
+}
+
+#ifdef SS_X86
+static T5 void asall_avx512(const float *q, const float *const *kt, int nblk, int last_np, int hd, float *out)
+{
+    if (hd > 16) {
+        for (int b = 0; b < nblk; b++)
+            ascore_avx512(q, kt[b], hd, b == nblk - 1 ? last_np : KV_BLOCK, out + b * KV_BLOCK);
+        return;
+    }
+    __m512 qb[16];
+    for (int i = 0; i < hd; i++)
+        qb[i] = _mm512_set1_ps(q[i]);
+    for (int b = 0; b < nblk; b++) {
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+        int i = 0;
+        for (; i + 2 <= hd; i += 2) {
+            a0 = _mm512_fmadd_ps(qb[i], _mm512_loadu_ps(kt[b] + i * KV_BLOCK), a0);
+            a1 = _mm512_fmadd_ps(qb[i + 1], _mm512_loadu_ps(kt[b] + (i + 1) * KV_BLOCK), a1);
+        }
+        if (i < hd)
+            a0 = _mm512_fmadd_ps(qb[i], _mm512_loadu_ps(kt[b] + i * KV_BLOCK), a0);
+        __mmask16 m = b == nblk - 1 ? (__mmask16)((1u << last_np) - 1) : (__mmask16)0xffff;
+        _mm512_mask_storeu_ps(out + b * KV_BLOCK, m, _mm512_add_ps(a0, a1));
     }
 }
 #endif
@@ -653,10 +661,10 @@ static dotq_fn g_dotq;
 static const char *g_isa;
 float (*k_vdot)(const float *a, const float *b, int n);
 void (*k_vaxpy)(float *y, float a, const float *x, int n);
-void (*k_attn_scores)(const float *q, const float *kt, int hd, int np, float *out);
-void (*k_attn_values)(const float *a, const float *vt, int hd, int np, float *acc);
+static void (*k_attn_scores)(const float *q, const float *kt, int hd, int np, float *out);
 void (*k_softmax)(float *r, int n, float scale);
 void (*k_attn_values_all)(const float *a, const float *const *vt, int nblk, int last_np, int hd, float *out);
+void (*k_attn_scores_all)(const float *q, const float *const *kt, int nblk, int last_np, int hd, float *out);
 
 static void pick(void)
 {
@@ -667,9 +675,9 @@ static void pick(void)
     k_vdot = vdot_scalar;
     k_vaxpy = vaxpy_scalar;
     k_attn_scores = ascore_scalar;
-    k_attn_values = avalue_scalar;
     k_softmax = softmax_scalar;
     k_attn_values_all = avall_scalar;
+    k_attn_scores_all = asall_scalar;
 #ifdef SS_X86
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
@@ -681,9 +689,9 @@ static void pick(void)
         k_vdot = vdot_avx512;
         k_vaxpy = vaxpy_avx512;
         k_attn_scores = ascore_avx512;
-        k_attn_values = avalue_avx512;
         k_softmax = softmax_avx512;
         k_attn_values_all = avall_avx512;
+        k_attn_scores_all = asall_avx512;
     } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
         g_dot = dot_avx2;
         g_dotq = dotq_avx2;
@@ -692,7 +700,6 @@ static void pick(void)
         k_vdot = vdot_avx2;
         k_vaxpy = vaxpy_avx2;
         k_attn_scores = ascore_avx2;
-        k_attn_values = avalue_avx2;
         k_attn_values_all = avall_avx2;
     }
 #endif
@@ -719,7 +726,6 @@ void k_force_isa(const char *isa)
         k_vdot = vdot_avx2;
         k_vaxpy = vaxpy_avx2;
         k_attn_scores = ascore_avx2;
-        k_attn_values = avalue_avx2;
         k_attn_values_all = avall_avx2;
     }
 #endif
@@ -731,9 +737,9 @@ void k_force_isa(const char *isa)
         k_vdot = vdot_scalar;
         k_vaxpy = vaxpy_scalar;
         k_attn_scores = ascore_scalar;
-        k_attn_values = avalue_scalar;
         k_softmax = softmax_scalar;
         k_attn_values_all = avall_scalar;
+        k_attn_scores_all = asall_scalar;
     }
 }
 

@@ -88,12 +88,11 @@ const char *k_isa(void); /* "avx512", "avx2", "scalar"; also picks the kernels *
 /* Dot product and y += a*x of short f32 vectors (attention), picked by k_isa(). */
 extern float (*k_vdot)(const float *a, const float *b, int n);
 extern void (*k_vaxpy)(float *y, float a, const float *x, int n);
-/* Attention over one KV block stored transposed ([head_dim][KV_BLOCK]), np <= KV_BLOCK
- * valid slots: out[s] = q . k_s; acc[i][s] += a[s] * v_s[i] (reduce acc over s later). */
-extern void (*k_attn_scores)(const float *q, const float *kt, int hd, int np, float *out);
-extern void (*k_attn_values)(const float *a, const float *vt, int hd, int np, float *acc);
+/* Attention over KV blocks stored transposed ([head_dim][KV_BLOCK]): */
 /* out[i] = sum_p a[p] * v_p[i] over nblk transposed blocks vt[b], last_np valid in the last. */
 extern void (*k_attn_values_all)(const float *a, const float *const *vt, int nblk, int last_np, int hd,
+                                 float *out);
+extern void (*k_attn_scores_all)(const float *q, const float *const *kt, int nblk, int last_np, int hd,
                                  float *out);
 /* r[0..n) = softmax(r * scale) in place. */
 extern void (*k_softmax)(float *r, int n, float scale);
