@@ -661,12 +661,12 @@ static dotq_fn g_dotq;
 static const char *g_isa;
 float (*k_vdot)(const float *a, const float *b, int n);
 void (*k_vaxpy)(float *y, float a, const float *x, int n);
-static void (*k_attn_scores)(const float *q, const float *kt, int hd, int np, float *out);
 void (*k_softmax)(float *r, int n, float scale);
 void (*k_attn_values_all)(const float *a, const float *const *vt, int nblk, int last_np, int hd, float *out);
 void (*k_attn_scores_all)(const float *q, const float *const *kt, int nblk, int last_np, int hd, float *out);
 
-static void pick(void)
+/* level 0 = scalar, 1 = AVX2+FMA+F16C, 2 = AVX-512 (+VNNI when present) */
+static void set_isa(int level)
 {
     g_dot = dot_scalar;
     g_dotq = dotq_scalar;
@@ -679,20 +679,7 @@ static void pick(void)
     k_attn_values_all = avall_scalar;
     k_attn_scores_all = asall_scalar;
 #ifdef SS_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("f16c")) {
-        g_dot = dot_avx512;
-        g_row16 = row16_avx2;
-        g_dotq = __builtin_cpu_supports("avx512vnni") ? dotq_vnni : dotq_avx2;
-        g_isa = "avx512";
-        k_vdot = vdot_avx512;
-        k_vaxpy = vaxpy_avx512;
-        k_attn_scores = ascore_avx512;
-        k_softmax = softmax_avx512;
-        k_attn_values_all = avall_avx512;
-        k_attn_scores_all = asall_avx512;
-    } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
+    if (level >= 1) {
         g_dot = dot_avx2;
         g_dotq = dotq_avx2;
         g_row16 = row16_avx2;
@@ -702,8 +689,36 @@ static void pick(void)
         k_attn_scores = ascore_avx2;
         k_attn_values_all = avall_avx2;
     }
+    if (level >= 2) {
+        g_dot = dot_avx512;
+        g_dotq = __builtin_cpu_supports("avx512vnni") ? dotq_vnni : dotq_avx2;
+        g_isa = "avx512";
+        k_vdot = vdot_avx512;
+        k_vaxpy = vaxpy_avx512;
+        k_attn_scores = ascore_avx512;
+        k_softmax = softmax_avx512;
+        k_attn_values_all = avall_avx512;
+        k_attn_scores_all = asall_avx512;
+    }
+#else
+    (void)level;
 #endif
 }
+
+static int max_level(void)
+{
+#ifdef SS_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma"))
+        return 2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+        return 1;
+#endif
+    return 0;
+}
+
+static void pick(void) { set_isa(max_level()); }
 
 const char *k_isa(void)
 {
@@ -714,33 +729,8 @@ const char *k_isa(void)
 
 void k_force_isa(const char *isa)
 {
-    pick();
-    if (!isa)
-        return;
-#ifdef SS_X86
-    if (!strcmp(isa, "avx2") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        g_dot = dot_avx2;
-        g_dotq = dotq_avx2;
-        g_row16 = row16_avx2;
-        g_isa = "avx2";
-        k_vdot = vdot_avx2;
-        k_vaxpy = vaxpy_avx2;
-        k_attn_scores = ascore_avx2;
-        k_attn_values_all = avall_avx2;
-    }
-#endif
-    if (!strcmp(isa, "scalar")) {
-        g_dot = dot_scalar;
-        g_dotq = dotq_scalar;
-        g_row16 = row16_scalar;
-        g_isa = "scalar";
-        k_vdot = vdot_scalar;
-        k_vaxpy = vaxpy_scalar;
-        k_attn_scores = ascore_scalar;
-        k_softmax = softmax_scalar;
-        k_attn_values_all = avall_scalar;
-        k_attn_scores_all = asall_scalar;
-    }
+    int lv = !isa ? 2 : !strcmp(isa, "scalar") ? 0 : !strcmp(isa, "avx2") ? 1 : 2;
+    set_isa(SS_MIN(lv, max_level()));
 }
 
 void k_row_f32(const wmat_t *w, int r, float *dst)
