@@ -312,38 +312,60 @@ static T2 void dotq_avx2(const uint8_t *w, int cols, const int8_t *qx, const flo
     }
 }
 
-#define TV __attribute__((target("avx512vnni,avx512vl,avx512f,avx2,fma,f16c")))
-static inline __attribute__((always_inline)) TV void dotq_vnni_n(const uint8_t *w, int cols, const int8_t *qx,
-                                                                  const float *dx, const int nb, float *out)
+/* Two blocks per 512-bit register: lanes 0-7 hold block g's int32 partial sums, 8-15 block
+ * g+1's; the pair's scales come from one 64-bit load of dx and a lane permute. */
+#define T6 __attribute__((target("avx512vnni,avx512bw,avx512vl,avx512f,avx512dq,avx2,fma,f16c")))
+static inline __attribute__((always_inline)) T6 void dotq_vnni512_n(const uint8_t *w, int cols, const int8_t *qx,
+                                                                     const float *dx, const int nb, float *out)
 {
-    __m256 acc[4];
+    __m512 acc[4];
     int ng = cols / 32;
+    const __m512i idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
     for (int j = 0; j < nb; j++)
-        acc[j] = _mm256_setzero_ps();
-    for (int g = 0; g < ng; g++) {
-        const uint8_t *b = w + 34 * (size_t)g;
-        uint16_t h;
-        memcpy(&h, b, 2);
-        float dw = _cvtsh_ss(h);
-        __m256i qw = _mm256_loadu_si256((const __m256i *)(b + 2));
-        __m256i ax = _mm256_sign_epi8(qw, qw);
+        acc[j] = _mm512_setzero_ps();
+    int g = 0;
+    for (; g + 2 <= ng; g += 2) {
+        const uint8_t *b0 = w + 34 * (size_t)g, *b1 = b0 + 34;
+        uint16_t h0, h1;
+        memcpy(&h0, b0, 2);
+        memcpy(&h1, b1, 2);
+        __m512 dw = _mm512_insertf32x8(_mm512_set1_ps(_cvtsh_ss(h0)), _mm256_set1_ps(_cvtsh_ss(h1)), 1);
+        __m512i qw = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b0 + 2))),
+                                        _mm256_loadu_si256((const __m256i *)(b1 + 2)), 1);
+        __m512i ax = _mm512_abs_epi8(qw);
+        __mmask64 neg = _mm512_movepi8_mask(qw);
         for (int j = 0; j < nb; j++) {
-            __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(qx + (size_t)j * cols + 32 * g)), qw);
-            __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, sy);
-            acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * dx[(size_t)j * ng + g]), acc[j]);
+            __m512i x = _mm512_loadu_si512((const void *)(qx + (size_t)j * cols + 32 * g));
+            __m512i sy = _mm512_mask_sub_epi8(x, neg, _mm512_setzero_si512(), x);
+            __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ax, sy);
+            __m128 d2 = _mm_castpd_ps(_mm_load_sd((const double *)(dx + (size_t)j * ng + g)));
+            __m512 sc = _mm512_mul_ps(dw, _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(d2)));
+            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), sc, acc[j]);
         }
     }
-    for (int j = 0; j < nb; j++)
-        out[j] = hsum8(acc[j]);
+    for (int j = 0; j < nb; j++) {
+        float s = _mm512_reduce_add_ps(acc[j]);
+        if (g < ng) { /* odd block count: the last block alone */
+            const uint8_t *b = w + 34 * (size_t)g;
+            uint16_t h;
+            memcpy(&h, b, 2);
+            __m256i qw = _mm256_loadu_si256((const __m256i *)(b + 2));
+            __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(qx + (size_t)j * cols + 32 * g)), qw);
+            __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(qw, qw), sy);
+            __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(_cvtsh_ss(h) * dx[(size_t)j * ng + g]));
+            s += hsum8(v);
+        }
+        out[j] = s;
+    }
 }
 
-static TV void dotq_vnni(const uint8_t *w, int cols, const int8_t *qx, const float *dx, int nb, float *out)
+static T6 void dotq_vnni(const uint8_t *w, int cols, const int8_t *qx, const float *dx, int nb, float *out)
 {
     switch (nb) {
-    case 1: dotq_vnni_n(w, cols, qx, dx, 1, out); break;
-    case 2: dotq_vnni_n(w, cols, qx, dx, 2, out); break;
-    case 3: dotq_vnni_n(w, cols, qx, dx, 3, out); break;
-    default: dotq_vnni_n(w, cols, qx, dx, 4, out); break;
+    case 1: dotq_vnni512_n(w, cols, qx, dx, 1, out); break;
+    case 2: dotq_vnni512_n(w, cols, qx, dx, 2, out); break;
+    case 3: dotq_vnni512_n(w, cols, qx, dx, 3, out); break;
+    default: dotq_vnni512_n(w, cols, qx, dx, 4, out); break;
     }
 }
 #endif
@@ -691,7 +713,7 @@ static void set_isa(int level)
     }
     if (level >= 2) {
         g_dot = dot_avx512;
-        g_dotq = __builtin_cpu_supports("avx512vnni") ? dotq_vnni : dotq_avx2;
+        g_dotq = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512dq") ? dotq_vnni : dotq_avx2;
         g_isa = "avx512";
         k_vdot = vdot_avx512;
         k_vaxpy = vaxpy_avx512;
