@@ -338,7 +338,7 @@ static inline __attribute__((always_inline)) T6 void dotq_vnni512_n(const uint8_
             __m512i x = _mm512_loadu_si512((const void *)(qx + (size_t)j * cols + 32 * g));
             __m512i sy = _mm512_mask_sub_epi8(x, neg, _mm512_setzero_si512(), x);
             __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ax, sy);
-            __m128 d2 = _mm_castpd_ps(_mm_load_sd((const double *)(dx + (size_t)j * ng + g)));
+            __m128 d2 = _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(dx + (size_t)j * ng + g)));
             __m512 sc = _mm512_mul_ps(dw, _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(d2)));
             acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), sc, acc[j]);
         }
