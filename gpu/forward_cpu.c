@@ -238,9 +238,10 @@ static void layer_fwd(cpu_t *c, const ubatch_t *ub, int l, int threads)
     int hdim = g->hidden_dim;
     for (int t = 0; t < n; t++)
         rmsnorm(c->xb + (size_t)t * d, c->x + (size_t)t * d, L->attn_norm, d, g->norm_eps);
-    k_matmul(&L->wq, c->xb, d, n, c->q, qd, threads);
-    k_matmul(&L->wk, c->xb, d, n, c->k, kvd, threads);
-    k_matmul(&L->wv, c->xb, d, n, c->v, kvd, threads);
+    const wmat_t *qkv[3] = {&L->wq, &L->wk, &L->wv};
+    float *const qkv_out[3] = {c->q, c->k, c->v};
+    const size_t qkv_ld[3] = {(size_t)qd, (size_t)kvd, (size_t)kvd};
+    k_matmul_multi(qkv, qkv_out, qkv_ld, 3, c->xb, d, n, threads);
     add_bias(c->q, L->bq, qd, n);
     add_bias(c->k, L->bk, kvd, n);
     add_bias(c->v, L->bv, kvd, n);
@@ -256,8 +257,10 @@ static void layer_fwd(cpu_t *c, const ubatch_t *ub, int l, int threads)
         c->x[i] += c->xb2[i];
     for (int t = 0; t < n; t++)
         rmsnorm(c->xb + (size_t)t * d, c->x + (size_t)t * d, L->ffn_norm, d, g->norm_eps);
-    k_matmul(&L->w_gate, c->xb, d, n, c->hb, hdim, threads);
-    k_matmul(&L->w_up, c->xb, d, n, c->hb2, hdim, threads);
+    const wmat_t *gu[2] = {&L->w_gate, &L->w_up};
+    float *const gu_out[2] = {c->hb, c->hb2};
+    const size_t gu_ld[2] = {(size_t)hdim, (size_t)hdim};
+    k_matmul_multi(gu, gu_out, gu_ld, 2, c->xb, d, n, threads);
     for (size_t i = 0; i < (size_t)n * hdim; i++) {
         float a = c->hb[i];
         c->hb[i] = a / (1.0f + expf(-a)) * c->hb2[i];

@@ -842,26 +842,57 @@ static void mm_chunk(void *ctx, int t, int tid)
     }
 }
 
-void k_matmul(const wmat_t *w, const float *x, size_t ldx, int nb, float *out, size_t ldo, int threads)
+typedef struct mm_multi {
+    mm_t a[K_MULTI_MAX];
+    int first[K_MULTI_MAX + 1]; /* first task of each matrix */
+    int n;
+} mm_multi_t;
+
+static void multi_chunk(void *ctx, int t, int tid)
+{
+    mm_multi_t *m = ctx;
+    int i = 0;
+    while (t >= m->first[i + 1])
+        i++;
+    mm_chunk(&m->a[i], t - m->first[i], tid);
+}
+
+void k_matmul_multi(const wmat_t *const *w, float *const *out, const size_t *ldo, int nmat, const float *x,
+                    size_t ldx, int nb, int threads)
 {
     if (!g_dot)
         pick();
-    mm_t a = {w, x, ldx, ldo, nb, out, g_dot, g_dotq, NULL, NULL};
-    int ntask = (w->rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
-    int nt = threads > 1 && (long)w->rows * w->cols * nb > (1L << 17) ? threads : 1;
+    mm_multi_t m;
     int8_t *qx = NULL;
     float *dx = NULL;
-    if (w->type == SS_GGML_Q8_0) {
-        qx = malloc((size_t)nb * w->cols);
-        dx = malloc((size_t)nb * (w->cols / 32) * sizeof(float));
-        if (qx && dx) {
-            for (int b = 0; b < nb; b++)
-                quant_act(x + (size_t)b * ldx, w->cols, qx + (size_t)b * w->cols, dx + (size_t)b * (w->cols / 32));
-            a.qx = qx;
-            a.dx = dx;
-        }
+    int cols = w[0]->cols, anyq = 0;
+    long work = 0;
+    m.n = nmat;
+    m.first[0] = 0;
+    for (int i = 0; i < nmat; i++) {
+        m.a[i] = (mm_t){w[i], x, ldx, ldo[i], nb, out[i], g_dot, g_dotq, NULL, NULL};
+        m.first[i + 1] = m.first[i] + (w[i]->rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
+        anyq |= w[i]->type == SS_GGML_Q8_0;
+        work += (long)w[i]->rows * w[i]->cols * nb;
     }
-    pool_run(nt, ntask, mm_chunk, &a);
+    if (anyq) { /* the activations are quantized once for every Q8_0 matrix */
+        qx = malloc((size_t)nb * cols);
+        dx = malloc((size_t)nb * (cols / 32) * sizeof(float));
+        if (qx && dx)
+            for (int b = 0; b < nb; b++)
+                quant_act(x + (size_t)b * ldx, cols, qx + (size_t)b * cols, dx + (size_t)b * (cols / 32));
+        for (int i = 0; i < nmat && qx && dx; i++)
+            if (w[i]->type == SS_GGML_Q8_0) {
+                m.a[i].qx = qx;
+                m.a[i].dx = dx;
+            }
+    }
+    pool_run(threads > 1 && work > (1L << 17) ? threads : 1, m.first[nmat], multi_chunk, &m);
     free(qx);
     free(dx);
+}
+
+void k_matmul(const wmat_t *w, const float *x, size_t ldx, int nb, float *out, size_t ldo, int threads)
+{
+    k_matmul_multi(&w, &out, &ldo, 1, x, ldx, nb, threads);
 }

@@ -82,6 +82,11 @@ void pool_run(int threads, int nchunks, pool_fn fn, void *ctx);
 /* ---- kernels (kernels.c) ---- */
 /* out[b*ldo + r] = dot(W row r, x + b*ldx) for b < nb, r < W->rows; multi-threaded. */
 void k_matmul(const wmat_t *w, const float *x, size_t ldx, int nb, float *out, size_t ldo, int threads);
+/* Several matrices with the same input (Q/K/V, gate/up) in one parallel job:
+ * out[i][b*ldo[i] + r] = W_i row r . x_b. All w[i]->cols must be equal. */
+#define K_MULTI_MAX 4
+void k_matmul_multi(const wmat_t *const *w, float *const *out, const size_t *ldo, int nmat, const float *x,
+                    size_t ldx, int nb, int threads);
 /* Dequantizes row r of w into dst (w->cols floats). */
 void k_row_f32(const wmat_t *w, int r, float *dst);
 const char *k_isa(void); /* "avx512", "avx2", "scalar"; also picks the kernels */
