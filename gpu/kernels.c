@@ -798,7 +798,7 @@ static void mm_chunk(void *ctx, int t, int tid)
     (void)tid;
     /* f16/bf16 against many activations: convert each row to f32 once per activation block
      * (exact, so the result equals the fused kernel's) instead of once per group of 4 */
-    int dir = direct(w->type) && !(a->nb > 4 && (w->type == SS_GGML_F16 || w->type == SS_GGML_BF16));
+    int dir = direct(w->type) && !(a->nb > 32 && (w->type == SS_GGML_F16 || w->type == SS_GGML_BF16));
     if (!dir && !a->qx && rowcap < w->cols) {
         free(rowbuf);
         rowbuf = malloc((size_t)w->cols * sizeof(float));
