@@ -441,7 +441,23 @@ static ss_err_t cuda_forward(void *ctx, const ubatch_t *ub, char *err, size_t er
     return rc;
 }
 
-const backend_ops_t ss_llm_cuda_backend = {"cuda", cuda_upload, cuda_reserve, cuda_forward, cuda_destroy};
+/* Copies KV block src into block dst in every layer (a forked sequence's partial block). */
+static void cuda_copy(void *ctx, int dst, int src)
+{
+    cuda_be_t *b = ctx;
+    const ss_llm_config_t *g = &b->m->cfg;
+    size_t per = (size_t)g->n_kv_heads * KV_BLOCK * g->head_dim;
+    char err[SS_ERRSZ];
+    for (int l = 0; l < g->n_layers; l++) {
+        ss_cuda_d2d(b->c, b->L[l].kpool + (size_t)dst * per, b->L[l].kpool + (size_t)src * per, per * 4, err,
+                    sizeof err);
+        ss_cuda_d2d(b->c, b->L[l].vpool + (size_t)dst * per, b->L[l].vpool + (size_t)src * per, per * 4, err,
+                    sizeof err);
+    }
+}
+
+const backend_ops_t ss_llm_cuda_backend = {"cuda", cuda_upload, cuda_reserve, cuda_forward, cuda_destroy,
+                                           cuda_copy};
 
 /* Moves an opened model onto CUDA device `device`: the CPU backend's state is dropped and the
  * engine's KV blocks are re-reserved on the device at the next forward pass. */

@@ -118,6 +118,36 @@ static ss_err_t ensure_blocks(ss_llm_t *m, seq_t *s, int npos, char *err, size_t
     return SS_OK;
 }
 
+ss_err_t seq_fork(ss_llm_t *m, seq_t *dst, const seq_t *src, char *err, size_t errsz)
+{
+    int n = src->ncomp, full = n / KV_BLOCK;
+    for (int i = 0; i < src->ntok; i++)
+        if (seq_push(dst, src->tok[i]))
+            return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    for (int b = 0; b < full; b++) {
+        if (seq_add_block(dst, src->blocks[b]))
+            return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+        kv_ref(&m->kv, src->blocks[b]);
+    }
+    if (n % KV_BLOCK && m->be->copy) {
+        ss_err_t rc = ensure_blocks(m, dst, n, err, errsz);
+        if (rc)
+            return rc;
+        m->be->copy(m->be_ctx, dst->blocks[full], src->blocks[full]);
+    } else {
+        n = full * KV_BLOCK; /* no copy: the partial block's positions are recomputed */
+    }
+    dst->ncomp = n;
+    dst->nreg = SS_MIN(src->nreg, full);
+    dst->chain = dst->nreg == src->nreg ? src->chain : 0;
+    if (dst->nreg != src->nreg) { /* recompute the chain through nreg blocks */
+        dst->chain = 0;
+        for (int b = 0; b < dst->nreg; b++)
+            dst->chain = kv_chain(dst->chain, dst->tok + b * KV_BLOCK);
+    }
+    return SS_OK;
+}
+
 /* ---- ubatch assembly ---- */
 
 typedef struct ubuf {
@@ -135,14 +165,16 @@ static void ubuf_free(ubuf_t *u)
     free(u->blocks); free(u->logits); free(u->hid_all); free(u->hseq);
 }
 
-static int ubuf_init(ubuf_t *u, const ss_llm_t *m)
+/* need_out: logits rows this call will produce at most (sizes the logits buffer) */
+static int ubuf_init(ubuf_t *u, const ss_llm_t *m, long need_out, long need_tok)
 {
     memset(u, 0, sizeof *u);
-    u->cap = m->ubatch;
+    u->cap = (int)SS_MAX(1, SS_MIN((long)m->ubatch, need_tok));
     u->dim = m->cfg.dim;
     u->vocab = m->cfg.vocab_size;
     size_t budget = (size_t)64 << 20; /* bytes of logits per pass */
     u->outcap = (int)SS_MAX(4, SS_MIN((size_t)u->cap, budget / ((size_t)u->vocab * 4)));
+    u->outcap = (int)SS_MIN((long)u->outcap, SS_MAX(need_out, 1));
     size_t c = (size_t)u->cap;
     u->tok = malloc(c * sizeof(int)); u->pos = malloc(c * sizeof(int)); u->out = malloc(c * sizeof(int));
     u->hid_row = malloc(c * sizeof(int)); u->seqi = malloc(c * sizeof(int));
@@ -296,8 +328,14 @@ done:
 
 ss_err_t eng_compute(ss_llm_t *m, seq_t **seqs, int n, char *err, size_t errsz)
 {
+    long need_out = 0, need_tok = 0;
+    for (int i = 0; i < n; i++) {
+        const seq_t *s = seqs[i];
+        need_tok += SS_MAX(0, s->ntok - s->ncomp);
+        need_out += SS_MAX(0, s->ntok - SS_MAX(s->out_from, s->ncomp));
+    }
     ubuf_t u;
-    if (ubuf_init(&u, m)) {
+    if (ubuf_init(&u, m, need_out, need_tok)) {
         ubuf_free(&u);
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory for a batch of %d tokens", m->ubatch);
     }

@@ -9,7 +9,6 @@
 #include "llm_internal.h"
 
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,7 +20,9 @@ typedef struct cpu {
     /* activations for up to `tcap` tokens */
     int tcap;
     float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2, *xo;
-    float *scratch;       /* [threads][ctx] attention scores */
+    float *scratch;       /* per thread: [grp][ctx] scores + [grp][head_dim][KV_BLOCK] sums */
+    float *rope_cs;       /* [rope_n][rope_dim/2][cos, sin] */
+    int rope_n;
     int scratch_threads, scratch_ctx;
 } cpu_t;
 
@@ -94,6 +95,7 @@ static void cpu_destroy(void *ctx)
     free(c->blk);
     free_acts(c);
     free(c->scratch);
+    free(c->rope_cs);
     free(c);
 }
 
@@ -109,14 +111,37 @@ static void rmsnorm(float *o, const float *x, const float *w, int n, float eps)
         o[i] = w[i] * (ss * x[i]);
 }
 
-static void rope(float *vec, int nheads, const ss_llm_config_t *g, int pos)
+/* cos/sin of pos * base^(-i/rope_dim) for positions < rope_n, computed once. */
+static ss_err_t ensure_rope(cpu_t *c, int npos, char *err, size_t errsz)
 {
+    const ss_llm_config_t *g = &c->m->cfg;
+    if (npos <= c->rope_n)
+        return SS_OK;
+    int nn = SS_MAX(npos, 2 * c->rope_n), half = g->rope_dim / 2;
+    float *t = realloc(c->rope_cs, (size_t)nn * half * 2 * sizeof(float));
+    if (!t)
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory for the RoPE table");
+    for (int pos = c->rope_n; pos < nn; pos++)
+        for (int i = 0; i < g->rope_dim; i += 2) {
+            float freq = 1.0f / powf(g->rope_base, (float)i / (float)g->rope_dim);
+            float val = (float)pos * freq;
+            t[((size_t)pos * half + i / 2) * 2] = cosf(val);
+            t[((size_t)pos * half + i / 2) * 2 + 1] = sinf(val);
+        }
+    c->rope_cs = t;
+    c->rope_n = nn;
+    return SS_OK;
+}
+
+static void rope(const cpu_t *c, float *vec, int nheads, int pos)
+{
+    const ss_llm_config_t *g = &c->m->cfg;
     int hd = g->head_dim, rd = g->rope_dim;
+    const float *cs = c->rope_cs + (size_t)pos * rd;
     for (int h = 0; h < nheads; h++) {
         float *p = vec + (size_t)h * hd;
         for (int i = 0; i < rd; i += 2) {
-            float freq = 1.0f / powf(g->rope_base, (float)i / (float)rd);
-            float val = (float)pos * freq, fcr = cosf(val), fci = sinf(val);
+            float fcr = cs[i], fci = cs[i + 1];
             int a = g->rope_neox ? i / 2 : i, b = g->rope_neox ? i / 2 + rd / 2 : i + 1;
             float v0 = p[a], v1 = p[b];
             p[a] = v0 * fcr - v1 * fci;
@@ -125,56 +150,75 @@ static void rope(float *vec, int nheads, const ss_llm_config_t *g, int pos)
     }
 }
 
-static inline float *kv_at(cpu_t *c, const int *blocks, int pos, int layer, int which)
+/* K or V of one layer in the block holding pos, laid out [kv_head][head_dim][KV_BLOCK]
+ * (transposed, so attention runs KV_BLOCK positions per vector instruction). */
+static inline float *kv_part(cpu_t *c, const int *blocks, int pos, int layer, int which)
 {
     const ss_llm_config_t *g = &c->m->cfg;
     size_t kvd = (size_t)g->n_kv_heads * g->head_dim;
     float *b = c->blk[blocks[pos / KV_BLOCK]];
-    return b + (((size_t)layer * 2 + which) * KV_BLOCK + pos % KV_BLOCK) * kvd;
+    return b + ((size_t)layer * 2 + which) * KV_BLOCK * kvd;
+}
+
+static void kv_store(cpu_t *c, const int *blocks, int pos, int layer, int which, const float *x)
+{
+    const ss_llm_config_t *g = &c->m->cfg;
+    int kvd = g->n_kv_heads * g->head_dim, slot = pos % KV_BLOCK;
+    float *p = kv_part(c, blocks, pos, layer, which);
+    for (int i = 0; i < kvd; i++)
+        p[(size_t)i * KV_BLOCK + slot] = x[i];
+}
+
+/* One token, one KV head: the grp query heads sharing it attend together, a KV block
+ * (KV_BLOCK positions) at a time. sc: [grp][ctx] scores, vt: block pointers. */
+static void attn_group(cpu_t *c, const ubatch_t *ub, int t, int kvh, int layer, float *sc, const float **vt,
+                       int ctx)
+{
+    const ss_llm_config_t *g = &c->m->cfg;
+    int hd = g->head_dim, grp = g->n_heads / g->n_kv_heads, pos = ub->pos[t];
+    size_t qd = (size_t)g->n_heads * hd, hsz = (size_t)hd * KV_BLOCK;
+    float scale = 1.0f / sqrtf((float)hd);
+    const float *q = c->q + (size_t)t * qd + (size_t)kvh * grp * hd;
+    int nblk = pos / KV_BLOCK + 1, last_np = pos + 1 - (nblk - 1) * KV_BLOCK;
+    const float **kt = vt + nblk;
+    for (int b = 0; b < nblk; b++) {
+        kt[b] = kv_part(c, ub->blocks[t], b * KV_BLOCK, layer, 0) + kvh * hsz;
+        vt[b] = kv_part(c, ub->blocks[t], b * KV_BLOCK, layer, 1) + kvh * hsz;
+    }
+    float *o = c->att + (size_t)t * qd + (size_t)kvh * grp * hd;
+    for (int j = 0; j < grp; j++) {
+        k_attn_scores_all(q + (size_t)j * hd, kt, nblk, last_np, hd, sc + (size_t)j * ctx);
+        k_softmax(sc + (size_t)j * ctx, pos + 1, scale);
+        k_attn_values_all(sc + (size_t)j * ctx, vt, nblk, last_np, hd, o + (size_t)j * hd);
+    }
+}
+
+typedef struct attn_job {
+    cpu_t *c;
+    const ubatch_t *ub;
+    int layer;
+} attn_job_t;
+
+static void attn_chunk(void *ctx, int th, int tid)
+{
+    attn_job_t *a = ctx;
+    cpu_t *c = a->c;
+    const ss_llm_config_t *g = &c->m->cfg;
+    int nkv = g->n_kv_heads, grp = g->n_heads / g->n_kv_heads, sctx = c->scratch_ctx;
+    float *sc = c->scratch + (size_t)tid * (grp + 2) * (size_t)sctx;
+    attn_group(c, a->ub, th / nkv, th % nkv, a->layer, sc, (const float **)(sc + (size_t)grp * sctx), sctx);
 }
 
 static void attention(cpu_t *c, const ubatch_t *ub, int layer, int threads)
 {
     const ss_llm_config_t *g = &c->m->cfg;
-    int hd = g->head_dim, nh = g->n_heads, grp = g->n_heads / g->n_kv_heads;
-    size_t qd = (size_t)nh * hd;
-    float scale = 1.0f / sqrtf((float)hd);
-    int ctx = c->scratch_ctx;
     long work = 0;
     for (int t = 0; t < ub->n; t++)
-        work += (long)(ub->pos[t] + 1) * nh * hd;
+        work += (long)(ub->pos[t] + 1) * g->n_heads * g->head_dim;
     if (work < 65536)
         threads = 1; /* waking threads costs more than this */
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 4)
-    for (int th = 0; th < ub->n * nh; th++) {
-        int t = th / nh, h = th % nh, pos = ub->pos[t];
-        float *sc = c->scratch + (size_t)omp_get_thread_num() * ctx;
-        const float *q = c->q + (size_t)t * qd + (size_t)h * hd;
-        int kvh = h / grp;
-        float mx = -INFINITY;
-        for (int p = 0; p <= pos; p++) {
-            const float *k = kv_at(c, ub->blocks[t], p, layer, 0) + (size_t)kvh * hd;
-            float s = 0;
-            for (int i = 0; i < hd; i++)
-                s += q[i] * k[i];
-            s *= scale;
-            sc[p] = s;
-            mx = s > mx ? s : mx;
-        }
-        float sum = 0;
-        for (int p = 0; p <= pos; p++) {
-            sc[p] = expf(sc[p] - mx);
-            sum += sc[p];
-        }
-        float *o = c->att + (size_t)t * qd + (size_t)h * hd;
-        memset(o, 0, (size_t)hd * sizeof(float));
-        for (int p = 0; p <= pos; p++) {
-            const float *v = kv_at(c, ub->blocks[t], p, layer, 1) + (size_t)kvh * hd;
-            float a = sc[p] / sum;
-            for (int i = 0; i < hd; i++)
-                o[i] += a * v[i];
-        }
-    }
+    attn_job_t a = {c, ub, layer};
+    pool_run(threads, ub->n * g->n_kv_heads, attn_chunk, &a);
 }
 
 static void add_bias(float *y, const float *b, int n, int rows)
@@ -194,17 +238,18 @@ static void layer_fwd(cpu_t *c, const ubatch_t *ub, int l, int threads)
     int hdim = g->hidden_dim;
     for (int t = 0; t < n; t++)
         rmsnorm(c->xb + (size_t)t * d, c->x + (size_t)t * d, L->attn_norm, d, g->norm_eps);
-    k_matmul(&L->wq, c->xb, d, n, c->q, qd, threads);
-    k_matmul(&L->wk, c->xb, d, n, c->k, kvd, threads);
-    k_matmul(&L->wv, c->xb, d, n, c->v, kvd, threads);
+    const wmat_t *qkv[3] = {&L->wq, &L->wk, &L->wv};
+    float *const qkv_out[3] = {c->q, c->k, c->v};
+    const size_t qkv_ld[3] = {(size_t)qd, (size_t)kvd, (size_t)kvd};
+    k_matmul_multi(qkv, qkv_out, qkv_ld, 3, c->xb, d, n, threads);
     add_bias(c->q, L->bq, qd, n);
     add_bias(c->k, L->bk, kvd, n);
     add_bias(c->v, L->bv, kvd, n);
     for (int t = 0; t < n; t++) {
-        rope(c->q + (size_t)t * qd, g->n_heads, g, ub->pos[t]);
-        rope(c->k + (size_t)t * kvd, g->n_kv_heads, g, ub->pos[t]);
-        memcpy(kv_at(c, ub->blocks[t], ub->pos[t], l, 0), c->k + (size_t)t * kvd, (size_t)kvd * 4);
-        memcpy(kv_at(c, ub->blocks[t], ub->pos[t], l, 1), c->v + (size_t)t * kvd, (size_t)kvd * 4);
+        rope(c, c->q + (size_t)t * qd, g->n_heads, ub->pos[t]);
+        rope(c, c->k + (size_t)t * kvd, g->n_kv_heads, ub->pos[t]);
+        kv_store(c, ub->blocks[t], ub->pos[t], l, 0, c->k + (size_t)t * kvd);
+        kv_store(c, ub->blocks[t], ub->pos[t], l, 1, c->v + (size_t)t * kvd);
     }
     attention(c, ub, l, threads);
     k_matmul(&L->wo, c->att, qd, n, c->xb2, d, threads);
@@ -212,8 +257,10 @@ static void layer_fwd(cpu_t *c, const ubatch_t *ub, int l, int threads)
         c->x[i] += c->xb2[i];
     for (int t = 0; t < n; t++)
         rmsnorm(c->xb + (size_t)t * d, c->x + (size_t)t * d, L->ffn_norm, d, g->norm_eps);
-    k_matmul(&L->w_gate, c->xb, d, n, c->hb, hdim, threads);
-    k_matmul(&L->w_up, c->xb, d, n, c->hb2, hdim, threads);
+    const wmat_t *gu[2] = {&L->w_gate, &L->w_up};
+    float *const gu_out[2] = {c->hb, c->hb2};
+    const size_t gu_ld[2] = {(size_t)hdim, (size_t)hdim};
+    k_matmul_multi(gu, gu_out, gu_ld, 2, c->xb, d, n, threads);
     for (size_t i = 0; i < (size_t)n * hdim; i++) {
         float a = c->hb[i];
         c->hb[i] = a / (1.0f + expf(-a)) * c->hb2[i];
@@ -228,10 +275,13 @@ static ss_err_t ensure_scratch(cpu_t *c, const ubatch_t *ub, int threads, char *
     int mx = 1;
     for (int t = 0; t < ub->n; t++)
         mx = SS_MAX(mx, ub->pos[t] + 1);
-    if (threads <= c->scratch_threads && mx <= c->scratch_ctx)
-        return SS_OK;
-    int nt = SS_MAX(threads, c->scratch_threads), nc = SS_MAX(mx, 2 * c->scratch_ctx);
-    float *s = realloc(c->scratch, (size_t)nt * nc * sizeof(float));
+    ss_err_t rc = ensure_rope(c, mx, err, errsz);
+    if (rc || (threads <= c->scratch_threads && mx <= c->scratch_ctx))
+        return rc;
+    int nt = SS_MAX(threads, c->scratch_threads), nc = (SS_MAX(mx, 2 * c->scratch_ctx) + 15) & ~15;
+    int grp = c->m->cfg.n_heads / c->m->cfg.n_kv_heads;
+    size_t per = (size_t)(grp + 2) * nc; /* scores, then K and V block pointers */
+    float *s = realloc(c->scratch, (size_t)nt * per * sizeof(float));
     if (!s)
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory for attention scratch");
     c->scratch = s;
@@ -246,6 +296,7 @@ static ss_err_t cpu_forward(void *ctx, const ubatch_t *ub, char *err, size_t err
     ss_llm_t *m = c->m;
     const ss_llm_config_t *g = &m->cfg;
     int threads = m->threads, d = g->dim;
+    k_isa(); /* picks the kernels once */
     ss_err_t rc = ensure_acts(c, ub->n, err, errsz);
     if (rc || (rc = ensure_scratch(c, ub, threads, err, errsz)))
         return rc;
@@ -281,4 +332,10 @@ static ss_err_t cpu_forward(void *ctx, const ubatch_t *ub, char *err, size_t err
     return SS_OK;
 }
 
-const backend_ops_t ss_llm_cpu_backend = {"cpu", cpu_upload, cpu_reserve, cpu_forward, cpu_destroy};
+static void cpu_copy(void *ctx, int dst, int src)
+{
+    cpu_t *c = ctx;
+    memcpy(c->blk[dst], c->blk[src], c->blk_floats * sizeof(float));
+}
+
+const backend_ops_t ss_llm_cpu_backend = {"cpu", cpu_upload, cpu_reserve, cpu_forward, cpu_destroy, cpu_copy};

@@ -182,6 +182,12 @@ void kv_release(kvcache_t *c, int id)
     }
 }
 
+void kv_ref(kvcache_t *c, int id)
+{
+    if (c->b[id].ref++ == 0 && c->b[id].cached)
+        lru_unlink(c, id);
+}
+
 int kv_lookup(kvcache_t *c, uint64_t h, uint64_t parent, const int *toks)
 {
     int j = tab_find(c, h);

@@ -73,12 +73,34 @@ int tok_encode(const tokenizer_t *t, const char *text, size_t n, int cont, int *
 /* Appends the bytes of token id to b (BOS/EOS give nothing). */
 void tok_decode_piece(const tokenizer_t *t, int id, int prev, ss_buf_t *b);
 
+/* ---- worker threads (threadpool.c) ---- */
+/* fn(ctx, chunk, tid) for chunk < nchunks on up to `threads` participants (the caller is
+ * tid 0; tids are < threads). Returns when all chunks are done. Not reentrant. */
+typedef void (*pool_fn)(void *ctx, int chunk, int tid);
+void pool_run(int threads, int nchunks, pool_fn fn, void *ctx);
+
 /* ---- kernels (kernels.c) ---- */
 /* out[b*ldo + r] = dot(W row r, x + b*ldx) for b < nb, r < W->rows; multi-threaded. */
 void k_matmul(const wmat_t *w, const float *x, size_t ldx, int nb, float *out, size_t ldo, int threads);
+/* Several matrices with the same input (Q/K/V, gate/up) in one parallel job:
+ * out[i][b*ldo[i] + r] = W_i row r . x_b. All w[i]->cols must be equal. */
+#define K_MULTI_MAX 4
+void k_matmul_multi(const wmat_t *const *w, float *const *out, const size_t *ldo, int nmat, const float *x,
+                    size_t ldx, int nb, int threads);
 /* Dequantizes row r of w into dst (w->cols floats). */
 void k_row_f32(const wmat_t *w, int r, float *dst);
-const char *k_isa(void); /* "avx512", "avx2", "scalar" */
+const char *k_isa(void); /* "avx512", "avx2", "scalar"; also picks the kernels */
+/* Dot product and y += a*x of short f32 vectors (attention), picked by k_isa(). */
+extern float (*k_vdot)(const float *a, const float *b, int n);
+extern void (*k_vaxpy)(float *y, float a, const float *x, int n);
+/* Attention over KV blocks stored transposed ([head_dim][KV_BLOCK]): */
+/* out[i] = sum_p a[p] * v_p[i] over nblk transposed blocks vt[b], last_np valid in the last. */
+extern void (*k_attn_values_all)(const float *a, const float *const *vt, int nblk, int last_np, int hd,
+                                 float *out);
+extern void (*k_attn_scores_all)(const float *q, const float *const *kt, int nblk, int last_np, int hd,
+                                 float *out);
+/* r[0..n) = softmax(r * scale) in place. */
+extern void (*k_softmax)(float *r, int n, float scale);
 void k_force_isa(const char *isa); /* tests: "scalar" / "avx2" / "avx512" / NULL = best */
 
 /* ---- backend: forward passes over a batch of tokens ---- */
@@ -105,6 +127,9 @@ typedef struct backend_ops {
     ss_err_t (*reserve)(void *ctx, int nblocks, char *err, size_t errsz);
     ss_err_t (*forward)(void *ctx, const ubatch_t *ub, char *err, size_t errsz);
     void (*destroy)(void *ctx);
+    /* Copies the KV of block src into block dst (forking a partially filled block); may be
+     * NULL, then a fork recomputes the positions of the partial block. */
+    void (*copy)(void *ctx, int dst, int src);
 } backend_ops_t;
 
 extern const backend_ops_t ss_llm_cpu_backend;
@@ -136,6 +161,7 @@ void kv_init(kvcache_t *c, int max_cached);
 void kv_free(kvcache_t *c);
 int kv_alloc(kvcache_t *c);              /* new referenced block id, -1 on OOM */
 void kv_release(kvcache_t *c, int id);   /* drop one reference */
+void kv_ref(kvcache_t *c, int id);       /* add one reference */
 uint64_t kv_chain(uint64_t parent, const int *toks); /* hash of a full block */
 int kv_lookup(kvcache_t *c, uint64_t h, uint64_t parent, const int *toks); /* referenced id or -1 */
 void kv_register(kvcache_t *c, int id, uint64_t h, uint64_t parent, const int *toks);
@@ -165,6 +191,9 @@ struct seq {
 
 int seq_push(seq_t *s, int tok);          /* 0 or -1 on OOM */
 void seq_release(ss_llm_t *m, seq_t *s);  /* returns blocks, frees arrays */
+/* Makes dst (empty) a copy of src's computed tokens sharing its full KV blocks (the
+ * partial last block is copied), so dst continues from there. */
+ss_err_t seq_fork(ss_llm_t *m, seq_t *dst, const seq_t *src, char *err, size_t errsz);
 /* Computes every uncomputed token of seqs[0..n), sharing prefixes. */
 ss_err_t eng_compute(ss_llm_t *m, seq_t **seqs, int n, char *err, size_t errsz);
 

@@ -218,22 +218,31 @@ static int setup_choices(ss_llm_t *m, rq_t *q)
         const char *a = score ? (snprintf(num, sizeof num, "%d", lo + c), num) : r->choices[c];
         if (encode(m, a ? a : "", 0, 1, &q->ch[c].tok, &q->ch[c].n))
             return -1;
+    }
+    return 0;
+}
+
+/* After the prompt ran: each answer of several tokens continues a fork of it. */
+static ss_err_t fork_choices(ss_llm_t *m, rq_t *q, seq_t **all, int *ns, char *err, size_t errsz)
+{
+    for (int c = 0; c < q->nch; c++) {
         choice_t *ch = &q->ch[c];
         if (ch->n <= 1)
             continue;
-        for (int i = 0; i < q->np; i++)
-            if (seq_push(&ch->seq, q->ptok[i]))
-                return -1;
-        for (int i = 0; i < ch->n - 1; i++)
+        ss_err_t rc = seq_fork(m, &ch->seq, &q->seq, err, errsz);
+        for (int i = 0; !rc && i < ch->n - 1; i++)
             if (seq_push(&ch->seq, ch->tok[i]))
-                return -1;
+                rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+        if (rc)
+            return rc;
         ch->seq.out_from = q->np;
         ch->seq.reuse = 1;
         ch->seq.on_out = on_choice_out;
         ch->seq.user = q;
         ch->seq.user_i = c;
+        all[(*ns)++] = &ch->seq;
     }
-    return 0;
+    return SS_OK;
 }
 
 static int setup(ss_llm_t *m, rq_t *q)
@@ -383,7 +392,13 @@ static ss_err_t run_generate(ss_llm_t *m, rq_t *qs, int n, char *err, size_t err
         for (int i = 0; i < n; i++)
             if (qs[i].r->kind == SS_INFER_GENERATE && !qs[i].done)
                 act[na++] = &qs[i].seq;
-        if (!na || (rc = eng_compute(m, act, na, err, errsz)))
+        if (!na)
+            break;
+        int64_t t0 = ss_now_ns();
+        rc = eng_compute(m, act, na, err, errsz);
+        m->st.decode_ns += ss_now_ns() - t0;
+        m->st.decode_tokens += na;
+        if (rc)
             break;
     }
     free(act);
@@ -402,15 +417,18 @@ static ss_err_t run_all(ss_llm_t *m, rq_t *qs, int n, char *err, size_t errsz)
     if (!all)
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     int ns = 0;
-    for (int i = 0; i < n; i++) {
-        if (qs[i].done)
-            continue;
-        all[ns++] = &qs[i].seq;
-        for (int c = 0; c < qs[i].nch; c++)
-            if (qs[i].ch[c].n > 1)
-                all[ns++] = &qs[i].ch[c].seq;
-    }
+    for (int i = 0; i < n; i++)
+        if (!qs[i].done)
+            all[ns++] = &qs[i].seq;
+    int64_t t0 = ss_now_ns();
     ss_err_t rc = eng_compute(m, all, ns, err, errsz);
+    m->st.prompt_ns += ss_now_ns() - t0;
+    ns = 0;
+    for (int i = 0; i < n && !rc; i++)
+        if (!qs[i].done && qs[i].nch)
+            rc = fork_choices(m, &qs[i], all, &ns, err, errsz);
+    if (!rc && ns)
+        rc = eng_compute(m, all, ns, err, errsz);
     free(all);
     if (rc)
         return rc;

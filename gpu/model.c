@@ -179,8 +179,12 @@ ss_err_t ss_llm_open(const char *path, const ss_llm_opts_t *opts, ss_llm_t **out
     m->threads = o.threads > 0 ? o.threads : ncores();
     m->ubatch = o.ubatch > 0 ? o.ubatch : 512;
     m->prefix_on = !o.no_prefix_cache;
-    ss_err_t rc = ss_gguf_open(path, &m->g, err, errsz);
-    if (!rc && (rc = load_config(m, err, errsz)) == SS_OK && (rc = load_weights(m, err, errsz)) == SS_OK)
+    ss_err_t rc = ss_gguf_open(path, &m->g, err, errsz); /* its messages name the path already */
+    if (rc) {
+        ss_llm_close(m);
+        return rc;
+    }
+    if ((rc = load_config(m, err, errsz)) == SS_OK && (rc = load_weights(m, err, errsz)) == SS_OK)
         rc = tok_load(&m->tok, m->g, err, errsz);
     if (!rc) {
         m->cfg.bos = m->tok.bos;

@@ -90,6 +90,9 @@ typedef struct ss_llm_stats {
     int64_t tokens_reused;   /* prompt tokens whose KV came from the prefix cache */
     int64_t forward_calls;   /* backend forward passes */
     int64_t kv_blocks;       /* KV blocks allocated now */
+    int64_t prompt_ns;       /* ss_llm_run time spent on prompts (prefill) */
+    int64_t decode_ns;       /* ss_llm_run time spent decoding GENERATE tokens */
+    int64_t decode_tokens;   /* tokens decoded in that time */
 } ss_llm_stats_t;
 void ss_llm_stats(const ss_llm_t *m, ss_llm_stats_t *st);
 

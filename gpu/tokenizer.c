@@ -293,13 +293,71 @@ static float pair_pri(const tokenizer_t *t, const char *buf, const sym_t *a, con
     return r < 0 ? NOPRI : -(float)r;
 }
 
+/* Candidate merges in a binary heap: best priority first, leftmost on ties (the order a
+ * linear scan would pick); entries whose symbols changed since are skipped when popped. */
+typedef struct cand {
+    float pri;
+    int left, right, len;
+} cand_t;
+
+static int cand_before(const cand_t *a, const cand_t *b)
+{
+    return a->pri > b->pri || (a->pri == b->pri && a->left < b->left);
+}
+
+static void heap_push(cand_t *h, int *n, cand_t c)
+{
+    int i = (*n)++;
+    h[i] = c;
+    while (i > 0 && cand_before(&h[i], &h[(i - 1) / 2])) {
+        cand_t t = h[i];
+        h[i] = h[(i - 1) / 2];
+        h[(i - 1) / 2] = t;
+        i = (i - 1) / 2;
+    }
+}
+
+static cand_t heap_pop(cand_t *h, int *n)
+{
+    cand_t top = h[0];
+    h[0] = h[--(*n)];
+    for (int i = 0;;) {
+        int l = 2 * i + 1, r = l + 1, b = i;
+        if (l < *n && cand_before(&h[l], &h[b]))
+            b = l;
+        if (r < *n && cand_before(&h[r], &h[b]))
+            b = r;
+        if (b == i)
+            break;
+        cand_t t = h[i];
+        h[i] = h[b];
+        h[b] = t;
+        i = b;
+    }
+    return top;
+}
+
+static void push_pair(const tokenizer_t *t, const char *buf, sym_t *s, int a, cand_t *h, int *nh, char *tmp)
+{
+    int b = s[a].next;
+    if (b < 0)
+        return;
+    float p = pair_pri(t, buf, &s[a], &s[b], tmp);
+    if (p > NOPRI)
+        heap_push(h, nh, (cand_t){p, a, b, s[a].len + s[b].len});
+}
+
 static int merge_and_emit(const tokenizer_t *t, const char *buf, int n, out_t *o)
 {
-    int ns = 0;
+    int ns = 0, nh = 0;
     sym_t *s = malloc((size_t)(n + 1) * sizeof *s);
+    cand_t *h = malloc((size_t)(3 * n + 2) * sizeof *h); /* <= n initial + 2 per merge */
     char tmp[520];
-    if (!s)
+    if (!s || !h) {
+        free(s);
+        free(h);
         return -1;
+    }
     for (int i = 0; i < n; ns++) {
         int l = SS_MIN(utf8_len((unsigned char)buf[i]), n - i);
         s[ns] = (sym_t){i, l, ns - 1, -1, NOPRI};
@@ -308,23 +366,21 @@ static int merge_and_emit(const tokenizer_t *t, const char *buf, int n, out_t *o
         i += l;
     }
     for (int i = 0; i + 1 < ns; i++)
-        s[i].pri = pair_pri(t, buf, &s[i], &s[i + 1], tmp);
-    for (;;) {
-        int best = -1;
-        for (int i = 0; i >= 0 && i < ns; i = s[i].next)
-            if (s[i].next >= 0 && s[i].pri > NOPRI && (best < 0 || s[i].pri > s[best].pri))
-                best = i;
-        if (best < 0)
-            break;
-        int nx = s[best].next;
+        push_pair(t, buf, s, i, h, &nh, tmp);
+    while (nh > 0) {
+        cand_t c = heap_pop(h, &nh);
+        if (s[c.left].len == 0 || s[c.left].next != c.right || s[c.right].len == 0 ||
+            s[c.left].len + s[c.right].len != c.len)
+            continue; /* stale */
+        int best = c.left, nx = c.right;
         s[best].len += s[nx].len;
         s[best].next = s[nx].next;
         if (s[nx].next >= 0)
             s[s[nx].next].prev = best;
         s[nx].len = 0;
-        s[best].pri = s[best].next >= 0 ? pair_pri(t, buf, &s[best], &s[s[best].next], tmp) : NOPRI;
+        push_pair(t, buf, s, best, h, &nh, tmp);
         if (s[best].prev >= 0)
-            s[s[best].prev].pri = pair_pri(t, buf, &s[s[best].prev], &s[best], tmp);
+            push_pair(t, buf, s, s[best].prev, h, &nh, tmp);
     }
     int rc = 0;
     for (int i = 0; i >= 0 && i < ns && !rc; i = s[i].next) {
@@ -334,9 +390,9 @@ static int merge_and_emit(const tokenizer_t *t, const char *buf, int n, out_t *o
             continue;
         }
         for (int k = 0; k < s[i].len && !rc; k++) { /* byte fallback */
-            unsigned char c = (unsigned char)buf[s[i].off + k];
-            int b = t->kind == TOK_SPM ? t->byte_tok[c]
-                                       : sm_get(t->vocab, g_byte_utf8[c], g_byte_utf8_len[c]);
+            unsigned char ch = (unsigned char)buf[s[i].off + k];
+            int b = t->kind == TOK_SPM ? t->byte_tok[ch]
+                                       : sm_get(t->vocab, g_byte_utf8[ch], g_byte_utf8_len[ch]);
             if (b < 0)
                 b = t->unk;
             if (b >= 0)
@@ -344,6 +400,7 @@ static int merge_and_emit(const tokenizer_t *t, const char *buf, int n, out_t *o
         }
     }
     free(s);
+    free(h);
     return rc;
 }
 
