@@ -13,6 +13,7 @@
 #include "ss_cuda.h"
 #include "ss_llm_cuda.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,6 +48,7 @@ typedef struct cuda_be {
     /* CUDA graphs of small batches (decode steps), keyed by shape; dropped when buffers move */
     struct { int n, nout, nh, mb, nt; ss_cuda_graph_t *g; } graphs[32];
     int ngraphs;
+    int64_t fwd_ns, fwd_calls, fwd_tokens; /* wall time inside forward (profiling) */
 } cuda_be_t;
 
 #define IDX_TOK(b) ((b)->idx)
@@ -88,6 +90,9 @@ static void cuda_destroy(void *ctx)
     cuda_be_t *b = ctx;
     if (!b)
         return;
+    if (getenv("SS_CUDA_PROFILE") && b->fwd_calls)
+        fprintf(stderr, "CUDA backend: %lld forward passes of %lld tokens, %.3f ms wall inside forward\n",
+                (long long)b->fwd_calls, (long long)b->fwd_tokens, b->fwd_ns / 1e6);
     ss_cuda_prof_report(b->c, prof_names, "forward passes");
     drop_graphs(b);
     ss_cuda_close(b->c); /* frees every device allocation */
@@ -408,6 +413,7 @@ static ss_err_t cuda_forward(void *ctx, const ubatch_t *ub, char *err, size_t er
                              g->vocab_size);
     int mb = 1, nt = 0, nh = 0;
     size_t used = 0;
+    int64_t t_start = ss_now_ns();
     int rc = ensure_acts(b, ub->n, ub->nout, err, errsz);
     if (!rc)
         rc = plan_batch(b, ub, &mb, &nt, &nh, &used, err, errsz);
@@ -429,6 +435,9 @@ static ss_err_t cuda_forward(void *ctx, const ubatch_t *ub, char *err, size_t er
         rc = copy_back(b, ub, nh, err, errsz);
     if (rc && !err[0])
         ss_seterr(err, errsz, SS_ERR_CUDA, "CUDA forward pass of %d tokens failed", ub->n);
+    b->fwd_ns += ss_now_ns() - t_start;
+    b->fwd_calls++;
+    b->fwd_tokens += ub->n;
     return rc;
 }
 

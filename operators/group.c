@@ -1,0 +1,458 @@
+/*
+ * group.c — SS_PN_GROUP: GROUP BY group_cols with COUNT(*), COUNT, SUM, AVG,
+ * MIN, MAX, and their DISTINCT forms. Output row = group columns, then one
+ * column per aggregate.
+ *
+ * Non-linear; state in SQLite, nothing per group in memory:
+ *   st_<id>_g(g = encoded group values, cnt = Σ weights, acc = accumulators
+ *             as an encoded row, out = the output row last emitted)
+ *   st_<id>_m(a = aggregate index, g, v = value, n = count)  — per-group value
+ *             multisets, kept for MIN/MAX (correct under deletes) and DISTINCT.
+ * Accumulators per aggregate: isum, rsum, nreal, nnonnull (SUM is INT while no
+ * REAL/TEXT input is present, as in SQLite). DISTINCT aggregates feed the
+ * accumulators only when a value's count crosses 0. For every group touched by
+ * a batch the new output row is computed and -old +new emitted when it changed;
+ * a group whose count reaches 0 disappears. Without GROUP BY there is always
+ * exactly one output row (COUNT 0 and NULL sums when empty, as in SQL), emitted
+ * on the first apply (an empty tick included).
+ */
+#include "ss_op.h"
+#include "ss_state.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { S_GGET, S_GPUT, S_GDEL, S_MADD, S_MDEL, S_MMIN, S_MMAX, S_SNAP, S_N };
+
+#define NACC 4 /* isum, rsum, nreal, nnonnull */
+
+typedef struct group {
+    ss_state_t *st;
+    int need_m;          /* some aggregate keeps a value multiset */
+    ss_buf_t kb, ab, ob;
+} group_t;
+
+typedef struct item {     /* a consolidated input entry, tagged with its group key */
+    ss_buf_t key;
+    const ss_row_t *row;
+    int64_t w;
+} item_t;
+
+typedef struct gstate {   /* a group's record while it is being updated */
+    int64_t cnt;
+    int64_t *acc;         /* NACC per aggregate: isum (wrapping), rsum as bits, nreal, nnonnull */
+    double *rsum;
+    ss_row_t *old;        /* output row last emitted, or NULL */
+    int exists;
+} gstate_t;
+
+static int uses_m(const ss_plan_agg_t *a)
+{
+    return a->arg && (a->distinct || a->fn == SS_AGG_MIN || a->fn == SS_AGG_MAX);
+}
+
+static int group_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
+{
+    group_t *g = op->impl;
+    const ss_plan_node_t *n = op->node;
+    if (!n->schema || n->schema->n != n->ngroup + n->naggs)
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "group node %d: schema must have %d columns", n->id,
+                         n->ngroup + n->naggs);
+    if (!g->st && !(g->st = ss_state_new(ctx->db, n->id, S_N)))
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    g->need_m = 0;
+    for (int i = 0; i < n->naggs; i++)
+        g->need_m |= uses_m(&n->aggs[i]);
+    const char *p = g->st->prefix;
+    int rc = ss_state_exec(g->st, err, errsz,
+                           "CREATE TABLE IF NOT EXISTS %s_g(g BLOB PRIMARY KEY, cnt INTEGER NOT NULL, "
+                           "acc BLOB, out BLOB) WITHOUT ROWID",
+                           p);
+    if (!rc && g->need_m)
+        rc = ss_state_exec(g->st, err, errsz,
+                           "CREATE TABLE IF NOT EXISTS %s_m(a INTEGER, g BLOB, v, n INTEGER NOT NULL, "
+                           "PRIMARY KEY(a, g, v)) WITHOUT ROWID",
+                           p);
+    return rc;
+}
+
+/* ---- group records ---- */
+
+static int load_group(group_t *g, int naggs, const ss_buf_t *key, gstate_t *gs, char *err, size_t errsz)
+{
+    memset(gs->acc, 0, sizeof(int64_t) * NACC * (size_t)naggs);
+    memset(gs->rsum, 0, sizeof(double) * (size_t)naggs);
+    gs->cnt = 0;
+    gs->old = NULL;
+    gs->exists = 0;
+    sqlite3_stmt *q = ss_state_stmt(g->st, S_GGET, err, errsz, "SELECT cnt, acc, out FROM %s_g WHERE g = ?1",
+                                    g->st->prefix);
+    if (!q)
+        return SS_ERR_SQLITE;
+    ss_state_bind_buf(q, 1, key);
+    int sr = sqlite3_step(q), rc = SS_OK;
+    if (sr == SQLITE_ROW) {
+        gs->exists = 1;
+        gs->cnt = sqlite3_column_int64(q, 0);
+        ss_row_t *acc = NULL;
+        rc = ss_state_column_row(q, 1, &acc);
+        if (!rc && acc->n != NACC * naggs)
+            rc = SS_ERR_INVALID;
+        for (int i = 0; !rc && i < naggs; i++) {
+            for (int k = 0; k < NACC; k++)
+                if (k != 1)
+                    gs->acc[i * NACC + k] = acc->v[i * NACC + k].u.i;
+            gs->rsum[i] = acc->v[i * NACC + 1].u.r;
+        }
+        ss_row_free(acc);
+        if (!rc && sqlite3_column_type(q, 2) != SQLITE_NULL)
+            rc = ss_state_column_row(q, 2, &gs->old);
+        if (rc)
+            ss_seterr(err, errsz, rc, "group state of node %d: bad record", g->st->id);
+    } else if (sr != SQLITE_DONE)
+        rc = ss_state_sqlerr(g->st->db, err, errsz, "group lookup");
+    sqlite3_reset(q);
+    return rc;
+}
+
+static int save_group(group_t *g, int naggs, const ss_buf_t *key, const gstate_t *gs, const ss_row_t *out,
+                      char *err, size_t errsz)
+{
+    ss_row_t *acc = ss_row_new(NACC * naggs);
+    if (!acc)
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < naggs; i++)
+        for (int k = 0; k < NACC; k++)
+            acc->v[i * NACC + k] = k == 1 ? ss_val_real(gs->rsum[i]) : ss_val_int(gs->acc[i * NACC + k]);
+    ss_buf_reset(&g->ab);
+    int rc = ss_row_encode(acc, &g->ab);
+    ss_row_free(acc);
+    ss_buf_reset(&g->ob);
+    if (!rc && out)
+        rc = ss_row_encode(out, &g->ob);
+    if (rc)
+        return ss_seterr(err, errsz, rc, "out of memory");
+    sqlite3_stmt *s = ss_state_stmt(g->st, S_GPUT, err, errsz,
+                                    "INSERT OR REPLACE INTO %s_g(g, cnt, acc, out) VALUES(?1, ?2, ?3, ?4)",
+                                    g->st->prefix);
+    if (!s)
+        return SS_ERR_SQLITE;
+    ss_state_bind_buf(s, 1, key);
+    sqlite3_bind_int64(s, 2, gs->cnt);
+    ss_state_bind_buf(s, 3, &g->ab);
+    if (out)
+        ss_state_bind_buf(s, 4, &g->ob);
+    return ss_state_run(g->st, s, err, errsz);
+}
+
+static int delete_group(group_t *g, const ss_buf_t *key, char *err, size_t errsz)
+{
+    sqlite3_stmt *s = ss_state_stmt(g->st, S_GDEL, err, errsz, "DELETE FROM %s_g WHERE g = ?1", g->st->prefix);
+    if (!s)
+        return SS_ERR_SQLITE;
+    ss_state_bind_buf(s, 1, key);
+    return ss_state_run(g->st, s, err, errsz);
+}
+
+/* ---- accumulators ---- */
+
+static void acc_add(gstate_t *gs, int a, const ss_value_t *v, int64_t w)
+{
+    int64_t *acc = gs->acc + a * NACC;
+    acc[3] += w;
+    if (v->t == SS_INT)
+        acc[0] = (int64_t)((uint64_t)acc[0] + (uint64_t)v->u.i * (uint64_t)w);
+    else {
+        double x = v->t == SS_REAL ? v->u.r : strtod(v->u.str.s, NULL);
+        gs->rsum[a] += x * (double)w;
+        acc[2] += w;
+    }
+}
+
+/* Adds w to the count of value v in aggregate a's multiset; *oldn and *newn get the counts before and after. */
+static int mset_add(group_t *g, int a, const ss_buf_t *key, const ss_value_t *v, int64_t w, int64_t *oldn,
+                    int64_t *newn, char *err, size_t errsz)
+{
+    sqlite3_stmt *s = ss_state_stmt(g->st, S_MADD, err, errsz,
+                                    "INSERT INTO %s_m(a, g, v, n) VALUES(?1, ?2, ?3, ?4) ON CONFLICT(a, g, v) "
+                                    "DO UPDATE SET n = n + excluded.n RETURNING n",
+                                    g->st->prefix);
+    if (!s)
+        return SS_ERR_SQLITE;
+    sqlite3_bind_int(s, 1, a);
+    ss_state_bind_buf(s, 2, key);
+    ss_state_bind_value(s, 3, v);
+    sqlite3_bind_int64(s, 4, w);
+    if (sqlite3_step(s) != SQLITE_ROW) {
+        sqlite3_reset(s);
+        return ss_state_sqlerr(g->st->db, err, errsz, "group multiset update");
+    }
+    *newn = sqlite3_column_int64(s, 0);
+    *oldn = *newn - w;
+    int rc = ss_state_run(g->st, s, err, errsz);
+    if (rc || *newn != 0)
+        return rc;
+    s = ss_state_stmt(g->st, S_MDEL, err, errsz, "DELETE FROM %s_m WHERE a = ?1 AND g = ?2 AND v = ?3",
+                      g->st->prefix);
+    if (!s)
+        return SS_ERR_SQLITE;
+    sqlite3_bind_int(s, 1, a);
+    ss_state_bind_buf(s, 2, key);
+    ss_state_bind_value(s, 3, v);
+    return ss_state_run(g->st, s, err, errsz);
+}
+
+/* Folds one input entry into the group record and multisets. */
+static int add_entry(ss_op_t *op, const item_t *it, gstate_t *gs, char *err, size_t errsz)
+{
+    group_t *g = op->impl;
+    const ss_plan_node_t *n = op->node;
+    gs->cnt += it->w;
+    for (int a = 0; a < n->naggs; a++) {
+        const ss_plan_agg_t *ag = &n->aggs[a];
+        if (!ag->arg)
+            continue; /* COUNT(*) uses cnt */
+        ss_value_t v;
+        char *owned = NULL;
+        int rc = ss_expr_eval(ag->arg, it->row, &v, &owned, err, errsz);
+        if (!rc && v.t != SS_NULL) {
+            int64_t o = 0, nn = 0;
+            if (uses_m(ag))
+                rc = mset_add(g, a, &it->key, &v, it->w, &o, &nn, err, errsz);
+            if (!rc && !ag->distinct)
+                acc_add(gs, a, &v, it->w);
+            else if (!rc && (o > 0) != (nn > 0))
+                acc_add(gs, a, &v, nn > 0 ? 1 : -1);
+        }
+        free(owned);
+        if (rc)
+            return rc;
+    }
+    return SS_OK;
+}
+
+static int min_max(group_t *g, int a, const ss_buf_t *key, int max, ss_row_t *r, int col, char *err,
+                   size_t errsz)
+{
+    sqlite3_stmt *q = max ? ss_state_stmt(g->st, S_MMAX, err, errsz,
+                                          "SELECT v FROM %s_m WHERE a = ?1 AND g = ?2 AND n > 0 "
+                                          "ORDER BY v DESC LIMIT 1", g->st->prefix)
+                          : ss_state_stmt(g->st, S_MMIN, err, errsz,
+                                          "SELECT v FROM %s_m WHERE a = ?1 AND g = ?2 AND n > 0 "
+                                          "ORDER BY v LIMIT 1", g->st->prefix);
+    if (!q)
+        return SS_ERR_SQLITE;
+    sqlite3_bind_int(q, 1, a);
+    ss_state_bind_buf(q, 2, key);
+    int rc = SS_OK, sr = sqlite3_step(q);
+    if (sr == SQLITE_ROW) {
+        ss_value_t v = ss_state_column_value(q, 0);
+        rc = ss_row_set(r, col, &v);
+    } else if (sr != SQLITE_DONE)
+        rc = ss_state_sqlerr(g->st->db, err, errsz, "group min/max");
+    sqlite3_reset(q);
+    return rc;
+}
+
+/* The output row of a group (group values taken from `sample`). */
+static int output_row(ss_op_t *op, const ss_buf_t *key, const gstate_t *gs, const ss_row_t *sample,
+                      ss_row_t **out, char *err, size_t errsz)
+{
+    group_t *g = op->impl;
+    const ss_plan_node_t *n = op->node;
+    ss_row_t *r = ss_row_new(n->ngroup + n->naggs);
+    if (!r)
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    int rc = SS_OK;
+    for (int i = 0; i < n->ngroup && !rc; i++)
+        rc = ss_row_set(r, i, &sample->v[n->group_cols[i]]);
+    for (int a = 0; a < n->naggs && !rc; a++) {
+        const ss_plan_agg_t *ag = &n->aggs[a];
+        const int64_t *acc = gs->acc + a * NACC;
+        int col = n->ngroup + a;
+        ss_value_t v = ss_val_null();
+        switch (ag->fn) {
+        case SS_AGG_COUNT: v = ss_val_int(ag->arg ? acc[3] : gs->cnt); break;
+        case SS_AGG_SUM:
+            if (acc[3] > 0)
+                v = acc[2] > 0 ? ss_val_real((double)acc[0] + gs->rsum[a]) : ss_val_int(acc[0]);
+            break;
+        case SS_AGG_AVG:
+            if (acc[3] > 0)
+                v = ss_val_real(((double)acc[0] + gs->rsum[a]) / (double)acc[3]);
+            break;
+        case SS_AGG_MIN:
+        case SS_AGG_MAX:
+            if (ag->arg)
+                rc = min_max(g, a, key, ag->fn == SS_AGG_MAX, r, col, err, errsz);
+            continue;
+        }
+        rc = ss_row_set(r, col, &v);
+    }
+    if (rc) {
+        ss_row_free(r);
+        return rc == SS_ERR_SQLITE ? rc : (int)ss_seterr(err, errsz, rc, "out of memory");
+    }
+    *out = r;
+    return SS_OK;
+}
+
+/* Applies the items of one group and emits -old +new. */
+static int apply_group(ss_op_t *op, item_t *its, size_t ni, gstate_t *gs, ss_zset_t *out, char *err,
+                       size_t errsz)
+{
+    group_t *g = op->impl;
+    const ss_plan_node_t *n = op->node;
+    const ss_buf_t *key = &its[0].key;
+    int rc = load_group(g, n->naggs, key, gs, err, errsz);
+    for (size_t i = 0; i < ni && !rc; i++)
+        rc = add_entry(op, &its[i], gs, err, errsz);
+    ss_row_t *nw = NULL;
+    int keep = gs->cnt != 0 || n->ngroup == 0;
+    if (!rc && keep)
+        rc = output_row(op, key, gs, its ? its[0].row : NULL, &nw, err, errsz);
+    if (!rc)
+        rc = keep ? save_group(g, n->naggs, key, gs, nw, err, errsz) : delete_group(g, key, err, errsz);
+    if (!rc && !(gs->old && nw && ss_row_cmp(gs->old, nw) == 0)) {
+        if (gs->old) {
+            rc = ss_zset_add(out, gs->old, -1);
+            gs->old = NULL;
+        }
+        if (!rc && nw) {
+            rc = ss_zset_add(out, nw, 1);
+            nw = NULL;
+        }
+    }
+    ss_row_free(gs->old);
+    gs->old = NULL;
+    ss_row_free(nw);
+    return rc;
+}
+
+static int item_cmp(const void *a, const void *b)
+{
+    const item_t *x = a, *y = b;
+    size_t n = SS_MIN(x->key.len, y->key.len);
+    int c = n ? memcmp(x->key.data, y->key.data, n) : 0;
+    if (c)
+        return c;
+    return x->key.len < y->key.len ? -1 : x->key.len > y->key.len;
+}
+
+/* Global aggregate: make sure its single row exists (first apply, empty tick included). */
+static int ensure_global(ss_op_t *op, gstate_t *gs, ss_zset_t *out, char *err, size_t errsz)
+{
+    group_t *g = op->impl;
+    ss_buf_t key = SS_BUF_INIT;
+    ss_row_t *empty = ss_row_new(0);
+    int rc = empty ? ss_row_encode(empty, &key) : SS_ERR_NOMEM;
+    if (!rc)
+        rc = load_group(g, op->node->naggs, &key, gs, err, errsz);
+    if (!rc && !gs->exists) {
+        item_t it = {key, empty, 0};
+        rc = apply_group(op, &it, 0, gs, out, err, errsz); /* no items: the empty-input row */
+    }
+    ss_row_free(gs->old);
+    gs->old = NULL;
+    ss_row_free(empty);
+    ss_buf_free(&key);
+    return rc;
+}
+
+static int group_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t *in, ss_zset_t *out,
+                       char *err, size_t errsz)
+{
+    (void)ctx;
+    (void)port;
+    const ss_plan_node_t *n = op->node;
+    gstate_t gs = {0};
+    gs.acc = calloc((size_t)n->naggs * NACC + 1, sizeof *gs.acc);
+    gs.rsum = calloc((size_t)n->naggs + 1, sizeof *gs.rsum);
+    ss_zset_t z;
+    ss_zset_init(&z);
+    item_t *its = NULL;
+    int rc = !gs.acc || !gs.rsum ? SS_ERR_NOMEM : ss_state_zset_consolidated(in, &z);
+    if (!rc && n->ngroup == 0)
+        rc = ensure_global(op, &gs, out, err, errsz);
+    if (!rc && z.n && !(its = calloc(z.n, sizeof *its)))
+        rc = SS_ERR_NOMEM;
+    for (size_t i = 0; i < z.n && !rc; i++) {
+        its[i].row = z.e[i].row;
+        its[i].w = z.e[i].w;
+        rc = ss_state_encode_cols(z.e[i].row, n->group_cols, n->ngroup, 0, &its[i].key, NULL);
+    }
+    if (rc == SS_ERR_NOMEM || rc == SS_ERR_INVALID)
+        ss_seterr(err, errsz, rc, "group keys");
+    if (!rc && z.n)
+        qsort(its, z.n, sizeof *its, item_cmp);
+    for (size_t i = 0; i < z.n && !rc;) {
+        size_t e = i + 1;
+        while (e < z.n && item_cmp(&its[i], &its[e]) == 0)
+            e++;
+        rc = apply_group(op, its + i, e - i, &gs, out, err, errsz);
+        i = e;
+    }
+    for (size_t i = 0; its && i < z.n; i++)
+        ss_buf_free(&its[i].key);
+    free(its);
+    free(gs.acc);
+    free(gs.rsum);
+    ss_zset_destroy(&z);
+    if (rc)
+        ss_errprefix(err, errsz, "group (node %d)", n->id);
+    return rc;
+}
+
+static int group_snapshot(ss_op_t *op, ss_op_ctx_t *ctx, ss_zset_t *out, char *err, size_t errsz)
+{
+    (void)ctx;
+    group_t *g = op->impl;
+    sqlite3_stmt *q = ss_state_stmt(g->st, S_SNAP, err, errsz, "SELECT out FROM %s_g WHERE out IS NOT NULL",
+                                    g->st->prefix);
+    if (!q)
+        return SS_ERR_SQLITE;
+    int rc = SS_OK;
+    while (!rc && sqlite3_step(q) == SQLITE_ROW) {
+        ss_row_t *r;
+        rc = ss_state_column_row(q, 0, &r);
+        if (!rc)
+            rc = ss_zset_add(out, r, 1);
+    }
+    sqlite3_reset(q);
+    return rc ? ss_seterr(err, errsz, rc, "group (node %d): bad state row", op->node->id) : SS_OK;
+}
+
+static const char *group_strategy(const ss_op_t *op)
+{
+    const group_t *g = op->impl;
+    return g && g->need_m ? "non-linear: per-group accumulators and value multisets (MIN/MAX/DISTINCT) in "
+                            "SQLite; emits -old +new per touched group"
+                          : "non-linear: per-group accumulators in SQLite; emits -old +new per touched group";
+}
+
+static void group_destroy(ss_op_t *op)
+{
+    group_t *g = op->impl;
+    if (!g)
+        return;
+    ss_state_destroy(g->st);
+    ss_buf_free(&g->kb);
+    ss_buf_free(&g->ab);
+    ss_buf_free(&g->ob);
+    free(g);
+    op->impl = NULL;
+}
+
+static const ss_op_vtable_t group_vt = {
+    "group", SS_OPK_NONLINEAR, group_init, group_apply, group_snapshot, group_strategy, group_destroy,
+};
+
+int ss_op_group_init(ss_op_t *op, char *err, size_t errsz)
+{
+    group_t *g = calloc(1, sizeof *g);
+    if (!g)
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    op->vt = &group_vt;
+    op->impl = g;
+    return SS_OK;
+}

@@ -1,0 +1,165 @@
+/*
+ * ss_sem.h — what the semantic operators (sem_filter.c, sem_map.c, sem_join.c,
+ * sem_topk.c, sem_agg.c, llm_generate.c) share, implemented in sem_common.c:
+ *
+ *  - prompt rendering: a fixed task line, the view's template (trusted text,
+ *    references shown as {name}), then the row's referenced fields, each inside
+ *    <name>...</name> with '<', '>', '&' and '#' escaped, so no row text can close
+ *    its field, open a new section or end the instruction early;
+ *  - request builders (CHOOSE " yes"/" no", GENERATE greedy to a newline, SCORE)
+ *    and one call into the dispatcher per delta batch, accounted to the operator;
+ *  - memo tables: SQLite key/value tables st_<node id>_<name>(k, v, refs) keyed by
+ *    the canonical encoding of what a decision depends on (the projection of the
+ *    template's columns), with a reference count so deletes retract exactly;
+ *  - embeddings (through the dispatcher's EMBED requests) and a small exact
+ *    in-memory vector index for candidate pruning and retrieval.
+ *
+ * Nothing here owns operator state beyond what each object's comment says.
+ */
+#ifndef SS_SEM_H
+#define SS_SEM_H
+
+#include "ss_op.h"
+
+#include <sqlite3.h>
+
+#define SS_SEM_MAXCOLS 64
+
+/* ---- prompt rendering ---- */
+
+/* Appends text with the field delimiters escaped ('<' '>' '&' '#' become entities). */
+int ss_sem_escape(ss_buf_t *out, const char *s, size_t n);
+/* Appends "### Task\n<task>\n### Instruction\n<template with {name} references>\n".
+ * This part is shared by every request of the operator (the prefix). */
+int ss_sem_head(ss_buf_t *out, const char *task, const ss_template_t *t);
+/* Appends "<name>value</name>\n" for each distinct column of `side` that t references,
+ * in template order; `label` (may be NULL) prefixes each tag name, e.g. "A." */
+int ss_sem_fields(ss_buf_t *out, const ss_template_t *t, int side, const ss_row_t *row,
+                  const char *label);
+/* Appends "<name>value</name>\n" for every column of row (names from schema, "cN" if absent). */
+int ss_sem_row_fields(ss_buf_t *out, const ss_schema_t *s, const ss_row_t *row);
+/* Appends one delimited item "<tag>escaped text</tag>\n". */
+int ss_sem_item(ss_buf_t *out, const char *tag, const char *text, size_t n);
+/* Full prompt for a one-row (or one-pair: rows[1]) decision:
+ * head + "### Input\n" + fields + "### Answer" + answer_hint + ":". prefix_len gets the
+ * length of the head. rows[1] may be NULL. */
+int ss_sem_prompt(ss_buf_t *out, const char *task, const ss_template_t *t, const ss_row_t *r0,
+                  const ss_row_t *r1, const char *answer_hint, size_t *prefix_len);
+
+/* ---- requests ---- */
+extern const char *const ss_sem_yesno[2]; /* " yes", " no" */
+extern const char *const ss_sem_ab[2];    /* " A", " B" */
+void ss_sem_req_choose(ss_infer_req_t *r, const char *prompt, size_t prefix_len,
+                       const char *const *choices);
+void ss_sem_req_generate(ss_infer_req_t *r, const char *prompt, size_t prefix_len, int max_tokens);
+/* Applies the node's temperature option to a GENERATE request (0 = greedy, the default);
+ * the seed is a hash of the prompt, so a sampled answer is still reproducible. */
+void ss_sem_req_sampling(ss_infer_req_t *r, const ss_plan_node_t *n, const char *prompt, size_t len);
+void ss_sem_req_score(ss_infer_req_t *r, const char *prompt, size_t prefix_len);
+/* 1 when the first choice is strictly more likely than the second. */
+int ss_sem_first(const ss_infer_res_t *r);
+/* Generated text with surrounding white space removed, as a new string (malloc'd). */
+char *ss_sem_gen_text(const ss_infer_res_t *r);
+/* Sends reqs[0..n) to the dispatcher in one call, accounted to op->stats.infer.
+ * res is zeroed here; the caller frees with ss_sem_res_free. n == 0 is a no-op. */
+int ss_sem_run(ss_op_t *op, ss_op_ctx_t *ctx, const ss_infer_req_t *reqs, int n, ss_infer_res_t *res,
+               char *err, size_t errsz);
+void ss_sem_res_free(ss_infer_res_t *res, int n); /* clears each, frees the array */
+
+/* Max-tokens option for generated text (option max_tokens), default dflt. */
+int ss_sem_max_tokens(const ss_plan_node_t *n, int dflt);
+
+/* ---- keys ---- */
+/* Canonical encoding of the projection of row on cols[0..n) (n == 0: the whole row). */
+int ss_sem_proj(const ss_row_t *row, const int *cols, int n, ss_buf_t *out);
+/* Columns of `side` the template references; returns count. */
+int ss_sem_tmpl_cols(const ss_plan_node_t *n, int side, int *cols);
+
+/* ---- a set of byte strings (dedup of a batch's keys): open addressing over 64-bit hashes ---- */
+typedef struct ss_sem_set {
+    size_t cap;          /* power of two */
+    int *idx;            /* owned; -1 = empty */
+    uint64_t *h;         /* owned */
+} ss_sem_set_t;
+
+int ss_sem_set_init(ss_sem_set_t *s, size_t n); /* room for n keys */
+void ss_sem_set_free(ss_sem_set_t *s);
+/* Looks key k up among the keys added so far (keys[i] is the key of index i); returns the
+ * index holding an equal key, or adds idx and returns -1. */
+int ss_sem_set_add(ss_sem_set_t *s, const ss_buf_t *const *keys, const ss_buf_t *k, int idx);
+
+/* ---- SQL helpers ---- */
+int ss_sem_exec(sqlite3 *db, char *err, size_t errsz, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int ss_sem_prepare(sqlite3 *db, sqlite3_stmt **st, char *err, size_t errsz, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+int ss_sem_sqlerr(sqlite3 *db, char *err, size_t errsz, const char *what);
+
+/* ---- memo: st_<id>_<name>(k BLOB PRIMARY KEY, v BLOB, refs INTEGER) ---- */
+typedef struct ss_sem_kv {
+    sqlite3 *db;           /* borrowed */
+    sqlite3_stmt *get, *put, *ref, *gc; /* owned; finalized by close */
+} ss_sem_kv_t;
+
+int ss_sem_kv_create(sqlite3 *db, int node_id, const char *name, char *err, size_t errsz);
+int ss_sem_kv_open(ss_sem_kv_t *kv, sqlite3 *db, int node_id, const char *name, char *err,
+                   size_t errsz);
+void ss_sem_kv_close(ss_sem_kv_t *kv);
+/* *found = 0 if absent; else v gets the value appended (NUL-terminated). */
+int ss_sem_kv_get(ss_sem_kv_t *kv, const void *k, size_t kn, ss_buf_t *v, int *found, char *err,
+                  size_t errsz);
+int ss_sem_kv_put(ss_sem_kv_t *kv, const void *k, size_t kn, const void *v, size_t vn, char *err,
+                  size_t errsz);
+/* refs += dw; with gc, the entry is removed when refs drops to 0 or below. */
+int ss_sem_kv_ref(ss_sem_kv_t *kv, const void *k, size_t kn, int64_t dw, int gc, char *err,
+                  size_t errsz);
+
+/* ---- pointwise maintenance (SEM_FILTER, SEM_MAP, SEM_SCORE) ----
+ * For every entry of `in`, the memo key is the projection of cols; the distinct keys
+ * missing from the memo are asked of the model in one dispatcher call (the request is
+ * built by `build` from the entry's row), their answers stored with `encode`; then
+ * `emit` sees every entry with its memoised value, and the memo's refs follow the
+ * weights (entries reaching zero refs are dropped, so a delete costs no call and an
+ * update that leaves cols unchanged reuses the stored answer). */
+typedef struct ss_sem_pointwise {
+    ss_op_t *op;
+    ss_op_ctx_t *ctx;
+    ss_sem_kv_t *kv;
+    const int *cols;
+    int ncols;
+    int gc; /* drop memo entries at zero refs */
+    /* Appends the prompt of row to prompt; fills req (prompt pointer set by the caller). */
+    int (*build)(void *ud, const ss_row_t *row, ss_buf_t *prompt, ss_infer_req_t *req);
+    /* Appends the stored form of an answer to out. */
+    int (*encode)(void *ud, const ss_infer_res_t *res, ss_buf_t *out);
+    /* Called per entry with its memoised value. */
+    int (*emit)(void *ud, const ss_row_t *row, int64_t w, const char *v, size_t vn, char *err,
+                size_t errsz);
+    void *ud;
+} ss_sem_pointwise_t;
+
+int ss_sem_pointwise_apply(ss_sem_pointwise_t *pw, const ss_zset_t *in, char *err, size_t errsz);
+
+/* ---- embeddings and a vector index (FAISS flat inner product, runtime/ss_vindex.h) ---- */
+/* Embeds texts[0..n): with ctx->emb through that embedder, else through the dispatcher
+ * (EMBED requests, one call, accounted to the operator). out[i] is a malloc'd
+ * L2-normalised vector of *dim floats (caller frees each and the array). */
+int ss_sem_embed(ss_op_t *op, ss_op_ctx_t *ctx, const char *const *texts, int n, float ***out,
+                 int *dim, char *err, size_t errsz);
+
+struct ss_vindex;
+typedef struct ss_sem_vidx {
+    struct ss_vindex *v; /* owned; created by the first add */
+    int dim;
+} ss_sem_vidx_t;
+
+void ss_sem_vidx_init(ss_sem_vidx_t *x);
+void ss_sem_vidx_free(ss_sem_vidx_t *x);
+int64_t ss_sem_vidx_count(const ss_sem_vidx_t *x);
+int ss_sem_vidx_add(ss_sem_vidx_t *x, int64_t id, const float *v, int dim, char *err, size_t errsz);
+int ss_sem_vidx_remove(ss_sem_vidx_t *x, int64_t id, char *err, size_t errsz);
+/* The k ids most similar to q (best first) into ids/sims; *found = how many. */
+int ss_sem_vidx_search(ss_sem_vidx_t *x, const float *q, int k, int64_t *ids, float *sims, int *found,
+                       char *err, size_t errsz);
+
+#endif

@@ -1,0 +1,85 @@
+/*
+ * ss_state.h — small helpers every operator uses to keep its state in SQLite
+ * (the engine's state store): a per-operator handle holding the table prefix
+ * "st_<node id>" and a cache of prepared statements, binding/reading values
+ * and rows (rows are stored as BLOBs in ss_row_encode form), key encodings
+ * (exact, numerically normalised, and order-preserving sort keys that SQLite
+ * compares with memcmp), moving Z-set entries, and the clock operators read
+ * (injectable for tests). Operators never BEGIN/COMMIT: the scheduler holds a
+ * transaction open around each micro-batch.
+ */
+#ifndef SS_STATE_H
+#define SS_STATE_H
+
+#include "ss_base.h"
+#include "ss_zset.h"
+
+#include <sqlite3.h>
+
+typedef struct ss_state {
+    sqlite3 *db;           /* borrowed: the engine's state store */
+    int id;                /* plan node id */
+    char prefix[32];       /* "st_<id>": every table of this operator starts with it */
+    int nslots;
+    sqlite3_stmt **stmt;   /* owned; lazily prepared statements, one per slot */
+} ss_state_t;
+
+/* Creates the handle for node `node_id` with `nslots` statement slots. NULL on OOM. */
+ss_state_t *ss_state_new(sqlite3 *db, int node_id, int nslots);
+void ss_state_destroy(ss_state_t *st); /* finalizes statements; NULL-safe */
+
+/* Formats and runs one or more SQL statements (DDL etc.). SS_ERR_SQLITE with the message. */
+int ss_state_exec(ss_state_t *st, char *err, size_t errsz, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The statement of `slot`, prepared from the formatted SQL on first use, then
+ * returned reset with cleared bindings. NULL on failure (err filled). */
+sqlite3_stmt *ss_state_stmt(ss_state_t *st, int slot, char *err, size_t errsz, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* Steps a statement that returns no rows, then resets it. */
+int ss_state_run(ss_state_t *st, sqlite3_stmt *s, char *err, size_t errsz);
+/* Fills err with "<what>: <sqlite message>" and returns SS_ERR_SQLITE. */
+int ss_state_sqlerr(sqlite3 *db, char *err, size_t errsz, const char *what);
+
+/* Binding and reading. Text is bound/read as TEXT with its length; bound copies (TRANSIENT). */
+int ss_state_bind_value(sqlite3_stmt *s, int idx, const ss_value_t *v);
+int ss_state_bind_buf(sqlite3_stmt *s, int idx, const ss_buf_t *b);  /* as BLOB (empty = x'') */
+int ss_state_bind_row(sqlite3_stmt *s, int idx, const ss_row_t *r, ss_buf_t *scratch);
+/* Column value; text is borrowed from the statement (valid until the next step/reset).
+ * A BLOB column is returned as TEXT bytes. */
+ss_value_t ss_state_column_value(sqlite3_stmt *s, int col);
+/* Decodes a row BLOB column (ss_row_encode form) into a new row. */
+int ss_state_column_row(sqlite3_stmt *s, int col, ss_row_t **out);
+
+/* Exact key: ss_row_encode of the projection r[cols[0..n)) appended to out.
+ * With normalise, integral REALs are encoded as INT (so 2 and 2.0 give one key,
+ * as SQL '=' says). *has_null (if given) is set when a projected value is NULL. */
+int ss_state_encode_cols(const ss_row_t *r, const int *cols, int n, int normalise, ss_buf_t *out,
+                         int *has_null);
+/* Appends an order-preserving encoding of v: memcmp order of encodings equals
+ * ss_val_cmp order (NULL < numbers < text), reversed when desc. Prefix-free. */
+int ss_state_sortkey(ss_buf_t *out, const ss_value_t *v, int desc);
+/* Sort key of a whole row (every column ascending): memcmp order = ss_row_cmp order. */
+int ss_state_sortkey_row(ss_buf_t *out, const ss_row_t *r);
+
+/* Moves every entry of src to the end of out (src left empty). SS_ERR_NOMEM on failure. */
+int ss_state_zset_move(ss_zset_t *out, ss_zset_t *src);
+
+/* Clock read by time-based operators (TTL), in ms since the epoch. Tests inject a
+ * fixed time with ss_state_set_now_ms(t); ss_state_set_now_ms(0) restores the real clock. */
+int64_t ss_state_now_ms(void);
+void ss_state_set_now_ms(int64_t ms);
+
+/* Counted multisets: table <prefix>_<name>(k BLOB PRIMARY KEY, n INTEGER NOT NULL),
+ * a row per key with a non-zero count. ss_state_mset_add adds w to key's count
+ * (removing the key when it reaches 0) and returns the old and new counts; it
+ * uses statement slots `slot` and `slot + 1`. */
+int ss_state_mset_create(ss_state_t *st, const char *name, char *err, size_t errsz);
+int ss_state_mset_add(ss_state_t *st, int slot, const char *name, const ss_buf_t *key, int64_t w,
+                      int64_t *oldn, int64_t *newn, char *err, size_t errsz);
+/* Consolidated copy of in (into an initialised, empty z). */
+int ss_state_zset_consolidated(const ss_zset_t *in, ss_zset_t *z);
+
+/* Quotes an SQL identifier ("a""b") into out. */
+int ss_state_quote_ident(ss_buf_t *out, const char *name);
+
+#endif

@@ -1,0 +1,327 @@
+/*
+ * state.c — implements ss_state.h: the per-operator SQLite state handle
+ * (table prefix, prepared-statement cache), value/row binding, key and sort-key
+ * encodings, Z-set moves and the injectable clock.
+ */
+#include "ss_state.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+ss_state_t *ss_state_new(sqlite3 *db, int node_id, int nslots)
+{
+    ss_state_t *st = calloc(1, sizeof *st);
+    if (!st)
+        return NULL;
+    st->db = db;
+    st->id = node_id;
+    st->nslots = nslots;
+    snprintf(st->prefix, sizeof st->prefix, "st_%d", node_id);
+    st->stmt = calloc((size_t)(nslots > 0 ? nslots : 1), sizeof *st->stmt);
+    if (!st->stmt) {
+        free(st);
+        return NULL;
+    }
+    return st;
+}
+
+void ss_state_destroy(ss_state_t *st)
+{
+    if (!st)
+        return;
+    for (int i = 0; i < st->nslots; i++)
+        sqlite3_finalize(st->stmt[i]);
+    free(st->stmt);
+    free(st);
+}
+
+int ss_state_sqlerr(sqlite3 *db, char *err, size_t errsz, const char *what)
+{
+    return ss_seterr(err, errsz, SS_ERR_SQLITE, "%s: %s", what, db ? sqlite3_errmsg(db) : "no database");
+}
+
+int ss_state_exec(ss_state_t *st, char *err, size_t errsz, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *sql = sqlite3_vmprintf(fmt, ap);
+    va_end(ap);
+    if (!sql)
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    char *msg = NULL;
+    int rc = sqlite3_exec(st->db, sql, NULL, NULL, &msg);
+    int ret = SS_OK;
+    if (rc != SQLITE_OK)
+        ret = ss_seterr(err, errsz, SS_ERR_SQLITE, "state of node %d: %s (in: %.200s)", st->id,
+                        msg ? msg : sqlite3_errstr(rc), sql);
+    sqlite3_free(msg);
+    sqlite3_free(sql);
+    return ret;
+}
+
+sqlite3_stmt *ss_state_stmt(ss_state_t *st, int slot, char *err, size_t errsz, const char *fmt, ...)
+{
+    if (slot < 0 || slot >= st->nslots) {
+        ss_seterr(err, errsz, SS_ERR_INTERNAL, "state of node %d: statement slot %d out of range", st->id, slot);
+        return NULL;
+    }
+    sqlite3_stmt *s = st->stmt[slot];
+    if (s) {
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+        return s;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    char *sql = sqlite3_vmprintf(fmt, ap);
+    va_end(ap);
+    if (!sql) {
+        ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK) {
+        ss_seterr(err, errsz, SS_ERR_SQLITE, "state of node %d: prepare %.200s: %s", st->id, sql,
+                  sqlite3_errmsg(st->db));
+        sqlite3_free(sql);
+        return NULL;
+    }
+    sqlite3_free(sql);
+    st->stmt[slot] = s;
+    return s;
+}
+
+int ss_state_run(ss_state_t *st, sqlite3_stmt *s, char *err, size_t errsz)
+{
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        ;
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return ss_seterr(err, errsz, SS_ERR_SQLITE, "state of node %d: %s", st->id, sqlite3_errmsg(st->db));
+    return SS_OK;
+}
+
+int ss_state_bind_value(sqlite3_stmt *s, int idx, const ss_value_t *v)
+{
+    int rc;
+    switch (v->t) {
+    case SS_INT: rc = sqlite3_bind_int64(s, idx, v->u.i); break;
+    case SS_REAL: rc = sqlite3_bind_double(s, idx, v->u.r); break;
+    case SS_TEXT: rc = sqlite3_bind_text(s, idx, v->u.str.s ? v->u.str.s : "", (int)v->u.str.n, SQLITE_TRANSIENT); break;
+    default: rc = sqlite3_bind_null(s, idx); break;
+    }
+    return rc == SQLITE_OK ? SS_OK : SS_ERR_SQLITE;
+}
+
+int ss_state_bind_buf(sqlite3_stmt *s, int idx, const ss_buf_t *b)
+{
+    int rc = sqlite3_bind_blob(s, idx, b->len ? b->data : "", (int)b->len, SQLITE_TRANSIENT);
+    return rc == SQLITE_OK ? SS_OK : SS_ERR_SQLITE;
+}
+
+int ss_state_bind_row(sqlite3_stmt *s, int idx, const ss_row_t *r, ss_buf_t *scratch)
+{
+    ss_buf_reset(scratch);
+    int rc = ss_row_encode(r, scratch);
+    return rc ? rc : ss_state_bind_buf(s, idx, scratch);
+}
+
+ss_value_t ss_state_column_value(sqlite3_stmt *s, int col)
+{
+    switch (sqlite3_column_type(s, col)) {
+    case SQLITE_INTEGER: return ss_val_int(sqlite3_column_int64(s, col));
+    case SQLITE_FLOAT: return ss_val_real(sqlite3_column_double(s, col));
+    case SQLITE_TEXT: {
+        const char *p = (const char *)sqlite3_column_text(s, col);
+        return ss_val_text_ref(p ? p : "", (size_t)sqlite3_column_bytes(s, col));
+    }
+    case SQLITE_BLOB: {
+        const char *p = sqlite3_column_blob(s, col);
+        return ss_val_text_ref(p ? p : "", (size_t)sqlite3_column_bytes(s, col));
+    }
+    default: return ss_val_null();
+    }
+}
+
+int ss_state_column_row(sqlite3_stmt *s, int col, ss_row_t **out)
+{
+    const void *p = sqlite3_column_blob(s, col);
+    int n = sqlite3_column_bytes(s, col);
+    return ss_row_decode(p ? p : "", (size_t)n, out);
+}
+
+int ss_state_encode_cols(const ss_row_t *r, const int *cols, int n, int normalise, ss_buf_t *out,
+                         int *has_null)
+{
+    ss_row_t *k = ss_row_new(n);
+    if (!k)
+        return SS_ERR_NOMEM;
+    int rc = SS_OK, nul = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        if (cols[i] < 0 || cols[i] >= r->n) {
+            rc = SS_ERR_INVALID;
+            break;
+        }
+        ss_value_t v = r->v[cols[i]];
+        if (v.t == SS_NULL)
+            nul = 1;
+        if (normalise && v.t == SS_REAL && v.u.r == floor(v.u.r) && fabs(v.u.r) < 9.2e18)
+            v = ss_val_int((int64_t)v.u.r);
+        rc = ss_row_set(k, i, &v);
+    }
+    if (!rc)
+        rc = ss_row_encode(k, out);
+    ss_row_free(k);
+    if (has_null)
+        *has_null = nul;
+    return rc;
+}
+
+static void put_be64(unsigned char *p, uint64_t x)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (unsigned char)(x & 0xff);
+        x >>= 8;
+    }
+}
+
+/* Encoding: NULL = 0x01; number = 0x02, 8 bytes order-preserving double, then
+ * 0x00 + 8 bytes biased int64 for INT or 0x01 for REAL (ss_val_cmp puts INT
+ * before an equal REAL); text = 0x03, bytes with 0x00 escaped as 0x00 0xFF,
+ * terminated by 0x00 0x00. desc inverts every byte of the value's encoding. */
+int ss_state_sortkey(ss_buf_t *out, const ss_value_t *v, int desc)
+{
+    size_t start = out->len;
+    unsigned char tmp[18];
+    int rc = SS_OK;
+    if (v->t == SS_NULL) {
+        tmp[0] = 0x01;
+        rc = ss_buf_append(out, tmp, 1);
+    } else if (v->t == SS_INT || v->t == SS_REAL) {
+        double d = v->t == SS_INT ? (double)v->u.i : v->u.r;
+        if (d == 0.0)
+            d = 0.0; /* -0.0 sorts with 0.0 */
+        if (isnan(d))
+            d = -INFINITY;
+        uint64_t bits;
+        memcpy(&bits, &d, 8);
+        bits = (bits >> 63) ? ~bits : bits | 0x8000000000000000ULL;
+        tmp[0] = 0x02;
+        put_be64(tmp + 1, bits);
+        if (v->t == SS_INT) {
+            tmp[9] = 0x00;
+            put_be64(tmp + 10, (uint64_t)v->u.i ^ 0x8000000000000000ULL);
+            rc = ss_buf_append(out, tmp, 18);
+        } else {
+            tmp[9] = 0x01;
+            rc = ss_buf_append(out, tmp, 10);
+        }
+    } else {
+        tmp[0] = 0x03;
+        rc = ss_buf_append(out, tmp, 1);
+        for (size_t i = 0; i < v->u.str.n && !rc; i++) {
+            unsigned char c = (unsigned char)v->u.str.s[i];
+            if (c == 0) {
+                unsigned char esc[2] = {0x00, 0xFF};
+                rc = ss_buf_append(out, esc, 2);
+            } else
+                rc = ss_buf_append(out, &c, 1);
+        }
+        unsigned char term[2] = {0x00, 0x00};
+        if (!rc)
+            rc = ss_buf_append(out, term, 2);
+    }
+    if (!rc && desc)
+        for (size_t i = start; i < out->len; i++)
+            out->data[i] = (char)~(unsigned char)out->data[i];
+    return rc;
+}
+
+int ss_state_sortkey_row(ss_buf_t *out, const ss_row_t *r)
+{
+    for (int i = 0; i < r->n; i++) {
+        int rc = ss_state_sortkey(out, &r->v[i], 0);
+        if (rc)
+            return rc;
+    }
+    return SS_OK;
+}
+
+int ss_state_zset_move(ss_zset_t *out, ss_zset_t *src)
+{
+    int rc = SS_OK;
+    for (size_t i = 0; i < src->n; i++) {
+        if (!rc)
+            rc = ss_zset_add(out, src->e[i].row, src->e[i].w);
+        else
+            ss_row_free(src->e[i].row);
+        src->e[i].row = NULL;
+    }
+    src->n = 0;
+    src->consolidated = 1;
+    return rc;
+}
+
+static int64_t g_now_ms;
+
+int64_t ss_state_now_ms(void) { return g_now_ms ? g_now_ms : ss_wall_ms(); }
+void ss_state_set_now_ms(int64_t ms) { g_now_ms = ms; }
+
+int ss_state_quote_ident(ss_buf_t *out, const char *name)
+{
+    int rc = ss_buf_putc(out, '"');
+    for (const char *p = name; *p && !rc; p++)
+        rc = *p == '"' ? ss_buf_puts(out, "\"\"") : ss_buf_putc(out, *p);
+    return rc ? rc : ss_buf_putc(out, '"');
+}
+
+int ss_state_mset_create(ss_state_t *st, const char *name, char *err, size_t errsz)
+{
+    return ss_state_exec(st, err, errsz,
+                         "CREATE TABLE IF NOT EXISTS %s_%s(k BLOB PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID",
+                         st->prefix, name);
+}
+
+int ss_state_mset_add(ss_state_t *st, int slot, const char *name, const ss_buf_t *key, int64_t w,
+                      int64_t *oldn, int64_t *newn, char *err, size_t errsz)
+{
+    sqlite3_stmt *s = ss_state_stmt(st, slot, err, errsz,
+                                    "INSERT INTO %s_%s(k, n) VALUES(?1, ?2) ON CONFLICT(k) DO UPDATE "
+                                    "SET n = n + excluded.n RETURNING n",
+                                    st->prefix, name);
+    if (!s)
+        return SS_ERR_SQLITE;
+    if (ss_state_bind_buf(s, 1, key) || sqlite3_bind_int64(s, 2, w) != SQLITE_OK)
+        return ss_state_sqlerr(st->db, err, errsz, "bind");
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(s);
+        return ss_state_sqlerr(st->db, err, errsz, "multiset update");
+    }
+    int64_t n = sqlite3_column_int64(s, 0);
+    rc = ss_state_run(st, s, err, errsz);
+    if (rc)
+        return rc;
+    if (oldn)
+        *oldn = n - w;
+    if (newn)
+        *newn = n;
+    if (n != 0)
+        return SS_OK;
+    s = ss_state_stmt(st, slot + 1, err, errsz, "DELETE FROM %s_%s WHERE k = ?1", st->prefix, name);
+    if (!s)
+        return SS_ERR_SQLITE;
+    if (ss_state_bind_buf(s, 1, key))
+        return ss_state_sqlerr(st->db, err, errsz, "bind");
+    return ss_state_run(st, s, err, errsz);
+}
+
+int ss_state_zset_consolidated(const ss_zset_t *in, ss_zset_t *z)
+{
+    int rc = ss_zset_extend(z, in, 1);
+    if (!rc)
+        rc = ss_zset_consolidate(z);
+    return rc;
+}

@@ -1,0 +1,309 @@
+/*
+ * topk.c — SS_PN_TOPK: ORDER BY order[] LIMIT k over a multiset (duplicates
+ * count towards k). Ties are broken by the full row (ss_row_cmp order), so the
+ * result is deterministic.
+ *
+ * Non-linear; state in SQLite:
+ *   st_<id>_rows(sk, row, n) — every input row with its multiplicity, keyed by
+ *       an order-preserving sort key (order values, DESC ones inverted, then
+ *       the row) so that the primary-key index is the sorted order;
+ *   st_<id>_out(sk, row, n)  — the current top k (at most k rows).
+ * A batch changes the result only if one of its rows sorts at or before the
+ * current k-th row (or the result holds fewer than k rows); then the first k
+ * instances are read off the index (O(k)), compared with st_<id>_out and the
+ * differences emitted. Deleting a top row pulls the next one in. Without a
+ * limit (k < 0) ORDER BY does not change a bag: deltas pass through.
+ */
+#include "ss_op.h"
+#include "ss_state.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { S_ADD, S_DEL, S_BOUND, S_OUT, S_SCAN, S_OCLR, S_OINS, S_N };
+
+typedef struct topk {
+    ss_state_t *st;
+    ss_buf_t rb;
+} topk_t;
+
+typedef struct tent {  /* a row with its sort key and multiplicity */
+    ss_buf_t sk;
+    ss_row_t *row;     /* owned */
+    int64_t n;
+} tent_t;
+
+static int topk_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
+{
+    topk_t *t = op->impl;
+    if (!t->st && !(t->st = ss_state_new(ctx->db, op->node->id, S_N)))
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    if (op->node->limit < 0)
+        return SS_OK;
+    const char *p = t->st->prefix;
+    return ss_state_exec(t->st, err, errsz,
+                         "CREATE TABLE IF NOT EXISTS %s_rows(sk BLOB PRIMARY KEY, row BLOB NOT NULL, "
+                         "n INTEGER NOT NULL) WITHOUT ROWID;"
+                         "CREATE TABLE IF NOT EXISTS %s_out(sk BLOB PRIMARY KEY, row BLOB NOT NULL, "
+                         "n INTEGER NOT NULL) WITHOUT ROWID;",
+                         p, p);
+}
+
+static int sort_key(const ss_plan_node_t *n, const ss_row_t *r, ss_buf_t *out, char *err, size_t errsz)
+{
+    for (int i = 0; i < n->norder; i++) {
+        ss_value_t v;
+        char *owned = NULL;
+        int rc = ss_expr_eval(n->order[i].expr, r, &v, &owned, err, errsz);
+        if (!rc && (rc = ss_state_sortkey(out, &v, n->order[i].desc)))
+            ss_seterr(err, errsz, rc, "out of memory");
+        free(owned);
+        if (rc)
+            return rc;
+    }
+    int rc = ss_state_sortkey_row(out, r);
+    return rc ? ss_seterr(err, errsz, rc, "out of memory") : SS_OK;
+}
+
+static int buf_cmp(const ss_buf_t *a, const ss_buf_t *b)
+{
+    size_t n = SS_MIN(a->len, b->len);
+    int c = n ? memcmp(a->data, b->data, n) : 0;
+    if (c)
+        return c;
+    return a->len < b->len ? -1 : a->len > b->len;
+}
+
+static void free_tents(tent_t *t, size_t n)
+{
+    for (size_t i = 0; t && i < n; i++) {
+        ss_buf_free(&t[i].sk);
+        ss_row_free(t[i].row);
+    }
+    free(t);
+}
+
+/* Reads up to `limit` instances (n summed) from a query returning sk, row, n. */
+static int read_tents(ss_state_t *st, sqlite3_stmt *q, int64_t limit, tent_t **out, size_t *nout, char *err,
+                      size_t errsz)
+{
+    size_t cap = 0;
+    int64_t total = 0;
+    int rc = SS_OK;
+    *out = NULL;
+    *nout = 0;
+    while (!rc && total < limit && sqlite3_step(q) == SQLITE_ROW) {
+        if (*nout == cap) {
+            cap = cap ? cap * 2 : 16;
+            tent_t *nt = realloc(*out, cap * sizeof *nt);
+            if (!nt) {
+                rc = SS_ERR_NOMEM;
+                break;
+            }
+            *out = nt;
+        }
+        tent_t *e = &(*out)[*nout];
+        memset(e, 0, sizeof *e);
+        const void *p = sqlite3_column_blob(q, 0);
+        rc = ss_buf_append(&e->sk, p ? p : "", (size_t)sqlite3_column_bytes(q, 0));
+        if (!rc)
+            rc = ss_state_column_row(q, 1, &e->row);
+        e->n = SS_MIN(sqlite3_column_int64(q, 2), limit - total);
+        total += e->n;
+        (*nout)++;
+    }
+    sqlite3_reset(q);
+    if (rc) {
+        free_tents(*out, *nout);
+        *out = NULL;
+        *nout = 0;
+        return ss_seterr(err, errsz, rc, "top-k state of node %d: read failed", st->id);
+    }
+    return SS_OK;
+}
+
+/* Recomputes the top k and emits its difference with st_<id>_out, which it rewrites. */
+static int refresh(ss_op_t *op, ss_zset_t *out, char *err, size_t errsz)
+{
+    topk_t *t = op->impl;
+    const char *p = t->st->prefix;
+    int64_t k = op->node->limit;
+    tent_t *nw = NULL, *old = NULL;
+    size_t nn = 0, no = 0;
+    sqlite3_stmt *q = ss_state_stmt(t->st, S_SCAN, err, errsz,
+                                    "SELECT sk, row, n FROM %s_rows WHERE n > 0 ORDER BY sk", p);
+    int rc = q ? read_tents(t->st, q, k, &nw, &nn, err, errsz) : SS_ERR_SQLITE;
+    if (!rc) {
+        q = ss_state_stmt(t->st, S_OUT, err, errsz, "SELECT sk, row, n FROM %s_out ORDER BY sk", p);
+        rc = q ? read_tents(t->st, q, INT64_MAX, &old, &no, err, errsz) : SS_ERR_SQLITE;
+    }
+    /* merge by sort key */
+    size_t i = 0, j = 0;
+    while (!rc && (i < nn || j < no)) {
+        int c = i == nn ? 1 : j == no ? -1 : buf_cmp(&nw[i].sk, &old[j].sk);
+        if (c < 0) {
+            rc = ss_zset_add_copy(out, nw[i].row, nw[i].n);
+            i++;
+        } else if (c > 0) {
+            rc = ss_zset_add_copy(out, old[j].row, -old[j].n);
+            j++;
+        } else {
+            rc = ss_zset_add_copy(out, nw[i].row, nw[i].n - old[j].n);
+            i++;
+            j++;
+        }
+    }
+    sqlite3_stmt *s = rc ? NULL : ss_state_stmt(t->st, S_OCLR, err, errsz, "DELETE FROM %s_out", p);
+    if (!rc)
+        rc = s ? ss_state_run(t->st, s, err, errsz) : SS_ERR_SQLITE;
+    for (size_t x = 0; x < nn && !rc; x++) {
+        s = ss_state_stmt(t->st, S_OINS, err, errsz, "INSERT INTO %s_out(sk, row, n) VALUES(?1, ?2, ?3)", p);
+        if (!s) {
+            rc = SS_ERR_SQLITE;
+            break;
+        }
+        ss_state_bind_buf(s, 1, &nw[x].sk);
+        ss_state_bind_row(s, 2, nw[x].row, &t->rb);
+        sqlite3_bind_int64(s, 3, nw[x].n);
+        rc = ss_state_run(t->st, s, err, errsz);
+    }
+    free_tents(nw, nn);
+    free_tents(old, no);
+    return rc;
+}
+
+static int add_row(topk_t *t, const ss_buf_t *sk, const ss_row_t *r, int64_t w, char *err, size_t errsz)
+{
+    const char *p = t->st->prefix;
+    sqlite3_stmt *s = ss_state_stmt(t->st, S_ADD, err, errsz,
+                                    "INSERT INTO %s_rows(sk, row, n) VALUES(?1, ?2, ?3) ON CONFLICT(sk) "
+                                    "DO UPDATE SET n = n + excluded.n RETURNING n",
+                                    p);
+    if (!s)
+        return SS_ERR_SQLITE;
+    ss_state_bind_buf(s, 1, sk);
+    ss_state_bind_row(s, 2, r, &t->rb);
+    sqlite3_bind_int64(s, 3, w);
+    if (sqlite3_step(s) != SQLITE_ROW) {
+        sqlite3_reset(s);
+        return ss_state_sqlerr(t->st->db, err, errsz, "top-k state update");
+    }
+    int64_t n = sqlite3_column_int64(s, 0);
+    int rc = ss_state_run(t->st, s, err, errsz);
+    if (rc || n != 0)
+        return rc;
+    s = ss_state_stmt(t->st, S_DEL, err, errsz, "DELETE FROM %s_rows WHERE sk = ?1", p);
+    if (!s)
+        return SS_ERR_SQLITE;
+    ss_state_bind_buf(s, 1, sk);
+    return ss_state_run(t->st, s, err, errsz);
+}
+
+/* Current boundary: the k-th sort key when the result is full (*full = 1). */
+static int boundary(topk_t *t, int64_t k, ss_buf_t *b, int *full, char *err, size_t errsz)
+{
+    sqlite3_stmt *q = ss_state_stmt(t->st, S_BOUND, err, errsz, "SELECT max(sk), total(n) FROM %s_out",
+                                    t->st->prefix);
+    if (!q)
+        return SS_ERR_SQLITE;
+    int rc = SS_OK;
+    *full = 0;
+    if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_type(q, 0) != SQLITE_NULL) {
+        *full = sqlite3_column_double(q, 1) >= (double)k;
+        const void *p = sqlite3_column_blob(q, 0);
+        rc = ss_buf_append(b, p ? p : "", (size_t)sqlite3_column_bytes(q, 0));
+    }
+    sqlite3_reset(q);
+    return rc ? ss_seterr(err, errsz, rc, "out of memory") : SS_OK;
+}
+
+static int topk_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t *in, ss_zset_t *out,
+                      char *err, size_t errsz)
+{
+    (void)ctx;
+    (void)port;
+    topk_t *t = op->impl;
+    const ss_plan_node_t *n = op->node;
+    if (n->limit < 0) {
+        int rc = ss_zset_extend(out, in, 1);
+        return rc ? ss_seterr(err, errsz, rc, "out of memory") : SS_OK;
+    }
+    if (in->n == 0 || n->limit == 0)
+        return SS_OK;
+    ss_zset_t z;
+    ss_zset_init(&z);
+    ss_buf_t bound = SS_BUF_INIT, sk = SS_BUF_INIT;
+    int full = 0, touched = 0;
+    int rc = ss_state_zset_consolidated(in, &z);
+    if (!rc)
+        rc = boundary(t, n->limit, &bound, &full, err, errsz);
+    for (size_t i = 0; i < z.n && !rc; i++) {
+        ss_buf_reset(&sk);
+        rc = sort_key(n, z.e[i].row, &sk, err, errsz);
+        if (!rc)
+            rc = add_row(t, &sk, z.e[i].row, z.e[i].w, err, errsz);
+        touched |= !full || buf_cmp(&sk, &bound) <= 0;
+    }
+    if (!rc && touched)
+        rc = refresh(op, out, err, errsz);
+    ss_buf_free(&bound);
+    ss_buf_free(&sk);
+    ss_zset_destroy(&z);
+    if (rc)
+        ss_errprefix(err, errsz, "top-k (node %d)", n->id);
+    return rc;
+}
+
+static int topk_snapshot(ss_op_t *op, ss_op_ctx_t *ctx, ss_zset_t *out, char *err, size_t errsz)
+{
+    (void)ctx;
+    topk_t *t = op->impl;
+    if (op->node->limit < 0)
+        return ss_seterr(err, errsz, SS_ERR_UNSUPPORTED, "top-k (node %d) without a limit keeps no state",
+                         op->node->id);
+    sqlite3_stmt *q = ss_state_stmt(t->st, S_OUT, err, errsz, "SELECT sk, row, n FROM %s_out ORDER BY sk",
+                                    t->st->prefix);
+    if (!q)
+        return SS_ERR_SQLITE;
+    int rc = SS_OK;
+    while (!rc && sqlite3_step(q) == SQLITE_ROW) {
+        ss_row_t *r;
+        rc = ss_state_column_row(q, 1, &r);
+        if (!rc)
+            rc = ss_zset_add(out, r, sqlite3_column_int64(q, 2));
+    }
+    sqlite3_reset(q);
+    return rc ? ss_seterr(err, errsz, rc, "top-k (node %d): bad state row", op->node->id) : SS_OK;
+}
+
+static const char *topk_strategy(const ss_op_t *op)
+{
+    return op->node->limit < 0 ? "linear: ORDER BY without LIMIT, deltas pass through"
+                               : "non-linear: all rows in an SQLite index by sort key; re-reads the first k "
+                                 "only when a change sorts at or before the k-th row";
+}
+
+static void topk_destroy(ss_op_t *op)
+{
+    topk_t *t = op->impl;
+    if (!t)
+        return;
+    ss_state_destroy(t->st);
+    ss_buf_free(&t->rb);
+    free(t);
+    op->impl = NULL;
+}
+
+static const ss_op_vtable_t topk_vt = {
+    "topk", SS_OPK_NONLINEAR, topk_init, topk_apply, topk_snapshot, topk_strategy, topk_destroy,
+};
+
+int ss_op_topk_init(ss_op_t *op, char *err, size_t errsz)
+{
+    topk_t *t = calloc(1, sizeof *t);
+    if (!t)
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    op->vt = &topk_vt;
+    op->impl = t;
+    return SS_OK;
+}

@@ -1,0 +1,814 @@
+/*
+ * catalog.c — implements the catalog half of ss_catalog.h: streams, views,
+ * models and settings, persisted in the engine's SQLite database (tables
+ * ss_streams, ss_views, ss_models, ss_settings) as their defining SQL text and
+ * re-parsed with ss_parse() on open. Validates every CREATE before storing it
+ * (a view must plan), refuses DROPs that would orphan a view, and hands out
+ * creation-order sequence numbers that the planner turns into stable node ids
+ * (see plan_int.h). The catalog owns its entries; the sqlite3 handle is borrowed.
+ */
+#include "plan_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Until the parser lands in every build, it is referenced weakly (as operators/op.c does). */
+#define WEAK __attribute__((weak))
+WEAK int ss_parse(const char *, size_t, const char *, ss_ast_script_t **, char *, size_t);
+WEAK void ss_ast_script_free(ss_ast_script_t *);
+WEAK void ss_ast_stmt_free(ss_ast_stmt_t *);
+
+static void stmt_free(ss_ast_stmt_t *s)
+{
+    if (s && ss_ast_stmt_free)
+        ss_ast_stmt_free(s);
+}
+
+/* Public entries with the sequence number the planner needs; `pub` must stay first. */
+typedef struct stream_ent { ss_cat_stream_t pub; int64_t seq; } stream_ent_t;
+typedef struct view_ent { ss_cat_view_t pub; int64_t seq; } view_ent_t;
+typedef struct model_ent { ss_cat_model_t pub; int64_t seq; } model_ent_t;
+
+struct ss_catalog {
+    sqlite3 *db;                  /* borrowed */
+    int nstreams, nviews, nmodels, nsettings;
+    stream_ent_t **streams;       /* in creation order */
+    view_ent_t **views;           /* in creation order (dependencies first) */
+    model_ent_t **models;
+    ss_plan_opt_t *settings;      /* name (lower-case) = value */
+};
+
+static const char *schema_sql =
+    "CREATE TABLE IF NOT EXISTS ss_streams(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " name TEXT NOT NULL UNIQUE, sql TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS ss_views(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " name TEXT NOT NULL UNIQUE, sql TEXT NOT NULL, created_ms INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS ss_models(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " name TEXT NOT NULL UNIQUE, sql TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS ss_settings(name TEXT PRIMARY KEY, value TEXT);";
+
+/* ---------------------------------------------------------------- entries */
+
+static void stream_free(stream_ent_t *e)
+{
+    if (!e)
+        return;
+    free(e->pub.name);
+    ss_schema_free(e->pub.schema);
+    free(e->pub.topic);
+    free(e->pub.format);
+    ss__opts_free(e->pub.nopts, e->pub.opts);
+    free(e->pub.sql);
+    free(e);
+}
+
+static void view_free(view_ent_t *e)
+{
+    if (!e)
+        return;
+    free(e->pub.name);
+    free(e->pub.sql);
+    stmt_free(e->pub.stmt);
+    free(e->pub.sink_topic);
+    ss__opts_free(e->pub.nopts, e->pub.opts);
+    free(e);
+}
+
+static void model_free(model_ent_t *e)
+{
+    if (!e)
+        return;
+    free(e->pub.name);
+    free(e->pub.backend);
+    ss__opts_free(e->pub.nopts, e->pub.opts);
+    free(e->pub.sql);
+    free(e);
+}
+
+static int find_stream(const ss_catalog_t *c, const char *name)
+{
+    for (int i = 0; i < c->nstreams; i++)
+        if (ss_strcaseeq(c->streams[i]->pub.name, name))
+            return i;
+    return -1;
+}
+
+static int find_view(const ss_catalog_t *c, const char *name)
+{
+    for (int i = 0; i < c->nviews; i++)
+        if (ss_strcaseeq(c->views[i]->pub.name, name))
+            return i;
+    return -1;
+}
+
+static int find_model(const ss_catalog_t *c, const char *name)
+{
+    for (int i = 0; i < c->nmodels; i++)
+        if (ss_strcaseeq(c->models[i]->pub.name, name))
+            return i;
+    return -1;
+}
+
+static int push(void *arrp, int *n, void *item)
+{
+    void ***arr = arrp;
+    void **p = realloc(*arr, (size_t)(*n + 1) * sizeof *p);
+    if (!p)
+        return SS_ERR_NOMEM;
+    p[(*n)++] = item;
+    *arr = p;
+    return SS_OK;
+}
+
+static void remove_at(void *arrp, int *n, int i)
+{
+    void **arr = *(void ***)arrp;
+    memmove(&arr[i], &arr[i + 1], (size_t)(*n - i - 1) * sizeof *arr);
+    (*n)--;
+}
+
+/* ---------------------------------------------------------------- validation */
+
+static int is_one_of(const char *s, const char *const *set, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (ss_strcaseeq(s, set[i]))
+            return 1;
+    return 0;
+}
+
+static const ss_span_t *opt_span(const ss_ast_stmt_t *st, const char *name)
+{
+    const ss_ast_option_t *o = ss__opt_find(st->opts, name);
+    return o ? &o->span : &st->name_span;
+}
+
+/* WITH (key = 'a, b') may only name declared columns, and only KEY columns when some are declared. */
+static int check_key_option(const ss_ast_stmt_t *st, const ss_schema_t *sc, const char *keys, char *err,
+                            size_t errsz)
+{
+    const ss_span_t *sp = opt_span(st, "key");
+    int nkeys = 0;
+    for (int i = 0; i < sc->n; i++)
+        nkeys += sc->is_key[i];
+    char name[128];
+    for (const char *p = keys; *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        size_t n = strcspn(p, ", ");
+        if (!n)
+            break;
+        snprintf(name, sizeof name, "%.*s", (int)SS_MIN(n, sizeof name - 1), p);
+        p += n;
+        int c = ss_schema_find(sc, name);
+        if (c < 0)
+            return ss_seterr(err, errsz, SS_ERR_SEMANTIC, "%d:%d: key \"%s\" is not a column of stream %s",
+                             sp->line, sp->col, name, st->name);
+        if (nkeys && !sc->is_key[c])
+            return ss_seterr(err, errsz, SS_ERR_SEMANTIC,
+                             "%d:%d: key \"%s\" is not one of the KEY columns declared for stream %s",
+                             sp->line, sp->col, name, st->name);
+    }
+    return SS_OK;
+}
+
+/* Builds a stream entry from CREATE STREAM; errors carry line:col. */
+static int build_stream(const ss_ast_stmt_t *st, stream_ent_t **out, char *err, size_t errsz)
+{
+    static const char *const formats[] = {"json", "debezium", "upsert"};
+    *out = NULL;
+    if (st->ncols <= 0)
+        return ss_seterr(err, errsz, SS_ERR_SEMANTIC, "%d:%d: stream %s has no columns",
+                         st->name_span.line, st->name_span.col, st->name);
+    int nkeys = 0;
+    for (int i = 0; i < st->ncols; i++) {
+        nkeys += st->cols[i].is_key != 0;
+        for (int j = 0; j < i; j++)
+            if (ss_strcaseeq(st->cols[i].name, st->cols[j].name))
+                return ss_seterr(err, errsz, SS_ERR_SEMANTIC,
+                                 "%d:%d: duplicate column \"%s\" in stream %s (first declared at %d:%d)",
+                                 st->cols[i].span.line, st->cols[i].span.col, st->cols[i].name,
+                                 st->name, st->cols[j].span.line, st->cols[j].span.col);
+    }
+    stream_ent_t *e = calloc(1, sizeof *e);
+    if (!e)
+        return SS_ERR_NOMEM;
+    int rc = SS_ERR_NOMEM;
+    e->pub.name = ss_strdup(st->name);
+    e->pub.sql = ss_strdup(st->text ? st->text : "");
+    e->pub.schema = ss_schema_new(st->ncols);
+    if (!e->pub.name || !e->pub.sql || !e->pub.schema)
+        goto fail;
+    for (int i = 0; i < st->ncols; i++)
+        if (ss_schema_set(e->pub.schema, i, st->cols[i].name, st->cols[i].type, st->cols[i].is_key))
+            goto fail;
+    if (ss__opts_copy(st->opts, &e->pub.nopts, &e->pub.opts))
+        goto fail;
+    const char *fmt = ss_plan_opt(&(ss_plan_node_t){.nopts = e->pub.nopts, .opts = e->pub.opts}, "format");
+    const char *topic = ss_plan_opt(&(ss_plan_node_t){.nopts = e->pub.nopts, .opts = e->pub.opts}, "topic");
+    if (fmt && !is_one_of(fmt, formats, 3)) {
+        const ss_span_t *sp = opt_span(st, "format");
+        rc = ss_seterr(err, errsz, SS_ERR_SEMANTIC,
+                       "%d:%d: unknown format '%s' for stream %s (expected json, debezium or upsert)",
+                       sp->line, sp->col, fmt, st->name);
+        goto fail;
+    }
+    if (fmt && ss_strcaseeq(fmt, "upsert") && nkeys == 0) {
+        const ss_span_t *sp = opt_span(st, "format");
+        rc = ss_seterr(err, errsz, SS_ERR_SEMANTIC,
+                       "%d:%d: format 'upsert' needs a KEY column in stream %s (a message replaces the row with its key)",
+                       sp->line, sp->col, st->name);
+        goto fail;
+    }
+    if (topic && !*topic) {
+        const ss_span_t *sp = opt_span(st, "topic");
+        rc = ss_seterr(err, errsz, SS_ERR_SEMANTIC, "%d:%d: empty topic for stream %s", sp->line,
+                       sp->col, st->name);
+        goto fail;
+    }
+    const char *ttl_col = ss_plan_opt(&(ss_plan_node_t){.nopts = e->pub.nopts, .opts = e->pub.opts}, "ttl_column");
+    if (ttl_col && ss_schema_find(e->pub.schema, ttl_col) < 0) {
+        const ss_span_t *sp = opt_span(st, "ttl_column");
+        rc = ss_seterr(err, errsz, SS_ERR_SEMANTIC, "%d:%d: ttl_column \"%s\" is not a column of stream %s",
+                       sp->line, sp->col, ttl_col, st->name);
+        goto fail;
+    }
+    const char *keyopt = ss_plan_opt(&(ss_plan_node_t){.nopts = e->pub.nopts, .opts = e->pub.opts}, "key");
+    if (keyopt && (rc = check_key_option(st, e->pub.schema, keyopt, err, errsz)))
+        goto fail;
+    rc = SS_ERR_NOMEM;
+    e->pub.format = ss_strdup(fmt ? fmt : "json");
+    e->pub.topic = ss_strdup(topic ? topic : st->name);
+    if (!e->pub.format || !e->pub.topic)
+        goto fail;
+    for (char *p = e->pub.format; *p; p++)
+        *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+    *out = e;
+    return SS_OK;
+fail:
+    stream_free(e);
+    if (rc == SS_ERR_NOMEM)
+        ss_seterr(err, errsz, rc, "out of memory");
+    return rc;
+}
+
+static int build_model(const ss_ast_stmt_t *st, model_ent_t **out, char *err, size_t errsz)
+{
+    static const char *const backends[] = {"local", "openai"};
+    *out = NULL;
+    model_ent_t *e = calloc(1, sizeof *e);
+    if (!e)
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    int rc = SS_ERR_NOMEM;
+    e->pub.name = ss_strdup(st->name);
+    e->pub.sql = ss_strdup(st->text ? st->text : "");
+    if (!e->pub.name || !e->pub.sql || ss__opts_copy(st->opts, &e->pub.nopts, &e->pub.opts))
+        goto fail;
+    ss_plan_node_t view = {.nopts = e->pub.nopts, .opts = e->pub.opts};
+    const char *be = ss_plan_opt(&view, "backend");
+    if (!be)
+        be = "local";
+    if (!is_one_of(be, backends, 2)) {
+        const ss_span_t *sp = opt_span(st, "backend");
+        rc = ss_seterr(err, errsz, SS_ERR_SEMANTIC,
+                       "%d:%d: unknown backend '%s' for model %s (expected local or openai)", sp->line,
+                       sp->col, be, st->name);
+        goto fail;
+    }
+    const char *need = ss_strcaseeq(be, "local") ? "path" : "url";
+    const char *v = ss_plan_opt(&view, need);
+    if (!v || !*v) {
+        rc = ss_seterr(err, errsz, SS_ERR_SEMANTIC, "%d:%d: model %s with backend '%s' needs %s='...'",
+                       st->name_span.line, st->name_span.col, st->name, be, need);
+        goto fail;
+    }
+    if (!(e->pub.backend = ss_strdup(be)))
+        goto fail;
+    for (char *p = e->pub.backend; *p; p++)
+        *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+    *out = e;
+    return SS_OK;
+fail:
+    model_free(e);
+    if (rc == SS_ERR_NOMEM)
+        ss_seterr(err, errsz, rc, "out of memory");
+    return rc;
+}
+
+/* Parses `sql`, which must hold exactly one statement of kind `kind`; *out owned by caller. */
+static int parse_one(const char *sql, ss_ast_stmt_kind_t kind, ss_ast_stmt_t **out, char *err,
+                     size_t errsz)
+{
+    ss_ast_script_t *s = NULL;
+    *out = NULL;
+    if (!ss_parse)
+        return ss_seterr(err, errsz, SS_ERR_UNSUPPORTED, "this build has no SQL parser");
+    int rc = ss_parse(sql, strlen(sql), NULL, &s, err, errsz);
+    if (rc)
+        return rc;
+    if (s->n != 1 || s->stmts[0]->kind != kind) {
+        ss_ast_script_free(s);
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "stored definition is not one statement of the expected kind");
+    }
+    *out = s->stmts[0];
+    s->stmts[0] = NULL;
+    s->n = 0;
+    ss_ast_script_free(s);
+    return SS_OK;
+}
+
+/* Fills a view entry (name, opts, sink topic) from its statement; takes ownership of stmt. */
+static int build_view(ss_ast_stmt_t *stmt, view_ent_t **out, char *err, size_t errsz)
+{
+    view_ent_t *e = calloc(1, sizeof *e);
+    *out = NULL;
+    if (!e) {
+        stmt_free(stmt);
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    }
+    e->pub.stmt = stmt;
+    e->pub.name = ss_strdup(stmt->name);
+    e->pub.sql = ss_strdup(stmt->text ? stmt->text : "");
+    if (!e->pub.name || !e->pub.sql || ss__opts_copy(stmt->opts, &e->pub.nopts, &e->pub.opts)) {
+        view_free(e);
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    }
+    const ss_ast_option_t *o = ss__opt_find(stmt->opts, "sink_topic");
+    if (o && !(e->pub.sink_topic = ss__opt_text(o))) {
+        view_free(e);
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    }
+    *out = e;
+    return SS_OK;
+}
+
+/* ---------------------------------------------------------------- SQLite */
+
+static int db_err(sqlite3 *db, char *err, size_t errsz, const char *what)
+{
+    return ss_seterr(err, errsz, SS_ERR_SQLITE, "catalog: %s: %s", what, sqlite3_errmsg(db));
+}
+
+/* INSERTs (name, sql[, created_ms]) into table and returns the new sequence number. */
+static int db_insert(ss_catalog_t *c, const char *table, const char *name, const char *sql,
+                     int64_t created_ms, int64_t *seq, char *err, size_t errsz)
+{
+    char q[160];
+    if (created_ms >= 0)
+        snprintf(q, sizeof q, "INSERT INTO %s(name, sql, created_ms) VALUES(?1, ?2, ?3)", table);
+    else
+        snprintf(q, sizeof q, "INSERT INTO %s(name, sql) VALUES(?1, ?2)", table);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(c->db, q, -1, &st, NULL) != SQLITE_OK)
+        return db_err(c->db, err, errsz, "insert");
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, sql, -1, SQLITE_TRANSIENT);
+    if (created_ms >= 0)
+        sqlite3_bind_int64(st, 3, created_ms);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return db_err(c->db, err, errsz, "insert");
+    *seq = sqlite3_last_insert_rowid(c->db);
+    return SS_OK;
+}
+
+static int db_delete(ss_catalog_t *c, const char *table, const char *name, char *err, size_t errsz)
+{
+    char q[128];
+    snprintf(q, sizeof q, "DELETE FROM %s WHERE name = ?1 COLLATE NOCASE", table);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(c->db, q, -1, &st, NULL) != SQLITE_OK)
+        return db_err(c->db, err, errsz, "delete");
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? SS_OK : db_err(c->db, err, errsz, "delete");
+}
+
+/* Loads every row of `table` in sequence order, calling fn for each. */
+static int db_load(ss_catalog_t *c, const char *table,
+                   int (*fn)(ss_catalog_t *, int64_t, const char *, const char *, int64_t, char *, size_t),
+                   char *err, size_t errsz)
+{
+    char q[128];
+    snprintf(q, sizeof q, "SELECT seq, name, sql, %s FROM %s ORDER BY seq",
+             strcmp(table, "ss_views") ? "0" : "created_ms", table);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(c->db, q, -1, &st, NULL) != SQLITE_OK)
+        return db_err(c->db, err, errsz, "load");
+    int rc = SS_OK, s;
+    while (rc == SS_OK && (s = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 1);
+        const char *sql = (const char *)sqlite3_column_text(st, 2);
+        rc = fn(c, sqlite3_column_int64(st, 0), name ? name : "", sql ? sql : "",
+                sqlite3_column_int64(st, 3), err, errsz);
+        if (rc)
+            ss_errprefix(err, errsz, "catalog: %s %s", table + 3, name ? name : "?");
+    }
+    if (rc == SS_OK && s != SQLITE_DONE)
+        rc = db_err(c->db, err, errsz, "load");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int load_stream(ss_catalog_t *c, int64_t seq, const char *name, const char *sql, int64_t ms,
+                       char *err, size_t errsz)
+{
+    (void)name, (void)ms;
+    ss_ast_stmt_t *stmt = NULL;
+    stream_ent_t *e = NULL;
+    int rc = parse_one(sql, SS_STMT_CREATE_STREAM, &stmt, err, errsz);
+    if (!rc)
+        rc = build_stream(stmt, &e, err, errsz);
+    stmt_free(stmt);
+    if (rc)
+        return rc;
+    e->seq = seq;
+    if (push(&c->streams, &c->nstreams, e)) {
+        stream_free(e);
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    }
+    return SS_OK;
+}
+
+static int load_model(ss_catalog_t *c, int64_t seq, const char *name, const char *sql, int64_t ms,
+                      char *err, size_t errsz)
+{
+    (void)name, (void)ms;
+    ss_ast_stmt_t *stmt = NULL;
+    model_ent_t *e = NULL;
+    int rc = parse_one(sql, SS_STMT_CREATE_MODEL, &stmt, err, errsz);
+    if (!rc)
+        rc = build_model(stmt, &e, err, errsz);
+    stmt_free(stmt);
+    if (rc)
+        return rc;
+    e->seq = seq;
+    if (push(&c->models, &c->nmodels, e)) {
+        model_free(e);
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    }
+    return SS_OK;
+}
+
+static int load_view(ss_catalog_t *c, int64_t seq, const char *name, const char *sql, int64_t ms,
+                     char *err, size_t errsz)
+{
+    (void)name;
+    ss_ast_stmt_t *stmt = NULL;
+    view_ent_t *e = NULL;
+    int rc = parse_one(sql, SS_STMT_CREATE_VIEW, &stmt, err, errsz);
+    if (!rc)
+        rc = build_view(stmt, &e, err, errsz);
+    if (rc)
+        return rc;
+    e->seq = seq;
+    e->pub.created_ms = ms;
+    if (push(&c->views, &c->nviews, e)) {
+        view_free(e);
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    }
+    return SS_OK;
+}
+
+/* Sets a setting in memory (name lower-cased); value may be NULL. */
+static int mem_set(ss_catalog_t *c, const char *name, const char *value)
+{
+    for (int i = 0; i < c->nsettings; i++)
+        if (ss_strcaseeq(c->settings[i].name, name)) {
+            char *v = ss_strdup(value);
+            if (value && !v)
+                return SS_ERR_NOMEM;
+            free(c->settings[i].value);
+            c->settings[i].value = v;
+            return SS_OK;
+        }
+    return ss__opts_add(&c->nsettings, &c->settings, name, value);
+}
+
+static int load_settings(ss_catalog_t *c, char *err, size_t errsz)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(c->db, "SELECT name, value FROM ss_settings ORDER BY name", -1, &st, NULL))
+        return db_err(c->db, err, errsz, "load settings");
+    int rc = SS_OK;
+    while (rc == SS_OK && sqlite3_step(st) == SQLITE_ROW)
+        if (mem_set(c, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1)))
+            rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- API */
+
+int ss_catalog_open(sqlite3 *db, ss_catalog_t **out, char *err, size_t errsz)
+{
+    *out = NULL;
+    char *emsg = NULL;
+    if (sqlite3_exec(db, schema_sql, NULL, NULL, &emsg) != SQLITE_OK) {
+        int rc = ss_seterr(err, errsz, SS_ERR_SQLITE, "catalog: creating tables: %s",
+                           emsg ? emsg : sqlite3_errmsg(db));
+        sqlite3_free(emsg);
+        return rc;
+    }
+    ss_catalog_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    c->db = db;
+    int rc = db_load(c, "ss_streams", load_stream, err, errsz);
+    if (!rc)
+        rc = db_load(c, "ss_models", load_model, err, errsz);
+    if (!rc)
+        rc = db_load(c, "ss_views", load_view, err, errsz);
+    if (!rc)
+        rc = load_settings(c, err, errsz);
+    if (rc) {
+        ss_catalog_close(c);
+        return rc;
+    }
+    *out = c;
+    return SS_OK;
+}
+
+void ss_catalog_close(ss_catalog_t *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < c->nstreams; i++)
+        stream_free(c->streams[i]);
+    for (int i = 0; i < c->nviews; i++)
+        view_free(c->views[i]);
+    for (int i = 0; i < c->nmodels; i++)
+        model_free(c->models[i]);
+    ss__opts_free(c->nsettings, c->settings);
+    free(c->streams);
+    free(c->views);
+    free(c->models);
+    free(c);
+}
+
+/* Common "already exists" handling; returns -1 to continue, else the result code. */
+static int check_exists(const ss_catalog_t *c, const ss_ast_stmt_t *st, const char *what, char *err,
+                        size_t errsz)
+{
+    int is_stream = find_stream(c, st->name) >= 0, is_view = find_view(c, st->name) >= 0;
+    int is_model = find_model(c, st->name) >= 0;
+    int same = (!strcmp(what, "stream") && is_stream) || (!strcmp(what, "view") && is_view) ||
+               (!strcmp(what, "model") && is_model);
+    if (same && st->if_not_exists)
+        return SS_OK;
+    const char *other = is_stream ? "stream" : is_view ? "view" : NULL;
+    if (!strcmp(what, "model"))
+        other = is_model ? "model" : NULL;
+    if (other)
+        return ss_seterr(err, errsz, SS_ERR_EXISTS, "%d:%d: %s %s already exists%s",
+                         st->name_span.line, st->name_span.col, other, st->name,
+                         same ? " (use IF NOT EXISTS to ignore)" : "");
+    return -1;
+}
+
+int ss_catalog_add_stream(ss_catalog_t *c, const ss_ast_stmt_t *stmt, char *err, size_t errsz)
+{
+    if (stmt->kind != SS_STMT_CREATE_STREAM)
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "not a CREATE STREAM statement");
+    int rc = check_exists(c, stmt, "stream", err, errsz);
+    if (rc >= 0)
+        return rc;
+    stream_ent_t *e = NULL;
+    if ((rc = build_stream(stmt, &e, err, errsz)))
+        return rc;
+    if ((rc = db_insert(c, "ss_streams", e->pub.name, e->pub.sql, -1, &e->seq, err, errsz)) ||
+        (rc = push(&c->streams, &c->nstreams, e))) {
+        stream_free(e);
+        return rc == SS_ERR_NOMEM ? (int)ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory") : rc;
+    }
+    return SS_OK;
+}
+
+int ss_catalog_add_model(ss_catalog_t *c, const ss_ast_stmt_t *stmt, char *err, size_t errsz)
+{
+    if (stmt->kind != SS_STMT_CREATE_MODEL)
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "not a CREATE MODEL statement");
+    int rc = check_exists(c, stmt, "model", err, errsz);
+    if (rc >= 0)
+        return rc;
+    model_ent_t *e = NULL;
+    if ((rc = build_model(stmt, &e, err, errsz)))
+        return rc;
+    if ((rc = db_insert(c, "ss_models", e->pub.name, e->pub.sql, -1, &e->seq, err, errsz)) ||
+        (rc = push(&c->models, &c->nmodels, e))) {
+        model_free(e);
+        return rc == SS_ERR_NOMEM ? (int)ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory") : rc;
+    }
+    return SS_OK;
+}
+
+int ss_catalog_add_view(ss_catalog_t *c, const ss_ast_stmt_t *stmt, char *err, size_t errsz)
+{
+    if (stmt->kind != SS_STMT_CREATE_VIEW || !stmt->query)
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "not a CREATE VIEW statement");
+    int rc = check_exists(c, stmt, "view", err, errsz);
+    if (rc >= 0)
+        return rc;
+    if (!stmt->text || !*stmt->text)
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "CREATE VIEW %s carries no source text to store",
+                         stmt->name);
+    ss_plan_t *p = NULL;
+    if ((rc = ss_plan_query(c, stmt->query, stmt->name, &p, err, errsz)))
+        return rc;
+    ss_plan_free(p);
+    /* the catalog keeps its own parse of the text (the caller keeps stmt) */
+    ss_ast_stmt_t *own = NULL;
+    view_ent_t *e = NULL;
+    if ((rc = parse_one(stmt->text, SS_STMT_CREATE_VIEW, &own, err, errsz))) {
+        ss_errprefix(err, errsz, "re-parsing view %s", stmt->name);
+        return rc;
+    }
+    if ((rc = build_view(own, &e, err, errsz)))
+        return rc;
+    e->pub.created_ms = ss_wall_ms();
+    if ((rc = db_insert(c, "ss_views", e->pub.name, e->pub.sql, e->pub.created_ms, &e->seq, err, errsz)) ||
+        (rc = push(&c->views, &c->nviews, e))) {
+        view_free(e);
+        return rc == SS_ERR_NOMEM ? (int)ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory") : rc;
+    }
+    return SS_OK;
+}
+
+/* Appends to buf the names of views that read `name` (a stream/view, or a model if is_model). */
+static int dependants(const ss_catalog_t *c, const char *name, int is_model, ss_buf_t *buf)
+{
+    int n = 0;
+    for (int i = 0; i < c->nviews; i++) {
+        const ss_ast_query_t *q = c->views[i]->pub.stmt->query;
+        const char *refs[64];
+        int k = is_model ? ss__query_models(q, refs, 64) : ss__query_refs(q, refs, 64);
+        for (int j = 0; j < k; j++)
+            if (ss_strcaseeq(refs[j], name)) {
+                ss_buf_printf(buf, "%s%s", n++ ? ", " : "", c->views[i]->pub.name);
+                break;
+            }
+    }
+    return n;
+}
+
+int ss_catalog_drop(ss_catalog_t *c, ss_ast_object_t obj, const char *name, int if_exists,
+                    char *err, size_t errsz)
+{
+    static const char *const what[] = {"stream", "view", "model"};
+    int i = obj == SS_OBJ_STREAM ? find_stream(c, name) : obj == SS_OBJ_VIEW ? find_view(c, name)
+                                                                            : find_model(c, name);
+    if (i < 0)
+        return if_exists ? SS_OK
+                         : ss_seterr(err, errsz, SS_ERR_NOTFOUND, "no %s named %s", what[obj], name);
+    ss_buf_t deps = SS_BUF_INIT;
+    int n = dependants(c, name, obj == SS_OBJ_MODEL, &deps);
+    if (n) {
+        int rc = ss_seterr(err, errsz, SS_ERR_INVALID, "cannot drop %s %s: view%s %s read%s it (drop %s first)",
+                           what[obj], name, n > 1 ? "s" : "", ss_buf_cstr(&deps), n > 1 ? "" : "s",
+                           n > 1 ? "them" : "it");
+        ss_buf_free(&deps);
+        return rc;
+    }
+    ss_buf_free(&deps);
+    int rc;
+    switch (obj) {
+    case SS_OBJ_STREAM:
+        if ((rc = db_delete(c, "ss_streams", name, err, errsz)))
+            return rc;
+        stream_free(c->streams[i]);
+        remove_at(&c->streams, &c->nstreams, i);
+        break;
+    case SS_OBJ_VIEW:
+        if ((rc = db_delete(c, "ss_views", name, err, errsz)))
+            return rc;
+        view_free(c->views[i]);
+        remove_at(&c->views, &c->nviews, i);
+        break;
+    default:
+        if ((rc = db_delete(c, "ss_models", name, err, errsz)))
+            return rc;
+        model_free(c->models[i]);
+        remove_at(&c->models, &c->nmodels, i);
+        break;
+    }
+    return SS_OK;
+}
+
+int ss_catalog_set(ss_catalog_t *c, const char *name, const char *value, char *err, size_t errsz)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(c->db, "INSERT OR REPLACE INTO ss_settings(name, value) VALUES(lower(?1), ?2)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_err(c->db, err, errsz, "set");
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, value, -1, SQLITE_TRANSIENT);
+    int s = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (s != SQLITE_DONE)
+        return db_err(c->db, err, errsz, "set");
+    if (mem_set(c, name, value))
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    return SS_OK;
+}
+
+const char *ss_catalog_get(const ss_catalog_t *c, const char *name)
+{
+    for (int i = 0; i < c->nsettings; i++)
+        if (ss_strcaseeq(c->settings[i].name, name))
+            return c->settings[i].value;
+    return NULL;
+}
+
+const ss_cat_stream_t *ss_catalog_stream(const ss_catalog_t *c, const char *name)
+{
+    int i = find_stream(c, name);
+    return i < 0 ? NULL : &c->streams[i]->pub;
+}
+
+const ss_cat_view_t *ss_catalog_view(const ss_catalog_t *c, const char *name)
+{
+    int i = find_view(c, name);
+    return i < 0 ? NULL : &c->views[i]->pub;
+}
+
+const ss_cat_model_t *ss_catalog_model(const ss_catalog_t *c, const char *name)
+{
+    int i = find_model(c, name);
+    return i < 0 ? NULL : &c->models[i]->pub;
+}
+
+int ss_catalog_nstreams(const ss_catalog_t *c) { return c->nstreams; }
+int ss_catalog_nviews(const ss_catalog_t *c) { return c->nviews; }
+int ss_catalog_nmodels(const ss_catalog_t *c) { return c->nmodels; }
+
+const ss_cat_stream_t *ss_catalog_stream_at(const ss_catalog_t *c, int i)
+{
+    return i >= 0 && i < c->nstreams ? &c->streams[i]->pub : NULL;
+}
+
+const ss_cat_view_t *ss_catalog_view_at(const ss_catalog_t *c, int i)
+{
+    return i >= 0 && i < c->nviews ? &c->views[i]->pub : NULL;
+}
+
+const ss_cat_model_t *ss_catalog_model_at(const ss_catalog_t *c, int i)
+{
+    return i >= 0 && i < c->nmodels ? &c->models[i]->pub : NULL;
+}
+
+static void add_name(const char **arr, int *n, const char *s)
+{
+    for (int i = 0; i < *n; i++)
+        if (ss_strcaseeq(arr[i], s))
+            return;
+    arr[(*n)++] = s;
+}
+
+const char **ss_catalog_names(const ss_catalog_t *c)
+{
+    int cap = c->nstreams + c->nviews + c->nmodels + 1;
+    for (int i = 0; i < c->nstreams; i++)
+        cap += c->streams[i]->pub.schema->n;
+    const char **arr = calloc((size_t)cap, sizeof *arr);
+    if (!arr)
+        return NULL;
+    int n = 0;
+    for (int i = 0; i < c->nstreams; i++)
+        add_name(arr, &n, c->streams[i]->pub.name);
+    for (int i = 0; i < c->nviews; i++)
+        add_name(arr, &n, c->views[i]->pub.name);
+    for (int i = 0; i < c->nmodels; i++)
+        add_name(arr, &n, c->models[i]->pub.name);
+    for (int i = 0; i < c->nstreams; i++)
+        for (int j = 0; j < c->streams[i]->pub.schema->n; j++)
+            add_name(arr, &n, c->streams[i]->pub.schema->names[j]);
+    arr[n] = NULL;
+    return arr;
+}
+
+int64_t ss__catalog_seq(const ss_catalog_t *c, ss_ast_object_t obj, const char *name)
+{
+    int i;
+    if (obj == SS_OBJ_STREAM)
+        return (i = find_stream(c, name)) < 0 ? 0 : c->streams[i]->seq;
+    if (obj == SS_OBJ_VIEW)
+        return (i = find_view(c, name)) < 0 ? 0 : c->views[i]->seq;
+    return (i = find_model(c, name)) < 0 ? 0 : c->models[i]->seq;
+}
+
+int64_t ss__catalog_next_view_seq(const ss_catalog_t *c)
+{
+    int64_t seq = 0;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(c->db, "SELECT seq FROM sqlite_sequence WHERE name = 'ss_views'", -1, &st,
+                           NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        seq = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    for (int i = 0; i < c->nviews; i++)
+        seq = SS_MAX(seq, c->views[i]->seq);
+    return seq + 1;
+}

@@ -1,0 +1,304 @@
+/*
+ * explain.c — implements ss_explain(): a readable rendering of an operator DAG,
+ * one section per view (header with its output schema, key, sink topic and the
+ * number of model calls it can make per input change), then one line per
+ * operator: id, kind, inputs, parameters (predicates, templates, keys, model,
+ * options) and the incremental strategy. The strategy texts live here, static,
+ * so EXPLAIN never depends on which operators a build contains.
+ */
+#include "plan_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* How each operator keeps the view up to date, and what a change costs. */
+static const char *strategy(const ss_plan_node_t *n)
+{
+    switch (n->kind) {
+    case SS_PN_SOURCE:
+        return "decodes messages into insert/update/delete deltas; no state";
+    case SS_PN_FILTER:
+        return "stateless: each changed row evaluated once";
+    case SS_PN_PROJECT:
+        return "stateless: each changed row computed once";
+    case SS_PN_UNION:
+        return "stateless: deltas concatenated";
+    case SS_PN_DISTINCT:
+        return "keeps a count per row; emits only 0->1 and 1->0 transitions";
+    case SS_PN_JOIN:
+        return n->nkeys ? "bilinear: both sides indexed on the key; a change probes the other side's index"
+                        : "bilinear without an equi-key: every change scans the whole other side";
+    case SS_PN_GROUP:
+        return "keeps per-group aggregate state; a change emits -old +new for its group only";
+    case SS_PN_TOPK:
+        return "keeps its input ordered; emits only changes to the first k rows";
+    case SS_PN_SEM_FILTER:
+        return "1 yes/no forward pass per inserted row (cached by content); deletes and unchanged updates free";
+    case SS_PN_SEM_MAP:
+        return "1 generation per inserted row (cached by content); deletes retract the stored output for free";
+    case SS_PN_SEM_JOIN:
+        return "1 yes/no pass per new candidate pair (a new row is compared with up to join_candidates "
+               "embedding-nearest rows of the other side); deletes free";
+    case SS_PN_SEM_TOPK:
+        return n->sem == SS_SEM_RANK
+                   ? "pairwise comparisons: an inserted row is compared against the current top k "
+                     "(about log2(k) passes); a deleted top row promotes the next with a few more"
+                   : "1 scoring pass per inserted row; scores kept, only top-k changes emitted; deletes free";
+    case SS_PN_SEM_AGG:
+        return "tree aggregation per group: a change re-summarises its leaf (fan_in rows) and the "
+               "log_fan_in(n) summaries above it, not the whole group";
+    case SS_PN_LLM_GENERATE:
+        return "per changed context key: retrieve top documents, 1 generation; a data-source change "
+               "regenerates only the responses that used the changed documents";
+    case SS_PN_VIEW:
+        return "materialised in its view table; each change published to the sink topic (if any)";
+    }
+    return "";
+}
+
+static int is_sem(ss_plan_kind_t k)
+{
+    return k == SS_PN_SEM_FILTER || k == SS_PN_SEM_MAP || k == SS_PN_SEM_JOIN || k == SS_PN_SEM_TOPK ||
+           k == SS_PN_SEM_AGG || k == SS_PN_LLM_GENERATE;
+}
+
+static void put_quoted(ss_buf_t *b, const char *s)
+{
+    ss_buf_putc(b, '\'');
+    for (; s && *s; s++) {
+        if (*s == '\'')
+            ss_buf_putc(b, '\'');
+        if (*s == '\n')
+            ss_buf_puts(b, "\\n");
+        else
+            ss_buf_putc(b, *s);
+    }
+    ss_buf_putc(b, '\'');
+}
+
+static void put_cols(ss_buf_t *b, const ss_schema_t *s, const int *cols, int n)
+{
+    for (int i = 0; i < n; i++)
+        ss_buf_printf(b, "%s%s", i ? ", " : "", s && cols[i] >= 0 && cols[i] < s->n ? s->names[cols[i]] : "?");
+}
+
+static void put_schema(ss_buf_t *b, const ss_schema_t *s)
+{
+    for (int i = 0; i < s->n; i++)
+        ss_buf_printf(b, "%s%s %s%s", i ? ", " : "", s->names[i], ss_coltype_name(s->types[i]),
+                      s->is_key[i] ? " KEY" : "");
+}
+
+/* A join input's column, qualified by the input's stream/view name when it has one. */
+static void put_side_col(ss_buf_t *b, const ss_plan_node_t *in, int col)
+{
+    const ss_plan_node_t *src = in;
+    while (src->kind == SS_PN_FILTER || src->kind == SS_PN_SEM_FILTER)
+        src = src->in[0];
+    if (src->kind == SS_PN_SOURCE || src->kind == SS_PN_VIEW)
+        ss_buf_printf(b, "%s.", src->label);
+    ss_buf_puts(b, col >= 0 && col < in->schema->n ? in->schema->names[col] : "?");
+}
+
+static const char *agg_name(ss_agg_fn_t f)
+{
+    static const char *t[] = {"count", "sum", "min", "max", "avg"};
+    return (int)f >= 0 && (size_t)f < SS_ARRAY_LEN(t) ? t[f] : "?";
+}
+
+/* Parameters of one node, after its kind and inputs. */
+static void put_params(ss_buf_t *b, const ss_plan_node_t *n)
+{
+    const ss_schema_t *in0 = n->nin > 0 ? n->in[0]->schema : NULL;
+    switch (n->kind) {
+    case SS_PN_SOURCE:
+        ss_buf_printf(b, "  stream=%s  topic=%s  format=%s", n->label, ss_plan_opt(n, "topic") ? ss_plan_opt(n, "topic") : n->label,
+                      ss_plan_opt(n, "format") ? ss_plan_opt(n, "format") : "json");
+        break;
+    case SS_PN_FILTER:
+        ss_buf_puts(b, "  ");
+        ss_buf_puts(b, n->label);
+        ss_buf_puts(b, ": ");
+        ss__expr_sql(n->pred, in0, b);
+        break;
+    case SS_PN_PROJECT:
+        ss_buf_puts(b, "  ");
+        for (int i = 0; i < n->nexprs; i++) {
+            if (i)
+                ss_buf_puts(b, ", ");
+            ss__expr_sql(n->exprs[i], in0, b);
+            if (!(n->exprs[i]->kind == SS_EX_COL && in0 && n->exprs[i]->col < in0->n &&
+                  ss_strcaseeq(in0->names[n->exprs[i]->col], n->schema->names[i])))
+                ss_buf_printf(b, " AS %s", n->schema->names[i]);
+        }
+        break;
+    case SS_PN_JOIN:
+    case SS_PN_SEM_JOIN:
+        if (n->join_type == SS_JOIN_LEFT)
+            ss_buf_puts(b, "  left");
+        if (n->nkeys)
+            ss_buf_puts(b, "  on ");
+        for (int i = 0; i < n->nkeys; i++) {
+            ss_buf_puts(b, i ? " AND " : "");
+            put_side_col(b, n->in[0], n->lkeys[i]);
+            ss_buf_puts(b, " = ");
+            put_side_col(b, n->in[1], n->rkeys[i]);
+        }
+        if (n->pred) {
+            ss_buf_puts(b, "  residual: ");
+            ss__expr_sql(n->pred, n->schema, b);
+        }
+        break;
+    case SS_PN_GROUP:
+        ss_buf_puts(b, "  by (");
+        put_cols(b, in0, n->group_cols, n->ngroup);
+        ss_buf_puts(b, ")  aggs: ");
+        for (int i = 0; i < n->naggs; i++) {
+            ss_buf_printf(b, "%s%s(%s", i ? ", " : "", agg_name(n->aggs[i].fn), n->aggs[i].distinct ? "DISTINCT " : "");
+            if (n->aggs[i].arg)
+                ss__expr_sql(n->aggs[i].arg, in0, b);
+            else
+                ss_buf_putc(b, '*');
+            ss_buf_putc(b, ')');
+        }
+        break;
+    case SS_PN_TOPK:
+        if (n->norder)
+            ss_buf_puts(b, "  order by ");
+        for (int i = 0; i < n->norder; i++) {
+            if (i)
+                ss_buf_puts(b, ", ");
+            ss__expr_sql(n->order[i].expr, in0, b);
+            ss_buf_puts(b, n->order[i].desc ? " DESC" : " ASC");
+        }
+        ss_buf_printf(b, "  limit %lld", (long long)n->limit);
+        break;
+    case SS_PN_SEM_TOPK:
+        ss_buf_printf(b, "  %s  limit %lld  best first", n->sem == SS_SEM_RANK ? "pairwise rank" : "pointwise score",
+                      (long long)n->limit);
+        break;
+    case SS_PN_SEM_AGG:
+        ss_buf_puts(b, "  by (");
+        put_cols(b, in0, n->group_cols, n->ngroup);
+        ss_buf_printf(b, ")  -> %s", n->schema->names[n->schema->n - 1]);
+        break;
+    case SS_PN_SEM_MAP:
+        ss_buf_printf(b, "  -> %s TEXT", n->schema->names[n->schema->n - 1]);
+        break;
+    case SS_PN_LLM_GENERATE:
+        ss_buf_printf(b, "  context=%s", n->in[0]->label);
+        if (n->nin > 1)
+            ss_buf_printf(b, "  data_source=%s", n->in[1]->label);
+        break;
+    case SS_PN_VIEW:
+        ss_buf_printf(b, "  table=view_%s", n->label);
+        if (ss_plan_opt(n, "sink_topic"))
+            ss_buf_printf(b, "  sink=%s", ss_plan_opt(n, "sink_topic"));
+        break;
+    default:
+        break;
+    }
+    if (n->tmpl) {
+        ss_buf_puts(b, n->kind == SS_PN_LLM_GENERATE ? "  prompt=" : "  template=");
+        put_quoted(b, n->tmpl->src);
+    }
+    if (is_sem(n->kind))
+        ss_buf_printf(b, "  model=%s", n->model ? n->model : "default");
+    for (int i = 0; n->kind != SS_PN_SOURCE && n->kind != SS_PN_VIEW && i < n->nopts; i++)
+        ss_buf_printf(b, "  %s=%s", n->opts[i].name, n->opts[i].value);
+    for (int i = 0; n->kind == SS_PN_SOURCE && i < n->nopts; i++)
+        if (strcmp(n->opts[i].name, "topic") && strcmp(n->opts[i].name, "format"))
+            ss_buf_printf(b, "  %s=%s", n->opts[i].name, n->opts[i].value);
+}
+
+static void put_node(ss_buf_t *b, const ss_plan_node_t *n)
+{
+    ss_buf_printf(b, "#%d %s", n->id, ss_plan_kind_name(n->kind));
+    if (n->nin) {
+        ss_buf_puts(b, "  in=");
+        for (int i = 0; i < n->nin; i++)
+            ss_buf_printf(b, "%s#%d", i ? "," : "", n->in[i]->id);
+        if (n->nin == 1 && n->in[0]->kind == SS_PN_VIEW && ss_strcaseeq(n->in[0]->view, n->in[0]->label) &&
+            n->view && !ss_strcaseeq(n->view, n->in[0]->label))
+            ss_buf_printf(b, " (view %s)", n->in[0]->label);
+    }
+    put_params(b, n);
+    ss_buf_printf(b, "  -- %s\n", strategy(n));
+}
+
+/* Marks the nodes a view is made of: walks inputs from its VIEW node, stopping at other views. */
+static void mark(const ss_plan_node_t *n, const ss_plan_node_t *root, const ss_plan_t *p, char *seen)
+{
+    for (int i = 0; i < p->n; i++)
+        if (p->nodes[i] == n) {
+            if (seen[i])
+                return;
+            seen[i] = 1;
+            break;
+        }
+    if (n->kind == SS_PN_VIEW && n != root)
+        return;
+    for (int i = 0; i < n->nin; i++)
+        mark(n->in[i], root, p, seen);
+}
+
+static void put_view(ss_buf_t *b, const ss_plan_t *p, const ss_plan_node_t *v)
+{
+    char *seen = calloc((size_t)p->n + 1, 1);
+    if (!seen)
+        return;
+    mark(v, v, p, seen);
+    int calls = 0, upstream = 0;
+    for (int i = 0; i < p->n; i++) {
+        if (!seen[i])
+            continue;
+        calls += is_sem(p->nodes[i]->kind);
+        upstream += p->nodes[i]->kind == SS_PN_VIEW && p->nodes[i] != v;
+    }
+    const char *sink = ss_plan_opt(v, "sink_topic");
+    ss_buf_printf(b, "view %s", v->label);
+    ss_buf_printf(b, "  sink=%s", sink ? sink : "(none)");
+    int keys[64], nk = ss_schema_keys(v->schema, keys, 64);
+    ss_buf_puts(b, "  key=(");
+    if (nk)
+        put_cols(b, v->schema, keys, nk);
+    else
+        ss_buf_puts(b, "whole row");
+    ss_buf_puts(b, ")\n  schema: ");
+    put_schema(b, v->schema);
+    if (calls) {
+        ss_buf_printf(b, "\n  model: %d semantic operator%s (", calls, calls > 1 ? "s" : "");
+        int k = 0;
+        for (int i = 0; i < p->n; i++)
+            if (seen[i] && is_sem(p->nodes[i]->kind))
+                ss_buf_printf(b, "%s%s", k++ ? ", " : "", ss_plan_kind_name(p->nodes[i]->kind));
+        ss_buf_puts(b, "); cost per change is given by each operator's strategy below; results are cached, so replays and repeated rows are free");
+    } else
+        ss_buf_puts(b, "\n  model: none (relational operators only)");
+    if (upstream)
+        ss_buf_printf(b, "\n  reads %d upstream view%s (their cost is listed with them)", upstream, upstream > 1 ? "s" : "");
+    ss_buf_putc(b, '\n');
+    for (int i = 0; i < p->n; i++)
+        if (seen[i] && !(p->nodes[i]->kind == SS_PN_VIEW && p->nodes[i] != v)) {
+            ss_buf_puts(b, "  ");
+            put_node(b, p->nodes[i]);
+        }
+    free(seen);
+}
+
+int ss_explain(const ss_plan_t *p, const char *only_view, ss_buf_t *out)
+{
+    int shown = 0;
+    for (int i = 0; i < p->n; i++) {
+        const ss_plan_node_t *n = p->nodes[i];
+        if (n->kind != SS_PN_VIEW || (only_view && !ss_strcaseeq(only_view, n->label)))
+            continue;
+        if (shown++)
+            ss_buf_putc(out, '\n');
+        put_view(out, p, n);
+    }
+    if (only_view && !shown)
+        return SS_ERR_NOTFOUND;
+    return out->data || !shown ? SS_OK : SS_ERR_NOMEM;
+}

@@ -1,0 +1,811 @@
+/*
+ * plan_expr.c — the planner's name resolution and expression compiler: resolves
+ * [alias.]column references against the FROM scope (unknown/ambiguous column
+ * errors with line:column and "did you mean" suggestions), compiles AST
+ * expressions into ss_expr_t with inferred types, resolves prompt templates'
+ * {col}/{alias.col} references to (side, column), and renders compiled
+ * expressions for EXPLAIN. Also small AST/option helpers shared with the catalog.
+ */
+#include "plan_int.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- options */
+
+const ss_ast_option_t *ss__opt_find(const ss_ast_options_t *o, const char *name)
+{
+    if (!o)
+        return NULL;
+    for (int i = 0; i < o->n; i++)
+        if (o->items[i].name && ss_strcaseeq(o->items[i].name, name))
+            return &o->items[i];
+    return NULL;
+}
+
+char *ss__opt_text(const ss_ast_option_t *o)
+{
+    if (o->stream)
+        return ss_strdup(o->stream);
+    if (o->value.t == SS_REAL)
+        return ss_sprintf("%g", o->value.u.r);
+    ss_buf_t b = SS_BUF_INIT;
+    if (o->value.t == SS_NULL)
+        return ss_strdup("");
+    if (ss_val_to_text(&o->value, &b)) {
+        ss_buf_free(&b);
+        return NULL;
+    }
+    return ss_buf_take(&b);
+}
+
+int ss__opts_add(int *n, ss_plan_opt_t **opts, const char *name, const char *value)
+{
+    ss_plan_opt_t *p = realloc(*opts, (size_t)(*n + 1) * sizeof *p);
+    if (!p)
+        return SS_ERR_NOMEM;
+    *opts = p;
+    char *nm = ss_strdup(name), *v = ss_strdup(value ? value : "");
+    if (!nm || !v) {
+        free(nm);
+        free(v);
+        return SS_ERR_NOMEM;
+    }
+    for (char *c = nm; *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+    p[*n].name = nm;
+    p[*n].value = v;
+    (*n)++;
+    return SS_OK;
+}
+
+int ss__opts_copy(const ss_ast_options_t *o, int *n, ss_plan_opt_t **opts)
+{
+    for (int i = 0; o && i < o->n; i++) {
+        char *v = ss__opt_text(&o->items[i]);
+        int rc = v ? ss__opts_add(n, opts, o->items[i].name, v) : SS_ERR_NOMEM;
+        free(v);
+        if (rc)
+            return rc;
+    }
+    return SS_OK;
+}
+
+void ss__opts_free(int n, ss_plan_opt_t *opts)
+{
+    for (int i = 0; i < n; i++) {
+        free(opts[i].name);
+        free(opts[i].value);
+    }
+    free(opts);
+}
+
+/* ---------------------------------------------------------------- suggestions */
+
+/* Optimal-string-alignment distance (edits and adjacent transpositions), ASCII case-insensitive. */
+static int edit_distance(const char *a, const char *b)
+{
+    int la = (int)strlen(a), lb = (int)strlen(b);
+    if (la > 64 || lb > 64)
+        return 99;
+    int d[65][65];
+    for (int i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (int j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (int i = 1; i <= la; i++)
+        for (int j = 1; j <= lb; j++) {
+            int ca = tolower((unsigned char)a[i - 1]), cb = tolower((unsigned char)b[j - 1]);
+            int v = SS_MIN(d[i - 1][j - 1] + (ca != cb), SS_MIN(d[i - 1][j] + 1, d[i][j - 1] + 1));
+            if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2]) && tolower((unsigned char)a[i - 2]) == cb)
+                v = SS_MIN(v, d[i - 2][j - 2] + 1);
+            d[i][j] = v;
+        }
+    return d[la][lb];
+}
+
+const char *ss__suggest(const char *s, const char *const *cands, int ncands)
+{
+    const char *best = NULL;
+    int bestd = 99, limit = SS_MAX(1, (int)strlen(s) / 3);
+    for (int i = 0; i < ncands; i++) {
+        if (!cands[i])
+            continue;
+        int d = edit_distance(s, cands[i]);
+        if (d < bestd && d <= limit) {
+            bestd = d;
+            best = cands[i];
+        }
+    }
+    return best;
+}
+
+/* ---------------------------------------------------------------- AST walks */
+
+static void add_ref(const char **out, int *n, int max, const char *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < *n; i++)
+        if (ss_strcaseeq(out[i], s))
+            return;
+    if (*n < max)
+        out[(*n)++] = s;
+}
+
+static void from_refs(const ss_ast_from_t *f, const char **out, int *n, int max)
+{
+    if (!f)
+        return;
+    if (f->kind == SS_FROM_TABLE)
+        add_ref(out, n, max, f->name);
+    from_refs(f->left, out, n, max);
+    from_refs(f->right, out, n, max);
+}
+
+int ss__query_refs(const ss_ast_query_t *q, const char **out, int max)
+{
+    int n = 0;
+    if (q->kind == SS_Q_GENERATE && q->generate) {
+        add_ref(out, &n, max, q->generate->context_stream);
+        add_ref(out, &n, max, q->generate->data_stream);
+    } else if (q->select) {
+        from_refs(q->select->from, out, &n, max);
+    }
+    return n;
+}
+
+static void expr_models(const ss_ast_expr_t *e, const char **out, int *n, int max)
+{
+    if (!e)
+        return;
+    const ss_ast_option_t *o = ss__opt_find(e->opts, "model");
+    if (o && o->value.t == SS_TEXT)
+        add_ref(out, n, max, o->value.u.str.s);
+    expr_models(e->left, out, n, max);
+    expr_models(e->right, out, n, max);
+    for (int i = 0; e->args && i < e->args->n; i++)
+        expr_models(e->args->items[i], out, n, max);
+}
+
+static void from_models(const ss_ast_from_t *f, const char **out, int *n, int max)
+{
+    if (!f)
+        return;
+    const ss_ast_option_t *o = ss__opt_find(f->opts, "model");
+    if (o && o->value.t == SS_TEXT)
+        add_ref(out, n, max, o->value.u.str.s);
+    from_models(f->left, out, n, max);
+    from_models(f->right, out, n, max);
+}
+
+int ss__query_models(const ss_ast_query_t *q, const char **out, int max)
+{
+    int n = 0;
+    if (q->kind == SS_Q_GENERATE && q->generate) {
+        const ss_ast_option_t *o = ss__opt_find(q->generate->opts, "model");
+        if (o && o->value.t == SS_TEXT)
+            add_ref(out, &n, max, o->value.u.str.s);
+        return n;
+    }
+    const ss_ast_select_t *s = q->select;
+    if (!s)
+        return 0;
+    for (int i = 0; i < s->nitems; i++)
+        expr_models(s->items[i].expr, out, &n, max);
+    expr_models(s->where, out, &n, max);
+    expr_models(s->having, out, &n, max);
+    for (int i = 0; i < s->norder; i++)
+        expr_models(s->order[i].expr, out, &n, max);
+    from_models(s->from, out, &n, max);
+    return n;
+}
+
+static const char *sem_name(ss_sem_kind_t k)
+{
+    static const char *t[] = {"SEM_NONE", "SEM_FILTER", "SEM_MAP", "SEM_RANK", "SEM_SCORE", "SEM_AGG"};
+    return (int)k >= 0 && (size_t)k < SS_ARRAY_LEN(t) ? t[k] : "SEM_?";
+}
+
+static const char *op_text(ss_ast_op_t op)
+{
+    static const char *t[] = {"", "OR", "AND", "NOT", "=", "<>", "<", "<=", ">", ">=",
+                              "+", "-", "*", "/", "%", "||", "LIKE", "-"};
+    return (int)op >= 0 && (size_t)op < SS_ARRAY_LEN(t) ? t[op] : "?";
+}
+
+/* SQL-like canonical text: function names lower-cased, binary operators parenthesised when nested. */
+static void ast_key_into(const ss_ast_expr_t *a, ss_buf_t *b, int top)
+{
+    if (!a) {
+        ss_buf_puts(b, "_");
+        return;
+    }
+    switch (a->kind) {
+    case SS_AX_COLUMN:
+        ss_buf_printf(b, "%s%s%s", a->table ? a->table : "", a->table ? "." : "", a->name);
+        break;
+    case SS_AX_LITERAL:
+        if (a->lit.t == SS_TEXT) {
+            ss_buf_putc(b, '\'');
+            for (size_t i = 0; i < a->lit.u.str.n; i++) {
+                if (a->lit.u.str.s[i] == '\'')
+                    ss_buf_putc(b, '\'');
+                ss_buf_putc(b, a->lit.u.str.s[i]);
+            }
+            ss_buf_putc(b, '\'');
+        } else
+            ss_val_to_text(&a->lit, b);
+        break;
+    case SS_AX_STAR:
+        ss_buf_puts(b, "*");
+        break;
+    case SS_AX_SEM:
+        ss_buf_printf(b, "%s(", sem_name(a->sem));
+        ss_buf_put_json_str(b, a->tmpl ? a->tmpl : "", a->tmpl ? strlen(a->tmpl) : 0);
+        ss_buf_puts(b, ")");
+        break;
+    case SS_AX_FUNC:
+        for (const char *p = a->name; *p; p++)
+            ss_buf_putc(b, (char)tolower((unsigned char)*p));
+        ss_buf_printf(b, "(%s", a->distinct ? "DISTINCT " : "");
+        for (int i = 0; a->args && i < a->args->n; i++) {
+            if (i)
+                ss_buf_puts(b, ", ");
+            ast_key_into(a->args->items[i], b, 1);
+        }
+        if (!a->args || a->args->n == 0)
+            ss_buf_puts(b, ss_strcaseeq(a->name, "COUNT") ? "*" : "");
+        ss_buf_puts(b, ")");
+        break;
+    case SS_AX_UNARY:
+        ss_buf_puts(b, a->op == SS_OP_NOT ? "NOT " : "-");
+        ast_key_into(a->left, b, 0);
+        break;
+    case SS_AX_IS_NULL:
+        ast_key_into(a->left, b, 0);
+        ss_buf_puts(b, a->op == SS_OP_NOT ? " IS NOT NULL" : " IS NULL");
+        break;
+    default:
+        if (!top)
+            ss_buf_putc(b, '(');
+        ast_key_into(a->left, b, 0);
+        ss_buf_printf(b, " %s ", op_text(a->op));
+        ast_key_into(a->right, b, 0);
+        if (!top)
+            ss_buf_putc(b, ')');
+    }
+}
+
+char *ss__ast_key(const ss_ast_expr_t *a)
+{
+    ss_buf_t b = SS_BUF_INIT;
+    ast_key_into(a, &b, 1);
+    return ss_buf_take(&b);
+}
+
+int ss__is_agg_name(const char *fn)
+{
+    static const char *const aggs[] = {"COUNT", "SUM", "MIN", "MAX", "AVG"};
+    for (size_t i = 0; fn && i < SS_ARRAY_LEN(aggs); i++)
+        if (ss_strcaseeq(fn, aggs[i]))
+            return 1;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- column resolution */
+
+static const ss_schema_t *rel_schema(const ss__scope_t *s, const ss__rel_t *r)
+{
+    return s->side_schema[r->side] ? s->side_schema[r->side] : s->schema;
+}
+
+static int rel_find(const ss__scope_t *s, const ss__rel_t *r, const char *name)
+{
+    const ss_schema_t *sc = rel_schema(s, r);
+    for (int i = r->off; i < r->off + r->n; i++)
+        if (ss_strcaseeq(sc->names[i], name))
+            return i;
+    return -1;
+}
+
+/* Error for an unknown column, with the closest name as a suggestion. */
+static int unknown_col(const ss__cctx_t *cc, const ss__rel_t *only, const char *name, ss_span_t sp)
+{
+    const ss__scope_t *s = cc->scope;
+    const char *cands[256] = {0};
+    char quals[256][96];
+    int n = 0;
+    for (int r = 0; r < s->nrels; r++) {
+        const ss__rel_t *rel = &s->rels[r];
+        if (only && rel != only)
+            continue;
+        const ss_schema_t *sc = rel_schema(s, rel);
+        for (int i = rel->off; i < rel->off + rel->n && n < 256; i++) {
+            if (only || s->nrels == 1)
+                snprintf(quals[n], sizeof quals[n], "%s", sc->names[i]);
+            else
+                snprintf(quals[n], sizeof quals[n], "%s.%s", rel->name, sc->names[i]);
+            cands[n] = sc->names[i];
+            n++;
+        }
+    }
+    const char *best = ss__suggest(name, cands, n);
+    const char *bestq = NULL;
+    for (int i = 0; best && i < n; i++)
+        if (cands[i] == best)
+            bestq = quals[i];
+    char where[160] = "";
+    const ss__rel_t *r1 = only ? only : s->nrels == 1 ? &s->rels[0] : NULL;
+    if (r1 && ss_strcaseeq(r1->name, r1->table))
+        snprintf(where, sizeof where, " in %s %s", r1->what, r1->table);
+    else if (r1)
+        snprintf(where, sizeof where, " in %s (%s %s)", r1->name, r1->what, r1->table);
+    if (bestq)
+        return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
+                         "%d:%d: unknown column \"%s\"%s (did you mean \"%s\"?)", sp.line, sp.col,
+                         name, where, bestq);
+    return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC, "%d:%d: unknown column \"%s\"%s", sp.line,
+                     sp.col, name, where);
+}
+
+int ss__resolve_col(const ss__cctx_t *cc, const char *table, const char *name, ss_span_t sp,
+                    int *side, int *col)
+{
+    const ss__scope_t *s = cc->scope;
+    if (table) {
+        const ss__rel_t *rel = NULL;
+        for (int r = 0; r < s->nrels; r++)
+            if (ss_strcaseeq(s->rels[r].name, table))
+                rel = &s->rels[r];
+        if (!rel) {
+            const char *names[SS__MAX_RELS];
+            for (int r = 0; r < s->nrels; r++)
+                names[r] = s->rels[r].name;
+            const char *best = ss__suggest(table, names, s->nrels);
+            return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
+                             "%d:%d: unknown table or alias \"%s\"%s%s%s", sp.line, sp.col, table,
+                             best ? " (did you mean \"" : "", best ? best : "", best ? "\"?)" : "");
+        }
+        int i = rel_find(s, rel, name);
+        if (i < 0)
+            return unknown_col(cc, rel, name, sp);
+        *side = rel->side;
+        *col = i;
+        return SS_OK;
+    }
+    int found = -1, fside = 0;
+    const ss__rel_t *frel = NULL;
+    for (int r = 0; r < s->nrels; r++) {
+        int i = rel_find(s, &s->rels[r], name);
+        if (i < 0)
+            continue;
+        if (frel)
+            return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
+                             "%d:%d: column \"%s\" is ambiguous: it is in %s and %s (write %s.%s or %s.%s)",
+                             sp.line, sp.col, name, frel->name, s->rels[r].name, frel->name, name,
+                             s->rels[r].name, name);
+        frel = &s->rels[r];
+        found = i;
+        fside = s->rels[r].side;
+    }
+    if (!frel)
+        return unknown_col(cc, NULL, name, sp);
+    *side = fside;
+    *col = found;
+    return SS_OK;
+}
+
+/* ---------------------------------------------------------------- expressions */
+
+static int is_numeric(ss_coltype_t t) { return t == SS_COL_INT || t == SS_COL_REAL || t == SS_COL_BOOL || t == SS_COL_ANY; }
+
+/* Scalar functions the evaluator (runtime/expr.c) implements: name, arity, result type
+ * (ANY = the type of the first typed argument). */
+static const struct scalar_fn {
+    const char *name;
+    int lo, hi;
+    ss_coltype_t type;
+} scalar_funcs[] = {
+    {"LOWER", 1, 1, SS_COL_TEXT},   {"UPPER", 1, 1, SS_COL_TEXT},      {"LENGTH", 1, 1, SS_COL_INT},
+    {"COALESCE", 1, 1000, SS_COL_ANY}, {"IFNULL", 2, 2, SS_COL_ANY},   {"NULLIF", 2, 2, SS_COL_ANY},
+    {"ABS", 1, 1, SS_COL_ANY},      {"ROUND", 1, 2, SS_COL_REAL},      {"SUBSTR", 2, 3, SS_COL_TEXT},
+    {"SUBSTRING", 2, 3, SS_COL_TEXT}, {"TRIM", 1, 2, SS_COL_TEXT},     {"LTRIM", 1, 2, SS_COL_TEXT},
+    {"RTRIM", 1, 2, SS_COL_TEXT},   {"REPLACE", 3, 3, SS_COL_TEXT},
+};
+
+static int compile_func(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e)
+{
+    const struct scalar_fn *fn = NULL;
+    for (size_t i = 0; i < SS_ARRAY_LEN(scalar_funcs); i++)
+        if (ss_strcaseeq(a->name, scalar_funcs[i].name))
+            fn = &scalar_funcs[i];
+    if (!fn) {
+        const char *cands[SS_ARRAY_LEN(scalar_funcs) + 5] = {"COUNT", "SUM", "MIN", "MAX", "AVG"};
+        for (size_t i = 0; i < SS_ARRAY_LEN(scalar_funcs); i++)
+            cands[5 + i] = scalar_funcs[i].name;
+        const char *best = ss__suggest(a->name, cands, (int)SS_ARRAY_LEN(cands));
+        return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC, "%d:%d: unknown function %s%s%s%s",
+                         a->span.line, a->span.col, a->name, best ? " (did you mean " : "",
+                         best ? best : "", best ? "?)" : "");
+    }
+    int nargs = a->args ? a->args->n : 0;
+    if (nargs < fn->lo || nargs > fn->hi) {
+        char want[48];
+        if (fn->lo == fn->hi)
+            snprintf(want, sizeof want, "%d argument%s", fn->lo, fn->lo == 1 ? "" : "s");
+        else if (fn->hi >= 1000)
+            snprintf(want, sizeof want, "at least %d argument%s", fn->lo, fn->lo == 1 ? "" : "s");
+        else
+            snprintf(want, sizeof want, "%d to %d arguments", fn->lo, fn->hi);
+        return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC, "%d:%d: %s takes %s, not %d", a->span.line,
+                         a->span.col, fn->name, want, nargs);
+    }
+    if (!(e->func = ss_strdup(fn->name)))
+        return ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
+    if (nargs && !(e->args = calloc((size_t)nargs, sizeof *e->args)))
+        return ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < nargs; i++) {
+        int rc = ss__compile(cc, a->args->items[i], &e->args[i]);
+        if (rc)
+            return rc;
+        e->nargs = i + 1;
+    }
+    e->type = fn->type;
+    for (int i = 0; i < nargs && e->type == SS_COL_ANY; i++)
+        e->type = e->args[i]->type;
+    return SS_OK;
+}
+
+static int compile_column(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e)
+{
+    int side = 0, col = -1;
+    int rc = ss__resolve_col(cc, a->table, a->name, a->span, &side, &col);
+    if (rc)
+        return rc;
+    const ss_schema_t *in = cc->scope->schema;
+    if (cc->grp) {
+        for (int g = 0; g < cc->grp->ngroup; g++)
+            if (cc->grp->group_in[g] == col) {
+                e->col = g;
+                e->type = in->types[col];
+                return SS_OK;
+            }
+        return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
+                         "%d:%d: column \"%s\" must appear in GROUP BY or be used inside an aggregate",
+                         a->span.line, a->span.col, a->name);
+    }
+    e->col = col;
+    e->type = in->types[col];
+    return SS_OK;
+}
+
+static int compile_agg_ref(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e)
+{
+    const char *what = a->kind == SS_AX_SEM ? sem_name(a->sem) : a->name;
+    if (!cc->grp)
+        return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
+                         "%d:%d: aggregate %s is not allowed here (only in SELECT, HAVING and ORDER BY)",
+                         a->span.line, a->span.col, what);
+    char *key = ss__ast_key(a);
+    for (int i = 0; key && i < cc->grp->naggs; i++)
+        if (!strcmp(cc->grp->aggs[i].key, key)) {
+            free(key);
+            e->kind = SS_EX_COL;
+            e->col = cc->grp->aggs[i].out_col;
+            e->type = cc->grp->aggs[i].type;
+            return SS_OK;
+        }
+    free(key);
+    return ss_seterr(cc->err, cc->errsz, SS_ERR_INTERNAL, "%d:%d: aggregate %s was not collected",
+                     a->span.line, a->span.col, what);
+}
+
+static int binary_type(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e)
+{
+    ss_coltype_t l = e->args[0]->type, r = e->args[1]->type;
+    switch (a->op) {
+    case SS_OP_ADD: case SS_OP_SUB: case SS_OP_MUL: case SS_OP_DIV: case SS_OP_MOD:
+        if (!is_numeric(l) || !is_numeric(r))
+            return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
+                             "%d:%d: operator %s needs numbers, got %s and %s", a->span.line,
+                             a->span.col, op_text(a->op), ss_coltype_name(l), ss_coltype_name(r));
+        e->type = l == SS_COL_REAL || r == SS_COL_REAL ? SS_COL_REAL
+                  : l == SS_COL_ANY || r == SS_COL_ANY ? SS_COL_ANY
+                                                       : SS_COL_INT;
+        return SS_OK;
+    case SS_OP_CONCAT:
+        e->type = SS_COL_TEXT;
+        return SS_OK;
+    default:
+        e->type = SS_COL_BOOL;
+        return SS_OK;
+    }
+}
+
+int ss__compile(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t **out)
+{
+    *out = NULL;
+    ss_expr_t *e = ss_expr_new(SS_EX_COL);
+    if (!e)
+        return ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
+    int rc = SS_OK;
+    switch (a->kind) {
+    case SS_AX_COLUMN:
+        rc = compile_column(cc, a, e);
+        break;
+    case SS_AX_LITERAL:
+        e->kind = SS_EX_LIT;
+        e->lit = a->lit;
+        if (a->lit.t == SS_TEXT && !(e->lit.u.str.s = ss_strndup(a->lit.u.str.s, a->lit.u.str.n))) {
+            e->lit.t = SS_NULL;
+            rc = ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
+        }
+        e->type = a->lit.t == SS_INT ? SS_COL_INT : a->lit.t == SS_REAL ? SS_COL_REAL
+                  : a->lit.t == SS_TEXT ? SS_COL_TEXT : SS_COL_ANY;
+        break;
+    case SS_AX_UNARY:
+    case SS_AX_IS_NULL:
+        e->kind = a->kind == SS_AX_UNARY ? SS_EX_UNARY : SS_EX_IS_NULL;
+        e->op = a->kind == SS_AX_UNARY ? a->op : SS_OP_NONE;
+        e->negate = a->kind == SS_AX_IS_NULL && a->op == SS_OP_NOT;
+        if (!(e->args = calloc(1, sizeof *e->args))) {
+            rc = ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
+            break;
+        }
+        if ((rc = ss__compile(cc, a->left, &e->args[0])))
+            break;
+        e->nargs = 1;
+        if (a->kind == SS_AX_UNARY && a->op == SS_OP_NEG && !is_numeric(e->args[0]->type))
+            rc = ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC, "%d:%d: unary minus needs a number, got %s",
+                           a->span.line, a->span.col, ss_coltype_name(e->args[0]->type));
+        e->type = a->kind == SS_AX_UNARY && a->op == SS_OP_NEG ? e->args[0]->type : SS_COL_BOOL;
+        break;
+    case SS_AX_BINARY:
+        e->kind = SS_EX_BINARY;
+        e->op = a->op;
+        if (!(e->args = calloc(2, sizeof *e->args))) {
+            rc = ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
+            break;
+        }
+        if ((rc = ss__compile(cc, a->left, &e->args[0])))
+            break;
+        e->nargs = 1;
+        if ((rc = ss__compile(cc, a->right, &e->args[1])))
+            break;
+        e->nargs = 2;
+        rc = binary_type(cc, a, e);
+        break;
+    case SS_AX_FUNC:
+        if (ss__is_agg_name(a->name)) {
+            rc = compile_agg_ref(cc, a, e);
+            break;
+        }
+        e->kind = SS_EX_FUNC;
+        rc = compile_func(cc, a, e);
+        break;
+    case SS_AX_STAR:
+        rc = ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC, "%d:%d: '*' is only allowed as a SELECT item or in COUNT(*)",
+                       a->span.line, a->span.col);
+        break;
+    case SS_AX_SEM:
+        if (a->sem == SS_SEM_AGG) {
+            rc = compile_agg_ref(cc, a, e);
+            break;
+        }
+        rc = -1;
+        for (int i = 0; a->sem == SS_SEM_MAP && i < cc->nsem; i++)
+            if (cc->sem_ast[i] == a) {
+                e->col = cc->sem_col[i];
+                e->type = SS_COL_TEXT;
+                rc = SS_OK;
+            }
+        if (rc)
+            rc = ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
+                           "%d:%d: %s is not allowed here (SEM_FILTER belongs in WHERE, SEM_MAP and SEM_AGG in SELECT, SEM_RANK/SEM_SCORE in ORDER BY)",
+                           a->span.line, a->span.col, sem_name(a->sem));
+        break;
+    }
+    if (rc) {
+        ss_expr_free(e);
+        return rc;
+    }
+    *out = e;
+    return SS_OK;
+}
+
+/* ---------------------------------------------------------------- templates */
+
+/* Source position of byte k of an unquoted string literal whose opening quote is at `sp`
+ * (each quote character in the text was written doubled). */
+static ss_span_t literal_pos(const char *text, ss_span_t sp, int k)
+{
+    ss_span_t r = sp;
+    if (sp.len < 0) /* the literal's own position is unknown: report the enclosing construct */
+        return sp;
+    r.col = sp.col + 1;
+    r.off = sp.off + 1;
+    for (int i = 0; i < k && text[i]; i++) {
+        if (text[i] == '\n') {
+            r.line++;
+            r.col = 1;
+        } else {
+            r.col += (text[i] == '\'') ? 2 : 1;
+        }
+        r.off += (text[i] == '\'') ? 2 : 1;
+    }
+    r.len = 1;
+    return r;
+}
+
+static int part_add(ss_template_t *t, const char *text, size_t n, int side, int col, const char *name)
+{
+    ss_tmpl_part_t *p = realloc(t->parts, (size_t)(t->nparts + 1) * sizeof *p);
+    if (!p)
+        return SS_ERR_NOMEM;
+    t->parts = p;
+    p = &t->parts[t->nparts];
+    memset(p, 0, sizeof *p);
+    p->side = side;
+    p->col = col;
+    if (text && !(p->text = ss_strndup(text, n)))
+        return SS_ERR_NOMEM;
+    if (name && !(p->name = ss_strdup(name))) {
+        free(p->text);
+        return SS_ERR_NOMEM;
+    }
+    t->nparts++;
+    return SS_OK;
+}
+
+/* Copies the reference inside {...} at s (s points after '{') into ref without blanks and
+ * checks it is "ident" or "ident.ident". Returns the length up to '}' (exclusive), or -1 when
+ * unbalanced, -2 when malformed. *lead = blanks before the name. */
+static int ref_parse(const char *s, char *ref, size_t refsz, int *lead)
+{
+    const char *end = strchr(s, '}');
+    if (!end)
+        return -1;
+    const char *open = strchr(s, '{');
+    if (open && open < end)
+        return -1;
+    size_t k = 0;
+    *lead = 0;
+    while (s + *lead < end && isspace((unsigned char)s[*lead]))
+        (*lead)++;
+    for (const char *c = s; c < end; c++)
+        if (!isspace((unsigned char)*c) && k + 1 < refsz)
+            ref[k++] = *c;
+    ref[k] = 0;
+    int dots = 0;
+    const char *c = ref;
+    for (;;) {
+        if (!(isalpha((unsigned char)*c) || *c == '_'))
+            return -2;
+        while (isalnum((unsigned char)*c) || *c == '_')
+            c++;
+        if (!*c)
+            return (int)(end - s);
+        if (*c != '.' || ++dots > 1)
+            return -2;
+        c++;
+    }
+}
+
+int ss__template(const ss__cctx_t *cc, const char *tmpl, ss_span_t span, int need_side,
+                 ss_template_t **out)
+{
+    *out = NULL;
+    ss_template_t *t = calloc(1, sizeof *t);
+    if (!t || !(t->src = ss_strdup(tmpl))) {
+        free(t);
+        return ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
+    }
+    int rc = SS_OK, used = 0;
+    const char *lit = tmpl;
+    for (const char *p = tmpl; *p && !rc; p++) {
+        if (*p != '{')
+            continue;
+        char ref[128];
+        int lead = 0, n = ref_parse(p + 1, ref, sizeof ref, &lead);
+        ss_span_t sp = literal_pos(tmpl, span, (int)(p + 1 + lead - tmpl));
+        if (n < 0) {
+            ss_span_t bp = literal_pos(tmpl, span, (int)(p - tmpl));
+            rc = ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC, "%d:%d: %s", bp.line, bp.col,
+                           n == -1 ? "unbalanced '{' (reference not closed by '}')"
+                                   : "invalid reference: expected {column} or {alias.column}");
+            break;
+        }
+        if (p > lit && part_add(t, lit, (size_t)(p - lit), 0, -1, NULL)) {
+            rc = ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
+            break;
+        }
+        char *dot = strchr(ref, '.');
+        const char *table = dot ? ref : NULL, *name = dot ? dot + 1 : ref;
+        if (dot)
+            *dot = 0;
+        int side = 0, col = -1;
+        if ((rc = ss__resolve_col(cc, table, name, sp, &side, &col)))
+            break;
+        if (dot)
+            *dot = '.';
+        if (part_add(t, NULL, 0, side, col, ref)) {
+            rc = ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
+            break;
+        }
+        used |= 1 << side;
+        p += n + 1;
+        lit = p + 1;
+    }
+    if (!rc && *lit && part_add(t, lit, strlen(lit), 0, -1, NULL))
+        rc = ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
+    if (!rc && (need_side & ~used)) {
+        int missing = (need_side & ~used) & 1 ? 0 : 1;
+        if (need_side == 1)
+            rc = ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
+                           "%d:%d: template references no column, so every row would get the same answer (write {column})",
+                           span.line, span.col);
+        else
+            rc = ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
+                           "%d:%d: SEM_JOIN template references no column of the %s side (write {alias.column})",
+                           span.line, span.col, missing ? "right" : "left");
+    }
+    if (rc) {
+        ss_template_free(t);
+        return rc;
+    }
+    *out = t;
+    return SS_OK;
+}
+
+/* ---------------------------------------------------------------- rendering */
+
+static int render(const ss_expr_t *e, const ss_schema_t *in, ss_buf_t *b, int top)
+{
+    switch (e->kind) {
+    case SS_EX_COL:
+        if (in && e->col >= 0 && e->col < in->n && in->names[e->col])
+            return ss_buf_puts(b, in->names[e->col]);
+        return ss_buf_printf(b, "$%d", e->col);
+    case SS_EX_LIT:
+        if (e->lit.t == SS_TEXT) {
+            ss_buf_putc(b, '\'');
+            for (size_t i = 0; i < e->lit.u.str.n; i++) {
+                if (e->lit.u.str.s[i] == '\'')
+                    ss_buf_putc(b, '\'');
+                ss_buf_putc(b, e->lit.u.str.s[i]);
+            }
+            return ss_buf_putc(b, '\'');
+        }
+        return ss_val_to_text(&e->lit, b);
+    case SS_EX_UNARY:
+        ss_buf_puts(b, e->op == SS_OP_NOT ? "NOT " : "-");
+        return render(e->args[0], in, b, 0);
+    case SS_EX_IS_NULL:
+        render(e->args[0], in, b, 0);
+        return ss_buf_puts(b, e->negate ? " IS NOT NULL" : " IS NULL");
+    case SS_EX_BINARY:
+        if (!top)
+            ss_buf_putc(b, '(');
+        render(e->args[0], in, b, 0);
+        ss_buf_printf(b, " %s ", op_text(e->op));
+        render(e->args[1], in, b, 0);
+        return top ? SS_OK : ss_buf_putc(b, ')');
+    case SS_EX_FUNC:
+        ss_buf_printf(b, "%s(", e->func);
+        for (int i = 0; i < e->nargs; i++) {
+            if (i)
+                ss_buf_puts(b, ", ");
+            render(e->args[i], in, b, 1);
+        }
+        return ss_buf_putc(b, ')');
+    }
+    return SS_OK;
+}
+
+int ss__expr_sql(const ss_expr_t *e, const ss_schema_t *in, ss_buf_t *out)
+{
+    return render(e, in, out, 1);
+}

@@ -1,0 +1,101 @@
+/*
+ * plan_int.h — internal interface shared by the catalog (catalog.c), the planner
+ * (planner.c, plan_expr.c) and EXPLAIN (explain.c). Not a contract with other
+ * modules: everything here may change with the planner.
+ *
+ * Node ids: a SOURCE node's id is its stream's catalog sequence number (1..999);
+ * the nodes of a view get 1000 * (the view's catalog sequence number) + i, where
+ * i counts the view's nodes in construction order (its VIEW node last). Sequence
+ * numbers come from SQLite AUTOINCREMENT and are never reused, so ids (and the
+ * operator state tables st_<id>_* named after them) are stable across restarts,
+ * across adding views, and a dropped-then-recreated view never inherits state.
+ */
+#ifndef SS_PLAN_INT_H
+#define SS_PLAN_INT_H
+
+#include "ss_catalog.h"
+
+#define SS_PLAN_IDS_PER_VIEW 1000
+
+/* Catalog sequence number of a stream or view (creation order, never reused); 0 if absent. */
+int64_t ss__catalog_seq(const ss_catalog_t *c, ss_ast_object_t obj, const char *name);
+/* The sequence number the next view would get (for planning a view not yet stored). */
+int64_t ss__catalog_next_view_seq(const ss_catalog_t *c);
+
+/* ---- AST helpers implemented in plan_expr.c ---- */
+/* Textual form of an option value: the literal, or the stream name for name=STREAM(x). malloc'd. */
+char *ss__opt_text(const ss_ast_option_t *o);
+const ss_ast_option_t *ss__opt_find(const ss_ast_options_t *o, const char *name);
+/* Appends a copy of every option of `o` to the option array (name lower-cased). */
+int ss__opts_copy(const ss_ast_options_t *o, int *n, ss_plan_opt_t **opts);
+int ss__opts_add(int *n, ss_plan_opt_t **opts, const char *name, const char *value);
+void ss__opts_free(int n, ss_plan_opt_t *opts);
+/* The closest of `cands` to `s` by edit distance (or NULL if none is close). */
+const char *ss__suggest(const char *s, const char *const *cands, int ncands);
+/* Names of the streams and views a query reads (deduplicated, borrowed from the AST). */
+int ss__query_refs(const ss_ast_query_t *q, const char **out, int max);
+/* Model names a query's semantic operators name with model='..' (borrowed). */
+int ss__query_models(const ss_ast_query_t *q, const char **out, int max);
+
+
+/* ---- name resolution and expression compilation (plan_expr.c) ---- */
+
+/* One FROM item visible in the current row: columns [off, off+n) of the row. */
+typedef struct ss__rel {
+    const char *name;   /* alias, or the stream/view name (borrowed) */
+    const char *table;  /* the stream/view name (borrowed) */
+    const char *what;   /* "stream" or "view" */
+    int off, n;
+    int side;           /* 0 = left/only input, 1 = right input of a SEM_JOIN */
+} ss__rel_t;
+
+#define SS__MAX_RELS 16
+
+typedef struct ss__scope {
+    int nrels;
+    ss__rel_t rels[SS__MAX_RELS];
+    const ss_schema_t *schema;  /* the row these rels index (side 0; for two-sided scopes see side_off) */
+    const ss_schema_t *side_schema[2]; /* SEM_JOIN: schema of each side (NULL when one-sided) */
+} ss__scope_t;
+
+/* Aggregate mapping used once rows are grouped: group columns and aggregate calls. */
+typedef struct ss__agg_ref {
+    const ss_ast_expr_t *ast; /* the call as written (first occurrence) */
+    char *key;                /* canonical text, for deduplication; owned */
+    ss_coltype_t type;        /* result type, once the grouping node exists */
+    int out_col;              /* its column in the grouped row, once the grouping node exists */
+} ss__agg_ref_t;
+
+typedef struct ss__grouping {
+    int ngroup;
+    int *group_in;            /* input column of each group column; borrowed */
+    int naggs;
+    ss__agg_ref_t *aggs;      /* output column = ngroup + index */
+} ss__grouping_t;
+
+/* Compiler context: where to put errors and how to treat columns/aggregates/SEM_MAP. */
+typedef struct ss__cctx {
+    const ss__scope_t *scope;     /* names of the input row */
+    const ss__grouping_t *grp;    /* non-NULL: compile against the grouped output */
+    int nsem;                     /* SEM_MAP results available as columns */
+    const ss_ast_expr_t **sem_ast;
+    int *sem_col;
+    char *err;
+    size_t errsz;
+} ss__cctx_t;
+
+/* Resolves [table.]name in the scope: *side and *col (index within the side's row). */
+int ss__resolve_col(const ss__cctx_t *cc, const char *table, const char *name, ss_span_t sp,
+                    int *side, int *col);
+int ss__compile(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t **out);
+int ss__is_agg_name(const char *fn);
+/* Canonical text of an AST expression (deduplicating aggregates); malloc'd. */
+char *ss__ast_key(const ss_ast_expr_t *a);
+/* Resolves a template's {col}/{alias.col} references against the scope. span = the
+ * template literal's span (errors point inside it). need_side: bit i = must reference side i. */
+int ss__template(const ss__cctx_t *cc, const char *tmpl, ss_span_t span, int need_side,
+                 ss_template_t **out);
+/* Renders a compiled expression with the names of schema (EXPLAIN). */
+int ss__expr_sql(const ss_expr_t *e, const ss_schema_t *in, ss_buf_t *out);
+
+#endif

@@ -1,0 +1,1450 @@
+/*
+ * planner.c — implements the planner half of ss_catalog.h (ss_plan_build,
+ * ss_plan_query): lowers a view's AST into operator DAG nodes. FROM becomes
+ * SOURCE nodes (one per stream, shared by every view), upstream VIEW nodes
+ * (views reading views), JOIN (equi-keys taken from ON conjunctions) and
+ * SEM_JOIN; WHERE becomes one FILTER of the ordinary conjuncts followed by one
+ * SEM_FILTER per SEM_FILTER call (cheap predicates first, so fewer rows reach the
+ * model); ORDER BY SEM_RANK/SEM_SCORE + LIMIT becomes SEM_TOPK, ordinary ORDER
+ * BY + LIMIT TOPK; SEM_MAP items become SEM_MAP nodes; aggregates GROUP, SEM_AGG
+ * the SEM_AGG node; LLM_GENERATE its own node; then PROJECT, DISTINCT and the
+ * VIEW node. Node ids are stable (see plan_int.h). Name resolution and
+ * expression compilation live in plan_expr.c.
+ */
+#include "plan_int.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct pctx {
+    const ss_catalog_t *cat;
+    ss_plan_t *plan;
+    const char *view;           /* the view being planned */
+    int64_t id_base;            /* SS_PLAN_IDS_PER_VIEW * view sequence number */
+    int nlocal;
+    const char *default_model;  /* the view's WITH (model=...) */
+    int depth;                  /* views planned on demand (view-on-view) */
+    /* WHERE conjuncts pushed below a join, each to the FROM item (alias) it reads only */
+    int npush;
+    const ss_ast_expr_t *push[64];
+    const char *push_to[64];
+    int pushed[64];
+    char *err;
+    size_t errsz;
+} pctx_t;
+
+static int plan_view_into(const ss_catalog_t *cat, ss_plan_t *plan, const char *name,
+                          const ss_ast_query_t *q, const ss_ast_options_t *opts, int64_t seq, int depth,
+                          char *err, size_t errsz);
+
+static int nomem(pctx_t *x) { return ss_seterr(x->err, x->errsz, SS_ERR_NOMEM, "out of memory"); }
+
+/* ---------------------------------------------------------------- nodes */
+
+static int plan_push(ss_plan_t *p, ss_plan_node_t *n)
+{
+    if (p->n == p->cap) {
+        int cap = p->cap ? p->cap * 2 : 16;
+        ss_plan_node_t **a = realloc(p->nodes, (size_t)cap * sizeof *a);
+        if (!a)
+            return SS_ERR_NOMEM;
+        p->nodes = a;
+        p->cap = cap;
+    }
+    p->nodes[p->n++] = n;
+    return SS_OK;
+}
+
+/* Creates a node of the current view, appends it to the plan (which owns it from then on). */
+static ss_plan_node_t *new_node(pctx_t *x, ss_plan_kind_t k, ss_plan_node_t *in0, ss_plan_node_t *in1,
+                                const char *label)
+{
+    ss_plan_node_t *n = ss_plan_node_new(k);
+    if (!n)
+        return NULL;
+    n->id = (int)(x->id_base + ++x->nlocal);
+    n->view = ss_strdup(x->view);
+    n->label = ss_strdup(label ? label : ss_plan_kind_name(k));
+    n->in[0] = in0;
+    n->in[1] = in1;
+    n->nin = in1 ? 2 : in0 ? 1 : 0;
+    if (!n->view || !n->label || plan_push(x->plan, n)) {
+        ss_plan_node_free(n);
+        return NULL;
+    }
+    return n;
+}
+
+static ss_plan_node_t *find_node(const ss_plan_t *p, ss_plan_kind_t k, const char *label)
+{
+    for (int i = 0; i < p->n; i++)
+        if (p->nodes[i]->kind == k && ss_strcaseeq(p->nodes[i]->label, label))
+            return p->nodes[i];
+    return NULL;
+}
+
+/* A node with the same schema as its input (filters, top-k). */
+static ss_plan_node_t *same_schema_node(pctx_t *x, ss_plan_kind_t k, ss_plan_node_t *in, const char *label)
+{
+    ss_plan_node_t *n = new_node(x, k, in, NULL, label);
+    if (n && !(n->schema = ss_schema_copy(in->schema)))
+        return NULL;
+    return n;
+}
+
+/* The SOURCE node of a stream (shared) or the VIEW node of a view (planned on demand). */
+static int input_node(pctx_t *x, const char *name, ss_span_t sp, ss_plan_node_t **out, const char **what)
+{
+    const ss_cat_stream_t *s = ss_catalog_stream(x->cat, name);
+    if (s) {
+        *what = "stream";
+        ss_plan_node_t *n = find_node(x->plan, SS_PN_SOURCE, s->name);
+        if (n) {
+            *out = n;
+            return SS_OK;
+        }
+        int64_t seq = ss__catalog_seq(x->cat, SS_OBJ_STREAM, s->name);
+        if (seq <= 0 || seq >= SS_PLAN_IDS_PER_VIEW)
+            return ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED,
+                             "%d:%d: stream %s has catalog number %lld; at most %d streams can ever be created",
+                             sp.line, sp.col, s->name, (long long)seq, SS_PLAN_IDS_PER_VIEW - 1);
+        if (!(n = ss_plan_node_new(SS_PN_SOURCE)))
+            return nomem(x);
+        n->id = (int)seq;
+        n->label = ss_strdup(s->name);
+        n->view = ss_strdup(x->view);
+        n->schema = ss_schema_copy(s->schema);
+        int rc = !n->label || !n->view || !n->schema;
+        rc = rc || ss__opts_add(&n->nopts, &n->opts, "topic", s->topic);
+        rc = rc || ss__opts_add(&n->nopts, &n->opts, "format", s->format);
+        for (int i = 0; !rc && i < s->nopts; i++)
+            if (!ss_strcaseeq(s->opts[i].name, "topic") && !ss_strcaseeq(s->opts[i].name, "format"))
+                rc = ss__opts_add(&n->nopts, &n->opts, s->opts[i].name, s->opts[i].value);
+        if (rc || plan_push(x->plan, n)) {
+            ss_plan_node_free(n);
+            return nomem(x);
+        }
+        *out = n;
+        return SS_OK;
+    }
+    const ss_cat_view_t *v = ss_catalog_view(x->cat, name);
+    if (v && !ss_strcaseeq(v->name, x->view)) {
+        *what = "view";
+        ss_plan_node_t *n = find_node(x->plan, SS_PN_VIEW, v->name);
+        if (!n) {
+            if (x->depth > 64)
+                return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: views nest too deeply at %s",
+                                 sp.line, sp.col, name);
+            int rc = plan_view_into(x->cat, x->plan, v->name, v->stmt->query, v->stmt->opts,
+                                    ss__catalog_seq(x->cat, SS_OBJ_VIEW, v->name), x->depth + 1,
+                                    x->err, x->errsz);
+            if (rc) {
+                ss_errprefix(x->err, x->errsz, "in upstream view %s", v->name);
+                return rc;
+            }
+            n = find_node(x->plan, SS_PN_VIEW, v->name);
+        }
+        *out = n;
+        return n ? SS_OK : ss_seterr(x->err, x->errsz, SS_ERR_INTERNAL, "view %s has no plan", name);
+    }
+    const char *cands[512];
+    int nc = 0;
+    for (int i = 0; i < ss_catalog_nstreams(x->cat) && nc < 512; i++)
+        cands[nc++] = ss_catalog_stream_at(x->cat, i)->name;
+    for (int i = 0; i < ss_catalog_nviews(x->cat) && nc < 512; i++)
+        cands[nc++] = ss_catalog_view_at(x->cat, i)->name;
+    const char *best = ss__suggest(name, cands, nc);
+    return ss_seterr(x->err, x->errsz, SS_ERR_NOTFOUND, "%d:%d: unknown stream or view \"%s\"%s%s%s",
+                     sp.line, sp.col, name, best ? " (did you mean \"" : "", best ? best : "",
+                     best ? "\"?)" : "");
+}
+
+/* Copies a semantic operator's options; model= goes to node->model (checked against the catalog). */
+/* The options each semantic operator understands, and the smallest integer value of each
+ * integer option (INT_MIN-like -1000000 = any number, -2000000 = any text). */
+typedef struct opt_spec {
+    const char *name;
+    long min;
+} opt_spec_t;
+
+#define OPT_NUMBER (-1000000L)
+#define OPT_TEXT (-2000000L)
+
+static const opt_spec_t *opt_specs(ss_plan_kind_t k, int *n)
+{
+    static const opt_spec_t common[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}};
+    static const opt_spec_t join[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER},
+                                      {"join_candidates", 1}, {"threshold", OPT_NUMBER}};
+    static const opt_spec_t topk[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"buffer", 0}};
+    static const opt_spec_t agg[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"fan_in", 2},
+                                     {"max_children", 2}};
+    static const opt_spec_t gen[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"key", OPT_TEXT},
+                                     {"retrieve", 0}, {"maintain", OPT_TEXT}};
+#define SPEC(a) (*n = (int)SS_ARRAY_LEN(a), a)
+    switch (k) {
+    case SS_PN_SEM_JOIN: return SPEC(join);
+    case SS_PN_SEM_TOPK: return SPEC(topk);
+    case SS_PN_SEM_AGG: return SPEC(agg);
+    case SS_PN_LLM_GENERATE: return SPEC(gen);
+    default: return SPEC(common);
+    }
+#undef SPEC
+}
+
+/* An option the operator does not know (with a suggestion), or a value of the wrong kind. */
+static int check_option(pctx_t *x, ss_plan_kind_t k, const ss_ast_option_t *op)
+{
+    int n;
+    const opt_spec_t *sp = opt_specs(k, &n);
+    const char *names[8];
+    for (int i = 0; i < n; i++) {
+        names[i] = sp[i].name;
+        if (!ss_strcaseeq(sp[i].name, op->name))
+            continue;
+        int isnum = op->value.t == SS_INT || op->value.t == SS_REAL;
+        if (sp[i].min == OPT_TEXT || (sp[i].min == OPT_NUMBER && isnum))
+            return SS_OK;
+        if (sp[i].min != OPT_NUMBER && op->value.t == SS_INT && op->value.u.i >= sp[i].min)
+            return SS_OK;
+        if (sp[i].min == OPT_NUMBER)
+            return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: option %s must be a number",
+                             op->span.line, op->span.col, sp[i].name);
+        return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: option %s must be an integer >= %ld",
+                         op->span.line, op->span.col, sp[i].name, sp[i].min);
+    }
+    const char *best = ss__suggest(op->name, names, n);
+    ss_buf_t all = SS_BUF_INIT;
+    for (int i = 0; i < n; i++)
+        ss_buf_printf(&all, "%s, ", names[i]);
+    int rc = ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: unknown option %s for %s%s%s%s (known: %smodel)",
+                       op->span.line, op->span.col, op->name, ss_plan_kind_name(k),
+                       best ? " (did you mean " : "", best ? best : "", best ? "?)" : "", ss_buf_cstr(&all));
+    ss_buf_free(&all);
+    return rc;
+}
+
+static int sem_options(pctx_t *x, ss_plan_node_t *n, const ss_ast_options_t *o)
+{
+    for (int i = 0; o && i < o->n; i++) {
+        const ss_ast_option_t *op = &o->items[i];
+        if (!ss_strcaseeq(op->name, "model")) {
+            int rc = check_option(x, n->kind, op);
+            if (rc)
+                return rc;
+        }
+        char *v = ss__opt_text(op);
+        if (!v)
+            return nomem(x);
+        if (ss_strcaseeq(op->name, "model")) {
+            if (!ss_catalog_model(x->cat, v)) {
+                int rc = ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC,
+                                   "%d:%d: unknown model \"%s\" (create it with CREATE MODEL %s WITH (...))",
+                                   op->span.line, op->span.col, v, v);
+                free(v);
+                return rc;
+            }
+            free(n->model);
+            n->model = v;
+            continue;
+        }
+        int rc = ss__opts_add(&n->nopts, &n->opts, op->name, v);
+        free(v);
+        if (rc)
+            return nomem(x);
+    }
+    if (!n->model && x->default_model && !(n->model = ss_strdup(x->default_model)))
+        return nomem(x);
+    return SS_OK;
+}
+
+/* ---------------------------------------------------------------- FROM */
+
+static ss_schema_t *concat_schema(const ss_schema_t *a, const ss_schema_t *b)
+{
+    ss_schema_t *s = ss_schema_new(a->n + b->n);
+    if (!s)
+        return NULL;
+    int ka = 0, kb = 0;
+    for (int i = 0; i < a->n; i++)
+        ka |= a->is_key[i];
+    for (int i = 0; i < b->n; i++)
+        kb |= b->is_key[i];
+    int keyed = ka && kb; /* the pair of keys identifies a joined row */
+    for (int i = 0; i < a->n + b->n; i++) {
+        const ss_schema_t *src = i < a->n ? a : b;
+        int j = i < a->n ? i : i - a->n;
+        if (ss_schema_set(s, i, src->names[j], src->types[j], keyed && src->is_key[j])) {
+            ss_schema_free(s);
+            return NULL;
+        }
+    }
+    return s;
+}
+
+/* Merges the right scope into the left one (right columns shifted by the left width). */
+static int merge_scopes(pctx_t *x, ss__scope_t *l, const ss__scope_t *r, int lwidth, int shift,
+                        int side, ss_span_t sp)
+{
+    for (int i = 0; i < r->nrels; i++) {
+        for (int j = 0; j < l->nrels; j++)
+            if (ss_strcaseeq(l->rels[j].name, r->rels[i].name))
+                return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC,
+                                 "%d:%d: \"%s\" appears twice in FROM; give one of them an alias",
+                                 sp.line, sp.col, r->rels[i].name);
+        if (l->nrels == SS__MAX_RELS)
+            return ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED, "%d:%d: too many tables in FROM",
+                             sp.line, sp.col);
+        ss__rel_t rel = r->rels[i];
+        rel.off += shift ? lwidth : 0;
+        rel.side = side;
+        l->rels[l->nrels++] = rel;
+    }
+    return SS_OK;
+}
+
+static void flatten_and(const ss_ast_expr_t *e, const ss_ast_expr_t **out, int *n, int max)
+{
+    if (!e)
+        return;
+    if (e->kind == SS_AX_BINARY && e->op == SS_OP_AND) {
+        flatten_and(e->left, out, n, max);
+        flatten_and(e->right, out, n, max);
+    } else if (*n < max) {
+        out[(*n)++] = e;
+    }
+}
+
+static ss_expr_t *and_of(ss_expr_t *a, ss_expr_t *b)
+{
+    if (!a)
+        return b;
+    ss_expr_t *e = ss_expr_new(SS_EX_BINARY);
+    if (!e || !(e->args = calloc(2, sizeof *e->args))) {
+        free(e);
+        ss_expr_free(a);
+        ss_expr_free(b);
+        return NULL;
+    }
+    e->op = SS_OP_AND;
+    e->args[0] = a;
+    e->args[1] = b;
+    e->nargs = 2;
+    e->type = SS_COL_BOOL;
+    return e;
+}
+
+static int push_int(int **arr, int n, int v)
+{
+    int *p = realloc(*arr, (size_t)(n + 1) * sizeof *p);
+    if (!p)
+        return SS_ERR_NOMEM;
+    p[n] = v;
+    *arr = p;
+    return SS_OK;
+}
+
+/* ON: col = col conjuncts across the two sides become key pairs, the rest the residual. */
+static int join_condition(pctx_t *x, ss_plan_node_t *j, const ss__scope_t *sc, int lwidth,
+                          const ss_ast_expr_t *on)
+{
+    const ss_ast_expr_t *cj[64];
+    int ncj = 0;
+    flatten_and(on, cj, &ncj, 64);
+    ss__cctx_t cc = {.scope = sc, .err = x->err, .errsz = x->errsz};
+    for (int i = 0; i < ncj; i++) {
+        const ss_ast_expr_t *c = cj[i];
+        if (c->kind == SS_AX_BINARY && c->op == SS_OP_EQ && c->left->kind == SS_AX_COLUMN &&
+            c->right->kind == SS_AX_COLUMN) {
+            int s1, s2, a, b;
+            int rc = ss__resolve_col(&cc, c->left->table, c->left->name, c->left->span, &s1, &a);
+            if (!rc)
+                rc = ss__resolve_col(&cc, c->right->table, c->right->name, c->right->span, &s2, &b);
+            if (rc)
+                return rc;
+            if ((a < lwidth) != (b < lwidth)) {
+                int l = a < lwidth ? a : b, r = (a < lwidth ? b : a) - lwidth;
+                if (push_int(&j->lkeys, j->nkeys, l) || push_int(&j->rkeys, j->nkeys, r))
+                    return nomem(x);
+                j->nkeys++;
+                continue;
+            }
+        }
+        ss_expr_t *e = NULL;
+        int rc = ss__compile(&cc, c, &e);
+        if (rc)
+            return rc;
+        if (!(j->pred = and_of(j->pred, e)))
+            return nomem(x);
+    }
+    return SS_OK;
+}
+
+static int plan_from(pctx_t *x, const ss_ast_from_t *f, ss__scope_t *sc, ss_plan_node_t **out);
+
+/* ---- predicate pushdown: WHERE conjuncts that read one FROM item only filter it before the join */
+
+typedef struct leaf {
+    const char *name;         /* alias or stream/view name */
+    const ss_schema_t *schema;
+    int nullable;             /* right side of a LEFT JOIN: filtering it early would change results */
+} leaf_t;
+
+static int collect_leaves(pctx_t *x, const ss_ast_from_t *f, int nullable, leaf_t *out, int *n)
+{
+    if (f->kind != SS_FROM_TABLE) {
+        int rc = collect_leaves(x, f->left, nullable, out, n);
+        return rc ? rc : collect_leaves(x, f->right, nullable || (f->kind == SS_FROM_JOIN && f->join_type == SS_JOIN_LEFT), out, n);
+    }
+    ss_plan_node_t *node;
+    const char *what;
+    int rc = input_node(x, f->name, f->span, &node, &what);
+    if (rc)
+        return rc;
+    if (*n < SS__MAX_RELS)
+        out[(*n)++] = (leaf_t){.name = f->alias ? f->alias : f->name, .schema = node->schema, .nullable = nullable};
+    return SS_OK;
+}
+
+/* The single leaf every column of e reads (-1: none, several, or unresolvable: leave it alone). */
+static int conj_leaf(const ss_ast_expr_t *e, const leaf_t *lv, int nl, int cur)
+{
+    if (!e || cur == -2)
+        return cur;
+    if (e->kind == SS_AX_SEM || e->kind == SS_AX_STAR || (e->kind == SS_AX_FUNC && ss__is_agg_name(e->name)))
+        return -2;
+    if (e->kind == SS_AX_COLUMN) {
+        int found = -1, hits = 0;
+        for (int i = 0; i < nl; i++) {
+            if (e->table ? !ss_strcaseeq(e->table, lv[i].name) : ss_schema_find(lv[i].schema, e->name) < 0)
+                continue;
+            found = i;
+            hits++;
+        }
+        if (hits != 1 || (cur >= 0 && cur != found))
+            return -2;
+        return found;
+    }
+    cur = conj_leaf(e->left, lv, nl, cur);
+    cur = conj_leaf(e->right, lv, nl, cur);
+    for (int i = 0; e->args && i < e->args->n; i++)
+        cur = conj_leaf(e->args->items[i], lv, nl, cur);
+    return cur;
+}
+
+static int plan_pushdown(pctx_t *x, const ss_ast_select_t *s)
+{
+    x->npush = 0;
+    if (!s->where || s->from->kind == SS_FROM_TABLE)
+        return SS_OK;
+    leaf_t lv[SS__MAX_RELS];
+    int nl = 0;
+    int rc = collect_leaves(x, s->from, 0, lv, &nl);
+    if (rc)
+        return rc;
+    const ss_ast_expr_t *cj[64];
+    int ncj = 0;
+    flatten_and(s->where, cj, &ncj, 64);
+    for (int i = 0; i < ncj; i++) {
+        int l = conj_leaf(cj[i], lv, nl, -1);
+        if (l < 0 || lv[l].nullable)
+            continue;
+        x->push[x->npush] = cj[i];
+        x->push_to[x->npush] = lv[l].name;
+        x->pushed[x->npush++] = 0;
+    }
+    return SS_OK;
+}
+
+static int is_pushed(const pctx_t *x, const ss_ast_expr_t *e)
+{
+    for (int i = 0; i < x->npush; i++)
+        if (x->push[i] == e && x->pushed[i])
+            return 1;
+    return 0;
+}
+
+/* At a FROM item: one FILTER of the conjuncts pushed down to it. */
+static int push_filters(pctx_t *x, const ss__scope_t *sc, ss_plan_node_t **cur)
+{
+    ss__cctx_t cc = {.scope = sc, .err = x->err, .errsz = x->errsz};
+    ss_expr_t *pred = NULL;
+    for (int i = 0; i < x->npush; i++) {
+        if (x->pushed[i] || !ss_strcaseeq(x->push_to[i], sc->rels[0].name))
+            continue;
+        ss_expr_t *e = NULL;
+        int rc = ss__compile(&cc, x->push[i], &e);
+        if (rc) {
+            ss_expr_free(pred);
+            return rc;
+        }
+        if (!(pred = and_of(pred, e)))
+            return nomem(x);
+        x->pushed[i] = 1;
+    }
+    if (!pred)
+        return SS_OK;
+    ss_plan_node_t *f = same_schema_node(x, SS_PN_FILTER, *cur, "where");
+    if (!f) {
+        ss_expr_free(pred);
+        return nomem(x);
+    }
+    f->pred = pred;
+    *cur = f;
+    return SS_OK;
+}
+
+static int plan_join(pctx_t *x, const ss_ast_from_t *f, ss__scope_t *sc, ss_plan_node_t **out)
+{
+    ss__scope_t ls, rs;
+    ss_plan_node_t *l, *r;
+    int rc = plan_from(x, f->left, &ls, &l);
+    if (!rc)
+        rc = plan_from(x, f->right, &rs, &r);
+    if (rc)
+        return rc;
+    int sem = f->kind == SS_FROM_SEM_JOIN;
+    char label[160];
+    snprintf(label, sizeof label, "%s %s %s", ls.rels[0].name, sem ? "SEM_JOIN" : "JOIN", rs.rels[0].name);
+    ss_plan_node_t *j = new_node(x, sem ? SS_PN_SEM_JOIN : SS_PN_JOIN, l, r, label);
+    if (!j || !(j->schema = concat_schema(l->schema, r->schema)))
+        return nomem(x);
+    j->join_type = f->join_type;
+    *sc = ls;
+    if (sem) {
+        /* the template sees each side as its own row: side 0 = left, side 1 = right */
+        ss__scope_t two = ls;
+        two.side_schema[0] = l->schema;
+        two.side_schema[1] = r->schema;
+        if ((rc = merge_scopes(x, &two, &rs, 0, 0, 1, f->span)))
+            return rc;
+        ss__cctx_t cc = {.scope = &two, .err = x->err, .errsz = x->errsz};
+        if ((rc = ss__template(&cc, f->tmpl ? f->tmpl : "", f->tmpl_span, 3, &j->tmpl)))
+            return rc;
+        if ((rc = sem_options(x, j, f->opts)))
+            return rc;
+    }
+    if ((rc = merge_scopes(x, sc, &rs, l->schema->n, 1, 0, f->span)))
+        return rc;
+    sc->schema = j->schema;
+    if (!sem && f->on && (rc = join_condition(x, j, sc, l->schema->n, f->on)))
+        return rc;
+    *out = j;
+    return SS_OK;
+}
+
+static int plan_from(pctx_t *x, const ss_ast_from_t *f, ss__scope_t *sc, ss_plan_node_t **out)
+{
+    memset(sc, 0, sizeof *sc);
+    if (f->kind != SS_FROM_TABLE)
+        return plan_join(x, f, sc, out);
+    const char *what = NULL;
+    int rc = input_node(x, f->name, f->span, out, &what);
+    if (rc)
+        return rc;
+    sc->nrels = 1;
+    sc->rels[0] = (ss__rel_t){.name = f->alias ? f->alias : f->name, .table = (*out)->label,
+                              .what = what, .off = 0, .n = (*out)->schema->n, .side = 0};
+    sc->schema = (*out)->schema;
+    return push_filters(x, sc, out);
+}
+
+/* ---------------------------------------------------------------- SELECT helpers */
+
+/* First SEM call of kind `k` (any kind when k == SS_SEM_NONE) inside e, or NULL. */
+static const ss_ast_expr_t *find_sem(const ss_ast_expr_t *e, ss_sem_kind_t k)
+{
+    if (!e)
+        return NULL;
+    if (e->kind == SS_AX_SEM && (k == SS_SEM_NONE || e->sem == k))
+        return e;
+    const ss_ast_expr_t *r = find_sem(e->left, k);
+    if (!r)
+        r = find_sem(e->right, k);
+    for (int i = 0; !r && e->args && i < e->args->n; i++)
+        r = find_sem(e->args->items[i], k);
+    return r;
+}
+
+/* First aggregate call (COUNT/SUM/.. or SEM_AGG) inside e, or NULL. */
+static const ss_ast_expr_t *find_agg(const ss_ast_expr_t *e)
+{
+    if (!e)
+        return NULL;
+    if ((e->kind == SS_AX_FUNC && ss__is_agg_name(e->name)) || (e->kind == SS_AX_SEM && e->sem == SS_SEM_AGG))
+        return e;
+    const ss_ast_expr_t *r = find_agg(e->left);
+    if (!r)
+        r = find_agg(e->right);
+    for (int i = 0; !r && e->args && i < e->args->n; i++)
+        r = find_agg(e->args->items[i]);
+    return r;
+}
+
+/* WHERE: ordinary conjuncts in one FILTER first, then one SEM_FILTER per SEM_FILTER call. */
+static int plan_where(pctx_t *x, const ss_ast_expr_t *where, const ss__scope_t *sc, ss_plan_node_t **cur)
+{
+    const ss_ast_expr_t *cj[128];
+    int ncj = 0;
+    flatten_and(where, cj, &ncj, 128);
+    ss__cctx_t cc = {.scope = sc, .err = x->err, .errsz = x->errsz};
+    ss_expr_t *pred = NULL;
+    int rc = SS_OK;
+    for (int i = 0; i < ncj && !rc; i++) {
+        if ((cj[i]->kind == SS_AX_SEM && cj[i]->sem == SS_SEM_FILTER) || is_pushed(x, cj[i]))
+            continue;
+        const ss_ast_expr_t *s = find_sem(cj[i], SS_SEM_NONE), *a = find_agg(cj[i]);
+        if (s && s->sem == SS_SEM_FILTER)
+            rc = ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC,
+                           "%d:%d: SEM_FILTER must be a top-level AND term of WHERE (not under OR/NOT or inside an expression)",
+                           s->span.line, s->span.col);
+        else if (a)
+            rc = ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC,
+                           "%d:%d: aggregates are not allowed in WHERE (use HAVING)", a->span.line, a->span.col);
+        else {
+            ss_expr_t *e = NULL;
+            if (!(rc = ss__compile(&cc, cj[i], &e)) && !(pred = and_of(pred, e)))
+                rc = nomem(x);
+        }
+    }
+    if (rc) {
+        ss_expr_free(pred);
+        return rc;
+    }
+    if (pred) {
+        ss_plan_node_t *f = same_schema_node(x, SS_PN_FILTER, *cur, "where");
+        if (!f) {
+            ss_expr_free(pred);
+            return nomem(x);
+        }
+        f->pred = pred;
+        *cur = f;
+    }
+    for (int i = 0; i < ncj; i++) {
+        if (!(cj[i]->kind == SS_AX_SEM && cj[i]->sem == SS_SEM_FILTER))
+            continue;
+        ss_plan_node_t *f = same_schema_node(x, SS_PN_SEM_FILTER, *cur, "sem_filter");
+        if (!f)
+            return nomem(x);
+        if ((rc = ss__template(&cc, cj[i]->tmpl ? cj[i]->tmpl : "", cj[i]->tmpl_span, 1, &f->tmpl)) ||
+            (rc = sem_options(x, f, cj[i]->opts)))
+            return rc;
+        *cur = f;
+    }
+    return SS_OK;
+}
+
+/* One output column of the SELECT list: an expression, or an input column (from '*'). */
+typedef struct outcol {
+    const ss_ast_expr_t *ast;
+    int col;
+    const char *name;
+    ss_span_t span;
+} outcol_t;
+
+typedef struct sel {
+    const ss_ast_select_t *s;
+    int n;
+    outcol_t *cols;           /* owned array */
+    char **gen;               /* generated names; owned */
+    int ngen;
+    /* SEM_MAP results (AST call -> column index of the row after the SEM_MAP nodes) */
+    int nsem;
+    const ss_ast_expr_t *sem_ast[32];
+    int sem_col[32];
+} sel_t;
+
+static void sel_free(sel_t *q)
+{
+    for (int i = 0; i < q->ngen; i++)
+        free(q->gen[i]);
+    free(q->gen);
+    free(q->cols);
+}
+
+static const char *gen_name(sel_t *q, char *s)
+{
+    char **g = s ? realloc(q->gen, (size_t)(q->ngen + 1) * sizeof *g) : NULL;
+    if (!g) {
+        free(s);
+        return NULL;
+    }
+    q->gen = g;
+    g[q->ngen++] = s;
+    return s;
+}
+
+/* Expands '*' and names every output column (alias, column name, function name or col_N). */
+static int expand_items(pctx_t *x, sel_t *q, const ss__scope_t *sc)
+{
+    const ss_ast_select_t *s = q->s;
+    int cap = 0;
+    for (int i = 0; i < s->nitems; i++)
+        cap += s->items[i].expr->kind == SS_AX_STAR ? sc->schema->n : 1;
+    if (!(q->cols = calloc((size_t)cap + 1, sizeof *q->cols)))
+        return nomem(x);
+    int nsemmap = 0;
+    for (int i = 0; i < s->nitems; i++) {
+        const ss_ast_select_item_t *it = &s->items[i];
+        const ss_ast_expr_t *e = it->expr;
+        if (e->kind == SS_AX_STAR) {
+            int found = !e->table;
+            for (int r = 0; r < sc->nrels; r++) {
+                const ss__rel_t *rel = &sc->rels[r];
+                if (e->table && !ss_strcaseeq(e->table, rel->name))
+                    continue;
+                found = 1;
+                for (int c = rel->off; c < rel->off + rel->n; c++)
+                    q->cols[q->n++] = (outcol_t){.ast = NULL, .col = c, .name = sc->schema->names[c], .span = it->span};
+            }
+            if (!found)
+                return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: unknown table or alias \"%s\"",
+                                 e->span.line, e->span.col, e->table);
+            continue;
+        }
+        outcol_t *o = &q->cols[q->n++];
+        o->ast = e;
+        o->col = -1;
+        o->span = it->span;
+        if (e->kind == SS_AX_SEM && e->sem == SS_SEM_MAP)
+            nsemmap++;
+        if (it->alias)
+            o->name = it->alias;
+        else if (e->kind == SS_AX_COLUMN)
+            o->name = e->name;
+        else if (e->kind == SS_AX_SEM && e->sem == SS_SEM_MAP)
+            o->name = gen_name(q, ss_sprintf("sem_map_%d", nsemmap));
+        else if (e->kind == SS_AX_SEM && e->sem == SS_SEM_AGG)
+            o->name = "summary";
+        else if (e->kind == SS_AX_FUNC) {
+            char *nm = ss_strdup(e->name);
+            for (char *p = nm; p && *p; p++)
+                *p = (char)tolower((unsigned char)*p);
+            o->name = gen_name(q, nm);
+        } else
+            o->name = gen_name(q, ss_sprintf("col_%d", q->n));
+        if (!o->name)
+            return nomem(x);
+    }
+    for (int i = 0; i < q->n; i++)
+        for (int j = 0; j < i; j++)
+            if (ss_strcaseeq(q->cols[i].name, q->cols[j].name))
+                return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC,
+                                 "%d:%d: duplicate output column \"%s\" in view %s (rename one with AS)",
+                                 q->cols[i].span.line, q->cols[i].span.col, q->cols[i].name, x->view);
+    return SS_OK;
+}
+
+/* ORDER BY item: a SELECT position or alias stands for that item's expression. */
+static const ss_ast_expr_t *order_target(const sel_t *q, const ss_ast_expr_t *e, int *star_col)
+{
+    *star_col = -1;
+    const outcol_t *o = NULL;
+    if (e->kind == SS_AX_LITERAL && e->lit.t == SS_INT && e->lit.u.i >= 1 && e->lit.u.i <= q->n)
+        o = &q->cols[e->lit.u.i - 1];
+    else if (e->kind == SS_AX_COLUMN && !e->table)
+        for (int i = 0; i < q->n && !o; i++)
+            if (q->cols[i].name && ss_strcaseeq(q->cols[i].name, e->name) &&
+                (q->cols[i].ast == NULL || q->cols[i].ast->kind != SS_AX_COLUMN ||
+                 !ss_strcaseeq(q->cols[i].ast->name, e->name)))
+                o = &q->cols[i];
+    if (!o)
+        return e;
+    if (!o->ast)
+        *star_col = o->col;
+    return o->ast;
+}
+
+/* Output keys: the input's key columns when every one of them survives as a plain column. */
+static void project_keys(const ss_schema_t *in, ss_expr_t **exprs, int n, ss_schema_t *out)
+{
+    int nk = 0, found = 0;
+    for (int k = 0; k < in->n; k++) {
+        if (!in->is_key[k])
+            continue;
+        nk++;
+        for (int i = 0; i < n; i++)
+            if (exprs[i]->kind == SS_EX_COL && exprs[i]->col == k) {
+                found++;
+                break;
+            }
+    }
+    if (!nk || found < nk)
+        return;
+    for (int k = 0; k < in->n; k++) {
+        if (!in->is_key[k])
+            continue;
+        for (int i = 0; i < n; i++)
+            if (exprs[i]->kind == SS_EX_COL && exprs[i]->col == k) {
+                out->is_key[i] = 1;
+                break;
+            }
+    }
+}
+
+/* The final PROJECT of the SELECT list (skipped when it would be the identity). */
+static int plan_project(pctx_t *x, sel_t *q, const ss__cctx_t *cc, ss_plan_node_t **cur)
+{
+    ss_plan_node_t *in = *cur;
+    ss_expr_t **ex = calloc((size_t)q->n + 1, sizeof *ex);
+    if (!ex)
+        return nomem(x);
+    int rc = SS_OK, identity = q->n == in->schema->n;
+    for (int i = 0; i < q->n && !rc; i++) {
+        if (q->cols[i].ast) {
+            rc = ss__compile(cc, q->cols[i].ast, &ex[i]);
+        } else if ((ex[i] = ss_expr_new(SS_EX_COL))) {
+            ex[i]->col = q->cols[i].col;
+            ex[i]->type = in->schema->types[q->cols[i].col];
+        } else
+            rc = nomem(x);
+        if (!rc)
+            identity &= ex[i]->kind == SS_EX_COL && ex[i]->col == i &&
+                        ss_strcaseeq(q->cols[i].name, in->schema->names[i]);
+    }
+    ss_plan_node_t *p = NULL;
+    if (!rc && !identity) {
+        p = new_node(x, SS_PN_PROJECT, in, NULL, "select");
+        if (!p || !(p->schema = ss_schema_new(q->n)))
+            rc = nomem(x);
+        for (int i = 0; !rc && i < q->n; i++)
+            if (ss_schema_set(p->schema, i, q->cols[i].name, ex[i]->type == SS_COL_ANY ? SS_COL_ANY : ex[i]->type, 0))
+                rc = nomem(x);
+        if (!rc) {
+            project_keys(in->schema, ex, q->n, p->schema);
+            p->exprs = ex;
+            p->nexprs = q->n;
+            *cur = p;
+            return SS_OK;
+        }
+    }
+    for (int i = 0; i < q->n; i++)
+        ss_expr_free(ex[i]);
+    free(ex);
+    return rc;
+}
+
+/* TOPK for ORDER BY/LIMIT, compiled in the context cc (aliases and positions resolved). */
+static int plan_topk(pctx_t *x, const sel_t *q, const ss__cctx_t *cc, int by_output, ss_plan_node_t **cur)
+{
+    const ss_ast_select_t *s = q->s;
+    ss_plan_node_t *t = same_schema_node(x, SS_PN_TOPK, *cur, "order by");
+    if (!t || (s->norder && !(t->order = calloc((size_t)s->norder, sizeof *t->order))))
+        return nomem(x);
+    t->limit = s->limit;
+    for (int i = 0; i < s->norder; i++) {
+        int star = -1;
+        const ss_ast_expr_t *e = by_output ? s->order[i].expr : order_target(q, s->order[i].expr, &star);
+        int rc;
+        if (by_output && e->kind == SS_AX_LITERAL && e->lit.t == SS_INT && e->lit.u.i >= 1 &&
+            e->lit.u.i <= (*cur)->schema->n)
+            star = (int)e->lit.u.i - 1;
+        if (star >= 0) {
+            if (!(t->order[i].expr = ss_expr_new(SS_EX_COL)))
+                return nomem(x);
+            t->order[i].expr->col = star;
+            t->order[i].expr->type = (*cur)->schema->types[star];
+            rc = SS_OK;
+        } else {
+            rc = ss__compile(cc, e, &t->order[i].expr);
+        }
+        if (rc)
+            return rc;
+        t->order[i].desc = s->order[i].desc;
+        t->norder = i + 1;
+    }
+    *cur = t;
+    return SS_OK;
+}
+
+static int plan_distinct(pctx_t *x, sel_t *q, ss_plan_node_t **cur)
+{
+    ss_plan_node_t *d = same_schema_node(x, SS_PN_DISTINCT, *cur, "distinct");
+    if (!d)
+        return nomem(x);
+    *cur = d;
+    if (q->s->norder == 0 && q->s->limit < 0)
+        return SS_OK;
+    if (q->s->limit < 0)
+        return SS_OK;
+    /* ORDER BY after DISTINCT sees the output columns */
+    ss__scope_t out = {.nrels = 1, .schema = d->schema};
+    out.rels[0] = (ss__rel_t){.name = x->view, .table = x->view, .what = "view", .off = 0, .n = d->schema->n};
+    ss__cctx_t cc = {.scope = &out, .err = x->err, .errsz = x->errsz};
+    return plan_topk(x, q, &cc, 1, cur);
+}
+
+/* ---------------------------------------------------------------- plain SELECT */
+
+static void collect_sem_maps(const ss_ast_expr_t *e, const ss_ast_expr_t **out, int *n, int max)
+{
+    if (!e)
+        return;
+    if (e->kind == SS_AX_SEM && e->sem == SS_SEM_MAP && *n < max)
+        out[(*n)++] = e;
+    collect_sem_maps(e->left, out, n, max);
+    collect_sem_maps(e->right, out, n, max);
+    for (int i = 0; e->args && i < e->args->n; i++)
+        collect_sem_maps(e->args->items[i], out, n, max);
+}
+
+/* One SEM_MAP node per SEM_MAP call of the SELECT list, each appending a TEXT column. */
+static int plan_sem_maps(pctx_t *x, sel_t *q, const ss__scope_t *sc, ss_plan_node_t **cur)
+{
+    ss__cctx_t cc = {.scope = sc, .err = x->err, .errsz = x->errsz};
+    const ss_ast_expr_t *maps[33];
+    int nmaps = 0;
+    for (int i = 0; i < q->n; i++)
+        collect_sem_maps(q->cols[i].ast, maps, &nmaps, 33);
+    if (nmaps > 32)
+        return ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED, "%d:%d: too many SEM_MAP calls (at most 32)",
+                         maps[32]->span.line, maps[32]->span.col);
+    for (int k = 0; k < nmaps; k++) {
+        const ss_ast_expr_t *m = maps[k];
+        const char *name = NULL;
+        for (int i = 0; i < q->n; i++)
+            if (q->cols[i].ast == m)
+                name = q->cols[i].name;
+        if (!name && !(name = gen_name(q, ss_sprintf("sem_map_%d", k + 1))))
+            return nomem(x);
+        ss_plan_node_t *in = *cur, *n = new_node(x, SS_PN_SEM_MAP, in, NULL, name);
+        if (!n || !(n->schema = ss_schema_new(in->schema->n + 1)))
+            return nomem(x);
+        for (int c = 0; c < in->schema->n; c++)
+            if (ss_schema_set(n->schema, c, in->schema->names[c], in->schema->types[c], in->schema->is_key[c]))
+                return nomem(x);
+        if (ss_schema_set(n->schema, in->schema->n, name, SS_COL_TEXT, 0))
+            return nomem(x);
+        int rc = ss__template(&cc, m->tmpl ? m->tmpl : "", m->tmpl_span, 1, &n->tmpl);
+        if (!rc)
+            rc = sem_options(x, n, m->opts);
+        if (rc)
+            return rc;
+        q->sem_ast[q->nsem] = m;
+        q->sem_col[q->nsem++] = in->schema->n;
+        *cur = n;
+    }
+    return SS_OK;
+}
+
+static int order_uses_sem_map(const sel_t *q)
+{
+    for (int i = 0; i < q->s->norder; i++) {
+        int star;
+        if (find_sem(order_target(q, q->s->order[i].expr, &star), SS_SEM_MAP))
+            return 1;
+    }
+    return 0;
+}
+
+static int plan_sem_topk(pctx_t *x, const ss_ast_select_t *s, const ss__scope_t *sc, ss_plan_node_t **cur)
+{
+    const ss_ast_expr_t *e = s->order[0].expr;
+    if (s->norder > 1)
+        return ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED,
+                         "%d:%d: ORDER BY %s cannot be combined with other ORDER BY terms",
+                         e->span.line, e->span.col, e->sem == SS_SEM_RANK ? "SEM_RANK" : "SEM_SCORE");
+    if (s->limit < 0)
+        return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC,
+                         "%d:%d: ORDER BY %s needs a LIMIT (a semantic ranking keeps only the top k rows)",
+                         e->span.line, e->span.col, e->sem == SS_SEM_RANK ? "SEM_RANK" : "SEM_SCORE");
+    ss_plan_node_t *t = same_schema_node(x, SS_PN_SEM_TOPK, *cur, e->sem == SS_SEM_RANK ? "sem_rank" : "sem_score");
+    if (!t)
+        return nomem(x);
+    t->sem = e->sem;
+    t->limit = s->limit;
+    t->desc = 1; /* semantic orders always keep the k best (see docs/PLANNER.md) */
+    ss__cctx_t cc = {.scope = sc, .err = x->err, .errsz = x->errsz};
+    int rc = ss__template(&cc, e->tmpl ? e->tmpl : "", e->tmpl_span, 1, &t->tmpl);
+    if (!rc)
+        rc = sem_options(x, t, e->opts);
+    *cur = t;
+    return rc;
+}
+
+static int plan_plain(pctx_t *x, sel_t *q, const ss__scope_t *sc, ss_plan_node_t **cur)
+{
+    const ss_ast_select_t *s = q->s;
+    int rc;
+    for (int i = 0; i < q->n; i++) {
+        const ss_ast_expr_t *f = find_sem(q->cols[i].ast, SS_SEM_FILTER);
+        if (!f)
+            f = find_sem(q->cols[i].ast, SS_SEM_RANK);
+        if (!f)
+            f = find_sem(q->cols[i].ast, SS_SEM_SCORE);
+        if (f)
+            return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC,
+                             "%d:%d: %s is not allowed in the SELECT list (SEM_FILTER belongs in WHERE, SEM_RANK/SEM_SCORE in ORDER BY)",
+                             f->span.line, f->span.col,
+                             f->sem == SS_SEM_FILTER ? "SEM_FILTER" : f->sem == SS_SEM_RANK ? "SEM_RANK" : "SEM_SCORE");
+    }
+    int sem_order = s->norder > 0 && s->order[0].expr->kind == SS_AX_SEM &&
+                    (s->order[0].expr->sem == SS_SEM_RANK || s->order[0].expr->sem == SS_SEM_SCORE);
+    for (int i = sem_order ? 1 : 0; i < s->norder; i++) {
+        const ss_ast_expr_t *f = find_sem(s->order[i].expr, SS_SEM_RANK);
+        if (!f)
+            f = find_sem(s->order[i].expr, SS_SEM_SCORE);
+        if (f)
+            return ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED,
+                             "%d:%d: SEM_RANK/SEM_SCORE must be the only ORDER BY term", f->span.line, f->span.col);
+    }
+    int want_topk = !sem_order && s->limit >= 0 && !s->distinct; /* ORDER BY without LIMIT is ignored */
+    int late_topk = want_topk && order_uses_sem_map(q);
+    ss__cctx_t cc = {.scope = sc, .err = x->err, .errsz = x->errsz};
+    if (sem_order && (rc = plan_sem_topk(x, s, sc, cur)))
+        return rc;
+    if (want_topk && !late_topk && (rc = plan_topk(x, q, &cc, 0, cur)))
+        return rc;
+    if ((rc = plan_sem_maps(x, q, sc, cur)))
+        return rc;
+    cc.nsem = q->nsem;
+    cc.sem_ast = q->sem_ast;
+    cc.sem_col = q->sem_col;
+    if (late_topk && (rc = plan_topk(x, q, &cc, 0, cur)))
+        return rc;
+    if ((rc = plan_project(x, q, &cc, cur)))
+        return rc;
+    return s->distinct ? plan_distinct(x, q, cur) : SS_OK;
+}
+
+/* ---------------------------------------------------------------- grouped SELECT */
+
+static int collect_aggs(pctx_t *x, const ss_ast_expr_t *e, ss__grouping_t *g)
+{
+    if (!e)
+        return SS_OK;
+    int is_agg = (e->kind == SS_AX_FUNC && ss__is_agg_name(e->name)) || (e->kind == SS_AX_SEM && e->sem == SS_SEM_AGG);
+    if (!is_agg) {
+        int rc = collect_aggs(x, e->left, g);
+        if (!rc)
+            rc = collect_aggs(x, e->right, g);
+        for (int i = 0; !rc && e->args && i < e->args->n; i++)
+            rc = collect_aggs(x, e->args->items[i], g);
+        return rc;
+    }
+    for (int i = 0; e->args && i < e->args->n; i++) {
+        const ss_ast_expr_t *in = find_agg(e->args->items[i]);
+        if (in)
+            return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: aggregates cannot be nested",
+                             in->span.line, in->span.col);
+    }
+    char *key = ss__ast_key(e);
+    if (!key)
+        return nomem(x);
+    for (int i = 0; i < g->naggs; i++)
+        if (!strcmp(g->aggs[i].key, key)) {
+            free(key);
+            return SS_OK;
+        }
+    ss__agg_ref_t *a = realloc(g->aggs, (size_t)(g->naggs + 1) * sizeof *a);
+    if (!a) {
+        free(key);
+        return nomem(x);
+    }
+    g->aggs = a;
+    a[g->naggs++] = (ss__agg_ref_t){.ast = e, .key = key, .type = SS_COL_ANY};
+    return SS_OK;
+}
+
+/* GROUP BY items: columns, SELECT positions, or SELECT aliases of columns. */
+static int group_columns(pctx_t *x, const sel_t *q, const ss__scope_t *sc, int **cols, int *n)
+{
+    const ss_ast_expr_list_t *gb = q->s->group_by;
+    ss__cctx_t cc = {.scope = sc, .err = x->err, .errsz = x->errsz};
+    for (int i = 0; gb && i < gb->n; i++) {
+        int star = -1;
+        const ss_ast_expr_t *e = order_target(q, gb->items[i], &star);
+        int side, col = star;
+        if (star < 0) {
+            if (!e || e->kind != SS_AX_COLUMN)
+                return ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED,
+                                 "%d:%d: GROUP BY supports columns (or SELECT positions/aliases of columns); compute the expression in an upstream view",
+                                 gb->items[i]->span.line, gb->items[i]->span.col);
+            int rc = ss__resolve_col(&cc, e->table, e->name, e->span, &side, &col);
+            if (rc)
+                return rc;
+        }
+        int dup = 0;
+        for (int j = 0; j < *n; j++)
+            dup |= (*cols)[j] == col;
+        if (!dup && push_int(cols, (*n)++, col))
+            return nomem(x);
+    }
+    return SS_OK;
+}
+
+static ss_agg_fn_t agg_fn(const char *name)
+{
+    if (ss_strcaseeq(name, "COUNT"))
+        return SS_AGG_COUNT;
+    if (ss_strcaseeq(name, "SUM"))
+        return SS_AGG_SUM;
+    if (ss_strcaseeq(name, "MIN"))
+        return SS_AGG_MIN;
+    if (ss_strcaseeq(name, "MAX"))
+        return SS_AGG_MAX;
+    return SS_AGG_AVG;
+}
+
+/* The GROUP node: group columns (the key) then one column per ordinary aggregate. */
+static int plan_group_node(pctx_t *x, ss__grouping_t *g, const ss__scope_t *sc, ss_plan_node_t **cur)
+{
+    ss_plan_node_t *in = *cur;
+    int nplain = 0;
+    for (int i = 0; i < g->naggs; i++)
+        nplain += g->aggs[i].ast->kind != SS_AX_SEM;
+    ss_plan_node_t *n = new_node(x, SS_PN_GROUP, in, NULL, "group by");
+    if (!n || !(n->schema = ss_schema_new(g->ngroup + nplain)) ||
+        (nplain && !(n->aggs = calloc((size_t)nplain, sizeof *n->aggs))) ||
+        (g->ngroup && !(n->group_cols = calloc((size_t)g->ngroup, sizeof(int)))))
+        return nomem(x);
+    n->ngroup = g->ngroup;
+    for (int i = 0; i < g->ngroup; i++) {
+        n->group_cols[i] = g->group_in[i];
+        if (ss_schema_set(n->schema, i, in->schema->names[g->group_in[i]], in->schema->types[g->group_in[i]], 1))
+            return nomem(x);
+    }
+    ss__cctx_t cc = {.scope = sc, .err = x->err, .errsz = x->errsz};
+    for (int i = 0; i < g->naggs; i++) {
+        const ss_ast_expr_t *a = g->aggs[i].ast;
+        if (a->kind == SS_AX_SEM)
+            continue;
+        ss_plan_agg_t *pa = &n->aggs[n->naggs];
+        g->aggs[i].out_col = g->ngroup + n->naggs;
+        n->naggs++;
+        pa->fn = agg_fn(a->name);
+        pa->distinct = a->distinct;
+        int nargs = a->args ? a->args->n : 0;
+        int star = nargs == 1 && a->args->items[0]->kind == SS_AX_STAR;
+        if (nargs > 1 || (nargs == 0 && pa->fn != SS_AGG_COUNT) || (star && pa->fn != SS_AGG_COUNT))
+            return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: %s takes one argument%s",
+                             a->span.line, a->span.col, a->name, pa->fn == SS_AGG_COUNT ? " or *" : "");
+        if (nargs == 1 && !star) {
+            int rc = ss__compile(&cc, a->args->items[0], &pa->arg);
+            if (rc)
+                return rc;
+        }
+        ss_coltype_t at = pa->arg ? pa->arg->type : SS_COL_INT;
+        if ((pa->fn == SS_AGG_SUM || pa->fn == SS_AGG_AVG) && at == SS_COL_TEXT)
+            return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: %s needs a number, got TEXT",
+                             a->span.line, a->span.col, a->name);
+        ss_coltype_t t = pa->fn == SS_AGG_COUNT ? SS_COL_INT : pa->fn == SS_AGG_AVG ? SS_COL_REAL
+                         : at == SS_COL_BOOL && pa->fn == SS_AGG_SUM ? SS_COL_INT : at;
+        g->aggs[i].type = t;
+        if (ss_schema_set(n->schema, g->aggs[i].out_col, g->aggs[i].key, t, 0))
+            return nomem(x);
+    }
+    *cur = n;
+    return SS_OK;
+}
+
+/* The SEM_AGG node: group columns (the key) then the TEXT summary. */
+static int plan_sem_agg_node(pctx_t *x, ss__grouping_t *g, const sel_t *q, const ss__scope_t *sc,
+                             ss_plan_node_t **cur)
+{
+    int si = 0;
+    while (si < g->naggs - 1 && g->aggs[si].ast->kind != SS_AX_SEM)
+        si++;
+    const ss_ast_expr_t *a = g->aggs[si].ast;
+    const char *name = "summary";
+    for (int i = 0; i < q->n; i++)
+        if (q->cols[i].ast == a)
+            name = q->cols[i].name;
+    ss_plan_node_t *in = *cur, *n = new_node(x, SS_PN_SEM_AGG, in, NULL, name);
+    if (!n || !(n->schema = ss_schema_new(g->ngroup + 1)) ||
+        (g->ngroup && !(n->group_cols = calloc((size_t)g->ngroup, sizeof(int)))))
+        return nomem(x);
+    n->ngroup = g->ngroup;
+    for (int i = 0; i < g->ngroup; i++) {
+        n->group_cols[i] = g->group_in[i];
+        if (ss_schema_set(n->schema, i, in->schema->names[g->group_in[i]], in->schema->types[g->group_in[i]], 1))
+            return nomem(x);
+    }
+    if (ss_schema_set(n->schema, g->ngroup, name, SS_COL_TEXT, 0))
+        return nomem(x);
+    g->aggs[si].type = SS_COL_TEXT;
+    g->aggs[si].out_col = g->ngroup;
+    ss__cctx_t cc = {.scope = sc, .err = x->err, .errsz = x->errsz};
+    int rc = ss__template(&cc, a->tmpl ? a->tmpl : "", a->tmpl_span, 0, &n->tmpl);
+    if (!rc)
+        rc = sem_options(x, n, a->opts);
+    *cur = n;
+    return rc;
+}
+
+/* SEM_AGG next to COUNT/SUM/...: a GROUP and a SEM_AGG over the same input, joined on the
+ * group columns (the output = group columns, ordinary aggregates, group columns, summary). */
+static int plan_group_and_sem_agg(pctx_t *x, ss__grouping_t *g, const sel_t *q, const ss__scope_t *sc,
+                                  ss_plan_node_t **cur)
+{
+    ss_plan_node_t *gn = *cur, *sn = *cur;
+    int rc = plan_group_node(x, g, sc, &gn);
+    if (!rc)
+        rc = plan_sem_agg_node(x, g, q, sc, &sn);
+    if (rc)
+        return rc;
+    ss_plan_node_t *j = new_node(x, SS_PN_JOIN, gn, sn, "aggregates JOIN summary");
+    if (!j || !(j->schema = concat_schema(gn->schema, sn->schema)))
+        return nomem(x);
+    for (int i = gn->schema->n; i < j->schema->n; i++)
+        j->schema->is_key[i] = 0; /* the right copy of the group columns is not part of the key */
+    for (int i = 0; i < g->ngroup; i++)
+        if (push_int(&j->lkeys, i, i) || push_int(&j->rkeys, i, i))
+            return nomem(x);
+    j->nkeys = g->ngroup;
+    for (int i = 0; i < g->naggs; i++)
+        if (g->aggs[i].ast->kind == SS_AX_SEM)
+            g->aggs[i].out_col += gn->schema->n;
+    *cur = j;
+    return SS_OK;
+}
+
+static int plan_grouped(pctx_t *x, sel_t *q, const ss__scope_t *sc, ss_plan_node_t **cur)
+{
+    const ss_ast_select_t *s = q->s;
+    ss__grouping_t g = {0};
+    int *gcols = NULL, ngcols = 0, rc = SS_OK;
+    for (int i = 0; i < q->n && !rc; i++) {
+        const ss_ast_expr_t *m = find_sem(q->cols[i].ast, SS_SEM_NONE);
+        if (m && m->sem != SS_SEM_AGG)
+            rc = ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED,
+                           "%d:%d: %s cannot be combined with GROUP BY or aggregates in one view; compute it in an upstream view",
+                           m->span.line, m->span.col, m->sem == SS_SEM_MAP ? "SEM_MAP" : "this semantic function");
+        if (!q->cols[i].ast)
+            rc = ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: '*' cannot be used with GROUP BY or aggregates",
+                           q->cols[i].span.line, q->cols[i].span.col);
+    }
+    for (int i = 0; i < s->norder && !rc; i++)
+        if (find_sem(s->order[i].expr, SS_SEM_RANK) || find_sem(s->order[i].expr, SS_SEM_SCORE))
+            rc = ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED,
+                           "%d:%d: SEM_RANK/SEM_SCORE cannot order grouped rows; rank in a downstream view",
+                           s->order[i].expr->span.line, s->order[i].expr->span.col);
+    for (int i = 0; i < q->n && !rc; i++)
+        rc = collect_aggs(x, q->cols[i].ast, &g);
+    if (!rc)
+        rc = collect_aggs(x, s->having, &g);
+    for (int i = 0; i < s->norder && !rc; i++) {
+        int star;
+        rc = collect_aggs(x, order_target(q, s->order[i].expr, &star), &g);
+    }
+    int nsemagg = 0, nplain = 0;
+    const ss_ast_expr_t *first_plain = NULL, *second_sem = NULL;
+    for (int i = 0; i < g.naggs; i++) {
+        if (g.aggs[i].ast->kind == SS_AX_SEM) {
+            if (nsemagg++)
+                second_sem = g.aggs[i].ast;
+        } else if (!nplain++)
+            first_plain = g.aggs[i].ast;
+    }
+    (void)first_plain;
+    if (!rc && second_sem)
+        rc = ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED, "%d:%d: only one SEM_AGG per view",
+                       second_sem->span.line, second_sem->span.col);
+    if (!rc)
+        rc = group_columns(x, q, sc, &gcols, &ngcols);
+    g.ngroup = ngcols;
+    g.group_in = gcols;
+    if (!rc && nsemagg && nplain)
+        rc = plan_group_and_sem_agg(x, &g, q, sc, cur);
+    else if (!rc)
+        rc = nsemagg ? plan_sem_agg_node(x, &g, q, sc, cur) : plan_group_node(x, &g, sc, cur);
+    ss__cctx_t cc = {.scope = sc, .grp = &g, .err = x->err, .errsz = x->errsz};
+    if (!rc && s->having) {
+        ss_plan_node_t *f = same_schema_node(x, SS_PN_FILTER, *cur, "having");
+        if (!f)
+            rc = nomem(x);
+        else if (!(rc = ss__compile(&cc, s->having, &f->pred)))
+            *cur = f;
+    }
+    if (!rc && s->limit >= 0 && !s->distinct)
+        rc = plan_topk(x, q, &cc, 0, cur);
+    if (!rc)
+        rc = plan_project(x, q, &cc, cur);
+    if (!rc && s->distinct)
+        rc = plan_distinct(x, q, cur);
+    for (int i = 0; i < g.naggs; i++)
+        free(g.aggs[i].key);
+    free(g.aggs);
+    free(gcols);
+    return rc;
+}
+
+static int plan_select(pctx_t *x, const ss_ast_select_t *s, ss_plan_node_t **out)
+{
+    if (!s->from)
+        return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: a view needs FROM <stream or view>",
+                         s->span.line, s->span.col);
+    ss__scope_t sc;
+    ss_plan_node_t *cur = NULL;
+    int rc = plan_pushdown(x, s);
+    if (!rc)
+        rc = plan_from(x, s->from, &sc, &cur);
+    if (!rc)
+        rc = plan_where(x, s->where, &sc, &cur);
+    if (rc)
+        return rc;
+    sel_t q = {.s = s};
+    rc = expand_items(x, &q, &sc);
+    int grouped = s->group_by || s->having;
+    for (int i = 0; i < q.n && !grouped; i++)
+        grouped = find_agg(q.cols[i].ast) != NULL;
+    if (!rc)
+        rc = grouped ? plan_grouped(x, &q, &sc, &cur) : plan_plain(x, &q, &sc, &cur);
+    sel_free(&q);
+    *out = cur;
+    return rc;
+}
+
+/* ---------------------------------------------------------------- LLM_GENERATE */
+
+static int plan_generate(pctx_t *x, const ss_ast_generate_t *g, ss_plan_node_t **out)
+{
+    ss_plan_node_t *ctx = NULL, *data = NULL;
+    const char *what = NULL, *dwhat = NULL;
+    if (!g->context_stream)
+        return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: LLM_GENERATE needs CONTEXT=STREAM(name)",
+                         g->span.line, g->span.col);
+    int rc = input_node(x, g->context_stream, g->span, &ctx, &what);
+    if (!rc && g->data_stream)
+        rc = input_node(x, g->data_stream, g->span, &data, &dwhat);
+    if (rc)
+        return rc;
+    ss_plan_node_t *n = new_node(x, SS_PN_LLM_GENERATE, ctx, data, "llm_generate");
+    if (!n)
+        return nomem(x);
+    ss__scope_t sc = {.nrels = 1, .schema = ctx->schema};
+    sc.rels[0] = (ss__rel_t){.name = ctx->label, .table = ctx->label, .what = what, .n = ctx->schema->n};
+    ss__cctx_t cc = {.scope = &sc, .err = x->err, .errsz = x->errsz};
+    ss_span_t psp = g->span; /* the AST keeps no span for the PROMPT literal: point at LLM_GENERATE */
+    psp.len = -1;
+    if ((rc = ss__template(&cc, g->prompt ? g->prompt : "", psp, 0, &n->tmpl)))
+        return rc;
+    if ((rc = sem_options(x, n, g->opts)))
+        return rc;
+    /* output: KEY column(s) of the context (KEY= option, else its KEY columns, else all), response, docs */
+    int keys[64], nk = 0;
+    const ss_ast_option_t *ko = ss__opt_find(g->opts, "key");
+    if (ko) {
+        char *kn = ss__opt_text(ko);
+        int side, col;
+        rc = kn ? ss__resolve_col(&cc, NULL, kn, ko->span, &side, &col) : nomem(x);
+        free(kn);
+        if (rc)
+            return rc;
+        keys[nk++] = col;
+    } else {
+        nk = ss_schema_keys(ctx->schema, keys, 64);
+        if (nk == 0)
+            for (int i = 0; i < ctx->schema->n && i < 64; i++)
+                keys[nk++] = i;
+    }
+    const ss_ast_option_t *ro = ss__opt_find(g->opts, "retrieve");
+    if (ro && (ro->value.t != SS_INT || ro->value.u.i < 0))
+        return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: RETRIEVE must be a non-negative integer",
+                         ro->span.line, ro->span.col);
+    if (ro && ro->value.u.i > 0 && !data)
+        return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC,
+                         "%d:%d: RETRIEVE needs DATA_SOURCE=STREAM(name) to retrieve from", ro->span.line, ro->span.col);
+    const ss_ast_option_t *mo = ss__opt_find(g->opts, "maintain");
+    char *mv = mo ? ss__opt_text(mo) : NULL;
+    if (mo && (!mv || !(ss_strcaseeq(mv, "recompute") || ss_strcaseeq(mv, "append") || ss_strcaseeq(mv, "none")))) {
+        rc = mv ? (int)ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC,
+                            "%d:%d: MAINTAIN must be 'recompute', 'append' or 'none', not '%s'",
+                            mo->span.line, mo->span.col, mv)
+                : nomem(x);
+        free(mv);
+        return rc;
+    }
+    free(mv);
+    if (!(n->schema = ss_schema_new(nk + 2)))
+        return nomem(x);
+    for (int i = 0; i < nk; i++)
+        if (ss_schema_set(n->schema, i, ctx->schema->names[keys[i]], ctx->schema->types[keys[i]], 1))
+            return nomem(x);
+    if (ss_schema_set(n->schema, nk, "response", SS_COL_TEXT, 0) || ss_schema_set(n->schema, nk + 1, "docs", SS_COL_TEXT, 0))
+        return nomem(x);
+    *out = n;
+    return SS_OK;
+}
+
+/* ---------------------------------------------------------------- views */
+
+static int plan_view_into(const ss_catalog_t *cat, ss_plan_t *plan, const char *name,
+                          const ss_ast_query_t *q, const ss_ast_options_t *opts, int64_t seq, int depth,
+                          char *err, size_t errsz)
+{
+    pctx_t x = {.cat = cat, .plan = plan, .view = name, .id_base = seq * SS_PLAN_IDS_PER_VIEW,
+                .depth = depth, .err = err, .errsz = errsz};
+    if (seq > 2000000)
+        return ss_seterr(err, errsz, SS_ERR_UNSUPPORTED, "too many views have been created (%lld)", (long long)seq);
+    const ss_ast_option_t *mo = ss__opt_find(opts, "model");
+    char *dm = mo ? ss__opt_text(mo) : NULL;
+    if (mo && (!dm || !ss_catalog_model(cat, dm))) {
+        int rc = dm ? ss_seterr(err, errsz, SS_ERR_SEMANTIC, "%d:%d: unknown model \"%s\" (create it with CREATE MODEL)",
+                                mo->span.line, mo->span.col, dm)
+                    : ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+        free(dm);
+        return rc;
+    }
+    x.default_model = dm;
+    ss_plan_node_t *top = NULL;
+    int rc = q->kind == SS_Q_GENERATE ? plan_generate(&x, q->generate, &top) : plan_select(&x, q->select, &top);
+    if (!rc) {
+        ss_plan_node_t *v = new_node(&x, SS_PN_VIEW, top, NULL, name);
+        if (!v || !(v->schema = ss_schema_copy(top->schema)))
+            rc = nomem(&x);
+        for (int i = 0; !rc && opts && i < opts->n; i++) {
+            char *t = ss__opt_text(&opts->items[i]);
+            if (!t || ss__opts_add(&v->nopts, &v->opts, opts->items[i].name, t))
+                rc = nomem(&x);
+            free(t);
+        }
+        if (!rc && x.nlocal >= SS_PLAN_IDS_PER_VIEW)
+            rc = ss_seterr(err, errsz, SS_ERR_UNSUPPORTED, "view %s needs more than %d operators", name,
+                           SS_PLAN_IDS_PER_VIEW - 1);
+    }
+    free(dm);
+    return rc;
+}
+
+int ss_plan_query(const ss_catalog_t *c, const ss_ast_query_t *q, const char *name, ss_plan_t **out,
+                  char *err, size_t errsz)
+{
+    *out = NULL;
+    ss_plan_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    const ss_cat_view_t *v = ss_catalog_view(c, name);
+    int64_t seq = v ? ss__catalog_seq(c, SS_OBJ_VIEW, name) : ss__catalog_next_view_seq(c);
+    const ss_ast_options_t *opts = v && v->stmt && v->stmt->query == q ? v->stmt->opts : NULL;
+    int rc = plan_view_into(c, p, name, q, opts, seq, 0, err, errsz);
+    if (rc) {
+        ss_plan_free(p);
+        return rc;
+    }
+    *out = p;
+    return SS_OK;
+}
+
+int ss_plan_build(const ss_catalog_t *c, ss_plan_t **out, char *err, size_t errsz)
+{
+    *out = NULL;
+    ss_plan_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < ss_catalog_nviews(c); i++) {
+        const ss_cat_view_t *v = ss_catalog_view_at(c, i);
+        if (find_node(p, SS_PN_VIEW, v->name))
+            continue; /* planned already as an upstream of an earlier view */
+        int rc = plan_view_into(c, p, v->name, v->stmt->query, v->stmt->opts,
+                                ss__catalog_seq(c, SS_OBJ_VIEW, v->name), 0, err, errsz);
+        if (rc) {
+            ss_errprefix(err, errsz, "view %s", v->name);
+            ss_plan_free(p);
+            return rc;
+        }
+    }
+    *out = p;
+    return SS_OK;
+}

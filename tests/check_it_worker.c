@@ -1,0 +1,266 @@
+/*
+ * check_it_worker.c — the inference worker over HTTP and the worker pool, with
+ * real workers serving the tiny stories260K model on loopback: endpoints,
+ * errors (400/404/405/413), back-pressure (429 + Retry-After), metrics, graceful
+ * shutdown; and the pool's prefix affinity, failover when a worker dies and
+ * recovery when it comes back.
+ */
+#include "ss_backends.h"
+#include "ss_llm.h"
+#include "ss_pool.h"
+#include "ss_worker.h"
+#include "testutil.h"
+
+#include <check.h>
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *model_path(void)
+{
+    static char p[1024];
+    return tu_model_path("stories260K.gguf", p, sizeof p);
+}
+
+static ss_worker_t *start_worker(int port, int max_queue, int batch_wait_ms)
+{
+    char err[SS_ERRSZ] = "";
+    ss_infer_backend_t *be = ss_backend_local_new(model_path(), 1, err, sizeof err);
+    ck_assert_msg(be != NULL, "%s", err);
+    ss_worker_opts_t o = {.port = port, .model_name = "stories260K", .max_queue = max_queue,
+                          .batch_wait_ms = batch_wait_ms, .max_body = 4096};
+    ss_worker_t *w = NULL;
+    ck_assert_msg(ss_worker_start(&o, be, &w, err, sizeof err) == SS_OK, "%s", err);
+    return w;
+}
+
+typedef struct http {
+    long code;
+    ss_buf_t body;
+    char retry_after[32];
+} http_t;
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+{
+    ss_buf_append(&((http_t *)ud)->body, p, sz * n);
+    return sz * n;
+}
+
+static size_t on_header(char *p, size_t sz, size_t n, void *ud)
+{
+    http_t *h = ud;
+    if (sz * n > 13 && !strncasecmp(p, "Retry-After:", 12))
+        snprintf(h->retry_after, sizeof h->retry_after, "%.*s", (int)strcspn(p + 12, "\r\n"), p + 12);
+    return sz * n;
+}
+
+/* method NULL = GET, else POST with body. */
+static void http(int port, const char *path, const char *body, http_t *out)
+{
+    memset(out, 0, sizeof *out);
+    char url[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, out);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    struct curl_slist *hd = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hd);
+    if (body)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->code);
+    curl_slist_free_all(hd);
+    curl_easy_cleanup(c);
+}
+
+START_TEST(test_endpoints_and_errors)
+{
+    ss_worker_t *w = start_worker(0, 16, 0);
+    int port = ss_worker_port(w);
+    http_t r;
+    http(port, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":8,\"temperature\":0}", &r);
+    ck_assert_int_eq(r.code, 200);
+    ck_assert_ptr_nonnull(strstr(ss_buf_cstr(&r.body), "\"text_completion\""));
+    ck_assert_ptr_nonnull(strstr(ss_buf_cstr(&r.body), "\"completion_tokens\":8"));
+    ss_buf_free(&r.body);
+    /* the semstream extension: exact CHOOSE probabilities */
+    http(port, "/v1/completions", "{\"prompt\":\"Lily was\",\"semstream_choices\":[\" happy\",\" sad\"]}", &r);
+    ck_assert_int_eq(r.code, 200);
+    ck_assert_ptr_nonnull(strstr(ss_buf_cstr(&r.body), "\"semstream_probs\":["));
+    ss_buf_free(&r.body);
+    http(port, "/v1/embeddings", "{\"input\":[\"a dog\",\"a cat\"]}", &r);
+    ck_assert_int_eq(r.code, 200);
+    ck_assert_ptr_nonnull(strstr(ss_buf_cstr(&r.body), "\"index\":1"));
+    ss_buf_free(&r.body);
+    http(port, "/v1/models", NULL, &r);
+    ck_assert_int_eq(r.code, 200);
+    ck_assert_ptr_nonnull(strstr(ss_buf_cstr(&r.body), "\"owned_by\":\"semstream\""));
+    ss_buf_free(&r.body);
+    http(port, "/health", NULL, &r);
+    ck_assert_int_eq(r.code, 200);
+    ss_buf_free(&r.body);
+    /* errors say what is wrong */
+    http(port, "/v1/completions", "{\"prompt\":", &r);
+    ck_assert_int_eq(r.code, 400);
+    ck_assert_ptr_nonnull(strstr(ss_buf_cstr(&r.body), "invalid JSON"));
+    ss_buf_free(&r.body);
+    http(port, "/v1/completions", "{\"prompt\":\"x\",\"max_tokens\":100000}", &r);
+    ck_assert_int_eq(r.code, 400);
+    ck_assert_ptr_nonnull(strstr(ss_buf_cstr(&r.body), "max_tokens"));
+    ss_buf_free(&r.body);
+    http(port, "/v1/completions", "{\"max_tokens\":3}", &r);
+    ck_assert_int_eq(r.code, 400);
+    ck_assert_ptr_nonnull(strstr(ss_buf_cstr(&r.body), "missing \\\"prompt\\\""));
+    ss_buf_free(&r.body);
+    char big[6000];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    memcpy(big, "{\"prompt\":\"", 11);
+    http(port, "/v1/completions", big, &r); /* larger than max_body = 4096 */
+    ck_assert_int_eq(r.code, 413);
+    ss_buf_free(&r.body);
+    http(port, "/nope", NULL, &r);
+    ck_assert_int_eq(r.code, 404);
+    ss_buf_free(&r.body);
+    http(port, "/v1/completions", NULL, &r);
+    ck_assert_int_eq(r.code, 405);
+    ss_buf_free(&r.body);
+    http(port, "/metrics", NULL, &r);
+    ck_assert_int_eq(r.code, 200);
+    ck_assert_ptr_nonnull(strstr(ss_buf_cstr(&r.body), "semstream_worker_requests_total 3"));
+    ss_buf_free(&r.body);
+    ss_worker_stop(w);
+}
+END_TEST
+
+typedef struct client {
+    int port;
+    http_t r;
+} client_t;
+
+static void *client_main(void *arg)
+{
+    client_t *c = arg;
+    http(c->port, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":4,\"temperature\":0}", &c->r);
+    return NULL;
+}
+
+START_TEST(test_backpressure_429)
+{
+    /* queue of 1 and a long batching wait: of several concurrent clients, the ones that find the
+     * queue full are told to retry later; the others are answered */
+    ss_worker_t *w = start_worker(0, 1, 400);
+    enum { N = 6 };
+    client_t cl[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        cl[i].port = ss_worker_port(w);
+        pthread_create(&th[i], NULL, client_main, &cl[i]);
+    }
+    int ok = 0, busy = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        if (cl[i].r.code == 200)
+            ok++;
+        else if (cl[i].r.code == 429) {
+            busy++;
+            ck_assert_str_eq(cl[i].r.retry_after, " 1");
+            ck_assert_ptr_nonnull(strstr(ss_buf_cstr(&cl[i].r.body), "queue is full"));
+        }
+        ss_buf_free(&cl[i].r.body);
+    }
+    ck_assert_int_ge(ok, 1);
+    ck_assert_int_ge(busy, 1);
+    ck_assert_int_eq(ok + busy, N);
+    ss_worker_stop(w);
+}
+END_TEST
+
+START_TEST(test_pool_affinity_failover_recovery)
+{
+    ss_worker_t *w0 = start_worker(0, 64, 0), *w1 = start_worker(0, 64, 0);
+    int p0 = ss_worker_port(w0), p1 = ss_worker_port(w1);
+    char urls[128], err[SS_ERRSZ] = "";
+    snprintf(urls, sizeof urls, "http://127.0.0.1:%d,http://127.0.0.1:%d", p0, p1);
+    ss_infer_backend_t *pool = ss_backend_workers_new(urls, "stories260K", NULL, 5000, err, sizeof err);
+    ck_assert_msg(pool != NULL, "%s", err);
+    /* 40 requests over 8 prefixes: each prefix goes to one worker, and both workers get some */
+    enum { N = 40 };
+    char prompts[N][96];
+    ss_infer_req_t reqs[N];
+    ss_infer_res_t res[N];
+    memset(reqs, 0, sizeof reqs);
+    memset(res, 0, sizeof res);
+    for (int i = 0; i < N; i++) {
+        snprintf(prompts[i], sizeof prompts[i], "Prefix number %d: once upon a time, row %d", i % 8, i);
+        reqs[i].kind = SS_INFER_GENERATE;
+        reqs[i].prompt = prompts[i];
+        reqs[i].prefix_len = 17;
+        reqs[i].max_tokens = 3;
+    }
+    ck_assert_msg(pool->run(pool, reqs, N, res, err, sizeof err) == SS_OK, "%s", err);
+    ss_pool_worker_stats_t s0, s1;
+    ss_pool_stats(pool, 0, &s0);
+    ss_pool_stats(pool, 1, &s1);
+    ck_assert_int_eq(s0.requests + s1.requests, N);
+    ck_assert_int_gt(s0.requests, 0);
+    ck_assert_int_gt(s1.requests, 0);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(res[i].status, SS_OK);
+        ss_infer_res_clear(&res[i]);
+    }
+    /* the same requests again land on the same workers (affinity): counts double exactly */
+    ck_assert(pool->run(pool, reqs, N, res, err, sizeof err) == SS_OK);
+    ss_pool_worker_stats_t t0, t1;
+    ss_pool_stats(pool, 0, &t0);
+    ss_pool_stats(pool, 1, &t1);
+    ck_assert_int_eq(t0.requests, 2 * s0.requests);
+    ck_assert_int_eq(t1.requests, 2 * s1.requests);
+    for (int i = 0; i < N; i++)
+        ss_infer_res_clear(&res[i]);
+    /* worker 0 dies: every request is still answered, by worker 1 */
+    ss_worker_stop(w0);
+    ck_assert_msg(pool->run(pool, reqs, N, res, err, sizeof err) == SS_OK, "%s", err);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(res[i].status, SS_OK);
+        ss_infer_res_clear(&res[i]);
+    }
+    ss_pool_stats(pool, 0, &t0);
+    ck_assert_int_eq(t0.healthy, 0);
+    ck_assert_int_ge(t0.failures, 1);
+    /* it comes back on the same port: after the cooldown it is used again */
+    w0 = start_worker(p0, 64, 0);
+    for (int tries = 0; tries < 50; tries++) {
+        usleep(100 * 1000);
+        ck_assert(pool->run(pool, reqs, 8, res, err, sizeof err) == SS_OK);
+        for (int i = 0; i < 8; i++)
+            ss_infer_res_clear(&res[i]);
+        ss_pool_stats(pool, 0, &t0);
+        if (t0.healthy)
+            break;
+    }
+    ck_assert_int_eq(t0.healthy, 1);
+    pool->destroy(pool);
+    ss_worker_stop(w0);
+    ss_worker_stop(w1);
+}
+END_TEST
+
+Suite *check_it_worker_suite(void)
+{
+    Suite *s = suite_create("worker");
+    TCase *tc = tcase_create("http");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_endpoints_and_errors);
+    tcase_add_test(tc, test_backpressure_429);
+    tcase_add_test(tc, test_pool_affinity_failover_recovery);
+    suite_add_tcase(s, tc);
+    return s;
+}
