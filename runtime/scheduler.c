@@ -737,6 +737,7 @@ int ss_engine_step(ss_engine_t *e, int *nmsgs, char *err, size_t errsz)
         *nmsgs = 0;
     int rc = eng_pipe_ensure(e, err, errsz);
     int total = 0;
+    int64_t t_poll = ss_now_ns();
     if (!rc)
         rc = poll_sources(e, &total, err, errsz);
     int64_t now = ss_now_ns();
@@ -751,12 +752,15 @@ int ss_engine_step(ss_engine_t *e, int *nmsgs, char *err, size_t errsz)
         rc = ss_store_begin(e->store, err, errsz);
     if (!rc)
         rc = run_dag(e, tick, err, errsz);
+    int64_t t_dag = ss_now_ns();
     if (!rc)
         rc = stage_views(e, err, errsz);
+    int64_t t_stage = ss_now_ns();
     if (!rc)
         rc = store_offsets(e, err, errsz);
     if (!rc)
         rc = ss_store_commit(e->store, err, errsz);
+    int64_t t_commit = ss_now_ns();
     if (rc && ss_store_in_txn(e->store)) {
         /* operators' memory may be ahead of the rolled-back tables: rebuild from the store */
         ss_store_rollback(e->store);
@@ -772,6 +776,11 @@ int ss_engine_step(ss_engine_t *e, int *nmsgs, char *err, size_t errsz)
         eng_pipe_free(e);
         return rc;
     }
+    if (ss_log_get_level() >= SS_LOG_DEBUG)
+        ss_log(SS_LOG_DEBUG, "engine", "batch %lld: %d messages; poll %.1f ms, operators %.1f ms, outbox %.1f ms, "
+               "commit %.1f ms, publish %.1f ms", (long long)e->stats.batches + 1, total, (now - t_poll) / 1e6,
+               (t_dag - now) / 1e6, (t_stage - t_dag) / 1e6, (t_commit - t_stage) / 1e6,
+               (ss_now_ns() - t_commit) / 1e6);
     print_subscribed(e);
     clear_batch(e);
     e->stats.batches++;
