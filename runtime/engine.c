@@ -347,7 +347,8 @@ int ss_engine_exec(ss_engine_t *e, const char *sql, size_t len, const char *name
         const ss_ast_stmt_t *st = script->stmts[i];
         rc = ss_engine_do_loads(e, 0, err, errsz);
         if (!rc && e->catch_up &&
-            (st->kind == SS_STMT_SELECT || st->kind == SS_STMT_SHOW || st->kind == SS_STMT_EXPLAIN))
+            (st->kind == SS_STMT_SELECT || st->kind == SS_STMT_SHOW || st->kind == SS_STMT_EXPLAIN ||
+             st->kind == SS_STMT_SUBSCRIBE))
             rc = ss_engine_run_until_idle(e, -1, err, errsz);
         if (!rc)
             rc = exec_stmt(e, st, out ? out : &one, err, errsz);
