@@ -117,6 +117,7 @@ struct ss_engine {
     ss_producer_t *prod;    /* owned; created on first INSERT/--load */
     eng_pipe_t pipe;
     int pipe_ok;            /* 0: rebuild before the next step (after DDL or a failed batch) */
+    int wal_dirty;          /* batches committed since the last idle checkpoint */
     int outbox_pending;     /* published view deltas awaiting delivery confirmation (scheduler.c) */
 
     int sub_node;           /* VIEW node whose changes SUBSCRIBE prints, or -1 */

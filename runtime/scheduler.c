@@ -744,7 +744,13 @@ int ss_engine_step(ss_engine_t *e, int *nmsgs, char *err, size_t errsz)
     int tick = total == 0 && now - e->last_tick_ns > 1000000000LL && has_ttl(e);
     if (!rc && total == 0 && !tick) {
         clear_batch(e);
-        return eng_outbox_settle(e, err, errsz); /* idle: finish the last batch's delivery */
+        /* idle: finish the last batch's delivery, then checkpoint the WAL once */
+        rc = eng_outbox_settle(e, err, errsz);
+        if (!rc && e->wal_dirty) {
+            ss_store_checkpoint(e->store);
+            e->wal_dirty = 0;
+        }
+        return rc;
     }
     if (tick)
         e->last_tick_ns = now;
@@ -781,6 +787,7 @@ int ss_engine_step(ss_engine_t *e, int *nmsgs, char *err, size_t errsz)
                "commit %.1f ms, publish %.1f ms", (long long)e->stats.batches + 1, total, (now - t_poll) / 1e6,
                (t_dag - now) / 1e6, (t_stage - t_dag) / 1e6, (t_commit - t_stage) / 1e6,
                (ss_now_ns() - t_commit) / 1e6);
+    e->wal_dirty = 1;
     print_subscribed(e);
     clear_batch(e);
     e->stats.batches++;
