@@ -13,19 +13,17 @@
 #define SS_ENGINE_INT_H
 
 #include "ss_ast.h"
+#include "ss_backends.h" /* ss_backend_openai_new */
 #include "ss_catalog.h"
 #include "ss_dispatch.h"
 #include "ss_engine.h"
 #include "ss_infer.h"
 #include "ss_kafka.h"
+#include "ss_llm.h" /* ss_backend_local_new */
 #include "ss_op.h"
 #include "ss_plan.h"
 #include "ss_store.h"
 
-/* Model backends (gpu/ss_llm.h, runtime/ss_backends.h). */
-ss_infer_backend_t *ss_backend_local_new(const char *path, int threads, char *err, size_t errsz);
-ss_infer_backend_t *ss_backend_openai_new(const char *url, const char *model, const char *api_key,
-                                          int timeout_ms, int max_concurrency, char *err, size_t errsz);
 
 #define SS_ENG_WEAK(f) extern __typeof__(f) f __attribute__((weak))
 SS_ENG_WEAK(ss_parse);
