@@ -119,6 +119,8 @@ void ss_engine_close(ss_engine_t *e)
         ss_producer_flush(e->prod, 5000, err, sizeof err);
         ss_producer_destroy(e->prod);
     }
+    if (e->emb)
+        ss_embedder_destroy(e->emb); /* before the dispatcher it may borrow */
     if (e->disp)
         ss_dispatch_close(e->disp);
     if (e->cat)

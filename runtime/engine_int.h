@@ -16,6 +16,7 @@
 #include "ss_backends.h" /* ss_backend_openai_new */
 #include "ss_catalog.h"
 #include "ss_dispatch.h"
+#include "ss_embed.h"
 #include "ss_engine.h"
 #include "ss_infer.h"
 #include "ss_kafka.h"
@@ -74,6 +75,8 @@ SS_ENG_WEAK(ss_dispatch_open);
 SS_ENG_WEAK(ss_dispatch_close);
 SS_ENG_WEAK(ss_dispatch_add_model);
 SS_ENG_WEAK(ss_dispatch_totals);
+SS_ENG_WEAK(ss_embedder_open);
+SS_ENG_WEAK(ss_embedder_destroy);
 SS_ENG_WEAK(ss_backend_local_new);
 SS_ENG_WEAK(ss_backend_openai_new);
 
@@ -111,6 +114,7 @@ struct ss_engine {
     ss_store_t *store;      /* owned */
     ss_catalog_t *cat;      /* owned */
     ss_dispatch_t *disp;    /* owned; NULL when the dispatcher is not in the build */
+    ss_embedder_t *emb;     /* owned; opened when a plan first needs embeddings */
     ss_broker_t *broker;    /* owned; NULL with external brokers */
     ss_producer_t *prod;    /* owned; created on first INSERT/--load */
     eng_pipe_t pipe;

@@ -265,7 +265,7 @@ static int republish_outbox(ss_engine_t *e, char *err, size_t errsz);
 static int bootstrap(ss_engine_t *e, const char *isnew, char *err, size_t errsz)
 {
     eng_pipe_t *pp = &e->pipe;
-    ss_op_ctx_t ctx = {ss_store_db(e->store), e->disp, NULL};
+    ss_op_ctx_t ctx = {ss_store_db(e->store), e->disp, (struct ss_embedder *)e->emb};
     char *have = calloc((size_t)pp->plan->n + 1, 1);
     if (!have)
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
@@ -369,7 +369,7 @@ static int register_nodes(ss_engine_t *e, char *isnew, char *err, size_t errsz)
 static int init_ops(ss_engine_t *e, char *err, size_t errsz)
 {
     eng_pipe_t *pp = &e->pipe;
-    ss_op_ctx_t ctx = {ss_store_db(e->store), e->disp, NULL};
+    ss_op_ctx_t ctx = {ss_store_db(e->store), e->disp, (struct ss_embedder *)e->emb};
     for (int i = 0; i < pp->plan->n; i++) {
         int rc = ss_op_new(pp->plan->nodes[i], &pp->ops[i], err, errsz);
         if (!rc && pp->ops[i]->vt->init)
@@ -383,6 +383,24 @@ static int init_ops(ss_engine_t *e, char *err, size_t errsz)
     return SS_OK;
 }
 
+/* Semantic joins and retrieval compare embeddings: open the embedder the first
+ * time a plan has such an operator (SET embedder = 'wink' | 'model' | 'openai'
+ * picks the kind; default: the static word vectors when installed, else the model). */
+static int ensure_embedder(ss_engine_t *e, char *err, size_t errsz)
+{
+    const ss_plan_t *p = e->pipe.plan;
+    int need = 0;
+    for (int i = 0; i < p->n; i++)
+        need |= p->nodes[i]->kind == SS_PN_SEM_JOIN || p->nodes[i]->kind == SS_PN_LLM_GENERATE;
+    if (!need || e->emb || !ss_embedder_open || !e->disp)
+        return SS_OK;
+    ss_embed_opts_t o;
+    memset(&o, 0, sizeof o);
+    o.kind = ss_catalog_get(e->cat, "embedder");
+    o.dispatch = e->disp;
+    return ss_embedder_open(&o, &e->emb, err, errsz);
+}
+
 int eng_pipe_build(ss_engine_t *e, char *err, size_t errsz)
 {
     SS_ENG_NEED(ss_plan_build, "the planner", err, errsz);
@@ -390,8 +408,12 @@ int eng_pipe_build(ss_engine_t *e, char *err, size_t errsz)
     eng_pipe_free(e);
     eng_pipe_t *pp = &e->pipe;
     int rc = ss_plan_build(e->cat, &pp->plan, err, errsz);
-    if (rc)
+    if (!rc)
+        rc = ensure_embedder(e, err, errsz);
+    if (rc) {
+        eng_pipe_free(e);
         return rc;
+    }
     if (alloc_pipe(pp)) {
         eng_pipe_free(e);
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
@@ -502,7 +524,7 @@ static int has_ttl(ss_engine_t *e)
 static int run_dag(ss_engine_t *e, int tick, char *err, size_t errsz)
 {
     eng_pipe_t *pp = &e->pipe;
-    ss_op_ctx_t ctx = {ss_store_db(e->store), e->disp, NULL};
+    ss_op_ctx_t ctx = {ss_store_db(e->store), e->disp, (struct ss_embedder *)e->emb};
     for (int i = 0; i < pp->plan->n; i++) {
         const ss_plan_node_t *n = pp->plan->nodes[i];
         ss_op_t *op = pp->ops[i];
