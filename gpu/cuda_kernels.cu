@@ -426,43 +426,13 @@ __device__ __forceinline__ void gemv_finish(float (&acc)[NB], float *y, const fl
     }
 }
 
-template <int NB>
-__global__ void k_gemv_f16(float *y, const float *__restrict__ x, const __half *__restrict__ w,
-                           const float *bias, int rows, int cols)
-{
-    int n = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    if (n >= rows)
-        return;
-    int lane = threadIdx.x & 31;
-    float acc[NB];
-#pragma unroll
-    for (int b = 0; b < NB; b++)
-        acc[b] = 0;
-    const __half *wr = w + (size_t)n * cols;
-    for (int k = lane * 8; k < cols; k += 256) {
-        uint4 raw = __ldg((const uint4 *)(wr + k));
-        const __half2 *h2 = (const __half2 *)&raw;
-        float wf[8];
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            float2 f = __half22float2(h2[j]);
-            wf[2 * j] = f.x;
-            wf[2 * j + 1] = f.y;
-        }
-#pragma unroll
-        for (int b = 0; b < NB; b++) {
-            const float4 *xv = (const float4 *)(x + (size_t)b * cols + k);
-            float4 a = __ldg(xv), c2 = __ldg(xv + 1);
-            acc[b] += wf[0] * a.x + wf[1] * a.y + wf[2] * a.z + wf[3] * a.w + wf[4] * c2.x + wf[5] * c2.y +
-                      wf[6] * c2.z + wf[7] * c2.w;
-        }
-    }
-    gemv_finish<NB>(acc, y, bias, n, rows);
-}
+__device__ __forceinline__ float2 pair_to_f2(__half2 h) { return __half22float2(h); }
+__device__ __forceinline__ float2 pair_to_f2(__nv_bfloat162 h) { return __bfloat1622float2(h); }
 
-template <int NB>
-__global__ void k_gemv_bf16(float *y, const float *__restrict__ x, const __nv_bfloat16 *__restrict__ w,
-                            const float *bias, int rows, int cols)
+/* F16 and BF16 weights (P = __half2 or __nv_bfloat162): 8 weights per lane per 16-byte load. */
+template <int NB, typename P>
+__global__ void k_gemv_16(float *y, const float *__restrict__ x, const uint16_t *__restrict__ w,
+                          const float *bias, int rows, int cols)
 {
     int n = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     if (n >= rows)
@@ -472,14 +442,14 @@ __global__ void k_gemv_bf16(float *y, const float *__restrict__ x, const __nv_bf
 #pragma unroll
     for (int b = 0; b < NB; b++)
         acc[b] = 0;
-    const __nv_bfloat16 *wr = w + (size_t)n * cols;
+    const uint16_t *wr = w + (size_t)n * cols;
     for (int k = lane * 8; k < cols; k += 256) {
         uint4 raw = __ldg((const uint4 *)(wr + k));
-        const __nv_bfloat162 *h2 = (const __nv_bfloat162 *)&raw;
+        const P *h2 = (const P *)&raw;
         float wf[8];
 #pragma unroll
         for (int j = 0; j < 4; j++) {
-            float2 f = __bfloat1622float2(h2[j]);
+            float2 f = pair_to_f2(h2[j]);
             wf[2 * j] = f.x;
             wf[2 * j + 1] = f.y;
         }
@@ -561,10 +531,11 @@ static void launch_gemv(ss_cuda_t *c, float *y, const float *x, const ss_cuda_we
     dim3 grid((unsigned)((w->rows + warps - 1) / warps));
     int vec_ok = ((uintptr_t)x % 16 == 0);
     if (w->type == SS_WT_F16 && w->cols % 256 == 0 && vec_ok)
-        k_gemv_f16<NB><<<grid, warps * 32, 0, c->stream>>>(y, x, (const __half *)w->data, bias, w->rows, w->cols);
+        k_gemv_16<NB, __half2><<<grid, warps * 32, 0, c->stream>>>(y, x, (const uint16_t *)w->data, bias, w->rows,
+                                                                   w->cols);
     else if (w->type == SS_WT_BF16 && w->cols % 256 == 0 && vec_ok)
-        k_gemv_bf16<NB><<<grid, warps * 32, 0, c->stream>>>(y, x, (const __nv_bfloat16 *)w->data, bias, w->rows,
-                                                             w->cols);
+        k_gemv_16<NB, __nv_bfloat162><<<grid, warps * 32, 0, c->stream>>>(y, x, (const uint16_t *)w->data, bias,
+                                                                          w->rows, w->cols);
     else if (w->type == SS_WT_Q8_0 && w->cols % 512 == 0 && vec_ok)
         k_gemv_q8<NB><<<grid, warps * 32, 0, c->stream>>>(y, x, (const int8_t *)w->data,
                                                            (const __half *)w->scales, bias, w->rows, w->cols);

@@ -2,85 +2,15 @@
  * cuda_ref.c — CPU reference implementations of every CUDA kernel in
  * ss_cuda.h, written for clarity, not speed: they are the oracle the GPU
  * kernels are tested against (in CI, where there is no GPU, they are tested on
- * their own against naive formulas).
+ * their own against naive formulas). Number formats and (de)quantisation are the
+ * engine's own (ss_gguf.h), so the references and the CPU path read weights alike.
  */
 #include "ss_cuda.h"
+#include "ss_gguf.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-float ss_kref_f16_to_f32(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
-    if (exp == 0) {
-        if (man == 0)
-            bits = sign;
-        else { /* subnormal: renormalise */
-            exp = 127 - 15 + 1;
-            while (!(man & 0x400)) {
-                man <<= 1;
-                exp--;
-            }
-            man &= 0x3ff;
-            bits = sign | (exp << 23) | (man << 13);
-        }
-    } else if (exp == 31)
-        bits = sign | 0x7f800000u | (man << 13);
-    else
-        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-uint16_t ss_kref_f32_to_f16(float f)
-{
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint32_t sign = (x >> 16) & 0x8000;
-    int32_t exp = (int32_t)((x >> 23) & 0xff) - 127 + 15;
-    uint32_t man = x & 0x7fffff;
-    if (((x >> 23) & 0xff) == 0xff)
-        return (uint16_t)(sign | 0x7c00 | (man ? 0x200 : 0));
-    if (exp >= 31)
-        return (uint16_t)(sign | 0x7c00);
-    if (exp <= 0) {
-        if (exp < -10)
-            return (uint16_t)sign;
-        man |= 0x800000;
-        uint32_t shift = (uint32_t)(14 - exp);
-        uint32_t half = man >> shift;
-        uint32_t rem = man & ((1u << shift) - 1), mid = 1u << (shift - 1);
-        if (rem > mid || (rem == mid && (half & 1)))
-            half++;
-        return (uint16_t)(sign | half);
-    }
-    uint32_t h = sign | ((uint32_t)exp << 10) | (man >> 13);
-    uint32_t rem = man & 0x1fff;
-    if (rem > 0x1000 || (rem == 0x1000 && (h & 1)))
-        h++; /* round to nearest even; carries into the exponent correctly */
-    return (uint16_t)h;
-}
-
-float ss_kref_bf16_to_f32(uint16_t h)
-{
-    uint32_t bits = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-uint16_t ss_kref_f32_to_bf16(float f)
-{
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    if ((x & 0x7fffffff) > 0x7f800000)
-        return (uint16_t)((x >> 16) | 0x40); /* quiet NaN */
-    x += 0x7fff + ((x >> 16) & 1);         /* round to nearest even */
-    return (uint16_t)(x >> 16);
-}
 
 size_t ss_kref_weight_bytes(int type, int rows, int cols)
 {
@@ -97,27 +27,7 @@ size_t ss_kref_weight_bytes(int type, int rows, int cols)
 void ss_kref_dequant_row(int type, const void *w, int cols, int r, float *out)
 {
     size_t rb = ss_kref_weight_bytes(type, 1, cols);
-    const unsigned char *row = (const unsigned char *)w + (size_t)r * rb;
-    for (int k = 0; k < cols; k++) {
-        switch (type) {
-        case SS_WT_F32: memcpy(&out[k], row + 4 * (size_t)k, 4); break;
-        case SS_WT_F16:
-        case SS_WT_BF16: {
-            uint16_t h;
-            memcpy(&h, row + 2 * (size_t)k, 2);
-            out[k] = type == SS_WT_F16 ? ss_kref_f16_to_f32(h) : ss_kref_bf16_to_f32(h);
-            break;
-        }
-        case SS_WT_Q8_0: {
-            const unsigned char *blk = row + (size_t)(k / SS_Q8_0_BLOCK) * 34;
-            uint16_t d;
-            memcpy(&d, blk, 2);
-            out[k] = ss_kref_f16_to_f32(d) * (float)(int8_t)blk[2 + k % SS_Q8_0_BLOCK];
-            break;
-        }
-        default: out[k] = 0;
-        }
-    }
+    ss_ggml_to_f32(type, (const unsigned char *)w + (size_t)r * rb, out, cols);
 }
 
 void ss_kref_rmsnorm(float *y, const float *x, const float *w, int rows, int dim, float eps)

@@ -120,10 +120,6 @@ void ss_cuda_prof_collect(ss_cuda_t *c);         /* after a sync: accumulate the
 void ss_cuda_prof_report(ss_cuda_t *c, const char *const *names, const char *title);
 
 /* ---- CPU references (gpu/cuda_ref.c): same semantics, host pointers ---- */
-float ss_kref_f16_to_f32(uint16_t h);
-uint16_t ss_kref_f32_to_f16(float f);
-float ss_kref_bf16_to_f32(uint16_t h);
-uint16_t ss_kref_f32_to_bf16(float f);
 /* Dequantises row r of a weight in GGUF layout into out[cols]. */
 void ss_kref_dequant_row(int type, const void *w, int cols, int r, float *out);
 void ss_kref_rmsnorm(float *y, const float *x, const float *w, int rows, int dim, float eps);

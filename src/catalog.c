@@ -13,21 +13,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Until the parser lands in every build, it is referenced weakly (as operators/op.c does). */
-#define WEAK __attribute__((weak))
-WEAK int ss_parse(const char *, size_t, const char *, ss_ast_script_t **, char *, size_t);
-WEAK void ss_ast_script_free(ss_ast_script_t *);
-WEAK void ss_ast_stmt_free(ss_ast_stmt_t *);
-
-static void stmt_free(ss_ast_stmt_t *s)
-{
-    if (s && ss_ast_stmt_free)
-        ss_ast_stmt_free(s);
-}
 
 /* Public entries with the sequence number the planner needs; `pub` must stay first. */
 typedef struct stream_ent { ss_cat_stream_t pub; int64_t seq; } stream_ent_t;
-typedef struct view_ent { ss_cat_view_t pub; int64_t seq; } view_ent_t;
+typedef struct view_ent {
+    ss_cat_view_t pub;
+    int64_t seq;
+    int ncols;
+    char **cols; /* output column names, for completion (filled when the view is planned) */
+} view_ent_t;
 typedef struct model_ent { ss_cat_model_t pub; int64_t seq; } model_ent_t;
 
 struct ss_catalog {
@@ -69,8 +63,11 @@ static void view_free(view_ent_t *e)
         return;
     free(e->pub.name);
     free(e->pub.sql);
-    stmt_free(e->pub.stmt);
+    ss_ast_stmt_free(e->pub.stmt);
     free(e->pub.sink_topic);
+    for (int i = 0; i < e->ncols; i++)
+        free(e->cols[i]);
+    free(e->cols);
     ss__opts_free(e->pub.nopts, e->pub.opts);
     free(e);
 }
@@ -302,8 +299,6 @@ static int parse_one(const char *sql, ss_ast_stmt_kind_t kind, ss_ast_stmt_t **o
 {
     ss_ast_script_t *s = NULL;
     *out = NULL;
-    if (!ss_parse)
-        return ss_seterr(err, errsz, SS_ERR_UNSUPPORTED, "this build has no SQL parser");
     int rc = ss_parse(sql, strlen(sql), NULL, &s, err, errsz);
     if (rc)
         return rc;
@@ -324,7 +319,7 @@ static int build_view(ss_ast_stmt_t *stmt, view_ent_t **out, char *err, size_t e
     view_ent_t *e = calloc(1, sizeof *e);
     *out = NULL;
     if (!e) {
-        stmt_free(stmt);
+        ss_ast_stmt_free(stmt);
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     }
     e->pub.stmt = stmt;
@@ -341,6 +336,24 @@ static int build_view(ss_ast_stmt_t *stmt, view_ent_t **out, char *err, size_t e
     }
     *out = e;
     return SS_OK;
+}
+
+/* Remembers the output column names of every view planned in p (best effort: names are only
+ * used for completion, so running out of memory just leaves them out). */
+static void remember_cols(ss_catalog_t *c, const ss_plan_t *p)
+{
+    for (int i = 0; i < p->n; i++) {
+        const ss_plan_node_t *n = p->nodes[i];
+        int v = n->kind == SS_PN_VIEW ? find_view(c, n->label) : -1;
+        if (v < 0 || c->views[v]->cols)
+            continue;
+        view_ent_t *e = c->views[v];
+        if (!(e->cols = calloc((size_t)n->schema->n + 1, sizeof *e->cols)))
+            continue;
+        for (int k = 0; k < n->schema->n; k++)
+            if ((e->cols[e->ncols] = ss_strdup(n->schema->names[k])))
+                e->ncols++;
+    }
 }
 
 /* ---------------------------------------------------------------- SQLite */
@@ -422,7 +435,7 @@ static int load_stream(ss_catalog_t *c, int64_t seq, const char *name, const cha
     int rc = parse_one(sql, SS_STMT_CREATE_STREAM, &stmt, err, errsz);
     if (!rc)
         rc = build_stream(stmt, &e, err, errsz);
-    stmt_free(stmt);
+    ss_ast_stmt_free(stmt);
     if (rc)
         return rc;
     e->seq = seq;
@@ -442,7 +455,7 @@ static int load_model(ss_catalog_t *c, int64_t seq, const char *name, const char
     int rc = parse_one(sql, SS_STMT_CREATE_MODEL, &stmt, err, errsz);
     if (!rc)
         rc = build_model(stmt, &e, err, errsz);
-    stmt_free(stmt);
+    ss_ast_stmt_free(stmt);
     if (rc)
         return rc;
     e->seq = seq;
@@ -528,6 +541,11 @@ int ss_catalog_open(sqlite3 *db, ss_catalog_t **out, char *err, size_t errsz)
         ss_catalog_close(c);
         return rc;
     }
+    ss_plan_t *p = NULL;
+    char perr[SS_ERRSZ];
+    if (c->nviews && ss_plan_build(c, &p, perr, sizeof perr) == SS_OK)
+        remember_cols(c, p);
+    ss_plan_free(p);
     *out = c;
     return SS_OK;
 }
@@ -616,24 +634,29 @@ int ss_catalog_add_view(ss_catalog_t *c, const ss_ast_stmt_t *stmt, char *err, s
         return ss_seterr(err, errsz, SS_ERR_INVALID, "CREATE VIEW %s carries no source text to store",
                          stmt->name);
     ss_plan_t *p = NULL;
-    if ((rc = ss_plan_query(c, stmt->query, stmt->name, &p, err, errsz)))
+    if ((rc = ss__plan_view(c, stmt->query, stmt->name, stmt->opts, &p, err, errsz)))
         return rc;
-    ss_plan_free(p);
     /* the catalog keeps its own parse of the text (the caller keeps stmt) */
     ss_ast_stmt_t *own = NULL;
     view_ent_t *e = NULL;
     if ((rc = parse_one(stmt->text, SS_STMT_CREATE_VIEW, &own, err, errsz))) {
         ss_errprefix(err, errsz, "re-parsing view %s", stmt->name);
+        ss_plan_free(p);
         return rc;
     }
-    if ((rc = build_view(own, &e, err, errsz)))
+    if ((rc = build_view(own, &e, err, errsz))) {
+        ss_plan_free(p);
         return rc;
+    }
     e->pub.created_ms = ss_wall_ms();
     if ((rc = db_insert(c, "ss_views", e->pub.name, e->pub.sql, e->pub.created_ms, &e->seq, err, errsz)) ||
         (rc = push(&c->views, &c->nviews, e))) {
         view_free(e);
+        ss_plan_free(p);
         return rc == SS_ERR_NOMEM ? (int)ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory") : rc;
     }
+    remember_cols(c, p);
+    ss_plan_free(p);
     return SS_OK;
 }
 
@@ -642,9 +665,12 @@ static int dependants(const ss_catalog_t *c, const char *name, int is_model, ss_
 {
     int n = 0;
     for (int i = 0; i < c->nviews; i++) {
-        const ss_ast_query_t *q = c->views[i]->pub.stmt->query;
-        const char *refs[64];
-        int k = is_model ? ss__query_models(q, refs, 64) : ss__query_refs(q, refs, 64);
+        const ss_ast_stmt_t *st = c->views[i]->pub.stmt;
+        const char *refs[65];
+        int k = is_model ? ss__query_models(st->query, refs, 64) : ss__query_refs(st->query, refs, 64);
+        const ss_ast_option_t *vm = is_model ? ss__opt_find(st->opts, "model") : NULL;
+        if (vm && vm->value.t == SS_TEXT)
+            refs[k++] = vm->value.u.str.s; /* the view's default model */
         for (int j = 0; j < k; j++)
             if (ss_strcaseeq(refs[j], name)) {
                 ss_buf_printf(buf, "%s%s", n++ ? ", " : "", c->views[i]->pub.name);
@@ -772,6 +798,8 @@ const char **ss_catalog_names(const ss_catalog_t *c)
     int cap = c->nstreams + c->nviews + c->nmodels + 1;
     for (int i = 0; i < c->nstreams; i++)
         cap += c->streams[i]->pub.schema->n;
+    for (int i = 0; i < c->nviews; i++)
+        cap += c->views[i]->ncols;
     const char **arr = calloc((size_t)cap, sizeof *arr);
     if (!arr)
         return NULL;
@@ -785,6 +813,9 @@ const char **ss_catalog_names(const ss_catalog_t *c)
     for (int i = 0; i < c->nstreams; i++)
         for (int j = 0; j < c->streams[i]->pub.schema->n; j++)
             add_name(arr, &n, c->streams[i]->pub.schema->names[j]);
+    for (int i = 0; i < c->nviews; i++)
+        for (int j = 0; j < c->views[i]->ncols; j++)
+            add_name(arr, &n, c->views[i]->cols[j]);
     arr[n] = NULL;
     return arr;
 }

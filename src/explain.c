@@ -34,23 +34,38 @@ static const char *strategy(const ss_plan_node_t *n)
     case SS_PN_TOPK:
         return "keeps its input ordered; emits only changes to the first k rows";
     case SS_PN_SEM_FILTER:
-        return "1 yes/no forward pass per inserted row (cached by content); deletes and unchanged updates free";
+        return "1 yes/no forward pass per distinct inserted row (memoised); deletes and updates that "
+               "leave the template's columns unchanged are free";
     case SS_PN_SEM_MAP:
-        return "1 generation per inserted row (cached by content); deletes retract the stored output for free";
+        return "1 generation (up to max_tokens) per distinct inserted row (memoised); deletes and updates "
+               "that leave the template's columns unchanged are free";
     case SS_PN_SEM_JOIN:
-        return "1 yes/no pass per new candidate pair (a new row is compared with up to join_candidates "
-               "embedding-nearest rows of the other side); deletes free";
+        return ss_plan_opt(n, "join_candidates") || ss_plan_opt(n, "threshold")
+                   ? "bilinear: a new row is asked (yes/no) only against the join_candidates rows of the other "
+                     "side nearest by embedding; pair answers memoised; deletes free"
+                   : "bilinear and exhaustive: a new row costs 1 yes/no pass per row of the other side (set "
+                     "join_candidates to prune by embedding); pair answers memoised; deletes free";
     case SS_PN_SEM_TOPK:
         return n->sem == SS_SEM_RANK
-                   ? "pairwise comparisons: an inserted row is compared against the current top k "
-                     "(about log2(k) passes); a deleted top row promotes the next with a few more"
-                   : "1 scoring pass per inserted row; scores kept, only top-k changes emitted; deletes free";
+                   ? "pairwise: an insert costs 1 comparison with the k-th row, plus ceil(log2 k) if it enters "
+                     "the top k; a deleted top row is replaced from a sorted buffer; comparisons memoised"
+                   : "1 scoring pass per distinct inserted row (memoised); only changes to the top k are "
+                     "emitted; deletes free";
     case SS_PN_SEM_AGG:
-        return "tree aggregation per group: a change re-summarises its leaf (fan_in rows) and the "
-               "log_fan_in(n) summaries above it, not the whole group";
-    case SS_PN_LLM_GENERATE:
-        return "per changed context key: retrieve top documents, 1 generation; a data-source change "
-               "regenerates only the responses that used the changed documents";
+        return "summary tree per group: an insert, delete or update costs about 1 generation per tree "
+               "level (O(log n) with fan_in), not a re-summary of the whole group";
+    case SS_PN_LLM_GENERATE: {
+        const char *m = ss_plan_opt(n, "maintain");
+        if (m && ss_strcaseeq(m, "append"))
+            return "per new or changed context row: retrieve top documents, 1 generation; a data-source change "
+                   "asks the model to revise only the responses whose documents changed (1 call each)";
+        if (m && ss_strcaseeq(m, "none"))
+            return "per new or changed context row: retrieve top documents, 1 generation; data-source changes "
+                   "leave existing responses as they are (no calls)";
+        return "per new or changed context row: retrieve top documents, 1 generation; a data-source change "
+               "regenerates only the responses whose retrieved documents changed (the view always equals a "
+               "fresh run)";
+    }
     case SS_PN_VIEW:
         return "materialised in its view table; each change published to the sink topic (if any)";
     }

@@ -217,72 +217,75 @@ static const char *op_text(ss_ast_op_t op)
 }
 
 /* SQL-like canonical text: function names lower-cased, binary operators parenthesised when nested. */
-static void ast_key_into(const ss_ast_expr_t *a, ss_buf_t *b, int top)
+static int ast_key_into(const ss_ast_expr_t *a, ss_buf_t *b, int top)
 {
-    if (!a) {
-        ss_buf_puts(b, "_");
-        return;
-    }
+    int rc = 0;
+    if (!a)
+        return ss_buf_puts(b, "_");
     switch (a->kind) {
     case SS_AX_COLUMN:
-        ss_buf_printf(b, "%s%s%s", a->table ? a->table : "", a->table ? "." : "", a->name);
+        rc |= ss_buf_printf(b, "%s%s%s", a->table ? a->table : "", a->table ? "." : "", a->name);
         break;
     case SS_AX_LITERAL:
         if (a->lit.t == SS_TEXT) {
-            ss_buf_putc(b, '\'');
+            rc |= ss_buf_putc(b, '\'');
             for (size_t i = 0; i < a->lit.u.str.n; i++) {
                 if (a->lit.u.str.s[i] == '\'')
-                    ss_buf_putc(b, '\'');
-                ss_buf_putc(b, a->lit.u.str.s[i]);
+                    rc |= ss_buf_putc(b, '\'');
+                rc |= ss_buf_putc(b, a->lit.u.str.s[i]);
             }
-            ss_buf_putc(b, '\'');
+            rc |= ss_buf_putc(b, '\'');
         } else
-            ss_val_to_text(&a->lit, b);
+            rc |= ss_val_to_text(&a->lit, b);
         break;
     case SS_AX_STAR:
-        ss_buf_puts(b, "*");
+        rc |= ss_buf_puts(b, "*");
         break;
     case SS_AX_SEM:
-        ss_buf_printf(b, "%s(", sem_name(a->sem));
-        ss_buf_put_json_str(b, a->tmpl ? a->tmpl : "", a->tmpl ? strlen(a->tmpl) : 0);
-        ss_buf_puts(b, ")");
+        rc |= ss_buf_printf(b, "%s(", sem_name(a->sem));
+        rc |= ss_buf_put_json_str(b, a->tmpl ? a->tmpl : "", a->tmpl ? strlen(a->tmpl) : 0);
+        rc |= ss_buf_puts(b, ")");
         break;
     case SS_AX_FUNC:
         for (const char *p = a->name; *p; p++)
-            ss_buf_putc(b, (char)tolower((unsigned char)*p));
-        ss_buf_printf(b, "(%s", a->distinct ? "DISTINCT " : "");
+            rc |= ss_buf_putc(b, (char)tolower((unsigned char)*p));
+        rc |= ss_buf_printf(b, "(%s", a->distinct ? "DISTINCT " : "");
         for (int i = 0; a->args && i < a->args->n; i++) {
             if (i)
-                ss_buf_puts(b, ", ");
-            ast_key_into(a->args->items[i], b, 1);
+                rc |= ss_buf_puts(b, ", ");
+            rc |= ast_key_into(a->args->items[i], b, 1);
         }
         if (!a->args || a->args->n == 0)
-            ss_buf_puts(b, ss_strcaseeq(a->name, "COUNT") ? "*" : "");
-        ss_buf_puts(b, ")");
+            rc |= ss_buf_puts(b, ss_strcaseeq(a->name, "COUNT") ? "*" : "");
+        rc |= ss_buf_puts(b, ")");
         break;
     case SS_AX_UNARY:
-        ss_buf_puts(b, a->op == SS_OP_NOT ? "NOT " : "-");
-        ast_key_into(a->left, b, 0);
+        rc |= ss_buf_puts(b, a->op == SS_OP_NOT ? "NOT " : "-");
+        rc |= ast_key_into(a->left, b, 0);
         break;
     case SS_AX_IS_NULL:
-        ast_key_into(a->left, b, 0);
-        ss_buf_puts(b, a->op == SS_OP_NOT ? " IS NOT NULL" : " IS NULL");
+        rc |= ast_key_into(a->left, b, 0);
+        rc |= ss_buf_puts(b, a->op == SS_OP_NOT ? " IS NOT NULL" : " IS NULL");
         break;
     default:
         if (!top)
-            ss_buf_putc(b, '(');
-        ast_key_into(a->left, b, 0);
-        ss_buf_printf(b, " %s ", op_text(a->op));
-        ast_key_into(a->right, b, 0);
+            rc |= ss_buf_putc(b, '(');
+        rc |= ast_key_into(a->left, b, 0);
+        rc |= ss_buf_printf(b, " %s ", op_text(a->op));
+        rc |= ast_key_into(a->right, b, 0);
         if (!top)
-            ss_buf_putc(b, ')');
+            rc |= ss_buf_putc(b, ')');
     }
+    return rc;
 }
 
 char *ss__ast_key(const ss_ast_expr_t *a)
 {
     ss_buf_t b = SS_BUF_INIT;
-    ast_key_into(a, &b, 1);
+    if (ast_key_into(a, &b, 1)) {
+        ss_buf_free(&b);
+        return NULL;
+    }
     return ss_buf_take(&b);
 }
 
@@ -490,7 +493,9 @@ static int compile_agg_ref(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr
                          "%d:%d: aggregate %s is not allowed here (only in SELECT, HAVING and ORDER BY)",
                          a->span.line, a->span.col, what);
     char *key = ss__ast_key(a);
-    for (int i = 0; key && i < cc->grp->naggs; i++)
+    if (!key)
+        return ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < cc->grp->naggs; i++)
         if (!strcmp(cc->grp->aggs[i].key, key)) {
             free(key);
             e->kind = SS_EX_COL;
@@ -525,12 +530,38 @@ static int binary_type(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *
     }
 }
 
+/* Grouped rows: an expression written as in GROUP BY is that group column (-1 if none; -2 OOM). */
+static int group_expr_col(const ss__cctx_t *cc, const ss_ast_expr_t *a)
+{
+    const ss__grouping_t *g = cc->grp;
+    if (!g || !g->group_key || a->kind == SS_AX_COLUMN || a->kind == SS_AX_LITERAL)
+        return -1;
+    char *key = ss__ast_key(a);
+    if (!key)
+        return -2;
+    int col = -1;
+    for (int i = 0; i < g->ngroup && col < 0; i++)
+        if (g->group_key[i] && !strcmp(g->group_key[i], key))
+            col = i;
+    free(key);
+    return col;
+}
+
 int ss__compile(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t **out)
 {
     *out = NULL;
+    int gcol = group_expr_col(cc, a);
+    if (gcol == -2)
+        return ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
     ss_expr_t *e = ss_expr_new(SS_EX_COL);
     if (!e)
         return ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
+    if (gcol >= 0) {
+        e->col = gcol;
+        e->type = cc->grp->group_type[gcol];
+        *out = e;
+        return SS_OK;
+    }
     int rc = SS_OK;
     switch (a->kind) {
     case SS_AX_COLUMN:

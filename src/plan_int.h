@@ -69,6 +69,9 @@ typedef struct ss__agg_ref {
 typedef struct ss__grouping {
     int ngroup;
     int *group_in;            /* input column of each group column; borrowed */
+    char **group_key;         /* GROUP BY expression (canonical text) of each group column, NULL for
+                                 plain columns; borrowed, may be NULL */
+    ss_coltype_t *group_type; /* type of each group column; borrowed (with group_key) */
     int naggs;
     ss__agg_ref_t *aggs;      /* output column = ngroup + index */
 } ss__grouping_t;
@@ -97,5 +100,39 @@ int ss__template(const ss__cctx_t *cc, const char *tmpl, ss_span_t span, int nee
                  ss_template_t **out);
 /* Renders a compiled expression with the names of schema (EXPLAIN). */
 int ss__expr_sql(const ss_expr_t *e, const ss_schema_t *in, ss_buf_t *out);
+
+
+/* ---- lowering (planner.c, plan_sem.c) ---- */
+
+/* Planner context of one view (planner.c, plan_sem.c). */
+typedef struct ss__pctx {
+    const ss_catalog_t *cat;
+    ss_plan_t *plan;
+    const char *view;           /* the view being planned */
+    int64_t id_base;            /* SS_PLAN_IDS_PER_VIEW * view sequence number */
+    int nlocal;
+    const char *default_model;  /* the view's WITH (model=...) */
+    int depth;                  /* views planned on demand (view-on-view) */
+    /* WHERE conjuncts pushed below a join, each to the FROM item (alias) it reads only */
+    int npush;
+    const ss_ast_expr_t *push[64];
+    const char *push_to[64];
+    int pushed[64];
+    char *err;
+    size_t errsz;
+} ss__pctx_t;
+
+/* Creates a node of the current view and appends it to the plan (which owns it); NULL on OOM. */
+ss_plan_node_t *ss__new_node(ss__pctx_t *x, ss_plan_kind_t k, ss_plan_node_t *in0, ss_plan_node_t *in1,
+                             const char *label);
+/* The SOURCE node of a stream (shared) or the VIEW node of a view (planned on demand). */
+int ss__input_node(ss__pctx_t *x, const char *name, ss_span_t sp, ss_plan_node_t **out, const char **what);
+/* Checks a semantic operator's options and copies them onto n (model= to n->model). */
+int ss__sem_options(ss__pctx_t *x, ss_plan_node_t *n, const ss_ast_options_t *o);
+/* ss_plan_query with the view's WITH options (default model, sink topic) taken into account. */
+int ss__plan_view(const ss_catalog_t *c, const ss_ast_query_t *q, const char *name,
+                  const ss_ast_options_t *opts, ss_plan_t **out, char *err, size_t errsz);
+/* LLM_GENERATE(...) as one node. */
+int ss__plan_generate(ss__pctx_t *x, const ss_ast_generate_t *g, ss_plan_node_t **out);
 
 #endif

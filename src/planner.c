@@ -9,7 +9,8 @@
  * BY + LIMIT TOPK; SEM_MAP items become SEM_MAP nodes; aggregates GROUP, SEM_AGG
  * the SEM_AGG node; LLM_GENERATE its own node; then PROJECT, DISTINCT and the
  * VIEW node. Node ids are stable (see plan_int.h). Name resolution and
- * expression compilation live in plan_expr.c.
+ * expression compilation live in plan_expr.c, semantic options and
+ * LLM_GENERATE in plan_sem.c.
  */
 #include "plan_int.h"
 
@@ -18,22 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct pctx {
-    const ss_catalog_t *cat;
-    ss_plan_t *plan;
-    const char *view;           /* the view being planned */
-    int64_t id_base;            /* SS_PLAN_IDS_PER_VIEW * view sequence number */
-    int nlocal;
-    const char *default_model;  /* the view's WITH (model=...) */
-    int depth;                  /* views planned on demand (view-on-view) */
-    /* WHERE conjuncts pushed below a join, each to the FROM item (alias) it reads only */
-    int npush;
-    const ss_ast_expr_t *push[64];
-    const char *push_to[64];
-    int pushed[64];
-    char *err;
-    size_t errsz;
-} pctx_t;
+typedef ss__pctx_t pctx_t;
 
 static int plan_view_into(const ss_catalog_t *cat, ss_plan_t *plan, const char *name,
                           const ss_ast_query_t *q, const ss_ast_options_t *opts, int64_t seq, int depth,
@@ -58,7 +44,7 @@ static int plan_push(ss_plan_t *p, ss_plan_node_t *n)
 }
 
 /* Creates a node of the current view, appends it to the plan (which owns it from then on). */
-static ss_plan_node_t *new_node(pctx_t *x, ss_plan_kind_t k, ss_plan_node_t *in0, ss_plan_node_t *in1,
+ss_plan_node_t *ss__new_node(pctx_t *x, ss_plan_kind_t k, ss_plan_node_t *in0, ss_plan_node_t *in1,
                                 const char *label)
 {
     ss_plan_node_t *n = ss_plan_node_new(k);
@@ -88,14 +74,14 @@ static ss_plan_node_t *find_node(const ss_plan_t *p, ss_plan_kind_t k, const cha
 /* A node with the same schema as its input (filters, top-k). */
 static ss_plan_node_t *same_schema_node(pctx_t *x, ss_plan_kind_t k, ss_plan_node_t *in, const char *label)
 {
-    ss_plan_node_t *n = new_node(x, k, in, NULL, label);
+    ss_plan_node_t *n = ss__new_node(x, k, in, NULL, label);
     if (n && !(n->schema = ss_schema_copy(in->schema)))
         return NULL;
     return n;
 }
 
 /* The SOURCE node of a stream (shared) or the VIEW node of a view (planned on demand). */
-static int input_node(pctx_t *x, const char *name, ss_span_t sp, ss_plan_node_t **out, const char **what)
+int ss__input_node(pctx_t *x, const char *name, ss_span_t sp, ss_plan_node_t **out, const char **what)
 {
     const ss_cat_stream_t *s = ss_catalog_stream(x->cat, name);
     if (s) {
@@ -162,103 +148,6 @@ static int input_node(pctx_t *x, const char *name, ss_span_t sp, ss_plan_node_t 
 }
 
 /* Copies a semantic operator's options; model= goes to node->model (checked against the catalog). */
-/* The options each semantic operator understands, and the smallest integer value of each
- * integer option (INT_MIN-like -1000000 = any number, -2000000 = any text). */
-typedef struct opt_spec {
-    const char *name;
-    long min;
-} opt_spec_t;
-
-#define OPT_NUMBER (-1000000L)
-#define OPT_TEXT (-2000000L)
-
-static const opt_spec_t *opt_specs(ss_plan_kind_t k, int *n)
-{
-    static const opt_spec_t common[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}};
-    static const opt_spec_t join[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER},
-                                      {"join_candidates", 1}, {"threshold", OPT_NUMBER}};
-    static const opt_spec_t topk[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"buffer", 0}};
-    static const opt_spec_t agg[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"fan_in", 2},
-                                     {"max_children", 2}};
-    static const opt_spec_t gen[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"key", OPT_TEXT},
-                                     {"retrieve", 0}, {"maintain", OPT_TEXT}};
-#define SPEC(a) (*n = (int)SS_ARRAY_LEN(a), a)
-    switch (k) {
-    case SS_PN_SEM_JOIN: return SPEC(join);
-    case SS_PN_SEM_TOPK: return SPEC(topk);
-    case SS_PN_SEM_AGG: return SPEC(agg);
-    case SS_PN_LLM_GENERATE: return SPEC(gen);
-    default: return SPEC(common);
-    }
-#undef SPEC
-}
-
-/* An option the operator does not know (with a suggestion), or a value of the wrong kind. */
-static int check_option(pctx_t *x, ss_plan_kind_t k, const ss_ast_option_t *op)
-{
-    int n;
-    const opt_spec_t *sp = opt_specs(k, &n);
-    const char *names[8];
-    for (int i = 0; i < n; i++) {
-        names[i] = sp[i].name;
-        if (!ss_strcaseeq(sp[i].name, op->name))
-            continue;
-        int isnum = op->value.t == SS_INT || op->value.t == SS_REAL;
-        if (sp[i].min == OPT_TEXT || (sp[i].min == OPT_NUMBER && isnum))
-            return SS_OK;
-        if (sp[i].min != OPT_NUMBER && op->value.t == SS_INT && op->value.u.i >= sp[i].min)
-            return SS_OK;
-        if (sp[i].min == OPT_NUMBER)
-            return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: option %s must be a number",
-                             op->span.line, op->span.col, sp[i].name);
-        return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: option %s must be an integer >= %ld",
-                         op->span.line, op->span.col, sp[i].name, sp[i].min);
-    }
-    const char *best = ss__suggest(op->name, names, n);
-    ss_buf_t all = SS_BUF_INIT;
-    for (int i = 0; i < n; i++)
-        ss_buf_printf(&all, "%s, ", names[i]);
-    int rc = ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: unknown option %s for %s%s%s%s (known: %smodel)",
-                       op->span.line, op->span.col, op->name, ss_plan_kind_name(k),
-                       best ? " (did you mean " : "", best ? best : "", best ? "?)" : "", ss_buf_cstr(&all));
-    ss_buf_free(&all);
-    return rc;
-}
-
-static int sem_options(pctx_t *x, ss_plan_node_t *n, const ss_ast_options_t *o)
-{
-    for (int i = 0; o && i < o->n; i++) {
-        const ss_ast_option_t *op = &o->items[i];
-        if (!ss_strcaseeq(op->name, "model")) {
-            int rc = check_option(x, n->kind, op);
-            if (rc)
-                return rc;
-        }
-        char *v = ss__opt_text(op);
-        if (!v)
-            return nomem(x);
-        if (ss_strcaseeq(op->name, "model")) {
-            if (!ss_catalog_model(x->cat, v)) {
-                int rc = ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC,
-                                   "%d:%d: unknown model \"%s\" (create it with CREATE MODEL %s WITH (...))",
-                                   op->span.line, op->span.col, v, v);
-                free(v);
-                return rc;
-            }
-            free(n->model);
-            n->model = v;
-            continue;
-        }
-        int rc = ss__opts_add(&n->nopts, &n->opts, op->name, v);
-        free(v);
-        if (rc)
-            return nomem(x);
-    }
-    if (!n->model && x->default_model && !(n->model = ss_strdup(x->default_model)))
-        return nomem(x);
-    return SS_OK;
-}
-
 /* ---------------------------------------------------------------- FROM */
 
 static ss_schema_t *concat_schema(const ss_schema_t *a, const ss_schema_t *b)
@@ -399,7 +288,7 @@ static int collect_leaves(pctx_t *x, const ss_ast_from_t *f, int nullable, leaf_
     }
     ss_plan_node_t *node;
     const char *what;
-    int rc = input_node(x, f->name, f->span, &node, &what);
+    int rc = ss__input_node(x, f->name, f->span, &node, &what);
     if (rc)
         return rc;
     if (*n < SS__MAX_RELS)
@@ -507,7 +396,7 @@ static int plan_join(pctx_t *x, const ss_ast_from_t *f, ss__scope_t *sc, ss_plan
     int sem = f->kind == SS_FROM_SEM_JOIN;
     char label[160];
     snprintf(label, sizeof label, "%s %s %s", ls.rels[0].name, sem ? "SEM_JOIN" : "JOIN", rs.rels[0].name);
-    ss_plan_node_t *j = new_node(x, sem ? SS_PN_SEM_JOIN : SS_PN_JOIN, l, r, label);
+    ss_plan_node_t *j = ss__new_node(x, sem ? SS_PN_SEM_JOIN : SS_PN_JOIN, l, r, label);
     if (!j || !(j->schema = concat_schema(l->schema, r->schema)))
         return nomem(x);
     j->join_type = f->join_type;
@@ -522,7 +411,7 @@ static int plan_join(pctx_t *x, const ss_ast_from_t *f, ss__scope_t *sc, ss_plan
         ss__cctx_t cc = {.scope = &two, .err = x->err, .errsz = x->errsz};
         if ((rc = ss__template(&cc, f->tmpl ? f->tmpl : "", f->tmpl_span, 3, &j->tmpl)))
             return rc;
-        if ((rc = sem_options(x, j, f->opts)))
+        if ((rc = ss__sem_options(x, j, f->opts)))
             return rc;
     }
     if ((rc = merge_scopes(x, sc, &rs, l->schema->n, 1, 0, f->span)))
@@ -540,7 +429,7 @@ static int plan_from(pctx_t *x, const ss_ast_from_t *f, ss__scope_t *sc, ss_plan
     if (f->kind != SS_FROM_TABLE)
         return plan_join(x, f, sc, out);
     const char *what = NULL;
-    int rc = input_node(x, f->name, f->span, out, &what);
+    int rc = ss__input_node(x, f->name, f->span, out, &what);
     if (rc)
         return rc;
     sc->nrels = 1;
@@ -628,7 +517,7 @@ static int plan_where(pctx_t *x, const ss_ast_expr_t *where, const ss__scope_t *
         if (!f)
             return nomem(x);
         if ((rc = ss__template(&cc, cj[i]->tmpl ? cj[i]->tmpl : "", cj[i]->tmpl_span, 1, &f->tmpl)) ||
-            (rc = sem_options(x, f, cj[i]->opts)))
+            (rc = ss__sem_options(x, f, cj[i]->opts)))
             return rc;
         *cur = f;
     }
@@ -805,7 +694,7 @@ static int plan_project(pctx_t *x, sel_t *q, const ss__cctx_t *cc, ss_plan_node_
     }
     ss_plan_node_t *p = NULL;
     if (!rc && !identity) {
-        p = new_node(x, SS_PN_PROJECT, in, NULL, "select");
+        p = ss__new_node(x, SS_PN_PROJECT, in, NULL, "select");
         if (!p || !(p->schema = ss_schema_new(q->n)))
             rc = nomem(x);
         for (int i = 0; !rc && i < q->n; i++)
@@ -908,7 +797,7 @@ static int plan_sem_maps(pctx_t *x, sel_t *q, const ss__scope_t *sc, ss_plan_nod
                 name = q->cols[i].name;
         if (!name && !(name = gen_name(q, ss_sprintf("sem_map_%d", k + 1))))
             return nomem(x);
-        ss_plan_node_t *in = *cur, *n = new_node(x, SS_PN_SEM_MAP, in, NULL, name);
+        ss_plan_node_t *in = *cur, *n = ss__new_node(x, SS_PN_SEM_MAP, in, NULL, name);
         if (!n || !(n->schema = ss_schema_new(in->schema->n + 1)))
             return nomem(x);
         for (int c = 0; c < in->schema->n; c++)
@@ -918,7 +807,7 @@ static int plan_sem_maps(pctx_t *x, sel_t *q, const ss__scope_t *sc, ss_plan_nod
             return nomem(x);
         int rc = ss__template(&cc, m->tmpl ? m->tmpl : "", m->tmpl_span, 1, &n->tmpl);
         if (!rc)
-            rc = sem_options(x, n, m->opts);
+            rc = ss__sem_options(x, n, m->opts);
         if (rc)
             return rc;
         q->sem_ast[q->nsem] = m;
@@ -958,7 +847,7 @@ static int plan_sem_topk(pctx_t *x, const ss_ast_select_t *s, const ss__scope_t 
     ss__cctx_t cc = {.scope = sc, .err = x->err, .errsz = x->errsz};
     int rc = ss__template(&cc, e->tmpl ? e->tmpl : "", e->tmpl_span, 1, &t->tmpl);
     if (!rc)
-        rc = sem_options(x, t, e->opts);
+        rc = ss__sem_options(x, t, e->opts);
     *cur = t;
     return rc;
 }
@@ -1047,31 +936,123 @@ static int collect_aggs(pctx_t *x, const ss_ast_expr_t *e, ss__grouping_t *g)
     return SS_OK;
 }
 
-/* GROUP BY items: columns, SELECT positions, or SELECT aliases of columns. */
-static int group_columns(pctx_t *x, const sel_t *q, const ss__scope_t *sc, int **cols, int *n)
+/* GROUP BY items: columns, expressions, SELECT positions or aliases. Expressions are computed
+ * by a PROJECT before the grouping that appends one column per expression. */
+typedef struct groupby {
+    int n;
+    int *cols;             /* input column of each group column */
+    char **keys;           /* canonical text of expression items (NULL for columns) */
+    ss_coltype_t *types;
+} groupby_t;
+
+static void groupby_free(groupby_t *gb)
 {
-    const ss_ast_expr_list_t *gb = q->s->group_by;
+    for (int i = 0; i < gb->n; i++)
+        free(gb->keys[i]);
+    free(gb->keys);
+    free(gb->cols);
+    free(gb->types);
+}
+
+static int groupby_add(groupby_t *gb, int col, char *key, ss_coltype_t t)
+{
+    int *c = realloc(gb->cols, (size_t)(gb->n + 1) * sizeof *c);
+    if (c)
+        gb->cols = c;
+    char **k = c ? realloc(gb->keys, (size_t)(gb->n + 1) * sizeof *k) : NULL;
+    if (k)
+        gb->keys = k;
+    ss_coltype_t *ty = k ? realloc(gb->types, (size_t)(gb->n + 1) * sizeof *ty) : NULL;
+    if (!ty) {
+        free(key);
+        return SS_ERR_NOMEM;
+    }
+    gb->types = ty;
+    gb->cols[gb->n] = col;
+    gb->keys[gb->n] = key;
+    gb->types[gb->n++] = t;
+    return SS_OK;
+}
+
+static int group_columns(pctx_t *x, const sel_t *q, const ss__scope_t *sc, ss_plan_node_t **cur, groupby_t *gb)
+{
+    const ss_ast_expr_list_t *items = q->s->group_by;
     ss__cctx_t cc = {.scope = sc, .err = x->err, .errsz = x->errsz};
-    for (int i = 0; gb && i < gb->n; i++) {
-        int star = -1;
-        const ss_ast_expr_t *e = order_target(q, gb->items[i], &star);
-        int side, col = star;
-        if (star < 0) {
-            if (!e || e->kind != SS_AX_COLUMN)
-                return ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED,
-                                 "%d:%d: GROUP BY supports columns (or SELECT positions/aliases of columns); compute the expression in an upstream view",
-                                 gb->items[i]->span.line, gb->items[i]->span.col);
-            int rc = ss__resolve_col(&cc, e->table, e->name, e->span, &side, &col);
-            if (rc)
-                return rc;
+    ss_expr_t *extra[32];
+    int nextra = 0, rc = SS_OK, base = (*cur)->schema->n;
+    for (int i = 0; !rc && items && i < items->n; i++) {
+        int star = -1, side, col = -1;
+        const ss_ast_expr_t *e = order_target(q, items->items[i], &star);
+        if (star >= 0) {
+            col = star;
+        } else if (e->kind == SS_AX_COLUMN) {
+            rc = ss__resolve_col(&cc, e->table, e->name, e->span, &side, &col);
+        } else {
+            const ss_ast_expr_t *bad = find_agg(e);
+            if (!bad)
+                bad = find_sem(e, SS_SEM_NONE);
+            if (bad) {
+                rc = ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: GROUP BY cannot use an aggregate or a semantic function",
+                               bad->span.line, bad->span.col);
+                break;
+            }
+            char *key = ss__ast_key(e);
+            int dup = -1;
+            for (int j = 0; key && j < gb->n; j++)
+                if (gb->keys[j] && !strcmp(gb->keys[j], key))
+                    dup = j;
+            if (!key)
+                rc = nomem(x);
+            else if (dup >= 0)
+                free(key);
+            else if (nextra == 32) {
+                free(key);
+                rc = ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED, "%d:%d: too many GROUP BY expressions",
+                               e->span.line, e->span.col);
+            } else if ((rc = ss__compile(&cc, e, &extra[nextra])))
+                free(key);
+            else {
+                nextra++;
+                if (groupby_add(gb, base + nextra - 1, key, extra[nextra - 1]->type))
+                    rc = nomem(x);
+            }
+            continue;
         }
         int dup = 0;
-        for (int j = 0; j < *n; j++)
-            dup |= (*cols)[j] == col;
-        if (!dup && push_int(cols, (*n)++, col))
-            return nomem(x);
+        for (int j = 0; !rc && j < gb->n; j++)
+            dup |= gb->cols[j] == col;
+        if (!rc && !dup && groupby_add(gb, col, NULL, (*cur)->schema->types[col]))
+            rc = nomem(x);
     }
-    return SS_OK;
+    if (!rc && nextra) {
+        ss_plan_node_t *in = *cur, *p = ss__new_node(x, SS_PN_PROJECT, in, NULL, "group by expressions");
+        if (!p || !(p->schema = ss_schema_new(base + nextra)) ||
+            !(p->exprs = calloc((size_t)(base + nextra), sizeof *p->exprs)))
+            rc = nomem(x);
+        for (int i = 0; !rc && i < base + nextra; i++) {
+            if (i >= base) {
+                p->exprs[i] = extra[i - base];
+                extra[i - base] = NULL;
+            } else if ((p->exprs[i] = ss_expr_new(SS_EX_COL))) {
+                p->exprs[i]->col = i;
+                p->exprs[i]->type = in->schema->types[i];
+            } else
+                rc = nomem(x);
+            if (!rc)
+                p->nexprs = i + 1;
+            const char *nm = i < base ? in->schema->names[i] : NULL;
+            for (int j = 0; !nm && j < gb->n; j++)
+                if (gb->cols[j] == i)
+                    nm = gb->keys[j];
+            if (!rc && ss_schema_set(p->schema, i, nm, p->exprs[i]->type, i < base && in->schema->is_key[i]))
+                rc = nomem(x);
+        }
+        if (!rc)
+            *cur = p;
+    }
+    for (int i = 0; i < nextra; i++)
+        ss_expr_free(extra[i]);
+    return rc;
 }
 
 static ss_agg_fn_t agg_fn(const char *name)
@@ -1094,7 +1075,7 @@ static int plan_group_node(pctx_t *x, ss__grouping_t *g, const ss__scope_t *sc, 
     int nplain = 0;
     for (int i = 0; i < g->naggs; i++)
         nplain += g->aggs[i].ast->kind != SS_AX_SEM;
-    ss_plan_node_t *n = new_node(x, SS_PN_GROUP, in, NULL, "group by");
+    ss_plan_node_t *n = ss__new_node(x, SS_PN_GROUP, in, NULL, "group by");
     if (!n || !(n->schema = ss_schema_new(g->ngroup + nplain)) ||
         (nplain && !(n->aggs = calloc((size_t)nplain, sizeof *n->aggs))) ||
         (g->ngroup && !(n->group_cols = calloc((size_t)g->ngroup, sizeof(int)))))
@@ -1151,7 +1132,7 @@ static int plan_sem_agg_node(pctx_t *x, ss__grouping_t *g, const sel_t *q, const
     for (int i = 0; i < q->n; i++)
         if (q->cols[i].ast == a)
             name = q->cols[i].name;
-    ss_plan_node_t *in = *cur, *n = new_node(x, SS_PN_SEM_AGG, in, NULL, name);
+    ss_plan_node_t *in = *cur, *n = ss__new_node(x, SS_PN_SEM_AGG, in, NULL, name);
     if (!n || !(n->schema = ss_schema_new(g->ngroup + 1)) ||
         (g->ngroup && !(n->group_cols = calloc((size_t)g->ngroup, sizeof(int)))))
         return nomem(x);
@@ -1168,7 +1149,7 @@ static int plan_sem_agg_node(pctx_t *x, ss__grouping_t *g, const sel_t *q, const
     ss__cctx_t cc = {.scope = sc, .err = x->err, .errsz = x->errsz};
     int rc = ss__template(&cc, a->tmpl ? a->tmpl : "", a->tmpl_span, 0, &n->tmpl);
     if (!rc)
-        rc = sem_options(x, n, a->opts);
+        rc = ss__sem_options(x, n, a->opts);
     *cur = n;
     return rc;
 }
@@ -1184,7 +1165,7 @@ static int plan_group_and_sem_agg(pctx_t *x, ss__grouping_t *g, const sel_t *q, 
         rc = plan_sem_agg_node(x, g, q, sc, &sn);
     if (rc)
         return rc;
-    ss_plan_node_t *j = new_node(x, SS_PN_JOIN, gn, sn, "aggregates JOIN summary");
+    ss_plan_node_t *j = ss__new_node(x, SS_PN_JOIN, gn, sn, "aggregates JOIN summary");
     if (!j || !(j->schema = concat_schema(gn->schema, sn->schema)))
         return nomem(x);
     for (int i = gn->schema->n; i < j->schema->n; i++)
@@ -1204,7 +1185,8 @@ static int plan_grouped(pctx_t *x, sel_t *q, const ss__scope_t *sc, ss_plan_node
 {
     const ss_ast_select_t *s = q->s;
     ss__grouping_t g = {0};
-    int *gcols = NULL, ngcols = 0, rc = SS_OK;
+    groupby_t gby = {0};
+    int rc = SS_OK;
     for (int i = 0; i < q->n && !rc; i++) {
         const ss_ast_expr_t *m = find_sem(q->cols[i].ast, SS_SEM_NONE);
         if (m && m->sem != SS_SEM_AGG)
@@ -1242,9 +1224,11 @@ static int plan_grouped(pctx_t *x, sel_t *q, const ss__scope_t *sc, ss_plan_node
         rc = ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED, "%d:%d: only one SEM_AGG per view",
                        second_sem->span.line, second_sem->span.col);
     if (!rc)
-        rc = group_columns(x, q, sc, &gcols, &ngcols);
-    g.ngroup = ngcols;
-    g.group_in = gcols;
+        rc = group_columns(x, q, sc, cur, &gby);
+    g.ngroup = gby.n;
+    g.group_in = gby.cols;
+    g.group_key = gby.keys;
+    g.group_type = gby.types;
     if (!rc && nsemagg && nplain)
         rc = plan_group_and_sem_agg(x, &g, q, sc, cur);
     else if (!rc)
@@ -1266,7 +1250,7 @@ static int plan_grouped(pctx_t *x, sel_t *q, const ss__scope_t *sc, ss_plan_node
     for (int i = 0; i < g.naggs; i++)
         free(g.aggs[i].key);
     free(g.aggs);
-    free(gcols);
+    groupby_free(&gby);
     return rc;
 }
 
@@ -1296,78 +1280,6 @@ static int plan_select(pctx_t *x, const ss_ast_select_t *s, ss_plan_node_t **out
     return rc;
 }
 
-/* ---------------------------------------------------------------- LLM_GENERATE */
-
-static int plan_generate(pctx_t *x, const ss_ast_generate_t *g, ss_plan_node_t **out)
-{
-    ss_plan_node_t *ctx = NULL, *data = NULL;
-    const char *what = NULL, *dwhat = NULL;
-    if (!g->context_stream)
-        return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: LLM_GENERATE needs CONTEXT=STREAM(name)",
-                         g->span.line, g->span.col);
-    int rc = input_node(x, g->context_stream, g->span, &ctx, &what);
-    if (!rc && g->data_stream)
-        rc = input_node(x, g->data_stream, g->span, &data, &dwhat);
-    if (rc)
-        return rc;
-    ss_plan_node_t *n = new_node(x, SS_PN_LLM_GENERATE, ctx, data, "llm_generate");
-    if (!n)
-        return nomem(x);
-    ss__scope_t sc = {.nrels = 1, .schema = ctx->schema};
-    sc.rels[0] = (ss__rel_t){.name = ctx->label, .table = ctx->label, .what = what, .n = ctx->schema->n};
-    ss__cctx_t cc = {.scope = &sc, .err = x->err, .errsz = x->errsz};
-    ss_span_t psp = g->span; /* the AST keeps no span for the PROMPT literal: point at LLM_GENERATE */
-    psp.len = -1;
-    if ((rc = ss__template(&cc, g->prompt ? g->prompt : "", psp, 0, &n->tmpl)))
-        return rc;
-    if ((rc = sem_options(x, n, g->opts)))
-        return rc;
-    /* output: KEY column(s) of the context (KEY= option, else its KEY columns, else all), response, docs */
-    int keys[64], nk = 0;
-    const ss_ast_option_t *ko = ss__opt_find(g->opts, "key");
-    if (ko) {
-        char *kn = ss__opt_text(ko);
-        int side, col;
-        rc = kn ? ss__resolve_col(&cc, NULL, kn, ko->span, &side, &col) : nomem(x);
-        free(kn);
-        if (rc)
-            return rc;
-        keys[nk++] = col;
-    } else {
-        nk = ss_schema_keys(ctx->schema, keys, 64);
-        if (nk == 0)
-            for (int i = 0; i < ctx->schema->n && i < 64; i++)
-                keys[nk++] = i;
-    }
-    const ss_ast_option_t *ro = ss__opt_find(g->opts, "retrieve");
-    if (ro && (ro->value.t != SS_INT || ro->value.u.i < 0))
-        return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: RETRIEVE must be a non-negative integer",
-                         ro->span.line, ro->span.col);
-    if (ro && ro->value.u.i > 0 && !data)
-        return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC,
-                         "%d:%d: RETRIEVE needs DATA_SOURCE=STREAM(name) to retrieve from", ro->span.line, ro->span.col);
-    const ss_ast_option_t *mo = ss__opt_find(g->opts, "maintain");
-    char *mv = mo ? ss__opt_text(mo) : NULL;
-    if (mo && (!mv || !(ss_strcaseeq(mv, "recompute") || ss_strcaseeq(mv, "append") || ss_strcaseeq(mv, "none")))) {
-        rc = mv ? (int)ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC,
-                            "%d:%d: MAINTAIN must be 'recompute', 'append' or 'none', not '%s'",
-                            mo->span.line, mo->span.col, mv)
-                : nomem(x);
-        free(mv);
-        return rc;
-    }
-    free(mv);
-    if (!(n->schema = ss_schema_new(nk + 2)))
-        return nomem(x);
-    for (int i = 0; i < nk; i++)
-        if (ss_schema_set(n->schema, i, ctx->schema->names[keys[i]], ctx->schema->types[keys[i]], 1))
-            return nomem(x);
-    if (ss_schema_set(n->schema, nk, "response", SS_COL_TEXT, 0) || ss_schema_set(n->schema, nk + 1, "docs", SS_COL_TEXT, 0))
-        return nomem(x);
-    *out = n;
-    return SS_OK;
-}
-
 /* ---------------------------------------------------------------- views */
 
 static int plan_view_into(const ss_catalog_t *cat, ss_plan_t *plan, const char *name,
@@ -1389,9 +1301,9 @@ static int plan_view_into(const ss_catalog_t *cat, ss_plan_t *plan, const char *
     }
     x.default_model = dm;
     ss_plan_node_t *top = NULL;
-    int rc = q->kind == SS_Q_GENERATE ? plan_generate(&x, q->generate, &top) : plan_select(&x, q->select, &top);
+    int rc = q->kind == SS_Q_GENERATE ? ss__plan_generate(&x, q->generate, &top) : plan_select(&x, q->select, &top);
     if (!rc) {
-        ss_plan_node_t *v = new_node(&x, SS_PN_VIEW, top, NULL, name);
+        ss_plan_node_t *v = ss__new_node(&x, SS_PN_VIEW, top, NULL, name);
         if (!v || !(v->schema = ss_schema_copy(top->schema)))
             rc = nomem(&x);
         for (int i = 0; !rc && opts && i < opts->n; i++) {
@@ -1408,8 +1320,8 @@ static int plan_view_into(const ss_catalog_t *cat, ss_plan_t *plan, const char *
     return rc;
 }
 
-int ss_plan_query(const ss_catalog_t *c, const ss_ast_query_t *q, const char *name, ss_plan_t **out,
-                  char *err, size_t errsz)
+int ss__plan_view(const ss_catalog_t *c, const ss_ast_query_t *q, const char *name,
+                  const ss_ast_options_t *opts, ss_plan_t **out, char *err, size_t errsz)
 {
     *out = NULL;
     ss_plan_t *p = calloc(1, sizeof *p);
@@ -1417,7 +1329,6 @@ int ss_plan_query(const ss_catalog_t *c, const ss_ast_query_t *q, const char *na
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     const ss_cat_view_t *v = ss_catalog_view(c, name);
     int64_t seq = v ? ss__catalog_seq(c, SS_OBJ_VIEW, name) : ss__catalog_next_view_seq(c);
-    const ss_ast_options_t *opts = v && v->stmt && v->stmt->query == q ? v->stmt->opts : NULL;
     int rc = plan_view_into(c, p, name, q, opts, seq, 0, err, errsz);
     if (rc) {
         ss_plan_free(p);
@@ -1425,6 +1336,14 @@ int ss_plan_query(const ss_catalog_t *c, const ss_ast_query_t *q, const char *na
     }
     *out = p;
     return SS_OK;
+}
+
+int ss_plan_query(const ss_catalog_t *c, const ss_ast_query_t *q, const char *name, ss_plan_t **out,
+                  char *err, size_t errsz)
+{
+    const ss_cat_view_t *v = ss_catalog_view(c, name);
+    const ss_ast_options_t *opts = v && v->stmt && v->stmt->query == q ? v->stmt->opts : NULL;
+    return ss__plan_view(c, q, name, opts, out, err, errsz);
 }
 
 int ss_plan_build(const ss_catalog_t *c, ss_plan_t **out, char *err, size_t errsz)

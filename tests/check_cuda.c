@@ -7,6 +7,7 @@
  */
 #include "ss_base.h"
 #include "ss_cuda.h"
+#include "ss_gguf.h"
 #include "ss_llm_cuda.h"
 #include "testutil.h"
 
@@ -33,31 +34,11 @@ static float *frand_vec(size_t n, float scale)
     return v;
 }
 
-/* Builds a host weight of `type` from floats (GGUF layout); returns malloc'd bytes. */
+/* Builds a host weight of `type` from floats (GGUF layout, the engine's quantiser); malloc'd. */
 static void *make_weight(int type, const float *f, int rows, int cols)
 {
-    size_t bytes = ss_kref_weight_bytes(type, rows, cols);
-    unsigned char *w = malloc(bytes);
-    size_t n = (size_t)rows * cols;
-    if (type == SS_WT_F32)
-        memcpy(w, f, n * 4);
-    else if (type == SS_WT_F16 || type == SS_WT_BF16)
-        for (size_t i = 0; i < n; i++) {
-            uint16_t h = type == SS_WT_F16 ? ss_kref_f32_to_f16(f[i]) : ss_kref_f32_to_bf16(f[i]);
-            memcpy(w + 2 * i, &h, 2);
-        }
-    else
-        for (size_t b = 0; b < n / 32; b++) {
-            float amax = 0;
-            for (int j = 0; j < 32; j++)
-                amax = fmaxf(amax, fabsf(f[b * 32 + j]));
-            float d = amax / 127.0f;
-            uint16_t dh = ss_kref_f32_to_f16(d);
-            float id = d ? 1.0f / d : 0;
-            memcpy(w + b * 34, &dh, 2);
-            for (int j = 0; j < 32; j++)
-                w[b * 34 + 2 + j] = (unsigned char)(int8_t)lrintf(f[b * 32 + j] * id);
-        }
+    void *w = malloc(ss_kref_weight_bytes(type, rows, cols));
+    ss_ggml_from_f32(type, f, w, (int64_t)rows * cols);
     return w;
 }
 
@@ -77,14 +58,14 @@ START_TEST(test_ref_half_conversions)
 {
     const float vals[] = {0.0f, 1.0f, -2.5f, 65504.0f, 6.1035156e-05f, 5.9604645e-08f, 0.333333f, -1234.5f};
     for (size_t i = 0; i < SS_ARRAY_LEN(vals); i++) {
-        float h = ss_kref_f16_to_f32(ss_kref_f32_to_f16(vals[i]));
+        float h = ss_fp16_to_f32(ss_f32_to_fp16(vals[i]));
         ck_assert_msg(fabsf(h - vals[i]) <= fabsf(vals[i]) * 1e-3f, "f16 round trip %g -> %g", vals[i], h);
-        float b = ss_kref_bf16_to_f32(ss_kref_f32_to_bf16(vals[i]));
+        float b = ss_bf16_to_f32(ss_f32_to_bf16(vals[i]));
         ck_assert_msg(fabsf(b - vals[i]) <= fabsf(vals[i]) * 8e-3f, "bf16 round trip %g -> %g", vals[i], b);
     }
-    ck_assert_uint_eq(ss_kref_f32_to_f16(1.0f), 0x3c00);
-    ck_assert_uint_eq(ss_kref_f32_to_bf16(1.0f), 0x3f80);
-    ck_assert(isinf(ss_kref_f16_to_f32(ss_kref_f32_to_f16(1e6f))));
+    ck_assert_uint_eq(ss_f32_to_fp16(1.0f), 0x3c00);
+    ck_assert_uint_eq(ss_f32_to_bf16(1.0f), 0x3f80);
+    ck_assert(isinf(ss_fp16_to_f32(ss_f32_to_fp16(1e6f))));
 }
 END_TEST
 

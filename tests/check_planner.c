@@ -14,17 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The parser comes from grammar/; a build without it skips these tests. */
-__attribute__((weak)) int ss_parse(const char *, size_t, const char *, ss_ast_script_t **, char *, size_t);
-__attribute__((weak)) void ss_ast_script_free(ss_ast_script_t *);
-#define NEED_PARSER()                                                  \
-    do {                                                               \
-        if (!ss_parse) {                                               \
-            fprintf(stderr, "skipped: this build has no SQL parser\n"); \
-            return;                                                    \
-        }                                                              \
-    } while (0)
-
 /* Runs every statement of sql against the catalog; returns the first error code (err filled). */
 static int run_sql(ss_catalog_t *c, const char *sql, char *err, size_t errsz)
 {
@@ -73,7 +62,6 @@ static char *explain_all(ss_catalog_t *c)
 
 static void golden(const char *example)
 {
-    NEED_PARSER();
     char path[1024], gpath[1024], err[SS_ERRSZ] = "";
     snprintf(path, sizeof path, "%s/examples/%s.sql", tu_source_dir(), example);
     snprintf(gpath, sizeof gpath, "%s/tests/expected/%s.explain", tu_source_dir(), example);
@@ -147,8 +135,14 @@ static const err_case_t err_cases[] = {
      "1:58: unknown model \"big\" (create it with CREATE MODEL big WITH (...))"},
     {"CREATE VIEW v AS SELECT title || 'x' AS a, year + title AS b FROM papers;",
      "1:44: operator + needs numbers, got INT and TEXT"},
+    {"CREATE VIEW v WITH (model = 'nope') AS SELECT id FROM papers;",
+     "1:21: unknown model \"nope\" (create it with CREATE MODEL)"},
     {"CREATE VIEW v AS SELECT id, id FROM papers;",
      "1:29: duplicate output column \"id\" in view v (rename one with AS)"},
+    {"CREATE VIEW v AS SELECT year, COUNT(*) AS n FROM papers GROUP BY year / 10;",
+     "1:25: column \"year\" must appear in GROUP BY or be used inside an aggregate"},
+    {"CREATE VIEW v AS SELECT COUNT(*) AS n FROM papers GROUP BY COUNT(*);",
+     "1:60: GROUP BY cannot use an aggregate or a semantic function"},
     {"CREATE VIEW v AS SELECT id FROM papers WHERE COUNT(*) > 1;",
      "1:46: aggregates are not allowed in WHERE (use HAVING)"},
     {"CREATE VIEW v AS SELECT lowr(title) FROM papers;",
@@ -195,7 +189,6 @@ static const err_case_t err_cases[] = {
 
 START_TEST(test_errors)
 {
-    NEED_PARSER();
     const err_case_t *tc = &err_cases[_i];
     sqlite3 *db;
     ss_catalog_t *c = mem_catalog(&db);
@@ -265,7 +258,6 @@ static const ss_plan_node_t *first(const ss_plan_t *p, const char *view, ss_plan
 
 START_TEST(test_sem_filter_split)
 {
-    NEED_PARSER();
     sqlite3 *db;
     ss_catalog_t *c;
     ss_plan_t *p = plan_sql("CREATE VIEW v AS SELECT title, SEM_MAP('tl;dr {abstract}', model = judge) AS t FROM papers\n"
@@ -291,12 +283,17 @@ START_TEST(test_sem_filter_split)
     ck_assert_int_eq(pr->exprs[1]->col, 4);
     ck_assert_int_eq(pr->schema->is_key[0] + pr->schema->is_key[1], 0); /* key dropped: whole row */
     done(p, c, db);
+    /* a view's WITH (model = ..) is the default of its semantic operators */
+    p = plan_sql("CREATE VIEW w WITH (model = judge, sink_topic = 'w_out') AS\n"
+                 "  SELECT id FROM papers WHERE SEM_FILTER('{title} is short');", &c, &db);
+    ck_assert_str_eq(first(p, "w", SS_PN_SEM_FILTER)->model, "judge");
+    ck_assert_str_eq(ss_plan_opt(first(p, "w", SS_PN_VIEW), "sink_topic"), "w_out");
+    done(p, c, db);
 }
 END_TEST
 
 START_TEST(test_sem_join_topk_agg)
 {
-    NEED_PARSER();
     sqlite3 *db;
     ss_catalog_t *c;
     ss_plan_t *p = plan_sql(
@@ -356,7 +353,6 @@ END_TEST
 
 START_TEST(test_relational)
 {
-    NEED_PARSER();
     sqlite3 *db;
     ss_catalog_t *c;
     ss_plan_t *p = plan_sql(
@@ -382,12 +378,28 @@ START_TEST(test_relational)
     ck_assert_int_eq(v->schema->types[1], SS_COL_INT);
     ck_assert_str_eq(chain(p, "d", buf, sizeof buf), "source<project<distinct<topk<view");
     done(p, c, db);
+    /* GROUP BY expressions: computed by a PROJECT before the GROUP, matched by text afterwards */
+    p = plan_sql("CREATE VIEW dec AS SELECT year / 10 AS decade, LOWER(title) AS t, COUNT(*) AS n FROM papers\n"
+                 "  GROUP BY decade, LOWER(title) HAVING year / 10 > 190;", &c, &db);
+    ck_assert_str_eq(chain(p, "dec", buf, sizeof buf), "source<project<group<filter<project<view");
+    const ss_plan_node_t *pre = first(p, "dec", SS_PN_PROJECT);
+    ck_assert_int_eq(pre->nexprs, 6);
+    ck_assert_str_eq(pre->schema->names[4], "year / 10");
+    ck_assert_str_eq(pre->schema->names[5], "lower(title)");
+    const ss_plan_node_t *gg = first(p, "dec", SS_PN_GROUP);
+    ck_assert_int_eq(gg->ngroup, 2);
+    ck_assert_int_eq(gg->group_cols[0], 4);
+    ck_assert_int_eq(gg->group_cols[1], 5);
+    const ss_plan_node_t *dv = first(p, "dec", SS_PN_VIEW);
+    ck_assert_int_eq(dv->schema->is_key[0] + dv->schema->is_key[1], 2);
+    ck_assert_int_eq(dv->schema->types[0], SS_COL_INT);
+    ck_assert_int_eq(dv->schema->types[1], SS_COL_TEXT);
+    done(p, c, db);
 }
 END_TEST
 
 START_TEST(test_pushdown)
 {
-    NEED_PARSER();
     sqlite3 *db;
     ss_catalog_t *c;
     ss_plan_t *p = plan_sql(
@@ -412,7 +424,6 @@ END_TEST
 
 START_TEST(test_generate_and_query)
 {
-    NEED_PARSER();
     sqlite3 *db;
     ss_catalog_t *c;
     ss_plan_t *p = plan_sql(
@@ -448,6 +459,130 @@ START_TEST(test_generate_and_query)
 }
 END_TEST
 
+/* ---- allocation failures ----
+ * Outside sanitizer builds this test binary replaces malloc & co. (as check_parser.c does) to
+ * fail the N-th allocation of ss_plan_build and count live blocks: every failure point must give
+ * SS_ERR_NOMEM and leak nothing. (The catalog is loaded before counting starts.) */
+#if defined(__SANITIZE_ADDRESS__)
+#define SS_OOM_HOOKS 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SS_OOM_HOOKS 0
+#endif
+#endif
+#ifndef SS_OOM_HOOKS
+#define SS_OOM_HOOKS 1
+#endif
+
+#if SS_OOM_HOOKS
+extern void *__libc_malloc(size_t n);
+extern void *__libc_calloc(size_t n, size_t m);
+extern void *__libc_realloc(void *p, size_t n);
+extern void __libc_free(void *p);
+
+static int oom_counting;
+static long oom_fail_at, oom_nallocs, oom_live;
+
+static int oom_inject(void) { return oom_counting && ++oom_nallocs == oom_fail_at; }
+
+void *malloc(size_t n)
+{
+    if (oom_inject())
+        return NULL;
+    void *p = __libc_malloc(n);
+    oom_live += p && oom_counting;
+    return p;
+}
+
+void *calloc(size_t n, size_t m)
+{
+    if (oom_inject())
+        return NULL;
+    void *p = __libc_calloc(n, m);
+    oom_live += p && oom_counting;
+    return p;
+}
+
+void *realloc(void *p, size_t n)
+{
+    if (!p)
+        return malloc(n);
+    if (oom_inject())
+        return NULL;
+    return __libc_realloc(p, n);
+}
+
+void free(void *p)
+{
+    oom_live -= p && oom_counting;
+    __libc_free(p);
+}
+
+/* Builds the catalog's plan failing each allocation in turn; returns the number of failure points. */
+static long oom_sweep(ss_catalog_t *c)
+{
+    char err[SS_ERRSZ];
+    for (long n = 1;; n++) {
+        ss_plan_t *p = NULL;
+        oom_live = oom_nallocs = 0;
+        oom_fail_at = n;
+        oom_counting = 1;
+        int rc = ss_plan_build(c, &p, err, sizeof err);
+        ss_plan_free(p);
+        oom_counting = 0;
+        ck_assert_msg(oom_live == 0, "failing allocation %ld leaks %ld blocks", n, oom_live);
+        if (oom_nallocs < n) {
+            ck_assert_msg(rc == SS_OK, "%s", err);
+            return n - 1;
+        }
+        ck_assert_msg(rc == SS_ERR_NOMEM, "failing allocation %ld gave rc %d (%s)", n, rc, err);
+        ck_assert_ptr_null(p);
+    }
+}
+#endif
+
+START_TEST(test_out_of_memory)
+{
+#if SS_OOM_HOOKS
+    static const char *const examples[] = {"paper_digest", "chatbot", "relational"};
+    long total = 0;
+    for (size_t i = 0; i < SS_ARRAY_LEN(examples); i++) {
+        char path[1024], err[SS_ERRSZ] = "";
+        snprintf(path, sizeof path, "%s/examples/%s.sql", tu_source_dir(), examples[i]);
+        char *sql = tu_read_file(path, NULL);
+        ck_assert_ptr_nonnull(sql);
+        sqlite3 *db;
+        ss_catalog_t *c = mem_catalog(&db);
+        ck_assert_msg(run_sql(c, sql, err, sizeof err) == SS_OK, "%s", err);
+        total += oom_sweep(c);
+        ss_catalog_close(c);
+        sqlite3_close(db);
+        free(sql);
+    }
+    /* the other lowering paths: GROUP BY expressions, joins with pushdown, SEM_JOIN, SEM_AGG + COUNT */
+    sqlite3 *db;
+    ss_catalog_t *c = mem_catalog(&db);
+    char err[SS_ERRSZ] = "";
+    ck_assert_msg(run_sql(c, base_sql, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_msg(run_sql(c,
+                          "CREATE VIEW a AS SELECT year / 10 AS d, COUNT(*) AS n, SEM_AGG('t {title}') AS s FROM papers\n"
+                          "  GROUP BY d HAVING COUNT(*) > 1 ORDER BY n DESC LIMIT 3;\n"
+                          "CREATE VIEW b AS SELECT p.title, a.name FROM papers p JOIN authors a ON a.paper_id = p.id\n"
+                          "  AND a.name <> p.title WHERE p.year > 3 AND SEM_FILTER('{p.abstract} ok');\n"
+                          "CREATE VIEW j AS SELECT DISTINCT p.id FROM papers p SEM_JOIN authors a ON '{p.title} {a.name}'\n"
+                          "  WITH (join_candidates = 3) WHERE a.name LIKE 'x%' ORDER BY id LIMIT 2;\n"
+                          "CREATE VIEW k AS SELECT id, SEM_MAP('m {title}') AS m FROM papers ORDER BY SEM_SCORE('s {title}') LIMIT 4;\n",
+                          err, sizeof err) == SS_OK, "%s", err);
+    total += oom_sweep(c);
+    ss_catalog_close(c);
+    sqlite3_close(db);
+    ck_assert_int_gt(total, 100);
+#else
+    printf("test_out_of_memory: skipped under a sanitizer (allocation hooks off)\n");
+#endif
+}
+END_TEST
+
 Suite *check_planner_suite(void)
 {
     Suite *s = suite_create("planner");
@@ -463,6 +598,9 @@ Suite *check_planner_suite(void)
     tcase_add_test(tp, test_generate_and_query);
     tcase_add_test(tp, test_pushdown);
     suite_add_tcase(s, tp);
+    TCase *to = tcase_create("oom");
+    tcase_add_test(to, test_out_of_memory);
+    suite_add_tcase(s, to);
     TCase *te = tcase_create("errors");
     tcase_add_loop_test(te, test_errors, 0, (int)(sizeof err_cases / sizeof err_cases[0]));
     suite_add_tcase(s, te);
