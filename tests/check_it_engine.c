@@ -313,6 +313,35 @@ START_TEST(test_semantic_cache)
 }
 END_TEST
 
+/* ---- TTL: idle engines tick, expired rows leave the views ---- */
+
+START_TEST(test_ttl_ticks)
+{
+    char *dir = tu_tmpdir();
+    ss_engine_t *e = open_engine(dir, NULL);
+    if (!e) {
+        free(dir);
+        return;
+    }
+    free(run_ok(e, "CREATE STREAM beats (host TEXT KEY, load INT) WITH (ttl = '1 s');"
+                   "CREATE CONTINUOUS VIEW alive AS SELECT COUNT(*) AS n FROM beats;"
+                   "INSERT INTO beats VALUES ('a', 1), ('b', 2);"));
+    char *r = run_ok(e, "SELECT n FROM alive;");
+    ck_assert_msg(strstr(r, "\n 2\n") != NULL, "%s", r);
+    free(r);
+    /* no new input: only the engine's empty ticks can expire the rows */
+    int64_t until = ss_now_ns() + 4000000000LL;
+    char err[SS_ERRSZ];
+    while (ss_now_ns() < until)
+        ck_assert_msg(ss_engine_step(e, NULL, err, sizeof err) == SS_OK, "%s", err);
+    r = run_ok(e, "SELECT n FROM alive;");
+    ck_assert_msg(!strstr(r, "\n 2\n") && !strstr(r, "\n 1\n"), "expired rows still counted:\n%s", r);
+    free(r);
+    ss_engine_close(e);
+    free(dir);
+}
+END_TEST
+
 /* ---- the shell binary, non-interactive ---- */
 
 START_TEST(test_shell_file)
@@ -363,6 +392,7 @@ Suite *check_it_engine_suite(void)
     tcase_add_test(tc, test_errors);
     tcase_add_test(tc, test_shell_file);
     tcase_add_test(tc, test_semantic_cache);
+    tcase_add_test(tc, test_ttl_ticks);
     suite_add_tcase(s, tc);
     return s;
 }
