@@ -405,6 +405,10 @@ int eng_pipe_build(ss_engine_t *e, char *err, size_t errsz)
 {
     SS_ENG_NEED(ss_plan_build, "the planner", err, errsz);
     SS_ENG_NEED(ss_source_open, "the Kafka connector", err, errsz);
+    /* confirm what the running pipeline published, or the new one re-publishes it */
+    char serr[SS_ERRSZ];
+    if (eng_outbox_settle(e, serr, sizeof serr))
+        ss_log(SS_LOG_WARN, "engine", "sink delivery not confirmed before re-planning (re-published): %s", serr);
     eng_pipe_free(e);
     eng_pipe_t *pp = &e->pipe;
     int rc = ss_plan_build(e->cat, &pp->plan, err, errsz);
