@@ -433,6 +433,10 @@ static void progress(ss_engine_t *e, int worked)
 int ss_engine_run_until_idle(ss_engine_t *e, int timeout_ms, char *err, size_t errsz)
 {
     int64_t start = ss_now_ns();
+    /* already caught up (the common case between interactive statements): no step, no wait */
+    int known;
+    if (e->pipe_ok && total_lag(e, &known) == 0 && known)
+        return eng_outbox_settle(e, err, errsz);
     for (;;) {
         if (e->stop && *e->stop)
             return SS_OK;

@@ -435,8 +435,10 @@ int eng_pipe_build(ss_engine_t *e, char *err, size_t errsz)
         rc = register_nodes(e, isnew, err, errsz);
     if (!rc)
         rc = init_ops(e, err, errsz);
+    int64_t t0 = ss_now_ns();
     if (!rc)
         rc = open_sinks(e, err, errsz);
+    int64_t t1 = ss_now_ns();
     e->outbox_pending = 0;
     if (!rc)
         rc = republish_outbox(e, err, errsz);
@@ -453,8 +455,11 @@ int eng_pipe_build(ss_engine_t *e, char *err, size_t errsz)
         rc = publish_staged(e, err, errsz);
     for (int i = 0; i < pp->plan->n; i++)
         ss_zset_clear(&pp->outs[i]);
+    int64_t t2 = ss_now_ns();
     if (!rc)
         rc = open_sources(e, err, errsz);
+    ss_log(SS_LOG_DEBUG, "engine", "plan of %d nodes: sinks opened in %.1f ms, bootstrap %.1f ms, sources opened in "
+           "%.1f ms", pp->plan ? pp->plan->n : 0, (t1 - t0) / 1e6, (t2 - t1) / 1e6, (ss_now_ns() - t2) / 1e6);
     if (rc) {
         eng_pipe_free(e);
         return rc;
@@ -640,7 +645,7 @@ int eng_outbox_settle(ss_engine_t *e, char *err, size_t errsz)
 /* Inside the batch's transaction: settle earlier batches if they are delivered
  * (waiting only when SS_OUTBOX_MAX batches are outstanding), then store this
  * batch's sink deltas in the outbox. */
-#define SS_OUTBOX_MAX 8
+#define SS_OUTBOX_MAX 64
 static int stage_views(ss_engine_t *e, char *err, size_t errsz)
 {
     eng_pipe_t *pp = &e->pipe;
