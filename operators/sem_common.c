@@ -205,6 +205,19 @@ int ss_sem_first(const ss_infer_res_t *r)
     return r->nprobs >= 2 && r->probs && r->probs[0] > r->probs[1];
 }
 
+int ss_sem_yes(const ss_infer_res_t *r, double yes_prob)
+{
+    if (yes_prob < 0)
+        return ss_sem_first(r);
+    return r->nprobs >= 1 && r->probs && r->probs[0] >= yes_prob;
+}
+
+double ss_sem_yes_prob(const ss_plan_node_t *n)
+{
+    double p = ss_plan_opt_real(n, "yes_prob", -1.0);
+    return p < 0 ? -1.0 : p > 1 ? 1.0 : p;
+}
+
 char *ss_sem_gen_text(const ss_infer_res_t *r)
 {
     const char *s = r->text ? r->text : "";

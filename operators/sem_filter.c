@@ -36,8 +36,8 @@ static int filter_build(void *ud, const ss_row_t *row, ss_buf_t *prompt, ss_infe
 
 static int filter_encode(void *ud, const ss_infer_res_t *res, ss_buf_t *out)
 {
-    (void)ud;
-    return ss_buf_putc(out, ss_sem_first(res) ? '1' : '0');
+    filter_run_t *r = ud;
+    return ss_buf_putc(out, ss_sem_yes(res, ss_sem_yes_prob(r->op->node)) ? '1' : '0');
 }
 
 static int filter_emit(void *ud, const ss_row_t *row, int64_t w, const char *v, size_t vn, char *err,

@@ -27,6 +27,7 @@ typedef struct sem_join {
     int ncols[2];
     int cand;           /* join_candidates: 0 = exhaustive */
     double threshold;   /* cosine threshold; <= -2 = none */
+    double yes_prob;    /* decision cut-off on P(yes); < 0 = P(yes) > P(no) */
     int prune;
     ss_sem_vidx_t idx[2];
     int loaded;
@@ -99,6 +100,7 @@ static int pair_prompt(ss_op_t *op, const ss_buf_t *l, const ss_buf_t *r, ss_buf
 /* Decides every pair: memo first, the missing ones in one dispatcher call. */
 static int decide(ss_op_t *op, ss_op_ctx_t *ctx, int side, jrow_t *xs, jpair_t *ps, int np, char *err, size_t errsz)
 {
+    sem_join_t *J = op->impl;
     ss_sem_kv_t kv;
     int rc = ss_sem_kv_open(&kv, ctx->db, op->node->id, "pair", err, errsz);
     if (rc)
@@ -140,7 +142,7 @@ static int decide(ss_op_t *op, ss_op_ctx_t *ctx, int side, jrow_t *xs, jpair_t *
     if (!rc)
         rc = ss_sem_run(op, ctx, reqs, m, res, err, errsz);
     for (int i = 0; i < m && !rc; i++)
-        rc = ss_sem_kv_put(&kv, ps[miss[i]].key.data, ps[miss[i]].key.len, ss_sem_first(&res[i]) ? "1" : "0", 1,
+        rc = ss_sem_kv_put(&kv, ps[miss[i]].key.data, ps[miss[i]].key.len, ss_sem_yes(&res[i], J->yes_prob) ? "1" : "0", 1,
                            err, errsz);
     for (int i = 0; i < np && !rc; i++) /* pairs that shared a missing key */
         if (ps[i].yes < 0) {
@@ -577,6 +579,7 @@ int ss_op_sem_join_init(ss_op_t *op, char *err, size_t errsz)
     J->cand = k < 0 ? 0 : k > 1000000 ? 1000000 : (int)k;
     J->threshold = ss_plan_opt_real(N, "threshold", -3);
     J->prune = J->cand > 0 || J->threshold > -2;
+    J->yes_prob = ss_sem_yes_prob(N);
     ss_sem_vidx_init(&J->idx[0]);
     ss_sem_vidx_init(&J->idx[1]);
     op->impl = J;

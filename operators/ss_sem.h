@@ -58,6 +58,11 @@ void ss_sem_req_sampling(ss_infer_req_t *r, const ss_plan_node_t *n, const char 
 void ss_sem_req_score(ss_infer_req_t *r, const char *prompt, size_t prefix_len);
 /* 1 when the first choice is strictly more likely than the second. */
 int ss_sem_first(const ss_infer_res_t *r);
+/* A yes/no decision: with yes_prob < 0, P(yes) > P(no); else P(yes) >= yes_prob (a calibrated
+ * cut-off, node option yes_prob). */
+int ss_sem_yes(const ss_infer_res_t *r, double yes_prob);
+/* The node's yes_prob option, -1 when unset. */
+double ss_sem_yes_prob(const ss_plan_node_t *n);
 /* Generated text with surrounding white space removed, as a new string (malloc'd). */
 char *ss_sem_gen_text(const ss_infer_res_t *r);
 /* Sends reqs[0..n) to the dispatcher in one call, accounted to op->stats.infer.

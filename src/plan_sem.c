@@ -28,8 +28,9 @@ typedef struct opt_spec {
 static const opt_spec_t *opt_specs(ss_plan_kind_t k, int *n)
 {
     static const opt_spec_t common[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}};
+    static const opt_spec_t filter[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"yes_prob", OPT_NUMBER}};
     static const opt_spec_t join[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER},
-                                      {"join_candidates", 1}, {"threshold", OPT_NUMBER}};
+                                      {"join_candidates", 1}, {"threshold", OPT_NUMBER}, {"yes_prob", OPT_NUMBER}};
     static const opt_spec_t topk[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"buffer", 0}};
     static const opt_spec_t agg[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"fan_in", 2},
                                      {"max_children", 2}};
@@ -37,6 +38,7 @@ static const opt_spec_t *opt_specs(ss_plan_kind_t k, int *n)
                                      {"retrieve", 0}, {"maintain", OPT_TEXT}};
 #define SPEC(a) (*n = (int)SS_ARRAY_LEN(a), a)
     switch (k) {
+    case SS_PN_SEM_FILTER: return SPEC(filter);
     case SS_PN_SEM_JOIN: return SPEC(join);
     case SS_PN_SEM_TOPK: return SPEC(topk);
     case SS_PN_SEM_AGG: return SPEC(agg);
