@@ -2,7 +2,8 @@
  * relational.c — throughput of a relational continuous view: events/s through
  * source -> filter -> projection -> view table + sink topic, on the embedded
  * broker, against a plain librdkafka consume-and-produce copy loop over the
- * same input topic in the same run (the baseline: no decoding, no state).
+ * same input topic in the same run (the baseline: no decoding, no state). The
+ * baseline runs before and after the engine and the faster run is the bar.
  *
  *   bench_relational [--n N] [--partitions P] [--text-bytes B] [--batch-size K] [--out FILE]
  *
@@ -179,6 +180,7 @@ int main(int argc, char **argv)
     ss_broker_t *b = NULL;
     if (ss_broker_start(1, &b, err, sizeof err) || ss_broker_create_topic(b, "rel.in", parts, err, sizeof err) ||
         ss_broker_create_topic(b, "rel.copy", parts, err, sizeof err) ||
+        ss_broker_create_topic(b, "rel.copy2", parts, err, sizeof err) ||
         ss_broker_create_topic(b, "rel.out", parts, err, sizeof err) ||
         ss_bench_fill_topic(ss_broker_bootstrap(b), "rel.in", n, text_bytes, err, sizeof err)) {
         fprintf(stderr, "bench: %s\n", err);
@@ -189,10 +191,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench: the broker did not keep all %" PRId64 " messages: use more --partitions\n", n);
         return 1;
     }
-    double base = copy_loop(brokers, "rel.in", "rel.copy", parts, n);
+    /* the baseline runs before and after the engine; the faster run counts (its
+     * rate varies a lot on a shared machine, and the faster one is the harder bar) */
+    double base1 = copy_loop(brokers, "rel.in", "rel.copy", parts, n);
     double secs = 0;
     int64_t rows = 0;
-    int rc = base > 0 ? engine_run(brokers, batch, n, &secs, &rows, err, sizeof err) : 1;
+    int rc = base1 > 0 ? engine_run(brokers, batch, n, &secs, &rows, err, sizeof err) : 1;
+    double base2 = rc ? -1 : copy_loop(brokers, "rel.in", "rel.copy2", parts, n);
+    double base = base2 > 0 && base2 < base1 ? base2 : base1;
     if (rc) {
         fprintf(stderr, "bench: %s\n", base > 0 ? err : "baseline loop failed");
         ss_broker_stop(b);
@@ -202,7 +208,8 @@ int main(int argc, char **argv)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double base_rate = (double)n / base, rate = (double)n / secs, ratio = rate / base_rate;
-    printf("baseline librdkafka copy loop: %" PRId64 " events in %.3f s: %.0f events/s\n", n, base, base_rate);
+    printf("baseline librdkafka copy loop: %" PRId64 " events in %.3f s: %.0f events/s (runs: %.3f s before, "
+           "%.3f s after the engine)\n", n, base, base_rate, base1, base2);
     printf("semstream source->filter->project->view+sink: %" PRId64 " events in %.3f s: %.0f events/s "
            "(%" PRId64 " view rows, %" PRId64 " sink messages)\n",
            n, secs, rate, rows, sink_msgs);

@@ -119,6 +119,8 @@ void ss_engine_close(ss_engine_t *e)
         ss_producer_flush(e->prod, 5000, err, sizeof err);
         ss_producer_destroy(e->prod);
     }
+    if (e->emb)
+        ss_embedder_destroy(e->emb); /* before the dispatcher it may borrow */
     if (e->disp)
         ss_dispatch_close(e->disp);
     if (e->cat)
@@ -347,7 +349,8 @@ int ss_engine_exec(ss_engine_t *e, const char *sql, size_t len, const char *name
         const ss_ast_stmt_t *st = script->stmts[i];
         rc = ss_engine_do_loads(e, 0, err, errsz);
         if (!rc && e->catch_up &&
-            (st->kind == SS_STMT_SELECT || st->kind == SS_STMT_SHOW || st->kind == SS_STMT_EXPLAIN))
+            (st->kind == SS_STMT_SELECT || st->kind == SS_STMT_SHOW || st->kind == SS_STMT_EXPLAIN ||
+             st->kind == SS_STMT_SUBSCRIBE))
             rc = ss_engine_run_until_idle(e, -1, err, errsz);
         if (!rc)
             rc = exec_stmt(e, st, out ? out : &one, err, errsz);
@@ -430,6 +433,10 @@ static void progress(ss_engine_t *e, int worked)
 int ss_engine_run_until_idle(ss_engine_t *e, int timeout_ms, char *err, size_t errsz)
 {
     int64_t start = ss_now_ns();
+    /* already caught up (the common case between interactive statements): no step, no wait */
+    int known;
+    if (e->pipe_ok && total_lag(e, &known) == 0 && known)
+        return eng_outbox_settle(e, err, errsz);
     for (;;) {
         if (e->stop && *e->stop)
             return SS_OK;

@@ -13,19 +13,18 @@
 #define SS_ENGINE_INT_H
 
 #include "ss_ast.h"
+#include "ss_backends.h" /* ss_backend_openai_new */
 #include "ss_catalog.h"
 #include "ss_dispatch.h"
+#include "ss_embed.h"
 #include "ss_engine.h"
 #include "ss_infer.h"
 #include "ss_kafka.h"
+#include "ss_llm.h" /* ss_backend_local_new */
 #include "ss_op.h"
 #include "ss_plan.h"
 #include "ss_store.h"
 
-/* Model backends (gpu/ss_llm.h, runtime/ss_backends.h). */
-ss_infer_backend_t *ss_backend_local_new(const char *path, int threads, char *err, size_t errsz);
-ss_infer_backend_t *ss_backend_openai_new(const char *url, const char *model, const char *api_key,
-                                          int timeout_ms, int max_concurrency, char *err, size_t errsz);
 
 #define SS_ENG_WEAK(f) extern __typeof__(f) f __attribute__((weak))
 SS_ENG_WEAK(ss_parse);
@@ -76,6 +75,8 @@ SS_ENG_WEAK(ss_dispatch_open);
 SS_ENG_WEAK(ss_dispatch_close);
 SS_ENG_WEAK(ss_dispatch_add_model);
 SS_ENG_WEAK(ss_dispatch_totals);
+SS_ENG_WEAK(ss_embedder_open);
+SS_ENG_WEAK(ss_embedder_destroy);
 SS_ENG_WEAK(ss_backend_local_new);
 SS_ENG_WEAK(ss_backend_openai_new);
 
@@ -113,10 +114,12 @@ struct ss_engine {
     ss_store_t *store;      /* owned */
     ss_catalog_t *cat;      /* owned */
     ss_dispatch_t *disp;    /* owned; NULL when the dispatcher is not in the build */
+    ss_embedder_t *emb;     /* owned; opened when a plan first needs embeddings */
     ss_broker_t *broker;    /* owned; NULL with external brokers */
     ss_producer_t *prod;    /* owned; created on first INSERT/--load */
     eng_pipe_t pipe;
     int pipe_ok;            /* 0: rebuild before the next step (after DDL or a failed batch) */
+    int wal_dirty;          /* batches committed since the last idle checkpoint */
     int outbox_pending;     /* published view deltas awaiting delivery confirmation (scheduler.c) */
 
     int sub_node;           /* VIEW node whose changes SUBSCRIBE prints, or -1 */

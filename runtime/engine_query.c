@@ -667,7 +667,7 @@ int eng_subscribe(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *
     /* the current contents first, as insertions */
     ss_zset_t snap;
     ss_zset_init(&snap);
-    ss_op_ctx_t ctx = {ss_store_db(e->store), e->disp, NULL};
+    ss_op_ctx_t ctx = {ss_store_db(e->store), e->disp, (struct ss_embedder *)e->emb};
     ss_op_t *op = e->pipe.ops[node];
     if (op->vt->snapshot && op->vt->snapshot(op, &ctx, &snap, err, errsz) == SS_OK && !ss_zset_consolidate(&snap)) {
         ss_buf_t b = SS_BUF_INIT;

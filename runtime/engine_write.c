@@ -24,11 +24,28 @@ int eng_producer(ss_engine_t *e, ss_producer_t **p, char *err, size_t errsz)
     return SS_OK;
 }
 
+/* Partitions of a new topic on the embedded broker: WITH (partitions = N) of the
+ * stream that uses the topic, else 1 (so that arrival order is total). */
+static int topic_partitions(ss_engine_t *e, const char *topic)
+{
+    for (int i = 0; e->cat && i < ss_catalog_nstreams(e->cat); i++) {
+        const ss_cat_stream_t *cs = ss_catalog_stream_at(e->cat, i);
+        if (strcmp(cs->topic ? cs->topic : cs->name, topic))
+            continue;
+        for (int k = 0; k < cs->nopts; k++)
+            if (!strcmp(cs->opts[k].name, "partitions")) {
+                int n = atoi(cs->opts[k].value);
+                return n > 0 && n <= 1024 ? n : 1;
+            }
+    }
+    return 1;
+}
+
 int eng_create_topic(ss_engine_t *e, const char *topic, char *err, size_t errsz)
 {
     if (!e->broker)
         return SS_OK; /* external cluster: topics are the operator's business (or auto-created) */
-    int rc = ss_broker_create_topic(e->broker, topic, 1, err, errsz);
+    int rc = ss_broker_create_topic(e->broker, topic, topic_partitions(e, topic), err, errsz);
     return rc == SS_ERR_EXISTS ? SS_OK : rc;
 }
 

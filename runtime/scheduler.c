@@ -265,7 +265,7 @@ static int republish_outbox(ss_engine_t *e, char *err, size_t errsz);
 static int bootstrap(ss_engine_t *e, const char *isnew, char *err, size_t errsz)
 {
     eng_pipe_t *pp = &e->pipe;
-    ss_op_ctx_t ctx = {ss_store_db(e->store), e->disp, NULL};
+    ss_op_ctx_t ctx = {ss_store_db(e->store), e->disp, (struct ss_embedder *)e->emb};
     char *have = calloc((size_t)pp->plan->n + 1, 1);
     if (!have)
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
@@ -369,7 +369,7 @@ static int register_nodes(ss_engine_t *e, char *isnew, char *err, size_t errsz)
 static int init_ops(ss_engine_t *e, char *err, size_t errsz)
 {
     eng_pipe_t *pp = &e->pipe;
-    ss_op_ctx_t ctx = {ss_store_db(e->store), e->disp, NULL};
+    ss_op_ctx_t ctx = {ss_store_db(e->store), e->disp, (struct ss_embedder *)e->emb};
     for (int i = 0; i < pp->plan->n; i++) {
         int rc = ss_op_new(pp->plan->nodes[i], &pp->ops[i], err, errsz);
         if (!rc && pp->ops[i]->vt->init)
@@ -383,15 +383,41 @@ static int init_ops(ss_engine_t *e, char *err, size_t errsz)
     return SS_OK;
 }
 
+/* Semantic joins and retrieval compare embeddings: open the embedder the first
+ * time a plan has such an operator (SET embedder = 'wink' | 'model' | 'openai'
+ * picks the kind; default: the static word vectors when installed, else the model). */
+static int ensure_embedder(ss_engine_t *e, char *err, size_t errsz)
+{
+    const ss_plan_t *p = e->pipe.plan;
+    int need = 0;
+    for (int i = 0; i < p->n; i++)
+        need |= p->nodes[i]->kind == SS_PN_SEM_JOIN || p->nodes[i]->kind == SS_PN_LLM_GENERATE;
+    if (!need || e->emb || !ss_embedder_open || !e->disp)
+        return SS_OK;
+    ss_embed_opts_t o;
+    memset(&o, 0, sizeof o);
+    o.kind = ss_catalog_get(e->cat, "embedder");
+    o.dispatch = e->disp;
+    return ss_embedder_open(&o, &e->emb, err, errsz);
+}
+
 int eng_pipe_build(ss_engine_t *e, char *err, size_t errsz)
 {
     SS_ENG_NEED(ss_plan_build, "the planner", err, errsz);
     SS_ENG_NEED(ss_source_open, "the Kafka connector", err, errsz);
+    /* confirm what the running pipeline published, or the new one re-publishes it */
+    char serr[SS_ERRSZ];
+    if (eng_outbox_settle(e, serr, sizeof serr))
+        ss_log(SS_LOG_WARN, "engine", "sink delivery not confirmed before re-planning (re-published): %s", serr);
     eng_pipe_free(e);
     eng_pipe_t *pp = &e->pipe;
     int rc = ss_plan_build(e->cat, &pp->plan, err, errsz);
-    if (rc)
+    if (!rc)
+        rc = ensure_embedder(e, err, errsz);
+    if (rc) {
+        eng_pipe_free(e);
         return rc;
+    }
     if (alloc_pipe(pp)) {
         eng_pipe_free(e);
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
@@ -409,8 +435,10 @@ int eng_pipe_build(ss_engine_t *e, char *err, size_t errsz)
         rc = register_nodes(e, isnew, err, errsz);
     if (!rc)
         rc = init_ops(e, err, errsz);
+    int64_t t0 = ss_now_ns();
     if (!rc)
         rc = open_sinks(e, err, errsz);
+    int64_t t1 = ss_now_ns();
     e->outbox_pending = 0;
     if (!rc)
         rc = republish_outbox(e, err, errsz);
@@ -427,8 +455,11 @@ int eng_pipe_build(ss_engine_t *e, char *err, size_t errsz)
         rc = publish_staged(e, err, errsz);
     for (int i = 0; i < pp->plan->n; i++)
         ss_zset_clear(&pp->outs[i]);
+    int64_t t2 = ss_now_ns();
     if (!rc)
         rc = open_sources(e, err, errsz);
+    ss_log(SS_LOG_DEBUG, "engine", "plan of %d nodes: sinks opened in %.1f ms, bootstrap %.1f ms, sources opened in "
+           "%.1f ms", pp->plan ? pp->plan->n : 0, (t1 - t0) / 1e6, (t2 - t1) / 1e6, (ss_now_ns() - t2) / 1e6);
     if (rc) {
         eng_pipe_free(e);
         return rc;
@@ -502,7 +533,7 @@ static int has_ttl(ss_engine_t *e)
 static int run_dag(ss_engine_t *e, int tick, char *err, size_t errsz)
 {
     eng_pipe_t *pp = &e->pipe;
-    ss_op_ctx_t ctx = {ss_store_db(e->store), e->disp, NULL};
+    ss_op_ctx_t ctx = {ss_store_db(e->store), e->disp, (struct ss_embedder *)e->emb};
     for (int i = 0; i < pp->plan->n; i++) {
         const ss_plan_node_t *n = pp->plan->nodes[i];
         ss_op_t *op = pp->ops[i];
@@ -614,7 +645,7 @@ int eng_outbox_settle(ss_engine_t *e, char *err, size_t errsz)
 /* Inside the batch's transaction: settle earlier batches if they are delivered
  * (waiting only when SS_OUTBOX_MAX batches are outstanding), then store this
  * batch's sink deltas in the outbox. */
-#define SS_OUTBOX_MAX 8
+#define SS_OUTBOX_MAX 64
 static int stage_views(ss_engine_t *e, char *err, size_t errsz)
 {
     eng_pipe_t *pp = &e->pipe;
@@ -737,13 +768,20 @@ int ss_engine_step(ss_engine_t *e, int *nmsgs, char *err, size_t errsz)
         *nmsgs = 0;
     int rc = eng_pipe_ensure(e, err, errsz);
     int total = 0;
+    int64_t t_poll = ss_now_ns();
     if (!rc)
         rc = poll_sources(e, &total, err, errsz);
     int64_t now = ss_now_ns();
     int tick = total == 0 && now - e->last_tick_ns > 1000000000LL && has_ttl(e);
     if (!rc && total == 0 && !tick) {
         clear_batch(e);
-        return eng_outbox_settle(e, err, errsz); /* idle: finish the last batch's delivery */
+        /* idle: finish the last batch's delivery, then checkpoint the WAL once */
+        rc = eng_outbox_settle(e, err, errsz);
+        if (!rc && e->wal_dirty) {
+            ss_store_checkpoint(e->store);
+            e->wal_dirty = 0;
+        }
+        return rc;
     }
     if (tick)
         e->last_tick_ns = now;
@@ -751,12 +789,15 @@ int ss_engine_step(ss_engine_t *e, int *nmsgs, char *err, size_t errsz)
         rc = ss_store_begin(e->store, err, errsz);
     if (!rc)
         rc = run_dag(e, tick, err, errsz);
+    int64_t t_dag = ss_now_ns();
     if (!rc)
         rc = stage_views(e, err, errsz);
+    int64_t t_stage = ss_now_ns();
     if (!rc)
         rc = store_offsets(e, err, errsz);
     if (!rc)
         rc = ss_store_commit(e->store, err, errsz);
+    int64_t t_commit = ss_now_ns();
     if (rc && ss_store_in_txn(e->store)) {
         /* operators' memory may be ahead of the rolled-back tables: rebuild from the store */
         ss_store_rollback(e->store);
@@ -772,6 +813,12 @@ int ss_engine_step(ss_engine_t *e, int *nmsgs, char *err, size_t errsz)
         eng_pipe_free(e);
         return rc;
     }
+    if (ss_log_get_level() >= SS_LOG_DEBUG)
+        ss_log(SS_LOG_DEBUG, "engine", "batch %lld: %d messages; poll %.1f ms, operators %.1f ms, outbox %.1f ms, "
+               "commit %.1f ms, publish %.1f ms", (long long)e->stats.batches + 1, total, (now - t_poll) / 1e6,
+               (t_dag - now) / 1e6, (t_stage - t_dag) / 1e6, (t_commit - t_stage) / 1e6,
+               (ss_now_ns() - t_commit) / 1e6);
+    e->wal_dirty = 1;
     print_subscribed(e);
     clear_batch(e);
     e->stats.batches++;

@@ -35,7 +35,7 @@ typedef struct ss_engine_opts {
     FILE *live;             /* where SUBSCRIBE prints changes as they happen; NULL = stdout */
     int progress;           /* 1: print a progress line to stderr every few seconds of work */
     int catch_up;           /* 1: bring the views up to date (run until idle) before each
-                               SELECT, SHOW or EXPLAIN, so scripts read caught-up views */
+                               SELECT, SHOW, EXPLAIN or SUBSCRIBE, so scripts read caught-up views */
 } ss_engine_opts_t;
 
 int ss_engine_open(const ss_engine_opts_t *opts, ss_engine_t **out, char *err, size_t errsz);

@@ -271,6 +271,77 @@ START_TEST(test_errors)
 }
 END_TEST
 
+/* ---- semantic views: the model is called once per row, a second view reuses the cache ---- */
+
+/* Column `col` (0-based) of view `name` in SHOW VIEWS output. */
+static long long show_col(const char *show, const char *name, int col)
+{
+    char key[128];
+    snprintf(key, sizeof key, "\n %s ", name);
+    const char *p = strstr(show, key);
+    ck_assert_msg(p != NULL, "view %s not in:\n%s", name, show);
+    for (int i = 0; i < col; i++) {
+        p = strchr(p + 1, '|');
+        ck_assert_ptr_nonnull(p);
+    }
+    return strtoll(p + 1, NULL, 10);
+}
+
+START_TEST(test_semantic_cache)
+{
+    char *dir = tu_tmpdir();
+    ss_engine_t *e = open_engine(dir, NULL);
+    if (!e) {
+        free(dir);
+        return;
+    }
+    free(run_ok(e, "CREATE STREAM pets (id INT KEY, name TEXT);"
+                   "CREATE CONTINUOUS VIEW v1 AS SELECT id, name FROM pets WHERE SEM_FILTER('Is {name} a pet?');"
+                   "INSERT INTO pets VALUES (1, 'cat'), (2, 'dog'), (3, 'rock'), (4, 'fish');"));
+    char *r = run_ok(e, "SHOW VIEWS;");
+    ck_assert_int_eq(show_col(r, "v1", 4), 4); /* llm_calls: one per row */
+    free(r);
+    /* a second view with the same predicate sees the history and pays nothing */
+    free(run_ok(e, "CREATE CONTINUOUS VIEW v2 AS SELECT id FROM pets WHERE SEM_FILTER('Is {name} a pet?');"));
+    r = run_ok(e, "SHOW VIEWS;");
+    ck_assert_int_eq(show_col(r, "v2", 4), 0);
+    ck_assert_int_eq(show_col(r, "v2", 5), 4); /* cache_hits */
+    ck_assert_int_eq(show_col(r, "v1", 1), show_col(r, "v2", 1)); /* same rows */
+    free(r);
+    ss_engine_close(e);
+    free(dir);
+}
+END_TEST
+
+/* ---- TTL: idle engines tick, expired rows leave the views ---- */
+
+START_TEST(test_ttl_ticks)
+{
+    char *dir = tu_tmpdir();
+    ss_engine_t *e = open_engine(dir, NULL);
+    if (!e) {
+        free(dir);
+        return;
+    }
+    free(run_ok(e, "CREATE STREAM beats (host TEXT KEY, load INT) WITH (ttl = '1 s');"
+                   "CREATE CONTINUOUS VIEW alive AS SELECT COUNT(*) AS n FROM beats;"
+                   "INSERT INTO beats VALUES ('a', 1), ('b', 2);"));
+    char *r = run_ok(e, "SELECT n FROM alive;");
+    ck_assert_msg(strstr(r, "\n 2\n") != NULL, "%s", r);
+    free(r);
+    /* no new input: only the engine's empty ticks can expire the rows */
+    int64_t until = ss_now_ns() + 4000000000LL;
+    char err[SS_ERRSZ];
+    while (ss_now_ns() < until)
+        ck_assert_msg(ss_engine_step(e, NULL, err, sizeof err) == SS_OK, "%s", err);
+    r = run_ok(e, "SELECT n FROM alive;");
+    ck_assert_msg(!strstr(r, "\n 2\n") && !strstr(r, "\n 1\n"), "expired rows still counted:\n%s", r);
+    free(r);
+    ss_engine_close(e);
+    free(dir);
+}
+END_TEST
+
 /* ---- the shell binary, non-interactive ---- */
 
 START_TEST(test_shell_file)
@@ -320,6 +391,8 @@ Suite *check_it_engine_suite(void)
     tcase_add_test(tc, test_restart);
     tcase_add_test(tc, test_errors);
     tcase_add_test(tc, test_shell_file);
+    tcase_add_test(tc, test_semantic_cache);
+    tcase_add_test(tc, test_ttl_ticks);
     suite_add_tcase(s, tc);
     return s;
 }
