@@ -147,11 +147,20 @@ static int render_stmt(sqlite3_stmt *st, ss_buf_t *out, char *err, size_t errsz)
 
 /* ---- SELECT: AST -> SQLite SQL ---- */
 
+typedef struct scope_entry {
+    const char *name;         /* alias, or the view's name */
+    const char *view;
+    const ss_schema_t *schema;
+} scope_entry_t;
+
 typedef struct sqlgen {
     ss_buf_t sql;
     ss_engine_t *e;
     const char *views[16]; /* views read (each becomes a CTE) */
     int nviews;
+    scope_entry_t scope[16]; /* FROM entries, for resolving column names */
+    int nscope;
+    const ss_ast_select_t *sel; /* select-list aliases may be named in ORDER BY/HAVING */
     char *err;
     size_t errsz;
     int rc;
@@ -214,6 +223,60 @@ static const char *binop_sql(ss_ast_op_t op)
     }
 }
 
+static const ss_schema_t *view_schema(ss_engine_t *e, const char *view)
+{
+    int k = eng_node_index(e, SS_PN_VIEW, view);
+    return k < 0 ? NULL : e->pipe.plan->nodes[k]->schema;
+}
+
+/* Collects the FROM entries (views and their aliases) before any expression is rendered. */
+static void collect_scope(sqlgen_t *g, const ss_ast_from_t *f)
+{
+    if (!f)
+        return;
+    if (f->kind != SS_FROM_TABLE) {
+        collect_scope(g, f->left);
+        collect_scope(g, f->right);
+        return;
+    }
+    const ss_schema_t *sc = view_schema(g->e, f->name);
+    if (sc && g->nscope < (int)SS_ARRAY_LEN(g->scope))
+        g->scope[g->nscope++] = (scope_entry_t){f->alias ? f->alias : f->name, f->name, sc};
+}
+
+/* A column must name a column of a view read (or a select-list alias): SQLite alone would take
+ * an unknown "name" for a string literal. */
+static void check_column(sqlgen_t *g, const ss_ast_expr_t *x)
+{
+    int found = 0;
+    const char *cands[64];
+    int nc = 0;
+    for (int i = 0; i < g->nscope && !found; i++) {
+        const scope_entry_t *s = &g->scope[i];
+        if (x->table && !ss_strcaseeq(x->table, s->name))
+            continue;
+        found = ss_schema_find(s->schema, x->name) >= 0;
+        for (int c = 0; c < s->schema->n && nc < 64; c++)
+            cands[nc++] = s->schema->names[c];
+    }
+    for (int i = 0; !found && !x->table && g->sel && i < g->sel->nitems; i++)
+        found = g->sel->items[i].alias && ss_strcaseeq(g->sel->items[i].alias, x->name);
+    if (found || !g->nscope)
+        return;
+    int known_table = !x->table;
+    for (int i = 0; i < g->nscope && !known_table; i++)
+        known_table = ss_strcaseeq(x->table, g->scope[i].name);
+    char msg[512];
+    if (!known_table)
+        snprintf(msg, sizeof msg, "no view or alias named \"%s\" in FROM", x->table);
+    else {
+        const char *best = ss_suggest(x->name, cands, nc);
+        snprintf(msg, sizeof msg, "unknown column \"%s\"%s%s%s", x->name, best ? " (did you mean \"" : "",
+                 best ? best : "", best ? "\"?)" : "");
+    }
+    gen_fail(g, x->span, SS_ERR_SEMANTIC, msg, NULL);
+}
+
 static void gen_expr(sqlgen_t *g, const ss_ast_expr_t *x)
 {
     ss_buf_t *b = &g->sql;
@@ -221,6 +284,7 @@ static void gen_expr(sqlgen_t *g, const ss_ast_expr_t *x)
         return;
     switch (x->kind) {
     case SS_AX_COLUMN:
+        check_column(g, x);
         if (x->table) {
             put_ident(b, x->table);
             ss_buf_putc(b, '.');
@@ -400,6 +464,8 @@ int eng_select(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err
     g.e = e;
     g.err = err;
     g.errsz = errsz;
+    g.sel = st->query->select;
+    collect_scope(&g, st->query->select->from);
     gen_body(&g, st->query->select);
     ss_buf_t sql = SS_BUF_INIT;
     if (!g.rc)

@@ -45,6 +45,9 @@ int ss_store_open(const char *path, ss_store_t **out, char *err, size_t errsz)
         return rc;
     }
     sqlite3_busy_timeout(s->db, 5000);
+    /* an unknown "identifier" is an error, never a string literal */
+    sqlite3_db_config(s->db, SQLITE_DBCONFIG_DQS_DML, 0, (int *)0);
+    sqlite3_db_config(s->db, SQLITE_DBCONFIG_DQS_DDL, 0, (int *)0);
     /* WAL + synchronous=NORMAL is durable across process crashes (what the
      * recovery guarantee needs); FULL would add power-loss durability. */
     /* Large batches write many pages: 16 KB pages (fewer writes per commit; takes

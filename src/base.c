@@ -174,6 +174,44 @@ char *ss_sprintf(const char *fmt, ...)
     return ss_buf_take(&b);
 }
 
+/* Optimal-string-alignment distance (edits and adjacent transpositions), ASCII case-insensitive. */
+static int edit_distance(const char *a, const char *b)
+{
+    int la = (int)strlen(a), lb = (int)strlen(b);
+    if (la > 64 || lb > 64)
+        return 99;
+    int d[65][65];
+    for (int i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (int j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (int i = 1; i <= la; i++)
+        for (int j = 1; j <= lb; j++) {
+            int ca = tolower((unsigned char)a[i - 1]), cb = tolower((unsigned char)b[j - 1]);
+            int v = SS_MIN(d[i - 1][j - 1] + (ca != cb), SS_MIN(d[i - 1][j] + 1, d[i][j - 1] + 1));
+            if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2]) && tolower((unsigned char)a[i - 2]) == cb)
+                v = SS_MIN(v, d[i - 2][j - 2] + 1);
+            d[i][j] = v;
+        }
+    return d[la][lb];
+}
+
+const char *ss_suggest(const char *s, const char *const *cands, int ncands)
+{
+    const char *best = NULL;
+    int bestd = 99, limit = SS_MAX(1, (int)strlen(s) / 3);
+    for (int i = 0; i < ncands; i++) {
+        if (!cands[i])
+            continue;
+        int d = edit_distance(s, cands[i]);
+        if (d < bestd && d <= limit) {
+            bestd = d;
+            best = cands[i];
+        }
+    }
+    return best;
+}
+
 int ss_strcaseeq(const char *a, const char *b)
 {
     if (!a || !b)

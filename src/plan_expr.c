@@ -84,44 +84,6 @@ void ss__opts_free(int n, ss_plan_opt_t *opts)
 
 /* ---------------------------------------------------------------- suggestions */
 
-/* Optimal-string-alignment distance (edits and adjacent transpositions), ASCII case-insensitive. */
-static int edit_distance(const char *a, const char *b)
-{
-    int la = (int)strlen(a), lb = (int)strlen(b);
-    if (la > 64 || lb > 64)
-        return 99;
-    int d[65][65];
-    for (int i = 0; i <= la; i++)
-        d[i][0] = i;
-    for (int j = 0; j <= lb; j++)
-        d[0][j] = j;
-    for (int i = 1; i <= la; i++)
-        for (int j = 1; j <= lb; j++) {
-            int ca = tolower((unsigned char)a[i - 1]), cb = tolower((unsigned char)b[j - 1]);
-            int v = SS_MIN(d[i - 1][j - 1] + (ca != cb), SS_MIN(d[i - 1][j] + 1, d[i][j - 1] + 1));
-            if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2]) && tolower((unsigned char)a[i - 2]) == cb)
-                v = SS_MIN(v, d[i - 2][j - 2] + 1);
-            d[i][j] = v;
-        }
-    return d[la][lb];
-}
-
-const char *ss__suggest(const char *s, const char *const *cands, int ncands)
-{
-    const char *best = NULL;
-    int bestd = 99, limit = SS_MAX(1, (int)strlen(s) / 3);
-    for (int i = 0; i < ncands; i++) {
-        if (!cands[i])
-            continue;
-        int d = edit_distance(s, cands[i]);
-        if (d < bestd && d <= limit) {
-            bestd = d;
-            best = cands[i];
-        }
-    }
-    return best;
-}
-
 /* ---------------------------------------------------------------- AST walks */
 
 static void add_ref(const char **out, int *n, int max, const char *s)
@@ -335,7 +297,7 @@ static int unknown_col(const ss__cctx_t *cc, const ss__rel_t *only, const char *
             n++;
         }
     }
-    const char *best = ss__suggest(name, cands, n);
+    const char *best = ss_suggest(name, cands, n);
     const char *bestq = NULL;
     for (int i = 0; best && i < n; i++)
         if (cands[i] == best)
@@ -367,7 +329,7 @@ int ss__resolve_col(const ss__cctx_t *cc, const char *table, const char *name, s
             const char *names[SS__MAX_RELS];
             for (int r = 0; r < s->nrels; r++)
                 names[r] = s->rels[r].name;
-            const char *best = ss__suggest(table, names, s->nrels);
+            const char *best = ss_suggest(table, names, s->nrels);
             return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
                              "%d:%d: unknown table or alias \"%s\"%s%s%s", sp.line, sp.col, table,
                              best ? " (did you mean \"" : "", best ? best : "", best ? "\"?)" : "");
@@ -429,7 +391,7 @@ static int compile_func(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t 
         const char *cands[SS_ARRAY_LEN(scalar_funcs) + 5] = {"COUNT", "SUM", "MIN", "MAX", "AVG"};
         for (size_t i = 0; i < SS_ARRAY_LEN(scalar_funcs); i++)
             cands[5 + i] = scalar_funcs[i].name;
-        const char *best = ss__suggest(a->name, cands, (int)SS_ARRAY_LEN(cands));
+        const char *best = ss_suggest(a->name, cands, (int)SS_ARRAY_LEN(cands));
         return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC, "%d:%d: unknown function %s%s%s%s",
                          a->span.line, a->span.col, a->name, best ? " (did you mean " : "",
                          best ? best : "", best ? "?)" : "");

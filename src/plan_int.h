@@ -30,8 +30,6 @@ const ss_ast_option_t *ss__opt_find(const ss_ast_options_t *o, const char *name)
 int ss__opts_copy(const ss_ast_options_t *o, int *n, ss_plan_opt_t **opts);
 int ss__opts_add(int *n, ss_plan_opt_t **opts, const char *name, const char *value);
 void ss__opts_free(int n, ss_plan_opt_t *opts);
-/* The closest of `cands` to `s` by edit distance (or NULL if none is close). */
-const char *ss__suggest(const char *s, const char *const *cands, int ncands);
 /* Names of the streams and views a query reads (deduplicated, borrowed from the AST). */
 int ss__query_refs(const ss_ast_query_t *q, const char **out, int max);
 /* Model names a query's semantic operators name with model='..' (borrowed). */

@@ -69,7 +69,7 @@ static int check_option(pctx_t *x, ss_plan_kind_t k, const ss_ast_option_t *op)
         return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: option %s must be an integer >= %ld",
                          op->span.line, op->span.col, sp[i].name, sp[i].min);
     }
-    const char *best = ss__suggest(op->name, names, n);
+    const char *best = ss_suggest(op->name, names, n);
     ss_buf_t all = SS_BUF_INIT;
     for (int i = 0; i < n; i++)
         ss_buf_printf(&all, "%s, ", names[i]);

@@ -141,7 +141,7 @@ int ss__input_node(pctx_t *x, const char *name, ss_span_t sp, ss_plan_node_t **o
         cands[nc++] = ss_catalog_stream_at(x->cat, i)->name;
     for (int i = 0; i < ss_catalog_nviews(x->cat) && nc < 512; i++)
         cands[nc++] = ss_catalog_view_at(x->cat, i)->name;
-    const char *best = ss__suggest(name, cands, nc);
+    const char *best = ss_suggest(name, cands, nc);
     return ss_seterr(x->err, x->errsz, SS_ERR_NOTFOUND, "%d:%d: unknown stream or view \"%s\"%s%s%s",
                      sp.line, sp.col, name, best ? " (did you mean \"" : "", best ? best : "",
                      best ? "\"?)" : "");

@@ -73,6 +73,9 @@ char *ss_strdup(const char *s);                 /* NULL-safe */
 char *ss_strndup(const char *s, size_t n);
 char *ss_sprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* malloc'd */
 int ss_strcaseeq(const char *a, const char *b); /* 1 if equal ignoring ASCII case */
+/* The candidate closest to s (edit distance, ASCII case-insensitive) when it is close enough to be
+ * a likely misspelling (at most a third of s's length), else NULL: "did you mean ...?" */
+const char *ss_suggest(const char *s, const char *const *cands, int ncands);
 
 /* ---- hashing: 64-bit, stable across runs and machines (used in persistent keys) ---- */
 uint64_t ss_hash64(const void *p, size_t n, uint64_t seed);
