@@ -14,6 +14,7 @@
 
 #include "ss_ast.h"
 #include "ss_backends.h" /* ss_backend_openai_new */
+#include "ss_pool.h"     /* ss_backend_workers_new */
 #include "ss_catalog.h"
 #include "ss_dispatch.h"
 #include "ss_embed.h"
@@ -79,6 +80,7 @@ SS_ENG_WEAK(ss_embedder_open);
 SS_ENG_WEAK(ss_embedder_destroy);
 SS_ENG_WEAK(ss_backend_local_new);
 SS_ENG_WEAK(ss_backend_openai_new);
+SS_ENG_WEAK(ss_backend_workers_new);
 
 /* "the <module> is not in this build" unless fn is linked. */
 #define SS_ENG_NEED(fn, module, err, errsz)                                                        \

@@ -6,6 +6,7 @@
  * recovery when it comes back.
  */
 #include "ss_backends.h"
+#include "ss_engine.h"
 #include "ss_llm.h"
 #include "ss_pool.h"
 #include "ss_worker.h"
@@ -253,6 +254,49 @@ START_TEST(test_pool_affinity_failover_recovery)
 }
 END_TEST
 
+START_TEST(test_engine_view_on_worker_pool)
+{
+    /* SQL end to end: a CREATE MODEL with two worker URLs is a pool; a SEM_MAP view's rows are
+     * answered by the workers, and every request reaches exactly one of them */
+    ss_worker_t *w0 = start_worker(0, 64, 0), *w1 = start_worker(0, 64, 0);
+    char *dir = tu_tmpdir(), db[512], sql[1024], err[SS_ERRSZ] = "";
+    snprintf(db, sizeof db, "%s/s.db", dir);
+    ss_engine_opts_t o = {.db_path = db, .model_path = model_path(), .max_latency_ms = 20, .catch_up = 1};
+    ss_engine_t *e = NULL;
+    ck_assert_msg(ss_engine_open(&o, &e, err, sizeof err) == SS_OK, "%s", err);
+    snprintf(sql, sizeof sql,
+             "CREATE MODEL pool WITH (backend = 'openai', url = 'http://127.0.0.1:%d,http://127.0.0.1:%d',"
+             " model = 'stories260K', default = true);"
+             "CREATE STREAM s (id INT KEY, t TEXT);"
+             "CREATE CONTINUOUS VIEW v AS SELECT id, SEM_MAP('Continue the story: {t}', max_tokens = 4) AS m FROM s;"
+             "INSERT INTO s VALUES (1, 'Lily'), (2, 'Tom'), (3, 'a dog'), (4, 'the sun'), (5, 'a car'), (6, 'Max');",
+             ss_worker_port(w0), ss_worker_port(w1));
+    ss_buf_t out = SS_BUF_INIT;
+    ck_assert_msg(ss_engine_exec(e, sql, strlen(sql), "pool.sql", &out, err, sizeof err) == SS_OK, "%s", err);
+    ss_buf_reset(&out);
+    const char *q = "SELECT COUNT(*) AS n FROM v;";
+    ck_assert_msg(ss_engine_exec(e, q, strlen(q), "q", &out, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_msg(strstr(ss_buf_cstr(&out), " 6"), "view rows: %s", ss_buf_cstr(&out));
+    ss_buf_free(&out);
+    ss_engine_close(e);
+    /* the six generations went to the workers (the local model was never needed) */
+    http_t r0, r1;
+    http(ss_worker_port(w0), "/metrics", NULL, &r0);
+    http(ss_worker_port(w1), "/metrics", NULL, &r1);
+    long n0 = 0, n1 = 0;
+    const char *k = "\nsemstream_worker_requests_total ";
+    const char *p0 = strstr(ss_buf_cstr(&r0.body), k), *p1 = strstr(ss_buf_cstr(&r1.body), k);
+    ck_assert(p0 && p1);
+    n0 = atol(p0 + strlen(k)), n1 = atol(p1 + strlen(k));
+    ck_assert_int_eq(n0 + n1, 6); /* one generation per row, each on one worker */
+    ss_buf_free(&r0.body);
+    ss_buf_free(&r1.body);
+    ss_worker_stop(w0);
+    ss_worker_stop(w1);
+    free(dir);
+}
+END_TEST
+
 Suite *check_it_worker_suite(void)
 {
     Suite *s = suite_create("worker");
@@ -261,6 +305,7 @@ Suite *check_it_worker_suite(void)
     tcase_add_test(tc, test_endpoints_and_errors);
     tcase_add_test(tc, test_backpressure_429);
     tcase_add_test(tc, test_pool_affinity_failover_recovery);
+    tcase_add_test(tc, test_engine_view_on_worker_pool);
     suite_add_tcase(s, tc);
     return s;
 }
