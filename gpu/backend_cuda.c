@@ -478,23 +478,6 @@ ss_err_t ss_llm_use_cuda(ss_llm_t *m, int device, char *err, size_t errsz)
     return SS_OK;
 }
 
-static int cuda_run(ss_infer_backend_t *b, const ss_infer_req_t *reqs, int n, ss_infer_res_t *res, char *err,
-                    size_t errsz)
-{
-    return ss_llm_run(b->impl, reqs, n, res, err, errsz);
-}
-
-static int cuda_count(ss_infer_backend_t *b, const char *text) { return ss_llm_count_tokens(b->impl, text); }
-
-static void cuda_be_destroy(ss_infer_backend_t *b)
-{
-    if (!b)
-        return;
-    ss_llm_close(b->impl);
-    free(b->model_id);
-    free(b);
-}
-
 ss_infer_backend_t *ss_backend_cuda_new(const char *path, int device, char *err, size_t errsz)
 {
     ss_llm_t *m = NULL;
@@ -504,20 +487,6 @@ ss_infer_backend_t *ss_backend_cuda_new(const char *path, int device, char *err,
         ss_llm_close(m);
         return NULL;
     }
-    ss_infer_backend_t *b = calloc(1, sizeof *b);
-    if (b)
-        b->model_id = ss_strdup(ss_llm_id(m));
-    if (!b || !b->model_id) {
-        free(b);
-        ss_llm_close(m);
-        ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
-        return NULL;
-    }
-    b->kind = "cuda";
-    b->impl = m;
-    b->run = cuda_run;
-    b->count_tokens = cuda_count;
-    b->destroy = cuda_be_destroy;
-    return b;
+    return ss_backend_llm_wrap(m, "cuda", err, errsz);
 }
 #endif

@@ -100,5 +100,8 @@ void ss_llm_stats(const ss_llm_t *m, ss_llm_stats_t *st);
 /* Opens model_path and wraps it as an ss_infer_backend_t (kind "local", model_id =
  * ss_llm_id). threads 0 = all cores. NULL with err filled on failure. */
 ss_infer_backend_t *ss_backend_local_new(const char *model_path, int threads, char *err, size_t errsz);
+/* Wraps an opened model as a backend of the given kind ("local", "cuda"); takes ownership of m
+ * (closed on failure too). */
+ss_infer_backend_t *ss_backend_llm_wrap(ss_llm_t *m, const char *kind, char *err, size_t errsz);
 
 #endif

@@ -26,12 +26,8 @@ static void local_destroy(ss_infer_backend_t *b)
     free(b);
 }
 
-ss_infer_backend_t *ss_backend_local_new(const char *model_path, int threads, char *err, size_t errsz)
+ss_infer_backend_t *ss_backend_llm_wrap(ss_llm_t *m, const char *kind, char *err, size_t errsz)
 {
-    ss_llm_opts_t o = {.threads = threads};
-    ss_llm_t *m = NULL;
-    if (ss_llm_open(model_path, &o, &m, err, errsz))
-        return NULL;
     ss_infer_backend_t *b = calloc(1, sizeof *b);
     if (b)
         b->model_id = ss_strdup(ss_llm_id(m));
@@ -41,10 +37,19 @@ ss_infer_backend_t *ss_backend_local_new(const char *model_path, int threads, ch
         ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
         return NULL;
     }
-    b->kind = "local";
+    b->kind = kind;
     b->impl = m;
     b->run = local_run;
     b->count_tokens = local_count;
     b->destroy = local_destroy;
     return b;
+}
+
+ss_infer_backend_t *ss_backend_local_new(const char *model_path, int threads, char *err, size_t errsz)
+{
+    ss_llm_opts_t o = {.threads = threads};
+    ss_llm_t *m = NULL;
+    if (ss_llm_open(model_path, &o, &m, err, errsz))
+        return NULL;
+    return ss_backend_llm_wrap(m, "local", err, errsz);
 }
