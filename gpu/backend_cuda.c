@@ -38,7 +38,7 @@ typedef struct cuda_be {
     int tile_max;             /* queries per attention tile: 64 (query, head) items per block */
     /* activations for up to tcap tokens (ocap output rows) */
     int tcap, ocap;
-    float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2, *xo, *logits;
+    float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2, *xo, *logits, *lse;
     /* per-batch index arrays, one device buffer with a fixed layout (see idx_*), filled by one
      * host-to-device copy: tok | pos | seq | tile q0 | tile nq | out rows | pooled rows | block table */
     int32_t *idx, *h_idx;
@@ -212,6 +212,7 @@ static int ensure_acts(cuda_be_t *b, int n, int nout, char *err, size_t errsz)
         drop_graphs(b);
         DEV_ALLOC(b->xo, (size_t)nout * d * 4);
         DEV_ALLOC(b->logits, (size_t)nout * g->vocab_size * 4);
+        DEV_ALLOC(b->lse, (size_t)nout * 4);
         b->ocap = nout;
     }
     return SS_OK;
@@ -348,6 +349,8 @@ static int launch_pass(cuda_be_t *b, int n, int nout, int nh, int mb, int nt, ch
         rc = ss_cuda_gather_rows(b->c, b->xo, b->xb, IDX_OUT(b), nout, d);
         if (!rc)
             rc = ss_cuda_matmul(b->c, b->logits, b->xo, &b->output, NULL, nout, err, errsz);
+        if (!rc) /* the log-sum-exp of each row, so the host never exponentiates the vocabulary */
+            rc = ss_cuda_row_lse(b->c, b->lse, b->logits, nout, g->vocab_size);
     }
     if (!rc && nh > 0)
         rc = ss_cuda_gather_rows(b->c, b->xb2, b->xb, IDX_HID(b), nh, d);
@@ -383,6 +386,8 @@ static int copy_back(cuda_be_t *b, const ubatch_t *ub, int nh, char *err, size_t
     int d = g->dim, rc = SS_OK;
     if (ub->nout > 0) {
         rc = ss_cuda_d2h(b->c, ub->logits, b->logits, (size_t)ub->nout * g->vocab_size * 4, err, errsz);
+        if (!rc && ub->lse)
+            rc = ss_cuda_d2h(b->c, ub->lse, b->lse, (size_t)ub->nout * 4, err, errsz);
         if (!rc && ub->hidden)
             rc = ss_cuda_d2h(b->c, ub->hidden, b->xo, (size_t)ub->nout * d * 4, err, errsz);
     }

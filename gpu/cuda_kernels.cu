@@ -834,6 +834,30 @@ extern "C" int ss_cuda_logprob_gather(ss_cuda_t *c, float *out, const float *log
     return launched(c);
 }
 
+__global__ void k_row_lse(float *out, const float *logits, int vocab)
+{
+    __shared__ float sh[32];
+    const float *l = logits + (size_t)blockIdx.x * vocab;
+    float mx = -INFINITY;
+    for (int v = threadIdx.x; v < vocab; v += blockDim.x)
+        mx = fmaxf(mx, l[v]);
+    mx = block_max(mx, sh);
+    float s = 0;
+    for (int v = threadIdx.x; v < vocab; v += blockDim.x)
+        s += __expf(l[v] - mx);
+    s = block_sum(s, sh);
+    if (threadIdx.x == 0)
+        out[blockIdx.x] = mx + logf(s);
+}
+
+extern "C" int ss_cuda_row_lse(ss_cuda_t *c, float *out, const float *logits, int rows, int vocab)
+{
+    if (rows <= 0)
+        return SS_OK;
+    k_row_lse<<<rows, 256, 0, c->stream>>>(out, logits, vocab);
+    return launched(c);
+}
+
 __global__ void k_gather_rows(float *out, const float *x, const int32_t *idx, int dim)
 {
     const float *src = x + (size_t)idx[blockIdx.x] * dim;

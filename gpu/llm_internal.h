@@ -117,6 +117,8 @@ typedef struct ubatch {
     float *hidden;        /* [nout][dim] final normed hidden of output rows, or NULL */
     const int *hid_row;   /* [n] row in hidden for every token (EMBED pooling) or -1; may be NULL */
     float *hid_all;       /* [rows][dim] accumulated (added) hidden for hid_row, or NULL */
+    float *lse;           /* [nout] log-sum-exp of each output row's logits, filled by backends that
+                             compute it where the logits are (CUDA); left NAN by the others */
 } ubatch_t;
 
 typedef struct backend_ops {
@@ -211,6 +213,7 @@ struct ss_llm {
     kvcache_t kv;
     int be_blocks;        /* KV blocks the backend has reserved */
     ss_llm_stats_t st;
+    double cur_lse;       /* log-sum-exp of the logits on_out is called with, or NAN (engine.c) */
 };
 
 #endif

@@ -83,6 +83,13 @@ static double lse(const float *x, int n)
     return mx + log(s);
 }
 
+/* log-sum-exp of the logits an on_out callback was given: the backend's when it computed one
+ * (CUDA, on the device), else computed here. */
+static double row_lse(const ss_llm_t *m, const float *logits)
+{
+    return isnan(m->cur_lse) ? lse(logits, m->cfg.vocab_size) : m->cur_lse;
+}
+
 static uint64_t splitmix(uint64_t *s)
 {
     uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
@@ -135,7 +142,7 @@ static void on_prompt_out(ss_llm_t *m, seq_t *s, int pos, const float *logits)
 {
     rq_t *q = s->user;
     (void)pos;
-    double l = lse(logits, m->cfg.vocab_size);
+    double l = row_lse(m, logits);
     for (int c = 0; c < q->nch; c++)
         if (q->ch[c].n > 0)
             q->ch[c].lp += logits[q->ch[c].tok[0]] - l;
@@ -147,7 +154,7 @@ static void on_choice_out(ss_llm_t *m, seq_t *s, int pos, const float *logits)
     choice_t *c = &q->ch[s->user_i];
     int k = pos - q->np + 1; /* answer token predicted at this position */
     if (k >= 1 && k < c->n)
-        c->lp += logits[c->tok[k]] - lse(logits, m->cfg.vocab_size);
+        c->lp += logits[c->tok[k]] - row_lse(m, logits);
 }
 
 static void on_gen_out(ss_llm_t *m, seq_t *s, int pos, const float *logits)
@@ -159,7 +166,7 @@ static void on_gen_out(ss_llm_t *m, seq_t *s, int pos, const float *logits)
     q->next = q->r->temperature > 0 ? sample(logits, v, q->r->temperature, &q->rng) : argmax(logits, v);
     if (q->r->top_logprobs <= 0)
         return;
-    double l = lse(logits, v);
+    double l = row_lse(m, logits);
     q->last_lp = (float)(logits[q->next] - l);
     if (q->ngen > 0 || q->res->top_tokens)
         return;

@@ -7,6 +7,7 @@
 #include "llm_internal.h"
 
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -179,6 +180,7 @@ ss_err_t ss_llm_open(const char *path, const ss_llm_opts_t *opts, ss_llm_t **out
     m->threads = o.threads > 0 ? o.threads : ncores();
     m->ubatch = o.ubatch > 0 ? o.ubatch : 512;
     m->prefix_on = !o.no_prefix_cache;
+    m->cur_lse = NAN;
     ss_err_t rc = ss_gguf_open(path, &m->g, err, errsz); /* its messages name the path already */
     if (rc) {
         ss_llm_close(m);

@@ -90,6 +90,8 @@ int ss_cuda_logprob_gather(ss_cuda_t *c, float *out, const float *logits, int vo
                            const int32_t *tok, int n);
 /* out[i][:] = x[idx[i]][:] for i < n, rows of dim floats. */
 int ss_cuda_gather_rows(ss_cuda_t *c, float *out, const float *x, const int32_t *idx, int n, int dim);
+/* out[r] = logsumexp(logits[r][0..vocab)) for each of rows rows. */
+int ss_cuda_row_lse(ss_cuda_t *c, float *out, const float *logits, int rows, int vocab);
 /* argmax per row (greedy decoding without copying logits). */
 int ss_cuda_argmax(ss_cuda_t *c, int32_t *out, const float *logits, int rows, int vocab);
 
