@@ -414,7 +414,8 @@ extern "C" int ss_cuda_embed(ss_cuda_t *c, float *out, const ss_cuda_weight_t *t
 /* ---------------------------------------------------------------- GEMV (B <= 8) */
 
 /* Each warp computes one output row for NB activation rows. Lanes stride over the row in
- * 16-byte weight chunks; x is read through the read-only cache (it is reused by every row). */
+ * 16-byte weight chunks (a lane whose chunk starts past the row's end skips it, so any row length
+ * that keeps chunks 16-byte aligned works); x is read through the read-only cache. */
 template <int NB>
 __device__ __forceinline__ void gemv_finish(float (&acc)[NB], float *y, const float *bias, int n, int rows)
 {
@@ -530,13 +531,13 @@ static void launch_gemv(ss_cuda_t *c, float *y, const float *x, const ss_cuda_we
     const int warps = 8;
     dim3 grid((unsigned)((w->rows + warps - 1) / warps));
     int vec_ok = ((uintptr_t)x % 16 == 0);
-    if (w->type == SS_WT_F16 && w->cols % 256 == 0 && vec_ok)
+    if (w->type == SS_WT_F16 && w->cols % 8 == 0 && vec_ok)
         k_gemv_16<NB, __half2><<<grid, warps * 32, 0, c->stream>>>(y, x, (const uint16_t *)w->data, bias, w->rows,
                                                                    w->cols);
-    else if (w->type == SS_WT_BF16 && w->cols % 256 == 0 && vec_ok)
+    else if (w->type == SS_WT_BF16 && w->cols % 8 == 0 && vec_ok)
         k_gemv_16<NB, __nv_bfloat162><<<grid, warps * 32, 0, c->stream>>>(y, x, (const uint16_t *)w->data, bias,
                                                                           w->rows, w->cols);
-    else if (w->type == SS_WT_Q8_0 && w->cols % 512 == 0 && vec_ok)
+    else if (w->type == SS_WT_Q8_0 && w->cols % 16 == 0 && vec_ok)
         k_gemv_q8<NB><<<grid, warps * 32, 0, c->stream>>>(y, x, (const int8_t *)w->data,
                                                            (const __half *)w->scales, bias, w->rows, w->cols);
     else

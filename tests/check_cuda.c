@@ -229,7 +229,7 @@ START_TEST(test_gpu_matmul)
     NEED_GPU();
     char err[SS_ERRSZ];
     const int types[] = {SS_WT_F32, SS_WT_F16, SS_WT_BF16, SS_WT_Q8_0};
-    const int shapes[][2] = {{96, 512}, {33, 1024}, {130, 96}}; /* vector paths and the generic path */
+    const int shapes[][2] = {{96, 512}, {33, 1024}, {20, 576}, {130, 96}}; /* full and partial chunks */
     const int batches[] = {1, 3, 8, 9, 64};
     for (size_t t = 0; t < SS_ARRAY_LEN(types); t++)
         for (size_t s = 0; s < SS_ARRAY_LEN(shapes); s++)
