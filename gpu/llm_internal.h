@@ -214,6 +214,12 @@ struct ss_llm {
     int be_blocks;        /* KV blocks the backend has reserved */
     ss_llm_stats_t st;
     double cur_lse;       /* log-sum-exp of the logits on_out is called with, or NAN (engine.c) */
+    int chat;             /* chat family (chat.c) or -1: prompts are used as given */
+    int eot;              /* end-of-turn token that ends generation (besides EOS), or -1 */
 };
+
+/* ---- chat templates (chat.c) ---- */
+/* Sets m->chat and m->eot from tokenizer.chat_template (after the tokenizer is loaded). */
+void chat_detect(ss_llm_t *m);
 
 #endif

@@ -256,7 +256,10 @@ static int setup(ss_llm_t *m, rq_t *q)
 {
     const ss_infer_req_t *r = q->r;
     q->next = -1;
-    if (encode(m, r->prompt, 1, 0, &q->ptok, &q->np))
+    char *wrapped = r->kind != SS_INFER_EMBED ? ss_llm_chat_prompt(m, r->prompt) : NULL;
+    int erc = encode(m, wrapped ? wrapped : r->prompt, 1, 0, &q->ptok, &q->np);
+    free(wrapped);
+    if (erc)
         return -1;
     q->res->prompt_tokens = q->np;
     if (q->np == 0)
@@ -354,7 +357,7 @@ static int gen_advance(ss_llm_t *m, rq_t *q)
     const ss_infer_req_t *r = q->r;
     int t = q->next, maxt = r->max_tokens > 0 ? r->max_tokens : 64;
     q->next = -1;
-    if (t < 0 || t == m->cfg.eos)
+    if (t < 0 || t == m->cfg.eos || t == m->eot)
         return 1;
     q->ngen++;
     if (r->top_logprobs > 0) {

@@ -14,11 +14,11 @@
 #include <string.h>
 
 static const ss_mkmodel_spec_t shapes[] = {
-    {"smollm2-135m", "llama", 576, 30, 9, 3, 1536, 49152, 8192, 100000.f, 0, 1, SS_GGML_Q8_0, 1},
-    {"qwen2.5-0.5b", "qwen2", 896, 24, 14, 2, 4864, 151936, 32768, 1000000.f, 1, 1, SS_GGML_Q8_0, 1},
-    {"llama-3.2-1b", "llama", 2048, 16, 32, 8, 8192, 128256, 131072, 500000.f, 0, 1, SS_GGML_Q8_0, 1},
-    {"tiny-qwen2", "qwen2", 64, 2, 4, 2, 128, 600, 512, 10000.f, 1, 1, SS_GGML_F32, 1},
-    {"tiny-llama", "llama", 64, 2, 4, 4, 160, 600, 512, 10000.f, 0, 0, SS_GGML_F32, 1},
+    {"smollm2-135m", "llama", 576, 30, 9, 3, 1536, 49152, 8192, 100000.f, 0, 1, SS_GGML_Q8_0, 1, NULL},
+    {"qwen2.5-0.5b", "qwen2", 896, 24, 14, 2, 4864, 151936, 32768, 1000000.f, 1, 1, SS_GGML_Q8_0, 1, NULL},
+    {"llama-3.2-1b", "llama", 2048, 16, 32, 8, 8192, 128256, 131072, 500000.f, 0, 1, SS_GGML_Q8_0, 1, NULL},
+    {"tiny-qwen2", "qwen2", 64, 2, 4, 2, 128, 600, 512, 10000.f, 1, 1, SS_GGML_F32, 1, NULL},
+    {"tiny-llama", "llama", 64, 2, 4, 4, 160, 600, 512, 10000.f, 0, 0, SS_GGML_F32, 1, NULL},
 };
 
 int ss_mkmodel_shape(const char *name, ss_mkmodel_spec_t *out)
@@ -239,6 +239,8 @@ static void write_meta(ss_gguf_writer_t *w, const ss_mkmodel_spec_t *s, const vo
     ss_gguf_w_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)(v->n - 3));
     ss_gguf_w_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)(v->n - 3));
     ss_gguf_w_bool(w, "tokenizer.ggml.add_bos_token", 0);
+    if (s->chat_template)
+        ss_gguf_w_str(w, "tokenizer.chat_template", s->chat_template);
 }
 
 ss_err_t ss_mkmodel_write(const ss_mkmodel_spec_t *s, const char *path, char *err, size_t errsz)

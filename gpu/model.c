@@ -199,6 +199,9 @@ ss_err_t ss_llm_open(const char *path, const ss_llm_opts_t *opts, ss_llm_t **out
         if (m->tok.n < m->cfg.vocab_size)
             rc = ss_seterr(err, errsz, SS_ERR_MODEL, "tokenizer has %d tokens but the embedding has %d rows",
                            m->tok.n, m->cfg.vocab_size);
+        m->chat = m->eot = -1;
+        if (!o.raw_prompts)
+            chat_detect(m);
     }
     if (!rc) {
         make_id(m, path);

@@ -138,6 +138,7 @@ typedef struct ss_mkmodel_spec {
     int qkv_bias, tied;
     int type;           /* weight type of the matrices (ss_ggml_type_t) */
     uint64_t seed;
+    const char *chat_template; /* written as tokenizer.chat_template when set (NULL: none) */
 } ss_mkmodel_spec_t;
 
 /* Fills *out with a known shape ("smollm2-135m", "qwen2.5-0.5b", "llama-3.2-1b",

@@ -46,6 +46,7 @@ typedef struct ss_llm_opts {
     size_t cache_bytes;  /* KV kept for prefix reuse after sequences finish; 0 = 256 MiB */
     int no_prefix_cache; /* 1: never reuse KV between sequences (baseline) */
     int ubatch;          /* max tokens per forward pass; 0 = 512 */
+    int raw_prompts;     /* 1: never wrap prompts in the model's chat template */
 } ss_llm_opts_t;
 
 /* Loads path (validated; see ss_gguf.h). opts may be NULL. */
@@ -61,6 +62,14 @@ const ss_llm_config_t *ss_ss_llm_config(const ss_llm_t *m); /* same; the name th
  * All requests are batched together and share prompt prefixes. Returns SS_OK if the batch
  * ran (per-request failures are in res[i].status) or an error for the whole batch. */
 int ss_llm_run(ss_llm_t *m, const ss_infer_req_t *reqs, int n, ss_infer_res_t *res, char *err, size_t errsz);
+
+/* ---- chat templates ---- */
+/* The chat family recognised in tokenizer.chat_template ("chatml", "llama3", "gemma", "zephyr",
+ * "llama2"), or NULL when prompts are used as given (base model, unknown template, raw_prompts). */
+const char *ss_llm_chat_format(const ss_llm_t *m);
+/* prompt as one user turn followed by the assistant's header (malloc'd), or NULL without a chat
+ * format. CHOOSE, GENERATE and SCORE requests are wrapped so; EMBED is not. */
+char *ss_llm_chat_prompt(const ss_llm_t *m, const char *prompt);
 
 /* ---- tokenizer ---- */
 /* Tokens of text (no BOS); special-token strings (e.g. "<|im_start|>") become single tokens. */

@@ -554,6 +554,69 @@ START_TEST(test_kernels_isa)
 }
 END_TEST
 
+/* ---------------- chat templates ---------------- */
+
+static ss_llm_t *open_tiny_chat(const char *tmpl, int raw, char *path, size_t pathsz)
+{
+    char *dir = tu_tmpdir(), err[SS_ERRSZ] = "";
+    snprintf(path, pathsz, "%s/chat.gguf", dir);
+    free(dir);
+    ss_mkmodel_spec_t spec;
+    ck_assert(ss_mkmodel_shape("tiny-qwen2", &spec));
+    spec.chat_template = tmpl;
+    ck_assert_msg(ss_mkmodel_write(&spec, path, err, sizeof err) == SS_OK, "%s", err);
+    ss_llm_opts_t o = {.threads = 1, .raw_prompts = raw};
+    ss_llm_t *m = NULL;
+    ck_assert_msg(ss_llm_open(path, &o, &m, err, sizeof err) == SS_OK, "%s", err);
+    return m;
+}
+
+START_TEST(test_chat_template)
+{
+    static const char *chatml = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
+                                "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt "
+                                "%}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+    char path[1024];
+    ss_llm_t *m = open_tiny_chat(chatml, 0, path, sizeof path);
+    ck_assert_str_eq(ss_llm_chat_format(m), "chatml");
+    char *w = ss_llm_chat_prompt(m, "Is it about databases?");
+    ck_assert_str_eq(w, "<|im_start|>user\nIs it about databases?<|im_end|>\n<|im_start|>assistant\n");
+    /* the turn markers are single tokens */
+    int toks[256], n = ss_llm_tokenize(m, w, 0, toks, 256), marks = 0;
+    for (int i = 0; i < n; i++)
+        marks += !strcmp(ss_llm_token_text(m, toks[i]), "<|im_start|>") || !strcmp(ss_llm_token_text(m, toks[i]), "<|im_end|>");
+    ck_assert_int_eq(marks, 3);
+    /* requests see the wrapped prompt (EMBED does not) */
+    ss_infer_req_t r[2] = {{.kind = SS_INFER_GENERATE, .prompt = "Is it about databases?", .max_tokens = 2},
+                           {.kind = SS_INFER_EMBED, .prompt = "Is it about databases?"}};
+    ss_infer_res_t res[2] = {{0}};
+    char err[SS_ERRSZ] = "";
+    ck_assert_msg(ss_llm_run(m, r, 2, res, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_int_eq(res[0].prompt_tokens, n);
+    ck_assert_int_eq(res[1].prompt_tokens, ss_llm_count_tokens(m, "Is it about databases?"));
+    ss_infer_res_clear(&res[0]);
+    ss_infer_res_clear(&res[1]);
+    free(w);
+    ss_llm_close(m);
+    unlink(path);
+    /* raw_prompts turns it off */
+    m = open_tiny_chat(chatml, 1, path, sizeof path);
+    ck_assert_ptr_null(ss_llm_chat_format(m));
+    ck_assert_ptr_null(ss_llm_chat_prompt(m, "x"));
+    ss_llm_close(m);
+    unlink(path);
+    /* a Llama-3 template over a vocabulary without its header tokens: prompts stay as given */
+    m = open_tiny_chat("{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>' }}", 0, path, sizeof path);
+    ck_assert_ptr_null(ss_llm_chat_format(m));
+    ss_llm_close(m);
+    unlink(path);
+    /* a base model has no chat format */
+    m = open_stories(NULL);
+    ck_assert_ptr_null(ss_llm_chat_format(m));
+    ss_llm_close(m);
+}
+END_TEST
+
 static void add(Suite *s, const char *name, const TTest *t)
 {
     TCase *tc = tcase_create(name);
@@ -576,5 +639,6 @@ Suite *check_llm_suite(void)
     add(s, "backend", test_backend_local);
     add(s, "synthetic", test_synthetic_types);
     add(s, "kernels", test_kernels_isa);
+    add(s, "chat", test_chat_template);
     return s;
 }
