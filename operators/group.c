@@ -44,6 +44,10 @@ typedef struct gstate {   /* a group's record while it is being updated */
     double *rsum;
     ss_row_t *old;        /* output row last emitted, or NULL */
     int exists;
+    /* MIN/MAX shortcuts: while no value left a multiset in this batch, the new
+     * extreme is the old one or the best value that entered it */
+    int *lost;            /* per aggregate: some value's count dropped to 0 */
+    ss_row_t *cand;       /* per aggregate: best value that entered (NULL = none) */
 } gstate_t;
 
 static int uses_m(const ss_plan_agg_t *a)
@@ -85,6 +89,11 @@ static int load_group(group_t *g, int naggs, const ss_buf_t *key, gstate_t *gs, 
     gs->cnt = 0;
     gs->old = NULL;
     gs->exists = 0;
+    memset(gs->lost, 0, sizeof(int) * (size_t)naggs);
+    for (int i = 0; i < naggs; i++) {
+        ss_value_t nul = ss_val_null();
+        ss_row_set(gs->cand, i, &nul);
+    }
     sqlite3_stmt *q = ss_state_stmt(g->st, S_GGET, err, errsz, "SELECT cnt, acc, out FROM %s_g WHERE g = ?1",
                                     g->st->prefix);
     if (!q)
@@ -219,6 +228,14 @@ static int add_entry(ss_op_t *op, const item_t *it, gstate_t *gs, char *err, siz
             int64_t o = 0, nn = 0;
             if (uses_m(ag))
                 rc = mset_add(g, a, &it->key, &v, it->w, &o, &nn, err, errsz);
+            if (!rc && (ag->fn == SS_AGG_MIN || ag->fn == SS_AGG_MAX)) {
+                const ss_value_t *c = &gs->cand->v[a];
+                int better = c->t == SS_NULL || (ag->fn == SS_AGG_MIN ? ss_val_cmp(&v, c) < 0 : ss_val_cmp(&v, c) > 0);
+                if (o > 0 && nn <= 0)
+                    gs->lost[a] = 1;
+                else if (o <= 0 && nn > 0 && better && ss_row_set(gs->cand, a, &v))
+                    rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+            }
             if (!rc && !ag->distinct)
                 acc_add(gs, a, &v, it->w);
             else if (!rc && (o > 0) != (nn > 0))
@@ -283,7 +300,14 @@ static int output_row(ss_op_t *op, const ss_buf_t *key, const gstate_t *gs, cons
             break;
         case SS_AGG_MIN:
         case SS_AGG_MAX:
-            if (ag->arg)
+            if (!ag->arg)
+                continue;
+            if (!gs->lost[a] && (gs->old || !gs->exists)) { /* no value left: old extreme vs entrants */
+                const ss_value_t *c = &gs->cand->v[a], *o = gs->old ? &gs->old->v[col] : c;
+                int take_c = o->t == SS_NULL ||
+                             (c->t != SS_NULL && (ag->fn == SS_AGG_MIN ? ss_val_cmp(c, o) < 0 : ss_val_cmp(c, o) > 0));
+                rc = ss_row_set(r, col, take_c ? c : o);
+            } else
                 rc = min_max(g, a, key, ag->fn == SS_AGG_MAX, r, col, err, errsz);
             continue;
         }
@@ -368,10 +392,12 @@ static int group_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t 
     gstate_t gs = {0};
     gs.acc = calloc((size_t)n->naggs * NACC + 1, sizeof *gs.acc);
     gs.rsum = calloc((size_t)n->naggs + 1, sizeof *gs.rsum);
+    gs.lost = calloc((size_t)n->naggs + 1, sizeof *gs.lost);
+    gs.cand = ss_row_new(n->naggs);
     ss_zset_t z;
     ss_zset_init(&z);
     item_t *its = NULL;
-    int rc = !gs.acc || !gs.rsum ? SS_ERR_NOMEM : ss_state_zset_consolidated(in, &z);
+    int rc = !gs.acc || !gs.rsum || !gs.lost || !gs.cand ? SS_ERR_NOMEM : ss_state_zset_consolidated(in, &z);
     if (!rc && n->ngroup == 0)
         rc = ensure_global(op, &gs, out, err, errsz);
     if (!rc && z.n && !(its = calloc(z.n, sizeof *its)))
@@ -397,6 +423,8 @@ static int group_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t 
     free(its);
     free(gs.acc);
     free(gs.rsum);
+    free(gs.lost);
+    ss_row_free(gs.cand);
     ss_zset_destroy(&z);
     if (rc)
         ss_errprefix(err, errsz, "group (node %d)", n->id);
