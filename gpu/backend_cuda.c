@@ -39,6 +39,7 @@ typedef struct cuda_be {
     /* activations for up to tcap tokens (ocap output rows) */
     int tcap, ocap;
     float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2, *xo, *logits, *lse;
+    int32_t *amax;
     /* per-batch index arrays, one device buffer with a fixed layout (see idx_*), filled by one
      * host-to-device copy: tok | pos | seq | tile q0 | tile nq | out rows | pooled rows | block table */
     int32_t *idx, *h_idx;
@@ -213,6 +214,7 @@ static int ensure_acts(cuda_be_t *b, int n, int nout, char *err, size_t errsz)
         DEV_ALLOC(b->xo, (size_t)nout * d * 4);
         DEV_ALLOC(b->logits, (size_t)nout * g->vocab_size * 4);
         DEV_ALLOC(b->lse, (size_t)nout * 4);
+        DEV_ALLOC(b->amax, (size_t)nout * 4);
         b->ocap = nout;
     }
     return SS_OK;
@@ -351,6 +353,8 @@ static int launch_pass(cuda_be_t *b, int n, int nout, int nh, int mb, int nt, ch
             rc = ss_cuda_matmul(b->c, b->logits, b->xo, &b->output, NULL, nout, err, errsz);
         if (!rc) /* the log-sum-exp of each row, so the host never exponentiates the vocabulary */
             rc = ss_cuda_row_lse(b->c, b->lse, b->logits, nout, g->vocab_size);
+        if (!rc) /* and its argmax, so greedy decoding needs no logits on the host */
+            rc = ss_cuda_argmax(b->c, b->amax, b->logits, nout, g->vocab_size);
     }
     if (!rc && nh > 0)
         rc = ss_cuda_gather_rows(b->c, b->xb2, b->xb, IDX_HID(b), nh, d);
@@ -380,12 +384,35 @@ static int launch_graph(cuda_be_t *b, int n, int nout, int nh, int mb, int nt, c
     return ss_cuda_graph_launch(b->c, gr, err, errsz);
 }
 
+/* Copies back the logits rows someone reads: all of them unless want_logits says a row's consumer
+ * needs only its argmax (then, in pure greedy decoding, nothing but the argmax crosses the bus). */
+static int copy_logits(cuda_be_t *b, const ubatch_t *ub, char *err, size_t errsz)
+{
+    size_t row = (size_t)b->m->cfg.vocab_size * 4;
+    int rc = SS_OK;
+    for (int o = 0; o < ub->nout && !rc;) {
+        if (ub->want_logits && !ub->want_logits[o]) {
+            o++;
+            continue;
+        }
+        int e = o + 1; /* a run of wanted rows is one copy */
+        while (e < ub->nout && (!ub->want_logits || ub->want_logits[e]))
+            e++;
+        rc = ss_cuda_d2h(b->c, (char *)ub->logits + (size_t)o * row, (char *)b->logits + (size_t)o * row,
+                         (size_t)(e - o) * row, err, errsz);
+        o = e;
+    }
+    return rc;
+}
+
 static int copy_back(cuda_be_t *b, const ubatch_t *ub, int nh, char *err, size_t errsz)
 {
     const ss_llm_config_t *g = &b->m->cfg;
     int d = g->dim, rc = SS_OK;
     if (ub->nout > 0) {
-        rc = ss_cuda_d2h(b->c, ub->logits, b->logits, (size_t)ub->nout * g->vocab_size * 4, err, errsz);
+        rc = copy_logits(b, ub, err, errsz);
+        if (!rc && ub->argmax)
+            rc = ss_cuda_d2h(b->c, ub->argmax, b->amax, (size_t)ub->nout * 4, err, errsz);
         if (!rc && ub->lse)
             rc = ss_cuda_d2h(b->c, ub->lse, b->lse, (size_t)ub->nout * 4, err, errsz);
         if (!rc && ub->hidden)

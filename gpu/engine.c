@@ -156,6 +156,8 @@ typedef struct ubuf {
     int *tok, *pos, *out, *hid_row, *seqi;
     const int **blocks;
     float *logits, *hid_all, *lse;
+    int *argmax;
+    unsigned char *want;
     int n, nout, nhid;
     seq_t **hseq; /* sequences owning hid rows */
 } ubuf_t;
@@ -163,7 +165,7 @@ typedef struct ubuf {
 static void ubuf_free(ubuf_t *u)
 {
     free(u->tok); free(u->pos); free(u->out); free(u->hid_row); free(u->seqi);
-    free(u->blocks); free(u->logits); free(u->hid_all); free(u->hseq); free(u->lse);
+    free(u->blocks); free(u->logits); free(u->hid_all); free(u->hseq); free(u->lse); free(u->argmax); free(u->want);
 }
 
 /* need_out: logits rows this call will produce at most (sizes the logits buffer) */
@@ -182,9 +184,11 @@ static int ubuf_init(ubuf_t *u, const ss_llm_t *m, long need_out, long need_tok)
     u->blocks = malloc(c * sizeof(int *)); u->hseq = malloc(c * sizeof(seq_t *));
     u->logits = malloc((size_t)u->outcap * u->vocab * sizeof(float));
     u->lse = malloc((size_t)u->outcap * sizeof(float));
+    u->argmax = malloc((size_t)u->outcap * sizeof(int));
+    u->want = malloc((size_t)u->outcap);
     u->hid_all = malloc(c * u->dim * sizeof(float));
     return u->tok && u->pos && u->out && u->hid_row && u->seqi && u->blocks && u->hseq && u->logits && u->hid_all &&
-                   u->lse
+                   u->lse && u->argmax && u->want
                ? 0 : -1;
 }
 
@@ -197,9 +201,12 @@ static ss_err_t flush(ss_llm_t *m, seq_t **seqs, ubuf_t *u, char *err, size_t er
         u->blocks[t] = seqs[u->seqi[t]]->blocks;
     memset(u->hid_all, 0, (size_t)u->nhid * u->dim * sizeof(float));
     for (int o = 0; o < u->nout; o++)
-        u->lse[o] = NAN;
+        u->lse[o] = NAN, u->argmax[o] = -1;
+    for (int t = 0; t < u->n; t++)
+        if (u->out[t] >= 0)
+            u->want[u->out[t]] = !seqs[u->seqi[t]]->argmax_only;
     ubatch_t ub = {u->n, u->tok, u->pos, u->blocks, u->out, u->nout, u->logits, NULL,
-                   u->nhid ? u->hid_row : NULL, u->hid_all, u->lse};
+                   u->nhid ? u->hid_row : NULL, u->hid_all, u->lse, u->argmax, u->want};
     ss_err_t rc = m->be->forward(m->be_ctx, &ub, err, errsz);
     m->st.forward_calls++;
     m->st.tokens_computed += u->n;
@@ -210,8 +217,10 @@ static ss_err_t flush(ss_llm_t *m, seq_t **seqs, ubuf_t *u, char *err, size_t er
         s->ncomp = u->pos[t] + 1;
         if (u->out[t] >= 0 && s->on_out) {
             m->cur_lse = u->lse[u->out[t]];
+            m->cur_argmax = u->argmax[u->out[t]];
             s->on_out(m, s, u->pos[t], u->logits + (size_t)u->out[t] * u->vocab);
             m->cur_lse = NAN;
+            m->cur_argmax = -1;
         }
     }
     for (int h = 0; h < u->nhid; h++)

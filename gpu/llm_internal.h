@@ -119,6 +119,10 @@ typedef struct ubatch {
     float *hid_all;       /* [rows][dim] accumulated (added) hidden for hid_row, or NULL */
     float *lse;           /* [nout] log-sum-exp of each output row's logits, filled by backends that
                              compute it where the logits are (CUDA); left NAN by the others */
+    int *argmax;          /* [nout] argmax of each output row, filled by backends that compute it
+                             where the logits are (CUDA); left -1 by the others */
+    const unsigned char *want_logits; /* [nout] 0: the row's consumer needs only its argmax, so a
+                             backend that fills argmax may leave the row's logits unset */
 } ubatch_t;
 
 typedef struct backend_ops {
@@ -189,6 +193,7 @@ struct seq {
     seq_out_fn on_out;
     void *user;
     int user_i;
+    int argmax_only;      /* on_out needs only the argmax of its logits (greedy decoding) */
 };
 
 int seq_push(seq_t *s, int tok);          /* 0 or -1 on OOM */
@@ -214,6 +219,7 @@ struct ss_llm {
     int be_blocks;        /* KV blocks the backend has reserved */
     ss_llm_stats_t st;
     double cur_lse;       /* log-sum-exp of the logits on_out is called with, or NAN (engine.c) */
+    int cur_argmax;       /* argmax of the logits on_out is called with, or -1 (engine.c) */
     int chat;             /* chat family (chat.c) or -1: prompts are used as given */
     int eot;              /* end-of-turn token that ends generation (besides EOS), or -1 */
 };

@@ -163,7 +163,10 @@ static void on_gen_out(ss_llm_t *m, seq_t *s, int pos, const float *logits)
     if (pos != s->ntok - 1)
         return;
     int v = m->cfg.vocab_size;
-    q->next = q->r->temperature > 0 ? sample(logits, v, q->r->temperature, &q->rng) : argmax(logits, v);
+    if (q->r->temperature > 0)
+        q->next = sample(logits, v, q->r->temperature, &q->rng);
+    else /* the backend's argmax when it computed one (then the logits may not have been copied) */
+        q->next = m->cur_argmax >= 0 ? m->cur_argmax : argmax(logits, v);
     if (q->r->top_logprobs <= 0)
         return;
     double l = row_lse(m, logits);
@@ -283,6 +286,7 @@ static int setup(ss_llm_t *m, rq_t *q)
         return setup_choices(m, q);
     case SS_INFER_GENERATE:
         q->seq.on_out = on_gen_out;
+        q->seq.argmax_only = r->temperature <= 0 && r->top_logprobs <= 0;
         q->rng = r->seed ? r->seed : 0x5eed;
         return 0;
     case SS_INFER_EMBED:

@@ -181,6 +181,7 @@ ss_err_t ss_llm_open(const char *path, const ss_llm_opts_t *opts, ss_llm_t **out
     m->ubatch = o.ubatch > 0 ? o.ubatch : 512;
     m->prefix_on = !o.no_prefix_cache;
     m->cur_lse = NAN;
+    m->cur_argmax = -1;
     ss_err_t rc = ss_gguf_open(path, &m->g, err, errsz); /* its messages name the path already */
     if (rc) {
         ss_llm_close(m);
