@@ -6,6 +6,8 @@
 #ifndef SS_CLI_H
 #define SS_CLI_H
 
+#include <stdio.h>
+
 #define SS_VERSION "0.1.0"
 
 int ss_cmd_shell(int argc, char **argv);    /* src/shell.c */
@@ -25,5 +27,10 @@ typedef struct ss_cli_common {
 /* Default model path: $SEMSTREAM_MODEL, else ../shared/models/stories260K.gguf
  * (relative to the working directory, then to the executable's source tree). */
 const char *ss_cli_default_model(void);
+
+/* The whole of a stream, or of a file (NULL if it cannot be opened), as a NUL-terminated
+ * malloc'd string; *len = its length. */
+char *ss_cli_read_stream(FILE *f, size_t *len);
+char *ss_cli_read_file(const char *path, size_t *len);
 
 #endif

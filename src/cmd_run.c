@@ -41,21 +41,6 @@ static void usage(FILE *f)
             "  --quiet                no progress lines on stderr\n");
 }
 
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    ss_buf_t b = SS_BUF_INIT;
-    char tmp[65536];
-    size_t n;
-    while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
-        ss_buf_append(&b, tmp, n);
-    fclose(f);
-    *len = b.len;
-    return ss_buf_take(&b);
-}
-
 int ss_cmd_run(int argc, char **argv)
 {
     enum { O_DB = 256, O_BROKERS, O_MODEL, O_LOAD, O_IDLE, O_TIMEOUT, O_BATCH, O_LAT, O_THREADS, O_PRINT, O_QUIET };
@@ -96,7 +81,7 @@ int ss_cmd_run(int argc, char **argv)
     }
     const char *file = argv[optind];
     size_t len = 0;
-    char *sql = read_all(file, &len);
+    char *sql = ss_cli_read_file(file, &len);
     if (!sql) {
         fprintf(stderr, "semstream run: %s: %s\n", file, strerror(errno));
         free(loads);

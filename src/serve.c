@@ -122,21 +122,6 @@ static void usage(FILE *f)
                "  curl --data-binary 'SELECT * FROM v;' http://127.0.0.1:8080/sql\n");
 }
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    ss_buf_t b = SS_BUF_INIT;
-    char tmp[65536];
-    size_t n;
-    while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
-        ss_buf_append(&b, tmp, n);
-    fclose(f);
-    *len = b.len;
-    return ss_buf_take(&b);
-}
-
 int ss_cmd_serve(int argc, char **argv)
 {
     enum { O_DB = 256, O_BROKERS, O_MODEL, O_LOAD, O_BATCH, O_LAT, O_PORT };
@@ -191,7 +176,7 @@ int ss_cmd_serve(int argc, char **argv)
     }
     if (!rc && optind < argc) {
         size_t len = 0;
-        char *sql = read_file(argv[optind], &len);
+        char *sql = ss_cli_read_file(argv[optind], &len);
         if (!sql)
             rc = ss_seterr(err, sizeof err, SS_ERR_IO, "%s: %s", argv[optind], strerror(errno));
         else

@@ -224,17 +224,6 @@ static void usage(FILE *f)
                "reporting each failing statement and going on (exit status 1 if any failed).\n");
 }
 
-static char *read_stream(FILE *f, size_t *len)
-{
-    ss_buf_t b = SS_BUF_INIT;
-    char tmp[65536];
-    size_t n;
-    while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
-        ss_buf_append(&b, tmp, n);
-    *len = b.len;
-    return ss_buf_take(&b);
-}
-
 int ss_cmd_shell(int argc, char **argv)
 {
     enum { O_DB = 256, O_BROKERS, O_MODEL, O_BATCH, O_LAT, O_THREADS };
@@ -272,10 +261,10 @@ int ss_cmd_shell(int argc, char **argv)
             fprintf(stderr, "semstream shell: %s: %s\n", file, strerror(errno));
             return 1;
         }
-        text = read_stream(f, &len);
+        text = ss_cli_read_stream(f, &len);
         fclose(f);
     } else if (!isatty(STDIN_FILENO)) {
-        text = read_stream(stdin, &len);
+        text = ss_cli_read_stream(stdin, &len);
         file = "<stdin>";
     }
     struct sigaction sa;
