@@ -78,6 +78,12 @@ int ss_parse_snapshot(void *parser, ss_pctx_t *ctx);
 void ss_pctx_error(ss_pctx_t *ctx, int line, int col, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void ss_pctx_nomem(ss_pctx_t *ctx);
+/* Helpers of the AST builders (src/ast_build.c): a token's span; the span from start to the end
+ * of the last consumed token; growing *items (of elem bytes) to hold n+1 entries (0, or -1 on OOM
+ * with the error recorded). */
+ss_span_t ss_pctx_tok_span(const ss_tok_t *t);
+ss_span_t ss_pctx_span_end(const ss_pctx_t *ctx, ss_span_t start);
+int ss_pctx_grow(ss_pctx_t *ctx, void **items, int *cap, int n, size_t elem);
 /* Formats the syntax error at tok: expected[] is a 0/1 flag per terminal code. */
 void ss_pctx_syntax_error(ss_pctx_t *ctx, int major, const ss_tok_t *tok,
                           const unsigned char *expected, int nterm);

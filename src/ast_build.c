@@ -24,14 +24,13 @@ typedef struct axnode {
 
 static int depth_of(const ss_ast_expr_t *e) { return e ? ((const axnode_t *)e)->depth : 0; }
 
-static ss_span_t tok_span(const ss_tok_t *t)
+ss_span_t ss_pctx_tok_span(const ss_tok_t *t)
 {
     ss_span_t s = {t->line, t->col, t->off, t->n};
     return s;
 }
 
-/* The span from start to the end of the last consumed token. */
-static ss_span_t span_end(const ss_pctx_t *ctx, ss_span_t start)
+ss_span_t ss_pctx_span_end(const ss_pctx_t *ctx, ss_span_t start)
 {
     if (ctx->prev_end > start.off)
         start.len = ctx->prev_end - start.off;
@@ -46,8 +45,7 @@ static void *zalloc(ss_pctx_t *ctx, size_t n)
     return p;
 }
 
-/* Grows *items (of elem bytes) to hold n+1 entries. 0 or -1 on OOM. */
-static int grow(ss_pctx_t *ctx, void **items, int *cap, int n, size_t elem)
+int ss_pctx_grow(ss_pctx_t *ctx, void **items, int *cap, int n, size_t elem)
 {
     if (n < *cap)
         return 0;
@@ -176,7 +174,7 @@ static ss_ast_expr_t *expr_new(ss_pctx_t *ctx, ss_ast_expr_kind_t kind, ss_span_
 
 ss_ast_expr_t *ss_build_column(ss_pctx_t *ctx, const ss_tok_t *table, const ss_tok_t *name)
 {
-    ss_ast_expr_t *e = expr_new(ctx, SS_AX_COLUMN, span_end(ctx, tok_span(table ? table : name)), 1);
+    ss_ast_expr_t *e = expr_new(ctx, SS_AX_COLUMN, ss_pctx_span_end(ctx, ss_pctx_tok_span(table ? table : name)), 1);
     if (!e)
         return NULL;
     e->name = ss_tok_ident(ctx, name);
@@ -187,7 +185,7 @@ ss_ast_expr_t *ss_build_column(ss_pctx_t *ctx, const ss_tok_t *table, const ss_t
 
 ss_ast_expr_t *ss_build_star(ss_pctx_t *ctx, const ss_tok_t *table, const ss_tok_t *star)
 {
-    ss_ast_expr_t *e = expr_new(ctx, SS_AX_STAR, span_end(ctx, tok_span(table ? table : star)), 1);
+    ss_ast_expr_t *e = expr_new(ctx, SS_AX_STAR, ss_pctx_span_end(ctx, ss_pctx_tok_span(table ? table : star)), 1);
     if (e && table)
         e->table = ss_tok_ident(ctx, table);
     return e;
@@ -195,7 +193,7 @@ ss_ast_expr_t *ss_build_star(ss_pctx_t *ctx, const ss_tok_t *table, const ss_tok
 
 ss_ast_expr_t *ss_build_literal(ss_pctx_t *ctx, ss_lit_kind_t k, const ss_tok_t *t)
 {
-    ss_ast_expr_t *e = expr_new(ctx, SS_AX_LITERAL, tok_span(t), 1);
+    ss_ast_expr_t *e = expr_new(ctx, SS_AX_LITERAL, ss_pctx_tok_span(t), 1);
     if (!e)
         return NULL;
     switch (k) {
@@ -226,10 +224,10 @@ ss_ast_expr_t *ss_build_unary(ss_pctx_t *ctx, const ss_tok_t *optok, ss_ast_op_t
             x->lit.u.i = -x->lit.u.i;
         else
             x->lit.u.r = -x->lit.u.r;
-        x->span = span_end(ctx, tok_span(optok));
+        x->span = ss_pctx_span_end(ctx, ss_pctx_tok_span(optok));
         return x;
     }
-    ss_ast_expr_t *e = expr_new(ctx, SS_AX_UNARY, span_end(ctx, tok_span(optok)), depth_of(x) + 1);
+    ss_ast_expr_t *e = expr_new(ctx, SS_AX_UNARY, ss_pctx_span_end(ctx, ss_pctx_tok_span(optok)), depth_of(x) + 1);
     if (!e) {
         ss_ast_expr_free(x);
         return NULL;
@@ -241,8 +239,8 @@ ss_ast_expr_t *ss_build_unary(ss_pctx_t *ctx, const ss_tok_t *optok, ss_ast_op_t
 
 ss_ast_expr_t *ss_build_binary(ss_pctx_t *ctx, ss_ast_op_t op, ss_ast_expr_t *l, ss_ast_expr_t *r)
 {
-    ss_span_t s = l ? l->span : r ? r->span : tok_span(&ctx->cur);
-    ss_ast_expr_t *e = expr_new(ctx, SS_AX_BINARY, span_end(ctx, s), SS_MAX(depth_of(l), depth_of(r)) + 1);
+    ss_span_t s = l ? l->span : r ? r->span : ss_pctx_tok_span(&ctx->cur);
+    ss_ast_expr_t *e = expr_new(ctx, SS_AX_BINARY, ss_pctx_span_end(ctx, s), SS_MAX(depth_of(l), depth_of(r)) + 1);
     if (!e) {
         ss_ast_expr_free(l);
         ss_ast_expr_free(r);
@@ -271,8 +269,8 @@ ss_ast_expr_t *ss_build_not_like(ss_pctx_t *ctx, ss_ast_expr_t *l, ss_ast_expr_t
 
 ss_ast_expr_t *ss_build_isnull(ss_pctx_t *ctx, ss_ast_expr_t *x, int negated)
 {
-    ss_span_t s = x ? x->span : tok_span(&ctx->cur);
-    ss_ast_expr_t *e = expr_new(ctx, SS_AX_IS_NULL, span_end(ctx, s), depth_of(x) + 1);
+    ss_span_t s = x ? x->span : ss_pctx_tok_span(&ctx->cur);
+    ss_ast_expr_t *e = expr_new(ctx, SS_AX_IS_NULL, ss_pctx_span_end(ctx, s), depth_of(x) + 1);
     if (!e) {
         ss_ast_expr_free(x);
         return NULL;
@@ -285,7 +283,7 @@ ss_ast_expr_t *ss_build_isnull(ss_pctx_t *ctx, ss_ast_expr_t *x, int negated)
 ss_ast_expr_t *ss_build_paren(ss_pctx_t *ctx, const ss_tok_t *lp, ss_ast_expr_t *x)
 {
     if (x)
-        x->span = span_end(ctx, tok_span(lp));
+        x->span = ss_pctx_span_end(ctx, ss_pctx_tok_span(lp));
     return x;
 }
 
@@ -295,7 +293,7 @@ ss_ast_expr_t *ss_build_func(ss_pctx_t *ctx, const ss_tok_t *name, ss_ast_expr_l
     int depth = 0;
     for (int i = 0; args && i < args->n; i++)
         depth = SS_MAX(depth, depth_of(args->items[i]));
-    ss_ast_expr_t *e = expr_new(ctx, SS_AX_FUNC, span_end(ctx, tok_span(name)), depth + 1);
+    ss_ast_expr_t *e = expr_new(ctx, SS_AX_FUNC, ss_pctx_span_end(ctx, ss_pctx_tok_span(name)), depth + 1);
     if (!e) {
         ss_ast_exprlist_free(args);
         return NULL;
@@ -313,14 +311,14 @@ ss_ast_expr_t *ss_build_func(ss_pctx_t *ctx, const ss_tok_t *name, ss_ast_expr_l
 
 ss_ast_expr_t *ss_build_sem(ss_pctx_t *ctx, const ss_tok_t *fn, const ss_tok_t *tmpl, ss_ast_options_t *opts)
 {
-    ss_ast_expr_t *e = expr_new(ctx, SS_AX_SEM, span_end(ctx, tok_span(fn)), 1);
+    ss_ast_expr_t *e = expr_new(ctx, SS_AX_SEM, ss_pctx_span_end(ctx, ss_pctx_tok_span(fn)), 1);
     if (!e) {
         ss_ast_options_free(opts);
         return NULL;
     }
     e->sem = (ss_sem_kind_t)fn->aux;
     e->opts = opts;
-    e->tmpl_span = tok_span(tmpl);
+    e->tmpl_span = ss_pctx_tok_span(tmpl);
     e->tmpl = template_text(ctx, tmpl);
     return e;
 }
@@ -335,7 +333,7 @@ ss_ast_expr_list_t *ss_build_exprlist(ss_pctx_t *ctx, ss_ast_expr_list_t *l, ss_
         ss_ast_expr_free(x);
         return NULL;
     }
-    if (grow(ctx, (void **)&l->items, &l->cap, l->n, sizeof *l->items)) {
+    if (ss_pctx_grow(ctx, (void **)&l->items, &l->cap, l->n, sizeof *l->items)) {
         ss_ast_expr_free(x);
         return l;
     }
@@ -356,7 +354,7 @@ ss_ast_options_t *ss_build_option(ss_pctx_t *ctx, ss_ast_options_t *l, const ss_
 {
     if (!l && !(l = zalloc(ctx, sizeof *l)))
         return NULL;
-    if (grow(ctx, (void **)&l->items, &l->cap, l->n, sizeof *l->items))
+    if (ss_pctx_grow(ctx, (void **)&l->items, &l->cap, l->n, sizeof *l->items))
         return l;
     ss_ast_option_t *o = &l->items[l->n];
     memset(o, 0, sizeof *o);
@@ -364,7 +362,7 @@ ss_ast_options_t *ss_build_option(ss_pctx_t *ctx, ss_ast_options_t *l, const ss_
         return l;
     l->n++;
     lower(o->name);
-    o->span = span_end(ctx, tok_span(name));
+    o->span = ss_pctx_span_end(ctx, ss_pctx_tok_span(name));
     for (int i = 0; i < l->n - 1; i++)
         if (!strcmp(l->items[i].name, o->name))
             ss_pctx_error(ctx, name->line, name->col, "duplicate option \"%s\"", o->name);
@@ -401,14 +399,14 @@ ss_sellist_t *ss_build_selitem(ss_pctx_t *ctx, ss_sellist_t *l, ss_ast_expr_t *x
         return l;
     }
     if ((!l && !(l = zalloc(ctx, sizeof *l))) ||
-        grow(ctx, (void **)&l->items, &l->cap, l->n, sizeof *l->items)) {
+        ss_pctx_grow(ctx, (void **)&l->items, &l->cap, l->n, sizeof *l->items)) {
         ss_ast_expr_free(x);
         return l;
     }
     ss_ast_select_item_t *it = &l->items[l->n++];
     it->expr = x;
     it->alias = alias->z ? ss_tok_ident(ctx, alias) : NULL;
-    it->span = span_end(ctx, x->span);
+    it->span = ss_pctx_span_end(ctx, x->span);
     return l;
 }
 
@@ -419,7 +417,7 @@ ss_orderlist_t *ss_build_orderitem(ss_pctx_t *ctx, ss_orderlist_t *l, ss_ast_exp
         return l;
     }
     if ((!l && !(l = zalloc(ctx, sizeof *l))) ||
-        grow(ctx, (void **)&l->items, &l->cap, l->n, sizeof *l->items)) {
+        ss_pctx_grow(ctx, (void **)&l->items, &l->cap, l->n, sizeof *l->items)) {
         ss_ast_expr_free(x);
         return l;
     }
@@ -434,7 +432,7 @@ ss_ast_from_t *ss_build_table(ss_pctx_t *ctx, const ss_tok_t *name, const ss_tok
     if (!f)
         return NULL;
     f->kind = SS_FROM_TABLE;
-    f->span = span_end(ctx, tok_span(name));
+    f->span = ss_pctx_span_end(ctx, ss_pctx_tok_span(name));
     f->name = ss_tok_ident(ctx, name);
     if (alias->z)
         f->alias = ss_tok_ident(ctx, alias);
@@ -452,7 +450,7 @@ static ss_ast_from_t *join_new(ss_pctx_t *ctx, ss_ast_from_kind_t kind, ss_ast_f
     f->kind = kind;
     f->left = l;
     f->right = r;
-    f->span = span_end(ctx, l ? l->span : r ? r->span : tok_span(&ctx->cur));
+    f->span = ss_pctx_span_end(ctx, l ? l->span : r ? r->span : ss_pctx_tok_span(&ctx->cur));
     int n = 1; /* joins nest to the left: bound the depth of that chain */
     for (const ss_ast_from_t *p = l; p && p->kind != SS_FROM_TABLE; p = p->left)
         n++;
@@ -484,7 +482,7 @@ ss_ast_from_t *ss_build_sem_join(ss_pctx_t *ctx, ss_ast_from_t *l, ss_ast_from_t
         return NULL;
     }
     f->opts = opts;
-    f->tmpl_span = tok_span(tmpl);
+    f->tmpl_span = ss_pctx_tok_span(tmpl);
     f->tmpl = template_text(ctx, tmpl);
     return f;
 }
@@ -503,7 +501,7 @@ ss_ast_select_t *ss_build_select(ss_pctx_t *ctx, const ss_tok_t *kw, int distinc
         ss_orderlist_free(order);
         return NULL;
     }
-    s->span = span_end(ctx, tok_span(kw));
+    s->span = ss_pctx_span_end(ctx, ss_pctx_tok_span(kw));
     s->distinct = distinct;
     if (items) {
         s->nitems = items->n;

@@ -9,34 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static ss_span_t tok_span(const ss_tok_t *t)
-{
-    ss_span_t s = {t->line, t->col, t->off, t->n};
-    return s;
-}
-
-static ss_span_t span_end(const ss_pctx_t *ctx, ss_span_t start)
-{
-    if (ctx->prev_end > start.off)
-        start.len = ctx->prev_end - start.off;
-    return start;
-}
-
-static int grow(ss_pctx_t *ctx, void **items, int *cap, int n, size_t elem)
-{
-    if (n < *cap)
-        return 0;
-    int ncap = *cap ? *cap * 2 : 4;
-    void *p = realloc(*items, (size_t)ncap * elem);
-    if (!p) {
-        ss_pctx_nomem(ctx);
-        return -1;
-    }
-    *items = p;
-    *cap = ncap;
-    return 0;
-}
-
 /* ---- LLM_GENERATE ---- */
 
 /* Moves option i's text or stream name out of o (NULL if it has neither). */
@@ -63,7 +35,7 @@ ss_ast_query_t *ss_build_query_generate(ss_pctx_t *ctx, const ss_tok_t *kw, ss_a
         return NULL;
     }
     q->kind = SS_Q_GENERATE;
-    q->span = g->span = span_end(ctx, tok_span(kw));
+    q->span = g->span = ss_pctx_span_end(ctx, ss_pctx_tok_span(kw));
     q->generate = g;
     /* pull PROMPT, CONTEXT and DATA_SOURCE out; the rest stays in g->opts */
     int k = 0;
@@ -121,7 +93,7 @@ ss_collist_t *ss_build_coldef(ss_pctx_t *ctx, ss_collist_t *l, const ss_tok_t *n
         ss_pctx_nomem(ctx);
         return NULL;
     }
-    if (grow(ctx, (void **)&l->items, &l->cap, l->n, sizeof *l->items))
+    if (ss_pctx_grow(ctx, (void **)&l->items, &l->cap, l->n, sizeof *l->items))
         return l;
     ss_ast_coldef_t *c = &l->items[l->n];
     memset(c, 0, sizeof *c);
@@ -129,7 +101,7 @@ ss_collist_t *ss_build_coldef(ss_pctx_t *ctx, ss_collist_t *l, const ss_tok_t *n
         return l;
     l->n++;
     c->is_key = is_key;
-    c->span = span_end(ctx, tok_span(name));
+    c->span = ss_pctx_span_end(ctx, ss_pctx_tok_span(name));
     char *tn = ss_tok_ident(ctx, type);
     int ok = 0;
     if (tn)
@@ -152,7 +124,7 @@ ss_namelist_t *ss_build_namelist(ss_pctx_t *ctx, ss_namelist_t *l, const ss_tok_
         return NULL;
     }
     int cap = l->cap;
-    if (grow(ctx, (void **)&l->items, &l->cap, l->n, sizeof *l->items))
+    if (ss_pctx_grow(ctx, (void **)&l->items, &l->cap, l->n, sizeof *l->items))
         return l;
     if (l->cap != cap) {
         ss_span_t *sp = realloc(l->spans, (size_t)l->cap * sizeof *sp);
@@ -164,7 +136,7 @@ ss_namelist_t *ss_build_namelist(ss_pctx_t *ctx, ss_namelist_t *l, const ss_tok_
     }
     if (!(l->items[l->n] = ss_tok_ident(ctx, name)))
         return l;
-    l->spans[l->n++] = tok_span(name);
+    l->spans[l->n++] = ss_pctx_tok_span(name);
     return l;
 }
 
@@ -174,7 +146,7 @@ ss_rowlist_t *ss_build_rowlist(ss_pctx_t *ctx, ss_rowlist_t *l, ss_ast_expr_list
         ss_pctx_nomem(ctx);
         return l;
     }
-    if ((!l && !(l = calloc(1, sizeof *l))) || grow(ctx, (void **)&l->items, &l->cap, l->n, sizeof *l->items)) {
+    if ((!l && !(l = calloc(1, sizeof *l))) || ss_pctx_grow(ctx, (void **)&l->items, &l->cap, l->n, sizeof *l->items)) {
         if (!l)
             ss_pctx_nomem(ctx);
         ss_ast_exprlist_free(row);
@@ -193,9 +165,9 @@ static ss_ast_stmt_t *stmt_new(ss_pctx_t *ctx, ss_ast_stmt_kind_t kind, const ss
         return NULL;
     }
     s->kind = kind;
-    s->span = span_end(ctx, tok_span(kw));
+    s->span = ss_pctx_span_end(ctx, ss_pctx_tok_span(kw));
     if (name) {
-        s->name_span = tok_span(name);
+        s->name_span = ss_pctx_tok_span(name);
         s->name = ss_tok_ident(ctx, name);
     }
     return s;
