@@ -679,3 +679,31 @@ int ss_sem_vidx_search(ss_sem_vidx_t *x, const float *q, int k, int64_t *ids, fl
         return SS_OK;
     return ss_vindex_search(x->v, q, k, ids, sims, found, err, errsz);
 }
+
+int ss_sem_memo_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
+{
+    return ss_sem_kv_create(ctx->db, op->node->id, "memo", err, errsz);
+}
+
+int ss_sem_memo_apply(ss_sem_pointwise_t *pw, const ss_zset_t *in, char *err, size_t errsz)
+{
+    if (!in->n)
+        return SS_OK;
+    pw->op->stats.batches++;
+    pw->op->stats.rows_in += (int64_t)in->n;
+    ss_sem_kv_t kv;
+    int rc = ss_sem_kv_open(&kv, pw->ctx->db, pw->op->node->id, "memo", err, errsz);
+    if (rc)
+        return rc;
+    pw->kv = &kv;
+    rc = ss_sem_pointwise_apply(pw, in, err, errsz);
+    ss_sem_kv_close(&kv);
+    pw->kv = NULL;
+    return rc;
+}
+
+void ss_sem_free_impl(ss_op_t *op)
+{
+    free(op->impl);
+    op->impl = NULL;
+}

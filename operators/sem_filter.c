@@ -52,32 +52,17 @@ static int filter_emit(void *ud, const ss_row_t *row, int64_t w, const char *v, 
     return ss_zset_add_copy(r->out, row, w);
 }
 
-static int filter_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
-{
-    return ss_sem_kv_create(ctx->db, op->node->id, "memo", err, errsz);
-}
-
 static int filter_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t *in, ss_zset_t *out,
                         char *err, size_t errsz)
 {
     sem_filter_t *f = op->impl;
     (void)port;
-    if (!in->n)
-        return SS_OK;
-    op->stats.batches++;
-    op->stats.rows_in += (int64_t)in->n;
-    ss_sem_kv_t kv;
-    int rc = ss_sem_kv_open(&kv, ctx->db, op->node->id, "memo", err, errsz);
-    if (rc)
-        return rc;
     filter_run_t run = {op, out};
     ss_sem_pointwise_t pw = {
-        .op = op, .ctx = ctx, .kv = &kv, .cols = f->cols, .ncols = f->ncols, .gc = 1,
+        .op = op, .ctx = ctx, .cols = f->cols, .ncols = f->ncols, .gc = 1,
         .build = filter_build, .encode = filter_encode, .emit = filter_emit, .ud = &run,
     };
-    rc = ss_sem_pointwise_apply(&pw, in, err, errsz);
-    ss_sem_kv_close(&kv);
-    return rc;
+    return ss_sem_memo_apply(&pw, in, err, errsz);
 }
 
 static const char *filter_strategy(const ss_op_t *op)
@@ -87,20 +72,14 @@ static const char *filter_strategy(const ss_op_t *op)
            "0 calls per delete or unchanged update";
 }
 
-static void filter_destroy(ss_op_t *op)
-{
-    free(op->impl);
-    op->impl = NULL;
-}
-
 static const ss_op_vtable_t sem_filter_vt = {
     .name = "sem_filter",
     .kind = SS_OPK_LINEAR,
-    .init = filter_init,
+    .init = ss_sem_memo_init,
     .apply = filter_apply,
     .snapshot = NULL,
     .strategy = filter_strategy,
-    .destroy = filter_destroy,
+    .destroy = ss_sem_free_impl,
 };
 
 int ss_op_sem_filter_init(ss_op_t *op, char *err, size_t errsz)

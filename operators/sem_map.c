@@ -72,32 +72,17 @@ static int map_emit(void *ud, const ss_row_t *row, int64_t w, const char *v, siz
     return ss_zset_add(r->out, o, w);
 }
 
-static int map_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
-{
-    return ss_sem_kv_create(ctx->db, op->node->id, "memo", err, errsz);
-}
-
 static int map_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t *in, ss_zset_t *out,
                      char *err, size_t errsz)
 {
     sem_map_t *m = op->impl;
     (void)port;
-    if (!in->n)
-        return SS_OK;
-    op->stats.batches++;
-    op->stats.rows_in += (int64_t)in->n;
-    ss_sem_kv_t kv;
-    int rc = ss_sem_kv_open(&kv, ctx->db, op->node->id, "memo", err, errsz);
-    if (rc)
-        return rc;
     map_run_t run = {op, out};
     ss_sem_pointwise_t pw = {
-        .op = op, .ctx = ctx, .kv = &kv, .cols = m->cols, .ncols = m->ncols, .gc = 1,
+        .op = op, .ctx = ctx, .cols = m->cols, .ncols = m->ncols, .gc = 1,
         .build = map_build, .encode = map_encode, .emit = map_emit, .ud = &run,
     };
-    rc = ss_sem_pointwise_apply(&pw, in, err, errsz);
-    ss_sem_kv_close(&kv);
-    return rc;
+    return ss_sem_memo_apply(&pw, in, err, errsz);
 }
 
 static const char *map_strategy(const ss_op_t *op)
@@ -107,20 +92,14 @@ static const char *map_strategy(const ss_op_t *op)
            "0 calls per delete or unchanged update";
 }
 
-static void map_destroy(ss_op_t *op)
-{
-    free(op->impl);
-    op->impl = NULL;
-}
-
 static const ss_op_vtable_t sem_map_vt = {
     .name = "sem_map",
     .kind = SS_OPK_LINEAR,
-    .init = map_init,
+    .init = ss_sem_memo_init,
     .apply = map_apply,
     .snapshot = NULL,
     .strategy = map_strategy,
-    .destroy = map_destroy,
+    .destroy = ss_sem_free_impl,
 };
 
 int ss_op_sem_map_init(ss_op_t *op, char *err, size_t errsz)

@@ -145,6 +145,13 @@ typedef struct ss_sem_pointwise {
 
 int ss_sem_pointwise_apply(ss_sem_pointwise_t *pw, const ss_zset_t *in, char *err, size_t errsz);
 
+/* Row-at-a-time operators (SEM_FILTER, SEM_MAP) whose answers live in the memo table "memo":
+ * init creates it; apply counts the batch, opens the memo, runs pw over in (pw->kv is set here)
+ * and closes it; free_impl is their destroy. */
+int ss_sem_memo_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz);
+int ss_sem_memo_apply(ss_sem_pointwise_t *pw, const ss_zset_t *in, char *err, size_t errsz);
+void ss_sem_free_impl(ss_op_t *op);
+
 /* ---- embeddings and a vector index (FAISS flat inner product, runtime/ss_vindex.h) ---- */
 /* Embeds texts[0..n): with ctx->emb through that embedder, else through the dispatcher
  * (EMBED requests, one call, accounted to the operator). out[i] is a malloc'd
