@@ -428,73 +428,85 @@ struct gemv_args {
     const __half *sc[3];
     float *y[3];
     const float *bias[3];
-    int end[3]; /* rows of weights 0..g together */
+    int rows[3];
+    int end[3]; /* warps of weights 0..g together (a warp owns R consecutive rows of one weight) */
     int ng, cols, type, mode;
 };
 
-template <int NB>
-__device__ __forceinline__ void dot8(float (&acc)[NB], const float (&wf)[8], const float *__restrict__ x, int cols,
-                                     int k)
-{
-#pragma unroll
-    for (int b = 0; b < NB; b++) {
-        const float4 *xv = (const float4 *)(x + (size_t)b * cols + k);
-        float4 a = __ldg(xv), c2 = __ldg(xv + 1);
-        acc[b] += wf[0] * a.x + wf[1] * a.y + wf[2] * a.z + wf[3] * a.w + wf[4] * c2.x + wf[5] * c2.y +
-                  wf[6] * c2.z + wf[7] * c2.w;
-    }
-}
+/* Rows per warp for NB activations: each x load feeds R rows, so the loads of x from L1 (NB per
+ * weight chunk) stop bounding the kernel once NB grows; at NB = 1 one row per warp keeps the most
+ * warps in flight. */
+template <int NB> struct gemv_rows { static const int R = NB >= 4 ? 4 : NB >= 2 ? 2 : 1; };
 
-/* acc[b] += row n of W . x[b] */
-template <int NB, int WK>
-__device__ __forceinline__ void row_dot(float (&acc)[NB], const float *__restrict__ x, const void *w,
-                                        const __half *sc, int type, int n, int cols, int lane)
+/* acc[r][b] += row (n0 + r) of W . x[b] for r < nr */
+template <int NB, int WK, int R>
+__device__ __forceinline__ void row_dot(float (&acc)[R][NB], const float *__restrict__ x, const void *w,
+                                        const __half *sc, int type, int n0, int nr, int cols, int lane)
 {
     if (WK == WK_F16 || WK == WK_BF16) {
-        const uint16_t *wr = (const uint16_t *)w + (size_t)n * cols;
-#pragma unroll 2
+        const uint16_t *w0 = (const uint16_t *)w + (size_t)n0 * cols;
+#pragma unroll(R == 1 ? 2 : 1)
         for (int k = lane * 8; k < cols; k += 256) {
-            uint4 raw = __ldg((const uint4 *)(wr + k));
-            float wf[8];
+            float wf[R][8];
 #pragma unroll
-            for (int j = 0; j < 4; j++) {
-                float2 f = WK == WK_F16 ? __half22float2(((const __half2 *)&raw)[j])
-                                        : __bfloat1622float2(((const __nv_bfloat162 *)&raw)[j]);
-                wf[2 * j] = f.x;
-                wf[2 * j + 1] = f.y;
+            for (int r = 0; r < R; r++) {
+                uint4 raw = R == 1 || r < nr ? __ldg((const uint4 *)(w0 + (size_t)r * cols + k)) : make_uint4(0, 0, 0, 0);
+#pragma unroll
+                for (int j = 0; j < 4; j++) {
+                    float2 f = WK == WK_F16 ? __half22float2(((const __half2 *)&raw)[j])
+                                            : __bfloat1622float2(((const __nv_bfloat162 *)&raw)[j]);
+                    wf[r][2 * j] = f.x;
+                    wf[r][2 * j + 1] = f.y;
+                }
             }
-            dot8<NB>(acc, wf, x, cols, k);
+#pragma unroll
+            for (int b = 0; b < NB; b++) {
+                const float4 *xv = (const float4 *)(x + (size_t)b * cols + k);
+                float4 p = __ldg(xv), q = __ldg(xv + 1);
+#pragma unroll
+                for (int r = 0; r < R; r++)
+                    acc[r][b] += wf[r][0] * p.x + wf[r][1] * p.y + wf[r][2] * p.z + wf[r][3] * p.w +
+                                 wf[r][4] * q.x + wf[r][5] * q.y + wf[r][6] * q.z + wf[r][7] * q.w;
+            }
         }
     } else if (WK == WK_Q8) {
-        const int8_t *qr = (const int8_t *)w + (size_t)n * cols;
-        const __half *dr = sc + (size_t)n * (cols / 32);
+        const int8_t *q0 = (const int8_t *)w + (size_t)n0 * cols;
+        const __half *d0 = sc + (size_t)n0 * (cols / 32);
         for (int k = lane * 16; k < cols; k += 512) {
-            int4 raw = __ldg((const int4 *)(qr + k));
-            const int8_t *qq = (const int8_t *)&raw;
-            float s = __half2float(dr[k / 32]);
-            float part[NB];
+            int4 raw[R];
+            float s[R];
 #pragma unroll
-            for (int b = 0; b < NB; b++)
-                part[b] = 0;
-#pragma unroll
-            for (int h = 0; h < 2; h++) {
-                float wf[8];
-#pragma unroll
-                for (int j = 0; j < 8; j++)
-                    wf[j] = (float)qq[8 * h + j];
-                dot8<NB>(part, wf, x, cols, k + 8 * h);
+            for (int r = 0; r < R; r++) {
+                raw[r] = r < nr ? __ldg((const int4 *)(q0 + (size_t)r * cols + k)) : make_int4(0, 0, 0, 0);
+                s[r] = r < nr ? __half2float(d0[(size_t)r * (cols / 32) + k / 32]) : 0.0f;
             }
 #pragma unroll
-            for (int b = 0; b < NB; b++)
-                acc[b] += s * part[b];
+            for (int b = 0; b < NB; b++) {
+                const float4 *xv = (const float4 *)(x + (size_t)b * cols + k);
+                float4 xs[4] = {__ldg(xv), __ldg(xv + 1), __ldg(xv + 2), __ldg(xv + 3)};
+#pragma unroll
+                for (int r = 0; r < R; r++) {
+                    const int8_t *qq = (const int8_t *)&raw[r];
+                    float part = 0;
+#pragma unroll
+                    for (int j = 0; j < 4; j++)
+                        part += (float)qq[4 * j] * xs[j].x + (float)qq[4 * j + 1] * xs[j].y +
+                                (float)qq[4 * j + 2] * xs[j].z + (float)qq[4 * j + 3] * xs[j].w;
+                    acc[r][b] += s[r] * part;
+                }
+            }
         }
     } else { /* F32, or shapes the vector paths cannot take */
-        size_t off = (size_t)n * cols;
         for (int k = lane; k < cols; k += 32) {
-            float wv = load_w(type, w, sc, off, (size_t)k, cols);
 #pragma unroll
-            for (int b = 0; b < NB; b++)
-                acc[b] += wv * __ldg(x + (size_t)b * cols + k);
+            for (int r = 0; r < R; r++) {
+                if (r >= nr)
+                    break;
+                float wv = load_w(type, w, sc, (size_t)(n0 + r) * cols, (size_t)k, cols);
+#pragma unroll
+                for (int b = 0; b < NB; b++)
+                    acc[r][b] += wv * __ldg(x + (size_t)b * cols + k);
+            }
         }
     }
 }
@@ -505,40 +517,51 @@ __global__ void __launch_bounds__(256) k_gemv(gemv_args a, const float *__restri
 /* constant indices only: a dynamically indexed kernel parameter is copied to local memory by
  * every thread, which costs as much traffic as the weights themselves */
 #define PICK(arr, g) ((g) == 0 ? (arr)[0] : (g) == 1 ? (arr)[1] : (arr)[2])
+    const int R = gemv_rows<NB>::R;
     int gw = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     int g = gw < a.end[0] ? 0 : gw < a.end[1] || a.ng < 3 ? 1 : 2;
     if (g >= a.ng || gw >= PICK(a.end, g))
         return;
-    int lane = threadIdx.x & 31, base = g ? PICK(a.end, g - 1) : 0, n = gw - base, rows = PICK(a.end, g) - base;
-    float acc[NB];
+    int rows = PICK(a.rows, g), n0 = (gw - (g ? PICK(a.end, g - 1) : 0)) * R, nr = min(R, rows - n0);
+    int lane = threadIdx.x & 31;
+    float acc[R][NB];
 #pragma unroll
-    for (int b = 0; b < NB; b++)
-        acc[b] = 0;
-    row_dot<NB, WK>(acc, x, PICK(a.w, g), PICK(a.sc, g), a.type, n, a.cols, lane);
-    if (a.mode == GV_SWIGLU) {
-        float up[NB];
+    for (int r = 0; r < R; r++)
 #pragma unroll
         for (int b = 0; b < NB; b++)
-            up[b] = 0;
-        row_dot<NB, WK>(up, x, a.w[1], a.sc[1], a.type, n, a.cols, lane);
+            acc[r][b] = 0;
+    row_dot<NB, WK, R>(acc, x, PICK(a.w, g), PICK(a.sc, g), a.type, n0, nr, a.cols, lane);
+    if (a.mode == GV_SWIGLU) {
+        float up[R][NB];
 #pragma unroll
-        for (int b = 0; b < NB; b++) {
-            float gv = warp_sum(acc[b]), uv = warp_sum(up[b]);
-            if (lane == 0)
-                a.y[0][(size_t)b * rows + n] = gv / (1.0f + __expf(-gv)) * uv;
-        }
+        for (int r = 0; r < R; r++)
+#pragma unroll
+            for (int b = 0; b < NB; b++)
+                up[r][b] = 0;
+        row_dot<NB, WK, R>(up, x, a.w[1], a.sc[1], a.type, n0, nr, a.cols, lane);
+#pragma unroll
+        for (int r = 0; r < R; r++)
+#pragma unroll
+            for (int b = 0; b < NB; b++) {
+                float gv = warp_sum(acc[r][b]), uv = warp_sum(up[r][b]);
+                if (lane == 0 && r < nr)
+                    a.y[0][(size_t)b * rows + n0 + r] = gv / (1.0f + __expf(-gv)) * uv;
+            }
         return;
     }
+    float *y = PICK(a.y, g);
+    const float *bias = PICK(a.bias, g);
 #pragma unroll
-    for (int b = 0; b < NB; b++) {
-        float v = warp_sum(acc[b]);
-        if (lane == 0) {
-            float *yp = PICK(a.y, g) + (size_t)b * rows + n;
-            const float *bias = PICK(a.bias, g);
-            v += bias ? bias[n] : 0.0f;
-            *yp = a.mode == GV_ADD ? *yp + v : v;
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int b = 0; b < NB; b++) {
+            float v = warp_sum(acc[r][b]);
+            if (lane == 0 && r < nr) {
+                float *yp = y + (size_t)b * rows + n0 + r;
+                v += bias ? bias[n0 + r] : 0.0f;
+                *yp = a.mode == GV_ADD ? *yp + v : v;
+            }
         }
-    }
 #undef PICK
 }
 
@@ -555,9 +578,11 @@ static int gemv_kind(const ss_cuda_weight_t *w, const float *x)
 }
 
 template <int NB>
-static void launch_gemv(ss_cuda_t *c, const gemv_args &a, const float *x, int wk)
+static void launch_gemv(ss_cuda_t *c, gemv_args a, const float *x, int wk)
 {
-    const int warps = 8;
+    const int warps = 8, R = gemv_rows<NB>::R;
+    for (int g = 0; g < a.ng; g++)
+        a.end[g] = (g ? a.end[g - 1] : 0) + (a.rows[g] + R - 1) / R;
     dim3 grid((unsigned)((a.end[a.ng - 1] + warps - 1) / warps));
     switch (wk) {
     case WK_F16: k_gemv<NB, WK_F16><<<grid, warps * 32, 0, c->stream>>>(a, x); break;
@@ -663,7 +688,7 @@ static gemv_args one_weight(float *y, const ss_cuda_weight_t *w, const float *bi
     gemv_args a;
     memset(&a, 0, sizeof a);
     a.w[0] = w->data, a.sc[0] = (const __half *)w->scales, a.y[0] = y, a.bias[0] = bias;
-    a.end[0] = w->rows, a.ng = 1, a.cols = w->cols, a.type = w->type, a.mode = mode;
+    a.rows[0] = w->rows, a.ng = 1, a.cols = w->cols, a.type = w->type, a.mode = mode;
     return a;
 }
 
@@ -705,7 +730,7 @@ extern "C" int ss_cuda_matmul_multi(ss_cuda_t *c, int nw, float *const *ys, cons
     for (int i = 1; i < nw; i++) {
         a.w[i] = ws[i]->data, a.sc[i] = (const __half *)ws[i]->scales, a.y[i] = ys[i];
         a.bias[i] = biases ? biases[i] : NULL;
-        a.end[i] = a.end[i - 1] + ws[i]->rows;
+        a.rows[i] = ws[i]->rows;
     }
     a.ng = nw;
     return gemv(c, a, x, B, gemv_kind(ws[0], x), err, errsz);
