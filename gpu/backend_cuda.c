@@ -19,7 +19,7 @@
 
 enum { P_NORM, P_QKV, P_ROPE_KV, P_ATTN, P_WO, P_FFN_UP, P_SWIGLU, P_FFN_DOWN, P_READOUT, P_HOST };
 static const char *const prof_names[SS_CUDA_PROF_STAGES] = {"rmsnorm", "qkv matmul", "rope+kv", "attention",
-                                                             "wo matmul", "gate/up", "swiglu", "down matmul",
+                                                             "wo matmul", "feed-forward", "swiglu", "down matmul",
                                                              "read-out", "host wait"};
 
 typedef struct dlayer {
@@ -36,6 +36,8 @@ typedef struct cuda_be {
     float *out_norm;
     int cap_blocks;
     int tile_max;             /* queries per attention tile: 64 (query, head) items per block */
+    int att_tc;               /* this pass uses the tensor-core attention (prefill; tiles of 64) */
+    int nt_long;              /* ... and its first nt_long tiles take one head per block */
     /* activations for up to tcap tokens (ocap output rows) */
     int tcap, ocap;
     float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2, *xo, *logits, *lse;
@@ -94,10 +96,13 @@ static void cuda_destroy(void *ctx)
     cuda_be_t *b = ctx;
     if (!b)
         return;
-    if ((getenv("SS_CUDA_PROFILE") || b->timing) && b->fwd_calls)
-        fprintf(stderr, "CUDA backend: %lld forward passes of %lld tokens, %.3f ms wall inside forward%s%.3f%s\n",
-                (long long)b->fwd_calls, (long long)b->fwd_tokens, b->fwd_ns / 1e6,
-                b->timing ? ", " : "", b->timing ? b->gpu_ms : 0.0, b->timing ? " ms on the GPU (events)" : "");
+    if ((getenv("SS_CUDA_PROFILE") || b->timing) && b->fwd_calls) {
+        fprintf(stderr, "CUDA backend: %lld forward passes of %lld tokens, %.3f ms wall inside forward",
+                (long long)b->fwd_calls, (long long)b->fwd_tokens, b->fwd_ns / 1e6);
+        if (b->timing)
+            fprintf(stderr, ", %.3f ms on the GPU (events)", b->gpu_ms);
+        fputc('\n', stderr);
+    }
     ss_cuda_prof_report(b->c, prof_names, "forward passes");
     drop_graphs(b);
     ss_cuda_close(b->c); /* frees every device allocation */
@@ -242,6 +247,22 @@ static int ensure_idx(cuda_be_t *b, size_t bt_entries, char *err, size_t errsz)
     return SS_OK;
 }
 
+/* Orders the tensor-core attention's tiles: those longer than SS_CUDA_TC_ROWS / group queries
+ * first (one head per block), then the short ones (the whole GQA group per block). Returns the
+ * number of long tiles. */
+static int split_tiles(cuda_be_t *b, int32_t *q0, int32_t *nq, int nt)
+{
+    int lim = SS_CUDA_TC_ROWS / (b->m->cfg.n_heads / b->m->cfg.n_kv_heads), nl = 0;
+    for (int i = 0; i < nt; i++) /* stable partition by rotation; tile lists are short */
+        if (nq[i] > lim) {
+            int32_t a = q0[i], c = nq[i];
+            memmove(q0 + nl + 1, q0 + nl, (size_t)(i - nl) * 4);
+            memmove(nq + nl + 1, nq + nl, (size_t)(i - nl) * 4);
+            q0[nl] = a, nq[nl++] = c;
+        }
+    return nl;
+}
+
 /* Fills the host index arrays: tokens and positions, each token's sequence (a compact block
  * table over the distinct sequences), attention tiles (runs of up to 16 consecutive tokens of
  * one sequence), output rows and pooled rows. */
@@ -282,7 +303,8 @@ static int plan_batch(cuda_be_t *b, const ubatch_t *ub, int *mb_out, int *nt_out
                 ;
         last = s;
         seq[t] = s;
-        if (nt > 0 && seq[q0[nt - 1]] == s && nq[nt - 1] < b->tile_max && q0[nt - 1] + nq[nt - 1] == t)
+        int cap = b->att_tc ? SS_CUDA_TC_ROWS : b->tile_max;
+        if (nt > 0 && seq[q0[nt - 1]] == s && nq[nt - 1] < cap && q0[nt - 1] + nq[nt - 1] == t)
             nq[nt - 1]++;
         else {
             q0[nt] = t;
@@ -293,6 +315,8 @@ static int plan_batch(cuda_be_t *b, const ubatch_t *ub, int *mb_out, int *nt_out
         if (ub->hid_row && ub->hid_all && ub->hid_row[t] >= 0)
             hid[nh++] = t;
     }
+    if (b->att_tc)
+        b->nt_long = split_tiles(b, q0, nq, nt);
     for (int s = 0; s < ns; s++) {
         int maxp = 0;
         for (int t = 0; t < n; t++)
@@ -324,17 +348,25 @@ static int layer_fwd(cuda_be_t *b, const ubatch_t *ub, int l, int mb, int nt, ch
     if (!rc) rc = ss_cuda_rope_kv(c, b->q, b->k, b->v, L->kpool, L->vpool, IDX_BT(b), mb, IDX_SEQ(b), IDX_POS(b), n,
                                   g->n_heads, g->n_kv_heads, hd, g->rope_dim, g->rope_base, g->rope_neox);
     ss_cuda_prof_mark(c, P_ROPE_KV);
-    if (!rc) rc = ss_cuda_attention(c, b->att, b->q, L->kpool, L->vpool, IDX_BT(b), mb, IDX_SEQ(b), IDX_POS(b), n,
-                                    IDX_Q0(b), IDX_NQ(b), nt, g->n_heads, g->n_kv_heads, hd);
+    if (!rc && b->att_tc) {
+        int nl = b->nt_long, grp = g->n_heads / g->n_kv_heads;
+        rc = ss_cuda_attention_tc(c, b->att, b->q, L->kpool, L->vpool, IDX_BT(b), mb, IDX_SEQ(b), IDX_POS(b), n,
+                                  IDX_Q0(b), IDX_NQ(b), nl, g->n_heads, g->n_kv_heads, hd, 1);
+        if (!rc)
+            rc = ss_cuda_attention_tc(c, b->att, b->q, L->kpool, L->vpool, IDX_BT(b), mb, IDX_SEQ(b), IDX_POS(b),
+                                      n, IDX_Q0(b) + nl, IDX_NQ(b) + nl, nt - nl, g->n_heads, g->n_kv_heads, hd,
+                                      grp);
+    }
+    else if (!rc)
+        rc = ss_cuda_attention(c, b->att, b->q, L->kpool, L->vpool, IDX_BT(b), mb, IDX_SEQ(b), IDX_POS(b), n,
+                               IDX_Q0(b), IDX_NQ(b), nt, g->n_heads, g->n_kv_heads, hd);
     ss_cuda_prof_mark(c, P_ATTN);
     if (!rc) rc = ss_cuda_matmul_add(c, b->x, b->att, &L->wo, n, err, errsz); /* x += Wo att */
     ss_cuda_prof_mark(c, P_WO);
     if (!rc) rc = ss_cuda_rmsnorm(c, b->xb, b->x, L->ffn_norm, n, d, g->norm_eps);
     ss_cuda_prof_mark(c, P_NORM);
-    if (!rc) rc = ss_cuda_matmul_swiglu(c, b->hb, b->hb2, b->xb, &L->gate, &L->up, n, err, errsz);
-    ss_cuda_prof_mark(c, P_FFN_UP);
-    if (!rc) rc = ss_cuda_matmul_add(c, b->x, b->hb, &L->down, n, err, errsz); /* x += Wdown h */
-    ss_cuda_prof_mark(c, P_FFN_DOWN);
+    if (!rc) rc = ss_cuda_ffn(c, b->x, b->xb, &L->gate, &L->up, &L->down, b->hb, b->hb2, n, err, errsz);
+    ss_cuda_prof_mark(c, P_FFN_UP); /* gate/up, SwiGLU and down: one stage now */
     (void)kvd, (void)qd;
     if (rc && !err[0])
         ss_seterr(err, errsz, SS_ERR_CUDA, "CUDA forward failed in layer %d (attention head_dim %d)", l, hd);
@@ -452,6 +484,10 @@ static ss_err_t cuda_forward(void *ctx, const ubatch_t *ub, char *err, size_t er
     int mb = 1, nt = 0, nh = 0;
     size_t used = 0;
     int64_t t_start = ss_now_ns();
+    /* prefill-sized passes take the tensor-core attention (decode steps keep the CUDA-core kernel,
+     * whose graphs are captured with its tiling) */
+    b->att_tc = ub->n > 8 && ss_cuda_attention_tc_ok(g->head_dim, g->n_heads / g->n_kv_heads) &&
+                !getenv("SS_CUDA_NO_TC_ATTENTION");
     int rc = ensure_acts(b, ub->n, ub->nout, err, errsz);
     if (!rc)
         rc = plan_batch(b, ub, &mb, &nt, &nh, &used, err, errsz);

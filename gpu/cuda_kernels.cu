@@ -15,6 +15,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+#include <mma.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -632,55 +633,95 @@ __global__ void k_add_bias(float *y, const float *bias, int rows, size_t n)
         y[i] += bias[i % rows];
 }
 
-/* y = W x (+ bias), or y += W x with beta = 1 (the residual add fused into the GEMM). */
-static int gemm_tc(ss_cuda_t *c, float *y, const float *x, const ss_cuda_weight_t *w_, const float *bias, int B,
-                   float beta, char *err, size_t errsz)
+/* The weight's bf16 copy for the tensor-core path (made on first use; BF16 weights are their own). */
+static int ensure_bf16_weight(ss_cuda_t *c, const ss_cuda_weight_t *w_, char *err, size_t errsz)
 {
     ss_cuda_weight_t *w = (ss_cuda_weight_t *)w_; /* the bf16 copy is a cache of the weight */
-    size_t nw = (size_t)w->rows * w->cols, nx = (size_t)B * w->cols;
-    const float one = 1.0f;
-    cublasStatus_t st;
-    if (w->type == SS_WT_F32) {
-        /* y^T (rows x B, col-major) = W (rows x cols) . x^T — SGEMM keeps full precision */
-        st = cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, w->rows, B, w->cols, &one, (const float *)w->data,
-                         w->cols, x, w->cols, &beta, y, w->rows);
-    } else {
-        if (!w->bf16) {
-            if (w->type == SS_WT_BF16)
-                w->bf16 = w->data;
-            else {
-                int rc = ss_cuda_malloc(c, &w->bf16, nw * 2, err, errsz);
-                if (rc)
-                    return rc;
-                k_to_bf16_weight<<<(unsigned)((nw + 255) / 256), 256, 0, c->stream>>>(
-                    (__nv_bfloat16 *)w->bf16, w->type, w->data, w->scales, nw, w->cols);
-                if (launched(c))
-                    return ss_seterr(err, errsz, SS_ERR_CUDA, "bf16 weight conversion failed to launch");
-            }
-        }
-        if (c->xbf_cap < nx) {
-            ss_cuda_free(c, c->xbf_scratch);
-            c->xbf_scratch = NULL;
-            int rc = ss_cuda_malloc(c, (void **)&c->xbf_scratch, nx * 2, err, errsz);
-            if (rc)
-                return rc;
-            c->xbf_cap = nx;
-        }
-        k_f32_to_bf16<<<(unsigned)((nx + 255) / 256), 256, 0, c->stream>>>((__nv_bfloat16 *)c->xbf_scratch, x, nx);
-        launched(c);
-        st = cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, w->rows, B, w->cols, &one, w->bf16, CUDA_R_16BF,
-                          w->cols, c->xbf_scratch, CUDA_R_16BF, w->cols, &beta, y, CUDA_R_32F, w->rows,
-                          CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    if (w->bf16)
+        return SS_OK;
+    if (w->type == SS_WT_BF16) {
+        w->bf16 = w->data;
+        return SS_OK;
     }
+    size_t nw = (size_t)w->rows * w->cols;
+    int rc = ss_cuda_malloc(c, &w->bf16, nw * 2, err, errsz);
+    if (rc)
+        return rc;
+    k_to_bf16_weight<<<(unsigned)((nw + 255) / 256), 256, 0, c->stream>>>((__nv_bfloat16 *)w->bf16, w->type, w->data,
+                                                                          w->scales, nw, w->cols);
+    return launched(c) ? ss_seterr(err, errsz, SS_ERR_CUDA, "bf16 weight conversion failed to launch") : SS_OK;
+}
+
+/* x (nx floats) as bf16 in the context's scratch buffer. */
+static int to_bf16(ss_cuda_t *c, const float *x, size_t nx, const __nv_bfloat16 **out, char *err, size_t errsz)
+{
+    if (c->xbf_cap < nx) {
+        ss_cuda_free(c, c->xbf_scratch); /* cudaFree waits for queued readers */
+        c->xbf_scratch = NULL;
+        c->xbf_cap = 0;
+        int rc = ss_cuda_malloc(c, (void **)&c->xbf_scratch, nx * 2, err, errsz);
+        if (rc)
+            return rc;
+        c->xbf_cap = nx;
+    }
+    k_f32_to_bf16<<<(unsigned)((nx + 255) / 256), 256, 0, c->stream>>>((__nv_bfloat16 *)c->xbf_scratch, x, nx);
+    *out = (const __nv_bfloat16 *)c->xbf_scratch;
+    return launched(c) ? ss_seterr(err, errsz, SS_ERR_CUDA, "bf16 conversion failed to launch") : SS_OK;
+}
+
+/* y (B x rows, fp32 or bf16) = W xb (+ bias) + beta y, bf16 inputs, fp32 accumulation. */
+static int gemm_bf16(ss_cuda_t *c, void *y, cudaDataType yt, const __nv_bfloat16 *xb, const ss_cuda_weight_t *w,
+                     const float *bias, int B, float beta, char *err, size_t errsz)
+{
+    int rc = ensure_bf16_weight(c, w, err, errsz);
+    if (rc)
+        return rc;
+    const float one = 1.0f;
+    cublasStatus_t st = cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, w->rows, B, w->cols, &one, w->bf16,
+                                     CUDA_R_16BF, w->cols, xb, CUDA_R_16BF, w->cols, &beta, y, yt, w->rows,
+                                     CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
     if (st != CUBLAS_STATUS_SUCCESS)
         return ss_seterr(err, errsz, SS_ERR_CUDA, "cuBLAS GEMM %dx%dx%d failed: status %d", w->rows, B, w->cols,
                          (int)st);
     if (bias) {
         size_t n = (size_t)B * w->rows;
-        k_add_bias<<<(unsigned)((n + 255) / 256), 256, 0, c->stream>>>(y, bias, w->rows, n);
+        k_add_bias<<<(unsigned)((n + 255) / 256), 256, 0, c->stream>>>((float *)y, bias, w->rows, n);
         launched(c);
     }
     return SS_OK;
+}
+
+/* y = W x (+ bias), or y += W x with beta = 1 (the residual add fused into the GEMM). */
+static int gemm_tc(ss_cuda_t *c, float *y, const float *x, const ss_cuda_weight_t *w, const float *bias, int B,
+                   float beta, char *err, size_t errsz)
+{
+    if (w->type == SS_WT_F32) {
+        /* y^T (rows x B, col-major) = W (rows x cols) . x^T — SGEMM keeps full precision */
+        const float one = 1.0f;
+        cublasStatus_t st = cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, w->rows, B, w->cols, &one,
+                                        (const float *)w->data, w->cols, x, w->cols, &beta, y, w->rows);
+        if (st != CUBLAS_STATUS_SUCCESS)
+            return ss_seterr(err, errsz, SS_ERR_CUDA, "cuBLAS SGEMM %dx%dx%d failed: status %d", w->rows, B,
+                             w->cols, (int)st);
+        if (bias) {
+            size_t n = (size_t)B * w->rows;
+            k_add_bias<<<(unsigned)((n + 255) / 256), 256, 0, c->stream>>>(y, bias, w->rows, n);
+            launched(c);
+        }
+        return SS_OK;
+    }
+    const __nv_bfloat16 *xb;
+    int rc = to_bf16(c, x, (size_t)B * w->cols, &xb, err, errsz);
+    return rc ? rc : gemm_bf16(c, y, CUDA_R_32F, xb, w, bias, B, beta, err, errsz);
+}
+
+__global__ void k_swiglu_bf16(__nv_bfloat16 *out, const __nv_bfloat16 *g, const __nv_bfloat16 *u, size_t n)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i < n) {
+        float x = __bfloat162float(g[i]);
+        out[i] = __float2bfloat16(x / (1.0f + __expf(-x)) * __bfloat162float(u[i]));
+    }
 }
 
 static gemv_args one_weight(float *y, const ss_cuda_weight_t *w, const float *bias, int mode)
@@ -715,10 +756,17 @@ extern "C" int ss_cuda_matmul_add(ss_cuda_t *c, float *y, const float *x, const 
 extern "C" int ss_cuda_matmul_multi(ss_cuda_t *c, int nw, float *const *ys, const ss_cuda_weight_t *const *ws,
                                     const float *const *biases, const float *x, int B, char *err, size_t errsz)
 {
-    int same = nw >= 1 && nw <= 3 && B <= 8;
+    int same = nw >= 1 && nw <= 3;
     for (int i = 1; same && i < nw; i++)
         same = ws[i]->type == ws[0]->type && ws[i]->cols == ws[0]->cols && gemv_kind(ws[i], x) == gemv_kind(ws[0], x);
-    if (!same || B <= 0) {
+    if (same && B > 8 && ws[0]->type != SS_WT_F32) { /* one bf16 conversion of x for every GEMM */
+        const __nv_bfloat16 *xb;
+        int rc = to_bf16(c, x, (size_t)B * ws[0]->cols, &xb, err, errsz);
+        for (int i = 0; !rc && i < nw; i++)
+            rc = gemm_bf16(c, ys[i], CUDA_R_32F, xb, ws[i], biases ? biases[i] : NULL, B, 0.0f, err, errsz);
+        return rc;
+    }
+    if (!same || B <= 0 || B > 8) {
         for (int i = 0; i < nw; i++) {
             int rc = ss_cuda_matmul(c, ys[i], x, ws[i], biases ? biases[i] : NULL, B, err, errsz);
             if (rc)
@@ -734,6 +782,36 @@ extern "C" int ss_cuda_matmul_multi(ss_cuda_t *c, int nw, float *const *ys, cons
     }
     a.ng = nw;
     return gemv(c, a, x, B, gemv_kind(ws[0], x), err, errsz);
+}
+
+extern "C" int ss_cuda_ffn(ss_cuda_t *c, float *x, const float *xn, const ss_cuda_weight_t *gate,
+                           const ss_cuda_weight_t *up, const ss_cuda_weight_t *down, float *h1, float *h2, int B,
+                           char *err, size_t errsz)
+{
+    if (B <= 0)
+        return SS_OK;
+    int tc = B > 8 && gate->type != SS_WT_F32 && up->type != SS_WT_F32 && down->type != SS_WT_F32 &&
+             gate->rows == up->rows && gate->cols == up->cols && down->cols == gate->rows;
+    if (!tc) {
+        int rc = ss_cuda_matmul_swiglu(c, h1, h2, xn, gate, up, B, err, errsz);
+        return rc ? rc : ss_cuda_matmul_add(c, x, h1, down, B, err, errsz);
+    }
+    /* bf16 end to end between the GEMMs: gate and up written as bf16 into h1/h2, SwiGLU in place
+     * into h1 (bf16), the down GEMM reading it and adding into x (fp32) */
+    const __nv_bfloat16 *xb;
+    size_t nh = (size_t)B * gate->rows;
+    int rc = to_bf16(c, xn, (size_t)B * gate->cols, &xb, err, errsz);
+    if (!rc)
+        rc = gemm_bf16(c, h1, CUDA_R_16BF, xb, gate, NULL, B, 0.0f, err, errsz);
+    if (!rc)
+        rc = gemm_bf16(c, h2, CUDA_R_16BF, xb, up, NULL, B, 0.0f, err, errsz);
+    if (rc)
+        return rc;
+    k_swiglu_bf16<<<(unsigned)((nh + 255) / 256), 256, 0, c->stream>>>((__nv_bfloat16 *)h1, (const __nv_bfloat16 *)h1,
+                                                                        (const __nv_bfloat16 *)h2, nh);
+    if (launched(c))
+        return ss_seterr(err, errsz, SS_ERR_CUDA, "SwiGLU launch failed");
+    return gemm_bf16(c, x, CUDA_R_32F, (const __nv_bfloat16 *)h1, down, NULL, B, 1.0f, err, errsz);
 }
 
 extern "C" int ss_cuda_matmul_swiglu(ss_cuda_t *c, float *out, float *scratch, const float *x,
@@ -972,6 +1050,198 @@ extern "C" int ss_cuda_attention(ss_cuda_t *c, float *out, const float *q, const
                                                            tile_q0, tile_nq, nheads, nkv, hd,
                                                            1.0f / sqrtf((float)hd));
     return launched(c);
+}
+
+/* ---------------------------------------------------------------- tensor-core attention */
+
+/* Prefill attention on tensor cores (FlashAttention-2 in outline, with WMMA): one block of 4
+ * warps per (query tile, hb query heads of one GQA group). The block's 64 rows are (query, head)
+ * pairs, so a tile holds at most 64 / hb queries: long runs of a prompt take hb = 1 (64 queries
+ * per K/V tile staged), short ones (a CHOOSE fork's one or two tokens) take hb = group, so the
+ * K/V tiles are staged once for every head that shares them. Q is staged once as
+ * bf16 (pre-scaled by 1/sqrt(hd)); for each tile of 64 keys, K and V are gathered from the paged
+ * fp32 pools into shared memory as bf16; warp w computes the 16 x 64 scores of its 16 rows (bf16
+ * mma, fp32 accumulation), applies the causal mask and the online softmax per row (running max
+ * and sum in shared memory), and adds P V into its fp32 output rows, rescaled by
+ * exp(old max - new max). WMMA accumulator layouts are opaque, so scores and partial products
+ * pass through shared memory; at prompt lengths of a few hundred tokens this is far from the
+ * bottleneck it replaces (the CUDA-core kernel above was over half of a CHOOSE workload's GPU time). */
+#define TC_Q 64  /* (query, head) rows per block */
+#define TC_K 64  /* keys per tile */
+#define TC_WARPS 4
+
+struct tc_smem {
+    int hd, ldh, lds, ldp, ldo;
+    size_t q, k, v, s, p, o, ml, total; /* byte offsets */
+};
+
+__host__ __device__ static tc_smem tc_layout(int hd)
+{
+    tc_smem L;
+    L.hd = hd, L.ldh = hd + 8, L.lds = TC_K + 4, L.ldp = TC_K + 8, L.ldo = hd + 4;
+    L.q = 0;
+    L.k = L.q + (size_t)TC_Q * L.ldh * 2;
+    L.v = L.k + (size_t)TC_K * L.ldh * 2;
+    L.s = L.v + (size_t)TC_K * L.ldh * 2;
+    L.p = L.s + (size_t)TC_WARPS * 16 * L.lds * 4;
+    L.o = L.p + (size_t)TC_WARPS * 16 * L.ldp * 2;
+    L.ml = L.o + (size_t)TC_WARPS * 16 * L.ldo * 4;
+    L.total = L.ml + (size_t)3 * TC_Q * 4; /* running max, running sum, this tile's rescale */
+    return L;
+}
+
+__global__ void __launch_bounds__(TC_WARPS * 32)
+k_attention_tc(float *out, const float *q, const float *kp, const float *vp, const int32_t *bt, int max_blocks,
+               const int32_t *seq, const int32_t *pos, const int32_t *tile_q0, const int32_t *tile_nq, int nheads,
+               int nkv, int hd, int hb, float scale)
+{
+    using namespace nvcuda;
+    extern __shared__ __align__(128) unsigned char smem[];
+    const tc_smem L = tc_layout(hd);
+    __nv_bfloat16 *Qs = (__nv_bfloat16 *)(smem + L.q), *Ks = (__nv_bfloat16 *)(smem + L.k);
+    __nv_bfloat16 *Vs = (__nv_bfloat16 *)(smem + L.v), *Ps = (__nv_bfloat16 *)(smem + L.p);
+    float *Ss = (float *)(smem + L.s), *Os = (float *)(smem + L.o), *Mx = (float *)(smem + L.ml);
+    float *Sm = Mx + TC_Q, *Al = Sm + TC_Q;
+    int t = blockIdx.x, group = nheads / nkv, nsub = group / hb, tid = threadIdx.x;
+    int kvh = blockIdx.y / nsub, hbase = kvh * group + (blockIdx.y % nsub) * hb;
+    int warp = tid >> 5, lane = tid & 31, q0 = tile_q0[t], nq = tile_nq[t], s = seq[q0], nrows = nq * hb;
+    int maxpos = 0;
+    for (int i = 0; i < nq; i++)
+        maxpos = max(maxpos, pos[q0 + i]);
+    /* stage Q (zero rows past nq), clear the output rows and the softmax state */
+    size_t qstride = (size_t)nheads * hd;
+    for (int e = tid; e < TC_Q * hd; e += blockDim.x) {
+        int i = e / hd, d = e % hd, qi = i / hb, h = hbase + i % hb;
+        float x = i < nrows ? q[(size_t)(q0 + qi) * qstride + (size_t)h * hd + d] * scale : 0.0f;
+        Qs[i * L.ldh + d] = __float2bfloat16(x);
+    }
+    for (int e = tid; e < TC_WARPS * 16 * L.ldo; e += blockDim.x)
+        Os[e] = 0.0f;
+    for (int i = tid; i < TC_Q; i += blockDim.x)
+        Mx[i] = -INFINITY, Sm[i] = 0.0f;
+    int row0 = warp * 16; /* this warp's first query row */
+    float *Sw = Ss + (size_t)warp * 16 * L.lds, *Ow = Os + (size_t)warp * 16 * L.ldo;
+    __nv_bfloat16 *Pw = Ps + (size_t)warp * 16 * L.ldp;
+    for (int k0 = 0; k0 <= maxpos; k0 += TC_K) {
+        __syncthreads(); /* the previous tile's K/V are no longer read */
+        for (int e = tid; e < TC_K * (hd / 4); e += blockDim.x) {
+            int j = e / (hd / 4), d = (e % (hd / 4)) * 4, p = k0 + j;
+            float4 kv4 = make_float4(0, 0, 0, 0), vv4 = make_float4(0, 0, 0, 0);
+            if (p <= maxpos) {
+                size_t o = kv_index(bt, max_blocks, s, p, nkv, hd, kvh) + d;
+                kv4 = *(const float4 *)(kp + o);
+                vv4 = *(const float4 *)(vp + o);
+            }
+            __nv_bfloat16 *kd = Ks + j * L.ldh + d, *vd = Vs + j * L.ldh + d;
+            kd[0] = __float2bfloat16(kv4.x), kd[1] = __float2bfloat16(kv4.y);
+            kd[2] = __float2bfloat16(kv4.z), kd[3] = __float2bfloat16(kv4.w);
+            vd[0] = __float2bfloat16(vv4.x), vd[1] = __float2bfloat16(vv4.y);
+            vd[2] = __float2bfloat16(vv4.z), vd[3] = __float2bfloat16(vv4.w);
+        }
+        __syncthreads();
+        if (row0 >= nrows)
+            continue; /* padding rows only: nothing to compute, but keep meeting the barriers */
+        /* S = Q K^T for 16 rows x 64 keys */
+        for (int c = 0; c < TC_K / 16; c++) {
+            wmma::fragment<wmma::accumulator, 16, 16, 16, float> sf;
+            wmma::fill_fragment(sf, 0.0f);
+            for (int dc = 0; dc < hd / 16; dc++) {
+                wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> af;
+                wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> bf;
+                wmma::load_matrix_sync(af, Qs + row0 * L.ldh + dc * 16, L.ldh);
+                wmma::load_matrix_sync(bf, Ks + c * 16 * L.ldh + dc * 16, L.ldh);
+                wmma::mma_sync(sf, af, bf, sf);
+            }
+            wmma::store_matrix_sync(Sw + c * 16, sf, L.lds, wmma::mem_row_major);
+        }
+        __syncwarp();
+        /* causal mask and online softmax: two lanes per row, 32 keys each */
+        {
+            int r = lane >> 1, half = lane & 1, qi = row0 + r; /* qi: the block's row */
+            int qpos = qi < nrows ? pos[q0 + qi / hb] : -1;
+            float mt = -INFINITY;
+            for (int j = half * 32; j < half * 32 + 32; j++)
+                if (k0 + j <= qpos)
+                    mt = fmaxf(mt, Sw[r * L.lds + j]);
+            mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 1));
+            float mold = qpos >= 0 ? Mx[qi] : 0.0f, mnew = fmaxf(mold, mt);
+            float sum = 0;
+            for (int j = half * 32; j < half * 32 + 32; j++) {
+                float pv = (k0 + j <= qpos) ? __expf(Sw[r * L.lds + j] - mnew) : 0.0f;
+                sum += pv;
+                Pw[r * L.ldp + j] = __float2bfloat16(pv);
+            }
+            sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+            __syncwarp();
+            if (half == 0 && qpos >= 0) {
+                float alpha = __expf(mold - mnew); /* 0 on the first tile (mold = -inf) */
+                Sm[qi] = Sm[qi] * alpha + sum;
+                Mx[qi] = mnew;
+                Al[qi] = alpha;
+            } else if (half == 0)
+                Al[qi] = 0.0f;
+        }
+        __syncwarp();
+        for (int e = lane; e < 16 * hd; e += 32) {
+            int r = e / hd, d = e % hd;
+            Ow[r * L.ldo + d] *= Al[row0 + r];
+        }
+        __syncwarp();
+        /* O += P V, 16 output columns at a time through the (now free) score buffer */
+        for (int dc = 0; dc < hd / 16; dc++) {
+            wmma::fragment<wmma::accumulator, 16, 16, 16, float> of;
+            wmma::fill_fragment(of, 0.0f);
+            for (int c = 0; c < TC_K / 16; c++) {
+                wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> pf;
+                wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> vf;
+                wmma::load_matrix_sync(pf, Pw + c * 16, L.ldp);
+                wmma::load_matrix_sync(vf, Vs + c * 16 * L.ldh + dc * 16, L.ldh);
+                wmma::mma_sync(of, pf, vf, of);
+            }
+            wmma::store_matrix_sync(Sw, of, L.lds, wmma::mem_row_major);
+            __syncwarp();
+            for (int e = lane; e < 256; e += 32) {
+                int r = e >> 4, cc = e & 15;
+                Ow[r * L.ldo + dc * 16 + cc] += Sw[r * L.lds + cc];
+            }
+            __syncwarp();
+        }
+    }
+    __syncthreads();
+    for (int e = tid; e < TC_Q * hd; e += blockDim.x) {
+        int i = e / hd, d = e % hd, h = hbase + i % hb;
+        if (i < nrows)
+            out[(size_t)(q0 + i / hb) * qstride + (size_t)h * hd + d] =
+                Os[(size_t)(i >> 4) * 16 * L.ldo + (i & 15) * L.ldo + d] / Sm[i];
+    }
+}
+
+extern "C" int ss_cuda_attention_tc(ss_cuda_t *c, float *out, const float *q, const float *kpool,
+                                    const float *vpool, const int32_t *block_tables, int max_blocks,
+                                    const int32_t *seq, const int32_t *pos, int n, const int32_t *tile_q0,
+                                    const int32_t *tile_nq, int ntiles, int nheads, int nkv, int hd, int hb)
+{
+    if (n <= 0 || ntiles <= 0)
+        return SS_OK;
+    if (nheads % nkv || !ss_cuda_attention_tc_ok(hd, nheads / nkv) || hb < 1 || (nheads / nkv) % hb)
+        return SS_ERR_UNSUPPORTED;
+    tc_smem L = tc_layout(hd);
+    static int smem_raised;
+    if (!smem_raised) {
+        cudaFuncSetAttribute(k_attention_tc, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             (int)tc_layout(SS_CUDA_TC_MAX_HD).total);
+        smem_raised = 1;
+    }
+    dim3 grid((unsigned)ntiles, (unsigned)(nheads / hb));
+    k_attention_tc<<<grid, TC_WARPS * 32, L.total, c->stream>>>(out, q, kpool, vpool, block_tables, max_blocks, seq,
+                                                                pos, tile_q0, tile_nq, nheads, nkv, hd, hb,
+                                                                1.0f / sqrtf((float)hd));
+    return launched(c);
+}
+
+extern "C" int ss_cuda_attention_tc_ok(int hd, int group)
+{
+    return hd % 16 == 0 && hd >= 16 && hd <= SS_CUDA_TC_MAX_HD && group >= 1 && SS_CUDA_TC_ROWS % group == 0;
 }
 
 /* ---------------------------------------------------------------- read-out */

@@ -51,6 +51,9 @@ int ss_cuda_matmul_multi(ss_cuda_t *c, int nw, float *const *ys, const ss_cuda_w
 int ss_cuda_matmul_swiglu(ss_cuda_t *c, float *out, float *scratch, const float *x, const ss_cuda_weight_t *gate,
                           const ss_cuda_weight_t *up, int B, char *err, size_t errsz)
 { (void)c, (void)out, (void)scratch, (void)x, (void)gate, (void)up, (void)B; UNSUP_ERR(); }
+int ss_cuda_ffn(ss_cuda_t *c, float *x, const float *xn, const ss_cuda_weight_t *gate, const ss_cuda_weight_t *up,
+                const ss_cuda_weight_t *down, float *h1, float *h2, int B, char *err, size_t errsz)
+{ (void)c, (void)x, (void)xn, (void)gate, (void)up, (void)down, (void)h1, (void)h2, (void)B; UNSUP_ERR(); }
 int ss_cuda_rope_kv(ss_cuda_t *c, float *q, const float *k, const float *v, float *kp, float *vp, const int32_t *bt, int mb,
                     const int32_t *seq, const int32_t *pos, int n, int nheads, int nkv, int hd, int rot, float theta, int neox)
 { (void)c, (void)q, (void)k, (void)v, (void)kp, (void)vp, (void)bt, (void)mb, (void)seq, (void)pos, (void)n, (void)nheads, (void)nkv, (void)hd, (void)rot, (void)theta, (void)neox; return SS_ERR_UNSUPPORTED; }
@@ -68,6 +71,11 @@ int ss_cuda_attention(ss_cuda_t *c, float *out, const float *q, const float *kp,
                       int mb, const int32_t *seq, const int32_t *pos, int n, const int32_t *q0, const int32_t *nq,
                       int nt, int nheads, int nkv, int hd)
 { (void)c, (void)out, (void)q, (void)kp, (void)vp, (void)bt, (void)mb, (void)seq, (void)pos, (void)n, (void)q0, (void)nq, (void)nt, (void)nheads, (void)nkv, (void)hd; return SS_ERR_UNSUPPORTED; }
+int ss_cuda_attention_tc_ok(int hd, int group) { (void)hd, (void)group; return 0; }
+int ss_cuda_attention_tc(ss_cuda_t *c, float *out, const float *q, const float *kp, const float *vp, const int32_t *bt,
+                         int mb, const int32_t *seq, const int32_t *pos, int n, const int32_t *q0, const int32_t *nq,
+                         int nt, int nheads, int nkv, int hd, int hb)
+{ (void)c, (void)out, (void)q, (void)kp, (void)vp, (void)bt, (void)mb, (void)seq, (void)pos, (void)n, (void)q0, (void)nq, (void)nt, (void)nheads, (void)nkv, (void)hd, (void)hb; return SS_ERR_UNSUPPORTED; }
 int ss_cuda_logprob_gather(ss_cuda_t *c, float *out, const float *l, int vocab, const int32_t *row, const int32_t *tok, int n)
 { (void)c, (void)out, (void)l, (void)vocab, (void)row, (void)tok, (void)n; return SS_ERR_UNSUPPORTED; }
 int ss_cuda_gather_rows(ss_cuda_t *c, float *out, const float *x, const int32_t *idx, int n, int dim)

@@ -69,6 +69,11 @@ int ss_cuda_matmul_multi(ss_cuda_t *c, int nw, float *const *ys, const ss_cuda_w
                          const float *const *biases, const float *x, int B, char *err, size_t errsz);
 int ss_cuda_matmul_swiglu(ss_cuda_t *c, float *out, float *scratch, const float *x, const ss_cuda_weight_t *gate,
                           const ss_cuda_weight_t *up, int B, char *err, size_t errsz);
+/* The feed-forward block with its residual: x += Down (silu(Gate xn) * (Up xn)). h1 and h2 are
+ * B x hidden float buffers, used as scratch (as bf16 when B > 8: the activations stay bf16 between
+ * the three tensor-core GEMMs, SwiGLU in between). */
+int ss_cuda_ffn(ss_cuda_t *c, float *x, const float *xn, const ss_cuda_weight_t *gate, const ss_cuda_weight_t *up,
+                const ss_cuda_weight_t *down, float *h1, float *h2, int B, char *err, size_t errsz);
 /* Rotary embedding in place on x[n][nheads*hd] at positions pos[n]. neox = 0: pairs (2i, 2i+1)
  * (llama); neox = 1: pairs (i, i + rot/2) (qwen2). Rotates the first rot dims of each head. */
 int ss_cuda_rope(ss_cuda_t *c, float *x, const int32_t *pos, int n, int nheads, int hd, int rot,
@@ -101,6 +106,17 @@ int ss_cuda_attention(ss_cuda_t *c, float *out, const float *q, const float *kpo
                       const int32_t *block_tables, int max_blocks, const int32_t *seq, const int32_t *pos,
                       int n, const int32_t *tile_q0, const int32_t *tile_nq, int ntiles,
                       int nheads, int nkv, int hd);
+/* The same attention on tensor cores for prefill (bf16 Q, K, P, V; fp32 accumulation and softmax):
+ * a block per (tile, hb query heads of one GQA group) works on the tile's queries times its hb
+ * heads, so tiles hold at most SS_CUDA_TC_ROWS / hb queries; hb divides the group (1: long
+ * prompt runs; group: short runs, K/V staged once per group). Needs ss_cuda_attention_tc_ok. */
+#define SS_CUDA_TC_ROWS 64
+#define SS_CUDA_TC_MAX_HD 128
+int ss_cuda_attention_tc_ok(int hd, int group);
+int ss_cuda_attention_tc(ss_cuda_t *c, float *out, const float *q, const float *kpool, const float *vpool,
+                         const int32_t *block_tables, int max_blocks, const int32_t *seq, const int32_t *pos,
+                         int n, const int32_t *tile_q0, const int32_t *tile_nq, int ntiles,
+                         int nheads, int nkv, int hd, int hb);
 /* Log-softmax read-out: out[i] = logits[row[i]][tok[i]] - logsumexp(logits[row[i]]) over vocab. */
 int ss_cuda_logprob_gather(ss_cuda_t *c, float *out, const float *logits, int vocab, const int32_t *row,
                            const int32_t *tok, int n);

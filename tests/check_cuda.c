@@ -369,6 +369,21 @@ START_TEST(test_gpu_fused)
             ss_kref_swiglu(ref, ref, ref2, (size_t)B * rh);
             from_gpu(got, dh, (size_t)B * rh * 4);
             ck_assert_msg(max_rel_err(got, ref, (size_t)B * rh) < tol, "matmul_swiglu type %d B=%d", ty, B);
+            /* the whole feed-forward block with its residual: r += Down swiglu(G x, U x) */
+            float *wdf = frand_vec((size_t)cols * rh, 1), *r0 = frand_vec((size_t)B * cols, 1);
+            float *fref = malloc((size_t)B * cols * 4), *fgot = malloc((size_t)B * cols * 4);
+            void *wd = make_weight(ty, wdf, cols, rh);
+            ss_cuda_weight_t dd;
+            ck_assert_int_eq(ss_cuda_weight_upload(gpu, &dd, ty, cols, rh, wd, err, sizeof err), SS_OK);
+            float *dr = dup_to_gpu(r0, (size_t)B * cols * 4);
+            ck_assert_msg(ss_cuda_ffn(gpu, dr, dx, &dg, &du, &dd, dh, ds, B, err, sizeof err) == SS_OK, "%s", err);
+            ss_kref_matmul(fref, ref, ty, wd, cols, rh, NULL, B); /* ref still holds the SwiGLU output */
+            for (int i = 0; i < B * cols; i++)
+                fref[i] += r0[i];
+            from_gpu(fgot, dr, (size_t)B * cols * 4);
+            ck_assert_msg(max_rel_err(fgot, fref, (size_t)B * cols) < tol, "ffn type %d B=%d: %g", ty, B,
+                          max_rel_err(fgot, fref, (size_t)B * cols));
+            free(wdf), free(r0), free(fref), free(fgot), free(wd);
             free(wqf), free(wkf), free(wgf), free(wuf), free(x), free(bq), free(bk), free(y0);
             free(wq), free(wk), free(wg), free(wu), free(ref), free(ref2), free(got);
         }
@@ -439,6 +454,41 @@ START_TEST(test_gpu_attention)
     ck_assert_msg(max_rel_err(got, ref, (size_t)n0 * nheads * hd) < 1e-4, "prefill attention");
     size_t last = (size_t)(n - 1) * nheads * hd;
     ck_assert_msg(max_rel_err(got + last, ref + last, (size_t)nheads * hd) < 1e-4, "decode attention");
+    /* the tensor-core kernel over every query, in tiles of up to 64 (bf16 inputs: looser bound) */
+    const int tq = SS_CUDA_TC_ROWS / (nheads / nkv); /* queries per tile */
+    ck_assert(ss_cuda_attention_tc_ok(hd, nheads / nkv));
+    int32_t tcq0[16], tcnq[16];
+    nt = 0;
+    for (int i = 0; i < n0; i += tq)
+        tcq0[nt] = i, tcnq[nt++] = SS_MIN(tq, n0 - i);
+    for (int i = n0; i < n; i += tq)
+        tcq0[nt] = i, tcnq[nt++] = SS_MIN(tq, n - i);
+    ck_assert_int_le(nt, 16);
+    dt0 = dup_to_gpu(tcq0, sizeof tcq0);
+    dtn = dup_to_gpu(tcnq, sizeof tcnq);
+    ss_cuda_memset(gpu, dout, 0, (size_t)n * nheads * hd * 4, err, sizeof err);
+    ck_assert_int_eq(ss_cuda_attention_tc(gpu, dout, dq, dkp, dvp, dbt, max_blocks, dseq, dpos, n, dt0, dtn, nt,
+                                          nheads, nkv, hd, nheads / nkv), SS_OK);
+    from_gpu(got, dout, (size_t)n * nheads * hd * 4);
+    double etc = max_rel_err(got, ref, (size_t)n * nheads * hd);
+    ck_assert_msg(etc < 2e-2, "tensor-core attention, group per block: rel err %g", etc);
+    /* one head per block, tiles of 64 queries (45; 64 + 7) */
+    nt = 0;
+    tcq0[nt] = 0, tcnq[nt++] = n0;
+    for (int i = n0; i < n; i += SS_CUDA_TC_ROWS)
+        tcq0[nt] = i, tcnq[nt++] = SS_MIN(SS_CUDA_TC_ROWS, n - i);
+    ss_cuda_h2d(gpu, dt0, tcq0, sizeof tcq0, err, sizeof err);
+    ss_cuda_h2d(gpu, dtn, tcnq, sizeof tcnq, err, sizeof err);
+    ss_cuda_memset(gpu, dout, 0, (size_t)n * nheads * hd * 4, err, sizeof err);
+    ck_assert_int_eq(ss_cuda_attention_tc(gpu, dout, dq, dkp, dvp, dbt, max_blocks, dseq, dpos, n, dt0, dtn, nt,
+                                          nheads, nkv, hd, 1), SS_OK);
+    from_gpu(got, dout, (size_t)n * nheads * hd * 4);
+    etc = max_rel_err(got, ref, (size_t)n * nheads * hd);
+    ck_assert_msg(etc < 2e-2, "tensor-core attention, head per block: rel err %g", etc);
+    ck_assert_int_eq(ss_cuda_attention_tc(gpu, dout, dq, dkp, dvp, dbt, max_blocks, dseq, dpos, n, dt0, dtn, nt,
+                                          nheads, nkv, hd, 3), SS_ERR_UNSUPPORTED);
+    ck_assert(!ss_cuda_attention_tc_ok(8, 4) && !ss_cuda_attention_tc_ok(72, 4) && ss_cuda_attention_tc_ok(128, 8));
+    ck_assert(!ss_cuda_attention_tc_ok(64, 3));
     free(kp), free(vp), free(k), free(v), free(q), free(ref), free(got);
 }
 END_TEST
