@@ -100,18 +100,39 @@ static void complete(ss_llm_t *m, sreq_t *r, int rc)
     free(r);
 }
 
-/* Completes every PH_DONE request and compacts the list (submission order kept). */
+/* Completes every PH_DONE request (submission order kept). The list is compacted before any
+ * callback runs, since a callback may submit. */
 static void complete_done(ss_llm_t *m, sched_t *S)
 {
-    int k = 0;
+    int nd = 0;
+    for (int i = 0; i < S->n; i++)
+        nd += S->a[i]->phase == PH_DONE;
+    if (!nd)
+        return;
+    sreq_t **fin = malloc((size_t)nd * sizeof *fin);
+    if (!fin) { /* no memory for the list: one at a time */
+        for (int i = 0; i < S->n; i++)
+            if (S->a[i]->phase == PH_DONE) {
+                sreq_t *r = S->a[i];
+                memmove(&S->a[i], &S->a[i + 1], (size_t)(S->n - i - 1) * sizeof *S->a);
+                S->n--;
+                complete(m, r, SS_OK);
+                i = -1; /* the list may have changed */
+            }
+        return;
+    }
+    int k = 0, f = 0;
     for (int i = 0; i < S->n; i++) {
         sreq_t *r = S->a[i];
         if (r->phase == PH_DONE)
-            complete(m, r, SS_OK);
+            fin[f++] = r;
         else
             S->a[k++] = r;
     }
     S->n = k;
+    for (int i = 0; i < nd; i++)
+        complete(m, fin[i], SS_OK);
+    free(fin);
 }
 
 /* A failed step fails every request in flight with rc (message err). */
@@ -136,7 +157,8 @@ void sched_free(ss_llm_t *m)
 {
     if (!m->sched)
         return;
-    fail_all(m, m->sched, SS_ERR_INTERNAL, "the model was closed with the request in flight");
+    while (m->sched->n) /* (a callback may have submitted again) */
+        fail_all(m, m->sched, SS_ERR_INTERNAL, "the model was closed with the request in flight");
     free(m->sched->a);
     free(m->sched->seqs);
     free(m->sched);

@@ -4,7 +4,8 @@
  * and prefilled in chunks under a small token budget, give exactly what each gives
  * alone with ss_llm_run; a short request submitted while a long GENERATE decodes
  * completes first; the budget bounds the tokens of a step; requests that cannot run
- * and requests in flight at close are completed through their callbacks.
+ * and requests in flight at close are completed through their callbacks, and a
+ * callback may submit the next request.
  */
 #include "llm_internal.h"
 #include "ss_llm.h"
@@ -283,6 +284,58 @@ START_TEST(test_failures_and_close)
 }
 END_TEST
 
+/* a callback that submits the next request of a chain */
+typedef struct chain {
+    ss_llm_t *m;
+    ss_infer_req_t req[3];
+    ss_infer_res_t res[3];
+    int done;
+} chain_t;
+
+static void on_chain(void *ctx, ss_infer_res_t *res, int rc)
+{
+    chain_t *c = ctx;
+    ck_assert_int_eq(rc, SS_OK);
+    ck_assert_ptr_eq(res, &c->res[c->done]);
+    if (++c->done < 3) {
+        char err[SS_ERRSZ];
+        ck_assert_int_eq(ss_llm_submit(c->m, &c->req[c->done], &c->res[c->done], on_chain, c, err, sizeof err),
+                         SS_OK);
+    }
+}
+
+START_TEST(test_callback_submits)
+{
+    ss_llm_t *m = open_stories(0, 0);
+    chain_t c;
+    memset(&c, 0, sizeof c);
+    c.m = m;
+    c.req[0] = (ss_infer_req_t){.kind = SS_INFER_CHOOSE, .prompt = "The dog was", .nchoices = 2, .choices = yesno};
+    c.req[1] = (ss_infer_req_t){.kind = SS_INFER_GENERATE, .prompt = "Lily", .max_tokens = 5};
+    c.req[2] = (ss_infer_req_t){.kind = SS_INFER_CHOOSE, .prompt = "x", .nchoices = 0}; /* fails on its own */
+    char err[SS_ERRSZ];
+    ss_infer_req_t other = {.kind = SS_INFER_GENERATE, .prompt = "Tom", .max_tokens = 12};
+    ss_infer_res_t ro, alone;
+    memset(&ro, 0, sizeof ro);
+    memset(&alone, 0, sizeof alone);
+    ck_assert_int_eq(ss_llm_submit(m, &other, &ro, NULL, NULL, err, sizeof err), SS_OK);
+    ck_assert_int_eq(ss_llm_submit(m, &c.req[0], &c.res[0], on_chain, &c, err, sizeof err), SS_OK);
+    for (int i = 0; i < 100 && ss_llm_inflight(m); i++)
+        ck_assert_int_eq(ss_llm_step(m, 0, err, sizeof err), SS_OK);
+    ck_assert_int_eq(ss_llm_inflight(m), 0);
+    ck_assert_int_eq(c.done, 3);
+    ck_assert_int_eq(c.res[1].gen_tokens, 5);
+    ck_assert_int_eq(c.res[2].status, SS_ERR_INVALID);
+    ck_assert_int_eq(ss_llm_run(m, &other, 1, &alone, err, sizeof err), SS_OK);
+    ck_assert_str_eq(ro.text, alone.text);
+    for (int i = 0; i < 3; i++)
+        ss_infer_res_clear(&c.res[i]);
+    ss_infer_res_clear(&ro);
+    ss_infer_res_clear(&alone);
+    ss_llm_close(m);
+}
+END_TEST
+
 Suite *check_llm_sched_suite(void)
 {
     Suite *s = suite_create("llm_sched");
@@ -292,6 +345,7 @@ Suite *check_llm_sched_suite(void)
     tcase_add_test(tc, test_short_joins_long_generate);
     tcase_add_test(tc, test_budget_bounds_steps);
     tcase_add_test(tc, test_failures_and_close);
+    tcase_add_test(tc, test_callback_submits);
     suite_add_tcase(s, tc);
     return s;
 }
