@@ -9,7 +9,11 @@
  *   decode:  achieved tokens/s / (batch / max(weight bytes / bandwidth, flops / peak))
  * Writes bench/results/gpu.json.
  *
+ * With --phases gemv it also times each weight matrix of the shape alone at batch 1
+ * (CUDA events, 50 launches) as achieved weight-read bandwidth / measured copy bandwidth.
+ *
  * usage: bench_gpu [--shapes a,b] [--types f16,q8_0] [--dir DIR] [--quick] [--out FILE]
+ *                  [--phases prefill,decode,choose,gemv] [--batches 1,8,64,256]
  */
 #include "ss_base.h"
 #include "ss_cuda.h"
@@ -98,6 +102,14 @@ static void bench_decode(ss_llm_t *m, const ceil_t *cl, int wtype, int B, int T,
     }
     char err[SS_ERRSZ] = "";
     ss_llm_set_prefix_cache(m, 0);
+    /* warm-up: the same run once, so CUDA graph captures of every decode shape are not timed */
+    for (int b = 0; b < B; b++)
+        reqs[b].max_tokens = T;
+    ss_llm_run(m, reqs, B, res, err, sizeof err);
+    for (int b = 0; b < B; b++) {
+        ss_infer_res_clear(&res[b]);
+        reqs[b].max_tokens = 1;
+    }
     /* prefill and the first token alone, to subtract them */
     double t0 = now_s();
     ss_llm_run(m, reqs, B, res, err, sizeof err);
@@ -183,6 +195,65 @@ static void bench_choose(ss_llm_t *m, const ceil_t *cl, int nrows, ss_buf_t *js)
     ss_buf_free(&instr);
 }
 
+/* Each distinct weight shape of the model alone at batch 1: weight bytes / kernel time. */
+static void bench_gemv(ss_llm_t *m, const ceil_t *cl, int wtype, ss_buf_t *js)
+{
+    const ss_llm_config_t *g = ss_llm_config(m);
+    int qd = g->n_heads * g->head_dim, kvd = g->n_kv_heads * g->head_dim;
+    const struct { const char *name; int rows, cols; } sh[] = {
+        {"wq", qd, g->dim}, {"wk", kvd, g->dim}, {"wo", g->dim, qd}, {"gate", g->hidden_dim, g->dim},
+        {"down", g->dim, g->hidden_dim}, {"output", g->vocab_size, g->dim}};
+    char err[SS_ERRSZ] = "";
+    ss_cuda_t *c;
+    if (ss_cuda_open(0, &c, err, sizeof err)) {
+        printf("    gemv: %s\n", err);
+        return;
+    }
+    for (size_t i = 0; i < SS_ARRAY_LEN(sh); i++) {
+        size_t wb = ss_kref_weight_bytes(wtype, sh[i].rows, sh[i].cols);
+        unsigned char *h = malloc(wb);
+        for (size_t j = 0; j < wb; j++)
+            h[j] = (unsigned char)rnd(64); /* small exponents: finite f16/bf16, sane Q8_0 scales */
+        ss_cuda_weight_t w;
+        float *x, *y, ms = 0;
+        int rc = ss_cuda_weight_upload(c, &w, wtype, sh[i].rows, sh[i].cols, h, err, sizeof err);
+        free(h);
+        if (!rc) rc = ss_cuda_malloc(c, (void **)&x, (size_t)sh[i].cols * 4, err, sizeof err);
+        if (!rc) rc = ss_cuda_malloc(c, (void **)&y, (size_t)sh[i].rows * 4, err, sizeof err);
+        if (!rc) rc = ss_cuda_memset(c, x, 0, (size_t)sh[i].cols * 4, err, sizeof err);
+        for (int it = 0; !rc && it < 5; it++) /* warm-up */
+            rc = ss_cuda_matmul(c, y, x, &w, NULL, 1, err, sizeof err);
+        if (!rc) rc = ss_cuda_timer_begin(c);
+        for (int it = 0; !rc && it < 50; it++)
+            rc = ss_cuda_matmul(c, y, x, &w, NULL, 1, err, sizeof err);
+        if (!rc) rc = ss_cuda_timer_end(c, &ms, err, sizeof err);
+        if (rc) {
+            printf("    gemv %s failed: %s\n", sh[i].name, err);
+            break;
+        }
+        double dt = ms / 1e3 / 50, bw = (double)wb / dt;
+        printf("    gemv  %-6s %6d x %-6d: %8.2f us  %7.0f GB/s = %.3f of copy bandwidth\n", sh[i].name, sh[i].rows,
+               sh[i].cols, dt * 1e6, bw / 1e9, bw / cl->bw);
+        ss_buf_printf(js, ",{\"phase\":\"gemv\",\"matrix\":\"%s\",\"rows\":%d,\"cols\":%d,\"us\":%.3f,"
+                          "\"bytes_per_s\":%.4g,\"fraction_of_copy_bandwidth\":%.4f}",
+                      sh[i].name, sh[i].rows, sh[i].cols, dt * 1e6, bw, bw / cl->bw);
+        ss_cuda_free(c, w.data);
+        ss_cuda_free(c, w.scales);
+        ss_cuda_free(c, x);
+        ss_cuda_free(c, y);
+    }
+    ss_cuda_close(c);
+}
+
+static int has(const char *list, const char *item)
+{
+    size_t n = strlen(item);
+    for (const char *p = list; (p = strstr(p, item)); p += n)
+        if ((p == list || p[-1] == ',') && (p[n] == 0 || p[n] == ','))
+            return 1;
+    return 0;
+}
+
 static int type_of(const char *s)
 {
     if (!strcmp(s, "f16"))
@@ -198,6 +269,7 @@ int main(int argc, char **argv)
 {
     const char *shapes = "smollm2-135m,qwen2.5-0.5b,llama-3.2-1b", *types = "f16,q8_0", *dir = "/tmp";
     const char *out = "bench/results/gpu.json";
+    const char *phases = "prefill,decode,choose", *blist = "1,8,64,256";
     int quick = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--shapes") && i + 1 < argc) shapes = argv[++i];
@@ -205,8 +277,11 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--dir") && i + 1 < argc) dir = argv[++i];
         else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
         else if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--phases") && i + 1 < argc) phases = argv[++i];
+        else if (!strcmp(argv[i], "--batches") && i + 1 < argc) blist = argv[++i];
         else {
-            fprintf(stderr, "usage: bench_gpu [--shapes a,b] [--types f16,q8_0] [--dir DIR] [--quick] [--out FILE]\n");
+            fprintf(stderr, "usage: bench_gpu [--shapes a,b] [--types f16,q8_0] [--dir DIR] [--quick] [--out FILE]\n"
+                            "                 [--phases prefill,decode,choose,gemv] [--batches 1,8,64,256]\n");
             return 2;
         }
     }
@@ -263,12 +338,20 @@ int main(int argc, char **argv)
             fflush(stdout);
             ss_buf_printf(&js, "%s{\"shape\":\"%s\",\"type\":\"%s\",\"results\":[", firstm ? "" : ",", shape, ty);
             firstm = 0;
-            const int batches[] = {1, 8, 64, 256};
-            for (int i = 0; i < 4; i++)
-                bench_prefill(m, &cl, batches[i], quick ? 64 : 128, &js, i == 0);
-            for (int i = 0; i < 4; i++)
+            int batches[16], nb = 0;
+            for (const char *p = blist; *p && nb < 16; p += strcspn(p, ","), p += *p == ',')
+                batches[nb++] = SS_MAX(1, atoi(p));
+            int first = 1;
+            for (int i = 0; has(phases, "prefill") && i < nb; i++, first = 0)
+                bench_prefill(m, &cl, batches[i], quick ? 64 : 128, &js, first);
+            if (first) /* the JSON list's first element */
+                ss_buf_puts(&js, "{\"phase\":\"start\"}");
+            for (int i = 0; has(phases, "decode") && i < nb; i++)
                 bench_decode(m, &cl, spec.type, batches[i], quick ? 16 : 64, &js);
-            bench_choose(m, &cl, quick ? 1000 : 10000, &js);
+            if (has(phases, "choose"))
+                bench_choose(m, &cl, quick ? 1000 : 10000, &js);
+            if (has(phases, "gemv"))
+                bench_gemv(m, &cl, spec.type, &js);
             ss_buf_puts(&js, "]}");
             ss_llm_close(m);
             fflush(stdout);

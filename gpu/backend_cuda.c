@@ -39,6 +39,7 @@ typedef struct cuda_be {
     /* activations for up to tcap tokens (ocap output rows) */
     int tcap, ocap;
     float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2, *xo, *logits, *lse;
+    void *ropart; /* read-out partials (ss_cuda_lse_argmax) */
     int32_t *amax;
     /* per-batch index arrays, one device buffer with a fixed layout (see idx_*), filled by one
      * host-to-device copy: tok | pos | seq | tile q0 | tile nq | out rows | pooled rows | block table */
@@ -50,6 +51,8 @@ typedef struct cuda_be {
     struct { int n, nout, nh, mb, nt; ss_cuda_graph_t *g; } graphs[32];
     int ngraphs;
     int64_t fwd_ns, fwd_calls, fwd_tokens; /* wall time inside forward (profiling) */
+    int timing;                            /* SS_CUDA_TIMING: GPU time of each pass, graphs kept */
+    double gpu_ms;
 } cuda_be_t;
 
 #define IDX_TOK(b) ((b)->idx)
@@ -91,9 +94,10 @@ static void cuda_destroy(void *ctx)
     cuda_be_t *b = ctx;
     if (!b)
         return;
-    if (getenv("SS_CUDA_PROFILE") && b->fwd_calls)
-        fprintf(stderr, "CUDA backend: %lld forward passes of %lld tokens, %.3f ms wall inside forward\n",
-                (long long)b->fwd_calls, (long long)b->fwd_tokens, b->fwd_ns / 1e6);
+    if ((getenv("SS_CUDA_PROFILE") || b->timing) && b->fwd_calls)
+        fprintf(stderr, "CUDA backend: %lld forward passes of %lld tokens, %.3f ms wall inside forward%s%.3f%s\n",
+                (long long)b->fwd_calls, (long long)b->fwd_tokens, b->fwd_ns / 1e6,
+                b->timing ? ", " : "", b->timing ? b->gpu_ms : 0.0, b->timing ? " ms on the GPU (events)" : "");
     ss_cuda_prof_report(b->c, prof_names, "forward passes");
     drop_graphs(b);
     ss_cuda_close(b->c); /* frees every device allocation */
@@ -108,6 +112,7 @@ static ss_err_t cuda_upload_dev(ss_llm_t *m, void **ctx, int device, char *err, 
     if (!b)
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     b->m = m;
+    b->timing = getenv("SS_CUDA_TIMING") != NULL;
     int rc = ss_cuda_open(device, &b->c, err, errsz);
     const ss_llm_config_t *g = &m->cfg;
     b->tile_max = SS_MAX(1, SS_MIN(16, 64 / SS_MAX(1, g->n_heads / g->n_kv_heads)));
@@ -215,6 +220,7 @@ static int ensure_acts(cuda_be_t *b, int n, int nout, char *err, size_t errsz)
         DEV_ALLOC(b->logits, (size_t)nout * g->vocab_size * 4);
         DEV_ALLOC(b->lse, (size_t)nout * 4);
         DEV_ALLOC(b->amax, (size_t)nout * 4);
+        DEV_ALLOC(b->ropart, (size_t)nout * SS_CUDA_READOUT_PARTS * 16);
         b->ocap = nout;
     }
     return SS_OK;
@@ -252,6 +258,12 @@ static int plan_batch(cuda_be_t *b, const ubatch_t *ub, int *mb_out, int *nt_out
         if (s < 0)
             b->h_seqptr[ns++] = ub->blocks[t];
         mb = SS_MAX(mb, ub->pos[t] / KV_BLOCK + 1);
+    }
+    if (n <= 8) { /* decode steps replay graphs keyed by mb: grow it in powers of two, not per block */
+        int p = 4;
+        while (p < mb)
+            p <<= 1;
+        mb = p;
     }
     int rc = ensure_idx(b, (size_t)ns * mb, err, errsz);
     if (rc)
@@ -304,30 +316,24 @@ static int layer_fwd(cuda_be_t *b, const ubatch_t *ub, int l, int mb, int nt, ch
     int n = ub->n, d = g->dim, hd = g->head_dim, qd = g->n_heads * hd, kvd = g->n_kv_heads * hd;
     int rc = ss_cuda_rmsnorm(c, b->xb, b->x, L->attn_norm, n, d, g->norm_eps);
     ss_cuda_prof_mark(c, P_NORM);
-    if (!rc) rc = ss_cuda_matmul(c, b->q, b->xb, &L->wq, L->bq, n, err, errsz);
-    if (!rc) rc = ss_cuda_matmul(c, b->k, b->xb, &L->wk, L->bk, n, err, errsz);
-    if (!rc) rc = ss_cuda_matmul(c, b->v, b->xb, &L->wv, L->bv, n, err, errsz);
+    float *const qkv_y[3] = {b->q, b->k, b->v};
+    const ss_cuda_weight_t *const qkv_w[3] = {&L->wq, &L->wk, &L->wv};
+    const float *const qkv_b[3] = {L->bq, L->bk, L->bv};
+    if (!rc) rc = ss_cuda_matmul_multi(c, 3, qkv_y, qkv_w, qkv_b, b->xb, n, err, errsz);
     ss_cuda_prof_mark(c, P_QKV);
-    if (!rc) rc = ss_cuda_rope(c, b->q, IDX_POS(b), n, g->n_heads, hd, g->rope_dim, g->rope_base, g->rope_neox);
-    if (!rc) rc = ss_cuda_rope(c, b->k, IDX_POS(b), n, g->n_kv_heads, hd, g->rope_dim, g->rope_base, g->rope_neox);
-    if (!rc) rc = ss_cuda_kv_store(c, L->kpool, L->vpool, b->k, b->v, IDX_BT(b), mb, IDX_SEQ(b), IDX_POS(b), n,
-                                        g->n_kv_heads, hd);
+    if (!rc) rc = ss_cuda_rope_kv(c, b->q, b->k, b->v, L->kpool, L->vpool, IDX_BT(b), mb, IDX_SEQ(b), IDX_POS(b), n,
+                                  g->n_heads, g->n_kv_heads, hd, g->rope_dim, g->rope_base, g->rope_neox);
     ss_cuda_prof_mark(c, P_ROPE_KV);
     if (!rc) rc = ss_cuda_attention(c, b->att, b->q, L->kpool, L->vpool, IDX_BT(b), mb, IDX_SEQ(b), IDX_POS(b), n,
                                     IDX_Q0(b), IDX_NQ(b), nt, g->n_heads, g->n_kv_heads, hd);
     ss_cuda_prof_mark(c, P_ATTN);
-    if (!rc) rc = ss_cuda_matmul(c, b->xb2, b->att, &L->wo, NULL, n, err, errsz);
-    if (!rc) rc = ss_cuda_add(c, b->x, b->xb2, (size_t)n * d);
+    if (!rc) rc = ss_cuda_matmul_add(c, b->x, b->att, &L->wo, n, err, errsz); /* x += Wo att */
     ss_cuda_prof_mark(c, P_WO);
     if (!rc) rc = ss_cuda_rmsnorm(c, b->xb, b->x, L->ffn_norm, n, d, g->norm_eps);
     ss_cuda_prof_mark(c, P_NORM);
-    if (!rc) rc = ss_cuda_matmul(c, b->hb, b->xb, &L->gate, NULL, n, err, errsz);
-    if (!rc) rc = ss_cuda_matmul(c, b->hb2, b->xb, &L->up, NULL, n, err, errsz);
+    if (!rc) rc = ss_cuda_matmul_swiglu(c, b->hb, b->hb2, b->xb, &L->gate, &L->up, n, err, errsz);
     ss_cuda_prof_mark(c, P_FFN_UP);
-    if (!rc) rc = ss_cuda_swiglu(c, b->hb, b->hb, b->hb2, (size_t)n * g->hidden_dim);
-    ss_cuda_prof_mark(c, P_SWIGLU);
-    if (!rc) rc = ss_cuda_matmul(c, b->xb2, b->hb, &L->down, NULL, n, err, errsz);
-    if (!rc) rc = ss_cuda_add(c, b->x, b->xb2, (size_t)n * d);
+    if (!rc) rc = ss_cuda_matmul_add(c, b->x, b->hb, &L->down, n, err, errsz); /* x += Wdown h */
     ss_cuda_prof_mark(c, P_FFN_DOWN);
     (void)kvd, (void)qd;
     if (rc && !err[0])
@@ -351,10 +357,10 @@ static int launch_pass(cuda_be_t *b, int n, int nout, int nh, int mb, int nt, ch
         rc = ss_cuda_gather_rows(b->c, b->xo, b->xb, IDX_OUT(b), nout, d);
         if (!rc)
             rc = ss_cuda_matmul(b->c, b->logits, b->xo, &b->output, NULL, nout, err, errsz);
-        if (!rc) /* the log-sum-exp of each row, so the host never exponentiates the vocabulary */
-            rc = ss_cuda_row_lse(b->c, b->lse, b->logits, nout, g->vocab_size);
-        if (!rc) /* and its argmax, so greedy decoding needs no logits on the host */
-            rc = ss_cuda_argmax(b->c, b->amax, b->logits, nout, g->vocab_size);
+        /* the log-sum-exp of each row, so the host never exponentiates the vocabulary, and its
+         * argmax, so greedy decoding needs no logits on the host */
+        if (!rc)
+            rc = ss_cuda_lse_argmax(b->c, b->lse, b->amax, b->ropart, b->logits, nout, g->vocab_size);
     }
     if (!rc && nh > 0)
         rc = ss_cuda_gather_rows(b->c, b->xb2, b->xb, IDX_HID(b), nh, d);
@@ -454,12 +460,19 @@ static ss_err_t cuda_forward(void *ctx, const ubatch_t *ub, char *err, size_t er
     if (rc)
         return rc;
     ss_cuda_prof_mark(b->c, -1);
+    if (b->timing)
+        ss_cuda_timer_begin(b->c);
     /* small batches (decode steps) are launch-bound: replay a captured graph of the pass */
     if (ub->n <= 8 && !getenv("SS_CUDA_NO_GRAPHS") && !getenv("SS_CUDA_PROFILE"))
         rc = launch_graph(b, ub->n, ub->nout, nh, mb, nt, err, errsz);
     else
         rc = launch_pass(b, ub->n, ub->nout, nh, mb, nt, err, errsz);
     ss_cuda_prof_mark(b->c, P_READOUT);
+    if (!rc && b->timing) {
+        float ms = 0;
+        rc = ss_cuda_timer_end(b->c, &ms, err, errsz);
+        b->gpu_ms += ms;
+    }
     if (!rc)
         rc = ss_cuda_sync(b->c, err, errsz);
     ss_cuda_prof_collect(b->c);

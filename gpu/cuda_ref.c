@@ -100,6 +100,24 @@ void ss_kref_kv_store(float *kpool, float *vpool, const float *k, const float *v
         }
 }
 
+void ss_kref_rope_kv(float *q, const float *k, const float *v, float *kpool, float *vpool,
+                     const int32_t *block_tables, int max_blocks, const int32_t *seq, const int32_t *pos, int n,
+                     int nheads, int nkv, int hd, int rot, float theta, int neox)
+{
+    size_t row = (size_t)nkv * hd;
+    float *kr = malloc(row * sizeof *kr);
+    if (!kr)
+        return;
+    ss_kref_rope(q, pos, n, nheads, hd, rot, theta, neox);
+    for (int i = 0; i < n; i++) {
+        memcpy(kr, k + (size_t)i * row, row * sizeof *kr);
+        ss_kref_rope(kr, &pos[i], 1, nkv, hd, rot, theta, neox);
+        ss_kref_kv_store(kpool, vpool, kr, v + (size_t)i * row, block_tables, max_blocks, &seq[i], &pos[i], 1, nkv,
+                         hd);
+    }
+    free(kr);
+}
+
 void ss_kref_attention(float *out, const float *q, const float *kpool, const float *vpool,
                        const int32_t *block_tables, int max_blocks, const int32_t *seq, const int32_t *pos,
                        int n, int nheads, int nkv, int hd)

@@ -43,6 +43,17 @@ int ss_cuda_rmsnorm(ss_cuda_t *c, float *y, const float *x, const float *w, int 
 { (void)c, (void)y, (void)x, (void)w, (void)rows, (void)dim, (void)eps; return SS_ERR_UNSUPPORTED; }
 int ss_cuda_matmul(ss_cuda_t *c, float *y, const float *x, const ss_cuda_weight_t *w, const float *bias, int B, char *err, size_t errsz)
 { (void)c, (void)y, (void)x, (void)w, (void)bias, (void)B; UNSUP_ERR(); }
+int ss_cuda_matmul_add(ss_cuda_t *c, float *y, const float *x, const ss_cuda_weight_t *w, int B, char *err, size_t errsz)
+{ (void)c, (void)y, (void)x, (void)w, (void)B; UNSUP_ERR(); }
+int ss_cuda_matmul_multi(ss_cuda_t *c, int nw, float *const *ys, const ss_cuda_weight_t *const *ws, const float *const *biases,
+                         const float *x, int B, char *err, size_t errsz)
+{ (void)c, (void)nw, (void)ys, (void)ws, (void)biases, (void)x, (void)B; UNSUP_ERR(); }
+int ss_cuda_matmul_swiglu(ss_cuda_t *c, float *out, float *scratch, const float *x, const ss_cuda_weight_t *gate,
+                          const ss_cuda_weight_t *up, int B, char *err, size_t errsz)
+{ (void)c, (void)out, (void)scratch, (void)x, (void)gate, (void)up, (void)B; UNSUP_ERR(); }
+int ss_cuda_rope_kv(ss_cuda_t *c, float *q, const float *k, const float *v, float *kp, float *vp, const int32_t *bt, int mb,
+                    const int32_t *seq, const int32_t *pos, int n, int nheads, int nkv, int hd, int rot, float theta, int neox)
+{ (void)c, (void)q, (void)k, (void)v, (void)kp, (void)vp, (void)bt, (void)mb, (void)seq, (void)pos, (void)n, (void)nheads, (void)nkv, (void)hd, (void)rot, (void)theta, (void)neox; return SS_ERR_UNSUPPORTED; }
 int ss_cuda_rope(ss_cuda_t *c, float *x, const int32_t *pos, int n, int nheads, int hd, int rot, float theta, int neox)
 { (void)c, (void)x, (void)pos, (void)n, (void)nheads, (void)hd, (void)rot, (void)theta, (void)neox; return SS_ERR_UNSUPPORTED; }
 int ss_cuda_swiglu(ss_cuda_t *c, float *out, const float *gate, const float *up, size_t n)
@@ -65,6 +76,8 @@ int ss_cuda_row_lse(ss_cuda_t *c, float *out, const float *l, int rows, int voca
 { (void)c, (void)out, (void)l, (void)rows, (void)vocab; return SS_ERR_UNSUPPORTED; }
 int ss_cuda_argmax(ss_cuda_t *c, int32_t *out, const float *l, int rows, int vocab)
 { (void)c, (void)out, (void)l, (void)rows, (void)vocab; return SS_ERR_UNSUPPORTED; }
+int ss_cuda_lse_argmax(ss_cuda_t *c, float *lse, int32_t *amax, void *part, const float *l, int rows, int vocab)
+{ (void)c, (void)lse, (void)amax, (void)part, (void)l, (void)rows, (void)vocab; return SS_ERR_UNSUPPORTED; }
 int ss_cuda_measure_bandwidth(ss_cuda_t *c, size_t bytes, int iters, double *bps, char *err, size_t errsz)
 { (void)c, (void)bytes, (void)iters; *bps = 0; UNSUP_ERR(); }
 int ss_cuda_measure_bf16_flops(ss_cuda_t *c, int m, int n, int k, int iters, double *flops, char *err, size_t errsz)

@@ -58,6 +58,17 @@ int ss_cuda_rmsnorm(ss_cuda_t *c, float *y, const float *x, const float *w, int 
  * batches use tensor cores (bf16 inputs, fp32 accumulation) — F32 weights use SGEMM. */
 int ss_cuda_matmul(ss_cuda_t *c, float *y, const float *x, const ss_cuda_weight_t *w, const float *bias,
                    int B, char *err, size_t errsz);
+/* Fused forms for the forward pass (one launch instead of two or three at batch <= 8; larger
+ * batches fall back to the separate kernels or fold the add into the GEMM):
+ *   matmul_add:    y[b][n] += sum_k W[n][k] x[b][k]   (the residual add)
+ *   matmul_multi:  ys[i] = Ws[i] x (+ biases[i]) for nw <= 3 weights (Q, K, V) sharing x
+ *   matmul_swiglu: out = silu(G x) * (U x); scratch (B x rows floats) is used only when B > 8 */
+int ss_cuda_matmul_add(ss_cuda_t *c, float *y, const float *x, const ss_cuda_weight_t *w, int B, char *err,
+                       size_t errsz);
+int ss_cuda_matmul_multi(ss_cuda_t *c, int nw, float *const *ys, const ss_cuda_weight_t *const *ws,
+                         const float *const *biases, const float *x, int B, char *err, size_t errsz);
+int ss_cuda_matmul_swiglu(ss_cuda_t *c, float *out, float *scratch, const float *x, const ss_cuda_weight_t *gate,
+                          const ss_cuda_weight_t *up, int B, char *err, size_t errsz);
 /* Rotary embedding in place on x[n][nheads*hd] at positions pos[n]. neox = 0: pairs (2i, 2i+1)
  * (llama); neox = 1: pairs (i, i + rot/2) (qwen2). Rotates the first rot dims of each head. */
 int ss_cuda_rope(ss_cuda_t *c, float *x, const int32_t *pos, int n, int nheads, int hd, int rot,
@@ -77,6 +88,11 @@ int ss_cuda_embed(ss_cuda_t *c, float *out, const ss_cuda_weight_t *table, const
 int ss_cuda_kv_store(ss_cuda_t *c, float *kpool, float *vpool, const float *k, const float *v,
                      const int32_t *block_tables, int max_blocks, const int32_t *seq,
                      const int32_t *pos, int n, int nkv, int hd);
+/* ss_cuda_rope on q (in place) and on k, then ss_cuda_kv_store of the rotated k and of v, in one
+ * kernel; k itself is left unrotated. */
+int ss_cuda_rope_kv(ss_cuda_t *c, float *q, const float *k, const float *v, float *kpool, float *vpool,
+                    const int32_t *block_tables, int max_blocks, const int32_t *seq, const int32_t *pos, int n,
+                    int nheads, int nkv, int hd, int rot, float theta, int neox);
 /* Causal attention for n queries (q [n][nheads*hd]): query i of sequence seq[i] at position pos[i]
  * attends to positions 0..pos[i] of its sequence. Queries are processed in tiles of up to 16
  * consecutive queries of one sequence (FlashAttention-style: K/V tiles staged in shared memory,
@@ -94,6 +110,12 @@ int ss_cuda_gather_rows(ss_cuda_t *c, float *out, const float *x, const int32_t 
 int ss_cuda_row_lse(ss_cuda_t *c, float *out, const float *logits, int rows, int vocab);
 /* argmax per row (greedy decoding without copying logits). */
 int ss_cuda_argmax(ss_cuda_t *c, int32_t *out, const float *logits, int rows, int vocab);
+
+/* Both of the above in one two-stage pass that spreads each row over SS_CUDA_READOUT_PARTS blocks;
+ * part is device scratch of rows * SS_CUDA_READOUT_PARTS * 16 bytes. lse or amax may be NULL. */
+#define SS_CUDA_READOUT_PARTS 64
+int ss_cuda_lse_argmax(ss_cuda_t *c, float *lse, int32_t *amax, void *part, const float *logits, int rows,
+                       int vocab);
 
 /* ---- ceilings, for benchmarks ---- */
 /* Device-to-device streaming copy bandwidth (bytes read + written per second). */
@@ -131,6 +153,10 @@ void ss_kref_rope(float *x, const int32_t *pos, int n, int nheads, int hd, int r
 void ss_kref_swiglu(float *out, const float *gate, const float *up, size_t n);
 void ss_kref_kv_store(float *kpool, float *vpool, const float *k, const float *v, const int32_t *block_tables,
                       int max_blocks, const int32_t *seq, const int32_t *pos, int n, int nkv, int hd);
+/* ss_cuda_rope_kv's reference: q rotated in place, rotated k and v stored; k unchanged. */
+void ss_kref_rope_kv(float *q, const float *k, const float *v, float *kpool, float *vpool,
+                     const int32_t *block_tables, int max_blocks, const int32_t *seq, const int32_t *pos, int n,
+                     int nheads, int nkv, int hd, int rot, float theta, int neox);
 void ss_kref_attention(float *out, const float *q, const float *kpool, const float *vpool,
                        const int32_t *block_tables, int max_blocks, const int32_t *seq, const int32_t *pos,
                        int n, int nheads, int nkv, int hd);

@@ -163,6 +163,32 @@ START_TEST(test_ref_attention_paged)
 }
 END_TEST
 
+START_TEST(test_ref_rope_kv)
+{
+    /* the fused reference equals rope on q, rope on a copy of k, then the store; k is unchanged */
+    const int n = 3, nheads = 4, nkv = 2, hd = 8, rot = 6, max_blocks = 2;
+    int32_t bt[2] = {1, 0}, seq[3] = {0, 0, 0}, pos[3] = {3, 9, 20};
+    size_t pool = (size_t)2 * nkv * SS_KV_BLOCK * hd;
+    float *q = frand_vec((size_t)n * nheads * hd, 1), *k = frand_vec((size_t)n * nkv * hd, 1);
+    float *v = frand_vec((size_t)n * nkv * hd, 1), *q2 = malloc((size_t)n * nheads * hd * 4);
+    float *k2 = malloc((size_t)n * nkv * hd * 4), *k0 = malloc((size_t)n * nkv * hd * 4);
+    float *kp = calloc(pool, 4), *vp = calloc(pool, 4), *kp2 = calloc(pool, 4), *vp2 = calloc(pool, 4);
+    memcpy(q2, q, (size_t)n * nheads * hd * 4);
+    memcpy(k2, k, (size_t)n * nkv * hd * 4);
+    memcpy(k0, k, (size_t)n * nkv * hd * 4);
+    ss_kref_rope_kv(q, k, v, kp, vp, bt, max_blocks, seq, pos, n, nheads, nkv, hd, rot, 10000.0f, 1);
+    ss_kref_rope(q2, pos, n, nheads, hd, rot, 10000.0f, 1);
+    ss_kref_rope(k2, pos, n, nkv, hd, rot, 10000.0f, 1);
+    ss_kref_kv_store(kp2, vp2, k2, v, bt, max_blocks, seq, pos, n, nkv, hd);
+    ck_assert_mem_eq(q, q2, (size_t)n * nheads * hd * 4);
+    ck_assert_mem_eq(k, k0, (size_t)n * nkv * hd * 4);
+    ck_assert_mem_eq(kp, kp2, pool * 4);
+    ck_assert_mem_eq(vp, vp2, pool * 4);
+    ck_assert(kp[(size_t)(1 * nkv + 0) * SS_KV_BLOCK * hd + 3 * hd + 7] == k0[7]); /* dims >= rot copied */
+    free(q), free(k), free(v), free(q2), free(k2), free(k0), free(kp), free(vp), free(kp2), free(vp2);
+}
+END_TEST
+
 START_TEST(test_ref_logprob)
 {
     const int vocab = 50;
@@ -287,6 +313,91 @@ START_TEST(test_gpu_elementwise)
 }
 END_TEST
 
+START_TEST(test_gpu_fused)
+{
+    /* matmul_add, matmul_multi (Q|K|V with biases), matmul_swiglu and rope_kv against the
+     * references composed from the unfused ones, at GEMV and tensor-core batch sizes */
+    NEED_GPU();
+    char err[SS_ERRSZ];
+    const int types[] = {SS_WT_F32, SS_WT_F16, SS_WT_Q8_0};
+    const int batches[] = {1, 5, 8, 12};
+    const int cols = 512, rq = 96, rk = 32, rh = 160;
+    for (size_t t = 0; t < SS_ARRAY_LEN(types); t++)
+        for (size_t bi = 0; bi < SS_ARRAY_LEN(batches); bi++) {
+            int B = batches[bi], ty = types[t];
+            double tol = (B > 8 && ty != SS_WT_F32) ? 2e-2 : 1e-4;
+            float *wqf = frand_vec((size_t)rq * cols, 1), *wkf = frand_vec((size_t)rk * cols, 1);
+            float *wgf = frand_vec((size_t)rh * cols, 1), *wuf = frand_vec((size_t)rh * cols, 1);
+            float *x = frand_vec((size_t)B * cols, 1), *bq = frand_vec(rq, 1), *bk = frand_vec(rk, 1);
+            float *y0 = frand_vec((size_t)B * rq, 1);
+            void *wq = make_weight(ty, wqf, rq, cols), *wk = make_weight(ty, wkf, rk, cols);
+            void *wg = make_weight(ty, wgf, rh, cols), *wu = make_weight(ty, wuf, rh, cols);
+            ss_cuda_weight_t dq, dk, dg, du;
+            ck_assert_int_eq(ss_cuda_weight_upload(gpu, &dq, ty, rq, cols, wq, err, sizeof err), SS_OK);
+            ck_assert_int_eq(ss_cuda_weight_upload(gpu, &dk, ty, rk, cols, wk, err, sizeof err), SS_OK);
+            ck_assert_int_eq(ss_cuda_weight_upload(gpu, &dg, ty, rh, cols, wg, err, sizeof err), SS_OK);
+            ck_assert_int_eq(ss_cuda_weight_upload(gpu, &du, ty, rh, cols, wu, err, sizeof err), SS_OK);
+            float *dx = dup_to_gpu(x, (size_t)B * cols * 4), *dbq = dup_to_gpu(bq, rq * 4);
+            float *dbk = dup_to_gpu(bk, rk * 4), *dy = dup_to_gpu(y0, (size_t)B * rq * 4), *dyk, *dh, *ds;
+            ss_cuda_malloc(gpu, (void **)&dyk, (size_t)B * rk * 4, err, sizeof err);
+            ss_cuda_malloc(gpu, (void **)&dh, (size_t)B * rh * 4, err, sizeof err);
+            ss_cuda_malloc(gpu, (void **)&ds, (size_t)B * rh * 4, err, sizeof err);
+            float *ref = malloc((size_t)B * rh * 4), *ref2 = malloc((size_t)B * rh * 4);
+            float *got = malloc((size_t)B * rh * 4);
+            /* y0 += Wq x */
+            ss_kref_matmul(ref, x, ty, wq, rq, cols, NULL, B);
+            for (int i = 0; i < B * rq; i++)
+                ref[i] += y0[i];
+            ck_assert_msg(ss_cuda_matmul_add(gpu, dy, dx, &dq, B, err, sizeof err) == SS_OK, "%s", err);
+            from_gpu(got, dy, (size_t)B * rq * 4);
+            ck_assert_msg(max_rel_err(got, ref, (size_t)B * rq) < tol, "matmul_add type %d B=%d", ty, B);
+            /* [Wq; Wk] x + [bq; bk] into two outputs */
+            float *const ys[2] = {dy, dyk};
+            const ss_cuda_weight_t *const ws[2] = {&dq, &dk};
+            const float *const bs[2] = {dbq, dbk};
+            ck_assert_msg(ss_cuda_matmul_multi(gpu, 2, ys, ws, bs, dx, B, err, sizeof err) == SS_OK, "%s", err);
+            ss_kref_matmul(ref, x, ty, wq, rq, cols, bq, B);
+            from_gpu(got, dy, (size_t)B * rq * 4);
+            ck_assert_msg(max_rel_err(got, ref, (size_t)B * rq) < tol, "matmul_multi q type %d B=%d", ty, B);
+            ss_kref_matmul(ref, x, ty, wk, rk, cols, bk, B);
+            from_gpu(got, dyk, (size_t)B * rk * 4);
+            ck_assert_msg(max_rel_err(got, ref, (size_t)B * rk) < tol, "matmul_multi k type %d B=%d", ty, B);
+            /* silu(G x) * (U x) */
+            ck_assert_msg(ss_cuda_matmul_swiglu(gpu, dh, ds, dx, &dg, &du, B, err, sizeof err) == SS_OK, "%s", err);
+            ss_kref_matmul(ref, x, ty, wg, rh, cols, NULL, B);
+            ss_kref_matmul(ref2, x, ty, wu, rh, cols, NULL, B);
+            ss_kref_swiglu(ref, ref, ref2, (size_t)B * rh);
+            from_gpu(got, dh, (size_t)B * rh * 4);
+            ck_assert_msg(max_rel_err(got, ref, (size_t)B * rh) < tol, "matmul_swiglu type %d B=%d", ty, B);
+            free(wqf), free(wkf), free(wgf), free(wuf), free(x), free(bq), free(bk), free(y0);
+            free(wq), free(wk), free(wg), free(wu), free(ref), free(ref2), free(got);
+        }
+    /* rope_kv: both pairings, a partial rotation, tokens of two sequences */
+    const int n = 5, nheads = 8, nkv = 2, hd = 64, mb = 2;
+    int32_t bt[4] = {3, 1, 0, 2}, seq[5] = {0, 0, 0, 1, 1}, pos[5] = {0, 15, 16, 4, 31};
+    size_t pool = (size_t)4 * nkv * SS_KV_BLOCK * hd, qn = (size_t)n * nheads * hd, kn = (size_t)n * nkv * hd;
+    for (int neox = 0; neox < 2; neox++) {
+        int rot = neox ? 32 : hd;
+        float *q = frand_vec(qn, 1), *k = frand_vec(kn, 1), *v = frand_vec(kn, 1);
+        float *kp = calloc(pool, 4), *vp = calloc(pool, 4), *gq = malloc(qn * 4), *gk = malloc(pool * 4),
+              *gv = malloc(pool * 4);
+        float *dq = dup_to_gpu(q, qn * 4), *dk = dup_to_gpu(k, kn * 4), *dv = dup_to_gpu(v, kn * 4);
+        float *dkp = dup_to_gpu(kp, pool * 4), *dvp = dup_to_gpu(vp, pool * 4);
+        int32_t *dbt = dup_to_gpu(bt, sizeof bt), *dseq = dup_to_gpu(seq, sizeof seq), *dpos = dup_to_gpu(pos, sizeof pos);
+        ss_kref_rope_kv(q, k, v, kp, vp, bt, mb, seq, pos, n, nheads, nkv, hd, rot, 500000.0f, neox);
+        ck_assert_int_eq(ss_cuda_rope_kv(gpu, dq, dk, dv, dkp, dvp, dbt, mb, dseq, dpos, n, nheads, nkv, hd, rot,
+                                         500000.0f, neox), SS_OK);
+        from_gpu(gq, dq, qn * 4);
+        from_gpu(gk, dkp, pool * 4);
+        from_gpu(gv, dvp, pool * 4);
+        ck_assert_msg(max_rel_err(gq, q, qn) < 1e-5, "rope_kv q neox=%d", neox);
+        ck_assert_msg(max_rel_err(gk, kp, pool) < 1e-5, "rope_kv k pool neox=%d", neox);
+        ck_assert_mem_eq(gv, vp, pool * 4);
+        free(q), free(k), free(v), free(kp), free(vp), free(gq), free(gk), free(gv);
+    }
+}
+END_TEST
+
 START_TEST(test_gpu_attention)
 {
     NEED_GPU();
@@ -353,6 +464,29 @@ START_TEST(test_gpu_readout)
     for (int i = 0; i < 4; i++)
         ck_assert_float_eq_tol(got[i], ref[i], 1e-3);
     ck_assert_int_eq(am[1], 777);
+    /* the two-stage read-out: the same argmax as the host (first index on ties: row 2 has two
+     * equal maxima) and the log-sum-exp the reference's log-probs imply */
+    l[2 * vocab + 100] = l[2 * vocab + 40000] = 60.0f;
+    ss_cuda_h2d(gpu, dl, l, (size_t)rows * vocab * 4, err, sizeof err);
+    float *dlse, lse[3];
+    void *part;
+    ss_cuda_malloc(gpu, (void **)&dlse, sizeof lse, err, sizeof err);
+    ss_cuda_malloc(gpu, &part, (size_t)rows * SS_CUDA_READOUT_PARTS * 16, err, sizeof err);
+    ck_assert_int_eq(ss_cuda_lse_argmax(gpu, dlse, dam, part, dl, rows, vocab), SS_OK);
+    from_gpu(lse, dlse, sizeof lse);
+    from_gpu(am, dam, sizeof am);
+    for (int r = 0; r < rows; r++) {
+        int best = 0;
+        for (int v = 1; v < vocab; v++)
+            if (l[(size_t)r * vocab + v] > l[(size_t)r * vocab + best])
+                best = v;
+        ck_assert_int_eq(am[r], best);
+        int32_t rr = r, tt = 0;
+        float lp;
+        ss_kref_logprob_gather(&lp, l, vocab, &rr, &tt, 1);
+        ck_assert_float_eq_tol(lse[r], l[(size_t)r * vocab] - lp, 1e-3);
+    }
+    ck_assert_int_eq(am[2], 100);
     free(l);
 }
 END_TEST
@@ -482,12 +616,14 @@ Suite *check_cuda_suite(void)
     tcase_add_test(ref, test_ref_rope);
     tcase_add_test(ref, test_ref_attention_paged);
     tcase_add_test(ref, test_ref_logprob);
+    tcase_add_test(ref, test_ref_rope_kv);
     suite_add_tcase(s, ref);
     TCase *dev = tcase_create("device");
     tcase_add_unchecked_fixture(dev, NULL, teardown);
     tcase_set_timeout(dev, 120);
     tcase_add_test(dev, test_gpu_matmul);
     tcase_add_test(dev, test_gpu_elementwise);
+    tcase_add_test(dev, test_gpu_fused);
     tcase_add_test(dev, test_gpu_attention);
     tcase_add_test(dev, test_gpu_readout);
     tcase_add_test(dev, test_gpu_golden_stories);
