@@ -16,10 +16,11 @@
  * same answer in both modes, and writes bench/results/contbatch.json.
  *
  *   bench_contbatch [--model FILE] [--long L] [--short S] [--long-tokens N] [--rounds R]
- *                   [--think-ms T] [--max-batch B] [--threads T] [--out FILE]
+ *                   [--think-ms T] [--max-batch B] [--threads T] [--gpu N] [--out FILE]
  */
 #include "cli.h"
 #include "ss_llm.h"
+#include "ss_llm_cuda.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -252,10 +253,11 @@ int main(int argc, char **argv)
         {"short", required_argument, 0, 'S'},     {"long-tokens", required_argument, 0, 'n'},
         {"rounds", required_argument, 0, 'r'},    {"think-ms", required_argument, 0, 'k'},
         {"max-batch", required_argument, 0, 'b'}, {"threads", required_argument, 0, 't'},
-        {"out", required_argument, 0, 'o'},       {"help", no_argument, 0, 'h'},
+        {"out", required_argument, 0, 'o'},       {"gpu", required_argument, 0, 'g'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     const char *model = NULL, *out = "bench/results/contbatch.json";
-    int nlong = 4, nshort = 8, long_tokens = 400, rounds = 6, think_ms = 2, max_batch = 32, threads = 1, c;
+    int nlong = 4, nshort = 8, long_tokens = 400, rounds = 6, think_ms = 2, max_batch = 32, threads = 1, gpu = -1, c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
@@ -267,10 +269,11 @@ int main(int argc, char **argv)
         case 'b': max_batch = atoi(optarg); break;
         case 't': threads = atoi(optarg); break;
         case 'o': out = optarg; break;
+        case 'g': gpu = atoi(optarg); break;
         default:
             fprintf(c == 'h' ? stdout : stderr,
                     "usage: bench_contbatch [--model FILE] [--long L] [--short S] [--long-tokens N] [--rounds R]\n"
-                    "                       [--think-ms T] [--max-batch B] [--threads T] [--out FILE]\n");
+                    "                       [--think-ms T] [--max-batch B] [--threads T] [--gpu N] [--out FILE]\n");
             return c == 'h' ? 0 : 2;
         }
     }
@@ -282,7 +285,7 @@ int main(int argc, char **argv)
     ss_llm_opts_t o = {.threads = threads};
     bench_t b = {.nclients = nlong + nshort, .rounds = rounds, .max_batch = max_batch,
                  .think_ns = (int64_t)think_ms * 1000000};
-    if (ss_llm_open(model, &o, &b.m, err, sizeof err)) {
+    if (ss_llm_open(model, &o, &b.m, err, sizeof err) || (gpu >= 0 && ss_llm_use_cuda(b.m, gpu, err, sizeof err))) {
         fprintf(stderr, "bench_contbatch: %s\n", err);
         return 1;
     }
@@ -290,8 +293,8 @@ int main(int argc, char **argv)
     b.r = calloc((size_t)total, sizeof *b.r);
     make_reqs(&b, nlong, long_tokens);
     printf("bench_contbatch: model %s, %d long clients (GENERATE %d tokens), %d short clients (CHOOSE), "
-           "%d requests each, think %d ms, max batch %d, %d threads\n",
-           ss_llm_id(b.m), nlong, long_tokens, nshort, rounds, think_ms, max_batch, threads);
+           "%d requests each, think %d ms, max batch %d, %s\n",
+           ss_llm_id(b.m), nlong, long_tokens, nshort, rounds, think_ms, max_batch, gpu >= 0 ? "cuda" : "cpu");
     /* whole-batch first, keep its answers, then continuous */
     ss_infer_res_t *ref = calloc((size_t)total, sizeof *ref);
     reset(&b);
@@ -329,8 +332,9 @@ int main(int argc, char **argv)
     if (f) {
         fprintf(f,
                 "{\"bench\":\"contbatch\",\"model\":\"%s\",\"long_clients\":%d,\"short_clients\":%d,"
-                "\"long_tokens\":%d,\"rounds\":%d,\"think_ms\":%d,\"max_batch\":%d,\"threads\":%d,",
-                ss_llm_id(b.m), nlong, nshort, long_tokens, rounds, think_ms, max_batch, threads);
+                "\"long_tokens\":%d,\"rounds\":%d,\"think_ms\":%d,\"max_batch\":%d,\"threads\":%d,\"backend\":\"%s\",",
+                ss_llm_id(b.m), nlong, nshort, long_tokens, rounds, think_ms, max_batch, threads,
+                gpu >= 0 ? "cuda" : "cpu");
         fprintf(f, "\"whole_batch\":{");
         json_lat(f, "short", sw);
         fputc(',', f);
