@@ -100,8 +100,9 @@ typedef struct ss_llm_stats {
     int64_t tokens_reused;   /* prompt tokens whose KV came from the prefix cache */
     int64_t forward_calls;   /* backend forward passes */
     int64_t kv_blocks;       /* KV blocks allocated now */
-    int64_t prompt_ns;       /* ss_llm_run time spent on prompts (prefill) */
-    int64_t decode_ns;       /* ss_llm_run time spent decoding GENERATE tokens */
+    int64_t prompt_ns;       /* time of steps that prefilled prompts (prefill; with continuous
+                                batching it includes the decode tokens that shared those steps) */
+    int64_t decode_ns;       /* time of steps that only decoded GENERATE tokens */
     int64_t decode_tokens;   /* tokens decoded in that time */
     int64_t steps;           /* scheduling steps run (ss_llm_step; ss_llm_run steps too) */
 } ss_llm_stats_t;
