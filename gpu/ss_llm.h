@@ -117,6 +117,8 @@ ss_infer_backend_t *ss_backend_local_new(const char *model_path, int threads, ch
 ss_infer_backend_t *ss_backend_llm_wrap(ss_llm_t *m, const char *kind, char *err, size_t errsz);
 
 /* ---- continuous batching (llm_sched.c) ---- */
+/* Like everything on an ss_llm_t, submit and step from one thread at a time (the worker's
+ * engine thread does both). */
 /* Called once for every submitted request when it is finished: rc is SS_OK when the request
  * ran (its own failure, if any, is in res->status / res->error, as with ss_llm_run), or the
  * error of the step that failed every request in flight (then res->status = rc too). Called

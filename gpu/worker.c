@@ -643,8 +643,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     if (get && !strcmp(url, "/health")) {
         char body[128];
         pthread_mutex_lock(&w->mu);
-        int n = snprintf(body, sizeof body, "{\"status\":\"%s\",\"queue\":%d}", w->stopping ? "stopping" : "ok",
-                         w->queued);
+        int n = snprintf(body, sizeof body, "{\"status\":\"%s\",\"queue\":%d,\"running\":%d}",
+                         w->stopping ? "stopping" : "ok", w->queued, w->running);
         pthread_mutex_unlock(&w->mu);
         return reply(c, w->stopping ? 503 : 200, "application/json", body, (size_t)n, 0);
     }
