@@ -18,18 +18,22 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: semstream worker [--model FILE] [--gpu N] [--host ADDR] [--port P] [--threads N]\n"
-            "                        [--max-queue N] [--max-batch N] [--batch-wait-ms N] [--max-body BYTES]\n\n"
+            "                        [--max-queue N] [--max-batch N] [--batch-wait-ms N] [--max-body BYTES]\n"
+            "                        [--step-tokens N] [--whole-batch]\n\n"
             "Serves a GGUF model over OpenAI-compatible HTTP: POST /v1/completions (with logprobs),\n"
             "POST /v1/embeddings, GET /v1/models, /health, /metrics. Concurrent requests are batched\n"
-            "into shared forward passes; a full queue answers 429 with Retry-After.\n\n"
+            "continuously into shared forward passes: new requests join the running batch between\n"
+            "decode steps. A full queue answers 429 with Retry-After.\n\n"
             "  --model FILE      GGUF model (default $SEMSTREAM_MODEL or ../shared/models/stories260K.gguf)\n"
             "  --gpu N           run on CUDA device N (default: CPU)\n"
             "  --host ADDR       listen address (default 127.0.0.1)\n"
             "  --port P          listen port (default 8090; 0 picks a free one)\n"
             "  --threads N       CPU threads (CPU backend)\n"
             "  --max-queue N     queued requests before 429 (default 256)\n"
-            "  --max-batch N     requests per forward batch (default 32)\n"
-            "  --batch-wait-ms N wait to fill a batch (default 2)\n"
+            "  --max-batch N     requests running together (default 32)\n"
+            "  --batch-wait-ms N when idle, wait to gather concurrent requests (default 2)\n"
+            "  --step-tokens N   token budget of a step: decode tokens + prompt chunks (default 512)\n"
+            "  --whole-batch     answer whole batches, later requests waiting for all of it (old mode)\n"
             "  --max-body BYTES  largest request body (default 1048576)\n");
 }
 
@@ -40,7 +44,8 @@ int ss_cmd_worker(int argc, char **argv)
         {"host", required_argument, 0, 'H'},  {"port", required_argument, 0, 'p'},
         {"threads", required_argument, 0, 't'}, {"max-queue", required_argument, 0, 'q'},
         {"max-batch", required_argument, 0, 'b'}, {"batch-wait-ms", required_argument, 0, 'w'},
-        {"max-body", required_argument, 0, 'B'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"max-body", required_argument, 0, 'B'}, {"step-tokens", required_argument, 0, 's'},
+        {"whole-batch", no_argument, 0, 'W'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     ss_worker_opts_t o;
     memset(&o, 0, sizeof o);
     o.port = 8090;
@@ -59,6 +64,8 @@ int ss_cmd_worker(int argc, char **argv)
         case 'b': o.max_batch = atoi(optarg); break;
         case 'w': o.batch_wait_ms = atoi(optarg); break;
         case 'B': o.max_body = (size_t)atoll(optarg); break;
+        case 's': o.step_tokens = atoi(optarg); break;
+        case 'W': o.whole_batch = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

@@ -88,6 +88,8 @@ static void seq_lookup(ss_llm_t *m, seq_t *s)
     }
 }
 
+void eng_lookup(ss_llm_t *m, seq_t *s) { seq_lookup(m, s); }
+
 static void seq_register(ss_llm_t *m, seq_t *s)
 {
     while ((s->nreg + 1) * KV_BLOCK <= s->ncomp) {
@@ -286,7 +288,9 @@ static ss_err_t shared_prefixes(ss_llm_t *m, seq_t **seqs, int n, ubuf_t *u, cha
     hent_t *e = NULL;
     for (int i = 0; i < n; i++) {
         seq_t *s = seqs[i];
-        if (s->ncomp || !s->reuse)
+        /* only sequences whose KV so far is whole registered blocks (none computed yet, or
+         * taken from the cache, or a prefill chunk that ended on a block boundary) */
+        if (!s->reuse || s->ncomp != s->nreg * KV_BLOCK || s->nblocks != s->nreg)
             continue;
         seq_lookup(m, s);
         uint64_t ch = s->chain;
@@ -309,8 +313,9 @@ static ss_err_t shared_prefixes(ss_llm_t *m, seq_t **seqs, int n, ubuf_t *u, cha
         qsort(e, ne, sizeof *e, hent_cmp);
     size_t nn = n > 0 ? (size_t)n : 1;
     int *depth = calloc(nn, sizeof *depth), nlead = 0;
+    int *olim = calloc(nn, sizeof *olim); /* the leaders' own limits (a prefill chunk), restored */
     seq_t **lead = calloc(nn, sizeof *lead);
-    if (!depth || !lead)
+    if (!depth || !lead || !olim)
         goto done;
     for (size_t a = 0, b; a < ne; a = b) {
         for (b = a; b < ne && e[b].h == e[a].h; b++)
@@ -325,19 +330,23 @@ static ss_err_t shared_prefixes(ss_llm_t *m, seq_t **seqs, int n, ubuf_t *u, cha
         if (depth[i] != e[k].depth || depth[i] == 0)
             continue;
         if (k == 0 || e[k - 1].h != e[k].h) { /* first in its hash run: the leader */
-            seqs[i]->limit = depth[i] * KV_BLOCK;
+            int lim = depth[i] * KV_BLOCK;
+            olim[nlead] = seqs[i]->limit;
+            seqs[i]->limit = olim[nlead] ? SS_MIN(olim[nlead], lim) : lim;
             lead[nlead++] = seqs[i];
         }
     }
     ss_err_t rc = nlead ? run_pending(m, lead, nlead, u, err, errsz) : SS_OK;
     for (int i = 0; i < nlead; i++)
-        lead[i]->limit = 0;
+        lead[i]->limit = olim[i];
     free(depth);
+    free(olim);
     free(lead);
     free(e);
     return rc;
 done:
     free(depth);
+    free(olim);
     free(lead);
     free(e);
     return SS_OK;

@@ -2,7 +2,8 @@
  * llm_internal.h — the engine's internal structures, shared by the files of gpu/:
  * weights (model.c), tokenizer (tokenizer.c), kernels (kernels.c), the CPU backend
  * (forward_cpu.c), the block KV cache with prefix reuse (kvcache.c), the sequence
- * scheduler (engine.c) and the request API (llm_run.c).
+ * scheduler (engine.c), the request state machine and API (llm_run.c) and the
+ * step-level continuous-batching scheduler (llm_sched.c).
  *
  * Ownership: ss_llm_t owns everything below; weight data points into the GGUF
  * mapping (g), norms and biases are f32 copies owned by the weights struct.
@@ -201,8 +202,52 @@ void seq_release(ss_llm_t *m, seq_t *s);  /* returns blocks, frees arrays */
 /* Makes dst (empty) a copy of src's computed tokens sharing its full KV blocks (the
  * partial last block is copied), so dst continues from there. */
 ss_err_t seq_fork(ss_llm_t *m, seq_t *dst, const seq_t *src, char *err, size_t errsz);
-/* Computes every uncomputed token of seqs[0..n), sharing prefixes. */
+/* Computes every uncomputed token of seqs[0..n) (up to seq->limit when set), sharing prefixes. */
 ss_err_t eng_compute(ss_llm_t *m, seq_t **seqs, int n, char *err, size_t errsz);
+/* Takes every block of s's prompt that is in the prefix table now (as eng_compute would), so
+ * s->ntok - s->ncomp is what is left to compute. */
+void eng_lookup(ss_llm_t *m, seq_t *s);
+
+/* ---- requests (llm_run.c): one ss_infer_req_t turned into sequences ---- */
+typedef struct choice {
+    int *tok;     /* answer tokens */
+    int n;
+    double lp;    /* log-probability of the whole answer */
+    seq_t seq;    /* prompt + tok[0..n-1) when n > 1 */
+} choice_t;
+
+typedef struct rq {
+    const ss_infer_req_t *r;  /* borrowed */
+    ss_infer_res_t *res;      /* filled by rq_finish / set_fail */
+    int *ptok, np;            /* prompt tokens */
+    int nch;
+    choice_t *ch;
+    seq_t seq;          /* the prompt (CHOOSE/SCORE/EMBED) or the growing text (GENERATE) */
+    int next;           /* GENERATE: token picked at the last step, -1 = none */
+    int ngen, done;     /* done: failed in setup (res->status says why) */
+    uint64_t rng;
+    ss_buf_t text;
+    float *tlp;         /* GENERATE with top_logprobs: log-prob of each generated token */
+    int ntlp, tlpcap;
+    float last_lp;      /* log-prob of q->next */
+} rq_t;
+
+/* Tokenizes q->r into q->seq (q->r, q->res set; q->res->status = SS_OK). Returns 0, or -1 when
+ * out of memory; a request that cannot run gets q->done = 1 and its own status/error. */
+int rq_setup(ss_llm_t *m, rq_t *q);
+/* After the prompt ran: each CHOOSE/SCORE answer of several tokens continues a fork of it,
+ * appended to all[*ns]. */
+ss_err_t rq_fork_choices(ss_llm_t *m, rq_t *q, seq_t **all, int *ns, char *err, size_t errsz);
+/* GENERATE: appends the token picked at the last computation; 1 when the request is finished,
+ * else its next position is pending in q->seq. */
+int rq_gen_advance(ss_llm_t *m, rq_t *q);
+void rq_finish(ss_llm_t *m, rq_t *q); /* fills q->res from the computed state (status OK only) */
+void rq_free(ss_llm_t *m, rq_t *q);   /* releases KV (to the prefix cache) and memory */
+
+/* ---- continuous batching (llm_sched.c) ---- */
+typedef struct sched sched_t;
+/* Completes every request still in flight with SS_ERR_INTERNAL ("model closed") and frees. */
+void sched_free(ss_llm_t *m);
 
 struct ss_llm {
     ss_gguf_t *g;
@@ -222,6 +267,7 @@ struct ss_llm {
     int cur_argmax;       /* argmax of the logits on_out is called with, or -1 (engine.c) */
     int chat;             /* chat family (chat.c) or -1: prompts are used as given */
     int eot;              /* end-of-turn token that ends generation (besides EOS), or -1 */
+    sched_t *sched;       /* requests submitted with ss_llm_submit (llm_sched.c), or NULL */
 };
 
 /* ---- chat templates (chat.c) ---- */

@@ -1,8 +1,10 @@
 /*
- * llm_run.c — the request API (ss_llm_run) on top of the scheduler: turns CHOOSE,
- * SCORE, GENERATE and EMBED requests into sequences, runs them all in shared
- * batches, and fills the results. Also the tokenizer entry points and the
- * low-level helpers for tests (greedy decoding, last-position logits).
+ * llm_run.c — the requests: turns CHOOSE, SCORE, GENERATE and EMBED requests into
+ * sequences (rq_setup), consumes their logits, decides when they are finished and
+ * fills the results (rq_finish). The step scheduler (llm_sched.c) drives them;
+ * ss_llm_run submits a whole batch to it and steps until every request is done.
+ * Also the tokenizer entry points and the low-level helpers for tests (greedy
+ * decoding, last-position logits).
  *
  * CHOOSE/SCORE: one sequence over the prompt gives every answer's first token;
  * answers of several tokens get a sequence prompt+answer[0..k-1) scored by teacher
@@ -115,29 +117,6 @@ static int sample(const float *logits, int n, float temp, uint64_t *rng)
 
 /* ---------------- per-request state ---------------- */
 
-typedef struct choice {
-    int *tok;     /* answer tokens */
-    int n;
-    double lp;    /* log-probability of the whole answer */
-    seq_t seq;    /* prompt + tok[0..n-1) when n > 1 */
-} choice_t;
-
-typedef struct rq {
-    const ss_infer_req_t *r;
-    ss_infer_res_t *res;
-    int *ptok, np;
-    int nch;
-    choice_t *ch;
-    seq_t seq;          /* the prompt (CHOOSE/SCORE/EMBED) or the growing text (GENERATE) */
-    int next;           /* GENERATE: token picked at the last step, -1 = none */
-    int ngen, done;
-    uint64_t rng;
-    ss_buf_t text;
-    float *tlp;         /* GENERATE with top_logprobs: log-prob of each generated token */
-    int ntlp, tlpcap;
-    float last_lp;      /* log-prob of q->next */
-} rq_t;
-
 static void on_prompt_out(ss_llm_t *m, seq_t *s, int pos, const float *logits)
 {
     rq_t *q = s->user;
@@ -232,8 +211,7 @@ static int setup_choices(ss_llm_t *m, rq_t *q)
     return 0;
 }
 
-/* After the prompt ran: each answer of several tokens continues a fork of it. */
-static ss_err_t fork_choices(ss_llm_t *m, rq_t *q, seq_t **all, int *ns, char *err, size_t errsz)
+ss_err_t rq_fork_choices(ss_llm_t *m, rq_t *q, seq_t **all, int *ns, char *err, size_t errsz)
 {
     for (int c = 0; c < q->nch; c++) {
         choice_t *ch = &q->ch[c];
@@ -255,9 +233,10 @@ static ss_err_t fork_choices(ss_llm_t *m, rq_t *q, seq_t **all, int *ns, char *e
     return SS_OK;
 }
 
-static int setup(ss_llm_t *m, rq_t *q)
+int rq_setup(ss_llm_t *m, rq_t *q)
 {
     const ss_infer_req_t *r = q->r;
+    q->res->status = SS_OK;
     q->next = -1;
     char *wrapped = r->kind != SS_INFER_EMBED ? ss_llm_chat_prompt(m, r->prompt) : NULL;
     int erc = encode(m, wrapped ? wrapped : r->prompt, 1, 0, &q->ptok, &q->np);
@@ -339,7 +318,7 @@ static void finish_embed(ss_llm_t *m, rq_t *q)
     q->seq.hid_sum = NULL;
 }
 
-static void rq_free(ss_llm_t *m, rq_t *q)
+void rq_free(ss_llm_t *m, rq_t *q)
 {
     for (int c = 0; c < q->nch && q->ch; c++) {
         free(q->ch[c].tok);
@@ -355,8 +334,7 @@ static void rq_free(ss_llm_t *m, rq_t *q)
 
 /* ---------------- generation loop ---------------- */
 
-/* Appends q->next to the text; returns 1 when the request is finished. */
-static int gen_advance(ss_llm_t *m, rq_t *q)
+int rq_gen_advance(ss_llm_t *m, rq_t *q)
 {
     const ss_infer_req_t *r = q->r;
     int t = q->next, maxt = r->max_tokens > 0 ? r->max_tokens : 64;
@@ -390,113 +368,53 @@ static int gen_advance(ss_llm_t *m, rq_t *q)
     return 0;
 }
 
-static ss_err_t run_generate(ss_llm_t *m, rq_t *qs, int n, char *err, size_t errsz)
+void rq_finish(ss_llm_t *m, rq_t *q)
 {
-    seq_t **act = malloc((size_t)(n ? n : 1) * sizeof *act);
-    if (!act)
-        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
-    ss_err_t rc = SS_OK;
-    for (;;) {
-        int na = 0;
-        for (int i = 0; i < n; i++)
-            if (qs[i].r->kind == SS_INFER_GENERATE && !qs[i].done && qs[i].next >= 0) {
-                if (gen_advance(m, &qs[i]))
-                    qs[i].done = 1;
-            }
-        for (int i = 0; i < n; i++)
-            if (qs[i].r->kind == SS_INFER_GENERATE && !qs[i].done)
-                act[na++] = &qs[i].seq;
-        if (!na)
-            break;
-        int64_t t0 = ss_now_ns();
-        rc = eng_compute(m, act, na, err, errsz);
-        m->st.decode_ns += ss_now_ns() - t0;
-        m->st.decode_tokens += na;
-        if (rc)
-            break;
+    if (q->res->status != SS_OK)
+        return;
+    switch (q->r->kind) {
+    case SS_INFER_CHOOSE:
+    case SS_INFER_SCORE:
+        finish_choices(q);
+        break;
+    case SS_INFER_GENERATE:
+        q->res->text = ss_buf_take(&q->text);
+        q->res->gen_tokens = q->ngen;
+        q->res->token_logprobs = q->tlp;
+        q->tlp = NULL;
+        break;
+    case SS_INFER_EMBED:
+        finish_embed(m, q);
+        break;
     }
-    free(act);
-    return rc;
 }
 
-/* ---------------- ss_llm_run ---------------- */
+/* ---------------- ss_llm_run: submit all, step until done ---------------- */
 
-static ss_err_t run_all(ss_llm_t *m, rq_t *qs, int n, char *err, size_t errsz)
+static void run_done(void *ctx, ss_infer_res_t *res, int rc)
 {
-    /* CHOOSE/SCORE/EMBED sequences and GENERATE prompts: one scheduling round */
-    int cap = 0;
-    for (int i = 0; i < n; i++)
-        cap += 1 + qs[i].nch;
-    seq_t **all = malloc((size_t)(cap ? cap : 1) * sizeof *all);
-    if (!all)
-        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
-    int ns = 0;
-    for (int i = 0; i < n; i++)
-        if (!qs[i].done)
-            all[ns++] = &qs[i].seq;
-    int64_t t0 = ss_now_ns();
-    ss_err_t rc = eng_compute(m, all, ns, err, errsz);
-    m->st.prompt_ns += ss_now_ns() - t0;
-    ns = 0;
-    for (int i = 0; i < n && !rc; i++)
-        if (!qs[i].done && qs[i].nch)
-            rc = fork_choices(m, &qs[i], all, &ns, err, errsz);
-    if (!rc && ns)
-        rc = eng_compute(m, all, ns, err, errsz);
-    free(all);
-    if (rc)
-        return rc;
-    for (int i = 0; i < n; i++) { /* free KV of finished sequences before decoding */
-        if (qs[i].done || qs[i].r->kind == SS_INFER_GENERATE)
-            continue;
-        for (int c = 0; c < qs[i].nch; c++)
-            seq_release(m, &qs[i].ch[c].seq);
-        if (qs[i].r->kind != SS_INFER_EMBED)
-            seq_release(m, &qs[i].seq);
-    }
-    return run_generate(m, qs, n, err, errsz);
+    (void)res, (void)rc;
+    (*(int *)ctx)--;
 }
 
 int ss_llm_run(ss_llm_t *m, const ss_infer_req_t *reqs, int n, ss_infer_res_t *res, char *err, size_t errsz)
 {
-    if (n <= 0)
-        return SS_OK;
-    rq_t *qs = calloc((size_t)n, sizeof *qs);
-    if (!qs)
-        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
-    ss_err_t rc = SS_OK;
-    for (int i = 0; i < n && !rc; i++) {
-        qs[i].r = &reqs[i];
-        qs[i].res = &res[i];
-        res[i].status = SS_OK;
-        if (setup(m, &qs[i]))
-            rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory preparing request %d", i);
-    }
-    if (!rc)
-        rc = run_all(m, qs, n, err, errsz);
-    for (int i = 0; i < n; i++) {
-        rq_t *q = &qs[i];
-        if (!rc && q->res->status == SS_OK) {
-            switch (q->r->kind) {
-            case SS_INFER_CHOOSE:
-            case SS_INFER_SCORE:
-                finish_choices(q);
-                break;
-            case SS_INFER_GENERATE:
-                q->res->text = ss_buf_take(&q->text);
-                q->res->gen_tokens = q->ngen;
-                q->res->token_logprobs = q->tlp;
-                q->tlp = NULL;
-                break;
-            case SS_INFER_EMBED:
-                finish_embed(m, q);
-                break;
-            }
+    int left = 0;
+    ss_err_t rc = SS_OK, src = SS_OK;
+    for (int i = 0; i < n && !rc; i++)
+        if (!(rc = ss_llm_submit(m, &reqs[i], &res[i], run_done, &left, err, errsz)))
+            left++;
+    /* no token budget: every prompt is prefilled in the first step, as one batch */
+    char serr[SS_ERRSZ] = "";
+    while (left > 0) {
+        ss_err_t s = ss_llm_step(m, -1, serr, sizeof serr);
+        if (s && !src) {
+            src = s;
+            if (!rc)
+                snprintf(err, errsz, "%s", serr);
         }
-        rq_free(m, q);
     }
-    free(qs);
-    return rc;
+    return rc ? rc : src;
 }
 
 /* ---------------- low-level helpers ---------------- */

@@ -59,7 +59,8 @@ const ss_llm_config_t *ss_llm_config(const ss_llm_t *m);
 const ss_llm_config_t *ss_ss_llm_config(const ss_llm_t *m); /* same; the name the brief used */
 
 /* Answers reqs[0..n) into res[0..n) (zeroed by the caller; free with ss_infer_res_clear).
- * All requests are batched together and share prompt prefixes. Returns SS_OK if the batch
+ * All requests are batched together and share prompt prefixes (it is ss_llm_submit of each
+ * and ss_llm_step with no token budget until all are done, see below). Returns SS_OK if the batch
  * ran (per-request failures are in res[i].status) or an error for the whole batch. */
 int ss_llm_run(ss_llm_t *m, const ss_infer_req_t *reqs, int n, ss_infer_res_t *res, char *err, size_t errsz);
 
@@ -99,9 +100,11 @@ typedef struct ss_llm_stats {
     int64_t tokens_reused;   /* prompt tokens whose KV came from the prefix cache */
     int64_t forward_calls;   /* backend forward passes */
     int64_t kv_blocks;       /* KV blocks allocated now */
-    int64_t prompt_ns;       /* ss_llm_run time spent on prompts (prefill) */
-    int64_t decode_ns;       /* ss_llm_run time spent decoding GENERATE tokens */
+    int64_t prompt_ns;       /* time of steps that prefilled prompts (prefill; with continuous
+                                batching it includes the decode tokens that shared those steps) */
+    int64_t decode_ns;       /* time of steps that only decoded GENERATE tokens */
     int64_t decode_tokens;   /* tokens decoded in that time */
+    int64_t steps;           /* scheduling steps run (ss_llm_step; ss_llm_run steps too) */
 } ss_llm_stats_t;
 void ss_llm_stats(const ss_llm_t *m, ss_llm_stats_t *st);
 
@@ -112,5 +115,37 @@ ss_infer_backend_t *ss_backend_local_new(const char *model_path, int threads, ch
 /* Wraps an opened model as a backend of the given kind ("local", "cuda"); takes ownership of m
  * (closed on failure too). */
 ss_infer_backend_t *ss_backend_llm_wrap(ss_llm_t *m, const char *kind, char *err, size_t errsz);
+
+/* ---- continuous batching (llm_sched.c) ---- */
+/* Like everything on an ss_llm_t, submit and step from one thread at a time (the worker's
+ * engine thread does both). */
+/* Called once for every submitted request when it is finished: rc is SS_OK when the request
+ * ran (its own failure, if any, is in res->status / res->error, as with ss_llm_run), or the
+ * error of the step that failed every request in flight (then res->status = rc too). Called
+ * from ss_llm_step (or ss_llm_close for requests still in flight), never from ss_llm_submit;
+ * it may submit new requests. */
+typedef void (*ss_llm_done_fn)(void *ctx, ss_infer_res_t *res, int rc);
+
+/* Queues req to be answered into res (zeroed by the caller; filled before done is called).
+ * req and its strings are borrowed until done is called. The prompt is tokenized now; the
+ * request joins the running batch at the next ss_llm_step. done may be NULL. Returns SS_OK,
+ * or SS_ERR_NOMEM with nothing queued. */
+ss_err_t ss_llm_submit(ss_llm_t *m, const ss_infer_req_t *req, ss_infer_res_t *res, ss_llm_done_fn done, void *ctx,
+                       char *err, size_t errsz);
+/* One scheduling step: one forward pass (split into ubatches when larger) over one new token
+ * of every decoding GENERATE sequence plus the prompts of waiting requests in submission
+ * order, as far as max_tokens allows (0 = opts.ubatch; < 0 = no limit). A prompt larger than
+ * what is left is prefilled in block-aligned chunks over several steps. Then CHOOSE/SCORE
+ * answers of several tokens are scored on forks of their finished prompts (a second pass),
+ * and finished requests are completed. Returns SS_OK, or the error that failed the step (every
+ * request in flight is then completed with it). Results equal ss_llm_run's of each request
+ * alone (bit for bit on the CPU backend; EMBED up to float summation order). */
+ss_err_t ss_llm_step(ss_llm_t *m, int max_tokens, char *err, size_t errsz);
+int ss_llm_inflight(const ss_llm_t *m); /* requests submitted and not yet completed */
+int ss_llm_decoding(const ss_llm_t *m); /* of those, GENERATE requests past their prompt */
+
+/* The model behind a backend made by ss_backend_llm_wrap (ss_backend_local_new,
+ * ss_backend_cuda_new), still owned by the backend; NULL for any other backend. */
+ss_llm_t *ss_backend_llm_model(ss_infer_backend_t *b);
 
 #endif

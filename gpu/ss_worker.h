@@ -3,8 +3,10 @@
  * OpenAI-compatible endpoints the dispatcher's `openai` backend uses
  * (/v1/completions with logprobs, /v1/embeddings, /v1/models, /health,
  * /metrics), in front of one model backend. Requests go through a bounded queue
- * to a batching thread, so concurrent requests are answered in one batched
- * forward pass; a full queue answers 429 with Retry-After.
+ * to an engine thread; a full queue answers 429 with Retry-After. In front of the
+ * in-process engine (local/cuda backends) that thread batches continuously: new
+ * requests join the running batch between steps (ss_llm_step), so a short request
+ * is not held up by a long GENERATE; other backends get whole batches.
  *
  * semstream extensions (ignored by other OpenAI servers, used by our backend):
  * a completion request may carry "semstream_choices": [..] (answered with
@@ -21,10 +23,14 @@ typedef struct ss_worker_opts {
     int port;                /* 0 = pick a free port (see ss_worker_port) */
     const char *model_name;  /* name reported by /v1/models */
     int max_queue;           /* queued requests before 429 (default 256) */
-    int max_batch;           /* requests per backend call (default 32) */
+    int max_batch;           /* requests per backend call, or running at once when batching
+                                continuously (default 32) */
     int batch_wait_ms;       /* wait to fill a batch once one request is queued (default 2) */
     size_t max_body;         /* largest request body in bytes (default 1 MiB) */
     int max_tokens_limit;    /* cap on max_tokens (default 2048) */
+    int whole_batch;         /* 1: answer whole batches with one backend call (the mode used
+                                anyway for backends that are not the in-process engine) */
+    int step_tokens;         /* continuous mode: token budget of a step (0 = the model's ubatch) */
 } ss_worker_opts_t;
 
 typedef struct ss_worker ss_worker_t;

@@ -3,14 +3,21 @@
  * (libmicrohttpd, a thread per connection) in front of one model backend.
  *
  * Each HTTP request becomes a job of one or more inference requests, queued in
- * a bounded FIFO (full -> 429 + Retry-After). One batching thread takes jobs
- * off the queue — waiting a moment to gather concurrent ones — and answers up
- * to max_batch requests with a single backend call, so concurrent clients share
- * forward passes. Shutdown refuses new work (503), drains the queue, then stops.
+ * a bounded FIFO (full -> 429 + Retry-After). One engine thread takes jobs off
+ * the queue (when idle, waiting a moment to gather concurrent ones):
+ *  - continuous mode (the in-process engine, gpu/llm_sched.c): the thread loops
+ *    { admit queued jobs while fewer than max_batch requests run, ss_llm_step,
+ *    signal the jobs whose requests all completed }, so requests join the running
+ *    batch between steps and a short one is answered while a long GENERATE decodes;
+ *  - whole-batch mode (other backends, or opts.whole_batch): up to max_batch
+ *    requests are answered with a single backend call.
+ * Either way concurrent clients share forward passes. Shutdown refuses new work
+ * (503), drains the queue and the running requests, then stops.
  */
 #include "ss_worker.h"
 
 #include "ss_json.h"
+#include "ss_llm.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -28,6 +35,7 @@ typedef struct job {
     int done;
     int status;        /* SS_OK, or the batch's failure */
     char err[SS_ERRSZ];
+    int left;          /* continuous mode: requests submitted to the engine and not completed */
     pthread_cond_t cv;
     struct job *next;
 } job_t;
@@ -44,8 +52,11 @@ struct ss_worker {
     job_t *head, *tail;
     int queued;
     int stopping, batcher_exit;
+    ss_llm_t *llm;       /* the engine behind be when batching continuously, else NULL */
+    int running;         /* requests admitted to the engine and not completed */
     /* metrics */
     int64_t m_requests, m_rejected, m_errors, m_batches, m_batched_reqs, m_prompt_tok, m_gen_tok, m_busy_ns;
+    int64_t m_steps;
     int64_t started_ms;
 };
 
@@ -73,6 +84,19 @@ static int enqueue(ss_worker_t *w, job_t *j)
         pthread_cond_wait(&j->cv, &w->mu);
     pthread_mutex_unlock(&w->mu);
     return SS_OK;
+}
+
+/* Waits up to batch_wait_ms for more jobs to arrive; called with mu held. */
+static void gather_wait(ss_worker_t *w)
+{
+    if (w->o.batch_wait_ms <= 0 || w->queued >= w->o.max_batch)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += (long)w->o.batch_wait_ms * 1000000L;
+    ts.tv_sec += ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    pthread_cond_timedwait(&w->cv, &w->mu, &ts);
 }
 
 /* Pops jobs until max_batch requests are collected; called with mu held. */
@@ -115,6 +139,7 @@ static void run_batch(ss_worker_t *w, job_t *jobs, int nreq)
     w->m_batches++;
     w->m_batched_reqs += nreq;
     w->m_busy_ns += dt;
+    w->running = 0; /* before any job is signalled */
     k = 0;
     for (job_t *j = jobs; j; j = j->next) {
         for (int i = 0; i < j->n; i++, k++)
@@ -146,22 +171,123 @@ static void *batcher_main(void *arg)
             pthread_cond_wait(&w->cv, &w->mu);
         if (!w->head && w->batcher_exit)
             break;
-        if (w->o.batch_wait_ms > 0 && w->queued < w->o.max_batch) {
-            /* give concurrent clients a moment to join this batch */
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += (long)w->o.batch_wait_ms * 1000000L;
-            ts.tv_sec += ts.tv_nsec / 1000000000L;
-            ts.tv_nsec %= 1000000000L;
-            pthread_cond_timedwait(&w->cv, &w->mu, &ts);
-        }
+        gather_wait(w); /* give concurrent clients a moment to join this batch */
         int nreq;
         job_t *jobs = take_batch(w, &nreq);
         if (!jobs)
             continue;
+        w->running = nreq;
         pthread_mutex_unlock(&w->mu);
         run_batch(w, jobs, nreq);
         pthread_mutex_lock(&w->mu);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ continuous batching */
+
+/* Engine callback (engine thread, mu not held): one request of job ctx completed. */
+static void req_done(void *ctx, ss_infer_res_t *res, int rc)
+{
+    job_t *j = ctx;
+    if (rc && !j->status) {
+        j->status = rc;
+        snprintf(j->err, sizeof j->err, "%s", res->error ? res->error : ss_err2str((ss_err_t)rc));
+    }
+    j->left--;
+}
+
+/* Pops queued jobs while fewer than max_batch requests would run (a job larger than
+ * max_batch runs alone); called with mu held. */
+static job_t *admit(ss_worker_t *w)
+{
+    job_t *first = NULL, *last = NULL;
+    int nreq = 0;
+    while (w->head && (w->running == 0 || w->running + w->head->n <= w->o.max_batch)) {
+        job_t *j = w->head;
+        w->head = j->next;
+        if (!w->head)
+            w->tail = NULL;
+        w->queued--;
+        j->next = NULL;
+        if (last)
+            last->next = j;
+        else
+            first = j;
+        last = j;
+        w->running += j->n;
+        nreq += j->n;
+    }
+    if (nreq) {
+        w->m_batches++;
+        w->m_batched_reqs += nreq;
+    }
+    return first;
+}
+
+/* Submits the requests of the admitted jobs (engine thread, mu not held). */
+static void submit_jobs(ss_worker_t *w, job_t *jobs)
+{
+    for (job_t *j = jobs; j; j = j->next)
+        for (int i = 0; i < j->n; i++) {
+            char err[SS_ERRSZ] = "";
+            int rc = ss_llm_submit(w->llm, &j->reqs[i], &j->res[i], req_done, j, err, sizeof err);
+            if (rc == SS_OK) {
+                j->left++;
+            } else if (!j->status) {
+                j->status = rc;
+                snprintf(j->err, sizeof j->err, "%s", err[0] ? err : ss_err2str((ss_err_t)rc));
+            }
+        }
+}
+
+/* Signals every running job whose requests all completed; called with mu held. */
+static void finish_jobs(ss_worker_t *w, job_t **run)
+{
+    for (job_t **pp = run; *pp;) {
+        job_t *j = *pp;
+        if (j->left > 0) {
+            pp = &j->next;
+            continue;
+        }
+        *pp = j->next;
+        for (int i = 0; i < j->n; i++) {
+            w->m_prompt_tok += j->res[i].prompt_tokens;
+            w->m_gen_tok += j->res[i].gen_tokens;
+        }
+        w->running -= j->n;
+        j->done = 1;
+        pthread_cond_signal(&j->cv);
+    }
+}
+
+static void *engine_main(void *arg)
+{
+    ss_worker_t *w = arg;
+    job_t *run = NULL, **tail = &run; /* admitted jobs, oldest first */
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->head && !run && !w->batcher_exit)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (!w->head && !run && w->batcher_exit)
+            break;
+        if (!run) /* idle: give concurrent clients a moment to join the first step */
+            gather_wait(w);
+        job_t *adm = admit(w);
+        pthread_mutex_unlock(&w->mu);
+        submit_jobs(w, adm);
+        *tail = adm;
+        char err[SS_ERRSZ] = "";
+        int64_t t0 = ss_now_ns();
+        ss_llm_step(w->llm, w->o.step_tokens, err, sizeof err); /* a failure reaches the jobs via req_done */
+        int64_t dt = ss_now_ns() - t0;
+        pthread_mutex_lock(&w->mu);
+        w->m_steps++;
+        w->m_busy_ns += dt;
+        finish_jobs(w, &run);
+        for (tail = &run; *tail; tail = &(*tail)->next)
+            ;
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
@@ -460,10 +586,13 @@ static enum MHD_Result serve_metrics(ss_worker_t *w, struct MHD_Connection *c)
                   "# TYPE semstream_worker_prompt_tokens_total counter\nsemstream_worker_prompt_tokens_total %lld\n"
                   "# TYPE semstream_worker_generated_tokens_total counter\nsemstream_worker_generated_tokens_total %lld\n"
                   "# TYPE semstream_worker_busy_seconds_total counter\nsemstream_worker_busy_seconds_total %.6f\n"
-                  "# TYPE semstream_worker_queue_depth gauge\nsemstream_worker_queue_depth %d\n",
+                  "# TYPE semstream_worker_queue_depth gauge\nsemstream_worker_queue_depth %d\n"
+                  "# TYPE semstream_worker_running_sequences gauge\nsemstream_worker_running_sequences %d\n"
+                  "# TYPE semstream_worker_steps_total counter\nsemstream_worker_steps_total %lld\n"
+                  "# TYPE semstream_worker_continuous gauge\nsemstream_worker_continuous %d\n",
                   (long long)w->m_requests, (long long)w->m_rejected, (long long)w->m_errors, (long long)w->m_batches,
                   (long long)w->m_batched_reqs, (long long)w->m_prompt_tok, (long long)w->m_gen_tok,
-                  w->m_busy_ns / 1e9, w->queued);
+                  w->m_busy_ns / 1e9, w->queued, w->running, (long long)w->m_steps, w->llm != NULL);
     pthread_mutex_unlock(&w->mu);
     enum MHD_Result rc = reply(c, 200, "text/plain; version=0.0.4", ss_buf_cstr(&b), b.len, 0);
     ss_buf_free(&b);
@@ -514,8 +643,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     if (get && !strcmp(url, "/health")) {
         char body[128];
         pthread_mutex_lock(&w->mu);
-        int n = snprintf(body, sizeof body, "{\"status\":\"%s\",\"queue\":%d}", w->stopping ? "stopping" : "ok",
-                         w->queued);
+        int n = snprintf(body, sizeof body, "{\"status\":\"%s\",\"queue\":%d,\"running\":%d}",
+                         w->stopping ? "stopping" : "ok", w->queued, w->running);
         pthread_mutex_unlock(&w->mu);
         return reply(c, w->stopping ? 503 : 200, "application/json", body, (size_t)n, 0);
     }
@@ -567,7 +696,8 @@ int ss_worker_start(const ss_worker_opts_t *o, ss_infer_backend_t *backend, ss_w
     w->started_ms = ss_wall_ms();
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
-    if (pthread_create(&w->batcher, NULL, batcher_main, w)) {
+    w->llm = w->o.whole_batch ? NULL : ss_backend_llm_model(backend);
+    if (pthread_create(&w->batcher, NULL, w->llm ? engine_main : batcher_main, w)) {
         w->batcher_exit = 2; /* no thread to join */
         ss_worker_stop(w);
         return ss_seterr(err, errsz, SS_ERR_INTERNAL, "cannot start the batching thread");

@@ -45,6 +45,11 @@ ss_infer_backend_t *ss_backend_llm_wrap(ss_llm_t *m, const char *kind, char *err
     return b;
 }
 
+ss_llm_t *ss_backend_llm_model(ss_infer_backend_t *b)
+{
+    return b && b->destroy == local_destroy ? b->impl : NULL;
+}
+
 ss_infer_backend_t *ss_backend_local_new(const char *model_path, int threads, char *err, size_t errsz)
 {
     ss_llm_opts_t o = {.threads = threads};

@@ -2,8 +2,9 @@
  * check_it_worker.c — the inference worker over HTTP and the worker pool, with
  * real workers serving the tiny stories260K model on loopback: endpoints,
  * errors (400/404/405/413), back-pressure (429 + Retry-After), metrics, graceful
- * shutdown; and the pool's prefix affinity, failover when a worker dies and
- * recovery when it comes back.
+ * shutdown; continuous batching (a short request sent while a long GENERATE
+ * decodes comes back first); and the pool's prefix affinity, failover when a
+ * worker dies and recovery when it comes back.
  */
 #include "ss_backends.h"
 #include "ss_engine.h"
@@ -297,6 +298,101 @@ START_TEST(test_engine_view_on_worker_pool)
 }
 END_TEST
 
+/* ---- continuous batching: a short request sent during a long GENERATE returns first ---- */
+
+typedef struct timed {
+    int port;
+    const char *body;
+    http_t r;
+    int *order, *rank; /* completion order (shared counter) and this request's place in it */
+    pthread_mutex_t *mu;
+    long gen_after;    /* the worker's generated tokens when this answer came back */
+} timed_t;
+
+static long metric(int port, const char *name);
+
+static void *timed_main(void *arg)
+{
+    timed_t *t = arg;
+    http(t->port, "/v1/completions", t->body, &t->r);
+    t->gen_after = metric(t->port, "semstream_worker_generated_tokens_total");
+    pthread_mutex_lock(t->mu);
+    *t->rank = (*t->order)++;
+    pthread_mutex_unlock(t->mu);
+    return NULL;
+}
+
+static long metric(int port, const char *name)
+{
+    http_t r;
+    http(port, "/metrics", NULL, &r);
+    char k[128];
+    snprintf(k, sizeof k, "\n%s ", name);
+    const char *p = strstr(ss_buf_cstr(&r.body), k);
+    long v = p ? atol(p + strlen(k)) : -1;
+    ss_buf_free(&r.body);
+    return v;
+}
+
+/* Sends a long GENERATE (3 prompts x 2000 tokens), waits until the worker runs it, sends a short
+ * CHOOSE; returns the rank of the short one's answer (0 = it came back first); *gen: the tokens
+ * the worker had generated (for completed jobs) when the short answer came back. */
+static int short_during_long(int whole_batch, long *steps, long *gen)
+{
+    char err[SS_ERRSZ] = "";
+    ss_infer_backend_t *be = ss_backend_local_new(model_path(), 1, err, sizeof err);
+    ck_assert_msg(be != NULL, "%s", err);
+    ss_worker_opts_t o = {.model_name = "stories260K", .whole_batch = whole_batch};
+    ss_worker_t *w = NULL;
+    ck_assert_msg(ss_worker_start(&o, be, &w, err, sizeof err) == SS_OK, "%s", err);
+    int order = 0, rank[2] = {-1, -1};
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    timed_t t[2] = {
+        {ss_worker_port(w),
+         "{\"prompt\":[\"Once upon a time\",\"Lily and Tom\",\"The sun\"],\"max_tokens\":2000,"
+         "\"temperature\":0}",
+         {0}, &order, &rank[0], &mu, 0},
+        {ss_worker_port(w), "{\"prompt\":\"Lily was\",\"semstream_choices\":[\" happy\",\" sad\"]}", {0}, &order,
+         &rank[1], &mu, 0},
+    };
+    pthread_t th[2];
+    pthread_create(&th[0], NULL, timed_main, &t[0]);
+    for (int i = 0; i < 5000 && metric(ss_worker_port(w), "semstream_worker_running_sequences") < 3; i++)
+        usleep(1000);
+    ck_assert_int_eq(metric(ss_worker_port(w), "semstream_worker_running_sequences"), 3);
+    pthread_create(&th[1], NULL, timed_main, &t[1]);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    ck_assert_int_eq(t[0].r.code, 200);
+    ck_assert_int_eq(t[1].r.code, 200);
+    ck_assert_ptr_nonnull(strstr(ss_buf_cstr(&t[0].r.body), "\"completion_tokens\":6000"));
+    ck_assert_ptr_nonnull(strstr(ss_buf_cstr(&t[1].r.body), "\"semstream_probs\":["));
+    *steps = metric(ss_worker_port(w), "semstream_worker_steps_total");
+    *gen = t[1].gen_after;
+    ck_assert_int_eq(metric(ss_worker_port(w), "semstream_worker_continuous"), !whole_batch);
+    ck_assert_int_eq(metric(ss_worker_port(w), "semstream_worker_running_sequences"), 0);
+    ss_buf_free(&t[0].r.body);
+    ss_buf_free(&t[1].r.body);
+    ss_worker_stop(w);
+    return rank[1];
+}
+
+START_TEST(test_short_request_joins_running_batch)
+{
+    long steps = 0, gen = 0;
+    /* continuous batching: the CHOOSE joins between decode steps and comes back first, while
+     * the long job is still decoding (none of its 6000 tokens counted yet) */
+    ck_assert_int_eq(short_during_long(0, &steps, &gen), 0);
+    ck_assert_int_eq(gen, 0);
+    ck_assert_int_ge(steps, 2000); /* one step per decoded token */
+    /* the whole-batch mode makes it wait until the long batch has finished (what continuous
+     * batching fixes) */
+    short_during_long(1, &steps, &gen);
+    ck_assert_int_eq(gen, 6000);
+    ck_assert_int_eq(steps, 0);
+}
+END_TEST
+
 Suite *check_it_worker_suite(void)
 {
     Suite *s = suite_create("worker");
@@ -306,6 +402,7 @@ Suite *check_it_worker_suite(void)
     tcase_add_test(tc, test_backpressure_429);
     tcase_add_test(tc, test_pool_affinity_failover_recovery);
     tcase_add_test(tc, test_engine_view_on_worker_pool);
+    tcase_add_test(tc, test_short_request_joins_running_batch);
     suite_add_tcase(s, tc);
     return s;
 }
