@@ -12,6 +12,7 @@
 #include "llm_internal.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -740,18 +741,26 @@ static int max_level(void)
     return 0;
 }
 
-static void pick(void) { set_isa(max_level()); }
+static void pick_once(void) { set_isa(max_level()); }
+
+/* The first use picks the kernels; engines running in several threads may get there together,
+ * so it runs once (k_force_isa, for tests and benchmarks, is called before any engine runs). */
+static void pick(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, pick_once);
+}
 
 const char *k_isa(void)
 {
-    if (!g_dot)
-        pick();
+    pick();
     return g_isa;
 }
 
 void k_force_isa(const char *isa)
 {
     int lv = !isa ? 2 : !strcmp(isa, "scalar") ? 0 : !strcmp(isa, "avx2") ? 1 : 2;
+    pick(); /* so a later first use cannot undo the forced choice */
     set_isa(SS_MIN(lv, max_level()));
 }
 
@@ -860,8 +869,7 @@ static void multi_chunk(void *ctx, int t, int tid)
 void k_matmul_multi(const wmat_t *const *w, float *const *out, const size_t *ldo, int nmat, const float *x,
                     size_t ldx, int nb, int threads)
 {
-    if (!g_dot)
-        pick();
+    pick();
     mm_multi_t m;
     int8_t *qx = NULL;
     float *dx = NULL;
