@@ -38,6 +38,7 @@ typedef struct cuda_be {
     int tile_max;             /* queries per attention tile: 64 (query, head) items per block */
     int att_tc;               /* this pass uses the tensor-core attention (prefill; tiles of 64) */
     int nt_long;              /* ... and its first nt_long tiles take one head per block */
+    int fuse_norm;            /* RMSNorm inside the GEMVs (SS_CUDA_NO_FUSED_NORM turns it off) */
     /* activations for up to tcap tokens (ocap output rows) */
     int tcap, ocap;
     float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2, *xo, *logits, *lse;
@@ -118,6 +119,7 @@ static ss_err_t cuda_upload_dev(ss_llm_t *m, void **ctx, int device, char *err, 
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     b->m = m;
     b->timing = getenv("SS_CUDA_TIMING") != NULL;
+    b->fuse_norm = getenv("SS_CUDA_NO_FUSED_NORM") == NULL;
     int rc = ss_cuda_open(device, &b->c, err, errsz);
     const ss_llm_config_t *g = &m->cfg;
     b->tile_max = SS_MAX(1, SS_MIN(16, 64 / SS_MAX(1, g->n_heads / g->n_kv_heads)));
@@ -337,13 +339,17 @@ static int layer_fwd(cuda_be_t *b, const ubatch_t *ub, int l, int mb, int nt, ch
     const ss_llm_config_t *g = &b->m->cfg;
     dlayer_t *L = &b->L[l];
     ss_cuda_t *c = b->c;
-    int n = ub->n, d = g->dim, hd = g->head_dim, qd = g->n_heads * hd, kvd = g->n_kv_heads * hd;
-    int rc = ss_cuda_rmsnorm(c, b->xb, b->x, L->attn_norm, n, d, g->norm_eps);
-    ss_cuda_prof_mark(c, P_NORM);
+    int n = ub->n, hd = g->head_dim, qd = g->n_heads * hd, kvd = g->n_kv_heads * hd;
     float *const qkv_y[3] = {b->q, b->k, b->v};
     const ss_cuda_weight_t *const qkv_w[3] = {&L->wq, &L->wk, &L->wv};
     const float *const qkv_b[3] = {L->bq, L->bk, L->bv};
-    if (!rc) rc = ss_cuda_matmul_multi(c, 3, qkv_y, qkv_w, qkv_b, b->xb, n, err, errsz);
+    /* RMSNorm fused into the Q|K|V GEMV for decode-sized batches (xb is its output otherwise) */
+    int rc, fuse = b->fuse_norm && n == 1; /* measured: a gain at batch 1, a loss from batch 2 */
+    if (fuse)
+        rc = ss_cuda_rms_matmul_multi(c, 3, qkv_y, qkv_w, qkv_b, b->x, L->attn_norm, g->norm_eps, b->xb, n, err,
+                                      errsz);
+    else if (!(rc = ss_cuda_rmsnorm(c, b->xb, b->x, L->attn_norm, n, g->dim, g->norm_eps)))
+        rc = ss_cuda_matmul_multi(c, 3, qkv_y, qkv_w, qkv_b, b->xb, n, err, errsz);
     ss_cuda_prof_mark(c, P_QKV);
     if (!rc) rc = ss_cuda_rope_kv(c, b->q, b->k, b->v, L->kpool, L->vpool, IDX_BT(b), mb, IDX_SEQ(b), IDX_POS(b), n,
                                   g->n_heads, g->n_kv_heads, hd, g->rope_dim, g->rope_base, g->rope_neox);
@@ -363,9 +369,11 @@ static int layer_fwd(cuda_be_t *b, const ubatch_t *ub, int l, int mb, int nt, ch
     ss_cuda_prof_mark(c, P_ATTN);
     if (!rc) rc = ss_cuda_matmul_add(c, b->x, b->att, &L->wo, n, err, errsz); /* x += Wo att */
     ss_cuda_prof_mark(c, P_WO);
-    if (!rc) rc = ss_cuda_rmsnorm(c, b->xb, b->x, L->ffn_norm, n, d, g->norm_eps);
-    ss_cuda_prof_mark(c, P_NORM);
-    if (!rc) rc = ss_cuda_ffn(c, b->x, b->xb, &L->gate, &L->up, &L->down, b->hb, b->hb2, n, err, errsz);
+    if (!rc && fuse)
+        rc = ss_cuda_rms_ffn(c, b->x, L->ffn_norm, g->norm_eps, b->xb, &L->gate, &L->up, &L->down, b->hb, b->hb2, n,
+                             err, errsz);
+    else if (!rc && !(rc = ss_cuda_rmsnorm(c, b->xb, b->x, L->ffn_norm, n, g->dim, g->norm_eps)))
+        rc = ss_cuda_ffn(c, b->x, b->xb, &L->gate, &L->up, &L->down, b->hb, b->hb2, n, err, errsz);
     ss_cuda_prof_mark(c, P_FFN_UP); /* gate/up, SwiGLU and down: one stage now */
     (void)kvd, (void)qd;
     if (rc && !err[0])

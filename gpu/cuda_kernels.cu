@@ -432,6 +432,8 @@ struct gemv_args {
     int rows[3];
     int end[3]; /* warps of weights 0..g together (a warp owns R consecutive rows of one weight) */
     int ng, cols, type, mode;
+    const float *nw; /* RMSNorm fused in front: y = W (x / rms(x) * nw) when set */
+    float eps;
 };
 
 /* Rows per warp for NB activations: each x load feeds R rows, so the loads of x from L1 (NB per
@@ -442,7 +444,8 @@ template <int NB> struct gemv_rows { static const int R = NB >= 4 ? 4 : NB >= 2 
 /* acc[r][b] += row (n0 + r) of W . x[b] for r < nr */
 template <int NB, int WK, int R>
 __device__ __forceinline__ void row_dot(float (&acc)[R][NB], const float *__restrict__ x, const void *w,
-                                        const __half *sc, int type, int n0, int nr, int cols, int lane)
+                                        const __half *sc, int type, int n0, int nr, int cols, int lane,
+                                        const float *__restrict__ nw)
 {
     if (WK == WK_F16 || WK == WK_BF16) {
         const uint16_t *w0 = (const uint16_t *)w + (size_t)n0 * cols;
@@ -459,6 +462,15 @@ __device__ __forceinline__ void row_dot(float (&acc)[R][NB], const float *__rest
                     wf[r][2 * j] = f.x;
                     wf[r][2 * j + 1] = f.y;
                 }
+            }
+            if (nw) { /* the norm's weight folded into this chunk of the rows */
+                float4 u = __ldg((const float4 *)(nw + k)), v = __ldg((const float4 *)(nw + k) + 1);
+                const float nv[8] = {u.x, u.y, u.z, u.w, v.x, v.y, v.z, v.w};
+#pragma unroll
+                for (int r = 0; r < R; r++)
+#pragma unroll
+                    for (int j = 0; j < 8; j++)
+                        wf[r][j] *= nv[j];
             }
 #pragma unroll
             for (int b = 0; b < NB; b++) {
@@ -485,6 +497,14 @@ __device__ __forceinline__ void row_dot(float (&acc)[R][NB], const float *__rest
             for (int b = 0; b < NB; b++) {
                 const float4 *xv = (const float4 *)(x + (size_t)b * cols + k);
                 float4 xs[4] = {__ldg(xv), __ldg(xv + 1), __ldg(xv + 2), __ldg(xv + 3)};
+                if (nw) {
+                    const float4 *nv = (const float4 *)(nw + k);
+#pragma unroll
+                    for (int j = 0; j < 4; j++) {
+                        float4 m = __ldg(nv + j);
+                        xs[j].x *= m.x, xs[j].y *= m.y, xs[j].z *= m.z, xs[j].w *= m.w;
+                    }
+                }
 #pragma unroll
                 for (int r = 0; r < R; r++) {
                     const int8_t *qq = (const int8_t *)&raw[r];
@@ -503,7 +523,7 @@ __device__ __forceinline__ void row_dot(float (&acc)[R][NB], const float *__rest
             for (int r = 0; r < R; r++) {
                 if (r >= nr)
                     break;
-                float wv = load_w(type, w, sc, (size_t)(n0 + r) * cols, (size_t)k, cols);
+                float wv = load_w(type, w, sc, (size_t)(n0 + r) * cols, (size_t)k, cols) * (nw ? nw[k] : 1.0f);
 #pragma unroll
                 for (int b = 0; b < NB; b++)
                     acc[r][b] += wv * __ldg(x + (size_t)b * cols + k);
@@ -521,30 +541,53 @@ __global__ void __launch_bounds__(256) k_gemv(gemv_args a, const float *__restri
     const int R = gemv_rows<NB>::R;
     int gw = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     int g = gw < a.end[0] ? 0 : gw < a.end[1] || a.ng < 3 ? 1 : 2;
-    if (g >= a.ng || gw >= PICK(a.end, g))
-        return;
-    int rows = PICK(a.rows, g), n0 = (gw - (g ? PICK(a.end, g - 1) : 0)) * R, nr = min(R, rows - n0);
-    int lane = threadIdx.x & 31;
-    float acc[R][NB];
+    int active = g < a.ng && gw < PICK(a.end, g);
+    int rows = active ? PICK(a.rows, g) : 0, n0 = active ? (gw - (g ? PICK(a.end, g - 1) : 0)) * R : 0;
+    int nr = min(R, rows - n0), lane = threadIdx.x & 31;
+    float acc[R][NB], up[R][NB];
 #pragma unroll
     for (int r = 0; r < R; r++)
 #pragma unroll
         for (int b = 0; b < NB; b++)
-            acc[r][b] = 0;
-    row_dot<NB, WK, R>(acc, x, PICK(a.w, g), PICK(a.sc, g), a.type, n0, nr, a.cols, lane);
+            acc[r][b] = up[r][b] = 0;
+    if (active) { /* the weight stream first: nothing waits on the norm until the epilogue */
+        row_dot<NB, WK, R>(acc, x, PICK(a.w, g), PICK(a.sc, g), a.type, n0, nr, a.cols, lane, a.nw);
+        if (a.mode == GV_SWIGLU)
+            row_dot<NB, WK, R>(up, x, a.w[1], a.sc[1], a.type, n0, nr, a.cols, lane, a.nw);
+    }
+    __shared__ float inv[NB];
+    if (a.nw) { /* fused RMSNorm: the block finds 1 / rms of its NB activation rows (x is in L1 now) */
+        __shared__ float part[8][NB];
+#pragma unroll
+        for (int b = 0; b < NB; b++) {
+            float ss = 0;
+            for (int k = threadIdx.x; k < a.cols; k += blockDim.x) {
+                float v = x[(size_t)b * a.cols + k];
+                ss += v * v;
+            }
+            ss = warp_sum(ss);
+            if (lane == 0)
+                part[threadIdx.x >> 5][b] = ss;
+        }
+        __syncthreads();
+        if (threadIdx.x < NB) {
+            float t = 0;
+            for (int w8 = 0; w8 < (int)(blockDim.x >> 5); w8++)
+                t += part[w8][threadIdx.x];
+            inv[threadIdx.x] = rsqrtf(t / a.cols + a.eps);
+        }
+        __syncthreads();
+    }
+    if (!active)
+        return;
     if (a.mode == GV_SWIGLU) {
-        float up[R][NB];
-#pragma unroll
-        for (int r = 0; r < R; r++)
-#pragma unroll
-            for (int b = 0; b < NB; b++)
-                up[r][b] = 0;
-        row_dot<NB, WK, R>(up, x, a.w[1], a.sc[1], a.type, n0, nr, a.cols, lane);
 #pragma unroll
         for (int r = 0; r < R; r++)
 #pragma unroll
             for (int b = 0; b < NB; b++) {
                 float gv = warp_sum(acc[r][b]), uv = warp_sum(up[r][b]);
+                if (a.nw)
+                    gv *= inv[b], uv *= inv[b];
                 if (lane == 0 && r < nr)
                     a.y[0][(size_t)b * rows + n0 + r] = gv / (1.0f + __expf(-gv)) * uv;
             }
@@ -556,7 +599,7 @@ __global__ void __launch_bounds__(256) k_gemv(gemv_args a, const float *__restri
     for (int r = 0; r < R; r++)
 #pragma unroll
         for (int b = 0; b < NB; b++) {
-            float v = warp_sum(acc[r][b]);
+            float v = warp_sum(acc[r][b]) * (a.nw ? inv[b] : 1.0f);
             if (lane == 0 && r < nr) {
                 float *yp = y + (size_t)b * rows + n0 + r;
                 v += bias ? bias[n0 + r] : 0.0f;
@@ -782,6 +825,43 @@ extern "C" int ss_cuda_matmul_multi(ss_cuda_t *c, int nw, float *const *ys, cons
     }
     a.ng = nw;
     return gemv(c, a, x, B, gemv_kind(ws[0], x), err, errsz);
+}
+
+extern "C" int ss_cuda_rms_matmul_multi(ss_cuda_t *c, int nw, float *const *ys, const ss_cuda_weight_t *const *ws,
+                                        const float *const *biases, const float *x, const float *norm_w, float eps,
+                                        float *xn, int B, char *err, size_t errsz)
+{
+    int same = nw >= 1 && nw <= 3 && B >= 1 && B <= 8;
+    for (int i = 1; same && i < nw; i++)
+        same = ws[i]->type == ws[0]->type && ws[i]->cols == ws[0]->cols && gemv_kind(ws[i], x) == gemv_kind(ws[0], x);
+    if (!same) {
+        int rc = ss_cuda_rmsnorm(c, xn, x, norm_w, B, ws[0]->cols, eps);
+        return rc ? rc : ss_cuda_matmul_multi(c, nw, ys, ws, biases, xn, B, err, errsz);
+    }
+    gemv_args a = one_weight(ys[0], ws[0], biases ? biases[0] : NULL, GV_STORE);
+    for (int i = 1; i < nw; i++) {
+        a.w[i] = ws[i]->data, a.sc[i] = (const __half *)ws[i]->scales, a.y[i] = ys[i];
+        a.bias[i] = biases ? biases[i] : NULL;
+        a.rows[i] = ws[i]->rows;
+    }
+    a.ng = nw, a.nw = norm_w, a.eps = eps;
+    return gemv(c, a, x, B, gemv_kind(ws[0], x), err, errsz);
+}
+
+extern "C" int ss_cuda_rms_ffn(ss_cuda_t *c, float *x, const float *norm_w, float eps, float *xn,
+                               const ss_cuda_weight_t *gate, const ss_cuda_weight_t *up, const ss_cuda_weight_t *down,
+                               float *h1, float *h2, int B, char *err, size_t errsz)
+{
+    if (B <= 0)
+        return SS_OK;
+    if (B > 8 || gate->type != up->type || gate->rows != up->rows || gate->cols != up->cols) {
+        int rc = ss_cuda_rmsnorm(c, xn, x, norm_w, B, gate->cols, eps);
+        return rc ? rc : ss_cuda_ffn(c, x, xn, gate, up, down, h1, h2, B, err, errsz);
+    }
+    gemv_args a = one_weight(h1, gate, NULL, GV_SWIGLU);
+    a.w[1] = up->data, a.sc[1] = (const __half *)up->scales, a.nw = norm_w, a.eps = eps;
+    int rc = gemv(c, a, x, B, gemv_kind(gate, x), err, errsz);
+    return rc ? rc : ss_cuda_matmul_add(c, x, h1, down, B, err, errsz);
 }
 
 extern "C" int ss_cuda_ffn(ss_cuda_t *c, float *x, const float *xn, const ss_cuda_weight_t *gate,

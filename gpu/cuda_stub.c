@@ -54,6 +54,12 @@ int ss_cuda_matmul_swiglu(ss_cuda_t *c, float *out, float *scratch, const float 
 int ss_cuda_ffn(ss_cuda_t *c, float *x, const float *xn, const ss_cuda_weight_t *gate, const ss_cuda_weight_t *up,
                 const ss_cuda_weight_t *down, float *h1, float *h2, int B, char *err, size_t errsz)
 { (void)c, (void)x, (void)xn, (void)gate, (void)up, (void)down, (void)h1, (void)h2, (void)B; UNSUP_ERR(); }
+int ss_cuda_rms_matmul_multi(ss_cuda_t *c, int nw, float *const *ys, const ss_cuda_weight_t *const *ws, const float *const *biases,
+                             const float *x, const float *norm_w, float eps, float *xn, int B, char *err, size_t errsz)
+{ (void)c, (void)nw, (void)ys, (void)ws, (void)biases, (void)x, (void)norm_w, (void)eps, (void)xn, (void)B; UNSUP_ERR(); }
+int ss_cuda_rms_ffn(ss_cuda_t *c, float *x, const float *norm_w, float eps, float *xn, const ss_cuda_weight_t *gate,
+                    const ss_cuda_weight_t *up, const ss_cuda_weight_t *down, float *h1, float *h2, int B, char *err, size_t errsz)
+{ (void)c, (void)x, (void)norm_w, (void)eps, (void)xn, (void)gate, (void)up, (void)down, (void)h1, (void)h2, (void)B; UNSUP_ERR(); }
 int ss_cuda_rope_kv(ss_cuda_t *c, float *q, const float *k, const float *v, float *kp, float *vp, const int32_t *bt, int mb,
                     const int32_t *seq, const int32_t *pos, int n, int nheads, int nkv, int hd, int rot, float theta, int neox)
 { (void)c, (void)q, (void)k, (void)v, (void)kp, (void)vp, (void)bt, (void)mb, (void)seq, (void)pos, (void)n, (void)nheads, (void)nkv, (void)hd, (void)rot, (void)theta, (void)neox; return SS_ERR_UNSUPPORTED; }

@@ -74,6 +74,17 @@ int ss_cuda_matmul_swiglu(ss_cuda_t *c, float *out, float *scratch, const float 
  * the three tensor-core GEMMs, SwiGLU in between). */
 int ss_cuda_ffn(ss_cuda_t *c, float *x, const float *xn, const ss_cuda_weight_t *gate, const ss_cuda_weight_t *up,
                 const ss_cuda_weight_t *down, float *h1, float *h2, int B, char *err, size_t errsz);
+/* RMSNorm fused in front of the GEMV (B <= 8: each block finds 1/rms of its activation rows and
+ * folds the norm's weight into the dot products; larger batches write rmsnorm(x) to xn, B x cols,
+ * and take the paths above):
+ *   rms_matmul_multi: ys[i] = Ws[i] rmsnorm(x) (+ biases[i])
+ *   rms_ffn:          x += Down (silu(Gate n) * (Up n)), n = rmsnorm(x) */
+int ss_cuda_rms_matmul_multi(ss_cuda_t *c, int nw, float *const *ys, const ss_cuda_weight_t *const *ws,
+                             const float *const *biases, const float *x, const float *norm_w, float eps, float *xn,
+                             int B, char *err, size_t errsz);
+int ss_cuda_rms_ffn(ss_cuda_t *c, float *x, const float *norm_w, float eps, float *xn, const ss_cuda_weight_t *gate,
+                    const ss_cuda_weight_t *up, const ss_cuda_weight_t *down, float *h1, float *h2, int B, char *err,
+                    size_t errsz);
 /* Rotary embedding in place on x[n][nheads*hd] at positions pos[n]. neox = 0: pairs (2i, 2i+1)
  * (llama); neox = 1: pairs (i, i + rot/2) (qwen2). Rotates the first rot dims of each head. */
 int ss_cuda_rope(ss_cuda_t *c, float *x, const int32_t *pos, int n, int nheads, int hd, int rot,

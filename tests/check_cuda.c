@@ -383,6 +383,30 @@ START_TEST(test_gpu_fused)
             from_gpu(fgot, dr, (size_t)B * cols * 4);
             ck_assert_msg(max_rel_err(fgot, fref, (size_t)B * cols) < tol, "ffn type %d B=%d: %g", ty, B,
                           max_rel_err(fgot, fref, (size_t)B * cols));
+            /* RMSNorm fused in front: Q|K of rmsnorm(x), and the block on rmsnorm(r) with r += ... */
+            float *nwv = frand_vec(cols, 1), *xn = malloc((size_t)B * cols * 4), *g2 = malloc((size_t)B * rh * 4);
+            float *dnw = dup_to_gpu(nwv, (size_t)cols * 4), *dxn;
+            ss_cuda_malloc(gpu, (void **)&dxn, (size_t)B * cols * 4, err, sizeof err);
+            ss_kref_rmsnorm(xn, x, nwv, B, cols, 1e-5f);
+            ck_assert_msg(ss_cuda_rms_matmul_multi(gpu, 2, ys, ws, bs, dx, dnw, 1e-5f, dxn, B, err, sizeof err) == SS_OK,
+                          "%s", err);
+            ss_kref_matmul(ref, xn, ty, wq, rq, cols, bq, B);
+            from_gpu(got, dy, (size_t)B * rq * 4);
+            ck_assert_msg(max_rel_err(got, ref, (size_t)B * rq) < tol, "rms_matmul_multi type %d B=%d", ty, B);
+            ss_cuda_h2d(gpu, dr, r0, (size_t)B * cols * 4, err, sizeof err);
+            ck_assert_msg(ss_cuda_rms_ffn(gpu, dr, dnw, 1e-5f, dxn, &dg, &du, &dd, dh, ds, B, err, sizeof err) == SS_OK,
+                          "%s", err);
+            ss_kref_rmsnorm(xn, r0, nwv, B, cols, 1e-5f);
+            ss_kref_matmul(ref, xn, ty, wg, rh, cols, NULL, B);
+            ss_kref_matmul(g2, xn, ty, wu, rh, cols, NULL, B);
+            ss_kref_swiglu(ref, ref, g2, (size_t)B * rh);
+            ss_kref_matmul(fref, ref, ty, wd, cols, rh, NULL, B);
+            for (int i = 0; i < B * cols; i++)
+                fref[i] += r0[i];
+            from_gpu(fgot, dr, (size_t)B * cols * 4);
+            ck_assert_msg(max_rel_err(fgot, fref, (size_t)B * cols) < tol, "rms_ffn type %d B=%d: %g", ty, B,
+                          max_rel_err(fgot, fref, (size_t)B * cols));
+            free(nwv), free(xn), free(g2);
             free(wdf), free(r0), free(fref), free(fgot), free(wd);
             free(wqf), free(wkf), free(wgf), free(wuf), free(x), free(bq), free(bk), free(y0);
             free(wq), free(wk), free(wg), free(wu), free(ref), free(ref2), free(got);
