@@ -115,6 +115,9 @@ typedef struct rank_run {
     ss_sem_kv_t cmp;
     char *err;
     size_t errsz;
+    ss_sem_pairs_t pairs; /* members of st_<id>_cmp's keys (memo='prune') */
+    int prune;
+    tlist_t gone;         /* projections of the rows removed in this batch */
 } rank_run_t;
 
 static int cmp_key(const titem_t *a, const titem_t *b, ss_buf_t *key)
@@ -180,9 +183,12 @@ static int ensure_cmps(rank_run_t *R, titem_t **a, titem_t **b, int n)
         reqs[i].prompt = ss_buf_cstr(&prompts[i]);
     if (!rc)
         rc = ss_sem_run(R->op, R->ctx, reqs, m, res, R->err, R->errsz);
-    for (int i = 0; i < m && !rc; i++)
+    for (int i = 0; i < m && !rc; i++) {
         rc = ss_sem_kv_put(&R->cmp, keys[i].data, keys[i].len, ss_sem_first(&res[i]) ? "1" : "0", 1,
                            R->err, R->errsz);
+        if (!rc && R->prune)
+            rc = ss_sem_pairs_note(&R->pairs, keys[i].data, keys[i].len, R->err, R->errsz);
+    }
     for (int i = 0; i < n; i++) {
         if (prompts) ss_buf_free(&prompts[i]);
         if (keys) ss_buf_free(&keys[i]);
@@ -694,7 +700,7 @@ static int rank_insert_batch(rank_run_t *R, rank_state_t *S, tlist_t *X)
     return rc;
 }
 
-/* Removes row r (all of it); refills T if it was there. */
+/* Removes row r (all of it); the caller refills T once all of the batch's rows are removed. */
 static int rank_remove(rank_run_t *R, rank_state_t *S, const ss_buf_t *r)
 {
     int i = list_find(&S->T, r);
@@ -710,7 +716,7 @@ static int rank_remove(rank_run_t *R, rank_state_t *S, const ss_buf_t *r)
     sqlite3_bind_blob(S->del, 1, r->data, (int)r->len, SQLITE_STATIC);
     int rc = sqlite3_step(S->del) == SQLITE_DONE ? SS_OK : ss_sem_sqlerr(R->ctx->db, R->err, R->errsz, "sem_topk del");
     sqlite3_reset(S->del);
-    return rc ? rc : refill(R, S);
+    return rc;
 }
 
 static int load_list(rank_run_t *R, int zone, tlist_t *l)
@@ -745,6 +751,43 @@ static void item_setw(rank_state_t *S, const ss_buf_t *r, int64_t w)
         S->B.v[i].w = w;
 }
 
+/* Remembers the projection of a removed row (its comparisons may be dropped at the end). */
+static int note_gone(rank_run_t *R, const ss_buf_t *k)
+{
+    titem_t it;
+    memset(&it, 0, sizeof it);
+    int rc = ss_buf_append(&it.k, k->data ? k->data : "", k->len);
+    if (!rc)
+        rc = list_insert(&R->gone, R->gone.n, &it);
+    item_free(&it);
+    return rc;
+}
+
+/* memo='prune': drops the comparisons of every projection removed in this batch that no
+ * live row has any more (they can only be needed again if such a row comes back; the
+ * dispatcher's result cache then answers them). */
+static int prune_cmps(rank_run_t *R)
+{
+    sqlite3_stmt *live = NULL;
+    int rc = ss_sem_prepare(R->ctx->db, &live, R->err, R->errsz, "SELECT 1 FROM st_%d_rows WHERE k=?1 AND w>0 LIMIT 1",
+                            R->op->node->id);
+    for (int i = 0; i < R->gone.n && !rc; i++) {
+        const ss_buf_t *k = &R->gone.v[i].k;
+        sqlite3_reset(live);
+        sqlite3_bind_blob(live, 1, k->data ? k->data : "", (int)k->len, SQLITE_STATIC);
+        int s = sqlite3_step(live);
+        sqlite3_reset(live);
+        if (s == SQLITE_ROW)
+            continue;
+        if (s != SQLITE_DONE)
+            rc = ss_sem_sqlerr(R->ctx->db, R->err, R->errsz, "sem_topk prune");
+        else
+            rc = ss_sem_pairs_drop(&R->pairs, -1, k->data, k->len, NULL, R->err, R->errsz);
+    }
+    sqlite3_finalize(live);
+    return rc;
+}
+
 /* One entry of the delta: adjusts the weight; a row disappearing is removed, one
  * appearing is added to X (placed later with the batch's other new rows). */
 static int rank_entry(rank_run_t *R, rank_state_t *S, const ss_row_t *row, int64_t dw, tlist_t *X)
@@ -772,6 +815,8 @@ static int rank_entry(rank_run_t *R, rank_state_t *S, const ss_row_t *row, int64
         rc = row_put(R, S, &it, zone, 0);
     } else if (w > 0) {
         rc = rank_remove(R, S, &it.r);
+        if (!rc && R->prune)
+            rc = note_gone(R, &it.k);
         if (!rc && nw < 0)
             rc = row_put(R, S, &it, Z_NEG, 0);
     } else if (nw > 0) {
@@ -888,9 +933,13 @@ static int rank_apply(rank_run_t *R, const ss_zset_t *in, tlist_t *top)
     for (size_t i = 0; i < in->n && !rc; i++)
         if (in->e[i].w < 0 && !skip[i])
             rc = rank_entry(R, &S, in->e[i].row, in->e[i].w, &X);
+    if (!rc) /* after all removals: rows deleted together are never compared */
+        rc = refill(R, &S);
     for (size_t i = 0; i < in->n && !rc; i++)
         if (in->e[i].w > 0 && !skip[i])
             rc = rank_entry(R, &S, in->e[i].row, in->e[i].w, &X);
+    if (!rc)
+        rc = refill(R, &S);
     if (!rc)
         rc = rank_insert_batch(R, &S, &X);
     list_free(&X);
@@ -966,7 +1015,7 @@ static int score_apply(ss_op_t *op, ss_op_ctx_t *ctx, const ss_zset_t *in, tlist
                         "INSERT INTO st_%d_rows(r,k,w,zone,pos,s) VALUES(?1,x'',?2,0,0,?3) "
                         "ON CONFLICT(r) DO UPDATE SET w=w+excluded.w", id);
     ss_sem_pointwise_t pw = {
-        .op = op, .ctx = ctx, .kv = &kv, .cols = t->cols, .ncols = t->ncols, .gc = 1,
+        .op = op, .ctx = ctx, .kv = &kv, .cols = t->cols, .ncols = t->ncols, .gc = ss_sem_memo_prune(op->node),
         .build = score_build, .encode = score_encode, .emit = score_emit, .ud = &s,
     };
     if (!rc)
@@ -1063,8 +1112,9 @@ static int topk_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
                          "CREATE TABLE IF NOT EXISTS st_%d_rows(r BLOB PRIMARY KEY, k BLOB, w INTEGER, "
                          "zone INTEGER, pos INTEGER, s REAL);"
                          "CREATE INDEX IF NOT EXISTS st_%d_rows_zone ON st_%d_rows(zone, pos);"
+                         "CREATE INDEX IF NOT EXISTS st_%d_rows_k ON st_%d_rows(k);"
                          "CREATE TABLE IF NOT EXISTS st_%d_out(r BLOB PRIMARY KEY, w INTEGER)",
-                         id, id, id, id);
+                         id, id, id, id, id, id);
     if (!rc)
         rc = ss_sem_kv_create(ctx->db, id, "memo", err, errsz);
     if (!rc)
@@ -1084,12 +1134,17 @@ static int topk_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t *
     tlist_t top = {0};
     int rc;
     if (t->rank) {
-        rank_run_t R = {op, ctx, {0}, err, errsz};
+        rank_run_t R = {op, ctx, {0}, err, errsz, {0}, ss_sem_memo_prune(op->node), {0}};
         rc = ss_sem_kv_open(&R.cmp, ctx->db, op->node->id, "cmp", err, errsz);
-        if (!rc) {
+        if (!rc && R.prune)
+            rc = ss_sem_pairs_open(&R.pairs, ctx->db, op->node->id, "cmp", err, errsz);
+        if (!rc)
             rc = rank_apply(&R, in, &top);
-            ss_sem_kv_close(&R.cmp);
-        }
+        if (!rc && R.prune)
+            rc = prune_cmps(&R);
+        ss_sem_pairs_close(&R.pairs);
+        ss_sem_kv_close(&R.cmp);
+        list_free(&R.gone);
     } else {
         rc = score_apply(op, ctx, in, &top, err, errsz);
     }
@@ -1143,6 +1198,9 @@ int ss_op_sem_topk_init(ss_op_t *op, char *err, size_t errsz)
     if (!N->tmpl || N->nin < 1 || N->limit < 1)
         return ss_seterr(err, errsz, SS_ERR_INVALID, "sem_topk (node %d): needs a template, an input and LIMIT k",
                          N->id);
+    int rc = ss_sem_memo_check(N, err, errsz);
+    if (rc)
+        return rc;
     sem_topk_t *t = calloc(1, sizeof *t);
     if (!t)
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");

@@ -12,6 +12,7 @@
 #include "ss_sem.h"
 
 #include <math.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------ random data */
 
@@ -1038,6 +1039,169 @@ START_TEST(test_restart)
 }
 END_TEST
 
+/* ------------------------------------------------------------ memo pruning */
+
+/* Rows in the operator's memo tables (and their member / tree-membership tables). */
+static int64_t memo_rows(sqlite3 *db, int id)
+{
+    static const char *const names[] = {"memo", "cmp", "cmp_m", "pair", "pair_m", "node", "gnode"};
+    int64_t n = 0;
+    for (size_t i = 0; i < SS_ARRAY_LEN(names); i++) {
+        char q[128];
+        snprintf(q, sizeof q, "SELECT count(*) FROM st_%d_%s", id, names[i]);
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(db, q, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+            n += sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    return n;
+}
+
+/* Applies z (and z2 on port 1 for a join) and returns the model calls (not requests). */
+static int64_t apply_calls(harness_t *h, ss_op_t *op, ss_zset_t *z, ss_zset_t *z2, ss_zset_t *acc,
+                           int64_t *requests)
+{
+    int64_t c0 = op->stats.infer.calls, r0 = op->stats.infer.requests;
+    h_apply(h, op, 0, z, acc);
+    if (z2)
+        h_apply(h, op, 1, z2, acc);
+    *requests = op->stats.infer.requests - r0;
+    return op->stats.infer.calls - c0;
+}
+
+/* Insert rows, delete them all, insert them again, for one operator with memo=mode, through a
+ * dispatcher with a persistent result cache. prune: the memo tables are empty once every row
+ * is gone, and the rows coming back are answered by the cache (no model call); keep: the
+ * memo keeps its entries and answers them itself (no request at all). Both: the view after
+ * the second insert equals the view after the first. */
+static void memo_case(ss_plan_kind_t kind, int sem, const char *mode)
+{
+    rng_state = 91 + (uint64_t)kind;
+    ss_plan_node_t *src = h_source(1, DATA_SPEC), *src2 = h_source(2, DATA_SPEC);
+    ss_plan_node_t *n = kind == SS_PN_SEM_TOPK ? topk_node(src, sem == SS_SEM_RANK, 3) : ss_plan_node_new(kind);
+    if (kind != SS_PN_SEM_TOPK) {
+        n->id = 4;
+        n->nin = 1;
+        n->in[0] = src;
+    }
+    if (kind == SS_PN_SEM_FILTER || kind == SS_PN_SEM_MAP) {
+        n->tmpl = h_tmpl("Is {txt} a happy story?", src->schema, NULL);
+        n->schema = h_concat(src->schema, NULL, kind == SS_PN_SEM_MAP ? "title" : NULL);
+    } else if (kind == SS_PN_SEM_AGG) {
+        n->tmpl = h_tmpl("Summarize the stories {txt}", src->schema, NULL);
+        n->schema = h_schema("summary:t");
+        h_opt(n, "fan_in", "2");
+    } else if (kind == SS_PN_SEM_JOIN) {
+        n->nin = 2;
+        n->in[1] = src2;
+        n->tmpl = h_tmpl("Is {txt} the same story as {b.txt}?", src->schema, src2->schema);
+        n->schema = h_concat(src->schema, src2->schema, NULL);
+        h_opt(n, "yes_prob", "0.15");
+    }
+    h_opt(n, "max_tokens", "4");
+    h_opt(n, "memo", mode);
+    int prune = strcmp(mode, "keep") != 0;
+    char path[128], err[SS_ERRSZ] = "";
+    snprintf(path, sizeof path, "/tmp/check_semops_memo_%d.db", (int)getpid());
+    unlink(path);
+    harness_t h;
+    memset(&h, 0, sizeof h);
+    ck_assert_int_eq(sqlite3_open(":memory:", &h.db), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(h.db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    ss_dispatch_opts_t o = {.cache_path = path, .max_batch = 32, .use_cache = 1};
+    ck_assert_msg(ss_dispatch_open(&o, &h.disp, err, sizeof err) == SS_OK, "dispatch: %s", err);
+    ck_assert(ss_dispatch_add_model(h.disp, "default", h_backend(), 1, err, sizeof err) == SS_OK);
+    h.ctx.db = h.db;
+    h.ctx.disp = h.disp;
+    ss_op_t *op = h_op(&h, n);
+    int join = kind == SS_PN_SEM_JOIN;
+    data_t d = {0}, d2 = {0};
+    int64_t next = 1;
+    ss_zset_t z, z2, acc, first, neg, neg2;
+    ss_zset_init(&z);
+    ss_zset_init(&z2);
+    ss_zset_init(&acc);
+    ss_zset_init(&first);
+    ss_zset_init(&neg);
+    ss_zset_init(&neg2);
+    for (int i = 0; i < 12; i++) {
+        data_t *dd = join && i % 2 ? &d2 : &d;
+        int j = dd->n++;
+        dd->id[j] = next++;
+        dd->ver[j] = 0;
+        dd->txt[j] = mktext(dd->id[j], 0);
+        dd->grp[j] = "g1";
+        dd->num[j] = i;
+    }
+    data_all(&d, &z);
+    data_all(&d2, &z2);
+    int64_t req = 0;
+    ck_assert_int_gt(apply_calls(&h, op, &z, join ? &z2 : NULL, &acc, &req), 0);
+    ss_zset_extend(&first, &acc, 1);
+    ss_zset_extend(&neg, &z, -1);
+    ss_zset_extend(&neg2, &z2, -1);
+    ck_assert_int_eq(apply_calls(&h, op, &neg, join ? &neg2 : NULL, &acc, &req), 0);
+    ss_zset_consolidate(&acc);
+    ck_assert_int_eq((int)acc.n, 0);
+    if (prune)
+        ck_assert_int_eq(memo_rows(h.db, n->id), 0);
+    else
+        ck_assert_int_gt(memo_rows(h.db, n->id), 0);
+    ss_zset_clear(&z);
+    ss_zset_clear(&z2);
+    data_all(&d, &z);
+    data_all(&d2, &z2);
+    ck_assert_int_eq(apply_calls(&h, op, &z, join ? &z2 : NULL, &acc, &req), 0); /* never paid twice */
+    if (prune)
+        ck_assert_int_gt(req, 0); /* asked again, answered by the result cache */
+    else
+        ck_assert_int_eq(req, 0); /* answered by the memo */
+    assert_same(&acc, &first);
+    ck_assert_int_gt(memo_rows(h.db, n->id), 0);
+    ss_zset_destroy(&z);
+    ss_zset_destroy(&z2);
+    ss_zset_destroy(&acc);
+    ss_zset_destroy(&first);
+    ss_zset_destroy(&neg);
+    ss_zset_destroy(&neg2);
+    ss_op_destroy(op);
+    h_close(&h);
+    unlink(path);
+    data_free(&d);
+    data_free(&d2);
+    ss_plan_node_free(n);
+    ss_plan_node_free(src);
+    ss_plan_node_free(src2);
+}
+
+START_TEST(test_memo_prune)
+{
+    static const struct { ss_plan_kind_t kind; int sem; } ops[] = {
+        {SS_PN_SEM_FILTER, 0}, {SS_PN_SEM_MAP, 0}, {SS_PN_SEM_TOPK, SS_SEM_SCORE},
+        {SS_PN_SEM_TOPK, SS_SEM_RANK}, {SS_PN_SEM_JOIN, 0}, {SS_PN_SEM_AGG, 0}};
+    for (size_t i = 0; i < SS_ARRAY_LEN(ops); i++) {
+        memo_case(ops[i].kind, ops[i].sem, "prune");
+        memo_case(ops[i].kind, ops[i].sem, "keep");
+    }
+}
+END_TEST
+
+/* memo takes 'prune' or 'keep' only. */
+START_TEST(test_memo_option)
+{
+    ss_plan_node_t *src = h_source(1, DATA_SPEC);
+    ss_plan_node_t *n = topk_node(src, 1, 3);
+    h_opt(n, "memo", "forever");
+    ss_op_t *op = NULL;
+    char err[SS_ERRSZ] = "";
+    ck_assert_int_ne(ss_op_new(n, &op, err, sizeof err), SS_OK);
+    ck_assert_ptr_nonnull(strstr(err, "memo must be 'prune' or 'keep'"));
+    ss_op_destroy(op);
+    ss_plan_node_free(n);
+    ss_plan_node_free(src);
+}
+END_TEST
+
 static void add_case(Suite *s, const char *name, const TTest *const *tests, int n)
 {
     TCase *tc = tcase_create(name);
@@ -1063,6 +1227,8 @@ Suite *check_semops_suite(void)
     add_case(s, "topk", topk, 4);
     add_case(s, "join", join, 2);
     add_case(s, "generate", gen, 3);
+    const TTest *const memo[] = {test_memo_prune, test_memo_option};
+    add_case(s, "memo", memo, 2);
     const TTest *const restart[] = {test_restart};
     add_case(s, "restart", restart, 1);
     return s;
