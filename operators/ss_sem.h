@@ -11,6 +11,8 @@
  *  - memo tables: SQLite key/value tables st_<node id>_<name>(k, v, refs) keyed by
  *    the canonical encoding of what a decision depends on (the projection of the
  *    template's columns), with a reference count so deletes retract exactly;
+ *  - bounded memos (sem_prune.c): option memo = 'prune' | 'keep', and the member index
+ *    of pair memo keys that lets SEM_RANK / SEM_JOIN drop a projection's pairs;
  *  - embeddings (through the dispatcher's EMBED requests) and a small exact
  *    in-memory vector index for candidate pruning and retrieval.
  *
