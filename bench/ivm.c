@@ -20,7 +20,9 @@
  * Usage: bench_ivm [--n N] [--churn F] [--deltas D] [--recompute-every K]
  *                  [--recompute-first 0|1] [--ops a,b]
  *                  [--join-n M] [--join-k k] [--join-yes-prob P] [--model PATH]
- *                  [--threads T] [--out FILE]
+ *                  [--threads T] [--out FILE] [--memo prune|keep] [--cache 0|1]
+ * --cache 1 gives the incremental operator's dispatcher a result cache, as in the engine
+ * (the full recomputes never have one); --memo sets the operators' memo option.
  * ops: filter,map,topk_score,topk_rank,agg,join.
  * Writes JSON to --out (default bench/results/ivm.json under the source tree when run
  * from the build directory) and a summary table to stdout.
@@ -53,10 +55,12 @@ typedef struct opts {
     const char *model;
     int threads;
     const char *out;
+    const char *memo; /* the operators' memo option (NULL: their default, prune) */
+    int cache;        /* 1: the incremental operator's dispatcher has a result cache (as the engine) */
 } opts_t;
 
 static opts_t O = {1000, 0.01, 0, 1, 1, "filter,map,topk_score,topk_rank,agg,join", 50, 5, 0.18,
-                   NULL, 1, NULL};
+                   NULL, 1, NULL, NULL, 0};
 
 static int want(const char *op)
 {
@@ -410,11 +414,30 @@ static void print_result(const result_t *r)
     fflush(stdout);
 }
 
+/* Rows in node `id`'s memo tables (answers, pair members, tree memberships). */
+static int64_t memo_rows(sqlite3 *db, int id)
+{
+    static const char *const names[] = {"memo", "cmp", "cmp_m", "pair", "pair_m", "node", "gnode"};
+    int64_t n = 0;
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        char q[128];
+        snprintf(q, sizeof q, "SELECT count(*) FROM st_%d_%s", id, names[i]);
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(db, q, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+            n += sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    return n;
+}
+
 /* Runs one unary operator through N rows + churn; appends its JSON object to J. */
 static void run_unary(const char *name, ss_plan_node_t *node, int extra_json(ss_buf_t *, result_t *))
 {
     env_t e;
-    env_open(&e);
+    char cache[256];
+    snprintf(cache, sizeof cache, "/tmp/bench_ivm_cache_%d.db", (int)getpid());
+    unlink(cache);
+    env_open_cache(&e, O.cache ? cache : NULL);
     ss_op_t *op = op_new(&e, node);
     data_t d = {0};
     ss_zset_t z;
@@ -478,13 +501,17 @@ static void run_unary(const char *name, ss_plan_node_t *node, int extra_json(ss_
                   (long long)r.per_kind_calls[0],
                   (long long)r.per_kind_calls[1], (long long)r.per_kind_calls[2], (long long)r.per_kind_n[0],
                   (long long)r.per_kind_n[1], (long long)r.per_kind_n[2]);
+    int64_t mrows = memo_rows(e.db, node->id);
+    ss_buf_printf(&J, ",\"live_rows\":%d,\"memo_rows\":%lld", d.n, (long long)mrows);
     if (extra_json)
         extra_json(&J, &r);
     ss_buf_putc(&J, '}');
     print_result(&r);
+    printf("  memo tables: %lld rows for %d live rows (memo=%s)\n", (long long)mrows, d.n, O.memo ? O.memo : "prune");
     ss_zset_destroy(&z);
     ss_op_destroy(op);
     env_close(&e);
+    unlink(cache);
     data_free(&d);
 }
 
@@ -498,6 +525,8 @@ static ss_plan_node_t *unary(ss_plan_kind_t kind, const char *t, const char *out
     n->in[0] = SRC;
     n->tmpl = tmpl(t, SRC->schema, NULL);
     n->schema = schema(out_spec);
+    if (O.memo)
+        opt(n, "memo", O.memo);
     return n;
 }
 
@@ -723,8 +752,10 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--model")) O.model = v;
         else if (!strcmp(a, "--threads")) O.threads = atoi(v);
         else if (!strcmp(a, "--out")) O.out = v;
+        else if (!strcmp(a, "--memo")) O.memo = v;
+        else if (!strcmp(a, "--cache")) O.cache = atoi(v);
         else die("usage: bench_ivm [--n N] [--churn F] [--deltas D] [--recompute-every K] [--recompute-first 0|1] "
-                 "[--ops a,b] [--join-n M] [--join-k k] [--join-yes-prob P] [--model PATH] [--threads T] [--out FILE]");
+                 "[--ops a,b] [--join-n M] [--join-k k] [--join-yes-prob P] [--model PATH] [--threads T] [--out FILE] [--memo prune|keep] [--cache 0|1]");
         i++;
     }
     static char srcdir[1024];
