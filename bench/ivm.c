@@ -17,9 +17,12 @@
  * the candidate sets themselves). The join's configurations share a dispatcher result
  * cache, so their cost is counted in requests (what the join asks), not backend calls.
  *
- * Usage: bench_ivm [--n N] [--churn F] [--deltas D] [--recompute-every K] [--ops a,b]
+ * Usage: bench_ivm [--n N] [--churn F] [--deltas D] [--recompute-every K]
+ *                  [--recompute-first 0|1] [--ops a,b]
  *                  [--join-n M] [--join-k k] [--join-yes-prob P] [--model PATH]
- *                  [--threads T] [--out FILE]
+ *                  [--threads T] [--out FILE] [--memo prune|keep] [--cache 0|1]
+ * --cache 1 gives the incremental operator's dispatcher a result cache, as in the engine
+ * (the full recomputes never have one); --memo sets the operators' memo option.
  * ops: filter,map,topk_score,topk_rank,agg,join.
  * Writes JSON to --out (default bench/results/ivm.json under the source tree when run
  * from the build directory) and a summary table to stdout.
@@ -45,16 +48,19 @@ typedef struct opts {
     double churn;
     int deltas;          /* 0: n * churn */
     int every;           /* full recompute after every k-th delta */
+    int first;           /* 1: also after the first delta (the default) */
     const char *ops;
     int join_n, join_k;
     double join_yes_prob;
     const char *model;
     int threads;
     const char *out;
+    const char *memo; /* the operators' memo option (NULL: their default, prune) */
+    int cache;        /* 1: the incremental operator's dispatcher has a result cache (as the engine) */
 } opts_t;
 
-static opts_t O = {1000, 0.01, 0, 1, "filter,map,topk_score,topk_rank,agg,join", 50, 5, 0.18,
-                   NULL, 1, NULL};
+static opts_t O = {1000, 0.01, 0, 1, 1, "filter,map,topk_score,topk_rank,agg,join", 50, 5, 0.18,
+                   NULL, 1, NULL, NULL, 0};
 
 static int want(const char *op)
 {
@@ -84,7 +90,53 @@ typedef struct env {
     sqlite3 *db;
     ss_dispatch_t *disp;
     ss_op_ctx_t ctx;
+    int64_t batches; /* backend run() invocations (one batched model call each) */
 } env_t;
+
+/* A backend that counts the batches its inner backend runs (what a round trip to a
+ * model server costs), so the bench can report backend calls next to requests. */
+typedef struct counting {
+    ss_infer_backend_t base;
+    ss_infer_backend_t *inner; /* owned */
+    int64_t *batches;          /* borrowed: the env's counter */
+} counting_t;
+
+static int counting_run(ss_infer_backend_t *b, const ss_infer_req_t *reqs, int n, ss_infer_res_t *res, char *err,
+                        size_t errsz)
+{
+    counting_t *c = (counting_t *)b;
+    (*c->batches)++;
+    return c->inner->run(c->inner, reqs, n, res, err, errsz);
+}
+
+static int counting_tokens(ss_infer_backend_t *b, const char *text)
+{
+    counting_t *c = (counting_t *)b;
+    return c->inner->count_tokens ? c->inner->count_tokens(c->inner, text) : 0;
+}
+
+static void counting_destroy(ss_infer_backend_t *b)
+{
+    counting_t *c = (counting_t *)b;
+    c->inner->destroy(c->inner);
+    free(c->base.model_id);
+    free(c);
+}
+
+static ss_infer_backend_t *counting_new(ss_infer_backend_t *inner, int64_t *batches)
+{
+    counting_t *c = calloc(1, sizeof *c);
+    if (!c)
+        die("out of memory");
+    c->base.kind = inner->kind;
+    c->base.model_id = ss_strdup(inner->model_id);
+    c->base.run = counting_run;
+    c->base.count_tokens = inner->count_tokens ? counting_tokens : NULL;
+    c->base.destroy = counting_destroy;
+    c->inner = inner;
+    c->batches = batches;
+    return &c->base;
+}
 
 /* cache: the dispatcher's result cache file, NULL for none. */
 static void env_open_cache(env_t *e, const char *cache)
@@ -100,7 +152,7 @@ static void env_open_cache(env_t *e, const char *cache)
     ss_infer_backend_t *b = ss_backend_local_new(O.model, O.threads, err, sizeof err);
     if (!b)
         die("model %s: %s", O.model, err);
-    if (ss_dispatch_add_model(e->disp, "default", b, 1, err, sizeof err))
+    if (ss_dispatch_add_model(e->disp, "default", counting_new(b, &e->batches), 1, err, sizeof err))
         die("add model: %s", err);
     e->ctx.db = e->db;
     e->ctx.disp = e->disp;
@@ -117,6 +169,7 @@ static void env_close(env_t *e)
 
 typedef struct cost {
     int64_t requests, calls, tokens;
+    int64_t batches; /* backend calls (batches of requests) */
     double sec;
 } cost_t;
 
@@ -133,7 +186,7 @@ static cost_t apply(env_t *e, ss_op_t *op, int port, ss_zset_t *in, ss_zset_t *o
 {
     char err[SS_ERRSZ] = "";
     ss_infer_stats_t a = op->stats.infer;
-    int64_t t0 = ss_now_ns();
+    int64_t b0 = e->batches, t0 = ss_now_ns();
     ss_zset_t tmp;
     ss_zset_init(&tmp);
     ss_zset_consolidate(in);
@@ -142,7 +195,8 @@ static cost_t apply(env_t *e, ss_op_t *op, int port, ss_zset_t *in, ss_zset_t *o
     ss_zset_destroy(&tmp);
     ss_infer_stats_t b = op->stats.infer;
     cost_t c = {b.requests - a.requests, b.calls - a.calls,
-                (b.prompt_tokens + b.gen_tokens) - (a.prompt_tokens + a.gen_tokens), (ss_now_ns() - t0) / 1e9};
+                (b.prompt_tokens + b.gen_tokens) - (a.prompt_tokens + a.gen_tokens), e->batches - b0,
+                (ss_now_ns() - t0) / 1e9};
     return c;
 }
 
@@ -345,10 +399,10 @@ static void jnum(ss_buf_t *b, double x)
 
 static void print_result(const result_t *r)
 {
-    printf("%-10s initial %5lld calls %6.1fs | %3d deltas: incremental %4lld calls %7lld tok (%.2f calls/delta) | "
+    printf("%-10s initial %5lld calls in %lld backend batches %6.1fs | %3d deltas: incremental %4lld calls %7lld tok (%.2f calls/delta) | "
            "full recompute %7.1f calls %9.0f tok per delta (measured %d times) | %.1fx fewer calls, %.1fx fewer "
            "tokens | calls per insert/update/delete %.2f/%.2f/%.2f\n",
-           r->name, (long long)r->initial.calls, r->initial.sec, r->deltas, (long long)r->inc_calls,
+           r->name, (long long)r->initial.calls, (long long)r->initial.batches, r->initial.sec, r->deltas, (long long)r->inc_calls,
            (long long)r->inc_tokens, (double)r->inc_calls / SS_MAX(1, r->deltas),
            r->measured ? (double)r->full_calls / r->measured : 0.0,
            r->measured ? (double)r->full_tokens / r->measured : 0.0, r->measured,
@@ -360,11 +414,30 @@ static void print_result(const result_t *r)
     fflush(stdout);
 }
 
+/* Rows in node `id`'s memo tables (answers, pair members, tree memberships). */
+static int64_t memo_rows(sqlite3 *db, int id)
+{
+    static const char *const names[] = {"memo", "cmp", "cmp_m", "pair", "pair_m", "node", "gnode"};
+    int64_t n = 0;
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        char q[128];
+        snprintf(q, sizeof q, "SELECT count(*) FROM st_%d_%s", id, names[i]);
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(db, q, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+            n += sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    return n;
+}
+
 /* Runs one unary operator through N rows + churn; appends its JSON object to J. */
 static void run_unary(const char *name, ss_plan_node_t *node, int extra_json(ss_buf_t *, result_t *))
 {
     env_t e;
-    env_open(&e);
+    char cache[256];
+    snprintf(cache, sizeof cache, "/tmp/bench_ivm_cache_%d.db", (int)getpid());
+    unlink(cache);
+    env_open_cache(&e, O.cache ? cache : NULL);
     ss_op_t *op = op_new(&e, node);
     data_t d = {0};
     ss_zset_t z;
@@ -375,9 +448,10 @@ static void run_unary(const char *name, ss_plan_node_t *node, int extra_json(ss_
     result_t r = {.name = name};
     r.initial = apply(&e, op, 0, &z, NULL);
     int D = O.deltas ? O.deltas : (int)SS_MAX(1, lround(O.n * O.churn));
-    ss_buf_printf(&J, "%s{\"op\":\"%s\",\"n\":%d,\"initial\":{\"calls\":%lld,\"tokens\":%lld,\"sec\":%.3f},\"deltas\":[",
+    ss_buf_printf(&J, "%s{\"op\":\"%s\",\"n\":%d,\"initial\":{\"calls\":%lld,\"backend_batches\":%lld,\"tokens\":%lld,"
+                      "\"sec\":%.3f},\"deltas\":[",
                   J.len && J.data[J.len - 1] == '}' ? "," : "", name, O.n, (long long)r.initial.calls,
-                  (long long)r.initial.tokens, r.initial.sec);
+                  (long long)r.initial.batches, (long long)r.initial.tokens, r.initial.sec);
     for (int t = 0; t < D; t++) {
         int kind = t % 3;
         ss_zset_clear(&z);
@@ -392,7 +466,7 @@ static void run_unary(const char *name, ss_plan_node_t *node, int extra_json(ss_
             r.max_insert_calls = SS_MAX(r.max_insert_calls, c.calls);
         ss_buf_printf(&J, "%s{\"kind\":\"%s\",\"inc_calls\":%lld,\"inc_tokens\":%lld,\"inc_sec\":%.4f", t ? "," : "",
                       KIND[kind], (long long)c.calls, (long long)c.tokens, c.sec);
-        if (O.every > 0 && (t % O.every == 0 || t == D - 1)) {
+        if (O.every > 0 && ((O.first ? t % O.every == 0 : (t + 1) % O.every == 0) || t == D - 1)) {
             env_t f;
             env_open(&f);
             ss_op_t *fop = op_new(&f, node);
@@ -406,8 +480,9 @@ static void run_unary(const char *name, ss_plan_node_t *node, int extra_json(ss_
             r.full_calls += fc.calls;
             r.full_tokens += fc.tokens;
             r.measured++;
-            ss_buf_printf(&J, ",\"full_calls\":%lld,\"full_tokens\":%lld,\"full_sec\":%.3f", (long long)fc.calls,
-                          (long long)fc.tokens, fc.sec);
+            ss_buf_printf(&J, ",\"full_calls\":%lld,\"full_backend_batches\":%lld,\"full_tokens\":%lld,"
+                              "\"full_sec\":%.3f",
+                          (long long)fc.calls, (long long)fc.batches, (long long)fc.tokens, fc.sec);
         }
         ss_buf_putc(&J, '}');
     }
@@ -426,13 +501,17 @@ static void run_unary(const char *name, ss_plan_node_t *node, int extra_json(ss_
                   (long long)r.per_kind_calls[0],
                   (long long)r.per_kind_calls[1], (long long)r.per_kind_calls[2], (long long)r.per_kind_n[0],
                   (long long)r.per_kind_n[1], (long long)r.per_kind_n[2]);
+    int64_t mrows = memo_rows(e.db, node->id);
+    ss_buf_printf(&J, ",\"live_rows\":%d,\"memo_rows\":%lld", d.n, (long long)mrows);
     if (extra_json)
         extra_json(&J, &r);
     ss_buf_putc(&J, '}');
     print_result(&r);
+    printf("  memo tables: %lld rows for %d live rows (memo=%s)\n", (long long)mrows, d.n, O.memo ? O.memo : "prune");
     ss_zset_destroy(&z);
     ss_op_destroy(op);
     env_close(&e);
+    unlink(cache);
     data_free(&d);
 }
 
@@ -446,6 +525,8 @@ static ss_plan_node_t *unary(ss_plan_kind_t kind, const char *t, const char *out
     n->in[0] = SRC;
     n->tmpl = tmpl(t, SRC->schema, NULL);
     n->schema = schema(out_spec);
+    if (O.memo)
+        opt(n, "memo", O.memo);
     return n;
 }
 
@@ -663,6 +744,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--churn")) O.churn = atof(v);
         else if (!strcmp(a, "--deltas")) O.deltas = atoi(v);
         else if (!strcmp(a, "--recompute-every")) O.every = atoi(v);
+        else if (!strcmp(a, "--recompute-first")) O.first = atoi(v);
         else if (!strcmp(a, "--ops")) O.ops = v;
         else if (!strcmp(a, "--join-n")) O.join_n = atoi(v);
         else if (!strcmp(a, "--join-k")) O.join_k = atoi(v);
@@ -670,8 +752,10 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--model")) O.model = v;
         else if (!strcmp(a, "--threads")) O.threads = atoi(v);
         else if (!strcmp(a, "--out")) O.out = v;
-        else die("usage: bench_ivm [--n N] [--churn F] [--deltas D] [--recompute-every K] [--ops a,b] "
-                 "[--join-n M] [--join-k k] [--join-yes-prob P] [--model PATH] [--threads T] [--out FILE]");
+        else if (!strcmp(a, "--memo")) O.memo = v;
+        else if (!strcmp(a, "--cache")) O.cache = atoi(v);
+        else die("usage: bench_ivm [--n N] [--churn F] [--deltas D] [--recompute-every K] [--recompute-first 0|1] "
+                 "[--ops a,b] [--join-n M] [--join-k k] [--join-yes-prob P] [--model PATH] [--threads T] [--out FILE] [--memo prune|keep] [--cache 0|1]");
         i++;
     }
     static char srcdir[1024];
@@ -698,8 +782,8 @@ int main(int argc, char **argv)
     SRC->schema = schema(SPEC);
     int D = O.deltas ? O.deltas : (int)SS_MAX(1, lround(O.n * O.churn));
     ss_buf_printf(&J, "{\"bench\":\"ivm\",\"model\":\"%s\",\"n\":%d,\"churn\":%g,\"deltas\":%d,\"recompute_every\":%d,"
-                      "\"operators\":[",
-                  strrchr(O.model, '/') ? strrchr(O.model, '/') + 1 : O.model, O.n, O.churn, D, O.every);
+                      "\"recompute_first\":%d,\"operators\":[",
+                  strrchr(O.model, '/') ? strrchr(O.model, '/') + 1 : O.model, O.n, O.churn, D, O.every, O.first);
     printf("bench_ivm: model %s, N=%d, %d single-row deltas (insert/update/delete in turn), full recompute after "
            "every %d\n", O.model, O.n, D, O.every);
     fflush(stdout);

@@ -52,6 +52,7 @@ typedef struct agroup {
     int ncur;
     int level;        /* 0 = leaves */
     int done;
+    ss_buf_t ids;     /* identities (32 hex chars each) of the inner nodes of the new tree */
 } agroup_t;
 
 /* ------------------------------------------------------------------ helpers */
@@ -78,6 +79,7 @@ static void free_groups(agroup_t *gs, int n)
 {
     for (int i = 0; gs && i < n; i++) {
         ss_buf_free(&gs[i].g);
+        ss_buf_free(&gs[i].ids);
         free_nodes(gs[i].cur, gs[i].ncur);
     }
     free(gs);
@@ -194,6 +196,7 @@ static int next_level(ss_op_t *op, ss_sem_kv_t *memo, agroup_t *G, ss_buf_t **pr
         if (rc)
             break;
         ss_hash_hex128(idb.data, idb.len, n->id);
+        rc = ss_buf_append(&G->ids, n->id, 32);
         int found = 0;
         ss_buf_reset(&val);
         rc = ss_sem_kv_get(memo, n->id, 32, &val, &found, err, errsz);
@@ -376,6 +379,92 @@ static int integrate(ss_op_t *op, ss_op_ctx_t *ctx, const ss_zset_t *in, agroup_
     return SS_OK;
 }
 
+/* ------------------------------------------------------------------ memo='prune' */
+
+static int cmp_id(const void *x, const void *y) { return memcmp(x, y, 32); }
+
+/* Sorts and deduplicates G's identities in place; returns their count. */
+static int sorted_ids(agroup_t *G)
+{
+    int n = (int)(G->ids.len / 32), m = 0;
+    if (n)
+        qsort(G->ids.data, (size_t)n, 32, cmp_id);
+    for (int i = 0; i < n; i++)
+        if (!m || memcmp(G->ids.data + 32 * (m - 1), G->ids.data + 32 * i, 32) != 0)
+            memmove(G->ids.data + 32 * m++, G->ids.data + 32 * i, 32);
+    G->ids.len = (size_t)m * 32;
+    return m;
+}
+
+/* The identities in st_<id>_gnode for group g, sorted. */
+static int load_ids(ss_op_t *op, ss_op_ctx_t *ctx, const ss_buf_t *g, ss_buf_t *out, char *err, size_t errsz)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = ss_sem_prepare(ctx->db, &st, err, errsz, "SELECT k FROM st_%d_gnode WHERE g=?1 ORDER BY k",
+                            op->node->id);
+    if (!rc)
+        sqlite3_bind_blob(st, 1, g->data ? g->data : "", (int)g->len, SQLITE_STATIC);
+    while (!rc && sqlite3_step(st) == SQLITE_ROW)
+        if (sqlite3_column_bytes(st, 0) == 32)
+            rc = ss_buf_append(out, sqlite3_column_blob(st, 0), 32);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* One node entering (dw = +1) or leaving (-1) group g's tree: st_<id>_gnode and the node
+ * memo's reference count follow; with gc, a node no tree holds is dropped. */
+static int move_id(ss_sem_kv_t *memo, sqlite3_stmt *ins, sqlite3_stmt *del, const ss_buf_t *g, const char *k,
+                   int dw, int gc, char *err, size_t errsz)
+{
+    sqlite3_stmt *st = dw > 0 ? ins : del;
+    sqlite3_reset(st);
+    sqlite3_bind_blob(st, 1, g->data ? g->data : "", (int)g->len, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, k, 32, SQLITE_STATIC);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? SS_OK : ss_sem_sqlerr(memo->db, err, errsz, "sem_agg gnode");
+    sqlite3_reset(st);
+    return rc ? rc : ss_sem_kv_ref(memo, k, 32, dw, gc, err, errsz);
+}
+
+/* memo='prune': after the touched groups' trees are rebuilt, each node memo entry counts
+ * the groups whose tree holds it (st_<id>_gnode lists them); nodes that left every tree
+ * are dropped. All entries are counted before any leaves, so a node moving from one
+ * group's tree to another's in the same batch is kept. */
+static int sync_nodes(ss_op_t *op, ss_op_ctx_t *ctx, ss_sem_kv_t *memo, agroup_t *gs, int ng, char *err,
+                      size_t errsz)
+{
+    sqlite3_stmt *ins = NULL, *del = NULL;
+    int id = op->node->id;
+    int rc = ss_sem_prepare(ctx->db, &ins, err, errsz, "INSERT OR IGNORE INTO st_%d_gnode(g, k) VALUES(?1, ?2)", id);
+    if (!rc)
+        rc = ss_sem_prepare(ctx->db, &del, err, errsz, "DELETE FROM st_%d_gnode WHERE g=?1 AND k=?2", id);
+    ss_buf_t *old = calloc((size_t)(ng ? ng : 1), sizeof *old);
+    if (!rc && !old)
+        rc = SS_ERR_NOMEM;
+    for (int pass = 0; pass < 2 && !rc; pass++) /* 0: entering nodes, 1: leaving ones */
+        for (int i = 0; i < ng && !rc; i++) {
+            agroup_t *G = &gs[i];
+            if (pass == 0)
+                rc = load_ids(op, ctx, &G->g, &old[i], err, errsz);
+            int nn = pass == 0 ? sorted_ids(G) : (int)(G->ids.len / 32), no = (int)(old[i].len / 32);
+            for (int a = 0, b = 0; (a < nn || b < no) && !rc;) {
+                const char *x = a < nn ? G->ids.data + 32 * a : NULL, *y = b < no ? old[i].data + 32 * b : NULL;
+                int c = !x ? 1 : !y ? -1 : memcmp(x, y, 32);
+                if (c < 0 && pass == 0)
+                    rc = move_id(memo, ins, del, &G->g, x, +1, 0, err, errsz);
+                else if (c > 0 && pass == 1)
+                    rc = move_id(memo, ins, del, &G->g, y, -1, 1, err, errsz);
+                a += c <= 0;
+                b += c >= 0;
+            }
+        }
+    for (int i = 0; old && i < ng; i++)
+        ss_buf_free(&old[i]);
+    free(old);
+    sqlite3_finalize(ins);
+    sqlite3_finalize(del);
+    return rc;
+}
+
 /* Output row: the group's columns then the summary. */
 static int out_row(const ss_buf_t *g, const char *text, ss_row_t **out)
 {
@@ -454,6 +543,10 @@ static int agg_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
 {
     int id = op->node->id;
     int rc = ss_sem_exec(ctx->db, err, errsz,
+                         "CREATE TABLE IF NOT EXISTS st_%d_gnode(g BLOB, k BLOB, PRIMARY KEY(g, k)) WITHOUT ROWID",
+                         id);
+    if (!rc)
+        rc = ss_sem_exec(ctx->db, err, errsz,
                          "CREATE TABLE IF NOT EXISTS st_%d_rows(g BLOB, h INTEGER, r BLOB, w INTEGER, "
                          "PRIMARY KEY(g,h,r)) WITHOUT ROWID;"
                          "CREATE TABLE IF NOT EXISTS st_%d_out(g BLOB PRIMARY KEY, v TEXT) WITHOUT ROWID",
@@ -479,6 +572,8 @@ static int agg_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t *i
         rc = ss_sem_kv_open(&memo, ctx->db, op->node->id, "node", err, errsz);
     if (!rc) {
         rc = build_trees(op, ctx, &memo, gs, ng, err, errsz);
+        if (!rc && ss_sem_memo_prune(op->node))
+            rc = sync_nodes(op, ctx, &memo, gs, ng, err, errsz);
         ss_sem_kv_close(&memo);
     }
     if (!rc)
@@ -536,6 +631,9 @@ int ss_op_sem_agg_init(ss_op_t *op, char *err, size_t errsz)
     const ss_plan_node_t *N = op->node;
     if (!N->tmpl || N->nin < 1)
         return ss_seterr(err, errsz, SS_ERR_INVALID, "sem_agg (node %d): needs a template and an input", N->id);
+    int rc = ss_sem_memo_check(N, err, errsz);
+    if (rc)
+        return rc;
     sem_agg_t *a = calloc(1, sizeof *a);
     if (!a)
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");

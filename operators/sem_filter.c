@@ -59,7 +59,7 @@ static int filter_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t
     (void)port;
     filter_run_t run = {op, out};
     ss_sem_pointwise_t pw = {
-        .op = op, .ctx = ctx, .cols = f->cols, .ncols = f->ncols, .gc = 1,
+        .op = op, .ctx = ctx, .cols = f->cols, .ncols = f->ncols, .gc = ss_sem_memo_prune(op->node),
         .build = filter_build, .encode = filter_encode, .emit = filter_emit, .ud = &run,
     };
     return ss_sem_memo_apply(&pw, in, err, errsz);
@@ -87,6 +87,9 @@ int ss_op_sem_filter_init(ss_op_t *op, char *err, size_t errsz)
     if (!op->node->tmpl || op->node->nin < 1)
         return ss_seterr(err, errsz, SS_ERR_INVALID, "sem_filter (node %d): needs a template and an input",
                          op->node->id);
+    int rc = ss_sem_memo_check(op->node, err, errsz);
+    if (rc)
+        return rc;
     sem_filter_t *f = calloc(1, sizeof *f);
     if (!f)
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");

@@ -28,7 +28,8 @@ typedef struct sem_join {
     int cand;           /* join_candidates: 0 = exhaustive */
     double threshold;   /* cosine threshold; <= -2 = none */
     double yes_prob;    /* decision cut-off on P(yes); < 0 = P(yes) > P(no) */
-    int prune;
+    int prune;          /* candidate pruning (join_candidates / threshold) */
+    int memo_prune;     /* memo='prune': drop pair decisions of projections no longer live */
     ss_sem_vidx_t idx[2];
     int loaded;
 } sem_join_t;
@@ -141,9 +142,16 @@ static int decide(ss_op_t *op, ss_op_ctx_t *ctx, int side, jrow_t *xs, jpair_t *
         reqs[i].prompt = ss_buf_cstr(&prompts[i]);
     if (!rc)
         rc = ss_sem_run(op, ctx, reqs, m, res, err, errsz);
-    for (int i = 0; i < m && !rc; i++)
-        rc = ss_sem_kv_put(&kv, ps[miss[i]].key.data, ps[miss[i]].key.len, ss_sem_yes(&res[i], J->yes_prob) ? "1" : "0", 1,
-                           err, errsz);
+    ss_sem_pairs_t pp = {0};
+    if (!rc && m && J->memo_prune)
+        rc = ss_sem_pairs_open(&pp, ctx->db, op->node->id, "pair", err, errsz);
+    for (int i = 0; i < m && !rc; i++) {
+        const ss_buf_t *k = &ps[miss[i]].key;
+        rc = ss_sem_kv_put(&kv, k->data, k->len, ss_sem_yes(&res[i], J->yes_prob) ? "1" : "0", 1, err, errsz);
+        if (!rc && J->memo_prune)
+            rc = ss_sem_pairs_note(&pp, k->data, k->len, err, errsz);
+    }
+    ss_sem_pairs_close(&pp);
     for (int i = 0; i < np && !rc; i++) /* pairs that shared a missing key */
         if (ps[i].yes < 0) {
             int found = 0;
@@ -336,11 +344,11 @@ static int drop_matches(ss_op_t *op, ss_op_ctx_t *ctx, int side, const ss_buf_t 
 
 /* Integrates one entry of side `side`. *isnew = 1 when the row appeared (w 0 -> >0). */
 static int integrate_row(ss_op_t *op, ss_op_ctx_t *ctx, int side, const ss_row_t *row, int64_t dw, jrow_t *j,
-                         int *isnew, ss_zset_t *out, char *err, size_t errsz)
+                         int *isnew, int *gone, ss_zset_t *out, char *err, size_t errsz)
 {
     sem_join_t *J = op->impl;
     int id = op->node->id;
-    *isnew = 0;
+    *isnew = *gone = 0;
     memset(j, 0, sizeof *j);
     int rc = ss_row_encode(row, &j->r);
     if (!rc)
@@ -364,6 +372,7 @@ static int integrate_row(ss_op_t *op, ss_op_ctx_t *ctx, int side, const ss_row_t
     if (w > 0 && nw > 0)
         rc = replay_matches(op, ctx, side, &j->r, dw, out, err, errsz);
     else if (w > 0) {
+        *gone = 1;
         rc = replay_matches(op, ctx, side, &j->r, -w, out, err, errsz);
         if (!rc)
             rc = drop_matches(op, ctx, side, &j->r, err, errsz);
@@ -435,6 +444,34 @@ static int index_new(ss_op_t *op, ss_op_ctx_t *ctx, int side, jrow_t *xs, int nx
     return rc;
 }
 
+/* memo='prune': drops the pair decisions of the projections of `side` removed in this batch
+ * that no live row of that side has any more (the dispatcher's result cache keeps them). */
+static int prune_pairs(ss_op_t *op, ss_op_ctx_t *ctx, int side, const ss_buf_t *gone, int n, char *err,
+                       size_t errsz)
+{
+    if (!n)
+        return SS_OK;
+    sqlite3_stmt *live = NULL;
+    ss_sem_pairs_t pp = {0};
+    int rc = ss_sem_prepare(ctx->db, &live, err, errsz, "SELECT 1 FROM st_%d_s%d WHERE k=?1 AND w>0 LIMIT 1",
+                            op->node->id, side);
+    if (!rc)
+        rc = ss_sem_pairs_open(&pp, ctx->db, op->node->id, "pair", err, errsz);
+    for (int i = 0; i < n && !rc; i++) {
+        sqlite3_reset(live);
+        sqlite3_bind_blob(live, 1, gone[i].data ? gone[i].data : "", (int)gone[i].len, SQLITE_STATIC);
+        int s = sqlite3_step(live);
+        sqlite3_reset(live);
+        if (s == SQLITE_DONE)
+            rc = ss_sem_pairs_drop(&pp, side, gone[i].data, gone[i].len, NULL, err, errsz);
+        else if (s != SQLITE_ROW)
+            rc = ss_sem_sqlerr(ctx->db, err, errsz, "sem_join prune");
+    }
+    ss_sem_pairs_close(&pp);
+    sqlite3_finalize(live);
+    return rc;
+}
+
 static int join_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t *in, ss_zset_t *out, char *err,
                       size_t errsz)
 {
@@ -445,12 +482,17 @@ static int join_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t *
     op->stats.rows_in += (int64_t)in->n;
     int rc = load_index(op, ctx, err, errsz);
     jrow_t *xs = calloc(in->n, sizeof *xs);
-    int nx = 0;
-    if (!xs)
+    ss_buf_t *gone = calloc(in->n, sizeof *gone); /* projections of rows that disappeared */
+    int nx = 0, ngone = 0;
+    if (!xs || !gone)
         rc = SS_ERR_NOMEM;
     for (size_t i = 0; i < in->n && !rc; i++) {
-        int isnew = 0;
-        rc = integrate_row(op, ctx, side, in->e[i].row, in->e[i].w, &xs[nx], &isnew, out, err, errsz);
+        int isnew = 0, g = 0;
+        rc = integrate_row(op, ctx, side, in->e[i].row, in->e[i].w, &xs[nx], &isnew, &g, out, err, errsz);
+        if (g) {
+            gone[ngone++] = xs[nx].k;
+            memset(&xs[nx].k, 0, sizeof xs[nx].k);
+        }
         if (isnew)
             nx++;
         else
@@ -493,6 +535,11 @@ static int join_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t *
     }
     free(embs);
     free(xs);
+    if (!rc && ((sem_join_t *)op->impl)->memo_prune)
+        rc = prune_pairs(op, ctx, side, gone, ngone, err, errsz);
+    for (int i = 0; i < ngone; i++)
+        ss_buf_free(&gone[i]);
+    free(gone);
     return rc;
 }
 
@@ -504,7 +551,8 @@ static int join_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
     for (int s = 0; s < 2 && !rc; s++)
         rc = ss_sem_exec(ctx->db, err, errsz,
                          "CREATE TABLE IF NOT EXISTS st_%d_s%d(vid INTEGER PRIMARY KEY, r BLOB UNIQUE, w INTEGER, "
-                         "k BLOB, e BLOB)", id, s);
+                         "k BLOB, e BLOB);"
+                         "CREATE INDEX IF NOT EXISTS st_%d_s%d_k ON st_%d_s%d(k)", id, s, id, s, id, s);
     if (!rc)
         rc = ss_sem_exec(ctx->db, err, errsz,
                          "CREATE TABLE IF NOT EXISTS st_%d_out(l BLOB, r BLOB, PRIMARY KEY(l, r)) WITHOUT ROWID;"
@@ -570,6 +618,9 @@ int ss_op_sem_join_init(ss_op_t *op, char *err, size_t errsz)
     const ss_plan_node_t *N = op->node;
     if (!N->tmpl || N->nin < 2)
         return ss_seterr(err, errsz, SS_ERR_INVALID, "sem_join (node %d): needs a template and two inputs", N->id);
+    int rc = ss_sem_memo_check(N, err, errsz);
+    if (rc)
+        return rc;
     sem_join_t *J = calloc(1, sizeof *J);
     if (!J)
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
@@ -578,6 +629,7 @@ int ss_op_sem_join_init(ss_op_t *op, char *err, size_t errsz)
     int64_t k = ss_plan_opt_int(N, "join_candidates", 0);
     J->cand = k < 0 ? 0 : k > 1000000 ? 1000000 : (int)k;
     J->threshold = ss_plan_opt_real(N, "threshold", -3);
+    J->memo_prune = ss_sem_memo_prune(N);
     J->prune = J->cand > 0 || J->threshold > -2;
     J->yes_prob = ss_sem_yes_prob(N);
     ss_sem_vidx_init(&J->idx[0]);

@@ -79,7 +79,7 @@ static int map_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t *i
     (void)port;
     map_run_t run = {op, out};
     ss_sem_pointwise_t pw = {
-        .op = op, .ctx = ctx, .cols = m->cols, .ncols = m->ncols, .gc = 1,
+        .op = op, .ctx = ctx, .cols = m->cols, .ncols = m->ncols, .gc = ss_sem_memo_prune(op->node),
         .build = map_build, .encode = map_encode, .emit = map_emit, .ud = &run,
     };
     return ss_sem_memo_apply(&pw, in, err, errsz);
@@ -107,6 +107,9 @@ int ss_op_sem_map_init(ss_op_t *op, char *err, size_t errsz)
     if (!op->node->tmpl || op->node->nin < 1)
         return ss_seterr(err, errsz, SS_ERR_INVALID, "sem_map (node %d): needs a template and an input",
                          op->node->id);
+    int rc = ss_sem_memo_check(op->node, err, errsz);
+    if (rc)
+        return rc;
     sem_map_t *m = calloc(1, sizeof *m);
     if (!m)
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");

@@ -15,7 +15,10 @@
  *   P  unsorted rows known to rank below T's last;   R  unsorted rows known below all of B.
  * An insert is compared with T's last (1 comparison): if it loses it goes to P, else it is
  * placed in T by binary search (ceil(log2 k) more) and T's last moves to the head of B.
- * Deleting a row of T promotes the head of B after merging P into B by binary insertion;
+ * The new rows of a batch are placed together, in rounds of independent comparisons, each
+ * round one dispatcher call (merge_batch / top_sorted below); an initial load selects the
+ * top k + buffer by sampling and partial quicksort (about 1.1 comparisons per row).
+ * Deleting a row of T promotes the head of B after merging P into B (in rounds too);
  * an empty B is refilled lazily from R. With a consistent (total-order) comparator the
  * result equals a from-scratch run whatever order rows came in.
  */
@@ -112,6 +115,9 @@ typedef struct rank_run {
     ss_sem_kv_t cmp;
     char *err;
     size_t errsz;
+    ss_sem_pairs_t pairs; /* members of st_<id>_cmp's keys (memo='prune') */
+    int prune;
+    tlist_t gone;         /* projections of the rows removed in this batch */
 } rank_run_t;
 
 static int cmp_key(const titem_t *a, const titem_t *b, ss_buf_t *key)
@@ -138,25 +144,29 @@ static int rank_fields(ss_buf_t *out, const ss_template_t *t, const ss_buf_t *ro
 }
 
 /* Makes sure the memo answers every pair (a[i] first, b[i] second, a[i].k < b[i].k):
- * the missing ones are asked in one dispatcher call. */
+ * the missing ones (deduplicated) are asked in one dispatcher call. */
 static int ensure_cmps(rank_run_t *R, titem_t **a, titem_t **b, int n)
 {
-    ss_buf_t *prompts = calloc((size_t)(n ? n : 1), sizeof *prompts);
-    ss_buf_t *keys = calloc((size_t)(n ? n : 1), sizeof *keys);
-    ss_infer_req_t *reqs = calloc((size_t)(n ? n : 1), sizeof *reqs);
-    ss_infer_res_t *res = calloc((size_t)(n ? n : 1), sizeof *res);
-    int m = 0, rc = prompts && keys && reqs && res ? SS_OK : SS_ERR_NOMEM;
+    size_t cnt = (size_t)(n ? n : 1);
+    ss_buf_t *prompts = calloc(cnt, sizeof *prompts);
+    ss_buf_t *keys = calloc(cnt, sizeof *keys);
+    const ss_buf_t **kp = calloc(cnt, sizeof *kp);
+    ss_infer_req_t *reqs = calloc(cnt, sizeof *reqs);
+    ss_infer_res_t *res = calloc(cnt, sizeof *res);
+    ss_sem_set_t seen = {0};
+    int m = 0, rc = prompts && keys && kp && reqs && res ? SS_OK : SS_ERR_NOMEM;
+    if (!rc)
+        rc = ss_sem_set_init(&seen, cnt);
     ss_buf_t v = SS_BUF_INIT;
     for (int i = 0; i < n && !rc; i++) {
         ss_buf_t *key = &keys[m];
         ss_buf_reset(key);
+        kp[m] = key;
         rc = cmp_key(a[i], b[i], key);
         int found = 0;
         if (!rc)
             rc = ss_sem_kv_get(&R->cmp, key->data, key->len, &v, &found, R->err, R->errsz);
-        for (int j = 0; j < m && !rc && !found; j++)
-            found = buf_cmp(&keys[j], key) == 0;
-        if (rc || found)
+        if (rc || found || ss_sem_set_add(&seen, kp, key, m) >= 0)
             continue;
         size_t pre = 0;
         ss_buf_t *p = &prompts[m];
@@ -173,16 +183,21 @@ static int ensure_cmps(rank_run_t *R, titem_t **a, titem_t **b, int n)
         reqs[i].prompt = ss_buf_cstr(&prompts[i]);
     if (!rc)
         rc = ss_sem_run(R->op, R->ctx, reqs, m, res, R->err, R->errsz);
-    for (int i = 0; i < m && !rc; i++)
+    for (int i = 0; i < m && !rc; i++) {
         rc = ss_sem_kv_put(&R->cmp, keys[i].data, keys[i].len, ss_sem_first(&res[i]) ? "1" : "0", 1,
                            R->err, R->errsz);
+        if (!rc && R->prune)
+            rc = ss_sem_pairs_note(&R->pairs, keys[i].data, keys[i].len, R->err, R->errsz);
+    }
     for (int i = 0; i < n; i++) {
         if (prompts) ss_buf_free(&prompts[i]);
         if (keys) ss_buf_free(&keys[i]);
     }
+    ss_sem_set_free(&seen);
     ss_buf_free(&v);
     free(prompts);
     free(keys);
+    free(kp);
     free(reqs);
     ss_sem_res_free(res, res ? m : 0);
     return rc;
@@ -197,7 +212,7 @@ static int canon(titem_t *x, titem_t *y, titem_t **a, titem_t **b)
     return sw;
 }
 
-/* *better = 1 if x ranks before y. */
+/* *better = 1 if x ranks before y; asks the model (alone) only if the memo lacks the pair. */
 static int ranks_before(rank_run_t *R, titem_t *x, titem_t *y, int *better)
 {
     sem_topk_t *t = R->op->impl;
@@ -207,12 +222,14 @@ static int ranks_before(rank_run_t *R, titem_t *x, titem_t *y, int *better)
     }
     titem_t *a, *b;
     int sw = canon(x, y, &a, &b);
-    int rc = ensure_cmps(R, &a, &b, 1);
     ss_buf_t key = SS_BUF_INIT, v = SS_BUF_INIT;
     int found = 0;
+    int rc = cmp_key(a, b, &key);
     if (!rc)
-        rc = cmp_key(a, b, &key);
-    if (!rc)
+        rc = ss_sem_kv_get(&R->cmp, key.data, key.len, &v, &found, R->err, R->errsz);
+    if (!rc && !found)
+        rc = ensure_cmps(R, &a, &b, 1);
+    if (!rc && !found)
         rc = ss_sem_kv_get(&R->cmp, key.data, key.len, &v, &found, R->err, R->errsz);
     if (!rc && !found)
         rc = ss_seterr(R->err, R->errsz, SS_ERR_INTERNAL, "sem_topk: comparison vanished");
@@ -226,21 +243,283 @@ static int ranks_before(rank_run_t *R, titem_t *x, titem_t *y, int *better)
     return rc;
 }
 
-/* Position in l[lo..hi) where x belongs (binary search). */
-static int bsearch_pos(rank_run_t *R, tlist_t *l, int lo, int hi, titem_t *x, int *pos)
+/* ------------------------------------------------------------------ batched merging
+ *
+ * Placing many rows is done in rounds: every comparison that does not depend on
+ * another one's answer is queued, and a round sends the whole queue to the model in
+ * one dispatcher call (which batches it). Every placement decision is one of the
+ * comparisons asked, so the resulting order agrees with each of them.
+ *
+ *  - merge_batch(L sorted, X new, cap): each new row is compared with the row at
+ *    L's last useful place (one round for all); the winners find their gap in L by
+ *    binary searches run side by side (one round per step); the rows that fell in one
+ *    gap are ordered among themselves by top_sorted.
+ *  - top_sorted(X, c): the best c of X, sorted; a partial quicksort whose partitions
+ *    of all open segments go in one round. A large X (> 8c + 64) first picks a pivot
+ *    from a sample (its first n/8 rows, the ceil(c/4)-th best of them, recursively),
+ *    compares every other row with it in one round and continues with the ~2c winners
+ *    only: about n + n/8 + ... comparisons and O(log n) rounds for the n rows of an
+ *    initial load, instead of one call per comparison. */
+
+typedef struct pvec {
+    titem_t **v;
+    int n, cap;
+} pvec_t;
+
+static int pv_push(pvec_t *p, titem_t *it)
 {
-    while (lo < hi) {
-        int mid = lo + (hi - lo) / 2, better = 0;
-        int rc = ranks_before(R, x, &l->v[mid], &better);
-        if (rc)
-            return rc;
-        if (better)
-            hi = mid;
-        else
-            lo = mid + 1;
+    if (p->n == p->cap) {
+        int cap = p->cap ? p->cap * 2 : 16;
+        titem_t **v = realloc(p->v, (size_t)cap * sizeof *v);
+        if (!v)
+            return SS_ERR_NOMEM;
+        p->v = v;
+        p->cap = cap;
     }
-    *pos = lo;
+    p->v[p->n++] = it;
     return SS_OK;
+}
+
+static int pv_extend(pvec_t *p, titem_t *const *v, int n)
+{
+    int rc = SS_OK;
+    for (int i = 0; i < n && !rc; i++)
+        rc = pv_push(p, v[i]);
+    return rc;
+}
+
+static void pv_free(pvec_t *p)
+{
+    free(p->v);
+    memset(p, 0, sizeof *p);
+}
+
+/* A round's comparisons, in memo order (a[i].k < b[i].k). */
+typedef struct cmpq {
+    titem_t **a, **b;
+    int n, cap;
+} cmpq_t;
+
+static int cq_add(cmpq_t *q, titem_t *x, titem_t *y)
+{
+    if (buf_cmp(&x->k, &y->k) == 0) /* same projection: decided by the row encoding */
+        return SS_OK;
+    if (q->n == q->cap) {
+        int cap = q->cap ? q->cap * 2 : 64;
+        titem_t **a = realloc(q->a, (size_t)cap * sizeof *a);
+        if (!a)
+            return SS_ERR_NOMEM;
+        q->a = a;
+        titem_t **b = realloc(q->b, (size_t)cap * sizeof *b);
+        if (!b)
+            return SS_ERR_NOMEM;
+        q->b = b;
+        q->cap = cap;
+    }
+    canon(x, y, &q->a[q->n], &q->b[q->n]);
+    q->n++;
+    return SS_OK;
+}
+
+/* Sends the round (one dispatcher call for the pairs the memo lacks) and empties it. */
+static int cq_run(rank_run_t *R, cmpq_t *q)
+{
+    int rc = q->n ? ensure_cmps(R, q->a, q->b, q->n) : SS_OK;
+    q->n = 0;
+    return rc;
+}
+
+static void cq_free(cmpq_t *q)
+{
+    free(q->a);
+    free(q->b);
+    memset(q, 0, sizeof *q);
+}
+
+/* Compares every v[i] with pivot in one round; better[i] = 1 if v[i] ranks before it. */
+static int partition_round(rank_run_t *R, titem_t **v, int n, titem_t *pivot, char *better)
+{
+    cmpq_t q = {0};
+    int rc = SS_OK, b = 0;
+    for (int i = 0; i < n && !rc; i++)
+        rc = cq_add(&q, v[i], pivot);
+    if (!rc)
+        rc = cq_run(R, &q);
+    for (int i = 0; i < n && !rc; i++) {
+        rc = ranks_before(R, v[i], pivot, &b);
+        better[i] = (char)b;
+    }
+    cq_free(&q);
+    return rc;
+}
+
+/* Partial quicksort in rounds: w[0..n) is reordered so that w[0..min(c,n)) are the best
+ * c, sorted; seg[i] = length of the unsorted segment starting at i (1 = placed). */
+static int psort(rank_run_t *R, titem_t **w, int n, int c)
+{
+    int *seg = calloc((size_t)n + 1, sizeof *seg);
+    titem_t **tmp = malloc(((size_t)n + 1) * sizeof *tmp);
+    char *better = malloc((size_t)n + 1);
+    cmpq_t q = {0};
+    int rc = seg && tmp && better ? SS_OK : SS_ERR_NOMEM, open = 1;
+    if (!rc && n)
+        seg[0] = n;
+    while (!rc && open) {
+        open = 0;
+        for (int s = 0; s < n && s < c && !rc; s += seg[s])
+            for (int i = s + 1; i < s + seg[s] && !rc; i++) {
+                rc = cq_add(&q, w[i], w[s]);
+                open = 1;
+            }
+        if (!rc && open)
+            rc = cq_run(R, &q);
+        for (int s = 0; s < n && s < c && !rc && open;) {
+            int len = seg[s], nb = 0, nw = 0, b = 0;
+            if (len == 1) {
+                s++;
+                continue;
+            }
+            for (int i = s + 1; i < s + len && !rc; i++) {
+                rc = ranks_before(R, w[i], w[s], &b);
+                better[i] = (char)b;
+                nb += b;
+            }
+            int bi = 0;
+            tmp[s + nb] = w[s];
+            for (int i = s + 1; i < s + len && !rc; i++) {
+                if (better[i])
+                    tmp[s + bi++] = w[i];
+                else
+                    tmp[s + nb + 1 + nw++] = w[i];
+            }
+            memcpy(&w[s], &tmp[s], (size_t)len * sizeof *w);
+            if (nb)
+                seg[s] = nb;
+            seg[s + nb] = 1;
+            if (len - nb - 1 > 0)
+                seg[s + nb + 1] = len - nb - 1;
+            s += len;
+        }
+    }
+    cq_free(&q);
+    free(seg);
+    free(tmp);
+    free(better);
+    return rc;
+}
+
+static int merge_batch(rank_run_t *R, titem_t **L, int nl, titem_t **X, int nx, int cap, pvec_t *out,
+                       pvec_t *rest);
+
+/* Appends the best min(c, n) of v[0..n) to sorted (in order) and the others to rest. */
+static int top_sorted(rank_run_t *R, titem_t **v, int n, int c, pvec_t *sorted, pvec_t *rest)
+{
+    if (c <= 0 || n == 0)
+        return pv_extend(rest, v, n);
+    if (n <= 8 * c + 64) {
+        titem_t **w = malloc((size_t)n * sizeof *w);
+        if (!w)
+            return SS_ERR_NOMEM;
+        memcpy(w, v, (size_t)n * sizeof *w);
+        int rc = psort(R, w, n, c), m = SS_MIN(n, c);
+        if (!rc)
+            rc = pv_extend(sorted, w, m);
+        if (!rc)
+            rc = pv_extend(rest, w + m, n - m);
+        free(w);
+        return rc;
+    }
+    int s = n / 8, c2 = (c + 3) / 4;
+    pvec_t ss = {0}, srest = {0}, win = {0}, lose = {0}, merged = {0}, mrest = {0};
+    char *better = malloc((size_t)n);
+    int rc = better ? top_sorted(R, v, s, c2, &ss, &srest) : SS_ERR_NOMEM;
+    if (!rc)
+        rc = partition_round(R, v + s, n - s, ss.v[ss.n - 1], better);
+    for (int i = s; i < n && !rc; i++)
+        rc = pv_push(better[i - s] ? &win : &lose, v[i]);
+    if (!rc)
+        rc = merge_batch(R, ss.v, ss.n, win.v, win.n, c, &merged, &mrest);
+    if (!rc && merged.n >= c) {
+        rc = pv_extend(sorted, merged.v, c);
+        if (!rc) rc = pv_extend(rest, merged.v + c, merged.n - c);
+        if (!rc) rc = pv_extend(rest, mrest.v, mrest.n);
+        if (!rc) rc = pv_extend(rest, lose.v, lose.n);
+        if (!rc) rc = pv_extend(rest, srest.v, srest.n);
+    } else if (!rc) { /* fewer than c beat the pivot: the rest comes from below it */
+        rc = pv_extend(sorted, merged.v, merged.n);
+        if (!rc) rc = pv_extend(&lose, srest.v, srest.n);
+        if (!rc) rc = pv_extend(&lose, mrest.v, mrest.n);
+        if (!rc) rc = top_sorted(R, lose.v, lose.n, c - merged.n, sorted, rest);
+    }
+    free(better);
+    pv_free(&ss);
+    pv_free(&srest);
+    pv_free(&win);
+    pv_free(&lose);
+    pv_free(&merged);
+    pv_free(&mrest);
+    return rc;
+}
+
+/* Merges new rows X into the sorted L keeping the first cap places: out gets the merged
+ * sorted sequence (L's rows pushed past cap included, at its end), rest the new rows left
+ * unsorted, each known to rank below out[cap - 1]. */
+static int merge_batch(rank_run_t *R, titem_t **L, int nl, titem_t **X, int nx, int cap, pvec_t *out,
+                       pvec_t *rest)
+{
+    if (nl == 0)
+        return top_sorted(R, X, nx, cap, out, rest);
+    int top = SS_MIN(nl, cap), full = nl >= cap, base = out->n;
+    int *lo = calloc((size_t)nx + 1, sizeof *lo), *hi = calloc((size_t)nx + 1, sizeof *hi);
+    char *better = malloc((size_t)nx + 1);
+    pvec_t gap = {0};
+    cmpq_t q = {0};
+    int rc = lo && hi && better ? SS_OK : SS_ERR_NOMEM;
+    if (!rc)
+        rc = partition_round(R, X, nx, L[top - 1], better);
+    for (int i = 0; i < nx && !rc; i++) { /* winners search [0, top-1); losers: gap nl or rest */
+        lo[i] = better[i] ? 0 : nl;
+        hi[i] = better[i] ? top - 1 : nl;
+        if (!better[i] && full) {
+            lo[i] = hi[i] = -1;
+            rc = pv_push(rest, X[i]);
+        }
+    }
+    for (int open = 1; !rc && open;) {
+        open = 0;
+        for (int i = 0; i < nx && !rc; i++)
+            if (lo[i] < hi[i]) {
+                rc = cq_add(&q, X[i], L[lo[i] + (hi[i] - lo[i]) / 2]);
+                open = 1;
+            }
+        if (!rc && open)
+            rc = cq_run(R, &q);
+        for (int i = 0; i < nx && !rc && open; i++)
+            if (lo[i] < hi[i]) {
+                int mid = lo[i] + (hi[i] - lo[i]) / 2, b = 0;
+                rc = ranks_before(R, X[i], L[mid], &b);
+                if (b)
+                    hi[i] = mid;
+                else
+                    lo[i] = mid + 1;
+            }
+    }
+    for (int g = 0; g <= nl && !rc; g++) {
+        gap.n = 0;
+        for (int i = 0; i < nx && !rc; i++)
+            if (lo[i] == g)
+                rc = pv_push(&gap, X[i]);
+        if (!rc)
+            rc = top_sorted(R, gap.v, gap.n, cap - (out->n - base), out, rest);
+        if (!rc && g < nl)
+            rc = pv_push(out, L[g]);
+    }
+    free(lo);
+    free(hi);
+    free(better);
+    pv_free(&gap);
+    cq_free(&q);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ rank state */
@@ -281,13 +560,31 @@ static int trim_buffer(rank_run_t *R, rank_state_t *S)
     return rc;
 }
 
-/* Loads the rows of a zone (P or R) and binary-inserts them into B. */
+/* Pointers to the items of l (valid while l is not changed). */
+static titem_t **item_ptrs(tlist_t *l)
+{
+    titem_t **p = malloc(((size_t)l->n + 1) * sizeof *p);
+    for (int i = 0; p && i < l->n; i++)
+        p[i] = &l->v[i];
+    return p;
+}
+
+static int zone_count(rank_run_t *R, int zone, int *n);
+
+/* Loads the rows of a zone (P or R) and merges them into B in rounds (merge_batch):
+ * B keeps the best `cap` of both, sorted; every other row goes to R. cap is `buffer`,
+ * except when P is merged while R holds rows: a row of P below B's last is not known to
+ * rank above R's rows, so B keeps its size (new rows enter only by beating B's rows). */
 static int merge_zone(rank_run_t *R, rank_state_t *S, int zone)
 {
+    sem_topk_t *t = R->op->impl;
+    int nr = 0, cap = t->buffer;
+    if (zone == Z_POOL && zone_count(R, Z_REST, &nr) == SS_OK && nr > 0)
+        cap = S->B.n;
     sqlite3_stmt *st = NULL;
     int rc = ss_sem_prepare(R->ctx->db, &st, R->err, R->errsz,
                             "SELECT r, k, w FROM st_%d_rows WHERE zone=%d ORDER BY r", R->op->node->id, zone);
-    tlist_t L = {0};
+    tlist_t L = {0}, nb = {0};
     int s;
     while (!rc && (s = sqlite3_step(st)) == SQLITE_ROW) {
         titem_t it;
@@ -303,16 +600,29 @@ static int merge_zone(rank_run_t *R, rank_state_t *S, int zone)
     if (!rc && s != SQLITE_DONE)
         rc = ss_sem_sqlerr(R->ctx->db, R->err, R->errsz, "sem_topk zone");
     sqlite3_finalize(st);
-    for (int i = 0; i < L.n && !rc; i++) {
-        int pos = 0;
-        rc = bsearch_pos(R, &S->B, 0, S->B.n, &L.v[i], &pos);
-        if (!rc)
-            rc = row_put(R, S, &L.v[i], Z_BUF, 0);
-        if (!rc)
-            rc = list_insert(&S->B, pos, &L.v[i]);
-        if (!rc)
-            rc = trim_buffer(R, S);
+    titem_t **bp = item_ptrs(&S->B), **lp = item_ptrs(&L);
+    pvec_t out = {0}, rest = {0};
+    if (!rc && (!bp || !lp))
+        rc = SS_ERR_NOMEM;
+    if (!rc)
+        rc = cap ? merge_batch(R, bp, S->B.n, lp, L.n, cap, &out, &rest) : pv_extend(&rest, lp, L.n);
+    for (int i = 0; i < rest.n && !rc; i++)
+        rc = row_put(R, S, rest.v[i], Z_REST, 0);
+    for (int i = 0; i < out.n && !rc; i++) {
+        rc = row_put(R, S, out.v[i], i < cap ? Z_BUF : Z_REST, 0);
+        if (!rc && i < cap)
+            rc = list_insert(&nb, nb.n, out.v[i]);
     }
+    if (!rc) {
+        list_free(&S->B);
+        S->B = nb;
+        memset(&nb, 0, sizeof nb);
+    }
+    free(bp);
+    free(lp);
+    pv_free(&out);
+    pv_free(&rest);
+    list_free(&nb);
     list_free(&L);
     return rc;
 }
@@ -351,37 +661,46 @@ static int refill(rank_run_t *R, rank_state_t *S)
     return rc;
 }
 
-/* Places a new row (it) among T, B, P. */
-static int rank_insert(rank_run_t *R, rank_state_t *S, titem_t *it)
+/* Places the new rows X (emptied) in rounds: merged into T (merge_batch); T's rows pushed
+ * out go to the head of B, the new rows left unsorted to P (known below T's last). While T
+ * is not full (then B, P and R are empty) the merge keeps k + buffer places, so B is filled
+ * too and the rest goes to R. */
+static int rank_insert_batch(rank_run_t *R, rank_state_t *S, tlist_t *X)
 {
     sem_topk_t *t = R->op->impl;
-    int rc = SS_OK, pos = 0;
-    if (S->T.n < t->k) {
-        rc = bsearch_pos(R, &S->T, 0, S->T.n, it, &pos);
-        return rc ? rc : list_insert(&S->T, pos, it);
-    }
-    int better = 0;
-    rc = ranks_before(R, it, &S->T.v[t->k - 1], &better);
-    if (rc)
-        return rc;
-    if (!better) {
-        rc = row_put(R, S, it, Z_POOL, 0);
-        item_free(it);
-        return rc;
-    }
-    rc = bsearch_pos(R, &S->T, 0, t->k - 1, it, &pos);
+    if (!X->n)
+        return SS_OK;
+    int fill = S->T.n < t->k && S->B.n == 0, cap = fill ? t->k + t->buffer : t->k;
+    titem_t **tp = item_ptrs(&S->T), **xp = item_ptrs(X);
+    pvec_t out = {0}, rest = {0};
+    tlist_t nt = {0}, spill = {0};
+    int rc = tp && xp ? SS_OK : SS_ERR_NOMEM;
     if (!rc)
-        rc = list_insert(&S->T, pos, it);
+        rc = merge_batch(R, tp, S->T.n, xp, X->n, cap, &out, &rest);
+    for (int i = 0; i < rest.n && !rc; i++)
+        rc = row_put(R, S, rest.v[i], fill ? Z_REST : Z_POOL, 0);
+    for (int i = 0; i < out.n && !rc; i++)
+        rc = list_insert(i < t->k ? &nt : &spill, i < t->k ? nt.n : spill.n, out.v[i]);
     if (!rc) {
-        titem_t last;
-        list_take(&S->T, S->T.n - 1, &last);
-        rc = list_insert(&S->B, 0, &last);
-        item_free(&last);
+        list_free(&S->T);
+        S->T = nt;
+        memset(&nt, 0, sizeof nt);
+        for (int i = spill.n - 1; i >= 0 && !rc; i--)
+            rc = list_insert(&S->B, 0, &spill.v[i]);
     }
-    return rc ? rc : trim_buffer(R, S);
+    if (!rc)
+        rc = trim_buffer(R, S);
+    free(tp);
+    free(xp);
+    pv_free(&out);
+    pv_free(&rest);
+    list_free(&nt);
+    list_free(&spill);
+    list_free(X);
+    return rc;
 }
 
-/* Removes row r (all of it); refills T if it was there. */
+/* Removes row r (all of it); the caller refills T once all of the batch's rows are removed. */
 static int rank_remove(rank_run_t *R, rank_state_t *S, const ss_buf_t *r)
 {
     int i = list_find(&S->T, r);
@@ -397,7 +716,7 @@ static int rank_remove(rank_run_t *R, rank_state_t *S, const ss_buf_t *r)
     sqlite3_bind_blob(S->del, 1, r->data, (int)r->len, SQLITE_STATIC);
     int rc = sqlite3_step(S->del) == SQLITE_DONE ? SS_OK : ss_sem_sqlerr(R->ctx->db, R->err, R->errsz, "sem_topk del");
     sqlite3_reset(S->del);
-    return rc ? rc : refill(R, S);
+    return rc;
 }
 
 static int load_list(rank_run_t *R, int zone, tlist_t *l)
@@ -432,9 +751,46 @@ static void item_setw(rank_state_t *S, const ss_buf_t *r, int64_t w)
         S->B.v[i].w = w;
 }
 
-/* One entry of the delta: adjusts the weight; a row appearing is inserted, one
- * disappearing removed. */
-static int rank_entry(rank_run_t *R, rank_state_t *S, const ss_row_t *row, int64_t dw)
+/* Remembers the projection of a removed row (its comparisons may be dropped at the end). */
+static int note_gone(rank_run_t *R, const ss_buf_t *k)
+{
+    titem_t it;
+    memset(&it, 0, sizeof it);
+    int rc = ss_buf_append(&it.k, k->data ? k->data : "", k->len);
+    if (!rc)
+        rc = list_insert(&R->gone, R->gone.n, &it);
+    item_free(&it);
+    return rc;
+}
+
+/* memo='prune': drops the comparisons of every projection removed in this batch that no
+ * live row has any more (they can only be needed again if such a row comes back; the
+ * dispatcher's result cache then answers them). */
+static int prune_cmps(rank_run_t *R)
+{
+    sqlite3_stmt *live = NULL;
+    int rc = ss_sem_prepare(R->ctx->db, &live, R->err, R->errsz, "SELECT 1 FROM st_%d_rows WHERE k=?1 AND w>0 LIMIT 1",
+                            R->op->node->id);
+    for (int i = 0; i < R->gone.n && !rc; i++) {
+        const ss_buf_t *k = &R->gone.v[i].k;
+        sqlite3_reset(live);
+        sqlite3_bind_blob(live, 1, k->data ? k->data : "", (int)k->len, SQLITE_STATIC);
+        int s = sqlite3_step(live);
+        sqlite3_reset(live);
+        if (s == SQLITE_ROW)
+            continue;
+        if (s != SQLITE_DONE)
+            rc = ss_sem_sqlerr(R->ctx->db, R->err, R->errsz, "sem_topk prune");
+        else
+            rc = ss_sem_pairs_drop(&R->pairs, -1, k->data, k->len, NULL, R->err, R->errsz);
+    }
+    sqlite3_finalize(live);
+    return rc;
+}
+
+/* One entry of the delta: adjusts the weight; a row disappearing is removed, one
+ * appearing is added to X (placed later with the batch's other new rows). */
+static int rank_entry(rank_run_t *R, rank_state_t *S, const ss_row_t *row, int64_t dw, tlist_t *X)
 {
     sem_topk_t *t = R->op->impl;
     titem_t it;
@@ -459,10 +815,12 @@ static int rank_entry(rank_run_t *R, rank_state_t *S, const ss_row_t *row, int64
         rc = row_put(R, S, &it, zone, 0);
     } else if (w > 0) {
         rc = rank_remove(R, S, &it.r);
+        if (!rc && R->prune)
+            rc = note_gone(R, &it.k);
         if (!rc && nw < 0)
             rc = row_put(R, S, &it, Z_NEG, 0);
     } else if (nw > 0) {
-        rc = rank_insert(R, S, &it);
+        rc = list_insert(X, X->n, &it);
     } else if (nw == 0) {
         rc = rank_remove(R, S, &it.r);
     } else {
@@ -525,37 +883,6 @@ static int rank_replace(rank_run_t *R, rank_state_t *S, const ss_row_t *old, con
     return rc;
 }
 
-/* Batches the first comparison (against T's last) of every new row. */
-static int prefetch(rank_run_t *R, rank_state_t *S, const ss_zset_t *in, const char *skip)
-{
-    sem_topk_t *t = R->op->impl;
-    if (S->T.n < t->k)
-        return SS_OK;
-    titem_t *items = calloc(in->n ? in->n : 1, sizeof *items);
-    titem_t **a = calloc(in->n ? in->n : 1, sizeof *a), **b = calloc(in->n ? in->n : 1, sizeof *b);
-    int n = 0, rc = items && a && b ? SS_OK : SS_ERR_NOMEM;
-    titem_t *pivot = &S->T.v[t->k - 1];
-    for (size_t i = 0; i < in->n && !rc; i++) {
-        if (in->e[i].w <= 0 || skip[i])
-            continue;
-        rc = ss_sem_proj(in->e[i].row, t->cols, t->ncols, &items[n].k);
-        if (!rc)
-            rc = ss_row_encode(in->e[i].row, &items[n].r);
-        if (rc || buf_cmp(&items[n].k, &pivot->k) == 0)
-            continue;
-        canon(&items[n], pivot, &a[n], &b[n]);
-        n++;
-    }
-    if (!rc)
-        rc = ensure_cmps(R, a, b, n);
-    for (size_t i = 0; items && i < in->n; i++)
-        item_free(&items[i]);
-    free(items);
-    free(a);
-    free(b);
-    return rc;
-}
-
 static int rank_save(rank_run_t *R, rank_state_t *S)
 {
     int rc = SS_OK;
@@ -602,14 +929,20 @@ static int rank_apply(rank_run_t *R, const ss_zset_t *in, tlist_t *top)
             }
         }
     }
+    tlist_t X = {0};
     for (size_t i = 0; i < in->n && !rc; i++)
         if (in->e[i].w < 0 && !skip[i])
-            rc = rank_entry(R, &S, in->e[i].row, in->e[i].w);
-    if (!rc)
-        rc = prefetch(R, &S, in, skip);
+            rc = rank_entry(R, &S, in->e[i].row, in->e[i].w, &X);
+    if (!rc) /* after all removals: rows deleted together are never compared */
+        rc = refill(R, &S);
     for (size_t i = 0; i < in->n && !rc; i++)
         if (in->e[i].w > 0 && !skip[i])
-            rc = rank_entry(R, &S, in->e[i].row, in->e[i].w);
+            rc = rank_entry(R, &S, in->e[i].row, in->e[i].w, &X);
+    if (!rc)
+        rc = refill(R, &S);
+    if (!rc)
+        rc = rank_insert_batch(R, &S, &X);
+    list_free(&X);
     free(skip);
     if (!rc)
         rc = rank_save(R, &S);
@@ -682,7 +1015,7 @@ static int score_apply(ss_op_t *op, ss_op_ctx_t *ctx, const ss_zset_t *in, tlist
                         "INSERT INTO st_%d_rows(r,k,w,zone,pos,s) VALUES(?1,x'',?2,0,0,?3) "
                         "ON CONFLICT(r) DO UPDATE SET w=w+excluded.w", id);
     ss_sem_pointwise_t pw = {
-        .op = op, .ctx = ctx, .kv = &kv, .cols = t->cols, .ncols = t->ncols, .gc = 1,
+        .op = op, .ctx = ctx, .kv = &kv, .cols = t->cols, .ncols = t->ncols, .gc = ss_sem_memo_prune(op->node),
         .build = score_build, .encode = score_encode, .emit = score_emit, .ud = &s,
     };
     if (!rc)
@@ -779,8 +1112,9 @@ static int topk_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
                          "CREATE TABLE IF NOT EXISTS st_%d_rows(r BLOB PRIMARY KEY, k BLOB, w INTEGER, "
                          "zone INTEGER, pos INTEGER, s REAL);"
                          "CREATE INDEX IF NOT EXISTS st_%d_rows_zone ON st_%d_rows(zone, pos);"
+                         "CREATE INDEX IF NOT EXISTS st_%d_rows_k ON st_%d_rows(k);"
                          "CREATE TABLE IF NOT EXISTS st_%d_out(r BLOB PRIMARY KEY, w INTEGER)",
-                         id, id, id, id);
+                         id, id, id, id, id, id);
     if (!rc)
         rc = ss_sem_kv_create(ctx->db, id, "memo", err, errsz);
     if (!rc)
@@ -800,12 +1134,17 @@ static int topk_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t *
     tlist_t top = {0};
     int rc;
     if (t->rank) {
-        rank_run_t R = {op, ctx, {0}, err, errsz};
+        rank_run_t R = {op, ctx, {0}, err, errsz, {0}, ss_sem_memo_prune(op->node), {0}};
         rc = ss_sem_kv_open(&R.cmp, ctx->db, op->node->id, "cmp", err, errsz);
-        if (!rc) {
+        if (!rc && R.prune)
+            rc = ss_sem_pairs_open(&R.pairs, ctx->db, op->node->id, "cmp", err, errsz);
+        if (!rc)
             rc = rank_apply(&R, in, &top);
-            ss_sem_kv_close(&R.cmp);
-        }
+        if (!rc && R.prune)
+            rc = prune_cmps(&R);
+        ss_sem_pairs_close(&R.pairs);
+        ss_sem_kv_close(&R.cmp);
+        list_free(&R.gone);
     } else {
         rc = score_apply(op, ctx, in, &top, err, errsz);
     }
@@ -859,6 +1198,9 @@ int ss_op_sem_topk_init(ss_op_t *op, char *err, size_t errsz)
     if (!N->tmpl || N->nin < 1 || N->limit < 1)
         return ss_seterr(err, errsz, SS_ERR_INVALID, "sem_topk (node %d): needs a template, an input and LIMIT k",
                          N->id);
+    int rc = ss_sem_memo_check(N, err, errsz);
+    if (rc)
+        return rc;
     sem_topk_t *t = calloc(1, sizeof *t);
     if (!t)
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");

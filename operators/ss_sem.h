@@ -11,6 +11,8 @@
  *  - memo tables: SQLite key/value tables st_<node id>_<name>(k, v, refs) keyed by
  *    the canonical encoding of what a decision depends on (the projection of the
  *    template's columns), with a reference count so deletes retract exactly;
+ *  - bounded memos (sem_prune.c): option memo = 'prune' | 'keep', and the member index
+ *    of pair memo keys that lets SEM_RANK / SEM_JOIN drop a projection's pairs;
  *  - embeddings (through the dispatcher's EMBED requests) and a small exact
  *    in-memory vector index for candidate pruning and retrieval.
  *
@@ -118,6 +120,27 @@ int ss_sem_kv_put(ss_sem_kv_t *kv, const void *k, size_t kn, const void *v, size
 /* refs += dw; with gc, the entry is removed when refs drops to 0 or below. */
 int ss_sem_kv_ref(ss_sem_kv_t *kv, const void *k, size_t kn, int64_t dw, int gc, char *err,
                   size_t errsz);
+
+/* ---- bounded memos (sem_prune.c): option memo = 'prune' (default) | 'keep' ---- */
+int ss_sem_memo_prune(const ss_plan_node_t *n);                     /* 1 = prune */
+int ss_sem_memo_check(const ss_plan_node_t *n, char *err, size_t errsz); /* a valid value? */
+
+/* The members of pair memo keys (uint32 len(a) | a | b): st_<id>_<name>_m(p, s, k). */
+typedef struct ss_sem_pairs {
+    sqlite3 *db;                                 /* borrowed */
+    sqlite3_stmt *note, *find, *unnote, *del;    /* owned; finalized by close */
+} ss_sem_pairs_t;
+
+/* Creates the members table if needed and prepares its statements. */
+int ss_sem_pairs_open(ss_sem_pairs_t *pp, sqlite3 *db, int node_id, const char *name, char *err,
+                      size_t errsz);
+void ss_sem_pairs_close(ss_sem_pairs_t *pp);
+/* Records the two members of pair key k (call with every new memo entry). */
+int ss_sem_pairs_note(ss_sem_pairs_t *pp, const void *k, size_t kn, char *err, size_t errsz);
+/* Drops every memo entry whose member `side` (0 = a, 1 = b, -1 = either) is p, with its
+ * member rows; *dropped (may be NULL) counts them. */
+int ss_sem_pairs_drop(ss_sem_pairs_t *pp, int side, const void *p, size_t pn, int64_t *dropped, char *err,
+                      size_t errsz);
 
 /* ---- pointwise maintenance (SEM_FILTER, SEM_MAP, SEM_SCORE) ----
  * For every entry of `in`, the memo key is the projection of cols; the distinct keys

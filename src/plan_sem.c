@@ -27,13 +27,16 @@ typedef struct opt_spec {
 
 static const opt_spec_t *opt_specs(ss_plan_kind_t k, int *n)
 {
-    static const opt_spec_t common[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}};
-    static const opt_spec_t filter[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"yes_prob", OPT_NUMBER}};
+    static const opt_spec_t common[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"memo", OPT_TEXT}};
+    static const opt_spec_t filter[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"yes_prob", OPT_NUMBER},
+                                        {"memo", OPT_TEXT}};
     static const opt_spec_t join[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER},
-                                      {"join_candidates", 1}, {"threshold", OPT_NUMBER}, {"yes_prob", OPT_NUMBER}};
-    static const opt_spec_t topk[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"buffer", 0}};
+                                      {"join_candidates", 1}, {"threshold", OPT_NUMBER}, {"yes_prob", OPT_NUMBER},
+                                      {"memo", OPT_TEXT}};
+    static const opt_spec_t topk[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"buffer", 0},
+                                      {"memo", OPT_TEXT}};
     static const opt_spec_t agg[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"fan_in", 2},
-                                     {"max_children", 2}};
+                                     {"max_children", 2}, {"memo", OPT_TEXT}};
     static const opt_spec_t gen[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"key", OPT_TEXT},
                                      {"retrieve", 0}, {"maintain", OPT_TEXT}};
 #define SPEC(a) (*n = (int)SS_ARRAY_LEN(a), a)
@@ -59,6 +62,15 @@ static int check_option(pctx_t *x, ss_plan_kind_t k, const ss_ast_option_t *op)
         if (!ss_strcaseeq(sp[i].name, op->name))
             continue;
         int isnum = op->value.t == SS_INT || op->value.t == SS_REAL;
+        if (ss_strcaseeq(sp[i].name, "memo")) { /* bounded memo tables (operators/sem_prune.c) */
+            char *v = ss__opt_text(op);
+            int ok = v && (ss_strcaseeq(v, "prune") || ss_strcaseeq(v, "keep"));
+            free(v);
+            if (ok)
+                return SS_OK;
+            return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: option memo must be 'prune' or 'keep'",
+                             op->span.line, op->span.col);
+        }
         if (sp[i].min == OPT_TEXT || (sp[i].min == OPT_NUMBER && isnum))
             return SS_OK;
         if (sp[i].min != OPT_NUMBER && op->value.t == SS_INT && op->value.u.i >= sp[i].min)

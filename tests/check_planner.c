@@ -174,9 +174,11 @@ static const err_case_t err_cases[] = {
     {"CREATE VIEW v AS LLM_GENERATE(prompt = 'About {title}', context = STREAM(papers), maintain = 'always');",
      "1:83: MAINTAIN must be 'recompute', 'append' or 'none', not 'always'"},
     {"CREATE VIEW v AS SELECT id, SEM_MAP('tl;dr {abstract}', max_tokns = 20) AS t FROM papers;",
-     "1:57: unknown option max_tokns for sem_map (did you mean max_tokens?) (known: max_tokens, temperature, model)"},
+     "1:57: unknown option max_tokns for sem_map (did you mean max_tokens?) (known: max_tokens, temperature, memo, model)"},
     {"CREATE VIEW v AS SELECT year, SEM_AGG('{title}', fan_in = 1) AS s FROM papers GROUP BY year;",
      "1:50: option fan_in must be an integer >= 2"},
+    {"CREATE VIEW v AS SELECT year, SEM_AGG('{title}', memo = 'forever') AS s FROM papers GROUP BY year;",
+     "1:50: option memo must be 'prune' or 'keep'"},
     {"CREATE VIEW v AS SELECT id FROM papers WHERE SEM_FILTER('it''s {abstrct}');",
      "1:65: unknown column \"abstrct\" in stream papers (did you mean \"abstract\"?)"},
     {"CREATE VIEW v AS SELECT id FROM papers WHERE SEM_FILTER('first line\n  then {yeer}');",
@@ -300,7 +302,7 @@ START_TEST(test_sem_join_topk_agg)
         "CREATE VIEW j AS SELECT p.id, a.name FROM papers p SEM_JOIN authors a\n"
         "  ON '{p.title} could be written by {name}' WITH (join_candidates = 5, threshold = 0.5);\n"
         "CREATE VIEW k AS SELECT id, title FROM papers WHERE year > 2000 ORDER BY SEM_SCORE('novelty of {abstract}') LIMIT 5;\n"
-        "CREATE VIEW g AS SELECT year, SEM_AGG('themes of {title}', fan_in = 4) AS themes FROM papers GROUP BY year;\n"
+        "CREATE VIEW g AS SELECT year, SEM_AGG('themes of {title}', fan_in = 4, memo = 'keep') AS themes FROM papers GROUP BY year;\n"
         "CREATE VIEW gc AS SELECT year, COUNT(*) AS n, SEM_AGG('theme of {title}') AS theme FROM papers GROUP BY year;\n",
         &c, &db);
     char buf[512];
@@ -333,6 +335,7 @@ START_TEST(test_sem_join_topk_agg)
     ck_assert_int_eq(g->schema->is_key[0], 1);
     ck_assert_int_eq(g->schema->is_key[1], 0);
     ck_assert_int_eq(ss_plan_opt_int(g, "fan_in", 0), 4);
+    ck_assert_str_eq(ss_plan_opt(g, "memo"), "keep");
 
     /* SEM_AGG next to COUNT: GROUP and SEM_AGG over the same input, joined on the group key */
     ck_assert_str_eq(chain(p, "gc", buf, sizeof buf), "source<group<join<project<view");

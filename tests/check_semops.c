@@ -12,6 +12,7 @@
 #include "ss_sem.h"
 
 #include <math.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------ random data */
 
@@ -467,6 +468,247 @@ START_TEST(test_topk_rank)
 END_TEST
 
 
+/* Rank's memo key of the pair (x, y) (projection on column col); *x_first = 1 when x is
+ * the pair's A member. */
+static void rank_key(const ss_row_t *x, const ss_row_t *y, int col, ss_buf_t *key, int *x_first)
+{
+    ss_buf_t kx = SS_BUF_INIT, ky = SS_BUF_INIT;
+    ss_sem_proj(x, &col, 1, &kx);
+    ss_sem_proj(y, &col, 1, &ky);
+    int c = memcmp(kx.data, ky.data, SS_MIN(kx.len, ky.len));
+    c = c ? c : (int)kx.len - (int)ky.len;
+    ss_buf_t *a = c < 0 ? &kx : &ky, *b = c < 0 ? &ky : &kx;
+    uint32_t la = (uint32_t)a->len;
+    ss_buf_reset(key);
+    ss_buf_append(key, &la, sizeof la);
+    ss_buf_append(key, a->data, a->len);
+    ss_buf_append(key, b->data, b->len);
+    *x_first = c < 0;
+    ss_buf_free(&kx);
+    ss_buf_free(&ky);
+}
+
+/* A hidden total order: a permutation of the ids. */
+static int hidden_score(int64_t id) { return (int)((id * 7919) % 211); }
+
+static ss_row_t *rank_row(int64_t id)
+{
+    char t[64];
+    snprintf(t, sizeof t, "story number %lld", (long long)id);
+    return h_row(4, 'i', id, 't', t, 't', "g", 'i', (int64_t)0);
+}
+
+/* The view a from-scratch run gives under the hidden order: the k best live ids. */
+static void rank_expected(const int *live, int nlive, int k, ss_zset_t *out)
+{
+    int ids[256], n = 0;
+    for (int i = 0; i < nlive; i++)
+        ids[n++] = live[i];
+    for (int i = 0; i < n; i++) /* selection sort by score, best first */
+        for (int j = i + 1; j < n; j++)
+            if (hidden_score(ids[j]) > hidden_score(ids[i])) {
+                int x = ids[i];
+                ids[i] = ids[j];
+                ids[j] = x;
+            }
+    ss_zset_clear(out);
+    for (int i = 0; i < n && i < k; i++)
+        ss_zset_add(out, rank_row(ids[i]), 1);
+    ss_zset_consolidate(out);
+}
+
+/* Batched placement under a total order (every comparison pre-answered in the memo, so the
+ * model is never asked): many rows per batch, inserts and deletes of top rows mixed; after
+ * every batch the view equals a from-scratch run. */
+START_TEST(test_topk_rank_batched_total)
+{
+    const int K = 5, U = 200;
+    ss_plan_node_t *src = h_source(1, DATA_SPEC);
+    ss_plan_node_t *n = topk_node(src, 1, K);
+    harness_t h;
+    h_open(&h);
+    ss_op_t *op = h_op(&h, n);
+    ss_row_t *rows[201];
+    for (int i = 1; i <= U; i++)
+        rows[i] = rank_row(i);
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(h.db, "INSERT INTO st_4_cmp(k, v, refs) VALUES(?1, ?2, 0)", -1, &st, NULL),
+                     SQLITE_OK);
+    ss_buf_t key = SS_BUF_INIT;
+    for (int i = 1; i <= U; i++)
+        for (int j = i + 1; j <= U; j++) {
+            int i_first = 0;
+            rank_key(rows[i], rows[j], 1, &key, &i_first);
+            int a_wins = i_first ? hidden_score(i) > hidden_score(j) : hidden_score(j) > hidden_score(i);
+            sqlite3_reset(st);
+            sqlite3_bind_blob(st, 1, key.data, (int)key.len, SQLITE_STATIC);
+            sqlite3_bind_blob(st, 2, a_wins ? "1" : "0", 1, SQLITE_STATIC);
+            ck_assert_int_eq(sqlite3_step(st), SQLITE_DONE);
+        }
+    sqlite3_finalize(st);
+    ss_buf_free(&key);
+    int live[256], nlive = 0, next = 1;
+    ss_zset_t acc, z, want;
+    ss_zset_init(&acc);
+    ss_zset_init(&z);
+    ss_zset_init(&want);
+    rng_state = 5;
+    for (int step = 0; step < 8; step++) {
+        ss_zset_clear(&z);
+        int nins = step == 0 ? 120 : 10;
+        for (int i = 0; i < nins && next <= U; i++) {
+            ss_zset_add(&z, ss_row_copy(rows[next]), 1);
+            live[nlive++] = next++;
+        }
+        if (step > 0) { /* delete the current best two and three others */
+            rank_expected(live, nlive, 2, &want);
+            for (size_t e = 0; e < want.n; e++) {
+                int64_t id = want.e[e].row->v[0].u.i;
+                for (int i = 0; i < nlive; i++)
+                    if (live[i] == id) {
+                        live[i] = live[--nlive];
+                        break;
+                    }
+                ss_zset_add(&z, ss_row_copy(rows[id]), -1);
+            }
+            for (int d = 0; d < 3 && nlive; d++) {
+                int i = (int)(rnd() % (unsigned)nlive);
+                ss_zset_add(&z, ss_row_copy(rows[live[i]]), -1);
+                live[i] = live[--nlive];
+            }
+        }
+        ck_assert_int_eq(h_apply(&h, op, 0, &z, &acc), 0);
+        rank_expected(live, nlive, K, &want);
+
+        assert_same(&acc, &want);
+    }
+    for (int i = 1; i <= U; i++)
+        ss_row_free(rows[i]);
+    ss_zset_destroy(&acc);
+    ss_zset_destroy(&z);
+    ss_zset_destroy(&want);
+    ss_op_destroy(op);
+    h_close(&h);
+    ss_plan_node_free(n);
+    ss_plan_node_free(src);
+}
+END_TEST
+
+/* A backend that counts its batches (one model call each). */
+typedef struct counting {
+    ss_infer_backend_t base;
+    ss_infer_backend_t *inner;
+    int64_t batches;
+} counting_t;
+
+static int counting_run(ss_infer_backend_t *b, const ss_infer_req_t *reqs, int n, ss_infer_res_t *res, char *err,
+                        size_t errsz)
+{
+    counting_t *c = (counting_t *)b;
+    c->batches++;
+    return c->inner->run(c->inner, reqs, n, res, err, errsz);
+}
+
+static void counting_destroy(ss_infer_backend_t *b)
+{
+    counting_t *c = (counting_t *)b;
+    c->inner->destroy(c->inner);
+    free(c->base.model_id);
+    free(c);
+}
+
+/* Opens h with the test model behind a counting backend (owned by h's dispatcher). */
+static counting_t *h_open_counting(harness_t *h)
+{
+    char err[SS_ERRSZ] = "";
+    memset(h, 0, sizeof *h);
+    ck_assert_int_eq(sqlite3_open(":memory:", &h->db), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(h->db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    ss_dispatch_opts_t o = {.cache_path = NULL, .max_batch = 32, .use_cache = 0};
+    ck_assert_msg(ss_dispatch_open(&o, &h->disp, err, sizeof err) == SS_OK, "dispatch: %s", err);
+    counting_t *c = calloc(1, sizeof *c);
+    c->inner = h_backend();
+    c->base.kind = c->inner->kind;
+    c->base.model_id = strdup(c->inner->model_id);
+    c->base.run = counting_run;
+    c->base.destroy = counting_destroy;
+    ck_assert(ss_dispatch_add_model(h->disp, "default", &c->base, 1, err, sizeof err) == SS_OK);
+    h->ctx.db = h->db;
+    h->ctx.disp = h->disp;
+    return c;
+}
+
+/* Many rows in one batch with the real model: their comparisons go to the model in rounds
+ * (far fewer backend calls than comparisons), the top agrees with every comparison the
+ * model answered among its rows, and later single inserts keep their bound. */
+START_TEST(test_topk_rank_batched_model)
+{
+    rng_state = 44;
+    const int K = 8, N = 150;
+    ss_plan_node_t *src = h_source(1, DATA_SPEC);
+    ss_plan_node_t *n = topk_node(src, 1, K);
+    harness_t h;
+    counting_t *cnt = h_open_counting(&h);
+    ss_op_t *op = h_op(&h, n);
+    data_t d = {0};
+    ss_zset_t acc, z;
+    ss_zset_init(&acc);
+    ss_zset_init(&z);
+    for (int i = 0; i < N; i++) {
+        d.id[i] = i + 1;
+        d.ver[i] = 0;
+        d.txt[i] = mktext(d.id[i], 0);
+        d.grp[i] = "g1";
+        d.num[i] = 0;
+        d.n++;
+        ss_zset_add(&z, data_row(&d, i), 1);
+    }
+    int64_t b0 = cnt->batches;
+    int64_t calls = h_apply(&h, op, 0, &z, &acc);
+    int64_t batches = cnt->batches - b0;
+    /* top k + buffer of N: about N + N/8 comparisons, asked in a few dozen rounds */
+    ck_assert_int_ge(calls, N - 1);
+    ck_assert_int_le(calls, 3 * N);
+    ck_assert_int_le(batches, calls / 4);
+    int64_t total = 0;
+    for (size_t i = 0; i < acc.n; i++)
+        total += acc.e[i].w;
+    ck_assert_int_eq(total, K);
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(h.db, "SELECT r FROM st_4_rows WHERE zone IN (0, 1) ORDER BY zone, pos", -1, &st, NULL);
+    ss_row_t *top[64];
+    int nt = 0;
+    while (sqlite3_step(st) == SQLITE_ROW && nt < 64)
+        ss_row_decode(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), &top[nt++]);
+    sqlite3_finalize(st);
+    ck_assert_int_eq(nt, 2 * K); /* T and a full buffer B */
+    for (int i = 0; i < nt; i++)
+        for (int j = i + 1; j < nt; j++)
+            ck_assert_int_ne(memo_before(h.db, top[j], top[i], 1), 1);
+    for (int i = 0; i < nt; i++)
+        ss_row_free(top[i]);
+    int64_t next = N + 1;
+    for (int s = 0; s < 10; s++) {
+        ss_zset_clear(&z);
+        int i = d.n++;
+        d.id[i] = next++;
+        d.ver[i] = 0;
+        d.txt[i] = mktext(d.id[i], 0);
+        d.grp[i] = "g1";
+        d.num[i] = 0;
+        ss_zset_add(&z, data_row(&d, i), 1);
+        ck_assert_int_le(h_apply(&h, op, 0, &z, &acc), 1 + 3);
+    }
+    ss_zset_destroy(&acc);
+    ss_zset_destroy(&z);
+    ss_op_destroy(op);
+    h_close(&h);
+    data_free(&d);
+    ss_plan_node_free(n);
+    ss_plan_node_free(src);
+}
+END_TEST
+
 /* ------------------------------------------------------------ sem_join */
 
 static void join_equiv(int cand)
@@ -797,6 +1039,169 @@ START_TEST(test_restart)
 }
 END_TEST
 
+/* ------------------------------------------------------------ memo pruning */
+
+/* Rows in the operator's memo tables (and their member / tree-membership tables). */
+static int64_t memo_rows(sqlite3 *db, int id)
+{
+    static const char *const names[] = {"memo", "cmp", "cmp_m", "pair", "pair_m", "node", "gnode"};
+    int64_t n = 0;
+    for (size_t i = 0; i < SS_ARRAY_LEN(names); i++) {
+        char q[128];
+        snprintf(q, sizeof q, "SELECT count(*) FROM st_%d_%s", id, names[i]);
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(db, q, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+            n += sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    return n;
+}
+
+/* Applies z (and z2 on port 1 for a join) and returns the model calls (not requests). */
+static int64_t apply_calls(harness_t *h, ss_op_t *op, ss_zset_t *z, ss_zset_t *z2, ss_zset_t *acc,
+                           int64_t *requests)
+{
+    int64_t c0 = op->stats.infer.calls, r0 = op->stats.infer.requests;
+    h_apply(h, op, 0, z, acc);
+    if (z2)
+        h_apply(h, op, 1, z2, acc);
+    *requests = op->stats.infer.requests - r0;
+    return op->stats.infer.calls - c0;
+}
+
+/* Insert rows, delete them all, insert them again, for one operator with memo=mode, through a
+ * dispatcher with a persistent result cache. prune: the memo tables are empty once every row
+ * is gone, and the rows coming back are answered by the cache (no model call); keep: the
+ * memo keeps its entries and answers them itself (no request at all). Both: the view after
+ * the second insert equals the view after the first. */
+static void memo_case(ss_plan_kind_t kind, int sem, const char *mode)
+{
+    rng_state = 91 + (uint64_t)kind;
+    ss_plan_node_t *src = h_source(1, DATA_SPEC), *src2 = h_source(2, DATA_SPEC);
+    ss_plan_node_t *n = kind == SS_PN_SEM_TOPK ? topk_node(src, sem == SS_SEM_RANK, 3) : ss_plan_node_new(kind);
+    if (kind != SS_PN_SEM_TOPK) {
+        n->id = 4;
+        n->nin = 1;
+        n->in[0] = src;
+    }
+    if (kind == SS_PN_SEM_FILTER || kind == SS_PN_SEM_MAP) {
+        n->tmpl = h_tmpl("Is {txt} a happy story?", src->schema, NULL);
+        n->schema = h_concat(src->schema, NULL, kind == SS_PN_SEM_MAP ? "title" : NULL);
+    } else if (kind == SS_PN_SEM_AGG) {
+        n->tmpl = h_tmpl("Summarize the stories {txt}", src->schema, NULL);
+        n->schema = h_schema("summary:t");
+        h_opt(n, "fan_in", "2");
+    } else if (kind == SS_PN_SEM_JOIN) {
+        n->nin = 2;
+        n->in[1] = src2;
+        n->tmpl = h_tmpl("Is {txt} the same story as {b.txt}?", src->schema, src2->schema);
+        n->schema = h_concat(src->schema, src2->schema, NULL);
+        h_opt(n, "yes_prob", "0.15");
+    }
+    h_opt(n, "max_tokens", "4");
+    h_opt(n, "memo", mode);
+    int prune = strcmp(mode, "keep") != 0;
+    char path[128], err[SS_ERRSZ] = "";
+    snprintf(path, sizeof path, "/tmp/check_semops_memo_%d.db", (int)getpid());
+    unlink(path);
+    harness_t h;
+    memset(&h, 0, sizeof h);
+    ck_assert_int_eq(sqlite3_open(":memory:", &h.db), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(h.db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    ss_dispatch_opts_t o = {.cache_path = path, .max_batch = 32, .use_cache = 1};
+    ck_assert_msg(ss_dispatch_open(&o, &h.disp, err, sizeof err) == SS_OK, "dispatch: %s", err);
+    ck_assert(ss_dispatch_add_model(h.disp, "default", h_backend(), 1, err, sizeof err) == SS_OK);
+    h.ctx.db = h.db;
+    h.ctx.disp = h.disp;
+    ss_op_t *op = h_op(&h, n);
+    int join = kind == SS_PN_SEM_JOIN;
+    data_t d = {0}, d2 = {0};
+    int64_t next = 1;
+    ss_zset_t z, z2, acc, first, neg, neg2;
+    ss_zset_init(&z);
+    ss_zset_init(&z2);
+    ss_zset_init(&acc);
+    ss_zset_init(&first);
+    ss_zset_init(&neg);
+    ss_zset_init(&neg2);
+    for (int i = 0; i < 12; i++) {
+        data_t *dd = join && i % 2 ? &d2 : &d;
+        int j = dd->n++;
+        dd->id[j] = next++;
+        dd->ver[j] = 0;
+        dd->txt[j] = mktext(dd->id[j], 0);
+        dd->grp[j] = "g1";
+        dd->num[j] = i;
+    }
+    data_all(&d, &z);
+    data_all(&d2, &z2);
+    int64_t req = 0;
+    ck_assert_int_gt(apply_calls(&h, op, &z, join ? &z2 : NULL, &acc, &req), 0);
+    ss_zset_extend(&first, &acc, 1);
+    ss_zset_extend(&neg, &z, -1);
+    ss_zset_extend(&neg2, &z2, -1);
+    ck_assert_int_eq(apply_calls(&h, op, &neg, join ? &neg2 : NULL, &acc, &req), 0);
+    ss_zset_consolidate(&acc);
+    ck_assert_int_eq((int)acc.n, 0);
+    if (prune)
+        ck_assert_int_eq(memo_rows(h.db, n->id), 0);
+    else
+        ck_assert_int_gt(memo_rows(h.db, n->id), 0);
+    ss_zset_clear(&z);
+    ss_zset_clear(&z2);
+    data_all(&d, &z);
+    data_all(&d2, &z2);
+    ck_assert_int_eq(apply_calls(&h, op, &z, join ? &z2 : NULL, &acc, &req), 0); /* never paid twice */
+    if (prune)
+        ck_assert_int_gt(req, 0); /* asked again, answered by the result cache */
+    else
+        ck_assert_int_eq(req, 0); /* answered by the memo */
+    assert_same(&acc, &first);
+    ck_assert_int_gt(memo_rows(h.db, n->id), 0);
+    ss_zset_destroy(&z);
+    ss_zset_destroy(&z2);
+    ss_zset_destroy(&acc);
+    ss_zset_destroy(&first);
+    ss_zset_destroy(&neg);
+    ss_zset_destroy(&neg2);
+    ss_op_destroy(op);
+    h_close(&h);
+    unlink(path);
+    data_free(&d);
+    data_free(&d2);
+    ss_plan_node_free(n);
+    ss_plan_node_free(src);
+    ss_plan_node_free(src2);
+}
+
+START_TEST(test_memo_prune)
+{
+    static const struct { ss_plan_kind_t kind; int sem; } ops[] = {
+        {SS_PN_SEM_FILTER, 0}, {SS_PN_SEM_MAP, 0}, {SS_PN_SEM_TOPK, SS_SEM_SCORE},
+        {SS_PN_SEM_TOPK, SS_SEM_RANK}, {SS_PN_SEM_JOIN, 0}, {SS_PN_SEM_AGG, 0}};
+    for (size_t i = 0; i < SS_ARRAY_LEN(ops); i++) {
+        memo_case(ops[i].kind, ops[i].sem, "prune");
+        memo_case(ops[i].kind, ops[i].sem, "keep");
+    }
+}
+END_TEST
+
+/* memo takes 'prune' or 'keep' only. */
+START_TEST(test_memo_option)
+{
+    ss_plan_node_t *src = h_source(1, DATA_SPEC);
+    ss_plan_node_t *n = topk_node(src, 1, 3);
+    h_opt(n, "memo", "forever");
+    ss_op_t *op = NULL;
+    char err[SS_ERRSZ] = "";
+    ck_assert_int_ne(ss_op_new(n, &op, err, sizeof err), SS_OK);
+    ck_assert_ptr_nonnull(strstr(err, "memo must be 'prune' or 'keep'"));
+    ss_op_destroy(op);
+    ss_plan_node_free(n);
+    ss_plan_node_free(src);
+}
+END_TEST
+
 static void add_case(Suite *s, const char *name, const TTest *const *tests, int n)
 {
     TCase *tc = tcase_create(name);
@@ -812,15 +1217,18 @@ Suite *check_semops_suite(void)
     const TTest *const prompt[] = {test_prompt_delimits_fields};
     const TTest *const pointwise[] = {test_filter_equiv, test_map_equiv};
     const TTest *const agg[] = {test_agg_equiv, test_agg_grouped, test_agg_empty};
-    const TTest *const topk[] = {test_topk_score_equiv, test_topk_rank};
+    const TTest *const topk[] = {test_topk_score_equiv, test_topk_rank, test_topk_rank_batched_total,
+                                 test_topk_rank_batched_model};
     const TTest *const join[] = {test_join_exhaustive, test_join_pruned};
     const TTest *const gen[] = {test_generate_recompute, test_generate_append, test_generate_none};
     add_case(s, "prompt", prompt, 1);
     add_case(s, "pointwise", pointwise, 2);
     add_case(s, "agg", agg, 3);
-    add_case(s, "topk", topk, 2);
+    add_case(s, "topk", topk, 4);
     add_case(s, "join", join, 2);
     add_case(s, "generate", gen, 3);
+    const TTest *const memo[] = {test_memo_prune, test_memo_option};
+    add_case(s, "memo", memo, 2);
     const TTest *const restart[] = {test_restart};
     add_case(s, "restart", restart, 1);
     return s;
