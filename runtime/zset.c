@@ -76,7 +76,7 @@ int ss_val_to_text(const ss_value_t *v, ss_buf_t *out)
 {
     switch (v->t) {
     case SS_NULL: return ss_buf_puts(out, "NULL");
-    case SS_INT: return ss_buf_printf(out, "%lld", (long long)v->u.i);
+    case SS_INT: return ss_buf_put_i64(out, v->u.i);
     case SS_REAL: return ss_buf_printf(out, "%.17g", v->u.r);
     case SS_TEXT: return ss_buf_append(out, v->u.str.s, v->u.str.n);
     }
@@ -87,7 +87,7 @@ int ss_val_to_json(const ss_value_t *v, ss_buf_t *out)
 {
     switch (v->t) {
     case SS_NULL: return ss_buf_puts(out, "null");
-    case SS_INT: return ss_buf_printf(out, "%lld", (long long)v->u.i);
+    case SS_INT: return ss_buf_put_i64(out, v->u.i);
     case SS_REAL:
         if (!isfinite(v->u.r))
             return ss_buf_puts(out, "null");
