@@ -114,6 +114,25 @@ int ss_producer_send(ss_producer_t *p, const char *topic, const void *key, size_
     }
 }
 
+int kafka_producer_warm(ss_producer_t *p, const char *topic, int timeout_ms, char *err, size_t errsz)
+{
+    if (p->embedded)
+        ensure_topic(p, topic);
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->rk, topic, NULL);
+    if (!rkt)
+        return ss_seterr(err, errsz, SS_ERR_KAFKA, "topic %s: %s", topic, rd_kafka_err2str(rd_kafka_last_error()));
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(p->rk, 0, rkt, &md, timeout_ms);
+    if (!e && md->topic_cnt == 1)
+        e = md->topics[0].err;
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    if (e)
+        return ss_seterr(err, errsz, SS_ERR_KAFKA, "metadata for topic %s: %s", topic, rd_kafka_err2str(e));
+    return SS_OK;
+}
+
 int ss_producer_flush(ss_producer_t *p, int timeout_ms, char *err, size_t errsz)
 {
     rd_kafka_resp_err_t e = rd_kafka_flush(p->rk, timeout_ms);

@@ -101,6 +101,9 @@ int ss_sink_open(const char *brokers, const char *view, const char *topic, const
         kafka_embedded_ensure_topic(brokers ? brokers : "", topic, 1); /* one partition: total order */
         rc = ss_producer_new(brokers, &s->p, err, errsz);
     }
+    char werr[SS_ERRSZ];
+    if (!rc && kafka_producer_warm(s->p, topic, 2000, werr, sizeof werr))
+        ss_log(SS_LOG_DEBUG, "kafka", "sink for view %s: %s (the first messages wait for a refresh)", view, werr);
     if (rc) {
         ss_errprefix(err, errsz, "kafka sink for view %s", view);
         ss_sink_close(s);

@@ -87,8 +87,11 @@ int ss_store_in_txn(const ss_store_t *s) { return s->in_txn; }
 
 void ss_store_checkpoint(ss_store_t *s)
 {
-    if (!s->in_txn)
-        sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (!s->in_txn) {
+        int nlog = 0, nck = 0;
+        sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &nlog, &nck);
+        ss_log(SS_LOG_DEBUG, "store", "checkpoint: %d WAL frames, %d copied to the database", nlog, nck);
+    }
 }
 
 int ss_store_exec(ss_store_t *s, const char *sql, char *err, size_t errsz)
