@@ -149,12 +149,27 @@ static int view_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
     return rc;
 }
 
+/* Bindings without copies (SQLITE_STATIC): the row and v->kb/v->rb outlive the
+ * step, and ss_state_stmt clears the bindings before a statement's next use. */
+static void bind_blob(sqlite3_stmt *s, int idx, const ss_buf_t *b)
+{
+    sqlite3_bind_blob(s, idx, b->len ? b->data : "", (int)b->len, SQLITE_STATIC);
+}
+
+static void bind_value(sqlite3_stmt *s, int idx, const ss_value_t *v)
+{
+    if (v->t == SS_TEXT)
+        sqlite3_bind_text(s, idx, v->u.str.s ? v->u.str.s : "", (int)v->u.str.n, SQLITE_STATIC);
+    else
+        ss_state_bind_value(s, idx, v);
+}
+
 /* Binds the row's _k and _row (encoded into v->kb, v->rb) from parameter `at` on. */
 static void bind_keys(view_t *v, sqlite3_stmt *s, int at)
 {
     if (v->has_k)
-        ss_state_bind_buf(s, at++, &v->kb);
-    ss_state_bind_buf(s, at, &v->rb);
+        bind_blob(s, at++, &v->kb);
+    bind_blob(s, at, &v->rb);
 }
 
 /* Current multiplicity of the row in v->rb (0 when absent) into *m. */
@@ -178,7 +193,7 @@ static int insert_new(view_t *v, const ss_row_t *r, int64_t w, int *inserted, ch
     if (!s)
         return SS_ERR_SQLITE;
     for (int i = 0; i < r->n; i++)
-        ss_state_bind_value(s, i + 1, &r->v[i]);
+        bind_value(s, i + 1, &r->v[i]);
     sqlite3_bind_int64(s, r->n + 1, w);
     bind_keys(v, s, r->n + 2);
     int rc = ss_state_run(v->st, s, err, errsz);

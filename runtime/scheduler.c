@@ -563,20 +563,20 @@ static int run_dag(ss_engine_t *e, int tick, char *err, size_t errsz)
 /* Delta encoding for the outbox: per entry, weight (8 bytes), row length (4), row. */
 static int encode_delta(const ss_zset_t *z, ss_buf_t *out)
 {
-    ss_buf_t row = SS_BUF_INIT;
     int rc = SS_OK;
     for (size_t i = 0; !rc && i < z->n; i++) {
-        ss_buf_reset(&row);
-        rc = ss_row_encode(z->e[i].row, &row);
-        uint32_t len = (uint32_t)row.len;
-        if (!rc)
-            rc = ss_buf_append(out, &z->e[i].w, 8);
+        size_t at = out->len;
+        uint32_t len = 0;
+        rc = ss_buf_append(out, &z->e[i].w, 8);
         if (!rc)
             rc = ss_buf_append(out, &len, 4);
-        if (!rc && row.len)
-            rc = ss_buf_append(out, row.data, row.len);
+        if (!rc)
+            rc = ss_row_encode(z->e[i].row, out); /* in place; its length patched in after */
+        if (!rc) {
+            len = (uint32_t)(out->len - at - 12);
+            memcpy(out->data + at + 8, &len, 4);
+        }
     }
-    ss_buf_free(&row);
     return rc;
 }
 

@@ -478,11 +478,15 @@ int ss_zset_add_copy(ss_zset_t *z, const ss_row_t *row, int64_t w)
 
 int ss_zset_extend(ss_zset_t *z, const ss_zset_t *src, int64_t mul)
 {
+    /* a copy of a consolidated set into an empty one is consolidated (no re-sort later) */
+    int stays = z->n == 0 && src->consolidated && mul != 0;
     for (size_t i = 0; i < src->n; i++) {
         int rc = ss_zset_add_copy(z, src->e[i].row, src->e[i].w * mul);
         if (rc)
             return rc;
     }
+    if (stays && z->n == src->n)
+        z->consolidated = 1;
     return SS_OK;
 }
 
