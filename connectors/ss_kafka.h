@@ -78,10 +78,6 @@ int ss_source_positions(ss_source_t *s, const ss_offset_t **offs, int *n);
 int ss_source_lag(ss_source_t *s, int64_t *lag, char *err, size_t errsz);
 void ss_source_get_stats(const ss_source_t *s, ss_source_stats_t *out);
 void ss_source_close(ss_source_t *s); /* NULL-safe */
-/* Messages behind the last high watermark the consumer has seen with a fetch,
- * summed over partitions (no broker round trip; a partition not fetched yet
- * counts 0). A lower bound of ss_source_lag: > 0 means there is more to read. */
-int64_t ss_source_cached_lag(ss_source_t *s);
 
 /* ---- sink: a view's changelog ---- */
 typedef struct ss_sink ss_sink_t;
@@ -95,5 +91,10 @@ int ss_sink_open(const char *brokers, const char *view, const char *topic, const
 int ss_sink_publish(ss_sink_t *s, const ss_zset_t *delta, int64_t *seq, char *err, size_t errsz);
 int ss_sink_flush(ss_sink_t *s, int timeout_ms, char *err, size_t errsz);
 void ss_sink_close(ss_sink_t *s); /* NULL-safe */
+
+/* Messages behind the last high watermark the consumer has seen with a fetch,
+ * summed over partitions (no broker round trip; a partition not fetched yet
+ * counts 0). A lower bound of ss_source_lag: > 0 means there is more to read. */
+int64_t ss_source_cached_lag(ss_source_t *s);
 
 #endif
