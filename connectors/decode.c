@@ -109,7 +109,9 @@ static int row_from(const ss_schema_t *s, const ss_json_t *obj, const ss_json_t 
     if (obj && obj->t != SS_JSON_OBJECT)
         return ss_seterr(err, errsz, SS_ERR_INVALID, "%s is %s, not an object", what, ss_json_type_name(obj->t));
     ss_row_t *r = ss_row_new(s->n);
-    char *present = calloc((size_t)s->n + 1, 1);
+    char small[64], *present = s->n < (int)sizeof small ? small : malloc((size_t)s->n + 1);
+    if (present)
+        memset(present, 0, (size_t)s->n + 1);
     int rc = !r || !present ? ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory") : SS_OK;
     if (!rc && obj)
         rc = fill_from_obj(r, s, obj, present, err, errsz);
@@ -117,7 +119,8 @@ static int row_from(const ss_schema_t *s, const ss_json_t *obj, const ss_json_t 
         rc = fill_from_obj(r, s, overlay, present, err, errsz);
     if (!rc)
         rc = check_keys(r, s, present, err, errsz);
-    free(present);
+    if (present != small)
+        free(present);
     if (rc) {
         ss_row_free(r);
         return rc;

@@ -23,6 +23,13 @@ int kafka_conf_set(rd_kafka_conf_t *c, const char *key, const char *val, char *e
  * created by the broker's auto-creation). topic NULL: only the check. */
 int kafka_embedded_ensure_topic(const char *brokers, const char *topic, int partitions);
 
+/* Fetches topic's metadata into the producer (waiting at most timeout_ms), so
+ * that its first messages are partitioned and sent at once instead of waiting
+ * in librdkafka's unassigned queue for a lazy metadata refresh (which, under
+ * load, took as long as a whole run). Best effort: SS_OK, or an error that the
+ * caller may ignore (messages then wait for the refresh as before). */
+int kafka_producer_warm(ss_producer_t *p, const char *topic, int timeout_ms, char *err, size_t errsz);
+
 /* Decodes one Kafka message of a stream into row events appended to out
  * (nothing is appended on failure). val == NULL means a tombstone.
  * Returns SS_ERR_INVALID with the reason in err for bad input. */

@@ -94,7 +94,7 @@ static void ensure_topic(ss_producer_t *p, const char *topic)
 int ss_producer_send(ss_producer_t *p, const char *topic, const void *key, size_t klen,
                      const void *val, size_t vlen, char *err, size_t errsz)
 {
-    int64_t deadline = ss_now_ns() + 30LL * 1000000000LL;
+    int64_t deadline = 0; /* read the clock only when the queue is full */
     if (p->embedded)
         ensure_topic(p, topic);
     for (;;) {
@@ -106,10 +106,31 @@ int ss_producer_send(ss_producer_t *p, const char *topic, const void *key, size_
             rd_kafka_poll(p->rk, 0); /* serve delivery reports */
             return SS_OK;
         }
+        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL && !deadline)
+            deadline = ss_now_ns() + 30LL * 1000000000LL;
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || ss_now_ns() > deadline)
             return ss_seterr(err, errsz, SS_ERR_KAFKA, "produce to %s: %s", topic, rd_kafka_err2str(e));
         rd_kafka_poll(p->rk, 20); /* local queue full: let deliveries drain it */
     }
+}
+
+int kafka_producer_warm(ss_producer_t *p, const char *topic, int timeout_ms, char *err, size_t errsz)
+{
+    if (p->embedded)
+        ensure_topic(p, topic);
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->rk, topic, NULL);
+    if (!rkt)
+        return ss_seterr(err, errsz, SS_ERR_KAFKA, "topic %s: %s", topic, rd_kafka_err2str(rd_kafka_last_error()));
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(p->rk, 0, rkt, &md, timeout_ms);
+    if (!e && md->topic_cnt == 1)
+        e = md->topics[0].err;
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    if (e)
+        return ss_seterr(err, errsz, SS_ERR_KAFKA, "metadata for topic %s: %s", topic, rd_kafka_err2str(e));
+    return SS_OK;
 }
 
 int ss_producer_flush(ss_producer_t *p, int timeout_ms, char *err, size_t errsz)

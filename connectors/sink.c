@@ -19,7 +19,57 @@ struct ss_sink {
     ss_schema_t *schema; /* owned copy */
     int *keys;           /* owned; key column indices */
     int nkey;
+    char **colpre;       /* owned; per column its JSON prefix: `"name":`, with a leading ',' after column 0 */
+    char *head;          /* owned; `{"view":"<view>","seq":` */
 };
+
+/* Column i's name as JSON ("c<i>" when unnamed), as ss_row_to_json writes it. */
+static int col_prefix(const ss_schema_t *sc, int i, char **out)
+{
+    char tmp[32];
+    const char *name = sc->names[i];
+    if (!name) {
+        snprintf(tmp, sizeof tmp, "c%d", i);
+        name = tmp;
+    }
+    ss_buf_t b = SS_BUF_INIT;
+    int rc = i ? ss_buf_putc(&b, ',') : SS_OK;
+    rc = rc ? rc : ss_buf_put_json_str(&b, name, strlen(name));
+    rc = rc ? rc : ss_buf_putc(&b, ':');
+    *out = rc ? NULL : ss_buf_take(&b);
+    ss_buf_free(&b);
+    return rc;
+}
+
+/* The JSON prefixes written for every message (names escaped once, not per message). */
+static int make_prefixes(ss_sink_t *s)
+{
+    ss_buf_t b = SS_BUF_INIT;
+    int rc = ss_buf_puts(&b, "{\"view\":");
+    rc = rc ? rc : ss_json_put_str_utf8(&b, s->view, strlen(s->view));
+    rc = rc ? rc : ss_buf_puts(&b, ",\"seq\":");
+    s->head = rc ? NULL : ss_buf_take(&b);
+    ss_buf_free(&b);
+    s->colpre = calloc((size_t)s->schema->n + 1, sizeof *s->colpre);
+    if (!s->colpre)
+        return SS_ERR_NOMEM;
+    for (int i = 0; i < s->schema->n && !rc; i++)
+        rc = col_prefix(s->schema, i, &s->colpre[i]);
+    return rc;
+}
+
+/* {"col":value,...}: what ss_row_to_json writes, from the cached prefixes. */
+static int row_json(const ss_sink_t *s, const ss_row_t *r, ss_buf_t *out)
+{
+    if (r->n != s->schema->n)
+        return ss_row_to_json(r, s->schema, out);
+    int rc = ss_buf_putc(out, '{');
+    for (int i = 0; i < r->n && !rc; i++) {
+        rc = ss_buf_puts(out, s->colpre[i]);
+        rc = rc ? rc : ss_val_to_json(&r->v[i], out);
+    }
+    return rc ? rc : ss_buf_putc(out, '}');
+}
 
 int ss_sink_open(const char *brokers, const char *view, const char *topic, const ss_schema_t *schema,
                  const int *key_cols, int nkey, ss_sink_t **out, char *err, size_t errsz)
@@ -44,9 +94,16 @@ int ss_sink_open(const char *brokers, const char *view, const char *topic, const
     if (!rc) {
         if (s->nkey)
             memcpy(s->keys, key_cols, sizeof(int) * (size_t)s->nkey);
+        if (make_prefixes(s))
+            rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    }
+    if (!rc) {
         kafka_embedded_ensure_topic(brokers ? brokers : "", topic, 1); /* one partition: total order */
         rc = ss_producer_new(brokers, &s->p, err, errsz);
     }
+    char werr[SS_ERRSZ];
+    if (!rc && kafka_producer_warm(s->p, topic, 2000, werr, sizeof werr))
+        ss_log(SS_LOG_DEBUG, "kafka", "sink for view %s: %s (the first messages wait for a refresh)", view, werr);
     if (rc) {
         ss_errprefix(err, errsz, "kafka sink for view %s", view);
         ss_sink_close(s);
@@ -83,7 +140,7 @@ static int item_cmp(const void *x, const void *y, void *ctx)
 static int key_json(const ss_sink_t *s, const ss_row_t *r, ss_buf_t *out)
 {
     if (!s->nkey)
-        return ss_row_to_json(r, s->schema, out);
+        return row_json(s, r, out);
     int rc = ss_buf_putc(out, '{');
     for (int i = 0; i < s->nkey && !rc; i++) {
         const char *name = s->schema->names[s->keys[i]] ? s->schema->names[s->keys[i]] : "?";
@@ -102,13 +159,15 @@ static int emit(ss_sink_t *s, const char *op, const ss_row_t *row, const ss_row_
     ss_buf_reset(kb);
     ss_buf_reset(vb);
     int rc = key_json(s, row, kb);
-    rc = rc ? rc : ss_buf_puts(vb, "{\"view\":");
-    rc = rc ? rc : ss_json_put_str_utf8(vb, s->view, strlen(s->view));
-    rc = rc ? rc : ss_buf_printf(vb, ",\"seq\":%" PRId64 ",\"op\":\"%s\",\"row\":", *seq, op);
-    rc = rc ? rc : ss_row_to_json(row, s->schema, vb);
+    rc = rc ? rc : ss_buf_puts(vb, s->head);
+    rc = rc ? rc : ss_buf_put_i64(vb, *seq);
+    rc = rc ? rc : ss_buf_puts(vb, ",\"op\":\"");
+    rc = rc ? rc : ss_buf_puts(vb, op);
+    rc = rc ? rc : ss_buf_puts(vb, "\",\"row\":");
+    rc = rc ? rc : row_json(s, row, vb);
     if (!rc && old) {
         rc = ss_buf_puts(vb, ",\"old\":");
-        rc = rc ? rc : ss_row_to_json(old, s->schema, vb);
+        rc = rc ? rc : row_json(s, old, vb);
     }
     rc = rc ? rc : ss_buf_putc(vb, '}');
     if (rc)
@@ -201,6 +260,10 @@ void ss_sink_close(ss_sink_t *s)
     if (!s)
         return;
     ss_producer_destroy(s->p);
+    for (int i = 0; s->colpre && s->schema && i < s->schema->n; i++)
+        free(s->colpre[i]);
+    free(s->colpre);
+    free(s->head);
     ss_schema_free(s->schema);
     free(s->keys);
     free(s->view);

@@ -309,6 +309,21 @@ int ss_source_lag(ss_source_t *s, int64_t *lag, char *err, size_t errsz)
     return SS_OK;
 }
 
+int64_t ss_source_cached_lag(ss_source_t *s)
+{
+    int64_t total = 0;
+    for (int i = 0; i < s->npart; i++) {
+        int64_t lo = RD_KAFKA_OFFSET_INVALID, hi = RD_KAFKA_OFFSET_INVALID;
+        if (rd_kafka_get_watermark_offsets(s->rk, s->topic, s->pos[i].partition, &lo, &hi) ||
+            hi == RD_KAFKA_OFFSET_INVALID)
+            continue;
+        int64_t at = lo != RD_KAFKA_OFFSET_INVALID && s->pos[i].offset < lo ? lo : s->pos[i].offset;
+        if (hi > at)
+            total += hi - at;
+    }
+    return total;
+}
+
 void ss_source_get_stats(const ss_source_t *s, ss_source_stats_t *out) { *out = s->st; }
 
 void ss_source_close(ss_source_t *s)

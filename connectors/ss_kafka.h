@@ -92,4 +92,9 @@ int ss_sink_publish(ss_sink_t *s, const ss_zset_t *delta, int64_t *seq, char *er
 int ss_sink_flush(ss_sink_t *s, int timeout_ms, char *err, size_t errsz);
 void ss_sink_close(ss_sink_t *s); /* NULL-safe */
 
+/* Messages behind the last high watermark the consumer has seen with a fetch,
+ * summed over partitions (no broker round trip; a partition not fetched yet
+ * counts 0). A lower bound of ss_source_lag: > 0 means there is more to read. */
+int64_t ss_source_cached_lag(ss_source_t *s);
+
 #endif

@@ -20,6 +20,7 @@ static int filter_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t
 {
     (void)ctx;
     (void)port;
+    int stays = out->n == 0 && in->consolidated; /* a subset of a consolidated set is consolidated */
     for (size_t i = 0; i < in->n; i++) {
         ss_value_t v;
         char *owned = NULL;
@@ -35,6 +36,8 @@ static int filter_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t
                 return ss_seterr(err, errsz, rc, "out of memory");
         }
     }
+    if (stays)
+        out->consolidated = 1;
     return SS_OK;
 }
 

@@ -251,6 +251,7 @@ int ss_state_sortkey_row(ss_buf_t *out, const ss_row_t *r)
 
 int ss_state_zset_move(ss_zset_t *out, ss_zset_t *src)
 {
+    int stays = out->n == 0 && src->consolidated; /* moved into an empty set: still consolidated */
     int rc = SS_OK;
     for (size_t i = 0; i < src->n; i++) {
         if (!rc)
@@ -259,6 +260,8 @@ int ss_state_zset_move(ss_zset_t *out, ss_zset_t *src)
             ss_row_free(src->e[i].row);
         src->e[i].row = NULL;
     }
+    if (!rc && stays)
+        out->consolidated = 1;
     src->n = 0;
     src->consolidated = 1;
     return rc;

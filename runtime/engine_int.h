@@ -66,6 +66,7 @@ SS_ENG_WEAK(ss_source_open);
 SS_ENG_WEAK(ss_source_poll);
 SS_ENG_WEAK(ss_source_positions);
 SS_ENG_WEAK(ss_source_lag);
+SS_ENG_WEAK(ss_source_cached_lag);
 SS_ENG_WEAK(ss_source_get_stats);
 SS_ENG_WEAK(ss_source_close);
 SS_ENG_WEAK(ss_sink_open);
@@ -123,6 +124,7 @@ struct ss_engine {
     int pipe_ok;            /* 0: rebuild before the next step (after DDL or a failed batch) */
     int wal_dirty;          /* batches committed since the last idle checkpoint */
     int outbox_pending;     /* published view deltas awaiting delivery confirmation (scheduler.c) */
+    int empty_steps;        /* consecutive steps that polled nothing while sources were behind */
 
     int sub_node;           /* VIEW node whose changes SUBSCRIBE prints, or -1 */
     int64_t sub_changes;    /* changes printed so far */

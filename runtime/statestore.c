@@ -53,10 +53,14 @@ int ss_store_open(const char *path, ss_store_t **out, char *err, size_t errsz)
     /* Large batches write many pages: 16 KB pages (fewer writes per commit; takes
      * effect when the file is created), a 64 MB page cache, and automatic
      * checkpoints only past 128 MB of WAL keep commits cheap; the engine
-     * checkpoints when it goes idle (ss_store_checkpoint). */
+     * checkpoints when it goes idle (ss_store_checkpoint). secure_delete=FAST:
+     * SQLite builds that default to secure_delete=ON zero every freed page, and
+     * each outbox clear then rewrote the whole delta it dropped into the WAL;
+     * FAST still zeroes deleted cells on pages being written anyway (the state
+     * holds nothing the view tables and sink topics do not). */
     int rc = ss_store_exec(s,
                            "PRAGMA page_size=16384; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536;"
-                           "PRAGMA wal_autocheckpoint=8192; PRAGMA temp_store=MEMORY;",
+                           "PRAGMA wal_autocheckpoint=8192; PRAGMA temp_store=MEMORY; PRAGMA secure_delete=FAST;",
                            err, errsz);
     if (!rc)
         rc = ss_store_exec(s, SCHEMA_SQL, err, errsz);
@@ -87,8 +91,11 @@ int ss_store_in_txn(const ss_store_t *s) { return s->in_txn; }
 
 void ss_store_checkpoint(ss_store_t *s)
 {
-    if (!s->in_txn)
-        sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (!s->in_txn) {
+        int nlog = 0, nck = 0;
+        sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &nlog, &nck);
+        ss_log(SS_LOG_DEBUG, "store", "checkpoint: %d WAL frames, %d copied to the database", nlog, nck);
+    }
 }
 
 int ss_store_exec(ss_store_t *s, const char *sql, char *err, size_t errsz)

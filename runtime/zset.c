@@ -76,7 +76,7 @@ int ss_val_to_text(const ss_value_t *v, ss_buf_t *out)
 {
     switch (v->t) {
     case SS_NULL: return ss_buf_puts(out, "NULL");
-    case SS_INT: return ss_buf_printf(out, "%lld", (long long)v->u.i);
+    case SS_INT: return ss_buf_put_i64(out, v->u.i);
     case SS_REAL: return ss_buf_printf(out, "%.17g", v->u.r);
     case SS_TEXT: return ss_buf_append(out, v->u.str.s, v->u.str.n);
     }
@@ -87,7 +87,7 @@ int ss_val_to_json(const ss_value_t *v, ss_buf_t *out)
 {
     switch (v->t) {
     case SS_NULL: return ss_buf_puts(out, "null");
-    case SS_INT: return ss_buf_printf(out, "%lld", (long long)v->u.i);
+    case SS_INT: return ss_buf_put_i64(out, v->u.i);
     case SS_REAL:
         if (!isfinite(v->u.r))
             return ss_buf_puts(out, "null");
@@ -478,11 +478,15 @@ int ss_zset_add_copy(ss_zset_t *z, const ss_row_t *row, int64_t w)
 
 int ss_zset_extend(ss_zset_t *z, const ss_zset_t *src, int64_t mul)
 {
+    /* a copy of a consolidated set into an empty one is consolidated (no re-sort later) */
+    int stays = z->n == 0 && src->consolidated && mul != 0;
     for (size_t i = 0; i < src->n; i++) {
         int rc = ss_zset_add_copy(z, src->e[i].row, src->e[i].w * mul);
         if (rc)
             return rc;
     }
+    if (stays && z->n == src->n)
+        z->consolidated = 1;
     return SS_OK;
 }
 

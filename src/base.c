@@ -101,27 +101,64 @@ int ss_buf_printf(ss_buf_t *b, const char *fmt, ...)
     return rc;
 }
 
+/* JSON escape of one byte that needs it (quote, backslash, control) into e; returns its length. */
+static size_t json_escape(unsigned char c, char *e)
+{
+    static const char hex[] = "0123456789abcdef";
+    e[0] = '\\';
+    switch (c) {
+    case '"': e[1] = '"'; return 2;
+    case '\\': e[1] = '\\'; return 2;
+    case '\n': e[1] = 'n'; return 2;
+    case '\r': e[1] = 'r'; return 2;
+    case '\t': e[1] = 't'; return 2;
+    case '\b': e[1] = 'b'; return 2;
+    case '\f': e[1] = 'f'; return 2;
+    default:
+        memcpy(e + 1, "u00", 3);
+        e[4] = hex[c >> 4];
+        e[5] = hex[c & 15];
+        return 6;
+    }
+}
+
+/* Appends runs of bytes that need no escaping with one copy each. */
 int ss_buf_put_json_str(ss_buf_t *b, const char *s, size_t n)
 {
-    int rc = ss_buf_putc(b, '"');
-    for (size_t i = 0; i < n && !rc; i++) {
+    if (ss_buf_reserve(b, n + 2))
+        return SS_ERR_NOMEM;
+    b->data[b->len++] = '"';
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        switch (c) {
-        case '"': rc = ss_buf_puts(b, "\\\""); break;
-        case '\\': rc = ss_buf_puts(b, "\\\\"); break;
-        case '\n': rc = ss_buf_puts(b, "\\n"); break;
-        case '\r': rc = ss_buf_puts(b, "\\r"); break;
-        case '\t': rc = ss_buf_puts(b, "\\t"); break;
-        case '\b': rc = ss_buf_puts(b, "\\b"); break;
-        case '\f': rc = ss_buf_puts(b, "\\f"); break;
-        default:
-            if (c < 0x20)
-                rc = ss_buf_printf(b, "\\u%04x", c);
-            else
-                rc = ss_buf_putc(b, (char)c);
-        }
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        char e[6];
+        size_t k = json_escape(c, e);
+        if (ss_buf_append(b, s + run, i - run) || ss_buf_append(b, e, k))
+            return SS_ERR_NOMEM;
+        run = i + 1;
     }
-    return rc ? rc : ss_buf_putc(b, '"');
+    if (ss_buf_reserve(b, n - run + 1))
+        return SS_ERR_NOMEM;
+    memcpy(b->data + b->len, s + run, n - run);
+    b->len += n - run;
+    b->data[b->len++] = '"';
+    b->data[b->len] = 0;
+    return SS_OK;
+}
+
+int ss_buf_put_i64(ss_buf_t *b, int64_t v)
+{
+    char tmp[24], *p = tmp + sizeof tmp;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    return ss_buf_append(b, p, (size_t)(tmp + sizeof tmp - p));
 }
 
 void ss_buf_reset(ss_buf_t *b)

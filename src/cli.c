@@ -1,11 +1,16 @@
 /*
- * cli.c — helpers shared by the subcommands: the default model path, reading a script.
+ * cli.c — helpers shared by the subcommands: the default model path, reading a
+ * script, and the one parser of the engine options (--db, --brokers, --model,
+ * --batch-size, --max-latency-ms, --threads) used by run, serve and shell.
  */
 #include "cli.h"
 
 #include "ss_base.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 const char *ss_cli_default_model(void)
@@ -40,4 +45,71 @@ char *ss_cli_read_file(const char *path, size_t *len)
     char *s = ss_cli_read_stream(f, len);
     fclose(f);
     return s;
+}
+
+/* ---- engine options ---- */
+
+static const struct {
+    struct option lo;
+    const char *help; /* the usage line */
+} engine_opts[] = {
+    {{"db", 1, 0, SS_CLI_OPT_DB}, "  --db FILE              state database (default ./semstream.db)\n"},
+    {{"brokers", 1, 0, SS_CLI_OPT_BROKERS}, "  --brokers LIST         Kafka bootstrap servers (default: an embedded broker)\n"},
+    {{"model", 1, 0, SS_CLI_OPT_MODEL}, "  --model FILE           default GGUF model, registered as \"local\"\n"},
+    {{"batch-size", 1, 0, SS_CLI_OPT_BATCH_SIZE},
+     "  --batch-size N         messages per source per micro-batch (default 1024)\n"},
+    {{"max-latency-ms", 1, 0, SS_CLI_OPT_MAX_LATENCY},
+     "  --max-latency-ms N     longest wait for input in a micro-batch (default 100)\n"},
+    {{"threads", 1, 0, SS_CLI_OPT_THREADS}, "  --threads N            inference threads of the local model\n"},
+};
+
+int ss_cli_longopts(const struct option *extra, struct option *out, int cap)
+{
+    int n = 0;
+    for (size_t i = 0; i < SS_ARRAY_LEN(engine_opts); i++) {
+        if (n >= cap - 1)
+            return -1;
+        out[n++] = engine_opts[i].lo;
+    }
+    for (; extra && extra->name; extra++) {
+        if (n >= cap - 1)
+            return -1;
+        out[n++] = *extra;
+    }
+    if (n >= cap)
+        return -1;
+    memset(&out[n], 0, sizeof out[n]);
+    return n;
+}
+
+/* arg as an int >= min, else SS_ERR_INVALID naming the option. */
+static int int_arg(const char *name, const char *arg, int min, int *out, char *err, size_t errsz)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = arg ? strtol(arg, &end, 10) : 0;
+    if (!arg || !*arg || *end || errno || v < min || v > INT_MAX)
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "--%s expects an integer >= %d, got '%s'", name, min,
+                         arg ? arg : "");
+    *out = (int)v;
+    return SS_OK;
+}
+
+int ss_cli_engine_opt(ss_engine_opts_t *o, int opt, const char *arg, char *err, size_t errsz)
+{
+    switch (opt) {
+    case SS_CLI_OPT_DB: o->db_path = arg; return SS_OK;
+    case SS_CLI_OPT_BROKERS: o->brokers = arg; return SS_OK;
+    case SS_CLI_OPT_MODEL: o->model_path = arg; return SS_OK;
+    case SS_CLI_OPT_BATCH_SIZE: return int_arg("batch-size", arg, 1, &o->batch_size, err, errsz);
+    case SS_CLI_OPT_MAX_LATENCY: return int_arg("max-latency-ms", arg, 0, &o->max_latency_ms, err, errsz);
+    case SS_CLI_OPT_THREADS: return int_arg("threads", arg, 0, &o->threads, err, errsz);
+    default: return SS_ERR_NOTFOUND;
+    }
+}
+
+void ss_cli_engine_help(FILE *f)
+{
+    for (size_t i = 0; i < SS_ARRAY_LEN(engine_opts); i++)
+        fputs(engine_opts[i].help, f);
 }

@@ -6,6 +6,9 @@
 #ifndef SS_CLI_H
 #define SS_CLI_H
 
+#include "ss_engine.h"
+
+#include <getopt.h>
 #include <stdio.h>
 
 #define SS_VERSION "0.1.0"
@@ -32,5 +35,31 @@ const char *ss_cli_default_model(void);
  * malloc'd string; *len = its length. */
 char *ss_cli_read_stream(FILE *f, size_t *len);
 char *ss_cli_read_file(const char *path, size_t *len);
+
+/* ---- engine options, one parser for run, serve and shell ----
+ * --db FILE, --brokers LIST, --model FILE, --batch-size N, --max-latency-ms N,
+ * --threads N. A command builds its getopt_long table with ss_cli_longopts
+ * (the engine options, then its own), hands every option it gets to
+ * ss_cli_engine_opt, and prints ss_cli_engine_help in its usage. */
+enum {
+    SS_CLI_OPT_DB = 0x1000, /* getopt_long values of the engine options */
+    SS_CLI_OPT_BROKERS,
+    SS_CLI_OPT_MODEL,
+    SS_CLI_OPT_BATCH_SIZE,
+    SS_CLI_OPT_MAX_LATENCY,
+    SS_CLI_OPT_THREADS,
+    SS_CLI_OPT_USER = 0x1100, /* values from here on are free for a command's own options */
+};
+/* Writes the engine options' entries, then extra's up to its zero entry (extra may
+ * be NULL), then a zero entry, into out[0..cap). Returns the number of entries
+ * before the zero entry, or -1 when cap is too small. */
+int ss_cli_longopts(const struct option *extra, struct option *out, int cap);
+/* Applies one option from getopt_long to o. SS_OK: opt is an engine option and
+ * arg is valid (strings are not copied: o points into arg). SS_ERR_NOTFOUND: opt
+ * is not an engine option (o untouched). SS_ERR_INVALID: a bad value; err says
+ * which option and why, e.g. "--batch-size expects an integer >= 1, got 'x'". */
+int ss_cli_engine_opt(ss_engine_opts_t *o, int opt, const char *arg, char *err, size_t errsz);
+/* The engine options' help lines, as the commands' usage texts print them. */
+void ss_cli_engine_help(FILE *f);
 
 #endif

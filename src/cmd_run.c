@@ -25,30 +25,24 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: semstream run FILE.sql [options]\n"
-            "Runs the script, then keeps its views up to date until Ctrl-C (SIGINT) or SIGTERM.\n\n"
-            "  --db FILE              state database (default ./semstream.db)\n"
-            "  --brokers LIST         Kafka bootstrap servers (default: an embedded broker)\n"
-            "  --model FILE           default GGUF model, registered as \"local\"\n"
-            "  --load STREAM=FILE     produce FILE's JSON lines to STREAM once it exists (repeatable)\n"
-            "  --until-idle           exit once every source is caught up and the views are current\n"
-            "  --timeout-ms N         with --until-idle: give up (exit 1) after N ms\n"
-            "  --batch-size N         messages per source per micro-batch (default 1024)\n"
-            "  --max-latency-ms N     longest wait for input in a micro-batch (default 100)\n"
-            "  --threads N            inference threads of the local model\n"
-            "  --print-views          print every view's rows before exiting\n"
-            "  --quiet                no progress lines on stderr\n");
+    fprintf(f, "usage: semstream run FILE.sql [options]\n"
+               "Runs the script, then keeps its views up to date until Ctrl-C (SIGINT) or SIGTERM.\n\n");
+    ss_cli_engine_help(f);
+    fprintf(f, "  --load STREAM=FILE     produce FILE's JSON lines to STREAM once it exists (repeatable)\n"
+               "  --until-idle           exit once every source is caught up and the views are current\n"
+               "  --timeout-ms N         with --until-idle: give up (exit 1) after N ms\n"
+               "  --print-views          print every view's rows before exiting\n"
+               "  --quiet                no progress lines on stderr\n");
 }
 
 int ss_cmd_run(int argc, char **argv)
 {
-    enum { O_DB = 256, O_BROKERS, O_MODEL, O_LOAD, O_IDLE, O_TIMEOUT, O_BATCH, O_LAT, O_THREADS, O_PRINT, O_QUIET };
-    static const struct option lo[] = {
-        {"db", 1, 0, O_DB}, {"brokers", 1, 0, O_BROKERS}, {"model", 1, 0, O_MODEL}, {"load", 1, 0, O_LOAD},
-        {"until-idle", 0, 0, O_IDLE}, {"timeout-ms", 1, 0, O_TIMEOUT}, {"batch-size", 1, 0, O_BATCH},
-        {"max-latency-ms", 1, 0, O_LAT}, {"threads", 1, 0, O_THREADS}, {"print-views", 0, 0, O_PRINT},
-        {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    enum { O_LOAD = SS_CLI_OPT_USER, O_IDLE, O_TIMEOUT, O_PRINT, O_QUIET };
+    static const struct option own[] = {
+        {"load", 1, 0, O_LOAD}, {"until-idle", 0, 0, O_IDLE}, {"timeout-ms", 1, 0, O_TIMEOUT},
+        {"print-views", 0, 0, O_PRINT}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    struct option lo[24];
+    ss_cli_longopts(own, lo, (int)SS_ARRAY_LEN(lo));
     ss_engine_opts_t o;
     memset(&o, 0, sizeof o);
     o.progress = 1;
@@ -56,18 +50,21 @@ int ss_cmd_run(int argc, char **argv)
     int until_idle = 0, print = 0, timeout_ms = -1, c;
     char **loads = calloc((size_t)argc + 1, sizeof *loads);
     int nloads = 0;
+    char err[SS_ERRSZ] = "";
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        int erc = ss_cli_engine_opt(&o, c, optarg, err, sizeof err);
+        if (erc == SS_OK)
+            continue;
+        if (erc != SS_ERR_NOTFOUND) {
+            fprintf(stderr, "semstream run: %s\n", err);
+            free(loads);
+            return 2;
+        }
         switch (c) {
-        case O_DB: o.db_path = optarg; break;
-        case O_BROKERS: o.brokers = optarg; break;
-        case O_MODEL: o.model_path = optarg; break;
         case O_LOAD: loads[nloads++] = optarg; break;
         case O_IDLE: until_idle = 1; break;
         case O_TIMEOUT: timeout_ms = atoi(optarg); break;
-        case O_BATCH: o.batch_size = atoi(optarg); break;
-        case O_LAT: o.max_latency_ms = atoi(optarg); break;
-        case O_THREADS: o.threads = atoi(optarg); break;
         case O_PRINT: print = 1; break;
         case O_QUIET: o.progress = 0; break;
         case 'h': usage(stdout); free(loads); return 0;
@@ -95,7 +92,6 @@ int ss_cmd_run(int argc, char **argv)
     o.stop = &g_stop;
     o.live = stdout;
 
-    char err[SS_ERRSZ] = "";
     ss_engine_t *e = NULL;
     int rc = ss_engine_open(&o, &e, err, sizeof err);
     for (int i = 0; !rc && i < nloads; i++) {

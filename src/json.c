@@ -23,6 +23,7 @@ typedef struct chunk {
 
 struct ss_json_doc {
     chunk_t *chunks;
+    chunk_t *first;  /* the chunk allocated with the document (not freed on its own) */
     size_t next_cap; /* size of the next chunk: starts near the input size, doubles to 32 KiB */
     ss_json_t root;
 };
@@ -59,10 +60,12 @@ typedef struct parser {
     const unsigned char *s, *e, *p;
     int depth, max_depth;
     ss_json_doc_t *doc;
-    ss_json_t *vals;          /* scratch stack for array items */
+    ss_json_t *vals;          /* scratch stack for array items (starts as vals0) */
     size_t nvals, capvals;
-    ss_json_member_t *mems;   /* scratch stack for object members */
+    ss_json_member_t *mems;   /* scratch stack for object members (starts as mems0) */
     size_t nmems, capmems;
+    ss_json_t vals0[16];      /* small documents need no heap scratch at all */
+    ss_json_member_t mems0[16];
     size_t errpos;
     char *err;
     size_t errsz;
@@ -306,10 +309,12 @@ static int parse_value(parser_t *ps, ss_json_t *v);
 static int push_val(parser_t *ps, const ss_json_t *v)
 {
     if (ps->nvals == ps->capvals) {
-        size_t nc = ps->capvals ? ps->capvals * 2 : 64;
-        ss_json_t *a = realloc(ps->vals, nc * sizeof *a);
+        size_t nc = ps->capvals * 2;
+        ss_json_t *a = ps->vals == ps->vals0 ? malloc(nc * sizeof *a) : realloc(ps->vals, nc * sizeof *a);
         if (!a)
             return fail(ps, ps->p, SS_ERR_NOMEM, "out of memory%s", NULL);
+        if (ps->vals == ps->vals0)
+            memcpy(a, ps->vals0, sizeof ps->vals0);
         ps->vals = a;
         ps->capvals = nc;
     }
@@ -320,10 +325,12 @@ static int push_val(parser_t *ps, const ss_json_t *v)
 static int push_mem(parser_t *ps, const ss_json_member_t *m)
 {
     if (ps->nmems == ps->capmems) {
-        size_t nc = ps->capmems ? ps->capmems * 2 : 64;
-        ss_json_member_t *a = realloc(ps->mems, nc * sizeof *a);
+        size_t nc = ps->capmems * 2;
+        ss_json_member_t *a = ps->mems == ps->mems0 ? malloc(nc * sizeof *a) : realloc(ps->mems, nc * sizeof *a);
         if (!a)
             return fail(ps, ps->p, SS_ERR_NOMEM, "out of memory%s", NULL);
+        if (ps->mems == ps->mems0)
+            memcpy(a, ps->mems0, sizeof ps->mems0);
         ps->mems = a;
         ps->capmems = nc;
     }
@@ -467,13 +474,27 @@ int ss_json_parse(const char *text, size_t len, int max_depth, ss_json_doc_t **o
                   size_t *errpos, char *err, size_t errsz)
 {
     *out = NULL;
-    ss_json_doc_t *d = calloc(1, sizeof *d);
+    /* the document and its first chunk (sized to the input) are one allocation */
+    size_t cap0 = (text ? len : 0) * 2 + 256; /* small documents: one small chunk */
+    if (cap0 > 32768)
+        cap0 = 32768;
+    cap0 = (cap0 + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
+    size_t head = (sizeof(ss_json_doc_t) + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
+    ss_json_doc_t *d = malloc(head + sizeof(chunk_t) + cap0);
     if (!d)
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "byte 0: out of memory");
-    d->next_cap = (text ? len : 0) * 2 + 256; /* small documents: one small chunk */
-    if (d->next_cap > 32768)
-        d->next_cap = 32768;
+    memset(d, 0, sizeof *d);
+    d->first = (chunk_t *)((char *)d + head);
+    d->first->next = NULL;
+    d->first->used = 0;
+    d->first->cap = cap0;
+    d->chunks = d->first;
+    d->next_cap = cap0 < 32768 ? cap0 * 2 : 32768;
     parser_t ps = {0};
+    ps.vals = ps.vals0;
+    ps.capvals = SS_ARRAY_LEN(ps.vals0);
+    ps.mems = ps.mems0;
+    ps.capmems = SS_ARRAY_LEN(ps.mems0);
     ps.s = ps.p = (const unsigned char *)(text ? text : "");
     ps.e = ps.s + (text ? len : 0);
     ps.max_depth = max_depth > 0 ? max_depth : SS_JSON_MAX_DEPTH;
@@ -486,8 +507,10 @@ int ss_json_parse(const char *text, size_t len, int max_depth, ss_json_doc_t **o
         if (ps.p < ps.e)
             rc = fail(&ps, ps.p, SS_ERR_INVALID, "unexpected data after the JSON value%s", NULL);
     }
-    free(ps.vals);
-    free(ps.mems);
+    if (ps.vals != ps.vals0)
+        free(ps.vals);
+    if (ps.mems != ps.mems0)
+        free(ps.mems);
     if (rc) {
         if (errpos)
             *errpos = ps.errpos;
@@ -506,7 +529,8 @@ void ss_json_free(ss_json_doc_t *d)
         return;
     for (chunk_t *c = d->chunks, *n; c; c = n) {
         n = c->next;
-        free(c);
+        if (c != d->first)
+            free(c);
     }
     free(d);
 }

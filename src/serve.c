@@ -116,35 +116,41 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: semstream serve [SCRIPT.sql] [--port N] [--db FILE] [--brokers LIST] [--model FILE]\n"
-               "                       [--load STREAM=FILE.jsonl]... [--batch-size N] [--max-latency-ms N]\n"
-               "Keeps the views up to date and answers SQL over HTTP on 127.0.0.1:PORT (default 8080):\n"
-               "  curl --data-binary 'SELECT * FROM v;' http://127.0.0.1:8080/sql\n");
+    fprintf(f, "usage: semstream serve [SCRIPT.sql] [options]\n"
+               "Runs SCRIPT (if given), keeps the views up to date and answers SQL over HTTP on\n"
+               "127.0.0.1:PORT until Ctrl-C (SIGINT) or SIGTERM:\n"
+               "  curl --data-binary 'SELECT * FROM v;' http://127.0.0.1:8080/sql\n\n");
+    ss_cli_engine_help(f);
+    fprintf(f, "  --load STREAM=FILE     produce FILE's JSON lines to STREAM once it exists (repeatable)\n"
+               "  --port N               HTTP port on 127.0.0.1 (default 8080)\n");
 }
 
 int ss_cmd_serve(int argc, char **argv)
 {
-    enum { O_DB = 256, O_BROKERS, O_MODEL, O_LOAD, O_BATCH, O_LAT, O_PORT };
-    static const struct option lo[] = {{"db", 1, 0, O_DB},       {"brokers", 1, 0, O_BROKERS},
-                                       {"model", 1, 0, O_MODEL}, {"load", 1, 0, O_LOAD},
-                                       {"batch-size", 1, 0, O_BATCH}, {"max-latency-ms", 1, 0, O_LAT},
-                                       {"port", 1, 0, O_PORT},   {"help", 0, 0, 'h'},
-                                       {0, 0, 0, 0}};
+    enum { O_LOAD = SS_CLI_OPT_USER, O_PORT };
+    static const struct option own[] = {
+        {"load", 1, 0, O_LOAD}, {"port", 1, 0, O_PORT}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    struct option lo[24];
+    ss_cli_longopts(own, lo, (int)SS_ARRAY_LEN(lo));
     ss_engine_opts_t o;
     memset(&o, 0, sizeof o);
     o.catch_up = 1;
     o.progress = 1;
     int port = 8080, c, nloads = 0;
     char **loads = calloc((size_t)argc + 1, sizeof *loads);
+    char err[SS_ERRSZ] = "";
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        int erc = ss_cli_engine_opt(&o, c, optarg, err, sizeof err);
+        if (erc == SS_OK)
+            continue;
+        if (erc != SS_ERR_NOTFOUND) {
+            fprintf(stderr, "semstream serve: %s\n", err);
+            free(loads);
+            return 2;
+        }
         switch (c) {
-        case O_DB: o.db_path = optarg; break;
-        case O_BROKERS: o.brokers = optarg; break;
-        case O_MODEL: o.model_path = optarg; break;
         case O_LOAD: loads[nloads++] = optarg; break;
-        case O_BATCH: o.batch_size = atoi(optarg); break;
-        case O_LAT: o.max_latency_ms = atoi(optarg); break;
         case O_PORT: port = atoi(optarg); break;
         case 'h': usage(stdout); free(loads); return 0;
         default: usage(stderr); free(loads); return 2;
@@ -161,7 +167,6 @@ int ss_cmd_serve(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     o.stop = &g_stop;
-    char err[SS_ERRSZ] = "";
     server_t s = {NULL, PTHREAD_MUTEX_INITIALIZER, 1 << 20};
     int rc = ss_engine_open(&o, &s.e, err, sizeof err);
     for (int i = 0; !rc && i < nloads; i++) {

@@ -218,35 +218,37 @@ static int interactive(ss_engine_t *e)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: semstream shell [FILE.sql] [--db FILE] [--brokers LIST] [--model FILE]\n"
-               "                       [--batch-size N] [--max-latency-ms N] [--threads N]\n"
+    fprintf(f, "usage: semstream shell [FILE.sql] [options]\n"
                "Interactive when input is a terminal; otherwise runs the statements of FILE or stdin,\n"
-               "reporting each failing statement and going on (exit status 1 if any failed).\n");
+               "reporting each failing statement and going on (exit status 1 if any failed).\n\n");
+    ss_cli_engine_help(f);
 }
 
 int ss_cmd_shell(int argc, char **argv)
 {
-    enum { O_DB = 256, O_BROKERS, O_MODEL, O_BATCH, O_LAT, O_THREADS };
-    static const struct option lo[] = {{"db", 1, 0, O_DB},           {"brokers", 1, 0, O_BROKERS},
-                                       {"model", 1, 0, O_MODEL},     {"batch-size", 1, 0, O_BATCH},
-                                       {"max-latency-ms", 1, 0, O_LAT}, {"threads", 1, 0, O_THREADS},
-                                       {"help", 0, 0, 'h'},          {0, 0, 0, 0}};
+    static const struct option own[] = {{"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    struct option lo[16];
+    ss_cli_longopts(own, lo, (int)SS_ARRAY_LEN(lo));
     ss_engine_opts_t o;
     memset(&o, 0, sizeof o);
     o.catch_up = 1;
     int c;
+    char err[SS_ERRSZ] = "";
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-        switch (c) {
-        case O_DB: o.db_path = optarg; break;
-        case O_BROKERS: o.brokers = optarg; break;
-        case O_MODEL: o.model_path = optarg; break;
-        case O_BATCH: o.batch_size = atoi(optarg); break;
-        case O_LAT: o.max_latency_ms = atoi(optarg); break;
-        case O_THREADS: o.threads = atoi(optarg); break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        int erc = ss_cli_engine_opt(&o, c, optarg, err, sizeof err);
+        if (erc == SS_OK)
+            continue;
+        if (erc != SS_ERR_NOTFOUND) {
+            fprintf(stderr, "semstream shell: %s\n", err);
+            return 2;
         }
+        if (c == 'h') {
+            usage(stdout);
+            return 0;
+        }
+        usage(stderr);
+        return 2;
     }
     if (optind < argc - 1) {
         usage(stderr);
@@ -274,7 +276,6 @@ int ss_cmd_shell(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     o.stop = &g_stop;
     o.live = stdout;
-    char err[SS_ERRSZ] = "";
     ss_engine_t *e = NULL;
     if (ss_engine_open(&o, &e, err, sizeof err)) {
         fprintf(stderr, "semstream shell: %s\n", err);

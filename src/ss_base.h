@@ -98,4 +98,7 @@ int64_t ss_wall_ms(void); /* CLOCK_REALTIME, ms since epoch */
 #define SS_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define SS_MAX(a, b) ((a) > (b) ? (a) : (b))
 
+/* Appends v in decimal (what "%lld" prints, without printf). SS_OK or SS_ERR_NOMEM. */
+int ss_buf_put_i64(ss_buf_t *b, int64_t v);
+
 #endif
