@@ -13,7 +13,8 @@
  * (CUDA events, 50 launches) as achieved weight-read bandwidth / measured copy bandwidth.
  *
  * usage: bench_gpu [--shapes a,b] [--types f16,q8_0] [--dir DIR] [--quick] [--out FILE]
- *                  [--phases prefill,decode,choose,gemv] [--batches 1,8,64,256]
+ *                  [--phases prefill,decode,choose,gemv] [--batches 1,8,64,256] [--ctx WORDS]
+ * (--ctx puts WORDS words of filler before each decode prompt, for decoding at a longer context)
  */
 #include "ss_base.h"
 #include "ss_cuda.h"
@@ -88,14 +89,19 @@ static void bench_prefill(ss_llm_t *m, const ceil_t *cl, int B, int L, ss_buf_t 
     free(toks), free(ntok), free(logits);
 }
 
+static int g_ctx; /* --ctx: words of filler before each decode prompt (a longer context) */
+
 static void bench_decode(ss_llm_t *m, const ceil_t *cl, int wtype, int B, int T, ss_buf_t *js)
 {
     const ss_llm_config_t *c = ss_llm_config(m);
     ss_infer_req_t *reqs = calloc((size_t)B, sizeof *reqs);
     ss_infer_res_t *res = calloc((size_t)B, sizeof *res);
     char **prompts = calloc((size_t)B, sizeof *prompts);
+    ss_buf_t fill = SS_BUF_INIT;
+    for (int i = 0; i < g_ctx; i++)
+        ss_buf_puts(&fill, i % 2 ? " stream" : " data");
     for (int b = 0; b < B; b++) {
-        prompts[b] = ss_sprintf("request %d of the decode benchmark: ", b);
+        prompts[b] = ss_sprintf("%s request %d of the decode benchmark: ", ss_buf_cstr(&fill), b);
         reqs[b].kind = SS_INFER_GENERATE;
         reqs[b].prompt = prompts[b];
         reqs[b].max_tokens = 1;
@@ -135,9 +141,10 @@ static void bench_decode(ss_llm_t *m, const ceil_t *cl, int wtype, int B, int T,
     else
         printf("    decode  B=%-3d: %9.0f tok/s  (%.3f ms/step, roofline %.3f ms/step) = %.3f of roofline\n", B,
                gen / dt, dt / steps * 1e3, t_roof / steps * 1e3, frac);
-    ss_buf_printf(js, ",{\"phase\":\"decode\",\"batch\":%d,\"tokens_per_s\":%.1f,\"ms_per_step\":%.4f,"
+    ss_buf_free(&fill);
+    ss_buf_printf(js, ",{\"phase\":\"decode\",\"batch\":%d,\"context_words\":%d,\"tokens_per_s\":%.1f,\"ms_per_step\":%.4f,"
                       "\"roofline_ms_per_step\":%.4f,\"fraction_of_roofline\":%.4f}",
-                  B, gen / dt, dt / steps * 1e3, t_roof / steps * 1e3, frac);
+                  B, g_ctx, gen / dt, dt / steps * 1e3, t_roof / steps * 1e3, frac);
     for (int b = 0; b < B; b++) {
         ss_infer_res_clear(&res[b]);
         free(prompts[b]);
@@ -279,9 +286,10 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--phases") && i + 1 < argc) phases = argv[++i];
         else if (!strcmp(argv[i], "--batches") && i + 1 < argc) blist = argv[++i];
+        else if (!strcmp(argv[i], "--ctx") && i + 1 < argc) g_ctx = atoi(argv[++i]);
         else {
             fprintf(stderr, "usage: bench_gpu [--shapes a,b] [--types f16,q8_0] [--dir DIR] [--quick] [--out FILE]\n"
-                            "                 [--phases prefill,decode,choose,gemv] [--batches 1,8,64,256]\n");
+                            "                 [--phases prefill,decode,choose,gemv] [--batches 1,8,64,256] [--ctx WORDS]\n");
             return 2;
         }
     }

@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define ATT_SPLIT_MAX 16 /* key ranges of a decode step's attention */
+
 enum { P_NORM, P_QKV, P_ROPE_KV, P_ATTN, P_WO, P_FFN_UP, P_SWIGLU, P_FFN_DOWN, P_READOUT, P_HOST };
 static const char *const prof_names[SS_CUDA_PROF_STAGES] = {"rmsnorm", "qkv matmul", "rope+kv", "attention",
                                                              "wo matmul", "feed-forward", "swiglu", "down matmul",
@@ -39,10 +41,12 @@ typedef struct cuda_be {
     int att_tc;               /* this pass uses the tensor-core attention (prefill; tiles of 64) */
     int nt_long;              /* ... and its first nt_long tiles take one head per block */
     int fuse_norm;            /* RMSNorm inside the GEMVs (SS_CUDA_NO_FUSED_NORM turns it off) */
+    int split_att;            /* split-KV decode attention (SS_CUDA_NO_SPLIT_ATTENTION turns it off) */
     /* activations for up to tcap tokens (ocap output rows) */
     int tcap, ocap;
     float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2, *xo, *logits, *lse;
     void *ropart; /* read-out partials (ss_cuda_lse_argmax) */
+    float *attpart; /* split-KV attention partials of decode-sized passes */
     int32_t *amax;
     /* per-batch index arrays, one device buffer with a fixed layout (see idx_*), filled by one
      * host-to-device copy: tok | pos | seq | tile q0 | tile nq | out rows | pooled rows | block table */
@@ -120,6 +124,7 @@ static ss_err_t cuda_upload_dev(ss_llm_t *m, void **ctx, int device, char *err, 
     b->m = m;
     b->timing = getenv("SS_CUDA_TIMING") != NULL;
     b->fuse_norm = getenv("SS_CUDA_NO_FUSED_NORM") == NULL;
+    b->split_att = getenv("SS_CUDA_NO_SPLIT_ATTENTION") == NULL;
     int rc = ss_cuda_open(device, &b->c, err, errsz);
     const ss_llm_config_t *g = &m->cfg;
     b->tile_max = SS_MAX(1, SS_MIN(16, 64 / SS_MAX(1, g->n_heads / g->n_kv_heads)));
@@ -221,6 +226,8 @@ static int ensure_acts(cuda_be_t *b, int n, int nout, char *err, size_t errsz)
         b->tcap = n;
         b->idx_cap = 0; /* the index layout depends on tcap */
     }
+    if (!b->attpart) /* up to 8 tokens x heads x ATT_SPLIT_MAX splits x (hd + 2) */
+        DEV_ALLOC(b->attpart, (size_t)8 * g->n_heads * ATT_SPLIT_MAX * (g->head_dim + 2) * 4);
     if (nout > b->ocap) {
         drop_graphs(b);
         DEV_ALLOC(b->xo, (size_t)nout * d * 4);
@@ -363,9 +370,11 @@ static int layer_fwd(cuda_be_t *b, const ubatch_t *ub, int l, int mb, int nt, ch
                                       n, IDX_Q0(b) + nl, IDX_NQ(b) + nl, nt - nl, g->n_heads, g->n_kv_heads, hd,
                                       grp);
     }
-    else if (!rc)
-        rc = ss_cuda_attention(c, b->att, b->q, L->kpool, L->vpool, IDX_BT(b), mb, IDX_SEQ(b), IDX_POS(b), n,
-                               IDX_Q0(b), IDX_NQ(b), nt, g->n_heads, g->n_kv_heads, hd);
+    else if (!rc) /* decode-sized passes split the keys: one 32-key tile per block at full table width */
+        rc = ss_cuda_attention_split(c, b->att, b->attpart,
+                                     n <= 8 && b->split_att ? SS_MIN(ATT_SPLIT_MAX, mb / 2) : 1, b->q,
+                                     L->kpool, L->vpool, IDX_BT(b), mb, IDX_SEQ(b), IDX_POS(b), n, IDX_Q0(b),
+                                     IDX_NQ(b), nt, g->n_heads, g->n_kv_heads, hd);
     ss_cuda_prof_mark(c, P_ATTN);
     if (!rc) rc = ss_cuda_matmul_add(c, b->x, b->att, &L->wo, n, err, errsz); /* x += Wo att */
     ss_cuda_prof_mark(c, P_WO);

@@ -1007,7 +1007,7 @@ extern "C" int ss_cuda_rope_kv(ss_cuda_t *c, float *q, const float *k, const flo
 __global__ void __launch_bounds__(ATT_WARPS * 32)
 k_attention(float *out, const float *q, const float *kp, const float *vp, const int32_t *bt, int max_blocks,
             const int32_t *seq, const int32_t *pos, const int32_t *tile_q0, const int32_t *tile_nq, int nheads,
-            int nkv, int hd, float scale)
+            int nkv, int hd, float scale, float *part)
 {
     extern __shared__ float sm[];
     float *ks = sm;                          /* [ATT_TILE_K][hd + 1] */
@@ -1022,6 +1022,10 @@ k_attention(float *out, const float *q, const float *kp, const float *vp, const 
         maxpos = max(maxpos, pos[q0 + i]);
     int hd4 = hd >> 2;
     const int DPL = ATT_MAX_HD / 32; /* dims per lane (upper bound) */
+    /* split-KV (decode): block z of gridDim.z takes its share of the key tiles and leaves an
+     * unnormalised partial (max, sum, acc) in part for k_attention_combine */
+    int nsplit = gridDim.z, ntile = maxpos / ATT_TILE_K + 1, per = (ntile + nsplit - 1) / nsplit;
+    int klo = blockIdx.z * per * ATT_TILE_K, khi = min(maxpos, (blockIdx.z + 1) * per * ATT_TILE_K - 1);
     for (int base = 0; base < items; base += ATT_ITEMS) {
         int nit = min(ATT_ITEMS, items - base);
         __syncthreads();
@@ -1039,12 +1043,12 @@ k_attention(float *out, const float *q, const float *kp, const float *vp, const 
             for (int d = 0; d < DPL; d++)
                 acc[a][d] = 0;
         }
-        for (int k0 = 0; k0 <= maxpos; k0 += ATT_TILE_K) {
+        for (int k0 = klo; k0 <= khi; k0 += ATT_TILE_K) {
             __syncthreads();
             for (int i = threadIdx.x; i < ATT_TILE_K * hd4; i += blockDim.x) {
                 int r = i / hd4, c4 = i % hd4, p = k0 + r;
                 float4 kv = make_float4(0, 0, 0, 0), vv = kv;
-                if (p <= maxpos) {
+                if (p <= khi) {
                     size_t o = kv_index(bt, max_blocks, s, p, nkv, hd, kh) + 4 * c4;
                     kv = __ldg((const float4 *)(kp + o));
                     vv = __ldg((const float4 *)(vp + o));
@@ -1065,7 +1069,7 @@ k_attention(float *out, const float *q, const float *kp, const float *vp, const 
                     continue;
                 int p = k0 + lane;
                 float sc = -INFINITY;
-                if (p <= qp) {
+                if (p <= qp && p <= khi) {
                     float d = 0;
                     const float *qv = qs + li * hd, *kr = ks + lane * (hd + 1);
                     for (int j = 0; j < hd; j++)
@@ -1081,7 +1085,7 @@ k_attention(float *out, const float *q, const float *kp, const float *vp, const 
 #pragma unroll
                 for (int d = 0; d < DPL; d++)
                     acc[a][d] *= corr;
-                int kmax = min(ATT_TILE_K, qp - k0 + 1);
+                int kmax = min(ATT_TILE_K, min(qp, khi) - k0 + 1);
                 for (int j = 0; j < kmax; j++) {
                     float pj = __shfl_sync(0xffffffffu, pr, j);
 #pragma unroll
@@ -1099,6 +1103,18 @@ k_attention(float *out, const float *q, const float *kp, const float *vp, const 
             if (li >= nit)
                 continue;
             int it = base + li, qi = it / grp, h = kh * grp + it % grp;
+            if (part) {
+                float *pp = part + (((size_t)(q0 + qi) * nheads + h) * nsplit + blockIdx.z) * (hd + 2);
+                if (lane == 0)
+                    pp[0] = m[a], pp[1] = l[a];
+#pragma unroll
+                for (int d = 0; d < DPL; d++) {
+                    int dim = lane + 32 * d;
+                    if (dim < hd)
+                        pp[2 + dim] = acc[a][d];
+                }
+                continue;
+            }
             float inv = l[a] > 0 ? 1.0f / l[a] : 0.0f;
 #pragma unroll
             for (int d = 0; d < DPL; d++) {
@@ -1110,6 +1126,17 @@ k_attention(float *out, const float *q, const float *kp, const float *vp, const 
     }
 }
 
+/* Shared memory of k_attention for head size hd (its limit is raised on first use). */
+static size_t att_smem(int hd)
+{
+    static int smem_raised;
+    if (!smem_raised) {
+        cudaFuncSetAttribute(k_attention, cudaFuncAttributeMaxDynamicSharedMemorySize, 96 * 1024);
+        smem_raised = 1;
+    }
+    return (size_t)(ATT_TILE_K * (hd + 1) + ATT_TILE_K * hd + ATT_ITEMS * hd) * sizeof(float);
+}
+
 extern "C" int ss_cuda_attention(ss_cuda_t *c, float *out, const float *q, const float *kpool, const float *vpool,
                                  const int32_t *block_tables, int max_blocks, const int32_t *seq,
                                  const int32_t *pos, int n, const int32_t *tile_q0, const int32_t *tile_nq,
@@ -1119,16 +1146,58 @@ extern "C" int ss_cuda_attention(ss_cuda_t *c, float *out, const float *q, const
         return SS_OK;
     if (hd > ATT_MAX_HD || hd % 4 || nheads % nkv)
         return SS_ERR_UNSUPPORTED;
-    size_t smem = (size_t)(ATT_TILE_K * (hd + 1) + ATT_TILE_K * hd + ATT_ITEMS * hd) * sizeof(float);
-    static int smem_raised;
-    if (!smem_raised) {
-        cudaFuncSetAttribute(k_attention, cudaFuncAttributeMaxDynamicSharedMemorySize, 96 * 1024);
-        smem_raised = 1;
-    }
+    size_t smem = att_smem(hd);
     dim3 grid((unsigned)nkv, (unsigned)ntiles);
     k_attention<<<grid, ATT_WARPS * 32, smem, c->stream>>>(out, q, kpool, vpool, block_tables, max_blocks, seq, pos,
                                                            tile_q0, tile_nq, nheads, nkv, hd,
-                                                           1.0f / sqrtf((float)hd));
+                                                           1.0f / sqrtf((float)hd), NULL);
+    return launched(c);
+}
+
+/* Merges the split-KV partials of each (query, head): out = sum_z acc_z e^(m_z - M) / L. */
+__global__ void k_attention_combine(float *out, const float *part, int nheads, int hd, int nsplit)
+{
+    int i = blockIdx.x, h = blockIdx.y;
+    const float *pp = part + ((size_t)i * nheads + h) * nsplit * (hd + 2);
+    float M = -INFINITY;
+    for (int z = 0; z < nsplit; z++)
+        M = fmaxf(M, pp[(size_t)z * (hd + 2)]);
+    float L = 0;
+    for (int z = 0; z < nsplit; z++) {
+        float mz = pp[(size_t)z * (hd + 2)];
+        L += mz == -INFINITY ? 0.0f : pp[(size_t)z * (hd + 2) + 1] * __expf(mz - M);
+    }
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float o = 0;
+        for (int z = 0; z < nsplit; z++) {
+            float mz = pp[(size_t)z * (hd + 2)];
+            if (mz != -INFINITY)
+                o += pp[(size_t)z * (hd + 2) + 2 + d] * __expf(mz - M);
+        }
+        out[(size_t)i * nheads * hd + (size_t)h * hd + d] = L > 0 ? o / L : 0.0f;
+    }
+}
+
+extern "C" int ss_cuda_attention_split(ss_cuda_t *c, float *out, float *part, int nsplit, const float *q,
+                                       const float *kpool, const float *vpool, const int32_t *block_tables,
+                                       int max_blocks, const int32_t *seq, const int32_t *pos, int n,
+                                       const int32_t *tile_q0, const int32_t *tile_nq, int ntiles, int nheads, int nkv,
+                                       int hd)
+{
+    if (nsplit <= 1)
+        return ss_cuda_attention(c, out, q, kpool, vpool, block_tables, max_blocks, seq, pos, n, tile_q0, tile_nq,
+                                 ntiles, nheads, nkv, hd);
+    if (n <= 0 || ntiles <= 0)
+        return SS_OK;
+    if (hd > ATT_MAX_HD || hd % 4 || nheads % nkv)
+        return SS_ERR_UNSUPPORTED;
+    size_t smem = att_smem(hd);
+    dim3 grid((unsigned)nkv, (unsigned)ntiles, (unsigned)nsplit);
+    k_attention<<<grid, ATT_WARPS * 32, smem, c->stream>>>(out, q, kpool, vpool, block_tables, max_blocks, seq, pos,
+                                                           tile_q0, tile_nq, nheads, nkv, hd,
+                                                           1.0f / sqrtf((float)hd), part);
+    dim3 g2((unsigned)n, (unsigned)nheads);
+    k_attention_combine<<<g2, 64, 0, c->stream>>>(out, part, nheads, hd, nsplit);
     return launched(c);
 }
 

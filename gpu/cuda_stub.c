@@ -77,6 +77,10 @@ int ss_cuda_attention(ss_cuda_t *c, float *out, const float *q, const float *kp,
                       int mb, const int32_t *seq, const int32_t *pos, int n, const int32_t *q0, const int32_t *nq,
                       int nt, int nheads, int nkv, int hd)
 { (void)c, (void)out, (void)q, (void)kp, (void)vp, (void)bt, (void)mb, (void)seq, (void)pos, (void)n, (void)q0, (void)nq, (void)nt, (void)nheads, (void)nkv, (void)hd; return SS_ERR_UNSUPPORTED; }
+int ss_cuda_attention_split(ss_cuda_t *c, float *out, float *part, int nsplit, const float *q, const float *kp, const float *vp,
+                            const int32_t *bt, int mb, const int32_t *seq, const int32_t *pos, int n, const int32_t *q0,
+                            const int32_t *nq, int nt, int nheads, int nkv, int hd)
+{ (void)c, (void)out, (void)part, (void)nsplit, (void)q, (void)kp, (void)vp, (void)bt, (void)mb, (void)seq, (void)pos, (void)n, (void)q0, (void)nq, (void)nt, (void)nheads, (void)nkv, (void)hd; return SS_ERR_UNSUPPORTED; }
 int ss_cuda_attention_tc_ok(int hd, int group) { (void)hd, (void)group; return 0; }
 int ss_cuda_attention_tc(ss_cuda_t *c, float *out, const float *q, const float *kp, const float *vp, const int32_t *bt,
                          int mb, const int32_t *seq, const int32_t *pos, int n, const int32_t *q0, const int32_t *nq,

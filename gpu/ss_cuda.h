@@ -117,6 +117,13 @@ int ss_cuda_attention(ss_cuda_t *c, float *out, const float *q, const float *kpo
                       const int32_t *block_tables, int max_blocks, const int32_t *seq, const int32_t *pos,
                       int n, const int32_t *tile_q0, const int32_t *tile_nq, int ntiles,
                       int nheads, int nkv, int hd);
+/* The same attention with the keys split into nsplit ranges processed in parallel (decode steps,
+ * where one query per sequence leaves most of the GPU idle), then merged; part is device scratch
+ * of n * nheads * nsplit * (hd + 2) floats. nsplit <= 1 is ss_cuda_attention. */
+int ss_cuda_attention_split(ss_cuda_t *c, float *out, float *part, int nsplit, const float *q, const float *kpool,
+                            const float *vpool, const int32_t *block_tables, int max_blocks, const int32_t *seq,
+                            const int32_t *pos, int n, const int32_t *tile_q0, const int32_t *tile_nq, int ntiles,
+                            int nheads, int nkv, int hd);
 /* The same attention on tensor cores for prefill (bf16 Q, K, P, V; fp32 accumulation and softmax):
  * a block per (tile, hb query heads of one GQA group) works on the tile's queries times its hb
  * heads, so tiles hold at most SS_CUDA_TC_ROWS / hb queries; hb divides the group (1: long

@@ -478,6 +478,18 @@ START_TEST(test_gpu_attention)
     ck_assert_msg(max_rel_err(got, ref, (size_t)n0 * nheads * hd) < 1e-4, "prefill attention");
     size_t last = (size_t)(n - 1) * nheads * hd;
     ck_assert_msg(max_rel_err(got + last, ref + last, (size_t)nheads * hd) < 1e-4, "decode attention");
+    /* split-KV: the decode query and a prefill tile, keys in 1, 3 and 8 ranges, then merged */
+    for (int ns = 1; ns <= 8; ns += ns == 1 ? 2 : 5) {
+        float *dpart;
+        ss_cuda_malloc(gpu, (void **)&dpart, (size_t)n * nheads * ns * (hd + 2) * 4, err, sizeof err);
+        ss_cuda_memset(gpu, dout, 0, (size_t)n * nheads * hd * 4, err, sizeof err);
+        ck_assert_int_eq(ss_cuda_attention_split(gpu, dout, dpart, ns, dq, dkp, dvp, dbt, max_blocks, dseq, dpos, n,
+                                                 dt0, dtn, nt, nheads, nkv, hd), SS_OK);
+        from_gpu(got, dout, (size_t)n * nheads * hd * 4);
+        ck_assert_msg(max_rel_err(got + last, ref + last, (size_t)nheads * hd) < 1e-4, "split %d decode", ns);
+        ck_assert_msg(max_rel_err(got, ref, (size_t)n0 * nheads * hd) < 1e-4, "split %d prefill", ns);
+        ss_cuda_free(gpu, dpart);
+    }
     /* the tensor-core kernel over every query, in tiles of up to 64 (bf16 inputs: looser bound) */
     const int tq = SS_CUDA_TC_ROWS / (nheads / nkv); /* queries per tile */
     ck_assert(ss_cuda_attention_tc_ok(hd, nheads / nkv));
