@@ -571,7 +571,10 @@ ss_err_t ss_llm_use_cuda(ss_llm_t *m, int device, char *err, size_t errsz)
     m->be = &ss_llm_cuda_backend;
     m->be_ctx = ctx;
     m->be_blocks = 0;
-    if (m->ubatch < 2048)
+    const char *ub = getenv("SS_CUDA_UBATCH"); /* tokens per forward pass (experiments) */
+    if (ub && atoi(ub) > 0)
+        m->ubatch = atoi(ub);
+    else if (m->ubatch < 2048)
         m->ubatch = 2048; /* larger forward passes keep the GPU busy */
     return SS_OK;
 }

@@ -758,12 +758,24 @@ static int gemm_tc(ss_cuda_t *c, float *y, const float *x, const ss_cuda_weight_
     return rc ? rc : gemm_bf16(c, y, CUDA_R_32F, xb, w, bias, B, beta, err, errsz);
 }
 
+/* out = silu(g) * u on bf16, 8 values per thread (16-byte loads) plus a scalar tail. */
 __global__ void k_swiglu_bf16(__nv_bfloat16 *out, const __nv_bfloat16 *g, const __nv_bfloat16 *u, size_t n)
 {
-    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
-    if (i < n) {
-        float x = __bfloat162float(g[i]);
-        out[i] = __float2bfloat16(x / (1.0f + __expf(-x)) * __bfloat162float(u[i]));
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x, nv = n / 8;
+    if (i < nv) {
+        uint4 gr = ((const uint4 *)g)[i], ur = ((const uint4 *)u)[i], o;
+        const __nv_bfloat162 *g2 = (const __nv_bfloat162 *)&gr, *u2 = (const __nv_bfloat162 *)&ur;
+        __nv_bfloat162 *o2 = (__nv_bfloat162 *)&o;
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            float2 a = __bfloat1622float2(g2[j]), b = __bfloat1622float2(u2[j]);
+            o2[j] = __floats2bfloat162_rn(a.x / (1.0f + __expf(-a.x)) * b.x, a.y / (1.0f + __expf(-a.y)) * b.y);
+        }
+        ((uint4 *)out)[i] = o;
+    } else if (i < nv + n % 8) {
+        size_t e = nv * 8 + (i - nv);
+        float x = __bfloat162float(g[e]);
+        out[e] = __float2bfloat16(x / (1.0f + __expf(-x)) * __bfloat162float(u[e]));
     }
 }
 
@@ -887,8 +899,9 @@ extern "C" int ss_cuda_ffn(ss_cuda_t *c, float *x, const float *xn, const ss_cud
         rc = gemm_bf16(c, h2, CUDA_R_16BF, xb, up, NULL, B, 0.0f, err, errsz);
     if (rc)
         return rc;
-    k_swiglu_bf16<<<(unsigned)((nh + 255) / 256), 256, 0, c->stream>>>((__nv_bfloat16 *)h1, (const __nv_bfloat16 *)h1,
-                                                                        (const __nv_bfloat16 *)h2, nh);
+    size_t threads = nh / 8 + nh % 8; /* h1, h2 come from cudaMalloc: 16-byte aligned */
+    k_swiglu_bf16<<<(unsigned)((threads + 255) / 256), 256, 0, c->stream>>>(
+        (__nv_bfloat16 *)h1, (const __nv_bfloat16 *)h1, (const __nv_bfloat16 *)h2, nh);
     if (launched(c))
         return ss_seterr(err, errsz, SS_ERR_CUDA, "SwiGLU launch failed");
     return gemm_bf16(c, x, CUDA_R_32F, (const __nv_bfloat16 *)h1, down, NULL, B, 1.0f, err, errsz);
@@ -943,42 +956,43 @@ extern "C" int ss_cuda_kv_store(ss_cuda_t *c, float *kpool, float *vpool, const 
     return launched(c);
 }
 
-/* RoPE on q (in place) and k, and k/v into the paged pools, in one kernel: block (token, head),
- * heads 0..nheads-1 of q then the nkv heads of k (whose block also stores v). The separate rope,
- * rope and store kernels of a decode step cost more in launches than in work. */
+/* RoPE on q (in place) and k, and k/v into the paged pools, in one kernel: a block per token;
+ * thread t takes pair j = t % (rot/2) and computes its angle once for every head it rotates (q's
+ * heads, then k's, whose rotated values go straight to the pool). The separate rope, rope and
+ * store kernels of a decode step cost more in launches than in work. */
 __global__ void k_rope_kv(float *q, const float *k, const float *v, float *kp, float *vp, const int32_t *bt,
                           int max_blocks, const int32_t *seq, const int32_t *pos, int nheads, int nkv, int hd,
                           int rot, float theta, int neox)
 {
-    int i = blockIdx.x, h = blockIdx.y, half = rot / 2;
+    int i = blockIdx.x, half = rot / 2, nh = nheads + nkv;
     float p = (float)pos[i];
-    const float *src;
-    float *dst;
-    if (h < nheads) {
-        dst = q + (size_t)i * nheads * hd + (size_t)h * hd;
-        src = dst;
-    } else {
-        h -= nheads;
-        src = k + (size_t)i * nkv * hd + (size_t)h * hd;
-        dst = kp + kv_index(bt, max_blocks, seq[i], pos[i], nkv, hd, h);
-    }
-    for (int j = threadIdx.x; j < half; j += blockDim.x) {
+    int j = threadIdx.x % half, hstep = blockDim.x / half;
+    if ((int)threadIdx.x < hstep * half) {
         float freq = powf(theta, -2.0f * (float)j / (float)rot);
         float a = p * freq, sn, cs;
         sincosf(a, &sn, &cs);
         int i0 = neox ? j : 2 * j, i1 = neox ? j + half : 2 * j + 1;
-        float x0 = src[i0], x1 = src[i1];
-        dst[i0] = x0 * cs - x1 * sn;
-        dst[i1] = x0 * sn + x1 * cs;
+        for (int h = threadIdx.x / half; h < nh; h += hstep) {
+            const float *src;
+            float *dst;
+            if (h < nheads) {
+                dst = q + (size_t)i * nheads * hd + (size_t)h * hd;
+                src = dst;
+            } else {
+                src = k + (size_t)i * nkv * hd + (size_t)(h - nheads) * hd;
+                dst = kp + kv_index(bt, max_blocks, seq[i], pos[i], nkv, hd, h - nheads);
+            }
+            float x0 = src[i0], x1 = src[i1];
+            dst[i0] = x0 * cs - x1 * sn;
+            dst[i1] = x0 * sn + x1 * cs;
+        }
     }
-    if (blockIdx.y < nheads)
-        return;
-    float *vd = vp + (dst - kp);
-    const float *vs = v + (src - k);
-    for (int j = threadIdx.x; j < hd; j += blockDim.x) {
-        if (j >= rot)
-            dst[j] = src[j];
-        vd[j] = vs[j];
+    for (int t = threadIdx.x; t < nkv * hd; t += blockDim.x) {
+        int h = t / hd, d = t % hd;
+        size_t o = kv_index(bt, max_blocks, seq[i], pos[i], nkv, hd, h) + d;
+        if (d >= rot)
+            kp[o] = k[(size_t)i * nkv * hd + t];
+        vp[o] = v[(size_t)i * nkv * hd + t];
     }
 }
 
@@ -988,9 +1002,10 @@ extern "C" int ss_cuda_rope_kv(ss_cuda_t *c, float *q, const float *k, const flo
 {
     if (n <= 0)
         return SS_OK;
-    dim3 grid((unsigned)n, (unsigned)(nheads + nkv));
-    k_rope_kv<<<grid, 64, 0, c->stream>>>(q, k, v, kpool, vpool, block_tables, max_blocks, seq, pos, nheads, nkv, hd,
-                                          rot, theta, neox);
+    if (rot < 2 || rot > 512)
+        return SS_ERR_UNSUPPORTED;
+    k_rope_kv<<<n, 256, 0, c->stream>>>(q, k, v, kpool, vpool, block_tables, max_blocks, seq, pos, nheads, nkv, hd, rot,
+                                        theta, neox);
     return launched(c);
 }
 
@@ -1218,6 +1233,7 @@ extern "C" int ss_cuda_attention_split(ss_cuda_t *c, float *out, float *part, in
 #define TC_Q 64  /* (query, head) rows per block */
 #define TC_K 64  /* keys per tile */
 #define TC_WARPS 4
+#define TC_LD 8  /* float4 loads in flight per thread while staging Q, K, V */
 
 struct tc_smem {
     int hd, ldh, lds, ldp, ldo;
@@ -1239,12 +1255,16 @@ __host__ __device__ static tc_smem tc_layout(int hd)
     return L;
 }
 
+/* HDT > 0: the head size as a compile-time constant (64 and 128: index arithmetic becomes shifts);
+ * 0: any supported head size at run time. */
+template <int HDT>
 __global__ void __launch_bounds__(TC_WARPS * 32)
 k_attention_tc(float *out, const float *q, const float *kp, const float *vp, const int32_t *bt, int max_blocks,
                const int32_t *seq, const int32_t *pos, const int32_t *tile_q0, const int32_t *tile_nq, int nheads,
-               int nkv, int hd, int hb, float scale)
+               int nkv, int hd_arg, int hb, float scale)
 {
     using namespace nvcuda;
+    const int hd = HDT > 0 ? HDT : hd_arg;
     extern __shared__ __align__(128) unsigned char smem[];
     const tc_smem L = tc_layout(hd);
     __nv_bfloat16 *Qs = (__nv_bfloat16 *)(smem + L.q), *Ks = (__nv_bfloat16 *)(smem + L.k);
@@ -1257,12 +1277,29 @@ k_attention_tc(float *out, const float *q, const float *kp, const float *vp, con
     int maxpos = 0;
     for (int i = 0; i < nq; i++)
         maxpos = max(maxpos, pos[q0 + i]);
-    /* stage Q (zero rows past nq), clear the output rows and the softmax state */
+    /* stage Q (zero rows past nq), clear the output rows and the softmax state; loads go out in
+     * batches of TC_LD float4 per thread before any is stored (the loop is latency-bound otherwise) */
     size_t qstride = (size_t)nheads * hd;
-    for (int e = tid; e < TC_Q * hd; e += blockDim.x) {
-        int i = e / hd, d = e % hd, qi = i / hb, h = hbase + i % hb;
-        float x = i < nrows ? q[(size_t)(q0 + qi) * qstride + (size_t)h * hd + d] * scale : 0.0f;
-        Qs[i * L.ldh + d] = __float2bfloat16(x);
+    const int hd4 = hd / 4;
+    for (int e0 = 0; e0 < TC_Q * hd4; e0 += TC_LD * TC_WARPS * 32) {
+        float4 buf[TC_LD];
+#pragma unroll
+        for (int u = 0; u < TC_LD; u++) {
+            int e = e0 + u * TC_WARPS * 32 + tid, i = e / hd4, c4 = e % hd4;
+            int qi = hb == 1 ? i : i / hb, h = hb == 1 ? hbase : hbase + i % hb;
+            buf[u] = e < TC_Q * hd4 && i < nrows
+                         ? __ldg((const float4 *)(q + (size_t)(q0 + qi) * qstride + (size_t)h * hd) + c4)
+                         : make_float4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int u = 0; u < TC_LD; u++) {
+            int e = e0 + u * TC_WARPS * 32 + tid, i = e / hd4, c4 = e % hd4;
+            if (e < TC_Q * hd4) {
+                __nv_bfloat162 *qd = (__nv_bfloat162 *)(Qs + i * L.ldh + 4 * c4);
+                qd[0] = __floats2bfloat162_rn(buf[u].x * scale, buf[u].y * scale);
+                qd[1] = __floats2bfloat162_rn(buf[u].z * scale, buf[u].w * scale);
+            }
+        }
     }
     for (int e = tid; e < TC_WARPS * 16 * L.ldo; e += blockDim.x)
         Os[e] = 0.0f;
@@ -1273,19 +1310,28 @@ k_attention_tc(float *out, const float *q, const float *kp, const float *vp, con
     __nv_bfloat16 *Pw = Ps + (size_t)warp * 16 * L.ldp;
     for (int k0 = 0; k0 <= maxpos; k0 += TC_K) {
         __syncthreads(); /* the previous tile's K/V are no longer read */
-        for (int e = tid; e < TC_K * (hd / 4); e += blockDim.x) {
-            int j = e / (hd / 4), d = (e % (hd / 4)) * 4, p = k0 + j;
-            float4 kv4 = make_float4(0, 0, 0, 0), vv4 = make_float4(0, 0, 0, 0);
-            if (p <= maxpos) {
-                size_t o = kv_index(bt, max_blocks, s, p, nkv, hd, kvh) + d;
-                kv4 = *(const float4 *)(kp + o);
-                vv4 = *(const float4 *)(vp + o);
+        for (int e0 = 0; e0 < TC_K * hd4; e0 += TC_LD * TC_WARPS * 32) {
+            float4 kb[TC_LD], vb[TC_LD];
+#pragma unroll
+            for (int u = 0; u < TC_LD; u++) {
+                int e = e0 + u * TC_WARPS * 32 + tid, j = e / hd4, p = k0 + j;
+                kb[u] = vb[u] = make_float4(0, 0, 0, 0);
+                if (e < TC_K * hd4 && p <= maxpos) {
+                    size_t o = kv_index(bt, max_blocks, s, p, nkv, hd, kvh) + 4 * (e % hd4);
+                    kb[u] = __ldg((const float4 *)(kp + o));
+                    vb[u] = __ldg((const float4 *)(vp + o));
+                }
             }
-            __nv_bfloat16 *kd = Ks + j * L.ldh + d, *vd = Vs + j * L.ldh + d;
-            kd[0] = __float2bfloat16(kv4.x), kd[1] = __float2bfloat16(kv4.y);
-            kd[2] = __float2bfloat16(kv4.z), kd[3] = __float2bfloat16(kv4.w);
-            vd[0] = __float2bfloat16(vv4.x), vd[1] = __float2bfloat16(vv4.y);
-            vd[2] = __float2bfloat16(vv4.z), vd[3] = __float2bfloat16(vv4.w);
+#pragma unroll
+            for (int u = 0; u < TC_LD; u++) {
+                int e = e0 + u * TC_WARPS * 32 + tid, j = e / hd4, d = 4 * (e % hd4);
+                if (e >= TC_K * hd4)
+                    continue;
+                __nv_bfloat162 *kd = (__nv_bfloat162 *)(Ks + j * L.ldh + d);
+                __nv_bfloat162 *vd = (__nv_bfloat162 *)(Vs + j * L.ldh + d);
+                kd[0] = __floats2bfloat162_rn(kb[u].x, kb[u].y), kd[1] = __floats2bfloat162_rn(kb[u].z, kb[u].w);
+                vd[0] = __floats2bfloat162_rn(vb[u].x, vb[u].y), vd[1] = __floats2bfloat162_rn(vb[u].z, vb[u].w);
+            }
         }
         __syncthreads();
         if (row0 >= nrows)
@@ -1357,11 +1403,14 @@ k_attention_tc(float *out, const float *q, const float *kp, const float *vp, con
         }
     }
     __syncthreads();
-    for (int e = tid; e < TC_Q * hd; e += blockDim.x) {
-        int i = e / hd, d = e % hd, h = hbase + i % hb;
-        if (i < nrows)
-            out[(size_t)(q0 + i / hb) * qstride + (size_t)h * hd + d] =
-                Os[(size_t)(i >> 4) * 16 * L.ldo + (i & 15) * L.ldo + d] / Sm[i];
+    for (int e = tid; e < TC_Q * hd4; e += blockDim.x) {
+        int i = e / hd4, d = 4 * (e % hd4), qi = hb == 1 ? i : i / hb, h = hb == 1 ? hbase : hbase + i % hb;
+        if (i < nrows) {
+            const float *o = Os + (size_t)(i >> 4) * 16 * L.ldo + (i & 15) * L.ldo + d;
+            float inv = 1.0f / Sm[i];
+            *(float4 *)(out + (size_t)(q0 + qi) * qstride + (size_t)h * hd + d) =
+                make_float4(o[0] * inv, o[1] * inv, o[2] * inv, o[3] * inv);
+        }
     }
 }
 
@@ -1377,14 +1426,26 @@ extern "C" int ss_cuda_attention_tc(ss_cuda_t *c, float *out, const float *q, co
     tc_smem L = tc_layout(hd);
     static int smem_raised;
     if (!smem_raised) {
-        cudaFuncSetAttribute(k_attention_tc, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             (int)tc_layout(SS_CUDA_TC_MAX_HD).total);
+        int most = (int)tc_layout(SS_CUDA_TC_MAX_HD).total;
+        cudaFuncSetAttribute(k_attention_tc<0>, cudaFuncAttributeMaxDynamicSharedMemorySize, most);
+        cudaFuncSetAttribute(k_attention_tc<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, most);
+        cudaFuncSetAttribute(k_attention_tc<128>, cudaFuncAttributeMaxDynamicSharedMemorySize, most);
         smem_raised = 1;
     }
     dim3 grid((unsigned)ntiles, (unsigned)(nheads / hb));
-    k_attention_tc<<<grid, TC_WARPS * 32, L.total, c->stream>>>(out, q, kpool, vpool, block_tables, max_blocks, seq,
-                                                                pos, tile_q0, tile_nq, nheads, nkv, hd, hb,
-                                                                1.0f / sqrtf((float)hd));
+    float scale = 1.0f / sqrtf((float)hd);
+    if (hd == 64)
+        k_attention_tc<64><<<grid, TC_WARPS * 32, L.total, c->stream>>>(out, q, kpool, vpool, block_tables, max_blocks,
+                                                                        seq, pos, tile_q0, tile_nq, nheads, nkv, hd,
+                                                                        hb, scale);
+    else if (hd == 128)
+        k_attention_tc<128><<<grid, TC_WARPS * 32, L.total, c->stream>>>(out, q, kpool, vpool, block_tables,
+                                                                         max_blocks, seq, pos, tile_q0, tile_nq,
+                                                                         nheads, nkv, hd, hb, scale);
+    else
+        k_attention_tc<0><<<grid, TC_WARPS * 32, L.total, c->stream>>>(out, q, kpool, vpool, block_tables, max_blocks,
+                                                                       seq, pos, tile_q0, tile_nq, nheads, nkv, hd, hb,
+                                                                       scale);
     return launched(c);
 }
 
