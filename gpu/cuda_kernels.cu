@@ -1520,6 +1520,24 @@ extern "C" int ss_cuda_gather_rows(ss_cuda_t *c, float *out, const float *x, con
     return launched(c);
 }
 
+/* Block-wide (max, first index of the max) of each thread's (best, bi); the result is in sv[0],
+ * si[0] (sv, si: blockDim.x entries of shared memory; blockDim.x a power of two). */
+__device__ void block_argmax(float best, int bi, float *sv, int *si)
+{
+    sv[threadIdx.x] = best;
+    si[threadIdx.x] = bi;
+    __syncthreads();
+    for (int o = blockDim.x / 2; o > 0; o >>= 1) {
+        if (threadIdx.x < o) {
+            float ov = sv[threadIdx.x + o];
+            int oi = si[threadIdx.x + o];
+            if (ov > sv[threadIdx.x] || (ov == sv[threadIdx.x] && oi < si[threadIdx.x]))
+                sv[threadIdx.x] = ov, si[threadIdx.x] = oi;
+        }
+        __syncthreads();
+    }
+}
+
 __global__ void k_argmax(int32_t *out, const float *logits, int vocab)
 {
     __shared__ float sv[1024];
@@ -1532,20 +1550,7 @@ __global__ void k_argmax(int32_t *out, const float *logits, int vocab)
             best = l[v];
             bi = v;
         }
-    sv[threadIdx.x] = best;
-    si[threadIdx.x] = bi;
-    __syncthreads();
-    for (int o = blockDim.x / 2; o > 0; o >>= 1) {
-        if (threadIdx.x < o) {
-            float ov = sv[threadIdx.x + o];
-            int oi = si[threadIdx.x + o];
-            if (ov > sv[threadIdx.x] || (ov == sv[threadIdx.x] && oi < si[threadIdx.x])) {
-                sv[threadIdx.x] = ov;
-                si[threadIdx.x] = oi;
-            }
-        }
-        __syncthreads();
-    }
+    block_argmax(best, bi, sv, si);
     if (threadIdx.x == 0)
         out[blockIdx.x] = si[0];
 }
@@ -1574,18 +1579,7 @@ __global__ void k_readout_part(float4 *part, const float *logits, int vocab)
     for (int v = lo + threadIdx.x; v < hi; v += blockDim.x)
         if (l[v] > best)
             best = l[v], bi = v;
-    sv[threadIdx.x] = best;
-    si[threadIdx.x] = bi;
-    __syncthreads();
-    for (int o = blockDim.x / 2; o > 0; o >>= 1) {
-        if (threadIdx.x < o) {
-            float ov = sv[threadIdx.x + o];
-            int oi = si[threadIdx.x + o];
-            if (ov > sv[threadIdx.x] || (ov == sv[threadIdx.x] && oi < si[threadIdx.x]))
-                sv[threadIdx.x] = ov, si[threadIdx.x] = oi;
-        }
-        __syncthreads();
-    }
+    block_argmax(best, bi, sv, si);
     float mx = sv[0], sum = 0;
     int idx = si[0];
     for (int v = lo + threadIdx.x; v < hi; v += blockDim.x)

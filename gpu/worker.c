@@ -99,25 +99,30 @@ static void gather_wait(ss_worker_t *w)
     pthread_cond_timedwait(&w->cv, &w->mu, &ts);
 }
 
+/* Moves the queue's head job to the end of the list first..last; called with mu held. */
+static job_t *pop_job(ss_worker_t *w, job_t **first, job_t **last)
+{
+    job_t *j = w->head;
+    w->head = j->next;
+    if (!w->head)
+        w->tail = NULL;
+    w->queued--;
+    j->next = NULL;
+    if (*last)
+        (*last)->next = j;
+    else
+        *first = j;
+    *last = j;
+    return j;
+}
+
 /* Pops jobs until max_batch requests are collected; called with mu held. */
 static job_t *take_batch(ss_worker_t *w, int *nreq)
 {
     job_t *first = NULL, *last = NULL;
     *nreq = 0;
-    while (w->head && (*nreq == 0 || *nreq + w->head->n <= w->o.max_batch)) {
-        job_t *j = w->head;
-        w->head = j->next;
-        if (!w->head)
-            w->tail = NULL;
-        w->queued--;
-        j->next = NULL;
-        if (last)
-            last->next = j;
-        else
-            first = j;
-        last = j;
-        *nreq += j->n;
-    }
+    while (w->head && (*nreq == 0 || *nreq + w->head->n <= w->o.max_batch))
+        *nreq += pop_job(w, &first, &last)->n;
     return first;
 }
 
@@ -205,19 +210,9 @@ static job_t *admit(ss_worker_t *w)
     job_t *first = NULL, *last = NULL;
     int nreq = 0;
     while (w->head && (w->running == 0 || w->running + w->head->n <= w->o.max_batch)) {
-        job_t *j = w->head;
-        w->head = j->next;
-        if (!w->head)
-            w->tail = NULL;
-        w->queued--;
-        j->next = NULL;
-        if (last)
-            last->next = j;
-        else
-            first = j;
-        last = j;
-        w->running += j->n;
-        nreq += j->n;
+        int n = pop_job(w, &first, &last)->n;
+        w->running += n;
+        nreq += n;
     }
     if (nreq) {
         w->m_batches++;
