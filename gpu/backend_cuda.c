@@ -42,6 +42,7 @@ typedef struct cuda_be {
     int nt_long;              /* ... and its first nt_long tiles take one head per block */
     int fuse_norm;            /* RMSNorm inside the GEMVs (SS_CUDA_NO_FUSED_NORM turns it off) */
     int split_att;            /* split-KV decode attention (SS_CUDA_NO_SPLIT_ATTENTION turns it off) */
+    int graph_all;            /* SS_CUDA_GRAPH_ALL: graphs for prefill passes too (experiment) */
     /* activations for up to tcap tokens (ocap output rows) */
     int tcap, ocap;
     float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2, *xo, *logits, *lse;
@@ -55,8 +56,10 @@ typedef struct cuda_be {
     const int **h_seqptr;
     float *h_hid;
     /* CUDA graphs of small batches (decode steps), keyed by shape; dropped when buffers move */
-    struct { int n, nout, nh, mb, nt; ss_cuda_graph_t *g; } graphs[32];
+    struct { int n, nout, nh, mb, nt, nl; ss_cuda_graph_t *g; } graphs[32];
     int ngraphs;
+    struct { int n, nout, nh, mb, nt, nl; } seen[32]; /* prefill shapes run once without a graph */
+    int nseen;
     int64_t fwd_ns, fwd_calls, fwd_tokens; /* wall time inside forward (profiling) */
     int timing;                            /* SS_CUDA_TIMING: GPU time of each pass, graphs kept */
     double gpu_ms;
@@ -77,6 +80,7 @@ static void drop_graphs(cuda_be_t *b)
     for (int i = 0; i < b->ngraphs; i++)
         ss_cuda_graph_destroy(b->graphs[i].g);
     b->ngraphs = 0;
+    b->nseen = 0;
 }
 
 static int upload_f32(ss_cuda_t *c, float **d, const float *h, size_t n, char *err, size_t errsz)
@@ -125,6 +129,7 @@ static ss_err_t cuda_upload_dev(ss_llm_t *m, void **ctx, int device, char *err, 
     b->timing = getenv("SS_CUDA_TIMING") != NULL;
     b->fuse_norm = getenv("SS_CUDA_NO_FUSED_NORM") == NULL;
     b->split_att = getenv("SS_CUDA_NO_SPLIT_ATTENTION") == NULL;
+    b->graph_all = getenv("SS_CUDA_GRAPH_ALL") != NULL;
     int rc = ss_cuda_open(device, &b->c, err, errsz);
     const ss_llm_config_t *g = &m->cfg;
     b->tile_max = SS_MAX(1, SS_MIN(16, 64 / SS_MAX(1, g->n_heads / g->n_kv_heads)));
@@ -225,6 +230,9 @@ static int ensure_acts(cuda_be_t *b, int n, int nout, char *err, size_t errsz)
             return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
         b->tcap = n;
         b->idx_cap = 0; /* the index layout depends on tcap */
+        /* the largest GEMM input converted to bf16: B x max(dim, q heads x head size) */
+        if ((rc = ss_cuda_reserve_bf16(b->c, t * SS_MAX(d, qd), err, errsz)))
+            return rc;
     }
     if (!b->attpart) /* up to 8 tokens x heads x ATT_SPLIT_MAX splits x (hd + 2) */
         DEV_ALLOC(b->attpart, (size_t)8 * g->n_heads * ATT_SPLIT_MAX * (g->head_dim + 2) * 4);
@@ -419,10 +427,23 @@ static int launch_pass(cuda_be_t *b, int n, int nout, int nh, int mb, int nt, ch
 /* Replays (capturing first if needed) the graph of this shape. */
 static int launch_graph(cuda_be_t *b, int n, int nout, int nh, int mb, int nt, char *err, size_t errsz)
 {
+    int nl = b->att_tc ? b->nt_long : -1;
     for (int i = 0; i < b->ngraphs; i++)
         if (b->graphs[i].n == n && b->graphs[i].nout == nout && b->graphs[i].nh == nh && b->graphs[i].mb == mb &&
-            b->graphs[i].nt == nt)
+            b->graphs[i].nt == nt && b->graphs[i].nl == nl)
             return ss_cuda_graph_launch(b->c, b->graphs[i].g, err, errsz);
+    if (n > 8) { /* a prefill shape is captured when it comes back: its first pass may allocate */
+        int i = 0;
+        while (i < b->nseen && !(b->seen[i].n == n && b->seen[i].nout == nout && b->seen[i].nh == nh &&
+                                 b->seen[i].mb == mb && b->seen[i].nt == nt && b->seen[i].nl == nl))
+            i++;
+        if (i == b->nseen) {
+            i = b->nseen < (int)SS_ARRAY_LEN(b->seen) ? b->nseen++ : (int)(n % SS_ARRAY_LEN(b->seen));
+            b->seen[i].n = n, b->seen[i].nout = nout, b->seen[i].nh = nh, b->seen[i].mb = mb, b->seen[i].nt = nt;
+            b->seen[i].nl = nl;
+            return launch_pass(b, n, nout, nh, mb, nt, err, errsz);
+        }
+    }
     if (b->ngraphs == (int)SS_ARRAY_LEN(b->graphs))
         drop_graphs(b);
     ss_cuda_graph_t *gr;
@@ -435,6 +456,7 @@ static int launch_graph(cuda_be_t *b, int n, int nout, int nh, int mb, int nt, c
         return lrc ? lrc : rc;
     int i = b->ngraphs++;
     b->graphs[i].n = n, b->graphs[i].nout = nout, b->graphs[i].nh = nh, b->graphs[i].mb = mb, b->graphs[i].nt = nt;
+    b->graphs[i].nl = nl;
     b->graphs[i].g = gr;
     return ss_cuda_graph_launch(b->c, gr, err, errsz);
 }
@@ -516,7 +538,7 @@ static ss_err_t cuda_forward(void *ctx, const ubatch_t *ub, char *err, size_t er
     if (b->timing)
         ss_cuda_timer_begin(b->c);
     /* small batches (decode steps) are launch-bound: replay a captured graph of the pass */
-    if (ub->n <= 8 && !getenv("SS_CUDA_NO_GRAPHS") && !getenv("SS_CUDA_PROFILE"))
+    if ((ub->n <= 8 || b->graph_all) && !getenv("SS_CUDA_NO_GRAPHS") && !getenv("SS_CUDA_PROFILE"))
         rc = launch_graph(b, ub->n, ub->nout, nh, mb, nt, err, errsz);
     else
         rc = launch_pass(b, ub->n, ub->nout, nh, mb, nt, err, errsz);

@@ -36,6 +36,7 @@ struct ss_cuda {
     void **allocs; /* every allocation, freed at close */
     int nalloc, calloc_;
     float *xbf_scratch; /* bf16 activations for the tensor-core path */
+    void *blas_ws;      /* cuBLAS workspace (freed at close) */
     size_t xbf_cap;
     cudaError_t pending; /* first launch error not yet reported */
     int prof;            /* SS_CUDA_PROFILE set */
@@ -44,6 +45,8 @@ struct ss_cuda {
     double pms[SS_CUDA_PROF_STAGES];
     long pcount[SS_CUDA_PROF_STAGES];
 };
+
+#define CUBLAS_WS_BYTES ((size_t)32 << 20)
 
 #define CU_TRY(expr)                                                                                          \
     do {                                                                                                      \
@@ -108,6 +111,13 @@ extern "C" int ss_cuda_open(int device, ss_cuda_t **out, char *err, size_t errsz
     for (int i = 0; c->prof && i < 256; i++)
         cudaEventCreate(&c->pev[i]);
     cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH);
+    /* a workspace of our own, so cuBLAS never allocates inside a captured graph */
+    void *ws = NULL;
+    if (cudaMalloc(&ws, CUBLAS_WS_BYTES) == cudaSuccess && cublasSetWorkspace(c->blas, ws, CUBLAS_WS_BYTES) ==
+                                                                 CUBLAS_STATUS_SUCCESS)
+        c->blas_ws = ws;
+    else if (ws)
+        cudaFree(ws);
     *out = c;
     return SS_OK;
 }
@@ -121,6 +131,8 @@ extern "C" void ss_cuda_close(ss_cuda_t *c)
         cudaFree(c->allocs[i]);
     free(c->allocs);
     cublasDestroy(c->blas);
+    if (c->blas_ws)
+        cudaFree(c->blas_ws);
     for (int i = 0; c->prof && i < 256; i++)
         cudaEventDestroy(c->pev[i]);
     cudaEventDestroy(c->t0);
@@ -710,6 +722,19 @@ static int to_bf16(ss_cuda_t *c, const float *x, size_t nx, const __nv_bfloat16 
     k_f32_to_bf16<<<(unsigned)((nx + 255) / 256), 256, 0, c->stream>>>((__nv_bfloat16 *)c->xbf_scratch, x, nx);
     *out = (const __nv_bfloat16 *)c->xbf_scratch;
     return launched(c) ? ss_seterr(err, errsz, SS_ERR_CUDA, "bf16 conversion failed to launch") : SS_OK;
+}
+
+extern "C" int ss_cuda_reserve_bf16(ss_cuda_t *c, size_t n, char *err, size_t errsz)
+{
+    if (c->xbf_cap >= n)
+        return SS_OK;
+    ss_cuda_free(c, c->xbf_scratch);
+    c->xbf_scratch = NULL;
+    c->xbf_cap = 0;
+    int rc = ss_cuda_malloc(c, (void **)&c->xbf_scratch, n * 2, err, errsz);
+    if (!rc)
+        c->xbf_cap = n;
+    return rc;
 }
 
 /* y (B x rows, fp32 or bf16) = W xb (+ bias) + beta y, bf16 inputs, fp32 accumulation. */

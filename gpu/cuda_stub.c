@@ -37,6 +37,7 @@ int ss_cuda_d2h(ss_cuda_t *c, void *d, const void *s, size_t n, char *err, size_
 int ss_cuda_d2d(ss_cuda_t *c, void *d, const void *s, size_t n, char *err, size_t errsz) { (void)c, (void)d, (void)s, (void)n; UNSUP_ERR(); }
 int ss_cuda_memset(ss_cuda_t *c, void *d, int v, size_t n, char *err, size_t errsz) { (void)c, (void)d, (void)v, (void)n; UNSUP_ERR(); }
 int ss_cuda_sync(ss_cuda_t *c, char *err, size_t errsz) { (void)c; UNSUP_ERR(); }
+int ss_cuda_reserve_bf16(ss_cuda_t *c, size_t n, char *err, size_t errsz) { (void)c, (void)n; UNSUP_ERR(); }
 int ss_cuda_weight_upload(ss_cuda_t *c, ss_cuda_weight_t *w, int type, int rows, int cols, const void *host, char *err, size_t errsz)
 { (void)c, (void)w, (void)type, (void)rows, (void)cols, (void)host; UNSUP_ERR(); }
 int ss_cuda_rmsnorm(ss_cuda_t *c, float *y, const float *x, const float *w, int rows, int dim, float eps)

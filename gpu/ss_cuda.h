@@ -47,6 +47,9 @@ int ss_cuda_d2d(ss_cuda_t *c, void *dst, const void *src, size_t bytes, char *er
 int ss_cuda_memset(ss_cuda_t *c, void *dst, int v, size_t bytes, char *err, size_t errsz);
 int ss_cuda_sync(ss_cuda_t *c, char *err, size_t errsz);
 
+/* Makes the context's bf16 activation scratch hold n values (the tensor-core GEMMs convert their
+ * input into it), so no allocation happens later, e.g. inside a captured graph. */
+int ss_cuda_reserve_bf16(ss_cuda_t *c, size_t n, char *err, size_t errsz);
 /* Uploads a host weight in GGUF layout (type, rows x cols; Q8_0 as GGUF blocks of 34 bytes). */
 int ss_cuda_weight_upload(ss_cuda_t *c, ss_cuda_weight_t *w, int type, int rows, int cols,
                           const void *host, char *err, size_t errsz);
