@@ -1,0 +1,115 @@
+/*
+ * cuda_int.cuh — what the CUDA translation units of gpu/ share and nothing else
+ * sees: the context struct behind ss_cuda_t (cuda_kernels.cu owns its lifetime),
+ * the CU_TRY error macro, the launch check, and warp/block reductions.
+ */
+#ifndef SS_CUDA_INT_CUH
+#define SS_CUDA_INT_CUH
+
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <mma.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern "C" {
+#include "ss_base.h"
+#include "ss_cuda.h"
+}
+
+struct ss_cuda {
+    int device;
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    cudaEvent_t t0, t1;
+    char name[256];
+    void **allocs; /* every allocation, freed at close */
+    int nalloc, calloc_;
+    float *xbf_scratch; /* bf16 activations for the tensor-core path */
+    void *blas_ws;      /* cuBLAS workspace (freed at close) */
+    size_t xbf_cap;
+    cudaError_t pending; /* first launch error not yet reported */
+    int prof;            /* SS_CUDA_PROFILE set */
+    cudaEvent_t pev[256];
+    int pstage[256], np;
+    double pms[SS_CUDA_PROF_STAGES];
+    long pcount[SS_CUDA_PROF_STAGES];
+};
+
+#define CUBLAS_WS_BYTES ((size_t)32 << 20)
+
+#define CU_TRY(expr)                                                                                          \
+    do {                                                                                                      \
+        cudaError_t e_ = (expr);                                                                              \
+        if (e_ != cudaSuccess)                                                                                \
+            return ss_seterr(err, errsz, SS_ERR_CUDA, "%s: %s (%s:%d)", #expr, cudaGetErrorString(e_),       \
+                             __FILE__, __LINE__);                                                             \
+    } while (0)
+
+static inline int launched(ss_cuda_t *c)
+{
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess && c->pending == cudaSuccess)
+        c->pending = e;
+    return e == cudaSuccess ? SS_OK : SS_ERR_CUDA;
+}
+
+/* ---- reductions (device) ---- */
+
+static __device__ __forceinline__ float warp_sum(float v)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+static __device__ __forceinline__ float warp_max(float v)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* Block-wide sum for blocks of up to 1024 threads. */
+static __device__ __forceinline__ float block_sum(float v, float *sh)
+{
+    int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
+    v = warp_sum(v);
+    __syncthreads();
+    if (lane == 0)
+        sh[wid] = v;
+    __syncthreads();
+    int nw = (blockDim.x + 31) >> 5;
+    v = threadIdx.x < nw ? sh[threadIdx.x] : 0.0f;
+    if (wid == 0)
+        v = warp_sum(v);
+    if (threadIdx.x == 0)
+        sh[0] = v;
+    __syncthreads();
+    return sh[0];
+}
+
+static __device__ __forceinline__ float block_max(float v, float *sh)
+{
+    int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
+    v = warp_max(v);
+    __syncthreads();
+    if (lane == 0)
+        sh[wid] = v;
+    __syncthreads();
+    int nw = (blockDim.x + 31) >> 5;
+    v = threadIdx.x < nw ? sh[threadIdx.x] : -INFINITY;
+    if (wid == 0)
+        v = warp_max(v);
+    if (threadIdx.x == 0)
+        sh[0] = v;
+    __syncthreads();
+    return sh[0];
+}
+
+#endif
