@@ -43,6 +43,7 @@ typedef struct cuda_be {
     int fuse_norm;            /* RMSNorm inside the GEMVs (SS_CUDA_NO_FUSED_NORM turns it off) */
     int split_att;            /* split-KV decode attention (SS_CUDA_NO_SPLIT_ATTENTION turns it off) */
     int graph_all;            /* SS_CUDA_GRAPH_ALL: graphs for prefill passes too (experiment) */
+    int fuse_rope;            /* RoPE + KV store in the Q|K|V GEMV (SS_CUDA_NO_FUSED_ROPE turns it off) */
     /* activations for up to tcap tokens (ocap output rows) */
     int tcap, ocap;
     float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2, *xo, *logits, *lse;
@@ -130,6 +131,7 @@ static ss_err_t cuda_upload_dev(ss_llm_t *m, void **ctx, int device, char *err, 
     b->fuse_norm = getenv("SS_CUDA_NO_FUSED_NORM") == NULL;
     b->split_att = getenv("SS_CUDA_NO_SPLIT_ATTENTION") == NULL;
     b->graph_all = getenv("SS_CUDA_GRAPH_ALL") != NULL;
+    b->fuse_rope = getenv("SS_CUDA_NO_FUSED_ROPE") == NULL;
     int rc = ss_cuda_open(device, &b->c, err, errsz);
     const ss_llm_config_t *g = &m->cfg;
     b->tile_max = SS_MAX(1, SS_MIN(16, 64 / SS_MAX(1, g->n_heads / g->n_kv_heads)));
@@ -358,16 +360,25 @@ static int layer_fwd(cuda_be_t *b, const ubatch_t *ub, int l, int mb, int nt, ch
     float *const qkv_y[3] = {b->q, b->k, b->v};
     const ss_cuda_weight_t *const qkv_w[3] = {&L->wq, &L->wk, &L->wv};
     const float *const qkv_b[3] = {L->bq, L->bk, L->bv};
-    /* RMSNorm fused into the Q|K|V GEMV for decode-sized batches (xb is its output otherwise) */
-    int rc, fuse = b->fuse_norm && n == 1; /* measured: a gain at batch 1, a loss from batch 2 */
-    if (fuse)
-        rc = ss_cuda_rms_matmul_multi(c, 3, qkv_y, qkv_w, qkv_b, b->x, L->attn_norm, g->norm_eps, b->xb, n, err,
-                                      errsz);
-    else if (!(rc = ss_cuda_rmsnorm(c, b->xb, b->x, L->attn_norm, n, g->dim, g->norm_eps)))
-        rc = ss_cuda_matmul_multi(c, 3, qkv_y, qkv_w, qkv_b, b->xb, n, err, errsz);
+    /* RMSNorm fused into the Q|K|V GEMV at batch 1 (measured: a gain at batch 1, a loss from 2) */
+    int rc = SS_OK, fuse = b->fuse_norm && n == 1;
+    const float *xin = b->x, *nw = L->attn_norm;
+    if (!fuse) {
+        rc = ss_cuda_rmsnorm(c, b->xb, b->x, L->attn_norm, n, g->dim, g->norm_eps);
+        xin = b->xb, nw = NULL;
+    }
+    if (!rc && b->fuse_rope) /* decode-sized passes: RoPE and the KV store in the GEMV's epilogue */
+        rc = ss_cuda_qkv_rope_kv(c, b->q, b->k, b->v, L->kpool, L->vpool, &L->wq, &L->wk, &L->wv, L->bq, L->bk, L->bv,
+                                 xin, nw, g->norm_eps, b->xb, IDX_BT(b), mb, IDX_SEQ(b), IDX_POS(b), n, g->n_heads,
+                                 g->n_kv_heads, hd, g->rope_dim, g->rope_base, g->rope_neox, err, errsz);
+    else if (!rc) {
+        rc = nw ? ss_cuda_rms_matmul_multi(c, 3, qkv_y, qkv_w, qkv_b, xin, nw, g->norm_eps, b->xb, n, err, errsz)
+                : ss_cuda_matmul_multi(c, 3, qkv_y, qkv_w, qkv_b, xin, n, err, errsz);
+        if (!rc)
+            rc = ss_cuda_rope_kv(c, b->q, b->k, b->v, L->kpool, L->vpool, IDX_BT(b), mb, IDX_SEQ(b), IDX_POS(b), n,
+                                 g->n_heads, g->n_kv_heads, hd, g->rope_dim, g->rope_base, g->rope_neox);
+    }
     ss_cuda_prof_mark(c, P_QKV);
-    if (!rc) rc = ss_cuda_rope_kv(c, b->q, b->k, b->v, L->kpool, L->vpool, IDX_BT(b), mb, IDX_SEQ(b), IDX_POS(b), n,
-                                  g->n_heads, g->n_kv_heads, hd, g->rope_dim, g->rope_base, g->rope_neox);
     ss_cuda_prof_mark(c, P_ROPE_KV);
     if (!rc && b->att_tc) {
         int nl = b->nt_long, grp = g->n_heads / g->n_kv_heads;

@@ -9,11 +9,6 @@
 
 /* ---------------------------------------------------------------- KV cache and attention */
 
-__device__ __forceinline__ size_t kv_index(const int32_t *bt, int max_blocks, int s, int p, int nkv, int hd, int h)
-{
-    int blk = bt[(size_t)s * max_blocks + p / SS_KV_BLOCK];
-    return (((size_t)blk * nkv + h) * SS_KV_BLOCK + p % SS_KV_BLOCK) * hd;
-}
 
 __global__ void k_kv_store(float *kp, float *vp, const float *k, const float *v, const int32_t *bt, int max_blocks,
                            const int32_t *seq, const int32_t *pos, int nkv, int hd)

@@ -112,4 +112,12 @@ static __device__ __forceinline__ float block_max(float v, float *sh)
     return sh[0];
 }
 
+/* Offset of (sequence s, position p, KV head h) in a paged K or V pool (ss_cuda.h). */
+static __device__ __forceinline__ size_t kv_index(const int32_t *bt, int max_blocks, int s, int p, int nkv, int hd,
+                                                  int h)
+{
+    int blk = bt[(size_t)s * max_blocks + p / SS_KV_BLOCK];
+    return (((size_t)blk * nkv + h) * SS_KV_BLOCK + p % SS_KV_BLOCK) * hd;
+}
+
 #endif

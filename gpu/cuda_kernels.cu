@@ -332,7 +332,7 @@ extern "C" int ss_cuda_embed(ss_cuda_t *c, float *out, const ss_cuda_weight_t *t
  * weight chunks (a lane whose chunk starts past the row's end skips it, so any row length that
  * keeps chunks 16-byte aligned works); x is read through the read-only cache. Fewer, fuller
  * launches matter at batch 1, where a decode step is a chain of small latency-bound kernels. */
-enum { GV_STORE = 0, GV_ADD = 1, GV_SWIGLU = 2 };
+enum { GV_STORE = 0, GV_ADD = 1, GV_SWIGLU = 2, GV_ROPE = 3 };
 enum { WK_ANY = 0, WK_F16 = 1, WK_BF16 = 2, WK_Q8 = 3 };
 
 struct gemv_args {
@@ -345,6 +345,12 @@ struct gemv_args {
     int ng, cols, type, mode;
     const float *nw; /* RMSNorm fused in front: y = W (x / rms(x) * nw) when set */
     float eps;
+    /* GV_ROPE (weights Q, K, V): RoPE (llama pairing) on the Q and K rows, Q written to y[0], K and
+     * V rows straight into the paged pools at (seq[b], pos[b]) */
+    const int32_t *pos, *seq, *bt;
+    float *kp, *vp;
+    int mb, nkv, hd, rot;
+    float theta;
 };
 
 /* Rows per warp for NB activations: each x load feeds R rows, so the loads of x from L1 (NB per
@@ -443,6 +449,45 @@ __device__ __forceinline__ void row_dot(float (&acc)[R][NB], const float *__rest
     }
 }
 
+/* GV_ROPE epilogue: every warp leaves its rows' values in shared memory, then takes each row's
+ * RoPE partner (the neighbouring row: the other of the warp's rows, or the neighbouring warp's
+ * row when R = 1 — weights start on even rows, so pairs never straddle warps of two weights). */
+template <int NB, int R>
+__device__ __forceinline__ void gemv_rope_out(const gemv_args &a, float (&acc)[R][NB], const float *inv, int active,
+                                              int g, int n0, int nr)
+{
+    __shared__ float xv[8][R][NB];
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const float *bias = g == 0 ? a.bias[0] : g == 1 ? a.bias[1] : a.bias[2];
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int b = 0; b < NB; b++) {
+            float v = warp_sum(acc[r][b]) * (a.nw ? inv[b] : 1.0f);
+            if (lane == 0)
+                xv[warp][r][b] = active && r < nr ? v + (bias ? bias[n0 + r] : 0.0f) : 0.0f;
+        }
+    __syncthreads();
+    if (!active || lane >= R * NB)
+        return;
+    int r = lane / NB, b = lane % NB, n = n0 + r;
+    if (r >= nr)
+        return;
+    int h = n / a.hd, d = n % a.hd;
+    float out = xv[warp][r][b];
+    if (g < 2 && d < a.rot) {
+        float xp = R == 1 ? xv[warp ^ 1][0][b] : xv[warp][r ^ 1][b];
+        int j = d / 2;
+        float freq = powf(a.theta, -2.0f * (float)j / (float)a.rot), sn, cs;
+        sincosf((float)a.pos[b] * freq, &sn, &cs);
+        out = (d & 1) == 0 ? out * cs - xp * sn : xp * sn + out * cs;
+    }
+    if (g == 0)
+        a.y[0][(size_t)b * a.rows[0] + n] = out;
+    else
+        (g == 1 ? a.kp : a.vp)[kv_index(a.bt, a.mb, a.seq[b], a.pos[b], a.nkv, a.hd, h) + d] = out;
+}
+
 template <int NB, int WK>
 __global__ void __launch_bounds__(256) k_gemv(gemv_args a, const float *__restrict__ x)
 {
@@ -488,6 +533,10 @@ __global__ void __launch_bounds__(256) k_gemv(gemv_args a, const float *__restri
             inv[threadIdx.x] = rsqrtf(t / a.cols + a.eps);
         }
         __syncthreads();
+    }
+    if (a.mode == GV_ROPE) {
+        gemv_rope_out<NB, R>(a, acc, inv, active, g, n0, nr);
+        return;
     }
     if (!active)
         return;
@@ -782,6 +831,41 @@ extern "C" int ss_cuda_rms_matmul_multi(ss_cuda_t *c, int nw, float *const *ys, 
     }
     a.ng = nw, a.nw = norm_w, a.eps = eps;
     return gemv(c, a, x, B, gemv_kind(ws[0], x), err, errsz);
+}
+
+extern "C" int ss_cuda_qkv_rope_kv(ss_cuda_t *c, float *q, float *k, float *v, float *kpool, float *vpool,
+                                   const ss_cuda_weight_t *wq, const ss_cuda_weight_t *wk,
+                                   const ss_cuda_weight_t *wv, const float *bq, const float *bk, const float *bv,
+                                   const float *x, const float *norm_w, float eps, float *xn,
+                                   const int32_t *block_tables, int max_blocks, const int32_t *seq,
+                                   const int32_t *pos, int n, int nheads, int nkv, int hd, int rot, float theta,
+                                   int neox, char *err, size_t errsz)
+{
+    float *const ys[3] = {q, k, v};
+    const ss_cuda_weight_t *const ws[3] = {wq, wk, wv};
+    const float *const bs[3] = {bq, bk, bv};
+    int fused = n >= 1 && n <= 8 && !neox && rot % 2 == 0 && hd % 2 == 0 && wq->rows == nheads * hd &&
+                wk->rows == nkv * hd && wv->rows == nkv * hd;
+    for (int i = 1; fused && i < 3; i++)
+        fused = ws[i]->type == wq->type && ws[i]->cols == wq->cols && gemv_kind(ws[i], x) == gemv_kind(wq, x);
+    if (!fused) {
+        int rc = norm_w ? ss_cuda_rms_matmul_multi(c, 3, ys, ws, bs, x, norm_w, eps, xn, n, err, errsz)
+                        : ss_cuda_matmul_multi(c, 3, ys, ws, bs, x, n, err, errsz);
+        if (!rc)
+            rc = ss_cuda_rope_kv(c, q, k, v, kpool, vpool, block_tables, max_blocks, seq, pos, n, nheads, nkv, hd,
+                                 rot, theta, neox);
+        return rc;
+    }
+    gemv_args a = one_weight(q, wq, bq, GV_ROPE);
+    for (int i = 1; i < 3; i++) {
+        a.w[i] = ws[i]->data, a.sc[i] = (const __half *)ws[i]->scales, a.y[i] = ys[i];
+        a.bias[i] = bs[i];
+        a.rows[i] = ws[i]->rows;
+    }
+    a.ng = 3, a.nw = norm_w, a.eps = eps;
+    a.pos = pos, a.seq = seq, a.bt = block_tables, a.kp = kpool, a.vp = vpool;
+    a.mb = max_blocks, a.nkv = nkv, a.hd = hd, a.rot = rot, a.theta = theta;
+    return gemv(c, a, x, n, gemv_kind(wq, x), err, errsz);
 }
 
 extern "C" int ss_cuda_rms_ffn(ss_cuda_t *c, float *x, const float *norm_w, float eps, float *xn,

@@ -61,6 +61,14 @@ int ss_cuda_rms_matmul_multi(ss_cuda_t *c, int nw, float *const *ys, const ss_cu
 int ss_cuda_rms_ffn(ss_cuda_t *c, float *x, const float *norm_w, float eps, float *xn, const ss_cuda_weight_t *gate,
                     const ss_cuda_weight_t *up, const ss_cuda_weight_t *down, float *h1, float *h2, int B, char *err, size_t errsz)
 { (void)c, (void)x, (void)norm_w, (void)eps, (void)xn, (void)gate, (void)up, (void)down, (void)h1, (void)h2, (void)B; UNSUP_ERR(); }
+int ss_cuda_qkv_rope_kv(ss_cuda_t *c, float *q, float *k, float *v, float *kp, float *vp, const ss_cuda_weight_t *wq,
+                        const ss_cuda_weight_t *wk, const ss_cuda_weight_t *wv, const float *bq, const float *bk, const float *bv,
+                        const float *x, const float *norm_w, float eps, float *xn, const int32_t *bt, int mb,
+                        const int32_t *seq, const int32_t *pos, int n, int nheads, int nkv, int hd, int rot, float theta,
+                        int neox, char *err, size_t errsz)
+{ (void)c, (void)q, (void)k, (void)v, (void)kp, (void)vp, (void)wq, (void)wk, (void)wv, (void)bq, (void)bk, (void)bv, (void)x,
+  (void)norm_w, (void)eps, (void)xn, (void)bt, (void)mb, (void)seq, (void)pos, (void)n, (void)nheads, (void)nkv, (void)hd,
+  (void)rot, (void)theta, (void)neox; UNSUP_ERR(); }
 int ss_cuda_rope_kv(ss_cuda_t *c, float *q, const float *k, const float *v, float *kp, float *vp, const int32_t *bt, int mb,
                     const int32_t *seq, const int32_t *pos, int n, int nheads, int nkv, int hd, int rot, float theta, int neox)
 { (void)c, (void)q, (void)k, (void)v, (void)kp, (void)vp, (void)bt, (void)mb, (void)seq, (void)pos, (void)n, (void)nheads, (void)nkv, (void)hd, (void)rot, (void)theta, (void)neox; return SS_ERR_UNSUPPORTED; }

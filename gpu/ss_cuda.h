@@ -88,6 +88,17 @@ int ss_cuda_rms_matmul_multi(ss_cuda_t *c, int nw, float *const *ys, const ss_cu
 int ss_cuda_rms_ffn(ss_cuda_t *c, float *x, const float *norm_w, float eps, float *xn, const ss_cuda_weight_t *gate,
                     const ss_cuda_weight_t *up, const ss_cuda_weight_t *down, float *h1, float *h2, int B, char *err,
                     size_t errsz);
+/* Everything between the attention's RMSNorm and the attention: Q|K|V = W rmsnorm(x) (+ biases;
+ * norm_w NULL: x is already normalised), RoPE on Q and K, K and V into the pools — for n <= 8 with
+ * llama pairing in one GEMV launch whose epilogue rotates (rows pair with their neighbours) and
+ * scatters into the pools; otherwise ss_cuda_(rms_)matmul_multi and ss_cuda_rope_kv. q, k, v are
+ * [n][heads*hd] outputs (k and v are scratch: the fused path writes only the pools). */
+int ss_cuda_qkv_rope_kv(ss_cuda_t *c, float *q, float *k, float *v, float *kpool, float *vpool,
+                        const ss_cuda_weight_t *wq, const ss_cuda_weight_t *wk, const ss_cuda_weight_t *wv,
+                        const float *bq, const float *bk, const float *bv, const float *x, const float *norm_w,
+                        float eps, float *xn, const int32_t *block_tables, int max_blocks, const int32_t *seq,
+                        const int32_t *pos, int n, int nheads, int nkv, int hd, int rot, float theta, int neox,
+                        char *err, size_t errsz);
 /* Rotary embedding in place on x[n][nheads*hd] at positions pos[n]. neox = 0: pairs (2i, 2i+1)
  * (llama); neox = 1: pairs (i, i + rot/2) (qwen2). Rotates the first rot dims of each head. */
 int ss_cuda_rope(ss_cuda_t *c, float *x, const int32_t *pos, int n, int nheads, int hd, int rot,

@@ -411,6 +411,66 @@ START_TEST(test_gpu_fused)
             free(wqf), free(wkf), free(wgf), free(wuf), free(x), free(bq), free(bk), free(y0);
             free(wq), free(wk), free(wg), free(wu), free(ref), free(ref2), free(got);
         }
+    /* Q|K|V + RoPE + KV store in one GEMV (llama pairing; full and partial rotation; with and
+     * without the fused RMSNorm), against the composed references; B = 12 takes the fallback */
+    for (size_t t = 0; t < SS_ARRAY_LEN(types); t++)
+        for (size_t bi = 0; bi < SS_ARRAY_LEN(batches); bi++)
+            for (int variant = 0; variant < 2; variant++) {
+                const int qh = 4, kh = 2, hd2 = 32, c2 = 128, mb2 = 4, rot2 = variant ? 16 : 32;
+                int B = batches[bi], ty = types[t];
+                double tol = (B > 8 && ty != SS_WT_F32) ? 2e-2 : 1e-4;
+                int32_t bt2[8] = {5, 2, 7, 0, 1, 3, 4, 6}, seq2[12], pos2[12];
+                for (int i = 0; i < B; i++)
+                    seq2[i] = i % 2, pos2[i] = 3 + 5 * i; /* distinct slots, up to position 58 */
+                size_t pool2 = (size_t)8 * kh * SS_KV_BLOCK * hd2, qn2 = (size_t)B * qh * hd2, kn2 = (size_t)B * kh * hd2;
+                float *wqf = frand_vec((size_t)qh * hd2 * c2, 1), *wkf = frand_vec((size_t)kh * hd2 * c2, 1);
+                float *wvf = frand_vec((size_t)kh * hd2 * c2, 1), *x = frand_vec((size_t)B * c2, 1);
+                float *bq = frand_vec(qh * hd2, 1), *bk = frand_vec(kh * hd2, 1), *bv = frand_vec(kh * hd2, 1);
+                float *nwv = frand_vec(c2, 1), *xn = malloc((size_t)B * c2 * 4);
+                void *wq = make_weight(ty, wqf, qh * hd2, c2), *wk = make_weight(ty, wkf, kh * hd2, c2);
+                void *wv = make_weight(ty, wvf, kh * hd2, c2);
+                float *rq = malloc(qn2 * 4), *rk = malloc(kn2 * 4), *rv = malloc(kn2 * 4);
+                float *kp = calloc(pool2, 4), *vp = calloc(pool2, 4), *gq = malloc(qn2 * 4), *gk = malloc(pool2 * 4),
+                      *gv = malloc(pool2 * 4);
+                if (variant)
+                    ss_kref_rmsnorm(xn, x, nwv, B, c2, 1e-5f);
+                else
+                    memcpy(xn, x, (size_t)B * c2 * 4);
+                ss_kref_matmul(rq, xn, ty, wq, qh * hd2, c2, bq, B);
+                ss_kref_matmul(rk, xn, ty, wk, kh * hd2, c2, bk, B);
+                ss_kref_matmul(rv, xn, ty, wv, kh * hd2, c2, bv, B);
+                ss_kref_rope_kv(rq, rk, rv, kp, vp, bt2, mb2, seq2, pos2, B, qh, kh, hd2, rot2, 10000.0f, 0);
+                ss_cuda_weight_t dq, dk, dv;
+                ck_assert_int_eq(ss_cuda_weight_upload(gpu, &dq, ty, qh * hd2, c2, wq, err, sizeof err), SS_OK);
+                ck_assert_int_eq(ss_cuda_weight_upload(gpu, &dk, ty, kh * hd2, c2, wk, err, sizeof err), SS_OK);
+                ck_assert_int_eq(ss_cuda_weight_upload(gpu, &dv, ty, kh * hd2, c2, wv, err, sizeof err), SS_OK);
+                float *dx = dup_to_gpu(x, (size_t)B * c2 * 4), *dnw = dup_to_gpu(nwv, (size_t)c2 * 4);
+                float *dbq = dup_to_gpu(bq, qh * hd2 * 4), *dbk = dup_to_gpu(bk, kh * hd2 * 4), *dbv = dup_to_gpu(bv, kh * hd2 * 4);
+                float *dkp, *dvp, *dqo, *dko, *dvo, *dxn;
+                ss_cuda_malloc(gpu, (void **)&dkp, pool2 * 4, err, sizeof err);
+                ss_cuda_malloc(gpu, (void **)&dvp, pool2 * 4, err, sizeof err);
+                ss_cuda_memset(gpu, dkp, 0, pool2 * 4, err, sizeof err);
+                ss_cuda_memset(gpu, dvp, 0, pool2 * 4, err, sizeof err);
+                ss_cuda_malloc(gpu, (void **)&dqo, qn2 * 4, err, sizeof err);
+                ss_cuda_malloc(gpu, (void **)&dko, kn2 * 4, err, sizeof err);
+                ss_cuda_malloc(gpu, (void **)&dvo, kn2 * 4, err, sizeof err);
+                ss_cuda_malloc(gpu, (void **)&dxn, (size_t)B * c2 * 4, err, sizeof err);
+                int32_t *dbt2 = dup_to_gpu(bt2, sizeof bt2), *dseq2 = dup_to_gpu(seq2, sizeof seq2);
+                int32_t *dpos2 = dup_to_gpu(pos2, sizeof pos2);
+                ck_assert_msg(ss_cuda_qkv_rope_kv(gpu, dqo, dko, dvo, dkp, dvp, &dq, &dk, &dv, dbq, dbk, dbv, dx,
+                                                  variant ? dnw : NULL, 1e-5f, dxn, dbt2, mb2, dseq2, dpos2, B, qh, kh,
+                                                  hd2, rot2, 10000.0f, 0, err, sizeof err) == SS_OK, "%s", err);
+                from_gpu(gq, dqo, qn2 * 4);
+                from_gpu(gk, dkp, pool2 * 4);
+                from_gpu(gv, dvp, pool2 * 4);
+                ck_assert_msg(max_rel_err(gq, rq, qn2) < tol, "qkv_rope q type %d B=%d variant %d: %g", ty, B, variant,
+                              max_rel_err(gq, rq, qn2));
+                ck_assert_msg(max_rel_err(gk, kp, pool2) < tol, "qkv_rope k type %d B=%d variant %d", ty, B, variant);
+                ck_assert_msg(max_rel_err(gv, vp, pool2) < tol, "qkv_rope v type %d B=%d variant %d", ty, B, variant);
+                free(wqf), free(wkf), free(wvf), free(x), free(bq), free(bk), free(bv), free(nwv), free(xn);
+                free(wq), free(wk), free(wv), free(rq), free(rk), free(rv), free(kp), free(vp), free(gq), free(gk),
+                    free(gv);
+            }
     /* rope_kv: both pairings, a partial rotation, tokens of two sequences */
     const int n = 5, nheads = 8, nkv = 2, hd = 64, mb = 2;
     int32_t bt[4] = {3, 1, 0, 2}, seq[5] = {0, 0, 0, 1, 1}, pos[5] = {0, 15, 16, 4, 31};
