@@ -55,14 +55,7 @@ static int distinct_snapshot(ss_op_t *op, ss_op_ctx_t *ctx, ss_zset_t *out, char
     sqlite3_stmt *s = ss_state_stmt(d->st, S_SNAP, err, errsz, "SELECT k FROM %s_cnt WHERE n > 0", d->st->prefix);
     if (!s)
         return SS_ERR_SQLITE;
-    int rc = SS_OK, sr;
-    while (!rc && (sr = sqlite3_step(s)) == SQLITE_ROW) {
-        ss_row_t *r;
-        rc = ss_state_column_row(s, 0, &r);
-        if (!rc)
-            rc = ss_zset_add(out, r, 1);
-    }
-    sqlite3_reset(s);
+    int rc = ss_state_collect_rows(s, 0, -1, 1, out);
     if (rc)
         return ss_seterr(err, errsz, rc, "distinct (node %d): bad state row", op->node->id);
     return SS_OK;

@@ -439,14 +439,7 @@ static int group_snapshot(ss_op_t *op, ss_op_ctx_t *ctx, ss_zset_t *out, char *e
                                     g->st->prefix);
     if (!q)
         return SS_ERR_SQLITE;
-    int rc = SS_OK;
-    while (!rc && sqlite3_step(q) == SQLITE_ROW) {
-        ss_row_t *r;
-        rc = ss_state_column_row(q, 0, &r);
-        if (!rc)
-            rc = ss_zset_add(out, r, 1);
-    }
-    sqlite3_reset(q);
+    int rc = ss_state_collect_rows(q, 0, -1, 1, out);
     return rc ? ss_seterr(err, errsz, rc, "group (node %d): bad state row", op->node->id) : SS_OK;
 }
 

@@ -344,14 +344,7 @@ static int expire(ss_op_t *op, int64_t now, ss_zset_t *d, char *err, size_t errs
     if (!q)
         return SS_ERR_SQLITE;
     sqlite3_bind_int64(q, 1, cutoff);
-    int rc = SS_OK, sr;
-    while (!rc && (sr = sqlite3_step(q)) == SQLITE_ROW) {
-        ss_row_t *r;
-        rc = ss_state_column_row(q, 0, &r);
-        if (!rc)
-            rc = ss_zset_add(d, r, -1);
-    }
-    sqlite3_reset(q);
+    int rc = ss_state_collect_rows(q, 0, -1, -1, d); /* expired rows leave as deletes */
     if (rc)
         return ss_seterr(err, errsz, rc, "bad state row");
     sqlite3_stmt *x = ss_state_stmt(s->st, S_EXP_DEL, err, errsz, "DELETE FROM %s_%s WHERE ts < ?1", p, tbl);
@@ -409,14 +402,7 @@ static int source_snapshot(ss_op_t *op, ss_op_ctx_t *ctx, ss_zset_t *out, char *
                                     s->nkeys ? "rows" : "inst");
     if (!q)
         return SS_ERR_SQLITE;
-    int rc = SS_OK;
-    while (!rc && sqlite3_step(q) == SQLITE_ROW) {
-        ss_row_t *r;
-        rc = ss_state_column_row(q, 0, &r);
-        if (!rc)
-            rc = ss_zset_add(out, r, 1);
-    }
-    sqlite3_reset(q);
+    int rc = ss_state_collect_rows(q, 0, -1, 1, out);
     return rc ? ss_seterr(err, errsz, rc, "source (node %d): bad state row", op->node->id) : SS_OK;
 }
 

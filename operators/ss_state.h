@@ -49,6 +49,10 @@ int ss_state_bind_row(sqlite3_stmt *s, int idx, const ss_row_t *r, ss_buf_t *scr
 ss_value_t ss_state_column_value(sqlite3_stmt *s, int col);
 /* Decodes a row BLOB column (ss_row_encode form) into a new row. */
 int ss_state_column_row(sqlite3_stmt *s, int col, ss_row_t **out);
+/* Steps q (already bound) to its end, adding the row decoded from column row_col of each result
+ * row to out with weight w, or with the integer in column w_col when w_col >= 0; resets q.
+ * Returns SS_OK or the code of the first row that fails to decode or add. */
+int ss_state_collect_rows(sqlite3_stmt *q, int row_col, int w_col, int64_t w, ss_zset_t *out);
 
 /* Exact key: ss_row_encode of the projection r[cols[0..n)) appended to out.
  * With normalise, integral REALs are encoded as INT (so 2 and 2.0 give one key,

@@ -152,6 +152,19 @@ int ss_state_column_row(sqlite3_stmt *s, int col, ss_row_t **out)
     return ss_row_decode(p ? p : "", (size_t)n, out);
 }
 
+int ss_state_collect_rows(sqlite3_stmt *q, int row_col, int w_col, int64_t w, ss_zset_t *out)
+{
+    int rc = SS_OK;
+    while (!rc && sqlite3_step(q) == SQLITE_ROW) {
+        ss_row_t *r;
+        rc = ss_state_column_row(q, row_col, &r);
+        if (!rc)
+            rc = ss_zset_add(out, r, w_col >= 0 ? sqlite3_column_int64(q, w_col) : w);
+    }
+    sqlite3_reset(q);
+    return rc;
+}
+
 int ss_state_encode_cols(const ss_row_t *r, const int *cols, int n, int normalise, ss_buf_t *out,
                          int *has_null)
 {

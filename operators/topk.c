@@ -265,14 +265,7 @@ static int topk_snapshot(ss_op_t *op, ss_op_ctx_t *ctx, ss_zset_t *out, char *er
                                     t->st->prefix);
     if (!q)
         return SS_ERR_SQLITE;
-    int rc = SS_OK;
-    while (!rc && sqlite3_step(q) == SQLITE_ROW) {
-        ss_row_t *r;
-        rc = ss_state_column_row(q, 1, &r);
-        if (!rc)
-            rc = ss_zset_add(out, r, sqlite3_column_int64(q, 2));
-    }
-    sqlite3_reset(q);
+    int rc = ss_state_collect_rows(q, 1, 2, 0, out);
     return rc ? ss_seterr(err, errsz, rc, "top-k (node %d): bad state row", op->node->id) : SS_OK;
 }
 

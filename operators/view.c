@@ -269,14 +269,7 @@ static int view_snapshot(ss_op_t *op, ss_op_ctx_t *ctx, ss_zset_t *out, char *er
     sqlite3_stmt *q = ss_state_stmt(v->st, S_SNAP, err, errsz, "SELECT _row, _mult FROM %s", v->table);
     if (!q)
         return SS_ERR_SQLITE;
-    int rc = SS_OK;
-    while (!rc && sqlite3_step(q) == SQLITE_ROW) {
-        ss_row_t *r;
-        rc = ss_state_column_row(q, 0, &r);
-        if (!rc)
-            rc = ss_zset_add(out, r, sqlite3_column_int64(q, 1));
-    }
-    sqlite3_reset(q);
+    int rc = ss_state_collect_rows(q, 0, 1, 0, out);
     return rc ? ss_seterr(err, errsz, rc, "view %s: bad _row", op->node->label ? op->node->label : "?") : SS_OK;
 }
 
