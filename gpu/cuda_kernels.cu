@@ -761,6 +761,29 @@ static gemv_args one_weight(float *y, const ss_cuda_weight_t *w, const float *bi
     return a;
 }
 
+/* 1..3 weights one grouped GEMV launch can take: same type and width, same GEMV kernel for x. */
+static int groupable(int nw, const ss_cuda_weight_t *const *ws, const float *x)
+{
+    int ok = nw >= 1 && nw <= 3;
+    for (int i = 1; ok && i < nw; i++)
+        ok = ws[i]->type == ws[0]->type && ws[i]->cols == ws[0]->cols && gemv_kind(ws[i], x) == gemv_kind(ws[0], x);
+    return ok;
+}
+
+/* The arguments of a grouped GEMV over weights ws[0..nw) writing ys[i] (+ biases[i]). */
+static gemv_args group_weights(int nw, float *const *ys, const ss_cuda_weight_t *const *ws,
+                               const float *const *biases, int mode)
+{
+    gemv_args a = one_weight(ys[0], ws[0], biases ? biases[0] : NULL, mode);
+    for (int i = 1; i < nw; i++) {
+        a.w[i] = ws[i]->data, a.sc[i] = (const __half *)ws[i]->scales, a.y[i] = ys[i];
+        a.bias[i] = biases ? biases[i] : NULL;
+        a.rows[i] = ws[i]->rows;
+    }
+    a.ng = nw;
+    return a;
+}
+
 extern "C" int ss_cuda_matmul(ss_cuda_t *c, float *y, const float *x, const ss_cuda_weight_t *w, const float *bias,
                               int B, char *err, size_t errsz)
 {
@@ -784,9 +807,7 @@ extern "C" int ss_cuda_matmul_add(ss_cuda_t *c, float *y, const float *x, const 
 extern "C" int ss_cuda_matmul_multi(ss_cuda_t *c, int nw, float *const *ys, const ss_cuda_weight_t *const *ws,
                                     const float *const *biases, const float *x, int B, char *err, size_t errsz)
 {
-    int same = nw >= 1 && nw <= 3;
-    for (int i = 1; same && i < nw; i++)
-        same = ws[i]->type == ws[0]->type && ws[i]->cols == ws[0]->cols && gemv_kind(ws[i], x) == gemv_kind(ws[0], x);
+    int same = groupable(nw, ws, x);
     if (same && B > 8 && ws[0]->type != SS_WT_F32) { /* one bf16 conversion of x for every GEMM */
         const __nv_bfloat16 *xb;
         int rc = to_bf16(c, x, (size_t)B * ws[0]->cols, &xb, err, errsz);
@@ -802,34 +823,19 @@ extern "C" int ss_cuda_matmul_multi(ss_cuda_t *c, int nw, float *const *ys, cons
         }
         return SS_OK;
     }
-    gemv_args a = one_weight(ys[0], ws[0], biases ? biases[0] : NULL, GV_STORE);
-    for (int i = 1; i < nw; i++) {
-        a.w[i] = ws[i]->data, a.sc[i] = (const __half *)ws[i]->scales, a.y[i] = ys[i];
-        a.bias[i] = biases ? biases[i] : NULL;
-        a.rows[i] = ws[i]->rows;
-    }
-    a.ng = nw;
-    return gemv(c, a, x, B, gemv_kind(ws[0], x), err, errsz);
+    return gemv(c, group_weights(nw, ys, ws, biases, GV_STORE), x, B, gemv_kind(ws[0], x), err, errsz);
 }
 
 extern "C" int ss_cuda_rms_matmul_multi(ss_cuda_t *c, int nw, float *const *ys, const ss_cuda_weight_t *const *ws,
                                         const float *const *biases, const float *x, const float *norm_w, float eps,
                                         float *xn, int B, char *err, size_t errsz)
 {
-    int same = nw >= 1 && nw <= 3 && B >= 1 && B <= 8;
-    for (int i = 1; same && i < nw; i++)
-        same = ws[i]->type == ws[0]->type && ws[i]->cols == ws[0]->cols && gemv_kind(ws[i], x) == gemv_kind(ws[0], x);
-    if (!same) {
+    if (B < 1 || B > 8 || !groupable(nw, ws, x)) {
         int rc = ss_cuda_rmsnorm(c, xn, x, norm_w, B, ws[0]->cols, eps);
         return rc ? rc : ss_cuda_matmul_multi(c, nw, ys, ws, biases, xn, B, err, errsz);
     }
-    gemv_args a = one_weight(ys[0], ws[0], biases ? biases[0] : NULL, GV_STORE);
-    for (int i = 1; i < nw; i++) {
-        a.w[i] = ws[i]->data, a.sc[i] = (const __half *)ws[i]->scales, a.y[i] = ys[i];
-        a.bias[i] = biases ? biases[i] : NULL;
-        a.rows[i] = ws[i]->rows;
-    }
-    a.ng = nw, a.nw = norm_w, a.eps = eps;
+    gemv_args a = group_weights(nw, ys, ws, biases, GV_STORE);
+    a.nw = norm_w, a.eps = eps;
     return gemv(c, a, x, B, gemv_kind(ws[0], x), err, errsz);
 }
 
@@ -845,9 +851,7 @@ extern "C" int ss_cuda_qkv_rope_kv(ss_cuda_t *c, float *q, float *k, float *v, f
     const ss_cuda_weight_t *const ws[3] = {wq, wk, wv};
     const float *const bs[3] = {bq, bk, bv};
     int fused = n >= 1 && n <= 8 && !neox && rot % 2 == 0 && hd % 2 == 0 && wq->rows == nheads * hd &&
-                wk->rows == nkv * hd && wv->rows == nkv * hd;
-    for (int i = 1; fused && i < 3; i++)
-        fused = ws[i]->type == wq->type && ws[i]->cols == wq->cols && gemv_kind(ws[i], x) == gemv_kind(wq, x);
+                wk->rows == nkv * hd && wv->rows == nkv * hd && groupable(3, ws, x);
     if (!fused) {
         int rc = norm_w ? ss_cuda_rms_matmul_multi(c, 3, ys, ws, bs, x, norm_w, eps, xn, n, err, errsz)
                         : ss_cuda_matmul_multi(c, 3, ys, ws, bs, x, n, err, errsz);
@@ -856,13 +860,8 @@ extern "C" int ss_cuda_qkv_rope_kv(ss_cuda_t *c, float *q, float *k, float *v, f
                                  rot, theta, neox);
         return rc;
     }
-    gemv_args a = one_weight(q, wq, bq, GV_ROPE);
-    for (int i = 1; i < 3; i++) {
-        a.w[i] = ws[i]->data, a.sc[i] = (const __half *)ws[i]->scales, a.y[i] = ys[i];
-        a.bias[i] = bs[i];
-        a.rows[i] = ws[i]->rows;
-    }
-    a.ng = 3, a.nw = norm_w, a.eps = eps;
+    gemv_args a = group_weights(3, ys, ws, bs, GV_ROPE);
+    a.nw = norm_w, a.eps = eps;
     a.pos = pos, a.seq = seq, a.bt = block_tables, a.kp = kpool, a.vp = vpool;
     a.mb = max_blocks, a.nkv = nkv, a.hd = hd, a.rot = rot, a.theta = theta;
     return gemv(c, a, x, n, gemv_kind(wq, x), err, errsz);
