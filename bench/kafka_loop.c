@@ -132,16 +132,6 @@ static double source_rate(const char *brokers, int64_t n)
     return rate;
 }
 
-static const char *default_out(void)
-{
-    struct stat st;
-    if (stat("bench", &st) == 0 && S_ISDIR(st.st_mode))
-        return "bench/results/kafka_loop.json";
-    if (stat("../bench", &st) == 0 && S_ISDIR(st.st_mode))
-        return "../bench/results/kafka_loop.json";
-    return "kafka_loop.json";
-}
-
 static void write_result(const char *path, int64_t n, int parts, int text_bytes, double secs, double bytes,
                          double src_rate)
 {
@@ -272,6 +262,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench: output topic holds %" PRId64 " messages, expected %" PRId64 "\n", out_hi, n);
         return 1;
     }
-    write_result(out ? out : default_out(), n, parts, text_bytes, secs, bytes, src_rate);
+    char path[256];
+    write_result(out ? out : ss_bench_result_path("kafka_loop.json", path, sizeof path), n, parts, text_bytes, secs,
+                 bytes, src_rate);
     return 0;
 }

@@ -144,16 +144,6 @@ static int engine_run(const char *brokers, int batch, int64_t n, double *secs, i
     return rc;
 }
 
-static const char *default_out(void)
-{
-    struct stat st;
-    if (stat("bench", &st) == 0 && S_ISDIR(st.st_mode))
-        return "bench/results/relational.json";
-    if (stat("../bench", &st) == 0 && S_ISDIR(st.st_mode))
-        return "../bench/results/relational.json";
-    return "relational.json";
-}
-
 int main(int argc, char **argv)
 {
     int64_t n = 100000;
@@ -214,7 +204,8 @@ int main(int argc, char **argv)
            "(%" PRId64 " view rows, %" PRId64 " sink messages)\n",
            n, secs, rate, rows, sink_msgs);
     printf("ratio %.2f (goal >= 0.70), peak RSS %.1f MB\n", ratio, (double)ru.ru_maxrss / 1024.0);
-    const char *path = outp ? outp : default_out();
+    char pbuf[256];
+    const char *path = outp ? outp : ss_bench_result_path("relational.json", pbuf, sizeof pbuf);
     char dir[1024];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');

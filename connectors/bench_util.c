@@ -1,12 +1,14 @@
 /*
  * bench_util.c — implements ss_bench_util.h: fills a topic with synthetic JSON
- * rows through ss_producer.
+ * rows through ss_producer, and places benchmark results.
  */
 #include "ss_bench_util.h"
 #include "ss_kafka.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int ss_bench_fill_topic(const char *brokers, const char *topic, int64_t n, int text_bytes,
                         char *err, size_t errsz)
@@ -44,4 +46,16 @@ int ss_bench_fill_topic(const char *brokers, const char *topic, int64_t n, int t
     ss_buf_free(&v);
     ss_producer_destroy(p);
     return rc;
+}
+
+const char *ss_bench_result_path(const char *file, char *buf, size_t bufsz)
+{
+    struct stat st;
+    if (stat("bench", &st) == 0 && S_ISDIR(st.st_mode))
+        snprintf(buf, bufsz, "bench/results/%s", file);
+    else if (stat("../bench", &st) == 0 && S_ISDIR(st.st_mode))
+        snprintf(buf, bufsz, "../bench/results/%s", file);
+    else
+        snprintf(buf, bufsz, "%s", file);
+    return buf;
 }

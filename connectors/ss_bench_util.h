@@ -15,4 +15,8 @@
 int ss_bench_fill_topic(const char *brokers, const char *topic, int64_t n, int text_bytes,
                         char *err, size_t errsz);
 
+/* Where a benchmark writes its JSON: bench/results/<file> when run from the repository root,
+ * ../bench/results/<file> from a build directory, else <file>. Fills buf and returns it. */
+const char *ss_bench_result_path(const char *file, char *buf, size_t bufsz);
+
 #endif
