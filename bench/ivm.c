@@ -32,6 +32,7 @@
 #include "ss_llm.h"
 #include "ss_op.h"
 #include "ss_plan.h"
+#include "../tests/plan_fixture.h"
 
 #include <math.h>
 #include <sqlite3.h>
@@ -201,66 +202,6 @@ static cost_t apply(env_t *e, ss_op_t *op, int port, ss_zset_t *in, ss_zset_t *o
 }
 
 /* ------------------------------------------------------------------ plan nodes */
-
-static ss_schema_t *schema(const char *spec)
-{
-    int n = 1;
-    for (const char *c = spec; *c; c++)
-        n += *c == ',';
-    ss_schema_t *s = ss_schema_new(n);
-    char *dup = ss_strdup(spec), *save = NULL;
-    int i = 0;
-    for (char *t = strtok_r(dup, ",", &save); t; t = strtok_r(NULL, ",", &save), i++) {
-        char *ty = strchr(t, ':');
-        int key = 0;
-        ss_coltype_t ct = SS_COL_TEXT;
-        if (ty) {
-            *ty++ = 0;
-            ct = *ty == 'i' ? SS_COL_INT : SS_COL_TEXT;
-            key = strstr(ty, ":key") != NULL;
-        }
-        ss_schema_set(s, i, t, ct, key);
-    }
-    free(dup);
-    return s;
-}
-
-/* Template with {col} (side 0) and {b.col} (side 1) references. */
-static ss_template_t *tmpl(const char *src, const ss_schema_t *s0, const ss_schema_t *s1)
-{
-    ss_template_t *t = calloc(1, sizeof *t);
-    t->src = ss_strdup(src);
-    t->parts = calloc(strlen(src) + 1, sizeof *t->parts);
-    const char *p = src;
-    while (*p) {
-        ss_tmpl_part_t *pt = &t->parts[t->nparts++];
-        const char *o = strchr(p, '{');
-        if (o == p) {
-            const char *c = strchr(p, '}');
-            pt->name = ss_strndup(p + 1, (size_t)(c - p - 1));
-            const char *nm = pt->name;
-            if (s1 && nm[0] == 'b' && nm[1] == '.') {
-                pt->side = 1;
-                nm += 2;
-            }
-            pt->col = ss_schema_find(pt->side ? s1 : s0, nm);
-            p = c + 1;
-        } else {
-            size_t n = o ? (size_t)(o - p) : strlen(p);
-            pt->text = ss_strndup(p, n);
-            p += n;
-        }
-    }
-    return t;
-}
-
-static void opt(ss_plan_node_t *n, const char *name, const char *value)
-{
-    n->opts = realloc(n->opts, sizeof *n->opts * (size_t)(n->nopts + 1));
-    n->opts[n->nopts].name = ss_strdup(name);
-    n->opts[n->nopts].value = ss_strdup(value);
-    n->nopts++;
-}
 
 /* ------------------------------------------------------------------ data */
 
@@ -523,10 +464,10 @@ static ss_plan_node_t *unary(ss_plan_kind_t kind, const char *t, const char *out
     n->id = 2;
     n->nin = 1;
     n->in[0] = SRC;
-    n->tmpl = tmpl(t, SRC->schema, NULL);
-    n->schema = schema(out_spec);
+    n->tmpl = fx_tmpl(t, SRC->schema, NULL);
+    n->schema = fx_schema(out_spec);
     if (O.memo)
-        opt(n, "memo", O.memo);
+        fx_opt(n, "memo", O.memo);
     return n;
 }
 
@@ -577,14 +518,14 @@ static void join_once(int cand, const char *yes_prob, jrun_t *r)
     n->nin = 2;
     n->in[0] = JL;
     n->in[1] = JR;
-    n->tmpl = tmpl("Do {name} and {b.name} describe the same thing?", JL->schema, JR->schema);
-    n->schema = schema("lid:i,name:t,rid:i,rname:t");
+    n->tmpl = fx_tmpl("Do {name} and {b.name} describe the same thing?", JL->schema, JR->schema);
+    n->schema = fx_schema("lid:i,name:t,rid:i,rname:t");
     char k[16];
     snprintf(k, sizeof k, "%d", cand);
     if (cand)
-        opt(n, "join_candidates", k);
+        fx_opt(n, "join_candidates", k);
     if (yes_prob)
-        opt(n, "yes_prob", yes_prob);
+        fx_opt(n, "yes_prob", yes_prob);
     env_t e;
     env_open_cache(&e, JCACHE);
     ss_infer_stats_t es = {0};
@@ -646,8 +587,8 @@ static void join_bench(void)
     JR = ss_plan_node_new(SS_PN_SOURCE);
     JL->id = 1;
     JR->id = 3;
-    JL->schema = schema("lid:i:key,name:t");
-    JR->schema = schema("rid:i:key,name:t");
+    JL->schema = fx_schema("lid:i:key,name:t");
+    JR->schema = fx_schema("rid:i:key,name:t");
     snprintf(JCACHE, sizeof JCACHE, "/tmp/bench_ivm_join_%d.db", (int)getpid());
     char **lt = calloc((size_t)M, sizeof *lt), **rt = calloc((size_t)N, sizeof *rt);
     int *label = calloc((size_t)N, sizeof *label);
@@ -779,7 +720,7 @@ int main(int argc, char **argv)
     }
     SRC = ss_plan_node_new(SS_PN_SOURCE);
     SRC->id = 1;
-    SRC->schema = schema(SPEC);
+    SRC->schema = fx_schema(SPEC);
     int D = O.deltas ? O.deltas : (int)SS_MAX(1, lround(O.n * O.churn));
     ss_buf_printf(&J, "{\"bench\":\"ivm\",\"model\":\"%s\",\"n\":%d,\"churn\":%g,\"deltas\":%d,\"recompute_every\":%d,"
                       "\"recompute_first\":%d,\"operators\":[",
@@ -794,7 +735,7 @@ int main(int argc, char **argv)
     }
     if (want("map")) {
         ss_plan_node_t *n = unary(SS_PN_SEM_MAP, "Give a short title for {txt}", SPEC ",title:t");
-        opt(n, "max_tokens", "8");
+        fx_opt(n, "max_tokens", "8");
         run_unary("sem_map", n, pointwise_json);
         ss_plan_node_free(n);
     }
@@ -814,8 +755,8 @@ int main(int argc, char **argv)
     }
     if (want("agg")) {
         ss_plan_node_t *n = unary(SS_PN_SEM_AGG, "Summarize the reviews {txt}", "summary:t");
-        opt(n, "fan_in", "4");
-        opt(n, "max_tokens", "12");
+        fx_opt(n, "fan_in", "4");
+        fx_opt(n, "max_tokens", "12");
         run_unary("sem_agg", n, agg_json);
         ss_plan_node_free(n);
     }

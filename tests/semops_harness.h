@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "ss_llm.h"
+#include "plan_fixture.h"
 
 typedef struct harness {
     sqlite3 *db;
@@ -57,74 +58,21 @@ static void h_close(harness_t *h)
     memset(h, 0, sizeof *h);
 }
 
-/* Schema from "name:type[:key],..." with type t(ext) or i(nt). */
-static ss_schema_t *h_schema(const char *spec)
-{
-    int n = 1;
-    for (const char *c = spec; *c; c++)
-        n += *c == ',';
-    ss_schema_t *s = ss_schema_new(n);
-    char *dup = strdup(spec), *save = NULL;
-    int i = 0;
-    for (char *tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save), i++) {
-        char *name = tok, *ty = strchr(tok, ':');
-        int key = 0;
-        ss_coltype_t t = SS_COL_TEXT;
-        if (ty) {
-            *ty++ = 0;
-            t = *ty == 'i' ? SS_COL_INT : SS_COL_TEXT;
-            key = strstr(ty, ":key") != NULL;
-        }
-        ss_schema_set(s, i, name, t, key);
-    }
-    free(dup);
-    return s;
-}
-
-/* Template "text {col} text {b.col}": a "b." prefix (or "B.") refers to side 1. */
+/* fx_tmpl, asserting that every {reference} names a column. */
 static ss_template_t *h_tmpl(const char *src, const ss_schema_t *s0, const ss_schema_t *s1)
 {
-    ss_template_t *t = calloc(1, sizeof *t);
-    t->src = strdup(src);
-    t->parts = calloc(strlen(src) + 1, sizeof *t->parts);
-    const char *p = src;
-    while (*p) {
-        ss_tmpl_part_t *pt = &t->parts[t->nparts++];
-        const char *o = strchr(p, '{');
-        if (o == p) {
-            const char *c = strchr(p, '}');
-            pt->name = strndup(p + 1, (size_t)(c - p - 1));
-            const char *nm = pt->name;
-            pt->side = 0;
-            if (s1 && (nm[0] == 'b' || nm[0] == 'B') && nm[1] == '.') {
-                pt->side = 1;
-                nm += 2;
-            }
-            pt->col = ss_schema_find(pt->side ? s1 : s0, nm);
-            ck_assert_int_ge(pt->col, 0);
-            p = c + 1;
-        } else {
-            size_t n = o ? (size_t)(o - p) : strlen(p);
-            pt->text = strndup(p, n);
-            p += n;
-        }
-    }
+    ss_template_t *t = fx_tmpl(src, s0, s1);
+    for (int i = 0; i < t->nparts; i++)
+        if (t->parts[i].name)
+            ck_assert_int_ge(t->parts[i].col, 0);
     return t;
-}
-
-static void h_opt(ss_plan_node_t *n, const char *name, const char *value)
-{
-    n->opts = realloc(n->opts, sizeof *n->opts * (size_t)(n->nopts + 1));
-    n->opts[n->nopts].name = strdup(name);
-    n->opts[n->nopts].value = strdup(value);
-    n->nopts++;
 }
 
 static ss_plan_node_t *h_source(int id, const char *spec)
 {
     ss_plan_node_t *n = ss_plan_node_new(SS_PN_SOURCE);
     n->id = id;
-    n->schema = h_schema(spec);
+    n->schema = fx_schema(spec);
     return n;
 }
 
