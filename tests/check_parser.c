@@ -864,83 +864,21 @@ END_TEST
 
 
 /* ---- allocation failures ----
- * Outside sanitizer builds this test binary replaces malloc & co. (glibc lets
- * a program interpose them; libc's own allocations come here too) to fail the
- * N-th allocation and to count live blocks: every failure point of ss_parse
- * must give SS_ERR_NOMEM ("out of memory") and leak nothing. */
-#if defined(__SANITIZE_ADDRESS__)
-#define SS_OOM_HOOKS 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SS_OOM_HOOKS 0
-#endif
-#endif
-#ifndef SS_OOM_HOOKS
-#define SS_OOM_HOOKS 1
-#endif
+ * Outside sanitizer builds oom_hooks.h fails the N-th allocation and counts live
+ * blocks: every failure point of ss_parse must give SS_ERR_NOMEM ("out of
+ * memory") and leak nothing. */
+#include "oom_hooks.h"
 
 #if SS_OOM_HOOKS
-extern void *__libc_malloc(size_t n);
-extern void *__libc_calloc(size_t n, size_t m);
-extern void *__libc_realloc(void *p, size_t n);
-extern void __libc_free(void *p);
-
-static int oom_counting;   /* hooks active */
-static long oom_fail_at;   /* the allocation number that fails (1-based); 0 = none */
-static long oom_nallocs;   /* allocations attempted while counting */
-static long oom_live;      /* blocks allocated minus blocks freed while counting */
-
-static int oom_inject(void)
-{
-    if (!oom_counting)
-        return 0;
-    return ++oom_nallocs == oom_fail_at;
-}
-
-void *malloc(size_t n)
-{
-    if (oom_inject())
-        return NULL;
-    void *p = __libc_malloc(n);
-    oom_live += p && oom_counting;
-    return p;
-}
-
-void *calloc(size_t n, size_t m)
-{
-    if (oom_inject())
-        return NULL;
-    void *p = __libc_calloc(n, m);
-    oom_live += p && oom_counting;
-    return p;
-}
-
-void *realloc(void *p, size_t n)
-{
-    if (!p)
-        return malloc(n);
-    if (oom_inject())
-        return NULL;
-    return __libc_realloc(p, n);
-}
-
-void free(void *p)
-{
-    oom_live -= p && oom_counting;
-    __libc_free(p);
-}
-
 /* Parses sql failing each allocation in turn; returns the number of failure points. */
 static long oom_sweep(const char *sql, int script_has_error)
 {
     for (long n = 1;; n++) {
         ss_ast_script_t *s = NULL;
-        oom_live = oom_nallocs = 0;
-        oom_fail_at = n;
-        oom_counting = 1;
+        oom_begin(n);
         int rc = ss_parse(sql, strlen(sql), NULL, &s, err, sizeof err);
         ss_ast_script_free(s);
-        oom_counting = 0;
+        oom_end();
         int injected = oom_nallocs >= n;
         ck_assert_msg(oom_live == 0, "failing allocation %ld leaks %ld blocks", n, oom_live);
         if (!injected) {

@@ -463,76 +463,22 @@ START_TEST(test_generate_and_query)
 END_TEST
 
 /* ---- allocation failures ----
- * Outside sanitizer builds this test binary replaces malloc & co. (as check_parser.c does) to
- * fail the N-th allocation of ss_plan_build and count live blocks: every failure point must give
+ * Outside sanitizer builds oom_hooks.h fails the N-th allocation of ss_plan_build and counts
+ * live blocks: every failure point must give
  * SS_ERR_NOMEM and leak nothing. (The catalog is loaded before counting starts.) */
-#if defined(__SANITIZE_ADDRESS__)
-#define SS_OOM_HOOKS 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SS_OOM_HOOKS 0
-#endif
-#endif
-#ifndef SS_OOM_HOOKS
-#define SS_OOM_HOOKS 1
-#endif
+#include "oom_hooks.h"
 
 #if SS_OOM_HOOKS
-extern void *__libc_malloc(size_t n);
-extern void *__libc_calloc(size_t n, size_t m);
-extern void *__libc_realloc(void *p, size_t n);
-extern void __libc_free(void *p);
-
-static int oom_counting;
-static long oom_fail_at, oom_nallocs, oom_live;
-
-static int oom_inject(void) { return oom_counting && ++oom_nallocs == oom_fail_at; }
-
-void *malloc(size_t n)
-{
-    if (oom_inject())
-        return NULL;
-    void *p = __libc_malloc(n);
-    oom_live += p && oom_counting;
-    return p;
-}
-
-void *calloc(size_t n, size_t m)
-{
-    if (oom_inject())
-        return NULL;
-    void *p = __libc_calloc(n, m);
-    oom_live += p && oom_counting;
-    return p;
-}
-
-void *realloc(void *p, size_t n)
-{
-    if (!p)
-        return malloc(n);
-    if (oom_inject())
-        return NULL;
-    return __libc_realloc(p, n);
-}
-
-void free(void *p)
-{
-    oom_live -= p && oom_counting;
-    __libc_free(p);
-}
-
 /* Builds the catalog's plan failing each allocation in turn; returns the number of failure points. */
 static long oom_sweep(ss_catalog_t *c)
 {
     char err[SS_ERRSZ];
     for (long n = 1;; n++) {
         ss_plan_t *p = NULL;
-        oom_live = oom_nallocs = 0;
-        oom_fail_at = n;
-        oom_counting = 1;
+        oom_begin(n);
         int rc = ss_plan_build(c, &p, err, sizeof err);
         ss_plan_free(p);
-        oom_counting = 0;
+        oom_end();
         ck_assert_msg(oom_live == 0, "failing allocation %ld leaks %ld blocks", n, oom_live);
         if (oom_nallocs < n) {
             ck_assert_msg(rc == SS_OK, "%s", err);
