@@ -7,7 +7,7 @@
  * Kernels: RMSNorm (block per row), GEMV for F32/F16/BF16/Q8_0 with up to 8
  * activations per pass (grouped Q|K|V, fused SwiGLU, residual add and RMSNorm
  * epilogues/prologues), tensor-core GEMM via cuBLAS (bf16 in, fp32 accumulate)
- * for larger batches, RoPE (llama and neox pairing), SwiGLU, residual add,
+ * for larger batches, RoPE (llama and neox pairing), SwiGLU (fp32 and bf16),
  * embedding gather, log-prob read-out, log-sum-exp and argmax, ceilings, timing,
  * profiling and graphs. The KV cache and attention kernels are in
  * cuda_attention.cu; what both share is in cuda_int.cuh.
@@ -249,21 +249,6 @@ extern "C" int ss_cuda_swiglu(ss_cuda_t *c, float *out, const float *gate, const
     if (!n)
         return SS_OK;
     k_swiglu<<<(unsigned)((n + 255) / 256), 256, 0, c->stream>>>(out, gate, up, n);
-    return launched(c);
-}
-
-__global__ void k_add(float *y, const float *x, size_t n)
-{
-    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
-    if (i < n)
-        y[i] += x[i];
-}
-
-extern "C" int ss_cuda_add(ss_cuda_t *c, float *y, const float *x, size_t n)
-{
-    if (!n)
-        return SS_OK;
-    k_add<<<(unsigned)((n + 255) / 256), 256, 0, c->stream>>>(y, x, n);
     return launched(c);
 }
 
@@ -957,30 +942,6 @@ extern "C" int ss_cuda_logprob_gather(ss_cuda_t *c, float *out, const float *log
     if (n <= 0)
         return SS_OK;
     k_logprob_gather<<<n, 256, 0, c->stream>>>(out, logits, vocab, row, tok);
-    return launched(c);
-}
-
-__global__ void k_row_lse(float *out, const float *logits, int vocab)
-{
-    __shared__ float sh[32];
-    const float *l = logits + (size_t)blockIdx.x * vocab;
-    float mx = -INFINITY;
-    for (int v = threadIdx.x; v < vocab; v += blockDim.x)
-        mx = fmaxf(mx, l[v]);
-    mx = block_max(mx, sh);
-    float s = 0;
-    for (int v = threadIdx.x; v < vocab; v += blockDim.x)
-        s += __expf(l[v] - mx);
-    s = block_sum(s, sh);
-    if (threadIdx.x == 0)
-        out[blockIdx.x] = mx + logf(s);
-}
-
-extern "C" int ss_cuda_row_lse(ss_cuda_t *c, float *out, const float *logits, int rows, int vocab)
-{
-    if (rows <= 0)
-        return SS_OK;
-    k_row_lse<<<rows, 1024, 0, c->stream>>>(out, logits, vocab); /* one block reads a whole row */
     return launched(c);
 }
 

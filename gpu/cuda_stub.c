@@ -76,7 +76,6 @@ int ss_cuda_rope(ss_cuda_t *c, float *x, const int32_t *pos, int n, int nheads, 
 { (void)c, (void)x, (void)pos, (void)n, (void)nheads, (void)hd, (void)rot, (void)theta, (void)neox; return SS_ERR_UNSUPPORTED; }
 int ss_cuda_swiglu(ss_cuda_t *c, float *out, const float *gate, const float *up, size_t n)
 { (void)c, (void)out, (void)gate, (void)up, (void)n; return SS_ERR_UNSUPPORTED; }
-int ss_cuda_add(ss_cuda_t *c, float *y, const float *x, size_t n) { (void)c, (void)y, (void)x, (void)n; return SS_ERR_UNSUPPORTED; }
 int ss_cuda_embed(ss_cuda_t *c, float *out, const ss_cuda_weight_t *t, const int32_t *tok, int n)
 { (void)c, (void)out, (void)t, (void)tok, (void)n; return SS_ERR_UNSUPPORTED; }
 int ss_cuda_kv_store(ss_cuda_t *c, float *kp, float *vp, const float *k, const float *v, const int32_t *bt, int mb,
@@ -99,8 +98,6 @@ int ss_cuda_logprob_gather(ss_cuda_t *c, float *out, const float *l, int vocab, 
 { (void)c, (void)out, (void)l, (void)vocab, (void)row, (void)tok, (void)n; return SS_ERR_UNSUPPORTED; }
 int ss_cuda_gather_rows(ss_cuda_t *c, float *out, const float *x, const int32_t *idx, int n, int dim)
 { (void)c, (void)out, (void)x, (void)idx, (void)n, (void)dim; return SS_ERR_UNSUPPORTED; }
-int ss_cuda_row_lse(ss_cuda_t *c, float *out, const float *l, int rows, int vocab)
-{ (void)c, (void)out, (void)l, (void)rows, (void)vocab; return SS_ERR_UNSUPPORTED; }
 int ss_cuda_argmax(ss_cuda_t *c, int32_t *out, const float *l, int rows, int vocab)
 { (void)c, (void)out, (void)l, (void)rows, (void)vocab; return SS_ERR_UNSUPPORTED; }
 int ss_cuda_lse_argmax(ss_cuda_t *c, float *lse, int32_t *amax, void *part, const float *l, int rows, int vocab)

@@ -105,8 +105,6 @@ int ss_cuda_rope(ss_cuda_t *c, float *x, const int32_t *pos, int n, int nheads, 
                  float theta, int neox);
 /* out[i] = silu(gate[i]) * up[i]. */
 int ss_cuda_swiglu(ss_cuda_t *c, float *out, const float *gate, const float *up, size_t n);
-/* y[i] += x[i]. */
-int ss_cuda_add(ss_cuda_t *c, float *y, const float *x, size_t n);
 /* out[i][:] = row tok[i] of an embedding table (any weight type) as floats. */
 int ss_cuda_embed(ss_cuda_t *c, float *out, const ss_cuda_weight_t *table, const int32_t *tok, int n);
 
@@ -154,13 +152,12 @@ int ss_cuda_logprob_gather(ss_cuda_t *c, float *out, const float *logits, int vo
                            const int32_t *tok, int n);
 /* out[i][:] = x[idx[i]][:] for i < n, rows of dim floats. */
 int ss_cuda_gather_rows(ss_cuda_t *c, float *out, const float *x, const int32_t *idx, int n, int dim);
-/* out[r] = logsumexp(logits[r][0..vocab)) for each of rows rows. */
-int ss_cuda_row_lse(ss_cuda_t *c, float *out, const float *logits, int rows, int vocab);
 /* argmax per row (greedy decoding without copying logits). */
 int ss_cuda_argmax(ss_cuda_t *c, int32_t *out, const float *logits, int rows, int vocab);
 
-/* Both of the above in one two-stage pass that spreads each row over SS_CUDA_READOUT_PARTS blocks;
- * part is device scratch of rows * SS_CUDA_READOUT_PARTS * 16 bytes. lse or amax may be NULL. */
+/* lse[r] = logsumexp(logits[r][0..vocab)) and amax[r] = its argmax (as ss_cuda_argmax), in one
+ * two-stage pass that spreads each row over SS_CUDA_READOUT_PARTS blocks; part is device scratch
+ * of rows * SS_CUDA_READOUT_PARTS * 16 bytes. lse or amax may be NULL. */
 #define SS_CUDA_READOUT_PARTS 64
 int ss_cuda_lse_argmax(ss_cuda_t *c, float *lse, int32_t *amax, void *part, const float *logits, int rows,
                        int vocab);
