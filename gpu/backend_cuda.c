@@ -19,10 +19,10 @@
 
 #define ATT_SPLIT_MAX 16 /* key ranges of a decode step's attention */
 
-enum { P_NORM, P_QKV, P_ROPE_KV, P_ATTN, P_WO, P_FFN_UP, P_SWIGLU, P_FFN_DOWN, P_READOUT, P_HOST };
-static const char *const prof_names[SS_CUDA_PROF_STAGES] = {"rmsnorm", "qkv matmul", "rope+kv", "attention",
-                                                             "wo matmul", "feed-forward", "swiglu", "down matmul",
-                                                             "read-out", "host wait"};
+/* profiled stages of a layer (SS_CUDA_PROFILE): the fused kernels make each one stage */
+enum { P_QKV, P_ATTN, P_WO, P_FFN, P_READOUT };
+static const char *const prof_names[SS_CUDA_PROF_STAGES] = {"rmsnorm+qkv+rope+kv", "attention", "wo matmul",
+                                                             "feed-forward", "read-out"};
 
 typedef struct dlayer {
     ss_cuda_weight_t wq, wk, wv, wo, gate, up, down;
@@ -379,7 +379,6 @@ static int layer_fwd(cuda_be_t *b, const ubatch_t *ub, int l, int mb, int nt, ch
                                  g->n_heads, g->n_kv_heads, hd, g->rope_dim, g->rope_base, g->rope_neox);
     }
     ss_cuda_prof_mark(c, P_QKV);
-    ss_cuda_prof_mark(c, P_ROPE_KV);
     if (!rc && b->att_tc) {
         int nl = b->nt_long, grp = g->n_heads / g->n_kv_heads;
         rc = ss_cuda_attention_tc(c, b->att, b->q, L->kpool, L->vpool, IDX_BT(b), mb, IDX_SEQ(b), IDX_POS(b), n,
@@ -402,7 +401,7 @@ static int layer_fwd(cuda_be_t *b, const ubatch_t *ub, int l, int mb, int nt, ch
                              err, errsz);
     else if (!rc && !(rc = ss_cuda_rmsnorm(c, b->xb, b->x, L->ffn_norm, n, g->dim, g->norm_eps)))
         rc = ss_cuda_ffn(c, b->x, b->xb, &L->gate, &L->up, &L->down, b->hb, b->hb2, n, err, errsz);
-    ss_cuda_prof_mark(c, P_FFN_UP); /* gate/up, SwiGLU and down: one stage now */
+    ss_cuda_prof_mark(c, P_FFN); /* RMSNorm, gate/up, SwiGLU and down */
     (void)kvd, (void)qd;
     if (rc && !err[0])
         ss_seterr(err, errsz, SS_ERR_CUDA, "CUDA forward failed in layer %d (attention head_dim %d)", l, hd);
