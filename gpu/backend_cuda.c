@@ -44,6 +44,8 @@ typedef struct cuda_be {
     int split_att;            /* split-KV decode attention (SS_CUDA_NO_SPLIT_ATTENTION turns it off) */
     int graph_all;            /* SS_CUDA_GRAPH_ALL: graphs for prefill passes too (experiment) */
     int fuse_rope;            /* RoPE + KV store in the Q|K|V GEMV (SS_CUDA_NO_FUSED_ROPE turns it off) */
+    int tc_ok;                /* tensor-core attention allowed (SS_CUDA_NO_TC_ATTENTION turns it off) */
+    int graphs_ok;            /* CUDA graphs allowed (off with SS_CUDA_NO_GRAPHS or SS_CUDA_PROFILE) */
     /* activations for up to tcap tokens (ocap output rows) */
     int tcap, ocap;
     float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2, *xo, *logits, *lse;
@@ -132,6 +134,8 @@ static ss_err_t cuda_upload_dev(ss_llm_t *m, void **ctx, int device, char *err, 
     b->split_att = getenv("SS_CUDA_NO_SPLIT_ATTENTION") == NULL;
     b->graph_all = getenv("SS_CUDA_GRAPH_ALL") != NULL;
     b->fuse_rope = getenv("SS_CUDA_NO_FUSED_ROPE") == NULL;
+    b->tc_ok = getenv("SS_CUDA_NO_TC_ATTENTION") == NULL;
+    b->graphs_ok = !getenv("SS_CUDA_NO_GRAPHS") && !getenv("SS_CUDA_PROFILE"); /* events need the stream */
     int rc = ss_cuda_open(device, &b->c, err, errsz);
     const ss_llm_config_t *g = &m->cfg;
     b->tile_max = SS_MAX(1, SS_MIN(16, 64 / SS_MAX(1, g->n_heads / g->n_kv_heads)));
@@ -536,7 +540,7 @@ static ss_err_t cuda_forward(void *ctx, const ubatch_t *ub, char *err, size_t er
     /* prefill-sized passes take the tensor-core attention (decode steps keep the CUDA-core kernel,
      * whose graphs are captured with its tiling) */
     b->att_tc = ub->n > 8 && ss_cuda_attention_tc_ok(g->head_dim, g->n_heads / g->n_kv_heads) &&
-                !getenv("SS_CUDA_NO_TC_ATTENTION");
+                b->tc_ok;
     int rc = ensure_acts(b, ub->n, ub->nout, err, errsz);
     if (!rc)
         rc = plan_batch(b, ub, &mb, &nt, &nh, &used, err, errsz);
@@ -548,7 +552,7 @@ static ss_err_t cuda_forward(void *ctx, const ubatch_t *ub, char *err, size_t er
     if (b->timing)
         ss_cuda_timer_begin(b->c);
     /* small batches (decode steps) are launch-bound: replay a captured graph of the pass */
-    if ((ub->n <= 8 || b->graph_all) && !getenv("SS_CUDA_NO_GRAPHS") && !getenv("SS_CUDA_PROFILE"))
+    if ((ub->n <= 8 || b->graph_all) && b->graphs_ok)
         rc = launch_graph(b, ub->n, ub->nout, nh, mb, nt, err, errsz);
     else
         rc = launch_pass(b, ub->n, ub->nout, nh, mb, nt, err, errsz);
