@@ -13,7 +13,7 @@
  * (CUDA events, 50 launches) as achieved weight-read bandwidth / measured copy bandwidth.
  *
  * usage: bench_gpu [--shapes a,b] [--types f16,q8_0] [--dir DIR] [--quick] [--out FILE]
- *                  [--phases prefill,decode,choose,gemv] [--batches 1,8,64,256] [--ctx WORDS]
+ *                  [--phases prefill,decode,choose,gemv,gemm,ffn] [--batches 1,8,64,256] [--ctx WORDS]
  * (--ctx puts WORDS words of filler before each decode prompt, for decoding at a longer context)
  */
 #include "ss_base.h"
@@ -31,6 +31,7 @@ static double now_s(void) { return ss_now_ns() / 1e9; }
 
 typedef struct ceil_s {
     double bw, flops;
+    double flops_rand; /* the same GEMM on random inputs (more power drawn, so possibly lower clocks) */
 } ceil_t;
 
 static uint64_t rs = 0x9e3779b97f4a7c15ULL;
@@ -66,7 +67,9 @@ static void bench_prefill(ss_llm_t *m, const ceil_t *cl, int B, int L, ss_buf_t 
     float *logits = malloc((size_t)B * c->vocab_size * 4);
     char err[SS_ERRSZ] = "";
     ss_llm_set_prefix_cache(m, 0);
-    ss_llm_last_logits(m, B < 8 ? B : 8, (const int *const *)toks, ntok, logits, err, sizeof err); /* warm-up */
+    /* warm-up: the same shapes once, so one-time costs (bf16 weight copies, cuBLAS kernels loaded on
+     * first use) are not timed */
+    ss_llm_last_logits(m, B, (const int *const *)toks, ntok, logits, err, sizeof err);
     double t0 = now_s();
     int rc = ss_llm_last_logits(m, B, (const int *const *)toks, ntok, logits, err, sizeof err);
     double dt = now_s() - t0;
@@ -203,6 +206,106 @@ static void bench_choose(ss_llm_t *m, const ceil_t *cl, int nrows, ss_buf_t *js)
 }
 
 /* Each distinct weight shape of the model alone at batch 1: weight bytes / kernel time. */
+/* The feed-forward block of a 2,048-token pass alone (ss_cuda_ffn over 16 layers of random weights of
+ * this model's shape): its GPU time against the GEMM FLOPs, to compare with the same block inside a
+ * forward pass (SS_CUDA_PROFILE=kernels breaks both down per kernel). */
+static void bench_ffn(ss_llm_t *m, const ceil_t *cl, int wtype, ss_buf_t *js)
+{
+    const ss_llm_config_t *g = ss_llm_config(m);
+    int T = 2048, d = g->dim, h = g->hidden_dim, nl = 16, reps = 4;
+    char err[SS_ERRSZ] = "";
+    ss_cuda_t *c;
+    if (ss_cuda_open(0, &c, err, sizeof err)) {
+        printf("    ffn: %s\n", err);
+        return;
+    }
+    ss_cuda_weight_t w[16][3];
+    int rc = SS_OK;
+    for (int l = 0; !rc && l < nl; l++)
+        for (int j = 0; !rc && j < 3; j++) {
+            int rows = j < 2 ? h : d, cols = j < 2 ? d : h;
+            size_t wb = ss_kref_weight_bytes(wtype, rows, cols);
+            unsigned char *hw = malloc(wb);
+            for (size_t k = 0; k < wb; k++)
+                hw[k] = (unsigned char)(k % 2 ? rnd(8) + 36 : rnd(256)); /* f16 about 0.003..0.04 of either sign */
+            for (size_t k = 1; wtype == SS_GGML_F16 && k < wb; k += 2)
+                hw[k] |= (unsigned char)(rnd(2) << 7);
+            rc = ss_cuda_weight_upload(c, &w[l][j], wtype, rows, cols, hw, err, sizeof err);
+            free(hw);
+        }
+    float *x = NULL, *xn = NULL, *h1 = NULL, *h2 = NULL, *hx = malloc((size_t)T * d * 4), ms = 0;
+    if (!rc) rc = ss_cuda_malloc(c, (void **)&x, (size_t)T * d * 4, err, sizeof err);
+    if (!rc) rc = ss_cuda_malloc(c, (void **)&xn, (size_t)T * d * 4, err, sizeof err);
+    if (!rc) rc = ss_cuda_malloc(c, (void **)&h1, (size_t)T * h * 4, err, sizeof err);
+    if (!rc) rc = ss_cuda_malloc(c, (void **)&h2, (size_t)T * h * 4, err, sizeof err);
+    for (size_t k = 0; hx && k < (size_t)T * d; k++)
+        hx[k] = (float)(rnd(2001) - 1000) / 1000.0f;
+    if (!rc) rc = ss_cuda_h2d(c, xn, hx, (size_t)T * d * 4, err, sizeof err);
+    if (!rc) rc = ss_cuda_memset(c, x, 0, (size_t)T * d * 4, err, sizeof err);
+    for (int l = 0; !rc && l < nl; l++) /* warm-up: bf16 weight copies, kernels loaded */
+        rc = ss_cuda_ffn(c, x, xn, &w[l][0], &w[l][1], &w[l][2], h1, h2, T, err, sizeof err);
+    if (!rc) rc = ss_cuda_sync(c, err, sizeof err);
+    ss_cuda_prof_mark(c, -1);
+    if (!rc) rc = ss_cuda_timer_begin(c);
+    for (int r = 0; !rc && r < reps; r++)
+        for (int l = 0; !rc && l < nl; l++)
+            rc = ss_cuda_ffn(c, x, xn, &w[l][0], &w[l][1], &w[l][2], h1, h2, T, err, sizeof err);
+    if (!rc) rc = ss_cuda_timer_end(c, &ms, err, sizeof err);
+    ss_cuda_prof_collect(c);
+    if (rc)
+        printf("    ffn failed: %s\n", err);
+    else {
+        double us = 1e3 * ms / (reps * nl), fl = 2.0 * 3 * T * (double)d * h / (us / 1e6);
+        printf("    ffn   %d tokens, alone: %8.1f us per layer  %7.1f TFLOP/s = %.3f of bf16 peak\n", T, us, fl / 1e12,
+               fl / cl->flops);
+        ss_buf_printf(js, ",{\"phase\":\"ffn\",\"tokens\":%d,\"us_per_layer\":%.2f,\"tflops\":%.3f,"
+                          "\"fraction_of_bf16_peak\":%.4f}", T, us, fl / 1e12, fl / cl->flops);
+    }
+    ss_cuda_prof_report(c, NULL, "ffn phase");
+    free(hx);
+    ss_cuda_close(c);
+}
+
+/* The prefill GEMM shapes of this model at 2,048-token passes, timed alone with random inputs
+ * (fp32 and bf16 outputs), against the ceiling of this run. */
+static void bench_gemm(ss_llm_t *m, const ceil_t *cl, ss_buf_t *js)
+{
+    const ss_llm_config_t *g = ss_llm_config(m);
+    int qd = g->n_heads * g->head_dim, kvd = g->n_kv_heads * g->head_dim, T = 2048;
+    const struct { const char *name; int rows, cols; } sh[] = {
+        {"wq", qd, g->dim},         {"wk", kvd, g->dim}, {"wqkv", qd + 2 * kvd, g->dim}, {"wo", g->dim, qd},
+        {"gate", g->hidden_dim, g->dim}, {"gate+up", 2 * g->hidden_dim, g->dim}, {"down", g->dim, g->hidden_dim}};
+    char err[SS_ERRSZ] = "";
+    ss_cuda_t *c;
+    if (ss_cuda_open(0, &c, err, sizeof err)) {
+        printf("    gemm: %s\n", err);
+        return;
+    }
+    for (size_t i = 0; i < SS_ARRAY_LEN(sh); i++)
+        for (int ob = 0; ob < 2; ob++) {
+            double f = 0;
+            int flags = SS_CUDA_GEMM_RANDOM | (ob ? SS_CUDA_GEMM_OUT_BF16 : 0);
+            if (ss_cuda_measure_gemm(c, sh[i].rows, T, sh[i].cols, flags, 20, &f, err, sizeof err)) {
+                printf("    gemm %s failed: %s\n", sh[i].name, err);
+                break;
+            }
+            printf("    gemm  %-8s %6d x %d x %-6d -> %-4s: %7.1f TFLOP/s = %.3f of the ceiling\n", sh[i].name,
+                   sh[i].rows, T, sh[i].cols, ob ? "bf16" : "fp32", f / 1e12, f / cl->flops);
+            ss_buf_printf(js, ",{\"phase\":\"gemm\",\"matrix\":\"%s\",\"rows\":%d,\"tokens\":%d,\"cols\":%d,"
+                              "\"out\":\"%s\",\"tflops\":%.3f,\"fraction_of_bf16_peak\":%.4f}",
+                          sh[i].name, sh[i].rows, T, sh[i].cols, ob ? "bf16" : "fp32", f / 1e12, f / cl->flops);
+        }
+    /* sustained: the same GEMM for about half a second, as long as a prefill run lasts */
+    double f = 0;
+    for (int lay = 0; lay < 2; lay++)
+        if (!ss_cuda_measure_gemm(c, g->hidden_dim, T, g->dim,
+                                  SS_CUDA_GEMM_RANDOM | SS_CUDA_GEMM_OUT_BF16 | (lay ? SS_CUDA_GEMM_LAYERS : 0), 5000,
+                                  &f, err, sizeof err))
+            printf("    gemm  gate sustained (5,000 runs%s): %7.1f TFLOP/s = %.3f of the ceiling\n",
+                   lay ? ", 16 weight matrices in turn" : "", f / 1e12, f / cl->flops);
+    ss_cuda_close(c);
+}
+
 static void bench_gemv(ss_llm_t *m, const ceil_t *cl, int wtype, ss_buf_t *js)
 {
     const ss_llm_config_t *g = ss_llm_config(m);
@@ -289,7 +392,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--ctx") && i + 1 < argc) g_ctx = atoi(argv[++i]);
         else {
             fprintf(stderr, "usage: bench_gpu [--shapes a,b] [--types f16,q8_0] [--dir DIR] [--quick] [--out FILE]\n"
-                            "                 [--phases prefill,decode,choose,gemv] [--batches 1,8,64,256] [--ctx WORDS]\n");
+                            "                 [--phases prefill,decode,choose,gemv,gemm,ffn] [--batches 1,8,64,256] [--ctx WORDS]\n");
             return 2;
         }
     }
@@ -305,10 +408,13 @@ int main(int argc, char **argv)
     }
     ceil_t cl;
     if (ss_cuda_measure_bandwidth(c, (size_t)1 << 30, 20, &cl.bw, err, sizeof err) ||
-        ss_cuda_measure_bf16_flops(c, 8192, 8192, 8192, 10, &cl.flops, err, sizeof err)) {
+        ss_cuda_measure_bf16_flops(c, 8192, 8192, 8192, 10, &cl.flops, err, sizeof err) ||
+        ss_cuda_measure_gemm(c, 8192, 8192, 8192, SS_CUDA_GEMM_RANDOM, 10, &cl.flops_rand, err, sizeof err)) {
         fprintf(stderr, "bench_gpu: ceilings: %s\n", err);
         return 1;
     }
+    printf("bf16 GEMM 8192^3 on random inputs: %.1f TFLOP/s (%.3f of the constant-input rate)\n",
+           cl.flops_rand / 1e12, cl.flops_rand / cl.flops);
     printf("device: %s\nceilings measured now: HBM copy %.0f GB/s (read+write), bf16 GEMM %.1f TFLOP/s\n",
            ss_cuda_device_name(c), cl.bw / 1e9, cl.flops / 1e12);
     ss_buf_t js = SS_BUF_INIT;
@@ -360,6 +466,10 @@ int main(int argc, char **argv)
                 bench_choose(m, &cl, quick ? 1000 : 10000, &js);
             if (has(phases, "gemv"))
                 bench_gemv(m, &cl, spec.type, &js);
+            if (has(phases, "gemm"))
+                bench_gemm(m, &cl, &js);
+            if (has(phases, "ffn"))
+                bench_ffn(m, &cl, spec.type, &js);
             ss_buf_puts(&js, "]}");
             ss_llm_close(m);
             fflush(stdout);

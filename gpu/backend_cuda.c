@@ -26,6 +26,9 @@ static const char *const prof_names[SS_CUDA_PROF_STAGES] = {"rmsnorm+qkv+rope+kv
 
 typedef struct dlayer {
     ss_cuda_weight_t wq, wk, wv, wo, gate, up, down;
+    ss_cuda_weight_t wqkv; /* bf16 Q|K|V rows in one weight, for prefill (made at the first one) */
+    float *bqkv;           /* ... and its biases, when the model has any */
+    int packed;            /* wqkv: 0 not tried yet, 1 made, -1 not possible */
     float *attn_norm, *ffn_norm, *bq, *bk, *bv;
     float *kpool, *vpool; /* [cap_blocks][nkv][KV_BLOCK][hd] */
 } dlayer_t;
@@ -45,6 +48,8 @@ typedef struct cuda_be {
     int graph_all;            /* SS_CUDA_GRAPH_ALL: graphs for prefill passes too (experiment) */
     int fuse_rope;            /* RoPE + KV store in the Q|K|V GEMV (SS_CUDA_NO_FUSED_ROPE turns it off) */
     int tc_ok;                /* tensor-core attention allowed (SS_CUDA_NO_TC_ATTENTION turns it off) */
+    int bf16_handoff;         /* prefill: RMSNorm and attention write the GEMMs' bf16 input directly
+                                 (SS_CUDA_NO_BF16_HANDOFF turns it off) */
     int graphs_ok;            /* CUDA graphs allowed (off with SS_CUDA_NO_GRAPHS or SS_CUDA_PROFILE) */
     /* activations for up to tcap tokens (ocap output rows) */
     int tcap, ocap;
@@ -54,16 +59,29 @@ typedef struct cuda_be {
     int32_t *amax;
     /* per-batch index arrays, one device buffer with a fixed layout (see idx_*), filled by one
      * host-to-device copy: tok | pos | seq | tile q0 | tile nq | out rows | pooled rows | block table */
-    int32_t *idx, *h_idx;
-    size_t idx_cap;               /* int32s */
+    int32_t *idx, *h_idx;         /* device; host side of the pass being planned (its slot's) */
+    size_t idx_cap;               /* int32s on the device */
     const int **h_seqptr;
-    float *h_hid;
+    /* passes in flight (ss_llm_backend submit/finish): a slot each, used in turn */
+    struct pass_slot {
+        int32_t *h_idx;   /* pinned: the pass's index arrays, uploaded without waiting */
+        size_t h_idx_cap; /* int32s */
+        int tcap;         /* the index layout's tcap when planned */
+        char *h_out;      /* pinned: logits rows | argmax | lse | hidden | pooled rows, coming back */
+        size_t h_out_cap;
+        size_t off_amax, off_lse, off_hidden, off_pool;
+        int nh;           /* pooled rows */
+        int busy;         /* submitted, not finished */
+    } slot[SS_CUDA_MARKS];
+    int next, oldest;     /* the slot the next submit takes; the slot the next finish reads */
     /* CUDA graphs of small batches (decode steps), keyed by shape; dropped when buffers move */
     struct { int n, nout, nh, mb, nt, nl; ss_cuda_graph_t *g; } graphs[32];
     int ngraphs;
     struct { int n, nout, nh, mb, nt, nl; } seen[32]; /* prefill shapes run once without a graph */
     int nseen;
     int64_t fwd_ns, fwd_calls, fwd_tokens; /* wall time inside forward (profiling) */
+    int64_t fwd_part[4];                   /* ... of it: plan + index copy, launches, waiting, copy-back */
+    int prof_skip;                         /* SS_CUDA_PROFILE_SKIP: passes not profiled (warm-up) */
     int timing;                            /* SS_CUDA_TIMING: GPU time of each pass, graphs kept */
     double gpu_ms;
 } cuda_be_t;
@@ -113,13 +131,19 @@ static void cuda_destroy(void *ctx)
                 (long long)b->fwd_calls, (long long)b->fwd_tokens, b->fwd_ns / 1e6);
         if (b->timing)
             fprintf(stderr, ", %.3f ms on the GPU (events)", b->gpu_ms);
-        fputc('\n', stderr);
+        fprintf(stderr, "\n  host: %.3f ms planning and index copies, %.3f ms launching, %.3f ms waiting for the GPU, "
+                        "%.3f ms copying results back\n",
+                b->fwd_part[0] / 1e6, b->fwd_part[1] / 1e6, b->fwd_part[2] / 1e6, b->fwd_part[3] / 1e6);
     }
     ss_cuda_prof_report(b->c, prof_names, "forward passes");
     drop_graphs(b);
+    for (int i = 0; i < SS_CUDA_MARKS; i++) {
+        ss_cuda_host_free(b->c, b->slot[i].h_idx);
+        ss_cuda_host_free(b->c, b->slot[i].h_out);
+    }
     ss_cuda_close(b->c); /* frees every device allocation */
     free(b->L);
-    free(b->h_idx), free(b->h_seqptr), free(b->h_hid);
+    free(b->h_seqptr);
     free(b);
 }
 
@@ -136,6 +160,9 @@ static ss_err_t cuda_upload_dev(ss_llm_t *m, void **ctx, int device, char *err, 
     b->fuse_rope = getenv("SS_CUDA_NO_FUSED_ROPE") == NULL;
     b->tc_ok = getenv("SS_CUDA_NO_TC_ATTENTION") == NULL;
     b->graphs_ok = !getenv("SS_CUDA_NO_GRAPHS") && !getenv("SS_CUDA_PROFILE"); /* events need the stream */
+    b->bf16_handoff = !getenv("SS_CUDA_NO_BF16_HANDOFF");
+    const char *skip = getenv("SS_CUDA_PROFILE_SKIP");
+    b->prof_skip = skip ? atoi(skip) : 0;
     int rc = ss_cuda_open(device, &b->c, err, errsz);
     const ss_llm_config_t *g = &m->cfg;
     b->tile_max = SS_MAX(1, SS_MIN(16, 64 / SS_MAX(1, g->n_heads / g->n_kv_heads)));
@@ -254,19 +281,28 @@ static int ensure_acts(cuda_be_t *b, int n, int nout, char *err, size_t errsz)
     return SS_OK;
 }
 
-static int ensure_idx(cuda_be_t *b, size_t bt_entries, char *err, size_t errsz)
+/* Index room for a pass with bt_entries block-table entries: the device buffer, and the pinned host
+ * buffer of the pass's slot (not in flight), which becomes b->h_idx for planning. */
+static int ensure_idx(cuda_be_t *b, struct pass_slot *ps, size_t bt_entries, char *err, size_t errsz)
 {
     size_t need = IDX_FIXED * (size_t)b->tcap + bt_entries;
-    if (need <= b->idx_cap)
-        return SS_OK;
     int rc;
-    need = SS_MAX(need, IDX_FIXED * (size_t)b->tcap + 4096);
-    drop_graphs(b);
-    DEV_ALLOC(b->idx, need * 4);
-    free(b->h_idx);
-    if (!(b->h_idx = malloc(need * 4)))
-        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
-    b->idx_cap = need;
+    if (need > b->idx_cap) {
+        need = SS_MAX(need, IDX_FIXED * (size_t)b->tcap + 4096);
+        drop_graphs(b);
+        DEV_ALLOC(b->idx, need * 4);
+        b->idx_cap = need;
+    }
+    if (need > ps->h_idx_cap) {
+        need = SS_MAX(need, IDX_FIXED * (size_t)b->tcap + 4096);
+        ss_cuda_host_free(b->c, ps->h_idx);
+        ps->h_idx = NULL, ps->h_idx_cap = 0;
+        if ((rc = ss_cuda_host_alloc(b->c, (void **)&ps->h_idx, need * 4, err, errsz)))
+            return rc;
+        ps->h_idx_cap = need;
+    }
+    b->h_idx = ps->h_idx;
+    ps->tcap = b->tcap;
     return SS_OK;
 }
 
@@ -309,7 +345,7 @@ static int plan_batch(cuda_be_t *b, const ubatch_t *ub, int *mb_out, int *nt_out
             p <<= 1;
         mb = p;
     }
-    int rc = ensure_idx(b, (size_t)ns * mb, err, errsz);
+    int rc = ensure_idx(b, &b->slot[b->next], (size_t)ns * mb, err, errsz);
     if (rc)
         return rc;
     int32_t *seq = b->h_idx + 2 * (size_t)b->tcap, *q0 = b->h_idx + 3 * (size_t)b->tcap;
@@ -355,6 +391,65 @@ static int plan_batch(cuda_be_t *b, const ubatch_t *ub, int *mb_out, int *nt_out
     return SS_OK;
 }
 
+/* Prefill attention on tensor cores: the long runs one head per block, then the short runs a GQA
+ * group per block; output rows fp32, or bf16 (in the same buffer, half used) for the Wo GEMM. */
+static int attention_prefill(cuda_be_t *b, const dlayer_t *L, int n, int mb, int nt, int bf16)
+{
+    const ss_llm_config_t *g = &b->m->cfg;
+    int nl = b->nt_long, rc = SS_OK;
+    for (int part = 0; part < 2 && !rc; part++) {
+        const int32_t *q0 = IDX_Q0(b) + (part ? nl : 0), *nq = IDX_NQ(b) + (part ? nl : 0);
+        int cnt = part ? nt - nl : nl, hb = part ? g->n_heads / g->n_kv_heads : 1;
+        rc = bf16 ? ss_cuda_attention_tc_bf16(b->c, b->att, b->q, L->kpool, L->vpool, IDX_BT(b), mb, IDX_SEQ(b),
+                                              IDX_POS(b), n, q0, nq, cnt, g->n_heads, g->n_kv_heads, g->head_dim, hb)
+                  : ss_cuda_attention_tc(b->c, b->att, b->q, L->kpool, L->vpool, IDX_BT(b), mb, IDX_SEQ(b),
+                                         IDX_POS(b), n, q0, nq, cnt, g->n_heads, g->n_kv_heads, g->head_dim, hb);
+    }
+    return rc;
+}
+
+/* Makes the layer's packed Q|K|V weight (and biases) on first use: prefill then runs one GEMM into
+ * hb (free until the feed-forward block) instead of three. 1 when it can be used. */
+static int qkv_pack(cuda_be_t *b, dlayer_t *L)
+{
+    if (L->packed)
+        return L->packed > 0;
+    const ss_llm_config_t *g = &b->m->cfg;
+    int qd = g->n_heads * g->head_dim, kvd = g->n_kv_heads * g->head_dim;
+    const ss_cuda_weight_t *ws[3] = {&L->wq, &L->wk, &L->wv};
+    char err[SS_ERRSZ];
+    L->packed = -1; /* a failure below only means the three GEMMs stay */
+    if (qd + 2 * kvd > g->hidden_dim || ss_cuda_weight_pack_bf16(b->c, &L->wqkv, ws, 3, err, sizeof err))
+        return 0;
+    if (L->bq || L->bk || L->bv) {
+        const float *bs[3] = {L->bq, L->bk, L->bv};
+        size_t n[3] = {(size_t)qd, (size_t)kvd, (size_t)kvd}, at = 0;
+        if (ss_cuda_malloc(b->c, (void **)&L->bqkv, (size_t)(qd + 2 * kvd) * 4, err, sizeof err))
+            return 0;
+        for (int i = 0; i < 3; at += n[i++])
+            if (bs[i] ? ss_cuda_d2d(b->c, L->bqkv + at, bs[i], n[i] * 4, err, sizeof err)
+                      : ss_cuda_memset(b->c, L->bqkv + at, 0, n[i] * 4, err, sizeof err))
+                return 0;
+    }
+    L->packed = 1;
+    return 1;
+}
+
+/* Prefill's RMSNorm, Q|K|V, RoPE and KV store through the packed weight (1 GEMM into hb). */
+static int qkv_prefill_packed(cuda_be_t *b, dlayer_t *L, int n, int mb, char *err, size_t errsz)
+{
+    const ss_llm_config_t *g = &b->m->cfg;
+    float *const ys[1] = {b->hb};
+    const ss_cuda_weight_t *const ws[1] = {&L->wqkv};
+    const float *const bs[1] = {L->bqkv};
+    int rc = ss_cuda_rms_matmul_multi(b->c, 1, ys, ws, bs, b->x, L->attn_norm, g->norm_eps, b->xb, n, err, errsz);
+    if (!rc)
+        rc = ss_cuda_rope_kv_packed(b->c, b->q, b->hb, L->kpool, L->vpool, IDX_BT(b), mb, IDX_SEQ(b), IDX_POS(b), n,
+                                    g->n_heads, g->n_kv_heads, g->head_dim, g->rope_dim, g->rope_base,
+                                    g->rope_neox);
+    return rc;
+}
+
 static int layer_fwd(cuda_be_t *b, const ubatch_t *ub, int l, int mb, int nt, char *err, size_t errsz)
 {
     const ss_llm_config_t *g = &b->m->cfg;
@@ -364,14 +459,18 @@ static int layer_fwd(cuda_be_t *b, const ubatch_t *ub, int l, int mb, int nt, ch
     float *const qkv_y[3] = {b->q, b->k, b->v};
     const ss_cuda_weight_t *const qkv_w[3] = {&L->wq, &L->wk, &L->wv};
     const float *const qkv_b[3] = {L->bq, L->bk, L->bv};
-    /* RMSNorm fused into the Q|K|V GEMV at batch 1 (measured: a gain at batch 1, a loss from 2) */
-    int rc = SS_OK, fuse = b->fuse_norm && n == 1;
+    /* RMSNorm fused into the Q|K|V GEMV at batch 1 (measured: a gain at batch 1, a loss from 2), and
+     * into the tensor-core GEMMs' bf16 input for prefill passes */
+    int rc = SS_OK, fuse = (b->fuse_norm && n == 1) || (b->bf16_handoff && n > 8);
+    int att_bf16 = b->att_tc && b->bf16_handoff && L->wo.type != SS_WT_F32; /* attention -> Wo in bf16 */
     const float *xin = b->x, *nw = L->attn_norm;
     if (!fuse) {
         rc = ss_cuda_rmsnorm(c, b->xb, b->x, L->attn_norm, n, g->dim, g->norm_eps);
         xin = b->xb, nw = NULL;
     }
-    if (!rc && b->fuse_rope) /* decode-sized passes: RoPE and the KV store in the GEMV's epilogue */
+    if (!rc && n > 8 && b->bf16_handoff && qkv_pack(b, L))
+        rc = qkv_prefill_packed(b, L, n, mb, err, errsz);
+    else if (!rc && b->fuse_rope) /* decode-sized passes: RoPE and the KV store in the GEMV's epilogue */
         rc = ss_cuda_qkv_rope_kv(c, b->q, b->k, b->v, L->kpool, L->vpool, &L->wq, &L->wk, &L->wv, L->bq, L->bk, L->bv,
                                  xin, nw, g->norm_eps, b->xb, IDX_BT(b), mb, IDX_SEQ(b), IDX_POS(b), n, g->n_heads,
                                  g->n_kv_heads, hd, g->rope_dim, g->rope_base, g->rope_neox, err, errsz);
@@ -383,22 +482,17 @@ static int layer_fwd(cuda_be_t *b, const ubatch_t *ub, int l, int mb, int nt, ch
                                  g->n_heads, g->n_kv_heads, hd, g->rope_dim, g->rope_base, g->rope_neox);
     }
     ss_cuda_prof_mark(c, P_QKV);
-    if (!rc && b->att_tc) {
-        int nl = b->nt_long, grp = g->n_heads / g->n_kv_heads;
-        rc = ss_cuda_attention_tc(c, b->att, b->q, L->kpool, L->vpool, IDX_BT(b), mb, IDX_SEQ(b), IDX_POS(b), n,
-                                  IDX_Q0(b), IDX_NQ(b), nl, g->n_heads, g->n_kv_heads, hd, 1);
-        if (!rc)
-            rc = ss_cuda_attention_tc(c, b->att, b->q, L->kpool, L->vpool, IDX_BT(b), mb, IDX_SEQ(b), IDX_POS(b),
-                                      n, IDX_Q0(b) + nl, IDX_NQ(b) + nl, nt - nl, g->n_heads, g->n_kv_heads, hd,
-                                      grp);
-    }
+    if (!rc && b->att_tc)
+        rc = attention_prefill(b, L, n, mb, nt, att_bf16);
     else if (!rc) /* decode-sized passes split the keys: one 32-key tile per block at full table width */
         rc = ss_cuda_attention_split(c, b->att, b->attpart,
                                      n <= 8 && b->split_att ? SS_MIN(ATT_SPLIT_MAX, mb / 2) : 1, b->q,
                                      L->kpool, L->vpool, IDX_BT(b), mb, IDX_SEQ(b), IDX_POS(b), n, IDX_Q0(b),
                                      IDX_NQ(b), nt, g->n_heads, g->n_kv_heads, hd);
     ss_cuda_prof_mark(c, P_ATTN);
-    if (!rc) rc = ss_cuda_matmul_add(c, b->x, b->att, &L->wo, n, err, errsz); /* x += Wo att */
+    if (!rc) /* x += Wo att */
+        rc = att_bf16 ? ss_cuda_matmul_add_bf16(c, b->x, b->att, &L->wo, n, err, errsz)
+                      : ss_cuda_matmul_add(c, b->x, b->att, &L->wo, n, err, errsz);
     ss_cuda_prof_mark(c, P_WO);
     if (!rc && fuse)
         rc = ss_cuda_rms_ffn(c, b->x, L->ffn_norm, g->norm_eps, b->xb, &L->gate, &L->up, &L->down, b->hb, b->hb2, n,
@@ -475,61 +569,93 @@ static int launch_graph(cuda_be_t *b, int n, int nout, int nh, int mb, int nt, c
     return ss_cuda_graph_launch(b->c, gr, err, errsz);
 }
 
-/* Copies back the logits rows someone reads: all of them unless want_logits says a row's consumer
- * needs only its argmax (then, in pure greedy decoding, nothing but the argmax crosses the bus). */
-static int copy_logits(cuda_be_t *b, const ubatch_t *ub, char *err, size_t errsz)
-{
-    size_t row = (size_t)b->m->cfg.vocab_size * 4;
-    int rc = SS_OK;
-    for (int o = 0; o < ub->nout && !rc;) {
-        if (ub->want_logits && !ub->want_logits[o]) {
-            o++;
-            continue;
-        }
-        int e = o + 1; /* a run of wanted rows is one copy */
-        while (e < ub->nout && (!ub->want_logits || ub->want_logits[e]))
-            e++;
-        rc = ss_cuda_d2h(b->c, (char *)ub->logits + (size_t)o * row, (char *)b->logits + (size_t)o * row,
-                         (size_t)(e - o) * row, err, errsz);
-        o = e;
-    }
-    return rc;
-}
-
-static int copy_back(cuda_be_t *b, const ubatch_t *ub, int nh, char *err, size_t errsz)
+/* Room in the slot's pinned result buffer for this pass, and where each part goes. */
+static int ensure_out(cuda_be_t *b, struct pass_slot *ps, const ubatch_t *ub, int nh, char *err, size_t errsz)
 {
     const ss_llm_config_t *g = &b->m->cfg;
-    int d = g->dim, rc = SS_OK;
-    if (ub->nout > 0) {
-        rc = copy_logits(b, ub, err, errsz);
-        if (!rc && ub->argmax)
-            rc = ss_cuda_d2h(b->c, ub->argmax, b->amax, (size_t)ub->nout * 4, err, errsz);
-        if (!rc && ub->lse)
-            rc = ss_cuda_d2h(b->c, ub->lse, b->lse, (size_t)ub->nout * 4, err, errsz);
-        if (!rc && ub->hidden)
-            rc = ss_cuda_d2h(b->c, ub->hidden, b->xo, (size_t)ub->nout * d * 4, err, errsz);
-    }
-    if (!rc && nh > 0) { /* EMBED pooling: add the final hidden of each marked token */
-        float *h = realloc(b->h_hid, (size_t)nh * d * 4);
-        if (!h)
-            return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
-        b->h_hid = h;
-        if ((rc = ss_cuda_d2h(b->c, h, b->xb2, (size_t)nh * d * 4, err, errsz)))
-            return rc;
-        const int32_t *hid = b->h_idx + 6 * (size_t)b->tcap;
-        for (int i = 0; i < nh; i++)
-            for (int j = 0; j < d; j++)
-                ub->hid_all[(size_t)ub->hid_row[hid[i]] * d + j] += h[(size_t)i * d + j];
-    }
+    size_t no = (size_t)SS_MAX(ub->nout, 0), d = (size_t)g->dim;
+    ps->off_amax = no * g->vocab_size * 4;
+    ps->off_lse = ps->off_amax + no * 4;
+    ps->off_hidden = ps->off_lse + no * 4;
+    ps->off_pool = ps->off_hidden + (ub->hidden ? no * d * 4 : 0);
+    size_t need = ps->off_pool + (size_t)nh * d * 4;
+    if (need <= ps->h_out_cap)
+        return SS_OK;
+    ss_cuda_host_free(b->c, ps->h_out);
+    ps->h_out = NULL, ps->h_out_cap = 0;
+    need += need / 4; /* some room to grow */
+    int rc = ss_cuda_host_alloc(b->c, (void **)&ps->h_out, need, err, errsz);
+    if (!rc)
+        ps->h_out_cap = need;
     return rc;
 }
 
-static ss_err_t cuda_forward(void *ctx, const ubatch_t *ub, char *err, size_t errsz)
+/* The next run [o, e) of logits rows someone reads, from o: all of them unless want_logits says a
+ * row's consumer needs only its argmax (then, in pure greedy decoding, nothing but the argmax
+ * crosses the bus). Returns e, or nout when none is left (then *o = nout). */
+static int wanted_run(const ubatch_t *ub, int *o)
+{
+    while (*o < ub->nout && ub->want_logits && !ub->want_logits[*o])
+        (*o)++;
+    int e = *o;
+    while (e < ub->nout && (!ub->want_logits || ub->want_logits[e]))
+        e++;
+    return e;
+}
+
+/* Queues the copies of the pass's results into the slot's pinned buffer (no waiting). */
+static int queue_results(cuda_be_t *b, struct pass_slot *ps, const ubatch_t *ub, int nh, char *err, size_t errsz)
+{
+    const ss_llm_config_t *g = &b->m->cfg;
+    size_t row = (size_t)g->vocab_size * 4, d = (size_t)g->dim;
+    int rc = ensure_out(b, ps, ub, nh, err, errsz);
+    for (int o = 0, e; !rc && (e = wanted_run(ub, &o)) > o; o = e)
+        rc = ss_cuda_d2h_async(b->c, ps->h_out + (size_t)o * row, (char *)b->logits + (size_t)o * row,
+                               (size_t)(e - o) * row, err, errsz);
+    if (!rc && ub->nout > 0 && ub->argmax)
+        rc = ss_cuda_d2h_async(b->c, ps->h_out + ps->off_amax, b->amax, (size_t)ub->nout * 4, err, errsz);
+    if (!rc && ub->nout > 0 && ub->lse)
+        rc = ss_cuda_d2h_async(b->c, ps->h_out + ps->off_lse, b->lse, (size_t)ub->nout * 4, err, errsz);
+    if (!rc && ub->nout > 0 && ub->hidden)
+        rc = ss_cuda_d2h_async(b->c, ps->h_out + ps->off_hidden, b->xo, (size_t)ub->nout * d * 4, err, errsz);
+    if (!rc && nh > 0)
+        rc = ss_cuda_d2h_async(b->c, ps->h_out + ps->off_pool, b->xb2, (size_t)nh * d * 4, err, errsz);
+    ps->nh = nh;
+    return rc;
+}
+
+/* Hands a finished pass's results from its slot to the ubatch's buffers. */
+static void take_results(cuda_be_t *b, const struct pass_slot *ps, const ubatch_t *ub)
+{
+    const ss_llm_config_t *g = &b->m->cfg;
+    size_t row = (size_t)g->vocab_size * 4, d = (size_t)g->dim;
+    for (int o = 0, e; (e = wanted_run(ub, &o)) > o; o = e)
+        memcpy((char *)ub->logits + (size_t)o * row, ps->h_out + (size_t)o * row, (size_t)(e - o) * row);
+    if (ub->nout > 0 && ub->argmax)
+        memcpy(ub->argmax, ps->h_out + ps->off_amax, (size_t)ub->nout * 4);
+    if (ub->nout > 0 && ub->lse)
+        memcpy(ub->lse, ps->h_out + ps->off_lse, (size_t)ub->nout * 4);
+    if (ub->nout > 0 && ub->hidden)
+        memcpy(ub->hidden, ps->h_out + ps->off_hidden, (size_t)ub->nout * d * 4);
+    /* EMBED pooling: add the final hidden of each marked token */
+    const float *h = (const float *)(ps->h_out + ps->off_pool);
+    const int32_t *hid = ps->h_idx + 6 * (size_t)ps->tcap;
+    for (int i = 0; i < ps->nh; i++)
+        for (size_t j = 0; j < d; j++)
+            ub->hid_all[(size_t)ub->hid_row[hid[i]] * d + j] += h[(size_t)i * d + j];
+}
+
+/* Queues a forward pass: plans and uploads its indices, launches its kernels and the copies of its
+ * results, and returns without waiting (except under SS_CUDA_TIMING or SS_CUDA_PROFILE, which time
+ * passes one at a time). At most SS_CUDA_MARKS passes are in flight; cuda_finish takes them in
+ * order. */
+static ss_err_t cuda_submit(void *ctx, const ubatch_t *ub, char *err, size_t errsz)
 {
     cuda_be_t *b = ctx;
     const ss_llm_config_t *g = &b->m->cfg;
-    if (ub->n <= 0)
-        return SS_OK;
+    struct pass_slot *ps = &b->slot[b->next];
+    if (ps->busy)
+        return ss_seterr(err, errsz, SS_ERR_INTERNAL, "CUDA backend: more than %d passes in flight", SS_CUDA_MARKS);
     for (int t = 0; t < ub->n; t++)
         if (ub->tok[t] < 0 || ub->tok[t] >= g->vocab_size)
             return ss_seterr(err, errsz, SS_ERR_INVALID, "token id %d out of range (vocab %d)", ub->tok[t],
@@ -545,9 +671,10 @@ static ss_err_t cuda_forward(void *ctx, const ubatch_t *ub, char *err, size_t er
     if (!rc)
         rc = plan_batch(b, ub, &mb, &nt, &nh, &used, err, errsz);
     if (!rc)
-        rc = ss_cuda_h2d(b->c, b->idx, b->h_idx, used * 4, err, errsz);
+        rc = ss_cuda_h2d_async(b->c, b->idx, b->h_idx, used * 4, err, errsz);
     if (rc)
         return rc;
+    int64_t t_plan = ss_now_ns();
     ss_cuda_prof_mark(b->c, -1);
     if (b->timing)
         ss_cuda_timer_begin(b->c);
@@ -557,22 +684,70 @@ static ss_err_t cuda_forward(void *ctx, const ubatch_t *ub, char *err, size_t er
     else
         rc = launch_pass(b, ub->n, ub->nout, nh, mb, nt, err, errsz);
     ss_cuda_prof_mark(b->c, P_READOUT);
+    int64_t t_launch = ss_now_ns();
     if (!rc && b->timing) {
         float ms = 0;
         rc = ss_cuda_timer_end(b->c, &ms, err, errsz);
         b->gpu_ms += ms;
     }
+    if (!rc) { /* SS_CUDA_PROFILE: the profile's events belong to this pass alone (waits for it) */
+        if (b->prof_skip > 0)
+            ss_cuda_prof_discard(b->c);
+        else
+            ss_cuda_prof_collect(b->c);
+    }
     if (!rc)
-        rc = ss_cuda_sync(b->c, err, errsz);
-    ss_cuda_prof_collect(b->c);
+        rc = queue_results(b, ps, ub, nh, err, errsz);
     if (!rc)
-        rc = copy_back(b, ub, nh, err, errsz);
-    if (rc && !err[0])
-        ss_seterr(err, errsz, SS_ERR_CUDA, "CUDA forward pass of %d tokens failed", ub->n);
-    b->fwd_ns += ss_now_ns() - t_start;
-    b->fwd_calls++;
-    b->fwd_tokens += ub->n;
-    return rc;
+        rc = ss_cuda_done_mark(b->c, b->next, err, errsz);
+    if (rc) {
+        if (!err[0])
+            ss_seterr(err, errsz, SS_ERR_CUDA, "CUDA forward pass of %d tokens failed", ub->n);
+        return rc;
+    }
+    ps->busy = 1;
+    b->next = (b->next + 1) % SS_CUDA_MARKS;
+    if (b->prof_skip > 0)
+        b->prof_skip--;
+    else {
+        b->fwd_part[0] += t_plan - t_start, b->fwd_part[1] += t_launch - t_plan;
+        b->fwd_ns += ss_now_ns() - t_start;
+        b->fwd_calls++;
+        b->fwd_tokens += ub->n;
+    }
+    return SS_OK;
+}
+
+/* Waits for the oldest pass in flight (ub: what was submitted for it) and fills ub's outputs. */
+static ss_err_t cuda_finish(void *ctx, const ubatch_t *ub, char *err, size_t errsz)
+{
+    cuda_be_t *b = ctx;
+    struct pass_slot *ps = &b->slot[b->oldest];
+    if (!ps->busy)
+        return ss_seterr(err, errsz, SS_ERR_INTERNAL, "CUDA backend: no pass in flight to finish");
+    int64_t t0 = ss_now_ns();
+    int rc = ss_cuda_done_wait(b->c, b->oldest, err, errsz);
+    int64_t t1 = ss_now_ns();
+    ps->busy = 0;
+    b->oldest = (b->oldest + 1) % SS_CUDA_MARKS;
+    if (rc) {
+        if (!err[0])
+            ss_seterr(err, errsz, SS_ERR_CUDA, "CUDA forward pass of %d tokens failed", ub->n);
+        return rc;
+    }
+    take_results(b, ps, ub);
+    int64_t t2 = ss_now_ns();
+    b->fwd_part[2] += t1 - t0, b->fwd_part[3] += t2 - t1;
+    b->fwd_ns += t2 - t0;
+    return SS_OK;
+}
+
+static ss_err_t cuda_forward(void *ctx, const ubatch_t *ub, char *err, size_t errsz)
+{
+    if (ub->n <= 0)
+        return SS_OK;
+    ss_err_t rc = cuda_submit(ctx, ub, err, errsz);
+    return rc ? rc : cuda_finish(ctx, ub, err, errsz);
 }
 
 /* Copies KV block src into block dst in every layer (a forked sequence's partial block). */
@@ -591,7 +766,10 @@ static void cuda_copy(void *ctx, int dst, int src)
 }
 
 const backend_ops_t ss_llm_cuda_backend = {"cuda", cuda_upload, cuda_reserve, cuda_forward, cuda_destroy,
-                                           cuda_copy};
+                                           cuda_copy, cuda_submit, cuda_finish};
+/* The same without overlapping passes (SS_CUDA_NO_OVERLAP: for A/B measurements). */
+static const backend_ops_t cuda_backend_serial = {"cuda", cuda_upload, cuda_reserve, cuda_forward, cuda_destroy,
+                                                  cuda_copy, NULL, NULL};
 
 /* Moves an opened model onto CUDA device `device`: the CPU backend's state is dropped and the
  * engine's KV blocks are re-reserved on the device at the next forward pass. */
@@ -604,7 +782,7 @@ ss_err_t ss_llm_use_cuda(ss_llm_t *m, int device, char *err, size_t errsz)
     ss_llm_cache_clear(m); /* cached KV lives in the old backend's memory */
     if (m->be && m->be->destroy)
         m->be->destroy(m->be_ctx);
-    m->be = &ss_llm_cuda_backend;
+    m->be = getenv("SS_CUDA_NO_OVERLAP") ? &cuda_backend_serial : &ss_llm_cuda_backend;
     m->be_ctx = ctx;
     m->be_blocks = 0;
     const char *ub = getenv("SS_CUDA_UBATCH"); /* tokens per forward pass (experiments) */

@@ -36,9 +36,9 @@ extern "C" int ss_cuda_kv_store(ss_cuda_t *c, float *kpool, float *vpool, const 
  * thread t takes pair j = t % (rot/2) and computes its angle once for every head it rotates (q's
  * heads, then k's, whose rotated values go straight to the pool). The separate rope, rope and
  * store kernels of a decode step cost more in launches than in work. */
-__global__ void k_rope_kv(float *q, const float *k, const float *v, float *kp, float *vp, const int32_t *bt,
-                          int max_blocks, const int32_t *seq, const int32_t *pos, int nheads, int nkv, int hd,
-                          int rot, float theta, int neox)
+__global__ void k_rope_kv(float *q, const float *qs, const float *k, const float *v, size_t ldq, size_t ldkv,
+                          float *kp, float *vp, const int32_t *bt, int max_blocks, const int32_t *seq,
+                          const int32_t *pos, int nheads, int nkv, int hd, int rot, float theta, int neox)
 {
     int i = blockIdx.x, half = rot / 2, nh = nheads + nkv;
     float p = (float)pos[i];
@@ -53,9 +53,9 @@ __global__ void k_rope_kv(float *q, const float *k, const float *v, float *kp, f
             float *dst;
             if (h < nheads) {
                 dst = q + (size_t)i * nheads * hd + (size_t)h * hd;
-                src = dst;
+                src = qs + (size_t)i * ldq + (size_t)h * hd;
             } else {
-                src = k + (size_t)i * nkv * hd + (size_t)(h - nheads) * hd;
+                src = k + (size_t)i * ldkv + (size_t)(h - nheads) * hd;
                 dst = kp + kv_index(bt, max_blocks, seq[i], pos[i], nkv, hd, h - nheads);
             }
             float x0 = src[i0], x1 = src[i1];
@@ -63,12 +63,16 @@ __global__ void k_rope_kv(float *q, const float *k, const float *v, float *kp, f
             dst[i1] = x0 * sn + x1 * cs;
         }
     }
+    if (qs != q) /* packed source: Q's unrotated dimensions move too */
+        for (int t = threadIdx.x; t < nheads * hd; t += blockDim.x)
+            if (t % hd >= rot)
+                q[(size_t)i * nheads * hd + t] = qs[(size_t)i * ldq + t];
     for (int t = threadIdx.x; t < nkv * hd; t += blockDim.x) {
         int h = t / hd, d = t % hd;
         size_t o = kv_index(bt, max_blocks, seq[i], pos[i], nkv, hd, h) + d;
         if (d >= rot)
-            kp[o] = k[(size_t)i * nkv * hd + t];
-        vp[o] = v[(size_t)i * nkv * hd + t];
+            kp[o] = k[(size_t)i * ldkv + t];
+        vp[o] = v[(size_t)i * ldkv + t];
     }
 }
 
@@ -80,8 +84,23 @@ extern "C" int ss_cuda_rope_kv(ss_cuda_t *c, float *q, const float *k, const flo
         return SS_OK;
     if (rot < 2 || rot > 512)
         return SS_ERR_UNSUPPORTED;
-    k_rope_kv<<<n, 256, 0, c->stream>>>(q, k, v, kpool, vpool, block_tables, max_blocks, seq, pos, nheads, nkv, hd, rot,
-                                        theta, neox);
+    k_rope_kv<<<n, 256, 0, c->stream>>>(q, q, k, v, (size_t)nheads * hd, (size_t)nkv * hd, kpool, vpool, block_tables,
+                                        max_blocks, seq, pos, nheads, nkv, hd, rot, theta, neox);
+    return launched(c);
+}
+
+extern "C" int ss_cuda_rope_kv_packed(ss_cuda_t *c, float *q, const float *qkv, float *kpool, float *vpool,
+                                      const int32_t *block_tables, int max_blocks, const int32_t *seq,
+                                      const int32_t *pos, int n, int nheads, int nkv, int hd, int rot, float theta,
+                                      int neox)
+{
+    if (n <= 0)
+        return SS_OK;
+    if (rot < 2 || rot > 512)
+        return SS_ERR_UNSUPPORTED;
+    size_t qd = (size_t)nheads * hd, kvd = (size_t)nkv * hd;
+    k_rope_kv<<<n, 256, 0, c->stream>>>(q, qkv, qkv + qd, qkv + qd + kvd, qd + 2 * kvd, qd + 2 * kvd, kpool, vpool,
+                                        block_tables, max_blocks, seq, pos, nheads, nkv, hd, rot, theta, neox);
     return launched(c);
 }
 
@@ -335,7 +354,7 @@ __host__ __device__ static tc_smem tc_layout(int hd)
  * 0: any supported head size at run time. */
 template <int HDT>
 __global__ void __launch_bounds__(TC_WARPS * 32)
-k_attention_tc(float *out, const float *q, const float *kp, const float *vp, const int32_t *bt, int max_blocks,
+k_attention_tc(float *out, __nv_bfloat16 *outb, const float *q, const float *kp, const float *vp, const int32_t *bt, int max_blocks,
                const int32_t *seq, const int32_t *pos, const int32_t *tile_q0, const int32_t *tile_nq, int nheads,
                int nkv, int hd_arg, int hb, float scale)
 {
@@ -484,16 +503,21 @@ k_attention_tc(float *out, const float *q, const float *kp, const float *vp, con
         if (i < nrows) {
             const float *o = Os + (size_t)(i >> 4) * 16 * L.ldo + (i & 15) * L.ldo + d;
             float inv = 1.0f / Sm[i];
-            *(float4 *)(out + (size_t)(q0 + qi) * qstride + (size_t)h * hd + d) =
-                make_float4(o[0] * inv, o[1] * inv, o[2] * inv, o[3] * inv);
+            size_t oi = (size_t)(q0 + qi) * qstride + (size_t)h * hd + d;
+            if (outb) {
+                __nv_bfloat162 *ob = (__nv_bfloat162 *)(outb + oi);
+                ob[0] = __floats2bfloat162_rn(o[0] * inv, o[1] * inv);
+                ob[1] = __floats2bfloat162_rn(o[2] * inv, o[3] * inv);
+            } else
+                *(float4 *)(out + oi) = make_float4(o[0] * inv, o[1] * inv, o[2] * inv, o[3] * inv);
         }
     }
 }
 
-extern "C" int ss_cuda_attention_tc(ss_cuda_t *c, float *out, const float *q, const float *kpool,
-                                    const float *vpool, const int32_t *block_tables, int max_blocks,
-                                    const int32_t *seq, const int32_t *pos, int n, const int32_t *tile_q0,
-                                    const int32_t *tile_nq, int ntiles, int nheads, int nkv, int hd, int hb)
+static int attention_tc(ss_cuda_t *c, float *out, __nv_bfloat16 *outb, const float *q, const float *kpool,
+                        const float *vpool, const int32_t *block_tables, int max_blocks, const int32_t *seq,
+                        const int32_t *pos, int n, const int32_t *tile_q0, const int32_t *tile_nq, int ntiles,
+                        int nheads, int nkv, int hd, int hb)
 {
     if (n <= 0 || ntiles <= 0)
         return SS_OK;
@@ -511,18 +535,36 @@ extern "C" int ss_cuda_attention_tc(ss_cuda_t *c, float *out, const float *q, co
     dim3 grid((unsigned)ntiles, (unsigned)(nheads / hb));
     float scale = 1.0f / sqrtf((float)hd);
     if (hd == 64)
-        k_attention_tc<64><<<grid, TC_WARPS * 32, L.total, c->stream>>>(out, q, kpool, vpool, block_tables, max_blocks,
-                                                                        seq, pos, tile_q0, tile_nq, nheads, nkv, hd,
-                                                                        hb, scale);
+        k_attention_tc<64><<<grid, TC_WARPS * 32, L.total, c->stream>>>(out, outb, q, kpool, vpool, block_tables,
+                                                                        max_blocks, seq, pos, tile_q0, tile_nq,
+                                                                        nheads, nkv, hd, hb, scale);
     else if (hd == 128)
-        k_attention_tc<128><<<grid, TC_WARPS * 32, L.total, c->stream>>>(out, q, kpool, vpool, block_tables,
+        k_attention_tc<128><<<grid, TC_WARPS * 32, L.total, c->stream>>>(out, outb, q, kpool, vpool, block_tables,
                                                                          max_blocks, seq, pos, tile_q0, tile_nq,
                                                                          nheads, nkv, hd, hb, scale);
     else
-        k_attention_tc<0><<<grid, TC_WARPS * 32, L.total, c->stream>>>(out, q, kpool, vpool, block_tables, max_blocks,
-                                                                       seq, pos, tile_q0, tile_nq, nheads, nkv, hd, hb,
-                                                                       scale);
+        k_attention_tc<0><<<grid, TC_WARPS * 32, L.total, c->stream>>>(out, outb, q, kpool, vpool, block_tables,
+                                                                       max_blocks, seq, pos, tile_q0, tile_nq, nheads,
+                                                                       nkv, hd, hb, scale);
     return launched(c);
+}
+
+extern "C" int ss_cuda_attention_tc(ss_cuda_t *c, float *out, const float *q, const float *kpool,
+                                    const float *vpool, const int32_t *block_tables, int max_blocks,
+                                    const int32_t *seq, const int32_t *pos, int n, const int32_t *tile_q0,
+                                    const int32_t *tile_nq, int ntiles, int nheads, int nkv, int hd, int hb)
+{
+    return attention_tc(c, out, NULL, q, kpool, vpool, block_tables, max_blocks, seq, pos, n, tile_q0, tile_nq,
+                        ntiles, nheads, nkv, hd, hb);
+}
+
+extern "C" int ss_cuda_attention_tc_bf16(ss_cuda_t *c, void *out, const float *q, const float *kpool,
+                                         const float *vpool, const int32_t *block_tables, int max_blocks,
+                                         const int32_t *seq, const int32_t *pos, int n, const int32_t *tile_q0,
+                                         const int32_t *tile_nq, int ntiles, int nheads, int nkv, int hd, int hb)
+{
+    return attention_tc(c, NULL, (__nv_bfloat16 *)out, q, kpool, vpool, block_tables, max_blocks, seq, pos, n,
+                        tile_q0, tile_nq, ntiles, nheads, nkv, hd, hb);
 }
 
 extern "C" int ss_cuda_attention_tc_ok(int hd, int group)

@@ -22,11 +22,17 @@ extern "C" {
 #include "ss_cuda.h"
 }
 
+#define SS_CUDA_PROF_EVENTS 1024
+#define SS_CUDA_PROF_KERNELS 64
+
+void ss_cuda_prof_kernel(ss_cuda_t *c, const char *name);
+
 struct ss_cuda {
     int device;
     cudaStream_t stream;
     cublasHandle_t blas;
     cudaEvent_t t0, t1;
+    cudaEvent_t done[SS_CUDA_MARKS]; /* completion marks (ss_cuda_done_mark / _wait) */
     char name[256];
     void **allocs; /* every allocation, freed at close */
     int nalloc, calloc_;
@@ -34,12 +40,22 @@ struct ss_cuda {
     void *blas_ws;      /* cuBLAS workspace (freed at close) */
     size_t xbf_cap;
     cudaError_t pending; /* first launch error not yet reported */
-    int prof;            /* SS_CUDA_PROFILE set */
-    cudaEvent_t pev[256];
-    int pstage[256], np;
+    int prof;            /* SS_CUDA_PROFILE set: 1 = stages, 2 (=kernels) = every launch */
+    cudaEvent_t pev[SS_CUDA_PROF_EVENTS];
+    int pstage[SS_CUDA_PROF_EVENTS], np;
+    const char *pname[SS_CUDA_PROF_EVENTS]; /* kernel mode: the launching function of each event */
+    int64_t phost0, phost1;                  /* kernel mode: host clock at the first and last mark */
     double pms[SS_CUDA_PROF_STAGES];
     long pcount[SS_CUDA_PROF_STAGES];
+    struct { char name[48]; double ms, lo, hi; long n; } pk[SS_CUDA_PROF_KERNELS]; /* kernel mode totals */
+    int npk;
+    double pk_gpu_ms, pk_host_ms; /* kernel mode: GPU span and host enqueue span of the passes */
+    long pk_passes;
+    char gname[16][48]; /* interned GEMM shape names */
+    int ngname;
 };
+
+
 
 #define CUBLAS_WS_BYTES ((size_t)32 << 20)
 
@@ -51,13 +67,18 @@ struct ss_cuda {
                              __FILE__, __LINE__);                                                             \
     } while (0)
 
-static inline int launched(ss_cuda_t *c)
+/* After a kernel launch: keeps the first launch error for later, and (SS_CUDA_PROFILE=kernels)
+ * marks the launch with the name of the host function that made it. */
+static inline int launched_at(ss_cuda_t *c, const char *fn)
 {
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess && c->pending == cudaSuccess)
         c->pending = e;
+    if (c->prof == 2)
+        ss_cuda_prof_kernel(c, fn);
     return e == cudaSuccess ? SS_OK : SS_ERR_CUDA;
 }
+#define launched(c) launched_at((c), __func__)
 
 /* ---- reductions (device) ---- */
 

@@ -44,6 +44,8 @@ extern "C" int ss_cuda_open(int device, ss_cuda_t **out, char *err, size_t errsz
         e = cudaEventCreate(&c->t0);
     if (e == cudaSuccess)
         e = cudaEventCreate(&c->t1);
+    for (int i = 0; e == cudaSuccess && i < SS_CUDA_MARKS; i++)
+        e = cudaEventCreateWithFlags(&c->done[i], cudaEventDisableTiming);
     if (e != cudaSuccess) {
         free(c);
         return ss_seterr(err, errsz, SS_ERR_CUDA, "cannot open CUDA device %d: %s", device, cudaGetErrorString(e));
@@ -57,8 +59,8 @@ extern "C" int ss_cuda_open(int device, ss_cuda_t **out, char *err, size_t errsz
     }
     cublasSetStream(c->blas, c->stream);
     const char *pe = getenv("SS_CUDA_PROFILE");
-    c->prof = pe && *pe && *pe != '0';
-    for (int i = 0; c->prof && i < 256; i++)
+    c->prof = !pe || !*pe || *pe == '0' ? 0 : !strcmp(pe, "kernels") || !strcmp(pe, "2") ? 2 : 1;
+    for (int i = 0; c->prof && i < SS_CUDA_PROF_EVENTS; i++)
         cudaEventCreate(&c->pev[i]);
     cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH);
     /* a workspace of our own, so cuBLAS never allocates inside a captured graph */
@@ -83,10 +85,12 @@ extern "C" void ss_cuda_close(ss_cuda_t *c)
     cublasDestroy(c->blas);
     if (c->blas_ws)
         cudaFree(c->blas_ws);
-    for (int i = 0; c->prof && i < 256; i++)
+    for (int i = 0; c->prof && i < SS_CUDA_PROF_EVENTS; i++)
         cudaEventDestroy(c->pev[i]);
     cudaEventDestroy(c->t0);
     cudaEventDestroy(c->t1);
+    for (int i = 0; i < SS_CUDA_MARKS; i++)
+        cudaEventDestroy(c->done[i]);
     cudaStreamDestroy(c->stream);
     free(c);
 }
@@ -135,6 +139,59 @@ extern "C" int ss_cuda_d2h(ss_cuda_t *c, void *dst, const void *src, size_t byte
 {
     CU_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream));
     CU_TRY(cudaStreamSynchronize(c->stream));
+    return SS_OK;
+}
+
+extern "C" int ss_cuda_host_alloc(ss_cuda_t *c, void **hptr, size_t bytes, char *err, size_t errsz)
+{
+    (void)c;
+    *hptr = NULL;
+    cudaError_t e = cudaHostAlloc(hptr, bytes ? bytes : 1, cudaHostAllocDefault);
+    if (e != cudaSuccess) {
+        *hptr = NULL;
+        return ss_seterr(err, errsz, SS_ERR_CUDA, "cudaHostAlloc(%zu bytes): %s", bytes, cudaGetErrorString(e));
+    }
+    return SS_OK;
+}
+
+extern "C" void ss_cuda_host_free(ss_cuda_t *c, void *hptr)
+{
+    if (!hptr)
+        return;
+    cudaStreamSynchronize(c->stream); /* no queued copy may still read or write it */
+    cudaFreeHost(hptr);
+}
+
+extern "C" int ss_cuda_h2d_async(ss_cuda_t *c, void *dst, const void *src, size_t bytes, char *err, size_t errsz)
+{
+    CU_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream));
+    return SS_OK;
+}
+
+extern "C" int ss_cuda_d2h_async(ss_cuda_t *c, void *dst, const void *src, size_t bytes, char *err, size_t errsz)
+{
+    CU_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream));
+    return SS_OK;
+}
+
+extern "C" int ss_cuda_done_mark(ss_cuda_t *c, int i, char *err, size_t errsz)
+{
+    if (i < 0 || i >= SS_CUDA_MARKS)
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "completion mark %d out of range", i);
+    CU_TRY(cudaEventRecord(c->done[i], c->stream));
+    return SS_OK;
+}
+
+extern "C" int ss_cuda_done_wait(ss_cuda_t *c, int i, char *err, size_t errsz)
+{
+    if (i < 0 || i >= SS_CUDA_MARKS)
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "completion mark %d out of range", i);
+    if (c->pending != cudaSuccess) {
+        cudaError_t e = c->pending;
+        c->pending = cudaSuccess;
+        return ss_seterr(err, errsz, SS_ERR_CUDA, "kernel launch failed: %s", cudaGetErrorString(e));
+    }
+    CU_TRY(cudaEventSynchronize(c->done[i]));
     return SS_OK;
 }
 
@@ -233,6 +290,28 @@ extern "C" int ss_cuda_rmsnorm(ss_cuda_t *c, float *y, const float *x, const flo
         return SS_OK;
     k_rmsnorm<<<rows, dim >= 1024 ? 1024 : ((dim + 31) / 32) * 32, 0, c->stream>>>(y, x, w, dim, eps);
     return launched(c);
+}
+
+/* y (bf16) = rmsnorm(x) * w for one row per block, float4 loads (dim % 4 == 0): the GEMM input of
+ * the tensor-core path without a separate conversion pass. */
+__global__ void k_rmsnorm_bf16(__nv_bfloat16 *y, const float *x, const float *w, int dim, float eps)
+{
+    __shared__ float sh[32];
+    const float4 *xr = (const float4 *)(x + (size_t)blockIdx.x * dim), *w4 = (const float4 *)w;
+    __nv_bfloat162 *yr = (__nv_bfloat162 *)(y + (size_t)blockIdx.x * dim);
+    int d4 = dim / 4;
+    float ss = 0;
+    for (int i = threadIdx.x; i < d4; i += blockDim.x) {
+        float4 v = xr[i];
+        ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+    }
+    ss = block_sum(ss, sh);
+    float inv = rsqrtf(ss / dim + eps);
+    for (int i = threadIdx.x; i < d4; i += blockDim.x) {
+        float4 v = xr[i], g = w4[i];
+        yr[2 * i] = __floats2bfloat162_rn(v.x * inv * g.x, v.y * inv * g.y);
+        yr[2 * i + 1] = __floats2bfloat162_rn(v.z * inv * g.z, v.w * inv * g.w);
+    }
 }
 
 __global__ void k_swiglu(float *out, const float *g, const float *u, size_t n)
@@ -640,34 +719,82 @@ static int ensure_bf16_weight(ss_cuda_t *c, const ss_cuda_weight_t *w_, char *er
     return launched(c) ? ss_seterr(err, errsz, SS_ERR_CUDA, "bf16 weight conversion failed to launch") : SS_OK;
 }
 
-/* x (nx floats) as bf16 in the context's scratch buffer. */
-static int to_bf16(ss_cuda_t *c, const float *x, size_t nx, const __nv_bfloat16 **out, char *err, size_t errsz)
+extern "C" int ss_cuda_weight_pack_bf16(ss_cuda_t *c, ss_cuda_weight_t *out, const ss_cuda_weight_t *const *ws,
+                                        int nw, char *err, size_t errsz)
 {
-    if (c->xbf_cap < nx) {
-        ss_cuda_free(c, c->xbf_scratch); /* cudaFree waits for queued readers */
-        c->xbf_scratch = NULL;
-        c->xbf_cap = 0;
-        int rc = ss_cuda_malloc(c, (void **)&c->xbf_scratch, nx * 2, err, errsz);
-        if (rc)
-            return rc;
-        c->xbf_cap = nx;
+    memset(out, 0, sizeof *out);
+    int rows = 0;
+    for (int i = 0; i < nw; i++) {
+        if (ws[i]->type == SS_WT_F32 || ws[i]->cols != ws[0]->cols)
+            return ss_seterr(err, errsz, SS_ERR_INVALID, "bf16 packing needs 16-bit or Q8_0 weights of one width");
+        rows += ws[i]->rows;
     }
-    k_f32_to_bf16<<<(unsigned)((nx + 255) / 256), 256, 0, c->stream>>>((__nv_bfloat16 *)c->xbf_scratch, x, nx);
-    *out = (const __nv_bfloat16 *)c->xbf_scratch;
-    return launched(c) ? ss_seterr(err, errsz, SS_ERR_CUDA, "bf16 conversion failed to launch") : SS_OK;
+    int cols = ws[0]->cols, rc = ss_cuda_malloc(c, &out->data, (size_t)rows * cols * 2, err, errsz);
+    if (rc)
+        return rc;
+    size_t at = 0;
+    for (int i = 0; i < nw; i++) { /* each part converted straight into its rows of the packed copy */
+        size_t nwt = (size_t)ws[i]->rows * cols;
+        k_to_bf16_weight<<<(unsigned)((nwt + 255) / 256), 256, 0, c->stream>>>((__nv_bfloat16 *)out->data + at,
+                                                                              ws[i]->type, ws[i]->data,
+                                                                              ws[i]->scales, nwt, cols);
+        if (launched(c))
+            return ss_seterr(err, errsz, SS_ERR_CUDA, "bf16 packing failed to launch");
+        at += nwt;
+    }
+    out->type = SS_WT_BF16, out->rows = rows, out->cols = cols, out->bf16 = out->data;
+    return SS_OK;
 }
 
 extern "C" int ss_cuda_reserve_bf16(ss_cuda_t *c, size_t n, char *err, size_t errsz)
 {
     if (c->xbf_cap >= n)
         return SS_OK;
-    ss_cuda_free(c, c->xbf_scratch);
+    ss_cuda_free(c, c->xbf_scratch); /* cudaFree waits for queued readers */
     c->xbf_scratch = NULL;
     c->xbf_cap = 0;
     int rc = ss_cuda_malloc(c, (void **)&c->xbf_scratch, n * 2, err, errsz);
     if (!rc)
         c->xbf_cap = n;
     return rc;
+}
+
+/* x (nx floats) as bf16 in the context's scratch buffer. */
+static int to_bf16(ss_cuda_t *c, const float *x, size_t nx, const __nv_bfloat16 **out, char *err, size_t errsz)
+{
+    int rc = ss_cuda_reserve_bf16(c, nx, err, errsz);
+    if (rc)
+        return rc;
+    k_f32_to_bf16<<<(unsigned)((nx + 255) / 256), 256, 0, c->stream>>>((__nv_bfloat16 *)c->xbf_scratch, x, nx);
+    *out = (const __nv_bfloat16 *)c->xbf_scratch;
+    return launched(c) ? ss_seterr(err, errsz, SS_ERR_CUDA, "bf16 conversion failed to launch") : SS_OK;
+}
+
+/* rmsnorm(x) * w of B rows as bf16 in the context's scratch buffer (dim % 4 == 0). */
+static int rmsnorm_bf16(ss_cuda_t *c, const float *x, const float *w, int B, int dim, float eps,
+                        const __nv_bfloat16 **out, char *err, size_t errsz)
+{
+    int rc = ss_cuda_reserve_bf16(c, (size_t)B * dim, err, errsz);
+    if (rc)
+        return rc;
+    int threads = SS_MIN(512, ((dim / 4 + 31) / 32) * 32);
+    k_rmsnorm_bf16<<<B, threads, 0, c->stream>>>((__nv_bfloat16 *)c->xbf_scratch, x, w, dim, eps);
+    *out = (const __nv_bfloat16 *)c->xbf_scratch;
+    return launched(c) ? ss_seterr(err, errsz, SS_ERR_CUDA, "RMSNorm launch failed") : SS_OK;
+}
+
+/* "gemm ROWSxCOLS->OUT", interned in the context (kernel-mode profile names). */
+static const char *gemm_name(ss_cuda_t *c, int rows, int cols, const char *out)
+{
+    char nm[48];
+    snprintf(nm, sizeof nm, "cublas gemm %dx%d->%s", rows, cols, out);
+    for (int i = 0; i < c->ngname; i++)
+        if (!strcmp(c->gname[i], nm))
+            return c->gname[i];
+    if (c->ngname == 16)
+        return "cublas gemm (other)";
+    snprintf(c->gname[c->ngname], sizeof c->gname[0], "%s", nm);
+    return c->gname[c->ngname++];
 }
 
 /* y (B x rows, fp32 or bf16) = W xb (+ bias) + beta y, bf16 inputs, fp32 accumulation. */
@@ -684,6 +811,8 @@ static int gemm_bf16(ss_cuda_t *c, void *y, cudaDataType yt, const __nv_bfloat16
     if (st != CUBLAS_STATUS_SUCCESS)
         return ss_seterr(err, errsz, SS_ERR_CUDA, "cuBLAS GEMM %dx%dx%d failed: status %d", w->rows, B, w->cols,
                          (int)st);
+    if (c->prof == 2)
+        ss_cuda_prof_kernel(c, gemm_name(c, w->rows, w->cols, yt == CUDA_R_16BF ? "bf16" : beta != 0 ? "+=f32" : "f32"));
     if (bias) {
         size_t n = (size_t)B * w->rows;
         k_add_bias<<<(unsigned)((n + 255) / 256), 256, 0, c->stream>>>((float *)y, bias, w->rows, n);
@@ -789,6 +918,14 @@ extern "C" int ss_cuda_matmul_add(ss_cuda_t *c, float *y, const float *x, const 
     return gemv(c, one_weight(y, w, NULL, GV_ADD), x, B, gemv_kind(w, x), err, errsz);
 }
 
+extern "C" int ss_cuda_matmul_add_bf16(ss_cuda_t *c, float *y, const void *xb, const ss_cuda_weight_t *w, int B,
+                                       char *err, size_t errsz)
+{
+    if (B <= 8 || w->type == SS_WT_F32)
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "bf16 GEMM input needs a batch over 8 and a 16-bit weight");
+    return gemm_bf16(c, y, CUDA_R_32F, (const __nv_bfloat16 *)xb, w, NULL, B, 1.0f, err, errsz);
+}
+
 extern "C" int ss_cuda_matmul_multi(ss_cuda_t *c, int nw, float *const *ys, const ss_cuda_weight_t *const *ws,
                                     const float *const *biases, const float *x, int B, char *err, size_t errsz)
 {
@@ -811,10 +948,26 @@ extern "C" int ss_cuda_matmul_multi(ss_cuda_t *c, int nw, float *const *ys, cons
     return gemv(c, group_weights(nw, ys, ws, biases, GV_STORE), x, B, gemv_kind(ws[0], x), err, errsz);
 }
 
+/* The tensor-core GEMMs can take rmsnorm(x) straight as bf16 (no fp32 copy, no conversion pass). */
+static int norm_to_tc(int B, int nw, const ss_cuda_weight_t *const *ws)
+{
+    int ok = B > 8 && ws[0]->type != SS_WT_F32 && ws[0]->cols % 4 == 0;
+    for (int i = 1; ok && i < nw; i++)
+        ok = ws[i]->type != SS_WT_F32 && ws[i]->cols == ws[0]->cols;
+    return ok;
+}
+
 extern "C" int ss_cuda_rms_matmul_multi(ss_cuda_t *c, int nw, float *const *ys, const ss_cuda_weight_t *const *ws,
                                         const float *const *biases, const float *x, const float *norm_w, float eps,
                                         float *xn, int B, char *err, size_t errsz)
 {
+    if (norm_to_tc(B, nw, ws)) {
+        const __nv_bfloat16 *xb;
+        int rc = rmsnorm_bf16(c, x, norm_w, B, ws[0]->cols, eps, &xb, err, errsz);
+        for (int i = 0; !rc && i < nw; i++)
+            rc = gemm_bf16(c, ys[i], CUDA_R_32F, xb, ws[i], biases ? biases[i] : NULL, B, 0.0f, err, errsz);
+        return rc;
+    }
     if (B < 1 || B > 8 || !groupable(nw, ws, x)) {
         int rc = ss_cuda_rmsnorm(c, xn, x, norm_w, B, ws[0]->cols, eps);
         return rc ? rc : ss_cuda_matmul_multi(c, nw, ys, ws, biases, xn, B, err, errsz);
@@ -852,12 +1005,43 @@ extern "C" int ss_cuda_qkv_rope_kv(ss_cuda_t *c, float *q, float *k, float *v, f
     return gemv(c, a, x, n, gemv_kind(wq, x), err, errsz);
 }
 
+/* The feed-forward block on tensor cores from bf16 xb: gate and up written as bf16 into h1/h2,
+ * SwiGLU in place into h1 (bf16), the down GEMM reading it and adding into x (fp32). */
+static int ffn_tc(ss_cuda_t *c, float *x, const __nv_bfloat16 *xb, const ss_cuda_weight_t *gate,
+                  const ss_cuda_weight_t *up, const ss_cuda_weight_t *down, float *h1, float *h2, int B, char *err,
+                  size_t errsz)
+{
+    size_t nh = (size_t)B * gate->rows;
+    int rc = gemm_bf16(c, h1, CUDA_R_16BF, xb, gate, NULL, B, 0.0f, err, errsz);
+    if (!rc)
+        rc = gemm_bf16(c, h2, CUDA_R_16BF, xb, up, NULL, B, 0.0f, err, errsz);
+    if (rc)
+        return rc;
+    size_t threads = nh / 8 + nh % 8; /* h1, h2 come from cudaMalloc: 16-byte aligned */
+    k_swiglu_bf16<<<(unsigned)((threads + 255) / 256), 256, 0, c->stream>>>(
+        (__nv_bfloat16 *)h1, (const __nv_bfloat16 *)h1, (const __nv_bfloat16 *)h2, nh);
+    if (launched(c))
+        return ss_seterr(err, errsz, SS_ERR_CUDA, "SwiGLU launch failed");
+    return gemm_bf16(c, x, CUDA_R_32F, (const __nv_bfloat16 *)h1, down, NULL, B, 1.0f, err, errsz);
+}
+
+static int ffn_on_tc(const ss_cuda_weight_t *gate, const ss_cuda_weight_t *up, const ss_cuda_weight_t *down, int B)
+{
+    return B > 8 && gate->type != SS_WT_F32 && up->type != SS_WT_F32 && down->type != SS_WT_F32 &&
+           gate->rows == up->rows && gate->cols == up->cols && down->cols == gate->rows;
+}
+
 extern "C" int ss_cuda_rms_ffn(ss_cuda_t *c, float *x, const float *norm_w, float eps, float *xn,
                                const ss_cuda_weight_t *gate, const ss_cuda_weight_t *up, const ss_cuda_weight_t *down,
                                float *h1, float *h2, int B, char *err, size_t errsz)
 {
     if (B <= 0)
         return SS_OK;
+    if (ffn_on_tc(gate, up, down, B) && gate->cols % 4 == 0) {
+        const __nv_bfloat16 *xb;
+        int rc = rmsnorm_bf16(c, x, norm_w, B, gate->cols, eps, &xb, err, errsz);
+        return rc ? rc : ffn_tc(c, x, xb, gate, up, down, h1, h2, B, err, errsz);
+    }
     if (B > 8 || gate->type != up->type || gate->rows != up->rows || gate->cols != up->cols) {
         int rc = ss_cuda_rmsnorm(c, xn, x, norm_w, B, gate->cols, eps);
         return rc ? rc : ss_cuda_ffn(c, x, xn, gate, up, down, h1, h2, B, err, errsz);
@@ -874,29 +1058,13 @@ extern "C" int ss_cuda_ffn(ss_cuda_t *c, float *x, const float *xn, const ss_cud
 {
     if (B <= 0)
         return SS_OK;
-    int tc = B > 8 && gate->type != SS_WT_F32 && up->type != SS_WT_F32 && down->type != SS_WT_F32 &&
-             gate->rows == up->rows && gate->cols == up->cols && down->cols == gate->rows;
-    if (!tc) {
+    if (!ffn_on_tc(gate, up, down, B)) {
         int rc = ss_cuda_matmul_swiglu(c, h1, h2, xn, gate, up, B, err, errsz);
         return rc ? rc : ss_cuda_matmul_add(c, x, h1, down, B, err, errsz);
     }
-    /* bf16 end to end between the GEMMs: gate and up written as bf16 into h1/h2, SwiGLU in place
-     * into h1 (bf16), the down GEMM reading it and adding into x (fp32) */
     const __nv_bfloat16 *xb;
-    size_t nh = (size_t)B * gate->rows;
     int rc = to_bf16(c, xn, (size_t)B * gate->cols, &xb, err, errsz);
-    if (!rc)
-        rc = gemm_bf16(c, h1, CUDA_R_16BF, xb, gate, NULL, B, 0.0f, err, errsz);
-    if (!rc)
-        rc = gemm_bf16(c, h2, CUDA_R_16BF, xb, up, NULL, B, 0.0f, err, errsz);
-    if (rc)
-        return rc;
-    size_t threads = nh / 8 + nh % 8; /* h1, h2 come from cudaMalloc: 16-byte aligned */
-    k_swiglu_bf16<<<(unsigned)((threads + 255) / 256), 256, 0, c->stream>>>(
-        (__nv_bfloat16 *)h1, (const __nv_bfloat16 *)h1, (const __nv_bfloat16 *)h2, nh);
-    if (launched(c))
-        return ss_seterr(err, errsz, SS_ERR_CUDA, "SwiGLU launch failed");
-    return gemm_bf16(c, x, CUDA_R_32F, (const __nv_bfloat16 *)h1, down, NULL, B, 1.0f, err, errsz);
+    return rc ? rc : ffn_tc(c, x, xb, gate, up, down, h1, h2, B, err, errsz);
 }
 
 extern "C" int ss_cuda_matmul_swiglu(ss_cuda_t *c, float *out, float *scratch, const float *x,
@@ -1105,26 +1273,47 @@ extern "C" int ss_cuda_measure_bandwidth(ss_cuda_t *c, size_t bytes, int iters, 
     return SS_OK;
 }
 
-extern "C" int ss_cuda_measure_bf16_flops(ss_cuda_t *c, int m, int n, int k, int iters, double *flops, char *err,
-                                          size_t errsz)
+/* Fills n bf16 values with a hash of their index, uniform in [-scale, scale). */
+__global__ void k_fill_random_bf16(__nv_bfloat16 *x, size_t n, unsigned seed, float scale)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= n)
+        return;
+    unsigned h = (unsigned)i * 2654435761u ^ seed;
+    h ^= h >> 16, h *= 0x85ebca6bu, h ^= h >> 13, h *= 0xc2b2ae35u, h ^= h >> 16;
+    x[i] = __float2bfloat16(scale * ((h >> 8) * (2.0f / 16777216.0f) - 1.0f));
+}
+
+extern "C" int ss_cuda_measure_gemm(ss_cuda_t *c, int m, int n, int k, int flags, int iters, double *flops,
+                                    char *err, size_t errsz)
 {
     void *a, *b, *d;
-    int rc = ss_cuda_malloc(c, &a, (size_t)m * k * 2, err, errsz);
+    int obf = flags & SS_CUDA_GEMM_OUT_BF16, na_ = flags & SS_CUDA_GEMM_LAYERS ? 16 : 1;
+    size_t na = (size_t)m * k, nb = (size_t)k * n;
+    int rc = ss_cuda_malloc(c, &a, na * 2 * na_, err, errsz);
     if (!rc)
-        rc = ss_cuda_malloc(c, &b, (size_t)k * n * 2, err, errsz);
+        rc = ss_cuda_malloc(c, &b, nb * 2, err, errsz);
     if (!rc)
-        rc = ss_cuda_malloc(c, &d, (size_t)m * n * 4, err, errsz);
+        rc = ss_cuda_malloc(c, &d, (size_t)m * n * (obf ? 2 : 4), err, errsz);
     if (rc)
         return rc;
-    CU_TRY(cudaMemsetAsync(a, 0x3c, (size_t)m * k * 2, c->stream));
-    CU_TRY(cudaMemsetAsync(b, 0x3c, (size_t)k * n * 2, c->stream));
+    if (flags & SS_CUDA_GEMM_RANDOM) { /* weights ~ 1/sqrt(k), activations ~ 1: what a model's GEMM sees */
+        k_fill_random_bf16<<<(unsigned)((na * na_ + 255) / 256), 256, 0, c->stream>>>((__nv_bfloat16 *)a, na * na_,
+                                                                                      17u, 1.7f / sqrtf((float)k));
+        k_fill_random_bf16<<<(unsigned)((nb + 255) / 256), 256, 0, c->stream>>>((__nv_bfloat16 *)b, nb, 91u, 1.7f);
+        CU_TRY(cudaGetLastError());
+    } else {
+        CU_TRY(cudaMemsetAsync(a, 0x3c, na * 2 * na_, c->stream));
+        CU_TRY(cudaMemsetAsync(b, 0x3c, nb * 2, c->stream));
+    }
     const float one = 1.0f, zero = 0.0f;
     for (int i = -2; i < iters; i++) {
         if (i == 0)
             CU_TRY(cudaEventRecord(c->t0, c->stream));
-        cublasStatus_t st = cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, a, CUDA_R_16BF, k, b,
-                                         CUDA_R_16BF, k, &zero, d, CUDA_R_32F, m, CUBLAS_COMPUTE_32F,
-                                         CUBLAS_GEMM_DEFAULT);
+        const __nv_bfloat16 *ai = (const __nv_bfloat16 *)a + (size_t)((i + 2) % na_) * na;
+        cublasStatus_t st = cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, ai, CUDA_R_16BF, k, b,
+                                         CUDA_R_16BF, k, &zero, d, obf ? CUDA_R_16BF : CUDA_R_32F, m,
+                                         CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
         if (st != CUBLAS_STATUS_SUCCESS)
             return ss_seterr(err, errsz, SS_ERR_CUDA, "cuBLAS GEMM failed: status %d", (int)st);
     }
@@ -1137,6 +1326,12 @@ extern "C" int ss_cuda_measure_bf16_flops(ss_cuda_t *c, int m, int n, int k, int
     ss_cuda_free(c, b);
     ss_cuda_free(c, d);
     return SS_OK;
+}
+
+extern "C" int ss_cuda_measure_bf16_flops(ss_cuda_t *c, int m, int n, int k, int iters, double *flops, char *err,
+                                          size_t errsz)
+{
+    return ss_cuda_measure_gemm(c, m, n, k, 0, iters, flops, err, errsz);
 }
 
 extern "C" int ss_cuda_timer_begin(ss_cuda_t *c)
@@ -1154,16 +1349,57 @@ extern "C" int ss_cuda_timer_end(ss_cuda_t *c, float *ms, char *err, size_t errs
 
 /* ---------------------------------------------------------------- profiling */
 
+static void prof_record(ss_cuda_t *c, int stage, const char *name)
+{
+    if (c->np >= SS_CUDA_PROF_EVENTS)
+        return;
+    cudaEventRecord(c->pev[c->np], c->stream);
+    c->pstage[c->np] = stage;
+    c->pname[c->np++] = name;
+    c->phost1 = ss_now_ns();
+    if (c->np == 1)
+        c->phost0 = c->phost1;
+}
+
 extern "C" void ss_cuda_prof_mark(ss_cuda_t *c, int stage)
 {
     if (!c->prof)
         return;
     if (stage < 0)
         c->np = 0;
-    if (c->np >= 256 || stage >= SS_CUDA_PROF_STAGES)
-        return;
-    cudaEventRecord(c->pev[c->np], c->stream);
-    c->pstage[c->np++] = stage;
+    if (stage < SS_CUDA_PROF_STAGES && (c->prof == 1 || stage < 0)) /* kernel mode: only the pass start */
+        prof_record(c, stage, NULL);
+}
+
+void ss_cuda_prof_kernel(ss_cuda_t *c, const char *name)
+{
+    if (c->np > 0) /* inside a marked pass */
+        prof_record(c, -1, name);
+}
+
+/* The kernel-mode total of one name (a new row when there is room). */
+static void prof_kernel_add(ss_cuda_t *c, const char *name, float ms)
+{
+    int i = 0;
+    while (i < c->npk && strcmp(c->pk[i].name, name))
+        i++;
+    if (i == c->npk) {
+        if (c->npk == SS_CUDA_PROF_KERNELS)
+            return;
+        snprintf(c->pk[c->npk++].name, sizeof c->pk[0].name, "%s", name);
+        c->pk[i].lo = ms, c->pk[i].hi = ms;
+    }
+    c->pk[i].ms += ms;
+    c->pk[i].lo = ms < c->pk[i].lo ? ms : c->pk[i].lo;
+    c->pk[i].hi = ms > c->pk[i].hi ? ms : c->pk[i].hi;
+    c->pk[i].n++;
+}
+
+extern "C" void ss_cuda_prof_discard(ss_cuda_t *c)
+{
+    if (c->prof && c->np > 0)
+        cudaEventSynchronize(c->pev[c->np - 1]);
+    c->np = 0;
 }
 
 extern "C" void ss_cuda_prof_collect(ss_cuda_t *c)
@@ -1173,18 +1409,57 @@ extern "C" void ss_cuda_prof_collect(ss_cuda_t *c)
     cudaEventSynchronize(c->pev[c->np - 1]);
     for (int i = 1; i < c->np; i++) {
         float ms = 0;
-        if (cudaEventElapsedTime(&ms, c->pev[i - 1], c->pev[i]) == cudaSuccess && c->pstage[i] >= 0) {
+        if (cudaEventElapsedTime(&ms, c->pev[i - 1], c->pev[i]) != cudaSuccess)
+            continue;
+        if (c->pname[i])
+            prof_kernel_add(c, c->pname[i], ms);
+        else if (c->pstage[i] >= 0) {
             c->pms[c->pstage[i]] += ms;
             c->pcount[c->pstage[i]]++;
         }
     }
+    float span = 0;
+    if (c->prof == 2 && cudaEventElapsedTime(&span, c->pev[0], c->pev[c->np - 1]) == cudaSuccess) {
+        c->pk_gpu_ms += span;
+        c->pk_host_ms += (c->phost1 - c->phost0) / 1e6;
+        c->pk_passes++;
+    }
     c->np = 0;
+}
+
+/* Kernel mode: the launches by name, largest first, and whether the host kept the GPU fed. */
+static void prof_report_kernels(ss_cuda_t *c, const char *title)
+{
+    double total = 0;
+    for (int i = 0; i < c->npk; i++)
+        total += c->pk[i].ms;
+    fprintf(stderr, "CUDA kernel profile (%s): %ld passes, %.3f ms GPU span, %.3f ms host enqueue span\n", title,
+            c->pk_passes, c->pk_gpu_ms, c->pk_host_ms);
+    fprintf(stderr, "  (each launch is charged the GPU time since the previous mark, idle gaps included)\n");
+    for (int done = 0; done < c->npk; done++) {
+        int best = -1;
+        for (int i = 0; i < c->npk; i++)
+            if (c->pk[i].n > 0 && (best < 0 || c->pk[i].ms > c->pk[best].ms))
+                best = i;
+        if (best < 0)
+            break;
+        fprintf(stderr, "  %-34s %9.3f ms %5.1f%%  (%ld, %.1f us each, %.1f..%.1f)\n", c->pk[best].name,
+                c->pk[best].ms, 100.0 * c->pk[best].ms / (total > 0 ? total : 1), c->pk[best].n,
+                1e3 * c->pk[best].ms / c->pk[best].n, 1e3 * c->pk[best].lo, 1e3 * c->pk[best].hi);
+        c->pk[best].n = -c->pk[best].n; /* printed */
+    }
+    for (int i = 0; i < c->npk; i++)
+        c->pk[i].n = -c->pk[i].n;
 }
 
 extern "C" void ss_cuda_prof_report(ss_cuda_t *c, const char *const *names, const char *title)
 {
     if (!c || !c->prof)
         return;
+    if (c->prof == 2) {
+        prof_report_kernels(c, title);
+        return;
+    }
     double total = 0;
     for (int i = 0; i < SS_CUDA_PROF_STAGES; i++)
         total += c->pms[i];

@@ -37,6 +37,12 @@ int ss_cuda_d2h(ss_cuda_t *c, void *d, const void *s, size_t n, char *err, size_
 int ss_cuda_d2d(ss_cuda_t *c, void *d, const void *s, size_t n, char *err, size_t errsz) { (void)c, (void)d, (void)s, (void)n; UNSUP_ERR(); }
 int ss_cuda_memset(ss_cuda_t *c, void *d, int v, size_t n, char *err, size_t errsz) { (void)c, (void)d, (void)v, (void)n; UNSUP_ERR(); }
 int ss_cuda_sync(ss_cuda_t *c, char *err, size_t errsz) { (void)c; UNSUP_ERR(); }
+int ss_cuda_host_alloc(ss_cuda_t *c, void **h, size_t n, char *err, size_t errsz) { (void)c, (void)n; *h = NULL; UNSUP_ERR(); }
+void ss_cuda_host_free(ss_cuda_t *c, void *h) { (void)c, (void)h; }
+int ss_cuda_h2d_async(ss_cuda_t *c, void *d, const void *s, size_t n, char *err, size_t errsz) { (void)c, (void)d, (void)s, (void)n; UNSUP_ERR(); }
+int ss_cuda_d2h_async(ss_cuda_t *c, void *d, const void *s, size_t n, char *err, size_t errsz) { (void)c, (void)d, (void)s, (void)n; UNSUP_ERR(); }
+int ss_cuda_done_mark(ss_cuda_t *c, int i, char *err, size_t errsz) { (void)c, (void)i; UNSUP_ERR(); }
+int ss_cuda_done_wait(ss_cuda_t *c, int i, char *err, size_t errsz) { (void)c, (void)i; UNSUP_ERR(); }
 int ss_cuda_reserve_bf16(ss_cuda_t *c, size_t n, char *err, size_t errsz) { (void)c, (void)n; UNSUP_ERR(); }
 int ss_cuda_weight_upload(ss_cuda_t *c, ss_cuda_weight_t *w, int type, int rows, int cols, const void *host, char *err, size_t errsz)
 { (void)c, (void)w, (void)type, (void)rows, (void)cols, (void)host; UNSUP_ERR(); }
@@ -44,6 +50,9 @@ int ss_cuda_rmsnorm(ss_cuda_t *c, float *y, const float *x, const float *w, int 
 { (void)c, (void)y, (void)x, (void)w, (void)rows, (void)dim, (void)eps; return SS_ERR_UNSUPPORTED; }
 int ss_cuda_matmul(ss_cuda_t *c, float *y, const float *x, const ss_cuda_weight_t *w, const float *bias, int B, char *err, size_t errsz)
 { (void)c, (void)y, (void)x, (void)w, (void)bias, (void)B; UNSUP_ERR(); }
+int ss_cuda_matmul_add_bf16(ss_cuda_t *c, float *y, const void *xb, const ss_cuda_weight_t *w, int B, char *err,
+                            size_t errsz)
+{ (void)c, (void)y, (void)xb, (void)w, (void)B; UNSUP_ERR(); }
 int ss_cuda_matmul_add(ss_cuda_t *c, float *y, const float *x, const ss_cuda_weight_t *w, int B, char *err, size_t errsz)
 { (void)c, (void)y, (void)x, (void)w, (void)B; UNSUP_ERR(); }
 int ss_cuda_matmul_multi(ss_cuda_t *c, int nw, float *const *ys, const ss_cuda_weight_t *const *ws, const float *const *biases,
@@ -90,6 +99,25 @@ int ss_cuda_attention_split(ss_cuda_t *c, float *out, float *part, int nsplit, c
                             const int32_t *nq, int nt, int nheads, int nkv, int hd)
 { (void)c, (void)out, (void)part, (void)nsplit, (void)q, (void)kp, (void)vp, (void)bt, (void)mb, (void)seq, (void)pos, (void)n, (void)q0, (void)nq, (void)nt, (void)nheads, (void)nkv, (void)hd; return SS_ERR_UNSUPPORTED; }
 int ss_cuda_attention_tc_ok(int hd, int group) { (void)hd, (void)group; return 0; }
+int ss_cuda_weight_pack_bf16(ss_cuda_t *c, ss_cuda_weight_t *out, const ss_cuda_weight_t *const *ws, int nw,
+                             char *err, size_t errsz)
+{ (void)c, (void)out, (void)ws, (void)nw; UNSUP_ERR(); }
+int ss_cuda_rope_kv_packed(ss_cuda_t *c, float *q, const float *qkv, float *kp, float *vp, const int32_t *bt, int mb,
+                           const int32_t *seq, const int32_t *pos, int n, int nh, int nkv, int hd, int rot, float th,
+                           int neox)
+{
+    (void)c, (void)q, (void)qkv, (void)kp, (void)vp, (void)bt, (void)mb, (void)seq, (void)pos, (void)n, (void)nh;
+    (void)nkv, (void)hd, (void)rot, (void)th, (void)neox;
+    return SS_ERR_UNSUPPORTED;
+}
+int ss_cuda_attention_tc_bf16(ss_cuda_t *c, void *out, const float *q, const float *kp, const float *vp,
+                              const int32_t *bt, int mb, const int32_t *seq, const int32_t *pos, int n,
+                              const int32_t *t0, const int32_t *tn, int nt, int nh, int nkv, int hd, int hb)
+{
+    (void)c, (void)out, (void)q, (void)kp, (void)vp, (void)bt, (void)mb, (void)seq, (void)pos, (void)n, (void)t0;
+    (void)tn, (void)nt, (void)nh, (void)nkv, (void)hd, (void)hb;
+    return SS_ERR_UNSUPPORTED;
+}
 int ss_cuda_attention_tc(ss_cuda_t *c, float *out, const float *q, const float *kp, const float *vp, const int32_t *bt,
                          int mb, const int32_t *seq, const int32_t *pos, int n, const int32_t *q0, const int32_t *nq,
                          int nt, int nheads, int nkv, int hd, int hb)
@@ -104,6 +132,9 @@ int ss_cuda_lse_argmax(ss_cuda_t *c, float *lse, int32_t *amax, void *part, cons
 { (void)c, (void)lse, (void)amax, (void)part, (void)l, (void)rows, (void)vocab; return SS_ERR_UNSUPPORTED; }
 int ss_cuda_measure_bandwidth(ss_cuda_t *c, size_t bytes, int iters, double *bps, char *err, size_t errsz)
 { (void)c, (void)bytes, (void)iters; *bps = 0; UNSUP_ERR(); }
+int ss_cuda_measure_gemm(ss_cuda_t *c, int m, int n, int k, int flags, int iters, double *flops, char *err,
+                         size_t errsz)
+{ (void)c, (void)m, (void)n, (void)k, (void)flags, (void)iters; *flops = 0; UNSUP_ERR(); }
 int ss_cuda_measure_bf16_flops(ss_cuda_t *c, int m, int n, int k, int iters, double *flops, char *err, size_t errsz)
 { (void)c, (void)m, (void)n, (void)k, (void)iters; *flops = 0; UNSUP_ERR(); }
 int ss_cuda_timer_begin(ss_cuda_t *c) { (void)c; return SS_ERR_UNSUPPORTED; }
@@ -115,6 +146,7 @@ int ss_cuda_graph_launch(ss_cuda_t *c, ss_cuda_graph_t *g, char *err, size_t err
 void ss_cuda_graph_destroy(ss_cuda_graph_t *g) { (void)g; }
 void ss_cuda_prof_mark(ss_cuda_t *c, int stage) { (void)c, (void)stage; }
 void ss_cuda_prof_collect(ss_cuda_t *c) { (void)c; }
+void ss_cuda_prof_discard(ss_cuda_t *c) { (void)c; }
 void ss_cuda_prof_report(ss_cuda_t *c, const char *const *names, const char *title) { (void)c, (void)names, (void)title; }
 
 ss_err_t ss_llm_use_cuda(ss_llm_t *m, int device, char *err, size_t errsz)

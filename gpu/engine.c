@@ -162,7 +162,17 @@ typedef struct ubuf {
     unsigned char *want;
     int n, nout, nhid;
     seq_t **hseq; /* sequences owning hid rows */
+    ubatch_t ub;  /* what went to the backend (kept while its pass is in flight) */
 } ubuf_t;
+
+/* The ubatches of one eng_compute: two when the backend splits forward into submit and finish and
+ * the work takes more than one pass, so that the host fills the next while the last one runs. */
+typedef struct upipe {
+    ubuf_t b[2];
+    int nb;       /* 1 or 2 */
+    int fill;     /* the buffer being filled */
+    int inflight; /* the buffer whose pass is submitted and not finished, or -1 */
+} upipe_t;
 
 static void ubuf_free(ubuf_t *u)
 {
@@ -194,26 +204,10 @@ static int ubuf_init(ubuf_t *u, const ss_llm_t *m, long need_out, long need_tok)
                ? 0 : -1;
 }
 
-static ss_err_t flush(ss_llm_t *m, seq_t **seqs, ubuf_t *u, char *err, size_t errsz)
+/* Hands a computed ubatch's outputs to its sequences (on_out, pooled hidden states), advances their
+ * computed counts and registers their full blocks; the buffer is then empty. */
+static void take_outputs(ss_llm_t *m, seq_t **seqs, ubuf_t *u)
 {
-    if (!u->n)
-        return SS_OK;
-    /* block tables may have been reallocated while filling: take pointers now */
-    for (int t = 0; t < u->n; t++)
-        u->blocks[t] = seqs[u->seqi[t]]->blocks;
-    memset(u->hid_all, 0, (size_t)u->nhid * u->dim * sizeof(float));
-    for (int o = 0; o < u->nout; o++)
-        u->lse[o] = NAN, u->argmax[o] = -1;
-    for (int t = 0; t < u->n; t++)
-        if (u->out[t] >= 0)
-            u->want[u->out[t]] = !seqs[u->seqi[t]]->argmax_only;
-    ubatch_t ub = {u->n, u->tok, u->pos, u->blocks, u->out, u->nout, u->logits, NULL,
-                   u->nhid ? u->hid_row : NULL, u->hid_all, u->lse, u->argmax, u->want};
-    ss_err_t rc = m->be->forward(m->be_ctx, &ub, err, errsz);
-    m->st.forward_calls++;
-    m->st.tokens_computed += u->n;
-    if (rc)
-        return rc;
     for (int t = 0; t < u->n; t++) {
         seq_t *s = seqs[u->seqi[t]];
         s->ncomp = u->pos[t] + 1;
@@ -232,27 +226,87 @@ static ss_err_t flush(ss_llm_t *m, seq_t **seqs, ubuf_t *u, char *err, size_t er
         if (t == u->n - 1 || u->seqi[t + 1] != u->seqi[t])
             seq_register(m, seqs[u->seqi[t]]);
     u->n = u->nout = u->nhid = 0;
+}
+
+/* Waits for the pass in flight, if any, and takes its outputs. */
+static ss_err_t drain(ss_llm_t *m, seq_t **seqs, upipe_t *P, char *err, size_t errsz)
+{
+    if (P->inflight < 0)
+        return SS_OK;
+    ubuf_t *u = &P->b[P->inflight];
+    P->inflight = -1;
+    ss_err_t rc = m->be->finish(m->be_ctx, &u->ub, err, errsz);
+    if (rc) {
+        u->n = u->nout = u->nhid = 0;
+        return rc;
+    }
+    take_outputs(m, seqs, u);
     return SS_OK;
 }
 
-/* Runs the pending tokens (up to limit when set) of seqs[0..n). */
-static ss_err_t run_pending(ss_llm_t *m, seq_t **seqs, int n, ubuf_t *u, char *err, size_t errsz)
+/* Sends the filled ubatch to the backend: computed at once, or (two buffers) submitted, after which
+ * the previous pass is finished and the other buffer is filled next. */
+static ss_err_t flush(ss_llm_t *m, seq_t **seqs, upipe_t *P, char *err, size_t errsz)
 {
-    ss_err_t rc;
-    for (int i = 0; i < n; i++) {
+    ubuf_t *u = &P->b[P->fill];
+    if (!u->n)
+        return SS_OK;
+    /* block tables may have been reallocated while filling: take pointers now */
+    for (int t = 0; t < u->n; t++)
+        u->blocks[t] = seqs[u->seqi[t]]->blocks;
+    memset(u->hid_all, 0, (size_t)u->nhid * u->dim * sizeof(float));
+    for (int o = 0; o < u->nout; o++)
+        u->lse[o] = NAN, u->argmax[o] = -1;
+    for (int t = 0; t < u->n; t++)
+        if (u->out[t] >= 0)
+            u->want[u->out[t]] = !seqs[u->seqi[t]]->argmax_only;
+    u->ub = (ubatch_t){u->n, u->tok, u->pos, u->blocks, u->out, u->nout, u->logits, NULL,
+                       u->nhid ? u->hid_row : NULL, u->hid_all, u->lse, u->argmax, u->want};
+    m->st.forward_calls++;
+    m->st.tokens_computed += u->n;
+    if (P->nb < 2) {
+        ss_err_t rc = m->be->forward(m->be_ctx, &u->ub, err, errsz);
+        if (rc)
+            return rc;
+        take_outputs(m, seqs, u);
+        return SS_OK;
+    }
+    ss_err_t rc = m->be->submit(m->be_ctx, &u->ub, err, errsz);
+    if (rc) {
+        u->n = u->nout = u->nhid = 0;
+        return rc;
+    }
+    int prev = P->inflight;
+    P->inflight = -1;
+    if (prev >= 0) { /* finish the previous pass while this one runs */
+        P->inflight = prev;
+        rc = drain(m, seqs, P, err, errsz);
+    }
+    P->inflight = P->fill;
+    P->fill = 1 - P->fill;
+    return rc;
+}
+
+/* Runs the pending tokens (up to limit when set) of seqs[0..n); every pass is finished on return. */
+static ss_err_t run_pending(ss_llm_t *m, seq_t **seqs, int n, upipe_t *P, char *err, size_t errsz)
+{
+    ss_err_t rc = SS_OK;
+    for (int i = 0; i < n && !rc; i++) {
         seq_t *s = seqs[i];
         seq_lookup(m, s);
         int end = s->limit ? SS_MIN(s->limit, s->ntok) : s->ntok;
         int hrow = -1;
-        for (int p = s->ncomp; p < end; p++) {
+        for (int p = s->ncomp; p < end && !rc; p++) {
             int wants = p >= s->out_from;
+            ubuf_t *u = &P->b[P->fill];
             if (u->n == u->cap || (wants && u->nout == u->outcap)) {
-                if ((rc = flush(m, seqs, u, err, errsz)))
-                    return rc;
+                if ((rc = flush(m, seqs, P, err, errsz)))
+                    break;
+                u = &P->b[P->fill];
                 hrow = -1;
             }
             if ((rc = ensure_blocks(m, s, p + 1, err, errsz)))
-                return rc;
+                break;
             if (s->hid_sum && hrow < 0) {
                 hrow = u->nhid++;
                 u->hseq[hrow] = s;
@@ -265,7 +319,15 @@ static ss_err_t run_pending(ss_llm_t *m, seq_t **seqs, int n, ubuf_t *u, char *e
             u->hid_row[t] = s->hid_sum ? hrow : -1;
         }
     }
-    return flush(m, seqs, u, err, errsz);
+    if (!rc)
+        rc = flush(m, seqs, P, err, errsz);
+    if (rc) { /* still wait for a pass in flight, so the backend is idle; the first error wins */
+        char e2[SS_ERRSZ];
+        drain(m, seqs, P, e2, sizeof e2);
+        P->b[P->fill].n = P->b[P->fill].nout = P->b[P->fill].nhid = 0;
+        return rc;
+    }
+    return drain(m, seqs, P, err, errsz);
 }
 
 /* Leaders compute prefixes shared by >= 2 sequences of this call (not yet cached). */
@@ -282,7 +344,7 @@ static int hent_cmp(const void *a, const void *b)
     return x->seq - y->seq;
 }
 
-static ss_err_t shared_prefixes(ss_llm_t *m, seq_t **seqs, int n, ubuf_t *u, char *err, size_t errsz)
+static ss_err_t shared_prefixes(ss_llm_t *m, seq_t **seqs, int n, upipe_t *u, char *err, size_t errsz)
 {
     size_t ne = 0, cap = 0;
     hent_t *e = NULL;
@@ -360,20 +422,28 @@ ss_err_t eng_compute(ss_llm_t *m, seq_t **seqs, int n, char *err, size_t errsz)
         need_tok += SS_MAX(0, s->ntok - s->ncomp);
         need_out += SS_MAX(0, s->ntok - SS_MAX(s->out_from, s->ncomp));
     }
-    ubuf_t u;
-    if (ubuf_init(&u, m, need_out, need_tok)) {
-        ubuf_free(&u);
+    upipe_t P = {.nb = 1, .fill = 0, .inflight = -1};
+    int bad = ubuf_init(&P.b[0], m, need_out, need_tok);
+    /* passes overlap when the work takes more than one and the backend can split forward */
+    if (!bad && m->be->submit && m->be->finish && (need_tok > P.b[0].cap || need_out > P.b[0].outcap)) {
+        P.nb = 2;
+        bad = ubuf_init(&P.b[1], m, need_out, need_tok);
+    }
+    if (bad) {
+        for (int i = 0; i < P.nb; i++)
+            ubuf_free(&P.b[i]);
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory for a batch of %d tokens", m->ubatch);
     }
-    for (int i = 0; i < n; i++)
-        if (seqs[i]->ntok > m->cfg.ctx_len) {
-            ubuf_free(&u);
-            return ss_seterr(err, errsz, SS_ERR_INVALID, "sequence of %d tokens exceeds the context length %d",
-                             seqs[i]->ntok, m->cfg.ctx_len);
-        }
-    ss_err_t rc = m->prefix_on ? shared_prefixes(m, seqs, n, &u, err, errsz) : SS_OK;
+    ss_err_t rc = SS_OK;
+    for (int i = 0; i < n && !rc; i++)
+        if (seqs[i]->ntok > m->cfg.ctx_len)
+            rc = ss_seterr(err, errsz, SS_ERR_INVALID, "sequence of %d tokens exceeds the context length %d",
+                           seqs[i]->ntok, m->cfg.ctx_len);
+    if (!rc && m->prefix_on)
+        rc = shared_prefixes(m, seqs, n, &P, err, errsz);
     if (!rc)
-        rc = run_pending(m, seqs, n, &u, err, errsz);
-    ubuf_free(&u);
+        rc = run_pending(m, seqs, n, &P, err, errsz);
+    for (int i = 0; i < P.nb; i++)
+        ubuf_free(&P.b[i]);
     return rc;
 }

@@ -338,4 +338,5 @@ static void cpu_copy(void *ctx, int dst, int src)
     memcpy(c->blk[dst], c->blk[src], c->blk_floats * sizeof(float));
 }
 
-const backend_ops_t ss_llm_cpu_backend = {"cpu", cpu_upload, cpu_reserve, cpu_forward, cpu_destroy, cpu_copy};
+const backend_ops_t ss_llm_cpu_backend = {"cpu", cpu_upload, cpu_reserve, cpu_forward, cpu_destroy, cpu_copy,
+                                          NULL, NULL};

@@ -137,6 +137,12 @@ typedef struct backend_ops {
     /* Copies the KV of block src into block dst (forking a partially filled block); may be
      * NULL, then a fork recomputes the positions of the partial block. */
     void (*copy)(void *ctx, int dst, int src);
+    /* Optional: forward split in two so that the host prepares the next pass while this one runs.
+     * submit queues a pass and returns; finish waits for the oldest pass in flight and fills its
+     * ubatch's outputs. Up to two passes may be in flight; finish takes them in submission order,
+     * and a submitted ubatch's buffers stay untouched until it is finished. NULL: forward only. */
+    ss_err_t (*submit)(void *ctx, const ubatch_t *ub, char *err, size_t errsz);
+    ss_err_t (*finish)(void *ctx, const ubatch_t *ub, char *err, size_t errsz);
 } backend_ops_t;
 
 extern const backend_ops_t ss_llm_cpu_backend;

@@ -32,6 +32,11 @@ typedef struct ss_cuda_weight {
     void *bf16;   /* device: bf16 copy for the tensor-core path (made on first large batch) */
 } ss_cuda_weight_t;
 
+/* A BF16 weight whose rows are ws[0..nw)'s, one after another, converted on the device (non-F32
+ * weights of one width): Q|K|V in one tensor-core GEMM. Device memory owned by the context. */
+int ss_cuda_weight_pack_bf16(ss_cuda_t *c, ss_cuda_weight_t *out, const ss_cuda_weight_t *const *ws, int nw,
+                             char *err, size_t errsz);
+
 /* Number of usable CUDA devices (0 when none, or when built without CUDA); `why`
  * (optional) says why there are none. */
 int ss_cuda_device_count(char *why, size_t whysz);
@@ -46,6 +51,17 @@ int ss_cuda_d2h(ss_cuda_t *c, void *dst, const void *src, size_t bytes, char *er
 int ss_cuda_d2d(ss_cuda_t *c, void *dst, const void *src, size_t bytes, char *err, size_t errsz);
 int ss_cuda_memset(ss_cuda_t *c, void *dst, int v, size_t bytes, char *err, size_t errsz);
 int ss_cuda_sync(ss_cuda_t *c, char *err, size_t errsz);
+/* Overlapping work with the host: pinned host memory (ss_cuda_host_free waits for queued work
+ * first), copies that return at once (the host side pinned and left alone until a wait on a mark
+ * recorded after them), and completion marks: ss_cuda_done_mark(i) records mark i after the work
+ * queued so far, ss_cuda_done_wait(i) blocks until the stream reaches it and reports failures. */
+#define SS_CUDA_MARKS 2
+int ss_cuda_host_alloc(ss_cuda_t *c, void **hptr, size_t bytes, char *err, size_t errsz);
+void ss_cuda_host_free(ss_cuda_t *c, void *hptr);
+int ss_cuda_h2d_async(ss_cuda_t *c, void *dst, const void *src, size_t bytes, char *err, size_t errsz);
+int ss_cuda_d2h_async(ss_cuda_t *c, void *dst, const void *src, size_t bytes, char *err, size_t errsz);
+int ss_cuda_done_mark(ss_cuda_t *c, int i, char *err, size_t errsz);
+int ss_cuda_done_wait(ss_cuda_t *c, int i, char *err, size_t errsz);
 
 /* Makes the context's bf16 activation scratch hold n values (the tensor-core GEMMs convert their
  * input into it), so no allocation happens later, e.g. inside a captured graph. */
@@ -68,6 +84,9 @@ int ss_cuda_matmul(ss_cuda_t *c, float *y, const float *x, const ss_cuda_weight_
  *   matmul_swiglu: out = silu(G x) * (U x); scratch (B x rows floats) is used only when B > 8 */
 int ss_cuda_matmul_add(ss_cuda_t *c, float *y, const float *x, const ss_cuda_weight_t *w, int B, char *err,
                        size_t errsz);
+/* y += W x for B > 8 rows of bf16 x (what ss_cuda_attention_tc_bf16 writes); W not F32. */
+int ss_cuda_matmul_add_bf16(ss_cuda_t *c, float *y, const void *xb, const ss_cuda_weight_t *w, int B, char *err,
+                            size_t errsz);
 int ss_cuda_matmul_multi(ss_cuda_t *c, int nw, float *const *ys, const ss_cuda_weight_t *const *ws,
                          const float *const *biases, const float *x, int B, char *err, size_t errsz);
 int ss_cuda_matmul_swiglu(ss_cuda_t *c, float *out, float *scratch, const float *x, const ss_cuda_weight_t *gate,
@@ -78,8 +97,9 @@ int ss_cuda_matmul_swiglu(ss_cuda_t *c, float *out, float *scratch, const float 
 int ss_cuda_ffn(ss_cuda_t *c, float *x, const float *xn, const ss_cuda_weight_t *gate, const ss_cuda_weight_t *up,
                 const ss_cuda_weight_t *down, float *h1, float *h2, int B, char *err, size_t errsz);
 /* RMSNorm fused in front of the GEMV (B <= 8: each block finds 1/rms of its activation rows and
- * folds the norm's weight into the dot products; larger batches write rmsnorm(x) to xn, B x cols,
- * and take the paths above):
+ * folds the norm's weight into the dot products; larger batches on tensor cores write rmsnorm(x)
+ * as bf16 straight into the GEMMs' input, xn untouched; otherwise rmsnorm(x) goes to xn, B x cols,
+ * and the paths above run):
  *   rms_matmul_multi: ys[i] = Ws[i] rmsnorm(x) (+ biases[i])
  *   rms_ffn:          x += Down (silu(Gate n) * (Up n)), n = rmsnorm(x) */
 int ss_cuda_rms_matmul_multi(ss_cuda_t *c, int nw, float *const *ys, const ss_cuda_weight_t *const *ws,
@@ -121,6 +141,11 @@ int ss_cuda_kv_store(ss_cuda_t *c, float *kpool, float *vpool, const float *k, c
 int ss_cuda_rope_kv(ss_cuda_t *c, float *q, const float *k, const float *v, float *kpool, float *vpool,
                     const int32_t *block_tables, int max_blocks, const int32_t *seq, const int32_t *pos, int n,
                     int nheads, int nkv, int hd, int rot, float theta, int neox);
+/* The same from packed rows qkv[n][(nheads + 2 nkv) hd] (Q | K | V, what one GEMM over a packed
+ * weight writes): Q rotated into q[n][nheads hd], K rotated and V into the pools. */
+int ss_cuda_rope_kv_packed(ss_cuda_t *c, float *q, const float *qkv, float *kpool, float *vpool,
+                           const int32_t *block_tables, int max_blocks, const int32_t *seq, const int32_t *pos, int n,
+                           int nheads, int nkv, int hd, int rot, float theta, int neox);
 /* Causal attention for n queries (q [n][nheads*hd]): query i of sequence seq[i] at position pos[i]
  * attends to positions 0..pos[i] of its sequence. Queries are processed in tiles of up to 16
  * consecutive queries of one sequence (FlashAttention-style: K/V tiles staged in shared memory,
@@ -147,6 +172,11 @@ int ss_cuda_attention_tc(ss_cuda_t *c, float *out, const float *q, const float *
                          const int32_t *block_tables, int max_blocks, const int32_t *seq, const int32_t *pos,
                          int n, const int32_t *tile_q0, const int32_t *tile_nq, int ntiles,
                          int nheads, int nkv, int hd, int hb);
+/* The same, writing bf16 output rows (the input of ss_cuda_matmul_add_bf16). */
+int ss_cuda_attention_tc_bf16(ss_cuda_t *c, void *out, const float *q, const float *kpool, const float *vpool,
+                              const int32_t *block_tables, int max_blocks, const int32_t *seq, const int32_t *pos,
+                              int n, const int32_t *tile_q0, const int32_t *tile_nq, int ntiles,
+                              int nheads, int nkv, int hd, int hb);
 /* Log-softmax read-out: out[i] = logits[row[i]][tok[i]] - logsumexp(logits[row[i]]) over vocab. */
 int ss_cuda_logprob_gather(ss_cuda_t *c, float *out, const float *logits, int vocab, const int32_t *row,
                            const int32_t *tok, int n);
@@ -166,6 +196,14 @@ int ss_cuda_lse_argmax(ss_cuda_t *c, float *lse, int32_t *amax, void *part, cons
 /* Device-to-device streaming copy bandwidth (bytes read + written per second). */
 int ss_cuda_measure_bandwidth(ss_cuda_t *c, size_t bytes, int iters, double *bytes_per_s, char *err, size_t errsz);
 /* bf16 tensor-core GEMM rate (FLOP/s) on an m x n x k product through cuBLAS. */
+/* One cuBLAS bf16 GEMM shape (m x k weights, k x n activations) timed over iters: flags pick a bf16
+ * output (else fp32), hashed random inputs (else constant bytes, which draw less power) and
+ * weights that change every run (else one weight matrix, which can stay in L2). */
+#define SS_CUDA_GEMM_OUT_BF16 1
+#define SS_CUDA_GEMM_RANDOM 2
+#define SS_CUDA_GEMM_LAYERS 4 /* cycle through 16 weight matrices, as the layers of a pass do */
+int ss_cuda_measure_gemm(ss_cuda_t *c, int m, int n, int k, int flags, int iters, double *flops, char *err,
+                         size_t errsz);
 int ss_cuda_measure_bf16_flops(ss_cuda_t *c, int m, int n, int k, int iters, double *flops, char *err,
                                size_t errsz);
 /* Event timer: begin/end around kernels on the context's stream; returns milliseconds. */
@@ -182,10 +220,14 @@ void ss_cuda_graph_destroy(ss_cuda_graph_t *g);
 
 /* ---- profiling: with SS_CUDA_PROFILE=1 in the environment, stages marked with
  * ss_cuda_prof_mark are timed with CUDA events (between consecutive marks of one pass) and
- * summed per stage id; ss_cuda_prof_report prints the table. Costs nothing when off. */
+ * summed per stage id; ss_cuda_prof_report prints the table. With SS_CUDA_PROFILE=kernels every
+ * kernel launch and cuBLAS call inside a marked pass is timed instead, summed by the launching
+ * function (GEMMs by shape), with the host's enqueue span beside the GPU span. Costs nothing when
+ * off. */
 #define SS_CUDA_PROF_STAGES 32
 void ss_cuda_prof_mark(ss_cuda_t *c, int stage); /* stage < SS_CUDA_PROF_STAGES; -1 = start of a pass */
 void ss_cuda_prof_collect(ss_cuda_t *c);         /* after a sync: accumulate the pass */
+void ss_cuda_prof_discard(ss_cuda_t *c);         /* after a sync: drop the pass (a warm-up) */
 void ss_cuda_prof_report(ss_cuda_t *c, const char *const *names, const char *title);
 
 /* ---- CPU references (gpu/cuda_ref.c): same semantics, host pointers ---- */

@@ -313,6 +313,23 @@ START_TEST(test_gpu_elementwise)
 }
 END_TEST
 
+/* bf16 <-> float on the host (round to nearest even), for checking bf16 inputs and outputs. */
+static uint16_t to_bf16_host(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u += 0x7fff + ((u >> 16) & 1);
+    return (uint16_t)(u >> 16);
+}
+
+static float from_bf16_host(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
 START_TEST(test_gpu_fused)
 {
     /* matmul_add, matmul_multi (Q|K|V with biases), matmul_swiglu and rope_kv against the
@@ -351,6 +368,18 @@ START_TEST(test_gpu_fused)
             ck_assert_msg(ss_cuda_matmul_add(gpu, dy, dx, &dq, B, err, sizeof err) == SS_OK, "%s", err);
             from_gpu(got, dy, (size_t)B * rq * 4);
             ck_assert_msg(max_rel_err(got, ref, (size_t)B * rq) < tol, "matmul_add type %d B=%d", ty, B);
+            if (B > 8 && ty != SS_WT_F32) { /* the same from bf16 x (what the prefill attention hands over) */
+                uint16_t *xb = malloc((size_t)B * cols * 2);
+                for (int i = 0; i < B * cols; i++)
+                    xb[i] = to_bf16_host(x[i]);
+                void *dxb = dup_to_gpu(xb, (size_t)B * cols * 2);
+                ss_cuda_h2d(gpu, dy, y0, (size_t)B * rq * 4, err, sizeof err);
+                ck_assert_msg(ss_cuda_matmul_add_bf16(gpu, dy, dxb, &dq, B, err, sizeof err) == SS_OK, "%s", err);
+                from_gpu(got, dy, (size_t)B * rq * 4);
+                ck_assert_msg(max_rel_err(got, ref, (size_t)B * rq) < tol, "matmul_add_bf16 type %d B=%d", ty, B);
+                ss_cuda_free(gpu, dxb);
+                free(xb);
+            }
             /* [Wq; Wk] x + [bq; bk] into two outputs */
             float *const ys[2] = {dy, dyk};
             const ss_cuda_weight_t *const ws[2] = {&dq, &dk};
@@ -362,6 +391,25 @@ START_TEST(test_gpu_fused)
             ss_kref_matmul(ref, x, ty, wk, rk, cols, bk, B);
             from_gpu(got, dyk, (size_t)B * rk * 4);
             ck_assert_msg(max_rel_err(got, ref, (size_t)B * rk) < tol, "matmul_multi k type %d B=%d", ty, B);
+            if (B > 8 && ty != SS_WT_F32) { /* [Wq; Wk] packed into one bf16 weight: one GEMM, rows in turn */
+                ss_cuda_weight_t pk;
+                float *dpy, *py = malloc((size_t)B * (rq + rk) * 4), *pref = malloc((size_t)B * (rq + rk) * 4);
+                ck_assert_msg(ss_cuda_weight_pack_bf16(gpu, &pk, ws, 2, err, sizeof err) == SS_OK, "%s", err);
+                ck_assert_int_eq(pk.rows, rq + rk);
+                ss_cuda_malloc(gpu, (void **)&dpy, (size_t)B * (rq + rk) * 4, err, sizeof err);
+                ck_assert_msg(ss_cuda_matmul(gpu, dpy, dx, &pk, NULL, B, err, sizeof err) == SS_OK, "%s", err);
+                from_gpu(py, dpy, (size_t)B * (rq + rk) * 4);
+                ss_kref_matmul(ref, x, ty, wq, rq, cols, NULL, B);
+                ss_kref_matmul(ref2, x, ty, wk, rk, cols, NULL, B);
+                for (int b2 = 0; b2 < B; b2++) {
+                    memcpy(pref + (size_t)b2 * (rq + rk), ref + (size_t)b2 * rq, (size_t)rq * 4);
+                    memcpy(pref + (size_t)b2 * (rq + rk) + rq, ref2 + (size_t)b2 * rk, (size_t)rk * 4);
+                }
+                ck_assert_msg(max_rel_err(py, pref, (size_t)B * (rq + rk)) < tol, "packed Q|K type %d B=%d", ty, B);
+                ss_cuda_free(gpu, dpy);
+                ss_cuda_free(gpu, pk.data);
+                free(py), free(pref);
+            }
             /* silu(G x) * (U x) */
             ck_assert_msg(ss_cuda_matmul_swiglu(gpu, dh, ds, dx, &dg, &du, B, err, sizeof err) == SS_OK, "%s", err);
             ss_kref_matmul(ref, x, ty, wg, rh, cols, NULL, B);
@@ -483,6 +531,13 @@ START_TEST(test_gpu_fused)
         float *dq = dup_to_gpu(q, qn * 4), *dk = dup_to_gpu(k, kn * 4), *dv = dup_to_gpu(v, kn * 4);
         float *dkp = dup_to_gpu(kp, pool * 4), *dvp = dup_to_gpu(vp, pool * 4);
         int32_t *dbt = dup_to_gpu(bt, sizeof bt), *dseq = dup_to_gpu(seq, sizeof seq), *dpos = dup_to_gpu(pos, sizeof pos);
+        size_t ld = (size_t)(nheads + 2 * nkv) * hd; /* packed rows Q | K | V, before the reference rotates q */
+        float *packed = malloc((size_t)n * ld * 4);
+        for (int t = 0; t < n; t++) {
+            memcpy(packed + t * ld, q + (size_t)t * nheads * hd, (size_t)nheads * hd * 4);
+            memcpy(packed + t * ld + nheads * hd, k + (size_t)t * nkv * hd, (size_t)nkv * hd * 4);
+            memcpy(packed + t * ld + (nheads + nkv) * hd, v + (size_t)t * nkv * hd, (size_t)nkv * hd * 4);
+        }
         ss_kref_rope_kv(q, k, v, kp, vp, bt, mb, seq, pos, n, nheads, nkv, hd, rot, 500000.0f, neox);
         ck_assert_int_eq(ss_cuda_rope_kv(gpu, dq, dk, dv, dkp, dvp, dbt, mb, dseq, dpos, n, nheads, nkv, hd, rot,
                                          500000.0f, neox), SS_OK);
@@ -492,6 +547,21 @@ START_TEST(test_gpu_fused)
         ck_assert_msg(max_rel_err(gq, q, qn) < 1e-5, "rope_kv q neox=%d", neox);
         ck_assert_msg(max_rel_err(gk, kp, pool) < 1e-5, "rope_kv k pool neox=%d", neox);
         ck_assert_mem_eq(gv, vp, pool * 4);
+        /* the same from packed Q|K|V rows (one GEMM's output), Q written to its own buffer */
+        float *dpk = dup_to_gpu(packed, (size_t)n * ld * 4);
+        ss_cuda_memset(gpu, dq, 0, qn * 4, err, sizeof err);
+        ss_cuda_memset(gpu, dkp, 0, pool * 4, err, sizeof err);
+        ss_cuda_memset(gpu, dvp, 0, pool * 4, err, sizeof err);
+        ck_assert_int_eq(ss_cuda_rope_kv_packed(gpu, dq, dpk, dkp, dvp, dbt, mb, dseq, dpos, n, nheads, nkv, hd, rot,
+                                                500000.0f, neox), SS_OK);
+        from_gpu(gq, dq, qn * 4);
+        from_gpu(gk, dkp, pool * 4);
+        from_gpu(gv, dvp, pool * 4);
+        ck_assert_msg(max_rel_err(gq, q, qn) < 1e-5, "rope_kv_packed q neox=%d", neox);
+        ck_assert_msg(max_rel_err(gk, kp, pool) < 1e-5, "rope_kv_packed k pool neox=%d", neox);
+        ck_assert_mem_eq(gv, vp, pool * 4);
+        ss_cuda_free(gpu, dpk);
+        free(packed);
         free(q), free(k), free(v), free(kp), free(vp), free(gq), free(gk), free(gv);
     }
 }
@@ -581,6 +651,17 @@ START_TEST(test_gpu_attention)
     from_gpu(got, dout, (size_t)n * nheads * hd * 4);
     etc = max_rel_err(got, ref, (size_t)n * nheads * hd);
     ck_assert_msg(etc < 2e-2, "tensor-core attention, head per block: rel err %g", etc);
+    /* the same with bf16 output rows */
+    ss_cuda_memset(gpu, dout, 0, (size_t)n * nheads * hd * 4, err, sizeof err);
+    ck_assert_int_eq(ss_cuda_attention_tc_bf16(gpu, dout, dq, dkp, dvp, dbt, max_blocks, dseq, dpos, n, dt0, dtn, nt,
+                                               nheads, nkv, hd, 1), SS_OK);
+    uint16_t *gotb = malloc((size_t)n * nheads * hd * 2);
+    from_gpu(gotb, dout, (size_t)n * nheads * hd * 2);
+    for (int i = 0; i < n * nheads * hd; i++)
+        got[i] = from_bf16_host(gotb[i]);
+    free(gotb);
+    etc = max_rel_err(got, ref, (size_t)n * nheads * hd);
+    ck_assert_msg(etc < 2e-2, "tensor-core attention, bf16 output: rel err %g", etc);
     ck_assert_int_eq(ss_cuda_attention_tc(gpu, dout, dq, dkp, dvp, dbt, max_blocks, dseq, dpos, n, dt0, dtn, nt,
                                           nheads, nkv, hd, 3), SS_ERR_UNSUPPORTED);
     ck_assert(!ss_cuda_attention_tc_ok(8, 4) && !ss_cuda_attention_tc_ok(72, 4) && ss_cuda_attention_tc_ok(128, 8));
@@ -706,6 +787,67 @@ START_TEST(test_gpu_logits_match_cpu)
 }
 END_TEST
 
+START_TEST(test_gpu_overlapped_passes)
+{
+    NEED_GPU();
+    /* passes of 16 tokens, so every call takes several and the engine overlaps them (submit the
+     * next, then finish the last): logits, CHOOSE, GENERATE and EMBED pooling as on the CPU */
+    static const char *const yn[] = {" yes", " no"};
+    const char *texts[] = {"Once upon a time there was a little dog who liked to run in the park.",
+                           "The cat sat on the mat and looked at the big red ball.", "Lily",
+                           "Tom and Lily went to the park. They saw a dog. The dog was happy and"};
+    enum { NS = 4 };
+    ss_llm_t *cpu = open_model(0);
+    setenv("SS_CUDA_UBATCH", "16", 1);
+    ss_llm_t *gpu_m = open_model(1);
+    unsetenv("SS_CUDA_UBATCH");
+    int vocab = ss_llm_config(cpu)->vocab_size, dim = ss_llm_config(cpu)->dim;
+    int *toks[NS], ntok[NS];
+    for (int i = 0; i < NS; i++) {
+        toks[i] = malloc(256 * sizeof(int));
+        ntok[i] = ss_llm_tokenize(cpu, texts[i], 1, toks[i], 256);
+    }
+    float *a = malloc((size_t)NS * vocab * 4), *b = malloc((size_t)NS * vocab * 4);
+    char err[SS_ERRSZ] = "";
+    ck_assert_msg(ss_llm_last_logits(cpu, NS, (const int *const *)toks, ntok, a, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_msg(ss_llm_last_logits(gpu_m, NS, (const int *const *)toks, ntok, b, err, sizeof err) == SS_OK, "%s",
+                  err);
+    for (int i = 0; i < NS; i++) {
+        double e = max_rel_err(b + (size_t)i * vocab, a + (size_t)i * vocab, (size_t)vocab);
+        ck_assert_msg(e < 1e-3, "prompt %d: GPU logits (16-token passes) differ from CPU by %g", i, e);
+    }
+    ss_infer_req_t reqs[3 * NS];
+    ss_infer_res_t rc_[3 * NS], rg[3 * NS];
+    memset(reqs, 0, sizeof reqs);
+    memset(rc_, 0, sizeof rc_);
+    memset(rg, 0, sizeof rg);
+    for (int i = 0; i < NS; i++) {
+        reqs[i] = (ss_infer_req_t){.kind = SS_INFER_CHOOSE, .prompt = texts[i], .nchoices = 2, .choices = yn};
+        reqs[NS + i] = (ss_infer_req_t){.kind = SS_INFER_GENERATE, .prompt = texts[i], .max_tokens = 20};
+        reqs[2 * NS + i] = (ss_infer_req_t){.kind = SS_INFER_EMBED, .prompt = texts[i]};
+    }
+    ck_assert_msg(ss_llm_run(cpu, reqs, 3 * NS, rc_, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_msg(ss_llm_run(gpu_m, reqs, 3 * NS, rg, err, sizeof err) == SS_OK, "%s", err);
+    for (int i = 0; i < NS; i++) {
+        ck_assert_int_eq(rg[i].status, SS_OK);
+        ck_assert_float_eq_tol(rg[i].probs[0], rc_[i].probs[0], 1e-3);
+        ck_assert_msg(!strcmp(rg[NS + i].text, rc_[NS + i].text), "generation %d: GPU '%s' vs CPU '%s'", i,
+                      rg[NS + i].text, rc_[NS + i].text);
+        ck_assert_int_eq(rg[2 * NS + i].status, SS_OK);
+        ck_assert_ptr_nonnull(rg[2 * NS + i].emb);
+        double e = max_rel_err(rg[2 * NS + i].emb, rc_[2 * NS + i].emb, (size_t)dim);
+        ck_assert_msg(e < 1e-3, "embedding %d: GPU differs from CPU by %g", i, e);
+    }
+    for (int i = 0; i < 3 * NS; i++)
+        ss_infer_res_clear(&rc_[i]), ss_infer_res_clear(&rg[i]);
+    for (int i = 0; i < NS; i++)
+        free(toks[i]);
+    free(a), free(b);
+    ss_llm_close(cpu);
+    ss_llm_close(gpu_m);
+}
+END_TEST
+
 START_TEST(test_gpu_requests_match_cpu)
 {
     NEED_GPU();
@@ -775,6 +917,7 @@ Suite *check_cuda_suite(void)
     tcase_add_test(dev, test_gpu_golden_stories);
     tcase_add_test(dev, test_gpu_logits_match_cpu);
     tcase_add_test(dev, test_gpu_requests_match_cpu);
+    tcase_add_test(dev, test_gpu_overlapped_passes);
     suite_add_tcase(s, dev);
     return s;
 }
