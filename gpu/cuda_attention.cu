@@ -569,5 +569,6 @@ extern "C" int ss_cuda_attention_tc_bf16(ss_cuda_t *c, void *out, const float *q
 
 extern "C" int ss_cuda_attention_tc_ok(int hd, int group)
 {
-    return hd % 16 == 0 && hd >= 16 && hd <= SS_CUDA_TC_MAX_HD && group >= 1 && SS_CUDA_TC_ROWS % group == 0;
+    /* any GQA group up to a block's rows: a group-per-block tile holds floor(64 / group) queries */
+    return hd % 16 == 0 && hd >= 16 && hd <= SS_CUDA_TC_MAX_HD && group >= 1 && group <= SS_CUDA_TC_ROWS;
 }

@@ -163,7 +163,7 @@ int ss_cuda_attention_split(ss_cuda_t *c, float *out, float *part, int nsplit, c
                             int nheads, int nkv, int hd);
 /* The same attention on tensor cores for prefill (bf16 Q, K, P, V; fp32 accumulation and softmax):
  * a block per (tile, hb query heads of one GQA group) works on the tile's queries times its hb
- * heads, so tiles hold at most SS_CUDA_TC_ROWS / hb queries; hb divides the group (1: long
+ * heads, so tiles hold at most SS_CUDA_TC_ROWS / hb queries (rounded down: any group works); hb divides the group (1: long
  * prompt runs; group: short runs, K/V staged once per group). Needs ss_cuda_attention_tc_ok. */
 #define SS_CUDA_TC_ROWS 64
 #define SS_CUDA_TC_MAX_HD 128

@@ -665,7 +665,48 @@ START_TEST(test_gpu_attention)
     ck_assert_int_eq(ss_cuda_attention_tc(gpu, dout, dq, dkp, dvp, dbt, max_blocks, dseq, dpos, n, dt0, dtn, nt,
                                           nheads, nkv, hd, 3), SS_ERR_UNSUPPORTED);
     ck_assert(!ss_cuda_attention_tc_ok(8, 4) && !ss_cuda_attention_tc_ok(72, 4) && ss_cuda_attention_tc_ok(128, 8));
-    ck_assert(!ss_cuda_attention_tc_ok(64, 3));
+    ck_assert(ss_cuda_attention_tc_ok(64, 7) && !ss_cuda_attention_tc_ok(64, 65));
+    free(kp), free(vp), free(k), free(v), free(q), free(ref), free(got);
+}
+END_TEST
+
+START_TEST(test_gpu_attention_tc_odd_group)
+{
+    NEED_GPU();
+    char err[SS_ERRSZ];
+    /* Qwen2.5-0.5B's GQA: 14 query heads on 2 KV heads (a group of 7, which does not divide a
+     * block's 64 rows): 50 prompt tokens as one long tile (a head per block) and as tiles of
+     * floor(64 / 7) = 9 queries (the group per block) */
+    const int nheads = 14, nkv = 2, hd = 64, max_blocks = 4, n = 50, grp = nheads / nkv;
+    int32_t bt[4] = {2, 0, 3, 1}, seq[50], pos[50];
+    for (int i = 0; i < n; i++)
+        seq[i] = 0, pos[i] = i;
+    size_t pool = (size_t)4 * nkv * SS_KV_BLOCK * hd, qn = (size_t)n * nheads * hd;
+    float *kp = calloc(pool, 4), *vp = calloc(pool, 4);
+    float *k = frand_vec((size_t)n * nkv * hd, 1), *v = frand_vec((size_t)n * nkv * hd, 1), *q = frand_vec(qn, 1);
+    float *ref = malloc(qn * 4), *got = malloc(qn * 4);
+    ss_kref_kv_store(kp, vp, k, v, bt, max_blocks, seq, pos, n, nkv, hd);
+    ss_kref_attention(ref, q, kp, vp, bt, max_blocks, seq, pos, n, nheads, nkv, hd);
+    float *dkp = dup_to_gpu(kp, pool * 4), *dvp = dup_to_gpu(vp, pool * 4), *dq = dup_to_gpu(q, qn * 4), *dout;
+    ss_cuda_malloc(gpu, (void **)&dout, qn * 4, err, sizeof err);
+    int32_t *dbt = dup_to_gpu(bt, sizeof bt), *dseq = dup_to_gpu(seq, sizeof seq), *dpos = dup_to_gpu(pos, sizeof pos);
+    ck_assert(ss_cuda_attention_tc_ok(hd, grp));
+    for (int per_group = 0; per_group < 2; per_group++) {
+        int32_t t0[8], tn[8], nt = 0, step = per_group ? SS_CUDA_TC_ROWS / grp : SS_CUDA_TC_ROWS;
+        for (int i = 0; i < n; i += step)
+            t0[nt] = i, tn[nt++] = SS_MIN(step, n - i);
+        int32_t *dt0 = dup_to_gpu(t0, sizeof t0), *dtn = dup_to_gpu(tn, sizeof tn);
+        ss_cuda_memset(gpu, dout, 0, qn * 4, err, sizeof err);
+        ck_assert_int_eq(ss_cuda_attention_tc(gpu, dout, dq, dkp, dvp, dbt, max_blocks, dseq, dpos, n, dt0, dtn, nt,
+                                              nheads, nkv, hd, per_group ? grp : 1), SS_OK);
+        from_gpu(got, dout, qn * 4);
+        double e = max_rel_err(got, ref, qn);
+        ck_assert_msg(e < 2e-2, "tensor-core attention, group of 7, %s: rel err %g",
+                      per_group ? "group per block" : "head per block", e);
+        ss_cuda_free(gpu, dt0), ss_cuda_free(gpu, dtn);
+    }
+    ss_cuda_free(gpu, dkp), ss_cuda_free(gpu, dvp), ss_cuda_free(gpu, dq), ss_cuda_free(gpu, dout);
+    ss_cuda_free(gpu, dbt), ss_cuda_free(gpu, dseq), ss_cuda_free(gpu, dpos);
     free(kp), free(vp), free(k), free(v), free(q), free(ref), free(got);
 }
 END_TEST
@@ -913,6 +954,7 @@ Suite *check_cuda_suite(void)
     tcase_add_test(dev, test_gpu_elementwise);
     tcase_add_test(dev, test_gpu_fused);
     tcase_add_test(dev, test_gpu_attention);
+    tcase_add_test(dev, test_gpu_attention_tc_odd_group);
     tcase_add_test(dev, test_gpu_readout);
     tcase_add_test(dev, test_gpu_golden_stories);
     tcase_add_test(dev, test_gpu_logits_match_cpu);
