@@ -653,6 +653,11 @@ static ss_err_t cuda_submit(void *ctx, const ubatch_t *ub, char *err, size_t err
 {
     cuda_be_t *b = ctx;
     const ss_llm_config_t *g = &b->m->cfg;
+    int idle = 1;
+    for (int i = 0; i < SS_CUDA_MARKS; i++)
+        idle = idle && !b->slot[i].busy;
+    if (idle) /* nothing in flight: start from slot 0, so one-pass calls keep reusing its buffers */
+        b->next = b->oldest = 0;
     struct pass_slot *ps = &b->slot[b->next];
     if (ps->busy)
         return ss_seterr(err, errsz, SS_ERR_INTERNAL, "CUDA backend: more than %d passes in flight", SS_CUDA_MARKS);
