@@ -330,6 +330,20 @@ static float from_bf16_host(uint16_t h)
     return f;
 }
 
+/* The GPU's rotated q (qn floats) and K/V pools (pool floats each) against the reference. */
+static void expect_rope_kv(const float *dq, const float *dkp, const float *dvp, const float *q, const float *kp,
+                           const float *vp, size_t qn, size_t pool, const char *what, int neox)
+{
+    float *gq = malloc(qn * 4), *gk = malloc(pool * 4), *gv = malloc(pool * 4);
+    from_gpu(gq, dq, qn * 4);
+    from_gpu(gk, dkp, pool * 4);
+    from_gpu(gv, dvp, pool * 4);
+    ck_assert_msg(max_rel_err(gq, q, qn) < 1e-5, "%s q neox=%d", what, neox);
+    ck_assert_msg(max_rel_err(gk, kp, pool) < 1e-5, "%s k pool neox=%d", what, neox);
+    ck_assert_mem_eq(gv, vp, pool * 4);
+    free(gq), free(gk), free(gv);
+}
+
 START_TEST(test_gpu_fused)
 {
     /* matmul_add, matmul_multi (Q|K|V with biases), matmul_swiglu and rope_kv against the
@@ -526,8 +540,7 @@ START_TEST(test_gpu_fused)
     for (int neox = 0; neox < 2; neox++) {
         int rot = neox ? 32 : hd;
         float *q = frand_vec(qn, 1), *k = frand_vec(kn, 1), *v = frand_vec(kn, 1);
-        float *kp = calloc(pool, 4), *vp = calloc(pool, 4), *gq = malloc(qn * 4), *gk = malloc(pool * 4),
-              *gv = malloc(pool * 4);
+        float *kp = calloc(pool, 4), *vp = calloc(pool, 4);
         float *dq = dup_to_gpu(q, qn * 4), *dk = dup_to_gpu(k, kn * 4), *dv = dup_to_gpu(v, kn * 4);
         float *dkp = dup_to_gpu(kp, pool * 4), *dvp = dup_to_gpu(vp, pool * 4);
         int32_t *dbt = dup_to_gpu(bt, sizeof bt), *dseq = dup_to_gpu(seq, sizeof seq), *dpos = dup_to_gpu(pos, sizeof pos);
@@ -541,12 +554,7 @@ START_TEST(test_gpu_fused)
         ss_kref_rope_kv(q, k, v, kp, vp, bt, mb, seq, pos, n, nheads, nkv, hd, rot, 500000.0f, neox);
         ck_assert_int_eq(ss_cuda_rope_kv(gpu, dq, dk, dv, dkp, dvp, dbt, mb, dseq, dpos, n, nheads, nkv, hd, rot,
                                          500000.0f, neox), SS_OK);
-        from_gpu(gq, dq, qn * 4);
-        from_gpu(gk, dkp, pool * 4);
-        from_gpu(gv, dvp, pool * 4);
-        ck_assert_msg(max_rel_err(gq, q, qn) < 1e-5, "rope_kv q neox=%d", neox);
-        ck_assert_msg(max_rel_err(gk, kp, pool) < 1e-5, "rope_kv k pool neox=%d", neox);
-        ck_assert_mem_eq(gv, vp, pool * 4);
+        expect_rope_kv(dq, dkp, dvp, q, kp, vp, qn, pool, "rope_kv", neox);
         /* the same from packed Q|K|V rows (one GEMM's output), Q written to its own buffer */
         float *dpk = dup_to_gpu(packed, (size_t)n * ld * 4);
         ss_cuda_memset(gpu, dq, 0, qn * 4, err, sizeof err);
@@ -554,15 +562,10 @@ START_TEST(test_gpu_fused)
         ss_cuda_memset(gpu, dvp, 0, pool * 4, err, sizeof err);
         ck_assert_int_eq(ss_cuda_rope_kv_packed(gpu, dq, dpk, dkp, dvp, dbt, mb, dseq, dpos, n, nheads, nkv, hd, rot,
                                                 500000.0f, neox), SS_OK);
-        from_gpu(gq, dq, qn * 4);
-        from_gpu(gk, dkp, pool * 4);
-        from_gpu(gv, dvp, pool * 4);
-        ck_assert_msg(max_rel_err(gq, q, qn) < 1e-5, "rope_kv_packed q neox=%d", neox);
-        ck_assert_msg(max_rel_err(gk, kp, pool) < 1e-5, "rope_kv_packed k pool neox=%d", neox);
-        ck_assert_mem_eq(gv, vp, pool * 4);
+        expect_rope_kv(dq, dkp, dvp, q, kp, vp, qn, pool, "rope_kv_packed", neox);
         ss_cuda_free(gpu, dpk);
         free(packed);
-        free(q), free(k), free(v), free(kp), free(vp), free(gq), free(gk), free(gv);
+        free(q), free(k), free(v), free(kp), free(vp);
     }
 }
 END_TEST
@@ -797,32 +800,39 @@ START_TEST(test_gpu_golden_stories)
 }
 END_TEST
 
+/* The last-position logits of each text agree between the CPU and the GPU model (what: the case). */
+static void expect_same_last_logits(ss_llm_t *cpu, ss_llm_t *gpu_m, const char *const *texts, int ns,
+                                    const char *what)
+{
+    int vocab = ss_llm_config(cpu)->vocab_size;
+    int *toks[8], ntok[8];
+    ck_assert_int_le(ns, 8);
+    for (int i = 0; i < ns; i++) {
+        toks[i] = malloc(256 * sizeof(int));
+        ntok[i] = ss_llm_tokenize(cpu, texts[i], 1, toks[i], 256);
+    }
+    float *a = malloc((size_t)ns * vocab * 4), *b = malloc((size_t)ns * vocab * 4);
+    char err[SS_ERRSZ] = "";
+    ck_assert_msg(ss_llm_last_logits(cpu, ns, (const int *const *)toks, ntok, a, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_msg(ss_llm_last_logits(gpu_m, ns, (const int *const *)toks, ntok, b, err, sizeof err) == SS_OK, "%s",
+                  err);
+    for (int i = 0; i < ns; i++) {
+        double e = max_rel_err(b + (size_t)i * vocab, a + (size_t)i * vocab, (size_t)vocab);
+        ck_assert_msg(e < 1e-3, "%s, prompt %d: GPU logits differ from CPU by %g", what, i, e);
+    }
+    for (int i = 0; i < ns; i++)
+        free(toks[i]);
+    free(a), free(b);
+}
+
 START_TEST(test_gpu_logits_match_cpu)
 {
     NEED_GPU();
     /* a batch of prompts of different lengths (prefill tiles of several sizes) */
     const char *texts[] = {"Once upon a time", "The cat sat on the mat and looked at the big red ball.",
                            "Lily", "Tom and Lily went to the park. They saw a dog. The dog was happy and"};
-    enum { NS = 4 };
     ss_llm_t *cpu = open_model(0), *gpu_m = open_model(1);
-    int vocab = ss_llm_config(cpu)->vocab_size;
-    int *toks[NS], ntok[NS];
-    for (int i = 0; i < NS; i++) {
-        toks[i] = malloc(256 * sizeof(int));
-        ntok[i] = ss_llm_tokenize(cpu, texts[i], 1, toks[i], 256);
-    }
-    float *a = malloc((size_t)NS * vocab * 4), *b = malloc((size_t)NS * vocab * 4);
-    char err[SS_ERRSZ] = "";
-    ck_assert_msg(ss_llm_last_logits(cpu, NS, (const int *const *)toks, ntok, a, err, sizeof err) == SS_OK, "%s", err);
-    ck_assert_msg(ss_llm_last_logits(gpu_m, NS, (const int *const *)toks, ntok, b, err, sizeof err) == SS_OK, "%s",
-                  err);
-    for (int i = 0; i < NS; i++) {
-        double e = max_rel_err(b + (size_t)i * vocab, a + (size_t)i * vocab, (size_t)vocab);
-        ck_assert_msg(e < 1e-3, "prompt %d: GPU logits differ from CPU by %g", i, e);
-    }
-    for (int i = 0; i < NS; i++)
-        free(toks[i]);
-    free(a), free(b);
+    expect_same_last_logits(cpu, gpu_m, texts, 4, "one pass");
     ss_llm_close(cpu);
     ss_llm_close(gpu_m);
 }
@@ -842,21 +852,9 @@ START_TEST(test_gpu_overlapped_passes)
     setenv("SS_CUDA_UBATCH", "16", 1);
     ss_llm_t *gpu_m = open_model(1);
     unsetenv("SS_CUDA_UBATCH");
-    int vocab = ss_llm_config(cpu)->vocab_size, dim = ss_llm_config(cpu)->dim;
-    int *toks[NS], ntok[NS];
-    for (int i = 0; i < NS; i++) {
-        toks[i] = malloc(256 * sizeof(int));
-        ntok[i] = ss_llm_tokenize(cpu, texts[i], 1, toks[i], 256);
-    }
-    float *a = malloc((size_t)NS * vocab * 4), *b = malloc((size_t)NS * vocab * 4);
+    int dim = ss_llm_config(cpu)->dim;
+    expect_same_last_logits(cpu, gpu_m, texts, NS, "16-token passes");
     char err[SS_ERRSZ] = "";
-    ck_assert_msg(ss_llm_last_logits(cpu, NS, (const int *const *)toks, ntok, a, err, sizeof err) == SS_OK, "%s", err);
-    ck_assert_msg(ss_llm_last_logits(gpu_m, NS, (const int *const *)toks, ntok, b, err, sizeof err) == SS_OK, "%s",
-                  err);
-    for (int i = 0; i < NS; i++) {
-        double e = max_rel_err(b + (size_t)i * vocab, a + (size_t)i * vocab, (size_t)vocab);
-        ck_assert_msg(e < 1e-3, "prompt %d: GPU logits (16-token passes) differ from CPU by %g", i, e);
-    }
     ss_infer_req_t reqs[3 * NS];
     ss_infer_res_t rc_[3 * NS], rg[3 * NS];
     memset(reqs, 0, sizeof reqs);
@@ -881,9 +879,6 @@ START_TEST(test_gpu_overlapped_passes)
     }
     for (int i = 0; i < 3 * NS; i++)
         ss_infer_res_clear(&rc_[i]), ss_infer_res_clear(&rg[i]);
-    for (int i = 0; i < NS; i++)
-        free(toks[i]);
-    free(a), free(b);
     ss_llm_close(cpu);
     ss_llm_close(gpu_m);
 }
