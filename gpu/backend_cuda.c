@@ -57,6 +57,10 @@ typedef struct cuda_be {
     void *ropart; /* read-out partials (ss_cuda_lse_argmax) */
     float *attpart; /* split-KV attention partials of decode-sized passes */
     int32_t *amax;
+    float *gath;      /* gathered logits of rows that list their tokens (CHOOSE/SCORE answers) */
+    size_t gath_cap;  /* floats */
+    size_t gofs;      /* this pass: offset (int32s) of the gather rows, then tokens, in idx */
+    int ng;           /* this pass: gathered entries */
     /* per-batch index arrays, one device buffer with a fixed layout (see idx_*), filled by one
      * host-to-device copy: tok | pos | seq | tile q0 | tile nq | out rows | pooled rows | block table */
     int32_t *idx, *h_idx;         /* device; host side of the pass being planned (its slot's) */
@@ -69,7 +73,7 @@ typedef struct cuda_be {
         int tcap;         /* the index layout's tcap when planned */
         char *h_out;      /* pinned: logits rows | argmax | lse | hidden | pooled rows, coming back */
         size_t h_out_cap;
-        size_t off_amax, off_lse, off_hidden, off_pool;
+        size_t off_amax, off_lse, off_hidden, off_pool, off_gath;
         int nh;           /* pooled rows */
         int busy;         /* submitted, not finished */
     } slot[SS_CUDA_MARKS];
@@ -345,7 +349,8 @@ static int plan_batch(cuda_be_t *b, const ubatch_t *ub, int *mb_out, int *nt_out
             p <<= 1;
         mb = p;
     }
-    int rc = ensure_idx(b, &b->slot[b->next], (size_t)ns * mb, err, errsz);
+    int ng = ub->want_off ? ub->want_off[ub->nout] : 0; /* listed logits to gather */
+    int rc = ensure_idx(b, &b->slot[b->next], (size_t)ns * mb + 2 * (size_t)ng, err, errsz);
     if (rc)
         return rc;
     int32_t *seq = b->h_idx + 2 * (size_t)b->tcap, *q0 = b->h_idx + 3 * (size_t)b->tcap;
@@ -384,10 +389,18 @@ static int plan_batch(cuda_be_t *b, const ubatch_t *ub, int *mb_out, int *nt_out
         for (int k = 0; k < mb; k++)
             bt[(size_t)s * mb + k] = k <= maxp / KV_BLOCK ? b->h_seqptr[s][k] : 0;
     }
+    /* after the block table: the gather list, rows then tokens */
+    b->gofs = IDX_FIXED * (size_t)b->tcap + (size_t)ns * mb;
+    b->ng = ng;
+    for (int o = 0, j = 0; o < ub->nout && ng > 0; o++)
+        for (; j < ub->want_off[o + 1]; j++) {
+            b->h_idx[b->gofs + j] = o;
+            b->h_idx[b->gofs + ng + j] = ub->want_tok[j];
+        }
     *mb_out = mb;
     *nt_out = nt;
     *nh_out = nh;
-    *used = IDX_FIXED * (size_t)b->tcap + (size_t)ns * mb;
+    *used = b->gofs + 2 * (size_t)ng;
     return SS_OK;
 }
 
@@ -578,7 +591,8 @@ static int ensure_out(cuda_be_t *b, struct pass_slot *ps, const ubatch_t *ub, in
     ps->off_lse = ps->off_amax + no * 4;
     ps->off_hidden = ps->off_lse + no * 4;
     ps->off_pool = ps->off_hidden + (ub->hidden ? no * d * 4 : 0);
-    size_t need = ps->off_pool + (size_t)nh * d * 4;
+    ps->off_gath = ps->off_pool + (size_t)nh * d * 4;
+    size_t need = ps->off_gath + (size_t)b->ng * 4;
     if (need <= ps->h_out_cap)
         return SS_OK;
     ss_cuda_host_free(b->c, ps->h_out);
@@ -590,15 +604,16 @@ static int ensure_out(cuda_be_t *b, struct pass_slot *ps, const ubatch_t *ub, in
     return rc;
 }
 
-/* The next run [o, e) of logits rows someone reads, from o: all of them unless want_logits says a
- * row's consumer needs only its argmax (then, in pure greedy decoding, nothing but the argmax
- * crosses the bus). Returns e, or nout when none is left (then *o = nout). */
+/* The next run [o, e) of whole logits rows someone reads, from o: all of them unless want_logits
+ * says a row's consumer needs only its argmax (then, in pure greedy decoding, nothing but the
+ * argmax crosses the bus) or only listed tokens (gathered on the device instead). Returns e, or
+ * nout when none is left (then *o = nout). */
 static int wanted_run(const ubatch_t *ub, int *o)
 {
-    while (*o < ub->nout && ub->want_logits && !ub->want_logits[*o])
+    while (*o < ub->nout && ub->want_logits && ub->want_logits[*o] != 1)
         (*o)++;
     int e = *o;
-    while (e < ub->nout && (!ub->want_logits || ub->want_logits[e]))
+    while (e < ub->nout && (!ub->want_logits || ub->want_logits[e] == 1))
         e++;
     return e;
 }
@@ -620,6 +635,8 @@ static int queue_results(cuda_be_t *b, struct pass_slot *ps, const ubatch_t *ub,
         rc = ss_cuda_d2h_async(b->c, ps->h_out + ps->off_hidden, b->xo, (size_t)ub->nout * d * 4, err, errsz);
     if (!rc && nh > 0)
         rc = ss_cuda_d2h_async(b->c, ps->h_out + ps->off_pool, b->xb2, (size_t)nh * d * 4, err, errsz);
+    if (!rc && b->ng > 0)
+        rc = ss_cuda_d2h_async(b->c, ps->h_out + ps->off_gath, b->gath, (size_t)b->ng * 4, err, errsz);
     ps->nh = nh;
     return rc;
 }
@@ -637,12 +654,34 @@ static void take_results(cuda_be_t *b, const struct pass_slot *ps, const ubatch_
         memcpy(ub->lse, ps->h_out + ps->off_lse, (size_t)ub->nout * 4);
     if (ub->nout > 0 && ub->hidden)
         memcpy(ub->hidden, ps->h_out + ps->off_hidden, (size_t)ub->nout * d * 4);
+    /* listed tokens: each gathered logit into its place in the row (the rest stays unset) */
+    if (ub->want_off) {
+        const float *gv = (const float *)(ps->h_out + ps->off_gath);
+        for (int o = 0; o < ub->nout; o++)
+            for (int j = ub->want_off[o]; j < ub->want_off[o + 1]; j++)
+                ub->logits[(size_t)o * g->vocab_size + ub->want_tok[j]] = gv[j];
+    }
     /* EMBED pooling: add the final hidden of each marked token */
     const float *h = (const float *)(ps->h_out + ps->off_pool);
     const int32_t *hid = ps->h_idx + 6 * (size_t)ps->tcap;
     for (int i = 0; i < ps->nh; i++)
         for (size_t j = 0; j < d; j++)
             ub->hid_all[(size_t)ub->hid_row[hid[i]] * d + j] += h[(size_t)i * d + j];
+}
+
+/* Gathers the logits the rows with token lists read (b->ng of them, indices uploaded with the
+ * pass's other index arrays) into b->gath. */
+static int gather_listed(cuda_be_t *b, const ubatch_t *ub, char *err, size_t errsz)
+{
+    int rc;
+    (void)ub;
+    if ((size_t)b->ng > b->gath_cap) {
+        size_t cap = SS_MAX((size_t)b->ng, 2 * b->gath_cap);
+        DEV_ALLOC(b->gath, cap * 4);
+        b->gath_cap = cap;
+    }
+    return ss_cuda_gather_logits(b->c, b->gath, b->logits, b->m->cfg.vocab_size, b->idx + b->gofs,
+                                 b->idx + b->gofs + b->ng, b->ng);
 }
 
 /* Queues a forward pass: plans and uploads its indices, launches its kernels and the copies of its
@@ -688,6 +727,8 @@ static ss_err_t cuda_submit(void *ctx, const ubatch_t *ub, char *err, size_t err
         rc = launch_graph(b, ub->n, ub->nout, nh, mb, nt, err, errsz);
     else
         rc = launch_pass(b, ub->n, ub->nout, nh, mb, nt, err, errsz);
+    if (!rc && b->ng > 0) /* the listed logits, outside any captured graph (the list changes) */
+        rc = gather_listed(b, ub, err, errsz);
     ss_cuda_prof_mark(b->c, P_READOUT);
     int64_t t_launch = ss_now_ns();
     if (!rc && b->timing) {

@@ -1113,6 +1113,23 @@ extern "C" int ss_cuda_logprob_gather(ss_cuda_t *c, float *out, const float *log
     return launched(c);
 }
 
+__global__ void k_gather_logits(float *out, const float *logits, int vocab, const int32_t *row, const int32_t *tok,
+                                int n)
+{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n)
+        out[i] = logits[(size_t)row[i] * vocab + tok[i]];
+}
+
+extern "C" int ss_cuda_gather_logits(ss_cuda_t *c, float *out, const float *logits, int vocab, const int32_t *row,
+                                     const int32_t *tok, int n)
+{
+    if (n <= 0)
+        return SS_OK;
+    k_gather_logits<<<(n + 255) / 256, 256, 0, c->stream>>>(out, logits, vocab, row, tok, n);
+    return launched(c);
+}
+
 __global__ void k_gather_rows(float *out, const float *x, const int32_t *idx, int dim)
 {
     const float *src = x + (size_t)idx[blockIdx.x] * dim;

@@ -128,6 +128,9 @@ int ss_cuda_gather_rows(ss_cuda_t *c, float *out, const float *x, const int32_t 
 { (void)c, (void)out, (void)x, (void)idx, (void)n, (void)dim; return SS_ERR_UNSUPPORTED; }
 int ss_cuda_argmax(ss_cuda_t *c, int32_t *out, const float *l, int rows, int vocab)
 { (void)c, (void)out, (void)l, (void)rows, (void)vocab; return SS_ERR_UNSUPPORTED; }
+int ss_cuda_gather_logits(ss_cuda_t *c, float *out, const float *l, int vocab, const int32_t *row, const int32_t *tok,
+                          int n)
+{ (void)c, (void)out, (void)l, (void)vocab, (void)row, (void)tok, (void)n; return SS_ERR_UNSUPPORTED; }
 int ss_cuda_lse_argmax(ss_cuda_t *c, float *lse, int32_t *amax, void *part, const float *l, int rows, int vocab)
 { (void)c, (void)lse, (void)amax, (void)part, (void)l, (void)rows, (void)vocab; return SS_ERR_UNSUPPORTED; }
 int ss_cuda_measure_bandwidth(ss_cuda_t *c, size_t bytes, int iters, double *bps, char *err, size_t errsz)

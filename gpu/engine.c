@@ -160,6 +160,8 @@ typedef struct ubuf {
     float *logits, *hid_all, *lse;
     int *argmax;
     unsigned char *want;
+    int *want_off, *want_tok; /* [outcap + 1]; the token lists of rows with want 2 */
+    int ntok_cap;
     int n, nout, nhid;
     seq_t **hseq; /* sequences owning hid rows */
     ubatch_t ub;  /* what went to the backend (kept while its pass is in flight) */
@@ -178,6 +180,7 @@ static void ubuf_free(ubuf_t *u)
 {
     free(u->tok); free(u->pos); free(u->out); free(u->hid_row); free(u->seqi);
     free(u->blocks); free(u->logits); free(u->hid_all); free(u->hseq); free(u->lse); free(u->argmax); free(u->want);
+    free(u->want_off); free(u->want_tok);
 }
 
 /* need_out: logits rows this call will produce at most (sizes the logits buffer) */
@@ -198,10 +201,42 @@ static int ubuf_init(ubuf_t *u, const ss_llm_t *m, long need_out, long need_tok)
     u->lse = malloc((size_t)u->outcap * sizeof(float));
     u->argmax = malloc((size_t)u->outcap * sizeof(int));
     u->want = malloc((size_t)u->outcap);
+    u->want_off = malloc(((size_t)u->outcap + 1) * sizeof(int));
     u->hid_all = malloc(c * u->dim * sizeof(float));
     return u->tok && u->pos && u->out && u->hid_row && u->seqi && u->blocks && u->hseq && u->logits && u->hid_all &&
-                   u->lse && u->argmax && u->want
+                   u->lse && u->argmax && u->want && u->want_off
                ? 0 : -1;
+}
+
+/* Which logits each output row's consumer reads: argmax only (0), the whole row (1), or the
+ * tokens its sequence lists (2, with want_off/want_tok). Returns 1 if some row lists tokens,
+ * 0 if none, -1 out of memory. */
+static int plan_wants(seq_t **seqs, ubuf_t *u)
+{
+    int any = 0, nt = 0;
+    for (int t = 0; t < u->n; t++) {
+        int o = u->out[t];
+        if (o < 0)
+            continue;
+        const seq_t *s = seqs[u->seqi[t]];
+        u->want[o] = !s->argmax_only;
+        u->want_off[o] = nt; /* rows are numbered in token order */
+        if (!s->out_toks)
+            continue;
+        int k;
+        while ((k = s->out_toks(s, u->pos[t], u->want_tok + nt, u->ntok_cap - nt)) > u->ntok_cap - nt) {
+            int nc = SS_MAX(2 * u->ntok_cap, nt + k + 64);
+            int *p = realloc(u->want_tok, (size_t)nc * sizeof *p);
+            if (!p)
+                return -1;
+            u->want_tok = p, u->ntok_cap = nc;
+        }
+        u->want[o] = 2;
+        nt += k;
+        any = 1;
+    }
+    u->want_off[u->nout] = nt;
+    return any;
 }
 
 /* Hands a computed ubatch's outputs to its sequences (on_out, pooled hidden states), advances their
@@ -257,11 +292,12 @@ static ss_err_t flush(ss_llm_t *m, seq_t **seqs, upipe_t *P, char *err, size_t e
     memset(u->hid_all, 0, (size_t)u->nhid * u->dim * sizeof(float));
     for (int o = 0; o < u->nout; o++)
         u->lse[o] = NAN, u->argmax[o] = -1;
-    for (int t = 0; t < u->n; t++)
-        if (u->out[t] >= 0)
-            u->want[u->out[t]] = !seqs[u->seqi[t]]->argmax_only;
+    int lists = plan_wants(seqs, u);
+    if (lists < 0)
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     u->ub = (ubatch_t){u->n, u->tok, u->pos, u->blocks, u->out, u->nout, u->logits, NULL,
-                       u->nhid ? u->hid_row : NULL, u->hid_all, u->lse, u->argmax, u->want};
+                       u->nhid ? u->hid_row : NULL, u->hid_all, u->lse, u->argmax, u->want,
+                       lists ? u->want_off : NULL, lists ? u->want_tok : NULL};
     m->st.forward_calls++;
     m->st.tokens_computed += u->n;
     if (P->nb < 2) {

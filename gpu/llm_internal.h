@@ -123,7 +123,11 @@ typedef struct ubatch {
     int *argmax;          /* [nout] argmax of each output row, filled by backends that compute it
                              where the logits are (CUDA); left -1 by the others */
     const unsigned char *want_logits; /* [nout] 0: the row's consumer needs only its argmax, so a
-                             backend that fills argmax may leave the row's logits unset */
+                             backend that fills argmax may leave the row's logits unset; 1: the
+                             whole row; 2: only the entries listed in want_tok (see below) */
+    const int *want_off;  /* [nout + 1] rows with want_logits 2 read the logits of tokens
+                             want_tok[want_off[o] .. want_off[o + 1]); NULL when no row has 2 */
+    const int *want_tok;
 } ubatch_t;
 
 typedef struct backend_ops {
@@ -201,6 +205,9 @@ struct seq {
     void *user;
     int user_i;
     int argmax_only;      /* on_out needs only the argmax of its logits (greedy decoding) */
+    /* optional: the tokens whose logits on_out will read at pos (CHOOSE/SCORE: the answer tokens);
+     * writes up to cap of them to toks and returns how many (> cap: call again with room) */
+    int (*out_toks)(const seq_t *s, int pos, int *toks, int cap);
 };
 
 int seq_push(seq_t *s, int tok);          /* 0 or -1 on OOM */

@@ -136,6 +136,33 @@ static void on_choice_out(ss_llm_t *m, seq_t *s, int pos, const float *logits)
         c->lp += logits[c->tok[k]] - row_lse(m, logits);
 }
 
+/* The logits the two callbacks above read, so a backend can return just these (see out_toks). */
+static int prompt_toks(const seq_t *s, int pos, int *toks, int cap)
+{
+    const rq_t *q = s->user;
+    int k = 0;
+    (void)pos;
+    for (int c = 0; c < q->nch; c++)
+        if (q->ch[c].n > 0) {
+            if (k < cap)
+                toks[k] = q->ch[c].tok[0];
+            k++;
+        }
+    return k;
+}
+
+static int choice_toks(const seq_t *s, int pos, int *toks, int cap)
+{
+    const rq_t *q = s->user;
+    const choice_t *c = &q->ch[s->user_i];
+    int k = pos - q->np + 1;
+    if (k < 1 || k >= c->n)
+        return 0;
+    if (cap >= 1)
+        toks[0] = c->tok[k];
+    return 1;
+}
+
 static void on_gen_out(ss_llm_t *m, seq_t *s, int pos, const float *logits)
 {
     rq_t *q = s->user;
@@ -226,6 +253,7 @@ ss_err_t rq_fork_choices(ss_llm_t *m, rq_t *q, seq_t **all, int *ns, char *err, 
         ch->seq.out_from = q->np;
         ch->seq.reuse = 1;
         ch->seq.on_out = on_choice_out;
+        ch->seq.out_toks = choice_toks;
         ch->seq.user = q;
         ch->seq.user_i = c;
         all[(*ns)++] = &ch->seq;
@@ -262,6 +290,7 @@ int rq_setup(ss_llm_t *m, rq_t *q)
     case SS_INFER_CHOOSE:
     case SS_INFER_SCORE:
         q->seq.on_out = on_prompt_out;
+        q->seq.out_toks = prompt_toks;
         return setup_choices(m, q);
     case SS_INFER_GENERATE:
         q->seq.on_out = on_gen_out;

@@ -177,6 +177,9 @@ int ss_cuda_attention_tc_bf16(ss_cuda_t *c, void *out, const float *q, const flo
                               const int32_t *block_tables, int max_blocks, const int32_t *seq, const int32_t *pos,
                               int n, const int32_t *tile_q0, const int32_t *tile_nq, int ntiles,
                               int nheads, int nkv, int hd, int hb);
+/* out[i] = logits[row[i]][tok[i]] for i < n: the few logits a CHOOSE or SCORE answer reads. */
+int ss_cuda_gather_logits(ss_cuda_t *c, float *out, const float *logits, int vocab, const int32_t *row,
+                          const int32_t *tok, int n);
 /* Log-softmax read-out: out[i] = logits[row[i]][tok[i]] - logsumexp(logits[row[i]]) over vocab. */
 int ss_cuda_logprob_gather(ss_cuda_t *c, float *out, const float *logits, int vocab, const int32_t *row,
                            const int32_t *tok, int n);

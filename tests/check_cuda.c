@@ -842,8 +842,9 @@ START_TEST(test_gpu_overlapped_passes)
 {
     NEED_GPU();
     /* passes of 16 tokens, so every call takes several and the engine overlaps them (submit the
-     * next, then finish the last): logits, CHOOSE, GENERATE and EMBED pooling as on the CPU */
-    static const char *const yn[] = {" yes", " no"};
+     * next, then finish the last): logits, CHOOSE, GENERATE, EMBED pooling and SCORE as on the CPU
+     * (CHOOSE and SCORE rows bring back only their answer tokens' logits, gathered on the device) */
+    static const char *const yn[] = {" yes", " a big red ball"}; /* the second: several tokens (forks) */
     const char *texts[] = {"Once upon a time there was a little dog who liked to run in the park.",
                            "The cat sat on the mat and looked at the big red ball.", "Lily",
                            "Tom and Lily went to the park. They saw a dog. The dog was happy and"};
@@ -855,8 +856,8 @@ START_TEST(test_gpu_overlapped_passes)
     int dim = ss_llm_config(cpu)->dim;
     expect_same_last_logits(cpu, gpu_m, texts, NS, "16-token passes");
     char err[SS_ERRSZ] = "";
-    ss_infer_req_t reqs[3 * NS];
-    ss_infer_res_t rc_[3 * NS], rg[3 * NS];
+    ss_infer_req_t reqs[4 * NS];
+    ss_infer_res_t rc_[4 * NS], rg[4 * NS];
     memset(reqs, 0, sizeof reqs);
     memset(rc_, 0, sizeof rc_);
     memset(rg, 0, sizeof rg);
@@ -864,9 +865,11 @@ START_TEST(test_gpu_overlapped_passes)
         reqs[i] = (ss_infer_req_t){.kind = SS_INFER_CHOOSE, .prompt = texts[i], .nchoices = 2, .choices = yn};
         reqs[NS + i] = (ss_infer_req_t){.kind = SS_INFER_GENERATE, .prompt = texts[i], .max_tokens = 20};
         reqs[2 * NS + i] = (ss_infer_req_t){.kind = SS_INFER_EMBED, .prompt = texts[i]};
+        reqs[3 * NS + i] = (ss_infer_req_t){.kind = SS_INFER_SCORE, .prompt = texts[i], .score_min = 1,
+                                            .score_max = 12};
     }
-    ck_assert_msg(ss_llm_run(cpu, reqs, 3 * NS, rc_, err, sizeof err) == SS_OK, "%s", err);
-    ck_assert_msg(ss_llm_run(gpu_m, reqs, 3 * NS, rg, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_msg(ss_llm_run(cpu, reqs, 4 * NS, rc_, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_msg(ss_llm_run(gpu_m, reqs, 4 * NS, rg, err, sizeof err) == SS_OK, "%s", err);
     for (int i = 0; i < NS; i++) {
         ck_assert_int_eq(rg[i].status, SS_OK);
         ck_assert_float_eq_tol(rg[i].probs[0], rc_[i].probs[0], 1e-3);
@@ -876,8 +879,11 @@ START_TEST(test_gpu_overlapped_passes)
         ck_assert_ptr_nonnull(rg[2 * NS + i].emb);
         double e = max_rel_err(rg[2 * NS + i].emb, rc_[2 * NS + i].emb, (size_t)dim);
         ck_assert_msg(e < 1e-3, "embedding %d: GPU differs from CPU by %g", i, e);
+        ck_assert_int_eq(rg[3 * NS + i].status, SS_OK); /* SCORE: 12 answers, two of them two tokens */
+        ck_assert_msg(fabs(rg[3 * NS + i].score - rc_[3 * NS + i].score) < 1e-3, "score %d: GPU %g vs CPU %g", i,
+                      rg[3 * NS + i].score, rc_[3 * NS + i].score);
     }
-    for (int i = 0; i < 3 * NS; i++)
+    for (int i = 0; i < 4 * NS; i++)
         ss_infer_res_clear(&rc_[i]), ss_infer_res_clear(&rg[i]);
     ss_llm_close(cpu);
     ss_llm_close(gpu_m);
