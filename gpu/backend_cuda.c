@@ -4,8 +4,12 @@
  * destroy), running every stage on the GPU through the kernels of ss_cuda.h.
  * Weights are uploaded once (Q8_0 repacked for 16-byte loads); the paged KV
  * cache lives on the device as one K and one V pool per layer, indexed by the
- * engine's block ids, so the prefix cache of engine.c works unchanged. Only the
- * logits of output rows (and pooled hidden states) come back to the host.
+ * engine's block ids, so the prefix cache of engine.c works unchanged. Only what
+ * output rows' consumers read comes back to the host (whole logits rows, argmax,
+ * log-sum-exp, gathered answer-token logits, pooled hidden states). Passes can
+ * overlap with the host (submit / finish): each in-flight pass has a slot of pinned
+ * buffers and a completion event. Prefill passes hand bf16 between RMSNorm, the
+ * packed Q|K|V GEMM, the tensor-core attention and Wo.
  * Also: ss_backend_cuda_new, the ss_infer_backend_t used by `semstream worker --gpu`.
  */
 #ifdef SS_HAVE_CUDA
