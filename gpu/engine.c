@@ -155,6 +155,7 @@ ss_err_t seq_fork(ss_llm_t *m, seq_t *dst, const seq_t *src, char *err, size_t e
 
 typedef struct ubuf {
     int cap, outcap, dim, vocab;
+    int acap, aoutcap; /* what the arrays hold (kept between eng_compute calls, see ubuf_reserve) */
     int *tok, *pos, *out, *hid_row, *seqi;
     const int **blocks;
     float *logits, *hid_all, *lse;
@@ -170,7 +171,7 @@ typedef struct ubuf {
 /* The ubatches of one eng_compute: two when the backend splits forward into submit and finish and
  * the work takes more than one pass, so that the host fills the next while the last one runs. */
 typedef struct upipe {
-    ubuf_t b[2];
+    ubuf_t *b;    /* the model's two kept buffers (m->ubufs) */
     int nb;       /* 1 or 2 */
     int fill;     /* the buffer being filled */
     int inflight; /* the buffer whose pass is submitted and not finished, or -1 */
@@ -181,31 +182,55 @@ static void ubuf_free(ubuf_t *u)
     free(u->tok); free(u->pos); free(u->out); free(u->hid_row); free(u->seqi);
     free(u->blocks); free(u->logits); free(u->hid_all); free(u->hseq); free(u->lse); free(u->argmax); free(u->want);
     free(u->want_off); free(u->want_tok);
+    memset(u, 0, sizeof *u);
 }
 
-/* need_out: logits rows this call will produce at most (sizes the logits buffer) */
-static int ubuf_init(ubuf_t *u, const ss_llm_t *m, long need_out, long need_tok)
+/* Room for a call of cap tokens and outcap output rows. The arrays stay with the model between
+ * calls and grow when a call needs more: fresh multi-megabyte buffers on every call cost a page
+ * fault per page written (the logits rows of every pass). */
+static int ubuf_reserve(ubuf_t *u, const ss_llm_t *m, int cap, int outcap)
 {
-    memset(u, 0, sizeof *u);
-    u->cap = (int)SS_MAX(1, SS_MIN((long)m->ubatch, need_tok));
+    if (u->tok && u->acap >= cap && u->aoutcap >= outcap && u->dim == m->cfg.dim &&
+        u->vocab == m->cfg.vocab_size) {
+        u->cap = cap, u->outcap = outcap;
+        u->n = u->nout = u->nhid = 0;
+        return 0;
+    }
+    ubuf_free(u);
+    u->cap = u->acap = cap;
+    u->outcap = u->aoutcap = outcap;
     u->dim = m->cfg.dim;
     u->vocab = m->cfg.vocab_size;
-    size_t budget = (size_t)64 << 20; /* bytes of logits per pass */
-    u->outcap = (int)SS_MAX(4, SS_MIN((size_t)u->cap, budget / ((size_t)u->vocab * 4)));
-    u->outcap = (int)SS_MIN((long)u->outcap, SS_MAX(need_out, 1));
-    size_t c = (size_t)u->cap;
+    size_t c = (size_t)cap;
     u->tok = malloc(c * sizeof(int)); u->pos = malloc(c * sizeof(int)); u->out = malloc(c * sizeof(int));
     u->hid_row = malloc(c * sizeof(int)); u->seqi = malloc(c * sizeof(int));
     u->blocks = malloc(c * sizeof(int *)); u->hseq = malloc(c * sizeof(seq_t *));
-    u->logits = malloc((size_t)u->outcap * u->vocab * sizeof(float));
-    u->lse = malloc((size_t)u->outcap * sizeof(float));
-    u->argmax = malloc((size_t)u->outcap * sizeof(int));
-    u->want = malloc((size_t)u->outcap);
-    u->want_off = malloc(((size_t)u->outcap + 1) * sizeof(int));
+    u->logits = malloc((size_t)outcap * u->vocab * sizeof(float));
+    u->lse = malloc((size_t)outcap * sizeof(float));
+    u->argmax = malloc((size_t)outcap * sizeof(int));
+    u->want = malloc((size_t)outcap);
+    u->want_off = malloc(((size_t)outcap + 1) * sizeof(int));
     u->hid_all = malloc(c * u->dim * sizeof(float));
     return u->tok && u->pos && u->out && u->hid_row && u->seqi && u->blocks && u->hseq && u->logits && u->hid_all &&
                    u->lse && u->argmax && u->want && u->want_off
                ? 0 : -1;
+}
+
+/* Tokens and output rows per pass for a call needing need_tok tokens and need_out rows. */
+static void ubuf_size(const ss_llm_t *m, long need_out, long need_tok, int *cap, int *outcap)
+{
+    *cap = (int)SS_MAX(1, SS_MIN((long)m->ubatch, need_tok));
+    size_t budget = (size_t)64 << 20; /* bytes of logits per pass */
+    *outcap = (int)SS_MAX(4, SS_MIN((size_t)*cap, budget / ((size_t)m->cfg.vocab_size * 4)));
+    *outcap = (int)SS_MIN((long)*outcap, SS_MAX(need_out, 1));
+}
+
+void eng_free(ss_llm_t *m)
+{
+    for (int i = 0; m->ubufs && i < 2; i++)
+        ubuf_free(&m->ubufs[i]);
+    free(m->ubufs);
+    m->ubufs = NULL;
 }
 
 /* Which logits each output row's consumer reads: argmax only (0), the whole row (1), or the
@@ -458,16 +483,19 @@ ss_err_t eng_compute(ss_llm_t *m, seq_t **seqs, int n, char *err, size_t errsz)
         need_tok += SS_MAX(0, s->ntok - s->ncomp);
         need_out += SS_MAX(0, s->ntok - SS_MAX(s->out_from, s->ncomp));
     }
-    upipe_t P = {.nb = 1, .fill = 0, .inflight = -1};
-    int bad = ubuf_init(&P.b[0], m, need_out, need_tok);
+    if (!m->ubufs && !(m->ubufs = calloc(2, sizeof *m->ubufs)))
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    upipe_t P = {.b = m->ubufs, .nb = 1, .fill = 0, .inflight = -1};
+    int cap, outcap;
+    ubuf_size(m, need_out, need_tok, &cap, &outcap);
+    int bad = ubuf_reserve(&P.b[0], m, cap, outcap);
     /* passes overlap when the work takes more than one and the backend can split forward */
-    if (!bad && m->be->submit && m->be->finish && (need_tok > P.b[0].cap || need_out > P.b[0].outcap)) {
+    if (!bad && m->be->submit && m->be->finish && (need_tok > cap || need_out > outcap)) {
         P.nb = 2;
-        bad = ubuf_init(&P.b[1], m, need_out, need_tok);
+        bad = ubuf_reserve(&P.b[1], m, cap, outcap);
     }
     if (bad) {
-        for (int i = 0; i < P.nb; i++)
-            ubuf_free(&P.b[i]);
+        eng_free(m);
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory for a batch of %d tokens", m->ubatch);
     }
     ss_err_t rc = SS_OK;
@@ -479,7 +507,5 @@ ss_err_t eng_compute(ss_llm_t *m, seq_t **seqs, int n, char *err, size_t errsz)
         rc = shared_prefixes(m, seqs, n, &P, err, errsz);
     if (!rc)
         rc = run_pending(m, seqs, n, &P, err, errsz);
-    for (int i = 0; i < P.nb; i++)
-        ubuf_free(&P.b[i]);
     return rc;
 }

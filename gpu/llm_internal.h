@@ -217,6 +217,7 @@ void seq_release(ss_llm_t *m, seq_t *s);  /* returns blocks, frees arrays */
 ss_err_t seq_fork(ss_llm_t *m, seq_t *dst, const seq_t *src, char *err, size_t errsz);
 /* Computes every uncomputed token of seqs[0..n) (up to seq->limit when set), sharing prefixes. */
 ss_err_t eng_compute(ss_llm_t *m, seq_t **seqs, int n, char *err, size_t errsz);
+void eng_free(ss_llm_t *m); /* the ubatch buffers eng_compute keeps between calls */
 /* Takes every block of s's prompt that is in the prefix table now (as eng_compute would), so
  * s->ntok - s->ncomp is what is left to compute. */
 void eng_lookup(ss_llm_t *m, seq_t *s);
@@ -264,6 +265,7 @@ void sched_free(ss_llm_t *m);
 
 struct ss_llm {
     ss_gguf_t *g;
+    struct ubuf *ubufs; /* engine.c: two ubatch buffers kept between eng_compute calls */
     ss_llm_config_t cfg;
     weights_t w;
     tokenizer_t tok;
