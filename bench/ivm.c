@@ -355,22 +355,6 @@ static void print_result(const result_t *r)
     fflush(stdout);
 }
 
-/* Rows in node `id`'s memo tables (answers, pair members, tree memberships). */
-static int64_t memo_rows(sqlite3 *db, int id)
-{
-    static const char *const names[] = {"memo", "cmp", "cmp_m", "pair", "pair_m", "node", "gnode"};
-    int64_t n = 0;
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
-        char q[128];
-        snprintf(q, sizeof q, "SELECT count(*) FROM st_%d_%s", id, names[i]);
-        sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(db, q, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-            n += sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-    }
-    return n;
-}
-
 /* Runs one unary operator through N rows + churn; appends its JSON object to J. */
 static void run_unary(const char *name, ss_plan_node_t *node, int extra_json(ss_buf_t *, result_t *))
 {
@@ -442,7 +426,7 @@ static void run_unary(const char *name, ss_plan_node_t *node, int extra_json(ss_
                   (long long)r.per_kind_calls[0],
                   (long long)r.per_kind_calls[1], (long long)r.per_kind_calls[2], (long long)r.per_kind_n[0],
                   (long long)r.per_kind_n[1], (long long)r.per_kind_n[2]);
-    int64_t mrows = memo_rows(e.db, node->id);
+    int64_t mrows = fx_memo_rows(e.db, node->id);
     ss_buf_printf(&J, ",\"live_rows\":%d,\"memo_rows\":%lld", d.n, (long long)mrows);
     if (extra_json)
         extra_json(&J, &r);

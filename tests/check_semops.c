@@ -1041,22 +1041,6 @@ END_TEST
 
 /* ------------------------------------------------------------ memo pruning */
 
-/* Rows in the operator's memo tables (and their member / tree-membership tables). */
-static int64_t memo_rows(sqlite3 *db, int id)
-{
-    static const char *const names[] = {"memo", "cmp", "cmp_m", "pair", "pair_m", "node", "gnode"};
-    int64_t n = 0;
-    for (size_t i = 0; i < SS_ARRAY_LEN(names); i++) {
-        char q[128];
-        snprintf(q, sizeof q, "SELECT count(*) FROM st_%d_%s", id, names[i]);
-        sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(db, q, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-            n += sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-    }
-    return n;
-}
-
 /* Applies z (and z2 on port 1 for a join) and returns the model calls (not requests). */
 static int64_t apply_calls(harness_t *h, ss_op_t *op, ss_zset_t *z, ss_zset_t *z2, ss_zset_t *acc,
                            int64_t *requests)
@@ -1144,9 +1128,9 @@ static void memo_case(ss_plan_kind_t kind, int sem, const char *mode)
     ss_zset_consolidate(&acc);
     ck_assert_int_eq((int)acc.n, 0);
     if (prune)
-        ck_assert_int_eq(memo_rows(h.db, n->id), 0);
+        ck_assert_int_eq(fx_memo_rows(h.db, n->id), 0);
     else
-        ck_assert_int_gt(memo_rows(h.db, n->id), 0);
+        ck_assert_int_gt(fx_memo_rows(h.db, n->id), 0);
     ss_zset_clear(&z);
     ss_zset_clear(&z2);
     data_all(&d, &z);
@@ -1157,7 +1141,7 @@ static void memo_case(ss_plan_kind_t kind, int sem, const char *mode)
     else
         ck_assert_int_eq(req, 0); /* answered by the memo */
     assert_same(&acc, &first);
-    ck_assert_int_gt(memo_rows(h.db, n->id), 0);
+    ck_assert_int_gt(fx_memo_rows(h.db, n->id), 0);
     ss_zset_destroy(&z);
     ss_zset_destroy(&z2);
     ss_zset_destroy(&acc);

@@ -1,13 +1,16 @@
 /*
  * plan_fixture.h — builds schemas, templates and node options by hand, for the
- * semantic-operator tests (semops_harness.h) and bench/ivm.c. Header-only (static
- * functions), needs no test framework.
+ * semantic-operator tests (semops_harness.h) and bench/ivm.c, and counts an operator's
+ * memo rows in its state store. Header-only (static functions), needs no test framework.
  */
 #ifndef PLAN_FIXTURE_H
 #define PLAN_FIXTURE_H
 
 #include "ss_plan.h"
 
+#include <sqlite3.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,6 +75,22 @@ static void fx_opt(ss_plan_node_t *n, const char *name, const char *value)
     n->opts[n->nopts].name = strdup(name);
     n->opts[n->nopts].value = strdup(value);
     n->nopts++;
+}
+
+/* Rows in node `id`'s memo tables (answers, pair members, tree memberships). */
+static int64_t fx_memo_rows(sqlite3 *db, int id)
+{
+    static const char *const names[] = {"memo", "cmp", "cmp_m", "pair", "pair_m", "node", "gnode"};
+    int64_t n = 0;
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        char q[128];
+        snprintf(q, sizeof q, "SELECT count(*) FROM st_%d_%s", id, names[i]);
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(db, q, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+            n += sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    return n;
 }
 
 #endif
