@@ -34,10 +34,9 @@ extern "C" int ss_cuda_measure_bandwidth(ss_cuda_t *c, size_t bytes, int iters, 
     CU_TRY(cudaEventRecord(c->t0, c->stream));
     for (int i = 0; i < iters; i++)
         k_copy<<<grid, 512, 0, c->stream>>>((float4 *)b, (const float4 *)a, n);
-    CU_TRY(cudaEventRecord(c->t1, c->stream));
-    CU_TRY(cudaEventSynchronize(c->t1));
     float ms;
-    CU_TRY(cudaEventElapsedTime(&ms, c->t0, c->t1));
+    if ((rc = ss_cuda_timer_end(c, &ms, err, errsz)))
+        return rc;
     *bps = 2.0 * (double)bytes * iters / (ms / 1e3);
     ss_cuda_free(c, a);
     ss_cuda_free(c, b);
@@ -88,10 +87,9 @@ extern "C" int ss_cuda_measure_gemm(ss_cuda_t *c, int m, int n, int k, int flags
         if (st != CUBLAS_STATUS_SUCCESS)
             return ss_seterr(err, errsz, SS_ERR_CUDA, "cuBLAS GEMM failed: status %d", (int)st);
     }
-    CU_TRY(cudaEventRecord(c->t1, c->stream));
-    CU_TRY(cudaEventSynchronize(c->t1));
     float ms;
-    CU_TRY(cudaEventElapsedTime(&ms, c->t0, c->t1));
+    if ((rc = ss_cuda_timer_end(c, &ms, err, errsz)))
+        return rc;
     *flops = 2.0 * m * n * (double)k * iters / (ms / 1e3);
     ss_cuda_free(c, a);
     ss_cuda_free(c, b);
