@@ -337,12 +337,8 @@ static ss_err_t flush(ss_llm_t *m, seq_t **seqs, upipe_t *P, char *err, size_t e
         u->n = u->nout = u->nhid = 0;
         return rc;
     }
-    int prev = P->inflight;
-    P->inflight = -1;
-    if (prev >= 0) { /* finish the previous pass while this one runs */
-        P->inflight = prev;
+    if (P->inflight >= 0) /* finish the previous pass while this one runs */
         rc = drain(m, seqs, P, err, errsz);
-    }
     P->inflight = P->fill;
     P->fill = 1 - P->fill;
     return rc;
@@ -483,6 +479,10 @@ ss_err_t eng_compute(ss_llm_t *m, seq_t **seqs, int n, char *err, size_t errsz)
         need_tok += SS_MAX(0, s->ntok - s->ncomp);
         need_out += SS_MAX(0, s->ntok - SS_MAX(s->out_from, s->ncomp));
     }
+    for (int i = 0; i < n; i++)
+        if (seqs[i]->ntok > m->cfg.ctx_len)
+            return ss_seterr(err, errsz, SS_ERR_INVALID, "sequence of %d tokens exceeds the context length %d",
+                             seqs[i]->ntok, m->cfg.ctx_len);
     if (!m->ubufs && !(m->ubufs = calloc(2, sizeof *m->ubufs)))
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     upipe_t P = {.b = m->ubufs, .nb = 1, .fill = 0, .inflight = -1};
@@ -498,13 +498,7 @@ ss_err_t eng_compute(ss_llm_t *m, seq_t **seqs, int n, char *err, size_t errsz)
         eng_free(m);
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory for a batch of %d tokens", m->ubatch);
     }
-    ss_err_t rc = SS_OK;
-    for (int i = 0; i < n && !rc; i++)
-        if (seqs[i]->ntok > m->cfg.ctx_len)
-            rc = ss_seterr(err, errsz, SS_ERR_INVALID, "sequence of %d tokens exceeds the context length %d",
-                           seqs[i]->ntok, m->cfg.ctx_len);
-    if (!rc && m->prefix_on)
-        rc = shared_prefixes(m, seqs, n, &P, err, errsz);
+    ss_err_t rc = m->prefix_on ? shared_prefixes(m, seqs, n, &P, err, errsz) : SS_OK;
     if (!rc)
         rc = run_pending(m, seqs, n, &P, err, errsz);
     return rc;
