@@ -294,15 +294,15 @@ static int ensure_acts(cuda_be_t *b, int n, int nout, char *err, size_t errsz)
 static int ensure_idx(cuda_be_t *b, struct pass_slot *ps, size_t bt_entries, char *err, size_t errsz)
 {
     size_t need = IDX_FIXED * (size_t)b->tcap + bt_entries;
+    size_t grow = SS_MAX(need, IDX_FIXED * (size_t)b->tcap + 4096); /* what a new buffer gets */
     int rc;
     if (need > b->idx_cap) {
-        need = SS_MAX(need, IDX_FIXED * (size_t)b->tcap + 4096);
         drop_graphs(b);
-        DEV_ALLOC(b->idx, need * 4);
-        b->idx_cap = need;
+        DEV_ALLOC(b->idx, grow * 4);
+        b->idx_cap = grow;
     }
     if (need > ps->h_idx_cap) {
-        need = SS_MAX(need, IDX_FIXED * (size_t)b->tcap + 4096);
+        need = grow;
         ss_cuda_host_free(b->c, ps->h_idx);
         ps->h_idx = NULL, ps->h_idx_cap = 0;
         if ((rc = ss_cuda_host_alloc(b->c, (void **)&ps->h_idx, need * 4, err, errsz)))
@@ -622,21 +622,39 @@ static int wanted_run(const ubatch_t *ub, int *o)
     return e;
 }
 
+/* The results that come back as they are (argmax, log-sum-exp, final hidden of output rows): where
+ * each lies on the device, in the slot's pinned buffer and in the ubatch. Returns how many. */
+typedef struct result_part {
+    const void *dev;
+    size_t off, bytes;
+    void *host;
+} result_part_t;
+
+static int plain_parts(const cuda_be_t *b, const struct pass_slot *ps, const ubatch_t *ub, result_part_t *p)
+{
+    size_t no = (size_t)SS_MAX(ub->nout, 0), d = (size_t)b->m->cfg.dim;
+    int k = 0;
+    if (no && ub->argmax)
+        p[k++] = (result_part_t){b->amax, ps->off_amax, no * 4, ub->argmax};
+    if (no && ub->lse)
+        p[k++] = (result_part_t){b->lse, ps->off_lse, no * 4, ub->lse};
+    if (no && ub->hidden)
+        p[k++] = (result_part_t){b->xo, ps->off_hidden, no * d * 4, ub->hidden};
+    return k;
+}
+
 /* Queues the copies of the pass's results into the slot's pinned buffer (no waiting). */
 static int queue_results(cuda_be_t *b, struct pass_slot *ps, const ubatch_t *ub, int nh, char *err, size_t errsz)
 {
     const ss_llm_config_t *g = &b->m->cfg;
     size_t row = (size_t)g->vocab_size * 4, d = (size_t)g->dim;
+    result_part_t p[3];
     int rc = ensure_out(b, ps, ub, nh, err, errsz);
     for (int o = 0, e; !rc && (e = wanted_run(ub, &o)) > o; o = e)
         rc = ss_cuda_d2h_async(b->c, ps->h_out + (size_t)o * row, (char *)b->logits + (size_t)o * row,
                                (size_t)(e - o) * row, err, errsz);
-    if (!rc && ub->nout > 0 && ub->argmax)
-        rc = ss_cuda_d2h_async(b->c, ps->h_out + ps->off_amax, b->amax, (size_t)ub->nout * 4, err, errsz);
-    if (!rc && ub->nout > 0 && ub->lse)
-        rc = ss_cuda_d2h_async(b->c, ps->h_out + ps->off_lse, b->lse, (size_t)ub->nout * 4, err, errsz);
-    if (!rc && ub->nout > 0 && ub->hidden)
-        rc = ss_cuda_d2h_async(b->c, ps->h_out + ps->off_hidden, b->xo, (size_t)ub->nout * d * 4, err, errsz);
+    for (int i = 0, np = rc ? 0 : plain_parts(b, ps, ub, p); !rc && i < np; i++)
+        rc = ss_cuda_d2h_async(b->c, ps->h_out + p[i].off, p[i].dev, p[i].bytes, err, errsz);
     if (!rc && nh > 0)
         rc = ss_cuda_d2h_async(b->c, ps->h_out + ps->off_pool, b->xb2, (size_t)nh * d * 4, err, errsz);
     if (!rc && b->ng > 0)
@@ -650,14 +668,11 @@ static void take_results(cuda_be_t *b, const struct pass_slot *ps, const ubatch_
 {
     const ss_llm_config_t *g = &b->m->cfg;
     size_t row = (size_t)g->vocab_size * 4, d = (size_t)g->dim;
+    result_part_t p[3];
     for (int o = 0, e; (e = wanted_run(ub, &o)) > o; o = e)
         memcpy((char *)ub->logits + (size_t)o * row, ps->h_out + (size_t)o * row, (size_t)(e - o) * row);
-    if (ub->nout > 0 && ub->argmax)
-        memcpy(ub->argmax, ps->h_out + ps->off_amax, (size_t)ub->nout * 4);
-    if (ub->nout > 0 && ub->lse)
-        memcpy(ub->lse, ps->h_out + ps->off_lse, (size_t)ub->nout * 4);
-    if (ub->nout > 0 && ub->hidden)
-        memcpy(ub->hidden, ps->h_out + ps->off_hidden, (size_t)ub->nout * d * 4);
+    for (int i = 0, np = plain_parts(b, ps, ub, p); i < np; i++)
+        memcpy(p[i].host, ps->h_out + p[i].off, p[i].bytes);
     /* listed tokens: each gathered logit into its place in the row (the rest stays unset) */
     if (ub->want_off) {
         const float *gv = (const float *)(ps->h_out + ps->off_gath);
