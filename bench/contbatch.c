@@ -18,7 +18,6 @@
  *   bench_contbatch [--model FILE] [--long L] [--short S] [--long-tokens N] [--rounds R]
  *                   [--think-ms T] [--max-batch B] [--threads T] [--gpu N] [--out FILE]
  */
-#include "cli.h"
 #include "ss_llm.h"
 #include "ss_llm_cuda.h"
 
@@ -292,7 +291,7 @@ int main(int argc, char **argv)
     if (nlong < 0 || nshort <= 0 || rounds <= 0 || max_batch <= 0 || long_tokens <= 0)
         return 2;
     if (!model)
-        model = ss_cli_default_model();
+        model = ss_default_model();
     char err[SS_ERRSZ];
     ss_llm_opts_t o = {.threads = threads};
     bench_t b = {.nclients = nlong + nshort, .rounds = rounds, .max_batch = max_batch,

@@ -7,7 +7,6 @@
  *
  *   bench_prefix [--model FILE] [--n N] [--batch B] [--threads T] [--out FILE]
  */
-#include "cli.h"
 #include "ss_llm.h"
 
 #include <getopt.h>
@@ -82,7 +81,7 @@ int main(int argc, char **argv)
     if (n <= 0 || batch <= 0)
         return 2;
     if (!model)
-        model = ss_cli_default_model();
+        model = ss_default_model();
     char err[SS_ERRSZ];
     ss_llm_opts_t off = {.threads = threads, .no_prefix_cache = 1}, on = {.threads = threads};
     ss_llm_t *ma = NULL, *mb = NULL;

@@ -17,25 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The dispatcher lives in runtime/dispatch.c; referenced weakly so that a build
- * without it reports "no dispatcher" instead of failing to link. */
-__attribute__((weak)) int ss_dispatch_run(ss_dispatch_t *, const char *, ss_infer_stats_t *,
-                                          const ss_infer_req_t *, int, ss_infer_res_t *, char *, size_t);
-__attribute__((weak)) void ss_infer_res_clear(ss_infer_res_t *);
-
-static void res_clear(ss_infer_res_t *r)
-{
-    if (ss_infer_res_clear) {
-        ss_infer_res_clear(r);
-        return;
-    }
-    free(r->error);
-    free(r->text);
-    free(r->probs);
-    free(r->emb);
-    memset(r, 0, sizeof *r);
-}
-
 const char *const ss_sem_yesno[2] = {" yes", " no"};
 const char *const ss_sem_ab[2] = {" A", " B"};
 
@@ -237,7 +218,7 @@ int ss_sem_run(ss_op_t *op, ss_op_ctx_t *ctx, const ss_infer_req_t *reqs, int n,
     if (n <= 0)
         return SS_OK;
     memset(res, 0, sizeof *res * (size_t)n);
-    if (!ctx || !ctx->disp || !ss_dispatch_run)
+    if (!ctx || !ctx->disp)
         return ss_seterr(err, errsz, SS_ERR_INVALID, "%s (node %d): no model is configured",
                          op->vt ? op->vt->name : "semantic operator", op->node->id);
     int rc = ss_dispatch_run(ctx->disp, op->node->model, &op->stats.infer, reqs, n, res, err, errsz);
@@ -251,7 +232,7 @@ void ss_sem_res_free(ss_infer_res_t *res, int n)
     if (!res)
         return;
     for (int i = 0; i < n; i++)
-        res_clear(&res[i]);
+        ss_infer_res_clear(&res[i]);
     free(res);
 }
 
@@ -514,7 +495,7 @@ static int pw_fill(ss_sem_pointwise_t *pw, const ss_zset_t *in, char *err, size_
     for (int i = 0; i < nmiss; i++) {
         ss_buf_free(&miss[i].key);
         ss_buf_free(&miss[i].prompt);
-        res_clear(&res[i]);
+        ss_infer_res_clear(&res[i]);
     }
     free(miss);
     free(mkeys);
@@ -628,7 +609,7 @@ int ss_sem_embed(ss_op_t *op, ss_op_ctx_t *ctx, const char *const *texts, int n,
             vecs[i][j] = res[i].emb[j] * inv;
     }
     for (int i = 0; i < n && res; i++)
-        res_clear(&res[i]);
+        ss_infer_res_clear(&res[i]);
     free(res);
     free(reqs);
     if (rc) {

@@ -17,18 +17,13 @@
 
 #include <stdint.h>
 
-/* ---- result helpers (runtime/infer.c) ---- */
+/* ---- the cache key (runtime/infer_key.c) ---- */
 
-/* Deep copy of src into dst (dst's old contents are not freed). SS_OK or SS_ERR_NOMEM. */
-int ss_infer_res_copy(ss_infer_res_t *dst, const ss_infer_res_t *src);
-/* Marks r failed with code and a copy of msg (frees what r owned before). */
-void ss_infer_res_fail(ss_infer_res_t *r, int code, const char *msg);
 /* Appends the canonical encoding of (model_id, request) to b: only the fields that
  * decide the answer for the request's kind (e.g. seed only when temperature > 0). */
 int ss_infer_encode(ss_buf_t *b, const char *model_id, const ss_infer_req_t *r);
 /* The cache key: ss_hash_hex128 of ss_infer_encode. SS_OK or SS_ERR_NOMEM. */
 int ss_infer_key(const char *model_id, const ss_infer_req_t *r, char out[33]);
-const char *ss_infer_kind_name(ss_infer_kind_t k);
 
 /* ---- the cache (runtime/cache.c) ---- */
 typedef struct ss_cache ss_cache_t;

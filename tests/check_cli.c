@@ -1,6 +1,6 @@
 /*
  * check_cli.c — the engine option parser shared by run, serve and shell
- * (src/cli.c): each option's effect on ss_engine_opts_t, bad values with the
+ * (src/cli/cli.c): each option's effect on ss_engine_opts_t, bad values with the
  * option named, options that are not engine options, the getopt_long table
  * merged with a command's own options, and the help lines.
  */

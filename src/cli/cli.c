@@ -1,6 +1,5 @@
 /*
- * cli.c — helpers shared by the subcommands: the default model path, reading a
- * script, and the one parser of the engine options (--db, --brokers, --model,
+ * cli.c — helpers shared by the subcommands: reading a script, and the one parser of the engine options (--db, --brokers, --model,
  * --batch-size, --max-latency-ms, --threads) used by run, serve and shell.
  */
 #include "cli.h"
@@ -12,19 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-const char *ss_cli_default_model(void)
-{
-    const char *e = getenv("SEMSTREAM_MODEL");
-    if (e && *e)
-        return e;
-    static const char *cands[] = {"../shared/models/stories260K.gguf", "../../shared/models/stories260K.gguf",
-                                  "shared/models/stories260K.gguf"};
-    for (size_t i = 0; i < sizeof cands / sizeof cands[0]; i++)
-        if (access(cands[i], R_OK) == 0)
-            return cands[i];
-    return cands[0];
-}
 
 char *ss_cli_read_stream(FILE *f, size_t *len)
 {

@@ -75,7 +75,7 @@ int ss_cmd_worker(int argc, char **argv)
         return 2;
     }
     if (!model)
-        model = ss_cli_default_model();
+        model = ss_default_model();
     char err[SS_ERRSZ] = "";
     ss_infer_backend_t *be = NULL;
     if (gpu >= 0)

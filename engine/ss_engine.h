@@ -27,7 +27,7 @@ typedef struct ss_engine ss_engine_t;
 typedef struct ss_engine_opts {
     const char *db_path;    /* SQLite state file; NULL = "semstream.db" */
     const char *brokers;    /* Kafka bootstrap servers; NULL = start an embedded broker */
-    const char *model_path; /* default model registered as "local"; NULL = ss_cli_default_model() */
+    const char *model_path; /* default model registered as "local"; NULL = ss_default_model() */
     int batch_size;         /* messages per source per micro-batch; 0 = 1024 */
     int max_latency_ms;     /* longest wait for input in one step; 0 = 100 */
     int threads;            /* inference threads for the local model; 0 = backend default */

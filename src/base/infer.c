@@ -1,9 +1,9 @@
 /*
- * infer.c — helpers on inference requests and results: freeing and copying
- * results, and the canonical request encoding behind the result-cache key
- * (declared in ss_infer.h and ss_cache.h).
+ * infer.c — helpers on inference results (declared in ss_infer.h): freeing,
+ * failing and deep-copying a result, and the name of a request kind. Every
+ * layer that handles results (the GGUF engine's worker, the dispatcher,
+ * operators) uses these.
  */
-#include "ss_cache.h"
 #include "ss_infer.h"
 
 #include <stdlib.h>
@@ -75,53 +75,4 @@ const char *ss_infer_kind_name(ss_infer_kind_t k)
     case SS_INFER_EMBED: return "embed";
     }
     return "?";
-}
-
-/* Length-prefixed field: "<tag><len>:<bytes>", so no two field lists encode alike. */
-static int put_field(ss_buf_t *b, char tag, const char *s, size_t n)
-{
-    if (ss_buf_printf(b, "%c%zu:", tag, n) != SS_OK) return SS_ERR_NOMEM;
-    return ss_buf_append(b, s, n);
-}
-
-int ss_infer_encode(ss_buf_t *b, const char *model_id, const ss_infer_req_t *r)
-{
-    const char *mid = model_id ? model_id : "";
-    const char *p = r->prompt ? r->prompt : "";
-    int rc = ss_buf_puts(b, "ssk1");
-    if (!rc) rc = put_field(b, 'M', mid, strlen(mid));
-    if (!rc) rc = ss_buf_printf(b, "K%d", (int)r->kind);
-    if (!rc) rc = put_field(b, 'P', p, strlen(p));
-    switch (r->kind) {
-    case SS_INFER_CHOOSE:
-        if (!rc) rc = ss_buf_printf(b, "N%d", r->nchoices);
-        for (int i = 0; !rc && i < r->nchoices; i++) {
-            const char *c = r->choices && r->choices[i] ? r->choices[i] : "";
-            rc = put_field(b, 'C', c, strlen(c));
-        }
-        break;
-    case SS_INFER_GENERATE:
-        /* temperature printed with 9 significant digits: exact for a float */
-        if (!rc) rc = ss_buf_printf(b, "T%d,%.9g", r->max_tokens, (double)r->temperature);
-        if (!rc && r->temperature > 0)
-            rc = ss_buf_printf(b, "S%llu", (unsigned long long)r->seed);
-        if (!rc && r->top_logprobs > 0) rc = ss_buf_printf(b, "L%d", r->top_logprobs);
-        if (!rc) rc = r->stop ? put_field(b, 'X', r->stop, strlen(r->stop)) : ss_buf_puts(b, "X-");
-        break;
-    case SS_INFER_SCORE:
-        if (!rc) rc = ss_buf_printf(b, "R%d,%d", r->score_min, r->score_max);
-        break;
-    case SS_INFER_EMBED:
-        break;
-    }
-    return rc ? SS_ERR_NOMEM : SS_OK;
-}
-
-int ss_infer_key(const char *model_id, const ss_infer_req_t *r, char out[33])
-{
-    ss_buf_t b = SS_BUF_INIT;
-    int rc = ss_infer_encode(&b, model_id, r);
-    if (rc == SS_OK) ss_hash_hex128(b.data, b.len, out);
-    ss_buf_free(&b);
-    return rc;
 }

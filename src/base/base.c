@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 static const char *err_names[SS_ERR__COUNT] = {
@@ -342,4 +343,17 @@ int64_t ss_wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+const char *ss_default_model(void)
+{
+    const char *e = getenv("SEMSTREAM_MODEL");
+    if (e && *e)
+        return e;
+    static const char *cands[] = {"../shared/models/stories260K.gguf", "../../shared/models/stories260K.gguf",
+                                  "shared/models/stories260K.gguf"};
+    for (size_t i = 0; i < sizeof cands / sizeof cands[0]; i++)
+        if (access(cands[i], R_OK) == 0)
+            return cands[i];
+    return cands[0];
 }

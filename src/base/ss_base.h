@@ -83,6 +83,10 @@ uint64_t ss_hash_combine(uint64_t a, uint64_t b);
 /* 32 lowercase hex digits of a 128-bit digest of p (two independent 64-bit hashes). */
 void ss_hash_hex128(const void *p, size_t n, char out[33]);
 
+/* Default model path: $SEMSTREAM_MODEL, else ../shared/models/stories260K.gguf
+ * (relative to the working directory, then one and no levels up). */
+const char *ss_default_model(void);
+
 /* ---- logging to stderr; level from SEMSTREAM_LOG=error|warn|info|debug ---- */
 typedef enum { SS_LOG_ERROR = 0, SS_LOG_WARN, SS_LOG_INFO, SS_LOG_DEBUG } ss_log_level_t;
 void ss_log(ss_log_level_t lvl, const char *module, const char *fmt, ...)

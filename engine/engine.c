@@ -7,7 +7,6 @@
  */
 #include "engine_int.h"
 
-#include "cli.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -69,7 +68,7 @@ int ss_engine_open(const ss_engine_opts_t *opts, ss_engine_t **out, char *err, s
     e->threads = opts->threads;
     e->db_path = ss_strdup(opts->db_path ? opts->db_path : "semstream.db");
     e->cache_path = ss_sprintf("%s.cache", e->db_path ? e->db_path : "");
-    e->model_path = ss_strdup(opts->model_path ? opts->model_path : ss_cli_default_model());
+    e->model_path = ss_strdup(opts->model_path ? opts->model_path : ss_default_model());
     int rc = e->db_path && e->cache_path && e->model_path ? SS_OK
                                                           : ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     if (!rc)

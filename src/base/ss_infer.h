@@ -55,7 +55,13 @@ typedef struct ss_infer_res {
                               (filled when top_logprobs > 0) */
 } ss_infer_res_t;
 
+/* Result helpers (src/base/infer.c). */
 void ss_infer_res_clear(ss_infer_res_t *r); /* frees owned fields, zeroes r */
+/* Marks r failed with code and a copy of msg (frees what r owned before). */
+void ss_infer_res_fail(ss_infer_res_t *r, int code, const char *msg);
+/* Deep copy of src into dst (dst's old contents are not freed). SS_OK or SS_ERR_NOMEM. */
+int ss_infer_res_copy(ss_infer_res_t *dst, const ss_infer_res_t *src);
+const char *ss_infer_kind_name(ss_infer_kind_t k);
 
 /* Per-operator accounting. */
 typedef struct ss_infer_stats {

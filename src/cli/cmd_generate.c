@@ -58,7 +58,7 @@ int ss_cmd_generate(int argc, char **argv)
         return 2;
     }
     if (!model)
-        model = ss_cli_default_model();
+        model = ss_default_model();
     char err[SS_ERRSZ] = "";
     ss_llm_opts_t o = {.threads = threads};
     ss_llm_t *m = NULL;
