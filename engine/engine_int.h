@@ -20,7 +20,7 @@
 #include "ss_embed.h"
 #include "ss_engine.h"
 #include "ss_infer.h"
-#include "ss_kafka.h"
+#include "ss_connect.h"
 #include "ss_llm.h" /* ss_backend_local_new */
 #include "ss_op.h"
 #include "ss_plan.h"
@@ -53,14 +53,19 @@ SS_ENG_WEAK(ss_catalog_names);
 SS_ENG_WEAK(ss_plan_build);
 SS_ENG_WEAK(ss_plan_query);
 SS_ENG_WEAK(ss_explain);
-SS_ENG_WEAK(ss_broker_start);
-SS_ENG_WEAK(ss_broker_bootstrap);
-SS_ENG_WEAK(ss_broker_create_topic);
-SS_ENG_WEAK(ss_broker_stop);
+SS_ENG_WEAK(ss_transport_log);
+SS_ENG_WEAK(ss_transport_kafka);
+SS_ENG_WEAK(ss_transport_close);
+SS_ENG_WEAK(ss_transport_describe);
+SS_ENG_WEAK(ss_transport_create_topic);
+SS_ENG_WEAK(ss_format_key);
+SS_ENG_WEAK(ss_stream_key);
+SS_ENG_WEAK(ss_load_jsonl);
 SS_ENG_WEAK(ss_producer_new);
 SS_ENG_WEAK(ss_producer_send);
 SS_ENG_WEAK(ss_producer_flush);
 SS_ENG_WEAK(ss_producer_destroy);
+SS_ENG_WEAK(ss_producer_discard);
 SS_ENG_WEAK(ss_format_parse);
 SS_ENG_WEAK(ss_source_open);
 SS_ENG_WEAK(ss_source_poll);
@@ -105,7 +110,7 @@ typedef struct eng_pipe {
 struct ss_engine {
     char *db_path;          /* owned */
     char *cache_path;       /* owned: "<db>.cache" */
-    char *brokers;          /* owned: given or the embedded broker's address */
+    ss_transport_t *transport; /* owned: the durable log beside db_path, or Kafka (--brokers) */
     char *model_path;       /* owned */
     int batch_size, max_latency_ms, threads, progress, catch_up;
     struct eng_load { char *stream, *path; int done; } *loads; /* owned: queued --load files */
@@ -118,7 +123,6 @@ struct ss_engine {
     ss_catalog_t *cat;      /* owned */
     ss_dispatch_t *disp;    /* owned; NULL when the dispatcher is not in the build */
     ss_embedder_t *emb;     /* owned; opened when a plan first needs embeddings */
-    ss_broker_t *broker;    /* owned; NULL with external brokers */
     ss_producer_t *prod;    /* owned; created on first INSERT/--load */
     eng_pipe_t pipe;
     int pipe_ok;            /* 0: rebuild before the next step (after DDL or a failed batch) */
@@ -164,6 +168,9 @@ void eng_table_free(eng_table_t *t);
 int eng_insert(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz);
 int eng_delete(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz);
 int eng_producer(ss_engine_t *e, ss_producer_t **p, char *err, size_t errsz);
+/* Opens e->transport: Kafka at brokers when given, else the log "<db>.log". */
+int eng_transport_open(ss_engine_t *e, const char *brokers, char *err, size_t errsz);
+/* Makes sure topic exists with the partitions and retention of the stream or view sink that names it. */
 int eng_create_topic(ss_engine_t *e, const char *topic, char *err, size_t errsz);
 
 /* engine_models.c */

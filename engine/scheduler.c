@@ -128,7 +128,7 @@ static int open_source(ss_engine_t *e, int i, const ss_offset_t *start, int nsta
     if (!cs)
         return ss_seterr(err, errsz, SS_ERR_NOTFOUND, "stream %s is not in the catalog", n->label);
     ss_source_opts_t o = {0};
-    o.brokers = e->brokers;
+    o.transport = e->transport;
     o.stream = cs->name;
     o.topic = cs->topic ? cs->topic : cs->name;
     if (ss_format_parse(cs->format ? cs->format : "json", &o.format))
@@ -182,7 +182,7 @@ static int open_sinks(ss_engine_t *e, char *err, size_t errsz)
         int nkey = ss_schema_keys(n->schema, keys, 64);
         rc = eng_create_topic(e, topic, err, errsz);
         if (!rc)
-            rc = ss_sink_open(e->brokers, n->label, topic, n->schema, nkey ? keys : NULL, nkey, &pp->sinks[i], err,
+            rc = ss_sink_open(e->transport, n->label, topic, n->schema, nkey ? keys : NULL, nkey, &pp->sinks[i], err,
                               errsz);
         if (rc)
             return rc;
