@@ -160,11 +160,13 @@ int ss_log_open(const char *path, ss_log_t **out, char *err, size_t errsz)
         sqlite3_busy_timeout(l->db, LOG_BUSY_MS);
         /* page size first (it only applies to a new file), then WAL: appends and reads
          * from several processes at once; FULL: a commit is on disk when it returns.
-         * A small page cache keeps the footprint of each connection bounded. */
+         * A small page cache keeps the footprint of each connection bounded; a
+         * checkpoint every 4 MB of WAL (truncated to 16 MB at most) keeps the disk
+         * used close to the log's own size. */
         char sql[256];
         snprintf(sql, sizeof sql,
                  "PRAGMA page_size=%d; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-8192;"
-                 "PRAGMA journal_size_limit=67108864; PRAGMA secure_delete=FAST;",
+                 "PRAGMA wal_autocheckpoint=256; PRAGMA journal_size_limit=16777216; PRAGMA secure_delete=FAST;",
                  LOG_PAGE_SIZE);
         rc = exec(l, sql, err, errsz);
     }

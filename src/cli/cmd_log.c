@@ -150,9 +150,17 @@ static int print_topic(void *arg, const char *name, const ss_log_topic_t *t)
         free(hi);
         return -1;
     }
-    if (t->retention_ms || t->retention_rows)
-        snprintf(ret, sizeof ret, "%s%lld ms%s%lld rows", t->retention_ms ? "" : "(no age) ",
-                 (long long)t->retention_ms, ", ", (long long)t->retention_rows);
+    static const struct { int64_t ms; const char *unit; } units[] = {
+        {86400000, "days"}, {3600000, "h"}, {60000, "min"}, {1000, "s"}, {1, "ms"}};
+    size_t at = 0;
+    for (size_t u = 0; t->retention_ms && u < sizeof units / sizeof units[0]; u++)
+        if (t->retention_ms % units[u].ms == 0) {
+            at = (size_t)snprintf(ret, sizeof ret, "%lld %s", (long long)(t->retention_ms / units[u].ms),
+                                  units[u].unit);
+            break;
+        }
+    if (t->retention_rows)
+        snprintf(ret + at, sizeof ret - at, "%s%lld rows", at ? ", " : "", (long long)t->retention_rows);
     int64_t total = 0;
     for (int p = 0; p < t->partitions; p++)
         total += hi[p] - lo[p];
