@@ -16,8 +16,8 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     (void)rk;
     ss_producer_t *p = opaque;
-    if (!m->err)
-        return;
+    if (!m->err || m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
+        return; /* purged by ss_producer_discard: dropped on purpose, not a failure */
     if (p->failed++ == 0)
         snprintf(p->first_err, sizeof p->first_err, "delivery to %s [%d] failed: %s",
                  m->rkt ? rd_kafka_topic_name(m->rkt) : "?", (int)m->partition, rd_kafka_err2str(m->err));
@@ -163,7 +163,6 @@ void ss_producer_discard(ss_producer_t *p)
     } else if (p->rk) {
         rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE);
         rd_kafka_poll(p->rk, 0);
-        p->failed = 0; /* the purged messages report failures that are not news */
     }
 }
 
