@@ -612,8 +612,12 @@ static int show_views(ss_engine_t *e, ss_buf_t *out)
         int64_t lagv;
         char state[SS_ERRSZ + 128];
         eng_view_status(e, v->name, &s, &lagv, state, sizeof state);
-        if (e->plan_error[0])
+        if (e->reader) {
+            lagv = eng_reader_lag(e, v->name);
+            snprintf(state, sizeof state, "run by process %ld", e->leader_pid);
+        } else if (e->plan_error[0]) {
             snprintf(state, sizeof state, "not running: %s", e->plan_error);
+        }
         char rows[24], lag[24], deltas[24], calls[24], hits[24], toks[24];
         snprintf(rows, sizeof rows, "%lld", (long long)view_rows(e, v->name));
         if (lagv < 0)
@@ -743,7 +747,9 @@ int eng_subscribe(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *
     int64_t limit = opt_int(st->opts, "limit", e->sub_limit);
     int64_t timeout_ms = opt_int(st->opts, "timeout_ms", opt_int(st->opts, "timeout", e->sub_timeout_ms));
     ss_engine_sub_t *sub = NULL;
-    int rc = ss_engine_sub_open(e, st->name, 1, &sub, err, errsz);
+    int rc = e->reader ? (int)ss_seterr(err, errsz, SS_ERR_BUSY, "SUBSCRIBE: process %ld runs the views; subscribe "
+                                   "there, or read the view's sink topic", e->leader_pid)
+                       : ss_engine_sub_open(e, st->name, 1, &sub, err, errsz);
     if (rc) {
         if (rc == SS_ERR_NOTFOUND)
             ss_errprefix(err, errsz, "%d:%d", st->name_span.line, st->name_span.col);
