@@ -310,6 +310,7 @@ expr(A) ::= expr(L) ARROW2 expr(R). { A = ss_build_binary(ctx, SS_OP_JSON_TEXT, 
 expr(A) ::= CAST(T) LP expr(X) AS typename(Y) RP. { A = ss_build_cast(ctx, &T, X, &Y); }
 expr(A) ::= expr(X) DCOLON typename(Y). { A = ss_build_cast(ctx, NULL, X, &Y); }
 expr(A) ::= LP(L) expr(X) COMMA exprlist(Y) RP. { A = ss_build_row(ctx, &L, X, Y); }
+expr(A) ::= LEFT(F) LP exprlist(L) RP. { A = ss_build_func(ctx, &F, L, 0, NULL); }
 expr(A) ::= CASE(T) case_operand(O) case_list(L) case_else(E) END. { A = ss_build_case(ctx, &T, O, L, E); }
 
 %type case_operand {ss_ast_expr_t *}

@@ -135,9 +135,9 @@ int ss__x_regex(const ss_expr_t *e, const char *f, const ss_value_t *a, int narg
                 rc = ss__x_take_buf(out, owned, &b, SS_TEXT);
         } else if (!strcmp(f, "REGEXP_MATCH")) {
             if (m > 0) { /* groups (or the whole match without groups) as a JSON array of strings */
-                int ng = m > 1 ? m : 1, first = m > 1 ? 1 : 0;
+                int first = m > 1 ? 1 : 0, last = m > 1 ? m - 1 : 0;
                 rc = ss_buf_putc(&b, '[');
-                for (int g = first; g < first + ng && !rc; g++) {
+                for (int g = first; g <= last && !rc; g++) {
                     if (g > first)
                         rc = ss_buf_putc(&b, ',');
                     if (!rc && ov[2 * g] == PCRE2_UNSET)
