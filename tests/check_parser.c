@@ -717,7 +717,7 @@ START_TEST(test_errors)
     ss_ast_script_t *s = NULL;
     ck_assert_int_eq(ss_parse("SELECT", 6, "views.sql", &s, err, sizeof err), SS_ERR_PARSE);
     ck_assert_str_eq(err, "views.sql:1:7: syntax error: unexpected end of input: expected one of NOT, identifier, "
-                          "'(', string, integer, number, '-', '+', TRUE, FALSE, NULL, DISTINCT, '*', SEM_FILTER, "
+                          "'(', string, integer, number, '-', '+', TRUE, FALSE, NULL, DISTINCT, '*', LEFT, SEM_FILTER, "
                           "SEM_MAP, SEM_RANK, SEM_SCORE, SEM_AGG, CASE, CAST");
     ck_assert_int_eq(ss_parse(NULL, 0, NULL, &s, err, sizeof err), SS_OK);
     ss_ast_script_free(s);
