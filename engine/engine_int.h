@@ -197,7 +197,11 @@ int64_t eng_reader_lag(ss_engine_t *e, const char *view); /* NULL: every view; -
 
 /* engine_models.c */
 int eng_models_register(ss_engine_t *e, char *err, size_t errsz);
-int eng_model_add(ss_engine_t *e, const char *name, char *err, size_t errsz);
+/* Registers catalog model name with the dispatcher; load_now: load a local model's file
+ * now (CREATE MODEL), so a missing or bad file is the statement's error. */
+int eng_model_add(ss_engine_t *e, const char *name, int load_now, char *err, size_t errsz);
+/* Parses WITH (max_in_flight = v): 1..100000. */
+int eng_model_capacity(const char *v, int *out, char *err, size_t errsz);
 
 /* Blocks the signals a terminal sends (SIGINT, SIGTERM, SIGQUIT, SIGHUP) and SIGPIPE in
  * the calling thread, so threads it creates never take them; restore with the old set. */

@@ -485,6 +485,8 @@ static void update_lag(eng_pipe_t *p, int force)
         return;
     p->last_lag_ns = now;
     int64_t lag = measure_lag(p);
+    if (lag >= 0 && p->batch_open)
+        lag += p->batch_rows; /* read into the open batch, not applied yet */
     pthread_mutex_lock(&p->mu);
     p->lag = lag;
     if (p->state == EP_RUNNING || p->state == EP_CATCHING_UP || p->state == EP_STARTING)
