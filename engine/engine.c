@@ -103,6 +103,7 @@ int ss_engine_open(const ss_engine_opts_t *opts, ss_engine_t **out, char *err, s
     e->progress = opts->progress;
     e->catch_up = opts->catch_up;
     e->threads = opts->threads;
+    e->sync_inference = opts->sync_inference;
     e->db_path = ss_strdup(opts->db_path ? opts->db_path : "semstream.db");
     e->cache_path = ss_sprintf("%s.cache", e->db_path ? e->db_path : "");
     e->model_path = ss_strdup(opts->model_path ? opts->model_path : ss_default_model());
@@ -542,6 +543,7 @@ void ss_engine_get_stats(ss_engine_t *e, ss_engine_stats_t *out)
         out->llm_calls = t.calls;
         out->cache_hits += t.cache_hits;
         out->in_flight = ss_dispatch_in_flight(e->disp);
+        out->busy_ns = ss_dispatch_busy_ns(e->disp, &out->request_ns);
     }
     e->stats = *out;
 }

@@ -70,6 +70,7 @@ typedef struct eng_pipe {
     int batch_open;           /* events polled, not committed yet */
     int64_t batch_rows;       /* events in the open batch */
     int64_t attempt_ns;       /* when the last attempt of the open batch started */
+    int64_t wait_start_ns;    /* when the open batch first waited for answers (0: it has not) */
     int outbox_pending;       /* published deltas awaiting delivery confirmation */
     int wal_dirty;
     int64_t last_tick_ns, last_lag_ns, backoff_ms, fail_log_ns, checkpoint_ns;
@@ -102,6 +103,7 @@ struct ss_engine {
     ss_transport_t *transport; /* owned: the durable log beside db_path, or Kafka (--brokers) */
     char *model_path;       /* owned */
     int batch_size, max_latency_ms, threads, progress, catch_up;
+    int sync_inference;     /* opts.sync_inference: pipelines call the dispatcher blocking */
     struct eng_load { char *stream, *path; int done; } *loads; /* owned: queued --load files */
     int nloads;
     volatile sig_atomic_t *stop; /* borrowed */

@@ -32,6 +32,11 @@
 #define PIPE_BACKOFF_FIRST_MS 250
 #define PIPE_BACKOFF_MAX_MS 30000
 #define PIPE_RERUN_INPUT_NS (200LL * 1000000LL)
+/* A batch waiting for answers reads more input for at most this long (and at most
+ * 10 x batch_size rows); then it waits for its own answers only, so it commits about one
+ * model latency later however fast input arrives (rows read meanwhile would keep it
+ * waiting for ever when input comes faster than answers). */
+#define PIPE_GROW_NS (1000LL * 1000000LL)
 #define SS_OUTBOX_MAX 64
 
 static const char *nz(const char *s) { return s ? s : ""; }
@@ -103,6 +108,7 @@ static void clear_batch(eng_pipe_t *p)
     }
     p->batch_open = 0;
     p->batch_rows = 0;
+    p->wait_start_ns = 0;
 }
 
 /* Closes sources, sinks, operators and the connection; the open batch is forgotten
@@ -582,7 +588,7 @@ static void wait_answers(eng_pipe_t *p)
         if (ws.outstanding == 0 || ws.completed >= want)
             break;
         /* read on while waiting, so the next rows' requests go out now (bounded: backpressure) */
-        if (p->batch_rows < max_pending) {
+        if (p->batch_rows < max_pending && ss_now_ns() - p->wait_start_ns < PIPE_GROW_NS) {
             int got = 0;
             char err[SS_ERRSZ];
             if (poll_sources(p, (int)SS_MIN(max_pending - p->batch_rows, e->batch_size), 0, &got, err, sizeof err))
@@ -660,6 +666,8 @@ static int attempt(eng_pipe_t *p, int tick, char *err, size_t errsz)
     if (!rc)
         rc = run_nodes(p, tick, err, errsz);
     if (rc == SS_ERR_PENDING) {
+        if (!p->wait_start_ns)
+            p->wait_start_ns = p->attempt_ns; /* the batch's first wait */
         undo_attempt(p);
         wait_answers(p);
         return SS_OK;
@@ -795,7 +803,8 @@ static void note_success(eng_pipe_t *p)
 static void *pipe_main(void *arg)
 {
     eng_pipe_t *p = arg;
-    ss_dispatch_bind(p->wg);
+    if (!p->e->sync_inference) /* (sync_inference: the old blocking calls, for comparison) */
+        ss_dispatch_bind(p->wg);
     char err[SS_ERRSZ];
     while (!p->stop) {
         err[0] = 0;

@@ -42,6 +42,8 @@ typedef struct ss_engine_opts {
                                when another process runs them: see README "Several processes") */
     int catch_up;           /* 1: bring the views up to date (run until idle) before each
                                SELECT, SHOW, EXPLAIN or SUBSCRIBE, so scripts read caught-up views */
+    int sync_inference;     /* 1: the old synchronous loop, for comparison (bench/backfill): each
+                               batch's model calls block inside its transaction, no read-ahead */
 } ss_engine_opts_t;
 
 int ss_engine_open(const ss_engine_opts_t *opts, ss_engine_t **out, char *err, size_t errsz);
@@ -109,6 +111,8 @@ typedef struct ss_engine_stats {
     int64_t llm_calls;  /* inference requests that reached a model */
     int64_t cache_hits;
     int64_t in_flight;  /* inference requests queued or in a backend now */
+    int64_t busy_ns;    /* wall time since open with at least one request in a backend */
+    int64_t request_ns; /* requests' time in backends since open, summed (/ wall: mean in flight) */
     int pipelines, waiting, failing; /* pipelines; those waiting for models; those failing */
 } ss_engine_stats_t;
 void ss_engine_get_stats(ss_engine_t *e, ss_engine_stats_t *out);

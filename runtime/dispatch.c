@@ -101,9 +101,14 @@ struct ss_dispatch {
     size_t fl_cap, fl_n;
     ss_dispatch_wg_t *wgs;
     ss_infer_stats_t totals;
+    int inflight;                /* requests in backend calls now, over every model */
+    int64_t busy_ns, busy_since_ns; /* wall time with inflight > 0: past stretches, start of this one */
+    int64_t req_ns, req_at_ns;   /* integral of inflight over time, up to req_at_ns */
 };
 
 static _Thread_local ss_dispatch_wg_t *tl_wg;
+
+static void account_load(ss_dispatch_t *d);
 
 /* ---------------------------------------------------------------- open / close */
 
@@ -298,6 +303,27 @@ void ss_dispatch_totals(ss_dispatch_t *d, ss_infer_stats_t *out)
     pthread_mutex_lock(&d->mu);
     *out = d->totals;
     pthread_mutex_unlock(&d->mu);
+}
+
+/* Adds the requests in flight since the last change to the load integral (d->mu held). */
+static void account_load(ss_dispatch_t *d)
+{
+    int64_t now = ss_now_ns();
+    if (d->req_at_ns)
+        d->req_ns += (int64_t)d->inflight * (now - d->req_at_ns);
+    d->req_at_ns = now;
+}
+
+int64_t ss_dispatch_busy_ns(ss_dispatch_t *d, int64_t *request_ns)
+{
+    pthread_mutex_lock(&d->mu);
+    int64_t b = d->busy_ns + (d->inflight > 0 ? ss_now_ns() - d->busy_since_ns : 0);
+    if (request_ns) {
+        account_load(d);
+        *request_ns = d->req_ns;
+    }
+    pthread_mutex_unlock(&d->mu);
+    return b;
 }
 
 int ss_dispatch_in_flight(ss_dispatch_t *d)
@@ -716,8 +742,11 @@ static void settle_chunk(model_t *m, inflight_t **fs, int n, ss_infer_res_t *out
             finalize(d, f, &out[i]);
         }
     }
+    account_load(d);
     m->inflight -= n;
+    d->inflight -= n;
     if (m->inflight == 0) m->busy_ns += ss_now_ns() - m->busy_since_ns;
+    if (d->inflight == 0) d->busy_ns += ss_now_ns() - d->busy_since_ns;
     pthread_cond_broadcast(&d->cv);
     pthread_cond_broadcast(&m->cv);
 }
@@ -751,7 +780,10 @@ static void *worker_main(void *arg)
             continue;
         }
         if (m->inflight == 0) m->busy_since_ns = ss_now_ns();
+        if (d->inflight == 0) d->busy_since_ns = ss_now_ns();
+        account_load(d);
         m->inflight += n;
+        d->inflight += n;
         pthread_mutex_unlock(&d->mu);
         run_chunk(m, fs, n, out);
         pthread_mutex_lock(&d->mu);

@@ -95,6 +95,11 @@ void ss_dispatch_wg_wake(ss_dispatch_wg_t *wg);
 
 /* Requests queued or in a backend now, over every model. */
 int ss_dispatch_in_flight(ss_dispatch_t *d);
+/* Wall time since open with at least one request in a backend call (any model): how
+ * busy the dispatcher keeps its backends; *request_ns (may be NULL) gets the sum over
+ * requests of their time in a backend call (divided by the wall time: the mean number
+ * of requests in flight). */
+int64_t ss_dispatch_busy_ns(ss_dispatch_t *d, int64_t *request_ns);
 
 /* ---- model status ---- */
 typedef struct ss_dispatch_model_status {
