@@ -155,11 +155,17 @@ static enum MHD_Result send_text(struct MHD_Connection *c, unsigned code, char *
     return ret;
 }
 
+/* Sleeps ms, or less once the server is asked to stop. */
 static void sleep_ms(int ms)
 {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && !g_stop)
-        ;
+    int64_t end = ss_now_ns() + (int64_t)ms * 1000000;
+    while (!g_stop) {
+        int64_t left = end - ss_now_ns();
+        if (left <= 0)
+            return;
+        struct timespec ts = {0, (long)SS_MIN(left, 50000000LL)};
+        nanosleep(&ts, NULL);
+    }
 }
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,

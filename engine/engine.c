@@ -548,6 +548,27 @@ void ss_engine_get_stats(ss_engine_t *e, ss_engine_stats_t *out)
     e->stats = *out;
 }
 
+/* The views' part of a progress line (no newline); updates the rate's base. */
+static void stats_text(ss_engine_t *e, int64_t now, char *out, size_t outsz)
+{
+    ss_engine_stats_t s;
+    ss_engine_get_stats(e, &s);
+    double dt = (now - e->last_progress_ns) / 1e9;
+    char lag[32];
+    if (s.lag < 0)
+        snprintf(lag, sizeof lag, "unknown");
+    else
+        snprintf(lag, sizeof lag, "%lld", (long long)s.lag);
+    int n = snprintf(out, outsz, "%lld messages read (%.0f/s), lag %s, LLM calls %lld (%lld in flight, %lld cache "
+                     "hits), %d pipeline(s)", (long long)s.messages,
+                     dt > 0 ? (s.messages - e->progress_msgs0) / dt : 0.0, lag, (long long)s.llm_calls,
+                     (long long)s.in_flight, (long long)s.cache_hits, s.pipelines);
+    if ((s.waiting || s.failing) && n > 0 && (size_t)n < outsz)
+        snprintf(out + n, outsz - (size_t)n, ": %d waiting on models, %d failing", s.waiting, s.failing);
+    e->last_progress_ns = now;
+    e->progress_msgs0 = s.messages;
+}
+
 /* One progress line on stderr, at most once a second, while there is work. */
 static void progress(ss_engine_t *e, int force)
 {
@@ -558,23 +579,24 @@ static void progress(ss_engine_t *e, int force)
         return;
     ss_engine_stats_t s;
     ss_engine_get_stats(e, &s);
-    double dt = (now - e->last_progress_ns) / 1e9;
     int busy = s.lag != 0 || s.in_flight > 0 || s.messages != e->progress_msgs0;
-    if (busy || force) {
-        char lag[32];
-        if (s.lag < 0)
-            snprintf(lag, sizeof lag, "unknown");
-        else
-            snprintf(lag, sizeof lag, "%lld", (long long)s.lag);
-        fprintf(stderr, "semstream: %lld messages read (%.0f/s), lag %s, LLM calls %lld (%lld in flight, %lld cache "
-                "hits), %d pipeline(s)%s", (long long)s.messages,
-                dt > 0 ? (s.messages - e->progress_msgs0) / dt : 0.0, lag, (long long)s.llm_calls,
-                (long long)s.in_flight, (long long)s.cache_hits, s.pipelines, s.waiting || s.failing ? ":" : "\n");
-        if (s.waiting || s.failing)
-            fprintf(stderr, " %d waiting on models, %d failing\n", s.waiting, s.failing);
-    }
-    e->last_progress_ns = now;
-    e->progress_msgs0 = s.messages;
+    char line[512];
+    stats_text(e, now, line, sizeof line);
+    if (busy || force)
+        fprintf(stderr, "semstream: %s\n", line);
+}
+
+void eng_load_progress(void *ctx, int64_t lines, int64_t bytes, int64_t size)
+{
+    eng_load_progress_t *lp = ctx;
+    int64_t now = ss_now_ns();
+    double secs = (now - lp->start_ns) / 1e9;
+    char views[512] = "";
+    if (lp->e->npipes)
+        stats_text(lp->e, now, views, sizeof views);
+    fprintf(stderr, "semstream: --load %s=%s: %lld lines (%.0f/s, %.0f%% of the file)%s%s\n", lp->stream, lp->path,
+            (long long)lines, secs > 0 ? lines / secs : 0.0, size > 0 ? 100.0 * (double)bytes / (double)size : 100.0,
+            views[0] ? "; views: " : "", views);
 }
 
 /* Asks every pipeline to confirm it has read its inputs to their current ends. */

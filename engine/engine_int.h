@@ -189,6 +189,14 @@ int eng_transport_open(ss_engine_t *e, const char *brokers, char *err, size_t er
 /* Makes sure topic exists with the partitions and retention of the stream or view sink that names it. */
 int eng_create_topic(ss_engine_t *e, const char *topic, char *err, size_t errsz);
 
+/* engine.c: a --load's progress line, with the views' (ss_load_opts_t.progress) */
+typedef struct eng_load_progress {
+    ss_engine_t *e;
+    const char *stream, *path;
+    int64_t start_ns;
+} eng_load_progress_t;
+void eng_load_progress(void *ctx, int64_t lines, int64_t bytes, int64_t size);
+
 /* leader.c */
 int eng_leader_open(ss_engine_t *e, int run_views);  /* decides leader or reader */
 void eng_leader_close(ss_engine_t *e);

@@ -857,5 +857,8 @@ int eng_subscribe(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *
     }
     ss_buf_free(&b);
     ss_engine_sub_close(sub);
+    if (!rc && e->stop && *e->stop)
+        rc = ss_seterr(err, errsz, SS_ERR_CANCELED, "SUBSCRIBE %s canceled after %lld change(s)", st->name,
+                       (long long)seen);
     return rc;
 }

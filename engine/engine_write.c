@@ -319,7 +319,13 @@ int ss_engine_load_jsonl(ss_engine_t *e, const char *stream, const char *path, i
     const ss_cat_stream_t *cs = ss_catalog_stream(e->cat, stream);
     if (!cs)
         return ss_seterr(err, errsz, SS_ERR_NOTFOUND, "--load %s=%s: no such stream", stream, path);
-    ss_load_opts_t o = {cs->name, cs->topic ? cs->topic : cs->name, path, SS_FMT_JSON, cs->schema, e->stop};
+    ss_load_opts_t o = {cs->name, cs->topic ? cs->topic : cs->name, path, SS_FMT_JSON, cs->schema, e->stop,
+                        NULL, NULL};
+    eng_load_progress_t lp = {e, stream, path, ss_now_ns()};
+    if (e->progress) {
+        o.progress = eng_load_progress;
+        o.progress_ctx = &lp;
+    }
     if (ss_format_parse(cs->format ? cs->format : "json", &o.format))
         return ss_seterr(err, errsz, SS_ERR_INVALID, "stream %s: unknown format %s", cs->name, cs->format);
     ss_load_result_t r;

@@ -53,6 +53,7 @@ typedef struct oai {
     CURLM *multi;
     pthread_mutex_t mu;     /* one batch at a time on the multi handle */
     int ext;                /* semstream extensions: 1 on, 0 off, -1 not known yet (auto) */
+    int canceled;           /* set by oai_cancel (atomic): runs end at once */
 } oai_t;
 
 /* One HTTP request's life: it carries n inference requests (reqs[idx[k]] -> res[idx[k]]),
@@ -510,6 +511,19 @@ static void run_jobs(oai_t *b, job_t *jobs, int n)
 {
     int left = n, active = 0;
     while (left > 0) {
+        if (__atomic_load_n(&b->canceled, __ATOMIC_ACQUIRE)) { /* stopping: give up what is left */
+            for (int i = 0; i < n; i++) {
+                job_t *j = &jobs[i];
+                if (j->done) continue;
+                if (j->h) {
+                    curl_multi_remove_handle(b->multi, j->h);
+                    curl_easy_cleanup(j->h);
+                    j->h = NULL;
+                }
+                job_fail(b, j, SS_ERR_CANCELED, "canceled: the engine is stopping");
+            }
+            break;
+        }
         int64_t now = ss_now_ns(), wait_ms = 100;
         for (int i = 0; i < n && active < b->o.max_concurrency; i++) {
             job_t *j = &jobs[i];
@@ -676,6 +690,13 @@ static void oai_destroy(ss_infer_backend_t *be)
     free(be);
 }
 
+static void oai_cancel(ss_infer_backend_t *be)
+{
+    oai_t *b = be->impl;
+    __atomic_store_n(&b->canceled, 1, __ATOMIC_RELEASE);
+    curl_multi_wakeup(b->multi); /* out of a poll at once */
+}
+
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
@@ -721,6 +742,7 @@ ss_infer_backend_t *ss_backend_openai_open(const ss_openai_opts_t *o, char *err,
     be->impl = b;
     be->run = oai_run;
     be->destroy = oai_destroy;
+    be->cancel = oai_cancel;
     if (!b->multi || !be->model_id || !b->completions_url || !b->embeddings_url || !b->models_url) {
         oai_destroy(be);
         ss_seterr(err, errsz, SS_ERR_NOMEM, "openai backend: cannot initialise libcurl");

@@ -26,6 +26,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +152,9 @@ void ss_dispatch_close(ss_dispatch_t *d)
     d->stopping = 1;
     for (int i = 0; i < d->nmodels; i++) pthread_cond_broadcast(&d->models[i]->cv);
     pthread_mutex_unlock(&d->mu);
+    /* calls in progress end now (a slow or retried HTTP request could take minutes) */
+    for (int i = 0; i < d->nmodels; i++)
+        if (d->models[i]->b && d->models[i]->b->cancel) d->models[i]->b->cancel(d->models[i]->b);
     for (int i = 0; i < d->nmodels; i++) {
         model_t *m = d->models[i];
         for (int k = 0; k < m->nstarted; k++) pthread_join(m->workers[k], NULL);
@@ -194,10 +198,15 @@ static void *worker_main(void *arg);
 static int start_workers(model_t *m)
 {
     if (m->nstarted || m->d->stopping) return SS_OK;
+    /* workers never take the signals meant for the process's main thread (Ctrl-C...) */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
     for (int k = 0; k < m->nworkers; k++) {
         if (pthread_create(&m->workers[k], NULL, worker_main, m) != 0) break;
         m->nstarted++;
     }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     return m->nstarted ? SS_OK : SS_ERR_NOMEM;
 }
 

@@ -38,8 +38,9 @@ typedef struct ss_dispatch_opts {
 } ss_dispatch_opts_t;
 
 int ss_dispatch_open(const ss_dispatch_opts_t *opts, ss_dispatch_t **out, char *err, size_t errsz);
-/* Stops the workers (a backend call in progress is finished first; queued requests
- * are dropped: nothing is lost, they were never paid for) and destroys the backends.
+/* Stops the workers (a backend call in progress is canceled where the backend can,
+ * else finished first; queued requests are dropped: nothing is lost, they were never
+ * paid for) and destroys the backends.
  * NULL-safe. No caller may be inside ss_dispatch_run. */
 void ss_dispatch_close(ss_dispatch_t *d);
 

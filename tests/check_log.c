@@ -388,7 +388,7 @@ START_TEST(test_load_resumes)
     FILE *f = fopen(file, "a");
     fputs("\n   \nnot json\n", f); /* blank lines are skipped; a bad line goes unkeyed */
     fclose(f);
-    ss_load_opts_t o = {"in", "in", file, SS_FMT_JSON, sch, NULL};
+    ss_load_opts_t o = {"in", "in", file, SS_FMT_JSON, sch, NULL, NULL, NULL};
     ss_load_result_t r;
     ck_assert_msg(ss_load_jsonl(t, &o, &r, err, sizeof err) == SS_OK, "%s", err);
     ck_assert(r.lines == 101 && r.before == 0 && r.unkeyed == 1);
