@@ -512,6 +512,15 @@ static int group_expr_col(const ss__cctx_t *cc, const ss_ast_expr_t *a)
 int ss__compile(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t **out)
 {
     *out = NULL;
+    for (const ss__premap_t *m = cc->pre; m; m = m->next) /* computed by an operator below */
+        for (int i = 0; i < m->n; i++)
+            if (m->ast[i] == a) {
+                if (!(*out = ss_expr_new(SS_EX_COL)))
+                    return ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
+                (*out)->col = m->col[i];
+                (*out)->type = m->type[i];
+                return SS_OK;
+            }
     int gcol = group_expr_col(cc, a);
     if (gcol == -2)
         return ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
@@ -599,6 +608,13 @@ int ss__compile(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t **out)
             rc = ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
                            "%d:%d: %s is not allowed here (SEM_FILTER belongs in WHERE, SEM_MAP and SEM_AGG in SELECT, SEM_RANK/SEM_SCORE in ORDER BY)",
                            a->span.line, a->span.col, sem_name(a->sem));
+        break;
+    case SS_AX_SUBQUERY:
+    case SS_AX_EXISTS:
+    case SS_AX_IN_SELECT:
+        rc = ss_seterr(cc->err, cc->errsz, SS_ERR_UNSUPPORTED,
+                       "%d:%d: a subquery is not supported here (use it in WHERE or the SELECT list)",
+                       a->span.line, a->span.col);
         break;
     }
     if (rc) {

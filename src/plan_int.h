@@ -74,6 +74,16 @@ typedef struct ss__grouping {
     ss__agg_ref_t *aggs;      /* output column = ngroup + index */
 } ss__grouping_t;
 
+/* Expressions an operator below has computed into a column of the row: subquery predicates
+ * (semi-join marks), scalar subqueries, window functions. A chain, searched by AST pointer. */
+typedef struct ss__premap {
+    int n;
+    const ss_ast_expr_t *ast[32];
+    int col[32];
+    ss_coltype_t type[32];
+    const struct ss__premap *next;
+} ss__premap_t;
+
 /* Compiler context: where to put errors and how to treat columns/aggregates/SEM_MAP. */
 typedef struct ss__cctx {
     const ss__scope_t *scope;     /* names of the input row */
@@ -81,6 +91,7 @@ typedef struct ss__cctx {
     int nsem;                     /* SEM_MAP results available as columns */
     const ss_ast_expr_t **sem_ast;
     int *sem_col;
+    const ss__premap_t *pre;      /* precomputed expressions (may be NULL) */
     char *err;
     size_t errsz;
 } ss__cctx_t;
