@@ -149,6 +149,9 @@ void ss_plan_node_free(ss_plan_node_t *n)
     for (int i = 0; i < n->norder; i++)
         ss_expr_free(n->order[i].expr);
     free(n->order);
+    for (int i = 0; i < n->nwfns; i++)
+        ss_expr_free(n->wfns[i].arg);
+    free(n->wfns);
     ss_template_free(n->tmpl);
     free(n->model);
     for (int i = 0; i < n->nopts; i++) {
@@ -174,6 +177,7 @@ const char *ss_plan_kind_name(ss_plan_kind_t k)
     static const char *names[] = {
         "source", "filter", "project", "union", "distinct", "join", "group", "topk",
         "sem_filter", "sem_map", "sem_join", "sem_topk", "sem_agg", "llm_generate", "view",
+        "setop", "semijoin", "window",
     };
     if ((int)k < 0 || (size_t)k >= SS_ARRAY_LEN(names))
         return "?";

@@ -341,6 +341,12 @@ int ss__resolve_col(const ss__cctx_t *cc, const char *table, const char *name, s
         *col = i;
         return SS_OK;
     }
+    for (int m = s->nmerged - 1; m >= 0; m--) /* a column joined by USING / NATURAL: one column */
+        if (ss_strcaseeq(s->merged[m].name, name)) {
+            *side = 0;
+            *col = s->merged[m].col;
+            return SS_OK;
+        }
     int found = -1, fside = 0;
     const ss__rel_t *frel = NULL;
     for (int r = 0; r < s->nrels; r++) {

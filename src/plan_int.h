@@ -52,6 +52,13 @@ typedef struct ss__rel {
 typedef struct ss__scope {
     int nrels;
     ss__rel_t rels[SS__MAX_RELS];
+    /* JOIN ... USING / NATURAL: an unqualified name of a joined column means merged[i].col (the
+     * left copy, the right one for RIGHT JOIN, their COALESCE for FULL JOIN); `*` lists the
+     * merged columns first and leaves out the hidden copies. */
+    int nmerged;
+    struct { const char *name; int col; } merged[32];
+    int nhidden;
+    int hidden[64];
     const ss_schema_t *schema;  /* the row these rels index (side 0; for two-sided scopes see side_off) */
     const ss_schema_t *side_schema[2]; /* SEM_JOIN: schema of each side (NULL when one-sided) */
 } ss__scope_t;
@@ -113,6 +120,24 @@ int ss__expr_sql(const ss_expr_t *e, const ss_schema_t *in, ss_buf_t *out);
 
 /* ---- lowering (planner.c, plan_sem.c) ---- */
 
+/* Per-SELECT planner state: WHERE conjuncts pushed below a join (each to the FROM item it
+ * reads only), and the FROM items already planned (pushdown looks at them before the joins). */
+typedef struct ss__selstate {
+    int npush;
+    const ss_ast_expr_t *push[64];
+    const char *push_to[64];
+    int pushed[64];
+    /* WHERE conjuncts a.x = b.y across two FROM items: keys of the inner join that meets them */
+    int nkeyc;
+    const ss_ast_expr_t *keyc[64];
+    const char *keyc_leaf[64][2];
+    int keyc_used[64];
+    int nleaf;
+    const ss_ast_from_t *leaf[SS__MAX_RELS];
+    ss_plan_node_t *leaf_node[SS__MAX_RELS];
+    const char *leaf_what[SS__MAX_RELS];
+} ss__selstate_t;
+
 /* Planner context of one view (planner.c, plan_sem.c). */
 typedef struct ss__pctx {
     const ss_catalog_t *cat;
@@ -122,11 +147,14 @@ typedef struct ss__pctx {
     int nlocal;
     const char *default_model;  /* the view's WITH (model=...) */
     int depth;                  /* views planned on demand (view-on-view) */
-    /* WHERE conjuncts pushed below a join, each to the FROM item (alias) it reads only */
-    int npush;
-    const ss_ast_expr_t *push[64];
-    const char *push_to[64];
-    int pushed[64];
+    ss__selstate_t sel;         /* of the SELECT being planned (saved around nested ones) */
+    /* WITH queries in scope, outermost first; a lookup sees the first nvis entries */
+    int ncte, nvis;
+    struct ss__cte_ref {
+        const ss_ast_cte_t *cte;
+        ss_plan_node_t *node;   /* planned on first use */
+        int busy;               /* being planned (a reference now is a recursion) */
+    } ctes[64];
     char *err;
     size_t errsz;
 } ss__pctx_t;
@@ -141,6 +169,35 @@ int ss__sem_options(ss__pctx_t *x, ss_plan_node_t *n, const ss_ast_options_t *o)
 /* ss_plan_query with the view's WITH options (default model, sink topic) taken into account. */
 int ss__plan_view(const ss_catalog_t *c, const ss_ast_query_t *q, const char *name,
                   const ss_ast_options_t *opts, ss_plan_t **out, char *err, size_t errsz);
+/* ---- FROM (plan_from.c) ---- */
+/* Plans the FROM clause: its items (streams, views, WITH queries, subqueries), the WHERE
+ * conjuncts pushed below its joins (ss__plan_pushdown first), and the joins. */
+int ss__plan_from(ss__pctx_t *x, const ss_ast_from_t *f, ss__scope_t *sc, ss_plan_node_t **out);
+/* Decides which WHERE conjuncts of s filter a FROM item early or become join keys. */
+int ss__plan_pushdown(ss__pctx_t *x, const ss_ast_select_t *s);
+/* 1 if the WHERE conjunct e was planned below the joins (pushed down or a join key). */
+int ss__is_pushed(const ss__pctx_t *x, const ss_ast_expr_t *e);
+/* Columns of a then b (keys: both sides' when both have keys). */
+ss_schema_t *ss__concat_schema(const ss_schema_t *a, const ss_schema_t *b);
+void ss__flatten_and(const ss_ast_expr_t *e, const ss_ast_expr_t **out, int *n, int max);
+/* a AND b (either may be NULL); takes both; NULL on OOM. */
+ss_expr_t *ss__and_of(ss_expr_t *a, ss_expr_t *b);
+int ss__push_int(int **arr, int n, int v);
+
+/* ---- query structure (plan_query.c) ---- */
+/* A whole SELECT: its WITH list, a compound (UNION / EXCEPT / INTERSECT) or a plain SELECT
+ * (ss__plan_select), and the compound's ORDER BY / LIMIT / OFFSET. */
+int ss__plan_query(ss__pctx_t *x, const ss_ast_select_t *s, ss_plan_node_t **out);
+/* A nested SELECT (FROM subquery, WITH query, subquery expression): ss__plan_query with the
+ * current SELECT's state saved. */
+int ss__plan_subquery(ss__pctx_t *x, const ss_ast_select_t *s, ss_plan_node_t **out);
+/* The node of WITH query `name` when one is in scope (*found = 1), planned on first use. */
+int ss__cte_node(ss__pctx_t *x, const char *name, ss_span_t sp, ss_plan_node_t **out, int *found);
+/* A plain SELECT (planner.c). */
+int ss__plan_select(ss__pctx_t *x, const ss_ast_select_t *s, ss_plan_node_t **out);
+/* A node of kind k with in's schema (filters, top-k). */
+ss_plan_node_t *ss__node_like(ss__pctx_t *x, ss_plan_kind_t k, ss_plan_node_t *in, const char *label);
+
 /* LLM_GENERATE(...) as one node. */
 int ss__plan_generate(ss__pctx_t *x, const ss_ast_generate_t *g, ss_plan_node_t **out);
 
