@@ -316,8 +316,26 @@ static int unknown_col(const ss__cctx_t *cc, const ss__rel_t *only, const char *
                      sp.col, name, where);
 }
 
+static int resolve_here(const ss__cctx_t *cc, const char *table, const char *name, ss_span_t sp,
+                        int *side, int *col);
+
 int ss__resolve_col(const ss__cctx_t *cc, const char *table, const char *name, ss_span_t sp,
                     int *side, int *col)
+{
+    int rc = resolve_here(cc, table, name, sp, side, col);
+    if (rc != SS_ERR_SEMANTIC || !cc->scope->outer || (cc->err && strstr(cc->err, " is ambiguous")))
+        return rc;
+    /* a correlated subquery: a name not found inside belongs to the enclosing query */
+    char scratch[SS_ERRSZ];
+    ss__cctx_t oc = *cc;
+    oc.scope = cc->scope->outer;
+    oc.err = scratch;
+    oc.errsz = sizeof scratch;
+    return ss__resolve_col(&oc, table, name, sp, side, col) ? rc : SS_OK;
+}
+
+static int resolve_here(const ss__cctx_t *cc, const char *table, const char *name, ss_span_t sp,
+                        int *side, int *col)
 {
     const ss__scope_t *s = cc->scope;
     if (table) {
@@ -518,15 +536,14 @@ static int group_expr_col(const ss__cctx_t *cc, const ss_ast_expr_t *a)
 int ss__compile(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t **out)
 {
     *out = NULL;
-    for (const ss__premap_t *m = cc->pre; m; m = m->next) /* computed by an operator below */
-        for (int i = 0; i < m->n; i++)
-            if (m->ast[i] == a) {
-                if (!(*out = ss_expr_new(SS_EX_COL)))
-                    return ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
-                (*out)->col = m->col[i];
-                (*out)->type = m->type[i];
-                return SS_OK;
-            }
+    for (int k = 0; k < 2; k++) /* computed by an operator below */
+        for (const ss__premap_t *m = k ? (cc->grp ? NULL : cc->scope->pre) : cc->pre; m; m = m->next)
+            for (int i = 0; i < m->n; i++)
+                if (m->ast[i] == a) {
+                    if (!(*out = ss_expr_copy(m->expr[i])))
+                        return ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
+                    return SS_OK;
+                }
     int gcol = group_expr_col(cc, a);
     if (gcol == -2)
         return ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");

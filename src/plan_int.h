@@ -49,7 +49,19 @@ typedef struct ss__rel {
 
 #define SS__MAX_RELS 16
 
-typedef struct ss__scope {
+/* Expressions an operator below has computed into the row: subquery predicates (semijoin
+ * marks), scalar subqueries, window functions. Searched by AST pointer; a use compiles to a
+ * copy of expr (a column, or e.g. NOT col / COALESCE(col, 0)). */
+typedef struct ss__premap {
+    int n;
+    const ss_ast_expr_t *ast[32];
+    ss_expr_t *expr[32];              /* owned */
+    const struct ss__premap *next;
+} ss__premap_t;
+
+typedef struct ss__scope ss__scope_t;
+
+struct ss__scope {
     int nrels;
     ss__rel_t rels[SS__MAX_RELS];
     /* JOIN ... USING / NATURAL: an unqualified name of a joined column means merged[i].col (the
@@ -61,7 +73,10 @@ typedef struct ss__scope {
     int hidden[64];
     const ss_schema_t *schema;  /* the row these rels index (side 0; for two-sided scopes see side_off) */
     const ss_schema_t *side_schema[2]; /* SEM_JOIN: schema of each side (NULL when one-sided) */
-} ss__scope_t;
+    const ss__premap_t *pre;    /* expressions computed into this row (not used for grouped rows) */
+    const ss__scope_t *outer;   /* a correlated subquery's enclosing row: names not found here are
+                                   looked up there (its columns come first in the row) */
+};
 
 /* Aggregate mapping used once rows are grouped: group columns and aggregate calls. */
 typedef struct ss__agg_ref {
@@ -81,15 +96,6 @@ typedef struct ss__grouping {
     ss__agg_ref_t *aggs;      /* output column = ngroup + index */
 } ss__grouping_t;
 
-/* Expressions an operator below has computed into a column of the row: subquery predicates
- * (semi-join marks), scalar subqueries, window functions. A chain, searched by AST pointer. */
-typedef struct ss__premap {
-    int n;
-    const ss_ast_expr_t *ast[32];
-    int col[32];
-    ss_coltype_t type[32];
-    const struct ss__premap *next;
-} ss__premap_t;
 
 /* Compiler context: where to put errors and how to treat columns/aggregates/SEM_MAP. */
 typedef struct ss__cctx {
@@ -193,8 +199,30 @@ int ss__plan_query(ss__pctx_t *x, const ss_ast_select_t *s, ss_plan_node_t **out
 int ss__plan_subquery(ss__pctx_t *x, const ss_ast_select_t *s, ss_plan_node_t **out);
 /* The node of WITH query `name` when one is in scope (*found = 1), planned on first use. */
 int ss__cte_node(ss__pctx_t *x, const char *name, ss_span_t sp, ss_plan_node_t **out, int *found);
-/* A plain SELECT (planner.c). */
+/* A plain SELECT (planner.c): FROM, WHERE (ss__plan_conditions), then ss__plan_select_items. */
 int ss__plan_select(ss__pctx_t *x, const ss_ast_select_t *s, ss_plan_node_t **out);
+/* What follows WHERE: the SELECT list, GROUP BY, HAVING, ORDER BY / LIMIT, DISTINCT, over *cur
+ * (whose names are sc). s->from and s->where are not looked at. */
+int ss__plan_select_items(ss__pctx_t *x, const ss_ast_select_t *s, ss__scope_t *sc, ss_plan_node_t **cur);
+/* WHERE conjuncts cj[0..ncj) over *cur: the subquery predicates (ss__plan_subqueries), then one
+ * FILTER of the ordinary ones (those pushed below joins skipped), then one SEM_FILTER each.
+ * pm receives the expressions computed into the row; sc->pre is pointed at it. */
+int ss__plan_conditions(ss__pctx_t *x, const ss_ast_expr_t **cj, int ncj, ss__scope_t *sc, ss_plan_node_t **cur,
+                        ss__premap_t *pm);
+
+/* ---- subqueries in expressions (plan_subquery.c) ---- */
+/* Plans the subquery expressions of the conjuncts cj[0..*ncj) over *cur: a top-level EXISTS,
+ * NOT EXISTS, [NOT] IN (SELECT ..) filters the row with a semi / anti join and is removed from
+ * cj; any other EXISTS / IN becomes a MARK semijoin column and a (SELECT ..) a scalar column,
+ * recorded in pm for the compiler. */
+int ss__plan_subqueries(ss__pctx_t *x, const ss_ast_expr_t **cj, int *ncj, ss__scope_t *sc, ss_plan_node_t **cur,
+                        ss__premap_t *pm);
+/* The subquery expressions inside e (SELECT list items) as columns of *cur, recorded in pm. */
+int ss__plan_expr_subqueries(ss__pctx_t *x, const ss_ast_expr_t *e, ss__scope_t *sc, ss_plan_node_t **cur,
+                             ss__premap_t *pm);
+/* 1 if e contains a subquery expression. */
+int ss__has_subquery(const ss_ast_expr_t *e);
+void ss__premap_clear(ss__premap_t *pm);
 /* A node of kind k with in's schema (filters, top-k). */
 ss_plan_node_t *ss__node_like(ss__pctx_t *x, ss_plan_kind_t k, ss_plan_node_t *in, const char *label);
 

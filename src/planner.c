@@ -185,11 +185,15 @@ static const ss_ast_expr_t *find_agg(const ss_ast_expr_t *e)
 }
 
 /* WHERE: ordinary conjuncts in one FILTER first, then one SEM_FILTER per SEM_FILTER call. */
-static int plan_where(pctx_t *x, const ss_ast_expr_t *where, const ss__scope_t *sc, ss_plan_node_t **cur)
+int ss__plan_conditions(pctx_t *x, const ss_ast_expr_t **cjin, int ncj, ss__scope_t *sc, ss_plan_node_t **cur,
+                        ss__premap_t *pm)
 {
     const ss_ast_expr_t *cj[128];
-    int ncj = 0;
-    ss__flatten_and(where, cj, &ncj, 128);
+    ncj = SS_MIN(ncj, 128);
+    memcpy(cj, cjin, (size_t)ncj * sizeof *cj);
+    int rc0 = ss__plan_subqueries(x, cj, &ncj, sc, cur, pm);
+    if (rc0)
+        return rc0;
     ss__cctx_t cc = {.scope = sc, .err = x->err, .errsz = x->errsz};
     ss_expr_t *pred = NULL;
     int rc = SS_OK;
@@ -978,28 +982,59 @@ static int plan_grouped(pctx_t *x, sel_t *q, const ss__scope_t *sc, ss_plan_node
     return rc;
 }
 
+int ss__plan_select_items(pctx_t *x, const ss_ast_select_t *s, ss__scope_t *sc, ss_plan_node_t **cur)
+{
+    sel_t q = {.s = s};
+    int rc = expand_items(x, &q, sc);
+    int grouped = s->group_by || s->having;
+    for (int i = 0; i < q.n && !grouped; i++)
+        grouped = find_agg(q.cols[i].ast) != NULL;
+    ss__premap_t pm = {0};
+    for (int i = 0; !rc && i < q.n; i++) {
+        if (!ss__has_subquery(q.cols[i].ast))
+            continue;
+        if (grouped)
+            rc = ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED,
+                           "%d:%d: a subquery in the SELECT list of a grouped query is not supported (compute it "
+                           "in an upstream view, or move it to WHERE)", q.cols[i].span.line, q.cols[i].span.col);
+        else
+            rc = ss__plan_expr_subqueries(x, q.cols[i].ast, sc, cur, &pm);
+    }
+    const ss_ast_expr_t *sq = NULL;
+    for (int i = 0; !sq && i < s->norder; i++)
+        sq = ss__has_subquery(s->order[i].expr) ? s->order[i].expr : NULL;
+    if (!sq && ss__has_subquery(s->having))
+        sq = s->having;
+    if (!rc && sq)
+        rc = ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED,
+                       "%d:%d: a subquery in HAVING or ORDER BY is not supported (use WHERE or an upstream view)",
+                       sq->span.line, sq->span.col);
+    if (!rc)
+        rc = grouped ? plan_grouped(x, &q, sc, cur) : plan_plain(x, &q, sc, cur);
+    ss__premap_clear(&pm);
+    sel_free(&q);
+    return rc;
+}
+
 int ss__plan_select(pctx_t *x, const ss_ast_select_t *s, ss_plan_node_t **out)
 {
     if (!s->from)
         return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: a view needs FROM <stream or view>",
                          s->span.line, s->span.col);
     ss__scope_t sc;
+    ss__premap_t pm = {0};
     ss_plan_node_t *cur = NULL;
+    const ss_ast_expr_t *cj[128];
+    int ncj = 0;
+    ss__flatten_and(s->where, cj, &ncj, 128);
     int rc = ss__plan_pushdown(x, s);
     if (!rc)
         rc = ss__plan_from(x, s->from, &sc, &cur);
     if (!rc)
-        rc = plan_where(x, s->where, &sc, &cur);
-    if (rc)
-        return rc;
-    sel_t q = {.s = s};
-    rc = expand_items(x, &q, &sc);
-    int grouped = s->group_by || s->having;
-    for (int i = 0; i < q.n && !grouped; i++)
-        grouped = find_agg(q.cols[i].ast) != NULL;
+        rc = ss__plan_conditions(x, cj, ncj, &sc, &cur, &pm);
     if (!rc)
-        rc = grouped ? plan_grouped(x, &q, &sc, &cur) : plan_plain(x, &q, &sc, &cur);
-    sel_free(&q);
+        rc = ss__plan_select_items(x, s, &sc, &cur);
+    ss__premap_clear(&pm);
     *out = cur;
     return rc;
 }
