@@ -248,10 +248,12 @@ static void put_params(ss_buf_t *b, const ss_plan_node_t *n)
             ss_schema_t *both = NULL;
             ss_buf_puts(b, "  residual: ");
             if (in0 && n->in[1]->schema && (both = ss_schema_new(in0->n + n->in[1]->schema->n))) {
-                for (int i = 0; i < both->n; i++) {
+                for (int i = 0; i < both->n; i++) { /* the subquery's columns qualified */
                     const ss_schema_t *src = i < in0->n ? in0 : n->in[1]->schema;
                     int j = i < in0->n ? i : i - in0->n;
-                    ss_schema_set(both, i, src->names[j], src->types[j], 0);
+                    char *nm = i < in0->n ? NULL : ss_sprintf("subquery.%s", src->names[j]);
+                    ss_schema_set(both, i, nm ? nm : src->names[j], src->types[j], 0);
+                    free(nm);
                 }
             }
             ss__expr_sql(n->pred, both, b);

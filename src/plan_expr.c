@@ -604,6 +604,12 @@ int ss__compile(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t **out)
         rc = binary_type(cc, a, e);
         break;
     case SS_AX_FUNC:
+        if (a->over) {
+            rc = ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
+                           "%d:%d: window function %s is only allowed in the SELECT list", a->span.line, a->span.col,
+                           a->name);
+            break;
+        }
         if (ss__is_agg_name(a->name)) {
             rc = compile_agg_ref(cc, a, e);
             break;

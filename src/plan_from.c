@@ -311,6 +311,8 @@ static int push_filters(pctx_t *x, const ss__scope_t *sc, ss_plan_node_t **cur)
         if (!(pred = ss__and_of(pred, e)))
             return nomem(x);
         x->sel.pushed[i] = 1;
+        if (!strcmp(sc->rels[0].what, "subquery")) /* WHERE rn <= N over a ranking subquery */
+            ss__window_pushdown(x, *cur, sc, x->sel.push[i]);
     }
     if (!pred)
         return SS_OK;

@@ -210,6 +210,17 @@ int ss__plan_select_items(ss__pctx_t *x, const ss_ast_select_t *s, ss__scope_t *
 int ss__plan_conditions(ss__pctx_t *x, const ss_ast_expr_t **cj, int ncj, ss__scope_t *sc, ss_plan_node_t **cur,
                         ss__premap_t *pm);
 
+/* ---- window functions (plan_window.c) ---- */
+/* 1 if e (not inside subqueries) calls a window function. */
+int ss__has_window(const ss_ast_expr_t *e);
+/* The window functions of the SELECT items as columns of *cur: one WINDOW node per distinct
+ * OVER (...), recorded in pm. */
+int ss__plan_windows(ss__pctx_t *x, const ss_ast_expr_t *const *items, int n, ss__scope_t *sc,
+                     ss_plan_node_t **cur, ss__premap_t *pm);
+/* WHERE rn <= N (< N, = N) on a column that a FROM subquery's WINDOW node ranks first: that
+ * node keeps only the first N ranks (the filter stays). leaf = the subquery's node. */
+void ss__window_pushdown(ss__pctx_t *x, ss_plan_node_t *leaf, const ss__scope_t *sc, const ss_ast_expr_t *e);
+
 /* ---- subqueries in expressions (plan_subquery.c) ---- */
 /* Plans the subquery expressions of the conjuncts cj[0..*ncj) over *cur: a top-level EXISTS,
  * NOT EXISTS, [NOT] IN (SELECT ..) filters the row with a semi / anti join and is removed from
@@ -220,6 +231,10 @@ int ss__plan_subqueries(ss__pctx_t *x, const ss_ast_expr_t **cj, int *ncj, ss__s
 /* The subquery expressions inside e (SELECT list items) as columns of *cur, recorded in pm. */
 int ss__plan_expr_subqueries(ss__pctx_t *x, const ss_ast_expr_t *e, ss__scope_t *sc, ss_plan_node_t **cur,
                              ss__premap_t *pm);
+/* e compiled in scope sc as a column of *cur: a plain column as it is, anything else appended by
+ * a PROJECT named label (so that an operator can key on it); sc->schema follows *cur. */
+int ss__expr_column(ss__pctx_t *x, const ss_ast_expr_t *e, ss__scope_t *sc, ss_plan_node_t **cur,
+                    const char *label, int *col, ss_coltype_t *type);
 /* 1 if e contains a subquery expression. */
 int ss__has_subquery(const ss_ast_expr_t *e);
 void ss__premap_clear(ss__premap_t *pm);

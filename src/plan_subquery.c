@@ -233,10 +233,8 @@ static int plan_corr(pctx_t *x, const ss_ast_select_t *sub, const ss__scope_t *o
     return rc;
 }
 
-/* Compiles e in scope sc; a plain column is used as it is, anything else is appended to *cur by
- * a PROJECT (so that the operator can key on it). *col gets the column. */
-static int key_column(pctx_t *x, const ss_ast_expr_t *e, ss__scope_t *sc, ss_plan_node_t **cur, int *col,
-                      ss_coltype_t *type)
+int ss__expr_column(pctx_t *x, const ss_ast_expr_t *e, ss__scope_t *sc, ss_plan_node_t **cur, const char *label,
+                    int *col, ss_coltype_t *type)
 {
     ss__cctx_t cc = {.scope = sc, .err = x->err, .errsz = x->errsz};
     ss_expr_t *k = NULL;
@@ -249,7 +247,7 @@ static int key_column(pctx_t *x, const ss_ast_expr_t *e, ss__scope_t *sc, ss_pla
         ss_expr_free(k);
         return SS_OK;
     }
-    ss_plan_node_t *in = *cur, *p = ss__new_node(x, SS_PN_PROJECT, in, NULL, "subquery key");
+    ss_plan_node_t *in = *cur, *p = ss__new_node(x, SS_PN_PROJECT, in, NULL, label);
     int n = in->schema->n;
     if (!p || !(p->schema = ss_schema_new(n + 1)) || !(p->exprs = calloc((size_t)n + 1, sizeof *p->exprs))) {
         ss_expr_free(k);
@@ -258,7 +256,7 @@ static int key_column(pctx_t *x, const ss_ast_expr_t *e, ss__scope_t *sc, ss_pla
     for (int i = 0; i <= n; i++) {
         p->exprs[i] = i < n ? col_expr(i, in->schema->types[i]) : k;
         p->nexprs = i + 1;
-        if (!p->exprs[i] || ss_schema_set(p->schema, i, i < n ? in->schema->names[i] : "subquery_key",
+        if (!p->exprs[i] || ss_schema_set(p->schema, i, i < n ? in->schema->names[i] : label,
                                           p->exprs[i]->type, i < n && in->schema->is_key[i]))
             return nomem(x);
     }
@@ -385,7 +383,7 @@ static int plan_semi(pctx_t *x, const ss_ast_expr_t *e, ss_semi_mode_t mode, ss_
     for (int i = 0; !rc && i < nk; i++) {
         const ss_ast_expr_t *ok = i < c->nkeys ? c->okey[i] : e->left;
         ss_coltype_t lt;
-        rc = key_column(x, ok, osc, cur, &lkeys[i], &lt);
+        rc = ss__expr_column(x, ok, osc, cur, "subquery key", &lkeys[i], &lt);
         if (!rc)
             rc = check_key_types(x, ok, lt, rtypes[i]);
     }
@@ -591,7 +589,7 @@ static int plan_scalar(pctx_t *x, const ss_ast_expr_t *e, ss__scope_t *osc, ss_p
     int lkeys[MAXK];
     for (int i = 0; !rc && i < c->nkeys; i++) {
         ss_coltype_t lt;
-        rc = key_column(x, c->okey[i], osc, cur, &lkeys[i], &lt);
+        rc = ss__expr_column(x, c->okey[i], osc, cur, "subquery key", &lkeys[i], &lt);
         if (!rc)
             rc = check_key_types(x, c->okey[i], lt, right->schema->types[i]);
     }

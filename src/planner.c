@@ -174,7 +174,7 @@ static const ss_ast_expr_t *find_agg(const ss_ast_expr_t *e)
 {
     if (!e)
         return NULL;
-    if ((e->kind == SS_AX_FUNC && ss__is_agg_name(e->name)) || (e->kind == SS_AX_SEM && e->sem == SS_SEM_AGG))
+    if ((e->kind == SS_AX_FUNC && !e->over && ss__is_agg_name(e->name)) || (e->kind == SS_AX_SEM && e->sem == SS_SEM_AGG))
         return e;
     const ss_ast_expr_t *r = find_agg(e->left);
     if (!r)
@@ -579,7 +579,34 @@ static int plan_sem_topk(pctx_t *x, const ss_ast_select_t *s, const ss__scope_t 
     return rc;
 }
 
+static int plan_plain_body(pctx_t *x, sel_t *q, const ss__scope_t *sc, ss_plan_node_t **cur);
+
+/* Window functions first (ORDER BY and LIMIT apply to their result), then the rest. */
 static int plan_plain(pctx_t *x, sel_t *q, const ss__scope_t *sc, ss_plan_node_t **cur)
+{
+    const ss_ast_expr_t *items[256];
+    int n = 0, win = 0;
+    for (int i = 0; i < q->n && n < 256; i++)
+        if (q->cols[i].ast) {
+            items[n++] = q->cols[i].ast;
+            win |= ss__has_window(q->cols[i].ast);
+        }
+    if (!win)
+        return plan_plain_body(x, q, sc, cur);
+    ss__scope_t *wsc = malloc(sizeof *wsc);
+    ss__premap_t pm = {0};
+    if (!wsc)
+        return nomem(x);
+    *wsc = *sc;
+    int rc = ss__plan_windows(x, items, n, wsc, cur, &pm);
+    if (!rc)
+        rc = plan_plain_body(x, q, wsc, cur);
+    ss__premap_clear(&pm);
+    free(wsc);
+    return rc;
+}
+
+static int plan_plain_body(pctx_t *x, sel_t *q, const ss__scope_t *sc, ss_plan_node_t **cur)
 {
     const ss_ast_select_t *s = q->s;
     int rc;
@@ -631,7 +658,8 @@ static int collect_aggs(pctx_t *x, const ss_ast_expr_t *e, ss__grouping_t *g)
 {
     if (!e)
         return SS_OK;
-    int is_agg = (e->kind == SS_AX_FUNC && ss__is_agg_name(e->name)) || (e->kind == SS_AX_SEM && e->sem == SS_SEM_AGG);
+    int is_agg = (e->kind == SS_AX_FUNC && !e->over && ss__is_agg_name(e->name)) ||
+                 (e->kind == SS_AX_SEM && e->sem == SS_SEM_AGG);
     if (!is_agg) {
         int rc = collect_aggs(x, e->left, g);
         if (!rc)
@@ -931,6 +959,11 @@ static int plan_grouped(pctx_t *x, sel_t *q, const ss__scope_t *sc, ss_plan_node
                            "%d:%d: SEM_RANK/SEM_SCORE cannot order grouped rows; rank in a downstream view",
                            s->order[i].expr->span.line, s->order[i].expr->span.col);
     for (int i = 0; i < q->n && !rc; i++)
+        if (ss__has_window(q->cols[i].ast))
+            rc = ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED,
+                           "%d:%d: window functions over grouped rows are not supported (group in a subquery or an "
+                           "upstream view, then apply the window to it)", q->cols[i].span.line, q->cols[i].span.col);
+    for (int i = 0; i < q->n && !rc; i++)
         rc = collect_aggs(x, q->cols[i].ast, &g);
     if (!rc)
         rc = collect_aggs(x, s->having, &g);
@@ -1030,6 +1063,8 @@ int ss__plan_select(pctx_t *x, const ss_ast_select_t *s, ss_plan_node_t **out)
     int rc = ss__plan_pushdown(x, s);
     if (!rc)
         rc = ss__plan_from(x, s->from, &sc, &cur);
+    for (int i = 0; !rc && s->from->kind == SS_FROM_SUBQUERY && i < ncj; i++)
+        ss__window_pushdown(x, cur, &sc, cj[i]); /* WHERE rn <= N over a ranking subquery */
     if (!rc)
         rc = ss__plan_conditions(x, cj, ncj, &sc, &cur, &pm);
     if (!rc)

@@ -357,6 +357,26 @@ static const qcase_t CASES[] = {
     {"scalar limit 1", "SELECT id, (SELECT x FROM b ORDER BY x DESC, id LIMIT 1) AS top FROM a", NULL},
     {"nested", "SELECT id FROM a WHERE g IN (SELECT g FROM b WHERE x IN (SELECT x FROM a WHERE y > 0))", NULL},
     {"subquery in from with in", "SELECT s.id FROM (SELECT id, g FROM a WHERE x IN (SELECT x FROM b)) s", NULL},
+    /* window functions */
+    {"row_number top-n", "SELECT id, g, x FROM (SELECT id, g, x, ROW_NUMBER() OVER (PARTITION BY g ORDER BY x DESC, id) "
+                         "AS rn FROM a) t WHERE rn <= 2", NULL},
+    {"rank top-n", "SELECT * FROM (SELECT id, g, RANK() OVER (PARTITION BY g ORDER BY x) AS r FROM a) t WHERE r <= 2",
+     NULL},
+    {"dense_rank top-n", "SELECT * FROM (SELECT id, DENSE_RANK() OVER (ORDER BY y DESC) AS r FROM a) t WHERE r < 3",
+     NULL},
+    {"first per group", "SELECT id, g FROM (SELECT id, g, ROW_NUMBER() OVER (PARTITION BY g ORDER BY id DESC) AS rn "
+                        "FROM b) t WHERE rn = 1", NULL},
+    {"dense_rank", "SELECT id, DENSE_RANK() OVER (ORDER BY x) AS dr FROM a", NULL},
+    {"row_number", "SELECT id, ROW_NUMBER() OVER (PARTITION BY g ORDER BY x, id) AS rn FROM a", NULL},
+    {"window aggregates", "SELECT id, SUM(x) OVER (PARTITION BY g) AS s, COUNT(*) OVER (PARTITION BY g ORDER BY id) AS c, "
+                          "AVG(y) OVER (PARTITION BY g ORDER BY x) AS av, MIN(x) OVER () AS mn, "
+                          "MAX(g) OVER (ORDER BY id) AS mx FROM a", NULL},
+    {"window expression partition", "SELECT id, RANK() OVER (PARTITION BY x % 2 ORDER BY y) AS r, "
+                                    "COUNT(y) OVER (PARTITION BY x % 2) AS n FROM a", NULL},
+    {"window order by limit", "SELECT id, ROW_NUMBER() OVER (ORDER BY x DESC, id) AS rn FROM a ORDER BY rn LIMIT 3",
+     NULL},
+    {"window over join", "SELECT a.id, b.id AS bid, RANK() OVER (PARTITION BY a.id ORDER BY b.x) AS r "
+                         "FROM a JOIN b ON a.g = b.g", NULL},
     /* ORDER BY ... LIMIT ... OFFSET */
     {"offset", "SELECT id, x FROM a ORDER BY x DESC, id LIMIT 3 OFFSET 2", NULL},
     {"offset only", "SELECT id FROM a ORDER BY id OFFSET 4", "SELECT id FROM a ORDER BY id LIMIT -1 OFFSET 4"},
