@@ -97,72 +97,92 @@ static void add_ref(const char **out, int *n, int max, const char *s)
         out[(*n)++] = s;
 }
 
-static void from_refs(const ss_ast_from_t *f, const char **out, int *n, int max)
+/* Every stream/view name (refs) or model='..' option (models) a query mentions, subqueries,
+ * WITH queries and set operations included (names of WITH queries too: a conservative answer). */
+typedef struct refwalk {
+    int models;
+    const char **out;
+    int n, max;
+} refwalk_t;
+
+static void walk_select(refwalk_t *w, const ss_ast_select_t *s);
+
+static void walk_opts(refwalk_t *w, const ss_ast_options_t *o)
+{
+    const ss_ast_option_t *m = w->models ? ss__opt_find(o, "model") : NULL;
+    if (m && m->value.t == SS_TEXT)
+        add_ref(w->out, &w->n, w->max, m->value.u.str.s);
+}
+
+static void walk_expr(refwalk_t *w, const ss_ast_expr_t *e)
+{
+    if (!e)
+        return;
+    walk_opts(w, e->opts);
+    walk_expr(w, e->left);
+    walk_expr(w, e->right);
+    walk_expr(w, e->filter);
+    for (int i = 0; e->args && i < e->args->n; i++)
+        walk_expr(w, e->args->items[i]);
+    for (int i = 0; i < e->norder; i++)
+        walk_expr(w, e->order[i].expr);
+    if (e->sub)
+        walk_select(w, e->sub);
+}
+
+static void walk_from(refwalk_t *w, const ss_ast_from_t *f)
 {
     if (!f)
         return;
-    if (f->kind == SS_FROM_TABLE)
-        add_ref(out, n, max, f->name);
-    from_refs(f->left, out, n, max);
-    from_refs(f->right, out, n, max);
+    if (f->kind == SS_FROM_TABLE && !w->models)
+        add_ref(w->out, &w->n, w->max, f->name);
+    walk_opts(w, f->opts);
+    walk_expr(w, f->on);
+    walk_from(w, f->left);
+    walk_from(w, f->right);
+    if (f->sub)
+        walk_select(w, f->sub);
+}
+
+static void walk_select(refwalk_t *w, const ss_ast_select_t *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < s->ncte; i++)
+        walk_select(w, s->ctes[i].select);
+    walk_select(w, s->left);
+    walk_select(w, s->right);
+    for (int i = 0; i < s->nitems; i++)
+        walk_expr(w, s->items[i].expr);
+    walk_from(w, s->from);
+    walk_expr(w, s->where);
+    for (int i = 0; s->group_by && i < s->group_by->n; i++)
+        walk_expr(w, s->group_by->items[i]);
+    walk_expr(w, s->having);
+    for (int i = 0; i < s->norder; i++)
+        walk_expr(w, s->order[i].expr);
 }
 
 int ss__query_refs(const ss_ast_query_t *q, const char **out, int max)
 {
-    int n = 0;
+    refwalk_t w = {.models = 0, .out = out, .max = max};
     if (q->kind == SS_Q_GENERATE && q->generate) {
-        add_ref(out, &n, max, q->generate->context_stream);
-        add_ref(out, &n, max, q->generate->data_stream);
-    } else if (q->select) {
-        from_refs(q->select->from, out, &n, max);
+        add_ref(out, &w.n, max, q->generate->context_stream);
+        add_ref(out, &w.n, max, q->generate->data_stream);
+    } else {
+        walk_select(&w, q->select);
     }
-    return n;
-}
-
-static void expr_models(const ss_ast_expr_t *e, const char **out, int *n, int max)
-{
-    if (!e)
-        return;
-    const ss_ast_option_t *o = ss__opt_find(e->opts, "model");
-    if (o && o->value.t == SS_TEXT)
-        add_ref(out, n, max, o->value.u.str.s);
-    expr_models(e->left, out, n, max);
-    expr_models(e->right, out, n, max);
-    for (int i = 0; e->args && i < e->args->n; i++)
-        expr_models(e->args->items[i], out, n, max);
-}
-
-static void from_models(const ss_ast_from_t *f, const char **out, int *n, int max)
-{
-    if (!f)
-        return;
-    const ss_ast_option_t *o = ss__opt_find(f->opts, "model");
-    if (o && o->value.t == SS_TEXT)
-        add_ref(out, n, max, o->value.u.str.s);
-    from_models(f->left, out, n, max);
-    from_models(f->right, out, n, max);
+    return w.n;
 }
 
 int ss__query_models(const ss_ast_query_t *q, const char **out, int max)
 {
-    int n = 0;
-    if (q->kind == SS_Q_GENERATE && q->generate) {
-        const ss_ast_option_t *o = ss__opt_find(q->generate->opts, "model");
-        if (o && o->value.t == SS_TEXT)
-            add_ref(out, &n, max, o->value.u.str.s);
-        return n;
-    }
-    const ss_ast_select_t *s = q->select;
-    if (!s)
-        return 0;
-    for (int i = 0; i < s->nitems; i++)
-        expr_models(s->items[i].expr, out, &n, max);
-    expr_models(s->where, out, &n, max);
-    expr_models(s->having, out, &n, max);
-    for (int i = 0; i < s->norder; i++)
-        expr_models(s->order[i].expr, out, &n, max);
-    from_models(s->from, out, &n, max);
-    return n;
+    refwalk_t w = {.models = 1, .out = out, .max = max};
+    if (q->kind == SS_Q_GENERATE && q->generate)
+        walk_opts(&w, q->generate->opts);
+    else
+        walk_select(&w, q->select);
+    return w.n;
 }
 
 static const char *sem_name(ss_sem_kind_t k)

@@ -388,13 +388,16 @@ static int using_columns(pctx_t *x, const ss_ast_from_t *f, const ss__scope_t *l
     for (int i = 0; i < *n; i++) {
         ss_span_t sp = f->natural ? f->span : f->using_spans[i];
         int side, rc = ss__resolve_col(&lcc, NULL, names[i], sp, &side, &lc[i]);
-        if (!rc)
-            rc = ss__resolve_col(&rcc, NULL, names[i], sp, &side, &rc_[i]);
-        if (rc) {
-            ss_errprefix(x->err, x->errsz, "%d:%d: column \"%s\" of USING must be in both sides of the join",
-                         sp.line, sp.col, names[i]);
+        if (rc && !strstr(x->err, " is ambiguous"))
+            return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC,
+                             "%d:%d: column \"%s\" named in USING is not in the left side of the join", sp.line,
+                             sp.col, names[i]);
+        if (!rc && (rc = ss__resolve_col(&rcc, NULL, names[i], sp, &side, &rc_[i])) && !strstr(x->err, " is ambiguous"))
+            return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC,
+                             "%d:%d: column \"%s\" named in USING is not in the right side of the join", sp.line,
+                             sp.col, names[i]);
+        if (rc)
             return rc;
-        }
     }
     return SS_OK;
 }
@@ -482,10 +485,9 @@ static int merge_using(pctx_t *x, ss_join_type_t jt, const int *lc, const int *r
                 e->col = i;
                 e->type = in->schema->types[i];
             } else if (!(e->func = ss_strdup("COALESCE")) || !(e->args = calloc(2, sizeof *e->args)) ||
-                       !(e->args[0] = ss_expr_new(SS_EX_COL)) || !(e->args[1] = ss_expr_new(SS_EX_COL))) {
+                       (e->nargs = 2, !(e->args[0] = ss_expr_new(SS_EX_COL))) || !(e->args[1] = ss_expr_new(SS_EX_COL))) {
                 return nomem(x);
             } else {
-                e->nargs = 2;
                 e->args[0]->col = lc[i - w];
                 e->args[1]->col = lw + rc_[i - w];
                 e->args[0]->type = in->schema->types[lc[i - w]];

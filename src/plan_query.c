@@ -86,9 +86,7 @@ static int plan_cte(pctx_t *x, int k)
         rc = rename_columns(x, r->cte, &r->node);
     x->nvis = nvis;
     r->busy = 0;
-    if (rc)
-        ss_errprefix(x->err, x->errsz, "in WITH query %s", r->cte->name);
-    return rc;
+    return rc; /* (errors point into the WITH query's text already) */
 }
 
 int ss__cte_node(pctx_t *x, const char *name, ss_span_t sp, ss_plan_node_t **out, int *found)

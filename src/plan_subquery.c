@@ -29,6 +29,14 @@ typedef ss__pctx_t pctx_t;
 
 static int nomem(pctx_t *x) { return ss_seterr(x->err, x->errsz, SS_ERR_NOMEM, "out of memory"); }
 
+/* Adds a hint after the error already in x->err. */
+static void err_hint(pctx_t *x, const char *hint)
+{
+    size_t n = strlen(x->err);
+    if (n + 4 < x->errsz)
+        snprintf(x->err + n, x->errsz - n, " (%s)", hint);
+}
+
 static int is_sq(const ss_ast_expr_t *e)
 {
     return e && (e->kind == SS_AX_SUBQUERY || e->kind == SS_AX_EXISTS || e->kind == SS_AX_IN_SELECT);
@@ -253,9 +261,11 @@ int ss__expr_column(pctx_t *x, const ss_ast_expr_t *e, ss__scope_t *sc, ss_plan_
         ss_expr_free(k);
         return nomem(x);
     }
+    p->exprs[n] = k; /* owned by the node from here on */
+    p->nexprs = n + 1;
     for (int i = 0; i <= n; i++) {
-        p->exprs[i] = i < n ? col_expr(i, in->schema->types[i]) : k;
-        p->nexprs = i + 1;
+        if (i < n)
+            p->exprs[i] = col_expr(i, in->schema->types[i]);
         if (!p->exprs[i] || ss_schema_set(p->schema, i, i < n ? in->schema->names[i] : label,
                                           p->exprs[i]->type, i < n && in->schema->is_key[i]))
             return nomem(x);
@@ -366,8 +376,7 @@ static int plan_semi(pctx_t *x, const ss_ast_expr_t *e, ss_semi_mode_t mode, ss_
     } else { /* any query, not correlated */
         rc = ss__plan_subquery(x, sub, &right);
         if (rc && strstr(x->err, "unknown"))
-            ss_errprefix(x->err, x->errsz, "a subquery with GROUP BY, aggregates, DISTINCT, UNION or LIMIT cannot "
-                                           "refer to the enclosing query");
+            err_hint(x, "a subquery with GROUP BY, aggregates, UNION or LIMIT cannot refer to the enclosing query");
         if (!rc && in && right->schema->n != 1)
             rc = ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: subquery has %d columns (IN needs one)",
                            sub->span.line, sub->span.col, right->schema->n);
@@ -570,8 +579,7 @@ static int plan_scalar(pctx_t *x, const ss_ast_expr_t *e, ss__scope_t *osc, ss_p
     } else {
         rc = ss__plan_subquery(x, sub, &right);
         if (rc && strstr(x->err, "unknown"))
-            ss_errprefix(x->err, x->errsz, "a subquery with GROUP BY, DISTINCT, UNION or LIMIT cannot refer to the "
-                                           "enclosing query");
+            err_hint(x, "a subquery with GROUP BY, DISTINCT, UNION or LIMIT cannot refer to the enclosing query");
         if (!rc && right->schema->n != 1)
             rc = ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: subquery must return only one column",
                            sub->span.line, sub->span.col);

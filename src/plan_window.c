@@ -59,20 +59,25 @@ static void collect(const ss_ast_expr_t *e, const ss_ast_expr_t **out, int *n)
         collect(e->args->items[i], out, n);
 }
 
-/* Canonical text of a call's OVER (...), to give equal windows one node; malloc'd. */
+/* Canonical text of a call's OVER (...), to give equal windows one node; malloc'd, NULL on OOM. */
 static char *spec_key(const ss_ast_window_t *w)
 {
     ss_buf_t b = SS_BUF_INIT;
-    for (int i = 0; w->partition && i < w->partition->n; i++) {
+    int rc = 0;
+    for (int i = 0; !rc && w->partition && i < w->partition->n; i++) {
         char *k = ss__ast_key(w->partition->items[i]);
-        ss_buf_printf(&b, "%s%s", k ? k : "?", ", ");
+        rc = !k || ss_buf_printf(&b, "%s, ", k);
         free(k);
     }
-    ss_buf_puts(&b, "|");
-    for (int i = 0; i < w->norder; i++) {
+    rc = rc || ss_buf_puts(&b, "|");
+    for (int i = 0; !rc && i < w->norder; i++) {
         char *k = ss__ast_key(w->order[i].expr);
-        ss_buf_printf(&b, "%s%s, ", k ? k : "?", w->order[i].desc ? " DESC" : "");
+        rc = !k || ss_buf_printf(&b, "%s%s, ", k, w->order[i].desc ? " DESC" : "");
         free(k);
+    }
+    if (rc) {
+        ss_buf_free(&b);
+        return NULL;
     }
     return ss_buf_take(&b);
 }
