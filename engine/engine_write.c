@@ -14,7 +14,6 @@
 
 int eng_producer(ss_engine_t *e, ss_producer_t **p, char *err, size_t errsz)
 {
-    SS_ENG_NEED(ss_producer_new, "the Kafka producer", err, errsz);
     if (!e->prod) {
         int rc = ss_producer_new(e->brokers, &e->prod, err, errsz);
         if (rc)
@@ -264,7 +263,7 @@ int ss_engine_load_jsonl(ss_engine_t *e, const char *stream, const char *path, i
                          size_t errsz)
 {
     *n = 0;
-    const ss_cat_stream_t *cs = ss_catalog_stream ? ss_catalog_stream(e->cat, stream) : NULL;
+    const ss_cat_stream_t *cs = ss_catalog_stream(e->cat, stream);
     if (!cs)
         return ss_seterr(err, errsz, SS_ERR_NOTFOUND, "--load %s=%s: no such stream", stream, path);
     FILE *f = fopen(path, "r");

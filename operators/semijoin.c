@@ -583,7 +583,7 @@ static void semijoin_destroy(ss_op_t *op)
 
 static const ss_op_vtable_t semijoin_vt = {
     "semijoin", SS_OPK_NONLINEAR, semijoin_init, semijoin_apply, semijoin_snapshot, semijoin_strategy,
-    semijoin_destroy,
+    semijoin_destroy, NULL,
 };
 
 int ss_op_semijoin_init(ss_op_t *op, char *err, size_t errsz)

@@ -173,7 +173,7 @@ static void setop_destroy(ss_op_t *op)
 }
 
 static const ss_op_vtable_t setop_vt = {
-    "setop", SS_OPK_NONLINEAR, setop_init, setop_apply, setop_snapshot, setop_strategy, setop_destroy,
+    "setop", SS_OPK_NONLINEAR, setop_init, setop_apply, setop_snapshot, setop_strategy, setop_destroy, NULL,
 };
 
 int ss_op_setop_init(ss_op_t *op, char *err, size_t errsz)

@@ -442,7 +442,8 @@ static void window_destroy(ss_op_t *op)
 }
 
 static const ss_op_vtable_t window_vt = {
-    "window", SS_OPK_NONLINEAR, window_init, window_apply, window_snapshot, window_strategy, window_destroy,
+    "window", SS_OPK_NONLINEAR, window_init, window_apply, window_snapshot, window_strategy,
+    window_destroy, NULL,
 };
 
 int ss_op_window_init(ss_op_t *op, char *err, size_t errsz)

@@ -77,6 +77,7 @@ static int wait_exit(pid_t pid)
 }
 
 /* Committed offset of the events stream (0 if none yet). */
+/* Input committed by the slowest of the views (each view reads through a source of its own). */
 static int64_t committed(const char *db)
 {
     sqlite3 *h = NULL;
@@ -84,7 +85,8 @@ static int64_t committed(const char *db)
     if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
         sqlite3_busy_timeout(h, 2000);
         sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(h, "SELECT SUM(next_offset) FROM ss_offsets WHERE stream = 'events'", -1, &st, NULL) ==
+        if (sqlite3_prepare_v2(h, "SELECT MIN(s) FROM (SELECT SUM(next_offset) AS s FROM ss_offsets"
+                                  " WHERE stream LIKE 'events@%' GROUP BY stream)", -1, &st, NULL) ==
                 SQLITE_OK &&
             sqlite3_step(st) == SQLITE_ROW)
             off = sqlite3_column_int64(st, 0);
