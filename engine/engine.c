@@ -1,7 +1,7 @@
 /*
  * engine.c — the engine's lifecycle and statement execution: opening the state
- * store, catalog, dispatcher and (embedded) broker; running each parsed
- * statement, one at a time from any thread (DDL rebuilds the pipelines,
+ * store, catalog, dispatcher and transport (the log or Kafka); running each
+ * parsed statement, one at a time from any thread (DDL rebuilds the pipelines,
  * scheduler.c; queries go to engine_query.c, writes to engine_write.c); waiting
  * for the views (until idle / until stopped) with progress at least once a
  * second; settings. See ss_engine.h for the contract.
@@ -22,19 +22,6 @@ static int setting_int(const char *v, int dflt)
     char *end;
     long x = strtol(v, &end, 10);
     return *end || x <= 0 || x > 100000000 ? dflt : (int)x;
-}
-
-static int open_broker(ss_engine_t *e, const char *brokers, char *err, size_t errsz)
-{
-    if (brokers && *brokers) {
-        e->brokers = ss_strdup(brokers);
-        return e->brokers ? SS_OK : ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
-    }
-    int rc = ss_broker_start(1, &e->broker, err, errsz);
-    if (rc)
-        return rc;
-    e->brokers = ss_strdup(ss_broker_bootstrap(e->broker));
-    return e->brokers ? SS_OK : ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
 }
 
 static int open_dispatch(ss_engine_t *e, char *err, size_t errsz)
@@ -93,7 +80,7 @@ static int open_parts(ss_engine_t *e, const ss_engine_opts_t *opts, char *err, s
     /* threads made from here on (broker, librdkafka, dispatcher) never take a terminal's signals */
     sigset_t old;
     eng_block_signals(&old);
-    rc = open_broker(e, opts->brokers, err, errsz);
+    rc = eng_transport_open(e, opts->brokers, err, errsz);
     if (!rc)
         rc = open_dispatch(e, err, errsz);
     eng_restore_signals(&old);
@@ -157,11 +144,10 @@ void ss_engine_close(ss_engine_t *e)
     if (e->cat)
         ss_catalog_close(e->cat);
     ss_store_close(e->store);
-    if (e->broker)
-        ss_broker_stop(e->broker);
+    if (e->transport)
+        ss_transport_close(e->transport); /* after the pipeline's sources and sinks and the producer */
     free(e->db_path);
     free(e->cache_path);
-    free(e->brokers);
     free(e->model_path);
     for (int i = 0; i < e->nloads; i++) {
         free(e->loads[i].stream);
@@ -216,7 +202,10 @@ int ss_engine_do_loads(ss_engine_t *e, int must_exist, char *err, size_t errsz)
     return SS_OK;
 }
 
-const char *ss_engine_brokers(const ss_engine_t *e) { return e->brokers; }
+const char *ss_engine_transport(const ss_engine_t *e)
+{
+    return e->transport ? ss_transport_describe(e->transport) : "none";
+}
 
 /* ---- settings ---- */
 

@@ -27,7 +27,7 @@
 #include "ss_embed.h"
 #include "ss_engine.h"
 #include "ss_infer.h"
-#include "ss_kafka.h"
+#include "ss_connect.h"
 #include "ss_llm.h" /* ss_backend_local_new */
 #include "ss_op.h"
 #include "ss_plan.h"
@@ -97,7 +97,7 @@ typedef struct eng_sub eng_sub_t;
 struct ss_engine {
     char *db_path;          /* owned */
     char *cache_path;       /* owned: "<db>.cache" */
-    char *brokers;          /* owned: given or the embedded broker's address */
+    ss_transport_t *transport; /* owned: the durable log beside db_path, or Kafka (--brokers) */
     char *model_path;       /* owned */
     int batch_size, max_latency_ms, threads, progress, catch_up;
     struct eng_load { char *stream, *path; int done; } *loads; /* owned: queued --load files */
@@ -111,7 +111,6 @@ struct ss_engine {
     ss_catalog_t *cat;      /* owned */
     ss_dispatch_t *disp;    /* owned */
     ss_embedder_t *emb;     /* owned; opened when a plan first needs embeddings */
-    ss_broker_t *broker;    /* owned; NULL with external brokers */
     ss_producer_t *prod;    /* owned; created on first INSERT/--load */
     ss_plan_t *plan;        /* owned: every view's plan; NULL when there is none or it failed */
     char plan_error[SS_ERRSZ]; /* why the views do not run ("" when they do) */
@@ -176,6 +175,9 @@ void eng_table_free(eng_table_t *t);
 int eng_insert(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz);
 int eng_delete(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz);
 int eng_producer(ss_engine_t *e, ss_producer_t **p, char *err, size_t errsz);
+/* Opens e->transport: Kafka at brokers when given, else the log "<db>.log". */
+int eng_transport_open(ss_engine_t *e, const char *brokers, char *err, size_t errsz);
+/* Makes sure topic exists with the partitions and retention of the stream or view sink that names it. */
 int eng_create_topic(ss_engine_t *e, const char *topic, char *err, size_t errsz);
 
 /* engine_models.c */

@@ -164,7 +164,7 @@ static int open_source(eng_pipe_t *p, int i, char *err, size_t errsz)
 {
     const ss_plan_node_t *n = p->e->plan->nodes[i];
     ss_source_opts_t o = {0};
-    o.brokers = p->e->brokers;
+    o.transport = p->e->transport;
     o.stream = n->label;
     o.topic = ss_plan_opt(n, "topic") ? ss_plan_opt(n, "topic") : n->label;
     const char *fmt = ss_plan_opt(n, "format");
@@ -197,7 +197,7 @@ static int open_sink(eng_pipe_t *p, int i, char *err, size_t errsz)
         return rc;
     int keys[64];
     int nkey = ss_schema_keys(n->schema, keys, 64);
-    rc = ss_sink_open(p->e->brokers, n->label, topic, n->schema, nkey ? keys : NULL, nkey, &p->sinks[i], err, errsz);
+    rc = ss_sink_open(p->e->transport, n->label, topic, n->schema, nkey ? keys : NULL, nkey, &p->sinks[i], err, errsz);
     if (rc)
         ss_errprefix(err, errsz, "view %s: sink topic %s", n->label, topic);
     return rc;

@@ -329,6 +329,27 @@ static int reconcile(ss_engine_t *e, char *err, size_t errsz)
     return rc;
 }
 
+/* Every topic the plan reads or publishes to, with its definition's partitions and
+ * retention (here, on the statements' thread, which owns the catalog). A transport
+ * that cannot do it now (a broker down) does not keep the views from starting: their
+ * pipelines retry opening their topics until it can. */
+static int create_topics(ss_engine_t *e, char *err, size_t errsz)
+{
+    (void)err;
+    (void)errsz;
+    const ss_plan_t *p = e->plan;
+    for (int i = 0; i < p->n; i++) {
+        const ss_plan_node_t *n = p->nodes[i];
+        const char *topic = n->kind == SS_PN_SOURCE ? (ss_plan_opt(n, "topic") ? ss_plan_opt(n, "topic") : n->label)
+                            : n->kind == SS_PN_VIEW ? ss_plan_opt(n, "sink_topic")
+                                                    : NULL;
+        char terr[SS_ERRSZ];
+        if (topic && eng_create_topic(e, topic, terr, sizeof terr))
+            ss_log(SS_LOG_WARN, "engine", "topic %s: %s (its views retry)", topic, terr);
+    }
+    return SS_OK;
+}
+
 int eng_rebuild(ss_engine_t *e, char *err, size_t errsz)
 {
     eng_pipes_stop(e);
@@ -336,6 +357,8 @@ int eng_rebuild(ss_engine_t *e, char *err, size_t errsz)
     e->plan = NULL;
     e->plan_error[0] = 0;
     int rc = ss_catalog_nviews(e->cat) > 0 ? reconcile(e, err, errsz) : SS_OK;
+    if (!rc && e->plan)
+        rc = create_topics(e, err, errsz);
     if (!rc && e->plan)
         rc = make_pipes(e, err, errsz);
     for (int k = 0; !rc && k < e->npipes; k++)

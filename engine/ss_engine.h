@@ -4,7 +4,8 @@
  *
  * An engine owns one SQLite state database (catalog, operator state, view
  * tables, input offsets), one dispatcher (with its result cache in
- * "<db>.cache"), an embedded Kafka broker unless brokers are given, and the
+ * "<db>.cache"), a transport for its streams and sinks (the durable log
+ * "<db>.log" beside the state, or Kafka when brokers are given), and the
  * running views. Each view (with the views it reads or that read it) is a
  * pipeline with a thread of its own: it polls its sources, runs its part of the
  * plan, waits for model answers without holding a transaction, and commits its
@@ -29,7 +30,7 @@ typedef struct ss_engine ss_engine_t;
 
 typedef struct ss_engine_opts {
     const char *db_path;    /* SQLite state file; NULL = "semstream.db" */
-    const char *brokers;    /* Kafka bootstrap servers; NULL = start an embedded broker */
+    const char *brokers;    /* Kafka bootstrap servers; NULL = the durable log "<db_path>.log" */
     const char *model_path; /* default model registered as "local"; NULL = ss_default_model() */
     int batch_size;         /* messages per source per micro-batch; 0 = 1024 */
     int max_latency_ms;     /* longest wait for input in one step; 0 = 100 */
@@ -94,7 +95,8 @@ int ss_engine_set(ss_engine_t *e, const char *name, const char *value, char *err
 /* Appends every view's current rows ("view NAME:" then a table), in creation order. */
 int ss_engine_print_views(ss_engine_t *e, ss_buf_t *out, char *err, size_t errsz);
 
-const char *ss_engine_brokers(const ss_engine_t *e);
+/* Where streams and sinks live: "log /path/state.db.log" or "kafka host:port,...". */
+const char *ss_engine_transport(const ss_engine_t *e);
 /* Keywords and catalog names for completion; NULL-terminated, caller frees the array only. */
 const char **ss_engine_names(ss_engine_t *e);
 

@@ -15,7 +15,7 @@
 #define SS_STORE_H
 
 #include "ss_base.h"
-#include "ss_kafka.h"
+#include "ss_connect.h" /* ss_offset_t */
 
 #include <sqlite3.h>
 

@@ -336,8 +336,8 @@ int ss_cmd_serve(int argc, char **argv)
         if (!d)
             rc = ss_seterr(err, sizeof err, SS_ERR_HTTP, "cannot listen on port %d", port);
         else
-            fprintf(stderr, "semstream serve: SQL over HTTP on http://127.0.0.1:%d/sql (brokers %s)\n", port,
-                    ss_engine_brokers(s.e));
+            fprintf(stderr, "semstream serve: SQL over HTTP on http://127.0.0.1:%d/sql (streams on %s)\n", port,
+                    ss_engine_transport(s.e));
     }
     if (!rc)
         rc = ss_engine_run(s.e, err, sizeof err); /* until Ctrl-C or SIGTERM; the views run meanwhile */
