@@ -163,7 +163,9 @@ static void put_order_by(ss_buf_t *b, const ss_plan_node_t *n, const ss_schema_t
 
 static const char *agg_name(ss_agg_fn_t f)
 {
-    static const char *t[] = {"count", "sum", "min", "max", "avg"};
+    static const char *t[] = {"count",      "sum",        "min",         "max",        "avg",
+                              "bool_and",   "bool_or",    "var_samp",    "var_pop",    "stddev_samp",
+                              "stddev_pop", "sumsq",      "string_agg",  "array_agg",  "json_agg"};
     return (int)f >= 0 && (size_t)f < SS_ARRAY_LEN(t) ? t[f] : "?";
 }
 
@@ -222,7 +224,17 @@ static void put_params(ss_buf_t *b, const ss_plan_node_t *n)
                 ss__expr_sql(n->aggs[i].arg, in0, b);
             else
                 ss_buf_putc(b, '*');
+            for (int k = 0; k < n->aggs[i].norder; k++) {
+                ss_buf_puts(b, k ? ", " : " ORDER BY ");
+                ss__expr_sql(n->aggs[i].order[k].expr, in0, b);
+                ss_buf_puts(b, n->aggs[i].order[k].desc ? " DESC" : "");
+            }
             ss_buf_putc(b, ')');
+            if (n->aggs[i].filter) {
+                ss_buf_puts(b, " FILTER (WHERE ");
+                ss__expr_sql(n->aggs[i].filter, in0, b);
+                ss_buf_putc(b, ')');
+            }
         }
         break;
     case SS_PN_TOPK:

@@ -143,8 +143,14 @@ void ss_plan_node_free(ss_plan_node_t *n)
     free(n->lkeys);
     free(n->rkeys);
     free(n->group_cols);
-    for (int i = 0; i < n->naggs; i++)
+    for (int i = 0; i < n->naggs; i++) {
         ss_expr_free(n->aggs[i].arg);
+        ss_expr_free(n->aggs[i].filter);
+        for (int k = 0; k < n->aggs[i].norder; k++)
+            ss_expr_free(n->aggs[i].order[k].expr);
+        free(n->aggs[i].order);
+        free(n->aggs[i].sep);
+    }
     free(n->aggs);
     for (int i = 0; i < n->norder; i++)
         ss_expr_free(n->order[i].expr);

@@ -239,7 +239,17 @@ static int ast_key_into(const ss_ast_expr_t *a, ss_buf_t *b, int top)
         }
         if (!a->args || a->args->n == 0)
             rc |= ss_buf_puts(b, ss_strcaseeq(a->name, "COUNT") ? "*" : "");
+        for (int i = 0; i < a->norder; i++) { /* string_agg(x ORDER BY y) and FILTER make other calls */
+            rc |= ss_buf_puts(b, i ? ", " : " ORDER BY ");
+            rc |= ast_key_into(a->order[i].expr, b, 1);
+            rc |= ss_buf_puts(b, a->order[i].desc ? " DESC" : "");
+        }
         rc |= ss_buf_puts(b, ")");
+        if (a->filter) {
+            rc |= ss_buf_puts(b, " FILTER (WHERE ");
+            rc |= ast_key_into(a->filter, b, 1);
+            rc |= ss_buf_puts(b, ")");
+        }
         break;
     case SS_AX_UNARY:
         rc |= ss_buf_puts(b, a->op == SS_OP_NOT ? "NOT " : "-");
@@ -271,14 +281,7 @@ char *ss__ast_key(const ss_ast_expr_t *a)
     return ss_buf_take(&b);
 }
 
-int ss__is_agg_name(const char *fn)
-{
-    static const char *const aggs[] = {"COUNT", "SUM", "MIN", "MAX", "AVG"};
-    for (size_t i = 0; fn && i < SS_ARRAY_LEN(aggs); i++)
-        if (ss_strcaseeq(fn, aggs[i]))
-            return 1;
-    return 0;
-}
+int ss__is_agg_name(const char *fn) { return ss__agg_fn(fn) >= 0; }
 
 /* ---------------------------------------------------------------- column resolution */
 

@@ -210,6 +210,15 @@ int ss__plan_select_items(ss__pctx_t *x, const ss_ast_select_t *s, ss__scope_t *
 int ss__plan_conditions(ss__pctx_t *x, const ss_ast_expr_t **cj, int ncj, ss__scope_t *sc, ss_plan_node_t **cur,
                         ss__premap_t *pm);
 
+/* ---- aggregate calls (plan_agg.c) ---- */
+/* The aggregate function of a name (COUNT, SUM, .., STRING_AGG), or -1. */
+int ss__agg_fn(const char *name);
+/* 1 if the call needs a helper aggregate after it (VAR/STDDEV: Σx²). */
+int ss__agg_needs_helper(const ss_ast_expr_t *a);
+/* Fills pa (and helper, for VAR/STDDEV) from the call a over scope sc; *type = result type. */
+int ss__plan_agg(ss__pctx_t *x, const ss_ast_expr_t *a, const ss__scope_t *sc, ss_plan_agg_t *pa,
+                 ss_plan_agg_t *helper, ss_coltype_t *type);
+
 /* ---- window functions (plan_window.c) ---- */
 /* 1 if e (not inside subqueries) calls a window function. */
 int ss__has_window(const ss_ast_expr_t *e);

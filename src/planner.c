@@ -806,26 +806,15 @@ static int group_columns(pctx_t *x, const sel_t *q, const ss__scope_t *sc, ss_pl
     return rc;
 }
 
-static ss_agg_fn_t agg_fn(const char *name)
-{
-    if (ss_strcaseeq(name, "COUNT"))
-        return SS_AGG_COUNT;
-    if (ss_strcaseeq(name, "SUM"))
-        return SS_AGG_SUM;
-    if (ss_strcaseeq(name, "MIN"))
-        return SS_AGG_MIN;
-    if (ss_strcaseeq(name, "MAX"))
-        return SS_AGG_MAX;
-    return SS_AGG_AVG;
-}
-
-/* The GROUP node: group columns (the key) then one column per ordinary aggregate. */
+/* The GROUP node: group columns (the key) then one column per ordinary aggregate (VAR/STDDEV
+ * followed by their helper Σx², a column nothing reads). */
 static int plan_group_node(pctx_t *x, ss__grouping_t *g, const ss__scope_t *sc, ss_plan_node_t **cur)
 {
     ss_plan_node_t *in = *cur;
     int nplain = 0;
     for (int i = 0; i < g->naggs; i++)
-        nplain += g->aggs[i].ast->kind != SS_AX_SEM;
+        if (g->aggs[i].ast->kind != SS_AX_SEM)
+            nplain += 1 + ss__agg_needs_helper(g->aggs[i].ast);
     ss_plan_node_t *n = ss__new_node(x, SS_PN_GROUP, in, NULL, "group by");
     if (!n || !(n->schema = ss_schema_new(g->ngroup + nplain)) ||
         (nplain && !(n->aggs = calloc((size_t)nplain, sizeof *n->aggs))) ||
@@ -837,35 +826,28 @@ static int plan_group_node(pctx_t *x, ss__grouping_t *g, const ss__scope_t *sc, 
         if (ss_schema_set(n->schema, i, in->schema->names[g->group_in[i]], in->schema->types[g->group_in[i]], 1))
             return nomem(x);
     }
-    ss__cctx_t cc = {.scope = sc, .err = x->err, .errsz = x->errsz};
     for (int i = 0; i < g->naggs; i++) {
         const ss_ast_expr_t *a = g->aggs[i].ast;
         if (a->kind == SS_AX_SEM)
             continue;
+        int helper = ss__agg_needs_helper(a);
         ss_plan_agg_t *pa = &n->aggs[n->naggs];
         g->aggs[i].out_col = g->ngroup + n->naggs;
-        n->naggs++;
-        pa->fn = agg_fn(a->name);
-        pa->distinct = a->distinct;
-        int nargs = a->args ? a->args->n : 0;
-        int star = nargs == 1 && a->args->items[0]->kind == SS_AX_STAR;
-        if (nargs > 1 || (nargs == 0 && pa->fn != SS_AGG_COUNT) || (star && pa->fn != SS_AGG_COUNT))
-            return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: %s takes one argument%s",
-                             a->span.line, a->span.col, a->name, pa->fn == SS_AGG_COUNT ? " or *" : "");
-        if (nargs == 1 && !star) {
-            int rc = ss__compile(&cc, a->args->items[0], &pa->arg);
-            if (rc)
-                return rc;
-        }
-        ss_coltype_t at = pa->arg ? pa->arg->type : SS_COL_INT;
-        if ((pa->fn == SS_AGG_SUM || pa->fn == SS_AGG_AVG) && at == SS_COL_TEXT)
-            return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: %s needs a number, got TEXT",
-                             a->span.line, a->span.col, a->name);
-        ss_coltype_t t = pa->fn == SS_AGG_COUNT ? SS_COL_INT : pa->fn == SS_AGG_AVG ? SS_COL_REAL
-                         : at == SS_COL_BOOL && pa->fn == SS_AGG_SUM ? SS_COL_INT : at;
+        n->naggs += 1 + helper;
+        ss_coltype_t t;
+        int rc = ss__plan_agg(x, a, sc, pa, helper ? pa + 1 : NULL, &t);
+        if (rc)
+            return rc;
         g->aggs[i].type = t;
         if (ss_schema_set(n->schema, g->aggs[i].out_col, g->aggs[i].key, t, 0))
             return nomem(x);
+        if (helper) {
+            char *nm = ss_sprintf("sumsq %s", g->aggs[i].key);
+            rc = !nm || ss_schema_set(n->schema, g->aggs[i].out_col + 1, nm, SS_COL_ANY, 0);
+            free(nm);
+            if (rc)
+                return nomem(x);
+        }
     }
     *cur = n;
     return SS_OK;

@@ -85,12 +85,25 @@ typedef enum ss_plan_kind {
     SS_PN_WINDOW,       /* window functions wfns over in[0], PARTITION BY group_cols ORDER BY order */
 } ss_plan_kind_t;
 
-typedef enum ss_agg_fn { SS_AGG_COUNT, SS_AGG_SUM, SS_AGG_MIN, SS_AGG_MAX, SS_AGG_AVG } ss_agg_fn_t;
+typedef enum ss_agg_fn {
+    SS_AGG_COUNT, SS_AGG_SUM, SS_AGG_MIN, SS_AGG_MAX, SS_AGG_AVG,
+    SS_AGG_BOOL_AND, SS_AGG_BOOL_OR,       /* over 0/1 values: all / any true (NULLs ignored) */
+    SS_AGG_VAR_SAMP, SS_AGG_VAR_POP,       /* from Σx (this aggregate) and Σx² (the next one, */
+    SS_AGG_STDDEV_SAMP, SS_AGG_STDDEV_POP, /* an SS_AGG_SUMSQ over the same argument) */
+    SS_AGG_SUMSQ,                          /* Σ arg (the planner gives it x * x): a helper column */
+    SS_AGG_STRING_AGG,                     /* values in order joined by sep (NULLs skipped) */
+    SS_AGG_ARRAY_AGG,                      /* values in order as PostgreSQL's array text {a,b} */
+    SS_AGG_JSON_AGG,                       /* values in order as a JSON array [a, b] */
+} ss_agg_fn_t;
 
 typedef struct ss_plan_agg {
     ss_agg_fn_t fn;
-    ss_expr_t *arg;  /* owned; NULL for COUNT(*) */
-    int distinct;    /* COUNT(DISTINCT ..) etc. */
+    ss_expr_t *arg;    /* owned; NULL for COUNT(*) */
+    int distinct;      /* COUNT(DISTINCT ..) etc. */
+    ss_expr_t *filter; /* owned; FILTER (WHERE ..): only rows where it is true count, or NULL */
+    int norder;        /* STRING_AGG / ARRAY_AGG / JSON_AGG (.. ORDER BY ..); else the value's order */
+    struct ss_plan_order *order; /* owned */
+    char *sep;         /* STRING_AGG's separator; owned */
 } ss_plan_agg_t;
 
 /* What a SEMIJOIN emits for an in[0] row l, given m(l) = its matches in in[1] (rows with equal

@@ -71,6 +71,14 @@ static void mini_ops(mini_t *m)
     }
 }
 
+static int node_pos(const ss_plan_t *p, const ss_plan_node_t *n)
+{
+    for (int i = 0; i < p->n; i++)
+        if (p->nodes[i] == n)
+            return i;
+    return -1;
+}
+
 static void mini_open(mini_t *m, const char *view_sql)
 {
     memset(m, 0, sizeof *m);
@@ -92,6 +100,25 @@ static void mini_open(mini_t *m, const char *view_sql)
     for (int i = 0; i < m->plan->n; i++)
         ss_zset_init(&m->outs[i]);
     mini_ops(m);
+    /* as the engine does, every new operator is applied once (a global aggregate's row exists
+     * before any input), its output passed on */
+    ck_assert_int_eq(sqlite3_exec(m->db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    ss_zset_t empty;
+    ss_zset_init(&empty);
+    for (int i = 0; i < m->plan->n; i++) {
+        const ss_plan_node_t *n = m->plan->nodes[i];
+        int rc = SS_OK;
+        for (int p = 0; !rc && p < (n->nin ? n->nin : 1); p++) {
+            int j = n->nin ? node_pos(m->plan, n->in[p]) : -1;
+            rc = m->ops[i]->vt->apply(m->ops[i], &m->ctx, p, j >= 0 && m->outs[j].n ? &m->outs[j] : &empty,
+                                      &m->outs[i], err, sizeof err);
+        }
+        ck_assert_msg(rc == SS_OK, "node %d: %s", n->id, err);
+        ss_zset_consolidate(&m->outs[i]);
+    }
+    ck_assert_int_eq(sqlite3_exec(m->db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    for (int i = 0; i < m->plan->n; i++)
+        ss_zset_clear(&m->outs[i]);
 }
 
 static void mini_drop_ops(mini_t *m)
@@ -116,14 +143,6 @@ static void mini_close(mini_t *m)
             ss_row_free(m->live[s][k]);
     sqlite3_close(m->db);
     sqlite3_close(m->oracle);
-}
-
-static int node_pos(const ss_plan_t *p, const ss_plan_node_t *n)
-{
-    for (int i = 0; i < p->n; i++)
-        if (p->nodes[i] == n)
-            return i;
-    return -1;
 }
 
 /* One micro-batch: ev[s] are stream s's events in arrival order (+1 upsert, -1 delete). */
@@ -377,6 +396,35 @@ static const qcase_t CASES[] = {
      NULL},
     {"window over join", "SELECT a.id, b.id AS bid, RANK() OVER (PARTITION BY a.id ORDER BY b.x) AS r "
                          "FROM a JOIN b ON a.g = b.g", NULL},
+    /* aggregates */
+    {"bool_and/bool_or", "SELECT g, BOOL_AND(x > 2) AS a, BOOL_OR(y < 0) AS o, EVERY(x IS NOT NULL) AS e FROM a GROUP BY g",
+     "SELECT g, MIN(x > 2), MAX(y < 0), MIN(x IS NOT NULL) FROM a GROUP BY g"},
+    {"variance", "SELECT g, VAR_SAMP(x) AS vs, VAR_POP(x) AS vp, STDDEV(y) AS sd, STDDEV_POP(y) AS sp, VARIANCE(x + y) AS v2 "
+                 "FROM a GROUP BY g",
+     "SELECT g, CASE WHEN COUNT(x) > 1 THEN (SUM(x * x) - SUM(x) * SUM(x) * 1.0 / COUNT(x)) / (COUNT(x) - 1) END, "
+     "CASE WHEN COUNT(x) > 0 THEN (SUM(x * x) - SUM(x) * SUM(x) * 1.0 / COUNT(x)) / COUNT(x) END, "
+     "CASE WHEN COUNT(y) > 1 THEN sqrt(MAX(0, (SUM(y * y) - SUM(y) * SUM(y) / COUNT(y)) / (COUNT(y) - 1))) END, "
+     "CASE WHEN COUNT(y) > 0 THEN sqrt(MAX(0, (SUM(y * y) - SUM(y) * SUM(y) / COUNT(y)) / COUNT(y))) END, "
+     "CASE WHEN COUNT(x + y) > 1 THEN (SUM((x + y) * (x + y)) - SUM(x + y) * SUM(x + y) / COUNT(x + y)) / "
+     "(COUNT(x + y) - 1) END FROM a GROUP BY g"},
+    {"global variance", "SELECT STDDEV_SAMP(x) AS s, COUNT(*) AS n FROM a",
+     "SELECT CASE WHEN COUNT(x) > 1 THEN sqrt((SUM(x * x) - SUM(x) * SUM(x) * 1.0 / COUNT(x)) / (COUNT(x) - 1)) END, "
+     "COUNT(*) FROM a"},
+    {"filter", "SELECT g, COUNT(*) FILTER (WHERE x > 2) AS n, SUM(y) FILTER (WHERE x IS NOT NULL) AS s, "
+               "COUNT(DISTINCT x) FILTER (WHERE y > 0) AS d, MAX(x) FILTER (WHERE y < 1) AS m FROM a GROUP BY g", NULL},
+    {"string_agg", "SELECT STRING_AGG(g, ',' ORDER BY g DESC) AS s FROM a",
+     "SELECT (SELECT group_concat(g, ',') FROM (SELECT g FROM a WHERE g IS NOT NULL ORDER BY g DESC))"},
+    {"string_agg grouped", "SELECT x, STRING_AGG(g, ' ' ORDER BY id) AS s FROM a GROUP BY x",
+     "SELECT o.x, (SELECT group_concat(g, ' ') FROM (SELECT g FROM a i WHERE i.x IS o.x AND g IS NOT NULL "
+     "ORDER BY id)) FROM (SELECT DISTINCT x FROM a) o"},
+    {"string_agg distinct", "SELECT STRING_AGG(DISTINCT g, ',') AS s FROM b",
+     "SELECT (SELECT group_concat(g, ',') FROM (SELECT DISTINCT g FROM b WHERE g IS NOT NULL ORDER BY g))"},
+    {"array_agg", "SELECT g, ARRAY_AGG(x) AS xs FROM a GROUP BY g",
+     "SELECT o.g, (SELECT '{' || group_concat(coalesce(x, 'NULL'), ',') || '}' FROM (SELECT x FROM a i "
+     "WHERE i.g IS o.g ORDER BY x)) FROM (SELECT DISTINCT g FROM a) o"},
+    {"json_agg", "SELECT JSON_AGG(g ORDER BY id DESC) FILTER (WHERE x < 4) AS j FROM a",
+     "SELECT (SELECT '[' || group_concat(json_quote(g), ', ') || ']' FROM (SELECT g FROM a WHERE x < 4 "
+     "ORDER BY id DESC))"},
     /* ORDER BY ... LIMIT ... OFFSET */
     {"offset", "SELECT id, x FROM a ORDER BY x DESC, id LIMIT 3 OFFSET 2", NULL},
     {"offset only", "SELECT id FROM a ORDER BY id OFFSET 4", "SELECT id FROM a ORDER BY id LIMIT -1 OFFSET 4"},
