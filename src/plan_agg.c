@@ -94,10 +94,7 @@ int ss__plan_agg(pctx_t *x, const ss_ast_expr_t *a, const ss__scope_t *sc, ss_pl
         pa->arg->type = SS_COL_INT;
     }
     if (!rc && a->norder) {
-        if (!is_list(fn))
-            return ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED,
-                             "%d:%d: ORDER BY inside %s changes nothing (only STRING_AGG, ARRAY_AGG and JSON_AGG have "
-                             "an order)", a->span.line, a->span.col, a->name);
+        /* (only the list aggregates have an order; elsewhere, as in PostgreSQL, it changes nothing) */
         if (a->norder > 16)
             return ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED, "%d:%d: too many ORDER BY terms in %s", a->span.line,
                              a->span.col, a->name);

@@ -237,6 +237,19 @@ static const err_case_t err_cases[] = {
      "1:108: unknown column \"nme\" in a (stream authors) (did you mean \"name\"?)"},
     {"CREATE VIEW v AS SELECT id FROM papers ORDER BY SEM_SCORE('{title}') LIMIT 3 OFFSET 1;",
      "1:49: OFFSET cannot be combined with ORDER BY SEM_SCORE"},
+    /* aggregates */
+    {"CREATE VIEW v AS SELECT year, STRING_AGG(title, abstract) AS s FROM papers GROUP BY year;",
+     "1:49: STRING_AGG's separator must be a text literal"},
+    {"CREATE VIEW v AS SELECT year, ARRAY_AGG(DISTINCT title ORDER BY id) AS s FROM papers GROUP BY year;",
+     "1:65: in an aggregate with DISTINCT, ORDER BY expressions must appear in the argument list"},
+    {"CREATE VIEW v AS SELECT year, BOOL_AND(id) AS s FROM papers GROUP BY year;",
+     "1:31: BOOL_AND needs a boolean, got INT"},
+    {"CREATE VIEW v AS SELECT year, STDDEV(DISTINCT id) AS s FROM papers GROUP BY year;",
+     "1:31: STDDEV(DISTINCT ..) is not supported"},
+    {"CREATE VIEW v AS SELECT year, VARIANCE(title) AS s FROM papers GROUP BY year;",
+     "1:31: VARIANCE needs a number, got TEXT"},
+    {"CREATE VIEW v AS SELECT year, STRING_AGG(title) AS s FROM papers GROUP BY year;",
+     "1:31: STRING_AGG takes two arguments (value, separator)"},
 };
 
 START_TEST(test_errors)
@@ -654,7 +667,10 @@ START_TEST(test_out_of_memory)
                           "  authors a WHERE a.name = p.title) AND EXISTS (SELECT 1 FROM authors a WHERE a.paper_id > p.id)\n"
                           "  AND year > (SELECT MAX(year) FROM papers);\n"
                           "CREATE VIEW q4 AS SELECT * FROM (SELECT id, year, RANK() OVER (PARTITION BY year % 3 ORDER BY id) AS r,\n"
-                          "  SUM(id) OVER () AS s FROM papers) q WHERE r <= 3;\n",
+                          "  SUM(id) OVER () AS s FROM papers) q WHERE r <= 3;\n"
+                          "CREATE VIEW q5 AS SELECT year, STRING_AGG(title, ',' ORDER BY id DESC) FILTER (WHERE id > 2) AS s,\n"
+                          "  ARRAY_AGG(DISTINCT id) AS a, JSON_AGG(title) AS j, STDDEV(id) AS sd, BOOL_OR(id > 3) AS b\n"
+                          "  FROM papers GROUP BY year;\n",
                           err, sizeof err) == SS_OK, "%s", err);
     total += oom_sweep(c);
     ss_catalog_close(c);
