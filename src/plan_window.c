@@ -128,7 +128,8 @@ static int window_node(pctx_t *x, const ss_ast_expr_t **calls, int nc, ss__scope
         (w->norder && !(n->order = calloc((size_t)w->norder, sizeof *n->order))))
         return nomem(x);
     n->ngroup = np;
-    memcpy(n->group_cols, pcols, (size_t)np * sizeof(int));
+    if (np)
+        memcpy(n->group_cols, pcols, (size_t)np * sizeof(int));
     for (int i = 0; i < base; i++)
         if (ss_schema_set(n->schema, i, in->schema->names[i], in->schema->types[i], in->schema->is_key[i]))
             return nomem(x);
