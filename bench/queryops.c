@@ -46,11 +46,11 @@ typedef struct bview {
 
 static const bview_t VIEWS[] = {
     {"top3_per_group", "SELECT g, id, x FROM (SELECT g, id, x, ROW_NUMBER() OVER (PARTITION BY g ORDER BY x DESC, id) "
-                       "AS rn FROM a) t WHERE rn <= 3"},
-    {"not_in", "SELECT id FROM a WHERE x NOT IN (SELECT x FROM b WHERE y < 10)"},
-    {"correlated_count", "SELECT id, (SELECT COUNT(*) FROM b WHERE b.g = a.g) AS n FROM a"},
-    {"full_join", "SELECT a.id, b.id AS bid FROM a FULL JOIN b ON a.id = b.x"},
-    {"union", "SELECT g, x FROM a UNION SELECT g, x FROM b"},
+                       "AS rn FROM a) t WHERE rn <= 3", NULL},
+    {"not_in", "SELECT id FROM a WHERE x NOT IN (SELECT x FROM b WHERE y = 0)", NULL},
+    {"correlated_count", "SELECT id, (SELECT COUNT(*) FROM b WHERE b.g = a.g) AS n FROM a", NULL},
+    {"full_join", "SELECT a.id, b.id AS bid FROM a FULL JOIN b ON a.id = b.x", NULL},
+    {"union", "SELECT g, x FROM a UNION SELECT g, x FROM b", NULL},
     {"string_agg", "SELECT g, STRING_AGG(t, ',' ORDER BY id) AS s FROM a GROUP BY g",
      "SELECT g, group_concat(t, ',') FROM (SELECT g, t FROM a ORDER BY g, id) GROUP BY g"},
 };

@@ -609,6 +609,8 @@ static int plan_scalar(pctx_t *x, const ss_ast_expr_t *e, ss__scope_t *osc, ss_p
         rc = add_key(x, j, lkeys[i], i);
     if (!rc) {
         j->join_type = SS_JOIN_LEFT;
+        for (int i = 0; i < j->schema->n; i++) /* at most one match per row: the row's key stays the key */
+            j->schema->is_key[i] = i < (*cur)->schema->n && (*cur)->schema->is_key[i];
         int vcol = (*cur)->schema->n + right->schema->n - 1;
         ss_coltype_t t = right->schema->types[right->schema->n - 1];
         ss_expr_t *v = col_expr(vcol, t);

@@ -549,6 +549,9 @@ START_TEST(test_query_structure)
     ck_assert_int_eq(n->join_type, SS_JOIN_LEFT);
     ck_assert_int_eq(n->nkeys, 1);
     ck_assert_int_eq(first(p, "s", SS_PN_GROUP)->ngroup, 1);
+    n = first(p, "s", SS_PN_VIEW); /* one value per row: the view keeps the stream's key */
+    ck_assert_int_eq(n->schema->is_key[0], 1);
+    ck_assert_int_eq(n->schema->is_key[1], 0);
     /* WHERE r <= 3 over a ranking subquery: a per-partition top-3 */
     n = first(p, "t", SS_PN_WINDOW);
     ck_assert_int_eq(n->limit, 3);
