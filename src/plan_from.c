@@ -82,9 +82,19 @@ void ss__flatten_and(const ss_ast_expr_t *e, const ss_ast_expr_t **out, int *n, 
     if (e->kind == SS_AX_BINARY && e->op == SS_OP_AND) {
         ss__flatten_and(e->left, out, n, max);
         ss__flatten_and(e->right, out, n, max);
-    } else if (*n < max) {
-        out[(*n)++] = e;
+    } else {
+        if (*n < max)
+            out[*n] = e;
+        (*n)++; /* counted beyond max: the caller reports it */
     }
+}
+
+int ss__too_many_terms(ss__pctx_t *x, const ss_ast_expr_t *e, int n, int max)
+{
+    if (n <= max)
+        return SS_OK;
+    return ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED, "%d:%d: too many AND-ed conditions (%d, at most %d)",
+                     e->span.line, e->span.col, n, max);
 }
 
 ss_expr_t *ss__and_of(ss_expr_t *a, ss_expr_t *b)
@@ -132,6 +142,8 @@ static int join_condition(pctx_t *x, ss_plan_node_t *j, const ss__scope_t *sc, i
     const ss_ast_expr_t *cj[64];
     int ncj = 0;
     ss__flatten_and(on, cj, &ncj, 64);
+    if (ss__too_many_terms(x, on, ncj, 64))
+        return SS_ERR_UNSUPPORTED;
     ss__cctx_t cc = {.scope = sc, .err = x->err, .errsz = x->errsz};
     for (int i = 0; i < ncj; i++) {
         const ss_ast_expr_t *c = cj[i];
@@ -262,6 +274,7 @@ int ss__plan_pushdown(pctx_t *x, const ss_ast_select_t *s)
     const ss_ast_expr_t *cj[64];
     int ncj = 0;
     ss__flatten_and(s->where, cj, &ncj, 64);
+    ncj = SS_MIN(ncj, 64); /* (the rest are planned with the WHERE filter) */
     for (int i = 0; i < ncj; i++) {
         const ss_ast_expr_t *c = cj[i];
         int l = conj_leaf(c, lv, nl, -1);

@@ -185,7 +185,10 @@ int ss__plan_pushdown(ss__pctx_t *x, const ss_ast_select_t *s);
 int ss__is_pushed(const ss__pctx_t *x, const ss_ast_expr_t *e);
 /* Columns of a then b (keys: both sides' when both have keys). */
 ss_schema_t *ss__concat_schema(const ss_schema_t *a, const ss_schema_t *b);
+/* The AND-ed terms of e into out[0..max); *n counts them all (more than max: too many). */
 void ss__flatten_and(const ss_ast_expr_t *e, const ss_ast_expr_t **out, int *n, int max);
+/* The error for n terms where at most max fit (SS_OK when n <= max). */
+int ss__too_many_terms(ss__pctx_t *x, const ss_ast_expr_t *e, int n, int max);
 /* a AND b (either may be NULL); takes both; NULL on OOM. */
 ss_expr_t *ss__and_of(ss_expr_t *a, ss_expr_t *b);
 int ss__push_int(int **arr, int n, int v);

@@ -205,6 +205,8 @@ static int plan_corr(pctx_t *x, const ss_ast_select_t *sub, const ss__scope_t *o
     const ss_ast_expr_t *cj[64], *inner[64];
     int ncj = 0, ninner = 0;
     ss__flatten_and(sub->where, cj, &ncj, 64);
+    if (!rc && ss__too_many_terms(x, sub->where, ncj, 64))
+        rc = SS_ERR_UNSUPPORTED;
     memset(&cs, 0, sizeof cs);
     if (!rc)
         rc = corr_scope(x, osc, &c->isc, &cs);
@@ -473,6 +475,7 @@ static int one_row(const ss_ast_select_t *s, const ss_plan_node_t *from)
     const ss_ast_expr_t *cj[64];
     int ncj = 0, nk = 0, pinned = 0;
     ss__flatten_and(s->where, cj, &ncj, 64);
+    ncj = SS_MIN(ncj, 64); /* (a condition among the first 64 pins a key, or it is not one row) */
     for (int c = 0; c < from->schema->n; c++) {
         if (!from->schema->is_key[c])
             continue;

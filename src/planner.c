@@ -1037,7 +1037,9 @@ int ss__plan_select(pctx_t *x, const ss_ast_select_t *s, ss_plan_node_t **out)
     const ss_ast_expr_t *cj[128];
     int ncj = 0;
     ss__flatten_and(s->where, cj, &ncj, 128);
-    int rc = ss__plan_pushdown(x, s);
+    int rc = ss__too_many_terms(x, s->where, ncj, 128);
+    if (!rc)
+        rc = ss__plan_pushdown(x, s);
     if (!rc)
         rc = ss__plan_from(x, s->from, &sc, &cur);
     for (int i = 0; !rc && s->from->kind == SS_FROM_SUBQUERY && i < ncj; i++)

@@ -488,6 +488,33 @@ START_TEST(test_pushdown)
 }
 END_TEST
 
+/* More AND-ed conditions than the planner keeps is an error, never a condition dropped. */
+START_TEST(test_too_many_terms)
+{
+    sqlite3 *db;
+    ss_catalog_t *c = mem_catalog(&db);
+    char err[SS_ERRSZ] = "";
+    ck_assert_msg(run_sql(c, papers_sql, err, sizeof err) == SS_OK, "%s", err);
+    ss_buf_t q = SS_BUF_INIT;
+    ss_buf_puts(&q, "CREATE VIEW v AS SELECT p.id FROM papers p JOIN authors a ON a.paper_id = p.id");
+    for (int i = 0; i < 70; i++)
+        ss_buf_printf(&q, " AND p.year <> %d", i);
+    ss_buf_puts(&q, ";");
+    ck_assert_int_eq(run_sql(c, ss_buf_cstr(&q), err, sizeof err), SS_ERR_UNSUPPORTED);
+    ck_assert_str_eq(err, "1:62: too many AND-ed conditions (71, at most 64)");
+    ss_buf_reset(&q);
+    ss_buf_puts(&q, "CREATE VIEW w AS SELECT id FROM papers WHERE year > 0");
+    for (int i = 0; i < 130; i++)
+        ss_buf_printf(&q, " AND year <> %d", i);
+    ss_buf_puts(&q, ";");
+    ck_assert_int_eq(run_sql(c, ss_buf_cstr(&q), err, sizeof err), SS_ERR_UNSUPPORTED);
+    ck_assert_str_eq(err, "1:46: too many AND-ed conditions (131, at most 128)");
+    ss_buf_free(&q);
+    ss_catalog_close(c);
+    sqlite3_close(db);
+}
+END_TEST
+
 /* Query structures: the operators each plan uses and how they are wired. */
 START_TEST(test_query_structure)
 {
@@ -700,6 +727,7 @@ Suite *check_planner_suite(void)
     tcase_add_test(tp, test_generate_and_query);
     tcase_add_test(tp, test_pushdown);
     tcase_add_test(tp, test_query_structure);
+    tcase_add_test(tp, test_too_many_terms);
     suite_add_tcase(s, tp);
     TCase *to = tcase_create("oom");
     tcase_add_test(to, test_out_of_memory);
