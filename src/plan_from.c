@@ -383,19 +383,27 @@ static int using_columns(pctx_t *x, const ss_ast_from_t *f, const ss__scope_t *l
     ss__cctx_t lcc = {.scope = ls, .err = x->err, .errsz = x->errsz};
     ss__cctx_t rcc = {.scope = rs, .err = x->err, .errsz = x->errsz};
     *n = 0;
+    if (f->nusing > 32)
+        return ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED, "%d:%d: too many USING columns (at most 32)",
+                         f->using_spans[32].line, f->using_spans[32].col);
     if (f->natural) { /* every name both sides show (in the right side's order of `*`) */
         ss__cctx_t quiet = {.scope = ls, .err = scratch, .errsz = sizeof scratch};
         for (int r = 0; r < rs->nrels; r++)
-            for (int c = rs->rels[r].off; c < rs->rels[r].off + rs->rels[r].n && *n < 32; c++) {
+            for (int c = rs->rels[r].off; c < rs->rels[r].off + rs->rels[r].n; c++) {
                 const char *nm = rs->schema->names[c];
                 int side, col, dup = 0;
                 for (int k = 0; k < *n; k++)
                     dup |= ss_strcaseeq(names[k], nm);
-                if (!dup && !ss__resolve_col(&quiet, NULL, nm, f->span, &side, &col))
+                if (!dup && !ss__resolve_col(&quiet, NULL, nm, f->span, &side, &col)) {
+                    if (*n == 32)
+                        return ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED,
+                                         "%d:%d: NATURAL JOIN on too many columns (at most 32)", f->span.line,
+                                         f->span.col);
                     names[(*n)++] = nm;
+                }
             }
     } else {
-        for (int i = 0; i < f->nusing && *n < 32; i++)
+        for (int i = 0; i < f->nusing; i++)
             names[(*n)++] = f->using_cols[i];
     }
     for (int i = 0; i < *n; i++) {
