@@ -209,6 +209,8 @@ static int pipe_open(eng_pipe_t *p, char *err, size_t errsz)
 {
     set_state(p, EP_STARTING, NULL);
     int rc = ss_store_open(p->e->db_path, &p->store, err, errsz);
+    if (!rc && p->disk_full) /* give the WAL's space back before trying again */
+        ss_store_checkpoint(p->store, 1);
     if (!rc)
         rc = open_ops(p, err, errsz);
     for (int j = 0; !rc && j < p->nn; j++)
@@ -627,6 +629,11 @@ static void commit_done(eng_pipe_t *p)
     pthread_mutex_unlock(&p->mu);
     ss_dispatch_wg_forget(p->wg);
     p->wal_dirty = 1;
+    /* a long catch-up never idles: checkpoint now and then, or the WAL grows with all of it */
+    if (ss_now_ns() - p->checkpoint_ns > 2000000000LL) {
+        ss_store_checkpoint(p->store, 0);
+        p->checkpoint_ns = ss_now_ns();
+    }
     notify_engine(p->e);
 }
 
@@ -685,8 +692,9 @@ static int idle_work(eng_pipe_t *p, char *err, size_t errsz)
     if (rc)
         return rc;
     if (p->wal_dirty) {
-        ss_store_checkpoint(p->store);
+        ss_store_checkpoint(p->store, 0);
         p->wal_dirty = 0;
+        p->checkpoint_ns = ss_now_ns();
     }
     ss_engine_t *e = p->e;
     pthread_mutex_lock(&e->mu);
@@ -733,7 +741,15 @@ static int64_t backoff_ms(int64_t prev)
     return b / 2 + (int64_t)((uint64_t)ss_now_ns() % (uint64_t)(b / 2 + 1));
 }
 
-static void note_failure(eng_pipe_t *p, const char *err)
+/* Failures that retrying alone will not mend (bad definitions or data, a topic reset
+ * under saved positions, a bug): `run --until-idle` reports them instead of waiting. */
+static int needs_user(int rc)
+{
+    return rc == SS_ERR_INVALID || rc == SS_ERR_SEMANTIC || rc == SS_ERR_NOTFOUND || rc == SS_ERR_PARSE ||
+           rc == SS_ERR_UNSUPPORTED || rc == SS_ERR_INTERNAL;
+}
+
+static void note_failure(eng_pipe_t *p, int rc, const char *err)
 {
     int64_t wait = backoff_ms(p->backoff_ms);
     p->backoff_ms = SS_MAX(wait, p->backoff_ms ? p->backoff_ms * 2 : PIPE_BACKOFF_FIRST_MS);
@@ -746,6 +762,7 @@ static void note_failure(eng_pipe_t *p, const char *err)
         p->fail_log_ns = now;
     }
     p->state = EP_FAILING;
+    p->fatal = needs_user(rc);
     snprintf(p->error, sizeof p->error, "%s", err);
     p->next_retry_ms = ss_wall_ms() + wait;
     pthread_cond_broadcast(&p->cv);
@@ -768,6 +785,7 @@ static void note_success(eng_pipe_t *p)
     ss_log(SS_LOG_INFO, "engine", "views %s running again after %.1f s", p->views,
            (ss_wall_ms() - p->failing_since_ms) / 1000.0);
     p->backoff_ms = 0;
+    p->fatal = 0;
     set_state(p, EP_CATCHING_UP, NULL);
     update_lag(p, 1);
 }
@@ -786,7 +804,8 @@ static void *pipe_main(void *arg)
             if (p->store && ss_store_in_txn(p->store))
                 undo_attempt(p);
             close_io(p); /* start again from what is committed */
-            note_failure(p, err[0] ? err : ss_err2str((ss_err_t)rc));
+            p->disk_full = strstr(err, "disk is full") != NULL || strstr(err, "disk full") != NULL;
+            note_failure(p, rc, err[0] ? err : ss_err2str((ss_err_t)rc));
         } else if (!rc && p->opened) {
             note_success(p);
         }

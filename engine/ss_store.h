@@ -35,9 +35,11 @@ int ss_store_commit(ss_store_t *s, char *err, size_t errsz);
 void ss_store_rollback(ss_store_t *s); /* no-op when no transaction is open */
 int ss_store_in_txn(const ss_store_t *s);
 
-/* Copies the WAL back into the database file as far as readers allow (PASSIVE);
- * the engine calls it when idle. No-op inside a transaction. */
-void ss_store_checkpoint(ss_store_t *s);
+/* Copies the WAL back into the database file as far as readers allow (PASSIVE), or
+ * all of it and then empties the WAL file (truncate: waits for other connections'
+ * transactions; frees the disk space a full disk needs back). Pipelines call it when
+ * idle, every few seconds while busy, and after a full disk. No-op inside a transaction. */
+void ss_store_checkpoint(ss_store_t *s, int truncate);
 
 /* Runs SQL with no result rows (several statements allowed). */
 int ss_store_exec(ss_store_t *s, const char *sql, char *err, size_t errsz);

@@ -90,7 +90,7 @@ int ss_state_list_format(sqlite3_stmt *q, int kind, const char *sep, int distinc
             if (kind == SS_LIST_STRING && v->t == SS_NULL)
                 continue; /* string_agg skips NULLs */
             if (any)
-                rc = ss_buf_puts(&b, kind == SS_LIST_STRING ? (sep ? sep : "") : kind == SS_LIST_ARRAY ? "," : ", ");
+                rc = ss_buf_puts(&b, kind == SS_LIST_STRING ? (sep ? sep : "") : ",");
             else
                 rc = ss_buf_puts(&b, kind == SS_LIST_ARRAY ? "{" : kind == SS_LIST_JSON ? "[" : "");
             any = 1;
@@ -110,5 +110,7 @@ int ss_state_list_format(sqlite3_stmt *q, int kind, const char *sep, int distinc
     *out = ss_val_text_ref(ss_buf_cstr(&b), b.len);
     *owned = ss_buf_take(&b);
     out->u.str.s = *owned;
+    if (kind == SS_LIST_JSON)
+        out->t = SS_JSON; /* compact JSON text, as every JSON value */
     return SS_OK;
 }

@@ -89,7 +89,7 @@ int ss_state_zset_consolidated(const ss_zset_t *in, ss_zset_t *z);
  * reads back. ss_state_list_format steps q (rows: key BLOB, count), joins the elements (each
  * count times, once with distinct) and sets *out: SS_LIST_STRING the text forms separated by
  * sep, NULLs skipped; SS_LIST_ARRAY PostgreSQL's array text {a,"b c",NULL}; SS_LIST_JSON a JSON
- * array [1, "a", null]; NULL when there is no element. Text goes to *owned (caller frees). */
+ * array [1,"a",null] (an SS_JSON value); NULL when there is no element. Text goes to *owned (caller frees). */
 enum { SS_LIST_STRING, SS_LIST_ARRAY, SS_LIST_JSON };
 int ss_state_list_elem(const ss_value_t *v, const ss_value_t *ord, const int *desc, int nord, ss_buf_t *out);
 int ss_state_list_format(sqlite3_stmt *q, int kind, const char *sep, int distinct, ss_value_t *out, char **owned);

@@ -129,6 +129,13 @@ int ss__plan_agg(pctx_t *x, const ss_ast_expr_t *a, const ss__scope_t *sc, ss_pl
             return ss_seterr(x->err, x->errsz, SS_ERR_NOMEM, "out of memory");
     }
     ss_coltype_t at = pa->arg ? pa->arg->type : SS_COL_INT;
+    if (fn != SS_AGG_COUNT && at == SS_COL_NUMERIC)
+        return ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED,
+                         "%d:%d: %s over NUMERIC is not supported yet (cast the argument: %s(x::DOUBLE))",
+                         a->span.line, a->span.col, a->name, a->name);
+    if (fn != SS_AGG_COUNT && fn != SS_AGG_JSON_AGG && at == SS_COL_JSON)
+        return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: %s over JSON: extract a field first (j->>'key')",
+                         a->span.line, a->span.col, a->name);
     switch (fn) {
     case SS_AGG_SUM:
     case SS_AGG_AVG:
@@ -160,6 +167,7 @@ int ss__plan_agg(pctx_t *x, const ss_ast_expr_t *a, const ss__scope_t *sc, ss_pl
     *type = fn == SS_AGG_COUNT ? SS_COL_INT
             : fn == SS_AGG_AVG || (fn >= SS_AGG_VAR_SAMP && fn <= SS_AGG_STDDEV_POP) ? SS_COL_REAL
             : fn == SS_AGG_BOOL_AND || fn == SS_AGG_BOOL_OR ? SS_COL_BOOL
+            : fn == SS_AGG_JSON_AGG ? SS_COL_JSON
             : is_list(fn) ? SS_COL_TEXT
             : at == SS_COL_BOOL && fn == SS_AGG_SUM ? SS_COL_INT : at;
     return SS_OK;

@@ -231,8 +231,8 @@ static void load_oracle(mini_t *m)
     }
 }
 
-/* Integral REALs as INTs: SQLite keeps a UNION's operand types where PostgreSQL (and we) unify
- * them, so 2 and 2.0 compare as one value. */
+/* Integral REALs as INTs (SQLite keeps a UNION's operand types where PostgreSQL and we unify
+ * them, so 2 and 2.0 compare as one value), JSON as text. */
 static void numeric_normal(ss_zset_t *z)
 {
     for (size_t i = 0; i < z->n; i++)
@@ -240,6 +240,8 @@ static void numeric_normal(ss_zset_t *z)
             ss_value_t *v = &z->e[i].row->v[c];
             if (v->t == SS_REAL && v->u.r == (double)(int64_t)v->u.r)
                 *v = ss_val_int((int64_t)v->u.r);
+            else if (v->t == SS_JSON) /* SQLite's JSON is text */
+                v->t = SS_TEXT;
         }
     z->consolidated = 0;
 }
@@ -423,7 +425,7 @@ static const qcase_t CASES[] = {
      "SELECT o.g, (SELECT '{' || group_concat(coalesce(x, 'NULL'), ',') || '}' FROM (SELECT x FROM a i "
      "WHERE i.g IS o.g ORDER BY x)) FROM (SELECT DISTINCT g FROM a) o"},
     {"json_agg", "SELECT JSON_AGG(g ORDER BY id DESC) FILTER (WHERE x < 4) AS j FROM a",
-     "SELECT (SELECT '[' || group_concat(json_quote(g), ', ') || ']' FROM (SELECT g FROM a WHERE x < 4 "
+     "SELECT (SELECT '[' || group_concat(json_quote(g), ',') || ']' FROM (SELECT g FROM a WHERE x < 4 "
      "ORDER BY id DESC))"},
     /* ORDER BY ... LIMIT ... OFFSET */
     {"offset", "SELECT id, x FROM a ORDER BY x DESC, id LIMIT 3 OFFSET 2", NULL},
