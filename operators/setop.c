@@ -5,7 +5,8 @@
  *   UNION         1 if l + r > 0          INTERSECT      1 if l > 0 and r > 0
  *   EXCEPT        1 if l > 0 and r = 0    INTERSECT ALL  min(l, r)
  *   EXCEPT ALL    max(l - r, 0)           (UNION ALL is the linear union operator)
- * Rows are compared as SQL DISTINCT does: NULLs are equal, and 2 equals 2.0.
+ * Rows are compared as SQL DISTINCT does: NULLs are equal, 2 equals 2.0 and 3.00 equals 3 (the
+ * planner casts both inputs to the columns' unified types).
  *
  * Non-linear: state st_<id>_c(k = the row's normalised encoding, l, r) holds both
  * integrated counts of every row seen (a row is deleted when both reach 0). A
@@ -16,9 +17,11 @@
  * input (or which spelling, 2 or 2.0) came first.
  */
 #include "ss_op.h"
+#include "ss_decimal.h"
 #include "ss_state.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 enum { S_GET, S_PUT, S_DEL, S_SNAP, S_N };
 
@@ -61,13 +64,59 @@ static int64_t mult(ss_setop_t op, int64_t l, int64_t r)
     }
 }
 
+/* The key of a row: NUMERIC values without trailing fractional zeros (3.00 equals 3, as in SQL),
+ * then the normalised encoding (integral REALs as INT). */
+static int row_key(const ss_plan_node_t *n, const int *cols, const ss_row_t *r, ss_buf_t *out)
+{
+    int has_num = 0;
+    for (int i = 0; i < r->n; i++)
+        has_num |= r->v[i].t == SS_NUM && memchr(r->v[i].u.str.s, '.', r->v[i].u.str.n);
+    if (!has_num)
+        return ss_state_encode_cols(r, cols, n->schema->n, 1, out, NULL);
+    ss_row_t *c = ss_row_copy(r);
+    if (!c)
+        return SS_ERR_NOMEM;
+    for (int i = 0; i < c->n; i++) {
+        ss_value_t *v = &c->v[i];
+        if (v->t != SS_NUM || !memchr(v->u.str.s, '.', v->u.str.n))
+            continue;
+        while (v->u.str.n && v->u.str.s[v->u.str.n - 1] == '0')
+            v->u.str.n--;
+        if (v->u.str.n && v->u.str.s[v->u.str.n - 1] == '.')
+            v->u.str.n--;
+        if (v->u.str.n == 2 && !memcmp(v->u.str.s, "-0", 2)) /* -0.00 */
+            memcpy(v->u.str.s, "0", 2), v->u.str.n = 1;
+        v->u.str.s[v->u.str.n] = 0;
+    }
+    int rc = ss_state_encode_cols(c, cols, n->schema->n, 1, out, NULL);
+    ss_row_free(c);
+    return rc;
+}
+
 /* The row a key stands for: integral REALs were encoded as INT; REAL columns get them back. */
 static int key_row(const ss_plan_node_t *n, const void *k, size_t len, ss_row_t **out)
 {
     int rc = ss_row_decode(k, len, out);
-    for (int i = 0; !rc && i < (*out)->n && i < n->schema->n; i++)
-        if (n->schema->types[i] == SS_COL_REAL && (*out)->v[i].t == SS_INT)
-            (*out)->v[i] = ss_val_real((double)(*out)->v[i].u.i);
+    for (int i = 0; !rc && i < (*out)->n && i < n->schema->n; i++) {
+        ss_value_t *v = &(*out)->v[i];
+        if (n->schema->types[i] == SS_COL_REAL && v->t == SS_INT)
+            *v = ss_val_real((double)v->u.i);
+        int scale = ss_typmod_scale(n->schema->typmod[i]);
+        if (v->t == SS_NUM && scale > 0) { /* NUMERIC(p,s): its scale back (2.5 -> 2.50) */
+            ss_dec_t d;
+            ss_buf_t b = SS_BUF_INIT;
+            if ((rc = ss_dec_parse(v->u.str.s, v->u.str.n, &d, NULL, 0)) || (rc = ss_dec_round(&d, scale)) ||
+                (rc = ss_dec_to_text(&d, &b))) {
+                ss_buf_free(&b);
+                break;
+            }
+            ss_value_t nv = *v;
+            nv.u.str.s = (char *)ss_buf_cstr(&b);
+            nv.u.str.n = b.len;
+            rc = ss_row_set(*out, i, &nv);
+            ss_buf_free(&b);
+        }
+    }
     return rc;
 }
 
@@ -119,7 +168,7 @@ static int setop_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t 
                            n->schema->n);
             break;
         }
-        rc = ss_state_encode_cols(z.e[i].row, s->cols, n->schema->n, 1, &s->key, NULL);
+        rc = row_key(n, s->cols, z.e[i].row, &s->key);
         if (!rc)
             rc = count_add(s, port, z.e[i].w, &l, &r, err, errsz);
         int64_t d = 0;

@@ -136,10 +136,11 @@ static int check_unused_cte(pctx_t *x, int k)
 
 /* ---------------------------------------------------------------- compounds */
 
-static int numeric(ss_coltype_t t) { return t == SS_COL_INT || t == SS_COL_REAL; }
+static int numeric(ss_coltype_t t) { return t == SS_COL_INT || t == SS_COL_REAL || t == SS_COL_NUMERIC; }
 
 /* The column type both operands' types fit in (PostgreSQL's UNION type resolution, on our
- * types: INT with REAL gives REAL, ANY fits anything; TEXT, numbers and BOOLEAN never mix). */
+ * types: numbers unify to REAL if one is REAL, else NUMERIC if one is, ANY fits anything;
+ * TEXT, numbers, BOOLEAN and JSON never mix). */
 static int unify(ss_coltype_t a, ss_coltype_t b, ss_coltype_t *out)
 {
     if (a == b || b == SS_COL_ANY)
@@ -147,7 +148,7 @@ static int unify(ss_coltype_t a, ss_coltype_t b, ss_coltype_t *out)
     else if (a == SS_COL_ANY)
         *out = b;
     else if (numeric(a) && numeric(b))
-        *out = SS_COL_REAL;
+        *out = a == SS_COL_REAL || b == SS_COL_REAL ? SS_COL_REAL : SS_COL_NUMERIC;
     else
         return -1;
     return 0;
@@ -157,6 +158,46 @@ static const char *setop_word(ss_setop_t op)
 {
     return op == SS_SETOP_UNION || op == SS_SETOP_UNION_ALL ? "UNION"
            : op == SS_SETOP_EXCEPT || op == SS_SETOP_EXCEPT_ALL ? "EXCEPT" : "INTERSECT";
+}
+
+/* A PROJECT casting n's columns to types[] where they differ (an operand of a compound whose
+ * column is INT where the other's is REAL holds REALs, as PostgreSQL's UNION does). */
+static int coerce(pctx_t *x, ss_plan_node_t **n, const ss_coltype_t *types)
+{
+    ss_plan_node_t *in = *n;
+    int w = in->schema->n, diff = 0;
+    for (int i = 0; i < w; i++)
+        diff |= in->schema->types[i] != types[i] && in->schema->types[i] != SS_COL_ANY && types[i] != SS_COL_ANY;
+    if (!diff)
+        return SS_OK;
+    ss_plan_node_t *p = ss__new_node(x, SS_PN_PROJECT, in, NULL, "unify types");
+    if (!p || !(p->schema = ss_schema_new(w)) || !(p->exprs = calloc((size_t)w, sizeof *p->exprs)))
+        return nomem(x);
+    for (int i = 0; i < w; i++) {
+        ss_expr_t *c = ss_expr_new(SS_EX_COL);
+        if (!c)
+            return nomem(x);
+        c->col = i;
+        c->type = in->schema->types[i];
+        p->exprs[i] = c;
+        p->nexprs = i + 1;
+        if (c->type != types[i] && c->type != SS_COL_ANY && types[i] != SS_COL_ANY) {
+            ss_expr_t *cast = ss_expr_new(SS_EX_CAST);
+            if (!cast || !(cast->args = calloc(1, sizeof *cast->args))) {
+                ss_expr_free(cast);
+                return nomem(x);
+            }
+            cast->args[0] = c;
+            cast->nargs = 1;
+            cast->type = types[i];
+            cast->typmod = -1;
+            p->exprs[i] = cast;
+        }
+        if (ss_schema_set(p->schema, i, in->schema->names[i], p->exprs[i]->type, 0))
+            return nomem(x);
+    }
+    *n = p;
+    return SS_OK;
 }
 
 static int plan_compound(pctx_t *x, const ss_ast_select_t *s, ss_plan_node_t **out)
@@ -172,23 +213,36 @@ static int plan_compound(pctx_t *x, const ss_ast_select_t *s, ss_plan_node_t **o
         return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC,
                          "%d:%d: each %s query must have the same number of columns (%d on the left, %d here)",
                          sp->line, sp->col, setop_word(s->setop), l->schema->n, r->schema->n);
-    ss_plan_node_t *n = ss__new_node(x, s->setop == SS_SETOP_UNION_ALL ? SS_PN_UNION : SS_PN_SETOP, l, r,
-                                     ss_setop_name(s->setop));
-    if (!n || !(n->schema = ss_schema_new(l->schema->n)))
+    ss_coltype_t *types = calloc((size_t)l->schema->n + 1, sizeof *types);
+    if (!types)
         return nomem(x);
-    n->setop = s->setop;
-    for (int i = 0; i < l->schema->n; i++) {
-        ss_coltype_t t;
-        if (unify(l->schema->types[i], r->schema->types[i], &t))
-            return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC,
-                             "%d:%d: %s types %s and %s cannot be matched (column %d, \"%s\")", sp->line, sp->col,
-                             setop_word(s->setop), ss_coltype_name(l->schema->types[i]),
-                             ss_coltype_name(r->schema->types[i]), i + 1, l->schema->names[i]);
-        if (ss_schema_set(n->schema, i, l->schema->names[i], t, 0))
-            return nomem(x);
+    for (int i = 0; i < l->schema->n && !rc; i++)
+        if (unify(l->schema->types[i], r->schema->types[i], &types[i]))
+            rc = ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC,
+                           "%d:%d: %s types %s and %s cannot be matched (column %d, \"%s\")", sp->line, sp->col,
+                           setop_word(s->setop), ss_coltype_name(l->schema->types[i]),
+                           ss_coltype_name(r->schema->types[i]), i + 1, l->schema->names[i]);
+    if (!rc)
+        rc = coerce(x, &l, types);
+    if (!rc)
+        rc = coerce(x, &r, types);
+    ss_plan_node_t *n = NULL;
+    if (!rc && (!(n = ss__new_node(x, s->setop == SS_SETOP_UNION_ALL ? SS_PN_UNION : SS_PN_SETOP, l, r,
+                                   ss_setop_name(s->setop))) ||
+                !(n->schema = ss_schema_new(l->schema->n))))
+        rc = nomem(x);
+    for (int i = 0; !rc && i < l->schema->n; i++) {
+        if (ss_schema_set(n->schema, i, l->schema->names[i], types[i], 0))
+            rc = nomem(x);
+        else if (types[i] == SS_COL_NUMERIC && l->schema->typmod[i] == r->schema->typmod[i])
+            n->schema->typmod[i] = l->schema->typmod[i]; /* NUMERIC(p,s) on both sides stays */
     }
-    *out = n;
-    return SS_OK;
+    if (!rc) {
+        n->setop = s->setop;
+        *out = n;
+    }
+    free(types);
+    return rc;
 }
 
 /* ORDER BY (output names or positions) with LIMIT / OFFSET over a compound's result. */

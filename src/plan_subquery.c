@@ -278,7 +278,7 @@ int ss__expr_column(pctx_t *x, const ss_ast_expr_t *e, ss__scope_t *sc, ss_plan_
     return SS_OK;
 }
 
-static int numeric(ss_coltype_t t) { return t == SS_COL_INT || t == SS_COL_REAL || t == SS_COL_BOOL; }
+static int numeric(ss_coltype_t t) { return t == SS_COL_INT || t == SS_COL_REAL || t == SS_COL_NUMERIC; }
 
 /* Key pairs must compare like values (PostgreSQL has no text = integer). */
 static int check_key_types(pctx_t *x, const ss_ast_expr_t *at, ss_coltype_t a, ss_coltype_t b)

@@ -151,6 +151,10 @@ static int window_node(pctx_t *x, const ss_ast_expr_t **calls, int nc, ss__scope
         if (rc)
             return rc;
         ss_coltype_t at = f->arg ? f->arg->type : SS_COL_INT;
+        if (f->fn != SS_WIN_COUNT && f->arg && (at == SS_COL_NUMERIC || at == SS_COL_JSON))
+            return ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED,
+                             "%d:%d: %s over %s is not supported yet (cast the argument: %s(x::DOUBLE))",
+                             e->span.line, e->span.col, e->name, ss_coltype_name(at), e->name);
         if ((f->fn == SS_WIN_SUM || f->fn == SS_WIN_AVG) && at == SS_COL_TEXT)
             return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: %s needs a number, got TEXT", e->span.line,
                              e->span.col, e->name);
