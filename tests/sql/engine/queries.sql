@@ -38,6 +38,14 @@ SELECT * FROM above_average;
 SELECT * FROM all_people;
 SELECT * FROM top2;
 SELECT * FROM second_page;
+-- views created over existing data: one side of the UNION / join is an existing view, the other
+-- a stream (behind a filter) read from its start
+CREATE CONTINUOUS VIEW late_union AS
+    SELECT region FROM per_region UNION SELECT region FROM orders WHERE amount > 500;
+CREATE CONTINUOUS VIEW late_join AS
+    SELECT o.id, p.n FROM orders o JOIN per_region p ON o.region = p.region WHERE o.amount > 50;
+SELECT * FROM late_union;
+SELECT * FROM late_join;
 -- bob becomes a VIP, order 1 is refunded, order 3 moves west, cy orders, dee is deleted
 INSERT INTO customers VALUES ('bob', 'south', TRUE);
 INSERT INTO refunds VALUES (1, 250);
@@ -51,6 +59,8 @@ SELECT * FROM above_average;
 SELECT * FROM all_people;
 SELECT * FROM top2;
 SELECT * FROM second_page;
+SELECT * FROM late_union;
+SELECT * FROM late_join;
 -- snapshot reads with the same syntax
 WITH big AS (SELECT * FROM per_region WHERE total > 50) SELECT region FROM big ORDER BY region;
 SELECT region FROM top2 UNION SELECT region FROM per_region ORDER BY 1;
