@@ -233,7 +233,12 @@ static int flush_kafka(loader_t *L, char *err, size_t errsz)
     int64_t start = ss_now_ns();
     for (;;) {
         int rc = ss_producer_flush(L->prod, 1000, err, errsz);
-        if (rc != SS_ERR_TIMEOUT || stopped(L) || ss_now_ns() - start > 120000000000LL)
+        if (rc == SS_ERR_TIMEOUT && stopped(L)) {
+            char why[SS_ERRSZ];
+            snprintf(why, sizeof why, "%s", err);
+            return ss_seterr(err, errsz, SS_ERR_CANCELED, "stopped with lines not delivered yet: %s", why);
+        }
+        if (rc != SS_ERR_TIMEOUT || ss_now_ns() - start > 120000000000LL)
             return rc;
         tick(L, 1);
     }

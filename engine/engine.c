@@ -104,6 +104,8 @@ int ss_engine_open(const ss_engine_opts_t *opts, ss_engine_t **out, char *err, s
     e->catch_up = opts->catch_up;
     e->threads = opts->threads;
     e->sync_inference = opts->sync_inference;
+    if (opts->timeout_ms > 0)
+        e->deadline_ns = ss_now_ns() + (int64_t)opts->timeout_ms * 1000000;
     e->db_path = ss_strdup(opts->db_path ? opts->db_path : "semstream.db");
     e->cache_path = ss_sprintf("%s.cache", e->db_path ? e->db_path : "");
     e->model_path = ss_strdup(opts->model_path ? opts->model_path : ss_default_model());
@@ -580,7 +582,7 @@ static void progress(ss_engine_t *e, int force)
         return;
     ss_engine_stats_t s;
     ss_engine_get_stats(e, &s);
-    int busy = s.lag != 0 || s.in_flight > 0 || s.messages != e->progress_msgs0;
+    int busy = s.lag > 0 || s.in_flight > 0 || s.messages != e->progress_msgs0; /* (failures are logged) */
     char line[512];
     stats_text(e, now, line, sizeof line);
     if (busy || force)
@@ -591,6 +593,10 @@ void eng_load_progress(void *ctx, int64_t lines, int64_t bytes, int64_t size)
 {
     eng_load_progress_t *lp = ctx;
     int64_t now = ss_now_ns();
+    if ((lp->e->stop && *lp->e->stop) || (lp->e->deadline_ns && now >= lp->e->deadline_ns))
+        lp->e->load_stop = 1;
+    if (!lp->e->progress)
+        return;
     double secs = (now - lp->start_ns) / 1e9;
     char views[512] = "";
     if (lp->e->npipes)
@@ -735,7 +741,8 @@ static int reader_until_idle(ss_engine_t *e, int timeout_ms, char *err, size_t e
         if (e->stop && *e->stop)
             return ss_seterr(err, errsz, SS_ERR_CANCELED, "interrupted with %lld messages of input not yet applied "
                              "by process %ld", (long long)lag, e->leader_pid);
-        if (timeout_ms >= 0 && ss_now_ns() - start > (int64_t)timeout_ms * 1000000)
+        if ((timeout_ms >= 0 && ss_now_ns() - start > (int64_t)timeout_ms * 1000000) ||
+            (e->deadline_ns && ss_now_ns() >= e->deadline_ns))
             return ss_seterr(err, errsz, SS_ERR_TIMEOUT, "process %ld had not applied %lld messages of input in time",
                              e->leader_pid, (long long)lag);
         wait_engine(e, 100);
@@ -757,6 +764,8 @@ static int wait_idle(ss_engine_t *e, idle_wait_t *w, int timeout_ms, char *err, 
             return left_behind(e, SS_ERR_CANCELED, "interrupted", err, errsz);
         if (timeout_ms >= 0 && ss_now_ns() - start > (int64_t)timeout_ms * 1000000)
             return left_behind(e, SS_ERR_TIMEOUT, "the views were not caught up in time", err, errsz);
+        if (e->deadline_ns && ss_now_ns() >= e->deadline_ns)
+            return left_behind(e, SS_ERR_TIMEOUT, "timed out (--timeout-ms)", err, errsz);
         wait_engine(e, 100);
         waited = 1;
         progress(e, 0);

@@ -77,6 +77,8 @@ typedef struct eng_pipe {
     int wal_dirty;
     int64_t last_tick_ns, last_lag_ns, backoff_ms, fail_log_ns, checkpoint_ns;
     int disk_full;            /* the last failure was a full disk */
+    int64_t lag_fail_ns;      /* since when the inputs' ends cannot be read (0: they can) */
+    char lag_error[SS_ERRSZ]; /* why not */
     pthread_t th;
     int started, inited;
     volatile int stop;
@@ -106,6 +108,8 @@ struct ss_engine {
     char *model_path;       /* owned */
     int batch_size, max_latency_ms, threads, progress, catch_up;
     int sync_inference;     /* opts.sync_inference: pipelines call the dispatcher blocking */
+    int64_t deadline_ns;    /* opts.timeout_ms after open (0: none): waits and loads give up then */
+    volatile sig_atomic_t load_stop; /* a --load stops: *stop was set or the deadline passed */
     struct eng_load { char *stream, *path; int done; } *loads; /* owned: queued --load files */
     int nloads;
     volatile sig_atomic_t *stop; /* borrowed */

@@ -37,6 +37,8 @@
  * model latency later however fast input arrives (rows read meanwhile would keep it
  * waiting for ever when input comes faster than answers). */
 #define PIPE_GROW_NS (1000LL * 1000000LL)
+/* Inputs whose ends cannot be read for this long while idle (a broker gone) are a failure. */
+#define PIPE_UNREACHABLE_NS (2000LL * 1000000LL)
 #define SS_OUTBOX_MAX 64
 
 static const char *nz(const char *s) { return s ? s : ""; }
@@ -214,7 +216,9 @@ static int republish_outbox(eng_pipe_t *p, char *err, size_t errsz);
 
 static int pipe_open(eng_pipe_t *p, char *err, size_t errsz)
 {
-    set_state(p, EP_STARTING, NULL);
+    if (p->state != EP_FAILING) /* a retry stays failing until it succeeds (note_success) */
+        set_state(p, EP_STARTING, NULL);
+    p->lag_fail_ns = 0;
     int rc = ss_store_open(p->e->db_path, &p->store, err, errsz);
     if (!rc && p->disk_full) /* give the WAL's space back before trying again */
         ss_store_checkpoint(p->store, 1);
@@ -474,17 +478,16 @@ static int poll_sources(eng_pipe_t *p, int max, int timeout_ms, int *got, char *
     return SS_OK;
 }
 
-/* Input not consumed yet, summed over the sources (-1 if a source cannot tell). */
-static int64_t measure_lag(eng_pipe_t *p)
+/* Input not consumed yet, summed over the sources (-1 if a source cannot tell: err says why). */
+static int64_t measure_lag(eng_pipe_t *p, char *err, size_t errsz)
 {
     int64_t lag = 0;
     for (int j = 0; j < p->nn; j++) {
         int i = p->nodes[j];
         int64_t l = 0;
-        char err[SS_ERRSZ];
         if (!p->srcs[i])
             continue;
-        if (ss_source_lag(p->srcs[i], &l, err, sizeof err) != SS_OK)
+        if (ss_source_lag(p->srcs[i], &l, err, errsz) != SS_OK)
             return -1;
         lag += l;
     }
@@ -497,7 +500,11 @@ static void update_lag(eng_pipe_t *p, int force)
     if (!force && now - p->last_lag_ns < 500000000LL)
         return;
     p->last_lag_ns = now;
-    int64_t lag = measure_lag(p);
+    int64_t lag = measure_lag(p, p->lag_error, sizeof p->lag_error);
+    if (lag < 0 && !p->lag_fail_ns)
+        p->lag_fail_ns = now; /* the inputs cannot be reached: idle_work reports it if it lasts */
+    else if (lag >= 0)
+        p->lag_fail_ns = 0;
     if (lag >= 0 && p->batch_open)
         lag += p->batch_rows; /* read into the open batch, not applied yet */
     pthread_mutex_lock(&p->mu);
@@ -775,6 +782,10 @@ static int idle_work(eng_pipe_t *p, char *err, size_t errsz)
     pthread_mutex_unlock(&e->mu);
     int asked = want != p->idle_gen;
     update_lag(p, asked); /* measured after the request: input written before it counts */
+    /* a broker gone while nothing arrives shows only here: a failure, logged and retried */
+    if (p->lag_fail_ns && ss_now_ns() - p->lag_fail_ns >= PIPE_UNREACHABLE_NS)
+        return ss_seterr(err, errsz, SS_ERR_KAFKA, "inputs unreachable for %.0f s: %s",
+                         (ss_now_ns() - p->lag_fail_ns) / 1e9, p->lag_error);
     if (asked && p->lag == 0) {
         pthread_mutex_lock(&p->mu);
         p->idle_gen = want;
@@ -859,7 +870,8 @@ static void note_success(eng_pipe_t *p)
 {
     if (p->state != EP_FAILING)
         return;
-    ss_log(SS_LOG_INFO, "engine", "views %s running again after %.1f s", p->views,
+    /* at the level of the failure it ends, so whoever saw that sees this */
+    ss_log(SS_LOG_WARN, "engine", "views %s running again after %.1f s", p->views,
            (ss_wall_ms() - p->failing_since_ms) / 1000.0);
     p->backoff_ms = 0;
     p->fatal = 0;

@@ -42,6 +42,9 @@ typedef struct ss_engine_opts {
                                when another process runs them: see README "Several processes") */
     int catch_up;           /* 1: bring the views up to date (run until idle) before each
                                SELECT, SHOW, EXPLAIN or SUBSCRIBE, so scripts read caught-up views */
+    int timeout_ms;         /* > 0: every wait for the views (a script's catch-ups, run_until_idle) and
+                               every --load gives up this long after open (SS_ERR_TIMEOUT), as
+                               `run --until-idle --timeout-ms N` promises */
     int sync_inference;     /* 1: the old synchronous loop, for comparison (bench/backfill): each
                                batch's model calls block inside its transaction, no read-ahead */
 } ss_engine_opts_t;
