@@ -518,7 +518,17 @@ int ss_engine_exec(ss_engine_t *e, const char *sql, size_t len, const char *name
 
 /* ---- waiting for the views ---- */
 
+static void stats_locked(ss_engine_t *e, ss_engine_stats_t *out);
+
 void ss_engine_get_stats(ss_engine_t *e, ss_engine_stats_t *out)
+{
+    /* the pipelines array changes when a statement rebuilds it: read it under exec_mu */
+    pthread_mutex_lock(&e->exec_mu);
+    stats_locked(e, out);
+    pthread_mutex_unlock(&e->exec_mu);
+}
+
+static void stats_locked(ss_engine_t *e, ss_engine_stats_t *out)
 {
     memset(out, 0, sizeof *out);
     int64_t lag = 0;
@@ -777,15 +787,18 @@ static int wait_idle(ss_engine_t *e, idle_wait_t *w, int timeout_ms, char *err, 
 
 int ss_engine_run_until_idle(ss_engine_t *e, int timeout_ms, char *err, size_t errsz)
 {
+    pthread_mutex_lock(&e->exec_mu); /* no statement rebuilds the pipelines meanwhile */
     int rc = ss_engine_do_loads(e, 0, err, errsz);
-    if (rc)
-        return rc;
-    if (e->plan_error[0] && ss_catalog_nviews(e->cat) > 0)
-        return ss_seterr(err, errsz, SS_ERR_INVALID, "the views are not running: %s", e->plan_error);
-    if (e->reader)
-        return reader_until_idle(e, timeout_ms, err, errsz);
-    idle_wait_t w = {0};
-    return wait_idle(e, &w, timeout_ms, err, errsz);
+    if (!rc && e->plan_error[0] && ss_catalog_nviews(e->cat) > 0)
+        rc = ss_seterr(err, errsz, SS_ERR_INVALID, "the views are not running: %s", e->plan_error);
+    else if (!rc && e->reader)
+        rc = reader_until_idle(e, timeout_ms, err, errsz);
+    else if (!rc) {
+        idle_wait_t w = {0};
+        rc = wait_idle(e, &w, timeout_ms, err, errsz);
+    }
+    pthread_mutex_unlock(&e->exec_mu);
+    return rc;
 }
 
 /* 1 if text mentions name as a word (case-insensitive): an over-approximation of what a
@@ -849,14 +862,16 @@ static int catch_up(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char
 
 int ss_engine_run(ss_engine_t *e, char *err, size_t errsz)
 {
-    (void)err;
-    (void)errsz;
     e->last_progress_ns = ss_now_ns();
     while (!(e->stop && *e->stop)) {
         wait_engine(e, 250);
+        /* statements may run in other threads (serve): take turns with them, never wait for one */
+        if (pthread_mutex_trylock(&e->exec_mu))
+            continue;
         if (e->reader && eng_leader_check(e, err, errsz))
             ss_log(SS_LOG_ERROR, "engine", "%s", err);
         progress(e, 0);
+        pthread_mutex_unlock(&e->exec_mu);
     }
     return SS_OK;
 }

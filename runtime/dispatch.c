@@ -680,7 +680,7 @@ static void note_failure(model_t *m, int code, const char *msg, int64_t retry_ms
 static void note_success(model_t *m)
 {
     if (!m->failing) return;
-    ss_log(SS_LOG_INFO, "dispatch", "model %s answering again after %.1f s of failures", m->name,
+    ss_log(SS_LOG_WARN, "dispatch", "model %s answering again after %.1f s of failures", m->name,
            (ss_now_ns() - m->failing_since_ns) / 1e9);
     m->failing = 0;
     m->next_retry_ms = 0;
