@@ -422,22 +422,11 @@ void ss_dispatch_wg_status(ss_dispatch_wg_t *g, ss_dispatch_wg_status_t *out)
     pthread_mutex_unlock(&g->d->mu);
 }
 
-static void abs_deadline(struct timespec *ts, int ms)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 void ss_dispatch_wg_wait(ss_dispatch_wg_t *g, int want_completed, int timeout_ms)
 {
     ss_dispatch_t *d = g->d;
     struct timespec ts;
-    if (timeout_ms >= 0) abs_deadline(&ts, timeout_ms);
+    if (timeout_ms >= 0) ss_deadline(&ts, CLOCK_REALTIME, timeout_ms);
     pthread_mutex_lock(&d->mu);
     while (g->outstanding > 0 && g->completed < SS_MAX(1, want_completed) && !g->woken) {
         if (timeout_ms < 0) pthread_cond_wait(&g->cv, &d->mu);
@@ -688,7 +677,7 @@ static void *worker_main(void *arg)
         if (n == 0) {
             if (next) {
                 struct timespec ts;
-                abs_deadline(&ts, (int)SS_MAX(1, (next - ss_now_ns()) / 1000000 + 1));
+                ss_deadline(&ts, CLOCK_REALTIME, SS_MAX(1, (next - ss_now_ns()) / 1000000 + 1));
                 pthread_cond_timedwait(&m->cv, &d->mu, &ts);
             } else {
                 pthread_cond_wait(&m->cv, &d->mu);
