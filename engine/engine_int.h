@@ -13,8 +13,7 @@
 #define SS_ENGINE_INT_H
 
 #include "ss_ast.h"
-#include "ss_backends.h" /* ss_backend_openai_new */
-#include "ss_pool.h"     /* ss_backend_workers_new */
+#include "ss_backends.h" /* ss_backend_openai_config */
 #include "ss_catalog.h"
 #include "ss_dispatch.h"
 #include "ss_embed.h"
@@ -80,8 +79,7 @@ SS_ENG_WEAK(ss_dispatch_totals);
 SS_ENG_WEAK(ss_embedder_open);
 SS_ENG_WEAK(ss_embedder_destroy);
 SS_ENG_WEAK(ss_backend_local_new);
-SS_ENG_WEAK(ss_backend_openai_new);
-SS_ENG_WEAK(ss_backend_workers_new);
+SS_ENG_WEAK(ss_backend_openai_config);
 
 /* "the <module> is not in this build" unless fn is linked. */
 #define SS_ENG_NEED(fn, module, err, errsz)                                                        \
