@@ -61,8 +61,11 @@ typedef struct oai {
     ss_openai_opts_t o;     /* strings below are owned copies */
     char *url, *model, *api_key, *org, *project;
     char *chat_url, *completions_url, *embeddings_url, *models_url;
-    CURLM *multi;
-    pthread_mutex_t mu;     /* one batch at a time on the multi handle */
+    CURLM **idle;           /* multi handles between batches (each keeps its connections) */
+    int nidle, cidle;
+    int active;             /* HTTP requests in flight, all batches together (<= max_concurrency) */
+    pthread_mutex_t mu;     /* guards what batches share: everything below, active, idle */
+    pthread_mutex_t probe_mu; /* one GET /v1/models at a time */
     int ext;                /* semstream extensions: 1 on, 0 off, -1 not known yet (auto) */
     int api;                /* EP_CHAT or EP_LEGACY; -1 = auto, not decided */
     int lp_chat, lp_legacy; /* top logprobs asked on each API (lowered when a server refuses) */
@@ -72,6 +75,12 @@ typedef struct oai {
     uint64_t rng;           /* jitter */
     int probed;             /* GET /v1/models got an answer */
 } oai_t;
+
+/* The state of one batch (several run at once, each on its own multi handle). */
+typedef struct run {
+    oai_t *b;
+    CURLM *multi;
+} run_t;
 
 /* One HTTP request's life: it carries n inference requests (reqs[idx[k]] -> res[idx[k]]),
  * sent as a JSON array of prompts/inputs when n > 1 (legacy and embeddings only). */
@@ -319,7 +328,7 @@ static size_t on_data(char *p, size_t sz, size_t n, void *ud)
     return ss_buf_append(&j->resp, p, sz * n) == SS_OK ? sz * n : 0;
 }
 
-static int job_start(oai_t *b, job_t *j)
+static int job_start(oai_t *b, CURLM *multi, job_t *j)
 {
     ss_buf_reset(&j->resp);
     j->errbuf[0] = 0;
@@ -337,7 +346,7 @@ static int job_start(oai_t *b, job_t *j)
     curl_easy_setopt(j->h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(j->h, CURLOPT_PRIVATE, j);
     j->attempts++;
-    if (curl_multi_add_handle(b->multi, j->h) != CURLM_OK) {
+    if (curl_multi_add_handle(multi, j->h) != CURLM_OK) {
         curl_easy_cleanup(j->h);
         j->h = NULL;
         return SS_ERR_HTTP;
@@ -766,14 +775,14 @@ static int64_t rate_wait(oai_t *b, int64_t tokens, int64_t now)
     return 0;
 }
 
-static void transfer_done(oai_t *b, job_t *j, CURLcode cc)
+static void transfer_done(oai_t *b, CURLM *multi, job_t *j, CURLcode cc)
 {
     long http = 0;
     curl_off_t retry_after = -1;
     char sn[256];
     curl_easy_getinfo(j->h, CURLINFO_RESPONSE_CODE, &http);
     curl_easy_getinfo(j->h, CURLINFO_RETRY_AFTER, &retry_after);
-    curl_multi_remove_handle(b->multi, j->h);
+    curl_multi_remove_handle(multi, j->h);
     curl_easy_cleanup(j->h);
     j->h = NULL;
     if (cc == CURLE_OK && http >= 200 && http < 300) {
@@ -813,16 +822,20 @@ static void transfer_done(oai_t *b, job_t *j, CURLcode cc)
     else
         job_fail(b, j, http == 429 ? SS_ERR_BUSY : SS_ERR_HTTP, "HTTP %ld from %s%s: %s", http, ep_path(j->ep), tries,
                  snippet(j, sn, sizeof sn));
+    for (int k = 0; retry_after > 0 && k < j->n; k++) /* the server's word on when to come back */
+        j->res[j->idx[k]].retry_after_ms = (int)SS_MIN((int64_t)retry_after * 1000, 3600000);
 }
 
-/* Runs all jobs to completion with at most max_concurrency transfers at once. */
-static void run_jobs(oai_t *b, job_t *jobs, int n)
+/* Runs all jobs to completion with at most max_concurrency transfers at once (over all the
+ * batches running). The shared state is read and written under b->mu; the transfers run without. */
+static void run_jobs(oai_t *b, CURLM *multi, job_t *jobs, int n)
 {
-    int left = 0, active = 0;
+    int left = 0, mine = 0;
     for (int i = 0; i < n; i++) left += !jobs[i].done;
     while (left > 0) {
         int64_t now = ss_now_ns(), wait_ms = 100;
-        for (int i = 0; i < n && active < b->o.max_concurrency; i++) {
+        pthread_mutex_lock(&b->mu);
+        for (int i = 0; i < n && b->active < b->o.max_concurrency; i++) {
             job_t *j = &jobs[i];
             if (j->done || j->h) continue;
             int64_t rw = j->not_before_ns > now ? j->not_before_ns - now : rate_wait(b, j->tokens, now);
@@ -830,27 +843,33 @@ static void run_jobs(oai_t *b, job_t *jobs, int n)
                 wait_ms = SS_MIN(wait_ms, rw / 1000000 + 1);
                 continue;
             }
-            if (job_start(b, j) != SS_OK) {
+            if (job_start(b, multi, j) != SS_OK) {
                 job_fail(b, j, SS_ERR_HTTP, "cannot start a transfer to %s", ep_url(b, j->ep));
                 left--;
                 continue;
             }
-            active++;
+            b->active++;
+            mine++;
         }
+        if (!mine) wait_ms = SS_MIN(wait_ms, 20); /* others hold every slot: look again soon */
+        pthread_mutex_unlock(&b->mu);
         int running = 0;
-        curl_multi_perform(b->multi, &running);
+        curl_multi_perform(multi, &running);
         CURLMsg *m;
         int q;
-        while ((m = curl_multi_info_read(b->multi, &q))) {
+        pthread_mutex_lock(&b->mu);
+        while ((m = curl_multi_info_read(multi, &q))) {
             if (m->msg != CURLMSG_DONE) continue;
             job_t *j = NULL;
             curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&j);
             CURLcode cc = m->data.result;
-            active--;
-            transfer_done(b, j, cc);
+            b->active--;
+            mine--;
+            transfer_done(b, multi, j, cc);
             if (j->done) left--;
         }
-        if (left > 0) curl_multi_poll(b->multi, NULL, 0, (int)(active ? SS_MIN(wait_ms, 50) : wait_ms), NULL);
+        pthread_mutex_unlock(&b->mu);
+        if (left > 0) curl_multi_poll(multi, NULL, 0, (int)(mine ? SS_MIN(wait_ms, 50) : wait_ms), NULL);
     }
 }
 
@@ -881,7 +900,6 @@ static void probe(oai_t *b, struct curl_slist *hdrs)
         ss_json_doc_t *jd = NULL;
         char perr[SS_ERRSZ];
         int ext = 0, chat = 0;
-        b->probed = 1;
         if (http == 200 && ss_json_parse(body.data ? body.data : "", body.len, 0, &jd, NULL, perr, sizeof perr) == SS_OK) {
             const ss_json_t *data = ss_json_get(ss_json_root(jd), "data");
             for (size_t i = 0; i < jlen(data); i++) {
@@ -894,11 +912,14 @@ static void probe(oai_t *b, struct curl_slist *hdrs)
             }
             ss_json_free(jd);
         }
+        pthread_mutex_lock(&b->mu);
+        b->probed = 1;
         if (b->ext < 0) b->ext = ext;
         if (ext) {
             b->lp_legacy = SS_MAX(b->lp_legacy, 20); /* the worker's limit */
             if (b->api < 0) b->api = chat ? EP_CHAT : EP_LEGACY;
         }
+        pthread_mutex_unlock(&b->mu);
         ss_log(SS_LOG_INFO, "openai", "%s: semstream extensions %s%s", b->url, b->ext ? "on" : "off",
                ext ? (chat ? ", chat template: chat completions" : ", no chat template: completions") : "");
     }
@@ -951,6 +972,30 @@ static struct curl_slist *headers(oai_t *b)
     return h;
 }
 
+static CURLM *take_multi(oai_t *b)
+{
+    pthread_mutex_lock(&b->mu);
+    CURLM *m = b->nidle ? b->idle[--b->nidle] : NULL;
+    pthread_mutex_unlock(&b->mu);
+    if (!m && (m = curl_multi_init()))
+        curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)b->o.max_concurrency);
+    return m;
+}
+
+static void give_multi(oai_t *b, CURLM *m)
+{
+    pthread_mutex_lock(&b->mu);
+    if (b->nidle == b->cidle) {
+        int nc = b->cidle ? 2 * b->cidle : 4;
+        CURLM **p = realloc(b->idle, (size_t)nc * sizeof *p);
+        if (p) b->idle = p, b->cidle = nc;
+    }
+    if (b->nidle < b->cidle) b->idle[b->nidle++] = m, m = NULL;
+    pthread_mutex_unlock(&b->mu);
+    if (m) curl_multi_cleanup(m);
+}
+
+/* Several batches may run at once (be->max_concurrent), each on a multi handle of its own. */
 static int oai_run(ss_infer_backend_t *be, const ss_infer_req_t *reqs, int n, ss_infer_res_t *res,
                    char *err, size_t errsz)
 {
@@ -958,28 +1003,29 @@ static int oai_run(ss_infer_backend_t *be, const ss_infer_req_t *reqs, int n, ss
     job_t *jobs = calloc((size_t)SS_MAX(n, 1), sizeof *jobs);
     int *idx = calloc((size_t)SS_MAX(n, 1), sizeof *idx), nj = -1;
     struct curl_slist *hdrs = headers(b);
+    pthread_mutex_lock(&b->probe_mu);
     pthread_mutex_lock(&b->mu);
-    if (!b->probed && (b->ext < 0 || b->api < 0)) probe(b, hdrs);
+    int ask = !b->probed && (b->ext < 0 || b->api < 0);
+    pthread_mutex_unlock(&b->mu);
+    if (ask && hdrs) probe(b, hdrs);
+    pthread_mutex_unlock(&b->probe_mu);
+    CURLM *multi = take_multi(b);
+    pthread_mutex_lock(&b->mu);
     int ext = b->ext;
     if (b->ext < 0) b->ext = 0; /* unknown: plain protocol for this batch */
-    if (jobs && idx && hdrs) nj = make_jobs(b, reqs, n, res, jobs, idx, hdrs);
-    b->ext = ext;
-    if (nj < 0) {
-        pthread_mutex_unlock(&b->mu);
-        free(jobs);
-        free(idx);
-        curl_slist_free_all(hdrs);
-        return ss_seterr(err, errsz, SS_ERR_NOMEM, "openai backend %s: out of memory", b->url);
-    }
-    run_jobs(b, jobs, nj);
+    if (jobs && idx && hdrs && multi) nj = make_jobs(b, reqs, n, res, jobs, idx, hdrs);
+    if (ext < 0) b->ext = ext;
     pthread_mutex_unlock(&b->mu);
-    for (int i = 0; i < nj; i++) {
+    if (nj >= 0) run_jobs(b, multi, jobs, nj);
+    if (multi) give_multi(b, multi);
+    for (int i = 0; i < SS_MAX(nj, 0); i++) {
         free(jobs[i].body);
         ss_buf_free(&jobs[i].resp);
     }
     free(jobs);
     free(idx);
     curl_slist_free_all(hdrs);
+    if (nj < 0) return ss_seterr(err, errsz, SS_ERR_NOMEM, "openai backend %s: out of memory", b->url);
     return SS_OK;
 }
 
@@ -988,8 +1034,10 @@ static void oai_destroy(ss_infer_backend_t *be)
     if (!be) return;
     oai_t *b = be->impl;
     if (b) {
-        if (b->multi) curl_multi_cleanup(b->multi);
+        for (int i = 0; i < b->nidle; i++) curl_multi_cleanup(b->idle[i]);
+        free(b->idle);
         pthread_mutex_destroy(&b->mu);
+        pthread_mutex_destroy(&b->probe_mu);
         char *s[] = {b->url, b->model, b->api_key, b->org, b->project, b->chat_url, b->completions_url,
                      b->embeddings_url, b->models_url};
         for (size_t i = 0; i < SS_ARRAY_LEN(s); i++) free(s[i]);
@@ -1048,19 +1096,19 @@ ss_infer_backend_t *ss_backend_openai_open(const ss_openai_opts_t *o, char *err,
     b->rpm = bucket(o->rpm, now);
     b->tpm = bucket(o->tpm, now);
     b->rng = (uint64_t)now ^ (uint64_t)(uintptr_t)b;
-    b->multi = curl_multi_init();
     pthread_mutex_init(&b->mu, NULL);
+    pthread_mutex_init(&b->probe_mu, NULL);
     be->kind = "openai";
     be->model_id = ss_sprintf("openai:%s:%s", o->url, o->model);
     be->impl = b;
+    be->max_concurrent = b->o.max_concurrency; /* batches at once; their HTTP requests share the limit */
     be->run = oai_run;
     be->destroy = oai_destroy;
-    if (!b->multi || !be->model_id || !b->chat_url || !b->completions_url || !b->embeddings_url || !b->models_url) {
+    if (!be->model_id || !b->chat_url || !b->completions_url || !b->embeddings_url || !b->models_url) {
         oai_destroy(be);
         ss_seterr(err, errsz, SS_ERR_NOMEM, "openai backend: cannot initialise libcurl");
         return NULL;
     }
-    curl_multi_setopt(b->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)b->o.max_concurrency);
     return be;
 }
 

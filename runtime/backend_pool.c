@@ -311,6 +311,10 @@ ss_infer_backend_t *ss_backend_pool_new(const char *name, ss_infer_backend_t **w
     }
     p->m = m;
     p->n = n;
+    int conc = 0;
+    for (int i = 0; i < n; i++)
+        conc += SS_MAX(workers[i]->max_concurrent, 1);
+    b->max_concurrent = conc; /* batches at once: each worker takes its own */
     b->kind = "pool";
     b->model_id = ss_sprintf("pool:%s", name ? name : "workers");
     b->impl = p;
