@@ -51,7 +51,7 @@ typedef struct ss_worker_opts {
     const char *model_name;  /* name reported by /v1/models and accepted in "model" */
     const char *const *aliases; /* further names accepted in "model" (naliases of them) */
     int naliases;
-    int max_queue;           /* queued requests before 429 (default 256) */
+    int max_queue;           /* calls waiting for the engine before 429 (default 256) */
     int max_batch;           /* requests per backend call, or running at once when batching
                                 continuously (default 32) */
     int batch_wait_ms;       /* wait to fill a batch once one request is queued (default 2) */

@@ -136,7 +136,7 @@ static int enqueue(ss_worker_t *w, call_t *c)
         w->m_rejected++;
         return 503;
     }
-    if (w->queued > 0 && w->queued + c->left > w->o.max_queue) {
+    if (w->qcalls >= w->o.max_queue) { /* calls, so that one call of many prompts shuts no one out */
         w->m_rejected++;
         return 429;
     }
@@ -147,6 +147,7 @@ static int enqueue(ss_worker_t *w, call_t *c)
         w->head = c;
     w->tail = c;
     w->queued += c->left;
+    w->qcalls++;
     c->refs++; /* the engine's */
     pthread_cond_signal(&w->cv);
     return 0;
@@ -176,6 +177,7 @@ static call_t *admit_one(ss_worker_t *w, int *idx)
     w->queued--;
     skip_finished(best);
     if (best->next >= best->nreq) { /* nothing more to admit: off the queue */
+        w->qcalls--;
         *bestp = best->qnext;
         if (w->tail == best)
             w->tail = bprev;

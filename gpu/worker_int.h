@@ -107,6 +107,7 @@ struct ss_worker {
     pthread_cond_t wcv;   /* writer: finished calls to store, or stop */
     call_t *head, *tail;  /* calls with requests not yet admitted, oldest first */
     int queued;           /* requests waiting to be admitted */
+    int qcalls;           /* calls in the queue (at most max_queue) */
     int running;          /* requests admitted to the engine and not finished */
     call_t *whead, *wtail;/* finished calls whose answers the writer stores */
     int stopping, exit_engine, exit_writer;

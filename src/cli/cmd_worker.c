@@ -43,7 +43,7 @@ static void usage(FILE *f)
             "                      answer already computed is never computed again, even for a client that\n"
             "                      died before it came\n"
             "  --no-cache          no answer cache\n"
-            "  --max-queue N       queued requests before 429 (default 256)\n"
+            "  --max-queue N       calls waiting for the engine before 429 (default 256)\n"
             "  --max-batch N       requests running together (default 32)\n"
             "  --batch-wait-ms N   when idle, wait to gather concurrent requests (default 2)\n"
             "  --step-tokens N     token budget of a step: decode tokens + prompt chunks (default 512)\n"
