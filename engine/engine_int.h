@@ -78,6 +78,7 @@ SS_ENG_WEAK(ss_dispatch_add_model);
 SS_ENG_WEAK(ss_dispatch_totals);
 SS_ENG_WEAK(ss_embedder_open);
 SS_ENG_WEAK(ss_embedder_destroy);
+SS_ENG_WEAK(ss_embed_describe);
 SS_ENG_WEAK(ss_backend_local_new);
 SS_ENG_WEAK(ss_backend_openai_config);
 
