@@ -45,13 +45,13 @@ static void call_unref(ss_worker_t *w, call_t *c) /* under mu */
         wk_call_free(c);
 }
 
-/* Answers that are stored and re-used: not ones that depend on a fresh random seed, nor ones whose
- * per-token logprobs the cache does not keep. */
-static int cacheable(const ss_infer_req_t *r)
+/* Answers that are stored and re-used: the same request gets the same answer (greedy, or sampled
+ * with the client's seed), and the cache keeps all of it (not per-token logprobs). */
+static int cacheable(const call_t *c, const ss_infer_req_t *r)
 {
     if (r->kind != SS_INFER_GENERATE)
         return 1;
-    return r->top_logprobs == 0 && r->temperature <= 0;
+    return r->top_logprobs == 0 && (r->temperature <= 0 || c->seeded);
 }
 
 /* Connections to resume once the mutex is released. */
@@ -94,7 +94,7 @@ static void call_finished(ss_worker_t *w, call_t *c, wakes_t *k)
 {
     int store = 0;
     for (int i = 0; w->cache && i < c->nreq && !store; i++)
-        store = c->wr[i].computed && !c->res[i].status && cacheable(&c->reqs[i]);
+        store = c->wr[i].computed && !c->res[i].status && cacheable(c, &c->reqs[i]);
     if (!store) {
         call_done(w, c, k);
         return;
@@ -159,15 +159,26 @@ static void skip_finished(call_t *c)
         c->next++;
 }
 
+/* The queued call with the fewest requests running (the oldest of equals); NULL if none. */
+static call_t *fewest_running(ss_worker_t *w, call_t ***bestp, call_t **bprev)
+{
+    call_t *best = NULL, *prev = NULL;
+    for (call_t **pp = &w->head; *pp; prev = *pp, pp = &(*pp)->qnext)
+        if (!best || (*pp)->running < best->running) {
+            best = *pp;
+            if (bestp)
+                *bestp = pp, *bprev = prev;
+        }
+    return best;
+}
+
 /* Admits the next request of the queued call with the fewest requests running (the oldest of
  * equals): a long call cannot keep a short one waiting. Returns its call (*idx: the request) or
  * NULL when nothing is queued. Under mu. */
 static call_t *admit_one(ss_worker_t *w, int *idx)
 {
-    call_t *best = NULL, **bestp = NULL, *prev = NULL, *bprev = NULL;
-    for (call_t **pp = &w->head; *pp; prev = *pp, pp = &(*pp)->qnext)
-        if (!best || (*pp)->running < best->running)
-            best = *pp, bestp = pp, bprev = prev;
+    call_t **bestp = NULL, *bprev = NULL;
+    call_t *best = fewest_running(w, &bestp, &bprev);
     if (!best)
         return NULL;
     skip_finished(best);
@@ -203,12 +214,19 @@ typedef struct adm {
     int i;
 } adm_t;
 
-/* Admits requests while fewer than max_batch run (at least one). Under mu. */
+/* Admits requests while fewer than max_batch run (at least one); beyond that, one request of each
+ * call that has none running yet, up to 2 x max_batch: a call arriving while the batch is full
+ * starts at the next step instead of waiting for a running request to finish. Under mu. */
 static int admit(ss_worker_t *w, adm_t *a, int cap)
 {
     int n = 0;
-    while (n < cap && (w->running < w->o.max_batch || w->running == 0) && (a[n].c = admit_one(w, &a[n].i)))
-        n++;
+    for (call_t *next; n < cap && (next = fewest_running(w, NULL, NULL)); n++) {
+        int room = w->running < w->o.max_batch || w->running == 0 ||
+                   (next->running == 0 && w->running < 2 * w->o.max_batch);
+        if (!room)
+            break;
+        a[n].c = admit_one(w, &a[n].i);
+    }
     if (n) {
         w->m_batches++;
         w->m_batched_reqs += n;
@@ -247,7 +265,7 @@ void wk_token_cb(void *ctx, const ss_infer_token_t *t)
 static void *engine_main(void *arg)
 {
     ss_worker_t *w = arg;
-    int cap = SS_MAX(w->o.max_batch, 1);
+    int cap = 2 * SS_MAX(w->o.max_batch, 1);
     adm_t *a = calloc((size_t)cap, sizeof *a);
     wakes_t k = {.n = 0};
     engine_wakes = &k;
@@ -359,7 +377,7 @@ static void *writer_main(void *arg)
         int m = 0;
         for (call_t *c = list; c && rq && rs; c = c->wnext)
             for (int i = 0; i < c->nreq; i++)
-                if (c->wr[i].computed && !c->res[i].status && cacheable(&c->reqs[i])) {
+                if (c->wr[i].computed && !c->res[i].status && cacheable(c, &c->reqs[i])) {
                     rq[m] = &c->reqs[i];
                     rs[m++] = &c->res[i];
                 }
@@ -522,7 +540,7 @@ static void prefill(ss_worker_t *w, call_t *c)
             c->res[i].text = ss_strdup("");
             c->res[i].prompt_tokens = w->model ? ss_llm_count_tokens(w->model, r->prompt) : 0;
             c->wr[i].finished = 1;
-        } else if (w->cache && cacheable(r) && w->cache->get(w->cache->ctx, w->be->model_id, r, &c->res[i]) == 1) {
+        } else if (w->cache && cacheable(c, r) && w->cache->get(w->cache->ctx, w->be->model_id, r, &c->res[i]) == 1) {
             c->wr[i].finished = 1;
             hits++;
         }

@@ -365,6 +365,7 @@ static int gen_params(pctx_t *p, ss_infer_req_t *base, int64_t *seed, int *has_s
 static int make_reqs(call_t *c, const ss_infer_req_t *base, const char *const *prompts, int seeded, int64_t seed)
 {
     c->nreq = c->nprompt * c->n;
+    c->seeded = seeded;
     c->reqs = calloc((size_t)c->nreq, sizeof *c->reqs);
     c->res = calloc((size_t)c->nreq, sizeof *c->res);
     c->wr = calloc((size_t)c->nreq, sizeof *c->wr);

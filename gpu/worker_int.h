@@ -65,6 +65,7 @@ struct call {
     const char **stops;
     const char **choices;
     int stream, include_usage, echo, base64;
+    int seeded;           /* the client gave the seed: sampled answers are reproducible */
     int logprobs;         /* completions: top-N (0..20) when given; chat: 1 when "logprobs": true */
     int logprobs_on;      /* per-token logprobs are to be returned */
     int top_logprobs;     /* chat: alternatives per token */

@@ -25,7 +25,8 @@ static void usage(FILE *f)
             "                        [--served-model-name NAME]... [--auth-token-file FILE]\n"
             "                        [--cache FILE | --no-cache] [--max-queue N] [--max-batch N]\n"
             "                        [--batch-wait-ms N] [--max-body BYTES] [--idle-timeout S]\n"
-            "                        [--max-connections N] [--step-tokens N] [--whole-batch]\n\n"
+            "                        [--max-connections N] [--max-tokens-limit N] [--step-tokens N]\n"
+            "                        [--whole-batch]\n\n"
             "Serves a GGUF model over the OpenAI API: POST /v1/chat/completions (the model's own chat\n"
             "template), /v1/completions, /v1/embeddings (streaming, logprobs, n, stop lists, base64),\n"
             "GET /v1/models, /health, /metrics. Concurrent requests are batched continuously into shared\n"
@@ -50,7 +51,8 @@ static void usage(FILE *f)
             "  --whole-batch       answer whole batches, later requests waiting for all of it (old mode)\n"
             "  --max-body BYTES    largest request body (default 1048576)\n"
             "  --idle-timeout S    close connections idle this long (default 30)\n"
-            "  --max-connections N open connections at once (default 1024)\n");
+            "  --max-connections N open connections at once (default 1024)\n"
+            "  --max-tokens-limit N  the largest max_tokens a request may ask (default 2048)\n");
 }
 
 /* The token: the file's first line, trimmed. */
@@ -105,6 +107,7 @@ static int parse_args(int argc, char **argv, wargs_t *a)
         {"served-model-name", required_argument, 0, 'n'}, {"auth-token-file", required_argument, 0, 'T'},
         {"cache", required_argument, 0, 'C'}, {"no-cache", no_argument, 0, 'N'},
         {"idle-timeout", required_argument, 0, 'I'}, {"max-connections", required_argument, 0, 'M'},
+        {"max-tokens-limit", required_argument, 0, 'L'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
@@ -130,6 +133,7 @@ static int parse_args(int argc, char **argv, wargs_t *a)
         case 'N': a->no_cache = 1; break;
         case 'I': a->o.idle_timeout_s = atoi(optarg); break;
         case 'M': a->o.max_connections = atoi(optarg); break;
+        case 'L': a->o.max_tokens_limit = atoi(optarg); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
