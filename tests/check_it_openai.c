@@ -17,7 +17,9 @@
  * this backend; and the real `semstream worker` against the in-process engine.
  */
 #include "ss_backends.h"
+#include "ss_chat.h"
 #include "ss_dispatch.h"
+#include "ss_gguf.h"
 #include "ss_embed.h"
 #include "ss_json.h"
 #include "ss_llm.h"
@@ -1030,6 +1032,60 @@ START_TEST(test_real_worker_matches_local)
 }
 END_TEST
 
+START_TEST(test_real_chat_worker_matches_local)
+{
+    /* a chat model (ChatML): the backend finds the template in /v1/models and speaks chat; the worker
+     * renders the system and user messages exactly as the engine renders a request's system part */
+    char *dir = tu_tmpdir(), path[1024], err[SS_ERRSZ], url[64];
+    snprintf(path, sizeof path, "%s/chat.gguf", dir);
+    ss_mkmodel_spec_t spec;
+    ck_assert(ss_mkmodel_shape("tiny-qwen2", &spec));
+    spec.chat_template = ss_chat_sample_template(SS_CHAT_CHATML);
+    spec.special_tokens = ss_chat_markers(SS_CHAT_CHATML);
+    ck_assert_msg(ss_mkmodel_write(&spec, path, err, sizeof err) == SS_OK, "%s", err);
+    ss_infer_backend_t *local = ss_backend_local_new(path, 1, err, sizeof err);
+    ck_assert_msg(local != NULL, "%s", err);
+    ss_worker_opts_t wo = {.model_name = "chat"};
+    ss_worker_t *w = NULL;
+    ck_assert_msg(ss_worker_start(&wo, ss_backend_local_new(path, 1, err, sizeof err), &w, err, sizeof err) == SS_OK,
+                  "%s", err);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", ss_worker_port(w));
+    ss_openai_opts_t oo = {.url = url, .model = "chat", .timeout_ms = 30000};
+    ss_infer_backend_t *remote = ss_backend_openai_open(&oo, err, sizeof err);
+    ck_assert(remote);
+    static const char *yn[] = {" yes", " no"};
+    const char *p = "### Task\nDecide.\n### Instruction\nIs it about cats?\n### Input\n<t>a cat</t>\n### Answer:";
+    size_t sl = strlen("### Task\nDecide.\n### Instruction\nIs it about cats?\n");
+    ss_infer_req_t q[] = {
+        {.kind = SS_INFER_CHOOSE, .prompt = p, .system_len = sl, .nchoices = 2, .choices = yn},
+        {.kind = SS_INFER_SCORE, .prompt = p, .system_len = sl, .score_min = 1, .score_max = 5},
+        {.kind = SS_INFER_GENERATE, .prompt = p, .system_len = sl, .max_tokens = 10, .stop = "\n"},
+        {.kind = SS_INFER_GENERATE, .prompt = "Hello", .max_tokens = 10}, /* one user turn */
+    };
+    enum { N = sizeof q / sizeof q[0] };
+    ss_infer_res_t a[N], b[N];
+    memset(a, 0, sizeof a);
+    memset(b, 0, sizeof b);
+    ck_assert_msg(local->run(local, q, N, a, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_msg(remote->run(remote, q, N, b, err, sizeof err) == SS_OK, "%s", err);
+    for (int i = 0; i < N; i++) {
+        ck_assert_msg(a[i].status == SS_OK && b[i].status == SS_OK, "request %d: %s", i, b[i].error ? b[i].error : "");
+        for (int k = 0; q[i].kind == SS_INFER_CHOOSE && k < a[i].nprobs; k++)
+            ck_assert_float_eq_tol(a[i].probs[k], b[i].probs[k], 1e-5);
+        ck_assert_double_eq_tol(a[i].score, b[i].score, 1e-5);
+        if (a[i].text) ck_assert_str_eq(a[i].text, b[i].text);
+        ck_assert_int_eq(a[i].prompt_tokens, b[i].prompt_tokens);
+        ss_infer_res_clear(&a[i]);
+        ss_infer_res_clear(&b[i]);
+    }
+    remote->destroy(remote);
+    local->destroy(local);
+    ss_worker_stop(w);
+    unlink(path);
+    free(dir);
+}
+END_TEST
+
 Suite *check_it_openai_suite(void)
 {
     Suite *s = suite_create("it_openai");
@@ -1057,6 +1113,7 @@ Suite *check_it_openai_suite(void)
     TCase *tw = tcase_create("worker"); /* the real worker and engine, no fixture */
     tcase_set_timeout(tw, 120);
     tcase_add_test(tw, test_real_worker_matches_local);
+    tcase_add_test(tw, test_real_chat_worker_matches_local);
     suite_add_tcase(s, tw);
     return s;
 }
