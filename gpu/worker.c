@@ -480,7 +480,6 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
     if (c->out_off == c->out.len) {
         ss_buf_reset(&c->out);
         c->out_off = 0;
-        c->wake = 0;
         wk_stream(c, &c->out);
     }
     if (c->out_off < c->out.len) {

@@ -498,7 +498,6 @@ void wk_add_token(wreq_t *r, const ss_infer_token_t *t)
         ss_buf_append(&r->alts, t->top_text[j], n);
     }
     r->ntok++;
-    r->call->wake = 1;
 }
 
 /* ------------------------------------------------------------ rendering */

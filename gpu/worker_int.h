@@ -82,7 +82,6 @@ struct call {
     int refs;             /* the connection, and the engine while requests are pending */
     struct MHD_Connection *conn; /* NULL once the client is gone */
     int suspended;        /* its connection waits for the engine */
-    int wake;             /* streaming: tokens arrived since the events were last made */
     call_t *qnext;        /* the queue of calls with requests to admit */
     call_t *wnext;        /* the cache writer's queue */
     /* streaming output */
