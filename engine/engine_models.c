@@ -28,7 +28,6 @@ static int lazy_load(ss_infer_backend_t *b, char *err, size_t errsz)
     lazy_t *l = b->impl;
     if (l->real)
         return SS_OK;
-    SS_ENG_NEED(ss_backend_local_new, "the local model backend", err, errsz);
     char lerr[SS_ERRSZ] = "";
     l->real = ss_backend_local_new(l->path, l->threads, lerr, sizeof lerr);
     if (!l->real)
@@ -149,7 +148,6 @@ int eng_model_add(ss_engine_t *e, const char *name, char *err, size_t errsz)
         if (!b)
             return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     } else if (ss_strcaseeq(m->backend, "openai")) {
-        SS_ENG_NEED(ss_backend_openai_config, "the OpenAI-compatible backend", err, errsz);
         b = ss_backend_openai_config(name, model_opt, (void *)m, err, errsz); /* options: ss_backends.h */
         if (!b)
             return SS_ERR_MODEL;
