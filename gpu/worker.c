@@ -416,7 +416,8 @@ typedef struct conn {
 
 static void count_status(ss_worker_t *w, unsigned code)
 {
-    int k = code == 400 ? 0 : code == 401 ? 1 : code == 404 ? 2 : code == 413 ? 3 : code == 429 ? 4 : 5;
+    int k = code == 400 ? 0 : code == 401 ? 1 : code == 404 ? 2 : code == 405 ? 3 : code == 413 ? 4 : code == 429 ? 5
+            : code >= 500 ? 6 : 7;
     pthread_mutex_lock(&w->mu);
     w->m_status[k]++;
     w->m_errors++;
@@ -672,7 +673,7 @@ static enum MHD_Result serve_metrics(ss_worker_t *w, struct MHD_Connection *c)
 {
     ss_buf_t b = SS_BUF_INIT;
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(w->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-    static const char *const st[6] = {"400", "401", "404", "413", "429", "5xx"};
+    static const char *const st[8] = {"400", "401", "404", "405", "413", "429", "5xx", "4xx"};
     pthread_mutex_lock(&w->mu);
     ss_buf_printf(&b,
                   "# TYPE semstream_worker_requests_total counter\nsemstream_worker_requests_total %lld\n"
@@ -700,7 +701,7 @@ static enum MHD_Result serve_metrics(ss_worker_t *w, struct MHD_Connection *c)
                   w->continuous, (long long)w->m_streams, (long long)w->m_cache_hits, (long long)w->m_cache_puts,
                   (long long)w->m_cache_errors, (long long)w->m_auth_fail, di ? di->num_connections : 0);
     ss_buf_puts(&b, "# TYPE semstream_worker_error_responses_total counter\n");
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 8; i++)
         ss_buf_printf(&b, "semstream_worker_error_responses_total{status=\"%s\"} %lld\n", st[i],
                       (long long)w->m_status[i]);
     pthread_mutex_unlock(&w->mu);

@@ -116,7 +116,7 @@ struct ss_worker {
     /* metrics */
     int64_t m_requests, m_rejected, m_errors, m_batches, m_batched_reqs, m_prompt_tok, m_gen_tok, m_busy_ns;
     int64_t m_steps, m_inferences, m_cache_hits, m_cache_puts, m_cache_errors, m_streams, m_auth_fail;
-    int64_t m_status[6];  /* responses by status: 400, 401, 404, 413, 429, 5xx */
+    int64_t m_status[8];  /* error responses by status: 400, 401, 404, 405, 413, 429, 5xx, other 4xx */
     int64_t last_auth_log_ns;
     int64_t started_ms;
 };
