@@ -642,7 +642,7 @@ static const struct {
     {"SELECT FROM t", "1:8: ", "syntax error near \"FROM\": expected one of"},
     {"SELECT a FROM", "1:14: ", "unexpected end of input: expected identifier"},
     {"CREATE STREAM s (a INT", "1:23: ", "unexpected end of input: expected one of '(', ')', ',', KEY, PRIMARY"},
-    {"CREATE STREAM s (a FOO)", "1:20: ", "unknown column type \"FOO\""},
+    {"CREATE STREAM s (a FOO)", "1:20: ", "unknown type \"FOO\""},
     {"CREATE STREAM s (a INT, a TEXT)", "1:25: ", "duplicate column \"a\""},
     {"CREATE STREAM s ()", "1:18: ", "syntax error near \")\": expected identifier"},
     {"CREATE STREAM (a INT)", "1:15: ", "near \"(\": expected one of IF, identifier"},
@@ -717,8 +717,8 @@ START_TEST(test_errors)
     ss_ast_script_t *s = NULL;
     ck_assert_int_eq(ss_parse("SELECT", 6, "views.sql", &s, err, sizeof err), SS_ERR_PARSE);
     ck_assert_str_eq(err, "views.sql:1:7: syntax error: unexpected end of input: expected one of NOT, identifier, "
-                          "'(', string, integer, number, '-', '+', TRUE, FALSE, NULL, DISTINCT, '*', SEM_FILTER, "
-                          "SEM_MAP, SEM_RANK, SEM_SCORE, SEM_AGG");
+                          "'(', string, integer, number, '-', '+', TRUE, FALSE, NULL, DISTINCT, '*', LEFT, SEM_FILTER, "
+                          "SEM_MAP, SEM_RANK, SEM_SCORE, SEM_AGG, CASE, CAST");
     ck_assert_int_eq(ss_parse(NULL, 0, NULL, &s, err, sizeof err), SS_OK);
     ss_ast_script_free(s);
     ck_assert_int_eq(ss_parse(NULL, 3, NULL, &s, err, sizeof err), SS_ERR_INVALID);
