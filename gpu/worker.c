@@ -293,12 +293,14 @@ static void *engine_main(void *arg)
             }
         }
         char err[SS_ERRSZ] = "";
+        pthread_mutex_lock(&w->mu);
+        w->m_steps++; /* counted before: a call answered in this step sees its step counted */
+        pthread_mutex_unlock(&w->mu);
         int64_t t0 = ss_now_ns();
         ss_llm_step(w->model, w->o.step_tokens, err, sizeof err); /* failures reach the requests */
         int64_t dt = ss_now_ns() - t0;
         wake_flush(&k);
         pthread_mutex_lock(&w->mu);
-        w->m_steps++;
         w->m_busy_ns += dt;
     }
     pthread_mutex_unlock(&w->mu);
