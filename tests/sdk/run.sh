@@ -21,14 +21,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Starts a worker with the given arguments; prints its URL once it listens.
+# Starts a worker with the given arguments (in this shell, so that cleanup knows its pid); sets
+# URL once it listens.
 start_worker() {
-  local out="$tmp/worker$#.$RANDOM.out"
+  local out="$tmp/worker${#pids[@]}.out"
   "$BIN/semstream" worker --port 0 --no-cache "$@" >"$out" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 200); do
     if grep -q "on http://" "$out"; then
-      sed -n 's/.* on \(http:\/\/[0-9.]*:[0-9]*\).*/\1/p' "$out" | head -1
+      URL=$(sed -n 's/.* on \(http:\/\/[0-9.]*:[0-9]*\).*/\1/p' "$out" | head -1)
       return 0
     fi
     sleep 0.05
@@ -40,8 +41,10 @@ start_worker() {
 
 "$BIN/mkgguf" --shape tiny-qwen2 --type f32 --out "$tmp/tinychat.gguf" --chat-template chatml >/dev/null
 ( umask 077; echo "sdk-test-token" >"$tmp/token" )
-SS_CHAT_URL=$(start_worker --model "$tmp/tinychat.gguf" --served-model-name tinychat --auth-token-file "$tmp/token")
-SS_BASE_URL=$(start_worker --model "$SRC/../shared/models/stories260K.gguf" --served-model-name stories260K)
+start_worker --model "$tmp/tinychat.gguf" --served-model-name tinychat --auth-token-file "$tmp/token"
+SS_CHAT_URL=$URL
+start_worker --model "$SRC/../shared/models/stories260K.gguf" --served-model-name stories260K
+SS_BASE_URL=$URL
 export SS_CHAT_URL SS_BASE_URL SS_TOKEN=sdk-test-token
 cd "$SRC/tests/sdk"
 node --test --test-reporter=spec worker.test.mjs
