@@ -548,8 +548,9 @@ static int run_boot(eng_pipe_t *p, char *err, size_t errsz)
                     rc = apply_op(p->ops[i], &ctx, k, &p->outs[s], &p->outs[i], err, errsz);
                 continue;
             }
-            if (pl->nodes[s]->kind == SS_PN_SOURCE)
-                continue; /* a new view's own sources start at the beginning of their topics */
+            if (pl->nodes[s]->kind != SS_PN_VIEW)
+                continue; /* a new view's own sources start at the beginning of their topics, and
+                             its nodes fed by them only (a join's or UNION's other side) follow */
             ss_zset_clear(&snap);
             if (!p->ops[s]->vt->snapshot)
                 rc = ss_seterr(err, errsz, SS_ERR_UNSUPPORTED, "node %d (%s) keeps no snapshot to bootstrap a new "
