@@ -131,6 +131,8 @@ static void entry_free(inflight_t *f)
     free((char *)f->req.stop);
     for (int i = 0; f->req.choices && i < f->req.nchoices; i++) free((char *)f->req.choices[i]);
     free((void *)f->req.choices);
+    for (int i = 0; f->req.stops && i < f->req.nstop; i++) free((char *)f->req.stops[i]);
+    free((void *)f->req.stops);
     ss_infer_res_clear(&f->res);
     free(f->wgs);
     free(f);
@@ -761,7 +763,17 @@ static inflight_t *entry_new(model_t *m, const char *key, const ss_infer_req_t *
     f->req.prompt = ss_strdup(r->prompt ? r->prompt : "");
     f->req.stop = r->stop ? ss_strdup(r->stop) : NULL;
     f->req.choices = NULL;
+    f->req.stops = NULL;
+    f->req.on_token = NULL; /* an observer of the caller's, which may return before the answer */
+    f->req.on_token_ctx = NULL;
     int bad = !f->req.prompt || (r->stop && !f->req.stop);
+    if (r->nstop > 0 && r->stops) {
+        const char **x = calloc((size_t)r->nstop, sizeof *x);
+        f->req.stops = x;
+        for (int i = 0; x && i < r->nstop; i++)
+            if (!(x[i] = ss_strdup(r->stops[i] ? r->stops[i] : ""))) bad = 1;
+        if (!x) bad = 1;
+    }
     if (r->nchoices > 0 && r->choices) {
         const char **c = calloc((size_t)r->nchoices, sizeof *c);
         f->req.choices = c;
