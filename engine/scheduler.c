@@ -240,11 +240,7 @@ static int existing_contents(ss_engine_t *e, ss_op_ctx_t *ctx, int i, char *err,
 {
     ss_op_t *op = e->pipe.ops[i];
     int rc = SS_ERR_UNSUPPORTED;
-    /* a SOURCE of a stream without key or TTL passes events through and keeps nothing:
-     * its history is the topic itself */
-    int passthrough = op->node->kind == SS_PN_SOURCE && !ss_schema_keys(op->node->schema, (int[1]){0}, 1) &&
-                      !ss_plan_opt(op->node, "ttl");
-    if (op->vt->snapshot && !passthrough)
+    if (op->vt->snapshot)
         rc = op->vt->snapshot(op, ctx, &e->pipe.outs[i], err, errsz);
     if (rc == SS_ERR_UNSUPPORTED && op->node->kind == SS_PN_SOURCE) {
         ss_zset_clear(&e->pipe.outs[i]);
@@ -274,6 +270,7 @@ static int bootstrap(ss_engine_t *e, const char *isnew, char *err, size_t errsz)
         const ss_plan_node_t *n = pp->plan->nodes[i];
         if (!isnew[i] || n->kind == SS_PN_SOURCE)
             continue;
+        int applied = 0;
         for (int p = 0; !rc && p < n->nin; p++) {
             int j = node_pos(pp->plan, n->in[p]);
             if (j < 0) {
@@ -284,8 +281,17 @@ static int bootstrap(ss_engine_t *e, const char *isnew, char *err, size_t errsz)
                 rc = existing_contents(e, &ctx, j, err, errsz);
                 have[j] = 1;
             }
-            if (!rc && pp->outs[j].n)
+            if (!rc && pp->outs[j].n) {
                 rc = apply_op(pp->ops[i], &ctx, p, &pp->outs[j], &pp->outs[i], err, errsz);
+                applied = 1;
+            }
+        }
+        /* a new node whose inputs are empty still gets one (empty) apply: a global
+         * aggregate's row exists from the start, before any input arrives */
+        if (!rc && !applied) {
+            ss_zset_t none;
+            ss_zset_init(&none);
+            rc = pp->ops[i]->vt->apply(pp->ops[i], &ctx, 0, &none, &pp->outs[i], err, errsz);
         }
         if (!rc)
             rc = ss_zset_consolidate(&pp->outs[i]);
