@@ -75,63 +75,24 @@ static int to_text(const ss_value_t *v, const char **s, size_t *n, char **owned)
     return SS_OK;
 }
 
-/* Numeric prefix of a text, as SQLite reads text in arithmetic ("12ab" -> 12, "x" -> 0). */
+/* Numeric prefix of a text, as SQLite reads text in arithmetic ("12ab" -> 12, "x" -> 0; decimal
+ * only: "inf", "nan" and "0x10" read as 0). */
 static ss_value_t text_num(const char *s, size_t n)
 {
-    char buf[128];
-    size_t m = n < sizeof buf - 1 ? n : sizeof buf - 1;
-    memcpy(buf, s, m);
-    buf[m] = 0;
-    char *p = buf;
-    while (isspace((unsigned char)*p))
-        p++;
-    char *ei, *er;
-    errno = 0;
-    long long i = strtoll(p, &ei, 10);
-    int ierr = errno;
-    double r = strtod(p, &er);
-    if (er == p)
-        return ss_val_int(0);
-    if (er > ei || ierr)
-        return ss_val_real(r);
-    return ss_val_int(i);
+    ss_value_t v;
+    ss_num_parse(s, n, &v, NULL);
+    return v;
 }
 
-/* 1 if the whole text (modulo surrounding spaces) is a number; stores it in out. */
+/* 1 if the whole text (modulo surrounding blanks) is a decimal number; stores it in out. */
 static int text_is_num(const ss_value_t *v, ss_value_t *out)
 {
-    const char *s = v->u.str.s;
-    size_t n = v->u.str.n;
-    if (n == 0 || n > 100 || memchr(s, 0, n))
+    size_t n = v->u.str.n, end = ss_num_parse(v->u.str.s, n, out, NULL);
+    if (!end)
         return 0;
-    char buf[128];
-    memcpy(buf, s, n);
-    buf[n] = 0;
-    char *p = buf, *end;
-    while (isspace((unsigned char)*p))
-        p++;
-    if (!*p)
-        return 0;
-    errno = 0;
-    long long i = strtoll(p, &end, 10);
-    if (!errno && end != p) {
-        char *q = end;
-        while (isspace((unsigned char)*q))
-            q++;
-        if (!*q) {
-            *out = ss_val_int(i);
-            return 1;
-        }
-    }
-    double r = strtod(p, &end);
-    if (end == p)
-        return 0;
-    while (isspace((unsigned char)*end))
+    while (end < n && isspace((unsigned char)v->u.str.s[end]))
         end++;
-    if (*end)
-        return 0;
-    *out = ss_val_real(r);
-    return 1;
+    return end == n;
 }
 
 static ss_value_t to_num(const ss_value_t *v)
@@ -162,7 +123,19 @@ static int sql_cmp(const ss_value_t *a, const ss_value_t *b)
     return ss_val_cmp(&x, &y);
 }
 
+static int arith_real(ss_ast_op_t op, const ss_value_t *a, const ss_value_t *b, ss_value_t *out);
+
+/* a op b; a REAL result that is not a number (inf - inf, 0 * inf) is NULL, as in SQLite: no NaN
+ * value ever exists in semstream. */
 static int arith(ss_ast_op_t op, const ss_value_t *a, const ss_value_t *b, ss_value_t *out)
+{
+    int rc = arith_real(op, a, b, out);
+    if (!rc && out->t == SS_REAL && isnan(out->u.r))
+        *out = ss_val_null();
+    return rc;
+}
+
+static int arith_real(ss_ast_op_t op, const ss_value_t *a, const ss_value_t *b, ss_value_t *out)
 {
     ss_value_t x = to_num(a), y = to_num(b);
     if (x.t == SS_INT && y.t == SS_INT) {
@@ -580,17 +553,47 @@ static int fn_replace(const ss_value_t *a, const ss_value_t *from, const ss_valu
     return take_text(out, owned, ss_buf_take(&b), len);
 }
 
+/* ROUND(r, d): half away from zero on the number as written — the shortest decimal that reads
+ * back as r (so 2.675 rounds to 2.68 and 7.25 to 7.3, as in SQLite and PostgreSQL), not on the
+ * binary fraction printf would round to even. d is clamped to [0, 30] as in SQLite. */
 static double round_digits(double r, int64_t d)
 {
     if (d < 0)
         d = 0;
     if (d > 30)
         d = 30;
-    if (d == 0 && fabs(r) < 4503599627370496.0)
-        return (double)(int64_t)(r + (r < 0 ? -0.5 : 0.5));
-    char buf[400];
-    snprintf(buf, sizeof buf, "%.*f", (int)d, r);
-    return strtod(buf, NULL);
+    if (!isfinite(r) || r == 0.0 || fabs(r) >= 4503599627370496.0)
+        return r;
+    char buf[64];
+    int p = 1;
+    for (; p < 17; p++) { /* shortest round-trip precision */
+        snprintf(buf, sizeof buf, "%.*e", p - 1, fabs(r));
+        if (strtod(buf, NULL) == fabs(r))
+            break;
+    }
+    snprintf(buf, sizeof buf, "%.*e", p - 1, fabs(r));
+    char digs[24];
+    int nd = 0;
+    for (const char *c = buf; *c && *c != 'e'; c++)
+        if (isdigit((unsigned char)*c))
+            digs[nd++] = *c;
+    int e10 = atoi(strchr(buf, 'e') + 1);
+    int64_t keep = e10 + 1 + d; /* digits that stay */
+    if (keep >= nd)
+        return r;
+    double mag;
+    if (keep < 0)
+        mag = 0.0;
+    else {
+        int up = digs[keep] >= '5';
+        int64_t v = 0;
+        for (int64_t i = 0; i < keep; i++)
+            v = v * 10 + (digs[i] - '0');
+        v += up;
+        snprintf(buf, sizeof buf, "%llde%lld", (long long)v, (long long)(e10 + 1 - keep));
+        mag = strtod(buf, NULL);
+    }
+    return r < 0 ? -mag : mag;
 }
 
 static int check_arity(const ss_expr_t *e, int lo, int hi, char *err, size_t errsz)

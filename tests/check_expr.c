@@ -133,6 +133,18 @@ START_TEST(test_functions)
     EXPECT(ex_fn("ROUND", 1, ex_real(-2.5)), "r:-3");
     EXPECT(ex_fn("ROUND", 2, ex_real(3.14159), ex_int(2)), "r:3.1400000000000001");
     EXPECT(ex_fn("ROUND", 1, ex_int(4)), "r:4");
+    /* ties round half away from zero on the number as written (issue 12 B: these rounded to even) */
+    EXPECT(ex_fn("ROUND", 2, ex_real(7.25), ex_int(1)), "r:7.2999999999999998");
+    EXPECT(ex_fn("ROUND", 2, ex_real(-0.25), ex_int(1)), "r:-0.29999999999999999");
+    EXPECT(ex_fn("ROUND", 2, ex_real(0.125), ex_int(2)), "r:0.13");
+    EXPECT(ex_fn("ROUND", 2, ex_real(2.675), ex_int(2)), "r:2.6800000000000002");
+    EXPECT(ex_fn("ROUND", 2, ex_real(1.005), ex_int(2)), "r:1.01");
+    EXPECT(ex_fn("ROUND", 2, ex_real(-1234.5678), ex_int(3)), "r:-1234.568");
+    EXPECT(ex_fn("ROUND", 2, ex_real(0.05), ex_int(1)), "r:0.10000000000000001");
+    EXPECT(ex_fn("ROUND", 2, ex_real(0.04), ex_int(1)), "r:0");
+    EXPECT(ex_fn("ROUND", 2, ex_real(9.995), ex_int(2)), "r:10");
+    EXPECT(ex_fn("ROUND", 1, ex_real(0.49999999999999994)), "r:0");
+    EXPECT(ex_fn("ROUND", 1, ex_real(-0.4)), "r:0");
     EXPECT(ex_fn("TRIM", 1, ex_col(4)), "t:12");
     EXPECT(ex_fn("LTRIM", 1, ex_col(4)), "t:12 ");
     EXPECT(ex_fn("RTRIM", 1, ex_col(4)), "t: 12");
