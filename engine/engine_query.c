@@ -417,36 +417,54 @@ static void gen_body(sqlgen_t *g, const ss_ast_select_t *s)
         ss_buf_printf(b, " LIMIT %lld", (long long)s->limit);
 }
 
-/* WITH clause: each view read becomes a CTE of its rows, each repeated _mult times. */
+/* The name of a view table's internal column (see view.c), quoted into w. */
+static void put_internal(ss_buf_t *w, const ss_schema_t *sc, const char *base)
+{
+    char nm[64];
+    put_ident(w, ss_view_internal(sc, base, nm, sizeof nm));
+}
+
+/* WITH clause: each view read becomes a CTE of its rows, each repeated _mult times. Every name
+ * the CTEs use is qualified (t."col", n."i"), and the internal columns give way to user columns
+ * of the same name (ss_view_internal), so no user column name can collide with them. */
 static int gen_ctes(sqlgen_t *g, ss_buf_t *w)
 {
     if (!g->nviews)
         return SS_OK;
-    ss_buf_puts(w, "WITH RECURSIVE _ss_n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM _ss_n WHERE i < "
+    const ss_schema_t *sc[SS_ARRAY_LEN(g->views)];
+    for (int i = 0; i < g->nviews; i++) {
+        int k = eng_node_index(g->e, SS_PN_VIEW, g->views[i]);
+        if (k < 0)
+            return ss_seterr(g->err, g->errsz, SS_ERR_INTERNAL, "view %s is not running", g->views[i]);
+        sc[i] = g->e->pipe.plan->nodes[k]->schema;
+    }
+    ss_buf_puts(w, "WITH RECURSIVE _ss_n(i) AS (SELECT 1 UNION ALL SELECT _ss_n.i + 1 FROM _ss_n WHERE _ss_n.i < "
                    "(SELECT MAX(m) FROM (");
     for (int i = 0; i < g->nviews; i++) {
-        char *q = sqlite3_mprintf("%sSELECT MAX(_mult) AS m FROM \"view_%w\"", i ? " UNION ALL " : "", g->views[i]);
+        char *q = sqlite3_mprintf("%sSELECT MAX(t.", i ? " UNION ALL " : "");
+        ss_buf_puts(w, q);
+        sqlite3_free(q);
+        put_internal(w, sc[i], "_mult");
+        q = sqlite3_mprintf(") AS m FROM \"view_%w\" AS t", g->views[i]);
         ss_buf_puts(w, q);
         sqlite3_free(q);
     }
     ss_buf_puts(w, ")))");
     for (int i = 0; i < g->nviews; i++) {
-        int k = eng_node_index(g->e, SS_PN_VIEW, g->views[i]);
-        if (k < 0)
-            return ss_seterr(g->err, g->errsz, SS_ERR_INTERNAL, "view %s is not running", g->views[i]);
-        const ss_schema_t *sc = g->e->pipe.plan->nodes[k]->schema;
         char *q = sqlite3_mprintf(", \"_ss_v_%w\" AS (SELECT ", g->views[i]);
         ss_buf_puts(w, q);
         sqlite3_free(q);
-        for (int c = 0; c < sc->n; c++) {
-            if (c)
-                ss_buf_puts(w, ", ");
-            put_ident(w, sc->names[c]);
+        for (int c = 0; c < sc[i]->n; c++) {
+            ss_buf_puts(w, c ? ", t." : "t.");
+            put_ident(w, sc[i]->names[c]);
+            ss_buf_puts(w, " AS ");
+            put_ident(w, sc[i]->names[c]);
         }
-        q = sqlite3_mprintf(" FROM \"view_%w\" JOIN _ss_n ON _ss_n.i <= \"view_%w\"._mult) ", g->views[i],
-                            g->views[i]);
+        q = sqlite3_mprintf(" FROM \"view_%w\" AS t JOIN _ss_n ON _ss_n.i <= t.", g->views[i]);
         ss_buf_puts(w, q);
         sqlite3_free(q);
+        put_internal(w, sc[i], "_mult");
+        ss_buf_puts(w, ") ");
     }
     return SS_OK;
 }
@@ -582,7 +600,12 @@ static int show_streams(ss_engine_t *e, ss_buf_t *out)
 
 static int64_t view_rows(ss_engine_t *e, const char *view)
 {
-    char *q = sqlite3_mprintf("SELECT COALESCE(SUM(_mult), 0) FROM \"view_%w\"", view);
+    int k = eng_node_index(e, SS_PN_VIEW, view);
+    if (k < 0)
+        return -1;
+    char nm[64];
+    ss_view_internal(e->pipe.plan->nodes[k]->schema, "_mult", nm, sizeof nm);
+    char *q = sqlite3_mprintf("SELECT COALESCE(SUM(\"%w\"), 0) FROM \"view_%w\" WHERE \"%w\" > 0", nm, view, nm);
     sqlite3_stmt *st = NULL;
     int64_t n = -1;
     if (q && sqlite3_prepare_v2(ss_store_db(e->store), q, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)

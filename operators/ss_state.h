@@ -18,6 +18,7 @@
 
 typedef struct ss_state {
     sqlite3 *db;           /* borrowed: the engine's state store */
+    ss_buf_t scratch;      /* encodings of the row being looked up (row stores) */
     int id;                /* plan node id */
     char prefix[32];       /* "st_<id>": every table of this operator starts with it */
     int nslots;
@@ -73,13 +74,21 @@ int ss_state_zset_move(ss_zset_t *out, ss_zset_t *src);
 int64_t ss_state_now_ms(void);
 void ss_state_set_now_ms(int64_t ms);
 
-/* Counted multisets: table <prefix>_<name>(k BLOB PRIMARY KEY, n INTEGER NOT NULL),
- * a row per key with a non-zero count. ss_state_mset_add adds w to key's count
- * (removing the key when it reaches 0) and returns the old and new counts; it
- * uses statement slots `slot` and `slot + 1`. */
-int ss_state_mset_create(ss_state_t *st, const char *name, char *err, size_t errsz);
-int ss_state_mset_add(ss_state_t *st, int slot, const char *name, const ss_buf_t *key, int64_t w,
-                      int64_t *oldn, int64_t *newn, char *err, size_t errsz);
+/* Row multisets ("row stores"): table <prefix>_<name>(id INTEGER PRIMARY KEY, k BLOB NOT NULL,
+ * h INTEGER NOT NULL, row BLOB NOT NULL, n INTEGER NOT NULL) with an index on (k, h). Each
+ * distinct (k, row) is stored once, with its count n != 0: k is the caller's grouping key (a join
+ * key, a sort key; empty when the caller needs none), h = ss_state_row_hash(row), and the row
+ * itself is only in the table's record (never in a key), so a large row costs its own size plus
+ * a few dozen bytes. Rows of one k are one index range; (k, h, row) is a total order. */
+int ss_state_rows_create(ss_state_t *st, const char *name, char *err, size_t errsz);
+/* Adds w to the count of (k, row) (k NULL = empty), removing it when the count reaches 0;
+ * *oldn / *newn (may be NULL) get the counts before and after. Uses statement slots
+ * slot .. slot + 3. */
+int ss_state_rows_add(ss_state_t *st, int slot, const char *name, const ss_buf_t *k, const ss_row_t *row,
+                      int64_t w, int64_t *oldn, int64_t *newn, char *err, size_t errsz);
+/* The stable 64-bit hash of a row's ss_row_encode bytes stored in row stores' h column. */
+int64_t ss_state_row_hash(const void *enc, size_t n);
+
 /* Consolidated copy of in (into an initialised, empty z). */
 int ss_state_zset_consolidated(const ss_zset_t *in, ss_zset_t *z);
 

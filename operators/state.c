@@ -34,6 +34,7 @@ void ss_state_destroy(ss_state_t *st)
     for (int i = 0; i < st->nslots; i++)
         sqlite3_finalize(st->stmt[i]);
     free(st->stmt);
+    ss_buf_free(&st->scratch);
     free(st);
 }
 
@@ -293,44 +294,91 @@ int ss_state_quote_ident(ss_buf_t *out, const char *name)
     return rc ? rc : ss_buf_putc(out, '"');
 }
 
-int ss_state_mset_create(ss_state_t *st, const char *name, char *err, size_t errsz)
+int64_t ss_state_row_hash(const void *enc, size_t n)
 {
-    return ss_state_exec(st, err, errsz,
-                         "CREATE TABLE IF NOT EXISTS %s_%s(k BLOB PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID",
-                         st->prefix, name);
+    return (int64_t)ss_hash64(enc, n, 0x5eedc0de5eedc0deULL);
 }
 
-int ss_state_mset_add(ss_state_t *st, int slot, const char *name, const ss_buf_t *key, int64_t w,
-                      int64_t *oldn, int64_t *newn, char *err, size_t errsz)
+int ss_state_rows_create(ss_state_t *st, const char *name, char *err, size_t errsz)
 {
-    sqlite3_stmt *s = ss_state_stmt(st, slot, err, errsz,
-                                    "INSERT INTO %s_%s(k, n) VALUES(?1, ?2) ON CONFLICT(k) DO UPDATE "
-                                    "SET n = n + excluded.n RETURNING n",
+    return ss_state_exec(st, err, errsz,
+                         "CREATE TABLE IF NOT EXISTS %s_%s(id INTEGER PRIMARY KEY, k BLOB NOT NULL, "
+                         "h INTEGER NOT NULL, row BLOB NOT NULL, n INTEGER NOT NULL);"
+                         "CREATE INDEX IF NOT EXISTS %s_%s_kh ON %s_%s(k, h);",
+                         st->prefix, name, st->prefix, name, st->prefix, name);
+}
+
+static void bind_key(sqlite3_stmt *s, int idx, const ss_buf_t *k)
+{
+    sqlite3_bind_blob(s, idx, k && k->len ? k->data : "", k ? (int)k->len : 0, SQLITE_STATIC);
+}
+
+/* Looks (k, row encoded in st->scratch, hash h) up: *id and *n when found (*id = 0 when not). */
+static int rows_find(ss_state_t *st, int slot, const char *name, const ss_buf_t *k, int64_t h, int64_t *id,
+                     int64_t *n, char *err, size_t errsz)
+{
+    sqlite3_stmt *q = ss_state_stmt(st, slot, err, errsz, "SELECT id, n, row FROM %s_%s WHERE k = ?1 AND h = ?2",
                                     st->prefix, name);
-    if (!s)
+    if (!q)
         return SS_ERR_SQLITE;
-    if (ss_state_bind_buf(s, 1, key) || sqlite3_bind_int64(s, 2, w) != SQLITE_OK)
-        return ss_state_sqlerr(st->db, err, errsz, "bind");
-    int rc = sqlite3_step(s);
-    if (rc != SQLITE_ROW) {
-        sqlite3_reset(s);
-        return ss_state_sqlerr(st->db, err, errsz, "multiset update");
+    bind_key(q, 1, k);
+    sqlite3_bind_int64(q, 2, h);
+    *id = 0;
+    *n = 0;
+    int sr;
+    while ((sr = sqlite3_step(q)) == SQLITE_ROW) {
+        const void *p = sqlite3_column_blob(q, 2);
+        size_t len = (size_t)sqlite3_column_bytes(q, 2);
+        if (len == st->scratch.len && (!len || memcmp(p, st->scratch.data, len) == 0)) {
+            *id = sqlite3_column_int64(q, 0);
+            *n = sqlite3_column_int64(q, 1);
+            break;
+        }
     }
-    int64_t n = sqlite3_column_int64(s, 0);
-    rc = ss_state_run(st, s, err, errsz);
+    sqlite3_reset(q);
+    if (sr != SQLITE_ROW && sr != SQLITE_DONE)
+        return ss_state_sqlerr(st->db, err, errsz, "row store lookup");
+    return SS_OK;
+}
+
+int ss_state_rows_add(ss_state_t *st, int slot, const char *name, const ss_buf_t *k, const ss_row_t *row,
+                      int64_t w, int64_t *oldn, int64_t *newn, char *err, size_t errsz)
+{
+    ss_buf_reset(&st->scratch);
+    if (ss_row_encode(row, &st->scratch))
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    int64_t h = ss_state_row_hash(st->scratch.data, st->scratch.len), id, n;
+    int rc = rows_find(st, slot, name, k, h, &id, &n, err, errsz);
     if (rc)
         return rc;
     if (oldn)
-        *oldn = n - w;
+        *oldn = n;
     if (newn)
-        *newn = n;
-    if (n != 0)
+        *newn = n + w;
+    if (w == 0)
         return SS_OK;
-    s = ss_state_stmt(st, slot + 1, err, errsz, "DELETE FROM %s_%s WHERE k = ?1", st->prefix, name);
-    if (!s)
-        return SS_ERR_SQLITE;
-    if (ss_state_bind_buf(s, 1, key))
-        return ss_state_sqlerr(st->db, err, errsz, "bind");
+    sqlite3_stmt *s;
+    if (!id) {
+        s = ss_state_stmt(st, slot + 1, err, errsz, "INSERT INTO %s_%s(k, h, row, n) VALUES(?1, ?2, ?3, ?4)",
+                          st->prefix, name);
+        if (!s)
+            return SS_ERR_SQLITE;
+        bind_key(s, 1, k);
+        sqlite3_bind_int64(s, 2, h);
+        sqlite3_bind_blob(s, 3, st->scratch.len ? st->scratch.data : "", (int)st->scratch.len, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 4, w);
+    } else if (n + w != 0) {
+        s = ss_state_stmt(st, slot + 2, err, errsz, "UPDATE %s_%s SET n = ?1 WHERE id = ?2", st->prefix, name);
+        if (!s)
+            return SS_ERR_SQLITE;
+        sqlite3_bind_int64(s, 1, n + w);
+        sqlite3_bind_int64(s, 2, id);
+    } else {
+        s = ss_state_stmt(st, slot + 3, err, errsz, "DELETE FROM %s_%s WHERE id = ?1", st->prefix, name);
+        if (!s)
+            return SS_ERR_SQLITE;
+        sqlite3_bind_int64(s, 1, id);
+    }
     return ss_state_run(st, s, err, errsz);
 }
 
