@@ -113,6 +113,7 @@ struct ss_engine {
     volatile sig_atomic_t *stop; /* borrowed */
     FILE *live;             /* borrowed */
     int64_t sub_limit, sub_timeout_ms; /* SUBSCRIBE defaults (SET) */
+    int result_json;        /* SET result_format = 'json': SELECT prints JSON lines, not a table */
 
     ss_store_t *store;      /* owned */
     ss_catalog_t *cat;      /* owned */

@@ -7,6 +7,8 @@
  */
 #include "engine_int.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,6 +106,59 @@ void eng_table_free(eng_table_t *t)
         free(t->cells[i]);
     free(t->cells);
     memset(t, 0, sizeof *t);
+}
+
+/* JSON form of result column i: numbers as numbers (REALs always with '.' or an exponent, so
+ * that 2.0 stays distinct from 2; non-finite ones as the strings "Infinity"/"-Infinity"). */
+static void json_cell(sqlite3_stmt *st, int i, ss_buf_t *out)
+{
+    switch (sqlite3_column_type(st, i)) {
+    case SQLITE_NULL: ss_buf_puts(out, "null"); break;
+    case SQLITE_INTEGER: ss_buf_put_i64(out, sqlite3_column_int64(st, i)); break;
+    case SQLITE_FLOAT: {
+        double d = sqlite3_column_double(st, i);
+        char b[64];
+        if (!isfinite(d)) {
+            ss_buf_puts(out, d > 0 ? "\"Infinity\"" : "\"-Infinity\"");
+            break;
+        }
+        snprintf(b, sizeof b, "%.17g", d);
+        if (!strpbrk(b, ".e"))
+            strcat(b, ".0");
+        ss_buf_puts(out, b);
+        break;
+    }
+    default: {
+        const char *p = (const char *)sqlite3_column_text(st, i);
+        ss_buf_put_json_str(out, p ? p : "", (size_t)sqlite3_column_bytes(st, i));
+    }
+    }
+}
+
+/* Runs a prepared statement: one JSON array of the column names, then one per row. */
+static int render_json(sqlite3_stmt *st, ss_buf_t *out, char *err, size_t errsz)
+{
+    int n = sqlite3_column_count(st), rc;
+    ss_buf_putc(out, '[');
+    for (int i = 0; i < n; i++) {
+        const char *nm = sqlite3_column_name(st, i);
+        if (i)
+            ss_buf_putc(out, ',');
+        ss_buf_put_json_str(out, nm ? nm : "", nm ? strlen(nm) : 0);
+    }
+    ss_buf_puts(out, "]\n");
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        ss_buf_putc(out, '[');
+        for (int i = 0; i < n; i++) {
+            if (i)
+                ss_buf_putc(out, ',');
+            json_cell(st, i, out);
+        }
+        ss_buf_puts(out, "]\n");
+    }
+    if (rc != SQLITE_DONE)
+        return ss_seterr(err, errsz, SS_ERR_SQLITE, "%s", sqlite3_errmsg(sqlite3_db_handle(st)));
+    return SS_OK;
 }
 
 /* Runs a prepared statement and renders every row. */
@@ -523,7 +578,7 @@ int eng_select(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err
             return rc;
         }
     }
-    rc = render_stmt(stmt, out, err, errsz);
+    rc = e->result_json ? render_json(stmt, out, err, errsz) : render_stmt(stmt, out, err, errsz);
     sqlite3_finalize(stmt);
     ss_buf_free(&sql);
     return rc;
