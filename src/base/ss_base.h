@@ -32,6 +32,7 @@ typedef enum ss_err {
     SS_ERR_TIMEOUT,     /* a deadline passed */
     SS_ERR_BUSY,        /* resource temporarily unavailable; retry later */
     SS_ERR_INTERNAL,    /* a bug: an invariant did not hold */
+    SS_ERR_PENDING,     /* answers are on their way: abandon the attempt, wait, run again */
     SS_ERR__COUNT
 } ss_err_t;
 
