@@ -199,8 +199,8 @@ ss_ast_expr_t *ss_build_literal(ss_pctx_t *ctx, ss_lit_kind_t k, const ss_tok_t 
     switch (k) {
     case SS_LIT_INT: number_value(t, 0, 0, &e->lit); break;
     case SS_LIT_FLOAT: number_value(t, 1, 0, &e->lit); break;
-    case SS_LIT_TRUE: e->lit = ss_val_int(1); break;
-    case SS_LIT_FALSE: e->lit = ss_val_int(0); break;
+    case SS_LIT_TRUE: e->lit = ss_val_int(1); e->lit_bool = 1; break;
+    case SS_LIT_FALSE: e->lit = ss_val_int(0); e->lit_bool = 1; break;
     case SS_LIT_NULL: e->lit = ss_val_null(); break;
     case SS_LIT_STRING: {
         char *s = ss_tok_string(ctx, t);

@@ -367,19 +367,131 @@ int ss__resolve_col(const ss__cctx_t *cc, const char *table, const char *name, s
 
 static int is_numeric(ss_coltype_t t) { return t == SS_COL_INT || t == SS_COL_REAL || t == SS_COL_BOOL || t == SS_COL_ANY; }
 
+/* ---- types (PostgreSQL's rules, docs/SQL.md "Types"): numbers (INT, REAL, BOOLEAN) compare
+ * and combine with numbers, TEXT with TEXT; a string literal next to a number takes the number's
+ * type (as PostgreSQL's untyped literals do: amount = '12.5'), and must then be a valid one. */
+
+static const char *type_name(ss_coltype_t t) { return t == SS_COL_ANY ? "NULL" : ss_coltype_name(t); }
+
+/* 1 for a string literal not yet given a type. */
+static int is_text_literal(const ss_expr_t *e) { return e->kind == SS_EX_LIT && e->lit.t == SS_TEXT; }
+
+/* Gives the string literal e the numeric type t (INT, REAL or BOOLEAN) under the input rule. */
+static int coerce_literal(const ss__cctx_t *cc, ss_expr_t *e, ss_coltype_t t, ss_span_t sp)
+{
+    ss_value_t v;
+    char *tmp = NULL, msg[SS_ERRSZ];
+    if (ss_val_coerce(&e->lit, t, &v, &tmp, msg, sizeof msg))
+        return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC, "%d:%d: invalid input syntax for type %s: \"%s\" (%s)",
+                         sp.line, sp.col, ss_coltype_name(t), e->lit.u.str.s, msg);
+    free(tmp); /* numbers borrow nothing */
+    free(e->lit.u.str.s);
+    e->lit = v;
+    e->type = t;
+    return SS_OK;
+}
+
+/* The common type of two operands that must be comparable (numbers with numbers, TEXT with
+ * TEXT), coercing a string literal next to a number; an error names op and both types. */
+static int unify(const ss__cctx_t *cc, ss_expr_t **x, ss_expr_t **y, const char *op, const char *hint,
+                 ss_span_t sp, ss_coltype_t *out)
+{
+    ss_coltype_t l = (*x)->type, r = (*y)->type;
+    if (l == SS_COL_TEXT && r != SS_COL_TEXT && r != SS_COL_ANY && is_text_literal(*x)) {
+        int rc = coerce_literal(cc, *x, r, sp);
+        if (rc)
+            return rc;
+        l = r;
+    } else if (r == SS_COL_TEXT && l != SS_COL_TEXT && l != SS_COL_ANY && is_text_literal(*y)) {
+        int rc = coerce_literal(cc, *y, l, sp);
+        if (rc)
+            return rc;
+        r = l;
+    }
+    if (l == SS_COL_ANY || r == SS_COL_ANY) {
+        *out = l == SS_COL_ANY ? r : l;
+        return SS_OK;
+    }
+    if ((l == SS_COL_TEXT) != (r == SS_COL_TEXT)) {
+        if (!hint) /* a function's arguments */
+            return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC, "%d:%d: %s types %s and %s cannot be matched",
+                             sp.line, sp.col, op, type_name(l), type_name(r));
+        return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC, "%d:%d: operator does not exist: %s %s %s (%s)",
+                         sp.line, sp.col, type_name(l), op, type_name(r), hint);
+    }
+    *out = l == SS_COL_TEXT ? SS_COL_TEXT : l == SS_COL_REAL || r == SS_COL_REAL ? SS_COL_REAL
+                             : l == SS_COL_INT || r == SS_COL_INT ? SS_COL_INT : SS_COL_BOOL;
+    return SS_OK;
+}
+
+/* A condition (WHERE, HAVING, ON, AND, OR, NOT) must be BOOLEAN, as in PostgreSQL; TRUE/FALSE,
+ * comparisons and BOOLEAN columns are, and so is NULL. */
+int ss__check_bool(const ss__cctx_t *cc, const ss_expr_t *e, const char *what, ss_span_t sp)
+{
+    if (e->type == SS_COL_BOOL || e->type == SS_COL_ANY)
+        return SS_OK;
+    return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC, "%d:%d: argument of %s must be BOOLEAN, not %s",
+                     sp.line, sp.col, what, type_name(e->type));
+}
+
 /* Scalar functions the evaluator (runtime/expr.c) implements: name, arity, result type
  * (ANY = the type of the first typed argument). */
 static const struct scalar_fn {
     const char *name;
     int lo, hi;
     ss_coltype_t type;
+    const char *args; /* per argument (the last repeats): T = TEXT, N = a number, = all of one type */
 } scalar_funcs[] = {
-    {"LOWER", 1, 1, SS_COL_TEXT},   {"UPPER", 1, 1, SS_COL_TEXT},      {"LENGTH", 1, 1, SS_COL_INT},
-    {"COALESCE", 1, 1000, SS_COL_ANY}, {"IFNULL", 2, 2, SS_COL_ANY},   {"NULLIF", 2, 2, SS_COL_ANY},
-    {"ABS", 1, 1, SS_COL_ANY},      {"ROUND", 1, 2, SS_COL_REAL},      {"SUBSTR", 2, 3, SS_COL_TEXT},
-    {"SUBSTRING", 2, 3, SS_COL_TEXT}, {"TRIM", 1, 2, SS_COL_TEXT},     {"LTRIM", 1, 2, SS_COL_TEXT},
-    {"RTRIM", 1, 2, SS_COL_TEXT},   {"REPLACE", 3, 3, SS_COL_TEXT},
+    {"LOWER", 1, 1, SS_COL_TEXT, "T"},      {"UPPER", 1, 1, SS_COL_TEXT, "T"},
+    {"LENGTH", 1, 1, SS_COL_INT, "T"},      {"COALESCE", 1, 1000, SS_COL_ANY, "="},
+    {"IFNULL", 2, 2, SS_COL_ANY, "="},      {"NULLIF", 2, 2, SS_COL_ANY, "="},
+    {"ABS", 1, 1, SS_COL_ANY, "N"},         {"ROUND", 1, 2, SS_COL_REAL, "NN"},
+    {"SUBSTR", 2, 3, SS_COL_TEXT, "TNN"},   {"SUBSTRING", 2, 3, SS_COL_TEXT, "TNN"},
+    {"TRIM", 1, 2, SS_COL_TEXT, "TT"},      {"LTRIM", 1, 2, SS_COL_TEXT, "TT"},
+    {"RTRIM", 1, 2, SS_COL_TEXT, "TT"},     {"REPLACE", 3, 3, SS_COL_TEXT, "TTT"},
 };
+
+/* Checks the argument types of a call of fn (e's arguments compiled) and sets e->type. */
+static int func_types(const ss__cctx_t *cc, const struct scalar_fn *fn, const ss_ast_expr_t *a, ss_expr_t *e)
+{
+    size_t na = strlen(fn->args);
+    if (fn->args[0] == '=') { /* COALESCE, IFNULL, NULLIF: one common type */
+        ss_coltype_t t = SS_COL_ANY;
+        for (int i = 1; i < e->nargs; i++) {
+            int rc = unify(cc, &e->args[0], &e->args[i], fn->name, NULL, a->args->items[i]->span, &t);
+            if (rc)
+                return rc;
+            e->args[0]->type = e->args[0]->type == SS_COL_ANY ? t : e->args[0]->type;
+        }
+        e->type = SS_COL_ANY;
+        for (int i = 0; i < e->nargs; i++) {
+            ss_coltype_t x = e->args[i]->type;
+            e->type = e->type == SS_COL_ANY ? x : x == SS_COL_REAL || e->type == SS_COL_REAL ? SS_COL_REAL : e->type;
+        }
+        return SS_OK;
+    }
+    for (int i = 0; i < e->nargs; i++) {
+        char want = fn->args[(size_t)i < na ? (size_t)i : na - 1];
+        ss_coltype_t t = e->args[i]->type;
+        if (want == 'N' && is_text_literal(e->args[i])) {
+            int rc = coerce_literal(cc, e->args[i], want == 'N' && i > 0 ? SS_COL_INT : SS_COL_REAL,
+                                    a->args->items[i]->span);
+            if (rc)
+                return rc;
+            t = e->args[i]->type;
+        }
+        int ok = t == SS_COL_ANY || (want == 'T' ? t == SS_COL_TEXT : t != SS_COL_TEXT);
+        if (!ok)
+            return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
+                             "%d:%d: function %s does not take %s as argument %d (it needs %s)",
+                             a->args->items[i]->span.line, a->args->items[i]->span.col, fn->name,
+                             type_name(t), i + 1, want == 'T' ? "TEXT" : "a number");
+    }
+    e->type = fn->type;
+    for (int i = 0; i < e->nargs && e->type == SS_COL_ANY; i++)
+        e->type = e->args[i]->type;
+    return SS_OK;
+}
 
 static int compile_func(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e)
 {
@@ -418,10 +530,7 @@ static int compile_func(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t 
             return rc;
         e->nargs = i + 1;
     }
-    e->type = fn->type;
-    for (int i = 0; i < nargs && e->type == SS_COL_ANY; i++)
-        e->type = e->args[i]->type;
-    return SS_OK;
+    return func_types(cc, fn, a, e);
 }
 
 static int compile_column(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e)
@@ -472,21 +581,41 @@ static int compile_agg_ref(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr
 
 static int binary_type(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e)
 {
-    ss_coltype_t l = e->args[0]->type, r = e->args[1]->type;
+    ss_coltype_t t;
+    int rc;
     switch (a->op) {
     case SS_OP_ADD: case SS_OP_SUB: case SS_OP_MUL: case SS_OP_DIV: case SS_OP_MOD:
-        if (!is_numeric(l) || !is_numeric(r))
+        if ((rc = unify(cc, &e->args[0], &e->args[1], op_text(a->op), "arithmetic needs numbers", a->span, &t)))
+            return rc;
+        if (t == SS_COL_TEXT)
             return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
-                             "%d:%d: operator %s needs numbers, got %s and %s", a->span.line,
-                             a->span.col, op_text(a->op), ss_coltype_name(l), ss_coltype_name(r));
-        e->type = l == SS_COL_REAL || r == SS_COL_REAL ? SS_COL_REAL
-                  : l == SS_COL_ANY || r == SS_COL_ANY ? SS_COL_ANY
-                                                       : SS_COL_INT;
+                             "%d:%d: operator does not exist: TEXT %s TEXT (arithmetic needs numbers)",
+                             a->span.line, a->span.col, op_text(a->op));
+        e->type = e->args[0]->type == SS_COL_REAL || e->args[1]->type == SS_COL_REAL ? SS_COL_REAL
+                  : e->args[0]->type == SS_COL_ANY || e->args[1]->type == SS_COL_ANY ? SS_COL_ANY
+                                                                                     : SS_COL_INT;
         return SS_OK;
     case SS_OP_CONCAT:
         e->type = SS_COL_TEXT;
         return SS_OK;
-    default:
+    case SS_OP_AND: case SS_OP_OR:
+        if ((rc = ss__check_bool(cc, e->args[0], op_text(a->op), a->left->span)) ||
+            (rc = ss__check_bool(cc, e->args[1], op_text(a->op), a->right->span)))
+            return rc;
+        e->type = SS_COL_BOOL;
+        return SS_OK;
+    case SS_OP_LIKE:
+        for (int i = 0; i < 2; i++)
+            if (e->args[i]->type != SS_COL_TEXT && e->args[i]->type != SS_COL_ANY)
+                return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
+                                 "%d:%d: operator does not exist: %s LIKE %s (LIKE matches TEXT)", a->span.line,
+                                 a->span.col, type_name(e->args[0]->type), type_name(e->args[1]->type));
+        e->type = SS_COL_BOOL;
+        return SS_OK;
+    default: /* comparisons */
+        if ((rc = unify(cc, &e->args[0], &e->args[1], op_text(a->op),
+                        "compare numbers with numbers and TEXT with TEXT", a->span, &t)))
+            return rc;
         e->type = SS_COL_BOOL;
         return SS_OK;
     }
@@ -536,7 +665,7 @@ int ss__compile(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t **out)
             e->lit.t = SS_NULL;
             rc = ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
         }
-        e->type = a->lit.t == SS_INT ? SS_COL_INT : a->lit.t == SS_REAL ? SS_COL_REAL
+        e->type = a->lit_bool ? SS_COL_BOOL : a->lit.t == SS_INT ? SS_COL_INT : a->lit.t == SS_REAL ? SS_COL_REAL
                   : a->lit.t == SS_TEXT ? SS_COL_TEXT : SS_COL_ANY;
         break;
     case SS_AX_UNARY:
@@ -554,7 +683,9 @@ int ss__compile(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t **out)
         if (a->kind == SS_AX_UNARY && a->op == SS_OP_NEG && !is_numeric(e->args[0]->type))
             rc = ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC, "%d:%d: unary minus needs a number, got %s",
                            a->span.line, a->span.col, ss_coltype_name(e->args[0]->type));
-        e->type = a->kind == SS_AX_UNARY && a->op == SS_OP_NEG ? e->args[0]->type : SS_COL_BOOL;
+        if (a->kind == SS_AX_UNARY && a->op == SS_OP_NOT)
+            rc = ss__check_bool(cc, e->args[0], "NOT", a->left->span);
+        e->type = a->kind == SS_AX_IS_NULL || a->op == SS_OP_NOT ? SS_COL_BOOL : e->args[0]->type;
         break;
     case SS_AX_BINARY:
         e->kind = SS_EX_BINARY;

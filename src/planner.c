@@ -254,6 +254,13 @@ static int join_condition(pctx_t *x, ss_plan_node_t *j, const ss__scope_t *sc, i
                 return rc;
             if ((a < lwidth) != (b < lwidth)) {
                 int l = a < lwidth ? a : b, r = (a < lwidth ? b : a) - lwidth;
+                ss_coltype_t lt = sc->schema->types[l], rt = sc->schema->types[lwidth + r];
+                if (lt != SS_COL_ANY && rt != SS_COL_ANY && (lt == SS_COL_TEXT) != (rt == SS_COL_TEXT))
+                    return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC,
+                                     "%d:%d: JOIN ... ON cannot compare %s with %s: operator does not exist: "
+                                     "%s = %s",
+                                     c->span.line, c->span.col, sc->schema->names[l], sc->schema->names[lwidth + r],
+                                     ss_coltype_name(lt), ss_coltype_name(rt));
                 if (push_int(&j->lkeys, j->nkeys, l) || push_int(&j->rkeys, j->nkeys, r))
                     return nomem(x);
                 j->nkeys++;
@@ -262,6 +269,8 @@ static int join_condition(pctx_t *x, ss_plan_node_t *j, const ss__scope_t *sc, i
         }
         ss_expr_t *e = NULL;
         int rc = ss__compile(&cc, c, &e);
+        if (!rc && (rc = ss__check_bool(&cc, e, "JOIN ... ON", c->span)))
+            ss_expr_free(e);
         if (rc)
             return rc;
         if (!(j->pred = and_of(j->pred, e)))
@@ -364,6 +373,8 @@ static int push_filters(pctx_t *x, const ss__scope_t *sc, ss_plan_node_t **cur)
             continue;
         ss_expr_t *e = NULL;
         int rc = ss__compile(&cc, x->push[i], &e);
+        if (!rc && (rc = ss__check_bool(&cc, e, "WHERE", x->push[i]->span)))
+            ss_expr_free(e);
         if (rc) {
             ss_expr_free(pred);
             return rc;
@@ -493,7 +504,9 @@ static int plan_where(pctx_t *x, const ss_ast_expr_t *where, const ss__scope_t *
                            "%d:%d: aggregates are not allowed in WHERE (use HAVING)", a->span.line, a->span.col);
         else {
             ss_expr_t *e = NULL;
-            if (!(rc = ss__compile(&cc, cj[i], &e)) && !(pred = and_of(pred, e)))
+            if (!(rc = ss__compile(&cc, cj[i], &e)) && (rc = ss__check_bool(&cc, e, "WHERE", cj[i]->span)))
+                ss_expr_free(e);
+            else if (!rc && !(pred = and_of(pred, e)))
                 rc = nomem(x);
         }
     }
@@ -982,7 +995,16 @@ static int group_columns(pctx_t *x, const sel_t *q, const ss__scope_t *sc, ss_pl
     int nextra = 0, rc = SS_OK, base = (*cur)->schema->n;
     for (int i = 0; !rc && items && i < items->n; i++) {
         int star = -1, side, col = -1;
-        const ss_ast_expr_t *e = order_target(q, items->items[i], &star);
+        /* a name is an input column first, and only otherwise an output alias (as PostgreSQL) */
+        const ss_ast_expr_t *it = items->items[i], *e = it;
+        int input = 0;
+        if (it->kind == SS_AX_COLUMN && !it->table) {
+            char sink[8];
+            ss__cctx_t probe = {.scope = sc, .err = sink, .errsz = sizeof sink};
+            input = ss__resolve_col(&probe, NULL, it->name, it->span, &side, &col) == SS_OK;
+        }
+        if (!input)
+            e = order_target(q, it, &star);
         if (star >= 0) {
             col = star;
         } else if (e->kind == SS_AX_COLUMN) {
@@ -1238,7 +1260,8 @@ static int plan_grouped(pctx_t *x, sel_t *q, const ss__scope_t *sc, ss_plan_node
         ss_plan_node_t *f = same_schema_node(x, SS_PN_FILTER, *cur, "having");
         if (!f)
             rc = nomem(x);
-        else if (!(rc = ss__compile(&cc, s->having, &f->pred)))
+        else if (!(rc = ss__compile(&cc, s->having, &f->pred)) &&
+                 !(rc = ss__check_bool(&cc, f->pred, "HAVING", s->having->span)))
             *cur = f;
     }
     if (!rc && s->limit >= 0 && !s->distinct)

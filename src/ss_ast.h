@@ -85,6 +85,7 @@ struct ss_ast_expr {
     ss_ast_expr_list_t *args;  /* FUNC arguments; owned; NULL for no args */
     ss_ast_options_t *opts;    /* SEM extra options, e.g. SEM_MAP('..', model='m'); owned */
     int distinct;              /* COUNT(DISTINCT x) */
+    int lit_bool;              /* LITERAL written TRUE or FALSE (lit is INT 1 / 0) */
 };
 
 /* ---- queries ---- */
