@@ -686,6 +686,23 @@ static const struct {
     {"SELECT 0x10 FROM t", "1:8: ", "malformed number \"0x10\""},
     {"SELECT a FROM t LIMIT 2fast", "1:23: ", "malformed number \"2fast\""},
     {"SELECT 1.5e x", "1:8: ", "malformed number \"1.5e\""},
+    /* SQL that is not supported yet is named as such (grammar/unsupported.c), at its position */
+    {"SELECT CASE WHEN a > 1 THEN 1 ELSE 0 END FROM t", "1:8: ", "CASE is not supported"},
+    {"SELECT CAST(a AS TEXT) FROM t", "1:8: ", "CAST is not supported"},
+    {"SELECT a::TEXT FROM t", "1:9: ", "a '::' cast is not supported"},
+    {"SELECT a FROM t UNION SELECT a FROM u", "1:17: ", "UNION is not supported"},
+    {"SELECT a FROM t WHERE a IN (1, 2)", "1:25: ", "IN (...) is not supported"},
+    {"SELECT a FROM t WHERE a NOT BETWEEN 1 AND 2", "1:29: ", "BETWEEN is not supported"},
+    {"CREATE VIEW v AS WITH x AS (SELECT a FROM t) SELECT a FROM x", "1:18: ",
+     "WITH (a common table expression) is not supported"},
+    {"SELECT ROW_NUMBER() OVER (ORDER BY a) FROM t", "1:21: ", "a window function (OVER) is not supported"},
+    {"SELECT a FROM t x RIGHT JOIN u y ON x.a = y.a", "1:19: ", "RIGHT JOIN is not supported"},
+    {"SELECT a FROM t ORDER BY a LIMIT 3 OFFSET 2", "1:36: ", "OFFSET is not supported"},
+    {"SELECT a FROM (SELECT a FROM t) s", "1:15: ", "a subquery is not supported"},
+    {"SELECT a FROM t WHERE b IS NOT DISTINCT FROM 2", "1:28: ", "IS NOT DISTINCT FROM is not supported"},
+    {"SELECT COUNT(*) FILTER (WHERE a > 1) FROM t", "1:17: ", "an aggregate FILTER is not supported"},
+    /* ... but only when the statement fails: such words stay usable as names */
+    {"SELECT offset, filter FROM t WHERE", "1:35: ", "unexpected end of input"},
 };
 
 START_TEST(test_errors)
