@@ -43,43 +43,6 @@ typedef struct source {
 
 /* ---- durations and timestamps ---- */
 
-/* "30 s", "5 minutes", "1 hour", "2 days", "1.5h", "250 ms", "1 week"; bare numbers are seconds. */
-static int parse_duration(const char *s, int64_t *ms)
-{
-    char *end;
-    while (isspace((unsigned char)*s))
-        s++;
-    if (*s == '\'' || *s == '"')
-        s++;
-    double x = strtod(s, &end);
-    if (end == s || x < 0 || !isfinite(x))
-        return -1;
-    while (isspace((unsigned char)*end))
-        end++;
-    char unit[16] = {0};
-    size_t n = 0;
-    while (isalpha((unsigned char)*end) && n < sizeof unit - 1)
-        unit[n++] = (char)tolower((unsigned char)*end++);
-    while (isspace((unsigned char)*end) || *end == '\'' || *end == '"')
-        end++;
-    if (*end)
-        return -1;
-    static const struct { const char *u; double ms; } units[] = {
-        {"", 1000}, {"ms", 1}, {"msec", 1}, {"millisecond", 1}, {"milliseconds", 1},
-        {"s", 1000}, {"sec", 1000}, {"secs", 1000}, {"second", 1000}, {"seconds", 1000},
-        {"m", 60000}, {"min", 60000}, {"mins", 60000}, {"minute", 60000}, {"minutes", 60000},
-        {"h", 3600000}, {"hr", 3600000}, {"hrs", 3600000}, {"hour", 3600000}, {"hours", 3600000},
-        {"d", 86400000}, {"day", 86400000}, {"days", 86400000},
-        {"w", 604800000}, {"week", 604800000}, {"weeks", 604800000},
-    };
-    for (size_t i = 0; i < SS_ARRAY_LEN(units); i++)
-        if (strcmp(unit, units[i].u) == 0) {
-            *ms = (int64_t)llround(x * units[i].ms);
-            return 0;
-        }
-    return -1;
-}
-
 static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
 {
     y -= m <= 2;
@@ -192,7 +155,7 @@ static int source_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
     s->ttl_ms = 0;
     s->ttl_col = -1;
     const char *ttl = ss_plan_opt(n, "ttl"), *col = ss_plan_opt(n, "ttl_column");
-    if (ttl && (parse_duration(ttl, &s->ttl_ms) || s->ttl_ms <= 0))
+    if (ttl && (ss_parse_duration(ttl, &s->ttl_ms) || s->ttl_ms <= 0))
         return ss_seterr(err, errsz, SS_ERR_INVALID,
                          "source %s: bad ttl '%s' (expected e.g. '30 s', '5 minutes', '1 hour', '2 days')",
                          n->label ? n->label : "?", ttl);
