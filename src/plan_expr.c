@@ -484,7 +484,7 @@ static int func_types(const ss__cctx_t *cc, const struct scalar_fn *fn, const ss
         if (!ok)
             return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
                              "%d:%d: function %s does not take %s as argument %d (it needs %s)",
-                             a->args->items[i]->span.line, a->args->items[i]->span.col, fn->name,
+                             a->span.line, a->span.col, fn->name,
                              type_name(t), i + 1, want == 'T' ? "TEXT" : "a number");
     }
     e->type = fn->type;
@@ -583,14 +583,15 @@ static int binary_type(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *
 {
     ss_coltype_t t;
     int rc;
+    ss_span_t sp = a->op_span.len ? a->op_span : a->span; /* errors point at the operator */
     switch (a->op) {
     case SS_OP_ADD: case SS_OP_SUB: case SS_OP_MUL: case SS_OP_DIV: case SS_OP_MOD:
-        if ((rc = unify(cc, &e->args[0], &e->args[1], op_text(a->op), "arithmetic needs numbers", a->span, &t)))
+        if ((rc = unify(cc, &e->args[0], &e->args[1], op_text(a->op), "arithmetic needs numbers", sp, &t)))
             return rc;
         if (t == SS_COL_TEXT)
             return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
                              "%d:%d: operator does not exist: TEXT %s TEXT (arithmetic needs numbers)",
-                             a->span.line, a->span.col, op_text(a->op));
+                             sp.line, sp.col, op_text(a->op));
         e->type = e->args[0]->type == SS_COL_REAL || e->args[1]->type == SS_COL_REAL ? SS_COL_REAL
                   : e->args[0]->type == SS_COL_ANY || e->args[1]->type == SS_COL_ANY ? SS_COL_ANY
                                                                                      : SS_COL_INT;
@@ -608,13 +609,13 @@ static int binary_type(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *
         for (int i = 0; i < 2; i++)
             if (e->args[i]->type != SS_COL_TEXT && e->args[i]->type != SS_COL_ANY)
                 return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
-                                 "%d:%d: operator does not exist: %s LIKE %s (LIKE matches TEXT)", a->span.line,
-                                 a->span.col, type_name(e->args[0]->type), type_name(e->args[1]->type));
+                                 "%d:%d: operator does not exist: %s LIKE %s (LIKE matches TEXT)", sp.line,
+                                 sp.col, type_name(e->args[0]->type), type_name(e->args[1]->type));
         e->type = SS_COL_BOOL;
         return SS_OK;
     default: /* comparisons */
         if ((rc = unify(cc, &e->args[0], &e->args[1], op_text(a->op),
-                        "compare numbers with numbers and TEXT with TEXT", a->span, &t)))
+                        "compare numbers with numbers and TEXT with TEXT", sp, &t)))
             return rc;
         e->type = SS_COL_BOOL;
         return SS_OK;

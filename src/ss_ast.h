@@ -86,6 +86,7 @@ struct ss_ast_expr {
     ss_ast_options_t *opts;    /* SEM extra options, e.g. SEM_MAP('..', model='m'); owned */
     int distinct;              /* COUNT(DISTINCT x) */
     int lit_bool;              /* LITERAL written TRUE or FALSE (lit is INT 1 / 0) */
+    ss_span_t op_span;         /* BINARY: where the operator is (len 0 when unknown) */
 };
 
 /* ---- queries ---- */
