@@ -270,6 +270,15 @@ void ss_dispatch_totals(ss_dispatch_t *d, ss_infer_stats_t *out)
     pthread_mutex_unlock(&d->mu);
 }
 
+int ss_dispatch_in_flight(ss_dispatch_t *d)
+{
+    int n = 0;
+    pthread_mutex_lock(&d->mu);
+    for (int i = 0; i < d->nmodels; i++) n += d->models[i]->inflight + d->models[i]->queued;
+    pthread_mutex_unlock(&d->mu);
+    return n;
+}
+
 int ss_dispatch_model_status(ss_dispatch_t *d, const char *name, ss_dispatch_model_status_t *out)
 {
     memset(out, 0, sizeof *out);
@@ -501,13 +510,6 @@ static void wg_note_paid(ss_dispatch_wg_t *g, const char *key)
 
 /* ---------------------------------------------------------------- workers */
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Exponential backoff with jitter: 250 ms doubling to 30 s, each drawn in [1/2, 1] of its value. */
 static int64_t backoff_ms(int attempts, int retry_after_ms, uint64_t *rng)
 {
@@ -572,10 +574,10 @@ static void note_failure(model_t *m, const char *msg, int64_t retry_ms, int nwai
     int64_t now = ss_now_ns();
     m->failures++;
     snprintf(m->last_error, sizeof m->last_error, "%s", msg ? msg : "failed");
-    m->next_retry_ms = wall_ms() + retry_ms;
+    m->next_retry_ms = ss_wall_ms() + retry_ms;
     if (!m->failing) {
         m->failing = 1;
-        m->failing_since_ms = wall_ms();
+        m->failing_since_ms = ss_wall_ms();
         m->failing_since_ns = now;
         m->last_fail_log_ns = now;
         ss_log(SS_LOG_WARN, "dispatch", "model %s failing: %s; retrying in %.1f s (%d requests waiting)", m->name,

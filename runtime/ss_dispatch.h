@@ -89,6 +89,9 @@ void ss_dispatch_wg_forget(ss_dispatch_wg_t *wg);
 /* Wakes every waiter of wg (e.g. to stop it); the wait returns at once. */
 void ss_dispatch_wg_wake(ss_dispatch_wg_t *wg);
 
+/* Requests queued or in a backend now, over every model. */
+int ss_dispatch_in_flight(ss_dispatch_t *d);
+
 /* ---- model status ---- */
 typedef struct ss_dispatch_model_status {
     int capacity;            /* max requests in the backend at once */

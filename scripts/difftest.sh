@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # difftest.sh [CASES] [JOBS] — the long differential-testing campaign (tests/difftest/README.md):
 # CASES random cases (default 2000), each at batch sizes 1 and 1024, split over JOBS difftest
-# processes run side by side (default 4: a case mostly waits on the broker, not the CPU), each
-# with its own broker. Builds build/difftest first. Failing cases are written as replayable
+# processes run side by side (default 4), on the durable log (SS_DIFFTEST_ARGS=--kafka: on the
+# mock Kafka cluster, one per process). Builds build/difftest first. Failing cases are written as replayable
 # scripts under build/difftest-failures/. Prints one summary line per process and a total;
 # exits non-zero when any comparison mismatched.
 set -euo pipefail
@@ -24,6 +24,7 @@ for j in $(seq 0 $((JOBS - 1))); do
   n=$(( CASES - j * per < per ? CASES - j * per : per ))
   [ "$n" -gt 0 ] || continue
   SS_SOURCE_DIR=$PWD "$OUT/difftest.bin" --seed $((SEED + j * per)) --cases "$n" --batch both --out "$OUT" \
+    ${SS_DIFFTEST_ARGS:-} \
     >"$OUT/job$j.log" 2>"$OUT/job$j.err" &
   pids+=($!)
 done

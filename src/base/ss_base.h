@@ -33,6 +33,7 @@ typedef enum ss_err {
     SS_ERR_BUSY,        /* resource temporarily unavailable; retry later */
     SS_ERR_INTERNAL,    /* a bug: an invariant did not hold */
     SS_ERR_PENDING,     /* answers are on their way: abandon the attempt, wait, run again */
+    SS_ERR_CANCELED,    /* stopped on request (Ctrl-C, SIGTERM) before it finished */
     SS_ERR__COUNT
 } ss_err_t;
 
@@ -100,7 +101,7 @@ ss_log_level_t ss_log_get_level(void);
  * seconds; the text may be quoted). 0 and *ms on success, -1 when it is not one. */
 int ss_parse_duration(const char *s, int64_t *ms);
 int64_t ss_now_ns(void);  /* CLOCK_MONOTONIC */
-int64_t ss_wall_ms(void); /* CLOCK_REALTIME, ms since epoch */
+int64_t ss_wall_ms(void); /* CLOCK_REALTIME, ms since the epoch */
 
 #define SS_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define SS_MIN(a, b) ((a) < (b) ? (a) : (b))
