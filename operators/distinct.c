@@ -14,6 +14,7 @@ enum { S_ADD, S_SNAP = S_ADD + 4, S_N };
 
 typedef struct distinct {
     ss_state_t *st;
+    ss_buf_t k; /* the changed row's cluster key */
 } distinct_t;
 
 static int distinct_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
@@ -35,7 +36,11 @@ static int distinct_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset
     int rc = ss_state_zset_consolidated(in, &z);
     for (size_t i = 0; i < z.n && !rc; i++) {
         int64_t o, n;
-        rc = ss_state_rows_add(d->st, S_ADD, "cnt", NULL, z.e[i].row, z.e[i].w, &o, &n, err, errsz);
+        ss_buf_reset(&d->k);
+        if (ss_state_cluster_key(z.e[i].row, &d->k))
+            rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+        if (!rc)
+            rc = ss_state_rows_add(d->st, S_ADD, "cnt", &d->k, z.e[i].row, z.e[i].w, &o, &n, err, errsz);
         if (!rc)
             rc = ss_zset_add_copy(out, z.e[i].row, (int64_t)(n > 0) - (int64_t)(o > 0));
     }
@@ -70,6 +75,7 @@ static void distinct_destroy(ss_op_t *op)
     if (!d)
         return;
     ss_state_destroy(d->st);
+    ss_buf_free(&d->k);
     free(d);
     op->impl = NULL;
 }

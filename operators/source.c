@@ -10,8 +10,10 @@
  * Unkeyed streams are multisets: an insert adds one copy of the row, a delete
  * removes one copy when there is one and is dropped otherwise (exactly as a
  * delete of an absent key), so no negative count ever leaves the source. The
- * live copies are kept in the row store st_<id>_cnt (each distinct row once,
- * with its count); with a TTL, one state row per live instance instead,
+ * live copies are counted in st_<id>_cnt under each row's 128-bit hash
+ * (ss_state_hcount: one small record and one statement per event; the rows
+ * themselves are not kept, so such a source has no snapshot — its history is
+ * its topic); with a TTL, one state row per live instance instead,
  * st_<id>_inst(id, k = row hash, row, ts), each with its own time.
  *
  * TTL (options ttl = '30 s' | '5 minutes' | '1 hour' | '2 days' ..., ttl_column =
@@ -29,7 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { S_GET, S_PUT, S_DEL, S_EXP_SEL, S_EXP_DEL, S_INS, S_FIND, S_DEL_ID, S_SNAP, S_CNT, S_N = S_CNT + 4 };
+enum { S_GET, S_PUT, S_DEL, S_EXP_SEL, S_EXP_DEL, S_INS, S_FIND, S_DEL_ID, S_SNAP, S_CNT, S_N = S_CNT + 2 };
 
 typedef struct source {
     ss_state_t *st;
@@ -170,7 +172,8 @@ static int source_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
     }
     snprintf(s->strategy, sizeof s->strategy, "%s%s%s",
              s->nkeys ? "upsert by key: current row per key in SQLite, emits -old +new"
-                      : "multiset (no key): live copies per row in SQLite, deletes of absent rows dropped",
+                      : "multiset (no key): live copies counted per row hash in SQLite, deletes of absent rows "
+                        "dropped",
              s->ttl_ms ? ", TTL " : "", s->ttl_ms ? ttl : "");
     const char *p = s->st->prefix;
     if (s->nkeys)
@@ -185,7 +188,7 @@ static int source_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
                              "CREATE INDEX IF NOT EXISTS %s_inst_k ON %s_inst(k);"
                              "CREATE INDEX IF NOT EXISTS %s_inst_ts ON %s_inst(ts) WHERE ts IS NOT NULL;",
                              p, p, p, p, p);
-    return ss_state_rows_create(s->st, "cnt", err, errsz);
+    return ss_state_hcount_create(s->st, "cnt", err, errsz);
 }
 
 static int bind_ts(source_t *s, sqlite3_stmt *st, int idx, const ss_row_t *r, int64_t now)
@@ -314,9 +317,12 @@ static int counted_event(ss_op_t *op, const ss_row_t *r, int64_t w, ss_zset_t *d
 {
     source_t *s = op->impl;
     int64_t o = 0, n = 0;
-    int rc = ss_state_rows_add(s->st, S_CNT, "cnt", NULL, r, w, &o, &n, err, errsz);
+    ss_buf_reset(&s->kb);
+    if (ss_state_cluster_key(r, &s->kb))
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    int rc = ss_state_hcount_add(s->st, S_CNT, "cnt", &s->kb, r, w, &o, &n, err, errsz);
     if (!rc && n < 0) /* more deletes than copies: the surplus is dropped */
-        rc = ss_state_rows_add(s->st, S_CNT, "cnt", NULL, r, -n, NULL, NULL, err, errsz);
+        rc = ss_state_hcount_add(s->st, S_CNT, "cnt", &s->kb, r, -n, NULL, NULL, err, errsz);
     if (!rc)
         rc = ss_zset_add_copy(d, r, n < 0 ? -o : w);
     return rc;
@@ -378,12 +384,14 @@ static int source_snapshot(ss_op_t *op, ss_op_ctx_t *ctx, ss_zset_t *out, char *
 {
     (void)ctx;
     source_t *s = op->impl;
-    int counted = !s->nkeys && !s->ttl_ms;
-    sqlite3_stmt *q = ss_state_stmt(s->st, S_SNAP, err, errsz, "SELECT row%s FROM %s_%s", counted ? ", n" : "",
-                                    s->st->prefix, s->nkeys ? "rows" : counted ? "cnt" : "inst");
+    if (!s->nkeys && !s->ttl_ms) /* counts under row hashes, not the rows: the history is the topic */
+        return ss_seterr(err, errsz, SS_ERR_UNSUPPORTED, "source %s keeps counts of its rows, not the rows (no key, "
+                         "no ttl): its history is its topic", op->node->label ? op->node->label : "?");
+    sqlite3_stmt *q = ss_state_stmt(s->st, S_SNAP, err, errsz, "SELECT row FROM %s_%s", s->st->prefix,
+                                    s->nkeys ? "rows" : "inst");
     if (!q)
         return SS_ERR_SQLITE;
-    int rc = ss_state_collect_rows(q, 0, counted ? 1 : -1, 1, out);
+    int rc = ss_state_collect_rows(q, 0, -1, 1, out);
     return rc ? ss_seterr(err, errsz, rc, "source (node %d): bad state row", op->node->id) : SS_OK;
 }
 

@@ -86,6 +86,20 @@ int ss_state_rows_create(ss_state_t *st, const char *name, char *err, size_t err
  * slot .. slot + 3. */
 int ss_state_rows_add(ss_state_t *st, int slot, const char *name, const ss_buf_t *k, const ss_row_t *row,
                       int64_t w, int64_t *oldn, int64_t *newn, char *err, size_t errsz);
+/* Counted row identities: table <prefix>_<name>(k BLOB, h1 INTEGER, h2 INTEGER, n INTEGER,
+ * PRIMARY KEY(k, h1, h2)) WITHOUT ROWID — a row's count under its 128-bit hash (two independent
+ * 64-bit hashes of its encoding), without the row itself: one small record and one statement per
+ * change, for callers that need counts but never the rows back (a keyless source deciding whether
+ * a delete removes a copy). Two rows are confused only if they share k and all 128 bits. */
+int ss_state_hcount_create(ss_state_t *st, const char *name, char *err, size_t errsz);
+/* Adds w to row's count (k NULL = empty), removing it at 0; *oldn / *newn as ss_state_rows_add.
+ * Uses statement slots slot and slot + 1. */
+int ss_state_hcount_add(ss_state_t *st, int slot, const char *name, const ss_buf_t *k, const ss_row_t *row,
+                        int64_t w, int64_t *oldn, int64_t *newn, char *err, size_t errsz);
+/* A clustering key for a row store whose caller needs none: the order-preserving sort key of the
+ * row's first column, cut to 24 bytes, so that rows arriving in that column's order (ids, times)
+ * land next to each other in the (k, h) index instead of all over it. Appended to out. */
+int ss_state_cluster_key(const ss_row_t *r, ss_buf_t *out);
 /* The stable 64-bit hash of a row's ss_row_encode bytes stored in row stores' h column. */
 int64_t ss_state_row_hash(const void *enc, size_t n);
 

@@ -294,6 +294,70 @@ int ss_state_quote_ident(ss_buf_t *out, const char *name)
     return rc ? rc : ss_buf_putc(out, '"');
 }
 
+static void bind_key(sqlite3_stmt *s, int idx, const ss_buf_t *k)
+{
+    sqlite3_bind_blob(s, idx, k && k->len ? k->data : "", k ? (int)k->len : 0, SQLITE_STATIC);
+}
+
+int ss_state_hcount_create(ss_state_t *st, const char *name, char *err, size_t errsz)
+{
+    return ss_state_exec(st, err, errsz,
+                         "CREATE TABLE IF NOT EXISTS %s_%s(k BLOB NOT NULL, h1 INTEGER NOT NULL, h2 INTEGER NOT NULL, "
+                         "n INTEGER NOT NULL, PRIMARY KEY(k, h1, h2)) WITHOUT ROWID",
+                         st->prefix, name);
+}
+
+int ss_state_hcount_add(ss_state_t *st, int slot, const char *name, const ss_buf_t *k, const ss_row_t *row,
+                        int64_t w, int64_t *oldn, int64_t *newn, char *err, size_t errsz)
+{
+    ss_buf_reset(&st->scratch);
+    if (ss_row_encode(row, &st->scratch))
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    int64_t h1 = ss_state_row_hash(st->scratch.data, st->scratch.len);
+    int64_t h2 = (int64_t)ss_hash64(st->scratch.data, st->scratch.len, 0x0a5c11ed0a5c11edULL);
+    sqlite3_stmt *s = ss_state_stmt(st, slot, err, errsz,
+                                    "INSERT INTO %s_%s(k, h1, h2, n) VALUES(?1, ?2, ?3, ?4) ON CONFLICT(k, h1, h2) "
+                                    "DO UPDATE SET n = n + excluded.n RETURNING n",
+                                    st->prefix, name);
+    if (!s)
+        return SS_ERR_SQLITE;
+    bind_key(s, 1, k);
+    sqlite3_bind_int64(s, 2, h1);
+    sqlite3_bind_int64(s, 3, h2);
+    sqlite3_bind_int64(s, 4, w);
+    if (sqlite3_step(s) != SQLITE_ROW) {
+        sqlite3_reset(s);
+        return ss_state_sqlerr(st->db, err, errsz, "counted identities");
+    }
+    int64_t n = sqlite3_column_int64(s, 0);
+    int rc = ss_state_run(st, s, err, errsz);
+    if (rc)
+        return rc;
+    if (oldn)
+        *oldn = n - w;
+    if (newn)
+        *newn = n;
+    if (n != 0)
+        return SS_OK;
+    s = ss_state_stmt(st, slot + 1, err, errsz, "DELETE FROM %s_%s WHERE k = ?1 AND h1 = ?2 AND h2 = ?3", st->prefix,
+                      name);
+    if (!s)
+        return SS_ERR_SQLITE;
+    bind_key(s, 1, k);
+    sqlite3_bind_int64(s, 2, h1);
+    sqlite3_bind_int64(s, 3, h2);
+    return ss_state_run(st, s, err, errsz);
+}
+
+int ss_state_cluster_key(const ss_row_t *r, ss_buf_t *out)
+{
+    size_t at = out->len;
+    int rc = r->n > 0 ? ss_state_sortkey(out, &r->v[0], 0) : SS_OK;
+    if (!rc && out->len - at > 24)
+        out->len = at + 24;
+    return rc;
+}
+
 int64_t ss_state_row_hash(const void *enc, size_t n)
 {
     return (int64_t)ss_hash64(enc, n, 0x5eedc0de5eedc0deULL);
@@ -306,11 +370,6 @@ int ss_state_rows_create(ss_state_t *st, const char *name, char *err, size_t err
                          "h INTEGER NOT NULL, row BLOB NOT NULL, n INTEGER NOT NULL);"
                          "CREATE INDEX IF NOT EXISTS %s_%s_kh ON %s_%s(k, h);",
                          st->prefix, name, st->prefix, name, st->prefix, name);
-}
-
-static void bind_key(sqlite3_stmt *s, int idx, const ss_buf_t *k)
-{
-    sqlite3_bind_blob(s, idx, k && k->len ? k->data : "", k ? (int)k->len : 0, SQLITE_STATIC);
 }
 
 /* Looks (k, row encoded in st->scratch, hash h) up: *id and *n when found (*id = 0 when not). */
