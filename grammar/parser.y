@@ -44,20 +44,24 @@ static void report_syntax_error(struct yyParser *p, int major, const ss_tok_t *t
 %token SUBSCRIBE EXPLAIN INSERT INTO VALUES DELETE FROM WHERE SELECT DISTINCT STAR DOT GROUP BY.
 %token HAVING ORDER ASC DESC LIMIT JOIN INNER LEFT OUTER ON SEM_JOIN OR AND NE LT LE GT GE SLASH.
 %token REM CONCAT LIKE IS SEM_FILTER SEM_MAP SEM_RANK SEM_SCORE SEM_AGG LLM_GENERATE.
+/* expressions (sqlexpr) */
+%token CASE WHEN THEN ELSE END CAST DCOLON IN BETWEEN ILIKE ESCAPE ARROW ARROW2.
 
 /* Non-reserved keywords: where they cannot be shifted they are identifiers. */
 %fallback ID STREAM STREAMS VIEW VIEWS MODEL MODELS CONTINUOUS KEY PRIMARY IF EXISTS
-             ASC DESC SET SHOW SUBSCRIBE EXPLAIN.
+             ASC DESC SET SHOW SUBSCRIBE EXPLAIN ESCAPE.
 
 %left OR.
 %left AND.
 %right NOT.
-%left IS LIKE EQ NE.
+%left IS LIKE ILIKE IN BETWEEN EQ NE.
+%left ESCAPE.
 %left LT LE GT GE.
 %left PLUS MINUS.
 %left STAR SLASH REM.
-%left CONCAT.
+%left CONCAT ARROW ARROW2.
 %right UMINUS.
+%left DCOLON.
 
 /* ---- scripts ---- */
 input ::= cmdlist.
@@ -85,12 +89,14 @@ ifexists(A) ::= IF EXISTS. { A = 1; }
 
 %type collist {ss_collist_t *}
 %destructor collist { ss_collist_free($$); }
-collist(A) ::= nm(N) typetoken(T) colkey(K). { A = ss_build_coldef(ctx, NULL, &N, &T, K); }
-collist(A) ::= collist(A) COMMA nm(N) typetoken(T) colkey(K). { A = ss_build_coldef(ctx, A, &N, &T, K); }
+collist(A) ::= nm(N) typename(T) colkey(K). { A = ss_build_coldef(ctx, NULL, &N, &T, K); }
+collist(A) ::= collist(A) COMMA nm(N) typename(T) colkey(K). { A = ss_build_coldef(ctx, A, &N, &T, K); }
 
-%type typetoken {ss_tok_t}
-typetoken(A) ::= nm(X). { A = X; }
-typetoken(A) ::= nm(X) LP INTEGER RP. { A = X; }
+/* a type with optional modifiers: TEXT, VARCHAR(200), NUMERIC(10,2) */
+%type typename {ss_typename_t}
+typename(A) ::= nm(X). { A = ss_typename(X, NULL, NULL); }
+typename(A) ::= nm(X) LP INTEGER(P) RP. { A = ss_typename(X, &P, NULL); }
+typename(A) ::= nm(X) LP INTEGER(P) COMMA INTEGER(S) RP. { A = ss_typename(X, &P, &S); }
 
 %type colkey {int}
 colkey(A) ::= . { A = 0; }
@@ -287,6 +293,38 @@ expr(A) ::= expr(L) LIKE expr(R). { A = ss_build_binary(ctx, SS_OP_LIKE, L, R); 
 expr(A) ::= expr(L) NOT LIKE expr(R). [LIKE] { A = ss_build_not_like(ctx, L, R); }
 expr(A) ::= expr(L) IS NULL. { A = ss_build_isnull(ctx, L, 0); }
 expr(A) ::= expr(L) IS NOT NULL. { A = ss_build_isnull(ctx, L, 1); }
+expr(A) ::= expr(L) LIKE expr(R) ESCAPE expr(E). [LIKE] { A = ss_build_like(ctx, SS_OP_LIKE, 0, L, R, E); }
+expr(A) ::= expr(L) NOT LIKE expr(R) ESCAPE expr(E). [LIKE] { A = ss_build_like(ctx, SS_OP_LIKE, 1, L, R, E); }
+expr(A) ::= expr(L) ILIKE expr(R). { A = ss_build_like(ctx, SS_OP_ILIKE, 0, L, R, NULL); }
+expr(A) ::= expr(L) NOT ILIKE expr(R). [ILIKE] { A = ss_build_like(ctx, SS_OP_ILIKE, 1, L, R, NULL); }
+expr(A) ::= expr(L) ILIKE expr(R) ESCAPE expr(E). [ILIKE] { A = ss_build_like(ctx, SS_OP_ILIKE, 0, L, R, E); }
+expr(A) ::= expr(L) NOT ILIKE expr(R) ESCAPE expr(E). [ILIKE] { A = ss_build_like(ctx, SS_OP_ILIKE, 1, L, R, E); }
+expr(A) ::= expr(L) IS DISTINCT FROM expr(R). [IS] { A = ss_build_binary(ctx, SS_OP_DISTINCT, L, R); }
+expr(A) ::= expr(L) IS NOT DISTINCT FROM expr(R). [IS] { A = ss_build_binary(ctx, SS_OP_NOT_DISTINCT, L, R); }
+expr(A) ::= expr(L) IN expr(R). { A = ss_build_in(ctx, L, R, 0); }
+expr(A) ::= expr(L) NOT IN expr(R). [IN] { A = ss_build_in(ctx, L, R, 1); }
+expr(A) ::= expr(X) BETWEEN expr(L) AND expr(H). [BETWEEN] { A = ss_build_between(ctx, X, L, H, 0); }
+expr(A) ::= expr(X) NOT BETWEEN expr(L) AND expr(H). [BETWEEN] { A = ss_build_between(ctx, X, L, H, 1); }
+expr(A) ::= expr(L) ARROW expr(R). { A = ss_build_binary(ctx, SS_OP_JSON_GET, L, R); }
+expr(A) ::= expr(L) ARROW2 expr(R). { A = ss_build_binary(ctx, SS_OP_JSON_TEXT, L, R); }
+expr(A) ::= CAST(T) LP expr(X) AS typename(Y) RP. { A = ss_build_cast(ctx, &T, X, &Y); }
+expr(A) ::= expr(X) DCOLON typename(Y). { A = ss_build_cast(ctx, NULL, X, &Y); }
+expr(A) ::= LP(L) expr(X) COMMA exprlist(Y) RP. { A = ss_build_row(ctx, &L, X, Y); }
+expr(A) ::= LEFT(F) LP exprlist(L) RP. { A = ss_build_func(ctx, &F, L, 0, NULL); }
+expr(A) ::= CASE(T) case_operand(O) case_list(L) case_else(E) END. { A = ss_build_case(ctx, &T, O, L, E); }
+
+%type case_operand {ss_ast_expr_t *}
+%destructor case_operand { ss_ast_expr_free($$); }
+case_operand(A) ::= . { A = NULL; }
+case_operand(A) ::= expr(X). { A = X; }
+%type case_else {ss_ast_expr_t *}
+%destructor case_else { ss_ast_expr_free($$); }
+case_else(A) ::= . { A = NULL; }
+case_else(A) ::= ELSE expr(X). { A = X; }
+%type case_list {ss_ast_expr_list_t *}
+%destructor case_list { ss_ast_exprlist_free($$); }
+case_list(A) ::= WHEN expr(W) THEN expr(T). { A = ss_build_exprlist(ctx, ss_build_exprlist(ctx, NULL, W), T); }
+case_list(A) ::= case_list(L) WHEN expr(W) THEN expr(T). { A = ss_build_exprlist(ctx, ss_build_exprlist(ctx, L, W), T); }
 
 %type semfn {ss_tok_t}
 semfn(A) ::= SEM_FILTER(T). { A = ss_tok_aux(T, SS_SEM_FILTER); }

@@ -136,6 +136,25 @@ static inline ss_tok_t ss_tok_aux(ss_tok_t t, int aux)
     return t;
 }
 
+/* A type as written: name token and up to two modifiers (VARCHAR(200), NUMERIC(10,2)). */
+typedef struct ss_typename {
+    ss_tok_t name;
+    int nmods;
+    ss_tok_t mod[2];
+} ss_typename_t;
+
+static inline ss_typename_t ss_typename(ss_tok_t name, const ss_tok_t *p, const ss_tok_t *s)
+{
+    ss_typename_t t;
+    t.name = name;
+    t.nmods = p ? (s ? 2 : 1) : 0;
+    if (p)
+        t.mod[0] = *p;
+    if (s)
+        t.mod[1] = *s;
+    return t;
+}
+
 /* Literal kinds for ss_build_literal. */
 typedef enum ss_lit_kind { SS_LIT_INT, SS_LIT_FLOAT, SS_LIT_STRING, SS_LIT_TRUE, SS_LIT_FALSE, SS_LIT_NULL } ss_lit_kind_t;
 
@@ -158,6 +177,22 @@ ss_ast_expr_t *ss_build_func(ss_pctx_t *ctx, const ss_tok_t *name, ss_ast_expr_l
 ss_ast_expr_t *ss_build_sem(ss_pctx_t *ctx, const ss_tok_t *fn, const ss_tok_t *tmpl,
                             ss_ast_options_t *opts);
 ss_ast_expr_list_t *ss_build_exprlist(ss_pctx_t *ctx, ss_ast_expr_list_t *l, ss_ast_expr_t *x);
+/* [NOT] LIKE / ILIKE with an optional ESCAPE expression (esc may be NULL). */
+ss_ast_expr_t *ss_build_like(ss_pctx_t *ctx, ss_ast_op_t op, int negated, ss_ast_expr_t *l, ss_ast_expr_t *r,
+                             ss_ast_expr_t *esc);
+/* x [NOT] IN list: list is a row (a, b), a parenthesised expression (a), or — for
+ * POSITION(a IN b) only — any expression (kept, marked bare, refused by the planner). */
+ss_ast_expr_t *ss_build_in(ss_pctx_t *ctx, ss_ast_expr_t *x, ss_ast_expr_t *list, int negated);
+ss_ast_expr_t *ss_build_between(ss_pctx_t *ctx, ss_ast_expr_t *x, ss_ast_expr_t *lo, ss_ast_expr_t *hi,
+                                int negated);
+/* CAST(x AS type) (kw = the CAST token) or x::type (kw NULL). */
+ss_ast_expr_t *ss_build_cast(ss_pctx_t *ctx, const ss_tok_t *kw, ss_ast_expr_t *x, const ss_typename_t *type);
+ss_ast_expr_t *ss_build_row(ss_pctx_t *ctx, const ss_tok_t *lp, ss_ast_expr_t *first, ss_ast_expr_list_t *rest);
+/* CASE [operand] WHEN w THEN t ... [ELSE e] END: whens = w1, t1, w2, t2, ... */
+ss_ast_expr_t *ss_build_case(ss_pctx_t *ctx, const ss_tok_t *kw, ss_ast_expr_t *operand,
+                             ss_ast_expr_list_t *whens, ss_ast_expr_t *els);
+/* Resolves a type name and its modifiers; errors at the type's position. 0 or -1. */
+int ss_resolve_type(ss_pctx_t *ctx, const ss_typename_t *t, ss_coltype_t *type, int *typmod);
 
 ss_ast_options_t *ss_build_option(ss_pctx_t *ctx, ss_ast_options_t *l, const ss_tok_t *name,
                                   const ss_optval_t *v);
@@ -175,7 +210,7 @@ ss_ast_select_t *ss_build_select(ss_pctx_t *ctx, const ss_tok_t *kw, int distinc
 ss_ast_query_t *ss_build_query_select(ss_pctx_t *ctx, ss_ast_select_t *s);
 ss_ast_query_t *ss_build_query_generate(ss_pctx_t *ctx, const ss_tok_t *kw, ss_ast_options_t *opts);
 
-ss_collist_t *ss_build_coldef(ss_pctx_t *ctx, ss_collist_t *l, const ss_tok_t *name, const ss_tok_t *type,
+ss_collist_t *ss_build_coldef(ss_pctx_t *ctx, ss_collist_t *l, const ss_tok_t *name, const ss_typename_t *type,
                               int is_key);
 ss_namelist_t *ss_build_namelist(ss_pctx_t *ctx, ss_namelist_t *l, const ss_tok_t *name);
 ss_rowlist_t *ss_build_rowlist(ss_pctx_t *ctx, ss_rowlist_t *l, ss_ast_expr_list_t *row);

@@ -21,22 +21,13 @@ typedef struct unsupported {
 } unsupported_t;
 
 static const unsupported_t unsupported[] = {
-    {"CASE", NULL, "CASE"},
-    {"CAST", "(", "CAST"},
-    {"::", NULL, "a '::' cast"},
     {"UNION", NULL, "UNION"},
     {"INTERSECT", NULL, "INTERSECT"},
     {"EXCEPT", NULL, "EXCEPT"},
     {"WITH", "~(", "WITH (a common table expression)"},
     {"(", "SELECT", "a subquery"},
     {"EXISTS", "(", "EXISTS"},
-    {"IN", "(", "IN (...)"},
-    {"BETWEEN", NULL, "BETWEEN"},
-    {"IS", "DISTINCT", "IS DISTINCT FROM"},
-    {"NOT", "DISTINCT", "IS NOT DISTINCT FROM"},
-    {"ILIKE", NULL, "ILIKE"},
     {"SIMILAR", NULL, "SIMILAR TO"},
-    {"ESCAPE", NULL, "LIKE ... ESCAPE"},
     {"OVER", "(", "a window function (OVER)"},
     {"FILTER", "(", "an aggregate FILTER"},
     {"RIGHT", "JOIN", "RIGHT JOIN"},
@@ -47,7 +38,6 @@ static const unsupported_t unsupported[] = {
     {"NATURAL", NULL, "NATURAL JOIN"},
     {"USING", "(", "JOIN ... USING"},
     {"OFFSET", "#", "OFFSET"},
-    {"-", ">", "the JSON operator -> (or ->>)"},
     {"INTERVAL", NULL, "INTERVAL"},
 };
 

@@ -24,6 +24,7 @@
  * on the first apply (an empty tick included; the engine applies every new
  * operator once, so the row exists before any input arrives).
  */
+#include "ss_decimal.h"
 #include "ss_op.h"
 #include "ss_state.h"
 
@@ -42,9 +43,13 @@ typedef struct sumacc {   /* one aggregate's accumulators */
     __int128 isum;        /* exact sum of the INT inputs */
     int np;
     double p[MAXP];       /* exact sum of the finite REAL inputs: non-overlapping partials */
+    int64_t nnum;         /* NUMERIC inputs */
+    ss_dec_t dsum;        /* their exact sum (owned) */
 } sumacc_t;
 
-#define ACC_FIXED 7 /* encoded fields before the partials: nn, nreal, npinf, nninf, isum hi, isum lo, np */
+/* encoded fields before the partials: nn, nreal, npinf, nninf, isum hi, isum lo, np, nnum, dsum */
+#define ACC_FIXED 9
+#define ACC_INTS 8
 
 typedef struct group {
     ss_state_t *st;
@@ -130,13 +135,40 @@ static double sum_real(const sumacc_t *a, int *is_nan)
     return partials_round(t.p, t.np);
 }
 
-static void acc_add(gstate_t *gs, int a, const ss_value_t *v, int64_t w)
+/* dsum += text * w, exactly. */
+static int dec_add(sumacc_t *s, const char *text, size_t n, int64_t w, char *err, size_t errsz)
+{
+    ss_dec_t x = SS_DEC_INIT, m = SS_DEC_INIT, xw = SS_DEC_INIT, sum = SS_DEC_INIT;
+    int rc = ss_dec_parse(text, n, &x, err, errsz);
+    if (!rc)
+        rc = ss_dec_from_i64(w, &m);
+    if (!rc)
+        rc = ss_dec_mul(&x, &m, &xw, err, errsz);
+    if (!rc)
+        rc = ss_dec_add(&s->dsum, &xw, &sum, err, errsz);
+    if (!rc) {
+        ss_dec_free(&s->dsum);
+        s->dsum = sum;
+        sum = (ss_dec_t)SS_DEC_INIT;
+    }
+    ss_dec_free(&x);
+    ss_dec_free(&m);
+    ss_dec_free(&xw);
+    ss_dec_free(&sum);
+    return rc;
+}
+
+static int acc_add(gstate_t *gs, int a, const ss_value_t *v, int64_t w, char *err, size_t errsz)
 {
     sumacc_t *s = &gs->acc[a];
     s->nn += w;
     if (v->t == SS_INT) {
         s->isum += (__int128)v->u.i * w;
-        return;
+        return SS_OK;
+    }
+    if (v->t == SS_NUM) { /* NUMERIC: an exact decimal sum */
+        s->nnum += w;
+        return dec_add(s, v->u.str.s, v->u.str.n, w, err, errsz);
     }
     s->nreal += w;
     double x = v->t == SS_REAL ? v->u.r : strtod(v->u.str.s, NULL);
@@ -148,6 +180,7 @@ static void acc_add(gstate_t *gs, int a, const ss_value_t *v, int64_t w)
         if (lo != 0.0)
             partials_add(s, lo);
     }
+    return SS_OK;
 }
 
 static int uses_m(const ss_plan_agg_t *a)
@@ -174,7 +207,7 @@ static int group_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
                            p);
     if (!rc && g->need_m)
         rc = ss_state_exec(g->st, err, errsz,
-                           "CREATE TABLE IF NOT EXISTS %s_m(a INTEGER, g BLOB, v, n INTEGER NOT NULL, "
+                           "CREATE TABLE IF NOT EXISTS %s_m(a INTEGER, g BLOB, v, n INTEGER NOT NULL, x, "
                            "PRIMARY KEY(a, g, v)) WITHOUT ROWID",
                            p);
     return rc;
@@ -191,9 +224,13 @@ static int acc_decode(const ss_row_t *r, sumacc_t *acc, int naggs)
         if (at + ACC_FIXED > r->n)
             return SS_ERR_INVALID;
         const ss_value_t *v = r->v + at;
-        for (int k = 0; k < ACC_FIXED; k++)
+        for (int k = 0; k < ACC_INTS; k++)
             if (v[k].t != SS_INT)
                 return SS_ERR_INVALID;
+        s->nnum = v[7].u.i;
+        char e2[128];
+        if (v[8].t != SS_NULL && ss_dec_parse(v[8].u.str.s, v[8].u.str.n, &s->dsum, e2, sizeof e2))
+            return SS_ERR_INVALID;
         s->nn = v[0].u.i;
         s->nreal = v[1].u.i;
         s->npinf = v[2].u.i;
@@ -224,19 +261,33 @@ static ss_row_t *acc_encode(const sumacc_t *acc, int naggs)
     for (int i = 0; i < naggs; i++) {
         const sumacc_t *s = &acc[i];
         unsigned __int128 u = (unsigned __int128)s->isum;
-        int64_t f[ACC_FIXED] = {s->nn, s->nreal, s->npinf, s->nninf, (int64_t)(uint64_t)(u >> 64),
-                                (int64_t)(uint64_t)u, s->np};
-        for (int k = 0; k < ACC_FIXED; k++)
+        int64_t f[ACC_INTS] = {s->nn, s->nreal, s->npinf, s->nninf, (int64_t)(uint64_t)(u >> 64),
+                               (int64_t)(uint64_t)u, s->np, s->nnum};
+        for (int k = 0; k < ACC_INTS; k++)
             r->v[at++] = ss_val_int(f[k]);
+        ss_buf_t t = SS_BUF_INIT;
+        if (s->dsum.n && !ss_dec_to_text(&s->dsum, &t)) {
+            ss_value_t nv = ss_val_num_ref(t.data, t.len);
+            ss_row_set(r, at, &nv);
+        }
+        ss_buf_free(&t);
+        at++;
         for (int k = 0; k < s->np; k++)
             r->v[at++] = ss_val_real(s->p[k]);
     }
     return r;
 }
 
+static void acc_clear(sumacc_t *acc, int naggs)
+{
+    for (int i = 0; i < naggs; i++)
+        ss_dec_free(&acc[i].dsum);
+    memset(acc, 0, sizeof *acc * (size_t)naggs);
+}
+
 static int load_group(group_t *g, int naggs, const ss_buf_t *key, gstate_t *gs, char *err, size_t errsz)
 {
-    memset(gs->acc, 0, sizeof *gs->acc * (size_t)naggs);
+    acc_clear(gs->acc, naggs);
     gs->cnt = 0;
     gs->old = NULL;
     gs->exists = 0;
@@ -306,19 +357,34 @@ static int delete_group(group_t *g, const ss_buf_t *key, char *err, size_t errsz
 }
 
 /* Adds w to the count of value v in aggregate a's multiset; *oldn and *newn get the counts before and after. */
+/* Binds a multiset value: itself, or for a NUMERIC its sort key (SQLite compares it as bytes, in
+ * numeric order, and 1.5 and 1.50 are one value), the value then going to column x. */
+static int bind_mval(group_t *g, sqlite3_stmt *s, int idx, const ss_value_t *v)
+{
+    if (v->t != SS_NUM)
+        return ss_state_bind_value(s, idx, v);
+    ss_buf_reset(&g->kb);
+    if (ss_state_sortkey(&g->kb, v, 0))
+        return SS_ERR_NOMEM;
+    return ss_state_bind_buf(s, idx, &g->kb);
+}
+
 static int mset_add(group_t *g, int a, const ss_buf_t *key, const ss_value_t *v, int64_t w, int64_t *oldn,
                     int64_t *newn, char *err, size_t errsz)
 {
     sqlite3_stmt *s = ss_state_stmt(g->st, S_MADD, err, errsz,
-                                    "INSERT INTO %s_m(a, g, v, n) VALUES(?1, ?2, ?3, ?4) ON CONFLICT(a, g, v) "
+                                    "INSERT INTO %s_m(a, g, v, n, x) VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(a, g, v) "
                                     "DO UPDATE SET n = n + excluded.n RETURNING n",
                                     g->st->prefix);
     if (!s)
         return SS_ERR_SQLITE;
     sqlite3_bind_int(s, 1, a);
     ss_state_bind_buf(s, 2, key);
-    ss_state_bind_value(s, 3, v);
+    if (bind_mval(g, s, 3, v))
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     sqlite3_bind_int64(s, 4, w);
+    if (v->t == SS_NUM)
+        ss_state_bind_value(s, 5, v);
     if (sqlite3_step(s) != SQLITE_ROW) {
         sqlite3_reset(s);
         return ss_state_sqlerr(g->st->db, err, errsz, "group multiset update");
@@ -334,7 +400,8 @@ static int mset_add(group_t *g, int a, const ss_buf_t *key, const ss_value_t *v,
         return SS_ERR_SQLITE;
     sqlite3_bind_int(s, 1, a);
     ss_state_bind_buf(s, 2, key);
-    ss_state_bind_value(s, 3, v);
+    if (bind_mval(g, s, 3, v))
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     return ss_state_run(g->st, s, err, errsz);
 }
 
@@ -364,9 +431,9 @@ static int add_entry(ss_op_t *op, const item_t *it, gstate_t *gs, char *err, siz
                     rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
             }
             if (!rc && !ag->distinct)
-                acc_add(gs, a, &v, it->w);
+                rc = acc_add(gs, a, &v, it->w, err, errsz);
             else if (!rc && (o > 0) != (nn > 0))
-                acc_add(gs, a, &v, nn > 0 ? 1 : -1);
+                rc = acc_add(gs, a, &v, nn > 0 ? 1 : -1, err, errsz);
         }
         free(owned);
         if (rc)
@@ -379,10 +446,10 @@ static int min_max(group_t *g, int a, const ss_buf_t *key, int max, ss_row_t *r,
                    size_t errsz)
 {
     sqlite3_stmt *q = max ? ss_state_stmt(g->st, S_MMAX, err, errsz,
-                                          "SELECT v FROM %s_m WHERE a = ?1 AND g = ?2 AND n > 0 "
+                                          "SELECT v, x FROM %s_m WHERE a = ?1 AND g = ?2 AND n > 0 "
                                           "ORDER BY v DESC LIMIT 1", g->st->prefix)
                           : ss_state_stmt(g->st, S_MMIN, err, errsz,
-                                          "SELECT v FROM %s_m WHERE a = ?1 AND g = ?2 AND n > 0 "
+                                          "SELECT v, x FROM %s_m WHERE a = ?1 AND g = ?2 AND n > 0 "
                                           "ORDER BY v LIMIT 1", g->st->prefix);
     if (!q)
         return SS_ERR_SQLITE;
@@ -391,10 +458,27 @@ static int min_max(group_t *g, int a, const ss_buf_t *key, int max, ss_row_t *r,
     int rc = SS_OK, sr = sqlite3_step(q);
     if (sr == SQLITE_ROW) {
         ss_value_t v = ss_state_column_value(q, 0);
+        if (sqlite3_column_type(q, 1) != SQLITE_NULL) { /* a NUMERIC: v is its sort key */
+            v = ss_state_column_value(q, 1);
+            v = ss_val_num_ref(v.u.str.s, v.u.str.n);
+        }
         rc = ss_row_set(r, col, &v);
     } else if (sr != SQLITE_DONE)
         rc = ss_state_sqlerr(g->st->db, err, errsz, "group min/max");
     sqlite3_reset(q);
+    return rc;
+}
+
+/* Column col of r = the NUMERIC d. */
+static int set_numeric(ss_row_t *r, int col, const ss_dec_t *d)
+{
+    ss_buf_t t = SS_BUF_INIT;
+    int rc = ss_dec_to_text(d, &t);
+    if (!rc) {
+        ss_value_t v = ss_val_num_ref(t.data ? t.data : "0", t.len);
+        rc = ss_row_set(r, col, &v);
+    }
+    ss_buf_free(&t);
     return rc;
 }
 
@@ -420,6 +504,10 @@ static int output_row(ss_op_t *op, const ss_buf_t *key, const gstate_t *gs, cons
         case SS_AGG_SUM:
             if (acc->nn <= 0)
                 break;
+            if (acc->nnum > 0) { /* NUMERIC: the exact decimal sum */
+                rc = set_numeric(r, col, &acc->dsum);
+                continue;
+            }
             if (acc->nreal == 0 && acc->isum >= INT64_MIN && acc->isum <= INT64_MAX)
                 v = ss_val_int((int64_t)acc->isum);
             else if (acc->nreal == 0)
@@ -432,7 +520,9 @@ static int output_row(ss_op_t *op, const ss_buf_t *key, const gstate_t *gs, cons
             break;
         case SS_AGG_AVG:
             if (acc->nn > 0) {
-                double d = acc->nreal == 0 ? (double)acc->isum : sum_real(acc, &nan);
+                double d = acc->nnum > 0    ? ss_dec_to_double(&acc->dsum)
+                           : acc->nreal == 0 ? (double)acc->isum
+                                             : sum_real(acc, &nan);
                 if (!nan)
                     v = ss_val_real(d / (double)acc->nn);
             }
@@ -559,6 +649,8 @@ static int group_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t 
     for (size_t i = 0; its && i < z.n; i++)
         ss_buf_free(&its[i].key);
     free(its);
+    if (gs.acc)
+        acc_clear(gs.acc, n->naggs);
     free(gs.acc);
     free(gs.lost);
     ss_row_free(gs.cand);

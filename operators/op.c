@@ -75,3 +75,15 @@ void ss_op_destroy(ss_op_t *op)
         op->vt->destroy(op);
     free(op);
 }
+
+int ss_op_row_error(const ss_op_t *op, const ss_row_t *row, char *err, size_t errsz)
+{
+    const ss_plan_node_t *n = op->node;
+    const ss_schema_t *in = n->nin > 0 && n->in[0] ? n->in[0]->schema : NULL;
+    ss_buf_t b = SS_BUF_INIT;
+    if (row && (!in || in->n == row->n))
+        ss_row_to_json(row, in, &b);
+    ss_errprefix(err, errsz, "view %s: row %s", n->view ? n->view : "?", b.len ? ss_buf_cstr(&b) : "?");
+    ss_buf_free(&b);
+    return SS_ERR_INVALID;
+}

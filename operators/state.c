@@ -4,6 +4,7 @@
  * encodings, Z-set moves and the injectable clock.
  */
 #include "ss_state.h"
+#include "ss_decimal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -110,7 +111,9 @@ int ss_state_bind_value(sqlite3_stmt *s, int idx, const ss_value_t *v)
     switch (v->t) {
     case SS_INT: rc = sqlite3_bind_int64(s, idx, v->u.i); break;
     case SS_REAL: rc = sqlite3_bind_double(s, idx, v->u.r); break;
-    case SS_TEXT: rc = sqlite3_bind_text(s, idx, v->u.str.s ? v->u.str.s : "", (int)v->u.str.n, SQLITE_TRANSIENT); break;
+    case SS_TEXT: case SS_NUM: case SS_JSON: /* NUMERIC and JSON as their exact text */
+        rc = sqlite3_bind_text(s, idx, v->u.str.s ? v->u.str.s : "", (int)v->u.str.n, SQLITE_TRANSIENT);
+        break;
     default: rc = sqlite3_bind_null(s, idx); break;
     }
     return rc == SQLITE_OK ? SS_OK : SS_ERR_SQLITE;
@@ -201,10 +204,74 @@ static void put_be64(unsigned char *p, uint64_t x)
     }
 }
 
+/* An order-preserving double: sign-flipped bits, big-endian. */
+static void put_double_key(unsigned char *p, double d)
+{
+    if (d == 0.0)
+        d = 0.0; /* -0.0 sorts with 0.0 */
+    if (isnan(d))
+        d = -INFINITY;
+    uint64_t bits;
+    memcpy(&bits, &d, 8);
+    put_be64(p, (bits >> 63) ? ~bits : bits | 0x8000000000000000ULL);
+}
+
+/* NUMERIC: 0x02, the order-preserving double of its value (so NUMERICs sort among INTs and
+ * REALs by value), then 0x02 and the exact value, order-preserving: a class byte (negative 0x01,
+ * zero 0x02, positive 0x03), the decimal exponent (biased, big-endian) and the significant
+ * digits each + 1, terminated by 0x00 — for negatives every byte after the class inverted.
+ * 1.5 and 1.50 get one key (the same number). */
+static int numeric_sortkey(ss_buf_t *out, const ss_value_t *v)
+{
+    ss_dec_t d = SS_DEC_INIT;
+    char e2[64];
+    unsigned char head[10];
+    head[0] = 0x02;
+    if (ss_dec_parse(v->u.str.s, v->u.str.n, &d, e2, sizeof e2)) { /* not a number: by its text */
+        put_double_key(head + 1, 0.0);
+        int rc = ss_buf_append(out, head, 9);
+        unsigned char m = 0x03;
+        rc = rc ? rc : ss_buf_append(out, &m, 1);
+        return rc ? rc : ss_buf_append(out, v->u.str.s, v->u.str.n);
+    }
+    put_double_key(head + 1, ss_dec_to_double(&d));
+    head[9] = 0x02;
+    int rc = ss_buf_append(out, head, 10);
+    int hi = d.n - 1, lo = 0; /* significant digits: d[hi] down to d[lo] */
+    while (hi >= 0 && d.d[hi] == 0)
+        hi--;
+    while (lo <= hi && d.d[lo] == 0)
+        lo++;
+    unsigned char cls = hi < 0 ? 0x02 : d.neg ? 0x01 : 0x03;
+    if (!rc)
+        rc = ss_buf_append(out, &cls, 1);
+    size_t at = out->len;
+    if (!rc && hi >= 0) {
+        int32_t exp10 = (int32_t)(hi - d.scale); /* weight of the leading digit */
+        unsigned char eb[4];
+        uint32_t be = (uint32_t)exp10 ^ 0x80000000u;
+        for (int k = 3; k >= 0; k--, be >>= 8)
+            eb[k] = (unsigned char)(be & 0xff);
+        rc = ss_buf_append(out, eb, 4);
+        for (int k = hi; k >= lo && !rc; k--) {
+            unsigned char c = (unsigned char)(d.d[k] + 1);
+            rc = ss_buf_append(out, &c, 1);
+        }
+        unsigned char z = 0x00;
+        if (!rc)
+            rc = ss_buf_append(out, &z, 1);
+        for (size_t k = at; !rc && d.neg && k < out->len; k++)
+            out->data[k] = (char)~(unsigned char)out->data[k];
+    }
+    ss_dec_free(&d);
+    return rc;
+}
+
 /* Encoding: NULL = 0x01; number = 0x02, 8 bytes order-preserving double, then
- * 0x00 + 8 bytes biased int64 for INT or 0x01 for REAL (ss_val_cmp puts INT
- * before an equal REAL); text = 0x03, bytes with 0x00 escaped as 0x00 0xFF,
- * terminated by 0x00 0x00. desc inverts every byte of the value's encoding. */
+ * 0x00 + 8 bytes biased int64 for INT, 0x01 for REAL (ss_val_cmp puts INT
+ * before an equal REAL) or 0x02 + the exact NUMERIC (numeric_sortkey); text,
+ * JSON = 0x03, bytes with 0x00 escaped as 0x00 0xFF, terminated by 0x00 0x00.
+ * desc inverts every byte of the value's encoding. */
 int ss_state_sortkey(ss_buf_t *out, const ss_value_t *v, int desc)
 {
     size_t start = out->len;
@@ -213,6 +280,8 @@ int ss_state_sortkey(ss_buf_t *out, const ss_value_t *v, int desc)
     if (v->t == SS_NULL) {
         tmp[0] = 0x01;
         rc = ss_buf_append(out, tmp, 1);
+    } else if (v->t == SS_NUM) {
+        rc = numeric_sortkey(out, v);
     } else if (v->t == SS_INT || v->t == SS_REAL) {
         double d = v->t == SS_INT ? (double)v->u.i : v->u.r;
         if (d == 0.0)

@@ -69,6 +69,10 @@ static const char *decl_type(ss_coltype_t t)
 {
     switch (t) {
     case SS_COL_TEXT: return " TEXT";
+    /* exact text with TEXT affinity (the name contains "TEXT"); readers tell them apart by the
+     * declared type (engine_query.c prints them as JSON numbers / documents) */
+    case SS_COL_NUMERIC: return " NUMERIC_TEXT";
+    case SS_COL_JSON: return " JSON_TEXT";
     case SS_COL_INT: case SS_COL_BOOL: return " INTEGER";
     case SS_COL_REAL: return " REAL";
     default: return "";
@@ -83,6 +87,7 @@ static int exact_in_column(const ss_value_t *v, ss_coltype_t t)
     case SS_TEXT: return t == SS_COL_TEXT || t == SS_COL_ANY;
     case SS_INT: return t == SS_COL_INT || t == SS_COL_BOOL || t == SS_COL_ANY;
     case SS_REAL: return (t == SS_COL_REAL || t == SS_COL_ANY) && isfinite(v->u.r);
+    case SS_NUM: case SS_JSON: return 0; /* their text in the column; the exact value in _x */
     }
     return 0;
 }

@@ -39,6 +39,7 @@ void ss_ast_expr_free(ss_ast_expr_t *e)
     free(e->name);
     value_free(&e->lit);
     free(e->tmpl);
+    free(e->num_text);
     ss_ast_expr_free(e->left);
     ss_ast_expr_free(e->right);
     ss_ast_exprlist_free(e->args);
@@ -225,6 +226,11 @@ const char *ss_ast_op_name(ss_ast_op_t op)
     case SS_OP_CONCAT: return "||";
     case SS_OP_LIKE: return "LIKE";
     case SS_OP_NEG: return "-";
+    case SS_OP_ILIKE: return "ILIKE";
+    case SS_OP_DISTINCT: return "IS DISTINCT FROM";
+    case SS_OP_NOT_DISTINCT: return "IS NOT DISTINCT FROM";
+    case SS_OP_JSON_GET: return "->";
+    case SS_OP_JSON_TEXT: return "->>";
     }
     return "?";
 }
@@ -348,4 +354,43 @@ int ss_template_refs(const char *tmpl, char ***refs, char *err, size_t errsz)
     if (n < 0)
         ss_seterr(err, errsz, SS_ERR_PARSE, "template offset %zu: %s", pos + 1, msg);
     return n;
+}
+
+/* ---- type names ---- */
+static const struct type_name {
+    const char *name;
+    ss_coltype_t t;
+} type_names[] = {
+    {"TEXT", SS_COL_TEXT},       {"VARCHAR", SS_COL_TEXT},    {"STRING", SS_COL_TEXT},
+    {"CHAR", SS_COL_TEXT},       {"CHARACTER", SS_COL_TEXT},  {"BPCHAR", SS_COL_TEXT},
+    {"INT", SS_COL_INT},         {"INTEGER", SS_COL_INT},     {"BIGINT", SS_COL_INT},
+    {"SMALLINT", SS_COL_INT},    {"INT2", SS_COL_INT},        {"INT4", SS_COL_INT},
+    {"INT8", SS_COL_INT},        {"REAL", SS_COL_REAL},       {"DOUBLE", SS_COL_REAL},
+    {"FLOAT", SS_COL_REAL},      {"FLOAT4", SS_COL_REAL},     {"FLOAT8", SS_COL_REAL},
+    {"BOOLEAN", SS_COL_BOOL},    {"BOOL", SS_COL_BOOL},       {"NUMERIC", SS_COL_NUMERIC},
+    {"DECIMAL", SS_COL_NUMERIC}, {"JSON", SS_COL_JSON},       {"JSONB", SS_COL_JSON},
+};
+
+int ss_type_from_name(const char *name)
+{
+    for (size_t i = 0; name && i < SS_ARRAY_LEN(type_names); i++)
+        if (ss_strcaseeq(name, type_names[i].name))
+            return (int)type_names[i].t;
+    return -1;
+}
+
+int ss_type_to_sql(ss_coltype_t t, int typmod, ss_buf_t *out)
+{
+    switch (t) {
+    case SS_COL_TEXT: return ss_buf_puts(out, "TEXT");
+    case SS_COL_INT: return ss_buf_puts(out, "INT");
+    case SS_COL_REAL: return ss_buf_puts(out, "REAL");
+    case SS_COL_BOOL: return ss_buf_puts(out, "BOOLEAN");
+    case SS_COL_JSON: return ss_buf_puts(out, "JSON");
+    case SS_COL_NUMERIC:
+        if (typmod < 0)
+            return ss_buf_puts(out, "NUMERIC");
+        return ss_buf_printf(out, "NUMERIC(%d,%d)", typmod >> 16, typmod & 0xffff);
+    default: return ss_buf_puts(out, "TEXT");
+    }
 }

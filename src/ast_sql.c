@@ -19,8 +19,10 @@
 /* Binding strength of an operator (higher binds tighter); mirrors parser.y. */
 static int op_prec(const ss_ast_expr_t *e)
 {
-    if (e->kind == SS_AX_IS_NULL)
+    if (e->kind == SS_AX_IS_NULL || e->kind == SS_AX_IN || e->kind == SS_AX_BETWEEN)
         return 4;
+    if (e->kind == SS_AX_CAST)
+        return 11; /* rendered as CAST(...) */
     if (e->kind == SS_AX_UNARY)
         return e->op == SS_OP_NOT ? 3 : 9;
     if (e->kind != SS_AX_BINARY)
@@ -28,11 +30,13 @@ static int op_prec(const ss_ast_expr_t *e)
     switch (e->op) {
     case SS_OP_OR: return 1;
     case SS_OP_AND: return 2;
-    case SS_OP_EQ: case SS_OP_NE: case SS_OP_LIKE: return 4;
+    case SS_OP_EQ: case SS_OP_NE: case SS_OP_LIKE: case SS_OP_ILIKE: case SS_OP_DISTINCT:
+    case SS_OP_NOT_DISTINCT: return 4;
     case SS_OP_LT: case SS_OP_LE: case SS_OP_GT: case SS_OP_GE: return 5;
     case SS_OP_ADD: case SS_OP_SUB: return 6;
     case SS_OP_MUL: case SS_OP_DIV: case SS_OP_MOD: return 7;
     case SS_OP_CONCAT: return 8;
+    case SS_OP_JSON_GET: case SS_OP_JSON_TEXT: return 8; /* rendered parenthesised against || */
     default: return 10;
     }
 }
@@ -64,7 +68,8 @@ static int put_value(ss_buf_t *b, const ss_value_t *v)
     switch (v->t) {
     case SS_NULL: return ss_buf_puts(b, "NULL");
     case SS_INT: return ss_buf_printf(b, "%lld", (long long)v->u.i);
-    case SS_TEXT: return put_string(b, v->u.str.s, v->u.str.n);
+    case SS_TEXT: case SS_JSON: return put_string(b, v->u.str.s, v->u.str.n);
+    case SS_NUM: return ss_buf_append(b, v->u.str.s, v->u.str.n);
     case SS_REAL: {
         if (isinf(v->u.r))
             return ss_buf_puts(b, v->u.r > 0 ? "1e999" : "-1e999");
@@ -135,6 +140,62 @@ static int put_sem(const ss_ast_expr_t *e, ss_buf_t *b)
     return rc ? rc : ss_buf_putc(b, ')');
 }
 
+static int put_list(ss_buf_t *b, const ss_ast_expr_list_t *l, int from)
+{
+    int rc = 0;
+    for (int i = from; l && i < l->n && !rc; i++) {
+        rc = i > from ? ss_buf_puts(b, ", ") : 0;
+        rc = rc ? rc : ss_ast_expr_to_sql(l->items[i], b);
+    }
+    return rc;
+}
+
+/* CASE, CAST, IN, BETWEEN and row lists. */
+static int put_special(const ss_ast_expr_t *e, int p, ss_buf_t *out)
+{
+    int rc = 0;
+    switch (e->kind) {
+    case SS_AX_CASE:
+        rc = ss_buf_puts(out, "CASE");
+        if (!rc && e->left) {
+            rc = ss_buf_putc(out, ' ');
+            rc = rc ? rc : ss_ast_expr_to_sql(e->left, out);
+        }
+        for (int i = 0; e->args && i + 1 < e->args->n && !rc; i += 2) {
+            rc = ss_buf_puts(out, " WHEN ");
+            rc = rc ? rc : ss_ast_expr_to_sql(e->args->items[i], out);
+            rc = rc ? rc : ss_buf_puts(out, " THEN ");
+            rc = rc ? rc : ss_ast_expr_to_sql(e->args->items[i + 1], out);
+        }
+        if (!rc && e->right) {
+            rc = ss_buf_puts(out, " ELSE ");
+            rc = rc ? rc : ss_ast_expr_to_sql(e->right, out);
+        }
+        return rc ? rc : ss_buf_puts(out, " END");
+    case SS_AX_CAST:
+        rc = ss_buf_puts(out, "CAST(");
+        rc = rc ? rc : ss_ast_expr_to_sql(e->left, out);
+        rc = rc ? rc : ss_buf_puts(out, " AS ");
+        rc = rc ? rc : ss_type_to_sql(e->cast_type, e->cast_typmod, out);
+        return rc ? rc : ss_buf_putc(out, ')');
+    case SS_AX_IN:
+        rc = put_child(out, e->left, e->left && op_prec(e->left) <= p);
+        rc = rc ? rc : ss_buf_puts(out, e->op == SS_OP_NOT ? " NOT IN (" : " IN (");
+        rc = rc ? rc : put_list(out, e->args, 0);
+        return rc ? rc : ss_buf_putc(out, ')');
+    case SS_AX_BETWEEN:
+        rc = put_child(out, e->left, e->left && op_prec(e->left) <= p);
+        rc = rc ? rc : ss_buf_puts(out, e->op == SS_OP_NOT ? " NOT BETWEEN " : " BETWEEN ");
+        rc = rc ? rc : put_child(out, e->args->items[0], op_prec(e->args->items[0]) <= p);
+        rc = rc ? rc : ss_buf_puts(out, " AND ");
+        return rc ? rc : put_child(out, e->args->items[1], op_prec(e->args->items[1]) <= p);
+    default: /* SS_AX_ROW */
+        rc = ss_buf_putc(out, '(');
+        rc = rc ? rc : put_list(out, e->args, 0);
+        return rc ? rc : ss_buf_putc(out, ')');
+    }
+}
+
 int ss_ast_expr_to_sql(const ss_ast_expr_t *e, ss_buf_t *out)
 {
     if (!e)
@@ -168,7 +229,12 @@ int ss_ast_expr_to_sql(const ss_ast_expr_t *e, ss_buf_t *out)
     case SS_AX_BINARY:
         rc = put_child(out, e->left, e->left && op_prec(e->left) < p);
         rc = rc ? rc : ss_buf_printf(out, " %s ", ss_ast_op_name(e->op));
-        return rc ? rc : put_child(out, e->right, e->right && op_prec(e->right) <= p);
+        rc = rc ? rc : put_child(out, e->right, e->right && op_prec(e->right) <= p);
+        if (!rc && e->args && e->args->n == 1) { /* LIKE/ILIKE ... ESCAPE c */
+            rc = ss_buf_puts(out, " ESCAPE ");
+            rc = rc ? rc : put_child(out, e->args->items[0], op_prec(e->args->items[0]) <= p);
+        }
+        return rc;
     case SS_AX_IS_NULL:
         rc = put_child(out, e->left, e->left && op_prec(e->left) <= p);
         return rc ? rc : ss_buf_puts(out, e->op == SS_OP_NOT ? " IS NOT NULL" : " IS NULL");
@@ -176,6 +242,8 @@ int ss_ast_expr_to_sql(const ss_ast_expr_t *e, ss_buf_t *out)
         return put_func(e, out);
     case SS_AX_SEM:
         return put_sem(e, out);
+    case SS_AX_CASE: case SS_AX_CAST: case SS_AX_IN: case SS_AX_BETWEEN: case SS_AX_ROW:
+        return put_special(e, p, out);
     }
     return SS_ERR_INVALID;
 }
@@ -302,17 +370,6 @@ static const char *object_name(ss_ast_object_t o, int plural)
     return "?";
 }
 
-static const char *type_name(ss_coltype_t t)
-{
-    switch (t) {
-    case SS_COL_TEXT: return "TEXT";
-    case SS_COL_INT: return "INT";
-    case SS_COL_REAL: return "REAL";
-    case SS_COL_BOOL: return "BOOLEAN";
-    case SS_COL_ANY: break;
-    }
-    return "TEXT";
-}
 
 /* "KEYWORD [IF NOT EXISTS ]name" */
 static int put_head(ss_buf_t *b, const char *kw, int cond, const char *cond_text, const char *name)
@@ -329,7 +386,9 @@ static int put_create_stream(ss_buf_t *b, const ss_ast_stmt_t *s)
     for (int i = 0; i < s->ncols && !rc; i++) {
         rc = i ? ss_buf_puts(b, ", ") : 0;
         rc = rc ? rc : put_ident(b, s->cols[i].name);
-        rc = rc ? rc : ss_buf_printf(b, " %s%s", type_name(s->cols[i].type), s->cols[i].is_key ? " KEY" : "");
+        rc = rc ? rc : ss_buf_putc(b, ' ');
+        rc = rc ? rc : ss_type_to_sql(s->cols[i].type, s->cols[i].typmod, b);
+        rc = rc ? rc : ss_buf_puts(b, s->cols[i].is_key ? " KEY" : "");
     }
     rc = rc ? rc : ss_buf_putc(b, ')');
     return rc ? rc : put_with(b, " WITH ", s->opts);

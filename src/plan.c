@@ -15,6 +15,7 @@ ss_expr_t *ss_expr_new(ss_expr_kind_t kind)
         e->kind = kind;
         e->col = -1;
         e->type = SS_COL_ANY;
+        e->typmod = -1;
     }
     return e;
 }
@@ -23,7 +24,7 @@ void ss_expr_free(ss_expr_t *e)
 {
     if (!e)
         return;
-    if (e->lit.t == SS_TEXT)
+    if (ss_vtype_has_str(e->lit.t))
         free(e->lit.u.str.s);
     free(e->func);
     for (int i = 0; i < e->nargs; i++)
@@ -43,7 +44,7 @@ ss_expr_t *ss_expr_copy(const ss_expr_t *e)
     c->func = NULL;
     c->args = NULL;
     c->nargs = 0;
-    if (e->lit.t == SS_TEXT) {
+    if (ss_vtype_has_str(e->lit.t)) {
         c->lit.u.str.s = ss_strndup(e->lit.u.str.s, e->lit.u.str.n);
         if (!c->lit.u.str.s)
             goto fail;

@@ -174,7 +174,8 @@ static const char *sem_name(ss_sem_kind_t k)
 static const char *op_text(ss_ast_op_t op)
 {
     static const char *t[] = {"", "OR", "AND", "NOT", "=", "<>", "<", "<=", ">", ">=",
-                              "+", "-", "*", "/", "%", "||", "LIKE", "-"};
+                              "+", "-", "*", "/", "%", "||", "LIKE", "-", "ILIKE",
+                              "IS DISTINCT FROM", "IS NOT DISTINCT FROM", "->", "->>"};
     return (int)op >= 0 && (size_t)op < SS_ARRAY_LEN(t) ? t[op] : "?";
 }
 
@@ -229,7 +230,22 @@ static int ast_key_into(const ss_ast_expr_t *a, ss_buf_t *b, int top)
         rc |= ast_key_into(a->left, b, 0);
         rc |= ss_buf_puts(b, a->op == SS_OP_NOT ? " IS NOT NULL" : " IS NULL");
         break;
+    case SS_AX_CASE: case SS_AX_CAST: case SS_AX_IN: case SS_AX_BETWEEN: case SS_AX_ROW:
+        if (!top)
+            rc |= ss_buf_putc(b, '(');
+        rc |= ss_ast_expr_to_sql(a, b);
+        if (!top)
+            rc |= ss_buf_putc(b, ')');
+        break;
     default:
+        if (a->kind == SS_AX_BINARY && a->args && a->args->n == 1) { /* LIKE ... ESCAPE */
+            if (!top)
+                rc |= ss_buf_putc(b, '(');
+            rc |= ss_ast_expr_to_sql(a, b);
+            if (!top)
+                rc |= ss_buf_putc(b, ')');
+            break;
+        }
         if (!top)
             rc |= ss_buf_putc(b, '(');
         rc |= ast_key_into(a->left, b, 0);
@@ -365,64 +381,7 @@ int ss__resolve_col(const ss__cctx_t *cc, const char *table, const char *name, s
 
 /* ---------------------------------------------------------------- expressions */
 
-static int is_numeric(ss_coltype_t t) { return t == SS_COL_INT || t == SS_COL_REAL || t == SS_COL_BOOL || t == SS_COL_ANY; }
-
-/* ---- types (PostgreSQL's rules, docs/SQL.md "Types"): numbers (INT, REAL, BOOLEAN) compare
- * and combine with numbers, TEXT with TEXT; a string literal next to a number takes the number's
- * type (as PostgreSQL's untyped literals do: amount = '12.5'), and must then be a valid one. */
-
-static const char *type_name(ss_coltype_t t) { return t == SS_COL_ANY ? "NULL" : ss_coltype_name(t); }
-
-/* 1 for a string literal not yet given a type. */
-static int is_text_literal(const ss_expr_t *e) { return e->kind == SS_EX_LIT && e->lit.t == SS_TEXT; }
-
-/* Gives the string literal e the numeric type t (INT, REAL or BOOLEAN) under the input rule. */
-static int coerce_literal(const ss__cctx_t *cc, ss_expr_t *e, ss_coltype_t t, ss_span_t sp)
-{
-    ss_value_t v;
-    char *tmp = NULL, msg[SS_ERRSZ];
-    if (ss_val_coerce(&e->lit, t, &v, &tmp, msg, sizeof msg))
-        return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC, "%d:%d: invalid input syntax for type %s: \"%s\" (%s)",
-                         sp.line, sp.col, ss_coltype_name(t), e->lit.u.str.s, msg);
-    free(tmp); /* numbers borrow nothing */
-    free(e->lit.u.str.s);
-    e->lit = v;
-    e->type = t;
-    return SS_OK;
-}
-
-/* The common type of two operands that must be comparable (numbers with numbers, TEXT with
- * TEXT), coercing a string literal next to a number; an error names op and both types. */
-static int unify(const ss__cctx_t *cc, ss_expr_t **x, ss_expr_t **y, const char *op, const char *hint,
-                 ss_span_t sp, ss_coltype_t *out)
-{
-    ss_coltype_t l = (*x)->type, r = (*y)->type;
-    if (l == SS_COL_TEXT && r != SS_COL_TEXT && r != SS_COL_ANY && is_text_literal(*x)) {
-        int rc = coerce_literal(cc, *x, r, sp);
-        if (rc)
-            return rc;
-        l = r;
-    } else if (r == SS_COL_TEXT && l != SS_COL_TEXT && l != SS_COL_ANY && is_text_literal(*y)) {
-        int rc = coerce_literal(cc, *y, l, sp);
-        if (rc)
-            return rc;
-        r = l;
-    }
-    if (l == SS_COL_ANY || r == SS_COL_ANY) {
-        *out = l == SS_COL_ANY ? r : l;
-        return SS_OK;
-    }
-    if ((l == SS_COL_TEXT) != (r == SS_COL_TEXT)) {
-        if (!hint) /* a function's arguments */
-            return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC, "%d:%d: %s types %s and %s cannot be matched",
-                             sp.line, sp.col, op, type_name(l), type_name(r));
-        return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC, "%d:%d: operator does not exist: %s %s %s (%s)",
-                         sp.line, sp.col, type_name(l), op, type_name(r), hint);
-    }
-    *out = l == SS_COL_TEXT ? SS_COL_TEXT : l == SS_COL_REAL || r == SS_COL_REAL ? SS_COL_REAL
-                             : l == SS_COL_INT || r == SS_COL_INT ? SS_COL_INT : SS_COL_BOOL;
-    return SS_OK;
-}
+static int is_numeric(ss_coltype_t t) { return ss__is_num_type(t); }
 
 /* A condition (WHERE, HAVING, ON, AND, OR, NOT) must be BOOLEAN, as in PostgreSQL; TRUE/FALSE,
  * comparisons and BOOLEAN columns are, and so is NULL. */
@@ -430,107 +389,11 @@ int ss__check_bool(const ss__cctx_t *cc, const ss_expr_t *e, const char *what, s
 {
     if (e->type == SS_COL_BOOL || e->type == SS_COL_ANY)
         return SS_OK;
-    return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC, "%d:%d: argument of %s must be BOOLEAN, not %s",
-                     sp.line, sp.col, what, type_name(e->type));
-}
-
-/* Scalar functions the evaluator (runtime/expr.c) implements: name, arity, result type
- * (ANY = the type of the first typed argument). */
-static const struct scalar_fn {
-    const char *name;
-    int lo, hi;
-    ss_coltype_t type;
-    const char *args; /* per argument (the last repeats): T = TEXT, N = a number, = all of one type */
-} scalar_funcs[] = {
-    {"LOWER", 1, 1, SS_COL_TEXT, "T"},      {"UPPER", 1, 1, SS_COL_TEXT, "T"},
-    {"LENGTH", 1, 1, SS_COL_INT, "T"},      {"COALESCE", 1, 1000, SS_COL_ANY, "="},
-    {"IFNULL", 2, 2, SS_COL_ANY, "="},      {"NULLIF", 2, 2, SS_COL_ANY, "="},
-    {"ABS", 1, 1, SS_COL_ANY, "N"},         {"ROUND", 1, 2, SS_COL_REAL, "NN"},
-    {"SUBSTR", 2, 3, SS_COL_TEXT, "TNN"},   {"SUBSTRING", 2, 3, SS_COL_TEXT, "TNN"},
-    {"TRIM", 1, 2, SS_COL_TEXT, "TT"},      {"LTRIM", 1, 2, SS_COL_TEXT, "TT"},
-    {"RTRIM", 1, 2, SS_COL_TEXT, "TT"},     {"REPLACE", 3, 3, SS_COL_TEXT, "TTT"},
-};
-
-/* Checks the argument types of a call of fn (e's arguments compiled) and sets e->type. */
-static int func_types(const ss__cctx_t *cc, const struct scalar_fn *fn, const ss_ast_expr_t *a, ss_expr_t *e)
-{
-    size_t na = strlen(fn->args);
-    if (fn->args[0] == '=') { /* COALESCE, IFNULL, NULLIF: one common type */
-        ss_coltype_t t = SS_COL_ANY;
-        for (int i = 1; i < e->nargs; i++) {
-            int rc = unify(cc, &e->args[0], &e->args[i], fn->name, NULL, a->args->items[i]->span, &t);
-            if (rc)
-                return rc;
-            e->args[0]->type = e->args[0]->type == SS_COL_ANY ? t : e->args[0]->type;
-        }
-        e->type = SS_COL_ANY;
-        for (int i = 0; i < e->nargs; i++) {
-            ss_coltype_t x = e->args[i]->type;
-            e->type = e->type == SS_COL_ANY ? x : x == SS_COL_REAL || e->type == SS_COL_REAL ? SS_COL_REAL : e->type;
-        }
-        return SS_OK;
-    }
-    for (int i = 0; i < e->nargs; i++) {
-        char want = fn->args[(size_t)i < na ? (size_t)i : na - 1];
-        ss_coltype_t t = e->args[i]->type;
-        if (want == 'N' && is_text_literal(e->args[i])) {
-            int rc = coerce_literal(cc, e->args[i], want == 'N' && i > 0 ? SS_COL_INT : SS_COL_REAL,
-                                    a->args->items[i]->span);
-            if (rc)
-                return rc;
-            t = e->args[i]->type;
-        }
-        int ok = t == SS_COL_ANY || (want == 'T' ? t == SS_COL_TEXT : t != SS_COL_TEXT);
-        if (!ok)
-            return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
-                             "%d:%d: function %s does not take %s as argument %d (it needs %s)",
-                             a->span.line, a->span.col, fn->name,
-                             type_name(t), i + 1, want == 'T' ? "TEXT" : "a number");
-    }
-    e->type = fn->type;
-    for (int i = 0; i < e->nargs && e->type == SS_COL_ANY; i++)
-        e->type = e->args[i]->type;
-    return SS_OK;
-}
-
-static int compile_func(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e)
-{
-    const struct scalar_fn *fn = NULL;
-    for (size_t i = 0; i < SS_ARRAY_LEN(scalar_funcs); i++)
-        if (ss_strcaseeq(a->name, scalar_funcs[i].name))
-            fn = &scalar_funcs[i];
-    if (!fn) {
-        const char *cands[SS_ARRAY_LEN(scalar_funcs) + 5] = {"COUNT", "SUM", "MIN", "MAX", "AVG"};
-        for (size_t i = 0; i < SS_ARRAY_LEN(scalar_funcs); i++)
-            cands[5 + i] = scalar_funcs[i].name;
-        const char *best = ss_suggest(a->name, cands, (int)SS_ARRAY_LEN(cands));
-        return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC, "%d:%d: unknown function %s%s%s%s",
-                         a->span.line, a->span.col, a->name, best ? " (did you mean " : "",
-                         best ? best : "", best ? "?)" : "");
-    }
-    int nargs = a->args ? a->args->n : 0;
-    if (nargs < fn->lo || nargs > fn->hi) {
-        char want[48];
-        if (fn->lo == fn->hi)
-            snprintf(want, sizeof want, "%d argument%s", fn->lo, fn->lo == 1 ? "" : "s");
-        else if (fn->hi >= 1000)
-            snprintf(want, sizeof want, "at least %d argument%s", fn->lo, fn->lo == 1 ? "" : "s");
-        else
-            snprintf(want, sizeof want, "%d to %d arguments", fn->lo, fn->hi);
-        return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC, "%d:%d: %s takes %s, not %d", a->span.line,
-                         a->span.col, fn->name, want, nargs);
-    }
-    if (!(e->func = ss_strdup(fn->name)))
-        return ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
-    if (nargs && !(e->args = calloc((size_t)nargs, sizeof *e->args)))
-        return ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < nargs; i++) {
-        int rc = ss__compile(cc, a->args->items[i], &e->args[i]);
-        if (rc)
-            return rc;
-        e->nargs = i + 1;
-    }
-    return func_types(cc, fn, a, e);
+    return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC, "%d:%d: argument of %s must be type boolean, not %s",
+                     sp.line, sp.col, what, e->type == SS_COL_REAL ? "double precision"
+                                                : e->type == SS_COL_INT ? "integer"
+                                                : e->type == SS_COL_NUMERIC ? "numeric"
+                                                : e->type == SS_COL_JSON ? "json" : "text");
 }
 
 static int compile_column(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e)
@@ -579,47 +442,87 @@ static int compile_agg_ref(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr
                      a->span.line, a->span.col, what);
 }
 
+/* Arithmetic: the common numeric type (string literals adapt; NUMERIC mixes through casts). */
+static int arith_type(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e)
+{
+    for (int i = 0; i < 2; i++) {
+        ss_expr_t *o = e->args[1 - i];
+        if (ss__is_unknown_lit(e->args[i]) && !ss__is_unknown_lit(o) && is_numeric(o->type)) {
+            int rc = ss__coerce(cc, i ? a->right : a->left, &e->args[i],
+                                o->type == SS_COL_ANY || o->type == SS_COL_BOOL ? SS_COL_INT : o->type, op_text(a->op));
+            if (rc)
+                return rc;
+        }
+    }
+    ss_coltype_t l = e->args[0]->type, r = e->args[1]->type;
+    if (!is_numeric(l) || !is_numeric(r))
+        return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
+                         "%d:%d: operator %s needs numbers, got %s and %s", a->span.line,
+                         a->span.col, op_text(a->op), ss_coltype_name(l), ss_coltype_name(r));
+    if (l == SS_COL_NUMERIC || r == SS_COL_NUMERIC) {
+        ss_coltype_t t = SS_COL_NUMERIC;
+        /* a REAL column wins over NUMERIC (as in PostgreSQL); a REAL literal becomes exact NUMERIC */
+        if ((l == SS_COL_REAL && e->args[0]->kind != SS_EX_LIT) || (r == SS_COL_REAL && e->args[1]->kind != SS_EX_LIT))
+            t = SS_COL_REAL;
+        int rc = ss__coerce(cc, a->left, &e->args[0], t, op_text(a->op));
+        if (!rc)
+            rc = ss__coerce(cc, a->right, &e->args[1], t, op_text(a->op));
+        e->type = t;
+        return rc;
+    }
+    e->type = l == SS_COL_REAL || r == SS_COL_REAL ? SS_COL_REAL
+              : l == SS_COL_ANY || r == SS_COL_ANY ? SS_COL_ANY
+                                                   : SS_COL_INT;
+    return SS_OK;
+}
+
 static int binary_type(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e)
 {
-    ss_coltype_t t;
-    int rc;
-    ss_span_t sp = a->op_span.len ? a->op_span : a->span; /* errors point at the operator */
     switch (a->op) {
     case SS_OP_ADD: case SS_OP_SUB: case SS_OP_MUL: case SS_OP_DIV: case SS_OP_MOD:
-        if ((rc = unify(cc, &e->args[0], &e->args[1], op_text(a->op), "arithmetic needs numbers", sp, &t)))
-            return rc;
-        if (t == SS_COL_TEXT)
-            return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
-                             "%d:%d: operator does not exist: TEXT %s TEXT (arithmetic needs numbers)",
-                             sp.line, sp.col, op_text(a->op));
-        e->type = e->args[0]->type == SS_COL_REAL || e->args[1]->type == SS_COL_REAL ? SS_COL_REAL
-                  : e->args[0]->type == SS_COL_ANY || e->args[1]->type == SS_COL_ANY ? SS_COL_ANY
-                                                                                     : SS_COL_INT;
+        return arith_type(cc, a, e);
+    case SS_OP_LIKE: case SS_OP_ILIKE: /* text LIKE text */
+        for (int i = 0; i < 2; i++) {
+            ss_coltype_t t = e->args[i]->type;
+            if (t != SS_COL_TEXT && t != SS_COL_ANY) {
+                ss_span_t sp = a->op_span.len ? a->op_span : a->span;
+                return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
+                                 "%d:%d: operator does not exist: %s %s %s (LIKE matches text)", sp.line, sp.col,
+                                 ss_coltype_name(e->args[0]->type), op_text(a->op), ss_coltype_name(e->args[1]->type));
+            }
+        }
+        e->type = SS_COL_BOOL;
         return SS_OK;
+    case SS_OP_AND: case SS_OP_OR: {
+        int rc = ss__check_bool(cc, e->args[0], op_text(a->op), a->left->span);
+        if (!rc)
+            rc = ss__check_bool(cc, e->args[1], op_text(a->op), a->right->span);
+        e->type = SS_COL_BOOL;
+        return rc;
+    }
     case SS_OP_CONCAT:
         e->type = SS_COL_TEXT;
         return SS_OK;
-    case SS_OP_AND: case SS_OP_OR:
-        if ((rc = ss__check_bool(cc, e->args[0], op_text(a->op), a->left->span)) ||
-            (rc = ss__check_bool(cc, e->args[1], op_text(a->op), a->right->span)))
-            return rc;
-        e->type = SS_COL_BOOL;
-        return SS_OK;
-    case SS_OP_LIKE:
-        for (int i = 0; i < 2; i++)
-            if (e->args[i]->type != SS_COL_TEXT && e->args[i]->type != SS_COL_ANY)
-                return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
-                                 "%d:%d: operator does not exist: %s LIKE %s (LIKE matches TEXT)", sp.line,
-                                 sp.col, type_name(e->args[0]->type), type_name(e->args[1]->type));
-        e->type = SS_COL_BOOL;
-        return SS_OK;
-    default: /* comparisons */
-        if ((rc = unify(cc, &e->args[0], &e->args[1], op_text(a->op),
-                        "compare numbers with numbers and TEXT with TEXT", sp, &t)))
-            return rc;
+    case SS_OP_JSON_GET: case SS_OP_JSON_TEXT: {
+        int rc = ss__coerce(cc, a->left, &e->args[0], SS_COL_JSON, op_text(a->op));
+        ss_coltype_t k = e->args[1]->type;
+        if (!rc && k != SS_COL_INT && k != SS_COL_TEXT && k != SS_COL_ANY)
+            rc = ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
+                           "%d:%d: %s takes a key (text) or an array index (integer), not %s", a->right->span.line,
+                           a->right->span.col, op_text(a->op), ss_coltype_name(k));
+        e->type = a->op == SS_OP_JSON_GET ? SS_COL_JSON : SS_COL_TEXT;
+        return rc;
+    }
+    default:
         e->type = SS_COL_BOOL;
         return SS_OK;
     }
+}
+
+static int is_comparison(ss_ast_op_t op)
+{
+    return op == SS_OP_EQ || op == SS_OP_NE || op == SS_OP_LT || op == SS_OP_LE || op == SS_OP_GT ||
+           op == SS_OP_GE || op == SS_OP_DISTINCT || op == SS_OP_NOT_DISTINCT;
 }
 
 /* Grouped rows: an expression written as in GROUP BY is that group column (-1 if none; -2 OOM). */
@@ -684,14 +587,16 @@ int ss__compile(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t **out)
         if (a->kind == SS_AX_UNARY && a->op == SS_OP_NEG && !is_numeric(e->args[0]->type))
             rc = ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC, "%d:%d: unary minus needs a number, got %s",
                            a->span.line, a->span.col, ss_coltype_name(e->args[0]->type));
-        if (a->kind == SS_AX_UNARY && a->op == SS_OP_NOT)
+        if (!rc && a->kind == SS_AX_UNARY && a->op == SS_OP_NOT)
             rc = ss__check_bool(cc, e->args[0], "NOT", a->left->span);
         e->type = a->kind == SS_AX_IS_NULL || a->op == SS_OP_NOT ? SS_COL_BOOL : e->args[0]->type;
         break;
     case SS_AX_BINARY:
         e->kind = SS_EX_BINARY;
         e->op = a->op;
-        if (!(e->args = calloc(2, sizeof *e->args))) {
+        e->sline = a->span.line;
+        e->scol = a->span.col;
+        if (!(e->args = calloc(3, sizeof *e->args))) {
             rc = ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
             break;
         }
@@ -701,7 +606,41 @@ int ss__compile(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t **out)
         if ((rc = ss__compile(cc, a->right, &e->args[1])))
             break;
         e->nargs = 2;
+        if (a->args && a->args->n == 1) { /* LIKE ... ESCAPE */
+            if ((rc = ss__compile(cc, a->args->items[0], &e->args[2])))
+                break;
+            e->nargs = 3;
+        }
+        if (is_comparison(a->op)) {
+            ss_expr_t *cmp = NULL, *l = e->args[0], *r = e->args[1];
+            e->nargs = 0;
+            if ((rc = ss__compare(cc, a->op, a->left, l, a->right, r, &cmp)))
+                break;
+            e->args[0] = cmp->args[0];
+            e->args[1] = cmp->args[1];
+            e->nargs = 2;
+            free(cmp->args);
+            free(cmp);
+            e->type = SS_COL_BOOL;
+            break;
+        }
         rc = binary_type(cc, a, e);
+        break;
+    case SS_AX_CASE:
+        rc = ss__compile_case(cc, a, e);
+        break;
+    case SS_AX_CAST:
+        rc = ss__compile_cast(cc, a, e);
+        break;
+    case SS_AX_IN:
+        rc = ss__compile_in(cc, a, e);
+        break;
+    case SS_AX_BETWEEN:
+        rc = ss__compile_between(cc, a, e);
+        break;
+    case SS_AX_ROW:
+        rc = ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
+                       "%d:%d: a parenthesised list (a, b, ...) is only allowed after IN", a->span.line, a->span.col);
         break;
     case SS_AX_FUNC:
         if (ss__is_agg_name(a->name)) {
@@ -709,7 +648,7 @@ int ss__compile(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t **out)
             break;
         }
         e->kind = SS_EX_FUNC;
-        rc = compile_func(cc, a, e);
+        rc = ss__compile_func(cc, a, e);
         break;
     case SS_AX_STAR:
         rc = ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC, "%d:%d: '*' is only allowed as a SELECT item or in COUNT(*)",
@@ -917,6 +856,10 @@ static int render(const ss_expr_t *e, const ss_schema_t *in, ss_buf_t *b, int to
         render(e->args[0], in, b, 0);
         ss_buf_printf(b, " %s ", op_text(e->op));
         render(e->args[1], in, b, 0);
+        if (e->nargs > 2) {
+            ss_buf_puts(b, " ESCAPE ");
+            render(e->args[2], in, b, 0);
+        }
         return top ? SS_OK : ss_buf_putc(b, ')');
     case SS_EX_FUNC:
         ss_buf_printf(b, "%s(", e->func);
@@ -926,6 +869,37 @@ static int render(const ss_expr_t *e, const ss_schema_t *in, ss_buf_t *b, int to
             render(e->args[i], in, b, 1);
         }
         return ss_buf_putc(b, ')');
+    case SS_EX_CASE:
+        ss_buf_puts(b, "CASE");
+        for (int i = 0; i + 1 < e->nargs; i += 2) {
+            ss_buf_puts(b, " WHEN ");
+            render(e->args[i], in, b, 1);
+            ss_buf_puts(b, " THEN ");
+            render(e->args[i + 1], in, b, 1);
+        }
+        if (e->nargs % 2) {
+            ss_buf_puts(b, " ELSE ");
+            render(e->args[e->nargs - 1], in, b, 1);
+        }
+        return ss_buf_puts(b, " END");
+    case SS_EX_CAST:
+        ss_buf_puts(b, "CAST(");
+        render(e->args[0], in, b, 1);
+        ss_buf_puts(b, " AS ");
+        ss_type_to_sql(e->type, e->typmod, b);
+        return ss_buf_putc(b, ')');
+    case SS_EX_IN:
+        if (!top)
+            ss_buf_putc(b, '(');
+        render(e->args[0], in, b, 0);
+        ss_buf_puts(b, e->negate ? " NOT IN (" : " IN (");
+        for (int i = 1; i < e->nargs; i++) {
+            if (i > 1)
+                ss_buf_puts(b, ", ");
+            render(e->args[i], in, b, 1);
+        }
+        ss_buf_putc(b, ')');
+        return top ? SS_OK : ss_buf_putc(b, ')');
     }
     return SS_OK;
 }

@@ -98,6 +98,25 @@ char *ss__ast_key(const ss_ast_expr_t *a);
  * template literal's span (errors point inside it). need_side: bit i = must reference side i. */
 int ss__template(const ss__cctx_t *cc, const char *tmpl, ss_span_t span, int need_side,
                  ss_template_t **out);
+/* ---- types (plan_typing.c) ---- */
+int ss__is_num_type(ss_coltype_t t);
+int ss__is_unknown_lit(const ss_expr_t *e);
+/* PostgreSQL's common type of two types (INT < NUMERIC < REAL; ANY adapts); -1 if none. */
+int ss__common_type(ss_coltype_t a, ss_coltype_t b, ss_coltype_t *out);
+/* Makes *e (compiled from a) of type t: converts literals at plan time, wraps implicit casts;
+ * an error names `what` and a's position. */
+int ss__coerce(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t **e, ss_coltype_t t, const char *what);
+int ss__resolve_common(const ss__cctx_t *cc, ss_expr_t **es, const ss_ast_expr_t *const *asts, int n,
+                       const char *what, ss_coltype_t *out);
+/* A comparison node over l and r (takes both, also on failure). */
+int ss__compare(const ss__cctx_t *cc, ss_ast_op_t op, const ss_ast_expr_t *la, ss_expr_t *l,
+                const ss_ast_expr_t *ra, ss_expr_t *r, ss_expr_t **out);
+int ss__compile_case(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e);
+int ss__compile_cast(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e);
+int ss__compile_in(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e);
+int ss__compile_between(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e);
+int ss__compile_func(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e);
+
 /* Renders a compiled expression with the names of schema (EXPLAIN). */
 int ss__expr_sql(const ss_expr_t *e, const ss_schema_t *in, ss_buf_t *out);
 

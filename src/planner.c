@@ -1124,6 +1124,11 @@ static int plan_group_node(pctx_t *x, ss__grouping_t *g, const ss__scope_t *sc, 
                 return rc;
         }
         ss_coltype_t at = pa->arg ? pa->arg->type : SS_COL_INT;
+        /* NUMERIC: SUM is an exact decimal sum, MIN/MAX/COUNT DISTINCT compare numerically
+         * (operators/group.c), AVG the REAL quotient */
+        if (pa->fn != SS_AGG_COUNT && at == SS_COL_JSON)
+            return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: %s over JSON: extract a field first (j->>'key')",
+                             a->span.line, a->span.col, a->name);
         if ((pa->fn == SS_AGG_SUM || pa->fn == SS_AGG_AVG) && at == SS_COL_TEXT)
             return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: %s needs a number, got TEXT",
                              a->span.line, a->span.col, a->name);

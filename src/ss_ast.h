@@ -31,6 +31,11 @@ typedef enum ss_ast_expr_kind {
     SS_AX_STAR,    /* '*' or table.* (in select lists and COUNT(*)) */
     SS_AX_IS_NULL, /* left IS [NOT] NULL (op = SS_OP_NOT for IS NOT NULL, else 0) */
     SS_AX_SEM,     /* semantic function: sem + tmpl (+ args for options) */
+    SS_AX_CASE,    /* CASE [left] WHEN args[0] THEN args[1] ... [ELSE right] END */
+    SS_AX_CAST,    /* CAST(left AS cast_type) or left::cast_type; name = the type as written */
+    SS_AX_IN,      /* left [NOT] IN (args...); op = SS_OP_NOT for NOT IN */
+    SS_AX_BETWEEN, /* left [NOT] BETWEEN args[0] AND args[1]; op = SS_OP_NOT for NOT BETWEEN */
+    SS_AX_ROW,     /* (a, b, ...): a parenthesised list, only meaningful after IN */
 } ss_ast_expr_kind_t;
 
 typedef enum ss_ast_op {
@@ -39,6 +44,11 @@ typedef enum ss_ast_op {
     SS_OP_EQ, SS_OP_NE, SS_OP_LT, SS_OP_LE, SS_OP_GT, SS_OP_GE,
     SS_OP_ADD, SS_OP_SUB, SS_OP_MUL, SS_OP_DIV, SS_OP_MOD,
     SS_OP_CONCAT, SS_OP_LIKE, SS_OP_NEG,
+    SS_OP_ILIKE,        /* case-insensitive LIKE; LIKE/ILIKE carry an ESCAPE expression in args[0] */
+    SS_OP_DISTINCT,     /* IS DISTINCT FROM */
+    SS_OP_NOT_DISTINCT, /* IS NOT DISTINCT FROM */
+    SS_OP_JSON_GET,     /* -> (member or element, as JSON) */
+    SS_OP_JSON_TEXT,    /* ->> (member or element, as TEXT) */
 } ss_ast_op_t;
 
 typedef enum ss_sem_kind {
@@ -87,6 +97,9 @@ struct ss_ast_expr {
     int distinct;              /* COUNT(DISTINCT x) */
     int lit_bool;              /* LITERAL written TRUE or FALSE (lit is INT 1 / 0) */
     ss_span_t op_span;         /* BINARY: where the operator is (len 0 when unknown) */
+    ss_coltype_t cast_type;    /* CAST target */
+    int cast_typmod;           /* CAST target's NUMERIC(p,s) (ss_typmod_make), -1 if none */
+    char *num_text;            /* numeric literal as written (exact NUMERIC conversion); owned or NULL */
 };
 
 /* ---- queries ---- */
@@ -175,6 +188,7 @@ typedef enum ss_ast_object { SS_OBJ_STREAM, SS_OBJ_VIEW, SS_OBJ_MODEL } ss_ast_o
 typedef struct ss_ast_coldef {
     char *name;       /* owned */
     ss_coltype_t type;
+    int typmod;       /* NUMERIC(p,s) as ss_typmod_make(p, s), -1 if none */
     int is_key;
     ss_span_t span;
 } ss_ast_coldef_t;
@@ -222,6 +236,10 @@ const ss_ast_option_t *ss_ast_option_get(const ss_ast_options_t *o, const char *
 int ss_ast_expr_to_sql(const ss_ast_expr_t *e, ss_buf_t *out);
 const char *ss_ast_op_name(ss_ast_op_t op);
 const char *ss_sem_kind_name(ss_sem_kind_t k);
+/* A SQL type name (INT, VARCHAR, NUMERIC, JSON, ...) as a column type; -1 when unknown. */
+int ss_type_from_name(const char *name);
+/* The SQL spelling of a type with its typmod: "NUMERIC(10,2)", "DOUBLE PRECISION", "JSON". */
+int ss_type_to_sql(ss_coltype_t t, int typmod, ss_buf_t *out);
 
 /* Template helpers: a template is text with {col} or {alias.col} references.
  * ss_template_refs lists the references in order (each "col" or "alias.col",

@@ -19,6 +19,9 @@ typedef enum ss_expr_kind {
     SS_EX_BINARY,  /* args[0] op args[1] */
     SS_EX_IS_NULL, /* args[0] IS NULL (negate = IS NOT NULL) */
     SS_EX_FUNC,    /* scalar function `func`(args...) : LOWER UPPER LENGTH COALESCE ABS SUBSTR ROUND ... */
+    SS_EX_CASE,    /* args = when1, then1, when2, then2, ... [, else] (odd nargs: the last is ELSE) */
+    SS_EX_CAST,    /* args[0] converted to `type` (NUMERIC: typmod) */
+    SS_EX_IN,      /* args[0] IN (args[1..]); negate = NOT IN */
 } ss_expr_kind_t;
 
 typedef struct ss_expr {
@@ -31,6 +34,8 @@ typedef struct ss_expr {
     int nargs;
     struct ss_expr **args;   /* owned */
     ss_coltype_t type;       /* result type as inferred by the planner (ANY if unknown) */
+    int typmod;              /* SS_EX_CAST to NUMERIC(p,s): ss_typmod_make(p, s); else -1 */
+    int sline, scol;         /* source position (view text) for run-time errors; 0 if unknown */
 } ss_expr_t;
 
 ss_expr_t *ss_expr_new(ss_expr_kind_t kind);
@@ -38,7 +43,10 @@ void ss_expr_free(ss_expr_t *e);
 ss_expr_t *ss_expr_copy(const ss_expr_t *e);
 /* Evaluates e on row. Text results either borrow from row/e or are malloc'd into
  * *owned (caller frees *owned when non-NULL after the call). SQL semantics:
- * NULL propagates; comparisons yield INT 0/1 or NULL; AND/OR three-valued. */
+ * NULL propagates; comparisons yield INT 0/1 or NULL; AND/OR three-valued.
+ * A row the expression cannot be computed on (division by zero, an invalid
+ * cast, a value out of range) gives SS_ERR_INVALID with "line:col: reason";
+ * operators report such rows through ss_op_row_error instead of failing. */
 int ss_expr_eval(const ss_expr_t *e, const ss_row_t *row, ss_value_t *out, char **owned,
                  char *err, size_t errsz);
 /* Readable rendering using the input schema's names (for EXPLAIN). */

@@ -47,7 +47,8 @@ static ss_value_t gen_value(dt_rng_t *r, dt_type_t t, int nullable)
             return ss_val_int(dt_int(r, 16) - 3);
         if (dt_pct(r, 90))
             return ss_val_int(dt_int(r, 2001) - 1000);
-        return ss_val_int((int64_t)(dt_next(r) % 2000000000000ULL) - 1000000000000LL);
+        /* large, but a product of four stays inside 64 bits (overflow is an error, as in PostgreSQL) */
+        return ss_val_int(dt_int(r, 20001) - 10000);
     case DT_REAL:
         return ss_val_real((double)(dt_int(r, 801) - 400) / 8.0);
     case DT_TEXT: {
@@ -90,6 +91,10 @@ void dt_literal(const ss_value_t *v, dt_type_t t, ss_buf_t *out)
         ss_buf_puts(out, b);
         return;
     }
+    case SS_NUM: /* its digits */
+        ss_buf_append(out, v->u.str.s, v->u.str.n);
+        return;
+    case SS_JSON:
     case SS_TEXT:
         ss_buf_putc(out, '\'');
         for (size_t i = 0; i < v->u.str.n; i++) {
@@ -142,6 +147,8 @@ static int g_literal(dt_gen_t *g, dt_type_t t, int depth, ss_buf_t *out)
     return 1;
 }
 
+/* + - * / and % (INT only). A divisor is wrapped in NULLIF(d, 0): division by zero is an error in
+ * semstream (as in PostgreSQL) and NULL in SQLite, NULL in both this way. */
 static int g_arith(dt_gen_t *g, dt_type_t t, int depth, ss_buf_t *out)
 {
     static const char *const ops[] = {" + ", " - ", " * ", " / ", " % "};
@@ -149,7 +156,11 @@ static int g_arith(dt_gen_t *g, dt_type_t t, int depth, ss_buf_t *out)
     ss_buf_putc(out, '(');
     dt_expr(g, t, depth - 1, out);
     ss_buf_puts(out, ops[op]);
-    dt_expr(g, t == DT_REAL && dt_pct(g->rng, 30) ? DT_INT : t, depth - 1, out);
+    if (op >= 3)
+        ss_buf_puts(out, "NULLIF(");
+    dt_expr(g, t == DT_REAL && op < 3 && dt_pct(g->rng, 30) ? DT_INT : t, depth - 1, out);
+    if (op >= 3)
+        ss_buf_puts(out, ", 0)");
     ss_buf_putc(out, ')');
     return 1;
 }

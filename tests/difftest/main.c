@@ -160,6 +160,7 @@ static sqlite3 *oracle_open(const dt_case_t *c, table_t *tabs, const int *valid)
 {
     sqlite3 *db = NULL;
     sqlite3_open(":memory:", &db);
+    sqlite3_exec(db, "PRAGMA case_sensitive_like = ON", NULL, NULL, NULL); /* LIKE as in PostgreSQL */
     for (int i = 0; i < c->nstreams; i++) {
         const dt_rel_t *s = &c->s[i];
         ss_buf_t q = SS_BUF_INIT, ins = SS_BUF_INIT;
