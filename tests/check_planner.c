@@ -146,6 +146,8 @@ static const err_case_t err_cases[] = {
     {"CREATE VIEW v AS SELECT id FROM papers WHERE year > 2000 AND title;",
      "1:62: argument of WHERE must be type boolean, not text"},
     {"CREATE VIEW v AS SELECT id FROM papers WHERE NOT year;", "1:50: argument of NOT must be type boolean, not integer"},
+    {"CREATE VIEW v AS SELECT LOWER(year) AS y FROM papers;",
+     "1:25: function lower(integer) does not exist (it takes text; cast the argument: LOWER(x::TEXT))"},
     {"CREATE VIEW v AS SELECT COALESCE(title, 1) AS t FROM papers;",
      "1:41: COALESCE types text and integer cannot be matched"},
     {"CREATE VIEW v AS SELECT id FROM papers WHERE year LIKE '19%';",
