@@ -459,6 +459,18 @@ static int eval_unary(const ss_expr_t *e, const ss_row_t *row, ss_value_t *out, 
     case SS_OP_NOT: *out = ss_val_int(!ss_val_truthy(&a)); break;
     case SS_OP_NEG: {
         ss_value_t x = ss__x_num(&a);
+        if (x.t == SS_NUM) { /* canonical decimal text: flip its sign (zero has none) */
+            const char *t = x.u.str.s;
+            size_t n = x.u.str.n;
+            int zero = strspn(t, "-0.") == n;
+            char *r = zero ? ss_strndup(t, n) : t[0] == '-' ? ss_strndup(t + 1, n - 1) : ss_sprintf("-%s", t);
+            free(ca);
+            if (!r)
+                return EMSG(SS_ERR_NOMEM, "out of memory");
+            *owned = r;
+            *out = ss_val_num_ref(r, strlen(r));
+            return SS_OK;
+        }
         if (x.t == SS_INT)
             *out = x.u.i == INT64_MIN ? ss_val_real(-(double)x.u.i) : ss_val_int(-x.u.i);
         else

@@ -285,8 +285,22 @@ static char *dec_op(const char *a, char op, const char *b)
         free(g_);                                                                             \
     } while (0)
 
+/* A NUMERIC literal (its text owned by the node). */
+static ss_expr_t *ex_numeric(const char *digits)
+{
+    ss_expr_t *e = ss_expr_new(SS_EX_LIT);
+    e->lit = ss_val_num_ref(ss_strdup(digits), strlen(digits));
+    e->type = SS_COL_NUMERIC;
+    return e;
+}
+
 START_TEST(test_numeric)
 {
+    /* unary minus of a NUMERIC flips the sign of the exact value (found by tests/difftest: it
+     * read the text pointer as a double) */
+    EXPECT(ex_un(SS_OP_NEG, ex_numeric("2.50")), "t:-2.50");
+    EXPECT(ex_un(SS_OP_NEG, ex_numeric("-0.125")), "t:0.125");
+    EXPECT(ex_un(SS_OP_NEG, ex_numeric("0.00")), "t:0.00");
     /* SUM of 0.1 ten times is exactly 1.0, and retracting is exact too */
     ss_dec_t acc = SS_DEC_INIT, t = SS_DEC_INIT, tenth = SS_DEC_INIT;
     char err[128];
