@@ -510,7 +510,8 @@ static int s_distinct(dt_rng_t *r, const dt_case_t *c, dt_rel_t *v, ss_buf_t *ou
 
 static int is_literal(const char *e)
 {
-    if (!strncmp(e, "(- ", 3) && e[3] >= '0' && e[3] <= '9') /* SQLite folds (- 1) to a position too */
+    /* SQLite folds (- 1) and (+ -2) to a position too */
+    if ((!strncmp(e, "(- ", 3) || !strncmp(e, "(+ ", 3)) && ((e[3] >= '0' && e[3] <= '9') || e[3] == '-'))
         return 1;
     return !*e || strchr("0123456789-'", *e) || !strncmp(e, "TRUE", 4) || !strncmp(e, "FALSE", 5) ||
            !strncmp(e, "NULL", 4);
