@@ -4,7 +4,9 @@
  * "st_<node id>" and a cache of prepared statements, binding/reading values
  * and rows (rows are stored as BLOBs in ss_row_encode form), key encodings
  * (exact, numerically normalised, and order-preserving sort keys that SQLite
- * compares with memcmp), moving Z-set entries, and the clock operators read
+ * compares with memcmp), row stores (multisets of rows kept once each, never
+ * inside a key) and counted row identities, moving Z-set entries, and the clock
+ * operators read
  * (injectable for tests). Operators never BEGIN/COMMIT: the scheduler holds a
  * transaction open around each micro-batch.
  */

@@ -1,7 +1,9 @@
 /*
  * state.c — implements ss_state.h: the per-operator SQLite state handle
  * (table prefix, prepared-statement cache), value/row binding, key and sort-key
- * encodings, Z-set moves and the injectable clock.
+ * encodings (NUMERIC included), row stores (each row once, found through a
+ * (key, hash) index) and counted row identities, Z-set moves and the
+ * injectable clock.
  */
 #include "ss_state.h"
 #include "ss_decimal.h"
