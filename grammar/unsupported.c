@@ -21,24 +21,16 @@ typedef struct unsupported {
 } unsupported_t;
 
 static const unsupported_t unsupported[] = {
-    {"UNION", NULL, "UNION"},
-    {"INTERSECT", NULL, "INTERSECT"},
-    {"EXCEPT", NULL, "EXCEPT"},
-    {"WITH", "~(", "WITH (a common table expression)"},
-    {"(", "SELECT", "a subquery"},
-    {"EXISTS", "(", "EXISTS"},
-    {"SIMILAR", NULL, "SIMILAR TO"},
-    {"OVER", "(", "a window function (OVER)"},
-    {"FILTER", "(", "an aggregate FILTER"},
-    {"RIGHT", "JOIN", "RIGHT JOIN"},
-    {"RIGHT", "OUTER", "RIGHT JOIN"},
-    {"FULL", "JOIN", "FULL JOIN"},
-    {"FULL", "OUTER", "FULL JOIN"},
-    {"CROSS", "JOIN", "CROSS JOIN"},
-    {"NATURAL", NULL, "NATURAL JOIN"},
-    {"USING", "(", "JOIN ... USING"},
-    {"OFFSET", "#", "OFFSET"},
+    {"SIMILAR", "TO", "SIMILAR TO"},
     {"INTERVAL", NULL, "INTERVAL"},
+    {"LATERAL", NULL, "LATERAL"},
+    {"GROUPING", "SETS", "GROUPING SETS"},
+    {"FETCH", "FIRST", "FETCH FIRST (use LIMIT)"},
+    {"FETCH", "NEXT", "FETCH NEXT (use LIMIT)"},
+    {"ROWS", "BETWEEN", "a window frame (ROWS BETWEEN)"},
+    {"RANGE", "BETWEEN", "a window frame (RANGE BETWEEN)"},
+    {"GROUPS", "BETWEEN", "a window frame (GROUPS BETWEEN)"},
+    {"OVER", "~(", "a named window (OVER name)"},
 };
 
 static int tok_is(const ss_tok_t *t, const char *s)

@@ -14,8 +14,8 @@ CREATE STREAM s5 (a INT) WITH (partitions = 0);
 CREATE CONTINUOUS VIEW bad5 WITH (sink_topik = 'out') AS SELECT id FROM orders;
 SET batchsize = 10;
 -- syntax that is not supported yet says so
-CREATE CONTINUOUS VIEW bad6 AS SELECT id FROM orders UNION SELECT id FROM orders;
-CREATE CONTINUOUS VIEW bad7 AS SELECT id FROM orders ORDER BY id LIMIT 3 OFFSET 2;
+CREATE CONTINUOUS VIEW bad6 AS SELECT id FROM orders WHERE status SIMILAR TO 'o%';
+CREATE CONTINUOUS VIEW bad7 AS SELECT id, SUM(qty) OVER (ORDER BY id ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) FROM orders;
 -- what PostgreSQL accepts: a string literal takes the number's type; GROUP BY names an input column first
 CREATE CONTINUOUS VIEW big AS SELECT id, amount FROM orders WHERE qty = '10' AND amount > '2.5';
 CREATE CONTINUOUS VIEW by_status AS
