@@ -44,6 +44,28 @@
 
 static char g_bin[1100];
 
+/* The servers this process started and has not stopped yet: die() kills them. */
+static pid_t g_children[8];
+static int g_nchildren;
+
+static void child_add(pid_t pid)
+{
+    for (int i = 0; i < g_nchildren; i++)
+        if (g_children[i] <= 0) {
+            g_children[i] = pid;
+            return;
+        }
+    if (g_nchildren < (int)(sizeof g_children / sizeof g_children[0]))
+        g_children[g_nchildren++] = pid;
+}
+
+static void child_del(pid_t pid)
+{
+    for (int i = 0; i < g_nchildren; i++)
+        if (g_children[i] == pid)
+            g_children[i] = 0;
+}
+
 static void die(const char *fmt, ...)
 {
     va_list ap;
@@ -52,6 +74,9 @@ static void die(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
+    for (int i = 0; i < g_nchildren; i++) /* never leave a server behind (ctest would wait for it) */
+        if (g_children[i] > 0)
+            kill(g_children[i], SIGKILL);
     exit(1);
 }
 
@@ -80,6 +105,7 @@ static void worker_start(worker_t *w, const char *model, int threads)
         execl(g_bin, "semstream", "worker", "--port", "0", "--threads", th, "--model", model, (char *)NULL);
         _exit(127);
     }
+    child_add(pid);
     close(fd[1]);
     FILE *in = fdopen(fd[0], "r");
     char line[512] = "";
@@ -97,6 +123,7 @@ static void worker_stop(worker_t *w)
 {
     kill(w->pid, SIGTERM);
     waitpid(w->pid, NULL, 0);
+    child_del(w->pid);
 }
 
 static char *run_sql(ss_engine_t *e, const char *sql)

@@ -53,6 +53,28 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+/* The servers this process started and has not stopped yet: die() kills them. */
+static pid_t g_children[8];
+static int g_nchildren;
+
+static void child_add(pid_t pid)
+{
+    for (int i = 0; i < g_nchildren; i++)
+        if (g_children[i] <= 0) {
+            g_children[i] = pid;
+            return;
+        }
+    if (g_nchildren < (int)(sizeof g_children / sizeof g_children[0]))
+        g_children[g_nchildren++] = pid;
+}
+
+static void child_del(pid_t pid)
+{
+    for (int i = 0; i < g_nchildren; i++)
+        if (g_children[i] == pid)
+            g_children[i] = 0;
+}
+
 static void die(const char *fmt, ...)
 {
     va_list ap;
@@ -61,6 +83,9 @@ static void die(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
+    for (int i = 0; i < g_nchildren; i++) /* never leave a server behind (ctest would wait for it) */
+        if (g_children[i] > 0)
+            kill(g_children[i], SIGKILL);
     exit(1);
 }
 
@@ -82,6 +107,7 @@ static void fixture_start(fixture_t *f, int port, int delay_ms)
         execl(g_fixture_bin, g_fixture_bin, "--port", p, "--delay-ms", d, (char *)NULL);
         _exit(127);
     }
+    child_add(pid);
     close(fd[1]);
     FILE *in = fdopen(fd[0], "r");
     char line[128] = "";
@@ -90,6 +116,7 @@ static void fixture_start(fixture_t *f, int port, int delay_ms)
             break;
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid) {
+            child_del(pid);
             fclose(in);
             sleep_ms(200);
             fixture_start(f, port, delay_ms);
@@ -111,6 +138,7 @@ static void fixture_stop(fixture_t *f)
     if (f->pid > 0) {
         kill(f->pid, SIGKILL); /* down at once: connections refused from now on */
         waitpid(f->pid, NULL, 0);
+        child_del(f->pid);
     }
     f->pid = 0;
 }
