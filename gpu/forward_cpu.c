@@ -3,8 +3,10 @@
  * one transformer forward pass over a batch of tokens from many sequences. Each
  * token carries its position and its sequence's KV block table; K/V of the batch
  * are written to the blocks first, then every token attends causally to its own
- * sequence. Weights are used in place from the mapping; KV blocks are f32 and
- * owned here (block id -> memory), grown on reserve().
+ * sequence. Float weights are used in place from the mapping; quantized ones are repacked
+ * at upload into the panels of qpack.c (owned here; the token embedding stays in the mapping,
+ * it is only read a row at a time). KV blocks are f32 and owned here (block id -> memory),
+ * grown on reserve().
  */
 #include "llm_internal.h"
 
@@ -14,6 +16,8 @@
 
 typedef struct cpu {
     ss_llm_t *m;
+    layer_w_t *L;         /* [n_layers] the model's layer weights, quantized ones with panels */
+    wmat_t output;        /* the output projection, likewise */
     float **blk;          /* [nblk] KV block memory: [layer][k|v][KV_BLOCK][kv_dim] */
     int nblk, cap;
     size_t blk_floats;
@@ -54,6 +58,55 @@ static ss_err_t ensure_acts(cpu_t *c, int n, char *err, size_t errsz)
     return SS_OK;
 }
 
+/* A copy of w with its panel (quantized types); float types are used as they are. */
+static ss_err_t pack(ss_llm_t *m, const wmat_t *w, wmat_t *out, char *err, size_t errsz)
+{
+    *out = *w;
+    out->panel = NULL;
+    if (!p_spec(w->type))
+        return SS_OK;
+    if (k_pack(out, m->threads))
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory repacking a %dx%d %s weight", w->rows, w->cols,
+                         ss_ggml_type_name(w->type));
+    return SS_OK;
+}
+
+static void free_packed(cpu_t *c)
+{
+    if (c->L)
+        for (int l = 0; l < c->m->cfg.n_layers; l++) {
+            layer_w_t *L = &c->L[l];
+            wmat_t *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+            for (size_t i = 0; i < SS_ARRAY_LEN(ws); i++)
+                k_unpack_free(ws[i]);
+        }
+    free(c->L);
+    k_unpack_free(&c->output);
+}
+
+static ss_err_t pack_weights(cpu_t *c, char *err, size_t errsz)
+{
+    ss_llm_t *m = c->m;
+    c->L = calloc((size_t)m->cfg.n_layers, sizeof *c->L);
+    if (!c->L)
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    ss_err_t rc = pack(m, &m->w.output, &c->output, err, errsz);
+    for (int l = 0; l < m->cfg.n_layers && !rc; l++) {
+        const layer_w_t *S = &m->w.layers[l];
+        layer_w_t *L = &c->L[l];
+        *L = *S;
+        const wmat_t *src[] = {&S->wq, &S->wk, &S->wv, &S->wo, &S->w_gate, &S->w_up, &S->w_down};
+        wmat_t *dst[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < SS_ARRAY_LEN(src); i++)
+            dst[i]->panel = NULL;
+        for (size_t i = 0; i < SS_ARRAY_LEN(src) && !rc; i++)
+            rc = pack(m, src[i], dst[i], err, errsz);
+    }
+    return rc;
+}
+
+static void cpu_destroy(void *ctx);
+
 static ss_err_t cpu_upload(ss_llm_t *m, void **ctx, char *err, size_t errsz)
 {
     cpu_t *c = calloc(1, sizeof *c);
@@ -61,6 +114,11 @@ static ss_err_t cpu_upload(ss_llm_t *m, void **ctx, char *err, size_t errsz)
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     c->m = m;
     c->blk_floats = (size_t)m->cfg.n_layers * 2 * KV_BLOCK * m->cfg.n_kv_heads * m->cfg.head_dim;
+    ss_err_t rc = pack_weights(c, err, errsz);
+    if (rc) {
+        cpu_destroy(c);
+        return rc;
+    }
     *ctx = c;
     return SS_OK;
 }
@@ -96,6 +154,7 @@ static void cpu_destroy(void *ctx)
     free_acts(c);
     free(c->scratch);
     free(c->rope_cs);
+    free_packed(c);
     free(c);
 }
 
@@ -233,7 +292,7 @@ static void add_bias(float *y, const float *b, int n, int rows)
 static void layer_fwd(cpu_t *c, const ubatch_t *ub, int l, int threads)
 {
     const ss_llm_config_t *g = &c->m->cfg;
-    const layer_w_t *L = &c->m->w.layers[l];
+    const layer_w_t *L = &c->L[l];
     int n = ub->n, d = g->dim, qd = g->n_heads * g->head_dim, kvd = g->n_kv_heads * g->head_dim;
     int hdim = g->hidden_dim;
     for (int t = 0; t < n; t++)
@@ -327,7 +386,7 @@ static ss_err_t cpu_forward(void *ctx, const ubatch_t *ub, char *err, size_t err
         }
     }
     if (ub->nout > 0)
-        k_matmul(&m->w.output, c->xo, d, ub->nout, ub->logits, g->vocab_size, threads);
+        k_matmul(&c->output, c->xo, d, ub->nout, ub->logits, g->vocab_size, threads);
     (void)no;
     return SS_OK;
 }

@@ -241,136 +241,6 @@ static T5 void dot_avx512(const uint8_t *w, int type, int cols, const float *x, 
 }
 #endif
 
-/* ---------------- Q8_0 weights x Q8_0-quantized activations (integer dots) ----------------
- * Activations are quantized per 32-element block (scale dx, int8 qx), as llama.cpp does;
- * each block's integer dot is scaled by dw*dx. qx rows have stride cols, dx rows cols/32. */
-typedef void (*dotq_fn)(const uint8_t *w, int cols, const int8_t *qx, const float *dx, int nb, float *out);
-
-static void quant_act(const float *x, int cols, int8_t *q, float *d)
-{
-    for (int g = 0; g < cols / 32; g++) {
-        float amax = 0;
-        for (int i = 0; i < 32; i++)
-            amax = fmaxf(amax, fabsf(x[32 * g + i]));
-        float sc = amax / 127.f, inv = sc ? 1.f / sc : 0.f;
-        d[g] = sc;
-        for (int i = 0; i < 32; i++)
-            q[32 * g + i] = (int8_t)lrintf(x[32 * g + i] * inv);
-    }
-}
-
-static void dotq_scalar(const uint8_t *w, int cols, const int8_t *qx, const float *dx, int nb, float *out)
-{
-    int ng = cols / 32;
-    for (int j = 0; j < nb; j++) {
-        float acc = 0;
-        for (int g = 0; g < ng; g++) {
-            const uint8_t *b = w + 34 * (size_t)g;
-            uint16_t h;
-            memcpy(&h, b, 2);
-            int s = 0;
-            for (int i = 0; i < 32; i++)
-                s += (int)(int8_t)b[2 + i] * qx[(size_t)j * cols + 32 * g + i];
-            acc += ss_fp16_to_f32(h) * dx[(size_t)j * ng + g] * (float)s;
-        }
-        out[j] = acc;
-    }
-}
-
-#ifdef SS_X86
-static inline __attribute__((always_inline)) T2 void dotq_avx2_n(const uint8_t *w, int cols, const int8_t *qx,
-                                                                  const float *dx, const int nb, float *out)
-{
-    __m256 acc[4];
-    const __m256i ones = _mm256_set1_epi16(1);
-    int ng = cols / 32;
-    for (int j = 0; j < nb; j++)
-        acc[j] = _mm256_setzero_ps();
-    for (int g = 0; g < ng; g++) {
-        const uint8_t *b = w + 34 * (size_t)g;
-        uint16_t h;
-        memcpy(&h, b, 2);
-        float dw = _cvtsh_ss(h);
-        __m256i qw = _mm256_loadu_si256((const __m256i *)(b + 2));
-        __m256i ax = _mm256_sign_epi8(qw, qw);
-        for (int j = 0; j < nb; j++) {
-            __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(qx + (size_t)j * cols + 32 * g)), qw);
-            __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), ones);
-            acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * dx[(size_t)j * ng + g]), acc[j]);
-        }
-    }
-    for (int j = 0; j < nb; j++)
-        out[j] = hsum8(acc[j]);
-}
-
-static T2 void dotq_avx2(const uint8_t *w, int cols, const int8_t *qx, const float *dx, int nb, float *out)
-{
-    switch (nb) {
-    case 1: dotq_avx2_n(w, cols, qx, dx, 1, out); break;
-    case 2: dotq_avx2_n(w, cols, qx, dx, 2, out); break;
-    case 3: dotq_avx2_n(w, cols, qx, dx, 3, out); break;
-    default: dotq_avx2_n(w, cols, qx, dx, 4, out); break;
-    }
-}
-
-/* Two blocks per 512-bit register: lanes 0-7 hold block g's int32 partial sums, 8-15 block
- * g+1's; the pair's scales come from one 64-bit load of dx and a lane permute. */
-#define T6 __attribute__((target("avx512vnni,avx512bw,avx512vl,avx512f,avx512dq,avx2,fma,f16c")))
-static inline __attribute__((always_inline)) T6 void dotq_vnni512_n(const uint8_t *w, int cols, const int8_t *qx,
-                                                                     const float *dx, const int nb, float *out)
-{
-    __m512 acc[4];
-    int ng = cols / 32;
-    const __m512i idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-    for (int j = 0; j < nb; j++)
-        acc[j] = _mm512_setzero_ps();
-    int g = 0;
-    for (; g + 2 <= ng; g += 2) {
-        const uint8_t *b0 = w + 34 * (size_t)g, *b1 = b0 + 34;
-        uint16_t h0, h1;
-        memcpy(&h0, b0, 2);
-        memcpy(&h1, b1, 2);
-        __m512 dw = _mm512_insertf32x8(_mm512_set1_ps(_cvtsh_ss(h0)), _mm256_set1_ps(_cvtsh_ss(h1)), 1);
-        __m512i qw = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b0 + 2))),
-                                        _mm256_loadu_si256((const __m256i *)(b1 + 2)), 1);
-        __m512i ax = _mm512_abs_epi8(qw);
-        __mmask64 neg = _mm512_movepi8_mask(qw);
-        for (int j = 0; j < nb; j++) {
-            __m512i x = _mm512_loadu_si512((const void *)(qx + (size_t)j * cols + 32 * g));
-            __m512i sy = _mm512_mask_sub_epi8(x, neg, _mm512_setzero_si512(), x);
-            __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ax, sy);
-            __m128 d2 = _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(dx + (size_t)j * ng + g)));
-            __m512 sc = _mm512_mul_ps(dw, _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(d2)));
-            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), sc, acc[j]);
-        }
-    }
-    for (int j = 0; j < nb; j++) {
-        float s = _mm512_reduce_add_ps(acc[j]);
-        if (g < ng) { /* odd block count: the last block alone */
-            const uint8_t *b = w + 34 * (size_t)g;
-            uint16_t h;
-            memcpy(&h, b, 2);
-            __m256i qw = _mm256_loadu_si256((const __m256i *)(b + 2));
-            __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(qx + (size_t)j * cols + 32 * g)), qw);
-            __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(qw, qw), sy);
-            __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(_cvtsh_ss(h) * dx[(size_t)j * ng + g]));
-            s += hsum8(v);
-        }
-        out[j] = s;
-    }
-}
-
-static T6 void dotq_vnni(const uint8_t *w, int cols, const int8_t *qx, const float *dx, int nb, float *out)
-{
-    switch (nb) {
-    case 1: dotq_vnni512_n(w, cols, qx, dx, 1, out); break;
-    case 2: dotq_vnni512_n(w, cols, qx, dx, 2, out); break;
-    case 3: dotq_vnni512_n(w, cols, qx, dx, 3, out); break;
-    default: dotq_vnni512_n(w, cols, qx, dx, 4, out); break;
-    }
-}
-#endif
-
 /* ---------------- f16/bf16 rows to f32 ---------------- */
 
 static void row16_scalar(const uint8_t *w, int type, int n, float *d) { ss_ggml_to_f32(type, w, d, n); }
@@ -680,21 +550,21 @@ static T5 void softmax_avx512(float *r, int n, float scale)
 /* ---------------- dispatch ---------------- */
 
 static dot_fn g_dot;
-static dotq_fn g_dotq;
 static const char *g_isa;
+static int g_level;
 float (*k_vdot)(const float *a, const float *b, int n);
 void (*k_vaxpy)(float *y, float a, const float *x, int n);
 void (*k_softmax)(float *r, int n, float scale);
 void (*k_attn_values_all)(const float *a, const float *const *vt, int nblk, int last_np, int hd, float *out);
 void (*k_attn_scores_all)(const float *q, const float *const *kt, int nblk, int last_np, int hd, float *out);
 
-/* level 0 = scalar, 1 = AVX2+FMA+F16C, 2 = AVX-512 (+VNNI when present) */
+/* level 0 = scalar, 1 = AVX2+FMA+F16C, 2 = AVX-512 with VNNI */
 static void set_isa(int level)
 {
     g_dot = dot_scalar;
-    g_dotq = dotq_scalar;
     g_row16 = row16_scalar;
     g_isa = "scalar";
+    g_level = 0;
     k_vdot = vdot_scalar;
     k_vaxpy = vaxpy_scalar;
     k_attn_scores = ascore_scalar;
@@ -704,9 +574,9 @@ static void set_isa(int level)
 #ifdef SS_X86
     if (level >= 1) {
         g_dot = dot_avx2;
-        g_dotq = dotq_avx2;
         g_row16 = row16_avx2;
         g_isa = "avx2";
+        g_level = 1;
         k_vdot = vdot_avx2;
         k_vaxpy = vaxpy_avx2;
         k_attn_scores = ascore_avx2;
@@ -714,8 +584,8 @@ static void set_isa(int level)
     }
     if (level >= 2) {
         g_dot = dot_avx512;
-        g_dotq = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512dq") ? dotq_vnni : dotq_avx2;
         g_isa = "avx512";
+        g_level = 2;
         k_vdot = vdot_avx512;
         k_vaxpy = vaxpy_avx512;
         k_attn_scores = ascore_avx512;
@@ -733,7 +603,8 @@ static int max_level(void)
 #ifdef SS_X86
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma"))
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma"))
         return 2;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
         return 1;
@@ -769,10 +640,11 @@ void k_row_f32(const wmat_t *w, int r, float *dst)
     ss_ggml_to_f32(w->type, (const uint8_t *)w->data + (size_t)r * w->row_bytes, dst, w->cols);
 }
 
-/* Types without a direct kernel (q4_0, q4_k) are dequantized a row at a time. */
+/* f32/f16/bf16 have direct kernels; quantized types run on panels (qgemm.c), or, when a matrix
+ * was not packed, are dequantized a row at a time (a slow path for callers that skip k_pack). */
 static int direct(int type)
 {
-    return type == SS_GGML_F32 || type == SS_GGML_F16 || type == SS_GGML_BF16 || type == SS_GGML_Q8_0;
+    return type == SS_GGML_F32 || type == SS_GGML_F16 || type == SS_GGML_BF16;
 }
 
 #define ROWS_PER_TASK 16
@@ -784,9 +656,9 @@ typedef struct mm {
     int nb;
     float *out;
     dot_fn dot;
-    dotq_fn dotq;
-    const int8_t *qx; /* Q8_0 weights: quantized activations [nb][cols] */
-    const float *dx;  /* and their block scales [nb][cols/32] */
+    const qact_t *qa;   /* panel path: the quantized activations */
+    const pspec_t *ps;
+    int gpt;            /* panel path: row groups per task */
 } mm_t;
 
 /* Activations are taken in blocks that fit in L2 (~256 KiB), so every row of the task
@@ -798,6 +670,26 @@ static int act_block(int cols, int nb)
     return SS_MIN(ab, nb);
 }
 
+/* Panel path: row groups [t*gpt, (t+1)*gpt) times every activation; each group's tiles stay in
+ * cache while the kernel walks the batch 8 activations at a time. */
+static void mm_panel(const mm_t *a, int t)
+{
+    const wmat_t *w = a->w;
+    int ngroups = (w->rows + 15) / 16;
+    for (int g = t * a->gpt; g < SS_MIN(ngroups, (t + 1) * a->gpt); g++) {
+        int r0 = 16 * g;
+        qgemm_run(g_level, a->ps, w->panel + (size_t)g * w->group_bytes, w->cols, a->qa, 0, a->nb, a->out + r0,
+                  a->ldo, SS_MIN(16, w->rows - r0));
+    }
+}
+
+static int mm_tasks(const mm_t *a)
+{
+    if (a->ps)
+        return ((a->w->rows + 15) / 16 + a->gpt - 1) / a->gpt;
+    return (a->w->rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
+}
+
 static void mm_chunk(void *ctx, int t, int tid)
 {
     const mm_t *a = ctx;
@@ -805,10 +697,14 @@ static void mm_chunk(void *ctx, int t, int tid)
     static __thread float *rowbuf;
     static __thread int rowcap;
     (void)tid;
+    if (a->ps) {
+        mm_panel(a, t);
+        return;
+    }
     /* f16/bf16 against many activations: convert each row to f32 once per activation block
      * (exact, so the result equals the fused kernel's) instead of once per group of 4 */
     int dir = direct(w->type) && !(a->nb > 32 && (w->type == SS_GGML_F16 || w->type == SS_GGML_BF16));
-    if (!dir && !a->qx && rowcap < w->cols) {
+    if (!dir && rowcap < w->cols) {
         free(rowbuf);
         rowbuf = malloc((size_t)w->cols * sizeof(float));
         rowcap = rowbuf ? w->cols : 0;
@@ -817,20 +713,11 @@ static void mm_chunk(void *ctx, int t, int tid)
     }
     float o[4];
     int r0 = t * ROWS_PER_TASK, r1 = SS_MIN(w->rows, (t + 1) * ROWS_PER_TASK);
-    int ab = act_block(w->cols, a->nb), ng = w->cols / 32;
+    int ab = act_block(w->cols, a->nb);
     for (int b0 = 0; b0 < a->nb; b0 += ab) {
         int b1 = SS_MIN(a->nb, b0 + ab);
         for (int r = r0; r < r1; r++) {
             const uint8_t *wr = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
-            if (a->qx) {
-                for (int b = b0; b < b1; b += 4) {
-                    int k = SS_MIN(4, b1 - b);
-                    a->dotq(wr, w->cols, a->qx + (size_t)b * w->cols, a->dx + (size_t)b * ng, k, o);
-                    for (int j = 0; j < k; j++)
-                        a->out[(size_t)(b + j) * a->ldo + r] = o[j];
-                }
-                continue;
-            }
             int ty = w->type;
             if (!dir && (w->type == SS_GGML_F16 || w->type == SS_GGML_BF16)) {
                 g_row16(wr, w->type, w->cols, rowbuf);
@@ -871,33 +758,28 @@ void k_matmul_multi(const wmat_t *const *w, float *const *out, const size_t *ldo
 {
     pick();
     mm_multi_t m;
-    int8_t *qx = NULL;
-    float *dx = NULL;
-    int cols = w[0]->cols, anyq = 0;
+    qact_t qa[2] = {{0}, {0}}; /* the activations quantized per 32 (legacy types) and per 256 (K-quants) */
+    int cols = w[0]->cols, need[2] = {0, 0}, ok[2] = {0, 0};
     long work = 0;
+    for (int i = 0; i < nmat; i++)
+        if (w[i]->panel)
+            need[p_spec(w[i]->type)->sk != SK_LEGACY] = 1;
+    for (int k = 0; k < 2; k++) /* once for every packed matrix of the call */
+        ok[k] = need[k] && q_act(&qa[k], x, ldx, nb, cols, k ? 256 : 32) == SS_OK;
     m.n = nmat;
     m.first[0] = 0;
     for (int i = 0; i < nmat; i++) {
-        m.a[i] = (mm_t){w[i], x, ldx, ldo[i], nb, out[i], g_dot, g_dotq, NULL, NULL};
-        m.first[i + 1] = m.first[i] + (w[i]->rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
-        anyq |= w[i]->type == SS_GGML_Q8_0;
+        const pspec_t *ps = w[i]->panel ? p_spec(w[i]->type) : NULL;
+        int k = ps && ps->sk != SK_LEGACY;
+        if (ps && !ok[k])
+            ps = NULL; /* out of memory for the activations: the slow path still works */
+        m.a[i] = (mm_t){w[i], x, ldx, ldo[i], nb, out[i], g_dot, ps ? &qa[k] : NULL, ps, nb <= 8 ? 4 : 1};
+        m.first[i + 1] = m.first[i] + mm_tasks(&m.a[i]);
         work += (long)w[i]->rows * w[i]->cols * nb;
     }
-    if (anyq) { /* the activations are quantized once for every Q8_0 matrix */
-        qx = malloc((size_t)nb * cols);
-        dx = malloc((size_t)nb * (cols / 32) * sizeof(float));
-        if (qx && dx)
-            for (int b = 0; b < nb; b++)
-                quant_act(x + (size_t)b * ldx, cols, qx + (size_t)b * cols, dx + (size_t)b * (cols / 32));
-        for (int i = 0; i < nmat && qx && dx; i++)
-            if (w[i]->type == SS_GGML_Q8_0) {
-                m.a[i].qx = qx;
-                m.a[i].dx = dx;
-            }
-    }
     pool_run(threads > 1 && work > (1L << 17) ? threads : 1, m.first[nmat], multi_chunk, &m);
-    free(qx);
-    free(dx);
+    q_act_free(&qa[0]);
+    q_act_free(&qa[1]);
 }
 
 void k_matmul(const wmat_t *w, const float *x, size_t ldx, int nb, float *out, size_t ldo, int threads)

@@ -23,20 +23,32 @@ typedef enum ss_gguf_vtype {
     SS_GGUF_U64 = 10, SS_GGUF_I64 = 11, SS_GGUF_F64 = 12,
 } ss_gguf_vtype_t;
 
-/* ggml tensor types (the file's numbering); only these are accepted. */
+/* ggml tensor types (the file's numbering); only these are accepted. Block layouts: gpu/quant.c. */
 typedef enum ss_ggml_type {
     SS_GGML_F32 = 0,
     SS_GGML_F16 = 1,
     SS_GGML_Q4_0 = 2,
+    SS_GGML_Q4_1 = 3,
+    SS_GGML_Q5_0 = 6,
+    SS_GGML_Q5_1 = 7,
     SS_GGML_Q8_0 = 8,
+    SS_GGML_Q2_K = 10,
+    SS_GGML_Q3_K = 11,
     SS_GGML_Q4_K = 12,
+    SS_GGML_Q5_K = 13,
+    SS_GGML_Q6_K = 14,
+    SS_GGML_Q8_K = 15,
+    SS_GGML_IQ4_NL = 20,
+    SS_GGML_IQ4_XS = 23,
     SS_GGML_BF16 = 30,
 } ss_ggml_type_t;
 
 /* Elements per block and bytes per block of a tensor type; 0 if unknown. */
 int ss_ggml_block_elems(int type);
 size_t ss_ggml_block_bytes(int type);
-const char *ss_ggml_type_name(int type); /* "f32", "q8_0", ... or "?" */
+const char *ss_ggml_type_name(int type); /* "f32", "q8_0", "q4_k", ... or "?" */
+int ss_ggml_type_parse(const char *name); /* the type of a name (any case), -1 if unknown */
+const char *ss_ggml_type_names(void);     /* "f32, f16, ..." every supported type */
 /* Bytes of a row of n elements (n must be a multiple of the block size). */
 size_t ss_ggml_row_bytes(int type, int64_t n);
 
@@ -153,9 +165,12 @@ float ss_fp16_to_f32(uint16_t h);
 uint16_t ss_f32_to_fp16(float f);
 float ss_bf16_to_f32(uint16_t h);
 uint16_t ss_f32_to_bf16(float f);
-/* Converts/quantizes n floats (a multiple of the block size) into dst of type. */
+/* Converts/quantizes n floats (a multiple of the block size) into dst of type (our own
+ * quantizers: valid blocks of every type, not llama.cpp's exact choices). */
 void ss_ggml_from_f32(int type, const float *src, void *dst, int64_t n);
-/* Dequantizes n elements of a row of type into dst. */
+/* Dequantizes n elements of a row of type into dst: the format's definition, bit for bit. */
 void ss_ggml_to_f32(int type, const void *src, float *dst, int64_t n);
+/* IQ4_NL / IQ4_XS levels (a 4-bit index selects one, times the block scale). */
+extern const int8_t ss_iq4_levels[16];
 
 #endif

@@ -510,47 +510,313 @@ END_TEST
 
 /* ---------------- kernels: every ISA agrees with a double-precision reference ---------------- */
 
-START_TEST(test_kernels_isa)
+static const int g_all_types[] = {SS_GGML_F32,  SS_GGML_F16,  SS_GGML_BF16, SS_GGML_Q4_0,   SS_GGML_Q4_1,  SS_GGML_Q5_0,
+                                  SS_GGML_Q5_1, SS_GGML_Q8_0, SS_GGML_Q2_K, SS_GGML_Q3_K,   SS_GGML_Q4_K,  SS_GGML_Q5_K,
+                                  SS_GGML_Q6_K, SS_GGML_Q8_K, SS_GGML_IQ4_NL, SS_GGML_IQ4_XS};
+
+static float urand(uint64_t *s)
 {
-    static const int types[] = {SS_GGML_F32, SS_GGML_F16, SS_GGML_BF16, SS_GGML_Q8_0, SS_GGML_Q4_0};
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)(*s >> 40) / (float)(1 << 24) - 0.5f;
+}
+
+/* One type, one shape: k_matmul on every ISA against a double-precision reference over the
+ * dequantized weights (and, for quantized types, the int8-quantized activations, so only float
+ * rounding separates them); quantized kernels must also agree bit for bit across ISAs and between
+ * a batch of nb and one activation at a time. */
+static void check_matmul_type(int type, int rows, int cols, int nb)
+{
     static const char *isas[] = {"scalar", "avx2", NULL};
-    int rows = 37, cols = 96 + 32, nb = 6;
+    uint64_t s = 7 + (uint64_t)type * 131 + (uint64_t)cols;
     float *w = malloc((size_t)rows * cols * sizeof(float)), *x = malloc((size_t)nb * cols * sizeof(float));
-    float *deq = malloc((size_t)cols * sizeof(float)), *out = malloc((size_t)nb * rows * sizeof(float));
-    uint64_t s = 7;
+    float *deq = malloc((size_t)rows * cols * sizeof(float)), *xr = malloc((size_t)nb * cols * sizeof(float));
+    float *out = malloc((size_t)nb * rows * sizeof(float)), *first = malloc((size_t)nb * rows * sizeof(float));
+    float *one = malloc((size_t)rows * sizeof(float));
     for (int i = 0; i < rows * cols; i++)
-        w[i] = (float)((s = s * 6364136223846793005ull + 1442695040888963407ull) >> 40) / (float)(1 << 24) - 0.5f;
+        w[i] = urand(&s) * (1.f + (float)(i % 7)); /* uneven magnitudes: every group its own scale */
     for (int i = 0; i < nb * cols; i++)
-        x[i] = (float)((s = s * 6364136223846793005ull + 1442695040888963407ull) >> 40) / (float)(1 << 24) - 0.5f;
-    for (size_t ti = 0; ti < SS_ARRAY_LEN(types); ti++) {
-        size_t rb = ss_ggml_row_bytes(types[ti], cols);
-        uint8_t *q = malloc(rb * rows);
-        for (int r = 0; r < rows; r++)
-            ss_ggml_from_f32(types[ti], w + (size_t)r * cols, q + r * rb, cols);
-        wmat_t m = {q, types[ti], rows, cols, rb};
-        for (size_t ii = 0; ii < SS_ARRAY_LEN(isas); ii++) {
-            k_force_isa(isas[ii]);
-            k_matmul(&m, x, cols, nb, out, rows, 2);
-            for (int r = 0; r < rows; r++) {
-                k_row_f32(&m, r, deq);
-                for (int b = 0; b < nb; b++) {
-                    double ref = 0;
-                    for (int k = 0; k < cols; k++)
-                        ref += (double)deq[k] * x[(size_t)b * cols + k];
-                    /* q8_0 also quantizes the activations (int8 dot products) */
-                    double tol = types[ti] == SS_GGML_Q8_0 ? 2e-2 : 1e-4;
-                    ck_assert_msg(fabs(ref - out[(size_t)b * rows + r]) < tol, "%s %s row %d: %f vs %f",
-                                  ss_ggml_type_name(types[ti]), k_isa(), r, ref, out[(size_t)b * rows + r]);
-                }
-            }
+        x[i] = urand(&s) * ((i % 97) == 3 ? 8.f : 1.f); /* a few outliers */
+    size_t rb = ss_ggml_row_bytes(type, cols);
+    uint8_t *q = malloc(rb * rows);
+    for (int r = 0; r < rows; r++) {
+        ss_ggml_from_f32(type, w + (size_t)r * cols, q + r * rb, cols);
+        ss_ggml_to_f32(type, q + r * rb, deq + (size_t)r * cols, cols);
+    }
+    int quant = p_spec(type) != NULL;
+    if (quant) { /* the activations as the kernels see them */
+        int8_t *xq = malloc((size_t)cols);
+        float dx[64], s16[512], s32[256];
+        int32_t n16[512], n32[256];
+        int blk = p_spec(type)->sk == SK_LEGACY ? 32 : 256;
+        for (int b = 0; b < nb; b++) {
+            q_act_row(x + (size_t)b * cols, cols, blk, xq, dx, n16, n32, s16, s32);
+            for (int k = 0; k < cols; k++)
+                xr[(size_t)b * cols + k] = (float)xq[k] * dx[k / blk];
         }
-        free(q);
+        free(xq);
+    } else {
+        memcpy(xr, x, (size_t)nb * cols * sizeof(float));
+    }
+    wmat_t m = {q, type, rows, cols, rb, NULL, 0};
+    ck_assert_int_eq(k_pack(&m, 1), quant ? 0 : -1);
+    for (size_t ii = 0; ii < SS_ARRAY_LEN(isas); ii++) {
+        k_force_isa(isas[ii]);
+        k_matmul(&m, x, cols, nb, out, rows, 2);
+        for (int r = 0; r < rows; r++)
+            for (int b = 0; b < nb; b++) {
+                double ref = 0, mag = 0;
+                for (int k = 0; k < cols; k++) {
+                    double t = (double)deq[(size_t)r * cols + k] * xr[(size_t)b * cols + k];
+                    ref += t;
+                    mag += fabs(t);
+                }
+                double got = out[(size_t)b * rows + r];
+                ck_assert_msg(fabs(ref - got) <= 2e-5 * mag + 1e-6, "%s %s %dx%d row %d act %d: %.7f vs %.7f (mag %g)",
+                              ss_ggml_type_name(type), k_isa(), rows, cols, r, b, ref, got, mag);
+            }
+        if (!quant)
+            continue;
+        if (ii == 0)
+            memcpy(first, out, (size_t)nb * rows * sizeof(float));
+        else
+            ck_assert_msg(!memcmp(first, out, (size_t)nb * rows * sizeof(float)), "%s: %s differs from scalar",
+                          ss_ggml_type_name(type), k_isa());
+        for (int b = 0; b < nb; b += 5) {
+            k_matmul(&m, x + (size_t)b * cols, cols, 1, one, rows, 1);
+            ck_assert_msg(!memcmp(one, out + (size_t)b * rows, (size_t)rows * sizeof(float)),
+                          "%s %s: activation %d alone differs from the batch", ss_ggml_type_name(type), k_isa(), b);
+        }
     }
     k_force_isa(NULL);
+    k_unpack_free(&m);
+    free(q);
     free(w);
     free(x);
     free(deq);
+    free(xr);
     free(out);
+    free(first);
+    free(one);
+}
+
+/* ---------------- formats: the reference dequantizers against the formats' definitions ---------------- */
+
+static float f16v(const uint8_t *p)
+{
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return ss_fp16_to_f32(h);
+}
+
+/* Element e of one block, decoded on its own from the block's bytes, written from ggml's format
+ * definitions (ggml-quants.c dequantize_row_*): the same float operations in the same order. */
+static float def_elem(int type, const uint8_t *b, int e)
+{
+    int nib = (b[0] & 0) | 0, n = e / 128, j = (e % 128) / 32, h = (e % 32) / 16, l16 = e % 16;
+    switch (type) {
+    case SS_GGML_Q4_0:
+        nib = (b[2 + e % 16] >> (4 * (e / 16))) & 15;
+        return (float)(nib - 8) * f16v(b);
+    case SS_GGML_Q4_1:
+        nib = (b[4 + e % 16] >> (4 * (e / 16))) & 15;
+        return (float)nib * f16v(b) + f16v(b + 2);
+    case SS_GGML_Q5_0:
+    case SS_GGML_Q5_1: {
+        int one = type == SS_GGML_Q5_1;
+        uint32_t qh = (uint32_t)b[2 + 2 * one] | (uint32_t)b[3 + 2 * one] << 8 | (uint32_t)b[4 + 2 * one] << 16 |
+                      (uint32_t)b[5 + 2 * one] << 24;
+        int q = ((b[6 + 2 * one + e % 16] >> (4 * (e / 16))) & 15) | (int)((qh >> e) & 1) << 4;
+        return one ? (float)q * f16v(b) + f16v(b + 2) : (float)(q - 16) * f16v(b);
+    }
+    case SS_GGML_Q8_0:
+        return (float)(int8_t)b[2 + e] * f16v(b);
+    case SS_GGML_IQ4_NL:
+        return f16v(b) * (float)ss_iq4_levels[(b[2 + e % 16] >> (4 * (e / 16))) & 15];
+    case SS_GGML_Q2_K: {
+        int q = (b[16 + 32 * n + 16 * h + l16] >> (2 * j)) & 3, sc = b[e / 16];
+        float dl = f16v(b + 80) * (float)(sc & 15), ml = f16v(b + 82) * (float)(sc >> 4);
+        return dl * (float)q - ml;
+    }
+    case SS_GGML_Q3_K: {
+        int g = e / 16, q = (b[32 + 32 * n + 16 * h + l16] >> (2 * j)) & 3;
+        int hb = (b[16 * h + l16] >> (4 * n + j)) & 1;
+        int sc = ((b[96 + g % 8] >> (4 * (g / 8))) & 15) | ((b[104 + g % 4] >> (2 * (g / 4))) & 3) << 4;
+        float dl = f16v(b + 108) * (float)(sc - 32);
+        return dl * (float)(q - (hb ? 0 : 4));
+    }
+    case SS_GGML_Q4_K:
+    case SS_GGML_Q5_K: {
+        int five = type == SS_GGML_Q5_K, c = e / 64, hi = (e / 32) % 2, l = e % 32, g = e / 32, sc, m;
+        int q = (b[16 + 32 * five + 32 * c + l] >> (4 * hi)) & 15;
+        if (five)
+            q += ((b[16 + l] >> (2 * c + hi)) & 1) ? 16 : 0;
+        const uint8_t *s = b + 4;
+        if (g < 4) {
+            sc = s[g] & 63;
+            m = s[g + 4] & 63;
+        } else {
+            sc = (s[g + 4] & 15) | (s[g - 4] >> 6) << 4;
+            m = (s[g + 4] >> 4) | (s[g] >> 6) << 4;
+        }
+        float d1 = f16v(b) * (float)sc, m1 = f16v(b + 2) * (float)m;
+        return d1 * (float)q - m1;
+    }
+    case SS_GGML_Q6_K: {
+        int q4 = (e % 128) / 32, l = e % 32;
+        int lo = (b[64 * n + 32 * (q4 & 1) + l] >> (4 * (q4 >> 1))) & 15, hi2 = (b[128 + 32 * n + l] >> (2 * q4)) & 3;
+        return f16v(b + 208) * (float)(int8_t)b[192 + e / 16] * (float)((lo | hi2 << 4) - 32);
+    }
+    case SS_GGML_Q8_K: {
+        float d;
+        memcpy(&d, b, 4);
+        return d * (float)(int8_t)b[4 + e];
+    }
+    case SS_GGML_IQ4_XS: {
+        int g = e / 32, jj = e % 32, idx = (b[8 + 16 * g + jj % 16] >> (4 * (jj / 16))) & 15;
+        int ls = ((b[4 + g / 2] >> (4 * (g % 2))) & 15) | (((b[2] | b[3] << 8) >> (2 * g)) & 3) << 4;
+        float dl = f16v(b) * (float)(ls - 32);
+        return dl * (float)ss_iq4_levels[idx];
+    }
+    default:
+        return NAN;
+    }
+}
+
+/* Test signal for block k: smooth values of varying magnitude, an outlier, exact zeros. */
+static void signal(float *x, int n, int k)
+{
+    for (int i = 0; i < n; i++)
+        x[i] = sinf(0.37f * (float)(i + 11 * k)) * (1.f + (float)((i + k) % 13) / 4.f);
+    x[(7 * k) % n] *= 6.f;
+    x[(3 * k + 1) % n] = 0.f;
+    if (k == 2)
+        memset(x, 0, (size_t)n * sizeof(float)); /* an all-zero block */
+    if (k == 3)
+        for (int i = 0; i < n; i++)
+            x[i] = -0.5f; /* a constant block */
+}
+
+START_TEST(test_quant_formats)
+{
+    /* relative RMS error our quantizers must stay under (a sanity bound, not llama.cpp's exact choice) */
+    static const struct { int type; double rms; } tq[] = {
+        {SS_GGML_Q4_0, 0.16}, {SS_GGML_Q4_1, 0.12}, {SS_GGML_Q5_0, 0.085}, {SS_GGML_Q5_1, 0.062},
+        {SS_GGML_Q8_0, 0.012}, {SS_GGML_Q2_K, 0.30}, {SS_GGML_Q3_K, 0.175}, {SS_GGML_Q4_K, 0.085},
+        {SS_GGML_Q5_K, 0.045}, {SS_GGML_Q6_K, 0.023}, {SS_GGML_Q8_K, 0.014}, {SS_GGML_IQ4_NL, 0.13},
+        {SS_GGML_IQ4_XS, 0.095}};
+    for (size_t ti = 0; ti < SS_ARRAY_LEN(tq); ti++) {
+        int type = tq[ti].type, be = ss_ggml_block_elems(type), nblk = 6, n = be * nblk;
+        size_t bb = ss_ggml_block_bytes(type);
+        float *x = malloc((size_t)n * sizeof(float)), *y = malloc((size_t)n * sizeof(float));
+        uint8_t *q = malloc(bb * nblk), u[256];
+        for (int k = 0; k < nblk; k++)
+            signal(x + k * be, be, k);
+        ss_ggml_from_f32(type, x, q, n);
+        ss_ggml_to_f32(type, q, y, n);
+        double e2 = 0, x2 = 0;
+        const qtype_t *qt = q_type(type);
+        ck_assert_ptr_nonnull(qt);
+        for (int k = 0; k < nblk; k++) {
+            float A[16], B[16];
+            qt->unpack(q + k * bb, u, A, B);
+            for (int i = 0; i < be; i++) {
+                float ref = def_elem(type, q + k * bb, i), got = y[k * be + i];
+                ck_assert_msg(!memcmp(&ref, &got, 4), "%s block %d element %d: definition %.9g, reference %.9g",
+                              ss_ggml_type_name(type), k, i, ref, got);
+                /* the unpacked form gives the same numbers */
+                float un = qt->zp >= 0 ? A[i / 16] * (float)(u[i] - qt->zp) : A[i / 16] * (float)u[i] + B[i / 16];
+                ck_assert_msg(!memcmp(&un, &got, 4), "%s block %d element %d: unpacked %.9g, reference %.9g",
+                              ss_ggml_type_name(type), k, i, un, got);
+                if (qt->zp >= 0)
+                    ck_assert_msg(B[i / 16] == -(float)qt->zp * A[i / 16], "%s: B != -zp*A", ss_ggml_type_name(type));
+                if (k != 2 && k != 3) {
+                    e2 += (double)(got - x[k * be + i]) * (got - x[k * be + i]);
+                    x2 += (double)x[k * be + i] * x[k * be + i];
+                }
+            }
+        }
+        for (int i = 2 * be; i < 3 * be; i++)
+            ck_assert_msg(y[i] == 0.f, "%s: the zero block decodes to %g", ss_ggml_type_name(type), y[i]);
+        double rel = sqrt(e2 / x2);
+        if (getenv("SS_TEST_VERBOSE"))
+            printf("%s rel rms %.4f\n", ss_ggml_type_name(type), rel);
+        ck_assert_msg(rel < tq[ti].rms, "%s: relative RMS error %.4f >= %.4f", ss_ggml_type_name(type), rel,
+                      tq[ti].rms);
+        free(x);
+        free(y);
+        free(q);
+    }
+    /* a hand-made Q4_K block: d = 0.5, dmin = 0.25, group 5 scale 37 (low 4 bits 5 in byte 9, high
+     * bits 2 in byte 1 << 6) and min 9, every quant 11: group 5 reads 0.5*37*11 - 0.25*9 */
+    uint8_t blk[144] = {0};
+    blk[0] = 0x00, blk[1] = 0x38; /* 0.5 */
+    blk[2] = 0x00, blk[3] = 0x34; /* 0.25 */
+    blk[4 + 9] = 0x95;            /* scale 5 low (0x5), min 5 low (0x9) */
+    blk[4 + 1] = 0x80;            /* scale 5 high bits: 37 = 0b100101 -> 2 */
+    memset(blk + 16, 0xBB, 128);
+    float y[256];
+    ss_ggml_to_f32(SS_GGML_Q4_K, blk, y, 256);
+    ck_assert_float_eq(y[5 * 32 + 3], 0.5f * 37.f * 11.f - 0.25f * 9.f);
+    ck_assert_float_eq(y[0], 0.f - 0.f);
+}
+END_TEST
+
+/* The panels (qpack.c) hold the same weights, scales and offsets as the unpacked blocks. */
+START_TEST(test_panels)
+{
+    for (size_t ti = 0; ti < SS_ARRAY_LEN(g_all_types); ti++) {
+        int type = g_all_types[ti];
+        const pspec_t *ps = p_spec(type);
+        if (!ps)
+            continue;
+        const qtype_t *qt = q_type(type);
+        int rows = 21, cols = qt->block == 256 ? 512 : 320;
+        size_t rb = ss_ggml_row_bytes(type, cols);
+        float *x = malloc((size_t)rows * cols * sizeof(float));
+        uint8_t *q = malloc(rb * rows);
+        for (int r = 0; r < rows; r++) {
+            signal(x + (size_t)r * cols, cols, r + 1);
+            ss_ggml_from_f32(type, x + (size_t)r * cols, q + r * rb, cols);
+        }
+        wmat_t m = {q, type, rows, cols, rb, NULL, 0};
+        ck_assert_int_eq(k_pack(&m, 2), 0);
+        for (int r = 0; r < rows; r++) {
+            const uint8_t *tile = m.panel + (size_t)(r / 16) * m.group_bytes;
+            for (int c0 = 0; c0 < cols; c0 += 256) {
+                int nn = SS_MIN(256, cols - c0), ng = nn / ps->G;
+                const uint8_t *gsc = tile + p_hdr_bytes(ps), *bits = gsc + (size_t)ng * p_gscale_bytes(ps);
+                for (int k = 0; k < nn; k += qt->block) {
+                    uint8_t u[256];
+                    float A[16], B[16];
+                    qt->unpack(q + r * rb + (size_t)((c0 + k) / qt->block) * qt->bytes, u, A, B);
+                    for (int i = 0; i < qt->block; i++) {
+                        int e = k + i, g = e / ps->G;
+                        ck_assert_int_eq(p_u(ps, bits + (size_t)g * p_gbits_bytes(ps), r % 16, e % ps->G), u[i]);
+                        float pa, pb;
+                        p_group_ab(ps, tile, gsc + (size_t)g * p_gscale_bytes(ps), r % 16, &pa, &pb);
+                        ck_assert_msg(pa == A[i / 16] && (ps->zp >= 0 || pb == B[i / 16]), "%s row %d weight %d",
+                                      ss_ggml_type_name(type), r, c0 + e);
+                    }
+                }
+                tile += p_tile_bytes(ps, nn);
+            }
+        }
+        k_unpack_free(&m);
+        free(q);
+        free(x);
+    }
+}
+END_TEST
+
+START_TEST(test_kernels_isa)
+{
+    for (size_t ti = 0; ti < SS_ARRAY_LEN(g_all_types); ti++) {
+        int t = g_all_types[ti], be = ss_ggml_block_elems(t);
+        /* 37 rows: a partial row group; 11 activations: kernel widths 8 + 2 + 1 */
+        check_matmul_type(t, 37, be == 256 ? 512 : 576, 11);
+        if (be < 256)
+            check_matmul_type(t, 20, 96, 3); /* one short superblock */
+    }
 }
 END_TEST
 
@@ -638,6 +904,8 @@ Suite *check_llm_suite(void)
     add(s, "api", test_api_kinds);
     add(s, "backend", test_backend_local);
     add(s, "synthetic", test_synthetic_types);
+    add(s, "quant_formats", test_quant_formats);
+    add(s, "panels", test_panels);
     add(s, "kernels", test_kernels_isa);
     add(s, "chat", test_chat_template);
     return s;

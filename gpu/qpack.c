@@ -1,0 +1,442 @@
+/*
+ * qpack.c — quantized weights repacked for the CPU kernels (qgemm.c), and activations
+ * quantized for them.
+ *
+ * Panels. A quantized matrix is cut into groups of 16 rows; each row group is a run of tiles,
+ * one per superblock of 256 weights of its rows (the last one shorter when the row length is
+ * not a multiple of 256: legacy 32-weight types). A tile interleaves its 16 rows so that one
+ * 64-byte vector holds 4 consecutive weights of each of the 16 rows ("a step"): an int8 dot
+ * product instruction (vpdpbusd) then accumulates a whole group of 16 or 32 weights per row in
+ * one 32-bit lane, and the group's scale is applied once per 16 rows instead of once per
+ * vector. The bits stay as packed as in the file (nibbles, 2-bit fields, high-bit planes), so
+ * decoding streams about as many bytes as the GGUF holds (+0-4% for the wider group scales).
+ *
+ * Tile layout (16 rows, ng groups of G weights; u is the unsigned value of quant.c):
+ *   header     per superblock: d[16] fp16 (K-quants), and -dmin[16] fp16 (types with a min);
+ *              Q8_K: d[16] f32
+ *   scales     per group: legacy types d[16] fp16 (+ m[16] fp16); K-quants sc[16] (u8 or i8)
+ *              (+ m[16] u8); Q2_K the file's byte sc | m << 4
+ *   bits       per group: the low bits of its steps (4-bit: a 64-byte vector holds steps
+ *              2t and 2t+1 as low/high nibbles; 2-bit: steps 4t..4t+3 at bit 2k; 8-bit: one
+ *              step per vector), then each high-bit plane as one 64-bit mask per step
+ *              (bit 4r + e = the plane's bit of row r, weight 4s + e).
+ * Byte 4r + e of step s of group g is weight g*G + 4s + e of row r.
+ *
+ * The arithmetic every kernel follows (so results are the same for any batch size, thread
+ * count or ISA, bit for bit). The activation is quantized to int8 xq (q_act below) with one
+ * scale per block of 256 for K-quants (as llama.cpp's Q8_K) and per 32 for the legacy types
+ * (as its Q8_0/Q8_1), so results stay close to llama.cpp's. With I_g = sum of u * xq over
+ * group g (int32), S_g = sum of xq, A_g / B_g the group's scale and offset (quant.c):
+ *   K-quants, for each superblock b: t = 0; for each group g in order
+ *       zero-point types:  t = fma(A_g, float(I_g - zp * S_g), t)
+ *       types with a min:  t = fma(A_g, float(I_g), t);  t = fma(B_g, float(S_g), t)
+ *     then acc = fma(dx_b, t, acc);
+ *   legacy types, for each group g in order (a = A_g * dx_g rounded to float)
+ *       zero-point types:  acc = fma(a, float(I_g - zp * S_g), acc)
+ *       types with a min:  acc = fma(a, float(I_g), acc);  acc = fma(B_g, dx_g * S_g, acc).
+ */
+#include "llm_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const pspec_t g_specs[] = {
+    /* type            G  low planes lut  zp  scale kind */
+    {SS_GGML_Q4_0, 32, 4, 0, 0, 8, SK_LEGACY},
+    {SS_GGML_Q4_1, 32, 4, 0, 0, -1, SK_LEGACY},
+    {SS_GGML_Q5_0, 32, 4, 1, 0, 16, SK_LEGACY},
+    {SS_GGML_Q5_1, 32, 4, 1, 0, -1, SK_LEGACY},
+    {SS_GGML_Q8_0, 32, 8, 0, 0, 128, SK_LEGACY},
+    {SS_GGML_IQ4_NL, 32, 4, 0, 1, 128, SK_LEGACY},
+    {SS_GGML_Q2_K, 16, 2, 0, 0, -1, SK_Q2K},
+    {SS_GGML_Q3_K, 16, 2, 1, 0, 4, SK_KSYM},
+    {SS_GGML_Q4_K, 32, 4, 0, 0, -1, SK_KMIN},
+    {SS_GGML_Q5_K, 32, 4, 1, 0, -1, SK_KMIN},
+    {SS_GGML_Q6_K, 16, 4, 2, 0, 32, SK_KSYM},
+    {SS_GGML_Q8_K, 32, 8, 0, 0, 128, SK_Q8K},
+    {SS_GGML_IQ4_XS, 32, 4, 0, 1, 128, SK_KSYM},
+};
+
+const pspec_t *p_spec(int type)
+{
+    for (size_t i = 0; i < SS_ARRAY_LEN(g_specs); i++)
+        if (g_specs[i].type == type)
+            return &g_specs[i];
+    return NULL;
+}
+
+int p_hdr_bytes(const pspec_t *p)
+{
+    switch (p->sk) {
+    case SK_KMIN: case SK_Q2K: case SK_Q8K: return 64;
+    case SK_KSYM: return 32;
+    default: return 0;
+    }
+}
+
+int p_gscale_bytes(const pspec_t *p)
+{
+    switch (p->sk) {
+    case SK_LEGACY: return p->zp < 0 ? 64 : 32;
+    case SK_KMIN: return 32;
+    case SK_KSYM: case SK_Q2K: return 16;
+    default: return 0;
+    }
+}
+
+int p_gbits_bytes(const pspec_t *p) { return 2 * p->lowbits * p->G + p->planes * 2 * p->G; }
+
+size_t p_tile_bytes(const pspec_t *p, int n)
+{
+    int ng = n / p->G;
+    return (size_t)p_hdr_bytes(p) + (size_t)ng * (p_gscale_bytes(p) + p_gbits_bytes(p));
+}
+
+/* Bytes of a row group: full tiles, then the tile of the remainder. */
+static size_t group_bytes(const pspec_t *p, int cols)
+{
+    return (size_t)(cols / 256) * p_tile_bytes(p, 256) + (cols % 256 ? p_tile_bytes(p, cols % 256) : 0);
+}
+
+/* ---------------- raw scales of one block, per group ---------------- */
+
+static uint16_t rd16(const uint8_t *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
+/* The group scales of one superblock-sized run of row r: writes the tile's header entries and
+ * group scale entries for that row. blk: the row's first block of the run; n weights. */
+static void put_scales(const pspec_t *p, const uint8_t *blk, int n, int r, uint8_t *hdr, uint8_t *gsc)
+{
+    const qtype_t *q = q_type(p->type);
+    int ng = n / p->G, gsb = p_gscale_bytes(p);
+    switch (p->sk) {
+    case SK_LEGACY:
+        for (int g = 0; g < ng; g++, blk += q->bytes) { /* G = 32 = one block */
+            uint16_t d = rd16(blk);
+            memcpy(gsc + (size_t)g * gsb + 2 * r, &d, 2);
+            if (p->zp < 0) {
+                uint16_t m = rd16(blk + 2);
+                memcpy(gsc + (size_t)g * gsb + 32 + 2 * r, &m, 2);
+            }
+        }
+        return;
+    case SK_Q8K:
+        memcpy(hdr + 4 * r, blk, 4);
+        return;
+    default:
+        break;
+    }
+    /* K-quants: one block, A = d * sc (quant.c's unpack gives the same numbers; here the ints) */
+    switch (p->type) {
+    case SS_GGML_Q2_K: {
+        uint16_t d = rd16(blk + 80), dm = (uint16_t)(rd16(blk + 82) ^ 0x8000);
+        memcpy(hdr + 2 * r, &d, 2);
+        memcpy(hdr + 32 + 2 * r, &dm, 2);
+        for (int g = 0; g < 16; g++)
+            gsc[g * gsb + r] = blk[g];
+        return;
+    }
+    case SS_GGML_Q3_K:
+    case SS_GGML_Q6_K:
+    case SS_GGML_IQ4_XS: {
+        uint16_t d = rd16(blk + (p->type == SS_GGML_Q3_K ? 108 : p->type == SS_GGML_Q6_K ? 208 : 0));
+        memcpy(hdr + 2 * r, &d, 2);
+        for (int g = 0; g < ng; g++) {
+            int sc = 0;
+            if (p->type == SS_GGML_Q6_K) {
+                sc = (int8_t)blk[192 + g];
+            } else if (p->type == SS_GGML_Q3_K) {
+                int lo = (blk[96 + g % 8] >> (4 * (g / 8))) & 15, hi = (blk[96 + 8 + g % 4] >> (2 * (g / 4))) & 3;
+                sc = (lo | (hi << 4)) - 32;
+            } else {
+                uint16_t sh = rd16(blk + 2);
+                int ls = ((blk[4 + g / 2] >> (4 * (g % 2))) & 0xF) | (((sh >> (2 * g)) & 3) << 4);
+                sc = ls - 32;
+            }
+            gsc[g * gsb + r] = (uint8_t)(int8_t)sc;
+        }
+        return;
+    }
+    default: { /* Q4_K, Q5_K */
+        uint16_t d = rd16(blk), dm = (uint16_t)(rd16(blk + 2) ^ 0x8000);
+        memcpy(hdr + 2 * r, &d, 2);
+        memcpy(hdr + 32 + 2 * r, &dm, 2);
+        const uint8_t *s = blk + 4;
+        for (int g = 0; g < 8; g++) {
+            int sc, m;
+            if (g < 4) {
+                sc = s[g] & 63;
+                m = s[g + 4] & 63;
+            } else {
+                sc = (s[g + 4] & 0xF) | ((s[g - 4] >> 6) << 4);
+                m = (s[g + 4] >> 4) | ((s[g] >> 6) << 4);
+            }
+            gsc[g * gsb + r] = (uint8_t)sc;
+            gsc[g * gsb + 16 + r] = (uint8_t)m;
+        }
+        return;
+    }
+    }
+}
+
+/* The bits of group g (G weights of each of 16 rows; u[r][G]) into its bit area. */
+static void put_bits(const pspec_t *p, uint8_t u[16][256], int g, uint8_t *out)
+{
+    int G = p->G, steps = G / 4, lowb = 2 * p->lowbits * G;
+    memset(out, 0, (size_t)p_gbits_bytes(p));
+    for (int r = 0; r < 16; r++)
+        for (int i = 0; i < G; i++) {
+            int v = u[r][g * G + i], s = i / 4, e = i % 4, byte = 4 * r + e;
+            if (p->lut) { /* store the IQ4 index, not the level */
+                int idx = 0;
+                while (idx < 16 && ss_iq4_levels[idx] + 128 != v)
+                    idx++;
+                v = idx & 15;
+            }
+            switch (p->lowbits) {
+            case 4:
+                out[64 * (s / 2) + byte] |= (uint8_t)((v & 15) << (4 * (s & 1)));
+                break;
+            case 2:
+                out[64 * (s / 4) + byte] |= (uint8_t)((v & 3) << (2 * (s & 3)));
+                break;
+            default:
+                out[64 * s + byte] = (uint8_t)v;
+                break;
+            }
+            for (int pl = 0; pl < p->planes; pl++) {
+                int bit = (v >> (p->lowbits + pl)) & 1;
+                out[lowb + pl * 8 * steps + 8 * s + byte / 8] |= (uint8_t)(bit << (byte % 8));
+            }
+        }
+}
+
+/* Packs rows [r0, r0 + 16) (rows past w->rows are zero) into one row group at out. */
+static void pack_group(const pspec_t *p, const wmat_t *w, int r0, uint8_t *out)
+{
+    const qtype_t *q = q_type(p->type);
+    uint8_t u[16][256];
+    for (int c0 = 0; c0 < w->cols; c0 += 256) {
+        int n = SS_MIN(256, w->cols - c0), ng = n / p->G;
+        size_t tb = p_tile_bytes(p, n);
+        memset(out, 0, tb);
+        uint8_t *hdr = out, *gsc = out + p_hdr_bytes(p), *bits = gsc + (size_t)ng * p_gscale_bytes(p);
+        memset(u, 0, 16 * 256);
+        for (int r = 0; r < 16 && r0 + r < w->rows; r++) {
+            const uint8_t *row = (const uint8_t *)w->data + (size_t)(r0 + r) * w->row_bytes;
+            const uint8_t *blk = row + (size_t)(c0 / q->block) * q->bytes;
+            float A[16], B[16];
+            for (int k = 0; k < n; k += q->block)
+                q->unpack(blk + (size_t)(k / q->block) * q->bytes, u[r] + k, A, B);
+            put_scales(p, blk, n, r, hdr, gsc);
+        }
+        for (int g = 0; g < ng; g++)
+            put_bits(p, u, g, bits + (size_t)g * p_gbits_bytes(p));
+        out += tb;
+    }
+}
+
+typedef struct pack_job {
+    const pspec_t *p;
+    const wmat_t *w;
+    uint8_t *panel;
+    size_t gbytes;
+} pack_job_t;
+
+static void pack_chunk(void *ctx, int g, int tid)
+{
+    pack_job_t *j = ctx;
+    (void)tid;
+    pack_group(j->p, j->w, 16 * g, j->panel + (size_t)g * j->gbytes);
+}
+
+int k_pack(wmat_t *w, int threads)
+{
+    const pspec_t *p = p_spec(w->type);
+    if (!p || w->cols % p->G || w->panel)
+        return w->panel ? 0 : -1;
+    int ngroups = (w->rows + 15) / 16;
+    size_t gb = group_bytes(p, w->cols);
+    uint8_t *panel = aligned_alloc(64, ((size_t)ngroups * gb + 63) & ~(size_t)63);
+    if (!panel)
+        return -1;
+    pack_job_t j = {p, w, panel, gb};
+    pool_run(threads, ngroups, pack_chunk, &j);
+    w->panel = panel;
+    w->group_bytes = gb;
+    return 0;
+}
+
+void k_unpack_free(wmat_t *w)
+{
+    free(w->panel);
+    w->panel = NULL;
+    w->group_bytes = 0;
+}
+
+/* ---------------- activations ---------------- */
+
+void q_act_row(const float *x, int cols, int blk, int8_t *q, float *dx, int32_t *ns16, int32_t *ns32, float *s16,
+               float *s32)
+{
+    for (int c0 = 0, b = 0; c0 < cols; c0 += blk, b++) {
+        int n = SS_MIN(blk, cols - c0);
+        float amax = 0;
+        for (int i = 0; i < n; i++)
+            amax = fmaxf(amax, fabsf(x[c0 + i]));
+        float d = amax / 127.f, inv = d != 0 ? 1.f / d : 0.f;
+        dx[b] = d;
+        for (int i = 0; i < n; i++) {
+            float v = rintf(x[c0 + i] * inv);
+            q[c0 + i] = (int8_t)(v > 127.f ? 127 : v < -127.f ? -127 : (int)v);
+        }
+    }
+    for (int g = 0; g < cols / 16; g++) {
+        int s = 0;
+        for (int i = 0; i < 16; i++)
+            s += q[16 * g + i];
+        ns16[g] = -s;
+        s16[g] = (float)s;
+    }
+    for (int g = 0; g < cols / 32; g++) {
+        ns32[g] = ns16[2 * g] + ns16[2 * g + 1];
+        s32[g] = blk == 32 ? dx[g] * (float)-ns32[g] : (float)-ns32[g];
+    }
+}
+
+ss_err_t q_act(qact_t *a, const float *x, size_t ldx, int nb, int cols, int blk)
+{
+    size_t nsb = (size_t)(cols + blk - 1) / blk;
+    size_t need = (size_t)nb * ((size_t)cols + nsb * 4 + (size_t)cols / 16 * 8 + (size_t)cols / 32 * 8) + 256;
+    if (need > a->cap) {
+        free(a->buf);
+        a->buf = aligned_alloc(64, (need + 63) & ~(size_t)63);
+        a->cap = a->buf ? need : 0;
+        if (!a->buf)
+            return SS_ERR_NOMEM;
+    }
+    a->nb = nb;
+    a->cols = cols;
+    a->blk = blk;
+    a->nsb = (int)nsb;
+    uint8_t *p = a->buf;
+    a->q = (int8_t *)p;
+    p += (size_t)nb * cols;
+    p = (uint8_t *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
+    a->dx = (float *)p;
+    p += (size_t)nb * nsb * 4;
+    a->ns16 = (int32_t *)p;
+    p += (size_t)nb * (cols / 16) * 4;
+    a->s16 = (float *)p;
+    p += (size_t)nb * (cols / 16) * 4;
+    a->ns32 = (int32_t *)p;
+    p += (size_t)nb * (cols / 32) * 4;
+    a->s32 = (float *)p;
+    for (int b = 0; b < nb; b++)
+        q_act_row(x + (size_t)b * ldx, cols, blk, a->q + (size_t)b * cols, a->dx + (size_t)b * nsb,
+                  a->ns16 + (size_t)b * (cols / 16), a->ns32 + (size_t)b * (cols / 32),
+                  a->s16 + (size_t)b * (cols / 16), a->s32 + (size_t)b * (cols / 32));
+    return SS_OK;
+}
+
+void q_act_free(qact_t *a)
+{
+    free(a->buf);
+    memset(a, 0, sizeof *a);
+}
+
+/* ---------------- the reference kernel (scalar, the arithmetic defined above) ---------------- */
+
+/* Group scale and offset of row r (A, B) from a tile's header and group scales. */
+void p_group_ab(const pspec_t *p, const uint8_t *hdr, const uint8_t *gsc, int r, float *A, float *B)
+{
+    *B = 0;
+    switch (p->sk) {
+    case SK_LEGACY:
+        *A = ss_fp16_to_f32(rd16(gsc + 2 * r));
+        if (p->zp < 0)
+            *B = ss_fp16_to_f32(rd16(gsc + 32 + 2 * r));
+        return;
+    case SK_Q8K:
+        memcpy(A, hdr + 4 * r, 4);
+        return;
+    case SK_KSYM:
+        *A = ss_fp16_to_f32(rd16(hdr + 2 * r)) * (float)(int8_t)gsc[r];
+        return;
+    case SK_Q2K:
+        *A = ss_fp16_to_f32(rd16(hdr + 2 * r)) * (float)(gsc[r] & 15);
+        *B = ss_fp16_to_f32(rd16(hdr + 32 + 2 * r)) * (float)(gsc[r] >> 4);
+        return;
+    default: /* KMIN */
+        *A = ss_fp16_to_f32(rd16(hdr + 2 * r)) * (float)gsc[r];
+        *B = ss_fp16_to_f32(rd16(hdr + 32 + 2 * r)) * (float)gsc[16 + r];
+        return;
+    }
+}
+
+/* Weight value u of row r, weight i of group bits gb. */
+int p_u(const pspec_t *p, const uint8_t *gb, int r, int i)
+{
+    int s = i / 4, byte = 4 * r + i % 4, steps = p->G / 4, lowb = 2 * p->lowbits * p->G, v;
+    switch (p->lowbits) {
+    case 4: v = (gb[64 * (s / 2) + byte] >> (4 * (s & 1))) & 15; break;
+    case 2: v = (gb[64 * (s / 4) + byte] >> (2 * (s & 3))) & 3; break;
+    default: v = gb[64 * s + byte]; break;
+    }
+    for (int pl = 0; pl < p->planes; pl++)
+        v |= ((gb[lowb + pl * 8 * steps + 8 * s + byte / 8] >> (byte % 8)) & 1) << (p->lowbits + pl);
+    if (p->lut)
+        v = ss_iq4_levels[v] + 128;
+    return v;
+}
+
+void qgemm_scalar(const pspec_t *p, const uint8_t *grp, int cols, const qact_t *a, int b0, int nb, float *out,
+                  size_t ldo, int nrows)
+{
+    int G = p->G, gsb = p_gscale_bytes(p), gbb = p_gbits_bytes(p), legacy = p->sk == SK_LEGACY;
+    for (int b = b0; b < b0 + nb; b++) {
+        const int8_t *xq = a->q + (size_t)b * a->cols;
+        const float *dx = a->dx + (size_t)b * a->nsb;
+        const int32_t *ns = G == 16 ? a->ns16 + (size_t)b * (a->cols / 16) : a->ns32 + (size_t)b * (a->cols / 32);
+        const float *sf = G == 16 ? a->s16 + (size_t)b * (a->cols / 16) : a->s32 + (size_t)b * (a->cols / 32);
+        for (int r = 0; r < nrows; r++) {
+            float acc = 0;
+            const uint8_t *tile = grp;
+            for (int c0 = 0, sb = 0; c0 < cols; c0 += 256, sb++) {
+                int n = SS_MIN(256, cols - c0), ng = n / G;
+                const uint8_t *hdr = tile, *gsc = tile + p_hdr_bytes(p), *bits = gsc + (size_t)ng * gsb;
+                float t = 0;
+                for (int g = 0; g < ng; g++) {
+                    int I = 0, gi = (c0 + g * G) / G;
+                    for (int i = 0; i < G; i++)
+                        I += p_u(p, bits + (size_t)g * gbb, r, i) * xq[c0 + g * G + i];
+                    float A, B;
+                    p_group_ab(p, hdr, gsc + (size_t)g * gsb, r, &A, &B);
+                    if (legacy) { /* activation scale per group: straight into acc */
+                        float ad = A * dx[gi];
+                        if (p->zp >= 0) {
+                            acc = fmaf(ad, (float)(I + p->zp * ns[gi]), acc);
+                        } else {
+                            acc = fmaf(ad, (float)I, acc);
+                            acc = fmaf(B, sf[gi], acc);
+                        }
+                    } else if (p->zp >= 0) {
+                        t = fmaf(A, (float)(I + p->zp * ns[gi]), t);
+                    } else {
+                        t = fmaf(A, (float)I, t);
+                        t = fmaf(B, sf[gi], t);
+                    }
+                }
+                if (!legacy)
+                    acc = fmaf(dx[sb], t, acc);
+                tile += p_tile_bytes(p, n);
+            }
+            out[(size_t)(b - b0) * ldo + r] = acc;
+        }
+    }
+}
