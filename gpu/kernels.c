@@ -21,95 +21,9 @@
 #define SS_X86 1
 #endif
 
-typedef void (*dot_fn)(const uint8_t *w, int type, int cols, const float *x, size_t ldx, int nb, float *out);
-
-/* ---------------- scalar ---------------- */
-
-static float tail_dot(const uint8_t *w, int type, int from, int cols, const float *x)
-{
-    float s = 0;
-    uint16_t h;
-    for (int i = from; i < cols; i++) {
-        float v;
-        if (type == SS_GGML_F32) {
-            memcpy(&v, w + 4 * (size_t)i, 4);
-        } else {
-            memcpy(&h, w + 2 * (size_t)i, 2);
-            v = type == SS_GGML_F16 ? ss_fp16_to_f32(h) : ss_bf16_to_f32(h);
-        }
-        s += v * x[i];
-    }
-    return s;
-}
-
-/* 32 weights of group g as f32 */
-static void group_f32(const uint8_t *w, int type, int g, float *d)
-{
-    switch (type) {
-    case SS_GGML_Q8_0:
-        ss_ggml_to_f32(type, w + 34 * (size_t)g, d, 32);
-        break;
-    case SS_GGML_F32:
-        memcpy(d, w + 128 * (size_t)g, 128);
-        break;
-    default:
-        ss_ggml_to_f32(type, w + 64 * (size_t)g, d, 32);
-    }
-}
-
-static void dot_scalar(const uint8_t *w, int type, int cols, const float *x, size_t ldx, int nb, float *out)
-{
-    float acc[4][8];
-    memset(acc, 0, sizeof acc);
-    int ng = cols / 32;
-    float d[32];
-    for (int g = 0; g < ng; g++) {
-        group_f32(w, type, g, d);
-        for (int j = 0; j < nb; j++) {
-            const float *xj = x + j * ldx + 32 * g;
-            for (int i = 0; i < 32; i++)
-                acc[j][i & 7] += d[i] * xj[i];
-        }
-    }
-    for (int j = 0; j < nb; j++) {
-        float s = 0;
-        for (int i = 0; i < 8; i++)
-            s += acc[j][i];
-        out[j] = s + (type == SS_GGML_Q8_0 ? 0.f : tail_dot(w, type, 32 * ng, cols, x + j * ldx));
-    }
-}
-
 #ifdef SS_X86
-/* ---------------- AVX2 + FMA + F16C ---------------- */
 #define T2 __attribute__((target("avx2,fma,f16c")))
-
-static inline T2 void ld8_avx2(const uint8_t *w, int type, int g, __m256 *v)
-{
-    if (type == SS_GGML_F32) {
-        const float *p = (const float *)(w) + 32 * (size_t)g;
-        for (int k = 0; k < 4; k++)
-            v[k] = _mm256_loadu_ps(p + 8 * k);
-    } else if (type == SS_GGML_F16) {
-        const uint8_t *p = w + 64 * (size_t)g;
-        for (int k = 0; k < 4; k++)
-            v[k] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 16 * k)));
-    } else if (type == SS_GGML_BF16) {
-        const uint8_t *p = w + 64 * (size_t)g;
-        for (int k = 0; k < 4; k++) {
-            __m256i i = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p + 16 * k)));
-            v[k] = _mm256_castsi256_ps(_mm256_slli_epi32(i, 16));
-        }
-    } else { /* Q8_0 */
-        const uint8_t *p = w + 34 * (size_t)g;
-        uint16_t h;
-        memcpy(&h, p, 2);
-        __m256 d = _mm256_set1_ps(_cvtsh_ss(h));
-        for (int k = 0; k < 4; k++) {
-            __m128i q = _mm_loadl_epi64((const __m128i *)(p + 2 + 8 * k));
-            v[k] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
-        }
-    }
-}
+#define T5 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 
 static inline T2 float hsum8(__m256 v)
 {
@@ -118,149 +32,7 @@ static inline T2 float hsum8(__m256 v)
     a = _mm_add_ss(a, _mm_movehdup_ps(a));
     return _mm_cvtss_f32(a);
 }
-
-static inline __attribute__((always_inline)) T2 void dot_avx2_n(const uint8_t *w, int type, int cols,
-                                                                 const float *x, size_t ldx, const int nb,
-                                                                 float *out)
-{
-    __m256 a0[4], a1[4], v[4];
-    for (int j = 0; j < nb; j++)
-        a0[j] = a1[j] = _mm256_setzero_ps();
-    int ng = cols / 32;
-    for (int g = 0; g < ng; g++) {
-        ld8_avx2(w, type, g, v);
-        for (int j = 0; j < nb; j++) {
-            const float *xj = x + j * ldx + 32 * g;
-            a0[j] = _mm256_fmadd_ps(v[0], _mm256_loadu_ps(xj), a0[j]);
-            a1[j] = _mm256_fmadd_ps(v[1], _mm256_loadu_ps(xj + 8), a1[j]);
-            a0[j] = _mm256_fmadd_ps(v[2], _mm256_loadu_ps(xj + 16), a0[j]);
-            a1[j] = _mm256_fmadd_ps(v[3], _mm256_loadu_ps(xj + 24), a1[j]);
-        }
-    }
-    for (int j = 0; j < nb; j++)
-        out[j] = hsum8(_mm256_add_ps(a0[j], a1[j])) +
-                 (type == SS_GGML_Q8_0 ? 0.f : tail_dot(w, type, 32 * ng, cols, x + j * ldx));
-}
-
-static T2 void dot_avx2(const uint8_t *w, int type, int cols, const float *x, size_t ldx, int nb, float *out)
-{
-    switch (nb) {
-    case 1: dot_avx2_n(w, type, cols, x, ldx, 1, out); break;
-    case 2: dot_avx2_n(w, type, cols, x, ldx, 2, out); break;
-    case 3: dot_avx2_n(w, type, cols, x, ldx, 3, out); break;
-    default: dot_avx2_n(w, type, cols, x, ldx, 4, out); break;
-    }
-}
-
-/* ---------------- AVX-512 ---------------- */
-#define T5 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
-
-static inline T5 void ld16_avx512(const uint8_t *w, int type, int g, __m512 *v)
-{
-    if (type == SS_GGML_F32) {
-        const float *p = (const float *)(w) + 32 * (size_t)g;
-        v[0] = _mm512_loadu_ps(p);
-        v[1] = _mm512_loadu_ps(p + 16);
-    } else if (type == SS_GGML_F16) {
-        const uint8_t *p = w + 64 * (size_t)g;
-        v[0] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
-        v[1] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 32)));
-    } else if (type == SS_GGML_BF16) {
-        const uint8_t *p = w + 64 * (size_t)g;
-        for (int k = 0; k < 2; k++) {
-            __m512i i = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(p + 32 * k)));
-            v[k] = _mm512_castsi512_ps(_mm512_slli_epi32(i, 16));
-        }
-    } else { /* Q8_0 */
-        const uint8_t *p = w + 34 * (size_t)g;
-        uint16_t h;
-        memcpy(&h, p, 2);
-        __m512 d = _mm512_set1_ps(_cvtsh_ss(h));
-        for (int k = 0; k < 2; k++) {
-            __m128i q = _mm_loadu_si128((const __m128i *)(p + 2 + 16 * k));
-            v[k] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)));
-        }
-    }
-}
-
-/* Up to 31 trailing f32/f16/bf16 weights (group g, n valid) as two masked vectors. */
-static inline T5 void tail16_avx512(const uint8_t *w, int type, int g, int n, __m512 *v)
-{
-    for (int k = 0; k < 2; k++) {
-        int m = SS_MIN(16, SS_MAX(0, n - 16 * k));
-        __mmask16 mk = (__mmask16)((1u << m) - 1);
-        if (type == SS_GGML_F32) {
-            v[k] = _mm512_maskz_loadu_ps(mk, (const float *)w + 32 * (size_t)g + 16 * k);
-        } else {
-            __m256i h = _mm256_maskz_loadu_epi16(mk, w + 64 * (size_t)g + 32 * k);
-            v[k] = type == SS_GGML_F16 ? _mm512_cvtph_ps(h)
-                                       : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-        }
-    }
-}
-
-static inline __attribute__((always_inline)) T5 void dot_avx512_n(const uint8_t *w, int type, int cols,
-                                                                   const float *x, size_t ldx, const int nb,
-                                                                   float *out)
-{
-    __m512 a0[4], a1[4], v[2];
-    for (int j = 0; j < nb; j++)
-        a0[j] = a1[j] = _mm512_setzero_ps();
-    int ng = cols / 32;
-    for (int g = 0; g < ng; g++) {
-        ld16_avx512(w, type, g, v);
-        for (int j = 0; j < nb; j++) {
-            const float *xj = x + j * ldx + 32 * g;
-            a0[j] = _mm512_fmadd_ps(v[0], _mm512_loadu_ps(xj), a0[j]);
-            a1[j] = _mm512_fmadd_ps(v[1], _mm512_loadu_ps(xj + 16), a1[j]);
-        }
-    }
-    int rest = cols - 32 * ng;
-    if (rest && type != SS_GGML_Q8_0) {
-        tail16_avx512(w, type, ng, rest, v);
-        __mmask16 m0 = (__mmask16)((1u << SS_MIN(16, rest)) - 1);
-        __mmask16 m1 = (__mmask16)((1u << SS_MAX(0, rest - 16)) - 1);
-        for (int j = 0; j < nb; j++) {
-            const float *xj = x + j * ldx + 32 * ng;
-            a0[j] = _mm512_fmadd_ps(v[0], _mm512_maskz_loadu_ps(m0, xj), a0[j]);
-            a1[j] = _mm512_fmadd_ps(v[1], _mm512_maskz_loadu_ps(m1, xj + 16), a1[j]);
-        }
-    }
-    for (int j = 0; j < nb; j++)
-        out[j] = _mm512_reduce_add_ps(_mm512_add_ps(a0[j], a1[j]));
-}
-
-static T5 void dot_avx512(const uint8_t *w, int type, int cols, const float *x, size_t ldx, int nb, float *out)
-{
-    switch (nb) {
-    case 1: dot_avx512_n(w, type, cols, x, ldx, 1, out); break;
-    case 2: dot_avx512_n(w, type, cols, x, ldx, 2, out); break;
-    case 3: dot_avx512_n(w, type, cols, x, ldx, 3, out); break;
-    default: dot_avx512_n(w, type, cols, x, ldx, 4, out); break;
-    }
-}
 #endif
-
-/* ---------------- f16/bf16 rows to f32 ---------------- */
-
-static void row16_scalar(const uint8_t *w, int type, int n, float *d) { ss_ggml_to_f32(type, w, d, n); }
-
-#ifdef SS_X86
-static T2 void row16_avx2(const uint8_t *w, int type, int n, float *d)
-{
-    int i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m128i h = _mm_loadu_si128((const __m128i *)(w + 2 * (size_t)i));
-        __m256 v = type == SS_GGML_F16 ? _mm256_cvtph_ps(h)
-                                       : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-        _mm256_storeu_ps(d + i, v);
-    }
-    if (i < n)
-        ss_ggml_to_f32(type, w + 2 * (size_t)i, d + i, n - i);
-}
-#endif
-
-static void (*g_row16)(const uint8_t *w, int type, int n, float *d);
 
 /* ---------------- small vector helpers (attention) ---------------- */
 
@@ -549,9 +321,8 @@ static T5 void softmax_avx512(float *r, int n, float scale)
 
 /* ---------------- dispatch ---------------- */
 
-static dot_fn g_dot;
 static const char *g_isa;
-static int g_level;
+int k_level;
 float (*k_vdot)(const float *a, const float *b, int n);
 void (*k_vaxpy)(float *y, float a, const float *x, int n);
 void (*k_softmax)(float *r, int n, float scale);
@@ -561,10 +332,8 @@ void (*k_attn_scores_all)(const float *q, const float *const *kt, int nblk, int 
 /* level 0 = scalar, 1 = AVX2+FMA+F16C, 2 = AVX-512 with VNNI */
 static void set_isa(int level)
 {
-    g_dot = dot_scalar;
-    g_row16 = row16_scalar;
     g_isa = "scalar";
-    g_level = 0;
+    k_level = 0;
     k_vdot = vdot_scalar;
     k_vaxpy = vaxpy_scalar;
     k_attn_scores = ascore_scalar;
@@ -573,19 +342,16 @@ static void set_isa(int level)
     k_attn_scores_all = asall_scalar;
 #ifdef SS_X86
     if (level >= 1) {
-        g_dot = dot_avx2;
-        g_row16 = row16_avx2;
         g_isa = "avx2";
-        g_level = 1;
+        k_level = 1;
         k_vdot = vdot_avx2;
         k_vaxpy = vaxpy_avx2;
         k_attn_scores = ascore_avx2;
         k_attn_values_all = avall_avx2;
     }
     if (level >= 2) {
-        g_dot = dot_avx512;
         g_isa = "avx512";
-        g_level = 2;
+        k_level = 2;
         k_vdot = vdot_avx512;
         k_vaxpy = vaxpy_avx512;
         k_attn_scores = ascore_avx512;
@@ -655,20 +421,10 @@ typedef struct mm {
     size_t ldx, ldo;
     int nb;
     float *out;
-    dot_fn dot;
     const qact_t *qa;   /* panel path: the quantized activations */
     const pspec_t *ps;
-    int gpt;            /* panel path: row groups per task */
+    int gpt;            /* row groups (panel) or blocks of ROWS_PER_TASK rows per task */
 } mm_t;
-
-/* Activations are taken in blocks that fit in L2 (~256 KiB), so every row of the task
- * reuses a block from cache instead of streaming all nb activations per row. */
-static int act_block(int cols, int nb)
-{
-    int ab = (int)((256 * 1024) / ((size_t)cols * 4));
-    ab = SS_MAX(4, ab & ~3);
-    return SS_MIN(ab, nb);
-}
 
 /* Panel path: row groups [t*gpt, (t+1)*gpt) times every activation; each group's tiles stay in
  * cache while the kernel walks the batch 8 activations at a time. */
@@ -678,64 +434,43 @@ static void mm_panel(const mm_t *a, int t)
     int ngroups = (w->rows + 15) / 16;
     for (int g = t * a->gpt; g < SS_MIN(ngroups, (t + 1) * a->gpt); g++) {
         int r0 = 16 * g;
-        qgemm_run(g_level, a->ps, w->panel + (size_t)g * w->group_bytes, w->cols, a->qa, 0, a->nb, a->out + r0,
+        qgemm_run(k_level, a->ps, w->panel + (size_t)g * w->group_bytes, w->cols, a->qa, 0, a->nb, a->out + r0,
                   a->ldo, SS_MIN(16, w->rows - r0));
     }
 }
 
 static int mm_tasks(const mm_t *a)
 {
-    if (a->ps)
-        return ((a->w->rows + 15) / 16 + a->gpt - 1) / a->gpt;
-    return (a->w->rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
+    return ((a->w->rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK + a->gpt - 1) / a->gpt;
 }
 
 static void mm_chunk(void *ctx, int t, int tid)
 {
     const mm_t *a = ctx;
     const wmat_t *w = a->w;
-    static __thread float *rowbuf;
-    static __thread int rowcap;
     (void)tid;
     if (a->ps) {
         mm_panel(a, t);
         return;
     }
-    /* f16/bf16 against many activations: convert each row to f32 once per activation block
-     * (exact, so the result equals the fused kernel's) instead of once per group of 4 */
-    int dir = direct(w->type) && !(a->nb > 32 && (w->type == SS_GGML_F16 || w->type == SS_GGML_BF16));
-    if (!dir && rowcap < w->cols) {
-        free(rowbuf);
-        rowbuf = malloc((size_t)w->cols * sizeof(float));
-        rowcap = rowbuf ? w->cols : 0;
-        if (!rowbuf)
-            return;
+    int r0 = t * a->gpt * ROWS_PER_TASK, r1 = SS_MIN(w->rows, r0 + a->gpt * ROWS_PER_TASK);
+    if (direct(w->type)) {
+        fgemm_run(k_level, (const uint8_t *)w->data + (size_t)r0 * w->row_bytes, w->row_bytes, w->type, r1 - r0,
+                  w->cols, a->x, a->ldx, a->nb, a->out + r0, a->ldo);
+        return;
     }
-    float o[4];
-    int r0 = t * ROWS_PER_TASK, r1 = SS_MIN(w->rows, (t + 1) * ROWS_PER_TASK);
-    int ab = act_block(w->cols, a->nb);
-    for (int b0 = 0; b0 < a->nb; b0 += ab) {
-        int b1 = SS_MIN(a->nb, b0 + ab);
-        for (int r = r0; r < r1; r++) {
-            const uint8_t *wr = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
-            int ty = w->type;
-            if (!dir && (w->type == SS_GGML_F16 || w->type == SS_GGML_BF16)) {
-                g_row16(wr, w->type, w->cols, rowbuf);
-                wr = (const uint8_t *)rowbuf;
-                ty = SS_GGML_F32;
-            } else if (!dir) {
-                k_row_f32(w, r, rowbuf);
-                wr = (const uint8_t *)rowbuf;
-                ty = SS_GGML_F32;
-            }
-            for (int b = b0; b < b1; b += 4) {
-                int k = SS_MIN(4, b1 - b);
-                a->dot(wr, ty, w->cols, a->x + (size_t)b * a->ldx, a->ldx, k, o);
-                for (int j = 0; j < k; j++)
-                    a->out[(size_t)(b + j) * a->ldo + r] = o[j];
-            }
-        }
+    /* a quantized matrix without panels: dequantize its rows, then the f32 kernel */
+    float *rows = malloc((size_t)ROWS_PER_TASK * w->cols * sizeof(float));
+    if (!rows)
+        return;
+    for (int r = r0; r < r1; r += ROWS_PER_TASK) {
+        int n = SS_MIN(ROWS_PER_TASK, r1 - r);
+        for (int i = 0; i < n; i++)
+            k_row_f32(w, r + i, rows + (size_t)i * w->cols);
+        fgemm_run(k_level, (const uint8_t *)rows, (size_t)w->cols * sizeof(float), SS_GGML_F32, n, w->cols, a->x,
+                  a->ldx, a->nb, a->out + r, a->ldo);
     }
+    free(rows);
 }
 
 typedef struct mm_multi {
@@ -773,7 +508,10 @@ void k_matmul_multi(const wmat_t *const *w, float *const *out, const size_t *ldo
         int k = ps && ps->sk != SK_LEGACY;
         if (ps && !ok[k])
             ps = NULL; /* out of memory for the activations: the slow path still works */
-        m.a[i] = (mm_t){w[i], x, ldx, ldo[i], nb, out[i], g_dot, ps ? &qa[k] : NULL, ps, nb <= 8 ? 4 : 1};
+        /* tasks of 64 rows (4 row groups) when decoding; prefill: one row group per task (its tiles
+         * stay in cache for the whole batch), 64 float rows (activations reused over more rows) */
+        int gpt = ps && nb > 8 ? 1 : 4;
+        m.a[i] = (mm_t){w[i], x, ldx, ldo[i], nb, out[i], ps ? &qa[k] : NULL, ps, gpt};
         m.first[i + 1] = m.first[i] + mm_tasks(&m.a[i]);
         work += (long)w[i]->rows * w[i]->cols * nb;
     }

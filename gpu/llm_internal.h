@@ -123,7 +123,7 @@ void k_unpack_free(wmat_t *w);
 
 /* Activations quantized for the panel kernels: per row, int8 q[cols] with one scale per block of
  * blk = 256 (K-quants) or 32 (legacy types) (dx[nsb]), and per group of 16 / 32 the sum of q,
- * negated (int) and as float (blk 32: s32 holds dx * sum). */
+ * negated (int), and times the group's dx (float). */
 typedef struct qact {
     void *buf;
     size_t cap;
@@ -138,6 +138,12 @@ typedef struct qact {
 ss_err_t q_act(qact_t *a, const float *x, size_t ldx, int nb, int cols, int blk);
 void q_act_row(const float *x, int cols, int blk, int8_t *q, float *dx, int32_t *ns16, int32_t *ns32, float *s16,
                float *s32);
+/* The sums of q_act_row (from q and dx), and q_act_row on the ISA's vectors (same bits). */
+void q_act_sums(const int8_t *q, int cols, int blk, const float *dx, int32_t *ns16, int32_t *ns32, float *s16,
+                float *s32);
+void q_act_row_isa(const float *x, int cols, int blk, int8_t *q, float *dx, int32_t *ns16, int32_t *ns32, float *s16,
+                   float *s32);
+extern int k_level; /* kernels.c: 0 scalar, 1 AVX2, 2 AVX-512 VNNI */
 void q_act_free(qact_t *a);
 /* out[(b - b0) * ldo + r] = row r (< nrows) of the row group at grp . activation b, b0 <= b < b0 + nb:
  * the scalar reference of the panel arithmetic (qpack.c's header). */
@@ -146,6 +152,11 @@ void qgemm_scalar(const pspec_t *p, const uint8_t *grp, int cols, const qact_t *
 /* The same with the best kernel for the ISA picked by kernels.c (qgemm.c); level 0/1/2. */
 void qgemm_run(int level, const pspec_t *p, const uint8_t *grp, int cols, const qact_t *a, int b0, int nb,
                float *out, size_t ldo, int nrows);
+
+/* ---- float weights (fgemm.c) ---- */
+/* out[b*ldo + r] = row r (< nrows, rows ws bytes apart) of an f32/f16/bf16 matrix . x_b, b < nb. */
+void fgemm_run(int level, const uint8_t *w, size_t ws, int type, int nrows, int cols, const float *x, size_t ldx,
+               int nb, float *out, size_t ldo);
 
 /* ---- kernels (kernels.c) ---- */
 /* out[b*ldo + r] = dot(W row r, x + b*ldx) for b < nb, r < W->rows; multi-threaded. */

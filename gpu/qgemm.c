@@ -105,61 +105,50 @@ AI T6 void qg512(const uint8_t *grp, int cols, const qact_t *a, int b0, const in
     const int steps = G / 4, hdrb = sk == SK_LEGACY ? 0 : sk == SK_KSYM ? 32 : 64;
     const int gsb = sk == SK_LEGACY ? (zp < 0 ? 64 : 32) : sk == SK_KMIN ? 32 : sk == SK_Q8K ? 0 : 16;
     const int gbb = 2 * lowbits * G + planes * 2 * G, zsh = zp > 0 ? ilog2(zp) : 0;
-    const int8_t *xq[8];
-    const float *dx[8], *sf[8];
-    const int32_t *ns[8];
-    __m512 acc[8], t[8];
+    const int ngr = a->cols / G, gpb = a->blk / G; /* groups per activation block */
+    const int8_t *xq = a->q + (size_t)b0 * a->cols;
+    const float *dx = a->dx + (size_t)b0 * a->nsb, *sf = (G == 16 ? a->s16 : a->s32) + (size_t)b0 * ngr;
+    const int32_t *ns = (G == 16 ? a->ns16 : a->ns32) + (size_t)b0 * ngr;
+    const size_t xs = (size_t)a->cols, ds = (size_t)a->nsb;
+    __m512 acc[8];
     __m512i I[8];
-    int ngr = a->cols / G;
-    for (int c = 0; c < C; c++) {
-        int b = b0 + c;
-        xq[c] = a->q + (size_t)b * a->cols;
-        dx[c] = a->dx + (size_t)b * a->nsb;
-        ns[c] = (G == 16 ? a->ns16 : a->ns32) + (size_t)b * ngr;
-        sf[c] = (G == 16 ? a->s16 : a->s32) + (size_t)b * ngr;
+#pragma GCC unroll 8
+    for (int c = 0; c < C; c++)
         acc[c] = _mm512_setzero_ps();
-    }
     const uint8_t *tile = grp;
-    for (int c0 = 0, sb = 0; c0 < cols; c0 += 256, sb++) {
+    for (int c0 = 0; c0 < cols; c0 += 256) {
         int n = cols - c0 < 256 ? cols - c0 : 256, ng = n / G;
         const uint8_t *hdr = tile, *gsc = tile + hdrb, *bits = gsc + (size_t)ng * gsb;
-        for (int c = 0; c < C; c++)
-            t[c] = _mm512_setzero_ps();
         for (int g = 0; g < ng; g++) {
             const uint8_t *gb = bits + (size_t)g * gbb;
-            int gi = c0 / G + g, xo = c0 + g * G;
+            const int gi = c0 / G + g, xo = c0 + g * G;
             __m512 A, B = _mm512_setzero_ps();
             scales512(hdr, gsc + (size_t)g * gsb, zp, sk, &A, &B);
+#pragma GCC unroll 8
             for (int c = 0; c < C; c++)
-                I[c] = zp > 0 ? _mm512_slli_epi32(_mm512_set1_epi32(ns[c][gi]), zsh) : _mm512_setzero_si512();
+                I[c] = zp > 0 ? _mm512_slli_epi32(_mm512_set1_epi32(ns[c * ngr + gi]), zsh) : _mm512_setzero_si512();
 #pragma GCC unroll 8
             for (int s = 0; s < steps; s++) {
                 __m512i w = step512(gb, s, G, lowbits, planes, lut);
+#pragma GCC unroll 8
                 for (int c = 0; c < C; c++) {
                     int32_t xv;
-                    memcpy(&xv, xq[c] + xo + 4 * s, 4);
+                    memcpy(&xv, xq + c * xs + xo + 4 * s, 4);
                     I[c] = _mm512_dpbusd_epi32(I[c], w, _mm512_set1_epi32(xv));
                 }
             }
+#pragma GCC unroll 8
             for (int c = 0; c < C; c++) {
-                if (sk == SK_LEGACY) { /* activation scale per group: into acc directly */
-                    __m512 ad = _mm512_mul_ps(A, _mm512_set1_ps(dx[c][gi]));
-                    acc[c] = _mm512_fmadd_ps(ad, _mm512_cvtepi32_ps(I[c]), acc[c]);
-                    if (zp < 0)
-                        acc[c] = _mm512_fmadd_ps(B, _mm512_set1_ps(sf[c][gi]), acc[c]);
-                    continue;
-                }
-                t[c] = _mm512_fmadd_ps(A, _mm512_cvtepi32_ps(I[c]), t[c]);
+                __m512 ad = _mm512_mul_ps(A, _mm512_set1_ps(dx[c * ds + gi / gpb]));
+                acc[c] = _mm512_fmadd_ps(ad, _mm512_cvtepi32_ps(I[c]), acc[c]);
                 if (zp < 0)
-                    t[c] = _mm512_fmadd_ps(B, _mm512_set1_ps(sf[c][gi]), t[c]);
+                    acc[c] = _mm512_fmadd_ps(B, _mm512_set1_ps(sf[c * ngr + gi]), acc[c]);
             }
         }
-        if (sk != SK_LEGACY)
-            for (int c = 0; c < C; c++)
-                acc[c] = _mm512_fmadd_ps(_mm512_set1_ps(dx[c][sb]), t[c], acc[c]);
         tile += hdrb + (size_t)ng * (gsb + gbb);
     }
     __mmask16 m = (__mmask16)(nrows >= 16 ? 0xffff : (1u << nrows) - 1);
+#pragma GCC unroll 8
     for (int c = 0; c < C; c++)
         _mm512_mask_storeu_ps(out + (size_t)c * ldo, m, acc[c]);
 }
@@ -284,30 +273,31 @@ AI T2 void qg256(const uint8_t *grp, int cols, const qact_t *a, int b0, const in
     const int gsb = sk == SK_LEGACY ? (zp < 0 ? 64 : 32) : sk == SK_KMIN ? 32 : sk == SK_Q8K ? 0 : 16;
     const int gbb = 2 * lowbits * G + planes * 2 * G, zsh = zp > 0 ? ilog2(zp) : 0;
     const int sgn = zp == 128; /* u up to 255: vpmaddubsw's pairs would overflow; use u - 128 signed */
+    const int ngr = a->cols / G, gpb = a->blk / G;
+    const int8_t *xq = a->q + (size_t)b0 * a->cols;
+    const float *dx = a->dx + (size_t)b0 * a->nsb, *sf = (G == 16 ? a->s16 : a->s32) + (size_t)b0 * ngr;
+    const int32_t *ns = (G == 16 ? a->ns16 : a->ns32) + (size_t)b0 * ngr;
+    const size_t xs = (size_t)a->cols, ds = (size_t)a->nsb;
     const __m256i ones = _mm256_set1_epi16(1);
-    int ngr = a->cols / G;
     for (int h = 0; h < 2; h++) {
         if (8 * h >= nrows)
             break;
-        __m256 acc[2], t[2];
+        __m256 acc[2];
         __m256i I[2];
         for (int c = 0; c < C; c++)
             acc[c] = _mm256_setzero_ps();
         const uint8_t *tile = grp;
-        for (int c0 = 0, sb = 0; c0 < cols; c0 += 256, sb++) {
+        for (int c0 = 0; c0 < cols; c0 += 256) {
             int n = cols - c0 < 256 ? cols - c0 : 256, ng = n / G;
             const uint8_t *hdr = tile, *gsc = tile + hdrb, *bits = gsc + (size_t)ng * gsb;
-            for (int c = 0; c < C; c++)
-                t[c] = _mm256_setzero_ps();
             for (int g = 0; g < ng; g++) {
                 const uint8_t *gb = bits + (size_t)g * gbb;
-                int gi = c0 / G + g, xo = c0 + g * G;
+                const int gi = c0 / G + g, xo = c0 + g * G;
                 __m256 A, B = _mm256_setzero_ps();
                 scales256(hdr, gsc + (size_t)g * gsb, h, zp, sk, &A, &B);
-                for (int c = 0; c < C; c++) {
-                    int32_t nsv = (G == 16 ? a->ns16 : a->ns32)[(size_t)(b0 + c) * ngr + gi];
-                    I[c] = zp > 0 && !sgn ? _mm256_slli_epi32(_mm256_set1_epi32(nsv), zsh) : _mm256_setzero_si256();
-                }
+                for (int c = 0; c < C; c++)
+                    I[c] = zp > 0 && !sgn ? _mm256_slli_epi32(_mm256_set1_epi32(ns[c * ngr + gi]), zsh)
+                                          : _mm256_setzero_si256();
                 for (int s = 0; s < steps; s++) {
                     __m256i w = step256(gb, s, h, G, lowbits, planes, lut);
                     __m256i aw = w;
@@ -317,7 +307,7 @@ AI T2 void qg256(const uint8_t *grp, int cols, const qact_t *a, int b0, const in
                     }
                     for (int c = 0; c < C; c++) {
                         int32_t xv;
-                        memcpy(&xv, a->q + (size_t)(b0 + c) * a->cols + xo + 4 * s, 4);
+                        memcpy(&xv, xq + c * xs + xo + 4 * s, 4);
                         __m256i x = _mm256_set1_epi32(xv);
                         if (sgn)
                             x = _mm256_sign_epi8(x, w);
@@ -325,22 +315,12 @@ AI T2 void qg256(const uint8_t *grp, int cols, const qact_t *a, int b0, const in
                     }
                 }
                 for (int c = 0; c < C; c++) {
-                    __m256 sfv = _mm256_set1_ps((G == 16 ? a->s16 : a->s32)[(size_t)(b0 + c) * ngr + gi]);
-                    if (sk == SK_LEGACY) {
-                        __m256 ad = _mm256_mul_ps(A, _mm256_set1_ps(a->dx[(size_t)(b0 + c) * a->nsb + gi]));
-                        acc[c] = _mm256_fmadd_ps(ad, _mm256_cvtepi32_ps(I[c]), acc[c]);
-                        if (zp < 0)
-                            acc[c] = _mm256_fmadd_ps(B, sfv, acc[c]);
-                        continue;
-                    }
-                    t[c] = _mm256_fmadd_ps(A, _mm256_cvtepi32_ps(I[c]), t[c]);
+                    __m256 ad = _mm256_mul_ps(A, _mm256_set1_ps(dx[c * ds + gi / gpb]));
+                    acc[c] = _mm256_fmadd_ps(ad, _mm256_cvtepi32_ps(I[c]), acc[c]);
                     if (zp < 0)
-                        t[c] = _mm256_fmadd_ps(B, sfv, t[c]);
+                        acc[c] = _mm256_fmadd_ps(B, _mm256_set1_ps(sf[c * ngr + gi]), acc[c]);
                 }
             }
-            if (sk != SK_LEGACY)
-                for (int c = 0; c < C; c++)
-                    acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(a->dx[(size_t)(b0 + c) * a->nsb + sb]), t[c], acc[c]);
             tile += hdrb + (size_t)ng * (gsb + gbb);
         }
         int nr = nrows - 8 * h >= 8 ? 8 : nrows - 8 * h;
@@ -377,6 +357,47 @@ QG256(qg256_q6_k, 16, 4, 2, 0, 32, SK_KSYM)
 QG256(qg256_q8_k, 32, 8, 0, 0, 128, SK_Q8K)
 QG256(qg256_iq4_xs, 32, 4, 0, 1, 128, SK_KSYM)
 
+/* ---------------- activations: q_act_row on vectors (the same bits as the scalar one) ---------------- */
+
+static T6 void qact512(const float *x, int cols, int blk, int8_t *q, float *dx)
+{
+    for (int c0 = 0, b = 0; c0 < cols; c0 += blk, b++) {
+        int n = cols - c0 < blk ? cols - c0 : blk;
+        __m512 m = _mm512_setzero_ps();
+        for (int i = 0; i < n; i += 16)
+            m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + c0 + i)));
+        float amax = _mm512_reduce_max_ps(m), d = amax / 127.f, inv = d != 0 ? 1.f / d : 0.f;
+        dx[b] = d;
+        __m512 vi = _mm512_set1_ps(inv);
+        for (int i = 0; i < n; i += 16)
+            _mm_storeu_si128((__m128i *)(q + c0 + i),
+                             _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + c0 + i), vi))));
+    }
+}
+
+static T2 void qact256(const float *x, int cols, int blk, int8_t *q, float *dx)
+{
+    const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    for (int c0 = 0, b = 0; c0 < cols; c0 += blk, b++) {
+        int n = cols - c0 < blk ? cols - c0 : blk;
+        __m256 m = _mm256_setzero_ps();
+        for (int i = 0; i < n; i += 8)
+            m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(x + c0 + i), absm));
+        float t[8], amax = 0;
+        _mm256_storeu_ps(t, m);
+        for (int k = 0; k < 8; k++)
+            amax = t[k] > amax ? t[k] : amax;
+        float d = amax / 127.f, inv = d != 0 ? 1.f / d : 0.f;
+        dx[b] = d;
+        __m256 vi = _mm256_set1_ps(inv);
+        for (int i = 0; i < n; i += 8) {
+            __m256i v = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + c0 + i), vi));
+            __m128i p16 = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+            _mm_storel_epi64((__m128i *)(q + c0 + i), _mm_packs_epi16(p16, p16));
+        }
+    }
+}
+
 typedef void (*qg_fn)(const uint8_t *grp, int cols, const qact_t *a, int b0, int nb, float *out, size_t ldo,
                       int nrows);
 
@@ -407,4 +428,20 @@ void qgemm_run(int level, const pspec_t *p, const uint8_t *grp, int cols, const 
     (void)level;
 #endif
     qgemm_scalar(p, grp, cols, a, b0, nb, out, ldo, nrows);
+}
+
+void q_act_row_isa(const float *x, int cols, int blk, int8_t *q, float *dx, int32_t *ns16, int32_t *ns32, float *s16,
+                   float *s32)
+{
+#if defined(__x86_64__)
+    if (k_level >= 1) { /* rows are multiples of 32 */
+        if (k_level >= 2)
+            qact512(x, cols, blk, q, dx);
+        else
+            qact256(x, cols, blk, q, dx);
+        q_act_sums(q, cols, blk, dx, ns16, ns32, s16, s32);
+        return;
+    }
+#endif
+    q_act_row(x, cols, blk, q, dx, ns16, ns32, s16, s32);
 }

@@ -24,16 +24,13 @@
  *
  * The arithmetic every kernel follows (so results are the same for any batch size, thread
  * count or ISA, bit for bit). The activation is quantized to int8 xq (q_act below) with one
- * scale per block of 256 for K-quants (as llama.cpp's Q8_K) and per 32 for the legacy types
+ * scale dx per block of 256 for K-quants (as llama.cpp's Q8_K) and per 32 for the legacy types
  * (as its Q8_0/Q8_1), so results stay close to llama.cpp's. With I_g = sum of u * xq over
- * group g (int32), S_g = sum of xq, A_g / B_g the group's scale and offset (quant.c):
- *   K-quants, for each superblock b: t = 0; for each group g in order
- *       zero-point types:  t = fma(A_g, float(I_g - zp * S_g), t)
- *       types with a min:  t = fma(A_g, float(I_g), t);  t = fma(B_g, float(S_g), t)
- *     then acc = fma(dx_b, t, acc);
- *   legacy types, for each group g in order (a = A_g * dx_g rounded to float)
- *       zero-point types:  acc = fma(a, float(I_g - zp * S_g), acc)
- *       types with a min:  acc = fma(a, float(I_g), acc);  acc = fma(B_g, dx_g * S_g, acc).
+ * group g (int32), S_g = sum of xq, A_g / B_g the group's scale and offset (quant.c) and dx the
+ * scale of the activation block holding g, for each group in order, with a = A_g * dx (rounded
+ * to float):
+ *   zero-point types:  acc = fma(a, float(I_g - zp * S_g), acc)
+ *   types with a min:  acc = fma(a, float(I_g), acc);  acc = fma(B_g, dx * float(S_g), acc).
  */
 #include "llm_internal.h"
 
@@ -287,25 +284,31 @@ void q_act_row(const float *x, int cols, int blk, int8_t *q, float *dx, int32_t 
     for (int c0 = 0, b = 0; c0 < cols; c0 += blk, b++) {
         int n = SS_MIN(blk, cols - c0);
         float amax = 0;
-        for (int i = 0; i < n; i++)
-            amax = fmaxf(amax, fabsf(x[c0 + i]));
+        for (int i = 0; i < n; i++) {
+            float v = x[c0 + i] < 0 ? -x[c0 + i] : x[c0 + i];
+            amax = v > amax ? v : amax;
+        }
         float d = amax / 127.f, inv = d != 0 ? 1.f / d : 0.f;
         dx[b] = d;
-        for (int i = 0; i < n; i++) {
-            float v = rintf(x[c0 + i] * inv);
-            q[c0 + i] = (int8_t)(v > 127.f ? 127 : v < -127.f ? -127 : (int)v);
-        }
+        for (int i = 0; i < n; i++)
+            q[c0 + i] = (int8_t)(int)rintf(x[c0 + i] * inv); /* |x * inv| <= 127 */
     }
+    q_act_sums(q, cols, blk, dx, ns16, ns32, s16, s32);
+}
+
+void q_act_sums(const int8_t *q, int cols, int blk, const float *dx, int32_t *ns16, int32_t *ns32, float *s16,
+                float *s32)
+{
     for (int g = 0; g < cols / 16; g++) {
         int s = 0;
         for (int i = 0; i < 16; i++)
             s += q[16 * g + i];
         ns16[g] = -s;
-        s16[g] = (float)s;
+        s16[g] = dx[16 * g / blk] * (float)s;
     }
     for (int g = 0; g < cols / 32; g++) {
         ns32[g] = ns16[2 * g] + ns16[2 * g + 1];
-        s32[g] = blk == 32 ? dx[g] * (float)-ns32[g] : (float)-ns32[g];
+        s32[g] = dx[32 * g / blk] * (float)-ns32[g];
     }
 }
 
@@ -338,7 +341,7 @@ ss_err_t q_act(qact_t *a, const float *x, size_t ldx, int nb, int cols, int blk)
     p += (size_t)nb * (cols / 32) * 4;
     a->s32 = (float *)p;
     for (int b = 0; b < nb; b++)
-        q_act_row(x + (size_t)b * ldx, cols, blk, a->q + (size_t)b * cols, a->dx + (size_t)b * nsb,
+        q_act_row_isa(x + (size_t)b * ldx, cols, blk, a->q + (size_t)b * cols, a->dx + (size_t)b * nsb,
                   a->ns16 + (size_t)b * (cols / 16), a->ns32 + (size_t)b * (cols / 32),
                   a->s16 + (size_t)b * (cols / 16), a->s32 + (size_t)b * (cols / 32));
     return SS_OK;
@@ -398,7 +401,7 @@ int p_u(const pspec_t *p, const uint8_t *gb, int r, int i)
 void qgemm_scalar(const pspec_t *p, const uint8_t *grp, int cols, const qact_t *a, int b0, int nb, float *out,
                   size_t ldo, int nrows)
 {
-    int G = p->G, gsb = p_gscale_bytes(p), gbb = p_gbits_bytes(p), legacy = p->sk == SK_LEGACY;
+    int G = p->G, gsb = p_gscale_bytes(p), gbb = p_gbits_bytes(p);
     for (int b = b0; b < b0 + nb; b++) {
         const int8_t *xq = a->q + (size_t)b * a->cols;
         const float *dx = a->dx + (size_t)b * a->nsb;
@@ -407,33 +410,23 @@ void qgemm_scalar(const pspec_t *p, const uint8_t *grp, int cols, const qact_t *
         for (int r = 0; r < nrows; r++) {
             float acc = 0;
             const uint8_t *tile = grp;
-            for (int c0 = 0, sb = 0; c0 < cols; c0 += 256, sb++) {
+            for (int c0 = 0; c0 < cols; c0 += 256) {
                 int n = SS_MIN(256, cols - c0), ng = n / G;
                 const uint8_t *hdr = tile, *gsc = tile + p_hdr_bytes(p), *bits = gsc + (size_t)ng * gsb;
-                float t = 0;
                 for (int g = 0; g < ng; g++) {
                     int I = 0, gi = (c0 + g * G) / G;
                     for (int i = 0; i < G; i++)
                         I += p_u(p, bits + (size_t)g * gbb, r, i) * xq[c0 + g * G + i];
                     float A, B;
                     p_group_ab(p, hdr, gsc + (size_t)g * gsb, r, &A, &B);
-                    if (legacy) { /* activation scale per group: straight into acc */
-                        float ad = A * dx[gi];
-                        if (p->zp >= 0) {
-                            acc = fmaf(ad, (float)(I + p->zp * ns[gi]), acc);
-                        } else {
-                            acc = fmaf(ad, (float)I, acc);
-                            acc = fmaf(B, sf[gi], acc);
-                        }
-                    } else if (p->zp >= 0) {
-                        t = fmaf(A, (float)(I + p->zp * ns[gi]), t);
+                    float ad = A * dx[(c0 + g * G) / a->blk];
+                    if (p->zp >= 0) {
+                        acc = fmaf(ad, (float)(I + p->zp * ns[gi]), acc);
                     } else {
-                        t = fmaf(A, (float)I, t);
-                        t = fmaf(B, sf[gi], t);
+                        acc = fmaf(ad, (float)I, acc);
+                        acc = fmaf(B, sf[gi], acc);
                     }
                 }
-                if (!legacy)
-                    acc = fmaf(dx[sb], t, acc);
                 tile += p_tile_bytes(p, n);
             }
             out[(size_t)(b - b0) * ldo + r] = acc;
