@@ -63,7 +63,7 @@ static ss_err_t pack(ss_llm_t *m, const wmat_t *w, wmat_t *out, char *err, size_
 {
     *out = *w;
     out->panel = NULL;
-    if (!p_spec(w->type))
+    if (!p_spec(w->type) || k_test_no_panels)
         return SS_OK;
     if (k_pack(out, m->threads))
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory repacking a %dx%d %s weight", w->rows, w->cols,

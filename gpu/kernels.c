@@ -323,6 +323,7 @@ static T5 void softmax_avx512(float *r, int n, float scale)
 
 static const char *g_isa;
 int k_level;
+int k_test_no_panels;
 float (*k_vdot)(const float *a, const float *b, int n);
 void (*k_vaxpy)(float *y, float a, const float *x, int n);
 void (*k_softmax)(float *r, int n, float scale);

@@ -65,9 +65,14 @@ typedef struct tokenizer {
     int unk;
     int add_space_prefix;
     int bos, eos;
+    int pre;                 /* PRE_*: the BPE pre-tokenizer (tokenizer.ggml.pre) */
 } tokenizer_t;
 
 enum { TOK_SPM = 1, TOK_BPE = 2 };
+enum { PRE_GPT2, PRE_LLAMA3, PRE_QWEN2, PRE_SMOLLM };
+/* Piece boundaries of the family's pre-tokenizer regex (tokenizer.c): writes the end offset of
+ * each piece of text[0..len) to ends (cap entries) and returns how many pieces (-1: no memory). */
+int tok_pretokenize(int pre, const char *text, size_t len, size_t *ends, size_t cap);
 
 int tok_load(tokenizer_t *t, const ss_gguf_t *g, char *err, size_t errsz);
 void tok_free(tokenizer_t *t);
@@ -181,6 +186,10 @@ extern void (*k_attn_scores_all)(const float *q, const float *const *kt, int nbl
 /* r[0..n) = softmax(r * scale) in place. */
 extern void (*k_softmax)(float *r, int n, float scale);
 void k_force_isa(const char *isa); /* tests: "scalar" / "avx2" / "avx512" / NULL = best */
+/* Tests: models opened while this is set keep quantized weights unpacked, so every product runs
+ * the slow path (rows dequantized by the reference dequantizers, f32 activations): a float
+ * reference for the quantized kernels on the same weights. */
+extern int k_test_no_panels;
 
 /* ---- backend: forward passes over a batch of tokens ---- */
 #define KV_BLOCK 16 /* tokens per KV block */

@@ -409,18 +409,30 @@ void ss_ggml_to_f32(int type, const void *src, float *dst, int64_t n)
 
 /* ---------------- quantizers (ours): f32 values to valid blocks ---------------- */
 
-static int nearest(float x) { return (int)lrintf(x); }
+/* Round to nearest, ties to even, without a libm call: adding 1.5 * 2^23 leaves the rounded
+ * integer in the mantissa (|x| < 2^22; anything larger is far outside every level range). */
+static int nearest(float x)
+{
+    if (!(fabsf(x) < 4194304.f))
+        return x > 0 ? 4194304 : -4194304;
+    float t = x + 12582912.f; /* rounded to float (SSE arithmetic, no excess precision) */
+    return (int)(t - 12582912.f);
+}
 static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+static float minf(float a, float b) { return a < b ? a : b; }
+static float maxf(float a, float b) { return a > b ? a : b; }
 
 /* Signed element of largest magnitude. */
 static float amax_signed(const float *x, int n)
 {
     float mx = 0, am = 0;
-    for (int i = 0; i < n; i++)
-        if (fabsf(x[i]) > am) {
-            am = fabsf(x[i]);
+    for (int i = 0; i < n; i++) {
+        float a = x[i] < 0 ? -x[i] : x[i];
+        if (a > am) {
+            am = a;
             mx = x[i];
         }
+    }
     return mx;
 }
 
@@ -434,8 +446,8 @@ static float sym_quant(const float *x, int n, int nneg, int npos, uint8_t *L)
         return 0;
     }
     float best_d = mx / (float)-nneg, best_err = INFINITY;
-    for (int k = -4; k <= 4; k++) {
-        float d = mx / ((float)-nneg + 0.05f * (float)k);
+    for (int k = -2; k <= 2; k++) {
+        float d = mx / ((float)-nneg + 0.1f * (float)k);
         if (!(fabsf(d) > 0))
             continue;
         float inv = 1.f / d, err = 0;
@@ -456,13 +468,13 @@ static float sym_quant(const float *x, int n, int nneg, int npos, uint8_t *L)
 }
 
 /* Asymmetric: w = scale * L - mn with L in [0, nmax], mn >= 0 (ggml's K-quant convention).
- * A few scale candidates, each refined by least squares over its levels. */
+ * Three scale candidates, each refined once by least squares over its levels. */
 static void asym_quant(const float *x, int n, int nmax, float *scale, float *mn)
 {
     float lo = x[0], hi = x[0];
     for (int i = 1; i < n; i++) {
-        lo = fminf(lo, x[i]);
-        hi = fmaxf(hi, x[i]);
+        lo = minf(lo, x[i]);
+        hi = maxf(hi, x[i]);
     }
     if (lo > 0)
         lo = 0;
@@ -472,29 +484,28 @@ static void asym_quant(const float *x, int n, int nmax, float *scale, float *mn)
         return;
     }
     float best_s = (hi - lo) / (float)nmax, best_m = -lo, best_err = INFINITY;
-    for (int k = -2; k <= 2; k++) {
-        float s = (hi - lo) / ((float)nmax + 0.25f * (float)k), m = -lo;
-        for (int it = 0; it < 2; it++) { /* least squares for (s, m) given the levels */
-            double sl = 0, sll = 0, sx = 0, slx = 0;
-            for (int i = 0; i < n; i++) {
-                int l = clampi(nearest((x[i] + m) / s), 0, nmax);
-                sl += l;
-                sll += (double)l * l;
-                sx += x[i];
-                slx += (double)l * x[i];
+    for (int k = -1; k <= 1; k++) {
+        float s = (hi - lo) / ((float)nmax + 0.3f * (float)k), m = -lo, inv = 1.f / s;
+        float sl = 0, sll = 0, sx = 0, slx = 0; /* least squares for (s, m) given the levels */
+        for (int i = 0; i < n; i++) {
+            float l = (float)clampi(nearest((x[i] + m) * inv), 0, nmax);
+            sl += l;
+            sll += l * l;
+            sx += x[i];
+            slx += l * x[i];
+        }
+        float det = (float)n * sll - sl * sl;
+        if (det > 0) {
+            float ns = ((float)n * slx - sl * sx) / det, nm = (sl * slx - sll * sx) / det; /* x ~ ns*l - nm */
+            if (ns > 0 && nm >= 0) {
+                s = ns;
+                m = nm;
+                inv = 1.f / s;
             }
-            double det = n * sll - sl * sl;
-            if (det <= 0)
-                break;
-            double ns = (n * slx - sl * sx) / det, nm = (sl * slx - sll * sx) / det; /* x ~ ns*l - nm */
-            if (ns <= 0 || nm < 0)
-                break;
-            s = (float)ns;
-            m = (float)nm;
         }
         float err = 0;
         for (int i = 0; i < n; i++) {
-            int l = clampi(nearest((x[i] + m) / s), 0, nmax);
+            int l = clampi(nearest((x[i] + m) * inv), 0, nmax);
             float e = x[i] - (s * (float)l - m);
             err += e * e;
         }
@@ -583,8 +594,8 @@ static void quant_legacy(int type, const float *x, uint8_t *d)
         int five = type == SS_GGML_Q5_1, nmax = five ? 31 : 15;
         float lo = x[0], hi = x[0];
         for (int i = 1; i < 32; i++) {
-            lo = fminf(lo, x[i]);
-            hi = fmaxf(hi, x[i]);
+            lo = minf(lo, x[i]);
+            hi = maxf(hi, x[i]);
         }
         f2h(d, (hi - lo) / (float)nmax);
         f2h(d + 2, lo);
@@ -605,7 +616,7 @@ static void quant_legacy(int type, const float *x, uint8_t *d)
     case SS_GGML_Q8_0: {
         float amax = 0;
         for (int j = 0; j < 32; j++)
-            amax = fmaxf(amax, fabsf(x[j]));
+            amax = maxf(amax, fabsf(x[j]));
         float sc = amax / 127.f, inv = sc ? 1.f / sc : 0.f;
         f2h(d, sc);
         for (int j = 0; j < 32; j++)
@@ -637,8 +648,8 @@ static void quant_kmin(int type, const float *x, uint8_t *d)
     float scale[16], mn[16], ms = 0, mm = 0;
     for (int g = 0; g < ng; g++) {
         asym_quant(x + g * gs, gs, nmax, &scale[g], &mn[g]);
-        ms = fmaxf(ms, scale[g]);
-        mm = fmaxf(mm, mn[g]);
+        ms = maxf(ms, scale[g]);
+        mm = maxf(mm, mn[g]);
     }
     float dd = ms / (float)smax, dm = mm / (float)smax;
     int isc[16], im[16];
@@ -654,7 +665,7 @@ static void quant_kmin(int type, const float *x, uint8_t *d)
     for (int i = 0; i < 256; i++) {
         int g = i / gs;
         float dl = fd * (float)isc[g], ml = fm * (float)im[g];
-        L[i] = (uint8_t)(dl > 0 ? clampi(nearest((x[i] + ml) / dl), 0, nmax) : 0);
+        L[i] = (uint8_t)(dl > 0 ? clampi(nearest((x[i] + ml) * (1.f / dl)), 0, nmax) : 0);
     }
     if (type == SS_GGML_Q2_K) {
         for (int g = 0; g < 16; g++)
@@ -759,7 +770,7 @@ static void quant_q8k(const float *x, uint8_t *d)
 {
     float amax = 0;
     for (int j = 0; j < 256; j++)
-        amax = fmaxf(amax, fabsf(x[j]));
+        amax = maxf(amax, fabsf(x[j]));
     float sc = amax / 127.f, inv = sc ? 1.f / sc : 0.f;
     memcpy(d, &sc, 4);
     for (int g = 0; g < 16; g++) {

@@ -142,22 +142,41 @@ void ss_gguf_w_tensor_fn(ss_gguf_writer_t *w, const char *name, int type, int nd
 ss_err_t ss_gguf_writer_save(ss_gguf_writer_t *w, const char *path, char *err, size_t errsz);
 
 /* ---- random-weight models in a real model's shape (mkmodel.c) ---- */
+/* Tensor-type recipes, as llama.cpp's llama-quantize assigns them: SS_MIX_Q4_K_M / Q5_K_M make the
+ * output projection (or the tied embedding) Q6_K, and attn_v and ffn_down Q6_K in the layers
+ * llama.cpp gives more bits (the first and last eighth, every third in between), the rest
+ * Q4_K / Q5_K; SS_MIX_Q6_K makes everything Q6_K. A row length that is not a multiple of 256
+ * falls back as llama.cpp does: Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, Q2_K/Q3_K/IQ4_XS ->
+ * IQ4_NL, and to F16 when it is not a multiple of 32 either. */
+enum { SS_MIX_NONE = 0, SS_MIX_Q4_K_M, SS_MIX_Q5_K_M, SS_MIX_Q6_K };
+
 typedef struct ss_mkmodel_spec {
     const char *name;   /* shape name */
     const char *arch;   /* "llama" or "qwen2" */
     int dim, n_layers, n_heads, n_kv_heads, hidden, vocab, ctx;
     float rope_base;
     int qkv_bias, tied;
-    int type;           /* weight type of the matrices (ss_ggml_type_t) */
+    int type;           /* weight type of the matrices (ss_ggml_type_t) when mix is SS_MIX_NONE */
     uint64_t seed;
     const char *chat_template; /* written as tokenizer.chat_template when set (NULL: none) */
+    const char *pre;    /* tokenizer.ggml.pre: "gpt-2", "llama-bpe", "qwen2", "smollm"; "default" with spm */
+    int spm;            /* 1: a SentencePiece vocabulary (tokenizer.ggml.model "llama"), else byte-level BPE */
+    int mix;            /* SS_MIX_* */
+    int dequantized;    /* 1: every matrix as F32 holding the values its type would store (a reference
+                           for the quantized file written with the same spec and seed) */
 } ss_mkmodel_spec_t;
 
 /* Fills *out with a known shape ("smollm2-135m", "qwen2.5-0.5b", "llama-3.2-1b",
  * "tiny-qwen2", "tiny-llama"); returns 0 if the name is unknown. */
 int ss_mkmodel_shape(const char *name, ss_mkmodel_spec_t *out);
 const char *ss_mkmodel_shape_names(void);
-/* Writes a GGUF v3 with seeded random weights and a synthetic gpt2-style tokenizer. */
+/* Names of the mixes ("q4_k_m", "q5_k_m", "q6_k") to SS_MIX_*; -1 if unknown. */
+int ss_mkmodel_mix_parse(const char *name);
+/* The type the spec stores for a matrix: kind is the tensor name without "blk.N." ("attn_v.weight",
+ * "token_embd.weight", ...), layer its block (or -1), cols its row length. */
+int ss_mkmodel_tensor_type(const ss_mkmodel_spec_t *s, const char *kind, int layer, int64_t cols);
+/* Writes a GGUF v3 with seeded random weights and a synthetic tokenizer (byte-level BPE or
+ * SentencePiece) whose pre-tokenizer name is s->pre. */
 ss_err_t ss_mkmodel_write(const ss_mkmodel_spec_t *s, const char *path, char *err, size_t errsz);
 
 /* Conversions shared by the writer and the kernels. */

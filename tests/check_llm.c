@@ -7,6 +7,7 @@
 #include "llm_internal.h"
 #include "ss_gguf.h"
 #include "ss_llm.h"
+#include "pretok_golden.h"
 #include "testutil.h"
 
 #include <check.h>
@@ -808,6 +809,30 @@ START_TEST(test_panels)
 }
 END_TEST
 
+/* The pre-tokenizers split text exactly as the families' regexes do (golden splits computed with
+ * Python's regex engine by scripts/gen_pretok_golden.py). */
+START_TEST(test_pretokenizers)
+{
+    static const char *names[] = {"gpt-2", "llama-bpe", "qwen2", "smollm"};
+    for (size_t i = 0; i < SS_ARRAY_LEN(g_pretok); i++) {
+        const pretok_case_t *c = &g_pretok[i];
+        size_t ends[128];
+        int n = tok_pretokenize(c->pre, c->text, strlen(c->text), ends, 128);
+        int same = n == c->n;
+        for (int k = 0; same && k < n; k++)
+            same = ends[k] == (size_t)c->ends[k];
+        if (!same) {
+            char got[512] = "", want[512] = "";
+            for (int k = 0; k < n && k < 40; k++)
+                snprintf(got + strlen(got), sizeof got - strlen(got), "%zu ", ends[k]);
+            for (int k = 0; k < c->n; k++)
+                snprintf(want + strlen(want), sizeof want - strlen(want), "%d ", c->ends[k]);
+            ck_abort_msg("%s on \"%s\": pieces end at %s, the regex ends them at %s", names[c->pre], c->text, got, want);
+        }
+    }
+}
+END_TEST
+
 START_TEST(test_kernels_isa)
 {
     for (size_t ti = 0; ti < SS_ARRAY_LEN(g_all_types); ti++) {
@@ -817,6 +842,135 @@ START_TEST(test_kernels_isa)
         if (be < 256)
             check_matmul_type(t, 20, 96, 3); /* one short superblock */
     }
+}
+END_TEST
+
+/* ---------------- real quantized files: llama.cpp's output, llama.cpp's mixtures ---------------- */
+
+/* stories260K quantized by llama.cpp (Q4_K_M: Q5_0 + Q8_0 + F16; Q5_K_M: Q5_1 + Q8_0 + F16):
+ * greedy from "Once upon a time" matches llama.cpp's own output at least through the first
+ * sentence (quantized arithmetic differs a little between engines). */
+START_TEST(test_llamacpp_quantized)
+{
+    static const char *files[] = {"stories260K-Q4_K_M", "stories260K-Q5_K_M"};
+    for (size_t f = 0; f < SS_ARRAY_LEN(files); f++) {
+        char p[1024], q[1024], err[SS_ERRSZ] = "";
+        snprintf(q, sizeof q, "%s.gguf", files[f]);
+        tu_model_path(q, p, sizeof p);
+        ss_llm_opts_t o = {.threads = 1};
+        ss_llm_t *m = NULL;
+        ck_assert_msg(ss_llm_open(p, &o, &m, err, sizeof err) == SS_OK, "%s", err);
+        snprintf(q, sizeof q, "%s.greedy120.txt", files[f]);
+        char *want = tu_read_file(tu_model_path(q, p, sizeof p), NULL);
+        ck_assert_ptr_nonnull(want);
+        int t[256], n = ss_llm_tokenize(m, "Once upon a time", 1, t, 256);
+        int g = ss_llm_greedy(m, t, n, 120, t + n, err, sizeof err);
+        ck_assert_msg(g == 120, "%s: %s", files[f], err);
+        char *got = ss_llm_detokenize(m, t, n + g);
+        size_t same = 0;
+        while (got[same] && got[same] == want[same])
+            same++;
+        const char *dot = strchr(want, '.');
+        ck_assert_msg(dot && same > (size_t)(dot - want), "%s: agrees with llama.cpp for %zu characters only:\n%s",
+                      files[f], same, got);
+        free(got);
+        free(want);
+        ss_llm_close(m);
+    }
+}
+END_TEST
+
+static const ss_gguf_tensor_t *tensor_of(const ss_gguf_t *g, const char *name)
+{
+    const ss_gguf_tensor_t *t = ss_gguf_tensor(g, name);
+    ck_assert_msg(t != NULL, "tensor %s missing", name);
+    return t;
+}
+
+/* Files in llama.cpp's Q4_K_M / Q5_K_M / Q6_K recipes in the real models' widths (few layers, a
+ * small vocabulary): the recipe and its fallbacks as llama-quantize applies them, the family's
+ * pre-tokenizer, and logits within int8-activation error of the same weights computed in f32
+ * (the reference path, k_test_no_panels), batched equal to single, greedy decoding. */
+static void check_mix(const char *shape, int mix, const char *dir)
+{
+    ss_mkmodel_spec_t s;
+    ck_assert(ss_mkmodel_shape(shape, &s));
+    s.mix = mix;
+    s.n_layers = s.dim >= 2048 ? 1 : 2;
+    s.vocab = 512;
+    s.seed = 11;
+    char *path = ss_sprintf("%s/%s-mix%d.gguf", dir, shape, mix), err[SS_ERRSZ] = "";
+    ck_assert_msg(ss_mkmodel_write(&s, path, err, sizeof err) == SS_OK, "%s", err);
+    /* the types in the file */
+    ss_gguf_t *g = NULL;
+    ck_assert_msg(ss_gguf_open(path, &g, err, sizeof err) == SS_OK, "%s", err);
+    for (uint64_t i = 0; i < g->ntensors; i++) {
+        const ss_gguf_tensor_t *t = &g->tensors[i];
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)t->name.n, t->name.p);
+        if (t->ndim != 2)
+            continue;
+        int layer = -1, off = 0;
+        if (sscanf(name, "blk.%d.%n", &layer, &off) < 1 || !off)
+            layer = -1;
+        ck_assert_msg(t->type == ss_mkmodel_tensor_type(&s, layer >= 0 ? name + off : name, layer, t->ne[0]),
+                      "%s: %s is %s", path, name, ss_ggml_type_name(t->type));
+    }
+    int narrow = s.dim % 256 != 0, base = mix == SS_MIX_Q4_K_M ? SS_GGML_Q4_K : mix == SS_MIX_Q5_K_M ? SS_GGML_Q5_K
+                                                                                                     : SS_GGML_Q6_K;
+    int fb = base == SS_GGML_Q4_K ? SS_GGML_Q5_0 : base == SS_GGML_Q5_K ? SS_GGML_Q5_1 : SS_GGML_Q8_0;
+    int last = s.n_layers - 1; /* llama.cpp gives the last layer more bits */
+    char nm[64];
+    ck_assert_int_eq(tensor_of(g, "token_embd.weight")->type, narrow ? SS_GGML_Q8_0 : SS_GGML_Q6_K);
+    ck_assert_int_eq(tensor_of(g, "blk.0.attn_q.weight")->type, narrow ? fb : base);
+    snprintf(nm, sizeof nm, "blk.%d.attn_v.weight", last);
+    ck_assert_int_eq(tensor_of(g, nm)->type, narrow ? SS_GGML_Q8_0 : SS_GGML_Q6_K);
+    snprintf(nm, sizeof nm, "blk.%d.ffn_down.weight", last); /* rows of 1536 / 4864 / 8192 are K-quant rows */
+    ck_assert_int_eq(tensor_of(g, nm)->type, SS_GGML_Q6_K);
+    if (s.n_layers > 1)
+        ck_assert_int_eq(tensor_of(g, "blk.0.ffn_down.weight")->type, base);
+    ss_gguf_close(g);
+    /* the model, and the f32 reference on the same weights */
+    ss_llm_opts_t o = {.threads = 2};
+    ss_llm_t *m = NULL, *ref = NULL;
+    ck_assert_msg(ss_llm_open(path, &o, &m, err, sizeof err) == SS_OK, "%s", err);
+    k_test_no_panels = 1;
+    ck_assert_msg(ss_llm_open(path, &o, &ref, err, sizeof err) == SS_OK, "%s", err);
+    k_test_no_panels = 0;
+    ck_assert_int_eq(m->tok.pre, !strcmp(s.pre, "smollm") ? PRE_SMOLLM : !strcmp(s.pre, "qwen2") ? PRE_QWEN2 : PRE_LLAMA3);
+    int t[64], n = ss_llm_tokenize(m, "Once upon a time, 123 fish swam", 0, t, 64), V = ss_llm_config(m)->vocab_size;
+    ck_assert_int_gt(n, 5);
+    float *lq = malloc(2 * (size_t)V * sizeof(float)), *lr = malloc((size_t)V * sizeof(float));
+    const int *seqs[2] = {t, t + 2};
+    int ns[2] = {n, n - 2};
+    ck_assert_int_eq(ss_llm_last_logits(m, 2, seqs, ns, lq, err, sizeof err), SS_OK);
+    ck_assert_int_eq(ss_llm_last_logits(ref, 1, seqs, ns, lr, err, sizeof err), SS_OK);
+    double cs = cosine(lq, lr, V);
+    if (getenv("SS_TEST_VERBOSE"))
+        printf("%s: cosine %.6f against the f32 reference\n", path, cs);
+    ck_assert_msg(cs > 0.998, "%s: cosine %f against the f32 reference", path, cs);
+    ck_assert_int_eq(ss_llm_last_logits(m, 1, &seqs[1], &ns[1], lr, err, sizeof err), SS_OK);
+    ck_assert_msg(!memcmp(lr, lq + V, (size_t)V * sizeof(float)), "%s: batched differs from single", path);
+    int gen[16];
+    ck_assert_int_eq(ss_llm_greedy(m, t, n, 12, gen, err, sizeof err), 12);
+    free(lq);
+    free(lr);
+    ss_llm_close(m);
+    ss_llm_close(ref);
+    unlink(path);
+    free(path);
+}
+
+START_TEST(test_mixtures)
+{
+    char *dir = tu_tmpdir();
+    static const char *shapes[] = {"smollm2-135m", "qwen2.5-0.5b", "llama-3.2-1b"};
+    static const int mixes[] = {SS_MIX_Q4_K_M, SS_MIX_Q5_K_M, SS_MIX_Q6_K};
+    for (size_t i = 0; i < SS_ARRAY_LEN(shapes); i++)
+        for (size_t j = 0; j < SS_ARRAY_LEN(mixes); j++)
+            check_mix(shapes[i], mixes[j], dir);
+    rmdir(dir);
+    free(dir);
 }
 END_TEST
 
@@ -906,6 +1060,9 @@ Suite *check_llm_suite(void)
     add(s, "synthetic", test_synthetic_types);
     add(s, "quant_formats", test_quant_formats);
     add(s, "panels", test_panels);
+    add(s, "pretokenizers", test_pretokenizers);
+    add(s, "llamacpp_quantized", test_llamacpp_quantized);
+    add(s, "mixtures", test_mixtures);
     add(s, "kernels", test_kernels_isa);
     add(s, "chat", test_chat_template);
     return s;
