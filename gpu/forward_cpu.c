@@ -4,8 +4,8 @@
  * token carries its position and its sequence's KV block table; K/V of the batch
  * are written to the blocks first, then every token attends causally to its own
  * sequence. Float weights are used in place from the mapping; quantized ones are repacked
- * at upload into the panels of qpack.c (owned here; the token embedding stays in the mapping,
- * it is only read a row at a time). KV blocks are f32 and owned here (block id -> memory),
+ * by the first forward pass into the panels of qpack.c (owned here; the token embedding stays
+ * in the mapping, it is only read a row at a time). KV blocks are f32 and owned here (block id -> memory),
  * grown on reserve().
  */
 #include "llm_internal.h"
@@ -18,6 +18,7 @@ typedef struct cpu {
     ss_llm_t *m;
     layer_w_t *L;         /* [n_layers] the model's layer weights, quantized ones with panels */
     wmat_t output;        /* the output projection, likewise */
+    int no_panels;        /* k_test_no_panels when the model was opened */
     float **blk;          /* [nblk] KV block memory: [layer][k|v][KV_BLOCK][kv_dim] */
     int nblk, cap;
     size_t blk_floats;
@@ -59,11 +60,12 @@ static ss_err_t ensure_acts(cpu_t *c, int n, char *err, size_t errsz)
 }
 
 /* A copy of w with its panel (quantized types); float types are used as they are. */
-static ss_err_t pack(ss_llm_t *m, const wmat_t *w, wmat_t *out, char *err, size_t errsz)
+static ss_err_t pack(cpu_t *c, const wmat_t *w, wmat_t *out, char *err, size_t errsz)
 {
+    ss_llm_t *m = c->m;
     *out = *w;
     out->panel = NULL;
-    if (!p_spec(w->type) || k_test_no_panels)
+    if (!p_spec(w->type) || c->no_panels)
         return SS_OK;
     if (k_pack(out, m->threads))
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory repacking a %dx%d %s weight", w->rows, w->cols,
@@ -90,7 +92,7 @@ static ss_err_t pack_weights(cpu_t *c, char *err, size_t errsz)
     c->L = calloc((size_t)m->cfg.n_layers, sizeof *c->L);
     if (!c->L)
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
-    ss_err_t rc = pack(m, &m->w.output, &c->output, err, errsz);
+    ss_err_t rc = pack(c, &m->w.output, &c->output, err, errsz);
     for (int l = 0; l < m->cfg.n_layers && !rc; l++) {
         const layer_w_t *S = &m->w.layers[l];
         layer_w_t *L = &c->L[l];
@@ -100,12 +102,10 @@ static ss_err_t pack_weights(cpu_t *c, char *err, size_t errsz)
         for (size_t i = 0; i < SS_ARRAY_LEN(src); i++)
             dst[i]->panel = NULL;
         for (size_t i = 0; i < SS_ARRAY_LEN(src) && !rc; i++)
-            rc = pack(m, src[i], dst[i], err, errsz);
+            rc = pack(c, src[i], dst[i], err, errsz);
     }
     return rc;
 }
-
-static void cpu_destroy(void *ctx);
 
 static ss_err_t cpu_upload(ss_llm_t *m, void **ctx, char *err, size_t errsz)
 {
@@ -114,12 +114,10 @@ static ss_err_t cpu_upload(ss_llm_t *m, void **ctx, char *err, size_t errsz)
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     c->m = m;
     c->blk_floats = (size_t)m->cfg.n_layers * 2 * KV_BLOCK * m->cfg.n_kv_heads * m->cfg.head_dim;
-    ss_err_t rc = pack_weights(c, err, errsz);
-    if (rc) {
-        cpu_destroy(c);
-        return rc;
-    }
-    *ctx = c;
+    c->no_panels = k_test_no_panels;
+    (void)err;
+    (void)errsz;
+    *ctx = c; /* the weights are packed by the first forward pass (a model moved to the GPU never is) */
     return SS_OK;
 }
 
@@ -356,7 +354,13 @@ static ss_err_t cpu_forward(void *ctx, const ubatch_t *ub, char *err, size_t err
     const ss_llm_config_t *g = &m->cfg;
     int threads = m->threads, d = g->dim;
     k_isa(); /* picks the kernels once */
-    ss_err_t rc = ensure_acts(c, ub->n, err, errsz);
+    ss_err_t rc = c->L ? SS_OK : pack_weights(c, err, errsz);
+    if (rc) {
+        free_packed(c);
+        c->L = NULL;
+        return rc;
+    }
+    rc = ensure_acts(c, ub->n, err, errsz);
     if (rc || (rc = ensure_scratch(c, ub, threads, err, errsz)))
         return rc;
     for (int t = 0; t < ub->n; t++) {

@@ -961,6 +961,45 @@ static void check_mix(const char *shape, int mix, const char *dir)
     free(path);
 }
 
+/* mkgguf's SentencePiece vocabulary: loads as tokenizer.ggml.model "llama" (pre "default"), BOS
+ * added, byte fallback for what no piece covers, text round trips; and an unknown pre-tokenizer
+ * name is refused with the supported list. */
+START_TEST(test_spm_synthetic)
+{
+    char *dir = tu_tmpdir(), *path = ss_sprintf("%s/spm.gguf", dir), err[SS_ERRSZ] = "";
+    ss_mkmodel_spec_t s;
+    ck_assert(ss_mkmodel_shape("tiny-llama", &s));
+    s.spm = 1;
+    s.type = SS_GGML_Q4_0;
+    ck_assert_msg(ss_mkmodel_write(&s, path, err, sizeof err) == SS_OK, "%s", err);
+    ss_llm_opts_t o = {.threads = 1};
+    ss_llm_t *m = NULL;
+    ck_assert_msg(ss_llm_open(path, &o, &m, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_int_eq(m->tok.kind, TOK_SPM);
+    const char *text = "the quick brown fox said: caf\xc3\xa9 \xe2\x9c\x93 42!";
+    int t[256], n = ss_llm_tokenize(m, text, 1, t, 256);
+    ck_assert_int_gt(n, 5);
+    ck_assert_int_eq(t[0], ss_llm_config(m)->bos);
+    char *d = ss_llm_detokenize(m, t, n);
+    ck_assert_str_eq(d, text);
+    free(d);
+    int g[8];
+    ck_assert_int_eq(ss_llm_greedy(m, t, n, 4, g, err, sizeof err), 4);
+    ss_llm_close(m);
+    unlink(path);
+    /* a pre-tokenizer we do not implement */
+    s.spm = 0;
+    s.pre = "deepseek-llm";
+    ck_assert_msg(ss_mkmodel_write(&s, path, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_int_eq(ss_llm_open(path, &o, &m, err, sizeof err), SS_ERR_UNSUPPORTED);
+    ck_assert_msg(strstr(err, "deepseek-llm") && strstr(err, "llama-bpe"), "%s", err);
+    unlink(path);
+    rmdir(dir);
+    free(path);
+    free(dir);
+}
+END_TEST
+
 START_TEST(test_mixtures)
 {
     char *dir = tu_tmpdir();
@@ -1063,6 +1102,7 @@ Suite *check_llm_suite(void)
     add(s, "pretokenizers", test_pretokenizers);
     add(s, "llamacpp_quantized", test_llamacpp_quantized);
     add(s, "mixtures", test_mixtures);
+    add(s, "spm_synthetic", test_spm_synthetic);
     add(s, "kernels", test_kernels_isa);
     add(s, "chat", test_chat_template);
     return s;
