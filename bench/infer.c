@@ -2,7 +2,8 @@
  * infer.c — bench_infer: the CPU engine on random-weight models in a real model's shape
  * (written once with gpu/mkmodel.c into --dir), against ceilings measured in the same run:
  *   - read bandwidth: a STREAM-style read loop (vector loads into independent accumulators,
- *     1 GiB buffer, one and two interleaved streams per thread, best of several passes);
+ *     1 GiB buffer on huge pages, one and two interleaved streams per thread, with and without
+ *     software prefetch; the best pass of any);
  *   - the int8 dot-product peak (vpdpbusd: 64 multiply-adds per instruction), the fp32 FMA
  *     peak and the bf16 dot peak (vdpbf16ps), each from 24 independent register-resident
  *     chains per thread.
@@ -14,7 +15,9 @@
  *     (2 x parameters x tokens, plus the output head for the last token) per second, as a
  *     fraction of the peak of the instruction the kernel uses (int8 VNNI for quantized types,
  *     fp32 FMA for F32/F16/BF16).
- * Each measurement is repeated --reps times; the median is reported with the spread.
+ * Each measurement is repeated --reps times; the median is reported with the spread (lowest-
+ * highest). The ceilings are measured at the start and again at the end, and the fractions in
+ * the final table and the JSON use the higher of the two (the machine may be shared).
  * Writes bench/results/infer.json (--out).
  *
  *   bench_infer [--shape NAME] [--types q4_k_m,q8_0,f16,...] [--threads 1,2] [--prompt N] [--gen N]
@@ -45,11 +48,21 @@ static double now_s(void) { return (double)ss_now_ns() / 1e9; }
 #define T5 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512bf16,avx2,fma")))
 #define T2 __attribute__((target("avx2,fma")))
 
-/* Sum of n bytes (a multiple of 256) in s interleaved streams, 4 loads in flight per stream. */
-static T5 long read512(const char *p, size_t n, int s)
+/* Sum of n bytes (a multiple of 256) in s interleaved streams, 4 loads in flight per stream;
+ * pf > 0: also a software prefetch pf bytes ahead of each line (as the decode kernel does). */
+static T5 long read512(const char *p, size_t n, int s, int pf)
 {
     __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-    if (s == 1) {
+    if (pf) {
+        for (size_t i = 0; i < n; i += 256) {
+            for (int l = 0; l < 256; l += 64)
+                _mm_prefetch(p + i + (size_t)pf + l, _MM_HINT_T0);
+            a0 = _mm512_add_epi64(a0, _mm512_load_si512(p + i));
+            a1 = _mm512_add_epi64(a1, _mm512_load_si512(p + i + 64));
+            a2 = _mm512_add_epi64(a2, _mm512_load_si512(p + i + 128));
+            a3 = _mm512_add_epi64(a3, _mm512_load_si512(p + i + 192));
+        }
+    } else if (s == 1) {
         for (size_t i = 0; i < n; i += 256) {
             a0 = _mm512_add_epi64(a0, _mm512_load_si512(p + i));
             a1 = _mm512_add_epi64(a1, _mm512_load_si512(p + i + 64));
@@ -102,15 +115,16 @@ static long read_scalar(const char *p, size_t n)
     return s[0] + s[1] + s[2] + s[3];
 }
 
-static long read_part(const char *p, size_t n, int streams)
+static long read_part(const char *p, size_t n, int streams, int pf)
 {
 #if defined(__x86_64__)
     if (__builtin_cpu_supports("avx512f"))
-        return read512(p, n, streams);
+        return read512(p, n - (pf ? 4096 : 0), streams, pf);
     if (__builtin_cpu_supports("avx2"))
         return read256(p, n, streams);
 #endif
     (void)streams;
+    (void)pf;
     return read_scalar(p, n);
 }
 
@@ -127,15 +141,18 @@ static double read_bandwidth(int threads, int passes)
         memset(buf + i, (int)(i >> 12) & 255, 4096);
     double best = 0;
     long sink = 0;
+    /* variants: one stream, two interleaved streams, one stream with software prefetch 2 KiB
+     * ahead (the decode kernel's distance) and 4 KiB; the best pass of any is the ceiling */
+    static const int var[][2] = {{1, 0}, {2, 0}, {1, 2048}, {1, 4096}};
     for (int rep = 0; rep < passes; rep++)
-        for (int streams = 1; streams <= 2; streams++) {
+        for (size_t v = 0; v < SS_ARRAY_LEN(var); v++) {
             size_t part = (n / (size_t)threads) & ~(size_t)4095;
             double t0 = now_s();
 #pragma omp parallel for num_threads(threads) reduction(+ : sink)
             for (int t = 0; t < threads; t++)
-                sink += read_part(buf + (size_t)t * part, part, streams);
+                sink += read_part(buf + (size_t)t * part, part, var[v][0], var[v][1]);
             double dt = now_s() - t0;
-            best = SS_MAX(best, (double)part * threads / dt);
+            best = SS_MAX(best, (double)(part - (var[v][1] ? 4096 : 0)) * threads / dt);
         }
     if (sink == 42)
         printf(" ");
@@ -145,73 +162,65 @@ static double read_bandwidth(int threads, int passes)
 
 /* ---------------- instruction peaks ---------------- */
 
-#define R24(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8) M(9) M(10) M(11) M(12) M(13) M(14) M(15) M(16) M(17) \
-    M(18) M(19) M(20) M(21) M(22) M(23)
-#define V_I(i) __m512i a##i = _mm512_set1_epi32(i);
-#define V_F(i) __m512 a##i = _mm512_set1_ps((float)i);
-#define S_I(i) s = _mm512_add_epi32(s, a##i);
-#define S_F(i) f = _mm512_add_ps(f, a##i);
-#define OP_DP(i) a##i = _mm512_dpbusd_epi32(a##i, x, y);
-#define OP_FMA(i) a##i = _mm512_fmadd_ps(a##i, xf, yf);
-#define OP_BF(i) a##i = _mm512_dpbf16_ps(a##i, xb, xb);
-/* the barrier makes the operands opaque, so nothing is hoisted out of the loop */
-#define BARRIER __asm__ volatile("" : "+v"(x), "+v"(y), "+v"(xf), "+v"(yf), "+v"(xb))
-
 #if defined(__x86_64__)
-/* Instructions per second of one kind on this thread: 24 independent chains. */
+/* Instruction rates, measured with the loop written in assembly so that no compiler can spill,
+ * hoist or fuse anything: 24 independent accumulators (zmm0-23, or ymm0-11 on AVX2) each
+ * updated once per iteration from two constant operands (zmm30, zmm31). */
+#define X24(op, a, b)                                                                                          \
+    op " " a ", " b ", %%zmm0\n" op " " a ", " b ", %%zmm1\n" op " " a ", " b ", %%zmm2\n" op " " a ", " b    \
+       ", %%zmm3\n" op " " a ", " b ", %%zmm4\n" op " " a ", " b ", %%zmm5\n" op " " a ", " b ", %%zmm6\n" op   \
+       " " a ", " b ", %%zmm7\n" op " " a ", " b ", %%zmm8\n" op " " a ", " b ", %%zmm9\n" op " " a ", " b      \
+       ", %%zmm10\n" op " " a ", " b ", %%zmm11\n" op " " a ", " b ", %%zmm12\n" op " " a ", " b ", %%zmm13\n"   \
+       op " " a ", " b ", %%zmm14\n" op " " a ", " b ", %%zmm15\n" op " " a ", " b ", %%zmm16\n" op " " a ", "   \
+       b ", %%zmm17\n" op " " a ", " b ", %%zmm18\n" op " " a ", " b ", %%zmm19\n" op " " a ", " b ", %%zmm20\n" \
+       op " " a ", " b ", %%zmm21\n" op " " a ", " b ", %%zmm22\n" op " " a ", " b ", %%zmm23\n"
+#define CLOBBER24                                                                                              \
+    "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12",  \
+        "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23",        \
+        "xmm30", "xmm31"
+
+/* kind 0: vpdpbusd, 1: vfmadd231ps, 2: vdpbf16ps (zmm). Instructions per second. */
 static T5 double peak512(int kind, long iters)
 {
-    __m512i x = _mm512_set1_epi8(3), y = _mm512_set1_epi8(5);
-    __m512 xf = _mm512_set1_ps(0.999f), yf = _mm512_set1_ps(1e-7f);
-    __m512bh xb = (__m512bh)_mm512_set1_epi16(0x3f80);
     double t0 = now_s();
-    if (kind == 0) {
-        R24(V_I)
-        for (long k = 0; k < iters; k++) {
-            R24(OP_DP)
-            BARRIER;
-        }
-        __m512i s = _mm512_setzero_si512();
-        R24(S_I)
-        if (_mm512_reduce_add_epi32(s) == 42)
-            printf(" ");
-    } else {
-        R24(V_F)
-        for (long k = 0; k < iters; k++) {
-            if (kind == 1) {
-                R24(OP_FMA)
-            } else {
-                R24(OP_BF)
-            }
-            BARRIER;
-        }
-        __m512 f = _mm512_setzero_ps();
-        R24(S_F)
-        if (_mm512_reduce_add_ps(f) == 42.f)
-            printf(" ");
-    }
+    long n = iters;
+    if (kind == 0)
+        __asm__ volatile("vpxord %%zmm30, %%zmm30, %%zmm30\n vpternlogd $0xff, %%zmm31, %%zmm31, %%zmm31\n"
+                         "1:\n" X24("vpdpbusd", "%%zmm30", "%%zmm31") "dec %0\n jnz 1b\n"
+                         : "+r"(n)
+                         :
+                         : CLOBBER24, "cc");
+    else if (kind == 1)
+        __asm__ volatile("vpxord %%zmm30, %%zmm30, %%zmm30\n vpxord %%zmm31, %%zmm31, %%zmm31\n"
+                         "1:\n" X24("vfmadd231ps", "%%zmm30", "%%zmm31") "dec %0\n jnz 1b\n"
+                         : "+r"(n)
+                         :
+                         : CLOBBER24, "cc");
+    else
+        __asm__ volatile("vpxord %%zmm30, %%zmm30, %%zmm30\n vpxord %%zmm31, %%zmm31, %%zmm31\n"
+                         "1:\n" X24("vdpbf16ps", "%%zmm30", "%%zmm31") "dec %0\n jnz 1b\n"
+                         : "+r"(n)
+                         :
+                         : CLOBBER24, "cc");
     return (double)iters * 24 / (now_s() - t0);
 }
 
-#define V2_F(i) __m256 a##i = _mm256_set1_ps((float)i);
-#define OP2_FMA(i) a##i = _mm256_fmadd_ps(a##i, xf, yf);
-#define S2_F(i) f = _mm256_add_ps(f, a##i);
+#define X12(op)                                                                                                \
+    op " %%ymm14, %%ymm15, %%ymm0\n" op " %%ymm14, %%ymm15, %%ymm1\n" op " %%ymm14, %%ymm15, %%ymm2\n" op       \
+       " %%ymm14, %%ymm15, %%ymm3\n" op " %%ymm14, %%ymm15, %%ymm4\n" op " %%ymm14, %%ymm15, %%ymm5\n" op        \
+       " %%ymm14, %%ymm15, %%ymm6\n" op " %%ymm14, %%ymm15, %%ymm7\n" op " %%ymm14, %%ymm15, %%ymm8\n" op        \
+       " %%ymm14, %%ymm15, %%ymm9\n" op " %%ymm14, %%ymm15, %%ymm10\n" op " %%ymm14, %%ymm15, %%ymm11\n"
 static T2 double fma256(long iters)
 {
-    __m256 xf = _mm256_set1_ps(0.999f), yf = _mm256_set1_ps(1e-7f);
     double t0 = now_s();
-    R24(V2_F)
-    for (long k = 0; k < iters; k++) {
-        R24(OP2_FMA)
-        __asm__ volatile("" : "+x"(xf), "+x"(yf));
-    }
-    __m256 f = _mm256_setzero_ps();
-    R24(S2_F)
-    float t[8];
-    _mm256_storeu_ps(t, f);
-    if (t[0] == 42.f)
-        printf(" ");
-    return (double)iters * 24 / (now_s() - t0);
+    long n = iters;
+    __asm__ volatile("vpxor %%ymm14, %%ymm14, %%ymm14\n vpxor %%ymm15, %%ymm15, %%ymm15\n"
+                     "1:\n" X12("vfmadd231ps") "dec %0\n jnz 1b\n"
+                     : "+r"(n)
+                     :
+                     : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
+                       "xmm14", "xmm15", "cc");
+    return (double)iters * 12 / (now_s() - t0);
 }
 #endif
 
@@ -222,7 +231,7 @@ typedef struct peaks {
     const char *isa;
 } peaks_t;
 
-/* Best of 3 over all threads at once (each thread its own chains). */
+/* Best of 3 over all threads at once (each thread its own chains; 12 on AVX2, which has 16 registers). */
 static peaks_t measure_peaks(int threads)
 {
     peaks_t p = {0, 0, 0, "none"};
@@ -365,6 +374,67 @@ static int model_file(const char *shape, const char *spec, int layers, const cha
     return ss_mkmodel_write(&s, path, err, errsz) ? -1 : 0;
 }
 
+static void loadavg(char *buf, size_t n)
+{
+    FILE *la = fopen("/proc/loadavg", "r");
+    if (!la || !fgets(buf, (int)n, la))
+        snprintf(buf, n, "?");
+    if (la)
+        fclose(la);
+    buf[strcspn(buf, "\n")] = 0;
+}
+
+typedef struct ceil {
+    double bw;
+    peaks_t pk;
+} ceil_t;
+
+static void measure_ceilings(int threads, ceil_t *c, const char *when)
+{
+    c->bw = read_bandwidth(threads, 5);
+    c->pk = measure_peaks(threads);
+    printf("  ceilings %s, %d thread%s: read %.1f GB/s; int8 dot %.0f GOP/s, fp32 FMA %.0f GFLOP/s, bf16 dot %.0f "
+           "GFLOP/s (%s)\n",
+           when, threads, threads > 1 ? "s" : "", c->bw / 1e9, c->pk.int8 / 1e9, c->pk.fp32 / 1e9, c->pk.bf16 / 1e9,
+           c->pk.isa);
+    fflush(stdout);
+}
+
+typedef struct res {
+    char type[24];
+    int ti, quant;
+    double tbytes, pflops, params;
+    run_t run;
+} res_t;
+
+static void print_run(const res_t *r, const ceil_t *c, int threads, int plen)
+{
+    double peak = r->quant ? c->pk.int8 : c->pk.fp32;
+    const stat3_t *p = &r->run.prefill_tps, *d = &r->run.decode_tps;
+    double f = r->pflops / plen;
+    printf("  %-7s %d thr: prefill %7.1f tok/s = %6.1f GOP/s = %.3f of the %s peak (%.3f-%.3f); decode %6.1f tok/s x "
+           "%.0f MB = %5.1f GB/s = %.3f of read bandwidth (%.3f-%.3f); load %.2f s\n",
+           r->type, threads, p->med, f * p->med / 1e9, f * p->med / peak, r->quant ? "int8" : "fp32",
+           f * p->lo / peak, f * p->hi / peak, d->med, r->tbytes / 1e6, r->tbytes * d->med / 1e9,
+           r->tbytes * d->med / c->bw, r->tbytes * d->lo / c->bw, r->tbytes * d->hi / c->bw, r->run.load_s);
+    fflush(stdout);
+}
+
+static void json_run(ss_buf_t *js, const res_t *r, const ceil_t *c, int threads, int plen, int first)
+{
+    double peak = r->quant ? c->pk.int8 : c->pk.fp32, f = r->pflops / plen;
+    const stat3_t *p = &r->run.prefill_tps, *d = &r->run.decode_tps;
+    ss_buf_printf(js,
+                  "%s{\"type\":\"%s\",\"threads\":%d,\"token_bytes\":%.0f,\"matmul_params\":%.0f,"
+                  "\"prefill_tok_s\":[%.2f,%.2f,%.2f],\"prefill_gops\":%.2f,\"prefill_peak\":\"%s\","
+                  "\"prefill_peak_frac\":[%.4f,%.4f,%.4f],\"decode_tok_s\":[%.2f,%.2f,%.2f],\"decode_gbs\":%.2f,"
+                  "\"decode_bw_frac\":[%.4f,%.4f,%.4f],\"load_s\":%.3f}",
+                  first ? "" : ",", r->type, threads, r->tbytes, r->params, p->med, p->lo, p->hi, f * p->med / 1e9,
+                  r->quant ? "int8" : "fp32", f * p->med / peak, f * p->lo / peak, f * p->hi / peak, d->med, d->lo,
+                  d->hi, r->tbytes * d->med / 1e9, r->tbytes * d->med / c->bw, r->tbytes * d->lo / c->bw,
+                  r->tbytes * d->hi / c->bw, r->run.load_s);
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -401,36 +471,18 @@ int main(int argc, char **argv)
     snprintf(tb, sizeof tb, "%s", thr);
     for (char *s = NULL, *t = strtok_r(tb, ",", &s); t && nthr < 8; t = strtok_r(NULL, ",", &s))
         tl[nthr++] = SS_MAX(1, atoi(t));
-    char lbuf[256];
-    FILE *la = fopen("/proc/loadavg", "r");
-    if (!la || !fgets(lbuf, sizeof lbuf, la))
-        snprintf(lbuf, sizeof lbuf, "?\n");
-    if (la)
-        fclose(la);
-    printf("bench_infer: %s shape, prompt %d tokens, %d decoded tokens, %d reps, kernels %s, load average %s", shape,
-           plen, gen, reps, k_isa(), lbuf);
-    ss_buf_t js = SS_BUF_INIT;
-    ss_buf_printf(&js, "{\"bench\":\"infer\",\"shape\":\"%s\",\"kernels\":\"%s\",\"prompt\":%d,\"gen\":%d,\"reps\":%d,"
-                       "\"loadavg_start\":\"%.*s\",\"ceilings\":[",
-                  shape, k_isa(), plen, gen, reps, (int)strcspn(lbuf, "\n"), lbuf);
-    double bw[8];
-    peaks_t pk[8];
-    for (int i = 0; i < nthr; i++) {
-        bw[i] = read_bandwidth(tl[i], 5);
-        pk[i] = measure_peaks(tl[i]);
-        printf("  ceilings, %d thread%s: read %.1f GB/s; int8 dot %.0f GOP/s, fp32 FMA %.0f GFLOP/s, bf16 dot %.0f "
-               "GFLOP/s (%s)\n",
-               tl[i], tl[i] > 1 ? "s" : "", bw[i] / 1e9, pk[i].int8 / 1e9, pk[i].fp32 / 1e9, pk[i].bf16 / 1e9,
-               pk[i].isa);
-        ss_buf_printf(&js, "%s{\"threads\":%d,\"read_gbs\":%.2f,\"int8_gops\":%.1f,\"fp32_gflops\":%.1f,"
-                           "\"bf16_gflops\":%.1f}",
-                      i ? "," : "", tl[i], bw[i] / 1e9, pk[i].int8 / 1e9, pk[i].fp32 / 1e9, pk[i].bf16 / 1e9);
-    }
-    ss_buf_puts(&js, "],\"runs\":[");
+    char la0[128], la1[128];
+    loadavg(la0, sizeof la0);
+    printf("bench_infer: %s shape, prompt %d tokens, %d decoded tokens, %d reps, kernels %s, load average %s\n", shape,
+           plen, gen, reps, k_isa(), la0);
+    ceil_t cs[8], ce[8];
+    for (int i = 0; i < nthr; i++)
+        measure_ceilings(tl[i], &cs[i], "at the start");
+    res_t res[64];
+    int nres = 0, fail = 0;
     char tlist[512];
     snprintf(tlist, sizeof tlist, "%s", types);
-    int first = 1, fail = 0;
-    for (char *s = NULL, *tok = strtok_r(tlist, ",", &s); tok; tok = strtok_r(NULL, ",", &s)) {
+    for (char *s = NULL, *tok = strtok_r(tlist, ",", &s); tok && nres < 64; tok = strtok_r(NULL, ",", &s)) {
         char path[1024], err[SS_ERRSZ];
         if (model_file(shape, tok, layers, dir, path, sizeof path, err, sizeof err)) {
             fprintf(stderr, "bench_infer: %s\n", err);
@@ -454,43 +506,47 @@ int main(int argc, char **argv)
         }
         int quant = p_spec(ss_ggml_type_parse(tok)) != NULL || ss_mkmodel_mix_parse(tok) > 0;
         ss_gguf_close(g);
-        for (int i = 0; i < nthr; i++) {
-            run_t r;
-            if (measure(path, tl[i], plen, gen, reps, &r, err, sizeof err)) {
+        for (int i = 0; i < nthr && nres < 64; i++) {
+            res_t *r = &res[nres];
+            snprintf(r->type, sizeof r->type, "%s", tok);
+            r->ti = i;
+            r->quant = quant;
+            r->tbytes = tbytes;
+            r->pflops = 2.0 * params * plen + 2.0 * head; /* logits for the last position only */
+            r->params = params;
+            if (measure(path, tl[i], plen, gen, reps, &r->run, err, sizeof err)) {
                 fprintf(stderr, "bench_infer: %s: %s\n", path, err);
                 fail = 1;
                 continue;
             }
-            double peak = quant ? pk[i].int8 : pk[i].fp32;
-            double pflops = 2.0 * params * plen + 2.0 * head; /* logits for the last position only */
-            stat3_t pg = {pflops * r.prefill_tps.med / plen, pflops * r.prefill_tps.lo / plen,
-                          pflops * r.prefill_tps.hi / plen};
-            stat3_t db = {tbytes * r.decode_tps.med, tbytes * r.decode_tps.lo, tbytes * r.decode_tps.hi};
-            printf("  %-7s %d thr: prefill %7.1f tok/s = %6.1f GOP/s = %.3f of the %s peak (%.3f-%.3f); decode %6.1f "
-                   "tok/s x %.0f MB = %5.1f GB/s = %.3f of read bandwidth (%.3f-%.3f); load %.2f s\n",
-                   tok, tl[i], r.prefill_tps.med, pg.med / 1e9, pg.med / peak, quant ? "int8" : "fp32", pg.lo / peak,
-                   pg.hi / peak, r.decode_tps.med, tbytes / 1e6, db.med / 1e9, db.med / bw[i], db.lo / bw[i],
-                   db.hi / bw[i], r.load_s);
-            fflush(stdout);
-            ss_buf_printf(&js,
-                          "%s{\"type\":\"%s\",\"threads\":%d,\"token_bytes\":%.0f,\"matmul_params\":%.0f,"
-                          "\"prefill_tok_s\":[%.2f,%.2f,%.2f],\"prefill_gops\":%.2f,\"prefill_peak\":\"%s\","
-                          "\"prefill_peak_frac\":[%.4f,%.4f,%.4f],\"decode_tok_s\":[%.2f,%.2f,%.2f],"
-                          "\"decode_gbs\":%.2f,\"decode_bw_frac\":[%.4f,%.4f,%.4f],\"load_s\":%.3f}",
-                          first ? "" : ",", tok, tl[i], tbytes, params, r.prefill_tps.med, r.prefill_tps.lo,
-                          r.prefill_tps.hi, pg.med / 1e9, quant ? "int8" : "fp32", pg.med / peak, pg.lo / peak,
-                          pg.hi / peak, r.decode_tps.med, r.decode_tps.lo, r.decode_tps.hi, db.med / 1e9,
-                          db.med / bw[i], db.lo / bw[i], db.hi / bw[i], r.load_s);
-            first = 0;
+            print_run(r, &cs[i], tl[i], plen);
+            nres++;
         }
     }
-    la = fopen("/proc/loadavg", "r");
-    if (!la || !fgets(lbuf, sizeof lbuf, la))
-        snprintf(lbuf, sizeof lbuf, "?\n");
-    if (la)
-        fclose(la);
-    printf("  load average at the end: %s", lbuf);
-    ss_buf_printf(&js, "],\"loadavg_end\":\"%.*s\"}\n", (int)strcspn(lbuf, "\n"), lbuf);
+    for (int i = 0; i < nthr; i++) {
+        measure_ceilings(tl[i], &ce[i], "at the end");
+        cs[i].bw = SS_MAX(cs[i].bw, ce[i].bw); /* the ceiling is the best the machine did */
+        cs[i].pk.int8 = SS_MAX(cs[i].pk.int8, ce[i].pk.int8);
+        cs[i].pk.fp32 = SS_MAX(cs[i].pk.fp32, ce[i].pk.fp32);
+        cs[i].pk.bf16 = SS_MAX(cs[i].pk.bf16, ce[i].pk.bf16);
+    }
+    loadavg(la1, sizeof la1);
+    printf("\nAgainst the higher of the start and end ceilings (load average at the end: %s):\n", la1);
+    ss_buf_t js = SS_BUF_INIT;
+    ss_buf_printf(&js, "{\"bench\":\"infer\",\"shape\":\"%s\",\"kernels\":\"%s\",\"prompt\":%d,\"gen\":%d,\"reps\":%d,"
+                       "\"loadavg_start\":\"%s\",\"loadavg_end\":\"%s\",\"ceilings\":[",
+                  shape, k_isa(), plen, gen, reps, la0, la1);
+    for (int i = 0; i < nthr; i++)
+        ss_buf_printf(&js, "%s{\"threads\":%d,\"read_gbs\":%.2f,\"int8_gops\":%.1f,\"fp32_gflops\":%.1f,"
+                           "\"bf16_gflops\":%.1f}",
+                      i ? "," : "", tl[i], cs[i].bw / 1e9, cs[i].pk.int8 / 1e9, cs[i].pk.fp32 / 1e9, cs[i].pk.bf16 / 1e9);
+    ss_buf_puts(&js, "],\"runs\":[");
+    for (int k = 0; k < nres; k++) {
+        res_t *r = &res[k];
+        print_run(r, &cs[r->ti], tl[r->ti], plen);
+        json_run(&js, r, &cs[r->ti], tl[r->ti], plen, k == 0);
+    }
+    ss_buf_puts(&js, "]}\n");
     mkdir("bench", 0755);
     mkdir("bench/results", 0755);
     FILE *f = fopen(out, "w");

@@ -243,6 +243,13 @@ static void attn_group(cpu_t *c, const ubatch_t *ub, int t, int kvh, int layer, 
         vt[b] = kv_part(c, ub->blocks[t], b * KV_BLOCK, layer, 1) + kvh * hsz;
     }
     float *o = c->att + (size_t)t * qd + (size_t)kvh * grp * hd;
+    if (k_attn_scores_grp && grp <= 8) { /* the group's heads read each K and V block once */
+        k_attn_scores_grp(q, grp, kt, nblk, last_np, hd, sc, (size_t)ctx);
+        for (int j = 0; j < grp; j++)
+            k_softmax(sc + (size_t)j * ctx, pos + 1, scale);
+        k_attn_values_grp(sc, grp, (size_t)ctx, vt, nblk, last_np, hd, o);
+        return;
+    }
     for (int j = 0; j < grp; j++) {
         k_attn_scores_all(q + (size_t)j * hd, kt, nblk, last_np, hd, sc + (size_t)j * ctx);
         k_softmax(sc + (size_t)j * ctx, pos + 1, scale);

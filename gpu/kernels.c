@@ -245,6 +245,108 @@ static T5 void asall_avx512(const float *q, const float *const *kt, int nblk, in
 }
 #endif
 
+/* ---------------- a GQA group's queries at once (AVX-512) ----------------
+ * The grp query heads sharing a KV head read each K and V block once for all of them (instead
+ * of once per head): scores out[j*ld + p] = q_j . k_p, values out[j*hd + i] = sum_p a_j[p] v_p[i]
+ * with a_j = a + j*ld. grp <= 8. */
+#ifdef SS_X86
+static inline __attribute__((always_inline)) T5 void asgrp_n(const float *q, const int grp, const float *const *kt,
+                                                              int nblk, int last_np, int hd, float *out, size_t ld)
+{
+    for (int b = 0; b < nblk; b++) {
+        __m512 acc[8];
+#pragma GCC unroll 8
+        for (int j = 0; j < grp; j++)
+            acc[j] = _mm512_setzero_ps();
+        const float *k = kt[b];
+        for (int i = 0; i < hd; i++) {
+            __m512 kv = _mm512_loadu_ps(k + i * KV_BLOCK);
+#pragma GCC unroll 8
+            for (int j = 0; j < grp; j++)
+                acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(q[(size_t)j * hd + i]), kv, acc[j]);
+        }
+        __mmask16 m = b == nblk - 1 ? (__mmask16)((1u << last_np) - 1) : (__mmask16)0xffff;
+#pragma GCC unroll 8
+        for (int j = 0; j < grp; j++)
+            _mm512_mask_storeu_ps(out + (size_t)j * ld + (size_t)b * KV_BLOCK, m, acc[j]);
+    }
+}
+
+static inline __attribute__((always_inline)) T5 void avgrp_n(const float *a, const int grp, size_t ld,
+                                                              const float *const *vt, int nblk, int last_np, int hd,
+                                                              float *out)
+{
+    __mmask16 lm = (__mmask16)((1u << last_np) - 1);
+    const int D = grp <= 3 ? 4 : grp <= 5 ? 2 : 1; /* dims per pass: D * grp accumulators */
+    int i = 0;
+    for (; i + D <= hd; i += D) {
+        __m512 acc[4][8];
+#pragma GCC unroll 4
+        for (int d = 0; d < D; d++)
+#pragma GCC unroll 8
+            for (int j = 0; j < grp; j++)
+                acc[d][j] = _mm512_setzero_ps();
+        for (int b = 0; b < nblk; b++) {
+            __mmask16 m = b == nblk - 1 ? lm : (__mmask16)0xffff;
+            __m512 w[8];
+#pragma GCC unroll 8
+            for (int j = 0; j < grp; j++)
+                w[j] = _mm512_maskz_loadu_ps(m, a + (size_t)j * ld + (size_t)b * KV_BLOCK);
+#pragma GCC unroll 4
+            for (int d = 0; d < D; d++) {
+                __m512 v = _mm512_maskz_loadu_ps(m, vt[b] + (i + d) * KV_BLOCK);
+#pragma GCC unroll 8
+                for (int j = 0; j < grp; j++)
+                    acc[d][j] = _mm512_fmadd_ps(w[j], v, acc[d][j]);
+            }
+        }
+#pragma GCC unroll 4
+        for (int d = 0; d < D; d++)
+#pragma GCC unroll 8
+            for (int j = 0; j < grp; j++)
+                out[(size_t)j * hd + i + d] = _mm512_reduce_add_ps(acc[d][j]);
+    }
+    for (; i < hd; i++) /* a head size that D does not divide: the rest one dimension at a time */
+        for (int j = 0; j < grp; j++) {
+            float t = 0;
+            for (int b = 0; b < nblk; b++)
+                for (int k = 0; k < (b == nblk - 1 ? last_np : KV_BLOCK); k++)
+                    t += a[(size_t)j * ld + (size_t)b * KV_BLOCK + k] * vt[b][i * KV_BLOCK + k];
+            out[(size_t)j * hd + i] = t;
+        }
+}
+
+static T5 void asgrp_avx512(const float *q, int grp, const float *const *kt, int nblk, int last_np, int hd,
+                           float *out, size_t ld)
+{
+    switch (grp) {
+    case 1: asgrp_n(q, 1, kt, nblk, last_np, hd, out, ld); break;
+    case 2: asgrp_n(q, 2, kt, nblk, last_np, hd, out, ld); break;
+    case 3: asgrp_n(q, 3, kt, nblk, last_np, hd, out, ld); break;
+    case 4: asgrp_n(q, 4, kt, nblk, last_np, hd, out, ld); break;
+    case 5: asgrp_n(q, 5, kt, nblk, last_np, hd, out, ld); break;
+    case 6: asgrp_n(q, 6, kt, nblk, last_np, hd, out, ld); break;
+    case 7: asgrp_n(q, 7, kt, nblk, last_np, hd, out, ld); break;
+    default: asgrp_n(q, 8, kt, nblk, last_np, hd, out, ld); break;
+    }
+}
+
+static T5 void avgrp_avx512(const float *a, int grp, size_t ld, const float *const *vt, int nblk, int last_np, int hd,
+                           float *out)
+{
+    switch (grp) {
+    case 1: avgrp_n(a, 1, ld, vt, nblk, last_np, hd, out); break;
+    case 2: avgrp_n(a, 2, ld, vt, nblk, last_np, hd, out); break;
+    case 3: avgrp_n(a, 3, ld, vt, nblk, last_np, hd, out); break;
+    case 4: avgrp_n(a, 4, ld, vt, nblk, last_np, hd, out); break;
+    case 5: avgrp_n(a, 5, ld, vt, nblk, last_np, hd, out); break;
+    case 6: avgrp_n(a, 6, ld, vt, nblk, last_np, hd, out); break;
+    case 7: avgrp_n(a, 7, ld, vt, nblk, last_np, hd, out); break;
+    default: avgrp_n(a, 8, ld, vt, nblk, last_np, hd, out); break;
+    }
+}
+#endif
+
 /* ---------------- softmax of attention scores ---------------- */
 
 
@@ -329,6 +431,10 @@ void (*k_vaxpy)(float *y, float a, const float *x, int n);
 void (*k_softmax)(float *r, int n, float scale);
 void (*k_attn_values_all)(const float *a, const float *const *vt, int nblk, int last_np, int hd, float *out);
 void (*k_attn_scores_all)(const float *q, const float *const *kt, int nblk, int last_np, int hd, float *out);
+void (*k_attn_scores_grp)(const float *q, int grp, const float *const *kt, int nblk, int last_np, int hd, float *out,
+                          size_t ld);
+void (*k_attn_values_grp)(const float *a, int grp, size_t ld, const float *const *vt, int nblk, int last_np, int hd,
+                          float *out);
 
 /* level 0 = scalar, 1 = AVX2+FMA+F16C, 2 = AVX-512 with VNNI */
 static void set_isa(int level)
@@ -341,6 +447,8 @@ static void set_isa(int level)
     k_softmax = softmax_scalar;
     k_attn_values_all = avall_scalar;
     k_attn_scores_all = asall_scalar;
+    k_attn_scores_grp = NULL;
+    k_attn_values_grp = NULL;
 #ifdef SS_X86
     if (level >= 1) {
         g_isa = "avx2";
@@ -359,6 +467,8 @@ static void set_isa(int level)
         k_softmax = softmax_avx512;
         k_attn_values_all = avall_avx512;
         k_attn_scores_all = asall_avx512;
+        k_attn_scores_grp = asgrp_avx512;
+        k_attn_values_grp = avgrp_avx512;
     }
 #else
     (void)level;

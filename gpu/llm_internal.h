@@ -183,6 +183,13 @@ extern void (*k_attn_values_all)(const float *a, const float *const *vt, int nbl
                                  float *out);
 extern void (*k_attn_scores_all)(const float *q, const float *const *kt, int nblk, int last_np, int hd,
                                  float *out);
+/* The grp (<= 8) query heads of a GQA group at once, reading each K/V block once (NULL where
+ * the ISA has no such kernel): scores out[j*ld + p] = q_j . k_p (q_j = q + j*hd); values
+ * out[j*hd + i] = sum_p a_j[p] v_p[i] (a_j = a + j*ld). */
+extern void (*k_attn_scores_grp)(const float *q, int grp, const float *const *kt, int nblk, int last_np, int hd,
+                                 float *out, size_t ld);
+extern void (*k_attn_values_grp)(const float *a, int grp, size_t ld, const float *const *vt, int nblk, int last_np,
+                                 int hd, float *out);
 /* r[0..n) = softmax(r * scale) in place. */
 extern void (*k_softmax)(float *r, int n, float scale);
 void k_force_isa(const char *isa); /* tests: "scalar" / "avx2" / "avx512" / NULL = best */

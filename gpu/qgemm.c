@@ -26,6 +26,10 @@
 
 /* ---------------- AVX-512 VNNI ---------------- */
 
+#ifndef PF_AHEAD
+#define PF_AHEAD 2048 /* bytes ahead of the group being read that decode prefetches */
+#endif
+
 /* Step s of a group's bits as 16 rows x 4 unsigned bytes. */
 AI T6 __m512i step512(const uint8_t *gb, int s, const int G, const int lowbits, const int planes, const int lut)
 {
@@ -122,6 +126,9 @@ AI T6 void qg512(const uint8_t *grp, int cols, const qact_t *a, int b0, const in
         for (int g = 0; g < ng; g++) {
             const uint8_t *gb = bits + (size_t)g * gbb;
             const int gi = c0 / G + g, xo = c0 + g * G;
+            if (C <= 2) /* decode streams the panel from memory: keep more lines in flight */
+                for (int l = 0; l < gbb; l += 64)
+                    _mm_prefetch((const char *)gb + PF_AHEAD + l, _MM_HINT_T0);
             __m512 A, B = _mm512_setzero_ps();
             scales512(hdr, gsc + (size_t)g * gsb, zp, sk, &A, &B);
 #pragma GCC unroll 8

@@ -37,6 +37,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static const pspec_t g_specs[] = {
     /* type            G  low planes lut  zp  scale kind */
@@ -181,36 +182,52 @@ static void put_scales(const pspec_t *p, const uint8_t *blk, int n, int r, uint8
     }
 }
 
-/* The bits of group g (G weights of each of 16 rows; u[r][G]) into its bit area. */
+/* IQ4: the level index of an unpacked value (level + 128). */
+static uint8_t iq4_index_of(int v)
+{
+    static uint8_t tab[256];
+    static int ready;
+    if (!ready) { /* a benign race: every thread writes the same bytes */
+        for (int k = 0; k < 16; k++)
+            tab[ss_iq4_levels[k] + 128] = (uint8_t)k;
+        ready = 1;
+    }
+    return tab[v & 255];
+}
+
+/* The bits of group g (G weights of each of 16 rows; u[r][...]) into its bit area. */
 static void put_bits(const pspec_t *p, uint8_t u[16][256], int g, uint8_t *out)
 {
     int G = p->G, steps = G / 4, lowb = 2 * p->lowbits * G;
-    memset(out, 0, (size_t)p_gbits_bytes(p));
-    for (int r = 0; r < 16; r++)
-        for (int i = 0; i < G; i++) {
-            int v = u[r][g * G + i], s = i / 4, e = i % 4, byte = 4 * r + e;
-            if (p->lut) { /* store the IQ4 index, not the level */
-                int idx = 0;
-                while (idx < 16 && ss_iq4_levels[idx] + 128 != v)
-                    idx++;
-                v = idx & 15;
+    uint8_t v[64 * 8]; /* step s, byte 4r + e: the value (IQ4: the index) */
+    for (int s = 0; s < steps; s++)
+        for (int r = 0; r < 16; r++)
+            for (int e = 0; e < 4; e++) {
+                int x = u[r][g * G + 4 * s + e];
+                v[64 * s + 4 * r + e] = p->lut ? iq4_index_of(x) : (uint8_t)x;
             }
-            switch (p->lowbits) {
-            case 4:
-                out[64 * (s / 2) + byte] |= (uint8_t)((v & 15) << (4 * (s & 1)));
-                break;
-            case 2:
-                out[64 * (s / 4) + byte] |= (uint8_t)((v & 3) << (2 * (s & 3)));
-                break;
-            default:
-                out[64 * s + byte] = (uint8_t)v;
-                break;
-            }
-            for (int pl = 0; pl < p->planes; pl++) {
-                int bit = (v >> (p->lowbits + pl)) & 1;
-                out[lowb + pl * 8 * steps + 8 * s + byte / 8] |= (uint8_t)(bit << (byte % 8));
-            }
+    for (int s = 0; s < steps; s++) {
+        const uint8_t *vs = v + 64 * s;
+        switch (p->lowbits) {
+        case 4:
+            for (int k = 0; k < 64; k++)
+                out[64 * (s / 2) + k] = (uint8_t)((s & 1 ? out[64 * (s / 2) + k] & 15 : 0) | (vs[k] & 15) << (4 * (s & 1)));
+            break;
+        case 2:
+            for (int k = 0; k < 64; k++)
+                out[64 * (s / 4) + k] = (uint8_t)((s & 3 ? out[64 * (s / 4) + k] : 0) | (vs[k] & 3) << (2 * (s & 3)));
+            break;
+        default:
+            memcpy(out + 64 * s, vs, 64);
+            break;
         }
+        for (int pl = 0; pl < p->planes; pl++) {
+            uint64_t m = 0;
+            for (int k = 0; k < 64; k++)
+                m |= (uint64_t)((vs[k] >> (p->lowbits + pl)) & 1) << k;
+            memcpy(out + lowb + pl * 8 * steps + 8 * s, &m, 8);
+        }
+    }
 }
 
 /* Packs rows [r0, r0 + 16) (rows past w->rows are zero) into one row group at out. */
@@ -221,9 +238,11 @@ static void pack_group(const pspec_t *p, const wmat_t *w, int r0, uint8_t *out)
     for (int c0 = 0; c0 < w->cols; c0 += 256) {
         int n = SS_MIN(256, w->cols - c0), ng = n / p->G;
         size_t tb = p_tile_bytes(p, n);
-        memset(out, 0, tb);
         uint8_t *hdr = out, *gsc = out + p_hdr_bytes(p), *bits = gsc + (size_t)ng * p_gscale_bytes(p);
-        memset(u, 0, 16 * 256);
+        if (r0 + 16 > w->rows) { /* rows past the matrix: zero weights and scales */
+            memset(out, 0, tb);
+            memset(u, 0, 16 * 256);
+        }
         for (int r = 0; r < 16 && r0 + r < w->rows; r++) {
             const uint8_t *row = (const uint8_t *)w->data + (size_t)(r0 + r) * w->row_bytes;
             const uint8_t *blk = row + (size_t)(c0 / q->block) * q->bytes;
@@ -258,10 +277,14 @@ int k_pack(wmat_t *w, int threads)
     if (!p || w->cols % p->G || w->panel)
         return w->panel ? 0 : -1;
     int ngroups = (w->rows + 15) / 16;
-    size_t gb = group_bytes(p, w->cols);
-    uint8_t *panel = aligned_alloc(64, ((size_t)ngroups * gb + 63) & ~(size_t)63);
+    size_t gb = group_bytes(p, w->cols), bytes = (size_t)ngroups * gb;
+    /* large panels on transparent huge pages (decode streams them: fewer TLB misses) */
+    size_t al = bytes >= ((size_t)4 << 20) ? ((size_t)2 << 20) : 64;
+    uint8_t *panel = aligned_alloc(al, (bytes + al - 1) & ~(al - 1));
     if (!panel)
         return -1;
+    if (al > 64)
+        madvise(panel, (bytes + al - 1) & ~(al - 1), MADV_HUGEPAGE);
     pack_job_t j = {p, w, panel, gb};
     pool_run(threads, ngroups, pack_chunk, &j);
     w->panel = panel;
