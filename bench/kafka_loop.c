@@ -63,7 +63,7 @@ static int64_t sum_watermarks(rd_kafka_t *rk, const char *topic, int nparts, int
 
 /* Produces to a 1-partition topic in steps until the mock broker starts
  * dropping old data (low watermark > 0); reports how much it kept. */
-static int capacity(const char *brokers, ss_broker_t *b, int text_bytes)
+static int capacity(const char *brokers, ss_broker_t *b, ss_transport_t *kt, int text_bytes)
 {
     char err[SS_ERRSZ];
     ss_broker_create_topic(b, "cap", 1, err, sizeof err);
@@ -72,7 +72,7 @@ static int capacity(const char *brokers, ss_broker_t *b, int text_bytes)
     size_t msg_bytes = 0;
     while (total < 2000000) {
         /* one message's value size, for the report */
-        if (ss_bench_fill_topic(brokers, "cap", step, text_bytes, err, sizeof err)) {
+        if (ss_bench_fill_topic(kt, "cap", step, text_bytes, err, sizeof err)) {
             fprintf(stderr, "bench: %s\n", err);
             return 1;
         }
@@ -92,13 +92,13 @@ static int capacity(const char *brokers, ss_broker_t *b, int text_bytes)
 
 /* For comparison: the same input read and decoded by ss_source (upsert format
  * into rows of id INT KEY, v INT, s TEXT); returns events/s, 0 on failure. */
-static double source_rate(const char *brokers, int64_t n)
+static double source_rate(ss_transport_t *kt, int64_t n)
 {
     ss_schema_t *sch = ss_schema_new(3);
     ss_schema_set(sch, 0, "id", SS_COL_INT, 1);
     ss_schema_set(sch, 1, "v", SS_COL_INT, 0);
     ss_schema_set(sch, 2, "s", SS_COL_TEXT, 0);
-    ss_source_opts_t o = {brokers, "bench", "loop.in", SS_FMT_UPSERT, sch, NULL, 0};
+    ss_source_opts_t o = {kt, "bench", "loop.in", SS_FMT_UPSERT, sch, NULL, 0};
     ss_source_t *src = NULL;
     char err[SS_ERRSZ];
     double rate = 0;
@@ -194,14 +194,20 @@ int main(int argc, char **argv)
         return 1;
     }
     const char *brokers = ss_broker_bootstrap(b);
+    ss_transport_t *kt = NULL;
+    if (ss_transport_kafka(brokers, &kt, err, sizeof err)) {
+        fprintf(stderr, "bench: %s\n", err);
+        return 1;
+    }
     if (cap) {
-        int rc = capacity(brokers, b, text_bytes);
+        int rc = capacity(brokers, b, kt, text_bytes);
+        ss_transport_close(kt);
         ss_broker_stop(b);
         return rc;
     }
     if (ss_broker_create_topic(b, "loop.in", parts, err, sizeof err) ||
         ss_broker_create_topic(b, "loop.out", parts, err, sizeof err) ||
-        ss_bench_fill_topic(brokers, "loop.in", n, text_bytes, err, sizeof err)) {
+        ss_bench_fill_topic(kt, "loop.in", n, text_bytes, err, sizeof err)) {
         fprintf(stderr, "bench: %s\n", err);
         return 1;
     }
@@ -256,7 +262,8 @@ int main(int argc, char **argv)
     rd_kafka_consumer_close(c);
     rd_kafka_destroy(c);
     rd_kafka_destroy(p);
-    double src_rate = source_rate(brokers, n);
+    double src_rate = source_rate(kt, n);
+    ss_transport_close(kt);
     ss_broker_stop(b);
     if (out_hi != n) {
         fprintf(stderr, "bench: output topic holds %" PRId64 " messages, expected %" PRId64 "\n", out_hi, n);

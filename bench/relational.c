@@ -168,14 +168,17 @@ int main(int argc, char **argv)
     }
     char err[SS_ERRSZ];
     ss_broker_t *b = NULL;
+    ss_transport_t *kt = NULL;
     if (ss_broker_start(1, &b, err, sizeof err) || ss_broker_create_topic(b, "rel.in", parts, err, sizeof err) ||
         ss_broker_create_topic(b, "rel.copy", parts, err, sizeof err) ||
         ss_broker_create_topic(b, "rel.copy2", parts, err, sizeof err) ||
         ss_broker_create_topic(b, "rel.out", parts, err, sizeof err) ||
-        ss_bench_fill_topic(ss_broker_bootstrap(b), "rel.in", n, text_bytes, err, sizeof err)) {
+        ss_transport_kafka(ss_broker_bootstrap(b), &kt, err, sizeof err) ||
+        ss_bench_fill_topic(kt, "rel.in", n, text_bytes, err, sizeof err)) {
         fprintf(stderr, "bench: %s\n", err);
         return 1;
     }
+    ss_transport_close(kt);
     const char *brokers = ss_broker_bootstrap(b);
     if (topic_end(brokers, "rel.in", parts) != n) {
         fprintf(stderr, "bench: the broker did not keep all %" PRId64 " messages: use more --partitions\n", n);

@@ -1,16 +1,16 @@
 /*
  * bench_util.c — implements ss_bench_util.h: fills a topic with synthetic JSON
- * rows through ss_producer, and places benchmark results.
+ * rows through ss_producer (on either transport), and places benchmark results.
  */
 #include "ss_bench_util.h"
-#include "ss_kafka.h"
+#include "ss_connect.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
-int ss_bench_fill_topic(const char *brokers, const char *topic, int64_t n, int text_bytes,
+int ss_bench_fill_topic(ss_transport_t *t, const char *topic, int64_t n, int text_bytes,
                         char *err, size_t errsz)
 {
     static const char *words[] = {"alpha", "brook", "cedar", "delta", "ember", "fjord", "grove", "harbor",
@@ -18,7 +18,7 @@ int ss_bench_fill_topic(const char *brokers, const char *topic, int64_t n, int t
     if (text_bytes <= 0)
         text_bytes = 32;
     ss_producer_t *p = NULL;
-    int rc = ss_producer_new(brokers, &p, err, errsz);
+    int rc = ss_producer_new(t, &p, err, errsz);
     if (rc)
         return rc;
     ss_buf_t k = SS_BUF_INIT, v = SS_BUF_INIT;

@@ -4,7 +4,7 @@
  * sources and sinks create topics on it, and the client configuration
  * defaults shared by every connector (kafka_conf_new).
  */
-#include "kafka_int.h"
+#include "conn_int.h"
 
 #include <librdkafka/rdkafka_mock.h>
 #include <pthread.h>

@@ -1,6 +1,6 @@
 /*
- * decode.c — turns one Kafka message of a stream into row events (kafka_decode
- * in kafka_int.h) for the three input formats:
+ * decode.c — turns one message of a stream into row events (conn_decode
+ * in conn_int.h) for the three input formats:
  *   json      {"col":..,"op":"insert|update|delete|+|-|c|u|d"} or
  *             {"op":..,"row":{..}} or {"op":"update","before":{..},"row":{..}}
  *   debezium  {"before":..,"after":..,"op":"c|r|u|d"}, also inside {"payload":..}
@@ -9,7 +9,7 @@
  * Every column is coerced to its declared type; rows follow the schema's column
  * order; columns not given are NULL; key columns must be present and non-null.
  */
-#include "kafka_int.h"
+#include "conn_int.h"
 #include "ss_json.h"
 
 #include <stdio.h>
@@ -317,7 +317,7 @@ static int decode_upsert(const ss_schema_t *s, const void *key, size_t klen, con
     return rc;
 }
 
-int kafka_decode(ss_format_t fmt, const ss_schema_t *schema, const void *key, size_t klen,
+int conn_decode(ss_format_t fmt, const ss_schema_t *schema, const void *key, size_t klen,
                  const void *val, size_t vlen, ss_zset_t *out, char *err, size_t errsz)
 {
     events_t ev = {{NULL, NULL}, {0, 0}, 0};
@@ -356,5 +356,42 @@ int kafka_decode(ss_format_t fmt, const ss_schema_t *schema, const void *key, si
         else if ((rc = ss_zset_add(out, ev.row[i], ev.w[i])) != SS_OK)
             ss_seterr(err, errsz, rc, "out of memory");
     }
+    return rc;
+}
+
+/* ---- message keys ---- */
+
+int ss_stream_key(const ss_schema_t *schema, const ss_row_t *row, ss_buf_t *out)
+{
+    int keys[64];
+    int nk = ss_schema_keys(schema, keys, 64);
+    if (!nk)
+        return ss_row_to_json(row, schema, out);
+    int rc = ss_buf_putc(out, '{');
+    for (int i = 0; i < nk && !rc; i++) {
+        const char *n = schema->names[keys[i]];
+        if (i)
+            rc = ss_buf_putc(out, ',');
+        rc = rc ? rc : ss_buf_put_json_str(out, n, strlen(n));
+        rc = rc ? rc : ss_buf_putc(out, ':');
+        rc = rc ? rc : ss_val_to_json(&row->v[keys[i]], out);
+    }
+    return rc ? rc : ss_buf_putc(out, '}');
+}
+
+int ss_format_key(ss_format_t fmt, const ss_schema_t *schema, const void *val, size_t vlen, ss_buf_t *out,
+                  char *err, size_t errsz)
+{
+    if (!val)
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "a tombstone carries no row");
+    ss_zset_t z;
+    ss_zset_init(&z);
+    /* an upsert value is the row itself: read it as a json insert */
+    int rc = conn_decode(fmt == SS_FMT_UPSERT ? SS_FMT_JSON : fmt, schema, NULL, 0, val, vlen, &z, err, errsz);
+    if (!rc && !z.n)
+        rc = ss_seterr(err, errsz, SS_ERR_INVALID, "the message has no row");
+    if (!rc && ss_stream_key(schema, z.e[z.n - 1].row, out))
+        rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    ss_zset_destroy(&z);
     return rc;
 }

@@ -1,63 +1,46 @@
 /*
- * producer.c — ss_producer: a librdkafka producer with idempotence on
- * (acks=all, ordered retries), a short linger for low latency, and delivery
- * reports counted so that ss_producer_flush can say whether everything queued
- * since the last flush was delivered.
+ * producer.c — ss_producer: on the log, the batching appender of log_client.c;
+ * on Kafka, a librdkafka producer with idempotence on (acks=all, ordered
+ * retries), the murmur2 partitioner (the one of Kafka's Java clients and of the
+ * log, so a key lands on the same partition everywhere), a short linger for low
+ * latency, and delivery reports counted so that ss_producer_flush can say
+ * whether everything queued since the last flush was delivered.
  */
-#include "kafka_int.h"
+#include "conn_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct known_topic {
-    struct known_topic *next;
-    char name[];
-} known_topic_t;
-
-struct ss_producer {
-    rd_kafka_t *rk;
-    char *brokers;
-    int embedded;          /* brokers is an ss_broker_t of this process */
-    known_topic_t *known;  /* topics already made sure of on it */
-    int64_t failed;        /* deliveries failed since the last flush */
-    char first_err[384];   /* the first of those failures, for the message */
-};
-
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     (void)rk;
     ss_producer_t *p = opaque;
-    if (!m->err)
-        return;
+    if (!m->err || m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
+        return; /* purged by ss_producer_discard: dropped on purpose, not a failure */
     if (p->failed++ == 0)
         snprintf(p->first_err, sizeof p->first_err, "delivery to %s [%d] failed: %s",
                  m->rkt ? rd_kafka_topic_name(m->rkt) : "?", (int)m->partition, rd_kafka_err2str(m->err));
 }
 
-int ss_producer_new(const char *brokers, ss_producer_t **out, char *err, size_t errsz)
+static int kafka_producer_new(ss_producer_t *p, char *err, size_t errsz)
 {
     static const char *settings[][2] = {
         {"enable.idempotence", "true"},  /* implies acks=all and in-order retries */
+        {"partitioner", "murmur2_random"}, /* keyed: Java clients' partition; keyless: random */
         {"linger.ms", "5"},
         {"message.timeout.ms", "30000"},
         {"queue.buffering.max.messages", "1000000"},
         {"queue.buffering.max.kbytes", "1048576"},
         {"message.max.bytes", "10000000"},
     };
-    *out = NULL;
-    ss_producer_t *p = calloc(1, sizeof *p);
-    if (!p)
-        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    const char *brokers = p->t->addr;
     rd_kafka_conf_t *c = kafka_conf_new(brokers, err, errsz);
-    if (!c) {
-        free(p);
+    if (!c)
         return SS_ERR_INVALID;
-    }
     for (size_t i = 0; i < SS_ARRAY_LEN(settings); i++)
         if (kafka_conf_set(c, settings[i][0], settings[i][1], err, errsz)) {
             rd_kafka_conf_destroy(c);
-            free(p);
             return SS_ERR_INVALID;
         }
     rd_kafka_conf_set_dr_msg_cb(c, dr_cb);
@@ -66,11 +49,26 @@ int ss_producer_new(const char *brokers, ss_producer_t **out, char *err, size_t 
     p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, es, sizeof es);
     if (!p->rk) {
         rd_kafka_conf_destroy(c);
-        free(p);
         return ss_seterr(err, errsz, SS_ERR_KAFKA, "kafka producer: %s", es);
     }
-    p->brokers = ss_strdup(brokers);
-    p->embedded = p->brokers && kafka_embedded_ensure_topic(brokers, NULL, 0);
+    p->embedded = kafka_embedded_ensure_topic(brokers, NULL, 0);
+    return SS_OK;
+}
+
+int ss_producer_new(ss_transport_t *t, ss_producer_t **out, char *err, size_t errsz)
+{
+    *out = NULL;
+    if (!t)
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "producer: no transport");
+    ss_producer_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    p->t = t;
+    int rc = t->kind == SS_TRANSPORT_LOG ? logprod_open(p, err, errsz) : kafka_producer_new(p, err, errsz);
+    if (rc) {
+        ss_producer_destroy(p);
+        return rc;
+    }
     *out = p;
     return SS_OK;
 }
@@ -82,7 +80,7 @@ static void ensure_topic(ss_producer_t *p, const char *topic)
     for (known_topic_t *k = p->known; k; k = k->next)
         if (!strcmp(k->name, topic))
             return;
-    kafka_embedded_ensure_topic(p->brokers, topic, 1);
+    kafka_embedded_ensure_topic(p->t->addr, topic, 1);
     known_topic_t *k = malloc(sizeof *k + strlen(topic) + 1);
     if (k) {
         strcpy(k->name, topic);
@@ -94,6 +92,8 @@ static void ensure_topic(ss_producer_t *p, const char *topic)
 int ss_producer_send(ss_producer_t *p, const char *topic, const void *key, size_t klen,
                      const void *val, size_t vlen, char *err, size_t errsz)
 {
+    if (p->log)
+        return logprod_send(p, topic, key, klen, val, vlen, err, errsz);
     int64_t deadline = 0; /* read the clock only when the queue is full */
     if (p->embedded)
         ensure_topic(p, topic);
@@ -116,6 +116,8 @@ int ss_producer_send(ss_producer_t *p, const char *topic, const void *key, size_
 
 int kafka_producer_warm(ss_producer_t *p, const char *topic, int timeout_ms, char *err, size_t errsz)
 {
+    if (!p->rk)
+        return SS_OK;
     if (p->embedded)
         ensure_topic(p, topic);
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->rk, topic, NULL);
@@ -135,6 +137,8 @@ int kafka_producer_warm(ss_producer_t *p, const char *topic, int timeout_ms, cha
 
 int ss_producer_flush(ss_producer_t *p, int timeout_ms, char *err, size_t errsz)
 {
+    if (p->log)
+        return logprod_flush(p, err, errsz);
     rd_kafka_resp_err_t e = rd_kafka_flush(p->rk, timeout_ms);
     if (p->failed) {
         int64_t n = p->failed;
@@ -149,18 +153,33 @@ int ss_producer_flush(ss_producer_t *p, int timeout_ms, char *err, size_t errsz)
     return SS_OK;
 }
 
+void ss_producer_discard(ss_producer_t *p)
+{
+    if (p->log) {
+        if (p->npend)
+            ss_log(SS_LOG_WARN, "log", "%zu message(s) not appended were dropped", p->npend);
+        p->npend = 0;
+        ss_buf_reset(&p->data);
+    } else if (p->rk) {
+        rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE);
+        rd_kafka_poll(p->rk, 0);
+    }
+}
+
 void ss_producer_destroy(ss_producer_t *p)
 {
     if (!p)
         return;
-    rd_kafka_flush(p->rk, 2000);
-    if (rd_kafka_outq_len(p->rk) > 0)
-        ss_log(SS_LOG_WARN, "kafka", "producer closed with %d message(s) undelivered", rd_kafka_outq_len(p->rk));
-    rd_kafka_destroy(p->rk);
+    logprod_close(p);
+    if (p->rk) {
+        rd_kafka_flush(p->rk, 2000);
+        if (rd_kafka_outq_len(p->rk) > 0)
+            ss_log(SS_LOG_WARN, "kafka", "producer closed with %d message(s) undelivered", rd_kafka_outq_len(p->rk));
+        rd_kafka_destroy(p->rk);
+    }
     for (known_topic_t *k = p->known, *n; k; k = n) {
         n = k->next;
         free(k);
     }
-    free(p->brokers);
     free(p);
 }

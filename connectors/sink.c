@@ -5,8 +5,10 @@
  * keyed by the key columns as a JSON object (the whole row when the view has
  * no key) and carry a per-view sequence number:
  *   {"view":"v","seq":N,"op":"insert|update|delete","row":{...},"old":{...}}
+ * On the log a publish is appended (fsync'd) before it returns; on Kafka it is
+ * queued and ss_sink_flush waits for delivery.
  */
-#include "kafka_int.h"
+#include "conn_int.h"
 #include "ss_json.h"
 
 #include <inttypes.h>
@@ -71,15 +73,15 @@ static int row_json(const ss_sink_t *s, const ss_row_t *r, ss_buf_t *out)
     return rc ? rc : ss_buf_putc(out, '}');
 }
 
-int ss_sink_open(const char *brokers, const char *view, const char *topic, const ss_schema_t *schema,
+int ss_sink_open(ss_transport_t *t, const char *view, const char *topic, const ss_schema_t *schema,
                  const int *key_cols, int nkey, ss_sink_t **out, char *err, size_t errsz)
 {
     *out = NULL;
-    if (!view || !topic || !*topic || !schema)
-        return ss_seterr(err, errsz, SS_ERR_INVALID, "kafka sink: view, topic and schema are required");
+    if (!t || !view || !topic || !*topic || !schema)
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "sink: transport, view, topic and schema are required");
     for (int i = 0; i < nkey; i++)
         if (!key_cols || key_cols[i] < 0 || key_cols[i] >= schema->n)
-            return ss_seterr(err, errsz, SS_ERR_INVALID, "kafka sink for view %s: bad key column", view);
+            return ss_seterr(err, errsz, SS_ERR_INVALID, "sink for view %s: bad key column", view);
     ss_sink_t *s = calloc(1, sizeof *s);
     if (!s)
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
@@ -97,15 +99,15 @@ int ss_sink_open(const char *brokers, const char *view, const char *topic, const
         if (make_prefixes(s))
             rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     }
-    if (!rc) {
-        kafka_embedded_ensure_topic(brokers ? brokers : "", topic, 1); /* one partition: total order */
-        rc = ss_producer_new(brokers, &s->p, err, errsz);
-    }
+    if (!rc) /* one partition unless the topic exists: seq order is the topic's order */
+        rc = ss_transport_create_topic(t, topic, NULL, NULL, NULL, err, errsz);
+    if (!rc)
+        rc = ss_producer_new(t, &s->p, err, errsz);
     char werr[SS_ERRSZ];
     if (!rc && kafka_producer_warm(s->p, topic, 2000, werr, sizeof werr))
         ss_log(SS_LOG_DEBUG, "kafka", "sink for view %s: %s (the first messages wait for a refresh)", view, werr);
     if (rc) {
-        ss_errprefix(err, errsz, "kafka sink for view %s", view);
+        ss_errprefix(err, errsz, "sink for view %s", view);
         ss_sink_close(s);
         return rc;
     }
@@ -242,6 +244,8 @@ int ss_sink_publish(ss_sink_t *s, const ss_zset_t *delta, int64_t *seq, char *er
     ss_buf_free(&kb);
     ss_buf_free(&vb);
     free(it);
+    if (!rc && s->p->log) /* the log: durable now */
+        rc = ss_producer_flush(s->p, 0, err, errsz);
     if (rc)
         ss_errprefix(err, errsz, "view %s -> topic %s", s->view, s->topic);
     return rc;

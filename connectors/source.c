@@ -1,8 +1,9 @@
 /*
- * source.c — ss_source: reads a stream's topic with manual partition
- * assignment at caller-given offsets (no consumer-group subscription, no
- * rebalances, no offset commits), decodes each message into row events
- * (decode.c), dead-letters bad messages, and tracks positions and lag.
+ * source.c — ss_source: reads a stream's topic at caller-given positions,
+ * decodes each message into row events (decode.c), dead-letters bad messages,
+ * and tracks positions and lag. The reading itself is the transport's: the
+ * log's in log_client.c; Kafka's here, with manual partition assignment (no
+ * consumer-group subscription, no rebalances, no offset commits).
  *
  * Dead letters are JSON objects
  *   {"error":..,"stream":..,"topic":..,"partition":N,"offset":N,"payload":"..."}
@@ -10,7 +11,7 @@
  * poll returns, so a bad message is on the DLQ before its offset can be
  * committed by the engine.
  */
-#include "kafka_int.h"
+#include "conn_int.h"
 #include "ss_json.h"
 
 #include <inttypes.h>
@@ -20,19 +21,6 @@
 
 #define DLQ_PAYLOAD_MAX (64 * 1024)
 #define META_TIMEOUT_MS 5000
-
-struct ss_source {
-    rd_kafka_t *rk;
-    char *brokers, *stream, *topic, *dlq_topic;
-    ss_format_t format;
-    ss_schema_t *schema;     /* owned copy */
-    size_t max_bytes;
-    ss_offset_t *pos;        /* per partition: next offset to consume */
-    int npart;
-    ss_source_stats_t st;
-    ss_producer_t *dlq;      /* created at the first bad message */
-    int dlq_pending;         /* dead letters queued since the last flush */
-};
 
 int ss_format_parse(const char *name, ss_format_t *out)
 {
@@ -63,7 +51,7 @@ static rd_kafka_t *consumer_new(const ss_source_opts_t *o, char *err, size_t err
         {"queued.min.messages", "100000"},
         {"fetch.message.max.bytes", "1048576"},
     };
-    rd_kafka_conf_t *c = kafka_conf_new(o->brokers, err, errsz);
+    rd_kafka_conf_t *c = kafka_conf_new(o->transport->addr, err, errsz);
     if (!c)
         return NULL;
     for (size_t i = 0; i < SS_ARRAY_LEN(settings); i++)
@@ -85,7 +73,7 @@ static rd_kafka_t *consumer_new(const ss_source_opts_t *o, char *err, size_t err
 /* Number of partitions of the topic (creating it when missing). */
 static int discover(ss_source_t *s, int *npart, char *err, size_t errsz)
 {
-    kafka_embedded_ensure_topic(s->brokers, s->topic, 1);
+    kafka_embedded_ensure_topic(s->t->addr, s->topic, 1);
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(s->rk, s->topic, NULL);
     if (!rkt)
         return ss_seterr(err, errsz, SS_ERR_KAFKA, "topic %s: %s", s->topic, rd_kafka_err2str(rd_kafka_last_error()));
@@ -106,10 +94,10 @@ static int discover(ss_source_t *s, int *npart, char *err, size_t errsz)
     } while (ss_now_ns() < deadline && (rd_kafka_poll(s->rk, 100), 1));
     rd_kafka_topic_destroy(rkt);
     if (e)
-        return ss_seterr(err, errsz, SS_ERR_KAFKA, "metadata for topic %s on %s: %s", s->topic, s->brokers,
+        return ss_seterr(err, errsz, SS_ERR_KAFKA, "metadata for topic %s on %s: %s", s->topic, s->t->addr,
                          rd_kafka_err2str(e));
     if (*npart <= 0)
-        return ss_seterr(err, errsz, SS_ERR_NOTFOUND, "topic %s has no partitions on %s", s->topic, s->brokers);
+        return ss_seterr(err, errsz, SS_ERR_NOTFOUND, "topic %s has no partitions on %s", s->topic, s->t->addr);
     return SS_OK;
 }
 
@@ -131,9 +119,10 @@ static int assign(ss_source_t *s, const ss_offset_t *start, int nstart, char *er
             ss_log(SS_LOG_WARN, "kafka", "stream %s: topic %s partition %d: offsets %" PRId64 "..%" PRId64
                    " were deleted by the broker before they were read; resuming at %" PRId64,
                    s->stream, s->topic, p, off, lo - 1, lo);
-        if (have_wm && off > hi)
-            ss_log(SS_LOG_WARN, "kafka", "stream %s: topic %s partition %d: saved offset %" PRId64
-                   " is past the end (%" PRId64 "); was the topic recreated?", s->stream, s->topic, p, off, hi);
+        if (have_wm && off > hi) {
+            rd_kafka_topic_partition_list_destroy(l);
+            return conn_past_end(s, p, off, hi, err, errsz);
+        }
         s->pos[p].partition = p;
         rd_kafka_topic_partition_list_add(l, s->topic, p)->offset = off;
     }
@@ -144,16 +133,36 @@ static int assign(ss_source_t *s, const ss_offset_t *start, int nstart, char *er
     return SS_OK;
 }
 
+static int kafka_open(ss_source_t *s, const ss_source_opts_t *o, const ss_offset_t *start, int nstart, char *err,
+                      size_t errsz)
+{
+    if (!(s->rk = consumer_new(o, err, errsz)))
+        return SS_ERR_KAFKA;
+    int rc = discover(s, &s->npart, err, errsz);
+    if (!rc && !(s->pos = calloc((size_t)s->npart, sizeof *s->pos)))
+        rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    return rc ? rc : assign(s, start, nstart, err, errsz);
+}
+
+int conn_past_end(const ss_source_t *s, int partition, int64_t saved, int64_t end, char *err, size_t errsz)
+{
+    return ss_seterr(err, errsz, SS_ERR_INVALID, "topic %s partition %d: the saved position %" PRId64
+                     " is past the end of the partition (%" PRId64 " messages on %s): the topic was deleted or "
+                     "replaced under the saved state; reading on would skip what is written next. Restore the "
+                     "topic, or start the stream's views again (DROP and CREATE them)",
+                     s->topic, partition, saved, end, ss_transport_describe(s->t));
+}
+
 int ss_source_open(const ss_source_opts_t *o, const ss_offset_t *start, int nstart,
                    ss_source_t **out, char *err, size_t errsz)
 {
     *out = NULL;
-    if (!o || !o->topic || !*o->topic || !o->schema || o->schema->n <= 0)
-        return ss_seterr(err, errsz, SS_ERR_INVALID, "kafka source: topic and schema are required");
+    if (!o || !o->transport || !o->topic || !*o->topic || !o->schema || o->schema->n <= 0)
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "source: transport, topic and schema are required");
     ss_source_t *s = calloc(1, sizeof *s);
     if (!s)
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
-    s->brokers = ss_strdup(o->brokers ? o->brokers : "");
+    s->t = o->transport;
     s->stream = ss_strdup(o->stream ? o->stream : o->topic);
     s->topic = ss_strdup(o->topic);
     s->dlq_topic = o->dlq_topic ? ss_strdup(o->dlq_topic) : ss_sprintf("%s.dlq", o->topic);
@@ -161,16 +170,11 @@ int ss_source_open(const ss_source_opts_t *o, const ss_offset_t *start, int nsta
     s->format = o->format;
     s->max_bytes = o->max_message_bytes ? o->max_message_bytes : 1024 * 1024;
     int rc = SS_OK;
-    if (!s->brokers || !s->stream || !s->topic || !s->dlq_topic || !s->schema)
-        rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
-    if (!rc && !(s->rk = consumer_new(o, err, errsz)))
-        rc = SS_ERR_KAFKA;
-    if (!rc)
-        rc = discover(s, &s->npart, err, errsz);
-    if (!rc && !(s->pos = calloc((size_t)s->npart, sizeof *s->pos)))
+    if (!s->stream || !s->topic || !s->dlq_topic || !s->schema)
         rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     if (!rc)
-        rc = assign(s, start, nstart, err, errsz);
+        rc = s->t->kind == SS_TRANSPORT_LOG ? logsrc_open(s, start, nstart, err, errsz)
+                                            : kafka_open(s, o, start, nstart, err, errsz);
     if (rc) {
         ss_errprefix(err, errsz, "stream %s", s->stream ? s->stream : "?");
         ss_source_close(s);
@@ -181,21 +185,21 @@ int ss_source_open(const ss_source_opts_t *o, const ss_offset_t *start, int nsta
 }
 
 /* Writes a bad message to the dead-letter topic (never fails the caller). */
-static void dead_letter(ss_source_t *s, const rd_kafka_message_t *m, const char *reason)
+static void dead_letter(ss_source_t *s, const conn_msg_t *m, const char *reason)
 {
     s->st.bad++;
-    ss_log(SS_LOG_WARN, "kafka", "stream %s: topic %s partition %d offset %" PRId64 ": %s", s->stream,
+    ss_log(SS_LOG_WARN, "source", "stream %s: topic %s partition %d offset %" PRId64 ": %s", s->stream,
            s->topic, (int)m->partition, (int64_t)m->offset, reason);
     char err[SS_ERRSZ];
     if (!s->dlq) {
-        kafka_embedded_ensure_topic(s->brokers, s->dlq_topic, 1);
-        if (ss_producer_new(s->brokers, &s->dlq, err, sizeof err)) {
-            ss_log(SS_LOG_WARN, "kafka", "stream %s: no dead-letter producer: %s", s->stream, err);
+        if (ss_transport_create_topic(s->t, s->dlq_topic, NULL, NULL, NULL, err, sizeof err) ||
+            ss_producer_new(s->t, &s->dlq, err, sizeof err)) {
+            ss_log(SS_LOG_WARN, "source", "stream %s: no dead-letter producer: %s", s->stream, err);
             return;
         }
     }
     ss_buf_t b = SS_BUF_INIT;
-    size_t n = m->payload ? SS_MIN(m->len, (size_t)DLQ_PAYLOAD_MAX) : 0;
+    size_t n = m->val ? SS_MIN(m->vlen, (size_t)DLQ_PAYLOAD_MAX) : 0;
     int rc = ss_buf_puts(&b, "{\"error\":");
     rc = rc ? rc : ss_json_put_str_utf8(&b, reason, strlen(reason));
     rc = rc ? rc : ss_buf_puts(&b, ",\"stream\":");
@@ -204,50 +208,69 @@ static void dead_letter(ss_source_t *s, const rd_kafka_message_t *m, const char 
     rc = rc ? rc : ss_json_put_str_utf8(&b, s->topic, strlen(s->topic));
     rc = rc ? rc : ss_buf_printf(&b, ",\"partition\":%d,\"offset\":%" PRId64 ",\"payload\":", (int)m->partition,
                                  (int64_t)m->offset);
-    rc = rc ? rc : m->payload ? ss_json_put_str_utf8(&b, m->payload, n) : ss_buf_puts(&b, "null");
-    if (!rc && m->payload && n < m->len)
-        rc = ss_buf_printf(&b, ",\"truncated\":true,\"payload_bytes\":%zu", m->len);
+    rc = rc ? rc : m->val ? ss_json_put_str_utf8(&b, m->val, n) : ss_buf_puts(&b, "null");
+    if (!rc && m->val && n < m->vlen)
+        rc = ss_buf_printf(&b, ",\"truncated\":true,\"payload_bytes\":%zu", m->vlen);
     rc = rc ? rc : ss_buf_putc(&b, '}');
     if (!rc)
-        rc = ss_producer_send(s->dlq, s->dlq_topic, m->key, m->key_len, b.data, b.len, err, sizeof err);
+        rc = ss_producer_send(s->dlq, s->dlq_topic, m->key, m->klen, b.data, b.len, err, sizeof err);
     else
         snprintf(err, sizeof err, "out of memory");
     if (rc)
-        ss_log(SS_LOG_WARN, "kafka", "stream %s: dead letter to %s failed: %s", s->stream, s->dlq_topic, err);
+        ss_log(SS_LOG_WARN, "source", "stream %s: dead letter to %s failed: %s", s->stream, s->dlq_topic, err);
     else
         s->dlq_pending++;
     ss_buf_free(&b);
 }
 
-static void handle(ss_source_t *s, const rd_kafka_message_t *m, ss_zset_t *out)
+void conn_source_handle(ss_source_t *s, const conn_msg_t *m, ss_zset_t *out)
 {
     for (int i = 0; i < s->npart; i++)
-        if (s->pos[i].partition == m->partition) {
-            /* gaps of 1 are transaction markers; larger ones mean data the broker dropped */
-            if (s->pos[i].offset >= 0 && m->offset > s->pos[i].offset + 1)
-                ss_log(SS_LOG_WARN, "kafka", "stream %s: topic %s partition %d: offsets %" PRId64 "..%" PRId64
-                       " are gone (retention or compaction); continuing at %" PRId64, s->stream, s->topic,
-                       (int)m->partition, s->pos[i].offset, (int64_t)m->offset - 1, (int64_t)m->offset);
+        if (s->pos[i].partition == m->partition)
             s->pos[i].offset = m->offset + 1;
-        }
     s->st.messages++;
     char reason[SS_ERRSZ];
-    size_t total = m->len + m->key_len;
+    size_t total = m->vlen + m->klen;
     if (total > s->max_bytes) {
         snprintf(reason, sizeof reason, "message of %zu bytes exceeds the limit of %zu bytes", total, s->max_bytes);
         dead_letter(s, m, reason);
         return;
     }
     size_t before = out->n;
-    int rc = kafka_decode(s->format, s->schema, m->key, m->key_len, m->payload, m->len, out, reason, sizeof reason);
+    int rc = conn_decode(s->format, s->schema, m->key, m->klen, m->val, m->vlen, out, reason, sizeof reason);
     if (rc)
         dead_letter(s, m, reason);
     else
         s->st.events += (int64_t)(out->n - before);
 }
 
-int ss_source_poll(ss_source_t *s, int max_msgs, int timeout_ms, ss_zset_t *out, int *nmsgs,
-                   char *err, size_t errsz)
+static void kafka_handle(ss_source_t *s, const rd_kafka_message_t *m, ss_zset_t *out)
+{
+    for (int i = 0; i < s->npart; i++)
+        if (s->pos[i].partition == m->partition && s->pos[i].offset >= 0 && m->offset > s->pos[i].offset + 1)
+            /* gaps of 1 are transaction markers; larger ones mean data the broker dropped */
+            ss_log(SS_LOG_WARN, "kafka", "stream %s: topic %s partition %d: offsets %" PRId64 "..%" PRId64
+                   " are gone (retention or compaction); continuing at %" PRId64, s->stream, s->topic,
+                   (int)m->partition, s->pos[i].offset, (int64_t)m->offset - 1, (int64_t)m->offset);
+    conn_msg_t cm = {m->partition, m->offset, m->key, m->key_len, m->payload, m->len};
+    if (m->key && !m->key_len)
+        cm.key = "";
+    conn_source_handle(s, &cm, out);
+}
+
+/* Dead letters queued by this poll are on their topic before it returns. */
+static void flush_dead_letters(ss_source_t *s)
+{
+    if (s->dlq && s->dlq_pending) {
+        char e2[SS_ERRSZ];
+        if (ss_producer_flush(s->dlq, 10000, e2, sizeof e2))
+            ss_log(SS_LOG_WARN, "source", "stream %s: dead-letter topic %s: %s", s->stream, s->dlq_topic, e2);
+        s->dlq_pending = 0;
+    }
+}
+
+static int kafka_poll(ss_source_t *s, int max_msgs, int timeout_ms, ss_zset_t *out, int *nmsgs, char *err,
+                      size_t errsz)
 {
     int got = 0, rc = SS_OK;
     int64_t t0 = ss_now_ns();
@@ -269,16 +292,21 @@ int ss_source_poll(ss_source_t *s, int max_msgs, int timeout_ms, ss_zset_t *out,
                 break;
             continue;
         }
-        handle(s, m, out);
+        kafka_handle(s, m, out);
         rd_kafka_message_destroy(m);
         got++;
     }
-    if (s->dlq && s->dlq_pending) {
-        char e2[SS_ERRSZ];
-        if (ss_producer_flush(s->dlq, 10000, e2, sizeof e2))
-            ss_log(SS_LOG_WARN, "kafka", "stream %s: dead-letter topic %s: %s", s->stream, s->dlq_topic, e2);
-        s->dlq_pending = 0;
-    }
+    *nmsgs = got;
+    return rc;
+}
+
+int ss_source_poll(ss_source_t *s, int max_msgs, int timeout_ms, ss_zset_t *out, int *nmsgs,
+                   char *err, size_t errsz)
+{
+    int got = 0;
+    int rc = s->log ? logsrc_poll(s, max_msgs, timeout_ms, out, &got, err, errsz)
+                    : kafka_poll(s, max_msgs, timeout_ms, out, &got, err, errsz);
+    flush_dead_letters(s);
     if (nmsgs)
         *nmsgs = got;
     return rc;
@@ -293,6 +321,8 @@ int ss_source_positions(ss_source_t *s, const ss_offset_t **offs, int *n)
 
 int ss_source_lag(ss_source_t *s, int64_t *lag, char *err, size_t errsz)
 {
+    if (s->log)
+        return logsrc_lag(s, lag, err, errsz);
     int64_t total = 0;
     for (int i = 0; i < s->npart; i++) {
         int64_t lo = 0, hi = 0;
@@ -311,6 +341,8 @@ int ss_source_lag(ss_source_t *s, int64_t *lag, char *err, size_t errsz)
 
 int64_t ss_source_cached_lag(ss_source_t *s)
 {
+    if (s->log)
+        return logsrc_cached_lag(s);
     int64_t total = 0;
     for (int i = 0; i < s->npart; i++) {
         int64_t lo = RD_KAFKA_OFFSET_INVALID, hi = RD_KAFKA_OFFSET_INVALID;
@@ -334,10 +366,10 @@ void ss_source_close(ss_source_t *s)
         rd_kafka_consumer_close(s->rk);
         rd_kafka_destroy(s->rk);
     }
+    logsrc_close(s);
     ss_producer_destroy(s->dlq);
     ss_schema_free(s->schema);
     free(s->pos);
-    free(s->brokers);
     free(s->stream);
     free(s->topic);
     free(s->dlq_topic);

@@ -5,6 +5,8 @@
 #ifndef SS_BENCH_UTIL_H
 #define SS_BENCH_UTIL_H
 
+#include "ss_connect.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -12,7 +14,7 @@
  * {"id":i,"v":i%100,"s":"<text>"} where <text> is at least text_bytes bytes of
  * lowercase words (text_bytes <= 0: 32). Waits until all are delivered.
  * Usable with the json and upsert formats (schema id INT KEY, v INT, s TEXT). */
-int ss_bench_fill_topic(const char *brokers, const char *topic, int64_t n, int text_bytes,
+int ss_bench_fill_topic(ss_transport_t *t, const char *topic, int64_t n, int text_bytes,
                         char *err, size_t errsz);
 
 /* Where a benchmark writes its JSON: bench/results/<file> when run from the repository root,

@@ -1,9 +1,10 @@
 /*
  * engine.c — the engine's lifecycle and statement execution: opening the state
- * store, catalog, dispatcher and (embedded) broker; running each parsed
- * statement (DDL rebuilds the running DAG; queries go to engine_query.c,
- * writes to engine_write.c); the run loops (until idle / until stopped) with
- * progress reporting; settings. See ss_engine.h for the contract.
+ * store, catalog, dispatcher and transport (the log or Kafka); running each
+ * parsed statement, one at a time from any thread (DDL rebuilds the pipelines,
+ * scheduler.c; queries go to engine_query.c, writes to engine_write.c); waiting
+ * for the views (until idle / until stopped) with progress at least once a
+ * second; settings. See ss_engine.h for the contract.
  */
 #include "engine_int.h"
 
@@ -23,26 +24,8 @@ static int setting_int(const char *v, int dflt)
     return *end || x <= 0 || x > 100000000 ? dflt : (int)x;
 }
 
-static int open_broker(ss_engine_t *e, const char *brokers, char *err, size_t errsz)
-{
-    if (brokers && *brokers) {
-        e->brokers = ss_strdup(brokers);
-        return e->brokers ? SS_OK : ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
-    }
-    SS_ENG_NEED(ss_broker_start, "the embedded Kafka broker", err, errsz);
-    int rc = ss_broker_start(1, &e->broker, err, errsz);
-    if (rc)
-        return rc;
-    e->brokers = ss_strdup(ss_broker_bootstrap(e->broker));
-    return e->brokers ? SS_OK : ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
-}
-
 static int open_dispatch(ss_engine_t *e, char *err, size_t errsz)
 {
-    if (!ss_dispatch_open) {
-        ss_log(SS_LOG_WARN, "engine", "the inference dispatcher is not in this build: semantic operators will fail");
-        return SS_OK;
-    }
     ss_dispatch_opts_t o = {0};
     o.cache_path = e->cache_path;
     o.max_batch = 32;
@@ -53,14 +36,67 @@ static int open_dispatch(ss_engine_t *e, char *err, size_t errsz)
     return rc;
 }
 
+void eng_block_signals(sigset_t *old)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGQUIT);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+void eng_restore_signals(const sigset_t *old) { pthread_sigmask(SIG_SETMASK, old, NULL); }
+
+static int init_sync(ss_engine_t *e)
+{
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE); /* SUBSCRIBE inside a statement re-enters */
+    int rc = pthread_mutex_init(&e->exec_mu, &a);
+    pthread_mutexattr_destroy(&a);
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->cv, NULL);
+    return rc ? SS_ERR_NOMEM : SS_OK;
+}
+
+static int open_parts(ss_engine_t *e, const ss_engine_opts_t *opts, char *err, size_t errsz)
+{
+    int rc = ss_store_open(e->db_path, &e->store, err, errsz);
+    if (!rc)
+        rc = ss_catalog_open(ss_store_db(e->store), &e->cat, err, errsz);
+    if (rc)
+        return rc;
+    e->batch_size = setting_int(ss_catalog_get(e->cat, "batch_size"), 1024);
+    e->max_latency_ms = setting_int(ss_catalog_get(e->cat, "max_latency_ms"), 100);
+    if (opts->batch_size > 0)
+        e->batch_size = opts->batch_size;
+    if (opts->max_latency_ms > 0)
+        e->max_latency_ms = opts->max_latency_ms;
+    e->sub_limit = setting_int(ss_catalog_get(e->cat, "subscribe_limit"), 0);
+    e->sub_timeout_ms = setting_int(ss_catalog_get(e->cat, "subscribe_timeout_ms"), 0);
+    /* threads made from here on (broker, librdkafka, dispatcher) never take a terminal's signals */
+    sigset_t old;
+    eng_block_signals(&old);
+    rc = eng_transport_open(e, opts->brokers, err, errsz);
+    if (!rc)
+        rc = open_dispatch(e, err, errsz);
+    eng_restore_signals(&old);
+    return rc;
+}
+
 int ss_engine_open(const ss_engine_opts_t *opts, ss_engine_t **out, char *err, size_t errsz)
 {
     *out = NULL;
-    SS_ENG_NEED(ss_catalog_open, "the catalog", err, errsz);
     ss_engine_t *e = calloc(1, sizeof *e);
     if (!e)
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
-    e->sub_node = -1;
+    if (init_sync(e)) {
+        free(e);
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    }
     e->stop = opts->stop;
     e->live = opts->live;
     e->progress = opts->progress;
@@ -72,31 +108,16 @@ int ss_engine_open(const ss_engine_opts_t *opts, ss_engine_t **out, char *err, s
     int rc = e->db_path && e->cache_path && e->model_path ? SS_OK
                                                           : ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     if (!rc)
-        rc = ss_store_open(e->db_path, &e->store, err, errsz);
-    if (!rc)
-        rc = ss_catalog_open(ss_store_db(e->store), &e->cat, err, errsz);
-    if (!rc) {
-        e->batch_size = setting_int(ss_catalog_get(e->cat, "batch_size"), 1024);
-        e->max_latency_ms = setting_int(ss_catalog_get(e->cat, "max_latency_ms"), 100);
-        if (opts->batch_size > 0)
-            e->batch_size = opts->batch_size;
-        if (opts->max_latency_ms > 0)
-            e->max_latency_ms = opts->max_latency_ms;
-        e->sub_limit = setting_int(ss_catalog_get(e->cat, "subscribe_limit"), 0);
-        e->sub_timeout_ms = setting_int(ss_catalog_get(e->cat, "subscribe_timeout_ms"), 0);
-        rc = open_broker(e, opts->brokers, err, errsz);
-    }
-    if (!rc)
-        rc = open_dispatch(e, err, errsz);
+        rc = open_parts(e, opts, err, errsz);
     if (rc) {
         ss_engine_close(e);
         return rc;
     }
-    /* Build the running DAG now so that a broken catalog shows at once; a failure
-     * here still opens the engine (so the offending view can be dropped). */
+    /* Start the views now. A failure here still opens the engine (the views stay
+     * stopped, nothing is dropped, SHOW VIEWS and the log say why). */
     if (ss_catalog_nviews(e->cat) > 0) {
         char perr[SS_ERRSZ];
-        if (eng_pipe_build(e, perr, sizeof perr))
+        if (eng_rebuild(e, perr, sizeof perr))
             ss_log(SS_LOG_ERROR, "engine", "starting the views: %s", perr);
     }
     e->last_progress_ns = ss_now_ns();
@@ -108,11 +129,8 @@ void ss_engine_close(ss_engine_t *e)
 {
     if (!e)
         return;
-    char serr[SS_ERRSZ];
-    if (eng_outbox_settle(e, serr, sizeof serr))
-        ss_log(SS_LOG_WARN, "engine", "sink delivery not confirmed at close (re-published on the next start): %s",
-               serr);
-    eng_pipe_free(e);
+    eng_pipes_stop(e); /* each confirms its deliveries or leaves them to be re-published */
+    eng_subs_close_all(e, NULL); /* readers must close their subscriptions before this returns */
     if (e->prod) {
         char err[SS_ERRSZ];
         ss_producer_flush(e->prod, 5000, err, sizeof err);
@@ -122,20 +140,24 @@ void ss_engine_close(ss_engine_t *e)
         ss_embedder_destroy(e->emb); /* before the dispatcher it may borrow */
     if (e->disp)
         ss_dispatch_close(e->disp);
+    ss_plan_free(e->plan);
     if (e->cat)
         ss_catalog_close(e->cat);
     ss_store_close(e->store);
-    if (e->broker)
-        ss_broker_stop(e->broker);
+    if (e->transport)
+        ss_transport_close(e->transport); /* after the pipeline's sources and sinks and the producer */
     free(e->db_path);
     free(e->cache_path);
-    free(e->brokers);
     free(e->model_path);
     for (int i = 0; i < e->nloads; i++) {
         free(e->loads[i].stream);
         free(e->loads[i].path);
     }
     free(e->loads);
+    free(e->pipes);
+    pthread_mutex_destroy(&e->exec_mu);
+    pthread_mutex_destroy(&e->mu);
+    pthread_cond_destroy(&e->cv);
     free(e);
 }
 
@@ -180,7 +202,10 @@ int ss_engine_do_loads(ss_engine_t *e, int must_exist, char *err, size_t errsz)
     return SS_OK;
 }
 
-const char *ss_engine_brokers(const ss_engine_t *e) { return e->brokers; }
+const char *ss_engine_transport(const ss_engine_t *e)
+{
+    return e->transport ? ss_transport_describe(e->transport) : "none";
+}
 
 /* ---- settings ---- */
 
@@ -219,11 +244,10 @@ static const char *object_name(ss_ast_object_t o)
     return o == SS_OBJ_STREAM ? "STREAM" : o == SS_OBJ_VIEW ? "VIEW" : "MODEL";
 }
 
-/* Rebuilds the DAG after a catalog change; on failure the engine keeps running
- * without it until the next step retries. */
+/* Rebuilds the pipelines after a catalog change (scheduler.c). */
 static int rebuild(ss_engine_t *e, char *err, size_t errsz)
 {
-    return eng_pipe_build(e, err, errsz);
+    return eng_rebuild(e, err, errsz);
 }
 
 static int exec_create_view(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz)
@@ -295,8 +319,11 @@ static int exec_drop(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, cha
     int rc = ss_catalog_drop(e->cat, st->object, st->name, st->if_exists, err, errsz);
     if (rc)
         return rc;
-    if (existed && st->object == SS_OBJ_VIEW && (rc = rebuild(e, err, errsz)))
-        return rc;
+    if (existed && st->object == SS_OBJ_VIEW) {
+        eng_subs_close_all(e, st->name);
+        if ((rc = rebuild(e, err, errsz)))
+            return rc;
+    }
     return ss_buf_printf(out, "DROP %s\n", object_name(st->object)) ? SS_ERR_NOMEM : SS_OK;
 }
 
@@ -338,11 +365,11 @@ static int has_position(const char *msg, const char *name)
 int ss_engine_exec(ss_engine_t *e, const char *sql, size_t len, const char *name, ss_buf_t *out, char *err,
                    size_t errsz)
 {
-    SS_ENG_NEED(ss_parse, "the SQL parser", err, errsz);
     ss_ast_script_t *script = NULL;
     int rc = ss_parse(sql, len, name, &script, err, errsz);
     if (rc)
         return rc;
+    pthread_mutex_lock(&e->exec_mu);
     ss_buf_t one = SS_BUF_INIT;
     for (int i = 0; !rc && i < script->n; i++) {
         const ss_ast_stmt_t *st = script->stmts[i];
@@ -371,111 +398,155 @@ int ss_engine_exec(ss_engine_t *e, const char *sql, size_t len, const char *name
     ss_buf_free(&one);
     if (!rc)
         rc = ss_engine_do_loads(e, 0, err, errsz);
+    pthread_mutex_unlock(&e->exec_mu);
     ss_ast_script_free(script);
     return rc;
 }
 
-/* ---- run loops ---- */
-
-static int64_t total_lag(ss_engine_t *e, int *all_known)
-{
-    int64_t lag = 0;
-    *all_known = 1;
-    const ss_plan_t *p = e->pipe.plan;
-    for (int i = 0; p && i < p->n; i++) {
-        if (!e->pipe.srcs[i])
-            continue;
-        int64_t l = 0;
-        char err[SS_ERRSZ];
-        if (ss_source_lag(e->pipe.srcs[i], &l, err, sizeof err) != SS_OK) {
-            *all_known = 0;
-            continue;
-        }
-        lag += l;
-    }
-    return lag;
-}
+/* ---- waiting for the views ---- */
 
 void ss_engine_get_stats(ss_engine_t *e, ss_engine_stats_t *out)
 {
-    if (e->disp && ss_dispatch_totals) {
-        ss_infer_stats_t t;
-        memset(&t, 0, sizeof t);
-        ss_dispatch_totals(e->disp, &t);
-        e->stats.llm_calls = t.calls;
-        e->stats.cache_hits = t.cache_hits;
+    memset(out, 0, sizeof *out);
+    int64_t lag = 0;
+    int lag_known = 1;
+    for (int k = 0; k < e->npipes; k++) {
+        eng_pipe_t *p = e->pipes[k];
+        pthread_mutex_lock(&p->mu);
+        out->batches += p->batches;
+        out->messages += p->messages;
+        if (p->lag < 0)
+            lag_known = 0;
+        else
+            lag += p->lag;
+        out->waiting += p->state == EP_WAITING;
+        out->failing += p->state == EP_FAILING;
+        for (int j = 0; p->shown && j < p->nn; j++)
+            out->cache_hits += p->shown[p->nodes[j]].infer.cache_hits;
+        pthread_mutex_unlock(&p->mu);
     }
-    *out = e->stats;
+    out->pipelines = e->npipes;
+    out->lag = lag_known ? lag : -1;
+    if (e->disp) {
+        ss_infer_stats_t t;
+        ss_dispatch_totals(e->disp, &t);
+        out->llm_calls = t.calls;
+        out->cache_hits += t.cache_hits;
+        out->in_flight = ss_dispatch_in_flight(e->disp);
+    }
+    e->stats = *out;
 }
 
-static void progress(ss_engine_t *e, int worked)
+/* One progress line on stderr, at most once a second, while there is work. */
+static void progress(ss_engine_t *e, int force)
 {
+    if (!e->progress)
+        return;
     int64_t now = ss_now_ns();
-    if (!worked) {
-        e->work_start_ns = 0;
+    if (!force && now - e->last_progress_ns < 1000000000LL)
         return;
-    }
-    if (!e->work_start_ns)
-        e->work_start_ns = now;
-    if (!e->progress || now - e->work_start_ns < 3000000000LL || now - e->last_progress_ns < 3000000000LL)
-        return;
-    e->last_progress_ns = now;
-    int known;
-    e->stats.lag = total_lag(e, &known);
     ss_engine_stats_t s;
     ss_engine_get_stats(e, &s);
-    fprintf(stderr, "semstream: %lld messages in %lld batches, lag %lld, LLM calls %lld (cache hits %lld)\n",
-            (long long)s.messages, (long long)s.batches, (long long)s.lag, (long long)s.llm_calls,
-            (long long)s.cache_hits);
+    double dt = (now - e->last_progress_ns) / 1e9;
+    int busy = s.lag != 0 || s.in_flight > 0 || s.messages != e->progress_msgs0;
+    if (busy || force) {
+        char lag[32];
+        if (s.lag < 0)
+            snprintf(lag, sizeof lag, "unknown");
+        else
+            snprintf(lag, sizeof lag, "%lld", (long long)s.lag);
+        fprintf(stderr, "semstream: %lld messages read (%.0f/s), lag %s, LLM calls %lld (%lld in flight, %lld cache "
+                "hits), %d pipeline(s)%s", (long long)s.messages,
+                dt > 0 ? (s.messages - e->progress_msgs0) / dt : 0.0, lag, (long long)s.llm_calls,
+                (long long)s.in_flight, (long long)s.cache_hits, s.pipelines, s.waiting || s.failing ? ":" : "\n");
+        if (s.waiting || s.failing)
+            fprintf(stderr, " %d waiting on models, %d failing\n", s.waiting, s.failing);
+    }
+    e->last_progress_ns = now;
+    e->progress_msgs0 = s.messages;
+}
+
+/* Asks every pipeline to confirm it has read its inputs to their current ends. */
+static uint64_t ask_idle(ss_engine_t *e)
+{
+    pthread_mutex_lock(&e->mu);
+    uint64_t gen = ++e->idle_req;
+    pthread_mutex_unlock(&e->mu);
+    return gen;
+}
+
+static int all_idle(ss_engine_t *e, uint64_t gen)
+{
+    for (int k = 0; k < e->npipes; k++) {
+        eng_pipe_t *p = e->pipes[k];
+        pthread_mutex_lock(&p->mu);
+        int ok = p->idle_gen >= gen;
+        pthread_mutex_unlock(&p->mu);
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+static void wait_engine(ss_engine_t *e, int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += (long)ms * 1000000L;
+    ts.tv_sec += ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    pthread_mutex_lock(&e->mu);
+    pthread_cond_timedwait(&e->cv, &e->mu, &ts);
+    pthread_mutex_unlock(&e->mu);
+}
+
+static int left_behind(ss_engine_t *e, ss_err_t code, const char *what, char *err, size_t errsz)
+{
+    ss_engine_stats_t s;
+    ss_engine_get_stats(e, &s);
+    char lag[64];
+    if (s.lag < 0)
+        snprintf(lag, sizeof lag, "an unknown amount of");
+    else
+        snprintf(lag, sizeof lag, "%lld messages of", (long long)s.lag);
+    return ss_seterr(err, errsz, code, "%s with %s input not yet applied (%lld LLM requests in flight%s)", what, lag,
+                     (long long)s.in_flight, s.failing ? "; some views are failing: SHOW VIEWS says why" : "");
 }
 
 int ss_engine_run_until_idle(ss_engine_t *e, int timeout_ms, char *err, size_t errsz)
 {
+    int rc = ss_engine_do_loads(e, 0, err, errsz);
+    if (rc)
+        return rc;
+    if (e->plan_error[0] && ss_catalog_nviews(e->cat) > 0)
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "the views are not running: %s", e->plan_error);
     int64_t start = ss_now_ns();
-    /* already caught up (the common case between interactive statements): no step, no wait */
-    int known;
-    if (e->pipe_ok && total_lag(e, &known) == 0 && known)
-        return eng_outbox_settle(e, err, errsz);
-    for (;;) {
+    uint64_t gen = ask_idle(e);
+    e->last_progress_ns = start;
+    e->progress_msgs0 = e->stats.messages;
+    int waited = 0;
+    while (!all_idle(e, gen)) {
         if (e->stop && *e->stop)
-            return SS_OK;
-        int n = 0;
-        int rc = ss_engine_step(e, &n, err, errsz);
-        if (rc)
-            return rc;
-        progress(e, n > 0);
-        if (n == 0) {
-            int known;
-            int64_t lag = total_lag(e, &known);
-            e->stats.lag = lag;
-            if (known && lag == 0)
-                return SS_OK;
-        }
+            return left_behind(e, SS_ERR_CANCELED, "interrupted", err, errsz);
         if (timeout_ms >= 0 && ss_now_ns() - start > (int64_t)timeout_ms * 1000000)
-            return ss_seterr(err, errsz, SS_ERR_TIMEOUT, "views not caught up after %d ms", timeout_ms);
+            return left_behind(e, SS_ERR_TIMEOUT, "the views were not caught up in time", err, errsz);
+        wait_engine(e, 100);
+        waited = 1;
+        progress(e, 0);
     }
+    if (waited && ss_now_ns() - start > 1000000000LL)
+        progress(e, 1);
+    return SS_OK;
 }
 
 int ss_engine_run(ss_engine_t *e, char *err, size_t errsz)
 {
+    (void)err;
+    (void)errsz;
+    e->last_progress_ns = ss_now_ns();
     while (!(e->stop && *e->stop)) {
-        int n = 0;
-        int rc = ss_engine_step(e, &n, err, errsz);
-        if (rc) {
-            /* a failed batch was rolled back; report it and retry after a pause */
-            ss_log(SS_LOG_ERROR, "engine", "%s", err);
-            struct timespec ts = {1, 0};
-            nanosleep(&ts, NULL);
-            continue;
-        }
-        progress(e, n > 0);
-        int nsrc = 0;
-        for (int i = 0; e->pipe.plan && i < e->pipe.plan->n; i++)
-            nsrc += e->pipe.srcs[i] != NULL;
-        if (nsrc == 0) {
-            struct timespec ts = {0, 100 * 1000000L};
-            nanosleep(&ts, NULL);
-        }
+        wait_engine(e, 250);
+        progress(e, 0);
     }
     return SS_OK;
 }
@@ -492,7 +563,7 @@ static const char *KEYWORDS[] = {
 
 const char **ss_engine_names(ss_engine_t *e)
 {
-    const char **cat = e->cat && ss_catalog_names ? ss_catalog_names(e->cat) : NULL;
+    const char **cat = e->cat ? ss_catalog_names(e->cat) : NULL;
     size_t nc = 0, nk = SS_ARRAY_LEN(KEYWORDS) - 1;
     while (cat && cat[nc])
         nc++;

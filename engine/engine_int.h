@@ -1,111 +1,103 @@
 /*
- * engine_int.h — internals shared by the engine's files: engine.c (open, close,
- * statement execution), engine_query.c (SELECT/SHOW/EXPLAIN and table
- * rendering), engine_write.c (INSERT/DELETE/--load producers), engine_models.c
- * (model backends, lazily loaded), scheduler.c (the running DAG and the
- * micro-batch). Documents struct ss_engine and who owns each pointer.
+ * engine_int.h — internals shared by the engine's files:
+ *   engine.c        open, close, statements, settings, the run loops and progress
+ *   scheduler.c     the plan split into pipelines: node registry, bootstrap of new
+ *                   views, starting and stopping the pipeline threads
+ *   pipeline.c      one pipeline's thread: poll, attempt a batch, wait for answers,
+ *                   commit, publish, notify subscribers; its status
+ *   subscribe.c     subscriptions to a view's changes (SUBSCRIBE, serve)
+ *   engine_query.c  SELECT, SHOW, EXPLAIN, SUBSCRIBE and table rendering
+ *   engine_write.c  INSERT/DELETE/--load producers
+ *   engine_models.c model backends
+ * Documents struct ss_engine and struct eng_pipe, and who owns each pointer.
  *
- * The engine reaches the parser, catalog/planner, Kafka connectors, dispatcher
- * and model backends through weak references, so that a build lacking one of
- * those modules still links and reports "not in this build" at run time.
+ * Threads: the caller's thread runs statements (one at a time: exec_mu); each
+ * pipeline runs in a thread of its own with its own SQLite connection; the
+ * dispatcher has worker threads per model. The plan is read-only while pipelines
+ * run: a statement that changes the catalog stops every pipeline, rebuilds, and
+ * starts them again.
  */
 #ifndef SS_ENGINE_INT_H
 #define SS_ENGINE_INT_H
 
 #include "ss_ast.h"
 #include "ss_backends.h" /* ss_backend_openai_new */
-#include "ss_pool.h"     /* ss_backend_workers_new */
 #include "ss_catalog.h"
 #include "ss_dispatch.h"
 #include "ss_embed.h"
 #include "ss_engine.h"
 #include "ss_infer.h"
-#include "ss_kafka.h"
+#include "ss_connect.h"
 #include "ss_llm.h" /* ss_backend_local_new */
 #include "ss_op.h"
 #include "ss_plan.h"
+#include "ss_pool.h"     /* ss_backend_workers_new */
 #include "ss_store.h"
 
+#include <pthread.h>
 
-#define SS_ENG_WEAK(f) extern __typeof__(f) f __attribute__((weak))
-SS_ENG_WEAK(ss_parse);
-SS_ENG_WEAK(ss_ast_script_free);
-SS_ENG_WEAK(ss_ast_option_get);
-SS_ENG_WEAK(ss_sem_kind_name);
-SS_ENG_WEAK(ss_catalog_open);
-SS_ENG_WEAK(ss_catalog_close);
-SS_ENG_WEAK(ss_catalog_add_stream);
-SS_ENG_WEAK(ss_catalog_add_view);
-SS_ENG_WEAK(ss_catalog_add_model);
-SS_ENG_WEAK(ss_catalog_drop);
-SS_ENG_WEAK(ss_catalog_set);
-SS_ENG_WEAK(ss_catalog_get);
-SS_ENG_WEAK(ss_catalog_stream);
-SS_ENG_WEAK(ss_catalog_view);
-SS_ENG_WEAK(ss_catalog_model);
-SS_ENG_WEAK(ss_catalog_nstreams);
-SS_ENG_WEAK(ss_catalog_stream_at);
-SS_ENG_WEAK(ss_catalog_nviews);
-SS_ENG_WEAK(ss_catalog_view_at);
-SS_ENG_WEAK(ss_catalog_nmodels);
-SS_ENG_WEAK(ss_catalog_model_at);
-SS_ENG_WEAK(ss_catalog_names);
-SS_ENG_WEAK(ss_plan_build);
-SS_ENG_WEAK(ss_plan_query);
-SS_ENG_WEAK(ss_explain);
-SS_ENG_WEAK(ss_broker_start);
-SS_ENG_WEAK(ss_broker_bootstrap);
-SS_ENG_WEAK(ss_broker_create_topic);
-SS_ENG_WEAK(ss_broker_stop);
-SS_ENG_WEAK(ss_producer_new);
-SS_ENG_WEAK(ss_producer_send);
-SS_ENG_WEAK(ss_producer_flush);
-SS_ENG_WEAK(ss_producer_destroy);
-SS_ENG_WEAK(ss_format_parse);
-SS_ENG_WEAK(ss_source_open);
-SS_ENG_WEAK(ss_source_poll);
-SS_ENG_WEAK(ss_source_positions);
-SS_ENG_WEAK(ss_source_lag);
-SS_ENG_WEAK(ss_source_cached_lag);
-SS_ENG_WEAK(ss_source_get_stats);
-SS_ENG_WEAK(ss_source_close);
-SS_ENG_WEAK(ss_sink_open);
-SS_ENG_WEAK(ss_sink_publish);
-SS_ENG_WEAK(ss_sink_flush);
-SS_ENG_WEAK(ss_sink_close);
-SS_ENG_WEAK(ss_dispatch_open);
-SS_ENG_WEAK(ss_dispatch_close);
-SS_ENG_WEAK(ss_dispatch_add_model);
-SS_ENG_WEAK(ss_dispatch_totals);
-SS_ENG_WEAK(ss_embedder_open);
-SS_ENG_WEAK(ss_embedder_destroy);
-SS_ENG_WEAK(ss_backend_local_new);
-SS_ENG_WEAK(ss_backend_openai_new);
-SS_ENG_WEAK(ss_backend_workers_new);
+typedef enum eng_pipe_state {
+    EP_STARTING,    /* opening its sources and sinks */
+    EP_RUNNING,     /* caught up, or applying batches */
+    EP_CATCHING_UP, /* behind its inputs */
+    EP_WAITING,     /* a batch waits for model answers */
+    EP_FAILING,     /* the last attempt failed (broker, disk, a bug): retrying with backoff */
+    EP_STOPPED,
+} eng_pipe_state_t;
 
-/* "the <module> is not in this build" unless fn is linked. */
-#define SS_ENG_NEED(fn, module, err, errsz)                                                        \
-    do {                                                                                           \
-        if (!(fn))                                                                                 \
-            return ss_seterr(err, errsz, SS_ERR_UNSUPPORTED, "%s is not in this build", module);   \
-    } while (0)
-
-/* The running DAG (scheduler.c). Arrays are indexed like plan->nodes. */
+/* A pipeline: a connected part of the plan (one view, or views that read each
+ * other), with its own thread, SQLite connection, sources, sinks and commits.
+ * Arrays are indexed like plan->nodes; entries of nodes outside the pipeline stay
+ * NULL/empty. Everything but the status block is touched by its thread only while
+ * it runs. */
 typedef struct eng_pipe {
-    ss_plan_t *plan;        /* owned */
-    ss_op_t **ops;          /* owned, one per node */
-    ss_zset_t *outs;        /* per-batch output delta of each node */
-    ss_zset_t *events;      /* SOURCE nodes: this batch's decoded events */
-    ss_source_t **srcs;     /* SOURCE nodes: owned */
-    ss_sink_t **sinks;      /* VIEW nodes with a sink topic: owned */
-    int64_t *seq;           /* VIEW nodes: next sink sequence */
-    int has_sinks;
+    ss_engine_t *e;           /* borrowed */
+    int *nodes, nn;           /* owned: plan indices of its nodes, in plan (topological) order */
+    char *views;              /* owned: its views' names, comma-separated */
+    ss_store_t *store;        /* owned: its connection */
+    ss_op_t **ops;            /* owned */
+    ss_op_stats_t *saved;     /* owned: operator counters at the start of the attempt */
+    ss_op_stats_t *base;      /* owned: counters of operator instances closed earlier */
+    ss_op_stats_t *shown;     /* owned: counters as of the last commit (guarded by mu) */
+    ss_zset_t *outs;          /* per-batch output delta of each node */
+    ss_zset_t *events;        /* SOURCE nodes: the open batch's decoded events */
+    ss_source_t **srcs;       /* SOURCE nodes: owned */
+    ss_sink_t **sinks;        /* VIEW nodes with a sink topic: owned */
+    int64_t *seq;             /* VIEW nodes: next sink sequence */
+    ss_dispatch_wg_t *wg;     /* owned: the answers its open batch waits for */
+    int has_ttl;              /* a stream with expiry: empty ticks once a second */
+    int opened;               /* sources and sinks are open */
+    int batch_open;           /* events polled, not committed yet */
+    int64_t batch_rows;       /* events in the open batch */
+    int64_t attempt_ns;       /* when the last attempt of the open batch started */
+    int outbox_pending;       /* published deltas awaiting delivery confirmation */
+    int wal_dirty;
+    int64_t last_tick_ns, last_lag_ns, backoff_ms, fail_log_ns;
+    pthread_t th;
+    int started, inited;
+    volatile int stop;
+    pthread_mutex_t commit_mu;/* held around COMMIT and handing the deltas to subscribers */
+
+    pthread_mutex_t mu;       /* guards the status block and the stats of ops */
+    pthread_cond_t cv;        /* status changed (commit, idle, stop) */
+    eng_pipe_state_t state;
+    char error[SS_ERRSZ];     /* EP_FAILING: the last failure */
+    int64_t failing_since_ms; /* wall clock of the first failure in a row */
+    int64_t next_retry_ms;
+    char model[64];           /* EP_WAITING: the model it waits for */
+    int64_t lag;              /* input messages not consumed (last measured; -1 unknown) */
+    int64_t batches, messages;/* committed batches, input messages consumed */
+    uint64_t idle_gen;        /* the last idle request it confirmed (see ss_engine_run_until_idle) */
+    uint64_t want_idle;       /* the idle request it is asked to confirm */
 } eng_pipe_t;
+
+/* A subscription to one view's changes (subscribe.c). */
+typedef struct eng_sub eng_sub_t;
 
 struct ss_engine {
     char *db_path;          /* owned */
     char *cache_path;       /* owned: "<db>.cache" */
-    char *brokers;          /* owned: given or the embedded broker's address */
+    ss_transport_t *transport; /* owned: the durable log beside db_path, or Kafka (--brokers) */
     char *model_path;       /* owned */
     int batch_size, max_latency_ms, threads, progress, catch_up;
     struct eng_load { char *stream, *path; int done; } *loads; /* owned: queued --load files */
@@ -114,35 +106,54 @@ struct ss_engine {
     FILE *live;             /* borrowed */
     int64_t sub_limit, sub_timeout_ms; /* SUBSCRIBE defaults (SET) */
 
-    ss_store_t *store;      /* owned */
+    pthread_mutex_t exec_mu;/* one statement at a time (ss_engine_exec from any thread) */
+    ss_store_t *store;      /* owned: the statements' connection */
     ss_catalog_t *cat;      /* owned */
-    ss_dispatch_t *disp;    /* owned; NULL when the dispatcher is not in the build */
+    ss_dispatch_t *disp;    /* owned */
     ss_embedder_t *emb;     /* owned; opened when a plan first needs embeddings */
-    ss_broker_t *broker;    /* owned; NULL with external brokers */
     ss_producer_t *prod;    /* owned; created on first INSERT/--load */
-    eng_pipe_t pipe;
-    int pipe_ok;            /* 0: rebuild before the next step (after DDL or a failed batch) */
-    int wal_dirty;          /* batches committed since the last idle checkpoint */
-    int outbox_pending;     /* published view deltas awaiting delivery confirmation (scheduler.c) */
-    int empty_steps;        /* consecutive steps that polled nothing while sources were behind */
+    ss_plan_t *plan;        /* owned: every view's plan; NULL when there is none or it failed */
+    char plan_error[SS_ERRSZ]; /* why the views do not run ("" when they do) */
+    eng_pipe_t **pipes;     /* owned */
+    int npipes;
 
-    int sub_node;           /* VIEW node whose changes SUBSCRIBE prints, or -1 */
-    int64_t sub_changes;    /* changes printed so far */
-    ss_buf_t *sub_out;      /* where they go when live is NULL */
+    pthread_mutex_t mu;     /* guards subs, idle_req and the cv */
+    pthread_cond_t cv;      /* a pipeline committed, went idle, or changed state */
+    eng_sub_t *subs;        /* owned list */
+    uint64_t idle_req;      /* the latest idle confirmation asked of the pipelines */
 
-    int64_t last_tick_ns, last_progress_ns, work_start_ns;
+    int64_t last_progress_ns, work_start_ns, progress_msgs0;
     ss_engine_stats_t stats;
 };
 
 /* scheduler.c */
-int eng_pipe_build(ss_engine_t *e, char *err, size_t errsz);
-void eng_pipe_free(ss_engine_t *e);
-int eng_pipe_ensure(ss_engine_t *e, char *err, size_t errsz);
-/* Waits for published sink messages and removes them from the outbox (own transaction). */
-int eng_outbox_settle(ss_engine_t *e, char *err, size_t errsz);
+/* Stops the pipelines, plans every view, registers new nodes (bootstrapping them from the
+ * views they read), and starts one pipeline per connected part of the plan. On failure
+ * nothing committed changes and the views stay stopped (plan_error says why). */
+int eng_rebuild(ss_engine_t *e, char *err, size_t errsz);
+void eng_pipes_stop(ss_engine_t *e);   /* stops and frees every pipeline */
 int eng_node_index(const ss_engine_t *e, ss_plan_kind_t kind, const char *label); /* -1 if absent */
-int64_t eng_view_lag(ss_engine_t *e, const char *view);
-void eng_view_stats(ss_engine_t *e, const char *view, ss_op_stats_t *out);
+eng_pipe_t *eng_pipe_of(ss_engine_t *e, int node);                              /* NULL if none */
+/* A view's counters summed over its nodes, its lag and its pipeline's state, as SHOW VIEWS
+ * prints them: state is e.g. "running", "catching up", "waiting on model m (...)". */
+void eng_view_status(ss_engine_t *e, const char *view, ss_op_stats_t *stats, int64_t *lag, char *state,
+                     size_t statesz);
+/* Counters of plan node i (zero if it has no operator). */
+void eng_node_stats(ss_engine_t *e, int i, ss_op_stats_t *out);
+
+/* pipeline.c */
+int eng_pipe_start(eng_pipe_t *p, char *err, size_t errsz);
+void eng_pipe_stop(eng_pipe_t *p); /* asks it to stop, joins its thread */
+void eng_pipe_free(eng_pipe_t *p); /* after stop; NULL-safe */
+/* The positions key of SOURCE node n in ss_offsets. */
+void eng_source_key(const ss_plan_node_t *n, char *buf, size_t bufsz);
+/* Encoded outbox deltas (shared with the bootstrap in scheduler.c). */
+int eng_encode_delta(const ss_zset_t *z, ss_buf_t *out);
+
+/* subscribe.c */
+/* Called by a pipeline after each commit with a VIEW node's delta (under no lock). */
+void eng_subs_publish(ss_engine_t *e, const char *view, const ss_zset_t *delta, const ss_schema_t *schema);
+void eng_subs_close_all(ss_engine_t *e, const char *view); /* NULL: every subscription */
 
 /* engine_query.c */
 int eng_select(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz);
@@ -164,10 +175,18 @@ void eng_table_free(eng_table_t *t);
 int eng_insert(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz);
 int eng_delete(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz);
 int eng_producer(ss_engine_t *e, ss_producer_t **p, char *err, size_t errsz);
+/* Opens e->transport: Kafka at brokers when given, else the log "<db>.log". */
+int eng_transport_open(ss_engine_t *e, const char *brokers, char *err, size_t errsz);
+/* Makes sure topic exists with the partitions and retention of the stream or view sink that names it. */
 int eng_create_topic(ss_engine_t *e, const char *topic, char *err, size_t errsz);
 
 /* engine_models.c */
 int eng_models_register(ss_engine_t *e, char *err, size_t errsz);
 int eng_model_add(ss_engine_t *e, const char *name, char *err, size_t errsz);
+
+/* Blocks the signals a terminal sends (SIGINT, SIGTERM, SIGQUIT, SIGHUP) and SIGPIPE in
+ * the calling thread, so threads it creates never take them; restore with the old set. */
+void eng_block_signals(sigset_t *old);
+void eng_restore_signals(const sigset_t *old);
 
 #endif

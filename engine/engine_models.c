@@ -28,7 +28,6 @@ static int lazy_load(ss_infer_backend_t *b, char *err, size_t errsz)
     lazy_t *l = b->impl;
     if (l->real)
         return SS_OK;
-    SS_ENG_NEED(ss_backend_local_new, "the local model backend", err, errsz);
     char lerr[SS_ERRSZ] = "";
     l->real = ss_backend_local_new(l->path, l->threads, lerr, sizeof lerr);
     if (!l->real)
@@ -147,13 +146,11 @@ int eng_model_add(ss_engine_t *e, const char *name, char *err, size_t errsz)
         if (!b)
             return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     } else if (ss_strcaseeq(m->backend, "openai")) {
-        SS_ENG_NEED(ss_backend_openai_new, "the OpenAI-compatible backend", err, errsz);
         const char *url = mopt(m, "url"), *model = mopt(m, "model"), *keyenv = mopt(m, "api_key_env");
         const char *to = mopt(m, "timeout_ms"), *mc = mopt(m, "max_concurrency");
         if (!url)
             return ss_seterr(err, errsz, SS_ERR_INVALID, "model %s: backend openai needs WITH (url = '...')", name);
         if (strchr(url, ',')) { /* several workers: a pool with prefix affinity and failover */
-            SS_ENG_NEED(ss_backend_workers_new, "the worker pool", err, errsz);
             b = ss_backend_workers_new(url, model ? model : name, keyenv ? getenv(keyenv) : NULL,
                                        to ? atoi(to) : 60000, err, errsz);
         } else

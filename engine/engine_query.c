@@ -226,7 +226,7 @@ static const char *binop_sql(ss_ast_op_t op)
 static const ss_schema_t *view_schema(ss_engine_t *e, const char *view)
 {
     int k = eng_node_index(e, SS_PN_VIEW, view);
-    return k < 0 ? NULL : e->pipe.plan->nodes[k]->schema;
+    return k < 0 ? NULL : e->plan->nodes[k]->schema;
 }
 
 /* Collects the FROM entries (views and their aliases) before any expression is rendered. */
@@ -434,7 +434,7 @@ static int gen_ctes(sqlgen_t *g, ss_buf_t *w)
         int k = eng_node_index(g->e, SS_PN_VIEW, g->views[i]);
         if (k < 0)
             return ss_seterr(g->err, g->errsz, SS_ERR_INTERNAL, "view %s is not running", g->views[i]);
-        const ss_schema_t *sc = g->e->pipe.plan->nodes[k]->schema;
+        const ss_schema_t *sc = g->e->plan->nodes[k]->schema;
         char *q = sqlite3_mprintf(", \"_ss_v_%w\" AS (SELECT ", g->views[i]);
         ss_buf_puts(w, q);
         sqlite3_free(q);
@@ -451,12 +451,21 @@ static int gen_ctes(sqlgen_t *g, ss_buf_t *w)
     return SS_OK;
 }
 
+/* The plan of every view (schemas, nodes): missing only when the views failed to start. */
+static int need_plan(ss_engine_t *e, char *err, size_t errsz)
+{
+    if (e->plan || ss_catalog_nviews(e->cat) == 0)
+        return SS_OK;
+    return ss_seterr(err, errsz, SS_ERR_INVALID, "the views are not running: %s",
+                     e->plan_error[0] ? e->plan_error : "no plan");
+}
+
 int eng_select(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz)
 {
     if (!st->query || st->query->kind != SS_Q_SELECT)
         return ss_seterr(err, errsz, SS_ERR_SEMANTIC, "%d:%d: only SELECT can be run as a query", st->span.line,
                          st->span.col);
-    int rc = eng_pipe_ensure(e, err, errsz);
+    int rc = need_plan(e, err, errsz);
     if (rc)
         return rc;
     sqlgen_t g;
@@ -513,7 +522,7 @@ int eng_select(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err
 
 int ss_engine_print_views(ss_engine_t *e, ss_buf_t *out, char *err, size_t errsz)
 {
-    int rc = eng_pipe_ensure(e, err, errsz);
+    int rc = need_plan(e, err, errsz);
     for (int i = 0; !rc && i < ss_catalog_nviews(e->cat); i++) {
         const char *name = ss_catalog_view_at(e->cat, i)->name;
         sqlgen_t g;
@@ -594,24 +603,28 @@ static int64_t view_rows(ss_engine_t *e, const char *view)
 
 static int show_views(ss_engine_t *e, ss_buf_t *out)
 {
-    const char *h[] = {"name", "rows", "lag", "deltas", "llm_calls", "cache_hits", "tokens", "sink"};
+    const char *h[] = {"name", "rows", "lag", "deltas", "llm_calls", "cache_hits", "tokens", "sink", "state"};
     eng_table_t t;
-    eng_table_init(&t, 8, h);
-    char perr[SS_ERRSZ];
-    if (eng_pipe_ensure(e, perr, sizeof perr))
-        ss_log(SS_LOG_WARN, "engine", "views are not running: %s", perr);
+    eng_table_init(&t, 9, h);
     for (int i = 0; i < ss_catalog_nviews(e->cat); i++) {
         const ss_cat_view_t *v = ss_catalog_view_at(e->cat, i);
         ss_op_stats_t s;
-        eng_view_stats(e, v->name, &s);
+        int64_t lagv;
+        char state[SS_ERRSZ + 128];
+        eng_view_status(e, v->name, &s, &lagv, state, sizeof state);
+        if (e->plan_error[0])
+            snprintf(state, sizeof state, "not running: %s", e->plan_error);
         char rows[24], lag[24], deltas[24], calls[24], hits[24], toks[24];
         snprintf(rows, sizeof rows, "%lld", (long long)view_rows(e, v->name));
-        snprintf(lag, sizeof lag, "%lld", (long long)eng_view_lag(e, v->name));
+        if (lagv < 0)
+            snprintf(lag, sizeof lag, "?");
+        else
+            snprintf(lag, sizeof lag, "%lld", (long long)lagv);
         snprintf(deltas, sizeof deltas, "%lld", (long long)s.rows_in);
         snprintf(calls, sizeof calls, "%lld", (long long)s.infer.calls);
         snprintf(hits, sizeof hits, "%lld", (long long)s.infer.cache_hits);
         snprintf(toks, sizeof toks, "%lld", (long long)(s.infer.prompt_tokens + s.infer.gen_tokens));
-        const char *row[] = {v->name, rows, lag, deltas, calls, hits, toks, v->sink_topic ? v->sink_topic : ""};
+        const char *row[] = {v->name, rows, lag, deltas, calls, hits, toks, v->sink_topic ? v->sink_topic : "", state};
         eng_table_add(&t, row);
     }
     eng_table_render(&t, out);
@@ -659,22 +672,23 @@ static void explain_stats(ss_engine_t *e, const char *view, ss_buf_t *out)
     const char *h[] = {"node", "operator", "batches", "rows_in", "rows_out", "llm_calls", "cache_hits", "tokens"};
     eng_table_t t;
     eng_table_init(&t, 8, h);
-    const ss_plan_t *p = e->pipe.plan;
+    const ss_plan_t *p = e->plan;
     for (int i = 0; p && i < p->n; i++) {
         const ss_plan_node_t *n = p->nodes[i];
         if (!n->view || !ss_strcaseeq(n->view, view))
             continue;
-        const ss_op_stats_t *s = &e->pipe.ops[i]->stats;
+        ss_op_stats_t s;
+        eng_node_stats(e, i, &s);
         char c[6][24];
         snprintf(c[0], 24, "%d", n->id);
-        snprintf(c[1], 24, "%lld", (long long)s->batches);
-        snprintf(c[2], 24, "%lld", (long long)s->rows_in);
-        snprintf(c[3], 24, "%lld", (long long)s->rows_out);
-        snprintf(c[4], 24, "%lld", (long long)s->infer.calls);
-        snprintf(c[5], 24, "%lld", (long long)s->infer.cache_hits);
+        snprintf(c[1], 24, "%lld", (long long)s.batches);
+        snprintf(c[2], 24, "%lld", (long long)s.rows_in);
+        snprintf(c[3], 24, "%lld", (long long)s.rows_out);
+        snprintf(c[4], 24, "%lld", (long long)s.infer.calls);
+        snprintf(c[5], 24, "%lld", (long long)s.infer.cache_hits);
         char tok[24];
-        snprintf(tok, sizeof tok, "%lld", (long long)(s->infer.prompt_tokens + s->infer.gen_tokens));
-        const char *row[] = {c[0], e->pipe.ops[i]->vt->name, c[1], c[2], c[3], c[4], c[5], tok};
+        snprintf(tok, sizeof tok, "%lld", (long long)(s.infer.prompt_tokens + s.infer.gen_tokens));
+        const char *row[] = {c[0], ss_plan_kind_name(n->kind), c[1], c[2], c[3], c[4], c[5], tok};
         eng_table_add(&t, row);
     }
     eng_table_render(&t, out);
@@ -683,7 +697,6 @@ static void explain_stats(ss_engine_t *e, const char *view, ss_buf_t *out)
 
 int eng_explain(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz)
 {
-    SS_ENG_NEED(ss_explain, "the planner", err, errsz);
     if (st->query) {
         ss_plan_t *p = NULL;
         int rc = ss_plan_query(e->cat, st->query, "query", &p, err, errsz);
@@ -695,11 +708,17 @@ int eng_explain(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *er
     if (!ss_catalog_view(e->cat, st->name))
         return ss_seterr(err, errsz, SS_ERR_NOTFOUND, "%d:%d: no such view: %s", st->name_span.line,
                          st->name_span.col, st->name);
-    int rc = eng_pipe_ensure(e, err, errsz);
+    int rc = need_plan(e, err, errsz);
     if (!rc)
-        rc = ss_explain(e->pipe.plan, st->name, out);
-    if (!rc)
+        rc = ss_explain(e->plan, st->name, out);
+    if (!rc) {
+        ss_op_stats_t s;
+        int64_t lag;
+        char state[SS_ERRSZ + 128];
+        eng_view_status(e, st->name, &s, &lag, state, sizeof state);
+        ss_buf_printf(out, "state: %s\n", state);
         explain_stats(e, st->name, out);
+    }
     return rc;
 }
 
@@ -707,7 +726,7 @@ int eng_explain(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *er
 
 static int64_t opt_int(const ss_ast_options_t *o, const char *name, int64_t dflt)
 {
-    const ss_ast_option_t *x = o && ss_ast_option_get ? ss_ast_option_get(o, name) : NULL;
+    const ss_ast_option_t *x = o ? ss_ast_option_get(o, name) : NULL;
     if (!x)
         return dflt;
     if (x->value.t == SS_INT)
@@ -721,45 +740,40 @@ static int64_t opt_int(const ss_ast_options_t *o, const char *name, int64_t dflt
 
 int eng_subscribe(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz)
 {
-    int rc = eng_pipe_ensure(e, err, errsz);
-    if (rc)
-        return rc;
-    int node = eng_node_index(e, SS_PN_VIEW, st->name);
-    if (node < 0)
-        return ss_seterr(err, errsz, SS_ERR_NOTFOUND, "%d:%d: no such view: %s", st->name_span.line,
-                         st->name_span.col, st->name);
     int64_t limit = opt_int(st->opts, "limit", e->sub_limit);
     int64_t timeout_ms = opt_int(st->opts, "timeout_ms", opt_int(st->opts, "timeout", e->sub_timeout_ms));
-    /* the current contents first, as insertions */
-    ss_zset_t snap;
-    ss_zset_init(&snap);
-    ss_op_ctx_t ctx = {ss_store_db(e->store), e->disp, (struct ss_embedder *)e->emb};
-    ss_op_t *op = e->pipe.ops[node];
-    if (op->vt->snapshot && op->vt->snapshot(op, &ctx, &snap, err, errsz) == SS_OK && !ss_zset_consolidate(&snap)) {
-        ss_buf_t b = SS_BUF_INIT;
-        ss_zset_dump(&snap, op->node->schema, &b);
+    ss_engine_sub_t *sub = NULL;
+    int rc = ss_engine_sub_open(e, st->name, 1, &sub, err, errsz);
+    if (rc) {
+        if (rc == SS_ERR_NOTFOUND)
+            ss_errprefix(err, errsz, "%d:%d", st->name_span.line, st->name_span.col);
+        return rc;
+    }
+    /* the current contents first, as insertions, then every change as it commits */
+    int64_t start = ss_now_ns(), seen = 0;
+    ss_buf_t b = SS_BUF_INIT;
+    while (!(e->stop && *e->stop) && !(limit > 0 && seen >= limit)) {
+        int64_t left = timeout_ms > 0 ? timeout_ms - (ss_now_ns() - start) / 1000000 : 200;
+        if (left <= 0)
+            break;
+        int64_t n = 0;
+        ss_buf_reset(&b);
+        rc = ss_engine_sub_next(sub, (int)SS_MIN(left, 200), &b, &n, err, errsz);
+        if (rc == SS_ERR_TIMEOUT) {
+            rc = SS_OK;
+            continue;
+        }
+        if (rc)
+            break;
+        seen += n;
         if (e->live) {
             fputs(ss_buf_cstr(&b), e->live);
             fflush(e->live);
         } else {
             ss_buf_append(out, b.data, b.len);
         }
-        ss_buf_free(&b);
     }
-    e->sub_changes = (int64_t)snap.n;
-    ss_zset_destroy(&snap);
-    e->sub_node = node;
-    e->sub_out = out;
-    int64_t start = ss_now_ns();
-    rc = SS_OK;
-    while (!rc && !(e->stop && *e->stop) && !(limit > 0 && e->sub_changes >= limit) &&
-           !(timeout_ms > 0 && ss_now_ns() - start >= timeout_ms * 1000000)) {
-        rc = ss_engine_step(e, NULL, err, errsz);
-        /* a rebuilt pipeline may have moved the view node */
-        if (!rc)
-            e->sub_node = eng_node_index(e, SS_PN_VIEW, st->name);
-    }
-    e->sub_node = -1;
-    e->sub_out = NULL;
+    ss_buf_free(&b);
+    ss_engine_sub_close(sub);
     return rc;
 }

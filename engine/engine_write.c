@@ -1,22 +1,46 @@
 /*
- * engine_write.c — the engine's writes to streams: INSERT INTO stream VALUES and
- * DELETE FROM stream WHERE key = .. become messages in the stream's own format
- * (json: {"op":"insert|delete","row":{..}}; upsert: the row, or a tombstone,
- * keyed by the key columns; debezium: {"op":"c","after":..} / {"op":"d","before":..}),
- * produced to the stream's topic; ss_engine_load_jsonl produces a file's lines
- * as they are. Topics are created on the embedded broker when missing.
+ * engine_write.c — the engine's transport and its writes to streams: opening
+ * the transport (the durable log beside the state, or Kafka), creating topics
+ * with the partitions and retention their stream or view declares, INSERT INTO
+ * stream VALUES and DELETE FROM stream WHERE key = .. as messages in the
+ * stream's own format (json: {"op":"insert|delete","row":{..}}; upsert: the
+ * row, or a tombstone; debezium: {"op":"c","after":..} / {"op":"d","before":..}),
+ * and ss_engine_load_jsonl, which produces a file's lines as they are. Every
+ * message is keyed by the stream's key (ss_stream_key: the key columns, or the
+ * whole row of a keyless stream), so one key's history stays in one partition,
+ * in order. A write is acknowledged once it is durable on the transport.
  */
 #include "engine_int.h"
+#include "ss_retention.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+int eng_transport_open(ss_engine_t *e, const char *brokers, char *err, size_t errsz)
+{
+    int rc;
+    if (brokers && *brokers) {
+        rc = ss_transport_kafka(brokers, &e->transport, err, errsz);
+    } else {
+        char *path = ss_sprintf("%s.log", e->db_path);
+        rc = path ? ss_transport_log(path, &e->transport, err, errsz)
+                  : (int)ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+        free(path);
+    }
+    if (rc)
+        return rc;
+    ss_log(SS_LOG_INFO, "engine", "streams and sinks on %s", ss_transport_describe(e->transport));
+    if (e->progress)
+        fprintf(stderr, "semstream: streams and sinks on %s\n", ss_transport_describe(e->transport));
+    return SS_OK;
+}
 
 int eng_producer(ss_engine_t *e, ss_producer_t **p, char *err, size_t errsz)
 {
-    SS_ENG_NEED(ss_producer_new, "the Kafka producer", err, errsz);
     if (!e->prod) {
-        int rc = ss_producer_new(e->brokers, &e->prod, err, errsz);
+        int rc = ss_producer_new(e->transport, &e->prod, err, errsz);
         if (rc)
             return rc;
     }
@@ -24,29 +48,70 @@ int eng_producer(ss_engine_t *e, ss_producer_t **p, char *err, size_t errsz)
     return SS_OK;
 }
 
-/* Partitions of a new topic on the embedded broker: WITH (partitions = N) of the
- * stream that uses the topic, else 1 (so that arrival order is total). */
-static int topic_partitions(ss_engine_t *e, const char *topic)
+static const char *opt_value(int nopts, const ss_plan_opt_t *opts, const char *name)
 {
+    for (int k = 0; k < nopts; k++)
+        if (!strcmp(opts[k].name, name))
+            return opts[k].value;
+    return NULL;
+}
+
+/* A topic's partitions and retention from the options of the stream or view sink
+ * that names it (the last one found wins); *view = the view publishing to it. */
+static int topic_opts(ss_engine_t *e, const char *topic, ss_topic_opts_t *o, const char **view, char *err,
+                      size_t errsz)
+{
+    memset(o, 0, sizeof *o);
+    *view = NULL;
+    int nopts = 0;
+    const ss_plan_opt_t *opts = NULL;
     for (int i = 0; e->cat && i < ss_catalog_nstreams(e->cat); i++) {
         const ss_cat_stream_t *cs = ss_catalog_stream_at(e->cat, i);
-        if (strcmp(cs->topic ? cs->topic : cs->name, topic))
-            continue;
-        for (int k = 0; k < cs->nopts; k++)
-            if (!strcmp(cs->opts[k].name, "partitions")) {
-                int n = atoi(cs->opts[k].value);
-                return n > 0 && n <= 1024 ? n : 1;
-            }
+        if (!strcmp(cs->topic ? cs->topic : cs->name, topic)) {
+            nopts = cs->nopts;
+            opts = cs->opts;
+        }
     }
-    return 1;
+    for (int i = 0; e->cat && i < ss_catalog_nviews(e->cat); i++) {
+        const ss_cat_view_t *cv = ss_catalog_view_at(e->cat, i);
+        if (cv->sink_topic && !strcmp(cv->sink_topic, topic)) {
+            nopts = cv->nopts;
+            opts = cv->opts;
+            *view = cv->name;
+        }
+    }
+    const char *parts = opt_value(nopts, opts, "partitions"), *ret = opt_value(nopts, opts, "retention");
+    o->partitions = parts ? atoi(parts) : 1;
+    if (o->partitions < 1 || o->partitions > 1024)
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "topic %s: partitions '%s' out of range 1..1024", topic, parts);
+    o->set_retention = opts != NULL; /* a definition names the topic: its retention (none = keep all) holds */
+    if (ret && ss_retention_parse(ret, &o->retention_ms, &o->retention_rows, err, errsz)) {
+        ss_errprefix(err, errsz, "topic %s", topic);
+        return SS_ERR_INVALID;
+    }
+    return SS_OK;
 }
 
 int eng_create_topic(ss_engine_t *e, const char *topic, char *err, size_t errsz)
 {
-    if (!e->broker)
-        return SS_OK; /* external cluster: topics are the operator's business (or auto-created) */
-    int rc = ss_broker_create_topic(e->broker, topic, topic_partitions(e, topic), err, errsz);
-    return rc == SS_ERR_EXISTS ? SS_OK : rc;
+    ss_topic_opts_t o;
+    const char *view = NULL;
+    int rc = topic_opts(e, topic, &o, &view, err, errsz);
+    int first = 0, parts = 0;
+    if (!rc)
+        rc = ss_transport_create_topic(e->transport, topic, &o, &parts, &first, err, errsz);
+    if (rc)
+        return rc;
+    if (first && parts != o.partitions)
+        ss_log(SS_LOG_WARN, "engine", "topic %s has %d partition(s), not the %d its definition asks for (an existing "
+               "topic keeps its partitions)", topic, parts, o.partitions);
+    if (first && view) {
+        ss_log(SS_LOG_INFO, "engine", "view %s publishes its changes to topic %s on %s", view, topic,
+               ss_transport_describe(e->transport));
+        if (e->progress)
+            fprintf(stderr, "semstream: view %s publishes its changes to topic %s\n", view, topic);
+    }
+    return SS_OK;
 }
 
 /* ---- constant expressions of VALUES and WHERE ---- */
@@ -89,28 +154,6 @@ static int set_col(const ss_cat_stream_t *cs, ss_row_t *row, int col, const ss_a
     return rc;
 }
 
-/* Message key: the key columns as a JSON object (NULL when the stream has no key). */
-static char *key_json(const ss_cat_stream_t *cs, const ss_row_t *row, size_t *len)
-{
-    int keys[64];
-    int nk = ss_schema_keys(cs->schema, keys, 64);
-    if (!nk)
-        return NULL;
-    ss_buf_t b = SS_BUF_INIT;
-    ss_buf_putc(&b, '{');
-    for (int i = 0; i < nk; i++) {
-        if (i)
-            ss_buf_putc(&b, ',');
-        const char *n = cs->schema->names[keys[i]];
-        ss_buf_put_json_str(&b, n, strlen(n));
-        ss_buf_putc(&b, ':');
-        ss_val_to_json(&row->v[keys[i]], &b);
-    }
-    ss_buf_putc(&b, '}');
-    *len = b.len;
-    return ss_buf_take(&b);
-}
-
 static int send_row(ss_engine_t *e, const ss_cat_stream_t *cs, const ss_row_t *row, int del, char *err,
                     size_t errsz)
 {
@@ -132,11 +175,13 @@ static int send_row(ss_engine_t *e, const ss_cat_stream_t *cs, const ss_row_t *r
     } else {
         ss_buf_printf(&v, "{\"op\":\"%s\",\"row\":%s}", del ? "delete" : "insert", ss_buf_cstr(&r));
     }
-    size_t klen = 0;
-    char *key = key_json(cs, row, &klen);
-    rc = ss_producer_send(p, cs->topic ? cs->topic : cs->name, key, klen, tombstone ? NULL : v.data,
-                          tombstone ? 0 : v.len, err, errsz);
-    free(key);
+    ss_buf_t key = SS_BUF_INIT;
+    if (ss_stream_key(cs->schema, row, &key))
+        rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    else
+        rc = ss_producer_send(p, cs->topic ? cs->topic : cs->name, key.data, key.len, tombstone ? NULL : v.data,
+                              tombstone ? 0 : v.len, err, errsz);
+    ss_buf_free(&key);
     ss_buf_free(&v);
     ss_buf_free(&r);
     return rc;
@@ -156,9 +201,15 @@ static const ss_cat_stream_t *find_stream(ss_engine_t *e, const ss_ast_stmt_t *s
     return cs;
 }
 
-static int flush_writes(ss_engine_t *e, char *err, size_t errsz)
+/* Makes a statement's messages durable; when that (or producing them) failed,
+ * drops what is still queued so that a later statement does not write it. */
+static int finish_writes(ss_engine_t *e, int rc, char *err, size_t errsz)
 {
-    return ss_producer_flush(e->prod, 30000, err, errsz);
+    if (!rc && e->prod)
+        rc = ss_producer_flush(e->prod, 30000, err, errsz);
+    if (rc && e->prod)
+        ss_producer_discard(e->prod);
+    return rc;
 }
 
 int eng_insert(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz)
@@ -178,22 +229,24 @@ int eng_insert(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err
     int rc = eng_create_topic(e, cs->topic ? cs->topic : cs->name, err, errsz);
     for (int r = 0; !rc && r < st->nrows; r++) {
         const ss_ast_expr_list_t *vals = st->rows[r];
-        if (vals->n != ncols) {
+        if (vals->n != ncols) { /* nothing of the statement is written: finish_writes drops what is queued */
             const ss_span_t sp = vals->n ? vals->items[0]->span : st->span;
-            return ss_seterr(err, errsz, SS_ERR_SEMANTIC, "%d:%d: %d values for %d columns", sp.line, sp.col, vals->n,
-                             ncols);
+            rc = ss_seterr(err, errsz, SS_ERR_SEMANTIC, "%d:%d: %d values for %d columns", sp.line, sp.col, vals->n,
+                           ncols);
+            break;
         }
         ss_row_t *row = ss_row_new(cs->schema->n);
-        if (!row)
-            return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+        if (!row) {
+            rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+            break;
+        }
         for (int i = 0; !rc && i < ncols; i++)
             rc = set_col(cs, row, cols[i], vals->items[i], err, errsz);
         if (!rc)
             rc = send_row(e, cs, row, 0, err, errsz);
         ss_row_free(row);
     }
-    if (!rc && st->nrows)
-        rc = flush_writes(e, err, errsz);
+    rc = finish_writes(e, rc, err, errsz);
     if (rc)
         return rc;
     return ss_buf_printf(out, "INSERT %d\n", st->nrows) ? SS_ERR_NOMEM : SS_OK;
@@ -251,8 +304,7 @@ int eng_delete(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err
         rc = eng_create_topic(e, cs->topic ? cs->topic : cs->name, err, errsz);
     if (!rc)
         rc = send_row(e, cs, row, 1, err, errsz);
-    if (!rc)
-        rc = flush_writes(e, err, errsz);
+    rc = finish_writes(e, rc, err, errsz);
     ss_row_free(row);
     free(set);
     if (rc)
@@ -264,35 +316,24 @@ int ss_engine_load_jsonl(ss_engine_t *e, const char *stream, const char *path, i
                          size_t errsz)
 {
     *n = 0;
-    const ss_cat_stream_t *cs = ss_catalog_stream ? ss_catalog_stream(e->cat, stream) : NULL;
+    const ss_cat_stream_t *cs = ss_catalog_stream(e->cat, stream);
     if (!cs)
         return ss_seterr(err, errsz, SS_ERR_NOTFOUND, "--load %s=%s: no such stream", stream, path);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return ss_seterr(err, errsz, SS_ERR_IO, "--load %s=%s: %s", stream, path, strerror(errno));
-    ss_producer_t *p = NULL;
-    const char *topic = cs->topic ? cs->topic : cs->name;
-    int rc = eng_create_topic(e, topic, err, errsz);
+    ss_load_opts_t o = {cs->name, cs->topic ? cs->topic : cs->name, path, SS_FMT_JSON, cs->schema, e->stop};
+    if (ss_format_parse(cs->format ? cs->format : "json", &o.format))
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "stream %s: unknown format %s", cs->name, cs->format);
+    ss_load_result_t r;
+    int rc = eng_create_topic(e, o.topic, err, errsz);
     if (!rc)
-        rc = eng_producer(e, &p, err, errsz);
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    while (!rc && (len = getline(&line, &cap, f)) >= 0) {
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-            line[--len] = 0;
-        size_t i = 0;
-        while (i < (size_t)len && (line[i] == ' ' || line[i] == '\t'))
-            i++;
-        if (i == (size_t)len)
-            continue;
-        rc = ss_producer_send(p, topic, NULL, 0, line, (size_t)len, err, errsz);
-        if (!rc)
-            (*n)++;
-    }
-    free(line);
-    fclose(f);
-    if (!rc)
-        rc = ss_producer_flush(p, 60000, err, errsz);
-    return rc;
+        rc = ss_load_jsonl(e->transport, &o, &r, err, errsz);
+    if (rc)
+        return rc;
+    *n = r.lines;
+    if (r.before)
+        ss_log(SS_LOG_INFO, "engine", "--load %s=%s: %lld lines were loaded by an earlier run; %lld more now",
+               stream, path, (long long)r.before, (long long)r.lines);
+    if (r.unkeyed)
+        ss_log(SS_LOG_WARN, "engine", "--load %s=%s: %lld line(s) do not decode as rows of %s; they go to its "
+               "dead-letter topic", stream, path, (long long)r.unkeyed, cs->name);
+    return SS_OK;
 }

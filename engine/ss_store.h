@@ -2,7 +2,8 @@
  * ss_store.h — the engine's state store: the SQLite database (WAL) that holds the
  * catalog, every operator's state tables (st_<node>_*), the view tables
  * (view_<name>), and the engine's own bookkeeping:
- *   ss_offsets(stream, partition, next_offset)   committed input positions
+ *   ss_offsets(stream, partition, next_offset)   committed input positions, keyed by source
+ *                                                (the caller's key: a SOURCE node's own name)
  *   ss_view_seq(view, next_seq)                  per-view sink sequence
  *   ss_outbox(id, view, seq_start, delta)         view changes not yet delivered to sinks
  *   ss_nodes(id, kind, label, view)              plan nodes whose state exists
@@ -14,13 +15,15 @@
 #define SS_STORE_H
 
 #include "ss_base.h"
-#include "ss_kafka.h"
+#include "ss_connect.h" /* ss_offset_t */
 
 #include <sqlite3.h>
 
 typedef struct ss_store ss_store_t;
 
-/* Opens (creating if needed) the database at path in WAL mode. */
+/* Opens (creating if needed) the database at path in WAL mode. Several connections
+ * (one per pipeline thread, one for statements) may be open on one file. A file whose
+ * state was written in an older layout is refused (SS_ERR_UNSUPPORTED, saying why). */
 int ss_store_open(const char *path, ss_store_t **out, char *err, size_t errsz);
 void ss_store_close(ss_store_t *s); /* NULL-safe */
 sqlite3 *ss_store_db(ss_store_t *s);
@@ -52,11 +55,14 @@ int ss_store_clear_offsets(ss_store_t *s, const char *stream, char *err, size_t 
  * are delivered, so a crash re-publishes exactly the undelivered entries. */
 int ss_store_outbox_add(ss_store_t *s, const char *view, int64_t seq_start, const void *delta, size_t len,
                         char *err, size_t errsz);
-/* Calls fn for every entry in the order they were added; stops at fn's first error. */
+/* Calls fn for every entry of view (NULL: of every view) in the order they were added;
+ * stops at fn's first error. */
 typedef int (*ss_store_outbox_fn)(void *arg, const char *view, int64_t seq_start, const void *delta,
                                   size_t len, char *err, size_t errsz);
-int ss_store_outbox_each(ss_store_t *s, ss_store_outbox_fn fn, void *arg, char *err, size_t errsz);
-int ss_store_outbox_clear(ss_store_t *s, char *err, size_t errsz);
+int ss_store_outbox_each(ss_store_t *s, const char *view, ss_store_outbox_fn fn, void *arg, char *err,
+                         size_t errsz);
+/* Removes the entries of view (NULL: every entry). */
+int ss_store_outbox_clear(ss_store_t *s, const char *view, char *err, size_t errsz);
 int ss_store_outbox_count(ss_store_t *s, int64_t *n, char *err, size_t errsz);
 
 /* Next sink sequence of a view (1 when never published). */

@@ -30,6 +30,34 @@ static int sqlerr(ss_store_t *s, char *err, size_t errsz, const char *what)
                      sqlite3_errmsg(s->db));
 }
 
+/* The layout of the state (user_version): 2 = a SOURCE node per view (its own input
+ * positions, keyed by node), format of this build. A database with state written in an
+ * older layout is refused, never reinterpreted: its views would double-count. */
+#define SS_STORE_FORMAT 2
+
+static int check_format(ss_store_t *s, char *err, size_t errsz)
+{
+    sqlite3_stmt *st = NULL;
+    int ver = 0, nodes = 0;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        ver = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM ss_nodes", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        nodes = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (ver == SS_STORE_FORMAT || (ver == 0 && nodes == 0)) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "PRAGMA user_version=%d", SS_STORE_FORMAT);
+        return ver == SS_STORE_FORMAT ? SS_OK : ss_store_exec(s, sql, err, errsz);
+    }
+    return ss_seterr(err, errsz, SS_ERR_UNSUPPORTED, "state store %s holds views in layout %d; this build writes "
+                     "layout %d and cannot take it over without double-counting: keep the old file, start a new "
+                     "--db and re-create the views (they read their streams from the beginning)",
+                     s->path, ver, SS_STORE_FORMAT);
+}
+
 int ss_store_open(const char *path, ss_store_t **out, char *err, size_t errsz)
 {
     *out = NULL;
@@ -62,6 +90,8 @@ int ss_store_open(const char *path, ss_store_t **out, char *err, size_t errsz)
                            "PRAGMA page_size=16384; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536;"
                            "PRAGMA wal_autocheckpoint=8192; PRAGMA temp_store=MEMORY; PRAGMA secure_delete=FAST;",
                            err, errsz);
+    if (!rc)
+        rc = check_format(s, err, errsz);
     if (!rc)
         rc = ss_store_exec(s, SCHEMA_SQL, err, errsz);
     if (rc) {
@@ -253,12 +283,15 @@ int ss_store_outbox_add(ss_store_t *s, const char *view, int64_t seq_start, cons
     return rc;
 }
 
-int ss_store_outbox_each(ss_store_t *s, ss_store_outbox_fn fn, void *arg, char *err, size_t errsz)
+int ss_store_outbox_each(ss_store_t *s, const char *view, ss_store_outbox_fn fn, void *arg, char *err,
+                         size_t errsz)
 {
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, "SELECT view, seq_start, delta FROM ss_outbox ORDER BY id", -1, &st, NULL) !=
-        SQLITE_OK)
+    if (sqlite3_prepare_v2(s->db, "SELECT view, seq_start, delta FROM ss_outbox WHERE ?1 IS NULL OR view = ?1"
+                           " ORDER BY id", -1, &st, NULL) != SQLITE_OK)
         return sqlerr(s, err, errsz, "ss_outbox");
+    if (view)
+        sqlite3_bind_text(st, 1, view, -1, SQLITE_TRANSIENT);
     int rc = SS_OK, sr;
     while (!rc && (sr = sqlite3_step(st)) == SQLITE_ROW)
         rc = fn(arg, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1),
@@ -269,9 +302,10 @@ int ss_store_outbox_each(ss_store_t *s, ss_store_outbox_fn fn, void *arg, char *
     return rc;
 }
 
-int ss_store_outbox_clear(ss_store_t *s, char *err, size_t errsz)
+int ss_store_outbox_clear(ss_store_t *s, const char *view, char *err, size_t errsz)
 {
-    return exec_bind1(s, "DELETE FROM ss_outbox", NULL, err, errsz);
+    return view ? exec_bind1(s, "DELETE FROM ss_outbox WHERE view = ?1", view, err, errsz)
+                : exec_bind1(s, "DELETE FROM ss_outbox", NULL, err, errsz);
 }
 
 int ss_store_outbox_count(ss_store_t *s, int64_t *n, char *err, size_t errsz)

@@ -80,7 +80,7 @@ static void distinct_destroy(ss_op_t *op)
 
 static const ss_op_vtable_t distinct_vt = {
     "distinct", SS_OPK_NONLINEAR, distinct_init, distinct_apply, distinct_snapshot, distinct_strategy,
-    distinct_destroy,
+    distinct_destroy, NULL,
 };
 
 int ss_op_distinct_init(ss_op_t *op, char *err, size_t errsz)

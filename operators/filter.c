@@ -50,7 +50,7 @@ static const char *filter_strategy(const ss_op_t *op)
 static void filter_destroy(ss_op_t *op) { (void)op; }
 
 static const ss_op_vtable_t filter_vt = {
-    "filter", SS_OPK_LINEAR, filter_init, filter_apply, NULL, filter_strategy, filter_destroy,
+    "filter", SS_OPK_LINEAR, filter_init, filter_apply, NULL, filter_strategy, filter_destroy, NULL,
 };
 
 int ss_op_filter_init(ss_op_t *op, char *err, size_t errsz)

@@ -465,7 +465,7 @@ static void group_destroy(ss_op_t *op)
 }
 
 static const ss_op_vtable_t group_vt = {
-    "group", SS_OPK_NONLINEAR, group_init, group_apply, group_snapshot, group_strategy, group_destroy,
+    "group", SS_OPK_NONLINEAR, group_init, group_apply, group_snapshot, group_strategy, group_destroy, NULL,
 };
 
 int ss_op_group_init(ss_op_t *op, char *err, size_t errsz)

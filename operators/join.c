@@ -368,7 +368,7 @@ static void join_destroy(ss_op_t *op)
 }
 
 static const ss_op_vtable_t join_vt = {
-    "join", SS_OPK_BILINEAR, join_init, join_apply, join_snapshot, join_strategy, join_destroy,
+    "join", SS_OPK_BILINEAR, join_init, join_apply, join_snapshot, join_strategy, join_destroy, NULL,
 };
 
 int ss_op_join_init(ss_op_t *op, char *err, size_t errsz)

@@ -938,6 +938,15 @@ static void gen_destroy(ss_op_t *op)
     op->impl = NULL;
 }
 
+/* The batch was rolled back: the document index may hold its embeddings; reload on next use. */
+static void gen_rollback(ss_op_t *op)
+{
+    gen_t *g = op->impl;
+    ss_sem_vidx_free(&g->idx);
+    ss_sem_vidx_init(&g->idx);
+    g->loaded = 0;
+}
+
 static const ss_op_vtable_t llm_generate_vt = {
     .name = "llm_generate",
     .kind = SS_OPK_NONLINEAR,
@@ -945,6 +954,7 @@ static const ss_op_vtable_t llm_generate_vt = {
     .apply = gen_apply,
     .snapshot = gen_snapshot,
     .strategy = gen_strategy,
+    .rollback = gen_rollback,
     .destroy = gen_destroy,
 };
 

@@ -63,7 +63,7 @@ static const char *project_strategy(const ss_op_t *op)
 static void project_destroy(ss_op_t *op) { (void)op; }
 
 static const ss_op_vtable_t project_vt = {
-    "project", SS_OPK_LINEAR, project_init, project_apply, NULL, project_strategy, project_destroy,
+    "project", SS_OPK_LINEAR, project_init, project_apply, NULL, project_strategy, project_destroy, NULL,
 };
 
 int ss_op_project_init(ss_op_t *op, char *err, size_t errsz)

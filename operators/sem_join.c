@@ -603,6 +603,17 @@ static void join_destroy(ss_op_t *op)
     op->impl = NULL;
 }
 
+/* The batch was rolled back: the indexes may hold its embeddings; reload on next use. */
+static void join_rollback(ss_op_t *op)
+{
+    sem_join_t *J = op->impl;
+    for (int s = 0; s < 2; s++) {
+        ss_sem_vidx_free(&J->idx[s]);
+        ss_sem_vidx_init(&J->idx[s]);
+    }
+    J->loaded = 0;
+}
+
 static const ss_op_vtable_t sem_join_vt = {
     .name = "sem_join",
     .kind = SS_OPK_BILINEAR,
@@ -610,6 +621,7 @@ static const ss_op_vtable_t sem_join_vt = {
     .apply = join_apply,
     .snapshot = join_snapshot,
     .strategy = join_strategy,
+    .rollback = join_rollback,
     .destroy = join_destroy,
 };
 

@@ -426,7 +426,7 @@ static void source_destroy(ss_op_t *op)
 }
 
 static const ss_op_vtable_t source_vt = {
-    "source", SS_OPK_NONLINEAR, source_init, source_apply, source_snapshot, source_strategy, source_destroy,
+    "source", SS_OPK_NONLINEAR, source_init, source_apply, source_snapshot, source_strategy, source_destroy, NULL,
 };
 
 int ss_op_source_init(ss_op_t *op, char *err, size_t errsz)

@@ -3,7 +3,7 @@
  * created from one plan node and implements: init (create or reload its state
  * tables in SQLite), apply (consume a delta batch on an input port and emit the
  * output delta), snapshot (the integrated output, where the operator keeps it),
- * destroy. Operators keep their state in SQLite tables named st_<node id>_*, in
+ * rollback (forget uncommitted in-memory state), destroy. Operators keep their state in SQLite tables named st_<node id>_*, in
  * the engine's database; the scheduler wraps each micro-batch in a transaction,
  * so an operator never commits by itself.
  *
@@ -57,6 +57,11 @@ typedef struct ss_op_vtable {
     /* Short description of the incremental strategy (EXPLAIN), e.g. "1 call per changed row". */
     const char *(*strategy)(const ss_op_t *op);
     void (*destroy)(ss_op_t *op); /* frees impl (not the ss_op_t) */
+    /* The engine rolled back the batch in progress (its answers were not all in, or it
+     * failed): forget whatever in-memory state changed since the last commit, so the next
+     * attempt starts from the committed tables. NULL: the operator keeps all its state
+     * in SQLite. */
+    void (*rollback)(ss_op_t *op);
 } ss_op_vtable_t;
 
 struct ss_op {

@@ -288,7 +288,7 @@ static void topk_destroy(ss_op_t *op)
 }
 
 static const ss_op_vtable_t topk_vt = {
-    "topk", SS_OPK_NONLINEAR, topk_init, topk_apply, topk_snapshot, topk_strategy, topk_destroy,
+    "topk", SS_OPK_NONLINEAR, topk_init, topk_apply, topk_snapshot, topk_strategy, topk_destroy, NULL,
 };
 
 int ss_op_topk_init(ss_op_t *op, char *err, size_t errsz)

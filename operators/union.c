@@ -34,7 +34,7 @@ static const char *union_strategy(const ss_op_t *op)
 static void union_destroy(ss_op_t *op) { (void)op; }
 
 static const ss_op_vtable_t union_vt = {
-    "union", SS_OPK_LINEAR, union_init, union_apply, NULL, union_strategy, union_destroy,
+    "union", SS_OPK_LINEAR, union_init, union_apply, NULL, union_strategy, union_destroy, NULL,
 };
 
 int ss_op_union_init(ss_op_t *op, char *err, size_t errsz)

@@ -297,7 +297,7 @@ static void view_destroy(ss_op_t *op)
 }
 
 static const ss_op_vtable_t view_vt = {
-    "view", SS_OPK_LINEAR, view_init, view_apply, view_snapshot, view_strategy, view_destroy,
+    "view", SS_OPK_LINEAR, view_init, view_apply, view_snapshot, view_strategy, view_destroy, NULL,
 };
 
 int ss_op_view_init(ss_op_t *op, char *err, size_t errsz)

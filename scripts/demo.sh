@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # demo.sh — the README's main job: sets up and builds semstream, then runs the
-# paper-digest example (examples/paper_digest.sql) on the embedded Kafka broker
-# and the local model, feeding examples/papers.jsonl into the `papers` stream,
+# paper-digest example (examples/paper_digest.sql) on the durable log (beside
+# the state) and the local model, feeding examples/papers.jsonl into the `papers` stream,
 # until every view is caught up; then prints the views.
 #
 #   scripts/demo.sh [--model FILE.gguf] [extra `semstream run` options]
@@ -39,7 +39,7 @@ if [ $TINY = 1 ]; then
   echo "note: default tiny model (stories260K): its answers are meaningless; SEM_FILTER keeps P(yes) >= 0.15 here"
 fi
 
-echo "== semstream run examples/paper_digest.sql (embedded broker, local model) =="
+echo "== semstream run examples/paper_digest.sql (durable log, local model) =="
 build/semstream run "$DEMO/demo.sql" \
   --db "$DEMO/semstream.db" \
   --load papers=examples/papers.jsonl \

@@ -8,6 +8,7 @@
  * (see plan_int.h). The catalog owns its entries; the sqlite3 handle is borrowed.
  */
 #include "plan_int.h"
+#include "ss_retention.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,6 +142,48 @@ static const ss_span_t *opt_span(const ss_ast_stmt_t *st, const char *name)
     return o ? &o->span : &st->name_span;
 }
 
+/* WITH (retention = '...') and WITH (partitions = N) of a stream or a view's sink topic. */
+static int check_topic_options(const ss_ast_stmt_t *st, int nopts, const ss_plan_opt_t *opts, const char *what,
+                               char *err, size_t errsz)
+{
+    const ss_plan_node_t n = {.nopts = nopts, .opts = (ss_plan_opt_t *)opts};
+    const char *ret = ss_plan_opt(&n, "retention"), *parts = ss_plan_opt(&n, "partitions");
+    char e2[256];
+    int64_t ms, rows;
+    if (ret && ss_retention_parse(ret, &ms, &rows, e2, sizeof e2)) {
+        const ss_span_t *sp = opt_span(st, "retention");
+        return ss_seterr(err, errsz, SS_ERR_SEMANTIC, "%d:%d: %s %s: %s", sp->line, sp->col, what, st->name, e2);
+    }
+    if (parts) {
+        char *end;
+        long v = strtol(parts, &end, 10);
+        if (end == parts || *end || v < 1 || v > 1024) {
+            const ss_span_t *sp = opt_span(st, "partitions");
+            return ss_seterr(err, errsz, SS_ERR_SEMANTIC, "%d:%d: %s %s: partitions must be a whole number "
+                             "1..1024, not '%s'", sp->line, sp->col, what, st->name, parts);
+        }
+    }
+    return SS_OK;
+}
+
+/* A view's WITH (retention, partitions) describe its sink topic: valid values, and a sink_topic to apply to. */
+static int check_view_options(const ss_ast_stmt_t *st, char *err, size_t errsz)
+{
+    int nopts = 0;
+    ss_plan_opt_t *opts = NULL;
+    if (ss__opts_copy(st->opts, &nopts, &opts))
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    int rc = check_topic_options(st, nopts, opts, "view", err, errsz);
+    ss__opts_free(nopts, opts);
+    const ss_ast_option_t *r = ss__opt_find(st->opts, "retention");
+    if (!r)
+        r = ss__opt_find(st->opts, "partitions");
+    if (!rc && r && !ss__opt_find(st->opts, "sink_topic"))
+        rc = ss_seterr(err, errsz, SS_ERR_SEMANTIC, "%d:%d: view %s: %s applies to the view's sink topic; give "
+                       "WITH (sink_topic = '...') too", r->span.line, r->span.col, st->name, r->name);
+    return rc;
+}
+
 /* WITH (key = 'a, b') may only name declared columns, and only KEY columns when some are declared. */
 static int check_key_option(const ss_ast_stmt_t *st, const ss_schema_t *sc, const char *keys, char *err,
                             size_t errsz)
@@ -233,6 +276,8 @@ static int build_stream(const ss_ast_stmt_t *st, stream_ent_t **out, char *err, 
     }
     const char *keyopt = ss_plan_opt(&(ss_plan_node_t){.nopts = e->pub.nopts, .opts = e->pub.opts}, "key");
     if (keyopt && (rc = check_key_option(st, e->pub.schema, keyopt, err, errsz)))
+        goto fail;
+    if ((rc = check_topic_options(st, e->pub.nopts, e->pub.opts, "stream", err, errsz)))
         goto fail;
     rc = SS_ERR_NOMEM;
     e->pub.format = ss_strdup(fmt ? fmt : "json");
@@ -633,6 +678,8 @@ int ss_catalog_add_view(ss_catalog_t *c, const ss_ast_stmt_t *stmt, char *err, s
     if (!stmt->text || !*stmt->text)
         return ss_seterr(err, errsz, SS_ERR_INVALID, "CREATE VIEW %s carries no source text to store",
                          stmt->name);
+    if ((rc = check_view_options(stmt, err, errsz)))
+        return rc;
     ss_plan_t *p = NULL;
     if ((rc = ss__plan_view(c, stmt->query, stmt->name, stmt->opts, &p, err, errsz)))
         return rc;

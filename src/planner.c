@@ -80,38 +80,33 @@ static ss_plan_node_t *same_schema_node(pctx_t *x, ss_plan_kind_t k, ss_plan_nod
     return n;
 }
 
-/* The SOURCE node of a stream (shared) or the VIEW node of a view (planned on demand). */
+/* The SOURCE node of a stream in the current view, or the VIEW node of a view (planned
+ * on demand). Every view reads its streams through SOURCE nodes of its own (ids of the
+ * view's range, state and input positions of their own), so views progress
+ * independently; a view that reads another view shares that view's nodes. */
 int ss__input_node(pctx_t *x, const char *name, ss_span_t sp, ss_plan_node_t **out, const char **what)
 {
     const ss_cat_stream_t *s = ss_catalog_stream(x->cat, name);
     if (s) {
         *what = "stream";
-        ss_plan_node_t *n = find_node(x->plan, SS_PN_SOURCE, s->name);
-        if (n) {
-            *out = n;
-            return SS_OK;
+        for (int i = 0; i < x->plan->n; i++) {
+            ss_plan_node_t *n = x->plan->nodes[i];
+            if (n->kind == SS_PN_SOURCE && ss_strcaseeq(n->label, s->name) && n->view && ss_strcaseeq(n->view, x->view)) {
+                *out = n;
+                return SS_OK;
+            }
         }
-        int64_t seq = ss__catalog_seq(x->cat, SS_OBJ_STREAM, s->name);
-        if (seq <= 0 || seq >= SS_PLAN_IDS_PER_VIEW)
-            return ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED,
-                             "%d:%d: stream %s has catalog number %lld; at most %d streams can ever be created",
-                             sp.line, sp.col, s->name, (long long)seq, SS_PLAN_IDS_PER_VIEW - 1);
-        if (!(n = ss_plan_node_new(SS_PN_SOURCE)))
+        ss_plan_node_t *n = ss__new_node(x, SS_PN_SOURCE, NULL, NULL, s->name);
+        if (!n)
             return nomem(x);
-        n->id = (int)seq;
-        n->label = ss_strdup(s->name);
-        n->view = ss_strdup(x->view);
-        n->schema = ss_schema_copy(s->schema);
-        int rc = !n->label || !n->view || !n->schema;
+        int rc = !(n->schema = ss_schema_copy(s->schema));
         rc = rc || ss__opts_add(&n->nopts, &n->opts, "topic", s->topic);
         rc = rc || ss__opts_add(&n->nopts, &n->opts, "format", s->format);
         for (int i = 0; !rc && i < s->nopts; i++)
             if (!ss_strcaseeq(s->opts[i].name, "topic") && !ss_strcaseeq(s->opts[i].name, "format"))
                 rc = ss__opts_add(&n->nopts, &n->opts, s->opts[i].name, s->opts[i].value);
-        if (rc || plan_push(x->plan, n)) {
-            ss_plan_node_free(n);
+        if (rc)
             return nomem(x);
-        }
         *out = n;
         return SS_OK;
     }

@@ -33,6 +33,8 @@ typedef struct counting {
     int crash_on_call;  /* _exit(3) when this call number (1-based) starts; 0 = never */
     const char *fail_prompt; /* requests with this prompt fail individually */
     int fail_batch;     /* run() returns an error */
+    int fail_calls;     /* the first fail_calls run() calls return an error */
+    int running, max_running; /* run() calls in progress now / at most at once */
     pthread_mutex_t mu;
 } counting_t;
 
@@ -82,11 +84,17 @@ static int counting_run(ss_infer_backend_t *b, const ss_infer_req_t *reqs, int n
         if (c->requests - n + i > 0 && strcmp(pf, c->last)) c->switches++;
         memcpy(c->last, pf, sizeof pf);
     }
+    c->running++;
+    c->max_running = SS_MAX(c->max_running, c->running);
     pthread_mutex_unlock(&c->mu);
     if (c->crash_on_call == call) _exit(3);
     if (c->sleep_ms) usleep((useconds_t)c->sleep_ms * 1000);
     while (__atomic_load_n(&c->hold, __ATOMIC_ACQUIRE)) usleep(1000);
-    if (c->fail_batch) return ss_seterr(err, errsz, SS_ERR_MODEL, "counting backend: told to fail");
+    pthread_mutex_lock(&c->mu);
+    c->running--;
+    pthread_mutex_unlock(&c->mu);
+    if (c->fail_batch || call <= c->fail_calls)
+        return ss_seterr(err, errsz, SS_ERR_MODEL, "counting backend: told to fail");
     for (int i = 0; i < n; i++) {
         if (c->fail_prompt && !strcmp(reqs[i].prompt, c->fail_prompt)) {
             res[i].status = SS_ERR_MODEL;
@@ -475,6 +483,142 @@ START_TEST(test_counting_models)
 }
 END_TEST
 
+
+/* Non-blocking callers (the engine's pipelines): a thread bound to a wait group gets
+ * SS_ERR_PENDING at once, the answers arrive in the cache, and the next attempt reads
+ * them; answers the group paid for are accounted as its calls, later reads as hits. */
+START_TEST(test_counting_nonblocking)
+{
+    char *path = cache_file();
+    counting_t c = {.sleep_ms = 20};
+    ss_dispatch_t *d = open_disp(path, 4, &c);
+    char err[SS_ERRSZ];
+    enum { N = 10 };
+    ss_infer_req_t q[N];
+    char p[N][64];
+    mkreqs(q, p, N, N);
+    ss_infer_res_t r[N];
+    memset(r, 0, sizeof r);
+    ss_dispatch_wg_t *wg = NULL;
+    ck_assert_int_eq(ss_dispatch_wg_new(d, &wg, err, sizeof err), SS_OK);
+    ss_dispatch_bind(wg);
+    ss_infer_stats_t acct = {0};
+    int64_t t0 = ss_now_ns();
+    ck_assert_int_eq(ss_dispatch_run(d, NULL, &acct, q, N, r, err, sizeof err), SS_ERR_PENDING);
+    ck_assert_msg(ss_now_ns() - t0 < 15 * 1000000LL, "a non-blocking call waited for the model");
+    for (int i = 0; i < N; i++) ck_assert_int_eq(r[i].status, SS_ERR_PENDING);
+    clear_all(r, N);
+    ss_dispatch_wg_status_t ws;
+    ss_dispatch_wg_status(wg, &ws);
+    ck_assert_int_eq(ws.registered, N);
+    ck_assert_str_eq(ws.model, "m");
+    /* a second attempt before the answers: still pending, nothing queued twice */
+    ck_assert_int_eq(ss_dispatch_run(d, NULL, &acct, q, N, r, err, sizeof err), SS_ERR_PENDING);
+    clear_all(r, N);
+    ss_dispatch_wg_wait(wg, N, 10000);
+    ss_dispatch_wg_status(wg, &ws);
+    ck_assert_int_eq(ws.outstanding, 0);
+    memset(&acct, 0, sizeof acct);
+    ck_assert_msg(ss_dispatch_run(d, NULL, &acct, q, N, r, err, sizeof err) == SS_OK, "%s", err);
+    check_answers(q, r, N, -1);
+    clear_all(r, N);
+    ck_assert_int_eq(c.requests, N);
+    ck_assert_int_eq(acct.calls, N);      /* paid by this group */
+    ck_assert_int_eq(acct.cache_hits, 0);
+    ss_dispatch_wg_forget(wg);
+    memset(&acct, 0, sizeof acct);
+    ck_assert_int_eq(ss_dispatch_run(d, NULL, &acct, q, N, r, err, sizeof err), SS_OK);
+    clear_all(r, N);
+    ck_assert_int_eq(acct.calls, 0);
+    ck_assert_int_eq(acct.cache_hits, N);
+    ss_dispatch_bind(NULL);
+    ss_dispatch_wg_destroy(wg);
+    ss_dispatch_close(d);
+    free(path);
+}
+END_TEST
+
+/* A failing backend: non-blocking requests are retried with backoff until they succeed;
+ * meanwhile the model's status says what fails; nothing fails for the caller. */
+START_TEST(test_counting_retry_backoff)
+{
+    char *path = cache_file();
+    counting_t c = {.fail_calls = 2};
+    ss_dispatch_t *d = open_disp(path, 8, &c);
+    char err[SS_ERRSZ];
+    enum { N = 3 };
+    ss_infer_req_t q[N];
+    char p[N][64];
+    mkreqs(q, p, N, N);
+    ss_infer_res_t r[N];
+    memset(r, 0, sizeof r);
+    ss_dispatch_wg_t *wg = NULL;
+    ck_assert_int_eq(ss_dispatch_wg_new(d, &wg, err, sizeof err), SS_OK);
+    ss_dispatch_bind(wg);
+    ck_assert_int_eq(ss_dispatch_run(d, NULL, NULL, q, N, r, err, sizeof err), SS_ERR_PENDING);
+    clear_all(r, N);
+    usleep(100 * 1000); /* the first attempt has failed; the retry waits out its backoff */
+    ss_dispatch_model_status_t ms;
+    ck_assert_int_eq(ss_dispatch_model_status(d, "m", &ms), SS_OK);
+    ck_assert_int_eq(ms.failing, 1);
+    ck_assert_msg(strstr(ms.last_error, "told to fail") != NULL, "%s", ms.last_error);
+    ck_assert(ms.next_retry_ms > 0 && ms.failing_since_ms > 0);
+    ck_assert_int_eq(ms.queued, N);
+    int64_t t0 = ss_now_ns();
+    ss_dispatch_wg_wait(wg, N, 20000);
+    double waited = (ss_now_ns() - t0) / 1e9;
+    ss_dispatch_wg_status_t ws;
+    ss_dispatch_wg_status(wg, &ws);
+    ck_assert_int_eq(ws.outstanding, 0);
+    ck_assert_msg(waited > 0.1, "retried without backing off (%.3f s)", waited);
+    ck_assert_int_eq(c.calls, 3);
+    ck_assert_int_eq(ss_dispatch_model_status(d, "m", &ms), SS_OK);
+    ck_assert_int_eq(ms.failing, 0);
+    ck_assert_int_eq(ms.failures, 2 * N);
+    ck_assert_int_eq(ss_dispatch_run(d, NULL, NULL, q, N, r, err, sizeof err), SS_OK);
+    check_answers(q, r, N, -1);
+    clear_all(r, N);
+    ss_dispatch_bind(NULL);
+    ss_dispatch_wg_destroy(wg);
+    ss_dispatch_close(d);
+    free(path);
+}
+END_TEST
+
+/* Capacity: a backend that takes concurrent calls gets up to max_in_flight requests at
+ * once, in several calls of at most max_batch; a backend that does not gets one call. */
+START_TEST(test_counting_capacity)
+{
+    for (int conc = 1; conc <= 2; conc++) {
+        char *path = cache_file();
+        counting_t c = {.sleep_ms = 50};
+        ss_dispatch_opts_t o = {path, 4, 0};
+        ss_dispatch_t *d = NULL;
+        char err[SS_ERRSZ];
+        ck_assert_int_eq(ss_dispatch_open(&o, &d, err, sizeof err), SS_OK);
+        ss_infer_backend_t *b = counting_new(&c, "counting:v1");
+        b->max_concurrent = conc == 1 ? 0 : 4;
+        ck_assert_int_eq(ss_dispatch_add_model(d, "m", b, 0, err, sizeof err), SS_OK);
+        ck_assert_int_eq(ss_dispatch_set_capacity(d, "m", 12, err, sizeof err), SS_OK);
+        ck_assert_int_eq(ss_dispatch_set_capacity(d, "zz", 12, err, sizeof err), SS_ERR_NOTFOUND);
+        ck_assert_int_eq(ss_dispatch_set_capacity(d, "m", 0, err, sizeof err), SS_ERR_INVALID);
+        enum { N = 24 };
+        ss_infer_req_t q[N];
+        char p[N][64];
+        mkreqs(q, p, N, N);
+        ss_infer_res_t r[N];
+        memset(r, 0, sizeof r);
+        ck_assert_msg(ss_dispatch_run(d, NULL, NULL, q, N, r, err, sizeof err) == SS_OK, "%s", err);
+        check_answers(q, r, N, 0);
+        clear_all(r, N);
+        for (int i = 0; i < c.calls; i++) ck_assert_int_le(c.sizes[i], 4);
+        ck_assert_int_eq(c.max_running, conc == 1 ? 1 : 3); /* 12 in flight = 3 calls of 4 */
+        ss_dispatch_close(d);
+        free(path);
+    }
+}
+END_TEST
+
 START_TEST(test_cache_roundtrip)
 {
     char *path = cache_file();
@@ -626,6 +770,9 @@ Suite *check_dispatch_suite(void)
     tcase_add_test(tc, test_counting_inflight_dedup);
     tcase_add_test(tc, test_counting_failures_not_cached);
     tcase_add_test(tc, test_counting_models);
+    tcase_add_test(tc, test_counting_nonblocking);
+    tcase_add_test(tc, test_counting_retry_backoff);
+    tcase_add_test(tc, test_counting_capacity);
     suite_add_tcase(s, tc);
     TCase *tl = tcase_create("local"); /* the real engine, stories260K */
     tcase_set_timeout(tl, 120);

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 /* Until every module is merged the engine may be unable to open: such tests skip. */
@@ -329,11 +330,8 @@ START_TEST(test_ttl_ticks)
     char *r = run_ok(e, "SELECT n FROM alive;");
     ck_assert_msg(strstr(r, "\n 2\n") != NULL, "%s", r);
     free(r);
-    /* no new input: only the engine's empty ticks can expire the rows */
-    int64_t until = ss_now_ns() + 4000000000LL;
-    char err[SS_ERRSZ];
-    while (ss_now_ns() < until)
-        ck_assert_msg(ss_engine_step(e, NULL, err, sizeof err) == SS_OK, "%s", err);
+    /* no new input: only the pipeline's empty ticks can expire the rows */
+    usleep(4000 * 1000);
     r = run_ok(e, "SELECT n FROM alive;");
     ck_assert_msg(!strstr(r, "\n 2\n") && !strstr(r, "\n 1\n"), "expired rows still counted:\n%s", r);
     free(r);

@@ -1,13 +1,15 @@
 /*
- * check_it_kafka.c — integration tests of the Kafka connectors on the embedded
- * broker (in process): every input format with exact expected events, dead
- * letters, positions and resume, lag, the sink's changelog format, the
- * benchmark filler, and interoperability with kcat against `semstream kafka`
+ * check_it_kafka.c — integration tests of the connectors, run twice: on Kafka
+ * (the mock cluster in process) and on the durable log (a fresh log file):
+ * every input format with exact expected events, dead letters, positions and
+ * resume, lag, a saved position past the end, the sink's changelog format, the
+ * benchmark filler; then interoperability with kcat against `semstream kafka`
  * run as a subprocess.
  */
 #include "ss_bench_util.h"
 #include "ss_json.h"
 #include "ss_kafka.h"
+#include "ss_log.h"
 #include "testutil.h"
 
 #include <check.h>
@@ -19,21 +21,45 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static ss_broker_t *B;
+static ss_broker_t *B;    /* the mock cluster (Kafka runs), NULL on the log */
+static ss_transport_t *T; /* Kafka at B, or the log */
+static char *Dir;         /* the log's directory */
 static char err[SS_ERRSZ];
 
 static void setup(void)
 {
     ck_assert_msg(ss_broker_start(1, &B, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_msg(ss_transport_kafka(ss_broker_bootstrap(B), &T, err, sizeof err) == SS_OK, "%s", err);
+}
+
+static void setup_log(void)
+{
+    char path[1024];
+    Dir = tu_tmpdir();
+    snprintf(path, sizeof path, "%s/t.log", Dir);
+    ck_assert_msg(ss_transport_log(path, &T, err, sizeof err) == SS_OK, "%s", err);
 }
 
 static void teardown(void)
 {
+    ss_transport_close(T);
+    T = NULL;
     ss_broker_stop(B);
     B = NULL;
+    free(Dir);
+    Dir = NULL;
 }
 
 static const char *bs(void) { return ss_broker_bootstrap(B); }
+
+/* A topic with `parts` partitions on whichever transport the test runs. */
+static int create_topic(const char *topic, int parts)
+{
+    if (B)
+        return ss_broker_create_topic(B, topic, parts, err, sizeof err);
+    ss_topic_opts_t o = {parts, 0, 0, 0};
+    return ss_transport_create_topic(T, topic, &o, NULL, NULL, err, sizeof err);
+}
 
 /* id INT KEY, name TEXT, score REAL (keyed) or the same without KEY */
 static ss_schema_t *schema3(int keyed)
@@ -53,7 +79,7 @@ typedef struct msg {
 static void produce(const char *topic, const msg_t *m, int n)
 {
     ss_producer_t *p = NULL;
-    ck_assert_msg(ss_producer_new(bs(), &p, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_msg(ss_producer_new(T, &p, err, sizeof err) == SS_OK, "%s", err);
     for (int i = 0; i < n; i++)
         ck_assert_msg(ss_producer_send(p, topic, m[i].key, m[i].key ? strlen(m[i].key) : 0, m[i].val,
                                        m[i].val ? strlen(m[i].val) : 0, err, sizeof err) == SS_OK, "%s", err);
@@ -64,7 +90,7 @@ static void produce(const char *topic, const msg_t *m, int n)
 static ss_source_t *open_src(const char *topic, ss_format_t fmt, const ss_schema_t *sch, size_t maxb,
                              const ss_offset_t *start, int nstart)
 {
-    ss_source_opts_t o = {bs(), "s1", topic, fmt, sch, NULL, maxb};
+    ss_source_opts_t o = {T, "s1", topic, fmt, sch, NULL, maxb};
     ss_source_t *s = NULL;
     ck_assert_msg(ss_source_open(&o, start, nstart, &s, err, sizeof err) == SS_OK, "%s", err);
     return s;
@@ -93,7 +119,7 @@ static char *dump(const ss_zset_t *z, const ss_schema_t *s)
 
 static void expect_events(const char *topic, ss_format_t fmt, int keyed, const msg_t *m, int n, const char *want)
 {
-    ck_assert_int_eq(ss_broker_create_topic(B, topic, 1, err, sizeof err), SS_OK);
+    ck_assert_int_eq(create_topic(topic, 1), SS_OK);
     produce(topic, m, n);
     ss_schema_t *sch = schema3(keyed);
     ss_source_t *s = open_src(topic, fmt, sch, 0, NULL, 0);
@@ -190,8 +216,8 @@ START_TEST(test_format_upsert)
 }
 END_TEST
 
-/* Reads n raw messages of a topic from the beginning (values, keys and offsets). */
-static int read_raw(const char *topic, int n, char **vals, char **keys)
+/* Reads n raw messages of partition 0 of a topic from the beginning (values and keys). */
+static int read_raw_kafka(const char *topic, int part, int n, char **vals, char **keys)
 {
     char es[512];
     rd_kafka_conf_t *c = rd_kafka_conf_new();
@@ -202,7 +228,7 @@ static int read_raw(const char *topic, int n, char **vals, char **keys)
     ck_assert_ptr_nonnull(rk);
     rd_kafka_poll_set_consumer(rk);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, topic, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_topic_partition_list_add(l, topic, part)->offset = RD_KAFKA_OFFSET_BEGINNING;
     rd_kafka_assign(rk, l);
     rd_kafka_topic_partition_list_destroy(l);
     int got = 0;
@@ -224,6 +250,38 @@ static int read_raw(const char *topic, int n, char **vals, char **keys)
     return got;
 }
 
+typedef struct raw_ctx {
+    char **vals, **keys;
+    int got;
+} raw_ctx_t;
+
+static int raw_one(void *arg, const ss_log_msg_t *m)
+{
+    raw_ctx_t *c = arg;
+    c->vals[c->got] = m->val ? strndup(m->val, m->vlen) : NULL;
+    if (c->keys)
+        c->keys[c->got] = m->key ? strndup(m->key, m->klen) : NULL;
+    c->got++;
+    return 0;
+}
+
+/* The same from the log, read with its own API (as `semstream log cat` does). */
+static int read_part(const char *topic, int part, int n, char **vals, char **keys)
+{
+    if (B)
+        return read_raw_kafka(topic, part, n, vals, keys);
+    ss_log_t *l = NULL;
+    ck_assert_msg(ss_log_open(ss_transport_address(T), &l, err, sizeof err) == SS_OK, "%s", err);
+    ss_log_topic_t t;
+    ck_assert_msg(ss_log_topic_get(l, topic, &t, err, sizeof err) == SS_OK, "topic %s", topic);
+    raw_ctx_t c = {vals, keys, 0};
+    ck_assert_msg(ss_log_read(l, t.id, part, 0, n, raw_one, &c, NULL, err, sizeof err) == SS_OK, "%s", err);
+    ss_log_close(l);
+    return c.got;
+}
+
+static int read_raw(const char *topic, int n, char **vals, char **keys) { return read_part(topic, 0, n, vals, keys); }
+
 START_TEST(test_dead_letters)
 {
     char big[400];
@@ -243,7 +301,7 @@ START_TEST(test_dead_letters)
         {"k9", "{\"id\":9,\"name\":\"good too\"}"},
     };
     const int n = (int)(sizeof m / sizeof m[0]);
-    ck_assert_int_eq(ss_broker_create_topic(B, "t_bad", 1, err, sizeof err), SS_OK);
+    ck_assert_int_eq(create_topic("t_bad", 1), SS_OK);
     produce("t_bad", m, n);
     ss_schema_t *sch = schema3(1);
     ss_source_t *s = open_src("t_bad", SS_FMT_JSON, sch, 200, NULL, 0);
@@ -309,7 +367,7 @@ START_TEST(test_dead_letter_huge)
     memcpy(v + big - 2, "\"}", 2);
     v[big] = 0;
     const msg_t m[] = {{NULL, v}, {NULL, "{\"id\":2}"}};
-    ck_assert_int_eq(ss_broker_create_topic(B, "t_huge", 1, err, sizeof err), SS_OK);
+    ck_assert_int_eq(create_topic("t_huge", 1), SS_OK);
     produce("t_huge", m, 2);
     ss_schema_t *sch = schema3(1);
     ss_source_t *s = open_src("t_huge", SS_FMT_JSON, sch, 0, NULL, 0);
@@ -342,7 +400,7 @@ END_TEST
 START_TEST(test_positions_resume_lag)
 {
     const int n = 60;
-    ck_assert_int_eq(ss_broker_create_topic(B, "t_pos", 3, err, sizeof err), SS_OK);
+    ck_assert_int_eq(create_topic("t_pos", 3), SS_OK);
     msg_t m[60];
     char keys[60][16], vals[60][64];
     for (int i = 0; i < n; i++) {
@@ -399,6 +457,57 @@ START_TEST(test_positions_resume_lag)
 }
 END_TEST
 
+START_TEST(test_past_end)
+{
+    ck_assert_int_eq(create_topic("t_end", 1), SS_OK);
+    const msg_t m[] = {{NULL, "{\"id\":1}"}, {NULL, "{\"id\":2}"}, {NULL, "{\"id\":3}"}};
+    produce("t_end", m, 3);
+    ss_schema_t *sch = schema3(1);
+    /* at the end: fine, nothing to read */
+    ss_offset_t at_end = {0, 3};
+    ss_source_close(open_src("t_end", SS_FMT_JSON, sch, 0, &at_end, 1));
+    /* past it (the topic was replaced under the saved state): an error naming both offsets */
+    ss_offset_t past = {0, 9};
+    ss_source_opts_t o = {T, "s1", "t_end", SS_FMT_JSON, sch, NULL, 0};
+    ss_source_t *s = NULL;
+    ck_assert_int_ne(ss_source_open(&o, &past, 1, &s, err, sizeof err), SS_OK);
+    ck_assert_ptr_null(s);
+    ck_assert_msg(strstr(err, "stream s1") && strstr(err, "topic t_end partition 0") && strstr(err, "position 9") &&
+                      strstr(err, "(3 messages"), "%s", err);
+    ss_schema_free(sch);
+}
+END_TEST
+
+/* Keyed messages land where Kafka's Java clients put them (murmur2), on either transport. */
+START_TEST(test_key_partitions)
+{
+    ck_assert_int_eq(create_topic("t_keys", 4), SS_OK);
+    msg_t m[40];
+    char keys[40][16];
+    for (int i = 0; i < 40; i++) {
+        snprintf(keys[i], sizeof keys[i], "{\"id\":%d}", i);
+        m[i] = (msg_t){keys[i], i % 2 ? "{\"op\":\"delete\",\"id\":0}" : "{\"id\":0}"};
+    }
+    produce("t_keys", m, 40);
+    int total = 0;
+    for (int p = 0; p < 4; p++) {
+        char *vals[40] = {0}, *ks[40] = {0};
+        int want = 0;
+        for (int i = 0; i < 40; i++)
+            want += ss_log_partition_for(keys[i], strlen(keys[i]), 4) == p;
+        int n = read_part("t_keys", p, want, vals, ks);
+        ck_assert_int_eq(n, want);
+        for (int i = 0; i < n; i++) {
+            ck_assert_int_eq(ss_log_partition_for(ks[i], strlen(ks[i]), 4), p);
+            free(vals[i]);
+            free(ks[i]);
+        }
+        total += n;
+    }
+    ck_assert_int_eq(total, 40);
+}
+END_TEST
+
 static ss_row_t *row3(int64_t id, const char *name, double score)
 {
     ss_row_t *r = ss_row_new(3);
@@ -414,7 +523,7 @@ START_TEST(test_sink_changelog)
     ss_schema_t *sch = schema3(1);
     int key = 0;
     ss_sink_t *k = NULL;
-    ck_assert_msg(ss_sink_open(bs(), "v1", "v1.out", sch, &key, 1, &k, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_msg(ss_sink_open(T, "v1", "v1.out", sch, &key, 1, &k, err, sizeof err) == SS_OK, "%s", err);
     ss_zset_t d;
     ss_zset_init(&d);
     ss_zset_add(&d, row3(3, "gone", 1), -1);
@@ -452,7 +561,7 @@ START_TEST(test_sink_changelog)
     }
     ss_sink_close(k);
     /* keyless view: the whole row is the key, so a change is a delete plus an insert */
-    ck_assert_int_eq(ss_sink_open(bs(), "v2", "v2.out", sch, NULL, 0, &k, err, sizeof err), SS_OK);
+    ck_assert_int_eq(ss_sink_open(T, "v2", "v2.out", sch, NULL, 0, &k, err, sizeof err), SS_OK);
     ss_zset_clear(&d);
     ss_zset_add(&d, row3(2, "before", 1), -1);
     ss_zset_add(&d, row3(2, "after", 2), 1);
@@ -476,7 +585,7 @@ END_TEST
 START_TEST(test_bench_fill)
 {
     /* a topic first produced to in process gets one partition */
-    ck_assert_msg(ss_bench_fill_topic(bs(), "t_fill1", 3, 0, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_msg(ss_bench_fill_topic(T, "t_fill1", 3, 0, err, sizeof err) == SS_OK, "%s", err);
     ss_schema_t *s1 = schema3(1);
     ss_source_t *src = open_src("t_fill1", SS_FMT_JSON, s1, 0, NULL, 0);
     const ss_offset_t *pos;
@@ -488,8 +597,8 @@ START_TEST(test_bench_fill)
     ck_assert_int_eq(lag, 3);
     ss_source_close(src);
     ss_schema_free(s1);
-    ck_assert_int_eq(ss_broker_create_topic(B, "t_fill", 2, err, sizeof err), SS_OK);
-    ck_assert_msg(ss_bench_fill_topic(bs(), "t_fill", 1000, 40, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_int_eq(create_topic("t_fill", 2), SS_OK);
+    ck_assert_msg(ss_bench_fill_topic(T, "t_fill", 1000, 40, err, sizeof err) == SS_OK, "%s", err);
     ss_schema_t *sch = ss_schema_new(3);
     ss_schema_set(sch, 0, "id", SS_COL_INT, 1);
     ss_schema_set(sch, 1, "v", SS_COL_INT, 0);
@@ -567,9 +676,11 @@ START_TEST(test_cmd_kafka)
     char addr[512];
     FILE *f = NULL;
     pid_t pid = start_cmd_kafka(args, addr, sizeof addr, &f);
+    ss_transport_t *xt = NULL;
+    ck_assert_int_eq(ss_transport_kafka(addr, &xt, err, sizeof err), SS_OK);
     ck_assert_int_eq((int)(strchr(strchr(addr, ',') + 1, ',') != NULL), 1);
     ss_producer_t *p = NULL;
-    ck_assert_int_eq(ss_producer_new(addr, &p, err, sizeof err), SS_OK);
+    ck_assert_int_eq(ss_producer_new(xt, &p, err, sizeof err), SS_OK);
     for (int i = 0; i < 30; i++) {
         char k[16], v[64];
         snprintf(k, sizeof k, "%d", i);
@@ -579,7 +690,7 @@ START_TEST(test_cmd_kafka)
     ck_assert_msg(ss_producer_flush(p, 10000, err, sizeof err) == SS_OK, "%s", err);
     ss_producer_destroy(p);
     ss_schema_t *sch = schema3(1);
-    ss_source_opts_t o = {addr, "m", "multi", SS_FMT_JSON, sch, NULL, 0};
+    ss_source_opts_t o = {xt, "m", "multi", SS_FMT_JSON, sch, NULL, 0};
     ss_source_t *s = NULL;
     ck_assert_msg(ss_source_open(&o, NULL, 0, &s, err, sizeof err) == SS_OK, "%s", err);
     const ss_offset_t *pos;
@@ -594,12 +705,13 @@ START_TEST(test_cmd_kafka)
     ss_zset_destroy(&z);
     ss_source_close(s);
     /* a topic nobody created is auto-created by the broker (4 partitions on the mock) */
-    ss_source_opts_t o2 = {addr, "m2", "fresh", SS_FMT_JSON, sch, NULL, 0};
+    ss_source_opts_t o2 = {xt, "m2", "fresh", SS_FMT_JSON, sch, NULL, 0};
     ck_assert_msg(ss_source_open(&o2, NULL, 0, &s, err, sizeof err) == SS_OK, "%s", err);
     ss_source_positions(s, &pos, &np);
     ck_assert_int_eq(np, 4);
     ss_source_close(s);
     ss_schema_free(sch);
+    ss_transport_close(xt);
     stop_cmd_kafka(pid, f);
 }
 END_TEST
@@ -638,13 +750,15 @@ START_TEST(test_kcat_interop)
     char addr[256];
     FILE *f = NULL;
     pid_t pid = start_cmd_kafka(args, addr, sizeof addr, &f);
+    ss_transport_t *xt = NULL;
+    ck_assert_int_eq(ss_transport_kafka(addr, &xt, err, sizeof err), SS_OK);
 
     /* kcat produces keyed lines to the subprocess' broker; ss_source reads them */
     char *cmd = ss_sprintf("kcat -b %s -P -t kc.in -K '|' -Z", addr);
     free(run_sh(cmd, "1|{\"id\":1,\"name\":\"from kcat\"}\n2|{\"id\":2,\"score\":2.5}\n1|\nx|{\"name\":\"bad key\"}\n"));
     free(cmd);
     ss_schema_t *sch = schema3(1);
-    ss_source_opts_t o = {addr, "kc", "kc.in", SS_FMT_UPSERT, sch, NULL, 0};
+    ss_source_opts_t o = {xt, "kc", "kc.in", SS_FMT_UPSERT, sch, NULL, 0};
     ss_source_t *s = NULL;
     ck_assert_msg(ss_source_open(&o, NULL, 0, &s, err, sizeof err) == SS_OK, "%s", err);
     ss_zset_t z;
@@ -667,7 +781,7 @@ START_TEST(test_kcat_interop)
 
     /* ss_producer writes, kcat reads back */
     ss_producer_t *p = NULL;
-    ck_assert_int_eq(ss_producer_new(addr, &p, err, sizeof err), SS_OK);
+    ck_assert_int_eq(ss_producer_new(xt, &p, err, sizeof err), SS_OK);
     ck_assert_int_eq(ss_producer_send(p, "kc.out", "k", 1, "{\"hello\":1}", 11, err, sizeof err), SS_OK);
     ck_assert_int_eq(ss_producer_send(p, "kc.out", "k", 1, "{\"hello\":2}", 11, err, sizeof err), SS_OK);
     ck_assert_int_eq(ss_producer_flush(p, 10000, err, sizeof err), SS_OK);
@@ -684,6 +798,7 @@ START_TEST(test_kcat_interop)
     free(got);
     free(cmd);
 
+    ss_transport_close(xt);
     stop_cmd_kafka(pid, f);
     ss_schema_free(sch);
 }
@@ -703,7 +818,23 @@ Suite *check_it_kafka_suite(void)
     tcase_add_test(tc, test_positions_resume_lag);
     tcase_add_test(tc, test_sink_changelog);
     tcase_add_test(tc, test_bench_fill);
+    tcase_add_test(tc, test_past_end);
+    tcase_add_test(tc, test_key_partitions);
     suite_add_tcase(s, tc);
+    TCase *tl = tcase_create("log");
+    tcase_set_timeout(tl, 60);
+    tcase_add_checked_fixture(tl, setup_log, teardown);
+    tcase_add_test(tl, test_format_json);
+    tcase_add_test(tl, test_format_debezium);
+    tcase_add_test(tl, test_format_upsert);
+    tcase_add_test(tl, test_dead_letters);
+    tcase_add_test(tl, test_dead_letter_huge);
+    tcase_add_test(tl, test_positions_resume_lag);
+    tcase_add_test(tl, test_sink_changelog);
+    tcase_add_test(tl, test_bench_fill);
+    tcase_add_test(tl, test_past_end);
+    tcase_add_test(tl, test_key_partitions);
+    suite_add_tcase(s, tl);
     TCase *tk = tcase_create("process");
     tcase_set_timeout(tk, 60);
     tcase_add_test(tk, test_cmd_kafka);

@@ -1,16 +1,27 @@
 /*
- * check_it_recovery.c — crash recovery, end to end with real processes:
- * `semstream kafka` runs the broker; a loader run produces a stream of keyed
- * upserts and deletes; then `semstream run` maintains two views with sinks
- * (a filter and a GROUP BY) and is SIGKILLed at random points several times,
- * each time after it has committed some progress, and restarted. Finally an
- * --until-idle run completes the work. Checked: each view table equals the
- * result computed here from the input (nothing lost, nothing applied twice),
- * and each sink topic, de-duplicated by seq (a duplicate must repeat the
- * same message), has contiguous sequences and replays to the view.
+ * check_it_recovery.c — crash recovery, end to end with real processes, on
+ * both transports.
+ *
+ * Kafka: `semstream kafka` runs the broker; a loader run produces a stream of
+ * keyed upserts and deletes; then `semstream run` maintains two views with
+ * sinks (a filter and a GROUP BY) and is SIGKILLed at random points several
+ * times, each time after it has committed some progress, and restarted.
+ *
+ * The durable log (the default): one `semstream run --load` both loads 200,000
+ * JSON rows (inserts, and deletes of earlier rows) and maintains a COUNT(*)
+ * view and a GROUP BY view with a sink; it is SIGKILLed at random moments,
+ * during the load and during the processing, and started again with the same
+ * command line each time.
+ *
+ * Finally an --until-idle run completes the work. Checked: each view table
+ * equals the result computed here from the input (nothing lost, nothing
+ * applied twice), the log holds every input line exactly once, and each sink
+ * topic, de-duplicated by seq (a duplicate must repeat the same message), has
+ * contiguous sequences and replays to the view.
  */
 #include "ss_base.h"
 #include "ss_json.h"
+#include "ss_log.h"
 #include "testutil.h"
 
 #include <check.h>
@@ -77,6 +88,7 @@ static int wait_exit(pid_t pid)
 }
 
 /* Committed offset of the events stream (0 if none yet). */
+/* Input committed by the slowest of the views (each view reads through a source of its own). */
 static int64_t committed(const char *db)
 {
     sqlite3 *h = NULL;
@@ -84,7 +96,8 @@ static int64_t committed(const char *db)
     if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
         sqlite3_busy_timeout(h, 2000);
         sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(h, "SELECT SUM(next_offset) FROM ss_offsets WHERE stream = 'events'", -1, &st, NULL) ==
+        if (sqlite3_prepare_v2(h, "SELECT MIN(s) FROM (SELECT SUM(next_offset) AS s FROM ss_offsets"
+                                  " WHERE stream LIKE 'events@%' GROUP BY stream)", -1, &st, NULL) ==
                 SQLITE_OK &&
             sqlite3_step(st) == SQLITE_ROW)
             off = sqlite3_column_int64(st, 0);
@@ -178,8 +191,59 @@ static int msg_cmp(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+static void msg_add(msg_t **out, int *n, int *cap, const void *val, size_t len)
+{
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 1024;
+        *out = realloc(*out, sizeof **out * (size_t)*cap);
+    }
+    (*out)[*n].text = ss_strndup(val, len);
+    ss_json_doc_t *d = NULL;
+    char err[256];
+    ck_assert_int_eq(ss_json_parse(val, len, 0, &d, NULL, err, sizeof err), SS_OK);
+    const ss_json_t *s = ss_json_get(ss_json_root(d), "seq");
+    ck_assert_ptr_nonnull(s);
+    (*out)[*n].seq = s->u.i;
+    ss_json_free(d);
+    (*n)++;
+}
+
+typedef struct log_read {
+    msg_t **out;
+    int n, cap;
+} log_read_t;
+
+static int log_msg(void *arg, const ss_log_msg_t *m)
+{
+    log_read_t *r = arg;
+    msg_add(r->out, &r->n, &r->cap, m->val, m->vlen);
+    return 0;
+}
+
+/* A topic of the log (every partition), as `semstream log cat` reads it. */
+static int read_topic_log(const char *logpath, const char *topic, msg_t **out)
+{
+    char err[SS_ERRSZ];
+    ss_log_t *l = NULL;
+    ck_assert_msg(ss_log_open(logpath, &l, err, sizeof err) == SS_OK, "%s", err);
+    ss_log_topic_t t;
+    ck_assert_msg(ss_log_topic_get(l, topic, &t, err, sizeof err) == SS_OK, "no topic %s", topic);
+    *out = NULL;
+    log_read_t r = {out, 0, 0};
+    for (int p = 0; p < t.partitions; p++)
+        for (int64_t at = 0, k = 1; k > 0; at += k) {
+            int got = 0;
+            ck_assert_msg(ss_log_read(l, t.id, p, at, 4096, log_msg, &r, &got, err, sizeof err) == SS_OK, "%s", err);
+            k = got;
+        }
+    ss_log_close(l);
+    return r.n;
+}
+
 static int read_topic(const char *brokers, const char *topic, msg_t **out)
 {
+    if (brokers[0] == '/')
+        return read_topic_log(brokers, topic, out);
     char errstr[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof errstr);
@@ -200,23 +264,10 @@ static int read_topic(const char *brokers, const char *topic, msg_t **out)
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
         if (!m)
             continue;
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
             eof = 1;
-        } else if (!m->err) {
-            if (n == cap) {
-                cap = cap ? cap * 2 : 1024;
-                *out = realloc(*out, sizeof **out * (size_t)cap);
-            }
-            (*out)[n].text = ss_strndup(m->payload, m->len);
-            ss_json_doc_t *d = NULL;
-            char err[256];
-            ck_assert_int_eq(ss_json_parse(m->payload, m->len, 0, &d, NULL, err, sizeof err), SS_OK);
-            const ss_json_t *s = ss_json_get(ss_json_root(d), "seq");
-            ck_assert_ptr_nonnull(s);
-            (*out)[n].seq = s->u.i;
-            ss_json_free(d);
-            n++;
-        }
+        else if (!m->err)
+            msg_add(out, &n, &cap, m->payload, m->len);
         rd_kafka_message_destroy(m);
     }
     ck_assert_msg(eof, "could not read topic %s to its end", topic);
@@ -271,7 +322,8 @@ static void row_of(const ss_json_t *r, const char *const *cols, char *out, size_
     snprintf(out, n, "%lld,%lld,%lld", v[0], v[1], v[2]);
 }
 
-/* De-duplicates by seq, checks contiguity, replays insert/update/delete into rows. */
+/* De-duplicates by seq, checks contiguity, replays insert/update/delete into rows.
+ * brokers: a bootstrap list, or the path of a log ("/..."). */
 static char *replay_sink(const char *brokers, const char *topic, const char *const *cols)
 {
     msg_t *m = NULL;
@@ -441,12 +493,125 @@ START_TEST(test_kill_and_restart)
 }
 END_TEST
 
+/* ---- the durable log: kill -9 during the load and the processing ---- */
+
+enum { LOG_ROWS = 200000, LOG_KILLS = 6 };
+
+static const char *LOG_SCRIPT =
+    "CREATE STREAM IF NOT EXISTS events (id INT KEY, grp INT, v INT) WITH (partitions = 4);\n"
+    "CREATE CONTINUOUS VIEW IF NOT EXISTS cnt AS SELECT COUNT(*) AS n FROM events;\n"
+    "CREATE CONTINUOUS VIEW IF NOT EXISTS per_grp WITH (sink_topic = 'out_grp') AS\n"
+    "    SELECT grp, COUNT(*) AS n, SUM(v) AS total FROM events GROUP BY grp;\n";
+
+/* LOG_ROWS lines: inserts of id i, except every tenth line, which deletes the id inserted
+ * five lines before (on whichever partition its key hashes to). Returns the expected views. */
+static void write_log_events(const char *path, char **want_cnt, char **want_grp)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    char *present = calloc(LOG_ROWS, 1);
+    for (int i = 0; i < LOG_ROWS; i++) {
+        if (i % 10 == 9) {
+            fprintf(f, "{\"op\":\"delete\",\"id\":%d}\n", i - 5);
+            present[i - 5] = 0;
+        } else {
+            fprintf(f, "{\"id\":%d,\"grp\":%d,\"v\":%d}\n", i, i % NGRP, i % 100);
+            present[i] = 1;
+        }
+    }
+    fclose(f);
+    long long n = 0, gn[NGRP] = {0}, gt[NGRP] = {0};
+    for (int i = 0; i < LOG_ROWS; i++)
+        if (present[i]) {
+            n++;
+            gn[i % NGRP]++;
+            gt[i % NGRP] += i % 100;
+        }
+    free(present);
+    ss_buf_t b = SS_BUF_INIT;
+    ss_buf_printf(&b, "%lld,0,0\n", n);
+    *want_cnt = ss_buf_take(&b);
+    for (int g = 0; g < NGRP; g++)
+        ss_buf_printf(&b, "%d,%lld,%lld\n", g, gn[g], gt[g]);
+    *want_grp = ss_buf_take(&b);
+}
+
+/* Messages in the log's topic (every partition). */
+static int64_t log_count(const char *logpath, const char *topic)
+{
+    char err[SS_ERRSZ];
+    ss_log_t *l = NULL;
+    ck_assert_msg(ss_log_open(logpath, &l, err, sizeof err) == SS_OK, "%s", err);
+    ss_log_topic_t t;
+    int64_t lo[16], hi[16], n = 0;
+    if (ss_log_topic_get(l, topic, &t, err, sizeof err) == SS_OK && t.partitions <= 16 &&
+        ss_log_watermarks(l, &t, lo, hi, err, sizeof err) == SS_OK)
+        for (int p = 0; p < t.partitions; p++)
+            n += hi[p] - lo[p];
+    ss_log_close(l);
+    return n;
+}
+
+START_TEST(test_kill_during_load_log)
+{
+    if (access(SS_BINARY_DIR "/semstream", X_OK) != 0) {
+        fprintf(stderr, "skipped: no semstream binary\n");
+        return;
+    }
+    char *dir = tu_tmpdir();
+    char script[1024], events[1024], db[1024], logp[1100], load_arg[1200];
+    snprintf(script, sizeof script, "%s/views.sql", dir);
+    snprintf(events, sizeof events, "%s/events.jsonl", dir);
+    snprintf(db, sizeof db, "%s/state.db", dir);
+    snprintf(logp, sizeof logp, "%s.log", db);
+    snprintf(load_arg, sizeof load_arg, "events=%s", events);
+    FILE *f = fopen(script, "w");
+    fputs(LOG_SCRIPT, f);
+    fclose(f);
+    char *want_cnt, *want_grp;
+    write_log_events(events, &want_cnt, &want_grp);
+
+    /* the same command line every time: the load resumes, the views resume */
+    const char *rargs[] = {"semstream", "run", script, "--db", db, "--load", load_arg, "--quiet", NULL};
+    srand((unsigned)time(NULL) ^ (unsigned)getpid());
+    for (int k = 0; k < LOG_KILLS; k++) {
+        pid_t pid = spawn(rargs);
+        sleep_ms(50 + rand() % (k < 2 ? 600 : 2500)); /* the first kills land in the load */
+        kill(pid, SIGKILL);
+        ck_assert_int_eq(wait_exit(pid), 128 + SIGKILL);
+        fprintf(stderr, "log kill %d: %lld lines in the log, %lld consumed\n", k + 1,
+                (long long)log_count(logp, "events"), (long long)committed(db));
+    }
+    const char *fargs[] = {"semstream", "run", script, "--db", db, "--load", load_arg, "--until-idle",
+                           "--timeout-ms", "300000", "--quiet", NULL};
+    ck_assert_int_eq(wait_exit(spawn(fargs)), 0);
+    ck_assert_int_eq(log_count(logp, "events"), LOG_ROWS); /* every line appended once */
+    ck_assert_int_eq(committed(db), LOG_ROWS);
+
+    char *got_cnt = view_rows(db, "SELECT n, 0, 0, _mult FROM view_cnt");
+    char *got_grp = view_rows(db, "SELECT grp, n, total, _mult FROM view_per_grp ORDER BY grp");
+    ck_assert_msg(!strcmp(got_cnt, want_cnt), "COUNT(*) %s, expected %s", got_cnt, want_cnt);
+    ck_assert_msg(!strcmp(got_grp, want_grp), "view per_grp differs:\n%s\nexpected:\n%s", got_grp, want_grp);
+    const char *gcols[] = {"grp", "n", "total"};
+    char *sink_grp = replay_sink(logp, "out_grp", gcols);
+    ck_assert_msg(!strcmp(sink_grp, got_grp), "sink out_grp does not replay to the view:\n%s\nview:\n%s", sink_grp,
+                  got_grp);
+    free(want_cnt);
+    free(want_grp);
+    free(got_cnt);
+    free(got_grp);
+    free(sink_grp);
+    free(dir);
+}
+END_TEST
+
 Suite *check_it_recovery_suite(void)
 {
     Suite *s = suite_create("it_recovery");
     TCase *tc = tcase_create("recovery");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_kill_and_restart);
+    tcase_add_test(tc, test_kill_during_load_log);
     suite_add_tcase(s, tc);
     return s;
 }

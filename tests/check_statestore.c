@@ -102,7 +102,7 @@ START_TEST(test_seq_and_outbox)
     ck_assert_int_eq(n, 3);
     seen_t seen;
     memset(&seen, 0, sizeof seen);
-    ck_assert_int_eq(ss_store_outbox_each(s, collect, &seen, err, sizeof err), SS_OK);
+    ck_assert_int_eq(ss_store_outbox_each(s, NULL, collect, &seen, err, sizeof err), SS_OK);
     ck_assert_int_eq(seen.n, 3); /* in the order added */
     ck_assert_str_eq(seen.view[0], "v");
     ck_assert_int_eq(seen.seq[0], 42);
@@ -110,7 +110,17 @@ START_TEST(test_seq_and_outbox)
     ck_assert_str_eq(seen.view[1], "w");
     ck_assert_uint_eq(seen.len[1], 0);
     ck_assert_int_eq(seen.seq[2], 45);
-    ck_assert_int_eq(ss_store_outbox_clear(s, err, sizeof err), SS_OK);
+    /* one view's entries (a pipeline re-publishes and clears only its own views) */
+    seen_t sv;
+    memset(&sv, 0, sizeof sv);
+    ck_assert_int_eq(ss_store_outbox_each(s, "v", collect, &sv, err, sizeof err), SS_OK);
+    ck_assert_int_eq(sv.n, 2);
+    ck_assert_int_eq(sv.seq[0], 42);
+    ck_assert_int_eq(sv.seq[1], 45);
+    ck_assert_int_eq(ss_store_outbox_clear(s, "v", err, sizeof err), SS_OK);
+    ck_assert_int_eq(ss_store_outbox_count(s, &n, err, sizeof err), SS_OK);
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_eq(ss_store_outbox_clear(s, NULL, err, sizeof err), SS_OK);
     ck_assert_int_eq(ss_store_outbox_count(s, &n, err, sizeof err), SS_OK);
     ck_assert_int_eq(n, 0);
     ss_store_close(s);

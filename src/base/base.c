@@ -14,7 +14,8 @@
 static const char *err_names[SS_ERR__COUNT] = {
     "ok", "out of memory", "I/O error", "syntax error", "semantic error", "not found",
     "already exists", "invalid input", "unsupported", "SQLite error", "Kafka error",
-    "model error", "CUDA error", "HTTP error", "timeout", "busy", "internal error",
+    "model error", "CUDA error", "HTTP error", "timeout", "busy", "internal error", "pending",
+    "canceled",
 };
 
 const char *ss_err2str(ss_err_t e)

@@ -32,6 +32,8 @@ typedef enum ss_err {
     SS_ERR_TIMEOUT,     /* a deadline passed */
     SS_ERR_BUSY,        /* resource temporarily unavailable; retry later */
     SS_ERR_INTERNAL,    /* a bug: an invariant did not hold */
+    SS_ERR_PENDING,     /* answers are on their way: abandon the attempt, wait, run again */
+    SS_ERR_CANCELED,    /* stopped on request (Ctrl-C, SIGTERM) before it finished */
     SS_ERR__COUNT
 } ss_err_t;
 
@@ -96,7 +98,7 @@ ss_log_level_t ss_log_get_level(void);
 
 /* ---- time ---- */
 int64_t ss_now_ns(void);  /* CLOCK_MONOTONIC */
-int64_t ss_wall_ms(void); /* CLOCK_REALTIME, ms since epoch */
+int64_t ss_wall_ms(void); /* CLOCK_REALTIME, ms since the epoch */
 
 #define SS_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define SS_MIN(a, b) ((a) < (b) ? (a) : (b))

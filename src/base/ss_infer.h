@@ -48,6 +48,7 @@ typedef struct ss_infer_res {
     int prompt_tokens; /* tokens in the prompt (all of them, reused prefix included) */
     int gen_tokens;    /* tokens generated */
     int cached;        /* 1 if answered from the persistent result cache */
+    int retry_after_ms;/* failed: the backend's hint when to try again (HTTP Retry-After), 0 = none */
     int ntop;          /* GENERATE with top_logprobs: entries in top_tokens/top_logprobs */
     char **top_tokens; /* owned: decoded text of each of the top tokens */
     float *top_logprobs; /* owned: their natural-log probabilities, best first */
@@ -80,6 +81,7 @@ struct ss_infer_backend {
     const char *kind;  /* "local", "openai" */
     char *model_id;    /* stable identity for the result cache (name + file hash); owned */
     void *impl;
+    int max_concurrent;/* run() calls it takes at once from different threads (0 or 1: one) */
     /* Answers reqs[0..n) into res[0..n) (each res zeroed by the caller). Returns SS_OK if the
      * batch ran (individual failures are in res[i].status), else an error for the batch. */
     int (*run)(ss_infer_backend_t *b, const ss_infer_req_t *reqs, int n, ss_infer_res_t *res,

@@ -40,7 +40,7 @@ static const struct {
     const char *help; /* the usage line */
 } engine_opts[] = {
     {{"db", 1, 0, SS_CLI_OPT_DB}, "  --db FILE              state database (default ./semstream.db)\n"},
-    {{"brokers", 1, 0, SS_CLI_OPT_BROKERS}, "  --brokers LIST         Kafka bootstrap servers (default: an embedded broker)\n"},
+    {{"brokers", 1, 0, SS_CLI_OPT_BROKERS}, "  --brokers LIST         Kafka bootstrap servers (default: the durable log FILE.log beside --db)\n"},
     {{"model", 1, 0, SS_CLI_OPT_MODEL}, "  --model FILE           default GGUF model, registered as \"local\"\n"},
     {{"batch-size", 1, 0, SS_CLI_OPT_BATCH_SIZE},
      "  --batch-size N         messages per source per micro-batch (default 1024)\n"},

@@ -16,6 +16,7 @@
 int ss_cmd_shell(int argc, char **argv);    /* src/cli/shell.c */
 int ss_cmd_run(int argc, char **argv);      /* src/cli/cmd_run.c */
 int ss_cmd_kafka(int argc, char **argv);    /* src/cli/cmd_kafka.c */
+int ss_cmd_log(int argc, char **argv);      /* src/cli/cmd_log.c */
 int ss_cmd_generate(int argc, char **argv); /* src/cli/cmd_generate.c */
 int ss_cmd_worker(int argc, char **argv);   /* src/cli/cmd_worker.c */
 int ss_cmd_serve(int argc, char **argv);    /* src/cli/serve.c */
@@ -23,7 +24,7 @@ int ss_cmd_serve(int argc, char **argv);    /* src/cli/serve.c */
 /* Options most commands accept. Strings point into argv or are defaults (not owned). */
 typedef struct ss_cli_common {
     const char *db;      /* --db, default "semstream.db" */
-    const char *brokers; /* --brokers, NULL = embedded broker */
+    const char *brokers; /* --brokers, NULL = the durable log beside --db */
     const char *model;   /* --model, default $SEMSTREAM_MODEL or ../shared/models/stories260K.gguf */
 } ss_cli_common_t;
 

@@ -1,8 +1,10 @@
 /*
- * cmd_kafka.c — `semstream kafka`: runs the embedded broker (librdkafka mock
- * cluster) as a process that other programs (semstream, kcat, ...) can use.
- * Prints the bootstrap address as the first line of stdout, then serves until
- * SIGTERM or SIGINT and exits 0.
+ * cmd_kafka.c — `semstream kafka`: an in-memory Kafka endpoint (librdkafka's
+ * mock cluster) as a process that other programs (semstream --brokers, kcat,
+ * ...) can use for tests and for trying clients. Prints the bootstrap address
+ * as the first line of stdout, then serves until SIGTERM or SIGINT and exits 0.
+ * It keeps at most ~5 MiB per partition and nothing once it stops; the engine
+ * never uses it on its own (without --brokers streams live in the durable log).
  */
 #include "cli.h"
 #include "ss_kafka.h"
@@ -27,7 +29,10 @@ static void usage(FILE *f)
     fprintf(f, "usage: semstream kafka [--brokers-count N] [--topic NAME[:PARTITIONS]]...\n\n"
                "Starts an in-memory Kafka-compatible broker (librdkafka's mock cluster) on\n"
                "127.0.0.1, prints its bootstrap address as the first line of stdout and serves\n"
-               "until SIGTERM or SIGINT. Data is lost when it stops.\n\n"
+               "until SIGTERM or SIGINT. For tests and for trying Kafka clients (kcat...): it is\n"
+               "IN MEMORY ONLY, silently drops the oldest data past ~5 MiB per partition, and\n"
+               "loses everything when it stops. Use it with 'semstream run --brokers ADDRESS';\n"
+               "without --brokers the engine keeps streams in its durable log instead.\n\n"
                "  --brokers-count N          number of brokers (default 1)\n"
                "  --topic NAME[:PARTITIONS]  create a topic first (default 1 partition; repeatable)\n"
                "  --help                     this text\n\n"

@@ -12,6 +12,7 @@
 WEAK int ss_cmd_shell(int argc, char **argv);
 WEAK int ss_cmd_run(int argc, char **argv);
 WEAK int ss_cmd_kafka(int argc, char **argv);
+WEAK int ss_cmd_log(int argc, char **argv);
 WEAK int ss_cmd_generate(int argc, char **argv);
 WEAK int ss_cmd_worker(int argc, char **argv);
 WEAK int ss_cmd_serve(int argc, char **argv);
@@ -24,9 +25,10 @@ typedef struct {
 } subcmd_t;
 
 static const subcmd_t cmds[] = {
-    {"shell", NULL, "interactive SQL shell (embedded broker unless --brokers)"},
+    {"shell", NULL, "interactive SQL shell (streams in the durable log beside --db unless --brokers)"},
     {"run", NULL, "run a SQL script, then keep its views up to date (--until-idle to stop when caught up)"},
-    {"kafka", NULL, "start the embedded Kafka broker and print its bootstrap address"},
+    {"log", NULL, "read and write the durable log: topics, cat TOPIC (JSON lines), produce TOPIC"},
+    {"kafka", NULL, "an in-memory Kafka endpoint for tests and clients such as kcat (never used implicitly)"},
     {"generate", NULL, "generate text with a GGUF model (for trying a model)"},
     {"worker", NULL, "serve a model over OpenAI-compatible HTTP (GPU worker)"},
     {"serve", NULL, "run views and accept SQL over HTTP"},
@@ -37,6 +39,7 @@ static int (*fn_for(const char *name))(int, char **)
     if (!strcmp(name, "shell")) return ss_cmd_shell;
     if (!strcmp(name, "run")) return ss_cmd_run;
     if (!strcmp(name, "kafka")) return ss_cmd_kafka;
+    if (!strcmp(name, "log")) return ss_cmd_log;
     if (!strcmp(name, "generate")) return ss_cmd_generate;
     if (!strcmp(name, "worker")) return ss_cmd_worker;
     if (!strcmp(name, "serve")) return ss_cmd_serve;
@@ -53,7 +56,8 @@ static void usage(FILE *f)
     }
     fprintf(f, "\ncommon options (where they apply):\n"
                "  --db FILE        SQLite state file (default ./semstream.db)\n"
-               "  --brokers LIST   Kafka bootstrap servers (default: an embedded broker)\n"
+               "  --brokers LIST   Kafka bootstrap servers (default: the durable log FILE.log\n"
+               "                   beside --db)\n"
                "  --model FILE     default GGUF model (default $SEMSTREAM_MODEL, else\n"
                "                   ../shared/models/stories260K.gguf)\n"
                "\n'semstream <command> --help' describes a command.\n");

@@ -5,16 +5,23 @@
  *                  (text/plain, as the shell prints them), 400 "ERROR: ..." on failure
  *   GET  /views    SHOW VIEWS
  *   GET  /healthz  "ok"
- * The engine is single-threaded: the HTTP thread and the micro-batch loop take
- * turns under one mutex. Reads catch the views up before answering. A
- * SUBSCRIBE over HTTP must be bounded (SET subscribe_limit / subscribe_timeout_ms).
+ * Requests are served concurrently, a thread per connection: the views run in
+ * the engine's own threads, statements run one at a time inside the engine, and
+ * /healthz never waits for either. A body that is one SUBSCRIBE statement streams:
+ * the view's rows, then each change as it commits (chunked text/plain, or
+ * server-sent events when the client accepts text/event-stream), until the
+ * client goes away, its WITH (limit, timeout_ms) is reached, or serve stops; it
+ * holds no lock meanwhile, so other requests go on.
  */
 #include "cli.h"
+#include "ss_ast.h"
 #include "ss_engine.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <arpa/inet.h>
 #include <microhttpd.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,7 +39,6 @@ static void on_signal(int sig)
 
 typedef struct server {
     ss_engine_t *e;
-    pthread_mutex_t mu;
     size_t max_body;
 } server_t;
 
@@ -52,13 +58,131 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const char
     return rc;
 }
 
+/* ---- SUBSCRIBE as a stream ---- */
+
+typedef struct stream {
+    ss_engine_sub_t *sub;
+    int sse;                 /* server-sent events: "data: <line>\n" per row, "\n" after each commit */
+    int64_t limit, seen;     /* rows to send (0 = no limit) */
+    int64_t deadline_ns;     /* 0 = none */
+    ss_buf_t pending;        /* rendered, not yet handed to MHD */
+    size_t at;
+    int done;
+} stream_t;
+
+static void sse_frame(const ss_buf_t *in, ss_buf_t *out)
+{
+    const char *p = ss_buf_cstr(in), *end = p + in->len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        ss_buf_puts(out, "data: ");
+        ss_buf_append(out, p, n);
+        ss_buf_putc(out, '\n');
+        p += n + (nl != NULL);
+    }
+    ss_buf_putc(out, '\n');
+}
+
+/* MHD asks for the next bytes of the response; waits for changes (a thread per connection). */
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    stream_t *st = cls;
+    while (st->at >= st->pending.len) {
+        ss_buf_reset(&st->pending);
+        st->at = 0;
+        if (st->done || g_stop || (st->limit > 0 && st->seen >= st->limit) ||
+            (st->deadline_ns && ss_now_ns() >= st->deadline_ns))
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        ss_buf_t got = SS_BUF_INIT;
+        int64_t n = 0;
+        char err[SS_ERRSZ];
+        int rc = ss_engine_sub_next(st->sub, 1000, &got, &n, err, sizeof err);
+        if (rc == SS_OK) {
+            st->seen += n;
+            if (st->sse)
+                sse_frame(&got, &st->pending);
+            else
+                ss_buf_append(&st->pending, got.data, got.len);
+        } else if (rc != SS_ERR_TIMEOUT) {
+            ss_buf_printf(&st->pending, "%sERROR: %s\n%s", st->sse ? "event: error\ndata: " : "", err,
+                          st->sse ? "\n" : "");
+            st->done = 1;
+        }
+        ss_buf_free(&got);
+    }
+    size_t n = SS_MIN(max, st->pending.len - st->at);
+    memcpy(buf, st->pending.data + st->at, n);
+    st->at += n;
+    return (ssize_t)n;
+}
+
+static void stream_free(void *cls)
+{
+    stream_t *st = cls;
+    ss_engine_sub_close(st->sub);
+    ss_buf_free(&st->pending);
+    free(st);
+}
+
+static int64_t opt_int(const ss_ast_stmt_t *q, const char *name, int64_t dflt)
+{
+    const ss_ast_option_t *o = q->opts ? ss_ast_option_get(q->opts, name) : NULL;
+    if (!o)
+        return dflt;
+    if (o->value.t == SS_INT)
+        return o->value.u.i;
+    if (o->value.t == SS_TEXT)
+        return strtoll(o->value.u.str.s, NULL, 10);
+    return dflt;
+}
+
+static enum MHD_Result subscribe(server_t *s, struct MHD_Connection *c, const ss_ast_stmt_t *q)
+{
+    stream_t *st = calloc(1, sizeof *st);
+    char err[SS_ERRSZ] = "";
+    int rc = st ? ss_engine_sub_open(s->e, q->name, 1, &st->sub, err, sizeof err) : SS_ERR_NOMEM;
+    if (rc) {
+        free(st);
+        ss_buf_t out = SS_BUF_INIT;
+        ss_buf_printf(&out, "ERROR: request:%d:%d: %s\n", q->name_span.line, q->name_span.col,
+                      rc == SS_ERR_NOMEM ? "out of memory" : err);
+        enum MHD_Result r = reply(c, rc == SS_ERR_NOTFOUND ? 404 : 400, ss_buf_cstr(&out), out.len);
+        ss_buf_free(&out);
+        return r;
+    }
+    const char *acc = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
+    st->sse = acc && strstr(acc, "text/event-stream") != NULL;
+    st->limit = opt_int(q, "limit", 0);
+    int64_t t = opt_int(q, "timeout_ms", opt_int(q, "timeout", 0));
+    st->deadline_ns = t > 0 ? ss_now_ns() + t * 1000000 : 0;
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, st, stream_free);
+    if (!r) {
+        stream_free(st);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", st->sse ? "text/event-stream" : "text/plain; charset=utf-8");
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    enum MHD_Result res = MHD_queue_response(c, 200, r);
+    MHD_destroy_response(r);
+    return res;
+}
+
 static enum MHD_Result run_sql(server_t *s, struct MHD_Connection *c, const char *sql, size_t len)
 {
-    ss_buf_t out = SS_BUF_INIT;
+    /* one SUBSCRIBE statement streams; everything else runs as a script */
+    ss_ast_script_t *script = NULL;
     char err[SS_ERRSZ] = "";
-    pthread_mutex_lock(&s->mu);
+    if (ss_parse(sql, len, "request", &script, err, sizeof err) == SS_OK && script->n == 1 &&
+        script->stmts[0]->kind == SS_STMT_SUBSCRIBE) {
+        enum MHD_Result r = subscribe(s, c, script->stmts[0]);
+        ss_ast_script_free(script);
+        return r;
+    }
+    ss_ast_script_free(script);
+    ss_buf_t out = SS_BUF_INIT;
     int rc = ss_engine_exec(s->e, sql, len, "request", &out, err, sizeof err);
-    pthread_mutex_unlock(&s->mu);
     if (rc)
         ss_buf_printf(&out, "ERROR: %s\n", err);
     enum MHD_Result r = reply(c, rc ? 400 : 200, ss_buf_cstr(&out), out.len);
@@ -167,7 +291,7 @@ int ss_cmd_serve(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     o.stop = &g_stop;
-    server_t s = {NULL, PTHREAD_MUTEX_INITIALIZER, 1 << 20};
+    server_t s = {NULL, 1 << 20};
     int rc = ss_engine_open(&o, &s.e, err, sizeof err);
     for (int i = 0; !rc && i < nloads; i++) {
         char *eq = strchr(loads[i], '=');
@@ -192,25 +316,31 @@ int ss_cmd_serve(int argc, char **argv)
         rc = ss_engine_do_loads(s.e, 1, err, sizeof err);
     struct MHD_Daemon *d = NULL;
     if (!rc) {
-        d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL, handler,
-                             &s, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
+        /* connection threads never take the terminal's signals: the main thread does */
+        sigset_t set, old;
+        sigemptyset(&set);
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &set, &old);
+        struct sockaddr_in addr; /* loopback only, as the start-up line says */
+        memset(&addr, 0, sizeof addr);
+        addr.sin_family = AF_INET;
+        addr.sin_port = htons((uint16_t)port);
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
+                             (uint16_t)port, NULL, NULL, handler, &s, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
+                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_END);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (!d)
             rc = ss_seterr(err, sizeof err, SS_ERR_HTTP, "cannot listen on port %d", port);
         else
-            fprintf(stderr, "semstream serve: SQL over HTTP on http://127.0.0.1:%d/sql (brokers %s)\n", port,
-                    ss_engine_brokers(s.e));
+            fprintf(stderr, "semstream serve: SQL over HTTP on http://127.0.0.1:%d/sql (streams on %s)\n", port,
+                    ss_engine_transport(s.e));
     }
-    while (!rc && !g_stop) {
-        int n = 0;
-        pthread_mutex_lock(&s.mu);
-        int src = ss_engine_step(s.e, &n, err, sizeof err);
-        pthread_mutex_unlock(&s.mu);
-        if (src)
-            ss_log(SS_LOG_ERROR, "serve", "%s", err);
-        /* let a waiting request take the engine; idle longer when there was nothing to do */
-        struct timespec ts = {0, (n ? 1 : 10) * 1000000L};
-        nanosleep(&ts, NULL);
-    }
+    if (!rc)
+        rc = ss_engine_run(s.e, err, sizeof err); /* until Ctrl-C or SIGTERM; the views run meanwhile */
     if (d)
         MHD_stop_daemon(d);
     if (rc)

@@ -1,0 +1,195 @@
+/*
+ * ss_connect.h — streams in and out, whichever transport carries them: the
+ * durable embedded log (a SQLite file of our own beside the state DB, log.c)
+ * or Kafka (librdkafka). The engine opens one ss_transport_t and hands it to
+ * every producer, source and sink; nothing above connectors/ cares which one
+ * it is.
+ *
+ *   transport  where topics live: ss_transport_log(path) or ss_transport_kafka(brokers)
+ *   producer   appends keyed messages to topics (durable once flush returns SS_OK)
+ *   source     reads a stream's topic at caller-given positions and decodes each
+ *              message into row events; bad messages go to a dead-letter topic
+ *   sink       publishes a view's changelog
+ *
+ * Positions are (partition, next offset) pairs the engine keeps in its own
+ * SQLite state and commits with each micro-batch, for both transports: sources
+ * never commit anything to the transport, so a batch's state and its input
+ * positions change together.
+ *
+ * Partitioning: a message with a key goes to partition murmur2(key) mod N, the
+ * partition Kafka's Java clients pick (librdkafka producers are configured with
+ * the same partitioner), so one key's history keeps its order on any number of
+ * partitions; a message without a key goes to any partition.
+ */
+#ifndef SS_CONNECT_H
+#define SS_CONNECT_H
+
+#include "ss_zset.h"
+
+#include <signal.h>
+#include <stdint.h>
+
+/* ---- transport ---- */
+typedef struct ss_transport ss_transport_t;
+typedef enum ss_transport_kind { SS_TRANSPORT_LOG = 1, SS_TRANSPORT_KAFKA = 2 } ss_transport_kind_t;
+
+/* The durable embedded log at path (a SQLite file, created when missing; its
+ * -wal and -shm files sit beside it). Several processes may open the same log. */
+int ss_transport_log(const char *path, ss_transport_t **out, char *err, size_t errsz);
+/* Kafka at the bootstrap list "host:port,...". Nothing is contacted until a
+ * producer, source or sink is opened. */
+int ss_transport_kafka(const char *brokers, ss_transport_t **out, char *err, size_t errsz);
+/* Producers, sources and sinks opened on t must be closed first. NULL-safe. */
+void ss_transport_close(ss_transport_t *t);
+ss_transport_kind_t ss_transport_kind(const ss_transport_t *t);
+/* The log's path or the broker list (owned by t). */
+const char *ss_transport_address(const ss_transport_t *t);
+/* "log /path/to/state.db.log" or "kafka host:9092,..." (owned by t). */
+const char *ss_transport_describe(const ss_transport_t *t);
+
+/* How a topic is created. Retention is explicit: 0 = keep everything. */
+typedef struct ss_topic_opts {
+    int partitions;         /* 0 = 1 */
+    int set_retention;      /* 1: (re)set the topic's retention to the two fields below */
+    int64_t retention_ms;   /* delete messages older than this (0 = no time limit) */
+    int64_t retention_rows; /* keep at most this many newest messages per partition (0 = no limit) */
+} ss_topic_opts_t;
+
+/* Makes sure topic exists. On the log it is created with opts' partitions when
+ * missing (an existing topic keeps its partition count; *partitions, when not
+ * NULL, receives the count in use), and its retention is set when
+ * opts->set_retention. On Kafka the topic is created only on an embedded mock
+ * broker of this process (ss_kafka.h); a real cluster's topics are the
+ * operator's business or auto-created, and retention is the broker's setting
+ * (a warning is logged if opts asks for one). *first (may be NULL) = 1 the first
+ * time this transport handle sees the topic. */
+int ss_transport_create_topic(ss_transport_t *t, const char *topic, const ss_topic_opts_t *opts, int *partitions,
+                              int *first, char *err, size_t errsz);
+
+/* ---- producer ---- */
+typedef struct ss_producer ss_producer_t;
+int ss_producer_new(ss_transport_t *t, ss_producer_t **out, char *err, size_t errsz);
+/* Queues one message (copied). key may be NULL (no key); value NULL = tombstone.
+ * On the log, queued messages are appended in batches; a send that fails
+ * (SS_ERR_BUSY: disk full, or the log locked by another process too long)
+ * queued nothing and may be retried. */
+int ss_producer_send(ss_producer_t *p, const char *topic, const void *key, size_t klen,
+                     const void *val, size_t vlen, char *err, size_t errsz);
+/* Makes every queued message durable on the transport (log: appended, fsync'd;
+ * Kafka: delivered, acks=all), waiting at most timeout_ms (Kafka). Errors:
+ * SS_ERR_KAFKA if a delivery failed, SS_ERR_TIMEOUT if Kafka did not confirm in
+ * time, SS_ERR_BUSY (log: disk full / locked; the messages stay queued, flush
+ * again later). */
+int ss_producer_flush(ss_producer_t *p, int timeout_ms, char *err, size_t errsz);
+/* Drops what is queued and not yet durable (a statement that failed half-way must
+ * not be written later). Exact on the log; on Kafka, messages already on their way
+ * to the broker may still arrive. */
+void ss_producer_discard(ss_producer_t *p);
+void ss_producer_destroy(ss_producer_t *p); /* NULL-safe; flushes briefly, logs what is lost */
+
+/* The message key of a row of a stream: the key columns as a JSON object
+ * ({"id":1}), or, for a stream without key columns, the whole row as a JSON
+ * object, so that a row's insert and its delete land on the same partition. */
+int ss_stream_key(const ss_schema_t *schema, const ss_row_t *row, ss_buf_t *out);
+
+/* ---- source ---- */
+typedef enum ss_format { SS_FMT_JSON = 0, SS_FMT_DEBEZIUM, SS_FMT_UPSERT } ss_format_t;
+int ss_format_parse(const char *name, ss_format_t *out); /* "json"|"debezium"|"upsert" */
+
+/* The key (ss_stream_key) of a message value of a stream in format fmt: the row
+ * of its last event (the new row of an update, the deleted row of a delete).
+ * SS_ERR_INVALID (reason in err) when the value does not decode; the caller then
+ * sends it without a key, and the source dead-letters it. */
+int ss_format_key(ss_format_t fmt, const ss_schema_t *schema, const void *val, size_t vlen, ss_buf_t *out,
+                  char *err, size_t errsz);
+
+typedef struct ss_offset {
+    int32_t partition;
+    int64_t offset; /* next offset to consume */
+} ss_offset_t;
+
+typedef struct ss_source_opts {
+    ss_transport_t *transport;
+    const char *stream;          /* stream name (for messages) */
+    const char *topic;
+    ss_format_t format;
+    const ss_schema_t *schema;   /* declared columns, KEY flags, types */
+    const char *dlq_topic;       /* dead-letter topic; NULL = "<topic>.dlq" */
+    size_t max_message_bytes;    /* larger messages are dead-lettered; 0 = 1 MiB */
+} ss_source_opts_t;
+
+typedef struct ss_source_stats {
+    int64_t messages;     /* consumed */
+    int64_t events;       /* row events produced */
+    int64_t bad;          /* dead-lettered */
+} ss_source_stats_t;
+
+typedef struct ss_source ss_source_t;
+/* Opens a source on every partition of the topic, starting at the given
+ * positions (partitions not listed start at the beginning). A missing topic is
+ * created with one partition (log, embedded mock broker). A position past the
+ * end of its partition is an error naming the topic, the partition and both
+ * offsets (the topic was deleted or replaced under the saved state): reading
+ * on would silently skip what is written next. */
+int ss_source_open(const ss_source_opts_t *o, const ss_offset_t *start, int nstart,
+                   ss_source_t **out, char *err, size_t errsz);
+/* Polls up to max_msgs messages (waiting at most timeout_ms for the first) and
+ * appends row events to `out` IN ARRIVAL ORDER (do not consolidate):
+ *   weight +1: upsert (insert, or update of the row with the same key)
+ *   weight -1: delete (for keyed streams only key columns are meaningful)
+ * For json format an update message with both "before" and "row" may yield -1 then +1.
+ * Bad messages are written to the dead-letter topic with the reason and
+ * topic/partition/offset, counted, and skipped. *nmsgs = messages consumed. */
+int ss_source_poll(ss_source_t *s, int max_msgs, int timeout_ms, ss_zset_t *out, int *nmsgs,
+                   char *err, size_t errsz);
+/* Current positions (next offset per partition); *offs owned by s, valid until next poll. */
+int ss_source_positions(ss_source_t *s, const ss_offset_t **offs, int *n);
+/* Messages behind the end of the topic, summed over partitions (asks the transport). */
+int ss_source_lag(ss_source_t *s, int64_t *lag, char *err, size_t errsz);
+/* Messages behind the last end of the topic the source has seen while polling,
+ * summed over partitions (no round trip; a partition not fetched yet counts 0).
+ * A lower bound of ss_source_lag: > 0 means there is more to read. */
+int64_t ss_source_cached_lag(ss_source_t *s);
+void ss_source_get_stats(const ss_source_t *s, ss_source_stats_t *out);
+void ss_source_close(ss_source_t *s); /* NULL-safe */
+
+/* ---- loading a JSON-lines file into a stream ---- */
+typedef struct ss_load_opts {
+    const char *stream;           /* for messages */
+    const char *topic;
+    const char *path;
+    ss_format_t format;
+    const ss_schema_t *schema;    /* every line is keyed by ss_format_key */
+    volatile sig_atomic_t *stop;  /* may be NULL; when set, a load waiting for disk space gives up */
+} ss_load_opts_t;
+
+typedef struct ss_load_result {
+    int64_t lines;    /* lines appended by this call */
+    int64_t before;   /* lines of the file appended by earlier loads (this one resumed after them) */
+    int64_t unkeyed;  /* lines that did not decode: sent without a key (the source dead-letters them) */
+} ss_load_result_t;
+
+/* Appends every non-blank line of the file to the topic, keyed. On the log a load
+ * is exactly once: each batch commits together with the file position it reached,
+ * so a load of the same file into the same topic continues after whatever earlier
+ * loads appended (an interrupted load resumes; a file grown since loads only its
+ * new lines; a file loaded in full loads nothing; a different file at that path
+ * loads from the start). A full disk pauses the load (logged) until space returns
+ * or *o->stop is set. On Kafka the lines are produced and flushed each time. */
+int ss_load_jsonl(ss_transport_t *t, const ss_load_opts_t *o, ss_load_result_t *r, char *err, size_t errsz);
+
+/* ---- sink: a view's changelog ---- */
+typedef struct ss_sink ss_sink_t;
+/* key_cols: the view's key columns (NULL/0 = the whole row identifies it). */
+int ss_sink_open(ss_transport_t *t, const char *view, const char *topic, const ss_schema_t *schema,
+                 const int *key_cols, int nkey, ss_sink_t **out, char *err, size_t errsz);
+/* Publishes a consolidated delta: for each key, a -old/+new pair becomes one "update",
+ * else "insert"/"delete". Message value:
+ *   {"view":"v","seq":N,"op":"insert|update|delete","row":{...},"old":{...}}
+ * keyed by the row's key as JSON. seq is taken from *seq and incremented per message.
+ * On the log the messages are durable when it returns; on Kafka once ss_sink_flush returns. */
+int ss_sink_publish(ss_sink_t *s, const ss_zset_t *delta, int64_t *seq, char *err, size_t errsz);
+int ss_sink_flush(ss_sink_t *s, int timeout_ms, char *err, size_t errsz);
+void ss_sink_close(ss_sink_t *s); /* NULL-safe */
+
+#endif
