@@ -128,7 +128,7 @@ void k_unpack_free(wmat_t *w);
 
 /* Activations quantized for the panel kernels: per row, int8 q[cols] with one scale per block of
  * blk = 256 (K-quants) or 32 (legacy types) (dx[nsb]), and per group of 16 / 32 the sum of q,
- * negated (int), and times the group's dx (float). */
+ * negated (int) and as float (blk 32: s32 holds dx * sum). */
 typedef struct qact {
     void *buf;
     size_t cap;

@@ -109,20 +109,29 @@ AI T6 void qg512(const uint8_t *grp, int cols, const qact_t *a, int b0, const in
     const int steps = G / 4, hdrb = sk == SK_LEGACY ? 0 : sk == SK_KSYM ? 32 : 64;
     const int gsb = sk == SK_LEGACY ? (zp < 0 ? 64 : 32) : sk == SK_KMIN ? 32 : sk == SK_Q8K ? 0 : 16;
     const int gbb = 2 * lowbits * G + planes * 2 * G, zsh = zp > 0 ? ilog2(zp) : 0;
-    const int ngr = a->cols / G, gpb = a->blk / G; /* groups per activation block */
+    const int ngr = a->cols / G;
     const int8_t *xq = a->q + (size_t)b0 * a->cols;
     const float *dx = a->dx + (size_t)b0 * a->nsb, *sf = (G == 16 ? a->s16 : a->s32) + (size_t)b0 * ngr;
     const int32_t *ns = (G == 16 ? a->ns16 : a->ns32) + (size_t)b0 * ngr;
     const size_t xs = (size_t)a->cols, ds = (size_t)a->nsb;
-    __m512 acc[8];
+    __m512 acc[8], t[8];
     __m512i I[8];
+    __mmask16 om = (__mmask16)(nrows >= 16 ? 0xffff : (1u << nrows) - 1);
+    const int accmem = sk != SK_LEGACY && C > 4; /* K-quants at C = 8 keep acc in out (t takes its registers) */
 #pragma GCC unroll 8
-    for (int c = 0; c < C; c++)
+    for (int c = 0; c < C; c++) {
         acc[c] = _mm512_setzero_ps();
+        if (accmem)
+            _mm512_mask_storeu_ps(out + (size_t)c * ldo, om, acc[c]);
+    }
     const uint8_t *tile = grp;
     for (int c0 = 0; c0 < cols; c0 += 256) {
         int n = cols - c0 < 256 ? cols - c0 : 256, ng = n / G;
         const uint8_t *hdr = tile, *gsc = tile + hdrb, *bits = gsc + (size_t)ng * gsb;
+        if (sk != SK_LEGACY)
+#pragma GCC unroll 8
+            for (int c = 0; c < C; c++)
+                t[c] = _mm512_setzero_ps();
         for (int g = 0; g < ng; g++) {
             const uint8_t *gb = bits + (size_t)g * gbb;
             const int gi = c0 / G + g, xo = c0 + g * G;
@@ -146,18 +155,35 @@ AI T6 void qg512(const uint8_t *grp, int cols, const qact_t *a, int b0, const in
             }
 #pragma GCC unroll 8
             for (int c = 0; c < C; c++) {
-                __m512 ad = _mm512_mul_ps(A, _mm512_set1_ps(dx[c * ds + gi / gpb]));
-                acc[c] = _mm512_fmadd_ps(ad, _mm512_cvtepi32_ps(I[c]), acc[c]);
+                if (sk == SK_LEGACY) { /* the activation scale is the group's: straight into acc */
+                    __m512 ad = _mm512_mul_ps(A, _mm512_set1_ps(dx[c * ds + gi]));
+                    acc[c] = _mm512_fmadd_ps(ad, _mm512_cvtepi32_ps(I[c]), acc[c]);
+                    if (zp < 0)
+                        acc[c] = _mm512_fmadd_ps(B, _mm512_set1_ps(sf[c * ngr + gi]), acc[c]);
+                    continue;
+                }
+                t[c] = _mm512_fmadd_ps(A, _mm512_cvtepi32_ps(I[c]), t[c]);
                 if (zp < 0)
-                    acc[c] = _mm512_fmadd_ps(B, _mm512_set1_ps(sf[c * ngr + gi]), acc[c]);
+                    t[c] = _mm512_fmadd_ps(B, _mm512_set1_ps(sf[c * ngr + gi]), t[c]);
             }
         }
+        if (sk != SK_LEGACY) /* the superblock's activation scale, once */
+#pragma GCC unroll 8
+            for (int c = 0; c < C; c++) {
+                if (!accmem) {
+                    acc[c] = _mm512_fmadd_ps(_mm512_set1_ps(dx[c * ds + c0 / 256]), t[c], acc[c]);
+                    continue;
+                }
+                __m512 a = _mm512_maskz_loadu_ps(om, out + (size_t)c * ldo);
+                a = _mm512_fmadd_ps(_mm512_set1_ps(dx[c * ds + c0 / 256]), t[c], a);
+                _mm512_mask_storeu_ps(out + (size_t)c * ldo, om, a);
+            }
         tile += hdrb + (size_t)ng * (gsb + gbb);
     }
-    __mmask16 m = (__mmask16)(nrows >= 16 ? 0xffff : (1u << nrows) - 1);
+    if (!accmem)
 #pragma GCC unroll 8
-    for (int c = 0; c < C; c++)
-        _mm512_mask_storeu_ps(out + (size_t)c * ldo, m, acc[c]);
+        for (int c = 0; c < C; c++)
+            _mm512_mask_storeu_ps(out + (size_t)c * ldo, om, acc[c]);
 }
 
 /* One function per (type layout, C): the spec's fields become constants. */
@@ -280,7 +306,7 @@ AI T2 void qg256(const uint8_t *grp, int cols, const qact_t *a, int b0, const in
     const int gsb = sk == SK_LEGACY ? (zp < 0 ? 64 : 32) : sk == SK_KMIN ? 32 : sk == SK_Q8K ? 0 : 16;
     const int gbb = 2 * lowbits * G + planes * 2 * G, zsh = zp > 0 ? ilog2(zp) : 0;
     const int sgn = zp == 128; /* u up to 255: vpmaddubsw's pairs would overflow; use u - 128 signed */
-    const int ngr = a->cols / G, gpb = a->blk / G;
+    const int ngr = a->cols / G;
     const int8_t *xq = a->q + (size_t)b0 * a->cols;
     const float *dx = a->dx + (size_t)b0 * a->nsb, *sf = (G == 16 ? a->s16 : a->s32) + (size_t)b0 * ngr;
     const int32_t *ns = (G == 16 ? a->ns16 : a->ns32) + (size_t)b0 * ngr;
@@ -289,7 +315,7 @@ AI T2 void qg256(const uint8_t *grp, int cols, const qact_t *a, int b0, const in
     for (int h = 0; h < 2; h++) {
         if (8 * h >= nrows)
             break;
-        __m256 acc[2];
+        __m256 acc[2], t[2];
         __m256i I[2];
         for (int c = 0; c < C; c++)
             acc[c] = _mm256_setzero_ps();
@@ -297,6 +323,8 @@ AI T2 void qg256(const uint8_t *grp, int cols, const qact_t *a, int b0, const in
         for (int c0 = 0; c0 < cols; c0 += 256) {
             int n = cols - c0 < 256 ? cols - c0 : 256, ng = n / G;
             const uint8_t *hdr = tile, *gsc = tile + hdrb, *bits = gsc + (size_t)ng * gsb;
+            for (int c = 0; c < C; c++)
+                t[c] = _mm256_setzero_ps();
             for (int g = 0; g < ng; g++) {
                 const uint8_t *gb = bits + (size_t)g * gbb;
                 const int gi = c0 / G + g, xo = c0 + g * G;
@@ -322,12 +350,21 @@ AI T2 void qg256(const uint8_t *grp, int cols, const qact_t *a, int b0, const in
                     }
                 }
                 for (int c = 0; c < C; c++) {
-                    __m256 ad = _mm256_mul_ps(A, _mm256_set1_ps(dx[c * ds + gi / gpb]));
-                    acc[c] = _mm256_fmadd_ps(ad, _mm256_cvtepi32_ps(I[c]), acc[c]);
+                    if (sk == SK_LEGACY) {
+                        __m256 ad = _mm256_mul_ps(A, _mm256_set1_ps(dx[c * ds + gi]));
+                        acc[c] = _mm256_fmadd_ps(ad, _mm256_cvtepi32_ps(I[c]), acc[c]);
+                        if (zp < 0)
+                            acc[c] = _mm256_fmadd_ps(B, _mm256_set1_ps(sf[c * ngr + gi]), acc[c]);
+                        continue;
+                    }
+                    t[c] = _mm256_fmadd_ps(A, _mm256_cvtepi32_ps(I[c]), t[c]);
                     if (zp < 0)
-                        acc[c] = _mm256_fmadd_ps(B, _mm256_set1_ps(sf[c * ngr + gi]), acc[c]);
+                        t[c] = _mm256_fmadd_ps(B, _mm256_set1_ps(sf[c * ngr + gi]), t[c]);
                 }
             }
+            if (sk != SK_LEGACY)
+                for (int c = 0; c < C; c++)
+                    acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dx[c * ds + c0 / 256]), t[c], acc[c]);
             tile += hdrb + (size_t)ng * (gsb + gbb);
         }
         int nr = nrows - 8 * h >= 8 ? 8 : nrows - 8 * h;

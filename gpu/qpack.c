@@ -26,11 +26,14 @@
  * count or ISA, bit for bit). The activation is quantized to int8 xq (q_act below) with one
  * scale dx per block of 256 for K-quants (as llama.cpp's Q8_K) and per 32 for the legacy types
  * (as its Q8_0/Q8_1), so results stay close to llama.cpp's. With I_g = sum of u * xq over
- * group g (int32), S_g = sum of xq, A_g / B_g the group's scale and offset (quant.c) and dx the
- * scale of the activation block holding g, for each group in order, with a = A_g * dx (rounded
- * to float):
- *   zero-point types:  acc = fma(a, float(I_g - zp * S_g), acc)
- *   types with a min:  acc = fma(a, float(I_g), acc);  acc = fma(B_g, dx * float(S_g), acc).
+ * group g (int32), S_g = sum of xq, A_g / B_g the group's scale and offset (quant.c):
+ *   K-quants, for each superblock b: t = 0; for each group g in order
+ *       zero-point types:  t = fma(A_g, float(I_g - zp * S_g), t)
+ *       types with a min:  t = fma(A_g, float(I_g), t);  t = fma(B_g, float(S_g), t)
+ *     then acc = fma(dx_b, t, acc);
+ *   legacy types, for each group g in order, with a = A_g * dx_g rounded to float:
+ *       zero-point types:  acc = fma(a, float(I_g - zp * S_g), acc)
+ *       types with a min:  acc = fma(a, float(I_g), acc);  acc = fma(B_g, dx_g * float(S_g), acc).
  */
 #include "llm_internal.h"
 
@@ -327,11 +330,11 @@ void q_act_sums(const int8_t *q, int cols, int blk, const float *dx, int32_t *ns
         for (int i = 0; i < 16; i++)
             s += q[16 * g + i];
         ns16[g] = -s;
-        s16[g] = dx[16 * g / blk] * (float)s;
+        s16[g] = (float)s;
     }
     for (int g = 0; g < cols / 32; g++) {
         ns32[g] = ns16[2 * g] + ns16[2 * g + 1];
-        s32[g] = dx[32 * g / blk] * (float)-ns32[g];
+        s32[g] = blk == 32 ? dx[g] * (float)-ns32[g] : (float)-ns32[g];
     }
 }
 
@@ -424,7 +427,7 @@ int p_u(const pspec_t *p, const uint8_t *gb, int r, int i)
 void qgemm_scalar(const pspec_t *p, const uint8_t *grp, int cols, const qact_t *a, int b0, int nb, float *out,
                   size_t ldo, int nrows)
 {
-    int G = p->G, gsb = p_gscale_bytes(p), gbb = p_gbits_bytes(p);
+    int G = p->G, gsb = p_gscale_bytes(p), gbb = p_gbits_bytes(p), legacy = p->sk == SK_LEGACY;
     for (int b = b0; b < b0 + nb; b++) {
         const int8_t *xq = a->q + (size_t)b * a->cols;
         const float *dx = a->dx + (size_t)b * a->nsb;
@@ -436,20 +439,23 @@ void qgemm_scalar(const pspec_t *p, const uint8_t *grp, int cols, const qact_t *
             for (int c0 = 0; c0 < cols; c0 += 256) {
                 int n = SS_MIN(256, cols - c0), ng = n / G;
                 const uint8_t *hdr = tile, *gsc = tile + p_hdr_bytes(p), *bits = gsc + (size_t)ng * gsb;
+                float t = 0;
                 for (int g = 0; g < ng; g++) {
                     int I = 0, gi = (c0 + g * G) / G;
                     for (int i = 0; i < G; i++)
                         I += p_u(p, bits + (size_t)g * gbb, r, i) * xq[c0 + g * G + i];
                     float A, B;
                     p_group_ab(p, hdr, gsc + (size_t)g * gsb, r, &A, &B);
-                    float ad = A * dx[(c0 + g * G) / a->blk];
+                    float *dst = legacy ? &acc : &t, ad = legacy ? A * dx[gi] : A;
                     if (p->zp >= 0) {
-                        acc = fmaf(ad, (float)(I + p->zp * ns[gi]), acc);
+                        *dst = fmaf(ad, (float)(I + p->zp * ns[gi]), *dst);
                     } else {
-                        acc = fmaf(ad, (float)I, acc);
-                        acc = fmaf(B, sf[gi], acc);
+                        *dst = fmaf(ad, (float)I, *dst);
+                        *dst = fmaf(B, sf[gi], *dst);
                     }
                 }
+                if (!legacy)
+                    acc = fmaf(dx[c0 / 256], t, acc);
                 tile += p_tile_bytes(p, n);
             }
             out[(size_t)(b - b0) * ldo + r] = acc;
