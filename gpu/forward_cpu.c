@@ -325,10 +325,7 @@ static void layer_fwd(cpu_t *c, const ubatch_t *ub, int l, int threads)
     float *const gu_out[2] = {c->hb, c->hb2};
     const size_t gu_ld[2] = {(size_t)hdim, (size_t)hdim};
     k_matmul_multi(gu, gu_out, gu_ld, 2, c->xb, d, n, threads);
-    for (size_t i = 0; i < (size_t)n * hdim; i++) {
-        float a = c->hb[i];
-        c->hb[i] = a / (1.0f + expf(-a)) * c->hb2[i];
-    }
+    k_swiglu(c->hb, c->hb2, (size_t)n * hdim);
     k_matmul(&L->w_down, c->hb, hdim, n, c->xb2, d, threads);
     for (size_t i = 0; i < (size_t)n * d; i++)
         c->x[i] += c->xb2[i];

@@ -1,13 +1,14 @@
 /*
- * kernels.c — CPU matrix kernels: W (rows x cols, any supported type) times a batch
- * of nb f32 activations. Each weight row is loaded once per group of up to 4
- * activations (the batching win) and dequantized in registers. AVX-512 and
- * AVX2+FMA variants are chosen at run time (__builtin_cpu_supports) with a portable
- * scalar fallback, so the binary runs on any x86-64.
+ * kernels.c — the CPU kernels' entry points and dispatch: k_matmul / k_matmul_multi (W, rows x
+ * cols of any supported type, times nb f32 activations, split into thread tasks: quantized
+ * weights through the panel kernel of qgemm.c on activations quantized once per call, float
+ * weights through fgemm.c), the attention kernels over transposed KV blocks (one query, or a
+ * GQA group's queries at once), softmax, and the run-time ISA choice (AVX-512 with VNNI,
+ * AVX2+FMA+F16C, scalar; __builtin_cpu_supports), so the binary runs on any x86-64.
  *
- * Determinism: the dot product of one row with one activation is computed in the
- * same order whatever the group size or thread count, so batched logits equal
- * single-sequence logits bit for bit (on a given ISA).
+ * Determinism: the product of one row with one activation is computed in the same order
+ * whatever the batch, the tile it lands in or the thread count, so batched logits equal
+ * single-sequence logits bit for bit (on a given ISA; quantized types on every ISA).
  */
 #include "llm_internal.h"
 
@@ -368,7 +369,7 @@ static void softmax_scalar(float *r, int n, float scale)
 }
 
 #ifdef SS_X86
-/* exp(x) for x <= 0 (scores minus their max): 2^(x log2 e) = 2^k * p(f), |f| <= 0.5,
+/* exp(x) for x in [-87, 87] (softmax: scores minus their max; SwiGLU: clamped): 2^(x log2 e) = 2^k * p(f), |f| <= 0.5,
  * degree-6 polynomial, relative error ~2e-7; underflows cleanly to 0 below -87. */
 static inline T5 __m512 exp512(__m512 x)
 {
@@ -421,6 +422,29 @@ static T5 void softmax_avx512(float *r, int n, float scale)
 }
 #endif
 
+/* ---------------- SwiGLU: g = silu(g) * u ---------------- */
+
+static void swiglu_scalar(float *g, const float *u, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+#ifdef SS_X86
+static T5 void swiglu_avx512(float *g, const float *u, size_t n)
+{
+    size_t i = 0;
+    const __m512 one = _mm512_set1_ps(1.0f), lo = _mm512_set1_ps(-87.0f), hi = _mm512_set1_ps(87.0f);
+    for (; i < n; i += 16) { /* the tail masked, so every element takes the same path wherever it sits */
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 a = _mm512_maskz_loadu_ps(m, g + i);
+        __m512 e = exp512(_mm512_min_ps(_mm512_max_ps(_mm512_sub_ps(_mm512_setzero_ps(), a), lo), hi));
+        _mm512_mask_storeu_ps(g + i, m,
+                              _mm512_mul_ps(_mm512_div_ps(a, _mm512_add_ps(one, e)), _mm512_maskz_loadu_ps(m, u + i)));
+    }
+}
+#endif
+
 /* ---------------- dispatch ---------------- */
 
 static const char *g_isa;
@@ -429,6 +453,7 @@ int k_test_no_panels;
 float (*k_vdot)(const float *a, const float *b, int n);
 void (*k_vaxpy)(float *y, float a, const float *x, int n);
 void (*k_softmax)(float *r, int n, float scale);
+void (*k_swiglu)(float *g, const float *u, size_t n);
 void (*k_attn_values_all)(const float *a, const float *const *vt, int nblk, int last_np, int hd, float *out);
 void (*k_attn_scores_all)(const float *q, const float *const *kt, int nblk, int last_np, int hd, float *out);
 void (*k_attn_scores_grp)(const float *q, int grp, const float *const *kt, int nblk, int last_np, int hd, float *out,
@@ -445,6 +470,7 @@ static void set_isa(int level)
     k_vaxpy = vaxpy_scalar;
     k_attn_scores = ascore_scalar;
     k_softmax = softmax_scalar;
+    k_swiglu = swiglu_scalar;
     k_attn_values_all = avall_scalar;
     k_attn_scores_all = asall_scalar;
     k_attn_scores_grp = NULL;
@@ -465,6 +491,7 @@ static void set_isa(int level)
         k_vaxpy = vaxpy_avx512;
         k_attn_scores = ascore_avx512;
         k_softmax = softmax_avx512;
+        k_swiglu = swiglu_avx512;
         k_attn_values_all = avall_avx512;
         k_attn_scores_all = asall_avx512;
         k_attn_scores_grp = asgrp_avx512;
@@ -611,7 +638,7 @@ void k_matmul_multi(const wmat_t *const *w, float *const *out, const size_t *ldo
         if (w[i]->panel)
             need[p_spec(w[i]->type)->sk != SK_LEGACY] = 1;
     for (int k = 0; k < 2; k++) /* once for every packed matrix of the call */
-        ok[k] = need[k] && q_act(&qa[k], x, ldx, nb, cols, k ? 256 : 32) == SS_OK;
+        ok[k] = need[k] && q_act(&qa[k], x, ldx, nb, cols, k ? 256 : 32, threads) == SS_OK;
     m.n = nmat;
     m.first[0] = 0;
     for (int i = 0; i < nmat; i++) {

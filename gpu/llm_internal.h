@@ -140,7 +140,7 @@ typedef struct qact {
     int32_t *ns32;   /* [nb][cols/32] */
     float *s32;
 } qact_t;
-ss_err_t q_act(qact_t *a, const float *x, size_t ldx, int nb, int cols, int blk);
+ss_err_t q_act(qact_t *a, const float *x, size_t ldx, int nb, int cols, int blk, int threads);
 void q_act_row(const float *x, int cols, int blk, int8_t *q, float *dx, int32_t *ns16, int32_t *ns32, float *s16,
                float *s32);
 /* The sums of q_act_row (from q and dx), and q_act_row on the ISA's vectors (same bits). */
@@ -192,6 +192,8 @@ extern void (*k_attn_values_grp)(const float *a, int grp, size_t ld, const float
                                  int hd, float *out);
 /* r[0..n) = softmax(r * scale) in place. */
 extern void (*k_softmax)(float *r, int n, float scale);
+/* g[i] = silu(g[i]) * u[i] (the feed-forward's SwiGLU), element by element. */
+extern void (*k_swiglu)(float *g, const float *u, size_t n);
 void k_force_isa(const char *isa); /* tests: "scalar" / "avx2" / "avx512" / NULL = best */
 /* Tests: models opened while this is set keep quantized weights unpacked, so every product runs
  * the slow path (rows dequantized by the reference dequantizers, f32 activations): a float

@@ -338,7 +338,26 @@ void q_act_sums(const int8_t *q, int cols, int blk, const float *dx, int32_t *ns
     }
 }
 
-ss_err_t q_act(qact_t *a, const float *x, size_t ldx, int nb, int cols, int blk)
+typedef struct qact_job {
+    qact_t *a;
+    const float *x;
+    size_t ldx;
+    int per;
+} qact_job_t;
+
+static void qact_rows(void *ctx, int t, int tid)
+{
+    qact_job_t *j = ctx;
+    qact_t *a = j->a;
+    int cols = a->cols, nsb = a->nsb;
+    (void)tid;
+    for (int b = t * j->per; b < SS_MIN(a->nb, (t + 1) * j->per); b++)
+        q_act_row_isa(j->x + (size_t)b * j->ldx, cols, a->blk, a->q + (size_t)b * cols, a->dx + (size_t)b * nsb,
+                      a->ns16 + (size_t)b * (cols / 16), a->ns32 + (size_t)b * (cols / 32),
+                      a->s16 + (size_t)b * (cols / 16), a->s32 + (size_t)b * (cols / 32));
+}
+
+ss_err_t q_act(qact_t *a, const float *x, size_t ldx, int nb, int cols, int blk, int threads)
 {
     size_t nsb = (size_t)(cols + blk - 1) / blk;
     size_t need = (size_t)nb * ((size_t)cols + nsb * 4 + (size_t)cols / 16 * 8 + (size_t)cols / 32 * 8) + 256;
@@ -366,10 +385,8 @@ ss_err_t q_act(qact_t *a, const float *x, size_t ldx, int nb, int cols, int blk)
     a->ns32 = (int32_t *)p;
     p += (size_t)nb * (cols / 32) * 4;
     a->s32 = (float *)p;
-    for (int b = 0; b < nb; b++)
-        q_act_row_isa(x + (size_t)b * ldx, cols, blk, a->q + (size_t)b * cols, a->dx + (size_t)b * nsb,
-                  a->ns16 + (size_t)b * (cols / 16), a->ns32 + (size_t)b * (cols / 32),
-                  a->s16 + (size_t)b * (cols / 16), a->s32 + (size_t)b * (cols / 32));
+    qact_job_t j = {a, x, ldx, 16}; /* rows in chunks of 16, shared by the threads for large batches */
+    pool_run(nb >= 64 ? threads : 1, (nb + j.per - 1) / j.per, qact_rows, &j);
     return SS_OK;
 }
 
