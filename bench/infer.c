@@ -34,6 +34,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #if defined(__x86_64__)
@@ -304,8 +305,16 @@ static double token_bytes(const ss_gguf_t *g, int tied)
 
 typedef struct run {
     stat3_t prefill_tps, decode_tps;
+    stat3_t prefill_cpu, decode_cpu; /* tokens per second of process CPU time (all threads) */
     double load_s;
 } run_t;
+
+static double cpu_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
 
 static int measure(const char *path, int threads, int plen, int gen, int reps, run_t *r, char *err, size_t errsz)
 {
@@ -319,16 +328,18 @@ static int measure(const char *path, int threads, int plen, int gen, int reps, r
     int *toks = malloc((size_t)(plen * 8 + 16) * sizeof(int));
     int n = SS_MIN(ss_llm_tokenize(m, text, 1, toks, plen * 8 + 16), plen);
     float *lg = malloc((size_t)ss_llm_config(m)->vocab_size * sizeof(float));
-    double pf[16], dc[16];
+    double pf[16], dc[16], pfc[16], dcc[16];
     int rc = 0;
     /* warm-up: the weights' pages and every code path once */
     const int *tp = toks;
     int w = SS_MIN(n, 64);
     rc |= ss_llm_last_logits(m, 1, &tp, &w, lg, err, errsz);
     for (int k = 0; k < reps && !rc; k++) {
-        double a = now_s();
+        double a = now_s(), ac = cpu_s();
         rc |= ss_llm_last_logits(m, 1, &tp, &n, lg, err, errsz);
         pf[k] = n / (now_s() - a);
+        pfc[k] = n / (cpu_s() - ac);
+        ac = cpu_s();
         ss_llm_stats_t s0, s1;
         ss_llm_stats(m, &s0);
         ss_infer_req_t q = {.kind = SS_INFER_GENERATE, .prompt = "the quick brown fox", .max_tokens = gen + 1};
@@ -338,10 +349,13 @@ static int measure(const char *path, int threads, int plen, int gen, int reps, r
         ss_llm_stats(m, &s1);
         double dt = (double)(s1.decode_ns - s0.decode_ns) / 1e9;
         dc[k] = (double)(s1.decode_tokens - s0.decode_tokens) / (dt > 0 ? dt : 1e-9);
+        dcc[k] = (double)(s1.decode_tokens - s0.decode_tokens) / (cpu_s() - ac); /* includes its 4-token prompt */
     }
     if (!rc) {
         r->prefill_tps = stat_of(pf, reps);
         r->decode_tps = stat_of(dc, reps);
+        r->prefill_cpu = stat_of(pfc, reps);
+        r->decode_cpu = stat_of(dcc, reps);
     }
     free(text);
     free(toks);
@@ -417,6 +431,10 @@ static void print_run(const res_t *r, const ceil_t *c, int threads, int plen)
            r->type, threads, p->med, f * p->med / 1e9, f * p->med / peak, r->quant ? "int8" : "fp32",
            f * p->lo / peak, f * p->hi / peak, d->med, r->tbytes / 1e6, r->tbytes * d->med / 1e9,
            r->tbytes * d->med / c->bw, r->tbytes * d->lo / c->bw, r->tbytes * d->hi / c->bw, r->run.load_s);
+    printf("           per second of CPU time (all threads): prefill %.1f tok = %.3f of %d x peak; decode %.1f tok = "
+           "%.3f of read bandwidth\n",
+           r->run.prefill_cpu.med, f * r->run.prefill_cpu.med / peak / threads, threads, r->run.decode_cpu.med,
+           r->tbytes * r->run.decode_cpu.med / c->bw);
     fflush(stdout);
 }
 
@@ -428,11 +446,13 @@ static void json_run(ss_buf_t *js, const res_t *r, const ceil_t *c, int threads,
                   "%s{\"type\":\"%s\",\"threads\":%d,\"token_bytes\":%.0f,\"matmul_params\":%.0f,"
                   "\"prefill_tok_s\":[%.2f,%.2f,%.2f],\"prefill_gops\":%.2f,\"prefill_peak\":\"%s\","
                   "\"prefill_peak_frac\":[%.4f,%.4f,%.4f],\"decode_tok_s\":[%.2f,%.2f,%.2f],\"decode_gbs\":%.2f,"
-                  "\"decode_bw_frac\":[%.4f,%.4f,%.4f],\"load_s\":%.3f}",
+                  "\"decode_bw_frac\":[%.4f,%.4f,%.4f],\"prefill_tok_per_cpu_s\":[%.2f,%.2f,%.2f],"
+                  "\"decode_tok_per_cpu_s\":[%.2f,%.2f,%.2f],\"load_s\":%.3f}",
                   first ? "" : ",", r->type, threads, r->tbytes, r->params, p->med, p->lo, p->hi, f * p->med / 1e9,
                   r->quant ? "int8" : "fp32", f * p->med / peak, f * p->lo / peak, f * p->hi / peak, d->med, d->lo,
                   d->hi, r->tbytes * d->med / 1e9, r->tbytes * d->med / c->bw, r->tbytes * d->lo / c->bw,
-                  r->tbytes * d->hi / c->bw, r->run.load_s);
+                  r->tbytes * d->hi / c->bw, r->run.prefill_cpu.med, r->run.prefill_cpu.lo, r->run.prefill_cpu.hi,
+                  r->run.decode_cpu.med, r->run.decode_cpu.lo, r->run.decode_cpu.hi, r->run.load_s);
 }
 
 int main(int argc, char **argv)

@@ -38,6 +38,7 @@
 #include "llm_internal.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -186,16 +187,19 @@ static void put_scales(const pspec_t *p, const uint8_t *blk, int n, int r, uint8
 }
 
 /* IQ4: the level index of an unpacked value (level + 128). */
+static uint8_t g_iq4_index[256];
+
+static void iq4_index_init(void)
+{
+    for (int k = 0; k < 16; k++)
+        g_iq4_index[ss_iq4_levels[k] + 128] = (uint8_t)k;
+}
+
 static uint8_t iq4_index_of(int v)
 {
-    static uint8_t tab[256];
-    static int ready;
-    if (!ready) { /* a benign race: every thread writes the same bytes */
-        for (int k = 0; k < 16; k++)
-            tab[ss_iq4_levels[k] + 128] = (uint8_t)k;
-        ready = 1;
-    }
-    return tab[v & 255];
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, iq4_index_init);
+    return g_iq4_index[v & 255];
 }
 
 /* The bits of group g (G weights of each of 16 rows; u[r][...]) into its bit area. */
