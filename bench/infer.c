@@ -20,8 +20,10 @@
  * the final table and the JSON use the higher of the two (the machine may be shared).
  * Writes bench/results/infer.json (--out).
  *
+ * With --kernels it first times the matrix kernels alone (one 2048 x 2048 weight per type).
+ *
  *   bench_infer [--shape NAME] [--types q4_k_m,q8_0,f16,...] [--threads 1,2] [--prompt N] [--gen N]
- *               [--layers N] [--reps R] [--dir /tmp] [--out FILE]
+ *               [--layers N] [--reps R] [--dir /tmp] [--out FILE] [--kernels]
  */
 #include "llm_internal.h"
 #include "ss_gguf.h"
@@ -455,6 +457,62 @@ static void json_run(ss_buf_t *js, const res_t *r, const ceil_t *c, int threads,
                   r->run.decode_cpu.med, r->run.decode_cpu.lo, r->run.decode_cpu.hi, r->run.load_s);
 }
 
+/* The matrix kernels alone on one 2048 x 2048 weight (random values) of each type, one thread:
+ * a batch of 512 activations (the prefill tile walk: each row group in cache while the batch
+ * streams by) and a single activation with the weight in L2 (no memory stall: the decode
+ * kernel's own speed). Ops per second (2 per multiply-add), best of 5. */
+static void kernels_alone(const char *types, const ceil_t *c)
+{
+    char tl[512];
+    snprintf(tl, sizeof tl, "%s", types);
+    printf("  kernels alone, 1 thread, 2048 x 2048 weight:\n");
+    for (char *s = NULL, *tok = strtok_r(tl, ",", &s); tok; tok = strtok_r(NULL, ",", &s)) {
+        int ty = ss_ggml_type_parse(tok);
+        if (ty < 0)
+            continue; /* mixes: their types are listed on their own */
+        int rows = 2048, cols = 2048;
+        size_t rb = ss_ggml_row_bytes(ty, cols);
+        uint8_t *q = malloc(rb * rows);
+        float *row = malloc((size_t)cols * sizeof(float)), *x = malloc((size_t)512 * cols * sizeof(float));
+        float *out = malloc((size_t)512 * rows * sizeof(float));
+        uint64_t st = 1;
+        for (int r = 0; r < rows; r++) {
+            for (int i = 0; i < cols; i++)
+                row[i] = (float)((st = st * 6364136223846793005ull + 1442695040888963407ull) >> 41) / (float)(1 << 23) - 0.5f;
+            ss_ggml_from_f32(ty, row, q + (size_t)r * rb, cols);
+        }
+        for (size_t i = 0; i < (size_t)512 * cols; i++)
+            x[i] = (float)((st = st * 6364136223846793005ull + 1442695040888963407ull) >> 41) / (float)(1 << 23) - 0.5f;
+        wmat_t w = {q, ty, rows, cols, rb, NULL, 0};
+        int quant = k_pack(&w, 1) == 0;
+        double best[2] = {0, 0};
+        for (int k = 0; k < 2; k++) {
+            int nb = k ? 1 : 512, nmat = k ? 16 : 1; /* decode: 1/16 of the rows, in L2 */
+            wmat_t part = w;
+            part.rows = k ? rows / nmat : rows;
+            k_matmul(&part, x, cols, nb, out, rows, 1);
+            for (int rep = 0; rep < 5; rep++) {
+                double t0 = now_s();
+                int it = k ? 200 : 1;
+                for (int i = 0; i < it; i++)
+                    k_matmul(&part, x, cols, nb, out, rows, 1);
+                double dt = (now_s() - t0) / it;
+                best[k] = SS_MAX(best[k], 2.0 * part.rows * cols * nb / dt);
+            }
+        }
+        double peak = quant ? c->pk.int8 : c->pk.fp32;
+        printf("    %-7s prefill tile %6.1f GOP/s = %.3f of the %s peak; decode %6.1f GOP/s = %5.1f GB/s of weights\n",
+               tok, best[0] / 1e9, best[0] / peak, quant ? "int8" : "fp32", best[1] / 1e9,
+               best[1] / 2 * rb / cols / 1e9);
+        fflush(stdout);
+        k_unpack_free(&w);
+        free(q);
+        free(row);
+        free(x);
+        free(out);
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -462,10 +520,11 @@ int main(int argc, char **argv)
         {"threads", required_argument, 0, 't'}, {"prompt", required_argument, 0, 'p'},
         {"gen", required_argument, 0, 'g'},   {"layers", required_argument, 0, 'l'},
         {"reps", required_argument, 0, 'r'},  {"dir", required_argument, 0, 'd'},
+        {"kernels", no_argument, 0, 'k'},
         {"out", required_argument, 0, 'o'},   {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *shape = "llama-3.2-1b", *types = "q4_k_m,q8_0,f16", *dir = "/tmp", *out = "bench/results/infer.json";
     const char *thr = "1,2";
-    int plen = 512, gen = 32, layers = 0, reps = 3, c;
+    int plen = 512, gen = 32, layers = 0, reps = 3, kern = 0, c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 's': shape = optarg; break;
@@ -475,12 +534,13 @@ int main(int argc, char **argv)
         case 'g': gen = atoi(optarg); break;
         case 'l': layers = atoi(optarg); break;
         case 'r': reps = SS_MAX(1, SS_MIN(16, atoi(optarg))); break;
+        case 'k': kern = 1; break;
         case 'd': dir = optarg; break;
         case 'o': out = optarg; break;
         default:
             fprintf(c == 'h' ? stdout : stderr,
                     "usage: bench_infer [--shape NAME] [--types LIST] [--threads 1,2] [--prompt N] [--gen N]\n"
-                    "                   [--layers N] [--reps R] [--dir DIR] [--out FILE]\n"
+                    "                   [--layers N] [--reps R] [--dir DIR] [--out FILE] [--kernels]\n"
                     "  LIST: weight types (%s) and mixes (q4_k_m, q5_k_m, q6_k)\n",
                     ss_ggml_type_names());
             return c == 'h' ? 0 : 2;
@@ -498,6 +558,8 @@ int main(int argc, char **argv)
     ceil_t cs[8], ce[8];
     for (int i = 0; i < nthr; i++)
         measure_ceilings(tl[i], &cs[i], "at the start");
+    if (kern)
+        kernels_alone(types, &cs[0]);
     res_t res[64];
     int nres = 0, fail = 0;
     char tlist[512];
