@@ -45,6 +45,13 @@
 
 static double now_s(void) { return (double)ss_now_ns() / 1e9; }
 
+static double thread_cpu_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
 /* ---------------- read bandwidth ---------------- */
 
 #if defined(__x86_64__)
@@ -132,10 +139,13 @@ static long read_part(const char *p, size_t n, int streams, int pf)
 }
 
 /* Best bytes/s over passes of threads reading their own contiguous part of a 1 GiB buffer. */
-static double read_bandwidth(int threads, int passes)
+/* Best bytes/s (wall) over the passes; *per_cpu: the best bytes per second of the readers' own CPU
+ * time (what a thread achieves while it runs; a shared machine's time slicing does not show). */
+static double read_bandwidth(int threads, int passes, double *per_cpu)
 {
     size_t n = (size_t)1 << 30;
     char *buf = aligned_alloc((size_t)2 << 20, n);
+    *per_cpu = 0;
     if (!buf)
         return 0;
     madvise(buf, n, MADV_HUGEPAGE);
@@ -150,12 +160,16 @@ static double read_bandwidth(int threads, int passes)
     for (int rep = 0; rep < passes; rep++)
         for (size_t v = 0; v < SS_ARRAY_LEN(var); v++) {
             size_t part = (n / (size_t)threads) & ~(size_t)4095;
-            double t0 = now_s();
-#pragma omp parallel for num_threads(threads) reduction(+ : sink)
-            for (int t = 0; t < threads; t++)
+            double t0 = now_s(), cpu = 0;
+#pragma omp parallel for num_threads(threads) reduction(+ : sink, cpu)
+            for (int t = 0; t < threads; t++) {
+                double c0 = thread_cpu_s();
                 sink += read_part(buf + (size_t)t * part, part, var[v][0], var[v][1]);
-            double dt = now_s() - t0;
-            best = SS_MAX(best, (double)(part - (var[v][1] ? 4096 : 0)) * threads / dt);
+                cpu += thread_cpu_s() - c0;
+            }
+            double dt = now_s() - t0, bytes = (double)(part - (var[v][1] ? 4096 : 0)) * threads;
+            best = SS_MAX(best, bytes / dt);
+            *per_cpu = SS_MAX(*per_cpu, bytes / cpu * threads);
         }
     if (sink == 42)
         printf(" ");
@@ -183,9 +197,9 @@ static double read_bandwidth(int threads, int passes)
         "xmm30", "xmm31"
 
 /* kind 0: vpdpbusd, 1: vfmadd231ps, 2: vdpbf16ps (zmm). Instructions per second. */
-static T5 double peak512(int kind, long iters)
+static T5 double peak512(int kind, long iters, double *cpu)
 {
-    double t0 = now_s();
+    double t0 = now_s(), c0 = thread_cpu_s();
     long n = iters;
     if (kind == 0)
         __asm__ volatile("vpxord %%zmm30, %%zmm30, %%zmm30\n vpternlogd $0xff, %%zmm31, %%zmm31, %%zmm31\n"
@@ -205,6 +219,7 @@ static T5 double peak512(int kind, long iters)
                          : "+r"(n)
                          :
                          : CLOBBER24, "cc");
+    *cpu = thread_cpu_s() - c0;
     return (double)iters * 24 / (now_s() - t0);
 }
 
@@ -213,9 +228,9 @@ static T5 double peak512(int kind, long iters)
        " %%ymm14, %%ymm15, %%ymm3\n" op " %%ymm14, %%ymm15, %%ymm4\n" op " %%ymm14, %%ymm15, %%ymm5\n" op        \
        " %%ymm14, %%ymm15, %%ymm6\n" op " %%ymm14, %%ymm15, %%ymm7\n" op " %%ymm14, %%ymm15, %%ymm8\n" op        \
        " %%ymm14, %%ymm15, %%ymm9\n" op " %%ymm14, %%ymm15, %%ymm10\n" op " %%ymm14, %%ymm15, %%ymm11\n"
-static T2 double fma256(long iters)
+static T2 double fma256(long iters, double *cpu)
 {
-    double t0 = now_s();
+    double t0 = now_s(), c0 = thread_cpu_s();
     long n = iters;
     __asm__ volatile("vpxor %%ymm14, %%ymm14, %%ymm14\n vpxor %%ymm15, %%ymm15, %%ymm15\n"
                      "1:\n" X12("vfmadd231ps") "dec %0\n jnz 1b\n"
@@ -223,21 +238,23 @@ static T2 double fma256(long iters)
                      :
                      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
                        "xmm14", "xmm15", "cc");
+    *cpu = thread_cpu_s() - c0;
     return (double)iters * 12 / (now_s() - t0);
 }
 #endif
 
 typedef struct peaks {
-    double int8;  /* int8 dot-product ops/s (2 per multiply-add) */
+    double int8;  /* int8 dot-product ops/s (2 per multiply-add), all threads */
     double fp32;  /* fp32 FMA flops/s */
     double bf16;  /* bf16 dot flops/s */
+    double int8_cpu, fp32_cpu, bf16_cpu; /* the same per second of the measuring threads' CPU time */
     const char *isa;
 } peaks_t;
 
 /* Best of 3 over all threads at once (each thread its own chains; 12 on AVX2, which has 16 registers). */
 static peaks_t measure_peaks(int threads)
 {
-    peaks_t p = {0, 0, 0, "none"};
+    peaks_t p = {0, 0, 0, 0, 0, 0, "none"};
 #if defined(__x86_64__)
     int w512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni") &&
                __builtin_cpu_supports("avx512bf16");
@@ -246,12 +263,18 @@ static peaks_t measure_peaks(int threads)
         for (int kind = 0; kind < 3; kind++) {
             if (!w512 && kind != 1)
                 continue;
-            double tot = 0;
-#pragma omp parallel num_threads(threads) reduction(+ : tot)
-            tot += w512 ? peak512(kind, iters) : fma256(iters);
-            double ops = kind == 0 ? tot * 64 * 2 : kind == 1 ? tot * (w512 ? 16 : 8) * 2 : tot * 32 * 2;
+            double tot = 0, cpu = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : tot, cpu)
+            {
+                double c = 0;
+                tot += w512 ? peak512(kind, iters, &c) : fma256(iters, &c);
+                cpu += c;
+            }
+            double per = kind == 0 ? 64 * 2 : kind == 1 ? (w512 ? 16 : 8) * 2 : 32 * 2; /* ops per instruction */
             double *dst = kind == 0 ? &p.int8 : kind == 1 ? &p.fp32 : &p.bf16;
-            *dst = SS_MAX(*dst, ops);
+            double *dc = kind == 0 ? &p.int8_cpu : kind == 1 ? &p.fp32_cpu : &p.bf16_cpu;
+            *dst = SS_MAX(*dst, tot * per);
+            *dc = SS_MAX(*dc, (double)iters * (w512 ? 24 : 12) * threads / cpu * per);
         }
     p.isa = w512 ? "avx512 (vpdpbusd zmm, vfmadd zmm, vdpbf16ps zmm)" : "avx2 (vfmadd ymm)";
 #else
@@ -401,18 +424,19 @@ static void loadavg(char *buf, size_t n)
 }
 
 typedef struct ceil {
-    double bw;
+    double bw, bw_cpu; /* bytes/s (wall, all threads); bytes per second of one reader's CPU time x threads */
     peaks_t pk;
 } ceil_t;
 
 static void measure_ceilings(int threads, ceil_t *c, const char *when)
 {
-    c->bw = read_bandwidth(threads, 5);
+    c->bw = read_bandwidth(threads, 5, &c->bw_cpu);
     c->pk = measure_peaks(threads);
     printf("  ceilings %s, %d thread%s: read %.1f GB/s; int8 dot %.0f GOP/s, fp32 FMA %.0f GFLOP/s, bf16 dot %.0f "
-           "GFLOP/s (%s)\n",
+           "GFLOP/s (%s)\n"
+           "    per second of the threads' CPU time: read %.1f GB/s, int8 %.0f GOP/s, fp32 %.0f GFLOP/s\n",
            when, threads, threads > 1 ? "s" : "", c->bw / 1e9, c->pk.int8 / 1e9, c->pk.fp32 / 1e9, c->pk.bf16 / 1e9,
-           c->pk.isa);
+           c->pk.isa, c->bw_cpu / 1e9, c->pk.int8_cpu / 1e9, c->pk.fp32_cpu / 1e9);
     fflush(stdout);
 }
 
@@ -433,10 +457,11 @@ static void print_run(const res_t *r, const ceil_t *c, int threads, int plen)
            r->type, threads, p->med, f * p->med / 1e9, f * p->med / peak, r->quant ? "int8" : "fp32",
            f * p->lo / peak, f * p->hi / peak, d->med, r->tbytes / 1e6, r->tbytes * d->med / 1e9,
            r->tbytes * d->med / c->bw, r->tbytes * d->lo / c->bw, r->tbytes * d->hi / c->bw, r->run.load_s);
-    printf("           per second of CPU time (all threads): prefill %.1f tok = %.3f of %d x peak; decode %.1f tok = "
-           "%.3f of read bandwidth\n",
-           r->run.prefill_cpu.med, f * r->run.prefill_cpu.med / peak / threads, threads, r->run.decode_cpu.med,
-           r->tbytes * r->run.decode_cpu.med / c->bw);
+    double peak_cpu = r->quant ? c->pk.int8_cpu : c->pk.fp32_cpu;
+    printf("           per second of CPU time (threads x seconds): prefill %.1f tok = %.3f of the peak; decode %.1f tok "
+           "= %.3f of read bandwidth (the ceilings per CPU second too)\n",
+           r->run.prefill_cpu.med * threads, f * r->run.prefill_cpu.med * threads / peak_cpu,
+           r->run.decode_cpu.med * threads, r->tbytes * r->run.decode_cpu.med * threads / c->bw_cpu);
     fflush(stdout);
 }
 
@@ -449,12 +474,15 @@ static void json_run(ss_buf_t *js, const res_t *r, const ceil_t *c, int threads,
                   "\"prefill_tok_s\":[%.2f,%.2f,%.2f],\"prefill_gops\":%.2f,\"prefill_peak\":\"%s\","
                   "\"prefill_peak_frac\":[%.4f,%.4f,%.4f],\"decode_tok_s\":[%.2f,%.2f,%.2f],\"decode_gbs\":%.2f,"
                   "\"decode_bw_frac\":[%.4f,%.4f,%.4f],\"prefill_tok_per_cpu_s\":[%.2f,%.2f,%.2f],"
-                  "\"decode_tok_per_cpu_s\":[%.2f,%.2f,%.2f],\"load_s\":%.3f}",
+                  "\"decode_tok_per_cpu_s\":[%.2f,%.2f,%.2f],\"prefill_peak_frac_cpu\":%.4f,"
+                  "\"decode_bw_frac_cpu\":%.4f,\"load_s\":%.3f}",
                   first ? "" : ",", r->type, threads, r->tbytes, r->params, p->med, p->lo, p->hi, f * p->med / 1e9,
                   r->quant ? "int8" : "fp32", f * p->med / peak, f * p->lo / peak, f * p->hi / peak, d->med, d->lo,
                   d->hi, r->tbytes * d->med / 1e9, r->tbytes * d->med / c->bw, r->tbytes * d->lo / c->bw,
                   r->tbytes * d->hi / c->bw, r->run.prefill_cpu.med, r->run.prefill_cpu.lo, r->run.prefill_cpu.hi,
-                  r->run.decode_cpu.med, r->run.decode_cpu.lo, r->run.decode_cpu.hi, r->run.load_s);
+                  r->run.decode_cpu.med, r->run.decode_cpu.lo, r->run.decode_cpu.hi,
+                  f * r->run.prefill_cpu.med * threads / (r->quant ? c->pk.int8_cpu : c->pk.fp32_cpu),
+                  r->tbytes * r->run.decode_cpu.med * threads / c->bw_cpu, r->run.load_s);
 }
 
 /* The matrix kernels alone on one 2048 x 2048 weight (random values) of each type, one thread:
@@ -611,6 +639,9 @@ int main(int argc, char **argv)
         cs[i].pk.int8 = SS_MAX(cs[i].pk.int8, ce[i].pk.int8);
         cs[i].pk.fp32 = SS_MAX(cs[i].pk.fp32, ce[i].pk.fp32);
         cs[i].pk.bf16 = SS_MAX(cs[i].pk.bf16, ce[i].pk.bf16);
+        cs[i].bw_cpu = SS_MAX(cs[i].bw_cpu, ce[i].bw_cpu);
+        cs[i].pk.int8_cpu = SS_MAX(cs[i].pk.int8_cpu, ce[i].pk.int8_cpu);
+        cs[i].pk.fp32_cpu = SS_MAX(cs[i].pk.fp32_cpu, ce[i].pk.fp32_cpu);
     }
     loadavg(la1, sizeof la1);
     printf("\nAgainst the higher of the start and end ceilings (load average at the end: %s):\n", la1);
@@ -622,6 +653,10 @@ int main(int argc, char **argv)
         ss_buf_printf(&js, "%s{\"threads\":%d,\"read_gbs\":%.2f,\"int8_gops\":%.1f,\"fp32_gflops\":%.1f,"
                            "\"bf16_gflops\":%.1f}",
                       i ? "," : "", tl[i], cs[i].bw / 1e9, cs[i].pk.int8 / 1e9, cs[i].pk.fp32 / 1e9, cs[i].pk.bf16 / 1e9);
+    ss_buf_puts(&js, "],\"ceilings_per_cpu_s\":[");
+    for (int i = 0; i < nthr; i++)
+        ss_buf_printf(&js, "%s{\"threads\":%d,\"read_gbs\":%.2f,\"int8_gops\":%.1f,\"fp32_gflops\":%.1f}", i ? "," : "",
+                      tl[i], cs[i].bw_cpu / 1e9, cs[i].pk.int8_cpu / 1e9, cs[i].pk.fp32_cpu / 1e9);
     ss_buf_puts(&js, "],\"runs\":[");
     for (int k = 0; k < nres; k++) {
         res_t *r = &res[k];
