@@ -38,6 +38,8 @@ typedef struct ss_engine_opts {
     volatile sig_atomic_t *stop; /* set non-zero to stop run/SUBSCRIBE; may be NULL */
     FILE *live;             /* where SUBSCRIBE prints changes as they happen; NULL = stdout */
     int progress;           /* 1: print a progress line to stderr every few seconds of work */
+    int views_off;          /* 1: never run the views here, only read them and write to streams (as
+                               when another process runs them: see README "Several processes") */
     int catch_up;           /* 1: bring the views up to date (run until idle) before each
                                SELECT, SHOW, EXPLAIN or SUBSCRIBE, so scripts read caught-up views */
 } ss_engine_opts_t;

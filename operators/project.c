@@ -16,8 +16,9 @@ static int project_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
     return SS_OK;
 }
 
-static int project_row(const ss_plan_node_t *n, const ss_row_t *in, ss_row_t **out, char *err, size_t errsz)
+static int project_row(const ss_op_t *op, const ss_row_t *in, ss_row_t **out, char *err, size_t errsz)
 {
+    const ss_plan_node_t *n = op->node;
     ss_row_t *r = ss_row_new(n->nexprs);
     if (!r)
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
@@ -28,6 +29,10 @@ static int project_row(const ss_plan_node_t *n, const ss_row_t *in, ss_row_t **o
         if (!rc && (rc = ss_row_set(r, j, &v)))
             ss_seterr(err, errsz, rc, "out of memory");
         free(owned);
+        if (rc == SS_ERR_INVALID) {
+            ss_row_free(r);
+            return ss_op_row_error(op, in, err, errsz);
+        }
         if (rc) {
             ss_row_free(r);
             ss_errprefix(err, errsz, "project (node %d) column %d", n->id, j + 1);
@@ -45,7 +50,7 @@ static int project_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_
     (void)port;
     for (size_t i = 0; i < in->n; i++) {
         ss_row_t *r = NULL;
-        int rc = project_row(op->node, in->e[i].row, &r, err, errsz);
+        int rc = project_row(op, in->e[i].row, &r, err, errsz);
         if (rc)
             return rc;
         if ((rc = ss_zset_add(out, r, in->e[i].w)))

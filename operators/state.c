@@ -109,7 +109,9 @@ int ss_state_bind_value(sqlite3_stmt *s, int idx, const ss_value_t *v)
     switch (v->t) {
     case SS_INT: rc = sqlite3_bind_int64(s, idx, v->u.i); break;
     case SS_REAL: rc = sqlite3_bind_double(s, idx, v->u.r); break;
-    case SS_TEXT: rc = sqlite3_bind_text(s, idx, v->u.str.s ? v->u.str.s : "", (int)v->u.str.n, SQLITE_TRANSIENT); break;
+    case SS_TEXT: case SS_NUM: case SS_JSON: /* NUMERIC and JSON as their exact text */
+        rc = sqlite3_bind_text(s, idx, v->u.str.s ? v->u.str.s : "", (int)v->u.str.n, SQLITE_TRANSIENT);
+        break;
     default: rc = sqlite3_bind_null(s, idx); break;
     }
     return rc == SQLITE_OK ? SS_OK : SS_ERR_SQLITE;

@@ -45,7 +45,7 @@ typedef struct view {
 static const char *decl_type(ss_coltype_t t)
 {
     switch (t) {
-    case SS_COL_TEXT: return " TEXT";
+    case SS_COL_TEXT: case SS_COL_NUMERIC: case SS_COL_JSON: return " TEXT"; /* exact text, no affinity */
     case SS_COL_INT: case SS_COL_BOOL: return " INTEGER";
     case SS_COL_REAL: return " REAL";
     default: return "";

@@ -243,6 +243,8 @@ static int build_stream(const ss_ast_stmt_t *st, stream_ent_t **out, char *err, 
     for (int i = 0; i < st->ncols; i++)
         if (ss_schema_set(e->pub.schema, i, st->cols[i].name, st->cols[i].type, st->cols[i].is_key))
             goto fail;
+        else
+            ss_schema_set_typmod(e->pub.schema, i, st->cols[i].typmod);
     if (ss__opts_copy(st->opts, &e->pub.nopts, &e->pub.opts))
         goto fail;
     const char *fmt = ss_plan_opt(&(ss_plan_node_t){.nopts = e->pub.nopts, .opts = e->pub.opts}, "format");

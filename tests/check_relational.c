@@ -80,6 +80,7 @@ static void hx_open(hx_t *h, ss_plan_node_t *node, int ncols0, int ncols1)
 {
     memset(h, 0, sizeof *h);
     ck_assert_int_eq(sqlite3_open(":memory:", &h->db), SQLITE_OK);
+    sqlite3_exec(h->db, "PRAGMA case_sensitive_like = ON", NULL, NULL, NULL); /* LIKE as in PostgreSQL */
     h->ctx.db = h->db;
     h->node = node;
     h->ncols_in[0] = ncols0;
@@ -883,6 +884,7 @@ START_TEST(test_source_ttl_tick)
     char err[SS_ERRSZ] = "";
     sqlite3 *db;
     sqlite3_open(":memory:", &db);
+    sqlite3_exec(db, "PRAGMA case_sensitive_like = ON", NULL, NULL, NULL);
     ss_op_ctx_t ctx = {db, NULL, NULL};
     ck_assert_int_eq(ss_op_new(b, &op, err, sizeof err), SS_OK);
     ck_assert_int_eq(op->vt->init(op, &ctx, err, sizeof err), SS_ERR_INVALID);
@@ -900,6 +902,7 @@ START_TEST(test_chain)
         rg_t g = {.s = seed_base() + 12000 + (uint64_t)it * 6007, .ncols = 3, .kinds = K3, .int_range = 8};
         sqlite3 *db;
         ck_assert_int_eq(sqlite3_open(":memory:", &db), SQLITE_OK);
+        sqlite3_exec(db, "PRAGMA case_sensitive_like = ON", NULL, NULL, NULL);
         ss_op_ctx_t ctx = {db, NULL, NULL};
         ss_plan_node_t *src = node_new(SS_PN_SOURCE, 1, 3);
         src->schema->is_key[0] = 1;
@@ -1007,6 +1010,7 @@ START_TEST(test_view_table)
     ss_schema_set(n->schema, 1, "price", SS_COL_REAL, 0);
     sqlite3 *db;
     sqlite3_open(":memory:", &db);
+    sqlite3_exec(db, "PRAGMA case_sensitive_like = ON", NULL, NULL, NULL);
     ss_op_ctx_t ctx = {db, NULL, NULL};
     ss_op_t *op;
     char err[SS_ERRSZ];
@@ -1077,6 +1081,8 @@ START_TEST(test_view_layouts)
         ss_schema_set(n->schema, 1, "s", SS_COL_TEXT, 0);
         sqlite3 *db;
         sqlite3_open(":memory:", &db);
+        sqlite3_exec(db, "PRAGMA case_sensitive_like = ON", NULL, NULL, NULL);
+    sqlite3_exec(db, "PRAGMA case_sensitive_like = ON", NULL, NULL, NULL);
         if (old)
             ck_assert_int_eq(sqlite3_exec(db, "CREATE TABLE view_lay(id INTEGER, s TEXT, _mult INTEGER NOT NULL,"
                                               " _row BLOB PRIMARY KEY)", NULL, NULL, NULL), SQLITE_OK);

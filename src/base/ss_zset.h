@@ -19,7 +19,12 @@ typedef enum ss_vtype {
     SS_INT,      /* int64 (BOOLEAN is stored as INT 0/1) */
     SS_REAL,     /* double */
     SS_TEXT,     /* UTF-8 bytes, owned by the row; always NUL-terminated */
+    SS_NUM,      /* NUMERIC: canonical decimal text in u.str ("-12.50", ss_decimal.h), owned like TEXT */
+    SS_JSON,     /* JSON: compact JSON text in u.str, owned like TEXT */
 } ss_vtype_t;
+
+/* 1 for the types whose payload is u.str (owned by the containing row). */
+static inline int ss_vtype_has_str(ss_vtype_t t) { return t == SS_TEXT || t == SS_NUM || t == SS_JSON; }
 
 typedef struct ss_value {
     ss_vtype_t t;
@@ -46,6 +51,8 @@ typedef enum ss_coltype {
     SS_COL_REAL,
     SS_COL_BOOL,
     SS_COL_ANY, /* expression result of unknown type */
+    SS_COL_NUMERIC, /* exact decimal (NUMERIC/DECIMAL[(p,s)]): SS_NUM values */
+    SS_COL_JSON,    /* JSON document: SS_JSON values */
 } ss_coltype_t;
 
 typedef struct ss_schema {
@@ -53,6 +60,7 @@ typedef struct ss_schema {
     char **names;          /* owned; column names */
     ss_coltype_t *types;   /* owned */
     int *is_key;           /* owned; 1 for KEY columns */
+    int *typmod;           /* owned; NUMERIC(p,s) as ss_typmod_make(p, s), else -1 */
 } ss_schema_t;
 
 /* ---- values ---- */
@@ -63,6 +71,8 @@ ss_value_t ss_val_real(double r);
 ss_value_t ss_val_text_ref(const char *s, size_t n);
 int ss_val_cmp(const ss_value_t *a, const ss_value_t *b); /* NULL < numbers < text; ints and reals compare numerically */
 int ss_val_eq(const ss_value_t *a, const ss_value_t *b);
+/* Numeric order of two numbers (INT, REAL, NUMERIC) without ss_val_cmp's tie-breaks: 1.0 = 1.00 = 1. */
+int ss_val_cmp_numeric(const ss_value_t *a, const ss_value_t *b);
 uint64_t ss_val_hash(const ss_value_t *v, uint64_t seed);
 int ss_val_truthy(const ss_value_t *v);   /* SQL truth: non-NULL and non-zero */
 /* Appends a readable form (text unquoted) or a JSON form. */
@@ -72,6 +82,12 @@ int ss_val_to_json(const ss_value_t *v, ss_buf_t *out);
  * Text results are borrowed from v or written to tmp (caller frees tmp). */
 int ss_val_coerce(const ss_value_t *v, ss_coltype_t t, ss_value_t *out, char **tmp,
                   char *err, size_t errsz);
+/* The same with a typmod (NUMERIC(p,s): rounded to s, overflow is an error; -1 = none). */
+int ss_val_coerce_tm(const ss_value_t *v, ss_coltype_t t, int typmod, ss_value_t *out, char **tmp,
+                     char *err, size_t errsz);
+/* NUMERIC and JSON values whose text is malloc'd s[0..n) (taken by the value's user). */
+ss_value_t ss_val_num_ref(const char *s, size_t n);
+ss_value_t ss_val_json_ref(const char *s, size_t n);
 
 /* ---- rows ---- */
 ss_row_t *ss_row_new(int n);                      /* all NULL; NULL on OOM */
@@ -95,6 +111,7 @@ ss_schema_t *ss_schema_new(int n);                /* names NULL, types TEXT, no 
 void ss_schema_free(ss_schema_t *s);
 ss_schema_t *ss_schema_copy(const ss_schema_t *s);
 int ss_schema_set(ss_schema_t *s, int i, const char *name, ss_coltype_t t, int is_key);
+void ss_schema_set_typmod(ss_schema_t *s, int i, int typmod);
 int ss_schema_find(const ss_schema_t *s, const char *name); /* case-insensitive; -1 if absent */
 /* Key column indices into out (at most max); returns count (0 = no key: the whole row is the key). */
 int ss_schema_keys(const ss_schema_t *s, int *out, int max);

@@ -3,6 +3,8 @@
  * text), schemas, canonical row encoding, and Z-set consolidation.
  */
 #include "ss_zset.h"
+#include "ss_decimal.h"
+#include "ss_json.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -22,17 +24,123 @@ ss_value_t ss_val_text_ref(const char *s, size_t n)
     return v;
 }
 
+ss_value_t ss_val_num_ref(const char *s, size_t n)
+{
+    ss_value_t v = ss_val_text_ref(s, n);
+    v.t = SS_NUM;
+    return v;
+}
+
+ss_value_t ss_val_json_ref(const char *s, size_t n)
+{
+    ss_value_t v = ss_val_text_ref(s, n);
+    v.t = SS_JSON;
+    return v;
+}
+
 static int cmp_num(double a, double b) { return a < b ? -1 : a > b ? 1 : 0; }
+
+/* Compares canonical decimal texts numerically without parsing ("-0.5" < "0.25" < "1.00" = "1"). */
+static int dec_text_cmp(const char *a, size_t an, const char *b, size_t bn)
+{
+    int na = an && a[0] == '-', nb = bn && b[0] == '-';
+    if (na) a++, an--;
+    if (nb) b++, bn--;
+    size_t ia = 0, ib = 0; /* integer-part lengths, "0" counting as empty */
+    while (ia < an && a[ia] != '.') ia++;
+    while (ib < bn && b[ib] != '.') ib++;
+    const char *pa = a, *pb = b;
+    size_t la = ia, lb = ib;
+    if (la == 1 && pa[0] == '0') la = 0, pa++;
+    if (lb == 1 && pb[0] == '0') lb = 0, pb++;
+    int c = 0;
+    if (la != lb)
+        c = la < lb ? -1 : 1;
+    else {
+        int m = memcmp(pa, pb, la);
+        c = m < 0 ? -1 : m > 0;
+        const char *fa = ia < an ? a + ia + 1 : "", *fb = ib < bn ? b + ib + 1 : "";
+        size_t fna = ia < an ? an - ia - 1 : 0, fnb = ib < bn ? bn - ib - 1 : 0;
+        for (size_t k = 0; !c && (k < fna || k < fnb); k++) {
+            char x = k < fna ? fa[k] : '0', y = k < fnb ? fb[k] : '0';
+            c = x < y ? -1 : x > y;
+        }
+    }
+    int za = la == 0, zb = lb == 0; /* a zero is never negative: "-0" cannot occur in canonical text */
+    (void)za;
+    (void)zb;
+    if (na != nb)
+        return na ? -1 : 1;
+    return na ? -c : c;
+}
+
+static int scale_of(const ss_value_t *v)
+{
+    const char *p = memchr(v->u.str.s, '.', v->u.str.n);
+    return p ? (int)(v->u.str.s + v->u.str.n - p - 1) : 0;
+}
+
+/* NUMERIC against a number of any type. */
+static int cmp_with_num(const ss_value_t *a, const ss_value_t *b)
+{
+    if (a->t == SS_NUM && b->t == SS_NUM) {
+        int c = dec_text_cmp(a->u.str.s, a->u.str.n, b->u.str.s, b->u.str.n);
+        if (c == 0) /* 1.0 and 1.00 are equal numbers: order by scale for a total order of values */
+            c = cmp_num(scale_of(a), scale_of(b));
+        return c;
+    }
+    if (a->t != SS_NUM)
+        return -cmp_with_num(b, a);
+    int c;
+    if (b->t == SS_INT) {
+        char buf[32];
+        int n = snprintf(buf, sizeof buf, "%lld", (long long)b->u.i);
+        c = dec_text_cmp(a->u.str.s, a->u.str.n, buf, (size_t)n);
+    } else
+        c = cmp_num(strtod(a->u.str.s, NULL), b->u.r);
+    if (c == 0) /* equal numbers of different types: INT < NUM < REAL */
+        c = b->t == SS_INT ? 1 : -1;
+    return c;
+}
+
+int ss_val_cmp_numeric(const ss_value_t *a, const ss_value_t *b)
+{
+    if (a->t == SS_NUM && b->t == SS_NUM)
+        return dec_text_cmp(a->u.str.s, a->u.str.n, b->u.str.s, b->u.str.n);
+    if (a->t == SS_NUM && b->t == SS_INT) {
+        char buf[32];
+        int n = snprintf(buf, sizeof buf, "%lld", (long long)b->u.i);
+        return dec_text_cmp(a->u.str.s, a->u.str.n, buf, (size_t)n);
+    }
+    if (b->t == SS_NUM && a->t != SS_NUM)
+        return -ss_val_cmp_numeric(b, a);
+    if (a->t == SS_INT && b->t == SS_INT)
+        return a->u.i < b->u.i ? -1 : a->u.i > b->u.i;
+    double x = a->t == SS_INT ? (double)a->u.i : a->t == SS_NUM ? strtod(a->u.str.s, NULL) : a->u.r;
+    double y = b->t == SS_INT ? (double)b->u.i : b->t == SS_NUM ? strtod(b->u.str.s, NULL) : b->u.r;
+    return cmp_num(x, y);
+}
+
+static int vrank(ss_vtype_t t)
+{
+    switch (t) {
+    case SS_NULL: return 0;
+    case SS_INT: case SS_REAL: case SS_NUM: return 1;
+    case SS_TEXT: return 2;
+    default: return 3; /* JSON */
+    }
+}
 
 int ss_val_cmp(const ss_value_t *a, const ss_value_t *b)
 {
-    int ra = a->t == SS_NULL ? 0 : a->t == SS_TEXT ? 2 : 1;
-    int rb = b->t == SS_NULL ? 0 : b->t == SS_TEXT ? 2 : 1;
+    int ra = vrank(a->t), rb = vrank(b->t);
     if (ra != rb)
         return ra < rb ? -1 : 1;
     if (ra == 0)
         return 0;
-    if (ra == 2) {
+    if (ra == 1 && (a->t == SS_NUM || b->t == SS_NUM))
+        return cmp_with_num(a, b);
+    if (ra >= 2) {
         size_t n = SS_MIN(a->u.str.n, b->u.str.n);
         int c = memcmp(a->u.str.s, b->u.str.s, n);
         if (c)
@@ -58,6 +166,8 @@ uint64_t ss_val_hash(const ss_value_t *v, uint64_t seed)
     case SS_INT: return ss_hash64(&v->u.i, 8, seed ^ 0x22);
     case SS_REAL: return ss_hash64(&v->u.r, 8, seed ^ 0x33);
     case SS_TEXT: return ss_hash64(v->u.str.s, v->u.str.n, seed ^ 0x44);
+    case SS_NUM: return ss_hash64(v->u.str.s, v->u.str.n, seed ^ 0x55);
+    case SS_JSON: return ss_hash64(v->u.str.s, v->u.str.n, seed ^ 0x66);
     }
     return seed;
 }
@@ -68,6 +178,7 @@ int ss_val_truthy(const ss_value_t *v)
     case SS_INT: return v->u.i != 0;
     case SS_REAL: return v->u.r != 0.0;
     case SS_TEXT: return atof(v->u.str.s) != 0.0;
+    case SS_NUM: return strspn(v->u.str.s, "-0.") != v->u.str.n;
     default: return 0;
     }
 }
@@ -78,7 +189,7 @@ int ss_val_to_text(const ss_value_t *v, ss_buf_t *out)
     case SS_NULL: return ss_buf_puts(out, "NULL");
     case SS_INT: return ss_buf_put_i64(out, v->u.i);
     case SS_REAL: return ss_buf_printf(out, "%.17g", v->u.r);
-    case SS_TEXT: return ss_buf_append(out, v->u.str.s, v->u.str.n);
+    case SS_TEXT: case SS_NUM: case SS_JSON: return ss_buf_append(out, v->u.str.s, v->u.str.n);
     }
     return SS_ERR_INTERNAL;
 }
@@ -93,8 +204,60 @@ int ss_val_to_json(const ss_value_t *v, ss_buf_t *out)
             return ss_buf_puts(out, "null");
         return ss_buf_printf(out, "%.17g", v->u.r);
     case SS_TEXT: return ss_buf_put_json_str(out, v->u.str.s, v->u.str.n);
+    case SS_NUM: case SS_JSON: return ss_buf_append(out, v->u.str.s, v->u.str.n); /* exact digits / the document */
     }
     return SS_ERR_INTERNAL;
+}
+
+/* Any number or numeric text to NUMERIC (rounded to the typmod's scale), text in *tmp. */
+static int coerce_numeric(const ss_value_t *v, int typmod, ss_value_t *out, char **tmp, char *err,
+                          size_t errsz)
+{
+    ss_dec_t d = SS_DEC_INIT;
+    int rc;
+    switch (v->t) {
+    case SS_INT: rc = ss_dec_from_i64(v->u.i, &d); break;
+    case SS_REAL: rc = ss_dec_from_double(v->u.r, &d, err, errsz); break;
+    case SS_TEXT: case SS_NUM: rc = ss_dec_parse(v->u.str.s, v->u.str.n, &d, err, errsz); break;
+    default: rc = ss_seterr(err, errsz, SS_ERR_INVALID, "expected NUMERIC, got JSON"); break;
+    }
+    if (!rc && typmod >= 0)
+        rc = ss_dec_apply_typmod(&d, ss_typmod_precision(typmod), ss_typmod_scale(typmod), err, errsz);
+    ss_buf_t b = SS_BUF_INIT;
+    if (!rc && (rc = ss_dec_to_text(&d, &b)))
+        ss_seterr(err, errsz, rc, "out of memory");
+    ss_dec_free(&d);
+    if (rc) {
+        ss_buf_free(&b);
+        return rc == SS_ERR_NOMEM ? (int)ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory") : rc;
+    }
+    size_t n = b.len;
+    *tmp = ss_buf_take(&b);
+    *out = ss_val_num_ref(*tmp, n);
+    return SS_OK;
+}
+
+/* Text holding a JSON document (or a number) to JSON, stored compact. */
+static int coerce_json(const ss_value_t *v, ss_value_t *out, char **tmp, char *err, size_t errsz)
+{
+    if (v->t == SS_JSON)
+        return SS_OK;
+    ss_buf_t b = SS_BUF_INIT;
+    int rc;
+    if (v->t == SS_TEXT)
+        rc = ss_jtext_compact(v->u.str.s, v->u.str.n, &b, err, errsz);
+    else if (v->t == SS_REAL && !isfinite(v->u.r))
+        rc = ss_seterr(err, errsz, SS_ERR_INVALID, "cannot convert a non-finite number to JSON");
+    else
+        rc = ss_val_to_text(v, &b);
+    if (rc) {
+        ss_buf_free(&b);
+        return rc;
+    }
+    size_t n = b.len;
+    *tmp = ss_buf_take(&b);
+    *out = ss_val_json_ref(*tmp, n);
+    return SS_OK;
 }
 
 int ss_val_coerce(const ss_value_t *v, ss_coltype_t t, ss_value_t *out, char **tmp,
@@ -153,9 +316,23 @@ int ss_val_coerce(const ss_value_t *v, ss_coltype_t t, ss_value_t *out, char **t
             }
         }
         return ss_seterr(err, errsz, SS_ERR_INVALID, "expected REAL, got text");
+    case SS_COL_NUMERIC:
+        return coerce_numeric(v, -1, out, tmp, err, errsz);
+    case SS_COL_JSON:
+        return coerce_json(v, out, tmp, err, errsz);
     default:
         return SS_OK;
     }
+}
+
+int ss_val_coerce_tm(const ss_value_t *v, ss_coltype_t t, int typmod, ss_value_t *out, char **tmp,
+                     char *err, size_t errsz)
+{
+    if (t == SS_COL_NUMERIC && v->t != SS_NULL) {
+        *tmp = NULL;
+        return coerce_numeric(v, typmod, out, tmp, err, errsz);
+    }
+    return ss_val_coerce(v, t, out, tmp, err, errsz);
 }
 
 ss_row_t *ss_row_new(int n)
@@ -173,7 +350,7 @@ void ss_row_free(ss_row_t *r)
     if (!r)
         return;
     for (int i = 0; i < r->n; i++)
-        if (r->v[i].t == SS_TEXT)
+        if (ss_vtype_has_str(r->v[i].t))
             free(r->v[i].u.str.s);
     free(r);
 }
@@ -183,12 +360,12 @@ int ss_row_set(ss_row_t *r, int i, const ss_value_t *v)
     if (i < 0 || i >= r->n)
         return SS_ERR_INVALID;
     ss_value_t nv = *v;
-    if (v->t == SS_TEXT) {
+    if (ss_vtype_has_str(v->t)) {
         nv.u.str.s = ss_strndup(v->u.str.s ? v->u.str.s : "", v->u.str.n);
         if (!nv.u.str.s)
             return SS_ERR_NOMEM;
     }
-    if (r->v[i].t == SS_TEXT)
+    if (ss_vtype_has_str(r->v[i].t))
         free(r->v[i].u.str.s);
     r->v[i] = nv;
     return SS_OK;
@@ -260,7 +437,7 @@ int ss_row_encode(const ss_row_t *r, ss_buf_t *out)
             rc = ss_buf_append(out, &v->u.i, 8);
         else if (v->t == SS_REAL)
             rc = ss_buf_append(out, &v->u.r, 8);
-        else if (v->t == SS_TEXT) {
+        else if (ss_vtype_has_str(v->t)) {
             uint32_t len = (uint32_t)v->u.str.n;
             rc = ss_buf_append(out, &len, 4);
             if (!rc)
@@ -295,7 +472,7 @@ int ss_row_decode(const void *p, size_t n, ss_row_t **out)
             v.t = (ss_vtype_t)tag;
             memcpy(tag == SS_INT ? (void *)&v.u.i : (void *)&v.u.r, s, 8);
             s += 8;
-        } else if (tag == SS_TEXT) {
+        } else if (ss_vtype_has_str((ss_vtype_t)tag)) {
             uint32_t len;
             if (e - s < 4)
                 goto bad;
@@ -304,6 +481,7 @@ int ss_row_decode(const void *p, size_t n, ss_row_t **out)
             if ((size_t)(e - s) < len)
                 goto bad;
             v = ss_val_text_ref((const char *)s, len);
+            v.t = (ss_vtype_t)tag;
             s += len;
         } else if (tag != SS_NULL)
             goto bad;
@@ -352,7 +530,14 @@ ss_schema_t *ss_schema_new(int n)
     s->names = calloc((size_t)n + 1, sizeof(char *));
     s->types = calloc((size_t)n + 1, sizeof(ss_coltype_t));
     s->is_key = calloc((size_t)n + 1, sizeof(int));
-    if (!s->names || !s->types || !s->is_key) {
+    s->typmod = malloc(((size_t)n + 1) * sizeof(int));
+    if (!s->names || !s->types || !s->is_key || !s->typmod) {
+        ss_schema_free(s);
+        return NULL;
+    }
+    for (int i = 0; i <= n; i++)
+        s->typmod[i] = -1;
+    if (0) {
         ss_schema_free(s);
         return NULL;
     }
@@ -369,6 +554,7 @@ void ss_schema_free(ss_schema_t *s)
     free(s->names);
     free(s->types);
     free(s->is_key);
+    free(s->typmod);
     free(s);
 }
 
@@ -381,7 +567,8 @@ ss_schema_t *ss_schema_copy(const ss_schema_t *s)
         if (ss_schema_set(c, i, s->names[i], s->types[i], s->is_key[i])) {
             ss_schema_free(c);
             return NULL;
-        }
+        } else
+            c->typmod[i] = s->typmod ? s->typmod[i] : -1;
     return c;
 }
 
@@ -396,7 +583,14 @@ int ss_schema_set(ss_schema_t *s, int i, const char *name, ss_coltype_t t, int i
     s->names[i] = nm;
     s->types[i] = t;
     s->is_key[i] = is_key;
+    s->typmod[i] = -1;
     return SS_OK;
+}
+
+void ss_schema_set_typmod(ss_schema_t *s, int i, int typmod)
+{
+    if (i >= 0 && i < s->n)
+        s->typmod[i] = typmod;
 }
 
 int ss_schema_find(const ss_schema_t *s, const char *name)
@@ -423,6 +617,8 @@ const char *ss_coltype_name(ss_coltype_t t)
     case SS_COL_INT: return "INT";
     case SS_COL_REAL: return "REAL";
     case SS_COL_BOOL: return "BOOLEAN";
+    case SS_COL_NUMERIC: return "NUMERIC";
+    case SS_COL_JSON: return "JSON";
     default: return "ANY";
     }
 }
