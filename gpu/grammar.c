@@ -514,6 +514,8 @@ typedef struct gram_entry {
     ss_gram_t *g;
     int32_t *dtok;        /* fewest tokens to a complete value, one-byte tokens only */
     int32_t **rows;       /* per state: next state of every token, or NULL until visited */
+    int32_t **allow;      /* per visited state with few allowed tokens (<= vocab / 8): their ids */
+    int *nallow;          /* entries of allow[s]; -1: state not visited or many allowed */
     size_t row_bytes;     /* kept in rows */
     int32_t *scratch;     /* a row when the cache is full */
     uint64_t used;        /* LRU stamp */
@@ -539,6 +541,10 @@ static void entry_clear(gram_entry_t *e)
     free(e->dtok);
     for (int s = 0; e->rows && e->g && s < e->g->n; s++)
         free(e->rows[s]);
+    for (int s = 0; e->allow && e->g && s < e->g->n; s++)
+        free(e->allow[s]);
+    free(e->allow);
+    free(e->nallow);
     ss_gram_free(e->g);
     free(e->rows);
     free(e->scratch);
@@ -620,11 +626,15 @@ static int entry_open(ss_llm_t *m, const char *schema, gram_entry_t **out, char 
     e->schema = ss_strdup(schema);
     e->dtok = malloc((size_t)g->n * sizeof *e->dtok);
     e->rows = calloc((size_t)g->n, sizeof *e->rows);
+    e->allow = calloc((size_t)g->n, sizeof *e->allow);
+    e->nallow = malloc((size_t)g->n * sizeof *e->nallow);
+    for (int i = 0; e->nallow && i < g->n; i++)
+        e->nallow[i] = -1;
     unsigned char one[256] = {0}; /* bytes the vocabulary can write as a token of their own */
     for (int i = 0; i < c->vocab; i++)
         if (c->off[i + 1] - c->off[i] == 1)
             one[c->bytes[c->off[i]]] = 1;
-    if (!e->schema || !e->dtok || !e->rows || gram_distances(g, one, e->dtok)) {
+    if (!e->schema || !e->dtok || !e->rows || !e->allow || !e->nallow || gram_distances(g, one, e->dtok)) {
         entry_clear(e);
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     }
@@ -648,11 +658,20 @@ static const int32_t *entry_row(const struct gram_cache *c, gram_entry_t *e, int
         row = e->scratch;
     }
     const int32_t *t = e->g->t;
+    int nal = 0;
     for (int i = 0; i < c->vocab; i++) {
         int st = c->off[i] == c->off[i + 1] ? -1 : s;
         for (int j = c->off[i]; j < c->off[i + 1] && st >= 0; j++)
             st = t[(size_t)st * 256 + c->bytes[j]];
         row[i] = st;
+        nal += st >= 0;
+    }
+    /* a state that allows few tokens keeps their list: picking scans it instead of the vocabulary */
+    if (row != e->scratch && nal <= c->vocab / 8 && (e->allow[s] = malloc(((size_t)nal + 1) * sizeof(int32_t)))) {
+        for (int i = 0, k = 0; i < c->vocab; i++)
+            if (row[i] >= 0)
+                e->allow[s][k++] = i;
+        e->nallow[s] = nal;
     }
     return row;
 }
@@ -707,9 +726,33 @@ int gram_seq_pick(ss_llm_t *m, gram_seq_t *q, const float *logits, int argmax, f
         if (argmax >= 0 && argmax < v && ALLOWED(argmax))
             return argmax; /* the model's own choice fits: one lookup */
         int best = -1;
+        float bv = -INFINITY;
+        if (e->nallow[q->state] >= 0) { /* few tokens allowed here: scan their list */
+            const int32_t *al = e->allow[q->state];
+            for (int k = 0; k < e->nallow[q->state]; k++) {
+                int t = al[k];
+                if ((logits[t] > bv || best < 0) && dtok[row[t]] <= left) {
+                    best = t;
+                    bv = logits[t];
+                }
+            }
+            if (end_ok) /* EOS ends a complete value */
+                for (int k = 0; k < 2; k++) {
+                    int t = k ? m->eot : m->cfg.eos;
+                    if (t >= 0 && t < v && (logits[t] > bv || best < 0)) {
+                        best = t;
+                        bv = logits[t];
+                    }
+                }
+            return best;
+        }
+        /* the argmax scan the unconstrained decoder does anyway, asking the grammar only about a
+         * token that would beat the best allowed one so far */
         for (int t = 0; t < v; t++)
-            if (ALLOWED(t) && (best < 0 || logits[t] > logits[best]))
+            if ((logits[t] > bv || best < 0) && ALLOWED(t)) {
                 best = t;
+                bv = logits[t];
+            }
         return best;
     }
     float mx = -INFINITY;
