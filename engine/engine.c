@@ -219,6 +219,13 @@ const char *ss_engine_transport(const ss_engine_t *e)
 
 int ss_engine_set(ss_engine_t *e, const char *name, const char *value, char *err, size_t errsz)
 {
+    if (ss_strcaseeq(name, "result_format")) {
+        if (!ss_strcaseeq(value, "table") && !ss_strcaseeq(value, "json"))
+            return ss_seterr(err, errsz, SS_ERR_INVALID, "SET result_format: expected 'table' or 'json', got '%s'",
+                             value);
+        e->result_json = ss_strcaseeq(value, "json");
+        return SS_OK;
+    }
     char *end;
     long long v = strtoll(value, &end, 10);
     int numeric = *value && !*end;
@@ -516,10 +523,7 @@ static int all_idle(ss_engine_t *e, uint64_t gen, char *err, size_t errsz)
 static void wait_engine(ss_engine_t *e, int ms)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += (long)ms * 1000000L;
-    ts.tv_sec += ts.tv_nsec / 1000000000L;
-    ts.tv_nsec %= 1000000000L;
+    ss_deadline(&ts, CLOCK_REALTIME, ms);
     pthread_mutex_lock(&e->mu);
     pthread_cond_timedwait(&e->cv, &e->mu, &ts);
     pthread_mutex_unlock(&e->mu);

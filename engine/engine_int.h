@@ -21,7 +21,7 @@
 #define SS_ENGINE_INT_H
 
 #include "ss_ast.h"
-#include "ss_backends.h" /* ss_backend_openai_new */
+#include "ss_backends.h" /* ss_backend_openai_config */
 #include "ss_catalog.h"
 #include "ss_dispatch.h"
 #include "ss_embed.h"
@@ -31,7 +31,6 @@
 #include "ss_llm.h" /* ss_backend_local_new */
 #include "ss_op.h"
 #include "ss_plan.h"
-#include "ss_pool.h"     /* ss_backend_workers_new */
 #include "ss_store.h"
 
 #include <pthread.h>
@@ -109,6 +108,7 @@ struct ss_engine {
     volatile sig_atomic_t *stop; /* borrowed */
     FILE *live;             /* borrowed */
     int64_t sub_limit, sub_timeout_ms; /* SUBSCRIBE defaults (SET) */
+    int result_json;        /* SET result_format = 'json': SELECT prints JSON lines, not a table */
 
     pthread_mutex_t exec_mu;/* one statement at a time (ss_engine_exec from any thread) */
     ss_store_t *store;      /* owned: the statements' connection */
