@@ -213,8 +213,9 @@ static void check_local_model(ss_engine_t *e, const ss_cat_model_t *m)
     char err[SS_ERRSZ];
     if ((m->backend && !ss_strcaseeq(m->backend, "local")) || !path || !check_gguf(path, err, sizeof err))
         return;
-    char *msg = ss_sprintf("cannot load model %s: %s", m->name, err);
-    ss_log(SS_LOG_ERROR, "engine", "%s (views that use it wait until it loads)", msg ? msg : err);
+    ss_log(SS_LOG_ERROR, "engine", "cannot load model %s: %s (views that use it wait until it loads)", m->name, err);
+    /* the model's state says what its first request would: the same text whichever comes first */
+    char *msg = ss_sprintf("loading model %s: %s", path, err);
     ss_dispatch_model_failed(e->disp, m->name, msg ? msg : err);
     free(msg);
 }
