@@ -140,6 +140,15 @@ START_TEST(test_create_model_checks)
                "t:1:70: model m: max_in_flight must be an integer from 1 to 100000, got '0'");
     fails_with(e, "CREATE MODEL m WITH (backend = 'openai', url = 'http://127.0.0.1:9', max_in_flight = 'lots');",
                "got 'lots'");
+    /* every documented option of an OpenAI-compatible model is known; a misspelt one is named with a guess */
+    free(ok(e, "CREATE MODEL o WITH (backend = 'openai', url = 'http://127.0.0.1:9', model = 'gpt', api = 'chat', "
+               "organization = 'org-1', project = 'p', rpm = 600, tpm = 100000, top_logprobs = 5, max_retries = 2, "
+               "prompt_batch = 4, embed_batch = 8, max_concurrency = 4, max_in_flight = 16, timeout_ms = 1000);"));
+    free(ok(e, "DROP MODEL o;"));
+    fails_with(e, "CREATE MODEL o WITH (backend = 'openai', url = 'http://127.0.0.1:9', rpn = 600);",
+               "t:1:70: unknown option \"rpn\" for CREATE MODEL (did you mean \"rpm\"?)");
+    fails_with(e, "CREATE MODEL o WITH (backend = 'openai', url = 'http://127.0.0.1:9', rpm = 'fast');",
+               "model o: rpm must be an integer");
     char *out = ok(e, "SHOW MODELS;"); /* none of the failed ones is registered */
     ck_assert_msg(!strstr(out, "\n m "), "%s", out);
     free(out);
