@@ -14,7 +14,7 @@
  *  - a disk that fills while the views process (a tmpfs in a private mount
  *    namespace; skipped where namespaces are not allowed): the pipeline fails
  *    with the reason logged, nothing crashes, and it completes once space returns;
- *  - SIGTERM ends `run` cleanly: status 0 when it was keeping views current, 1 with
+ *  - Ctrl-C (SIGINT) and SIGTERM end `run` cleanly: status 0 when it was keeping views current, 1 with
  *    the input left when it was catching up, and the state is whole either way.
  */
 #include "ss_base.h"
@@ -188,6 +188,23 @@ static int file_has(const char *path, const char *what, int ms)
             return 0;
         sleep_ms(100);
     }
+}
+
+/* How many progress lines ("semstream: ... lines (" or "... messages read") path holds. */
+static int progress_lines(const char *path)
+{
+    char *s = tu_read_file(path, NULL);
+    int n = 0;
+    for (char *p = s; p && (p = strstr(p, "semstream: ")); p++) {
+        char *eol = strchr(p, '\n');
+        if (!eol)
+            break;
+        *eol = 0;
+        n += strstr(p, " lines (") || strstr(p, " messages read");
+        *eol = '\n';
+    }
+    free(s);
+    return n;
 }
 
 /* SELECT sql on the state database (another process may be writing it); -1 if no row. */
@@ -438,23 +455,38 @@ START_TEST(test_sigterm)
     write_orders(path, 0, 300000);
     char load[1200];
     snprintf(load, sizeof load, "orders=%s", path);
-    pid_t r = run_bg(e.err, (const char *const[]){e.script, "--db", e.db, "--load", load, "--until-idle", NULL});
-    ck_assert(file_has(e.err, "messages read", 60000)); /* processing has begun */
-    int64_t t0 = ss_now_ns();
-    kill(r, SIGTERM);
-    int st = wait_exit(r, 20000);
-    char *err = tu_read_file(e.err, NULL);
-    ck_assert_msg(st == 1, "status %d:\n%s", st, err);
-    ck_assert_msg(strstr(err, "interrupted with") && strstr(err, "not yet applied"), "%s", err);
-    ck_assert_msg(ss_now_ns() - t0 < 10000000000LL, "SIGTERM took %.1f s", (ss_now_ns() - t0) / 1e9);
-    free(err);
+    /* Ctrl-C (SIGINT), then SIGTERM, while --until-idle catches up: status 1 and the input left */
+    static const int sigs[] = {SIGINT, SIGTERM};
+    for (int i = 0; i < 2; i++) {
+        unlink(e.err);
+        pid_t r = run_bg(e.err, (const char *const[]){e.script, "--db", e.db, "--load", load, "--until-idle", NULL});
+        ck_assert(file_has(e.err, "messages read", 60000)); /* processing has begun */
+        /* progress at least once a second while there is work (1.5 s apart: slack for a loaded machine) */
+        for (int k = 0, n0 = progress_lines(e.err); i == 0 && k < 2; k++) {
+            sleep_ms(1500);
+            int n = progress_lines(e.err);
+            if (wait_exit(r, 0) != -1)
+                break; /* done already: the status check below says so */
+            ck_assert_msg(n > n0, "no progress line in 1.5 s:\n%s", tu_read_file(e.err, NULL));
+            n0 = n;
+        }
+        int64_t t0 = ss_now_ns();
+        kill(r, sigs[i]);
+        int st = wait_exit(r, 20000);
+        char *err = tu_read_file(e.err, NULL);
+        ck_assert_msg(st == 1, "%s: status %d:\n%s", strsignal(sigs[i]), st, err);
+        ck_assert_msg(strstr(err, "interrupted with") && strstr(err, "not yet applied"), "%s", err);
+        ck_assert_msg(ss_now_ns() - t0 < 10000000000LL, "%s took %.1f s", strsignal(sigs[i]),
+                      (ss_now_ns() - t0) / 1e9);
+        free(err);
+    }
     /* the state is whole: the same run completes with exact counts */
     snprintf(cmd, sizeof cmd, "%s run %s --db %s --load %s --until-idle --quiet", BIN, e.script, e.db, load);
     ck_assert_int_eq(sh(cmd, NULL), 0);
     ck_assert_int_eq(db_scalar(e.db, "SELECT n FROM view_cnt"), 300000);
     check_by_cust(e.db, 300000);
     /* keeping the views current: SIGTERM ends it with 0 */
-    r = run_bg(e.err, (const char *const[]){e.script, "--db", e.db, NULL});
+    pid_t r = run_bg(e.err, (const char *const[]){e.script, "--db", e.db, NULL});
     sleep_ms(1000);
     kill(r, SIGTERM);
     ck_assert_int_eq(wait_exit(r, 20000), 0);
