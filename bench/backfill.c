@@ -23,7 +23,13 @@
  * workers (request_ns / wall). All must produce the same view. Prints the ratios
  * async/old of rows/s and of the busy fraction; writes bench/results/backfill.json.
  *
- * usage: bench_backfill [--rows N] [--batch-size B] [--threads T] [--ci]
+ * With --fixture-ms D the pool is two bench_fixture_slow_server processes instead
+ * (a FIXTURE: an OpenAI-compatible server answering every request after D ms,
+ * concurrent requests side by side, deterministic answers): a remote model whose
+ * latency, not this machine's CPU, bounds the backfill; writes
+ * bench/results/backfill_fixture.json.
+ *
+ * usage: bench_backfill [--rows N] [--batch-size B] [--threads T] [--fixture-ms D] [--ci]
  *   --ci: 200 rows; fails unless both views are equal and non-empty; no JSON.
  */
 #include "ss_base.h"
@@ -42,7 +48,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static char g_bin[1100];
+static char g_bin[1100], g_fixture_bin[1100];
+static int g_fixture_ms = -1; /* >= 0: a pool of two fixture servers answering after this many ms */
 
 /* The servers this process started and has not stopped yet: die() kills them. */
 static pid_t g_children[8];
@@ -102,7 +109,12 @@ static void worker_start(worker_t *w, const char *model, int threads)
         int null = open("/dev/null", O_WRONLY);
         if (null >= 0)
             dup2(null, 2);
-        execl(g_bin, "semstream", "worker", "--port", "0", "--threads", th, "--model", model, (char *)NULL);
+        if (g_fixture_ms >= 0) {
+            char d[16];
+            snprintf(d, sizeof d, "%d", g_fixture_ms);
+            execl(g_fixture_bin, g_fixture_bin, "--port", "0", "--delay-ms", d, (char *)NULL);
+        } else
+            execl(g_bin, "semstream", "worker", "--port", "0", "--threads", th, "--model", model, (char *)NULL);
         _exit(127);
     }
     child_add(pid);
@@ -162,12 +174,12 @@ static void run_mode(const char *dir, const char *rows, int nrows, int mode, int
         die("%s", err);
     snprintf(sql, sizeof sql,
              "CREATE MODEL pool WITH (backend = 'openai', url = 'http://127.0.0.1:%d,http://127.0.0.1:%d', "
-             "model = 'stories260K', timeout_ms = 120000%s);\n"
+             "model = '%s', timeout_ms = 120000%s);\n"
              "CREATE STREAM docs (id INT KEY, txt TEXT);\n"
              "CREATE CONTINUOUS VIEW v AS SELECT id, SEM_MAP('Tell a story about {txt}', model = 'pool', "
              "max_tokens = 8) AS story FROM docs WHERE SEM_FILTER('Is this about an animal? {txt}', model = 'pool', "
              "yes_prob = 0.15);\n",
-             w[0].port, w[1].port, mode == 0 ? ", max_in_flight = 32" : "");
+             w[0].port, w[1].port, g_fixture_ms >= 0 ? "fixture" : "stories260K", mode == 0 ? ", max_in_flight = 32" : "");
     free(run_sql(e, sql));
     int64_t n = 0;
     int64_t t0 = ss_now_ns();
@@ -206,10 +218,12 @@ int main(int argc, char **argv)
             batch = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--fixture-ms") && i + 1 < argc)
+            g_fixture_ms = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--ci"))
             ci = 1;
         else
-            die("usage: bench_backfill [--rows N] [--batch-size B] [--threads T] [--ci]");
+            die("usage: bench_backfill [--rows N] [--batch-size B] [--threads T] [--fixture-ms D] [--ci]");
     }
     if (ci)
         nrows = 200;
@@ -221,6 +235,9 @@ int main(int argc, char **argv)
     if (slash)
         *slash = 0;
     snprintf(g_bin, sizeof g_bin, "%s/semstream", self);
+    snprintf(g_fixture_bin, sizeof g_fixture_bin, "%s/bench_fixture_slow_server", self);
+    if (g_fixture_ms >= 0 && access(g_fixture_bin, X_OK))
+        die("needs %s", g_fixture_bin);
     const char *model = ss_default_model();
     if (access(g_bin, X_OK) || access(model, R_OK))
         die("needs %s and %s", g_bin, model);
@@ -236,8 +253,12 @@ int main(int argc, char **argv)
     for (int i = 0; i < nrows; i++)
         fprintf(f, "{\"id\":%d,\"txt\":\"%s number %d who lived near the sea\"}\n", i, animals[i % 12], i);
     fclose(f);
-    printf("bench_backfill: %d rows through SEM_FILTER + SEM_MAP on two semstream workers (%s, %d thread(s) "
-           "each), batch size %d\n", nrows, model, threads, batch ? batch : 1024);
+    if (g_fixture_ms >= 0)
+        printf("bench_backfill: %d rows through SEM_FILTER + SEM_MAP on two fixture servers answering in %d ms, "
+               "batch size %d\n", nrows, g_fixture_ms, batch ? batch : 1024);
+    else
+        printf("bench_backfill: %d rows through SEM_FILTER + SEM_MAP on two semstream workers (%s, %d thread(s) "
+               "each), batch size %d\n", nrows, model, threads, batch ? batch : 1024);
     result_t r[3] = {{0}};
     for (int m = 0; m < 3; m++)
         run_mode(dir, rows, nrows, m, batch, threads, model, &r[m]);
@@ -248,11 +269,11 @@ int main(int argc, char **argv)
     printf("ratio async/old: rows/s %.2f, busy fraction %.2f (async busy %.3f, target >= 0.9)\n", rr, rb, r[2].busy);
     if (!ci) {
         char out[1200];
-        ss_bench_result_path("backfill.json", out, sizeof out);
+        ss_bench_result_path(g_fixture_ms >= 0 ? "backfill_fixture.json" : "backfill.json", out, sizeof out);
         FILE *j = fopen(out, "w");
         if (j) {
-            fprintf(j, "{\"bench\":\"backfill\",\"rows\":%d,\"batch_size\":%d,\"worker_threads\":%d,\n", nrows,
-                    batch ? batch : 1024, threads);
+            fprintf(j, "{\"bench\":\"backfill\",\"rows\":%d,\"batch_size\":%d,\"worker_threads\":%d,\"fixture_ms\":%d,\n",
+                    nrows, batch ? batch : 1024, threads, g_fixture_ms);
             for (int m = 0; m < 3; m++)
                 fprintf(j, " \"%s\":{\"secs\":%.3f,\"rows_per_s\":%.1f,\"busy_fraction\":%.4f,\"mean_in_flight\":%.2f,"
                         "\"calls\":%lld},\n", MODES[m], r[m].secs, r[m].rows_s, r[m].busy, r[m].mean_inflight,
