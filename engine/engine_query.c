@@ -7,6 +7,8 @@
  */
 #include "engine_int.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,7 +49,7 @@ int eng_table_add(eng_table_t *t, const char *const *cells)
     }
     char **row = t->cells + (t->nrows + 1) * t->ncols;
     for (int i = 0; i < t->ncols; i++)
-        row[i] = clean_cell(cells[i] ? cells[i] : "NULL");
+        row[i] = ss_strdup(cells[i]); /* raw (NULL stays NULL): rendering cleans, clients get values */
     t->nrows++;
     return SS_OK;
 }
@@ -69,19 +71,32 @@ static void pad_cell(ss_buf_t *out, const char *s, int width)
 
 void eng_table_render(const eng_table_t *t, ss_buf_t *out)
 {
+    size_t ncells = (size_t)(t->nrows + 1) * (size_t)t->ncols;
     int *w = calloc((size_t)t->ncols + 1, sizeof *w);
-    if (!w)
+    char **shown = calloc(ncells + 1, sizeof *shown); /* cells as printed: NULL, \n escaped */
+    if (!w || !shown) {
+        free(w);
+        free(shown);
         return;
+    }
+    for (size_t i = 0; i < ncells; i++)
+        if (!(shown[i] = clean_cell(t->cells[i] ? t->cells[i] : "NULL"))) {
+            for (size_t k = 0; k < i; k++)
+                free(shown[k]);
+            free(shown);
+            free(w);
+            return;
+        }
     for (int r = 0; r <= t->nrows; r++)
         for (int c = 0; c < t->ncols; c++)
-            w[c] = SS_MAX(w[c], utf8_width(t->cells[r * t->ncols + c]));
+            w[c] = SS_MAX(w[c], utf8_width(shown[r * t->ncols + c]));
     for (int r = 0; r <= t->nrows; r++) {
         for (int c = 0; c < t->ncols; c++) {
             ss_buf_puts(out, c ? " | " : " ");
             if (c == t->ncols - 1)
-                ss_buf_puts(out, t->cells[r * t->ncols + c]);
+                ss_buf_puts(out, shown[r * t->ncols + c]);
             else
-                pad_cell(out, t->cells[r * t->ncols + c], w[c]);
+                pad_cell(out, shown[r * t->ncols + c], w[c]);
         }
         ss_buf_putc(out, '\n');
         if (r == 0) {
@@ -95,6 +110,9 @@ void eng_table_render(const eng_table_t *t, ss_buf_t *out)
         }
     }
     ss_buf_printf(out, "(%d row%s)\n", t->nrows, t->nrows == 1 ? "" : "s");
+    for (size_t i = 0; i < ncells; i++)
+        free(shown[i]);
+    free(shown);
     free(w);
 }
 
@@ -103,12 +121,32 @@ void eng_table_free(eng_table_t *t)
     for (int i = 0; i < (t->nrows + 1) * t->ncols; i++)
         free(t->cells[i]);
     free(t->cells);
+    free(t->types);
     memset(t, 0, sizeof *t);
 }
 
-/* Runs a prepared statement and renders every row. */
-static int render_stmt(sqlite3_stmt *st, ss_buf_t *out, char *err, size_t errsz)
+/* The shortest text of d that reads back exactly (PostgreSQL's float8 output). */
+static char *real_text(double d)
 {
+    if (isnan(d))
+        return ss_strdup("NaN");
+    if (isinf(d))
+        return ss_strdup(d > 0 ? "Infinity" : "-Infinity");
+    char b[40];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(b, sizeof b, "%.*g", prec, d);
+        if (strtod(b, NULL) == d)
+            break;
+    }
+    return ss_strdup(b);
+}
+
+/* Runs a prepared statement and renders every row (to the client's callbacks when it has
+ * some: types, NULL as NULL, exact REALs; else as a text table). types may be NULL. */
+static int render_stmt(ss_engine_t *e, sqlite3_stmt *st, const ss_coltype_t *types, ss_buf_t *out, char *err,
+                       size_t errsz)
+{
+    int structured = e->xo && e->xo->rs;
     int n = sqlite3_column_count(st);
     const char **names = calloc((size_t)n + 1, sizeof *names);
     char **cells = calloc((size_t)n + 1, sizeof *cells);
@@ -126,7 +164,10 @@ static int render_stmt(sqlite3_stmt *st, ss_buf_t *out, char *err, size_t errsz)
         for (int i = 0; i < n; i++) {
             switch (sqlite3_column_type(st, i)) {
             case SQLITE_NULL: cells[i] = NULL; break;
-            case SQLITE_FLOAT: cells[i] = ss_sprintf("%.15g", sqlite3_column_double(st, i)); break;
+            case SQLITE_FLOAT:
+                cells[i] = structured ? real_text(sqlite3_column_double(st, i))
+                                      : ss_sprintf("%.15g", sqlite3_column_double(st, i));
+                break;
             default: cells[i] = ss_strdup((const char *)sqlite3_column_text(st, i)); break;
             }
         }
@@ -137,7 +178,9 @@ static int render_stmt(sqlite3_stmt *st, ss_buf_t *out, char *err, size_t errsz)
     int ret = SS_OK;
     if (rc != SQLITE_DONE)
         ret = ss_seterr(err, errsz, SS_ERR_SQLITE, "%s", sqlite3_errmsg(sqlite3_db_handle(st)));
-    else
+    else if (structured && (ret = eng_table_set_types(&t, types)) == SS_OK)
+        ret = eng_table_emit(e, &t, "SELECT", out);
+    else if (!structured)
         eng_table_render(&t, out);
     eng_table_free(&t);
     free(names);
@@ -536,7 +579,8 @@ static int need_plan(ss_engine_t *e, char *err, size_t errsz)
                      e->plan_error[0] ? e->plan_error : "no plan");
 }
 
-int eng_select(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz)
+static int select_run(ss_engine_t *e, const ss_ast_stmt_t *st, const ss_schema_t *want, ss_buf_t *out, char *err,
+                      size_t errsz)
 {
     if (!st->query || st->query->kind != SS_Q_SELECT)
         return ss_seterr(err, errsz, SS_ERR_SEMANTIC, "%d:%d: only SELECT can be run as a query", st->span.line,
@@ -590,9 +634,67 @@ int eng_select(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err
             return rc;
         }
     }
-    rc = render_stmt(stmt, out, err, errsz);
+    int nc = sqlite3_column_count(stmt);
+    rc = render_stmt(e, stmt, want && want->n == nc ? want->types : NULL, out, err, errsz);
     sqlite3_finalize(stmt);
     ss_buf_free(&sql);
+    return rc;
+}
+
+/* The span of the first call of function name in x (for errors about it). */
+static const ss_ast_expr_t *find_call(const ss_ast_expr_t *x, const char *name)
+{
+    if (!x)
+        return NULL;
+    if (x->kind == SS_AX_FUNC && x->name && ss_strcaseeq(x->name, name))
+        return x;
+    const ss_ast_expr_t *r = find_call(x->left, name);
+    if (!r)
+        r = find_call(x->right, name);
+    for (int i = 0; !r && x->args && i < x->args->n; i++)
+        r = find_call(x->args->items[i], name);
+    return r;
+}
+
+static ss_span_t call_span(const ss_ast_stmt_t *st, const char *denied)
+{
+    char fn[64];
+    const ss_ast_select_t *s = st->query->select;
+    if (sscanf(denied, "function %63[^(]()", fn) == 1) {
+        const ss_ast_expr_t *x = find_call(s->where, fn);
+        if (!x)
+            x = find_call(s->having, fn);
+        for (int i = 0; !x && i < s->nitems; i++)
+            x = find_call(s->items[i].expr, fn);
+        for (int i = 0; !x && i < s->norder; i++)
+            x = find_call(s->order[i].expr, fn);
+        if (x)
+            return x->span;
+    }
+    return st->span;
+}
+
+/* A SELECT: its SQL reads only view tables and calls only allowed functions, within the
+ * client's time limit (engine_result.c); the output types come from planning it as a view. */
+int eng_select(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz)
+{
+    ss_plan_t *p = NULL;
+    const ss_schema_t *want = NULL;
+    if (e->xo && e->xo->rs && st->query && st->query->kind == SS_Q_SELECT && st->query->select->from) {
+        char perr[SS_ERRSZ];
+        if (ss_plan_query(e->cat, st->query, "_select", &p, perr, sizeof perr) == SS_OK && p->n > 0)
+            want = p->nodes[p->n - 1]->schema;
+    }
+    eng_guard_t g;
+    eng_guard_begin(e, &g);
+    int rc = select_run(e, st, want, out, err, errsz);
+    eng_guard_end(e, &g);
+    ss_plan_free(p);
+    if (rc && (g.stopped || g.denied[0])) {
+        ss_span_t sp = g.stopped ? st->span : call_span(st, g.denied);
+        rc = eng_guard_error(&g, NULL, err, errsz);
+        ss_errprefix(err, errsz, "%d:%d", sp.line, sp.col);
+    }
     return rc;
 }
 
@@ -627,7 +729,7 @@ int ss_engine_print_views(ss_engine_t *e, ss_buf_t *out, char *err, size_t errsz
         }
         if (!rc) {
             ss_buf_printf(out, "%sview %s:\n", i ? "\n" : "", name);
-            rc = render_stmt(st, out, err, errsz);
+            rc = render_stmt(e, st, NULL, out, err, errsz);
         }
         sqlite3_finalize(st);
         ss_buf_free(&sql);
@@ -660,12 +762,12 @@ static int show_streams(ss_engine_t *e, ss_buf_t *out)
         eng_table_add(&t, row);
         ss_buf_free(&cols);
     }
-    eng_table_render(&t, out);
+    int rc = eng_table_emit(e, &t, "SHOW", out);
     eng_table_free(&t);
-    return SS_OK;
+    return rc;
 }
 
-static int64_t view_rows(ss_engine_t *e, const char *view)
+int64_t eng_view_rows(ss_engine_t *e, const char *view)
 {
     char *q = sqlite3_mprintf("SELECT COALESCE(SUM(_mult), 0) FROM \"view_%w\"", view);
     sqlite3_stmt *st = NULL;
@@ -695,7 +797,7 @@ static int show_views(ss_engine_t *e, ss_buf_t *out)
             snprintf(state, sizeof state, "not running: %s", e->plan_error);
         }
         char rows[24], lag[24], deltas[24], calls[24], hits[24], toks[24];
-        snprintf(rows, sizeof rows, "%lld", (long long)view_rows(e, v->name));
+        snprintf(rows, sizeof rows, "%lld", (long long)eng_view_rows(e, v->name));
         if (lagv < 0)
             snprintf(lag, sizeof lag, "?");
         else
@@ -707,9 +809,9 @@ static int show_views(ss_engine_t *e, ss_buf_t *out)
         const char *row[] = {v->name, rows, lag, deltas, calls, hits, toks, v->sink_topic ? v->sink_topic : "", state};
         eng_table_add(&t, row);
     }
-    eng_table_render(&t, out);
+    int rc = eng_table_emit(e, &t, "SHOW", out);
     eng_table_free(&t);
-    return SS_OK;
+    return rc;
 }
 
 static int show_models(ss_engine_t *e, ss_buf_t *out)
@@ -728,9 +830,9 @@ static int show_models(ss_engine_t *e, ss_buf_t *out)
         eng_table_add(&t, row);
         free(o);
     }
-    eng_table_render(&t, out);
+    int rc = eng_table_emit(e, &t, "SHOW", out);
     eng_table_free(&t);
-    return SS_OK;
+    return rc;
 }
 
 int eng_show(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz)
