@@ -443,7 +443,9 @@ int ss_engine_exec_ex(ss_engine_t *e, const char *sql, size_t len, const char *n
              st->kind == SS_STMT_SUBSCRIBE))
             rc = catch_up(e, xo, err, errsz);
         e->xo_emitted = 0;
-        if (!rc)
+        int skip = xo && xo->describe_only && st->kind != SS_STMT_SELECT && st->kind != SS_STMT_SHOW &&
+                   st->kind != SS_STMT_EXPLAIN;
+        if (!rc && !skip)
             rc = exec_stmt(e, st, out && !structured ? out : &one, err, errsz);
         if (!rc && structured) {
             rc = eng_result_finish(e, st, one.data, one.len, err, errsz);

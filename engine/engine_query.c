@@ -159,8 +159,25 @@ static int render_stmt(ss_engine_t *e, sqlite3_stmt *st, const ss_coltype_t *typ
     for (int i = 0; i < n; i++)
         names[i] = sqlite3_column_name(st, i);
     eng_table_init(&t, n, names);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    int rc = structured && e->xo->describe_only ? SQLITE_DONE : SQLITE_ROW; /* describe: no row read */
+    if (rc == SQLITE_DONE && !types) {
+        ss_coltype_t *dt = calloc((size_t)n + 1, sizeof *dt);
+        for (int i = 0; dt && i < n; i++) { /* declared types survive a plain column reference */
+            const char *d = sqlite3_column_decltype(st, i);
+            dt[i] = !d ? SS_COL_TEXT : strstr(d, "INT") ? SS_COL_INT : strstr(d, "REAL") ? SS_COL_REAL
+                                                                                          : SS_COL_TEXT;
+        }
+        if (!dt || eng_table_set_types(&t, dt)) {
+            free(dt);
+            eng_table_free(&t);
+            free(names);
+            free(cells);
+            return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+        }
+        free(dt);
+        types = t.types;
+    }
+    while (rc == SQLITE_ROW && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         for (int i = 0; i < n; i++) {
             switch (sqlite3_column_type(st, i)) {
             case SQLITE_NULL: cells[i] = NULL; break;
@@ -906,28 +923,18 @@ int eng_explain(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *er
 
 /* ---- SUBSCRIBE ---- */
 
-static int64_t opt_int(const ss_ast_options_t *o, const char *name, int64_t dflt)
-{
-    const ss_ast_option_t *x = o ? ss_ast_option_get(o, name) : NULL;
-    if (!x)
-        return dflt;
-    if (x->value.t == SS_INT)
-        return x->value.u.i;
-    if (x->value.t == SS_REAL)
-        return (int64_t)x->value.u.r;
-    if (x->value.t == SS_TEXT)
-        return strtoll(x->value.u.str.s, NULL, 10);
-    return dflt;
-}
-
 int eng_subscribe(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz)
 {
-    int64_t limit = opt_int(st->opts, "limit", e->sub_limit);
-    int64_t timeout_ms = opt_int(st->opts, "timeout_ms", opt_int(st->opts, "timeout", e->sub_timeout_ms));
+    int64_t limit, timeout_ms;
+    int snapshot;
+    int rc = ss_engine_subscribe_opts(st, e->sub_limit, e->sub_timeout_ms, &limit, &timeout_ms, &snapshot, err,
+                                      errsz);
+    if (rc)
+        return rc;
     ss_engine_sub_t *sub = NULL;
-    int rc = e->reader ? (int)ss_seterr(err, errsz, SS_ERR_BUSY, "SUBSCRIBE: process %ld runs the views; subscribe "
+    rc = e->reader ? (int)ss_seterr(err, errsz, SS_ERR_BUSY, "SUBSCRIBE: process %ld runs the views; subscribe "
                                    "there, or read the view's sink topic", e->leader_pid)
-                       : ss_engine_sub_open(e, st->name, 1, &sub, err, errsz);
+                   : ss_engine_sub_open(e, st->name, snapshot, &sub, err, errsz);
     if (rc) {
         if (rc == SS_ERR_NOTFOUND)
             ss_errprefix(err, errsz, "%d:%d", st->name_span.line, st->name_span.col);

@@ -10,7 +10,8 @@
  *     a fixed list only, and no other action (PRAGMA, ATTACH, writes); a progress
  *     handler stops it at the script's time limit or when the client cancels; strings
  *     are capped at 256 MiB while it runs;
- *   - the catalog clients see (ss_engine_relations, ss_engine_view_columns).
+ *   - the catalog clients see (ss_engine_relations, ss_engine_view_columns);
+ *   - SUBSCRIBE's options, checked once for every endpoint (ss_engine_subscribe_opts).
  */
 #include "engine_int.h"
 
@@ -240,8 +241,9 @@ int eng_guard_error(const eng_guard_t *g, const char *sqlite_msg, char *err, siz
                          g->e->xo ? g->e->xo->timeout_ms : 0);
     if (g->stopped == SS_ERR_CANCELED)
         return ss_seterr(err, errsz, SS_ERR_CANCELED, "canceling statement due to user request");
-    if (g->denied[0])
-        return ss_seterr(err, errsz, SS_ERR_DENIED, "%s", g->denied);
+    if (g->denied[0]) /* a function is unknown here (42883); reading anything but a view is refused */
+        return ss_seterr(err, errsz, !strncmp(g->denied, "function", 8) ? SS_ERR_SEMANTIC : SS_ERR_DENIED, "%s",
+                         g->denied);
     return ss_seterr(err, errsz, SS_ERR_SEMANTIC, "%s", sqlite_msg ? sqlite_msg : "SELECT failed");
 }
 
@@ -364,4 +366,62 @@ void ss_engine_columns_free(int n, char **names, ss_coltype_t *types)
         free(names[i]);
     free(names);
     free(types);
+}
+
+/* ---- SUBSCRIBE's options ---- */
+
+/* An interval in ms: an integer (ms), or text such as '1s', '250ms', '2 min'. -1 if invalid. */
+static int64_t interval_ms(const ss_value_t *v)
+{
+    if (v->t == SS_INT)
+        return v->u.i;
+    if (v->t != SS_TEXT)
+        return -1;
+    char *end;
+    errno = 0;
+    double x = strtod(v->u.str.s, &end);
+    if (end == v->u.str.s || errno || x < 0 || x > 1e12)
+        return -1;
+    while (*end == ' ')
+        end++;
+    double mul = !*end || !strcmp(end, "ms") ? 1 : !strcmp(end, "s") || !strncmp(end, "sec", 3) ? 1000
+               : !strcmp(end, "min") || !strncmp(end, "minute", 6) ? 60000 : -1;
+    return mul < 0 ? -1 : (int64_t)(x * mul + 0.5);
+}
+
+int ss_engine_subscribe_opts(const struct ss_ast_stmt *st, int64_t limit_dflt, int64_t timeout_dflt,
+                             int64_t *limit, int64_t *timeout_ms, int *snapshot, char *err, size_t errsz)
+{
+    *limit = limit_dflt;
+    *timeout_ms = timeout_dflt;
+    *snapshot = 1;
+    for (int i = 0; st->opts && i < st->opts->n; i++) {
+        const ss_ast_option_t *o = &st->opts->items[i];
+        const ss_value_t *v = &o->value;
+        if (!strcmp(o->name, "limit")) {
+            if (v->t != SS_INT || v->u.i < 0 || v->u.i > 1000000000000LL)
+                return ss_seterr(err, errsz, SS_ERR_INVALID, "%d:%d: SUBSCRIBE limit must be an integer from 0 to "
+                                 "1000000000000", o->span.line, o->span.col);
+            *limit = v->u.i;
+        } else if (!strcmp(o->name, "timeout_ms") || !strcmp(o->name, "timeout")) {
+            int64_t ms = interval_ms(v);
+            if (ms < 0 || ms > 86400000LL)
+                return ss_seterr(err, errsz, SS_ERR_INVALID, "%d:%d: SUBSCRIBE %s must be from 0 to 86400000 ms "
+                                 "(an integer, or text such as '5s')", o->span.line, o->span.col, o->name);
+            *timeout_ms = ms;
+        } else if (!strcmp(o->name, "snapshot")) {
+            int yes = v->t == SS_INT ? v->u.i != 0 : v->t == SS_TEXT && (ss_strcaseeq(v->u.str.s, "true") ||
+                                                                         ss_strcaseeq(v->u.str.s, "on"));
+            int no = v->t == SS_INT ? v->u.i == 0 : v->t == SS_TEXT && (ss_strcaseeq(v->u.str.s, "false") ||
+                                                                        ss_strcaseeq(v->u.str.s, "off"));
+            if (!yes && !no)
+                return ss_seterr(err, errsz, SS_ERR_INVALID, "%d:%d: SUBSCRIBE snapshot must be true or false",
+                                 o->span.line, o->span.col);
+            *snapshot = yes;
+        } else {
+            return ss_seterr(err, errsz, SS_ERR_INVALID, "%d:%d: unknown SUBSCRIBE option %s (limit, timeout_ms, "
+                             "snapshot)", o->span.line, o->span.col, o->name);
+        }
+    }
+    return SS_OK;
 }

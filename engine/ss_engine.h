@@ -88,6 +88,8 @@ typedef struct ss_exec_opts {
     int timeout_ms;                /* statement time limit: a SELECT (and the catch-up wait before it)
                                       past it fails with SS_ERR_TIMEOUT; 0 = none */
     volatile sig_atomic_t *cancel; /* set non-zero (any thread) to cancel: SS_ERR_CANCELED */
+    int describe_only;             /* 1: a SELECT gives its columns (and done "SELECT 0") without reading
+                                      rows; statements other than SELECT, SHOW and EXPLAIN do not run */
 } ss_exec_opts_t;
 
 /* ss_engine_exec with a client's options (xo may be NULL). */
@@ -144,6 +146,12 @@ int ss_engine_run(ss_engine_t *e, char *err, size_t errsz);
  * *changes (may be NULL) gets the number of rows appended. Thread-safe, and needs no
  * statement lock: serve streams SUBSCRIBE while other requests run. */
 typedef struct ss_engine_sub ss_engine_sub_t;
+/* SUBSCRIBE's options, range-checked (unknown names are errors, at line:col of the option):
+ * limit (rows, 0 = none), timeout_ms (0 = none; "timeout" is the same, also as '1s'),
+ * snapshot (true: the current rows first). Defaults: limit_dflt, timeout_dflt, snapshot. */
+struct ss_ast_stmt;
+int ss_engine_subscribe_opts(const struct ss_ast_stmt *st, int64_t limit_dflt, int64_t timeout_dflt,
+                             int64_t *limit, int64_t *timeout_ms, int *snapshot, char *err, size_t errsz);
 int ss_engine_sub_open(ss_engine_t *e, const char *view, int snapshot, ss_engine_sub_t **out, char *err,
                        size_t errsz);
 int ss_engine_sub_next(ss_engine_sub_t *s, int timeout_ms, ss_buf_t *out, int64_t *changes, char *err,
