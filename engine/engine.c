@@ -164,6 +164,7 @@ void ss_engine_close(ss_engine_t *e)
     }
     free(e->loads);
     free(e->pipes);
+    free(e->kept);
     eng_models_policy_free(e);
     pthread_mutex_destroy(&e->exec_mu);
     pthread_mutex_destroy(&e->mu);
