@@ -911,7 +911,7 @@ int pg_exec_one(pg_sess_t *s, const char *sql, size_t len, const ss_engine_rs_t 
     return run_engine(s, sql, len, rs, 0, ei);
 }
 
-/* ---- describe, direct, split ---- */
+/* ---- describe, direct ---- */
 
 int pg_describe(pg_sess_t *s, const char *sql, pg_result_t *res, pg_errinfo_t *ei)
 {
@@ -998,33 +998,4 @@ int pg_is_direct(pg_sess_t *s, const char *sql)
     if (pg_classify(sql, strlen(sql), &c))
         return 0;
     return c.kind == PG_CMD_SUBSCRIBE || c.kind == PG_CMD_COPY || c.kind == PG_CMD_FETCH;
-}
-
-int pg_split(const char *sql, size_t n, size_t **starts, size_t **ends)
-{
-    int nt = pg_lex(sql, n, NULL, 0);
-    pg_tok_t *t = calloc((size_t)nt + 1, sizeof *t);
-    *starts = calloc((size_t)nt + 2, sizeof **starts);
-    *ends = calloc((size_t)nt + 2, sizeof **ends);
-    if (!t || !*starts || !*ends) {
-        free(t);
-        return -1;
-    }
-    pg_lex(sql, n, t, nt);
-    int ns = 0;
-    size_t from = 0;
-    for (int i = 0; i <= nt; i++) {
-        if (i < nt && !(t[i].kind == PG_TOK_OP && t[i].len == 1 && sql[t[i].start] == ';'))
-            continue;
-        size_t to = i < nt ? t[i].start + 1 : n;
-        (*starts)[ns] = from;
-        (*ends)[ns] = to;
-        ns++;
-        from = to;
-    }
-    free(t);
-    /* a trailing piece with only blanks or comments is no statement */
-    if (ns > 1 && pg_lex(sql + (*starts)[ns - 1], (*ends)[ns - 1] - (*starts)[ns - 1], NULL, 0) == 0)
-        ns--;
-    return ns;
 }

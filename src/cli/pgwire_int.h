@@ -23,6 +23,9 @@ char *pg_tok_name(const char *s, const pg_tok_t *t);   /* identifier (lower-case
 char *pg_tok_string(const char *s, const pg_tok_t *t); /* a string literal's value (else the name); malloc'd */
 int64_t pg_interval_ms(const char *v);                 /* '1s', '250ms', '2 min', 100; -1 if invalid */
 int pg_session_param(const char *name);                /* a setting the session keeps (not the engine's) */
+/* Statement boundaries of a simple query (top-level ';'): *starts, *ends malloc'd; returns the
+ * number of statements (-1 out of memory). A trailing piece of blanks or comments is none. */
+int pg_split(const char *sql, size_t n, size_t **starts, size_t **ends);
 
 /* ---- session-level commands (pgwire_sql.c) ---- */
 typedef enum pg_cmd_kind {
@@ -194,7 +197,5 @@ int pg_describe(pg_sess_t *s, const char *sql, pg_result_t *res, pg_errinfo_t *e
 /* Whether the statement streams at Execute (SUBSCRIBE, COPY, FETCH of a SUBSCRIBE cursor). */
 int pg_is_direct(pg_sess_t *s, const char *sql);
 void pg_cursor_close_all(pg_sess_t *s);
-/* Statement boundaries of a simple query: offsets of each statement's start and end. */
-int pg_split(const char *sql, size_t n, size_t **starts, size_t **ends);
 
 #endif

@@ -181,6 +181,37 @@ char *pg_tok_string(const char *s, const pg_tok_t *t)
     return ss_buf_take(&b);
 }
 
+/* ---- statements of a simple query ---- */
+
+int pg_split(const char *sql, size_t n, size_t **starts, size_t **ends)
+{
+    int nt = pg_lex(sql, n, NULL, 0);
+    pg_tok_t *t = calloc((size_t)nt + 1, sizeof *t);
+    *starts = calloc((size_t)nt + 2, sizeof **starts);
+    *ends = calloc((size_t)nt + 2, sizeof **ends);
+    if (!t || !*starts || !*ends) {
+        free(t);
+        return -1;
+    }
+    pg_lex(sql, n, t, nt);
+    int ns = 0;
+    size_t from = 0;
+    for (int i = 0; i <= nt; i++) {
+        if (i < nt && !(t[i].kind == PG_TOK_OP && t[i].len == 1 && sql[t[i].start] == ';'))
+            continue;
+        size_t to = i < nt ? t[i].start + 1 : n;
+        (*starts)[ns] = from;
+        (*ends)[ns] = to;
+        ns++;
+        from = to;
+    }
+    free(t);
+    /* a trailing piece with only blanks or comments is no statement */
+    if (ns > 1 && pg_lex(sql + (*starts)[ns - 1], (*ends)[ns - 1] - (*starts)[ns - 1], NULL, 0) == 0)
+        ns--;
+    return ns;
+}
+
 /* ---- parameters ---- */
 
 int pg_max_param(const char *sql)
