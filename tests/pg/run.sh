@@ -6,7 +6,7 @@
 # Usage: tests/pg/run.sh BUILD_DIR
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
-BIN=${1:-$SRC/build}
+BIN=$(cd "${1:-$SRC/build}" && pwd)
 if [ ! -f "$SRC/tests/pg/node_modules/pg/package.json" ]; then
   echo "check_it_pg_node: the npm package pg is not installed in tests/pg: run scripts/setup.sh" >&2
   exit 1
