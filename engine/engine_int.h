@@ -142,6 +142,8 @@ struct ss_engine {
 
     const ss_exec_opts_t *xo; /* the running script's client options (under exec_mu); NULL = none */
     int xo_emitted;         /* the running statement already gave its client a table (eng_table_emit) */
+    int64_t idle_from_ns;   /* the last run_until_idle that succeeded had started then (under exec_mu): a
+                               client's read that arrived before it need not catch up again */
     char **key_envs;        /* owned, NULL-terminated: allowed api_key_env entries (opts.key_envs) */
     int key_envs_set;       /* 1: key_envs applies */
     char *models_dir;       /* owned: realpath of opts.models_dir; NULL = any path */

@@ -490,6 +490,10 @@ static enum MHD_Result dag(serve_t *s, struct MHD_Connection *c)
 
 static enum MHD_Result status(serve_t *s, struct MHD_Connection *c, pg_role_t role)
 {
+    if (role == PG_ROLE_NONE) { /* without a token: only that one is needed */
+        static const char who[] = "{\"auth_required\":true,\"role\":\"none\"}\n";
+        return reply_type(c, 200, "application/json", who, sizeof who - 1);
+    }
     ss_engine_stats_t st;
     ss_engine_get_stats(s->e, &st);
     ss_buf_t b = SS_BUF_INIT;

@@ -314,8 +314,8 @@ async function run() {
 async function status() {
   const r = await fetch('/api/status', { headers: headers() });
   const s = await r.json();
+  if (s.auth_required && s.role === 'none') { askToken(); return s; }
   $('status').textContent = `${s.transport} · ${s.auth_required ? 'role ' + s.role : 'no token needed (loopback)'} · v${s.version}`;
-  if (s.auth_required && s.role === 'none') askToken();
   return s;
 }
 
