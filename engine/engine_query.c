@@ -1056,6 +1056,17 @@ static int show_models(ss_engine_t *e, ss_buf_t *out)
         eng_table_add(&t, row);
         free(o);
     }
+    /* the embedder of SEM_JOIN pruning and LLM_GENERATE retrieval (SET embedder = ...) */
+    char desc[600] = "";
+    const char *kind = ss_catalog_get(e->cat, "embedder");
+    if (e->emb)
+        snprintf(desc, sizeof desc, "%s", e->emb->desc);
+    else {
+        ss_embed_describe(kind, NULL, desc, sizeof desc - 40);
+        strcat(desc, " (opened when a view needs it)");
+    }
+    const char *erow[] = {"(embedder)", e->emb ? e->emb->kind : kind ? kind : "wink", desc};
+    eng_table_add(&t, erow);
     int rc = eng_table_emit(e, &t, "SHOW", out);
     eng_table_free(&t);
     return rc;
@@ -1103,6 +1114,18 @@ static void explain_stats(ss_engine_t *e, const char *view, ss_buf_t *out)
     eng_table_free(&t);
 }
 
+/* Which embedder the view's semantic joins and retrieval compare texts with. */
+static void explain_embedder(ss_engine_t *e, const char *view, ss_buf_t *out)
+{
+    const ss_plan_t *p = e->plan;
+    int need = 0;
+    for (int i = 0; p && i < p->n; i++)
+        need |= p->nodes[i]->view && ss_strcaseeq(p->nodes[i]->view, view) &&
+                (p->nodes[i]->kind == SS_PN_SEM_JOIN || p->nodes[i]->kind == SS_PN_LLM_GENERATE);
+    if (need)
+        ss_buf_printf(out, "embedder: %s\n", e->emb ? e->emb->desc : "none open");
+}
+
 int eng_explain(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz)
 {
     if (st->query) {
@@ -1125,6 +1148,7 @@ int eng_explain(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *er
         char state[SS_ERRSZ + 128];
         eng_view_status(e, st->name, &s, &lag, state, sizeof state);
         ss_buf_printf(out, "state: %s\n", state);
+        explain_embedder(e, st->name, out);
         explain_stats(e, st->name, out);
     }
     return rc;

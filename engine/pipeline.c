@@ -59,13 +59,7 @@ static void set_state(eng_pipe_t *p, eng_pipe_state_t st, const char *model)
 static void pipe_sleep(eng_pipe_t *p, int64_t ms)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    ss_deadline(&ts, CLOCK_REALTIME, ms);
     pthread_mutex_lock(&p->mu);
     while (!p->stop && pthread_cond_timedwait(&p->cv, &p->mu, &ts) != ETIMEDOUT)
         ;

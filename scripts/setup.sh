@@ -27,7 +27,8 @@ else
   echo "setup: all Debian packages present"
 fi
 
-# npm packages of the tests (the pg driver; the console's end-to-end test needs none), from their lock files.
+# npm packages of the tests (the pg driver, the official OpenAI SDK; the console's end-to-end test needs
+# none), from their lock files.
 if [ -x scripts/setup-npm.sh ]; then
   scripts/setup-npm.sh
 fi
