@@ -144,7 +144,7 @@ START_TEST(test_types_params_errors)
     expect_error(r, "42P01", 26, "no such view");
     PQclear(r);
     r = PQexec(c, "SELECT sqlite_version() FROM big");
-    expect_error(r, "42883", 8, "sqlite_version");
+    expect_error(r, "42883", 8, "SQLITE_VERSION");
     PQclear(r);
     const char *bad[] = {"x"};
     Oid it[] = {23};
