@@ -17,12 +17,19 @@
  *
  * WITH (max_in_flight = N) on any backend sets how many of its requests the
  * dispatcher keeps in the backend at once (ss_dispatch_set_capacity).
+ *
+ * The server's policy (ss_engine_opts_t key_envs, models_dir) is checked each time a
+ * model is registered: api_key_env may name only an allowed variable (and send it only
+ * to the URL prefix allowed with it), a local path must resolve inside the models
+ * directory. So a client's CREATE MODEL can neither send a server secret to a URL of its
+ * choosing nor make the engine open a file of its choosing.
  */
 #include "engine_int.h"
 #include "ss_gguf.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/stat.h>
 
 typedef struct lazy {
@@ -161,6 +168,90 @@ int eng_model_capacity(const char *v, int *out, char *err, size_t errsz)
     return SS_OK;
 }
 
+/* ---- the server's policy ---- */
+
+int eng_models_policy_init(ss_engine_t *e, const ss_engine_opts_t *opts, char *err, size_t errsz)
+{
+    e->key_envs_set = opts->key_envs_set || opts->key_envs != NULL;
+    int n = 0;
+    while (opts->key_envs && opts->key_envs[n])
+        n++;
+    if (e->key_envs_set && !(e->key_envs = calloc((size_t)n + 1, sizeof *e->key_envs)))
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n; i++)
+        if (!(e->key_envs[i] = ss_strdup(opts->key_envs[i])))
+            return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    if (opts->models_dir) {
+        char real[PATH_MAX];
+        struct stat sb;
+        if (!realpath(opts->models_dir, real) || stat(real, &sb) != 0 || !S_ISDIR(sb.st_mode))
+            return ss_seterr(err, errsz, SS_ERR_INVALID, "models directory %s: not a directory", opts->models_dir);
+        if (!(e->models_dir = ss_strdup(real)))
+            return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    }
+    return SS_OK;
+}
+
+void eng_models_policy_free(ss_engine_t *e)
+{
+    for (int i = 0; e->key_envs && e->key_envs[i]; i++)
+        free(e->key_envs[i]);
+    free(e->key_envs);
+    free(e->models_dir);
+    e->key_envs = NULL;
+    e->models_dir = NULL;
+}
+
+/* A local model's file: with a models directory, path (relative to it, or absolute) must
+ * resolve inside it; *resolved is malloc'd. Never opens the file. */
+static int policy_path(ss_engine_t *e, const char *model, const char *path, char **resolved, char *err,
+                       size_t errsz)
+{
+    if (!e->models_dir)
+        return (*resolved = ss_strdup(path)) ? SS_OK : ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    char *joined = path[0] == '/' ? ss_strdup(path) : ss_sprintf("%s/%s", e->models_dir, path);
+    char real[PATH_MAX];
+    int ok = joined && realpath(joined, real) != NULL;
+    free(joined);
+    size_t dl = strlen(e->models_dir);
+    if (!ok || strncmp(real, e->models_dir, dl) != 0 || real[dl] != '/')
+        return ss_seterr(err, errsz, SS_ERR_DENIED, "model %s: path '%s' is not a file in the models directory %s "
+                         "(serve --models-dir)", model, path, e->models_dir);
+    return (*resolved = ss_strdup(real)) ? SS_OK : ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+}
+
+/* api_key_env must be an allowed variable, and the URL (every URL of a pool) must start with the
+ * prefix allowed with it. */
+static int policy_key_env(ss_engine_t *e, const ss_cat_model_t *m, const char *keyenv, const char *url, char *err,
+                          size_t errsz)
+{
+    if (!keyenv || !e->key_envs_set)
+        return SS_OK;
+    for (int i = 0; e->key_envs[i]; i++) {
+        const char *ent = e->key_envs[i], *eq = strchr(ent, '=');
+        size_t nl = eq ? (size_t)(eq - ent) : strlen(ent);
+        if (strlen(keyenv) != nl || strncmp(ent, keyenv, nl) != 0)
+            continue;
+        if (!eq)
+            return SS_OK;
+        const char *pre = eq + 1;
+        for (const char *u = url ? url : ""; *u;) {
+            size_t ul = strcspn(u, ",");
+            while (*u == ' ')
+                u++, ul--;
+            if (ul < strlen(pre) || strncmp(u, pre, strlen(pre)) != 0)
+                return ss_seterr(err, errsz, SS_ERR_DENIED, "model %s: the key in %s may only be sent to URLs "
+                                 "starting with %s", m->name, keyenv, pre);
+            u += ul;
+            if (*u == ',')
+                u++;
+        }
+        return SS_OK;
+    }
+    return ss_seterr(err, errsz, SS_ERR_DENIED, "model %s: api_key_env %s is not allowed by this server (start "
+                     "serve with --allow-key-env %s to allow it)", m->name, keyenv, keyenv);
+}
+
 static const char *model_opt(void *m, const char *name) { return mopt(m, name); }
 
 int eng_model_add(ss_engine_t *e, const char *name, int load_now, char *err, size_t errsz)
@@ -178,8 +269,13 @@ int eng_model_add(ss_engine_t *e, const char *name, int load_now, char *err, siz
         if (!path)
             return ss_seterr(err, errsz, SS_ERR_INVALID, "model %s: backend local needs WITH (path = 'file.gguf')",
                              name);
+        char *real = NULL;
+        int prc = policy_path(e, name, path, &real, err, errsz);
+        if (prc)
+            return prc;
         const char *th = mopt(m, "threads");
-        b = lazy_new(path, th ? atoi(th) : e->threads);
+        b = lazy_new(real, th ? atoi(th) : e->threads);
+        free(real);
         if (!b)
             return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
         int rc = load_now ? lazy_load_now(b, err, errsz) : SS_OK;
@@ -188,6 +284,9 @@ int eng_model_add(ss_engine_t *e, const char *name, int load_now, char *err, siz
             return rc;
         }
     } else if (ss_strcaseeq(m->backend, "openai")) {
+        int prc = policy_key_env(e, m, mopt(m, "api_key_env"), mopt(m, "url"), err, errsz);
+        if (prc)
+            return prc;
         b = ss_backend_openai_config(name, model_opt, (void *)m, err, errsz); /* options: ss_backends.h */
         if (!b)
             return SS_ERR_MODEL;
@@ -209,15 +308,20 @@ int eng_model_add(ss_engine_t *e, const char *name, int load_now, char *err, siz
  * status says so), not on the first request. */
 static void check_local_model(ss_engine_t *e, const ss_cat_model_t *m)
 {
-    const char *path = mopt(m, "path");
-    char err[SS_ERRSZ];
-    if ((m->backend && !ss_strcaseeq(m->backend, "local")) || !path || !check_gguf(path, err, sizeof err))
+    const char *opt = mopt(m, "path");
+    char err[SS_ERRSZ], *path = NULL;
+    if ((m->backend && !ss_strcaseeq(m->backend, "local")) || !opt || policy_path(e, m->name, opt, &path, err, sizeof err))
         return;
+    if (!check_gguf(path, err, sizeof err)) {
+        free(path);
+        return;
+    }
     ss_log(SS_LOG_ERROR, "engine", "cannot load model %s: %s (views that use it wait until it loads)", m->name, err);
     /* the model's state says what its first request would: the same text whichever comes first */
     char *msg = ss_sprintf("loading model %s: %s", path, err);
     ss_dispatch_model_failed(e->disp, m->name, msg ? msg : err);
     free(msg);
+    free(path);
 }
 
 int eng_models_register(ss_engine_t *e, char *err, size_t errsz)

@@ -103,6 +103,8 @@ int ss_dispatch_in_flight(ss_dispatch_t *d);
 int64_t ss_dispatch_busy_ns(ss_dispatch_t *d, int64_t *request_ns);
 
 /* ---- model status ---- */
+#define SS_DISPATCH_LAT_NB 14 /* latency histogram buckets, the last one +Inf */
+extern const double ss_dispatch_lat_bounds[SS_DISPATCH_LAT_NB];
 typedef struct ss_dispatch_model_status {
     int capacity;            /* max requests in the backend at once */
     int inflight;            /* requests in backend calls now */
@@ -114,6 +116,11 @@ typedef struct ss_dispatch_model_status {
     int last_code;           /* and its ss_err_t (SS_ERR_MODEL: the model cannot load or answer this) */
     int64_t calls, failures; /* requests answered / attempts failed since open */
     int64_t busy_ns;         /* wall time with at least one request in the backend, since open */
+    /* latency of backend calls (each carries up to max_batch requests), for /metrics:
+     * lat_le[i] calls took at most ss_dispatch_lat_bounds[i] seconds (cumulative counts) */
+    int64_t lat_le[SS_DISPATCH_LAT_NB];
+    int64_t lat_count;       /* backend calls timed */
+    double lat_sum_s;        /* their total duration */
 } ss_dispatch_model_status_t;
 /* SS_ERR_NOTFOUND if no such model (NULL = default). */
 int ss_dispatch_model_status(ss_dispatch_t *d, const char *name, ss_dispatch_model_status_t *out);
@@ -121,5 +128,9 @@ int ss_dispatch_model_status(ss_dispatch_t *d, const char *name, ss_dispatch_mod
  * start, say): its status says failing since now, with msg, until a request succeeds.
  * SS_ERR_NOTFOUND if no such model. */
 int ss_dispatch_model_failed(ss_dispatch_t *d, const char *name, const char *msg);
+/* The registered models, in registration order: count, and the name of model i (valid while
+ * the dispatcher is open; NULL past the end). */
+int ss_dispatch_model_count(ss_dispatch_t *d);
+const char *ss_dispatch_model_name(ss_dispatch_t *d, int i);
 
 #endif
