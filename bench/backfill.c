@@ -73,6 +73,15 @@ static void child_del(pid_t pid)
             g_children[i] = 0;
 }
 
+/* Ctrl-C or SIGTERM: the servers go too. */
+static void on_signal(int sig)
+{
+    for (int i = 0; i < g_nchildren; i++)
+        if (g_children[i] > 0)
+            kill(g_children[i], SIGKILL);
+    _exit(128 + sig);
+}
+
 static void die(const char *fmt, ...)
 {
     va_list ap;
@@ -174,12 +183,14 @@ static void run_mode(const char *dir, const char *rows, int nrows, int mode, int
         die("%s", err);
     snprintf(sql, sizeof sql,
              "CREATE MODEL pool WITH (backend = 'openai', url = 'http://127.0.0.1:%d,http://127.0.0.1:%d', "
-             "model = '%s', timeout_ms = 120000%s);\n"
+             "model = '%s', timeout_ms = 120000%s%s);\n"
              "CREATE STREAM docs (id INT KEY, txt TEXT);\n"
              "CREATE CONTINUOUS VIEW v AS SELECT id, SEM_MAP('Tell a story about {txt}', model = 'pool', "
              "max_tokens = 8) AS story FROM docs WHERE SEM_FILTER('Is this about an animal? {txt}', model = 'pool', "
              "yes_prob = 0.15);\n",
-             w[0].port, w[1].port, g_fixture_ms >= 0 ? "fixture" : "stories260K", mode == 0 ? ", max_in_flight = 32" : "");
+             w[0].port, w[1].port, g_fixture_ms >= 0 ? "fixture" : "stories260K",
+             /* a remote server takes many requests at once: the HTTP client must not be the bound (default 8) */
+             g_fixture_ms >= 0 ? ", max_concurrency = 64" : "", mode == 0 ? ", max_in_flight = 32" : "");
     free(run_sql(e, sql));
     int64_t n = 0;
     int64_t t0 = ss_now_ns();
@@ -228,6 +239,8 @@ int main(int argc, char **argv)
     if (ci)
         nrows = 200;
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
     char self[1024];
     ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
     self[sl > 0 ? sl : 0] = 0;

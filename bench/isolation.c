@@ -75,6 +75,15 @@ static void child_del(pid_t pid)
             g_children[i] = 0;
 }
 
+/* Ctrl-C or SIGTERM: the servers go too. */
+static void on_signal(int sig)
+{
+    for (int i = 0; i < g_nchildren; i++)
+        if (g_children[i] > 0)
+            kill(g_children[i], SIGKILL);
+    _exit(128 + sig);
+}
+
 static void die(const char *fmt, ...)
 {
     va_list ap;
@@ -276,6 +285,8 @@ int main(int argc, char **argv)
         down_s = 4;
     }
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
     char self[1024];
     ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
     self[sl > 0 ? sl : 0] = 0;
