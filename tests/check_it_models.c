@@ -54,7 +54,7 @@ static void write_file(const char *path, const char *text)
     fclose(f);
 }
 
-static ss_engine_t *engine(const char *dir)
+static ss_engine_t *engine_batch(const char *dir, int batch_size)
 {
     char db[1024], err[SS_ERRSZ];
     snprintf(db, sizeof db, "%s/st.db", dir);
@@ -62,11 +62,14 @@ static ss_engine_t *engine(const char *dir)
     memset(&o, 0, sizeof o);
     o.db_path = db;
     o.max_latency_ms = 20;
+    o.batch_size = batch_size;
     o.catch_up = 1;
     ss_engine_t *e = NULL;
     ck_assert_msg(ss_engine_open(&o, &e, err, sizeof err) == SS_OK, "%s", err);
     return e;
 }
+
+static ss_engine_t *engine(const char *dir) { return engine_batch(dir, 0); }
 
 /* Runs sql; returns its status; output in *out and the error in err. */
 static int exec(ss_engine_t *e, const char *sql, char **out, char *err, size_t errsz)
@@ -228,6 +231,68 @@ START_TEST(test_max_in_flight)
 }
 END_TEST
 
+/* One of the fixture's counters: "requests" (counted as they arrive, one prompt each here)
+ * or "prompts" (counted as they are answered); -1 if it does not answer. */
+static long fixture_stat(const char *url, const char *key)
+{
+    char cmd[256], k[64], *st = NULL;
+    snprintf(cmd, sizeof cmd, "curl -s %s/stats", url);
+    snprintf(k, sizeof k, "\"%s\":", key);
+    long n = sh(cmd, &st) == 0 && st && strstr(st, k) ? atol(strstr(st, k) + strlen(k)) : -1;
+    free(st);
+    return n;
+}
+
+/* Backpressure (issue 11 item 4): while a batch waits for its answers the pipeline reads
+ * on, so later rows' requests go out too, but at most 10 x batch_size rows: the rest stays
+ * in the log, unread, never dropped; a relational view beside it is not held up, and once
+ * the answers come every row is asked exactly once. */
+START_TEST(test_backpressure)
+{
+    char url[128], sql[2048];
+    char *dir = tu_tmpdir();
+    pid_t fx = fixture(5000, url, sizeof url);
+    ss_engine_t *e = engine_batch(dir, 50); /* at most 500 rows waiting on answers */
+    snprintf(sql, sizeof sql,
+             "CREATE MODEL slow WITH (backend = 'openai', url = '%s', model = 'fixture', max_concurrency = 64);\n"
+             "CREATE STREAM s (id INT KEY, t TEXT);\n"
+             "CREATE CONTINUOUS VIEW v AS SELECT id FROM s WHERE SEM_FILTER('Is {t} red?', model = 'slow');\n"
+             "CREATE CONTINUOUS VIEW r AS SELECT COUNT(*) AS n FROM s;\n", url);
+    free(ok(e, sql));
+    ss_buf_t ins = SS_BUF_INIT;
+    ss_buf_puts(&ins, "INSERT INTO s VALUES ");
+    for (int i = 0; i < 1200; i++)
+        ss_buf_printf(&ins, "%s(%d, 'thing %d')", i ? ", " : "", i, i);
+    ss_buf_puts(&ins, ";");
+    int64_t t0 = ss_now_ns();
+    free(ok(e, ss_buf_cstr(&ins)));
+    ss_buf_free(&ins);
+    char *out = ok(e, "SELECT n FROM r;"); /* the relational view does not wait for the model */
+    ck_assert_msg(strstr(out, " 1200\n"), "%s", out);
+    free(out);
+    /* the first answers come 5 s after the first requests: until then, read-ahead but bounded */
+    long asked = 0;
+    while (ss_now_ns() - t0 < 3000000000LL) {
+        asked = fixture_stat(url, "requests");
+        ck_assert_msg(asked <= 500, "%ld requests out with batch_size 50: more than 10 batches read ahead", asked);
+        struct timespec ts = {0, 200000000L};
+        nanosleep(&ts, NULL);
+    }
+    ck_assert_msg(asked > 50, "only %ld requests out after 3 s: the pipeline did not read on while waiting", asked);
+    /* the answers come: every row gets through, each asked once */
+    out = ok(e, "SELECT COUNT(*) AS n FROM v;");
+    free(out);
+    ss_engine_stats_t st;
+    ss_engine_get_stats(e, &st);
+    ck_assert_int_eq(st.lag, 0);
+    ck_assert_int_eq(fixture_stat(url, "requests"), 1200);
+    ck_assert_int_eq(fixture_stat(url, "prompts"), 1200);
+    ss_engine_close(e);
+    stop(fx);
+    free(dir);
+}
+END_TEST
+
 /* A local model's file is gone at start: logged, shown, and only its views wait. */
 START_TEST(test_model_missing_at_start)
 {
@@ -296,6 +361,7 @@ Suite *check_it_models_suite(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_create_model_checks);
     tcase_add_test(tc, test_max_in_flight);
+    tcase_add_test(tc, test_backpressure);
     tcase_add_test(tc, test_model_missing_at_start);
     tcase_add_test(tc, test_timeout_ms);
     suite_add_tcase(s, tc);
