@@ -252,9 +252,11 @@ START_TEST(test_backpressure)
     char url[128], sql[2048];
     char *dir = tu_tmpdir();
     pid_t fx = fixture(5000, url, sizeof url);
-    ss_engine_t *e = engine_batch(dir, 50); /* at most 500 rows waiting on answers */
+    /* at most 500 rows waiting on answers; the model and its client would take 1,000 at once */
+    ss_engine_t *e = engine_batch(dir, 50);
     snprintf(sql, sizeof sql,
-             "CREATE MODEL slow WITH (backend = 'openai', url = '%s', model = 'fixture', max_concurrency = 64);\n"
+             "CREATE MODEL slow WITH (backend = 'openai', url = '%s', model = 'fixture', max_concurrency = 1000, "
+             "max_in_flight = 1000);\n"
              "CREATE STREAM s (id INT KEY, t TEXT);\n"
              "CREATE CONTINUOUS VIEW v AS SELECT id FROM s WHERE SEM_FILTER('Is {t} red?', model = 'slow');\n"
              "CREATE CONTINUOUS VIEW r AS SELECT COUNT(*) AS n FROM s;\n", url);
