@@ -42,7 +42,7 @@
 typedef struct fixture {
     pid_t pid;
     int port;
-    char url[64];
+    char url[160];
 } fixture_t;
 
 static char g_fixture_bin[1100];
