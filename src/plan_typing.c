@@ -85,6 +85,8 @@ static int convert_literal(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr
     char *tmp = NULL, emsg[256] = "";
     if (t == SS_COL_NUMERIC && a && a->kind == SS_AX_LITERAL && a->num_text && in.t == SS_REAL)
         in = ss_val_text_ref(a->num_text, strlen(a->num_text)); /* 0.1 exactly, not the double */
+    if ((t == SS_COL_TEXT || t == SS_COL_JSON) && e->type == SS_COL_BOOL && in.t == SS_INT)
+        in = in.u.i ? ss_val_text_ref("true", 4) : ss_val_text_ref("false", 5); /* as at run time */
     int rc = ss_val_coerce_tm(&in, t, typmod, &out, &tmp, emsg, sizeof emsg);
     if (rc == SS_ERR_NOMEM)
         return oom(cc);

@@ -25,9 +25,12 @@ int dt_int(dt_rng_t *r, int n);   /* uniform in [0, n) */
 int dt_pct(dt_rng_t *r, int p);   /* 1 with probability p % */
 
 /* ---- types ---- */
-typedef enum dt_type { DT_INT, DT_REAL, DT_TEXT, DT_BOOL, DT_NTYPES } dt_type_t;
+/* DT_NTYPES counts the four basic types (any_type draws from them). NUMERIC and JSON appear in
+ * views compared with PostgreSQL only (SQLite has neither); DT_ARR is an ARRAY_AGG result, which
+ * no expression reads (it passes through SELECT * only). */
+typedef enum dt_type { DT_INT, DT_REAL, DT_TEXT, DT_BOOL, DT_NTYPES, DT_NUM = DT_NTYPES, DT_JSON, DT_ARR } dt_type_t;
 
-const char *dt_type_sql(dt_type_t t); /* INT, REAL, TEXT, BOOLEAN */
+const char *dt_type_sql(dt_type_t t); /* INT, REAL, TEXT, BOOLEAN, NUMERIC, JSON */
 
 /* ---- a case ---- */
 #define DT_MAXCOLS 6
@@ -41,8 +44,13 @@ typedef struct dt_rel {
     char cols[DT_MAXCOLS][16];
     dt_type_t types[DT_MAXCOLS];
     int keyed;                 /* streams: 1 when column 0 is the KEY */
-    char *sql;                 /* views: the query after AS; owned */
+    char *sql;                 /* views: the query after AS (semstream's and SQLite's text); owned */
+    char *pgsql;               /* views: the same for PostgreSQL (NULLS FIRST/LAST said); owned */
     const char *shape;         /* views: the query-shape generator that made it */
+    int pg;                    /* views: written in PostgreSQL's dialect and compared with PostgreSQL
+                                * (they may use what SQLite lacks or does differently: ILIKE, CAST,
+                                * NUMERIC, JSON, string_agg ...); they read only streams and other
+                                * such views. 0: SQLite's dialect, compared with SQLite */
 } dt_rel_t;
 
 typedef struct dt_op {         /* one delta of the history */
@@ -85,6 +93,7 @@ typedef struct dt_gen {
     int ngroup;
     dt_col_t group[6];         /* the GROUP BY expressions */
     int in_agg;                /* generating an aggregate's argument */
+    int pg;                    /* the view is compared with PostgreSQL (dt_rel_t.pg) */
 } dt_gen_t;
 
 /* An expression generator: writes an expression of type t (depth > 0 allows subexpressions)
@@ -117,5 +126,13 @@ extern const int dt_nshapes;
 
 /* SQL literal of a value of type t. */
 void dt_literal(const ss_value_t *v, dt_type_t t, ss_buf_t *out);
+
+/* ORDER BY keys end with a marker (DT_ASC_END / DT_DESC_END) where PostgreSQL needs to be told
+ * where NULLs go: semstream (like SQLite) sorts NULLs first ascending and last descending,
+ * PostgreSQL the other way round. dt_sql() writes a view's query for semstream and SQLite
+ * (markers dropped) or for PostgreSQL (" NULLS FIRST" / " NULLS LAST"). */
+#define DT_ASC_END '\x01'
+#define DT_DESC_END '\x02'
+void dt_sql(const char *q, int for_pg, ss_buf_t *out);
 
 #endif

@@ -1,0 +1,14 @@
+-- pgdiff.sql — regression tests for wrong answers tests/difftest found once it compared views with
+-- PostgreSQL 15 (issue 12): each result below was wrong, or the view refused, before its fix.
+CREATE STREAM s (k INT KEY, a INT, b BOOLEAN, r REAL);
+INSERT INTO s VALUES (1, 2, TRUE, 1.5), (2, 2, FALSE, 2.5), (3, NULL, NULL, NULL);
+-- a set operation's right operand may repeat a column name (the result takes the left's names)
+CREATE CONTINUOUS VIEW setnames AS SELECT a AS x, k AS y FROM s UNION SELECT a, a FROM s;
+SELECT * FROM setnames ORDER BY x, y;
+-- DOUBLE PRECISION is a type name (CAST and ::)
+CREATE CONTINUOUS VIEW dbl AS SELECT k, CAST(a AS DOUBLE PRECISION) AS d, r::double precision AS e FROM s;
+SELECT * FROM dbl ORDER BY k;
+-- a boolean constant cast to TEXT is 'true'/'false' (folded at CREATE, it was '1'/'0')
+CREATE CONTINUOUS VIEW booltext AS SELECT CAST(TRUE AS TEXT) AS t1, FALSE::TEXT AS t2, CAST(b AS TEXT) AS t3, COUNT(*) AS n
+  FROM s GROUP BY CAST(TRUE AS TEXT), FALSE::TEXT, CAST(b AS TEXT);
+SELECT * FROM booltext ORDER BY t3;
