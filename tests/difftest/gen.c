@@ -383,6 +383,8 @@ static int g_agg_pg(dt_gen_t *g, dt_type_t t, int d, ss_buf_t *out)
     case DT_TEXT: {
         int distinct = dt_pct(g->rng, 20);
         dt_expr(g, DT_TEXT, d, &arg);
+        if (arg.data[0] == '\'') /* a string literal has no type of its own in PostgreSQL */
+            ss_buf_puts(&arg, "::TEXT");
         ss_buf_printf(out, "STRING_AGG(%s%s, %s ORDER BY ", distinct ? "DISTINCT " : "", ss_buf_cstr(&arg),
                       dt_pct(g->rng, 50) ? "','" : "' | '");
         order_key(g, ss_buf_cstr(&arg), out);
@@ -392,6 +394,8 @@ static int g_agg_pg(dt_gen_t *g, dt_type_t t, int d, ss_buf_t *out)
     case DT_ARR: {
         int distinct = dt_pct(g->rng, 20);
         dt_expr(g, dt_pct(g->rng, 50) ? DT_INT : DT_TEXT, d, &arg);
+        if (arg.data[0] == '\'')
+            ss_buf_puts(&arg, "::TEXT");
         ss_buf_printf(out, "ARRAY_AGG(%s%s ORDER BY ", distinct ? "DISTINCT " : "", ss_buf_cstr(&arg));
         order_key(g, ss_buf_cstr(&arg), out);
         ss_buf_putc(out, ')');
@@ -864,11 +868,11 @@ const dt_exprgen_t dt_exprgens[] = {
     {"ilike", B(DT_BOOL), 1, 2, g_ilike},
     {"cast", NUM | B(DT_TEXT) | B(DT_NUM), 1, 4, g_cast},
     {"greatest/least", NUM | B(DT_TEXT) | B(DT_NUM), 1, 2, g_greatest},
-    {"string functions", B(DT_TEXT), 1, 5, g_strfn},
-    {"position/strpos", B(DT_INT), 1, 2, g_strpos},
+    {"string functions", B(DT_TEXT), 1, 10, g_strfn},
+    {"position/strpos", B(DT_INT), 1, 3, g_strpos},
     {"math functions", NUM | B(DT_NUM), 1, 4, g_mathfn},
     {"numeric arith", B(DT_NUM), 1, 6, g_numarith},
-    {"json", B(DT_INT) | B(DT_TEXT), 0, 4, g_json},
+    {"json", B(DT_INT) | B(DT_TEXT), 0, 8, g_json},
 };
 const int dt_nexprgens = (int)(sizeof dt_exprgens / sizeof *dt_exprgens);
 
@@ -1207,6 +1211,8 @@ static int s_subquery(dt_rng_t *r, const dt_case_t *c, dt_rel_t *v, ss_buf_t *ou
         dt_expr(&gi, DT_BOOL, 1, &inner_where);
     }
     int kind = dt_int(r, 5), in_select = dt_pct(r, 30);
+    if (a->types[ka] == DT_BOOL && (kind == 2 || kind == 3)) /* no MAX(boolean), no boolean <> count */
+        kind = 0;
     switch (kind) {
     case 0: /* [NOT] EXISTS, correlated on the key pair */
         ss_buf_printf(&sub, "%sEXISTS (SELECT 1 FROM %s AS i WHERE i.%s = o.%s%s)", dt_pct(r, 35) ? "NOT " : "",
@@ -1522,7 +1528,7 @@ static void gen_stream(dt_rng_t *r, int i, dt_rel_t *s)
     for (int c = 0; c < s->ncols; c++) {
         snprintf(s->cols[c], sizeof s->cols[c], "%c%d", "abc"[i], c);
         s->types[c] = c == 0 && s->keyed ? (dt_pct(r, 70) ? DT_INT : DT_TEXT)
-                      : dt_pct(r, 6) ? DT_NUM : dt_pct(r, 6) ? DT_JSON : any_type(r);
+                      : dt_pct(r, 7) ? DT_NUM : dt_pct(r, 9) ? DT_JSON : any_type(r);
     }
 }
 

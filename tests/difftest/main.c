@@ -39,6 +39,7 @@ typedef struct opts {
     const char *out;
     int verbose;
     int kafka;   /* run on the mock Kafka cluster instead of the durable log */
+    int list;    /* print the cases' views (oracle, shape, SQL) instead of running them */
 } opts_t;
 
 typedef struct tally {
@@ -827,7 +828,7 @@ static int run_case(const dt_case_t *c, int batch, const opts_t *o, tally_t *t)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: difftest [--seed S] [--cases N] [--batch 1|1024|both] [--kafka] [--out DIR] [--verbose]\n");
+    fprintf(stderr, "usage: difftest [--seed S] [--cases N] [--batch 1|1024|both] [--kafka] [--out DIR] [--verbose] [--list]\n");
     return 2;
 }
 
@@ -854,8 +855,21 @@ int main(int argc, char **argv)
             o.verbose = 1;
         else if (!strcmp(a, "--kafka"))
             o.kafka = 1;
+        else if (!strcmp(a, "--list"))
+            o.list = 1;
         else
             return usage();
+    }
+    if (o.list) { /* what the generator makes, e.g. to count features: difftest --list --cases 1000 */
+        for (int k = 0; k < o.cases; k++) {
+            dt_case_t c;
+            dt_case_gen(o.seed + (uint64_t)k, &c);
+            for (int v = 0; v < c.nviews; v++)
+                printf("%llu %s %s %s\n", (unsigned long long)c.seed, c.v[v].pg ? "postgres" : "sqlite", c.v[v].shape,
+                       c.v[v].pg ? c.v[v].pgsql : c.v[v].sql);
+            dt_case_free(&c);
+        }
+        return 0;
     }
     char err[SS_ERRSZ] = "";
     double tb = now_ms();
