@@ -252,14 +252,17 @@ static int g_case(dt_gen_t *g, dt_type_t t, int depth, ss_buf_t *out)
     return g_fn1(g, dt_pct(g->rng, 50) ? "LOWER" : "UPPER", DT_TEXT, depth, out);
 }
 
+/* SUBSTR/SUBSTRING(s, start [, count]): semstream follows PostgreSQL (a start before 1 counts
+ * positions before the string, a negative count is an error); SQLite counts a negative start
+ * from the end, so its views start at 0 or later. */
 static int g_substr(dt_gen_t *g, dt_type_t t, int depth, ss_buf_t *out)
 {
     (void)t;
     ss_buf_puts(out, dt_pct(g->rng, 50) ? "SUBSTR(" : "SUBSTRING(");
     dt_expr(g, DT_TEXT, depth - 1, out);
-    ss_buf_printf(out, ", %d", dt_int(g->rng, 6) - 2);
+    ss_buf_printf(out, ", %d", g->pg ? dt_int(g->rng, 6) - 2 : dt_int(g->rng, 4));
     if (dt_pct(g->rng, 60))
-        ss_buf_printf(out, ", %d", dt_int(g->rng, 5) - 1);
+        ss_buf_printf(out, ", %d", dt_int(g->rng, 4));
     ss_buf_putc(out, ')');
     return 1;
 }

@@ -19,3 +19,19 @@ INSERT INTO c VALUES (1, 2.5, 2.5), (2, -2.5, -2.5), (3, 0.5, 0.5);
 CREATE CONTINUOUS VIEW rounds AS SELECT k, CAST(2.5 AS BIGINT) AS c1, CAST(CAST(-2.5 AS NUMERIC) AS INT) AS c2, CAST(n AS BIGINT) AS c3,
   CAST(r AS BIGINT) AS c4, CAST(CAST(0.5 AS DOUBLE PRECISION) AS INT) AS c5, (-2.5)::REAL::INT AS c6 FROM c;
 SELECT * FROM rounds ORDER BY k;
+-- NUMERIC join and IN keys compare by value with INT, REAL and other NUMERICs (10.00 = 10, 2.50 = 2.5,
+-- 1.5 = 1.50); a NUMERIC key never matched an INT or a REAL before
+CREATE STREAM nk (a INT KEY, n NUMERIC, r REAL);
+CREATE CONTINUOUS VIEW nk_round AS SELECT a, ROUND(a, 2) AS ra FROM nk;
+CREATE CONTINUOUS VIEW nk_join1 AS SELECT y.a AS c0, x.ra AS c1 FROM nk_round AS x LEFT JOIN nk y ON x.ra = y.a;
+CREATE CONTINUOUS VIEW nk_join2 AS SELECT x.a AS c0, y.a AS c1 FROM nk x JOIN nk y ON x.n = y.r;
+CREATE CONTINUOUS VIEW nk_in AS SELECT a FROM nk o WHERE o.n IN (SELECT a FROM nk);
+INSERT INTO nk VALUES (10, 2.50, 2.5), (11, 0.10, 0.1), (5, 5.000, 3), (3, 0.3333333333333333333, 7), (4, 1.50, 1.5);
+SELECT * FROM nk_join1 ORDER BY c1;
+SELECT * FROM nk_join2 ORDER BY c0;
+SELECT * FROM nk_in ORDER BY a;
+-- SUBSTR/SUBSTRING follow PostgreSQL: a start before 1 counts positions before the string (it
+-- counted from the end, as SQLite does); a negative length is an error (tests/check_expr.c)
+CREATE CONTINUOUS VIEW substrs AS SELECT k, SUBSTRING('Zürich', -1, 3) AS a, SUBSTR('Hello', -3) AS b, SUBSTR('Hello', 0, 2) AS c,
+  SUBSTR('Hello', 4, 100) AS d FROM s WHERE k = 1;
+SELECT * FROM substrs;
