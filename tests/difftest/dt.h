@@ -3,10 +3,10 @@
  * random schema (streams with typed columns, keyed or not), a history of deltas (inserts,
  * upserts, key changes, deletes of present and absent rows, duplicates, NULLs, unicode) and
  * random views in SQL text. gen.c builds cases from two tables — the expression generators
- * (dt_exprgens) and the query-shape generators (dt_shapes) — which are the extension point:
- * a new SQL feature is one more entry in one of them. main.c drives the engine with the SQL
- * text of a case and compares every view, as a multiset, with SQLite running the same SQL over
- * the data the history leaves.
+ * (dt_exprgens, gen_expr.c) and the query-shape generators (dt_shapes, gen_shape.c) — which
+ * are the extension point: a new SQL feature is one more entry in one of them. main.c drives
+ * the engine with the SQL text of a case and compares every view, as a multiset, with SQLite
+ * or PostgreSQL (the view's dialect) running the same SQL over the data the history leaves.
  */
 #ifndef SS_DT_H
 #define SS_DT_H
@@ -76,7 +76,7 @@ typedef struct dt_case {
 int dt_case_gen(uint64_t seed, dt_case_t *c);
 void dt_case_free(dt_case_t *c);
 
-/* ---- the extension tables (gen.c) ---- */
+/* ---- the extension tables (gen_expr.c, gen_shape.c) ---- */
 
 /* What an expression may use: the visible columns and, in a grouped query, the group keys and
  * aggregates. */
@@ -123,6 +123,13 @@ typedef struct dt_shape {
 
 extern const dt_shape_t dt_shapes[];
 extern const int dt_nshapes;
+
+/* ---- shared by gen.c, gen_expr.c and gen_shape.c ---- */
+ss_value_t dt_value(dt_rng_t *r, dt_type_t t, int nullable);       /* a random value of type t */
+int dt_column(dt_gen_t *g, dt_type_t t, int depth, ss_buf_t *out); /* a visible column of type t */
+void dt_order_key(dt_gen_t *g, const char *expr, ss_buf_t *out);   /* "expr [DESC]<NULLs marker>" */
+dt_type_t dt_any_type(dt_rng_t *r);                                /* a column type for an output */
+extern int dt_pgmode; /* the dialect of the view being drawn (1: PostgreSQL), set by dt_case_gen */
 
 /* SQL literal of a value of type t. */
 void dt_literal(const ss_value_t *v, dt_type_t t, ss_buf_t *out);

@@ -5,10 +5,11 @@
  * CREATE STREAM, CREATE CONTINUOUS VIEW, then the history as INSERT/DELETE statements, at batch
  * size 1 and/or 1024, closing and reopening the engine in the middle for some cases — and at
  * each checkpoint reads every view with SELECT (result_format 'json') and compares it, as a
- * multiset, with SQLite running the same view SQL over the data the history leaves so far.
- * A mismatch prints the case and writes it as a script that `semstream run` replays.
+ * multiset, with SQLite or (for the views in PostgreSQL's dialect) a PostgreSQL server
+ * (SS_DIFFTEST_PG, with-postgres.sh) running the same view SQL over the data the history leaves
+ * so far. A mismatch prints the case and writes it as a script that `semstream run` replays.
  *
- *   difftest [--seed S] [--cases N] [--batch 1|1024|both] [--kafka] [--out DIR] [--verbose]
+ *   difftest [--seed S] [--cases N] [--batch 1|1024|both] [--kafka] [--out DIR] [--verbose] [--list]
  *
  * Exit status: 0 when every comparison matched, 1 on a mismatch, 2 on a setup error.
  */

@@ -35,3 +35,12 @@ SELECT * FROM nk_in ORDER BY a;
 CREATE CONTINUOUS VIEW substrs AS SELECT k, SUBSTRING('Zürich', -1, 3) AS a, SUBSTR('Hello', -3) AS b, SUBSTR('Hello', 0, 2) AS c,
   SUBSTR('Hello', 4, 100) AS d FROM s WHERE k = 1;
 SELECT * FROM substrs;
+-- a SELECT over a view reads a NUMERIC column as a number in comparisons, ORDER BY and aggregates
+-- (the view keeps its exact text: ORDER BY put 10.25 before 9.50, WHERE x > 9.6 kept nothing,
+-- MAX gave 9.50); a bare column keeps its digits
+CREATE STREAM pn (id INT KEY, x NUMERIC(10,2));
+CREATE CONTINUOUS VIEW pnv AS SELECT id, x FROM pn;
+INSERT INTO pn VALUES (1, 9.5), (2, 10.25), (3, 100), (4, -3);
+SELECT * FROM pnv ORDER BY x;
+SELECT * FROM pnv WHERE x > 9.6 ORDER BY id;
+SELECT MAX(x) AS m, MIN(x) AS n, SUM(x) AS s FROM pnv;
