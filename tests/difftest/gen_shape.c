@@ -462,11 +462,17 @@ static int s_window(dt_rng_t *r, const dt_case_t *c, dt_rel_t *v, ss_buf_t *out)
     dt_type_t wt = DT_INT;
     if (rownum) {
         ss_buf_puts(&fn, "ROW_NUMBER()");
-        for (int i = 0; i < in->ncols; i++)
-            if (usable(in->types[i])) {
-                ss_buf_puts(&keys, nkeys++ ? ", " : "");
-                dt_order_key(&g, in->cols[i], &keys);
-            }
+        for (int i = 0; i < in->ncols; i++) {
+            char key[40];
+            if (usable(in->types[i]))
+                snprintf(key, sizeof key, "%s", in->cols[i]);
+            else if (dt_pgmode) /* JSON has no order: its text has (compact in both) */
+                snprintf(key, sizeof key, "(%s)::TEXT", in->cols[i]);
+            else
+                continue; /* a column SQLite's views cannot see: rows equal on the rest look alike */
+            ss_buf_puts(&keys, nkeys++ ? ", " : "");
+            dt_order_key(&g, key, &keys);
+        }
     } else {
         int x = dt_int(r, in->ncols);
         if (kind < 60)
