@@ -19,10 +19,22 @@
 typedef enum { OP_INSERT, OP_UPDATE, OP_DELETE } op_t;
 
 /* Converts a JSON value to column type t; *tmp receives memory to free. */
-static int json_to_val(const ss_json_t *j, ss_coltype_t t, ss_value_t *out, char **tmp, char *err, size_t errsz)
+static int json_to_val(const ss_json_t *j, ss_coltype_t t, int typmod, ss_value_t *out, char **tmp, char *err,
+                       size_t errsz)
 {
     ss_value_t v = ss_val_null();
     *tmp = NULL;
+    if (t == SS_COL_JSON && j->t != SS_JSON_NULL) { /* a JSON column keeps any value as compact JSON */
+        ss_buf_t b = SS_BUF_INIT;
+        if (ss_json_write(j, &b) || ss_buf_putc(&b, 0)) {
+            ss_buf_free(&b);
+            return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+        }
+        size_t n = b.len - 1;
+        *tmp = ss_buf_take(&b);
+        *out = ss_val_json_ref(*tmp, n);
+        return SS_OK;
+    }
     switch (j->t) {
     case SS_JSON_NULL: break;
     case SS_JSON_BOOL:
@@ -30,6 +42,8 @@ static int json_to_val(const ss_json_t *j, ss_coltype_t t, ss_value_t *out, char
             *out = j->u.b ? ss_val_text_ref("true", 4) : ss_val_text_ref("false", 5);
             return SS_OK;
         }
+        if (t != SS_COL_BOOL && t != SS_COL_ANY)
+            return ss_seterr(err, errsz, SS_ERR_INVALID, "expected %s, got a boolean", ss_coltype_name(t));
         v = ss_val_int(j->u.b);
         break;
     case SS_JSON_INT: v = ss_val_int(j->u.i); break;
@@ -52,7 +66,7 @@ static int json_to_val(const ss_json_t *j, ss_coltype_t t, ss_value_t *out, char
     }
     }
     char *t2 = NULL;
-    int rc = ss_val_coerce(&v, t, out, &t2, err, errsz);
+    int rc = ss_val_coerce_tm(&v, t, typmod, out, &t2, err, errsz);
     *tmp = t2;
     return rc;
 }
@@ -61,7 +75,7 @@ static int set_col(ss_row_t *r, const ss_schema_t *s, int idx, const ss_json_t *
 {
     ss_value_t v;
     char *tmp = NULL, e2[256];
-    int rc = json_to_val(j, s->types[idx], &v, &tmp, e2, sizeof e2);
+    int rc = json_to_val(j, s->types[idx], s->typmod ? s->typmod[idx] : -1, &v, &tmp, e2, sizeof e2);
     if (!rc)
         rc = ss_row_set(r, idx, &v);
     free(tmp);

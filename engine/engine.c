@@ -113,9 +113,15 @@ int ss_engine_open(const ss_engine_opts_t *opts, ss_engine_t **out, char *err, s
         ss_engine_close(e);
         return rc;
     }
+    e->may_lead = !opts->views_off;
+    eng_leader_open(e, e->may_lead);
+    if (e->reader && (rc = eng_catalog_reload(e, err, errsz))) {
+        ss_engine_close(e);
+        return rc;
+    }
     /* Start the views now. A failure here still opens the engine (the views stay
      * stopped, nothing is dropped, SHOW VIEWS and the log say why). */
-    if (ss_catalog_nviews(e->cat) > 0) {
+    if (!e->reader && ss_catalog_nviews(e->cat) > 0) {
         char perr[SS_ERRSZ];
         if (eng_rebuild(e, perr, sizeof perr))
             ss_log(SS_LOG_ERROR, "engine", "starting the views: %s", perr);
@@ -144,6 +150,7 @@ void ss_engine_close(ss_engine_t *e)
     if (e->cat)
         ss_catalog_close(e->cat);
     ss_store_close(e->store);
+    eng_leader_close(e);
     if (e->transport)
         ss_transport_close(e->transport); /* after the pipeline's sources and sinks and the producer */
     free(e->db_path);
@@ -155,6 +162,7 @@ void ss_engine_close(ss_engine_t *e)
     }
     free(e->loads);
     free(e->pipes);
+    free(e->kept);
     pthread_mutex_destroy(&e->exec_mu);
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->cv);
@@ -211,6 +219,13 @@ const char *ss_engine_transport(const ss_engine_t *e)
 
 int ss_engine_set(ss_engine_t *e, const char *name, const char *value, char *err, size_t errsz)
 {
+    if (ss_strcaseeq(name, "result_format")) {
+        if (!ss_strcaseeq(value, "table") && !ss_strcaseeq(value, "json"))
+            return ss_seterr(err, errsz, SS_ERR_INVALID, "SET result_format: expected 'table' or 'json', got '%s'",
+                             value);
+        e->result_json = ss_strcaseeq(value, "json");
+        return SS_OK;
+    }
     char *end;
     long long v = strtoll(value, &end, 10);
     int numeric = *value && !*end;
@@ -329,6 +344,13 @@ static int exec_drop(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, cha
 
 static int exec_stmt(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz)
 {
+    static const char *const ddl[] = {[SS_STMT_CREATE_STREAM] = "CREATE STREAM", [SS_STMT_CREATE_VIEW] = "CREATE VIEW",
+                                      [SS_STMT_CREATE_MODEL] = "CREATE MODEL", [SS_STMT_DROP] = "DROP"};
+    if ((size_t)st->kind < SS_ARRAY_LEN(ddl) && ddl[st->kind]) {
+        int rc = eng_reader_refuse(e, ddl[st->kind], err, errsz);
+        if (rc)
+            return rc;
+    }
     switch (st->kind) {
     case SS_STMT_CREATE_STREAM: return exec_create_stream(e, st, out, err, errsz);
     case SS_STMT_CREATE_VIEW: return exec_create_view(e, st, out, err, errsz);
@@ -373,7 +395,11 @@ int ss_engine_exec(ss_engine_t *e, const char *sql, size_t len, const char *name
     ss_buf_t one = SS_BUF_INIT;
     for (int i = 0; !rc && i < script->n; i++) {
         const ss_ast_stmt_t *st = script->stmts[i];
-        rc = ss_engine_do_loads(e, 0, err, errsz);
+        rc = eng_leader_check(e, err, errsz);
+        if (!rc && e->reader)
+            rc = eng_catalog_reload(e, err, errsz); /* the leader may have changed the views */
+        if (!rc)
+            rc = ss_engine_do_loads(e, 0, err, errsz);
         if (!rc && e->catch_up &&
             (st->kind == SS_STMT_SELECT || st->kind == SS_STMT_SHOW || st->kind == SS_STMT_EXPLAIN ||
              st->kind == SS_STMT_SUBSCRIBE))
@@ -475,26 +501,29 @@ static uint64_t ask_idle(ss_engine_t *e)
     return gen;
 }
 
-static int all_idle(ss_engine_t *e, uint64_t gen)
+/* 1 when every pipeline confirmed idle request gen; -1 when one fails in a way that needs
+ * the user (err says which and why); else 0. */
+static int all_idle(ss_engine_t *e, uint64_t gen, char *err, size_t errsz)
 {
+    int all = 1;
     for (int k = 0; k < e->npipes; k++) {
         eng_pipe_t *p = e->pipes[k];
         pthread_mutex_lock(&p->mu);
-        int ok = p->idle_gen >= gen;
+        int ok = p->idle_gen >= gen, fatal = p->state == EP_FAILING && p->fatal;
+        if (fatal)
+            ss_seterr(err, errsz, SS_ERR_INVALID, "views %s: %s", p->views, p->error);
         pthread_mutex_unlock(&p->mu);
-        if (!ok)
-            return 0;
+        if (fatal)
+            return -1;
+        all &= ok;
     }
-    return 1;
+    return all;
 }
 
 static void wait_engine(ss_engine_t *e, int ms)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += (long)ms * 1000000L;
-    ts.tv_sec += ts.tv_nsec / 1000000000L;
-    ts.tv_nsec %= 1000000000L;
+    ss_deadline(&ts, CLOCK_REALTIME, ms);
     pthread_mutex_lock(&e->mu);
     pthread_cond_timedwait(&e->cv, &e->mu, &ts);
     pthread_mutex_unlock(&e->mu);
@@ -513,6 +542,27 @@ static int left_behind(ss_engine_t *e, ss_err_t code, const char *what, char *er
                      (long long)s.in_flight, s.failing ? "; some views are failing: SHOW VIEWS says why" : "");
 }
 
+/* A reader waits for the leader to apply what the topics hold now (or takes over). */
+static int reader_until_idle(ss_engine_t *e, int timeout_ms, char *err, size_t errsz)
+{
+    int64_t start = ss_now_ns();
+    for (;;) {
+        int rc = eng_leader_check(e, err, errsz);
+        if (rc || !e->reader)
+            return rc ? rc : ss_engine_run_until_idle(e, timeout_ms, err, errsz);
+        int64_t lag = eng_reader_lag(e, NULL);
+        if (lag == 0)
+            return SS_OK;
+        if (e->stop && *e->stop)
+            return ss_seterr(err, errsz, SS_ERR_CANCELED, "interrupted with %lld messages of input not yet applied "
+                             "by process %ld", (long long)lag, e->leader_pid);
+        if (timeout_ms >= 0 && ss_now_ns() - start > (int64_t)timeout_ms * 1000000)
+            return ss_seterr(err, errsz, SS_ERR_TIMEOUT, "process %ld had not applied %lld messages of input in time",
+                             e->leader_pid, (long long)lag);
+        wait_engine(e, 100);
+    }
+}
+
 int ss_engine_run_until_idle(ss_engine_t *e, int timeout_ms, char *err, size_t errsz)
 {
     int rc = ss_engine_do_loads(e, 0, err, errsz);
@@ -520,12 +570,16 @@ int ss_engine_run_until_idle(ss_engine_t *e, int timeout_ms, char *err, size_t e
         return rc;
     if (e->plan_error[0] && ss_catalog_nviews(e->cat) > 0)
         return ss_seterr(err, errsz, SS_ERR_INVALID, "the views are not running: %s", e->plan_error);
+    if (e->reader)
+        return reader_until_idle(e, timeout_ms, err, errsz);
     int64_t start = ss_now_ns();
     uint64_t gen = ask_idle(e);
     e->last_progress_ns = start;
     e->progress_msgs0 = e->stats.messages;
-    int waited = 0;
-    while (!all_idle(e, gen)) {
+    int waited = 0, idle;
+    while ((idle = all_idle(e, gen, err, errsz)) != 1) {
+        if (idle < 0)
+            return SS_ERR_INVALID;
         if (e->stop && *e->stop)
             return left_behind(e, SS_ERR_CANCELED, "interrupted", err, errsz);
         if (timeout_ms >= 0 && ss_now_ns() - start > (int64_t)timeout_ms * 1000000)
@@ -546,6 +600,8 @@ int ss_engine_run(ss_engine_t *e, char *err, size_t errsz)
     e->last_progress_ns = ss_now_ns();
     while (!(e->stop && *e->stop)) {
         wait_engine(e, 250);
+        if (e->reader && eng_leader_check(e, err, errsz))
+            ss_log(SS_LOG_ERROR, "engine", "%s", err);
         progress(e, 0);
     }
     return SS_OK;

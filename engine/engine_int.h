@@ -21,7 +21,7 @@
 #define SS_ENGINE_INT_H
 
 #include "ss_ast.h"
-#include "ss_backends.h" /* ss_backend_openai_new */
+#include "ss_backends.h" /* ss_backend_openai_config */
 #include "ss_catalog.h"
 #include "ss_dispatch.h"
 #include "ss_embed.h"
@@ -31,7 +31,6 @@
 #include "ss_llm.h" /* ss_backend_local_new */
 #include "ss_op.h"
 #include "ss_plan.h"
-#include "ss_pool.h"     /* ss_backend_workers_new */
 #include "ss_store.h"
 
 #include <pthread.h>
@@ -66,13 +65,16 @@ typedef struct eng_pipe {
     int64_t *seq;             /* VIEW nodes: next sink sequence */
     ss_dispatch_wg_t *wg;     /* owned: the answers its open batch waits for */
     int has_ttl;              /* a stream with expiry: empty ticks once a second */
+    char *boot;               /* owned: nodes still to be fed the views they read (scheduler.c) */
+    int booting;              /* some are: the next batch is their bootstrap */
     int opened;               /* sources and sinks are open */
     int batch_open;           /* events polled, not committed yet */
     int64_t batch_rows;       /* events in the open batch */
     int64_t attempt_ns;       /* when the last attempt of the open batch started */
     int outbox_pending;       /* published deltas awaiting delivery confirmation */
     int wal_dirty;
-    int64_t last_tick_ns, last_lag_ns, backoff_ms, fail_log_ns;
+    int64_t last_tick_ns, last_lag_ns, backoff_ms, fail_log_ns, checkpoint_ns;
+    int disk_full;            /* the last failure was a full disk */
     pthread_t th;
     int started, inited;
     volatile int stop;
@@ -82,6 +84,7 @@ typedef struct eng_pipe {
     pthread_cond_t cv;        /* status changed (commit, idle, stop) */
     eng_pipe_state_t state;
     char error[SS_ERRSZ];     /* EP_FAILING: the last failure */
+    int fatal;                /* EP_FAILING: it needs the user (see pipeline.c needs_user) */
     int64_t failing_since_ms; /* wall clock of the first failure in a row */
     int64_t next_retry_ms;
     char model[64];           /* EP_WAITING: the model it waits for */
@@ -105,6 +108,7 @@ struct ss_engine {
     volatile sig_atomic_t *stop; /* borrowed */
     FILE *live;             /* borrowed */
     int64_t sub_limit, sub_timeout_ms; /* SUBSCRIBE defaults (SET) */
+    int result_json;        /* SET result_format = 'json': SELECT prints JSON lines, not a table */
 
     pthread_mutex_t exec_mu;/* one statement at a time (ss_engine_exec from any thread) */
     ss_store_t *store;      /* owned: the statements' connection */
@@ -116,6 +120,13 @@ struct ss_engine {
     char plan_error[SS_ERRSZ]; /* why the views do not run ("" when they do) */
     eng_pipe_t **pipes;     /* owned */
     int npipes;
+    struct eng_kept { int id; ss_op_stats_t s; } *kept; /* owned: counters of stopped pipelines' nodes, */
+    int nkept;              /* by node id, carried into the next pipelines (rebuilds keep them) */
+
+    int reader;             /* 1: another process runs the views (leader.c) */
+    int may_lead;           /* 0: never run the views (opts.views_off) */
+    int lock_fd;            /* "<db>.lock", held with flock by the process that runs the views */
+    long leader_pid;        /* reader: the process that runs them (0 if unknown) */
 
     pthread_mutex_t mu;     /* guards subs, idle_req and the cv */
     pthread_cond_t cv;      /* a pipeline committed, went idle, or changed state */
@@ -138,6 +149,8 @@ eng_pipe_t *eng_pipe_of(ss_engine_t *e, int node);                              
  * prints them: state is e.g. "running", "catching up", "waiting on model m (...)". */
 void eng_view_status(ss_engine_t *e, const char *view, ss_op_stats_t *stats, int64_t *lag, char *state,
                      size_t statesz);
+/* Counters a node (by id) had when its last pipeline stopped (zero if none). */
+void eng_kept_stats(ss_engine_t *e, int id, ss_op_stats_t *out);
 /* Counters of plan node i (zero if it has no operator). */
 void eng_node_stats(ss_engine_t *e, int i, ss_op_stats_t *out);
 
@@ -179,6 +192,14 @@ int eng_producer(ss_engine_t *e, ss_producer_t **p, char *err, size_t errsz);
 int eng_transport_open(ss_engine_t *e, const char *brokers, char *err, size_t errsz);
 /* Makes sure topic exists with the partitions and retention of the stream or view sink that names it. */
 int eng_create_topic(ss_engine_t *e, const char *topic, char *err, size_t errsz);
+
+/* leader.c */
+int eng_leader_open(ss_engine_t *e, int run_views);  /* decides leader or reader */
+void eng_leader_close(ss_engine_t *e);
+int eng_leader_check(ss_engine_t *e, char *err, size_t errsz); /* a reader takes over a gone leader */
+int eng_catalog_reload(ss_engine_t *e, char *err, size_t errsz);
+int eng_reader_refuse(ss_engine_t *e, const char *what, char *err, size_t errsz); /* SS_OK for the leader */
+int64_t eng_reader_lag(ss_engine_t *e, const char *view); /* NULL: every view; -1 unknown */
 
 /* engine_models.c */
 int eng_models_register(ss_engine_t *e, char *err, size_t errsz);

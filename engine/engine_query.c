@@ -7,6 +7,8 @@
  */
 #include "engine_int.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,6 +108,64 @@ void eng_table_free(eng_table_t *t)
     memset(t, 0, sizeof *t);
 }
 
+/* JSON form of result column i: numbers as numbers (REALs always with '.' or an exponent, so
+ * that 2.0 stays distinct from 2; non-finite ones as the strings "Infinity"/"-Infinity"). */
+static void json_cell(sqlite3_stmt *st, int i, ss_buf_t *out)
+{
+    switch (sqlite3_column_type(st, i)) {
+    case SQLITE_NULL: ss_buf_puts(out, "null"); break;
+    case SQLITE_INTEGER: ss_buf_put_i64(out, sqlite3_column_int64(st, i)); break;
+    case SQLITE_FLOAT: {
+        double d = sqlite3_column_double(st, i);
+        char b[64];
+        if (!isfinite(d)) {
+            ss_buf_puts(out, d > 0 ? "\"Infinity\"" : "\"-Infinity\"");
+            break;
+        }
+        snprintf(b, sizeof b, "%.17g", d);
+        if (!strpbrk(b, ".e"))
+            strcat(b, ".0");
+        ss_buf_puts(out, b);
+        break;
+    }
+    default: {
+        const char *p = (const char *)sqlite3_column_text(st, i), *decl = sqlite3_column_decltype(st, i);
+        size_t n = (size_t)sqlite3_column_bytes(st, i);
+        /* a NUMERIC or JSON column of a view (view.c declares them so) is written as what it is */
+        if (p && n && decl && (!strcmp(decl, "NUMERIC_TEXT") || !strcmp(decl, "JSON_TEXT")))
+            ss_buf_append(out, p, n);
+        else
+            ss_buf_put_json_str(out, p ? p : "", n);
+    }
+    }
+}
+
+/* Runs a prepared statement: one JSON array of the column names, then one per row. */
+static int render_json(sqlite3_stmt *st, ss_buf_t *out, char *err, size_t errsz)
+{
+    int n = sqlite3_column_count(st), rc;
+    ss_buf_putc(out, '[');
+    for (int i = 0; i < n; i++) {
+        const char *nm = sqlite3_column_name(st, i);
+        if (i)
+            ss_buf_putc(out, ',');
+        ss_buf_put_json_str(out, nm ? nm : "", nm ? strlen(nm) : 0);
+    }
+    ss_buf_puts(out, "]\n");
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        ss_buf_putc(out, '[');
+        for (int i = 0; i < n; i++) {
+            if (i)
+                ss_buf_putc(out, ',');
+            json_cell(st, i, out);
+        }
+        ss_buf_puts(out, "]\n");
+    }
+    if (rc != SQLITE_DONE)
+        return ss_seterr(err, errsz, SS_ERR_SQLITE, "%s", sqlite3_errmsg(sqlite3_db_handle(st)));
+    return SS_OK;
+}
+
 /* Runs a prepared statement and renders every row. */
 static int render_stmt(sqlite3_stmt *st, ss_buf_t *out, char *err, size_t errsz)
 {
@@ -150,7 +210,7 @@ static int render_stmt(sqlite3_stmt *st, ss_buf_t *out, char *err, size_t errsz)
 typedef struct scope_entry {
     const char *name;         /* alias, or the view's name */
     const char *view;
-    const ss_schema_t *schema;
+    const ss_schema_t *schema; /* NULL: a subquery or WITH query (SQLite checks its columns) */
 } scope_entry_t;
 
 typedef struct sqlgen {
@@ -158,9 +218,12 @@ typedef struct sqlgen {
     ss_engine_t *e;
     const char *views[16]; /* views read (each becomes a CTE) */
     int nviews;
-    scope_entry_t scope[16]; /* FROM entries, for resolving column names */
+    scope_entry_t scope[64]; /* FROM entries of the selects being rendered (outer ones first) */
     int nscope;
     const ss_ast_select_t *sel; /* select-list aliases may be named in ORDER BY/HAVING */
+    const ss_ast_select_t *withs[32]; /* selects whose WITH queries are in scope */
+    int nwith;
+    int top_ctes;              /* the outermost WITH list goes into the views' WITH clause */
     char *err;
     size_t errsz;
     int rc;
@@ -189,6 +252,10 @@ static void put_literal(ss_buf_t *b, const ss_value_t *v)
     case SS_NULL: ss_buf_puts(b, "NULL"); break;
     case SS_INT: ss_buf_printf(b, "%lld", (long long)v->u.i); break;
     case SS_REAL: ss_buf_printf(b, "%.17g", v->u.r); break;
+    case SS_NUM:
+        ss_buf_append(b, v->u.str.s, v->u.str.n);
+        break;
+    case SS_JSON:
     case SS_TEXT:
         ss_buf_putc(b, '\'');
         for (size_t i = 0; i < v->u.str.n; i++) {
@@ -219,6 +286,11 @@ static const char *binop_sql(ss_ast_op_t op)
     case SS_OP_MOD: return " % ";
     case SS_OP_CONCAT: return " || ";
     case SS_OP_LIKE: return " LIKE ";
+    case SS_OP_ILIKE: return " LIKE "; /* SQLite's LIKE ignores ASCII case */
+    case SS_OP_DISTINCT: return " IS NOT ";
+    case SS_OP_NOT_DISTINCT: return " IS ";
+    case SS_OP_JSON_GET: return " -> ";
+    case SS_OP_JSON_TEXT: return " ->> ";
     default: return NULL;
     }
 }
@@ -229,19 +301,30 @@ static const ss_schema_t *view_schema(ss_engine_t *e, const char *view)
     return k < 0 ? NULL : e->plan->nodes[k]->schema;
 }
 
+/* The WITH query `name` in scope, or NULL. */
+static const ss_ast_cte_t *find_cte(const sqlgen_t *g, const char *name)
+{
+    for (int i = g->nwith - 1; i >= 0; i--)
+        for (int k = 0; k < g->withs[i]->ncte; k++)
+            if (ss_strcaseeq(g->withs[i]->ctes[k].name, name))
+                return &g->withs[i]->ctes[k];
+    return NULL;
+}
+
 /* Collects the FROM entries (views and their aliases) before any expression is rendered. */
 static void collect_scope(sqlgen_t *g, const ss_ast_from_t *f)
 {
     if (!f)
         return;
-    if (f->kind != SS_FROM_TABLE) {
+    if (f->kind == SS_FROM_JOIN || f->kind == SS_FROM_SEM_JOIN) {
         collect_scope(g, f->left);
         collect_scope(g, f->right);
         return;
     }
-    const ss_schema_t *sc = view_schema(g->e, f->name);
-    if (sc && g->nscope < (int)SS_ARRAY_LEN(g->scope))
-        g->scope[g->nscope++] = (scope_entry_t){f->alias ? f->alias : f->name, f->name, sc};
+    const char *name = f->alias ? f->alias : f->name ? f->name : "";
+    const ss_schema_t *sc = f->kind == SS_FROM_TABLE && !find_cte(g, f->name) ? view_schema(g->e, f->name) : NULL;
+    if ((sc || f->kind == SS_FROM_SUBQUERY || find_cte(g, f->name)) && g->nscope < (int)SS_ARRAY_LEN(g->scope))
+        g->scope[g->nscope++] = (scope_entry_t){name, f->name, sc};
 }
 
 /* A column must name a column of a view read (or a select-list alias): SQLite alone would take
@@ -255,6 +338,10 @@ static void check_column(sqlgen_t *g, const ss_ast_expr_t *x)
         const scope_entry_t *s = &g->scope[i];
         if (x->table && !ss_strcaseeq(x->table, s->name))
             continue;
+        if (!s->schema) { /* a subquery's columns: SQLite checks them (double quotes are names only) */
+            found = 1;
+            break;
+        }
         found = ss_schema_find(s->schema, x->name) >= 0;
         for (int c = 0; c < s->schema->n && nc < 64; c++)
             cands[nc++] = s->schema->names[c];
@@ -276,6 +363,10 @@ static void check_column(sqlgen_t *g, const ss_ast_expr_t *x)
     }
     gen_fail(g, x->span, SS_ERR_SEMANTIC, msg, NULL);
 }
+
+static void gen_select(sqlgen_t *g, const ss_ast_select_t *s, int top);
+static void gen_call_tail(sqlgen_t *g, const ss_ast_expr_t *x);
+static void gen_special(sqlgen_t *g, const ss_ast_expr_t *x);
 
 static void gen_expr(sqlgen_t *g, const ss_ast_expr_t *x)
 {
@@ -330,12 +421,93 @@ static void gen_expr(sqlgen_t *g, const ss_ast_expr_t *x)
                 ss_buf_puts(b, ", ");
             gen_expr(g, x->args->items[i]);
         }
-        ss_buf_putc(b, ')');
+        if (!x->norder)
+            ss_buf_putc(b, ')');
         break;
     case SS_AX_SEM:
         gen_fail(g, x->span, SS_ERR_SEMANTIC, ss_sem_kind_name(x->sem),
                  " belongs in a continuous view: a SELECT reads a view's current rows");
         break;
+    case SS_AX_SUBQUERY:
+    case SS_AX_EXISTS:
+        ss_buf_puts(b, x->kind == SS_AX_EXISTS ? "(EXISTS (" : "((");
+        gen_select(g, x->sub, 0);
+        ss_buf_puts(b, "))");
+        break;
+    case SS_AX_IN_SELECT:
+        ss_buf_putc(b, '(');
+        gen_expr(g, x->left);
+        ss_buf_puts(b, x->op == SS_OP_NOT ? " NOT IN (" : " IN (");
+        gen_select(g, x->sub, 0);
+        ss_buf_puts(b, "))");
+        break;
+    case SS_AX_CASE: case SS_AX_CAST: case SS_AX_IN: case SS_AX_BETWEEN: case SS_AX_ROW:
+        gen_special(g, x);
+        break;
+    }
+    if (x->kind == SS_AX_BINARY && x->args && x->args->n == 1) { /* LIKE ... ESCAPE */
+        b->len--; /* reopen the parenthesis */
+        ss_buf_puts(b, " ESCAPE ");
+        gen_expr(g, x->args->items[0]);
+        ss_buf_putc(b, ')');
+    }
+    if (x->kind == SS_AX_FUNC && (x->norder || x->filter || x->over))
+        gen_call_tail(g, x);
+}
+
+/* CASE, CAST, IN and BETWEEN in SQLite's spelling. */
+static void gen_special(sqlgen_t *g, const ss_ast_expr_t *x)
+{
+    ss_buf_t *b = &g->sql;
+    int n = x->args ? x->args->n : 0;
+    switch (x->kind) {
+    case SS_AX_CASE:
+        ss_buf_puts(b, "(CASE");
+        if (x->left) {
+            ss_buf_putc(b, ' ');
+            gen_expr(g, x->left);
+        }
+        for (int i = 0; i + 1 < n; i += 2) {
+            ss_buf_puts(b, " WHEN ");
+            gen_expr(g, x->args->items[i]);
+            ss_buf_puts(b, " THEN ");
+            gen_expr(g, x->args->items[i + 1]);
+        }
+        if (x->right) {
+            ss_buf_puts(b, " ELSE ");
+            gen_expr(g, x->right);
+        }
+        ss_buf_puts(b, " END)");
+        break;
+    case SS_AX_CAST: {
+        static const char *const sq[] = {"TEXT", "INTEGER", "REAL", "INTEGER", "TEXT", "TEXT", "TEXT"};
+        ss_buf_puts(b, "CAST(");
+        gen_expr(g, x->left);
+        ss_buf_printf(b, " AS %s)", (size_t)x->cast_type < SS_ARRAY_LEN(sq) ? sq[x->cast_type] : "TEXT");
+        break;
+    }
+    case SS_AX_IN:
+        ss_buf_putc(b, '(');
+        gen_expr(g, x->left);
+        ss_buf_puts(b, x->op == SS_OP_NOT ? " NOT IN (" : " IN (");
+        for (int i = 0; i < n; i++) {
+            if (i)
+                ss_buf_puts(b, ", ");
+            gen_expr(g, x->args->items[i]);
+        }
+        ss_buf_puts(b, "))");
+        break;
+    case SS_AX_BETWEEN:
+        ss_buf_putc(b, '(');
+        gen_expr(g, x->left);
+        ss_buf_puts(b, x->op == SS_OP_NOT ? " NOT BETWEEN " : " BETWEEN ");
+        gen_expr(g, x->args->items[0]);
+        ss_buf_puts(b, " AND ");
+        gen_expr(g, x->args->items[1]);
+        ss_buf_putc(b, ')');
+        break;
+    default:
+        gen_fail(g, x->span, SS_ERR_SEMANTIC, "a parenthesised list (a, b, ...) is only allowed after IN", NULL);
     }
 }
 
@@ -345,6 +517,14 @@ static void gen_from(sqlgen_t *g, const ss_ast_from_t *f)
         return;
     switch (f->kind) {
     case SS_FROM_TABLE: {
+        if (find_cte(g, f->name)) {
+            put_ident(&g->sql, f->name);
+            if (f->alias) {
+                ss_buf_puts(&g->sql, " AS ");
+                put_ident(&g->sql, f->alias);
+            }
+            break;
+        }
         if (!ss_catalog_view(g->e->cat, f->name)) {
             if (ss_catalog_stream(g->e->cat, f->name))
                 gen_fail(g, f->span, SS_ERR_SEMANTIC, f->name,
@@ -365,12 +545,31 @@ static void gen_from(sqlgen_t *g, const ss_ast_from_t *f)
         put_ident(&g->sql, f->alias ? f->alias : f->name);
         break;
     }
-    case SS_FROM_JOIN:
+    case SS_FROM_JOIN: {
+        static const char *const kw[] = {" JOIN ", " LEFT JOIN ", " RIGHT JOIN ", " FULL JOIN ", " CROSS JOIN "};
         gen_from(g, f->left);
-        ss_buf_puts(&g->sql, f->join_type == SS_JOIN_LEFT ? " LEFT JOIN " : " JOIN ");
+        ss_buf_puts(&g->sql, f->natural ? " NATURAL" : "");
+        ss_buf_puts(&g->sql, kw[(unsigned)f->join_type < SS_ARRAY_LEN(kw) ? f->join_type : 0]);
         gen_from(g, f->right);
-        ss_buf_puts(&g->sql, " ON ");
-        gen_expr(g, f->on);
+        for (int i = 0; i < f->nusing; i++) {
+            ss_buf_puts(&g->sql, i ? ", " : " USING (");
+            put_ident(&g->sql, f->using_cols[i]);
+        }
+        ss_buf_puts(&g->sql, f->nusing ? ")" : "");
+        if (f->on) {
+            ss_buf_puts(&g->sql, " ON ");
+            gen_expr(g, f->on);
+        }
+        break;
+    }
+    case SS_FROM_SUBQUERY:
+        ss_buf_putc(&g->sql, '(');
+        gen_select(g, f->sub, 0);
+        ss_buf_puts(&g->sql, ")");
+        if (f->alias) {
+            ss_buf_puts(&g->sql, " AS ");
+            put_ident(&g->sql, f->alias);
+        }
         break;
     case SS_FROM_SEM_JOIN:
         gen_fail(g, f->span, SS_ERR_SEMANTIC, "SEM_JOIN belongs in a continuous view", NULL);
@@ -378,9 +577,60 @@ static void gen_from(sqlgen_t *g, const ss_ast_from_t *f)
     }
 }
 
-static void gen_body(sqlgen_t *g, const ss_ast_select_t *s)
+/* ORDER BY inside an aggregate call (its ')' is written here), FILTER, OVER. */
+static void gen_call_tail(sqlgen_t *g, const ss_ast_expr_t *x)
 {
     ss_buf_t *b = &g->sql;
+    for (int i = 0; i < x->norder; i++) {
+        ss_buf_puts(b, i ? ", " : " ORDER BY ");
+        gen_expr(g, x->order[i].expr);
+        ss_buf_puts(b, x->order[i].desc ? " DESC" : "");
+    }
+    ss_buf_puts(b, x->norder ? ")" : "");
+    if (x->filter) {
+        ss_buf_puts(b, " FILTER (WHERE ");
+        gen_expr(g, x->filter);
+        ss_buf_putc(b, ')');
+    }
+    if (!x->over)
+        return;
+    ss_buf_puts(b, " OVER (");
+    for (int i = 0; x->over->partition && i < x->over->partition->n; i++) {
+        ss_buf_puts(b, i ? ", " : "PARTITION BY ");
+        gen_expr(g, x->over->partition->items[i]);
+    }
+    for (int i = 0; i < x->over->norder; i++) {
+        ss_buf_puts(b, i ? ", " : " ORDER BY ");
+        gen_expr(g, x->over->order[i].expr);
+        ss_buf_puts(b, x->over->order[i].desc ? " DESC" : "");
+    }
+    ss_buf_putc(b, ')');
+}
+
+/* One SELECT of a compound, or a compound (PostgreSQL precedence kept with subqueries: SQLite
+ * applies set operations left to right). */
+static void gen_core(sqlgen_t *g, const ss_ast_select_t *s)
+{
+    ss_buf_t *b = &g->sql;
+    if (s->setop != SS_SETOP_NONE) {
+        if (s->setop == SS_SETOP_EXCEPT_ALL || s->setop == SS_SETOP_INTERSECT_ALL) {
+            gen_fail(g, s->span, SS_ERR_UNSUPPORTED, ss_setop_name(s->setop),
+                     " is not supported in a snapshot read (SQLite has no such operator): create a view with it");
+            return;
+        }
+        gen_core(g, s->left);
+        ss_buf_printf(b, " %s ", ss_setop_name(s->setop));
+        if (s->right->setop != SS_SETOP_NONE)
+            ss_buf_puts(b, "SELECT * FROM (");
+        gen_core(g, s->right);
+        if (s->right->setop != SS_SETOP_NONE)
+            ss_buf_putc(b, ')');
+        return;
+    }
+    int nscope = g->nscope;
+    const ss_ast_select_t *sel = g->sel;
+    g->sel = s;
+    collect_scope(g, s->from);
     ss_buf_puts(b, s->distinct ? "SELECT DISTINCT " : "SELECT ");
     for (int i = 0; i < s->nitems; i++) {
         if (i)
@@ -407,48 +657,183 @@ static void gen_body(sqlgen_t *g, const ss_ast_select_t *s)
         ss_buf_puts(b, " HAVING ");
         gen_expr(g, s->having);
     }
-    for (int i = 0; i < s->norder; i++) {
-        ss_buf_puts(b, i ? ", " : " ORDER BY ");
-        gen_expr(g, s->order[i].expr);
-        if (s->order[i].desc)
-            ss_buf_puts(b, " DESC");
+    if (s->norder && !g->rc) { /* the scope of ORDER BY: this select's FROM and its aliases */
+        for (int i = 0; i < s->norder; i++) {
+            ss_buf_puts(b, i ? ", " : " ORDER BY ");
+            gen_expr(g, s->order[i].expr);
+            ss_buf_puts(b, s->order[i].desc ? " DESC" : "");
+        }
     }
-    if (s->limit >= 0)
-        ss_buf_printf(b, " LIMIT %lld", (long long)s->limit);
+    g->nscope = nscope;
+    g->sel = sel;
 }
 
-/* WITH clause: each view read becomes a CTE of its rows, each repeated _mult times. */
+/* [WITH ...] core [ORDER BY] [LIMIT] [OFFSET]; the outermost WITH list (top) is rendered by
+ * gen_ctes next to the views'. */
+static void gen_select(sqlgen_t *g, const ss_ast_select_t *s, int top)
+{
+    ss_buf_t *b = &g->sql;
+    if (!s || g->rc)
+        return;
+    if (g->nwith == (int)SS_ARRAY_LEN(g->withs)) {
+        gen_fail(g, s->span, SS_ERR_UNSUPPORTED, "WITH queries nest too deeply", NULL);
+        return;
+    }
+    int nwith = g->nwith;
+    for (int i = 0; i < s->ncte && !g->rc; i++) {
+        if (!top)
+            ss_buf_puts(b, i ? ", " : "WITH ");
+        else if (i == 0) /* written into the views' WITH clause by gen_ctes */
+            g->top_ctes = 1;
+        if (top)
+            continue;
+        put_ident(b, s->ctes[i].name);
+        for (int k = 0; k < s->ctes[i].ncols; k++) {
+            ss_buf_puts(b, k ? ", " : "(");
+            put_ident(b, s->ctes[i].cols[k]);
+        }
+        ss_buf_puts(b, s->ctes[i].ncols ? ") AS (" : " AS (");
+        g->withs[g->nwith] = s;
+        g->nwith = nwith + 1; /* a WITH query sees the ones before it (and itself: SQLite rejects that) */
+        gen_select(g, s->ctes[i].select, 0);
+        g->nwith = nwith;
+        ss_buf_puts(b, ") ");
+    }
+    g->withs[g->nwith++] = s;
+    if (s->setop == SS_SETOP_NONE) {
+        gen_core(g, s);
+    } else {
+        gen_core(g, s);
+        for (int i = 0; i < s->norder; i++) { /* names the compound's output columns */
+            ss_buf_puts(b, i ? ", " : " ORDER BY ");
+            int n = g->nscope;
+            g->nscope = 0;
+            gen_expr(g, s->order[i].expr);
+            g->nscope = n;
+            ss_buf_puts(b, s->order[i].desc ? " DESC" : "");
+        }
+    }
+    if (s->limit >= 0 || s->offset > 0)
+        ss_buf_printf(b, " LIMIT %lld", (long long)(s->limit >= 0 ? s->limit : -1));
+    if (s->offset > 0)
+        ss_buf_printf(b, " OFFSET %lld", (long long)s->offset);
+    if (!top)
+        g->nwith = nwith;
+}
+
+/* The outermost WITH queries, rendered after gen_select(top) has collected the views. */
+static void gen_top_ctes(sqlgen_t *g, const ss_ast_select_t *s, ss_buf_t *w)
+{
+    ss_buf_t body = g->sql;
+    for (int i = 0; i < s->ncte && !g->rc; i++) {
+        memset(&g->sql, 0, sizeof g->sql);
+        g->nwith = 0;
+        g->withs[g->nwith++] = s; /* earlier WITH queries of the same list */
+        gen_select(g, s->ctes[i].select, 0);
+        ss_buf_puts(w, w->len ? ", " : "WITH ");
+        put_ident(w, s->ctes[i].name);
+        for (int k = 0; k < s->ctes[i].ncols; k++) {
+            ss_buf_puts(w, k ? ", " : "(");
+            put_ident(w, s->ctes[i].cols[k]);
+        }
+        ss_buf_puts(w, s->ctes[i].ncols ? ") AS (" : " AS (");
+        ss_buf_append(w, g->sql.data, g->sql.len);
+        ss_buf_puts(w, ") ");
+        ss_buf_free(&g->sql);
+    }
+    g->sql = body;
+}
+
+/* The name of a view table's internal column (see view.c), quoted into w. */
+static void put_internal(ss_buf_t *w, const ss_schema_t *sc, const char *base)
+{
+    char nm[64];
+    put_ident(w, ss_view_internal(sc, base, nm, sizeof nm));
+}
+
+/* WITH clause: each view read becomes a CTE of its rows, each repeated _mult times. Every name
+ * the CTEs use is qualified (t."col", n."i"), and the internal columns give way to user columns
+ * of the same name (ss_view_internal), so no user column name can collide with them. */
 static int gen_ctes(sqlgen_t *g, ss_buf_t *w)
 {
     if (!g->nviews)
         return SS_OK;
-    ss_buf_puts(w, "WITH RECURSIVE _ss_n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM _ss_n WHERE i < "
+    const ss_schema_t *sc[SS_ARRAY_LEN(g->views)];
+    for (int i = 0; i < g->nviews; i++) {
+        int k = eng_node_index(g->e, SS_PN_VIEW, g->views[i]);
+        if (k < 0)
+            return ss_seterr(g->err, g->errsz, SS_ERR_INTERNAL, "view %s is not running", g->views[i]);
+        sc[i] = g->e->plan->nodes[k]->schema;
+    }
+    ss_buf_puts(w, "WITH RECURSIVE _ss_n(i) AS (SELECT 1 UNION ALL SELECT _ss_n.i + 1 FROM _ss_n WHERE _ss_n.i < "
                    "(SELECT MAX(m) FROM (");
     for (int i = 0; i < g->nviews; i++) {
-        char *q = sqlite3_mprintf("%sSELECT MAX(_mult) AS m FROM \"view_%w\"", i ? " UNION ALL " : "", g->views[i]);
+        char *q = sqlite3_mprintf("%sSELECT MAX(t.", i ? " UNION ALL " : "");
+        ss_buf_puts(w, q);
+        sqlite3_free(q);
+        put_internal(w, sc[i], "_mult");
+        q = sqlite3_mprintf(") AS m FROM \"view_%w\" AS t", g->views[i]);
         ss_buf_puts(w, q);
         sqlite3_free(q);
     }
     ss_buf_puts(w, ")))");
     for (int i = 0; i < g->nviews; i++) {
-        int k = eng_node_index(g->e, SS_PN_VIEW, g->views[i]);
-        if (k < 0)
-            return ss_seterr(g->err, g->errsz, SS_ERR_INTERNAL, "view %s is not running", g->views[i]);
-        const ss_schema_t *sc = g->e->plan->nodes[k]->schema;
         char *q = sqlite3_mprintf(", \"_ss_v_%w\" AS (SELECT ", g->views[i]);
         ss_buf_puts(w, q);
         sqlite3_free(q);
-        for (int c = 0; c < sc->n; c++) {
-            if (c)
-                ss_buf_puts(w, ", ");
-            put_ident(w, sc->names[c]);
+        for (int c = 0; c < sc[i]->n; c++) {
+            ss_buf_puts(w, c ? ", t." : "t.");
+            put_ident(w, sc[i]->names[c]);
+            ss_buf_puts(w, " AS ");
+            put_ident(w, sc[i]->names[c]);
         }
-        q = sqlite3_mprintf(" FROM \"view_%w\" JOIN _ss_n ON _ss_n.i <= \"view_%w\"._mult) ", g->views[i],
-                            g->views[i]);
+        q = sqlite3_mprintf(" FROM \"view_%w\" AS t JOIN _ss_n ON _ss_n.i <= t.", g->views[i]);
         ss_buf_puts(w, q);
         sqlite3_free(q);
+        put_internal(w, sc[i], "_mult");
+        ss_buf_puts(w, ") ");
     }
     return SS_OK;
+}
+
+static int expr_has_sem(const ss_ast_expr_t *x)
+{
+    if (!x)
+        return 0;
+    if (x->kind == SS_AX_SEM)
+        return 1;
+    for (int i = 0; x->args && i < x->args->n; i++)
+        if (expr_has_sem(x->args->items[i]))
+            return 1;
+    return expr_has_sem(x->left) || expr_has_sem(x->right);
+}
+
+static int from_has_sem(const ss_ast_from_t *f)
+{
+    return f && (f->kind == SS_FROM_SEM_JOIN || from_has_sem(f->left) || from_has_sem(f->right));
+}
+
+/* Semantic calls in a SELECT are refused by the reader with its own message. */
+static int has_sem(const ss_ast_select_t *s)
+{
+    int r = from_has_sem(s->from) || expr_has_sem(s->where) || expr_has_sem(s->having);
+    for (int i = 0; !r && i < s->nitems; i++)
+        r = expr_has_sem(s->items[i].expr);
+    for (int i = 0; !r && i < s->norder; i++)
+        r = expr_has_sem(s->order[i].expr);
+    return r;
+}
+
+/* Prepares with double-quoted strings disabled: "x" is always a name, so a misspelled column
+ * in a subquery is an error rather than the string 'x'. */
+static int prepare_strict(sqlite3 *db, const char *sql, sqlite3_stmt **stmt)
+{
+    int old = 1;
+    sqlite3_db_config(db, SQLITE_DBCONFIG_DQS_DML, -1, &old);
+    sqlite3_db_config(db, SQLITE_DBCONFIG_DQS_DML, 0, NULL);
+    int rc = sqlite3_prepare_v2(db, sql, -1, stmt, NULL);
+    sqlite3_db_config(db, SQLITE_DBCONFIG_DQS_DML, old, NULL);
+    return rc;
 }
 
 /* The plan of every view (schemas, nodes): missing only when the views failed to start. */
@@ -473,12 +858,25 @@ int eng_select(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err
     g.e = e;
     g.err = err;
     g.errsz = errsz;
-    g.sel = st->query->select;
-    collect_scope(&g, st->query->select->from);
-    gen_body(&g, st->query->select);
-    ss_buf_t sql = SS_BUF_INIT;
+    gen_select(&g, st->query->select, 1);
+    ss_buf_t sql = SS_BUF_INIT, user = SS_BUF_INIT;
+    if (!g.rc && st->query->select->ncte)
+        gen_top_ctes(&g, st->query->select, &user); /* may read more views */
+    if (!g.rc && st->query->select->from && !has_sem(st->query->select)) {
+        /* the planner checks names and types as for a continuous view (PostgreSQL's rules), so a
+         * SELECT refuses `amount = 'abc'` just as CREATE VIEW does; SQLite then runs it */
+        ss_plan_t *p = NULL;
+        g.rc = ss_plan_query(e->cat, st->query, "_select", &p, err, errsz);
+        ss_plan_free(p);
+    }
     if (!g.rc)
         g.rc = gen_ctes(&g, &sql);
+    if (!g.rc && user.len) {
+        if (sql.len)
+            ss_buf_puts(&sql, ", ");
+        ss_buf_append(&sql, user.data + (sql.len ? 5 : 0), user.len - (sql.len ? 5 : 0)); /* drop "WITH " */
+    }
+    ss_buf_free(&user);
     if (g.rc) {
         ss_buf_free(&g.sql);
         ss_buf_free(&sql);
@@ -489,7 +887,7 @@ int eng_select(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err
     ss_buf_free(&g.sql);
     sqlite3 *db = ss_store_db(e->store);
     sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(db, ss_buf_cstr(&sql), -1, &stmt, NULL) != SQLITE_OK) {
+    if (prepare_strict(db, ss_buf_cstr(&sql), &stmt) != SQLITE_OK) {
         rc = ss_seterr(err, errsz, SS_ERR_SEMANTIC, "%d:%d: %s", st->span.line, st->span.col, sqlite3_errmsg(db));
         ss_buf_free(&sql);
         return rc;
@@ -508,13 +906,13 @@ int eng_select(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err
             ss_buf_printf(&w, "%s%d", i ? ", " : " ORDER BY ", i + 1);
         ss_buf_free(&sql);
         sql = w;
-        if (sqlite3_prepare_v2(db, ss_buf_cstr(&sql), -1, &stmt, NULL) != SQLITE_OK) {
+        if (prepare_strict(db, ss_buf_cstr(&sql), &stmt) != SQLITE_OK) {
             rc = ss_seterr(err, errsz, SS_ERR_SEMANTIC, "%d:%d: %s", st->span.line, st->span.col, sqlite3_errmsg(db));
             ss_buf_free(&sql);
             return rc;
         }
     }
-    rc = render_stmt(stmt, out, err, errsz);
+    rc = e->result_json ? render_json(stmt, out, err, errsz) : render_stmt(stmt, out, err, errsz);
     sqlite3_finalize(stmt);
     ss_buf_free(&sql);
     return rc;
@@ -591,7 +989,12 @@ static int show_streams(ss_engine_t *e, ss_buf_t *out)
 
 static int64_t view_rows(ss_engine_t *e, const char *view)
 {
-    char *q = sqlite3_mprintf("SELECT COALESCE(SUM(_mult), 0) FROM \"view_%w\"", view);
+    int k = eng_node_index(e, SS_PN_VIEW, view);
+    if (k < 0)
+        return -1;
+    char nm[64];
+    ss_view_internal(e->plan->nodes[k]->schema, "_mult", nm, sizeof nm);
+    char *q = sqlite3_mprintf("SELECT COALESCE(SUM(\"%w\"), 0) FROM \"view_%w\" WHERE \"%w\" > 0", nm, view, nm);
     sqlite3_stmt *st = NULL;
     int64_t n = -1;
     if (q && sqlite3_prepare_v2(ss_store_db(e->store), q, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
@@ -612,8 +1015,12 @@ static int show_views(ss_engine_t *e, ss_buf_t *out)
         int64_t lagv;
         char state[SS_ERRSZ + 128];
         eng_view_status(e, v->name, &s, &lagv, state, sizeof state);
-        if (e->plan_error[0])
+        if (e->reader) {
+            lagv = eng_reader_lag(e, v->name);
+            snprintf(state, sizeof state, "run by process %ld", e->leader_pid);
+        } else if (e->plan_error[0]) {
             snprintf(state, sizeof state, "not running: %s", e->plan_error);
+        }
         char rows[24], lag[24], deltas[24], calls[24], hits[24], toks[24];
         snprintf(rows, sizeof rows, "%lld", (long long)view_rows(e, v->name));
         if (lagv < 0)
@@ -648,6 +1055,17 @@ static int show_models(ss_engine_t *e, ss_buf_t *out)
         eng_table_add(&t, row);
         free(o);
     }
+    /* the embedder of SEM_JOIN pruning and LLM_GENERATE retrieval (SET embedder = ...) */
+    char desc[600] = "";
+    const char *kind = ss_catalog_get(e->cat, "embedder");
+    if (e->emb)
+        snprintf(desc, sizeof desc, "%s", e->emb->desc);
+    else {
+        ss_embed_describe(kind, NULL, desc, sizeof desc - 40);
+        strcat(desc, " (opened when a view needs it)");
+    }
+    const char *erow[] = {"(embedder)", e->emb ? e->emb->kind : kind ? kind : "wink", desc};
+    eng_table_add(&t, erow);
     eng_table_render(&t, out);
     eng_table_free(&t);
     return SS_OK;
@@ -695,6 +1113,18 @@ static void explain_stats(ss_engine_t *e, const char *view, ss_buf_t *out)
     eng_table_free(&t);
 }
 
+/* Which embedder the view's semantic joins and retrieval compare texts with. */
+static void explain_embedder(ss_engine_t *e, const char *view, ss_buf_t *out)
+{
+    const ss_plan_t *p = e->plan;
+    int need = 0;
+    for (int i = 0; p && i < p->n; i++)
+        need |= p->nodes[i]->view && ss_strcaseeq(p->nodes[i]->view, view) &&
+                (p->nodes[i]->kind == SS_PN_SEM_JOIN || p->nodes[i]->kind == SS_PN_LLM_GENERATE);
+    if (need)
+        ss_buf_printf(out, "embedder: %s\n", e->emb ? e->emb->desc : "none open");
+}
+
 int eng_explain(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz)
 {
     if (st->query) {
@@ -717,6 +1147,7 @@ int eng_explain(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *er
         char state[SS_ERRSZ + 128];
         eng_view_status(e, st->name, &s, &lag, state, sizeof state);
         ss_buf_printf(out, "state: %s\n", state);
+        explain_embedder(e, st->name, out);
         explain_stats(e, st->name, out);
     }
     return rc;
@@ -743,7 +1174,9 @@ int eng_subscribe(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *
     int64_t limit = opt_int(st->opts, "limit", e->sub_limit);
     int64_t timeout_ms = opt_int(st->opts, "timeout_ms", opt_int(st->opts, "timeout", e->sub_timeout_ms));
     ss_engine_sub_t *sub = NULL;
-    int rc = ss_engine_sub_open(e, st->name, 1, &sub, err, errsz);
+    int rc = e->reader ? (int)ss_seterr(err, errsz, SS_ERR_BUSY, "SUBSCRIBE: process %ld runs the views; subscribe "
+                                   "there, or read the view's sink topic", e->leader_pid)
+                       : ss_engine_sub_open(e, st->name, 1, &sub, err, errsz);
     if (rc) {
         if (rc == SS_ERR_NOTFOUND)
             ss_errprefix(err, errsz, "%d:%d", st->name_span.line, st->name_span.col);

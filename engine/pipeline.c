@@ -59,13 +59,7 @@ static void set_state(eng_pipe_t *p, eng_pipe_state_t st, const char *model)
 static void pipe_sleep(eng_pipe_t *p, int64_t ms)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    ss_deadline(&ts, CLOCK_REALTIME, ms);
     pthread_mutex_lock(&p->mu);
     while (!p->stop && pthread_cond_timedwait(&p->cv, &p->mu, &ts) != ETIMEDOUT)
         ;
@@ -86,7 +80,8 @@ static int alloc_arrays(eng_pipe_t *p)
     p->outs = calloc(n, sizeof *p->outs);
     p->events = calloc(n, sizeof *p->events);
     p->seq = calloc(n, sizeof *p->seq);
-    if (!p->ops || !p->saved || !p->srcs || !p->sinks || !p->outs || !p->events || !p->seq)
+    p->boot = calloc(n, 1);
+    if (!p->ops || !p->saved || !p->srcs || !p->sinks || !p->outs || !p->events || !p->seq || !p->boot)
         return SS_ERR_NOMEM;
     for (size_t i = 0; i < n; i++) {
         ss_zset_init(&p->outs[i]);
@@ -209,8 +204,16 @@ static int pipe_open(eng_pipe_t *p, char *err, size_t errsz)
 {
     set_state(p, EP_STARTING, NULL);
     int rc = ss_store_open(p->e->db_path, &p->store, err, errsz);
+    if (!rc && p->disk_full) /* give the WAL's space back before trying again */
+        ss_store_checkpoint(p->store, 1);
     if (!rc)
         rc = open_ops(p, err, errsz);
+    p->booting = 0;
+    for (int j = 0; !rc && j < p->nn; j++) {
+        int i = p->nodes[j];
+        p->boot[i] = (char)ss_store_node_boot(p->store, p->e->plan->nodes[i]->id);
+        p->booting |= p->boot[i];
+    }
     for (int j = 0; !rc && j < p->nn; j++)
         if (p->e->plan->nodes[p->nodes[j]]->kind == SS_PN_VIEW)
             rc = open_sink(p, p->nodes[j], err, errsz);
@@ -362,7 +365,7 @@ static int republish_one(void *arg, const char *view, int64_t seq_start, const v
 {
     republish_t *r = arg;
     eng_pipe_t *p = r->p;
-    if (seq_start != p->seq[r->i] && !(seq_start == 1 && p->seq[r->i] >= 1))
+    if (seq_start != p->seq[r->i])
         ss_log(SS_LOG_WARN, "engine", "view %s: outbox sequence %lld, expected %lld", view, (long long)seq_start,
                (long long)p->seq[r->i]);
     ss_zset_t z;
@@ -516,8 +519,68 @@ static int node_pos(const ss_plan_t *pl, const ss_plan_node_t *n)
     return -1;
 }
 
+/* The bootstrap batch: only the marked nodes run, fed the snapshots of the existing
+ * nodes they read and the outputs of marked nodes before them. */
+static int run_boot(eng_pipe_t *p, char *err, size_t errsz)
+{
+    const ss_plan_t *pl = p->e->plan;
+    ss_op_ctx_t ctx = op_ctx(p);
+    ss_zset_t snap;
+    ss_zset_init(&snap);
+    int rc = SS_OK;
+    for (int j = 0; !rc && j < p->nn; j++) {
+        int i = p->nodes[j];
+        const ss_plan_node_t *n = pl->nodes[i];
+        if (!p->boot[i])
+            continue;
+        int applied = 0;
+        for (int k = 0; !rc && k < n->nin; k++) {
+            int s = node_pos(pl, n->in[k]);
+            if (s < 0)
+                continue;
+            if (p->boot[s]) {
+                if (p->outs[s].n) {
+                    rc = apply_op(p->ops[i], &ctx, k, &p->outs[s], &p->outs[i], err, errsz);
+                    applied = 1;
+                }
+                continue;
+            }
+            if (pl->nodes[s]->kind != SS_PN_VIEW)
+                continue; /* a new view's own sources start at the beginning of their topics, and
+                             its nodes fed by them only (a join's or UNION's other side) follow */
+            ss_zset_clear(&snap);
+            if (!p->ops[s]->vt->snapshot)
+                rc = ss_seterr(err, errsz, SS_ERR_UNSUPPORTED, "node %d (%s) keeps no snapshot to bootstrap a new "
+                               "view from", pl->nodes[s]->id, p->ops[s]->vt->name);
+            if (!rc)
+                rc = p->ops[s]->vt->snapshot(p->ops[s], &ctx, &snap, err, errsz);
+            if (!rc)
+                rc = ss_zset_consolidate(&snap);
+            if (!rc && snap.n) {
+                rc = apply_op(p->ops[i], &ctx, k, &snap, &p->outs[i], err, errsz);
+                applied = 1;
+            }
+        }
+        if (!rc && !applied) { /* no input yet: one empty apply (a global aggregate's row) */
+            ss_zset_clear(&snap);
+            rc = p->ops[i]->vt->apply(p->ops[i], &ctx, 0, &snap, &p->outs[i], err, errsz);
+        }
+        if (!rc)
+            rc = ss_zset_consolidate(&p->outs[i]);
+        if (!rc)
+            rc = ss_store_node_set_boot(p->store, n->id, 0, err, errsz);
+        if (rc && rc != SS_ERR_PENDING)
+            ss_errprefix(err, errsz, "bootstrapping node %d (%s of view %s)", n->id, p->ops[i]->vt->name,
+                         nz(n->view));
+    }
+    ss_zset_destroy(&snap);
+    return rc;
+}
+
 static int run_nodes(eng_pipe_t *p, int tick, char *err, size_t errsz)
 {
+    if (p->booting)
+        return run_boot(p, err, errsz);
     const ss_plan_t *pl = p->e->plan;
     ss_op_ctx_t ctx = op_ctx(p);
     for (int j = 0; j < p->nn; j++) {
@@ -618,6 +681,11 @@ static void publish_stats(eng_pipe_t *p)
 
 static void commit_done(eng_pipe_t *p)
 {
+    if (p->booting) {
+        p->booting = 0;
+        for (int j = 0; j < p->nn; j++)
+            p->boot[p->nodes[j]] = 0;
+    }
     pthread_mutex_lock(&p->mu);
     p->batches++;
     p->messages += p->batch_rows;
@@ -627,6 +695,11 @@ static void commit_done(eng_pipe_t *p)
     pthread_mutex_unlock(&p->mu);
     ss_dispatch_wg_forget(p->wg);
     p->wal_dirty = 1;
+    /* a long catch-up never idles: checkpoint now and then, or the WAL grows with all of it */
+    if (ss_now_ns() - p->checkpoint_ns > 2000000000LL) {
+        ss_store_checkpoint(p->store, 0);
+        p->checkpoint_ns = ss_now_ns();
+    }
     notify_engine(p->e);
 }
 
@@ -685,8 +758,9 @@ static int idle_work(eng_pipe_t *p, char *err, size_t errsz)
     if (rc)
         return rc;
     if (p->wal_dirty) {
-        ss_store_checkpoint(p->store);
+        ss_store_checkpoint(p->store, 0);
         p->wal_dirty = 0;
+        p->checkpoint_ns = ss_now_ns();
     }
     ss_engine_t *e = p->e;
     pthread_mutex_lock(&e->mu);
@@ -707,6 +781,10 @@ static int pipe_step(eng_pipe_t *p, char *err, size_t errsz)
 {
     ss_engine_t *e = p->e;
     int tick = 0;
+    if (!p->batch_open && p->booting) { /* new nodes are fed the views they read first */
+        p->batch_open = 1;
+        p->batch_rows = 0;
+    }
     if (!p->batch_open) {
         int got = 0;
         int rc = poll_sources(p, e->batch_size, e->max_latency_ms, &got, err, errsz);
@@ -733,7 +811,15 @@ static int64_t backoff_ms(int64_t prev)
     return b / 2 + (int64_t)((uint64_t)ss_now_ns() % (uint64_t)(b / 2 + 1));
 }
 
-static void note_failure(eng_pipe_t *p, const char *err)
+/* Failures that retrying alone will not mend (bad definitions or data, a topic reset
+ * under saved positions, a bug): `run --until-idle` reports them instead of waiting. */
+static int needs_user(int rc)
+{
+    return rc == SS_ERR_INVALID || rc == SS_ERR_SEMANTIC || rc == SS_ERR_NOTFOUND || rc == SS_ERR_PARSE ||
+           rc == SS_ERR_UNSUPPORTED || rc == SS_ERR_INTERNAL;
+}
+
+static void note_failure(eng_pipe_t *p, int rc, const char *err)
 {
     int64_t wait = backoff_ms(p->backoff_ms);
     p->backoff_ms = SS_MAX(wait, p->backoff_ms ? p->backoff_ms * 2 : PIPE_BACKOFF_FIRST_MS);
@@ -746,6 +832,7 @@ static void note_failure(eng_pipe_t *p, const char *err)
         p->fail_log_ns = now;
     }
     p->state = EP_FAILING;
+    p->fatal = needs_user(rc);
     snprintf(p->error, sizeof p->error, "%s", err);
     p->next_retry_ms = ss_wall_ms() + wait;
     pthread_cond_broadcast(&p->cv);
@@ -768,6 +855,7 @@ static void note_success(eng_pipe_t *p)
     ss_log(SS_LOG_INFO, "engine", "views %s running again after %.1f s", p->views,
            (ss_wall_ms() - p->failing_since_ms) / 1000.0);
     p->backoff_ms = 0;
+    p->fatal = 0;
     set_state(p, EP_CATCHING_UP, NULL);
     update_lag(p, 1);
 }
@@ -786,7 +874,8 @@ static void *pipe_main(void *arg)
             if (p->store && ss_store_in_txn(p->store))
                 undo_attempt(p);
             close_io(p); /* start again from what is committed */
-            note_failure(p, err[0] ? err : ss_err2str((ss_err_t)rc));
+            p->disk_full = strstr(err, "disk is full") != NULL || strstr(err, "disk full") != NULL;
+            note_failure(p, rc, err[0] ? err : ss_err2str((ss_err_t)rc));
         } else if (!rc && p->opened) {
             note_success(p);
         }
@@ -829,6 +918,11 @@ int eng_pipe_start(eng_pipe_t *p, char *err, size_t errsz)
     int rc = alloc_arrays(p) || !(p->base = calloc(n, sizeof *p->base)) || !(p->shown = calloc(n, sizeof *p->shown))
                  ? ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory")
                  : SS_OK;
+    for (int j = 0; !rc && j < p->nn; j++) { /* counters survive rebuilds */
+        int i = p->nodes[j];
+        eng_kept_stats(p->e, p->e->plan->nodes[i]->id, &p->base[i]);
+        p->shown[i] = p->base[i];
+    }
     if (!rc && p->e->disp)
         rc = ss_dispatch_wg_new(p->e->disp, &p->wg, err, errsz);
     if (rc)
@@ -877,6 +971,7 @@ void eng_pipe_free(eng_pipe_t *p)
     free(p->outs);
     free(p->events);
     free(p->seq);
+    free(p->boot);
     free(p->nodes);
     free(p->views);
     if (p->inited) {

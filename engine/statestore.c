@@ -22,7 +22,7 @@ static const char *SCHEMA_SQL =
     " seq_start INTEGER NOT NULL, delta BLOB NOT NULL);"
     "CREATE TABLE IF NOT EXISTS ss_view_seq(view TEXT PRIMARY KEY, next_seq INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS ss_nodes(id INTEGER PRIMARY KEY, kind TEXT NOT NULL,"
-    " label TEXT, view TEXT);";
+    " label TEXT, view TEXT, boot INTEGER NOT NULL DEFAULT 0);";
 
 static int sqlerr(ss_store_t *s, char *err, size_t errsz, const char *what)
 {
@@ -79,16 +79,20 @@ int ss_store_open(const char *path, ss_store_t **out, char *err, size_t errsz)
     /* WAL + synchronous=NORMAL is durable across process crashes (what the
      * recovery guarantee needs); FULL would add power-loss durability. */
     /* Large batches write many pages: 16 KB pages (fewer writes per commit; takes
-     * effect when the file is created), a 64 MB page cache, and automatic
-     * checkpoints only past 128 MB of WAL keep commits cheap; the engine
-     * checkpoints when it goes idle (ss_store_checkpoint). secure_delete=FAST:
+     * effect when the file is created) and a 64 MB page cache keep commits cheap.
+     * The WAL is checkpointed past 8 MB (512 pages) and cut back to 8 MB after
+     * each checkpoint: several pipelines commit into one file, a long catch-up
+     * never goes idle, and an unbounded WAL can fill a disk with copies of the
+     * same pages (then even the checkpoint that would free them has no room).
+     * Pipelines also checkpoint when idle and after a full disk (ss_store_checkpoint). secure_delete=FAST:
      * SQLite builds that default to secure_delete=ON zero every freed page, and
      * each outbox clear then rewrote the whole delta it dropped into the WAL;
      * FAST still zeroes deleted cells on pages being written anyway (the state
      * holds nothing the view tables and sink topics do not). */
     int rc = ss_store_exec(s,
                            "PRAGMA page_size=16384; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536;"
-                           "PRAGMA wal_autocheckpoint=8192; PRAGMA temp_store=MEMORY; PRAGMA secure_delete=FAST;",
+                           "PRAGMA wal_autocheckpoint=512; PRAGMA journal_size_limit=8388608;"
+                           " PRAGMA temp_store=MEMORY; PRAGMA secure_delete=FAST;",
                            err, errsz);
     if (!rc)
         rc = check_format(s, err, errsz);
@@ -119,11 +123,12 @@ sqlite3 *ss_store_db(ss_store_t *s) { return s->db; }
 const char *ss_store_path(const ss_store_t *s) { return s->path; }
 int ss_store_in_txn(const ss_store_t *s) { return s->in_txn; }
 
-void ss_store_checkpoint(ss_store_t *s)
+void ss_store_checkpoint(ss_store_t *s, int truncate)
 {
     if (!s->in_txn) {
         int nlog = 0, nck = 0;
-        sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &nlog, &nck);
+        sqlite3_wal_checkpoint_v2(s->db, NULL, truncate ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE,
+                                  &nlog, &nck);
         ss_log(SS_LOG_DEBUG, "store", "checkpoint: %d WAL frames, %d copied to the database", nlog, nck);
     }
 }
@@ -448,6 +453,31 @@ int ss_store_drop_tables(ss_store_t *s, const char *prefix, char *err, size_t er
     rc = sql.len ? ss_store_exec(s, sql.data, err, errsz) : SS_OK;
     ss_buf_free(&sql);
     return rc;
+}
+
+int ss_store_node_set_boot(ss_store_t *s, int id, int boot, char *err, size_t errsz)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, "UPDATE ss_nodes SET boot = ?2 WHERE id = ?1", -1, &st, NULL) != SQLITE_OK)
+        return sqlerr(s, err, errsz, "ss_nodes");
+    sqlite3_bind_int(st, 1, id);
+    sqlite3_bind_int(st, 2, boot);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? SS_OK : sqlerr(s, err, errsz, "ss_nodes");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int ss_store_node_boot(ss_store_t *s, int id)
+{
+    sqlite3_stmt *st = NULL;
+    int boot = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT boot FROM ss_nodes WHERE id = ?1", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int(st, 1, id);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            boot = sqlite3_column_int(st, 0);
+    }
+    sqlite3_finalize(st);
+    return boot;
 }
 
 int ss_store_node_drop(ss_store_t *s, int id, const char *view, char *err, size_t errsz)

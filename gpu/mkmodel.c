@@ -16,13 +16,13 @@
 #include <string.h>
 
 static const ss_mkmodel_spec_t shapes[] = {
-    {"smollm2-135m", "llama", 576, 30, 9, 3, 1536, 49152, 8192, 100000.f, 0, 1, SS_GGML_Q8_0, 1, NULL, "smollm", 0, 0, 0},
+    {"smollm2-135m", "llama", 576, 30, 9, 3, 1536, 49152, 8192, 100000.f, 0, 1, SS_GGML_Q8_0, 1, NULL, "smollm", 0, 0, 0, NULL},
     {"qwen2.5-0.5b", "qwen2", 896, 24, 14, 2, 4864, 151936, 32768, 1000000.f, 1, 1, SS_GGML_Q8_0, 1, NULL, "qwen2", 0, 0,
-     0},
+     0, NULL},
     {"llama-3.2-1b", "llama", 2048, 16, 32, 8, 8192, 128256, 131072, 500000.f, 0, 1, SS_GGML_Q8_0, 1, NULL, "llama-bpe",
-     0, 0, 0},
-    {"tiny-qwen2", "qwen2", 64, 2, 4, 2, 128, 600, 512, 10000.f, 1, 1, SS_GGML_F32, 1, NULL, "gpt-2", 0, 0, 0},
-    {"tiny-llama", "llama", 64, 2, 4, 4, 160, 600, 512, 10000.f, 0, 0, SS_GGML_F32, 1, NULL, "gpt-2", 0, 0, 0},
+     0, 0, 0, NULL},
+    {"tiny-qwen2", "qwen2", 64, 2, 4, 2, 128, 600, 512, 10000.f, 1, 1, SS_GGML_F32, 1, NULL, "gpt-2", 0, 0, 0, NULL},
+    {"tiny-llama", "llama", 64, 2, 4, 4, 160, 600, 512, 10000.f, 0, 0, SS_GGML_F32, 1, NULL, "gpt-2", 0, 0, 0, NULL},
 };
 
 int ss_mkmodel_shape(const char *name, ss_mkmodel_spec_t *out)
@@ -191,10 +191,20 @@ static void grow_merges(vocab_t *v, int target, int *wordy, int nw, uint64_t *se
     }
 }
 
-/* Byte-level BPE: the 256 byte symbols, word-like merges, three control tokens at the end. */
-static int build_bpe(vocab_t *v, int size, uint64_t seed)
+static int count_extra(const char *const *extra)
 {
-    int nspecial = 3, *wordy = NULL, nw = 0;
+    int n = 0;
+    while (extra && extra[n])
+        n++;
+    return n;
+}
+
+/* Byte-level BPE: the 256 byte symbols, word-like merges, then the control tokens
+ * <|endoftext|> (BOS and EOS), <|im_start|>, <|im_end|> and the extra ones (a chat
+ * template's markers). */
+static int build_bpe(vocab_t *v, int size, uint64_t seed, const char *const *extra)
+{
+    int nextra = count_extra(extra), nspecial = 3 + nextra, *wordy = NULL, nw = 0;
     uint64_t *set = NULL;
     size_t scap = 0;
     if (vocab_alloc(v, size, &set, &scap, &wordy) || size - nspecial < 256) {
@@ -209,9 +219,9 @@ static int build_bpe(vocab_t *v, int size, uint64_t seed)
     }
     grow_merges(v, size - nspecial, wordy, nw, set, scap, seed, "\xc4\xa0", 0);
     static const char *sp[] = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
+    v->bos = v->eos = v->n;
     for (int i = 0; i < nspecial; i++)
-        add_piece(v, ss_strdup(sp[i]), 3, set, scap);
-    v->bos = v->eos = v->n - 3;
+        add_piece(v, ss_strdup(i < 3 ? sp[i] : extra[i - 3]), 3, set, scap);
     v->unk = -1;
     free(wordy);
     free(set);
@@ -219,13 +229,13 @@ static int build_bpe(vocab_t *v, int size, uint64_t seed)
 }
 
 /* SentencePiece: <unk> <s> </s>, the 256 <0xNN> byte-fallback tokens, the space marker U+2581
- * and the letters, then scored word-like pieces. */
-static int build_spm(vocab_t *v, int size, uint64_t seed)
+ * and the letters, then scored word-like pieces, the extra control tokens last. */
+static int build_spm(vocab_t *v, int size, uint64_t seed, const char *const *extra)
 {
-    int *wordy = NULL, nw = 0;
+    int nextra = count_extra(extra), *wordy = NULL, nw = 0;
     uint64_t *set = NULL;
     size_t scap = 0;
-    if (vocab_alloc(v, size, &set, &scap, &wordy) || size < 3 + 256 + 64) {
+    if (vocab_alloc(v, size, &set, &scap, &wordy) || size - nextra < 3 + 256 + 64) {
         free(wordy);
         free(set);
         return -1;
@@ -244,7 +254,9 @@ static int build_spm(vocab_t *v, int size, uint64_t seed)
             wordy[nw++] = v->n;
         add_piece(v, ss_strdup(t), 1, set, scap);
     }
-    grow_merges(v, size, wordy, nw, set, scap, seed, "\xe2\x96\x81", 1);
+    grow_merges(v, size - nextra, wordy, nw, set, scap, seed, "\xe2\x96\x81", 1);
+    for (int i = 0; i < nextra; i++)
+        add_piece(v, ss_strdup(extra[i]), 3, set, scap);
     v->bos = 1;
     v->eos = 2;
     v->unk = 0;
@@ -407,7 +419,9 @@ ss_err_t ss_mkmodel_write(const ss_mkmodel_spec_t *s, const char *path, char *er
     memset(&v, 0, sizeof v);
     ss_gguf_writer_t *w = ss_gguf_writer_new();
     fills_t fs = {calloc((size_t)(16 * s->n_layers + 8), sizeof(fill_t)), 0, 16 * s->n_layers + 8};
-    if (!w || !fs.f || (s->spm ? build_spm(&v, s->vocab, s->seed) : build_bpe(&v, s->vocab, s->seed))) {
+    if (!w || !fs.f ||
+        (s->spm ? build_spm(&v, s->vocab, s->seed, s->special_tokens)
+                : build_bpe(&v, s->vocab, s->seed, s->special_tokens))) {
         free_vocab(&v);
         free_fills(&fs);
         ss_gguf_writer_destroy(w);

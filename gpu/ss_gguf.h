@@ -164,6 +164,9 @@ typedef struct ss_mkmodel_spec {
     int mix;            /* SS_MIX_* */
     int dequantized;    /* 1: every matrix as F32 holding the values its type would store (a reference
                            for the quantized file written with the same spec and seed) */
+    const char *const *special_tokens; /* further control tokens after <|endoftext|>, <|im_start|>,
+                                          <|im_end|> (NULL-terminated; NULL: none), e.g. a chat
+                                          template's markers */
 } ss_mkmodel_spec_t;
 
 /* Fills *out with a known shape ("smollm2-135m", "qwen2.5-0.5b", "llama-3.2-1b",

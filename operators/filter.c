@@ -27,6 +27,8 @@ static int filter_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t
         int rc = ss_expr_eval(op->node->pred, in->e[i].row, &v, &owned, err, errsz);
         int keep = !rc && ss_val_truthy(&v);
         free(owned);
+        if (rc == SS_ERR_INVALID)
+            return ss_op_row_error(op, in->e[i].row, err, errsz);
         if (rc) {
             ss_errprefix(err, errsz, "filter (node %d)", op->node->id);
             return rc;

@@ -24,6 +24,9 @@ WEAK int ss_op_sem_topk_init(ss_op_t *, char *, size_t);
 WEAK int ss_op_sem_agg_init(ss_op_t *, char *, size_t);
 WEAK int ss_op_llm_generate_init(ss_op_t *, char *, size_t);
 WEAK int ss_op_view_init(ss_op_t *, char *, size_t);
+WEAK int ss_op_setop_init(ss_op_t *, char *, size_t);
+WEAK int ss_op_semijoin_init(ss_op_t *, char *, size_t);
+WEAK int ss_op_window_init(ss_op_t *, char *, size_t);
 
 static ss_op_ctor_fn ctor_for(ss_plan_kind_t k)
 {
@@ -43,6 +46,9 @@ static ss_op_ctor_fn ctor_for(ss_plan_kind_t k)
     case SS_PN_SEM_AGG: return ss_op_sem_agg_init;
     case SS_PN_LLM_GENERATE: return ss_op_llm_generate_init;
     case SS_PN_VIEW: return ss_op_view_init;
+    case SS_PN_SETOP: return ss_op_setop_init;
+    case SS_PN_SEMIJOIN: return ss_op_semijoin_init;
+    case SS_PN_WINDOW: return ss_op_window_init;
     }
     return NULL;
 }
@@ -74,4 +80,16 @@ void ss_op_destroy(ss_op_t *op)
     if (op->vt && op->vt->destroy)
         op->vt->destroy(op);
     free(op);
+}
+
+int ss_op_row_error(const ss_op_t *op, const ss_row_t *row, char *err, size_t errsz)
+{
+    const ss_plan_node_t *n = op->node;
+    const ss_schema_t *in = n->nin > 0 && n->in[0] ? n->in[0]->schema : NULL;
+    ss_buf_t b = SS_BUF_INIT;
+    if (row && (!in || in->n == row->n))
+        ss_row_to_json(row, in, &b);
+    ss_errprefix(err, errsz, "view %s: row %s", n->view ? n->view : "?", b.len ? ss_buf_cstr(&b) : "?");
+    ss_buf_free(&b);
+    return SS_ERR_INVALID;
 }

@@ -76,6 +76,11 @@ struct ss_op {
 int ss_op_new(const ss_plan_node_t *node, ss_op_t **out, char *err, size_t errsz);
 void ss_op_destroy(ss_op_t *op); /* NULL-safe */
 
+/* A row an expression could not be computed on (ss_expr_eval gave SS_ERR_INVALID: division by
+ * zero, an invalid cast, ...): err becomes "view V: row {..}: line:col: reason" and the batch
+ * fails with it, as PostgreSQL fails the statement (docs/SQL.md "Run-time errors"). */
+int ss_op_row_error(const ss_op_t *op, const ss_row_t *row, char *err, size_t errsz);
+
 /* Per-kind constructors, implemented in operators/<name>.c. Each fills op->vt and op->impl. */
 typedef int (*ss_op_ctor_fn)(ss_op_t *op, char *err, size_t errsz);
 int ss_op_source_init(ss_op_t *op, char *err, size_t errsz);      /* source.c */
@@ -93,5 +98,13 @@ int ss_op_sem_topk_init(ss_op_t *op, char *err, size_t errsz);    /* sem_topk.c 
 int ss_op_sem_agg_init(ss_op_t *op, char *err, size_t errsz);     /* sem_agg.c */
 int ss_op_llm_generate_init(ss_op_t *op, char *err, size_t errsz);/* llm_generate.c */
 int ss_op_view_init(ss_op_t *op, char *err, size_t errsz);        /* view.c */
+int ss_op_setop_init(ss_op_t *op, char *err, size_t errsz);       /* setop.c */
+int ss_op_semijoin_init(ss_op_t *op, char *err, size_t errsz);    /* semijoin.c */
+int ss_op_window_init(ss_op_t *op, char *err, size_t errsz);      /* window.c */
+
+/* The name of a view table's internal column `base` ("_id", "_mult", "_k", "_h", "_x") for a
+ * view of schema s: base with '_' appended until no user column has that name (view.c; readers
+ * of view_<name> tables use it too). Returns buf. */
+const char *ss_view_internal(const ss_schema_t *s, const char *base, char *buf, size_t n);
 
 #endif

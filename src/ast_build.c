@@ -10,6 +10,7 @@
  * LLM_GENERATE options and the expression depth limit.
  */
 #include "ss_parse_int.h"
+#include "ss_decimal.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 typedef struct axnode {
     ss_ast_expr_t e; /* first: an ss_ast_expr_t * is an axnode_t * */
     int depth;
+    int paren;       /* written in parentheses: (x) — an IN list of one */
 } axnode_t;
 
 static int depth_of(const ss_ast_expr_t *e) { return e ? ((const axnode_t *)e)->depth : 0; }
@@ -172,6 +174,11 @@ static ss_ast_expr_t *expr_new(ss_pctx_t *ctx, ss_ast_expr_kind_t kind, ss_span_
     return &n->e;
 }
 
+ss_ast_expr_t *ss_build_expr_node(ss_pctx_t *ctx, ss_ast_expr_kind_t kind, ss_span_t span, const ss_ast_expr_t *child)
+{
+    return expr_new(ctx, kind, span, depth_of(child) + 1);
+}
+
 ss_ast_expr_t *ss_build_column(ss_pctx_t *ctx, const ss_tok_t *table, const ss_tok_t *name)
 {
     ss_ast_expr_t *e = expr_new(ctx, SS_AX_COLUMN, ss_pctx_span_end(ctx, ss_pctx_tok_span(table ? table : name)), 1);
@@ -197,10 +204,15 @@ ss_ast_expr_t *ss_build_literal(ss_pctx_t *ctx, ss_lit_kind_t k, const ss_tok_t 
     if (!e)
         return NULL;
     switch (k) {
-    case SS_LIT_INT: number_value(t, 0, 0, &e->lit); break;
-    case SS_LIT_FLOAT: number_value(t, 1, 0, &e->lit); break;
-    case SS_LIT_TRUE: e->lit = ss_val_int(1); break;
-    case SS_LIT_FALSE: e->lit = ss_val_int(0); break;
+    case SS_LIT_INT:
+    case SS_LIT_FLOAT:
+        number_value(t, k == SS_LIT_FLOAT, 0, &e->lit);
+        if (k == SS_LIT_FLOAT || e->lit.t == SS_REAL) /* exact digits for NUMERIC contexts */
+            if (!(e->num_text = ss_strndup(t->z, (size_t)t->n)))
+                ss_pctx_nomem(ctx);
+        break;
+    case SS_LIT_TRUE: e->lit = ss_val_int(1); e->lit_bool = 1; break;
+    case SS_LIT_FALSE: e->lit = ss_val_int(0); e->lit_bool = 1; break;
     case SS_LIT_NULL: e->lit = ss_val_null(); break;
     case SS_LIT_STRING: {
         char *s = ss_tok_string(ctx, t);
@@ -224,6 +236,13 @@ ss_ast_expr_t *ss_build_unary(ss_pctx_t *ctx, const ss_tok_t *optok, ss_ast_op_t
             x->lit.u.i = -x->lit.u.i;
         else
             x->lit.u.r = -x->lit.u.r;
+        if (x->num_text) {
+            char *t = ss_sprintf("-%s", x->num_text);
+            free(x->num_text);
+            x->num_text = t;
+            if (!t)
+                ss_pctx_nomem(ctx);
+        }
         x->span = ss_pctx_span_end(ctx, ss_pctx_tok_span(optok));
         return x;
     }
@@ -235,6 +254,39 @@ ss_ast_expr_t *ss_build_unary(ss_pctx_t *ctx, const ss_tok_t *optok, ss_ast_op_t
     e->op = op;
     e->left = x;
     return e;
+}
+
+/* The position of the first token after the left operand l (the operator of l op r): from the end
+ * of l, blanks and comments skipped. */
+static ss_span_t op_after(const ss_pctx_t *ctx, const ss_ast_expr_t *l)
+{
+    ss_span_t s = {0, 0, 0, 0};
+    if (!l || !ctx->src || l->span.len <= 0)
+        return s;
+    const char *p = ctx->src + l->span.off, *end = ctx->src + ctx->len, *stop = p + l->span.len;
+    int line = l->span.line, col = l->span.col;
+    for (int in_block = 0, in_line = 0; p < end; p++) {
+        if (p >= stop && !in_block && !in_line) {
+            if (p + 1 < end && p[0] == '-' && p[1] == '-')
+                in_line = 1;
+            else if (p + 1 < end && p[0] == '/' && p[1] == '*')
+                in_block = 1;
+            else if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
+                break;
+        } else if (in_block && p > ctx->src && p[-1] == '*' && p[0] == '/' && p - 2 >= stop)
+            in_block = 0;
+        if (*p == '\n') {
+            in_line = 0;
+            line++;
+            col = 1;
+        } else
+            col++;
+    }
+    s.line = line;
+    s.col = col;
+    s.off = (int)(p - ctx->src);
+    s.len = 1;
+    return s;
 }
 
 ss_ast_expr_t *ss_build_binary(ss_pctx_t *ctx, ss_ast_op_t op, ss_ast_expr_t *l, ss_ast_expr_t *r)
@@ -249,6 +301,7 @@ ss_ast_expr_t *ss_build_binary(ss_pctx_t *ctx, ss_ast_op_t op, ss_ast_expr_t *l,
     e->op = op;
     e->left = l;
     e->right = r;
+    e->op_span = op_after(ctx, l);
     return e;
 }
 
@@ -282,8 +335,10 @@ ss_ast_expr_t *ss_build_isnull(ss_pctx_t *ctx, ss_ast_expr_t *x, int negated)
 
 ss_ast_expr_t *ss_build_paren(ss_pctx_t *ctx, const ss_tok_t *lp, ss_ast_expr_t *x)
 {
-    if (x)
+    if (x) {
         x->span = ss_pctx_span_end(ctx, ss_pctx_tok_span(lp));
+        ((axnode_t *)x)->paren = 1;
+    }
     return x;
 }
 
@@ -306,6 +361,17 @@ ss_ast_expr_t *ss_build_func(ss_pctx_t *ctx, const ss_tok_t *name, ss_ast_expr_l
             *p = (char)(*p - 'a' + 'A');
     if (star) /* COUNT(*): one SS_AX_STAR argument */
         e->args = ss_build_exprlist(ctx, NULL, ss_build_star(ctx, NULL, star));
+    ss_ast_expr_t *in = args && args->n == 1 ? args->items[0] : NULL;
+    if (e->name && !strcmp(e->name, "POSITION") && in && in->kind == SS_AX_IN && in->op == SS_OP_NONE &&
+        in->args && in->args->n == 1) { /* POSITION(a IN b): the arguments a, b */
+        ss_ast_expr_t *sub = in->left, *str = in->args->items[0];
+        in->left = NULL;
+        in->args->items[0] = str;
+        args->items[0] = sub;
+        in->args->n = 0;
+        ss_ast_expr_free(in);
+        e->args = ss_build_exprlist(ctx, args, str);
+    }
     return e;
 }
 
@@ -489,7 +555,7 @@ ss_ast_from_t *ss_build_sem_join(ss_pctx_t *ctx, ss_ast_from_t *l, ss_ast_from_t
 
 ss_ast_select_t *ss_build_select(ss_pctx_t *ctx, const ss_tok_t *kw, int distinct, ss_sellist_t *items,
                                  ss_ast_from_t *from, ss_ast_expr_t *where, ss_ast_expr_list_t *group_by,
-                                 ss_ast_expr_t *having, ss_orderlist_t *order, const ss_tok_t *limit)
+                                 ss_ast_expr_t *having)
 {
     ss_ast_select_t *s = zalloc(ctx, sizeof *s);
     if (!s) {
@@ -498,7 +564,6 @@ ss_ast_select_t *ss_build_select(ss_pctx_t *ctx, const ss_tok_t *kw, int distinc
         ss_ast_expr_free(where);
         ss_ast_exprlist_free(group_by);
         ss_ast_expr_free(having);
-        ss_orderlist_free(order);
         return NULL;
     }
     s->span = ss_pctx_span_end(ctx, ss_pctx_tok_span(kw));
@@ -512,20 +577,7 @@ ss_ast_select_t *ss_build_select(ss_pctx_t *ctx, const ss_tok_t *kw, int distinc
     s->where = where;
     s->group_by = group_by;
     s->having = having;
-    if (order) {
-        s->norder = order->n;
-        s->order = order->items;
-        free(order);
-    }
     s->limit = -1;
-    if (limit->z) {
-        ss_value_t v;
-        number_value(limit, 0, 0, &v);
-        if (v.t != SS_INT)
-            ss_pctx_error(ctx, limit->line, limit->col, "LIMIT value out of range");
-        else
-            s->limit = v.u.i;
-    }
     return s;
 }
 
@@ -542,4 +594,198 @@ ss_ast_query_t *ss_build_query_select(ss_pctx_t *ctx, ss_ast_select_t *s)
     q->span = s->span;
     q->select = s;
     return q;
+}
+
+/* ---- CASE, CAST, IN, BETWEEN, LIKE/ILIKE ... ESCAPE ---- */
+
+static int list_depth(const ss_ast_expr_list_t *l)
+{
+    int d = 0;
+    for (int i = 0; l && i < l->n; i++)
+        d = SS_MAX(d, depth_of(l->items[i]));
+    return d;
+}
+
+ss_ast_expr_t *ss_build_like(ss_pctx_t *ctx, ss_ast_op_t op, int negated, ss_ast_expr_t *l, ss_ast_expr_t *r,
+                             ss_ast_expr_t *esc)
+{
+    ss_ast_expr_t *e = ss_build_binary(ctx, op, l, r);
+    if (!e) {
+        ss_ast_expr_free(esc);
+        return NULL;
+    }
+    if (esc) {
+        e->args = ss_build_exprlist(ctx, NULL, esc);
+        ((axnode_t *)e)->depth = SS_MAX(depth_of(e), depth_of(esc) + 1);
+        e->span = ss_pctx_span_end(ctx, e->span);
+    }
+    if (!negated)
+        return e;
+    ss_ast_expr_t *n = expr_new(ctx, SS_AX_UNARY, e->span, depth_of(e) + 1);
+    if (!n) {
+        ss_ast_expr_free(e);
+        return NULL;
+    }
+    n->op = SS_OP_NOT;
+    n->left = e;
+    return n;
+}
+
+ss_ast_expr_t *ss_build_in(ss_pctx_t *ctx, ss_ast_expr_t *x, ss_ast_expr_t *list, int negated)
+{
+    ss_span_t s = x ? x->span : ss_pctx_tok_span(&ctx->cur);
+    ss_ast_expr_t *e = expr_new(ctx, SS_AX_IN, ss_pctx_span_end(ctx, s), SS_MAX(depth_of(x), depth_of(list)) + 1);
+    if (!e || !list) {
+        ss_ast_expr_free(e);
+        ss_ast_expr_free(x);
+        ss_ast_expr_free(list);
+        if (e && !list)
+            ss_pctx_nomem(ctx);
+        return NULL;
+    }
+    e->op = negated ? SS_OP_NOT : SS_OP_NONE;
+    e->left = x;
+    if (list->kind == SS_AX_SUBQUERY && !((axnode_t *)list)->paren) { /* x IN (SELECT ...) */
+        e->kind = SS_AX_IN_SELECT;
+        e->sub = list->sub;
+        list->sub = NULL;
+        ss_ast_expr_free(list);
+        return e;
+    }
+    if (list->kind == SS_AX_ROW) { /* take the row's elements */
+        e->args = list->args;
+        list->args = NULL;
+        ss_ast_expr_free(list);
+    } else {
+        if (!((axnode_t *)list)->paren)
+            e->distinct = 1; /* bare: only POSITION(a IN b) accepts it */
+        e->args = ss_build_exprlist(ctx, NULL, list);
+    }
+    return e;
+}
+
+ss_ast_expr_t *ss_build_between(ss_pctx_t *ctx, ss_ast_expr_t *x, ss_ast_expr_t *lo, ss_ast_expr_t *hi,
+                                int negated)
+{
+    ss_span_t s = x ? x->span : ss_pctx_tok_span(&ctx->cur);
+    int d = SS_MAX(depth_of(x), SS_MAX(depth_of(lo), depth_of(hi))) + 1;
+    ss_ast_expr_t *e = expr_new(ctx, SS_AX_BETWEEN, ss_pctx_span_end(ctx, s), d);
+    if (!e || !lo || !hi) {
+        if (e && (!lo || !hi))
+            ss_pctx_nomem(ctx);
+        ss_ast_expr_free(e);
+        ss_ast_expr_free(x);
+        ss_ast_expr_free(lo);
+        ss_ast_expr_free(hi);
+        return NULL;
+    }
+    e->op = negated ? SS_OP_NOT : SS_OP_NONE;
+    e->left = x;
+    e->args = ss_build_exprlist(ctx, ss_build_exprlist(ctx, NULL, lo), hi);
+    if (!e->args || e->args->n != 2) {
+        ss_ast_expr_free(e);
+        return NULL;
+    }
+    return e;
+}
+
+/* The integer value of a type modifier token; -1 when out of range. */
+static int mod_value(const ss_tok_t *t)
+{
+    long v = 0;
+    for (int i = 0; i < t->n; i++) {
+        v = v * 10 + (t->z[i] - '0');
+        if (v > 1000000)
+            return -1;
+    }
+    return (int)v;
+}
+
+int ss_resolve_type(ss_pctx_t *ctx, const ss_typename_t *t, ss_coltype_t *type, int *typmod)
+{
+    char *tn = ss_tok_ident(ctx, &t->name);
+    if (!tn)
+        return -1;
+    int ty = ss_type_from_name(tn);
+    *typmod = -1;
+    if (ty < 0) {
+        ss_pctx_error(ctx, t->name.line, t->name.col,
+                      "unknown type \"%s\": expected TEXT, VARCHAR, INT, BIGINT, REAL, DOUBLE, FLOAT, BOOLEAN, "
+                      "NUMERIC, DECIMAL or JSON", tn);
+        free(tn);
+        return -1;
+    }
+    *type = (ss_coltype_t)ty;
+    if (ty == SS_COL_NUMERIC && t->nmods > 0) {
+        int p = mod_value(&t->mod[0]), sc = t->nmods > 1 ? mod_value(&t->mod[1]) : 0;
+        if (p < 1 || p > SS_DEC_MAX_PRECISION) {
+            ss_pctx_error(ctx, t->mod[0].line, t->mod[0].col, "NUMERIC precision %.*s must be between 1 and %d",
+                          t->mod[0].n, t->mod[0].z, SS_DEC_MAX_PRECISION);
+            free(tn);
+            return -1;
+        }
+        if (sc < 0 || sc > p) {
+            ss_pctx_error(ctx, t->mod[1].line, t->mod[1].col, "NUMERIC scale %.*s must be between 0 and precision %d",
+                          t->mod[1].n, t->mod[1].z, p);
+            free(tn);
+            return -1;
+        }
+        *typmod = ss_typmod_make(p, sc);
+    } else if (t->nmods > (ty == SS_COL_TEXT ? 1 : 0)) {
+        const ss_tok_t *m = &t->mod[0];
+        ss_pctx_error(ctx, m->line, m->col, "type %s takes no modifiers%s", tn,
+                      ty == SS_COL_TEXT ? " but a length" : "");
+        free(tn);
+        return -1;
+    }
+    free(tn);
+    return 0;
+}
+
+ss_ast_expr_t *ss_build_cast(ss_pctx_t *ctx, const ss_tok_t *kw, ss_ast_expr_t *x, const ss_typename_t *type)
+{
+    ss_span_t s = kw ? ss_pctx_tok_span(kw) : x ? x->span : ss_pctx_tok_span(&type->name);
+    ss_ast_expr_t *e = expr_new(ctx, SS_AX_CAST, ss_pctx_span_end(ctx, s), depth_of(x) + 1);
+    if (!e) {
+        ss_ast_expr_free(x);
+        return NULL;
+    }
+    e->left = x;
+    e->cast_typmod = -1;
+    ss_resolve_type(ctx, type, &e->cast_type, &e->cast_typmod);
+    return e;
+}
+
+ss_ast_expr_t *ss_build_row(ss_pctx_t *ctx, const ss_tok_t *lp, ss_ast_expr_t *first, ss_ast_expr_list_t *rest)
+{
+    ss_ast_expr_list_t *l = ss_build_exprlist(ctx, NULL, first);
+    for (int i = 0; l && rest && i < rest->n; i++) {
+        l = ss_build_exprlist(ctx, l, rest->items[i]);
+        rest->items[i] = NULL;
+    }
+    ss_ast_exprlist_free(rest);
+    ss_ast_expr_t *e = expr_new(ctx, SS_AX_ROW, ss_pctx_span_end(ctx, ss_pctx_tok_span(lp)), list_depth(l) + 1);
+    if (!e) {
+        ss_ast_exprlist_free(l);
+        return NULL;
+    }
+    e->args = l;
+    return e;
+}
+
+ss_ast_expr_t *ss_build_case(ss_pctx_t *ctx, const ss_tok_t *kw, ss_ast_expr_t *operand,
+                             ss_ast_expr_list_t *whens, ss_ast_expr_t *els)
+{
+    int d = SS_MAX(SS_MAX(depth_of(operand), depth_of(els)), list_depth(whens)) + 1;
+    ss_ast_expr_t *e = expr_new(ctx, SS_AX_CASE, ss_pctx_span_end(ctx, ss_pctx_tok_span(kw)), d);
+    if (!e) {
+        ss_ast_expr_free(operand);
+        ss_ast_exprlist_free(whens);
+        ss_ast_expr_free(els);
+        return NULL;
+    }
+    e->left = operand;
+    e->args = whens;
+    e->right = els;
+    return e;
 }

@@ -69,24 +69,7 @@ ss_ast_query_t *ss_build_query_generate(ss_pctx_t *ctx, const ss_tok_t *kw, ss_a
 }
 
 /* ---- lists ---- */
-static ss_coltype_t coltype_of(const char *s, int *ok)
-{
-    static const struct { const char *name; ss_coltype_t t; } types[] = {
-        {"TEXT", SS_COL_TEXT}, {"VARCHAR", SS_COL_TEXT}, {"STRING", SS_COL_TEXT}, {"CHAR", SS_COL_TEXT},
-        {"INT", SS_COL_INT}, {"INTEGER", SS_COL_INT}, {"BIGINT", SS_COL_INT}, {"SMALLINT", SS_COL_INT},
-        {"REAL", SS_COL_REAL}, {"DOUBLE", SS_COL_REAL}, {"FLOAT", SS_COL_REAL},
-        {"BOOLEAN", SS_COL_BOOL}, {"BOOL", SS_COL_BOOL},
-    };
-    for (size_t i = 0; i < SS_ARRAY_LEN(types); i++)
-        if (ss_strcaseeq(s, types[i].name)) {
-            *ok = 1;
-            return types[i].t;
-        }
-    *ok = 0;
-    return SS_COL_TEXT;
-}
-
-ss_collist_t *ss_build_coldef(ss_pctx_t *ctx, ss_collist_t *l, const ss_tok_t *name, const ss_tok_t *type,
+ss_collist_t *ss_build_coldef(ss_pctx_t *ctx, ss_collist_t *l, const ss_tok_t *name, const ss_typename_t *type,
                               int is_key)
 {
     if (!l && !(l = calloc(1, sizeof *l))) {
@@ -102,15 +85,8 @@ ss_collist_t *ss_build_coldef(ss_pctx_t *ctx, ss_collist_t *l, const ss_tok_t *n
     l->n++;
     c->is_key = is_key;
     c->span = ss_pctx_span_end(ctx, ss_pctx_tok_span(name));
-    char *tn = ss_tok_ident(ctx, type);
-    int ok = 0;
-    if (tn)
-        c->type = coltype_of(tn, &ok);
-    if (tn && !ok)
-        ss_pctx_error(ctx, type->line, type->col,
-                      "unknown column type \"%s\": expected TEXT, VARCHAR, STRING, INT, INTEGER, BIGINT, "
-                      "REAL, DOUBLE, FLOAT, BOOLEAN or BOOL", tn);
-    free(tn);
+    c->typmod = -1;
+    ss_resolve_type(ctx, type, &c->type, &c->typmod);
     for (int i = 0; i < l->n - 1; i++)
         if (ss_strcaseeq(l->items[i].name, c->name))
             ss_pctx_error(ctx, name->line, name->col, "duplicate column \"%s\"", c->name);

@@ -19,8 +19,10 @@
 /* Binding strength of an operator (higher binds tighter); mirrors parser.y. */
 static int op_prec(const ss_ast_expr_t *e)
 {
-    if (e->kind == SS_AX_IS_NULL)
+    if (e->kind == SS_AX_IS_NULL || e->kind == SS_AX_IN || e->kind == SS_AX_BETWEEN || e->kind == SS_AX_IN_SELECT)
         return 4;
+    if (e->kind == SS_AX_CAST)
+        return 11; /* rendered as CAST(...) */
     if (e->kind == SS_AX_UNARY)
         return e->op == SS_OP_NOT ? 3 : 9;
     if (e->kind != SS_AX_BINARY)
@@ -28,11 +30,13 @@ static int op_prec(const ss_ast_expr_t *e)
     switch (e->op) {
     case SS_OP_OR: return 1;
     case SS_OP_AND: return 2;
-    case SS_OP_EQ: case SS_OP_NE: case SS_OP_LIKE: return 4;
+    case SS_OP_EQ: case SS_OP_NE: case SS_OP_LIKE: case SS_OP_ILIKE: case SS_OP_DISTINCT:
+    case SS_OP_NOT_DISTINCT: return 4;
     case SS_OP_LT: case SS_OP_LE: case SS_OP_GT: case SS_OP_GE: return 5;
     case SS_OP_ADD: case SS_OP_SUB: return 6;
     case SS_OP_MUL: case SS_OP_DIV: case SS_OP_MOD: return 7;
     case SS_OP_CONCAT: return 8;
+    case SS_OP_JSON_GET: case SS_OP_JSON_TEXT: return 8; /* rendered parenthesised against || */
     default: return 10;
     }
 }
@@ -64,7 +68,8 @@ static int put_value(ss_buf_t *b, const ss_value_t *v)
     switch (v->t) {
     case SS_NULL: return ss_buf_puts(b, "NULL");
     case SS_INT: return ss_buf_printf(b, "%lld", (long long)v->u.i);
-    case SS_TEXT: return put_string(b, v->u.str.s, v->u.str.n);
+    case SS_TEXT: case SS_JSON: return put_string(b, v->u.str.s, v->u.str.n);
+    case SS_NUM: return ss_buf_append(b, v->u.str.s, v->u.str.n);
     case SS_REAL: {
         if (isinf(v->u.r))
             return ss_buf_puts(b, v->u.r > 0 ? "1e999" : "-1e999");
@@ -112,15 +117,59 @@ static int put_child(ss_buf_t *b, const ss_ast_expr_t *c, int parens)
     return rc ? rc : ss_buf_putc(b, ')');
 }
 
+static int put_select(ss_buf_t *b, const ss_ast_select_t *s);
+
+static int put_order(ss_buf_t *b, const char *kw, int n, const ss_ast_order_t *o)
+{
+    int rc = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        rc = ss_buf_puts(b, i ? ", " : kw);
+        rc = rc ? rc : ss_ast_expr_to_sql(o[i].expr, b);
+        if (!rc && o[i].desc)
+            rc = ss_buf_puts(b, " DESC");
+    }
+    return rc;
+}
+
+static int put_exprs(ss_buf_t *b, const ss_ast_expr_list_t *l)
+{
+    int rc = 0;
+    for (int i = 0; l && i < l->n && !rc; i++) {
+        rc = i ? ss_buf_puts(b, ", ") : 0;
+        rc = rc ? rc : ss_ast_expr_to_sql(l->items[i], b);
+    }
+    return rc;
+}
+
 static int put_func(const ss_ast_expr_t *e, ss_buf_t *b)
 {
     int rc = put_ident(b, e->name ? e->name : "?");
     rc = rc ? rc : ss_buf_printf(b, "(%s", e->distinct ? "DISTINCT " : "");
-    for (int i = 0; e->args && i < e->args->n && !rc; i++) {
-        if (i)
-            rc = ss_buf_puts(b, ", ");
-        rc = rc ? rc : ss_ast_expr_to_sql(e->args->items[i], b);
+    rc = rc ? rc : put_exprs(b, e->args);
+    rc = rc ? rc : put_order(b, " ORDER BY ", e->norder, e->order);
+    rc = rc ? rc : ss_buf_putc(b, ')');
+    if (!rc && e->filter) {
+        rc = ss_buf_puts(b, " FILTER (WHERE ");
+        rc = rc ? rc : ss_ast_expr_to_sql(e->filter, b);
+        rc = rc ? rc : ss_buf_putc(b, ')');
     }
+    if (!rc && e->over) {
+        rc = ss_buf_puts(b, " OVER (");
+        if (!rc && e->over->partition) {
+            rc = ss_buf_puts(b, "PARTITION BY ");
+            rc = rc ? rc : put_exprs(b, e->over->partition);
+        }
+        rc = rc ? rc : put_order(b, e->over->partition ? " ORDER BY " : "ORDER BY ", e->over->norder, e->over->order);
+        rc = rc ? rc : ss_buf_putc(b, ')');
+    }
+    return rc;
+}
+
+/* (SELECT ...) */
+static int put_sub(ss_buf_t *b, const ss_ast_select_t *s)
+{
+    int rc = ss_buf_putc(b, '(');
+    rc = rc ? rc : (s ? put_select(b, s) : ss_buf_puts(b, "?"));
     return rc ? rc : ss_buf_putc(b, ')');
 }
 
@@ -133,6 +182,62 @@ static int put_sem(const ss_ast_expr_t *e, ss_buf_t *b)
         rc = rc ? rc : put_options(b, e->opts);
     }
     return rc ? rc : ss_buf_putc(b, ')');
+}
+
+static int put_list(ss_buf_t *b, const ss_ast_expr_list_t *l, int from)
+{
+    int rc = 0;
+    for (int i = from; l && i < l->n && !rc; i++) {
+        rc = i > from ? ss_buf_puts(b, ", ") : 0;
+        rc = rc ? rc : ss_ast_expr_to_sql(l->items[i], b);
+    }
+    return rc;
+}
+
+/* CASE, CAST, IN, BETWEEN and row lists. */
+static int put_special(const ss_ast_expr_t *e, int p, ss_buf_t *out)
+{
+    int rc = 0;
+    switch (e->kind) {
+    case SS_AX_CASE:
+        rc = ss_buf_puts(out, "CASE");
+        if (!rc && e->left) {
+            rc = ss_buf_putc(out, ' ');
+            rc = rc ? rc : ss_ast_expr_to_sql(e->left, out);
+        }
+        for (int i = 0; e->args && i + 1 < e->args->n && !rc; i += 2) {
+            rc = ss_buf_puts(out, " WHEN ");
+            rc = rc ? rc : ss_ast_expr_to_sql(e->args->items[i], out);
+            rc = rc ? rc : ss_buf_puts(out, " THEN ");
+            rc = rc ? rc : ss_ast_expr_to_sql(e->args->items[i + 1], out);
+        }
+        if (!rc && e->right) {
+            rc = ss_buf_puts(out, " ELSE ");
+            rc = rc ? rc : ss_ast_expr_to_sql(e->right, out);
+        }
+        return rc ? rc : ss_buf_puts(out, " END");
+    case SS_AX_CAST:
+        rc = ss_buf_puts(out, "CAST(");
+        rc = rc ? rc : ss_ast_expr_to_sql(e->left, out);
+        rc = rc ? rc : ss_buf_puts(out, " AS ");
+        rc = rc ? rc : ss_type_to_sql(e->cast_type, e->cast_typmod, out);
+        return rc ? rc : ss_buf_putc(out, ')');
+    case SS_AX_IN:
+        rc = put_child(out, e->left, e->left && op_prec(e->left) <= p);
+        rc = rc ? rc : ss_buf_puts(out, e->op == SS_OP_NOT ? " NOT IN (" : " IN (");
+        rc = rc ? rc : put_list(out, e->args, 0);
+        return rc ? rc : ss_buf_putc(out, ')');
+    case SS_AX_BETWEEN:
+        rc = put_child(out, e->left, e->left && op_prec(e->left) <= p);
+        rc = rc ? rc : ss_buf_puts(out, e->op == SS_OP_NOT ? " NOT BETWEEN " : " BETWEEN ");
+        rc = rc ? rc : put_child(out, e->args->items[0], op_prec(e->args->items[0]) <= p);
+        rc = rc ? rc : ss_buf_puts(out, " AND ");
+        return rc ? rc : put_child(out, e->args->items[1], op_prec(e->args->items[1]) <= p);
+    default: /* SS_AX_ROW */
+        rc = ss_buf_putc(out, '(');
+        rc = rc ? rc : put_list(out, e->args, 0);
+        return rc ? rc : ss_buf_putc(out, ')');
+    }
 }
 
 int ss_ast_expr_to_sql(const ss_ast_expr_t *e, ss_buf_t *out)
@@ -168,7 +273,12 @@ int ss_ast_expr_to_sql(const ss_ast_expr_t *e, ss_buf_t *out)
     case SS_AX_BINARY:
         rc = put_child(out, e->left, e->left && op_prec(e->left) < p);
         rc = rc ? rc : ss_buf_printf(out, " %s ", ss_ast_op_name(e->op));
-        return rc ? rc : put_child(out, e->right, e->right && op_prec(e->right) <= p);
+        rc = rc ? rc : put_child(out, e->right, e->right && op_prec(e->right) <= p);
+        if (!rc && e->args && e->args->n == 1) { /* LIKE/ILIKE ... ESCAPE c */
+            rc = ss_buf_puts(out, " ESCAPE ");
+            rc = rc ? rc : put_child(out, e->args->items[0], op_prec(e->args->items[0]) <= p);
+        }
+        return rc;
     case SS_AX_IS_NULL:
         rc = put_child(out, e->left, e->left && op_prec(e->left) <= p);
         return rc ? rc : ss_buf_puts(out, e->op == SS_OP_NOT ? " IS NOT NULL" : " IS NULL");
@@ -176,6 +286,17 @@ int ss_ast_expr_to_sql(const ss_ast_expr_t *e, ss_buf_t *out)
         return put_func(e, out);
     case SS_AX_SEM:
         return put_sem(e, out);
+    case SS_AX_SUBQUERY:
+        return put_sub(out, e->sub);
+    case SS_AX_EXISTS:
+        rc = ss_buf_puts(out, "EXISTS ");
+        return rc ? rc : put_sub(out, e->sub);
+    case SS_AX_IN_SELECT:
+        rc = put_child(out, e->left, e->left && op_prec(e->left) <= p);
+        rc = rc ? rc : ss_buf_puts(out, e->op == SS_OP_NOT ? " NOT IN " : " IN ");
+        return rc ? rc : put_sub(out, e->sub);
+    case SS_AX_CASE: case SS_AX_CAST: case SS_AX_IN: case SS_AX_BETWEEN: case SS_AX_ROW:
+        return put_special(e, p, out);
     }
     return SS_ERR_INVALID;
 }
@@ -201,12 +322,33 @@ static int put_from(ss_buf_t *b, const ss_ast_from_t *f)
             rc = rc ? rc : put_ident(b, f->alias);
         }
         return rc;
-    case SS_FROM_JOIN:
+    case SS_FROM_SUBQUERY:
+        rc = put_sub(b, f->sub);
+        if (!rc && f->alias) {
+            rc = ss_buf_puts(b, " AS ");
+            rc = rc ? rc : put_ident(b, f->alias);
+        }
+        return rc;
+    case SS_FROM_JOIN: {
+        static const char *const kw[] = {" JOIN ", " LEFT JOIN ", " RIGHT JOIN ", " FULL JOIN ", " CROSS JOIN "};
+        int jt = (int)f->join_type >= 0 && (size_t)f->join_type < SS_ARRAY_LEN(kw) ? (int)f->join_type : 0;
         rc = put_from(b, f->left);
-        rc = rc ? rc : ss_buf_puts(b, f->join_type == SS_JOIN_LEFT ? " LEFT JOIN " : " JOIN ");
+        rc = rc ? rc : ss_buf_puts(b, f->comma ? ", " : f->natural ? " NATURAL" : "");
+        rc = rc ? rc : f->comma ? 0 : ss_buf_puts(b, kw[jt]);
         rc = rc ? rc : put_from(b, f->right);
-        rc = rc ? rc : ss_buf_puts(b, " ON ");
+        if (!rc && f->nusing) {
+            rc = ss_buf_puts(b, " USING (");
+            for (int i = 0; i < f->nusing && !rc; i++) {
+                rc = i ? ss_buf_puts(b, ", ") : 0;
+                rc = rc ? rc : put_ident(b, f->using_cols[i]);
+            }
+            return rc ? rc : ss_buf_putc(b, ')');
+        }
+        if (rc || !f->on)
+            return rc;
+        rc = ss_buf_puts(b, " ON ");
         return rc ? rc : ss_ast_expr_to_sql(f->on, b);
+    }
     case SS_FROM_SEM_JOIN:
         rc = put_from(b, f->left);
         rc = rc ? rc : ss_buf_puts(b, " SEM_JOIN ");
@@ -218,18 +360,13 @@ static int put_from(ss_buf_t *b, const ss_ast_from_t *f)
     return SS_ERR_INVALID;
 }
 
-static int put_exprs(ss_buf_t *b, const ss_ast_expr_list_t *l)
+static int put_core(ss_buf_t *b, const ss_ast_select_t *s)
 {
-    int rc = 0;
-    for (int i = 0; l && i < l->n && !rc; i++) {
-        rc = i ? ss_buf_puts(b, ", ") : 0;
-        rc = rc ? rc : ss_ast_expr_to_sql(l->items[i], b);
+    if (s->setop != SS_SETOP_NONE) {
+        int rc = s->left ? put_core(b, s->left) : SS_ERR_INVALID;
+        rc = rc ? rc : ss_buf_printf(b, " %s ", ss_setop_name(s->setop));
+        return rc ? rc : s->right ? put_core(b, s->right) : SS_ERR_INVALID;
     }
-    return rc;
-}
-
-static int put_select(ss_buf_t *b, const ss_ast_select_t *s)
-{
     int rc = ss_buf_puts(b, s->distinct ? "SELECT DISTINCT " : "SELECT ");
     for (int i = 0; i < s->nitems && !rc; i++) {
         rc = i ? ss_buf_puts(b, ", ") : 0;
@@ -255,14 +392,32 @@ static int put_select(ss_buf_t *b, const ss_ast_select_t *s)
         rc = ss_buf_puts(b, " HAVING ");
         rc = rc ? rc : ss_ast_expr_to_sql(s->having, b);
     }
-    for (int i = 0; i < s->norder && !rc; i++) {
-        rc = ss_buf_puts(b, i ? ", " : " ORDER BY ");
-        rc = rc ? rc : ss_ast_expr_to_sql(s->order[i].expr, b);
-        if (!rc && s->order[i].desc)
-            rc = ss_buf_puts(b, " DESC");
+    return rc;
+}
+
+/* [WITH ...] core-or-compound [ORDER BY ...] [LIMIT k] [OFFSET m] */
+static int put_select(ss_buf_t *b, const ss_ast_select_t *s)
+{
+    int rc = 0;
+    for (int i = 0; i < s->ncte && !rc; i++) {
+        const ss_ast_cte_t *c = &s->ctes[i];
+        rc = ss_buf_puts(b, i ? ", " : "WITH ");
+        rc = rc ? rc : put_ident(b, c->name ? c->name : "?");
+        for (int k = 0; k < c->ncols && !rc; k++) {
+            rc = ss_buf_puts(b, k ? ", " : "(");
+            rc = rc ? rc : put_ident(b, c->cols[k]);
+        }
+        rc = rc ? rc : c->ncols ? ss_buf_putc(b, ')') : 0;
+        rc = rc ? rc : ss_buf_puts(b, " AS ");
+        rc = rc ? rc : put_sub(b, c->select);
     }
+    rc = rc ? rc : s->ncte ? ss_buf_putc(b, ' ') : 0;
+    rc = rc ? rc : put_core(b, s);
+    rc = rc ? rc : put_order(b, " ORDER BY ", s->norder, s->order);
     if (!rc && s->limit >= 0)
         rc = ss_buf_printf(b, " LIMIT %lld", (long long)s->limit);
+    if (!rc && s->offset > 0)
+        rc = ss_buf_printf(b, " OFFSET %lld", (long long)s->offset);
     return rc;
 }
 
@@ -302,17 +457,6 @@ static const char *object_name(ss_ast_object_t o, int plural)
     return "?";
 }
 
-static const char *type_name(ss_coltype_t t)
-{
-    switch (t) {
-    case SS_COL_TEXT: return "TEXT";
-    case SS_COL_INT: return "INT";
-    case SS_COL_REAL: return "REAL";
-    case SS_COL_BOOL: return "BOOLEAN";
-    case SS_COL_ANY: break;
-    }
-    return "TEXT";
-}
 
 /* "KEYWORD [IF NOT EXISTS ]name" */
 static int put_head(ss_buf_t *b, const char *kw, int cond, const char *cond_text, const char *name)
@@ -329,7 +473,9 @@ static int put_create_stream(ss_buf_t *b, const ss_ast_stmt_t *s)
     for (int i = 0; i < s->ncols && !rc; i++) {
         rc = i ? ss_buf_puts(b, ", ") : 0;
         rc = rc ? rc : put_ident(b, s->cols[i].name);
-        rc = rc ? rc : ss_buf_printf(b, " %s%s", type_name(s->cols[i].type), s->cols[i].is_key ? " KEY" : "");
+        rc = rc ? rc : ss_buf_putc(b, ' ');
+        rc = rc ? rc : ss_type_to_sql(s->cols[i].type, s->cols[i].typmod, b);
+        rc = rc ? rc : ss_buf_puts(b, s->cols[i].is_key ? " KEY" : "");
     }
     rc = rc ? rc : ss_buf_putc(b, ')');
     return rc ? rc : put_with(b, " WITH ", s->opts);

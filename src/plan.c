@@ -15,6 +15,7 @@ ss_expr_t *ss_expr_new(ss_expr_kind_t kind)
         e->kind = kind;
         e->col = -1;
         e->type = SS_COL_ANY;
+        e->typmod = -1;
     }
     return e;
 }
@@ -23,7 +24,7 @@ void ss_expr_free(ss_expr_t *e)
 {
     if (!e)
         return;
-    if (e->lit.t == SS_TEXT)
+    if (ss_vtype_has_str(e->lit.t))
         free(e->lit.u.str.s);
     free(e->func);
     for (int i = 0; i < e->nargs; i++)
@@ -43,7 +44,7 @@ ss_expr_t *ss_expr_copy(const ss_expr_t *e)
     c->func = NULL;
     c->args = NULL;
     c->nargs = 0;
-    if (e->lit.t == SS_TEXT) {
+    if (ss_vtype_has_str(e->lit.t)) {
         c->lit.u.str.s = ss_strndup(e->lit.u.str.s, e->lit.u.str.n);
         if (!c->lit.u.str.s)
             goto fail;
@@ -143,12 +144,21 @@ void ss_plan_node_free(ss_plan_node_t *n)
     free(n->lkeys);
     free(n->rkeys);
     free(n->group_cols);
-    for (int i = 0; i < n->naggs; i++)
+    for (int i = 0; i < n->naggs; i++) {
         ss_expr_free(n->aggs[i].arg);
+        ss_expr_free(n->aggs[i].filter);
+        for (int k = 0; k < n->aggs[i].norder; k++)
+            ss_expr_free(n->aggs[i].order[k].expr);
+        free(n->aggs[i].order);
+        free(n->aggs[i].sep);
+    }
     free(n->aggs);
     for (int i = 0; i < n->norder; i++)
         ss_expr_free(n->order[i].expr);
     free(n->order);
+    for (int i = 0; i < n->nwfns; i++)
+        ss_expr_free(n->wfns[i].arg);
+    free(n->wfns);
     ss_template_free(n->tmpl);
     free(n->model);
     for (int i = 0; i < n->nopts; i++) {
@@ -174,6 +184,7 @@ const char *ss_plan_kind_name(ss_plan_kind_t k)
     static const char *names[] = {
         "source", "filter", "project", "union", "distinct", "join", "group", "topk",
         "sem_filter", "sem_map", "sem_join", "sem_topk", "sem_agg", "llm_generate", "view",
+        "setop", "semijoin", "window",
     };
     if ((int)k < 0 || (size_t)k >= SS_ARRAY_LEN(names))
         return "?";

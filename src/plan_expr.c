@@ -97,72 +97,92 @@ static void add_ref(const char **out, int *n, int max, const char *s)
         out[(*n)++] = s;
 }
 
-static void from_refs(const ss_ast_from_t *f, const char **out, int *n, int max)
+/* Every stream/view name (refs) or model='..' option (models) a query mentions, subqueries,
+ * WITH queries and set operations included (names of WITH queries too: a conservative answer). */
+typedef struct refwalk {
+    int models;
+    const char **out;
+    int n, max;
+} refwalk_t;
+
+static void walk_select(refwalk_t *w, const ss_ast_select_t *s);
+
+static void walk_opts(refwalk_t *w, const ss_ast_options_t *o)
+{
+    const ss_ast_option_t *m = w->models ? ss__opt_find(o, "model") : NULL;
+    if (m && m->value.t == SS_TEXT)
+        add_ref(w->out, &w->n, w->max, m->value.u.str.s);
+}
+
+static void walk_expr(refwalk_t *w, const ss_ast_expr_t *e)
+{
+    if (!e)
+        return;
+    walk_opts(w, e->opts);
+    walk_expr(w, e->left);
+    walk_expr(w, e->right);
+    walk_expr(w, e->filter);
+    for (int i = 0; e->args && i < e->args->n; i++)
+        walk_expr(w, e->args->items[i]);
+    for (int i = 0; i < e->norder; i++)
+        walk_expr(w, e->order[i].expr);
+    if (e->sub)
+        walk_select(w, e->sub);
+}
+
+static void walk_from(refwalk_t *w, const ss_ast_from_t *f)
 {
     if (!f)
         return;
-    if (f->kind == SS_FROM_TABLE)
-        add_ref(out, n, max, f->name);
-    from_refs(f->left, out, n, max);
-    from_refs(f->right, out, n, max);
+    if (f->kind == SS_FROM_TABLE && !w->models)
+        add_ref(w->out, &w->n, w->max, f->name);
+    walk_opts(w, f->opts);
+    walk_expr(w, f->on);
+    walk_from(w, f->left);
+    walk_from(w, f->right);
+    if (f->sub)
+        walk_select(w, f->sub);
+}
+
+static void walk_select(refwalk_t *w, const ss_ast_select_t *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < s->ncte; i++)
+        walk_select(w, s->ctes[i].select);
+    walk_select(w, s->left);
+    walk_select(w, s->right);
+    for (int i = 0; i < s->nitems; i++)
+        walk_expr(w, s->items[i].expr);
+    walk_from(w, s->from);
+    walk_expr(w, s->where);
+    for (int i = 0; s->group_by && i < s->group_by->n; i++)
+        walk_expr(w, s->group_by->items[i]);
+    walk_expr(w, s->having);
+    for (int i = 0; i < s->norder; i++)
+        walk_expr(w, s->order[i].expr);
 }
 
 int ss__query_refs(const ss_ast_query_t *q, const char **out, int max)
 {
-    int n = 0;
+    refwalk_t w = {.models = 0, .out = out, .max = max};
     if (q->kind == SS_Q_GENERATE && q->generate) {
-        add_ref(out, &n, max, q->generate->context_stream);
-        add_ref(out, &n, max, q->generate->data_stream);
-    } else if (q->select) {
-        from_refs(q->select->from, out, &n, max);
+        add_ref(out, &w.n, max, q->generate->context_stream);
+        add_ref(out, &w.n, max, q->generate->data_stream);
+    } else {
+        walk_select(&w, q->select);
     }
-    return n;
-}
-
-static void expr_models(const ss_ast_expr_t *e, const char **out, int *n, int max)
-{
-    if (!e)
-        return;
-    const ss_ast_option_t *o = ss__opt_find(e->opts, "model");
-    if (o && o->value.t == SS_TEXT)
-        add_ref(out, n, max, o->value.u.str.s);
-    expr_models(e->left, out, n, max);
-    expr_models(e->right, out, n, max);
-    for (int i = 0; e->args && i < e->args->n; i++)
-        expr_models(e->args->items[i], out, n, max);
-}
-
-static void from_models(const ss_ast_from_t *f, const char **out, int *n, int max)
-{
-    if (!f)
-        return;
-    const ss_ast_option_t *o = ss__opt_find(f->opts, "model");
-    if (o && o->value.t == SS_TEXT)
-        add_ref(out, n, max, o->value.u.str.s);
-    from_models(f->left, out, n, max);
-    from_models(f->right, out, n, max);
+    return w.n;
 }
 
 int ss__query_models(const ss_ast_query_t *q, const char **out, int max)
 {
-    int n = 0;
-    if (q->kind == SS_Q_GENERATE && q->generate) {
-        const ss_ast_option_t *o = ss__opt_find(q->generate->opts, "model");
-        if (o && o->value.t == SS_TEXT)
-            add_ref(out, &n, max, o->value.u.str.s);
-        return n;
-    }
-    const ss_ast_select_t *s = q->select;
-    if (!s)
-        return 0;
-    for (int i = 0; i < s->nitems; i++)
-        expr_models(s->items[i].expr, out, &n, max);
-    expr_models(s->where, out, &n, max);
-    expr_models(s->having, out, &n, max);
-    for (int i = 0; i < s->norder; i++)
-        expr_models(s->order[i].expr, out, &n, max);
-    from_models(s->from, out, &n, max);
-    return n;
+    refwalk_t w = {.models = 1, .out = out, .max = max};
+    if (q->kind == SS_Q_GENERATE && q->generate)
+        walk_opts(&w, q->generate->opts);
+    else
+        walk_select(&w, q->select);
+    return w.n;
 }
 
 static const char *sem_name(ss_sem_kind_t k)
@@ -174,7 +194,8 @@ static const char *sem_name(ss_sem_kind_t k)
 static const char *op_text(ss_ast_op_t op)
 {
     static const char *t[] = {"", "OR", "AND", "NOT", "=", "<>", "<", "<=", ">", ">=",
-                              "+", "-", "*", "/", "%", "||", "LIKE", "-"};
+                              "+", "-", "*", "/", "%", "||", "LIKE", "-", "ILIKE",
+                              "IS DISTINCT FROM", "IS NOT DISTINCT FROM", "->", "->>"};
     return (int)op >= 0 && (size_t)op < SS_ARRAY_LEN(t) ? t[op] : "?";
 }
 
@@ -219,7 +240,17 @@ static int ast_key_into(const ss_ast_expr_t *a, ss_buf_t *b, int top)
         }
         if (!a->args || a->args->n == 0)
             rc |= ss_buf_puts(b, ss_strcaseeq(a->name, "COUNT") ? "*" : "");
+        for (int i = 0; i < a->norder; i++) { /* string_agg(x ORDER BY y) and FILTER make other calls */
+            rc |= ss_buf_puts(b, i ? ", " : " ORDER BY ");
+            rc |= ast_key_into(a->order[i].expr, b, 1);
+            rc |= ss_buf_puts(b, a->order[i].desc ? " DESC" : "");
+        }
         rc |= ss_buf_puts(b, ")");
+        if (a->filter) {
+            rc |= ss_buf_puts(b, " FILTER (WHERE ");
+            rc |= ast_key_into(a->filter, b, 1);
+            rc |= ss_buf_puts(b, ")");
+        }
         break;
     case SS_AX_UNARY:
         rc |= ss_buf_puts(b, a->op == SS_OP_NOT ? "NOT " : "-");
@@ -229,7 +260,22 @@ static int ast_key_into(const ss_ast_expr_t *a, ss_buf_t *b, int top)
         rc |= ast_key_into(a->left, b, 0);
         rc |= ss_buf_puts(b, a->op == SS_OP_NOT ? " IS NOT NULL" : " IS NULL");
         break;
+    case SS_AX_CASE: case SS_AX_CAST: case SS_AX_IN: case SS_AX_BETWEEN: case SS_AX_ROW:
+        if (!top)
+            rc |= ss_buf_putc(b, '(');
+        rc |= ss_ast_expr_to_sql(a, b);
+        if (!top)
+            rc |= ss_buf_putc(b, ')');
+        break;
     default:
+        if (a->kind == SS_AX_BINARY && a->args && a->args->n == 1) { /* LIKE ... ESCAPE */
+            if (!top)
+                rc |= ss_buf_putc(b, '(');
+            rc |= ss_ast_expr_to_sql(a, b);
+            if (!top)
+                rc |= ss_buf_putc(b, ')');
+            break;
+        }
         if (!top)
             rc |= ss_buf_putc(b, '(');
         rc |= ast_key_into(a->left, b, 0);
@@ -251,14 +297,7 @@ char *ss__ast_key(const ss_ast_expr_t *a)
     return ss_buf_take(&b);
 }
 
-int ss__is_agg_name(const char *fn)
-{
-    static const char *const aggs[] = {"COUNT", "SUM", "MIN", "MAX", "AVG"};
-    for (size_t i = 0; fn && i < SS_ARRAY_LEN(aggs); i++)
-        if (ss_strcaseeq(fn, aggs[i]))
-            return 1;
-    return 0;
-}
+int ss__is_agg_name(const char *fn) { return ss__agg_fn(fn) >= 0; }
 
 /* ---------------------------------------------------------------- column resolution */
 
@@ -316,8 +355,26 @@ static int unknown_col(const ss__cctx_t *cc, const ss__rel_t *only, const char *
                      sp.col, name, where);
 }
 
+static int resolve_here(const ss__cctx_t *cc, const char *table, const char *name, ss_span_t sp,
+                        int *side, int *col);
+
 int ss__resolve_col(const ss__cctx_t *cc, const char *table, const char *name, ss_span_t sp,
                     int *side, int *col)
+{
+    int rc = resolve_here(cc, table, name, sp, side, col);
+    if (rc != SS_ERR_SEMANTIC || !cc->scope->outer || (cc->err && strstr(cc->err, " is ambiguous")))
+        return rc;
+    /* a correlated subquery: a name not found inside belongs to the enclosing query */
+    char scratch[SS_ERRSZ];
+    ss__cctx_t oc = *cc;
+    oc.scope = cc->scope->outer;
+    oc.err = scratch;
+    oc.errsz = sizeof scratch;
+    return ss__resolve_col(&oc, table, name, sp, side, col) ? rc : SS_OK;
+}
+
+static int resolve_here(const ss__cctx_t *cc, const char *table, const char *name, ss_span_t sp,
+                        int *side, int *col)
 {
     const ss__scope_t *s = cc->scope;
     if (table) {
@@ -341,6 +398,12 @@ int ss__resolve_col(const ss__cctx_t *cc, const char *table, const char *name, s
         *col = i;
         return SS_OK;
     }
+    for (int m = s->nmerged - 1; m >= 0; m--) /* a column joined by USING / NATURAL: one column */
+        if (ss_strcaseeq(s->merged[m].name, name)) {
+            *side = 0;
+            *col = s->merged[m].col;
+            return SS_OK;
+        }
     int found = -1, fside = 0;
     const ss__rel_t *frel = NULL;
     for (int r = 0; r < s->nrels; r++) {
@@ -365,63 +428,19 @@ int ss__resolve_col(const ss__cctx_t *cc, const char *table, const char *name, s
 
 /* ---------------------------------------------------------------- expressions */
 
-static int is_numeric(ss_coltype_t t) { return t == SS_COL_INT || t == SS_COL_REAL || t == SS_COL_BOOL || t == SS_COL_ANY; }
+static int is_numeric(ss_coltype_t t) { return ss__is_num_type(t); }
 
-/* Scalar functions the evaluator (runtime/expr.c) implements: name, arity, result type
- * (ANY = the type of the first typed argument). */
-static const struct scalar_fn {
-    const char *name;
-    int lo, hi;
-    ss_coltype_t type;
-} scalar_funcs[] = {
-    {"LOWER", 1, 1, SS_COL_TEXT},   {"UPPER", 1, 1, SS_COL_TEXT},      {"LENGTH", 1, 1, SS_COL_INT},
-    {"COALESCE", 1, 1000, SS_COL_ANY}, {"IFNULL", 2, 2, SS_COL_ANY},   {"NULLIF", 2, 2, SS_COL_ANY},
-    {"ABS", 1, 1, SS_COL_ANY},      {"ROUND", 1, 2, SS_COL_REAL},      {"SUBSTR", 2, 3, SS_COL_TEXT},
-    {"SUBSTRING", 2, 3, SS_COL_TEXT}, {"TRIM", 1, 2, SS_COL_TEXT},     {"LTRIM", 1, 2, SS_COL_TEXT},
-    {"RTRIM", 1, 2, SS_COL_TEXT},   {"REPLACE", 3, 3, SS_COL_TEXT},
-};
-
-static int compile_func(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e)
+/* A condition (WHERE, HAVING, ON, AND, OR, NOT) must be BOOLEAN, as in PostgreSQL; TRUE/FALSE,
+ * comparisons and BOOLEAN columns are, and so is NULL. */
+int ss__check_bool(const ss__cctx_t *cc, const ss_expr_t *e, const char *what, ss_span_t sp)
 {
-    const struct scalar_fn *fn = NULL;
-    for (size_t i = 0; i < SS_ARRAY_LEN(scalar_funcs); i++)
-        if (ss_strcaseeq(a->name, scalar_funcs[i].name))
-            fn = &scalar_funcs[i];
-    if (!fn) {
-        const char *cands[SS_ARRAY_LEN(scalar_funcs) + 5] = {"COUNT", "SUM", "MIN", "MAX", "AVG"};
-        for (size_t i = 0; i < SS_ARRAY_LEN(scalar_funcs); i++)
-            cands[5 + i] = scalar_funcs[i].name;
-        const char *best = ss_suggest(a->name, cands, (int)SS_ARRAY_LEN(cands));
-        return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC, "%d:%d: unknown function %s%s%s%s",
-                         a->span.line, a->span.col, a->name, best ? " (did you mean " : "",
-                         best ? best : "", best ? "?)" : "");
-    }
-    int nargs = a->args ? a->args->n : 0;
-    if (nargs < fn->lo || nargs > fn->hi) {
-        char want[48];
-        if (fn->lo == fn->hi)
-            snprintf(want, sizeof want, "%d argument%s", fn->lo, fn->lo == 1 ? "" : "s");
-        else if (fn->hi >= 1000)
-            snprintf(want, sizeof want, "at least %d argument%s", fn->lo, fn->lo == 1 ? "" : "s");
-        else
-            snprintf(want, sizeof want, "%d to %d arguments", fn->lo, fn->hi);
-        return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC, "%d:%d: %s takes %s, not %d", a->span.line,
-                         a->span.col, fn->name, want, nargs);
-    }
-    if (!(e->func = ss_strdup(fn->name)))
-        return ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
-    if (nargs && !(e->args = calloc((size_t)nargs, sizeof *e->args)))
-        return ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < nargs; i++) {
-        int rc = ss__compile(cc, a->args->items[i], &e->args[i]);
-        if (rc)
-            return rc;
-        e->nargs = i + 1;
-    }
-    e->type = fn->type;
-    for (int i = 0; i < nargs && e->type == SS_COL_ANY; i++)
-        e->type = e->args[i]->type;
-    return SS_OK;
+    if (e->type == SS_COL_BOOL || e->type == SS_COL_ANY)
+        return SS_OK;
+    return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC, "%d:%d: argument of %s must be type boolean, not %s",
+                     sp.line, sp.col, what, e->type == SS_COL_REAL ? "double precision"
+                                                : e->type == SS_COL_INT ? "integer"
+                                                : e->type == SS_COL_NUMERIC ? "numeric"
+                                                : e->type == SS_COL_JSON ? "json" : "text");
 }
 
 static int compile_column(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e)
@@ -470,26 +489,87 @@ static int compile_agg_ref(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr
                      a->span.line, a->span.col, what);
 }
 
+/* Arithmetic: the common numeric type (string literals adapt; NUMERIC mixes through casts). */
+static int arith_type(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e)
+{
+    for (int i = 0; i < 2; i++) {
+        ss_expr_t *o = e->args[1 - i];
+        if (ss__is_unknown_lit(e->args[i]) && !ss__is_unknown_lit(o) && is_numeric(o->type)) {
+            int rc = ss__coerce(cc, i ? a->right : a->left, &e->args[i],
+                                o->type == SS_COL_ANY || o->type == SS_COL_BOOL ? SS_COL_INT : o->type, op_text(a->op));
+            if (rc)
+                return rc;
+        }
+    }
+    ss_coltype_t l = e->args[0]->type, r = e->args[1]->type;
+    if (!is_numeric(l) || !is_numeric(r))
+        return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
+                         "%d:%d: operator %s needs numbers, got %s and %s", a->span.line,
+                         a->span.col, op_text(a->op), ss_coltype_name(l), ss_coltype_name(r));
+    if (l == SS_COL_NUMERIC || r == SS_COL_NUMERIC) {
+        ss_coltype_t t = SS_COL_NUMERIC;
+        /* a REAL column wins over NUMERIC (as in PostgreSQL); a REAL literal becomes exact NUMERIC */
+        if ((l == SS_COL_REAL && e->args[0]->kind != SS_EX_LIT) || (r == SS_COL_REAL && e->args[1]->kind != SS_EX_LIT))
+            t = SS_COL_REAL;
+        int rc = ss__coerce(cc, a->left, &e->args[0], t, op_text(a->op));
+        if (!rc)
+            rc = ss__coerce(cc, a->right, &e->args[1], t, op_text(a->op));
+        e->type = t;
+        return rc;
+    }
+    e->type = l == SS_COL_REAL || r == SS_COL_REAL ? SS_COL_REAL
+              : l == SS_COL_ANY || r == SS_COL_ANY ? SS_COL_ANY
+                                                   : SS_COL_INT;
+    return SS_OK;
+}
+
 static int binary_type(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e)
 {
-    ss_coltype_t l = e->args[0]->type, r = e->args[1]->type;
     switch (a->op) {
     case SS_OP_ADD: case SS_OP_SUB: case SS_OP_MUL: case SS_OP_DIV: case SS_OP_MOD:
-        if (!is_numeric(l) || !is_numeric(r))
-            return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
-                             "%d:%d: operator %s needs numbers, got %s and %s", a->span.line,
-                             a->span.col, op_text(a->op), ss_coltype_name(l), ss_coltype_name(r));
-        e->type = l == SS_COL_REAL || r == SS_COL_REAL ? SS_COL_REAL
-                  : l == SS_COL_ANY || r == SS_COL_ANY ? SS_COL_ANY
-                                                       : SS_COL_INT;
+        return arith_type(cc, a, e);
+    case SS_OP_LIKE: case SS_OP_ILIKE: /* text LIKE text */
+        for (int i = 0; i < 2; i++) {
+            ss_coltype_t t = e->args[i]->type;
+            if (t != SS_COL_TEXT && t != SS_COL_ANY) {
+                ss_span_t sp = a->op_span.len ? a->op_span : a->span;
+                return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
+                                 "%d:%d: operator does not exist: %s %s %s (LIKE matches text)", sp.line, sp.col,
+                                 ss_coltype_name(e->args[0]->type), op_text(a->op), ss_coltype_name(e->args[1]->type));
+            }
+        }
+        e->type = SS_COL_BOOL;
         return SS_OK;
+    case SS_OP_AND: case SS_OP_OR: {
+        int rc = ss__check_bool(cc, e->args[0], op_text(a->op), a->left->span);
+        if (!rc)
+            rc = ss__check_bool(cc, e->args[1], op_text(a->op), a->right->span);
+        e->type = SS_COL_BOOL;
+        return rc;
+    }
     case SS_OP_CONCAT:
         e->type = SS_COL_TEXT;
         return SS_OK;
+    case SS_OP_JSON_GET: case SS_OP_JSON_TEXT: {
+        int rc = ss__coerce(cc, a->left, &e->args[0], SS_COL_JSON, op_text(a->op));
+        ss_coltype_t k = e->args[1]->type;
+        if (!rc && k != SS_COL_INT && k != SS_COL_TEXT && k != SS_COL_ANY)
+            rc = ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
+                           "%d:%d: %s takes a key (text) or an array index (integer), not %s", a->right->span.line,
+                           a->right->span.col, op_text(a->op), ss_coltype_name(k));
+        e->type = a->op == SS_OP_JSON_GET ? SS_COL_JSON : SS_COL_TEXT;
+        return rc;
+    }
     default:
         e->type = SS_COL_BOOL;
         return SS_OK;
     }
+}
+
+static int is_comparison(ss_ast_op_t op)
+{
+    return op == SS_OP_EQ || op == SS_OP_NE || op == SS_OP_LT || op == SS_OP_LE || op == SS_OP_GT ||
+           op == SS_OP_GE || op == SS_OP_DISTINCT || op == SS_OP_NOT_DISTINCT;
 }
 
 /* Grouped rows: an expression written as in GROUP BY is that group column (-1 if none; -2 OOM). */
@@ -512,6 +592,14 @@ static int group_expr_col(const ss__cctx_t *cc, const ss_ast_expr_t *a)
 int ss__compile(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t **out)
 {
     *out = NULL;
+    for (int k = 0; k < 2; k++) /* computed by an operator below */
+        for (const ss__premap_t *m = k ? (cc->grp ? NULL : cc->scope->pre) : cc->pre; m; m = m->next)
+            for (int i = 0; i < m->n; i++)
+                if (m->ast[i] == a) {
+                    if (!(*out = ss_expr_copy(m->expr[i])))
+                        return ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
+                    return SS_OK;
+                }
     int gcol = group_expr_col(cc, a);
     if (gcol == -2)
         return ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
@@ -536,7 +624,7 @@ int ss__compile(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t **out)
             e->lit.t = SS_NULL;
             rc = ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
         }
-        e->type = a->lit.t == SS_INT ? SS_COL_INT : a->lit.t == SS_REAL ? SS_COL_REAL
+        e->type = a->lit_bool ? SS_COL_BOOL : a->lit.t == SS_INT ? SS_COL_INT : a->lit.t == SS_REAL ? SS_COL_REAL
                   : a->lit.t == SS_TEXT ? SS_COL_TEXT : SS_COL_ANY;
         break;
     case SS_AX_UNARY:
@@ -554,12 +642,16 @@ int ss__compile(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t **out)
         if (a->kind == SS_AX_UNARY && a->op == SS_OP_NEG && !is_numeric(e->args[0]->type))
             rc = ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC, "%d:%d: unary minus needs a number, got %s",
                            a->span.line, a->span.col, ss_coltype_name(e->args[0]->type));
-        e->type = a->kind == SS_AX_UNARY && a->op == SS_OP_NEG ? e->args[0]->type : SS_COL_BOOL;
+        if (!rc && a->kind == SS_AX_UNARY && a->op == SS_OP_NOT)
+            rc = ss__check_bool(cc, e->args[0], "NOT", a->left->span);
+        e->type = a->kind == SS_AX_IS_NULL || a->op == SS_OP_NOT ? SS_COL_BOOL : e->args[0]->type;
         break;
     case SS_AX_BINARY:
         e->kind = SS_EX_BINARY;
         e->op = a->op;
-        if (!(e->args = calloc(2, sizeof *e->args))) {
+        e->sline = a->span.line;
+        e->scol = a->span.col;
+        if (!(e->args = calloc(3, sizeof *e->args))) {
             rc = ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
             break;
         }
@@ -569,15 +661,55 @@ int ss__compile(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t **out)
         if ((rc = ss__compile(cc, a->right, &e->args[1])))
             break;
         e->nargs = 2;
+        if (a->args && a->args->n == 1) { /* LIKE ... ESCAPE */
+            if ((rc = ss__compile(cc, a->args->items[0], &e->args[2])))
+                break;
+            e->nargs = 3;
+        }
+        if (is_comparison(a->op)) {
+            ss_expr_t *cmp = NULL, *l = e->args[0], *r = e->args[1];
+            e->nargs = 0;
+            if ((rc = ss__compare(cc, a->op, a->left, l, a->right, r, &cmp)))
+                break;
+            e->args[0] = cmp->args[0];
+            e->args[1] = cmp->args[1];
+            e->nargs = 2;
+            free(cmp->args);
+            free(cmp);
+            e->type = SS_COL_BOOL;
+            break;
+        }
         rc = binary_type(cc, a, e);
         break;
+    case SS_AX_CASE:
+        rc = ss__compile_case(cc, a, e);
+        break;
+    case SS_AX_CAST:
+        rc = ss__compile_cast(cc, a, e);
+        break;
+    case SS_AX_IN:
+        rc = ss__compile_in(cc, a, e);
+        break;
+    case SS_AX_BETWEEN:
+        rc = ss__compile_between(cc, a, e);
+        break;
+    case SS_AX_ROW:
+        rc = ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
+                       "%d:%d: a parenthesised list (a, b, ...) is only allowed after IN", a->span.line, a->span.col);
+        break;
     case SS_AX_FUNC:
+        if (a->over) {
+            rc = ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
+                           "%d:%d: window function %s is only allowed in the SELECT list", a->span.line, a->span.col,
+                           a->name);
+            break;
+        }
         if (ss__is_agg_name(a->name)) {
             rc = compile_agg_ref(cc, a, e);
             break;
         }
         e->kind = SS_EX_FUNC;
-        rc = compile_func(cc, a, e);
+        rc = ss__compile_func(cc, a, e);
         break;
     case SS_AX_STAR:
         rc = ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC, "%d:%d: '*' is only allowed as a SELECT item or in COUNT(*)",
@@ -599,6 +731,13 @@ int ss__compile(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t **out)
             rc = ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
                            "%d:%d: %s is not allowed here (SEM_FILTER belongs in WHERE, SEM_MAP and SEM_AGG in SELECT, SEM_RANK/SEM_SCORE in ORDER BY)",
                            a->span.line, a->span.col, sem_name(a->sem));
+        break;
+    case SS_AX_SUBQUERY:
+    case SS_AX_EXISTS:
+    case SS_AX_IN_SELECT:
+        rc = ss_seterr(cc->err, cc->errsz, SS_ERR_UNSUPPORTED,
+                       "%d:%d: a subquery is not supported here (use it in WHERE or the SELECT list)",
+                       a->span.line, a->span.col);
         break;
     }
     if (rc) {
@@ -785,6 +924,10 @@ static int render(const ss_expr_t *e, const ss_schema_t *in, ss_buf_t *b, int to
         render(e->args[0], in, b, 0);
         ss_buf_printf(b, " %s ", op_text(e->op));
         render(e->args[1], in, b, 0);
+        if (e->nargs > 2) {
+            ss_buf_puts(b, " ESCAPE ");
+            render(e->args[2], in, b, 0);
+        }
         return top ? SS_OK : ss_buf_putc(b, ')');
     case SS_EX_FUNC:
         ss_buf_printf(b, "%s(", e->func);
@@ -794,6 +937,37 @@ static int render(const ss_expr_t *e, const ss_schema_t *in, ss_buf_t *b, int to
             render(e->args[i], in, b, 1);
         }
         return ss_buf_putc(b, ')');
+    case SS_EX_CASE:
+        ss_buf_puts(b, "CASE");
+        for (int i = 0; i + 1 < e->nargs; i += 2) {
+            ss_buf_puts(b, " WHEN ");
+            render(e->args[i], in, b, 1);
+            ss_buf_puts(b, " THEN ");
+            render(e->args[i + 1], in, b, 1);
+        }
+        if (e->nargs % 2) {
+            ss_buf_puts(b, " ELSE ");
+            render(e->args[e->nargs - 1], in, b, 1);
+        }
+        return ss_buf_puts(b, " END");
+    case SS_EX_CAST:
+        ss_buf_puts(b, "CAST(");
+        render(e->args[0], in, b, 1);
+        ss_buf_puts(b, " AS ");
+        ss_type_to_sql(e->type, e->typmod, b);
+        return ss_buf_putc(b, ')');
+    case SS_EX_IN:
+        if (!top)
+            ss_buf_putc(b, '(');
+        render(e->args[0], in, b, 0);
+        ss_buf_puts(b, e->negate ? " NOT IN (" : " IN (");
+        for (int i = 1; i < e->nargs; i++) {
+            if (i > 1)
+                ss_buf_puts(b, ", ");
+            render(e->args[i], in, b, 1);
+        }
+        ss_buf_putc(b, ')');
+        return top ? SS_OK : ss_buf_putc(b, ')');
     }
     return SS_OK;
 }

@@ -31,6 +31,14 @@ typedef enum ss_ast_expr_kind {
     SS_AX_STAR,    /* '*' or table.* (in select lists and COUNT(*)) */
     SS_AX_IS_NULL, /* left IS [NOT] NULL (op = SS_OP_NOT for IS NOT NULL, else 0) */
     SS_AX_SEM,     /* semantic function: sem + tmpl (+ args for options) */
+    SS_AX_CASE,    /* CASE [left] WHEN args[0] THEN args[1] ... [ELSE right] END */
+    SS_AX_CAST,    /* CAST(left AS cast_type) or left::cast_type; name = the type as written */
+    SS_AX_IN,      /* left [NOT] IN (args...); op = SS_OP_NOT for NOT IN */
+    SS_AX_BETWEEN, /* left [NOT] BETWEEN args[0] AND args[1]; op = SS_OP_NOT for NOT BETWEEN */
+    SS_AX_ROW,     /* (a, b, ...): a parenthesised list, only meaningful after IN */
+    SS_AX_SUBQUERY,  /* (SELECT ...) used as a value: sub */
+    SS_AX_EXISTS,    /* EXISTS (SELECT ...): sub (NOT EXISTS is a NOT over it) */
+    SS_AX_IN_SELECT, /* left [NOT] IN (SELECT ...): sub; op = SS_OP_NOT for NOT IN, else 0 */
 } ss_ast_expr_kind_t;
 
 typedef enum ss_ast_op {
@@ -39,6 +47,11 @@ typedef enum ss_ast_op {
     SS_OP_EQ, SS_OP_NE, SS_OP_LT, SS_OP_LE, SS_OP_GT, SS_OP_GE,
     SS_OP_ADD, SS_OP_SUB, SS_OP_MUL, SS_OP_DIV, SS_OP_MOD,
     SS_OP_CONCAT, SS_OP_LIKE, SS_OP_NEG,
+    SS_OP_ILIKE,        /* case-insensitive LIKE; LIKE/ILIKE carry an ESCAPE expression in args[0] */
+    SS_OP_DISTINCT,     /* IS DISTINCT FROM */
+    SS_OP_NOT_DISTINCT, /* IS NOT DISTINCT FROM */
+    SS_OP_JSON_GET,     /* -> (member or element, as JSON) */
+    SS_OP_JSON_TEXT,    /* ->> (member or element, as TEXT) */
 } ss_ast_op_t;
 
 typedef enum ss_sem_kind {
@@ -51,6 +64,9 @@ typedef enum ss_sem_kind {
 } ss_sem_kind_t;
 
 typedef struct ss_ast_expr ss_ast_expr_t;
+typedef struct ss_ast_select ss_ast_select_t;
+typedef struct ss_ast_order ss_ast_order_t;
+typedef struct ss_ast_window ss_ast_window_t;
 
 typedef struct ss_ast_expr_list {
     int n, cap;
@@ -85,6 +101,24 @@ struct ss_ast_expr {
     ss_ast_expr_list_t *args;  /* FUNC arguments; owned; NULL for no args */
     ss_ast_options_t *opts;    /* SEM extra options, e.g. SEM_MAP('..', model='m'); owned */
     int distinct;              /* COUNT(DISTINCT x) */
+    int lit_bool;              /* LITERAL written TRUE or FALSE (lit is INT 1 / 0) */
+    ss_span_t op_span;         /* BINARY: where the operator is (len 0 when unknown) */
+    ss_coltype_t cast_type;    /* CAST target */
+    int cast_typmod;           /* CAST target's NUMERIC(p,s) (ss_typmod_make), -1 if none */
+    char *num_text;            /* numeric literal as written (exact NUMERIC conversion); owned or NULL */
+    ss_ast_select_t *sub;      /* SUBQUERY, EXISTS, IN_SELECT: the query; owned */
+    int norder;                /* FUNC: ORDER BY inside the call, string_agg(x, ',' ORDER BY y) */
+    ss_ast_order_t *order;     /* owned array */
+    ss_ast_expr_t *filter;     /* FUNC: aggregate FILTER (WHERE ..); owned or NULL */
+    ss_ast_window_t *over;     /* FUNC: window function OVER (...); owned or NULL */
+};
+
+/* A window: OVER ([PARTITION BY exprs] [ORDER BY exprs]). */
+struct ss_ast_window {
+    ss_span_t span;            /* of OVER */
+    ss_ast_expr_list_t *partition; /* owned or NULL */
+    int norder;
+    ss_ast_order_t *order;     /* owned array */
 };
 
 /* ---- queries ---- */
@@ -96,11 +130,17 @@ typedef struct ss_ast_select_item {
 
 typedef enum ss_ast_from_kind {
     SS_FROM_TABLE,    /* name [AS alias] */
-    SS_FROM_JOIN,     /* left [INNER|LEFT] JOIN right ON on */
+    SS_FROM_JOIN,     /* left [INNER|LEFT|RIGHT|FULL|CROSS] JOIN right [ON on | USING (cols)] */
     SS_FROM_SEM_JOIN, /* left SEM_JOIN right ON 'tmpl' [WITH (...)] */
+    SS_FROM_SUBQUERY, /* (SELECT ...) [AS alias] */
 } ss_ast_from_kind_t;
 
-typedef enum ss_join_type { SS_JOIN_INNER = 0, SS_JOIN_LEFT } ss_join_type_t;
+/* INNER and LEFT are what the join operator runs; the others are planned from them
+ * (RIGHT: LEFT with the sides swapped; FULL: LEFT plus the unmatched right rows;
+ * CROSS: INNER without keys). SEMI/ANTI are the planner's subquery joins. */
+typedef enum ss_join_type {
+    SS_JOIN_INNER = 0, SS_JOIN_LEFT, SS_JOIN_RIGHT, SS_JOIN_FULL, SS_JOIN_CROSS,
+} ss_join_type_t;
 
 typedef struct ss_ast_from {
     ss_ast_from_kind_t kind;
@@ -114,15 +154,44 @@ typedef struct ss_ast_from {
     char *tmpl;                 /* SEM_JOIN template; owned */
     ss_span_t tmpl_span;
     ss_ast_options_t *opts;     /* SEM_JOIN WITH (join_candidates=k, threshold=x); owned */
+    int nusing;                 /* JOIN ... USING (a, b): the column names; owned */
+    char **using_cols;
+    ss_span_t *using_spans;     /* owned */
+    int natural;                /* NATURAL JOIN: USING every column name both sides have */
+    int comma;                  /* CROSS JOIN written as FROM a, b */
+    ss_ast_select_t *sub;       /* SUBQUERY; owned */
 } ss_ast_from_t;
 
-typedef struct ss_ast_order {
+struct ss_ast_order {
     ss_ast_expr_t *expr; /* owned; may be SS_AX_SEM with SEM_RANK/SEM_SCORE */
     int desc;
-} ss_ast_order_t;
+};
 
-typedef struct ss_ast_select {
+/* Set operations of a compound SELECT (PostgreSQL semantics: INTERSECT binds tighter). */
+typedef enum ss_setop {
+    SS_SETOP_NONE = 0,
+    SS_SETOP_UNION, SS_SETOP_UNION_ALL,
+    SS_SETOP_EXCEPT, SS_SETOP_EXCEPT_ALL,
+    SS_SETOP_INTERSECT, SS_SETOP_INTERSECT_ALL,
+} ss_setop_t;
+
+/* WITH name [(col, ...)] AS (query) */
+typedef struct ss_ast_cte {
+    char *name;              /* owned */
     ss_span_t span;
+    int ncols;
+    char **cols;             /* optional column names; owned */
+    ss_ast_select_t *select; /* owned */
+} ss_ast_cte_t;
+
+struct ss_ast_select {
+    ss_span_t span;
+    int ncte;
+    ss_ast_cte_t *ctes;            /* WITH list; owned array */
+    ss_setop_t setop;              /* != NONE: a compound `left setop right`; the fields from
+                                      distinct to having are unused, ORDER BY/LIMIT/OFFSET apply
+                                      to the compound's result */
+    ss_ast_select_t *left, *right; /* compound operands; owned */
     int distinct;
     int nitems;
     ss_ast_select_item_t *items;   /* owned array */
@@ -133,7 +202,8 @@ typedef struct ss_ast_select {
     int norder;
     ss_ast_order_t *order;         /* owned array */
     int64_t limit;                 /* -1 if none */
-} ss_ast_select_t;
+    int64_t offset;                /* 0 if none */
+};
 
 /* LLM_GENERATE(PROMPT=.., CONTEXT=STREAM(c), DATA_SOURCE=STREAM(d), KEY=col, RETRIEVE=k, MAINTAIN=..) */
 typedef struct ss_ast_generate {
@@ -173,6 +243,7 @@ typedef enum ss_ast_object { SS_OBJ_STREAM, SS_OBJ_VIEW, SS_OBJ_MODEL } ss_ast_o
 typedef struct ss_ast_coldef {
     char *name;       /* owned */
     ss_coltype_t type;
+    int typmod;       /* NUMERIC(p,s) as ss_typmod_make(p, s), -1 if none */
     int is_key;
     ss_span_t span;
 } ss_ast_coldef_t;
@@ -220,6 +291,12 @@ const ss_ast_option_t *ss_ast_option_get(const ss_ast_options_t *o, const char *
 int ss_ast_expr_to_sql(const ss_ast_expr_t *e, ss_buf_t *out);
 const char *ss_ast_op_name(ss_ast_op_t op);
 const char *ss_sem_kind_name(ss_sem_kind_t k);
+/* A SQL type name (INT, VARCHAR, NUMERIC, JSON, ...) as a column type; -1 when unknown. */
+int ss_type_from_name(const char *name);
+/* The SQL spelling of a type with its typmod: "NUMERIC(10,2)", "DOUBLE PRECISION", "JSON". */
+int ss_type_to_sql(ss_coltype_t t, int typmod, ss_buf_t *out);
+void ss_ast_select_free(ss_ast_select_t *s);
+const char *ss_setop_name(ss_setop_t op); /* "UNION ALL", ... */
 
 /* Template helpers: a template is text with {col} or {alias.col} references.
  * ss_template_refs lists the references in order (each "col" or "alias.col",

@@ -76,7 +76,8 @@ static void write_file(const char *path, const char *text)
 }
 
 /* An engine of this process on dir/st.db (the log dir/st.db.log). */
-static ss_engine_t *engine(const char *dir, int catch_up)
+/* catch_up: SELECT waits for the views; views_off: a process that never runs them */
+static ss_engine_t *engine_opts(const char *dir, int catch_up, int views_off)
 {
     char db[1024];
     snprintf(db, sizeof db, "%s/st.db", dir);
@@ -85,11 +86,14 @@ static ss_engine_t *engine(const char *dir, int catch_up)
     o.db_path = db;
     o.max_latency_ms = 20;
     o.catch_up = catch_up;
+    o.views_off = views_off;
     ss_engine_t *e = NULL;
     char err[SS_ERRSZ];
     ck_assert_msg(ss_engine_open(&o, &e, err, sizeof err) == SS_OK, "%s", err);
     return e;
 }
+
+static ss_engine_t *engine(const char *dir, int catch_up) { return engine_opts(dir, catch_up, 0); }
 
 static char *query(ss_engine_t *e, const char *sql)
 {
@@ -170,16 +174,14 @@ START_TEST(test_restart_and_second_process)
     ck_assert_int_eq(sh(cmd, NULL), 0);
     /* 2. the same run again: the load is not repeated, the state resumes */
     ck_assert_int_eq(sh(cmd, NULL), 0);
-    /* 3. a shell on the same state inserts and deletes, and exits without reading */
-    snprintf(cmd, sizeof cmd,
-             "cd %s && printf \"INSERT INTO orders VALUES (5000, 'x', 1), (5001, 'x', 2);\\n"
-             "DELETE FROM orders WHERE id = 3;\\n\" | %s shell --db st.db", dir, BIN);
-    char *out = NULL;
-    ck_assert_int_eq(sh(cmd, &out), 0);
+    /* 3. a process that does not run the views inserts and deletes */
+    ss_engine_t *w = engine_opts(dir, 0, 1);
+    char *out = query(w, "INSERT INTO orders VALUES (5000, 'x', 1), (5001, 'x', 2);\nDELETE FROM orders WHERE id = 3;");
     ck_assert_msg(strstr(out, "INSERT 2") && strstr(out, "DELETE 1"), "%s", out);
     free(out);
-    /* 4. another process that does not catch up sees the 3 writes as lag */
-    ss_engine_t *e = engine(dir, 0);
+    ss_engine_close(w);
+    /* 4. a process that does not run the views sees the 3 writes as lag */
+    ss_engine_t *e = engine_opts(dir, 0, 1);
     char *r = query(e, "SHOW VIEWS;");
     ck_assert_int_eq(show_col(r, "cnt", 2), 3);
     ck_assert_int_eq(show_col(r, "by_cust", 2), 3);
@@ -210,6 +212,22 @@ START_TEST(test_restart_and_second_process)
     ss_buf_free(&sql);
     snprintf(cmd, sizeof cmd, "cd %s && %s shell more.sql --db st.db", dir, BIN);
     ck_assert_int_eq(sh(cmd, NULL), 0);
+    /* the shell is a reader while `run` runs the views: it reads what run applied, refuses DDL */
+    ss_engine_t *rd = engine(dir, 1);
+    r = query(rd, "SELECT n FROM cnt;");
+    ck_assert_int_eq(scalar(r), 1031);
+    free(r);
+    r = query(rd, "SHOW VIEWS;");
+    ck_assert_msg(strstr(r, "run by process") != NULL, "%s", r);
+    ck_assert_int_eq(show_col(r, "cnt", 2), 0);
+    free(r);
+    ss_buf_t o2 = SS_BUF_INIT;
+    char e2[SS_ERRSZ] = "";
+    const char *ddl = "DROP VIEW cnt;";
+    ck_assert_int_ne(ss_engine_exec(rd, ddl, strlen(ddl), "t", &o2, e2, sizeof e2), SS_OK);
+    ck_assert_msg(strstr(e2, "runs the views of") != NULL, "%s", e2);
+    ss_buf_free(&o2);
+    ss_engine_close(rd);
     sleep_ms(300);
     kill(pid, SIGINT);
     int st = 0;

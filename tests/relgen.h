@@ -170,8 +170,10 @@ static ss_expr_t *rg_num_expr(rg_t *g, int d)
     case 4: {
         static const ss_ast_op_t ops[] = {SS_OP_ADD, SS_OP_SUB, SS_OP_MUL, SS_OP_DIV, SS_OP_MOD, SS_OP_ADD};
         ss_ast_op_t op = ops[rg_int(g, 6)];
-        ss_expr_t *a = rg_num_expr(g, d - 1);
-        return ex_bin(op, a, rg_num_expr(g, d - 1));
+        ss_expr_t *a = rg_num_expr(g, d - 1), *b = rg_num_expr(g, d - 1);
+        if (op == SS_OP_DIV || op == SS_OP_MOD) /* PostgreSQL raises division by zero: keep divisors away from 0 */
+            b = ex_fn("NULLIF", 2, ex_fn("ROUND", 1, b), ex_real(0));
+        return ex_bin(op, a, b);
     }
     case 5: return ex_un(SS_OP_NEG, rg_num_expr(g, d - 1));
     case 6: return ex_fn("ABS", 1, rg_num_expr(g, d - 1));

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* Every fallible call returns an ss_err_t (0 = success) and, where it crosses a
  * module boundary, fills a caller-owned `char *err, size_t errsz` with a
@@ -97,8 +98,14 @@ void ss_log_set_level(ss_log_level_t lvl);
 ss_log_level_t ss_log_get_level(void);
 
 /* ---- time ---- */
+/* A duration: "30 s", "5 minutes", "1 hour", "2 days", "1.5h", "250 ms", "1 week" (a bare number is
+ * seconds; the text may be quoted). 0 and *ms on success, -1 when it is not one. */
+int ss_parse_duration(const char *s, int64_t *ms);
 int64_t ss_now_ns(void);  /* CLOCK_MONOTONIC */
 int64_t ss_wall_ms(void); /* CLOCK_REALTIME, ms since the epoch */
+/* The absolute time ms milliseconds from now on clock (CLOCK_REALTIME for a default
+ * pthread_cond_timedwait, CLOCK_MONOTONIC for a condition variable set to it). */
+void ss_deadline(struct timespec *ts, clockid_t clock, int64_t ms);
 
 #define SS_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define SS_MIN(a, b) ((a) < (b) ? (a) : (b))

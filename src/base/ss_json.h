@@ -88,4 +88,24 @@ int ss_json_put_str_utf8(ss_buf_t *out, const char *s, size_t n);
 /* 1 if s[0..n) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
 int ss_json_utf8_valid(const char *s, size_t n);
 
+/* ---- JSON as text (the SQL JSON type, src/base/jsontext.c) ----
+ * A JSON value of the SQL JSON type is its compact text: numbers keep their
+ * digits as written, strings their escapes. The helpers below work on such
+ * text (valid JSON, as ss_jtext_compact produced it) without building a DOM. */
+
+/* Validates s[0..n) as one JSON document and appends it without insignificant
+ * blanks. SS_ERR_INVALID "invalid input syntax for type json: ..." otherwise. */
+int ss_jtext_compact(const char *s, size_t n, ss_buf_t *out, char *err, size_t errsz);
+/* The type of the value at s: "object", "array", "string", "number", "boolean", "null". */
+const char *ss_jtext_typeof(const char *s, size_t n);
+/* Object member `key` (the last one when keys repeat) / array element idx (negative counts
+ * from the end): 1 and *vs, *vn = the member's text, 0 when absent or s is not an object/array. */
+int ss_jtext_get_key(const char *s, size_t n, const char *key, size_t klen, const char **vs, size_t *vn);
+int ss_jtext_get_index(const char *s, size_t n, int64_t idx, const char **vs, size_t *vn);
+/* Elements of an array, or -1 when s is not one. */
+int64_t ss_jtext_array_length(const char *s, size_t n);
+/* The text of a value as ->> gives it: a string unescaped, other values as written; *is_null
+ * for JSON null. Appends to out. */
+int ss_jtext_to_text(const char *s, size_t n, ss_buf_t *out, int *is_null);
+
 #endif

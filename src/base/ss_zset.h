@@ -19,7 +19,12 @@ typedef enum ss_vtype {
     SS_INT,      /* int64 (BOOLEAN is stored as INT 0/1) */
     SS_REAL,     /* double */
     SS_TEXT,     /* UTF-8 bytes, owned by the row; always NUL-terminated */
+    SS_NUM,      /* NUMERIC: canonical decimal text in u.str ("-12.50", ss_decimal.h), owned like TEXT */
+    SS_JSON,     /* JSON: compact JSON text in u.str, owned like TEXT */
 } ss_vtype_t;
+
+/* 1 for the types whose payload is u.str (owned by the containing row). */
+static inline int ss_vtype_has_str(ss_vtype_t t) { return t == SS_TEXT || t == SS_NUM || t == SS_JSON; }
 
 typedef struct ss_value {
     ss_vtype_t t;
@@ -46,6 +51,8 @@ typedef enum ss_coltype {
     SS_COL_REAL,
     SS_COL_BOOL,
     SS_COL_ANY, /* expression result of unknown type */
+    SS_COL_NUMERIC, /* exact decimal (NUMERIC/DECIMAL[(p,s)]): SS_NUM values */
+    SS_COL_JSON,    /* JSON document: SS_JSON values */
 } ss_coltype_t;
 
 typedef struct ss_schema {
@@ -53,6 +60,7 @@ typedef struct ss_schema {
     char **names;          /* owned; column names */
     ss_coltype_t *types;   /* owned */
     int *is_key;           /* owned; 1 for KEY columns */
+    int *typmod;           /* owned; NUMERIC(p,s) as ss_typmod_make(p, s), else -1 */
 } ss_schema_t;
 
 /* ---- values ---- */
@@ -63,15 +71,36 @@ ss_value_t ss_val_real(double r);
 ss_value_t ss_val_text_ref(const char *s, size_t n);
 int ss_val_cmp(const ss_value_t *a, const ss_value_t *b); /* NULL < numbers < text; ints and reals compare numerically */
 int ss_val_eq(const ss_value_t *a, const ss_value_t *b);
+/* Numeric order of two numbers (INT, REAL, NUMERIC) without ss_val_cmp's tie-breaks: 1.0 = 1.00 = 1. */
+int ss_val_cmp_numeric(const ss_value_t *a, const ss_value_t *b);
 uint64_t ss_val_hash(const ss_value_t *v, uint64_t seed);
 int ss_val_truthy(const ss_value_t *v);   /* SQL truth: non-NULL and non-zero */
 /* Appends a readable form (text unquoted) or a JSON form. */
 int ss_val_to_text(const ss_value_t *v, ss_buf_t *out);
 int ss_val_to_json(const ss_value_t *v, ss_buf_t *out);
-/* Coerce v to the declared column type; SS_ERR_INVALID with message on failure.
+/* Coerces an input value (a JSON field, an INSERT value) to the declared column type: the one
+ * input rule of every path (docs/SQL.md "Input values"). TEXT takes text (no NUL character),
+ * or a number's decimal form; INT takes integers, integral numbers in the 64-bit range and
+ * text in integer syntax (blanks around allowed, as PostgreSQL); REAL takes finite numbers and
+ * text in decimal syntax (no NaN, infinities or hex); BOOLEAN takes 0/1 and true/false, t/f,
+ * yes/no, on/off, 1/0 text. Anything else is SS_ERR_INVALID with a message saying why.
  * Text results are borrowed from v or written to tmp (caller frees tmp). */
 int ss_val_coerce(const ss_value_t *v, ss_coltype_t t, ss_value_t *out, char **tmp,
                   char *err, size_t errsz);
+/* The same with a typmod (NUMERIC(p,s): rounded to s, overflow is an error; -1 = none). */
+int ss_val_coerce_tm(const ss_value_t *v, ss_coltype_t t, int typmod, ss_value_t *out, char **tmp,
+                     char *err, size_t errsz);
+/* NUMERIC and JSON values whose text is malloc'd s[0..n) (taken by the value's user). */
+ss_value_t ss_val_num_ref(const char *s, size_t n);
+ss_value_t ss_val_json_ref(const char *s, size_t n);
+
+/* Parses the decimal number at the start of s[0..n): blanks, an optional sign, digits with an
+ * optional fraction and exponent (never hex, inf or nan). Returns the offset after it, or 0 (and
+ * INT 0) when s starts with no number. An integer in the 64-bit range is INT, anything else REAL
+ * (1e999 is infinity). *is_int_syntax (may be NULL) = 1 when it had no fraction or exponent. */
+size_t ss_num_parse(const char *s, size_t n, ss_value_t *out, int *is_int_syntax);
+/* The shortest decimal form of r that reads back as r ("0.1", "1e+20"); returns its length. */
+int ss_real_text(double r, char *buf, size_t n);
 
 /* ---- rows ---- */
 ss_row_t *ss_row_new(int n);                      /* all NULL; NULL on OOM */
@@ -95,6 +124,7 @@ ss_schema_t *ss_schema_new(int n);                /* names NULL, types TEXT, no 
 void ss_schema_free(ss_schema_t *s);
 ss_schema_t *ss_schema_copy(const ss_schema_t *s);
 int ss_schema_set(ss_schema_t *s, int i, const char *name, ss_coltype_t t, int is_key);
+void ss_schema_set_typmod(ss_schema_t *s, int i, int typmod);
 int ss_schema_find(const ss_schema_t *s, const char *name); /* case-insensitive; -1 if absent */
 /* Key column indices into out (at most max); returns count (0 = no key: the whole row is the key). */
 int ss_schema_keys(const ss_schema_t *s, int *out, int max);

@@ -3,7 +3,11 @@
  * text), schemas, canonical row encoding, and Z-set consolidation.
  */
 #include "ss_zset.h"
+#include "ss_decimal.h"
+#include "ss_json.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +15,8 @@
 
 ss_value_t ss_val_null(void) { ss_value_t v; memset(&v, 0, sizeof v); return v; }
 ss_value_t ss_val_int(int64_t i) { ss_value_t v = ss_val_null(); v.t = SS_INT; v.u.i = i; return v; }
-ss_value_t ss_val_real(double r) { ss_value_t v = ss_val_null(); v.t = SS_REAL; v.u.r = r; return v; }
+/* -0.0 becomes 0.0: the two are equal in SQL, so they must have one encoding */
+ss_value_t ss_val_real(double r) { ss_value_t v = ss_val_null(); v.t = SS_REAL; v.u.r = r == 0.0 ? 0.0 : r; return v; }
 
 ss_value_t ss_val_text_ref(const char *s, size_t n)
 {
@@ -22,17 +27,123 @@ ss_value_t ss_val_text_ref(const char *s, size_t n)
     return v;
 }
 
+ss_value_t ss_val_num_ref(const char *s, size_t n)
+{
+    ss_value_t v = ss_val_text_ref(s, n);
+    v.t = SS_NUM;
+    return v;
+}
+
+ss_value_t ss_val_json_ref(const char *s, size_t n)
+{
+    ss_value_t v = ss_val_text_ref(s, n);
+    v.t = SS_JSON;
+    return v;
+}
+
 static int cmp_num(double a, double b) { return a < b ? -1 : a > b ? 1 : 0; }
+
+/* Compares canonical decimal texts numerically without parsing ("-0.5" < "0.25" < "1.00" = "1"). */
+static int dec_text_cmp(const char *a, size_t an, const char *b, size_t bn)
+{
+    int na = an && a[0] == '-', nb = bn && b[0] == '-';
+    if (na) a++, an--;
+    if (nb) b++, bn--;
+    size_t ia = 0, ib = 0; /* integer-part lengths, "0" counting as empty */
+    while (ia < an && a[ia] != '.') ia++;
+    while (ib < bn && b[ib] != '.') ib++;
+    const char *pa = a, *pb = b;
+    size_t la = ia, lb = ib;
+    if (la == 1 && pa[0] == '0') la = 0, pa++;
+    if (lb == 1 && pb[0] == '0') lb = 0, pb++;
+    int c = 0;
+    if (la != lb)
+        c = la < lb ? -1 : 1;
+    else {
+        int m = memcmp(pa, pb, la);
+        c = m < 0 ? -1 : m > 0;
+        const char *fa = ia < an ? a + ia + 1 : "", *fb = ib < bn ? b + ib + 1 : "";
+        size_t fna = ia < an ? an - ia - 1 : 0, fnb = ib < bn ? bn - ib - 1 : 0;
+        for (size_t k = 0; !c && (k < fna || k < fnb); k++) {
+            char x = k < fna ? fa[k] : '0', y = k < fnb ? fb[k] : '0';
+            c = x < y ? -1 : x > y;
+        }
+    }
+    int za = la == 0, zb = lb == 0; /* a zero is never negative: "-0" cannot occur in canonical text */
+    (void)za;
+    (void)zb;
+    if (na != nb)
+        return na ? -1 : 1;
+    return na ? -c : c;
+}
+
+static int scale_of(const ss_value_t *v)
+{
+    const char *p = memchr(v->u.str.s, '.', v->u.str.n);
+    return p ? (int)(v->u.str.s + v->u.str.n - p - 1) : 0;
+}
+
+/* NUMERIC against a number of any type. */
+static int cmp_with_num(const ss_value_t *a, const ss_value_t *b)
+{
+    if (a->t == SS_NUM && b->t == SS_NUM) {
+        int c = dec_text_cmp(a->u.str.s, a->u.str.n, b->u.str.s, b->u.str.n);
+        if (c == 0) /* 1.0 and 1.00 are equal numbers: order by scale for a total order of values */
+            c = cmp_num(scale_of(a), scale_of(b));
+        return c;
+    }
+    if (a->t != SS_NUM)
+        return -cmp_with_num(b, a);
+    int c;
+    if (b->t == SS_INT) {
+        char buf[32];
+        int n = snprintf(buf, sizeof buf, "%lld", (long long)b->u.i);
+        c = dec_text_cmp(a->u.str.s, a->u.str.n, buf, (size_t)n);
+    } else
+        c = cmp_num(strtod(a->u.str.s, NULL), b->u.r);
+    if (c == 0) /* equal numbers of different types: INT < NUM < REAL */
+        c = b->t == SS_INT ? 1 : -1;
+    return c;
+}
+
+int ss_val_cmp_numeric(const ss_value_t *a, const ss_value_t *b)
+{
+    if (a->t == SS_NUM && b->t == SS_NUM)
+        return dec_text_cmp(a->u.str.s, a->u.str.n, b->u.str.s, b->u.str.n);
+    if (a->t == SS_NUM && b->t == SS_INT) {
+        char buf[32];
+        int n = snprintf(buf, sizeof buf, "%lld", (long long)b->u.i);
+        return dec_text_cmp(a->u.str.s, a->u.str.n, buf, (size_t)n);
+    }
+    if (b->t == SS_NUM && a->t != SS_NUM)
+        return -ss_val_cmp_numeric(b, a);
+    if (a->t == SS_INT && b->t == SS_INT)
+        return a->u.i < b->u.i ? -1 : a->u.i > b->u.i;
+    double x = a->t == SS_INT ? (double)a->u.i : a->t == SS_NUM ? strtod(a->u.str.s, NULL) : a->u.r;
+    double y = b->t == SS_INT ? (double)b->u.i : b->t == SS_NUM ? strtod(b->u.str.s, NULL) : b->u.r;
+    return cmp_num(x, y);
+}
+
+static int vrank(ss_vtype_t t)
+{
+    switch (t) {
+    case SS_NULL: return 0;
+    case SS_INT: case SS_REAL: case SS_NUM: return 1;
+    case SS_TEXT: return 2;
+    default: return 3; /* JSON */
+    }
+}
 
 int ss_val_cmp(const ss_value_t *a, const ss_value_t *b)
 {
-    int ra = a->t == SS_NULL ? 0 : a->t == SS_TEXT ? 2 : 1;
-    int rb = b->t == SS_NULL ? 0 : b->t == SS_TEXT ? 2 : 1;
+    int ra = vrank(a->t), rb = vrank(b->t);
     if (ra != rb)
         return ra < rb ? -1 : 1;
     if (ra == 0)
         return 0;
-    if (ra == 2) {
+    if (ra == 1 && (a->t == SS_NUM || b->t == SS_NUM))
+        return cmp_with_num(a, b);
+    if (ra >= 2) {
         size_t n = SS_MIN(a->u.str.n, b->u.str.n);
         int c = memcmp(a->u.str.s, b->u.str.s, n);
         if (c)
@@ -58,6 +169,8 @@ uint64_t ss_val_hash(const ss_value_t *v, uint64_t seed)
     case SS_INT: return ss_hash64(&v->u.i, 8, seed ^ 0x22);
     case SS_REAL: return ss_hash64(&v->u.r, 8, seed ^ 0x33);
     case SS_TEXT: return ss_hash64(v->u.str.s, v->u.str.n, seed ^ 0x44);
+    case SS_NUM: return ss_hash64(v->u.str.s, v->u.str.n, seed ^ 0x55);
+    case SS_JSON: return ss_hash64(v->u.str.s, v->u.str.n, seed ^ 0x66);
     }
     return seed;
 }
@@ -68,6 +181,7 @@ int ss_val_truthy(const ss_value_t *v)
     case SS_INT: return v->u.i != 0;
     case SS_REAL: return v->u.r != 0.0;
     case SS_TEXT: return atof(v->u.str.s) != 0.0;
+    case SS_NUM: return strspn(v->u.str.s, "-0.") != v->u.str.n;
     default: return 0;
     }
 }
@@ -78,7 +192,7 @@ int ss_val_to_text(const ss_value_t *v, ss_buf_t *out)
     case SS_NULL: return ss_buf_puts(out, "NULL");
     case SS_INT: return ss_buf_put_i64(out, v->u.i);
     case SS_REAL: return ss_buf_printf(out, "%.17g", v->u.r);
-    case SS_TEXT: return ss_buf_append(out, v->u.str.s, v->u.str.n);
+    case SS_TEXT: case SS_NUM: case SS_JSON: return ss_buf_append(out, v->u.str.s, v->u.str.n);
     }
     return SS_ERR_INTERNAL;
 }
@@ -93,50 +207,250 @@ int ss_val_to_json(const ss_value_t *v, ss_buf_t *out)
             return ss_buf_puts(out, "null");
         return ss_buf_printf(out, "%.17g", v->u.r);
     case SS_TEXT: return ss_buf_put_json_str(out, v->u.str.s, v->u.str.n);
+    case SS_NUM: case SS_JSON: return ss_buf_append(out, v->u.str.s, v->u.str.n); /* exact digits / the document */
     }
     return SS_ERR_INTERNAL;
+}
+
+/* ---- numbers in text ---- */
+
+static int is_blank(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+
+size_t ss_num_parse(const char *s, size_t n, ss_value_t *out, int *is_int_syntax)
+{
+    size_t i = 0;
+    while (i < n && is_blank(s[i]))
+        i++;
+    size_t st = i;
+    if (i < n && (s[i] == '+' || s[i] == '-'))
+        i++;
+    size_t d0 = i;
+    while (i < n && s[i] >= '0' && s[i] <= '9')
+        i++;
+    size_t nint = i - d0, nfrac = 0;
+    int intsyn = 1;
+    if (i < n && s[i] == '.') {
+        size_t f0 = ++i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        nfrac = i - f0;
+        intsyn = 0;
+    }
+    if (nint + nfrac == 0) {
+        *out = ss_val_int(0);
+        if (is_int_syntax)
+            *is_int_syntax = 0;
+        return 0;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        size_t e = i + 1;
+        if (e < n && (s[e] == '+' || s[e] == '-'))
+            e++;
+        if (e < n && s[e] >= '0' && s[e] <= '9') {
+            while (e < n && s[e] >= '0' && s[e] <= '9')
+                e++;
+            i = e;
+            intsyn = 0;
+        }
+    }
+    char small[64], *tmp = i - st < sizeof small ? small : malloc(i - st + 1);
+    if (!tmp) {
+        *out = ss_val_int(0);
+        return 0;
+    }
+    memcpy(tmp, s + st, i - st);
+    tmp[i - st] = 0;
+    int ok_int = 0;
+    if (intsyn) {
+        errno = 0;
+        char *end;
+        long long x = strtoll(tmp, &end, 10);
+        if (!errno && *end == 0) {
+            *out = ss_val_int(x);
+            ok_int = 1;
+        }
+    }
+    if (!ok_int)
+        *out = ss_val_real(strtod(tmp, NULL));
+    if (tmp != small)
+        free(tmp);
+    if (is_int_syntax)
+        *is_int_syntax = intsyn;
+    return i;
+}
+
+/* 1 if s[at..n) holds only blanks. */
+static int rest_blank(const char *s, size_t at, size_t n)
+{
+    while (at < n && is_blank(s[at]))
+        at++;
+    return at == n;
+}
+
+int ss_real_text(double r, char *buf, size_t n)
+{
+    for (int p = 1; p <= 17; p++) {
+        snprintf(buf, n, "%.*g", p, r);
+        if (strtod(buf, NULL) == r)
+            break;
+    }
+    return (int)strlen(buf);
+}
+
+static int bool_word(const char *s, size_t n, int *b)
+{
+    static const struct { const char *w; int b; } words[] = {
+        {"t", 1}, {"true", 1}, {"y", 1}, {"yes", 1}, {"on", 1}, {"1", 1},
+        {"f", 0}, {"false", 0}, {"n", 0}, {"no", 0}, {"off", 0}, {"0", 0},
+    };
+    size_t i = 0;
+    while (i < n && is_blank(s[i]))
+        i++;
+    while (n > i && is_blank(s[n - 1]))
+        n--;
+    char w[8];
+    if (n - i >= sizeof w)
+        return 0;
+    for (size_t k = i; k < n; k++)
+        w[k - i] = (char)tolower((unsigned char)s[k]);
+    w[n - i] = 0;
+    for (size_t k = 0; k < SS_ARRAY_LEN(words); k++)
+        if (!strcmp(w, words[k].w)) {
+            *b = words[k].b;
+            return 1;
+        }
+    return 0;
+}
+
+/* Quoted excerpt of a text value for error messages. */
+static const char *excerpt(const ss_value_t *v, char *buf, size_t n)
+{
+    size_t len = v->u.str.n < 40 ? v->u.str.n : 40;
+    snprintf(buf, n, "\"%.*s%s\"", (int)len, v->u.str.s, v->u.str.n > 40 ? "..." : "");
+    return buf;
+}
+
+/* Any number or numeric text to NUMERIC (rounded to the typmod's scale), text in *tmp. */
+static int coerce_numeric(const ss_value_t *v, int typmod, ss_value_t *out, char **tmp, char *err,
+                          size_t errsz)
+{
+    ss_dec_t d = SS_DEC_INIT;
+    int rc;
+    switch (v->t) {
+    case SS_INT: rc = ss_dec_from_i64(v->u.i, &d); break;
+    case SS_REAL: rc = ss_dec_from_double(v->u.r, &d, err, errsz); break;
+    case SS_TEXT: case SS_NUM: rc = ss_dec_parse(v->u.str.s, v->u.str.n, &d, err, errsz); break;
+    default: rc = ss_seterr(err, errsz, SS_ERR_INVALID, "expected NUMERIC, got JSON"); break;
+    }
+    if (!rc && typmod >= 0)
+        rc = ss_dec_apply_typmod(&d, ss_typmod_precision(typmod), ss_typmod_scale(typmod), err, errsz);
+    ss_buf_t b = SS_BUF_INIT;
+    if (!rc && (rc = ss_dec_to_text(&d, &b)))
+        ss_seterr(err, errsz, rc, "out of memory");
+    ss_dec_free(&d);
+    if (rc) {
+        ss_buf_free(&b);
+        return rc == SS_ERR_NOMEM ? (int)ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory") : rc;
+    }
+    size_t n = b.len;
+    *tmp = ss_buf_take(&b);
+    *out = ss_val_num_ref(*tmp, n);
+    return SS_OK;
+}
+
+/* Text holding a JSON document (or a number) to JSON, stored compact. */
+static int coerce_json(const ss_value_t *v, ss_value_t *out, char **tmp, char *err, size_t errsz)
+{
+    if (v->t == SS_JSON)
+        return SS_OK;
+    ss_buf_t b = SS_BUF_INIT;
+    int rc;
+    if (v->t == SS_TEXT)
+        rc = ss_jtext_compact(v->u.str.s, v->u.str.n, &b, err, errsz);
+    else if (v->t == SS_REAL && !isfinite(v->u.r))
+        rc = ss_seterr(err, errsz, SS_ERR_INVALID, "cannot convert a non-finite number to JSON");
+    else
+        rc = ss_val_to_text(v, &b);
+    if (rc) {
+        ss_buf_free(&b);
+        return rc;
+    }
+    size_t n = b.len;
+    *tmp = ss_buf_take(&b);
+    *out = ss_val_json_ref(*tmp, n);
+    return SS_OK;
 }
 
 int ss_val_coerce(const ss_value_t *v, ss_coltype_t t, ss_value_t *out, char **tmp,
                   char *err, size_t errsz)
 {
+    char ex[64];
     *tmp = NULL;
     *out = *v;
     if (v->t == SS_NULL || t == SS_COL_ANY)
         return SS_OK;
+    if (v->t == SS_TEXT && memchr(v->u.str.s, 0, v->u.str.n))
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "text contains a NUL character (\\u0000), which %s cannot hold",
+                         t == SS_COL_TEXT ? "TEXT" : ss_coltype_name(t));
+    if (v->t == SS_REAL && !isfinite(v->u.r))
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "%s is not a finite number (NaN and infinities are not supported)",
+                         isnan(v->u.r) ? "NaN" : "infinity");
     switch (t) {
     case SS_COL_TEXT:
         if (v->t != SS_TEXT) {
-            ss_buf_t b = SS_BUF_INIT;
-            if (ss_val_to_text(v, &b))
-                return SS_ERR_NOMEM;
-            size_t n = b.len;
-            *tmp = ss_buf_take(&b);
-            *out = ss_val_text_ref(*tmp, n);
+            char buf[64];
+            if (ss_vtype_has_str(v->t)) { /* NUMERIC and JSON as their text */
+                *out = ss_val_text_ref(v->u.str.s, v->u.str.n);
+                return SS_OK;
+            }
+            int len = v->t == SS_INT ? snprintf(buf, sizeof buf, "%lld", (long long)v->u.i)
+                                     : ss_real_text(v->u.r, buf, sizeof buf);
+            if (!(*tmp = ss_strndup(buf, (size_t)len)))
+                return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+            *out = ss_val_text_ref(*tmp, (size_t)len);
         }
         return SS_OK;
+    case SS_COL_BOOL: {
+        int b;
+        if (v->t == SS_INT && (v->u.i == 0 || v->u.i == 1))
+            return SS_OK;
+        if (v->t == SS_TEXT && bool_word(v->u.str.s, v->u.str.n, &b)) {
+            *out = ss_val_int(b);
+            return SS_OK;
+        }
+        if (v->t == SS_TEXT)
+            return ss_seterr(err, errsz, SS_ERR_INVALID, "expected BOOLEAN (true/false, t/f, yes/no, on/off, 1/0), got %s",
+                             excerpt(v, ex, sizeof ex));
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "expected BOOLEAN, got the number %s",
+                         v->t == SS_INT ? (snprintf(ex, sizeof ex, "%lld", (long long)v->u.i), ex)
+                                        : (ss_real_text(v->u.r, ex, sizeof ex), ex));
+    }
     case SS_COL_INT:
-    case SS_COL_BOOL:
         if (v->t == SS_INT)
             return SS_OK;
-        if (v->t == SS_REAL && v->u.r == floor(v->u.r) && fabs(v->u.r) < 9.2e18) {
-            *out = ss_val_int((int64_t)v->u.r);
-            return SS_OK;
-        }
-        if (v->t == SS_TEXT) {
-            char *end;
-            long long x = strtoll(v->u.str.s, &end, 10);
-            if (end != v->u.str.s && *end == 0) {
-                *out = ss_val_int(x);
+        if (v->t == SS_REAL) {
+            if (v->u.r == floor(v->u.r) && v->u.r >= -9223372036854775808.0 && v->u.r < 9223372036854775808.0) {
+                *out = ss_val_int((int64_t)v->u.r);
                 return SS_OK;
             }
-            if (t == SS_COL_BOOL && (ss_strcaseeq(v->u.str.s, "true") || ss_strcaseeq(v->u.str.s, "false"))) {
-                *out = ss_val_int(ss_strcaseeq(v->u.str.s, "true"));
-                return SS_OK;
+            ss_real_text(v->u.r, ex, sizeof ex);
+            return ss_seterr(err, errsz, SS_ERR_INVALID, v->u.r == floor(v->u.r) ? "%s is out of range for INT (64-bit)"
+                                                                                 : "expected INT, got %s", ex);
+        }
+        {
+            ss_value_t x;
+            int intsyn = 0;
+            size_t end = ss_num_parse(v->u.str.s, v->u.str.n, &x, &intsyn);
+            if (end && intsyn && rest_blank(v->u.str.s, end, v->u.str.n)) {
+                if (x.t == SS_INT) {
+                    *out = x;
+                    return SS_OK;
+                }
+                return ss_seterr(err, errsz, SS_ERR_INVALID, "%s is out of range for INT (64-bit)",
+                                 excerpt(v, ex, sizeof ex));
             }
         }
-        return ss_seterr(err, errsz, SS_ERR_INVALID, "expected %s, got %s",
-                         ss_coltype_name(t), v->t == SS_TEXT ? "text" : "real");
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "expected INT, got %s", excerpt(v, ex, sizeof ex));
     case SS_COL_REAL:
         if (v->t == SS_REAL)
             return SS_OK;
@@ -145,17 +459,34 @@ int ss_val_coerce(const ss_value_t *v, ss_coltype_t t, ss_value_t *out, char **t
             return SS_OK;
         }
         {
-            char *end;
-            double x = strtod(v->u.str.s, &end);
-            if (end != v->u.str.s && *end == 0) {
-                *out = ss_val_real(x);
+            ss_value_t x;
+            size_t end = ss_num_parse(v->u.str.s, v->u.str.n, &x, NULL);
+            if (end && rest_blank(v->u.str.s, end, v->u.str.n)) {
+                double d = x.t == SS_INT ? (double)x.u.i : x.u.r;
+                if (!isfinite(d))
+                    return ss_seterr(err, errsz, SS_ERR_INVALID, "%s is out of range for REAL", excerpt(v, ex, sizeof ex));
+                *out = ss_val_real(d);
                 return SS_OK;
             }
         }
-        return ss_seterr(err, errsz, SS_ERR_INVALID, "expected REAL, got text");
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "expected REAL, got %s", excerpt(v, ex, sizeof ex));
+    case SS_COL_NUMERIC:
+        return coerce_numeric(v, -1, out, tmp, err, errsz);
+    case SS_COL_JSON:
+        return coerce_json(v, out, tmp, err, errsz);
     default:
         return SS_OK;
     }
+}
+
+int ss_val_coerce_tm(const ss_value_t *v, ss_coltype_t t, int typmod, ss_value_t *out, char **tmp,
+                     char *err, size_t errsz)
+{
+    if (t == SS_COL_NUMERIC && v->t != SS_NULL) {
+        *tmp = NULL;
+        return coerce_numeric(v, typmod, out, tmp, err, errsz);
+    }
+    return ss_val_coerce(v, t, out, tmp, err, errsz);
 }
 
 ss_row_t *ss_row_new(int n)
@@ -173,7 +504,7 @@ void ss_row_free(ss_row_t *r)
     if (!r)
         return;
     for (int i = 0; i < r->n; i++)
-        if (r->v[i].t == SS_TEXT)
+        if (ss_vtype_has_str(r->v[i].t))
             free(r->v[i].u.str.s);
     free(r);
 }
@@ -183,12 +514,12 @@ int ss_row_set(ss_row_t *r, int i, const ss_value_t *v)
     if (i < 0 || i >= r->n)
         return SS_ERR_INVALID;
     ss_value_t nv = *v;
-    if (v->t == SS_TEXT) {
+    if (ss_vtype_has_str(v->t)) {
         nv.u.str.s = ss_strndup(v->u.str.s ? v->u.str.s : "", v->u.str.n);
         if (!nv.u.str.s)
             return SS_ERR_NOMEM;
     }
-    if (r->v[i].t == SS_TEXT)
+    if (ss_vtype_has_str(r->v[i].t))
         free(r->v[i].u.str.s);
     r->v[i] = nv;
     return SS_OK;
@@ -258,9 +589,10 @@ int ss_row_encode(const ss_row_t *r, ss_buf_t *out)
             break;
         if (v->t == SS_INT)
             rc = ss_buf_append(out, &v->u.i, 8);
-        else if (v->t == SS_REAL)
-            rc = ss_buf_append(out, &v->u.r, 8);
-        else if (v->t == SS_TEXT) {
+        else if (v->t == SS_REAL) {
+            double d = v->u.r == 0.0 ? 0.0 : v->u.r; /* one encoding for 0.0 and -0.0 */
+            rc = ss_buf_append(out, &d, 8);
+        } else if (ss_vtype_has_str(v->t)) {
             uint32_t len = (uint32_t)v->u.str.n;
             rc = ss_buf_append(out, &len, 4);
             if (!rc)
@@ -295,7 +627,7 @@ int ss_row_decode(const void *p, size_t n, ss_row_t **out)
             v.t = (ss_vtype_t)tag;
             memcpy(tag == SS_INT ? (void *)&v.u.i : (void *)&v.u.r, s, 8);
             s += 8;
-        } else if (tag == SS_TEXT) {
+        } else if (ss_vtype_has_str((ss_vtype_t)tag)) {
             uint32_t len;
             if (e - s < 4)
                 goto bad;
@@ -304,6 +636,7 @@ int ss_row_decode(const void *p, size_t n, ss_row_t **out)
             if ((size_t)(e - s) < len)
                 goto bad;
             v = ss_val_text_ref((const char *)s, len);
+            v.t = (ss_vtype_t)tag;
             s += len;
         } else if (tag != SS_NULL)
             goto bad;
@@ -352,7 +685,14 @@ ss_schema_t *ss_schema_new(int n)
     s->names = calloc((size_t)n + 1, sizeof(char *));
     s->types = calloc((size_t)n + 1, sizeof(ss_coltype_t));
     s->is_key = calloc((size_t)n + 1, sizeof(int));
-    if (!s->names || !s->types || !s->is_key) {
+    s->typmod = malloc(((size_t)n + 1) * sizeof(int));
+    if (!s->names || !s->types || !s->is_key || !s->typmod) {
+        ss_schema_free(s);
+        return NULL;
+    }
+    for (int i = 0; i <= n; i++)
+        s->typmod[i] = -1;
+    if (0) {
         ss_schema_free(s);
         return NULL;
     }
@@ -369,6 +709,7 @@ void ss_schema_free(ss_schema_t *s)
     free(s->names);
     free(s->types);
     free(s->is_key);
+    free(s->typmod);
     free(s);
 }
 
@@ -381,7 +722,8 @@ ss_schema_t *ss_schema_copy(const ss_schema_t *s)
         if (ss_schema_set(c, i, s->names[i], s->types[i], s->is_key[i])) {
             ss_schema_free(c);
             return NULL;
-        }
+        } else
+            c->typmod[i] = s->typmod ? s->typmod[i] : -1;
     return c;
 }
 
@@ -396,7 +738,14 @@ int ss_schema_set(ss_schema_t *s, int i, const char *name, ss_coltype_t t, int i
     s->names[i] = nm;
     s->types[i] = t;
     s->is_key[i] = is_key;
+    s->typmod[i] = -1;
     return SS_OK;
+}
+
+void ss_schema_set_typmod(ss_schema_t *s, int i, int typmod)
+{
+    if (i >= 0 && i < s->n)
+        s->typmod[i] = typmod;
 }
 
 int ss_schema_find(const ss_schema_t *s, const char *name)
@@ -423,6 +772,8 @@ const char *ss_coltype_name(ss_coltype_t t)
     case SS_COL_INT: return "INT";
     case SS_COL_REAL: return "REAL";
     case SS_COL_BOOL: return "BOOLEAN";
+    case SS_COL_NUMERIC: return "NUMERIC";
+    case SS_COL_JSON: return "JSON";
     default: return "ANY";
     }
 }
