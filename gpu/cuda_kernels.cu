@@ -403,7 +403,7 @@ extern "C" int ss_cuda_embed(ss_cuda_t *c, float *out, const ss_cuda_weight_t *t
  * keeps chunks 16-byte aligned works); x is read through the read-only cache. Fewer, fuller
  * launches matter at batch 1, where a decode step is a chain of small latency-bound kernels. */
 enum { GV_STORE = 0, GV_ADD = 1, GV_SWIGLU = 2, GV_ROPE = 3 };
-enum { WK_ANY = 0, WK_F16 = 1, WK_BF16 = 2, WK_Q8 = 3, WK_BLK = 4, WK_Q8V = 5, WK_Q4K = 6, WK_F16V = 7 };
+enum { WK_ANY = 0, WK_F16 = 1, WK_BF16 = 2, WK_Q8 = 3, WK_BLK = 4, WK_Q8V = 5, WK_Q4K = 6 };
 
 struct gemv_args {
     const void *w[3];
@@ -551,30 +551,6 @@ __device__ __forceinline__ void row_dot(float (&acc)[R][NB], const float *__rest
                     for (int r = 0; r < R; r++)
                         acc[r][b] += wf[r][j] * xv;
                 }
-            }
-        }
-    } else if (WK == WK_F16V) { /* F16 at NB = 1: lane L, word j of a 128j step: weights 4L..4L+3 */
-        const int U = 8;
-        const __half *w0 = (const __half *)w + (size_t)n0 * cols;
-        for (int k0 = lane * 4; k0 < cols; k0 += 128 * U) {
-            uint2 raw[U];
-#pragma unroll
-            for (int u = 0; u < U; u++) {
-                const int k = k0 + 128 * u;
-                raw[u] = k < cols ? __ldg((const uint2 *)(w0 + k)) : make_uint2(0, 0);
-            }
-#pragma unroll
-            for (int u = 0; u < U; u++) {
-                const int k = k0 + 128 * u;
-                if (k >= cols)
-                    break;
-                float4 xv = __ldg((const float4 *)(x + k));
-                if (nw) {
-                    float4 m = __ldg((const float4 *)(nw + k));
-                    xv.x *= m.x, xv.y *= m.y, xv.z *= m.z, xv.w *= m.w;
-                }
-                float2 f0 = __half22float2(*(const __half2 *)&raw[u].x), f1 = __half22float2(*(const __half2 *)&raw[u].y);
-                acc[0][0] += f0.x * xv.x + f0.y * xv.y + f1.x * xv.z + f1.y * xv.w;
             }
         }
     } else if (WK == WK_Q8V) { /* repacked Q8_0 at NB = 1: lane L reads word 4L of each 128-weight
@@ -816,9 +792,9 @@ __global__ void __launch_bounds__(256) k_gemv(gemv_args a, const float *__restri
 #undef PICK
 }
 
-/* SS_CUDA_OLD_GEMV=1: the F16, Q8_0 and Q4_K GEMVs of before (16-byte chunks per lane, so a
- * warp's x loads were strided; Q8_0 through I2F; Q4_K through the generic block reader), for A/B
- * runs on the device. */
+/* SS_CUDA_OLD_GEMV=1: the Q8_0 and Q4_K GEMVs of before (Q8_0: 16-byte chunks per lane through
+ * I2F, so a warp's x loads were 64 bytes apart; Q4_K: the generic block reader), for A/B runs on
+ * the device. */
 static int old_qgemv(void)
 {
     static int v = -1;
@@ -833,7 +809,7 @@ static int gemv_kind(const ss_cuda_weight_t *w, const float *x)
 {
     int vec_ok = ((uintptr_t)x % 16 == 0);
     if (w->type == SS_WT_F16 && w->cols % 8 == 0 && vec_ok)
-        return old_qgemv() ? WK_F16 : WK_F16V;
+        return WK_F16;
     if (w->type == SS_WT_BF16 && w->cols % 8 == 0 && vec_ok)
         return WK_BF16;
     if (w->type == SS_WT_Q8_0 && w->cols % 16 == 0 && vec_ok)
@@ -854,16 +830,15 @@ static void launch_gemv(ss_cuda_t *c, gemv_args a, const float *x, int wk)
     dim3 grid((unsigned)((a.end[a.ng - 1] + warps - 1) / warps));
     switch (wk) {
     case WK_F16: k_gemv<NB, WK_F16><<<grid, warps * 32, 0, c->stream>>>(a, x); break;
-    case WK_F16V: /* the coalesced one-row kernels at batch 1; R rows per warp share x above it */
-        k_gemv<NB, NB == 1 ? WK_F16V : WK_F16><<<grid, warps * 32, 0, c->stream>>>(a, x);
-        break;
     case WK_BF16: k_gemv<NB, WK_BF16><<<grid, warps * 32, 0, c->stream>>>(a, x); break;
     case WK_Q8: k_gemv<NB, WK_Q8><<<grid, warps * 32, 0, c->stream>>>(a, x); break;
     case WK_BLK: k_gemv<NB, WK_BLK><<<grid, warps * 32, 0, c->stream>>>(a, x); break;
-    case WK_Q8V:
+    case WK_Q8V: /* the one-row kernel at batch 1; for more activations R rows per warp share x */
         k_gemv<NB, NB == 1 ? WK_Q8V : WK_Q8><<<grid, warps * 32, 0, c->stream>>>(a, x);
         break;
-    case WK_Q4K: k_gemv<NB, WK_Q4K><<<grid, warps * 32, 0, c->stream>>>(a, x); break;
+    case WK_Q4K: /* at batch 1 (at 8 the generic reader measured faster: 6.67 vs 7.60 ms/step) */
+        k_gemv<NB, NB == 1 ? WK_Q4K : WK_BLK><<<grid, warps * 32, 0, c->stream>>>(a, x);
+        break;
     default: k_gemv<NB, WK_ANY><<<grid, warps * 32, 0, c->stream>>>(a, x); break;
     }
 }
