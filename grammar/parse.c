@@ -151,18 +151,50 @@ static void place_eof(ss_tok_t *t, const ss_tok_t *last)
     }
 }
 
+/* One token of lookahead for the contextual keywords (grammar/time_words.c). */
+typedef struct lookahead {
+    ss_lexer_t *lx;
+    int have, code;
+    ss_tok_t tok;
+} lookahead_t;
+
+/* Code of the next token (0 at the end, -1 on a lexical error), without consuming it. */
+static int peek(lookahead_t *la, ss_tok_t *t)
+{
+    if (!la->have) {
+        la->code = ss_lex(la->lx, &la->tok);
+        la->have = 1;
+    }
+    *t = la->tok;
+    return la->code;
+}
+
+static int next_token(lookahead_t *la, ss_tok_t *t)
+{
+    int code = peek(la, t);
+    if (code > 0)
+        la->have = 0;
+    return code;
+}
+
 static void run_parser(ss_pctx_t *ctx, ss_lexer_t *lx, void *parser)
 {
-    int depth = 0, last = TK_SEMI;
+    int depth = 0, last = TK_SEMI, last2 = TK_SEMI;
     ss_tok_t t, lastt = {0};
+    lookahead_t la = {.lx = lx};
     for (;;) {
-        int code = ss_lex(lx, &t);
+        int code = next_token(&la, &t);
         if (code < 0) {
             ss_pctx_error(ctx, lx->err_line, lx->err_col, "%s", lx->msg);
             return;
         }
         if (code == 0)
             break;
+        if (code == TK_ID) {
+            ss_tok_t nt;
+            int next = peek(&la, &nt);
+            code = ss_time_keyword(code, &t, next > 0 ? next : 0, &nt, last, last2);
+        }
         if (code == TK_LP && ++depth > SS_PARSE_MAX_PARENS) {
             ss_pctx_error(ctx, t.line, t.col, "nesting too deep (more than %d levels of parentheses)",
                           SS_PARSE_MAX_PARENS);
@@ -172,6 +204,7 @@ static void run_parser(ss_pctx_t *ctx, ss_lexer_t *lx, void *parser)
             depth--;
         if (feed(ctx, parser, code, &t))
             return;
+        last2 = last;
         last = code;
         lastt = t;
     }

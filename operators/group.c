@@ -248,8 +248,8 @@ static int add_entry(ss_op_t *op, const item_t *it, gstate_t *gs, char *err, siz
     return SS_OK;
 }
 
-static int min_max(group_t *g, int a, const ss_buf_t *key, int max, ss_row_t *r, int col, char *err,
-                   size_t errsz)
+static int min_max(group_t *g, int a, const ss_buf_t *key, int max, ss_row_t *r, int col, ss_coltype_t t,
+                   char *err, size_t errsz)
 {
     sqlite3_stmt *q = max ? ss_state_stmt(g->st, S_MMAX, err, errsz,
                                           "SELECT v FROM %s_m WHERE a = ?1 AND g = ?2 AND n > 0 "
@@ -263,8 +263,11 @@ static int min_max(group_t *g, int a, const ss_buf_t *key, int max, ss_row_t *r,
     ss_state_bind_buf(q, 2, key);
     int rc = SS_OK, sr = sqlite3_step(q);
     if (sr == SQLITE_ROW) {
-        ss_value_t v = ss_state_column_value(q, 0);
-        rc = ss_row_set(r, col, &v);
+        ss_value_t v;
+        char *own = NULL; /* time values come back as text: read as the column's type */
+        rc = ss_state_column_as(q, 0, t, &v, &own);
+        rc = rc ? (int)ss_seterr(err, errsz, rc, "group min/max: bad stored value") : ss_row_set(r, col, &v);
+        free(own);
     } else if (sr != SQLITE_DONE)
         rc = ss_state_sqlerr(g->st->db, err, errsz, "group min/max");
     sqlite3_reset(q);
@@ -308,7 +311,7 @@ static int output_row(ss_op_t *op, const ss_buf_t *key, const gstate_t *gs, cons
                              (c->t != SS_NULL && (ag->fn == SS_AGG_MIN ? ss_val_cmp(c, o) < 0 : ss_val_cmp(c, o) > 0));
                 rc = ss_row_set(r, col, take_c ? c : o);
             } else
-                rc = min_max(g, a, key, ag->fn == SS_AGG_MAX, r, col, err, errsz);
+                rc = min_max(g, a, key, ag->fn == SS_AGG_MAX, r, col, n->schema->types[col], err, errsz);
             continue;
         }
         rc = ss_row_set(r, col, &v);

@@ -46,6 +46,8 @@ static const char *decl_type(ss_coltype_t t)
 {
     switch (t) {
     case SS_COL_TEXT: case SS_COL_NUMERIC: case SS_COL_JSON: return " TEXT"; /* exact text, no affinity */
+    case SS_COL_TIMESTAMP: case SS_COL_TIMESTAMPTZ: case SS_COL_DATE: case SS_COL_INTERVAL:
+        return " TEXT"; /* '2024-03-01 12:00:00': ordered like the values, readable in SQL */
     case SS_COL_INT: case SS_COL_BOOL: return " INTEGER";
     case SS_COL_REAL: return " REAL";
     default: return "";

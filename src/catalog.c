@@ -276,6 +276,8 @@ static int build_stream(const ss_ast_stmt_t *st, stream_ent_t **out, char *err, 
                        sp->line, sp->col, ttl_col, st->name);
         goto fail;
     }
+    if ((rc = ss__stream_time(st, e->pub.schema, &e->pub.nopts, &e->pub.opts, err, errsz))) /* catalog_time.c */
+        goto fail;
     const char *keyopt = ss_plan_opt(&(ss_plan_node_t){.nopts = e->pub.nopts, .opts = e->pub.opts}, "key");
     if (keyopt && (rc = check_key_option(st, e->pub.schema, keyopt, err, errsz)))
         goto fail;

@@ -81,6 +81,7 @@ typedef struct ss__cctx {
     int nsem;                     /* SEM_MAP results available as columns */
     const ss_ast_expr_t **sem_ast;
     int *sem_col;
+    int allow_now;                /* NOW() may appear (a temporal filter's bound, a snapshot SELECT) */
     char *err;
     size_t errsz;
 } ss__cctx_t;
@@ -114,6 +115,26 @@ int ss__compile_cast(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e)
 int ss__compile_in(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e);
 int ss__compile_between(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e);
 int ss__compile_func(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e);
+
+/* ---- time types (plan_time.c) ---- */
+int ss__is_time_type(ss_coltype_t t); /* TIMESTAMP, TIMESTAMPTZ, DATE or INTERVAL */
+/* The common type of two of TIMESTAMP, TIMESTAMPTZ, DATE; -1 if not both are one. */
+int ss__time_common(ss_coltype_t a, ss_coltype_t b, ss_coltype_t *out);
+/* Types a +, -, *, / node e (compiled from a) with a time operand. */
+int ss__time_arith_type(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e);
+/* SS_OK if a value of type from can be cast to to (a time type on either side), else the error. */
+int ss__time_cast_check(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_coltype_t from, ss_coltype_t to);
+int ss__is_time_func(const char *name);
+int ss__is_now_func(const char *name); /* NOW, CURRENT_TIMESTAMP, LOCALTIMESTAMP, CURRENT_DATE */
+int ss__compile_time_func(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e);
+/* CURRENT_TIMESTAMP & co. written as bare names: 1 when compiled (*rc the result), else 0. */
+int ss__compile_time_ident(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e, int *rc);
+
+/* CREATE STREAM's time parts (catalog_time.c): timestamp_format (column typmods), WATERMARK
+ * (checked, recorded as options watermark, watermark_delay_us, watermark_idle_timeout), a typed
+ * ttl_column. opts are the stream's options so far (added to). */
+int ss__stream_time(const ss_ast_stmt_t *st, ss_schema_t *sc, int *nopts, ss_plan_opt_t **opts, char *err,
+                    size_t errsz);
 
 /* Renders a compiled expression with the names of schema (EXPLAIN). */
 int ss__expr_sql(const ss_expr_t *e, const ss_schema_t *in, ss_buf_t *out);
