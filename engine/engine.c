@@ -162,6 +162,7 @@ void ss_engine_close(ss_engine_t *e)
     }
     free(e->loads);
     free(e->pipes);
+    free(e->kept);
     pthread_mutex_destroy(&e->exec_mu);
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->cv);

@@ -66,6 +66,8 @@ typedef struct eng_pipe {
     int64_t *seq;             /* VIEW nodes: next sink sequence */
     ss_dispatch_wg_t *wg;     /* owned: the answers its open batch waits for */
     int has_ttl;              /* a stream with expiry: empty ticks once a second */
+    char *boot;               /* owned: nodes still to be fed the views they read (scheduler.c) */
+    int booting;              /* some are: the next batch is their bootstrap */
     int opened;               /* sources and sinks are open */
     int batch_open;           /* events polled, not committed yet */
     int64_t batch_rows;       /* events in the open batch */
@@ -118,6 +120,8 @@ struct ss_engine {
     char plan_error[SS_ERRSZ]; /* why the views do not run ("" when they do) */
     eng_pipe_t **pipes;     /* owned */
     int npipes;
+    struct eng_kept { int id; ss_op_stats_t s; } *kept; /* owned: counters of stopped pipelines' nodes, */
+    int nkept;              /* by node id, carried into the next pipelines (rebuilds keep them) */
 
     int reader;             /* 1: another process runs the views (leader.c) */
     int may_lead;           /* 0: never run the views (opts.views_off) */
@@ -145,6 +149,8 @@ eng_pipe_t *eng_pipe_of(ss_engine_t *e, int node);                              
  * prints them: state is e.g. "running", "catching up", "waiting on model m (...)". */
 void eng_view_status(ss_engine_t *e, const char *view, ss_op_stats_t *stats, int64_t *lag, char *state,
                      size_t statesz);
+/* Counters a node (by id) had when its last pipeline stopped (zero if none). */
+void eng_kept_stats(ss_engine_t *e, int id, ss_op_stats_t *out);
 /* Counters of plan node i (zero if it has no operator). */
 void eng_node_stats(ss_engine_t *e, int i, ss_op_stats_t *out);
 

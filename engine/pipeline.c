@@ -86,7 +86,8 @@ static int alloc_arrays(eng_pipe_t *p)
     p->outs = calloc(n, sizeof *p->outs);
     p->events = calloc(n, sizeof *p->events);
     p->seq = calloc(n, sizeof *p->seq);
-    if (!p->ops || !p->saved || !p->srcs || !p->sinks || !p->outs || !p->events || !p->seq)
+    p->boot = calloc(n, 1);
+    if (!p->ops || !p->saved || !p->srcs || !p->sinks || !p->outs || !p->events || !p->seq || !p->boot)
         return SS_ERR_NOMEM;
     for (size_t i = 0; i < n; i++) {
         ss_zset_init(&p->outs[i]);
@@ -213,6 +214,12 @@ static int pipe_open(eng_pipe_t *p, char *err, size_t errsz)
         ss_store_checkpoint(p->store, 1);
     if (!rc)
         rc = open_ops(p, err, errsz);
+    p->booting = 0;
+    for (int j = 0; !rc && j < p->nn; j++) {
+        int i = p->nodes[j];
+        p->boot[i] = (char)ss_store_node_boot(p->store, p->e->plan->nodes[i]->id);
+        p->booting |= p->boot[i];
+    }
     for (int j = 0; !rc && j < p->nn; j++)
         if (p->e->plan->nodes[p->nodes[j]]->kind == SS_PN_VIEW)
             rc = open_sink(p, p->nodes[j], err, errsz);
@@ -364,7 +371,7 @@ static int republish_one(void *arg, const char *view, int64_t seq_start, const v
 {
     republish_t *r = arg;
     eng_pipe_t *p = r->p;
-    if (seq_start != p->seq[r->i] && !(seq_start == 1 && p->seq[r->i] >= 1))
+    if (seq_start != p->seq[r->i])
         ss_log(SS_LOG_WARN, "engine", "view %s: outbox sequence %lld, expected %lld", view, (long long)seq_start,
                (long long)p->seq[r->i]);
     ss_zset_t z;
@@ -518,8 +525,58 @@ static int node_pos(const ss_plan_t *pl, const ss_plan_node_t *n)
     return -1;
 }
 
+/* The bootstrap batch: only the marked nodes run, fed the snapshots of the existing
+ * nodes they read and the outputs of marked nodes before them. */
+static int run_boot(eng_pipe_t *p, char *err, size_t errsz)
+{
+    const ss_plan_t *pl = p->e->plan;
+    ss_op_ctx_t ctx = op_ctx(p);
+    ss_zset_t snap;
+    ss_zset_init(&snap);
+    int rc = SS_OK;
+    for (int j = 0; !rc && j < p->nn; j++) {
+        int i = p->nodes[j];
+        const ss_plan_node_t *n = pl->nodes[i];
+        if (!p->boot[i])
+            continue;
+        for (int k = 0; !rc && k < n->nin; k++) {
+            int s = node_pos(pl, n->in[k]);
+            if (s < 0)
+                continue;
+            if (p->boot[s]) {
+                if (p->outs[s].n)
+                    rc = apply_op(p->ops[i], &ctx, k, &p->outs[s], &p->outs[i], err, errsz);
+                continue;
+            }
+            if (pl->nodes[s]->kind == SS_PN_SOURCE)
+                continue; /* a new view's own sources start at the beginning of their topics */
+            ss_zset_clear(&snap);
+            if (!p->ops[s]->vt->snapshot)
+                rc = ss_seterr(err, errsz, SS_ERR_UNSUPPORTED, "node %d (%s) keeps no snapshot to bootstrap a new "
+                               "view from", pl->nodes[s]->id, p->ops[s]->vt->name);
+            if (!rc)
+                rc = p->ops[s]->vt->snapshot(p->ops[s], &ctx, &snap, err, errsz);
+            if (!rc)
+                rc = ss_zset_consolidate(&snap);
+            if (!rc && snap.n)
+                rc = apply_op(p->ops[i], &ctx, k, &snap, &p->outs[i], err, errsz);
+        }
+        if (!rc)
+            rc = ss_zset_consolidate(&p->outs[i]);
+        if (!rc)
+            rc = ss_store_node_set_boot(p->store, n->id, 0, err, errsz);
+        if (rc && rc != SS_ERR_PENDING)
+            ss_errprefix(err, errsz, "bootstrapping node %d (%s of view %s)", n->id, p->ops[i]->vt->name,
+                         nz(n->view));
+    }
+    ss_zset_destroy(&snap);
+    return rc;
+}
+
 static int run_nodes(eng_pipe_t *p, int tick, char *err, size_t errsz)
 {
+    if (p->booting)
+        return run_boot(p, err, errsz);
     const ss_plan_t *pl = p->e->plan;
     ss_op_ctx_t ctx = op_ctx(p);
     for (int j = 0; j < p->nn; j++) {
@@ -620,6 +677,11 @@ static void publish_stats(eng_pipe_t *p)
 
 static void commit_done(eng_pipe_t *p)
 {
+    if (p->booting) {
+        p->booting = 0;
+        for (int j = 0; j < p->nn; j++)
+            p->boot[p->nodes[j]] = 0;
+    }
     pthread_mutex_lock(&p->mu);
     p->batches++;
     p->messages += p->batch_rows;
@@ -715,6 +777,10 @@ static int pipe_step(eng_pipe_t *p, char *err, size_t errsz)
 {
     ss_engine_t *e = p->e;
     int tick = 0;
+    if (!p->batch_open && p->booting) { /* new nodes are fed the views they read first */
+        p->batch_open = 1;
+        p->batch_rows = 0;
+    }
     if (!p->batch_open) {
         int got = 0;
         int rc = poll_sources(p, e->batch_size, e->max_latency_ms, &got, err, errsz);
@@ -848,6 +914,11 @@ int eng_pipe_start(eng_pipe_t *p, char *err, size_t errsz)
     int rc = alloc_arrays(p) || !(p->base = calloc(n, sizeof *p->base)) || !(p->shown = calloc(n, sizeof *p->shown))
                  ? ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory")
                  : SS_OK;
+    for (int j = 0; !rc && j < p->nn; j++) { /* counters survive rebuilds */
+        int i = p->nodes[j];
+        eng_kept_stats(p->e, p->e->plan->nodes[i]->id, &p->base[i]);
+        p->shown[i] = p->base[i];
+    }
     if (!rc && p->e->disp)
         rc = ss_dispatch_wg_new(p->e->disp, &p->wg, err, errsz);
     if (rc)
@@ -896,6 +967,7 @@ void eng_pipe_free(eng_pipe_t *p)
     free(p->outs);
     free(p->events);
     free(p->seq);
+    free(p->boot);
     free(p->nodes);
     free(p->views);
     if (p->inited) {

@@ -11,9 +11,9 @@
  *
  * Bootstrap: a new view reads its streams through SOURCE nodes of its own, which
  * start at the beginning of their topics and catch up like any input. A new node
- * that reads an existing view is fed that view's current contents (its VIEW
- * operator's snapshot) in the registering transaction, and a new VIEW node's
- * initial contents go to the sink outbox there too (its pipeline publishes them).
+ * that reads an existing view is marked in the registry; its pipeline feeds it that
+ * view's current contents (the VIEW operator's snapshot) in a first batch, so any
+ * model calls that needs wait outside a transaction like all others.
  *
  * A failed rebuild changes nothing that was committed: the registry and every
  * state table stay as they were, and the views stay stopped with plan_error
@@ -135,85 +135,30 @@ static int register_nodes(ss_engine_t *e, char *isnew, char *err, size_t errsz)
 
 /* ---- bootstrap of new nodes from the views they read ---- */
 
-typedef struct boot {
-    ss_op_t **ops;      /* operators of the nodes involved, on the statements' connection */
-    ss_zset_t *outs;
-} boot_t;
-
-static int boot_op(ss_engine_t *e, boot_t *b, int i, ss_op_ctx_t *ctx, char *err, size_t errsz)
-{
-    if (b->ops[i])
-        return SS_OK;
-    int rc = ss_op_new(e->plan->nodes[i], &b->ops[i], err, errsz);
-    if (!rc && b->ops[i]->vt->init)
-        rc = b->ops[i]->vt->init(b->ops[i], ctx, err, errsz);
-    if (rc)
-        ss_errprefix(err, errsz, "node %d (%s of view %s)", e->plan->nodes[i]->id,
-                     ss_plan_kind_name(e->plan->nodes[i]->kind), nz(e->plan->nodes[i]->view));
-    return rc;
-}
-
-/* Feeds every new node from the existing views it reads; stages new views' contents. */
-static int bootstrap(ss_engine_t *e, const char *isnew, char *err, size_t errsz)
+/* Marks every new node that reads an existing view (directly, or through other new
+ * nodes): its pipeline feeds it those views' contents in a first batch of its own,
+ * where model calls wait like any others (pipeline.c), and clears the marks in that
+ * batch's commit. A crash before then leaves the marks, and the batch runs again. */
+static int mark_bootstrap(ss_engine_t *e, const char *isnew, char *err, size_t errsz)
 {
     const ss_plan_t *p = e->plan;
-    boot_t b = {calloc((size_t)p->n + 1, sizeof *b.ops), calloc((size_t)p->n + 1, sizeof *b.outs)};
-    char *have = calloc((size_t)p->n + 1, 1);
-    int rc = b.ops && b.outs && have ? SS_OK : ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
-    ss_op_ctx_t ctx = {ss_store_db(e->store), e->disp, (struct ss_embedder *)e->emb};
-    for (int i = 0; b.outs && i < p->n; i++)
-        ss_zset_init(&b.outs[i]);
-    for (int i = 0; !rc && i < p->n; i++) {
+    char *boot = calloc((size_t)p->n + 1, 1);
+    if (!boot)
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    int rc = SS_OK;
+    for (int i = 0; !rc && i < p->n; i++) { /* plan order is topological */
         const ss_plan_node_t *n = p->nodes[i];
         if (!isnew[i] || n->kind == SS_PN_SOURCE)
             continue;
-        for (int k = 0; !rc && k < n->nin; k++) {
+        for (int k = 0; k < n->nin; k++) {
             int j = node_pos(p, n->in[k]);
-            if (j < 0) {
-                rc = ss_seterr(err, errsz, SS_ERR_INTERNAL, "node %d: input not in the plan", n->id);
-                break;
-            }
-            if (!isnew[j] && !have[j]) { /* an existing view's contents */
-                rc = boot_op(e, &b, j, &ctx, err, errsz);
-                if (!rc && !b.ops[j]->vt->snapshot)
-                    rc = ss_seterr(err, errsz, SS_ERR_UNSUPPORTED, "node %d (%s) keeps no snapshot to bootstrap "
-                                   "a new view from", n->in[k]->id, b.ops[j]->vt->name);
-                if (!rc)
-                    rc = b.ops[j]->vt->snapshot(b.ops[j], &ctx, &b.outs[j], err, errsz);
-                if (!rc)
-                    rc = ss_zset_consolidate(&b.outs[j]);
-                have[j] = 1;
-            }
-            if (!rc)
-                rc = boot_op(e, &b, i, &ctx, err, errsz);
-            if (!rc && b.outs[j].n)
-                rc = b.ops[i]->vt->apply(b.ops[i], &ctx, k, &b.outs[j], &b.outs[i], err, errsz);
+            if (j >= 0 && ((!isnew[j] && p->nodes[j]->kind != SS_PN_SOURCE) || boot[j]))
+                boot[i] = 1;
         }
-        if (!rc)
-            rc = ss_zset_consolidate(&b.outs[i]);
+        if (boot[i])
+            rc = ss_store_node_set_boot(e->store, n->id, 1, err, errsz);
     }
-    /* a new view's initial contents go to its sink like any change (published by its pipeline) */
-    ss_buf_t buf = SS_BUF_INIT;
-    for (int i = 0; !rc && i < p->n; i++) {
-        const ss_plan_node_t *n = p->nodes[i];
-        const ss_cat_view_t *cv = n->kind == SS_PN_VIEW ? ss_catalog_view(e->cat, n->label) : NULL;
-        if (!isnew[i] || !cv || !cv->sink_topic || !b.outs[i].n)
-            continue;
-        ss_buf_reset(&buf);
-        rc = eng_encode_delta(&b.outs[i], &buf);
-        if (!rc)
-            rc = ss_store_outbox_add(e->store, n->label, 1, buf.data, buf.len, err, errsz);
-    }
-    ss_buf_free(&buf);
-    for (int i = 0; i < p->n; i++) {
-        if (b.ops)
-            ss_op_destroy(b.ops[i]);
-        if (b.outs)
-            ss_zset_destroy(&b.outs[i]);
-    }
-    free(b.ops);
-    free(b.outs);
-    free(have);
+    free(boot);
     return rc;
 }
 
@@ -269,12 +214,40 @@ static int make_pipes(ss_engine_t *e, char *err, size_t errsz)
     return rc;
 }
 
+/* Keeps the counters of a stopped pipeline's nodes for the pipelines built next. */
+static void keep_stats(ss_engine_t *e, eng_pipe_t *p)
+{
+    for (int j = 0; p->shown && j < p->nn; j++) {
+        int id = e->plan->nodes[p->nodes[j]]->id, k = 0;
+        while (k < e->nkept && e->kept[k].id != id)
+            k++;
+        if (k == e->nkept) {
+            struct eng_kept *nk = realloc(e->kept, (size_t)(e->nkept + 1) * sizeof *nk);
+            if (!nk)
+                return;
+            e->kept = nk;
+            e->nkept++;
+        }
+        e->kept[k].id = id;
+        e->kept[k].s = p->shown[p->nodes[j]];
+    }
+}
+
+void eng_kept_stats(ss_engine_t *e, int id, ss_op_stats_t *out)
+{
+    memset(out, 0, sizeof *out);
+    for (int k = 0; k < e->nkept; k++)
+        if (e->kept[k].id == id)
+            *out = e->kept[k].s;
+}
+
 void eng_pipes_stop(ss_engine_t *e)
 {
     for (int k = 0; k < e->npipes; k++)
         e->pipes[k]->stop = 1;
     for (int k = 0; k < e->npipes; k++) {
         eng_pipe_stop(e->pipes[k]);
+        keep_stats(e, e->pipes[k]);
         eng_pipe_free(e->pipes[k]);
     }
     free(e->pipes);
@@ -320,7 +293,7 @@ static int reconcile(ss_engine_t *e, char *err, size_t errsz)
     if (!rc)
         rc = register_nodes(e, isnew, err, errsz);
     if (!rc)
-        rc = bootstrap(e, isnew, err, errsz);
+        rc = mark_bootstrap(e, isnew, err, errsz);
     if (!rc)
         rc = ss_store_commit(e->store, err, errsz);
     else
@@ -382,8 +355,8 @@ void eng_node_stats(ss_engine_t *e, int i, ss_op_stats_t *out)
     if (!p)
         return;
     pthread_mutex_lock(&p->mu);
-    if (p->ops && p->ops[i])
-        *out = p->ops[i]->stats;
+    if (p->shown)
+        *out = p->shown[i];
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -450,9 +423,9 @@ void eng_view_status(ss_engine_t *e, const char *view, ss_op_stats_t *out, int64
     for (int j = 0; j < pp->nn; j++) {
         int i = pp->nodes[j];
         const ss_plan_node_t *n = p->nodes[i];
-        if (!pp->ops || !pp->ops[i] || !n->view || !ss_strcaseeq(n->view, view) || n->kind == SS_PN_SOURCE)
+        if (!pp->shown || !n->view || !ss_strcaseeq(n->view, view) || n->kind == SS_PN_SOURCE)
             continue;
-        const ss_op_stats_t *s = &pp->ops[i]->stats;
+        const ss_op_stats_t *s = &pp->shown[i];
         if (n->kind == SS_PN_VIEW && ss_strcaseeq(n->label, view)) {
             out->batches = s->batches;
             out->rows_out = s->rows_out;

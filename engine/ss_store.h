@@ -6,7 +6,8 @@
  *                                                (the caller's key: a SOURCE node's own name)
  *   ss_view_seq(view, next_seq)                  per-view sink sequence
  *   ss_outbox(id, view, seq_start, delta)         view changes not yet delivered to sinks
- *   ss_nodes(id, kind, label, view)              plan nodes whose state exists
+ *   ss_nodes(id, kind, label, view, boot)        plan nodes whose state exists; boot = 1 until
+ *                                                a new node was fed the views it reads
  * A micro-batch runs inside ss_store_begin/ss_store_commit, so operator state,
  * offsets and sequences change together or not at all. The store owns the
  * sqlite3 handle; everything else borrows it.
@@ -77,6 +78,9 @@ int ss_store_node_get(ss_store_t *s, int id, char **kind, char **label, char **v
                       char *err, size_t errsz);
 int ss_store_node_put(ss_store_t *s, int id, const char *kind, const char *label, const char *view,
                       char *err, size_t errsz);
+/* The bootstrap mark of a registered node (0 when absent), and setting it. */
+int ss_store_node_boot(ss_store_t *s, int id);
+int ss_store_node_set_boot(ss_store_t *s, int id, int boot, char *err, size_t errsz);
 /* Ids of every registered node; *ids malloc'd. */
 int ss_store_node_ids(ss_store_t *s, int **ids, int *n, char *err, size_t errsz);
 /* Forgets node id and drops its state tables st_<id>_* (and, when view is given,

@@ -22,7 +22,7 @@ static const char *SCHEMA_SQL =
     " seq_start INTEGER NOT NULL, delta BLOB NOT NULL);"
     "CREATE TABLE IF NOT EXISTS ss_view_seq(view TEXT PRIMARY KEY, next_seq INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS ss_nodes(id INTEGER PRIMARY KEY, kind TEXT NOT NULL,"
-    " label TEXT, view TEXT);";
+    " label TEXT, view TEXT, boot INTEGER NOT NULL DEFAULT 0);";
 
 static int sqlerr(ss_store_t *s, char *err, size_t errsz, const char *what)
 {
@@ -453,6 +453,31 @@ int ss_store_drop_tables(ss_store_t *s, const char *prefix, char *err, size_t er
     rc = sql.len ? ss_store_exec(s, sql.data, err, errsz) : SS_OK;
     ss_buf_free(&sql);
     return rc;
+}
+
+int ss_store_node_set_boot(ss_store_t *s, int id, int boot, char *err, size_t errsz)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, "UPDATE ss_nodes SET boot = ?2 WHERE id = ?1", -1, &st, NULL) != SQLITE_OK)
+        return sqlerr(s, err, errsz, "ss_nodes");
+    sqlite3_bind_int(st, 1, id);
+    sqlite3_bind_int(st, 2, boot);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? SS_OK : sqlerr(s, err, errsz, "ss_nodes");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int ss_store_node_boot(ss_store_t *s, int id)
+{
+    sqlite3_stmt *st = NULL;
+    int boot = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT boot FROM ss_nodes WHERE id = ?1", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int(st, 1, id);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            boot = sqlite3_column_int(st, 0);
+    }
+    sqlite3_finalize(st);
+    return boot;
 }
 
 int ss_store_node_drop(ss_store_t *s, int id, const char *view, char *err, size_t errsz)

@@ -5,7 +5,8 @@
  * NULL), regexp_like(s, pattern [, flags]) and regexp_substr(s, pattern).
  * Flags as in PostgreSQL: g (every match), i (case-insensitive), n/m
  * (newline-sensitive), s, x; replacements use \1..\9 and \& like PostgreSQL.
- * Compiled patterns are cached per thread (the last few patterns).
+ * Compiled patterns are cached per thread (the last few patterns); a thread's
+ * cache is freed when the thread ends (pipelines come and go with rebuilds).
  */
 #include "expr_int.h"
 
@@ -14,6 +15,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,12 +28,45 @@ typedef struct rx_entry {
     pcre2_code *code;
 } rx_entry_t;
 
-static __thread rx_entry_t cache[CACHE];
-static __thread int cache_next;
+typedef struct rx_cache {
+    rx_entry_t e[CACHE];
+    int next;
+} rx_cache_t;
 
-static pcre2_code *compile(const ss_expr_t *e, const char *p, size_t n, uint32_t opts, char *err, size_t errsz)
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+static void cache_free(void *arg)
 {
-    for (int i = 0; i < CACHE; i++)
+    rx_cache_t *c = arg;
+    for (int i = 0; c && i < CACHE; i++) {
+        pcre2_code_free(c->e[i].code);
+        free(c->e[i].pat);
+    }
+    free(c);
+}
+
+static void cache_key_init(void) { pthread_key_create(&cache_key, cache_free); }
+
+/* This thread's cache (NULL when out of memory: then nothing is cached). */
+static rx_cache_t *thread_cache(void)
+{
+    pthread_once(&cache_once, cache_key_init);
+    rx_cache_t *c = pthread_getspecific(cache_key);
+    if (!c && (c = calloc(1, sizeof *c)) && pthread_setspecific(cache_key, c)) {
+        free(c);
+        c = NULL;
+    }
+    return c;
+}
+
+static pcre2_code *compile(const ss_expr_t *e, const char *p, size_t n, uint32_t opts, pcre2_code **owned,
+                           char *err, size_t errsz)
+{
+    *owned = NULL;
+    rx_cache_t *tc = thread_cache();
+    rx_entry_t *cache = tc ? tc->e : NULL;
+    for (int i = 0; cache && i < CACHE; i++)
         if (cache[i].code && cache[i].opts == opts && cache[i].n == n && !memcmp(cache[i].pat, p, n))
             return cache[i].code;
     int ec;
@@ -43,17 +78,23 @@ static pcre2_code *compile(const ss_expr_t *e, const char *p, size_t n, uint32_t
         ss__x_fail(e, err, errsz, "invalid regular expression: %s at offset %zu", (const char *)msg, (size_t)eoff);
         return NULL;
     }
-    rx_entry_t *slot = &cache[cache_next];
-    cache_next = (cache_next + 1) % CACHE;
+    if (!tc) { /* uncached: the caller frees it */
+        *owned = c;
+        return c;
+    }
+    rx_entry_t *slot = &cache[tc->next];
+    tc->next = (tc->next + 1) % CACHE;
     pcre2_code_free(slot->code);
     free(slot->pat);
     slot->pat = ss_strndup(p, n);
     slot->n = n;
     slot->opts = opts;
-    slot->code = slot->pat ? c : NULL;
-    if (!slot->pat)
-        pcre2_code_free(c);
-    return slot->code;
+    slot->code = c;
+    if (!slot->pat) {
+        *owned = c;
+        slot->code = NULL;
+    }
+    return c;
 }
 
 /* PostgreSQL flag letters to PCRE2 options; *global for g. -1 on an unknown flag. */
@@ -115,7 +156,8 @@ int ss__x_regex(const ss_expr_t *e, const char *f, const ss_value_t *a, int narg
     int global = 0;
     if (!rc)
         rc = flags_of(e, fl, fn, &opts, &global, err, errsz);
-    pcre2_code *code = rc ? NULL : compile(e, p, pn, opts, err, errsz);
+    pcre2_code *uncached = NULL;
+    pcre2_code *code = rc ? NULL : compile(e, p, pn, opts, &uncached, err, errsz);
     pcre2_match_data *md = code ? pcre2_match_data_create_from_pattern(code, NULL) : NULL;
     if (!rc && !code)
         rc = SS_ERR_INVALID;
@@ -177,6 +219,7 @@ int ss__x_regex(const ss_expr_t *e, const char *f, const ss_value_t *a, int narg
     }
     ss_buf_free(&b);
     pcre2_match_data_free(md);
+    pcre2_code_free(uncached);
     for (int i = 0; i < 4; i++)
         free(t[i]);
     return rc;

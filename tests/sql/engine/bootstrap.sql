@@ -23,3 +23,8 @@ SELECT * FROM high;
 CREATE CONTINUOUS VIEW high AS SELECT sensor FROM readings WHERE value > 5;
 SELECT * FROM high;
 SELECT COUNT(*) AS n FROM errors;
+-- a view over a view is fed the upstream view's rows in a first batch of its own; a
+-- semantic operator there waits for its model answers outside any transaction
+CREATE CONTINUOUS VIEW judged AS SELECT sensor, SEM_MAP('Describe sensor {sensor}', max_tokens = 3) AS note FROM all_readings;
+SELECT sensor FROM judged;
+SHOW VIEWS;
