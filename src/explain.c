@@ -68,6 +68,8 @@ static const char *strategy(const ss_plan_node_t *n)
     }
     case SS_PN_VIEW:
         return "materialised in its view table; each change published to the sink topic (if any)";
+    case SS_PN_TEMPORAL: case SS_PN_TIMEWIN: case SS_PN_EOWC:
+        return ss__time_strategy(n); /* plan_temporal.c */
     }
     return "";
 }

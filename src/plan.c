@@ -175,6 +175,7 @@ const char *ss_plan_kind_name(ss_plan_kind_t k)
     static const char *names[] = {
         "source", "filter", "project", "union", "distinct", "join", "group", "topk",
         "sem_filter", "sem_map", "sem_join", "sem_topk", "sem_agg", "llm_generate", "view",
+        "temporal_filter", "window", "emit_on_close",
     };
     if ((int)k < 0 || (size_t)k >= SS_ARRAY_LEN(names))
         return "?";

@@ -173,4 +173,13 @@ int ss__plan_view(const ss_catalog_t *c, const ss_ast_query_t *q, const char *na
 /* LLM_GENERATE(...) as one node. */
 int ss__plan_generate(ss__pctx_t *x, const ss_ast_generate_t *g, ss_plan_node_t **out);
 
+/* EXPLAIN's strategy line of the time nodes (TEMPORAL, TIMEWIN, EOWC). */
+const char *ss__time_strategy(const ss_plan_node_t *n);
+
+/* ---- temporal filters (plan_temporal.c) ---- */
+int ss__is_temporal(const ss_ast_expr_t *e); /* e calls NOW(), CURRENT_TIMESTAMP, ... */
+/* The TEMPORAL node of the NOW() conjuncts among cj (none: nothing added). */
+int ss__plan_temporal(ss__pctx_t *x, const ss_ast_expr_t *const *cj, int ncj, const ss__scope_t *sc,
+                      ss_plan_node_t **cur);
+
 #endif

@@ -296,7 +296,8 @@ static int conj_leaf(const ss_ast_expr_t *e, const leaf_t *lv, int nl, int cur)
 {
     if (!e || cur == -2)
         return cur;
-    if (e->kind == SS_AX_SEM || e->kind == SS_AX_STAR || (e->kind == SS_AX_FUNC && ss__is_agg_name(e->name)))
+    if (e->kind == SS_AX_SEM || e->kind == SS_AX_STAR || (e->kind == SS_AX_FUNC && ss__is_agg_name(e->name)) ||
+        ss__is_temporal(e)) /* NOW(): a temporal filter, planned after the FROM (plan_temporal.c) */
         return -2;
     if (e->kind == SS_AX_COLUMN) {
         int found = -1, hits = 0;
@@ -476,7 +477,8 @@ static int plan_where(pctx_t *x, const ss_ast_expr_t *where, const ss__scope_t *
     ss_expr_t *pred = NULL;
     int rc = SS_OK;
     for (int i = 0; i < ncj && !rc; i++) {
-        if ((cj[i]->kind == SS_AX_SEM && cj[i]->sem == SS_SEM_FILTER) || is_pushed(x, cj[i]))
+        if ((cj[i]->kind == SS_AX_SEM && cj[i]->sem == SS_SEM_FILTER) || is_pushed(x, cj[i]) ||
+            ss__is_temporal(cj[i])) /* NOW() conjuncts: the temporal filter below */
             continue;
         const ss_ast_expr_t *s = find_sem(cj[i], SS_SEM_NONE), *a = find_agg(cj[i]);
         if (s && s->sem == SS_SEM_FILTER)
@@ -505,6 +507,8 @@ static int plan_where(pctx_t *x, const ss_ast_expr_t *where, const ss__scope_t *
         f->pred = pred;
         *cur = f;
     }
+    if ((rc = ss__plan_temporal(x, cj, ncj, sc, cur))) /* rows valid while NOW() passes (plan_temporal.c) */
+        return rc;
     for (int i = 0; i < ncj; i++) {
         if (!(cj[i]->kind == SS_AX_SEM && cj[i]->sem == SS_SEM_FILTER))
             continue;

@@ -88,6 +88,14 @@ typedef enum ss_plan_kind {
     SS_PN_SEM_AGG,      /* group_cols + tmpl: output = group cols + one TEXT summary column */
     SS_PN_LLM_GENERATE, /* in[0] = context stream, in[1] = data source; see options */
     SS_PN_VIEW,         /* materialises in[0] as view `label` (table view_<label>) + optional sink */
+    /* time (issue 13) */
+    SS_PN_TEMPORAL,     /* temporal filter: rows of in[0] valid while NOW() satisfies the bounds (exprs,
+                           opts "bound<k>"); maintained as time passes */
+    SS_PN_TIMEWIN,      /* window table function over in[0]: opts window = tumble|hop|session, size_us,
+                           slide_us, offset_us, gap_us; exprs[0] = the time column; output = input +
+                           window_start, window_end (SESSION: group_cols = PARTITION BY) */
+    SS_PN_EOWC,         /* EMIT ON WINDOW CLOSE: holds in[0]'s changes of a window (column opt
+                           window_end_col) until the watermark passes its end (+ opt close_after_us) */
 } ss_plan_kind_t;
 
 typedef enum ss_agg_fn { SS_AGG_COUNT, SS_AGG_SUM, SS_AGG_MIN, SS_AGG_MAX, SS_AGG_AVG } ss_agg_fn_t;
