@@ -18,11 +18,12 @@
  */
 #include "ss_op.h"
 #include "ss_state.h"
+#include "ss_winstate.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-enum { S_GGET, S_GPUT, S_GDEL, S_MADD, S_MDEL, S_MMIN, S_MMAX, S_SNAP, S_N };
+enum { S_GGET, S_GPUT, S_GDEL, S_MADD, S_MDEL, S_MMIN, S_MMAX, S_SNAP, S_MDROP, S_N };
 
 #define NACC 4 /* isum, rsum, nreal, nnonnull */
 
@@ -30,6 +31,7 @@ typedef struct group {
     ss_state_t *st;
     int need_m;          /* some aggregate keeps a value multiset */
     ss_buf_t kb, ab, ob;
+    ss_winstate_t ws;    /* GROUP BY window_start, window_end: windows' state dropped at close (winstate.c) */
 } group_t;
 
 typedef struct item {     /* a consolidated input entry, tagged with its group key */
@@ -77,6 +79,8 @@ static int group_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
                            "CREATE TABLE IF NOT EXISTS %s_m(a INTEGER, g BLOB, v, n INTEGER NOT NULL, "
                            "PRIMARY KEY(a, g, v)) WITHOUT ROWID",
                            p);
+    if (!rc)
+        rc = ss_winstate_init(&g->ws, n, ctx->db, err, errsz);
     return rc;
 }
 
@@ -401,6 +405,8 @@ static int group_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t 
     ss_zset_init(&z);
     item_t *its = NULL;
     int rc = !gs.acc || !gs.rsum || !gs.lost || !gs.cand ? SS_ERR_NOMEM : ss_state_zset_consolidated(in, &z);
+    if (!rc)
+        ss_winstate_filter(&((group_t *)op->impl)->ws, n->view, &z); /* windows already closed */
     if (!rc && n->ngroup == 0)
         rc = ensure_global(op, &gs, out, err, errsz);
     if (!rc && z.n && !(its = calloc(z.n, sizeof *its)))
@@ -419,6 +425,8 @@ static int group_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t 
         while (e < z.n && item_cmp(&its[i], &its[e]) == 0)
             e++;
         rc = apply_group(op, its + i, e - i, &gs, out, err, errsz);
+        if (!rc)
+            rc = ss_winstate_note(&((group_t *)op->impl)->ws, its[i].row, &its[i].key, err, errsz);
         i = e;
     }
     for (size_t i = 0; its && i < z.n; i++)
@@ -460,6 +468,7 @@ static void group_destroy(ss_op_t *op)
     if (!g)
         return;
     ss_state_destroy(g->st);
+    ss_winstate_free(&g->ws);
     ss_buf_free(&g->kb);
     ss_buf_free(&g->ab);
     ss_buf_free(&g->ob);
@@ -467,8 +476,37 @@ static void group_destroy(ss_op_t *op)
     op->impl = NULL;
 }
 
+/* A closed window's group: its record and value multisets go (its output row stays in the view). */
+static int drop_group(void *arg, const void *key, size_t n, char *err, size_t errsz)
+{
+    ss_op_t *op = arg;
+    group_t *g = op->impl;
+    ss_buf_t k = {(char *)key, n, n};
+    int rc = delete_group(g, &k, err, errsz);
+    for (int a = 0; !rc && g->need_m && a < op->node->naggs; a++) {
+        sqlite3_stmt *d = ss_state_stmt(g->st, S_MDROP, err, errsz, "DELETE FROM %s_m WHERE a = ?1 AND g = ?2",
+                                        g->st->prefix);
+        if (!d)
+            return SS_ERR_SQLITE;
+        sqlite3_bind_int(d, 1, a);
+        ss_state_bind_buf(d, 2, &k);
+        rc = ss_state_run(g->st, d, err, errsz);
+    }
+    return rc;
+}
+
+static int group_advance(ss_op_t *op, ss_op_ctx_t *ctx, ss_zset_t *out, int64_t *due_us, char *err, size_t errsz)
+{
+    (void)ctx;
+    (void)out;
+    *due_us = SS_TIME_NONE;
+    return ss_winstate_close(&((group_t *)op->impl)->ws, op->watermark, drop_group, op, err, errsz);
+}
+
+static void group_rollback(ss_op_t *op) { ss_winstate_rollback(&((group_t *)op->impl)->ws); }
+
 static const ss_op_vtable_t group_vt = {
-    "group", SS_OPK_NONLINEAR, group_init, group_apply, group_snapshot, group_strategy, group_destroy, NULL,
+    "group", SS_OPK_NONLINEAR, group_init, group_apply, group_snapshot, group_strategy, group_destroy, group_rollback,
 };
 
 int ss_op_group_init(ss_op_t *op, char *err, size_t errsz)
@@ -478,5 +516,6 @@ int ss_op_group_init(ss_op_t *op, char *err, size_t errsz)
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     op->vt = &group_vt;
     op->impl = g;
+    op->advance = group_advance;
     return SS_OK;
 }

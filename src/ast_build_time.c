@@ -144,7 +144,7 @@ ss_ast_stmt_t *ss_build_emit(ss_pctx_t *ctx, ss_ast_stmt_t *s, const ss_tok_t *e
         ss_pctx_error(ctx, at->line, at->col, "expected EMIT ON WINDOW CLOSE");
     }
     (void)emit;
-    if (s)
-        s->emit_on_close = 1;
+    if (s && s->query)
+        s->query->emit_on_close = 1;
     return s;
 }

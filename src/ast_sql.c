@@ -467,7 +467,7 @@ int ss_ast_stmt_to_sql(const ss_ast_stmt_t *s, ss_buf_t *out)
         rc = rc ? rc : put_with(out, " WITH ", s->opts);
         rc = rc ? rc : ss_buf_puts(out, " AS ");
         rc = rc ? rc : ss_ast_query_to_sql(s->query, out);
-        return rc || !s->emit_on_close ? rc : ss_buf_puts(out, " EMIT ON WINDOW CLOSE");
+        return rc || !s->query || !s->query->emit_on_close ? rc : ss_buf_puts(out, " EMIT ON WINDOW CLOSE");
     case SS_STMT_CREATE_MODEL:
         rc = put_head(out, "CREATE MODEL ", s->if_not_exists, "IF NOT EXISTS ", s->name);
         return rc ? rc : put_with(out, " WITH ", s->opts);

@@ -182,4 +182,12 @@ int ss__is_temporal(const ss_ast_expr_t *e); /* e calls NOW(), CURRENT_TIMESTAMP
 int ss__plan_temporal(ss__pctx_t *x, const ss_ast_expr_t *const *cj, int ncj, const ss__scope_t *sc,
                       ss_plan_node_t **cur);
 
+/* ---- windows (plan_timewin.c) ---- */
+/* *cur (the input of FROM item f, which has a window function) read through a TIMEWIN node. */
+int ss__plan_tvf(ss__pctx_t *x, const ss_ast_from_t *f, ss_plan_node_t **cur);
+/* EMIT ON WINDOW CLOSE: an EOWC node on *top (at = the query, for errors). */
+int ss__plan_eowc(ss__pctx_t *x, ss_span_t at, ss_plan_node_t **top);
+/* Marks the GROUP and SEM_AGG nodes of the view whose key holds a window bound (options window_*). */
+int ss__mark_window_state(ss__pctx_t *x);
+
 #endif

@@ -284,6 +284,8 @@ static int collect_leaves(pctx_t *x, const ss_ast_from_t *f, int nullable, leaf_
     ss_plan_node_t *node;
     const char *what;
     int rc = ss__input_node(x, f->name, f->span, &node, &what);
+    if (!rc && f->tvf)
+        rc = ss__plan_tvf(x, f, &node); /* TUMBLE/HOP/SESSION (plan_timewin.c) */
     if (rc)
         return rc;
     if (*n < SS__MAX_RELS)
@@ -426,6 +428,8 @@ static int plan_from(pctx_t *x, const ss_ast_from_t *f, ss__scope_t *sc, ss_plan
         return plan_join(x, f, sc, out);
     const char *what = NULL;
     int rc = ss__input_node(x, f->name, f->span, out, &what);
+    if (!rc && f->tvf)
+        rc = ss__plan_tvf(x, f, out); /* TUMBLE/HOP/SESSION (plan_timewin.c) */
     if (rc)
         return rc;
     sc->nrels = 1;
@@ -1308,6 +1312,10 @@ static int plan_view_into(const ss_catalog_t *cat, ss_plan_t *plan, const char *
     x.default_model = dm;
     ss_plan_node_t *top = NULL;
     int rc = q->kind == SS_Q_GENERATE ? ss__plan_generate(&x, q->generate, &top) : plan_select(&x, q->select, &top);
+    if (!rc && q->emit_on_close)
+        rc = ss__plan_eowc(&x, q->span, &top); /* plan_timewin.c */
+    if (!rc)
+        rc = ss__mark_window_state(&x); /* per-window state is dropped once windows close */
     if (!rc) {
         ss_plan_node_t *v = ss__new_node(&x, SS_PN_VIEW, top, NULL, name);
         if (!v || !(v->schema = ss_schema_copy(top->schema)))

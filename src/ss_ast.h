@@ -180,6 +180,7 @@ typedef enum ss_ast_query_kind { SS_Q_SELECT, SS_Q_GENERATE } ss_ast_query_kind_
 typedef struct ss_ast_query {
     ss_ast_query_kind_t kind;
     ss_span_t span;
+    int emit_on_close;           /* CREATE VIEW ... EMIT ON WINDOW CLOSE (issue 13) */
     ss_ast_select_t *select;     /* SELECT; owned */
     ss_ast_generate_t *generate; /* GENERATE; owned */
 } ss_ast_query_t;
@@ -227,11 +228,10 @@ typedef struct ss_ast_stmt {
     int nrows;
     ss_ast_expr_list_t **rows; /* INSERT VALUES rows; owned */
     ss_ast_expr_t *where;    /* DELETE; owned */
-    /* CREATE STREAM ... (WATERMARK FOR wm_col AS wm_expr); CREATE VIEW ... EMIT ON WINDOW CLOSE */
+    /* CREATE STREAM ... (WATERMARK FOR wm_col AS wm_expr) */
     char *wm_col;            /* owned or NULL */
     ss_span_t wm_span;
     ss_ast_expr_t *wm_expr;  /* owned or NULL */
-    int emit_on_close;
 } ss_ast_stmt_t;
 
 typedef struct ss_ast_script {
