@@ -226,7 +226,7 @@ static const ss_plan_node_t *lineage(const ss_plan_node_t *n, int col, int *whic
 static int64_t opt_i(const ss_plan_node_t *n, const char *k) { return ss_plan_opt_int(n, k, 0); }
 
 /* The SOURCE column a TIMEWIN's time column comes from, and whether it is the stream's watermark. */
-static int on_watermark(const ss_plan_node_t *tw, const char **stream)
+static int on_watermark(const ss_plan_node_t *tw, const char **stream, const char **wm_col)
 {
     const ss_plan_node_t *n = tw->in[0];
     int col = tw->exprs[0]->col;
@@ -234,6 +234,7 @@ static int on_watermark(const ss_plan_node_t *tw, const char **stream)
         if (n->kind == SS_PN_SOURCE) {
             const char *wm = ss_plan_opt(n, "watermark");
             *stream = n->label;
+            *wm_col = wm;
             return wm && ss_strcaseeq(wm, n->schema->names[col]);
         }
         if (n->kind == SS_PN_PROJECT) {
@@ -275,12 +276,13 @@ int ss__plan_eowc(ss__pctx_t *x, ss_span_t at, ss_plan_node_t **top)
         return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC,
                          "%d:%d: EMIT ON WINDOW CLOSE needs the window's end in the view's columns: select window_end "
                          "(or window_start) of a TUMBLE, HOP or SESSION in FROM, and group by it", at.line, at.col);
-    const char *stream = "?";
-    if (!on_watermark(tw, &stream))
+    const char *stream = "?", *wm = NULL;
+    if (!on_watermark(tw, &stream, &wm))
         return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC,
-                         "%d:%d: EMIT ON WINDOW CLOSE closes windows when the watermark passes them: window over the "
-                         "column stream %s declares as WATERMARK FOR ... (its windows use %s)", at.line, at.col,
-                         stream, tw->in[0]->schema->names[tw->exprs[0]->col]);
+                         "%d:%d: EMIT ON WINDOW CLOSE closes a window when the watermark passes its end, but %s%s%s%s "
+                         "(the windows are over %s)", at.line, at.col, wm ? "the watermark of stream " : "stream ",
+                         stream, wm ? " is on column " : " declares no WATERMARK FOR ... AS ...", wm ? wm : "",
+                         tw->in[0]->schema->names[tw->exprs[0]->col]);
     ss_plan_node_t *n = ss__new_node(x, SS_PN_EOWC, in, NULL, "emit on window close");
     if (!n || !(n->schema = ss_schema_copy(in->schema)))
         return nomem(x);

@@ -113,10 +113,10 @@ static const char *excerpt(const char *s, size_t n, char *buf, size_t bn)
 static int parse_date_part(scan_t *s, int64_t *days)
 {
     int64_t y, m, d;
-    if (digits(s, -1, &y) || y < 1 || y > 9999 || s->p >= s->e || *s->p++ != '-' || digits(s, 2, &m) ||
-        s->p >= s->e || *s->p++ != '-' || digits(s, 2, &d))
+    if (digits(s, -1, &y) || s->p >= s->e || *s->p++ != '-' || digits(s, 2, &m) || s->p >= s->e ||
+        *s->p++ != '-' || digits(s, 2, &d))
         return -1;
-    if (m < 1 || m > 12 || d < 1 || d > ss_days_in_month(y, (int)m))
+    if (y < 1 || y > 9999 || m < 1 || m > 12 || d < 1 || d > ss_days_in_month(y, (int)m))
         return -2;
     *days = ss_days_from_civil(y, (int)m, (int)d);
     return 0;

@@ -366,16 +366,13 @@ static int coerce_time(const ss_value_t *v, ss_coltype_t t, int typmod, ss_value
                 *out = ss_val_interval(iv);
             return rc;
         }
-        int64_t us;
-        int rc = ss_ts_parse(v->u.str.s, v->u.str.n, &us, err, errsz);
-        if (rc && t == SS_COL_DATE) {
-            int64_t d;
-            char e2[8];
-            if (!ss_date_parse(v->u.str.s, v->u.str.n, &d, e2, sizeof e2)) {
-                *out = ss_val_date(d);
-                return SS_OK;
-            }
+        int64_t us, d;
+        if (t == SS_COL_DATE && !ss_date_parse(v->u.str.s, v->u.str.n, &d, err, errsz)) {
+            *out = ss_val_date(d);
+            return SS_OK;
         }
+        char e2[SS_ERRSZ];
+        int rc = ss_ts_parse(v->u.str.s, v->u.str.n, &us, t == SS_COL_DATE ? e2 : err, t == SS_COL_DATE ? sizeof e2 : errsz);
         if (!rc)
             *out = t == SS_COL_DATE ? ss_val_date(us >= 0 ? us / SS_USEC_PER_DAY : -((-us + SS_USEC_PER_DAY - 1) / SS_USEC_PER_DAY))
                                     : ss_val_ts(us, tz);
