@@ -199,6 +199,7 @@ static const char *FINAL_SQL =
 
 START_TEST(test_event_time)
 {
+    /* a step's outcome must not depend on how the source interleaves partitions within it */
     static const struct step {
         const char *what;
         int64_t clock;     /* seconds after T0 when the events arrive */
@@ -212,8 +213,9 @@ START_TEST(test_event_time)
         {"out of order within the delay (9 > 14 - 5): counted", 0, {{0, 4, 40, 9}}, 1, "", 0},
         {"partition 1 idle for 3 s: the watermark (14 - 5) is partition 0's", 4, {{0, 5, 50, 16}}, 1, "10:3:70", 0},
         {"behind the watermark (16 - 5 = 11): dead-lettered", 4, {{0, 6, 60, 10}}, 1, "10:3:70", 1},
-        {"partition 1 speaks again: it holds the watermark again (its own is 25 - 5)", 5,
-         {{1, 7, 70, 25}, {0, 8, 80, 31}}, 2, "10:3:70,20:2:80", 1},
+        {"partition 1 speaks again (on time): it holds the watermark again", 5, {{1, 7, 70, 25}}, 1, "10:3:70", 1},
+        {"partition 0 moves on: the watermark is partition 1's (25 - 5)", 5, {{0, 8, 80, 31}}, 1,
+         "10:3:70,20:2:80", 1},
         {"a window far ahead closes the rest", 6, {{1, 9, 90, 60}, {0, 10, 100, 61}}, 2,
          "10:3:70,20:2:80,30:1:70,40:1:80", 1},
     };
