@@ -10,8 +10,8 @@
  *
  * SEM_JOIN is measured on a labelled set (left items, and right items of which a third
  * are a left item with one word appended): requests of the pruned join (join_candidates=k,
- * the engine's default embedder: wink word vectors when data/wink100.vec exists, else the
- * model) against the exhaustive M x N join, and the recall of the pruned join's output
+ * the engine's default embedder: the wink word vectors, found beside the installation; an
+ * error when they are not installed) against the exhaustive M x N join, and the recall of the pruned join's output
  * against the exhaustive join's output and against the labels, under three decision rules:
  * the default P(yes) > P(no), a cut-off yes_prob=P, and yes_prob=0 (every candidate pair:
  * the candidate sets themselves). The join's configurations share a dispatcher result

@@ -137,13 +137,7 @@ uint64_t conn_log_gen(ss_transport_t *t)
 uint64_t conn_log_wait(ss_transport_t *t, uint64_t seen, int ms)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    ss_deadline(&ts, CLOCK_MONOTONIC, ms);
     pthread_mutex_lock(&t->mu);
     while (t->gen == seen)
         if (pthread_cond_timedwait(&t->cv, &t->mu, &ts) == ETIMEDOUT)

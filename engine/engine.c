@@ -516,10 +516,7 @@ static int all_idle(ss_engine_t *e, uint64_t gen, char *err, size_t errsz)
 static void wait_engine(ss_engine_t *e, int ms)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += (long)ms * 1000000L;
-    ts.tv_sec += ts.tv_nsec / 1000000000L;
-    ts.tv_nsec %= 1000000000L;
+    ss_deadline(&ts, CLOCK_REALTIME, ms);
     pthread_mutex_lock(&e->mu);
     pthread_cond_timedwait(&e->cv, &e->mu, &ts);
     pthread_mutex_unlock(&e->mu);

@@ -21,7 +21,7 @@
 #define SS_ENGINE_INT_H
 
 #include "ss_ast.h"
-#include "ss_backends.h" /* ss_backend_openai_new */
+#include "ss_backends.h" /* ss_backend_openai_config */
 #include "ss_catalog.h"
 #include "ss_dispatch.h"
 #include "ss_embed.h"
@@ -31,7 +31,6 @@
 #include "ss_llm.h" /* ss_backend_local_new */
 #include "ss_op.h"
 #include "ss_plan.h"
-#include "ss_pool.h"     /* ss_backend_workers_new */
 #include "ss_store.h"
 
 #include <pthread.h>

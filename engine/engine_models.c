@@ -2,8 +2,8 @@
  * engine_models.c — the models the engine registers with its dispatcher: the
  * default local model as "local", and every CREATE MODEL entry (backend local:
  * WITH (path=..., threads=...); backend openai: WITH (url=..., model=...,
- * api_key_env=..., timeout_ms=..., max_concurrency=...); a comma-separated url list
- * makes a pool of workers, runtime/backend_pool.c).
+ * api_key_env=..., api=..., rpm=..., tpm=...: ss_backend_openai_config); a
+ * comma-separated url list makes a pool of workers, runtime/backend_pool.c).
  *
  * Local models load lazily: the registered backend is a thin wrapper that
  * loads the GGUF file on the first request that misses the result cache, so
@@ -126,6 +126,8 @@ static const char *mopt(const ss_cat_model_t *m, const char *name)
     return NULL;
 }
 
+static const char *model_opt(void *m, const char *name) { return mopt(m, name); }
+
 int eng_model_add(ss_engine_t *e, const char *name, char *err, size_t errsz)
 {
     if (!e->disp)
@@ -146,16 +148,7 @@ int eng_model_add(ss_engine_t *e, const char *name, char *err, size_t errsz)
         if (!b)
             return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     } else if (ss_strcaseeq(m->backend, "openai")) {
-        const char *url = mopt(m, "url"), *model = mopt(m, "model"), *keyenv = mopt(m, "api_key_env");
-        const char *to = mopt(m, "timeout_ms"), *mc = mopt(m, "max_concurrency");
-        if (!url)
-            return ss_seterr(err, errsz, SS_ERR_INVALID, "model %s: backend openai needs WITH (url = '...')", name);
-        if (strchr(url, ',')) { /* several workers: a pool with prefix affinity and failover */
-            b = ss_backend_workers_new(url, model ? model : name, keyenv ? getenv(keyenv) : NULL,
-                                       to ? atoi(to) : 60000, err, errsz);
-        } else
-            b = ss_backend_openai_new(url, model ? model : name, keyenv ? getenv(keyenv) : NULL,
-                                      to ? atoi(to) : 60000, mc ? atoi(mc) : 8, err, errsz);
+        b = ss_backend_openai_config(name, model_opt, (void *)m, err, errsz); /* options: ss_backends.h */
         if (!b)
             return SS_ERR_MODEL;
     } else {

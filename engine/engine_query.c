@@ -150,7 +150,7 @@ static int render_stmt(sqlite3_stmt *st, ss_buf_t *out, char *err, size_t errsz)
 typedef struct scope_entry {
     const char *name;         /* alias, or the view's name */
     const char *view;
-    const ss_schema_t *schema;
+    const ss_schema_t *schema; /* NULL: a subquery or WITH query (SQLite checks its columns) */
 } scope_entry_t;
 
 typedef struct sqlgen {
@@ -158,9 +158,12 @@ typedef struct sqlgen {
     ss_engine_t *e;
     const char *views[16]; /* views read (each becomes a CTE) */
     int nviews;
-    scope_entry_t scope[16]; /* FROM entries, for resolving column names */
+    scope_entry_t scope[64]; /* FROM entries of the selects being rendered (outer ones first) */
     int nscope;
     const ss_ast_select_t *sel; /* select-list aliases may be named in ORDER BY/HAVING */
+    const ss_ast_select_t *withs[32]; /* selects whose WITH queries are in scope */
+    int nwith;
+    int top_ctes;              /* the outermost WITH list goes into the views' WITH clause */
     char *err;
     size_t errsz;
     int rc;
@@ -243,19 +246,30 @@ static const ss_schema_t *view_schema(ss_engine_t *e, const char *view)
     return k < 0 ? NULL : e->plan->nodes[k]->schema;
 }
 
+/* The WITH query `name` in scope, or NULL. */
+static const ss_ast_cte_t *find_cte(const sqlgen_t *g, const char *name)
+{
+    for (int i = g->nwith - 1; i >= 0; i--)
+        for (int k = 0; k < g->withs[i]->ncte; k++)
+            if (ss_strcaseeq(g->withs[i]->ctes[k].name, name))
+                return &g->withs[i]->ctes[k];
+    return NULL;
+}
+
 /* Collects the FROM entries (views and their aliases) before any expression is rendered. */
 static void collect_scope(sqlgen_t *g, const ss_ast_from_t *f)
 {
     if (!f)
         return;
-    if (f->kind != SS_FROM_TABLE) {
+    if (f->kind == SS_FROM_JOIN || f->kind == SS_FROM_SEM_JOIN) {
         collect_scope(g, f->left);
         collect_scope(g, f->right);
         return;
     }
-    const ss_schema_t *sc = view_schema(g->e, f->name);
-    if (sc && g->nscope < (int)SS_ARRAY_LEN(g->scope))
-        g->scope[g->nscope++] = (scope_entry_t){f->alias ? f->alias : f->name, f->name, sc};
+    const char *name = f->alias ? f->alias : f->name ? f->name : "";
+    const ss_schema_t *sc = f->kind == SS_FROM_TABLE && !find_cte(g, f->name) ? view_schema(g->e, f->name) : NULL;
+    if ((sc || f->kind == SS_FROM_SUBQUERY || find_cte(g, f->name)) && g->nscope < (int)SS_ARRAY_LEN(g->scope))
+        g->scope[g->nscope++] = (scope_entry_t){name, f->name, sc};
 }
 
 /* A column must name a column of a view read (or a select-list alias): SQLite alone would take
@@ -269,6 +283,10 @@ static void check_column(sqlgen_t *g, const ss_ast_expr_t *x)
         const scope_entry_t *s = &g->scope[i];
         if (x->table && !ss_strcaseeq(x->table, s->name))
             continue;
+        if (!s->schema) { /* a subquery's columns: SQLite checks them (double quotes are names only) */
+            found = 1;
+            break;
+        }
         found = ss_schema_find(s->schema, x->name) >= 0;
         for (int c = 0; c < s->schema->n && nc < 64; c++)
             cands[nc++] = s->schema->names[c];
@@ -291,6 +309,8 @@ static void check_column(sqlgen_t *g, const ss_ast_expr_t *x)
     gen_fail(g, x->span, SS_ERR_SEMANTIC, msg, NULL);
 }
 
+static void gen_select(sqlgen_t *g, const ss_ast_select_t *s, int top);
+static void gen_call_tail(sqlgen_t *g, const ss_ast_expr_t *x);
 static void gen_special(sqlgen_t *g, const ss_ast_expr_t *x);
 
 static void gen_expr(sqlgen_t *g, const ss_ast_expr_t *x)
@@ -346,11 +366,25 @@ static void gen_expr(sqlgen_t *g, const ss_ast_expr_t *x)
                 ss_buf_puts(b, ", ");
             gen_expr(g, x->args->items[i]);
         }
-        ss_buf_putc(b, ')');
+        if (!x->norder)
+            ss_buf_putc(b, ')');
         break;
     case SS_AX_SEM:
         gen_fail(g, x->span, SS_ERR_SEMANTIC, ss_sem_kind_name(x->sem),
                  " belongs in a continuous view: a SELECT reads a view's current rows");
+        break;
+    case SS_AX_SUBQUERY:
+    case SS_AX_EXISTS:
+        ss_buf_puts(b, x->kind == SS_AX_EXISTS ? "(EXISTS (" : "((");
+        gen_select(g, x->sub, 0);
+        ss_buf_puts(b, "))");
+        break;
+    case SS_AX_IN_SELECT:
+        ss_buf_putc(b, '(');
+        gen_expr(g, x->left);
+        ss_buf_puts(b, x->op == SS_OP_NOT ? " NOT IN (" : " IN (");
+        gen_select(g, x->sub, 0);
+        ss_buf_puts(b, "))");
         break;
     case SS_AX_CASE: case SS_AX_CAST: case SS_AX_IN: case SS_AX_BETWEEN: case SS_AX_ROW:
         gen_special(g, x);
@@ -362,6 +396,8 @@ static void gen_expr(sqlgen_t *g, const ss_ast_expr_t *x)
         gen_expr(g, x->args->items[0]);
         ss_buf_putc(b, ')');
     }
+    if (x->kind == SS_AX_FUNC && (x->norder || x->filter || x->over))
+        gen_call_tail(g, x);
 }
 
 /* CASE, CAST, IN and BETWEEN in SQLite's spelling. */
@@ -426,6 +462,14 @@ static void gen_from(sqlgen_t *g, const ss_ast_from_t *f)
         return;
     switch (f->kind) {
     case SS_FROM_TABLE: {
+        if (find_cte(g, f->name)) {
+            put_ident(&g->sql, f->name);
+            if (f->alias) {
+                ss_buf_puts(&g->sql, " AS ");
+                put_ident(&g->sql, f->alias);
+            }
+            break;
+        }
         if (!ss_catalog_view(g->e->cat, f->name)) {
             if (ss_catalog_stream(g->e->cat, f->name))
                 gen_fail(g, f->span, SS_ERR_SEMANTIC, f->name,
@@ -446,12 +490,31 @@ static void gen_from(sqlgen_t *g, const ss_ast_from_t *f)
         put_ident(&g->sql, f->alias ? f->alias : f->name);
         break;
     }
-    case SS_FROM_JOIN:
+    case SS_FROM_JOIN: {
+        static const char *const kw[] = {" JOIN ", " LEFT JOIN ", " RIGHT JOIN ", " FULL JOIN ", " CROSS JOIN "};
         gen_from(g, f->left);
-        ss_buf_puts(&g->sql, f->join_type == SS_JOIN_LEFT ? " LEFT JOIN " : " JOIN ");
+        ss_buf_puts(&g->sql, f->natural ? " NATURAL" : "");
+        ss_buf_puts(&g->sql, kw[(unsigned)f->join_type < SS_ARRAY_LEN(kw) ? f->join_type : 0]);
         gen_from(g, f->right);
-        ss_buf_puts(&g->sql, " ON ");
-        gen_expr(g, f->on);
+        for (int i = 0; i < f->nusing; i++) {
+            ss_buf_puts(&g->sql, i ? ", " : " USING (");
+            put_ident(&g->sql, f->using_cols[i]);
+        }
+        ss_buf_puts(&g->sql, f->nusing ? ")" : "");
+        if (f->on) {
+            ss_buf_puts(&g->sql, " ON ");
+            gen_expr(g, f->on);
+        }
+        break;
+    }
+    case SS_FROM_SUBQUERY:
+        ss_buf_putc(&g->sql, '(');
+        gen_select(g, f->sub, 0);
+        ss_buf_puts(&g->sql, ")");
+        if (f->alias) {
+            ss_buf_puts(&g->sql, " AS ");
+            put_ident(&g->sql, f->alias);
+        }
         break;
     case SS_FROM_SEM_JOIN:
         gen_fail(g, f->span, SS_ERR_SEMANTIC, "SEM_JOIN belongs in a continuous view", NULL);
@@ -459,9 +522,60 @@ static void gen_from(sqlgen_t *g, const ss_ast_from_t *f)
     }
 }
 
-static void gen_body(sqlgen_t *g, const ss_ast_select_t *s)
+/* ORDER BY inside an aggregate call (its ')' is written here), FILTER, OVER. */
+static void gen_call_tail(sqlgen_t *g, const ss_ast_expr_t *x)
 {
     ss_buf_t *b = &g->sql;
+    for (int i = 0; i < x->norder; i++) {
+        ss_buf_puts(b, i ? ", " : " ORDER BY ");
+        gen_expr(g, x->order[i].expr);
+        ss_buf_puts(b, x->order[i].desc ? " DESC" : "");
+    }
+    ss_buf_puts(b, x->norder ? ")" : "");
+    if (x->filter) {
+        ss_buf_puts(b, " FILTER (WHERE ");
+        gen_expr(g, x->filter);
+        ss_buf_putc(b, ')');
+    }
+    if (!x->over)
+        return;
+    ss_buf_puts(b, " OVER (");
+    for (int i = 0; x->over->partition && i < x->over->partition->n; i++) {
+        ss_buf_puts(b, i ? ", " : "PARTITION BY ");
+        gen_expr(g, x->over->partition->items[i]);
+    }
+    for (int i = 0; i < x->over->norder; i++) {
+        ss_buf_puts(b, i ? ", " : " ORDER BY ");
+        gen_expr(g, x->over->order[i].expr);
+        ss_buf_puts(b, x->over->order[i].desc ? " DESC" : "");
+    }
+    ss_buf_putc(b, ')');
+}
+
+/* One SELECT of a compound, or a compound (PostgreSQL precedence kept with subqueries: SQLite
+ * applies set operations left to right). */
+static void gen_core(sqlgen_t *g, const ss_ast_select_t *s)
+{
+    ss_buf_t *b = &g->sql;
+    if (s->setop != SS_SETOP_NONE) {
+        if (s->setop == SS_SETOP_EXCEPT_ALL || s->setop == SS_SETOP_INTERSECT_ALL) {
+            gen_fail(g, s->span, SS_ERR_UNSUPPORTED, ss_setop_name(s->setop),
+                     " is not supported in a snapshot read (SQLite has no such operator): create a view with it");
+            return;
+        }
+        gen_core(g, s->left);
+        ss_buf_printf(b, " %s ", ss_setop_name(s->setop));
+        if (s->right->setop != SS_SETOP_NONE)
+            ss_buf_puts(b, "SELECT * FROM (");
+        gen_core(g, s->right);
+        if (s->right->setop != SS_SETOP_NONE)
+            ss_buf_putc(b, ')');
+        return;
+    }
+    int nscope = g->nscope;
+    const ss_ast_select_t *sel = g->sel;
+    g->sel = s;
+    collect_scope(g, s->from);
     ss_buf_puts(b, s->distinct ? "SELECT DISTINCT " : "SELECT ");
     for (int i = 0; i < s->nitems; i++) {
         if (i)
@@ -488,14 +602,91 @@ static void gen_body(sqlgen_t *g, const ss_ast_select_t *s)
         ss_buf_puts(b, " HAVING ");
         gen_expr(g, s->having);
     }
-    for (int i = 0; i < s->norder; i++) {
-        ss_buf_puts(b, i ? ", " : " ORDER BY ");
-        gen_expr(g, s->order[i].expr);
-        if (s->order[i].desc)
-            ss_buf_puts(b, " DESC");
+    if (s->norder && !g->rc) { /* the scope of ORDER BY: this select's FROM and its aliases */
+        for (int i = 0; i < s->norder; i++) {
+            ss_buf_puts(b, i ? ", " : " ORDER BY ");
+            gen_expr(g, s->order[i].expr);
+            ss_buf_puts(b, s->order[i].desc ? " DESC" : "");
+        }
     }
-    if (s->limit >= 0)
-        ss_buf_printf(b, " LIMIT %lld", (long long)s->limit);
+    g->nscope = nscope;
+    g->sel = sel;
+}
+
+/* [WITH ...] core [ORDER BY] [LIMIT] [OFFSET]; the outermost WITH list (top) is rendered by
+ * gen_ctes next to the views'. */
+static void gen_select(sqlgen_t *g, const ss_ast_select_t *s, int top)
+{
+    ss_buf_t *b = &g->sql;
+    if (!s || g->rc)
+        return;
+    if (g->nwith == (int)SS_ARRAY_LEN(g->withs)) {
+        gen_fail(g, s->span, SS_ERR_UNSUPPORTED, "WITH queries nest too deeply", NULL);
+        return;
+    }
+    int nwith = g->nwith;
+    for (int i = 0; i < s->ncte && !g->rc; i++) {
+        if (!top)
+            ss_buf_puts(b, i ? ", " : "WITH ");
+        else if (i == 0) /* written into the views' WITH clause by gen_ctes */
+            g->top_ctes = 1;
+        if (top)
+            continue;
+        put_ident(b, s->ctes[i].name);
+        for (int k = 0; k < s->ctes[i].ncols; k++) {
+            ss_buf_puts(b, k ? ", " : "(");
+            put_ident(b, s->ctes[i].cols[k]);
+        }
+        ss_buf_puts(b, s->ctes[i].ncols ? ") AS (" : " AS (");
+        g->withs[g->nwith] = s;
+        g->nwith = nwith + 1; /* a WITH query sees the ones before it (and itself: SQLite rejects that) */
+        gen_select(g, s->ctes[i].select, 0);
+        g->nwith = nwith;
+        ss_buf_puts(b, ") ");
+    }
+    g->withs[g->nwith++] = s;
+    if (s->setop == SS_SETOP_NONE) {
+        gen_core(g, s);
+    } else {
+        gen_core(g, s);
+        for (int i = 0; i < s->norder; i++) { /* names the compound's output columns */
+            ss_buf_puts(b, i ? ", " : " ORDER BY ");
+            int n = g->nscope;
+            g->nscope = 0;
+            gen_expr(g, s->order[i].expr);
+            g->nscope = n;
+            ss_buf_puts(b, s->order[i].desc ? " DESC" : "");
+        }
+    }
+    if (s->limit >= 0 || s->offset > 0)
+        ss_buf_printf(b, " LIMIT %lld", (long long)(s->limit >= 0 ? s->limit : -1));
+    if (s->offset > 0)
+        ss_buf_printf(b, " OFFSET %lld", (long long)s->offset);
+    if (!top)
+        g->nwith = nwith;
+}
+
+/* The outermost WITH queries, rendered after gen_select(top) has collected the views. */
+static void gen_top_ctes(sqlgen_t *g, const ss_ast_select_t *s, ss_buf_t *w)
+{
+    ss_buf_t body = g->sql;
+    for (int i = 0; i < s->ncte && !g->rc; i++) {
+        memset(&g->sql, 0, sizeof g->sql);
+        g->nwith = 0;
+        g->withs[g->nwith++] = s; /* earlier WITH queries of the same list */
+        gen_select(g, s->ctes[i].select, 0);
+        ss_buf_puts(w, w->len ? ", " : "WITH ");
+        put_ident(w, s->ctes[i].name);
+        for (int k = 0; k < s->ctes[i].ncols; k++) {
+            ss_buf_puts(w, k ? ", " : "(");
+            put_ident(w, s->ctes[i].cols[k]);
+        }
+        ss_buf_puts(w, s->ctes[i].ncols ? ") AS (" : " AS (");
+        ss_buf_append(w, g->sql.data, g->sql.len);
+        ss_buf_puts(w, ") ");
+        ss_buf_free(&g->sql);
+    }
+    g->sql = body;
 }
 
 /* WITH clause: each view read becomes a CTE of its rows, each repeated _mult times. */
@@ -532,6 +723,18 @@ static int gen_ctes(sqlgen_t *g, ss_buf_t *w)
     return SS_OK;
 }
 
+/* Prepares with double-quoted strings disabled: "x" is always a name, so a misspelled column
+ * in a subquery is an error rather than the string 'x'. */
+static int prepare_strict(sqlite3 *db, const char *sql, sqlite3_stmt **stmt)
+{
+    int old = 1;
+    sqlite3_db_config(db, SQLITE_DBCONFIG_DQS_DML, -1, &old);
+    sqlite3_db_config(db, SQLITE_DBCONFIG_DQS_DML, 0, NULL);
+    int rc = sqlite3_prepare_v2(db, sql, -1, stmt, NULL);
+    sqlite3_db_config(db, SQLITE_DBCONFIG_DQS_DML, old, NULL);
+    return rc;
+}
+
 /* The plan of every view (schemas, nodes): missing only when the views failed to start. */
 static int need_plan(ss_engine_t *e, char *err, size_t errsz)
 {
@@ -554,12 +757,18 @@ int eng_select(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err
     g.e = e;
     g.err = err;
     g.errsz = errsz;
-    g.sel = st->query->select;
-    collect_scope(&g, st->query->select->from);
-    gen_body(&g, st->query->select);
-    ss_buf_t sql = SS_BUF_INIT;
+    gen_select(&g, st->query->select, 1);
+    ss_buf_t sql = SS_BUF_INIT, user = SS_BUF_INIT;
+    if (!g.rc && st->query->select->ncte)
+        gen_top_ctes(&g, st->query->select, &user); /* may read more views */
     if (!g.rc)
         g.rc = gen_ctes(&g, &sql);
+    if (!g.rc && user.len) {
+        if (sql.len)
+            ss_buf_puts(&sql, ", ");
+        ss_buf_append(&sql, user.data + (sql.len ? 5 : 0), user.len - (sql.len ? 5 : 0)); /* drop "WITH " */
+    }
+    ss_buf_free(&user);
     if (g.rc) {
         ss_buf_free(&g.sql);
         ss_buf_free(&sql);
@@ -570,7 +779,7 @@ int eng_select(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err
     ss_buf_free(&g.sql);
     sqlite3 *db = ss_store_db(e->store);
     sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(db, ss_buf_cstr(&sql), -1, &stmt, NULL) != SQLITE_OK) {
+    if (prepare_strict(db, ss_buf_cstr(&sql), &stmt) != SQLITE_OK) {
         rc = ss_seterr(err, errsz, SS_ERR_SEMANTIC, "%d:%d: %s", st->span.line, st->span.col, sqlite3_errmsg(db));
         ss_buf_free(&sql);
         return rc;
@@ -589,7 +798,7 @@ int eng_select(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err
             ss_buf_printf(&w, "%s%d", i ? ", " : " ORDER BY ", i + 1);
         ss_buf_free(&sql);
         sql = w;
-        if (sqlite3_prepare_v2(db, ss_buf_cstr(&sql), -1, &stmt, NULL) != SQLITE_OK) {
+        if (prepare_strict(db, ss_buf_cstr(&sql), &stmt) != SQLITE_OK) {
             rc = ss_seterr(err, errsz, SS_ERR_SEMANTIC, "%d:%d: %s", st->span.line, st->span.col, sqlite3_errmsg(db));
             ss_buf_free(&sql);
             return rc;
@@ -733,6 +942,17 @@ static int show_models(ss_engine_t *e, ss_buf_t *out)
         eng_table_add(&t, row);
         free(o);
     }
+    /* the embedder of SEM_JOIN pruning and LLM_GENERATE retrieval (SET embedder = ...) */
+    char desc[600] = "";
+    const char *kind = ss_catalog_get(e->cat, "embedder");
+    if (e->emb)
+        snprintf(desc, sizeof desc, "%s", e->emb->desc);
+    else {
+        ss_embed_describe(kind, NULL, desc, sizeof desc - 40);
+        strcat(desc, " (opened when a view needs it)");
+    }
+    const char *erow[] = {"(embedder)", e->emb ? e->emb->kind : kind ? kind : "wink", desc};
+    eng_table_add(&t, erow);
     eng_table_render(&t, out);
     eng_table_free(&t);
     return SS_OK;
@@ -780,6 +1000,18 @@ static void explain_stats(ss_engine_t *e, const char *view, ss_buf_t *out)
     eng_table_free(&t);
 }
 
+/* Which embedder the view's semantic joins and retrieval compare texts with. */
+static void explain_embedder(ss_engine_t *e, const char *view, ss_buf_t *out)
+{
+    const ss_plan_t *p = e->plan;
+    int need = 0;
+    for (int i = 0; p && i < p->n; i++)
+        need |= p->nodes[i]->view && ss_strcaseeq(p->nodes[i]->view, view) &&
+                (p->nodes[i]->kind == SS_PN_SEM_JOIN || p->nodes[i]->kind == SS_PN_LLM_GENERATE);
+    if (need)
+        ss_buf_printf(out, "embedder: %s\n", e->emb ? e->emb->desc : "none open");
+}
+
 int eng_explain(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz)
 {
     if (st->query) {
@@ -802,6 +1034,7 @@ int eng_explain(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *er
         char state[SS_ERRSZ + 128];
         eng_view_status(e, st->name, &s, &lag, state, sizeof state);
         ss_buf_printf(out, "state: %s\n", state);
+        explain_embedder(e, st->name, out);
         explain_stats(e, st->name, out);
     }
     return rc;

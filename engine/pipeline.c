@@ -59,13 +59,7 @@ static void set_state(eng_pipe_t *p, eng_pipe_state_t st, const char *model)
 static void pipe_sleep(eng_pipe_t *p, int64_t ms)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    ss_deadline(&ts, CLOCK_REALTIME, ms);
     pthread_mutex_lock(&p->mu);
     while (!p->stop && pthread_cond_timedwait(&p->cv, &p->mu, &ts) != ETIMEDOUT)
         ;
@@ -554,8 +548,9 @@ static int run_boot(eng_pipe_t *p, char *err, size_t errsz)
                     rc = apply_op(p->ops[i], &ctx, k, &p->outs[s], &p->outs[i], err, errsz);
                 continue;
             }
-            if (pl->nodes[s]->kind == SS_PN_SOURCE)
-                continue; /* a new view's own sources start at the beginning of their topics */
+            if (pl->nodes[s]->kind != SS_PN_VIEW)
+                continue; /* a new view's own sources start at the beginning of their topics, and
+                             its nodes fed by them only (a join's or UNION's other side) follow */
             ss_zset_clear(&snap);
             if (!p->ops[s]->vt->snapshot)
                 rc = ss_seterr(err, errsz, SS_ERR_UNSUPPORTED, "node %d (%s) keeps no snapshot to bootstrap a new "

@@ -260,7 +260,7 @@ void eng_pipes_stop(ss_engine_t *e)
 
 /* Semantic joins and retrieval compare embeddings: open the embedder the first
  * time a plan has such an operator (SET embedder = 'wink' | 'model' | 'openai'
- * picks the kind; default: the static word vectors when installed, else the model). */
+ * picks the kind; default: the static word vectors, an error when not installed). */
 static int ensure_embedder(ss_engine_t *e, char *err, size_t errsz)
 {
     const ss_plan_t *p = e->plan;

@@ -160,13 +160,7 @@ int ss_engine_sub_next(ss_engine_sub_t *h, int timeout_ms, ss_buf_t *out, int64_
     if (changes)
         *changes = 0;
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    ss_deadline(&ts, CLOCK_REALTIME, timeout_ms);
     pthread_mutex_lock(&e->mu);
     while (!s->q.len && !s->closed && timeout_ms > 0)
         if (pthread_cond_timedwait(&s->cv, &e->mu, &ts) == ETIMEDOUT)

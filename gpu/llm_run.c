@@ -12,6 +12,7 @@
  * normalised over the answers; SCORE is the expected value over score_min..max.
  */
 #include "llm_internal.h"
+#include "ss_chat.h"
 
 #include <limits.h>
 #include <math.h>
@@ -163,6 +164,52 @@ static int choice_toks(const seq_t *s, int pos, int *toks, int cap)
     return 1;
 }
 
+/* The k best tokens of logits (k <= vocab), best first, ties to the lower id. */
+static void top_k(const float *logits, int v, int k, int *best)
+{
+    int n = 0;
+    for (int i = 0; i < v; i++) {
+        if (n == k && !(logits[i] > logits[best[k - 1]]))
+            continue;
+        int p = n < k ? n++ : k - 1;
+        while (p > 0 && logits[i] > logits[best[p - 1]]) {
+            best[p] = best[p - 1];
+            p--;
+        }
+        best[p] = i;
+    }
+}
+
+/* GENERATE with on_token: reports the token just picked (not EOS/end of turn), with its top
+ * alternatives when top_logprobs > 0 (best[0..k) and their texts). */
+static void report_token(ss_llm_t *m, rq_t *q, seq_t *s, const float *logits, double l, const int *best, int k)
+{
+    if (q->next < 0 || q->next == m->cfg.eos || q->next == m->eot)
+        return;
+    int prev = s->tok[s->ntok - 1];
+    ss_buf_t piece = SS_BUF_INIT, alt = SS_BUF_INIT;
+    tok_decode_piece(&m->tok, q->next, prev, &piece);
+    const char *texts[64];
+    float lps[64];
+    size_t offs[64];
+    k = SS_MIN(k, 64);
+    for (int j = 0; j < k; j++) { /* all pieces in one buffer, terminated, then pointed into */
+        tok_decode_piece(&m->tok, best[j], prev, &alt);
+        offs[j] = alt.len;
+        ss_buf_putc(&alt, 0);
+        lps[j] = (float)(logits[best[j]] - l);
+    }
+    for (int j = 0, at = 0; j < k; j++) {
+        texts[j] = alt.data ? alt.data + at : "";
+        at = (int)offs[j] + 1;
+    }
+    ss_infer_token_t t = {.id = q->next, .text = piece.data ? piece.data : "", .len = piece.len,
+                          .logprob = k > 0 ? q->last_lp : 0, .ntop = k, .top_text = texts, .top_logprob = lps};
+    q->r->on_token(q->r->on_token_ctx, &t);
+    ss_buf_free(&piece);
+    ss_buf_free(&alt);
+}
+
 static void on_gen_out(ss_llm_t *m, seq_t *s, int pos, const float *logits)
 {
     rq_t *q = s->user;
@@ -173,36 +220,34 @@ static void on_gen_out(ss_llm_t *m, seq_t *s, int pos, const float *logits)
         q->next = sample(logits, v, q->r->temperature, &q->rng);
     else /* the backend's argmax when it computed one (then the logits may not have been copied) */
         q->next = m->cur_argmax >= 0 ? m->cur_argmax : argmax(logits, v);
-    if (q->r->top_logprobs <= 0)
+    if (q->r->top_logprobs <= 0) {
+        if (q->r->on_token)
+            report_token(m, q, s, logits, 0, NULL, 0);
         return;
+    }
     double l = row_lse(m, logits);
     q->last_lp = (float)(logits[q->next] - l);
-    if (q->ngen > 0 || q->res->top_tokens)
+    int first = q->ngen == 0 && !q->res->top_tokens;
+    if (!first && !q->r->on_token)
         return;
     int k = SS_MIN(q->r->top_logprobs, v);
     int *best = malloc((size_t)k * sizeof *best);
-    q->res->top_tokens = calloc((size_t)k, sizeof(char *));
-    q->res->top_logprobs = malloc((size_t)k * sizeof(float));
-    if (!best || !q->res->top_tokens || !q->res->top_logprobs) {
-        free(best);
+    if (!best)
         return;
-    }
-    for (int j = 0; j < k; j++) { /* partial selection, best first */
-        int b = -1;
-        for (int i = 0; i < v; i++) {
-            int used = 0;
-            for (int u = 0; u < j && !used; u++)
-                used = best[u] == i;
-            if (!used && (b < 0 || logits[i] > logits[b]))
-                b = i;
+    top_k(logits, v, k, best);
+    if (first) {
+        q->res->top_tokens = calloc((size_t)k, sizeof(char *));
+        q->res->top_logprobs = malloc((size_t)k * sizeof(float));
+        for (int j = 0; j < k && q->res->top_tokens && q->res->top_logprobs; j++) {
+            ss_buf_t t = SS_BUF_INIT;
+            tok_decode_piece(&m->tok, best[j], s->tok[s->ntok - 1], &t);
+            q->res->top_tokens[j] = ss_buf_take(&t);
+            q->res->top_logprobs[j] = (float)(logits[best[j]] - l);
+            q->res->ntop = j + 1;
         }
-        best[j] = b;
-        ss_buf_t t = SS_BUF_INIT;
-        tok_decode_piece(&m->tok, b, s->tok[s->ntok - 1], &t);
-        q->res->top_tokens[j] = ss_buf_take(&t);
-        q->res->top_logprobs[j] = (float)(logits[b] - l);
     }
-    q->res->ntop = k;
+    if (q->r->on_token)
+        report_token(m, q, s, logits, l, best, k);
     free(best);
 }
 
@@ -229,12 +274,24 @@ static int setup_choices(ss_llm_t *m, rq_t *q)
     q->ch = calloc((size_t)q->nch, sizeof *q->ch);
     if (!q->ch)
         return -1;
+    /* in the chat form an answer starts the assistant's turn: " yes" is scored as "yes" (as " yes"
+     * after [INST] ... [/INST]), see ss_chat_answer */
+    ss_chat_family_t chat = r->raw ? SS_CHAT_NONE : ss_llm_chat_family(m);
+    ss_buf_t adj = SS_BUF_INIT;
     for (int c = 0; c < q->nch; c++) {
         char num[16];
         const char *a = score ? (snprintf(num, sizeof num, "%d", lo + c), num) : r->choices[c];
-        if (encode(m, a ? a : "", 0, 1, &q->ch[c].tok, &q->ch[c].n))
+        if (chat != SS_CHAT_NONE) {
+            ss_buf_reset(&adj);
+            if (ss_chat_answer(chat, a, &adj) == SS_OK)
+                a = ss_buf_cstr(&adj);
+        }
+        if (encode(m, a ? a : "", 0, 1, &q->ch[c].tok, &q->ch[c].n)) {
+            ss_buf_free(&adj);
             return -1;
+        }
     }
+    ss_buf_free(&adj);
     return 0;
 }
 
@@ -266,7 +323,7 @@ int rq_setup(ss_llm_t *m, rq_t *q)
     const ss_infer_req_t *r = q->r;
     q->res->status = SS_OK;
     q->next = -1;
-    char *wrapped = r->kind != SS_INFER_EMBED ? ss_llm_chat_prompt(m, r->prompt) : NULL;
+    char *wrapped = ss_llm_req_prompt(m, r); /* the chat form, or NULL: the prompt as given */
     int erc = encode(m, wrapped ? wrapped : r->prompt, 1, 0, &q->ptok, &q->np);
     free(wrapped);
     if (erc)
@@ -383,10 +440,16 @@ int rq_gen_advance(ss_llm_t *m, rq_t *q)
         q->tlp[q->ntlp++] = q->last_lp;
     }
     tok_decode_piece(&m->tok, t, q->seq.tok[q->seq.ntok - 1], &q->text);
-    if (r->stop && *r->stop && q->text.len) {
-        char *hit = strstr(q->text.data, r->stop);
-        if (hit) {
-            q->text.len = (size_t)(hit - q->text.data);
+    if (q->text.len && (r->stop || r->nstop)) { /* the earliest of the stop strings ends the text */
+        char *cut = NULL;
+        for (int i = -1; i < r->nstop; i++) {
+            const char *x = i < 0 ? r->stop : r->stops ? r->stops[i] : NULL;
+            char *hit = x && *x ? strstr(q->text.data, x) : NULL;
+            if (hit && (!cut || hit < cut))
+                cut = hit;
+        }
+        if (cut) {
+            q->text.len = (size_t)(cut - q->text.data);
             q->text.data[q->text.len] = 0;
             return 1;
         }

@@ -14,11 +14,11 @@
 #include <string.h>
 
 static const ss_mkmodel_spec_t shapes[] = {
-    {"smollm2-135m", "llama", 576, 30, 9, 3, 1536, 49152, 8192, 100000.f, 0, 1, SS_GGML_Q8_0, 1, NULL},
-    {"qwen2.5-0.5b", "qwen2", 896, 24, 14, 2, 4864, 151936, 32768, 1000000.f, 1, 1, SS_GGML_Q8_0, 1, NULL},
-    {"llama-3.2-1b", "llama", 2048, 16, 32, 8, 8192, 128256, 131072, 500000.f, 0, 1, SS_GGML_Q8_0, 1, NULL},
-    {"tiny-qwen2", "qwen2", 64, 2, 4, 2, 128, 600, 512, 10000.f, 1, 1, SS_GGML_F32, 1, NULL},
-    {"tiny-llama", "llama", 64, 2, 4, 4, 160, 600, 512, 10000.f, 0, 0, SS_GGML_F32, 1, NULL},
+    {"smollm2-135m", "llama", 576, 30, 9, 3, 1536, 49152, 8192, 100000.f, 0, 1, SS_GGML_Q8_0, 1, NULL, NULL},
+    {"qwen2.5-0.5b", "qwen2", 896, 24, 14, 2, 4864, 151936, 32768, 1000000.f, 1, 1, SS_GGML_Q8_0, 1, NULL, NULL},
+    {"llama-3.2-1b", "llama", 2048, 16, 32, 8, 8192, 128256, 131072, 500000.f, 0, 1, SS_GGML_Q8_0, 1, NULL, NULL},
+    {"tiny-qwen2", "qwen2", 64, 2, 4, 2, 128, 600, 512, 10000.f, 1, 1, SS_GGML_F32, 1, NULL, NULL},
+    {"tiny-llama", "llama", 64, 2, 4, 4, 160, 600, 512, 10000.f, 0, 0, SS_GGML_F32, 1, NULL, NULL},
 };
 
 int ss_mkmodel_shape(const char *name, ss_mkmodel_spec_t *out)
@@ -72,6 +72,7 @@ typedef struct vocab {
     char **merges;
     int nm;
     int32_t *type;
+    int eos;       /* id of <|endoftext|> (BOS and EOS) */
 } vocab_t;
 
 /* Set of piece hashes (open addressing; 0 = empty) to keep pieces unique. */
@@ -89,9 +90,12 @@ static int seen_add(uint64_t *set, size_t cap, const char *s)
 }
 
 /* Word-like merges: pieces of lowercase letters, optionally led by 'Ġ' (a space). */
-static int build_vocab(vocab_t *v, int size, uint64_t seed)
+static int build_vocab(vocab_t *v, int size, uint64_t seed, const char *const *extra)
 {
-    int nspecial = 3, target = size - nspecial;
+    int nextra = 0;
+    while (extra && extra[nextra])
+        nextra++;
+    int nspecial = 3 + nextra, target = size - nspecial;
     v->tok = calloc((size_t)size, sizeof *v->tok);
     v->merges = calloc((size_t)size, sizeof *v->merges);
     v->type = calloc((size_t)size, sizeof *v->type);
@@ -137,9 +141,10 @@ static int build_vocab(vocab_t *v, int size, uint64_t seed)
         v->n++;
     }
     static const char *sp[] = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
+    v->eos = v->n;
     for (int i = 0; i < nspecial; i++) {
         v->type[v->n] = 3;
-        v->tok[v->n++] = ss_strdup(sp[i]);
+        v->tok[v->n++] = ss_strdup(i < 3 ? sp[i] : extra[i - 3]);
     }
     free(wordy);
     free(set);
@@ -236,8 +241,8 @@ static void write_meta(ss_gguf_writer_t *w, const ss_mkmodel_spec_t *s, const vo
     ss_gguf_w_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v->tok, (size_t)v->n);
     ss_gguf_w_arr_i32(w, "tokenizer.ggml.token_type", v->type, (size_t)v->n);
     ss_gguf_w_arr_str(w, "tokenizer.ggml.merges", (const char *const *)v->merges, (size_t)v->nm);
-    ss_gguf_w_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)(v->n - 3));
-    ss_gguf_w_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)(v->n - 3));
+    ss_gguf_w_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)v->eos);
+    ss_gguf_w_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)v->eos);
     ss_gguf_w_bool(w, "tokenizer.ggml.add_bos_token", 0);
     if (s->chat_template)
         ss_gguf_w_str(w, "tokenizer.chat_template", s->chat_template);
@@ -255,7 +260,7 @@ ss_err_t ss_mkmodel_write(const ss_mkmodel_spec_t *s, const char *path, char *er
     memset(&v, 0, sizeof v);
     ss_gguf_writer_t *w = ss_gguf_writer_new();
     fills_t fs = {calloc((size_t)(16 * s->n_layers + 8), sizeof(fill_t)), 0, 16 * s->n_layers + 8};
-    if (!w || !fs.f || build_vocab(&v, s->vocab, s->seed)) {
+    if (!w || !fs.f || build_vocab(&v, s->vocab, s->seed, s->special_tokens)) {
         free_vocab(&v);
         free(fs.f);
         ss_gguf_writer_destroy(w);

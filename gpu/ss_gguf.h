@@ -139,6 +139,9 @@ typedef struct ss_mkmodel_spec {
     int type;           /* weight type of the matrices (ss_ggml_type_t) */
     uint64_t seed;
     const char *chat_template; /* written as tokenizer.chat_template when set (NULL: none) */
+    const char *const *special_tokens; /* further control tokens after <|endoftext|>, <|im_start|>,
+                                          <|im_end|> (NULL-terminated; NULL: none), e.g. a chat
+                                          template's markers */
 } ss_mkmodel_spec_t;
 
 /* Fills *out with a known shape ("smollm2-135m", "qwen2.5-0.5b", "llama-3.2-1b",

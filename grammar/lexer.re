@@ -21,22 +21,26 @@ typedef struct keyword {
 } keyword_t;
 
 static const keyword_t keywords[] = {
-    {"AND", TK_AND}, {"AS", TK_AS}, {"ASC", TK_ASC}, {"BETWEEN", TK_BETWEEN}, {"BY", TK_BY},
-    {"CASE", TK_CASE}, {"CAST", TK_CAST}, {"CONTINUOUS", TK_CONTINUOUS}, {"CREATE", TK_CREATE},
-    {"DELETE", TK_DELETE}, {"DESC", TK_DESC}, {"DISTINCT", TK_DISTINCT}, {"DROP", TK_DROP},
-    {"ELSE", TK_ELSE}, {"END", TK_END}, {"ESCAPE", TK_ESCAPE}, {"EXISTS", TK_EXISTS},
-    {"EXPLAIN", TK_EXPLAIN}, {"FALSE", TK_FALSE}, {"FROM", TK_FROM}, {"GROUP", TK_GROUP},
-    {"HAVING", TK_HAVING}, {"IF", TK_IF}, {"ILIKE", TK_ILIKE}, {"IN", TK_IN}, {"INNER", TK_INNER},
-    {"INSERT", TK_INSERT}, {"INTO", TK_INTO}, {"IS", TK_IS}, {"JOIN", TK_JOIN}, {"KEY", TK_KEY},
-    {"LEFT", TK_LEFT}, {"LIKE", TK_LIKE}, {"LIMIT", TK_LIMIT}, {"LLM_GENERATE", TK_LLM_GENERATE},
-    {"MODEL", TK_MODEL}, {"MODELS", TK_MODELS}, {"NOT", TK_NOT}, {"NULL", TK_NULL}, {"ON", TK_ON},
-    {"OR", TK_OR}, {"ORDER", TK_ORDER}, {"OUTER", TK_OUTER}, {"PRIMARY", TK_PRIMARY},
-    {"SELECT", TK_SELECT}, {"SEM_AGG", TK_SEM_AGG}, {"SEM_FILTER", TK_SEM_FILTER},
-    {"SEM_JOIN", TK_SEM_JOIN}, {"SEM_MAP", TK_SEM_MAP}, {"SEM_RANK", TK_SEM_RANK},
-    {"SEM_SCORE", TK_SEM_SCORE}, {"SET", TK_SET}, {"SHOW", TK_SHOW}, {"STREAM", TK_STREAM},
-    {"STREAMS", TK_STREAMS}, {"SUBSCRIBE", TK_SUBSCRIBE}, {"THEN", TK_THEN}, {"TRUE", TK_TRUE},
-    {"VALUES", TK_VALUES}, {"VIEW", TK_VIEW}, {"VIEWS", TK_VIEWS}, {"WHEN", TK_WHEN},
-    {"WHERE", TK_WHERE}, {"WITH", TK_WITH},
+    {"ALL", TK_ALL}, {"AND", TK_AND}, {"AS", TK_AS}, {"ASC", TK_ASC}, {"BETWEEN", TK_BETWEEN},
+    {"BY", TK_BY}, {"CASE", TK_CASE}, {"CAST", TK_CAST}, {"CONTINUOUS", TK_CONTINUOUS},
+    {"CREATE", TK_CREATE}, {"CROSS", TK_CROSS}, {"DELETE", TK_DELETE}, {"DESC", TK_DESC},
+    {"DISTINCT", TK_DISTINCT}, {"DROP", TK_DROP}, {"ELSE", TK_ELSE}, {"END", TK_END},
+    {"ESCAPE", TK_ESCAPE}, {"EXCEPT", TK_EXCEPT}, {"EXISTS", TK_EXISTS}, {"EXPLAIN", TK_EXPLAIN},
+    {"FALSE", TK_FALSE}, {"FILTER", TK_FILTER}, {"FROM", TK_FROM}, {"FULL", TK_FULL},
+    {"GROUP", TK_GROUP}, {"HAVING", TK_HAVING}, {"IF", TK_IF}, {"ILIKE", TK_ILIKE}, {"IN", TK_IN},
+    {"INNER", TK_INNER}, {"INSERT", TK_INSERT}, {"INTERSECT", TK_INTERSECT}, {"INTO", TK_INTO},
+    {"IS", TK_IS}, {"JOIN", TK_JOIN}, {"KEY", TK_KEY}, {"LEFT", TK_LEFT}, {"LIKE", TK_LIKE},
+    {"LIMIT", TK_LIMIT}, {"LLM_GENERATE", TK_LLM_GENERATE}, {"MODEL", TK_MODEL},
+    {"MODELS", TK_MODELS}, {"NATURAL", TK_NATURAL}, {"NOT", TK_NOT}, {"NULL", TK_NULL},
+    {"OFFSET", TK_OFFSET}, {"ON", TK_ON}, {"OR", TK_OR}, {"ORDER", TK_ORDER}, {"OUTER", TK_OUTER},
+    {"OVER", TK_OVER}, {"PARTITION", TK_PARTITION}, {"PRIMARY", TK_PRIMARY},
+    {"RECURSIVE", TK_RECURSIVE}, {"RIGHT", TK_RIGHT}, {"SELECT", TK_SELECT},
+    {"SEM_AGG", TK_SEM_AGG}, {"SEM_FILTER", TK_SEM_FILTER}, {"SEM_JOIN", TK_SEM_JOIN},
+    {"SEM_MAP", TK_SEM_MAP}, {"SEM_RANK", TK_SEM_RANK}, {"SEM_SCORE", TK_SEM_SCORE},
+    {"SET", TK_SET}, {"SHOW", TK_SHOW}, {"STREAM", TK_STREAM}, {"STREAMS", TK_STREAMS},
+    {"SUBSCRIBE", TK_SUBSCRIBE}, {"THEN", TK_THEN}, {"TRUE", TK_TRUE}, {"UNION", TK_UNION},
+    {"USING", TK_USING}, {"VALUES", TK_VALUES}, {"VIEW", TK_VIEW}, {"VIEWS", TK_VIEWS},
+    {"WHEN", TK_WHEN}, {"WHERE", TK_WHERE}, {"WITH", TK_WITH},
 };
 
 /* Compares s[0..n) case-insensitively with the upper-case keyword kw. */
@@ -78,6 +82,8 @@ int ss_lex_is_reserved(const char *s, size_t n)
     case TK_CONTINUOUS: case TK_KEY: case TK_PRIMARY: case TK_IF: case TK_EXISTS: case TK_ASC:
     case TK_DESC: case TK_SET: case TK_SHOW: case TK_SUBSCRIBE: case TK_EXPLAIN: case TK_ESCAPE:
         return 0;
+    /* RIGHT FULL CROSS NATURAL USING OVER PARTITION FILTER RECURSIVE are names except in their
+     * context (grammar/parse.c); rendered names quote them so that they never take that role. */
     default:
         return 1;
     }

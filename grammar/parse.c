@@ -151,30 +151,59 @@ static void place_eof(ss_tok_t *t, const ss_tok_t *last)
     }
 }
 
-/* One token of lookahead for the contextual keywords (grammar/time_words.c). */
+/* Up to two tokens of lookahead for the contextual keywords. */
 typedef struct lookahead {
     ss_lexer_t *lx;
-    int have, code;
-    ss_tok_t tok;
+    int n;
+    int code[3];
+    ss_tok_t tok[3];
 } lookahead_t;
 
-/* Code of the next token (0 at the end, -1 on a lexical error), without consuming it. */
-static int peek(lookahead_t *la, ss_tok_t *t)
+/* Code of the i-th token ahead (0 = the next one to be consumed, at most 2); 0 at end, -1 on error. */
+static int peek(lookahead_t *la, int i)
 {
-    if (!la->have) {
-        la->code = ss_lex(la->lx, &la->tok);
-        la->have = 1;
+    if (i > 2)
+        return -1;
+    for (int k = 0; k <= i; k++) {
+        if (k == la->n) {
+            la->code[k] = ss_lex(la->lx, &la->tok[k]);
+            la->n = k + 1;
+        }
+        if (la->code[k] <= 0) /* end of input or an error: nothing comes after it */
+            return la->code[k];
     }
-    *t = la->tok;
-    return la->code;
+    return la->code[i];
 }
 
 static int next_token(lookahead_t *la, ss_tok_t *t)
 {
-    int code = peek(la, t);
-    if (code > 0)
-        la->have = 0;
+    int code = peek(la, 0);
+    *t = la->tok[0];
+    if (code > 0) {
+        la->n--;
+        memmove(la->code, la->code + 1, (size_t)la->n * sizeof la->code[0]);
+        memmove(la->tok, la->tok + 1, (size_t)la->n * sizeof la->tok[0]);
+    }
     return code;
+}
+
+/* Words that are keywords only where the tokens around them make them one (RIGHT JOIN,
+ * USING (, OVER (, PARTITION BY, FILTER (WHERE, WITH RECURSIVE); elsewhere they are names
+ * (a column `full`, a function right(s, n)). */
+static int contextual(lookahead_t *la, int code, int prev)
+{
+    int n1 = peek(la, 0); /* the token after this one */
+    switch (code) {
+    case TK_RIGHT: case TK_FULL: return n1 == TK_JOIN || n1 == TK_OUTER ? code : TK_ID;
+    case TK_CROSS: return n1 == TK_JOIN ? code : TK_ID;
+    case TK_NATURAL:
+        return n1 == TK_JOIN || n1 == TK_INNER || n1 == TK_LEFT || n1 == TK_RIGHT || n1 == TK_FULL ? code : TK_ID;
+    case TK_USING: case TK_OVER: return n1 == TK_LP ? code : TK_ID;
+    case TK_PARTITION: return n1 == TK_BY ? code : TK_ID;
+    case TK_FILTER: return n1 == TK_LP && peek(la, 1) == TK_WHERE ? code : TK_ID;
+    case TK_RECURSIVE: return prev == TK_WITH ? code : TK_ID;
+    default: return code;
+    }
 }
 
 static void run_parser(ss_pctx_t *ctx, ss_lexer_t *lx, void *parser)
@@ -190,10 +219,10 @@ static void run_parser(ss_pctx_t *ctx, ss_lexer_t *lx, void *parser)
         }
         if (code == 0)
             break;
-        if (code == TK_ID) {
-            ss_tok_t nt;
-            int next = peek(&la, &nt);
-            code = ss_time_keyword(code, &t, next > 0 ? next : 0, &nt, last, last2);
+        code = contextual(&la, code, last);
+        if (code == TK_ID) { /* INTERVAL '..', WATERMARK FOR, EMIT ON, ... (grammar/time_words.c) */
+            int next = peek(&la, 0);
+            code = ss_time_keyword(code, &t, next > 0 ? next : 0, next > 0 ? &la.tok[0] : &t, last, last2);
         }
         if (code == TK_LP && ++depth > SS_PARSE_MAX_PARENS) {
             ss_pctx_error(ctx, t.line, t.col, "nesting too deep (more than %d levels of parentheses)",

@@ -46,13 +46,17 @@ static void report_syntax_error(struct yyParser *p, int major, const ss_tok_t *t
 %token REM CONCAT LIKE IS SEM_FILTER SEM_MAP SEM_RANK SEM_SCORE SEM_AGG LLM_GENERATE.
 /* expressions (sqlexpr) */
 %token CASE WHEN THEN ELSE END CAST DCOLON IN BETWEEN ILIKE ESCAPE ARROW ARROW2.
+/* query structure (sqlquery) */
+%token UNION EXCEPT INTERSECT ALL OFFSET RIGHT FULL CROSS NATURAL USING OVER PARTITION FILTER RECURSIVE.
 /* time (issue 13): never produced by the lexer; grammar/time_words.c turns identifiers into
  * them where the next token makes them keywords (INTERVAL '..', WATERMARK FOR, EMIT ON, ...) */
-%token INTERVAL IVUNIT TYPEDLIT EXTRACT WATERMARK EMIT WITHOUT PARTITION.
+%token INTERVAL IVUNIT TYPEDLIT EXTRACT WATERMARK EMIT WITHOUT.
 
 /* Non-reserved keywords: where they cannot be shifted they are identifiers. */
 %fallback ID STREAM STREAMS VIEW VIEWS MODEL MODELS CONTINUOUS KEY PRIMARY IF EXISTS
              ASC DESC SET SHOW SUBSCRIBE EXPLAIN ESCAPE.
+/* RIGHT FULL CROSS NATURAL USING OVER PARTITION FILTER RECURSIVE are keywords only in their
+ * context (RIGHT JOIN, USING (, ...): grammar/parse.c feeds them as identifiers elsewhere. */
 
 %left OR.
 %left AND.
@@ -186,13 +190,48 @@ cmd(A) ::= DELETE(T) FROM nm(N) where_opt(W). { A = ss_build_delete(ctx, &T, &N,
 query(A) ::= select(S). { A = ss_build_query_select(ctx, S); }
 query(A) ::= LLM_GENERATE(T) LP optlist(L) RP. { A = ss_build_query_generate(ctx, &T, L); }
 
+/* A SELECT: [WITH ctes] compound [ORDER BY ..] [LIMIT k] [OFFSET m], where the compound
+ * combines plain SELECTs with UNION/EXCEPT (left to right) and INTERSECT (binding tighter). */
 %type select {ss_ast_select_t *}
 %destructor select { ss_ast_select_free($$); }
-select(A) ::= SELECT(T) distinct(D) sellist(L) from(F) where_opt(W) groupby_opt(G) having_opt(H) orderby_opt(O) limit_opt(N). { A = ss_build_select(ctx, &T, D, L, F, W, G, H, O, &N); }
+select(A) ::= with_opt(W) compound(C) orderby_opt(O) limit_opt(N). { A = ss_build_select_tail(ctx, W, C, O, &N); }
+
+%type with_opt {ss_ctelist_t *}
+%destructor with_opt { ss_ctelist_free($$); }
+with_opt(A) ::= . { A = NULL; }
+with_opt(A) ::= WITH ctelist(L). { A = L; }
+with_opt(A) ::= WITH RECURSIVE(T) ctelist(L). { A = L; ss_pctx_error(ctx, T.line, T.col, "WITH RECURSIVE is not supported (a continuous view is maintained incrementally; recursive queries are not)"); }
+%type ctelist {ss_ctelist_t *}
+%destructor ctelist { ss_ctelist_free($$); }
+ctelist(A) ::= cte(X). { A = X; }
+ctelist(A) ::= ctelist(L) COMMA cte(X). { A = ss_ctelist_concat(ctx, L, X); }
+%type cte {ss_ctelist_t *}
+%destructor cte { ss_ctelist_free($$); }
+cte(A) ::= nm(N) AS LP select(S) RP. { A = ss_build_cte(ctx, &N, NULL, S); }
+cte(A) ::= nm(N) LP namelist(C) RP AS LP select(S) RP. { A = ss_build_cte(ctx, &N, C, S); }
+
+%type compound {ss_ast_select_t *}
+%destructor compound { ss_ast_select_free($$); }
+compound(A) ::= interterm(X). { A = X; }
+compound(A) ::= compound(L) UNION setq(Q) interterm(R). { A = ss_build_compound(ctx, L, Q ? SS_SETOP_UNION_ALL : SS_SETOP_UNION, R); }
+compound(A) ::= compound(L) EXCEPT setq(Q) interterm(R). { A = ss_build_compound(ctx, L, Q ? SS_SETOP_EXCEPT_ALL : SS_SETOP_EXCEPT, R); }
+%type interterm {ss_ast_select_t *}
+%destructor interterm { ss_ast_select_free($$); }
+interterm(A) ::= oneselect(X). { A = X; }
+interterm(A) ::= interterm(L) INTERSECT setq(Q) oneselect(R). { A = ss_build_compound(ctx, L, Q ? SS_SETOP_INTERSECT_ALL : SS_SETOP_INTERSECT, R); }
+%type setq {int}
+setq(A) ::= . { A = 0; }
+setq(A) ::= DISTINCT. { A = 0; }
+setq(A) ::= ALL. { A = 1; }
+
+%type oneselect {ss_ast_select_t *}
+%destructor oneselect { ss_ast_select_free($$); }
+oneselect(A) ::= SELECT(T) distinct(D) sellist(L) from(F) where_opt(W) groupby_opt(G) having_opt(H). { A = ss_build_select(ctx, &T, D, L, F, W, G, H); }
 
 %type distinct {int}
 distinct(A) ::= . { A = 0; }
 distinct(A) ::= DISTINCT. { A = 1; }
+distinct(A) ::= ALL. { A = 0; }
 
 %type sellist {ss_sellist_t *}
 %destructor sellist { ss_sellist_free($$); }
@@ -218,11 +257,16 @@ from(A) ::= FROM seltab(X). { A = X; }
 %destructor seltab { ss_ast_from_free($$); }
 seltab(A) ::= tableref(X). { A = X; }
 seltab(A) ::= seltab(L) joinop(J) tableref(R) ON expr(E). { A = ss_build_join(ctx, L, J, R, E); }
+seltab(A) ::= seltab(L) joinop(J) tableref(R) USING LP namelist(N) RP. { A = ss_build_join_using(ctx, ss_build_join(ctx, L, J, R, NULL), N, 0); }
+seltab(A) ::= seltab(L) NATURAL joinop(J) tableref(R). { A = ss_build_join_using(ctx, ss_build_join(ctx, L, J, R, NULL), NULL, 1); }
+seltab(A) ::= seltab(L) CROSS JOIN tableref(R). { A = ss_build_join(ctx, L, SS_JOIN_CROSS, R, NULL); }
+seltab(A) ::= seltab(L) COMMA tableref(R). { A = ss_build_join_comma(ctx, ss_build_join(ctx, L, SS_JOIN_CROSS, R, NULL)); }
 seltab(A) ::= seltab(L) SEM_JOIN tableref(R) ON STRING(S) withopt(W). { A = ss_build_sem_join(ctx, L, R, &S, W); }
 
 %type tableref {ss_ast_from_t *}
 %destructor tableref { ss_ast_from_free($$); }
 tableref(A) ::= nm(N) as(X). { A = ss_build_table(ctx, &N, &X); }
+tableref(A) ::= LP(L) select(S) RP as(X). { A = ss_build_from_subquery(ctx, &L, S, &X); }
 
 /* window table functions: TUMBLE([TABLE] t, DESCRIPTOR(ts), INTERVAL '1' MINUTE) [AS] alias */
 tableref(A) ::= nm(F) LP tvfsrc(S) COMMA exprlist(L) RP as(X). { A = ss_build_tvf(ctx, &F, &S, L, &X); }
@@ -243,6 +287,10 @@ joinop(A) ::= JOIN. { A = SS_JOIN_INNER; }
 joinop(A) ::= INNER JOIN. { A = SS_JOIN_INNER; }
 joinop(A) ::= LEFT JOIN. { A = SS_JOIN_LEFT; }
 joinop(A) ::= LEFT OUTER JOIN. { A = SS_JOIN_LEFT; }
+joinop(A) ::= RIGHT JOIN. { A = SS_JOIN_RIGHT; }
+joinop(A) ::= RIGHT OUTER JOIN. { A = SS_JOIN_RIGHT; }
+joinop(A) ::= FULL JOIN. { A = SS_JOIN_FULL; }
+joinop(A) ::= FULL OUTER JOIN. { A = SS_JOIN_FULL; }
 
 %type where_opt {ss_ast_expr_t *}
 %destructor where_opt { ss_ast_expr_free($$); }
@@ -272,9 +320,12 @@ sortorder(A) ::= . { A = 0; }
 sortorder(A) ::= ASC. { A = 0; }
 sortorder(A) ::= DESC. { A = 1; }
 
-%type limit_opt {ss_tok_t}
+%type limit_opt {ss_limit_t}
 limit_opt(A) ::= . { memset(&A, 0, sizeof A); }
-limit_opt(A) ::= LIMIT INTEGER(X). { A = X; }
+limit_opt(A) ::= LIMIT INTEGER(X). { memset(&A, 0, sizeof A); A.limit = X; }
+limit_opt(A) ::= LIMIT INTEGER(X) OFFSET INTEGER(Y). { A.limit = X; A.offset = Y; }
+limit_opt(A) ::= OFFSET INTEGER(Y). { memset(&A, 0, sizeof A); A.offset = Y; }
+limit_opt(A) ::= OFFSET INTEGER(Y) LIMIT INTEGER(X). { A.limit = X; A.offset = Y; }
 
 /* ---- expressions ---- */
 %type exprlist {ss_ast_expr_list_t *}
@@ -293,10 +344,13 @@ expr(A) ::= STRING(X). { A = ss_build_literal(ctx, SS_LIT_STRING, &X); }
 expr(A) ::= TRUE(X). { A = ss_build_literal(ctx, SS_LIT_TRUE, &X); }
 expr(A) ::= FALSE(X). { A = ss_build_literal(ctx, SS_LIT_FALSE, &X); }
 expr(A) ::= NULL(X). { A = ss_build_literal(ctx, SS_LIT_NULL, &X); }
-expr(A) ::= nm(F) LP RP. { A = ss_build_func(ctx, &F, NULL, 0, NULL); }
-expr(A) ::= nm(F) LP exprlist(L) RP. { A = ss_build_func(ctx, &F, L, 0, NULL); }
-expr(A) ::= nm(F) LP DISTINCT exprlist(L) RP. { A = ss_build_func(ctx, &F, L, 1, NULL); }
-expr(A) ::= nm(F) LP STAR(S) RP. { A = ss_build_func(ctx, &F, NULL, 0, &S); }
+expr(A) ::= nm(F) LP RP fsuffix(X). { A = ss_build_func_ex(ctx, ss_build_func(ctx, &F, NULL, 0, NULL), NULL, &X); }
+expr(A) ::= nm(F) LP exprlist(L) orderby_opt(O) RP fsuffix(X). { A = ss_build_func_ex(ctx, ss_build_func(ctx, &F, L, 0, NULL), O, &X); }
+expr(A) ::= nm(F) LP DISTINCT exprlist(L) orderby_opt(O) RP fsuffix(X). { A = ss_build_func_ex(ctx, ss_build_func(ctx, &F, L, 1, NULL), O, &X); }
+expr(A) ::= nm(F) LP STAR(S) RP fsuffix(X). { A = ss_build_func_ex(ctx, ss_build_func(ctx, &F, NULL, 0, &S), NULL, &X); }
+expr(A) ::= LP(L) select(S) RP. { A = ss_build_subquery(ctx, &L, SS_AX_SUBQUERY, NULL, S, 0); }
+expr(A) ::= EXISTS(T) LP select(S) RP. { A = ss_build_subquery(ctx, &T, SS_AX_EXISTS, NULL, S, 0); }
+/* (x IN (SELECT ...) is an IN whose right side is a subquery: ss_build_in makes it an IN_SELECT) */
 expr(A) ::= semfn(F) LP STRING(S) RP. { A = ss_build_sem(ctx, &F, &S, NULL); }
 expr(A) ::= semfn(F) LP STRING(S) COMMA optlist(O) RP. { A = ss_build_sem(ctx, &F, &S, O); }
 expr(A) ::= MINUS(T) expr(X). [UMINUS] { A = ss_build_unary(ctx, &T, SS_OP_NEG, X); }
@@ -358,6 +412,23 @@ case_else(A) ::= ELSE expr(X). { A = X; }
 %destructor case_list { ss_ast_exprlist_free($$); }
 case_list(A) ::= WHEN expr(W) THEN expr(T). { A = ss_build_exprlist(ctx, ss_build_exprlist(ctx, NULL, W), T); }
 case_list(A) ::= case_list(L) WHEN expr(W) THEN expr(T). { A = ss_build_exprlist(ctx, ss_build_exprlist(ctx, L, W), T); }
+
+/* After a call: an aggregate's FILTER (WHERE ..) and a window function's OVER (...). */
+%type fsuffix {ss_fsuffix_t}
+%destructor fsuffix { ss_fsuffix_free(&$$); }
+fsuffix(A) ::= filter_opt(F) over_opt(O). { A.filter = F; A.over = O; }
+%type filter_opt {ss_ast_expr_t *}
+%destructor filter_opt { ss_ast_expr_free($$); }
+filter_opt(A) ::= . { A = NULL; }
+filter_opt(A) ::= FILTER LP WHERE expr(X) RP. { A = X; }
+%type over_opt {ss_ast_window_t *}
+%destructor over_opt { ss_ast_window_free($$); }
+over_opt(A) ::= . { A = NULL; }
+over_opt(A) ::= OVER(T) LP partition_opt(P) orderby_opt(O) RP. { A = ss_build_window(ctx, &T, P, O); }
+%type partition_opt {ss_ast_expr_list_t *}
+%destructor partition_opt { ss_ast_exprlist_free($$); }
+partition_opt(A) ::= . { A = NULL; }
+partition_opt(A) ::= PARTITION BY exprlist(L). { A = L; }
 
 %type semfn {ss_tok_t}
 semfn(A) ::= SEM_FILTER(T). { A = ss_tok_aux(T, SS_SEM_FILTER); }

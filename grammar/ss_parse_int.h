@@ -102,12 +102,20 @@ typedef struct ss_collist {
 } ss_collist_t;
 typedef struct ss_namelist { int n, cap; char **items; ss_span_t *spans; } ss_namelist_t;
 typedef struct ss_rowlist { int n, cap; ss_ast_expr_list_t **items; } ss_rowlist_t;
+typedef struct ss_ctelist { int n, cap; ss_ast_cte_t *items; } ss_ctelist_t;
+/* What may follow a call's ')': FILTER (WHERE ..) and OVER (...); both owned. */
+typedef struct ss_fsuffix { ss_ast_expr_t *filter; ss_ast_window_t *over; } ss_fsuffix_t;
+/* LIMIT k / OFFSET m as written (a token with z == NULL is absent). */
+typedef struct ss_limit { ss_tok_t limit, offset; } ss_limit_t;
 
 void ss_sellist_free(ss_sellist_t *l);
 void ss_orderlist_free(ss_orderlist_t *l);
 void ss_collist_free(ss_collist_t *l);
 void ss_namelist_free(ss_namelist_t *l);
 void ss_rowlist_free(ss_rowlist_t *l);
+void ss_ctelist_free(ss_ctelist_t *l);
+void ss_fsuffix_free(ss_fsuffix_t *f);
+void ss_ast_window_free(ss_ast_window_t *w);
 void ss_ast_exprlist_free(ss_ast_expr_list_t *l);
 void ss_ast_select_free(ss_ast_select_t *s);
 void ss_ast_from_free(ss_ast_from_t *f);
@@ -180,6 +188,9 @@ typedef enum ss_lit_kind { SS_LIT_INT, SS_LIT_FLOAT, SS_LIT_STRING, SS_LIT_TRUE,
 char *ss_tok_ident(ss_pctx_t *ctx, const ss_tok_t *t);   /* identifier text, unquoted */
 char *ss_tok_string(ss_pctx_t *ctx, const ss_tok_t *t);  /* 'string' or "string" unescaped */
 
+/* A bare expression node of the given kind, one level above child (may be NULL) in the
+ * expression depth count (see ast_build.c); NULL on OOM. */
+ss_ast_expr_t *ss_build_expr_node(ss_pctx_t *ctx, ss_ast_expr_kind_t kind, ss_span_t span, const ss_ast_expr_t *child);
 ss_ast_expr_t *ss_build_column(ss_pctx_t *ctx, const ss_tok_t *table, const ss_tok_t *name);
 ss_ast_expr_t *ss_build_star(ss_pctx_t *ctx, const ss_tok_t *table, const ss_tok_t *star);
 ss_ast_expr_t *ss_build_literal(ss_pctx_t *ctx, ss_lit_kind_t k, const ss_tok_t *t);
@@ -224,7 +235,27 @@ ss_ast_from_t *ss_build_sem_join(ss_pctx_t *ctx, ss_ast_from_t *l, ss_ast_from_t
                                  ss_ast_options_t *opts);
 ss_ast_select_t *ss_build_select(ss_pctx_t *ctx, const ss_tok_t *kw, int distinct, ss_sellist_t *items,
                                  ss_ast_from_t *from, ss_ast_expr_t *where, ss_ast_expr_list_t *group_by,
-                                 ss_ast_expr_t *having, ss_orderlist_t *order, const ss_tok_t *limit);
+                                 ss_ast_expr_t *having);
+/* l op r (a compound SELECT). */
+ss_ast_select_t *ss_build_compound(ss_pctx_t *ctx, ss_ast_select_t *l, ss_setop_t op, ss_ast_select_t *r);
+/* Attaches WITH, ORDER BY and LIMIT/OFFSET to a plain or compound SELECT. */
+ss_ast_select_t *ss_build_select_tail(ss_pctx_t *ctx, ss_ctelist_t *with, ss_ast_select_t *s,
+                                      ss_orderlist_t *order, const ss_limit_t *limit);
+/* name [(cols)] AS (select): a one-entry list. */
+ss_ctelist_t *ss_build_cte(ss_pctx_t *ctx, const ss_tok_t *name, ss_namelist_t *cols, ss_ast_select_t *s);
+ss_ctelist_t *ss_ctelist_concat(ss_pctx_t *ctx, ss_ctelist_t *l, ss_ctelist_t *one);
+/* (SELECT ..) as a value (kind SUBQUERY), EXISTS (SELECT ..), or left [NOT] IN (SELECT ..). */
+ss_ast_expr_t *ss_build_subquery(ss_pctx_t *ctx, const ss_tok_t *kw, ss_ast_expr_kind_t kind, ss_ast_expr_t *left,
+                                 ss_ast_select_t *sub, int negated);
+/* Adds ORDER BY (inside the call), FILTER and OVER to a function call. */
+ss_ast_expr_t *ss_build_func_ex(ss_pctx_t *ctx, ss_ast_expr_t *f, ss_orderlist_t *order, ss_fsuffix_t *sfx);
+ss_ast_window_t *ss_build_window(ss_pctx_t *ctx, const ss_tok_t *kw, ss_ast_expr_list_t *partition,
+                                 ss_orderlist_t *order);
+ss_ast_from_t *ss_build_from_subquery(ss_pctx_t *ctx, const ss_tok_t *lp, ss_ast_select_t *s, const ss_tok_t *alias);
+/* JOIN ... USING (cols) (natural = 0) or NATURAL JOIN (cols NULL); j may be NULL (OOM). */
+ss_ast_from_t *ss_build_join_using(ss_pctx_t *ctx, ss_ast_from_t *j, ss_namelist_t *cols, int natural);
+/* FROM a, b: a CROSS join marked as written with a comma. */
+ss_ast_from_t *ss_build_join_comma(ss_pctx_t *ctx, ss_ast_from_t *j);
 ss_ast_query_t *ss_build_query_select(ss_pctx_t *ctx, ss_ast_select_t *s);
 ss_ast_query_t *ss_build_query_generate(ss_pctx_t *ctx, const ss_tok_t *kw, ss_ast_options_t *opts);
 

@@ -3,7 +3,7 @@
  * that are keywords only where the tokens around them make them one, so that no
  * name is reserved (a column may still be called interval, date or partition).
  *   INTERVAL 'x' [unit]    TIMESTAMP|TIMESTAMPTZ|DATE 'x'    EXTRACT (
- *   WATERMARK FOR          EMIT ON        WITHOUT TIME        PARTITION BY
+ *   WATERMARK FOR          EMIT ON        WITHOUT TIME
  * grammar/parse.c asks ss_time_keyword about each identifier it feeds.
  */
 #include "ss_parse_int.h"
@@ -43,8 +43,6 @@ int ss_time_keyword(int code, const ss_tok_t *t, int next, const ss_tok_t *nt, i
         return TK_EMIT;
     if (tok_is(t, "WITHOUT") && next == TK_ID && tok_is(nt, "TIME"))
         return TK_WITHOUT;
-    if (tok_is(t, "PARTITION") && next == TK_BY)
-        return TK_PARTITION;
     return code;
 }
 

@@ -8,6 +8,10 @@
  *             as an encoded row, out = the output row last emitted)
  *   st_<id>_m(a = aggregate index, g, v = value, n = count)  — per-group value
  *             multisets, kept for MIN/MAX (correct under deletes) and DISTINCT.
+ * Also BOOL_AND / BOOL_OR (from the sum of 0/1 values), VAR / STDDEV (from Σx and, in the next
+ * aggregate, an SS_AGG_SUMSQ Σx²), and the ordered lists STRING_AGG / ARRAY_AGG / JSON_AGG (their
+ * elements are a value multiset keyed by the aggregate's order, agg_list.c, re-read in order
+ * when the group changes). FILTER (WHERE ..) keeps a row from one aggregate.
  * Accumulators per aggregate: isum, rsum, nreal, nnonnull (SUM is INT while no
  * REAL/TEXT input is present, as in SQLite). DISTINCT aggregates feed the
  * accumulators only when a value's count crosses 0. For every group touched by
@@ -20,10 +24,11 @@
 #include "ss_state.h"
 #include "ss_winstate.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { S_GGET, S_GPUT, S_GDEL, S_MADD, S_MDEL, S_MMIN, S_MMAX, S_SNAP, S_MDROP, S_N };
+enum { S_GGET, S_GPUT, S_GDEL, S_MADD, S_MDEL, S_MMIN, S_MMAX, S_SNAP, S_LIST, S_MDROP, S_N };
 
 #define NACC 4 /* isum, rsum, nreal, nnonnull */
 
@@ -52,9 +57,11 @@ typedef struct gstate {   /* a group's record while it is being updated */
     ss_row_t *cand;       /* per aggregate: best value that entered (NULL = none) */
 } gstate_t;
 
+static int is_list(ss_agg_fn_t f) { return f == SS_AGG_STRING_AGG || f == SS_AGG_ARRAY_AGG || f == SS_AGG_JSON_AGG; }
+
 static int uses_m(const ss_plan_agg_t *a)
 {
-    return a->arg && (a->distinct || a->fn == SS_AGG_MIN || a->fn == SS_AGG_MAX);
+    return a->arg && (a->distinct || a->fn == SS_AGG_MIN || a->fn == SS_AGG_MAX || is_list(a->fn));
 }
 
 static int group_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
@@ -182,9 +189,10 @@ static void acc_add(gstate_t *gs, int a, const ss_value_t *v, int64_t w)
     }
 }
 
-/* Adds w to the count of value v in aggregate a's multiset; *oldn and *newn get the counts before and after. */
-static int mset_add(group_t *g, int a, const ss_buf_t *key, const ss_value_t *v, int64_t w, int64_t *oldn,
-                    int64_t *newn, char *err, size_t errsz)
+/* Adds w to the count of value v (or of the list element key elem, when given) in aggregate a's
+ * multiset; *oldn and *newn get the counts before and after. */
+static int mset_add(group_t *g, int a, const ss_buf_t *key, const ss_value_t *v, const ss_buf_t *elem, int64_t w,
+                    int64_t *oldn, int64_t *newn, char *err, size_t errsz)
 {
     sqlite3_stmt *s = ss_state_stmt(g->st, S_MADD, err, errsz,
                                     "INSERT INTO %s_m(a, g, v, n) VALUES(?1, ?2, ?3, ?4) ON CONFLICT(a, g, v) "
@@ -194,7 +202,10 @@ static int mset_add(group_t *g, int a, const ss_buf_t *key, const ss_value_t *v,
         return SS_ERR_SQLITE;
     sqlite3_bind_int(s, 1, a);
     ss_state_bind_buf(s, 2, key);
-    ss_state_bind_value(s, 3, v);
+    if (elem)
+        ss_state_bind_buf(s, 3, elem);
+    else
+        ss_state_bind_value(s, 3, v);
     sqlite3_bind_int64(s, 4, w);
     if (sqlite3_step(s) != SQLITE_ROW) {
         sqlite3_reset(s);
@@ -211,8 +222,44 @@ static int mset_add(group_t *g, int a, const ss_buf_t *key, const ss_value_t *v,
         return SS_ERR_SQLITE;
     sqlite3_bind_int(s, 1, a);
     ss_state_bind_buf(s, 2, key);
-    ss_state_bind_value(s, 3, v);
+    if (elem)
+        ss_state_bind_buf(s, 3, elem);
+    else
+        ss_state_bind_value(s, 3, v);
     return ss_state_run(g->st, s, err, errsz);
+}
+
+/* FILTER (WHERE ..) of aggregate ag on row r: 1 when the row counts. */
+static int filter_ok(const ss_plan_agg_t *ag, const ss_row_t *r, int *ok, char *err, size_t errsz)
+{
+    *ok = 1;
+    if (!ag->filter)
+        return SS_OK;
+    ss_value_t v;
+    char *owned = NULL;
+    int rc = ss_expr_eval(ag->filter, r, &v, &owned, err, errsz);
+    *ok = !rc && ss_val_truthy(&v);
+    free(owned);
+    return rc;
+}
+
+/* A list aggregate's element key for value v of row r (agg_list.c). */
+static int list_elem(const ss_plan_agg_t *ag, const ss_row_t *r, const ss_value_t *v, ss_buf_t *out, char *err,
+                     size_t errsz)
+{
+    ss_value_t ord[16];
+    char *owned[16] = {0};
+    int desc[16], n = ag->norder < 16 ? ag->norder : 16, rc = SS_OK;
+    for (int i = 0; i < n && !rc; i++) {
+        rc = ss_expr_eval(ag->order[i].expr, r, &ord[i], &owned[i], err, errsz);
+        desc[i] = ag->order[i].desc;
+    }
+    ss_buf_reset(out);
+    if (!rc && (rc = ss_state_list_elem(v, ord, desc, n, out)))
+        ss_seterr(err, errsz, rc, "out of memory");
+    for (int i = 0; i < n; i++)
+        free(owned[i]);
+    return rc;
 }
 
 /* Folds one input entry into the group record and multisets. */
@@ -223,15 +270,25 @@ static int add_entry(ss_op_t *op, const item_t *it, gstate_t *gs, char *err, siz
     gs->cnt += it->w;
     for (int a = 0; a < n->naggs; a++) {
         const ss_plan_agg_t *ag = &n->aggs[a];
+        int ok = 1;
         if (!ag->arg)
             continue; /* COUNT(*) uses cnt */
         ss_value_t v;
         char *owned = NULL;
-        int rc = ss_expr_eval(ag->arg, it->row, &v, &owned, err, errsz);
-        if (!rc && v.t != SS_NULL) {
+        int rc = filter_ok(ag, it->row, &ok, err, errsz);
+        if (rc)
+            return rc;
+        if (!ok)
+            continue; /* this aggregate does not see the row */
+        rc = ss_expr_eval(ag->arg, it->row, &v, &owned, err, errsz);
+        if (!rc && is_list(ag->fn)) { /* NULLs are elements too (ARRAY_AGG shows them) */
+            int64_t o, nn;
+            if (!(rc = list_elem(ag, it->row, &v, &g->kb, err, errsz)))
+                rc = mset_add(g, a, &it->key, &v, &g->kb, it->w, &o, &nn, err, errsz);
+        } else if (!rc && v.t != SS_NULL) {
             int64_t o = 0, nn = 0;
             if (uses_m(ag))
-                rc = mset_add(g, a, &it->key, &v, it->w, &o, &nn, err, errsz);
+                rc = mset_add(g, a, &it->key, &v, NULL, it->w, &o, &nn, err, errsz);
             if (!rc && (ag->fn == SS_AGG_MIN || ag->fn == SS_AGG_MAX)) {
                 const ss_value_t *c = &gs->cand->v[a];
                 int better = c->t == SS_NULL || (ag->fn == SS_AGG_MIN ? ss_val_cmp(&v, c) < 0 : ss_val_cmp(&v, c) > 0);
@@ -278,6 +335,41 @@ static int min_max(group_t *g, int a, const ss_buf_t *key, int max, ss_row_t *r,
     return rc;
 }
 
+/* VAR / STDDEV from n, Σx and Σx²: exact in 128-bit integers for INT inputs (n·Σx² − (Σx)²),
+ * else in long double. NULL without enough rows. */
+static ss_value_t var_value(ss_agg_fn_t fn, int64_t n, int ints, __int128 s1i, __int128 s2i, long double s1,
+                            long double s2)
+{
+    int samp = fn == SS_AGG_VAR_SAMP || fn == SS_AGG_STDDEV_SAMP;
+    if (n < 1 || (samp && n < 2))
+        return ss_val_null();
+    long double num;
+    const __int128 big = (__int128)1 << 120;
+    if (ints && s2i >= 0 && s2i < big / n && s1i < ((__int128)1 << 60) && s1i > -((__int128)1 << 60))
+        num = (long double)((__int128)n * s2i - s1i * s1i);
+    else
+        num = (long double)n * s2 - s1 * s1;
+    long double var = num / ((long double)n * (long double)(samp ? n - 1 : n));
+    if (var < 0)
+        var = 0; /* rounding */
+    return ss_val_real(fn == SS_AGG_STDDEV_SAMP || fn == SS_AGG_STDDEV_POP ? (double)sqrtl(var) : (double)var);
+}
+
+/* A list aggregate's value: its elements in order (agg_list.c). */
+static int list_value(group_t *g, int a, const ss_buf_t *key, const ss_plan_agg_t *ag, ss_value_t *v, char **owned,
+                      char *err, size_t errsz)
+{
+    sqlite3_stmt *q = ss_state_stmt(g->st, S_LIST, err, errsz,
+                                    "SELECT v, n FROM %s_m WHERE a = ?1 AND g = ?2 AND n > 0 ORDER BY v", g->st->prefix);
+    if (!q)
+        return SS_ERR_SQLITE;
+    sqlite3_bind_int(q, 1, a);
+    ss_state_bind_buf(q, 2, key);
+    int kind = ag->fn == SS_AGG_STRING_AGG ? SS_LIST_STRING : ag->fn == SS_AGG_ARRAY_AGG ? SS_LIST_ARRAY : SS_LIST_JSON;
+    int rc = ss_state_list_format(q, kind, ag->sep, ag->distinct, v, owned);
+    return rc ? ss_seterr(err, errsz, rc, "group (node %d): bad list element", g->st->id) : SS_OK;
+}
+
 /* The output row of a group (group values taken from `sample`). */
 static int output_row(ss_op_t *op, const ss_buf_t *key, const gstate_t *gs, const ss_row_t *sample,
                       ss_row_t **out, char *err, size_t errsz)
@@ -305,6 +397,35 @@ static int output_row(ss_op_t *op, const ss_buf_t *key, const gstate_t *gs, cons
             if (acc[3] > 0)
                 v = ss_val_real(((double)acc[0] + gs->rsum[a]) / (double)acc[3]);
             break;
+        case SS_AGG_SUMSQ: /* (a helper of VAR/STDDEV: the sum of squares) */
+            if (acc[3] > 0)
+                v = acc[2] > 0 ? ss_val_real((double)acc[0] + gs->rsum[a]) : ss_val_int(acc[0]);
+            break;
+        case SS_AGG_BOOL_AND:
+        case SS_AGG_BOOL_OR: /* values are 0/1: the sum counts the true ones */
+            if (acc[3] > 0)
+                v = ss_val_int(ag->fn == SS_AGG_BOOL_AND ? acc[0] == acc[3] && !acc[2] : acc[0] > 0 || gs->rsum[a] > 0);
+            break;
+        case SS_AGG_VAR_SAMP:
+        case SS_AGG_VAR_POP:
+        case SS_AGG_STDDEV_SAMP:
+        case SS_AGG_STDDEV_POP:
+            if (a + 1 < n->naggs) {
+                const int64_t *sq = gs->acc + (a + 1) * NACC;
+                v = var_value(ag->fn, acc[3], !acc[2] && !sq[2], acc[0], sq[0], (long double)acc[0] + gs->rsum[a],
+                              (long double)sq[0] + gs->rsum[a + 1]);
+            }
+            break;
+        case SS_AGG_STRING_AGG:
+        case SS_AGG_ARRAY_AGG:
+        case SS_AGG_JSON_AGG: {
+            char *owned = NULL;
+            rc = list_value(g, a, key, ag, &v, &owned, err, errsz);
+            if (!rc)
+                rc = ss_row_set(r, col, &v);
+            free(owned);
+            continue;
+        }
         case SS_AGG_MIN:
         case SS_AGG_MAX:
             if (!ag->arg)

@@ -24,6 +24,9 @@ WEAK int ss_op_sem_topk_init(ss_op_t *, char *, size_t);
 WEAK int ss_op_sem_agg_init(ss_op_t *, char *, size_t);
 WEAK int ss_op_llm_generate_init(ss_op_t *, char *, size_t);
 WEAK int ss_op_view_init(ss_op_t *, char *, size_t);
+WEAK int ss_op_setop_init(ss_op_t *, char *, size_t);
+WEAK int ss_op_semijoin_init(ss_op_t *, char *, size_t);
+WEAK int ss_op_window_init(ss_op_t *, char *, size_t);
 WEAK int ss_op_temporal_init(ss_op_t *, char *, size_t);
 WEAK int ss_op_timewin_init(ss_op_t *, char *, size_t);
 WEAK int ss_op_eowc_init(ss_op_t *, char *, size_t);
@@ -49,6 +52,9 @@ static ss_op_ctor_fn ctor_for(ss_plan_kind_t k)
     case SS_PN_SEM_AGG: return ss_op_sem_agg_init;
     case SS_PN_LLM_GENERATE: return ss_op_llm_generate_init;
     case SS_PN_VIEW: return ss_op_view_init;
+    case SS_PN_SETOP: return ss_op_setop_init;
+    case SS_PN_SEMIJOIN: return ss_op_semijoin_init;
+    case SS_PN_WINDOW: return ss_op_window_init;
     }
     return NULL;
 }

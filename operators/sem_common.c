@@ -149,6 +149,7 @@ void ss_sem_req_choose(ss_infer_req_t *r, const char *prompt, size_t prefix_len,
     r->kind = SS_INFER_CHOOSE;
     r->prompt = prompt;
     r->prefix_len = prefix_len;
+    r->system_len = prefix_len; /* the head: a system message for a chat model */
     r->nchoices = 2;
     r->choices = choices;
 }
@@ -159,6 +160,7 @@ void ss_sem_req_generate(ss_infer_req_t *r, const char *prompt, size_t prefix_le
     r->kind = SS_INFER_GENERATE;
     r->prompt = prompt;
     r->prefix_len = prefix_len;
+    r->system_len = prefix_len; /* the head: a system message for a chat model */
     r->max_tokens = max_tokens;
     r->temperature = 0.0f;
     r->stop = "\n";
@@ -177,6 +179,7 @@ void ss_sem_req_score(ss_infer_req_t *r, const char *prompt, size_t prefix_len)
     r->kind = SS_INFER_SCORE;
     r->prompt = prompt;
     r->prefix_len = prefix_len;
+    r->system_len = prefix_len; /* the head: a system message for a chat model */
     r->score_min = 1;
     r->score_max = 10;
 }

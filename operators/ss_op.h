@@ -112,6 +112,9 @@ int ss_op_sem_topk_init(ss_op_t *op, char *err, size_t errsz);    /* sem_topk.c 
 int ss_op_sem_agg_init(ss_op_t *op, char *err, size_t errsz);     /* sem_agg.c */
 int ss_op_llm_generate_init(ss_op_t *op, char *err, size_t errsz);/* llm_generate.c */
 int ss_op_view_init(ss_op_t *op, char *err, size_t errsz);        /* view.c */
+int ss_op_setop_init(ss_op_t *op, char *err, size_t errsz);       /* setop.c */
+int ss_op_semijoin_init(ss_op_t *op, char *err, size_t errsz);    /* semijoin.c */
+int ss_op_window_init(ss_op_t *op, char *err, size_t errsz);      /* window.c */
 int ss_op_temporal_init(ss_op_t *op, char *err, size_t errsz);    /* temporal.c */
 int ss_op_timewin_init(ss_op_t *op, char *err, size_t errsz);     /* timewin.c */
 int ss_op_eowc_init(ss_op_t *op, char *err, size_t errsz);        /* eowc.c */

@@ -48,7 +48,10 @@ int ss_sem_item(ss_buf_t *out, const char *tag, const char *text, size_t n);
 int ss_sem_prompt(ss_buf_t *out, const char *task, const ss_template_t *t, const ss_row_t *r0,
                   const ss_row_t *r1, const char *answer_hint, size_t *prefix_len);
 
-/* ---- requests ---- */
+/* ---- requests ----
+ * The builders mark the head (prefix_len bytes: task and instruction) as the system message
+ * (ss_infer_req_t.system_len): a model with a chat template gets the head as its system turn
+ * and the input as the user's turn; a base model gets the prompt whole, as before. */
 extern const char *const ss_sem_yesno[2]; /* " yes", " no" */
 extern const char *const ss_sem_ab[2];    /* " A", " B" */
 void ss_sem_req_choose(ss_infer_req_t *r, const char *prompt, size_t prefix_len,

@@ -86,6 +86,17 @@ int ss_state_mset_add(ss_state_t *st, int slot, const char *name, const ss_buf_t
 /* Consolidated copy of in (into an initialised, empty z). */
 int ss_state_zset_consolidated(const ss_zset_t *in, ss_zset_t *z);
 
+/* Ordered-list aggregates (agg_list.c): an element's multiset key — the order-preserving
+ * encoding of its ORDER BY values (desc[i] inverts one), then of the value, then the value's
+ * row encoding and its length — so that ORDER BY key is the aggregate's order and the value
+ * reads back. ss_state_list_format steps q (rows: key BLOB, count), joins the elements (each
+ * count times, once with distinct) and sets *out: SS_LIST_STRING the text forms separated by
+ * sep, NULLs skipped; SS_LIST_ARRAY PostgreSQL's array text {a,"b c",NULL}; SS_LIST_JSON a JSON
+ * array [1,"a",null] (an SS_JSON value); NULL when there is no element. Text goes to *owned (caller frees). */
+enum { SS_LIST_STRING, SS_LIST_ARRAY, SS_LIST_JSON };
+int ss_state_list_elem(const ss_value_t *v, const ss_value_t *ord, const int *desc, int nord, ss_buf_t *out);
+int ss_state_list_format(sqlite3_stmt *q, int kind, const char *sep, int distinct, ss_value_t *out, char **owned);
+
 /* Quotes an SQL identifier ("a""b") into out. */
 int ss_state_quote_ident(ss_buf_t *out, const char *name);
 

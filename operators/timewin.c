@@ -302,7 +302,7 @@ static void timewin_destroy(ss_op_t *op)
 static void timewin_rollback(ss_op_t *op) { ((timewin_t *)op->impl)->gc_wm = SS_TIME_NONE; }
 
 static const ss_op_vtable_t timewin_vt = {
-    "window", SS_OPK_LINEAR, timewin_init, timewin_apply, timewin_snapshot, timewin_strategy, timewin_destroy,
+    "time_window", SS_OPK_LINEAR, timewin_init, timewin_apply, timewin_snapshot, timewin_strategy, timewin_destroy,
     timewin_rollback,
 };
 

@@ -11,8 +11,12 @@
  * A batch changes the result only if one of its rows sorts at or before the
  * current k-th row (or the result holds fewer than k rows); then the first k
  * instances are read off the index (O(k)), compared with st_<id>_out and the
- * differences emitted. Deleting a top row pulls the next one in. Without a
- * limit (k < 0) ORDER BY does not change a bag: deltas pass through.
+ * differences emitted. Deleting a top row pulls the next one in. With OFFSET m
+ * the result is the instances at positions m .. m+k-1 (the first m+k are read,
+ * the first m dropped); a change before the window shifts it, so it counts as
+ * touching it. Without a limit (k < 0) and offset ORDER BY does not change a
+ * bag: deltas pass through; OFFSET without LIMIT re-reads every row after a
+ * change (the window has no end).
  */
 #include "ss_op.h"
 #include "ss_state.h"
@@ -33,12 +37,23 @@ typedef struct tent {  /* a row with its sort key and multiplicity */
     int64_t n;
 } tent_t;
 
+/* 1 when ORDER BY changes nothing: no LIMIT and no OFFSET. */
+static int passthrough(const ss_plan_node_t *n) { return n->limit < 0 && n->offset <= 0; }
+
+/* The end of the window: OFFSET + LIMIT instances (no end without a LIMIT). */
+static int64_t window_end(const ss_plan_node_t *n)
+{
+    if (n->limit < 0 || n->limit > INT64_MAX - n->offset)
+        return INT64_MAX;
+    return n->offset + n->limit;
+}
+
 static int topk_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
 {
     topk_t *t = op->impl;
     if (!t->st && !(t->st = ss_state_new(ctx->db, op->node->id, S_N)))
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
-    if (op->node->limit < 0)
+    if (passthrough(op->node))
         return SS_OK;
     const char *p = t->st->prefix;
     return ss_state_exec(t->st, err, errsz,
@@ -122,17 +137,36 @@ static int read_tents(ss_state_t *st, sqlite3_stmt *q, int64_t limit, tent_t **o
     return SS_OK;
 }
 
+/* Drops the first m instances of t[0..*n). */
+static void skip_instances(tent_t *t, size_t *n, int64_t m)
+{
+    size_t drop = 0;
+    while (drop < *n && m > 0) {
+        if (t[drop].n > m) {
+            t[drop].n -= m;
+            break;
+        }
+        m -= t[drop].n;
+        ss_buf_free(&t[drop].sk);
+        ss_row_free(t[drop].row);
+        drop++;
+    }
+    memmove(t, t + drop, (*n - drop) * sizeof *t);
+    *n -= drop;
+}
+
 /* Recomputes the top k and emits its difference with st_<id>_out, which it rewrites. */
 static int refresh(ss_op_t *op, ss_zset_t *out, char *err, size_t errsz)
 {
     topk_t *t = op->impl;
     const char *p = t->st->prefix;
-    int64_t k = op->node->limit;
     tent_t *nw = NULL, *old = NULL;
     size_t nn = 0, no = 0;
     sqlite3_stmt *q = ss_state_stmt(t->st, S_SCAN, err, errsz,
                                     "SELECT sk, row, n FROM %s_rows WHERE n > 0 ORDER BY sk", p);
-    int rc = q ? read_tents(t->st, q, k, &nw, &nn, err, errsz) : SS_ERR_SQLITE;
+    int rc = q ? read_tents(t->st, q, window_end(op->node), &nw, &nn, err, errsz) : SS_ERR_SQLITE;
+    if (!rc && nw)
+        skip_instances(nw, &nn, op->node->offset);
     if (!rc) {
         q = ss_state_stmt(t->st, S_OUT, err, errsz, "SELECT sk, row, n FROM %s_out ORDER BY sk", p);
         rc = q ? read_tents(t->st, q, INT64_MAX, &old, &no, err, errsz) : SS_ERR_SQLITE;
@@ -224,7 +258,7 @@ static int topk_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t *
     (void)port;
     topk_t *t = op->impl;
     const ss_plan_node_t *n = op->node;
-    if (n->limit < 0) {
+    if (passthrough(n)) {
         int rc = ss_zset_extend(out, in, 1);
         return rc ? ss_seterr(err, errsz, rc, "out of memory") : SS_OK;
     }
@@ -236,7 +270,7 @@ static int topk_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t *
     int full = 0, touched = 0;
     int rc = ss_state_zset_consolidated(in, &z);
     if (!rc)
-        rc = boundary(t, n->limit, &bound, &full, err, errsz);
+        rc = boundary(t, n->limit < 0 ? INT64_MAX : n->limit, &bound, &full, err, errsz);
     for (size_t i = 0; i < z.n && !rc; i++) {
         ss_buf_reset(&sk);
         rc = sort_key(n, z.e[i].row, &sk, err, errsz);
@@ -258,7 +292,7 @@ static int topk_snapshot(ss_op_t *op, ss_op_ctx_t *ctx, ss_zset_t *out, char *er
 {
     (void)ctx;
     topk_t *t = op->impl;
-    if (op->node->limit < 0)
+    if (passthrough(op->node))
         return ss_seterr(err, errsz, SS_ERR_UNSUPPORTED, "top-k (node %d) without a limit keeps no state",
                          op->node->id);
     sqlite3_stmt *q = ss_state_stmt(t->st, S_OUT, err, errsz, "SELECT sk, row, n FROM %s_out ORDER BY sk",
@@ -271,7 +305,7 @@ static int topk_snapshot(ss_op_t *op, ss_op_ctx_t *ctx, ss_zset_t *out, char *er
 
 static const char *topk_strategy(const ss_op_t *op)
 {
-    return op->node->limit < 0 ? "linear: ORDER BY without LIMIT, deltas pass through"
+    return passthrough(op->node) ? "linear: ORDER BY without LIMIT, deltas pass through"
                                : "non-linear: all rows in an SQLite index by sort key; re-reads the first k "
                                  "only when a change sorts at or before the k-th row";
 }

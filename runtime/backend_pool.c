@@ -1,16 +1,21 @@
 /*
  * backend_pool.c — implements ss_pool.h: routing of inference requests over
- * several workers with prefix affinity, load balancing, failover and recovery.
+ * several workers with prefix affinity, load balancing, failover and recovery
+ * (cooldowns doubling with jitter; when every worker is down or busy, rounds are
+ * retried until max_wait_ms has passed). Also ss_backend_openai_config
+ * (ss_backends.h): a CREATE MODEL definition to an openai backend or a pool.
  */
 #include "ss_pool.h"
 
 #include "ss_backends.h"
 #include "ss_cache.h"
 
+#include <ctype.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct member {
     ss_infer_backend_t *be;
@@ -18,6 +23,7 @@ typedef struct member {
     int inflight;
     int down;             /* 1 while cooling down */
     int64_t retry_at_ns;  /* when a down worker may be tried again */
+    int busy;             /* down because it answered 429, not because it failed */
     int cooldown_ms;
     int64_t requests, failures;
 } member_t;
@@ -27,11 +33,20 @@ typedef struct pool {
     member_t *m;
     int n;
     pthread_mutex_t mu;
+    uint64_t rng;         /* jitter of cooldowns */
 } pool_t;
 
 static int pool_run(ss_infer_backend_t *b, const ss_infer_req_t *reqs, int n, ss_infer_res_t *res, char *err,
                     size_t errsz);
 static void pool_destroy(ss_infer_backend_t *b);
+
+static double jitter(pool_t *p) /* 1..1.5, under mu */
+{
+    uint64_t z = (p->rng += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return 1.0 + 0.5 * (double)((z ^ (z >> 31)) >> 11) / 9007199254740992.0;
+}
 
 /* A worker is usable when up, or down but past its cooldown (then it is tried once more). */
 static int usable(const member_t *m, int64_t now) { return !m->down || now >= m->retry_at_ns; }
@@ -77,15 +92,20 @@ static void *part_main(void *arg)
     return NULL;
 }
 
-/* Transport-level failure: the worker could not answer (as opposed to a bad request). */
+/* The worker could not answer (as opposed to a bad request): transport failures, and 429 (its
+ * queue is full: another worker may have room). Returns 2 for busy, 1 for failed, 0 for answered. */
 static int transport_failure(const part_t *t)
 {
     if (t->rc)
         return 1;
-    for (int i = 0; i < t->n; i++)
-        if (t->res[i].status == SS_ERR_HTTP || t->res[i].status == SS_ERR_TIMEOUT || t->res[i].status == SS_ERR_IO)
+    int busy = 0;
+    for (int i = 0; i < t->n; i++) {
+        int st = t->res[i].status;
+        if (st == SS_ERR_HTTP || st == SS_ERR_TIMEOUT || st == SS_ERR_IO)
             return 1;
-    return 0;
+        busy |= st == SS_ERR_BUSY;
+    }
+    return busy ? 2 : 0;
 }
 
 static void mark(pool_t *p, int w, int failed, int n)
@@ -93,16 +113,24 @@ static void mark(pool_t *p, int w, int failed, int n)
     member_t *m = &p->m[w];
     pthread_mutex_lock(&p->mu);
     m->inflight -= n;
-    if (failed) {
-        m->failures++;
-        m->cooldown_ms = m->down ? SS_MIN(m->cooldown_ms * 2, p->o.max_cooldown_ms) : p->o.cooldown_ms;
+    if (failed == 2) { /* busy: rest it a moment, without calling it down */
+        m->retry_at_ns = ss_now_ns() + (int64_t)(p->o.cooldown_ms * jitter(p)) * 1000000LL;
         m->down = 1;
-        m->retry_at_ns = ss_now_ns() + (int64_t)m->cooldown_ms * 1000000LL;
-        ss_log(SS_LOG_WARN, "pool", "worker %s failed; retrying its requests elsewhere, next try in %d ms",
-               m->be->model_id ? m->be->model_id : "?", m->cooldown_ms);
+        m->busy = 1;
+    } else if (failed) {
+        m->failures++;
+        m->cooldown_ms = m->down && !m->busy ? SS_MIN(m->cooldown_ms * 2, p->o.max_cooldown_ms) : p->o.cooldown_ms;
+        m->down = 1;
+        m->busy = 0;
+        int64_t wait = (int64_t)(m->cooldown_ms * jitter(p));
+        m->retry_at_ns = ss_now_ns() + wait * 1000000LL;
+        ss_log(SS_LOG_WARN, "pool", "worker %s failed; retrying its requests elsewhere, next try in %lld ms",
+               m->be->model_id ? m->be->model_id : "?", (long long)wait);
     } else if (m->down) {
         m->down = 0;
-        ss_log(SS_LOG_INFO, "pool", "worker %s is back", m->be->model_id ? m->be->model_id : "?");
+        if (!m->busy)
+            ss_log(SS_LOG_INFO, "pool", "worker %s is back", m->be->model_id ? m->be->model_id : "?");
+        m->busy = 0;
     }
     pthread_mutex_unlock(&p->mu);
 }
@@ -173,6 +201,23 @@ static int route_round(pool_t *p, const ss_infer_req_t *reqs, ss_infer_res_t *re
     return left;
 }
 
+/* Sleeps until the first down worker may be tried again (at most until deadline); 0 if past it. */
+static int wait_for_worker(pool_t *p, int64_t deadline)
+{
+    int64_t now = ss_now_ns(), next = deadline;
+    pthread_mutex_lock(&p->mu);
+    for (int i = 0; i < p->n; i++)
+        if (p->m[i].down && p->m[i].retry_at_ns < next)
+            next = p->m[i].retry_at_ns;
+    pthread_mutex_unlock(&p->mu);
+    if (now >= deadline)
+        return 0;
+    int64_t ns = SS_MAX(next - now, 1000000LL);
+    struct timespec ts = {(time_t)(ns / 1000000000LL), (long)(ns % 1000000000LL)};
+    nanosleep(&ts, NULL);
+    return 1;
+}
+
 static int pool_run(ss_infer_backend_t *b, const ss_infer_req_t *reqs, int n, ss_infer_res_t *res, char *err,
                     size_t errsz)
 {
@@ -187,23 +232,28 @@ static int pool_run(ss_infer_backend_t *b, const ss_infer_req_t *reqs, int n, ss
         pending[i] = i;
     int npend = n;
     char lasterr[SS_ERRSZ] = "";
-    /* each round either answers requests or excludes at least one worker */
-    for (int round = 0; npend > 0 && round <= p->n; round++) {
+    int64_t deadline = ss_now_ns() + (int64_t)p->o.max_wait_ms * 1000000LL;
+    /* each round either answers requests or excludes at least one worker; when every worker is
+     * excluded or resting, wait for the first to be usable again, until the deadline */
+    for (int round = 0; npend > 0; round++) {
         int left = route_round(p, reqs, res, pending, npend, excluded, lasterr, sizeof lasterr);
         if (left < 0) {
             npend = -1;
             break;
         }
-        if (left == npend && round > 0)
-            break;
+        if (left == npend && round > 0) {
+            if (!wait_for_worker(p, deadline))
+                break;
+            memset(excluded, 0, (size_t)p->n * sizeof *excluded); /* everyone gets another try */
+        }
         npend = left;
     }
     int rc = SS_OK;
     if (npend != 0) {
         for (int k = 0; k < npend; k++)
             ss_infer_res_fail(&res[pending[k]], SS_ERR_HTTP, "no worker could answer");
-        rc = ss_seterr(err, errsz, SS_ERR_HTTP, "no healthy worker in pool %s%s%s", b->model_id,
-                       lasterr[0] ? ": last error: " : "", lasterr);
+        rc = ss_seterr(err, errsz, SS_ERR_HTTP, "no healthy worker in pool %s (waited %d ms)%s%s", b->model_id,
+                       p->o.max_wait_ms, lasterr[0] ? ": last error: " : "", lasterr);
     }
     free(pending);
     free(excluded);
@@ -252,6 +302,8 @@ ss_infer_backend_t *ss_backend_pool_new(const char *name, ss_infer_backend_t **w
     p->o.imbalance = o && o->imbalance > 0 ? o->imbalance : 64;
     p->o.cooldown_ms = o && o->cooldown_ms > 0 ? o->cooldown_ms : 500;
     p->o.max_cooldown_ms = o && o->max_cooldown_ms > 0 ? o->max_cooldown_ms : 10000;
+    p->o.max_wait_ms = o && o->max_wait_ms > 0 ? o->max_wait_ms : o && o->max_wait_ms < 0 ? 0 : 2000;
+    p->rng = (uint64_t)ss_now_ns();
     pthread_mutex_init(&p->mu, NULL);
     for (int i = 0; i < n; i++) {
         m[i].be = workers[i];
@@ -259,6 +311,10 @@ ss_infer_backend_t *ss_backend_pool_new(const char *name, ss_infer_backend_t **w
     }
     p->m = m;
     p->n = n;
+    int conc = 0;
+    for (int i = 0; i < n; i++)
+        conc += SS_MAX(workers[i]->max_concurrent, 1);
+    b->max_concurrent = conc; /* batches at once: each worker takes its own */
     b->kind = "pool";
     b->model_id = ss_sprintf("pool:%s", name ? name : "workers");
     b->impl = p;
@@ -268,21 +324,19 @@ ss_infer_backend_t *ss_backend_pool_new(const char *name, ss_infer_backend_t **w
     return b;
 }
 
-ss_infer_backend_t *ss_backend_workers_new(const char *urls_csv, const char *model, const char *api_key,
-                                           int timeout_ms, char *err, size_t errsz)
+ss_infer_backend_t *ss_backend_workers_open(const char *urls_csv, const ss_openai_opts_t *tmpl, char *err,
+                                            size_t errsz)
 {
     char *list = ss_strdup(urls_csv ? urls_csv : "");
     ss_infer_backend_t *ws[64];
     int n = 0;
     for (char *save = NULL, *u = strtok_r(list, ", ", &save); u && n < 64; u = strtok_r(NULL, ", ", &save)) {
-        ss_openai_opts_t o;
-        memset(&o, 0, sizeof o);
+        ss_openai_opts_t o = *tmpl;
         o.url = u;
-        o.model = model;
-        o.api_key = api_key;
-        o.timeout_ms = timeout_ms;
-        o.max_retries = 1;  /* the pool fails over; don't wait long on a dead worker */
-        o.backoff_ms = 50;
+        if (!tmpl->max_retries)
+            o.max_retries = 1; /* the pool fails over; don't wait long on a dead worker */
+        if (!tmpl->backoff_ms)
+            o.backoff_ms = 50;
         ws[n] = ss_backend_openai_open(&o, err, errsz);
         if (!ws[n]) {
             for (int i = 0; i < n; i++)
@@ -293,7 +347,77 @@ ss_infer_backend_t *ss_backend_workers_new(const char *urls_csv, const char *mod
         n++;
     }
     free(list);
-    return ss_backend_pool_new(model, ws, n, NULL, err, errsz);
+    return ss_backend_pool_new(tmpl->model, ws, n, NULL, err, errsz);
+}
+
+ss_infer_backend_t *ss_backend_workers_new(const char *urls_csv, const char *model, const char *api_key,
+                                           int timeout_ms, char *err, size_t errsz)
+{
+    ss_openai_opts_t o = {.model = model, .api_key = api_key, .timeout_ms = timeout_ms};
+    return ss_backend_workers_open(urls_csv, &o, err, errsz);
+}
+
+/* ---- CREATE MODEL ... WITH (backend = 'openai', ...) ---- */
+
+/* Integer option in [lo, hi]; absent: *out unchanged. */
+static int int_opt(const char *name, const char *opt, const char *v, long lo, long hi, int *out, char *err,
+                   size_t errsz)
+{
+    if (!v)
+        return SS_OK;
+    char *e;
+    long x = strtol(v, &e, 10);
+    while (isspace((unsigned char)*e))
+        e++;
+    if (e == v || *e || x < lo || x > hi)
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "model %s: %s must be an integer between %ld and %ld, not '%s'",
+                         name, opt, lo, hi, v);
+    *out = (int)x;
+    return SS_OK;
+}
+
+ss_infer_backend_t *ss_backend_openai_config(const char *name, const char *(*get)(void *ctx, const char *opt),
+                                             void *ctx, char *err, size_t errsz)
+{
+    ss_openai_opts_t o = {.model = get(ctx, "model"), .organization = get(ctx, "organization"),
+                          .project = get(ctx, "project"), .timeout_ms = 60000};
+    const char *url = get(ctx, "url"), *keyenv = get(ctx, "api_key_env"), *api = get(ctx, "api");
+    if (!o.model)
+        o.model = name;
+    if (!url) {
+        ss_seterr(err, errsz, SS_ERR_INVALID, "model %s: backend openai needs WITH (url = '...')", name);
+        return NULL;
+    }
+    if (keyenv) {
+        o.api_key = getenv(keyenv);
+        if (!o.api_key || !*o.api_key) {
+            ss_seterr(err, errsz, SS_ERR_INVALID, "model %s: api_key_env names %s, which is not set", name, keyenv);
+            return NULL;
+        }
+    }
+    if (api && !strcmp(api, "chat"))
+        o.api = SS_OPENAI_API_CHAT;
+    else if (api && !strcmp(api, "completions"))
+        o.api = SS_OPENAI_API_COMPLETIONS;
+    else if (api && strcmp(api, "auto")) {
+        ss_seterr(err, errsz, SS_ERR_INVALID, "model %s: api must be 'auto', 'chat' or 'completions', not '%s'", name,
+                  api);
+        return NULL;
+    }
+    int rc = int_opt(name, "timeout_ms", get(ctx, "timeout_ms"), 1, 3600000, &o.timeout_ms, err, errsz);
+    if (!rc) rc = int_opt(name, "max_concurrency", get(ctx, "max_concurrency"), 1, 1024, &o.max_concurrency, err, errsz);
+    if (!rc) rc = int_opt(name, "max_retries", get(ctx, "max_retries"), -1, 100, &o.max_retries, err, errsz);
+    if (!rc) rc = int_opt(name, "top_logprobs", get(ctx, "top_logprobs"), 1, 20, &o.top_logprobs, err, errsz);
+    if (!rc) rc = int_opt(name, "rpm", get(ctx, "rpm"), 1, 100000000, &o.rpm, err, errsz);
+    if (!rc) rc = int_opt(name, "tpm", get(ctx, "tpm"), 1, 2000000000, &o.tpm, err, errsz);
+    if (!rc) rc = int_opt(name, "prompt_batch", get(ctx, "prompt_batch"), 1, 4096, &o.prompt_batch, err, errsz);
+    if (!rc) rc = int_opt(name, "embed_batch", get(ctx, "embed_batch"), 1, 4096, &o.embed_batch, err, errsz);
+    if (rc)
+        return NULL;
+    if (strchr(url, ',')) /* several workers: a pool with prefix affinity and failover */
+        return ss_backend_workers_open(url, &o, err, errsz);
+    o.url = url;
+    return ss_backend_openai_open(&o, err, errsz);
 }
 
 int ss_pool_stats(ss_infer_backend_t *b, int i, ss_pool_worker_stats_t *out)

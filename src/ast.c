@@ -21,6 +21,13 @@ static void value_free(ss_value_t *v)
     v->t = SS_NULL;
 }
 
+static void order_free(int n, ss_ast_order_t *o)
+{
+    for (int i = 0; i < n; i++)
+        ss_ast_expr_free(o[i].expr);
+    free(o);
+}
+
 void ss_ast_exprlist_free(ss_ast_expr_list_t *l)
 {
     if (!l)
@@ -44,6 +51,14 @@ void ss_ast_expr_free(ss_ast_expr_t *e)
     ss_ast_expr_free(e->right);
     ss_ast_exprlist_free(e->args);
     ss_ast_options_free(e->opts);
+    ss_ast_select_free(e->sub);
+    order_free(e->norder, e->order);
+    ss_ast_expr_free(e->filter);
+    if (e->over) {
+        ss_ast_exprlist_free(e->over->partition);
+        order_free(e->over->norder, e->over->order);
+        free(e->over);
+    }
     free(e);
 }
 
@@ -72,6 +87,11 @@ void ss_ast_from_free(ss_ast_from_t *f)
     free(f->tmpl);
     ss_ast_options_free(f->opts);
     ss_ast_tvf_free(f->tvf);
+    for (int i = 0; i < f->nusing; i++)
+        free(f->using_cols[i]);
+    free(f->using_cols);
+    free(f->using_spans);
+    ss_ast_select_free(f->sub);
     free(f);
 }
 
@@ -105,9 +125,17 @@ void ss_ast_select_free(ss_ast_select_t *s)
     ss_ast_expr_free(s->where);
     ss_ast_exprlist_free(s->group_by);
     ss_ast_expr_free(s->having);
-    for (int i = 0; i < s->norder; i++)
-        ss_ast_expr_free(s->order[i].expr);
-    free(s->order);
+    order_free(s->norder, s->order);
+    for (int i = 0; i < s->ncte; i++) {
+        free(s->ctes[i].name);
+        for (int k = 0; k < s->ctes[i].ncols; k++)
+            free(s->ctes[i].cols[k]);
+        free(s->ctes[i].cols);
+        ss_ast_select_free(s->ctes[i].select);
+    }
+    free(s->ctes);
+    ss_ast_select_free(s->left);
+    ss_ast_select_free(s->right);
     free(s);
 }
 
@@ -255,6 +283,12 @@ const char *ss_ast_op_name(ss_ast_op_t op)
     case SS_OP_JSON_TEXT: return "->>";
     }
     return "?";
+}
+
+const char *ss_setop_name(ss_setop_t op)
+{
+    static const char *const t[] = {"", "UNION", "UNION ALL", "EXCEPT", "EXCEPT ALL", "INTERSECT", "INTERSECT ALL"};
+    return (int)op >= 0 && (size_t)op < SS_ARRAY_LEN(t) ? t[op] : "?";
 }
 
 const char *ss_sem_kind_name(ss_sem_kind_t k)

@@ -174,6 +174,11 @@ static ss_ast_expr_t *expr_new(ss_pctx_t *ctx, ss_ast_expr_kind_t kind, ss_span_
     return &n->e;
 }
 
+ss_ast_expr_t *ss_build_expr_node(ss_pctx_t *ctx, ss_ast_expr_kind_t kind, ss_span_t span, const ss_ast_expr_t *child)
+{
+    return expr_new(ctx, kind, span, depth_of(child) + 1);
+}
+
 ss_ast_expr_t *ss_build_column(ss_pctx_t *ctx, const ss_tok_t *table, const ss_tok_t *name)
 {
     ss_ast_expr_t *e = expr_new(ctx, SS_AX_COLUMN, ss_pctx_span_end(ctx, ss_pctx_tok_span(table ? table : name)), 1);
@@ -516,7 +521,7 @@ ss_ast_from_t *ss_build_sem_join(ss_pctx_t *ctx, ss_ast_from_t *l, ss_ast_from_t
 
 ss_ast_select_t *ss_build_select(ss_pctx_t *ctx, const ss_tok_t *kw, int distinct, ss_sellist_t *items,
                                  ss_ast_from_t *from, ss_ast_expr_t *where, ss_ast_expr_list_t *group_by,
-                                 ss_ast_expr_t *having, ss_orderlist_t *order, const ss_tok_t *limit)
+                                 ss_ast_expr_t *having)
 {
     ss_ast_select_t *s = zalloc(ctx, sizeof *s);
     if (!s) {
@@ -525,7 +530,6 @@ ss_ast_select_t *ss_build_select(ss_pctx_t *ctx, const ss_tok_t *kw, int distinc
         ss_ast_expr_free(where);
         ss_ast_exprlist_free(group_by);
         ss_ast_expr_free(having);
-        ss_orderlist_free(order);
         return NULL;
     }
     s->span = ss_pctx_span_end(ctx, ss_pctx_tok_span(kw));
@@ -539,20 +543,7 @@ ss_ast_select_t *ss_build_select(ss_pctx_t *ctx, const ss_tok_t *kw, int distinc
     s->where = where;
     s->group_by = group_by;
     s->having = having;
-    if (order) {
-        s->norder = order->n;
-        s->order = order->items;
-        free(order);
-    }
     s->limit = -1;
-    if (limit->z) {
-        ss_value_t v;
-        number_value(limit, 0, 0, &v);
-        if (v.t != SS_INT)
-            ss_pctx_error(ctx, limit->line, limit->col, "LIMIT value out of range");
-        else
-            s->limit = v.u.i;
-    }
     return s;
 }
 
@@ -620,6 +611,13 @@ ss_ast_expr_t *ss_build_in(ss_pctx_t *ctx, ss_ast_expr_t *x, ss_ast_expr_t *list
     }
     e->op = negated ? SS_OP_NOT : SS_OP_NONE;
     e->left = x;
+    if (list->kind == SS_AX_SUBQUERY && !((axnode_t *)list)->paren) { /* x IN (SELECT ...) */
+        e->kind = SS_AX_IN_SELECT;
+        e->sub = list->sub;
+        list->sub = NULL;
+        ss_ast_expr_free(list);
+        return e;
+    }
     if (list->kind == SS_AX_ROW) { /* take the row's elements */
         e->args = list->args;
         list->args = NULL;

@@ -19,7 +19,7 @@
 /* Binding strength of an operator (higher binds tighter); mirrors parser.y. */
 static int op_prec(const ss_ast_expr_t *e)
 {
-    if (e->kind == SS_AX_IS_NULL || e->kind == SS_AX_IN || e->kind == SS_AX_BETWEEN)
+    if (e->kind == SS_AX_IS_NULL || e->kind == SS_AX_IN || e->kind == SS_AX_BETWEEN || e->kind == SS_AX_IN_SELECT)
         return 4;
     if (e->kind == SS_AX_CAST)
         return 11; /* rendered as CAST(...) */
@@ -126,6 +126,30 @@ static int put_child(ss_buf_t *b, const ss_ast_expr_t *c, int parens)
     return rc ? rc : ss_buf_putc(b, ')');
 }
 
+static int put_select(ss_buf_t *b, const ss_ast_select_t *s);
+
+static int put_order(ss_buf_t *b, const char *kw, int n, const ss_ast_order_t *o)
+{
+    int rc = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        rc = ss_buf_puts(b, i ? ", " : kw);
+        rc = rc ? rc : ss_ast_expr_to_sql(o[i].expr, b);
+        if (!rc && o[i].desc)
+            rc = ss_buf_puts(b, " DESC");
+    }
+    return rc;
+}
+
+static int put_exprs(ss_buf_t *b, const ss_ast_expr_list_t *l)
+{
+    int rc = 0;
+    for (int i = 0; l && i < l->n && !rc; i++) {
+        rc = i ? ss_buf_puts(b, ", ") : 0;
+        rc = rc ? rc : ss_ast_expr_to_sql(l->items[i], b);
+    }
+    return rc;
+}
+
 static int put_func(const ss_ast_expr_t *e, ss_buf_t *b)
 {
     if (e->name && !strcmp(e->name, "EXTRACT") && e->args && e->args->n == 2 &&
@@ -139,11 +163,31 @@ static int put_func(const ss_ast_expr_t *e, ss_buf_t *b)
     }
     int rc = put_ident(b, e->name ? e->name : "?");
     rc = rc ? rc : ss_buf_printf(b, "(%s", e->distinct ? "DISTINCT " : "");
-    for (int i = 0; e->args && i < e->args->n && !rc; i++) {
-        if (i)
-            rc = ss_buf_puts(b, ", ");
-        rc = rc ? rc : ss_ast_expr_to_sql(e->args->items[i], b);
+    rc = rc ? rc : put_exprs(b, e->args);
+    rc = rc ? rc : put_order(b, " ORDER BY ", e->norder, e->order);
+    rc = rc ? rc : ss_buf_putc(b, ')');
+    if (!rc && e->filter) {
+        rc = ss_buf_puts(b, " FILTER (WHERE ");
+        rc = rc ? rc : ss_ast_expr_to_sql(e->filter, b);
+        rc = rc ? rc : ss_buf_putc(b, ')');
     }
+    if (!rc && e->over) {
+        rc = ss_buf_puts(b, " OVER (");
+        if (!rc && e->over->partition) {
+            rc = ss_buf_puts(b, "PARTITION BY ");
+            rc = rc ? rc : put_exprs(b, e->over->partition);
+        }
+        rc = rc ? rc : put_order(b, e->over->partition ? " ORDER BY " : "ORDER BY ", e->over->norder, e->over->order);
+        rc = rc ? rc : ss_buf_putc(b, ')');
+    }
+    return rc;
+}
+
+/* (SELECT ...) */
+static int put_sub(ss_buf_t *b, const ss_ast_select_t *s)
+{
+    int rc = ss_buf_putc(b, '(');
+    rc = rc ? rc : (s ? put_select(b, s) : ss_buf_puts(b, "?"));
     return rc ? rc : ss_buf_putc(b, ')');
 }
 
@@ -266,6 +310,15 @@ int ss_ast_expr_to_sql(const ss_ast_expr_t *e, ss_buf_t *out)
         return put_func(e, out);
     case SS_AX_SEM:
         return put_sem(e, out);
+    case SS_AX_SUBQUERY:
+        return put_sub(out, e->sub);
+    case SS_AX_EXISTS:
+        rc = ss_buf_puts(out, "EXISTS ");
+        return rc ? rc : put_sub(out, e->sub);
+    case SS_AX_IN_SELECT:
+        rc = put_child(out, e->left, e->left && op_prec(e->left) <= p);
+        rc = rc ? rc : ss_buf_puts(out, e->op == SS_OP_NOT ? " NOT IN " : " IN ");
+        return rc ? rc : put_sub(out, e->sub);
     case SS_AX_CASE: case SS_AX_CAST: case SS_AX_IN: case SS_AX_BETWEEN: case SS_AX_ROW:
         return put_special(e, p, out);
     }
@@ -305,12 +358,33 @@ static int put_from(ss_buf_t *b, const ss_ast_from_t *f)
             rc = rc ? rc : put_ident(b, f->alias);
         }
         return rc;
-    case SS_FROM_JOIN:
+    case SS_FROM_SUBQUERY:
+        rc = put_sub(b, f->sub);
+        if (!rc && f->alias) {
+            rc = ss_buf_puts(b, " AS ");
+            rc = rc ? rc : put_ident(b, f->alias);
+        }
+        return rc;
+    case SS_FROM_JOIN: {
+        static const char *const kw[] = {" JOIN ", " LEFT JOIN ", " RIGHT JOIN ", " FULL JOIN ", " CROSS JOIN "};
+        int jt = (int)f->join_type >= 0 && (size_t)f->join_type < SS_ARRAY_LEN(kw) ? (int)f->join_type : 0;
         rc = put_from(b, f->left);
-        rc = rc ? rc : ss_buf_puts(b, f->join_type == SS_JOIN_LEFT ? " LEFT JOIN " : " JOIN ");
+        rc = rc ? rc : ss_buf_puts(b, f->comma ? ", " : f->natural ? " NATURAL" : "");
+        rc = rc ? rc : f->comma ? 0 : ss_buf_puts(b, kw[jt]);
         rc = rc ? rc : put_from(b, f->right);
-        rc = rc ? rc : ss_buf_puts(b, " ON ");
+        if (!rc && f->nusing) {
+            rc = ss_buf_puts(b, " USING (");
+            for (int i = 0; i < f->nusing && !rc; i++) {
+                rc = i ? ss_buf_puts(b, ", ") : 0;
+                rc = rc ? rc : put_ident(b, f->using_cols[i]);
+            }
+            return rc ? rc : ss_buf_putc(b, ')');
+        }
+        if (rc || !f->on)
+            return rc;
+        rc = ss_buf_puts(b, " ON ");
         return rc ? rc : ss_ast_expr_to_sql(f->on, b);
+    }
     case SS_FROM_SEM_JOIN:
         rc = put_from(b, f->left);
         rc = rc ? rc : ss_buf_puts(b, " SEM_JOIN ");
@@ -322,18 +396,13 @@ static int put_from(ss_buf_t *b, const ss_ast_from_t *f)
     return SS_ERR_INVALID;
 }
 
-static int put_exprs(ss_buf_t *b, const ss_ast_expr_list_t *l)
+static int put_core(ss_buf_t *b, const ss_ast_select_t *s)
 {
-    int rc = 0;
-    for (int i = 0; l && i < l->n && !rc; i++) {
-        rc = i ? ss_buf_puts(b, ", ") : 0;
-        rc = rc ? rc : ss_ast_expr_to_sql(l->items[i], b);
+    if (s->setop != SS_SETOP_NONE) {
+        int rc = s->left ? put_core(b, s->left) : SS_ERR_INVALID;
+        rc = rc ? rc : ss_buf_printf(b, " %s ", ss_setop_name(s->setop));
+        return rc ? rc : s->right ? put_core(b, s->right) : SS_ERR_INVALID;
     }
-    return rc;
-}
-
-static int put_select(ss_buf_t *b, const ss_ast_select_t *s)
-{
     int rc = ss_buf_puts(b, s->distinct ? "SELECT DISTINCT " : "SELECT ");
     for (int i = 0; i < s->nitems && !rc; i++) {
         rc = i ? ss_buf_puts(b, ", ") : 0;
@@ -359,14 +428,32 @@ static int put_select(ss_buf_t *b, const ss_ast_select_t *s)
         rc = ss_buf_puts(b, " HAVING ");
         rc = rc ? rc : ss_ast_expr_to_sql(s->having, b);
     }
-    for (int i = 0; i < s->norder && !rc; i++) {
-        rc = ss_buf_puts(b, i ? ", " : " ORDER BY ");
-        rc = rc ? rc : ss_ast_expr_to_sql(s->order[i].expr, b);
-        if (!rc && s->order[i].desc)
-            rc = ss_buf_puts(b, " DESC");
+    return rc;
+}
+
+/* [WITH ...] core-or-compound [ORDER BY ...] [LIMIT k] [OFFSET m] */
+static int put_select(ss_buf_t *b, const ss_ast_select_t *s)
+{
+    int rc = 0;
+    for (int i = 0; i < s->ncte && !rc; i++) {
+        const ss_ast_cte_t *c = &s->ctes[i];
+        rc = ss_buf_puts(b, i ? ", " : "WITH ");
+        rc = rc ? rc : put_ident(b, c->name ? c->name : "?");
+        for (int k = 0; k < c->ncols && !rc; k++) {
+            rc = ss_buf_puts(b, k ? ", " : "(");
+            rc = rc ? rc : put_ident(b, c->cols[k]);
+        }
+        rc = rc ? rc : c->ncols ? ss_buf_putc(b, ')') : 0;
+        rc = rc ? rc : ss_buf_puts(b, " AS ");
+        rc = rc ? rc : put_sub(b, c->select);
     }
+    rc = rc ? rc : s->ncte ? ss_buf_putc(b, ' ') : 0;
+    rc = rc ? rc : put_core(b, s);
+    rc = rc ? rc : put_order(b, " ORDER BY ", s->norder, s->order);
     if (!rc && s->limit >= 0)
         rc = ss_buf_printf(b, " LIMIT %lld", (long long)s->limit);
+    if (!rc && s->offset > 0)
+        rc = ss_buf_printf(b, " OFFSET %lld", (long long)s->offset);
     return rc;
 }
 

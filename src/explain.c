@@ -68,6 +68,36 @@ static const char *strategy(const ss_plan_node_t *n)
     }
     case SS_PN_VIEW:
         return "materialised in its view table; each change published to the sink topic (if any)";
+    case SS_PN_SETOP:
+        switch (n->setop) {
+        case SS_SETOP_UNION:
+            return "keeps a count per distinct row of each input; emits a row when it first appears in "
+                   "either input and retracts it when the last copy goes";
+        case SS_SETOP_INTERSECT:
+        case SS_SETOP_INTERSECT_ALL:
+        case SS_SETOP_EXCEPT:
+        case SS_SETOP_EXCEPT_ALL:
+            return "keeps a count per distinct row of each input; a change recomputes that row's output "
+                   "multiplicity from the two counts and emits the difference";
+        default:
+            return "";
+        }
+    case SS_PN_SEMIJOIN:
+        if (n->pred)
+            return "both inputs indexed on the key; a change on either side rescans the other side's rows of "
+                   "that key (the residual condition) and emits only rows whose match flips";
+        if (n->semi_in)
+            return "both inputs indexed on the key, with per-key counts of the subquery's rows and NULLs; a "
+                   "subquery change touches only the rows of its value, or all rows of its key when the "
+                   "subquery becomes empty / non-empty or gains / loses its only NULL";
+        return "both inputs indexed on the key with per-key match counts; a change emits only rows whose "
+               "match flips (first match appears, last one goes)";
+    case SS_PN_WINDOW:
+        return n->limit >= 0
+                   ? "keeps each partition ordered in SQLite; a change re-reads only the first rows of its "
+                     "partition (up to the rank limit) and emits the differences"
+                   : "keeps each partition ordered in SQLite; a change recomputes its partition's window "
+                     "values in one ordered scan and emits the rows whose values changed";
     case SS_PN_TEMPORAL: case SS_PN_TIMEWIN: case SS_PN_EOWC:
         return ss__time_strategy(n); /* plan_temporal.c */
     }
@@ -118,9 +148,26 @@ static void put_side_col(ss_buf_t *b, const ss_plan_node_t *in, int col)
     ss_buf_puts(b, col >= 0 && col < in->schema->n ? in->schema->names[col] : "?");
 }
 
+static const char *wfn_name(ss_win_fn_t f)
+{
+    static const char *t[] = {"row_number", "rank", "dense_rank", "count", "sum", "avg", "min", "max"};
+    return (int)f >= 0 && (size_t)f < SS_ARRAY_LEN(t) ? t[f] : "?";
+}
+
+static void put_order_by(ss_buf_t *b, const ss_plan_node_t *n, const ss_schema_t *in0)
+{
+    for (int i = 0; i < n->norder; i++) {
+        ss_buf_puts(b, i ? ", " : "  order by ");
+        ss__expr_sql(n->order[i].expr, in0, b);
+        ss_buf_puts(b, n->order[i].desc ? " DESC" : " ASC");
+    }
+}
+
 static const char *agg_name(ss_agg_fn_t f)
 {
-    static const char *t[] = {"count", "sum", "min", "max", "avg"};
+    static const char *t[] = {"count",      "sum",        "min",         "max",        "avg",
+                              "bool_and",   "bool_or",    "var_samp",    "var_pop",    "stddev_samp",
+                              "stddev_pop", "sumsq",      "string_agg",  "array_agg",  "json_agg"};
     return (int)f >= 0 && (size_t)f < SS_ARRAY_LEN(t) ? t[f] : "?";
 }
 
@@ -154,6 +201,8 @@ static void put_params(ss_buf_t *b, const ss_plan_node_t *n)
     case SS_PN_SEM_JOIN:
         if (n->join_type == SS_JOIN_LEFT)
             ss_buf_puts(b, "  left");
+        if (n->join_type == SS_JOIN_CROSS || (n->kind == SS_PN_JOIN && !n->nkeys && !n->pred))
+            ss_buf_puts(b, "  cross");
         if (n->nkeys)
             ss_buf_puts(b, "  on ");
         for (int i = 0; i < n->nkeys; i++) {
@@ -177,19 +226,71 @@ static void put_params(ss_buf_t *b, const ss_plan_node_t *n)
                 ss__expr_sql(n->aggs[i].arg, in0, b);
             else
                 ss_buf_putc(b, '*');
+            for (int k = 0; k < n->aggs[i].norder; k++) {
+                ss_buf_puts(b, k ? ", " : " ORDER BY ");
+                ss__expr_sql(n->aggs[i].order[k].expr, in0, b);
+                ss_buf_puts(b, n->aggs[i].order[k].desc ? " DESC" : "");
+            }
             ss_buf_putc(b, ')');
+            if (n->aggs[i].filter) {
+                ss_buf_puts(b, " FILTER (WHERE ");
+                ss__expr_sql(n->aggs[i].filter, in0, b);
+                ss_buf_putc(b, ')');
+            }
         }
         break;
     case SS_PN_TOPK:
-        if (n->norder)
-            ss_buf_puts(b, "  order by ");
-        for (int i = 0; i < n->norder; i++) {
-            if (i)
-                ss_buf_puts(b, ", ");
-            ss__expr_sql(n->order[i].expr, in0, b);
-            ss_buf_puts(b, n->order[i].desc ? " DESC" : " ASC");
-        }
+        put_order_by(b, n, in0);
         ss_buf_printf(b, "  limit %lld", (long long)n->limit);
+        if (n->offset)
+            ss_buf_printf(b, "  offset %lld", (long long)n->offset);
+        break;
+    case SS_PN_SETOP:
+        ss_buf_printf(b, "  %s", ss_setop_name(n->setop));
+        break;
+    case SS_PN_SEMIJOIN: {
+        static const char *const mode[] = {"semi", "anti", "mark"};
+        ss_buf_printf(b, "  %s%s", mode[n->semi_mode <= SS_SEMI_MARK ? n->semi_mode : 0],
+                      n->semi_in ? " (IN, NULL-aware)" : "");
+        for (int i = 0; i < n->nkeys; i++) {
+            ss_buf_puts(b, i ? " AND " : "  on ");
+            put_side_col(b, n->in[0], n->lkeys[i]);
+            ss_buf_puts(b, " = ");
+            put_side_col(b, n->in[1], n->rkeys[i]);
+        }
+        if (n->pred) {
+            ss_schema_t *both = NULL;
+            ss_buf_puts(b, "  residual: ");
+            if (in0 && n->in[1]->schema && (both = ss_schema_new(in0->n + n->in[1]->schema->n))) {
+                for (int i = 0; i < both->n; i++) { /* the subquery's columns qualified */
+                    const ss_schema_t *src = i < in0->n ? in0 : n->in[1]->schema;
+                    int j = i < in0->n ? i : i - in0->n;
+                    char *nm = i < in0->n ? NULL : ss_sprintf("subquery.%s", src->names[j]);
+                    ss_schema_set(both, i, nm ? nm : src->names[j], src->types[j], 0);
+                    free(nm);
+                }
+            }
+            ss__expr_sql(n->pred, both, b);
+            ss_schema_free(both);
+        }
+        break;
+    }
+    case SS_PN_WINDOW:
+        ss_buf_puts(b, "  partition by (");
+        put_cols(b, in0, n->group_cols, n->ngroup);
+        ss_buf_putc(b, ')');
+        put_order_by(b, n, in0);
+        ss_buf_puts(b, "  functions: ");
+        for (int i = 0; i < n->nwfns; i++) {
+            ss_buf_printf(b, "%s%s(", i ? ", " : "", wfn_name(n->wfns[i].fn));
+            if (n->wfns[i].arg)
+                ss__expr_sql(n->wfns[i].arg, in0, b);
+            else if (n->wfns[i].fn == SS_WIN_COUNT)
+                ss_buf_putc(b, '*');
+            ss_buf_printf(b, ") AS %s", n->schema->names[in0 ? in0->n + i : i]);
+        }
+        if (n->limit >= 0)
+            ss_buf_printf(b, "  keep rank <= %lld", (long long)n->limit);
         break;
     case SS_PN_SEM_TOPK:
         ss_buf_printf(b, "  %s  limit %lld  best first", n->sem == SS_SEM_RANK ? "pairwise rank" : "pointwise score",

@@ -144,12 +144,21 @@ void ss_plan_node_free(ss_plan_node_t *n)
     free(n->lkeys);
     free(n->rkeys);
     free(n->group_cols);
-    for (int i = 0; i < n->naggs; i++)
+    for (int i = 0; i < n->naggs; i++) {
         ss_expr_free(n->aggs[i].arg);
+        ss_expr_free(n->aggs[i].filter);
+        for (int k = 0; k < n->aggs[i].norder; k++)
+            ss_expr_free(n->aggs[i].order[k].expr);
+        free(n->aggs[i].order);
+        free(n->aggs[i].sep);
+    }
     free(n->aggs);
     for (int i = 0; i < n->norder; i++)
         ss_expr_free(n->order[i].expr);
     free(n->order);
+    for (int i = 0; i < n->nwfns; i++)
+        ss_expr_free(n->wfns[i].arg);
+    free(n->wfns);
     ss_template_free(n->tmpl);
     free(n->model);
     for (int i = 0; i < n->nopts; i++) {
@@ -175,7 +184,8 @@ const char *ss_plan_kind_name(ss_plan_kind_t k)
     static const char *names[] = {
         "source", "filter", "project", "union", "distinct", "join", "group", "topk",
         "sem_filter", "sem_map", "sem_join", "sem_topk", "sem_agg", "llm_generate", "view",
-        "temporal_filter", "window", "emit_on_close",
+        "setop", "semijoin", "window",
+        "temporal_filter", "time_window", "emit_on_close",
     };
     if ((int)k < 0 || (size_t)k >= SS_ARRAY_LEN(names))
         return "?";

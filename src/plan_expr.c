@@ -97,72 +97,92 @@ static void add_ref(const char **out, int *n, int max, const char *s)
         out[(*n)++] = s;
 }
 
-static void from_refs(const ss_ast_from_t *f, const char **out, int *n, int max)
+/* Every stream/view name (refs) or model='..' option (models) a query mentions, subqueries,
+ * WITH queries and set operations included (names of WITH queries too: a conservative answer). */
+typedef struct refwalk {
+    int models;
+    const char **out;
+    int n, max;
+} refwalk_t;
+
+static void walk_select(refwalk_t *w, const ss_ast_select_t *s);
+
+static void walk_opts(refwalk_t *w, const ss_ast_options_t *o)
+{
+    const ss_ast_option_t *m = w->models ? ss__opt_find(o, "model") : NULL;
+    if (m && m->value.t == SS_TEXT)
+        add_ref(w->out, &w->n, w->max, m->value.u.str.s);
+}
+
+static void walk_expr(refwalk_t *w, const ss_ast_expr_t *e)
+{
+    if (!e)
+        return;
+    walk_opts(w, e->opts);
+    walk_expr(w, e->left);
+    walk_expr(w, e->right);
+    walk_expr(w, e->filter);
+    for (int i = 0; e->args && i < e->args->n; i++)
+        walk_expr(w, e->args->items[i]);
+    for (int i = 0; i < e->norder; i++)
+        walk_expr(w, e->order[i].expr);
+    if (e->sub)
+        walk_select(w, e->sub);
+}
+
+static void walk_from(refwalk_t *w, const ss_ast_from_t *f)
 {
     if (!f)
         return;
-    if (f->kind == SS_FROM_TABLE)
-        add_ref(out, n, max, f->name);
-    from_refs(f->left, out, n, max);
-    from_refs(f->right, out, n, max);
+    if (f->kind == SS_FROM_TABLE && !w->models)
+        add_ref(w->out, &w->n, w->max, f->name);
+    walk_opts(w, f->opts);
+    walk_expr(w, f->on);
+    walk_from(w, f->left);
+    walk_from(w, f->right);
+    if (f->sub)
+        walk_select(w, f->sub);
+}
+
+static void walk_select(refwalk_t *w, const ss_ast_select_t *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < s->ncte; i++)
+        walk_select(w, s->ctes[i].select);
+    walk_select(w, s->left);
+    walk_select(w, s->right);
+    for (int i = 0; i < s->nitems; i++)
+        walk_expr(w, s->items[i].expr);
+    walk_from(w, s->from);
+    walk_expr(w, s->where);
+    for (int i = 0; s->group_by && i < s->group_by->n; i++)
+        walk_expr(w, s->group_by->items[i]);
+    walk_expr(w, s->having);
+    for (int i = 0; i < s->norder; i++)
+        walk_expr(w, s->order[i].expr);
 }
 
 int ss__query_refs(const ss_ast_query_t *q, const char **out, int max)
 {
-    int n = 0;
+    refwalk_t w = {.models = 0, .out = out, .max = max};
     if (q->kind == SS_Q_GENERATE && q->generate) {
-        add_ref(out, &n, max, q->generate->context_stream);
-        add_ref(out, &n, max, q->generate->data_stream);
-    } else if (q->select) {
-        from_refs(q->select->from, out, &n, max);
+        add_ref(out, &w.n, max, q->generate->context_stream);
+        add_ref(out, &w.n, max, q->generate->data_stream);
+    } else {
+        walk_select(&w, q->select);
     }
-    return n;
-}
-
-static void expr_models(const ss_ast_expr_t *e, const char **out, int *n, int max)
-{
-    if (!e)
-        return;
-    const ss_ast_option_t *o = ss__opt_find(e->opts, "model");
-    if (o && o->value.t == SS_TEXT)
-        add_ref(out, n, max, o->value.u.str.s);
-    expr_models(e->left, out, n, max);
-    expr_models(e->right, out, n, max);
-    for (int i = 0; e->args && i < e->args->n; i++)
-        expr_models(e->args->items[i], out, n, max);
-}
-
-static void from_models(const ss_ast_from_t *f, const char **out, int *n, int max)
-{
-    if (!f)
-        return;
-    const ss_ast_option_t *o = ss__opt_find(f->opts, "model");
-    if (o && o->value.t == SS_TEXT)
-        add_ref(out, n, max, o->value.u.str.s);
-    from_models(f->left, out, n, max);
-    from_models(f->right, out, n, max);
+    return w.n;
 }
 
 int ss__query_models(const ss_ast_query_t *q, const char **out, int max)
 {
-    int n = 0;
-    if (q->kind == SS_Q_GENERATE && q->generate) {
-        const ss_ast_option_t *o = ss__opt_find(q->generate->opts, "model");
-        if (o && o->value.t == SS_TEXT)
-            add_ref(out, &n, max, o->value.u.str.s);
-        return n;
-    }
-    const ss_ast_select_t *s = q->select;
-    if (!s)
-        return 0;
-    for (int i = 0; i < s->nitems; i++)
-        expr_models(s->items[i].expr, out, &n, max);
-    expr_models(s->where, out, &n, max);
-    expr_models(s->having, out, &n, max);
-    for (int i = 0; i < s->norder; i++)
-        expr_models(s->order[i].expr, out, &n, max);
-    from_models(s->from, out, &n, max);
-    return n;
+    refwalk_t w = {.models = 1, .out = out, .max = max};
+    if (q->kind == SS_Q_GENERATE && q->generate)
+        walk_opts(&w, q->generate->opts);
+    else
+        walk_select(&w, q->select);
+    return w.n;
 }
 
 static const char *sem_name(ss_sem_kind_t k)
@@ -220,7 +240,17 @@ static int ast_key_into(const ss_ast_expr_t *a, ss_buf_t *b, int top)
         }
         if (!a->args || a->args->n == 0)
             rc |= ss_buf_puts(b, ss_strcaseeq(a->name, "COUNT") ? "*" : "");
+        for (int i = 0; i < a->norder; i++) { /* string_agg(x ORDER BY y) and FILTER make other calls */
+            rc |= ss_buf_puts(b, i ? ", " : " ORDER BY ");
+            rc |= ast_key_into(a->order[i].expr, b, 1);
+            rc |= ss_buf_puts(b, a->order[i].desc ? " DESC" : "");
+        }
         rc |= ss_buf_puts(b, ")");
+        if (a->filter) {
+            rc |= ss_buf_puts(b, " FILTER (WHERE ");
+            rc |= ast_key_into(a->filter, b, 1);
+            rc |= ss_buf_puts(b, ")");
+        }
         break;
     case SS_AX_UNARY:
         rc |= ss_buf_puts(b, a->op == SS_OP_NOT ? "NOT " : "-");
@@ -267,14 +297,7 @@ char *ss__ast_key(const ss_ast_expr_t *a)
     return ss_buf_take(&b);
 }
 
-int ss__is_agg_name(const char *fn)
-{
-    static const char *const aggs[] = {"COUNT", "SUM", "MIN", "MAX", "AVG"};
-    for (size_t i = 0; fn && i < SS_ARRAY_LEN(aggs); i++)
-        if (ss_strcaseeq(fn, aggs[i]))
-            return 1;
-    return 0;
-}
+int ss__is_agg_name(const char *fn) { return ss__agg_fn(fn) >= 0; }
 
 /* ---------------------------------------------------------------- column resolution */
 
@@ -332,8 +355,26 @@ static int unknown_col(const ss__cctx_t *cc, const ss__rel_t *only, const char *
                      sp.col, name, where);
 }
 
+static int resolve_here(const ss__cctx_t *cc, const char *table, const char *name, ss_span_t sp,
+                        int *side, int *col);
+
 int ss__resolve_col(const ss__cctx_t *cc, const char *table, const char *name, ss_span_t sp,
                     int *side, int *col)
+{
+    int rc = resolve_here(cc, table, name, sp, side, col);
+    if (rc != SS_ERR_SEMANTIC || !cc->scope->outer || (cc->err && strstr(cc->err, " is ambiguous")))
+        return rc;
+    /* a correlated subquery: a name not found inside belongs to the enclosing query */
+    char scratch[SS_ERRSZ];
+    ss__cctx_t oc = *cc;
+    oc.scope = cc->scope->outer;
+    oc.err = scratch;
+    oc.errsz = sizeof scratch;
+    return ss__resolve_col(&oc, table, name, sp, side, col) ? rc : SS_OK;
+}
+
+static int resolve_here(const ss__cctx_t *cc, const char *table, const char *name, ss_span_t sp,
+                        int *side, int *col)
 {
     const ss__scope_t *s = cc->scope;
     if (table) {
@@ -357,6 +398,12 @@ int ss__resolve_col(const ss__cctx_t *cc, const char *table, const char *name, s
         *col = i;
         return SS_OK;
     }
+    for (int m = s->nmerged - 1; m >= 0; m--) /* a column joined by USING / NATURAL: one column */
+        if (ss_strcaseeq(s->merged[m].name, name)) {
+            *side = 0;
+            *col = s->merged[m].col;
+            return SS_OK;
+        }
     int found = -1, fside = 0;
     const ss__rel_t *frel = NULL;
     for (int r = 0; r < s->nrels; r++) {
@@ -515,6 +562,14 @@ static int group_expr_col(const ss__cctx_t *cc, const ss_ast_expr_t *a)
 int ss__compile(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t **out)
 {
     *out = NULL;
+    for (int k = 0; k < 2; k++) /* computed by an operator below */
+        for (const ss__premap_t *m = k ? (cc->grp ? NULL : cc->scope->pre) : cc->pre; m; m = m->next)
+            for (int i = 0; i < m->n; i++)
+                if (m->ast[i] == a) {
+                    if (!(*out = ss_expr_copy(m->expr[i])))
+                        return ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
+                    return SS_OK;
+                }
     int gcol = group_expr_col(cc, a);
     if (gcol == -2)
         return ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
@@ -613,6 +668,12 @@ int ss__compile(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t **out)
                        "%d:%d: a parenthesised list (a, b, ...) is only allowed after IN", a->span.line, a->span.col);
         break;
     case SS_AX_FUNC:
+        if (a->over) {
+            rc = ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
+                           "%d:%d: window function %s is only allowed in the SELECT list", a->span.line, a->span.col,
+                           a->name);
+            break;
+        }
         if (ss__is_agg_name(a->name)) {
             rc = compile_agg_ref(cc, a, e);
             break;
@@ -640,6 +701,13 @@ int ss__compile(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t **out)
             rc = ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
                            "%d:%d: %s is not allowed here (SEM_FILTER belongs in WHERE, SEM_MAP and SEM_AGG in SELECT, SEM_RANK/SEM_SCORE in ORDER BY)",
                            a->span.line, a->span.col, sem_name(a->sem));
+        break;
+    case SS_AX_SUBQUERY:
+    case SS_AX_EXISTS:
+    case SS_AX_IN_SELECT:
+        rc = ss_seterr(cc->err, cc->errsz, SS_ERR_UNSUPPORTED,
+                       "%d:%d: a subquery is not supported here (use it in WHERE or the SELECT list)",
+                       a->span.line, a->span.col);
         break;
     }
     if (rc) {

@@ -49,12 +49,34 @@ typedef struct ss__rel {
 
 #define SS__MAX_RELS 16
 
-typedef struct ss__scope {
+/* Expressions an operator below has computed into the row: subquery predicates (semijoin
+ * marks), scalar subqueries, window functions. Searched by AST pointer; a use compiles to a
+ * copy of expr (a column, or e.g. NOT col / COALESCE(col, 0)). */
+typedef struct ss__premap {
+    int n;
+    const ss_ast_expr_t *ast[32];
+    ss_expr_t *expr[32];              /* owned */
+    const struct ss__premap *next;
+} ss__premap_t;
+
+typedef struct ss__scope ss__scope_t;
+
+struct ss__scope {
     int nrels;
     ss__rel_t rels[SS__MAX_RELS];
+    /* JOIN ... USING / NATURAL: an unqualified name of a joined column means merged[i].col (the
+     * left copy, the right one for RIGHT JOIN, their COALESCE for FULL JOIN); `*` lists the
+     * merged columns first and leaves out the hidden copies. */
+    int nmerged;
+    struct { const char *name; int col; } merged[32];
+    int nhidden;
+    int hidden[64];
     const ss_schema_t *schema;  /* the row these rels index (side 0; for two-sided scopes see side_off) */
     const ss_schema_t *side_schema[2]; /* SEM_JOIN: schema of each side (NULL when one-sided) */
-} ss__scope_t;
+    const ss__premap_t *pre;    /* expressions computed into this row (not used for grouped rows) */
+    const ss__scope_t *outer;   /* a correlated subquery's enclosing row: names not found here are
+                                   looked up there (its columns come first in the row) */
+};
 
 /* Aggregate mapping used once rows are grouped: group columns and aggregate calls. */
 typedef struct ss__agg_ref {
@@ -74,6 +96,7 @@ typedef struct ss__grouping {
     ss__agg_ref_t *aggs;      /* output column = ngroup + index */
 } ss__grouping_t;
 
+
 /* Compiler context: where to put errors and how to treat columns/aggregates/SEM_MAP. */
 typedef struct ss__cctx {
     const ss__scope_t *scope;     /* names of the input row */
@@ -81,6 +104,7 @@ typedef struct ss__cctx {
     int nsem;                     /* SEM_MAP results available as columns */
     const ss_ast_expr_t **sem_ast;
     int *sem_col;
+    const ss__premap_t *pre;      /* precomputed expressions (may be NULL) */
     int allow_now;                /* NOW() may appear (a temporal filter's bound, a snapshot SELECT) */
     char *err;
     size_t errsz;
@@ -142,6 +166,24 @@ int ss__expr_sql(const ss_expr_t *e, const ss_schema_t *in, ss_buf_t *out);
 
 /* ---- lowering (planner.c, plan_sem.c) ---- */
 
+/* Per-SELECT planner state: WHERE conjuncts pushed below a join (each to the FROM item it
+ * reads only), and the FROM items already planned (pushdown looks at them before the joins). */
+typedef struct ss__selstate {
+    int npush;
+    const ss_ast_expr_t *push[64];
+    const char *push_to[64];
+    int pushed[64];
+    /* WHERE conjuncts a.x = b.y across two FROM items: keys of the inner join that meets them */
+    int nkeyc;
+    const ss_ast_expr_t *keyc[64];
+    const char *keyc_leaf[64][2];
+    int keyc_used[64];
+    int nleaf;
+    const ss_ast_from_t *leaf[SS__MAX_RELS];
+    ss_plan_node_t *leaf_node[SS__MAX_RELS];
+    const char *leaf_what[SS__MAX_RELS];
+} ss__selstate_t;
+
 /* Planner context of one view (planner.c, plan_sem.c). */
 typedef struct ss__pctx {
     const ss_catalog_t *cat;
@@ -151,11 +193,14 @@ typedef struct ss__pctx {
     int nlocal;
     const char *default_model;  /* the view's WITH (model=...) */
     int depth;                  /* views planned on demand (view-on-view) */
-    /* WHERE conjuncts pushed below a join, each to the FROM item (alias) it reads only */
-    int npush;
-    const ss_ast_expr_t *push[64];
-    const char *push_to[64];
-    int pushed[64];
+    ss__selstate_t sel;         /* of the SELECT being planned (saved around nested ones) */
+    /* WITH queries in scope, outermost first; a lookup sees the first nvis entries */
+    int ncte, nvis;
+    struct ss__cte_ref {
+        const ss_ast_cte_t *cte;
+        ss_plan_node_t *node;   /* planned on first use */
+        int busy;               /* being planned (a reference now is a recursion) */
+    } ctes[64];
     char *err;
     size_t errsz;
 } ss__pctx_t;
@@ -170,6 +215,84 @@ int ss__sem_options(ss__pctx_t *x, ss_plan_node_t *n, const ss_ast_options_t *o)
 /* ss_plan_query with the view's WITH options (default model, sink topic) taken into account. */
 int ss__plan_view(const ss_catalog_t *c, const ss_ast_query_t *q, const char *name,
                   const ss_ast_options_t *opts, ss_plan_t **out, char *err, size_t errsz);
+/* ---- FROM (plan_from.c) ---- */
+/* Plans the FROM clause: its items (streams, views, WITH queries, subqueries), the WHERE
+ * conjuncts pushed below its joins (ss__plan_pushdown first), and the joins. */
+int ss__plan_from(ss__pctx_t *x, const ss_ast_from_t *f, ss__scope_t *sc, ss_plan_node_t **out);
+/* Decides which WHERE conjuncts of s filter a FROM item early or become join keys. */
+int ss__plan_pushdown(ss__pctx_t *x, const ss_ast_select_t *s);
+/* 1 if the WHERE conjunct e was planned below the joins (pushed down or a join key). */
+int ss__is_pushed(const ss__pctx_t *x, const ss_ast_expr_t *e);
+/* Columns of a then b (keys: both sides' when both have keys). */
+ss_schema_t *ss__concat_schema(const ss_schema_t *a, const ss_schema_t *b);
+/* The AND-ed terms of e into out[0..max); *n counts them all (more than max: too many). */
+void ss__flatten_and(const ss_ast_expr_t *e, const ss_ast_expr_t **out, int *n, int max);
+/* The error for n terms where at most max fit (SS_OK when n <= max). */
+int ss__too_many_terms(ss__pctx_t *x, const ss_ast_expr_t *e, int n, int max);
+/* a AND b (either may be NULL); takes both; NULL on OOM. */
+ss_expr_t *ss__and_of(ss_expr_t *a, ss_expr_t *b);
+int ss__push_int(int **arr, int n, int v);
+
+/* ---- query structure (plan_query.c) ---- */
+/* A whole SELECT: its WITH list, a compound (UNION / EXCEPT / INTERSECT) or a plain SELECT
+ * (ss__plan_select), and the compound's ORDER BY / LIMIT / OFFSET. */
+int ss__plan_query(ss__pctx_t *x, const ss_ast_select_t *s, ss_plan_node_t **out);
+/* A nested SELECT (FROM subquery, WITH query, subquery expression): ss__plan_query with the
+ * current SELECT's state saved. */
+int ss__plan_subquery(ss__pctx_t *x, const ss_ast_select_t *s, ss_plan_node_t **out);
+/* The node of WITH query `name` when one is in scope (*found = 1), planned on first use. */
+int ss__cte_node(ss__pctx_t *x, const char *name, ss_span_t sp, ss_plan_node_t **out, int *found);
+/* A plain SELECT (planner.c): FROM, WHERE (ss__plan_conditions), then ss__plan_select_items. */
+int ss__plan_select(ss__pctx_t *x, const ss_ast_select_t *s, ss_plan_node_t **out);
+/* What follows WHERE: the SELECT list, GROUP BY, HAVING, ORDER BY / LIMIT, DISTINCT, over *cur
+ * (whose names are sc). s->from and s->where are not looked at. */
+int ss__plan_select_items(ss__pctx_t *x, const ss_ast_select_t *s, ss__scope_t *sc, ss_plan_node_t **cur);
+/* WHERE conjuncts cj[0..ncj) over *cur: the subquery predicates (ss__plan_subqueries), then one
+ * FILTER of the ordinary ones (those pushed below joins skipped), then one SEM_FILTER each.
+ * pm receives the expressions computed into the row; sc->pre is pointed at it. */
+int ss__plan_conditions(ss__pctx_t *x, const ss_ast_expr_t **cj, int ncj, ss__scope_t *sc, ss_plan_node_t **cur,
+                        ss__premap_t *pm);
+
+/* ---- aggregate calls (plan_agg.c) ---- */
+/* The aggregate function of a name (COUNT, SUM, .., STRING_AGG), or -1. */
+int ss__agg_fn(const char *name);
+/* 1 if the call needs a helper aggregate after it (VAR/STDDEV: Σx²). */
+int ss__agg_needs_helper(const ss_ast_expr_t *a);
+/* Fills pa (and helper, for VAR/STDDEV) from the call a over scope sc; *type = result type. */
+int ss__plan_agg(ss__pctx_t *x, const ss_ast_expr_t *a, const ss__scope_t *sc, ss_plan_agg_t *pa,
+                 ss_plan_agg_t *helper, ss_coltype_t *type);
+
+/* ---- window functions (plan_window.c) ---- */
+/* 1 if e (not inside subqueries) calls a window function. */
+int ss__has_window(const ss_ast_expr_t *e);
+/* The window functions of the SELECT items as columns of *cur: one WINDOW node per distinct
+ * OVER (...), recorded in pm. */
+int ss__plan_windows(ss__pctx_t *x, const ss_ast_expr_t *const *items, int n, ss__scope_t *sc,
+                     ss_plan_node_t **cur, ss__premap_t *pm);
+/* WHERE rn <= N (< N, = N) on a column that a FROM subquery's WINDOW node ranks first: that
+ * node keeps only the first N ranks (the filter stays). leaf = the subquery's node. */
+void ss__window_pushdown(ss__pctx_t *x, ss_plan_node_t *leaf, const ss__scope_t *sc, const ss_ast_expr_t *e);
+
+/* ---- subqueries in expressions (plan_subquery.c) ---- */
+/* Plans the subquery expressions of the conjuncts cj[0..*ncj) over *cur: a top-level EXISTS,
+ * NOT EXISTS, [NOT] IN (SELECT ..) filters the row with a semi / anti join and is removed from
+ * cj; any other EXISTS / IN becomes a MARK semijoin column and a (SELECT ..) a scalar column,
+ * recorded in pm for the compiler. */
+int ss__plan_subqueries(ss__pctx_t *x, const ss_ast_expr_t **cj, int *ncj, ss__scope_t *sc, ss_plan_node_t **cur,
+                        ss__premap_t *pm);
+/* The subquery expressions inside e (SELECT list items) as columns of *cur, recorded in pm. */
+int ss__plan_expr_subqueries(ss__pctx_t *x, const ss_ast_expr_t *e, ss__scope_t *sc, ss_plan_node_t **cur,
+                             ss__premap_t *pm);
+/* e compiled in scope sc as a column of *cur: a plain column as it is, anything else appended by
+ * a PROJECT named label (so that an operator can key on it); sc->schema follows *cur. */
+int ss__expr_column(ss__pctx_t *x, const ss_ast_expr_t *e, ss__scope_t *sc, ss_plan_node_t **cur,
+                    const char *label, int *col, ss_coltype_t *type);
+/* 1 if e contains a subquery expression. */
+int ss__has_subquery(const ss_ast_expr_t *e);
+void ss__premap_clear(ss__premap_t *pm);
+/* A node of kind k with in's schema (filters, top-k). */
+ss_plan_node_t *ss__node_like(ss__pctx_t *x, ss_plan_kind_t k, ss_plan_node_t *in, const char *label);
+
 /* LLM_GENERATE(...) as one node. */
 int ss__plan_generate(ss__pctx_t *x, const ss_ast_generate_t *g, ss_plan_node_t **out);
 

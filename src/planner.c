@@ -72,7 +72,7 @@ static ss_plan_node_t *find_node(const ss_plan_t *p, ss_plan_kind_t k, const cha
 }
 
 /* A node with the same schema as its input (filters, top-k). */
-static ss_plan_node_t *same_schema_node(pctx_t *x, ss_plan_kind_t k, ss_plan_node_t *in, const char *label)
+ss_plan_node_t *ss__node_like(pctx_t *x, ss_plan_kind_t k, ss_plan_node_t *in, const char *label)
 {
     ss_plan_node_t *n = ss__new_node(x, k, in, NULL, label);
     if (n && !(n->schema = ss_schema_copy(in->schema)))
@@ -86,6 +86,11 @@ static ss_plan_node_t *same_schema_node(pctx_t *x, ss_plan_kind_t k, ss_plan_nod
  * independently; a view that reads another view shares that view's nodes. */
 int ss__input_node(pctx_t *x, const char *name, ss_span_t sp, ss_plan_node_t **out, const char **what)
 {
+    int is_cte = 0, rc = ss__cte_node(x, name, sp, out, &is_cte);
+    if (rc || is_cte) {
+        *what = "WITH query";
+        return rc;
+    }
     const ss_cat_stream_t *s = ss_catalog_stream(x->cat, name);
     if (s) {
         *what = "stream";
@@ -142,303 +147,6 @@ int ss__input_node(pctx_t *x, const char *name, ss_span_t sp, ss_plan_node_t **o
                      best ? "\"?)" : "");
 }
 
-/* Copies a semantic operator's options; model= goes to node->model (checked against the catalog). */
-/* ---------------------------------------------------------------- FROM */
-
-static ss_schema_t *concat_schema(const ss_schema_t *a, const ss_schema_t *b)
-{
-    ss_schema_t *s = ss_schema_new(a->n + b->n);
-    if (!s)
-        return NULL;
-    int ka = 0, kb = 0;
-    for (int i = 0; i < a->n; i++)
-        ka |= a->is_key[i];
-    for (int i = 0; i < b->n; i++)
-        kb |= b->is_key[i];
-    int keyed = ka && kb; /* the pair of keys identifies a joined row */
-    for (int i = 0; i < a->n + b->n; i++) {
-        const ss_schema_t *src = i < a->n ? a : b;
-        int j = i < a->n ? i : i - a->n;
-        if (ss_schema_set(s, i, src->names[j], src->types[j], keyed && src->is_key[j])) {
-            ss_schema_free(s);
-            return NULL;
-        }
-    }
-    return s;
-}
-
-/* Merges the right scope into the left one (right columns shifted by the left width). */
-static int merge_scopes(pctx_t *x, ss__scope_t *l, const ss__scope_t *r, int lwidth, int shift,
-                        int side, ss_span_t sp)
-{
-    for (int i = 0; i < r->nrels; i++) {
-        for (int j = 0; j < l->nrels; j++)
-            if (ss_strcaseeq(l->rels[j].name, r->rels[i].name))
-                return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC,
-                                 "%d:%d: \"%s\" appears twice in FROM; give one of them an alias",
-                                 sp.line, sp.col, r->rels[i].name);
-        if (l->nrels == SS__MAX_RELS)
-            return ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED, "%d:%d: too many tables in FROM",
-                             sp.line, sp.col);
-        ss__rel_t rel = r->rels[i];
-        rel.off += shift ? lwidth : 0;
-        rel.side = side;
-        l->rels[l->nrels++] = rel;
-    }
-    return SS_OK;
-}
-
-static void flatten_and(const ss_ast_expr_t *e, const ss_ast_expr_t **out, int *n, int max)
-{
-    if (!e)
-        return;
-    if (e->kind == SS_AX_BINARY && e->op == SS_OP_AND) {
-        flatten_and(e->left, out, n, max);
-        flatten_and(e->right, out, n, max);
-    } else if (*n < max) {
-        out[(*n)++] = e;
-    }
-}
-
-static ss_expr_t *and_of(ss_expr_t *a, ss_expr_t *b)
-{
-    if (!a)
-        return b;
-    ss_expr_t *e = ss_expr_new(SS_EX_BINARY);
-    if (!e || !(e->args = calloc(2, sizeof *e->args))) {
-        free(e);
-        ss_expr_free(a);
-        ss_expr_free(b);
-        return NULL;
-    }
-    e->op = SS_OP_AND;
-    e->args[0] = a;
-    e->args[1] = b;
-    e->nargs = 2;
-    e->type = SS_COL_BOOL;
-    return e;
-}
-
-static int push_int(int **arr, int n, int v)
-{
-    int *p = realloc(*arr, (size_t)(n + 1) * sizeof *p);
-    if (!p)
-        return SS_ERR_NOMEM;
-    p[n] = v;
-    *arr = p;
-    return SS_OK;
-}
-
-/* ON: col = col conjuncts across the two sides become key pairs, the rest the residual. */
-static int join_condition(pctx_t *x, ss_plan_node_t *j, const ss__scope_t *sc, int lwidth,
-                          const ss_ast_expr_t *on)
-{
-    const ss_ast_expr_t *cj[64];
-    int ncj = 0;
-    flatten_and(on, cj, &ncj, 64);
-    ss__cctx_t cc = {.scope = sc, .err = x->err, .errsz = x->errsz};
-    for (int i = 0; i < ncj; i++) {
-        const ss_ast_expr_t *c = cj[i];
-        if (c->kind == SS_AX_BINARY && c->op == SS_OP_EQ && c->left->kind == SS_AX_COLUMN &&
-            c->right->kind == SS_AX_COLUMN) {
-            int s1, s2, a, b;
-            int rc = ss__resolve_col(&cc, c->left->table, c->left->name, c->left->span, &s1, &a);
-            if (!rc)
-                rc = ss__resolve_col(&cc, c->right->table, c->right->name, c->right->span, &s2, &b);
-            if (rc)
-                return rc;
-            if ((a < lwidth) != (b < lwidth)) {
-                int l = a < lwidth ? a : b, r = (a < lwidth ? b : a) - lwidth;
-                if (push_int(&j->lkeys, j->nkeys, l) || push_int(&j->rkeys, j->nkeys, r))
-                    return nomem(x);
-                j->nkeys++;
-                continue;
-            }
-        }
-        ss_expr_t *e = NULL;
-        int rc = ss__compile(&cc, c, &e);
-        if (rc)
-            return rc;
-        if (!(j->pred = and_of(j->pred, e)))
-            return nomem(x);
-    }
-    return SS_OK;
-}
-
-static int plan_from(pctx_t *x, const ss_ast_from_t *f, ss__scope_t *sc, ss_plan_node_t **out);
-
-/* ---- predicate pushdown: WHERE conjuncts that read one FROM item only filter it before the join */
-
-typedef struct leaf {
-    const char *name;         /* alias or stream/view name */
-    const ss_schema_t *schema;
-    int nullable;             /* right side of a LEFT JOIN: filtering it early would change results */
-} leaf_t;
-
-static int collect_leaves(pctx_t *x, const ss_ast_from_t *f, int nullable, leaf_t *out, int *n)
-{
-    if (f->kind != SS_FROM_TABLE) {
-        int rc = collect_leaves(x, f->left, nullable, out, n);
-        return rc ? rc : collect_leaves(x, f->right, nullable || (f->kind == SS_FROM_JOIN && f->join_type == SS_JOIN_LEFT), out, n);
-    }
-    ss_plan_node_t *node;
-    const char *what;
-    int rc = ss__input_node(x, f->name, f->span, &node, &what);
-    if (!rc && f->tvf)
-        rc = ss__plan_tvf(x, f, &node); /* TUMBLE/HOP/SESSION (plan_timewin.c) */
-    if (rc)
-        return rc;
-    if (*n < SS__MAX_RELS)
-        out[(*n)++] = (leaf_t){.name = f->alias ? f->alias : f->name, .schema = node->schema, .nullable = nullable};
-    return SS_OK;
-}
-
-/* The single leaf every column of e reads (-1: none, several, or unresolvable: leave it alone). */
-static int conj_leaf(const ss_ast_expr_t *e, const leaf_t *lv, int nl, int cur)
-{
-    if (!e || cur == -2)
-        return cur;
-    if (e->kind == SS_AX_SEM || e->kind == SS_AX_STAR || (e->kind == SS_AX_FUNC && ss__is_agg_name(e->name)) ||
-        ss__is_temporal(e)) /* NOW(): a temporal filter, planned after the FROM (plan_temporal.c) */
-        return -2;
-    if (e->kind == SS_AX_COLUMN) {
-        int found = -1, hits = 0;
-        for (int i = 0; i < nl; i++) {
-            if (e->table ? !ss_strcaseeq(e->table, lv[i].name) : ss_schema_find(lv[i].schema, e->name) < 0)
-                continue;
-            found = i;
-            hits++;
-        }
-        if (hits != 1 || (cur >= 0 && cur != found))
-            return -2;
-        return found;
-    }
-    cur = conj_leaf(e->left, lv, nl, cur);
-    cur = conj_leaf(e->right, lv, nl, cur);
-    for (int i = 0; e->args && i < e->args->n; i++)
-        cur = conj_leaf(e->args->items[i], lv, nl, cur);
-    return cur;
-}
-
-static int plan_pushdown(pctx_t *x, const ss_ast_select_t *s)
-{
-    x->npush = 0;
-    if (!s->where || s->from->kind == SS_FROM_TABLE)
-        return SS_OK;
-    leaf_t lv[SS__MAX_RELS];
-    int nl = 0;
-    int rc = collect_leaves(x, s->from, 0, lv, &nl);
-    if (rc)
-        return rc;
-    const ss_ast_expr_t *cj[64];
-    int ncj = 0;
-    flatten_and(s->where, cj, &ncj, 64);
-    for (int i = 0; i < ncj; i++) {
-        int l = conj_leaf(cj[i], lv, nl, -1);
-        if (l < 0 || lv[l].nullable)
-            continue;
-        x->push[x->npush] = cj[i];
-        x->push_to[x->npush] = lv[l].name;
-        x->pushed[x->npush++] = 0;
-    }
-    return SS_OK;
-}
-
-static int is_pushed(const pctx_t *x, const ss_ast_expr_t *e)
-{
-    for (int i = 0; i < x->npush; i++)
-        if (x->push[i] == e && x->pushed[i])
-            return 1;
-    return 0;
-}
-
-/* At a FROM item: one FILTER of the conjuncts pushed down to it. */
-static int push_filters(pctx_t *x, const ss__scope_t *sc, ss_plan_node_t **cur)
-{
-    ss__cctx_t cc = {.scope = sc, .err = x->err, .errsz = x->errsz};
-    ss_expr_t *pred = NULL;
-    for (int i = 0; i < x->npush; i++) {
-        if (x->pushed[i] || !ss_strcaseeq(x->push_to[i], sc->rels[0].name))
-            continue;
-        ss_expr_t *e = NULL;
-        int rc = ss__compile(&cc, x->push[i], &e);
-        if (rc) {
-            ss_expr_free(pred);
-            return rc;
-        }
-        if (!(pred = and_of(pred, e)))
-            return nomem(x);
-        x->pushed[i] = 1;
-    }
-    if (!pred)
-        return SS_OK;
-    ss_plan_node_t *f = same_schema_node(x, SS_PN_FILTER, *cur, "where");
-    if (!f) {
-        ss_expr_free(pred);
-        return nomem(x);
-    }
-    f->pred = pred;
-    *cur = f;
-    return SS_OK;
-}
-
-static int plan_join(pctx_t *x, const ss_ast_from_t *f, ss__scope_t *sc, ss_plan_node_t **out)
-{
-    ss__scope_t ls, rs;
-    ss_plan_node_t *l, *r;
-    int rc = plan_from(x, f->left, &ls, &l);
-    if (!rc)
-        rc = plan_from(x, f->right, &rs, &r);
-    if (rc)
-        return rc;
-    int sem = f->kind == SS_FROM_SEM_JOIN;
-    char label[160];
-    snprintf(label, sizeof label, "%s %s %s", ls.rels[0].name, sem ? "SEM_JOIN" : "JOIN", rs.rels[0].name);
-    ss_plan_node_t *j = ss__new_node(x, sem ? SS_PN_SEM_JOIN : SS_PN_JOIN, l, r, label);
-    if (!j || !(j->schema = concat_schema(l->schema, r->schema)))
-        return nomem(x);
-    j->join_type = f->join_type;
-    *sc = ls;
-    if (sem) {
-        /* the template sees each side as its own row: side 0 = left, side 1 = right */
-        ss__scope_t two = ls;
-        two.side_schema[0] = l->schema;
-        two.side_schema[1] = r->schema;
-        if ((rc = merge_scopes(x, &two, &rs, 0, 0, 1, f->span)))
-            return rc;
-        ss__cctx_t cc = {.scope = &two, .err = x->err, .errsz = x->errsz};
-        if ((rc = ss__template(&cc, f->tmpl ? f->tmpl : "", f->tmpl_span, 3, &j->tmpl)))
-            return rc;
-        if ((rc = ss__sem_options(x, j, f->opts)))
-            return rc;
-    }
-    if ((rc = merge_scopes(x, sc, &rs, l->schema->n, 1, 0, f->span)))
-        return rc;
-    sc->schema = j->schema;
-    if (!sem && f->on && (rc = join_condition(x, j, sc, l->schema->n, f->on)))
-        return rc;
-    *out = j;
-    return SS_OK;
-}
-
-static int plan_from(pctx_t *x, const ss_ast_from_t *f, ss__scope_t *sc, ss_plan_node_t **out)
-{
-    memset(sc, 0, sizeof *sc);
-    if (f->kind != SS_FROM_TABLE)
-        return plan_join(x, f, sc, out);
-    const char *what = NULL;
-    int rc = ss__input_node(x, f->name, f->span, out, &what);
-    if (!rc && f->tvf)
-        rc = ss__plan_tvf(x, f, out); /* TUMBLE/HOP/SESSION (plan_timewin.c) */
-    if (rc)
-        return rc;
-    sc->nrels = 1;
-    sc->rels[0] = (ss__rel_t){.name = f->alias ? f->alias : f->name, .table = (*out)->label,
-                              .what = what, .off = 0, .n = (*out)->schema->n, .side = 0};
-    sc->schema = (*out)->schema;
-    return push_filters(x, sc, out);
-}
-
 /* ---------------------------------------------------------------- SELECT helpers */
 
 /* First SEM call of kind `k` (any kind when k == SS_SEM_NONE) inside e, or NULL. */
@@ -461,7 +169,7 @@ static const ss_ast_expr_t *find_agg(const ss_ast_expr_t *e)
 {
     if (!e)
         return NULL;
-    if ((e->kind == SS_AX_FUNC && ss__is_agg_name(e->name)) || (e->kind == SS_AX_SEM && e->sem == SS_SEM_AGG))
+    if ((e->kind == SS_AX_FUNC && !e->over && ss__is_agg_name(e->name)) || (e->kind == SS_AX_SEM && e->sem == SS_SEM_AGG))
         return e;
     const ss_ast_expr_t *r = find_agg(e->left);
     if (!r)
@@ -472,17 +180,21 @@ static const ss_ast_expr_t *find_agg(const ss_ast_expr_t *e)
 }
 
 /* WHERE: ordinary conjuncts in one FILTER first, then one SEM_FILTER per SEM_FILTER call. */
-static int plan_where(pctx_t *x, const ss_ast_expr_t *where, const ss__scope_t *sc, ss_plan_node_t **cur)
+int ss__plan_conditions(pctx_t *x, const ss_ast_expr_t **cjin, int ncj, ss__scope_t *sc, ss_plan_node_t **cur,
+                        ss__premap_t *pm)
 {
     const ss_ast_expr_t *cj[128];
-    int ncj = 0;
-    flatten_and(where, cj, &ncj, 128);
+    ncj = SS_MIN(ncj, 128);
+    memcpy(cj, cjin, (size_t)ncj * sizeof *cj);
+    int rc0 = ss__plan_subqueries(x, cj, &ncj, sc, cur, pm);
+    if (rc0)
+        return rc0;
     ss__cctx_t cc = {.scope = sc, .err = x->err, .errsz = x->errsz};
     ss_expr_t *pred = NULL;
     int rc = SS_OK;
     for (int i = 0; i < ncj && !rc; i++) {
-        if ((cj[i]->kind == SS_AX_SEM && cj[i]->sem == SS_SEM_FILTER) || is_pushed(x, cj[i]) ||
-            ss__is_temporal(cj[i])) /* NOW() conjuncts: the temporal filter below */
+        if ((cj[i]->kind == SS_AX_SEM && cj[i]->sem == SS_SEM_FILTER) || ss__is_pushed(x, cj[i]) ||
+            ss__is_temporal(cj[i])) /* NOW() conjuncts: the temporal filter below (plan_temporal.c) */
             continue;
         const ss_ast_expr_t *s = find_sem(cj[i], SS_SEM_NONE), *a = find_agg(cj[i]);
         if (s && s->sem == SS_SEM_FILTER)
@@ -494,7 +206,7 @@ static int plan_where(pctx_t *x, const ss_ast_expr_t *where, const ss__scope_t *
                            "%d:%d: aggregates are not allowed in WHERE (use HAVING)", a->span.line, a->span.col);
         else {
             ss_expr_t *e = NULL;
-            if (!(rc = ss__compile(&cc, cj[i], &e)) && !(pred = and_of(pred, e)))
+            if (!(rc = ss__compile(&cc, cj[i], &e)) && !(pred = ss__and_of(pred, e)))
                 rc = nomem(x);
         }
     }
@@ -503,7 +215,7 @@ static int plan_where(pctx_t *x, const ss_ast_expr_t *where, const ss__scope_t *
         return rc;
     }
     if (pred) {
-        ss_plan_node_t *f = same_schema_node(x, SS_PN_FILTER, *cur, "where");
+        ss_plan_node_t *f = ss__node_like(x, SS_PN_FILTER, *cur, "where");
         if (!f) {
             ss_expr_free(pred);
             return nomem(x);
@@ -516,7 +228,7 @@ static int plan_where(pctx_t *x, const ss_ast_expr_t *where, const ss__scope_t *
     for (int i = 0; i < ncj; i++) {
         if (!(cj[i]->kind == SS_AX_SEM && cj[i]->sem == SS_SEM_FILTER))
             continue;
-        ss_plan_node_t *f = same_schema_node(x, SS_PN_SEM_FILTER, *cur, "sem_filter");
+        ss_plan_node_t *f = ss__node_like(x, SS_PN_SEM_FILTER, *cur, "sem_filter");
         if (!f)
             return nomem(x);
         if ((rc = ss__template(&cc, cj[i]->tmpl ? cj[i]->tmpl : "", cj[i]->tmpl_span, 1, &f->tmpl)) ||
@@ -573,7 +285,7 @@ static int expand_items(pctx_t *x, sel_t *q, const ss__scope_t *sc)
     const ss_ast_select_t *s = q->s;
     int cap = 0;
     for (int i = 0; i < s->nitems; i++)
-        cap += s->items[i].expr->kind == SS_AX_STAR ? sc->schema->n : 1;
+        cap += s->items[i].expr->kind == SS_AX_STAR ? sc->schema->n + sc->nmerged : 1;
     if (!(q->cols = calloc((size_t)cap + 1, sizeof *q->cols)))
         return nomem(x);
     int nsemmap = 0;
@@ -582,13 +294,21 @@ static int expand_items(pctx_t *x, sel_t *q, const ss__scope_t *sc)
         const ss_ast_expr_t *e = it->expr;
         if (e->kind == SS_AX_STAR) {
             int found = !e->table;
+            for (int m = 0; !e->table && m < sc->nmerged; m++) /* USING columns first, once */
+                q->cols[q->n++] = (outcol_t){.ast = NULL, .col = sc->merged[m].col, .name = sc->merged[m].name,
+                                             .span = it->span};
             for (int r = 0; r < sc->nrels; r++) {
                 const ss__rel_t *rel = &sc->rels[r];
                 if (e->table && !ss_strcaseeq(e->table, rel->name))
                     continue;
                 found = 1;
-                for (int c = rel->off; c < rel->off + rel->n; c++)
-                    q->cols[q->n++] = (outcol_t){.ast = NULL, .col = c, .name = sc->schema->names[c], .span = it->span};
+                for (int c = rel->off; c < rel->off + rel->n; c++) {
+                    int hidden = 0;
+                    for (int h = 0; !e->table && h < sc->nhidden; h++)
+                        hidden |= sc->hidden[h] == c;
+                    if (!hidden)
+                        q->cols[q->n++] = (outcol_t){.ast = NULL, .col = c, .name = sc->schema->names[c], .span = it->span};
+                }
             }
             if (!found)
                 return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: unknown table or alias \"%s\"",
@@ -721,10 +441,11 @@ static int plan_project(pctx_t *x, sel_t *q, const ss__cctx_t *cc, ss_plan_node_
 static int plan_topk(pctx_t *x, const sel_t *q, const ss__cctx_t *cc, int by_output, ss_plan_node_t **cur)
 {
     const ss_ast_select_t *s = q->s;
-    ss_plan_node_t *t = same_schema_node(x, SS_PN_TOPK, *cur, "order by");
+    ss_plan_node_t *t = ss__node_like(x, SS_PN_TOPK, *cur, "order by");
     if (!t || (s->norder && !(t->order = calloc((size_t)s->norder, sizeof *t->order))))
         return nomem(x);
     t->limit = s->limit;
+    t->offset = s->offset;
     for (int i = 0; i < s->norder; i++) {
         int star = -1;
         const ss_ast_expr_t *e = by_output ? s->order[i].expr : order_target(q, s->order[i].expr, &star);
@@ -752,13 +473,11 @@ static int plan_topk(pctx_t *x, const sel_t *q, const ss__cctx_t *cc, int by_out
 
 static int plan_distinct(pctx_t *x, sel_t *q, ss_plan_node_t **cur)
 {
-    ss_plan_node_t *d = same_schema_node(x, SS_PN_DISTINCT, *cur, "distinct");
+    ss_plan_node_t *d = ss__node_like(x, SS_PN_DISTINCT, *cur, "distinct");
     if (!d)
         return nomem(x);
     *cur = d;
-    if (q->s->norder == 0 && q->s->limit < 0)
-        return SS_OK;
-    if (q->s->limit < 0)
+    if (q->s->limit < 0 && q->s->offset <= 0)
         return SS_OK;
     /* ORDER BY after DISTINCT sees the output columns */
     ss__scope_t out = {.nrels = 1, .schema = d->schema};
@@ -841,7 +560,10 @@ static int plan_sem_topk(pctx_t *x, const ss_ast_select_t *s, const ss__scope_t 
         return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC,
                          "%d:%d: ORDER BY %s needs a LIMIT (a semantic ranking keeps only the top k rows)",
                          e->span.line, e->span.col, e->sem == SS_SEM_RANK ? "SEM_RANK" : "SEM_SCORE");
-    ss_plan_node_t *t = same_schema_node(x, SS_PN_SEM_TOPK, *cur, e->sem == SS_SEM_RANK ? "sem_rank" : "sem_score");
+    if (s->offset > 0)
+        return ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED, "%d:%d: OFFSET cannot be combined with ORDER BY %s",
+                         e->span.line, e->span.col, e->sem == SS_SEM_RANK ? "SEM_RANK" : "SEM_SCORE");
+    ss_plan_node_t *t = ss__node_like(x, SS_PN_SEM_TOPK, *cur, e->sem == SS_SEM_RANK ? "sem_rank" : "sem_score");
     if (!t)
         return nomem(x);
     t->sem = e->sem;
@@ -855,7 +577,34 @@ static int plan_sem_topk(pctx_t *x, const ss_ast_select_t *s, const ss__scope_t 
     return rc;
 }
 
+static int plan_plain_body(pctx_t *x, sel_t *q, const ss__scope_t *sc, ss_plan_node_t **cur);
+
+/* Window functions first (ORDER BY and LIMIT apply to their result), then the rest. */
 static int plan_plain(pctx_t *x, sel_t *q, const ss__scope_t *sc, ss_plan_node_t **cur)
+{
+    const ss_ast_expr_t *items[256];
+    int n = 0, win = 0;
+    for (int i = 0; i < q->n && n < 256; i++)
+        if (q->cols[i].ast) {
+            items[n++] = q->cols[i].ast;
+            win |= ss__has_window(q->cols[i].ast);
+        }
+    if (!win)
+        return plan_plain_body(x, q, sc, cur);
+    ss__scope_t *wsc = malloc(sizeof *wsc);
+    ss__premap_t pm = {0};
+    if (!wsc)
+        return nomem(x);
+    *wsc = *sc;
+    int rc = ss__plan_windows(x, items, n, wsc, cur, &pm);
+    if (!rc)
+        rc = plan_plain_body(x, q, wsc, cur);
+    ss__premap_clear(&pm);
+    free(wsc);
+    return rc;
+}
+
+static int plan_plain_body(pctx_t *x, sel_t *q, const ss__scope_t *sc, ss_plan_node_t **cur)
 {
     const ss_ast_select_t *s = q->s;
     int rc;
@@ -881,7 +630,8 @@ static int plan_plain(pctx_t *x, sel_t *q, const ss__scope_t *sc, ss_plan_node_t
             return ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED,
                              "%d:%d: SEM_RANK/SEM_SCORE must be the only ORDER BY term", f->span.line, f->span.col);
     }
-    int want_topk = !sem_order && s->limit >= 0 && !s->distinct; /* ORDER BY without LIMIT is ignored */
+    /* ORDER BY without LIMIT or OFFSET is ignored: a view is a set */
+    int want_topk = !sem_order && (s->limit >= 0 || s->offset > 0) && !s->distinct;
     int late_topk = want_topk && order_uses_sem_map(q);
     ss__cctx_t cc = {.scope = sc, .err = x->err, .errsz = x->errsz};
     if (sem_order && (rc = plan_sem_topk(x, s, sc, cur)))
@@ -906,7 +656,8 @@ static int collect_aggs(pctx_t *x, const ss_ast_expr_t *e, ss__grouping_t *g)
 {
     if (!e)
         return SS_OK;
-    int is_agg = (e->kind == SS_AX_FUNC && ss__is_agg_name(e->name)) || (e->kind == SS_AX_SEM && e->sem == SS_SEM_AGG);
+    int is_agg = (e->kind == SS_AX_FUNC && !e->over && ss__is_agg_name(e->name)) ||
+                 (e->kind == SS_AX_SEM && e->sem == SS_SEM_AGG);
     if (!is_agg) {
         int rc = collect_aggs(x, e->left, g);
         if (!rc)
@@ -1058,26 +809,15 @@ static int group_columns(pctx_t *x, const sel_t *q, const ss__scope_t *sc, ss_pl
     return rc;
 }
 
-static ss_agg_fn_t agg_fn(const char *name)
-{
-    if (ss_strcaseeq(name, "COUNT"))
-        return SS_AGG_COUNT;
-    if (ss_strcaseeq(name, "SUM"))
-        return SS_AGG_SUM;
-    if (ss_strcaseeq(name, "MIN"))
-        return SS_AGG_MIN;
-    if (ss_strcaseeq(name, "MAX"))
-        return SS_AGG_MAX;
-    return SS_AGG_AVG;
-}
-
-/* The GROUP node: group columns (the key) then one column per ordinary aggregate. */
+/* The GROUP node: group columns (the key) then one column per ordinary aggregate (VAR/STDDEV
+ * followed by their helper Σx², a column nothing reads). */
 static int plan_group_node(pctx_t *x, ss__grouping_t *g, const ss__scope_t *sc, ss_plan_node_t **cur)
 {
     ss_plan_node_t *in = *cur;
     int nplain = 0;
     for (int i = 0; i < g->naggs; i++)
-        nplain += g->aggs[i].ast->kind != SS_AX_SEM;
+        if (g->aggs[i].ast->kind != SS_AX_SEM)
+            nplain += 1 + ss__agg_needs_helper(g->aggs[i].ast);
     ss_plan_node_t *n = ss__new_node(x, SS_PN_GROUP, in, NULL, "group by");
     if (!n || !(n->schema = ss_schema_new(g->ngroup + nplain)) ||
         (nplain && !(n->aggs = calloc((size_t)nplain, sizeof *n->aggs))) ||
@@ -1089,42 +829,28 @@ static int plan_group_node(pctx_t *x, ss__grouping_t *g, const ss__scope_t *sc, 
         if (ss_schema_set(n->schema, i, in->schema->names[g->group_in[i]], in->schema->types[g->group_in[i]], 1))
             return nomem(x);
     }
-    ss__cctx_t cc = {.scope = sc, .err = x->err, .errsz = x->errsz};
     for (int i = 0; i < g->naggs; i++) {
         const ss_ast_expr_t *a = g->aggs[i].ast;
         if (a->kind == SS_AX_SEM)
             continue;
+        int helper = ss__agg_needs_helper(a);
         ss_plan_agg_t *pa = &n->aggs[n->naggs];
         g->aggs[i].out_col = g->ngroup + n->naggs;
-        n->naggs++;
-        pa->fn = agg_fn(a->name);
-        pa->distinct = a->distinct;
-        int nargs = a->args ? a->args->n : 0;
-        int star = nargs == 1 && a->args->items[0]->kind == SS_AX_STAR;
-        if (nargs > 1 || (nargs == 0 && pa->fn != SS_AGG_COUNT) || (star && pa->fn != SS_AGG_COUNT))
-            return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: %s takes one argument%s",
-                             a->span.line, a->span.col, a->name, pa->fn == SS_AGG_COUNT ? " or *" : "");
-        if (nargs == 1 && !star) {
-            int rc = ss__compile(&cc, a->args->items[0], &pa->arg);
-            if (rc)
-                return rc;
-        }
-        ss_coltype_t at = pa->arg ? pa->arg->type : SS_COL_INT;
-        if (pa->fn != SS_AGG_COUNT && at == SS_COL_NUMERIC)
-            return ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED,
-                             "%d:%d: %s over NUMERIC is not supported yet (cast the argument: %s(x::DOUBLE))",
-                             a->span.line, a->span.col, a->name, a->name);
-        if (pa->fn != SS_AGG_COUNT && at == SS_COL_JSON)
-            return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: %s over JSON: extract a field first (j->>'key')",
-                             a->span.line, a->span.col, a->name);
-        if ((pa->fn == SS_AGG_SUM || pa->fn == SS_AGG_AVG) && at == SS_COL_TEXT)
-            return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: %s needs a number, got TEXT",
-                             a->span.line, a->span.col, a->name);
-        ss_coltype_t t = pa->fn == SS_AGG_COUNT ? SS_COL_INT : pa->fn == SS_AGG_AVG ? SS_COL_REAL
-                         : at == SS_COL_BOOL && pa->fn == SS_AGG_SUM ? SS_COL_INT : at;
+        n->naggs += 1 + helper;
+        ss_coltype_t t;
+        int rc = ss__plan_agg(x, a, sc, pa, helper ? pa + 1 : NULL, &t);
+        if (rc)
+            return rc;
         g->aggs[i].type = t;
         if (ss_schema_set(n->schema, g->aggs[i].out_col, g->aggs[i].key, t, 0))
             return nomem(x);
+        if (helper) {
+            char *nm = ss_sprintf("sumsq %s", g->aggs[i].key);
+            rc = !nm || ss_schema_set(n->schema, g->aggs[i].out_col + 1, nm, SS_COL_ANY, 0);
+            free(nm);
+            if (rc)
+                return nomem(x);
+        }
     }
     *cur = n;
     return SS_OK;
@@ -1176,12 +902,12 @@ static int plan_group_and_sem_agg(pctx_t *x, ss__grouping_t *g, const sel_t *q, 
     if (rc)
         return rc;
     ss_plan_node_t *j = ss__new_node(x, SS_PN_JOIN, gn, sn, "aggregates JOIN summary");
-    if (!j || !(j->schema = concat_schema(gn->schema, sn->schema)))
+    if (!j || !(j->schema = ss__concat_schema(gn->schema, sn->schema)))
         return nomem(x);
     for (int i = gn->schema->n; i < j->schema->n; i++)
         j->schema->is_key[i] = 0; /* the right copy of the group columns is not part of the key */
     for (int i = 0; i < g->ngroup; i++)
-        if (push_int(&j->lkeys, i, i) || push_int(&j->rkeys, i, i))
+        if (ss__push_int(&j->lkeys, i, i) || ss__push_int(&j->rkeys, i, i))
             return nomem(x);
     j->nkeys = g->ngroup;
     for (int i = 0; i < g->naggs; i++)
@@ -1212,6 +938,11 @@ static int plan_grouped(pctx_t *x, sel_t *q, const ss__scope_t *sc, ss_plan_node
             rc = ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED,
                            "%d:%d: SEM_RANK/SEM_SCORE cannot order grouped rows; rank in a downstream view",
                            s->order[i].expr->span.line, s->order[i].expr->span.col);
+    for (int i = 0; i < q->n && !rc; i++)
+        if (ss__has_window(q->cols[i].ast))
+            rc = ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED,
+                           "%d:%d: window functions over grouped rows are not supported (group in a subquery or an "
+                           "upstream view, then apply the window to it)", q->cols[i].span.line, q->cols[i].span.col);
     for (int i = 0; i < q->n && !rc; i++)
         rc = collect_aggs(x, q->cols[i].ast, &g);
     if (!rc)
@@ -1245,13 +976,13 @@ static int plan_grouped(pctx_t *x, sel_t *q, const ss__scope_t *sc, ss_plan_node
         rc = nsemagg ? plan_sem_agg_node(x, &g, q, sc, cur) : plan_group_node(x, &g, sc, cur);
     ss__cctx_t cc = {.scope = sc, .grp = &g, .err = x->err, .errsz = x->errsz};
     if (!rc && s->having) {
-        ss_plan_node_t *f = same_schema_node(x, SS_PN_FILTER, *cur, "having");
+        ss_plan_node_t *f = ss__node_like(x, SS_PN_FILTER, *cur, "having");
         if (!f)
             rc = nomem(x);
         else if (!(rc = ss__compile(&cc, s->having, &f->pred)))
             *cur = f;
     }
-    if (!rc && s->limit >= 0 && !s->distinct)
+    if (!rc && (s->limit >= 0 || s->offset > 0) && !s->distinct)
         rc = plan_topk(x, q, &cc, 0, cur);
     if (!rc)
         rc = plan_project(x, q, &cc, cur);
@@ -1264,28 +995,63 @@ static int plan_grouped(pctx_t *x, sel_t *q, const ss__scope_t *sc, ss_plan_node
     return rc;
 }
 
-static int plan_select(pctx_t *x, const ss_ast_select_t *s, ss_plan_node_t **out)
+int ss__plan_select_items(pctx_t *x, const ss_ast_select_t *s, ss__scope_t *sc, ss_plan_node_t **cur)
+{
+    sel_t q = {.s = s};
+    int rc = expand_items(x, &q, sc);
+    int grouped = s->group_by || s->having;
+    for (int i = 0; i < q.n && !grouped; i++)
+        grouped = find_agg(q.cols[i].ast) != NULL;
+    ss__premap_t pm = {0};
+    for (int i = 0; !rc && i < q.n; i++) {
+        if (!ss__has_subquery(q.cols[i].ast))
+            continue;
+        if (grouped)
+            rc = ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED,
+                           "%d:%d: a subquery in the SELECT list of a grouped query is not supported (compute it "
+                           "in an upstream view, or move it to WHERE)", q.cols[i].span.line, q.cols[i].span.col);
+        else
+            rc = ss__plan_expr_subqueries(x, q.cols[i].ast, sc, cur, &pm);
+    }
+    const ss_ast_expr_t *sq = NULL;
+    for (int i = 0; !sq && i < s->norder; i++)
+        sq = ss__has_subquery(s->order[i].expr) ? s->order[i].expr : NULL;
+    if (!sq && ss__has_subquery(s->having))
+        sq = s->having;
+    if (!rc && sq)
+        rc = ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED,
+                       "%d:%d: a subquery in HAVING or ORDER BY is not supported (use WHERE or an upstream view)",
+                       sq->span.line, sq->span.col);
+    if (!rc)
+        rc = grouped ? plan_grouped(x, &q, sc, cur) : plan_plain(x, &q, sc, cur);
+    ss__premap_clear(&pm);
+    sel_free(&q);
+    return rc;
+}
+
+int ss__plan_select(pctx_t *x, const ss_ast_select_t *s, ss_plan_node_t **out)
 {
     if (!s->from)
         return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: a view needs FROM <stream or view>",
                          s->span.line, s->span.col);
     ss__scope_t sc;
+    ss__premap_t pm = {0};
     ss_plan_node_t *cur = NULL;
-    int rc = plan_pushdown(x, s);
+    const ss_ast_expr_t *cj[128];
+    int ncj = 0;
+    ss__flatten_and(s->where, cj, &ncj, 128);
+    int rc = ss__too_many_terms(x, s->where, ncj, 128);
     if (!rc)
-        rc = plan_from(x, s->from, &sc, &cur);
+        rc = ss__plan_pushdown(x, s);
     if (!rc)
-        rc = plan_where(x, s->where, &sc, &cur);
-    if (rc)
-        return rc;
-    sel_t q = {.s = s};
-    rc = expand_items(x, &q, &sc);
-    int grouped = s->group_by || s->having;
-    for (int i = 0; i < q.n && !grouped; i++)
-        grouped = find_agg(q.cols[i].ast) != NULL;
+        rc = ss__plan_from(x, s->from, &sc, &cur);
+    for (int i = 0; !rc && s->from->kind == SS_FROM_SUBQUERY && i < ncj; i++)
+        ss__window_pushdown(x, cur, &sc, cj[i]); /* WHERE rn <= N over a ranking subquery */
     if (!rc)
-        rc = grouped ? plan_grouped(x, &q, &sc, &cur) : plan_plain(x, &q, &sc, &cur);
-    sel_free(&q);
+        rc = ss__plan_conditions(x, cj, ncj, &sc, &cur, &pm);
+    if (!rc)
+        rc = ss__plan_select_items(x, s, &sc, &cur);
+    ss__premap_clear(&pm);
     *out = cur;
     return rc;
 }
@@ -1311,7 +1077,7 @@ static int plan_view_into(const ss_catalog_t *cat, ss_plan_t *plan, const char *
     }
     x.default_model = dm;
     ss_plan_node_t *top = NULL;
-    int rc = q->kind == SS_Q_GENERATE ? ss__plan_generate(&x, q->generate, &top) : plan_select(&x, q->select, &top);
+    int rc = q->kind == SS_Q_GENERATE ? ss__plan_generate(&x, q->generate, &top) : ss__plan_query(&x, q->select, &top);
     if (!rc && q->emit_on_close)
         rc = ss__plan_eowc(&x, q->span, &top); /* plan_timewin.c */
     if (!rc)

@@ -36,6 +36,9 @@ typedef enum ss_ast_expr_kind {
     SS_AX_IN,      /* left [NOT] IN (args...); op = SS_OP_NOT for NOT IN */
     SS_AX_BETWEEN, /* left [NOT] BETWEEN args[0] AND args[1]; op = SS_OP_NOT for NOT BETWEEN */
     SS_AX_ROW,     /* (a, b, ...): a parenthesised list, only meaningful after IN */
+    SS_AX_SUBQUERY,  /* (SELECT ...) used as a value: sub */
+    SS_AX_EXISTS,    /* EXISTS (SELECT ...): sub (NOT EXISTS is a NOT over it) */
+    SS_AX_IN_SELECT, /* left [NOT] IN (SELECT ...): sub; op = SS_OP_NOT for NOT IN, else 0 */
 } ss_ast_expr_kind_t;
 
 typedef enum ss_ast_op {
@@ -61,6 +64,9 @@ typedef enum ss_sem_kind {
 } ss_sem_kind_t;
 
 typedef struct ss_ast_expr ss_ast_expr_t;
+typedef struct ss_ast_select ss_ast_select_t;
+typedef struct ss_ast_order ss_ast_order_t;
+typedef struct ss_ast_window ss_ast_window_t;
 
 typedef struct ss_ast_expr_list {
     int n, cap;
@@ -98,6 +104,19 @@ struct ss_ast_expr {
     ss_coltype_t cast_type;    /* CAST target */
     int cast_typmod;           /* CAST target's NUMERIC(p,s) (ss_typmod_make), -1 if none */
     char *num_text;            /* numeric literal as written (exact NUMERIC conversion); owned or NULL */
+    ss_ast_select_t *sub;      /* SUBQUERY, EXISTS, IN_SELECT: the query; owned */
+    int norder;                /* FUNC: ORDER BY inside the call, string_agg(x, ',' ORDER BY y) */
+    ss_ast_order_t *order;     /* owned array */
+    ss_ast_expr_t *filter;     /* FUNC: aggregate FILTER (WHERE ..); owned or NULL */
+    ss_ast_window_t *over;     /* FUNC: window function OVER (...); owned or NULL */
+};
+
+/* A window: OVER ([PARTITION BY exprs] [ORDER BY exprs]). */
+struct ss_ast_window {
+    ss_span_t span;            /* of OVER */
+    ss_ast_expr_list_t *partition; /* owned or NULL */
+    int norder;
+    ss_ast_order_t *order;     /* owned array */
 };
 
 /* ---- queries ---- */
@@ -109,11 +128,17 @@ typedef struct ss_ast_select_item {
 
 typedef enum ss_ast_from_kind {
     SS_FROM_TABLE,    /* name [AS alias] */
-    SS_FROM_JOIN,     /* left [INNER|LEFT] JOIN right ON on */
+    SS_FROM_JOIN,     /* left [INNER|LEFT|RIGHT|FULL|CROSS] JOIN right [ON on | USING (cols)] */
     SS_FROM_SEM_JOIN, /* left SEM_JOIN right ON 'tmpl' [WITH (...)] */
+    SS_FROM_SUBQUERY, /* (SELECT ...) [AS alias] */
 } ss_ast_from_kind_t;
 
-typedef enum ss_join_type { SS_JOIN_INNER = 0, SS_JOIN_LEFT } ss_join_type_t;
+/* INNER and LEFT are what the join operator runs; the others are planned from them
+ * (RIGHT: LEFT with the sides swapped; FULL: LEFT plus the unmatched right rows;
+ * CROSS: INNER without keys). SEMI/ANTI are the planner's subquery joins. */
+typedef enum ss_join_type {
+    SS_JOIN_INNER = 0, SS_JOIN_LEFT, SS_JOIN_RIGHT, SS_JOIN_FULL, SS_JOIN_CROSS,
+} ss_join_type_t;
 
 /* A windowing table function in FROM (time, issue 13):
  *   TUMBLE([TABLE] t, DESCRIPTOR(ts), size [, offset])
@@ -145,15 +170,44 @@ typedef struct ss_ast_from {
     ss_span_t tmpl_span;
     ss_ast_options_t *opts;     /* SEM_JOIN WITH (join_candidates=k, threshold=x); owned */
     ss_ast_tvf_t *tvf;          /* TABLE: read through a window function (TUMBLE/HOP/SESSION); owned or NULL */
+    int nusing;                 /* JOIN ... USING (a, b): the column names; owned */
+    char **using_cols;
+    ss_span_t *using_spans;     /* owned */
+    int natural;                /* NATURAL JOIN: USING every column name both sides have */
+    int comma;                  /* CROSS JOIN written as FROM a, b */
+    ss_ast_select_t *sub;       /* SUBQUERY; owned */
 } ss_ast_from_t;
 
-typedef struct ss_ast_order {
+struct ss_ast_order {
     ss_ast_expr_t *expr; /* owned; may be SS_AX_SEM with SEM_RANK/SEM_SCORE */
     int desc;
-} ss_ast_order_t;
+};
 
-typedef struct ss_ast_select {
+/* Set operations of a compound SELECT (PostgreSQL semantics: INTERSECT binds tighter). */
+typedef enum ss_setop {
+    SS_SETOP_NONE = 0,
+    SS_SETOP_UNION, SS_SETOP_UNION_ALL,
+    SS_SETOP_EXCEPT, SS_SETOP_EXCEPT_ALL,
+    SS_SETOP_INTERSECT, SS_SETOP_INTERSECT_ALL,
+} ss_setop_t;
+
+/* WITH name [(col, ...)] AS (query) */
+typedef struct ss_ast_cte {
+    char *name;              /* owned */
     ss_span_t span;
+    int ncols;
+    char **cols;             /* optional column names; owned */
+    ss_ast_select_t *select; /* owned */
+} ss_ast_cte_t;
+
+struct ss_ast_select {
+    ss_span_t span;
+    int ncte;
+    ss_ast_cte_t *ctes;            /* WITH list; owned array */
+    ss_setop_t setop;              /* != NONE: a compound `left setop right`; the fields from
+                                      distinct to having are unused, ORDER BY/LIMIT/OFFSET apply
+                                      to the compound's result */
+    ss_ast_select_t *left, *right; /* compound operands; owned */
     int distinct;
     int nitems;
     ss_ast_select_item_t *items;   /* owned array */
@@ -164,7 +218,8 @@ typedef struct ss_ast_select {
     int norder;
     ss_ast_order_t *order;         /* owned array */
     int64_t limit;                 /* -1 if none */
-} ss_ast_select_t;
+    int64_t offset;                /* 0 if none */
+};
 
 /* LLM_GENERATE(PROMPT=.., CONTEXT=STREAM(c), DATA_SOURCE=STREAM(d), KEY=col, RETRIEVE=k, MAINTAIN=..) */
 typedef struct ss_ast_generate {
@@ -263,6 +318,8 @@ const char *ss_sem_kind_name(ss_sem_kind_t k);
 int ss_type_from_name(const char *name);
 /* The SQL spelling of a type with its typmod: "NUMERIC(10,2)", "DOUBLE PRECISION", "JSON". */
 int ss_type_to_sql(ss_coltype_t t, int typmod, ss_buf_t *out);
+void ss_ast_select_free(ss_ast_select_t *s);
+const char *ss_setop_name(ss_setop_t op); /* "UNION ALL", ... */
 
 /* Template helpers: a template is text with {col} or {alias.col} references.
  * ss_template_refs lists the references in order (each "col" or "alias.col",

@@ -88,6 +88,9 @@ typedef enum ss_plan_kind {
     SS_PN_SEM_AGG,      /* group_cols + tmpl: output = group cols + one TEXT summary column */
     SS_PN_LLM_GENERATE, /* in[0] = context stream, in[1] = data source; see options */
     SS_PN_VIEW,         /* materialises in[0] as view `label` (table view_<label>) + optional sink */
+    SS_PN_SETOP,        /* setop (UNION, EXCEPT, INTERSECT [ALL]; not UNION ALL) of in[0] and in[1] */
+    SS_PN_SEMIJOIN,     /* in[0] rows by their matches in in[1] on lkeys = rkeys (+ pred): semi_mode */
+    SS_PN_WINDOW,       /* window functions wfns over in[0], PARTITION BY group_cols ORDER BY order */
     /* time (issue 13) */
     SS_PN_TEMPORAL,     /* temporal filter: rows of in[0] valid while NOW() satisfies the bounds (exprs,
                            opts "bound<k>"); maintained as time passes */
@@ -98,13 +101,49 @@ typedef enum ss_plan_kind {
                            window_end_col) until the watermark passes its end (+ opt close_after_us) */
 } ss_plan_kind_t;
 
-typedef enum ss_agg_fn { SS_AGG_COUNT, SS_AGG_SUM, SS_AGG_MIN, SS_AGG_MAX, SS_AGG_AVG } ss_agg_fn_t;
+typedef enum ss_agg_fn {
+    SS_AGG_COUNT, SS_AGG_SUM, SS_AGG_MIN, SS_AGG_MAX, SS_AGG_AVG,
+    SS_AGG_BOOL_AND, SS_AGG_BOOL_OR,       /* over 0/1 values: all / any true (NULLs ignored) */
+    SS_AGG_VAR_SAMP, SS_AGG_VAR_POP,       /* from Σx (this aggregate) and Σx² (the next one, */
+    SS_AGG_STDDEV_SAMP, SS_AGG_STDDEV_POP, /* an SS_AGG_SUMSQ over the same argument) */
+    SS_AGG_SUMSQ,                          /* Σ arg (the planner gives it x * x): a helper column */
+    SS_AGG_STRING_AGG,                     /* values in order joined by sep (NULLs skipped) */
+    SS_AGG_ARRAY_AGG,                      /* values in order as PostgreSQL's array text {a,b} */
+    SS_AGG_JSON_AGG,                       /* values in order as a JSON array [a, b] */
+} ss_agg_fn_t;
 
 typedef struct ss_plan_agg {
     ss_agg_fn_t fn;
-    ss_expr_t *arg;  /* owned; NULL for COUNT(*) */
-    int distinct;    /* COUNT(DISTINCT ..) etc. */
+    ss_expr_t *arg;    /* owned; NULL for COUNT(*) */
+    int distinct;      /* COUNT(DISTINCT ..) etc. */
+    ss_expr_t *filter; /* owned; FILTER (WHERE ..): only rows where it is true count, or NULL */
+    int norder;        /* STRING_AGG / ARRAY_AGG / JSON_AGG (.. ORDER BY ..); else the value's order */
+    struct ss_plan_order *order; /* owned */
+    char *sep;         /* STRING_AGG's separator; owned */
 } ss_plan_agg_t;
+
+/* What a SEMIJOIN emits for an in[0] row l, given m(l) = its matches in in[1] (rows with equal
+ * keys that pass pred on l ++ r). With semi_in, the last key pair is `x IN (SELECT y ...)`:
+ * the match is 3-valued as SQL says (NULL when x is NULL or the subquery holds a NULL, unless a
+ * row equals x or the subquery is empty), and pred must be NULL. */
+typedef enum ss_semi_mode {
+    SS_SEMI_SEMI = 0, /* l when it matches (EXISTS, IN) */
+    SS_SEMI_ANTI,     /* l when it does not (NOT EXISTS; NOT IN: the match is FALSE, not NULL) */
+    SS_SEMI_MARK,     /* l ++ [match]: TRUE / FALSE (/ NULL with semi_in) as an INT column */
+} ss_semi_mode_t;
+
+/* Window functions. Ranking functions number rows in ORDER BY order (ties in the order keys
+ * share a RANK / DENSE_RANK; ROW_NUMBER breaks them by the whole row); aggregates run over the
+ * partition (no ORDER BY) or from its start to the current row's last peer (with ORDER BY). */
+typedef enum ss_win_fn {
+    SS_WIN_ROW_NUMBER, SS_WIN_RANK, SS_WIN_DENSE_RANK,
+    SS_WIN_COUNT, SS_WIN_SUM, SS_WIN_AVG, SS_WIN_MIN, SS_WIN_MAX,
+} ss_win_fn_t;
+
+typedef struct ss_plan_wfn {
+    ss_win_fn_t fn;
+    ss_expr_t *arg;  /* owned; NULL for ranking functions and COUNT(*) */
+} ss_plan_wfn_t;
 
 typedef struct ss_plan_order {
     ss_expr_t *expr; /* owned (ignored for SEM_TOPK, which orders by the model) */
@@ -139,7 +178,14 @@ typedef struct ss_plan_node {
     ss_plan_agg_t *aggs;          /* GROUP: output = group cols then one column per agg */
     int norder;
     ss_plan_order_t *order;       /* TOPK */
-    int64_t limit;                /* TOPK, SEM_TOPK: k (-1 = none) */
+    int64_t limit;                /* TOPK, SEM_TOPK: k (-1 = none); WINDOW: only rows whose first
+                                     ranking function is <= limit are kept (-1 = all) */
+    int64_t offset;               /* TOPK: rows skipped before the k kept (0 = none) */
+    ss_setop_t setop;             /* SETOP */
+    ss_semi_mode_t semi_mode;     /* SEMIJOIN */
+    int semi_in;                  /* SEMIJOIN: the last key pair is an IN (see ss_semi_mode_t) */
+    int nwfns;
+    ss_plan_wfn_t *wfns;          /* WINDOW: output = in[0]'s columns, then one per function */
     ss_sem_kind_t sem;            /* SEM_TOPK: SS_SEM_RANK or SS_SEM_SCORE */
     int desc;                     /* SEM_TOPK: 1 = best first (default) */
     ss_template_t *tmpl;          /* SEM_*: the prompt template; LLM_GENERATE: PROMPT as a template */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *vec_path(void)
 {
@@ -114,6 +115,42 @@ START_TEST(test_embedder_errors)
     ss_embedder_destroy(NULL);
     free(bad);
     free(dir);
+}
+END_TEST
+
+START_TEST(test_vectors_found_beside_installation)
+{
+    NEED_VECTORS();
+    /* found from the executable's place, whatever the current directory */
+    char cwd[4096], err[SS_ERRSZ];
+    ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
+    ck_assert_int_eq(chdir("/"), 0);
+    unsetenv("SEMSTREAM_VECTORS");
+    const char *p = ss_embed_default_vectors();
+    ck_assert_ptr_nonnull(p);
+    char real[4096];
+    ck_assert_ptr_nonnull(realpath(vec_path(), real));
+    ck_assert_str_eq(p, real);
+    ss_embedder_t *e = NULL;
+    ck_assert_msg(ss_embedder_open(NULL, &e, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_str_eq(e->kind, "wink");
+    ck_assert_msg(strstr(e->desc, "wink: averaged static word vectors (100-d)") && strstr(e->desc, real), "%s", e->desc);
+    ss_embedder_destroy(e);
+    char d[600];
+    ck_assert_int_eq(ss_embed_describe(NULL, NULL, d, sizeof d), SS_OK);
+    ck_assert_ptr_nonnull(strstr(d, real));
+    /* missing vectors are an error that says where they were looked for, never another embedder */
+    setenv("SEMSTREAM_VECTORS", "/nonexistent/vectors.vec", 1);
+    ck_assert_ptr_null(ss_embed_default_vectors());
+    ck_assert_int_eq(ss_embedder_open(NULL, &e, err, sizeof err), SS_ERR_NOTFOUND);
+    ck_assert_msg(strstr(err, "not installed (looked at /nonexistent/vectors.vec)") &&
+                  strstr(err, "SET embedder = 'model'"), "%s", err);
+    ck_assert_ptr_null(e);
+    ck_assert_int_eq(ss_embed_describe("wink", NULL, d, sizeof d), SS_ERR_NOTFOUND);
+    ck_assert_int_eq(ss_embed_describe("model", "m", d, sizeof d), SS_OK);
+    ck_assert_str_eq(d, "model: pooled embeddings of model m");
+    unsetenv("SEMSTREAM_VECTORS");
+    ck_assert_int_eq(chdir(cwd), 0);
 }
 END_TEST
 
@@ -340,6 +377,7 @@ Suite *check_embed_suite(void)
     tcase_add_test(tc, test_wink_similarity);
     tcase_add_test(tc, test_wink_unknown_words);
     tcase_add_test(tc, test_embedder_errors);
+    tcase_add_test(tc, test_vectors_found_beside_installation);
     tcase_add_test(tc, test_model_embedder_local);
     tcase_add_test(tc, test_vindex_flat);
     tcase_add_test(tc, test_vindex_ivf);

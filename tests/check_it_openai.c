@@ -1,14 +1,25 @@
 /*
  * check_it_openai.c — integration tests of the OpenAI-compatible backend against a
- * fixture HTTP server (libmicrohttpd on 127.0.0.1, random port) that speaks the
- * protocol: /v1/completions with logprobs (object and array forms), plain completions,
- * /v1/embeddings; it can be told to answer 500, 429 + Retry-After, garbage, JSON
- * without the expected fields, or slowly. Tests parsing, retries with backoff,
- * timeouts, error messages, the concurrency limit, and the dispatcher + persistent
- * cache over this backend.
+ * FIXTURE HTTP server (libmicrohttpd on 127.0.0.1, random port; not a model) that
+ * speaks the protocol in three modes:
+ *  - legacy: /v1/completions with logprobs (object and array forms), plain
+ *    completions, /v1/embeddings, no chat endpoint;
+ *  - hosted: as the hosted API serves a chat model (gpt-4o-mini): chat completions
+ *    only (/v1/completions answers 404 "This is a chat model"), top_logprobs at most
+ *    20 (or a lower limit it is told), logprobs as content[].top_logprobs, answers
+ *    without logprobs when told, a server-side request rate with 429 + Retry-After,
+ *    max_tokens refused for max_completion_tokens when told;
+ *  - legacy model: chat answers 404 "This is not a chat model", legacy logprobs <= 5.
+ * It can also answer 500, 429, garbage, JSON without the expected fields, or slowly.
+ * Tests parsing, the API choice and what the backend learns from refusals, the
+ * constrained fallback, retries with backoff and jitter, rate limits, timeouts,
+ * error messages, the concurrency limit, and the dispatcher + persistent cache over
+ * this backend; and the real `semstream worker` against the in-process engine.
  */
 #include "ss_backends.h"
+#include "ss_chat.h"
 #include "ss_dispatch.h"
+#include "ss_gguf.h"
 #include "ss_embed.h"
 #include "ss_json.h"
 #include "ss_llm.h"
@@ -29,8 +40,20 @@
 
 /* ---- the fixture server ---- */
 
+enum { FX_LEGACY, FX_HOSTED, FX_LEGACY_MODEL };
+
 typedef struct fixture {
     struct MHD_Daemon *d;
+    int mode;           /* FX_* */
+    int chat_lp_max;    /* hosted: largest top_logprobs taken (default 20) */
+    int no_logprobs;    /* hosted: answers carry "logprobs": null */
+    int want_mct;       /* hosted: refuses max_tokens, wants max_completion_tokens */
+    int per_second;     /* hosted: requests per second before 429 (0 = no limit) */
+    int64_t sec_start;
+    int sec_count;
+    int rejected;       /* 4xx/429 answers given */
+    char last_url[64];
+    char last_org[64], last_project[64];
     int port;
     char url[64];
     pthread_mutex_t mu;
@@ -128,6 +151,138 @@ static char *answer_body(const char *url, const char *body)
     return ss_buf_take(&b);
 }
 
+/* ---- the hosted modes ---- */
+
+static char *fx_error(int *status, int code, const char *msg, const char *param, const char *ecode)
+{
+    *status = code;
+    F.rejected++;
+    ss_buf_t b = SS_BUF_INIT;
+    ss_buf_puts(&b, "{\"error\":{\"message\":");
+    ss_buf_put_json_str(&b, msg, strlen(msg));
+    ss_buf_printf(&b, ",\"type\":\"invalid_request_error\",\"param\":%s%s%s,\"code\":\"%s\"}}", param ? "\"" : "",
+                  param ? param : "null", param ? "\"" : "", ecode);
+    return ss_buf_take(&b);
+}
+
+static void put_top(ss_buf_t *b, const char *const *tok, const double *p, int n, int k)
+{
+    ss_buf_puts(b, "[");
+    for (int i = 0; i < n && i < k; i++) {
+        if (i) ss_buf_putc(b, ',');
+        ss_buf_puts(b, "{\"token\":");
+        ss_buf_put_json_str(b, tok[i], strlen(tok[i]));
+        ss_buf_printf(b, ",\"logprob\":%.9g,\"bytes\":[]}", log(p[i]));
+    }
+    ss_buf_puts(b, "]");
+}
+
+/* /v1/chat/completions as the hosted API answers for a chat model. */
+static char *chat_answer(const char *body, int *status)
+{
+    ss_json_doc_t *doc = NULL;
+    char err[SS_ERRSZ];
+    if (ss_json_parse(body, strlen(body), 0, &doc, NULL, err, sizeof err) != SS_OK)
+        return fx_error(status, 400, "We could not parse the JSON body of your request.", NULL, "invalid_json");
+    const ss_json_t *root = ss_json_root(doc), *msgs = ss_json_get(root, "messages");
+    const ss_json_t *lp = ss_json_get(root, "logprobs"), *tl = ss_json_get(root, "top_logprobs");
+    const ss_json_t *mt = ss_json_get(root, "max_tokens"), *mct = ss_json_get(root, "max_completion_tokens");
+    int k = tl && tl->t == SS_JSON_INT ? (int)tl->u.i : 0, max = mt ? (int)mt->u.i : mct ? (int)mct->u.i : 100;
+    char *out = NULL;
+    if (!msgs || msgs->t != SS_JSON_ARRAY || !msgs->u.arr.n)
+        out = fx_error(status, 400, "Missing required parameter: 'messages'.", "messages", "missing_required_parameter");
+    else if (F.want_mct && mt)
+        out = fx_error(status, 400, "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+                       "'max_completion_tokens' instead.", "max_tokens", "unsupported_parameter");
+    else if (k > F.chat_lp_max) {
+        char m[160];
+        snprintf(m, sizeof m, "Invalid 'top_logprobs': integer above maximum value. Expected a value <= %d, but got "
+                 "%d instead.", F.chat_lp_max, k);
+        out = fx_error(status, 400, m, "top_logprobs", "integer_above_max_value");
+    } else if (k && !(lp && lp->t == SS_JSON_BOOL && lp->u.b))
+        out = fx_error(status, 400, "Invalid value: 'top_logprobs' requires 'logprobs' to be true.", "top_logprobs",
+                       "invalid_value");
+    if (out) {
+        ss_json_free(doc);
+        return out;
+    }
+    const char *user = "";
+    for (size_t i = 0; i < msgs->u.arr.n; i++) {
+        const char *role = ss_json_str(ss_json_get(&msgs->u.arr.items[i], "role"));
+        if (role && !strcmp(role, "user")) user = ss_json_str(ss_json_get(&msgs->u.arr.items[i], "content"));
+    }
+    int want_lp = lp && lp->t == SS_JSON_BOOL && lp->u.b && !F.no_logprobs;
+    ss_buf_t b = SS_BUF_INIT, text = SS_BUF_INIT;
+    static const char *yn[] = {"Yes", "yes", "No", " no", "Maybe"};
+    static const double ynp[] = {0.5, 0.1, 0.3, 0.05, 0.02};
+    static const char *sc[] = {"7", "8", "3", "x"};
+    static const double scp[] = {0.5, 0.3, 0.2, 0.01};
+    const char *const *tok = yn;
+    const double *pp = ynp;
+    int nt = 5;
+    if (strstr(user, "Answer with one whole number")) ss_buf_puts(&text, "7");
+    else if (strstr(user, "Answer with exactly one of")) ss_buf_puts(&text, "\"Yes\".");
+    else if (strstr(user, "Score")) ss_buf_puts(&text, "7"), tok = sc, pp = scp, nt = 4;
+    else if (max <= 1) ss_buf_puts(&text, "Yes");
+    else ss_buf_printf(&text, "[%s]\xc3\xa9", user);
+    ss_buf_puts(&b, "{\"id\":\"chatcmpl-fx\",\"object\":\"chat.completion\",\"created\":1,\"model\":\"gpt-fixture\","
+                    "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
+    ss_buf_put_json_str(&b, text.data, text.len);
+    ss_buf_puts(&b, ",\"refusal\":null},\"logprobs\":");
+    if (want_lp) {
+        ss_buf_puts(&b, "{\"content\":[{\"token\":");
+        ss_buf_put_json_str(&b, tok[0], strlen(tok[0]));
+        ss_buf_printf(&b, ",\"logprob\":%.9g,\"bytes\":[],\"top_logprobs\":", log(pp[0]));
+        put_top(&b, tok, pp, nt, k);
+        ss_buf_puts(&b, "}],\"refusal\":null}");
+    } else
+        ss_buf_puts(&b, "null");
+    ss_buf_printf(&b, ",\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,"
+                      "\"total_tokens\":%d}}", (int)strlen(user) / 4, max <= 1 ? 1 : 3, (int)strlen(user) / 4 + 3);
+    ss_buf_free(&text);
+    ss_json_free(doc);
+    return ss_buf_take(&b);
+}
+
+/* The server-side rate: more than per_second requests within a second get 429. */
+static int over_rate(void)
+{
+    if (!F.per_second) return 0;
+    int64_t now = ss_now_ns();
+    if (now - F.sec_start >= 1000000000LL) F.sec_start = now, F.sec_count = 0;
+    return ++F.sec_count > F.per_second;
+}
+
+static char *answer(const char *url, const char *body, int *status, int *retry_after);
+
+/* Hosted and legacy-model modes, else NULL (the legacy fixture answers). */
+static char *mode_answer(const char *url, const char *body, int *status, int *retry_after)
+{
+    int chat = !strcmp(url, "/v1/chat/completions"), legacy = !strcmp(url, "/v1/completions");
+    if (F.mode == FX_HOSTED) {
+        pthread_mutex_lock(&F.mu);
+        int over = over_rate();
+        pthread_mutex_unlock(&F.mu);
+        if (over) {
+            *retry_after = 1;
+            return fx_error(status, 429, "Rate limit reached for requests per second.", NULL, "rate_limit_exceeded");
+        }
+        if (legacy)
+            return fx_error(status, 404, "This is a chat model and not supported in the v1/completions endpoint. Did "
+                            "you mean to use v1/chat/completions?", "model", "invalid_request_error");
+        if (chat) return chat_answer(body, status);
+    } else if (F.mode == FX_LEGACY_MODEL) {
+        if (chat)
+            return fx_error(status, 404, "This is not a chat model and thus not supported in the v1/chat/completions "
+                            "endpoint. Did you mean to use v1/completions?", "model", "invalid_request_error");
+        const char *l = strstr(body, "\"logprobs\":");
+        if (legacy && l && atoi(l + 11) > 5)
+            return fx_error(status, 400, "Invalid value for 'logprobs': must be less than or equal to 5.", "logprobs",
+                            "invalid_value");
+    }
+    return NULL;
+}
+
 static char *answer(const char *url, const char *body, int *status, int *retry_after)
 {
     pthread_mutex_lock(&F.mu);
@@ -140,6 +295,8 @@ static char *answer(const char *url, const char *body, int *status, int *retry_a
     if (fail) { *status = 500; return ss_strdup("{\"error\":\"overloaded\"}"); }
     if (busy) { *status = 429; *retry_after = 1; return ss_strdup("{\"error\":\"rate limited\"}"); }
     if (garbage) return ss_strdup("<html>oops</html>");
+    char *m = mode_answer(url, body, status, retry_after);
+    if (m) return m;
     if (missing) return ss_strdup("{\"object\":\"text_completion\",\"created\":1}");
     if (!strcmp(url, "/v1/embeddings") || !strcmp(url, "/v1/completions")) return answer_body(url, body);
     *status = 404;
@@ -170,6 +327,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         return ret;
     }
     const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    const char *org = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "OpenAI-Organization");
+    const char *proj = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "OpenAI-Project");
     pthread_mutex_lock(&F.mu);
     if (F.requests < 32) F.t_ns[F.requests] = ss_now_ns();
     F.requests++;
@@ -177,6 +336,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     F.max_concurrent = SS_MAX(F.max_concurrent, F.concurrent);
     snprintf(F.last_body, sizeof F.last_body, "%s", ss_buf_cstr(b));
     snprintf(F.last_auth, sizeof F.last_auth, "%s", auth ? auth : "");
+    snprintf(F.last_org, sizeof F.last_org, "%s", org ? org : "");
+    snprintf(F.last_project, sizeof F.last_project, "%s", proj ? proj : "");
+    snprintf(F.last_url, sizeof F.last_url, "%s", url);
     int slow = F.slow_ms;
     pthread_mutex_unlock(&F.mu);
     if (slow) usleep((useconds_t)slow * 1000);
@@ -205,6 +367,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
 static void fixture_start(void)
 {
     memset(&F, 0, sizeof F);
+    F.chat_lp_max = 20;
     pthread_mutex_init(&F.mu, NULL);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -226,7 +389,8 @@ static ss_infer_backend_t *backend_b(int retries, int timeout_ms, int conc, int 
 {
     ss_openai_opts_t o = {.url = F.url, .model = "tiny", .api_key = "sk-test", .timeout_ms = timeout_ms,
                           .max_concurrency = conc, .max_retries = retries, .backoff_ms = 50,
-                          .embed_batch = embed_batch, .prompt_batch = prompt_batch};
+                          .embed_batch = embed_batch, .prompt_batch = prompt_batch,
+                          .api = SS_OPENAI_API_COMPLETIONS}; /* the legacy fixture */
     char err[SS_ERRSZ];
     ss_infer_backend_t *b = ss_backend_openai_open(&o, err, sizeof err);
     ck_assert_msg(b != NULL, "%s", err);
@@ -268,7 +432,7 @@ START_TEST(test_protocol_parsing)
     ck_assert_int_eq(r.prompt_tokens, 5);
     ck_assert_ptr_nonnull(strstr(F.last_body, "\"prompt\":\"Is it \\\"good\\\"?\""));
     ck_assert_ptr_nonnull(strstr(F.last_body, "\"max_tokens\":1"));
-    ck_assert_ptr_nonnull(strstr(F.last_body, "\"logprobs\":20"));
+    ck_assert_ptr_nonnull(strstr(F.last_body, "\"logprobs\":5")); /* the legacy API's limit */
     ck_assert_ptr_nonnull(strstr(F.last_body, "\"echo\":false"));
     ck_assert_ptr_nonnull(strstr(F.last_body, "\"model\":\"tiny\""));
     ck_assert_str_eq(F.last_auth, "Bearer sk-test");
@@ -579,6 +743,226 @@ START_TEST(test_openai_embedder)
 }
 END_TEST
 
+/* ---- the hosted API: chat only, logprob limits, refusals, 429s, rate limits ---- */
+
+static ss_infer_backend_t *hosted_backend(int top_logprobs, int rpm)
+{
+    ss_openai_opts_t o = {.url = F.url, .model = "gpt-fixture", .api_key = "sk-test", .organization = "org-1",
+                          .project = "proj-2", .timeout_ms = 5000, .max_retries = 4, .backoff_ms = 20,
+                          .top_logprobs = top_logprobs, .rpm = rpm};
+    char err[SS_ERRSZ];
+    ss_infer_backend_t *b = ss_backend_openai_open(&o, err, sizeof err);
+    ck_assert_msg(b != NULL, "%s", err);
+    return b;
+}
+
+/* "### Task ... ### Input ...": 11 bytes of system message, the rest the user's turn. */
+static const char *SYSPROMPT = "Be careful.Is it good?";
+static const char *YESNO[] = {" yes", " no"};
+
+START_TEST(test_hosted_chat)
+{
+    F.mode = FX_HOSTED;
+    ss_infer_backend_t *b = hosted_backend(0, 0);
+    ss_infer_res_t r;
+    ss_infer_req_t ch = {.kind = SS_INFER_CHOOSE, .prompt = SYSPROMPT, .system_len = 11, .nchoices = 2,
+                         .choices = YESNO};
+    ck_assert_int_eq(run1(b, &ch, &r), SS_OK);
+    /* "Yes" .5 + "yes" .1 count for " yes", "No" .3 + " no" .05 for " no" */
+    ck_assert_float_eq_tol(r.probs[0], 0.6f / 0.95f, 1e-4);
+    ck_assert_float_eq_tol(r.probs[1], 0.35f / 0.95f, 1e-4);
+    ck_assert_str_eq(F.last_url, "/v1/chat/completions");
+    ck_assert_msg(strstr(F.last_body, "\"messages\":[{\"role\":\"system\",\"content\":\"Be careful.\"},"
+                                      "{\"role\":\"user\",\"content\":\"Is it good?\"}]"), "%s", F.last_body);
+    ck_assert_ptr_nonnull(strstr(F.last_body, "\"logprobs\":true,\"top_logprobs\":20"));
+    ck_assert_ptr_nonnull(strstr(F.last_body, "\"max_tokens\":1"));
+    ck_assert_str_eq(F.last_auth, "Bearer sk-test");
+    ck_assert_str_eq(F.last_org, "org-1");
+    ck_assert_str_eq(F.last_project, "proj-2");
+    ss_infer_res_clear(&r);
+    ss_infer_req_t sc = {.kind = SS_INFER_SCORE, .prompt = "Score it", .score_min = 1, .score_max = 10};
+    ck_assert_int_eq(run1(b, &sc, &r), SS_OK);
+    ck_assert_double_eq_tol(r.score, (7 * 0.5 + 8 * 0.3 + 3 * 0.2) / 1.0, 1e-6);
+    ss_infer_res_clear(&r);
+    const char *stops[] = {"END", "\n\n"};
+    ss_infer_req_t g = {.kind = SS_INFER_GENERATE, .prompt = "Once", .max_tokens = 7, .stop = "\n", .nstop = 2,
+                        .stops = stops};
+    ck_assert_int_eq(run1(b, &g, &r), SS_OK);
+    ck_assert_str_eq(r.text, "[Once]\xc3\xa9");
+    ck_assert_int_eq(r.gen_tokens, 3);
+    ck_assert_msg(strstr(F.last_body, "\"stop\":[\"\\n\",\"END\",\"\\n\\n\"]") ||
+                  strstr(F.last_body, "\"stop\":[\"\\u000a\",\"END\",\"\\u000a\\u000a\"]"), "%s", F.last_body);
+    ck_assert_ptr_null(strstr(F.last_body, "\"system\"")); /* no system part: one user message */
+    ss_infer_res_clear(&r);
+    ck_assert_int_eq(F.rejected, 0); /* chat from the start: never sent to /v1/completions */
+    b->destroy(b);
+}
+END_TEST
+
+START_TEST(test_hosted_logprob_limit)
+{
+    /* a provider taking at most 5 top logprobs on chat: asked 20, refused once, 5 from then on */
+    F.mode = FX_HOSTED;
+    F.chat_lp_max = 5;
+    ss_infer_backend_t *b = hosted_backend(0, 0);
+    ss_infer_res_t r;
+    ss_infer_req_t ch = {.kind = SS_INFER_CHOOSE, .prompt = "Is it?", .nchoices = 2, .choices = YESNO};
+    ck_assert_int_eq(run1(b, &ch, &r), SS_OK);
+    ck_assert_int_eq(F.rejected, 1);
+    ck_assert_ptr_nonnull(strstr(F.last_body, "\"top_logprobs\":5"));
+    ck_assert_float_eq_tol(r.probs[0], 0.6f / 0.95f, 1e-4);
+    ss_infer_res_clear(&r);
+    F.requests = 0;
+    ck_assert_int_eq(run1(b, &ch, &r), SS_OK);
+    ck_assert_int_eq(F.requests, 1); /* learnt */
+    ck_assert_int_eq(F.rejected, 1);
+    ss_infer_res_clear(&r);
+    b->destroy(b);
+    /* a newer model refusing max_tokens: max_completion_tokens */
+    F.want_mct = 1;
+    F.rejected = 0;
+    b = hosted_backend(0, 0);
+    ss_infer_req_t g = {.kind = SS_INFER_GENERATE, .prompt = "Once", .max_tokens = 7};
+    ck_assert_int_eq(run1(b, &g, &r), SS_OK);
+    ck_assert_int_eq(F.rejected, 1);
+    ck_assert_ptr_nonnull(strstr(F.last_body, "\"max_completion_tokens\":7"));
+    ss_infer_res_clear(&r);
+    b->destroy(b);
+}
+END_TEST
+
+START_TEST(test_hosted_no_logprobs_constrained)
+{
+    /* a provider without logprobs: the answer is asked for in words and read back */
+    F.mode = FX_HOSTED;
+    F.no_logprobs = 1;
+    ss_infer_backend_t *b = hosted_backend(0, 0);
+    ss_infer_res_t r;
+    ss_infer_req_t ch = {.kind = SS_INFER_CHOOSE, .prompt = SYSPROMPT, .system_len = 11, .nchoices = 2,
+                         .choices = YESNO};
+    ck_assert_int_eq(run1(b, &ch, &r), SS_OK);
+    ck_assert_float_eq(r.probs[0], 1.0f);
+    ck_assert_float_eq(r.probs[1], 0.0f);
+    ck_assert_msg(strstr(F.last_body, "Answer with exactly one of these and nothing else: \\\"yes\\\", \\\"no\\\"."),
+                  "%s", F.last_body);
+    ck_assert_ptr_null(strstr(F.last_body, "logprobs"));
+    ss_infer_res_clear(&r);
+    ss_infer_req_t sc = {.kind = SS_INFER_SCORE, .prompt = "Rate it", .score_min = 1, .score_max = 10};
+    ck_assert_int_eq(run1(b, &sc, &r), SS_OK);
+    ck_assert_double_eq(r.score, 7.0);
+    ss_infer_res_clear(&r);
+    sc.score_max = 5; /* "7" is out of range: an error that says why */
+    ck_assert_int_eq(run1(b, &sc, &r), SS_ERR_MODEL);
+    ck_assert_msg(strstr(r.error, "the answer \"7\"") && strstr(r.error, "no logprobs"), "%s", r.error);
+    ss_infer_res_clear(&r);
+    b->destroy(b);
+}
+END_TEST
+
+START_TEST(test_legacy_model_fallback)
+{
+    /* a legacy-only model: chat says "not a chat model", the backend moves to /v1/completions,
+     * asking at most 5 logprobs there */
+    F.mode = FX_LEGACY_MODEL;
+    ss_infer_backend_t *b = hosted_backend(0, 0);
+    ss_infer_res_t r;
+    ss_infer_req_t ch = {.kind = SS_INFER_CHOOSE, .prompt = "Is it?", .nchoices = 2, .choices = YESNO};
+    ck_assert_int_eq(run1(b, &ch, &r), SS_OK);
+    ck_assert_int_eq(F.rejected, 1);
+    ck_assert_str_eq(F.last_url, "/v1/completions");
+    ck_assert_ptr_nonnull(strstr(F.last_body, "\"logprobs\":5"));
+    ck_assert_float_eq_tol(r.probs[0], 0.6f / 0.9f, 1e-4);
+    ss_infer_res_clear(&r);
+    F.requests = 0;
+    ck_assert_int_eq(run1(b, &ch, &r), SS_OK);
+    ck_assert_int_eq(F.requests, 1);
+    ss_infer_res_clear(&r);
+    b->destroy(b);
+}
+END_TEST
+
+START_TEST(test_hosted_429_and_rate_limits)
+{
+    /* the server allows 3 requests a second and answers 429 + Retry-After beyond: every request
+     * still gets its answer, the backend waiting as told */
+    F.mode = FX_HOSTED;
+    F.per_second = 3;
+    ss_infer_backend_t *b = hosted_backend(0, 0);
+    enum { N = 8 };
+    ss_infer_req_t q[N];
+    ss_infer_res_t r[N];
+    char p[N][16];
+    for (int i = 0; i < N; i++) {
+        snprintf(p[i], sizeof p[i], "Is %d?", i);
+        q[i] = (ss_infer_req_t){.kind = SS_INFER_CHOOSE, .prompt = p[i], .nchoices = 2, .choices = YESNO};
+    }
+    memset(r, 0, sizeof r);
+    char err[SS_ERRSZ];
+    int64_t t0 = ss_now_ns();
+    ck_assert_int_eq(b->run(b, q, N, r, err, sizeof err), SS_OK);
+    for (int i = 0; i < N; i++) {
+        ck_assert_msg(r[i].status == SS_OK, "%d: %s", i, r[i].error);
+        ss_infer_res_clear(&r[i]);
+    }
+    ck_assert_int_gt(F.rejected, 0);
+    ck_assert_int_ge(ss_now_ns() - t0, 950 * 1000000LL); /* Retry-After: 1 */
+    b->destroy(b);
+    /* the same within a client-side limit of 120 requests a minute: paced at 2 a second (at most 4
+     * in any second), never refused */
+    F.rejected = 0;
+    F.per_second = 4;
+    F.sec_start = 0;
+    b = hosted_backend(0, 120);
+    t0 = ss_now_ns();
+    ck_assert_int_eq(b->run(b, q, 6, r, err, sizeof err), SS_OK);
+    int64_t ms = (ss_now_ns() - t0) / 1000000;
+    for (int i = 0; i < 6; i++) {
+        ck_assert_int_eq(r[i].status, SS_OK);
+        ss_infer_res_clear(&r[i]);
+    }
+    ck_assert_int_eq(F.rejected, 0);
+    ck_assert_int_ge(ms, 1900); /* 2 at once, then one every 500 ms */
+    b->destroy(b);
+}
+END_TEST
+
+static const char *opt_of(void *ctx, const char *name)
+{
+    for (const char *const *kv = ctx; *kv; kv += 2)
+        if (!strcmp(kv[0], name)) return kv[1];
+    return NULL;
+}
+
+START_TEST(test_model_options)
+{
+    char err[SS_ERRSZ];
+    const char *ok[] = {"url", F.url, "api", "chat", "rpm", "600", "tpm", "100000", "organization", "o", NULL};
+    ss_infer_backend_t *b = ss_backend_openai_config("m", opt_of, ok, err, sizeof err);
+    ck_assert_msg(b != NULL, "%s", err);
+    ck_assert_str_eq(b->kind, "openai");
+    b->destroy(b);
+    struct { const char *kv[7]; const char *want; } bad[] = {
+        {{"url", F.url, "api", "legacy", NULL}, "api must be 'auto', 'chat' or 'completions', not 'legacy'"},
+        {{"url", F.url, "rpm", "fast", NULL}, "rpm must be an integer between 1 and"},
+        {{"url", F.url, "top_logprobs", "25", NULL}, "top_logprobs must be an integer between 1 and 20"},
+        {{"url", F.url, "api_key_env", "SS_SURELY_UNSET_VARIABLE", NULL}, "SS_SURELY_UNSET_VARIABLE, which is not set"},
+        {{"model", "x", NULL}, "needs WITH (url = '...')"},
+    };
+    for (size_t i = 0; i < SS_ARRAY_LEN(bad); i++) {
+        ck_assert_ptr_null(ss_backend_openai_config("m", opt_of, bad[i].kv, err, sizeof err));
+        ck_assert_msg(strstr(err, bad[i].want) && strstr(err, "model m"), "%s", err);
+    }
+    /* a pool takes the same options */
+    char urls[160];
+    snprintf(urls, sizeof urls, "%s,%s", F.url, F.url);
+    const char *pool[] = {"url", urls, "api", "completions", NULL};
+    b = ss_backend_openai_config("m", opt_of, pool, err, sizeof err);
+    ck_assert_msg(b != NULL, "%s", err);
+    ck_assert_str_eq(b->kind, "pool");
+    b->destroy(b);
+}
+END_TEST
+
 /* ---- against the real `semstream worker` serving the real engine (stories260K) ---- */
 
 static const char *NAMES[] = {" Lily", " Tom", " Ben"};
@@ -648,6 +1032,60 @@ START_TEST(test_real_worker_matches_local)
 }
 END_TEST
 
+START_TEST(test_real_chat_worker_matches_local)
+{
+    /* a chat model (ChatML): the backend finds the template in /v1/models and speaks chat; the worker
+     * renders the system and user messages exactly as the engine renders a request's system part */
+    char *dir = tu_tmpdir(), path[1024], err[SS_ERRSZ], url[64];
+    snprintf(path, sizeof path, "%s/chat.gguf", dir);
+    ss_mkmodel_spec_t spec;
+    ck_assert(ss_mkmodel_shape("tiny-qwen2", &spec));
+    spec.chat_template = ss_chat_sample_template(SS_CHAT_CHATML);
+    spec.special_tokens = ss_chat_markers(SS_CHAT_CHATML);
+    ck_assert_msg(ss_mkmodel_write(&spec, path, err, sizeof err) == SS_OK, "%s", err);
+    ss_infer_backend_t *local = ss_backend_local_new(path, 1, err, sizeof err);
+    ck_assert_msg(local != NULL, "%s", err);
+    ss_worker_opts_t wo = {.model_name = "chat"};
+    ss_worker_t *w = NULL;
+    ck_assert_msg(ss_worker_start(&wo, ss_backend_local_new(path, 1, err, sizeof err), &w, err, sizeof err) == SS_OK,
+                  "%s", err);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", ss_worker_port(w));
+    ss_openai_opts_t oo = {.url = url, .model = "chat", .timeout_ms = 30000};
+    ss_infer_backend_t *remote = ss_backend_openai_open(&oo, err, sizeof err);
+    ck_assert(remote);
+    static const char *yn[] = {" yes", " no"};
+    const char *p = "### Task\nDecide.\n### Instruction\nIs it about cats?\n### Input\n<t>a cat</t>\n### Answer:";
+    size_t sl = strlen("### Task\nDecide.\n### Instruction\nIs it about cats?\n");
+    ss_infer_req_t q[] = {
+        {.kind = SS_INFER_CHOOSE, .prompt = p, .system_len = sl, .nchoices = 2, .choices = yn},
+        {.kind = SS_INFER_SCORE, .prompt = p, .system_len = sl, .score_min = 1, .score_max = 5},
+        {.kind = SS_INFER_GENERATE, .prompt = p, .system_len = sl, .max_tokens = 10, .stop = "\n"},
+        {.kind = SS_INFER_GENERATE, .prompt = "Hello", .max_tokens = 10}, /* one user turn */
+    };
+    enum { N = sizeof q / sizeof q[0] };
+    ss_infer_res_t a[N], b[N];
+    memset(a, 0, sizeof a);
+    memset(b, 0, sizeof b);
+    ck_assert_msg(local->run(local, q, N, a, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_msg(remote->run(remote, q, N, b, err, sizeof err) == SS_OK, "%s", err);
+    for (int i = 0; i < N; i++) {
+        ck_assert_msg(a[i].status == SS_OK && b[i].status == SS_OK, "request %d: %s", i, b[i].error ? b[i].error : "");
+        for (int k = 0; q[i].kind == SS_INFER_CHOOSE && k < a[i].nprobs; k++)
+            ck_assert_float_eq_tol(a[i].probs[k], b[i].probs[k], 1e-5);
+        ck_assert_double_eq_tol(a[i].score, b[i].score, 1e-5);
+        if (a[i].text) ck_assert_str_eq(a[i].text, b[i].text);
+        ck_assert_int_eq(a[i].prompt_tokens, b[i].prompt_tokens);
+        ss_infer_res_clear(&a[i]);
+        ss_infer_res_clear(&b[i]);
+    }
+    remote->destroy(remote);
+    local->destroy(local);
+    ss_worker_stop(w);
+    unlink(path);
+    free(dir);
+}
+END_TEST
+
 Suite *check_it_openai_suite(void)
 {
     Suite *s = suite_create("it_openai");
@@ -665,10 +1103,17 @@ Suite *check_it_openai_suite(void)
     tcase_add_test(tc, test_grouped_http_requests);
     tcase_add_test(tc, test_openai_embedder);
     tcase_add_test(tc, test_generate_top_logprobs_cached);
+    tcase_add_test(tc, test_hosted_chat);
+    tcase_add_test(tc, test_hosted_logprob_limit);
+    tcase_add_test(tc, test_hosted_no_logprobs_constrained);
+    tcase_add_test(tc, test_legacy_model_fallback);
+    tcase_add_test(tc, test_hosted_429_and_rate_limits);
+    tcase_add_test(tc, test_model_options);
     suite_add_tcase(s, tc);
     TCase *tw = tcase_create("worker"); /* the real worker and engine, no fixture */
     tcase_set_timeout(tw, 120);
     tcase_add_test(tw, test_real_worker_matches_local);
+    tcase_add_test(tw, test_real_chat_worker_matches_local);
     suite_add_tcase(s, tw);
     return s;
 }

@@ -119,7 +119,7 @@ START_TEST(test_endpoints_and_errors)
     ss_buf_free(&r.body);
     http(port, "/v1/completions", "{\"max_tokens\":3}", &r);
     ck_assert_int_eq(r.code, 400);
-    ck_assert_ptr_nonnull(strstr(ss_buf_cstr(&r.body), "missing \\\"prompt\\\""));
+    ck_assert_ptr_nonnull(strstr(ss_buf_cstr(&r.body), "missing 'prompt'"));
     ss_buf_free(&r.body);
     char big[6000];
     memset(big, 'a', sizeof big - 1);
@@ -393,6 +393,55 @@ START_TEST(test_short_request_joins_running_batch)
 }
 END_TEST
 
+typedef struct later {
+    int port, delay_ms;
+    ss_worker_t *w;
+} later_t;
+
+static void *start_later(void *arg)
+{
+    later_t *l = arg;
+    usleep((useconds_t)l->delay_ms * 1000);
+    l->w = start_worker(l->port, 64, 0);
+    return NULL;
+}
+
+START_TEST(test_pool_waits_for_a_worker)
+{
+    /* the only worker is down when the batch comes and up 600 ms later: the pool retries with
+     * backoff within max_wait_ms (2 s) instead of failing the batch at once */
+    ss_worker_t *probe = start_worker(0, 4, 0);
+    int port = ss_worker_port(probe);
+    ss_worker_stop(probe); /* a port nothing listens on now */
+    char url[64], err[SS_ERRSZ] = "";
+    snprintf(url, sizeof url, "http://127.0.0.1:%d,", port); /* the comma makes it a pool */
+    ss_infer_backend_t *pool = ss_backend_workers_new(url, "stories260K", NULL, 5000, err, sizeof err);
+    ck_assert_msg(pool != NULL, "%s", err);
+    later_t l = {port, 600, NULL};
+    pthread_t th;
+    pthread_create(&th, NULL, start_later, &l);
+    ss_infer_req_t q = {.kind = SS_INFER_GENERATE, .prompt = "Once", .max_tokens = 3};
+    ss_infer_res_t r = {0};
+    int64_t t0 = ss_now_ns();
+    int rc = pool->run(pool, &q, 1, &r, err, sizeof err);
+    int64_t ms = (ss_now_ns() - t0) / 1000000;
+    pthread_join(th, NULL);
+    ck_assert_msg(rc == SS_OK && r.status == SS_OK, "%s / %s", err, r.error ? r.error : "");
+    ck_assert_int_ge(ms, 550);
+    ss_infer_res_clear(&r);
+    ss_worker_stop(l.w);
+    /* nobody comes back: the batch fails after max_wait_ms, saying so */
+    t0 = ss_now_ns();
+    ck_assert_int_eq(pool->run(pool, &q, 1, &r, err, sizeof err), SS_ERR_HTTP);
+    ms = (ss_now_ns() - t0) / 1000000;
+    ck_assert_msg(strstr(err, "no healthy worker") && strstr(err, "waited 2000 ms"), "%s", err);
+    ck_assert_int_ge(ms, 1500);
+    ck_assert_int_lt(ms, 8000);
+    ss_infer_res_clear(&r);
+    pool->destroy(pool);
+}
+END_TEST
+
 Suite *check_it_worker_suite(void)
 {
     Suite *s = suite_create("worker");
@@ -403,6 +452,7 @@ Suite *check_it_worker_suite(void)
     tcase_add_test(tc, test_pool_affinity_failover_recovery);
     tcase_add_test(tc, test_engine_view_on_worker_pool);
     tcase_add_test(tc, test_short_request_joins_running_batch);
+    tcase_add_test(tc, test_pool_waits_for_a_worker);
     suite_add_tcase(s, tc);
     return s;
 }

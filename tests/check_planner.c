@@ -187,6 +187,69 @@ static const err_case_t err_cases[] = {
      "1:49: ORDER BY SEM_RANK cannot be combined with other ORDER BY terms"},
     {"CREATE VIEW v AS SELECT year, SEM_MAP('x {title}') AS m, COUNT(*) AS n FROM papers GROUP BY year;",
      "1:31: SEM_MAP cannot be combined with GROUP BY or aggregates in one view; compute it in an upstream view"},
+    /* query structure */
+    {"CREATE VIEW v AS SELECT id, title FROM papers UNION SELECT paper_id FROM authors;",
+     "1:53: each UNION query must have the same number of columns (2 on the left, 1 here)"},
+    {"CREATE VIEW v AS SELECT id FROM papers UNION SELECT name FROM authors;",
+     "1:46: UNION types INT and TEXT cannot be matched (column 1, \"id\")"},
+    {"CREATE VIEW v AS WITH r AS (SELECT id FROM r) SELECT id FROM r;",
+     "1:44: WITH query r refers to itself (recursive queries are not supported)"},
+    {"CREATE VIEW v AS WITH r (a, b) AS (SELECT id FROM papers) SELECT a FROM r;",
+     "1:23: WITH query r has 1 columns available but 2 columns specified"},
+    {"CREATE VIEW v AS WITH r AS (SELECT id FROM papers WHERE yr > 1) SELECT id FROM papers;",
+     "1:57: unknown column \"yr\" in stream papers"},
+    {"CREATE VIEW v AS SELECT id, (SELECT id, year FROM papers) AS x FROM authors;",
+     "1:30: subquery must return only one column"},
+    {"CREATE VIEW v AS SELECT paper_id, (SELECT title FROM papers) AS t FROM authors;",
+     "1:36: a scalar subquery must return at most one row: use an aggregate (MAX, COUNT, ...), LIMIT 1, or a "
+     "condition on every KEY column"},
+    {"CREATE VIEW v AS SELECT paper_id FROM authors WHERE paper_id IN (SELECT id, year FROM papers);",
+     "1:66: subquery has too many columns (IN needs one)"},
+    {"CREATE VIEW v AS SELECT paper_id FROM authors a WHERE paper_id NOT IN "
+     "(SELECT id FROM papers p WHERE p.year > a.paper_id);",
+     "1:102: NOT IN / IN as a value with a correlated condition other than = is not supported (write NOT EXISTS "
+     "(... AND inner = outer))"},
+    {"CREATE VIEW v AS SELECT paper_id FROM authors a WHERE paper_id IN "
+     "(SELECT MAX(id) FROM papers p WHERE p.title = a.name GROUP BY year);",
+     "1:113: unknown table or alias \"a\" (did you mean \"p\"?) (a subquery with GROUP BY, aggregates, UNION or "
+     "LIMIT cannot refer to the enclosing query)"},
+    {"CREATE VIEW v AS SELECT paper_id, (SELECT COUNT(*) FROM papers p WHERE p.year > a.paper_id) AS n FROM authors a;",
+     "1:72: a correlated scalar subquery may only correlate with equalities (inner = outer)"},
+    {"CREATE VIEW v AS SELECT paper_id, (SELECT title FROM papers p WHERE p.year = a.paper_id) AS t FROM authors a;",
+     "1:36: a correlated scalar subquery must be an aggregate (COUNT, SUM, MAX, ...) or look a stream up by all "
+     "its KEY columns, so that it returns at most one row"},
+    {"CREATE VIEW v AS SELECT id FROM papers WHERE title IN (SELECT paper_id FROM authors);",
+     "1:46: cannot compare TEXT with INT in a subquery condition"},
+    {"CREATE VIEW v AS SELECT id FROM papers WHERE ROW_NUMBER() OVER (ORDER BY id) < 3;",
+     "1:46: window function ROW_NUMBER is only allowed in the SELECT list"},
+    {"CREATE VIEW v AS SELECT id, LAG(id) OVER (ORDER BY id) AS l FROM papers;",
+     "1:29: window function LAG is not supported (ROW_NUMBER, RANK, DENSE_RANK, COUNT, SUM, AVG, MIN and MAX are)"},
+    {"CREATE VIEW v AS SELECT year, COUNT(*) AS n, RANK() OVER (ORDER BY COUNT(*)) AS r FROM papers GROUP BY year;",
+     "1:46: window functions over grouped rows are not supported (group in a subquery or an upstream view, then "
+     "apply the window to it)"},
+    {"CREATE VIEW v AS SELECT year, (SELECT COUNT(*) FROM authors) AS n FROM papers GROUP BY year;",
+     "1:31: a subquery in the SELECT list of a grouped query is not supported (compute it in an upstream view, or "
+     "move it to WHERE)"},
+    {"CREATE VIEW v AS SELECT * FROM papers JOIN authors USING (name);",
+     "1:59: column \"name\" named in USING is not in the left side of the join"},
+    {"CREATE VIEW v AS SELECT id FROM papers p WHERE EXISTS "
+     "(SELECT 1 FROM authors a WHERE a.paper_id = p.id AND a.nme = 'x');",
+     "1:108: unknown column \"nme\" in a (stream authors) (did you mean \"name\"?)"},
+    {"CREATE VIEW v AS SELECT id FROM papers ORDER BY SEM_SCORE('{title}') LIMIT 3 OFFSET 1;",
+     "1:49: OFFSET cannot be combined with ORDER BY SEM_SCORE"},
+    /* aggregates */
+    {"CREATE VIEW v AS SELECT year, STRING_AGG(title, abstract) AS s FROM papers GROUP BY year;",
+     "1:49: STRING_AGG's separator must be a text literal"},
+    {"CREATE VIEW v AS SELECT year, ARRAY_AGG(DISTINCT title ORDER BY id) AS s FROM papers GROUP BY year;",
+     "1:65: in an aggregate with DISTINCT, ORDER BY expressions must appear in the argument list"},
+    {"CREATE VIEW v AS SELECT year, BOOL_AND(id) AS s FROM papers GROUP BY year;",
+     "1:31: BOOL_AND needs a boolean, got INT"},
+    {"CREATE VIEW v AS SELECT year, STDDEV(DISTINCT id) AS s FROM papers GROUP BY year;",
+     "1:31: STDDEV(DISTINCT ..) is not supported"},
+    {"CREATE VIEW v AS SELECT year, VARIANCE(title) AS s FROM papers GROUP BY year;",
+     "1:31: VARIANCE needs a number, got TEXT"},
+    {"CREATE VIEW v AS SELECT year, STRING_AGG(title) AS s FROM papers GROUP BY year;",
+     "1:31: STRING_AGG takes two arguments (value, separator)"},
 };
 
 START_TEST(test_errors)
@@ -425,6 +488,106 @@ START_TEST(test_pushdown)
 }
 END_TEST
 
+/* More AND-ed conditions than the planner keeps is an error, never a condition dropped. */
+START_TEST(test_too_many_terms)
+{
+    sqlite3 *db;
+    ss_catalog_t *c = mem_catalog(&db);
+    char err[SS_ERRSZ] = "";
+    ck_assert_msg(run_sql(c, papers_sql, err, sizeof err) == SS_OK, "%s", err);
+    ss_buf_t q = SS_BUF_INIT;
+    ss_buf_puts(&q, "CREATE VIEW v AS SELECT p.id FROM papers p JOIN authors a ON a.paper_id = p.id");
+    for (int i = 0; i < 70; i++)
+        ss_buf_printf(&q, " AND p.year <> %d", i);
+    ss_buf_puts(&q, ";");
+    ck_assert_int_eq(run_sql(c, ss_buf_cstr(&q), err, sizeof err), SS_ERR_UNSUPPORTED);
+    ck_assert_str_eq(err, "1:62: too many AND-ed conditions (71, at most 64)");
+    ss_buf_reset(&q);
+    ss_buf_puts(&q, "CREATE VIEW w AS SELECT id FROM papers WHERE year > 0");
+    for (int i = 0; i < 130; i++)
+        ss_buf_printf(&q, " AND year <> %d", i);
+    ss_buf_puts(&q, ";");
+    ck_assert_int_eq(run_sql(c, ss_buf_cstr(&q), err, sizeof err), SS_ERR_UNSUPPORTED);
+    ck_assert_str_eq(err, "1:46: too many AND-ed conditions (131, at most 128)");
+    ss_buf_free(&q);
+    ss_catalog_close(c);
+    sqlite3_close(db);
+}
+END_TEST
+
+/* Query structures: the operators each plan uses and how they are wired. */
+START_TEST(test_query_structure)
+{
+    sqlite3 *db;
+    ss_catalog_t *c;
+    ss_plan_t *p = plan_sql(
+        "CREATE VIEW u AS SELECT title FROM papers UNION SELECT name FROM authors;\n"
+        "CREATE VIEW ua AS SELECT id FROM papers UNION ALL SELECT paper_id FROM authors ORDER BY 1 LIMIT 5 OFFSET 2;\n"
+        "CREATE VIEW w AS WITH t AS (SELECT id, year FROM papers WHERE year > 2000), unused AS (SELECT name FROM authors)\n"
+        "  SELECT a.id FROM t a JOIN t b ON a.year = b.year;\n"
+        "CREATE VIEW f AS SELECT p.id, a.name FROM papers p FULL JOIN authors a ON a.paper_id = p.id;\n"
+        "CREATE VIEW r AS SELECT p.id, a.name FROM papers p RIGHT JOIN authors a ON a.paper_id = p.id;\n"
+        "CREATE VIEW x AS SELECT p.id, a.name FROM papers p, authors a WHERE a.paper_id = p.id AND p.year > 1;\n"
+        "CREATE VIEW i AS SELECT id FROM papers WHERE id IN (SELECT paper_id FROM authors) AND\n"
+        "  id NOT IN (SELECT paper_id FROM authors WHERE name = 'x') AND (year > 3 OR EXISTS (SELECT 1 FROM authors));\n"
+        "CREATE VIEW s AS SELECT id, (SELECT COUNT(*) FROM authors a WHERE a.paper_id = p.id) AS n FROM papers p;\n"
+        "CREATE VIEW t AS SELECT * FROM (SELECT id, year, RANK() OVER (PARTITION BY year ORDER BY id) AS r FROM papers) q\n"
+        "  WHERE r <= 3;\n", &c, &db);
+    char buf[512];
+    const ss_plan_node_t *n = first(p, "u", SS_PN_SETOP);
+    ck_assert_int_eq(n->setop, SS_SETOP_UNION);
+    ck_assert_int_eq(n->schema->types[0], SS_COL_TEXT);
+    ck_assert_str_eq(chain(p, "ua", buf, sizeof buf), "source<project<union<topk<view");
+    n = first(p, "ua", SS_PN_TOPK);
+    ck_assert_int_eq(n->limit, 5);
+    ck_assert_int_eq(n->offset, 2);
+    /* a WITH query read twice is one node; one nobody reads plans nothing */
+    n = first(p, "w", SS_PN_JOIN);
+    ck_assert_ptr_eq(n->in[0], n->in[1]);
+    int nodes = 0;
+    for (int i = 0; i < p->n; i++)
+        nodes += p->nodes[i]->view && !strcmp(p->nodes[i]->view, "w");
+    ck_assert_int_eq(nodes, 6); /* source, filter, project (t), join, project, view */
+    /* FULL: LEFT JOIN plus the right rows without a match, padded */
+    ck_assert_str_eq(chain(p, "f", buf, sizeof buf), "source<join<union<project<view");
+    n = first(p, "f", SS_PN_UNION);
+    ck_assert_int_eq(n->in[1]->kind, SS_PN_PROJECT);
+    ck_assert_int_eq(n->in[1]->in[0]->kind, SS_PN_SEMIJOIN);
+    ck_assert_int_eq(n->in[1]->in[0]->semi_mode, SS_SEMI_ANTI);
+    ck_assert_int_eq(first(p, "f", SS_PN_JOIN)->join_type, SS_JOIN_LEFT);
+    /* RIGHT: a LEFT JOIN with the sides swapped, then the columns back in order */
+    n = first(p, "r", SS_PN_JOIN);
+    ck_assert_str_eq(n->in[0]->label, "authors");
+    ck_assert_str_eq(chain(p, "r", buf, sizeof buf), "source<join<project<project<view");
+    /* FROM a, b WHERE a.k = b.k: an equi-join, the other conjunct pushed down */
+    n = first(p, "x", SS_PN_JOIN);
+    ck_assert_int_eq(n->nkeys, 1);
+    ck_assert_int_eq(n->in[0]->kind, SS_PN_FILTER);
+    ck_assert_str_eq(chain(p, "x", buf, sizeof buf), "source<filter<join<project<view");
+    /* IN: semi; NOT IN: NULL-aware anti; EXISTS under OR: a mark column and a filter */
+    ck_assert_str_eq(chain(p, "i", buf, sizeof buf), "source<semijoin<semijoin<semijoin<filter<project<view");
+    int modes = 0;
+    for (int i = 0; i < p->n; i++)
+        if (p->nodes[i]->kind == SS_PN_SEMIJOIN && !strcmp(p->nodes[i]->view, "i"))
+            modes |= 1 << (p->nodes[i]->semi_mode * 2 + p->nodes[i]->semi_in);
+    ck_assert_int_eq(modes, (1 << 0) | (1 << 3) | (1 << 4)); /* semi, anti+IN, mark */
+    /* a correlated COUNT: the inner rows grouped by the correlation column, LEFT JOINed */
+    n = first(p, "s", SS_PN_JOIN);
+    ck_assert_int_eq(n->join_type, SS_JOIN_LEFT);
+    ck_assert_int_eq(n->nkeys, 1);
+    ck_assert_int_eq(first(p, "s", SS_PN_GROUP)->ngroup, 1);
+    n = first(p, "s", SS_PN_VIEW); /* one value per row: the view keeps the stream's key */
+    ck_assert_int_eq(n->schema->is_key[0], 1);
+    ck_assert_int_eq(n->schema->is_key[1], 0);
+    /* WHERE r <= 3 over a ranking subquery: a per-partition top-3 */
+    n = first(p, "t", SS_PN_WINDOW);
+    ck_assert_int_eq(n->limit, 3);
+    ck_assert_int_eq(n->ngroup, 1);
+    ck_assert_int_eq(n->wfns[0].fn, SS_WIN_RANK);
+    done(p, c, db);
+}
+END_TEST
+
 START_TEST(test_generate_and_query)
 {
     sqlite3 *db;
@@ -523,6 +686,23 @@ START_TEST(test_out_of_memory)
                           "CREATE VIEW k AS SELECT id, SEM_MAP('m {title}') AS m FROM papers ORDER BY SEM_SCORE('s {title}') LIMIT 4;\n",
                           err, sizeof err) == SS_OK, "%s", err);
     total += oom_sweep(c);
+    /* query structures: set operations, WITH, subqueries, outer/USING joins, windows */
+    ck_assert_msg(run_sql(c,
+                          "CREATE VIEW q1 AS WITH t (i, y) AS (SELECT id, year FROM papers), u AS (SELECT 1 FROM t)\n"
+                          "  SELECT i FROM t UNION SELECT paper_id FROM authors EXCEPT ALL SELECT i FROM t ORDER BY 1 LIMIT 2 OFFSET 1;\n"
+                          "CREATE VIEW q2 AS SELECT p.id, b.name, c.title FROM (SELECT id, year FROM papers) p FULL JOIN (SELECT paper_id AS id, name\n"
+                          "  FROM authors) a USING (id) RIGHT JOIN authors b ON b.author_id = p.year, papers c WHERE c.id = b.paper_id;\n"
+                          "CREATE VIEW q3 AS SELECT id, (SELECT COUNT(*) FROM authors a WHERE a.paper_id = p.id) AS n,\n"
+                          "  year IN (SELECT paper_id FROM authors) AS hit FROM papers p WHERE id NOT IN (SELECT paper_id FROM\n"
+                          "  authors a WHERE a.name = p.title) AND EXISTS (SELECT 1 FROM authors a WHERE a.paper_id > p.id)\n"
+                          "  AND year > (SELECT MAX(year) FROM papers);\n"
+                          "CREATE VIEW q4 AS SELECT * FROM (SELECT id, year, RANK() OVER (PARTITION BY year % 3 ORDER BY id) AS r,\n"
+                          "  SUM(id) OVER () AS s FROM papers) q WHERE r <= 3;\n"
+                          "CREATE VIEW q5 AS SELECT year, STRING_AGG(title, ',' ORDER BY id DESC) FILTER (WHERE id > 2) AS s,\n"
+                          "  ARRAY_AGG(DISTINCT id) AS a, JSON_AGG(title) AS j, STDDEV(id) AS sd, BOOL_OR(id > 3) AS b\n"
+                          "  FROM papers GROUP BY year;\n",
+                          err, sizeof err) == SS_OK, "%s", err);
+    total += oom_sweep(c);
     ss_catalog_close(c);
     sqlite3_close(db);
     ck_assert_int_gt(total, 100);
@@ -546,6 +726,8 @@ Suite *check_planner_suite(void)
     tcase_add_test(tp, test_relational);
     tcase_add_test(tp, test_generate_and_query);
     tcase_add_test(tp, test_pushdown);
+    tcase_add_test(tp, test_query_structure);
+    tcase_add_test(tp, test_too_many_terms);
     suite_add_tcase(s, tp);
     TCase *to = tcase_create("oom");
     tcase_add_test(to, test_out_of_memory);

@@ -4,7 +4,13 @@
  * synthetic gpt2-style tokenizer. Shapes and writing live in gpu/mkmodel.c.
  *
  *   mkgguf --shape smollm2-135m --type q8_0 --out FILE [--layers N] [--vocab N] [--seed S]
+ *          [--chat-template chatml|llama3|gemma|phi3|zephyr|llama2|mistral]
+ *
+ * --chat-template writes that family's template as real models ship it (gpu/chat.c)
+ * and adds its markers to the vocabulary as control tokens, so the model is a chat
+ * model to the engine and the worker (weights are random: its answers mean nothing).
  */
+#include "ss_chat.h"
 #include "ss_gguf.h"
 
 #include <getopt.h>
@@ -15,6 +21,7 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: mkgguf --shape NAME --type f32|f16|bf16|q8_0|q4_0 --out FILE [--layers N] [--vocab N] [--seed S]\n"
+               "              [--chat-template chatml|llama3|gemma|phi3|zephyr|llama2|mistral]\n"
                "shapes: %s\n", ss_mkmodel_shape_names());
 }
 
@@ -32,8 +39,9 @@ int main(int argc, char **argv)
     static const struct option opts[] = {{"shape", required_argument, 0, 's'}, {"type", required_argument, 0, 't'},
                                          {"out", required_argument, 0, 'o'},   {"layers", required_argument, 0, 'l'},
                                          {"vocab", required_argument, 0, 'v'}, {"seed", required_argument, 0, 'S'},
+                                         {"chat-template", required_argument, 0, 'c'},
                                          {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
-    const char *shape = NULL, *type = "q8_0", *out = NULL;
+    const char *shape = NULL, *type = "q8_0", *out = NULL, *chat = NULL;
     int layers = 0, vocab = 0, c;
     unsigned long long seed = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -44,6 +52,7 @@ int main(int argc, char **argv)
         case 'l': layers = atoi(optarg); break;
         case 'v': vocab = atoi(optarg); break;
         case 'S': seed = strtoull(optarg, NULL, 10); break;
+        case 'c': chat = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -59,6 +68,15 @@ int main(int argc, char **argv)
         s.n_layers = layers;
     if (vocab > 0)
         s.vocab = vocab;
+    if (chat) {
+        ss_chat_family_t f = ss_chat_family_named(chat);
+        if (f == SS_CHAT_NONE) {
+            fprintf(stderr, "mkgguf: unknown chat template family '%s'\n", chat);
+            return 2;
+        }
+        s.chat_template = ss_chat_sample_template(f);
+        s.special_tokens = ss_chat_markers(f);
+    }
     char err[SS_ERRSZ];
     if (ss_mkmodel_write(&s, out, err, sizeof err)) {
         fprintf(stderr, "mkgguf: %s\n", err);

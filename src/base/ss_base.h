@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* Every fallible call returns an ss_err_t (0 = success) and, where it crosses a
  * module boundary, fills a caller-owned `char *err, size_t errsz` with a
@@ -99,6 +100,9 @@ ss_log_level_t ss_log_get_level(void);
 /* ---- time ---- */
 int64_t ss_now_ns(void);  /* CLOCK_MONOTONIC */
 int64_t ss_wall_ms(void); /* CLOCK_REALTIME, ms since the epoch */
+/* The absolute time ms milliseconds from now on clock (CLOCK_REALTIME for a default
+ * pthread_cond_timedwait, CLOCK_MONOTONIC for a condition variable set to it). */
+void ss_deadline(struct timespec *ts, clockid_t clock, int64_t ms);
 
 #define SS_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define SS_MIN(a, b) ((a) < (b) ? (a) : (b))

@@ -20,20 +20,46 @@ typedef enum ss_infer_kind {
     SS_INFER_EMBED,    /* pooled hidden state */
 } ss_infer_kind_t;
 
+/* One generated token, reported while a GENERATE request decodes (see on_token). */
+typedef struct ss_infer_token {
+    int id;                     /* vocabulary id */
+    const char *text;           /* its text, len bytes (not terminated; may split a UTF-8 character) */
+    size_t len;
+    float logprob;              /* natural-log probability (when top_logprobs > 0, else 0) */
+    int ntop;                   /* alternatives at this position, best first (top_logprobs of them) */
+    const char *const *top_text;
+    const float *top_logprob;
+} ss_infer_token_t;
+typedef void (*ss_infer_token_fn)(void *ctx, const ss_infer_token_t *t);
+
 typedef struct ss_infer_req {
     ss_infer_kind_t kind;
     const char *prompt;      /* full prompt text (borrowed) */
     size_t prefix_len;       /* bytes at the start of prompt shared by this operator's requests
                                 (instruction + template text): a hint for prefix reuse/grouping */
+    size_t system_len;       /* the first system_len bytes of prompt are the system message, the
+                                rest the user's turn: a model with a chat template (the in-process
+                                engine, a chat completions endpoint) gets them as a system and a user
+                                message; otherwise the prompt is used whole (0 = all of it is the
+                                user's turn) */
+    int raw;                 /* 1: the prompt is the model's input as is, never put in a chat
+                                template (the worker's /v1/completions) */
     int nchoices;            /* CHOOSE */
     const char *const *choices; /* CHOOSE: answer strings, borrowed */
     int max_tokens;          /* GENERATE */
     float temperature;       /* GENERATE: 0 = greedy */
     uint64_t seed;           /* GENERATE with temperature > 0 */
     const char *stop;        /* GENERATE: stop string or NULL */
+    int nstop;               /* GENERATE: further stop strings stops[0..nstop) (borrowed) */
+    const char *const *stops;
     int score_min, score_max;/* SCORE: e.g. 1..10 */
     int top_logprobs;        /* GENERATE: if > 0, also return the top-N log-probabilities of the
                                 first generated position (OpenAI `logprobs`) */
+    /* GENERATE on the in-process engine: called (on the engine's thread) with each token as it
+     * is produced, with the top_logprobs alternatives of every position. It observes the answer
+     * and is no part of it (not in the cache key); other backends never call it. */
+    ss_infer_token_fn on_token;
+    void *on_token_ctx;
 } ss_infer_req_t;
 
 typedef struct ss_infer_res {

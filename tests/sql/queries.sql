@@ -1,0 +1,23 @@
+-- Query structure: set operations, WITH, subqueries, joins, aggregates' ORDER BY/FILTER, windows, OFFSET.
+select a from s union select a from t;
+SELECT a FROM s UNION ALL SELECT a FROM t UNION DISTINCT SELECT b FROM u;
+SELECT a FROM s EXCEPT SELECT a FROM t INTERSECT SELECT a FROM u;
+SELECT a FROM s EXCEPT ALL SELECT a FROM t INTERSECT ALL SELECT a FROM u ORDER BY 1 DESC LIMIT 5 OFFSET 2;
+SELECT a FROM s ORDER BY a OFFSET 10;
+select a from s offset 3 limit 4;
+SELECT ALL a FROM s;
+with x as (select a, b from s where b > 1), y (k, n) as (select a, count(*) from x group by a) select * from y;
+CREATE VIEW v AS WITH big AS (SELECT * FROM orders WHERE amount > 100) SELECT customer, COUNT(*) AS n FROM big GROUP BY customer;
+SELECT sub.a FROM (SELECT a, b FROM s) AS sub WHERE sub.b IN (SELECT b FROM t);
+SELECT * FROM (SELECT a FROM s UNION SELECT a FROM t) u;
+SELECT a FROM s WHERE a NOT IN (SELECT a FROM t WHERE t.c = s.c) AND NOT EXISTS (SELECT 1 FROM u WHERE u.a = s.a);
+SELECT a, (SELECT MAX(b) FROM t) AS mx, EXISTS (SELECT * FROM u) FROM s WHERE (SELECT COUNT(*) FROM t) > 2;
+SELECT a FROM s WHERE a + 1 IN (SELECT b FROM t) OR NOT a IN (SELECT c FROM u);
+SELECT * FROM a RIGHT JOIN b ON a.k = b.k FULL OUTER JOIN c ON c.k = b.k CROSS JOIN d;
+SELECT * FROM a JOIN b USING (k, j) LEFT JOIN c USING (k) NATURAL JOIN d NATURAL LEFT JOIN e;
+SELECT * FROM a, b, c AS cc WHERE a.x = b.y;
+SELECT string_agg(name, ', ' ORDER BY name DESC, id), array_agg(DISTINCT x ORDER BY x) FROM s GROUP BY g;
+SELECT count(*) FILTER (WHERE x > 1), sum(y) FILTER (WHERE z IS NULL) AS s FROM t;
+SELECT row_number() OVER (PARTITION BY g ORDER BY ts DESC) AS rn, rank() OVER (ORDER BY x), sum(x) OVER () FROM t;
+SELECT * FROM (SELECT *, dense_rank() OVER (PARTITION BY a, b ORDER BY c) AS r FROM t) ranked WHERE r <= 3;
+select right(name, 2), full, cross, natural, using, over, partition, filter, recursive from t;
