@@ -69,7 +69,15 @@ typedef struct ss_pctx {
     int last_end;             /* offset just past the last token fed */
     int *snap;                /* parser state stack before cur was fed (owned) */
     int nsnap, snapcap;
+    ss_tok_t *stoks;          /* the tokens of the current statement so far, cur included (owned) */
+    int nstoks, capstoks;
+    const ss_lexer_t *lx;     /* to peek at the token after a failing one */
+    const struct lookahead *la; /* ... which the parser may already have read ahead (parse.c) */
 } ss_pctx_t;
+
+/* The SQL feature that tokens toks[0..n) use and semstream does not support yet ("CASE",
+ * "UNION", ...: grammar/unsupported.c), with *at = the index of its first token; NULL if none. */
+const char *ss_unsupported_find(const ss_tok_t *toks, int n, int *at);
 
 /* Copies the parser's state stack into ctx->snap (grammar/parser.y). -1 on OOM. */
 int ss_parse_snapshot(void *parser, ss_pctx_t *ctx);

@@ -119,4 +119,9 @@ int ss_op_temporal_init(ss_op_t *op, char *err, size_t errsz);    /* temporal.c 
 int ss_op_timewin_init(ss_op_t *op, char *err, size_t errsz);     /* timewin.c */
 int ss_op_eowc_init(ss_op_t *op, char *err, size_t errsz);        /* eowc.c */
 
+/* The name of a view table's internal column `base` ("_id", "_mult", "_k", "_h", "_x") for a
+ * view of schema s: base with '_' appended until no user column has that name (view.c; readers
+ * of view_<name> tables use it too). Returns buf. */
+const char *ss_view_internal(const ss_schema_t *s, const char *base, char *buf, size_t n);
+
 #endif

@@ -430,6 +430,19 @@ static int resolve_here(const ss__cctx_t *cc, const char *table, const char *nam
 
 static int is_numeric(ss_coltype_t t) { return ss__is_num_type(t); }
 
+/* A condition (WHERE, HAVING, ON, AND, OR, NOT) must be BOOLEAN, as in PostgreSQL; TRUE/FALSE,
+ * comparisons and BOOLEAN columns are, and so is NULL. */
+int ss__check_bool(const ss__cctx_t *cc, const ss_expr_t *e, const char *what, ss_span_t sp)
+{
+    if (e->type == SS_COL_BOOL || e->type == SS_COL_ANY)
+        return SS_OK;
+    return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC, "%d:%d: argument of %s must be type boolean, not %s",
+                     sp.line, sp.col, what, e->type == SS_COL_REAL ? "double precision"
+                                                : e->type == SS_COL_INT ? "integer"
+                                                : e->type == SS_COL_NUMERIC ? "numeric"
+                                                : e->type == SS_COL_JSON ? "json" : "text");
+}
+
 static int compile_column(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e)
 {
     int side = 0, col = -1;
@@ -517,8 +530,27 @@ static int binary_type(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *
     switch (a->op) {
     case SS_OP_ADD: case SS_OP_SUB: case SS_OP_MUL: case SS_OP_DIV: case SS_OP_MOD:
         return arith_type(cc, a, e);
-    case SS_OP_CONCAT: case SS_OP_LIKE: case SS_OP_ILIKE:
-        e->type = a->op == SS_OP_CONCAT ? SS_COL_TEXT : SS_COL_BOOL;
+    case SS_OP_LIKE: case SS_OP_ILIKE: /* text LIKE text */
+        for (int i = 0; i < 2; i++) {
+            ss_coltype_t t = e->args[i]->type;
+            if (t != SS_COL_TEXT && t != SS_COL_ANY) {
+                ss_span_t sp = a->op_span.len ? a->op_span : a->span;
+                return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
+                                 "%d:%d: operator does not exist: %s %s %s (LIKE matches text)", sp.line, sp.col,
+                                 ss_coltype_name(e->args[0]->type), op_text(a->op), ss_coltype_name(e->args[1]->type));
+            }
+        }
+        e->type = SS_COL_BOOL;
+        return SS_OK;
+    case SS_OP_AND: case SS_OP_OR: {
+        int rc = ss__check_bool(cc, e->args[0], op_text(a->op), a->left->span);
+        if (!rc)
+            rc = ss__check_bool(cc, e->args[1], op_text(a->op), a->right->span);
+        e->type = SS_COL_BOOL;
+        return rc;
+    }
+    case SS_OP_CONCAT:
+        e->type = SS_COL_TEXT;
         return SS_OK;
     case SS_OP_JSON_GET: case SS_OP_JSON_TEXT: {
         int rc = ss__coerce(cc, a->left, &e->args[0], SS_COL_JSON, op_text(a->op));
@@ -595,7 +627,7 @@ int ss__compile(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t **out)
             e->lit.t = SS_NULL;
             rc = ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
         }
-        e->type = a->lit.t == SS_INT ? SS_COL_INT : a->lit.t == SS_REAL ? SS_COL_REAL
+        e->type = a->lit_bool ? SS_COL_BOOL : a->lit.t == SS_INT ? SS_COL_INT : a->lit.t == SS_REAL ? SS_COL_REAL
                   : a->lit.t == SS_TEXT ? SS_COL_TEXT : SS_COL_ANY;
         break;
     case SS_AX_UNARY:
@@ -614,7 +646,9 @@ int ss__compile(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t **out)
             e->args[0]->type != SS_COL_INTERVAL)
             rc = ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC, "%d:%d: unary minus needs a number, got %s",
                            a->span.line, a->span.col, ss_coltype_name(e->args[0]->type));
-        e->type = a->kind == SS_AX_UNARY && a->op == SS_OP_NEG ? e->args[0]->type : SS_COL_BOOL;
+        if (!rc && a->kind == SS_AX_UNARY && a->op == SS_OP_NOT)
+            rc = ss__check_bool(cc, e->args[0], "NOT", a->left->span);
+        e->type = a->kind == SS_AX_IS_NULL || a->op == SS_OP_NOT ? SS_COL_BOOL : e->args[0]->type;
         break;
     case SS_AX_BINARY:
         e->kind = SS_EX_BINARY;

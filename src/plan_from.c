@@ -126,8 +126,17 @@ int ss__push_int(int **arr, int n, int v)
     return SS_OK;
 }
 
-static int add_key(pctx_t *x, ss_plan_node_t *j, int l, int r)
+/* Key pair (left column l, right column r) of j; the two must compare (as PostgreSQL: no
+ * text = integer), sp the condition's position for the error. */
+static int add_key(pctx_t *x, ss_plan_node_t *j, int l, int r, ss_span_t sp, const char *what)
 {
+    const ss_schema_t *ls = j->in[0] ? j->in[0]->schema : NULL, *rs = j->in[1] ? j->in[1]->schema : NULL;
+    ss_coltype_t common;
+    if (ls && rs && l < ls->n && r < rs->n && ss__common_type(ls->types[l], rs->types[r], &common))
+        return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC,
+                         "%d:%d: %s cannot compare %s with %s: operator does not exist: %s = %s", sp.line,
+                         sp.col, what, ls->names[l], rs->names[r], ss_coltype_name(ls->types[l]),
+                         ss_coltype_name(rs->types[r]));
     if (ss__push_int(&j->lkeys, j->nkeys, l) || ss__push_int(&j->rkeys, j->nkeys, r))
         return nomem(x);
     j->nkeys++;
@@ -156,13 +165,15 @@ static int join_condition(pctx_t *x, ss_plan_node_t *j, const ss__scope_t *sc, i
             if (rc)
                 return rc;
             if ((a < lwidth) != (b < lwidth)) {
-                if ((rc = add_key(x, j, a < lwidth ? a : b, (a < lwidth ? b : a) - lwidth)))
+                if ((rc = add_key(x, j, a < lwidth ? a : b, (a < lwidth ? b : a) - lwidth, c->span, "JOIN ... ON")))
                     return rc;
                 continue;
             }
         }
         ss_expr_t *e = NULL;
         int rc = ss__compile(&cc, c, &e);
+        if (!rc && (rc = ss__check_bool(&cc, e, "JOIN ... ON", c->span)))
+            ss_expr_free(e);
         if (rc)
             return rc;
         if (!(j->pred = ss__and_of(j->pred, e)))
@@ -320,6 +331,8 @@ static int push_filters(pctx_t *x, const ss__scope_t *sc, ss_plan_node_t **cur)
             continue;
         ss_expr_t *e = NULL;
         int rc = ss__compile(&cc, x->sel.push[i], &e);
+        if (!rc && (rc = ss__check_bool(&cc, e, "WHERE", x->sel.push[i]->span)))
+            ss_expr_free(e);
         if (rc) {
             ss_expr_free(pred);
             return rc;
@@ -369,7 +382,7 @@ static int absorb_where_keys(pctx_t *x, ss_plan_node_t *j, const ss__scope_t *ls
             return rc;
         if ((ca < lwidth) == (cb < lwidth))
             continue;
-        if ((rc = add_key(x, j, ca < lwidth ? ca : cb, (ca < lwidth ? cb : ca) - lwidth)))
+        if ((rc = add_key(x, j, ca < lwidth ? ca : cb, (ca < lwidth ? cb : ca) - lwidth, c->span, "WHERE")))
             return rc;
         st->keyc_used[i] = 1;
     }
@@ -447,10 +460,12 @@ static int reorder_project(pctx_t *x, ss_plan_node_t *j, int lw, int rw, const s
 /* Keys of j from USING pairs (swapped: j's inputs are right, left) and from ON, compiled over the
  * scope sc of j's left input ++ its right input (lwidth columns on the left). */
 static int join_on(pctx_t *x, ss_plan_node_t *j, int swap, const int *lc, const int *rc_, int nus,
-                   const ss_ast_expr_t *on, const ss__scope_t *sc, int lwidth)
+                   const ss_ast_from_t *f, const ss__scope_t *sc, int lwidth)
 {
+    const ss_ast_expr_t *on = f->on;
     for (int i = 0; i < nus; i++) {
-        int rc = add_key(x, j, swap ? rc_[i] : lc[i], swap ? lc[i] : rc_[i]);
+        ss_span_t sp = !f->natural && i < f->nusing ? f->using_spans[i] : f->span;
+        int rc = add_key(x, j, swap ? rc_[i] : lc[i], swap ? lc[i] : rc_[i], sp, f->natural ? "NATURAL JOIN" : "JOIN ... USING");
         if (rc)
             return rc;
     }
@@ -468,7 +483,7 @@ static int full_join_rest(pctx_t *x, const ss_ast_from_t *f, ss_plan_node_t *j, 
     if (!a || !(a->schema = ss_schema_copy(r->schema)))
         return nomem(x);
     a->semi_mode = SS_SEMI_ANTI;
-    int rc = join_on(x, a, 1, lc, rc_, nus, f->on, swapped, rw);
+    int rc = join_on(x, a, 1, lc, rc_, nus, f, swapped, rw);
     if (rc)
         return rc;
     ss_plan_node_t *p = ss__new_node(x, SS_PN_PROJECT, a, NULL, "full join: pad with NULLs");
@@ -612,13 +627,13 @@ static int plan_join(pctx_t *x, const ss_ast_from_t *f, ss__scope_t *sc, ss_plan
     if (jt == SS_JOIN_RIGHT) { /* r LEFT JOIN l, then back to l ++ r */
         j->schema = rl;
         rl = NULL;
-        rc = join_on(x, j, 1, lc, rcol, nus, f->on, &swapped, rw);
+        rc = join_on(x, j, 1, lc, rcol, nus, f, &swapped, rw);
         if (!rc)
             rc = reorder_project(x, j, lw, rw, lr, &cur);
         ss_schema_free(lr);
     } else {
         j->schema = lr;
-        rc = join_on(x, j, 0, lc, rcol, nus, f->on, sc, lw);
+        rc = join_on(x, j, 0, lc, rcol, nus, f, sc, lw);
         if (!rc && jt != SS_JOIN_LEFT && jt != SS_JOIN_FULL)
             rc = absorb_where_keys(x, j, &ls, &rs, sc, lw);
         if (!rc && jt == SS_JOIN_FULL)

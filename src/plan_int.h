@@ -114,6 +114,8 @@ typedef struct ss__cctx {
 int ss__resolve_col(const ss__cctx_t *cc, const char *table, const char *name, ss_span_t sp,
                     int *side, int *col);
 int ss__compile(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t **out);
+/* A condition of `what` (WHERE, HAVING, ON, AND...) must be BOOLEAN (or NULL): else an error at sp. */
+int ss__check_bool(const ss__cctx_t *cc, const ss_expr_t *e, const char *what, ss_span_t sp);
 int ss__is_agg_name(const char *fn);
 /* Canonical text of an AST expression (deduplicating aggregates); malloc'd. */
 char *ss__ast_key(const ss_ast_expr_t *a);

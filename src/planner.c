@@ -206,7 +206,9 @@ int ss__plan_conditions(pctx_t *x, const ss_ast_expr_t **cjin, int ncj, ss__scop
                            "%d:%d: aggregates are not allowed in WHERE (use HAVING)", a->span.line, a->span.col);
         else {
             ss_expr_t *e = NULL;
-            if (!(rc = ss__compile(&cc, cj[i], &e)) && !(pred = ss__and_of(pred, e)))
+            if (!(rc = ss__compile(&cc, cj[i], &e)) && (rc = ss__check_bool(&cc, e, "WHERE", cj[i]->span)))
+                ss_expr_free(e);
+            else if (!rc && !(pred = ss__and_of(pred, e)))
                 rc = nomem(x);
         }
     }
@@ -736,7 +738,16 @@ static int group_columns(pctx_t *x, const sel_t *q, const ss__scope_t *sc, ss_pl
     int nextra = 0, rc = SS_OK, base = (*cur)->schema->n;
     for (int i = 0; !rc && items && i < items->n; i++) {
         int star = -1, side, col = -1;
-        const ss_ast_expr_t *e = order_target(q, items->items[i], &star);
+        /* a name is an input column first, and only otherwise an output alias (as PostgreSQL) */
+        const ss_ast_expr_t *it = items->items[i], *e = it;
+        int input = 0;
+        if (it->kind == SS_AX_COLUMN && !it->table) {
+            char sink[8];
+            ss__cctx_t probe = {.scope = sc, .err = sink, .errsz = sizeof sink};
+            input = ss__resolve_col(&probe, NULL, it->name, it->span, &side, &col) == SS_OK;
+        }
+        if (!input)
+            e = order_target(q, it, &star);
         if (star >= 0) {
             col = star;
         } else if (e->kind == SS_AX_COLUMN) {
@@ -979,7 +990,8 @@ static int plan_grouped(pctx_t *x, sel_t *q, const ss__scope_t *sc, ss_plan_node
         ss_plan_node_t *f = ss__node_like(x, SS_PN_FILTER, *cur, "having");
         if (!f)
             rc = nomem(x);
-        else if (!(rc = ss__compile(&cc, s->having, &f->pred)))
+        else if (!(rc = ss__compile(&cc, s->having, &f->pred)) &&
+                 !(rc = ss__check_bool(&cc, f->pred, "HAVING", s->having->span)))
             *cur = f;
     }
     if (!rc && (s->limit >= 0 || s->offset > 0) && !s->distinct)

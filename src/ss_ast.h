@@ -101,6 +101,8 @@ struct ss_ast_expr {
     ss_ast_expr_list_t *args;  /* FUNC arguments; owned; NULL for no args */
     ss_ast_options_t *opts;    /* SEM extra options, e.g. SEM_MAP('..', model='m'); owned */
     int distinct;              /* COUNT(DISTINCT x) */
+    int lit_bool;              /* LITERAL written TRUE or FALSE (lit is INT 1 / 0) */
+    ss_span_t op_span;         /* BINARY: where the operator is (len 0 when unknown) */
     ss_coltype_t cast_type;    /* CAST target */
     int cast_typmod;           /* CAST target's NUMERIC(p,s) (ss_typmod_make), -1 if none */
     char *num_text;            /* numeric literal as written (exact NUMERIC conversion); owned or NULL */

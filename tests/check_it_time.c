@@ -195,7 +195,7 @@ static const char *BIDS_DDL =
 
 /* A window's final row as "end-second:count:total" (the view keeps times as their text). */
 static const char *FINAL_SQL =
-    "SELECT CAST(substr(window_end, 18, 2) AS INT) || ':' || n || ':' || total FROM final ORDER BY window_end;";
+    "SELECT CAST(substr(window_end::TEXT, 18, 2) AS INT) || ':' || n || ':' || total FROM final ORDER BY window_end;";
 
 START_TEST(test_event_time)
 {
