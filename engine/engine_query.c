@@ -321,7 +321,7 @@ static void collect_scope(sqlgen_t *g, const ss_ast_from_t *f)
 {
     if (!f)
         return;
-    if (f->kind == SS_FROM_JOIN || f->kind == SS_FROM_SEM_JOIN) {
+    if (f->kind == SS_FROM_JOIN || f->kind == SS_FROM_SEM_JOIN || f->kind == SS_FROM_SEM_SIM_JOIN) {
         collect_scope(g, f->left);
         collect_scope(g, f->right);
         return;
@@ -578,6 +578,11 @@ static void gen_from(sqlgen_t *g, const ss_ast_from_t *f)
         break;
     case SS_FROM_SEM_JOIN:
         gen_fail(g, f->span, SS_ERR_SEMANTIC, "SEM_JOIN belongs in a continuous view", NULL);
+        break;
+    case SS_FROM_SEM_SIM_JOIN:
+    case SS_FROM_SEM_SEARCH:
+        gen_fail(g, f->span, SS_ERR_SEMANTIC,
+                 f->kind == SS_FROM_SEM_SEARCH ? "SEM_SEARCH" : "SEM_SIM_JOIN", " belongs in a continuous view");
         break;
     }
 }

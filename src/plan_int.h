@@ -104,6 +104,7 @@ typedef struct ss__cctx {
     int nsem;                     /* SEM_MAP results available as columns */
     const ss_ast_expr_t **sem_ast;
     int *sem_col;
+    const ss_coltype_t *sem_type; /* their types (NULL: all TEXT) */
     const ss__premap_t *pre;      /* precomputed expressions (may be NULL) */
     int allow_now;                /* NOW() may appear (a temporal filter's bound, a snapshot SELECT) */
     char *err;
@@ -314,5 +315,19 @@ int ss__plan_tvf(ss__pctx_t *x, const ss_ast_from_t *f, ss_plan_node_t **cur);
 int ss__plan_eowc(ss__pctx_t *x, ss_span_t at, ss_plan_node_t **top);
 /* Marks the GROUP and SEM_AGG nodes of the view whose key holds a window bound (options window_*). */
 int ss__mark_window_state(ss__pctx_t *x);
+/* ---- semantic operators of issue 15 (plan_semops.c) ---- */
+struct ss_jscol;
+/* SEM calls that append a column to the row (SEM_MAP, SEM_EXTRACT, SEM_CLASSIFY, SEM_DEDUP,
+ * SEM_GROUP, SEM_CLUSTER), and those of them GROUP BY accepts (all but SEM_EXTRACT). */
+int ss__sem_appends(ss_sem_kind_t k);
+int ss__sem_groupable(ss_sem_kind_t k);
+/* The columns of SEM_EXTRACT e (its 'name TYPE, ...' argument); free with ss_jscols_free. */
+int ss__extract_cols(ss__pctx_t *x, const ss_ast_expr_t *e, struct ss_jscol **cols, int *n);
+/* Plans the node of appending call m over *cur (its column named name); *col = the first column it
+ * appends, *type that column's type. */
+int ss__plan_sem_append(ss__pctx_t *x, const ss_ast_expr_t *m, const char *name, const ss__scope_t *sc,
+                        ss_plan_node_t **cur, int *col, ss_coltype_t *type);
+/* SEM_SEARCH(f->name, 'query', k) over in (the view's node). */
+int ss__plan_sem_search(ss__pctx_t *x, const ss_ast_from_t *f, ss_plan_node_t *in, ss_plan_node_t **out);
 
 #endif

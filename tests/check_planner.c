@@ -193,7 +193,7 @@ static const err_case_t err_cases[] = {
     {"CREATE VIEW v AS LLM_GENERATE(prompt = 'About {title}', context = STREAM(papers), maintain = 'always');",
      "1:83: MAINTAIN must be 'recompute', 'append' or 'none', not 'always'"},
     {"CREATE VIEW v AS SELECT id, SEM_MAP('tl;dr {abstract}', max_tokns = 20) AS t FROM papers;",
-     "1:57: unknown option max_tokns for sem_map (did you mean max_tokens?) (known: max_tokens, temperature, memo, model)"},
+     "1:57: unknown option max_tokns for sem_map (did you mean max_tokens?) (known: max_tokens, temperature, memo, schema, model)"},
     {"CREATE VIEW v AS SELECT year, SEM_AGG('{title}', fan_in = 1) AS s FROM papers GROUP BY year;",
      "1:50: option fan_in must be an integer >= 2"},
     {"CREATE VIEW v AS SELECT year, SEM_AGG('{title}', memo = 'forever') AS s FROM papers GROUP BY year;",
@@ -205,7 +205,7 @@ static const err_case_t err_cases[] = {
     {"CREATE VIEW v AS SELECT id FROM papers ORDER BY SEM_RANK('best {title}'), id LIMIT 3;",
      "1:49: ORDER BY SEM_RANK cannot be combined with other ORDER BY terms"},
     {"CREATE VIEW v AS SELECT year, SEM_MAP('x {title}') AS m, COUNT(*) AS n FROM papers GROUP BY year;",
-     "1:31: SEM_MAP cannot be combined with GROUP BY or aggregates in one view; compute it in an upstream view"},
+     "1:31: SEM_MAP of grouped rows must be one of the GROUP BY items (GROUP BY SEM_MAP(...) or its alias)"},
     /* query structure */
     {"CREATE VIEW v AS SELECT id, title FROM papers UNION SELECT paper_id FROM authors;",
      "1:53: each UNION query must have the same number of columns (2 on the left, 1 here)"},
