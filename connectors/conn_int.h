@@ -87,6 +87,18 @@ typedef struct conn_msg {
     size_t vlen;
 } conn_msg_t;
 
+/* A source's event-time watermark (watermark.c). Arrays are per partition index (as pos). */
+typedef struct conn_wm {
+    int col;                 /* event-time column; -1: no watermark */
+    int64_t delay_us, idle_us;
+    int64_t *max_us;         /* owned: largest event time read (SS_TIME_NONE: none) */
+    int64_t *active_us;      /* owned: ss_clock_us() when the partition last delivered a message */
+    char *idle;              /* owned: 1 = idle as of the last recomputation */
+    int64_t now_us;          /* the clock at the start of the current poll */
+    int64_t wm;              /* the combined watermark (never decreases; SS_TIME_NONE: undefined) */
+    ss_wmark_t *state;       /* owned: scratch for ss_source_wm_state */
+} conn_wm_t;
+
 struct ss_source {
     ss_transport_t *t;       /* borrowed */
     char *stream, *topic, *dlq_topic;
@@ -105,7 +117,18 @@ struct ss_source {
     ss_log_topic_t lt;
     int64_t *lo, *hi;        /* per partition: watermarks as last seen */
     int rr;                  /* partition to read first at the next poll */
+    conn_wm_t wm;            /* event-time watermark (watermark.c) */
 };
+
+/* ---- event time (watermark.c) ---- */
+void conn_wm_close(ss_source_t *s);
+/* Before a poll reads messages: the clock and which partitions are idle. */
+void conn_wm_poll_start(ss_source_t *s);
+/* After message m decoded into out[before..]: 0 when its events are on time (the watermark moves
+ * on), or 1 with the reason in why when an event is late or has no event time (the caller
+ * dead-letters m and drops its events). */
+int conn_wm_event(ss_source_t *s, const conn_msg_t *m, const ss_zset_t *out, size_t before, char *why,
+                  size_t whysz);
 
 /* Moves the position past m, decodes it into events appended to out, or
  * dead-letters it (counted in the stats either way). */

@@ -204,6 +204,7 @@ int ss_source_open(const ss_source_opts_t *o, const ss_offset_t *start, int nsta
     if (!s)
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     s->t = o->transport;
+    s->wm.col = -1;
     s->stream = ss_strdup(o->stream ? o->stream : o->topic);
     s->topic = ss_strdup(o->topic);
     s->dlq_topic = o->dlq_topic ? ss_strdup(o->dlq_topic) : ss_sprintf("%s.dlq", o->topic);
@@ -216,6 +217,7 @@ int ss_source_open(const ss_source_opts_t *o, const ss_offset_t *start, int nsta
     if (!rc)
         rc = s->t->kind == SS_TRANSPORT_LOG ? logsrc_open(s, start, nstart, err, errsz)
                                             : kafka_open(s, o, start, nstart, err, errsz);
+
     if (rc) {
         ss_errprefix(err, errsz, "stream %s", s->stream ? s->stream : "?");
         ss_source_close(s);
@@ -279,6 +281,12 @@ void conn_source_handle(ss_source_t *s, const conn_msg_t *m, ss_zset_t *out)
     }
     size_t before = out->n;
     int rc = conn_decode(s->format, s->schema, m->key, m->klen, m->val, m->vlen, out, reason, sizeof reason);
+    if (!rc && conn_wm_event(s, m, out, before, reason, sizeof reason)) { /* late: its windows may be closed */
+        for (size_t k = before; k < out->n; k++)
+            ss_row_free(out->e[k].row);
+        out->n = before;
+        rc = SS_ERR_INVALID;
+    }
     if (rc)
         dead_letter(s, m, reason);
     else
@@ -345,6 +353,7 @@ int ss_source_poll(ss_source_t *s, int max_msgs, int timeout_ms, ss_zset_t *out,
                    char *err, size_t errsz)
 {
     int got = 0;
+    conn_wm_poll_start(s);
     int rc = s->log ? logsrc_poll(s, max_msgs, timeout_ms, out, &got, err, errsz)
                     : kafka_poll(s, max_msgs, timeout_ms, out, &got, err, errsz);
     flush_dead_letters(s);
@@ -411,6 +420,7 @@ void ss_source_close(ss_source_t *s)
         rd_kafka_destroy(s->rk);
     }
     logsrc_close(s);
+    conn_wm_close(s);
     ss_producer_destroy(s->dlq);
     ss_schema_free(s->schema);
     free(s->pos);

@@ -108,6 +108,13 @@ typedef struct ss_offset {
     int64_t offset; /* next offset to consume */
 } ss_offset_t;
 
+/* Event time (issue 13): per partition, the largest event time read so far. The engine
+ * stores these with the input positions and hands them back when it reopens a source. */
+typedef struct ss_wmark {
+    int32_t partition;
+    int64_t max_us;  /* SS_TIME_NONE: no event read yet */
+} ss_wmark_t;
+
 typedef struct ss_source_opts {
     ss_transport_t *transport;
     const char *stream;          /* stream name (for messages) */
@@ -117,6 +124,16 @@ typedef struct ss_source_opts {
     const char *dlq_topic;       /* dead-letter topic; NULL = "<topic>.dlq" */
     size_t max_message_bytes;    /* larger messages are dead-lettered; 0 = 1 MiB */
 } ss_source_opts_t;
+
+/* A stream's event time: WATERMARK FOR column AS column - delay_us. */
+typedef struct ss_source_wm_opts {
+    const char *column;          /* a TIMESTAMP/TIMESTAMPTZ column of the schema */
+    int64_t delay_us;
+    int64_t idle_us;             /* a partition with nothing new this long while caught up does not hold
+                                    the watermark back (0: never) */
+    const ss_wmark_t *start;     /* per-partition state saved earlier (may be NULL) */
+    int nstart;
+} ss_source_wm_opts_t;
 
 typedef struct ss_source_stats {
     int64_t messages;     /* consumed */
@@ -142,6 +159,16 @@ int ss_source_open(const ss_source_opts_t *o, const ss_offset_t *start, int nsta
  * topic/partition/offset, counted, and skipped. *nmsgs = messages consumed. */
 int ss_source_poll(ss_source_t *s, int max_msgs, int timeout_ms, ss_zset_t *out, int *nmsgs,
                    char *err, size_t errsz);
+/* Gives an open source (before its first poll) a watermark: the minimum over partitions of
+ * (largest event time read - delay). An event behind it when read is late: dead-lettered with
+ * the reason, like a bad message. */
+int ss_source_set_watermark(ss_source_t *s, const ss_source_wm_opts_t *w, char *err, size_t errsz);
+/* The stream's watermark now (µs; SS_TIME_NONE while undefined or without a WATERMARK): it
+ * never decreases. *next_us (may be NULL) = when it may change with no new message (a partition
+ * turning idle), or SS_TIME_NONE. */
+int64_t ss_source_watermark(ss_source_t *s, int64_t *next_us);
+/* The per-partition state to save with the positions; *w owned by s, valid until the next poll. */
+int ss_source_wm_state(ss_source_t *s, const ss_wmark_t **w, int *n);
 /* Current positions (next offset per partition); *offs owned by s, valid until next poll. */
 int ss_source_positions(ss_source_t *s, const ss_offset_t **offs, int *n);
 /* Messages behind the end of the topic, summed over partitions (asks the transport). */

@@ -67,7 +67,10 @@ typedef struct eng_pipe {
     ss_sink_t **sinks;        /* VIEW nodes with a sink topic: owned */
     int64_t *seq;             /* VIEW nodes: next sink sequence */
     ss_dispatch_wg_t *wg;     /* owned: the answers its open batch waits for */
-    int has_ttl;              /* a stream with expiry: empty ticks once a second */
+    /* time (pipe_time.c): per node, the watermark and due time as of the last commit, and as
+     * computed by the attempt in progress; next_due = the earliest due time (µs wall clock) */
+    int64_t *wm, *wm_cur, *due, *due_cur;
+    int64_t next_due;
     char *boot;               /* owned: nodes still to be fed the views they read (scheduler.c) */
     int booting;              /* some are: the next batch is their bootstrap */
     int opened;               /* sources and sinks are open */
@@ -77,7 +80,7 @@ typedef struct eng_pipe {
     int64_t wait_start_ns;    /* when the open batch first waited for answers (0: it has not) */
     int outbox_pending;       /* published deltas awaiting delivery confirmation */
     int wal_dirty;
-    int64_t last_tick_ns, last_lag_ns, backoff_ms, fail_log_ns, checkpoint_ns;
+    int64_t last_lag_ns, backoff_ms, fail_log_ns, checkpoint_ns;
     int disk_full;            /* the last failure was a full disk */
     int64_t lag_fail_ns;      /* since when the inputs' ends cannot be read (0: they can) */
     char lag_error[SS_ERRSZ]; /* why not */
@@ -178,6 +181,21 @@ void eng_pipe_stop(eng_pipe_t *p); /* asks it to stop, joins its thread */
 void eng_pipe_free(eng_pipe_t *p); /* after stop; NULL-safe */
 /* The positions key of SOURCE node n in ss_offsets. */
 void eng_source_key(const ss_plan_node_t *n, char *buf, size_t bufsz);
+
+/* ---- time (pipe_time.c): watermarks and the timer of a pipeline ---- */
+int eng_time_alloc(eng_pipe_t *p);
+void eng_time_free(eng_pipe_t *p);
+void eng_time_reset(eng_pipe_t *p);   /* the pipeline closed: nothing is known any more */
+/* After source node i opened: its WATERMARK (if any), with the state committed under key. */
+int eng_time_open_source(eng_pipe_t *p, int i, const char *key, char *err, size_t errsz);
+/* In the batch's transaction: source node i's watermark state, under key. */
+int eng_time_store(eng_pipe_t *p, int i, const char *key, char *err, size_t errsz);
+/* Around a node's apply in an attempt: its clock and watermark; then its advance hook. */
+void eng_time_before(eng_pipe_t *p, int i, int64_t now_us);
+int eng_time_after(eng_pipe_t *p, int i, ss_op_ctx_t *ctx, char *err, size_t errsz);
+void eng_time_committed(eng_pipe_t *p);
+int eng_time_tick_due(eng_pipe_t *p);          /* an empty batch is due now */
+int eng_time_poll_ms(eng_pipe_t *p, int max_ms); /* how long a poll may wait before it is */
 /* Encoded outbox deltas (shared with the bootstrap in scheduler.c). */
 int eng_encode_delta(const ss_zset_t *z, ss_buf_t *out);
 

@@ -328,6 +328,11 @@ static void put_literal(ss_buf_t *b, const ss_value_t *v)
         }
         ss_buf_putc(b, '\'');
         break;
+    case SS_TS: case SS_TSTZ: case SS_DATE: case SS_IVL: /* the text a view's column holds */
+        ss_buf_putc(b, '\'');
+        ss_val_to_text(v, b);
+        ss_buf_putc(b, '\'');
+        break;
     }
 }
 

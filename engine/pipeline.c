@@ -88,7 +88,8 @@ static int alloc_arrays(eng_pipe_t *p)
     p->events = calloc(n, sizeof *p->events);
     p->seq = calloc(n, sizeof *p->seq);
     p->boot = calloc(n, 1);
-    if (!p->ops || !p->saved || !p->srcs || !p->sinks || !p->outs || !p->events || !p->seq || !p->boot)
+    if (!p->ops || !p->saved || !p->srcs || !p->sinks || !p->outs || !p->events || !p->seq || !p->boot ||
+        eng_time_alloc(p))
         return SS_ERR_NOMEM;
     for (size_t i = 0; i < n; i++) {
         ss_zset_init(&p->outs[i]);
@@ -132,6 +133,7 @@ static void close_io(eng_pipe_t *p)
     p->store = NULL;
     p->opened = 0;
     p->outbox_pending = 0;
+    eng_time_reset(p);
 }
 
 static ss_op_ctx_t op_ctx(eng_pipe_t *p)
@@ -185,6 +187,8 @@ static int open_source(eng_pipe_t *p, int i, char *err, size_t errsz)
     int rc = ss_store_get_offsets(p->store, key, &offs, &noffs, err, errsz);
     if (!rc)
         rc = ss_source_open(&o, offs, noffs, &p->srcs[i], err, errsz);
+    if (!rc)
+        rc = eng_time_open_source(p, i, key, err, errsz); /* WATERMARK FOR ... */
     free(offs);
     if (rc)
         ss_errprefix(err, errsz, "stream %s (topic %s)", n->label, o.topic);
@@ -431,6 +435,8 @@ static int store_offsets(eng_pipe_t *p, char *err, size_t errsz)
         char key[256];
         eng_source_key(p->e->plan->nodes[i], key, sizeof key);
         int rc = ss_store_put_offsets(p->store, key, pos, npos, err, errsz);
+        if (!rc)
+            rc = eng_time_store(p, i, key, err, errsz);
         if (rc)
             return rc;
     }
@@ -598,11 +604,13 @@ static int run_nodes(eng_pipe_t *p, int tick, char *err, size_t errsz)
         return run_boot(p, err, errsz);
     const ss_plan_t *pl = p->e->plan;
     ss_op_ctx_t ctx = op_ctx(p);
+    int64_t now_us = ss_clock_us(); /* one clock for the whole batch */
     for (int j = 0; j < p->nn; j++) {
         int i = p->nodes[j];
         const ss_plan_node_t *n = pl->nodes[i];
         ss_op_t *op = p->ops[i];
         int rc = SS_OK;
+        eng_time_before(p, i, now_us);
         if (n->kind == SS_PN_SOURCE) {
             if (p->events[i].n || tick)
                 rc = apply_op(op, &ctx, 0, &p->events[i], &p->outs[i], err, errsz);
@@ -613,6 +621,8 @@ static int run_nodes(eng_pipe_t *p, int tick, char *err, size_t errsz)
                     rc = apply_op(op, &ctx, k, &p->outs[s], &p->outs[i], err, errsz);
             }
         }
+        if (!rc)
+            rc = eng_time_after(p, i, &ctx, err, errsz); /* what time changed (pipe_time.c) */
         if (!rc)
             rc = ss_zset_consolidate(&p->outs[i]);
         if (rc) {
@@ -763,6 +773,7 @@ static int attempt(eng_pipe_t *p, int tick, char *err, size_t errsz)
         return rc;
     }
     commit_done(p);
+    eng_time_committed(p);
     rc = publish_staged(p, err, errsz);
     clear_batch(p);
     return rc;
@@ -808,15 +819,12 @@ static int pipe_step(eng_pipe_t *p, char *err, size_t errsz)
     }
     if (!p->batch_open) {
         int got = 0;
-        int rc = poll_sources(p, e->batch_size, e->max_latency_ms, &got, err, errsz);
+        int rc = poll_sources(p, e->batch_size, eng_time_poll_ms(p, e->max_latency_ms), &got, err, errsz);
         if (rc)
             return rc;
-        int64_t now = ss_now_ns();
-        tick = got == 0 && p->has_ttl && now - p->last_tick_ns > 1000000000LL;
+        tick = got == 0 && eng_time_tick_due(p); /* a timer is due: an empty batch (pipe_time.c) */
         if (got == 0 && !tick)
             return idle_work(p, err, errsz);
-        if (tick)
-            p->last_tick_ns = now;
         p->batch_open = 1;
         p->batch_rows = got;
         update_lag(p, 0);
@@ -918,17 +926,6 @@ static void *pipe_main(void *arg)
     return NULL;
 }
 
-static int has_ttl(const eng_pipe_t *p)
-{
-    for (int j = 0; j < p->nn; j++) {
-        const ss_plan_node_t *n = p->e->plan->nodes[p->nodes[j]];
-        for (int k = 0; n->kind == SS_PN_SOURCE && k < n->nopts; k++)
-            if (!strncmp(n->opts[k].name, "ttl", 3))
-                return 1;
-    }
-    return 0;
-}
-
 int eng_pipe_start(eng_pipe_t *p, char *err, size_t errsz)
 {
     pthread_mutex_init(&p->mu, NULL);
@@ -937,7 +934,6 @@ int eng_pipe_start(eng_pipe_t *p, char *err, size_t errsz)
     p->inited = 1;
     p->lag = -1;
     p->state = EP_STARTING;
-    p->has_ttl = has_ttl(p);
     size_t n = (size_t)p->e->plan->n + 1;
     int rc = alloc_arrays(p) || !(p->base = calloc(n, sizeof *p->base)) || !(p->shown = calloc(n, sizeof *p->shown))
                  ? ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory")
@@ -996,6 +992,7 @@ void eng_pipe_free(eng_pipe_t *p)
     free(p->events);
     free(p->seq);
     free(p->boot);
+    eng_time_free(p);
     free(p->nodes);
     free(p->views);
     if (p->inited) {

@@ -4,6 +4,9 @@
  * (view_<name>), and the engine's own bookkeeping:
  *   ss_offsets(stream, partition, next_offset)   committed input positions, keyed by source
  *                                                (the caller's key: a SOURCE node's own name)
+ *   ss_watermarks(stream, partition, max_us)     per source partition, the largest event time
+ *                                                read (streams with a WATERMARK; committed with
+ *                                                the positions)
  *   ss_view_seq(view, next_seq)                  per-view sink sequence
  *   ss_outbox(id, view, seq_start, delta)         view changes not yet delivered to sinks
  *   ss_nodes(id, kind, label, view, boot)        plan nodes whose state exists; boot = 1 until
@@ -50,7 +53,12 @@ int ss_store_get_offsets(ss_store_t *s, const char *stream, ss_offset_t **offs, 
                          char *err, size_t errsz);
 int ss_store_put_offsets(ss_store_t *s, const char *stream, const ss_offset_t *offs, int n,
                          char *err, size_t errsz);
+/* also clears the stream's watermark state */
 int ss_store_clear_offsets(ss_store_t *s, const char *stream, char *err, size_t errsz);
+/* Committed event-time state of a source (same key as its offsets): *w malloc'd. */
+int ss_store_get_watermarks(ss_store_t *s, const char *stream, ss_wmark_t **w, int *n, char *err, size_t errsz);
+int ss_store_put_watermarks(ss_store_t *s, const char *stream, const ss_wmark_t *w, int n, char *err,
+                            size_t errsz);
 
 /* The sink outbox: each batch's view deltas (encoded by the caller), written in
  * the batch's transaction and published after its commit; an entry is removed

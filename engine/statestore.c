@@ -20,6 +20,8 @@ static const char *SCHEMA_SQL =
     " next_offset INTEGER NOT NULL, PRIMARY KEY(stream, partition));"
     "CREATE TABLE IF NOT EXISTS ss_outbox(id INTEGER PRIMARY KEY AUTOINCREMENT, view TEXT NOT NULL,"
     " seq_start INTEGER NOT NULL, delta BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS ss_watermarks(stream TEXT NOT NULL, partition INTEGER NOT NULL,"
+    " max_us INTEGER NOT NULL, PRIMARY KEY(stream, partition));"
     "CREATE TABLE IF NOT EXISTS ss_view_seq(view TEXT PRIMARY KEY, next_seq INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS ss_nodes(id INTEGER PRIMARY KEY, kind TEXT NOT NULL,"
     " label TEXT, view TEXT, boot INTEGER NOT NULL DEFAULT 0);";
@@ -268,7 +270,36 @@ int ss_store_put_offsets(ss_store_t *s, const char *stream, const ss_offset_t *o
 
 int ss_store_clear_offsets(ss_store_t *s, const char *stream, char *err, size_t errsz)
 {
-    return exec_bind1(s, "DELETE FROM ss_offsets WHERE stream = ?1", stream, err, errsz);
+    int rc = exec_bind1(s, "DELETE FROM ss_offsets WHERE stream = ?1", stream, err, errsz);
+    return rc ? rc : exec_bind1(s, "DELETE FROM ss_watermarks WHERE stream = ?1", stream, err, errsz);
+}
+
+int ss_store_get_watermarks(ss_store_t *s, const char *stream, ss_wmark_t **w, int *n, char *err, size_t errsz)
+{
+    ss_offset_t *o = NULL;
+    *w = NULL;
+    int rc = get_positions(s, "ss_watermarks", "max_us", stream, &o, n, err, errsz);
+    if (!rc && *n && !(*w = malloc((size_t)*n * sizeof **w)))
+        rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    for (int i = 0; !rc && i < *n; i++)
+        (*w)[i] = (ss_wmark_t){o[i].partition, o[i].offset};
+    free(o);
+    if (rc)
+        *n = 0;
+    return rc;
+}
+
+int ss_store_put_watermarks(ss_store_t *s, const char *stream, const ss_wmark_t *w, int n, char *err,
+                            size_t errsz)
+{
+    ss_offset_t *o = n ? malloc((size_t)n * sizeof *o) : NULL;
+    if (n && !o)
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n; i++)
+        o[i] = (ss_offset_t){w[i].partition, w[i].max_us};
+    int rc = put_positions(s, "ss_watermarks", "max_us", stream, o, n, err, errsz);
+    free(o);
+    return rc;
 }
 
 /* ---- sink outbox ---- */

@@ -266,7 +266,7 @@ static int double_precision(lookahead_t *la, const ss_tok_t *t, int prev)
 
 static void run_parser(ss_pctx_t *ctx, ss_lexer_t *lx, void *parser)
 {
-    int depth = 0, last = TK_SEMI;
+    int depth = 0, last = TK_SEMI, last2 = TK_SEMI;
     ss_tok_t t, lastt = {0};
     lookahead_t la = {.lx = lx};
     ctx->la = &la;
@@ -287,8 +287,12 @@ static void run_parser(ss_pctx_t *ctx, ss_lexer_t *lx, void *parser)
         if (code == 0)
             break;
         code = contextual(&la, code, last);
-        if (code == TK_ID && double_precision(&la, &t, last))
+        if (code == TK_ID && double_precision(&la, &t, last)) {
             next_token(&la, &(ss_tok_t){0}); /* DOUBLE PRECISION is the type DOUBLE */
+        } else if (code == TK_ID) { /* INTERVAL '..', WATERMARK FOR, EMIT ON, ... (grammar/time_words.c) */
+            int next = peek(&la, 0);
+            code = ss_time_keyword(code, &t, next > 0 ? next : 0, next > 0 ? &la.tok[0] : &t, last, last2);
+        }
         if (code == TK_LP && ++depth > SS_PARSE_MAX_PARENS) {
             ss_pctx_error(ctx, t.line, t.col, "nesting too deep (more than %d levels of parentheses)",
                           SS_PARSE_MAX_PARENS);
@@ -298,6 +302,7 @@ static void run_parser(ss_pctx_t *ctx, ss_lexer_t *lx, void *parser)
             depth--;
         if (feed(ctx, parser, code, &t))
             return;
+        last2 = last;
         last = code;
         lastt = t;
     }

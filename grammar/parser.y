@@ -48,6 +48,9 @@ static void report_syntax_error(struct yyParser *p, int major, const ss_tok_t *t
 %token CASE WHEN THEN ELSE END CAST DCOLON IN BETWEEN ILIKE ESCAPE ARROW ARROW2.
 /* query structure (sqlquery) */
 %token UNION EXCEPT INTERSECT ALL OFFSET RIGHT FULL CROSS NATURAL USING OVER PARTITION FILTER RECURSIVE.
+/* time (issue 13): never produced by the lexer; grammar/time_words.c turns identifiers into
+ * them where the next token makes them keywords (INTERVAL '..', WATERMARK FOR, EMIT ON, ...) */
+%token INTERVAL IVUNIT TYPEDLIT EXTRACT WATERMARK EMIT WITHOUT.
 /* semantic operators (semops, issue 15) */
 %token SEM_EXTRACT SEM_CLASSIFY SEM_SIM_JOIN SEM_SEARCH SEM_DEDUP SEM_GROUP SEM_CLUSTER FATARROW.
 
@@ -104,6 +107,15 @@ typename(A) ::= nm(X). { A = ss_typename(X, NULL, NULL); }
 typename(A) ::= nm(X) LP INTEGER(P) RP. { A = ss_typename(X, &P, NULL); }
 typename(A) ::= nm(X) LP INTEGER(P) COMMA INTEGER(S) RP. { A = ss_typename(X, &P, &S); }
 
+/* TIMESTAMP [(p)] WITH | WITHOUT TIME ZONE */
+typename(A) ::= nm(X) WITH nm(T) nm(Z). { A = ss_typename_zone(ss_typename(X, NULL, NULL), 1, T, Z); }
+typename(A) ::= nm(X) WITHOUT nm(T) nm(Z). { A = ss_typename_zone(ss_typename(X, NULL, NULL), 2, T, Z); }
+typename(A) ::= nm(X) LP INTEGER(P) RP WITH nm(T) nm(Z). { A = ss_typename_zone(ss_typename(X, &P, NULL), 1, T, Z); }
+typename(A) ::= nm(X) LP INTEGER(P) RP WITHOUT nm(T) nm(Z). { A = ss_typename_zone(ss_typename(X, &P, NULL), 2, T, Z); }
+
+/* an event-time column: WATERMARK FOR ts AS ts - INTERVAL '5' SECOND */
+collist(A) ::= collist(A) COMMA WATERMARK(W) nm(F) nm(C) AS expr(E). { A = ss_build_watermark(ctx, A, &W, &F, &C, E); }
+
 %type colkey {int}
 colkey(A) ::= . { A = 0; }
 colkey(A) ::= KEY. { A = 1; }
@@ -139,6 +151,7 @@ optval(A) ::= STREAM LP nm(X) RP. { A = ss_ov(SS_OV_STREAM, X, 0); }
 
 /* ---- CREATE [CONTINUOUS] VIEW, CREATE MODEL, SET ---- */
 cmd(A) ::= CREATE(T) continuous VIEW ifnotexists(E) nm(N) withopt(W) AS query(Q). { A = ss_build_create_view(ctx, &T, E, &N, W, Q); }
+cmd(A) ::= CREATE(T) continuous VIEW ifnotexists(E) nm(N) withopt(W) AS query(Q) EMIT(M) ON nm(W1) nm(W2). { A = ss_build_emit(ctx, ss_build_create_view(ctx, &T, E, &N, W, Q), &M, &W1, &W2); }
 continuous ::= .
 continuous ::= CONTINUOUS.
 cmd(A) ::= CREATE(T) MODEL ifnotexists(E) nm(N) WITH LP optlist(L) RP. { A = ss_build_create_model(ctx, &T, E, &N, L); }
@@ -260,6 +273,20 @@ seltab(A) ::= seltab(L) SEM_JOIN tableref(R) ON STRING(S) withopt(W). { A = ss_b
 tableref(A) ::= nm(N) as(X). { A = ss_build_table(ctx, &N, &X); }
 tableref(A) ::= LP(L) select(S) RP as(X). { A = ss_build_from_subquery(ctx, &L, S, &X); }
 
+/* window table functions: TUMBLE([TABLE] t, DESCRIPTOR(ts), INTERVAL '1' MINUTE) [AS] alias */
+tableref(A) ::= nm(F) LP tvfsrc(S) COMMA exprlist(L) RP as(X). { A = ss_build_tvf(ctx, &F, &S, L, &X); }
+%type tvfsrc {ss_tvfsrc_t}
+%destructor tvfsrc { ss_namelist_free($$.part); }
+tvfsrc(A) ::= nm(N). { memset(&A, 0, sizeof A); A.name = N; }
+tvfsrc(A) ::= nm(K) nm(N). { memset(&A, 0, sizeof A); A.kw = K; A.name = N; }
+tvfsrc(A) ::= nm(N) PARTITION BY tvfpart(P). { memset(&A, 0, sizeof A); A.name = N; A.part = P; }
+tvfsrc(A) ::= nm(K) nm(N) PARTITION BY tvfpart(P). { memset(&A, 0, sizeof A); A.kw = K; A.name = N; A.part = P; }
+/* one key, or several in parentheses (as Flink writes them) */
+%type tvfpart {ss_namelist_t *}
+%destructor tvfpart { ss_namelist_free($$); }
+tvfpart(A) ::= nm(N). { A = ss_build_namelist(ctx, NULL, &N); }
+tvfpart(A) ::= LP namelist(L) RP. { A = L; }
+
 %type joinop {ss_join_type_t}
 joinop(A) ::= JOIN. { A = SS_JOIN_INNER; }
 joinop(A) ::= INNER JOIN. { A = SS_JOIN_INNER; }
@@ -371,6 +398,12 @@ expr(A) ::= expr(X) DCOLON typename(Y). { A = ss_build_cast(ctx, NULL, X, &Y); }
 expr(A) ::= LP(L) expr(X) COMMA exprlist(Y) RP. { A = ss_build_row(ctx, &L, X, Y); }
 expr(A) ::= LEFT(F) LP exprlist(L) RP. { A = ss_build_func(ctx, &F, L, 0, NULL); }
 expr(A) ::= CASE(T) case_operand(O) case_list(L) case_else(E) END. { A = ss_build_case(ctx, &T, O, L, E); }
+expr(A) ::= INTERVAL(K) STRING(S). { A = ss_build_interval(ctx, &K, &S, NULL); }
+expr(A) ::= INTERVAL(K) STRING(S) IVUNIT(U). { A = ss_build_interval(ctx, &K, &S, &U); }
+expr(A) ::= TYPEDLIT(K) STRING(S). { A = ss_build_typed_literal(ctx, &K, &S); }
+expr(A) ::= EXTRACT(K) LP nm(F) FROM expr(X) RP. { A = ss_build_extract(ctx, &K, &F, X); }
+expr(A) ::= EXTRACT(K) LP STRING(F) FROM expr(X) RP. { A = ss_build_extract(ctx, &K, &F, X); }
+expr(A) ::= EXTRACT(K) LP exprlist(L) RP. { A = ss_build_func(ctx, &K, L, 0, NULL); }
 
 %type case_operand {ss_ast_expr_t *}
 %destructor case_operand { ss_ast_expr_free($$); }

@@ -101,7 +101,13 @@ void ss_pctx_add_stmt(ss_pctx_t *ctx, ss_ast_stmt_t *s);
 /* ---- intermediate lists built by the grammar ---- */
 typedef struct ss_sellist { int n, cap; ss_ast_select_item_t *items; } ss_sellist_t;
 typedef struct ss_orderlist { int n, cap; ss_ast_order_t *items; } ss_orderlist_t;
-typedef struct ss_collist { int n, cap; ss_ast_coldef_t *items; } ss_collist_t;
+typedef struct ss_collist {
+    int n, cap;
+    ss_ast_coldef_t *items;
+    char *wm_col;            /* WATERMARK FOR wm_col AS wm_expr (owned; moved into the statement) */
+    ss_span_t wm_span;
+    ss_ast_expr_t *wm_expr;
+} ss_collist_t;
 typedef struct ss_namelist { int n, cap; char **items; ss_span_t *spans; } ss_namelist_t;
 typedef struct ss_rowlist { int n, cap; ss_ast_expr_list_t **items; } ss_rowlist_t;
 typedef struct ss_ctelist { int n, cap; ss_ast_cte_t *items; } ss_ctelist_t;
@@ -145,11 +151,14 @@ static inline ss_tok_t ss_tok_aux(ss_tok_t t, int aux)
     return t;
 }
 
-/* A type as written: name token and up to two modifiers (VARCHAR(200), NUMERIC(10,2)). */
+/* A type as written: name token and up to two modifiers (VARCHAR(200), NUMERIC(10,2)), and
+ * TIMESTAMP's WITH/WITHOUT TIME ZONE (zone 1/2; zw = the two words, checked to be TIME ZONE). */
 typedef struct ss_typename {
     ss_tok_t name;
     int nmods;
     ss_tok_t mod[2];
+    int zone;
+    ss_tok_t zw[2];
 } ss_typename_t;
 
 static inline ss_typename_t ss_typename(ss_tok_t name, const ss_tok_t *p, const ss_tok_t *s)
@@ -157,12 +166,28 @@ static inline ss_typename_t ss_typename(ss_tok_t name, const ss_tok_t *p, const 
     ss_typename_t t;
     t.name = name;
     t.nmods = p ? (s ? 2 : 1) : 0;
+    t.zone = 0;
     if (p)
         t.mod[0] = *p;
     if (s)
         t.mod[1] = *s;
     return t;
 }
+
+static inline ss_typename_t ss_typename_zone(ss_typename_t t, int zone, ss_tok_t w1, ss_tok_t w2)
+{
+    t.zone = zone;
+    t.zw[0] = w1;
+    t.zw[1] = w2;
+    return t;
+}
+
+/* The table argument of a window function: [TABLE] name [PARTITION BY cols]. */
+typedef struct ss_tvfsrc {
+    ss_tok_t kw;             /* TABLE, or z == NULL */
+    ss_tok_t name;
+    ss_namelist_t *part;     /* owned (freed by ss_build_tvf) */
+} ss_tvfsrc_t;
 
 /* Literal kinds for ss_build_literal. */
 typedef enum ss_lit_kind { SS_LIT_INT, SS_LIT_FLOAT, SS_LIT_STRING, SS_LIT_TRUE, SS_LIT_FALSE, SS_LIT_NULL } ss_lit_kind_t;
@@ -273,6 +298,27 @@ ss_ast_stmt_t *ss_build_explain(ss_pctx_t *ctx, const ss_tok_t *kw, const ss_tok
 ss_ast_stmt_t *ss_build_insert(ss_pctx_t *ctx, const ss_tok_t *kw, const ss_tok_t *name, ss_namelist_t *cols,
                                ss_rowlist_t *rows);
 ss_ast_stmt_t *ss_build_delete(ss_pctx_t *ctx, const ss_tok_t *kw, const ss_tok_t *name, ss_ast_expr_t *where);
+
+/* ---- time (src/ast_build_time.c) ---- */
+/* INTERVAL 'text' [unit]: CAST('text[ unit]' AS INTERVAL). */
+ss_ast_expr_t *ss_build_interval(ss_pctx_t *ctx, const ss_tok_t *kw, const ss_tok_t *str, const ss_tok_t *unit);
+/* TIMESTAMP 'text', TIMESTAMPTZ 'text', DATE 'text': CAST('text' AS type). */
+ss_ast_expr_t *ss_build_typed_literal(ss_pctx_t *ctx, const ss_tok_t *type, const ss_tok_t *str);
+/* EXTRACT(field FROM x): the function EXTRACT('field', x). */
+ss_ast_expr_t *ss_build_extract(ss_pctx_t *ctx, const ss_tok_t *kw, const ss_tok_t *field, ss_ast_expr_t *x);
+/* fn([TABLE] t [PARTITION BY ..], args) [AS alias] in FROM. */
+ss_ast_from_t *ss_build_tvf(ss_pctx_t *ctx, const ss_tok_t *fn, ss_tvfsrc_t *src, ss_ast_expr_list_t *args,
+                            const ss_tok_t *alias);
+/* , WATERMARK FOR col AS expr inside CREATE STREAM's column list. */
+ss_collist_t *ss_build_watermark(ss_pctx_t *ctx, ss_collist_t *l, const ss_tok_t *kw, const ss_tok_t *for_,
+                                 const ss_tok_t *col, ss_ast_expr_t *e);
+/* ... EMIT ON WINDOW CLOSE after a CREATE VIEW's query. */
+ss_ast_stmt_t *ss_build_emit(ss_pctx_t *ctx, ss_ast_stmt_t *s, const ss_tok_t *emit, const ss_tok_t *w1,
+                             const ss_tok_t *w2);
+/* Contextual keywords of the time syntax (grammar/parse.c): the code to feed for a token with
+ * code `code` and text t, given the next token's code and text (next may be 0 at the end) and
+ * the two codes fed before it. */
+int ss_time_keyword(int code, const ss_tok_t *t, int next, const ss_tok_t *nt, int prev, int prev2);
 
 /* Template scanning shared by ss_template_refs and the parser's validation:
  * returns the number of references (refs may be NULL) or -1 with *errpos the

@@ -31,12 +31,13 @@
 #include "ss_decimal.h"
 #include "ss_op.h"
 #include "ss_state.h"
+#include "ss_winstate.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { S_GGET, S_GPUT, S_GDEL, S_MADD, S_MDEL, S_MMIN, S_MMAX, S_SNAP, S_LIST, S_N };
+enum { S_GGET, S_GPUT, S_GDEL, S_MADD, S_MDEL, S_MMIN, S_MMAX, S_SNAP, S_LIST, S_MDROP, S_N };
 
 #define MAXP 48  /* partials of an exact double sum: at most ~40 for the double range */
 
@@ -59,6 +60,7 @@ typedef struct group {
     ss_state_t *st;
     int need_m;          /* some aggregate keeps a value multiset */
     ss_buf_t kb, ab, ob;
+    ss_winstate_t ws;    /* GROUP BY window_start, window_end: windows' state dropped at close (winstate.c) */
 } group_t;
 
 typedef struct item {     /* a consolidated input entry, tagged with its group key */
@@ -215,6 +217,8 @@ static int group_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
                            "CREATE TABLE IF NOT EXISTS %s_m(a INTEGER, g BLOB, v, n INTEGER NOT NULL, x, "
                            "PRIMARY KEY(a, g, v)) WITHOUT ROWID",
                            p);
+    if (!rc)
+        rc = ss_winstate_init(&g->ws, n, ctx->db, err, errsz);
     return rc;
 }
 
@@ -362,11 +366,13 @@ static int delete_group(group_t *g, const ss_buf_t *key, char *err, size_t errsz
 }
 
 /* Adds w to the count of value v in aggregate a's multiset; *oldn and *newn get the counts before and after. */
-/* Binds a multiset value: itself, or for a NUMERIC its sort key (SQLite compares it as bytes, in
- * numeric order, and 1.5 and 1.50 are one value), the value then going to column x. */
+/* Binds a multiset value: itself, or for a NUMERIC or a time value its sort key (SQLite compares
+ * it as bytes, in the type's order, and 1.5 and 1.50 are one value), the value then going to column x. */
+static int mval_keyed(const ss_value_t *v) { return v->t == SS_NUM || ss_vtype_is_time(v->t) || v->t == SS_IVL; }
+
 static int bind_mval(group_t *g, sqlite3_stmt *s, int idx, const ss_value_t *v)
 {
-    if (v->t != SS_NUM)
+    if (!mval_keyed(v))
         return ss_state_bind_value(s, idx, v);
     ss_buf_reset(&g->kb);
     if (ss_state_sortkey(&g->kb, v, 0))
@@ -392,8 +398,8 @@ static int mset_add(group_t *g, int a, const ss_buf_t *key, const ss_value_t *v,
     else if (bind_mval(g, s, 3, v))
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     sqlite3_bind_int64(s, 4, w);
-    if (!elem && v->t == SS_NUM)
-        ss_state_bind_value(s, 5, v);
+    if (!elem && mval_keyed(v) && ss_state_bind_value(s, 5, v))
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     if (sqlite3_step(s) != SQLITE_ROW) {
         sqlite3_reset(s);
         return ss_state_sqlerr(g->st->db, err, errsz, "group multiset update");
@@ -496,8 +502,8 @@ static int add_entry(ss_op_t *op, const item_t *it, gstate_t *gs, char *err, siz
     return SS_OK;
 }
 
-static int min_max(group_t *g, int a, const ss_buf_t *key, int max, ss_row_t *r, int col, char *err,
-                   size_t errsz)
+static int min_max(group_t *g, int a, const ss_buf_t *key, int max, ss_row_t *r, int col, ss_coltype_t t,
+                   char *err, size_t errsz)
 {
     sqlite3_stmt *q = max ? ss_state_stmt(g->st, S_MMAX, err, errsz,
                                           "SELECT v, x FROM %s_m WHERE a = ?1 AND g = ?2 AND n > 0 "
@@ -512,11 +518,17 @@ static int min_max(group_t *g, int a, const ss_buf_t *key, int max, ss_row_t *r,
     int rc = SS_OK, sr = sqlite3_step(q);
     if (sr == SQLITE_ROW) {
         ss_value_t v = ss_state_column_value(q, 0);
-        if (sqlite3_column_type(q, 1) != SQLITE_NULL) { /* a NUMERIC: v is its sort key */
+        char *own = NULL;
+        if (sqlite3_column_type(q, 1) != SQLITE_NULL) { /* NUMERIC or a time value: v is its sort key */
             v = ss_state_column_value(q, 1);
-            v = ss_val_num_ref(v.u.str.s, v.u.str.n);
+            if (!ss_coltype_is_time(t) && t != SS_COL_INTERVAL)
+                v = ss_val_num_ref(v.u.str.s, v.u.str.n);
+            else if (ss_state_column_as(q, 1, t, &v, &own)) /* the time value's text, read as the column's type */
+                rc = ss_seterr(err, errsz, SS_ERR_INTERNAL, "group min/max: bad stored value");
         }
-        rc = ss_row_set(r, col, &v);
+        if (!rc)
+            rc = ss_row_set(r, col, &v);
+        free(own);
     } else if (sr != SQLITE_DONE)
         rc = ss_state_sqlerr(g->st->db, err, errsz, "group min/max");
     sqlite3_reset(q);
@@ -670,7 +682,7 @@ static int output_row(ss_op_t *op, const ss_buf_t *key, const gstate_t *gs, cons
                              (c->t != SS_NULL && (ag->fn == SS_AGG_MIN ? ss_val_cmp(c, o) < 0 : ss_val_cmp(c, o) > 0));
                 rc = ss_row_set(r, col, take_c ? c : o);
             } else
-                rc = min_max(g, a, key, ag->fn == SS_AGG_MAX, r, col, err, errsz);
+                rc = min_max(g, a, key, ag->fn == SS_AGG_MAX, r, col, n->schema->types[col], err, errsz);
             continue;
         }
         rc = ss_row_set(r, col, &v);
@@ -759,6 +771,8 @@ static int group_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t 
     ss_zset_init(&z);
     item_t *its = NULL;
     int rc = !gs.acc || !gs.lost || !gs.cand ? SS_ERR_NOMEM : ss_state_zset_consolidated(in, &z);
+    if (!rc)
+        ss_winstate_filter(&((group_t *)op->impl)->ws, n->view, &z); /* windows already closed */
     if (!rc && n->ngroup == 0)
         rc = ensure_global(op, &gs, out, err, errsz);
     if (!rc && z.n && !(its = calloc(z.n, sizeof *its)))
@@ -777,6 +791,8 @@ static int group_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t 
         while (e < z.n && item_cmp(&its[i], &its[e]) == 0)
             e++;
         rc = apply_group(op, its + i, e - i, &gs, out, err, errsz);
+        if (!rc)
+            rc = ss_winstate_note(&((group_t *)op->impl)->ws, its[i].row, &its[i].key, err, errsz);
         i = e;
     }
     for (size_t i = 0; its && i < z.n; i++)
@@ -819,6 +835,7 @@ static void group_destroy(ss_op_t *op)
     if (!g)
         return;
     ss_state_destroy(g->st);
+    ss_winstate_free(&g->ws);
     ss_buf_free(&g->kb);
     ss_buf_free(&g->ab);
     ss_buf_free(&g->ob);
@@ -826,8 +843,37 @@ static void group_destroy(ss_op_t *op)
     op->impl = NULL;
 }
 
+/* A closed window's group: its record and value multisets go (its output row stays in the view). */
+static int drop_group(void *arg, const void *key, size_t n, char *err, size_t errsz)
+{
+    ss_op_t *op = arg;
+    group_t *g = op->impl;
+    ss_buf_t k = {(char *)key, n, n};
+    int rc = delete_group(g, &k, err, errsz);
+    for (int a = 0; !rc && g->need_m && a < op->node->naggs; a++) {
+        sqlite3_stmt *d = ss_state_stmt(g->st, S_MDROP, err, errsz, "DELETE FROM %s_m WHERE a = ?1 AND g = ?2",
+                                        g->st->prefix);
+        if (!d)
+            return SS_ERR_SQLITE;
+        sqlite3_bind_int(d, 1, a);
+        ss_state_bind_buf(d, 2, &k);
+        rc = ss_state_run(g->st, d, err, errsz);
+    }
+    return rc;
+}
+
+static int group_advance(ss_op_t *op, ss_op_ctx_t *ctx, ss_zset_t *out, int64_t *due_us, char *err, size_t errsz)
+{
+    (void)ctx;
+    (void)out;
+    *due_us = SS_TIME_NONE;
+    return ss_winstate_close(&((group_t *)op->impl)->ws, op->watermark, drop_group, op, err, errsz);
+}
+
+static void group_rollback(ss_op_t *op) { ss_winstate_rollback(&((group_t *)op->impl)->ws); }
+
 static const ss_op_vtable_t group_vt = {
-    "group", SS_OPK_NONLINEAR, group_init, group_apply, group_snapshot, group_strategy, group_destroy, NULL,
+    "group", SS_OPK_NONLINEAR, group_init, group_apply, group_snapshot, group_strategy, group_destroy, group_rollback,
 };
 
 int ss_op_group_init(ss_op_t *op, char *err, size_t errsz)
@@ -837,5 +883,6 @@ int ss_op_group_init(ss_op_t *op, char *err, size_t errsz)
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     op->vt = &group_vt;
     op->impl = g;
+    op->advance = group_advance;
     return SS_OK;
 }

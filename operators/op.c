@@ -27,6 +27,9 @@ WEAK int ss_op_view_init(ss_op_t *, char *, size_t);
 WEAK int ss_op_setop_init(ss_op_t *, char *, size_t);
 WEAK int ss_op_semijoin_init(ss_op_t *, char *, size_t);
 WEAK int ss_op_window_init(ss_op_t *, char *, size_t);
+WEAK int ss_op_temporal_init(ss_op_t *, char *, size_t);
+WEAK int ss_op_timewin_init(ss_op_t *, char *, size_t);
+WEAK int ss_op_eowc_init(ss_op_t *, char *, size_t);
 WEAK int ss_op_sem_extract_init(ss_op_t *, char *, size_t);
 WEAK int ss_op_sem_classify_init(ss_op_t *, char *, size_t);
 WEAK int ss_op_sem_simjoin_init(ss_op_t *, char *, size_t);
@@ -46,6 +49,9 @@ static ss_op_ctor_fn ctor_for(ss_plan_kind_t k)
     case SS_PN_GROUP: return ss_op_group_init;
     case SS_PN_TOPK: return ss_op_topk_init;
     case SS_PN_SEM_FILTER: return ss_op_sem_filter_init;
+    case SS_PN_TEMPORAL: return ss_op_temporal_init;
+    case SS_PN_TIMEWIN: return ss_op_timewin_init;
+    case SS_PN_EOWC: return ss_op_eowc_init;
     case SS_PN_SEM_MAP: return ss_op_sem_map_init;
     case SS_PN_SEM_JOIN: return ss_op_sem_join_init;
     case SS_PN_SEM_TOPK: return ss_op_sem_topk_init;
@@ -76,6 +82,7 @@ int ss_op_new(const ss_plan_node_t *node, ss_op_t **out, char *err, size_t errsz
     if (!op)
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     op->node = node;
+    op->now_us = op->watermark = SS_TIME_NONE;
     int rc = ctor(op, err, errsz);
     if (rc) {
         free(op);

@@ -24,6 +24,7 @@
  * the emitted summary per group (an update is emitted as -old +new).
  */
 #include "ss_sem.h"
+#include "ss_winstate.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,7 @@ typedef struct sem_agg {
     int max_tokens;
     int keys[SS_SEM_MAXCOLS];
     int nkeys; /* 0: the whole row is the key */
+    ss_winstate_t ws; /* SEM_AGG per window: a closed window's summary is final, its tree freed (winstate.c) */
 } sem_agg_t;
 
 typedef struct anode {
@@ -336,6 +338,10 @@ static int integrate(ss_op_t *op, ss_op_ctx_t *ctx, const ss_zset_t *in, agroup_
             rc = ss_row_encode(row, &rb);
         if (rc)
             break;
+        if (!rc)
+            rc = ss_winstate_note(&a->ws, row, &gk[i], err, errsz);
+        if (rc)
+            break;
         int64_t h = (int64_t)(a->nkeys ? ss_row_hash_cols(row, a->keys, a->nkeys) : ss_row_hash(row));
         sqlite3_stmt *sts[2] = {up, del};
         for (int k = 0; k < 2 && !rc; k++) {
@@ -551,7 +557,9 @@ static int agg_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
                          "PRIMARY KEY(g,h,r)) WITHOUT ROWID;"
                          "CREATE TABLE IF NOT EXISTS st_%d_out(g BLOB PRIMARY KEY, v TEXT) WITHOUT ROWID",
                          id, id);
-    return rc ? rc : ss_sem_kv_create(ctx->db, id, "node", err, errsz);
+    if (!rc)
+        rc = ss_sem_kv_create(ctx->db, id, "node", err, errsz);
+    return rc ? rc : ss_winstate_init(&((sem_agg_t *)op->impl)->ws, op->node, ctx->db, err, errsz);
 }
 
 static int agg_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t *in, ss_zset_t *out,
@@ -564,6 +572,17 @@ static int agg_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t *i
     op->stats.rows_in += (int64_t)in->n;
     agroup_t *gs = NULL;
     int ng = 0;
+    ss_zset_t open; /* without the rows of windows already closed (their summaries are final) */
+    ss_zset_init(&open);
+    sem_agg_t *A = op->impl;
+    if (A->ws.on && A->ws.closed != SS_TIME_NONE) {
+        if (ss_zset_extend(&open, in, 1)) {
+            ss_zset_destroy(&open);
+            return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+        }
+        ss_winstate_filter(&A->ws, op->node->view, &open);
+        in = &open;
+    }
     int rc = integrate(op, ctx, in, &gs, &ng, err, errsz);
     for (int i = 0; i < ng && !rc; i++)
         rc = load_leaves(op, ctx, &gs[i], err, errsz);
@@ -579,8 +598,53 @@ static int agg_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t *i
     if (!rc)
         rc = emit_changes(op, ctx, gs, ng, out, err, errsz);
     free_groups(gs, ng);
+    ss_zset_destroy(&open);
     return rc;
 }
+
+typedef struct drop_arg {
+    ss_op_t *op;
+    ss_op_ctx_t *ctx;
+} drop_arg_t;
+
+/* A closed window's group: its rows, its emitted summary's record and its tree go (the summary
+ * stays in the view: final); tree nodes no other group holds are freed (memo='prune'). */
+static int drop_group(void *arg, const void *key, size_t n, char *err, size_t errsz)
+{
+    drop_arg_t *d = arg;
+    int id = d->op->node->id;
+    ss_buf_t g = {(char *)key, n, n}, ids = SS_BUF_INIT;
+    ss_sem_kv_t memo;
+    int rc = load_ids(d->op, d->ctx, &g, &ids, err, errsz);
+    if (!rc && ids.len && !(rc = ss_sem_kv_open(&memo, d->ctx->db, id, "node", err, errsz))) {
+        for (size_t at = 0; !rc && at + 32 <= ids.len; at += 32)
+            rc = ss_sem_kv_ref(&memo, ids.data + at, 32, -1, 1, err, errsz);
+        ss_sem_kv_close(&memo);
+    }
+    ss_buf_free(&ids);
+    static const char *const tables[] = {"gnode", "rows", "out"};
+    for (size_t t = 0; !rc && t < SS_ARRAY_LEN(tables); t++) {
+        sqlite3_stmt *st = NULL;
+        rc = ss_sem_prepare(d->ctx->db, &st, err, errsz, "DELETE FROM st_%d_%s WHERE g=?1", id, tables[t]);
+        if (!rc) {
+            sqlite3_bind_blob(st, 1, key, (int)n, SQLITE_STATIC);
+            if (sqlite3_step(st) != SQLITE_DONE)
+                rc = ss_sem_sqlerr(d->ctx->db, err, errsz, "sem_agg window close");
+        }
+        sqlite3_finalize(st);
+    }
+    return rc;
+}
+
+static int agg_advance(ss_op_t *op, ss_op_ctx_t *ctx, ss_zset_t *out, int64_t *due_us, char *err, size_t errsz)
+{
+    (void)out;
+    *due_us = SS_TIME_NONE;
+    drop_arg_t d = {op, ctx};
+    return ss_winstate_close(&((sem_agg_t *)op->impl)->ws, op->watermark, drop_group, &d, err, errsz);
+}
+
+static void agg_rollback(ss_op_t *op) { ss_winstate_rollback(&((sem_agg_t *)op->impl)->ws); }
 
 static int agg_snapshot(ss_op_t *op, ss_op_ctx_t *ctx, ss_zset_t *out, char *err, size_t errsz)
 {
@@ -612,6 +676,8 @@ static const char *agg_strategy(const ss_op_t *op)
 
 static void agg_destroy(ss_op_t *op)
 {
+    if (op->impl)
+        ss_winstate_free(&((sem_agg_t *)op->impl)->ws);
     free(op->impl);
     op->impl = NULL;
 }
@@ -624,6 +690,7 @@ static const ss_op_vtable_t sem_agg_vt = {
     .snapshot = agg_snapshot,
     .strategy = agg_strategy,
     .destroy = agg_destroy,
+    .rollback = agg_rollback,
 };
 
 int ss_op_sem_agg_init(ss_op_t *op, char *err, size_t errsz)
@@ -646,5 +713,6 @@ int ss_op_sem_agg_init(ss_op_t *op, char *err, size_t errsz)
         a->nkeys = ss_schema_keys(N->in[0]->schema, a->keys, SS_SEM_MAXCOLS);
     op->impl = a;
     op->vt = &sem_agg_vt;
+    op->advance = agg_advance;
     return SS_OK;
 }

@@ -17,9 +17,10 @@
  * st_<id>_inst(id, k = row hash, row, ts), each with its own time.
  *
  * TTL (options ttl = '30 s' | '5 minutes' | '1 hour' | '2 days' ..., ttl_column =
- * a column holding epoch seconds or ms, or ISO-8601 text; absent = arrival time):
- * on every apply, empty ticks included, rows whose time is older than
- * now - ttl are retracted and removed from state. Rows whose time column is
+ * a TIMESTAMP, TIMESTAMPTZ or DATE column; absent = arrival time): on every
+ * apply and when time passes (advance: the engine runs an empty batch when the
+ * oldest row is due), rows whose time is older than now - ttl are retracted and
+ * removed from state. Rows whose time column is
  * NULL or unparseable never expire. The output of one apply is consolidated.
  */
 #include "ss_op.h"
@@ -31,7 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { S_GET, S_PUT, S_DEL, S_EXP_SEL, S_EXP_DEL, S_INS, S_FIND, S_DEL_ID, S_SNAP, S_CNT, S_N = S_CNT + 2 };
+enum { S_GET, S_PUT, S_DEL, S_EXP_SEL, S_EXP_DEL, S_INS, S_FIND, S_DEL_ID, S_SNAP, S_NEXT, S_CNT, S_N = S_CNT + 2 };
 
 typedef struct source {
     ss_state_t *st;
@@ -118,10 +119,16 @@ static int parse_iso(const char *s, int64_t *ms)
     return 0;
 }
 
-/* Epoch numbers >= 1e11 are taken as milliseconds, smaller ones as seconds. */
+/* A TIMESTAMP/TIMESTAMPTZ/DATE value's ms since the epoch (ttl_column is typed: the catalog
+ * refuses other types); epoch numbers and ISO text only in rows of older definitions. */
 static int value_ms(const ss_value_t *v, int64_t *ms)
 {
     double x;
+    if (ss_vtype_is_time(v->t)) {
+        int64_t us = ss_val_time_us(v);
+        *ms = us >= 0 ? us / 1000 : -((-us + 999) / 1000);
+        return 0;
+    }
     if (v->t == SS_INT)
         x = (double)v->u.i;
     else if (v->t == SS_REAL)
@@ -348,6 +355,34 @@ static int expire(ss_op_t *op, int64_t now, ss_zset_t *d, char *err, size_t errs
     return ss_state_run(s->st, x, err, errsz);
 }
 
+/* Time passed (op->advance): expires what is due, and says when the next row is (the oldest
+ * time in state + ttl), so rows leave on time, not at the next delta (engine/pipe_time.c). */
+static int source_advance(ss_op_t *op, ss_op_ctx_t *ctx, ss_zset_t *out, int64_t *due_us, char *err, size_t errsz)
+{
+    (void)ctx;
+    source_t *s = op->impl;
+    *due_us = SS_TIME_NONE;
+    if (!s->ttl_ms)
+        return SS_OK;
+    ss_zset_t d;
+    ss_zset_init(&d);
+    int rc = expire(op, op->now_us / 1000, &d, err, errsz);
+    if (!rc)
+        rc = ss_state_zset_move(out, &d);
+    ss_zset_destroy(&d);
+    sqlite3_stmt *q = rc ? NULL : ss_state_stmt(s->st, S_NEXT, err, errsz, "SELECT min(ts) FROM %s_%s", s->st->prefix,
+                                                 s->nkeys ? "rows" : "inst");
+    if (!rc && !q)
+        rc = SS_ERR_SQLITE;
+    if (!rc && sqlite3_step(q) == SQLITE_ROW && sqlite3_column_type(q, 0) != SQLITE_NULL)
+        *due_us = (sqlite3_column_int64(q, 0) + s->ttl_ms) * 1000 + 1000; /* expires once strictly older */
+    if (q)
+        sqlite3_reset(q);
+    if (rc)
+        ss_errprefix(err, errsz, "source %s (node %d): TTL", op->node->label ? op->node->label : "?", op->node->id);
+    return rc;
+}
+
 static int source_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t *in, ss_zset_t *out,
                         char *err, size_t errsz)
 {
@@ -426,5 +461,6 @@ int ss_op_source_init(ss_op_t *op, char *err, size_t errsz)
     s->ttl_col = -1;
     op->vt = &source_vt;
     op->impl = s;
+    op->advance = source_advance;
     return SS_OK;
 }

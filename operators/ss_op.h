@@ -69,6 +69,20 @@ struct ss_op {
     const ss_plan_node_t *node; /* not owned: the plan outlives its operators */
     ss_op_stats_t stats;
     void *impl;                 /* operator-private; freed by vt->destroy */
+    /* time (issue 13), set by the engine before every apply and advance: the batch's clock
+     * (ss_clock_us, one value for every node of a batch) and the event-time watermark of the
+     * operator's input (µs; SS_TIME_NONE: none): its inputs' minimum, a SOURCE's being its
+     * stream's (connectors/watermark.c). Both SS_TIME_NONE until the engine sets them. */
+    int64_t now_us;
+    int64_t watermark;
+    /* Time passed (NULL: time never changes the operator's output; the constructor of an
+     * operator that needs it sets it). Called once per batch, after apply, with now_us and
+     * watermark set: appends to out what the passage of time changed — rows a temporal filter
+     * admits or retracts, rows whose TTL ended, windows the watermark closed — and sets *due_us
+     * to the wall-clock time (µs) at which it must be called again even if no input arrives
+     * (SS_TIME_NONE: only when input or the watermark move). The engine runs an empty batch at
+     * that time (engine/pipe_time.c). */
+    int (*advance)(ss_op_t *op, ss_op_ctx_t *ctx, ss_zset_t *out, int64_t *due_us, char *err, size_t errsz);
 };
 
 /* Creates the operator for a plan node (looks up the constructor for node->kind).
@@ -101,6 +115,9 @@ int ss_op_view_init(ss_op_t *op, char *err, size_t errsz);        /* view.c */
 int ss_op_setop_init(ss_op_t *op, char *err, size_t errsz);       /* setop.c */
 int ss_op_semijoin_init(ss_op_t *op, char *err, size_t errsz);    /* semijoin.c */
 int ss_op_window_init(ss_op_t *op, char *err, size_t errsz);      /* window.c */
+int ss_op_temporal_init(ss_op_t *op, char *err, size_t errsz);    /* temporal.c */
+int ss_op_timewin_init(ss_op_t *op, char *err, size_t errsz);     /* timewin.c */
+int ss_op_eowc_init(ss_op_t *op, char *err, size_t errsz);        /* eowc.c */
 int ss_op_sem_extract_init(ss_op_t *op, char *err, size_t errsz); /* sem_extract.c */
 int ss_op_sem_classify_init(ss_op_t *op, char *err, size_t errsz);/* sem_classify.c */
 int ss_op_sem_simjoin_init(ss_op_t *op, char *err, size_t errsz); /* sem_simjoin.c */

@@ -50,6 +50,9 @@ int ss_state_bind_row(sqlite3_stmt *s, int idx, const ss_row_t *r, ss_buf_t *scr
 /* Column value; text is borrowed from the statement (valid until the next step/reset).
  * A BLOB column is returned as TEXT bytes. */
 ss_value_t ss_state_column_value(sqlite3_stmt *s, int col);
+/* A column bound with ss_state_bind_value read back as a value of column type t: time
+ * types, stored as their text, are parsed back (*owned: text to free, usually NULL). */
+int ss_state_column_as(sqlite3_stmt *s, int col, ss_coltype_t t, ss_value_t *out, char **owned);
 /* Decodes a row BLOB column (ss_row_encode form) into a new row. */
 int ss_state_column_row(sqlite3_stmt *s, int col, ss_row_t **out);
 /* Steps q (already bound) to its end, adding the row decoded from column row_col of each result

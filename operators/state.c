@@ -117,6 +117,14 @@ int ss_state_bind_value(sqlite3_stmt *s, int idx, const ss_value_t *v)
     case SS_TEXT: case SS_NUM: case SS_JSON: /* NUMERIC and JSON as their exact text */
         rc = sqlite3_bind_text(s, idx, v->u.str.s ? v->u.str.s : "", (int)v->u.str.n, SQLITE_TRANSIENT);
         break;
+    case SS_TS: case SS_TSTZ: case SS_DATE: case SS_IVL: { /* their text: ordered (years 1..9999) and readable */
+        ss_buf_t b = SS_BUF_INIT;
+        if (ss_val_to_text(v, &b))
+            return SS_ERR_NOMEM;
+        rc = sqlite3_bind_text(s, idx, ss_buf_cstr(&b), (int)b.len, SQLITE_TRANSIENT);
+        ss_buf_free(&b);
+        break;
+    }
     default: rc = sqlite3_bind_null(s, idx); break;
     }
     return rc == SQLITE_OK ? SS_OK : SS_ERR_SQLITE;
@@ -150,6 +158,20 @@ ss_value_t ss_state_column_value(sqlite3_stmt *s, int col)
     }
     default: return ss_val_null();
     }
+}
+
+int ss_state_column_as(sqlite3_stmt *s, int col, ss_coltype_t t, ss_value_t *out, char **owned)
+{
+    *owned = NULL;
+    *out = ss_state_column_value(s, col);
+    if (out->t != SS_TEXT || !(ss_coltype_is_time(t) || t == SS_COL_INTERVAL))
+        return SS_OK;
+    char err[128];
+    ss_value_t v;
+    int rc = ss_val_coerce(out, t, &v, owned, err, sizeof err);
+    if (!rc)
+        *out = v;
+    return rc;
 }
 
 int ss_state_column_row(sqlite3_stmt *s, int col, ss_row_t **out)
@@ -315,8 +337,9 @@ static int numeric_sortkey(ss_buf_t *out, const ss_value_t *v)
 /* Encoding: NULL = 0x01; number = 0x02, 8 bytes order-preserving double, then
  * 0x00 + 8 bytes biased int64 for INT, 0x01 for REAL (ss_val_cmp puts INT
  * before an equal REAL) or 0x02 + the exact NUMERIC (numeric_sortkey); text,
- * JSON = 0x03, bytes with 0x00 escaped as 0x00 0xFF, terminated by 0x00 0x00.
- * desc inverts every byte of the value's encoding. */
+ * JSON = 0x03, bytes with 0x00 escaped as 0x00 0xFF, terminated by 0x00 0x00;
+ * timestamp/date = 0x04, biased big-endian µs, a type byte; interval = 0x05,
+ * biased span, then its fields. desc inverts every byte of the value's encoding. */
 int ss_state_sortkey(ss_buf_t *out, const ss_value_t *v, int desc)
 {
     size_t start = out->len;
@@ -346,6 +369,21 @@ int ss_state_sortkey(ss_buf_t *out, const ss_value_t *v, int desc)
             tmp[9] = 0x01;
             rc = ss_buf_append(out, tmp, 10);
         }
+    } else if (ss_vtype_is_time(v->t)) { /* 0x04, instant, then DATE < TIMESTAMP < TIMESTAMPTZ */
+        tmp[0] = 0x04;
+        put_be64(tmp + 1, (uint64_t)ss_val_time_us(v) ^ 0x8000000000000000ULL);
+        tmp[9] = (unsigned char)(v->t == SS_DATE ? 0 : v->t == SS_TS ? 1 : 2);
+        rc = ss_buf_append(out, tmp, 10);
+    } else if (v->t == SS_IVL) { /* 0x05, span (saturating), then months, days, µs as ss_val_cmp breaks ties */
+        tmp[0] = 0x05;
+        put_be64(tmp + 1, (uint64_t)ss_interval_span_us(&v->u.iv) ^ 0x8000000000000000ULL);
+        rc = ss_buf_append(out, tmp, 9);
+        unsigned char f[16];
+        put_be64(f, ((uint64_t)(uint32_t)((uint32_t)v->u.iv.months ^ 0x80000000u) << 32) |
+                        (uint32_t)((uint32_t)v->u.iv.days ^ 0x80000000u));
+        put_be64(f + 8, (uint64_t)v->u.iv.us ^ 0x8000000000000000ULL);
+        if (!rc)
+            rc = ss_buf_append(out, f, 16);
     } else {
         tmp[0] = 0x03;
         rc = ss_buf_append(out, tmp, 1);
@@ -395,10 +433,9 @@ int ss_state_zset_move(ss_zset_t *out, ss_zset_t *src)
     return rc;
 }
 
-static int64_t g_now_ms;
-
-int64_t ss_state_now_ms(void) { return g_now_ms ? g_now_ms : ss_wall_ms(); }
-void ss_state_set_now_ms(int64_t ms) { g_now_ms = ms; }
+/* one clock for operators and NOW() (ss_time.h) */
+int64_t ss_state_now_ms(void) { return ss_clock_us() / SS_USEC_PER_MS; }
+void ss_state_set_now_ms(int64_t ms) { ss_clock_set_us(ms * SS_USEC_PER_MS); }
 
 int ss_state_quote_ident(ss_buf_t *out, const char *name)
 {

@@ -73,6 +73,8 @@ static const char *decl_type(ss_coltype_t t)
      * declared type (engine_query.c prints them as JSON numbers / documents) */
     case SS_COL_NUMERIC: return " NUMERIC_TEXT";
     case SS_COL_JSON: return " JSON_TEXT";
+    case SS_COL_TIMESTAMP: case SS_COL_TIMESTAMPTZ: case SS_COL_DATE: case SS_COL_INTERVAL:
+        return " TEXT"; /* '2024-03-01 12:00:00': readable in SQL; the exact value in _x */
     case SS_COL_INT: case SS_COL_BOOL: return " INTEGER";
     case SS_COL_REAL: return " REAL";
     default: return "";
@@ -88,6 +90,7 @@ static int exact_in_column(const ss_value_t *v, ss_coltype_t t)
     case SS_INT: return t == SS_COL_INT || t == SS_COL_BOOL || t == SS_COL_ANY;
     case SS_REAL: return (t == SS_COL_REAL || t == SS_COL_ANY) && isfinite(v->u.r);
     case SS_NUM: case SS_JSON: return 0; /* their text in the column; the exact value in _x */
+    case SS_TS: case SS_TSTZ: case SS_DATE: case SS_IVL: return 0; /* likewise */
     }
     return 0;
 }

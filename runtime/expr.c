@@ -67,6 +67,16 @@ int ss__x_text(const ss_value_t *v, const char **s, size_t *n, char **owned)
         return SS_OK;
     case SS_INT: snprintf(buf, sizeof buf, "%lld", (long long)v->u.i); break;
     case SS_REAL: ss__x_real_text(v->u.r, buf, sizeof buf); break;
+    case SS_TS: case SS_TSTZ: case SS_DATE: case SS_IVL: {
+        ss_buf_t b = SS_BUF_INIT;
+        if (ss_val_to_text(v, &b)) {
+            ss_buf_free(&b);
+            return SS_ERR_NOMEM;
+        }
+        *n = b.len;
+        *s = *owned = ss_buf_take(&b);
+        return SS_OK;
+    }
     default: buf[0] = 0; break;
     }
     *owned = ss_strdup(buf);
@@ -134,6 +144,12 @@ int ss__x_take_buf(ss_value_t *out, char **owned, ss_buf_t *b, ss_vtype_t t)
 int ss__x_cmp(const ss_value_t *a, const ss_value_t *b)
 {
     ss_value_t x = *a, y = *b, t;
+    if (ss_vtype_is_time(a->t) && ss_vtype_is_time(b->t)) { /* instants, whatever their type */
+        int64_t p = ss_val_time_us(a), q = ss_val_time_us(b);
+        return p < q ? -1 : p > q;
+    }
+    if (a->t == SS_IVL && b->t == SS_IVL)
+        return ss_interval_cmp(&a->u.iv, &b->u.iv); /* '1 mon' = '30 days', as PostgreSQL says */
     if ((a->t == SS_NUM && (b->t == SS_NUM || b->t == SS_INT || b->t == SS_REAL)) ||
         (b->t == SS_NUM && (a->t == SS_INT || a->t == SS_REAL)))
         return ss_val_cmp_numeric(a, b); /* 1.0 = 1.00 */
@@ -154,6 +170,8 @@ int ss__x_cmp(const ss_value_t *a, const ss_value_t *b)
 static int arith(const ss_expr_t *e, ss_ast_op_t op, const ss_value_t *a, const ss_value_t *b, ss_value_t *out,
                  char **owned, char *err, size_t errsz)
 {
+    if (ss_vtype_is_time(a->t) || ss_vtype_is_time(b->t) || a->t == SS_IVL || b->t == SS_IVL)
+        return ss__x_time_arith(e, op, a, b, out, err, errsz);
     if (a->t == SS_NUM || b->t == SS_NUM)
         return ss__x_num_arith(e, op, a, b, out, owned, err, errsz);
     ss_value_t x = ss__x_num(a), y = ss__x_num(b);
@@ -458,6 +476,10 @@ static int eval_unary(const ss_expr_t *e, const ss_row_t *row, ss_value_t *out, 
     switch (e->op) {
     case SS_OP_NOT: *out = ss_val_int(!ss_val_truthy(&a)); break;
     case SS_OP_NEG: {
+        if (a.t == SS_IVL) {
+            rc = ss__x_time_neg(e, &a, out, err, errsz);
+            break;
+        }
         ss_value_t x = ss__x_num(&a);
         if (x.t == SS_NUM) { /* canonical decimal text: flip its sign (zero has none) */
             const char *t = x.u.str.s;
@@ -631,6 +653,12 @@ static int lit_sql(const ss_value_t *v, ss_buf_t *out)
         return ss_buf_puts(out, buf);
     case SS_NUM:
         return ss_buf_printf(out, "CAST('%.*s' AS NUMERIC)", (int)v->u.str.n, v->u.str.s);
+    case SS_TS: case SS_TSTZ: case SS_DATE: case SS_IVL: {
+        int rc = ss_buf_puts(out, v->t == SS_TS ? "TIMESTAMP '" : v->t == SS_TSTZ ? "TIMESTAMPTZ '"
+                                  : v->t == SS_DATE ? "DATE '" : "INTERVAL '");
+        rc = rc ? rc : ss_val_to_text(v, out);
+        return rc ? rc : ss_buf_putc(out, '\'');
+    }
     case SS_JSON:
     case SS_TEXT: {
         int rc = ss_buf_putc(out, '\'');

@@ -611,6 +611,8 @@ int ss__x_func(const ss_expr_t *e, const ss_row_t *row, ss_value_t *out, char **
         fu[k0++] = (char)toupper((unsigned char)*p);
     fu[k0] = 0;
     const char *f = fu;
+    if (ss__x_is_time_func(f))
+        return ss__x_time_func(e, f, row, out, owned, err, errsz);
     if (!strcmp(f, "COALESCE") || !strcmp(f, "IFNULL"))
         return fn_coalesce(e, row, out, owned, err, errsz);
     if (!strcmp(f, "GREATEST") || !strcmp(f, "LEAST"))

@@ -46,4 +46,16 @@ int ss__x_num_func(const ss_expr_t *e, const char *f, const ss_value_t *a, int n
 int ss__x_regex(const ss_expr_t *e, const char *f, const ss_value_t *a, int nargs, ss_value_t *out,
                 char **owned, char *err, size_t errsz);
 
+/* ---- expr_time.c ---- */
+/* a op b when an operand is a TIMESTAMP, TIMESTAMPTZ, DATE or INTERVAL (typed by the planner). */
+int ss__x_time_arith(const ss_expr_t *e, ss_ast_op_t op, const ss_value_t *a, const ss_value_t *b,
+                     ss_value_t *out, char *err, size_t errsz);
+int ss__x_time_neg(const ss_expr_t *e, const ss_value_t *a, ss_value_t *out, char *err, size_t errsz);
+/* CAST(v AS e->type) for the time types. */
+int ss__x_time_cast(const ss_expr_t *e, const ss_value_t *v, ss_value_t *out, char *err, size_t errsz);
+/* NOW, DATE_TRUNC, EXTRACT, TO_TIMESTAMP, ... (f upper-case; ss__x_is_time_func(f) first). */
+int ss__x_is_time_func(const char *f);
+int ss__x_time_func(const ss_expr_t *e, const char *f, const ss_row_t *row, ss_value_t *out, char **owned,
+                    char *err, size_t errsz);
+
 #endif

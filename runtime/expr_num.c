@@ -305,6 +305,8 @@ int ss__x_cast(const ss_expr_t *e, const ss_value_t *v, ss_value_t *out, char **
     if (v->t == SS_NULL)
         return SS_OK;
     ss_coltype_t from = e->nargs ? e->args[0]->type : SS_COL_ANY;
+    if (ss_coltype_is_time(e->type) || e->type == SS_COL_INTERVAL)
+        return ss__x_time_cast(e, v, out, err, errsz);
     switch (e->type) {
     case SS_COL_INT: return cast_int(e, v, out, err, errsz);
     case SS_COL_REAL: return cast_real(e, v, out, err, errsz);
@@ -361,6 +363,14 @@ int ss__x_cast(const ss_expr_t *e, const ss_value_t *v, ss_value_t *out, char **
         }
         if (from == SS_COL_TEXT && e->typmod < 0 && v->t == SS_TEXT)
             return copy_text(v->u.str.s, v->u.str.n, SS_TEXT, out, owned, err, errsz);
+        if (ss_vtype_is_time(v->t) || v->t == SS_IVL) { /* PostgreSQL's text form */
+            ss_buf_t b = SS_BUF_INIT;
+            if (ss_val_to_text(v, &b) || ss__x_take_buf(out, owned, &b, SS_TEXT)) {
+                ss_buf_free(&b);
+                return EMSG(SS_ERR_NOMEM, "out of memory");
+            }
+            return SS_OK;
+        }
         return copy_text(v->u.str.s, v->u.str.n, SS_TEXT, out, owned, err, errsz);
     }
     }

@@ -86,12 +86,30 @@ void ss_ast_from_free(ss_ast_from_t *f)
     ss_ast_expr_free(f->on);
     free(f->tmpl);
     ss_ast_options_free(f->opts);
+    ss_ast_tvf_free(f->tvf);
     for (int i = 0; i < f->nusing; i++)
         free(f->using_cols[i]);
     free(f->using_cols);
     free(f->using_spans);
     ss_ast_select_free(f->sub);
     free(f);
+}
+
+void ss_ast_tvf_free(ss_ast_tvf_t *t)
+{
+    if (!t)
+        return;
+    ss_ast_exprlist_free(t->args);
+    for (int i = 0; i < t->npart; i++)
+        free(t->part[i]);
+    free(t->part);
+    free(t->part_spans);
+    free(t);
+}
+
+const char *ss_tvf_name(ss_tvf_kind_t k)
+{
+    return k == SS_TVF_TUMBLE ? "TUMBLE" : k == SS_TVF_HOP ? "HOP" : k == SS_TVF_SESSION ? "SESSION" : "?";
 }
 
 void ss_ast_select_free(ss_ast_select_t *s)
@@ -155,6 +173,8 @@ void ss_ast_stmt_free(ss_ast_stmt_t *s)
         ss_ast_exprlist_free(s->rows[i]);
     free(s->rows);
     ss_ast_expr_free(s->where);
+    free(s->wm_col);
+    ss_ast_expr_free(s->wm_expr);
     free(s);
 }
 
@@ -198,6 +218,8 @@ void ss_collist_free(ss_collist_t *l)
     for (int i = 0; i < l->n; i++)
         free(l->items[i].name);
     free(l->items);
+    free(l->wm_col);
+    ss_ast_expr_free(l->wm_expr);
     free(l);
 }
 
@@ -408,6 +430,8 @@ static const struct type_name {
     {"FLOAT", SS_COL_REAL},      {"FLOAT4", SS_COL_REAL},     {"FLOAT8", SS_COL_REAL},
     {"BOOLEAN", SS_COL_BOOL},    {"BOOL", SS_COL_BOOL},       {"NUMERIC", SS_COL_NUMERIC},
     {"DECIMAL", SS_COL_NUMERIC}, {"JSON", SS_COL_JSON},       {"JSONB", SS_COL_JSON},
+    {"TIMESTAMP", SS_COL_TIMESTAMP}, {"DATETIME", SS_COL_TIMESTAMP}, {"TIMESTAMPTZ", SS_COL_TIMESTAMPTZ},
+    {"TIMESTAMP_LTZ", SS_COL_TIMESTAMPTZ}, {"DATE", SS_COL_DATE}, {"INTERVAL", SS_COL_INTERVAL},
 };
 
 int ss_type_from_name(const char *name)
@@ -426,6 +450,10 @@ int ss_type_to_sql(ss_coltype_t t, int typmod, ss_buf_t *out)
     case SS_COL_REAL: return ss_buf_puts(out, "REAL");
     case SS_COL_BOOL: return ss_buf_puts(out, "BOOLEAN");
     case SS_COL_JSON: return ss_buf_puts(out, "JSON");
+    case SS_COL_TIMESTAMP: return ss_buf_puts(out, "TIMESTAMP");
+    case SS_COL_TIMESTAMPTZ: return ss_buf_puts(out, "TIMESTAMPTZ");
+    case SS_COL_DATE: return ss_buf_puts(out, "DATE");
+    case SS_COL_INTERVAL: return ss_buf_puts(out, "INTERVAL");
     case SS_COL_NUMERIC:
         if (typmod < 0)
             return ss_buf_puts(out, "NUMERIC");

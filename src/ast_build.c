@@ -711,11 +711,26 @@ int ss_resolve_type(ss_pctx_t *ctx, const ss_typename_t *t, ss_coltype_t *type, 
     if (ty < 0) {
         ss_pctx_error(ctx, t->name.line, t->name.col,
                       "unknown type \"%s\": expected TEXT, VARCHAR, INT, BIGINT, REAL, DOUBLE, FLOAT, BOOLEAN, "
-                      "NUMERIC, DECIMAL or JSON", tn);
+                      "NUMERIC, DECIMAL, JSON, TIMESTAMP, TIMESTAMPTZ, DATE or INTERVAL", tn);
         free(tn);
         return -1;
     }
     *type = (ss_coltype_t)ty;
+    if (t->zone) { /* TIMESTAMP WITH / WITHOUT TIME ZONE */
+        char *w1 = ss_tok_ident(ctx, &t->zw[0]), *w2 = ss_tok_ident(ctx, &t->zw[1]);
+        int ok = w1 && w2 && ss_strcaseeq(w1, "TIME") && ss_strcaseeq(w2, "ZONE");
+        free(w1);
+        free(w2);
+        if (!ok || ty != SS_COL_TIMESTAMP) {
+            const ss_tok_t *at = ok ? &t->name : &t->zw[0];
+            ss_pctx_error(ctx, at->line, at->col, ok ? "%s takes no WITH/WITHOUT TIME ZONE (only TIMESTAMP does)"
+                                                     : "expected TIME ZONE after WITH/WITHOUT in the type of %s", tn);
+            free(tn);
+            return -1;
+        }
+        if (t->zone == 1)
+            *type = ty = SS_COL_TIMESTAMPTZ;
+    }
     if (ty == SS_COL_NUMERIC && t->nmods > 0) {
         int p = mod_value(&t->mod[0]), sc = t->nmods > 1 ? mod_value(&t->mod[1]) : 0;
         if (p < 1 || p > SS_DEC_MAX_PRECISION) {
@@ -731,6 +746,14 @@ int ss_resolve_type(ss_pctx_t *ctx, const ss_typename_t *t, ss_coltype_t *type, 
             return -1;
         }
         *typmod = ss_typmod_make(p, sc);
+    } else if ((ty == SS_COL_TIMESTAMP || ty == SS_COL_TIMESTAMPTZ) && t->nmods == 1) {
+        int p = mod_value(&t->mod[0]); /* TIMESTAMP(p): fractional digits; µs are always kept */
+        if (p < 0 || p > 6) {
+            ss_pctx_error(ctx, t->mod[0].line, t->mod[0].col, "TIMESTAMP(%.*s) precision must be between 0 and 6",
+                          t->mod[0].n, t->mod[0].z);
+            free(tn);
+            return -1;
+        }
     } else if (t->nmods > (ty == SS_COL_TEXT ? 1 : 0)) {
         const ss_tok_t *m = &t->mod[0];
         ss_pctx_error(ctx, m->line, m->col, "type %s takes no modifiers%s", tn,

@@ -162,6 +162,9 @@ ss_ast_stmt_t *ss_build_create_stream(ss_pctx_t *ctx, const ss_tok_t *kw, int if
     if (cols) {
         s->ncols = cols->n;
         s->cols = cols->items;
+        s->wm_col = cols->wm_col;
+        s->wm_span = cols->wm_span;
+        s->wm_expr = cols->wm_expr;
         free(cols);
     }
     s->opts = opts;

@@ -83,6 +83,15 @@ static int put_value(ss_buf_t *b, const ss_value_t *v)
             strcat(tmp, ".0");
         return ss_buf_puts(b, tmp);
     }
+    case SS_TS: case SS_TSTZ: case SS_DATE: case SS_IVL: { /* TIMESTAMP '...' */
+        ss_buf_t t = SS_BUF_INIT;
+        int rc = ss_val_to_text(v, &t);
+        rc = rc ? rc : ss_buf_printf(b, "%s ", v->t == SS_TS ? "TIMESTAMP" : v->t == SS_TSTZ ? "TIMESTAMPTZ"
+                                               : v->t == SS_DATE ? "DATE" : "INTERVAL");
+        rc = rc ? rc : put_string(b, t.data ? t.data : "", t.len);
+        ss_buf_free(&t);
+        return rc;
+    }
     }
     return SS_ERR_INVALID;
 }
@@ -143,6 +152,15 @@ static int put_exprs(ss_buf_t *b, const ss_ast_expr_list_t *l)
 
 static int put_func(const ss_ast_expr_t *e, ss_buf_t *b)
 {
+    if (e->name && !strcmp(e->name, "EXTRACT") && e->args && e->args->n == 2 &&
+        e->args->items[0]->kind == SS_AX_LITERAL && e->args->items[0]->lit.t == SS_TEXT) { /* EXTRACT('f' FROM x) */
+        const ss_value_t *f = &e->args->items[0]->lit;
+        int rc = ss_buf_puts(b, "EXTRACT(");
+        rc = rc ? rc : put_string(b, f->u.str.s, f->u.str.n);
+        rc = rc ? rc : ss_buf_puts(b, " FROM ");
+        rc = rc ? rc : ss_ast_expr_to_sql(e->args->items[1], b);
+        return rc ? rc : ss_buf_putc(b, ')');
+    }
     int rc = put_ident(b, e->name ? e->name : "?");
     rc = rc ? rc : ss_buf_printf(b, "(%s", e->distinct ? "DISTINCT " : "");
     rc = rc ? rc : put_exprs(b, e->args);
@@ -221,6 +239,12 @@ static int put_special(const ss_ast_expr_t *e, int p, ss_buf_t *out)
         }
         return rc ? rc : ss_buf_puts(out, " END");
     case SS_AX_CAST:
+        if ((ss_coltype_is_time(e->cast_type) || e->cast_type == SS_COL_INTERVAL) && e->left &&
+            e->left->kind == SS_AX_LITERAL && e->left->lit.t == SS_TEXT) { /* typed literal: INTERVAL '5 minutes' */
+            rc = ss_type_to_sql(e->cast_type, -1, out);
+            rc = rc ? rc : ss_buf_putc(out, ' ');
+            return rc ? rc : put_string(out, e->left->lit.u.str.s, e->left->lit.u.str.n);
+        }
         rc = ss_buf_puts(out, "CAST(");
         rc = rc ? rc : ss_ast_expr_to_sql(e->left, out);
         rc = rc ? rc : ss_buf_puts(out, " AS ");
@@ -320,7 +344,19 @@ static int put_from(ss_buf_t *b, const ss_ast_from_t *f)
     int rc = 0;
     switch (f->kind) {
     case SS_FROM_TABLE:
-        rc = put_ident(b, f->name ? f->name : "?");
+        if (f->tvf) { /* TUMBLE(t [PARTITION BY (k, ..)], DESCRIPTOR(ts), ...) */
+            rc = ss_buf_printf(b, "%s(", ss_tvf_name(f->tvf->kind));
+            rc = rc ? rc : put_ident(b, f->name ? f->name : "?");
+            for (int i = 0; i < f->tvf->npart && !rc; i++) {
+                rc = ss_buf_puts(b, i ? ", " : " PARTITION BY (");
+                rc = rc ? rc : put_ident(b, f->tvf->part[i]);
+            }
+            rc = rc || !f->tvf->npart ? rc : ss_buf_putc(b, ')');
+            rc = rc ? rc : ss_buf_puts(b, ", ");
+            rc = rc ? rc : put_list(b, f->tvf->args, 0);
+            rc = rc ? rc : ss_buf_putc(b, ')');
+        } else
+            rc = put_ident(b, f->name ? f->name : "?");
         if (!rc && f->alias) {
             rc = ss_buf_puts(b, " AS ");
             rc = rc ? rc : put_ident(b, f->alias);
@@ -500,6 +536,12 @@ static int put_create_stream(ss_buf_t *b, const ss_ast_stmt_t *s)
         rc = rc ? rc : ss_type_to_sql(s->cols[i].type, s->cols[i].typmod, b);
         rc = rc ? rc : ss_buf_puts(b, s->cols[i].is_key ? " KEY" : "");
     }
+    if (!rc && s->wm_col) {
+        rc = ss_buf_puts(b, ", WATERMARK FOR ");
+        rc = rc ? rc : put_ident(b, s->wm_col);
+        rc = rc ? rc : ss_buf_puts(b, " AS ");
+        rc = rc ? rc : ss_ast_expr_to_sql(s->wm_expr, b);
+    }
     rc = rc ? rc : ss_buf_putc(b, ')');
     return rc ? rc : put_with(b, " WITH ", s->opts);
 }
@@ -534,7 +576,8 @@ int ss_ast_stmt_to_sql(const ss_ast_stmt_t *s, ss_buf_t *out)
         rc = put_head(out, "CREATE CONTINUOUS VIEW ", s->if_not_exists, "IF NOT EXISTS ", s->name);
         rc = rc ? rc : put_with(out, " WITH ", s->opts);
         rc = rc ? rc : ss_buf_puts(out, " AS ");
-        return rc ? rc : ss_ast_query_to_sql(s->query, out);
+        rc = rc ? rc : ss_ast_query_to_sql(s->query, out);
+        return rc || !s->query || !s->query->emit_on_close ? rc : ss_buf_puts(out, " EMIT ON WINDOW CLOSE");
     case SS_STMT_CREATE_MODEL:
         rc = put_head(out, "CREATE MODEL ", s->if_not_exists, "IF NOT EXISTS ", s->name);
         return rc ? rc : put_with(out, " WITH ", s->opts);

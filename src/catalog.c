@@ -229,6 +229,8 @@ static const opt_rule_t stream_opts[] = {
     {"topic", OPT_NONEMPTY, 0, 0},    {"format", OPT_ANY, 0, 0},     {"ttl", OPT_DURATION, 0, 0},
     {"ttl_column", OPT_ANY, 0, 0},    {"key", OPT_ANY, 0, 0},        {"partitions", OPT_INT, 1, 1024},
     {"dlq_topic", OPT_NONEMPTY, 0, 0}, {"max_message_bytes", OPT_INT, 1, 1L << 30}, {"retention", OPT_ANY, 0, 0},
+    /* checked by catalog_time.c */
+    {"timestamp_format", OPT_ANY, 0, 0}, {"watermark_idle_timeout", OPT_ANY, 0, 0},
 };
 /* retention and partitions (of the sink topic) are checked by check_view_options */
 static const opt_rule_t view_opts[] = {{"sink_topic", OPT_NONEMPTY, 0, 0}, {"model", OPT_NONEMPTY, 0, 0},
@@ -379,6 +381,8 @@ static int build_stream(const ss_ast_stmt_t *st, stream_ent_t **out, char *err, 
                        sp->line, sp->col, st->name);
         goto fail;
     }
+    if ((rc = ss__stream_time(st, e->pub.schema, &e->pub.nopts, &e->pub.opts, err, errsz))) /* catalog_time.c */
+        goto fail;
     const char *keyopt = ss_plan_opt(&(ss_plan_node_t){.nopts = e->pub.nopts, .opts = e->pub.opts}, "key");
     if (keyopt && (rc = check_key_option(st, e->pub.schema, keyopt, err, errsz)))
         goto fail;

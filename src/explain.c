@@ -98,6 +98,8 @@ static const char *strategy(const ss_plan_node_t *n)
                      "partition (up to the rank limit) and emits the differences"
                    : "keeps each partition ordered in SQLite; a change recomputes its partition's window "
                      "values in one ordered scan and emits the rows whose values changed";
+    case SS_PN_TEMPORAL: case SS_PN_TIMEWIN: case SS_PN_EOWC:
+        return ss__time_strategy(n); /* plan_temporal.c */
     case SS_PN_SEM_EXTRACT:
         return "1 generation constrained to the schema's JSON per distinct inserted row (memoised); deletes "
                "and updates that leave the template's columns unchanged are free";

@@ -499,6 +499,8 @@ static int compile_agg_ref(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr
 /* Arithmetic: the common numeric type (string literals adapt; NUMERIC mixes through casts). */
 static int arith_type(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e)
 {
+    if (ss__is_time_type(e->args[0]->type) || ss__is_time_type(e->args[1]->type))
+        return ss__time_arith_type(cc, a, e); /* timestamp ± interval, ... (plan_time.c) */
     for (int i = 0; i < 2; i++) {
         ss_expr_t *o = e->args[1 - i];
         if (ss__is_unknown_lit(e->args[i]) && !ss__is_unknown_lit(o) && is_numeric(o->type)) {
@@ -622,7 +624,8 @@ int ss__compile(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t **out)
     int rc = SS_OK;
     switch (a->kind) {
     case SS_AX_COLUMN:
-        rc = compile_column(cc, a, e);
+        if (!ss__compile_time_ident(cc, a, e, &rc)) /* CURRENT_TIMESTAMP without parentheses */
+            rc = compile_column(cc, a, e);
         break;
     case SS_AX_LITERAL:
         e->kind = SS_EX_LIT;
@@ -646,7 +649,8 @@ int ss__compile(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t **out)
         if ((rc = ss__compile(cc, a->left, &e->args[0])))
             break;
         e->nargs = 1;
-        if (a->kind == SS_AX_UNARY && a->op == SS_OP_NEG && !is_numeric(e->args[0]->type))
+        if (a->kind == SS_AX_UNARY && a->op == SS_OP_NEG && !is_numeric(e->args[0]->type) &&
+            e->args[0]->type != SS_COL_INTERVAL)
             rc = ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC, "%d:%d: unary minus needs a number, got %s",
                            a->span.line, a->span.col, ss_coltype_name(e->args[0]->type));
         if (!rc && a->kind == SS_AX_UNARY && a->op == SS_OP_NOT)

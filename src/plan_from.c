@@ -205,6 +205,8 @@ static int item_node(pctx_t *x, const ss_ast_from_t *f, ss_plan_node_t **out, co
         rc = ss__plan_subquery(x, f->sub, out);
     } else {
         rc = ss__input_node(x, f->name, f->span, out, what);
+        if (!rc && f->tvf)
+            rc = ss__plan_tvf(x, f, out); /* TUMBLE/HOP/SESSION (plan_timewin.c) */
         if (!rc && f->kind == SS_FROM_SEM_SEARCH) /* its node: WHERE filters the k rows it keeps */
             rc = ss__plan_sem_search(x, f, *out, out);
     }
@@ -254,7 +256,8 @@ static int conj_leaf(const ss_ast_expr_t *e, const leaf_t *lv, int nl, int cur)
     if (!e || cur == -2)
         return cur;
     if (e->kind == SS_AX_SEM || e->kind == SS_AX_STAR || is_subquery(e) || e->over ||
-        (e->kind == SS_AX_FUNC && ss__is_agg_name(e->name)))
+        (e->kind == SS_AX_FUNC && ss__is_agg_name(e->name)) ||
+        ss__is_temporal(e)) /* NOW(): a temporal filter, planned after the FROM (plan_temporal.c) */
         return -2;
     if (e->kind == SS_AX_COLUMN) {
         int found = -1, hits = 0;

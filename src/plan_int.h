@@ -106,6 +106,7 @@ typedef struct ss__cctx {
     int *sem_col;
     const ss_coltype_t *sem_type; /* their types (NULL: all TEXT) */
     const ss__premap_t *pre;      /* precomputed expressions (may be NULL) */
+    int allow_now;                /* NOW() may appear (a temporal filter's bound, a snapshot SELECT) */
     char *err;
     size_t errsz;
 } ss__cctx_t;
@@ -141,6 +142,26 @@ int ss__compile_cast(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e)
 int ss__compile_in(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e);
 int ss__compile_between(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e);
 int ss__compile_func(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e);
+
+/* ---- time types (plan_time.c) ---- */
+int ss__is_time_type(ss_coltype_t t); /* TIMESTAMP, TIMESTAMPTZ, DATE or INTERVAL */
+/* The common type of two of TIMESTAMP, TIMESTAMPTZ, DATE; -1 if not both are one. */
+int ss__time_common(ss_coltype_t a, ss_coltype_t b, ss_coltype_t *out);
+/* Types a +, -, *, / node e (compiled from a) with a time operand. */
+int ss__time_arith_type(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e);
+/* SS_OK if a value of type from can be cast to to (a time type on either side), else the error. */
+int ss__time_cast_check(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_coltype_t from, ss_coltype_t to);
+int ss__is_time_func(const char *name);
+int ss__is_now_func(const char *name); /* NOW, CURRENT_TIMESTAMP, LOCALTIMESTAMP, CURRENT_DATE */
+int ss__compile_time_func(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e);
+/* CURRENT_TIMESTAMP & co. written as bare names: 1 when compiled (*rc the result), else 0. */
+int ss__compile_time_ident(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e, int *rc);
+
+/* CREATE STREAM's time parts (catalog_time.c): timestamp_format (column typmods), WATERMARK
+ * (checked, recorded as options watermark, watermark_delay_us, watermark_idle_timeout), a typed
+ * ttl_column. opts are the stream's options so far (added to). */
+int ss__stream_time(const ss_ast_stmt_t *st, ss_schema_t *sc, int *nopts, ss_plan_opt_t **opts, char *err,
+                    size_t errsz);
 
 /* Renders a compiled expression with the names of schema (EXPLAIN). */
 int ss__expr_sql(const ss_expr_t *e, const ss_schema_t *in, ss_buf_t *out);
@@ -280,6 +301,22 @@ ss_plan_node_t *ss__node_like(ss__pctx_t *x, ss_plan_kind_t k, ss_plan_node_t *i
 /* LLM_GENERATE(...) as one node. */
 int ss__plan_generate(ss__pctx_t *x, const ss_ast_generate_t *g, ss_plan_node_t **out);
 
+/* EXPLAIN's strategy line of the time nodes (TEMPORAL, TIMEWIN, EOWC). */
+const char *ss__time_strategy(const ss_plan_node_t *n);
+
+/* ---- temporal filters (plan_temporal.c) ---- */
+int ss__is_temporal(const ss_ast_expr_t *e); /* e calls NOW(), CURRENT_TIMESTAMP, ... */
+/* The TEMPORAL node of the NOW() conjuncts among cj (none: nothing added). */
+int ss__plan_temporal(ss__pctx_t *x, const ss_ast_expr_t *const *cj, int ncj, const ss__scope_t *sc,
+                      ss_plan_node_t **cur);
+
+/* ---- windows (plan_timewin.c) ---- */
+/* *cur (the input of FROM item f, which has a window function) read through a TIMEWIN node. */
+int ss__plan_tvf(ss__pctx_t *x, const ss_ast_from_t *f, ss_plan_node_t **cur);
+/* EMIT ON WINDOW CLOSE: an EOWC node on *top (at = the query, for errors). */
+int ss__plan_eowc(ss__pctx_t *x, ss_span_t at, ss_plan_node_t **top);
+/* Marks the GROUP and SEM_AGG nodes of the view whose key holds a window bound (options window_*). */
+int ss__mark_window_state(ss__pctx_t *x);
 /* ---- semantic operators of issue 15 (plan_semops.c) ---- */
 struct ss_jscol;
 /* SEM calls that append a column to the row (SEM_MAP, SEM_EXTRACT, SEM_CLASSIFY, SEM_DEDUP,

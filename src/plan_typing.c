@@ -27,6 +27,10 @@ static const char *tname(ss_coltype_t t)
     case SS_COL_BOOL: return "boolean";
     case SS_COL_JSON: return "json";
     case SS_COL_TEXT: return "text";
+    case SS_COL_TIMESTAMP: return "timestamp";
+    case SS_COL_TIMESTAMPTZ: return "timestamptz";
+    case SS_COL_DATE: return "date";
+    case SS_COL_INTERVAL: return "interval";
     default: return "unknown";
     }
 }
@@ -58,7 +62,7 @@ int ss__common_type(ss_coltype_t a, ss_coltype_t b, ss_coltype_t *out)
         *out = num_rank(a) >= num_rank(b) ? a : b;
         return 0;
     }
-    return -1;
+    return ss__time_common(a, b, out); /* DATE < TIMESTAMP < TIMESTAMPTZ */
 }
 
 /* Wraps *e in a cast to t. */
@@ -314,7 +318,11 @@ int ss__compile_cast(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e)
     ss_expr_t *x = e->args[0];
     ss_coltype_t from = x->type;
     int ok = 1;
-    if (from == SS_COL_JSON && a->cast_type == SS_COL_BOOL)
+    if (ss__is_time_type(from) || ss__is_time_type(a->cast_type)) {
+        int trc = ss__time_cast_check(cc, a, from, a->cast_type);
+        if (trc)
+            return trc;
+    } else if (from == SS_COL_JSON && a->cast_type == SS_COL_BOOL)
         ok = 1; /* json 'true' */
     else if (from == SS_COL_BOOL && (a->cast_type == SS_COL_REAL || a->cast_type == SS_COL_NUMERIC))
         ok = 0;
@@ -560,6 +568,8 @@ static int func_type(const ss__cctx_t *cc, const ss_ast_expr_t *a, const struct 
 
 int ss__compile_func(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e)
 {
+    if (ss__is_time_func(a->name)) /* NOW, DATE_TRUNC, EXTRACT, ... (plan_time.c) */
+        return ss__compile_time_func(cc, a, e);
     const struct scalar_fn *fn = NULL;
     for (size_t i = 0; i < SS_ARRAY_LEN(funcs) && !fn; i++)
         if (ss_strcaseeq(a->name, funcs[i].name))

@@ -202,7 +202,8 @@ int ss__plan_conditions(pctx_t *x, const ss_ast_expr_t **cjin, int ncj, ss__scop
     const ss_ast_expr_t *later[128];
     int rc = SS_OK, nlater = 0;
     for (int i = 0; i < ncj && !rc; i++) {
-        if ((cj[i]->kind == SS_AX_SEM && cj[i]->sem == SS_SEM_FILTER) || ss__is_pushed(x, cj[i]))
+        if ((cj[i]->kind == SS_AX_SEM && cj[i]->sem == SS_SEM_FILTER) || ss__is_pushed(x, cj[i]) ||
+            ss__is_temporal(cj[i])) /* NOW() conjuncts: the temporal filter below (plan_temporal.c) */
             continue;
         const ss_ast_expr_t *s = find_sem(cj[i], SS_SEM_NONE), *a = find_agg(cj[i]);
         if (s && s->sem != SS_SEM_FILTER && !find_agg(cj[i]) && find_sem_append(cj[i]) &&
@@ -236,6 +237,8 @@ int ss__plan_conditions(pctx_t *x, const ss_ast_expr_t **cjin, int ncj, ss__scop
         f->pred = pred;
         *cur = f;
     }
+    if ((rc = ss__plan_temporal(x, cj, ncj, sc, cur))) /* rows valid while NOW() passes (plan_temporal.c) */
+        return rc;
     for (int i = 0; i < ncj; i++) {
         if (!(cj[i]->kind == SS_AX_SEM && cj[i]->sem == SS_SEM_FILTER))
             continue;
@@ -1268,6 +1271,10 @@ static int plan_view_into(const ss_catalog_t *cat, ss_plan_t *plan, const char *
     x.default_model = dm;
     ss_plan_node_t *top = NULL;
     int rc = q->kind == SS_Q_GENERATE ? ss__plan_generate(&x, q->generate, &top) : ss__plan_query(&x, q->select, &top);
+    if (!rc && q->emit_on_close)
+        rc = ss__plan_eowc(&x, q->span, &top); /* plan_timewin.c */
+    if (!rc)
+        rc = ss__mark_window_state(&x); /* per-window state is dropped once windows close */
     if (!rc) {
         ss_plan_node_t *v = ss__new_node(&x, SS_PN_VIEW, top, NULL, name);
         if (!v || !(v->schema = ss_schema_copy(top->schema)))

@@ -150,6 +150,23 @@ typedef enum ss_join_type {
     SS_JOIN_INNER = 0, SS_JOIN_LEFT, SS_JOIN_RIGHT, SS_JOIN_FULL, SS_JOIN_CROSS,
 } ss_join_type_t;
 
+/* A windowing table function in FROM (time, issue 13):
+ *   TUMBLE([TABLE] t, DESCRIPTOR(ts), size [, offset])
+ *   HOP([TABLE] t, DESCRIPTOR(ts), slide, size [, offset])
+ *   SESSION([TABLE] t [PARTITION BY k, ...], DESCRIPTOR(ts), gap)
+ * The FROM item reads t (its name is the item's `name`) with window_start and window_end
+ * appended. */
+typedef enum ss_tvf_kind { SS_TVF_TUMBLE = 1, SS_TVF_HOP, SS_TVF_SESSION } ss_tvf_kind_t;
+
+typedef struct ss_ast_tvf {
+    ss_tvf_kind_t kind;
+    ss_span_t span;            /* the function name */
+    ss_ast_expr_list_t *args;  /* the arguments after the table: DESCRIPTOR(col), intervals; owned */
+    int npart;                 /* SESSION ... PARTITION BY columns */
+    char **part;               /* owned */
+    ss_span_t *part_spans;     /* owned */
+} ss_ast_tvf_t;
+
 typedef struct ss_ast_from {
     ss_ast_from_kind_t kind;
     ss_span_t span;
@@ -162,6 +179,7 @@ typedef struct ss_ast_from {
     char *tmpl;                 /* SEM_JOIN template; owned */
     ss_span_t tmpl_span;
     ss_ast_options_t *opts;     /* SEM_JOIN WITH (join_candidates=k, threshold=x); owned */
+    ss_ast_tvf_t *tvf;          /* TABLE: read through a window function (TUMBLE/HOP/SESSION); owned or NULL */
     int nusing;                 /* JOIN ... USING (a, b): the column names; owned */
     char **using_cols;
     ss_span_t *using_spans;     /* owned */
@@ -228,6 +246,7 @@ typedef enum ss_ast_query_kind { SS_Q_SELECT, SS_Q_GENERATE } ss_ast_query_kind_
 typedef struct ss_ast_query {
     ss_ast_query_kind_t kind;
     ss_span_t span;
+    int emit_on_close;           /* CREATE VIEW ... EMIT ON WINDOW CLOSE (issue 13) */
     ss_ast_select_t *select;     /* SELECT; owned */
     ss_ast_generate_t *generate; /* GENERATE; owned */
 } ss_ast_query_t;
@@ -275,6 +294,10 @@ typedef struct ss_ast_stmt {
     int nrows;
     ss_ast_expr_list_t **rows; /* INSERT VALUES rows; owned */
     ss_ast_expr_t *where;    /* DELETE; owned */
+    /* CREATE STREAM ... (WATERMARK FOR wm_col AS wm_expr) */
+    char *wm_col;            /* owned or NULL */
+    ss_span_t wm_span;
+    ss_ast_expr_t *wm_expr;  /* owned or NULL */
 } ss_ast_stmt_t;
 
 typedef struct ss_ast_script {
@@ -294,6 +317,8 @@ void ss_ast_stmt_free(ss_ast_stmt_t *s);
 void ss_ast_query_free(ss_ast_query_t *q);
 void ss_ast_expr_free(ss_ast_expr_t *e);
 void ss_ast_options_free(ss_ast_options_t *o);
+void ss_ast_tvf_free(ss_ast_tvf_t *t);
+const char *ss_tvf_name(ss_tvf_kind_t k); /* "TUMBLE", "HOP", "SESSION" */
 /* Looks up an option by (case-insensitive) name; NULL if absent. */
 const ss_ast_option_t *ss_ast_option_get(const ss_ast_options_t *o, const char *name);
 /* Appends a readable SQL rendering of an expression (for EXPLAIN). */

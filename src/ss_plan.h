@@ -91,6 +91,14 @@ typedef enum ss_plan_kind {
     SS_PN_SETOP,        /* setop (UNION, EXCEPT, INTERSECT [ALL]; not UNION ALL) of in[0] and in[1] */
     SS_PN_SEMIJOIN,     /* in[0] rows by their matches in in[1] on lkeys = rkeys (+ pred): semi_mode */
     SS_PN_WINDOW,       /* window functions wfns over in[0], PARTITION BY group_cols ORDER BY order */
+    /* time (issue 13) */
+    SS_PN_TEMPORAL,     /* temporal filter: rows of in[0] valid while NOW() satisfies the bounds (exprs,
+                           opts "bound<k>"); maintained as time passes */
+    SS_PN_TIMEWIN,      /* window table function over in[0]: opts window = tumble|hop|session, size_us,
+                           slide_us, offset_us, gap_us; exprs[0] = the time column; output = input +
+                           window_start, window_end (SESSION: group_cols = PARTITION BY) */
+    SS_PN_EOWC,         /* EMIT ON WINDOW CLOSE: holds in[0]'s changes of a window (column opt
+                           window_end_col) until the watermark passes its end (+ opt close_after_us) */
     /* semops (issue 15 §2; src/plan_semops.c says what each node carries) */
     SS_PN_SEM_EXTRACT,  /* tmpl over in[0]: appends the fields of opt schema, as typed columns (opt
                            output=columns) or as one JSON column (output=json) */

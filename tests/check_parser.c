@@ -770,7 +770,7 @@ static const struct {
      "WITH query name \"X\" specified more than once"},
     {"SELECT * FROM a JOIN b USING (k, j, k)", "1:37: ", "column \"k\" appears more than once in USING"},
     {"SELECT a FROM t OFFSET 99999999999999999999", "1:24: ", "OFFSET value out of range"},
-    {"SELECT * FROM a JOIN b", "1:23: ", "unexpected end of input: expected one of identifier, AS, ON, USING"},
+    {"SELECT * FROM a JOIN b", "1:23: ", "unexpected end of input: expected one of identifier, '(', AS, ON, USING"},
     {"SELECT a FROM t UNION", "1:22: ", "unexpected end of input: expected one of SELECT, DISTINCT, ALL"},
     /* SQL that is not supported yet is named as such (grammar/unsupported.c), at its position */
     {"SELECT a FROM t WHERE b SIMILAR TO 'x%'", "1:25: ", "SIMILAR TO is not supported"},

@@ -11,6 +11,7 @@
 #define SS_ZSET_H
 
 #include "ss_base.h"
+#include "ss_time.h"
 
 #include <stdint.h>
 
@@ -21,6 +22,10 @@ typedef enum ss_vtype {
     SS_TEXT,     /* UTF-8 bytes, owned by the row; always NUL-terminated */
     SS_NUM,      /* NUMERIC: canonical decimal text in u.str ("-12.50", ss_decimal.h), owned like TEXT */
     SS_JSON,     /* JSON: compact JSON text in u.str, owned like TEXT */
+    SS_TS,       /* TIMESTAMP: µs since 1970-01-01 00:00:00 UTC in u.i (ss_time.h) */
+    SS_TSTZ,     /* TIMESTAMPTZ: the same instant representation, shown with its zone (+00) */
+    SS_DATE,     /* DATE: days since 1970-01-01 in u.i */
+    SS_IVL,      /* INTERVAL: months, days, µs in u.iv */
 } ss_vtype_t;
 
 /* 1 for the types whose payload is u.str (owned by the containing row). */
@@ -35,6 +40,7 @@ typedef struct ss_value {
             char *s;   /* owned by the containing row (or by the caller for temporaries) */
             size_t n;  /* byte length, not counting the NUL */
         } str;
+        ss_interval_t iv; /* SS_IVL */
     } u;
 } ss_value_t;
 
@@ -53,7 +59,22 @@ typedef enum ss_coltype {
     SS_COL_ANY, /* expression result of unknown type */
     SS_COL_NUMERIC, /* exact decimal (NUMERIC/DECIMAL[(p,s)]): SS_NUM values */
     SS_COL_JSON,    /* JSON document: SS_JSON values */
+    SS_COL_TIMESTAMP,   /* SS_TS values; typmod: epoch units per second read from JSON numbers (-1: none) */
+    SS_COL_TIMESTAMPTZ, /* SS_TSTZ values; typmod as TIMESTAMP */
+    SS_COL_DATE,        /* SS_DATE values */
+    SS_COL_INTERVAL,    /* SS_IVL values; typmod: a JSON number is this many units per second */
 } ss_coltype_t;
+
+/* Typmods of the time column types: how a JSON number is read (WITH (timestamp_format = ..)). */
+#define SS_TSMOD_EPOCH_S 1
+#define SS_TSMOD_EPOCH_MS 1000
+#define SS_TSMOD_EPOCH_US 1000000
+
+static inline int ss_coltype_is_time(ss_coltype_t t)
+{
+    return t == SS_COL_TIMESTAMP || t == SS_COL_TIMESTAMPTZ || t == SS_COL_DATE;
+}
+static inline int ss_vtype_is_time(ss_vtype_t t) { return t == SS_TS || t == SS_TSTZ || t == SS_DATE; }
 
 typedef struct ss_schema {
     int n;
@@ -67,6 +88,9 @@ typedef struct ss_schema {
 ss_value_t ss_val_null(void);
 ss_value_t ss_val_int(int64_t i);
 ss_value_t ss_val_real(double r);
+ss_value_t ss_val_ts(int64_t us, int with_tz);   /* SS_TS or SS_TSTZ */
+ss_value_t ss_val_date(int64_t days);
+ss_value_t ss_val_interval(ss_interval_t iv);
 /* Borrowed text: the value points at s (no copy). Copy into a row with ss_row_set. */
 ss_value_t ss_val_text_ref(const char *s, size_t n);
 int ss_val_cmp(const ss_value_t *a, const ss_value_t *b); /* NULL < numbers < text; ints and reals compare numerically */
@@ -94,6 +118,11 @@ int ss_val_coerce_tm(const ss_value_t *v, ss_coltype_t t, int typmod, ss_value_t
 ss_value_t ss_val_num_ref(const char *s, size_t n);
 ss_value_t ss_val_json_ref(const char *s, size_t n);
 
+/* A timestamp or date as µs since the epoch (a date is its midnight). */
+static inline int64_t ss_val_time_us(const ss_value_t *v)
+{
+    return v->t == SS_DATE ? v->u.i * SS_USEC_PER_DAY : v->u.i;
+}
 /* Parses the decimal number at the start of s[0..n): blanks, an optional sign, digits with an
  * optional fraction and exponent (never hex, inf or nan). Returns the offset after it, or 0 (and
  * INT 0) when s starts with no number. An integer in the 64-bit range is INT, anything else REAL

@@ -18,6 +18,30 @@ ss_value_t ss_val_int(int64_t i) { ss_value_t v = ss_val_null(); v.t = SS_INT; v
 /* -0.0 becomes 0.0: the two are equal in SQL, so they must have one encoding */
 ss_value_t ss_val_real(double r) { ss_value_t v = ss_val_null(); v.t = SS_REAL; v.u.r = r == 0.0 ? 0.0 : r; return v; }
 
+ss_value_t ss_val_ts(int64_t us, int with_tz)
+{
+    ss_value_t v = ss_val_null();
+    v.t = with_tz ? SS_TSTZ : SS_TS;
+    v.u.i = us;
+    return v;
+}
+
+ss_value_t ss_val_date(int64_t days)
+{
+    ss_value_t v = ss_val_null();
+    v.t = SS_DATE;
+    v.u.i = days;
+    return v;
+}
+
+ss_value_t ss_val_interval(ss_interval_t iv)
+{
+    ss_value_t v = ss_val_null();
+    v.t = SS_IVL;
+    v.u.iv = iv;
+    return v;
+}
+
 ss_value_t ss_val_text_ref(const char *s, size_t n)
 {
     ss_value_t v = ss_val_null();
@@ -130,8 +154,33 @@ static int vrank(ss_vtype_t t)
     case SS_NULL: return 0;
     case SS_INT: case SS_REAL: case SS_NUM: return 1;
     case SS_TEXT: return 2;
+    case SS_TS: case SS_TSTZ: case SS_DATE: return 4;
+    case SS_IVL: return 5;
     default: return 3; /* JSON */
     }
+}
+
+/* Timestamps and dates by instant; equal instants of different types: DATE < TIMESTAMP < TIMESTAMPTZ. */
+static int cmp_time(const ss_value_t *a, const ss_value_t *b)
+{
+    int64_t x = ss_val_time_us(a), y = ss_val_time_us(b);
+    if (x != y)
+        return x < y ? -1 : 1;
+    return a->t == b->t ? 0 : a->t == SS_DATE || (a->t == SS_TS && b->t == SS_TSTZ) ? -1 : 1;
+}
+
+/* Intervals as PostgreSQL orders them; equal spans written differently ('1 mon', '30 days') by fields. */
+static int cmp_ivl(const ss_value_t *a, const ss_value_t *b)
+{
+    int c = ss_interval_cmp(&a->u.iv, &b->u.iv);
+    if (c)
+        return c;
+    const ss_interval_t *x = &a->u.iv, *y = &b->u.iv;
+    if (x->months != y->months)
+        return x->months < y->months ? -1 : 1;
+    if (x->days != y->days)
+        return x->days < y->days ? -1 : 1;
+    return x->us < y->us ? -1 : x->us > y->us;
 }
 
 int ss_val_cmp(const ss_value_t *a, const ss_value_t *b)
@@ -141,6 +190,10 @@ int ss_val_cmp(const ss_value_t *a, const ss_value_t *b)
         return ra < rb ? -1 : 1;
     if (ra == 0)
         return 0;
+    if (ra == 4)
+        return cmp_time(a, b);
+    if (ra == 5)
+        return cmp_ivl(a, b);
     if (ra == 1 && (a->t == SS_NUM || b->t == SS_NUM))
         return cmp_with_num(a, b);
     if (ra >= 2) {
@@ -171,6 +224,13 @@ uint64_t ss_val_hash(const ss_value_t *v, uint64_t seed)
     case SS_TEXT: return ss_hash64(v->u.str.s, v->u.str.n, seed ^ 0x44);
     case SS_NUM: return ss_hash64(v->u.str.s, v->u.str.n, seed ^ 0x55);
     case SS_JSON: return ss_hash64(v->u.str.s, v->u.str.n, seed ^ 0x66);
+    case SS_TS: return ss_hash64(&v->u.i, 8, seed ^ 0x77);
+    case SS_TSTZ: return ss_hash64(&v->u.i, 8, seed ^ 0x78);
+    case SS_DATE: return ss_hash64(&v->u.i, 8, seed ^ 0x79);
+    case SS_IVL: {
+        uint64_t h = ss_hash64(&v->u.iv.us, 8, seed ^ 0x7a);
+        return ss_hash_combine(h, ((uint64_t)(uint32_t)v->u.iv.months << 32) | (uint32_t)v->u.iv.days);
+    }
     }
     return seed;
 }
@@ -193,8 +253,22 @@ int ss_val_to_text(const ss_value_t *v, ss_buf_t *out)
     case SS_INT: return ss_buf_put_i64(out, v->u.i);
     case SS_REAL: return ss_buf_printf(out, "%.17g", v->u.r);
     case SS_TEXT: case SS_NUM: case SS_JSON: return ss_buf_append(out, v->u.str.s, v->u.str.n);
+    case SS_TS: case SS_TSTZ: return ss_ts_format(v->u.i, v->t == SS_TSTZ, 0, out);
+    case SS_DATE: return ss_date_format(v->u.i, out);
+    case SS_IVL: return ss_interval_format(&v->u.iv, out);
     }
     return SS_ERR_INTERNAL;
+}
+
+/* The JSON string of a time value. */
+static int time_json(const ss_value_t *v, ss_buf_t *out)
+{
+    int rc = ss_buf_putc(out, '"');
+    if (!rc)
+        rc = v->t == SS_IVL ? ss_interval_format(&v->u.iv, out)
+             : v->t == SS_DATE ? ss_date_format(v->u.i, out)
+                               : ss_ts_format(v->u.i, v->t == SS_TSTZ, 1, out);
+    return rc ? rc : ss_buf_putc(out, '"');
 }
 
 int ss_val_to_json(const ss_value_t *v, ss_buf_t *out)
@@ -208,6 +282,7 @@ int ss_val_to_json(const ss_value_t *v, ss_buf_t *out)
         return ss_buf_printf(out, "%.17g", v->u.r);
     case SS_TEXT: return ss_buf_put_json_str(out, v->u.str.s, v->u.str.n);
     case SS_NUM: case SS_JSON: return ss_buf_append(out, v->u.str.s, v->u.str.n); /* exact digits / the document */
+    case SS_TS: case SS_TSTZ: case SS_DATE: case SS_IVL: return time_json(v, out);
     }
     return SS_ERR_INTERNAL;
 }
@@ -369,6 +444,8 @@ static int coerce_json(const ss_value_t *v, ss_value_t *out, char **tmp, char *e
         rc = ss_jtext_compact(v->u.str.s, v->u.str.n, &b, err, errsz);
     else if (v->t == SS_REAL && !isfinite(v->u.r))
         rc = ss_seterr(err, errsz, SS_ERR_INVALID, "cannot convert a non-finite number to JSON");
+    else if (ss_vtype_is_time(v->t) || v->t == SS_IVL)
+        rc = ss_val_to_json(v, &b); /* a JSON string */
     else
         rc = ss_val_to_text(v, &b);
     if (rc) {
@@ -381,6 +458,74 @@ static int coerce_json(const ss_value_t *v, ss_value_t *out, char **tmp, char *e
     return SS_OK;
 }
 
+static const char *vtype_word(ss_vtype_t t)
+{
+    switch (t) {
+    case SS_INT: return "an integer";
+    case SS_REAL: return "a real";
+    case SS_TEXT: return "text";
+    case SS_NUM: return "a numeric";
+    case SS_JSON: return "json";
+    case SS_TS: return "a timestamp";
+    case SS_TSTZ: return "a timestamptz";
+    case SS_DATE: return "a date";
+    case SS_IVL: return "an interval";
+    default: return "NULL";
+    }
+}
+
+/* Any value to a time type t (TIMESTAMP, TIMESTAMPTZ, DATE, INTERVAL). Text is parsed (ss_time.h);
+ * a number is an epoch (or an interval's length) in units of 1/typmod second when typmod > 0. */
+static int coerce_time(const ss_value_t *v, ss_coltype_t t, int typmod, ss_value_t *out, char *err, size_t errsz)
+{
+    int tz = t == SS_COL_TIMESTAMPTZ;
+    if (v->t == SS_TEXT) {
+        if (t == SS_COL_INTERVAL) {
+            ss_interval_t iv;
+            int rc = ss_interval_parse(v->u.str.s, v->u.str.n, NULL, &iv, err, errsz);
+            if (!rc)
+                *out = ss_val_interval(iv);
+            return rc;
+        }
+        int64_t us, d;
+        if (t == SS_COL_DATE && !ss_date_parse(v->u.str.s, v->u.str.n, &d, err, errsz)) {
+            *out = ss_val_date(d);
+            return SS_OK;
+        }
+        char e2[SS_ERRSZ];
+        int rc = ss_ts_parse(v->u.str.s, v->u.str.n, &us, t == SS_COL_DATE ? e2 : err, t == SS_COL_DATE ? sizeof e2 : errsz);
+        if (!rc)
+            *out = t == SS_COL_DATE ? ss_val_date(us >= 0 ? us / SS_USEC_PER_DAY : -((-us + SS_USEC_PER_DAY - 1) / SS_USEC_PER_DAY))
+                                    : ss_val_ts(us, tz);
+        return rc;
+    }
+    if (ss_vtype_is_time(v->t) && t != SS_COL_INTERVAL) {
+        int64_t us = ss_val_time_us(v);
+        *out = t == SS_COL_DATE ? ss_val_date(us >= 0 ? us / SS_USEC_PER_DAY : -((-us + SS_USEC_PER_DAY - 1) / SS_USEC_PER_DAY))
+                                : ss_val_ts(us, tz);
+        return SS_OK;
+    }
+    if (v->t == SS_IVL && t == SS_COL_INTERVAL)
+        return SS_OK;
+    if ((v->t == SS_INT || v->t == SS_REAL) && typmod > 0 && t != SS_COL_DATE) {
+        double x = v->t == SS_INT ? (double)v->u.i : v->u.r;
+        double us = x * (1e6 / typmod);
+        if (!isfinite(us) || fabs(us) > 9.2e18 || (t != SS_COL_INTERVAL && !ss_ts_in_range((int64_t)us)))
+            return ss_seterr(err, errsz, SS_ERR_INVALID, "%s out of range: %.17g", ss_coltype_name(t), x);
+        int64_t u = v->t == SS_INT && typmod == 1000000 ? v->u.i : (int64_t)llround(us);
+        *out = t == SS_COL_INTERVAL ? ss_val_interval((ss_interval_t){u, 0, 0}) : ss_val_ts(u, tz);
+        return SS_OK;
+    }
+    if (v->t == SS_INT || v->t == SS_REAL)
+        return ss_seterr(err, errsz, SS_ERR_INVALID,
+                         "expected %s as text (%s), got the number %.17g (to read epoch numbers, give the stream "
+                         "WITH (timestamp_format = 'epoch_s' | 'epoch_ms' | 'epoch_us'))",
+                         ss_coltype_name(t), t == SS_COL_INTERVAL ? "'5 minutes'" : t == SS_COL_DATE ? "'2024-03-01'"
+                                                                                      : "'2024-03-01T12:00:00Z'",
+                         v->t == SS_INT ? (double)v->u.i : v->u.r);
+    return ss_seterr(err, errsz, SS_ERR_INVALID, "expected %s, got %s", ss_coltype_name(t), vtype_word(v->t));
+}
+
 int ss_val_coerce(const ss_value_t *v, ss_coltype_t t, ss_value_t *out, char **tmp,
                   char *err, size_t errsz)
 {
@@ -389,6 +534,9 @@ int ss_val_coerce(const ss_value_t *v, ss_coltype_t t, ss_value_t *out, char **t
     *out = *v;
     if (v->t == SS_NULL || t == SS_COL_ANY)
         return SS_OK;
+    if ((ss_vtype_is_time(v->t) || v->t == SS_IVL) && t != SS_COL_TEXT && t != SS_COL_JSON && !ss_coltype_is_time(t) &&
+        t != SS_COL_INTERVAL)
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "expected %s, got %s", ss_coltype_name(t), vtype_word(v->t));
     if (v->t == SS_TEXT && memchr(v->u.str.s, 0, v->u.str.n))
         return ss_seterr(err, errsz, SS_ERR_INVALID, "text contains a NUL character (\\u0000), which %s cannot hold",
                          t == SS_COL_TEXT ? "TEXT" : ss_coltype_name(t));
@@ -396,11 +544,24 @@ int ss_val_coerce(const ss_value_t *v, ss_coltype_t t, ss_value_t *out, char **t
         return ss_seterr(err, errsz, SS_ERR_INVALID, "%s is not a finite number (NaN and infinities are not supported)",
                          isnan(v->u.r) ? "NaN" : "infinity");
     switch (t) {
+    case SS_COL_TIMESTAMP: case SS_COL_TIMESTAMPTZ: case SS_COL_DATE: case SS_COL_INTERVAL:
+        return coerce_time(v, t, -1, out, err, errsz);
     case SS_COL_TEXT:
         if (v->t != SS_TEXT) {
             char buf[64];
             if (ss_vtype_has_str(v->t)) { /* NUMERIC and JSON as their text */
                 *out = ss_val_text_ref(v->u.str.s, v->u.str.n);
+                return SS_OK;
+            }
+            if (ss_vtype_is_time(v->t) || v->t == SS_IVL) { /* as PostgreSQL prints them */
+                ss_buf_t b = SS_BUF_INIT;
+                if (ss_val_to_text(v, &b)) {
+                    ss_buf_free(&b);
+                    return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+                }
+                size_t n = b.len;
+                *tmp = ss_buf_take(&b);
+                *out = ss_val_text_ref(*tmp, n);
                 return SS_OK;
             }
             int len = v->t == SS_INT ? snprintf(buf, sizeof buf, "%lld", (long long)v->u.i)
@@ -485,6 +646,11 @@ int ss_val_coerce_tm(const ss_value_t *v, ss_coltype_t t, int typmod, ss_value_t
     if (t == SS_COL_NUMERIC && v->t != SS_NULL) {
         *tmp = NULL;
         return coerce_numeric(v, typmod, out, tmp, err, errsz);
+    }
+    if ((ss_coltype_is_time(t) || t == SS_COL_INTERVAL) && v->t != SS_NULL) {
+        *tmp = NULL;
+        *out = *v;
+        return coerce_time(v, t, typmod, out, err, errsz);
     }
     return ss_val_coerce(v, t, out, tmp, err, errsz);
 }
@@ -587,9 +753,13 @@ int ss_row_encode(const ss_row_t *r, ss_buf_t *out)
         rc = ss_buf_append(out, &tag, 1);
         if (rc)
             break;
-        if (v->t == SS_INT)
+        if (v->t == SS_INT || ss_vtype_is_time(v->t))
             rc = ss_buf_append(out, &v->u.i, 8);
-        else if (v->t == SS_REAL) {
+        else if (v->t == SS_IVL) {
+            rc = ss_buf_append(out, &v->u.iv.us, 8);
+            rc = rc ? rc : ss_buf_append(out, &v->u.iv.days, 4);
+            rc = rc ? rc : ss_buf_append(out, &v->u.iv.months, 4);
+        } else if (v->t == SS_REAL) {
             double d = v->u.r == 0.0 ? 0.0 : v->u.r; /* one encoding for 0.0 and -0.0 */
             rc = ss_buf_append(out, &d, 8);
         } else if (ss_vtype_has_str(v->t)) {
@@ -621,12 +791,20 @@ int ss_row_decode(const void *p, size_t n, ss_row_t **out)
             goto bad;
         unsigned char tag = *s++;
         ss_value_t v = ss_val_null();
-        if (tag == SS_INT || tag == SS_REAL) {
+        if (tag == SS_INT || tag == SS_REAL || ss_vtype_is_time((ss_vtype_t)tag)) {
             if (e - s < 8)
                 goto bad;
             v.t = (ss_vtype_t)tag;
-            memcpy(tag == SS_INT ? (void *)&v.u.i : (void *)&v.u.r, s, 8);
+            memcpy(tag == SS_REAL ? (void *)&v.u.r : (void *)&v.u.i, s, 8);
             s += 8;
+        } else if (tag == SS_IVL) {
+            if (e - s < 16)
+                goto bad;
+            v.t = SS_IVL;
+            memcpy(&v.u.iv.us, s, 8);
+            memcpy(&v.u.iv.days, s + 8, 4);
+            memcpy(&v.u.iv.months, s + 12, 4);
+            s += 16;
         } else if (ss_vtype_has_str((ss_vtype_t)tag)) {
             uint32_t len;
             if (e - s < 4)
@@ -774,6 +952,10 @@ const char *ss_coltype_name(ss_coltype_t t)
     case SS_COL_BOOL: return "BOOLEAN";
     case SS_COL_NUMERIC: return "NUMERIC";
     case SS_COL_JSON: return "JSON";
+    case SS_COL_TIMESTAMP: return "TIMESTAMP";
+    case SS_COL_TIMESTAMPTZ: return "TIMESTAMPTZ";
+    case SS_COL_DATE: return "DATE";
+    case SS_COL_INTERVAL: return "INTERVAL";
     default: return "ANY";
     }
 }

@@ -126,6 +126,11 @@ void dt_literal(const ss_value_t *v, dt_type_t t, ss_buf_t *out)
         }
         ss_buf_putc(out, '\'');
         return;
+    case SS_TS: case SS_TSTZ: case SS_DATE: case SS_IVL: /* their text, quoted: no quote inside */
+        ss_buf_putc(out, '\'');
+        ss_val_to_text(v, out);
+        ss_buf_putc(out, '\'');
+        return;
     }
 }
 
