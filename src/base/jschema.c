@@ -86,8 +86,11 @@ static int parse_props(pctx_t *p, const ss_json_t *props, ss_jschema_t *s)
         push_path(p, "properties", m->key, &save);
         int rc = parse_node(p, &m->val, &s->props[s->nprops]);
         p->path[save] = 0;
-        if (rc)
+        if (rc) { /* not counted in nprops yet: the tree's free would miss it */
+            ss_jschema_free(s->props[s->nprops]);
+            s->props[s->nprops] = NULL;
             return rc;
+        }
         if (!(s->names[s->nprops++] = ss_strndup(m->key, m->klen)))
             return SS_ERR_NOMEM;
     }
