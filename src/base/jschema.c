@@ -284,9 +284,10 @@ static int parse_col(const char *spec, const char **ps, ss_jscol_t *c, int *erro
     }
     if (type < 0) {
         *erroff = (int)(t - spec);
-        return ss_seterr(err, errsz, SS_ERR_INVALID,
-                         t == s ? "expected a type after the column name"
-                                : "unknown type (TEXT, INT, REAL, NUMERIC or BOOLEAN)");
+        if (t == s)
+            return ss_seterr(err, errsz, SS_ERR_INVALID, "expected a type after the column name");
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "unknown type %.*s (TEXT, INT, REAL, NUMERIC or BOOLEAN)",
+                         (int)SS_MIN(s - t, 40), t);
     }
     s = skip_ws(s);
     if (*s == '(') {
