@@ -62,7 +62,7 @@ typedef struct noun {
 static noun_t *C;
 static int NC;
 
-static void load_corpus(const char *dir)
+static void load_corpus(const char *dir, const char *category)
 {
     char path[1024];
     snprintf(path, sizeof path, "%s/nouns.jsonl", dir);
@@ -88,7 +88,7 @@ static void load_corpus(const char *dir)
             if (!(C = realloc(C, sizeof *C * (size_t)capc)))
                 die("out of memory", NULL);
         }
-        C[NC++] = (noun_t){id->u.i, ss_strdup(w), ss_strdup(g), !strcmp(c, "noun.animal")};
+        C[NC++] = (noun_t){id->u.i, ss_strdup(w), ss_strdup(g), !strcmp(c, category)};
         ss_json_free(d);
     }
     free(line);
@@ -142,7 +142,8 @@ static void fixture_start(const char *self, const char *corpus, char *url, size_
 typedef struct opts {
     int n, seeds, steps, check;
     double churn, max_oracle, max_step, recall, precision;
-    const char *cascade, *corpus, *oracle, *model_name, *out;
+    const char *cascade, *corpus, *oracle, *model_name, *out, *category;
+    char ask[256]; /* the SEM_FILTER instruction */
 } opts_t;
 
 typedef struct meas {
@@ -293,6 +294,7 @@ static void run_seed(const opts_t *o, int seed, const char *url, seed_res_t *r)
     memset(&eo, 0, sizeof eo);
     eo.db_path = db;
     eo.max_latency_ms = 20;
+    eo.batch_size = n; /* the load is one batch (a bulk load); the churn steps are batches of their own */
     ss_engine_t *e = NULL;
     char err[SS_ERRSZ] = "";
     if (ss_engine_open(&eo, &e, err, sizeof err))
@@ -302,12 +304,14 @@ static void run_seed(const opts_t *o, int seed, const char *url, seed_res_t *r)
              "CREATE STREAM nouns (id INT KEY, word TEXT, gloss TEXT, category TEXT) "
              "WITH (topic = 'nouns', format = 'json');"
              "CREATE CONTINUOUS VIEW casc AS SELECT id, word FROM nouns WHERE SEM_FILTER("
-             "'Is {gloss} the definition of an animal?', model = oracle, cascade = '%s, seed=%d');",
-             url, o->model_name, o->cascade, seed);
+             "'%s', model = oracle, cascade = '%s, seed=%d');",
+             url, o->model_name, o->ask, o->cascade, seed);
     free(exec_sql(e, sql));
-    if (seed == 0)
-        free(exec_sql(e, "CREATE CONTINUOUS VIEW full AS SELECT id, word FROM nouns WHERE SEM_FILTER("
-                         "'Is {gloss} the definition of an animal?', model = oracle);"));
+    if (seed == 0) {
+        snprintf(sql, sizeof sql, "CREATE CONTINUOUS VIEW full AS SELECT id, word FROM nouns WHERE SEM_FILTER("
+                                  "'%s', model = oracle);", o->ask);
+        free(exec_sql(e, sql));
+    }
     /* the load, as a JSON-lines file */
     char path[1300];
     snprintf(path, sizeof path, "%s/load.jsonl", dir);
@@ -399,7 +403,9 @@ static void run_seed(const opts_t *o, int seed, const char *url, seed_res_t *r)
     ss_engine_close(e);
     r->ok = r->end.recall >= o->recall && r->end.precision >= o->precision;
     snprintf(sql, sizeof sql, "rm -rf '%s'", dir);
-    if (system(sql) != 0)
+    if (getenv("BENCH_QUALITY_KEEP")) /* for a look at the operator's state */
+        printf("kept %s\n", dir);
+    else if (system(sql) != 0)
         fprintf(stderr, "bench_quality: could not remove %s\n", dir);
     free(ord);
     free(live);
@@ -418,7 +424,7 @@ static double arg_num(const char *flag, const char *v)
 int main(int argc, char **argv)
 {
     opts_t o = {.n = 10000, .seeds = 1, .steps = 5, .churn = 0.01, .max_oracle = 0.25, .max_step = 1.0,
-                .cascade = "proxy=embed, recall=0.9, precision=0.9, delta=0.2", .model_name = "oracle"};
+                .cascade = "proxy=embed, recall=0.9, precision=0.9, delta=0.2", .model_name = "oracle", .category = "animal"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--check")) {
@@ -448,6 +454,8 @@ int main(int argc, char **argv)
             o.corpus = v;
         else if (!strcmp(a, "--oracle"))
             o.oracle = v;
+        else if (!strcmp(a, "--category"))
+            o.category = v;
         else if (!strcmp(a, "--model"))
             o.model_name = v;
         else if (!strcmp(a, "--out"))
@@ -474,17 +482,22 @@ int main(int argc, char **argv)
             die("wordnet2json failed (is the Debian package wordnet-base installed? scripts/setup.sh)", cmd);
         o.corpus = tmpc;
     }
-    load_corpus(o.corpus);
+    char cat[64];
+    snprintf(cat, sizeof cat, "noun.%s", o.category);
+    snprintf(o.ask, sizeof o.ask, "Is {gloss} the definition of %s %s?", strchr("aeiou", o.category[0]) ? "an" : "a",
+             o.category);
+    load_corpus(o.corpus, cat);
     char url[600];
     if (o.oracle)
         snprintf(url, sizeof url, "%s", o.oracle);
     else
         fixture_start(argv[0], o.corpus, url, sizeof url);
-    printf("bench_quality: N=%d, %d seed(s), %d churn steps of %.1f%%, cascade '%s', oracle %s%s\n", o.n, o.seeds,
-           o.steps, o.churn * 100, o.cascade, url, o.oracle ? "" : " (the labels' fixture)");
+    printf("bench_quality: N=%d, %d seed(s), %d churn steps of %.1f%%, SEM_FILTER('%s') (truth: category %s), "
+           "cascade '%s', oracle %s%s\n", o.n, o.seeds, o.steps, o.churn * 100, o.ask, cat, o.cascade, url,
+           o.oracle ? "" : " (the labels' fixture)");
     ss_buf_t json = SS_BUF_INIT;
-    ss_buf_printf(&json, "{\"bench\":\"quality\",\"n\":%d,\"steps\":%d,\"churn\":%g,\"cascade\":", o.n, o.steps,
-                  o.churn);
+    ss_buf_printf(&json, "{\"bench\":\"quality\",\"n\":%d,\"steps\":%d,\"churn\":%g,\"category\":\"%s\",\"cascade\":",
+                  o.n, o.steps, o.churn, cat);
     ss_json_put_str_utf8(&json, o.cascade, strlen(o.cascade));
     ss_buf_printf(&json, ",\"oracle\":\"%s\",\"seeds\":[", o.oracle ? "url" : "fixture");
     int met = 0, fail = 0;

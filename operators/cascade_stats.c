@@ -199,12 +199,14 @@ void ss_cascade_thresholds(ss_cascade_pt_t *pts, int n, double recall, double pr
     /* lo, upwards: at candidate t = pts[k].s the points [0, k) are below. FN(t) = sum of
      * y (a - w) below (HT of the positives below, less the labelled ones, which are exact). */
     double fn = 0, vb = 0, vmax = 0, best_fn = 0, best_vb = 0, best_vmax = 0;
+    int cal_below = 0;
     for (int k = 0; k < n;) {
         int e = k;
         while (e < n && pts[e].s == pts[k].s)
             e++;
-        /* candidate t = pts[k].s when k > 0 (t = 0 rejects nothing: always feasible) */
-        if (k > 0) {
+        /* candidate t = pts[k].s when k > 0 (t = 0 rejects nothing: always feasible) and a
+         * calibration unit lies below it: below the lowest one the sample knows nothing */
+        if (k > 0 && cal_below) {
             double var = (1 - q) * (1 - q) * vb + q * q * (V1 - vb) + vmax;
             if (fn - q * P + z * sqrt(var) > 0)
                 break;
@@ -217,6 +219,7 @@ void ss_cascade_thresholds(ss_cascade_pt_t *pts, int n, double recall, double pr
                 vb += ht_v(&pts[i]);
             }
             vmax = fmax(vmax, ht_v(&pts[i]) > 0 ? ht_v(&pts[i]) : 0);
+            cal_below += pts[i].calib;
         }
         k = e;
     }
@@ -224,6 +227,7 @@ void ss_cascade_thresholds(ss_cascade_pt_t *pts, int n, double recall, double pr
      * positives are P - FN(lo). */
     double tp = P - best_fn, fp = 0, v0 = 0, vmaxa = 0, best_fp = 0, best_v0 = 0;
     double v1a = 0; /* variance of the positives at or above lo */
+    int cal_above = 0;
     for (int i = 0; i < n; i++)
         if (pts[i].y && pts[i].s >= out->lo)
             v1a += ht_v(&pts[i]);
@@ -239,6 +243,11 @@ void ss_cascade_thresholds(ss_cascade_pt_t *pts, int n, double recall, double pr
                 v0 += ht_v(&pts[i]);
             }
             vmaxa = fmax(vmaxa, ht_v(&pts[i]));
+            cal_above += pts[i].calib;
+        }
+        if (!cal_above) { /* above the highest calibration unit the sample knows nothing */
+            e = k;
+            continue;
         }
         double var = v0 + cp * cp * v1a + vmaxa;
         if (fp - cp * tp + z * sqrt(var) > 0)

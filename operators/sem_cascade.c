@@ -25,6 +25,7 @@
 #include "ss_sem.h"
 
 #include "ss_dispatch.h"
+#include "ss_embed.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -784,7 +785,8 @@ static int refit(ss_cascade_t *c, char *err, size_t errsz)
     plan_t *p = &c->p;
     int rc = SS_OK;
     if (has_train(c)) {
-        p->ftrain = fmin(1, target(c->o.train, p->nlive) / (double)(p->nlive ? p->nlive : 1));
+        /* pool 0 holds half the units: the rate that draws `train` of them from it */
+        p->ftrain = fmin(1, target(c->o.train, p->nlive) / (0.5 * (double)(p->nlive ? p->nlive : 1)));
         rc = ss_sem_exec(c->db, err, errsz, "UPDATE st_%d_cu SET role = CASE WHEN u < %.17g THEN 1 ELSE 0 END "
                                             "WHERE pool = 0", c->id, p->ftrain);
         if (!rc)
@@ -1072,5 +1074,83 @@ int ss_cascade_instruction(const ss_template_t *t, ss_buf_t *out)
     for (int i = 0; t && i < t->nparts && !rc; i++)
         if (t->parts[i].text)
             rc = ss_buf_puts(out, t->parts[i].text);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- embed proxy features */
+
+/* Word vectors are cheap (a table lookup) only for the static embedder: with it a unit also gets
+ * the element-wise maximum of its words' vectors, which keeps the one telling word that the mean
+ * of a long text dilutes. Other embedders give the text's embedding alone (one request per text). */
+static int pooled(const ss_embedder_t *e) { return e && e->kind && !strcmp(e->kind, "wink"); }
+
+int ss_cascade_embed_dim(const ss_embedder_t *e)
+{
+    return e ? (pooled(e) ? 2 * e->dim : e->dim) + 1 : 0;
+}
+
+/* Appends the lower-cased alphanumeric words of t as separate strings to ws (NUL-separated). */
+static int split_words(const char *t, ss_buf_t *ws, int *nw)
+{
+    size_t n = 0;
+    for (const char *p = t;; p++) {
+        int alnum = *p && ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9'));
+        if (alnum) {
+            char ch = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+            if (ss_buf_putc(ws, ch))
+                return SS_ERR_NOMEM;
+            n++;
+        } else if (n) {
+            if (ss_buf_putc(ws, 0))
+                return SS_ERR_NOMEM;
+            (*nw)++;
+            n = 0;
+        }
+        if (!*p)
+            return SS_OK;
+    }
+}
+
+int ss_cascade_embed_features(ss_embedder_t *e, const float *instr, const char *const *texts, int n, float *out,
+                              char *err, size_t errsz)
+{
+    int d = e->dim, dim = ss_cascade_embed_dim(e);
+    float *v = malloc(sizeof(float) * (size_t)(n ? n : 1) * (size_t)d);
+    if (!v)
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    int rc = ss_embedder_embed(e, texts, n, v, err, errsz);
+    for (int i = 0; i < n && !rc; i++) {
+        float *o = out + (size_t)i * (size_t)dim, dot = 0;
+        memcpy(o, v + (size_t)i * (size_t)d, sizeof(float) * (size_t)d);
+        for (int j = 0; j < d; j++)
+            dot += o[j] * instr[j];
+        o[dim - 1] = dot;
+        if (!pooled(e))
+            continue;
+        ss_buf_t ws = SS_BUF_INIT;
+        int nw = 0;
+        if (split_words(texts[i], &ws, &nw))
+            rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+        const char **w = rc ? NULL : calloc((size_t)(nw ? nw : 1), sizeof *w);
+        float *wv = w ? malloc(sizeof(float) * (size_t)(nw ? nw : 1) * (size_t)d) : NULL;
+        if (!rc && (!w || !wv))
+            rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+        for (int k = 0, at = 0; !rc && k < nw; k++) {
+            w[k] = ws.data + at;
+            at += (int)strlen(w[k]) + 1;
+        }
+        if (!rc && nw)
+            rc = ss_embedder_embed(e, w, nw, wv, err, errsz);
+        for (int j = 0; !rc && j < d; j++) {
+            float m = nw ? wv[j] : 0;
+            for (int k = 1; k < nw; k++)
+                m = wv[(size_t)k * (size_t)d + (size_t)j] > m ? wv[(size_t)k * (size_t)d + (size_t)j] : m;
+            o[d + j] = m;
+        }
+        free(w);
+        free(wv);
+        ss_buf_free(&ws);
+    }
+    free(v);
     return rc;
 }

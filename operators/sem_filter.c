@@ -118,8 +118,7 @@ static int cas_features(void *ud, const ss_buf_t *keys, int n, float *out, char 
             return rc;
     }
     char **texts = calloc((size_t)n, sizeof *texts);
-    float *v = malloc(sizeof(float) * (size_t)n * (size_t)d);
-    if (!texts || !v)
+    if (!texts)
         rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     for (int i = 0; i < n && !rc; i++) {
         ss_row_t *row = NULL;
@@ -134,18 +133,10 @@ static int cas_features(void *ud, const ss_buf_t *keys, int n, float *out, char 
         ss_row_free(row);
     }
     if (!rc)
-        rc = ss_embedder_embed(e, (const char *const *)texts, n, v, err, errsz);
-    for (int i = 0; i < n && !rc; i++) {
-        float *o = out + (size_t)i * (size_t)(d + 1), dot = 0;
-        memcpy(o, v + (size_t)i * (size_t)d, sizeof(float) * (size_t)d);
-        for (int j = 0; j < d; j++)
-            dot += o[j] * r->instr[j];
-        o[d] = dot;
-    }
+        rc = ss_cascade_embed_features(e, r->instr, (const char *const *)texts, n, out, err, errsz);
     for (int i = 0; texts && i < n; i++)
         free(texts[i]);
     free(texts);
-    free(v);
     return rc;
 }
 
@@ -230,7 +221,7 @@ static int cascade_apply(ss_op_t *op, ss_op_ctx_t *ctx, const ss_zset_t *in, ss_
         return ss_seterr(err, errsz, SS_ERR_INVALID,
                          "sem_filter (node %d): cascade proxy=embed needs the engine's embedder", op->node->id);
     cas_run_t run = {op, ctx, out, NULL};
-    ss_cascade_cb_t cb = {.build = cas_build, .features = cas_features, .dim = ctx->emb ? ctx->emb->dim + 1 : 0,
+    ss_cascade_cb_t cb = {.build = cas_build, .features = cas_features, .dim = ss_cascade_embed_dim(ctx->emb),
                           .text = cas_text, .changed = cas_changed, .decide = cas_decide, .ud = &run};
     ss_cascade_t *c = NULL;
     sqlite3_stmt *up = NULL, *del = NULL;

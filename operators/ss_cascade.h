@@ -132,6 +132,13 @@ int ss_cascade_key_row(const void *k, size_t kn, const int *cols, int n, ss_row_
 /* What a unit's embedding is computed from: the values of the template's columns of `side`, one
  * per line. */
 int ss_cascade_row_text(const ss_template_t *t, int side, const ss_row_t *row, ss_buf_t *out);
+/* proxy=embed: the features of texts[0..n) under embedder e, ss_cascade_embed_dim(e) floats each into
+ * out: the text's embedding, the maximum of its words' vectors per dimension (the static embedder
+ * only), and last the cosine with the instruction's embedding instr. */
+struct ss_embedder;
+int ss_cascade_embed_dim(const struct ss_embedder *e);
+int ss_cascade_embed_features(struct ss_embedder *e, const float *instr, const char *const *texts, int n, float *out,
+                              char *err, size_t errsz);
 /* The instruction without its column references (the embed proxy's first guess of relevance). */
 int ss_cascade_instruction(const ss_template_t *t, ss_buf_t *out);
 

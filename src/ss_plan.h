@@ -216,7 +216,7 @@ typedef struct ss_plan_cascade {
     double precision;     /* target precision, (0, 1] (default 0.9) */
     double delta;         /* failure probability, (0, 1) (default 0.2) */
     double sample;        /* calibration sample: a count (>= 1) or a fraction of the units (< 1); default 400 */
-    double train;         /* training sample of proxy=embed: count or fraction; default 300 */
+    double train;         /* training sample of the trained proxies: count or fraction; default 600 */
     double mix;           /* uniform share of the importance weights, [0, 1] (default 0.3) */
     int64_t seed;         /* salt of the sampling hashes (default 0) */
 } ss_plan_cascade_t;
