@@ -8,7 +8,7 @@
  * row if it had passed; an update whose referenced columns did not change finds the
  * same key (no call); a key is dropped when its weight returns to zero.
  *
- * With option cascade = '...' (docs/SEMANTIC.md "Cascades") the model is the oracle of a
+ * With option cascade = '...' (docs/QUALITY.md) the model is the oracle of a
  * cascade (operators/sem_cascade.c): a proxy scores each distinct projection (a unit), the
  * oracle answers only for the samples and the band between the thresholds, and a unit whose
  * decision changes later (the thresholds moved) has its live rows emitted again. The live

@@ -1,6 +1,6 @@
 /*
- * ss_cascade.h — model cascades for SEM_FILTER and SEM_JOIN (option cascade = '...',
- * docs/SEMANTIC.md "Cascades"): a cheap proxy scores every unit (a row's projection, or
+ * ss_cascade.h — model cascades of SEM_FILTER (option cascade = '...',
+ * docs/QUALITY.md): a cheap proxy scores every unit (a row's projection, or
  * a pair of them), two thresholds learnt from an importance sample labelled by the oracle
  * (the operator's model) decide most units, and the units between them go to the oracle,
  * so that with probability 1 - delta the result meets the recall and precision targets.

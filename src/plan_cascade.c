@@ -1,5 +1,5 @@
 /*
- * plan_cascade.c — the text of a SEM_FILTER / SEM_JOIN cascade option, e.g.
+ * plan_cascade.c — the text of a SEM_FILTER cascade option, e.g.
  * cascade = 'proxy=embed, recall=0.9, precision=0.9, delta=0.2': comma-separated
  * name=value settings, each checked here (the planner reports errors at the
  * option's line:col; the operators read the parsed form, operators/sem_cascade.c).

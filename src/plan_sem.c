@@ -32,7 +32,7 @@ static const opt_spec_t *opt_specs(ss_plan_kind_t k, int *n)
                                         {"memo", OPT_TEXT}, {"cascade", OPT_TEXT}};
     static const opt_spec_t join[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER},
                                       {"join_candidates", 1}, {"threshold", OPT_NUMBER}, {"yes_prob", OPT_NUMBER},
-                                      {"memo", OPT_TEXT}, {"cascade", OPT_TEXT}};
+                                      {"memo", OPT_TEXT}};
     static const opt_spec_t topk[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"buffer", 0},
                                       {"memo", OPT_TEXT}};
     static const opt_spec_t agg[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"fan_in", 2},

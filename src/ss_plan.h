@@ -200,8 +200,8 @@ const char *ss_plan_opt(const ss_plan_node_t *n, const char *name); /* NULL if u
 int64_t ss_plan_opt_int(const ss_plan_node_t *n, const char *name, int64_t dflt);
 double ss_plan_opt_real(const ss_plan_node_t *n, const char *name, double dflt);
 
-/* ---- cascades: SEM_FILTER / SEM_JOIN option cascade = '...' (src/plan_cascade.c) ----
- * 'proxy=embed, recall=0.9, precision=0.9, delta=0.2' (docs/SEMANTIC.md "Cascades"). The operators
+/* ---- cascades: SEM_FILTER's option cascade = '...' (src/plan_cascade.c) ----
+ * 'proxy=embed, recall=0.9, precision=0.9, delta=0.2' (docs/QUALITY.md). The operators
  * (operators/sem_cascade.c) read the parsed form; the planner checks the text with it. */
 typedef enum ss_cascade_proxy {
     SS_CASCADE_EMBED = 1, /* logistic regression over the rows' embeddings, fitted to the oracle's labels */

@@ -164,6 +164,12 @@ START_TEST(test_cascade_rule_exact_and_durable)
     exec(e, "CREATE STREAM papers (id INT KEY, abstract TEXT) WITH (topic = 'papers', format = 'json')");
     exec(e, "CREATE CONTINUOUS VIEW c1 AS SELECT id, abstract FROM papers WHERE SEM_FILTER(" ASK ", " CASCADE ")");
     exec(e, "CREATE CONTINUOUS VIEW cx AS SELECT id, abstract FROM papers WHERE SEM_FILTER(" ASK ", " EXACT ")");
+    char mp[1024], sql[1400];
+    snprintf(sql, sizeof sql, "CREATE MODEL small WITH (backend = 'local', path = '%s')",
+             tu_model_path("stories260K.gguf", mp, sizeof mp));
+    exec(e, sql);
+    exec(e, "CREATE CONTINUOUS VIEW c3 AS SELECT id, abstract FROM papers WHERE SEM_FILTER(" ASK
+            ", cascade = 'proxy=model:small, sample=12')");
     exec(e, "CREATE CONTINUOUS VIEW p1 AS SELECT id, abstract FROM papers WHERE SEM_FILTER(" ASK ")");
     insert_rows(e, 0, 60, 0);
     check_rule(e, db, "c1");
@@ -176,6 +182,10 @@ START_TEST(test_cascade_rule_exact_and_durable)
     delete_rows(e, 150, 170);
     check_rule(e, db, "c1");
     check_rule(e, db, "cx");
+    check_rule(e, db, "c3");
+    char *l3 = cascade_lines(e, "c3"); /* the proxy model scored every unit */
+    ck_assert_msg(strstr(l3, "proxy requests ") && !strstr(l3, "proxy requests 0;"), "%s", l3);
+    free(l3);
     same(e, "SELECT * FROM cx ORDER BY id", "SELECT * FROM p1 ORDER BY id");
     char *ex = run(e, "EXPLAIN VIEW c1");
     ck_assert_msg(strstr(ex, "cascade: a cheap proxy scores") && strstr(ex, "estimated recall") &&
