@@ -51,7 +51,7 @@ static void count_params(const ss_llm_config_t *c, double *layer_p, double *out_
 
 static double wbytes_per_param(int type)
 {
-    return type == SS_GGML_Q8_0 ? 34.0 / 32 : type == SS_GGML_F32 ? 4 : 2;
+    return (double)ss_ggml_block_bytes(type) / ss_ggml_block_elems(type);
 }
 
 static void bench_prefill(ss_llm_t *m, const ceil_t *cl, int B, int L, ss_buf_t *js, int first)
@@ -364,16 +364,7 @@ static int has(const char *list, const char *item)
     return 0;
 }
 
-static int type_of(const char *s)
-{
-    if (!strcmp(s, "f16"))
-        return SS_GGML_F16;
-    if (!strcmp(s, "bf16"))
-        return SS_GGML_BF16;
-    if (!strcmp(s, "q8_0"))
-        return SS_GGML_Q8_0;
-    return -1;
-}
+static int type_of(const char *s) { return ss_ggml_type_parse(s); } /* every GGUF type the engine reads */
 
 int main(int argc, char **argv)
 {

@@ -42,6 +42,8 @@ static int json_to_val(const ss_json_t *j, ss_coltype_t t, int typmod, ss_value_
             *out = j->u.b ? ss_val_text_ref("true", 4) : ss_val_text_ref("false", 5);
             return SS_OK;
         }
+        if (t != SS_COL_BOOL && t != SS_COL_ANY)
+            return ss_seterr(err, errsz, SS_ERR_INVALID, "expected %s, got a boolean", ss_coltype_name(t));
         v = ss_val_int(j->u.b);
         break;
     case SS_JSON_INT: v = ss_val_int(j->u.i); break;

@@ -219,6 +219,13 @@ const char *ss_engine_transport(const ss_engine_t *e)
 
 int ss_engine_set(ss_engine_t *e, const char *name, const char *value, char *err, size_t errsz)
 {
+    if (ss_strcaseeq(name, "result_format")) {
+        if (!ss_strcaseeq(value, "table") && !ss_strcaseeq(value, "json"))
+            return ss_seterr(err, errsz, SS_ERR_INVALID, "SET result_format: expected 'table' or 'json', got '%s'",
+                             value);
+        e->result_json = ss_strcaseeq(value, "json");
+        return SS_OK;
+    }
     char *end;
     long long v = strtoll(value, &end, 10);
     int numeric = *value && !*end;

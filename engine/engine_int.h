@@ -108,6 +108,7 @@ struct ss_engine {
     volatile sig_atomic_t *stop; /* borrowed */
     FILE *live;             /* borrowed */
     int64_t sub_limit, sub_timeout_ms; /* SUBSCRIBE defaults (SET) */
+    int result_json;        /* SET result_format = 'json': SELECT prints JSON lines, not a table */
 
     pthread_mutex_t exec_mu;/* one statement at a time (ss_engine_exec from any thread) */
     ss_store_t *store;      /* owned: the statements' connection */

@@ -8,6 +8,8 @@
 #include "engine_int.h"
 #include "ss_cascade.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -105,6 +107,64 @@ void eng_table_free(eng_table_t *t)
         free(t->cells[i]);
     free(t->cells);
     memset(t, 0, sizeof *t);
+}
+
+/* JSON form of result column i: numbers as numbers (REALs always with '.' or an exponent, so
+ * that 2.0 stays distinct from 2; non-finite ones as the strings "Infinity"/"-Infinity"). */
+static void json_cell(sqlite3_stmt *st, int i, ss_buf_t *out)
+{
+    switch (sqlite3_column_type(st, i)) {
+    case SQLITE_NULL: ss_buf_puts(out, "null"); break;
+    case SQLITE_INTEGER: ss_buf_put_i64(out, sqlite3_column_int64(st, i)); break;
+    case SQLITE_FLOAT: {
+        double d = sqlite3_column_double(st, i);
+        char b[64];
+        if (!isfinite(d)) {
+            ss_buf_puts(out, d > 0 ? "\"Infinity\"" : "\"-Infinity\"");
+            break;
+        }
+        snprintf(b, sizeof b, "%.17g", d);
+        if (!strpbrk(b, ".e"))
+            strcat(b, ".0");
+        ss_buf_puts(out, b);
+        break;
+    }
+    default: {
+        const char *p = (const char *)sqlite3_column_text(st, i), *decl = sqlite3_column_decltype(st, i);
+        size_t n = (size_t)sqlite3_column_bytes(st, i);
+        /* a NUMERIC or JSON column of a view (view.c declares them so) is written as what it is */
+        if (p && n && decl && (!strcmp(decl, "NUMERIC_TEXT") || !strcmp(decl, "JSON_TEXT")))
+            ss_buf_append(out, p, n);
+        else
+            ss_buf_put_json_str(out, p ? p : "", n);
+    }
+    }
+}
+
+/* Runs a prepared statement: one JSON array of the column names, then one per row. */
+static int render_json(sqlite3_stmt *st, ss_buf_t *out, char *err, size_t errsz)
+{
+    int n = sqlite3_column_count(st), rc;
+    ss_buf_putc(out, '[');
+    for (int i = 0; i < n; i++) {
+        const char *nm = sqlite3_column_name(st, i);
+        if (i)
+            ss_buf_putc(out, ',');
+        ss_buf_put_json_str(out, nm ? nm : "", nm ? strlen(nm) : 0);
+    }
+    ss_buf_puts(out, "]\n");
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        ss_buf_putc(out, '[');
+        for (int i = 0; i < n; i++) {
+            if (i)
+                ss_buf_putc(out, ',');
+            json_cell(st, i, out);
+        }
+        ss_buf_puts(out, "]\n");
+    }
+    if (rc != SQLITE_DONE)
+        return ss_seterr(err, errsz, SS_ERR_SQLITE, "%s", sqlite3_errmsg(sqlite3_db_handle(st)));
+    return SS_OK;
 }
 
 /* Runs a prepared statement and renders every row. */
@@ -257,7 +317,7 @@ static void collect_scope(sqlgen_t *g, const ss_ast_from_t *f)
 {
     if (!f)
         return;
-    if (f->kind == SS_FROM_JOIN || f->kind == SS_FROM_SEM_JOIN) {
+    if (f->kind == SS_FROM_JOIN || f->kind == SS_FROM_SEM_JOIN || f->kind == SS_FROM_SEM_SIM_JOIN) {
         collect_scope(g, f->left);
         collect_scope(g, f->right);
         return;
@@ -515,6 +575,11 @@ static void gen_from(sqlgen_t *g, const ss_ast_from_t *f)
     case SS_FROM_SEM_JOIN:
         gen_fail(g, f->span, SS_ERR_SEMANTIC, "SEM_JOIN belongs in a continuous view", NULL);
         break;
+    case SS_FROM_SEM_SIM_JOIN:
+    case SS_FROM_SEM_SEARCH:
+        gen_fail(g, f->span, SS_ERR_SEMANTIC,
+                 f->kind == SS_FROM_SEM_SEARCH ? "SEM_SEARCH" : "SEM_SIM_JOIN", " belongs in a continuous view");
+        break;
     }
 }
 
@@ -685,38 +750,84 @@ static void gen_top_ctes(sqlgen_t *g, const ss_ast_select_t *s, ss_buf_t *w)
     g->sql = body;
 }
 
-/* WITH clause: each view read becomes a CTE of its rows, each repeated _mult times. */
+/* The name of a view table's internal column (see view.c), quoted into w. */
+static void put_internal(ss_buf_t *w, const ss_schema_t *sc, const char *base)
+{
+    char nm[64];
+    put_ident(w, ss_view_internal(sc, base, nm, sizeof nm));
+}
+
+/* WITH clause: each view read becomes a CTE of its rows, each repeated _mult times. Every name
+ * the CTEs use is qualified (t."col", n."i"), and the internal columns give way to user columns
+ * of the same name (ss_view_internal), so no user column name can collide with them. */
 static int gen_ctes(sqlgen_t *g, ss_buf_t *w)
 {
     if (!g->nviews)
         return SS_OK;
-    ss_buf_puts(w, "WITH RECURSIVE _ss_n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM _ss_n WHERE i < "
+    const ss_schema_t *sc[SS_ARRAY_LEN(g->views)];
+    for (int i = 0; i < g->nviews; i++) {
+        int k = eng_node_index(g->e, SS_PN_VIEW, g->views[i]);
+        if (k < 0)
+            return ss_seterr(g->err, g->errsz, SS_ERR_INTERNAL, "view %s is not running", g->views[i]);
+        sc[i] = g->e->plan->nodes[k]->schema;
+    }
+    ss_buf_puts(w, "WITH RECURSIVE _ss_n(i) AS (SELECT 1 UNION ALL SELECT _ss_n.i + 1 FROM _ss_n WHERE _ss_n.i < "
                    "(SELECT MAX(m) FROM (");
     for (int i = 0; i < g->nviews; i++) {
-        char *q = sqlite3_mprintf("%sSELECT MAX(_mult) AS m FROM \"view_%w\"", i ? " UNION ALL " : "", g->views[i]);
+        char *q = sqlite3_mprintf("%sSELECT MAX(t.", i ? " UNION ALL " : "");
+        ss_buf_puts(w, q);
+        sqlite3_free(q);
+        put_internal(w, sc[i], "_mult");
+        q = sqlite3_mprintf(") AS m FROM \"view_%w\" AS t", g->views[i]);
         ss_buf_puts(w, q);
         sqlite3_free(q);
     }
     ss_buf_puts(w, ")))");
     for (int i = 0; i < g->nviews; i++) {
-        int k = eng_node_index(g->e, SS_PN_VIEW, g->views[i]);
-        if (k < 0)
-            return ss_seterr(g->err, g->errsz, SS_ERR_INTERNAL, "view %s is not running", g->views[i]);
-        const ss_schema_t *sc = g->e->plan->nodes[k]->schema;
         char *q = sqlite3_mprintf(", \"_ss_v_%w\" AS (SELECT ", g->views[i]);
         ss_buf_puts(w, q);
         sqlite3_free(q);
-        for (int c = 0; c < sc->n; c++) {
-            if (c)
-                ss_buf_puts(w, ", ");
-            put_ident(w, sc->names[c]);
+        for (int c = 0; c < sc[i]->n; c++) {
+            ss_buf_puts(w, c ? ", t." : "t.");
+            put_ident(w, sc[i]->names[c]);
+            ss_buf_puts(w, " AS ");
+            put_ident(w, sc[i]->names[c]);
         }
-        q = sqlite3_mprintf(" FROM \"view_%w\" JOIN _ss_n ON _ss_n.i <= \"view_%w\"._mult) ", g->views[i],
-                            g->views[i]);
+        q = sqlite3_mprintf(" FROM \"view_%w\" AS t JOIN _ss_n ON _ss_n.i <= t.", g->views[i]);
         ss_buf_puts(w, q);
         sqlite3_free(q);
+        put_internal(w, sc[i], "_mult");
+        ss_buf_puts(w, ") ");
     }
     return SS_OK;
+}
+
+static int expr_has_sem(const ss_ast_expr_t *x)
+{
+    if (!x)
+        return 0;
+    if (x->kind == SS_AX_SEM)
+        return 1;
+    for (int i = 0; x->args && i < x->args->n; i++)
+        if (expr_has_sem(x->args->items[i]))
+            return 1;
+    return expr_has_sem(x->left) || expr_has_sem(x->right);
+}
+
+static int from_has_sem(const ss_ast_from_t *f)
+{
+    return f && (f->kind == SS_FROM_SEM_JOIN || from_has_sem(f->left) || from_has_sem(f->right));
+}
+
+/* Semantic calls in a SELECT are refused by the reader with its own message. */
+static int has_sem(const ss_ast_select_t *s)
+{
+    int r = from_has_sem(s->from) || expr_has_sem(s->where) || expr_has_sem(s->having);
+    for (int i = 0; !r && i < s->nitems; i++)
+        r = expr_has_sem(s->items[i].expr);
+    for (int i = 0; !r && i < s->norder; i++)
+        r = expr_has_sem(s->order[i].expr);
+    return r;
 }
 
 /* Prepares with double-quoted strings disabled: "x" is always a name, so a misspelled column
@@ -757,6 +868,13 @@ int eng_select(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err
     ss_buf_t sql = SS_BUF_INIT, user = SS_BUF_INIT;
     if (!g.rc && st->query->select->ncte)
         gen_top_ctes(&g, st->query->select, &user); /* may read more views */
+    if (!g.rc && st->query->select->from && !has_sem(st->query->select)) {
+        /* the planner checks names and types as for a continuous view (PostgreSQL's rules), so a
+         * SELECT refuses `amount = 'abc'` just as CREATE VIEW does; SQLite then runs it */
+        ss_plan_t *p = NULL;
+        g.rc = ss_plan_query(e->cat, st->query, "_select", &p, err, errsz);
+        ss_plan_free(p);
+    }
     if (!g.rc)
         g.rc = gen_ctes(&g, &sql);
     if (!g.rc && user.len) {
@@ -800,7 +918,7 @@ int eng_select(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err
             return rc;
         }
     }
-    rc = render_stmt(stmt, out, err, errsz);
+    rc = e->result_json ? render_json(stmt, out, err, errsz) : render_stmt(stmt, out, err, errsz);
     sqlite3_finalize(stmt);
     ss_buf_free(&sql);
     return rc;
@@ -877,7 +995,12 @@ static int show_streams(ss_engine_t *e, ss_buf_t *out)
 
 static int64_t view_rows(ss_engine_t *e, const char *view)
 {
-    char *q = sqlite3_mprintf("SELECT COALESCE(SUM(_mult), 0) FROM \"view_%w\"", view);
+    int k = eng_node_index(e, SS_PN_VIEW, view);
+    if (k < 0)
+        return -1;
+    char nm[64];
+    ss_view_internal(e->plan->nodes[k]->schema, "_mult", nm, sizeof nm);
+    char *q = sqlite3_mprintf("SELECT COALESCE(SUM(\"%w\"), 0) FROM \"view_%w\" WHERE \"%w\" > 0", nm, view, nm);
     sqlite3_stmt *st = NULL;
     int64_t n = -1;
     if (q && sqlite3_prepare_v2(ss_store_db(e->store), q, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)

@@ -252,13 +252,21 @@ int eng_insert(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err
     return ss_buf_printf(out, "INSERT %d\n", st->nrows) ? SS_ERR_NOMEM : SS_OK;
 }
 
-/* WHERE of DELETE: a conjunction of column = literal. */
+/* WHERE of DELETE: a conjunction of column = literal and column IS NULL. */
 static int where_cols(const ss_cat_stream_t *cs, const ss_ast_expr_t *x, ss_row_t *row, char *set, char *err,
                       size_t errsz)
 {
     if (x->kind == SS_AX_BINARY && x->op == SS_OP_AND) {
         int rc = where_cols(cs, x->left, row, set, err, errsz);
         return rc ? rc : where_cols(cs, x->right, row, set, err, errsz);
+    }
+    if (x->kind == SS_AX_IS_NULL && x->op != SS_OP_NOT && x->left && x->left->kind == SS_AX_COLUMN) {
+        int col = ss_schema_find(cs->schema, x->left->name);
+        if (col < 0)
+            return ss_seterr(err, errsz, SS_ERR_SEMANTIC, "%d:%d: stream %s has no column %s", x->left->span.line,
+                             x->left->span.col, cs->name, x->left->name);
+        set[col] = 1; /* the row's value stays NULL */
+        return SS_OK;
     }
     if (x->kind == SS_AX_BINARY && x->op == SS_OP_EQ) {
         const ss_ast_expr_t *c = x->left, *v = x->right;
@@ -276,7 +284,8 @@ static int where_cols(const ss_cat_stream_t *cs, const ss_ast_expr_t *x, ss_row_
         }
     }
     return ss_seterr(err, errsz, SS_ERR_UNSUPPORTED,
-                     "%d:%d: DELETE FROM a stream needs WHERE key = value [AND ...]", x->span.line, x->span.col);
+                     "%d:%d: DELETE FROM a stream needs WHERE key = value [AND ...] (or column IS NULL)",
+                     x->span.line, x->span.col);
 }
 
 int eng_delete(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz)

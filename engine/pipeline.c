@@ -533,13 +533,16 @@ static int run_boot(eng_pipe_t *p, char *err, size_t errsz)
         const ss_plan_node_t *n = pl->nodes[i];
         if (!p->boot[i])
             continue;
+        int applied = 0;
         for (int k = 0; !rc && k < n->nin; k++) {
             int s = node_pos(pl, n->in[k]);
             if (s < 0)
                 continue;
             if (p->boot[s]) {
-                if (p->outs[s].n)
+                if (p->outs[s].n) {
                     rc = apply_op(p->ops[i], &ctx, k, &p->outs[s], &p->outs[i], err, errsz);
+                    applied = 1;
+                }
                 continue;
             }
             if (pl->nodes[s]->kind != SS_PN_VIEW)
@@ -553,8 +556,14 @@ static int run_boot(eng_pipe_t *p, char *err, size_t errsz)
                 rc = p->ops[s]->vt->snapshot(p->ops[s], &ctx, &snap, err, errsz);
             if (!rc)
                 rc = ss_zset_consolidate(&snap);
-            if (!rc && snap.n)
+            if (!rc && snap.n) {
                 rc = apply_op(p->ops[i], &ctx, k, &snap, &p->outs[i], err, errsz);
+                applied = 1;
+            }
+        }
+        if (!rc && !applied) { /* no input yet: one empty apply (a global aggregate's row) */
+            ss_zset_clear(&snap);
+            rc = p->ops[i]->vt->apply(p->ops[i], &ctx, 0, &snap, &p->outs[i], err, errsz);
         }
         if (!rc)
             rc = ss_zset_consolidate(&p->outs[i]);

@@ -135,10 +135,12 @@ static int register_nodes(ss_engine_t *e, char *isnew, char *err, size_t errsz)
 
 /* ---- bootstrap of new nodes from the views they read ---- */
 
-/* Marks every new node that reads an existing view (directly, or through other new
- * nodes): its pipeline feeds it those views' contents in a first batch of its own,
- * where model calls wait like any others (pipeline.c), and clears the marks in that
- * batch's commit. A crash before then leaves the marks, and the batch runs again. */
+/* Marks every new node (but the sources): its pipeline runs it in a first batch of its
+ * own, feeding it the contents of the existing views it reads (directly, or through
+ * other new nodes) — or an empty delta when there are none, so that a global
+ * aggregate's row exists before any input — where model calls wait like any others
+ * (pipeline.c), and clears the marks in that batch's commit. A crash before then
+ * leaves the marks, and the batch runs again. */
 static int mark_bootstrap(ss_engine_t *e, const char *isnew, char *err, size_t errsz)
 {
     const ss_plan_t *p = e->plan;
@@ -150,11 +152,10 @@ static int mark_bootstrap(ss_engine_t *e, const char *isnew, char *err, size_t e
         const ss_plan_node_t *n = p->nodes[i];
         if (!isnew[i] || n->kind == SS_PN_SOURCE)
             continue;
-        for (int k = 0; k < n->nin; k++) {
-            int j = node_pos(p, n->in[k]);
-            if (j >= 0 && ((!isnew[j] && p->nodes[j]->kind != SS_PN_SOURCE) || boot[j]))
-                boot[i] = 1;
-        }
+        /* every new node runs in the bootstrap batch: those reading existing views are fed their
+         * contents, and the others get one empty apply there (a global aggregate's row must exist
+         * before any input arrives) */
+        boot[i] = 1;
         if (boot[i])
             rc = ss_store_node_set_boot(e->store, n->id, 1, err, errsz);
     }
@@ -267,6 +268,8 @@ static int ensure_embedder(ss_engine_t *e, char *err, size_t errsz)
     int need = 0;
     for (int i = 0; i < p->n; i++)
         need |= p->nodes[i]->kind == SS_PN_SEM_JOIN || p->nodes[i]->kind == SS_PN_LLM_GENERATE ||
+                p->nodes[i]->kind == SS_PN_SEM_SIM_JOIN || p->nodes[i]->kind == SS_PN_SEM_SEARCH ||
+                p->nodes[i]->kind == SS_PN_SEM_DEDUP || p->nodes[i]->kind == SS_PN_SEM_GROUP ||
                 ss_plan_cascade_embeds(p->nodes[i]);
     if (!need || e->emb || !e->disp)
         return SS_OK;

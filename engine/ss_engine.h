@@ -91,7 +91,9 @@ int ss_engine_load_jsonl(ss_engine_t *e, const char *stream, const char *path, i
                          char *err, size_t errsz);
 
 /* Settings (SET name = value also lands here): batch_size, max_latency_ms,
- * subscribe_limit, subscribe_timeout_ms. SS_ERR_NOTFOUND for unknown names. */
+ * subscribe_limit, subscribe_timeout_ms, result_format ('table', the default, or 'json':
+ * a SELECT then prints a JSON array of its column names, then one JSON array per row,
+ * REALs always with a '.' or an exponent). SS_ERR_NOTFOUND for unknown names. */
 int ss_engine_set(ss_engine_t *e, const char *name, const char *value, char *err, size_t errsz);
 
 /* Appends every view's current rows ("view NAME:" then a table), in creation order. */

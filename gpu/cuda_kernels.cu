@@ -4,7 +4,8 @@
  * extern "C" functions of ss_cuda.h. Every CUDA/cuBLAS call is checked and
  * turned into SS_ERR_CUDA with its text; nothing aborts.
  *
- * Kernels: RMSNorm (block per row), GEMV for F32/F16/BF16/Q8_0 with up to 8
+ * Kernels: RMSNorm (block per row), GEMV for every weight type (F32/F16/BF16, Q8_0
+ * repacked, the other GGUF block types in their file layout, cuda_quant.cuh) with up to 8
  * activations per pass (grouped Q|K|V, fused SwiGLU, residual add and RMSNorm
  * epilogues/prologues), tensor-core GEMM via cuBLAS (bf16 in, fp32 accumulate)
  * for larger batches, RoPE (llama and neox pairing), SwiGLU (fp32 and bf16),
@@ -13,6 +14,7 @@
  * profiler in cuda_measure.cu; what they share is in cuda_int.cuh.
  */
 #include "cuda_int.cuh"
+#include "cuda_quant.cuh"
 
 extern "C" int ss_cuda_device_count(char *why, size_t whysz)
 {
@@ -240,10 +242,10 @@ extern "C" int ss_cuda_weight_upload(ss_cuda_t *c, ss_cuda_weight_t *w, int type
     w->rows = rows;
     w->cols = cols;
     size_t bytes = ss_kref_weight_bytes(type, rows, cols);
-    if (!bytes || (type == SS_WT_Q8_0 && cols % 32))
+    if (!bytes || (type == SS_WT_Q8_0 && cols % 32) || (blk_elems(type) && cols % blk_elems(type)))
         return ss_seterr(err, errsz, SS_ERR_UNSUPPORTED, "weight type %d (%dx%d) not supported on CUDA", type,
                          rows, cols);
-    if (type != SS_WT_Q8_0) {
+    if (type != SS_WT_Q8_0) { /* block types stay in their GGUF layout (cuda_quant.cuh reads them) */
         int rc = ss_cuda_malloc(c, &w->data, bytes, err, errsz);
         return rc ? rc : ss_cuda_h2d(c, w->data, host, bytes, err, errsz);
     }
@@ -364,10 +366,14 @@ __device__ __forceinline__ float load_w(int type, const void *data, const void *
     case SS_WT_F32: return ((const float *)data)[row_off + k];
     case SS_WT_F16: return __half2float(((const __half *)data)[row_off + k]);
     case SS_WT_BF16: return __bfloat162float(((const __nv_bfloat16 *)data)[row_off + k]);
-    default: {
+    case SS_WT_Q8_0: {
         float d = __half2float(((const __half *)scales)[(row_off + k) / 32]);
         (void)cols;
         return d * (float)((const int8_t *)data)[row_off + k];
+    }
+    default: { /* a block type: element row_off + k of the matrix */
+        size_t e = row_off + k;
+        return dq1(type, data, cols, e / (size_t)cols, (int)(e % (size_t)cols));
     }
     }
 }
@@ -397,7 +403,7 @@ extern "C" int ss_cuda_embed(ss_cuda_t *c, float *out, const ss_cuda_weight_t *t
  * keeps chunks 16-byte aligned works); x is read through the read-only cache. Fewer, fuller
  * launches matter at batch 1, where a decode step is a chain of small latency-bound kernels. */
 enum { GV_STORE = 0, GV_ADD = 1, GV_SWIGLU = 2, GV_ROPE = 3 };
-enum { WK_ANY = 0, WK_F16 = 1, WK_BF16 = 2, WK_Q8 = 3 };
+enum { WK_ANY = 0, WK_F16 = 1, WK_BF16 = 2, WK_Q8 = 3, WK_BLK = 4 };
 
 struct gemv_args {
     const void *w[3];
@@ -461,6 +467,38 @@ __device__ __forceinline__ void row_dot(float (&acc)[R][NB], const float *__rest
                 for (int r = 0; r < R; r++)
                     acc[r][b] += wf[r][0] * p.x + wf[r][1] * p.y + wf[r][2] * p.z + wf[r][3] * p.w +
                                  wf[r][4] * q.x + wf[r][5] * q.y + wf[r][6] * q.z + wf[r][7] * q.w;
+            }
+        }
+    } else if (WK == WK_BLK) { /* GGUF blocks: 8 weights per lane and step, dequantized in registers */
+        const size_t rb = (size_t)(cols / blk_elems(type)) * blk_bytes(type);
+        for (int k = lane * 8; k < cols; k += 256) {
+            float wf[R][8];
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                if (R == 1 || r < nr)
+                    dq8(type, (const uint8_t *)w + (size_t)(n0 + r) * rb, k, wf[r]);
+                else
+#pragma unroll
+                    for (int j = 0; j < 8; j++)
+                        wf[r][j] = 0.0f;
+            }
+            if (nw) {
+#pragma unroll
+                for (int r = 0; r < R; r++)
+#pragma unroll
+                    for (int j = 0; j < 8; j++)
+                        wf[r][j] *= __ldg(nw + k + j);
+            }
+#pragma unroll
+            for (int b = 0; b < NB; b++) {
+                const float *xb = x + (size_t)b * cols + k;
+#pragma unroll
+                for (int j = 0; j < 8; j++) {
+                    float xv = __ldg(xb + j);
+#pragma unroll
+                    for (int r = 0; r < R; r++)
+                        acc[r][b] += wf[r][j] * xv;
+                }
             }
         }
     } else if (WK == WK_Q8) {
@@ -642,6 +680,8 @@ static int gemv_kind(const ss_cuda_weight_t *w, const float *x)
         return WK_BF16;
     if (w->type == SS_WT_Q8_0 && w->cols % 16 == 0 && vec_ok)
         return WK_Q8;
+    if (blk_elems(w->type))
+        return WK_BLK;
     return WK_ANY;
 }
 
@@ -656,6 +696,7 @@ static void launch_gemv(ss_cuda_t *c, gemv_args a, const float *x, int wk)
     case WK_F16: k_gemv<NB, WK_F16><<<grid, warps * 32, 0, c->stream>>>(a, x); break;
     case WK_BF16: k_gemv<NB, WK_BF16><<<grid, warps * 32, 0, c->stream>>>(a, x); break;
     case WK_Q8: k_gemv<NB, WK_Q8><<<grid, warps * 32, 0, c->stream>>>(a, x); break;
+    case WK_BLK: k_gemv<NB, WK_BLK><<<grid, warps * 32, 0, c->stream>>>(a, x); break;
     default: k_gemv<NB, WK_ANY><<<grid, warps * 32, 0, c->stream>>>(a, x); break;
     }
 }
@@ -726,7 +767,7 @@ extern "C" int ss_cuda_weight_pack_bf16(ss_cuda_t *c, ss_cuda_weight_t *out, con
     int rows = 0;
     for (int i = 0; i < nw; i++) {
         if (ws[i]->type == SS_WT_F32 || ws[i]->cols != ws[0]->cols)
-            return ss_seterr(err, errsz, SS_ERR_INVALID, "bf16 packing needs 16-bit or Q8_0 weights of one width");
+            return ss_seterr(err, errsz, SS_ERR_INVALID, "bf16 packing needs non-F32 weights of one width");
         rows += ws[i]->rows;
     }
     int cols = ws[0]->cols, rc = ss_cuda_malloc(c, &out->data, (size_t)rows * cols * 2, err, errsz);

@@ -14,14 +14,8 @@
 
 size_t ss_kref_weight_bytes(int type, int rows, int cols)
 {
-    size_t n = (size_t)rows * (size_t)cols;
-    switch (type) {
-    case SS_WT_F32: return n * 4;
-    case SS_WT_F16:
-    case SS_WT_BF16: return n * 2;
-    case SS_WT_Q8_0: return n / SS_Q8_0_BLOCK * 34;
-    default: return 0;
-    }
+    int be = ss_ggml_block_elems(type);
+    return be && cols % be == 0 ? ss_ggml_row_bytes(type, cols) * (size_t)rows : 0;
 }
 
 void ss_kref_dequant_row(int type, const void *w, int cols, int r, float *out)

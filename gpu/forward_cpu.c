@@ -3,8 +3,10 @@
  * one transformer forward pass over a batch of tokens from many sequences. Each
  * token carries its position and its sequence's KV block table; K/V of the batch
  * are written to the blocks first, then every token attends causally to its own
- * sequence. Weights are used in place from the mapping; KV blocks are f32 and
- * owned here (block id -> memory), grown on reserve().
+ * sequence. Float weights are used in place from the mapping; quantized ones are repacked
+ * by the first forward pass into the panels of qpack.c (owned here; the token embedding stays
+ * in the mapping, it is only read a row at a time). KV blocks are f32 and owned here (block id -> memory),
+ * grown on reserve().
  */
 #include "llm_internal.h"
 
@@ -14,6 +16,9 @@
 
 typedef struct cpu {
     ss_llm_t *m;
+    layer_w_t *L;         /* [n_layers] the model's layer weights, quantized ones with panels */
+    wmat_t output;        /* the output projection, likewise */
+    int no_panels;        /* k_test_no_panels when the model was opened */
     float **blk;          /* [nblk] KV block memory: [layer][k|v][KV_BLOCK][kv_dim] */
     int nblk, cap;
     size_t blk_floats;
@@ -54,6 +59,54 @@ static ss_err_t ensure_acts(cpu_t *c, int n, char *err, size_t errsz)
     return SS_OK;
 }
 
+/* A copy of w with its panel (quantized types); float types are used as they are. */
+static ss_err_t pack(cpu_t *c, const wmat_t *w, wmat_t *out, char *err, size_t errsz)
+{
+    ss_llm_t *m = c->m;
+    *out = *w;
+    out->panel = NULL;
+    if (!p_spec(w->type) || c->no_panels)
+        return SS_OK;
+    if (k_pack(out, m->threads))
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory repacking a %dx%d %s weight", w->rows, w->cols,
+                         ss_ggml_type_name(w->type));
+    return SS_OK;
+}
+
+static void free_packed(cpu_t *c)
+{
+    if (c->L)
+        for (int l = 0; l < c->m->cfg.n_layers; l++) {
+            layer_w_t *L = &c->L[l];
+            wmat_t *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+            for (size_t i = 0; i < SS_ARRAY_LEN(ws); i++)
+                k_unpack_free(ws[i]);
+        }
+    free(c->L);
+    k_unpack_free(&c->output);
+}
+
+static ss_err_t pack_weights(cpu_t *c, char *err, size_t errsz)
+{
+    ss_llm_t *m = c->m;
+    c->L = calloc((size_t)m->cfg.n_layers, sizeof *c->L);
+    if (!c->L)
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    ss_err_t rc = pack(c, &m->w.output, &c->output, err, errsz);
+    for (int l = 0; l < m->cfg.n_layers && !rc; l++) {
+        const layer_w_t *S = &m->w.layers[l];
+        layer_w_t *L = &c->L[l];
+        *L = *S;
+        const wmat_t *src[] = {&S->wq, &S->wk, &S->wv, &S->wo, &S->w_gate, &S->w_up, &S->w_down};
+        wmat_t *dst[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < SS_ARRAY_LEN(src); i++)
+            dst[i]->panel = NULL;
+        for (size_t i = 0; i < SS_ARRAY_LEN(src) && !rc; i++)
+            rc = pack(c, src[i], dst[i], err, errsz);
+    }
+    return rc;
+}
+
 static ss_err_t cpu_upload(ss_llm_t *m, void **ctx, char *err, size_t errsz)
 {
     cpu_t *c = calloc(1, sizeof *c);
@@ -61,7 +114,10 @@ static ss_err_t cpu_upload(ss_llm_t *m, void **ctx, char *err, size_t errsz)
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     c->m = m;
     c->blk_floats = (size_t)m->cfg.n_layers * 2 * KV_BLOCK * m->cfg.n_kv_heads * m->cfg.head_dim;
-    *ctx = c;
+    c->no_panels = k_test_no_panels;
+    (void)err;
+    (void)errsz;
+    *ctx = c; /* the weights are packed by the first forward pass (a model moved to the GPU never is) */
     return SS_OK;
 }
 
@@ -96,6 +152,7 @@ static void cpu_destroy(void *ctx)
     free_acts(c);
     free(c->scratch);
     free(c->rope_cs);
+    free_packed(c);
     free(c);
 }
 
@@ -186,6 +243,13 @@ static void attn_group(cpu_t *c, const ubatch_t *ub, int t, int kvh, int layer, 
         vt[b] = kv_part(c, ub->blocks[t], b * KV_BLOCK, layer, 1) + kvh * hsz;
     }
     float *o = c->att + (size_t)t * qd + (size_t)kvh * grp * hd;
+    if (k_attn_scores_grp && grp <= 8) { /* the group's heads read each K and V block once */
+        k_attn_scores_grp(q, grp, kt, nblk, last_np, hd, sc, (size_t)ctx);
+        for (int j = 0; j < grp; j++)
+            k_softmax(sc + (size_t)j * ctx, pos + 1, scale);
+        k_attn_values_grp(sc, grp, (size_t)ctx, vt, nblk, last_np, hd, o);
+        return;
+    }
     for (int j = 0; j < grp; j++) {
         k_attn_scores_all(q + (size_t)j * hd, kt, nblk, last_np, hd, sc + (size_t)j * ctx);
         k_softmax(sc + (size_t)j * ctx, pos + 1, scale);
@@ -233,7 +297,7 @@ static void add_bias(float *y, const float *b, int n, int rows)
 static void layer_fwd(cpu_t *c, const ubatch_t *ub, int l, int threads)
 {
     const ss_llm_config_t *g = &c->m->cfg;
-    const layer_w_t *L = &c->m->w.layers[l];
+    const layer_w_t *L = &c->L[l];
     int n = ub->n, d = g->dim, qd = g->n_heads * g->head_dim, kvd = g->n_kv_heads * g->head_dim;
     int hdim = g->hidden_dim;
     for (int t = 0; t < n; t++)
@@ -261,10 +325,7 @@ static void layer_fwd(cpu_t *c, const ubatch_t *ub, int l, int threads)
     float *const gu_out[2] = {c->hb, c->hb2};
     const size_t gu_ld[2] = {(size_t)hdim, (size_t)hdim};
     k_matmul_multi(gu, gu_out, gu_ld, 2, c->xb, d, n, threads);
-    for (size_t i = 0; i < (size_t)n * hdim; i++) {
-        float a = c->hb[i];
-        c->hb[i] = a / (1.0f + expf(-a)) * c->hb2[i];
-    }
+    k_swiglu(c->hb, c->hb2, (size_t)n * hdim);
     k_matmul(&L->w_down, c->hb, hdim, n, c->xb2, d, threads);
     for (size_t i = 0; i < (size_t)n * d; i++)
         c->x[i] += c->xb2[i];
@@ -297,7 +358,13 @@ static ss_err_t cpu_forward(void *ctx, const ubatch_t *ub, char *err, size_t err
     const ss_llm_config_t *g = &m->cfg;
     int threads = m->threads, d = g->dim;
     k_isa(); /* picks the kernels once */
-    ss_err_t rc = ensure_acts(c, ub->n, err, errsz);
+    ss_err_t rc = c->L ? SS_OK : pack_weights(c, err, errsz);
+    if (rc) {
+        free_packed(c);
+        c->L = NULL;
+        return rc;
+    }
+    rc = ensure_acts(c, ub->n, err, errsz);
     if (rc || (rc = ensure_scratch(c, ub, threads, err, errsz)))
         return rc;
     for (int t = 0; t < ub->n; t++) {
@@ -327,7 +394,7 @@ static ss_err_t cpu_forward(void *ctx, const ubatch_t *ub, char *err, size_t err
         }
     }
     if (ub->nout > 0)
-        k_matmul(&m->w.output, c->xo, d, ub->nout, ub->logits, g->vocab_size, threads);
+        k_matmul(&c->output, c->xo, d, ub->nout, ub->logits, g->vocab_size, threads);
     (void)no;
     return SS_OK;
 }

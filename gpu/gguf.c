@@ -1,7 +1,7 @@
 /*
  * gguf.c — the GGUF v3 reader: maps a file, validates header, metadata and tensor
- * infos against the file size, and answers lookups. Also owns the ggml type table
- * (block sizes) and the scalar fp16/bf16 conversions and (de)quantizers.
+ * infos against the file size, and answers lookups. The ggml type table, fp16/bf16
+ * conversion and (de)quantization are in quant.c.
  */
 #include "ss_gguf.h"
 
@@ -14,252 +14,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-/* ---------------- type table ---------------- */
-
-int ss_ggml_block_elems(int type)
-{
-    switch (type) {
-    case SS_GGML_F32: case SS_GGML_F16: case SS_GGML_BF16: return 1;
-    case SS_GGML_Q4_0: case SS_GGML_Q8_0: return 32;
-    case SS_GGML_Q4_K: return 256;
-    default: return 0;
-    }
-}
-
-size_t ss_ggml_block_bytes(int type)
-{
-    switch (type) {
-    case SS_GGML_F32: return 4;
-    case SS_GGML_F16: case SS_GGML_BF16: return 2;
-    case SS_GGML_Q4_0: return 18;
-    case SS_GGML_Q8_0: return 34;
-    case SS_GGML_Q4_K: return 144;
-    default: return 0;
-    }
-}
-
-const char *ss_ggml_type_name(int type)
-{
-    switch (type) {
-    case SS_GGML_F32: return "f32";
-    case SS_GGML_F16: return "f16";
-    case SS_GGML_BF16: return "bf16";
-    case SS_GGML_Q4_0: return "q4_0";
-    case SS_GGML_Q8_0: return "q8_0";
-    case SS_GGML_Q4_K: return "q4_k";
-    default: return "?";
-    }
-}
-
-size_t ss_ggml_row_bytes(int type, int64_t n)
-{
-    int be = ss_ggml_block_elems(type);
-    return be ? (size_t)(n / be) * ss_ggml_block_bytes(type) : 0;
-}
-
-/* ---------------- fp16 / bf16 ---------------- */
-
-float ss_fp16_to_f32(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, u;
-    if (exp == 0) {
-        if (man == 0) {
-            u = sign;
-        } else { /* subnormal: renormalise */
-            exp = 127 - 15 + 1;
-            while (!(man & 0x400)) {
-                man <<= 1;
-                exp--;
-            }
-            u = sign | (exp << 23) | ((man & 0x3ff) << 13);
-        }
-    } else if (exp == 31) {
-        u = sign | 0x7f800000u | (man << 13);
-    } else {
-        u = sign | ((exp + 127 - 15) << 23) | (man << 13);
-    }
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-uint16_t ss_f32_to_fp16(float f)
-{
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint32_t sign = (x >> 16) & 0x8000;
-    int32_t exp = (int32_t)((x >> 23) & 0xff) - 127 + 15;
-    uint32_t man = x & 0x7fffff;
-    if (((x >> 23) & 0xff) == 0xff) /* inf / nan */
-        return (uint16_t)(sign | 0x7c00 | (man ? 0x200 : 0));
-    if (exp >= 31)
-        return (uint16_t)(sign | 0x7c00);
-    if (exp <= 0) {
-        if (exp < -10)
-            return (uint16_t)sign;
-        man |= 0x800000;
-        uint32_t shift = (uint32_t)(14 - exp);
-        uint32_t h = man >> shift, rem = man & ((1u << shift) - 1), half = 1u << (shift - 1);
-        if (rem > half || (rem == half && (h & 1)))
-            h++;
-        return (uint16_t)(sign | h);
-    }
-    uint32_t h = ((uint32_t)exp << 10) | (man >> 13), rem = man & 0x1fff;
-    if (rem > 0x1000 || (rem == 0x1000 && (h & 1)))
-        h++; /* may carry into the exponent, which is correct rounding */
-    return (uint16_t)(sign | h);
-}
-
-float ss_bf16_to_f32(uint16_t h)
-{
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-uint16_t ss_f32_to_bf16(float f)
-{
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    if ((x & 0x7fffffff) > 0x7f800000)
-        return (uint16_t)((x >> 16) | 0x40);
-    x += 0x7fff + ((x >> 16) & 1);
-    return (uint16_t)(x >> 16);
-}
-
-/* ---------------- (de)quantization, scalar reference ---------------- */
-
-void ss_ggml_from_f32(int type, const float *src, void *dst, int64_t n)
-{
-    uint8_t *d = dst;
-    switch (type) {
-    case SS_GGML_F32:
-        memcpy(dst, src, (size_t)n * 4);
-        break;
-    case SS_GGML_F16:
-        for (int64_t i = 0; i < n; i++) {
-            uint16_t h = ss_f32_to_fp16(src[i]);
-            memcpy(d + 2 * i, &h, 2);
-        }
-        break;
-    case SS_GGML_BF16:
-        for (int64_t i = 0; i < n; i++) {
-            uint16_t h = ss_f32_to_bf16(src[i]);
-            memcpy(d + 2 * i, &h, 2);
-        }
-        break;
-    case SS_GGML_Q8_0:
-        for (int64_t b = 0; b < n / 32; b++, src += 32, d += 34) {
-            float amax = 0;
-            for (int j = 0; j < 32; j++)
-                amax = fmaxf(amax, fabsf(src[j]));
-            float sc = amax / 127.f, inv = sc ? 1.f / sc : 0.f;
-            uint16_t h = ss_f32_to_fp16(sc);
-            memcpy(d, &h, 2);
-            for (int j = 0; j < 32; j++)
-                d[2 + j] = (uint8_t)(int8_t)lrintf(src[j] * inv);
-        }
-        break;
-    case SS_GGML_Q4_0:
-        for (int64_t b = 0; b < n / 32; b++, src += 32, d += 18) {
-            float amax = 0, mx = 0;
-            for (int j = 0; j < 32; j++)
-                if (fabsf(src[j]) > amax) {
-                    amax = fabsf(src[j]);
-                    mx = src[j];
-                }
-            float sc = mx / -8.f, inv = sc ? 1.f / sc : 0.f;
-            uint16_t h = ss_f32_to_fp16(sc);
-            memcpy(d, &h, 2);
-            for (int j = 0; j < 16; j++) {
-                int a = (int)fminf(15.f, src[j] * inv + 8.5f), c = (int)fminf(15.f, src[j + 16] * inv + 8.5f);
-                d[2 + j] = (uint8_t)(a | (c << 4));
-            }
-        }
-        break;
-    default:
-        memset(dst, 0, ss_ggml_row_bytes(type, n));
-    }
-}
-
-static void get_scale_min_k4(int j, const uint8_t *q, uint8_t *sc, uint8_t *m)
-{
-    if (j < 4) {
-        *sc = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *sc = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-    }
-}
-
-void ss_ggml_to_f32(int type, const void *src, float *dst, int64_t n)
-{
-    const uint8_t *s = src;
-    uint16_t h;
-    switch (type) {
-    case SS_GGML_F32:
-        memcpy(dst, src, (size_t)n * 4);
-        break;
-    case SS_GGML_F16:
-        for (int64_t i = 0; i < n; i++) {
-            memcpy(&h, s + 2 * i, 2);
-            dst[i] = ss_fp16_to_f32(h);
-        }
-        break;
-    case SS_GGML_BF16:
-        for (int64_t i = 0; i < n; i++) {
-            memcpy(&h, s + 2 * i, 2);
-            dst[i] = ss_bf16_to_f32(h);
-        }
-        break;
-    case SS_GGML_Q8_0:
-        for (int64_t b = 0; b < n / 32; b++, s += 34, dst += 32) {
-            memcpy(&h, s, 2);
-            float d = ss_fp16_to_f32(h);
-            for (int j = 0; j < 32; j++)
-                dst[j] = d * (float)(int8_t)s[2 + j];
-        }
-        break;
-    case SS_GGML_Q4_0:
-        for (int64_t b = 0; b < n / 32; b++, s += 18, dst += 32) {
-            memcpy(&h, s, 2);
-            float d = ss_fp16_to_f32(h);
-            for (int j = 0; j < 16; j++) {
-                dst[j] = d * (float)((s[2 + j] & 15) - 8);
-                dst[j + 16] = d * (float)((s[2 + j] >> 4) - 8);
-            }
-        }
-        break;
-    case SS_GGML_Q4_K:
-        for (int64_t b = 0; b < n / 256; b++, s += 144) {
-            uint16_t hd, hm;
-            memcpy(&hd, s, 2);
-            memcpy(&hm, s + 2, 2);
-            float d = ss_fp16_to_f32(hd), dmin = ss_fp16_to_f32(hm);
-            const uint8_t *sc = s + 4, *q = s + 16;
-            int is = 0;
-            for (int j = 0; j < 256; j += 64) {
-                uint8_t a, m;
-                get_scale_min_k4(is, sc, &a, &m);
-                float d1 = d * a, m1 = dmin * m;
-                get_scale_min_k4(is + 1, sc, &a, &m);
-                float d2 = d * a, m2 = dmin * m;
-                for (int l = 0; l < 32; l++)
-                    *dst++ = d1 * (q[l] & 0xF) - m1;
-                for (int l = 0; l < 32; l++)
-                    *dst++ = d2 * (q[l] >> 4) - m2;
-                q += 32;
-                is += 2;
-            }
-        }
-        break;
-    default:
-        memset(dst, 0, (size_t)n * 4);
-    }
-}
 
 /* ---------------- parsing ---------------- */
 
@@ -364,6 +118,21 @@ static int parse_kv(rd_t *r, ss_gguf_kv_t *kv, uint64_t idx)
     return 1;
 }
 
+/* " (name)" of ggml types this reader does not support, for the error message. */
+static const char *other_type_name(int type)
+{
+    static const struct { int t; const char *n; } k[] = {
+        {9, " (q8_1)"},     {16, " (iq2_xxs)"}, {17, " (iq2_xs)"}, {18, " (iq3_xxs)"}, {19, " (iq1_s)"},
+        {21, " (iq3_s)"},   {22, " (iq2_s)"},   {24, " (i8)"},     {25, " (i16)"},     {26, " (i32)"},
+        {27, " (i64)"},     {28, " (f64)"},     {29, " (iq1_m)"},  {34, " (tq1_0)"},   {35, " (tq2_0)"},
+        {39, " (mxfp4)"},
+    };
+    for (size_t i = 0; i < SS_ARRAY_LEN(k); i++)
+        if (k[i].t == type)
+            return k[i].n;
+    return "";
+}
+
 static int parse_tensor(rd_t *r, ss_gguf_tensor_t *t, uint64_t idx)
 {
     char what[64];
@@ -394,12 +163,20 @@ static int parse_tensor(rd_t *r, ss_gguf_tensor_t *t, uint64_t idx)
     if (r->failed)
         return 0;
     int be = ss_ggml_block_elems(t->type);
-    if (!be)
-        return fail(r, "tensor '%s': unsupported tensor type %llu (f32, f16, bf16, q4_0, q8_0, q4_k are)", tname,
-                    (uint64_t)t->type);
-    if (t->ne[0] % be)
-        return fail(r, "tensor '%s': row length %llu is not a multiple of the type's block size", tname,
-                    (uint64_t)t->ne[0]);
+    if (!be) {
+        ss_seterr(r->err, r->errsz, SS_ERR_MODEL,
+                  "tensor '%s': unsupported tensor type %d%s (supported: %s) (at byte %zu)", tname, t->type,
+                  other_type_name(t->type), ss_ggml_type_names(), r->off);
+        r->failed = 1;
+        return 0;
+    }
+    if (t->ne[0] % be) {
+        ss_seterr(r->err, r->errsz, SS_ERR_MODEL,
+                  "tensor '%s': row length %lld is not a multiple of %s's block of %d (at byte %zu)", tname,
+                  (long long)t->ne[0], ss_ggml_type_name(t->type), be, r->off);
+        r->failed = 1;
+        return 0;
+    }
     t->nbytes = ss_ggml_row_bytes(t->type, t->ne[0]) * (size_t)(t->nelem / t->ne[0]);
     return 1;
 }

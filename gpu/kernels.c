@@ -1,13 +1,14 @@
 /*
- * kernels.c — CPU matrix kernels: W (rows x cols, any supported type) times a batch
- * of nb f32 activations. Each weight row is loaded once per group of up to 4
- * activations (the batching win) and dequantized in registers. AVX-512 and
- * AVX2+FMA variants are chosen at run time (__builtin_cpu_supports) with a portable
- * scalar fallback, so the binary runs on any x86-64.
+ * kernels.c — the CPU kernels' entry points and dispatch: k_matmul / k_matmul_multi (W, rows x
+ * cols of any supported type, times nb f32 activations, split into thread tasks: quantized
+ * weights through the panel kernel of qgemm.c on activations quantized once per call, float
+ * weights through fgemm.c), the attention kernels over transposed KV blocks (one query, or a
+ * GQA group's queries at once), softmax, and the run-time ISA choice (AVX-512 with VNNI,
+ * AVX2+FMA+F16C, scalar; __builtin_cpu_supports), so the binary runs on any x86-64.
  *
- * Determinism: the dot product of one row with one activation is computed in the
- * same order whatever the group size or thread count, so batched logits equal
- * single-sequence logits bit for bit (on a given ISA).
+ * Determinism: the product of one row with one activation is computed in the same order
+ * whatever the batch, the tile it lands in or the thread count, so batched logits equal
+ * single-sequence logits bit for bit (on a given ISA; quantized types on every ISA).
  */
 #include "llm_internal.h"
 
@@ -21,95 +22,9 @@
 #define SS_X86 1
 #endif
 
-typedef void (*dot_fn)(const uint8_t *w, int type, int cols, const float *x, size_t ldx, int nb, float *out);
-
-/* ---------------- scalar ---------------- */
-
-static float tail_dot(const uint8_t *w, int type, int from, int cols, const float *x)
-{
-    float s = 0;
-    uint16_t h;
-    for (int i = from; i < cols; i++) {
-        float v;
-        if (type == SS_GGML_F32) {
-            memcpy(&v, w + 4 * (size_t)i, 4);
-        } else {
-            memcpy(&h, w + 2 * (size_t)i, 2);
-            v = type == SS_GGML_F16 ? ss_fp16_to_f32(h) : ss_bf16_to_f32(h);
-        }
-        s += v * x[i];
-    }
-    return s;
-}
-
-/* 32 weights of group g as f32 */
-static void group_f32(const uint8_t *w, int type, int g, float *d)
-{
-    switch (type) {
-    case SS_GGML_Q8_0:
-        ss_ggml_to_f32(type, w + 34 * (size_t)g, d, 32);
-        break;
-    case SS_GGML_F32:
-        memcpy(d, w + 128 * (size_t)g, 128);
-        break;
-    default:
-        ss_ggml_to_f32(type, w + 64 * (size_t)g, d, 32);
-    }
-}
-
-static void dot_scalar(const uint8_t *w, int type, int cols, const float *x, size_t ldx, int nb, float *out)
-{
-    float acc[4][8];
-    memset(acc, 0, sizeof acc);
-    int ng = cols / 32;
-    float d[32];
-    for (int g = 0; g < ng; g++) {
-        group_f32(w, type, g, d);
-        for (int j = 0; j < nb; j++) {
-            const float *xj = x + j * ldx + 32 * g;
-            for (int i = 0; i < 32; i++)
-                acc[j][i & 7] += d[i] * xj[i];
-        }
-    }
-    for (int j = 0; j < nb; j++) {
-        float s = 0;
-        for (int i = 0; i < 8; i++)
-            s += acc[j][i];
-        out[j] = s + (type == SS_GGML_Q8_0 ? 0.f : tail_dot(w, type, 32 * ng, cols, x + j * ldx));
-    }
-}
-
 #ifdef SS_X86
-/* ---------------- AVX2 + FMA + F16C ---------------- */
 #define T2 __attribute__((target("avx2,fma,f16c")))
-
-static inline T2 void ld8_avx2(const uint8_t *w, int type, int g, __m256 *v)
-{
-    if (type == SS_GGML_F32) {
-        const float *p = (const float *)(w) + 32 * (size_t)g;
-        for (int k = 0; k < 4; k++)
-            v[k] = _mm256_loadu_ps(p + 8 * k);
-    } else if (type == SS_GGML_F16) {
-        const uint8_t *p = w + 64 * (size_t)g;
-        for (int k = 0; k < 4; k++)
-            v[k] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 16 * k)));
-    } else if (type == SS_GGML_BF16) {
-        const uint8_t *p = w + 64 * (size_t)g;
-        for (int k = 0; k < 4; k++) {
-            __m256i i = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p + 16 * k)));
-            v[k] = _mm256_castsi256_ps(_mm256_slli_epi32(i, 16));
-        }
-    } else { /* Q8_0 */
-        const uint8_t *p = w + 34 * (size_t)g;
-        uint16_t h;
-        memcpy(&h, p, 2);
-        __m256 d = _mm256_set1_ps(_cvtsh_ss(h));
-        for (int k = 0; k < 4; k++) {
-            __m128i q = _mm_loadl_epi64((const __m128i *)(p + 2 + 8 * k));
-            v[k] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
-        }
-    }
-}
+#define T5 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 
 static inline T2 float hsum8(__m256 v)
 {
@@ -118,279 +33,7 @@ static inline T2 float hsum8(__m256 v)
     a = _mm_add_ss(a, _mm_movehdup_ps(a));
     return _mm_cvtss_f32(a);
 }
-
-static inline __attribute__((always_inline)) T2 void dot_avx2_n(const uint8_t *w, int type, int cols,
-                                                                 const float *x, size_t ldx, const int nb,
-                                                                 float *out)
-{
-    __m256 a0[4], a1[4], v[4];
-    for (int j = 0; j < nb; j++)
-        a0[j] = a1[j] = _mm256_setzero_ps();
-    int ng = cols / 32;
-    for (int g = 0; g < ng; g++) {
-        ld8_avx2(w, type, g, v);
-        for (int j = 0; j < nb; j++) {
-            const float *xj = x + j * ldx + 32 * g;
-            a0[j] = _mm256_fmadd_ps(v[0], _mm256_loadu_ps(xj), a0[j]);
-            a1[j] = _mm256_fmadd_ps(v[1], _mm256_loadu_ps(xj + 8), a1[j]);
-            a0[j] = _mm256_fmadd_ps(v[2], _mm256_loadu_ps(xj + 16), a0[j]);
-            a1[j] = _mm256_fmadd_ps(v[3], _mm256_loadu_ps(xj + 24), a1[j]);
-        }
-    }
-    for (int j = 0; j < nb; j++)
-        out[j] = hsum8(_mm256_add_ps(a0[j], a1[j])) +
-                 (type == SS_GGML_Q8_0 ? 0.f : tail_dot(w, type, 32 * ng, cols, x + j * ldx));
-}
-
-static T2 void dot_avx2(const uint8_t *w, int type, int cols, const float *x, size_t ldx, int nb, float *out)
-{
-    switch (nb) {
-    case 1: dot_avx2_n(w, type, cols, x, ldx, 1, out); break;
-    case 2: dot_avx2_n(w, type, cols, x, ldx, 2, out); break;
-    case 3: dot_avx2_n(w, type, cols, x, ldx, 3, out); break;
-    default: dot_avx2_n(w, type, cols, x, ldx, 4, out); break;
-    }
-}
-
-/* ---------------- AVX-512 ---------------- */
-#define T5 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
-
-static inline T5 void ld16_avx512(const uint8_t *w, int type, int g, __m512 *v)
-{
-    if (type == SS_GGML_F32) {
-        const float *p = (const float *)(w) + 32 * (size_t)g;
-        v[0] = _mm512_loadu_ps(p);
-        v[1] = _mm512_loadu_ps(p + 16);
-    } else if (type == SS_GGML_F16) {
-        const uint8_t *p = w + 64 * (size_t)g;
-        v[0] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
-        v[1] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 32)));
-    } else if (type == SS_GGML_BF16) {
-        const uint8_t *p = w + 64 * (size_t)g;
-        for (int k = 0; k < 2; k++) {
-            __m512i i = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(p + 32 * k)));
-            v[k] = _mm512_castsi512_ps(_mm512_slli_epi32(i, 16));
-        }
-    } else { /* Q8_0 */
-        const uint8_t *p = w + 34 * (size_t)g;
-        uint16_t h;
-        memcpy(&h, p, 2);
-        __m512 d = _mm512_set1_ps(_cvtsh_ss(h));
-        for (int k = 0; k < 2; k++) {
-            __m128i q = _mm_loadu_si128((const __m128i *)(p + 2 + 16 * k));
-            v[k] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)));
-        }
-    }
-}
-
-/* Up to 31 trailing f32/f16/bf16 weights (group g, n valid) as two masked vectors. */
-static inline T5 void tail16_avx512(const uint8_t *w, int type, int g, int n, __m512 *v)
-{
-    for (int k = 0; k < 2; k++) {
-        int m = SS_MIN(16, SS_MAX(0, n - 16 * k));
-        __mmask16 mk = (__mmask16)((1u << m) - 1);
-        if (type == SS_GGML_F32) {
-            v[k] = _mm512_maskz_loadu_ps(mk, (const float *)w + 32 * (size_t)g + 16 * k);
-        } else {
-            __m256i h = _mm256_maskz_loadu_epi16(mk, w + 64 * (size_t)g + 32 * k);
-            v[k] = type == SS_GGML_F16 ? _mm512_cvtph_ps(h)
-                                       : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-        }
-    }
-}
-
-static inline __attribute__((always_inline)) T5 void dot_avx512_n(const uint8_t *w, int type, int cols,
-                                                                   const float *x, size_t ldx, const int nb,
-                                                                   float *out)
-{
-    __m512 a0[4], a1[4], v[2];
-    for (int j = 0; j < nb; j++)
-        a0[j] = a1[j] = _mm512_setzero_ps();
-    int ng = cols / 32;
-    for (int g = 0; g < ng; g++) {
-        ld16_avx512(w, type, g, v);
-        for (int j = 0; j < nb; j++) {
-            const float *xj = x + j * ldx + 32 * g;
-            a0[j] = _mm512_fmadd_ps(v[0], _mm512_loadu_ps(xj), a0[j]);
-            a1[j] = _mm512_fmadd_ps(v[1], _mm512_loadu_ps(xj + 16), a1[j]);
-        }
-    }
-    int rest = cols - 32 * ng;
-    if (rest && type != SS_GGML_Q8_0) {
-        tail16_avx512(w, type, ng, rest, v);
-        __mmask16 m0 = (__mmask16)((1u << SS_MIN(16, rest)) - 1);
-        __mmask16 m1 = (__mmask16)((1u << SS_MAX(0, rest - 16)) - 1);
-        for (int j = 0; j < nb; j++) {
-            const float *xj = x + j * ldx + 32 * ng;
-            a0[j] = _mm512_fmadd_ps(v[0], _mm512_maskz_loadu_ps(m0, xj), a0[j]);
-            a1[j] = _mm512_fmadd_ps(v[1], _mm512_maskz_loadu_ps(m1, xj + 16), a1[j]);
-        }
-    }
-    for (int j = 0; j < nb; j++)
-        out[j] = _mm512_reduce_add_ps(_mm512_add_ps(a0[j], a1[j]));
-}
-
-static T5 void dot_avx512(const uint8_t *w, int type, int cols, const float *x, size_t ldx, int nb, float *out)
-{
-    switch (nb) {
-    case 1: dot_avx512_n(w, type, cols, x, ldx, 1, out); break;
-    case 2: dot_avx512_n(w, type, cols, x, ldx, 2, out); break;
-    case 3: dot_avx512_n(w, type, cols, x, ldx, 3, out); break;
-    default: dot_avx512_n(w, type, cols, x, ldx, 4, out); break;
-    }
-}
 #endif
-
-/* ---------------- Q8_0 weights x Q8_0-quantized activations (integer dots) ----------------
- * Activations are quantized per 32-element block (scale dx, int8 qx), as llama.cpp does;
- * each block's integer dot is scaled by dw*dx. qx rows have stride cols, dx rows cols/32. */
-typedef void (*dotq_fn)(const uint8_t *w, int cols, const int8_t *qx, const float *dx, int nb, float *out);
-
-static void quant_act(const float *x, int cols, int8_t *q, float *d)
-{
-    for (int g = 0; g < cols / 32; g++) {
-        float amax = 0;
-        for (int i = 0; i < 32; i++)
-            amax = fmaxf(amax, fabsf(x[32 * g + i]));
-        float sc = amax / 127.f, inv = sc ? 1.f / sc : 0.f;
-        d[g] = sc;
-        for (int i = 0; i < 32; i++)
-            q[32 * g + i] = (int8_t)lrintf(x[32 * g + i] * inv);
-    }
-}
-
-static void dotq_scalar(const uint8_t *w, int cols, const int8_t *qx, const float *dx, int nb, float *out)
-{
-    int ng = cols / 32;
-    for (int j = 0; j < nb; j++) {
-        float acc = 0;
-        for (int g = 0; g < ng; g++) {
-            const uint8_t *b = w + 34 * (size_t)g;
-            uint16_t h;
-            memcpy(&h, b, 2);
-            int s = 0;
-            for (int i = 0; i < 32; i++)
-                s += (int)(int8_t)b[2 + i] * qx[(size_t)j * cols + 32 * g + i];
-            acc += ss_fp16_to_f32(h) * dx[(size_t)j * ng + g] * (float)s;
-        }
-        out[j] = acc;
-    }
-}
-
-#ifdef SS_X86
-static inline __attribute__((always_inline)) T2 void dotq_avx2_n(const uint8_t *w, int cols, const int8_t *qx,
-                                                                  const float *dx, const int nb, float *out)
-{
-    __m256 acc[4];
-    const __m256i ones = _mm256_set1_epi16(1);
-    int ng = cols / 32;
-    for (int j = 0; j < nb; j++)
-        acc[j] = _mm256_setzero_ps();
-    for (int g = 0; g < ng; g++) {
-        const uint8_t *b = w + 34 * (size_t)g;
-        uint16_t h;
-        memcpy(&h, b, 2);
-        float dw = _cvtsh_ss(h);
-        __m256i qw = _mm256_loadu_si256((const __m256i *)(b + 2));
-        __m256i ax = _mm256_sign_epi8(qw, qw);
-        for (int j = 0; j < nb; j++) {
-            __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(qx + (size_t)j * cols + 32 * g)), qw);
-            __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), ones);
-            acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * dx[(size_t)j * ng + g]), acc[j]);
-        }
-    }
-    for (int j = 0; j < nb; j++)
-        out[j] = hsum8(acc[j]);
-}
-
-static T2 void dotq_avx2(const uint8_t *w, int cols, const int8_t *qx, const float *dx, int nb, float *out)
-{
-    switch (nb) {
-    case 1: dotq_avx2_n(w, cols, qx, dx, 1, out); break;
-    case 2: dotq_avx2_n(w, cols, qx, dx, 2, out); break;
-    case 3: dotq_avx2_n(w, cols, qx, dx, 3, out); break;
-    default: dotq_avx2_n(w, cols, qx, dx, 4, out); break;
-    }
-}
-
-/* Two blocks per 512-bit register: lanes 0-7 hold block g's int32 partial sums, 8-15 block
- * g+1's; the pair's scales come from one 64-bit load of dx and a lane permute. */
-#define T6 __attribute__((target("avx512vnni,avx512bw,avx512vl,avx512f,avx512dq,avx2,fma,f16c")))
-static inline __attribute__((always_inline)) T6 void dotq_vnni512_n(const uint8_t *w, int cols, const int8_t *qx,
-                                                                     const float *dx, const int nb, float *out)
-{
-    __m512 acc[4];
-    int ng = cols / 32;
-    const __m512i idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-    for (int j = 0; j < nb; j++)
-        acc[j] = _mm512_setzero_ps();
-    int g = 0;
-    for (; g + 2 <= ng; g += 2) {
-        const uint8_t *b0 = w + 34 * (size_t)g, *b1 = b0 + 34;
-        uint16_t h0, h1;
-        memcpy(&h0, b0, 2);
-        memcpy(&h1, b1, 2);
-        __m512 dw = _mm512_insertf32x8(_mm512_set1_ps(_cvtsh_ss(h0)), _mm256_set1_ps(_cvtsh_ss(h1)), 1);
-        __m512i qw = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b0 + 2))),
-                                        _mm256_loadu_si256((const __m256i *)(b1 + 2)), 1);
-        __m512i ax = _mm512_abs_epi8(qw);
-        __mmask64 neg = _mm512_movepi8_mask(qw);
-        for (int j = 0; j < nb; j++) {
-            __m512i x = _mm512_loadu_si512((const void *)(qx + (size_t)j * cols + 32 * g));
-            __m512i sy = _mm512_mask_sub_epi8(x, neg, _mm512_setzero_si512(), x);
-            __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ax, sy);
-            __m128 d2 = _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(dx + (size_t)j * ng + g)));
-            __m512 sc = _mm512_mul_ps(dw, _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(d2)));
-            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), sc, acc[j]);
-        }
-    }
-    for (int j = 0; j < nb; j++) {
-        float s = _mm512_reduce_add_ps(acc[j]);
-        if (g < ng) { /* odd block count: the last block alone */
-            const uint8_t *b = w + 34 * (size_t)g;
-            uint16_t h;
-            memcpy(&h, b, 2);
-            __m256i qw = _mm256_loadu_si256((const __m256i *)(b + 2));
-            __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(qx + (size_t)j * cols + 32 * g)), qw);
-            __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(qw, qw), sy);
-            __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(_cvtsh_ss(h) * dx[(size_t)j * ng + g]));
-            s += hsum8(v);
-        }
-        out[j] = s;
-    }
-}
-
-static T6 void dotq_vnni(const uint8_t *w, int cols, const int8_t *qx, const float *dx, int nb, float *out)
-{
-    switch (nb) {
-    case 1: dotq_vnni512_n(w, cols, qx, dx, 1, out); break;
-    case 2: dotq_vnni512_n(w, cols, qx, dx, 2, out); break;
-    case 3: dotq_vnni512_n(w, cols, qx, dx, 3, out); break;
-    default: dotq_vnni512_n(w, cols, qx, dx, 4, out); break;
-    }
-}
-#endif
-
-/* ---------------- f16/bf16 rows to f32 ---------------- */
-
-static void row16_scalar(const uint8_t *w, int type, int n, float *d) { ss_ggml_to_f32(type, w, d, n); }
-
-#ifdef SS_X86
-static T2 void row16_avx2(const uint8_t *w, int type, int n, float *d)
-{
-    int i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m128i h = _mm_loadu_si128((const __m128i *)(w + 2 * (size_t)i));
-        __m256 v = type == SS_GGML_F16 ? _mm256_cvtph_ps(h)
-                                       : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-        _mm256_storeu_ps(d + i, v);
-    }
-    if (i < n)
-        ss_ggml_to_f32(type, w + 2 * (size_t)i, d + i, n - i);
-}
-#endif
-
-static void (*g_row16)(const uint8_t *w, int type, int n, float *d);
 
 /* ---------------- small vector helpers (attention) ---------------- */
 
@@ -603,6 +246,108 @@ static T5 void asall_avx512(const float *q, const float *const *kt, int nblk, in
 }
 #endif
 
+/* ---------------- a GQA group's queries at once (AVX-512) ----------------
+ * The grp query heads sharing a KV head read each K and V block once for all of them (instead
+ * of once per head): scores out[j*ld + p] = q_j . k_p, values out[j*hd + i] = sum_p a_j[p] v_p[i]
+ * with a_j = a + j*ld. grp <= 8. */
+#ifdef SS_X86
+static inline __attribute__((always_inline)) T5 void asgrp_n(const float *q, const int grp, const float *const *kt,
+                                                              int nblk, int last_np, int hd, float *out, size_t ld)
+{
+    for (int b = 0; b < nblk; b++) {
+        __m512 acc[8];
+#pragma GCC unroll 8
+        for (int j = 0; j < grp; j++)
+            acc[j] = _mm512_setzero_ps();
+        const float *k = kt[b];
+        for (int i = 0; i < hd; i++) {
+            __m512 kv = _mm512_loadu_ps(k + i * KV_BLOCK);
+#pragma GCC unroll 8
+            for (int j = 0; j < grp; j++)
+                acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(q[(size_t)j * hd + i]), kv, acc[j]);
+        }
+        __mmask16 m = b == nblk - 1 ? (__mmask16)((1u << last_np) - 1) : (__mmask16)0xffff;
+#pragma GCC unroll 8
+        for (int j = 0; j < grp; j++)
+            _mm512_mask_storeu_ps(out + (size_t)j * ld + (size_t)b * KV_BLOCK, m, acc[j]);
+    }
+}
+
+static inline __attribute__((always_inline)) T5 void avgrp_n(const float *a, const int grp, size_t ld,
+                                                              const float *const *vt, int nblk, int last_np, int hd,
+                                                              float *out)
+{
+    __mmask16 lm = (__mmask16)((1u << last_np) - 1);
+    const int D = grp <= 3 ? 4 : grp <= 5 ? 2 : 1; /* dims per pass: D * grp accumulators */
+    int i = 0;
+    for (; i + D <= hd; i += D) {
+        __m512 acc[4][8];
+#pragma GCC unroll 4
+        for (int d = 0; d < D; d++)
+#pragma GCC unroll 8
+            for (int j = 0; j < grp; j++)
+                acc[d][j] = _mm512_setzero_ps();
+        for (int b = 0; b < nblk; b++) {
+            __mmask16 m = b == nblk - 1 ? lm : (__mmask16)0xffff;
+            __m512 w[8];
+#pragma GCC unroll 8
+            for (int j = 0; j < grp; j++)
+                w[j] = _mm512_maskz_loadu_ps(m, a + (size_t)j * ld + (size_t)b * KV_BLOCK);
+#pragma GCC unroll 4
+            for (int d = 0; d < D; d++) {
+                __m512 v = _mm512_maskz_loadu_ps(m, vt[b] + (i + d) * KV_BLOCK);
+#pragma GCC unroll 8
+                for (int j = 0; j < grp; j++)
+                    acc[d][j] = _mm512_fmadd_ps(w[j], v, acc[d][j]);
+            }
+        }
+#pragma GCC unroll 4
+        for (int d = 0; d < D; d++)
+#pragma GCC unroll 8
+            for (int j = 0; j < grp; j++)
+                out[(size_t)j * hd + i + d] = _mm512_reduce_add_ps(acc[d][j]);
+    }
+    for (; i < hd; i++) /* a head size that D does not divide: the rest one dimension at a time */
+        for (int j = 0; j < grp; j++) {
+            float t = 0;
+            for (int b = 0; b < nblk; b++)
+                for (int k = 0; k < (b == nblk - 1 ? last_np : KV_BLOCK); k++)
+                    t += a[(size_t)j * ld + (size_t)b * KV_BLOCK + k] * vt[b][i * KV_BLOCK + k];
+            out[(size_t)j * hd + i] = t;
+        }
+}
+
+static T5 void asgrp_avx512(const float *q, int grp, const float *const *kt, int nblk, int last_np, int hd,
+                           float *out, size_t ld)
+{
+    switch (grp) {
+    case 1: asgrp_n(q, 1, kt, nblk, last_np, hd, out, ld); break;
+    case 2: asgrp_n(q, 2, kt, nblk, last_np, hd, out, ld); break;
+    case 3: asgrp_n(q, 3, kt, nblk, last_np, hd, out, ld); break;
+    case 4: asgrp_n(q, 4, kt, nblk, last_np, hd, out, ld); break;
+    case 5: asgrp_n(q, 5, kt, nblk, last_np, hd, out, ld); break;
+    case 6: asgrp_n(q, 6, kt, nblk, last_np, hd, out, ld); break;
+    case 7: asgrp_n(q, 7, kt, nblk, last_np, hd, out, ld); break;
+    default: asgrp_n(q, 8, kt, nblk, last_np, hd, out, ld); break;
+    }
+}
+
+static T5 void avgrp_avx512(const float *a, int grp, size_t ld, const float *const *vt, int nblk, int last_np, int hd,
+                           float *out)
+{
+    switch (grp) {
+    case 1: avgrp_n(a, 1, ld, vt, nblk, last_np, hd, out); break;
+    case 2: avgrp_n(a, 2, ld, vt, nblk, last_np, hd, out); break;
+    case 3: avgrp_n(a, 3, ld, vt, nblk, last_np, hd, out); break;
+    case 4: avgrp_n(a, 4, ld, vt, nblk, last_np, hd, out); break;
+    case 5: avgrp_n(a, 5, ld, vt, nblk, last_np, hd, out); break;
+    case 6: avgrp_n(a, 6, ld, vt, nblk, last_np, hd, out); break;
+    case 7: avgrp_n(a, 7, ld, vt, nblk, last_np, hd, out); break;
+    default: avgrp_n(a, 8, ld, vt, nblk, last_np, hd, out); break;
+    }
+}
+#endif
+
 /* ---------------- softmax of attention scores ---------------- */
 
 
@@ -624,7 +369,7 @@ static void softmax_scalar(float *r, int n, float scale)
 }
 
 #ifdef SS_X86
-/* exp(x) for x <= 0 (scores minus their max): 2^(x log2 e) = 2^k * p(f), |f| <= 0.5,
+/* exp(x) for x in [-87, 87] (softmax: scores minus their max; SwiGLU: clamped): 2^(x log2 e) = 2^k * p(f), |f| <= 0.5,
  * degree-6 polynomial, relative error ~2e-7; underflows cleanly to 0 below -87. */
 static inline T5 __m512 exp512(__m512 x)
 {
@@ -677,51 +422,80 @@ static T5 void softmax_avx512(float *r, int n, float scale)
 }
 #endif
 
+/* ---------------- SwiGLU: g = silu(g) * u ---------------- */
+
+static void swiglu_scalar(float *g, const float *u, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+#ifdef SS_X86
+static T5 void swiglu_avx512(float *g, const float *u, size_t n)
+{
+    size_t i = 0;
+    const __m512 one = _mm512_set1_ps(1.0f), lo = _mm512_set1_ps(-87.0f), hi = _mm512_set1_ps(87.0f);
+    for (; i < n; i += 16) { /* the tail masked, so every element takes the same path wherever it sits */
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 a = _mm512_maskz_loadu_ps(m, g + i);
+        __m512 e = exp512(_mm512_min_ps(_mm512_max_ps(_mm512_sub_ps(_mm512_setzero_ps(), a), lo), hi));
+        _mm512_mask_storeu_ps(g + i, m,
+                              _mm512_mul_ps(_mm512_div_ps(a, _mm512_add_ps(one, e)), _mm512_maskz_loadu_ps(m, u + i)));
+    }
+}
+#endif
+
 /* ---------------- dispatch ---------------- */
 
-static dot_fn g_dot;
-static dotq_fn g_dotq;
 static const char *g_isa;
+int k_level;
+int k_test_no_panels;
 float (*k_vdot)(const float *a, const float *b, int n);
 void (*k_vaxpy)(float *y, float a, const float *x, int n);
 void (*k_softmax)(float *r, int n, float scale);
+void (*k_swiglu)(float *g, const float *u, size_t n);
 void (*k_attn_values_all)(const float *a, const float *const *vt, int nblk, int last_np, int hd, float *out);
 void (*k_attn_scores_all)(const float *q, const float *const *kt, int nblk, int last_np, int hd, float *out);
+void (*k_attn_scores_grp)(const float *q, int grp, const float *const *kt, int nblk, int last_np, int hd, float *out,
+                          size_t ld);
+void (*k_attn_values_grp)(const float *a, int grp, size_t ld, const float *const *vt, int nblk, int last_np, int hd,
+                          float *out);
 
-/* level 0 = scalar, 1 = AVX2+FMA+F16C, 2 = AVX-512 (+VNNI when present) */
+/* level 0 = scalar, 1 = AVX2+FMA+F16C, 2 = AVX-512 with VNNI */
 static void set_isa(int level)
 {
-    g_dot = dot_scalar;
-    g_dotq = dotq_scalar;
-    g_row16 = row16_scalar;
     g_isa = "scalar";
+    k_level = 0;
     k_vdot = vdot_scalar;
     k_vaxpy = vaxpy_scalar;
     k_attn_scores = ascore_scalar;
     k_softmax = softmax_scalar;
+    k_swiglu = swiglu_scalar;
     k_attn_values_all = avall_scalar;
     k_attn_scores_all = asall_scalar;
+    k_attn_scores_grp = NULL;
+    k_attn_values_grp = NULL;
 #ifdef SS_X86
     if (level >= 1) {
-        g_dot = dot_avx2;
-        g_dotq = dotq_avx2;
-        g_row16 = row16_avx2;
         g_isa = "avx2";
+        k_level = 1;
         k_vdot = vdot_avx2;
         k_vaxpy = vaxpy_avx2;
         k_attn_scores = ascore_avx2;
         k_attn_values_all = avall_avx2;
     }
     if (level >= 2) {
-        g_dot = dot_avx512;
-        g_dotq = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512dq") ? dotq_vnni : dotq_avx2;
         g_isa = "avx512";
+        k_level = 2;
         k_vdot = vdot_avx512;
         k_vaxpy = vaxpy_avx512;
         k_attn_scores = ascore_avx512;
         k_softmax = softmax_avx512;
+        k_swiglu = swiglu_avx512;
         k_attn_values_all = avall_avx512;
         k_attn_scores_all = asall_avx512;
+        k_attn_scores_grp = asgrp_avx512;
+        k_attn_values_grp = avgrp_avx512;
     }
 #else
     (void)level;
@@ -733,7 +507,8 @@ static int max_level(void)
 #ifdef SS_X86
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma"))
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma"))
         return 2;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
         return 1;
@@ -769,10 +544,11 @@ void k_row_f32(const wmat_t *w, int r, float *dst)
     ss_ggml_to_f32(w->type, (const uint8_t *)w->data + (size_t)r * w->row_bytes, dst, w->cols);
 }
 
-/* Types without a direct kernel (q4_0, q4_k) are dequantized a row at a time. */
+/* f32/f16/bf16 have direct kernels; quantized types run on panels (qgemm.c), or, when a matrix
+ * was not packed, are dequantized a row at a time (a slow path for callers that skip k_pack). */
 static int direct(int type)
 {
-    return type == SS_GGML_F32 || type == SS_GGML_F16 || type == SS_GGML_BF16 || type == SS_GGML_Q8_0;
+    return type == SS_GGML_F32 || type == SS_GGML_F16 || type == SS_GGML_BF16;
 }
 
 #define ROWS_PER_TASK 16
@@ -783,72 +559,56 @@ typedef struct mm {
     size_t ldx, ldo;
     int nb;
     float *out;
-    dot_fn dot;
-    dotq_fn dotq;
-    const int8_t *qx; /* Q8_0 weights: quantized activations [nb][cols] */
-    const float *dx;  /* and their block scales [nb][cols/32] */
+    const qact_t *qa;   /* panel path: the quantized activations */
+    const pspec_t *ps;
+    int gpt;            /* row groups (panel) or blocks of ROWS_PER_TASK rows per task */
 } mm_t;
 
-/* Activations are taken in blocks that fit in L2 (~256 KiB), so every row of the task
- * reuses a block from cache instead of streaming all nb activations per row. */
-static int act_block(int cols, int nb)
+/* Panel path: row groups [t*gpt, (t+1)*gpt) times every activation; each group's tiles stay in
+ * cache while the kernel walks the batch 8 activations at a time. */
+static void mm_panel(const mm_t *a, int t)
 {
-    int ab = (int)((256 * 1024) / ((size_t)cols * 4));
-    ab = SS_MAX(4, ab & ~3);
-    return SS_MIN(ab, nb);
+    const wmat_t *w = a->w;
+    int ngroups = (w->rows + 15) / 16;
+    for (int g = t * a->gpt; g < SS_MIN(ngroups, (t + 1) * a->gpt); g++) {
+        int r0 = 16 * g;
+        qgemm_run(k_level, a->ps, w->panel + (size_t)g * w->group_bytes, w->cols, a->qa, 0, a->nb, a->out + r0,
+                  a->ldo, SS_MIN(16, w->rows - r0));
+    }
+}
+
+static int mm_tasks(const mm_t *a)
+{
+    return ((a->w->rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK + a->gpt - 1) / a->gpt;
 }
 
 static void mm_chunk(void *ctx, int t, int tid)
 {
     const mm_t *a = ctx;
     const wmat_t *w = a->w;
-    static __thread float *rowbuf;
-    static __thread int rowcap;
     (void)tid;
-    /* f16/bf16 against many activations: convert each row to f32 once per activation block
-     * (exact, so the result equals the fused kernel's) instead of once per group of 4 */
-    int dir = direct(w->type) && !(a->nb > 32 && (w->type == SS_GGML_F16 || w->type == SS_GGML_BF16));
-    if (!dir && !a->qx && rowcap < w->cols) {
-        free(rowbuf);
-        rowbuf = malloc((size_t)w->cols * sizeof(float));
-        rowcap = rowbuf ? w->cols : 0;
-        if (!rowbuf)
-            return;
+    if (a->ps) {
+        mm_panel(a, t);
+        return;
     }
-    float o[4];
-    int r0 = t * ROWS_PER_TASK, r1 = SS_MIN(w->rows, (t + 1) * ROWS_PER_TASK);
-    int ab = act_block(w->cols, a->nb), ng = w->cols / 32;
-    for (int b0 = 0; b0 < a->nb; b0 += ab) {
-        int b1 = SS_MIN(a->nb, b0 + ab);
-        for (int r = r0; r < r1; r++) {
-            const uint8_t *wr = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
-            if (a->qx) {
-                for (int b = b0; b < b1; b += 4) {
-                    int k = SS_MIN(4, b1 - b);
-                    a->dotq(wr, w->cols, a->qx + (size_t)b * w->cols, a->dx + (size_t)b * ng, k, o);
-                    for (int j = 0; j < k; j++)
-                        a->out[(size_t)(b + j) * a->ldo + r] = o[j];
-                }
-                continue;
-            }
-            int ty = w->type;
-            if (!dir && (w->type == SS_GGML_F16 || w->type == SS_GGML_BF16)) {
-                g_row16(wr, w->type, w->cols, rowbuf);
-                wr = (const uint8_t *)rowbuf;
-                ty = SS_GGML_F32;
-            } else if (!dir) {
-                k_row_f32(w, r, rowbuf);
-                wr = (const uint8_t *)rowbuf;
-                ty = SS_GGML_F32;
-            }
-            for (int b = b0; b < b1; b += 4) {
-                int k = SS_MIN(4, b1 - b);
-                a->dot(wr, ty, w->cols, a->x + (size_t)b * a->ldx, a->ldx, k, o);
-                for (int j = 0; j < k; j++)
-                    a->out[(size_t)(b + j) * a->ldo + r] = o[j];
-            }
-        }
+    int r0 = t * a->gpt * ROWS_PER_TASK, r1 = SS_MIN(w->rows, r0 + a->gpt * ROWS_PER_TASK);
+    if (direct(w->type)) {
+        fgemm_run(k_level, (const uint8_t *)w->data + (size_t)r0 * w->row_bytes, w->row_bytes, w->type, r1 - r0,
+                  w->cols, a->x, a->ldx, a->nb, a->out + r0, a->ldo);
+        return;
     }
+    /* a quantized matrix without panels: dequantize its rows, then the f32 kernel */
+    float *rows = malloc((size_t)ROWS_PER_TASK * w->cols * sizeof(float));
+    if (!rows)
+        return;
+    for (int r = r0; r < r1; r += ROWS_PER_TASK) {
+        int n = SS_MIN(ROWS_PER_TASK, r1 - r);
+        for (int i = 0; i < n; i++)
+            k_row_f32(w, r + i, rows + (size_t)i * w->cols);
+        fgemm_run(k_level, (const uint8_t *)rows, (size_t)w->cols * sizeof(float), SS_GGML_F32, n, w->cols, a->x,
+                  a->ldx, a->nb, a->out + r, a->ldo);
+    }
+    free(rows);
 }
 
 typedef struct mm_multi {
@@ -871,33 +631,31 @@ void k_matmul_multi(const wmat_t *const *w, float *const *out, const size_t *ldo
 {
     pick();
     mm_multi_t m;
-    int8_t *qx = NULL;
-    float *dx = NULL;
-    int cols = w[0]->cols, anyq = 0;
+    qact_t qa[2] = {{0}, {0}}; /* the activations quantized per 32 (legacy types) and per 256 (K-quants) */
+    int cols = w[0]->cols, need[2] = {0, 0}, ok[2] = {0, 0};
     long work = 0;
+    for (int i = 0; i < nmat; i++)
+        if (w[i]->panel)
+            need[p_spec(w[i]->type)->sk != SK_LEGACY] = 1;
+    for (int k = 0; k < 2; k++) /* once for every packed matrix of the call */
+        ok[k] = need[k] && q_act(&qa[k], x, ldx, nb, cols, k ? 256 : 32, threads) == SS_OK;
     m.n = nmat;
     m.first[0] = 0;
     for (int i = 0; i < nmat; i++) {
-        m.a[i] = (mm_t){w[i], x, ldx, ldo[i], nb, out[i], g_dot, g_dotq, NULL, NULL};
-        m.first[i + 1] = m.first[i] + (w[i]->rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
-        anyq |= w[i]->type == SS_GGML_Q8_0;
+        const pspec_t *ps = w[i]->panel ? p_spec(w[i]->type) : NULL;
+        int k = ps && ps->sk != SK_LEGACY;
+        if (ps && !ok[k])
+            ps = NULL; /* out of memory for the activations: the slow path still works */
+        /* tasks of 64 rows (4 row groups) when decoding; prefill: one row group per task (its tiles
+         * stay in cache for the whole batch), 64 float rows (activations reused over more rows) */
+        int gpt = ps && nb > 8 ? 1 : 4;
+        m.a[i] = (mm_t){w[i], x, ldx, ldo[i], nb, out[i], ps ? &qa[k] : NULL, ps, gpt};
+        m.first[i + 1] = m.first[i] + mm_tasks(&m.a[i]);
         work += (long)w[i]->rows * w[i]->cols * nb;
     }
-    if (anyq) { /* the activations are quantized once for every Q8_0 matrix */
-        qx = malloc((size_t)nb * cols);
-        dx = malloc((size_t)nb * (cols / 32) * sizeof(float));
-        if (qx && dx)
-            for (int b = 0; b < nb; b++)
-                quant_act(x + (size_t)b * ldx, cols, qx + (size_t)b * cols, dx + (size_t)b * (cols / 32));
-        for (int i = 0; i < nmat && qx && dx; i++)
-            if (w[i]->type == SS_GGML_Q8_0) {
-                m.a[i].qx = qx;
-                m.a[i].dx = dx;
-            }
-    }
     pool_run(threads > 1 && work > (1L << 17) ? threads : 1, m.first[nmat], multi_chunk, &m);
-    free(qx);
-    free(dx);
+    q_act_free(&qa[0]);
+    q_act_free(&qa[1]);
 }
 
 void k_matmul(const wmat_t *w, const float *x, size_t ldx, int nb, float *out, size_t ldo, int threads)

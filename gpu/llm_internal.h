@@ -22,6 +22,9 @@ typedef struct wmat {
     int type;
     int rows, cols;
     size_t row_bytes;
+    uint8_t *panel;       /* CPU kernels: quantized rows repacked in 16-row groups (qpack.c), or NULL;
+                             owned by whoever called k_pack (the CPU backend) */
+    size_t group_bytes;   /* bytes of one 16-row group of panel */
 } wmat_t;
 
 typedef struct layer_w {
@@ -62,9 +65,14 @@ typedef struct tokenizer {
     int unk;
     int add_space_prefix;
     int bos, eos;
+    int pre;                 /* PRE_*: the BPE pre-tokenizer (tokenizer.ggml.pre) */
 } tokenizer_t;
 
 enum { TOK_SPM = 1, TOK_BPE = 2 };
+enum { PRE_GPT2, PRE_LLAMA3, PRE_QWEN2, PRE_SMOLLM };
+/* Piece boundaries of the family's pre-tokenizer regex (tokenizer.c): writes the end offset of
+ * each piece of text[0..len) to ends (cap entries) and returns how many pieces (-1: no memory). */
+int tok_pretokenize(int pre, const char *text, size_t len, size_t *ends, size_t cap);
 
 int tok_load(tokenizer_t *t, const ss_gguf_t *g, char *err, size_t errsz);
 void tok_free(tokenizer_t *t);
@@ -79,6 +87,81 @@ void tok_decode_piece(const tokenizer_t *t, int id, int prev, ss_buf_t *b);
  * tid 0; tids are < threads). Returns when all chunks are done. Not reentrant. */
 typedef void (*pool_fn)(void *ctx, int chunk, int tid);
 void pool_run(int threads, int nchunks, pool_fn fn, void *ctx);
+
+/* ---- quantized types, unpacked (quant.c) ----
+ * Every quantized block can be read as bytes u (one per weight, in element order) with a float
+ * scale A and offset B per 16 weights: w[i] = A[i/16] * u[i] + B[i/16]. Zero-point types have
+ * B = -zp * A exactly (zp >= 0), types with a free minimum have zp = -1. u <= 255. */
+typedef struct qtype {
+    int type;
+    int block;  /* weights per block: 32 or 256 */
+    int bytes;  /* bytes per block */
+    int zp;     /* zero point (4, 8, 16, 32, 128) or -1 */
+    void (*unpack)(const uint8_t *blk, uint8_t *u, float *A, float *B);
+} qtype_t;
+const qtype_t *q_type(int type); /* NULL for f32/f16/bf16 and unknown types */
+
+/* ---- quantized weights in 16-row panels, int8 activations (qpack.c, qgemm.c) ---- */
+enum { SK_LEGACY, SK_KMIN, SK_KSYM, SK_Q2K, SK_Q8K }; /* how a tile stores its group scales */
+typedef struct pspec {
+    int type;
+    int G;        /* weights per group (one scale): 16 or 32 */
+    int lowbits;  /* bits stored packed per weight: 2, 4 or 8 */
+    int planes;   /* high-bit planes above them: 0, 1 or 2 */
+    int lut;      /* IQ4: the 4 bits index ss_iq4_levels (+ 128) */
+    int zp;       /* zero point (w = A * (u - zp)) or -1 (w = A * u + B) */
+    int sk;
+} pspec_t;
+const pspec_t *p_spec(int type); /* NULL for types without panels (f32, f16, bf16) */
+int p_hdr_bytes(const pspec_t *p);
+int p_gscale_bytes(const pspec_t *p);
+int p_gbits_bytes(const pspec_t *p);
+size_t p_tile_bytes(const pspec_t *p, int n); /* 16 rows x n weights */
+/* Scale and offset of row r of a group (tile header hdr, group scales gsc), and weight u of row
+ * r, weight i of a group's bits gb: the reference readers of the layout. */
+void p_group_ab(const pspec_t *p, const uint8_t *hdr, const uint8_t *gsc, int r, float *A, float *B);
+int p_u(const pspec_t *p, const uint8_t *gb, int r, int i);
+/* Repacks a quantized w into w->panel (threads share the work); -1 if its type has no panel
+ * layout or memory runs out. k_unpack_free frees the panel. */
+int k_pack(wmat_t *w, int threads);
+void k_unpack_free(wmat_t *w);
+
+/* Activations quantized for the panel kernels: per row, int8 q[cols] with one scale per block of
+ * blk = 256 (K-quants) or 32 (legacy types) (dx[nsb]), and per group of 16 / 32 the sum of q,
+ * negated (int) and as float (blk 32: s32 holds dx * sum). */
+typedef struct qact {
+    void *buf;
+    size_t cap;
+    int nb, cols, nsb, blk;
+    int8_t *q;       /* [nb][cols] */
+    float *dx;       /* [nb][nsb] */
+    int32_t *ns16;   /* [nb][cols/16] */
+    float *s16;
+    int32_t *ns32;   /* [nb][cols/32] */
+    float *s32;
+} qact_t;
+ss_err_t q_act(qact_t *a, const float *x, size_t ldx, int nb, int cols, int blk, int threads);
+void q_act_row(const float *x, int cols, int blk, int8_t *q, float *dx, int32_t *ns16, int32_t *ns32, float *s16,
+               float *s32);
+/* The sums of q_act_row (from q and dx), and q_act_row on the ISA's vectors (same bits). */
+void q_act_sums(const int8_t *q, int cols, int blk, const float *dx, int32_t *ns16, int32_t *ns32, float *s16,
+                float *s32);
+void q_act_row_isa(const float *x, int cols, int blk, int8_t *q, float *dx, int32_t *ns16, int32_t *ns32, float *s16,
+                   float *s32);
+extern int k_level; /* kernels.c: 0 scalar, 1 AVX2, 2 AVX-512 VNNI */
+void q_act_free(qact_t *a);
+/* out[(b - b0) * ldo + r] = row r (< nrows) of the row group at grp . activation b, b0 <= b < b0 + nb:
+ * the scalar reference of the panel arithmetic (qpack.c's header). */
+void qgemm_scalar(const pspec_t *p, const uint8_t *grp, int cols, const qact_t *a, int b0, int nb, float *out,
+                  size_t ldo, int nrows);
+/* The same with the best kernel for the ISA picked by kernels.c (qgemm.c); level 0/1/2. */
+void qgemm_run(int level, const pspec_t *p, const uint8_t *grp, int cols, const qact_t *a, int b0, int nb,
+               float *out, size_t ldo, int nrows);
+
+/* ---- float weights (fgemm.c) ---- */
+/* out[b*ldo + r] = row r (< nrows, rows ws bytes apart) of an f32/f16/bf16 matrix . x_b, b < nb. */
+void fgemm_run(int level, const uint8_t *w, size_t ws, int type, int nrows, int cols, const float *x, size_t ldx,
+               int nb, float *out, size_t ldo);
 
 /* ---- kernels (kernels.c) ---- */
 /* out[b*ldo + r] = dot(W row r, x + b*ldx) for b < nb, r < W->rows; multi-threaded. */
@@ -100,9 +183,22 @@ extern void (*k_attn_values_all)(const float *a, const float *const *vt, int nbl
                                  float *out);
 extern void (*k_attn_scores_all)(const float *q, const float *const *kt, int nblk, int last_np, int hd,
                                  float *out);
+/* The grp (<= 8) query heads of a GQA group at once, reading each K/V block once (NULL where
+ * the ISA has no such kernel): scores out[j*ld + p] = q_j . k_p (q_j = q + j*hd); values
+ * out[j*hd + i] = sum_p a_j[p] v_p[i] (a_j = a + j*ld). */
+extern void (*k_attn_scores_grp)(const float *q, int grp, const float *const *kt, int nblk, int last_np, int hd,
+                                 float *out, size_t ld);
+extern void (*k_attn_values_grp)(const float *a, int grp, size_t ld, const float *const *vt, int nblk, int last_np,
+                                 int hd, float *out);
 /* r[0..n) = softmax(r * scale) in place. */
 extern void (*k_softmax)(float *r, int n, float scale);
+/* g[i] = silu(g[i]) * u[i] (the feed-forward's SwiGLU), element by element. */
+extern void (*k_swiglu)(float *g, const float *u, size_t n);
 void k_force_isa(const char *isa); /* tests: "scalar" / "avx2" / "avx512" / NULL = best */
+/* Tests: models opened while this is set keep quantized weights unpacked, so every product runs
+ * the slow path (rows dequantized by the reference dequantizers, f32 activations): a float
+ * reference for the quantized kernels on the same weights. */
+extern int k_test_no_panels;
 
 /* ---- backend: forward passes over a batch of tokens ---- */
 #define KV_BLOCK 16 /* tokens per KV block */
@@ -244,6 +340,7 @@ typedef struct rq {
     float *tlp;         /* GENERATE with top_logprobs: log-prob of each generated token */
     int ntlp, tlpcap;
     float last_lp;      /* log-prob of q->next */
+    struct gram_seq *gram; /* GENERATE with json_schema: the grammar's state (grammar.c), or NULL */
 } rq_t;
 
 /* Tokenizes q->r into q->seq (q->r, q->res set; q->res->status = SS_OK). Returns 0, or -1 when
@@ -283,7 +380,24 @@ struct ss_llm {
     int chat;             /* chat family (chat.c) or -1: prompts are used as given */
     int eot;              /* end-of-turn token that ends generation (besides EOS), or -1 */
     sched_t *sched;       /* requests submitted with ss_llm_submit (llm_sched.c), or NULL */
+    struct gram_cache *gram; /* compiled JSON schemas and their token tables (grammar.c), or NULL */
 };
+
+/* ---- constrained decoding (grammar.c, see ss_grammar.h) ---- */
+typedef struct gram_seq gram_seq_t;
+/* Starts decoding under schema (a JSON Schema text): SS_ERR_INVALID for a schema outside the
+ * subset, or when its shortest value needs more than max_tokens tokens. */
+int gram_seq_new(ss_llm_t *m, const char *schema, int max_tokens, gram_seq_t **out, char *err, size_t errsz);
+/* The token to emit from logits: the best (temp <= 0; argmax when the grammar allows it, -1 when
+ * unknown) or a sample of the tokens the grammar allows, keeping the value closable within the
+ * `left` tokens that may follow this one. -1 when no token fits (an internal error). */
+int gram_seq_pick(ss_llm_t *m, gram_seq_t *q, const float *logits, int argmax, float temp, uint64_t *rng,
+                  int left);
+/* Reads tok; 1 when the value is complete (nothing may follow) or tok did not fit. */
+int gram_seq_advance(ss_llm_t *m, gram_seq_t *q, int tok);
+int gram_seq_done(const gram_seq_t *q); /* 1 when the text so far is a complete value */
+void gram_seq_free(gram_seq_t *q);      /* NULL-safe */
+void gram_cache_free(ss_llm_t *m);      /* at ss_llm_close */
 
 /* ---- chat templates (chat.c) ---- */
 /* Sets m->chat and m->eot from tokenizer.chat_template (after the tokenizer is loaded). */

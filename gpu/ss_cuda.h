@@ -17,14 +17,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Weight types, numbered as GGML/GGUF numbers them. */
-enum { SS_WT_F32 = 0, SS_WT_F16 = 1, SS_WT_Q8_0 = 8, SS_WT_BF16 = 30 };
+/* Weight types, numbered as GGML/GGUF numbers them. Q8_0 is repacked on upload; the other
+ * quantized ("block") types stay in their GGUF layout and are dequantized in registers. */
+enum {
+    SS_WT_F32 = 0, SS_WT_F16 = 1, SS_WT_Q4_0 = 2, SS_WT_Q4_1 = 3, SS_WT_Q5_0 = 6, SS_WT_Q5_1 = 7, SS_WT_Q8_0 = 8,
+    SS_WT_Q2_K = 10, SS_WT_Q3_K = 11, SS_WT_Q4_K = 12, SS_WT_Q5_K = 13, SS_WT_Q6_K = 14, SS_WT_Q8_K = 15,
+    SS_WT_IQ4_NL = 20, SS_WT_IQ4_XS = 23, SS_WT_BF16 = 30
+};
 #define SS_Q8_0_BLOCK 32 /* a Q8_0 block: fp16 scale d, then 32 int8; value = d * q */
 
 typedef struct ss_cuda ss_cuda_t;
 
 /* A weight matrix on the device: rows x cols (y = W x, W row-major [rows][cols]).
- * Q8_0 is repacked into int8 quants [rows][cols] plus fp16 scales [rows][cols/32]. */
+ * Q8_0 is repacked into int8 quants [rows][cols] plus fp16 scales [rows][cols/32]; block types
+ * keep their GGUF rows. */
 typedef struct ss_cuda_weight {
     int type, rows, cols;
     void *data;   /* device: F32/F16/BF16 row-major, or Q8_0 quants */

@@ -23,20 +23,32 @@ typedef enum ss_gguf_vtype {
     SS_GGUF_U64 = 10, SS_GGUF_I64 = 11, SS_GGUF_F64 = 12,
 } ss_gguf_vtype_t;
 
-/* ggml tensor types (the file's numbering); only these are accepted. */
+/* ggml tensor types (the file's numbering); only these are accepted. Block layouts: gpu/quant.c. */
 typedef enum ss_ggml_type {
     SS_GGML_F32 = 0,
     SS_GGML_F16 = 1,
     SS_GGML_Q4_0 = 2,
+    SS_GGML_Q4_1 = 3,
+    SS_GGML_Q5_0 = 6,
+    SS_GGML_Q5_1 = 7,
     SS_GGML_Q8_0 = 8,
+    SS_GGML_Q2_K = 10,
+    SS_GGML_Q3_K = 11,
     SS_GGML_Q4_K = 12,
+    SS_GGML_Q5_K = 13,
+    SS_GGML_Q6_K = 14,
+    SS_GGML_Q8_K = 15,
+    SS_GGML_IQ4_NL = 20,
+    SS_GGML_IQ4_XS = 23,
     SS_GGML_BF16 = 30,
 } ss_ggml_type_t;
 
 /* Elements per block and bytes per block of a tensor type; 0 if unknown. */
 int ss_ggml_block_elems(int type);
 size_t ss_ggml_block_bytes(int type);
-const char *ss_ggml_type_name(int type); /* "f32", "q8_0", ... or "?" */
+const char *ss_ggml_type_name(int type); /* "f32", "q8_0", "q4_k", ... or "?" */
+int ss_ggml_type_parse(const char *name); /* the type of a name (any case), -1 if unknown */
+const char *ss_ggml_type_names(void);     /* "f32, f16, ..." every supported type */
 /* Bytes of a row of n elements (n must be a multiple of the block size). */
 size_t ss_ggml_row_bytes(int type, int64_t n);
 
@@ -130,15 +142,28 @@ void ss_gguf_w_tensor_fn(ss_gguf_writer_t *w, const char *name, int type, int nd
 ss_err_t ss_gguf_writer_save(ss_gguf_writer_t *w, const char *path, char *err, size_t errsz);
 
 /* ---- random-weight models in a real model's shape (mkmodel.c) ---- */
+/* Tensor-type recipes, as llama.cpp's llama-quantize assigns them: SS_MIX_Q4_K_M / Q5_K_M make the
+ * output projection (or the tied embedding) Q6_K, and attn_v and ffn_down Q6_K in the layers
+ * llama.cpp gives more bits (the first and last eighth, every third in between), the rest
+ * Q4_K / Q5_K; SS_MIX_Q6_K makes everything Q6_K. A row length that is not a multiple of 256
+ * falls back as llama.cpp does: Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, Q2_K/Q3_K/IQ4_XS ->
+ * IQ4_NL, and to F16 when it is not a multiple of 32 either. */
+enum { SS_MIX_NONE = 0, SS_MIX_Q4_K_M, SS_MIX_Q5_K_M, SS_MIX_Q6_K };
+
 typedef struct ss_mkmodel_spec {
     const char *name;   /* shape name */
     const char *arch;   /* "llama" or "qwen2" */
     int dim, n_layers, n_heads, n_kv_heads, hidden, vocab, ctx;
     float rope_base;
     int qkv_bias, tied;
-    int type;           /* weight type of the matrices (ss_ggml_type_t) */
+    int type;           /* weight type of the matrices (ss_ggml_type_t) when mix is SS_MIX_NONE */
     uint64_t seed;
     const char *chat_template; /* written as tokenizer.chat_template when set (NULL: none) */
+    const char *pre;    /* tokenizer.ggml.pre: "gpt-2", "llama-bpe", "qwen2", "smollm"; "default" with spm */
+    int spm;            /* 1: a SentencePiece vocabulary (tokenizer.ggml.model "llama"), else byte-level BPE */
+    int mix;            /* SS_MIX_* */
+    int dequantized;    /* 1: every matrix as F32 holding the values its type would store (a reference
+                           for the quantized file written with the same spec and seed) */
     const char *const *special_tokens; /* further control tokens after <|endoftext|>, <|im_start|>,
                                           <|im_end|> (NULL-terminated; NULL: none), e.g. a chat
                                           template's markers */
@@ -148,7 +173,13 @@ typedef struct ss_mkmodel_spec {
  * "tiny-qwen2", "tiny-llama"); returns 0 if the name is unknown. */
 int ss_mkmodel_shape(const char *name, ss_mkmodel_spec_t *out);
 const char *ss_mkmodel_shape_names(void);
-/* Writes a GGUF v3 with seeded random weights and a synthetic gpt2-style tokenizer. */
+/* Names of the mixes ("q4_k_m", "q5_k_m", "q6_k") to SS_MIX_*; -1 if unknown. */
+int ss_mkmodel_mix_parse(const char *name);
+/* The type the spec stores for a matrix: kind is the tensor name without "blk.N." ("attn_v.weight",
+ * "token_embd.weight", ...), layer its block (or -1), cols its row length. */
+int ss_mkmodel_tensor_type(const ss_mkmodel_spec_t *s, const char *kind, int layer, int64_t cols);
+/* Writes a GGUF v3 with seeded random weights and a synthetic tokenizer (byte-level BPE or
+ * SentencePiece) whose pre-tokenizer name is s->pre. */
 ss_err_t ss_mkmodel_write(const ss_mkmodel_spec_t *s, const char *path, char *err, size_t errsz);
 
 /* Conversions shared by the writer and the kernels. */
@@ -156,9 +187,12 @@ float ss_fp16_to_f32(uint16_t h);
 uint16_t ss_f32_to_fp16(float f);
 float ss_bf16_to_f32(uint16_t h);
 uint16_t ss_f32_to_bf16(float f);
-/* Converts/quantizes n floats (a multiple of the block size) into dst of type. */
+/* Converts/quantizes n floats (a multiple of the block size) into dst of type (our own
+ * quantizers: valid blocks of every type, not llama.cpp's exact choices). */
 void ss_ggml_from_f32(int type, const float *src, void *dst, int64_t n);
-/* Dequantizes n elements of a row of type into dst. */
+/* Dequantizes n elements of a row of type into dst: the format's definition, bit for bit. */
 void ss_ggml_to_f32(int type, const void *src, float *dst, int64_t n);
+/* IQ4_NL / IQ4_XS levels (a 4-bit index selects one, times the block scale). */
+extern const int8_t ss_iq4_levels[16];
 
 #endif

@@ -3,12 +3,14 @@
  *   - SentencePiece-style (tokenizer.ggml.model = "llama"): spaces become U+2581,
  *     an optional leading space, greedy merging of the adjacent pair whose merged
  *     piece has the highest score, byte fallback to <0xNN> tokens;
- *   - byte-level BPE ("gpt2"): GPT-2's byte-to-unicode mapping, a C approximation
- *     of the GPT-2 pre-tokenization regex, merges applied by rank.
+ *   - byte-level BPE ("gpt2"): GPT-2's byte-to-unicode mapping, the pre-tokenization
+ *     regex of the family named by tokenizer.ggml.pre (gpt-2, llama-bpe, qwen2, smollm)
+ *     over Unicode letter/number/space classes, merges applied by rank.
  * Control and user-defined tokens (BOS/EOS, chat-template markers) found in the
  * text are emitted as single tokens. Owns tokenizer_t and the string map.
  */
 #include "llm_internal.h"
+#include "unicode_tab.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -189,6 +191,28 @@ static ss_err_t load_merges(tokenizer_t *t, const ss_gguf_t *g, char *err, size_
     return SS_OK;
 }
 
+/* tokenizer.ggml.pre: which regex splits the text before BPE (the names llama.cpp's converter
+ * writes). Absent or "default" is GPT-2's; "gpt2" is what earlier semstream files wrote. */
+static ss_err_t load_pre(tokenizer_t *t, const ss_gguf_t *g, char *err, size_t errsz)
+{
+    static const struct { const char *name; int pre; } k[] = {
+        {"default", PRE_GPT2}, {"gpt-2", PRE_GPT2},    {"gpt2", PRE_GPT2},     {"llama-bpe", PRE_LLAMA3},
+        {"llama3", PRE_LLAMA3}, {"llama-v3", PRE_LLAMA3}, {"qwen2", PRE_QWEN2}, {"smollm", PRE_SMOLLM},
+    };
+    ss_gguf_str_t p;
+    t->pre = PRE_GPT2;
+    if (!ss_gguf_get_str(g, "tokenizer.ggml.pre", &p))
+        return SS_OK;
+    for (size_t i = 0; i < SS_ARRAY_LEN(k); i++)
+        if (p.n == strlen(k[i].name) && !memcmp(p.p, k[i].name, p.n)) {
+            t->pre = k[i].pre;
+            return SS_OK;
+        }
+    return ss_seterr(err, errsz, SS_ERR_UNSUPPORTED,
+                     "tokenizer.ggml.pre '%.*s' is not supported (gpt-2, llama-bpe, qwen2, smollm and default are)",
+                     (int)SS_MIN(p.n, 40), p.p);
+}
+
 static void find_specials(tokenizer_t *t)
 {
     t->special = malloc((size_t)t->n * sizeof *t->special);
@@ -217,6 +241,8 @@ int tok_load(tokenizer_t *t, const ss_gguf_t *g, char *err, size_t errsz)
     ss_err_t rc = load_vocab(t, g, err, errsz);
     if (!rc && t->kind == TOK_BPE)
         rc = load_merges(t, g, err, errsz);
+    if (!rc && t->kind == TOK_BPE)
+        rc = load_pre(t, g, err, errsz);
     if (rc)
         return rc;
     int64_t v;
@@ -429,65 +455,231 @@ static int spm_fragment(const tokenizer_t *t, const char *text, size_t n, int pr
     return rc;
 }
 
-/* ---------------- byte-level BPE ---------------- */
+/* ---------------- byte-level BPE: pre-tokenization ----------------
+ * The text is split into pieces by the regex of the family (tokenizer.ggml.pre), each piece
+ * then merged on its own. The regexes, as llama.cpp and the Hugging Face tokenizers apply them:
+ *   gpt-2     's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+ *   llama-bpe (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
+ *             ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+          (Llama 3)
+ *   qwen2     the same with \p{N} (one digit per piece)
+ *   smollm    \p{N} (every digit alone), then gpt-2 on the rest
+ * Each is a hand-written matcher over code points classified with the Unicode tables of
+ * unicode_tab.h (letters, numbers, White_Space); invalid UTF-8 bytes count as "other". Every
+ * position starts a match (the alternatives cover all classes), so the pieces partition the
+ * text. */
 
-static int is_letter(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80; }
-static int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
-static int is_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+enum { C_L = 1, C_N = 2, C_S = 4, C_NL = 8 };
 
-/* Length of the next pre-token at p (GPT-2 pattern, ASCII classes; non-ASCII = letter). */
-static size_t pretok_len(const char *p, size_t n)
+static int in_ranges(const uint32_t (*r)[2], size_t n, uint32_t cp)
 {
-    const unsigned char *u = (const unsigned char *)p;
-    if (u[0] == '\'' && n >= 2) {
-        static const char *con[] = {"'s", "'t", "'re", "'ve", "'m", "'ll", "'d"};
-        for (size_t i = 0; i < SS_ARRAY_LEN(con); i++) {
-            size_t l = strlen(con[i]);
-            if (n >= l && !memcmp(p, con[i], l))
-                return l;
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (cp < r[mid][0])
+            hi = mid;
+        else if (cp > r[mid][1])
+            lo = mid + 1;
+        else
+            return 1;
+    }
+    return 0;
+}
+
+static int cp_class(uint32_t cp)
+{
+    if (cp < 128) {
+        if ((cp | 32) >= 'a' && (cp | 32) <= 'z')
+            return C_L;
+        if (cp >= '0' && cp <= '9')
+            return C_N;
+        if (cp == '\n' || cp == '\r')
+            return C_S | C_NL;
+        return cp == ' ' || (cp >= 9 && cp <= 13) ? C_S : 0;
+    }
+    if (in_ranges(uc_letter, SS_ARRAY_LEN(uc_letter), cp))
+        return C_L;
+    if (in_ranges(uc_number, SS_ARRAY_LEN(uc_number), cp))
+        return C_N;
+    return in_ranges(uc_space, SS_ARRAY_LEN(uc_space), cp) ? C_S : 0;
+}
+
+/* Decodes UTF-8 into code points with their byte offsets (off[n] = len); a byte that does not
+ * start a valid sequence is a code point of its own (class "other"). */
+static size_t utf8_decode(const char *s, size_t len, uint32_t *cp, uint32_t *off, uint8_t *cls)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t n = 0;
+    for (size_t i = 0; i < len;) {
+        uint32_t c = u[i];
+        int l = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        int ok = l > 0 && i + (size_t)l <= len;
+        for (int k = 1; ok && k < l; k++)
+            ok = (u[i + k] & 0xC0) == 0x80;
+        if (ok && l > 1) {
+            c &= 0x7Fu >> l;
+            for (int k = 1; k < l; k++)
+                c = (c << 6) | (u[i + k] & 0x3F);
         }
+        off[n] = (uint32_t)i;
+        cp[n] = c;
+        cls[n] = ok ? (uint8_t)cp_class(c) : 0;
+        n++;
+        i += ok ? (size_t)l : 1;
     }
-    size_t i = (u[0] == ' ' && n > 1 && !is_space(u[1])) ? 1 : 0;
-    if (is_letter(u[i])) {
-        while (i < n && is_letter(u[i]))
-            i++;
-        return i;
+    off[n] = (uint32_t)len;
+    return n;
+}
+
+static size_t run(const uint8_t *cls, size_t n, size_t i, int want)
+{
+    size_t j = i;
+    while (j < n && (cls[j] & want))
+        j++;
+    return j - i;
+}
+
+static int other(uint8_t c) { return !(c & (C_L | C_N | C_S)); }
+
+static size_t run_other(const uint8_t *cls, size_t n, size_t i)
+{
+    size_t j = i;
+    while (j < n && other(cls[j]))
+        j++;
+    return j - i;
+}
+
+/* 's 't 're 've 'm 'll 'd (ci: any case) at i: its length, else 0. */
+static size_t contraction(const uint32_t *cp, size_t n, size_t i, int ci)
+{
+    if (cp[i] != '\'' || i + 1 >= n)
+        return 0;
+    uint32_t a = cp[i + 1], b = i + 2 < n ? cp[i + 2] : 0;
+    if (ci && a < 128 && b < 128) {
+        a |= (a >= 'A' && a <= 'Z') ? 32 : 0;
+        b |= (b >= 'A' && b <= 'Z') ? 32 : 0;
     }
-    if (is_digit(u[i])) {
-        while (i < n && is_digit(u[i]))
-            i++;
-        return i;
+    if (a == 's' || a == 't' || a == 'm' || a == 'd')
+        return 2;
+    if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l'))
+        return 3;
+    return 0;
+}
+
+/* \s+(?!\S)|\s+ at i (cls[i] is whitespace). */
+static size_t spaces(const uint8_t *cls, size_t n, size_t i)
+{
+    size_t k = run(cls, n, i, C_S);
+    return i + k < n && k > 1 ? k - 1 : k;
+}
+
+static size_t m_gpt2(const uint32_t *cp, const uint8_t *cls, size_t n, size_t i)
+{
+    size_t k = contraction(cp, n, i, 0);
+    if (k)
+        return k;
+    size_t sp = cp[i] == ' ' && i + 1 < n ? 1 : 0;
+    uint8_t c = cls[i + sp];
+    if (sp && !(c & C_S)) { /* " " then a letter, number or other run */
+        if (c & C_L)
+            return 1 + run(cls, n, i + 1, C_L);
+        if (c & C_N)
+            return 1 + run(cls, n, i + 1, C_N);
+        return 1 + run_other(cls, n, i + 1);
     }
-    if (!is_space(u[i])) {
-        while (i < n && !is_space(u[i]) && !is_letter(u[i]) && !is_digit(u[i]))
-            i++;
-        return i;
+    c = cls[i];
+    if (c & C_L)
+        return run(cls, n, i, C_L);
+    if (c & C_N)
+        return run(cls, n, i, C_N);
+    if (other(c))
+        return run_other(cls, n, i);
+    return spaces(cls, n, i);
+}
+
+static size_t m_llama3(const uint32_t *cp, const uint8_t *cls, size_t n, size_t i, int maxdig)
+{
+    size_t k = contraction(cp, n, i, 1);
+    if (k)
+        return k;
+    uint8_t c = cls[i];
+    if (!(c & (C_NL | C_L | C_N)) && i + 1 < n && (cls[i + 1] & C_L)) /* [^\r\n\p{L}\p{N}]?\p{L}+ */
+        return 1 + run(cls, n, i + 1, C_L);
+    if (c & C_L)
+        return run(cls, n, i, C_L);
+    if (c & C_N) {
+        k = run(cls, n, i, C_N);
+        return k < (size_t)maxdig ? k : (size_t)maxdig;
     }
-    /* whitespace run; leave the last space for the next word when one follows */
-    while (i < n && is_space(u[i]))
-        i++;
-    if (i < n && i > 1 && u[i - 1] == ' ')
-        i--;
-    return i;
+    size_t sp = cp[i] == ' ' && i + 1 < n && other(cls[i + 1]) ? 1 : 0; /*  ?[^\s\p{L}\p{N}]+[\r\n]* */
+    if (sp || other(c)) {
+        k = sp + run_other(cls, n, i + sp);
+        return k + run(cls, n, i + k, C_NL);
+    }
+    k = run(cls, n, i, C_S); /* \s*[\r\n]+: through the run's last newline */
+    for (size_t j = k; j > 0; j--)
+        if (cls[i + j - 1] & C_NL)
+            return j;
+    return spaces(cls, n, i);
+}
+
+/* Piece boundaries of text[0..len) for the family: writes the byte offset where each piece
+ * ends to ends[] (cap entries) and returns their count, or -1 when out of memory. */
+int tok_pretokenize(int pre, const char *text, size_t len, size_t *ends, size_t cap)
+{
+    uint32_t *cp = malloc((len + 1) * sizeof *cp), *off = malloc((len + 1) * sizeof *off);
+    uint8_t *cls = malloc(len + 1);
+    if (!cp || !off || !cls) {
+        free(cp);
+        free(off);
+        free(cls);
+        return -1;
+    }
+    size_t n = utf8_decode(text, len, cp, off, cls), np = 0;
+    for (size_t i = 0; i < n;) {
+        size_t k;
+        switch (pre) {
+        case PRE_LLAMA3: k = m_llama3(cp, cls, n, i, 3); break;
+        case PRE_QWEN2: k = m_llama3(cp, cls, n, i, 1); break;
+        case PRE_SMOLLM: { /* digits alone; gpt-2 inside the text between them */
+            if (cls[i] & C_N) {
+                k = 1;
+                break;
+            }
+            size_t e = i;
+            while (e < n && !(cls[e] & C_N))
+                e++;
+            k = m_gpt2(cp, cls, e, i);
+            break;
+        }
+        default: k = m_gpt2(cp, cls, n, i); break;
+        }
+        if (np < cap)
+            ends[np] = off[i + k];
+        np++;
+        i += k;
+    }
+    free(cp);
+    free(off);
+    free(cls);
+    return (int)np;
 }
 
 static int bpe_fragment(const tokenizer_t *t, const char *text, size_t n, out_t *o)
 {
+    size_t *ends = malloc((n + 1) * sizeof *ends);
     char *buf = malloc(2 * n + 4);
-    if (!buf)
-        return -1;
-    int rc = 0;
-    for (size_t i = 0; i < n && !rc;) {
-        size_t l = pretok_len(text + i, n - i);
+    int np = ends && buf ? tok_pretokenize(t->pre, text, n, ends, n + 1) : -1, rc = np < 0 ? -1 : 0;
+    for (int p = 0, start = 0; p < np && !rc; p++) {
         int k = 0;
-        for (size_t j = 0; j < l; j++) {
-            unsigned char c = (unsigned char)text[i + j];
+        for (size_t j = (size_t)start; j < ends[p]; j++) {
+            unsigned char c = (unsigned char)text[j];
             memcpy(buf + k, g_byte_utf8[c], (size_t)g_byte_utf8_len[c]);
             k += g_byte_utf8_len[c];
         }
         rc = merge_and_emit(t, buf, k, o);
-        i += l;
+        start = (int)ends[p];
     }
+    free(ends);
     free(buf);
     return rc;
 }

@@ -62,9 +62,48 @@ static void put_token_text(ss_buf_t *b, const ss_tok_t *t)
         ss_buf_puts(b, "...");
 }
 
+/* Up to two tokens of lookahead for the contextual keywords. */
+typedef struct lookahead {
+    ss_lexer_t *lx;
+    int n;
+    int code[3];
+    ss_tok_t tok[3];
+} lookahead_t;
+
+/* A syntax error caused by SQL semstream does not support yet is reported as such ("CASE is not
+ * supported") at that SQL's position: the statement's tokens, the failing one and the one after
+ * it are matched against grammar/unsupported.c. Returns 1 when it reported. */
+static int report_unsupported(ss_pctx_t *ctx, const ss_tok_t *extra)
+{
+    int n = ctx->nstoks;
+    ss_tok_t *t = realloc(ctx->stoks, (size_t)(n + 2) * sizeof *t);
+    if (!t)
+        return 0;
+    ctx->stoks = t;
+    ctx->capstoks = ctx->capstoks > n + 2 ? ctx->capstoks : n + 2;
+    if (extra)
+        t[n++] = *extra;
+    else if (ctx->la && ctx->la->n > 0) { /* already read ahead */
+        if (ctx->la->code[0] > 0)
+            t[n++] = ctx->la->tok[0];
+    } else if (ctx->lx) { /* peek at the next token on a copy of the lexer */
+        ss_lexer_t peek = *ctx->lx;
+        if (ss_lex(&peek, &t[n]) > 0)
+            n++;
+    }
+    int at = -1;
+    const char *what = ss_unsupported_find(t, n, &at);
+    if (!what)
+        return 0;
+    ss_pctx_error(ctx, t[at].line, t[at].col, "%s is not supported", what);
+    return 1;
+}
+
 void ss_pctx_syntax_error(ss_pctx_t *ctx, int major, const ss_tok_t *tok,
                           const unsigned char *expected, int nterm)
 {
+    if (major != 0 && report_unsupported(ctx, NULL))
+        return;
     ss_buf_t b = SS_BUF_INIT;
     int at_end = major == 0 || tok->n == 0; /* end of input or the implied final ';' */
     if (at_end)
@@ -123,6 +162,21 @@ static int feed(ss_pctx_t *ctx, void *parser, int code, const ss_tok_t *t)
 {
     ctx->prev_end = ctx->last_end;
     ctx->cur = *t;
+    if (code == TK_SEMI || code == 0) {
+        ctx->nstoks = 0; /* a new statement */
+    } else {
+        if (ctx->nstoks == ctx->capstoks) {
+            int cap = ctx->capstoks ? ctx->capstoks * 2 : 64;
+            ss_tok_t *p = realloc(ctx->stoks, (size_t)cap * sizeof *p);
+            if (!p) {
+                ss_pctx_nomem(ctx);
+                return -1;
+            }
+            ctx->stoks = p;
+            ctx->capstoks = cap;
+        }
+        ctx->stoks[ctx->nstoks++] = *t;
+    }
     if (ss_parse_snapshot(parser, ctx)) {
         ss_pctx_nomem(ctx);
         return -1;
@@ -150,14 +204,6 @@ static void place_eof(ss_tok_t *t, const ss_tok_t *last)
         }
     }
 }
-
-/* Up to two tokens of lookahead for the contextual keywords. */
-typedef struct lookahead {
-    ss_lexer_t *lx;
-    int n;
-    int code[3];
-    ss_tok_t tok[3];
-} lookahead_t;
 
 /* Code of the i-th token ahead (0 = the next one to be consumed, at most 2); 0 at end, -1 on error. */
 static int peek(lookahead_t *la, int i)
@@ -211,9 +257,18 @@ static void run_parser(ss_pctx_t *ctx, ss_lexer_t *lx, void *parser)
     int depth = 0, last = TK_SEMI;
     ss_tok_t t, lastt = {0};
     lookahead_t la = {.lx = lx};
+    ctx->la = &la;
     for (;;) {
         int code = next_token(&la, &t);
         if (code < 0) {
+            /* "a::int": the lexer stops at ':'; say which SQL that is */
+            const char *p = ctx->src;
+            for (int l = 1; *p && l < lx->err_line; p++)
+                l += *p == '\n';
+            p += lx->err_col - 1;
+            ss_tok_t cc = {.z = p, .n = 2, .line = lx->err_line, .col = lx->err_col};
+            if (p < ctx->src + ctx->len - 1 && p[0] == ':' && p[1] == ':' && report_unsupported(ctx, &cc))
+                return;
             ss_pctx_error(ctx, lx->err_line, lx->err_col, "%s", lx->msg);
             return;
         }
@@ -263,6 +318,7 @@ int ss_parse(const char *sql, size_t len, const char *name, ss_ast_script_t **ou
     ss_pctx_t ctx = {.src = buf, .len = len, .name = name, .script = script, .err = err, .errsz = errsz};
     ss_lexer_t lx;
     ss_lex_init(&lx, buf, len);
+    ctx.lx = &lx;
     void *parser = ss_ParseAlloc(malloc, &ctx);
     if (!parser) {
         ss_pctx_nomem(&ctx);
@@ -272,6 +328,7 @@ int ss_parse(const char *sql, size_t len, const char *name, ss_ast_script_t **ou
     }
     free(buf);
     free(ctx.snap);
+    free(ctx.stoks);
     if (ctx.failed) {
         ss_ast_script_free(script);
         return ctx.nomem ? SS_ERR_NOMEM : SS_ERR_PARSE;

@@ -69,7 +69,15 @@ typedef struct ss_pctx {
     int last_end;             /* offset just past the last token fed */
     int *snap;                /* parser state stack before cur was fed (owned) */
     int nsnap, snapcap;
+    ss_tok_t *stoks;          /* the tokens of the current statement so far, cur included (owned) */
+    int nstoks, capstoks;
+    const ss_lexer_t *lx;     /* to peek at the token after a failing one */
+    const struct lookahead *la; /* ... which the parser may already have read ahead (parse.c) */
 } ss_pctx_t;
+
+/* The SQL feature that tokens toks[0..n) use and semstream does not support yet ("CASE",
+ * "UNION", ...: grammar/unsupported.c), with *at = the index of its first token; NULL if none. */
+const char *ss_unsupported_find(const ss_tok_t *toks, int n, int *at);
 
 /* Copies the parser's state stack into ctx->snap (grammar/parser.y). -1 on OOM. */
 int ss_parse_snapshot(void *parser, ss_pctx_t *ctx);
@@ -208,6 +216,15 @@ ss_ast_from_t *ss_build_join(ss_pctx_t *ctx, ss_ast_from_t *l, ss_join_type_t jt
                              ss_ast_expr_t *on);
 ss_ast_from_t *ss_build_sem_join(ss_pctx_t *ctx, ss_ast_from_t *l, ss_ast_from_t *r, const ss_tok_t *tmpl,
                                  ss_ast_options_t *opts);
+/* semops (src/ast_build_sem.c): SEM_EXTRACT/CLASSIFY/GROUP/CLUSTER with positional args,
+ * SEM_SIM_JOIN and SEM_SEARCH. Each takes ownership of its children. */
+ss_ast_expr_t *ss_build_sem_args(ss_pctx_t *ctx, const ss_tok_t *fn, int kind, const ss_tok_t *tmpl,
+                                 ss_ast_expr_list_t *args, ss_ast_options_t *opts);
+ss_ast_from_t *ss_build_sem_sim_join(ss_pctx_t *ctx, ss_ast_from_t *l, ss_ast_from_t *r, const ss_tok_t *tmpl,
+                                     const ss_tok_t *k, ss_ast_options_t *opts);
+ss_ast_from_t *ss_build_sem_search(ss_pctx_t *ctx, const ss_tok_t *kw, const ss_tok_t *name,
+                                   const ss_tok_t *query, const ss_tok_t *k, ss_ast_options_t *opts,
+                                   const ss_tok_t *alias);
 ss_ast_select_t *ss_build_select(ss_pctx_t *ctx, const ss_tok_t *kw, int distinct, ss_sellist_t *items,
                                  ss_ast_from_t *from, ss_ast_expr_t *where, ss_ast_expr_list_t *group_by,
                                  ss_ast_expr_t *having);

@@ -12,14 +12,23 @@
  * aggregate, an SS_AGG_SUMSQ Σx²), and the ordered lists STRING_AGG / ARRAY_AGG / JSON_AGG (their
  * elements are a value multiset keyed by the aggregate's order, agg_list.c, re-read in order
  * when the group changes). FILTER (WHERE ..) keeps a row from one aggregate.
- * Accumulators per aggregate: isum, rsum, nreal, nnonnull (SUM is INT while no
- * REAL/TEXT input is present, as in SQLite). DISTINCT aggregates feed the
- * accumulators only when a value's count crosses 0. For every group touched by
+ * Accumulators per aggregate (sumacc_t): the number of non-NULL inputs, an
+ * exact 128-bit sum of the INT inputs, the exact sum of the finite REAL inputs
+ * as a list of non-overlapping partials (Shewchuk's algorithm, as Python's
+ * math.fsum), and counts of infinite inputs. Sums are therefore exact under
+ * inserts and deletes: SUM/AVG do not depend on history or batching (insert
+ * 1e20, insert 1.0, delete 1e20 gives 1.0). SUM is INT while every input is an
+ * INT and the exact sum fits 64 bits, else REAL (the correctly rounded exact
+ * sum) — the same rule as INT arithmetic, which overflows to REAL; never a
+ * wrapped value. +inf and -inf together give NULL (no NaN is ever produced).
+ * DISTINCT aggregates feed the accumulators only when a value's count crosses 0. For every group touched by
  * a batch the new output row is computed and -old +new emitted when it changed;
  * a group whose count reaches 0 disappears. Without GROUP BY there is always
  * exactly one output row (COUNT 0 and NULL sums when empty, as in SQL), emitted
- * on the first apply (an empty tick included).
+ * on the first apply (an empty tick included; the engine applies every new
+ * operator once, so the row exists before any input arrives).
  */
+#include "ss_decimal.h"
 #include "ss_op.h"
 #include "ss_state.h"
 
@@ -29,7 +38,22 @@
 
 enum { S_GGET, S_GPUT, S_GDEL, S_MADD, S_MDEL, S_MMIN, S_MMAX, S_SNAP, S_LIST, S_N };
 
-#define NACC 4 /* isum, rsum, nreal, nnonnull */
+#define MAXP 48  /* partials of an exact double sum: at most ~40 for the double range */
+
+typedef struct sumacc {   /* one aggregate's accumulators */
+    int64_t nn;           /* non-NULL inputs */
+    int64_t nreal;        /* non-INT inputs */
+    int64_t npinf, nninf; /* +inf / -inf inputs */
+    __int128 isum;        /* exact sum of the INT inputs */
+    int np;
+    double p[MAXP];       /* exact sum of the finite REAL inputs: non-overlapping partials */
+    int64_t nnum;         /* NUMERIC inputs */
+    ss_dec_t dsum;        /* their exact sum (owned) */
+} sumacc_t;
+
+/* encoded fields before the partials: nn, nreal, npinf, nninf, isum hi, isum lo, np, nnum, dsum */
+#define ACC_FIXED 9
+#define ACC_INTS 8
 
 typedef struct group {
     ss_state_t *st;
@@ -45,8 +69,7 @@ typedef struct item {     /* a consolidated input entry, tagged with its group k
 
 typedef struct gstate {   /* a group's record while it is being updated */
     int64_t cnt;
-    int64_t *acc;         /* NACC per aggregate: isum (wrapping), rsum as bits, nreal, nnonnull */
-    double *rsum;
+    sumacc_t *acc;        /* per aggregate */
     ss_row_t *old;        /* output row last emitted, or NULL */
     int exists;
     /* MIN/MAX shortcuts: while no value left a multiset in this batch, the new
@@ -55,6 +78,114 @@ typedef struct gstate {   /* a group's record while it is being updated */
     ss_row_t *cand;       /* per aggregate: best value that entered (NULL = none) */
 } gstate_t;
 
+/* ---- exact sums ---- */
+
+/* Adds x to the partials exactly (Shewchuk). */
+static void partials_add(sumacc_t *a, double x)
+{
+    int i = 0;
+    for (int j = 0; j < a->np; j++) {
+        double y = a->p[j];
+        if (fabs(x) < fabs(y)) {
+            double t = x;
+            x = y;
+            y = t;
+        }
+        double hi = x + y, lo = y - (hi - x);
+        if (lo != 0.0)
+            a->p[i++] = lo;
+        x = hi;
+    }
+    if (i < MAXP)
+        a->p[i++] = x;
+    a->np = i;
+}
+
+/* The correctly rounded value of the partials (Python's fsum final step); consumes them. */
+static double partials_round(double *p, int np)
+{
+    if (np == 0)
+        return 0.0;
+    double hi = p[--np], lo = 0.0;
+    while (np > 0) {
+        double x = hi, y = p[--np];
+        hi = x + y;
+        double yr = hi - x;
+        lo = y - yr;
+        if (lo != 0.0)
+            break;
+    }
+    if (np > 0 && ((lo < 0 && p[np - 1] < 0) || (lo > 0 && p[np - 1] > 0))) {
+        double y = lo * 2, x = hi + y, yr = x - hi;
+        if (y == yr)
+            hi = x;
+    }
+    return hi;
+}
+
+/* The exact sum of every input as the nearest double; *is_nan when +inf and -inf met. */
+static double sum_real(const sumacc_t *a, int *is_nan)
+{
+    *is_nan = a->npinf > 0 && a->nninf > 0;
+    if (a->npinf > 0)
+        return INFINITY;
+    if (a->nninf > 0)
+        return -INFINITY;
+    sumacc_t t = *a;
+    /* the 128-bit INT sum enters as exact 32-bit chunks */
+    unsigned __int128 u = a->isum < 0 ? -(unsigned __int128)a->isum : (unsigned __int128)a->isum;
+    for (int k = 0; k < 4 && u; k++, u >>= 32)
+        partials_add(&t, (a->isum < 0 ? -1.0 : 1.0) * ldexp((double)(uint32_t)u, 32 * k));
+    return partials_round(t.p, t.np);
+}
+
+/* dsum += text * w, exactly. */
+static int dec_add(sumacc_t *s, const char *text, size_t n, int64_t w, char *err, size_t errsz)
+{
+    ss_dec_t x = SS_DEC_INIT, m = SS_DEC_INIT, xw = SS_DEC_INIT, sum = SS_DEC_INIT;
+    int rc = ss_dec_parse(text, n, &x, err, errsz);
+    if (!rc)
+        rc = ss_dec_from_i64(w, &m);
+    if (!rc)
+        rc = ss_dec_mul(&x, &m, &xw, err, errsz);
+    if (!rc)
+        rc = ss_dec_add(&s->dsum, &xw, &sum, err, errsz);
+    if (!rc) {
+        ss_dec_free(&s->dsum);
+        s->dsum = sum;
+        sum = (ss_dec_t)SS_DEC_INIT;
+    }
+    ss_dec_free(&x);
+    ss_dec_free(&m);
+    ss_dec_free(&xw);
+    ss_dec_free(&sum);
+    return rc;
+}
+
+static int acc_add(gstate_t *gs, int a, const ss_value_t *v, int64_t w, char *err, size_t errsz)
+{
+    sumacc_t *s = &gs->acc[a];
+    s->nn += w;
+    if (v->t == SS_INT) {
+        s->isum += (__int128)v->u.i * w;
+        return SS_OK;
+    }
+    if (v->t == SS_NUM) { /* NUMERIC: an exact decimal sum */
+        s->nnum += w;
+        return dec_add(s, v->u.str.s, v->u.str.n, w, err, errsz);
+    }
+    s->nreal += w;
+    double x = v->t == SS_REAL ? v->u.r : strtod(v->u.str.s, NULL);
+    if (isinf(x))
+        *(x > 0 ? &s->npinf : &s->nninf) += w;
+    else if (!isnan(x)) { /* w copies: x * w exactly, as a product and its rounding error */
+        double wd = (double)w, hi = x * wd, lo = fma(x, wd, -hi);
+        partials_add(s, hi);
+        if (lo != 0.0)
+            partials_add(s, lo);
+    }
+    return SS_OK;
+}
 static int is_list(ss_agg_fn_t f) { return f == SS_AGG_STRING_AGG || f == SS_AGG_ARRAY_AGG || f == SS_AGG_JSON_AGG; }
 
 static int uses_m(const ss_plan_agg_t *a)
@@ -81,7 +212,7 @@ static int group_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
                            p);
     if (!rc && g->need_m)
         rc = ss_state_exec(g->st, err, errsz,
-                           "CREATE TABLE IF NOT EXISTS %s_m(a INTEGER, g BLOB, v, n INTEGER NOT NULL, "
+                           "CREATE TABLE IF NOT EXISTS %s_m(a INTEGER, g BLOB, v, n INTEGER NOT NULL, x, "
                            "PRIMARY KEY(a, g, v)) WITHOUT ROWID",
                            p);
     return rc;
@@ -89,10 +220,79 @@ static int group_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
 
 /* ---- group records ---- */
 
+/* Decodes the accumulators of naggs aggregates from an encoded row. */
+static int acc_decode(const ss_row_t *r, sumacc_t *acc, int naggs)
+{
+    int at = 0;
+    for (int i = 0; i < naggs; i++) {
+        sumacc_t *s = &acc[i];
+        if (at + ACC_FIXED > r->n)
+            return SS_ERR_INVALID;
+        const ss_value_t *v = r->v + at;
+        for (int k = 0; k < ACC_INTS; k++)
+            if (v[k].t != SS_INT)
+                return SS_ERR_INVALID;
+        s->nnum = v[7].u.i;
+        char e2[128];
+        if (v[8].t != SS_NULL && ss_dec_parse(v[8].u.str.s, v[8].u.str.n, &s->dsum, e2, sizeof e2))
+            return SS_ERR_INVALID;
+        s->nn = v[0].u.i;
+        s->nreal = v[1].u.i;
+        s->npinf = v[2].u.i;
+        s->nninf = v[3].u.i;
+        s->isum = (__int128)((unsigned __int128)(uint64_t)v[4].u.i << 64 | (uint64_t)v[5].u.i);
+        s->np = (int)v[6].u.i;
+        at += ACC_FIXED;
+        if (s->np < 0 || s->np > MAXP || at + s->np > r->n)
+            return SS_ERR_INVALID;
+        for (int k = 0; k < s->np; k++, at++) {
+            if (r->v[at].t != SS_REAL)
+                return SS_ERR_INVALID;
+            s->p[k] = r->v[at].u.r;
+        }
+    }
+    return at == r->n ? SS_OK : SS_ERR_INVALID;
+}
+
+static ss_row_t *acc_encode(const sumacc_t *acc, int naggs)
+{
+    int n = 0;
+    for (int i = 0; i < naggs; i++)
+        n += ACC_FIXED + acc[i].np;
+    ss_row_t *r = ss_row_new(n);
+    if (!r)
+        return NULL;
+    int at = 0;
+    for (int i = 0; i < naggs; i++) {
+        const sumacc_t *s = &acc[i];
+        unsigned __int128 u = (unsigned __int128)s->isum;
+        int64_t f[ACC_INTS] = {s->nn, s->nreal, s->npinf, s->nninf, (int64_t)(uint64_t)(u >> 64),
+                               (int64_t)(uint64_t)u, s->np, s->nnum};
+        for (int k = 0; k < ACC_INTS; k++)
+            r->v[at++] = ss_val_int(f[k]);
+        ss_buf_t t = SS_BUF_INIT;
+        if (s->dsum.n && !ss_dec_to_text(&s->dsum, &t)) {
+            ss_value_t nv = ss_val_num_ref(t.data, t.len);
+            ss_row_set(r, at, &nv);
+        }
+        ss_buf_free(&t);
+        at++;
+        for (int k = 0; k < s->np; k++)
+            r->v[at++] = ss_val_real(s->p[k]);
+    }
+    return r;
+}
+
+static void acc_clear(sumacc_t *acc, int naggs)
+{
+    for (int i = 0; i < naggs; i++)
+        ss_dec_free(&acc[i].dsum);
+    memset(acc, 0, sizeof *acc * (size_t)naggs);
+}
+
 static int load_group(group_t *g, int naggs, const ss_buf_t *key, gstate_t *gs, char *err, size_t errsz)
 {
-    memset(gs->acc, 0, sizeof(int64_t) * NACC * (size_t)naggs);
-    memset(gs->rsum, 0, sizeof(double) * (size_t)naggs);
+    acc_clear(gs->acc, naggs);
     gs->cnt = 0;
     gs->old = NULL;
     gs->exists = 0;
@@ -112,14 +312,8 @@ static int load_group(group_t *g, int naggs, const ss_buf_t *key, gstate_t *gs, 
         gs->cnt = sqlite3_column_int64(q, 0);
         ss_row_t *acc = NULL;
         rc = ss_state_column_row(q, 1, &acc);
-        if (!rc && acc->n != NACC * naggs)
-            rc = SS_ERR_INVALID;
-        for (int i = 0; !rc && i < naggs; i++) {
-            for (int k = 0; k < NACC; k++)
-                if (k != 1)
-                    gs->acc[i * NACC + k] = acc->v[i * NACC + k].u.i;
-            gs->rsum[i] = acc->v[i * NACC + 1].u.r;
-        }
+        if (!rc)
+            rc = acc_decode(acc, gs->acc, naggs);
         ss_row_free(acc);
         if (!rc && sqlite3_column_type(q, 2) != SQLITE_NULL)
             rc = ss_state_column_row(q, 2, &gs->old);
@@ -134,12 +328,9 @@ static int load_group(group_t *g, int naggs, const ss_buf_t *key, gstate_t *gs, 
 static int save_group(group_t *g, int naggs, const ss_buf_t *key, const gstate_t *gs, const ss_row_t *out,
                       char *err, size_t errsz)
 {
-    ss_row_t *acc = ss_row_new(NACC * naggs);
+    ss_row_t *acc = acc_encode(gs->acc, naggs);
     if (!acc)
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < naggs; i++)
-        for (int k = 0; k < NACC; k++)
-            acc->v[i * NACC + k] = k == 1 ? ss_val_real(gs->rsum[i]) : ss_val_int(gs->acc[i * NACC + k]);
     ss_buf_reset(&g->ab);
     int rc = ss_row_encode(acc, &g->ab);
     ss_row_free(acc);
@@ -170,19 +361,17 @@ static int delete_group(group_t *g, const ss_buf_t *key, char *err, size_t errsz
     return ss_state_run(g->st, s, err, errsz);
 }
 
-/* ---- accumulators ---- */
-
-static void acc_add(gstate_t *gs, int a, const ss_value_t *v, int64_t w)
+/* Adds w to the count of value v in aggregate a's multiset; *oldn and *newn get the counts before and after. */
+/* Binds a multiset value: itself, or for a NUMERIC its sort key (SQLite compares it as bytes, in
+ * numeric order, and 1.5 and 1.50 are one value), the value then going to column x. */
+static int bind_mval(group_t *g, sqlite3_stmt *s, int idx, const ss_value_t *v)
 {
-    int64_t *acc = gs->acc + a * NACC;
-    acc[3] += w;
-    if (v->t == SS_INT)
-        acc[0] = (int64_t)((uint64_t)acc[0] + (uint64_t)v->u.i * (uint64_t)w);
-    else {
-        double x = v->t == SS_REAL ? v->u.r : strtod(v->u.str.s, NULL);
-        gs->rsum[a] += x * (double)w;
-        acc[2] += w;
-    }
+    if (v->t != SS_NUM)
+        return ss_state_bind_value(s, idx, v);
+    ss_buf_reset(&g->kb);
+    if (ss_state_sortkey(&g->kb, v, 0))
+        return SS_ERR_NOMEM;
+    return ss_state_bind_buf(s, idx, &g->kb);
 }
 
 /* Adds w to the count of value v (or of the list element key elem, when given) in aggregate a's
@@ -191,7 +380,7 @@ static int mset_add(group_t *g, int a, const ss_buf_t *key, const ss_value_t *v,
                     int64_t *oldn, int64_t *newn, char *err, size_t errsz)
 {
     sqlite3_stmt *s = ss_state_stmt(g->st, S_MADD, err, errsz,
-                                    "INSERT INTO %s_m(a, g, v, n) VALUES(?1, ?2, ?3, ?4) ON CONFLICT(a, g, v) "
+                                    "INSERT INTO %s_m(a, g, v, n, x) VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(a, g, v) "
                                     "DO UPDATE SET n = n + excluded.n RETURNING n",
                                     g->st->prefix);
     if (!s)
@@ -200,9 +389,11 @@ static int mset_add(group_t *g, int a, const ss_buf_t *key, const ss_value_t *v,
     ss_state_bind_buf(s, 2, key);
     if (elem)
         ss_state_bind_buf(s, 3, elem);
-    else
-        ss_state_bind_value(s, 3, v);
+    else if (bind_mval(g, s, 3, v))
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     sqlite3_bind_int64(s, 4, w);
+    if (!elem && v->t == SS_NUM)
+        ss_state_bind_value(s, 5, v);
     if (sqlite3_step(s) != SQLITE_ROW) {
         sqlite3_reset(s);
         return ss_state_sqlerr(g->st->db, err, errsz, "group multiset update");
@@ -220,8 +411,8 @@ static int mset_add(group_t *g, int a, const ss_buf_t *key, const ss_value_t *v,
     ss_state_bind_buf(s, 2, key);
     if (elem)
         ss_state_bind_buf(s, 3, elem);
-    else
-        ss_state_bind_value(s, 3, v);
+    else if (bind_mval(g, s, 3, v))
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     return ss_state_run(g->st, s, err, errsz);
 }
 
@@ -294,9 +485,9 @@ static int add_entry(ss_op_t *op, const item_t *it, gstate_t *gs, char *err, siz
                     rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
             }
             if (!rc && !ag->distinct)
-                acc_add(gs, a, &v, it->w);
+                rc = acc_add(gs, a, &v, it->w, err, errsz);
             else if (!rc && (o > 0) != (nn > 0))
-                acc_add(gs, a, &v, nn > 0 ? 1 : -1);
+                rc = acc_add(gs, a, &v, nn > 0 ? 1 : -1, err, errsz);
         }
         free(owned);
         if (rc)
@@ -309,10 +500,10 @@ static int min_max(group_t *g, int a, const ss_buf_t *key, int max, ss_row_t *r,
                    size_t errsz)
 {
     sqlite3_stmt *q = max ? ss_state_stmt(g->st, S_MMAX, err, errsz,
-                                          "SELECT v FROM %s_m WHERE a = ?1 AND g = ?2 AND n > 0 "
+                                          "SELECT v, x FROM %s_m WHERE a = ?1 AND g = ?2 AND n > 0 "
                                           "ORDER BY v DESC LIMIT 1", g->st->prefix)
                           : ss_state_stmt(g->st, S_MMIN, err, errsz,
-                                          "SELECT v FROM %s_m WHERE a = ?1 AND g = ?2 AND n > 0 "
+                                          "SELECT v, x FROM %s_m WHERE a = ?1 AND g = ?2 AND n > 0 "
                                           "ORDER BY v LIMIT 1", g->st->prefix);
     if (!q)
         return SS_ERR_SQLITE;
@@ -321,10 +512,27 @@ static int min_max(group_t *g, int a, const ss_buf_t *key, int max, ss_row_t *r,
     int rc = SS_OK, sr = sqlite3_step(q);
     if (sr == SQLITE_ROW) {
         ss_value_t v = ss_state_column_value(q, 0);
+        if (sqlite3_column_type(q, 1) != SQLITE_NULL) { /* a NUMERIC: v is its sort key */
+            v = ss_state_column_value(q, 1);
+            v = ss_val_num_ref(v.u.str.s, v.u.str.n);
+        }
         rc = ss_row_set(r, col, &v);
     } else if (sr != SQLITE_DONE)
         rc = ss_state_sqlerr(g->st->db, err, errsz, "group min/max");
     sqlite3_reset(q);
+    return rc;
+}
+
+/* Column col of r = the NUMERIC d. */
+static int set_numeric(ss_row_t *r, int col, const ss_dec_t *d)
+{
+    ss_buf_t t = SS_BUF_INIT;
+    int rc = ss_dec_to_text(d, &t);
+    if (!rc) {
+        ss_value_t v = ss_val_num_ref(t.data ? t.data : "0", t.len);
+        rc = ss_row_set(r, col, &v);
+    }
+    ss_buf_free(&t);
     return rc;
 }
 
@@ -377,36 +585,69 @@ static int output_row(ss_op_t *op, const ss_buf_t *key, const gstate_t *gs, cons
         rc = ss_row_set(r, i, &sample->v[n->group_cols[i]]);
     for (int a = 0; a < n->naggs && !rc; a++) {
         const ss_plan_agg_t *ag = &n->aggs[a];
-        const int64_t *acc = gs->acc + a * NACC;
-        int col = n->ngroup + a;
+        const sumacc_t *acc = &gs->acc[a];
+        int col = n->ngroup + a, nan = 0;
         ss_value_t v = ss_val_null();
         switch (ag->fn) {
-        case SS_AGG_COUNT: v = ss_val_int(ag->arg ? acc[3] : gs->cnt); break;
+        case SS_AGG_COUNT: v = ss_val_int(ag->arg ? acc->nn : gs->cnt); break;
         case SS_AGG_SUM:
-            if (acc[3] > 0)
-                v = acc[2] > 0 ? ss_val_real((double)acc[0] + gs->rsum[a]) : ss_val_int(acc[0]);
+            if (acc->nn <= 0)
+                break;
+            if (acc->nnum > 0) { /* NUMERIC: the exact decimal sum */
+                rc = set_numeric(r, col, &acc->dsum);
+                continue;
+            }
+            if (acc->nreal == 0 && acc->isum >= INT64_MIN && acc->isum <= INT64_MAX)
+                v = ss_val_int((int64_t)acc->isum);
+            else if (acc->nreal == 0)
+                v = ss_val_real((double)acc->isum); /* outside 64 bits: REAL, as INT arithmetic */
+            else {
+                double d = sum_real(acc, &nan);
+                if (!nan)
+                    v = ss_val_real(d);
+            }
             break;
         case SS_AGG_AVG:
-            if (acc[3] > 0)
-                v = ss_val_real(((double)acc[0] + gs->rsum[a]) / (double)acc[3]);
+            if (acc->nn > 0) {
+                double d = acc->nnum > 0    ? ss_dec_to_double(&acc->dsum)
+                           : acc->nreal == 0 ? (double)acc->isum
+                                             : sum_real(acc, &nan);
+                if (!nan)
+                    v = ss_val_real(d / (double)acc->nn);
+            }
             break;
-        case SS_AGG_SUMSQ: /* (a helper of VAR/STDDEV: the sum of squares) */
-            if (acc[3] > 0)
-                v = acc[2] > 0 ? ss_val_real((double)acc[0] + gs->rsum[a]) : ss_val_int(acc[0]);
+        case SS_AGG_SUMSQ: /* (a helper of VAR/STDDEV: the sum of squares, as SUM) */
+            if (acc->nn <= 0)
+                break;
+            if (acc->nreal == 0 && acc->nnum == 0 && acc->isum >= INT64_MIN && acc->isum <= INT64_MAX)
+                v = ss_val_int((int64_t)acc->isum);
+            else {
+                double d = sum_real(acc, &nan) + (acc->nnum > 0 ? ss_dec_to_double(&acc->dsum) : 0.0);
+                if (!nan)
+                    v = ss_val_real(d);
+            }
             break;
         case SS_AGG_BOOL_AND:
         case SS_AGG_BOOL_OR: /* values are 0/1: the sum counts the true ones */
-            if (acc[3] > 0)
-                v = ss_val_int(ag->fn == SS_AGG_BOOL_AND ? acc[0] == acc[3] && !acc[2] : acc[0] > 0 || gs->rsum[a] > 0);
+            if (acc->nn > 0)
+                v = ss_val_int(ag->fn == SS_AGG_BOOL_AND ? acc->isum == acc->nn && !acc->nreal
+                                                         : acc->isum > 0 || (acc->nreal > 0 && sum_real(acc, &nan) > 0));
             break;
         case SS_AGG_VAR_SAMP:
         case SS_AGG_VAR_POP:
         case SS_AGG_STDDEV_SAMP:
         case SS_AGG_STDDEV_POP:
             if (a + 1 < n->naggs) {
-                const int64_t *sq = gs->acc + (a + 1) * NACC;
-                v = var_value(ag->fn, acc[3], !acc[2] && !sq[2], acc[0], sq[0], (long double)acc[0] + gs->rsum[a],
-                              (long double)sq[0] + gs->rsum[a + 1]);
+                const sumacc_t *sq = &gs->acc[a + 1];
+                int nan2 = 0;
+                long double s1 = sum_real(acc, &nan), s2 = sum_real(sq, &nan2);
+                if (acc->nnum > 0)
+                    s1 += ss_dec_to_double(&acc->dsum);
+                if (sq->nnum > 0)
+                    s2 += ss_dec_to_double(&sq->dsum);
+                int ints = !acc->nreal && !sq->nreal && !acc->nnum && !sq->nnum;
+                if (!nan && !nan2)
+                    v = var_value(ag->fn, acc->nn, ints, acc->isum, sq->isum, s1, s2);
             }
             break;
         case SS_AGG_STRING_AGG:
@@ -511,14 +752,13 @@ static int group_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t 
     (void)port;
     const ss_plan_node_t *n = op->node;
     gstate_t gs = {0};
-    gs.acc = calloc((size_t)n->naggs * NACC + 1, sizeof *gs.acc);
-    gs.rsum = calloc((size_t)n->naggs + 1, sizeof *gs.rsum);
+    gs.acc = calloc((size_t)n->naggs + 1, sizeof *gs.acc);
     gs.lost = calloc((size_t)n->naggs + 1, sizeof *gs.lost);
     gs.cand = ss_row_new(n->naggs);
     ss_zset_t z;
     ss_zset_init(&z);
     item_t *its = NULL;
-    int rc = !gs.acc || !gs.rsum || !gs.lost || !gs.cand ? SS_ERR_NOMEM : ss_state_zset_consolidated(in, &z);
+    int rc = !gs.acc || !gs.lost || !gs.cand ? SS_ERR_NOMEM : ss_state_zset_consolidated(in, &z);
     if (!rc && n->ngroup == 0)
         rc = ensure_global(op, &gs, out, err, errsz);
     if (!rc && z.n && !(its = calloc(z.n, sizeof *its)))
@@ -542,8 +782,9 @@ static int group_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t 
     for (size_t i = 0; its && i < z.n; i++)
         ss_buf_free(&its[i].key);
     free(its);
+    if (gs.acc)
+        acc_clear(gs.acc, n->naggs);
     free(gs.acc);
-    free(gs.rsum);
     free(gs.lost);
     ss_row_free(gs.cand);
     ss_zset_destroy(&z);

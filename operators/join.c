@@ -2,8 +2,9 @@
  * join.c — SS_PN_JOIN: equi-join on lkeys = rkeys with an optional residual
  * predicate on the concatenated row; INNER and LEFT.
  *
- * Bilinear rule: state is both sides' integrated multisets, st_<id>_l and
- * st_<id>_r (k = encoded join key, row, n), indexed by key. A delta on port 0
+ * Bilinear rule: state is both sides' integrated multisets, the row stores
+ * st_<id>_l and st_<id>_r (ss_state.h: k = encoded join key, each distinct row
+ * once with its count n), indexed by key. A delta on port 0
  * is joined with the right state, then added to the left state; port 1 likewise
  * with the sides swapped. Applying port 0 then port 1 in one batch therefore
  * emits ΔL⋈R + L'⋈ΔR = ΔL⋈R + L⋈ΔR + ΔL⋈ΔR.
@@ -24,11 +25,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { S_SCAN_L, S_SCAN_R, S_ADD_L, S_DEL_L, S_ADD_R, S_DEL_R, S_KEYS, S_N };
+enum { S_SCAN_L, S_SCAN_R, S_ADD_L, S_ADD_R = S_ADD_L + 4, S_KEYS = S_ADD_R + 4, S_N };
 
 typedef struct join {
     ss_state_t *st;
-    ss_buf_t rb;
 } join_t;
 
 typedef struct krow {  /* an input entry with its encoded key */
@@ -51,13 +51,8 @@ static int join_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
         return ss_seterr(err, errsz, SS_ERR_INVALID, "join node %d: missing schema or keys", n->id);
     if (!j->st && !(j->st = ss_state_new(ctx->db, n->id, S_N)))
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
-    const char *p = j->st->prefix;
-    return ss_state_exec(j->st, err, errsz,
-                         "CREATE TABLE IF NOT EXISTS %s_l(k BLOB, row BLOB, n INTEGER NOT NULL, "
-                         "PRIMARY KEY(k, row)) WITHOUT ROWID;"
-                         "CREATE TABLE IF NOT EXISTS %s_r(k BLOB, row BLOB, n INTEGER NOT NULL, "
-                         "PRIMARY KEY(k, row)) WITHOUT ROWID;",
-                         p, p);
+    int rc = ss_state_rows_create(j->st, "l", err, errsz);
+    return rc ? rc : ss_state_rows_create(j->st, "r", err, errsz);
 }
 
 /* l ++ r (r NULL = nr NULLs). */
@@ -146,31 +141,8 @@ static int load_side(join_t *j, int side, const ss_buf_t *k, srow_t **out, size_
 
 static int add_state(join_t *j, int side, const krow_t *x, char *err, size_t errsz)
 {
-    const char *t = side ? "r" : "l";
-    sqlite3_stmt *s = ss_state_stmt(j->st, side ? S_ADD_R : S_ADD_L, err, errsz,
-                                    "INSERT INTO %s_%s(k, row, n) VALUES(?1, ?2, ?3) ON CONFLICT(k, row) "
-                                    "DO UPDATE SET n = n + excluded.n RETURNING n",
-                                    j->st->prefix, t);
-    if (!s)
-        return SS_ERR_SQLITE;
-    ss_state_bind_buf(s, 1, &x->key);
-    ss_state_bind_row(s, 2, x->row, &j->rb);
-    sqlite3_bind_int64(s, 3, x->w);
-    if (sqlite3_step(s) != SQLITE_ROW) {
-        sqlite3_reset(s);
-        return ss_state_sqlerr(j->st->db, err, errsz, "join state update");
-    }
-    int64_t n = sqlite3_column_int64(s, 0);
-    int rc = ss_state_run(j->st, s, err, errsz);
-    if (rc || n != 0)
-        return rc;
-    s = ss_state_stmt(j->st, side ? S_DEL_R : S_DEL_L, err, errsz,
-                      "DELETE FROM %s_%s WHERE k = ?1 AND row = ?2", j->st->prefix, t);
-    if (!s)
-        return SS_ERR_SQLITE;
-    ss_state_bind_buf(s, 1, &x->key);
-    ss_state_bind_row(s, 2, x->row, &j->rb);
-    return ss_state_run(j->st, s, err, errsz);
+    return ss_state_rows_add(j->st, side ? S_ADD_R : S_ADD_L, side ? "r" : "l", &x->key, x->row, x->w, NULL,
+                             NULL, err, errsz);
 }
 
 static int emit_nulls(const ss_row_t *l, int nr, int64_t w, ss_zset_t *out)
@@ -362,7 +334,6 @@ static void join_destroy(ss_op_t *op)
     if (!j)
         return;
     ss_state_destroy(j->st);
-    ss_buf_free(&j->rb);
     free(j);
     op->impl = NULL;
 }

@@ -1,8 +1,11 @@
 /*
  * project.c — SS_PN_PROJECT: evaluates one expression per output column
  * (node->exprs, output schema = node->schema). Linear, stateless: each input
- * entry maps to one output entry with the same weight. Values are emitted as
- * the expressions compute them (no coercion to the declared column types).
+ * entry maps to one output entry with the same weight. A column typed REAL
+ * holds REALs only: an INT an expression yields there (COALESCE(int, real))
+ * becomes REAL, so a column never mixes 2 and 2.0, and GROUP BY, DISTINCT,
+ * joins and WHERE all see one representation per number (as PostgreSQL,
+ * whose columns have one type). Other values are emitted as computed.
  */
 #include "ss_op.h"
 
@@ -26,6 +29,8 @@ static int project_row(const ss_op_t *op, const ss_row_t *in, ss_row_t **out, ch
         ss_value_t v;
         char *owned = NULL;
         int rc = ss_expr_eval(n->exprs[j], in, &v, &owned, err, errsz);
+        if (!rc && v.t == SS_INT && n->schema && j < n->schema->n && n->schema->types[j] == SS_COL_REAL)
+            v = ss_val_real((double)v.u.i);
         if (!rc && (rc = ss_row_set(r, j, &v)))
             ss_seterr(err, errsz, rc, "out of memory");
         free(owned);

@@ -7,9 +7,14 @@
  * st_<id>_rows(k = encoded key, row, ts): upsert of an absent key emits +new, of
  * a present key with a different row -old +new, of an identical row nothing;
  * delete (only the key columns of the event matter) emits -old when present.
- * Unkeyed streams pass events through (+ insert, - delete); with a TTL they keep
- * one state row per live instance, st_<id>_inst(id, k = encoded row, row, ts),
- * and a delete of an absent row is dropped.
+ * Unkeyed streams are multisets: an insert adds one copy of the row, a delete
+ * removes one copy when there is one and is dropped otherwise (exactly as a
+ * delete of an absent key), so no negative count ever leaves the source. The
+ * live copies are counted in st_<id>_cnt under each row's 128-bit hash
+ * (ss_state_hcount: one small record and one statement per event; the rows
+ * themselves are not kept, so such a source has no snapshot — its history is
+ * its topic); with a TTL, one state row per live instance instead,
+ * st_<id>_inst(id, k = row hash, row, ts), each with its own time.
  *
  * TTL (options ttl = '30 s' | '5 minutes' | '1 hour' | '2 days' ..., ttl_column =
  * a column holding epoch seconds or ms, or ISO-8601 text; absent = arrival time):
@@ -26,7 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { S_GET, S_PUT, S_DEL, S_EXP_SEL, S_EXP_DEL, S_INS, S_FIND, S_DEL_ID, S_SNAP, S_N };
+enum { S_GET, S_PUT, S_DEL, S_EXP_SEL, S_EXP_DEL, S_INS, S_FIND, S_DEL_ID, S_SNAP, S_CNT, S_N = S_CNT + 2 };
 
 typedef struct source {
     ss_state_t *st;
@@ -39,43 +44,6 @@ typedef struct source {
 } source_t;
 
 /* ---- durations and timestamps ---- */
-
-/* "30 s", "5 minutes", "1 hour", "2 days", "1.5h", "250 ms", "1 week"; bare numbers are seconds. */
-static int parse_duration(const char *s, int64_t *ms)
-{
-    char *end;
-    while (isspace((unsigned char)*s))
-        s++;
-    if (*s == '\'' || *s == '"')
-        s++;
-    double x = strtod(s, &end);
-    if (end == s || x < 0 || !isfinite(x))
-        return -1;
-    while (isspace((unsigned char)*end))
-        end++;
-    char unit[16] = {0};
-    size_t n = 0;
-    while (isalpha((unsigned char)*end) && n < sizeof unit - 1)
-        unit[n++] = (char)tolower((unsigned char)*end++);
-    while (isspace((unsigned char)*end) || *end == '\'' || *end == '"')
-        end++;
-    if (*end)
-        return -1;
-    static const struct { const char *u; double ms; } units[] = {
-        {"", 1000}, {"ms", 1}, {"msec", 1}, {"millisecond", 1}, {"milliseconds", 1},
-        {"s", 1000}, {"sec", 1000}, {"secs", 1000}, {"second", 1000}, {"seconds", 1000},
-        {"m", 60000}, {"min", 60000}, {"mins", 60000}, {"minute", 60000}, {"minutes", 60000},
-        {"h", 3600000}, {"hr", 3600000}, {"hrs", 3600000}, {"hour", 3600000}, {"hours", 3600000},
-        {"d", 86400000}, {"day", 86400000}, {"days", 86400000},
-        {"w", 604800000}, {"week", 604800000}, {"weeks", 604800000},
-    };
-    for (size_t i = 0; i < SS_ARRAY_LEN(units); i++)
-        if (strcmp(unit, units[i].u) == 0) {
-            *ms = (int64_t)llround(x * units[i].ms);
-            return 0;
-        }
-    return -1;
-}
 
 static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
 {
@@ -189,7 +157,7 @@ static int source_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
     s->ttl_ms = 0;
     s->ttl_col = -1;
     const char *ttl = ss_plan_opt(n, "ttl"), *col = ss_plan_opt(n, "ttl_column");
-    if (ttl && (parse_duration(ttl, &s->ttl_ms) || s->ttl_ms <= 0))
+    if (ttl && (ss_parse_duration(ttl, &s->ttl_ms) || s->ttl_ms <= 0))
         return ss_seterr(err, errsz, SS_ERR_INVALID,
                          "source %s: bad ttl '%s' (expected e.g. '30 s', '5 minutes', '1 hour', '2 days')",
                          n->label ? n->label : "?", ttl);
@@ -203,7 +171,9 @@ static int source_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
                              n->label ? n->label : "?", col);
     }
     snprintf(s->strategy, sizeof s->strategy, "%s%s%s",
-             s->nkeys ? "upsert by key: current row per key in SQLite, emits -old +new" : "pass-through (no key)",
+             s->nkeys ? "upsert by key: current row per key in SQLite, emits -old +new"
+                      : "multiset (no key): live copies counted per row hash in SQLite, deletes of absent rows "
+                        "dropped",
              s->ttl_ms ? ", TTL " : "", s->ttl_ms ? ttl : "");
     const char *p = s->st->prefix;
     if (s->nkeys)
@@ -213,12 +183,12 @@ static int source_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
                              p, p, p);
     if (s->ttl_ms)
         return ss_state_exec(s->st, err, errsz,
-                             "CREATE TABLE IF NOT EXISTS %s_inst(id INTEGER PRIMARY KEY, k BLOB NOT NULL, "
+                             "CREATE TABLE IF NOT EXISTS %s_inst(id INTEGER PRIMARY KEY, k INTEGER NOT NULL, "
                              "row BLOB NOT NULL, ts INTEGER);"
                              "CREATE INDEX IF NOT EXISTS %s_inst_k ON %s_inst(k);"
                              "CREATE INDEX IF NOT EXISTS %s_inst_ts ON %s_inst(ts) WHERE ts IS NOT NULL;",
                              p, p, p, p, p);
-    return SS_OK;
+    return ss_state_hcount_create(s->st, "cnt", err, errsz);
 }
 
 static int bind_ts(source_t *s, sqlite3_stmt *st, int idx, const ss_row_t *r, int64_t now)
@@ -298,26 +268,34 @@ static int unkeyed_event(ss_op_t *op, const ss_row_t *r, int64_t w, int64_t now,
     const char *p = s->st->prefix;
     ss_buf_reset(&s->kb);
     int rc = ss_row_encode(r, &s->kb);
+    int64_t h = ss_state_row_hash(s->kb.data, s->kb.len);
     for (int64_t i = 0; !rc && i < (w < 0 ? -w : w); i++) {
         if (w > 0) {
             sqlite3_stmt *x = ss_state_stmt(s->st, S_INS, err, errsz,
-                                            "INSERT INTO %s_inst(k, row, ts) VALUES(?1, ?1, ?2)", p);
+                                            "INSERT INTO %s_inst(k, row, ts) VALUES(?1, ?2, ?3)", p);
             if (!x)
                 return SS_ERR_SQLITE;
-            ss_state_bind_buf(x, 1, &s->kb);
-            bind_ts(s, x, 2, r, now);
+            sqlite3_bind_int64(x, 1, h);
+            ss_state_bind_buf(x, 2, &s->kb);
+            bind_ts(s, x, 3, r, now);
             rc = ss_state_run(s->st, x, err, errsz);
             if (!rc)
                 rc = ss_zset_add_copy(d, r, 1);
             continue;
         }
         sqlite3_stmt *f = ss_state_stmt(s->st, S_FIND, err, errsz,
-                                        "SELECT id FROM %s_inst WHERE k = ?1 ORDER BY id LIMIT 1", p);
+                                        "SELECT id, row FROM %s_inst WHERE k = ?1 ORDER BY id", p);
         if (!f)
             return SS_ERR_SQLITE;
-        ss_state_bind_buf(f, 1, &s->kb);
-        int sr = sqlite3_step(f);
-        int64_t id = sr == SQLITE_ROW ? sqlite3_column_int64(f, 0) : -1;
+        sqlite3_bind_int64(f, 1, h);
+        int sr;
+        int64_t id = -1;
+        while (id < 0 && (sr = sqlite3_step(f)) == SQLITE_ROW)
+            if ((size_t)sqlite3_column_bytes(f, 1) == s->kb.len &&
+                memcmp(sqlite3_column_blob(f, 1), s->kb.data, s->kb.len) == 0)
+                id = sqlite3_column_int64(f, 0);
+        if (id >= 0)
+            sr = SQLITE_ROW;
         sqlite3_reset(f);
         if (sr != SQLITE_ROW && sr != SQLITE_DONE)
             return ss_state_sqlerr(s->st->db, err, errsz, "source lookup");
@@ -331,6 +309,22 @@ static int unkeyed_event(ss_op_t *op, const ss_row_t *r, int64_t w, int64_t now,
         if (!rc)
             rc = ss_zset_add_copy(d, r, -1);
     }
+    return rc;
+}
+
+/* One unkeyed event without a TTL: counted copies; a delete removes at most the copies there are. */
+static int counted_event(ss_op_t *op, const ss_row_t *r, int64_t w, ss_zset_t *d, char *err, size_t errsz)
+{
+    source_t *s = op->impl;
+    int64_t o = 0, n = 0;
+    ss_buf_reset(&s->kb);
+    if (ss_state_cluster_key(r, &s->kb))
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    int rc = ss_state_hcount_add(s->st, S_CNT, "cnt", &s->kb, r, w, &o, &n, err, errsz);
+    if (!rc && n < 0) /* more deletes than copies: the surplus is dropped */
+        rc = ss_state_hcount_add(s->st, S_CNT, "cnt", &s->kb, r, -n, NULL, NULL, err, errsz);
+    if (!rc)
+        rc = ss_zset_add_copy(d, r, n < 0 ? -o : w);
     return rc;
 }
 
@@ -360,15 +354,6 @@ static int source_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t
     (void)ctx;
     (void)port;
     source_t *s = op->impl;
-    if (!s->nkeys && !s->ttl_ms) {
-        ss_zset_t z;
-        ss_zset_init(&z);
-        int rc = ss_state_zset_consolidated(in, &z);
-        if (!rc)
-            rc = ss_state_zset_move(out, &z);
-        ss_zset_destroy(&z);
-        return rc ? ss_seterr(err, errsz, rc, "out of memory") : SS_OK;
-    }
     int64_t now = ss_state_now_ms();
     ss_zset_t d;
     ss_zset_init(&d);
@@ -376,8 +361,12 @@ static int source_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t
     for (size_t i = 0; i < in->n && !rc; i++) {
         if (in->e[i].w == 0)
             continue;
-        rc = s->nkeys ? keyed_event(op, in->e[i].row, in->e[i].w, now, &d, err, errsz)
-                      : unkeyed_event(op, in->e[i].row, in->e[i].w, now, &d, err, errsz);
+        if (s->nkeys)
+            rc = keyed_event(op, in->e[i].row, in->e[i].w, now, &d, err, errsz);
+        else if (s->ttl_ms)
+            rc = unkeyed_event(op, in->e[i].row, in->e[i].w, now, &d, err, errsz);
+        else
+            rc = counted_event(op, in->e[i].row, in->e[i].w, &d, err, errsz);
     }
     if (!rc && s->ttl_ms)
         rc = expire(op, now, &d, err, errsz);
@@ -395,9 +384,9 @@ static int source_snapshot(ss_op_t *op, ss_op_ctx_t *ctx, ss_zset_t *out, char *
 {
     (void)ctx;
     source_t *s = op->impl;
-    if (!s->nkeys && !s->ttl_ms) /* a pass-through source keeps nothing: its history is the topic */
-        return ss_seterr(err, errsz, SS_ERR_UNSUPPORTED, "source %s keeps no state (no key, no ttl)",
-                         op->node->label ? op->node->label : "?");
+    if (!s->nkeys && !s->ttl_ms) /* counts under row hashes, not the rows: the history is the topic */
+        return ss_seterr(err, errsz, SS_ERR_UNSUPPORTED, "source %s keeps counts of its rows, not the rows (no key, "
+                         "no ttl): its history is its topic", op->node->label ? op->node->label : "?");
     sqlite3_stmt *q = ss_state_stmt(s->st, S_SNAP, err, errsz, "SELECT row FROM %s_%s", s->st->prefix,
                                     s->nkeys ? "rows" : "inst");
     if (!q)

@@ -4,7 +4,9 @@
  * "st_<node id>" and a cache of prepared statements, binding/reading values
  * and rows (rows are stored as BLOBs in ss_row_encode form), key encodings
  * (exact, numerically normalised, and order-preserving sort keys that SQLite
- * compares with memcmp), moving Z-set entries, and the clock operators read
+ * compares with memcmp), row stores (multisets of rows kept once each, never
+ * inside a key) and counted row identities, moving Z-set entries, and the clock
+ * operators read
  * (injectable for tests). Operators never BEGIN/COMMIT: the scheduler holds a
  * transaction open around each micro-batch.
  */
@@ -18,6 +20,7 @@
 
 typedef struct ss_state {
     sqlite3 *db;           /* borrowed: the engine's state store */
+    ss_buf_t scratch;      /* encodings of the row being looked up (row stores) */
     int id;                /* plan node id */
     char prefix[32];       /* "st_<id>": every table of this operator starts with it */
     int nslots;
@@ -73,13 +76,35 @@ int ss_state_zset_move(ss_zset_t *out, ss_zset_t *src);
 int64_t ss_state_now_ms(void);
 void ss_state_set_now_ms(int64_t ms);
 
-/* Counted multisets: table <prefix>_<name>(k BLOB PRIMARY KEY, n INTEGER NOT NULL),
- * a row per key with a non-zero count. ss_state_mset_add adds w to key's count
- * (removing the key when it reaches 0) and returns the old and new counts; it
- * uses statement slots `slot` and `slot + 1`. */
-int ss_state_mset_create(ss_state_t *st, const char *name, char *err, size_t errsz);
-int ss_state_mset_add(ss_state_t *st, int slot, const char *name, const ss_buf_t *key, int64_t w,
-                      int64_t *oldn, int64_t *newn, char *err, size_t errsz);
+/* Row multisets ("row stores"): table <prefix>_<name>(id INTEGER PRIMARY KEY, k BLOB NOT NULL,
+ * h INTEGER NOT NULL, row BLOB NOT NULL, n INTEGER NOT NULL) with an index on (k, h). Each
+ * distinct (k, row) is stored once, with its count n != 0: k is the caller's grouping key (a join
+ * key, a sort key; empty when the caller needs none), h = ss_state_row_hash(row), and the row
+ * itself is only in the table's record (never in a key), so a large row costs its own size plus
+ * a few dozen bytes. Rows of one k are one index range; (k, h, row) is a total order. */
+int ss_state_rows_create(ss_state_t *st, const char *name, char *err, size_t errsz);
+/* Adds w to the count of (k, row) (k NULL = empty), removing it when the count reaches 0;
+ * *oldn / *newn (may be NULL) get the counts before and after. Uses statement slots
+ * slot .. slot + 3. */
+int ss_state_rows_add(ss_state_t *st, int slot, const char *name, const ss_buf_t *k, const ss_row_t *row,
+                      int64_t w, int64_t *oldn, int64_t *newn, char *err, size_t errsz);
+/* Counted row identities: table <prefix>_<name>(k BLOB, h1 INTEGER, h2 INTEGER, n INTEGER,
+ * PRIMARY KEY(k, h1, h2)) WITHOUT ROWID — a row's count under its 128-bit hash (two independent
+ * 64-bit hashes of its encoding), without the row itself: one small record and one statement per
+ * change, for callers that need counts but never the rows back (a keyless source deciding whether
+ * a delete removes a copy). Two rows are confused only if they share k and all 128 bits. */
+int ss_state_hcount_create(ss_state_t *st, const char *name, char *err, size_t errsz);
+/* Adds w to row's count (k NULL = empty), removing it at 0; *oldn / *newn as ss_state_rows_add.
+ * Uses statement slots slot and slot + 1. */
+int ss_state_hcount_add(ss_state_t *st, int slot, const char *name, const ss_buf_t *k, const ss_row_t *row,
+                        int64_t w, int64_t *oldn, int64_t *newn, char *err, size_t errsz);
+/* A clustering key for a row store whose caller needs none: the order-preserving sort key of the
+ * row's first column, cut to 24 bytes, so that rows arriving in that column's order (ids, times)
+ * land next to each other in the (k, h) index instead of all over it. Appended to out. */
+int ss_state_cluster_key(const ss_row_t *r, ss_buf_t *out);
+/* The stable 64-bit hash of a row's ss_row_encode bytes stored in row stores' h column. */
+int64_t ss_state_row_hash(const void *enc, size_t n);
+
 /* Consolidated copy of in (into an initialised, empty z). */
 int ss_state_zset_consolidated(const ss_zset_t *in, ss_zset_t *z);
 

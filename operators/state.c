@@ -1,9 +1,12 @@
 /*
  * state.c — implements ss_state.h: the per-operator SQLite state handle
  * (table prefix, prepared-statement cache), value/row binding, key and sort-key
- * encodings, Z-set moves and the injectable clock.
+ * encodings (NUMERIC included), row stores (each row once, found through a
+ * (key, hash) index) and counted row identities, Z-set moves and the
+ * injectable clock.
  */
 #include "ss_state.h"
+#include "ss_decimal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -34,6 +37,7 @@ void ss_state_destroy(ss_state_t *st)
     for (int i = 0; i < st->nslots; i++)
         sqlite3_finalize(st->stmt[i]);
     free(st->stmt);
+    ss_buf_free(&st->scratch);
     free(st);
 }
 
@@ -202,10 +206,74 @@ static void put_be64(unsigned char *p, uint64_t x)
     }
 }
 
+/* An order-preserving double: sign-flipped bits, big-endian. */
+static void put_double_key(unsigned char *p, double d)
+{
+    if (d == 0.0)
+        d = 0.0; /* -0.0 sorts with 0.0 */
+    if (isnan(d))
+        d = -INFINITY;
+    uint64_t bits;
+    memcpy(&bits, &d, 8);
+    put_be64(p, (bits >> 63) ? ~bits : bits | 0x8000000000000000ULL);
+}
+
+/* NUMERIC: 0x02, the order-preserving double of its value (so NUMERICs sort among INTs and
+ * REALs by value), then 0x02 and the exact value, order-preserving: a class byte (negative 0x01,
+ * zero 0x02, positive 0x03), the decimal exponent (biased, big-endian) and the significant
+ * digits each + 1, terminated by 0x00 — for negatives every byte after the class inverted.
+ * 1.5 and 1.50 get one key (the same number). */
+static int numeric_sortkey(ss_buf_t *out, const ss_value_t *v)
+{
+    ss_dec_t d = SS_DEC_INIT;
+    char e2[64];
+    unsigned char head[10];
+    head[0] = 0x02;
+    if (ss_dec_parse(v->u.str.s, v->u.str.n, &d, e2, sizeof e2)) { /* not a number: by its text */
+        put_double_key(head + 1, 0.0);
+        int rc = ss_buf_append(out, head, 9);
+        unsigned char m = 0x03;
+        rc = rc ? rc : ss_buf_append(out, &m, 1);
+        return rc ? rc : ss_buf_append(out, v->u.str.s, v->u.str.n);
+    }
+    put_double_key(head + 1, ss_dec_to_double(&d));
+    head[9] = 0x02;
+    int rc = ss_buf_append(out, head, 10);
+    int hi = d.n - 1, lo = 0; /* significant digits: d[hi] down to d[lo] */
+    while (hi >= 0 && d.d[hi] == 0)
+        hi--;
+    while (lo <= hi && d.d[lo] == 0)
+        lo++;
+    unsigned char cls = hi < 0 ? 0x02 : d.neg ? 0x01 : 0x03;
+    if (!rc)
+        rc = ss_buf_append(out, &cls, 1);
+    size_t at = out->len;
+    if (!rc && hi >= 0) {
+        int32_t exp10 = (int32_t)(hi - d.scale); /* weight of the leading digit */
+        unsigned char eb[4];
+        uint32_t be = (uint32_t)exp10 ^ 0x80000000u;
+        for (int k = 3; k >= 0; k--, be >>= 8)
+            eb[k] = (unsigned char)(be & 0xff);
+        rc = ss_buf_append(out, eb, 4);
+        for (int k = hi; k >= lo && !rc; k--) {
+            unsigned char c = (unsigned char)(d.d[k] + 1);
+            rc = ss_buf_append(out, &c, 1);
+        }
+        unsigned char z = 0x00;
+        if (!rc)
+            rc = ss_buf_append(out, &z, 1);
+        for (size_t k = at; !rc && d.neg && k < out->len; k++)
+            out->data[k] = (char)~(unsigned char)out->data[k];
+    }
+    ss_dec_free(&d);
+    return rc;
+}
+
 /* Encoding: NULL = 0x01; number = 0x02, 8 bytes order-preserving double, then
- * 0x00 + 8 bytes biased int64 for INT or 0x01 for REAL (ss_val_cmp puts INT
- * before an equal REAL); text = 0x03, bytes with 0x00 escaped as 0x00 0xFF,
- * terminated by 0x00 0x00. desc inverts every byte of the value's encoding. */
+ * 0x00 + 8 bytes biased int64 for INT, 0x01 for REAL (ss_val_cmp puts INT
+ * before an equal REAL) or 0x02 + the exact NUMERIC (numeric_sortkey); text,
+ * JSON = 0x03, bytes with 0x00 escaped as 0x00 0xFF, terminated by 0x00 0x00.
+ * desc inverts every byte of the value's encoding. */
 int ss_state_sortkey(ss_buf_t *out, const ss_value_t *v, int desc)
 {
     size_t start = out->len;
@@ -214,6 +282,8 @@ int ss_state_sortkey(ss_buf_t *out, const ss_value_t *v, int desc)
     if (v->t == SS_NULL) {
         tmp[0] = 0x01;
         rc = ss_buf_append(out, tmp, 1);
+    } else if (v->t == SS_NUM) {
+        rc = numeric_sortkey(out, v);
     } else if (v->t == SS_INT || v->t == SS_REAL) {
         double d = v->t == SS_INT ? (double)v->u.i : v->u.r;
         if (d == 0.0)
@@ -295,31 +365,43 @@ int ss_state_quote_ident(ss_buf_t *out, const char *name)
     return rc ? rc : ss_buf_putc(out, '"');
 }
 
-int ss_state_mset_create(ss_state_t *st, const char *name, char *err, size_t errsz)
+static void bind_key(sqlite3_stmt *s, int idx, const ss_buf_t *k)
+{
+    sqlite3_bind_blob(s, idx, k && k->len ? k->data : "", k ? (int)k->len : 0, SQLITE_STATIC);
+}
+
+int ss_state_hcount_create(ss_state_t *st, const char *name, char *err, size_t errsz)
 {
     return ss_state_exec(st, err, errsz,
-                         "CREATE TABLE IF NOT EXISTS %s_%s(k BLOB PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID",
+                         "CREATE TABLE IF NOT EXISTS %s_%s(k BLOB NOT NULL, h1 INTEGER NOT NULL, h2 INTEGER NOT NULL, "
+                         "n INTEGER NOT NULL, PRIMARY KEY(k, h1, h2)) WITHOUT ROWID",
                          st->prefix, name);
 }
 
-int ss_state_mset_add(ss_state_t *st, int slot, const char *name, const ss_buf_t *key, int64_t w,
-                      int64_t *oldn, int64_t *newn, char *err, size_t errsz)
+int ss_state_hcount_add(ss_state_t *st, int slot, const char *name, const ss_buf_t *k, const ss_row_t *row,
+                        int64_t w, int64_t *oldn, int64_t *newn, char *err, size_t errsz)
 {
+    ss_buf_reset(&st->scratch);
+    if (ss_row_encode(row, &st->scratch))
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    int64_t h1 = ss_state_row_hash(st->scratch.data, st->scratch.len);
+    int64_t h2 = (int64_t)ss_hash64(st->scratch.data, st->scratch.len, 0x0a5c11ed0a5c11edULL);
     sqlite3_stmt *s = ss_state_stmt(st, slot, err, errsz,
-                                    "INSERT INTO %s_%s(k, n) VALUES(?1, ?2) ON CONFLICT(k) DO UPDATE "
-                                    "SET n = n + excluded.n RETURNING n",
+                                    "INSERT INTO %s_%s(k, h1, h2, n) VALUES(?1, ?2, ?3, ?4) ON CONFLICT(k, h1, h2) "
+                                    "DO UPDATE SET n = n + excluded.n RETURNING n",
                                     st->prefix, name);
     if (!s)
         return SS_ERR_SQLITE;
-    if (ss_state_bind_buf(s, 1, key) || sqlite3_bind_int64(s, 2, w) != SQLITE_OK)
-        return ss_state_sqlerr(st->db, err, errsz, "bind");
-    int rc = sqlite3_step(s);
-    if (rc != SQLITE_ROW) {
+    bind_key(s, 1, k);
+    sqlite3_bind_int64(s, 2, h1);
+    sqlite3_bind_int64(s, 3, h2);
+    sqlite3_bind_int64(s, 4, w);
+    if (sqlite3_step(s) != SQLITE_ROW) {
         sqlite3_reset(s);
-        return ss_state_sqlerr(st->db, err, errsz, "multiset update");
+        return ss_state_sqlerr(st->db, err, errsz, "counted identities");
     }
     int64_t n = sqlite3_column_int64(s, 0);
-    rc = ss_state_run(st, s, err, errsz);
+    int rc = ss_state_run(st, s, err, errsz);
     if (rc)
         return rc;
     if (oldn)
@@ -328,11 +410,105 @@ int ss_state_mset_add(ss_state_t *st, int slot, const char *name, const ss_buf_t
         *newn = n;
     if (n != 0)
         return SS_OK;
-    s = ss_state_stmt(st, slot + 1, err, errsz, "DELETE FROM %s_%s WHERE k = ?1", st->prefix, name);
+    s = ss_state_stmt(st, slot + 1, err, errsz, "DELETE FROM %s_%s WHERE k = ?1 AND h1 = ?2 AND h2 = ?3", st->prefix,
+                      name);
     if (!s)
         return SS_ERR_SQLITE;
-    if (ss_state_bind_buf(s, 1, key))
-        return ss_state_sqlerr(st->db, err, errsz, "bind");
+    bind_key(s, 1, k);
+    sqlite3_bind_int64(s, 2, h1);
+    sqlite3_bind_int64(s, 3, h2);
+    return ss_state_run(st, s, err, errsz);
+}
+
+int ss_state_cluster_key(const ss_row_t *r, ss_buf_t *out)
+{
+    size_t at = out->len;
+    int rc = r->n > 0 ? ss_state_sortkey(out, &r->v[0], 0) : SS_OK;
+    if (!rc && out->len - at > 24)
+        out->len = at + 24;
+    return rc;
+}
+
+int64_t ss_state_row_hash(const void *enc, size_t n)
+{
+    return (int64_t)ss_hash64(enc, n, 0x5eedc0de5eedc0deULL);
+}
+
+int ss_state_rows_create(ss_state_t *st, const char *name, char *err, size_t errsz)
+{
+    return ss_state_exec(st, err, errsz,
+                         "CREATE TABLE IF NOT EXISTS %s_%s(id INTEGER PRIMARY KEY, k BLOB NOT NULL, "
+                         "h INTEGER NOT NULL, row BLOB NOT NULL, n INTEGER NOT NULL);"
+                         "CREATE INDEX IF NOT EXISTS %s_%s_kh ON %s_%s(k, h);",
+                         st->prefix, name, st->prefix, name, st->prefix, name);
+}
+
+/* Looks (k, row encoded in st->scratch, hash h) up: *id and *n when found (*id = 0 when not). */
+static int rows_find(ss_state_t *st, int slot, const char *name, const ss_buf_t *k, int64_t h, int64_t *id,
+                     int64_t *n, char *err, size_t errsz)
+{
+    sqlite3_stmt *q = ss_state_stmt(st, slot, err, errsz, "SELECT id, n, row FROM %s_%s WHERE k = ?1 AND h = ?2",
+                                    st->prefix, name);
+    if (!q)
+        return SS_ERR_SQLITE;
+    bind_key(q, 1, k);
+    sqlite3_bind_int64(q, 2, h);
+    *id = 0;
+    *n = 0;
+    int sr;
+    while ((sr = sqlite3_step(q)) == SQLITE_ROW) {
+        const void *p = sqlite3_column_blob(q, 2);
+        size_t len = (size_t)sqlite3_column_bytes(q, 2);
+        if (len == st->scratch.len && (!len || memcmp(p, st->scratch.data, len) == 0)) {
+            *id = sqlite3_column_int64(q, 0);
+            *n = sqlite3_column_int64(q, 1);
+            break;
+        }
+    }
+    sqlite3_reset(q);
+    if (sr != SQLITE_ROW && sr != SQLITE_DONE)
+        return ss_state_sqlerr(st->db, err, errsz, "row store lookup");
+    return SS_OK;
+}
+
+int ss_state_rows_add(ss_state_t *st, int slot, const char *name, const ss_buf_t *k, const ss_row_t *row,
+                      int64_t w, int64_t *oldn, int64_t *newn, char *err, size_t errsz)
+{
+    ss_buf_reset(&st->scratch);
+    if (ss_row_encode(row, &st->scratch))
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    int64_t h = ss_state_row_hash(st->scratch.data, st->scratch.len), id, n;
+    int rc = rows_find(st, slot, name, k, h, &id, &n, err, errsz);
+    if (rc)
+        return rc;
+    if (oldn)
+        *oldn = n;
+    if (newn)
+        *newn = n + w;
+    if (w == 0)
+        return SS_OK;
+    sqlite3_stmt *s;
+    if (!id) {
+        s = ss_state_stmt(st, slot + 1, err, errsz, "INSERT INTO %s_%s(k, h, row, n) VALUES(?1, ?2, ?3, ?4)",
+                          st->prefix, name);
+        if (!s)
+            return SS_ERR_SQLITE;
+        bind_key(s, 1, k);
+        sqlite3_bind_int64(s, 2, h);
+        sqlite3_bind_blob(s, 3, st->scratch.len ? st->scratch.data : "", (int)st->scratch.len, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 4, w);
+    } else if (n + w != 0) {
+        s = ss_state_stmt(st, slot + 2, err, errsz, "UPDATE %s_%s SET n = ?1 WHERE id = ?2", st->prefix, name);
+        if (!s)
+            return SS_ERR_SQLITE;
+        sqlite3_bind_int64(s, 1, n + w);
+        sqlite3_bind_int64(s, 2, id);
+    } else {
+        s = ss_state_stmt(st, slot + 3, err, errsz, "DELETE FROM %s_%s WHERE id = ?1", st->prefix, name);
+        if (!s)
+            return SS_ERR_SQLITE;
+        sqlite3_bind_int64(s, 1, id);
+    }
     return ss_state_run(st, s, err, errsz);
 }
 

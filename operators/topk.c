@@ -1,13 +1,14 @@
 /*
  * topk.c — SS_PN_TOPK: ORDER BY order[] LIMIT k over a multiset (duplicates
- * count towards k). Ties are broken by the full row (ss_row_cmp order), so the
- * result is deterministic.
+ * count towards k). Rows with equal ORDER BY values are ordered by a hash of
+ * the row, then by the row's bytes, so the result is a function of the input
+ * multiset (deterministic, independent of history and batching).
  *
  * Non-linear; state in SQLite:
- *   st_<id>_rows(sk, row, n) — every input row with its multiplicity, keyed by
- *       an order-preserving sort key (order values, DESC ones inverted, then
- *       the row) so that the primary-key index is the sorted order;
- *   st_<id>_out(sk, row, n)  — the current top k (at most k rows).
+ *   st_<id>_rows — a row store (ss_state.h): every input row once with its
+ *       multiplicity, k = order-preserving encoding of the ORDER BY values
+ *       (DESC ones inverted), so the (k, h) index is the sorted order;
+ *   st_<id>_out(id, k, h, row, n) — the current top k (at most k rows).
  * A batch changes the result only if one of its rows sorts at or before the
  * current k-th row (or the result holds fewer than k rows); then the first k
  * instances are read off the index (O(k)), compared with st_<id>_out and the
@@ -24,15 +25,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { S_ADD, S_DEL, S_BOUND, S_OUT, S_SCAN, S_OCLR, S_OINS, S_N };
+enum { S_ADD, S_BOUND = S_ADD + 4, S_OUT, S_SCAN, S_OCLR, S_OINS, S_N };
 
 typedef struct topk {
     ss_state_t *st;
     ss_buf_t rb;
 } topk_t;
 
-typedef struct tent {  /* a row with its sort key and multiplicity */
-    ss_buf_t sk;
+typedef struct tent {  /* a row with its position in the order and multiplicity */
+    ss_buf_t k;        /* ORDER BY values' sort key */
+    int64_t h;         /* row hash */
+    ss_buf_t enc;      /* the row's encoding (last tie-break) */
     ss_row_t *row;     /* owned */
     int64_t n;
 } tent_t;
@@ -55,13 +58,13 @@ static int topk_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     if (passthrough(op->node))
         return SS_OK;
-    const char *p = t->st->prefix;
-    return ss_state_exec(t->st, err, errsz,
-                         "CREATE TABLE IF NOT EXISTS %s_rows(sk BLOB PRIMARY KEY, row BLOB NOT NULL, "
-                         "n INTEGER NOT NULL) WITHOUT ROWID;"
-                         "CREATE TABLE IF NOT EXISTS %s_out(sk BLOB PRIMARY KEY, row BLOB NOT NULL, "
-                         "n INTEGER NOT NULL) WITHOUT ROWID;",
-                         p, p);
+    int rc = ss_state_rows_create(t->st, "rows", err, errsz);
+    if (!rc)
+        rc = ss_state_exec(t->st, err, errsz,
+                           "CREATE TABLE IF NOT EXISTS %s_out(id INTEGER PRIMARY KEY, k BLOB NOT NULL, "
+                           "h INTEGER NOT NULL, row BLOB NOT NULL, n INTEGER NOT NULL)",
+                           t->st->prefix);
+    return rc;
 }
 
 static int sort_key(const ss_plan_node_t *n, const ss_row_t *r, ss_buf_t *out, char *err, size_t errsz)
@@ -76,8 +79,7 @@ static int sort_key(const ss_plan_node_t *n, const ss_row_t *r, ss_buf_t *out, c
         if (rc)
             return rc;
     }
-    int rc = ss_state_sortkey_row(out, r);
-    return rc ? ss_seterr(err, errsz, rc, "out of memory") : SS_OK;
+    return SS_OK;
 }
 
 static int buf_cmp(const ss_buf_t *a, const ss_buf_t *b)
@@ -89,16 +91,34 @@ static int buf_cmp(const ss_buf_t *a, const ss_buf_t *b)
     return a->len < b->len ? -1 : a->len > b->len;
 }
 
+/* The order of the result: ORDER BY values, then row hash, then row bytes. */
+static int tent_cmp(const tent_t *a, const tent_t *b)
+{
+    int c = buf_cmp(&a->k, &b->k);
+    if (c)
+        return c;
+    if (a->h != b->h)
+        return a->h < b->h ? -1 : 1;
+    return buf_cmp(&a->enc, &b->enc);
+}
+
 static void free_tents(tent_t *t, size_t n)
 {
     for (size_t i = 0; t && i < n; i++) {
-        ss_buf_free(&t[i].sk);
+        ss_buf_free(&t[i].k);
+        ss_buf_free(&t[i].enc);
         ss_row_free(t[i].row);
     }
     free(t);
 }
 
-/* Reads up to `limit` instances (n summed) from a query returning sk, row, n. */
+static int blob_into(sqlite3_stmt *q, int col, ss_buf_t *b)
+{
+    const void *p = sqlite3_column_blob(q, col);
+    return ss_buf_append(b, p ? p : "", (size_t)sqlite3_column_bytes(q, col));
+}
+
+/* Reads up to `limit` instances (n summed) from a query returning k, h, row, n. */
 static int read_tents(ss_state_t *st, sqlite3_stmt *q, int64_t limit, tent_t **out, size_t *nout, char *err,
                       size_t errsz)
 {
@@ -119,13 +139,15 @@ static int read_tents(ss_state_t *st, sqlite3_stmt *q, int64_t limit, tent_t **o
         }
         tent_t *e = &(*out)[*nout];
         memset(e, 0, sizeof *e);
-        const void *p = sqlite3_column_blob(q, 0);
-        rc = ss_buf_append(&e->sk, p ? p : "", (size_t)sqlite3_column_bytes(q, 0));
-        if (!rc)
-            rc = ss_state_column_row(q, 1, &e->row);
-        e->n = SS_MIN(sqlite3_column_int64(q, 2), limit - total);
-        total += e->n;
         (*nout)++;
+        rc = blob_into(q, 0, &e->k);
+        e->h = sqlite3_column_int64(q, 1);
+        if (!rc)
+            rc = blob_into(q, 2, &e->enc);
+        if (!rc)
+            rc = ss_state_column_row(q, 2, &e->row);
+        e->n = SS_MIN(sqlite3_column_int64(q, 3), limit - total);
+        total += e->n;
     }
     sqlite3_reset(q);
     if (rc) {
@@ -147,7 +169,8 @@ static void skip_instances(tent_t *t, size_t *n, int64_t m)
             break;
         }
         m -= t[drop].n;
-        ss_buf_free(&t[drop].sk);
+        ss_buf_free(&t[drop].k);
+        ss_buf_free(&t[drop].enc);
         ss_row_free(t[drop].row);
         drop++;
     }
@@ -163,18 +186,18 @@ static int refresh(ss_op_t *op, ss_zset_t *out, char *err, size_t errsz)
     tent_t *nw = NULL, *old = NULL;
     size_t nn = 0, no = 0;
     sqlite3_stmt *q = ss_state_stmt(t->st, S_SCAN, err, errsz,
-                                    "SELECT sk, row, n FROM %s_rows WHERE n > 0 ORDER BY sk", p);
+                                    "SELECT k, h, row, n FROM %s_rows WHERE n > 0 ORDER BY k, h, row", p);
     int rc = q ? read_tents(t->st, q, window_end(op->node), &nw, &nn, err, errsz) : SS_ERR_SQLITE;
     if (!rc && nw)
         skip_instances(nw, &nn, op->node->offset);
     if (!rc) {
-        q = ss_state_stmt(t->st, S_OUT, err, errsz, "SELECT sk, row, n FROM %s_out ORDER BY sk", p);
+        q = ss_state_stmt(t->st, S_OUT, err, errsz, "SELECT k, h, row, n FROM %s_out ORDER BY k, h, row", p);
         rc = q ? read_tents(t->st, q, INT64_MAX, &old, &no, err, errsz) : SS_ERR_SQLITE;
     }
-    /* merge by sort key */
+    /* merge by position in the order */
     size_t i = 0, j = 0;
     while (!rc && (i < nn || j < no)) {
-        int c = i == nn ? 1 : j == no ? -1 : buf_cmp(&nw[i].sk, &old[j].sk);
+        int c = i == nn ? 1 : j == no ? -1 : tent_cmp(&nw[i], &old[j]);
         if (c < 0) {
             rc = ss_zset_add_copy(out, nw[i].row, nw[i].n);
             i++;
@@ -191,14 +214,15 @@ static int refresh(ss_op_t *op, ss_zset_t *out, char *err, size_t errsz)
     if (!rc)
         rc = s ? ss_state_run(t->st, s, err, errsz) : SS_ERR_SQLITE;
     for (size_t x = 0; x < nn && !rc; x++) {
-        s = ss_state_stmt(t->st, S_OINS, err, errsz, "INSERT INTO %s_out(sk, row, n) VALUES(?1, ?2, ?3)", p);
+        s = ss_state_stmt(t->st, S_OINS, err, errsz, "INSERT INTO %s_out(k, h, row, n) VALUES(?1, ?2, ?3, ?4)", p);
         if (!s) {
             rc = SS_ERR_SQLITE;
             break;
         }
-        ss_state_bind_buf(s, 1, &nw[x].sk);
-        ss_state_bind_row(s, 2, nw[x].row, &t->rb);
-        sqlite3_bind_int64(s, 3, nw[x].n);
+        ss_state_bind_buf(s, 1, &nw[x].k);
+        sqlite3_bind_int64(s, 2, nw[x].h);
+        ss_state_bind_buf(s, 3, &nw[x].enc);
+        sqlite3_bind_int64(s, 4, nw[x].n);
         rc = ss_state_run(t->st, s, err, errsz);
     }
     free_tents(nw, nn);
@@ -206,46 +230,23 @@ static int refresh(ss_op_t *op, ss_zset_t *out, char *err, size_t errsz)
     return rc;
 }
 
-static int add_row(topk_t *t, const ss_buf_t *sk, const ss_row_t *r, int64_t w, char *err, size_t errsz)
+/* The current k-th entry (its order position in *b) when the result is full (*full = 1). */
+static int boundary(topk_t *t, int64_t k, tent_t *b, int *full, char *err, size_t errsz)
 {
-    const char *p = t->st->prefix;
-    sqlite3_stmt *s = ss_state_stmt(t->st, S_ADD, err, errsz,
-                                    "INSERT INTO %s_rows(sk, row, n) VALUES(?1, ?2, ?3) ON CONFLICT(sk) "
-                                    "DO UPDATE SET n = n + excluded.n RETURNING n",
-                                    p);
-    if (!s)
-        return SS_ERR_SQLITE;
-    ss_state_bind_buf(s, 1, sk);
-    ss_state_bind_row(s, 2, r, &t->rb);
-    sqlite3_bind_int64(s, 3, w);
-    if (sqlite3_step(s) != SQLITE_ROW) {
-        sqlite3_reset(s);
-        return ss_state_sqlerr(t->st->db, err, errsz, "top-k state update");
-    }
-    int64_t n = sqlite3_column_int64(s, 0);
-    int rc = ss_state_run(t->st, s, err, errsz);
-    if (rc || n != 0)
-        return rc;
-    s = ss_state_stmt(t->st, S_DEL, err, errsz, "DELETE FROM %s_rows WHERE sk = ?1", p);
-    if (!s)
-        return SS_ERR_SQLITE;
-    ss_state_bind_buf(s, 1, sk);
-    return ss_state_run(t->st, s, err, errsz);
-}
-
-/* Current boundary: the k-th sort key when the result is full (*full = 1). */
-static int boundary(topk_t *t, int64_t k, ss_buf_t *b, int *full, char *err, size_t errsz)
-{
-    sqlite3_stmt *q = ss_state_stmt(t->st, S_BOUND, err, errsz, "SELECT max(sk), total(n) FROM %s_out",
-                                    t->st->prefix);
+    sqlite3_stmt *q = ss_state_stmt(t->st, S_BOUND, err, errsz,
+                                    "SELECT k, h, row, (SELECT total(n) FROM %s_out) FROM %s_out "
+                                    "ORDER BY k DESC, h DESC, row DESC LIMIT 1",
+                                    t->st->prefix, t->st->prefix);
     if (!q)
         return SS_ERR_SQLITE;
     int rc = SS_OK;
     *full = 0;
-    if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_type(q, 0) != SQLITE_NULL) {
-        *full = sqlite3_column_double(q, 1) >= (double)k;
-        const void *p = sqlite3_column_blob(q, 0);
-        rc = ss_buf_append(b, p ? p : "", (size_t)sqlite3_column_bytes(q, 0));
+    if (sqlite3_step(q) == SQLITE_ROW) {
+        *full = sqlite3_column_double(q, 3) >= (double)k;
+        rc = blob_into(q, 0, &b->k);
+        b->h = sqlite3_column_int64(q, 1);
+        if (!rc)
+            rc = blob_into(q, 2, &b->enc);
     }
     sqlite3_reset(q);
     return rc ? ss_seterr(err, errsz, rc, "out of memory") : SS_OK;
@@ -266,22 +267,30 @@ static int topk_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t *
         return SS_OK;
     ss_zset_t z;
     ss_zset_init(&z);
-    ss_buf_t bound = SS_BUF_INIT, sk = SS_BUF_INIT;
+    tent_t bound, cur;
+    memset(&bound, 0, sizeof bound);
+    memset(&cur, 0, sizeof cur);
     int full = 0, touched = 0;
     int rc = ss_state_zset_consolidated(in, &z);
     if (!rc)
         rc = boundary(t, n->limit < 0 ? INT64_MAX : n->limit, &bound, &full, err, errsz);
     for (size_t i = 0; i < z.n && !rc; i++) {
-        ss_buf_reset(&sk);
-        rc = sort_key(n, z.e[i].row, &sk, err, errsz);
+        ss_buf_reset(&cur.k);
+        ss_buf_reset(&cur.enc);
+        rc = sort_key(n, z.e[i].row, &cur.k, err, errsz);
+        if (!rc && ss_row_encode(z.e[i].row, &cur.enc))
+            rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
         if (!rc)
-            rc = add_row(t, &sk, z.e[i].row, z.e[i].w, err, errsz);
-        touched |= !full || buf_cmp(&sk, &bound) <= 0;
+            rc = ss_state_rows_add(t->st, S_ADD, "rows", &cur.k, z.e[i].row, z.e[i].w, NULL, NULL, err, errsz);
+        cur.h = ss_state_row_hash(cur.enc.data, cur.enc.len);
+        touched |= !full || tent_cmp(&cur, &bound) <= 0;
     }
     if (!rc && touched)
         rc = refresh(op, out, err, errsz);
-    ss_buf_free(&bound);
-    ss_buf_free(&sk);
+    ss_buf_free(&bound.k);
+    ss_buf_free(&bound.enc);
+    ss_buf_free(&cur.k);
+    ss_buf_free(&cur.enc);
     ss_zset_destroy(&z);
     if (rc)
         ss_errprefix(err, errsz, "top-k (node %d)", n->id);
@@ -295,11 +304,11 @@ static int topk_snapshot(ss_op_t *op, ss_op_ctx_t *ctx, ss_zset_t *out, char *er
     if (passthrough(op->node))
         return ss_seterr(err, errsz, SS_ERR_UNSUPPORTED, "top-k (node %d) without a limit keeps no state",
                          op->node->id);
-    sqlite3_stmt *q = ss_state_stmt(t->st, S_OUT, err, errsz, "SELECT sk, row, n FROM %s_out ORDER BY sk",
+    sqlite3_stmt *q = ss_state_stmt(t->st, S_OUT, err, errsz, "SELECT k, h, row, n FROM %s_out ORDER BY k, h, row",
                                     t->st->prefix);
     if (!q)
         return SS_ERR_SQLITE;
-    int rc = ss_state_collect_rows(q, 1, 2, 0, out);
+    int rc = ss_state_collect_rows(q, 2, 3, 0, out);
     return rc ? ss_seterr(err, errsz, rc, "top-k (node %d): bad state row", op->node->id) : SS_OK;
 }
 

@@ -2,110 +2,209 @@
  * view.c — SS_PN_VIEW: materialises the integrated input as the SQLite table
  * view_<label>, so that `SELECT ... FROM view_<label>` answers snapshots.
  *
- * Table layout: one real SQLite column per schema column (declared TEXT,
- * INTEGER, REAL, INTEGER for BOOLEAN, or untyped for ANY), then
- *   _mult INTEGER  — multiplicity: how many copies of this row the view holds,
- *   _k    BLOB     — order-preserving key (ss_state_sortkey) of the cluster
- *                    columns: the view's KEY columns, else its first column,
- *   _row  BLOB     — the exact row (ss_row_encode);
- * primary key (_k, _row), WITHOUT ROWID. One B-tree write per changed row (a
- * rowid table keyed by a BLOB writes the table and its automatic index), and
- * rows that arrive in key order (ids, timestamps) append at the right edge of
- * the tree instead of dirtying pages all over it, so a micro-batch's COMMIT
- * writes pages in proportion to the batch, not to the table. _row alone
- * identifies a row; _k is a function of it. Tables of the older layout
- * (rowid, _row BLOB PRIMARY KEY, no _k) keep working.
- * Duplicates are stored once with _mult > 1 (SUM(_mult) is the row count);
- * a row whose multiplicity reaches 0 is deleted (view_change says how).
- * The exact values (INT vs REAL, text that looks numeric) come back from
- * _row; the typed columns are for SQL.
+ * Table layout (a rowid table: each row stored once, never inside a key):
+ *   _id   INTEGER PRIMARY KEY
+ *   one real SQLite column per schema column, with the user's name (declared
+ *         TEXT, INTEGER, REAL, INTEGER for BOOLEAN, or untyped for ANY),
+ *   _mult INTEGER — multiplicity: how many copies of this row the view holds,
+ *   _k    BLOB    — order-preserving key (ss_state_sortkey) of the cluster
+ *                   columns (the view's KEY columns, else its first column),
+ *                   cut to SS_VIEW_KMAX bytes,
+ *   _h    INTEGER — hash of the exact row (ss_state_row_hash),
+ *   _x    BLOB    — the exact row (ss_row_encode), only when the typed columns
+ *                   would not give it back (an INT in a REAL column, text in an
+ *                   INTEGER one...); NULL otherwise,
+ * and the index vix_<label> on (_k, _h), through which a changed row is found
+ * (rows that arrive in key order append at the index's right edge). A row
+ * therefore costs its own size plus some 40 bytes, however large it is.
+ * The internal names (_id, _mult, _k, _h, _x) give way to user columns of the
+ * same name: ss_view_internal() appends '_' until a name is free, so a view
+ * may have a column called "_mult" or "i" (readers use the same function).
+ * Duplicates are stored once with _mult > 1 (SUM(_mult) is the row count); a
+ * row whose multiplicity reaches 0 is deleted. Tables of the layouts before
+ * this one are refused with a message (drop and re-create the view).
  * The operator passes its consolidated input delta through as output;
  * snapshot() returns the table contents with their multiplicities.
  */
 #include "ss_op.h"
 #include "ss_state.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { S_GET, S_INS, S_UPD, S_DEL, S_SNAP, S_N };
+#define SS_VIEW_KMAX 24 /* bytes of the cluster key kept in _k */
+
+enum { S_FIND, S_INS, S_UPD, S_DEL, S_SNAP, S_N };
+enum { I_ID, I_MULT, I_K, I_H, I_X, I_N }; /* internal columns */
+
+static const char *const internal_base[I_N] = {"_id", "_mult", "_k", "_h", "_x"};
 
 typedef struct view {
     ss_state_t *st;  /* statement cache (tables are not st_-prefixed here) */
     char *table;     /* quoted "view_<label>" */
-    char *ins_sql;   /* INSERT OR IGNORE with every column */
-    char *get_sql, *upd_sql, *del_sql; /* _mult of one row; its UPDATE; its DELETE */
-    int has_k;       /* the table has _k (0: a table of the older layout) */
+    char *sql[S_N];  /* find, insert, update, delete, snapshot */
     int kcols[64];   /* cluster columns encoded into _k */
     int nk;
-    ss_buf_t rb, kb; /* scratch: _row and _k of the row being changed */
+    ss_buf_t rb, kb, cb; /* scratch: _row of the row being changed, its _k, a candidate's encoding */
 } view_t;
+
+const char *ss_view_internal(const ss_schema_t *s, const char *base, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s", base);
+    for (;;) {
+        int taken = 0;
+        for (int i = 0; s && i < s->n && !taken; i++)
+            taken = s->names[i] && ss_strcaseeq(s->names[i], buf);
+        size_t len = strlen(buf);
+        if (!taken || len + 2 > n)
+            return buf;
+        buf[len] = '_';
+        buf[len + 1] = 0;
+    }
+}
 
 static const char *decl_type(ss_coltype_t t)
 {
     switch (t) {
-    case SS_COL_TEXT: case SS_COL_NUMERIC: case SS_COL_JSON: return " TEXT"; /* exact text, no affinity */
+    case SS_COL_TEXT: return " TEXT";
+    /* exact text with TEXT affinity (the name contains "TEXT"); readers tell them apart by the
+     * declared type (engine_query.c prints them as JSON numbers / documents) */
+    case SS_COL_NUMERIC: return " NUMERIC_TEXT";
+    case SS_COL_JSON: return " JSON_TEXT";
     case SS_COL_INT: case SS_COL_BOOL: return " INTEGER";
     case SS_COL_REAL: return " REAL";
     default: return "";
     }
 }
 
-/* 1 if table (quoted) has a column named col. */
-static int has_column(sqlite3 *db, const char *table, const char *col)
+/* 1 when the typed column gives v back exactly (SQLite's affinity would not convert it). */
+static int exact_in_column(const ss_value_t *v, ss_coltype_t t)
 {
-    char *sql = sqlite3_mprintf("SELECT 1 FROM pragma_table_info(%Q) WHERE name = %Q", table, col);
-    sqlite3_stmt *q = NULL;
-    int found = 0;
-    if (sql && sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK)
-        found = sqlite3_step(q) == SQLITE_ROW;
-    sqlite3_finalize(q);
-    sqlite3_free(sql);
-    return found;
+    switch (v->t) {
+    case SS_NULL: return 1;
+    case SS_TEXT: return t == SS_COL_TEXT || t == SS_COL_ANY;
+    case SS_INT: return t == SS_COL_INT || t == SS_COL_BOOL || t == SS_COL_ANY;
+    case SS_REAL: return (t == SS_COL_REAL || t == SS_COL_ANY) && isfinite(v->u.r);
+    case SS_NUM: case SS_JSON: return 0; /* their text in the column; the exact value in _x */
+    }
+    return 0;
 }
 
-/* The table's DDL and the start of its INSERT (column list). */
-static int build_sql(view_t *v, const ss_schema_t *sc, ss_buf_t *ddl, ss_buf_t *ins)
+static int put_internal(ss_buf_t *b, const ss_schema_t *sc, int which)
+{
+    char nm[64];
+    return ss_state_quote_ident(b, ss_view_internal(sc, internal_base[which], nm, sizeof nm));
+}
+
+static int put_user(ss_buf_t *b, const ss_schema_t *sc, int i)
+{
+    char def[32];
+    const char *cn = sc->names[i];
+    if (!cn) {
+        snprintf(def, sizeof def, "c%d", i);
+        cn = def;
+    }
+    return ss_state_quote_ident(b, cn);
+}
+
+/* The table's and the index's DDL. */
+static int build_ddl(view_t *v, const ss_schema_t *sc, const char *label, ss_buf_t *ddl)
 {
     int rc = ss_buf_printf(ddl, "CREATE TABLE IF NOT EXISTS %s(", v->table);
-    if (!rc)
-        rc = ss_buf_printf(ins, "INSERT OR IGNORE INTO %s(", v->table);
+    rc = rc ? rc : put_internal(ddl, sc, I_ID);
+    rc = rc ? rc : ss_buf_puts(ddl, " INTEGER PRIMARY KEY, ");
     for (int i = 0; i < sc->n && !rc; i++) {
-        char def[32];
-        const char *cn = sc->names[i];
-        if (!cn) {
-            snprintf(def, sizeof def, "c%d", i);
-            cn = def;
-        }
-        rc = ss_state_quote_ident(ddl, cn);
+        rc = put_user(ddl, sc, i);
         if (!rc)
             rc = ss_buf_printf(ddl, "%s, ", decl_type(sc->types[i]));
-        if (!rc)
-            rc = ss_state_quote_ident(ins, cn);
-        if (!rc)
-            rc = ss_buf_puts(ins, ", ");
     }
-    if (!rc)
-        rc = ss_buf_puts(ddl, "_mult INTEGER NOT NULL, _k BLOB NOT NULL, _row BLOB NOT NULL, "
-                              "PRIMARY KEY(_k, _row)) WITHOUT ROWID");
+    static const char *const decl[I_N] = {"", " INTEGER NOT NULL, ", " BLOB NOT NULL, ", " INTEGER NOT NULL, ", " BLOB);"};
+    for (int k = I_MULT; k < I_N && !rc; k++) {
+        rc = put_internal(ddl, sc, k);
+        if (!rc)
+            rc = ss_buf_puts(ddl, decl[k]);
+    }
+    char *ix = ss_sprintf("vix_%s", label);
+    rc = rc || !ix ? SS_ERR_NOMEM : ss_buf_puts(ddl, "CREATE INDEX IF NOT EXISTS ");
+    rc = rc ? rc : ss_state_quote_ident(ddl, ix);
+    rc = rc ? rc : ss_buf_printf(ddl, " ON %s(", v->table);
+    rc = rc ? rc : put_internal(ddl, sc, I_K);
+    rc = rc ? rc : ss_buf_puts(ddl, ", ");
+    rc = rc ? rc : put_internal(ddl, sc, I_H);
+    rc = rc ? rc : ss_buf_puts(ddl, ")");
+    free(ix);
     return rc;
 }
 
-/* The rest of the INSERT and the statements on one row, for the table's layout. */
-static int finish_sql(view_t *v, int ncols, ss_buf_t *ins, char **get, char **upd, char **del)
+/* The statements on one row: find, insert, update, delete and the snapshot. */
+static int build_dml(view_t *v, const ss_schema_t *sc)
 {
-    int rc = ss_buf_puts(ins, v->has_k ? "_mult, _k, _row) VALUES(" : "_mult, _row) VALUES(");
-    for (int i = 0; i < ncols + 2 + v->has_k && !rc; i++)
-        rc = ss_buf_printf(ins, "%s?%d", i ? ", " : "", i + 1);
-    if (!rc)
-        rc = ss_buf_putc(ins, ')');
-    const char *w1 = v->has_k ? "_k = ?1 AND _row = ?2" : "_row = ?1";
-    const char *w2 = v->has_k ? "_k = ?2 AND _row = ?3" : "_row = ?2";
-    *get = ss_sprintf("SELECT _mult FROM %s WHERE %s", v->table, w1);
-    *upd = ss_sprintf("UPDATE %s SET _mult = ?1 WHERE %s", v->table, w2);
-    *del = ss_sprintf("DELETE FROM %s WHERE %s", v->table, w1);
-    return rc || !*get || !*upd || !*del ? SS_ERR_NOMEM : SS_OK;
+    ss_buf_t b[S_N] = {SS_BUF_INIT, SS_BUF_INIT, SS_BUF_INIT, SS_BUF_INIT, SS_BUF_INIT};
+    int rc = SS_OK;
+    /* SELECT _id, _mult, _x, cols... (find and snapshot read the same columns) */
+    for (int q = 0; q < 2 && !rc; q++) {
+        ss_buf_t *o = &b[q ? S_SNAP : S_FIND];
+        rc = ss_buf_puts(o, "SELECT ");
+        rc = rc ? rc : put_internal(o, sc, I_ID);
+        rc = rc ? rc : ss_buf_puts(o, ", ");
+        rc = rc ? rc : put_internal(o, sc, I_MULT);
+        rc = rc ? rc : ss_buf_puts(o, ", ");
+        rc = rc ? rc : put_internal(o, sc, I_X);
+        for (int i = 0; i < sc->n && !rc; i++) {
+            rc = ss_buf_puts(o, ", ");
+            rc = rc ? rc : put_user(o, sc, i);
+        }
+        rc = rc ? rc : ss_buf_printf(o, " FROM %s", v->table);
+    }
+    rc = rc ? rc : ss_buf_puts(&b[S_FIND], " WHERE ");
+    rc = rc ? rc : put_internal(&b[S_FIND], sc, I_K);
+    rc = rc ? rc : ss_buf_puts(&b[S_FIND], " = ?1 AND ");
+    rc = rc ? rc : put_internal(&b[S_FIND], sc, I_H);
+    rc = rc ? rc : ss_buf_puts(&b[S_FIND], " = ?2");
+    /* INSERT INTO t(cols..., _mult, _k, _h, _x) VALUES(?1..) */
+    rc = rc ? rc : ss_buf_printf(&b[S_INS], "INSERT INTO %s(", v->table);
+    for (int i = 0; i < sc->n && !rc; i++) {
+        rc = put_user(&b[S_INS], sc, i);
+        rc = rc ? rc : ss_buf_puts(&b[S_INS], ", ");
+    }
+    for (int k = I_MULT; k < I_N && !rc; k++) {
+        rc = put_internal(&b[S_INS], sc, k);
+        rc = rc ? rc : ss_buf_puts(&b[S_INS], k + 1 < I_N ? ", " : ") VALUES(");
+    }
+    for (int i = 0; i < sc->n + 4 && !rc; i++)
+        rc = ss_buf_printf(&b[S_INS], "%s?%d", i ? ", " : "", i + 1);
+    rc = rc ? rc : ss_buf_putc(&b[S_INS], ')');
+    rc = rc ? rc : ss_buf_printf(&b[S_UPD], "UPDATE %s SET ", v->table);
+    rc = rc ? rc : put_internal(&b[S_UPD], sc, I_MULT);
+    rc = rc ? rc : ss_buf_puts(&b[S_UPD], " = ?1 WHERE ");
+    rc = rc ? rc : put_internal(&b[S_UPD], sc, I_ID);
+    rc = rc ? rc : ss_buf_puts(&b[S_UPD], " = ?2");
+    rc = rc ? rc : ss_buf_printf(&b[S_DEL], "DELETE FROM %s WHERE ", v->table);
+    rc = rc ? rc : put_internal(&b[S_DEL], sc, I_ID);
+    rc = rc ? rc : ss_buf_puts(&b[S_DEL], " = ?1");
+    for (int q = 0; q < S_N; q++) {
+        free(v->sql[q]);
+        v->sql[q] = rc ? NULL : ss_buf_take(&b[q]);
+        ss_buf_free(&b[q]);
+    }
+    return rc;
+}
+
+/* 1 if the table exists in a layout of an older semstream (no _h column). */
+static int old_layout(sqlite3 *db, const char *raw, const ss_schema_t *sc)
+{
+    char nm[64];
+    char *sql = sqlite3_mprintf("SELECT count(*), sum(name = %Q) FROM pragma_table_info(%Q)",
+                                ss_view_internal(sc, internal_base[I_H], nm, sizeof nm), raw);
+    sqlite3_stmt *q = NULL;
+    int old = 0;
+    if (sql && sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+        old = sqlite3_column_int(q, 0) > 0 && sqlite3_column_int(q, 1) == 0;
+    sqlite3_finalize(q);
+    sqlite3_free(sql);
+    return old;
 }
 
 static int view_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
@@ -116,40 +215,39 @@ static int view_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
         return ss_seterr(err, errsz, SS_ERR_INVALID, "view node %d has no schema", n->id);
     if (!v->st && !(v->st = ss_state_new(ctx->db, n->id, S_N)))
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
-    ss_buf_t name = SS_BUF_INIT, ddl = SS_BUF_INIT, ins = SS_BUF_INIT;
-    char *raw = ss_sprintf("view_%s", n->label ? n->label : "unnamed");
+    const char *label = n->label ? n->label : "unnamed";
+    ss_buf_t name = SS_BUF_INIT, ddl = SS_BUF_INIT;
+    char *raw = ss_sprintf("view_%s", label);
     int rc = raw ? ss_state_quote_ident(&name, raw) : SS_ERR_NOMEM;
     if (!rc) {
         free(v->table);
         v->table = ss_buf_take(&name);
-        rc = build_sql(v, n->schema, &ddl, &ins);
+        rc = build_ddl(v, n->schema, label, &ddl);
     }
+    if (!rc)
+        rc = build_dml(v, n->schema);
+    ss_buf_free(&name);
     if (rc) {
         free(raw);
-        ss_buf_free(&name);
         ss_buf_free(&ddl);
-        ss_buf_free(&ins);
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     }
-    rc = ss_state_exec(v->st, err, errsz, "%s", ss_buf_cstr(&ddl));
-    ss_buf_free(&ddl);
-    v->has_k = !rc && has_column(ctx->db, raw, "_k");
+    if (old_layout(ctx->db, raw, n->schema))
+        rc = ss_seterr(err, errsz, SS_ERR_UNSUPPORTED,
+                       "view %s: its table was written by an older semstream in a storage format this one "
+                       "does not read; drop and re-create the view",
+                       label);
+    else
+        rc = ss_state_exec(v->st, err, errsz, "%s", ss_buf_cstr(&ddl));
     free(raw);
+    ss_buf_free(&ddl);
     v->nk = ss_schema_keys(n->schema, v->kcols, (int)SS_ARRAY_LEN(v->kcols));
     if (v->nk == 0 && n->schema->n > 0)
         v->kcols[v->nk++] = 0;
-    free(v->get_sql);
-    free(v->upd_sql);
-    free(v->del_sql);
-    v->get_sql = v->upd_sql = v->del_sql = NULL;
-    if (!rc && finish_sql(v, n->schema->n, &ins, &v->get_sql, &v->upd_sql, &v->del_sql))
-        rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
-    free(v->ins_sql);
-    v->ins_sql = ss_buf_take(&ins);
     return rc;
 }
 
-/* Bindings without copies (SQLITE_STATIC): the row and v->kb/v->rb outlive the
+/* Bindings without copies (SQLITE_STATIC): the row and v's buffers outlive the
  * step, and ss_state_stmt clears the bindings before a statement's next use. */
 static void bind_blob(sqlite3_stmt *s, int idx, const ss_buf_t *b)
 {
@@ -164,75 +262,103 @@ static void bind_value(sqlite3_stmt *s, int idx, const ss_value_t *v)
         ss_state_bind_value(s, idx, v);
 }
 
-/* Binds the row's _k and _row (encoded into v->kb, v->rb) from parameter `at` on. */
-static void bind_keys(view_t *v, sqlite3_stmt *s, int at)
+/* The row of a result row of the find/snapshot statements (_id, _mult, _x, cols...). */
+static int column_row(sqlite3_stmt *q, int ncols, ss_row_t **out)
 {
-    if (v->has_k)
-        bind_blob(s, at++, &v->kb);
-    bind_blob(s, at, &v->rb);
+    if (sqlite3_column_type(q, 2) != SQLITE_NULL)
+        return ss_state_column_row(q, 2, out);
+    ss_row_t *r = ss_row_new(ncols);
+    if (!r)
+        return SS_ERR_NOMEM;
+    for (int i = 0; i < ncols; i++) {
+        ss_value_t x = ss_state_column_value(q, 3 + i);
+        if (ss_row_set(r, i, &x)) {
+            ss_row_free(r);
+            return SS_ERR_NOMEM;
+        }
+    }
+    *out = r;
+    return SS_OK;
 }
 
-/* Current multiplicity of the row in v->rb (0 when absent) into *m. */
-static int lookup(view_t *v, int64_t *m, int *found, char *err, size_t errsz)
+/* Finds the row encoded in v->rb (hash h): *id and *m, or *id = 0. */
+static int lookup(view_t *v, int ncols, int64_t h, int64_t *id, int64_t *m, char *err, size_t errsz)
 {
-    sqlite3_stmt *g = ss_state_stmt(v->st, S_GET, err, errsz, "%s", v->get_sql);
-    if (!g)
+    sqlite3_stmt *q = ss_state_stmt(v->st, S_FIND, err, errsz, "%s", v->sql[S_FIND]);
+    if (!q)
         return SS_ERR_SQLITE;
-    bind_keys(v, g, 1);
-    int sr = sqlite3_step(g);
-    *found = sr == SQLITE_ROW;
-    *m = *found ? sqlite3_column_int64(g, 0) : 0;
-    sqlite3_reset(g);
-    return sr == SQLITE_ROW || sr == SQLITE_DONE ? SS_OK : ss_state_sqlerr(v->st->db, err, errsz, "view lookup");
+    bind_blob(q, 1, &v->kb);
+    sqlite3_bind_int64(q, 2, h);
+    *id = 0;
+    *m = 0;
+    int sr, rc = SS_OK;
+    while (!rc && !*id && (sr = sqlite3_step(q)) == SQLITE_ROW) {
+        ss_row_t *c = NULL;
+        rc = column_row(q, ncols, &c);
+        ss_buf_reset(&v->cb);
+        if (!rc)
+            rc = ss_row_encode(c, &v->cb);
+        ss_row_free(c);
+        if (!rc && v->cb.len == v->rb.len && memcmp(v->cb.data, v->rb.data, v->rb.len) == 0) {
+            *id = sqlite3_column_int64(q, 0);
+            *m = sqlite3_column_int64(q, 1);
+        }
+    }
+    if (*id)
+        sr = SQLITE_DONE;
+    sqlite3_reset(q);
+    if (rc)
+        return ss_seterr(err, errsz, rc, "view lookup: bad row");
+    return sr == SQLITE_DONE ? SS_OK : ss_state_sqlerr(v->st->db, err, errsz, "view lookup");
 }
 
-/* INSERT of a row that is not in the table (OR IGNORE: *inserted = 0 when it is). */
-static int insert_new(view_t *v, const ss_row_t *r, int64_t w, int *inserted, char *err, size_t errsz)
+static int insert_row(view_t *v, const ss_schema_t *sc, const ss_row_t *r, int64_t w, int64_t h, char *err,
+                      size_t errsz)
 {
-    sqlite3_stmt *s = ss_state_stmt(v->st, S_INS, err, errsz, "%s", v->ins_sql);
+    sqlite3_stmt *s = ss_state_stmt(v->st, S_INS, err, errsz, "%s", v->sql[S_INS]);
     if (!s)
         return SS_ERR_SQLITE;
-    for (int i = 0; i < r->n; i++)
+    int exact = 1;
+    for (int i = 0; i < r->n; i++) {
         bind_value(s, i + 1, &r->v[i]);
+        exact &= exact_in_column(&r->v[i], sc->types[i]);
+    }
     sqlite3_bind_int64(s, r->n + 1, w);
-    bind_keys(v, s, r->n + 2);
-    int rc = ss_state_run(v->st, s, err, errsz);
-    *inserted = !rc && sqlite3_changes(v->st->db) > 0;
-    return rc;
+    bind_blob(s, r->n + 2, &v->kb);
+    sqlite3_bind_int64(s, r->n + 3, h);
+    if (!exact)
+        bind_blob(s, r->n + 4, &v->rb);
+    return ss_state_run(v->st, s, err, errsz);
 }
 
-/* Adds w copies of r (w < 0 removes). An addition first tries the INSERT (a new
- * row, the common case: one B-tree search), a removal first looks the row up
- * (it usually exists); then an UPDATE of _mult, or a DELETE when it reaches 0. */
-static int view_change(view_t *v, const ss_row_t *r, int64_t w, char *err, size_t errsz)
+/* Adds w copies of r (w < 0 removes): finds the row, then an INSERT, an UPDATE of _mult, or a
+ * DELETE when it reaches 0. */
+static int view_change(view_t *v, const ss_schema_t *sc, const ss_row_t *r, int64_t w, char *err, size_t errsz)
 {
     ss_buf_reset(&v->rb);
     ss_buf_reset(&v->kb);
     int rc = ss_row_encode(r, &v->rb);
-    for (int i = 0; i < v->nk && !rc && v->has_k; i++)
+    for (int i = 0; i < v->nk && !rc; i++)
         rc = ss_state_sortkey(&v->kb, &r->v[v->kcols[i]], 0);
     if (rc)
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "encode row");
-    int done = 0, found = 0;
-    int64_t m = 0;
-    if (w > 0 && (rc = insert_new(v, r, w, &done, err, errsz)))
+    if (v->kb.len > SS_VIEW_KMAX)
+        v->kb.len = SS_VIEW_KMAX;
+    int64_t h = ss_state_row_hash(v->rb.data, v->rb.len), id = 0, m = 0;
+    if ((rc = lookup(v, sc->n, h, &id, &m, err, errsz)))
         return rc;
-    if (done)
-        return SS_OK;
-    if ((rc = lookup(v, &m, &found, err, errsz)))
-        return rc;
-    if (!found)
-        return insert_new(v, r, w, &done, err, errsz);
+    if (!id)
+        return insert_row(v, sc, r, w, h, err, errsz);
     sqlite3_stmt *s;
     if (m + w != 0) {
-        if (!(s = ss_state_stmt(v->st, S_UPD, err, errsz, "%s", v->upd_sql)))
+        if (!(s = ss_state_stmt(v->st, S_UPD, err, errsz, "%s", v->sql[S_UPD])))
             return SS_ERR_SQLITE;
         sqlite3_bind_int64(s, 1, m + w);
-        bind_keys(v, s, 2);
+        sqlite3_bind_int64(s, 2, id);
     } else {
-        if (!(s = ss_state_stmt(v->st, S_DEL, err, errsz, "%s", v->del_sql)))
+        if (!(s = ss_state_stmt(v->st, S_DEL, err, errsz, "%s", v->sql[S_DEL])))
             return SS_ERR_SQLITE;
-        bind_keys(v, s, 1);
+        sqlite3_bind_int64(s, 1, id);
     }
     return ss_state_run(v->st, s, err, errsz);
 }
@@ -252,7 +378,7 @@ static int view_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t *
                            op->node->schema->n);
             break;
         }
-        rc = view_change(v, z.e[i].row, z.e[i].w, err, errsz);
+        rc = view_change(v, op->node->schema, z.e[i].row, z.e[i].w, err, errsz);
     }
     if (!rc)
         rc = ss_state_zset_move(out, &z);
@@ -266,11 +392,18 @@ static int view_snapshot(ss_op_t *op, ss_op_ctx_t *ctx, ss_zset_t *out, char *er
 {
     (void)ctx;
     view_t *v = op->impl;
-    sqlite3_stmt *q = ss_state_stmt(v->st, S_SNAP, err, errsz, "SELECT _row, _mult FROM %s", v->table);
+    sqlite3_stmt *q = ss_state_stmt(v->st, S_SNAP, err, errsz, "%s", v->sql[S_SNAP]);
     if (!q)
         return SS_ERR_SQLITE;
-    int rc = ss_state_collect_rows(q, 0, 1, 0, out);
-    return rc ? ss_seterr(err, errsz, rc, "view %s: bad _row", op->node->label ? op->node->label : "?") : SS_OK;
+    int rc = SS_OK;
+    while (!rc && sqlite3_step(q) == SQLITE_ROW) {
+        ss_row_t *r = NULL;
+        rc = column_row(q, op->node->schema->n, &r);
+        if (!rc)
+            rc = ss_zset_add(out, r, sqlite3_column_int64(q, 1));
+    }
+    sqlite3_reset(q);
+    return rc ? ss_seterr(err, errsz, rc, "view %s: bad row", op->node->label ? op->node->label : "?") : SS_OK;
 }
 
 static const char *view_strategy(const ss_op_t *op)
@@ -286,12 +419,11 @@ static void view_destroy(ss_op_t *op)
         return;
     ss_state_destroy(v->st);
     free(v->table);
-    free(v->ins_sql);
-    free(v->get_sql);
-    free(v->upd_sql);
-    free(v->del_sql);
+    for (int i = 0; i < S_N; i++)
+        free(v->sql[i]);
     ss_buf_free(&v->rb);
     ss_buf_free(&v->kb);
+    ss_buf_free(&v->cb);
     free(v);
     op->impl = NULL;
 }

@@ -128,6 +128,7 @@ int ss_dispatch_open(const ss_dispatch_opts_t *opts, ss_dispatch_t **out, char *
 static void entry_free(inflight_t *f)
 {
     free((char *)f->req.prompt);
+    free((char *)f->req.json_schema);
     free((char *)f->req.stop);
     for (int i = 0; f->req.choices && i < f->req.nchoices; i++) free((char *)f->req.choices[i]);
     free((void *)f->req.choices);
@@ -761,6 +762,7 @@ static inflight_t *entry_new(model_t *m, const char *key, const ss_infer_req_t *
     f->m = m;
     f->req = *r;
     f->req.prompt = ss_strdup(r->prompt ? r->prompt : "");
+    f->req.json_schema = r->json_schema ? ss_strdup(r->json_schema) : NULL;
     f->req.stop = r->stop ? ss_strdup(r->stop) : NULL;
     f->req.choices = NULL;
     f->req.stops = NULL;
@@ -781,6 +783,7 @@ static inflight_t *entry_new(model_t *m, const char *key, const ss_infer_req_t *
             if (!(c[i] = ss_strdup(r->choices[i] ? r->choices[i] : ""))) bad = 1;
         if (!c) bad = 1;
     }
+    if (r->json_schema && !f->req.json_schema) bad = 1;
     if (bad) {
         f->req.nchoices = f->req.choices ? r->nchoices : 0;
         entry_free(f);

@@ -77,63 +77,24 @@ int ss__x_text(const ss_value_t *v, const char **s, size_t *n, char **owned)
     return SS_OK;
 }
 
-/* Numeric prefix of a text, as SQLite reads text in arithmetic ("12ab" -> 12, "x" -> 0). */
+/* Numeric prefix of a text, as SQLite reads text in arithmetic ("12ab" -> 12, "x" -> 0; decimal
+ * only: "inf", "nan" and "0x10" read as 0). */
 static ss_value_t text_num(const char *s, size_t n)
 {
-    char buf[128];
-    size_t m = n < sizeof buf - 1 ? n : sizeof buf - 1;
-    memcpy(buf, s, m);
-    buf[m] = 0;
-    char *p = buf;
-    while (isspace((unsigned char)*p))
-        p++;
-    char *ei, *er;
-    errno = 0;
-    long long i = strtoll(p, &ei, 10);
-    int ierr = errno;
-    double r = strtod(p, &er);
-    if (er == p)
-        return ss_val_int(0);
-    if (er > ei || ierr)
-        return ss_val_real(r);
-    return ss_val_int(i);
+    ss_value_t v;
+    ss_num_parse(s, n, &v, NULL);
+    return v;
 }
 
-/* 1 if the whole text (modulo surrounding spaces) is a number; stores it in out. */
+/* 1 if the whole text (modulo surrounding blanks) is a decimal number; stores it in out. */
 int ss__x_text_is_num(const ss_value_t *v, ss_value_t *out)
 {
-    const char *s = v->u.str.s;
-    size_t n = v->u.str.n;
-    if (n == 0 || n > 100 || memchr(s, 0, n))
+    size_t n = v->u.str.n, end = ss_num_parse(v->u.str.s, n, out, NULL);
+    if (!end)
         return 0;
-    char buf[128];
-    memcpy(buf, s, n);
-    buf[n] = 0;
-    char *p = buf, *end;
-    while (isspace((unsigned char)*p))
-        p++;
-    if (!*p)
-        return 0;
-    errno = 0;
-    long long i = strtoll(p, &end, 10);
-    if (!errno && end != p) {
-        char *q = end;
-        while (isspace((unsigned char)*q))
-            q++;
-        if (!*q) {
-            *out = ss_val_int(i);
-            return 1;
-        }
-    }
-    double r = strtod(p, &end);
-    if (end == p)
-        return 0;
-    while (isspace((unsigned char)*end))
+    while (end < n && isspace((unsigned char)v->u.str.s[end]))
         end++;
-    if (*end)
-        return 0;
-    *out = ss_val_real(r);
-    return 1;
+    return end == n;
 }
 
 ss_value_t ss__x_num(const ss_value_t *v)
@@ -498,6 +459,18 @@ static int eval_unary(const ss_expr_t *e, const ss_row_t *row, ss_value_t *out, 
     case SS_OP_NOT: *out = ss_val_int(!ss_val_truthy(&a)); break;
     case SS_OP_NEG: {
         ss_value_t x = ss__x_num(&a);
+        if (x.t == SS_NUM) { /* canonical decimal text: flip its sign (zero has none) */
+            const char *t = x.u.str.s;
+            size_t n = x.u.str.n;
+            int zero = strspn(t, "-0.") == n;
+            char *r = zero ? ss_strndup(t, n) : t[0] == '-' ? ss_strndup(t + 1, n - 1) : ss_sprintf("-%s", t);
+            free(ca);
+            if (!r)
+                return EMSG(SS_ERR_NOMEM, "out of memory");
+            *owned = r;
+            *out = ss_val_num_ref(r, strlen(r));
+            return SS_OK;
+        }
         if (x.t == SS_INT)
             *out = x.u.i == INT64_MIN ? ss_val_real(-(double)x.u.i) : ss_val_int(-x.u.i);
         else

@@ -166,17 +166,47 @@ static int fn_replace(const ss_value_t *a, const ss_value_t *from, const ss_valu
     return ss__x_take(out, owned, ss_buf_take(&b), len);
 }
 
+/* ROUND(r, d): half away from zero on the number as written — the shortest decimal that reads
+ * back as r (so 2.675 rounds to 2.68 and 7.25 to 7.3, as in SQLite and PostgreSQL), not on the
+ * binary fraction printf would round to even. d is clamped to [0, 30] as in SQLite. */
 static double round_digits(double r, int64_t d)
 {
     if (d < 0)
         d = 0;
     if (d > 30)
         d = 30;
-    if (d == 0 && fabs(r) < 4503599627370496.0)
-        return (double)(int64_t)(r + (r < 0 ? -0.5 : 0.5));
-    char buf[400];
-    snprintf(buf, sizeof buf, "%.*f", (int)d, r);
-    return strtod(buf, NULL);
+    if (!isfinite(r) || r == 0.0 || fabs(r) >= 4503599627370496.0)
+        return r;
+    char buf[64];
+    int p = 1;
+    for (; p < 17; p++) { /* shortest round-trip precision */
+        snprintf(buf, sizeof buf, "%.*e", p - 1, fabs(r));
+        if (strtod(buf, NULL) == fabs(r))
+            break;
+    }
+    snprintf(buf, sizeof buf, "%.*e", p - 1, fabs(r));
+    char digs[24];
+    int nd = 0;
+    for (const char *c = buf; *c && *c != 'e'; c++)
+        if (isdigit((unsigned char)*c))
+            digs[nd++] = *c;
+    int e10 = atoi(strchr(buf, 'e') + 1);
+    int64_t keep = e10 + 1 + d; /* digits that stay */
+    if (keep >= nd)
+        return r;
+    double mag;
+    if (keep < 0)
+        mag = 0.0;
+    else {
+        int up = digs[keep] >= '5';
+        int64_t v = 0;
+        for (int64_t i = 0; i < keep; i++)
+            v = v * 10 + (digs[i] - '0');
+        v += up;
+        snprintf(buf, sizeof buf, "%llde%lld", (long long)v, (long long)(e10 + 1 - keep));
+        mag = strtod(buf, NULL);
+    }
+    return r < 0 ? -mag : mag;
 }
 
 #define MAXARGS 8

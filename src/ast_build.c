@@ -211,8 +211,8 @@ ss_ast_expr_t *ss_build_literal(ss_pctx_t *ctx, ss_lit_kind_t k, const ss_tok_t 
             if (!(e->num_text = ss_strndup(t->z, (size_t)t->n)))
                 ss_pctx_nomem(ctx);
         break;
-    case SS_LIT_TRUE: e->lit = ss_val_int(1); break;
-    case SS_LIT_FALSE: e->lit = ss_val_int(0); break;
+    case SS_LIT_TRUE: e->lit = ss_val_int(1); e->lit_bool = 1; break;
+    case SS_LIT_FALSE: e->lit = ss_val_int(0); e->lit_bool = 1; break;
     case SS_LIT_NULL: e->lit = ss_val_null(); break;
     case SS_LIT_STRING: {
         char *s = ss_tok_string(ctx, t);
@@ -256,6 +256,39 @@ ss_ast_expr_t *ss_build_unary(ss_pctx_t *ctx, const ss_tok_t *optok, ss_ast_op_t
     return e;
 }
 
+/* The position of the first token after the left operand l (the operator of l op r): from the end
+ * of l, blanks and comments skipped. */
+static ss_span_t op_after(const ss_pctx_t *ctx, const ss_ast_expr_t *l)
+{
+    ss_span_t s = {0, 0, 0, 0};
+    if (!l || !ctx->src || l->span.len <= 0)
+        return s;
+    const char *p = ctx->src + l->span.off, *end = ctx->src + ctx->len, *stop = p + l->span.len;
+    int line = l->span.line, col = l->span.col;
+    for (int in_block = 0, in_line = 0; p < end; p++) {
+        if (p >= stop && !in_block && !in_line) {
+            if (p + 1 < end && p[0] == '-' && p[1] == '-')
+                in_line = 1;
+            else if (p + 1 < end && p[0] == '/' && p[1] == '*')
+                in_block = 1;
+            else if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
+                break;
+        } else if (in_block && p > ctx->src && p[-1] == '*' && p[0] == '/' && p - 2 >= stop)
+            in_block = 0;
+        if (*p == '\n') {
+            in_line = 0;
+            line++;
+            col = 1;
+        } else
+            col++;
+    }
+    s.line = line;
+    s.col = col;
+    s.off = (int)(p - ctx->src);
+    s.len = 1;
+    return s;
+}
+
 ss_ast_expr_t *ss_build_binary(ss_pctx_t *ctx, ss_ast_op_t op, ss_ast_expr_t *l, ss_ast_expr_t *r)
 {
     ss_span_t s = l ? l->span : r ? r->span : ss_pctx_tok_span(&ctx->cur);
@@ -268,6 +301,7 @@ ss_ast_expr_t *ss_build_binary(ss_pctx_t *ctx, ss_ast_op_t op, ss_ast_expr_t *l,
     e->op = op;
     e->left = l;
     e->right = r;
+    e->op_span = op_after(ctx, l);
     return e;
 }
 

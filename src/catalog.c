@@ -10,6 +10,7 @@
 #include "plan_int.h"
 #include "ss_retention.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,6 +214,97 @@ static int check_key_option(const ss_ast_stmt_t *st, const ss_schema_t *sc, cons
     return SS_OK;
 }
 
+/* ---- WITH options: every name and value is checked when an object is created ----
+ * One table per statement kind. To add an option, add a row (and read it where it acts). */
+
+typedef enum { OPT_ANY, OPT_NONEMPTY, OPT_INT, OPT_BOOL, OPT_DURATION } opt_kind_t;
+
+typedef struct opt_rule {
+    const char *name;
+    opt_kind_t kind;
+    long lo, hi;           /* OPT_INT: the range */
+} opt_rule_t;
+
+static const opt_rule_t stream_opts[] = {
+    {"topic", OPT_NONEMPTY, 0, 0},    {"format", OPT_ANY, 0, 0},     {"ttl", OPT_DURATION, 0, 0},
+    {"ttl_column", OPT_ANY, 0, 0},    {"key", OPT_ANY, 0, 0},        {"partitions", OPT_INT, 1, 1024},
+    {"dlq_topic", OPT_NONEMPTY, 0, 0}, {"max_message_bytes", OPT_INT, 1, 1L << 30}, {"retention", OPT_ANY, 0, 0},
+};
+/* retention and partitions (of the sink topic) are checked by check_view_options */
+static const opt_rule_t view_opts[] = {{"sink_topic", OPT_NONEMPTY, 0, 0}, {"model", OPT_NONEMPTY, 0, 0},
+                                      {"retention", OPT_ANY, 0, 0}, {"partitions", OPT_INT, 1, 1024}};
+static const opt_rule_t model_opts[] = {
+    {"backend", OPT_ANY, 0, 0},         {"path", OPT_NONEMPTY, 0, 0},           {"url", OPT_NONEMPTY, 0, 0},
+    {"model", OPT_NONEMPTY, 0, 0},      {"api_key_env", OPT_NONEMPTY, 0, 0},    {"timeout_ms", OPT_INT, 1, 86400000},
+    {"max_concurrency", OPT_INT, 1, 100000}, {"threads", OPT_INT, 1, 4096}, {"default", OPT_BOOL, 0, 0},
+};
+
+static int opt_value_ok(const opt_rule_t *r, const ss_ast_option_t *o, const char *text, char *why, size_t whysz)
+{
+    int64_t ms;
+    char *end;
+    long long v;
+    switch (r->kind) {
+    case OPT_NONEMPTY:
+        if (o->stream || !*text)
+            return snprintf(why, whysz, "must not be empty"), 0;
+        return 1;
+    case OPT_INT:
+        errno = 0;
+        v = strtoll(text, &end, 10);
+        if (o->value.t == SS_REAL || end == text || *end || errno || v < r->lo || v > r->hi)
+            return snprintf(why, whysz, "must be an integer from %ld to %ld, not '%s'", r->lo, r->hi, text), 0;
+        return 1;
+    case OPT_BOOL:
+        if (!strcmp(text, "1") || !strcmp(text, "0") || ss_strcaseeq(text, "true") || ss_strcaseeq(text, "false"))
+            return 1;
+        return snprintf(why, whysz, "must be TRUE or FALSE, not '%s'", text), 0;
+    case OPT_DURATION:
+        if (!ss_parse_duration(text, &ms) && ms > 0)
+            return 1;
+        return snprintf(why, whysz, "'%s' is not a duration (expected e.g. '30 s', '5 minutes', '1 hour', "
+                                    "'2 days', '1 week')", text), 0;
+    default:
+        return 1;
+    }
+}
+
+/* Checks every option of st against rules: unknown names (with a suggestion) and bad values. */
+static int check_options(const ss_ast_stmt_t *st, const char *what, const opt_rule_t *rules, int n, char *err,
+                         size_t errsz)
+{
+    for (int i = 0; st->opts && i < st->opts->n; i++) {
+        const ss_ast_option_t *o = &st->opts->items[i];
+        const opt_rule_t *r = NULL;
+        const char *names[32];
+        for (int k = 0; k < n && k < 32; k++) {
+            names[k] = rules[k].name;
+            if (ss_strcaseeq(rules[k].name, o->name))
+                r = &rules[k];
+        }
+        if (!r) {
+            ss_buf_t all = SS_BUF_INIT;
+            for (int k = 0; k < n; k++)
+                ss_buf_printf(&all, "%s%s", k ? ", " : "", rules[k].name);
+            const char *best = ss_suggest(o->name, names, n < 32 ? n : 32);
+            int rc = ss_seterr(err, errsz, SS_ERR_SEMANTIC, "%d:%d: unknown option \"%s\" for %s%s%s%s (options: %s)",
+                               o->span.line, o->span.col, o->name, what, best ? " (did you mean \"" : "",
+                               best ? best : "", best ? "\"?)" : "", ss_buf_cstr(&all));
+            ss_buf_free(&all);
+            return rc;
+        }
+        char *text = ss__opt_text(o), why[256];
+        if (!text)
+            return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+        int ok = opt_value_ok(r, o, text, why, sizeof why);
+        free(text);
+        if (!ok)
+            return ss_seterr(err, errsz, SS_ERR_SEMANTIC, "%d:%d: option %s: %s", o->span.line, o->span.col, r->name,
+                             why);
+    }
+    return SS_OK;
+}
+
 /* Builds a stream entry from CREATE STREAM; errors carry line:col. */
 static int build_stream(const ss_ast_stmt_t *st, stream_ent_t **out, char *err, size_t errsz)
 {
@@ -274,6 +366,12 @@ static int build_stream(const ss_ast_stmt_t *st, stream_ent_t **out, char *err, 
         const ss_span_t *sp = opt_span(st, "ttl_column");
         rc = ss_seterr(err, errsz, SS_ERR_SEMANTIC, "%d:%d: ttl_column \"%s\" is not a column of stream %s",
                        sp->line, sp->col, ttl_col, st->name);
+        goto fail;
+    }
+    if (ttl_col && !ss_plan_opt(&(ss_plan_node_t){.nopts = e->pub.nopts, .opts = e->pub.opts}, "ttl")) {
+        const ss_span_t *sp = opt_span(st, "ttl_column");
+        rc = ss_seterr(err, errsz, SS_ERR_SEMANTIC, "%d:%d: ttl_column without ttl in stream %s (add ttl = '...')",
+                       sp->line, sp->col, st->name);
         goto fail;
     }
     const char *keyopt = ss_plan_opt(&(ss_plan_node_t){.nopts = e->pub.nopts, .opts = e->pub.opts}, "key");
@@ -642,7 +740,8 @@ int ss_catalog_add_stream(ss_catalog_t *c, const ss_ast_stmt_t *stmt, char *err,
     if (rc >= 0)
         return rc;
     stream_ent_t *e = NULL;
-    if ((rc = build_stream(stmt, &e, err, errsz)))
+    if ((rc = check_options(stmt, "CREATE STREAM", stream_opts, (int)SS_ARRAY_LEN(stream_opts), err, errsz)) ||
+        (rc = build_stream(stmt, &e, err, errsz)))
         return rc;
     if ((rc = db_insert(c, "ss_streams", e->pub.name, e->pub.sql, -1, &e->seq, err, errsz)) ||
         (rc = push(&c->streams, &c->nstreams, e))) {
@@ -660,7 +759,8 @@ int ss_catalog_add_model(ss_catalog_t *c, const ss_ast_stmt_t *stmt, char *err, 
     if (rc >= 0)
         return rc;
     model_ent_t *e = NULL;
-    if ((rc = build_model(stmt, &e, err, errsz)))
+    if ((rc = check_options(stmt, "CREATE MODEL", model_opts, (int)SS_ARRAY_LEN(model_opts), err, errsz)) ||
+        (rc = build_model(stmt, &e, err, errsz)))
         return rc;
     if ((rc = db_insert(c, "ss_models", e->pub.name, e->pub.sql, -1, &e->seq, err, errsz)) ||
         (rc = push(&c->models, &c->nmodels, e))) {
@@ -680,7 +780,8 @@ int ss_catalog_add_view(ss_catalog_t *c, const ss_ast_stmt_t *stmt, char *err, s
     if (!stmt->text || !*stmt->text)
         return ss_seterr(err, errsz, SS_ERR_INVALID, "CREATE VIEW %s carries no source text to store",
                          stmt->name);
-    if ((rc = check_view_options(stmt, err, errsz)))
+    if ((rc = check_options(stmt, "CREATE VIEW", view_opts, (int)SS_ARRAY_LEN(view_opts), err, errsz)) ||
+        (rc = check_view_options(stmt, err, errsz)))
         return rc;
     ss_plan_t *p = NULL;
     if ((rc = ss__plan_view(c, stmt->query, stmt->name, stmt->opts, &p, err, errsz)))
@@ -772,8 +873,23 @@ int ss_catalog_drop(ss_catalog_t *c, ss_ast_object_t obj, const char *name, int 
     return SS_OK;
 }
 
+/* The names SET knows (the engine checks the values of its own: batch_size, ...). */
+static const char *const known_settings[] = {"batch_size",   "max_latency_ms", "subscribe_limit",
+                                             "subscribe_timeout_ms", "result_format", "embedder",
+                                             "default_model"};
+
 int ss_catalog_set(ss_catalog_t *c, const char *name, const char *value, char *err, size_t errsz)
 {
+    int known = 0;
+    for (size_t i = 0; i < SS_ARRAY_LEN(known_settings); i++)
+        known |= ss_strcaseeq(name, known_settings[i]);
+    if (!known) {
+        const char *best = ss_suggest(name, known_settings, (int)SS_ARRAY_LEN(known_settings));
+        return ss_seterr(err, errsz, SS_ERR_SEMANTIC,
+                         "unknown setting \"%s\"%s%s%s (settings: batch_size, max_latency_ms, subscribe_limit, "
+                         "subscribe_timeout_ms, result_format, embedder, default_model)",
+                         name, best ? " (did you mean \"" : "", best ? best : "", best ? "\"?)" : "");
+    }
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(c->db, "INSERT OR REPLACE INTO ss_settings(name, value) VALUES(lower(?1), ?2)",
                            -1, &st, NULL) != SQLITE_OK)

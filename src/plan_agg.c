@@ -42,7 +42,10 @@ int ss__agg_needs_helper(const ss_ast_expr_t *a)
 
 static int is_list(int fn) { return fn == SS_AGG_STRING_AGG || fn == SS_AGG_ARRAY_AGG || fn == SS_AGG_JSON_AGG; }
 
-static int numeric(ss_coltype_t t) { return t == SS_COL_INT || t == SS_COL_REAL || t == SS_COL_BOOL || t == SS_COL_ANY; }
+static int numeric(ss_coltype_t t)
+{
+    return t == SS_COL_INT || t == SS_COL_REAL || t == SS_COL_NUMERIC || t == SS_COL_BOOL || t == SS_COL_ANY;
+}
 
 /* x * x, for the helper Σx². */
 static ss_expr_t *square(const ss_expr_t *x)
@@ -129,7 +132,9 @@ int ss__plan_agg(pctx_t *x, const ss_ast_expr_t *a, const ss__scope_t *sc, ss_pl
             return ss_seterr(x->err, x->errsz, SS_ERR_NOMEM, "out of memory");
     }
     ss_coltype_t at = pa->arg ? pa->arg->type : SS_COL_INT;
-    if (fn != SS_AGG_COUNT && at == SS_COL_NUMERIC)
+    /* NUMERIC: SUM is an exact decimal sum, MIN/MAX/COUNT DISTINCT compare numerically
+     * (operators/group.c), AVG and VAR/STDDEV give REAL; the list aggregates do not take it yet */
+    if (at == SS_COL_NUMERIC && (is_list(fn) || fn == SS_AGG_BOOL_AND || fn == SS_AGG_BOOL_OR))
         return ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED,
                          "%d:%d: %s over NUMERIC is not supported yet (cast the argument: %s(x::DOUBLE))",
                          a->span.line, a->span.col, a->name, a->name);

@@ -187,8 +187,7 @@ int ss__query_models(const ss_ast_query_t *q, const char **out, int max)
 
 static const char *sem_name(ss_sem_kind_t k)
 {
-    static const char *t[] = {"SEM_NONE", "SEM_FILTER", "SEM_MAP", "SEM_RANK", "SEM_SCORE", "SEM_AGG"};
-    return (int)k >= 0 && (size_t)k < SS_ARRAY_LEN(t) ? t[k] : "SEM_?";
+    return k == SS_SEM_NONE ? "SEM_NONE" : ss_sem_kind_name(k);
 }
 
 static const char *op_text(ss_ast_op_t op)
@@ -227,6 +226,14 @@ static int ast_key_into(const ss_ast_expr_t *a, ss_buf_t *b, int top)
     case SS_AX_SEM:
         rc |= ss_buf_printf(b, "%s(", sem_name(a->sem));
         rc |= ss_buf_put_json_str(b, a->tmpl ? a->tmpl : "", a->tmpl ? strlen(a->tmpl) : 0);
+        for (int i = 0; a->args && i < a->args->n; i++) { /* SEM_EXTRACT/CLASSIFY/GROUP arguments */
+            rc |= ss_buf_puts(b, ", ");
+            rc |= ast_key_into(a->args->items[i], b, 1);
+        }
+        for (int i = 0; a->opts && i < a->opts->n; i++) {
+            rc |= ss_buf_printf(b, ", %s=", a->opts->items[i].name);
+            rc |= ss_val_to_text(&a->opts->items[i].value, b);
+        }
         rc |= ss_buf_puts(b, ")");
         break;
     case SS_AX_FUNC:
@@ -430,6 +437,19 @@ static int resolve_here(const ss__cctx_t *cc, const char *table, const char *nam
 
 static int is_numeric(ss_coltype_t t) { return ss__is_num_type(t); }
 
+/* A condition (WHERE, HAVING, ON, AND, OR, NOT) must be BOOLEAN, as in PostgreSQL; TRUE/FALSE,
+ * comparisons and BOOLEAN columns are, and so is NULL. */
+int ss__check_bool(const ss__cctx_t *cc, const ss_expr_t *e, const char *what, ss_span_t sp)
+{
+    if (e->type == SS_COL_BOOL || e->type == SS_COL_ANY)
+        return SS_OK;
+    return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC, "%d:%d: argument of %s must be type boolean, not %s",
+                     sp.line, sp.col, what, e->type == SS_COL_REAL ? "double precision"
+                                                : e->type == SS_COL_INT ? "integer"
+                                                : e->type == SS_COL_NUMERIC ? "numeric"
+                                                : e->type == SS_COL_JSON ? "json" : "text");
+}
+
 static int compile_column(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e)
 {
     int side = 0, col = -1;
@@ -515,8 +535,27 @@ static int binary_type(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *
     switch (a->op) {
     case SS_OP_ADD: case SS_OP_SUB: case SS_OP_MUL: case SS_OP_DIV: case SS_OP_MOD:
         return arith_type(cc, a, e);
-    case SS_OP_CONCAT: case SS_OP_LIKE: case SS_OP_ILIKE:
-        e->type = a->op == SS_OP_CONCAT ? SS_COL_TEXT : SS_COL_BOOL;
+    case SS_OP_LIKE: case SS_OP_ILIKE: /* text LIKE text */
+        for (int i = 0; i < 2; i++) {
+            ss_coltype_t t = e->args[i]->type;
+            if (t != SS_COL_TEXT && t != SS_COL_ANY) {
+                ss_span_t sp = a->op_span.len ? a->op_span : a->span;
+                return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
+                                 "%d:%d: operator does not exist: %s %s %s (LIKE matches text)", sp.line, sp.col,
+                                 ss_coltype_name(e->args[0]->type), op_text(a->op), ss_coltype_name(e->args[1]->type));
+            }
+        }
+        e->type = SS_COL_BOOL;
+        return SS_OK;
+    case SS_OP_AND: case SS_OP_OR: {
+        int rc = ss__check_bool(cc, e->args[0], op_text(a->op), a->left->span);
+        if (!rc)
+            rc = ss__check_bool(cc, e->args[1], op_text(a->op), a->right->span);
+        e->type = SS_COL_BOOL;
+        return rc;
+    }
+    case SS_OP_CONCAT:
+        e->type = SS_COL_TEXT;
         return SS_OK;
     case SS_OP_JSON_GET: case SS_OP_JSON_TEXT: {
         int rc = ss__coerce(cc, a->left, &e->args[0], SS_COL_JSON, op_text(a->op));
@@ -592,7 +631,7 @@ int ss__compile(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t **out)
             e->lit.t = SS_NULL;
             rc = ss_seterr(cc->err, cc->errsz, SS_ERR_NOMEM, "out of memory");
         }
-        e->type = a->lit.t == SS_INT ? SS_COL_INT : a->lit.t == SS_REAL ? SS_COL_REAL
+        e->type = a->lit_bool ? SS_COL_BOOL : a->lit.t == SS_INT ? SS_COL_INT : a->lit.t == SS_REAL ? SS_COL_REAL
                   : a->lit.t == SS_TEXT ? SS_COL_TEXT : SS_COL_ANY;
         break;
     case SS_AX_UNARY:
@@ -610,7 +649,9 @@ int ss__compile(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t **out)
         if (a->kind == SS_AX_UNARY && a->op == SS_OP_NEG && !is_numeric(e->args[0]->type))
             rc = ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC, "%d:%d: unary minus needs a number, got %s",
                            a->span.line, a->span.col, ss_coltype_name(e->args[0]->type));
-        e->type = a->kind == SS_AX_UNARY && a->op == SS_OP_NEG ? e->args[0]->type : SS_COL_BOOL;
+        if (!rc && a->kind == SS_AX_UNARY && a->op == SS_OP_NOT)
+            rc = ss__check_bool(cc, e->args[0], "NOT", a->left->span);
+        e->type = a->kind == SS_AX_IS_NULL || a->op == SS_OP_NOT ? SS_COL_BOOL : e->args[0]->type;
         break;
     case SS_AX_BINARY:
         e->kind = SS_EX_BINARY;
@@ -687,13 +728,22 @@ int ss__compile(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t **out)
             break;
         }
         rc = -1;
-        for (int i = 0; a->sem == SS_SEM_MAP && i < cc->nsem; i++)
+        for (int i = 0; ss__sem_appends(a->sem) && i < cc->nsem; i++)
             if (cc->sem_ast[i] == a) {
                 e->col = cc->sem_col[i];
-                e->type = SS_COL_TEXT;
+                e->type = cc->sem_type ? cc->sem_type[i] : SS_COL_TEXT;
                 rc = SS_OK;
             }
-        if (rc)
+        if (rc && cc->grp && ss__sem_groupable(a->sem))
+            rc = ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
+                           "%d:%d: %s of grouped rows must be one of the GROUP BY items (GROUP BY %s(...) or its alias)",
+                           a->span.line, a->span.col, sem_name(a->sem), sem_name(a->sem));
+        else if (rc && a->sem == SS_SEM_EXTRACT)
+            rc = ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
+                           "%d:%d: SEM_EXTRACT is a SELECT item of its own (it yields the columns it names); use "
+                           "SEM_MAP(..., schema => '...') for one JSON value inside an expression",
+                           a->span.line, a->span.col);
+        else if (rc)
             rc = ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
                            "%d:%d: %s is not allowed here (SEM_FILTER belongs in WHERE, SEM_MAP and SEM_AGG in SELECT, SEM_RANK/SEM_SCORE in ORDER BY)",
                            a->span.line, a->span.col, sem_name(a->sem));

@@ -126,8 +126,17 @@ int ss__push_int(int **arr, int n, int v)
     return SS_OK;
 }
 
-static int add_key(pctx_t *x, ss_plan_node_t *j, int l, int r)
+/* Key pair (left column l, right column r) of j; the two must compare (as PostgreSQL: no
+ * text = integer), sp the condition's position for the error. */
+static int add_key(pctx_t *x, ss_plan_node_t *j, int l, int r, ss_span_t sp, const char *what)
 {
+    const ss_schema_t *ls = j->in[0] ? j->in[0]->schema : NULL, *rs = j->in[1] ? j->in[1]->schema : NULL;
+    ss_coltype_t common;
+    if (ls && rs && l < ls->n && r < rs->n && ss__common_type(ls->types[l], rs->types[r], &common))
+        return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC,
+                         "%d:%d: %s cannot compare %s with %s: operator does not exist: %s = %s", sp.line,
+                         sp.col, what, ls->names[l], rs->names[r], ss_coltype_name(ls->types[l]),
+                         ss_coltype_name(rs->types[r]));
     if (ss__push_int(&j->lkeys, j->nkeys, l) || ss__push_int(&j->rkeys, j->nkeys, r))
         return nomem(x);
     j->nkeys++;
@@ -156,13 +165,15 @@ static int join_condition(pctx_t *x, ss_plan_node_t *j, const ss__scope_t *sc, i
             if (rc)
                 return rc;
             if ((a < lwidth) != (b < lwidth)) {
-                if ((rc = add_key(x, j, a < lwidth ? a : b, (a < lwidth ? b : a) - lwidth)))
+                if ((rc = add_key(x, j, a < lwidth ? a : b, (a < lwidth ? b : a) - lwidth, c->span, "JOIN ... ON")))
                     return rc;
                 continue;
             }
         }
         ss_expr_t *e = NULL;
         int rc = ss__compile(&cc, c, &e);
+        if (!rc && (rc = ss__check_bool(&cc, e, "JOIN ... ON", c->span)))
+            ss_expr_free(e);
         if (rc)
             return rc;
         if (!(j->pred = ss__and_of(j->pred, e)))
@@ -194,6 +205,8 @@ static int item_node(pctx_t *x, const ss_ast_from_t *f, ss_plan_node_t **out, co
         rc = ss__plan_subquery(x, f->sub, out);
     } else {
         rc = ss__input_node(x, f->name, f->span, out, what);
+        if (!rc && f->kind == SS_FROM_SEM_SEARCH) /* its node: WHERE filters the k rows it keeps */
+            rc = ss__plan_sem_search(x, f, *out, out);
     }
     if (!rc && st->nleaf < SS__MAX_RELS) {
         st->leaf[st->nleaf] = f;
@@ -213,10 +226,12 @@ typedef struct leaf {
 
 static int collect_leaves(pctx_t *x, const ss_ast_from_t *f, int nullable, leaf_t *out, int *n)
 {
-    if (f->kind == SS_FROM_JOIN || f->kind == SS_FROM_SEM_JOIN) {
+    if (f->kind == SS_FROM_JOIN || f->kind == SS_FROM_SEM_JOIN || f->kind == SS_FROM_SEM_SIM_JOIN) {
         ss_join_type_t jt = f->kind == SS_FROM_JOIN ? f->join_type : SS_JOIN_INNER;
         int rc = collect_leaves(x, f->left, nullable || jt == SS_JOIN_RIGHT || jt == SS_JOIN_FULL, out, n);
-        return rc ? rc : collect_leaves(x, f->right, nullable || jt == SS_JOIN_LEFT || jt == SS_JOIN_FULL, out, n);
+        /* the nearest rows of a SEM_SIM_JOIN are found among all right rows: WHERE filters them after */
+        int rn = nullable || jt == SS_JOIN_LEFT || jt == SS_JOIN_FULL || f->kind == SS_FROM_SEM_SIM_JOIN;
+        return rc ? rc : collect_leaves(x, f->right, rn, out, n);
     }
     ss_plan_node_t *node;
     const char *what;
@@ -317,6 +332,8 @@ static int push_filters(pctx_t *x, const ss__scope_t *sc, ss_plan_node_t **cur)
             continue;
         ss_expr_t *e = NULL;
         int rc = ss__compile(&cc, x->sel.push[i], &e);
+        if (!rc && (rc = ss__check_bool(&cc, e, "WHERE", x->sel.push[i]->span)))
+            ss_expr_free(e);
         if (rc) {
             ss_expr_free(pred);
             return rc;
@@ -366,7 +383,7 @@ static int absorb_where_keys(pctx_t *x, ss_plan_node_t *j, const ss__scope_t *ls
             return rc;
         if ((ca < lwidth) == (cb < lwidth))
             continue;
-        if ((rc = add_key(x, j, ca < lwidth ? ca : cb, (ca < lwidth ? cb : ca) - lwidth)))
+        if ((rc = add_key(x, j, ca < lwidth ? ca : cb, (ca < lwidth ? cb : ca) - lwidth, c->span, "WHERE")))
             return rc;
         st->keyc_used[i] = 1;
     }
@@ -444,10 +461,12 @@ static int reorder_project(pctx_t *x, ss_plan_node_t *j, int lw, int rw, const s
 /* Keys of j from USING pairs (swapped: j's inputs are right, left) and from ON, compiled over the
  * scope sc of j's left input ++ its right input (lwidth columns on the left). */
 static int join_on(pctx_t *x, ss_plan_node_t *j, int swap, const int *lc, const int *rc_, int nus,
-                   const ss_ast_expr_t *on, const ss__scope_t *sc, int lwidth)
+                   const ss_ast_from_t *f, const ss__scope_t *sc, int lwidth)
 {
+    const ss_ast_expr_t *on = f->on;
     for (int i = 0; i < nus; i++) {
-        int rc = add_key(x, j, swap ? rc_[i] : lc[i], swap ? lc[i] : rc_[i]);
+        ss_span_t sp = !f->natural && i < f->nusing ? f->using_spans[i] : f->span;
+        int rc = add_key(x, j, swap ? rc_[i] : lc[i], swap ? lc[i] : rc_[i], sp, f->natural ? "NATURAL JOIN" : "JOIN ... USING");
         if (rc)
             return rc;
     }
@@ -465,7 +484,7 @@ static int full_join_rest(pctx_t *x, const ss_ast_from_t *f, ss_plan_node_t *j, 
     if (!a || !(a->schema = ss_schema_copy(r->schema)))
         return nomem(x);
     a->semi_mode = SS_SEMI_ANTI;
-    int rc = join_on(x, a, 1, lc, rc_, nus, f->on, swapped, rw);
+    int rc = join_on(x, a, 1, lc, rc_, nus, f, swapped, rw);
     if (rc)
         return rc;
     ss_plan_node_t *p = ss__new_node(x, SS_PN_PROJECT, a, NULL, "full join: pad with NULLs");
@@ -546,10 +565,31 @@ static int plan_sem_join(pctx_t *x, const ss_ast_from_t *f, ss__scope_t *sc, ss_
                          ss_plan_node_t *l, ss_plan_node_t *r, ss_plan_node_t **out)
 {
     char label[160];
-    snprintf(label, sizeof label, "%s SEM_JOIN %s", ls->rels[0].name, rs->rels[0].name);
-    ss_plan_node_t *j = ss__new_node(x, SS_PN_SEM_JOIN, l, r, label);
+    int sim = f->kind == SS_FROM_SEM_SIM_JOIN; /* a SEM_SIM_JOIN: k nearest, plus a similarity column */
+    snprintf(label, sizeof label, "%s %s %s", ls->rels[0].name, sim ? "SEM_SIM_JOIN" : "SEM_JOIN", rs->rels[0].name);
+    if (sim && (f->k < 1 || f->k > 100000))
+        return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: SEM_SIM_JOIN needs LIMIT k from 1 to 100000",
+                         f->span.line, f->span.col);
+    if (sim && (ss_schema_find(l->schema, "similarity") >= 0 || ss_schema_find(r->schema, "similarity") >= 0))
+        return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC,
+                         "%d:%d: SEM_SIM_JOIN adds a column \"similarity\", which an input already has (rename it upstream)",
+                         f->span.line, f->span.col);
+    ss_plan_node_t *j = ss__new_node(x, sim ? SS_PN_SEM_SIM_JOIN : SS_PN_SEM_JOIN, l, r, label);
     if (!j || !(j->schema = ss__concat_schema(l->schema, r->schema)))
         return nomem(x);
+    if (sim) {
+        ss_schema_t *w = ss_schema_new(j->schema->n + 1);
+        for (int c = 0; w && c < j->schema->n; c++)
+            if (ss_schema_set(w, c, j->schema->names[c], j->schema->types[c], j->schema->is_key[c])) {
+                ss_schema_free(w);
+                w = NULL;
+            }
+        if (!w || ss_schema_set(w, j->schema->n, "similarity", SS_COL_REAL, 0))
+            return nomem(x);
+        ss_schema_free(j->schema);
+        j->schema = w;
+        j->limit = f->k;
+    }
     /* the template sees each side as its own row: side 0 = left, side 1 = right */
     ss__scope_t two = *ls;
     two.side_schema[0] = l->schema;
@@ -563,6 +603,8 @@ static int plan_sem_join(pctx_t *x, const ss_ast_from_t *f, ss__scope_t *sc, ss_
     *sc = *ls;
     if (!rc)
         rc = merge_scopes(x, sc, rs, l->schema->n, 1, 0, f->span);
+    if (!rc && sim)
+        sc->rels[sc->nrels - 1].n++; /* similarity reads as a column of the right side */
     sc->schema = j->schema;
     *out = j;
     return rc;
@@ -577,7 +619,7 @@ static int plan_join(pctx_t *x, const ss_ast_from_t *f, ss__scope_t *sc, ss_plan
         rc = ss__plan_from(x, f->right, &rs, &r);
     if (rc)
         return rc;
-    if (f->kind == SS_FROM_SEM_JOIN)
+    if (f->kind == SS_FROM_SEM_JOIN || f->kind == SS_FROM_SEM_SIM_JOIN)
         return plan_sem_join(x, f, sc, &ls, &rs, l, r, out);
     ss_join_type_t jt = f->join_type;
     int lw = l->schema->n, rw = r->schema->n, outer2 = jt == SS_JOIN_RIGHT || jt == SS_JOIN_FULL;
@@ -609,13 +651,13 @@ static int plan_join(pctx_t *x, const ss_ast_from_t *f, ss__scope_t *sc, ss_plan
     if (jt == SS_JOIN_RIGHT) { /* r LEFT JOIN l, then back to l ++ r */
         j->schema = rl;
         rl = NULL;
-        rc = join_on(x, j, 1, lc, rcol, nus, f->on, &swapped, rw);
+        rc = join_on(x, j, 1, lc, rcol, nus, f, &swapped, rw);
         if (!rc)
             rc = reorder_project(x, j, lw, rw, lr, &cur);
         ss_schema_free(lr);
     } else {
         j->schema = lr;
-        rc = join_on(x, j, 0, lc, rcol, nus, f->on, sc, lw);
+        rc = join_on(x, j, 0, lc, rcol, nus, f, sc, lw);
         if (!rc && jt != SS_JOIN_LEFT && jt != SS_JOIN_FULL)
             rc = absorb_where_keys(x, j, &ls, &rs, sc, lw);
         if (!rc && jt == SS_JOIN_FULL)
@@ -632,7 +674,7 @@ static int plan_join(pctx_t *x, const ss_ast_from_t *f, ss__scope_t *sc, ss_plan
 int ss__plan_from(pctx_t *x, const ss_ast_from_t *f, ss__scope_t *sc, ss_plan_node_t **out)
 {
     memset(sc, 0, sizeof *sc);
-    if (f->kind == SS_FROM_JOIN || f->kind == SS_FROM_SEM_JOIN)
+    if (f->kind == SS_FROM_JOIN || f->kind == SS_FROM_SEM_JOIN || f->kind == SS_FROM_SEM_SIM_JOIN)
         return plan_join(x, f, sc, out);
     const char *what = NULL;
     int rc = item_node(x, f, out, &what);

@@ -454,10 +454,37 @@ static int need_numbers(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t 
     return SS_OK;
 }
 
+/* String functions take text, as in PostgreSQL (lower(integer) does not exist): their first
+ * argument must not be a number, a boolean or JSON. CONCAT/CONCAT_WS take anything. */
+static int need_text(const ss__cctx_t *cc, const ss_ast_expr_t *a, const struct scalar_fn *fn, const ss_expr_t *e)
+{
+    static const char *const text_fns[] = {"LOWER", "UPPER", "LENGTH", "CHAR_LENGTH", "CHARACTER_LENGTH", "SUBSTR",
+                                           "SUBSTRING", "TRIM", "BTRIM", "LTRIM", "RTRIM", "REPLACE", "POSITION",
+                                           "STRPOS", "LEFT", "RIGHT", "LPAD", "RPAD", "SPLIT_PART", "REVERSE",
+                                           "INITCAP", "REPEAT", "REGEXP_REPLACE", "REGEXP_MATCH", "REGEXP_LIKE",
+                                           "REGEXP_SUBSTR"};
+    int is_text_fn = 0;
+    for (size_t i = 0; i < sizeof text_fns / sizeof *text_fns; i++)
+        is_text_fn |= !strcmp(fn->name, text_fns[i]);
+    ss_coltype_t t = e->nargs ? e->args[0]->type : SS_COL_TEXT;
+    if (!is_text_fn || t == SS_COL_TEXT || t == SS_COL_ANY)
+        return SS_OK;
+    char lower[32];
+    size_t k = 0;
+    for (; fn->name[k] && k < sizeof lower - 1; k++)
+        lower[k] = (char)(fn->name[k] >= 'A' && fn->name[k] <= 'Z' ? fn->name[k] + 32 : fn->name[k]);
+    lower[k] = 0;
+    return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
+                     "%d:%d: function %s(%s) does not exist (it takes text; cast the argument: %s(x::TEXT))",
+                     a->span.line, a->span.col, lower, tname(t), fn->name);
+}
+
 static int func_type(const ss__cctx_t *cc, const ss_ast_expr_t *a, const struct scalar_fn *fn, ss_expr_t *e)
 {
     ss_coltype_t t0 = e->nargs ? e->args[0]->type : SS_COL_ANY;
-    int rc = SS_OK;
+    int rc = need_text(cc, a, fn, e);
+    if (rc)
+        return rc;
     switch (fn->r) {
     case R_TEXT: e->type = SS_COL_TEXT; break;
     case R_INT: e->type = SS_COL_INT; break;

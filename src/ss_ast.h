@@ -61,6 +61,12 @@ typedef enum ss_sem_kind {
     SS_SEM_RANK,   /* SEM_RANK('template') in ORDER BY: pairwise comparator */
     SS_SEM_SCORE,  /* SEM_SCORE('template') in ORDER BY: pointwise score */
     SS_SEM_AGG,    /* SEM_AGG('template') aggregate in SELECT */
+    /* semops (issue 15): extra positional arguments in args (literals) */
+    SS_SEM_EXTRACT,  /* SEM_EXTRACT('template', 'name TYPE, ...'): args[0] = the column list */
+    SS_SEM_CLASSIFY, /* SEM_CLASSIFY('template', 'label', ...): args = the labels */
+    SS_SEM_DEDUP,    /* SEM_DEDUP('template'): the entity of the row */
+    SS_SEM_GROUP,    /* SEM_GROUP('template', k): args[0] = k; a group named by the model */
+    SS_SEM_CLUSTER,  /* SEM_CLUSTER('template', k): args[0] = k; a group named by its exemplar */
 } ss_sem_kind_t;
 
 typedef struct ss_ast_expr ss_ast_expr_t;
@@ -101,6 +107,8 @@ struct ss_ast_expr {
     ss_ast_expr_list_t *args;  /* FUNC arguments; owned; NULL for no args */
     ss_ast_options_t *opts;    /* SEM extra options, e.g. SEM_MAP('..', model='m'); owned */
     int distinct;              /* COUNT(DISTINCT x) */
+    int lit_bool;              /* LITERAL written TRUE or FALSE (lit is INT 1 / 0) */
+    ss_span_t op_span;         /* BINARY: where the operator is (len 0 when unknown) */
     ss_coltype_t cast_type;    /* CAST target */
     int cast_typmod;           /* CAST target's NUMERIC(p,s) (ss_typmod_make), -1 if none */
     char *num_text;            /* numeric literal as written (exact NUMERIC conversion); owned or NULL */
@@ -131,6 +139,8 @@ typedef enum ss_ast_from_kind {
     SS_FROM_JOIN,     /* left [INNER|LEFT|RIGHT|FULL|CROSS] JOIN right [ON on | USING (cols)] */
     SS_FROM_SEM_JOIN, /* left SEM_JOIN right ON 'tmpl' [WITH (...)] */
     SS_FROM_SUBQUERY, /* (SELECT ...) [AS alias] */
+    SS_FROM_SEM_SIM_JOIN, /* left SEM_SIM_JOIN right ON 'tmpl' LIMIT k [WITH (...)] */
+    SS_FROM_SEM_SEARCH,   /* SEM_SEARCH(name, 'query' (in tmpl), k [, opts]) [AS alias] */
 } ss_ast_from_kind_t;
 
 /* INNER and LEFT are what the join operator runs; the others are planned from them
@@ -158,6 +168,7 @@ typedef struct ss_ast_from {
     int natural;                /* NATURAL JOIN: USING every column name both sides have */
     int comma;                  /* CROSS JOIN written as FROM a, b */
     ss_ast_select_t *sub;       /* SUBQUERY; owned */
+    int64_t k;                  /* SEM_SIM_JOIN, SEM_SEARCH: LIMIT k */
 } ss_ast_from_t;
 
 struct ss_ast_order {

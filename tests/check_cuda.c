@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static uint64_t rng_state = 88172645463325252ULL;
 static float frand(void) /* uniform in [-1, 1) */
@@ -77,8 +78,12 @@ START_TEST(test_ref_matmul_types)
     float bias[7];
     for (int i = 0; i < rows; i++)
         bias[i] = (float)i;
-    const int types[] = {SS_WT_F32, SS_WT_F16, SS_WT_BF16, SS_WT_Q8_0};
+    const int types[] = {SS_WT_F32,  SS_WT_F16,  SS_WT_BF16, SS_WT_Q8_0, SS_WT_Q4_0,   SS_WT_Q4_1,  SS_WT_Q5_0,
+                         SS_WT_Q5_1, SS_WT_Q2_K, SS_WT_Q3_K, SS_WT_Q4_K, SS_WT_Q5_K,   SS_WT_Q6_K,  SS_WT_Q8_K,
+                         SS_WT_IQ4_NL, SS_WT_IQ4_XS};
     for (size_t t = 0; t < SS_ARRAY_LEN(types); t++) {
+        if (cols % ss_ggml_block_elems(types[t]))
+            continue; /* the K-quants: test_ref_block_types */
         void *w = make_weight(types[t], wf, rows, cols);
         float y[21], deq[64];
         ss_kref_matmul(y, x, types[t], w, rows, cols, bias, B);
@@ -93,10 +98,48 @@ START_TEST(test_ref_matmul_types)
                 double exact = bias[n];
                 for (int k = 0; k < cols; k++)
                     exact += (double)wf[n * cols + k] * x[b * cols + k];
-                ck_assert_msg(fabs(acc - exact) < 0.1, "type %d: %g vs %g", types[t], acc, exact);
+                if (types[t] <= SS_WT_F16 || types[t] == SS_WT_BF16 || types[t] == SS_WT_Q8_0) /* the rest: below */
+                    ck_assert_msg(fabs(acc - exact) < 0.1, "type %d: %g vs %g", types[t], acc, exact);
             }
         free(w);
     }
+    free(wf);
+    free(x);
+}
+END_TEST
+
+/* Every GGUF block type (rows of 512: two superblocks) against the F32 product of its own
+ * dequantised values, and its quantisation error within the type's bound. */
+START_TEST(test_ref_block_types)
+{
+    /* the weights' relative RMS quantisation error each type must stay under */
+    static const struct { int type; double tol; } types[] = {
+        {SS_WT_Q4_0, 0.10}, {SS_WT_Q4_1, 0.08}, {SS_WT_Q5_0, 0.05}, {SS_WT_Q5_1, 0.04}, {SS_WT_Q2_K, 0.30},
+        {SS_WT_Q3_K, 0.15}, {SS_WT_Q4_K, 0.07}, {SS_WT_Q5_K, 0.035}, {SS_WT_Q6_K, 0.02}, {SS_WT_Q8_K, 0.006},
+        {SS_WT_IQ4_NL, 0.09}, {SS_WT_IQ4_XS, 0.08}};
+    const int rows = 5, cols = 512, B = 2;
+    float *wf = frand_vec((size_t)rows * cols, 1.0f), *x = frand_vec((size_t)B * cols, 1.0f), deq[512], y[10];
+    for (size_t t = 0; t < SS_ARRAY_LEN(types); t++) {
+        void *w = make_weight(types[t].type, wf, rows, cols);
+        ck_assert_uint_eq(ss_kref_weight_bytes(types[t].type, rows, cols),
+                          (size_t)rows * cols / ss_ggml_block_elems(types[t].type) * ss_ggml_block_bytes(types[t].type));
+        ss_kref_matmul(y, x, types[t].type, w, rows, cols, NULL, B);
+        double e2 = 0, w2 = 0;
+        for (int b = 0; b < B; b++)
+            for (int n = 0; n < rows; n++) {
+                ss_kref_dequant_row(types[t].type, w, cols, n, deq);
+                double acc = 0;
+                for (int k = 0; k < cols; k++) {
+                    acc += (double)deq[k] * x[b * cols + k];
+                    e2 += ((double)deq[k] - wf[n * cols + k]) * ((double)deq[k] - wf[n * cols + k]);
+                    w2 += (double)wf[n * cols + k] * wf[n * cols + k];
+                }
+                ck_assert_double_eq_tol(y[b * rows + n], acc, 1e-4);
+            }
+        ck_assert_msg(sqrt(e2 / w2) < types[t].tol, "type %d: relative RMS error %g", types[t].type, sqrt(e2 / w2));
+        free(w);
+    }
+    ck_assert_uint_eq(ss_kref_weight_bytes(SS_WT_Q4_K, 2, 96), 0); /* rows must hold whole blocks */
     free(wf);
     free(x);
 }
@@ -278,6 +321,99 @@ START_TEST(test_gpu_matmul)
                 ck_assert_msg(e < tol, "type %d %dx%d B=%d: rel err %g", types[t], rows, cols, B, e);
                 free(wf), free(x), free(bias), free(w), free(ref), free(got);
             }
+}
+END_TEST
+
+/* The GGUF block types on the device: the embedding gather returns the reference dequantizer's
+ * values bit for bit (the device code spells out the same float operations), and the GEMV
+ * (batches <= 8) and tensor-core (bf16) paths match the reference product. */
+START_TEST(test_gpu_block_types)
+{
+    NEED_GPU();
+    char err[SS_ERRSZ];
+    const int types[] = {SS_WT_Q4_0, SS_WT_Q4_1, SS_WT_Q5_0, SS_WT_Q5_1, SS_WT_IQ4_NL, SS_WT_Q8_0, SS_WT_Q2_K,
+                         SS_WT_Q3_K, SS_WT_Q4_K, SS_WT_Q5_K, SS_WT_Q6_K, SS_WT_Q8_K, SS_WT_IQ4_XS};
+    const int batches[] = {1, 2, 5, 8, 9, 64};
+    for (size_t t = 0; t < SS_ARRAY_LEN(types); t++) {
+        int big = ss_ggml_block_elems(types[t]) == 256, rows = big ? 40 : 33, cols = big ? 768 : 576;
+        float *wf = frand_vec((size_t)rows * cols, 1);
+        void *w = make_weight(types[t], wf, rows, cols);
+        ss_cuda_weight_t dw;
+        ck_assert_msg(ss_cuda_weight_upload(gpu, &dw, types[t], rows, cols, w, err, sizeof err) == SS_OK, "%s", err);
+        /* every row through the embedding gather */
+        int32_t tok[40];
+        for (int r = 0; r < rows; r++)
+            tok[r] = rows - 1 - r;
+        float *ref = malloc((size_t)rows * cols * 4), *got = malloc((size_t)rows * cols * 4), *dout;
+        for (int r = 0; r < rows; r++)
+            ss_kref_dequant_row(types[t], w, cols, tok[r], ref + (size_t)r * cols);
+        int32_t *dtok = dup_to_gpu(tok, sizeof tok);
+        ck_assert_int_eq(ss_cuda_malloc(gpu, (void **)&dout, (size_t)rows * cols * 4, err, sizeof err), SS_OK);
+        ck_assert_int_eq(ss_cuda_embed(gpu, dout, &dw, dtok, rows), SS_OK);
+        from_gpu(got, dout, (size_t)rows * cols * 4);
+        for (size_t i = 0; i < (size_t)rows * cols; i++)
+            ck_assert_msg(!memcmp(&got[i], &ref[i], 4), "type %d element %zu: device %.9g, reference %.9g", types[t],
+                          i, got[i], ref[i]);
+        for (size_t bi = 0; bi < SS_ARRAY_LEN(batches); bi++) {
+            int B = batches[bi];
+            float *x = frand_vec((size_t)B * cols, 1), *bias = frand_vec((size_t)rows, 1);
+            float *yr = malloc((size_t)B * rows * 4), *yg = malloc((size_t)B * rows * 4), *dy;
+            ss_kref_matmul(yr, x, types[t], w, rows, cols, bias, B);
+            float *dx = dup_to_gpu(x, (size_t)B * cols * 4), *db = dup_to_gpu(bias, (size_t)rows * 4);
+            ck_assert_int_eq(ss_cuda_malloc(gpu, (void **)&dy, (size_t)B * rows * 4, err, sizeof err), SS_OK);
+            ck_assert_msg(ss_cuda_matmul(gpu, dy, dx, &dw, db, B, err, sizeof err) == SS_OK, "%s", err);
+            from_gpu(yg, dy, (size_t)B * rows * 4);
+            double e = max_rel_err(yg, yr, (size_t)B * rows), tol = B > 8 ? 2e-2 : 1e-4;
+            ck_assert_msg(e < tol, "type %d %dx%d B=%d: rel err %g", types[t], rows, cols, B, e);
+            free(x), free(bias), free(yr), free(yg);
+        }
+        free(wf), free(w), free(ref), free(got);
+    }
+}
+END_TEST
+
+/* Files llama.cpp quantised (stories260K Q4_K_M / Q5_K_M: Q5_0, Q5_1, Q8_0, F16) and a Q4_K_M-style
+ * file in the Llama-3.2-1B width: the GPU model's logits match the CPU model's (whose int8
+ * activations differ a little from the GPU's f32/bf16 path). */
+START_TEST(test_gpu_quantized_models)
+{
+    NEED_GPU();
+    char p[1024], err[SS_ERRSZ] = "";
+    char *dir = tu_tmpdir(), *mk = ss_sprintf("%s/q4km.gguf", dir);
+    ss_mkmodel_spec_t spec;
+    ck_assert(ss_mkmodel_shape("llama-3.2-1b", &spec));
+    spec.mix = SS_MIX_Q4_K_M, spec.n_layers = 2, spec.vocab = 512;
+    ck_assert_msg(ss_mkmodel_write(&spec, mk, err, sizeof err) == SS_OK, "%s", err);
+    const char *paths[] = {tu_model_path("stories260K-Q4_K_M.gguf", p, sizeof p), NULL, mk};
+    char p2[1024];
+    paths[1] = tu_model_path("stories260K-Q5_K_M.gguf", p2, sizeof p2);
+    const char *texts[] = {"Once upon a time", "The cat sat on the mat and looked at the big red ball.", "Lily"};
+    for (size_t i = 0; i < SS_ARRAY_LEN(paths); i++) {
+        ss_llm_opts_t o = {.threads = 2};
+        ss_llm_t *cpu = NULL, *g = NULL;
+        ck_assert_msg(ss_llm_open(paths[i], &o, &cpu, err, sizeof err) == SS_OK, "%s", err);
+        ck_assert_msg(ss_llm_open(paths[i], &o, &g, err, sizeof err) == SS_OK, "%s", err);
+        ck_assert_msg(ss_llm_use_cuda(g, 0, err, sizeof err) == SS_OK, "%s", err);
+        int vocab = ss_llm_config(cpu)->vocab_size, *toks[3], ntok[3];
+        for (int k = 0; k < 3; k++) {
+            toks[k] = malloc(256 * sizeof(int));
+            ntok[k] = ss_llm_tokenize(cpu, texts[k], 1, toks[k], 256);
+        }
+        float *a = malloc((size_t)3 * vocab * 4), *b = malloc((size_t)3 * vocab * 4);
+        ck_assert_msg(ss_llm_last_logits(cpu, 3, (const int *const *)toks, ntok, a, err, sizeof err) == SS_OK, "%s", err);
+        ck_assert_msg(ss_llm_last_logits(g, 3, (const int *const *)toks, ntok, b, err, sizeof err) == SS_OK, "%s", err);
+        for (int k = 0; k < 3; k++) {
+            double e = max_rel_err(b + (size_t)k * vocab, a + (size_t)k * vocab, (size_t)vocab);
+            ck_assert_msg(e < 3e-2, "%s, prompt %d: GPU logits differ from CPU by %g", paths[i], k, e);
+            free(toks[k]);
+        }
+        free(a), free(b);
+        ss_llm_close(cpu);
+        ss_llm_close(g);
+    }
+    unlink(mk);
+    rmdir(dir);
+    free(mk), free(dir);
 }
 END_TEST
 
@@ -943,6 +1079,7 @@ Suite *check_cuda_suite(void)
     TCase *ref = tcase_create("reference");
     tcase_add_test(ref, test_ref_half_conversions);
     tcase_add_test(ref, test_ref_matmul_types);
+    tcase_add_test(ref, test_ref_block_types);
     tcase_add_test(ref, test_ref_rope);
     tcase_add_test(ref, test_ref_attention_paged);
     tcase_add_test(ref, test_ref_logprob);
@@ -952,6 +1089,8 @@ Suite *check_cuda_suite(void)
     tcase_add_unchecked_fixture(dev, NULL, teardown);
     tcase_set_timeout(dev, 120);
     tcase_add_test(dev, test_gpu_matmul);
+    tcase_add_test(dev, test_gpu_block_types);
+    tcase_add_test(dev, test_gpu_quantized_models);
     tcase_add_test(dev, test_gpu_elementwise);
     tcase_add_test(dev, test_gpu_fused);
     tcase_add_test(dev, test_gpu_attention);

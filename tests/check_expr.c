@@ -140,6 +140,18 @@ START_TEST(test_functions)
     EXPECT(ex_fn("ROUND", 1, ex_real(-2.5)), "r:-3");
     EXPECT(ex_fn("ROUND", 2, ex_real(3.14159), ex_int(2)), "r:3.1400000000000001");
     EXPECT(ex_fn("ROUND", 1, ex_int(4)), "r:4");
+    /* ties round half away from zero on the number as written (issue 12 B: these rounded to even) */
+    EXPECT(ex_fn("ROUND", 2, ex_real(7.25), ex_int(1)), "r:7.2999999999999998");
+    EXPECT(ex_fn("ROUND", 2, ex_real(-0.25), ex_int(1)), "r:-0.29999999999999999");
+    EXPECT(ex_fn("ROUND", 2, ex_real(0.125), ex_int(2)), "r:0.13");
+    EXPECT(ex_fn("ROUND", 2, ex_real(2.675), ex_int(2)), "r:2.6800000000000002");
+    EXPECT(ex_fn("ROUND", 2, ex_real(1.005), ex_int(2)), "r:1.01");
+    EXPECT(ex_fn("ROUND", 2, ex_real(-1234.5678), ex_int(3)), "r:-1234.568");
+    EXPECT(ex_fn("ROUND", 2, ex_real(0.05), ex_int(1)), "r:0.10000000000000001");
+    EXPECT(ex_fn("ROUND", 2, ex_real(0.04), ex_int(1)), "r:0");
+    EXPECT(ex_fn("ROUND", 2, ex_real(9.995), ex_int(2)), "r:10");
+    EXPECT(ex_fn("ROUND", 1, ex_real(0.49999999999999994)), "r:0");
+    EXPECT(ex_fn("ROUND", 1, ex_real(-0.4)), "r:0");
     EXPECT(ex_fn("TRIM", 1, ex_col(4)), "t:12");
     EXPECT(ex_fn("LTRIM", 1, ex_col(4)), "t:12 ");
     EXPECT(ex_fn("RTRIM", 1, ex_col(4)), "t: 12");
@@ -273,8 +285,22 @@ static char *dec_op(const char *a, char op, const char *b)
         free(g_);                                                                             \
     } while (0)
 
+/* A NUMERIC literal (its text owned by the node). */
+static ss_expr_t *ex_numeric(const char *digits)
+{
+    ss_expr_t *e = ss_expr_new(SS_EX_LIT);
+    e->lit = ss_val_num_ref(ss_strdup(digits), strlen(digits));
+    e->type = SS_COL_NUMERIC;
+    return e;
+}
+
 START_TEST(test_numeric)
 {
+    /* unary minus of a NUMERIC flips the sign of the exact value (found by tests/difftest: it
+     * read the text pointer as a double) */
+    EXPECT(ex_un(SS_OP_NEG, ex_numeric("2.50")), "t:-2.50");
+    EXPECT(ex_un(SS_OP_NEG, ex_numeric("-0.125")), "t:0.125");
+    EXPECT(ex_un(SS_OP_NEG, ex_numeric("0.00")), "t:0.00");
     /* SUM of 0.1 ten times is exactly 1.0, and retracting is exact too */
     ss_dec_t acc = SS_DEC_INIT, t = SS_DEC_INIT, tenth = SS_DEC_INIT;
     char err[128];

@@ -282,6 +282,60 @@ static int read_part(const char *topic, int part, int n, char **vals, char **key
 
 static int read_raw(const char *topic, int n, char **vals, char **keys) { return read_part(topic, 0, n, vals, keys); }
 
+/* One input rule on every path (issue 12 E2): each JSON value below is coerced to its column's
+ * type or dead-lettered with the reason; nothing is clamped, cut or silently converted. */
+START_TEST(test_input_coercion)
+{
+    const msg_t m[] = {
+        {NULL, "{\"id\":\"99999999999999999999\"}"},       /* out of range, not clamped to INT64_MAX */
+        {NULL, "{\"id\":99999999999999999999}"},           /* the same as a JSON number */
+        {NULL, "{\"id\":10,\"score\":\"nan\"}"},           /* NaN */
+        {NULL, "{\"id\":11,\"score\":\"inf\"}"},           /* infinity */
+        {NULL, "{\"id\":12,\"name\":\"a\\u0000b\"}"},      /* NUL in text, not cut there */
+        {NULL, "{\"id\":true}"},                           /* a boolean for an INT */
+        {NULL, "{\"id\":13,\"score\":\"0x10\"}"},          /* hex is not a REAL */
+        {NULL, "{\"id\":14.5}"},                           /* a fraction for an INT */
+        {NULL, "{\"id\":\" 15 \",\"score\":\" 1.5 \"}"},   /* accepted: blanks around numbers (as PostgreSQL) */
+        {NULL, "{\"id\":16.0,\"name\":0.1,\"score\":2}"},  /* accepted: integral number, number as text */
+    };
+    const int n = (int)(sizeof m / sizeof m[0]), bad = n - 2;
+    ck_assert_int_eq(create_topic("t_coerce", 1), SS_OK);
+    produce("t_coerce", m, n);
+    ss_schema_t *sch = schema3(1);
+    ss_source_t *s = open_src("t_coerce", SS_FMT_JSON, sch, 4096, NULL, 0);
+    ss_zset_t z;
+    ss_zset_init(&z);
+    ck_assert_int_eq(poll_n(s, n, 5, &z), n);
+    char *got = dump(&z, sch);
+    ck_assert_str_eq(got, "+1\t{\"id\":15,\"name\":null,\"score\":1.5}\n"
+                          "+1\t{\"id\":16,\"name\":\"0.1\",\"score\":2}\n");
+    free(got);
+    static const char *reasons[] = {
+        "column \"id\": \"99999999999999999999\" is out of range for INT",
+        "column \"id\": 1e+20 is out of range for INT",
+        "column \"score\": expected REAL, got \"nan\"",
+        "column \"score\": expected REAL, got \"inf\"",
+        "column \"name\": text contains a NUL character",
+        "column \"id\": expected INT, got a boolean",
+        "column \"score\": expected REAL, got \"0x10\"",
+        "column \"id\": expected INT, got 14.5",
+    };
+    char *vals[16] = {0};
+    ck_assert_int_eq(read_raw("t_coerce.dlq", bad, vals, NULL), bad);
+    for (int i = 0; i < bad; i++) {
+        ss_json_doc_t *d = NULL;
+        ck_assert_msg(ss_json_parse(vals[i], strlen(vals[i]), 0, &d, NULL, err, sizeof err) == SS_OK, "%s", err);
+        const char *e = ss_json_str(ss_json_get(ss_json_root(d), "error"));
+        ck_assert_msg(strstr(e, reasons[i]), "%d: %s", i, e);
+        ss_json_free(d);
+        free(vals[i]);
+    }
+    ss_source_close(s);
+    ss_zset_destroy(&z);
+    ss_schema_free(sch);
+}
+END_TEST
+
 START_TEST(test_dead_letters)
 {
     char big[400];
@@ -814,6 +868,7 @@ Suite *check_it_kafka_suite(void)
     tcase_add_test(tc, test_format_debezium);
     tcase_add_test(tc, test_format_upsert);
     tcase_add_test(tc, test_dead_letters);
+    tcase_add_test(tc, test_input_coercion);
     tcase_add_test(tc, test_dead_letter_huge);
     tcase_add_test(tc, test_positions_resume_lag);
     tcase_add_test(tc, test_sink_changelog);
@@ -828,6 +883,7 @@ Suite *check_it_kafka_suite(void)
     tcase_add_test(tl, test_format_debezium);
     tcase_add_test(tl, test_format_upsert);
     tcase_add_test(tl, test_dead_letters);
+    tcase_add_test(tl, test_input_coercion);
     tcase_add_test(tl, test_dead_letter_huge);
     tcase_add_test(tl, test_positions_resume_lag);
     tcase_add_test(tl, test_sink_changelog);

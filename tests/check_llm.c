@@ -7,6 +7,7 @@
 #include "llm_internal.h"
 #include "ss_gguf.h"
 #include "ss_llm.h"
+#include "pretok_golden.h"
 #include "testutil.h"
 
 #include <check.h>
@@ -510,47 +511,505 @@ END_TEST
 
 /* ---------------- kernels: every ISA agrees with a double-precision reference ---------------- */
 
-START_TEST(test_kernels_isa)
+static const int g_all_types[] = {SS_GGML_F32,  SS_GGML_F16,  SS_GGML_BF16, SS_GGML_Q4_0,   SS_GGML_Q4_1,  SS_GGML_Q5_0,
+                                  SS_GGML_Q5_1, SS_GGML_Q8_0, SS_GGML_Q2_K, SS_GGML_Q3_K,   SS_GGML_Q4_K,  SS_GGML_Q5_K,
+                                  SS_GGML_Q6_K, SS_GGML_Q8_K, SS_GGML_IQ4_NL, SS_GGML_IQ4_XS};
+
+static float urand(uint64_t *s)
 {
-    static const int types[] = {SS_GGML_F32, SS_GGML_F16, SS_GGML_BF16, SS_GGML_Q8_0, SS_GGML_Q4_0};
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)(*s >> 40) / (float)(1 << 24) - 0.5f;
+}
+
+/* One type, one shape: k_matmul on every ISA against a double-precision reference over the
+ * dequantized weights (and, for quantized types, the int8-quantized activations, so only float
+ * rounding separates them); quantized kernels must also agree bit for bit across ISAs and between
+ * a batch of nb and one activation at a time. */
+static void check_matmul_type(int type, int rows, int cols, int nb)
+{
     static const char *isas[] = {"scalar", "avx2", NULL};
-    int rows = 37, cols = 96 + 32, nb = 6;
+    uint64_t s = 7 + (uint64_t)type * 131 + (uint64_t)cols;
     float *w = malloc((size_t)rows * cols * sizeof(float)), *x = malloc((size_t)nb * cols * sizeof(float));
-    float *deq = malloc((size_t)cols * sizeof(float)), *out = malloc((size_t)nb * rows * sizeof(float));
-    uint64_t s = 7;
+    float *deq = malloc((size_t)rows * cols * sizeof(float)), *xr = malloc((size_t)nb * cols * sizeof(float));
+    float *out = malloc((size_t)nb * rows * sizeof(float)), *first = malloc((size_t)nb * rows * sizeof(float));
+    float *one = malloc((size_t)rows * sizeof(float));
     for (int i = 0; i < rows * cols; i++)
-        w[i] = (float)((s = s * 6364136223846793005ull + 1442695040888963407ull) >> 40) / (float)(1 << 24) - 0.5f;
+        w[i] = urand(&s) * (1.f + (float)(i % 7)); /* uneven magnitudes: every group its own scale */
     for (int i = 0; i < nb * cols; i++)
-        x[i] = (float)((s = s * 6364136223846793005ull + 1442695040888963407ull) >> 40) / (float)(1 << 24) - 0.5f;
-    for (size_t ti = 0; ti < SS_ARRAY_LEN(types); ti++) {
-        size_t rb = ss_ggml_row_bytes(types[ti], cols);
-        uint8_t *q = malloc(rb * rows);
-        for (int r = 0; r < rows; r++)
-            ss_ggml_from_f32(types[ti], w + (size_t)r * cols, q + r * rb, cols);
-        wmat_t m = {q, types[ti], rows, cols, rb};
-        for (size_t ii = 0; ii < SS_ARRAY_LEN(isas); ii++) {
-            k_force_isa(isas[ii]);
-            k_matmul(&m, x, cols, nb, out, rows, 2);
-            for (int r = 0; r < rows; r++) {
-                k_row_f32(&m, r, deq);
-                for (int b = 0; b < nb; b++) {
-                    double ref = 0;
-                    for (int k = 0; k < cols; k++)
-                        ref += (double)deq[k] * x[(size_t)b * cols + k];
-                    /* q8_0 also quantizes the activations (int8 dot products) */
-                    double tol = types[ti] == SS_GGML_Q8_0 ? 2e-2 : 1e-4;
-                    ck_assert_msg(fabs(ref - out[(size_t)b * rows + r]) < tol, "%s %s row %d: %f vs %f",
-                                  ss_ggml_type_name(types[ti]), k_isa(), r, ref, out[(size_t)b * rows + r]);
-                }
-            }
+        x[i] = urand(&s) * ((i % 97) == 3 ? 8.f : 1.f); /* a few outliers */
+    size_t rb = ss_ggml_row_bytes(type, cols);
+    uint8_t *q = malloc(rb * rows);
+    for (int r = 0; r < rows; r++) {
+        ss_ggml_from_f32(type, w + (size_t)r * cols, q + r * rb, cols);
+        ss_ggml_to_f32(type, q + r * rb, deq + (size_t)r * cols, cols);
+    }
+    int quant = p_spec(type) != NULL;
+    if (quant) { /* the activations as the kernels see them */
+        int8_t *xq = malloc((size_t)cols);
+        float dx[64], s16[512], s32[256];
+        int32_t n16[512], n32[256];
+        int blk = p_spec(type)->sk == SK_LEGACY ? 32 : 256;
+        for (int b = 0; b < nb; b++) {
+            q_act_row(x + (size_t)b * cols, cols, blk, xq, dx, n16, n32, s16, s32);
+            for (int k = 0; k < cols; k++)
+                xr[(size_t)b * cols + k] = (float)xq[k] * dx[k / blk];
         }
-        free(q);
+        free(xq);
+    } else {
+        memcpy(xr, x, (size_t)nb * cols * sizeof(float));
+    }
+    wmat_t m = {q, type, rows, cols, rb, NULL, 0};
+    ck_assert_int_eq(k_pack(&m, 1), quant ? 0 : -1);
+    for (size_t ii = 0; ii < SS_ARRAY_LEN(isas); ii++) {
+        k_force_isa(isas[ii]);
+        k_matmul(&m, x, cols, nb, out, rows, 2);
+        for (int r = 0; r < rows; r++)
+            for (int b = 0; b < nb; b++) {
+                double ref = 0, mag = 0;
+                for (int k = 0; k < cols; k++) {
+                    double t = (double)deq[(size_t)r * cols + k] * xr[(size_t)b * cols + k];
+                    ref += t;
+                    mag += fabs(t);
+                }
+                double got = out[(size_t)b * rows + r];
+                ck_assert_msg(fabs(ref - got) <= 2e-5 * mag + 1e-6, "%s %s %dx%d row %d act %d: %.7f vs %.7f (mag %g)",
+                              ss_ggml_type_name(type), k_isa(), rows, cols, r, b, ref, got, mag);
+            }
+        if (!quant)
+            continue;
+        if (ii == 0)
+            memcpy(first, out, (size_t)nb * rows * sizeof(float));
+        else
+            ck_assert_msg(!memcmp(first, out, (size_t)nb * rows * sizeof(float)), "%s: %s differs from scalar",
+                          ss_ggml_type_name(type), k_isa());
+        for (int b = 0; b < nb; b += 5) {
+            k_matmul(&m, x + (size_t)b * cols, cols, 1, one, rows, 1);
+            ck_assert_msg(!memcmp(one, out + (size_t)b * rows, (size_t)rows * sizeof(float)),
+                          "%s %s: activation %d alone differs from the batch", ss_ggml_type_name(type), k_isa(), b);
+        }
     }
     k_force_isa(NULL);
+    k_unpack_free(&m);
+    free(q);
     free(w);
     free(x);
     free(deq);
+    free(xr);
     free(out);
+    free(first);
+    free(one);
+}
+
+/* ---------------- formats: the reference dequantizers against the formats' definitions ---------------- */
+
+static float f16v(const uint8_t *p)
+{
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return ss_fp16_to_f32(h);
+}
+
+/* Element e of one block, decoded on its own from the block's bytes, written from ggml's format
+ * definitions (ggml-quants.c dequantize_row_*): the same float operations in the same order. */
+static float def_elem(int type, const uint8_t *b, int e)
+{
+    int nib = (b[0] & 0) | 0, n = e / 128, j = (e % 128) / 32, h = (e % 32) / 16, l16 = e % 16;
+    switch (type) {
+    case SS_GGML_Q4_0:
+        nib = (b[2 + e % 16] >> (4 * (e / 16))) & 15;
+        return (float)(nib - 8) * f16v(b);
+    case SS_GGML_Q4_1:
+        nib = (b[4 + e % 16] >> (4 * (e / 16))) & 15;
+        return (float)nib * f16v(b) + f16v(b + 2);
+    case SS_GGML_Q5_0:
+    case SS_GGML_Q5_1: {
+        int one = type == SS_GGML_Q5_1;
+        uint32_t qh = (uint32_t)b[2 + 2 * one] | (uint32_t)b[3 + 2 * one] << 8 | (uint32_t)b[4 + 2 * one] << 16 |
+                      (uint32_t)b[5 + 2 * one] << 24;
+        int q = ((b[6 + 2 * one + e % 16] >> (4 * (e / 16))) & 15) | (int)((qh >> e) & 1) << 4;
+        return one ? (float)q * f16v(b) + f16v(b + 2) : (float)(q - 16) * f16v(b);
+    }
+    case SS_GGML_Q8_0:
+        return (float)(int8_t)b[2 + e] * f16v(b);
+    case SS_GGML_IQ4_NL:
+        return f16v(b) * (float)ss_iq4_levels[(b[2 + e % 16] >> (4 * (e / 16))) & 15];
+    case SS_GGML_Q2_K: {
+        int q = (b[16 + 32 * n + 16 * h + l16] >> (2 * j)) & 3, sc = b[e / 16];
+        float dl = f16v(b + 80) * (float)(sc & 15), ml = f16v(b + 82) * (float)(sc >> 4);
+        return dl * (float)q - ml;
+    }
+    case SS_GGML_Q3_K: {
+        int g = e / 16, q = (b[32 + 32 * n + 16 * h + l16] >> (2 * j)) & 3;
+        int hb = (b[16 * h + l16] >> (4 * n + j)) & 1;
+        int sc = ((b[96 + g % 8] >> (4 * (g / 8))) & 15) | ((b[104 + g % 4] >> (2 * (g / 4))) & 3) << 4;
+        float dl = f16v(b + 108) * (float)(sc - 32);
+        return dl * (float)(q - (hb ? 0 : 4));
+    }
+    case SS_GGML_Q4_K:
+    case SS_GGML_Q5_K: {
+        int five = type == SS_GGML_Q5_K, c = e / 64, hi = (e / 32) % 2, l = e % 32, g = e / 32, sc, m;
+        int q = (b[16 + 32 * five + 32 * c + l] >> (4 * hi)) & 15;
+        if (five)
+            q += ((b[16 + l] >> (2 * c + hi)) & 1) ? 16 : 0;
+        const uint8_t *s = b + 4;
+        if (g < 4) {
+            sc = s[g] & 63;
+            m = s[g + 4] & 63;
+        } else {
+            sc = (s[g + 4] & 15) | (s[g - 4] >> 6) << 4;
+            m = (s[g + 4] >> 4) | (s[g] >> 6) << 4;
+        }
+        float d1 = f16v(b) * (float)sc, m1 = f16v(b + 2) * (float)m;
+        return d1 * (float)q - m1;
+    }
+    case SS_GGML_Q6_K: {
+        int q4 = (e % 128) / 32, l = e % 32;
+        int lo = (b[64 * n + 32 * (q4 & 1) + l] >> (4 * (q4 >> 1))) & 15, hi2 = (b[128 + 32 * n + l] >> (2 * q4)) & 3;
+        return f16v(b + 208) * (float)(int8_t)b[192 + e / 16] * (float)((lo | hi2 << 4) - 32);
+    }
+    case SS_GGML_Q8_K: {
+        float d;
+        memcpy(&d, b, 4);
+        return d * (float)(int8_t)b[4 + e];
+    }
+    case SS_GGML_IQ4_XS: {
+        int g = e / 32, jj = e % 32, idx = (b[8 + 16 * g + jj % 16] >> (4 * (jj / 16))) & 15;
+        int ls = ((b[4 + g / 2] >> (4 * (g % 2))) & 15) | (((b[2] | b[3] << 8) >> (2 * g)) & 3) << 4;
+        float dl = f16v(b) * (float)(ls - 32);
+        return dl * (float)ss_iq4_levels[idx];
+    }
+    default:
+        return NAN;
+    }
+}
+
+/* Test signal for block k: smooth values of varying magnitude, an outlier, exact zeros. */
+static void signal(float *x, int n, int k)
+{
+    for (int i = 0; i < n; i++)
+        x[i] = sinf(0.37f * (float)(i + 11 * k)) * (1.f + (float)((i + k) % 13) / 4.f);
+    x[(7 * k) % n] *= 6.f;
+    x[(3 * k + 1) % n] = 0.f;
+    if (k == 2)
+        memset(x, 0, (size_t)n * sizeof(float)); /* an all-zero block */
+    if (k == 3)
+        for (int i = 0; i < n; i++)
+            x[i] = -0.5f; /* a constant block */
+}
+
+START_TEST(test_quant_formats)
+{
+    /* relative RMS error our quantizers must stay under (a sanity bound, not llama.cpp's exact choice) */
+    static const struct { int type; double rms; } tq[] = {
+        {SS_GGML_Q4_0, 0.16}, {SS_GGML_Q4_1, 0.12}, {SS_GGML_Q5_0, 0.085}, {SS_GGML_Q5_1, 0.062},
+        {SS_GGML_Q8_0, 0.012}, {SS_GGML_Q2_K, 0.30}, {SS_GGML_Q3_K, 0.175}, {SS_GGML_Q4_K, 0.085},
+        {SS_GGML_Q5_K, 0.045}, {SS_GGML_Q6_K, 0.023}, {SS_GGML_Q8_K, 0.014}, {SS_GGML_IQ4_NL, 0.13},
+        {SS_GGML_IQ4_XS, 0.095}};
+    for (size_t ti = 0; ti < SS_ARRAY_LEN(tq); ti++) {
+        int type = tq[ti].type, be = ss_ggml_block_elems(type), nblk = 6, n = be * nblk;
+        size_t bb = ss_ggml_block_bytes(type);
+        float *x = malloc((size_t)n * sizeof(float)), *y = malloc((size_t)n * sizeof(float));
+        uint8_t *q = malloc(bb * nblk), u[256];
+        for (int k = 0; k < nblk; k++)
+            signal(x + k * be, be, k);
+        ss_ggml_from_f32(type, x, q, n);
+        ss_ggml_to_f32(type, q, y, n);
+        double e2 = 0, x2 = 0;
+        const qtype_t *qt = q_type(type);
+        ck_assert_ptr_nonnull(qt);
+        for (int k = 0; k < nblk; k++) {
+            float A[16], B[16];
+            qt->unpack(q + k * bb, u, A, B);
+            for (int i = 0; i < be; i++) {
+                float ref = def_elem(type, q + k * bb, i), got = y[k * be + i];
+                ck_assert_msg(!memcmp(&ref, &got, 4), "%s block %d element %d: definition %.9g, reference %.9g",
+                              ss_ggml_type_name(type), k, i, ref, got);
+                /* the unpacked form gives the same numbers */
+                float un = qt->zp >= 0 ? A[i / 16] * (float)(u[i] - qt->zp) : A[i / 16] * (float)u[i] + B[i / 16];
+                ck_assert_msg(!memcmp(&un, &got, 4), "%s block %d element %d: unpacked %.9g, reference %.9g",
+                              ss_ggml_type_name(type), k, i, un, got);
+                if (qt->zp >= 0)
+                    ck_assert_msg(B[i / 16] == -(float)qt->zp * A[i / 16], "%s: B != -zp*A", ss_ggml_type_name(type));
+                if (k != 2 && k != 3) {
+                    e2 += (double)(got - x[k * be + i]) * (got - x[k * be + i]);
+                    x2 += (double)x[k * be + i] * x[k * be + i];
+                }
+            }
+        }
+        for (int i = 2 * be; i < 3 * be; i++)
+            ck_assert_msg(y[i] == 0.f, "%s: the zero block decodes to %g", ss_ggml_type_name(type), y[i]);
+        double rel = sqrt(e2 / x2);
+        if (getenv("SS_TEST_VERBOSE"))
+            printf("%s rel rms %.4f\n", ss_ggml_type_name(type), rel);
+        ck_assert_msg(rel < tq[ti].rms, "%s: relative RMS error %.4f >= %.4f", ss_ggml_type_name(type), rel,
+                      tq[ti].rms);
+        free(x);
+        free(y);
+        free(q);
+    }
+    /* a hand-made Q4_K block: d = 0.5, dmin = 0.25, group 5 scale 37 (low 4 bits 5 in byte 9, high
+     * bits 2 in byte 1 << 6) and min 9, every quant 11: group 5 reads 0.5*37*11 - 0.25*9 */
+    uint8_t blk[144] = {0};
+    blk[0] = 0x00, blk[1] = 0x38; /* 0.5 */
+    blk[2] = 0x00, blk[3] = 0x34; /* 0.25 */
+    blk[4 + 9] = 0x95;            /* scale 5 low (0x5), min 5 low (0x9) */
+    blk[4 + 1] = 0x80;            /* scale 5 high bits: 37 = 0b100101 -> 2 */
+    memset(blk + 16, 0xBB, 128);
+    float y[256];
+    ss_ggml_to_f32(SS_GGML_Q4_K, blk, y, 256);
+    ck_assert_float_eq(y[5 * 32 + 3], 0.5f * 37.f * 11.f - 0.25f * 9.f);
+    ck_assert_float_eq(y[0], 0.f - 0.f);
+}
+END_TEST
+
+/* The panels (qpack.c) hold the same weights, scales and offsets as the unpacked blocks. */
+START_TEST(test_panels)
+{
+    for (size_t ti = 0; ti < SS_ARRAY_LEN(g_all_types); ti++) {
+        int type = g_all_types[ti];
+        const pspec_t *ps = p_spec(type);
+        if (!ps)
+            continue;
+        const qtype_t *qt = q_type(type);
+        int rows = 21, cols = qt->block == 256 ? 512 : 320;
+        size_t rb = ss_ggml_row_bytes(type, cols);
+        float *x = malloc((size_t)rows * cols * sizeof(float));
+        uint8_t *q = malloc(rb * rows);
+        for (int r = 0; r < rows; r++) {
+            signal(x + (size_t)r * cols, cols, r + 1);
+            ss_ggml_from_f32(type, x + (size_t)r * cols, q + r * rb, cols);
+        }
+        wmat_t m = {q, type, rows, cols, rb, NULL, 0};
+        ck_assert_int_eq(k_pack(&m, 2), 0);
+        for (int r = 0; r < rows; r++) {
+            const uint8_t *tile = m.panel + (size_t)(r / 16) * m.group_bytes;
+            for (int c0 = 0; c0 < cols; c0 += 256) {
+                int nn = SS_MIN(256, cols - c0), ng = nn / ps->G;
+                const uint8_t *gsc = tile + p_hdr_bytes(ps), *bits = gsc + (size_t)ng * p_gscale_bytes(ps);
+                for (int k = 0; k < nn; k += qt->block) {
+                    uint8_t u[256];
+                    float A[16], B[16];
+                    qt->unpack(q + r * rb + (size_t)((c0 + k) / qt->block) * qt->bytes, u, A, B);
+                    for (int i = 0; i < qt->block; i++) {
+                        int e = k + i, g = e / ps->G;
+                        ck_assert_int_eq(p_u(ps, bits + (size_t)g * p_gbits_bytes(ps), r % 16, e % ps->G), u[i]);
+                        float pa, pb;
+                        p_group_ab(ps, tile, gsc + (size_t)g * p_gscale_bytes(ps), r % 16, &pa, &pb);
+                        ck_assert_msg(pa == A[i / 16] && (ps->zp >= 0 || pb == B[i / 16]), "%s row %d weight %d",
+                                      ss_ggml_type_name(type), r, c0 + e);
+                    }
+                }
+                tile += p_tile_bytes(ps, nn);
+            }
+        }
+        k_unpack_free(&m);
+        free(q);
+        free(x);
+    }
+}
+END_TEST
+
+/* The pre-tokenizers split text exactly as the families' regexes do (golden splits computed with
+ * Python's regex engine by scripts/gen_pretok_golden.py). */
+START_TEST(test_pretokenizers)
+{
+    static const char *names[] = {"gpt-2", "llama-bpe", "qwen2", "smollm"};
+    for (size_t i = 0; i < SS_ARRAY_LEN(g_pretok); i++) {
+        const pretok_case_t *c = &g_pretok[i];
+        size_t ends[128];
+        int n = tok_pretokenize(c->pre, c->text, strlen(c->text), ends, 128);
+        int same = n == c->n;
+        for (int k = 0; same && k < n; k++)
+            same = ends[k] == (size_t)c->ends[k];
+        if (!same) {
+            char got[512] = "", want[512] = "";
+            for (int k = 0; k < n && k < 40; k++)
+                snprintf(got + strlen(got), sizeof got - strlen(got), "%zu ", ends[k]);
+            for (int k = 0; k < c->n; k++)
+                snprintf(want + strlen(want), sizeof want - strlen(want), "%d ", c->ends[k]);
+            ck_abort_msg("%s on \"%s\": pieces end at %s, the regex ends them at %s", names[c->pre], c->text, got, want);
+        }
+    }
+}
+END_TEST
+
+START_TEST(test_kernels_isa)
+{
+    for (size_t ti = 0; ti < SS_ARRAY_LEN(g_all_types); ti++) {
+        int t = g_all_types[ti], be = ss_ggml_block_elems(t);
+        /* 37 rows: a partial row group; 11 activations: kernel widths 8 + 2 + 1 */
+        check_matmul_type(t, 37, be == 256 ? 512 : 576, 11);
+        if (be < 256)
+            check_matmul_type(t, 20, 96, 3); /* one short superblock */
+    }
+}
+END_TEST
+
+/* ---------------- real quantized files: llama.cpp's output, llama.cpp's mixtures ---------------- */
+
+/* stories260K quantized by llama.cpp (Q4_K_M: Q5_0 + Q8_0 + F16; Q5_K_M: Q5_1 + Q8_0 + F16):
+ * greedy from "Once upon a time" matches llama.cpp's own output at least through the first
+ * sentence (quantized arithmetic differs a little between engines). */
+START_TEST(test_llamacpp_quantized)
+{
+    static const char *files[] = {"stories260K-Q4_K_M", "stories260K-Q5_K_M"};
+    for (size_t f = 0; f < SS_ARRAY_LEN(files); f++) {
+        char p[1024], q[1024], err[SS_ERRSZ] = "";
+        snprintf(q, sizeof q, "%s.gguf", files[f]);
+        tu_model_path(q, p, sizeof p);
+        ss_llm_opts_t o = {.threads = 1};
+        ss_llm_t *m = NULL;
+        ck_assert_msg(ss_llm_open(p, &o, &m, err, sizeof err) == SS_OK, "%s", err);
+        snprintf(q, sizeof q, "%s.greedy120.txt", files[f]);
+        char *want = tu_read_file(tu_model_path(q, p, sizeof p), NULL);
+        ck_assert_ptr_nonnull(want);
+        int t[256], n = ss_llm_tokenize(m, "Once upon a time", 1, t, 256);
+        int g = ss_llm_greedy(m, t, n, 120, t + n, err, sizeof err);
+        ck_assert_msg(g == 120, "%s: %s", files[f], err);
+        char *got = ss_llm_detokenize(m, t, n + g);
+        size_t same = 0;
+        while (got[same] && got[same] == want[same])
+            same++;
+        const char *dot = strchr(want, '.');
+        ck_assert_msg(dot && same > (size_t)(dot - want), "%s: agrees with llama.cpp for %zu characters only:\n%s",
+                      files[f], same, got);
+        free(got);
+        free(want);
+        ss_llm_close(m);
+    }
+}
+END_TEST
+
+static const ss_gguf_tensor_t *tensor_of(const ss_gguf_t *g, const char *name)
+{
+    const ss_gguf_tensor_t *t = ss_gguf_tensor(g, name);
+    ck_assert_msg(t != NULL, "tensor %s missing", name);
+    return t;
+}
+
+/* Files in llama.cpp's Q4_K_M / Q5_K_M / Q6_K recipes in the real models' widths (few layers, a
+ * small vocabulary): the recipe and its fallbacks as llama-quantize applies them, the family's
+ * pre-tokenizer, and logits within int8-activation error of the same weights computed in f32
+ * (the reference path, k_test_no_panels), batched equal to single, greedy decoding. */
+static void check_mix(const char *shape, int mix, const char *dir)
+{
+    ss_mkmodel_spec_t s;
+    ck_assert(ss_mkmodel_shape(shape, &s));
+    s.mix = mix;
+    s.n_layers = s.dim >= 2048 ? 1 : 2;
+    s.vocab = 512;
+    s.seed = 11;
+    char *path = ss_sprintf("%s/%s-mix%d.gguf", dir, shape, mix), err[SS_ERRSZ] = "";
+    ck_assert_msg(ss_mkmodel_write(&s, path, err, sizeof err) == SS_OK, "%s", err);
+    /* the types in the file */
+    ss_gguf_t *g = NULL;
+    ck_assert_msg(ss_gguf_open(path, &g, err, sizeof err) == SS_OK, "%s", err);
+    for (uint64_t i = 0; i < g->ntensors; i++) {
+        const ss_gguf_tensor_t *t = &g->tensors[i];
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)t->name.n, t->name.p);
+        if (t->ndim != 2)
+            continue;
+        int layer = -1, off = 0;
+        if (sscanf(name, "blk.%d.%n", &layer, &off) < 1 || !off)
+            layer = -1;
+        ck_assert_msg(t->type == ss_mkmodel_tensor_type(&s, layer >= 0 ? name + off : name, layer, t->ne[0]),
+                      "%s: %s is %s", path, name, ss_ggml_type_name(t->type));
+    }
+    int narrow = s.dim % 256 != 0, base = mix == SS_MIX_Q4_K_M ? SS_GGML_Q4_K : mix == SS_MIX_Q5_K_M ? SS_GGML_Q5_K
+                                                                                                     : SS_GGML_Q6_K;
+    int fb = base == SS_GGML_Q4_K ? SS_GGML_Q5_0 : base == SS_GGML_Q5_K ? SS_GGML_Q5_1 : SS_GGML_Q8_0;
+    int last = s.n_layers - 1; /* llama.cpp gives the last layer more bits */
+    char nm[64];
+    ck_assert_int_eq(tensor_of(g, "token_embd.weight")->type, narrow ? SS_GGML_Q8_0 : SS_GGML_Q6_K);
+    ck_assert_int_eq(tensor_of(g, "blk.0.attn_q.weight")->type, narrow ? fb : base);
+    snprintf(nm, sizeof nm, "blk.%d.attn_v.weight", last);
+    ck_assert_int_eq(tensor_of(g, nm)->type, narrow ? SS_GGML_Q8_0 : SS_GGML_Q6_K);
+    snprintf(nm, sizeof nm, "blk.%d.ffn_down.weight", last); /* rows of 1536 / 4864 / 8192 are K-quant rows */
+    ck_assert_int_eq(tensor_of(g, nm)->type, SS_GGML_Q6_K);
+    if (s.n_layers > 1)
+        ck_assert_int_eq(tensor_of(g, "blk.0.ffn_down.weight")->type, base);
+    ss_gguf_close(g);
+    /* the model, and the f32 reference on the same weights */
+    ss_llm_opts_t o = {.threads = 2};
+    ss_llm_t *m = NULL, *ref = NULL;
+    ck_assert_msg(ss_llm_open(path, &o, &m, err, sizeof err) == SS_OK, "%s", err);
+    k_test_no_panels = 1;
+    ck_assert_msg(ss_llm_open(path, &o, &ref, err, sizeof err) == SS_OK, "%s", err);
+    k_test_no_panels = 0;
+    ck_assert_int_eq(m->tok.pre, !strcmp(s.pre, "smollm") ? PRE_SMOLLM : !strcmp(s.pre, "qwen2") ? PRE_QWEN2 : PRE_LLAMA3);
+    int t[64], n = ss_llm_tokenize(m, "Once upon a time, 123 fish swam", 0, t, 64), V = ss_llm_config(m)->vocab_size;
+    ck_assert_int_gt(n, 5);
+    float *lq = malloc(2 * (size_t)V * sizeof(float)), *lr = malloc((size_t)V * sizeof(float));
+    const int *seqs[2] = {t, t + 2};
+    int ns[2] = {n, n - 2};
+    ck_assert_int_eq(ss_llm_last_logits(m, 2, seqs, ns, lq, err, sizeof err), SS_OK);
+    ck_assert_int_eq(ss_llm_last_logits(ref, 1, seqs, ns, lr, err, sizeof err), SS_OK);
+    double cs = cosine(lq, lr, V);
+    if (getenv("SS_TEST_VERBOSE"))
+        printf("%s: cosine %.6f against the f32 reference\n", path, cs);
+    ck_assert_msg(cs > 0.998, "%s: cosine %f against the f32 reference", path, cs);
+    ck_assert_int_eq(ss_llm_last_logits(m, 1, &seqs[1], &ns[1], lr, err, sizeof err), SS_OK);
+    ck_assert_msg(!memcmp(lr, lq + V, (size_t)V * sizeof(float)), "%s: batched differs from single", path);
+    int gen[16];
+    ck_assert_int_eq(ss_llm_greedy(m, t, n, 12, gen, err, sizeof err), 12);
+    free(lq);
+    free(lr);
+    ss_llm_close(m);
+    ss_llm_close(ref);
+    unlink(path);
+    free(path);
+}
+
+/* mkgguf's SentencePiece vocabulary: loads as tokenizer.ggml.model "llama" (pre "default"), BOS
+ * added, byte fallback for what no piece covers, text round trips; and an unknown pre-tokenizer
+ * name is refused with the supported list. */
+START_TEST(test_spm_synthetic)
+{
+    char *dir = tu_tmpdir(), *path = ss_sprintf("%s/spm.gguf", dir), err[SS_ERRSZ] = "";
+    ss_mkmodel_spec_t s;
+    ck_assert(ss_mkmodel_shape("tiny-llama", &s));
+    s.spm = 1;
+    s.type = SS_GGML_Q4_0;
+    ck_assert_msg(ss_mkmodel_write(&s, path, err, sizeof err) == SS_OK, "%s", err);
+    ss_llm_opts_t o = {.threads = 1};
+    ss_llm_t *m = NULL;
+    ck_assert_msg(ss_llm_open(path, &o, &m, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_int_eq(m->tok.kind, TOK_SPM);
+    const char *text = "the quick brown fox said: caf\xc3\xa9 \xe2\x9c\x93 42!";
+    int t[256], n = ss_llm_tokenize(m, text, 1, t, 256);
+    ck_assert_int_gt(n, 5);
+    ck_assert_int_eq(t[0], ss_llm_config(m)->bos);
+    char *d = ss_llm_detokenize(m, t, n);
+    ck_assert_str_eq(d, text);
+    free(d);
+    int g[8];
+    ck_assert_int_eq(ss_llm_greedy(m, t, n, 4, g, err, sizeof err), 4);
+    ss_llm_close(m);
+    unlink(path);
+    /* a pre-tokenizer we do not implement */
+    s.spm = 0;
+    s.pre = "deepseek-llm";
+    ck_assert_msg(ss_mkmodel_write(&s, path, err, sizeof err) == SS_OK, "%s", err);
+    ck_assert_int_eq(ss_llm_open(path, &o, &m, err, sizeof err), SS_ERR_UNSUPPORTED);
+    ck_assert_msg(strstr(err, "deepseek-llm") && strstr(err, "llama-bpe"), "%s", err);
+    unlink(path);
+    rmdir(dir);
+    free(path);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_mixtures)
+{
+    char *dir = tu_tmpdir();
+    static const char *shapes[] = {"smollm2-135m", "qwen2.5-0.5b", "llama-3.2-1b"};
+    static const int mixes[] = {SS_MIX_Q4_K_M, SS_MIX_Q5_K_M, SS_MIX_Q6_K};
+    for (size_t i = 0; i < SS_ARRAY_LEN(shapes); i++)
+        for (size_t j = 0; j < SS_ARRAY_LEN(mixes); j++)
+            check_mix(shapes[i], mixes[j], dir);
+    rmdir(dir);
+    free(dir);
 }
 END_TEST
 
@@ -638,6 +1097,12 @@ Suite *check_llm_suite(void)
     add(s, "api", test_api_kinds);
     add(s, "backend", test_backend_local);
     add(s, "synthetic", test_synthetic_types);
+    add(s, "quant_formats", test_quant_formats);
+    add(s, "panels", test_panels);
+    add(s, "pretokenizers", test_pretokenizers);
+    add(s, "llamacpp_quantized", test_llamacpp_quantized);
+    add(s, "mixtures", test_mixtures);
+    add(s, "spm_synthetic", test_spm_synthetic);
     add(s, "kernels", test_kernels_isa);
     add(s, "chat", test_chat_template);
     return s;

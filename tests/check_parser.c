@@ -772,6 +772,15 @@ static const struct {
     {"SELECT a FROM t OFFSET 99999999999999999999", "1:24: ", "OFFSET value out of range"},
     {"SELECT * FROM a JOIN b", "1:23: ", "unexpected end of input: expected one of identifier, AS, ON, USING"},
     {"SELECT a FROM t UNION", "1:22: ", "unexpected end of input: expected one of SELECT, DISTINCT, ALL"},
+    /* SQL that is not supported yet is named as such (grammar/unsupported.c), at its position */
+    {"SELECT a FROM t WHERE b SIMILAR TO 'x%'", "1:25: ", "SIMILAR TO is not supported"},
+    {"SELECT a FROM t GROUP BY GROUPING SETS ((a), ())", "1:26: ", "GROUPING SETS is not supported"},
+    {"SELECT a FROM t FETCH FIRST 3 ROWS ONLY", "1:17: ", "FETCH FIRST (use LIMIT) is not supported"},
+    {"SELECT SUM(a) OVER (ORDER BY b ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) FROM t", "1:32: ",
+     "a window frame (ROWS BETWEEN) is not supported"},
+    {"SELECT SUM(a) OVER w FROM t", "1:15: ", "a named window (OVER name) is not supported"},
+    /* ... but only when the statement fails: such words stay usable as names */
+    {"SELECT rollup, fetch FROM t WHERE", "1:34: ", "unexpected end of input"},
 };
 
 START_TEST(test_errors)

@@ -135,6 +135,25 @@ static const err_case_t err_cases[] = {
      "1:58: unknown model \"big\" (create it with CREATE MODEL big WITH (...))"},
     {"CREATE VIEW v AS SELECT title || 'x' AS a, year + title AS b FROM papers;",
      "1:44: operator + needs numbers, got INT and TEXT"},
+    /* type errors at CREATE, as PostgreSQL reports them (issue 12) */
+    {"CREATE VIEW v AS SELECT id FROM papers WHERE year = 'abc';",
+     "1:53: invalid input syntax for type integer: 'abc'"},
+    {"CREATE VIEW v AS SELECT id FROM papers WHERE title > 5;",
+     "1:54: comparison types text and integer cannot be matched"},
+    {"CREATE VIEW v AS SELECT p.id FROM papers p JOIN authors a ON p.title = a.paper_id;",
+     "1:62: JOIN ... ON cannot compare title with paper_id: operator does not exist: TEXT = INT"},
+    {"CREATE VIEW v AS SELECT id FROM papers WHERE year;", "1:46: argument of WHERE must be type boolean, not integer"},
+    {"CREATE VIEW v AS SELECT id FROM papers WHERE year > 2000 AND title;",
+     "1:62: argument of WHERE must be type boolean, not text"},
+    {"CREATE VIEW v AS SELECT id FROM papers WHERE NOT year;", "1:50: argument of NOT must be type boolean, not integer"},
+    {"CREATE VIEW v AS SELECT LOWER(year) AS y FROM papers;",
+     "1:25: function lower(integer) does not exist (it takes text; cast the argument: LOWER(x::TEXT))"},
+    {"CREATE VIEW v AS SELECT COALESCE(title, 1) AS t FROM papers;",
+     "1:41: COALESCE types text and integer cannot be matched"},
+    {"CREATE VIEW v AS SELECT id FROM papers WHERE year LIKE '19%';",
+     "1:51: operator does not exist: INT LIKE TEXT (LIKE matches text)"},
+    {"CREATE VIEW v AS SELECT year, COUNT(*) AS n FROM papers GROUP BY year HAVING COUNT(*);",
+     "1:78: argument of HAVING must be type boolean, not integer"},
     {"CREATE VIEW v WITH (model = 'nope') AS SELECT id FROM papers;",
      "1:21: unknown model \"nope\" (create it with CREATE MODEL)"},
     {"CREATE VIEW v AS SELECT id, id FROM papers;",
@@ -174,7 +193,7 @@ static const err_case_t err_cases[] = {
     {"CREATE VIEW v AS LLM_GENERATE(prompt = 'About {title}', context = STREAM(papers), maintain = 'always');",
      "1:83: MAINTAIN must be 'recompute', 'append' or 'none', not 'always'"},
     {"CREATE VIEW v AS SELECT id, SEM_MAP('tl;dr {abstract}', max_tokns = 20) AS t FROM papers;",
-     "1:57: unknown option max_tokns for sem_map (did you mean max_tokens?) (known: max_tokens, temperature, memo, model)"},
+     "1:57: unknown option max_tokns for sem_map (did you mean max_tokens?) (known: max_tokens, temperature, memo, schema, model)"},
     {"CREATE VIEW v AS SELECT year, SEM_AGG('{title}', fan_in = 1) AS s FROM papers GROUP BY year;",
      "1:50: option fan_in must be an integer >= 2"},
     {"CREATE VIEW v AS SELECT year, SEM_AGG('{title}', memo = 'forever') AS s FROM papers GROUP BY year;",
@@ -186,7 +205,7 @@ static const err_case_t err_cases[] = {
     {"CREATE VIEW v AS SELECT id FROM papers ORDER BY SEM_RANK('best {title}'), id LIMIT 3;",
      "1:49: ORDER BY SEM_RANK cannot be combined with other ORDER BY terms"},
     {"CREATE VIEW v AS SELECT year, SEM_MAP('x {title}') AS m, COUNT(*) AS n FROM papers GROUP BY year;",
-     "1:31: SEM_MAP cannot be combined with GROUP BY or aggregates in one view; compute it in an upstream view"},
+     "1:31: SEM_MAP of grouped rows must be one of the GROUP BY items (GROUP BY SEM_MAP(...) or its alias)"},
     /* query structure */
     {"CREATE VIEW v AS SELECT id, title FROM papers UNION SELECT paper_id FROM authors;",
      "1:53: each UNION query must have the same number of columns (2 on the left, 1 here)"},
@@ -320,6 +339,31 @@ static const ss_plan_node_t *first(const ss_plan_t *p, const char *view, ss_plan
     ck_abort_msg("no %s node in view %s", ss_plan_kind_name(k), view);
     return NULL;
 }
+
+/* Valid under PostgreSQL's rules (issue 12 H): each must plan. */
+START_TEST(test_types_ok)
+{
+    static const char *ok[] = {
+        /* GROUP BY names an input column before an output alias: this grouped by COUNT(*) */
+        "CREATE VIEW g1 AS SELECT year, COUNT(*) AS id FROM papers GROUP BY year, id;",
+        "CREATE VIEW g2 AS SELECT LOWER(title) AS title, COUNT(*) AS n FROM papers GROUP BY title;",
+        /* an untyped string literal takes the type of the number it meets */
+        "CREATE VIEW l1 AS SELECT id FROM papers WHERE year = '2020' AND id + '1' > 2;",
+        "CREATE VIEW l2 AS SELECT id, COALESCE(year, '0') AS y FROM papers;",
+        "CREATE VIEW b1 AS SELECT id FROM papers WHERE TRUE AND (year > 1 OR NULL);",
+        "CREATE VIEW j1 AS SELECT p.id FROM papers p JOIN authors a ON p.id = a.paper_id AND a.name <> p.title;",
+    };
+    for (size_t i = 0; i < SS_ARRAY_LEN(ok); i++) {
+        sqlite3 *db;
+        ss_catalog_t *c = mem_catalog(&db);
+        char err[SS_ERRSZ] = "";
+        ck_assert_msg(run_sql(c, papers_sql, err, sizeof err) == SS_OK, "%s", err);
+        ck_assert_msg(run_sql(c, ok[i], err, sizeof err) == SS_OK, "%s: %s", ok[i], err);
+        ss_catalog_close(c);
+        sqlite3_close(db);
+    }
+}
+END_TEST
 
 START_TEST(test_sem_filter_split)
 {
@@ -721,6 +765,7 @@ Suite *check_planner_suite(void)
     tcase_add_test(tc, test_golden_relational);
     suite_add_tcase(s, tc);
     TCase *tp = tcase_create("plans");
+    tcase_add_test(tp, test_types_ok);
     tcase_add_test(tp, test_sem_filter_split);
     tcase_add_test(tp, test_sem_join_topk_agg);
     tcase_add_test(tp, test_relational);

@@ -5,6 +5,7 @@
 #include "ss_base.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -368,4 +369,41 @@ const char *ss_default_model(void)
         if (access(cands[i], R_OK) == 0)
             return cands[i];
     return cands[0];
+}
+
+/* "30 s", "5 minutes", "1 hour", "2 days", "1.5h", "250 ms", "1 week"; bare numbers are seconds. */
+int ss_parse_duration(const char *s, int64_t *ms)
+{
+    char *end;
+    while (isspace((unsigned char)*s))
+        s++;
+    if (*s == '\'' || *s == '"')
+        s++;
+    double x = strtod(s, &end);
+    if (end == s || x < 0 || !isfinite(x))
+        return -1;
+    while (isspace((unsigned char)*end))
+        end++;
+    char unit[16] = {0};
+    size_t n = 0;
+    while (isalpha((unsigned char)*end) && n < sizeof unit - 1)
+        unit[n++] = (char)tolower((unsigned char)*end++);
+    while (isspace((unsigned char)*end) || *end == '\'' || *end == '"')
+        end++;
+    if (*end)
+        return -1;
+    static const struct { const char *u; double ms; } units[] = {
+        {"", 1000}, {"ms", 1}, {"msec", 1}, {"millisecond", 1}, {"milliseconds", 1},
+        {"s", 1000}, {"sec", 1000}, {"secs", 1000}, {"second", 1000}, {"seconds", 1000},
+        {"m", 60000}, {"min", 60000}, {"mins", 60000}, {"minute", 60000}, {"minutes", 60000},
+        {"h", 3600000}, {"hr", 3600000}, {"hrs", 3600000}, {"hour", 3600000}, {"hours", 3600000},
+        {"d", 86400000}, {"day", 86400000}, {"days", 86400000},
+        {"w", 604800000}, {"week", 604800000}, {"weeks", 604800000},
+    };
+    for (size_t i = 0; i < SS_ARRAY_LEN(units); i++)
+        if (strcmp(unit, units[i].u) == 0) {
+            *ms = (int64_t)llround(x * units[i].ms);
+            return 0;
+        }
+    return -1;
 }

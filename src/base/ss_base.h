@@ -98,6 +98,9 @@ void ss_log_set_level(ss_log_level_t lvl);
 ss_log_level_t ss_log_get_level(void);
 
 /* ---- time ---- */
+/* A duration: "30 s", "5 minutes", "1 hour", "2 days", "1.5h", "250 ms", "1 week" (a bare number is
+ * seconds; the text may be quoted). 0 and *ms on success, -1 when it is not one. */
+int ss_parse_duration(const char *s, int64_t *ms);
 int64_t ss_now_ns(void);  /* CLOCK_MONOTONIC */
 int64_t ss_wall_ms(void); /* CLOCK_REALTIME, ms since the epoch */
 /* The absolute time ms milliseconds from now on clock (CLOCK_REALTIME for a default

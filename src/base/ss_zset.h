@@ -78,7 +78,12 @@ int ss_val_truthy(const ss_value_t *v);   /* SQL truth: non-NULL and non-zero */
 /* Appends a readable form (text unquoted) or a JSON form. */
 int ss_val_to_text(const ss_value_t *v, ss_buf_t *out);
 int ss_val_to_json(const ss_value_t *v, ss_buf_t *out);
-/* Coerce v to the declared column type; SS_ERR_INVALID with message on failure.
+/* Coerces an input value (a JSON field, an INSERT value) to the declared column type: the one
+ * input rule of every path (docs/SQL.md "Input values"). TEXT takes text (no NUL character),
+ * or a number's decimal form; INT takes integers, integral numbers in the 64-bit range and
+ * text in integer syntax (blanks around allowed, as PostgreSQL); REAL takes finite numbers and
+ * text in decimal syntax (no NaN, infinities or hex); BOOLEAN takes 0/1 and true/false, t/f,
+ * yes/no, on/off, 1/0 text. Anything else is SS_ERR_INVALID with a message saying why.
  * Text results are borrowed from v or written to tmp (caller frees tmp). */
 int ss_val_coerce(const ss_value_t *v, ss_coltype_t t, ss_value_t *out, char **tmp,
                   char *err, size_t errsz);
@@ -88,6 +93,14 @@ int ss_val_coerce_tm(const ss_value_t *v, ss_coltype_t t, int typmod, ss_value_t
 /* NUMERIC and JSON values whose text is malloc'd s[0..n) (taken by the value's user). */
 ss_value_t ss_val_num_ref(const char *s, size_t n);
 ss_value_t ss_val_json_ref(const char *s, size_t n);
+
+/* Parses the decimal number at the start of s[0..n): blanks, an optional sign, digits with an
+ * optional fraction and exponent (never hex, inf or nan). Returns the offset after it, or 0 (and
+ * INT 0) when s starts with no number. An integer in the 64-bit range is INT, anything else REAL
+ * (1e999 is infinity). *is_int_syntax (may be NULL) = 1 when it had no fraction or exponent. */
+size_t ss_num_parse(const char *s, size_t n, ss_value_t *out, int *is_int_syntax);
+/* The shortest decimal form of r that reads back as r ("0.1", "1e+20"); returns its length. */
+int ss_real_text(double r, char *buf, size_t n);
 
 /* ---- rows ---- */
 ss_row_t *ss_row_new(int n);                      /* all NULL; NULL on OOM */

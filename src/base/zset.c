@@ -6,6 +6,8 @@
 #include "ss_decimal.h"
 #include "ss_json.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +15,8 @@
 
 ss_value_t ss_val_null(void) { ss_value_t v; memset(&v, 0, sizeof v); return v; }
 ss_value_t ss_val_int(int64_t i) { ss_value_t v = ss_val_null(); v.t = SS_INT; v.u.i = i; return v; }
-ss_value_t ss_val_real(double r) { ss_value_t v = ss_val_null(); v.t = SS_REAL; v.u.r = r; return v; }
+/* -0.0 becomes 0.0: the two are equal in SQL, so they must have one encoding */
+ss_value_t ss_val_real(double r) { ss_value_t v = ss_val_null(); v.t = SS_REAL; v.u.r = r == 0.0 ? 0.0 : r; return v; }
 
 ss_value_t ss_val_text_ref(const char *s, size_t n)
 {
@@ -209,6 +212,124 @@ int ss_val_to_json(const ss_value_t *v, ss_buf_t *out)
     return SS_ERR_INTERNAL;
 }
 
+/* ---- numbers in text ---- */
+
+static int is_blank(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+
+size_t ss_num_parse(const char *s, size_t n, ss_value_t *out, int *is_int_syntax)
+{
+    size_t i = 0;
+    while (i < n && is_blank(s[i]))
+        i++;
+    size_t st = i;
+    if (i < n && (s[i] == '+' || s[i] == '-'))
+        i++;
+    size_t d0 = i;
+    while (i < n && s[i] >= '0' && s[i] <= '9')
+        i++;
+    size_t nint = i - d0, nfrac = 0;
+    int intsyn = 1;
+    if (i < n && s[i] == '.') {
+        size_t f0 = ++i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        nfrac = i - f0;
+        intsyn = 0;
+    }
+    if (nint + nfrac == 0) {
+        *out = ss_val_int(0);
+        if (is_int_syntax)
+            *is_int_syntax = 0;
+        return 0;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        size_t e = i + 1;
+        if (e < n && (s[e] == '+' || s[e] == '-'))
+            e++;
+        if (e < n && s[e] >= '0' && s[e] <= '9') {
+            while (e < n && s[e] >= '0' && s[e] <= '9')
+                e++;
+            i = e;
+            intsyn = 0;
+        }
+    }
+    char small[64], *tmp = i - st < sizeof small ? small : malloc(i - st + 1);
+    if (!tmp) {
+        *out = ss_val_int(0);
+        return 0;
+    }
+    memcpy(tmp, s + st, i - st);
+    tmp[i - st] = 0;
+    int ok_int = 0;
+    if (intsyn) {
+        errno = 0;
+        char *end;
+        long long x = strtoll(tmp, &end, 10);
+        if (!errno && *end == 0) {
+            *out = ss_val_int(x);
+            ok_int = 1;
+        }
+    }
+    if (!ok_int)
+        *out = ss_val_real(strtod(tmp, NULL));
+    if (tmp != small)
+        free(tmp);
+    if (is_int_syntax)
+        *is_int_syntax = intsyn;
+    return i;
+}
+
+/* 1 if s[at..n) holds only blanks. */
+static int rest_blank(const char *s, size_t at, size_t n)
+{
+    while (at < n && is_blank(s[at]))
+        at++;
+    return at == n;
+}
+
+int ss_real_text(double r, char *buf, size_t n)
+{
+    for (int p = 1; p <= 17; p++) {
+        snprintf(buf, n, "%.*g", p, r);
+        if (strtod(buf, NULL) == r)
+            break;
+    }
+    return (int)strlen(buf);
+}
+
+static int bool_word(const char *s, size_t n, int *b)
+{
+    static const struct { const char *w; int b; } words[] = {
+        {"t", 1}, {"true", 1}, {"y", 1}, {"yes", 1}, {"on", 1}, {"1", 1},
+        {"f", 0}, {"false", 0}, {"n", 0}, {"no", 0}, {"off", 0}, {"0", 0},
+    };
+    size_t i = 0;
+    while (i < n && is_blank(s[i]))
+        i++;
+    while (n > i && is_blank(s[n - 1]))
+        n--;
+    char w[8];
+    if (n - i >= sizeof w)
+        return 0;
+    for (size_t k = i; k < n; k++)
+        w[k - i] = (char)tolower((unsigned char)s[k]);
+    w[n - i] = 0;
+    for (size_t k = 0; k < SS_ARRAY_LEN(words); k++)
+        if (!strcmp(w, words[k].w)) {
+            *b = words[k].b;
+            return 1;
+        }
+    return 0;
+}
+
+/* Quoted excerpt of a text value for error messages. */
+static const char *excerpt(const ss_value_t *v, char *buf, size_t n)
+{
+    size_t len = v->u.str.n < 40 ? v->u.str.n : 40;
+    snprintf(buf, n, "\"%.*s%s\"", (int)len, v->u.str.s, v->u.str.n > 40 ? "..." : "");
+    return buf;
+}
+
 /* Any number or numeric text to NUMERIC (rounded to the typmod's scale), text in *tmp. */
 static int coerce_numeric(const ss_value_t *v, int typmod, ss_value_t *out, char **tmp, char *err,
                           size_t errsz)
@@ -263,43 +384,73 @@ static int coerce_json(const ss_value_t *v, ss_value_t *out, char **tmp, char *e
 int ss_val_coerce(const ss_value_t *v, ss_coltype_t t, ss_value_t *out, char **tmp,
                   char *err, size_t errsz)
 {
+    char ex[64];
     *tmp = NULL;
     *out = *v;
     if (v->t == SS_NULL || t == SS_COL_ANY)
         return SS_OK;
+    if (v->t == SS_TEXT && memchr(v->u.str.s, 0, v->u.str.n))
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "text contains a NUL character (\\u0000), which %s cannot hold",
+                         t == SS_COL_TEXT ? "TEXT" : ss_coltype_name(t));
+    if (v->t == SS_REAL && !isfinite(v->u.r))
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "%s is not a finite number (NaN and infinities are not supported)",
+                         isnan(v->u.r) ? "NaN" : "infinity");
     switch (t) {
     case SS_COL_TEXT:
         if (v->t != SS_TEXT) {
-            ss_buf_t b = SS_BUF_INIT;
-            if (ss_val_to_text(v, &b))
-                return SS_ERR_NOMEM;
-            size_t n = b.len;
-            *tmp = ss_buf_take(&b);
-            *out = ss_val_text_ref(*tmp, n);
+            char buf[64];
+            if (ss_vtype_has_str(v->t)) { /* NUMERIC and JSON as their text */
+                *out = ss_val_text_ref(v->u.str.s, v->u.str.n);
+                return SS_OK;
+            }
+            int len = v->t == SS_INT ? snprintf(buf, sizeof buf, "%lld", (long long)v->u.i)
+                                     : ss_real_text(v->u.r, buf, sizeof buf);
+            if (!(*tmp = ss_strndup(buf, (size_t)len)))
+                return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+            *out = ss_val_text_ref(*tmp, (size_t)len);
         }
         return SS_OK;
+    case SS_COL_BOOL: {
+        int b;
+        if (v->t == SS_INT && (v->u.i == 0 || v->u.i == 1))
+            return SS_OK;
+        if (v->t == SS_TEXT && bool_word(v->u.str.s, v->u.str.n, &b)) {
+            *out = ss_val_int(b);
+            return SS_OK;
+        }
+        if (v->t == SS_TEXT)
+            return ss_seterr(err, errsz, SS_ERR_INVALID, "expected BOOLEAN (true/false, t/f, yes/no, on/off, 1/0), got %s",
+                             excerpt(v, ex, sizeof ex));
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "expected BOOLEAN, got the number %s",
+                         v->t == SS_INT ? (snprintf(ex, sizeof ex, "%lld", (long long)v->u.i), ex)
+                                        : (ss_real_text(v->u.r, ex, sizeof ex), ex));
+    }
     case SS_COL_INT:
-    case SS_COL_BOOL:
         if (v->t == SS_INT)
             return SS_OK;
-        if (v->t == SS_REAL && v->u.r == floor(v->u.r) && fabs(v->u.r) < 9.2e18) {
-            *out = ss_val_int((int64_t)v->u.r);
-            return SS_OK;
-        }
-        if (v->t == SS_TEXT) {
-            char *end;
-            long long x = strtoll(v->u.str.s, &end, 10);
-            if (end != v->u.str.s && *end == 0) {
-                *out = ss_val_int(x);
+        if (v->t == SS_REAL) {
+            if (v->u.r == floor(v->u.r) && v->u.r >= -9223372036854775808.0 && v->u.r < 9223372036854775808.0) {
+                *out = ss_val_int((int64_t)v->u.r);
                 return SS_OK;
             }
-            if (t == SS_COL_BOOL && (ss_strcaseeq(v->u.str.s, "true") || ss_strcaseeq(v->u.str.s, "false"))) {
-                *out = ss_val_int(ss_strcaseeq(v->u.str.s, "true"));
-                return SS_OK;
+            ss_real_text(v->u.r, ex, sizeof ex);
+            return ss_seterr(err, errsz, SS_ERR_INVALID, v->u.r == floor(v->u.r) ? "%s is out of range for INT (64-bit)"
+                                                                                 : "expected INT, got %s", ex);
+        }
+        {
+            ss_value_t x;
+            int intsyn = 0;
+            size_t end = ss_num_parse(v->u.str.s, v->u.str.n, &x, &intsyn);
+            if (end && intsyn && rest_blank(v->u.str.s, end, v->u.str.n)) {
+                if (x.t == SS_INT) {
+                    *out = x;
+                    return SS_OK;
+                }
+                return ss_seterr(err, errsz, SS_ERR_INVALID, "%s is out of range for INT (64-bit)",
+                                 excerpt(v, ex, sizeof ex));
             }
         }
-        return ss_seterr(err, errsz, SS_ERR_INVALID, "expected %s, got %s",
-                         ss_coltype_name(t), v->t == SS_TEXT ? "text" : "real");
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "expected INT, got %s", excerpt(v, ex, sizeof ex));
     case SS_COL_REAL:
         if (v->t == SS_REAL)
             return SS_OK;
@@ -308,14 +459,17 @@ int ss_val_coerce(const ss_value_t *v, ss_coltype_t t, ss_value_t *out, char **t
             return SS_OK;
         }
         {
-            char *end;
-            double x = strtod(v->u.str.s, &end);
-            if (end != v->u.str.s && *end == 0) {
-                *out = ss_val_real(x);
+            ss_value_t x;
+            size_t end = ss_num_parse(v->u.str.s, v->u.str.n, &x, NULL);
+            if (end && rest_blank(v->u.str.s, end, v->u.str.n)) {
+                double d = x.t == SS_INT ? (double)x.u.i : x.u.r;
+                if (!isfinite(d))
+                    return ss_seterr(err, errsz, SS_ERR_INVALID, "%s is out of range for REAL", excerpt(v, ex, sizeof ex));
+                *out = ss_val_real(d);
                 return SS_OK;
             }
         }
-        return ss_seterr(err, errsz, SS_ERR_INVALID, "expected REAL, got text");
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "expected REAL, got %s", excerpt(v, ex, sizeof ex));
     case SS_COL_NUMERIC:
         return coerce_numeric(v, -1, out, tmp, err, errsz);
     case SS_COL_JSON:
@@ -435,9 +589,10 @@ int ss_row_encode(const ss_row_t *r, ss_buf_t *out)
             break;
         if (v->t == SS_INT)
             rc = ss_buf_append(out, &v->u.i, 8);
-        else if (v->t == SS_REAL)
-            rc = ss_buf_append(out, &v->u.r, 8);
-        else if (ss_vtype_has_str(v->t)) {
+        else if (v->t == SS_REAL) {
+            double d = v->u.r == 0.0 ? 0.0 : v->u.r; /* one encoding for 0.0 and -0.0 */
+            rc = ss_buf_append(out, &d, 8);
+        } else if (ss_vtype_has_str(v->t)) {
             uint32_t len = (uint32_t)v->u.str.n;
             rc = ss_buf_append(out, &len, 4);
             if (!rc)
