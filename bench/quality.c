@@ -18,7 +18,11 @@
  * word vectors) or the words classifier, trained on the oracle's answers.
  *
  *   bench_quality [--n N] [--seeds S] [--steps T] [--churn F] [--cascade 'proxy=embed, ...']
- *                 [--corpus DIR] [--oracle URL] [--model NAME] [--check] [--out FILE]
+ *                 [--category NAME] [--join NA [--join-k K]] [--corpus DIR] [--oracle URL] [--model NAME]
+ *                 [--check] [--out FILE]
+ * --join NA: also "Is {a.word} a kind of {b.word}?" over NA synsets x their hypernyms' words,
+ * exhaustive and pruned (join_candidates = K, default 5): calls, and the pruned join's recall of
+ * the exhaustive join's matches (the fixture is always right, so those are the true matches).
  * --check: exit 1 unless the targets hold: recall and precision >= their targets in >= 80%
  * of the seeds, the exhaustive view exact, oracle labels <= --max-oracle (default 0.25) of
  * the rows; and each step's oracle calls at most --max-step (default 1.0) x the changed rows.
@@ -56,7 +60,8 @@ static double now_s(void)
 typedef struct noun {
     int64_t id;
     char *word, *gloss;
-    int animal;
+    int animal;   /* in the category asked about */
+    int64_t hyper; /* its first direct hypernym (0: none), from closure.jsonl (--join) */
 } noun_t;
 
 static noun_t *C;
@@ -88,7 +93,7 @@ static void load_corpus(const char *dir, const char *category)
             if (!(C = realloc(C, sizeof *C * (size_t)capc)))
                 die("out of memory", NULL);
         }
-        C[NC++] = (noun_t){id->u.i, ss_strdup(w), ss_strdup(g), !strcmp(c, category)};
+        C[NC++] = (noun_t){id->u.i, ss_strdup(w), ss_strdup(g), !strcmp(c, category), 0};
         ss_json_free(d);
     }
     free(line);
@@ -140,7 +145,7 @@ static void fixture_start(const char *self, const char *corpus, char *url, size_
 /* ------------------------------------------------------------------ one run */
 
 typedef struct opts {
-    int n, seeds, steps, check;
+    int n, seeds, steps, check, join, join_k;
     double churn, max_oracle, max_step, recall, precision;
     const char *cascade, *corpus, *oracle, *model_name, *out, *category;
     char ask[256]; /* the SEM_FILTER instruction */
@@ -235,19 +240,31 @@ static int64_t plan_int(sqlite3 *db, const char *col)
     return v;
 }
 
-/* Model calls of the exhaustive view's SEM_FILTER, from EXPLAIN's counters. */
-static int64_t explain_calls(ss_engine_t *e, const char *view)
+/* Model requests of a view's operator (kind: "sem_filter", "sem_join"), from EXPLAIN's counters:
+ * those that reached the model and those the dispatcher's cache answered (views of one run share
+ * it, so the second view asking the same question finds it there). */
+static int64_t explain_calls_kind(ss_engine_t *e, const char *view, const char *kind)
 {
-    char q[128];
+    char q[128], pat[64];
     snprintf(q, sizeof q, "EXPLAIN VIEW %s;", view);
-    char *t = exec_sql(e, q), *p = strstr(t, "| sem_filter");
+    snprintf(pat, sizeof pat, "| %s ", kind);
+    char *t = exec_sql(e, q), *p = strstr(t, pat);
     int64_t v = -1;
     long long b, ri, ro, calls;
-    if (p && sscanf(p, "| sem_filter | %lld | %lld | %lld | %lld", &b, &ri, &ro, &calls) == 4)
-        v = calls;
+    if (p) {
+        char *c = p + strlen(pat); /* the kind's column is padded: skip to its '|' */
+        while (*c == ' ')
+            c++;
+        long long hits = 0; /* requests answered from the dispatcher's cache count too */
+        if (sscanf(c, "| %lld | %lld | %lld | %lld | %lld", &b, &ri, &ro, &calls, &hits) >= 4)
+            v = calls + hits;
+    }
     free(t);
     return v;
 }
+
+static int64_t explain_calls(ss_engine_t *e, const char *view) { return explain_calls_kind(e, view, "sem_filter"); }
+
 
 typedef struct seed_res {
     meas_t load, end, full;
@@ -412,6 +429,169 @@ static void run_seed(const opts_t *o, int seed, const char *url, seed_res_t *r)
     free(ids);
 }
 
+/* ------------------------------------------------------------------ SEM_JOIN: pruned vs exhaustive */
+
+static int noun_by_id(int64_t id)
+{
+    int lo = 0, hi = NC - 1;
+    while (lo <= hi) {
+        int m = (lo + hi) / 2;
+        if (C[m].id == id)
+            return m;
+        if (C[m].id < id)
+            lo = m + 1;
+        else
+            hi = m - 1;
+    }
+    return -1;
+}
+
+static void load_hypernyms(const char *dir)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/closure.jsonl", dir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        die("cannot read the hypernyms (make the corpus with: wordnet2json --out DIR)", path);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while ((n = getline(&line, &cap, f)) > 0) {
+        ss_json_doc_t *d = NULL;
+        char err[SS_ERRSZ];
+        if (ss_json_parse(line, (size_t)n, 0, &d, NULL, err, sizeof err))
+            die("bad closure line", err);
+        const ss_json_t *o = ss_json_root(d), *id = ss_json_get(o, "id"), *h = ss_json_get(o, "hypernyms");
+        int i = id && id->t == SS_JSON_INT ? noun_by_id(id->u.i) : -1;
+        if (i >= 0 && h && h->t == SS_JSON_ARRAY && h->u.arr.n > 0 && h->u.arr.items[0].t == SS_JSON_INT)
+            C[i].hyper = h->u.arr.items[0].u.i;
+        ss_json_free(d);
+    }
+    free(line);
+    fclose(f);
+}
+
+/* The pairs of a join view, as "aid:bid" lines sorted (SQLite orders them). */
+static char *join_pairs(sqlite3 *db, const char *view, int64_t *n)
+{
+    char q[256];
+    snprintf(q, sizeof q, "SELECT aid, bid FROM view_%s ORDER BY aid, bid", view);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, q, -1, &st, NULL) != SQLITE_OK)
+        die("cannot read the join view", sqlite3_errmsg(db));
+    ss_buf_t b = SS_BUF_INIT;
+    *n = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        ss_buf_printf(&b, "%lld:%lld\n", (long long)sqlite3_column_int64(st, 0), (long long)sqlite3_column_int64(st, 1));
+        (*n)++;
+    }
+    sqlite3_finalize(st);
+    return ss_buf_take(&b);
+}
+
+/* Words x hypernyms: `na` synsets that have a hypernym on the left, the distinct words of their
+ * direct hypernyms on the right; "Is {a.word} a kind of {b.word}?" exhaustively and pruned to the
+ * k nearest by embedding. The fixture is always right, so the exhaustive join's rows are the true
+ * matches; the pruned join's recall is measured against them. */
+static void run_join(int na, int k, const char *url, const char *model, ss_buf_t *json)
+{
+    char dir[] = "/tmp/bench_quality_join_XXXXXX";
+    if (!mkdtemp(dir))
+        die("mkdtemp", NULL);
+    char db[1200], sql[2048];
+    snprintf(db, sizeof db, "%s/state.db", dir);
+    ss_engine_opts_t eo;
+    memset(&eo, 0, sizeof eo);
+    eo.db_path = db;
+    eo.max_latency_ms = 20;
+    eo.batch_size = 100000;
+    ss_engine_t *e = NULL;
+    char err[SS_ERRSZ] = "";
+    if (ss_engine_open(&eo, &e, err, sizeof err))
+        die("engine", err);
+    snprintf(sql, sizeof sql,
+             "CREATE MODEL oracle WITH (backend = 'openai', url = '%s', model = '%s');"
+             "CREATE STREAM wa (id INT KEY, word TEXT) WITH (topic = 'wa', format = 'json');"
+             "CREATE STREAM wb (id INT KEY, word TEXT) WITH (topic = 'wb', format = 'json');"
+             "CREATE CONTINUOUS VIEW jfull AS SELECT a.id AS aid, b.id AS bid FROM wa a SEM_JOIN wb b "
+             "ON 'Is {a.word} a kind of {b.word}?' WITH (model = oracle);"
+             "CREATE CONTINUOUS VIEW jpruned AS SELECT a.id AS aid, b.id AS bid FROM wa a SEM_JOIN wb b "
+             "ON 'Is {a.word} a kind of {b.word}?' WITH (model = oracle, join_candidates = %d);",
+             url, model, k);
+    free(exec_sql(e, sql));
+    /* the left side: every 37th synset with a hypernym whose word differs from its own */
+    char pa[1300], pb[1300];
+    snprintf(pa, sizeof pa, "%s/a.jsonl", dir);
+    snprintf(pb, sizeof pb, "%s/b.jsonl", dir);
+    FILE *fa = fopen(pa, "w"), *fb = fopen(pb, "w");
+    int nleft = 0, nright = 0;
+    char *seen = calloc((size_t)NC, 1);
+    for (int i = 0; i < NC && nleft < na; i += 37) {
+        int h = C[i].hyper ? noun_by_id(C[i].hyper) : -1;
+        if (h < 0 || !strcmp(C[h].word, C[i].word))
+            continue;
+        ss_buf_t b = SS_BUF_INIT;
+        ss_buf_printf(&b, "{\"id\":%lld,\"word\":", (long long)C[i].id);
+        ss_json_put_str_utf8(&b, C[i].word, strlen(C[i].word));
+        ss_buf_puts(&b, "}\n");
+        fputs(ss_buf_cstr(&b), fa);
+        ss_buf_free(&b);
+        nleft++;
+        if (seen[h])
+            continue;
+        seen[h] = 1;
+        ss_buf_printf(&b, "{\"id\":%lld,\"word\":", (long long)C[h].id);
+        ss_json_put_str_utf8(&b, C[h].word, strlen(C[h].word));
+        ss_buf_puts(&b, "}\n");
+        fputs(ss_buf_cstr(&b), fb);
+        ss_buf_free(&b);
+        nright++;
+    }
+    free(seen);
+    fclose(fa);
+    fclose(fb);
+    int64_t nl = 0;
+    double t0 = now_s();
+    if (ss_engine_load_jsonl(e, "wb", pb, &nl, err, sizeof err) || ss_engine_load_jsonl(e, "wa", pa, &nl, err, sizeof err))
+        die("load", err);
+    idle(e);
+    double secs = now_s() - t0;
+    sqlite3 *rd = NULL;
+    if (sqlite3_open_v2(db, &rd, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+        die("cannot read the state", db);
+    int64_t nfull = 0, npruned = 0;
+    char *full = join_pairs(rd, "jfull", &nfull), *pruned = join_pairs(rd, "jpruned", &npruned);
+    int64_t found = 0; /* pruned rows that are exhaustive rows */
+    ss_buf_t fl = SS_BUF_INIT;
+    ss_buf_printf(&fl, "\n%s", full ? full : "");
+    for (char *p = pruned; p && *p;) {
+        char *end = strchr(p, '\n');
+        char pat[64];
+        snprintf(pat, sizeof pat, "\n%.*s\n", (int)(end - p), p);
+        found += strstr(ss_buf_cstr(&fl), pat) != NULL;
+        p = end + 1;
+    }
+    ss_buf_free(&fl);
+    int64_t cfull = explain_calls_kind(e, "jfull", "sem_join"), cpruned = explain_calls_kind(e, "jpruned", "sem_join");
+    double recall = nfull ? (double)found / (double)nfull : 1, ratio = cpruned > 0 ? (double)cfull / (double)cpruned : 0;
+    printf("SEM_JOIN words x hypernyms: %d x %d rows; exhaustive %lld calls, %lld true matches; pruned "
+           "(join_candidates=%d) %lld calls (%.1fx fewer), recall %.3f of the exhaustive join's matches "
+           "(%lld of %lld); %.1fs\n",
+           nleft, nright, (long long)cfull, (long long)nfull, k, (long long)cpruned, ratio, recall,
+           (long long)found, (long long)nfull, secs);
+    ss_buf_printf(json,
+                  ",\"join\":{\"left\":%d,\"right\":%d,\"k\":%d,\"exhaustive_calls\":%lld,\"matches\":%lld,"
+                  "\"pruned_calls\":%lld,\"call_ratio\":%.2f,\"recall\":%.4f}",
+                  nleft, nright, k, (long long)cfull, (long long)nfull, (long long)cpruned, ratio, recall);
+    free(full);
+    free(pruned);
+    sqlite3_close(rd);
+    ss_engine_close(e);
+    snprintf(sql, sizeof sql, "rm -rf '%s'", dir);
+    if (system(sql) != 0)
+        fprintf(stderr, "bench_quality: could not remove %s\n", dir);
+}
+
 static double arg_num(const char *flag, const char *v)
 {
     char *end;
@@ -424,7 +604,7 @@ static double arg_num(const char *flag, const char *v)
 int main(int argc, char **argv)
 {
     opts_t o = {.n = 10000, .seeds = 1, .steps = 5, .churn = 0.01, .max_oracle = 0.25, .max_step = 1.0,
-                .cascade = "proxy=embed, recall=0.9, precision=0.9, delta=0.2", .model_name = "oracle", .category = "animal"};
+                .cascade = "proxy=embed, recall=0.9, precision=0.9, delta=0.2", .model_name = "oracle", .category = "animal", .join_k = 5};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--check")) {
@@ -454,6 +634,10 @@ int main(int argc, char **argv)
             o.corpus = v;
         else if (!strcmp(a, "--oracle"))
             o.oracle = v;
+        else if (!strcmp(a, "--join"))
+            o.join = (int)arg_num(a, v);
+        else if (!strcmp(a, "--join-k"))
+            o.join_k = (int)arg_num(a, v);
         else if (!strcmp(a, "--category"))
             o.category = v;
         else if (!strcmp(a, "--model"))
@@ -538,16 +722,23 @@ int main(int argc, char **argv)
         ss_buf_putc(&json, '}');
         free(r.explain);
     }
-    double share = (double)met / o.seeds;
+    ss_buf_t jj = SS_BUF_INIT;
+    if (o.join > 0) {
+        load_hypernyms(o.corpus);
+        run_join(o.join, o.join_k, url, o.model_name, &jj);
+    }
+    int ns = o.seeds ? o.seeds : 1;
+    double share = o.seeds ? (double)met / o.seeds : 1;
     printf("summary: targets met in %d of %d seeds (%.0f%%); mean P=%.3f R=%.3f F1=%.3f; oracle share mean "
            "%.1f%%, max %.1f%% of rows (exhaustive: 100%%, ratio %.2fx fewer calls); most oracle calls per changed "
            "row in a step %.2f\n",
-           met, o.seeds, 100 * share, sum_p / o.seeds, sum_r / o.seeds, sum_f / o.seeds, 100 * sum_frac / o.seeds,
-           100 * max_frac, o.seeds * 1.0 / (sum_frac > 0 ? sum_frac : 1), max_step);
+           met, o.seeds, 100 * share, sum_p / ns, sum_r / ns, sum_f / ns, 100 * sum_frac / ns, 100 * max_frac,
+           o.seeds * 1.0 / (sum_frac > 0 ? sum_frac : 1), max_step);
     ss_buf_printf(&json,
                   "],\"met_share\":%.4f,\"mean_precision\":%.4f,\"mean_recall\":%.4f,\"mean_oracle_fraction\":%.4f,"
-                  "\"max_oracle_fraction\":%.4f,\"max_step_ratio\":%.4f}\n",
-                  share, sum_p / o.seeds, sum_r / o.seeds, sum_frac / o.seeds, max_frac, max_step);
+                  "\"max_oracle_fraction\":%.4f,\"max_step_ratio\":%.4f%s}\n",
+                  share, sum_p / ns, sum_r / ns, sum_frac / ns, max_frac, max_step, jj.data ? ss_buf_cstr(&jj) : "");
+    ss_buf_free(&jj);
     char rpath[1024];
     const char *outp = o.out ? o.out : ss_bench_result_path("quality.json", rpath, sizeof rpath);
     FILE *jf = outp ? fopen(outp, "w") : NULL;

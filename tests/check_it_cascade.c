@@ -1,6 +1,7 @@
 /*
  * check_it_cascade.c — SEM_FILTER cascades end to end through the engine (SQL, planner,
- * pipelines, dispatcher, the wink embedder as the proxy, stories260K as the oracle: real,
+ * pipelines, dispatcher, the wink embedder, the words classifier and stories260K itself as
+ * proxies, stories260K as the oracle: real,
  * deterministic, meaningless answers, which is all these invariants need):
  *   - under inserts, updates and deletes the view holds exactly the rows whose unit the
  *     cascade's rule accepts (its label if the oracle gave one, else score >= hi), checked
@@ -170,6 +171,8 @@ START_TEST(test_cascade_rule_exact_and_durable)
     exec(e, sql);
     exec(e, "CREATE CONTINUOUS VIEW c3 AS SELECT id, abstract FROM papers WHERE SEM_FILTER(" ASK
             ", cascade = 'proxy=model:small, sample=12')");
+    exec(e, "CREATE CONTINUOUS VIEW c4 AS SELECT id, abstract FROM papers WHERE SEM_FILTER(" ASK
+            ", cascade = 'proxy=words, sample=12, train=12')");
     exec(e, "CREATE CONTINUOUS VIEW p1 AS SELECT id, abstract FROM papers WHERE SEM_FILTER(" ASK ")");
     insert_rows(e, 0, 60, 0);
     check_rule(e, db, "c1");
@@ -183,6 +186,7 @@ START_TEST(test_cascade_rule_exact_and_durable)
     check_rule(e, db, "c1");
     check_rule(e, db, "cx");
     check_rule(e, db, "c3");
+    check_rule(e, db, "c4");
     char *l3 = cascade_lines(e, "c3"); /* the proxy model scored every unit */
     ck_assert_msg(strstr(l3, "proxy requests ") && !strstr(l3, "proxy requests 0;"), "%s", l3);
     free(l3);
