@@ -117,8 +117,11 @@ withopt(A) ::= WITH LP optlist(L) RP. { A = L; }
 
 %type optlist {ss_ast_options_t *}
 %destructor optlist { ss_ast_options_free($$); }
-optlist(A) ::= nm(N) EQ optval(V). { A = ss_build_option(ctx, NULL, &N, &V); }
-optlist(A) ::= optlist(A) COMMA nm(N) EQ optval(V). { A = ss_build_option(ctx, A, &N, &V); }
+optlist(A) ::= optname(N) EQ optval(V). { A = ss_build_option(ctx, NULL, &N, &V); }
+optlist(A) ::= optlist(A) COMMA optname(N) EQ optval(V). { A = ss_build_option(ctx, A, &N, &V); }
+%type optname {ss_tok_t}
+optname(A) ::= nm(A).
+optname(A) ::= LIMIT(A). /* SUBSCRIBE v WITH (limit = 10) */
 
 %type optval {ss_optval_t}
 optval(A) ::= STRING(X). { A = ss_ov(SS_OV_STRING, X, 0); }
@@ -150,7 +153,7 @@ object(A) ::= MODEL. { A = SS_OBJ_MODEL; }
 cmd(A) ::= SHOW(T) STREAMS. { A = ss_build_show(ctx, &T, SS_OBJ_STREAM); }
 cmd(A) ::= SHOW(T) VIEWS. { A = ss_build_show(ctx, &T, SS_OBJ_VIEW); }
 cmd(A) ::= SHOW(T) MODELS. { A = ss_build_show(ctx, &T, SS_OBJ_MODEL); }
-cmd(A) ::= SUBSCRIBE(T) nm(N). { A = ss_build_subscribe(ctx, &T, &N); }
+cmd(A) ::= SUBSCRIBE(T) nm(N) withopt(W). { A = ss_build_subscribe(ctx, &T, &N, W); }
 cmd(A) ::= EXPLAIN(T) nm(N). { A = ss_build_explain(ctx, &T, &N, NULL); }
 cmd(A) ::= EXPLAIN(T) VIEW nm(N). { A = ss_build_explain(ctx, &T, &N, NULL); }
 cmd(A) ::= EXPLAIN(T) query(Q). { A = ss_build_explain(ctx, &T, NULL, Q); }

@@ -267,7 +267,8 @@ ss_ast_stmt_t *ss_build_drop(ss_pctx_t *ctx, const ss_tok_t *kw, ss_ast_object_t
                              const ss_tok_t *name);
 ss_ast_stmt_t *ss_build_show(ss_pctx_t *ctx, const ss_tok_t *kw, ss_ast_object_t obj);
 ss_ast_stmt_t *ss_build_select_stmt(ss_pctx_t *ctx, ss_ast_select_t *s);
-ss_ast_stmt_t *ss_build_subscribe(ss_pctx_t *ctx, const ss_tok_t *kw, const ss_tok_t *name);
+ss_ast_stmt_t *ss_build_subscribe(ss_pctx_t *ctx, const ss_tok_t *kw, const ss_tok_t *name,
+                                  ss_ast_options_t *opts);
 ss_ast_stmt_t *ss_build_explain(ss_pctx_t *ctx, const ss_tok_t *kw, const ss_tok_t *name, ss_ast_query_t *q);
 ss_ast_stmt_t *ss_build_insert(ss_pctx_t *ctx, const ss_tok_t *kw, const ss_tok_t *name, ss_namelist_t *cols,
                                ss_rowlist_t *rows);

@@ -550,7 +550,8 @@ int ss_ast_stmt_to_sql(const ss_ast_stmt_t *s, ss_buf_t *out)
     case SS_STMT_SELECT:
         return ss_ast_query_to_sql(s->query, out);
     case SS_STMT_SUBSCRIBE:
-        return put_head(out, "SUBSCRIBE ", 0, "", s->name);
+        rc = put_head(out, "SUBSCRIBE ", 0, "", s->name);
+        return rc ? rc : put_with(out, " WITH ", s->opts);
     case SS_STMT_EXPLAIN:
         if (s->query) {
             rc = ss_buf_puts(out, "EXPLAIN ");

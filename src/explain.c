@@ -388,6 +388,16 @@ static void put_node(ss_buf_t *b, const ss_plan_node_t *n)
     ss_buf_printf(b, "  -- %s\n", strategy(n));
 }
 
+int ss_explain_node(const ss_plan_node_t *n, ss_buf_t *out)
+{
+    put_node(out, n);
+    if (out->len && out->data[out->len - 1] == '\n')
+        out->data[--out->len] = 0;
+    return out->data ? SS_OK : SS_ERR_NOMEM;
+}
+
+const char *ss_explain_strategy(const ss_plan_node_t *n) { return strategy(n); }
+
 /* Marks the nodes a view is made of: walks inputs from its VIEW node, stopping at other views. */
 static void mark(const ss_plan_node_t *n, const ss_plan_node_t *root, const ss_plan_t *p, char *seen)
 {

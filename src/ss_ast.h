@@ -241,7 +241,7 @@ typedef enum ss_ast_stmt_kind {
     SS_STMT_DROP,          /* object, name, if_exists */
     SS_STMT_SHOW,          /* object */
     SS_STMT_SELECT,        /* query (snapshot read of a view) */
-    SS_STMT_SUBSCRIBE,     /* name */
+    SS_STMT_SUBSCRIBE,     /* name, opts (limit, timeout_ms, snapshot) */
     SS_STMT_EXPLAIN,       /* name (EXPLAIN [VIEW] name) or query */
     SS_STMT_INSERT,        /* name, insert_cols (may be NULL), rows */
     SS_STMT_DELETE,        /* name, where */
