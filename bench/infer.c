@@ -648,10 +648,12 @@ int main(int argc, char **argv)
     }
     loadavg(la1, sizeof la1);
     printf("\nAgainst the higher of the start and end ceilings (load average at the end: %s):\n", la1);
+    ss_mkmodel_spec_t sp;
+    int nl = layers > 0 ? layers : ss_mkmodel_shape(shape, &sp) ? sp.n_layers : 0; /* layers of the files run */
     ss_buf_t js = SS_BUF_INIT;
-    ss_buf_printf(&js, "{\"bench\":\"infer\",\"shape\":\"%s\",\"kernels\":\"%s\",\"prompt\":%d,\"gen\":%d,\"reps\":%d,"
+    ss_buf_printf(&js, "{\"bench\":\"infer\",\"shape\":\"%s\",\"layers\":%d,\"kernels\":\"%s\",\"prompt\":%d,\"gen\":%d,\"reps\":%d,"
                        "\"loadavg_start\":\"%s\",\"loadavg_end\":\"%s\",\"ceilings\":[",
-                  shape, k_isa(), plen, gen, reps, la0, la1);
+                  shape, nl, k_isa(), plen, gen, reps, la0, la1);
     for (int i = 0; i < nthr; i++)
         ss_buf_printf(&js, "%s{\"threads\":%d,\"read_gbs\":%.2f,\"int8_gops\":%.1f,\"fp32_gflops\":%.1f,"
                            "\"bf16_gflops\":%.1f}",
