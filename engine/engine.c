@@ -108,6 +108,8 @@ int ss_engine_open(const ss_engine_opts_t *opts, ss_engine_t **out, char *err, s
     int rc = e->db_path && e->cache_path && e->model_path ? SS_OK
                                                           : ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     if (!rc)
+        rc = eng_models_policy_init(e, opts, err, errsz); /* before open_parts registers the models */
+    if (!rc)
         rc = open_parts(e, opts, err, errsz);
     if (rc) {
         ss_engine_close(e);
@@ -163,6 +165,7 @@ void ss_engine_close(ss_engine_t *e)
     free(e->loads);
     free(e->pipes);
     free(e->kept);
+    eng_models_policy_free(e);
     pthread_mutex_destroy(&e->exec_mu);
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->cv);
@@ -303,10 +306,13 @@ static int exec_create_model(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *
     int rc = ss_catalog_add_model(e->cat, st, err, errsz);
     if (rc == SS_ERR_EXISTS && st->if_not_exists)
         return ss_buf_puts(out, "CREATE MODEL (exists)\n") ? SS_ERR_NOMEM : SS_OK;
-    if (!rc)
-        rc = eng_model_add(e, st->name, err, errsz);
     if (rc)
         return rc;
+    if ((rc = eng_model_add(e, st->name, err, errsz))) { /* refused or broken: not kept either */
+        char derr[SS_ERRSZ];
+        ss_catalog_drop(e->cat, SS_OBJ_MODEL, st->name, 1, derr, sizeof derr);
+        return rc;
+    }
     return ss_buf_puts(out, "CREATE MODEL\n") ? SS_ERR_NOMEM : SS_OK;
 }
 
@@ -384,28 +390,82 @@ static int has_position(const char *msg, const char *name)
     return q > p && *q == ':';
 }
 
+/* What a client's options refuse before st runs (SS_OK when allowed). */
+static int client_refuses(const ss_exec_opts_t *xo, const ss_ast_stmt_t *st, int nstmts, char *err, size_t errsz)
+{
+    if (!xo)
+        return SS_OK;
+    int reads = st->kind == SS_STMT_SELECT || st->kind == SS_STMT_SHOW || st->kind == SS_STMT_EXPLAIN ||
+                st->kind == SS_STMT_SUBSCRIBE;
+    if (xo->read_only && !reads)
+        return ss_seterr(err, errsz, SS_ERR_DENIED, "permission denied: the read-only role may run SELECT, "
+                         "SUBSCRIBE, SHOW and EXPLAIN only");
+    if (st->kind == SS_STMT_SUBSCRIBE && (xo->rs || (xo->client && nstmts > 1)))
+        return ss_seterr(err, errsz, SS_ERR_UNSUPPORTED, "SUBSCRIBE streams and must be sent alone (over "
+                         "PostgreSQL: COPY (SUBSCRIBE v) TO STDOUT, or DECLARE c CURSOR FOR SUBSCRIBE v and FETCH)");
+    return SS_OK;
+}
+
+/* Brings the views up to date before a read; a client's wait is bounded by its time limit, after
+ * which it reads what is committed (a consistent state, only older). A client's read that arrived
+ * before the start of the last catch-up is served by it: a burst of concurrent SELECTs waits for
+ * one or two catch-ups, not one each. */
+static int catch_up(ss_engine_t *e, const ss_exec_opts_t *xo, int64_t arrived_ns, char *err, size_t errsz)
+{
+    if (xo && e->idle_from_ns >= arrived_ns)
+        return SS_OK;
+    int limit = xo && xo->timeout_ms > 0 ? xo->timeout_ms : -1;
+    int rc = ss_engine_run_until_idle(e, limit, err, errsz);
+    if (rc == SS_ERR_TIMEOUT && limit > 0) {
+        ss_log(SS_LOG_DEBUG, "engine", "reading committed views without catching up: %s", err);
+        rc = SS_OK;
+    }
+    return rc;
+}
+
 int ss_engine_exec(ss_engine_t *e, const char *sql, size_t len, const char *name, ss_buf_t *out, char *err,
                    size_t errsz)
 {
+    return ss_engine_exec_ex(e, sql, len, name, NULL, out, err, errsz);
+}
+
+int ss_engine_exec_ex(ss_engine_t *e, const char *sql, size_t len, const char *name, const ss_exec_opts_t *xo,
+                      ss_buf_t *out, char *err, size_t errsz)
+{
+    int64_t arrived_ns = ss_now_ns();
     ss_ast_script_t *script = NULL;
     int rc = ss_parse(sql, len, name, &script, err, errsz);
     if (rc)
         return rc;
     pthread_mutex_lock(&e->exec_mu);
+    const ss_exec_opts_t *saved_xo = e->xo;
+    e->xo = xo;
+    int structured = xo && xo->rs;
     ss_buf_t one = SS_BUF_INIT;
     for (int i = 0; !rc && i < script->n; i++) {
         const ss_ast_stmt_t *st = script->stmts[i];
-        rc = eng_leader_check(e, err, errsz);
+        rc = client_refuses(xo, st, script->n, err, errsz);
+        if (!rc)
+            rc = eng_leader_check(e, err, errsz);
         if (!rc && e->reader)
             rc = eng_catalog_reload(e, err, errsz); /* the leader may have changed the views */
         if (!rc)
             rc = ss_engine_do_loads(e, 0, err, errsz);
-        if (!rc && e->catch_up &&
-            (st->kind == SS_STMT_SELECT || st->kind == SS_STMT_SHOW || st->kind == SS_STMT_EXPLAIN ||
-             st->kind == SS_STMT_SUBSCRIBE))
-            rc = ss_engine_run_until_idle(e, -1, err, errsz);
-        if (!rc)
-            rc = exec_stmt(e, st, out ? out : &one, err, errsz);
+        int reads = st->kind == SS_STMT_SELECT || st->kind == SS_STMT_SHOW || st->kind == SS_STMT_EXPLAIN ||
+                    st->kind == SS_STMT_SUBSCRIBE;
+        if (!rc && e->catch_up && reads)
+            rc = catch_up(e, xo, arrived_ns, err, errsz);
+        e->xo_emitted = 0;
+        int skip = xo && xo->describe_only && st->kind != SS_STMT_SELECT && st->kind != SS_STMT_SHOW &&
+                   st->kind != SS_STMT_EXPLAIN;
+        if (!rc && !skip)
+            rc = exec_stmt(e, st, out && !structured ? out : &one, err, errsz);
+        if (!reads) /* a later read in this script must see what this statement wrote */
+            arrived_ns = ss_now_ns();
+        if (!rc && structured) {
+            rc = eng_result_finish(e, st, one.data, one.len, err, errsz);
+            ss_buf_reset(&one);
+        }
         /* every message says where: [name:]line:col: */
         if (rc && err && !has_position(err, name))
             ss_errprefix(err, errsz, "%s%s%d:%d", name ? name : "", name ? ":" : "", st->span.line, st->span.col);
@@ -424,6 +484,7 @@ int ss_engine_exec(ss_engine_t *e, const char *sql, size_t len, const char *name
     ss_buf_free(&one);
     if (!rc)
         rc = ss_engine_do_loads(e, 0, err, errsz);
+    e->xo = saved_xo;
     pthread_mutex_unlock(&e->exec_mu);
     ss_ast_script_free(script);
     return rc;
@@ -590,6 +651,7 @@ int ss_engine_run_until_idle(ss_engine_t *e, int timeout_ms, char *err, size_t e
     }
     if (waited && ss_now_ns() - start > 1000000000LL)
         progress(e, 1);
+    e->idle_from_ns = start;
     return SS_OK;
 }
 

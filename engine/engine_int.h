@@ -8,7 +8,10 @@
  *   subscribe.c     subscriptions to a view's changes (SUBSCRIBE, serve)
  *   engine_query.c  SELECT, SHOW, EXPLAIN, SUBSCRIBE and table rendering
  *   engine_write.c  INSERT/DELETE/--load producers
- *   engine_models.c model backends
+ *   engine_models.c model backends, and the server's policy for them (key_envs, models_dir)
+ *   engine_result.c structured results for clients (ss_engine_rs_t), the catalog they see,
+ *                   and the guard around a SELECT (what it may read and call, time limit)
+ *   engine_metrics.c Prometheus metrics and the operator DAG as JSON
  * Documents struct ss_engine and struct eng_pipe, and who owns each pointer.
  *
  * Threads: the caller's thread runs statements (one at a time: exec_mu); each
@@ -90,6 +93,7 @@ typedef struct eng_pipe {
     char model[64];           /* EP_WAITING: the model it waits for */
     int64_t lag;              /* input messages not consumed (last measured; -1 unknown) */
     int64_t batches, messages;/* committed batches, input messages consumed */
+    int64_t failures;         /* failed attempts since the pipeline started (/metrics) */
     uint64_t idle_gen;        /* the last idle request it confirmed (see ss_engine_run_until_idle) */
     uint64_t want_idle;       /* the idle request it is asked to confirm */
 } eng_pipe_t;
@@ -135,6 +139,14 @@ struct ss_engine {
 
     int64_t last_progress_ns, work_start_ns, progress_msgs0;
     ss_engine_stats_t stats;
+
+    const ss_exec_opts_t *xo; /* the running script's client options (under exec_mu); NULL = none */
+    int xo_emitted;         /* the running statement already gave its client a table (eng_table_emit) */
+    int64_t idle_from_ns;   /* the last run_until_idle that succeeded had started then (under exec_mu): a
+                               client's read that arrived before it need not catch up again */
+    char **key_envs;        /* owned, NULL-terminated: allowed api_key_env entries (opts.key_envs) */
+    int key_envs_set;       /* 1: key_envs applies */
+    char *models_dir;       /* owned: realpath of opts.models_dir; NULL = any path */
 };
 
 /* scheduler.c */
@@ -172,17 +184,44 @@ void eng_subs_close_all(ss_engine_t *e, const char *view); /* NULL: every subscr
 int eng_select(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz);
 int eng_show(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz);
 int eng_explain(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz);
+int64_t eng_view_rows(ss_engine_t *e, const char *view); /* rows with multiplicity; -1 if unknown */
 int eng_subscribe(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz);
 
 /* A result table rendered as aligned text. */
 typedef struct eng_table {
     int ncols, nrows, cap;
     char **cells;           /* owned: header row then nrows rows, ncols each */
+    ss_coltype_t *types;    /* owned, optional: column types for structured results (NULL = TEXT) */
 } eng_table_t;
 int eng_table_init(eng_table_t *t, int ncols, const char *const *names);
 int eng_table_add(eng_table_t *t, const char *const *cells); /* copies */
 void eng_table_render(const eng_table_t *t, ss_buf_t *out);
 void eng_table_free(eng_table_t *t);
+
+/* engine_result.c */
+/* The table as the running script wants it: to its client's callbacks (e->xo->rs, with the
+ * tag "<verb> <rows>"), else rendered as text into out. */
+int eng_table_emit(ss_engine_t *e, eng_table_t *t, const char *verb, ss_buf_t *out);
+/* Sets column types of t (copied); with types NULL, infers INT/REAL/TEXT from the cells. */
+int eng_table_set_types(eng_table_t *t, const ss_coltype_t *types);
+/* After statement st ran for a client with callbacks: EXPLAIN's text becomes rows of
+ * "QUERY PLAN", other statements' text becomes the command tag. text = what st appended. */
+int eng_result_finish(ss_engine_t *e, const ss_ast_stmt_t *st, const char *text, size_t len, char *err,
+                      size_t errsz);
+/* SELECT's guard on the statements' connection: reads only view tables, calls only allowed
+ * functions, stops at the script's time limit or cancel flag. end restores the connection. */
+typedef struct eng_guard {
+    ss_engine_t *e;
+    int64_t deadline_ns;    /* 0 = none */
+    volatile sig_atomic_t *cancel;
+    int stopped;            /* SS_ERR_TIMEOUT or SS_ERR_CANCELED once it stopped the statement */
+    char denied[160];       /* what the authorizer refused */
+    int old_len;
+} eng_guard_t;
+void eng_guard_begin(ss_engine_t *e, eng_guard_t *g);
+void eng_guard_end(ss_engine_t *e, eng_guard_t *g);
+/* The error for a statement that failed under the guard (rc from SQLite's prepare or step). */
+int eng_guard_error(const eng_guard_t *g, const char *sqlite_msg, char *err, size_t errsz);
 
 /* engine_write.c */
 int eng_insert(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz);
@@ -204,6 +243,9 @@ int64_t eng_reader_lag(ss_engine_t *e, const char *view); /* NULL: every view; -
 /* engine_models.c */
 int eng_models_register(ss_engine_t *e, char *err, size_t errsz);
 int eng_model_add(ss_engine_t *e, const char *name, char *err, size_t errsz);
+/* Copies opts' key_envs and models_dir into e (at open). */
+int eng_models_policy_init(ss_engine_t *e, const ss_engine_opts_t *opts, char *err, size_t errsz);
+void eng_models_policy_free(ss_engine_t *e);
 
 /* Blocks the signals a terminal sends (SIGINT, SIGTERM, SIGQUIT, SIGHUP) and SIGPIPE in
  * the calling thread, so threads it creates never take them; restore with the old set. */

@@ -10,11 +10,18 @@
  * relational-only scripts, and re-runs answered from the cache, never pay for
  * loading a model. The wrapper's cache identity is computed without loading:
  * file name, size and a hash of the file's first and last 64 KiB.
+ *
+ * The server's policy (ss_engine_opts_t key_envs, models_dir) is checked each time a
+ * model is registered: api_key_env may name only an allowed variable (and send it only
+ * to the URL prefix allowed with it), a local path must resolve inside the models
+ * directory. So a client's CREATE MODEL can neither send a server secret to a URL of its
+ * choosing nor make the engine open a file of its choosing.
  */
 #include "engine_int.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/stat.h>
 
 typedef struct lazy {
@@ -126,6 +133,90 @@ static const char *mopt(const ss_cat_model_t *m, const char *name)
     return NULL;
 }
 
+/* ---- the server's policy ---- */
+
+int eng_models_policy_init(ss_engine_t *e, const ss_engine_opts_t *opts, char *err, size_t errsz)
+{
+    e->key_envs_set = opts->key_envs_set || opts->key_envs != NULL;
+    int n = 0;
+    while (opts->key_envs && opts->key_envs[n])
+        n++;
+    if (e->key_envs_set && !(e->key_envs = calloc((size_t)n + 1, sizeof *e->key_envs)))
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n; i++)
+        if (!(e->key_envs[i] = ss_strdup(opts->key_envs[i])))
+            return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    if (opts->models_dir) {
+        char real[PATH_MAX];
+        struct stat sb;
+        if (!realpath(opts->models_dir, real) || stat(real, &sb) != 0 || !S_ISDIR(sb.st_mode))
+            return ss_seterr(err, errsz, SS_ERR_INVALID, "models directory %s: not a directory", opts->models_dir);
+        if (!(e->models_dir = ss_strdup(real)))
+            return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    }
+    return SS_OK;
+}
+
+void eng_models_policy_free(ss_engine_t *e)
+{
+    for (int i = 0; e->key_envs && e->key_envs[i]; i++)
+        free(e->key_envs[i]);
+    free(e->key_envs);
+    free(e->models_dir);
+    e->key_envs = NULL;
+    e->models_dir = NULL;
+}
+
+/* A local model's file: with a models directory, path (relative to it, or absolute) must
+ * resolve inside it; *resolved is malloc'd. Never opens the file. */
+static int policy_path(ss_engine_t *e, const char *model, const char *path, char **resolved, char *err,
+                       size_t errsz)
+{
+    if (!e->models_dir)
+        return (*resolved = ss_strdup(path)) ? SS_OK : ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    char *joined = path[0] == '/' ? ss_strdup(path) : ss_sprintf("%s/%s", e->models_dir, path);
+    char real[PATH_MAX];
+    int ok = joined && realpath(joined, real) != NULL;
+    free(joined);
+    size_t dl = strlen(e->models_dir);
+    if (!ok || strncmp(real, e->models_dir, dl) != 0 || real[dl] != '/')
+        return ss_seterr(err, errsz, SS_ERR_DENIED, "model %s: path '%s' is not a file in the models directory %s "
+                         "(serve --models-dir)", model, path, e->models_dir);
+    return (*resolved = ss_strdup(real)) ? SS_OK : ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+}
+
+/* api_key_env must be an allowed variable, and the URL (every URL of a pool) must start with the
+ * prefix allowed with it. */
+static int policy_key_env(ss_engine_t *e, const ss_cat_model_t *m, const char *keyenv, const char *url, char *err,
+                          size_t errsz)
+{
+    if (!keyenv || !e->key_envs_set)
+        return SS_OK;
+    for (int i = 0; e->key_envs[i]; i++) {
+        const char *ent = e->key_envs[i], *eq = strchr(ent, '=');
+        size_t nl = eq ? (size_t)(eq - ent) : strlen(ent);
+        if (strlen(keyenv) != nl || strncmp(ent, keyenv, nl) != 0)
+            continue;
+        if (!eq)
+            return SS_OK;
+        const char *pre = eq + 1;
+        for (const char *u = url ? url : ""; *u;) {
+            size_t ul = strcspn(u, ",");
+            while (*u == ' ')
+                u++, ul--;
+            if (ul < strlen(pre) || strncmp(u, pre, strlen(pre)) != 0)
+                return ss_seterr(err, errsz, SS_ERR_DENIED, "model %s: the key in %s may only be sent to URLs "
+                                 "starting with %s", m->name, keyenv, pre);
+            u += ul;
+            if (*u == ',')
+                u++;
+        }
+        return SS_OK;
+    }
+    return ss_seterr(err, errsz, SS_ERR_DENIED, "model %s: api_key_env %s is not allowed by this server (start "
+                     "serve with --allow-key-env %s to allow it)", m->name, keyenv, keyenv);
+}
+
 static const char *model_opt(void *m, const char *name) { return mopt(m, name); }
 
 int eng_model_add(ss_engine_t *e, const char *name, char *err, size_t errsz)
@@ -143,11 +234,19 @@ int eng_model_add(ss_engine_t *e, const char *name, char *err, size_t errsz)
         if (!path)
             return ss_seterr(err, errsz, SS_ERR_INVALID, "model %s: backend local needs WITH (path = 'file.gguf')",
                              name);
+        char *real = NULL;
+        int prc = policy_path(e, name, path, &real, err, errsz);
+        if (prc)
+            return prc;
         const char *th = mopt(m, "threads");
-        b = lazy_new(path, th ? atoi(th) : e->threads);
+        b = lazy_new(real, th ? atoi(th) : e->threads);
+        free(real);
         if (!b)
             return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     } else if (ss_strcaseeq(m->backend, "openai")) {
+        int prc = policy_key_env(e, m, mopt(m, "api_key_env"), mopt(m, "url"), err, errsz);
+        if (prc)
+            return prc;
         b = ss_backend_openai_config(name, model_opt, (void *)m, err, errsz); /* options: ss_backends.h */
         if (!b)
             return SS_ERR_MODEL;

@@ -49,7 +49,7 @@ int eng_table_add(eng_table_t *t, const char *const *cells)
     }
     char **row = t->cells + (t->nrows + 1) * t->ncols;
     for (int i = 0; i < t->ncols; i++)
-        row[i] = clean_cell(cells[i] ? cells[i] : "NULL");
+        row[i] = ss_strdup(cells[i]); /* raw (NULL stays NULL): rendering cleans, clients get values */
     t->nrows++;
     return SS_OK;
 }
@@ -71,19 +71,32 @@ static void pad_cell(ss_buf_t *out, const char *s, int width)
 
 void eng_table_render(const eng_table_t *t, ss_buf_t *out)
 {
+    size_t ncells = (size_t)(t->nrows + 1) * (size_t)t->ncols;
     int *w = calloc((size_t)t->ncols + 1, sizeof *w);
-    if (!w)
+    char **shown = calloc(ncells + 1, sizeof *shown); /* cells as printed: NULL, \n escaped */
+    if (!w || !shown) {
+        free(w);
+        free(shown);
         return;
+    }
+    for (size_t i = 0; i < ncells; i++)
+        if (!(shown[i] = clean_cell(t->cells[i] ? t->cells[i] : "NULL"))) {
+            for (size_t k = 0; k < i; k++)
+                free(shown[k]);
+            free(shown);
+            free(w);
+            return;
+        }
     for (int r = 0; r <= t->nrows; r++)
         for (int c = 0; c < t->ncols; c++)
-            w[c] = SS_MAX(w[c], utf8_width(t->cells[r * t->ncols + c]));
+            w[c] = SS_MAX(w[c], utf8_width(shown[r * t->ncols + c]));
     for (int r = 0; r <= t->nrows; r++) {
         for (int c = 0; c < t->ncols; c++) {
             ss_buf_puts(out, c ? " | " : " ");
             if (c == t->ncols - 1)
-                ss_buf_puts(out, t->cells[r * t->ncols + c]);
+                ss_buf_puts(out, shown[r * t->ncols + c]);
             else
-                pad_cell(out, t->cells[r * t->ncols + c], w[c]);
+                pad_cell(out, shown[r * t->ncols + c], w[c]);
         }
         ss_buf_putc(out, '\n');
         if (r == 0) {
@@ -97,6 +110,9 @@ void eng_table_render(const eng_table_t *t, ss_buf_t *out)
         }
     }
     ss_buf_printf(out, "(%d row%s)\n", t->nrows, t->nrows == 1 ? "" : "s");
+    for (size_t i = 0; i < ncells; i++)
+        free(shown[i]);
+    free(shown);
     free(w);
 }
 
@@ -105,6 +121,7 @@ void eng_table_free(eng_table_t *t)
     for (int i = 0; i < (t->nrows + 1) * t->ncols; i++)
         free(t->cells[i]);
     free(t->cells);
+    free(t->types);
     memset(t, 0, sizeof *t);
 }
 
@@ -166,9 +183,28 @@ static int render_json(sqlite3_stmt *st, ss_buf_t *out, char *err, size_t errsz)
     return SS_OK;
 }
 
-/* Runs a prepared statement and renders every row. */
-static int render_stmt(sqlite3_stmt *st, ss_buf_t *out, char *err, size_t errsz)
+/* The shortest text of d that reads back exactly (PostgreSQL's float8 output). */
+static char *real_text(double d)
 {
+    if (isnan(d))
+        return ss_strdup("NaN");
+    if (isinf(d))
+        return ss_strdup(d > 0 ? "Infinity" : "-Infinity");
+    char b[40];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(b, sizeof b, "%.*g", prec, d);
+        if (strtod(b, NULL) == d)
+            break;
+    }
+    return ss_strdup(b);
+}
+
+/* Runs a prepared statement and renders every row (to the client's callbacks when it has
+ * some: types, NULL as NULL, exact REALs; else as a text table). types may be NULL. */
+static int render_stmt(ss_engine_t *e, sqlite3_stmt *st, const ss_coltype_t *types, ss_buf_t *out, char *err,
+                       size_t errsz)
+{
+    int structured = e->xo && e->xo->rs;
     int n = sqlite3_column_count(st);
     const char **names = calloc((size_t)n + 1, sizeof *names);
     char **cells = calloc((size_t)n + 1, sizeof *cells);
@@ -181,12 +217,36 @@ static int render_stmt(sqlite3_stmt *st, ss_buf_t *out, char *err, size_t errsz)
     for (int i = 0; i < n; i++)
         names[i] = sqlite3_column_name(st, i);
     eng_table_init(&t, n, names);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    int rc = structured && e->xo->describe_only ? SQLITE_DONE : SQLITE_ROW; /* describe: no row read */
+    if (rc == SQLITE_DONE && !types) {
+        ss_coltype_t *dt = calloc((size_t)n + 1, sizeof *dt);
+        for (int i = 0; dt && i < n; i++) { /* declared types survive a plain column reference */
+            const char *d = sqlite3_column_decltype(st, i);
+            dt[i] = !d                            ? SS_COL_TEXT
+                    : !strcmp(d, "NUMERIC_TEXT") ? SS_COL_NUMERIC /* operators/view.c declares them so */
+                    : !strcmp(d, "JSON_TEXT")    ? SS_COL_JSON
+                    : strstr(d, "INT")           ? SS_COL_INT
+                    : strstr(d, "REAL")          ? SS_COL_REAL
+                                                 : SS_COL_TEXT;
+        }
+        if (!dt || eng_table_set_types(&t, dt)) {
+            free(dt);
+            eng_table_free(&t);
+            free(names);
+            free(cells);
+            return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+        }
+        free(dt);
+        types = t.types;
+    }
+    while (rc == SQLITE_ROW && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         for (int i = 0; i < n; i++) {
             switch (sqlite3_column_type(st, i)) {
             case SQLITE_NULL: cells[i] = NULL; break;
-            case SQLITE_FLOAT: cells[i] = ss_sprintf("%.15g", sqlite3_column_double(st, i)); break;
+            case SQLITE_FLOAT:
+                cells[i] = structured ? real_text(sqlite3_column_double(st, i))
+                                      : ss_sprintf("%.15g", sqlite3_column_double(st, i));
+                break;
             default: cells[i] = ss_strdup((const char *)sqlite3_column_text(st, i)); break;
             }
         }
@@ -197,7 +257,9 @@ static int render_stmt(sqlite3_stmt *st, ss_buf_t *out, char *err, size_t errsz)
     int ret = SS_OK;
     if (rc != SQLITE_DONE)
         ret = ss_seterr(err, errsz, SS_ERR_SQLITE, "%s", sqlite3_errmsg(sqlite3_db_handle(st)));
-    else
+    else if (structured && (ret = eng_table_set_types(&t, types)) == SS_OK)
+        ret = eng_table_emit(e, &t, "SELECT", out);
+    else if (!structured)
         eng_table_render(&t, out);
     eng_table_free(&t);
     free(names);
@@ -224,6 +286,7 @@ typedef struct sqlgen {
     const ss_ast_select_t *withs[32]; /* selects whose WITH queries are in scope */
     int nwith;
     int top_ctes;              /* the outermost WITH list goes into the views' WITH clause */
+    int bare;                  /* rendering a select item that is a bare column */
     char *err;
     size_t errsz;
     int rc;
@@ -316,7 +379,7 @@ static void collect_scope(sqlgen_t *g, const ss_ast_from_t *f)
 {
     if (!f)
         return;
-    if (f->kind == SS_FROM_JOIN || f->kind == SS_FROM_SEM_JOIN) {
+    if (f->kind == SS_FROM_JOIN || f->kind == SS_FROM_SEM_JOIN || f->kind == SS_FROM_SEM_SIM_JOIN) {
         collect_scope(g, f->left);
         collect_scope(g, f->right);
         return;
@@ -329,9 +392,11 @@ static void collect_scope(sqlgen_t *g, const ss_ast_from_t *f)
 
 /* A column must name a column of a view read (or a select-list alias): SQLite alone would take
  * an unknown "name" for a string literal. */
-static void check_column(sqlgen_t *g, const ss_ast_expr_t *x)
+/* Checks that a column exists (an error naming the closest one otherwise); returns its type when
+ * it is a view's column, else -1. */
+static int check_column(sqlgen_t *g, const ss_ast_expr_t *x)
 {
-    int found = 0;
+    int found = 0, type = -1;
     const char *cands[64];
     int nc = 0;
     for (int i = 0; i < g->nscope && !found; i++) {
@@ -342,14 +407,17 @@ static void check_column(sqlgen_t *g, const ss_ast_expr_t *x)
             found = 1;
             break;
         }
-        found = ss_schema_find(s->schema, x->name) >= 0;
+        int at = ss_schema_find(s->schema, x->name);
+        found = at >= 0;
+        if (found)
+            type = (int)s->schema->types[at];
         for (int c = 0; c < s->schema->n && nc < 64; c++)
             cands[nc++] = s->schema->names[c];
     }
     for (int i = 0; !found && !x->table && g->sel && i < g->sel->nitems; i++)
         found = g->sel->items[i].alias && ss_strcaseeq(g->sel->items[i].alias, x->name);
     if (found || !g->nscope)
-        return;
+        return type;
     int known_table = !x->table;
     for (int i = 0; i < g->nscope && !known_table; i++)
         known_table = ss_strcaseeq(x->table, g->scope[i].name);
@@ -362,6 +430,7 @@ static void check_column(sqlgen_t *g, const ss_ast_expr_t *x)
                  best ? best : "", best ? "\"?)" : "");
     }
     gen_fail(g, x->span, SS_ERR_SEMANTIC, msg, NULL);
+    return -1;
 }
 
 static void gen_select(sqlgen_t *g, const ss_ast_select_t *s, int top);
@@ -374,14 +443,20 @@ static void gen_expr(sqlgen_t *g, const ss_ast_expr_t *x)
     if (!x || g->rc)
         return;
     switch (x->kind) {
-    case SS_AX_COLUMN:
-        check_column(g, x);
+    case SS_AX_COLUMN: {
+        /* a view keeps a NUMERIC as its exact text: inside an expression, a comparison, ORDER BY
+         * or an aggregate it is read as a number (9.50 < 10.25, not as text); a bare select item
+         * keeps its digits */
+        int num = check_column(g, x) == SS_COL_NUMERIC && !g->bare;
+        ss_buf_puts(b, num ? "CAST(" : "");
         if (x->table) {
             put_ident(b, x->table);
             ss_buf_putc(b, '.');
         }
         put_ident(b, x->name);
+        ss_buf_puts(b, num ? " AS NUMERIC)" : "");
         break;
+    }
     case SS_AX_LITERAL: put_literal(b, &x->lit); break;
     case SS_AX_STAR:
         if (x->table) {
@@ -574,6 +649,11 @@ static void gen_from(sqlgen_t *g, const ss_ast_from_t *f)
     case SS_FROM_SEM_JOIN:
         gen_fail(g, f->span, SS_ERR_SEMANTIC, "SEM_JOIN belongs in a continuous view", NULL);
         break;
+    case SS_FROM_SEM_SIM_JOIN:
+    case SS_FROM_SEM_SEARCH:
+        gen_fail(g, f->span, SS_ERR_SEMANTIC,
+                 f->kind == SS_FROM_SEM_SEARCH ? "SEM_SEARCH" : "SEM_SIM_JOIN", " belongs in a continuous view");
+        break;
     }
 }
 
@@ -635,7 +715,9 @@ static void gen_core(sqlgen_t *g, const ss_ast_select_t *s)
     for (int i = 0; i < s->nitems; i++) {
         if (i)
             ss_buf_puts(b, ", ");
+        g->bare = s->items[i].expr->kind == SS_AX_COLUMN;
         gen_expr(g, s->items[i].expr);
+        g->bare = 0;
         if (s->items[i].alias) {
             ss_buf_puts(b, " AS ");
             put_ident(b, s->items[i].alias);
@@ -845,7 +927,45 @@ static int need_plan(ss_engine_t *e, char *err, size_t errsz)
                      e->plan_error[0] ? e->plan_error : "no plan");
 }
 
-int eng_select(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz)
+/* Prepares the SELECT's SQL (sorted by every column without ORDER BY) and renders its rows;
+ * *stmtp is the caller's to finalize. */
+static int select_exec(ss_engine_t *e, const ss_ast_stmt_t *st, sqlite3 *db, ss_buf_t *sql, size_t body_at,
+                       const ss_schema_t *want, sqlite3_stmt **stmtp, ss_buf_t *out, char *err, size_t errsz)
+{
+    sqlite3_stmt *stmt = NULL;
+    if (prepare_strict(db, ss_buf_cstr(sql), &stmt) != SQLITE_OK)
+        return ss_seterr(err, errsz, SS_ERR_SEMANTIC, "%d:%d: %s", st->span.line, st->span.col, sqlite3_errmsg(db));
+    if (st->query->select->norder == 0) {
+        /* no ORDER BY: sort by every output column so that results are deterministic */
+        int n = sqlite3_column_count(stmt);
+        sqlite3_finalize(stmt);
+        stmt = NULL;
+        ss_buf_t w = SS_BUF_INIT;
+        ss_buf_append(&w, sql->data, body_at);
+        ss_buf_puts(&w, "SELECT * FROM (");
+        ss_buf_puts(&w, sql->data + body_at);
+        ss_buf_puts(&w, ")");
+        for (int i = 0; i < n; i++)
+            ss_buf_printf(&w, "%s%d", i ? ", " : " ORDER BY ", i + 1);
+        ss_buf_free(sql);
+        *sql = w;
+        if (prepare_strict(db, ss_buf_cstr(sql), &stmt) != SQLITE_OK)
+            return ss_seterr(err, errsz, SS_ERR_SEMANTIC, "%d:%d: %s", st->span.line, st->span.col,
+                             sqlite3_errmsg(db));
+    }
+    int nc = sqlite3_column_count(stmt), rc;
+    if (e->result_json && !(e->xo && e->xo->rs)) /* SET result_format = 'json' (a client with callbacks gets cells) */
+        rc = render_json(stmt, out, err, errsz);
+    else
+        rc = render_stmt(e, stmt, want && want->n == nc ? want->types : NULL, out, err, errsz);
+    *stmtp = stmt;
+    return rc;
+}
+
+/* Checks, then runs a SELECT; g (the caller's, zeroed) guards only the SQLite run of the generated
+ * SQL: the planner's own reads of the catalog are not the client's. */
+static int select_run(ss_engine_t *e, const ss_ast_stmt_t *st, eng_guard_t *guard, ss_buf_t *out, char *err,
+                      size_t errsz)
 {
     if (!st->query || st->query->kind != SS_Q_SELECT)
         return ss_seterr(err, errsz, SS_ERR_SEMANTIC, "%d:%d: only SELECT can be run as a query", st->span.line,
@@ -862,13 +982,18 @@ int eng_select(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err
     ss_buf_t sql = SS_BUF_INIT, user = SS_BUF_INIT;
     if (!g.rc && st->query->select->ncte)
         gen_top_ctes(&g, st->query->select, &user); /* may read more views */
+    ss_plan_t *p = NULL; /* its last node's schema: the output types a client is told */
+    int structured = e->xo && e->xo->rs;
     if (!g.rc && st->query->select->from && !has_sem(st->query->select)) {
         /* the planner checks names and types as for a continuous view (PostgreSQL's rules), so a
          * SELECT refuses `amount = 'abc'` just as CREATE VIEW does; SQLite then runs it */
-        ss_plan_t *p = NULL;
         g.rc = ss_plan_query(e->cat, st->query, "_select", &p, err, errsz);
-        ss_plan_free(p);
+    } else if (!g.rc && st->query->select->from && structured) {
+        char perr[SS_ERRSZ]; /* semantic calls: the types when the planner knows them */
+        if (ss_plan_query(e->cat, st->query, "_select", &p, perr, sizeof perr) != SS_OK)
+            p = NULL;
     }
+    const ss_schema_t *want = p && p->n > 0 ? p->nodes[p->n - 1]->schema : NULL;
     if (!g.rc)
         g.rc = gen_ctes(&g, &sql);
     if (!g.rc && user.len) {
@@ -880,6 +1005,7 @@ int eng_select(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err
     if (g.rc) {
         ss_buf_free(&g.sql);
         ss_buf_free(&sql);
+        ss_plan_free(p);
         return g.rc;
     }
     size_t body_at = sql.len;
@@ -887,34 +1013,59 @@ int eng_select(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err
     ss_buf_free(&g.sql);
     sqlite3 *db = ss_store_db(e->store);
     sqlite3_stmt *stmt = NULL;
-    if (prepare_strict(db, ss_buf_cstr(&sql), &stmt) != SQLITE_OK) {
-        rc = ss_seterr(err, errsz, SS_ERR_SEMANTIC, "%d:%d: %s", st->span.line, st->span.col, sqlite3_errmsg(db));
-        ss_buf_free(&sql);
-        return rc;
-    }
-    if (st->query->select->norder == 0) {
-        /* no ORDER BY: sort by every output column so that results are deterministic */
-        int n = sqlite3_column_count(stmt);
-        sqlite3_finalize(stmt);
-        stmt = NULL;
-        ss_buf_t w = SS_BUF_INIT;
-        ss_buf_append(&w, sql.data, body_at);
-        ss_buf_puts(&w, "SELECT * FROM (");
-        ss_buf_puts(&w, sql.data + body_at);
-        ss_buf_puts(&w, ")");
-        for (int i = 0; i < n; i++)
-            ss_buf_printf(&w, "%s%d", i ? ", " : " ORDER BY ", i + 1);
-        ss_buf_free(&sql);
-        sql = w;
-        if (prepare_strict(db, ss_buf_cstr(&sql), &stmt) != SQLITE_OK) {
-            rc = ss_seterr(err, errsz, SS_ERR_SEMANTIC, "%d:%d: %s", st->span.line, st->span.col, sqlite3_errmsg(db));
-            ss_buf_free(&sql);
-            return rc;
-        }
-    }
-    rc = e->result_json ? render_json(stmt, out, err, errsz) : render_stmt(stmt, out, err, errsz);
+    eng_guard_begin(e, guard);
+    rc = select_exec(e, st, db, &sql, body_at, want, &stmt, out, err, errsz);
     sqlite3_finalize(stmt);
+    eng_guard_end(e, guard);
     ss_buf_free(&sql);
+    ss_plan_free(p);
+    return rc;
+}
+/* The span of the first call of function name in x (for errors about it). */
+static const ss_ast_expr_t *find_call(const ss_ast_expr_t *x, const char *name)
+{
+    if (!x)
+        return NULL;
+    if (x->kind == SS_AX_FUNC && x->name && ss_strcaseeq(x->name, name))
+        return x;
+    const ss_ast_expr_t *r = find_call(x->left, name);
+    if (!r)
+        r = find_call(x->right, name);
+    for (int i = 0; !r && x->args && i < x->args->n; i++)
+        r = find_call(x->args->items[i], name);
+    return r;
+}
+
+static ss_span_t call_span(const ss_ast_stmt_t *st, const char *denied)
+{
+    char fn[64];
+    const ss_ast_select_t *s = st->query->select;
+    if (sscanf(denied, "function %63[^(]()", fn) == 1) {
+        const ss_ast_expr_t *x = find_call(s->where, fn);
+        if (!x)
+            x = find_call(s->having, fn);
+        for (int i = 0; !x && i < s->nitems; i++)
+            x = find_call(s->items[i].expr, fn);
+        for (int i = 0; !x && i < s->norder; i++)
+            x = find_call(s->order[i].expr, fn);
+        if (x)
+            return x->span;
+    }
+    return st->span;
+}
+
+/* A SELECT: its SQL reads only view tables and calls only allowed functions, within the
+ * client's time limit (engine_result.c); the output types come from planning it as a view. */
+int eng_select(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz)
+{
+    eng_guard_t g;
+    memset(&g, 0, sizeof g);
+    int rc = select_run(e, st, &g, out, err, errsz);
+    if (rc && (g.stopped || g.denied[0])) {
+        ss_span_t sp = g.stopped ? st->span : call_span(st, g.denied);
+        rc = eng_guard_error(&g, NULL, err, errsz);
+        ss_errprefix(err, errsz, "%d:%d", sp.line, sp.col);
+    }
     return rc;
 }
 
@@ -949,7 +1100,7 @@ int ss_engine_print_views(ss_engine_t *e, ss_buf_t *out, char *err, size_t errsz
         }
         if (!rc) {
             ss_buf_printf(out, "%sview %s:\n", i ? "\n" : "", name);
-            rc = render_stmt(st, out, err, errsz);
+            rc = render_stmt(e, st, NULL, out, err, errsz);
         }
         sqlite3_finalize(st);
         ss_buf_free(&sql);
@@ -982,12 +1133,12 @@ static int show_streams(ss_engine_t *e, ss_buf_t *out)
         eng_table_add(&t, row);
         ss_buf_free(&cols);
     }
-    eng_table_render(&t, out);
+    int rc = eng_table_emit(e, &t, "SHOW", out);
     eng_table_free(&t);
-    return SS_OK;
+    return rc;
 }
 
-static int64_t view_rows(ss_engine_t *e, const char *view)
+int64_t eng_view_rows(ss_engine_t *e, const char *view)
 {
     int k = eng_node_index(e, SS_PN_VIEW, view);
     if (k < 0)
@@ -1022,7 +1173,7 @@ static int show_views(ss_engine_t *e, ss_buf_t *out)
             snprintf(state, sizeof state, "not running: %s", e->plan_error);
         }
         char rows[24], lag[24], deltas[24], calls[24], hits[24], toks[24];
-        snprintf(rows, sizeof rows, "%lld", (long long)view_rows(e, v->name));
+        snprintf(rows, sizeof rows, "%lld", (long long)eng_view_rows(e, v->name));
         if (lagv < 0)
             snprintf(lag, sizeof lag, "?");
         else
@@ -1034,9 +1185,9 @@ static int show_views(ss_engine_t *e, ss_buf_t *out)
         const char *row[] = {v->name, rows, lag, deltas, calls, hits, toks, v->sink_topic ? v->sink_topic : "", state};
         eng_table_add(&t, row);
     }
-    eng_table_render(&t, out);
+    int rc = eng_table_emit(e, &t, "SHOW", out);
     eng_table_free(&t);
-    return SS_OK;
+    return rc;
 }
 
 static int show_models(ss_engine_t *e, ss_buf_t *out)
@@ -1066,9 +1217,9 @@ static int show_models(ss_engine_t *e, ss_buf_t *out)
     }
     const char *erow[] = {"(embedder)", e->emb ? e->emb->kind : kind ? kind : "wink", desc};
     eng_table_add(&t, erow);
-    eng_table_render(&t, out);
+    int rc = eng_table_emit(e, &t, "SHOW", out);
     eng_table_free(&t);
-    return SS_OK;
+    return rc;
 }
 
 int eng_show(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz)
@@ -1120,7 +1271,8 @@ static void explain_embedder(ss_engine_t *e, const char *view, ss_buf_t *out)
     int need = 0;
     for (int i = 0; p && i < p->n; i++)
         need |= p->nodes[i]->view && ss_strcaseeq(p->nodes[i]->view, view) &&
-                (p->nodes[i]->kind == SS_PN_SEM_JOIN || p->nodes[i]->kind == SS_PN_LLM_GENERATE);
+                (p->nodes[i]->kind == SS_PN_SEM_JOIN || p->nodes[i]->kind == SS_PN_LLM_GENERATE ||
+                 p->nodes[i]->kind == SS_PN_SEM_SIM_JOIN || p->nodes[i]->kind == SS_PN_SEM_SEARCH);
     if (need)
         ss_buf_printf(out, "embedder: %s\n", e->emb ? e->emb->desc : "none open");
 }
@@ -1155,28 +1307,18 @@ int eng_explain(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *er
 
 /* ---- SUBSCRIBE ---- */
 
-static int64_t opt_int(const ss_ast_options_t *o, const char *name, int64_t dflt)
-{
-    const ss_ast_option_t *x = o ? ss_ast_option_get(o, name) : NULL;
-    if (!x)
-        return dflt;
-    if (x->value.t == SS_INT)
-        return x->value.u.i;
-    if (x->value.t == SS_REAL)
-        return (int64_t)x->value.u.r;
-    if (x->value.t == SS_TEXT)
-        return strtoll(x->value.u.str.s, NULL, 10);
-    return dflt;
-}
-
 int eng_subscribe(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz)
 {
-    int64_t limit = opt_int(st->opts, "limit", e->sub_limit);
-    int64_t timeout_ms = opt_int(st->opts, "timeout_ms", opt_int(st->opts, "timeout", e->sub_timeout_ms));
+    int64_t limit, timeout_ms;
+    int snapshot;
+    int rc = ss_engine_subscribe_opts(st, e->sub_limit, e->sub_timeout_ms, &limit, &timeout_ms, &snapshot, err,
+                                      errsz);
+    if (rc)
+        return rc;
     ss_engine_sub_t *sub = NULL;
-    int rc = e->reader ? (int)ss_seterr(err, errsz, SS_ERR_BUSY, "SUBSCRIBE: process %ld runs the views; subscribe "
+    rc = e->reader ? (int)ss_seterr(err, errsz, SS_ERR_BUSY, "SUBSCRIBE: process %ld runs the views; subscribe "
                                    "there, or read the view's sink topic", e->leader_pid)
-                       : ss_engine_sub_open(e, st->name, 1, &sub, err, errsz);
+                   : ss_engine_sub_open(e, st->name, snapshot, &sub, err, errsz);
     if (rc) {
         if (rc == SS_ERR_NOTFOUND)
             ss_errprefix(err, errsz, "%d:%d", st->name_span.line, st->name_span.col);

@@ -832,6 +832,7 @@ static void note_failure(eng_pipe_t *p, int rc, const char *err)
         p->fail_log_ns = now;
     }
     p->state = EP_FAILING;
+    p->failures++;
     p->fatal = needs_user(rc);
     snprintf(p->error, sizeof p->error, "%s", err);
     p->next_retry_ms = ss_wall_ms() + wait;

@@ -267,7 +267,9 @@ static int ensure_embedder(ss_engine_t *e, char *err, size_t errsz)
     const ss_plan_t *p = e->plan;
     int need = 0;
     for (int i = 0; i < p->n; i++)
-        need |= p->nodes[i]->kind == SS_PN_SEM_JOIN || p->nodes[i]->kind == SS_PN_LLM_GENERATE;
+        need |= p->nodes[i]->kind == SS_PN_SEM_JOIN || p->nodes[i]->kind == SS_PN_LLM_GENERATE ||
+                p->nodes[i]->kind == SS_PN_SEM_SIM_JOIN || p->nodes[i]->kind == SS_PN_SEM_SEARCH ||
+                p->nodes[i]->kind == SS_PN_SEM_DEDUP || p->nodes[i]->kind == SS_PN_SEM_GROUP;
     if (!need || e->emb || !e->disp)
         return SS_OK;
     ss_embed_opts_t o;

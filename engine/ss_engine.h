@@ -21,6 +21,7 @@
 #define SS_ENGINE_H
 
 #include "ss_base.h"
+#include "ss_zset.h" /* ss_coltype_t */
 
 #include <signal.h>
 #include <stdint.h>
@@ -42,6 +43,15 @@ typedef struct ss_engine_opts {
                                when another process runs them: see README "Several processes") */
     int catch_up;           /* 1: bring the views up to date (run until idle) before each
                                SELECT, SHOW, EXPLAIN or SUBSCRIBE, so scripts read caught-up views */
+    /* The server's own configuration for models (serve): NULL = no restriction (run, shell).
+     * key_envs: the environment variables CREATE MODEL ... api_key_env may name, each "NAME" or
+     * "NAME=URL_PREFIX" (the key then goes only to URLs starting with the prefix); NULL-terminated,
+     * borrowed. models_dir: backend 'local' paths must resolve (symlinks followed) inside it;
+     * relative paths are taken from it. Checked whenever a model is registered, so a model
+     * defined earlier under a looser policy does not start either. */
+    const char *const *key_envs;
+    int key_envs_set;       /* 1: key_envs applies (an empty list allows no variable) */
+    const char *models_dir;
 } ss_engine_opts_t;
 
 int ss_engine_open(const ss_engine_opts_t *opts, ss_engine_t **out, char *err, size_t errsz);
@@ -54,6 +64,68 @@ void ss_engine_close(ss_engine_t *e);
  * Stops at the first failing statement; err then says which and where (line:column). */
 int ss_engine_exec(ss_engine_t *e, const char *sql, size_t len, const char *name, ss_buf_t *out,
                    char *err, size_t errsz);
+
+/* ---- statements from network clients (serve's HTTP and PostgreSQL endpoints) ----
+ * Structured results: for each statement that returns rows, columns() once, then row() per
+ * row, then done() with PostgreSQL's command tag; other statements call done() only. Tags:
+ * "SELECT n", "SHOW n", "EXPLAIN", "CREATE VIEW", "CREATE STREAM", "CREATE MODEL", "DROP VIEW",
+ * "INSERT 0 n", "DELETE n", "SET". Cells are text in PostgreSQL's forms (BOOLEAN t/f, REAL
+ * the shortest text that reads back exactly), NULL for SQL NULL. EXPLAIN is one TEXT column
+ * "QUERY PLAN" with a row per line. A callback that returns non-zero stops the script with
+ * that code (err set by the callback's owner). */
+typedef struct ss_engine_rs {
+    void *ctx;
+    int (*columns)(void *ctx, int n, const char *const *names, const ss_coltype_t *types);
+    int (*row)(void *ctx, int n, const char *const *cells);
+    int (*done)(void *ctx, const char *tag);
+} ss_engine_rs_t;
+
+typedef struct ss_exec_opts {
+    const ss_engine_rs_t *rs;      /* NULL: text into out, as ss_engine_exec */
+    int read_only;                 /* 1: only SELECT, SHOW, EXPLAIN (and SUBSCRIBE); else SS_ERR_DENIED */
+    int client;                    /* 1: a network client's script: SUBSCRIBE inside a script is refused
+                                      (it would hold the statement lock; clients stream it alone) */
+    int timeout_ms;                /* statement time limit: a SELECT (and the catch-up wait before it)
+                                      past it fails with SS_ERR_TIMEOUT; 0 = none */
+    volatile sig_atomic_t *cancel; /* set non-zero (any thread) to cancel: SS_ERR_CANCELED */
+    int describe_only;             /* 1: a SELECT gives its columns (and done "SELECT 0") without reading
+                                      rows; statements other than SELECT, SHOW and EXPLAIN do not run */
+} ss_exec_opts_t;
+
+/* ss_engine_exec with a client's options (xo may be NULL). */
+int ss_engine_exec_ex(ss_engine_t *e, const char *sql, size_t len, const char *name, const ss_exec_opts_t *xo,
+                      ss_buf_t *out, char *err, size_t errsz);
+
+/* The streams and views with their columns, for catalogs shown to clients (pgwire's
+ * pg_catalog). Views whose plan is not running have ncols = 0. Free with _free. */
+typedef struct ss_engine_rel {
+    char *name;
+    int is_view;             /* 0: a stream */
+    char *sql;               /* the CREATE statement as written */
+    char *state;             /* views: as SHOW VIEWS says ("running", ...); streams: NULL */
+    int ncols;
+    char **cols;
+    ss_coltype_t *types;
+    int *typmods;            /* NUMERIC(p,s) typmods (ss_typmod_make), -1 otherwise */
+    int *is_key;
+} ss_engine_rel_t;
+int ss_engine_relations(ss_engine_t *e, ss_engine_rel_t **out, int *n, char *err, size_t errsz);
+void ss_engine_relations_free(ss_engine_rel_t *r, int n);
+
+/* A view's columns (for SUBSCRIBE's row descriptions); SS_ERR_NOTFOUND if it is not running.
+ * *names and *types are malloc'd arrays (names' strings too): free with ss_engine_columns_free. */
+int ss_engine_view_columns(ss_engine_t *e, const char *view, int *n, char ***names, ss_coltype_t **types,
+                           char *err, size_t errsz);
+void ss_engine_columns_free(int n, char **names, ss_coltype_t *types);
+
+/* Prometheus text exposition of the engine: per view rows, lag, deltas, LLM calls, cache hits,
+ * tokens, errors and state; per model requests in flight, queued and a latency histogram;
+ * totals. Appends to out. */
+int ss_engine_metrics(ss_engine_t *e, ss_buf_t *out);
+/* A view's operator DAG as JSON (what EXPLAIN VIEW prints, with per-operator counters):
+ * {"view":..,"state":..,"nodes":[{"id","kind","label","view","inputs":[ids],"batches",
+ * "rows_in","rows_out","llm_calls","cache_hits","tokens","detail"}]}. NULL view: every view. */
+int ss_engine_dag_json(ss_engine_t *e, const char *view, ss_buf_t *out, char *err, size_t errsz);
 
 /* Waits until every view has consumed its inputs up to their ends as of the call and
  * committed (SS_OK). timeout_ms < 0: no limit, else SS_ERR_TIMEOUT after it. opts.stop
@@ -74,6 +146,12 @@ int ss_engine_run(ss_engine_t *e, char *err, size_t errsz);
  * *changes (may be NULL) gets the number of rows appended. Thread-safe, and needs no
  * statement lock: serve streams SUBSCRIBE while other requests run. */
 typedef struct ss_engine_sub ss_engine_sub_t;
+/* SUBSCRIBE's options, range-checked (unknown names are errors, at line:col of the option):
+ * limit (rows, 0 = none), timeout_ms (0 = none; "timeout" is the same, also as '1s'),
+ * snapshot (true: the current rows first). Defaults: limit_dflt, timeout_dflt, snapshot. */
+struct ss_ast_stmt;
+int ss_engine_subscribe_opts(const struct ss_ast_stmt *st, int64_t limit_dflt, int64_t timeout_dflt,
+                             int64_t *limit, int64_t *timeout_ms, int *snapshot, char *err, size_t errsz);
 int ss_engine_sub_open(ss_engine_t *e, const char *view, int snapshot, ss_engine_sub_t **out, char *err,
                        size_t errsz);
 int ss_engine_sub_next(ss_engine_sub_t *s, int timeout_ms, ss_buf_t *out, int64_t *changes, char *err,

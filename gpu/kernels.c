@@ -502,15 +502,29 @@ static void set_isa(int level)
 #endif
 }
 
+/* F16C at run time. clang before 16 has no "f16c" name for __builtin_cpu_supports (the
+ * fuzz build uses Debian's clang 14): ask cpuid leaf 1 (ECX bit 29) there. */
+#if defined(SS_X86) && defined(__clang__) && __clang_major__ < 16
+#include <cpuid.h>
+static int ss_cpu_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
+#define SS_CPU_F16C() ss_cpu_f16c()
+#else
+#define SS_CPU_F16C() __builtin_cpu_supports("f16c")
+#endif
+
 static int max_level(void)
 {
 #ifdef SS_X86
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-        __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma"))
+        __builtin_cpu_supports("avx512vnni") && SS_CPU_F16C() && __builtin_cpu_supports("fma"))
         return 2;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && SS_CPU_F16C())
         return 1;
 #endif
     return 0;

@@ -340,6 +340,7 @@ typedef struct rq {
     float *tlp;         /* GENERATE with top_logprobs: log-prob of each generated token */
     int ntlp, tlpcap;
     float last_lp;      /* log-prob of q->next */
+    struct gram_seq *gram; /* GENERATE with json_schema: the grammar's state (grammar.c), or NULL */
 } rq_t;
 
 /* Tokenizes q->r into q->seq (q->r, q->res set; q->res->status = SS_OK). Returns 0, or -1 when
@@ -379,7 +380,24 @@ struct ss_llm {
     int chat;             /* chat family (chat.c) or -1: prompts are used as given */
     int eot;              /* end-of-turn token that ends generation (besides EOS), or -1 */
     sched_t *sched;       /* requests submitted with ss_llm_submit (llm_sched.c), or NULL */
+    struct gram_cache *gram; /* compiled JSON schemas and their token tables (grammar.c), or NULL */
 };
+
+/* ---- constrained decoding (grammar.c, see ss_grammar.h) ---- */
+typedef struct gram_seq gram_seq_t;
+/* Starts decoding under schema (a JSON Schema text): SS_ERR_INVALID for a schema outside the
+ * subset, or when its shortest value needs more than max_tokens tokens. */
+int gram_seq_new(ss_llm_t *m, const char *schema, int max_tokens, gram_seq_t **out, char *err, size_t errsz);
+/* The token to emit from logits: the best (temp <= 0; argmax when the grammar allows it, -1 when
+ * unknown) or a sample of the tokens the grammar allows, keeping the value closable within the
+ * `left` tokens that may follow this one. -1 when no token fits (an internal error). */
+int gram_seq_pick(ss_llm_t *m, gram_seq_t *q, const float *logits, int argmax, float temp, uint64_t *rng,
+                  int left);
+/* Reads tok; 1 when the value is complete (nothing may follow) or tok did not fit. */
+int gram_seq_advance(ss_llm_t *m, gram_seq_t *q, int tok);
+int gram_seq_done(const gram_seq_t *q); /* 1 when the text so far is a complete value */
+void gram_seq_free(gram_seq_t *q);      /* NULL-safe */
+void gram_cache_free(ss_llm_t *m);      /* at ss_llm_close */
 
 /* ---- chat templates (chat.c) ---- */
 /* Sets m->chat and m->eot from tokenizer.chat_template (after the tokenizer is loaded). */

@@ -164,6 +164,22 @@ static int choice_toks(const seq_t *s, int pos, int *toks, int cap)
     return 1;
 }
 
+/* GENERATE with json_schema: the next token as the grammar allows it (grammar.c), keeping
+ * enough of max_tokens and of the context to close the value. */
+static int gram_pick(ss_llm_t *m, rq_t *q, const seq_t *s, const float *logits)
+{
+    int maxt = q->r->max_tokens > 0 ? q->r->max_tokens : 64;
+    int left = SS_MAX(0, SS_MIN(maxt - q->ngen - 1, m->cfg.ctx_len - 1 - s->ntok));
+    int t = gram_seq_pick(m, q->gram, logits, q->r->temperature > 0 ? -1 : m->cur_argmax, q->r->temperature,
+                          &q->rng, left);
+    if (t < 0) {
+        q->res->status = SS_ERR_INTERNAL;
+        free(q->res->error);
+        q->res->error = ss_strdup("constrained decoding: no token of the vocabulary fits the JSON schema here");
+    }
+    return t;
+}
+
 /* The k best tokens of logits (k <= vocab), best first, ties to the lower id. */
 static void top_k(const float *logits, int v, int k, int *best)
 {
@@ -216,10 +232,14 @@ static void on_gen_out(ss_llm_t *m, seq_t *s, int pos, const float *logits)
     if (pos != s->ntok - 1)
         return;
     int v = m->cfg.vocab_size;
-    if (q->r->temperature > 0)
+    if (q->gram)
+        q->next = gram_pick(m, q, s, logits);
+    else if (q->r->temperature > 0)
         q->next = sample(logits, v, q->r->temperature, &q->rng);
     else /* the backend's argmax when it computed one (then the logits may not have been copied) */
         q->next = m->cur_argmax >= 0 ? m->cur_argmax : argmax(logits, v);
+    if (q->next < 0) /* the grammar found no token (the request fails) */
+        return;
     if (q->r->top_logprobs <= 0) {
         if (q->r->on_token)
             report_token(m, q, s, logits, 0, NULL, 0);
@@ -351,7 +371,14 @@ int rq_setup(ss_llm_t *m, rq_t *q)
         return setup_choices(m, q);
     case SS_INFER_GENERATE:
         q->seq.on_out = on_gen_out;
-        q->seq.argmax_only = r->temperature <= 0 && r->top_logprobs <= 0;
+        q->seq.argmax_only = r->temperature <= 0 && r->top_logprobs <= 0 && !r->json_schema;
+        if (r->json_schema) { /* constrained decoding (grammar.c) */
+            char gerr[SS_ERRSZ];
+            int grc = gram_seq_new(m, r->json_schema, r->max_tokens > 0 ? r->max_tokens : 64, &q->gram, gerr,
+                                   sizeof gerr);
+            if (grc)
+                return grc == SS_ERR_NOMEM ? -1 : set_fail(q, grc, gerr);
+        }
         q->rng = r->seed ? r->seed : 0x5eed;
         return 0;
     case SS_INFER_EMBED:
@@ -414,6 +441,7 @@ void rq_free(ss_llm_t *m, rq_t *q)
     free(q->ptok);
     free(q->tlp);
     free(q->seq.hid_sum);
+    gram_seq_free(q->gram);
     seq_release(m, &q->seq);
     ss_buf_free(&q->text);
 }
@@ -440,6 +468,8 @@ int rq_gen_advance(ss_llm_t *m, rq_t *q)
         q->tlp[q->ntlp++] = q->last_lp;
     }
     tok_decode_piece(&m->tok, t, q->seq.tok[q->seq.ntok - 1], &q->text);
+    if (q->gram && gram_seq_advance(m, q->gram, t))
+        return 1; /* the JSON value is complete */
     if (q->text.len && (r->stop || r->nstop)) { /* the earliest of the stop strings ends the text */
         char *cut = NULL;
         for (int i = -1; i < r->nstop; i++) {

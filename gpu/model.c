@@ -227,6 +227,7 @@ void ss_llm_close(ss_llm_t *m)
         return;
     sched_free(m); /* requests still in flight are completed with an error */
     eng_free(m);
+    gram_cache_free(m);
     if (m->be && m->be_ctx)
         m->be->destroy(m->be_ctx);
     kv_free(&m->kv);

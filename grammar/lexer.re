@@ -35,8 +35,11 @@ static const keyword_t keywords[] = {
     {"OFFSET", TK_OFFSET}, {"ON", TK_ON}, {"OR", TK_OR}, {"ORDER", TK_ORDER}, {"OUTER", TK_OUTER},
     {"OVER", TK_OVER}, {"PARTITION", TK_PARTITION}, {"PRIMARY", TK_PRIMARY},
     {"RECURSIVE", TK_RECURSIVE}, {"RIGHT", TK_RIGHT}, {"SELECT", TK_SELECT},
-    {"SEM_AGG", TK_SEM_AGG}, {"SEM_FILTER", TK_SEM_FILTER}, {"SEM_JOIN", TK_SEM_JOIN},
+    {"SEM_AGG", TK_SEM_AGG}, {"SEM_CLASSIFY", TK_SEM_CLASSIFY}, {"SEM_CLUSTER", TK_SEM_CLUSTER},
+    {"SEM_DEDUP", TK_SEM_DEDUP}, {"SEM_EXTRACT", TK_SEM_EXTRACT}, {"SEM_FILTER", TK_SEM_FILTER},
+    {"SEM_GROUP", TK_SEM_GROUP}, {"SEM_JOIN", TK_SEM_JOIN},
     {"SEM_MAP", TK_SEM_MAP}, {"SEM_RANK", TK_SEM_RANK}, {"SEM_SCORE", TK_SEM_SCORE},
+    {"SEM_SEARCH", TK_SEM_SEARCH}, {"SEM_SIM_JOIN", TK_SEM_SIM_JOIN},
     {"SET", TK_SET}, {"SHOW", TK_SHOW}, {"STREAM", TK_STREAM}, {"STREAMS", TK_STREAMS},
     {"SUBSCRIBE", TK_SUBSCRIBE}, {"THEN", TK_THEN}, {"TRUE", TK_TRUE}, {"UNION", TK_UNION},
     {"USING", TK_USING}, {"VALUES", TK_VALUES}, {"VIEW", TK_VIEW}, {"VIEWS", TK_VIEWS},
@@ -117,6 +120,7 @@ const char *ss_token_name(int code)
     case TK_DCOLON: return "'::'";
     case TK_ARROW: return "'->'";
     case TK_ARROW2: return "'->>'";
+    case TK_FATARROW: return "'=>'";
     default: break;
     }
     for (size_t i = 0; i < SS_ARRAY_LEN(keywords); i++)
@@ -305,6 +309,7 @@ loop:
         "::" { code = TK_DCOLON; goto done; }
         "->" { code = TK_ARROW; goto done; }
         "->>" { code = TK_ARROW2; goto done; }
+        "=>" { code = TK_FATARROW; goto done; }
         "=" | "==" { code = TK_EQ; goto done; }
         "!=" | "<>" { code = TK_NE; goto done; }
         "<" { code = TK_LT; goto done; }

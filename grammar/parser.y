@@ -48,6 +48,8 @@ static void report_syntax_error(struct yyParser *p, int major, const ss_tok_t *t
 %token CASE WHEN THEN ELSE END CAST DCOLON IN BETWEEN ILIKE ESCAPE ARROW ARROW2.
 /* query structure (sqlquery) */
 %token UNION EXCEPT INTERSECT ALL OFFSET RIGHT FULL CROSS NATURAL USING OVER PARTITION FILTER RECURSIVE.
+/* semantic operators (semops, issue 15) */
+%token SEM_EXTRACT SEM_CLASSIFY SEM_SIM_JOIN SEM_SEARCH SEM_DEDUP SEM_GROUP SEM_CLUSTER FATARROW.
 
 /* Non-reserved keywords: where they cannot be shifted they are identifiers. */
 %fallback ID STREAM STREAMS VIEW VIEWS MODEL MODELS CONTINUOUS KEY PRIMARY IF EXISTS
@@ -115,8 +117,11 @@ withopt(A) ::= WITH LP optlist(L) RP. { A = L; }
 
 %type optlist {ss_ast_options_t *}
 %destructor optlist { ss_ast_options_free($$); }
-optlist(A) ::= nm(N) EQ optval(V). { A = ss_build_option(ctx, NULL, &N, &V); }
-optlist(A) ::= optlist(A) COMMA nm(N) EQ optval(V). { A = ss_build_option(ctx, A, &N, &V); }
+optlist(A) ::= optname(N) EQ optval(V). { A = ss_build_option(ctx, NULL, &N, &V); }
+optlist(A) ::= optlist(A) COMMA optname(N) EQ optval(V). { A = ss_build_option(ctx, A, &N, &V); }
+%type optname {ss_tok_t}
+optname(A) ::= nm(A).
+optname(A) ::= LIMIT(A). /* SUBSCRIBE v WITH (limit = 10) */
 
 %type optval {ss_optval_t}
 optval(A) ::= STRING(X). { A = ss_ov(SS_OV_STRING, X, 0); }
@@ -148,7 +153,7 @@ object(A) ::= MODEL. { A = SS_OBJ_MODEL; }
 cmd(A) ::= SHOW(T) STREAMS. { A = ss_build_show(ctx, &T, SS_OBJ_STREAM); }
 cmd(A) ::= SHOW(T) VIEWS. { A = ss_build_show(ctx, &T, SS_OBJ_VIEW); }
 cmd(A) ::= SHOW(T) MODELS. { A = ss_build_show(ctx, &T, SS_OBJ_MODEL); }
-cmd(A) ::= SUBSCRIBE(T) nm(N). { A = ss_build_subscribe(ctx, &T, &N); }
+cmd(A) ::= SUBSCRIBE(T) nm(N) withopt(W). { A = ss_build_subscribe(ctx, &T, &N, W); }
 cmd(A) ::= EXPLAIN(T) nm(N). { A = ss_build_explain(ctx, &T, &N, NULL); }
 cmd(A) ::= EXPLAIN(T) VIEW nm(N). { A = ss_build_explain(ctx, &T, &N, NULL); }
 cmd(A) ::= EXPLAIN(T) query(Q). { A = ss_build_explain(ctx, &T, NULL, Q); }
@@ -403,6 +408,34 @@ semfn(A) ::= SEM_MAP(T). { A = ss_tok_aux(T, SS_SEM_MAP); }
 semfn(A) ::= SEM_RANK(T). { A = ss_tok_aux(T, SS_SEM_RANK); }
 semfn(A) ::= SEM_SCORE(T). { A = ss_tok_aux(T, SS_SEM_SCORE); }
 semfn(A) ::= SEM_AGG(T). { A = ss_tok_aux(T, SS_SEM_AGG); }
+
+/* ---- semantic operators (semops, issue 15 §2; constructors in src/ast_build_sem.c) ----
+ * SEM_EXTRACT('template', 'name TYPE, ...' [, opts])    typed columns (a SELECT item)
+ * SEM_CLASSIFY('template', 'label', 'label', ... [, opts]) one of the labels
+ * SEM_GROUP('template', k [, opts]) / SEM_CLUSTER(...)  semantic grouping (SELECT, GROUP BY)
+ * SEM_DEDUP('template' [, opts])                        the entity a row belongs to
+ * a SEM_SIM_JOIN b ON 'template' LIMIT k [WITH (...)]   k nearest rows of b per row of a
+ * SEM_SEARCH(view, 'query', k [, opts]) [AS alias]      the k rows nearest to the query
+ * Options may also be written name => value. */
+semfn(A) ::= SEM_DEDUP(T). { A = ss_tok_aux(T, SS_SEM_DEDUP); }
+expr(A) ::= SEM_EXTRACT(F) LP STRING(S) COMMA STRING(C) semopts(O) RP. { A = ss_build_sem_args(ctx, &F, SS_SEM_EXTRACT, &S, ss_build_exprlist(ctx, NULL, ss_build_literal(ctx, SS_LIT_STRING, &C)), O); }
+expr(A) ::= SEM_CLASSIFY(F) LP STRING(S) COMMA semstrs(L) semopts(O) RP. { A = ss_build_sem_args(ctx, &F, SS_SEM_CLASSIFY, &S, L, O); }
+expr(A) ::= semgrp(F) LP STRING(S) COMMA INTEGER(K) semopts(O) RP. { A = ss_build_sem_args(ctx, &F, F.aux, &S, ss_build_exprlist(ctx, NULL, ss_build_literal(ctx, SS_LIT_INT, &K)), O); }
+%type semgrp {ss_tok_t}
+semgrp(A) ::= SEM_GROUP(T). { A = ss_tok_aux(T, SS_SEM_GROUP); }
+semgrp(A) ::= SEM_CLUSTER(T). { A = ss_tok_aux(T, SS_SEM_CLUSTER); }
+%type semstrs {ss_ast_expr_list_t *}
+%destructor semstrs { ss_ast_exprlist_free($$); }
+semstrs(A) ::= STRING(X). { A = ss_build_exprlist(ctx, NULL, ss_build_literal(ctx, SS_LIT_STRING, &X)); }
+semstrs(A) ::= semstrs(L) COMMA STRING(X). { A = ss_build_exprlist(ctx, L, ss_build_literal(ctx, SS_LIT_STRING, &X)); }
+%type semopts {ss_ast_options_t *}
+%destructor semopts { ss_ast_options_free($$); }
+semopts(A) ::= . { A = NULL; }
+semopts(A) ::= COMMA optlist(L). { A = L; }
+optlist(A) ::= nm(N) FATARROW optval(V). { A = ss_build_option(ctx, NULL, &N, &V); }
+optlist(A) ::= optlist(A) COMMA nm(N) FATARROW optval(V). { A = ss_build_option(ctx, A, &N, &V); }
+seltab(A) ::= seltab(L) SEM_SIM_JOIN tableref(R) ON STRING(S) LIMIT INTEGER(K) withopt(W). { A = ss_build_sem_sim_join(ctx, L, R, &S, &K, W); }
+tableref(A) ::= SEM_SEARCH(T) LP nm(N) COMMA STRING(Q) COMMA INTEGER(K) semopts(O) RP as(X). { A = ss_build_sem_search(ctx, &T, &N, &Q, &K, O, &X); }
 
 %code {
 /* Action of terminal t in state s, without %fallback (a keyword is "expected"

@@ -216,6 +216,15 @@ ss_ast_from_t *ss_build_join(ss_pctx_t *ctx, ss_ast_from_t *l, ss_join_type_t jt
                              ss_ast_expr_t *on);
 ss_ast_from_t *ss_build_sem_join(ss_pctx_t *ctx, ss_ast_from_t *l, ss_ast_from_t *r, const ss_tok_t *tmpl,
                                  ss_ast_options_t *opts);
+/* semops (src/ast_build_sem.c): SEM_EXTRACT/CLASSIFY/GROUP/CLUSTER with positional args,
+ * SEM_SIM_JOIN and SEM_SEARCH. Each takes ownership of its children. */
+ss_ast_expr_t *ss_build_sem_args(ss_pctx_t *ctx, const ss_tok_t *fn, int kind, const ss_tok_t *tmpl,
+                                 ss_ast_expr_list_t *args, ss_ast_options_t *opts);
+ss_ast_from_t *ss_build_sem_sim_join(ss_pctx_t *ctx, ss_ast_from_t *l, ss_ast_from_t *r, const ss_tok_t *tmpl,
+                                     const ss_tok_t *k, ss_ast_options_t *opts);
+ss_ast_from_t *ss_build_sem_search(ss_pctx_t *ctx, const ss_tok_t *kw, const ss_tok_t *name,
+                                   const ss_tok_t *query, const ss_tok_t *k, ss_ast_options_t *opts,
+                                   const ss_tok_t *alias);
 ss_ast_select_t *ss_build_select(ss_pctx_t *ctx, const ss_tok_t *kw, int distinct, ss_sellist_t *items,
                                  ss_ast_from_t *from, ss_ast_expr_t *where, ss_ast_expr_list_t *group_by,
                                  ss_ast_expr_t *having);
@@ -258,7 +267,8 @@ ss_ast_stmt_t *ss_build_drop(ss_pctx_t *ctx, const ss_tok_t *kw, ss_ast_object_t
                              const ss_tok_t *name);
 ss_ast_stmt_t *ss_build_show(ss_pctx_t *ctx, const ss_tok_t *kw, ss_ast_object_t obj);
 ss_ast_stmt_t *ss_build_select_stmt(ss_pctx_t *ctx, ss_ast_select_t *s);
-ss_ast_stmt_t *ss_build_subscribe(ss_pctx_t *ctx, const ss_tok_t *kw, const ss_tok_t *name);
+ss_ast_stmt_t *ss_build_subscribe(ss_pctx_t *ctx, const ss_tok_t *kw, const ss_tok_t *name,
+                                  ss_ast_options_t *opts);
 ss_ast_stmt_t *ss_build_explain(ss_pctx_t *ctx, const ss_tok_t *kw, const ss_tok_t *name, ss_ast_query_t *q);
 ss_ast_stmt_t *ss_build_insert(ss_pctx_t *ctx, const ss_tok_t *kw, const ss_tok_t *name, ss_namelist_t *cols,
                                ss_rowlist_t *rows);

@@ -27,6 +27,12 @@ WEAK int ss_op_view_init(ss_op_t *, char *, size_t);
 WEAK int ss_op_setop_init(ss_op_t *, char *, size_t);
 WEAK int ss_op_semijoin_init(ss_op_t *, char *, size_t);
 WEAK int ss_op_window_init(ss_op_t *, char *, size_t);
+WEAK int ss_op_sem_extract_init(ss_op_t *, char *, size_t);
+WEAK int ss_op_sem_classify_init(ss_op_t *, char *, size_t);
+WEAK int ss_op_sem_simjoin_init(ss_op_t *, char *, size_t);
+WEAK int ss_op_sem_search_init(ss_op_t *, char *, size_t);
+WEAK int ss_op_sem_dedup_init(ss_op_t *, char *, size_t);
+WEAK int ss_op_sem_group_init(ss_op_t *, char *, size_t);
 
 static ss_op_ctor_fn ctor_for(ss_plan_kind_t k)
 {
@@ -49,6 +55,12 @@ static ss_op_ctor_fn ctor_for(ss_plan_kind_t k)
     case SS_PN_SETOP: return ss_op_setop_init;
     case SS_PN_SEMIJOIN: return ss_op_semijoin_init;
     case SS_PN_WINDOW: return ss_op_window_init;
+    case SS_PN_SEM_EXTRACT: return ss_op_sem_extract_init;
+    case SS_PN_SEM_CLASSIFY: return ss_op_sem_classify_init;
+    case SS_PN_SEM_SIM_JOIN: return ss_op_sem_simjoin_init;
+    case SS_PN_SEM_SEARCH: return ss_op_sem_search_init;
+    case SS_PN_SEM_DEDUP: return ss_op_sem_dedup_init;
+    case SS_PN_SEM_GROUP: return ss_op_sem_group_init;
     }
     return NULL;
 }

@@ -101,6 +101,12 @@ int ss_op_view_init(ss_op_t *op, char *err, size_t errsz);        /* view.c */
 int ss_op_setop_init(ss_op_t *op, char *err, size_t errsz);       /* setop.c */
 int ss_op_semijoin_init(ss_op_t *op, char *err, size_t errsz);    /* semijoin.c */
 int ss_op_window_init(ss_op_t *op, char *err, size_t errsz);      /* window.c */
+int ss_op_sem_extract_init(ss_op_t *op, char *err, size_t errsz); /* sem_extract.c */
+int ss_op_sem_classify_init(ss_op_t *op, char *err, size_t errsz);/* sem_classify.c */
+int ss_op_sem_simjoin_init(ss_op_t *op, char *err, size_t errsz); /* sem_simjoin.c */
+int ss_op_sem_search_init(ss_op_t *op, char *err, size_t errsz);  /* sem_search.c */
+int ss_op_sem_dedup_init(ss_op_t *op, char *err, size_t errsz);   /* sem_dedup.c */
+int ss_op_sem_group_init(ss_op_t *op, char *err, size_t errsz);   /* sem_group.c */
 
 /* The name of a view table's internal column `base` ("_id", "_mult", "_k", "_h", "_x") for a
  * view of schema s: base with '_' appended until no user column has that name (view.c; readers

@@ -200,4 +200,33 @@ int ss_sem_vidx_remove(ss_sem_vidx_t *x, int64_t id, char *err, size_t errsz);
 int ss_sem_vidx_search(ss_sem_vidx_t *x, const float *q, int k, int64_t *ids, float *sims, int *found,
                        char *err, size_t errsz);
 
+/* ---- embedding-only operators (sem_vec.c): SEM_SIM_JOIN, SEM_SEARCH, SEM_DEDUP, SEM_GROUP ---- */
+/* The text embedded for a row: the values of the template's columns of `side` in template order
+ * (every column of the row when t is NULL), one per line; NULL is an empty line. */
+int ss_sem_vec_text(const ss_template_t *t, int side, const ss_row_t *row, ss_buf_t *out);
+/* The score of two L2-normalised vectors: their dot product summed in double in index order, so
+ * the same two vectors score the same in any run (FAISS's float scores are only used to find
+ * candidates). */
+double ss_sem_cos(const float *a, const float *b, int dim);
+
+/* A scored candidate: tie = what breaks equal scores (smaller first; the row's encoding). */
+typedef struct ss_sem_hit {
+    int64_t id;
+    double s;
+    ss_buf_t tie;
+} ss_sem_hit_t;
+void ss_sem_hits_free(ss_sem_hit_t *h, int n); /* frees each tie and the array */
+/* Sorts best first: higher s, then smaller tie. */
+void ss_sem_hits_sort(ss_sem_hit_t *h, int n);
+/* The k best ids of x for query q, exactly: FAISS proposes candidates, exact(ud, id, &s, tie)
+ * scores each (tie: appended), and the search widens until no vector left out could beat the
+ * k-th (its FAISS score, within float error, is below the k-th exact score). *out (malloc'd,
+ * best first) holds min(k, count) hits. */
+int ss_sem_vidx_topk(ss_sem_vidx_t *x, const float *q, int dim, int k,
+                     int (*exact)(void *ud, int64_t id, double *s, ss_buf_t *tie), void *ud, ss_sem_hit_t **out,
+                     int *n, char *err, size_t errsz);
+/* Loads an index from SQLite: every (vid, embedding) the query (one parameterless SELECT of two
+ * columns) returns. */
+int ss_sem_vidx_load(ss_sem_vidx_t *x, sqlite3 *db, const char *sql, char *err, size_t errsz);
+
 #endif

@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -73,7 +74,13 @@ struct model {
     int64_t failing_since_ms, next_retry_ms, last_fail_log_ns, failing_since_ns;
     char last_error[256];
     int64_t calls, failures;
+    int64_t lat_hist[SS_DISPATCH_LAT_NB]; /* backend calls per latency bucket (not cumulative) */
+    int64_t lat_count;
+    double lat_sum_s;
 };
+
+const double ss_dispatch_lat_bounds[SS_DISPATCH_LAT_NB] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                                          1, 2.5, 5, 10, 30, 60, INFINITY};
 
 struct ss_dispatch_wg {
     ss_dispatch_t *d;
@@ -128,6 +135,7 @@ int ss_dispatch_open(const ss_dispatch_opts_t *opts, ss_dispatch_t **out, char *
 static void entry_free(inflight_t *f)
 {
     free((char *)f->req.prompt);
+    free((char *)f->req.json_schema);
     free((char *)f->req.stop);
     for (int i = 0; f->req.choices && i < f->req.nchoices; i++) free((char *)f->req.choices[i]);
     free((void *)f->req.choices);
@@ -281,6 +289,22 @@ int ss_dispatch_in_flight(ss_dispatch_t *d)
     return n;
 }
 
+int ss_dispatch_model_count(ss_dispatch_t *d)
+{
+    pthread_mutex_lock(&d->mu);
+    int n = d->nmodels;
+    pthread_mutex_unlock(&d->mu);
+    return n;
+}
+
+const char *ss_dispatch_model_name(ss_dispatch_t *d, int i)
+{
+    pthread_mutex_lock(&d->mu);
+    const char *n = i >= 0 && i < d->nmodels ? d->models[i]->name : NULL;
+    pthread_mutex_unlock(&d->mu);
+    return n;
+}
+
 int ss_dispatch_model_status(ss_dispatch_t *d, const char *name, ss_dispatch_model_status_t *out)
 {
     memset(out, 0, sizeof *out);
@@ -297,6 +321,11 @@ int ss_dispatch_model_status(ss_dispatch_t *d, const char *name, ss_dispatch_mod
         snprintf(out->last_error, sizeof out->last_error, "%s", m->last_error);
         out->calls = m->calls;
         out->failures = m->failures;
+        int64_t cum = 0;
+        for (int b = 0; b < SS_DISPATCH_LAT_NB; b++)
+            out->lat_le[b] = cum += m->lat_hist[b];
+        out->lat_count = m->lat_count;
+        out->lat_sum_s = m->lat_sum_s;
     }
     pthread_mutex_unlock(&d->mu);
     return i >= 0 ? SS_OK : SS_ERR_NOTFOUND;
@@ -688,8 +717,16 @@ static void *worker_main(void *arg)
         }
         m->inflight += n;
         pthread_mutex_unlock(&d->mu);
+        int64_t t0 = ss_now_ns();
         run_chunk(m, fs, n, out);
+        double secs = (ss_now_ns() - t0) / 1e9;
         pthread_mutex_lock(&d->mu);
+        int b = 0; /* the call's latency bucket, for /metrics */
+        while (b < SS_DISPATCH_LAT_NB - 1 && secs > ss_dispatch_lat_bounds[b])
+            b++;
+        m->lat_hist[b]++;
+        m->lat_count++;
+        m->lat_sum_s += secs;
         settle_chunk(m, fs, n, out, &rng);
     }
     pthread_mutex_unlock(&d->mu);
@@ -761,6 +798,7 @@ static inflight_t *entry_new(model_t *m, const char *key, const ss_infer_req_t *
     f->m = m;
     f->req = *r;
     f->req.prompt = ss_strdup(r->prompt ? r->prompt : "");
+    f->req.json_schema = r->json_schema ? ss_strdup(r->json_schema) : NULL;
     f->req.stop = r->stop ? ss_strdup(r->stop) : NULL;
     f->req.choices = NULL;
     f->req.stops = NULL;
@@ -781,6 +819,7 @@ static inflight_t *entry_new(model_t *m, const char *key, const ss_infer_req_t *
             if (!(c[i] = ss_strdup(r->choices[i] ? r->choices[i] : ""))) bad = 1;
         if (!c) bad = 1;
     }
+    if (r->json_schema && !f->req.json_schema) bad = 1;
     if (bad) {
         f->req.nchoices = f->req.choices ? r->nchoices : 0;
         entry_free(f);

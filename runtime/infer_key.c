@@ -57,6 +57,7 @@ int ss_infer_encode(ss_buf_t *b, const char *model_id, const ss_infer_req_t *r)
     case SS_INFER_GENERATE:
         /* temperature printed with 9 significant digits: exact for a float */
         if (!rc) rc = ss_buf_printf(b, "T%d,%.9g", r->max_tokens, (double)r->temperature);
+        if (!rc && r->json_schema) rc = put_field(b, 'J', r->json_schema, strlen(r->json_schema));
         if (!rc && r->temperature > 0)
             rc = ss_buf_printf(b, "S%llu", (unsigned long long)r->seed);
         if (!rc && r->top_logprobs > 0) rc = ss_buf_printf(b, "L%d", r->top_logprobs);

@@ -93,6 +93,8 @@ void ss_dispatch_wg_wake(ss_dispatch_wg_t *wg);
 int ss_dispatch_in_flight(ss_dispatch_t *d);
 
 /* ---- model status ---- */
+#define SS_DISPATCH_LAT_NB 14 /* latency histogram buckets, the last one +Inf */
+extern const double ss_dispatch_lat_bounds[SS_DISPATCH_LAT_NB];
 typedef struct ss_dispatch_model_status {
     int capacity;            /* max requests in the backend at once */
     int inflight;            /* requests in backend calls now */
@@ -102,8 +104,17 @@ typedef struct ss_dispatch_model_status {
     int64_t next_retry_ms;   /* wall clock of the next retry, 0 if none is scheduled */
     char last_error[256];    /* the last failure's message */
     int64_t calls, failures; /* requests answered / attempts failed since open */
+    /* latency of backend calls (each carries up to max_batch requests), for /metrics:
+     * lat_le[i] calls took at most ss_dispatch_lat_bounds[i] seconds (cumulative counts) */
+    int64_t lat_le[SS_DISPATCH_LAT_NB];
+    int64_t lat_count;       /* backend calls timed */
+    double lat_sum_s;        /* their total duration */
 } ss_dispatch_model_status_t;
 /* SS_ERR_NOTFOUND if no such model (NULL = default). */
 int ss_dispatch_model_status(ss_dispatch_t *d, const char *name, ss_dispatch_model_status_t *out);
+/* The registered models, in registration order: count, and the name of model i (valid while
+ * the dispatcher is open; NULL past the end). */
+int ss_dispatch_model_count(ss_dispatch_t *d);
+const char *ss_dispatch_model_name(ss_dispatch_t *d, int i);
 
 #endif

@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# setup-npm.sh — installs the npm packages the tests use, from the lock files, into each
-# package's node_modules (never at test time): tests/sdk (the official OpenAI SDK, `openai`,
-# which tests/sdk/run.sh drives `semstream worker` with). Idempotent: does nothing when the
-# locked versions are installed. Needs npm.
+# setup-npm.sh — installs the npm packages the tests use, from their lock files, into the
+# node_modules of each tests/<dir>/ that has a package-lock.json (never at test time):
+# tests/pg (the PostgreSQL driver `pg`, tests/pg/run.sh), and any other such folder.
+# Idempotent: a folder whose lock file has not changed since its last install is skipped
+# (the lock file's hash is kept in node_modules/.installed-lock). Needs npm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for dir in tests/sdk; do
-  want=$(sed -n 's/.*"openai": "\([0-9.]*\)".*/\1/p' "$dir/package.json" | head -1)
-  have=$(sed -n 's/^  "version": "\([0-9.]*\)".*/\1/p' "$dir/node_modules/openai/package.json" 2>/dev/null || true)
-  if [ -n "$want" ] && [ "$want" = "$have" ]; then
-    echo "setup-npm: $dir: openai $have present"
+for lock in tests/*/package-lock.json; do
+  [ -e "$lock" ] || continue
+  dir=$(dirname "$lock")
+  want=$(sha256sum "$lock" | cut -d' ' -f1)
+  have=$(cat "$dir/node_modules/.installed-lock" 2>/dev/null || true)
+  if [ "$want" = "$have" ]; then
+    echo "setup-npm: $dir: up to date"
     continue
   fi
   echo "setup-npm: $dir: npm ci"
   (cd "$dir" && npm ci --no-audit --no-fund --silent)
+  echo "$want" >"$dir/node_modules/.installed-lock"
 done

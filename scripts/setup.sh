@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 PKGS=(build-essential cmake ninja-build pkg-config git clang
       librdkafka-dev re2c lemon libsqlite3-dev sqlite3 libfaiss-dev libblas-dev liblapack-dev
       check libsubunit-dev libcurl4-openssl-dev libedit-dev libmicrohttpd-dev kcat
-      libomp-dev python3 libpcre2-dev)
+      libomp-dev python3 libpcre2-dev libssl-dev libpq-dev postgresql-client chromium chromium-driver postgresql)
 # npm fetches the word vectors; a machine may already have Node.js from elsewhere (its own npm).
 command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm)
 
@@ -27,7 +27,8 @@ else
   echo "setup: all Debian packages present"
 fi
 
-# npm packages of the tests (the official OpenAI SDK), from their lock files.
+# npm packages of the tests (the pg driver, the official OpenAI SDK; the console's end-to-end test needs
+# none), from their lock files.
 if [ -x scripts/setup-npm.sh ]; then
   scripts/setup-npm.sh
 fi

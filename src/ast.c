@@ -278,6 +278,11 @@ const char *ss_sem_kind_name(ss_sem_kind_t k)
     case SS_SEM_RANK: return "SEM_RANK";
     case SS_SEM_SCORE: return "SEM_SCORE";
     case SS_SEM_AGG: return "SEM_AGG";
+    case SS_SEM_EXTRACT: return "SEM_EXTRACT";
+    case SS_SEM_CLASSIFY: return "SEM_CLASSIFY";
+    case SS_SEM_DEDUP: return "SEM_DEDUP";
+    case SS_SEM_GROUP: return "SEM_GROUP";
+    case SS_SEM_CLUSTER: return "SEM_CLUSTER";
     }
     return "?";
 }

@@ -256,9 +256,16 @@ ss_ast_stmt_t *ss_build_select_stmt(ss_pctx_t *ctx, ss_ast_select_t *sel)
     return s;
 }
 
-ss_ast_stmt_t *ss_build_subscribe(ss_pctx_t *ctx, const ss_tok_t *kw, const ss_tok_t *name)
+ss_ast_stmt_t *ss_build_subscribe(ss_pctx_t *ctx, const ss_tok_t *kw, const ss_tok_t *name,
+                                  ss_ast_options_t *opts)
 {
-    return stmt_new(ctx, SS_STMT_SUBSCRIBE, kw, name);
+    ss_ast_stmt_t *s = stmt_new(ctx, SS_STMT_SUBSCRIBE, kw, name);
+    if (!s) {
+        ss_ast_options_free(opts);
+        return NULL;
+    }
+    s->opts = opts; /* limit, timeout_ms, snapshot: checked where SUBSCRIBE runs */
+    return s;
 }
 
 ss_ast_stmt_t *ss_build_explain(ss_pctx_t *ctx, const ss_tok_t *kw, const ss_tok_t *name, ss_ast_query_t *q)

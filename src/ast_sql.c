@@ -177,6 +177,10 @@ static int put_sem(const ss_ast_expr_t *e, ss_buf_t *b)
 {
     int rc = ss_buf_printf(b, "%s(", ss_sem_kind_name(e->sem));
     rc = rc ? rc : put_string(b, e->tmpl ? e->tmpl : "", e->tmpl ? strlen(e->tmpl) : 0);
+    for (int i = 0; !rc && e->args && i < e->args->n; i++) { /* SEM_EXTRACT/CLASSIFY/GROUP arguments */
+        rc = ss_buf_puts(b, ", ");
+        rc = rc ? rc : ss_ast_expr_to_sql(e->args->items[i], b);
+    }
     if (!rc && e->opts && e->opts->n) {
         rc = ss_buf_puts(b, ", ");
         rc = rc ? rc : put_options(b, e->opts);
@@ -350,12 +354,31 @@ static int put_from(ss_buf_t *b, const ss_ast_from_t *f)
         return rc ? rc : ss_ast_expr_to_sql(f->on, b);
     }
     case SS_FROM_SEM_JOIN:
+    case SS_FROM_SEM_SIM_JOIN:
         rc = put_from(b, f->left);
-        rc = rc ? rc : ss_buf_puts(b, " SEM_JOIN ");
+        rc = rc ? rc : ss_buf_puts(b, f->kind == SS_FROM_SEM_JOIN ? " SEM_JOIN " : " SEM_SIM_JOIN ");
         rc = rc ? rc : put_from(b, f->right);
         rc = rc ? rc : ss_buf_puts(b, " ON ");
         rc = rc ? rc : put_string(b, f->tmpl ? f->tmpl : "", f->tmpl ? strlen(f->tmpl) : 0);
+        if (!rc && f->kind == SS_FROM_SEM_SIM_JOIN)
+            rc = ss_buf_printf(b, " LIMIT %lld", (long long)f->k);
         return rc ? rc : put_with(b, " WITH ", f->opts);
+    case SS_FROM_SEM_SEARCH:
+        rc = ss_buf_puts(b, "SEM_SEARCH(");
+        rc = rc ? rc : put_ident(b, f->name ? f->name : "?");
+        rc = rc ? rc : ss_buf_puts(b, ", ");
+        rc = rc ? rc : put_string(b, f->tmpl ? f->tmpl : "", f->tmpl ? strlen(f->tmpl) : 0);
+        rc = rc ? rc : ss_buf_printf(b, ", %lld", (long long)f->k);
+        if (!rc && f->opts && f->opts->n) {
+            rc = ss_buf_puts(b, ", ");
+            rc = rc ? rc : put_options(b, f->opts);
+        }
+        rc = rc ? rc : ss_buf_putc(b, ')');
+        if (!rc && f->alias) {
+            rc = ss_buf_puts(b, " AS ");
+            rc = rc ? rc : put_ident(b, f->alias);
+        }
+        return rc;
     }
     return SS_ERR_INVALID;
 }
@@ -527,7 +550,8 @@ int ss_ast_stmt_to_sql(const ss_ast_stmt_t *s, ss_buf_t *out)
     case SS_STMT_SELECT:
         return ss_ast_query_to_sql(s->query, out);
     case SS_STMT_SUBSCRIBE:
-        return put_head(out, "SUBSCRIBE ", 0, "", s->name);
+        rc = put_head(out, "SUBSCRIBE ", 0, "", s->name);
+        return rc ? rc : put_with(out, " WITH ", s->opts);
     case SS_STMT_EXPLAIN:
         if (s->query) {
             rc = ss_buf_puts(out, "EXPLAIN ");

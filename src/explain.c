@@ -98,6 +98,30 @@ static const char *strategy(const ss_plan_node_t *n)
                      "partition (up to the rank limit) and emits the differences"
                    : "keeps each partition ordered in SQLite; a change recomputes its partition's window "
                      "values in one ordered scan and emits the rows whose values changed";
+    case SS_PN_SEM_EXTRACT:
+        return "1 generation constrained to the schema's JSON per distinct inserted row (memoised); deletes "
+               "and updates that leave the template's columns unchanged are free";
+    case SS_PN_SEM_CLASSIFY:
+        return "1 forward pass scoring every label per distinct inserted row (memoised); deletes and updates "
+               "that leave the template's columns unchanged are free";
+    case SS_PN_SEM_SIM_JOIN:
+        return "embeddings only, no model call: a new left row searches the right side's vector index for its "
+               "k nearest; a new right row enters the lists it beats; a deleted right row is replaced by the "
+               "next nearest; 1 embedding per new row, deletes free";
+    case SS_PN_SEM_SEARCH:
+        return "embeddings only, no model call: 1 embedding per new row, scored once against the query; the "
+               "k best are kept in SQLite, so a deleted top row is replaced from the scores; deletes free";
+    case SS_PN_SEM_DEDUP:
+        return "1 embedding per new distinct row, yes/no model calls only for pairs above the similarity "
+               "threshold (memoised); clusters merged with union-find, re-split from the memoised pairs "
+               "when a member goes (deletes free)";
+    case SS_PN_SEM_GROUP:
+        return n->sem == SS_SEM_GROUP
+                   ? "1 embedding per new distinct row, assigned to the nearest of k prototypes (a sample chosen "
+                     "by hash, so it is the same whatever the arrival order); 1 generation names a new group; "
+                     "rows move only when a prototype enters or leaves"
+                   : "1 embedding per new distinct row, assigned to the nearest of k prototypes (a sample chosen "
+                     "by hash); no model call; rows move only when a prototype enters or leaves";
     }
     return "";
 }
@@ -105,7 +129,8 @@ static const char *strategy(const ss_plan_node_t *n)
 static int is_sem(ss_plan_kind_t k)
 {
     return k == SS_PN_SEM_FILTER || k == SS_PN_SEM_MAP || k == SS_PN_SEM_JOIN || k == SS_PN_SEM_TOPK ||
-           k == SS_PN_SEM_AGG || k == SS_PN_LLM_GENERATE;
+           k == SS_PN_SEM_AGG || k == SS_PN_LLM_GENERATE || k == SS_PN_SEM_EXTRACT || k == SS_PN_SEM_CLASSIFY ||
+           k == SS_PN_SEM_SIM_JOIN || k == SS_PN_SEM_SEARCH || k == SS_PN_SEM_DEDUP || k == SS_PN_SEM_GROUP;
 }
 
 static void put_quoted(ss_buf_t *b, const char *s)
@@ -300,7 +325,23 @@ static void put_params(ss_buf_t *b, const ss_plan_node_t *n)
         ss_buf_printf(b, ")  -> %s", n->schema->names[n->schema->n - 1]);
         break;
     case SS_PN_SEM_MAP:
+    case SS_PN_SEM_CLASSIFY:
+    case SS_PN_SEM_DEDUP:
         ss_buf_printf(b, "  -> %s TEXT", n->schema->names[n->schema->n - 1]);
+        break;
+    case SS_PN_SEM_GROUP:
+        ss_buf_printf(b, "  %lld groups -> %s TEXT", (long long)n->limit, n->schema->names[n->schema->n - 1]);
+        break;
+    case SS_PN_SEM_EXTRACT:
+        ss_buf_puts(b, "  ->");
+        for (int i = in0 ? in0->n : 0; i < n->schema->n; i++) {
+            ss_buf_printf(b, "%s %s ", i > (in0 ? in0->n : 0) ? "," : "", n->schema->names[i]);
+            ss_type_to_sql(n->schema->types[i], -1, b);
+        }
+        break;
+    case SS_PN_SEM_SIM_JOIN:
+    case SS_PN_SEM_SEARCH:
+        ss_buf_printf(b, "  %lld nearest by embedding", (long long)n->limit);
         break;
     case SS_PN_LLM_GENERATE:
         ss_buf_printf(b, "  context=%s", n->in[0]->label);
@@ -342,6 +383,16 @@ static void put_node(ss_buf_t *b, const ss_plan_node_t *n)
     put_params(b, n);
     ss_buf_printf(b, "  -- %s\n", strategy(n));
 }
+
+int ss_explain_node(const ss_plan_node_t *n, ss_buf_t *out)
+{
+    put_node(out, n);
+    if (out->len && out->data[out->len - 1] == '\n')
+        out->data[--out->len] = 0;
+    return out->data ? SS_OK : SS_ERR_NOMEM;
+}
+
+const char *ss_explain_strategy(const ss_plan_node_t *n) { return strategy(n); }
 
 /* Marks the nodes a view is made of: walks inputs from its VIEW node, stopping at other views. */
 static void mark(const ss_plan_node_t *n, const ss_plan_node_t *root, const ss_plan_t *p, char *seen)

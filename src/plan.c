@@ -185,6 +185,7 @@ const char *ss_plan_kind_name(ss_plan_kind_t k)
         "source", "filter", "project", "union", "distinct", "join", "group", "topk",
         "sem_filter", "sem_map", "sem_join", "sem_topk", "sem_agg", "llm_generate", "view",
         "setop", "semijoin", "window",
+        "sem_extract", "sem_classify", "sem_sim_join", "sem_search", "sem_dedup", "sem_group",
     };
     if ((int)k < 0 || (size_t)k >= SS_ARRAY_LEN(names))
         return "?";

@@ -187,8 +187,7 @@ int ss__query_models(const ss_ast_query_t *q, const char **out, int max)
 
 static const char *sem_name(ss_sem_kind_t k)
 {
-    static const char *t[] = {"SEM_NONE", "SEM_FILTER", "SEM_MAP", "SEM_RANK", "SEM_SCORE", "SEM_AGG"};
-    return (int)k >= 0 && (size_t)k < SS_ARRAY_LEN(t) ? t[k] : "SEM_?";
+    return k == SS_SEM_NONE ? "SEM_NONE" : ss_sem_kind_name(k);
 }
 
 static const char *op_text(ss_ast_op_t op)
@@ -227,6 +226,14 @@ static int ast_key_into(const ss_ast_expr_t *a, ss_buf_t *b, int top)
     case SS_AX_SEM:
         rc |= ss_buf_printf(b, "%s(", sem_name(a->sem));
         rc |= ss_buf_put_json_str(b, a->tmpl ? a->tmpl : "", a->tmpl ? strlen(a->tmpl) : 0);
+        for (int i = 0; a->args && i < a->args->n; i++) { /* SEM_EXTRACT/CLASSIFY/GROUP arguments */
+            rc |= ss_buf_puts(b, ", ");
+            rc |= ast_key_into(a->args->items[i], b, 1);
+        }
+        for (int i = 0; a->opts && i < a->opts->n; i++) {
+            rc |= ss_buf_printf(b, ", %s=", a->opts->items[i].name);
+            rc |= ss_val_to_text(&a->opts->items[i].value, b);
+        }
         rc |= ss_buf_puts(b, ")");
         break;
     case SS_AX_FUNC:
@@ -721,13 +728,22 @@ int ss__compile(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t **out)
             break;
         }
         rc = -1;
-        for (int i = 0; a->sem == SS_SEM_MAP && i < cc->nsem; i++)
+        for (int i = 0; ss__sem_appends(a->sem) && i < cc->nsem; i++)
             if (cc->sem_ast[i] == a) {
                 e->col = cc->sem_col[i];
-                e->type = SS_COL_TEXT;
+                e->type = cc->sem_type ? cc->sem_type[i] : SS_COL_TEXT;
                 rc = SS_OK;
             }
-        if (rc)
+        if (rc && cc->grp && ss__sem_groupable(a->sem))
+            rc = ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
+                           "%d:%d: %s of grouped rows must be one of the GROUP BY items (GROUP BY %s(...) or its alias)",
+                           a->span.line, a->span.col, sem_name(a->sem), sem_name(a->sem));
+        else if (rc && a->sem == SS_SEM_EXTRACT)
+            rc = ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
+                           "%d:%d: SEM_EXTRACT is a SELECT item of its own (it yields the columns it names); use "
+                           "SEM_MAP(..., schema => '...') for one JSON value inside an expression",
+                           a->span.line, a->span.col);
+        else if (rc)
             rc = ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC,
                            "%d:%d: %s is not allowed here (SEM_FILTER belongs in WHERE, SEM_MAP and SEM_AGG in SELECT, SEM_RANK/SEM_SCORE in ORDER BY)",
                            a->span.line, a->span.col, sem_name(a->sem));

@@ -205,6 +205,8 @@ static int item_node(pctx_t *x, const ss_ast_from_t *f, ss_plan_node_t **out, co
         rc = ss__plan_subquery(x, f->sub, out);
     } else {
         rc = ss__input_node(x, f->name, f->span, out, what);
+        if (!rc && f->kind == SS_FROM_SEM_SEARCH) /* its node: WHERE filters the k rows it keeps */
+            rc = ss__plan_sem_search(x, f, *out, out);
     }
     if (!rc && st->nleaf < SS__MAX_RELS) {
         st->leaf[st->nleaf] = f;
@@ -224,10 +226,12 @@ typedef struct leaf {
 
 static int collect_leaves(pctx_t *x, const ss_ast_from_t *f, int nullable, leaf_t *out, int *n)
 {
-    if (f->kind == SS_FROM_JOIN || f->kind == SS_FROM_SEM_JOIN) {
+    if (f->kind == SS_FROM_JOIN || f->kind == SS_FROM_SEM_JOIN || f->kind == SS_FROM_SEM_SIM_JOIN) {
         ss_join_type_t jt = f->kind == SS_FROM_JOIN ? f->join_type : SS_JOIN_INNER;
         int rc = collect_leaves(x, f->left, nullable || jt == SS_JOIN_RIGHT || jt == SS_JOIN_FULL, out, n);
-        return rc ? rc : collect_leaves(x, f->right, nullable || jt == SS_JOIN_LEFT || jt == SS_JOIN_FULL, out, n);
+        /* the nearest rows of a SEM_SIM_JOIN are found among all right rows: WHERE filters them after */
+        int rn = nullable || jt == SS_JOIN_LEFT || jt == SS_JOIN_FULL || f->kind == SS_FROM_SEM_SIM_JOIN;
+        return rc ? rc : collect_leaves(x, f->right, rn, out, n);
     }
     ss_plan_node_t *node;
     const char *what;
@@ -561,10 +565,31 @@ static int plan_sem_join(pctx_t *x, const ss_ast_from_t *f, ss__scope_t *sc, ss_
                          ss_plan_node_t *l, ss_plan_node_t *r, ss_plan_node_t **out)
 {
     char label[160];
-    snprintf(label, sizeof label, "%s SEM_JOIN %s", ls->rels[0].name, rs->rels[0].name);
-    ss_plan_node_t *j = ss__new_node(x, SS_PN_SEM_JOIN, l, r, label);
+    int sim = f->kind == SS_FROM_SEM_SIM_JOIN; /* a SEM_SIM_JOIN: k nearest, plus a similarity column */
+    snprintf(label, sizeof label, "%s %s %s", ls->rels[0].name, sim ? "SEM_SIM_JOIN" : "SEM_JOIN", rs->rels[0].name);
+    if (sim && (f->k < 1 || f->k > 100000))
+        return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: SEM_SIM_JOIN needs LIMIT k from 1 to 100000",
+                         f->span.line, f->span.col);
+    if (sim && (ss_schema_find(l->schema, "similarity") >= 0 || ss_schema_find(r->schema, "similarity") >= 0))
+        return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC,
+                         "%d:%d: SEM_SIM_JOIN adds a column \"similarity\", which an input already has (rename it upstream)",
+                         f->span.line, f->span.col);
+    ss_plan_node_t *j = ss__new_node(x, sim ? SS_PN_SEM_SIM_JOIN : SS_PN_SEM_JOIN, l, r, label);
     if (!j || !(j->schema = ss__concat_schema(l->schema, r->schema)))
         return nomem(x);
+    if (sim) {
+        ss_schema_t *w = ss_schema_new(j->schema->n + 1);
+        for (int c = 0; w && c < j->schema->n; c++)
+            if (ss_schema_set(w, c, j->schema->names[c], j->schema->types[c], j->schema->is_key[c])) {
+                ss_schema_free(w);
+                w = NULL;
+            }
+        if (!w || ss_schema_set(w, j->schema->n, "similarity", SS_COL_REAL, 0))
+            return nomem(x);
+        ss_schema_free(j->schema);
+        j->schema = w;
+        j->limit = f->k;
+    }
     /* the template sees each side as its own row: side 0 = left, side 1 = right */
     ss__scope_t two = *ls;
     two.side_schema[0] = l->schema;
@@ -578,6 +603,8 @@ static int plan_sem_join(pctx_t *x, const ss_ast_from_t *f, ss__scope_t *sc, ss_
     *sc = *ls;
     if (!rc)
         rc = merge_scopes(x, sc, rs, l->schema->n, 1, 0, f->span);
+    if (!rc && sim)
+        sc->rels[sc->nrels - 1].n++; /* similarity reads as a column of the right side */
     sc->schema = j->schema;
     *out = j;
     return rc;
@@ -592,7 +619,7 @@ static int plan_join(pctx_t *x, const ss_ast_from_t *f, ss__scope_t *sc, ss_plan
         rc = ss__plan_from(x, f->right, &rs, &r);
     if (rc)
         return rc;
-    if (f->kind == SS_FROM_SEM_JOIN)
+    if (f->kind == SS_FROM_SEM_JOIN || f->kind == SS_FROM_SEM_SIM_JOIN)
         return plan_sem_join(x, f, sc, &ls, &rs, l, r, out);
     ss_join_type_t jt = f->join_type;
     int lw = l->schema->n, rw = r->schema->n, outer2 = jt == SS_JOIN_RIGHT || jt == SS_JOIN_FULL;
@@ -647,7 +674,7 @@ static int plan_join(pctx_t *x, const ss_ast_from_t *f, ss__scope_t *sc, ss_plan
 int ss__plan_from(pctx_t *x, const ss_ast_from_t *f, ss__scope_t *sc, ss_plan_node_t **out)
 {
     memset(sc, 0, sizeof *sc);
-    if (f->kind == SS_FROM_JOIN || f->kind == SS_FROM_SEM_JOIN)
+    if (f->kind == SS_FROM_JOIN || f->kind == SS_FROM_SEM_JOIN || f->kind == SS_FROM_SEM_SIM_JOIN)
         return plan_join(x, f, sc, out);
     const char *what = NULL;
     int rc = item_node(x, f, out, &what);

@@ -104,6 +104,7 @@ typedef struct ss__cctx {
     int nsem;                     /* SEM_MAP results available as columns */
     const ss_ast_expr_t **sem_ast;
     int *sem_col;
+    const ss_coltype_t *sem_type; /* their types (NULL: all TEXT) */
     const ss__premap_t *pre;      /* precomputed expressions (may be NULL) */
     char *err;
     size_t errsz;
@@ -174,6 +175,8 @@ typedef struct ss__pctx {
     int nlocal;
     const char *default_model;  /* the view's WITH (model=...) */
     int depth;                  /* views planned on demand (view-on-view) */
+    int names_free;             /* planning a set operation's right operand: its column names are
+                                 * not the view's, so they may repeat (SELECT a, a) */
     ss__selstate_t sel;         /* of the SELECT being planned (saved around nested ones) */
     /* WITH queries in scope, outermost first; a lookup sees the first nvis entries */
     int ncte, nvis;
@@ -276,5 +279,20 @@ ss_plan_node_t *ss__node_like(ss__pctx_t *x, ss_plan_kind_t k, ss_plan_node_t *i
 
 /* LLM_GENERATE(...) as one node. */
 int ss__plan_generate(ss__pctx_t *x, const ss_ast_generate_t *g, ss_plan_node_t **out);
+
+/* ---- semantic operators of issue 15 (plan_semops.c) ---- */
+struct ss_jscol;
+/* SEM calls that append a column to the row (SEM_MAP, SEM_EXTRACT, SEM_CLASSIFY, SEM_DEDUP,
+ * SEM_GROUP, SEM_CLUSTER), and those of them GROUP BY accepts (all but SEM_EXTRACT). */
+int ss__sem_appends(ss_sem_kind_t k);
+int ss__sem_groupable(ss_sem_kind_t k);
+/* The columns of SEM_EXTRACT e (its 'name TYPE, ...' argument); free with ss_jscols_free. */
+int ss__extract_cols(ss__pctx_t *x, const ss_ast_expr_t *e, struct ss_jscol **cols, int *n);
+/* Plans the node of appending call m over *cur (its column named name); *col = the first column it
+ * appends, *type that column's type. */
+int ss__plan_sem_append(ss__pctx_t *x, const ss_ast_expr_t *m, const char *name, const ss__scope_t *sc,
+                        ss_plan_node_t **cur, int *col, ss_coltype_t *type);
+/* SEM_SEARCH(f->name, 'query', k) over in (the view's node). */
+int ss__plan_sem_search(ss__pctx_t *x, const ss_ast_from_t *f, ss_plan_node_t *in, ss_plan_node_t **out);
 
 #endif

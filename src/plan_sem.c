@@ -39,6 +39,15 @@ static const opt_spec_t *opt_specs(ss_plan_kind_t k, int *n)
                                      {"max_children", 2}, {"memo", OPT_TEXT}};
     static const opt_spec_t gen[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"key", OPT_TEXT},
                                      {"retrieve", 0}, {"maintain", OPT_TEXT}};
+    /* semops (issue 15 §2) */
+    static const opt_spec_t map[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"memo", OPT_TEXT},
+                                     {"schema", OPT_TEXT}};
+    static const opt_spec_t classify[] = {{"memo", OPT_TEXT}};
+    static const opt_spec_t simjoin[] = {{"threshold", OPT_NUMBER}};
+    static const opt_spec_t search[] = {{"threshold", OPT_NUMBER}};
+    static const opt_spec_t dedup[] = {{"threshold", OPT_NUMBER}, {"yes_prob", OPT_NUMBER}, {"memo", OPT_TEXT}};
+    static const opt_spec_t group[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"diversity", OPT_NUMBER},
+                                       {"memo", OPT_TEXT}};
 #define SPEC(a) (*n = (int)SS_ARRAY_LEN(a), a)
     switch (k) {
     case SS_PN_SEM_FILTER: return SPEC(filter);
@@ -46,6 +55,13 @@ static const opt_spec_t *opt_specs(ss_plan_kind_t k, int *n)
     case SS_PN_SEM_TOPK: return SPEC(topk);
     case SS_PN_SEM_AGG: return SPEC(agg);
     case SS_PN_LLM_GENERATE: return SPEC(gen);
+    case SS_PN_SEM_MAP: return SPEC(map);
+    case SS_PN_SEM_EXTRACT: return SPEC(map);
+    case SS_PN_SEM_CLASSIFY: return SPEC(classify);
+    case SS_PN_SEM_SIM_JOIN: return SPEC(simjoin);
+    case SS_PN_SEM_SEARCH: return SPEC(search);
+    case SS_PN_SEM_DEDUP: return SPEC(dedup);
+    case SS_PN_SEM_GROUP: return SPEC(group);
     default: return SPEC(common);
     }
 #undef SPEC

@@ -14,6 +14,8 @@
  */
 #include "plan_int.h"
 
+#include "ss_jschema.h"
+
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,7 +181,13 @@ static const ss_ast_expr_t *find_agg(const ss_ast_expr_t *e)
     return r;
 }
 
-/* WHERE: ordinary conjuncts in one FILTER first, then one SEM_FILTER per SEM_FILTER call. */
+static const ss_ast_expr_t *find_sem_append(const ss_ast_expr_t *e);
+static void collect_sem_maps(const ss_ast_expr_t *e, const ss_ast_expr_t **out, int *n, int max);
+static int plan_sem_conditions(pctx_t *x, const ss_ast_expr_t **cj, int n, ss__scope_t *sc, ss_plan_node_t **cur,
+                               ss__premap_t *pm);
+
+/* WHERE: ordinary conjuncts in one FILTER first, then one SEM_FILTER per SEM_FILTER call, then
+ * the conjuncts over values such as SEM_CLASSIFY(...) (their operators, then one FILTER). */
 int ss__plan_conditions(pctx_t *x, const ss_ast_expr_t **cjin, int ncj, ss__scope_t *sc, ss_plan_node_t **cur,
                         ss__premap_t *pm)
 {
@@ -191,12 +199,16 @@ int ss__plan_conditions(pctx_t *x, const ss_ast_expr_t **cjin, int ncj, ss__scop
         return rc0;
     ss__cctx_t cc = {.scope = sc, .err = x->err, .errsz = x->errsz};
     ss_expr_t *pred = NULL;
-    int rc = SS_OK;
+    const ss_ast_expr_t *later[128];
+    int rc = SS_OK, nlater = 0;
     for (int i = 0; i < ncj && !rc; i++) {
         if ((cj[i]->kind == SS_AX_SEM && cj[i]->sem == SS_SEM_FILTER) || ss__is_pushed(x, cj[i]))
             continue;
         const ss_ast_expr_t *s = find_sem(cj[i], SS_SEM_NONE), *a = find_agg(cj[i]);
-        if (s && s->sem == SS_SEM_FILTER)
+        if (s && s->sem != SS_SEM_FILTER && !find_agg(cj[i]) && find_sem_append(cj[i]) &&
+            !find_sem(cj[i], SS_SEM_FILTER))
+            later[nlater++] = cj[i];
+        else if (s && s->sem == SS_SEM_FILTER)
             rc = ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC,
                            "%d:%d: SEM_FILTER must be a top-level AND term of WHERE (not under OR/NOT or inside an expression)",
                            s->span.line, s->span.col);
@@ -235,6 +247,67 @@ int ss__plan_conditions(pctx_t *x, const ss_ast_expr_t **cjin, int ncj, ss__scop
             return rc;
         *cur = f;
     }
+    return nlater ? plan_sem_conditions(x, later, nlater, sc, cur, pm) : SS_OK;
+}
+
+/* Conjuncts that read SEM_CLASSIFY(...) and the like: the operators of those calls append their
+ * values to the row (recorded in pm, so that the conjuncts compile to these columns), then one
+ * FILTER tests the conjuncts. */
+static int plan_sem_conditions(pctx_t *x, const ss_ast_expr_t **cj, int n, ss__scope_t *sc, ss_plan_node_t **cur,
+                               ss__premap_t *pm)
+{
+    int rc = SS_OK;
+    const ss_ast_expr_t *calls[33];
+    int ncalls = 0;
+    for (int i = 0; i < n; i++)
+        collect_sem_maps(cj[i], calls, &ncalls, 33);
+    for (int c = 0; c < ncalls && !rc; c++) {
+        const ss_ast_expr_t *m = calls[c];
+        {
+            if (m->sem == SS_SEM_EXTRACT)
+                return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC,
+                                 "%d:%d: SEM_EXTRACT yields several columns and cannot be used in WHERE (extract in an "
+                                 "upstream view, or use SEM_MAP(..., schema => '...') ->> 'field')",
+                                 m->span.line, m->span.col);
+            if (pm->n == (int)SS_ARRAY_LEN(pm->ast))
+                return ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED, "%d:%d: too many semantic calls in WHERE",
+                                 m->span.line, m->span.col);
+            int col = 0;
+            ss_coltype_t t = SS_COL_TEXT;
+            char name[32];
+            snprintf(name, sizeof name, "where_sem_%d", pm->n + 1);
+            if ((rc = ss__plan_sem_append(x, m, name, sc, cur, &col, &t)))
+                break;
+            ss_expr_t *e = ss_expr_new(SS_EX_COL);
+            if (!e)
+                return nomem(x);
+            e->col = col;
+            e->type = t;
+            if (sc->pre != pm) {
+                pm->next = sc->pre;
+                sc->pre = pm;
+            }
+            pm->ast[pm->n] = m;
+            pm->expr[pm->n++] = e;
+        }
+    }
+    sc->schema = (*cur)->schema;
+    ss__cctx_t cc = {.scope = sc, .pre = pm, .err = x->err, .errsz = x->errsz};
+    ss_expr_t *pred = NULL;
+    for (int i = 0; i < n && !rc; i++) {
+        ss_expr_t *e = NULL;
+        if (!(rc = ss__compile(&cc, cj[i], &e)) && !(pred = ss__and_of(pred, e)))
+            rc = nomem(x);
+    }
+    ss_plan_node_t *f = rc ? NULL : ss__node_like(x, SS_PN_FILTER, *cur, "where (semantic)");
+    if (!rc && !f)
+        rc = nomem(x);
+    if (rc) {
+        ss_expr_free(pred);
+        return rc;
+    }
+    f->pred = pred;
+    *cur = f;
     return SS_OK;
 }
 
@@ -244,6 +317,7 @@ typedef struct outcol {
     int col;
     const char *name;
     ss_span_t span;
+    int sub;                  /* SEM_EXTRACT: which of its columns (ast = the call) */
 } outcol_t;
 
 typedef struct sel {
@@ -256,6 +330,7 @@ typedef struct sel {
     int nsem;
     const ss_ast_expr_t *sem_ast[32];
     int sem_col[32];
+    ss_coltype_t sem_type[32];
 } sel_t;
 
 static void sel_free(sel_t *q)
@@ -283,8 +358,22 @@ static int expand_items(pctx_t *x, sel_t *q, const ss__scope_t *sc)
 {
     const ss_ast_select_t *s = q->s;
     int cap = 0;
-    for (int i = 0; i < s->nitems; i++)
-        cap += s->items[i].expr->kind == SS_AX_STAR ? sc->schema->n + sc->nmerged : 1;
+    for (int i = 0; i < s->nitems; i++) {
+        const ss_ast_expr_t *e = s->items[i].expr;
+        int n = 1;
+        if (e->kind == SS_AX_SEM && e->sem == SS_SEM_EXTRACT) { /* as many items as it names columns */
+            ss_jscol_t *c = NULL;
+            int rc = ss__extract_cols(x, e, &c, &n);
+            ss_jscols_free(c, n);
+            if (rc)
+                return rc;
+            if (s->items[i].alias)
+                return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC,
+                                 "%d:%d: SEM_EXTRACT yields the columns of its list; name them there, not with AS",
+                                 s->items[i].span.line, s->items[i].span.col);
+        }
+        cap += e->kind == SS_AX_STAR ? sc->schema->n + sc->nmerged : n;
+    }
     if (!(q->cols = calloc((size_t)cap + 1, sizeof *q->cols)))
         return nomem(x);
     int nsemmap = 0;
@@ -314,6 +403,20 @@ static int expand_items(pctx_t *x, sel_t *q, const ss__scope_t *sc)
                                  e->span.line, e->span.col, e->table);
             continue;
         }
+        if (e->kind == SS_AX_SEM && e->sem == SS_SEM_EXTRACT) {
+            ss_jscol_t *c = NULL;
+            int n = 0, rc = ss__extract_cols(x, e, &c, &n);
+            for (int k = 0; k < n && !rc; k++) {
+                outcol_t *o = &q->cols[q->n++];
+                *o = (outcol_t){.ast = e, .col = -1, .span = it->span, .sub = k, .name = gen_name(q, ss_strdup(c[k].name))};
+                if (!o->name)
+                    rc = nomem(x);
+            }
+            ss_jscols_free(c, n);
+            if (rc)
+                return rc;
+            continue;
+        }
         outcol_t *o = &q->cols[q->n++];
         o->ast = e;
         o->col = -1;
@@ -328,6 +431,10 @@ static int expand_items(pctx_t *x, sel_t *q, const ss__scope_t *sc)
             o->name = gen_name(q, ss_sprintf("sem_map_%d", nsemmap));
         else if (e->kind == SS_AX_SEM && e->sem == SS_SEM_AGG)
             o->name = "summary";
+        else if (e->kind == SS_AX_SEM && e->sem != SS_SEM_NONE)
+            o->name = gen_name(q, ss_sprintf("%s", e->sem == SS_SEM_CLASSIFY ? "label" : e->sem == SS_SEM_DEDUP ? "entity"
+                                                   : e->sem == SS_SEM_GROUP ? "sem_group" : e->sem == SS_SEM_CLUSTER ? "cluster"
+                                                   : "sem"));
         else if (e->kind == SS_AX_FUNC) {
             char *nm = ss_strdup(e->name);
             for (char *p = nm; p && *p; p++)
@@ -338,7 +445,7 @@ static int expand_items(pctx_t *x, sel_t *q, const ss__scope_t *sc)
         if (!o->name)
             return nomem(x);
     }
-    for (int i = 0; i < q->n; i++)
+    for (int i = 0; i < q->n && !x->names_free; i++)
         for (int j = 0; j < i; j++)
             if (ss_strcaseeq(q->cols[i].name, q->cols[j].name))
                 return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC,
@@ -491,7 +598,10 @@ static void collect_sem_maps(const ss_ast_expr_t *e, const ss_ast_expr_t **out, 
 {
     if (!e)
         return;
-    if (e->kind == SS_AX_SEM && e->sem == SS_SEM_MAP && *n < max)
+    for (int i = 0; i < *n; i++)
+        if (out[i] == e)
+            return; /* SEM_EXTRACT's several items share one call */
+    if (e->kind == SS_AX_SEM && ss__sem_appends(e->sem) && *n < max)
         out[(*n)++] = e;
     collect_sem_maps(e->left, out, n, max);
     collect_sem_maps(e->right, out, n, max);
@@ -499,7 +609,8 @@ static void collect_sem_maps(const ss_ast_expr_t *e, const ss_ast_expr_t **out, 
         collect_sem_maps(e->args->items[i], out, n, max);
 }
 
-/* One SEM_MAP node per SEM_MAP call of the SELECT list, each appending a TEXT column. */
+/* One node per SEM_MAP call of the SELECT list (and SEM_EXTRACT, SEM_CLASSIFY, SEM_DEDUP,
+ * SEM_GROUP, SEM_CLUSTER: plan_semops.c), each appending its column(s). */
 static int plan_sem_maps(pctx_t *x, sel_t *q, const ss__scope_t *sc, ss_plan_node_t **cur)
 {
     ss__cctx_t cc = {.scope = sc, .err = x->err, .errsz = x->errsz};
@@ -518,6 +629,22 @@ static int plan_sem_maps(pctx_t *x, sel_t *q, const ss__scope_t *sc, ss_plan_nod
                 name = q->cols[i].name;
         if (!name && !(name = gen_name(q, ss_sprintf("sem_map_%d", k + 1))))
             return nomem(x);
+        if (m->sem != SS_SEM_MAP || ss__opt_find(m->opts, "schema")) {
+            int col = 0;
+            ss_coltype_t t = SS_COL_TEXT;
+            int rc = ss__plan_sem_append(x, m, name, sc, cur, &col, &t);
+            if (rc)
+                return rc;
+            for (int i = 0; m->sem == SS_SEM_EXTRACT && i < q->n; i++)
+                if (q->cols[i].ast == m) { /* SEM_EXTRACT's items are now columns of the row */
+                    q->cols[i].col = col + q->cols[i].sub;
+                    q->cols[i].ast = NULL;
+                }
+            q->sem_ast[q->nsem] = m;
+            q->sem_type[q->nsem] = t;
+            q->sem_col[q->nsem++] = col;
+            continue;
+        }
         ss_plan_node_t *in = *cur, *n = ss__new_node(x, SS_PN_SEM_MAP, in, NULL, name);
         if (!n || !(n->schema = ss_schema_new(in->schema->n + 1)))
             return nomem(x);
@@ -532,17 +659,33 @@ static int plan_sem_maps(pctx_t *x, sel_t *q, const ss__scope_t *sc, ss_plan_nod
         if (rc)
             return rc;
         q->sem_ast[q->nsem] = m;
+        q->sem_type[q->nsem] = SS_COL_TEXT;
         q->sem_col[q->nsem++] = in->schema->n;
         *cur = n;
     }
     return SS_OK;
 }
 
+/* The first call inside e of a SEM function that appends a column (SEM_MAP, SEM_CLASSIFY, ...). */
+static const ss_ast_expr_t *find_sem_append(const ss_ast_expr_t *e)
+{
+    if (!e)
+        return NULL;
+    if (e->kind == SS_AX_SEM && ss__sem_appends(e->sem))
+        return e;
+    const ss_ast_expr_t *r = find_sem_append(e->left);
+    if (!r)
+        r = find_sem_append(e->right);
+    for (int i = 0; !r && e->args && i < e->args->n; i++)
+        r = find_sem_append(e->args->items[i]);
+    return r;
+}
+
 static int order_uses_sem_map(const sel_t *q)
 {
     for (int i = 0; i < q->s->norder; i++) {
         int star;
-        if (find_sem(order_target(q, q->s->order[i].expr, &star), SS_SEM_MAP))
+        if (find_sem_append(order_target(q, q->s->order[i].expr, &star)))
             return 1;
     }
     return 0;
@@ -642,6 +785,7 @@ static int plan_plain_body(pctx_t *x, sel_t *q, const ss__scope_t *sc, ss_plan_n
     cc.nsem = q->nsem;
     cc.sem_ast = q->sem_ast;
     cc.sem_col = q->sem_col;
+    cc.sem_type = q->sem_type;
     if (late_topk && (rc = plan_topk(x, q, &cc, 0, cur)))
         return rc;
     if ((rc = plan_project(x, q, &cc, cur)))
@@ -727,12 +871,43 @@ static int groupby_add(groupby_t *gb, int col, char *key, ss_coltype_t t)
     return SS_OK;
 }
 
+/* GROUP BY items that are semantic calls (SEM_GROUP, SEM_CLASSIFY, ...): an operator appends
+ * each one's column before the grouping; semcol[i] = that column (-1 for other items). */
+static int group_sem_items(pctx_t *x, const sel_t *q, const ss__scope_t *sc, ss_plan_node_t **cur, int *semcol,
+                           ss_coltype_t *semtype)
+{
+    const ss_ast_expr_list_t *items = q->s->group_by;
+    for (int i = 0; items && i < items->n && i < 64; i++) {
+        int star = -1;
+        const ss_ast_expr_t *e = order_target(q, items->items[i], &star);
+        semcol[i] = -1;
+        if (star >= 0 || e->kind != SS_AX_SEM || !ss__sem_groupable(e->sem))
+            continue;
+        const char *name = NULL;
+        for (int j = 0; j < q->n && !name; j++)
+            if (q->cols[j].ast == e)
+                name = q->cols[j].name;
+        char dflt[32];
+        snprintf(dflt, sizeof dflt, "group_%d", i + 1);
+        int rc = ss__plan_sem_append(x, e, name ? name : dflt, sc, cur, &semcol[i], &semtype[i]);
+        if (rc)
+            return rc;
+    }
+    return SS_OK;
+}
+
 static int group_columns(pctx_t *x, const sel_t *q, const ss__scope_t *sc, ss_plan_node_t **cur, groupby_t *gb)
 {
     const ss_ast_expr_list_t *items = q->s->group_by;
     ss__cctx_t cc = {.scope = sc, .err = x->err, .errsz = x->errsz};
     ss_expr_t *extra[32];
-    int nextra = 0, rc = SS_OK, base = (*cur)->schema->n;
+    int semcol[64];
+    ss_coltype_t semtype[64];
+    if (items && items->n > 64)
+        return ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED, "%d:%d: too many GROUP BY items",
+                         items->items[64]->span.line, items->items[64]->span.col);
+    int rc = group_sem_items(x, q, sc, cur, semcol, semtype);
+    int nextra = 0, base = (*cur)->schema->n;
     for (int i = 0; !rc && items && i < items->n; i++) {
         int star = -1, side, col = -1;
         /* a name is an input column first, and only otherwise an output alias (as PostgreSQL) */
@@ -745,6 +920,12 @@ static int group_columns(pctx_t *x, const sel_t *q, const ss__scope_t *sc, ss_pl
         }
         if (!input)
             e = order_target(q, it, &star);
+        if (semcol[i] >= 0) { /* a semantic GROUP BY item: its operator's column, found again by its text */
+            char *key = ss__ast_key(e);
+            if (!key || groupby_add(gb, semcol[i], key, semtype[i]))
+                rc = nomem(x);
+            continue;
+        }
         if (star >= 0) {
             col = star;
         } else if (e->kind == SS_AX_COLUMN) {
@@ -933,7 +1114,7 @@ static int plan_grouped(pctx_t *x, sel_t *q, const ss__scope_t *sc, ss_plan_node
     int rc = SS_OK;
     for (int i = 0; i < q->n && !rc; i++) {
         const ss_ast_expr_t *m = find_sem(q->cols[i].ast, SS_SEM_NONE);
-        if (m && m->sem != SS_SEM_AGG)
+        if (m && m->sem != SS_SEM_AGG && !ss__sem_groupable(m->sem))
             rc = ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED,
                            "%d:%d: %s cannot be combined with GROUP BY or aggregates in one view; compute it in an upstream view",
                            m->span.line, m->span.col, m->sem == SS_SEM_MAP ? "SEM_MAP" : "this semantic function");

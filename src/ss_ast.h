@@ -61,6 +61,12 @@ typedef enum ss_sem_kind {
     SS_SEM_RANK,   /* SEM_RANK('template') in ORDER BY: pairwise comparator */
     SS_SEM_SCORE,  /* SEM_SCORE('template') in ORDER BY: pointwise score */
     SS_SEM_AGG,    /* SEM_AGG('template') aggregate in SELECT */
+    /* semops (issue 15): extra positional arguments in args (literals) */
+    SS_SEM_EXTRACT,  /* SEM_EXTRACT('template', 'name TYPE, ...'): args[0] = the column list */
+    SS_SEM_CLASSIFY, /* SEM_CLASSIFY('template', 'label', ...): args = the labels */
+    SS_SEM_DEDUP,    /* SEM_DEDUP('template'): the entity of the row */
+    SS_SEM_GROUP,    /* SEM_GROUP('template', k): args[0] = k; a group named by the model */
+    SS_SEM_CLUSTER,  /* SEM_CLUSTER('template', k): args[0] = k; a group named by its exemplar */
 } ss_sem_kind_t;
 
 typedef struct ss_ast_expr ss_ast_expr_t;
@@ -133,6 +139,8 @@ typedef enum ss_ast_from_kind {
     SS_FROM_JOIN,     /* left [INNER|LEFT|RIGHT|FULL|CROSS] JOIN right [ON on | USING (cols)] */
     SS_FROM_SEM_JOIN, /* left SEM_JOIN right ON 'tmpl' [WITH (...)] */
     SS_FROM_SUBQUERY, /* (SELECT ...) [AS alias] */
+    SS_FROM_SEM_SIM_JOIN, /* left SEM_SIM_JOIN right ON 'tmpl' LIMIT k [WITH (...)] */
+    SS_FROM_SEM_SEARCH,   /* SEM_SEARCH(name, 'query' (in tmpl), k [, opts]) [AS alias] */
 } ss_ast_from_kind_t;
 
 /* INNER and LEFT are what the join operator runs; the others are planned from them
@@ -160,6 +168,7 @@ typedef struct ss_ast_from {
     int natural;                /* NATURAL JOIN: USING every column name both sides have */
     int comma;                  /* CROSS JOIN written as FROM a, b */
     ss_ast_select_t *sub;       /* SUBQUERY; owned */
+    int64_t k;                  /* SEM_SIM_JOIN, SEM_SEARCH: LIMIT k */
 } ss_ast_from_t;
 
 struct ss_ast_order {
@@ -232,7 +241,7 @@ typedef enum ss_ast_stmt_kind {
     SS_STMT_DROP,          /* object, name, if_exists */
     SS_STMT_SHOW,          /* object */
     SS_STMT_SELECT,        /* query (snapshot read of a view) */
-    SS_STMT_SUBSCRIBE,     /* name */
+    SS_STMT_SUBSCRIBE,     /* name, opts (limit, timeout_ms, snapshot) */
     SS_STMT_EXPLAIN,       /* name (EXPLAIN [VIEW] name) or query */
     SS_STMT_INSERT,        /* name, insert_cols (may be NULL), rows */
     SS_STMT_DELETE,        /* name, where */

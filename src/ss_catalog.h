@@ -79,5 +79,9 @@ int ss_plan_query(const ss_catalog_t *c, const ss_ast_query_t *q, const char *na
 /* Readable DAG, one node per line: id, operator, inputs, template/params, incremental strategy.
  * only_view = NULL prints every node. */
 int ss_explain(const ss_plan_t *p, const char *only_view, ss_buf_t *out);
+/* One node's EXPLAIN line ("#3 FILTER  in=#2  pred=...  -- strategy"), without the newline;
+ * and the strategy text alone. */
+int ss_explain_node(const ss_plan_node_t *n, ss_buf_t *out);
+const char *ss_explain_strategy(const ss_plan_node_t *n);
 
 #endif

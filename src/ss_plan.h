@@ -91,6 +91,17 @@ typedef enum ss_plan_kind {
     SS_PN_SETOP,        /* setop (UNION, EXCEPT, INTERSECT [ALL]; not UNION ALL) of in[0] and in[1] */
     SS_PN_SEMIJOIN,     /* in[0] rows by their matches in in[1] on lkeys = rkeys (+ pred): semi_mode */
     SS_PN_WINDOW,       /* window functions wfns over in[0], PARTITION BY group_cols ORDER BY order */
+    /* semops (issue 15 §2; src/plan_semops.c says what each node carries) */
+    SS_PN_SEM_EXTRACT,  /* tmpl over in[0]: appends the fields of opt schema, as typed columns (opt
+                           output=columns) or as one JSON column (output=json) */
+    SS_PN_SEM_CLASSIFY, /* tmpl over in[0]: appends TEXT, one of opt labels (a JSON array) */
+    SS_PN_SEM_SIM_JOIN, /* tmpl over (in[0], in[1]): each in[0] row with its `limit` nearest in[1] rows
+                           by embedding; output = both rows + similarity REAL */
+    SS_PN_SEM_SEARCH,   /* in[0]'s `limit` rows nearest to opt query (tmpl: the columns embedded, NULL =
+                           all); output = the row + score REAL */
+    SS_PN_SEM_DEDUP,    /* tmpl over in[0]: appends TEXT, the entity (cluster of duplicates) of the row */
+    SS_PN_SEM_GROUP,    /* tmpl over in[0]: appends TEXT, one of `limit` groups; sem = SS_SEM_GROUP (named
+                           by the model) or SS_SEM_CLUSTER (named by its exemplar) */
 } ss_plan_kind_t;
 
 typedef enum ss_agg_fn {

@@ -148,7 +148,7 @@ START_TEST(test_gguf_corrupt)
     uint8_t *b = malloc(g_imgn);
     memcpy(b, g_img, g_imgn);
     b[0] = 'X';
-    expect_bad(b, g_imgn, "bad magic");
+    expect_bad(b, g_imgn, "does not start with \"GGUF\"");
     memcpy(b, g_img, g_imgn);
     b[4] = 99;
     expect_bad(b, g_imgn, "unsupported GGUF version");

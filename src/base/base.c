@@ -16,7 +16,7 @@ static const char *err_names[SS_ERR__COUNT] = {
     "ok", "out of memory", "I/O error", "syntax error", "semantic error", "not found",
     "already exists", "invalid input", "unsupported", "SQLite error", "Kafka error",
     "model error", "CUDA error", "HTTP error", "timeout", "busy", "internal error", "pending",
-    "canceled",
+    "canceled", "permission denied",
 };
 
 const char *ss_err2str(ss_err_t e)

@@ -35,6 +35,7 @@ typedef enum ss_err {
     SS_ERR_INTERNAL,    /* a bug: an invariant did not hold */
     SS_ERR_PENDING,     /* answers are on their way: abandon the attempt, wait, run again */
     SS_ERR_CANCELED,    /* stopped on request (Ctrl-C, SIGTERM) before it finished */
+    SS_ERR_DENIED,      /* not allowed: the client's role or the server's policy forbids it */
     SS_ERR__COUNT
 } ss_err_t;
 

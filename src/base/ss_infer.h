@@ -47,6 +47,10 @@ typedef struct ss_infer_req {
     int nchoices;            /* CHOOSE */
     const char *const *choices; /* CHOOSE: answer strings, borrowed */
     int max_tokens;          /* GENERATE */
+    const char *json_schema; /* GENERATE: NULL, or a JSON Schema (src/base/ss_jschema.h subset) the
+                                output must match: the in-process engine constrains decoding token
+                                by token (gpu/grammar.c), an OpenAI-compatible server gets it as
+                                response_format {type: json_schema} (borrowed) */
     float temperature;       /* GENERATE: 0 = greedy */
     uint64_t seed;           /* GENERATE with temperature > 0 */
     const char *stop;        /* GENERATE: stop string or NULL */

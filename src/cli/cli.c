@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 char *ss_cli_read_stream(FILE *f, size_t *len)
@@ -98,4 +99,41 @@ void ss_cli_engine_help(FILE *f)
 {
     for (size_t i = 0; i < SS_ARRAY_LEN(engine_opts); i++)
         fputs(engine_opts[i].help, f);
+}
+
+/* ---- access tokens ---- */
+
+char *ss_cli_read_token(const char *path, char *err, size_t errsz)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        ss_seterr(err, errsz, SS_ERR_IO, "cannot read the token file %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
+        fprintf(stderr, "semstream: warning: the token file %s is readable by other users\n", path);
+    char buf[4097];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    buf[strcspn(buf, "\r\n")] = 0;
+    char *s = buf;
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t l = strlen(s);
+    while (l && (s[l - 1] == ' ' || s[l - 1] == '\t'))
+        s[--l] = 0;
+    if (!l || n == sizeof buf - 1) {
+        ss_seterr(err, errsz, SS_ERR_INVALID, "the token file %s must hold one non-empty line of at most 4096 bytes",
+                  path);
+        return NULL;
+    }
+    return ss_strdup(s);
+}
+
+int ss_cli_is_loopback(const char *addr)
+{
+    return !addr || !strncmp(addr, "127.", 4) || !strcmp(addr, "::1") || !strcmp(addr, "localhost") ||
+           !strcmp(addr, "[::1]");
 }

@@ -33,6 +33,12 @@ typedef struct ss_cli_common {
 char *ss_cli_read_stream(FILE *f, size_t *len);
 char *ss_cli_read_file(const char *path, size_t *len);
 
+/* An access token: the first line of the file, trimmed (the worker's --auth-token-file format);
+ * warns on stderr when others may read the file. NULL (err set) when missing or empty. */
+char *ss_cli_read_token(const char *path, char *err, size_t errsz);
+/* 1 for a loopback address (127.x.x.x, ::1, localhost) or NULL (the default). */
+int ss_cli_is_loopback(const char *addr);
+
 /* ---- engine options, one parser for run, serve and shell ----
  * --db FILE, --brokers LIST, --model FILE, --batch-size N, --max-latency-ms N,
  * --threads N. A command builds its getopt_long table with ss_cli_longopts

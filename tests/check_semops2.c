@@ -1,0 +1,513 @@
+/*
+ * check_semops2.c — tests of the semantic operators of issue 15 §2 (operators/
+ * sem_extract.c, sem_classify.c, sem_search.c, sem_simjoin.c, sem_dedup.c,
+ * sem_group.c) on the real stories260K model through the real dispatcher: random
+ * sequences of inserts, updates and deletes whose integrated output must equal the
+ * same operator run from scratch on the final data (fresh state and dispatcher), with
+ * the number of model requests of every delta asserted; snapshots equal to the
+ * integrated output; restarts over the same database and rollbacks of a batch (what
+ * the engine does when an answer is pending) leave the same result.
+ *
+ * Embeddings come from the word-vector embedder (data/wink100.vec, a pure function of
+ * the text) when it is installed, else from the model through the dispatcher.
+ */
+#include <stdarg.h>
+
+#include "semops_harness.h"
+#include "llm_internal.h"
+#include "ss_embed.h"
+#include "ss_json.h"
+#include "ss_sem.h"
+
+#include <math.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------ random data */
+
+static uint64_t rng_state;
+static uint32_t rnd(void)
+{
+    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (uint32_t)(rng_state >> 33);
+}
+
+static const char *WORDS[] = {"cat", "dog", "sun", "tree", "ball", "happy", "sad", "red", "big",
+                              "small", "park", "boat", "bird", "cake", "rain", "star"};
+
+/* A text: three words, unique to (id, version) when uniq, else drawn from a small set (so that
+ * rows repeat each other's text: duplicates for SEM_DEDUP, shared projections for the memos). */
+static char *mktext(int64_t id, int ver, int uniq)
+{
+    char b[160];
+    if (uniq)
+        snprintf(b, sizeof b, "%s %s %s %lld.%d", WORDS[rnd() % 16], WORDS[rnd() % 16], WORDS[rnd() % 16],
+                 (long long)id, ver);
+    else
+        snprintf(b, sizeof b, "the %s %s", WORDS[rnd() % 6], WORDS[6 + rnd() % 4]);
+    return strdup(b);
+}
+
+#define MAXR 512
+typedef struct data {
+    int n, uniq;
+    int64_t id[MAXR];
+    char *txt[MAXR];
+    int64_t num[MAXR];
+} data_t;
+
+#define DATA_SPEC "id:i:key,txt:t,num:i"
+
+static ss_row_t *data_row(const data_t *d, int i)
+{
+    return h_row(3, 'i', d->id[i], 't', d->txt[i], 'i', d->num[i]);
+}
+
+static void data_free(data_t *d)
+{
+    for (int i = 0; i < d->n; i++)
+        free(d->txt[i]);
+    d->n = 0;
+}
+
+enum { OP_INSERT, OP_UPD_TEXT, OP_UPD_OTHER, OP_DELETE };
+
+static int data_step(data_t *d, ss_zset_t *z, int64_t *next_id)
+{
+    int r = (int)(rnd() % 10);
+    int kind = d->n < 3 || r < 4 ? OP_INSERT : r < 6 ? OP_UPD_TEXT : r < 8 ? OP_UPD_OTHER : OP_DELETE;
+    if (kind == OP_INSERT && d->n == MAXR)
+        kind = OP_DELETE;
+    if (kind == OP_INSERT) {
+        int i = d->n++;
+        d->id[i] = (*next_id)++;
+        d->txt[i] = mktext(d->id[i], 0, d->uniq);
+        d->num[i] = rnd() % 100;
+        ss_zset_add(z, data_row(d, i), 1);
+        return kind;
+    }
+    int i = (int)(rnd() % (unsigned)d->n);
+    ss_zset_add(z, data_row(d, i), -1);
+    if (kind == OP_DELETE) {
+        free(d->txt[i]);
+        d->n--;
+        d->id[i] = d->id[d->n];
+        d->txt[i] = d->txt[d->n];
+        d->num[i] = d->num[d->n];
+        return kind;
+    }
+    if (kind == OP_UPD_TEXT) {
+        free(d->txt[i]);
+        d->txt[i] = mktext(d->id[i], (int)(rnd() % 1000) + 1, d->uniq);
+    } else {
+        d->num[i] += 1000;
+    }
+    ss_zset_add(z, data_row(d, i), 1);
+    return kind;
+}
+
+static void data_all(const data_t *d, ss_zset_t *z)
+{
+    for (int i = 0; i < d->n; i++)
+        ss_zset_add(z, data_row(d, i), 1);
+}
+
+static void assert_same(ss_zset_t *inc, ss_zset_t *scr)
+{
+    ss_zset_consolidate(inc);
+    ss_zset_consolidate(scr);
+    if (!ss_zset_equal(inc, scr)) {
+        h_dump("incremental", inc);
+        h_dump("from scratch", scr);
+    }
+    ck_assert(ss_zset_equal(inc, scr));
+}
+
+static void assert_snapshot(harness_t *h, ss_op_t *op, ss_zset_t *acc)
+{
+    ss_zset_t snap;
+    ss_zset_init(&snap);
+    char err[SS_ERRSZ] = "";
+    ck_assert_msg(op->vt->snapshot(op, &h->ctx, &snap, err, sizeof err) == SS_OK, "snapshot: %s", err);
+    assert_same(acc, &snap);
+    ss_zset_destroy(&snap);
+}
+
+/* The embedder: word vectors when installed (deterministic), else the model's pooled state. */
+static ss_embedder_t *open_embedder(harness_t *h)
+{
+    char path[1024], err[SS_ERRSZ] = "";
+    snprintf(path, sizeof path, "%s/data/wink100.vec", tu_source_dir());
+    ss_embed_opts_t o = {.kind = tu_exists(path) ? "wink" : "model", .vec_path = path, .dispatch = h->disp};
+    ss_embedder_t *e = NULL;
+    ck_assert_msg(ss_embedder_open(&o, &e, err, sizeof err) == SS_OK, "embedder: %s", err);
+    h->ctx.emb = e;
+    return e;
+}
+
+static ss_plan_node_t *unary(int kind, int id, ss_plan_node_t *src, const char *tmpl, const char *extra_cols)
+{
+    ss_plan_node_t *n = ss_plan_node_new((ss_plan_kind_t)kind);
+    n->id = id;
+    n->nin = 1;
+    n->in[0] = src;
+    n->tmpl = tmpl ? h_tmpl(tmpl, src->schema, NULL) : NULL;
+    if (extra_cols) {
+        char spec[256];
+        snprintf(spec, sizeof spec, "%s,%s", DATA_SPEC, extra_cols);
+        n->schema = fx_schema(spec);
+    } else {
+        n->schema = ss_schema_copy(src->schema);
+    }
+    return n;
+}
+
+/* Runs node from scratch over z (port 0) in a fresh database and dispatcher. */
+static void scratch(const ss_plan_node_t *node, ss_zset_t *z, ss_zset_t *out, int64_t *calls, int embed)
+{
+    harness_t h;
+    h_open(&h);
+    ss_embedder_t *e = embed ? open_embedder(&h) : NULL;
+    ss_op_t *op = h_op(&h, node);
+    int64_t c = h_apply(&h, op, 0, z, out);
+    if (calls)
+        *calls = c;
+    ss_op_destroy(op);
+    ss_embedder_destroy(e);
+    h_close(&h);
+}
+
+/* Generic driver: steps random single-row deltas through a unary operator; each delta's requests
+ * must satisfy expect(kind, calls); then the result must equal a run from scratch, and the
+ * snapshot (if any) the integrated output. Halfway the operator is destroyed and opened again
+ * over the same database (a restart), and one delta is applied, rolled back (as when an answer
+ * is pending) and applied again. */
+typedef int (*expect_fn)(int kind, int64_t calls);
+
+static void unary_equiv(ss_plan_node_t *n, uint64_t seed, int steps, int uniq, int embed, expect_fn expect,
+                        void (*check_row)(const ss_row_t *row, int64_t w))
+{
+    rng_state = seed;
+    harness_t h;
+    h_open(&h);
+    ss_embedder_t *e = embed ? open_embedder(&h) : NULL;
+    ss_op_t *op = h_op(&h, n);
+    data_t d = {.uniq = uniq};
+    int64_t next = 1;
+    ss_zset_t acc, z;
+    ss_zset_init(&acc);
+    ss_zset_init(&z);
+    char err[SS_ERRSZ] = "";
+    for (int s = 0; s < steps; s++) {
+        ss_zset_clear(&z);
+        int k = data_step(&d, &z, &next);
+        if (s == steps / 2) { /* restart: a new operator over the same state */
+            ss_op_destroy(op);
+            op = h_op(&h, n);
+        }
+        if (s == steps / 3) { /* rollback: the batch is applied, abandoned and applied again */
+            ss_zset_t junk;
+            ss_zset_init(&junk);
+            ck_assert_int_eq(sqlite3_exec(h.db, "SAVEPOINT sp", NULL, NULL, NULL), SQLITE_OK);
+            ck_assert_msg(op->vt->apply(op, &h.ctx, 0, &z, &junk, err, sizeof err) == SS_OK, "%s", err);
+            ck_assert_int_eq(sqlite3_exec(h.db, "ROLLBACK TO sp; RELEASE sp", NULL, NULL, NULL), SQLITE_OK);
+            if (op->vt->rollback)
+                op->vt->rollback(op);
+            ss_zset_destroy(&junk);
+        }
+        int64_t calls = h_apply(&h, op, 0, &z, &acc);
+        if (expect)
+            ck_assert_msg(expect(k, calls), "step %d (kind %d): %lld requests", s, k, (long long)calls);
+    }
+    for (size_t i = 0; check_row && i < acc.n; i++)
+        check_row(acc.e[i].row, acc.e[i].w);
+    ck_assert_int_le(fx_memo_rows(h.db, n->id), d.n); /* memos bounded by the live rows (memo=prune) */
+    ss_zset_t scr;
+    ss_zset_init(&scr);
+    ss_zset_clear(&z);
+    data_all(&d, &z);
+    scratch(n, &z, &scr, NULL, embed);
+    assert_same(&acc, &scr);
+    if (op->vt->snapshot)
+        assert_snapshot(&h, op, &acc);
+    ss_zset_destroy(&scr);
+    ss_zset_destroy(&acc);
+    ss_zset_destroy(&z);
+    ss_op_destroy(op);
+    ss_embedder_destroy(e);
+    h_close(&h);
+    data_free(&d);
+}
+
+static int pointwise_calls(int kind, int64_t calls)
+{
+    return calls == ((kind == OP_INSERT || kind == OP_UPD_TEXT) ? 1 : 0);
+}
+
+/* Texts repeat: a new row may find its answer memoised (0), never more than 1. */
+static int pointwise_calls_le(int kind, int64_t calls)
+{
+    return (kind == OP_INSERT || kind == OP_UPD_TEXT) ? calls <= 1 : calls == 0;
+}
+
+static int no_calls(int kind, int64_t calls)
+{
+    (void)kind;
+    return calls == 0;
+}
+
+/* ------------------------------------------------------------ SEM_EXTRACT */
+
+static void extract_row(const ss_row_t *row, int64_t w)
+{
+    ck_assert_int_gt(w, 0);
+    ck_assert_int_eq(row->n, 3 + 3);
+    ck_assert(row->v[3].t == SS_TEXT || row->v[3].t == SS_NULL);
+    ck_assert(row->v[4].t == SS_INT || row->v[4].t == SS_NULL);
+    ck_assert(row->v[5].t == SS_INT || row->v[5].t == SS_NULL); /* BOOLEAN is INT 0/1 */
+    if (row->v[5].t == SS_INT)
+        ck_assert(row->v[5].u.i == 0 || row->v[5].u.i == 1);
+}
+
+START_TEST(test_extract_equiv)
+{
+    ss_plan_node_t *src = h_source(1, DATA_SPEC);
+    ss_plan_node_t *n = unary(SS_PN_SEM_EXTRACT, 2, src, "Who is in {txt} and how old?", "who:t,age:i,happy:i");
+    n->schema->types[4] = SS_COL_INT;
+    n->schema->types[5] = SS_COL_BOOL;
+    fx_opt(n, "schema", "who TEXT, age INT, happy BOOLEAN");
+    fx_opt(n, "output", "columns");
+    fx_opt(n, "max_tokens", "64");
+    unary_equiv(n, 5, 40, 1, 0, pointwise_calls, extract_row);
+    ss_plan_node_free(n);
+    ss_plan_node_free(src);
+}
+END_TEST
+
+static void json_row(const ss_row_t *row, int64_t w)
+{
+    ck_assert_int_gt(w, 0);
+    ck_assert_int_eq(row->v[3].t, SS_JSON);
+    ss_json_doc_t *d = NULL;
+    char err[128];
+    ck_assert_int_eq(ss_json_parse(row->v[3].u.str.s, row->v[3].u.str.n, 0, &d, NULL, err, sizeof err), SS_OK);
+    const ss_json_t *k = ss_json_get(ss_json_root(d), "kind");
+    ck_assert_ptr_nonnull(k);
+    ck_assert(k->t == SS_JSON_STRING && (!strcmp(k->u.str.s, "cat") || !strcmp(k->u.str.s, "dog")));
+    ck_assert_int_eq(ss_json_get(ss_json_root(d), "tags")->t, SS_JSON_ARRAY);
+    ss_json_free(d);
+}
+
+START_TEST(test_map_schema_equiv)
+{
+    ss_plan_node_t *src = h_source(1, DATA_SPEC);
+    ss_plan_node_t *n = unary(SS_PN_SEM_EXTRACT, 2, src, "Describe {txt}", "info:t");
+    n->schema->types[3] = SS_COL_JSON;
+    fx_opt(n, "schema", "{\"type\":\"object\",\"properties\":{\"kind\":{\"enum\":[\"cat\",\"dog\"]},"
+                        "\"tags\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}}}}");
+    fx_opt(n, "output", "json");
+    fx_opt(n, "max_tokens", "80");
+    unary_equiv(n, 6, 30, 1, 0, pointwise_calls, json_row);
+    ss_plan_node_free(n);
+    ss_plan_node_free(src);
+}
+END_TEST
+
+/* ------------------------------------------------------------ SEM_CLASSIFY */
+
+static void classify_row(const ss_row_t *row, int64_t w)
+{
+    ck_assert_int_gt(w, 0);
+    ck_assert_int_eq(row->v[3].t, SS_TEXT);
+    const char *l = row->v[3].u.str.s;
+    ck_assert_msg(!strcmp(l, "happy") || !strcmp(l, "very sad") || !strcmp(l, "about a big red boat"), "%s", l);
+}
+
+START_TEST(test_classify_equiv)
+{
+    ss_plan_node_t *src = h_source(1, DATA_SPEC);
+    ss_plan_node_t *n = unary(SS_PN_SEM_CLASSIFY, 2, src, "What is {txt} like?", "label:t");
+    fx_opt(n, "labels", "[\"happy\",\"very sad\",\"about a big red boat\"]");
+    unary_equiv(n, 8, 50, 0, 0, pointwise_calls_le, classify_row);
+    ss_plan_node_free(n);
+    ss_plan_node_free(src);
+}
+END_TEST
+
+/* One request scores every label, multi-token ones included, and the label chosen is the one the
+ * model gives the highest total log-probability: compared with asking the engine each label's
+ * log-probability by teacher forcing, one label at a time. */
+START_TEST(test_classify_scores)
+{
+    char buf[1024], err[SS_ERRSZ] = "";
+    ss_llm_t *m = NULL;
+    ss_llm_opts_t o = {.threads = 1};
+    ck_assert_int_eq(ss_llm_open(tu_model_path("stories260K.gguf", buf, sizeof buf), &o, &m, err, sizeof err), SS_OK);
+    const char *labels[] = {" happy", " very sad", " about a big red boat", " sun"};
+    const char *prompt = "Once upon a time there was a little girl. She was";
+    ss_infer_req_t r = {.kind = SS_INFER_CHOOSE, .prompt = prompt, .nchoices = 4, .choices = labels};
+    ss_infer_res_t res;
+    memset(&res, 0, sizeof res);
+    ck_assert_int_eq(ss_llm_run(m, &r, 1, &res, err, sizeof err), SS_OK);
+    ck_assert_int_eq(res.nprobs, 4);
+    /* reference: log P(label | prompt) = sum over its tokens of log-softmax at each position */
+    int vocab = ss_llm_config(m)->vocab_size;
+    double lp[4];
+    float *logits = malloc((size_t)vocab * sizeof *logits);
+    int ptok[512], np = ss_llm_tokenize(m, prompt, 1, ptok, 512);
+    for (int c = 0; c < 4; c++) {
+        /* the label's tokens as the engine encodes an answer: a continuation of the prompt */
+        int *ltok = NULL, nl = 0, lcap = 0;
+        ck_assert_int_eq(tok_encode(&m->tok, labels[c], strlen(labels[c]), 1, &ltok, &nl, &lcap), 0);
+        ck_assert_int_gt(nl, 0);
+        int seq[700];
+        memcpy(seq, ptok, (size_t)np * sizeof *seq);
+        lp[c] = 0;
+        for (int k = 0; k < nl; k++) {
+            const int *one = seq;
+            int len = np + k;
+            ck_assert_int_eq(ss_llm_last_logits(m, 1, &one, &len, logits, err, sizeof err), SS_OK);
+            double mx = logits[0], s = 0;
+            for (int i = 1; i < vocab; i++)
+                mx = logits[i] > mx ? logits[i] : mx;
+            for (int i = 0; i < vocab; i++)
+                s += exp(logits[i] - mx);
+            lp[c] += logits[ltok[k]] - mx - log(s);
+            seq[np + k] = ltok[k];
+        }
+        if (c == 2)
+            ck_assert_int_gt(nl, 2); /* a label of several tokens */
+        free(ltok);
+    }
+    int best = 0, rbest = 0;
+    for (int c = 1; c < 4; c++) {
+        best = lp[c] > lp[best] ? c : best;
+        rbest = res.probs[c] > res.probs[rbest] ? c : rbest;
+    }
+    ck_assert_int_eq(best, rbest);
+    double z = 0;
+    for (int c = 0; c < 4; c++)
+        z += exp(lp[c] - lp[best]);
+    for (int c = 0; c < 4; c++) /* the engine's probabilities are the normalised label likelihoods */
+        ck_assert_msg(fabs(res.probs[c] - exp(lp[c] - lp[best]) / z) < 2e-3, "label %d: %g vs %g", c, res.probs[c],
+                      exp(lp[c] - lp[best]) / z);
+    free(logits);
+    ss_infer_res_clear(&res);
+    ss_llm_close(m);
+}
+END_TEST
+
+/* ------------------------------------------------------------ SEM_SEARCH */
+
+START_TEST(test_search_equiv)
+{
+    ss_plan_node_t *src = h_source(1, DATA_SPEC);
+    ss_plan_node_t *n = unary(SS_PN_SEM_SEARCH, 2, src, "{txt}", "score:t");
+    n->schema->types[3] = SS_COL_REAL;
+    n->limit = 4;
+    fx_opt(n, "query", "a happy dog in the park");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/data/wink100.vec", tu_source_dir());
+    unary_equiv(n, 9, 80, 1, 1, tu_exists(path) ? no_calls : NULL, NULL);
+    ss_plan_node_free(n);
+    ss_plan_node_free(src);
+}
+END_TEST
+
+/* ------------------------------------------------------------ SEM_SIM_JOIN */
+
+static void simjoin_case(uint64_t seed, int k, int steps, int uniq)
+{
+    rng_state = seed;
+    ss_plan_node_t *a = h_source(1, DATA_SPEC), *b = h_source(2, DATA_SPEC);
+    ss_plan_node_t *n = ss_plan_node_new(SS_PN_SEM_SIM_JOIN);
+    n->id = 5;
+    n->nin = 2;
+    n->in[0] = a;
+    n->in[1] = b;
+    n->limit = k;
+    n->tmpl = h_tmpl("{txt} is like {b.txt}", a->schema, b->schema);
+    n->schema = h_concat(a->schema, b->schema, "similarity");
+    harness_t h;
+    h_open(&h);
+    ss_embedder_t *e = open_embedder(&h);
+    ss_op_t *op = h_op(&h, n);
+    data_t d[2] = {{.uniq = uniq}, {.uniq = uniq}};
+    int64_t next[2] = {1, 1000};
+    ss_zset_t acc, z;
+    ss_zset_init(&acc);
+    ss_zset_init(&z);
+    for (int s = 0; s < steps; s++) {
+        int side = (int)(rnd() % 2);
+        ss_zset_clear(&z);
+        data_step(&d[side], &z, &next[side]);
+        if (s % 10 == 3) /* a second change in the same batch */
+            data_step(&d[side], &z, &next[side]);
+        if (s == steps / 2) {
+            ss_op_destroy(op);
+            op = h_op(&h, n);
+        }
+        int64_t calls = h_apply(&h, op, side, &z, &acc);
+        if (!strcmp(e->kind, "wink"))
+            ck_assert_int_eq(calls, 0); /* no model call at all */
+        /* every left row has min(k, live right rows) pairs */
+        int64_t pairs = 0;
+        for (size_t i = 0; i < acc.n; i++)
+            pairs += acc.e[i].w;
+        ck_assert_int_eq(pairs, (int64_t)d[0].n * SS_MIN(k, d[1].n));
+    }
+    /* from scratch, both orders of the sides */
+    for (int order = 0; order < 2; order++) {
+        harness_t h2;
+        h_open(&h2);
+        ss_embedder_t *e2 = open_embedder(&h2);
+        ss_op_t *op2 = h_op(&h2, n);
+        ss_zset_t scr, z0, z1;
+        ss_zset_init(&scr);
+        ss_zset_init(&z0);
+        ss_zset_init(&z1);
+        data_all(&d[0], &z0);
+        data_all(&d[1], &z1);
+        h_apply(&h2, op2, order, order ? &z1 : &z0, &scr);
+        h_apply(&h2, op2, 1 - order, order ? &z0 : &z1, &scr);
+        assert_same(&acc, &scr);
+        ss_op_destroy(op2);
+        ss_embedder_destroy(e2);
+        h_close(&h2);
+        ss_zset_destroy(&scr);
+        ss_zset_destroy(&z0);
+        ss_zset_destroy(&z1);
+    }
+    assert_snapshot(&h, op, &acc);
+    ss_zset_destroy(&acc);
+    ss_zset_destroy(&z);
+    ss_op_destroy(op);
+    ss_embedder_destroy(e);
+    h_close(&h);
+    data_free(&d[0]);
+    data_free(&d[1]);
+    ss_plan_node_free(n);
+    ss_plan_node_free(a);
+    ss_plan_node_free(b);
+}
+
+START_TEST(test_simjoin_equiv) { simjoin_case(21, 3, 80, 1); }
+END_TEST
+
+START_TEST(test_simjoin_ties) { simjoin_case(23, 2, 60, 0); } /* repeated texts: equal scores */
+END_TEST
+
+Suite *check_semops2_suite(void)
+{
+    Suite *s = suite_create("semops2");
+    TCase *tc = tcase_create("semops2");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_extract_equiv);
+    tcase_add_test(tc, test_map_schema_equiv);
+    tcase_add_test(tc, test_classify_equiv);
+    tcase_add_test(tc, test_classify_scores);
+    tcase_add_test(tc, test_search_equiv);
+    tcase_add_test(tc, test_simjoin_equiv);
+    tcase_add_test(tc, test_simjoin_ties);
+    suite_add_tcase(s, tc);
+    return s;
+}
