@@ -1256,7 +1256,8 @@ static void explain_embedder(ss_engine_t *e, const char *view, ss_buf_t *out)
     int need = 0;
     for (int i = 0; p && i < p->n; i++)
         need |= p->nodes[i]->view && ss_strcaseeq(p->nodes[i]->view, view) &&
-                (p->nodes[i]->kind == SS_PN_SEM_JOIN || p->nodes[i]->kind == SS_PN_LLM_GENERATE);
+                (p->nodes[i]->kind == SS_PN_SEM_JOIN || p->nodes[i]->kind == SS_PN_LLM_GENERATE ||
+                 p->nodes[i]->kind == SS_PN_SEM_SIM_JOIN || p->nodes[i]->kind == SS_PN_SEM_SEARCH);
     if (need)
         ss_buf_printf(out, "embedder: %s\n", e->emb ? e->emb->desc : "none open");
 }

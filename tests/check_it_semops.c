@@ -200,6 +200,73 @@ START_TEST(test_generate_equals_rebuilt)
 }
 END_TEST
 
+/* The operators of issue 15 through the engine: SEM_EXTRACT, SEM_MAP with a schema, SEM_CLASSIFY
+ * (also as a GROUP BY item), SEM_SEARCH and SEM_SIM_JOIN maintained under inserts, updates and
+ * deletes on both streams, then equal to the same views built from scratch from the topics. */
+START_TEST(test_issue15_views_equal_rebuilt)
+{
+    char *dir = tu_tmpdir();
+    ss_engine_t *e = open_engine(dir);
+    if (!e) {
+        free(dir);
+        return;
+    }
+    exec(e, "CREATE STREAM conv (cid TEXT KEY, product TEXT, message TEXT) WITH (topic = 'conv', format = 'json')");
+    exec(e, "CREATE STREAM docs (doc_id TEXT KEY, title TEXT, body TEXT) WITH (topic = 'docs', format = 'json')");
+    const char *views[] = {
+        "AS SELECT cid, SEM_EXTRACT('Read {message}', 'who TEXT, age INT, happy BOOLEAN') FROM conv",
+        "AS SELECT cid, SEM_MAP('Facts of {message}', schema => '{\"type\": \"object\", \"properties\": "
+        "{\"mood\": {\"type\": \"string\", \"enum\": [\"good\", \"bad\"]}, \"n\": {\"type\": \"integer\"}}}') AS j "
+        "FROM conv",
+        "AS SELECT cid, SEM_CLASSIFY('What does {message} want?', 'a fix', 'a refund', 'something else') AS intent "
+        "FROM conv",
+        "AS SELECT SEM_CLASSIFY('What does {message} want?', 'a fix', 'a refund', 'something else') AS intent, "
+        "COUNT(*) AS n FROM conv GROUP BY intent",
+        "AS SELECT doc_id, title, score FROM SEM_SEARCH(docs, 'the wifi router drops', 2, text => '{title} {body}')",
+        "AS SELECT c.cid, d.doc_id, similarity FROM conv c SEM_SIM_JOIN docs d ON '{c.message} {d.title} {d.body}' "
+        "LIMIT 2",
+    };
+    enum { NV = sizeof views / sizeof views[0] };
+    const char *order[NV] = {"cid", "cid", "cid", "intent", "doc_id", "cid, doc_id"};
+    char sql[1024], sel[2][256];
+    for (int i = 0; i < NV; i++) {
+        snprintf(sql, sizeof sql, "CREATE CONTINUOUS VIEW v%d %s", i, views[i]);
+        exec(e, sql);
+    }
+    exec(e, "INSERT INTO docs VALUES ('d1', 'reset', 'how to reset the router'), "
+            "('d2', 'billing', 'invoices and payments'), ('d3', 'wifi', 'the wifi drops every hour')");
+    exec(e, "INSERT INTO conv VALUES ('c1', 'router', 'my router needs a reset'), ('c2', 'bill', 'where is my invoice'), "
+            "('c3', 'cat', 'a happy cat')");
+    exec(e, "DELETE FROM docs WHERE doc_id = 'd3'");
+    exec(e, "INSERT INTO docs VALUES ('d4', 'dog', 'the dog sat on the router'), ('d1', 'reset', 'reset it twice')");
+    exec(e, "INSERT INTO conv VALUES ('c1', 'router', 'the wifi password?'), ('c4', 'sun', 'the sun is big')");
+    exec(e, "DELETE FROM conv WHERE cid = 'c2'");
+    for (int i = 0; i < NV; i++) { /* the same views, built from scratch from the topics */
+        snprintf(sql, sizeof sql, "CREATE CONTINUOUS VIEW w%d %s", i, views[i]);
+        exec(e, sql);
+    }
+    for (int i = 0; i < NV; i++) {
+        snprintf(sel[0], sizeof sel[0], "SELECT * FROM v%d ORDER BY %s", i, order[i]);
+        snprintf(sel[1], sizeof sel[1], "SELECT * FROM w%d ORDER BY %s", i, order[i]);
+        same(e, sel[0], sel[1]);
+    }
+    char *n = run(e, "SELECT cid FROM v0 ORDER BY cid"), *d = run(e, "SELECT doc_id FROM v4 ORDER BY doc_id");
+    ck_assert_ptr_null(strstr(n, "c2")); /* deleted */
+    ck_assert_ptr_nonnull(strstr(n, "c4"));
+    ck_assert_ptr_null(strstr(d, "d3")); /* a deleted document leaves the search */
+    free(n);
+    free(d);
+    for (int i = 4; i < NV; i++) { /* EXPLAIN names the embedder the view compares texts with */
+        snprintf(sql, sizeof sql, "EXPLAIN VIEW v%d", i);
+        char *x = run(e, sql);
+        ck_assert_msg(strstr(x, "\nembedder: ") && !strstr(x, "embedder: none open"), "%s", x);
+        free(x);
+    }
+    ss_engine_close(e);
+    free(dir);
+}
+END_TEST
+
 Suite *check_it_semops_suite(void)
 {
     Suite *s = suite_create("it_semops");
@@ -208,6 +275,7 @@ Suite *check_it_semops_suite(void)
     tcase_add_test(tc, test_views_equal_rebuilt);
     tcase_add_test(tc, test_query_structures_over_semantic_views);
     tcase_add_test(tc, test_generate_equals_rebuilt);
+    tcase_add_test(tc, test_issue15_views_equal_rebuilt);
     suite_add_tcase(s, tc);
     return s;
 }
