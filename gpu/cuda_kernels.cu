@@ -403,7 +403,7 @@ extern "C" int ss_cuda_embed(ss_cuda_t *c, float *out, const ss_cuda_weight_t *t
  * keeps chunks 16-byte aligned works); x is read through the read-only cache. Fewer, fuller
  * launches matter at batch 1, where a decode step is a chain of small latency-bound kernels. */
 enum { GV_STORE = 0, GV_ADD = 1, GV_SWIGLU = 2, GV_ROPE = 3 };
-enum { WK_ANY = 0, WK_F16 = 1, WK_BF16 = 2, WK_Q8 = 3, WK_BLK = 4 };
+enum { WK_ANY = 0, WK_F16 = 1, WK_BF16 = 2, WK_Q8 = 3, WK_BLK = 4, WK_Q8V = 5, WK_Q4K = 6 };
 
 struct gemv_args {
     const void *w[3];
@@ -427,6 +427,58 @@ struct gemv_args {
  * weight chunk) stop bounding the kernel once NB grows; at NB = 1 one row per warp keeps the most
  * warps in flight. */
 template <int NB> struct gemv_rows { static const int R = NB >= 4 ? 4 : NB >= 2 ? 2 : 1; };
+
+/* Integer weights to floats without I2F (a quarter-rate instruction on sm_90, which bounds a GEMV
+ * over 1-byte weights near the HBM rate): byte i of u placed under the exponent of 2^23 by one
+ * PRMT gives the float 2^23 + byte exactly, and one FADD removes the offset. */
+static __device__ __forceinline__ float byte_f(uint32_t u, int i, float off)
+{
+    return __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7440u | (unsigned)i)) - off;
+}
+
+/* Blocks each lane keeps in flight in the Q4_K GEMV: at batch 1 a warp owns one row, and a
+ * 2,048-wide row is 8 blocks, so half of its loads go out before the first is used. */
+template <int NB> struct gemv_unroll { static const int U = NB == 1 ? 4 : NB <= 3 ? 2 : 1; };
+
+/* One lane's share of a Q4_K block (144 bytes: d, dmin, 12 bytes of 6-bit scales and mins, 128 of
+ * nibbles): the nibble word at qs[4L] and the 16-byte header (every lane of the warp reads it). */
+struct q4k_part {
+    uint32_t q;
+    uint4 h; /* x: d | dmin << 16, y, z, w: the 12 scale bytes */
+};
+
+static __device__ __forceinline__ q4k_part q4k_load(const uint8_t *blk, int lane)
+{
+    q4k_part p;
+    p.q = __ldg((const uint32_t *)(blk + 16) + lane);
+    p.h = __ldg((const uint4 *)blk);
+    return p;
+}
+
+/* The part's 8 weights . x: xlo the 4 activations of group 2c, xhi those of group 2c + 1, as
+ * d*sc * sum(q x) - dmin*m * sum(x) per group of 32 (ggml's get_scale_min_k4 decoding) */
+static __device__ __forceinline__ float q4k_dot(const q4k_part &p, int c, const float4 &xlo, const float4 &xhi)
+{
+    uint32_t sc0, sc1, m0, m1;
+    if (c < 2) { /* groups 2c, 2c+1 < 4: 6 bits of bytes g and g + 4 */
+        sc0 = (p.h.y >> (16 * c)) & 63, sc1 = (p.h.y >> (16 * c + 8)) & 63;
+        m0 = (p.h.z >> (16 * c)) & 63, m1 = (p.h.z >> (16 * c + 8)) & 63;
+    } else {
+        const int sh = 16 * (c - 2);
+        uint32_t b0 = (p.h.w >> sh) & 255, b1 = (p.h.w >> (sh + 8)) & 255;
+        sc0 = (b0 & 15) | ((p.h.y >> (sh + 6)) & 3) << 4, sc1 = (b1 & 15) | ((p.h.y >> (sh + 14)) & 3) << 4;
+        m0 = (b0 >> 4) | ((p.h.z >> (sh + 6)) & 3) << 4, m1 = (b1 >> 4) | ((p.h.z >> (sh + 14)) & 3) << 4;
+    }
+    const float d = __half2float(__ushort_as_half((unsigned short)(p.h.x & 0xffff)));
+    const float dm = __half2float(__ushort_as_half((unsigned short)(p.h.x >> 16)));
+    const uint32_t lo = p.q & 0x0f0f0f0fu, hi = (p.q >> 4) & 0x0f0f0f0fu;
+    const float ql = byte_f(lo, 0, 8388608.f) * xlo.x + byte_f(lo, 1, 8388608.f) * xlo.y +
+                     byte_f(lo, 2, 8388608.f) * xlo.z + byte_f(lo, 3, 8388608.f) * xlo.w;
+    const float qh = byte_f(hi, 0, 8388608.f) * xhi.x + byte_f(hi, 1, 8388608.f) * xhi.y +
+                     byte_f(hi, 2, 8388608.f) * xhi.z + byte_f(hi, 3, 8388608.f) * xhi.w;
+    const float sl = (xlo.x + xlo.y) + (xlo.z + xlo.w), sh_ = (xhi.x + xhi.y) + (xhi.z + xhi.w);
+    return d * ((float)sc0 * ql + (float)sc1 * qh) - dm * ((float)m0 * sl + (float)m1 * sh_);
+}
 
 /* acc[r][b] += row (n0 + r) of W . x[b] for r < nr */
 template <int NB, int WK, int R>
@@ -498,6 +550,75 @@ __device__ __forceinline__ void row_dot(float (&acc)[R][NB], const float *__rest
 #pragma unroll
                     for (int r = 0; r < R; r++)
                         acc[r][b] += wf[r][j] * xv;
+                }
+            }
+        }
+    } else if (WK == WK_Q8V) { /* repacked Q8_0 at NB = 1: lane L reads word 4L of each 128-weight
+                                 * step (coalesced weights and x), U steps in flight, PRMT conversion */
+        const int U = 8;
+        const int8_t *q0 = (const int8_t *)w + (size_t)n0 * cols;
+        const __half *d0 = sc + (size_t)n0 * (cols / 32);
+        for (int k0 = lane * 4; k0 < cols; k0 += 128 * U) {
+            uint32_t raw[U];
+            float s[U];
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                const int k = k0 + 128 * u, ok = k < cols;
+                raw[u] = ok ? __ldg((const uint32_t *)(q0 + k)) : 0u;
+                s[u] = ok ? __half2float(__ldg(d0 + k / 32)) : 0.0f;
+            }
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                const int k = k0 + 128 * u;
+                if (k >= cols)
+                    break;
+                float4 xv = __ldg((const float4 *)(x + k));
+                if (nw) {
+                    float4 m = __ldg((const float4 *)(nw + k));
+                    xv.x *= m.x, xv.y *= m.y, xv.z *= m.z, xv.w *= m.w;
+                }
+                const uint32_t v = raw[u] ^ 0x80808080u; /* (2^23 + q + 128) - (2^23 + 128) = q */
+                acc[0][0] += s[u] * (byte_f(v, 0, 8388736.f) * xv.x + byte_f(v, 1, 8388736.f) * xv.y +
+                                     byte_f(v, 2, 8388736.f) * xv.z + byte_f(v, 3, 8388736.f) * xv.w);
+            }
+        }
+    } else if (WK == WK_Q4K) { /* Q4_K in its file layout: one block per warp step, lane L reads
+                                * nibble word L (weights 64c + 4(L%8) + 0..3 of groups 2c and 2c + 1,
+                                * c = L/8), so the x loads of a warp are 4 runs of 128 bytes */
+        const int U = gemv_unroll<NB>::U, nblk = cols / 256;
+        const size_t rb = (size_t)nblk * 144;
+        const int xo = 64 * (lane >> 3) + 4 * (lane & 7);
+        for (int b0 = 0; b0 < nblk; b0 += U) {
+            q4k_part pt[U][R];
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                const int blk = b0 + u;
+#pragma unroll
+                for (int r = 0; r < R; r++) {
+                    if (blk < nblk && (R == 1 || r < nr))
+                        pt[u][r] = q4k_load((const uint8_t *)w + (size_t)(n0 + r) * rb + (size_t)blk * 144, lane);
+                    else
+                        pt[u][r] = q4k_part{0, make_uint4(0, 0, 0, 0)};
+                }
+            }
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                const int blk = b0 + u;
+                if (blk >= nblk)
+                    break;
+                const int k = blk * 256 + xo;
+#pragma unroll
+                for (int b = 0; b < NB; b++) {
+                    float4 xlo = __ldg((const float4 *)(x + (size_t)b * cols + k));
+                    float4 xhi = __ldg((const float4 *)(x + (size_t)b * cols + k + 32));
+                    if (nw) {
+                        float4 m = __ldg((const float4 *)(nw + k)), h = __ldg((const float4 *)(nw + k + 32));
+                        xlo.x *= m.x, xlo.y *= m.y, xlo.z *= m.z, xlo.w *= m.w;
+                        xhi.x *= h.x, xhi.y *= h.y, xhi.z *= h.z, xhi.w *= h.w;
+                    }
+#pragma unroll
+                    for (int r = 0; r < R; r++)
+                        acc[r][b] += q4k_dot(pt[u][r], lane >> 3, xlo, xhi);
                 }
             }
         }
@@ -671,6 +792,19 @@ __global__ void __launch_bounds__(256) k_gemv(gemv_args a, const float *__restri
 #undef PICK
 }
 
+/* SS_CUDA_OLD_GEMV=1: the Q8_0 and Q4_K GEMVs of before (Q8_0: 16-byte chunks per lane through
+ * I2F, so a warp's x loads were 64 bytes apart; Q4_K: the generic block reader), for A/B runs on
+ * the device. */
+static int old_qgemv(void)
+{
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("SS_CUDA_OLD_GEMV");
+        v = e && *e && *e != '0';
+    }
+    return v;
+}
+
 static int gemv_kind(const ss_cuda_weight_t *w, const float *x)
 {
     int vec_ok = ((uintptr_t)x % 16 == 0);
@@ -679,7 +813,9 @@ static int gemv_kind(const ss_cuda_weight_t *w, const float *x)
     if (w->type == SS_WT_BF16 && w->cols % 8 == 0 && vec_ok)
         return WK_BF16;
     if (w->type == SS_WT_Q8_0 && w->cols % 16 == 0 && vec_ok)
-        return WK_Q8;
+        return old_qgemv() ? WK_Q8 : WK_Q8V;
+    if (w->type == SS_WT_Q4_K && w->cols % 256 == 0 && vec_ok && ((uintptr_t)w->data % 16) == 0 && !old_qgemv())
+        return WK_Q4K;
     if (blk_elems(w->type))
         return WK_BLK;
     return WK_ANY;
@@ -697,6 +833,12 @@ static void launch_gemv(ss_cuda_t *c, gemv_args a, const float *x, int wk)
     case WK_BF16: k_gemv<NB, WK_BF16><<<grid, warps * 32, 0, c->stream>>>(a, x); break;
     case WK_Q8: k_gemv<NB, WK_Q8><<<grid, warps * 32, 0, c->stream>>>(a, x); break;
     case WK_BLK: k_gemv<NB, WK_BLK><<<grid, warps * 32, 0, c->stream>>>(a, x); break;
+    case WK_Q8V: /* the one-row kernel at batch 1; for more activations R rows per warp share x */
+        k_gemv<NB, NB == 1 ? WK_Q8V : WK_Q8><<<grid, warps * 32, 0, c->stream>>>(a, x);
+        break;
+    case WK_Q4K: /* at batch 1 (at 8 the generic reader measured faster: 6.67 vs 7.60 ms/step) */
+        k_gemv<NB, NB == 1 ? WK_Q4K : WK_BLK><<<grid, warps * 32, 0, c->stream>>>(a, x);
+        break;
     default: k_gemv<NB, WK_ANY><<<grid, warps * 32, 0, c->stream>>>(a, x); break;
     }
 }

@@ -634,7 +634,7 @@ int tok_pretokenize(int pre, const char *text, size_t len, size_t *ends, size_t 
         free(cls);
         return -1;
     }
-    size_t n = utf8_decode(text, len, cp, off, cls), np = 0;
+    size_t n = utf8_decode(text, len, cp, off, cls), np = 0, seg = 0;
     for (size_t i = 0; i < n;) {
         size_t k;
         switch (pre) {
@@ -645,10 +645,10 @@ int tok_pretokenize(int pre, const char *text, size_t len, size_t *ends, size_t 
                 k = 1;
                 break;
             }
-            size_t e = i;
-            while (e < n && !(cls[e] & C_N))
-                e++;
-            k = m_gpt2(cp, cls, e, i);
+            if (seg <= i) /* the end of this run without digits, found once per run */
+                for (seg = i; seg < n && !(cls[seg] & C_N);)
+                    seg++;
+            k = m_gpt2(cp, cls, seg, i);
             break;
         }
         default: k = m_gpt2(cp, cls, n, i); break;
