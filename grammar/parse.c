@@ -287,9 +287,9 @@ static void run_parser(ss_pctx_t *ctx, ss_lexer_t *lx, void *parser)
         if (code == 0)
             break;
         code = contextual(&la, code, last);
-        if (code == TK_ID && double_precision(&la, &t, last)) {
+        if (code == TK_ID && double_precision(&la, &t, last))
             next_token(&la, &(ss_tok_t){0}); /* DOUBLE PRECISION is the type DOUBLE */
-        } else if (code == TK_ID) { /* INTERVAL '..', WATERMARK FOR, EMIT ON, ... (grammar/time_words.c) */
+        if (code == TK_ID) { /* INTERVAL '..', WATERMARK FOR, EMIT ON, ... (grammar/time_words.c) */
             int next = peek(&la, 0);
             code = ss_time_keyword(code, &t, next > 0 ? next : 0, next > 0 ? &la.tok[0] : &t, last, last2);
         }
