@@ -286,6 +286,7 @@ typedef struct sqlgen {
     const ss_ast_select_t *withs[32]; /* selects whose WITH queries are in scope */
     int nwith;
     int top_ctes;              /* the outermost WITH list goes into the views' WITH clause */
+    int bare;                  /* rendering a select item that is a bare column */
     char *err;
     size_t errsz;
     int rc;
@@ -391,9 +392,11 @@ static void collect_scope(sqlgen_t *g, const ss_ast_from_t *f)
 
 /* A column must name a column of a view read (or a select-list alias): SQLite alone would take
  * an unknown "name" for a string literal. */
-static void check_column(sqlgen_t *g, const ss_ast_expr_t *x)
+/* Checks that a column exists (an error naming the closest one otherwise); returns its type when
+ * it is a view's column, else -1. */
+static int check_column(sqlgen_t *g, const ss_ast_expr_t *x)
 {
-    int found = 0;
+    int found = 0, type = -1;
     const char *cands[64];
     int nc = 0;
     for (int i = 0; i < g->nscope && !found; i++) {
@@ -404,14 +407,17 @@ static void check_column(sqlgen_t *g, const ss_ast_expr_t *x)
             found = 1;
             break;
         }
-        found = ss_schema_find(s->schema, x->name) >= 0;
+        int at = ss_schema_find(s->schema, x->name);
+        found = at >= 0;
+        if (found)
+            type = (int)s->schema->types[at];
         for (int c = 0; c < s->schema->n && nc < 64; c++)
             cands[nc++] = s->schema->names[c];
     }
     for (int i = 0; !found && !x->table && g->sel && i < g->sel->nitems; i++)
         found = g->sel->items[i].alias && ss_strcaseeq(g->sel->items[i].alias, x->name);
     if (found || !g->nscope)
-        return;
+        return type;
     int known_table = !x->table;
     for (int i = 0; i < g->nscope && !known_table; i++)
         known_table = ss_strcaseeq(x->table, g->scope[i].name);
@@ -424,6 +430,7 @@ static void check_column(sqlgen_t *g, const ss_ast_expr_t *x)
                  best ? best : "", best ? "\"?)" : "");
     }
     gen_fail(g, x->span, SS_ERR_SEMANTIC, msg, NULL);
+    return -1;
 }
 
 static void gen_select(sqlgen_t *g, const ss_ast_select_t *s, int top);
@@ -436,14 +443,20 @@ static void gen_expr(sqlgen_t *g, const ss_ast_expr_t *x)
     if (!x || g->rc)
         return;
     switch (x->kind) {
-    case SS_AX_COLUMN:
-        check_column(g, x);
+    case SS_AX_COLUMN: {
+        /* a view keeps a NUMERIC as its exact text: inside an expression, a comparison, ORDER BY
+         * or an aggregate it is read as a number (9.50 < 10.25, not as text); a bare select item
+         * keeps its digits */
+        int num = check_column(g, x) == SS_COL_NUMERIC && !g->bare;
+        ss_buf_puts(b, num ? "CAST(" : "");
         if (x->table) {
             put_ident(b, x->table);
             ss_buf_putc(b, '.');
         }
         put_ident(b, x->name);
+        ss_buf_puts(b, num ? " AS NUMERIC)" : "");
         break;
+    }
     case SS_AX_LITERAL: put_literal(b, &x->lit); break;
     case SS_AX_STAR:
         if (x->table) {
@@ -702,7 +715,9 @@ static void gen_core(sqlgen_t *g, const ss_ast_select_t *s)
     for (int i = 0; i < s->nitems; i++) {
         if (i)
             ss_buf_puts(b, ", ");
+        g->bare = s->items[i].expr->kind == SS_AX_COLUMN;
         gen_expr(g, s->items[i].expr);
+        g->bare = 0;
         if (s->items[i].alias) {
             ss_buf_puts(b, " AS ");
             put_ident(b, s->items[i].alias);
@@ -1256,7 +1271,8 @@ static void explain_embedder(ss_engine_t *e, const char *view, ss_buf_t *out)
     int need = 0;
     for (int i = 0; p && i < p->n; i++)
         need |= p->nodes[i]->view && ss_strcaseeq(p->nodes[i]->view, view) &&
-                (p->nodes[i]->kind == SS_PN_SEM_JOIN || p->nodes[i]->kind == SS_PN_LLM_GENERATE);
+                (p->nodes[i]->kind == SS_PN_SEM_JOIN || p->nodes[i]->kind == SS_PN_LLM_GENERATE ||
+                 p->nodes[i]->kind == SS_PN_SEM_SIM_JOIN || p->nodes[i]->kind == SS_PN_SEM_SEARCH);
     if (need)
         ss_buf_printf(out, "embedder: %s\n", e->emb ? e->emb->desc : "none open");
 }

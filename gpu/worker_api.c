@@ -12,6 +12,8 @@
  */
 #include "worker_int.h"
 
+#include "ss_jschema.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,8 +150,9 @@ static int unsupported(pctx_t *p)
             return bad(p, tools[i], "'%s' is not supported by semstream worker", tools[i]);
     if ((v = field(p, "response_format"))) {
         const char *t = ss_json_str(ss_json_get(v, "type"));
-        if (!t || strcmp(t, "text"))
-            return bad(p, "response_format", "'response_format' %s is not supported by semstream worker (only text)",
+        if (!t || (strcmp(t, "text") && strcmp(t, "json_schema")))
+            return bad(p, "response_format",
+                       "'response_format' %s is not supported by semstream worker (text or json_schema)",
                        t ? t : "(no type)");
     }
     return 0;
@@ -298,6 +301,41 @@ static uint64_t fresh_seed(void)
     return ss_hash64(&x, sizeof x, 0x5eed) | 1;
 }
 
+/* response_format {type: json_schema, json_schema: {name, schema, strict}}: the schema (the subset
+ * src/base/jschema.c understands, checked here so that a bad one is a 400 naming the keyword) goes
+ * to the engine as base->json_schema, which constrains decoding to it token by token. */
+static int json_schema_param(pctx_t *p, ss_infer_req_t *base)
+{
+    const ss_json_t *rf = field(p, "response_format");
+    const char *t = rf ? ss_json_str(ss_json_get(rf, "type")) : NULL;
+    if (!t || strcmp(t, "json_schema"))
+        return 0;
+    const ss_json_t *js = ss_json_get(rf, "json_schema");
+    const ss_json_t *sc = js ? ss_json_get(js, "schema") : NULL;
+    if (!sc || sc->t != SS_JSON_OBJECT)
+        return bad(p, "response_format", "'response_format' json_schema needs {\"json_schema\": {\"name\": ..., "
+                                         "\"schema\": {...}}}");
+    if (!p->c->w->model)
+        return bad(p, "response_format", "'response_format' json_schema needs the in-process engine; this worker's "
+                                         "backend is %s", p->c->w->be->kind);
+    ss_buf_t b = SS_BUF_INIT;
+    if (ss_json_write(sc, &b)) {
+        ss_buf_free(&b);
+        return 500;
+    }
+    char msg[256];
+    ss_jschema_t *tree = NULL;
+    int rc = ss_jschema_parse(b.data, b.len, &tree, msg, sizeof msg);
+    ss_jschema_free(tree);
+    if (rc) {
+        ss_buf_free(&b);
+        return bad(p, "response_format", "'response_format' json_schema: %s", msg);
+    }
+    if (!(base->json_schema = own(p->c, ss_buf_take(&b))))
+        return 500;
+    return 0;
+}
+
 /* The parameters of a completion (either endpoint) into base. */
 static int gen_params(pctx_t *p, ss_infer_req_t *base, int64_t *seed, int *has_seed)
 {
@@ -359,7 +397,7 @@ static int gen_params(pctx_t *p, ss_infer_req_t *base, int64_t *seed, int *has_s
     if (c->logprobs_on && !w->model)
         return bad(p, "logprobs", "per-token logprobs need the in-process engine; this worker's backend is %s",
                    w->be->kind);
-    return 0;
+    return json_schema_param(p, base);
 }
 
 static int make_reqs(call_t *c, const ss_infer_req_t *base, const char *const *prompts, int seeded, int64_t seed)

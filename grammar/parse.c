@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Lemon's entry points (generated into parser.c with %name ss_Parse). */
 void *ss_ParseAlloc(void *(*mallocProc)(size_t), ss_pctx_t *ctx);
@@ -252,6 +253,17 @@ static int contextual(lookahead_t *la, int code, int prev)
     }
 }
 
+/* 1 when t is DOUBLE followed by PRECISION where a type name goes (after AS, ::, or a column
+ * name in CREATE STREAM): PostgreSQL's two-word name of REAL. */
+static int double_precision(lookahead_t *la, const ss_tok_t *t, int prev)
+{
+    if (prev != TK_AS && prev != TK_DCOLON && prev != TK_ID)
+        return 0;
+    if (t->n != 6 || strncasecmp(t->z, "DOUBLE", 6) != 0 || peek(la, 0) != TK_ID)
+        return 0;
+    return la->tok[0].n == 9 && strncasecmp(la->tok[0].z, "PRECISION", 9) == 0;
+}
+
 static void run_parser(ss_pctx_t *ctx, ss_lexer_t *lx, void *parser)
 {
     int depth = 0, last = TK_SEMI;
@@ -275,6 +287,8 @@ static void run_parser(ss_pctx_t *ctx, ss_lexer_t *lx, void *parser)
         if (code == 0)
             break;
         code = contextual(&la, code, last);
+        if (code == TK_ID && double_precision(&la, &t, last))
+            next_token(&la, &(ss_tok_t){0}); /* DOUBLE PRECISION is the type DOUBLE */
         if (code == TK_LP && ++depth > SS_PARSE_MAX_PARENS) {
             ss_pctx_error(ctx, t.line, t.col, "nesting too deep (more than %d levels of parentheses)",
                           SS_PARSE_MAX_PARENS);

@@ -6,16 +6,20 @@
  * its changes are emitted as differences against what was emitted before.
  *
  * The query is fixed, so a row's score never changes: it is computed once, when the
- * row arrives (1 embedding), and kept in st_<id>_rows(r, w, s) under an index on
- * (s DESC, r); the top k is read from that index after each batch. A delete is free:
- * a deleted top row is replaced by the next score in the index. Scores are exact
- * (ss_sem_cos) and ties go to the smaller row encoding, so the view equals a run from
- * scratch. Option threshold keeps only rows scoring at least that.
+ * row arrives (1 embedding), and kept with the row; the top k is read from an index on
+ * the scores after each batch. A delete is free: a deleted top row is replaced by the
+ * next score in the index. Scores are exact (ss_sem_cos) and equal scores are ordered
+ * by the row's hash, then its encoding, so the view equals a run from scratch. Option
+ * threshold keeps only rows scoring at least that.
  *
- * State: st_<id>_rows (every live row and its score), st_<id>_out (the emitted top).
- * In memory: the query's embedding (a function of the query alone).
+ * State (rows stored once, never inside a key, as operators/state.c's row stores):
+ * st_<id>_rows(id, h, s, n, row) — every live row with its count n, its hash h and
+ * score s, found through indexes on h and on (s DESC, h); st_<id>_out(id, n, s, row)
+ * — the emitted top (id = the row's id in st_<id>_rows). In memory: the query's
+ * embedding (a function of the query alone).
  */
 #include "ss_sem.h"
+#include "ss_state.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -31,10 +35,13 @@ static int search_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
 {
     int id = op->node->id;
     return ss_sem_exec(ctx->db, err, errsz,
-                       "CREATE TABLE IF NOT EXISTS st_%d_rows(r BLOB PRIMARY KEY, w INTEGER, s REAL) WITHOUT ROWID;"
-                       "CREATE INDEX IF NOT EXISTS st_%d_rows_s ON st_%d_rows(s DESC, r);"
-                       "CREATE TABLE IF NOT EXISTS st_%d_out(r BLOB PRIMARY KEY, w INTEGER, s REAL) WITHOUT ROWID",
-                       id, id, id, id);
+                       "CREATE TABLE IF NOT EXISTS st_%d_rows(id INTEGER PRIMARY KEY, h INTEGER NOT NULL, "
+                       "s REAL NOT NULL, n INTEGER NOT NULL, row BLOB NOT NULL);"
+                       "CREATE INDEX IF NOT EXISTS st_%d_rows_h ON st_%d_rows(h);"
+                       "CREATE INDEX IF NOT EXISTS st_%d_rows_s ON st_%d_rows(s DESC, h);"
+                       "CREATE TABLE IF NOT EXISTS st_%d_out(id INTEGER PRIMARY KEY, n INTEGER NOT NULL, "
+                       "s REAL NOT NULL, row BLOB NOT NULL)",
+                       id, id, id, id, id, id);
 }
 
 static int query_vec(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
@@ -53,51 +60,83 @@ static int query_vec(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
     return rc;
 }
 
-/* Integrates in: new rows are embedded (one call for the batch) and scored. */
+/* The id and count of the row encoded in r (hash h): *rid = 0 when it is not stored. */
+static int find_row(sqlite3 *db, sqlite3_stmt *get, const ss_buf_t *r, int64_t h, int64_t *rid, int64_t *n, char *err,
+                    size_t errsz)
+{
+    sqlite3_reset(get);
+    sqlite3_bind_int64(get, 1, h);
+    *rid = 0;
+    *n = 0;
+    int sr;
+    while ((sr = sqlite3_step(get)) == SQLITE_ROW) {
+        if ((size_t)sqlite3_column_bytes(get, 2) == r->len &&
+            (!r->len || !memcmp(sqlite3_column_blob(get, 2), r->data, r->len))) {
+            *rid = sqlite3_column_int64(get, 0);
+            *n = sqlite3_column_int64(get, 1);
+            break;
+        }
+    }
+    sqlite3_reset(get);
+    return sr == SQLITE_ROW || sr == SQLITE_DONE ? SS_OK : ss_sem_sqlerr(db, err, errsz, "sem_search rows");
+}
+
+/* Runs s (bound) to its end. */
+static int step_done(sqlite3 *db, sqlite3_stmt *s, char *err, size_t errsz)
+{
+    int sr = sqlite3_step(s);
+    sqlite3_reset(s);
+    return sr == SQLITE_DONE ? SS_OK : ss_sem_sqlerr(db, err, errsz, "sem_search rows");
+}
+
+/* Integrates in (consolidated first): a stored row's count changes (deleted at 0, free); rows
+ * not stored yet are embedded (one call for the batch), scored and stored. */
 static int integrate(ss_op_t *op, ss_op_ctx_t *ctx, const ss_zset_t *in, char *err, size_t errsz)
 {
     sem_search_t *S = op->impl;
     int id = op->node->id;
+    sqlite3 *db = ctx->db;
     sqlite3_stmt *get = NULL, *put = NULL, *del = NULL, *up = NULL;
-    int rc = ss_sem_prepare(ctx->db, &get, err, errsz, "SELECT w FROM st_%d_rows WHERE r=?1", id);
+    ss_zset_t z;
+    ss_zset_init(&z);
+    int rc = ss_state_zset_consolidated(in, &z) ? ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory") : SS_OK;
     if (!rc)
-        rc = ss_sem_prepare(ctx->db, &up, err, errsz, "UPDATE st_%d_rows SET w=?2 WHERE r=?1", id);
+        rc = ss_sem_prepare(db, &get, err, errsz, "SELECT id, n, row FROM st_%d_rows WHERE h=?1", id);
     if (!rc)
-        rc = ss_sem_prepare(ctx->db, &put, err, errsz,
-                            "INSERT INTO st_%d_rows(r,w,s) VALUES(?1,?2,?3) ON CONFLICT(r) DO UPDATE SET w=excluded.w", id);
+        rc = ss_sem_prepare(db, &up, err, errsz, "UPDATE st_%d_rows SET n=?2 WHERE id=?1", id);
     if (!rc)
-        rc = ss_sem_prepare(ctx->db, &del, err, errsz, "DELETE FROM st_%d_rows WHERE r=?1", id);
-    ss_buf_t *enc = calloc(in->n ? in->n : 1, sizeof *enc);
-    char **texts = calloc(in->n ? in->n : 1, sizeof *texts);
-    int64_t *nw = calloc(in->n ? in->n : 1, sizeof *nw);
+        rc = ss_sem_prepare(db, &put, err, errsz, "INSERT INTO st_%d_rows(h, s, n, row) VALUES(?1,?2,?3,?4)", id);
+    if (!rc)
+        rc = ss_sem_prepare(db, &del, err, errsz, "DELETE FROM st_%d_rows WHERE id=?1", id);
+    size_t cap = z.n ? z.n : 1;
+    ss_buf_t *enc = calloc(cap, sizeof *enc);
+    char **texts = calloc(cap, sizeof *texts);
+    int64_t *nw = calloc(cap, sizeof *nw);
     int nnew = 0;
-    if (!enc || !texts || !nw)
+    if (!rc && (!enc || !texts || !nw))
         rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     ss_buf_t r = SS_BUF_INIT;
-    for (size_t i = 0; i < in->n && !rc; i++) {
+    for (size_t i = 0; i < z.n && !rc; i++) {
         ss_buf_reset(&r);
-        rc = ss_row_encode(in->e[i].row, &r);
-        sqlite3_reset(get);
-        sqlite3_bind_blob(get, 1, r.data, (int)r.len, SQLITE_STATIC);
-        int64_t w = !rc && sqlite3_step(get) == SQLITE_ROW ? sqlite3_column_int64(get, 0) : 0;
-        sqlite3_reset(get);
-        int64_t w2 = w + in->e[i].w;
+        if (ss_row_encode(z.e[i].row, &r)) {
+            rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+            break;
+        }
+        int64_t rid, n;
+        rc = find_row(db, get, &r, ss_state_row_hash(r.data, r.len), &rid, &n, err, errsz);
         if (rc)
             break;
-        if (w2 <= 0) {
-            sqlite3_reset(del);
-            sqlite3_bind_blob(del, 1, r.data, (int)r.len, SQLITE_STATIC);
-            if (sqlite3_step(del) != SQLITE_DONE)
-                rc = ss_sem_sqlerr(ctx->db, err, errsz, "sem_search rows");
-        } else if (w > 0) { /* a weight change keeps the score */
-            sqlite3_reset(up);
-            sqlite3_bind_blob(up, 1, r.data, (int)r.len, SQLITE_STATIC);
+        int64_t w2 = n + z.e[i].w;
+        if (rid && w2 == 0) {
+            sqlite3_bind_int64(del, 1, rid);
+            rc = step_done(db, del, err, errsz);
+        } else if (rid) { /* a count change keeps the score */
+            sqlite3_bind_int64(up, 1, rid);
             sqlite3_bind_int64(up, 2, w2);
-            if (sqlite3_step(up) != SQLITE_DONE)
-                rc = ss_sem_sqlerr(ctx->db, err, errsz, "sem_search rows");
+            rc = step_done(db, up, err, errsz);
         } else { /* a new row: scored below, after one embedding call for all of them */
             ss_buf_t t = SS_BUF_INIT;
-            rc = ss_sem_vec_text(op->node->tmpl, 0, in->e[i].row, &t);
+            rc = ss_sem_vec_text(op->node->tmpl, 0, z.e[i].row, &t);
             texts[nnew] = ss_buf_take(&t);
             rc = rc ? rc : ss_buf_append(&enc[nnew], r.data, r.len);
             nw[nnew++] = w2;
@@ -111,12 +150,11 @@ static int integrate(ss_op_t *op, ss_op_ctx_t *ctx, const ss_zset_t *in, char *e
         rc = ss_seterr(err, errsz, SS_ERR_MODEL, "sem_search (node %d): embeddings of %d and %d dimensions",
                        op->node->id, dim, S->dim);
     for (int i = 0; i < nnew && !rc; i++) {
-        sqlite3_reset(put);
-        sqlite3_bind_blob(put, 1, enc[i].data, (int)enc[i].len, SQLITE_STATIC);
-        sqlite3_bind_int64(put, 2, nw[i]);
-        sqlite3_bind_double(put, 3, ss_sem_cos(S->q, vecs[i], dim));
-        if (sqlite3_step(put) != SQLITE_DONE)
-            rc = ss_sem_sqlerr(ctx->db, err, errsz, "sem_search rows");
+        sqlite3_bind_int64(put, 1, ss_state_row_hash(enc[i].data, enc[i].len));
+        sqlite3_bind_double(put, 2, ss_sem_cos(S->q, vecs[i], dim));
+        sqlite3_bind_int64(put, 3, nw[i]);
+        sqlite3_bind_blob(put, 4, enc[i].data ? enc[i].data : "", (int)enc[i].len, SQLITE_STATIC);
+        rc = step_done(db, put, err, errsz);
     }
     for (int i = 0; i < nnew; i++) {
         free(texts[i]);
@@ -129,6 +167,7 @@ static int integrate(ss_op_t *op, ss_op_ctx_t *ctx, const ss_zset_t *in, char *e
     free(enc);
     free(nw);
     ss_buf_free(&r);
+    ss_zset_destroy(&z);
     sqlite3_finalize(get);
     sqlite3_finalize(put);
     sqlite3_finalize(del);
@@ -157,25 +196,27 @@ static int emit_row(const void *r, size_t rn, double s, int64_t w, ss_zset_t *ou
     return ss_zset_add(out, o, w);
 }
 
-/* Emits the new top k against st_<id>_out and stores it. */
+/* Emits the new top k against st_<id>_out and stores it. The top is the k best live rows by
+ * (score desc, hash, encoding); a row in both with the same count is left alone. */
 static int emit_top(ss_op_t *op, ss_op_ctx_t *ctx, ss_zset_t *out, char *err, size_t errsz)
 {
     sem_search_t *S = op->impl;
     int id = op->node->id;
     int rc = ss_sem_exec(ctx->db, err, errsz,
-                         "CREATE TEMP TABLE IF NOT EXISTS ss_search_new(r BLOB PRIMARY KEY, w INTEGER, s REAL);"
+                         "CREATE TEMP TABLE IF NOT EXISTS ss_search_new(id INTEGER PRIMARY KEY, n INTEGER, s REAL);"
                          "DELETE FROM temp.ss_search_new;"
-                         "INSERT INTO temp.ss_search_new SELECT r, w, s FROM st_%d_rows WHERE w>0 AND s>=%.17g "
-                         "ORDER BY s DESC, r LIMIT %d",
+                         "INSERT INTO temp.ss_search_new SELECT id, n, s FROM st_%d_rows WHERE n>0 AND s>=%.17g "
+                         "ORDER BY s DESC, h, row LIMIT %d",
                          id, S->threshold > -2 ? S->threshold : -1e300, S->k);
     sqlite3_stmt *st = NULL;
-    /* retract what left the top or changed weight, then emit what entered or changed */
+    /* retract what left the top or changed count, then emit what entered or changed */
     if (!rc)
         rc = ss_sem_prepare(ctx->db, &st, err, errsz,
-                            "SELECT o.r, o.s, -o.w FROM st_%d_out o LEFT JOIN temp.ss_search_new n ON n.r=o.r "
-                            "WHERE n.r IS NULL OR n.w<>o.w "
-                            "UNION ALL SELECT n.r, n.s, n.w FROM temp.ss_search_new n LEFT JOIN st_%d_out o ON o.r=n.r "
-                            "WHERE o.r IS NULL OR n.w<>o.w", id, id);
+                            "SELECT o.row, o.s, -o.n FROM st_%d_out o LEFT JOIN temp.ss_search_new x ON x.id=o.id "
+                            "WHERE x.id IS NULL OR x.n<>o.n "
+                            "UNION ALL SELECT r.row, x.s, x.n FROM temp.ss_search_new x "
+                            "JOIN st_%d_rows r ON r.id=x.id LEFT JOIN st_%d_out o ON o.id=x.id "
+                            "WHERE o.id IS NULL OR x.n<>o.n", id, id, id);
     while (!rc && sqlite3_step(st) == SQLITE_ROW) {
         rc = emit_row(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), sqlite3_column_double(st, 1),
                       sqlite3_column_int64(st, 2), out);
@@ -184,8 +225,11 @@ static int emit_top(ss_op_t *op, ss_op_ctx_t *ctx, ss_zset_t *out, char *err, si
     sqlite3_finalize(st);
     if (!rc)
         rc = ss_sem_exec(ctx->db, err, errsz,
-                         "DELETE FROM st_%d_out; INSERT INTO st_%d_out SELECT r, w, s FROM temp.ss_search_new;"
-                         "DELETE FROM temp.ss_search_new", id, id);
+                         "DELETE FROM st_%d_out WHERE id NOT IN (SELECT id FROM temp.ss_search_new);"
+                         "INSERT INTO st_%d_out(id, n, s, row) SELECT x.id, x.n, x.s, r.row FROM temp.ss_search_new x "
+                         "JOIN st_%d_rows r ON r.id=x.id WHERE true "
+                         "ON CONFLICT(id) DO UPDATE SET n=excluded.n;"
+                         "DELETE FROM temp.ss_search_new", id, id, id);
     return rc;
 }
 
@@ -208,7 +252,7 @@ static int search_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t
 static int search_snapshot(ss_op_t *op, ss_op_ctx_t *ctx, ss_zset_t *out, char *err, size_t errsz)
 {
     sqlite3_stmt *st = NULL;
-    int rc = ss_sem_prepare(ctx->db, &st, err, errsz, "SELECT r, s, w FROM st_%d_out", op->node->id);
+    int rc = ss_sem_prepare(ctx->db, &st, err, errsz, "SELECT row, s, n FROM st_%d_out", op->node->id);
     while (!rc && sqlite3_step(st) == SQLITE_ROW)
         rc = emit_row(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), sqlite3_column_double(st, 1),
                       sqlite3_column_int64(st, 2), out);

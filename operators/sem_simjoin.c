@@ -19,11 +19,15 @@
  * from scratch over the same rows in any arrival order. Option threshold drops pairs
  * below that similarity.
  *
- * State: st_<id>_s0 / st_<id>_s1 (vid, r = row, w = weight, e = embedding), st_<id>_nn
- * (l, r, s): each left row's current k nearest with their scores. In memory: a FAISS
- * index per side, rebuilt from st_<id>_s* on first use and after a rollback.
+ * State (each row stored once, never inside a key, as operators/state.c's row stores):
+ * st_<id>_s0 / st_<id>_s1 (vid, h = hash of the row's encoding, r = row, w = weight,
+ * e = embedding), found by vid or through an index on h; st_<id>_nn (l, r, s): each left
+ * row's current k nearest as (left vid, right vid, score). vids are never reused
+ * (AUTOINCREMENT), so a vid names one row for its lifetime. In memory: a FAISS index per
+ * side (ids = vids), rebuilt from st_<id>_s* on first use and after a rollback.
  */
 #include "ss_sem.h"
+#include "ss_state.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,11 +73,13 @@ static int sj_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
     int id = op->node->id, rc = SS_OK;
     for (int s = 0; s < 2 && !rc; s++)
         rc = ss_sem_exec(ctx->db, err, errsz,
-                         "CREATE TABLE IF NOT EXISTS st_%d_s%d(vid INTEGER PRIMARY KEY, r BLOB UNIQUE, w INTEGER, e BLOB)",
-                         id, s);
+                         "CREATE TABLE IF NOT EXISTS st_%d_s%d(vid INTEGER PRIMARY KEY AUTOINCREMENT, h INTEGER NOT NULL, "
+                         "r BLOB NOT NULL, w INTEGER NOT NULL, e BLOB);"
+                         "CREATE INDEX IF NOT EXISTS st_%d_s%d_h ON st_%d_s%d(h)",
+                         id, s, id, s, id, s);
     if (!rc)
         rc = ss_sem_exec(ctx->db, err, errsz,
-                         "CREATE TABLE IF NOT EXISTS st_%d_nn(l BLOB, r BLOB, s REAL, PRIMARY KEY(l, r)) WITHOUT ROWID;"
+                         "CREATE TABLE IF NOT EXISTS st_%d_nn(l INTEGER, r INTEGER, s REAL, PRIMARY KEY(l, r)) WITHOUT ROWID;"
                          "CREATE INDEX IF NOT EXISTS st_%d_nn_r ON st_%d_nn(r)", id, id, id);
     return rc;
 }
@@ -110,29 +116,38 @@ static int integrate(run_t *R, int side, const ss_zset_t *in, chg_t **out, int *
     ss_op_t *op = R->op;
     sem_simjoin_t *J = op->impl;
     int id = op->node->id;
+    ss_zset_t z;
+    ss_zset_init(&z);
     chg_t *c = calloc(in->n ? in->n : 1, sizeof *c);
-    sqlite3_stmt *get = NULL, *put = NULL, *del = NULL;
+    sqlite3_stmt *get = NULL, *put = NULL, *up = NULL, *del = NULL;
     int rc = c ? SS_OK : ss_seterr(R->err, R->errsz, SS_ERR_NOMEM, "out of memory"), n = 0;
+    if (!rc && ss_state_zset_consolidated(in, &z)) /* each row once: one change record per row */
+        rc = ss_seterr(R->err, R->errsz, SS_ERR_NOMEM, "out of memory");
     if (!rc)
-        rc = ss_sem_prepare(R->ctx->db, &get, R->err, R->errsz, "SELECT w, vid FROM st_%d_s%d WHERE r=?1", id, side);
+        rc = ss_sem_prepare(R->ctx->db, &get, R->err, R->errsz, "SELECT w, vid, r FROM st_%d_s%d WHERE h=?1", id, side);
     if (!rc)
         rc = ss_sem_prepare(R->ctx->db, &put, R->err, R->errsz,
-                            "INSERT INTO st_%d_s%d(r,w) VALUES(?1,?2) ON CONFLICT(r) DO UPDATE SET w=excluded.w "
-                            "RETURNING vid", id, side);
+                            "INSERT INTO st_%d_s%d(h,r,w) VALUES(?1,?2,?3) RETURNING vid", id, side);
+    if (!rc)
+        rc = ss_sem_prepare(R->ctx->db, &up, R->err, R->errsz, "UPDATE st_%d_s%d SET w=?2 WHERE vid=?1", id, side);
     if (!rc)
         rc = ss_sem_prepare(R->ctx->db, &del, R->err, R->errsz, "DELETE FROM st_%d_s%d WHERE vid=?1", id, side);
-    for (size_t i = 0; i < in->n && !rc; i++) {
+    for (size_t i = 0; i < z.n && !rc; i++) {
         chg_t *x = &c[n];
-        rc = ss_row_encode(in->e[i].row, &x->r);
+        rc = ss_row_encode(z.e[i].row, &x->r);
+        int64_t h = ss_state_row_hash(x->r.data, x->r.len);
         sqlite3_reset(get);
-        sqlite3_bind_blob(get, 1, x->r.data, (int)x->r.len, SQLITE_STATIC);
+        sqlite3_bind_int64(get, 1, h);
         x->vid = -1;
-        if (!rc && sqlite3_step(get) == SQLITE_ROW) {
-            x->w0 = sqlite3_column_int64(get, 0);
-            x->vid = sqlite3_column_int64(get, 1);
-        }
+        while (!rc && sqlite3_step(get) == SQLITE_ROW)
+            if ((size_t)sqlite3_column_bytes(get, 2) == x->r.len &&
+                (!x->r.len || !memcmp(sqlite3_column_blob(get, 2), x->r.data, x->r.len))) {
+                x->w0 = sqlite3_column_int64(get, 0);
+                x->vid = sqlite3_column_int64(get, 1);
+                break;
+            }
         sqlite3_reset(get);
-        x->w1 = x->w0 + in->e[i].w;
+        x->w1 = x->w0 + z.e[i].w;
         if (rc || x->w1 == x->w0) {
             ss_buf_free(&x->r);
             continue;
@@ -147,10 +162,18 @@ static int integrate(run_t *R, int side, const ss_zset_t *in, chg_t **out, int *
                     rc = ss_sem_vidx_remove(&J->idx[side], x->vid, R->err, R->errsz);
             }
             x->w1 = 0;
+        } else if (x->vid >= 0) {
+            sqlite3_reset(up);
+            sqlite3_bind_int64(up, 1, x->vid);
+            sqlite3_bind_int64(up, 2, x->w1);
+            if (sqlite3_step(up) != SQLITE_DONE)
+                rc = ss_sem_sqlerr(R->ctx->db, R->err, R->errsz, "sem_sim_join rows");
+            sqlite3_reset(up);
         } else {
             sqlite3_reset(put);
-            sqlite3_bind_blob(put, 1, x->r.data, (int)x->r.len, SQLITE_STATIC);
-            sqlite3_bind_int64(put, 2, x->w1);
+            sqlite3_bind_int64(put, 1, h);
+            sqlite3_bind_blob(put, 2, x->r.data ? x->r.data : "", (int)x->r.len, SQLITE_STATIC);
+            sqlite3_bind_int64(put, 3, x->w1);
             if (sqlite3_step(put) != SQLITE_ROW)
                 rc = ss_sem_sqlerr(R->ctx->db, R->err, R->errsz, "sem_sim_join rows");
             else
@@ -159,8 +182,10 @@ static int integrate(run_t *R, int side, const ss_zset_t *in, chg_t **out, int *
         }
         n++;
     }
+    ss_zset_destroy(&z);
     sqlite3_finalize(get);
     sqlite3_finalize(put);
+    sqlite3_finalize(up);
     sqlite3_finalize(del);
     /* embed the rows that appeared, in one call, and index them */
     char **texts = calloc((size_t)(n ? n : 1), sizeof *texts);
@@ -236,16 +261,22 @@ static int exact_right(void *ud, int64_t id, double *s, ss_buf_t *tie)
     return rc;
 }
 
-/* The weight of right row r before the batch (its change record, else its stored weight). */
-static int64_t right_w0(run_t *R, const void *r, size_t rn, sqlite3_stmt *w1)
+/* The change record of right row vid in this batch, or NULL. */
+static const chg_t *right_chg(const run_t *R, int64_t vid)
 {
     for (int i = 0; i < R->nrc; i++)
-        if (R->rc[i].r.len == rn && !memcmp(R->rc[i].r.data, r, rn))
-            return R->rc[i].w0;
-    sqlite3_reset(w1);
-    sqlite3_bind_blob(w1, 1, r, (int)rn, SQLITE_STATIC);
-    int64_t w = sqlite3_step(w1) == SQLITE_ROW ? sqlite3_column_int64(w1, 0) : 0;
-    sqlite3_reset(w1);
+        if (R->rc[i].vid == vid)
+            return &R->rc[i];
+    return NULL;
+}
+
+/* The weight of right row vid now (0 when gone). */
+static int64_t right_w(sqlite3_stmt *wnow, int64_t vid)
+{
+    sqlite3_reset(wnow);
+    sqlite3_bind_int64(wnow, 1, vid);
+    int64_t w = sqlite3_step(wnow) == SQLITE_ROW ? sqlite3_column_int64(wnow, 0) : 0;
+    sqlite3_reset(wnow);
     return w;
 }
 
@@ -285,27 +316,32 @@ static int redo_left(run_t *R, touched_t *t, ss_sem_hit_t *enter, int nenter, ss
     ss_op_t *op = R->op;
     sem_simjoin_t *J = op->impl;
     int id = op->node->id, rc = SS_OK;
-    sqlite3_stmt *old = NULL, *w1 = NULL, *wnow = NULL;
-    rc = ss_sem_prepare(R->ctx->db, &old, R->err, R->errsz, "SELECT r, s FROM st_%d_nn WHERE l=?1", id);
+    sqlite3_stmt *old = NULL, *wnow = NULL;
+    /* the stored list; a right row deleted in this batch is no longer in s1: its change record has it */
+    rc = ss_sem_prepare(R->ctx->db, &old, R->err, R->errsz,
+                        "SELECT n.r, n.s, b.r, b.w FROM st_%d_nn n LEFT JOIN st_%d_s1 b ON b.vid = n.r WHERE n.l=?1",
+                        id, id);
     if (!rc)
-        rc = ss_sem_prepare(R->ctx->db, &w1, R->err, R->errsz, "SELECT w FROM st_%d_s1 WHERE r=?1", id);
-    if (!rc)
-        rc = ss_sem_prepare(R->ctx->db, &wnow, R->err, R->errsz, "SELECT w FROM st_%d_s1 WHERE r=?1 AND w>0", id);
+        rc = ss_sem_prepare(R->ctx->db, &wnow, R->err, R->errsz, "SELECT w FROM st_%d_s1 WHERE vid=?1 AND w>0", id);
     ss_sem_hit_t *list = NULL;
     int n = 0, cap = 0;
     if (!rc)
-        sqlite3_bind_blob(old, 1, t->l.data, (int)t->l.len, SQLITE_STATIC);
+        sqlite3_bind_int64(old, 1, t->vid);
     while (!rc && sqlite3_step(old) == SQLITE_ROW) {
-        const void *r = sqlite3_column_blob(old, 0);
-        size_t rn = (size_t)sqlite3_column_bytes(old, 0);
+        int64_t rv = sqlite3_column_int64(old, 0);
         double s = sqlite3_column_double(old, 1);
-        rc = emit_pair(t->l.data, t->l.len, r, rn, s, -t->w0 * right_w0(R, r, rn, w1), out);
+        const chg_t *ch = right_chg(R, rv);
+        const void *r = ch ? ch->r.data : sqlite3_column_blob(old, 2);
+        size_t rn = ch ? ch->r.len : (size_t)sqlite3_column_bytes(old, 2);
+        int64_t w0 = ch ? ch->w0 : sqlite3_column_int64(old, 3);
+        if (!ch && sqlite3_column_type(old, 2) == SQLITE_NULL) {
+            rc = ss_seterr(R->err, R->errsz, SS_ERR_INTERNAL, "sem_sim_join (node %d): a pair names right row %lld, "
+                           "which is not stored", id, (long long)rv);
+            break;
+        }
+        rc = emit_pair(t->l.data, t->l.len, r, rn, s, -t->w0 * w0, out);
         if (!rc && !t->recompute && t->w1 > 0) { /* kept unless its right row went */
-            sqlite3_reset(wnow);
-            sqlite3_bind_blob(wnow, 1, r, (int)rn, SQLITE_STATIC);
-            int live = sqlite3_step(wnow) == SQLITE_ROW;
-            sqlite3_reset(wnow);
-            if (live) {
+            if (right_w(wnow, rv) > 0) {
                 if (n == cap) {
                     cap = cap ? 2 * cap : 16;
                     ss_sem_hit_t *v = realloc(list, (size_t)cap * sizeof *v);
@@ -317,6 +353,7 @@ static int redo_left(run_t *R, touched_t *t, ss_sem_hit_t *enter, int nenter, ss
                 }
                 memset(&list[n], 0, sizeof list[n]);
                 list[n].s = s;
+                list[n].id = rv;
                 rc = ss_buf_append(&list[n++].tie, r, rn);
             }
         }
@@ -361,6 +398,7 @@ static int redo_left(run_t *R, touched_t *t, ss_sem_hit_t *enter, int nenter, ss
         }
         memset(&list[n], 0, sizeof list[n]);
         list[n].s = enter[i].s;
+        list[n].id = enter[i].id;
         rc = ss_buf_append(&list[n++].tie, enter[i].tie.data, enter[i].tie.len);
     }
     ss_sem_hits_sort(list, n);
@@ -371,7 +409,7 @@ static int redo_left(run_t *R, touched_t *t, ss_sem_hit_t *enter, int nenter, ss
     if (!rc)
         rc = ss_sem_prepare(R->ctx->db, &del, R->err, R->errsz, "DELETE FROM st_%d_nn WHERE l=?1", id);
     if (!rc) {
-        sqlite3_bind_blob(del, 1, t->l.data, (int)t->l.len, SQLITE_STATIC);
+        sqlite3_bind_int64(del, 1, t->vid);
         if (sqlite3_step(del) != SQLITE_DONE)
             rc = ss_sem_sqlerr(R->ctx->db, R->err, R->errsz, "sem_sim_join pairs");
     }
@@ -379,21 +417,17 @@ static int redo_left(run_t *R, touched_t *t, ss_sem_hit_t *enter, int nenter, ss
         rc = ss_sem_prepare(R->ctx->db, &ins, R->err, R->errsz, "INSERT INTO st_%d_nn(l, r, s) VALUES(?1,?2,?3)", id);
     for (int i = 0; i < keep && !rc && t->w1 > 0; i++) {
         sqlite3_reset(ins);
-        sqlite3_bind_blob(ins, 1, t->l.data, (int)t->l.len, SQLITE_STATIC);
-        sqlite3_bind_blob(ins, 2, list[i].tie.data, (int)list[i].tie.len, SQLITE_STATIC);
+        sqlite3_bind_int64(ins, 1, t->vid);
+        sqlite3_bind_int64(ins, 2, list[i].id);
         sqlite3_bind_double(ins, 3, list[i].s);
         if (sqlite3_step(ins) != SQLITE_DONE)
             rc = ss_sem_sqlerr(R->ctx->db, R->err, R->errsz, "sem_sim_join pairs");
-        sqlite3_reset(wnow);
-        sqlite3_bind_blob(wnow, 1, list[i].tie.data, (int)list[i].tie.len, SQLITE_STATIC);
-        int64_t wr = sqlite3_step(wnow) == SQLITE_ROW ? sqlite3_column_int64(wnow, 0) : 0;
-        sqlite3_reset(wnow);
+        int64_t wr = right_w(wnow, list[i].id);
         if (!rc)
             rc = emit_pair(t->l.data, t->l.len, list[i].tie.data, list[i].tie.len, list[i].s, t->w1 * wr, out);
     }
     sqlite3_finalize(del);
     sqlite3_finalize(ins);
-    sqlite3_finalize(w1);
     sqlite3_finalize(wnow);
     ss_sem_hits_free(list, n);
     return rc;
@@ -406,10 +440,12 @@ typedef struct tset {
     int n, cap;
 } tset_t;
 
-static touched_t *tset_get(tset_t *ts, const void *l, size_t ln, sqlite3 *db, int id, int *rc)
+/* The touched record of left row vid, created on first use with its stored weight and row (l,
+ * when given, is its row: one deleted in this batch is no longer stored). */
+static touched_t *tset_get(tset_t *ts, int64_t vid, const void *l, size_t ln, sqlite3 *db, int id, int *rc)
 {
     for (int i = 0; i < ts->n; i++)
-        if (ts->v[i].l.len == ln && !memcmp(ts->v[i].l.data, l, ln))
+        if (ts->v[i].vid == vid)
             return &ts->v[i];
     if (ts->n == ts->cap) {
         int cap = ts->cap ? 2 * ts->cap : 16;
@@ -423,19 +459,25 @@ static touched_t *tset_get(tset_t *ts, const void *l, size_t ln, sqlite3 *db, in
     }
     touched_t *t = &ts->v[ts->n++];
     memset(t, 0, sizeof *t);
-    *rc = ss_buf_append(&t->l, l, ln);
+    t->vid = vid;
     sqlite3_stmt *st = NULL;
     char sql[96];
-    snprintf(sql, sizeof sql, "SELECT w, vid FROM st_%d_s0 WHERE r=?1", id);
-    if (!*rc && sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_blob(st, 1, l, (int)ln, SQLITE_STATIC);
+    snprintf(sql, sizeof sql, "SELECT w, r FROM st_%d_s0 WHERE vid=?1", id);
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        *rc = SS_ERR_SQLITE;
+    } else {
+        sqlite3_bind_int64(st, 1, vid);
         if (sqlite3_step(st) == SQLITE_ROW) {
             t->w0 = t->w1 = sqlite3_column_int64(st, 0);
-            t->vid = sqlite3_column_int64(st, 1);
+            if (!l) {
+                l = sqlite3_column_blob(st, 1);
+                ln = (size_t)sqlite3_column_bytes(st, 1);
+            }
         }
+        *rc = l ? ss_buf_append(&t->l, l, ln) : SS_ERR_INTERNAL; /* no row: a pair names a missing left row */
     }
     sqlite3_finalize(st);
-    return t;
+    return *rc ? NULL : t;
 }
 
 static void tset_free(tset_t *ts)
@@ -455,10 +497,9 @@ static int touched_by_right(run_t *R, tset_t *ts)
         if (R->rc[i].w0 <= 0)
             continue; /* a new right row is in no list yet */
         sqlite3_reset(st);
-        sqlite3_bind_blob(st, 1, R->rc[i].r.data, (int)R->rc[i].r.len, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 1, R->rc[i].vid);
         while (!rc && sqlite3_step(st) == SQLITE_ROW) {
-            touched_t *t = tset_get(ts, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), R->ctx->db, id,
-                                    &rc);
+            touched_t *t = tset_get(ts, sqlite3_column_int64(st, 0), NULL, 0, R->ctx->db, id, &rc);
             if (t && R->rc[i].w1 <= 0)
                 t->recompute = 1;
         }
@@ -503,14 +544,14 @@ static int entering(run_t *R, tset_t *ts, ss_sem_hit_t ***enter, int **nenter)
     if (nl == 0)
         return SS_OK;
     sqlite3_stmt *re = NULL, *le = NULL, *worst = NULL;
-    rc = ss_sem_prepare(R->ctx->db, &re, R->err, R->errsz, "SELECT e FROM st_%d_s1 WHERE r=?1", id);
+    rc = ss_sem_prepare(R->ctx->db, &re, R->err, R->errsz, "SELECT e FROM st_%d_s1 WHERE vid=?1", id);
     if (!rc)
         rc = ss_sem_prepare(R->ctx->db, &le, R->err, R->errsz, "SELECT r, e FROM st_%d_s0 WHERE vid=?1 AND w>0", id);
     if (!rc)
         rc = ss_sem_prepare(R->ctx->db, &worst, R->err, R->errsz,
-                            "SELECT count(*), (SELECT s FROM st_%d_nn WHERE l=?1 ORDER BY s, r DESC LIMIT 1), "
-                            "(SELECT r FROM st_%d_nn WHERE l=?1 ORDER BY s, r DESC LIMIT 1) FROM st_%d_nn WHERE l=?1",
-                            id, id, id);
+                            "SELECT count(*) OVER (), n.s, b.r FROM st_%d_nn n JOIN st_%d_s1 b ON b.vid = n.r "
+                            "WHERE n.l=?1 ORDER BY n.s, b.r DESC LIMIT 1",
+                            id, id);
     int64_t *ids = malloc((size_t)nl * sizeof *ids);
     float *sims = malloc((size_t)nl * sizeof *sims);
     int ecap = 0;
@@ -523,7 +564,7 @@ static int entering(run_t *R, tset_t *ts, ss_sem_hit_t ***enter, int **nenter)
         if (c->w0 > 0 || c->w1 <= 0)
             continue;
         sqlite3_reset(re);
-        sqlite3_bind_blob(re, 1, c->r.data, (int)c->r.len, SQLITE_STATIC);
+        sqlite3_bind_int64(re, 1, c->vid);
         if (sqlite3_step(re) != SQLITE_ROW)
             continue;
         int dim = sqlite3_column_bytes(re, 0) / (int)sizeof(float), found = 0;
@@ -543,7 +584,7 @@ static int entering(run_t *R, tset_t *ts, ss_sem_hit_t ***enter, int **nenter)
             const void *l = sqlite3_column_blob(le, 0);
             size_t ln = (size_t)sqlite3_column_bytes(le, 0);
             sqlite3_reset(worst);
-            sqlite3_bind_blob(worst, 1, l, (int)ln, SQLITE_STATIC);
+            sqlite3_bind_int64(worst, 1, ids[j]);
             int64_t cnt = 0;
             double ws = 0;
             ss_buf_t wr = SS_BUF_INIT;
@@ -569,7 +610,7 @@ static int entering(run_t *R, tset_t *ts, ss_sem_hit_t ***enter, int **nenter)
             ss_buf_free(&wr);
             if (!beats || rc)
                 continue;
-            touched_t *t = tset_get(ts, l, ln, R->ctx->db, id, &rc);
+            touched_t *t = tset_get(ts, ids[j], l, ln, R->ctx->db, id, &rc);
             if (!t || (rc = grow_enter(ts, enter, nenter, &ecap)))
                 break;
             int ti = (int)(t - ts->v);
@@ -582,6 +623,7 @@ static int entering(run_t *R, tset_t *ts, ss_sem_hit_t ***enter, int **nenter)
             ss_sem_hit_t *h = &e3[(*nenter)[ti]++];
             memset(h, 0, sizeof *h);
             h->s = s;
+            h->id = c->vid;
             rc = ss_buf_append(&h->tie, c->r.data, c->r.len);
         }
         free(q);
@@ -618,7 +660,7 @@ static int sj_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t *in
     int *nenter = NULL;
     if (!rc && side == 0) {
         for (int i = 0; i < nc && !rc; i++) {
-            touched_t *t = tset_get(&ts, c[i].r.data, c[i].r.len, ctx->db, op->node->id, &rc);
+            touched_t *t = tset_get(&ts, c[i].vid, c[i].r.data, c[i].r.len, ctx->db, op->node->id, &rc);
             if (t) {
                 t->w0 = c[i].w0;
                 t->w1 = c[i].w1;
@@ -651,8 +693,8 @@ static int sj_snapshot(ss_op_t *op, ss_op_ctx_t *ctx, ss_zset_t *out, char *err,
     int id = op->node->id;
     sqlite3_stmt *st = NULL;
     int rc = ss_sem_prepare(ctx->db, &st, err, errsz,
-                            "SELECT a.r, b.r, n.s, a.w * b.w FROM st_%d_nn n JOIN st_%d_s0 a ON a.r = n.l "
-                            "JOIN st_%d_s1 b ON b.r = n.r WHERE a.w > 0 AND b.w > 0", id, id, id);
+                            "SELECT a.r, b.r, n.s, a.w * b.w FROM st_%d_nn n JOIN st_%d_s0 a ON a.vid = n.l "
+                            "JOIN st_%d_s1 b ON b.vid = n.r WHERE a.w > 0 AND b.w > 0", id, id, id);
     while (!rc && sqlite3_step(st) == SQLITE_ROW)
         rc = emit_pair(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), sqlite3_column_blob(st, 1),
                        (size_t)sqlite3_column_bytes(st, 1), sqlite3_column_double(st, 2), sqlite3_column_int64(st, 3),

@@ -58,8 +58,9 @@ int ss_state_column_row(sqlite3_stmt *s, int col, ss_row_t **out);
 int ss_state_collect_rows(sqlite3_stmt *q, int row_col, int w_col, int64_t w, ss_zset_t *out);
 
 /* Exact key: ss_row_encode of the projection r[cols[0..n)) appended to out.
- * With normalise, integral REALs are encoded as INT (so 2 and 2.0 give one key,
- * as SQL '=' says). *has_null (if given) is set when a projected value is NULL. */
+ * With normalise, integral REALs and NUMERICs are encoded as INT (so 2, 2.0 and 2.00 give
+ * one key, as SQL '=' says), NUMERICs a double holds exactly as REAL, others without trailing
+ * zeros. *has_null (if given) is set when a projected value is NULL. */
 int ss_state_encode_cols(const ss_row_t *r, const int *cols, int n, int normalise, ss_buf_t *out,
                          int *has_null);
 /* Appends an order-preserving encoding of v: memcmp order of encodings equals

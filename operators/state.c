@@ -8,6 +8,7 @@
 #include "ss_state.h"
 #include "ss_decimal.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -171,6 +172,45 @@ int ss_state_collect_rows(sqlite3_stmt *q, int row_col, int w_col, int64_t w, ss
     return rc;
 }
 
+/* The key form of a NUMERIC (normalised keys): an integral value that fits is an INT, a value a
+ * double holds exactly (its shortest form is the decimal) a REAL, so that 10.00 meets 10 and 2.50
+ * meets 2.5 (REAL or NUMERIC) as PostgreSQL's '=' says; otherwise the decimal without trailing
+ * zeros (1.50 and 1.5 are one key). buf (at least n + 2 bytes) holds the text. */
+static ss_value_t num_key(const ss_value_t *v, char *buf, size_t bufsz)
+{
+    size_t n = v->u.str.n;
+    if (n + 2 > bufsz)
+        return *v;
+    memcpy(buf, v->u.str.s, n);
+    buf[n] = 0;
+    char *dot = strchr(buf, '.');
+    if (dot) {
+        while (n > 0 && buf[n - 1] == '0')
+            buf[--n] = 0;
+        if (buf[n - 1] == '.')
+            buf[--n] = 0;
+    }
+    if (!strcmp(buf, "-0"))
+        strcpy(buf, "0");
+    if (!strchr(buf, '.')) {
+        errno = 0;
+        char *end;
+        long long x = strtoll(buf, &end, 10);
+        if (!*end && !errno)
+            return ss_val_int(x);
+    }
+    double d = strtod(buf, NULL);
+    char tmp[40];
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*g", prec, d);
+        if (strtod(tmp, NULL) == d)
+            break;
+    }
+    if (!strcmp(tmp, buf))
+        return ss_val_real(d);
+    return ss_val_num_ref(buf, n);
+}
+
 int ss_state_encode_cols(const ss_row_t *r, const int *cols, int n, int normalise, ss_buf_t *out,
                          int *has_null)
 {
@@ -186,6 +226,9 @@ int ss_state_encode_cols(const ss_row_t *r, const int *cols, int n, int normalis
         ss_value_t v = r->v[cols[i]];
         if (v.t == SS_NULL)
             nul = 1;
+        char nb[128];
+        if (normalise && v.t == SS_NUM)
+            v = num_key(&v, nb, sizeof nb);
         if (normalise && v.t == SS_REAL && v.u.r == floor(v.u.r) && fabs(v.u.r) < 9.2e18)
             v = ss_val_int((int64_t)v.u.r);
         rc = ss_row_set(k, i, &v);

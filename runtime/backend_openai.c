@@ -8,7 +8,8 @@
  *             (choose_probs). Without logprobs from the server: the constrained form,
  *             the choices listed in the prompt and the answer read back (constrained);
  *   SCORE     the same, over the integers score_min..score_max; the expected value;
- *   GENERATE  the chat or legacy completion with max_tokens, temperature, seed, stop;
+ *   GENERATE  the chat or legacy completion with max_tokens, temperature, seed, stop, and
+ *             response_format {type: json_schema} when the request carries a JSON Schema;
  *   EMBED     /v1/embeddings, inputs grouped as arrays.
  * What a server cannot do is learnt from its answers and kept for later batches:
  * the legacy API where it says the model is not a chat model, a smaller top_logprobs
@@ -239,6 +240,16 @@ static void put_ext(const oai_t *b, const ss_infer_req_t *r, ss_buf_t *out)
     }
 }
 
+/* Structured output (SEM_EXTRACT): the JSON Schema as response_format {type: json_schema} on the
+ * chat API (and on a semstream worker's legacy endpoint, which honours it too); a legacy server
+ * gets none, and the operator checks the answer against the schema either way. */
+static void put_response_format(const oai_t *b, int ep, const ss_infer_req_t *r, ss_buf_t *out)
+{
+    if (!r->json_schema || (ep != EP_CHAT && b->ext <= 0)) return;
+    ss_buf_printf(out, ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"semstream_output\","
+                       "\"strict\":true,\"schema\":%s}}", r->json_schema);
+}
+
 /* The request JSON; every member shares the parameters of the first (see compatible). */
 static void build_body(oai_t *b, job_t *j, ss_buf_t *out)
 {
@@ -259,6 +270,7 @@ static void build_body(oai_t *b, job_t *j, ss_buf_t *out)
         if (r->temperature > 0) ss_buf_printf(out, ",\"seed\":%llu", (unsigned long long)(r->seed & 0x7fffffffffffffffULL));
         if (r->top_logprobs > 0) put_logprobs(j->ep, j->lp = want_lp(b, j->ep, r->top_logprobs), out);
         put_stops(r, out);
+        put_response_format(b, j->ep, r, out);
     } else if (j->constrained) {
         put_max_tokens(b, j->ep, 8, out);
         ss_buf_puts(out, ",\"temperature\":0,\"stop\":[\"\\n\"]");
@@ -317,7 +329,8 @@ static int compatible(const oai_t *o, const ss_infer_req_t *a, const ss_infer_re
     if (a->kind == SS_INFER_SCORE)
         return o->ext <= 0 || (a->score_min == b->score_min && a->score_max == b->score_max);
     return a->max_tokens == b->max_tokens && a->temperature == b->temperature &&
-           (a->temperature <= 0 || a->seed == b->seed) && a->top_logprobs == b->top_logprobs && same_stops(a, b);
+           (a->temperature <= 0 || a->seed == b->seed) && a->top_logprobs == b->top_logprobs && same_stops(a, b) &&
+           (a->json_schema ? b->json_schema && !strcmp(a->json_schema, b->json_schema) : !b->json_schema);
 }
 
 /* ---- transfers ---- */

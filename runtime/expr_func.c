@@ -60,11 +60,21 @@ static int fn_case(const ss_value_t *a, int upper, ss_value_t *out, char **owned
     return ss__x_take(out, owned, r, n);
 }
 
-/* SQLite substr(X, Y, Z) on characters: Y is 1-based, negative counts from the end,
- * negative Z takes characters before Y. */
-static int fn_substr(const ss_value_t *a, const ss_value_t *y, const ss_value_t *z, ss_value_t *out,
-                     char **owned)
+/* PostgreSQL substring(s, start [, count]) on characters: start is 1-based and may be 0 or
+ * negative (positions before the string count but give nothing: SUBSTR('Hello', -1, 3) is 'H'),
+ * a negative count is an error. (SQLite counts a negative start from the end instead.) */
+static int fn_substr(const ss_expr_t *e, const ss_value_t *a, const ss_value_t *y, const ss_value_t *z,
+                     ss_value_t *out, char **owned, char *err, size_t errsz)
 {
+    ss_value_t yn = ss__x_num(y);
+    int64_t from = yn.t == SS_INT ? yn.u.i : (int64_t)yn.u.r, to = INT64_MAX; /* [from, to) */
+    if (z) {
+        ss_value_t zn = ss__x_num(z);
+        int64_t cnt = zn.t == SS_INT ? zn.u.i : (int64_t)zn.u.r;
+        if (cnt < 0)
+            return ss__x_fail(e, err, errsz, "negative substring length not allowed");
+        to = from > 0 && cnt > INT64_MAX - from ? INT64_MAX : from + cnt;
+    }
     const char *s;
     size_t n;
     char *t;
@@ -72,41 +82,14 @@ static int fn_substr(const ss_value_t *a, const ss_value_t *y, const ss_value_t 
     if (rc)
         return rc;
     int64_t len = (int64_t)utf8_len(s, n);
-    ss_value_t yn = ss__x_num(y);
-    int64_t p1 = yn.t == SS_INT ? yn.u.i : (int64_t)yn.u.r;
-    int64_t p2 = (int64_t)1 << 40; /* no length: to the end */
-    int negz = 0;
-    if (z) {
-        ss_value_t zn = ss__x_num(z);
-        p2 = zn.t == SS_INT ? zn.u.i : (int64_t)zn.u.r;
-        if (p2 < 0) {
-            p2 = -p2;
-            negz = 1;
-        }
-    }
-    if (p1 < 0) {
-        p1 += len;
-        if (p1 < 0) {
-            p2 += p1;
-            if (p2 < 0)
-                p2 = 0;
-            p1 = 0;
-        }
-    } else if (p1 > 0)
-        p1--;
-    else if (p2 > 0)
-        p2--;
-    if (negz) {
-        p1 -= p2;
-        if (p1 < 0) {
-            p2 += p1;
-            p1 = 0;
-        }
-    }
-    if (p2 < 0)
-        p2 = 0;
-    size_t b0 = utf8_off(s, n, p1);
-    size_t b1 = b0 + utf8_off(s + b0, n - b0, p2);
+    if (from < 1)
+        from = 1;
+    if (to > len + 1)
+        to = len + 1;
+    if (to < from)
+        to = from;
+    size_t b0 = utf8_off(s, n, from - 1);
+    size_t b1 = b0 + utf8_off(s + b0, n - b0, to - from);
     char *r = ss_strndup(s + b0, b1 - b0);
     free(t);
     return ss__x_take(out, owned, r, b1 - b0);
@@ -687,7 +670,7 @@ int ss__x_func(const ss_expr_t *e, const ss_row_t *row, ss_value_t *out, char **
         else
             *out = ss_val_real(fabs(ss__x_numd(&x)));
     } else if (!strcmp(f, "SUBSTR"))
-        rc = fn_substr(&a[0], &a[1], e->nargs > 2 ? &a[2] : NULL, out, owned);
+        rc = fn_substr(e, &a[0], &a[1], e->nargs > 2 ? &a[2] : NULL, out, owned, err, errsz);
     else if (!strcmp(f, "ROUND") && e->type != SS_COL_NUMERIC) {
         ss_value_t x = ss__x_num(&a[0]);
         int64_t d = 0;

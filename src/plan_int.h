@@ -175,6 +175,8 @@ typedef struct ss__pctx {
     int nlocal;
     const char *default_model;  /* the view's WITH (model=...) */
     int depth;                  /* views planned on demand (view-on-view) */
+    int names_free;             /* planning a set operation's right operand: its column names are
+                                 * not the view's, so they may repeat (SELECT a, a) */
     ss__selstate_t sel;         /* of the SELECT being planned (saved around nested ones) */
     /* WITH queries in scope, outermost first; a lookup sees the first nvis entries */
     int ncte, nvis;

@@ -204,8 +204,11 @@ static int plan_compound(pctx_t *x, const ss_ast_select_t *s, ss_plan_node_t **o
 {
     ss_plan_node_t *l, *r;
     int rc = s->left->setop ? plan_compound(x, s->left, &l) : ss__plan_subquery(x, s->left, &l);
+    int names_free = x->names_free;
+    x->names_free = 1; /* the result takes the left operand's names */
     if (!rc)
         rc = s->right->setop ? plan_compound(x, s->right, &r) : ss__plan_subquery(x, s->right, &r);
+    x->names_free = names_free;
     if (rc)
         return rc;
     const ss_span_t *sp = &s->right->span;

@@ -206,6 +206,9 @@ int ss__plan_sem_append(pctx_t *x, const ss_ast_expr_t *m, const char *name, con
     *type = SS_COL_TEXT;
     if (m->sem == SS_SEM_EXTRACT || (m->sem == SS_SEM_MAP && sem_opt(m, "schema")))
         return plan_extract(x, m, sc, cur, m->sem == SS_SEM_MAP, name, type);
+    if (m->sem == SS_SEM_DEDUP || m->sem == SS_SEM_GROUP || m->sem == SS_SEM_CLUSTER)
+        return ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED, "%d:%d: %s is not implemented yet (issue 15)",
+                         m->span.line, m->span.col, ss_sem_kind_name(m->sem));
     ss_plan_kind_t k = m->sem == SS_SEM_MAP        ? SS_PN_SEM_MAP
                        : m->sem == SS_SEM_CLASSIFY ? SS_PN_SEM_CLASSIFY
                        : m->sem == SS_SEM_DEDUP    ? SS_PN_SEM_DEDUP
@@ -267,7 +270,7 @@ int ss__plan_sem_search(pctx_t *x, const ss_ast_from_t *f, ss_plan_node_t *in, s
     int rc = SS_OK;
     if (to) {
         ss__scope_t one = {.nrels = 1, .schema = in->schema};
-        one.rels[0] = (ss__rel_t){.name = f->alias ? f->alias : f->name, .table = f->name, .what = "view",
+        one.rels[0] = (ss__rel_t){.name = f->alias ? f->alias : f->name, .table = f->name, .what = in->kind == SS_PN_SOURCE ? "stream" : "view",
                                   .off = 0, .n = in->schema->n};
         ss__cctx_t cc = {.scope = &one, .err = x->err, .errsz = x->errsz};
         char *txt = ss__opt_text(to);

@@ -11,6 +11,7 @@
 
 #include "ss_decimal.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +86,8 @@ static int convert_literal(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr
     char *tmp = NULL, emsg[256] = "";
     if (t == SS_COL_NUMERIC && a && a->kind == SS_AX_LITERAL && a->num_text && in.t == SS_REAL)
         in = ss_val_text_ref(a->num_text, strlen(a->num_text)); /* 0.1 exactly, not the double */
+    if ((t == SS_COL_TEXT || t == SS_COL_JSON) && e->type == SS_COL_BOOL && in.t == SS_INT)
+        in = in.u.i ? ss_val_text_ref("true", 4) : ss_val_text_ref("false", 5); /* as at run time */
     int rc = ss_val_coerce_tm(&in, t, typmod, &out, &tmp, emsg, sizeof emsg);
     if (rc == SS_ERR_NOMEM)
         return oom(cc);
@@ -106,6 +109,30 @@ static int convert_literal(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr
         free(e->lit.u.str.s);
     e->lit = nv;
     e->type = t;
+    return SS_OK;
+}
+
+/* A fractional constant cast to INT is rounded as at run time (runtime/expr_num.c): a NUMERIC (a
+ * decimal literal is one, as in PostgreSQL) half away from zero, a REAL half to even; then the
+ * INT conversion checks its range. */
+static int round_literal(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *x)
+{
+    const char *dec = x->lit.t == SS_NUM ? x->lit.u.str.s
+                      : a->left && a->left->kind == SS_AX_LITERAL && x->lit.t == SS_REAL ? a->left->num_text
+                                                                                         : NULL;
+    long double v;
+    if (dec)
+        v = roundl(strtold(dec, NULL));
+    else if (x->lit.t == SS_REAL && isfinite(x->lit.u.r))
+        v = rint(x->lit.u.r);
+    else
+        return SS_OK; /* not fractional: convert_literal says what is wrong, if anything */
+    if (!(v >= -9223372036854775808.0L && v < 9223372036854775808.0L))
+        return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC, "%d:%d: bigint out of range", a->span.line, a->span.col);
+    if (ss_vtype_has_str(x->lit.t))
+        free(x->lit.u.str.s);
+    x->lit = ss_val_int((int64_t)v);
+    x->type = SS_COL_INT;
     return SS_OK;
 }
 
@@ -297,7 +324,9 @@ int ss__compile_cast(const ss__cctx_t *cc, const ss_ast_expr_t *a, ss_expr_t *e)
         return ss_seterr(cc->err, cc->errsz, SS_ERR_SEMANTIC, "%d:%d: cannot cast type %s to %s", a->span.line,
                          a->span.col, tname(from), tname(a->cast_type));
     if (x->kind == SS_EX_LIT && x->lit.t != SS_NULL) { /* fold: errors in constants show at CREATE */
-        int frc = convert_literal(cc, a->left, x, a->cast_type, a->cast_typmod);
+        int frc = a->cast_type == SS_COL_INT ? round_literal(cc, a, x) : SS_OK;
+        if (!frc)
+            frc = convert_literal(cc, a->left, x, a->cast_type, a->cast_typmod);
         if (frc)
             return frc;
         ss_expr_t **args = e->args;

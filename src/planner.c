@@ -445,7 +445,7 @@ static int expand_items(pctx_t *x, sel_t *q, const ss__scope_t *sc)
         if (!o->name)
             return nomem(x);
     }
-    for (int i = 0; i < q->n; i++)
+    for (int i = 0; i < q->n && !x->names_free; i++)
         for (int j = 0; j < i; j++)
             if (ss_strcaseeq(q->cols[i].name, q->cols[j].name))
                 return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC,

@@ -131,10 +131,15 @@ START_TEST(test_functions)
     EXPECT(ex_fn("IFNULL", 2, ex_col(2), ex_int(3)), "i:3");
     EXPECT(ex_fn("NULLIF", 2, ex_int(3), ex_int(3)), "NULL");
     EXPECT(ex_fn("SUBSTR", 3, ex_col(1), ex_int(2), ex_int(3)), "t:ell");
-    EXPECT(ex_fn("SUBSTR", 2, ex_col(1), ex_int(-3)), "t:llo");
+    /* PostgreSQL: a start before 1 counts positions before the string (SQLite: from the end) */
+    EXPECT(ex_fn("SUBSTR", 2, ex_col(1), ex_int(-3)), "t:Hello");
+    EXPECT(ex_fn("SUBSTR", 3, ex_col(1), ex_int(-1), ex_int(3)), "t:H");
+    EXPECT(ex_fn("SUBSTR", 3, ex_col(1), ex_int(-5), ex_int(3)), "t:");
     EXPECT(ex_fn("SUBSTR", 2, ex_col(1), ex_int(0)), "t:Hello");
     EXPECT(ex_fn("SUBSTR", 3, ex_col(1), ex_int(0), ex_int(2)), "t:H");
-    EXPECT(ex_fn("SUBSTR", 3, ex_col(1), ex_int(3), ex_int(-2)), "t:He");
+    EXPECT(ex_fn("SUBSTR", 3, ex_col(1), ex_int(4), ex_int(100)), "t:lo");
+    EXPECT(ex_fn("SUBSTR", 3, ex_col(1), ex_int(9), ex_int(2)), "t:");
+    EXPECT(ex_fn("SUBSTR", 3, ex_col(1), ex_int(3), ex_int(-2)), "error: negative substring length not allowed");
     EXPECT(ex_fn("SUBSTR", 3, ex_text("h\xc3\xa9llo"), ex_int(2), ex_int(1)), "t:\xc3\xa9");
     EXPECT(ex_fn("ROUND", 1, ex_real(2.5)), "r:3");
     EXPECT(ex_fn("ROUND", 1, ex_real(-2.5)), "r:-3");

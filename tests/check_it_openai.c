@@ -1086,6 +1086,79 @@ START_TEST(test_real_chat_worker_matches_local)
 }
 END_TEST
 
+/* Structured output: a GENERATE with a JSON Schema asks a chat server for
+ * response_format {type: json_schema} carrying the schema as written. */
+START_TEST(test_hosted_json_schema)
+{
+    F.mode = FX_HOSTED;
+    ss_infer_backend_t *b = hosted_backend(0, 0);
+    ss_infer_res_t r;
+    const char *schema = "{\"type\":\"object\",\"properties\":{\"age\":{\"type\":\"integer\"}},\"required\":[\"age\"],"
+                         "\"additionalProperties\":false}";
+    ss_infer_req_t g = {.kind = SS_INFER_GENERATE, .prompt = "Tim is 5.", .max_tokens = 20, .json_schema = schema};
+    ck_assert_int_eq(run1(b, &g, &r), SS_OK);
+    ck_assert_str_eq(F.last_url, "/v1/chat/completions");
+    char want[512];
+    snprintf(want, sizeof want, "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":"
+             "\"semstream_output\",\"strict\":true,\"schema\":%s}}", schema);
+    ck_assert_msg(strstr(F.last_body, want), "%s", F.last_body);
+    ss_infer_res_clear(&r);
+    ss_infer_req_t plain = {.kind = SS_INFER_GENERATE, .prompt = "Tim is 5.", .max_tokens = 20};
+    ck_assert_int_eq(run1(b, &plain, &r), SS_OK);
+    ck_assert_ptr_null(strstr(F.last_body, "response_format"));
+    ss_infer_res_clear(&r);
+    b->destroy(b);
+}
+END_TEST
+
+/* The real worker honours response_format json_schema (its engine constrains decoding): through the
+ * openai backend the answer equals the in-process engine's, and it is an object of the schema; a
+ * schema outside the supported subset is a 400 naming the keyword. */
+START_TEST(test_real_worker_json_schema)
+{
+    char p[4096], err[SS_ERRSZ], url[64];
+    const char *path = tu_model_path("stories260K.gguf", p, sizeof p);
+    ss_infer_backend_t *local = ss_backend_local_new(path, 1, err, sizeof err);
+    ck_assert_msg(local != NULL, "%s", err);
+    ss_worker_opts_t wo = {.model_name = "stories260K"};
+    ss_worker_t *w = NULL;
+    ck_assert_msg(ss_worker_start(&wo, ss_backend_local_new(path, 1, err, sizeof err), &w, err, sizeof err) == SS_OK,
+                  "%s", err);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", ss_worker_port(w));
+    ss_openai_opts_t oo = {.url = url, .model = "stories260K", .timeout_ms = 30000};
+    ss_infer_backend_t *remote = ss_backend_openai_open(&oo, err, sizeof err);
+    ck_assert_msg(remote != NULL, "%s", err);
+    const char *schema = "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"},\"age\":{\"type\":"
+                         "\"integer\"},\"happy\":{\"type\":\"boolean\"}},\"required\":[\"name\",\"age\",\"happy\"],"
+                         "\"additionalProperties\":false}";
+    ss_infer_req_t q = {.kind = SS_INFER_GENERATE, .prompt = "Once upon a time, Tim", .max_tokens = 40,
+                        .json_schema = schema};
+    ss_infer_res_t a = {0}, b = {0};
+    ck_assert_msg(local->run(local, &q, 1, &a, err, sizeof err) == SS_OK && a.status == SS_OK, "%s", err);
+    ck_assert_msg(remote->run(remote, &q, 1, &b, err, sizeof err) == SS_OK && b.status == SS_OK, "%s / %s", err,
+                  b.error ? b.error : "");
+    ck_assert_str_eq(a.text, b.text);
+    ss_json_doc_t *doc = NULL;
+    ck_assert_msg(ss_json_parse(b.text, strlen(b.text), 0, &doc, NULL, err, sizeof err) == SS_OK, "%s: %s", b.text,
+                  err);
+    const ss_json_t *root = ss_json_root(doc);
+    ck_assert_int_eq(ss_json_get(root, "name")->t, SS_JSON_STRING);
+    ck_assert_int_eq(ss_json_get(root, "age")->t, SS_JSON_INT);
+    ck_assert_int_eq(ss_json_get(root, "happy")->t, SS_JSON_BOOL);
+    ss_json_free(doc);
+    ss_infer_res_clear(&a);
+    ss_infer_res_clear(&b);
+    q.json_schema = "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\",\"pattern\":\"x\"}}}";
+    ck_assert_int_eq(remote->run(remote, &q, 1, &b, err, sizeof err), SS_OK);
+    ck_assert_int_ne(b.status, SS_OK);
+    ck_assert_msg(b.error && strstr(b.error, "unsupported keyword pattern"), "%s", b.error ? b.error : "");
+    ss_infer_res_clear(&b);
+    remote->destroy(remote);
+    local->destroy(local);
+    ss_worker_stop(w);
+}
+END_TEST
+
 Suite *check_it_openai_suite(void)
 {
     Suite *s = suite_create("it_openai");
@@ -1104,6 +1177,7 @@ Suite *check_it_openai_suite(void)
     tcase_add_test(tc, test_openai_embedder);
     tcase_add_test(tc, test_generate_top_logprobs_cached);
     tcase_add_test(tc, test_hosted_chat);
+    tcase_add_test(tc, test_hosted_json_schema);
     tcase_add_test(tc, test_hosted_logprob_limit);
     tcase_add_test(tc, test_hosted_no_logprobs_constrained);
     tcase_add_test(tc, test_legacy_model_fallback);
@@ -1114,6 +1188,7 @@ Suite *check_it_openai_suite(void)
     tcase_set_timeout(tw, 120);
     tcase_add_test(tw, test_real_worker_matches_local);
     tcase_add_test(tw, test_real_chat_worker_matches_local);
+    tcase_add_test(tw, test_real_worker_json_schema);
     suite_add_tcase(s, tw);
     return s;
 }

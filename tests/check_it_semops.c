@@ -165,6 +165,95 @@ START_TEST(test_query_structures_over_semantic_views)
 }
 END_TEST
 
+/* The expressions and aggregates of issue 12 over semantic views and next to semantic operators
+ * (docs/SQL.md: CASE, CAST/::, IN, BETWEEN, IS DISTINCT FROM, ILIKE, LIKE ESCAPE, string and math
+ * functions, NUMERIC, JSON ->/->>, FILTER, STRING_AGG, ARRAY_AGG, BOOL_OR, STDDEV, set operations,
+ * OFFSET): maintained under inserts, updates and deletes, then equal to the same views built from
+ * scratch over the same data. */
+START_TEST(test_expressions_over_semantic_views)
+{
+    char *dir = tu_tmpdir();
+    ss_engine_t *e = open_engine(dir);
+    if (!e) {
+        free(dir);
+        return;
+    }
+    exec(e, "CREATE STREAM papers (id INT KEY, title TEXT, abstract TEXT, year INT, price NUMERIC(10,2), meta JSON) "
+            "WITH (topic = 'papers', format = 'json')");
+    exec(e, "CREATE CONTINUOUS VIEW stories AS SELECT id, year, title, SEM_MAP('Summarize {abstract}', max_tokens = 5) "
+            "AS tldr FROM papers WHERE SEM_FILTER('Is {abstract} about stories?', yes_prob = 0.19)");
+    const char *views[] = {
+        /* row expressions over a SEM_MAP column */
+        "AS SELECT id, CASE WHEN tldr ILIKE '%the%' THEN 'the' WHEN LENGTH(tldr) > 12 THEN 'long' ELSE 'short' END AS kind, "
+        "CAST(year AS TEXT) || ':' || LEFT(tldr, 5) AS label, year IN (2020, 2021) AS recent, "
+        "year NOT BETWEEN 2021 AND 2022 AS outside, tldr IS DISTINCT FROM title AS differs, "
+        "tldr LIKE '%!_%' ESCAPE '!' AS underscore, UPPER(SPLIT_PART(tldr, ' ', 1)) AS first_word, "
+        "regexp_replace(tldr, '[aeiou]', '', 'g') AS consonants, LPAD(CAST(id AS TEXT), 4, '0') AS code, "
+        "POSITION('e' IN tldr) AS pos_e, GREATEST(LENGTH(tldr), 10) AS len10, (LENGTH(tldr) % 7)::REAL / 2 AS half "
+        "FROM stories WHERE COALESCE(tldr, '') <> 'x'",
+        /* aggregates with FILTER and the list aggregates over a SEM_MAP column */
+        "AS SELECT year, COUNT(*) FILTER (WHERE tldr ILIKE '%a%') AS with_a, STRING_AGG(tldr, ' | ' ORDER BY tldr) AS tldrs, "
+        "ARRAY_AGG(id ORDER BY id DESC) AS ids, BOOL_OR(LENGTH(tldr) > 12) AS any_long, STDDEV_POP(LENGTH(tldr)) AS sd, "
+        "SUM(LENGTH(tldr)) FILTER (WHERE id > 2) AS chars FROM stories GROUP BY year",
+        /* NUMERIC and JSON of the stream joined to the semantic view */
+        "AS SELECT s.id, p.price * 2 AS dbl, ROUND(p.price / 3, 2) AS third, p.meta->>'venue' AS venue, "
+        "json_array_length(p.meta->'authors') AS nauth, (p.meta->>'pages')::INT + 1 AS pages, "
+        "CASE WHEN p.price BETWEEN 10 AND 20 THEN s.tldr ELSE NULL END AS mid_tldr "
+        "FROM stories s JOIN papers p USING (id)",
+        /* the expressions next to SEM_FILTER and SEM_MAP in one view */
+        "AS SELECT id, CASE WHEN year > 2020 THEN 'new' ELSE 'old' END AS age, "
+        "SEM_MAP('Title: {title}', max_tokens = 3) AS t, price::TEXT AS p "
+        "FROM papers WHERE year BETWEEN 2020 AND 2022 AND title NOT ILIKE 'X%' AND meta->>'venue' IN ('vldb', 'sigmod') "
+        "AND SEM_FILTER('Is {abstract} about stories?', yes_prob = 0.15)",
+        /* set operations and OFFSET over the semantic view */
+        "AS SELECT id, year FROM papers EXCEPT SELECT id, year FROM stories",
+        "AS SELECT id, LENGTH(tldr) AS n FROM stories ORDER BY LENGTH(tldr) DESC, id LIMIT 2 OFFSET 1",
+        "AS SELECT id FROM stories WHERE tldr ILIKE '%a%' INTERSECT SELECT id FROM papers WHERE price >= 10",
+    };
+    enum { NV = sizeof views / sizeof *views };
+    char sql[2048];
+    for (int i = 0; i < NV; i++) {
+        snprintf(sql, sizeof sql, "CREATE CONTINUOUS VIEW q%d %s", i, views[i]);
+        exec(e, sql);
+    }
+    exec(e, "INSERT INTO papers VALUES "
+            "(1, 'views', 'a happy cat story', 2020, 12.50, '{\"venue\":\"vldb\",\"authors\":[\"a\",\"b\"],\"pages\":12}'), "
+            "(2, 'nets', 'neural nets', 2020, 9.99, '{\"venue\":\"sigmod\",\"authors\":[]}'), "
+            "(3, 'txn', 'the dog ran home', 2021, 20, '{\"venue\":\"vldb\",\"authors\":[\"c\"],\"pages\":3}'), "
+            "(4, 'fish', 'fish biology', 2021, 0.10, NULL), "
+            "(5, 'sun', 'the sun', 2022, 15.25, '{\"venue\":\"sigmod\",\"authors\":[\"d\",\"e\",\"f\"]}'), "
+            "(6, 'moon', 'a girl and the moon', 2022, 19.99, '{\"venue\":\"vldb\"}'), "
+            "(7, 'tree', 'a big tree', 2020, 11, '{\"venue\":\"icde\",\"authors\":[\"g\"]}')");
+    exec(e, "DELETE FROM papers WHERE id = 2");
+    exec(e, "INSERT INTO papers VALUES (3, 'txn2', 'the dog ran far', 2021, 13.75, '{\"venue\":\"sigmod\",\"authors\":[]}'), "
+            "(8, 'cake', 'a cake for mom', 2021, 18, '{\"venue\":\"vldb\",\"authors\":[\"h\",\"i\"],\"pages\":7}')");
+    exec(e, "INSERT INTO papers VALUES (5, 'sun', 'the sun', 2020, 15.25, '{\"venue\":\"vldb\"}')"); /* moves year */
+    exec(e, "DELETE FROM papers WHERE id = 6");
+    for (int i = 0; i < NV; i++) { /* the same views, built from scratch */
+        snprintf(sql, sizeof sql, "CREATE CONTINUOUS VIEW r%d %s", i, views[i]);
+        exec(e, sql);
+    }
+    for (int i = 0; i < NV; i++) {
+        char a[64], b[64];
+        snprintf(a, sizeof a, "SELECT * FROM q%d", i);
+        snprintf(b, sizeof b, "SELECT * FROM r%d", i);
+        same(e, a, b);
+    }
+    /* the semantic view and the views over it hold rows (both sides of the filter are exercised) */
+    const char *nonempty[] = {"SELECT * FROM stories", "SELECT * FROM q0", "SELECT * FROM q1", "SELECT * FROM q2"};
+    for (int i = 0; i < 4; i++) {
+        char *n = run(e, nonempty[i]);
+        ck_assert_msg(!strstr(n, "(0 rows)"), "%s is empty", nonempty[i]);
+        free(n);
+    }
+    char *n = run(e, "SELECT * FROM q4");
+    ck_assert_msg(!strstr(n, "(0 rows)"), "the filter kept every paper: q4 is empty");
+    free(n);
+    ss_engine_close(e);
+    free(dir);
+}
+END_TEST
+
 START_TEST(test_generate_equals_rebuilt)
 {
     char *dir = tu_tmpdir();
@@ -200,6 +289,73 @@ START_TEST(test_generate_equals_rebuilt)
 }
 END_TEST
 
+/* The operators of issue 15 through the engine: SEM_EXTRACT, SEM_MAP with a schema, SEM_CLASSIFY
+ * (also as a GROUP BY item), SEM_SEARCH and SEM_SIM_JOIN maintained under inserts, updates and
+ * deletes on both streams, then equal to the same views built from scratch from the topics. */
+START_TEST(test_issue15_views_equal_rebuilt)
+{
+    char *dir = tu_tmpdir();
+    ss_engine_t *e = open_engine(dir);
+    if (!e) {
+        free(dir);
+        return;
+    }
+    exec(e, "CREATE STREAM conv (cid TEXT KEY, product TEXT, message TEXT) WITH (topic = 'conv', format = 'json')");
+    exec(e, "CREATE STREAM docs (doc_id TEXT KEY, title TEXT, body TEXT) WITH (topic = 'docs', format = 'json')");
+    const char *views[] = {
+        "AS SELECT cid, SEM_EXTRACT('Read {message}', 'who TEXT, age INT, happy BOOLEAN') FROM conv",
+        "AS SELECT cid, SEM_MAP('Facts of {message}', schema => '{\"type\": \"object\", \"properties\": "
+        "{\"mood\": {\"type\": \"string\", \"enum\": [\"good\", \"bad\"]}, \"n\": {\"type\": \"integer\"}}}') AS j "
+        "FROM conv",
+        "AS SELECT cid, SEM_CLASSIFY('What does {message} want?', 'a fix', 'a refund', 'something else') AS intent "
+        "FROM conv",
+        "AS SELECT SEM_CLASSIFY('What does {message} want?', 'a fix', 'a refund', 'something else') AS intent, "
+        "COUNT(*) AS n FROM conv GROUP BY intent",
+        "AS SELECT doc_id, title, score FROM SEM_SEARCH(docs, 'the wifi router drops', 2, text => '{title} {body}')",
+        "AS SELECT c.cid, d.doc_id, similarity FROM conv c SEM_SIM_JOIN docs d ON '{c.message} {d.title} {d.body}' "
+        "LIMIT 2",
+    };
+    enum { NV = sizeof views / sizeof views[0] };
+    const char *order[NV] = {"cid", "cid", "cid", "intent", "doc_id", "cid, doc_id"};
+    char sql[1024], sel[2][256];
+    for (int i = 0; i < NV; i++) {
+        snprintf(sql, sizeof sql, "CREATE CONTINUOUS VIEW v%d %s", i, views[i]);
+        exec(e, sql);
+    }
+    exec(e, "INSERT INTO docs VALUES ('d1', 'reset', 'how to reset the router'), "
+            "('d2', 'billing', 'invoices and payments'), ('d3', 'wifi', 'the wifi drops every hour')");
+    exec(e, "INSERT INTO conv VALUES ('c1', 'router', 'my router needs a reset'), ('c2', 'bill', 'where is my invoice'), "
+            "('c3', 'cat', 'a happy cat')");
+    exec(e, "DELETE FROM docs WHERE doc_id = 'd3'");
+    exec(e, "INSERT INTO docs VALUES ('d4', 'dog', 'the dog sat on the router'), ('d1', 'reset', 'reset it twice')");
+    exec(e, "INSERT INTO conv VALUES ('c1', 'router', 'the wifi password?'), ('c4', 'sun', 'the sun is big')");
+    exec(e, "DELETE FROM conv WHERE cid = 'c2'");
+    for (int i = 0; i < NV; i++) { /* the same views, built from scratch from the topics */
+        snprintf(sql, sizeof sql, "CREATE CONTINUOUS VIEW w%d %s", i, views[i]);
+        exec(e, sql);
+    }
+    for (int i = 0; i < NV; i++) {
+        snprintf(sel[0], sizeof sel[0], "SELECT * FROM v%d ORDER BY %s", i, order[i]);
+        snprintf(sel[1], sizeof sel[1], "SELECT * FROM w%d ORDER BY %s", i, order[i]);
+        same(e, sel[0], sel[1]);
+    }
+    char *n = run(e, "SELECT cid FROM v0 ORDER BY cid"), *d = run(e, "SELECT doc_id FROM v4 ORDER BY doc_id");
+    ck_assert_ptr_null(strstr(n, "c2")); /* deleted */
+    ck_assert_ptr_nonnull(strstr(n, "c4"));
+    ck_assert_ptr_null(strstr(d, "d3")); /* a deleted document leaves the search */
+    free(n);
+    free(d);
+    for (int i = 4; i < NV; i++) { /* EXPLAIN names the embedder the view compares texts with */
+        snprintf(sql, sizeof sql, "EXPLAIN VIEW v%d", i);
+        char *x = run(e, sql);
+        ck_assert_msg(strstr(x, "\nembedder: ") && !strstr(x, "embedder: none open"), "%s", x);
+        free(x);
+    }
+    ss_engine_close(e);
+    free(dir);
+}
+END_TEST
+
 Suite *check_it_semops_suite(void)
 {
     Suite *s = suite_create("it_semops");
@@ -207,7 +363,9 @@ Suite *check_it_semops_suite(void)
     tcase_set_timeout(tc, 900);
     tcase_add_test(tc, test_views_equal_rebuilt);
     tcase_add_test(tc, test_query_structures_over_semantic_views);
+    tcase_add_test(tc, test_expressions_over_semantic_views);
     tcase_add_test(tc, test_generate_equals_rebuilt);
+    tcase_add_test(tc, test_issue15_views_equal_rebuilt);
     suite_add_tcase(s, tc);
     return s;
 }

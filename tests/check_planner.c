@@ -94,6 +94,8 @@ START_TEST(test_golden_chatbot) { golden("chatbot"); }
 END_TEST
 START_TEST(test_golden_relational) { golden("relational"); }
 END_TEST
+START_TEST(test_golden_support_triage) { golden("support_triage"); }
+END_TEST
 
 /* ---- semantic errors: exact messages with line:column ---- */
 
@@ -194,6 +196,25 @@ static const err_case_t err_cases[] = {
      "1:83: MAINTAIN must be 'recompute', 'append' or 'none', not 'always'"},
     {"CREATE VIEW v AS SELECT id, SEM_MAP('tl;dr {abstract}', max_tokns = 20) AS t FROM papers;",
      "1:57: unknown option max_tokns for sem_map (did you mean max_tokens?) (known: max_tokens, temperature, memo, schema, model)"},
+    /* issue 15 operators */
+    {"CREATE VIEW v AS SELECT id, SEM_EXTRACT('{title}', 'who TEXT, age INTEGR') FROM papers;",
+     "1:67: SEM_EXTRACT column list: unknown type INTEGR (TEXT, INT, REAL, NUMERIC or BOOLEAN)"},
+    {"CREATE VIEW v AS SELECT id, SEM_EXTRACT('{title}', 'title TEXT') FROM papers;",
+     "1:53: SEM_EXTRACT column \"title\" is already a column of the input (rename it)"},
+    {"CREATE VIEW v AS SELECT id, SEM_MAP('{title}', schema => '{\"type\": \"object\", \"anyOf\": []}') AS j FROM papers;",
+     "1:48: option schema: JSON schema at /: unsupported keyword anyOf"},
+    {"CREATE VIEW v AS SELECT id, SEM_CLASSIFY('{title}', 'db') AS c FROM papers;",
+     "1:29: SEM_CLASSIFY needs at least two labels"},
+    {"CREATE VIEW v AS SELECT id, SEM_CLASSIFY('{title}', 'db', 'ml', 'db') AS c FROM papers;",
+     "1:65: SEM_CLASSIFY label 'db' is given twice"},
+    {"CREATE VIEW v AS SELECT * FROM SEM_SEARCH(papers, 'query processing', 0);",
+     "1:32: SEM_SEARCH needs k from 1 to 100000"},
+    {"CREATE VIEW v AS SELECT * FROM SEM_SEARCH(papers, 'query processing', 3, text => '{titel}');",
+     "1:76: unknown column \"titel\" in stream papers (did you mean \"title\"?)"},
+    {"CREATE VIEW v AS SELECT * FROM papers a SEM_SIM_JOIN authors b ON '{a.title} {b.nme}' LIMIT 2;",
+     "1:79: unknown column \"nme\" in b (stream authors) (did you mean \"name\"?)"},
+    {"CREATE VIEW v AS SELECT id, SEM_DEDUP('{title}') AS e FROM papers;",
+     "1:29: SEM_DEDUP is not implemented yet (issue 15)"},
     {"CREATE VIEW v AS SELECT year, SEM_AGG('{title}', fan_in = 1) AS s FROM papers GROUP BY year;",
      "1:50: option fan_in must be an integer >= 2"},
     {"CREATE VIEW v AS SELECT year, SEM_AGG('{title}', memo = 'forever') AS s FROM papers GROUP BY year;",
@@ -763,6 +784,7 @@ Suite *check_planner_suite(void)
     tcase_add_test(tc, test_golden_paper_digest);
     tcase_add_test(tc, test_golden_chatbot);
     tcase_add_test(tc, test_golden_relational);
+    tcase_add_test(tc, test_golden_support_triage);
     suite_add_tcase(s, tc);
     TCase *tp = tcase_create("plans");
     tcase_add_test(tp, test_types_ok);

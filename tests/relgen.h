@@ -203,10 +203,12 @@ static ss_expr_t *rg_text_expr(rg_t *g, int d)
         return ex_bin(SS_OP_CONCAT, a, rg_text_expr(g, d - 1));
     }
     case 5: {
+        /* starts and counts where SQLite agrees with PostgreSQL (and semstream): SQLite counts a
+         * negative start from the end and a negative count backwards, PostgreSQL does not */
         ss_expr_t *a = rg_text_expr(g, d - 1);
         if (rg_pct(g, 50))
-            return ex_fn("SUBSTR", 2, a, ex_int(rg_int(g, 7) - 3));
-        return ex_fn("SUBSTR", 3, a, ex_int(rg_int(g, 7) - 3), ex_int(rg_int(g, 7) - 3));
+            return ex_fn("SUBSTR", 2, a, ex_int(rg_int(g, 4)));
+        return ex_fn("SUBSTR", 3, a, ex_int(rg_int(g, 4)), ex_int(rg_int(g, 4)));
     }
     case 6: return ex_fn(rg_pct(g, 50) ? "TRIM" : "LTRIM", 1, rg_text_expr(g, d - 1));
     case 7: {

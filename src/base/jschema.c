@@ -86,7 +86,7 @@ static int parse_props(pctx_t *p, const ss_json_t *props, ss_jschema_t *s)
         push_path(p, "properties", m->key, &save);
         int rc = parse_node(p, &m->val, &s->props[s->nprops]);
         p->path[save] = 0;
-        if (rc) { /* the failed property's node is not counted yet: free it here */
+        if (rc) { /* not counted in nprops yet: the tree's free would miss it */
             ss_jschema_free(s->props[s->nprops]);
             s->props[s->nprops] = NULL;
             return rc;
@@ -284,9 +284,10 @@ static int parse_col(const char *spec, const char **ps, ss_jscol_t *c, int *erro
     }
     if (type < 0) {
         *erroff = (int)(t - spec);
-        return ss_seterr(err, errsz, SS_ERR_INVALID,
-                         t == s ? "expected a type after the column name"
-                                : "unknown type (TEXT, INT, REAL, NUMERIC or BOOLEAN)");
+        if (t == s)
+            return ss_seterr(err, errsz, SS_ERR_INVALID, "expected a type after the column name");
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "unknown type %.*s (TEXT, INT, REAL, NUMERIC or BOOLEAN)",
+                         (int)SS_MIN(s - t, 40), t);
     }
     s = skip_ws(s);
     if (*s == '(') {

@@ -3,10 +3,10 @@
  * random schema (streams with typed columns, keyed or not), a history of deltas (inserts,
  * upserts, key changes, deletes of present and absent rows, duplicates, NULLs, unicode) and
  * random views in SQL text. gen.c builds cases from two tables — the expression generators
- * (dt_exprgens) and the query-shape generators (dt_shapes) — which are the extension point:
- * a new SQL feature is one more entry in one of them. main.c drives the engine with the SQL
- * text of a case and compares every view, as a multiset, with SQLite running the same SQL over
- * the data the history leaves.
+ * (dt_exprgens, gen_expr.c) and the query-shape generators (dt_shapes, gen_shape.c) — which
+ * are the extension point: a new SQL feature is one more entry in one of them. main.c drives
+ * the engine with the SQL text of a case and compares every view, as a multiset, with SQLite
+ * or PostgreSQL (the view's dialect) running the same SQL over the data the history leaves.
  */
 #ifndef SS_DT_H
 #define SS_DT_H
@@ -25,9 +25,12 @@ int dt_int(dt_rng_t *r, int n);   /* uniform in [0, n) */
 int dt_pct(dt_rng_t *r, int p);   /* 1 with probability p % */
 
 /* ---- types ---- */
-typedef enum dt_type { DT_INT, DT_REAL, DT_TEXT, DT_BOOL, DT_NTYPES } dt_type_t;
+/* DT_NTYPES counts the four basic types (any_type draws from them). NUMERIC and JSON appear in
+ * views compared with PostgreSQL only (SQLite has neither); DT_ARR is an ARRAY_AGG result, which
+ * no expression reads (it passes through SELECT * only). */
+typedef enum dt_type { DT_INT, DT_REAL, DT_TEXT, DT_BOOL, DT_NTYPES, DT_NUM = DT_NTYPES, DT_JSON, DT_ARR } dt_type_t;
 
-const char *dt_type_sql(dt_type_t t); /* INT, REAL, TEXT, BOOLEAN */
+const char *dt_type_sql(dt_type_t t); /* INT, REAL, TEXT, BOOLEAN, NUMERIC, JSON */
 
 /* ---- a case ---- */
 #define DT_MAXCOLS 6
@@ -41,8 +44,13 @@ typedef struct dt_rel {
     char cols[DT_MAXCOLS][16];
     dt_type_t types[DT_MAXCOLS];
     int keyed;                 /* streams: 1 when column 0 is the KEY */
-    char *sql;                 /* views: the query after AS; owned */
+    char *sql;                 /* views: the query after AS (semstream's and SQLite's text); owned */
+    char *pgsql;               /* views: the same for PostgreSQL (NULLS FIRST/LAST said); owned */
     const char *shape;         /* views: the query-shape generator that made it */
+    int pg;                    /* views: written in PostgreSQL's dialect and compared with PostgreSQL
+                                * (they may use what SQLite lacks or does differently: ILIKE, CAST,
+                                * NUMERIC, JSON, string_agg ...); they read only streams and other
+                                * such views. 0: SQLite's dialect, compared with SQLite */
 } dt_rel_t;
 
 typedef struct dt_op {         /* one delta of the history */
@@ -68,7 +76,7 @@ typedef struct dt_case {
 int dt_case_gen(uint64_t seed, dt_case_t *c);
 void dt_case_free(dt_case_t *c);
 
-/* ---- the extension tables (gen.c) ---- */
+/* ---- the extension tables (gen_expr.c, gen_shape.c) ---- */
 
 /* What an expression may use: the visible columns and, in a grouped query, the group keys and
  * aggregates. */
@@ -85,6 +93,7 @@ typedef struct dt_gen {
     int ngroup;
     dt_col_t group[6];         /* the GROUP BY expressions */
     int in_agg;                /* generating an aggregate's argument */
+    int pg;                    /* the view is compared with PostgreSQL (dt_rel_t.pg) */
 } dt_gen_t;
 
 /* An expression generator: writes an expression of type t (depth > 0 allows subexpressions)
@@ -115,7 +124,22 @@ typedef struct dt_shape {
 extern const dt_shape_t dt_shapes[];
 extern const int dt_nshapes;
 
+/* ---- shared by gen.c, gen_expr.c and gen_shape.c ---- */
+ss_value_t dt_value(dt_rng_t *r, dt_type_t t, int nullable);       /* a random value of type t */
+int dt_column(dt_gen_t *g, dt_type_t t, int depth, ss_buf_t *out); /* a visible column of type t */
+void dt_order_key(dt_gen_t *g, const char *expr, ss_buf_t *out);   /* "expr [DESC]<NULLs marker>" */
+dt_type_t dt_any_type(dt_rng_t *r);                                /* a column type for an output */
+extern int dt_pgmode; /* the dialect of the view being drawn (1: PostgreSQL), set by dt_case_gen */
+
 /* SQL literal of a value of type t. */
 void dt_literal(const ss_value_t *v, dt_type_t t, ss_buf_t *out);
+
+/* ORDER BY keys end with a marker (DT_ASC_END / DT_DESC_END) where PostgreSQL needs to be told
+ * where NULLs go: semstream (like SQLite) sorts NULLs first ascending and last descending,
+ * PostgreSQL the other way round. dt_sql() writes a view's query for semstream and SQLite
+ * (markers dropped) or for PostgreSQL (" NULLS FIRST" / " NULLS LAST"). */
+#define DT_ASC_END '\x01'
+#define DT_DESC_END '\x02'
+void dt_sql(const char *q, int for_pg, ss_buf_t *out);
 
 #endif

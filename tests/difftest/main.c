@@ -5,10 +5,11 @@
  * CREATE STREAM, CREATE CONTINUOUS VIEW, then the history as INSERT/DELETE statements, at batch
  * size 1 and/or 1024, closing and reopening the engine in the middle for some cases — and at
  * each checkpoint reads every view with SELECT (result_format 'json') and compares it, as a
- * multiset, with SQLite running the same view SQL over the data the history leaves so far.
- * A mismatch prints the case and writes it as a script that `semstream run` replays.
+ * multiset, with SQLite or (for the views in PostgreSQL's dialect) a PostgreSQL server
+ * (SS_DIFFTEST_PG, with-postgres.sh) running the same view SQL over the data the history leaves
+ * so far. A mismatch prints the case and writes it as a script that `semstream run` replays.
  *
- *   difftest [--seed S] [--cases N] [--batch 1|1024|both] [--kafka] [--out DIR] [--verbose]
+ *   difftest [--seed S] [--cases N] [--batch 1|1024|both] [--kafka] [--out DIR] [--verbose] [--list]
  *
  * Exit status: 0 when every comparison matched, 1 on a mismatch, 2 on a setup error.
  */
@@ -18,6 +19,11 @@
 #include "ss_kafka.h"
 #include "testutil.h"
 
+#ifdef DT_HAVE_PG
+#include <libpq-fe.h>
+#endif
+
+#include <errno.h>
 #include <ftw.h>
 #include <math.h>
 #include <sqlite3.h>
@@ -34,10 +40,12 @@ typedef struct opts {
     const char *out;
     int verbose;
     int kafka;   /* run on the mock Kafka cluster instead of the durable log */
+    int list;    /* print the cases' views (oracle, shape, SQL) instead of running them */
 } opts_t;
 
 typedef struct tally {
     int64_t cases, runs, compared, skipped, refused, failed, restarts;
+    int64_t pg_compared, pg_refused, pg_skipped, nopg; /* the views compared with PostgreSQL */
 } tally_t;
 
 static ss_broker_t *g_broker; /* with --kafka: the cluster every engine uses; else NULL (the log) */
@@ -142,7 +150,7 @@ static void table_free(table_t *t)
 
 static const char *sqlite_type(dt_type_t t)
 {
-    return t == DT_INT ? "INTEGER" : t == DT_REAL ? "REAL" : t == DT_TEXT ? "TEXT" : "BOOLEAN";
+    return t == DT_INT ? "INTEGER" : t == DT_REAL ? "REAL" : t == DT_BOOL ? "BOOLEAN" : t == DT_NUM ? "NUMERIC" : "TEXT";
 }
 
 static void bind_value(sqlite3_stmt *q, int i, const ss_value_t *v)
@@ -186,7 +194,7 @@ static sqlite3 *oracle_open(const dt_case_t *c, table_t *tabs, const int *valid)
         ss_buf_free(&ins);
     }
     for (int v = 0; v < c->nviews; v++) {
-        if (!valid[v])
+        if (!valid[v] || c->v[v].pg)
             continue;
         char *q = sqlite3_mprintf("CREATE VIEW %s AS %s", c->v[v].name, c->v[v].sql);
         sqlite3_exec(db, q, NULL, NULL, NULL);
@@ -254,6 +262,29 @@ static int oracle_rows(sqlite3 *db, const char *view, rows_t *out, char *err, si
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* Sets column i of r from a JSON value: numbers, strings, booleans (1/0) as such; an array or an
+ * object (a JSON column's document) as its compact text. Both oracles' answers go through here
+ * too when they are JSON, so documents compare by their compact form. */
+static void json_value(const ss_json_t *x, ss_row_t *r, int i)
+{
+    ss_value_t v = ss_val_null();
+    ss_buf_t b = SS_BUF_INIT;
+    if (x->t == SS_JSON_INT)
+        v = ss_val_int(x->u.i);
+    else if (x->t == SS_JSON_REAL)
+        v = ss_val_real(x->u.r);
+    else if (x->t == SS_JSON_STRING)
+        v = ss_val_text_ref(x->u.str.s, x->u.str.n);
+    else if (x->t == SS_JSON_BOOL)
+        v = ss_val_int(x->u.b ? 1 : 0);
+    else if (x->t == SS_JSON_ARRAY || x->t == SS_JSON_OBJECT) {
+        ss_json_write(x, &b);
+        v = ss_val_text_ref(b.data, b.len);
+    }
+    ss_row_set(r, i, &v);
+    ss_buf_free(&b);
+}
+
 /* Rows of the engine's JSON result (a line of column names, then a line per row). */
 static int engine_rows(const char *text, rows_t *out, char *err, size_t errsz)
 {
@@ -269,15 +300,7 @@ static int engine_rows(const char *text, rows_t *out, char *err, size_t errsz)
         if (a && a->t == SS_JSON_ARRAY && line++ > 0) {
             ss_row_t *r = ss_row_new((int)a->u.arr.n);
             for (size_t i = 0; i < a->u.arr.n; i++) {
-                const ss_json_t *x = &a->u.arr.items[i];
-                ss_value_t v = ss_val_null();
-                if (x->t == SS_JSON_INT)
-                    v = ss_val_int(x->u.i);
-                else if (x->t == SS_JSON_REAL)
-                    v = ss_val_real(x->u.r);
-                else if (x->t == SS_JSON_STRING)
-                    v = ss_val_text_ref(x->u.str.s, x->u.str.n);
-                ss_row_set(r, (int)i, &v);
+                json_value(&a->u.arr.items[i], r, (int)i);
             }
             rows_add(out, r);
         }
@@ -353,6 +376,171 @@ static void rows_print(FILE *f, const char *label, const rows_t *x)
     ss_buf_free(&b);
 }
 
+/* ---- the second oracle: PostgreSQL, for the views written in its dialect (dt_rel_t.pg) ---- */
+
+#ifdef DT_HAVE_PG
+static PGconn *g_pg; /* SS_DIFFTEST_PG (tests/difftest/with-postgres.sh starts a server); NULL: none */
+
+static int pg_run(const char *sql, char *err, size_t errsz)
+{
+    PGresult *res = PQexec(g_pg, sql);
+    ExecStatusType st = PQresultStatus(res);
+    int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+    if (!ok && err)
+        snprintf(err, errsz, "%s", PQresultErrorMessage(res));
+    PQclear(res);
+    return ok ? 0 : -1;
+}
+
+static const char *pg_type(dt_type_t t)
+{
+    static const char *const n[] = {"BIGINT", "DOUBLE PRECISION", "TEXT", "BOOLEAN", "NUMERIC", "JSON"};
+    return t <= DT_JSON ? n[t] : "TEXT";
+}
+
+/* A fresh schema (one per process) holding the streams' current data and the PostgreSQL views
+ * among want[]; a view PostgreSQL refuses is cleared from want[] (its message in DT_DEBUG). */
+static void pg_load(const dt_case_t *c, table_t *tabs, int *want)
+{
+    char err[1024];
+    ss_buf_t q = SS_BUF_INIT;
+    ss_buf_printf(&q, "DROP SCHEMA IF EXISTS dt%d CASCADE; CREATE SCHEMA dt%d; SET search_path = dt%d", (int)getpid(),
+                  (int)getpid(), (int)getpid());
+    if (pg_run(ss_buf_cstr(&q), err, sizeof err) < 0)
+        fprintf(stderr, "difftest: PostgreSQL: %s", err);
+    for (int i = 0; i < c->nstreams; i++) {
+        const dt_rel_t *s = &c->s[i];
+        ss_buf_reset(&q);
+        ss_buf_printf(&q, "CREATE TABLE %s (", s->name);
+        for (int k = 0; k < s->ncols; k++)
+            ss_buf_printf(&q, "%s%s %s", k ? ", " : "", s->cols[k], pg_type(s->types[k]));
+        ss_buf_puts(&q, ")");
+        if (tabs[i].n)
+            ss_buf_printf(&q, "; INSERT INTO %s VALUES ", s->name);
+        for (int r = 0; r < tabs[i].n; r++) {
+            ss_buf_puts(&q, r ? ", (" : "(");
+            for (int k = 0; k < s->ncols; k++) {
+                if (k)
+                    ss_buf_puts(&q, ", ");
+                dt_literal(&tabs[i].rows[r]->v[k], s->types[k], &q);
+            }
+            ss_buf_putc(&q, ')');
+        }
+        if (pg_run(ss_buf_cstr(&q), err, sizeof err) < 0)
+            fprintf(stderr, "difftest: PostgreSQL: %s\n  %s\n", err, ss_buf_cstr(&q));
+    }
+    for (int v = 0; v < c->nviews; v++) {
+        if (!want[v] || !c->v[v].pg)
+            continue;
+        ss_buf_reset(&q);
+        ss_buf_printf(&q, "CREATE VIEW %s AS %s", c->v[v].name, c->v[v].pgsql);
+        if (pg_run(ss_buf_cstr(&q), err, sizeof err) < 0) {
+            want[v] = 0;
+            if (getenv("DT_DEBUG"))
+                fprintf(stderr, "PostgreSQL refused %s: %s", c->v[v].pgsql, err);
+        }
+    }
+    ss_buf_free(&q);
+}
+
+/* PostgreSQL's rows of one view, typed by the result's column types; -1 (err) when it fails. */
+static int pg_rows(const char *view, rows_t *out, char *err, size_t errsz)
+{
+    char q[64];
+    snprintf(q, sizeof q, "SELECT * FROM %s", view);
+    PGresult *res = PQexec(g_pg, q);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        snprintf(err, errsz, "%s", PQresultErrorMessage(res));
+        PQclear(res);
+        return -1;
+    }
+    int nc = PQnfields(res);
+    for (int i = 0; i < PQntuples(res); i++) {
+        ss_row_t *r = ss_row_new(nc);
+        for (int k = 0; k < nc; k++) {
+            if (PQgetisnull(res, i, k))
+                continue;
+            const char *s = PQgetvalue(res, i, k);
+            size_t n = (size_t)PQgetlength(res, i, k);
+            ss_value_t v = ss_val_text_ref(s, n);
+            switch (PQftype(res, k)) {
+            case 16: v = ss_val_int(s[0] == 't'); break;                          /* bool */
+            case 20: case 21: case 23: v = ss_val_int(strtoll(s, NULL, 10)); break; /* int8/2/4 */
+            case 700: case 701: v = ss_val_real(strtod(s, NULL)); break;          /* float4/8 */
+            case 1700: {                                                         /* numeric */
+                errno = 0;
+                char *end;
+                long long x = strtoll(s, &end, 10);
+                v = *end || errno ? ss_val_real(strtod(s, NULL)) : ss_val_int(x);
+                break;
+            }
+            case 114: case 3802: { /* json, jsonb: compared by value, as the engine's (json_value) */
+                ss_json_doc_t *d = NULL;
+                char jerr[128];
+                if (ss_json_parse(s, n, 0, &d, NULL, jerr, sizeof jerr) == SS_OK) {
+                    json_value(ss_json_root(d), r, k);
+                    ss_json_free(d);
+                    continue;
+                }
+                break;
+            }
+            default: break;
+            }
+            ss_row_set(r, k, &v);
+        }
+        rows_add(out, r);
+    }
+    PQclear(res);
+    return 0;
+}
+
+static int pg_open(char *err, size_t errsz)
+{
+    const char *ci = getenv("SS_DIFFTEST_PG");
+    if (!ci || !*ci)
+        return 0;
+    g_pg = PQconnectdb(ci);
+    if (PQstatus(g_pg) != CONNECTION_OK) {
+        snprintf(err, errsz, "PostgreSQL (%s): %s", ci, PQerrorMessage(g_pg));
+        PQfinish(g_pg);
+        g_pg = NULL;
+        return -1;
+    }
+    pg_run("SET client_min_messages = warning; SET extra_float_digits = 3", NULL, 0);
+    return 0;
+}
+
+static void pg_close(void)
+{
+    if (!g_pg)
+        return;
+    char q[96];
+    snprintf(q, sizeof q, "DROP SCHEMA IF EXISTS dt%d CASCADE", (int)getpid());
+    pg_run(q, NULL, 0);
+    PQfinish(g_pg);
+    g_pg = NULL;
+}
+#define HAVE_PG() (g_pg != NULL)
+#else
+#define HAVE_PG() 0
+static void pg_load(const dt_case_t *c, table_t *tabs, int *want) { (void)c, (void)tabs, (void)want; }
+static int pg_rows(const char *view, rows_t *out, char *err, size_t errsz)
+{
+    (void)view, (void)out;
+    snprintf(err, errsz, "built without libpq");
+    return -1;
+}
+static int pg_open(char *err, size_t errsz)
+{
+    if (getenv("SS_DIFFTEST_PG") && *getenv("SS_DIFFTEST_PG")) {
+        snprintf(err, errsz, "SS_DIFFTEST_PG is set but difftest was built without libpq");
+        return -1;
+    }
+    return 0;
+}
+static void pg_close(void) {}
+#endif
+
 /* ---- driving the engine ---- */
 
 typedef struct run {
@@ -416,14 +604,26 @@ static int checkpoint(run_t *r, int upto, tally_t *t)
     for (int i = 0; i < upto; i++)
         table_apply(&tabs[c->ops[i].stream], &c->s[c->ops[i].stream], &c->ops[i]);
     sqlite3 *db = oracle_open(c, tabs, r->valid);
-    int bad = 0;
+    int bad = 0, pgv[DT_MAXVIEWS] = {0}, npg = 0;
+    for (int v = 0; v < c->nviews; v++)
+        npg += pgv[v] = r->valid[v] && c->v[v].pg;
+    if (npg)
+        pg_load(c, tabs, pgv);
     for (int v = 0; v < c->nviews; v++) {
         if (!r->valid[v])
             continue;
         rows_t want = {0}, got = {0};
         char err[SS_ERRSZ] = "", q[64];
-        if (oracle_rows(db, c->v[v].name, &want, err, sizeof err) < 0) {
-            t->skipped++; /* SQLite cannot answer (e.g. integer overflow in SUM) */
+        int pg = c->v[v].pg;
+        if (pg ? !pgv[v] || pg_rows(c->v[v].name, &want, err, sizeof err) < 0
+               : oracle_rows(db, c->v[v].name, &want, err, sizeof err) < 0) {
+            /* the oracle cannot answer (e.g. integer overflow in SUM) */
+            if (pg)
+                t->pg_skipped++;
+            else
+                t->skipped++;
+            if (getenv("DT_DEBUG"))
+                fprintf(stderr, "%s could not answer %s: %s\n", pg ? "PostgreSQL" : "SQLite", c->v[v].name, err);
             rows_free(&want);
             continue;
         }
@@ -433,17 +633,20 @@ static int checkpoint(run_t *r, int upto, tally_t *t)
         if (!rc && engine_rows(ss_buf_cstr(&out), &got, err, sizeof err) < 0)
             rc = SS_ERR_INVALID;
         t->compared++;
+        t->pg_compared += pg;
         if (rc || !rows_equal(&got, &want)) {
             bad++;
             ss_buf_printf(&r->why, "view %s (%s) after %d of %d deltas: %s\n  CREATE CONTINUOUS VIEW %s AS %s\n",
                           c->v[v].name, c->v[v].shape, upto, c->nops, rc ? err : "rows differ", c->v[v].name,
                           c->v[v].sql);
+            if (pg)
+                ss_buf_printf(&r->why, "  PostgreSQL's text: %s\n", c->v[v].pgsql);
             if (!rc) {
                 char *buf = NULL;
                 size_t len = 0;
                 FILE *f = open_memstream(&buf, &len);
                 rows_print(f, "semstream", &got);
-                rows_print(f, "SQLite", &want);
+                rows_print(f, pg ? "PostgreSQL" : "SQLite", &want);
                 fclose(f);
                 ss_buf_puts(&r->why, buf);
                 free(buf);
@@ -486,8 +689,22 @@ static int setup(run_t *r, tally_t *t)
         all[v] = 1;
     table_t none[DT_MAXSTREAMS] = {{0}};
     sqlite3 *db = oracle_open(c, none, all);
-    int bad = 0;
+    int bad = 0, pgok[DT_MAXVIEWS];
+    for (int v = 0; v < DT_MAXVIEWS; v++)
+        pgok[v] = 1;
+    if (HAVE_PG())
+        pg_load(c, none, pgok); /* which views PostgreSQL accepts */
     for (int v = 0; v < c->nviews; v++) {
+        if (c->v[v].pg) {
+            r->valid[v] = HAVE_PG() && pgok[v];
+            if (!HAVE_PG())
+                t->nopg++;
+            else if (!pgok[v])
+                t->pg_refused++;
+            if (!r->valid[v])
+                continue;
+            goto create;
+        }
         char *q = sqlite3_mprintf("SELECT * FROM %s", c->v[v].name);
         sqlite3_stmt *st = NULL;
         r->valid[v] = sqlite3_prepare_v2(db, q, -1, &st, NULL) == SQLITE_OK;
@@ -502,6 +719,7 @@ static int setup(run_t *r, tally_t *t)
                 fprintf(stderr, "SQLite refused %s: %s\n", c->v[v].sql, sqlite3_errmsg(db));
             continue;
         }
+    create:;
         ss_buf_t s = SS_BUF_INIT;
         ss_buf_printf(&s, "CREATE CONTINUOUS VIEW %s AS %s", c->v[v].name, c->v[v].sql);
         int rc = exec(r, ss_buf_cstr(&s), NULL, err, sizeof err);
@@ -509,8 +727,8 @@ static int setup(run_t *r, tally_t *t)
         if (rc) {
             r->valid[v] = 0;
             bad++;
-            ss_buf_printf(&r->why, "view %s (%s): SQLite runs it, semstream refused it: %s\n  %s\n", c->v[v].name,
-                          c->v[v].shape, err, c->v[v].sql);
+            ss_buf_printf(&r->why, "view %s (%s): %s runs it, semstream refused it: %s\n  %s\n", c->v[v].name,
+                          c->v[v].shape, c->v[v].pg ? "PostgreSQL" : "SQLite", err, c->v[v].sql);
         }
     }
     sqlite3_close(db);
@@ -611,7 +829,7 @@ static int run_case(const dt_case_t *c, int batch, const opts_t *o, tally_t *t)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: difftest [--seed S] [--cases N] [--batch 1|1024|both] [--kafka] [--out DIR] [--verbose]\n");
+    fprintf(stderr, "usage: difftest [--seed S] [--cases N] [--batch 1|1024|both] [--kafka] [--out DIR] [--verbose] [--list]\n");
     return 2;
 }
 
@@ -638,8 +856,21 @@ int main(int argc, char **argv)
             o.verbose = 1;
         else if (!strcmp(a, "--kafka"))
             o.kafka = 1;
+        else if (!strcmp(a, "--list"))
+            o.list = 1;
         else
             return usage();
+    }
+    if (o.list) { /* what the generator makes, e.g. to count features: difftest --list --cases 1000 */
+        for (int k = 0; k < o.cases; k++) {
+            dt_case_t c;
+            dt_case_gen(o.seed + (uint64_t)k, &c);
+            for (int v = 0; v < c.nviews; v++)
+                printf("%llu %s %s %s\n", (unsigned long long)c.seed, c.v[v].pg ? "postgres" : "sqlite", c.v[v].shape,
+                       c.v[v].pg ? c.v[v].pgsql : c.v[v].sql);
+            dt_case_free(&c);
+        }
+        return 0;
     }
     char err[SS_ERRSZ] = "";
     double tb = now_ms();
@@ -649,6 +880,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "difftest: broker: %s\n", err);
         return 2;
     }
+    if (pg_open(err, sizeof err) < 0) {
+        fprintf(stderr, "difftest: %s\n", err);
+        return 2;
+    }
+    if (!HAVE_PG())
+        fprintf(stderr, "difftest: no PostgreSQL (SS_DIFFTEST_PG unset; tests/difftest/with-postgres.sh starts one): "
+                        "the views in PostgreSQL's dialect are skipped\n");
     tally_t t = {0};
     int64_t t0 = (int64_t)time(NULL);
     int setup_err = 0;
@@ -661,6 +899,7 @@ int main(int argc, char **argv)
                 setup_err = 1;
         dt_case_free(&c);
     }
+    pg_close();
     tb = now_ms();
     ss_broker_stop(g_broker);
     phase("broker stop", tb);
@@ -668,12 +907,16 @@ int main(int argc, char **argv)
            (unsigned long long)o.seed, (long long)t.runs);
     for (int b = 0; b < o.nbatches; b++)
         printf(" %d", o.batches[b]);
-    printf("), %lld restarts, %lld view comparisons, %lld mismatching runs, %lld views SQLite refused, "
-           "%lld comparisons skipped (SQLite error), %llds\n",
-           (long long)t.restarts, (long long)t.compared, (long long)t.failed, (long long)t.refused,
-           (long long)t.skipped, (long long)((int64_t)time(NULL) - t0));
-    printf("difftest-summary cases=%lld runs=%lld restarts=%lld compared=%lld failed=%lld refused=%lld skipped=%lld\n",
+    printf("), %lld restarts, %lld view comparisons (%lld with PostgreSQL), %lld mismatching runs, %lld views SQLite "
+           "refused, %lld PostgreSQL refused, %lld comparisons skipped (SQLite error), %lld (PostgreSQL error), "
+           "%lld views skipped (no PostgreSQL), %llds\n",
+           (long long)t.restarts, (long long)t.compared, (long long)t.pg_compared, (long long)t.failed,
+           (long long)t.refused, (long long)t.pg_refused, (long long)t.skipped, (long long)t.pg_skipped,
+           (long long)t.nopg, (long long)((int64_t)time(NULL) - t0));
+    printf("difftest-summary cases=%lld runs=%lld restarts=%lld compared=%lld failed=%lld refused=%lld skipped=%lld "
+           "pg_compared=%lld pg_refused=%lld pg_skipped=%lld nopg=%lld\n",
            (long long)t.cases, (long long)t.runs, (long long)t.restarts, (long long)t.compared, (long long)t.failed,
-           (long long)t.refused, (long long)t.skipped);
+           (long long)t.refused, (long long)t.skipped, (long long)t.pg_compared, (long long)t.pg_refused,
+           (long long)t.pg_skipped, (long long)t.nopg);
     return setup_err ? 2 : t.failed ? 1 : 0;
 }
