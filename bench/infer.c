@@ -247,7 +247,7 @@ typedef struct peaks {
     double int8;  /* int8 dot-product ops/s (2 per multiply-add), all threads */
     double fp32;  /* fp32 FMA flops/s */
     double bf16;  /* bf16 dot flops/s */
-    double int8_cpu, fp32_cpu, bf16_cpu; /* the same per second of the measuring threads' CPU time */
+    double int8_cpu, fp32_cpu, bf16_cpu; /* the same per second of the threads' mean CPU time (all threads) */
     const char *isa;
 } peaks_t;
 
@@ -274,7 +274,9 @@ static peaks_t measure_peaks(int threads)
             double *dst = kind == 0 ? &p.int8 : kind == 1 ? &p.fp32 : &p.bf16;
             double *dc = kind == 0 ? &p.int8_cpu : kind == 1 ? &p.fp32_cpu : &p.bf16_cpu;
             *dst = SS_MAX(*dst, tot * per);
-            *dc = SS_MAX(*dc, (double)iters * (w512 ? 24 : 12) * threads / cpu * per);
+            /* all threads' instructions over one thread's mean CPU time (cpu / threads): the
+             * threads' combined rate while they run, as the read ceiling and the runs count it */
+            *dc = SS_MAX(*dc, (double)iters * (w512 ? 24 : 12) * threads * threads / cpu * per);
         }
     p.isa = w512 ? "avx512 (vpdpbusd zmm, vfmadd zmm, vdpbf16ps zmm)" : "avx2 (vfmadd ymm)";
 #else
@@ -646,10 +648,12 @@ int main(int argc, char **argv)
     }
     loadavg(la1, sizeof la1);
     printf("\nAgainst the higher of the start and end ceilings (load average at the end: %s):\n", la1);
+    ss_mkmodel_spec_t sp;
+    int nl = layers > 0 ? layers : ss_mkmodel_shape(shape, &sp) ? sp.n_layers : 0; /* layers of the files run */
     ss_buf_t js = SS_BUF_INIT;
-    ss_buf_printf(&js, "{\"bench\":\"infer\",\"shape\":\"%s\",\"kernels\":\"%s\",\"prompt\":%d,\"gen\":%d,\"reps\":%d,"
+    ss_buf_printf(&js, "{\"bench\":\"infer\",\"shape\":\"%s\",\"layers\":%d,\"kernels\":\"%s\",\"prompt\":%d,\"gen\":%d,\"reps\":%d,"
                        "\"loadavg_start\":\"%s\",\"loadavg_end\":\"%s\",\"ceilings\":[",
-                  shape, k_isa(), plen, gen, reps, la0, la1);
+                  shape, nl, k_isa(), plen, gen, reps, la0, la1);
     for (int i = 0; i < nthr; i++)
         ss_buf_printf(&js, "%s{\"threads\":%d,\"read_gbs\":%.2f,\"int8_gops\":%.1f,\"fp32_gflops\":%.1f,"
                            "\"bf16_gflops\":%.1f}",

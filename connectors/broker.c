@@ -8,6 +8,7 @@
 
 #include <librdkafka/rdkafka_mock.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,13 +100,19 @@ int ss_broker_start(int nbrokers, ss_broker_t **out, char *err, size_t errsz)
     rd_kafka_conf_set_log_cb(c, log_cb);
     /* this handle only hosts the mock cluster; it never connects anywhere */
     rd_kafka_conf_set(c, "client.id", "semstream-embedded-broker", es, sizeof es);
+    /* the mock cluster's thread never takes a terminal's signals (an EINTR kills its poll loop) */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
     b->rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, es, sizeof es);
+    if (b->rk)
+        b->mc = rd_kafka_mock_cluster_new(b->rk, nbrokers);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (!b->rk) {
         rd_kafka_conf_destroy(c);
         free(b);
         return ss_seterr(err, errsz, SS_ERR_KAFKA, "embedded broker: %s", es);
     }
-    b->mc = rd_kafka_mock_cluster_new(b->rk, nbrokers);
     const char *bs = b->mc ? rd_kafka_mock_cluster_bootstraps(b->mc) : NULL;
     if (!bs || !(b->bootstrap = ss_strdup(bs))) {
         ss_broker_stop(b);

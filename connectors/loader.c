@@ -5,7 +5,8 @@
  * the file position it reached (ss_log_append_marked), so a load that was
  * interrupted (kill -9, full disk) and is started again continues after the
  * last committed line; a full disk waits until space returns. On Kafka the
- * lines are produced and flushed.
+ * lines are produced and flushed. While it runs it reports its progress at
+ * least once a second (o->progress) and stops when *o->stop is set.
  */
 #include "conn_int.h"
 
@@ -40,8 +41,24 @@ typedef struct loader {
     size_t n, cap;
     ss_buf_t data, key;
     int64_t bytes, lines;    /* file position and lines after the batch */
+    int64_t bytes0, lines0;  /* the same where this call started */
+    int64_t tick_ns;         /* the last progress report */
     ss_load_result_t *res;
 } loader_t;
+
+/* Reports progress when a second has passed since the last report (or force). */
+static void tick(loader_t *L, int force)
+{
+    if (!L->o->progress)
+        return;
+    int64_t now = ss_now_ns();
+    if (!force && now - L->tick_ns < 1000000000LL)
+        return;
+    L->tick_ns = now;
+    L->o->progress(L->o->progress_ctx, L->lines - L->lines0, L->bytes - L->bytes0, (int64_t)L->st.st_size);
+}
+
+static int stopped(const loader_t *L) { return L->o->stop && *L->o->stop; }
 
 /* Hash of the (up to) TAIL_BYTES of the file before offset `at`. */
 static int tail_hash(loader_t *L, int64_t at, uint64_t *h, char *err, size_t errsz)
@@ -105,11 +122,12 @@ static int commit_log(loader_t *L, char *err, size_t errsz)
         rc = ss_log_append_marked(L->log, recs, L->n, NULL, &m, err, errsz);
         if (rc != SS_ERR_BUSY)
             break;
-        if (L->o->stop && *L->o->stop) {
+        if (stopped(L)) {
             ss_errprefix(err, errsz, "stream %s: load of %s stopped after %lld lines", L->o->stream, L->path,
                          (long long)(L->lines - (int64_t)L->n));
             break;
         }
+        tick(L, 0);
         if (!waited_since) {
             waited_since = ss_now_ns();
             ss_log(SS_LOG_ERROR, "load", "stream %s: load of %s paused after %lld lines: %s; retrying every %d ms "
@@ -194,6 +212,11 @@ static int load_lines(loader_t *L, char *err, size_t errsz)
         rc = add_line(L, line, (size_t)len, err, errsz);
         if (!rc && (L->n >= BATCH_LINES || L->data.len >= BATCH_BYTES))
             rc = commit_batch(L, err, errsz);
+        if (!rc && (L->lines & 255) == 0) {
+            tick(L, 0);
+            if (stopped(L))
+                break; /* what is batched is appended below, with its position */
+        }
     }
     if (!rc && ferror(L->f))
         rc = ss_seterr(err, errsz, SS_ERR_IO, "%s: %s", L->path, strerror(errno));
@@ -202,6 +225,23 @@ static int load_lines(loader_t *L, char *err, size_t errsz)
     if (!rc && (L->n || (L->log && L->bytes > 0)))
         rc = commit_batch(L, err, errsz);
     return rc;
+}
+
+/* Kafka: waits for the produced lines' delivery (up to 120 s), reporting progress. */
+static int flush_kafka(loader_t *L, char *err, size_t errsz)
+{
+    int64_t start = ss_now_ns();
+    for (;;) {
+        int rc = ss_producer_flush(L->prod, 1000, err, errsz);
+        if (rc == SS_ERR_TIMEOUT && stopped(L)) {
+            char why[SS_ERRSZ];
+            snprintf(why, sizeof why, "%s", err);
+            return ss_seterr(err, errsz, SS_ERR_CANCELED, "stopped with lines not delivered yet: %s", why);
+        }
+        if (rc != SS_ERR_TIMEOUT || ss_now_ns() - start > 120000000000LL)
+            return rc;
+        tick(L, 1);
+    }
 }
 
 int ss_load_jsonl(ss_transport_t *t, const ss_load_opts_t *o, ss_load_result_t *res, char *err, size_t errsz)
@@ -220,10 +260,18 @@ int ss_load_jsonl(ss_transport_t *t, const ss_load_opts_t *o, ss_load_result_t *
     } else if (!rc) {
         rc = ss_producer_new(t, &L.prod, err, errsz);
     }
+    L.bytes0 = L.bytes;
+    L.lines0 = L.lines;
+    L.tick_ns = ss_now_ns();
     if (!rc && !(L.log && L.bytes == L.st.st_size && L.bytes > 0))
         rc = load_lines(&L, err, errsz);
     if (!rc && L.prod)
-        rc = ss_producer_flush(L.prod, 120000, err, errsz);
+        rc = flush_kafka(&L, err, errsz);
+    if (!rc && stopped(&L))
+        rc = ss_seterr(err, errsz, SS_ERR_CANCELED, "stopped after %lld of its lines%s",
+                       (long long)L.lines, L.log ? " (a later load of the file continues after them)" : "");
+    else if (!rc && L.lines > L.lines0)
+        tick(&L, 1);
     ss_producer_destroy(L.prod);
     ss_log_close(L.log);
     fclose(L.f);

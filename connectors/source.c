@@ -101,16 +101,53 @@ static int discover(ss_source_t *s, int *npart, char *err, size_t errsz)
     return SS_OK;
 }
 
+/* The low and high watermarks of partitions 0..n-1 (lo, hi: n each), asked of the
+ * brokers as the earliest and the latest offset (ListOffsets). Not
+ * rd_kafka_query_watermark_offsets: with the partition's leader down it waits for
+ * ever, whatever its timeout (librdkafka 2.0), and so did the pipeline reading it;
+ * offsets_for_times gives up after META_TIMEOUT_MS. */
+static int kafka_watermarks(ss_source_t *s, int n, int64_t *lo, int64_t *hi, char *err, size_t errsz)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
+        for (int p = 0; p < n; p++) /* the "timestamps" -2 and -1 mean the earliest and the latest offset */
+            rd_kafka_topic_partition_list_add(l, s->topic, p)->offset = pass ? -1 : -2;
+        rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(s->rk, l, META_TIMEOUT_MS);
+        for (int k = 0; !e && k < l->cnt; k++) {
+            const rd_kafka_topic_partition_t *tp = &l->elems[k];
+            if (tp->err)
+                e = tp->err;
+            else if (tp->partition >= 0 && tp->partition < n)
+                (pass ? hi : lo)[tp->partition] = tp->offset;
+        }
+        rd_kafka_topic_partition_list_destroy(l);
+        if (e)
+            return ss_seterr(err, errsz, SS_ERR_KAFKA, "stream %s: offsets of topic %s on %s: %s", s->stream, s->topic,
+                             s->t->addr, rd_kafka_err2str(e));
+    }
+    return SS_OK;
+}
+
 static int assign(ss_source_t *s, const ss_offset_t *start, int nstart, char *err, size_t errsz)
 {
+    int64_t *los = calloc((size_t)s->npart + 1, sizeof *los), *his = calloc((size_t)s->npart + 1, sizeof *his);
+    int rc = los && his ? SS_OK : ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    /* the ends are needed to check the saved positions: no answer is an error (retried), not a skip */
+    if (!rc)
+        rc = kafka_watermarks(s, s->npart, los, his, err, errsz);
+    if (rc) {
+        free(los);
+        free(his);
+        return rc;
+    }
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(s->npart);
     for (int p = 0; p < s->npart; p++) {
         int64_t off = RD_KAFKA_OFFSET_BEGINNING;
         for (int i = 0; i < nstart; i++)
             if (start[i].partition == p && start[i].offset >= 0)
                 off = start[i].offset;
-        int64_t lo = -1, hi = -1;
-        int have_wm = !rd_kafka_query_watermark_offsets(s->rk, s->topic, p, &lo, &hi, META_TIMEOUT_MS) && lo >= 0;
+        int64_t lo = los[p], hi = his[p];
+        int have_wm = lo >= 0;
         if (off == RD_KAFKA_OFFSET_BEGINNING) /* report a real offset: the low watermark */
             s->pos[p].offset = have_wm ? lo : RD_KAFKA_OFFSET_BEGINNING;
         else
@@ -121,11 +158,15 @@ static int assign(ss_source_t *s, const ss_offset_t *start, int nstart, char *er
                    s->stream, s->topic, p, off, lo - 1, lo);
         if (have_wm && off > hi) {
             rd_kafka_topic_partition_list_destroy(l);
+            free(los);
+            free(his);
             return conn_past_end(s, p, off, hi, err, errsz);
         }
         s->pos[p].partition = p;
         rd_kafka_topic_partition_list_add(l, s->topic, p)->offset = off;
     }
+    free(los);
+    free(his);
     rd_kafka_resp_err_t e = rd_kafka_assign(s->rk, l);
     rd_kafka_topic_partition_list_destroy(l);
     if (e)
@@ -333,19 +374,22 @@ int ss_source_lag(ss_source_t *s, int64_t *lag, char *err, size_t errsz)
     if (s->log)
         return logsrc_lag(s, lag, err, errsz);
     int64_t total = 0;
-    for (int i = 0; i < s->npart; i++) {
-        int64_t lo = 0, hi = 0;
-        rd_kafka_resp_err_t e =
-            rd_kafka_query_watermark_offsets(s->rk, s->topic, s->pos[i].partition, &lo, &hi, META_TIMEOUT_MS);
-        if (e)
-            return ss_seterr(err, errsz, SS_ERR_KAFKA, "stream %s: watermarks of %s [%d]: %s", s->stream, s->topic,
-                             (int)s->pos[i].partition, rd_kafka_err2str(e));
-        int64_t at = s->pos[i].offset < lo ? lo : s->pos[i].offset;
-        if (hi > at)
-            total += hi - at;
+    int64_t *lo = calloc((size_t)s->npart + 1, sizeof *lo), *hi = calloc((size_t)s->npart + 1, sizeof *hi);
+    int rc = lo && hi ? kafka_watermarks(s, s->npart, lo, hi, err, errsz)
+                      : (int)ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    for (int i = 0; !rc && i < s->npart; i++) {
+        int p = s->pos[i].partition;
+        if (p < 0 || p >= s->npart)
+            continue;
+        int64_t at = s->pos[i].offset < lo[p] ? lo[p] : s->pos[i].offset;
+        if (hi[p] > at)
+            total += hi[p] - at;
     }
-    *lag = total;
-    return SS_OK;
+    free(lo);
+    free(hi);
+    if (!rc)
+        *lag = total;
+    return rc;
 }
 
 int64_t ss_source_cached_lag(ss_source_t *s)

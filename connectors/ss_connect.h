@@ -187,7 +187,12 @@ typedef struct ss_load_opts {
     const char *path;
     ss_format_t format;
     const ss_schema_t *schema;    /* every line is keyed by ss_format_key */
-    volatile sig_atomic_t *stop;  /* may be NULL; when set, a load waiting for disk space gives up */
+    volatile sig_atomic_t *stop;  /* may be NULL; when set, the load stops (what it appended stays: on
+                                     the log a later load of the file continues after it) */
+    /* may be NULL: called at least once a second while the load runs, with the file's lines
+     * and bytes appended so far by this call and the file's size */
+    void (*progress)(void *ctx, int64_t lines, int64_t bytes, int64_t size);
+    void *progress_ctx;
 } ss_load_opts_t;
 
 typedef struct ss_load_result {
@@ -202,7 +207,8 @@ typedef struct ss_load_result {
  * loads appended (an interrupted load resumes; a file grown since loads only its
  * new lines; a file loaded in full loads nothing; a different file at that path
  * loads from the start). A full disk pauses the load (logged) until space returns
- * or *o->stop is set. On Kafka the lines are produced and flushed each time. */
+ * or *o->stop is set. On Kafka the lines are produced and flushed each time.
+ * *o->stop set: SS_ERR_CANCELED, err saying how many lines were appended. */
 int ss_load_jsonl(ss_transport_t *t, const ss_load_opts_t *o, ss_load_result_t *r, char *err, size_t errsz);
 
 /* ---- sink: a view's changelog ---- */

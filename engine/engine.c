@@ -9,6 +9,7 @@
 #include "engine_int.h"
 
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -102,6 +103,9 @@ int ss_engine_open(const ss_engine_opts_t *opts, ss_engine_t **out, char *err, s
     e->progress = opts->progress;
     e->catch_up = opts->catch_up;
     e->threads = opts->threads;
+    e->sync_inference = opts->sync_inference;
+    if (opts->timeout_ms > 0)
+        e->deadline_ns = ss_now_ns() + (int64_t)opts->timeout_ms * 1000000;
     e->db_path = ss_strdup(opts->db_path ? opts->db_path : "semstream.db");
     e->cache_path = ss_sprintf("%s.cache", e->db_path ? e->db_path : "");
     e->model_path = ss_strdup(opts->model_path ? opts->model_path : ss_default_model());
@@ -257,6 +261,10 @@ int ss_engine_set(ss_engine_t *e, const char *name, const char *value, char *err
 
 /* ---- statements ---- */
 
+static int has_position(const char *msg, const char *name);
+static int catch_up(ss_engine_t *e, const ss_ast_stmt_t *st, const ss_exec_opts_t *xo, int64_t arrived_ns,
+                    ss_buf_t *out, char *err, size_t errsz);
+
 static const char *object_name(ss_ast_object_t o)
 {
     return o == SS_OBJ_STREAM ? "STREAM" : o == SS_OBJ_VIEW ? "VIEW" : "MODEL";
@@ -268,11 +276,61 @@ static int rebuild(ss_engine_t *e, char *err, size_t errsz)
     return eng_rebuild(e, err, errsz);
 }
 
+/* Whitespace-insensitive comparison of two statements' text. */
+static int same_sql(const char *a, const char *b)
+{
+    for (;;) {
+        while (*a == ' ' || *a == '\t' || *a == '\n' || *a == '\r')
+            a++;
+        while (*b == ' ' || *b == '\t' || *b == '\n' || *b == '\r')
+            b++;
+        if (*a == ';' && !a[1])
+            a++;
+        if (*b == ';' && !b[1])
+            b++;
+        if (!*a || !*b)
+            return !*a && !*b;
+        if (*a++ != *b++)
+            return 0;
+    }
+}
+
+/* IF NOT EXISTS on an object that exists: nothing changes, and the result says so (and
+ * whether this statement defines it differently). 0 if it does not exist. */
+static int exists_notice(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, int *done)
+{
+    const char *what = NULL, *sql = NULL;
+    const ss_cat_stream_t *cs;
+    const ss_cat_view_t *cv;
+    const ss_cat_model_t *cm;
+    *done = 0;
+    if (!st->if_not_exists)
+        return SS_OK;
+    if (st->kind == SS_STMT_CREATE_STREAM && (cs = ss_catalog_stream(e->cat, st->name)))
+        what = "stream", sql = cs->sql;
+    else if (st->kind == SS_STMT_CREATE_VIEW && (cv = ss_catalog_view(e->cat, st->name)))
+        what = "view", sql = cv->sql;
+    else if (st->kind == SS_STMT_CREATE_MODEL && (cm = ss_catalog_model(e->cat, st->name)))
+        what = "model", sql = cm->sql;
+    if (!what)
+        return SS_OK;
+    *done = 1;
+    int differs = sql && st->text && !same_sql(sql, st->text);
+    const char *kw = st->kind == SS_STMT_CREATE_STREAM ? "STREAM" : st->kind == SS_STMT_CREATE_VIEW ? "VIEW" : "MODEL";
+    int rc = differs ? ss_buf_printf(out, "NOTICE: %s %s already exists, skipping (its definition differs from this "
+                                     "statement: DROP %s %s first to change it)\n", what, st->name, kw, st->name)
+                     : ss_buf_printf(out, "NOTICE: %s %s already exists, skipping\n", what, st->name);
+    if (!rc)
+        rc = ss_buf_printf(out, "CREATE %s\n", kw);
+    return rc ? SS_ERR_NOMEM : SS_OK;
+}
+
 static int exec_create_view(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz)
 {
-    int rc = ss_catalog_add_view(e->cat, st, err, errsz);
-    if (rc == SS_ERR_EXISTS && st->if_not_exists)
-        return ss_buf_puts(out, "CREATE VIEW (exists)\n") ? SS_ERR_NOMEM : SS_OK;
+    int done, rc = exists_notice(e, st, out, &done);
+    if (rc || done)
+        return rc;
+    rc = ss_catalog_add_view(e->cat, st, err, errsz);
     if (rc)
         return rc;
     rc = rebuild(e, err, errsz);
@@ -290,9 +348,10 @@ static int exec_create_view(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *o
 
 static int exec_create_stream(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz)
 {
-    int rc = ss_catalog_add_stream(e->cat, st, err, errsz);
-    if (rc == SS_ERR_EXISTS && st->if_not_exists)
-        return ss_buf_puts(out, "CREATE STREAM (exists)\n") ? SS_ERR_NOMEM : SS_OK;
+    int done, rc = exists_notice(e, st, out, &done);
+    if (rc || done)
+        return rc;
+    rc = ss_catalog_add_stream(e->cat, st, err, errsz);
     if (rc)
         return rc;
     const ss_cat_stream_t *cs = ss_catalog_stream(e->cat, st->name);
@@ -301,15 +360,48 @@ static int exec_create_stream(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t 
     return ss_buf_puts(out, "CREATE STREAM\n") ? SS_ERR_NOMEM : SS_OK;
 }
 
+/* The position of WITH option name of st (the statement's name when absent). */
+static const ss_span_t *opt_span(const ss_ast_stmt_t *st, const char *name)
+{
+    for (int i = 0; st->opts && i < st->opts->n; i++)
+        if (!strcmp(st->opts->items[i].name, name))
+            return &st->opts->items[i].span;
+    return &st->name_span;
+}
+
+static int opt_text(const ss_ast_stmt_t *st, const char *name, ss_buf_t *v)
+{
+    for (int i = 0; st->opts && i < st->opts->n; i++)
+        if (!strcmp(st->opts->items[i].name, name)) {
+            ss_val_to_text(&st->opts->items[i].value, v);
+            return 1;
+        }
+    return 0;
+}
+
+/* CREATE MODEL: validated, stored, and registered; a local model is loaded now, so a
+ * missing or bad file is this statement's error (at the path option). */
 static int exec_create_model(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz)
 {
-    int rc = ss_catalog_add_model(e->cat, st, err, errsz);
-    if (rc == SS_ERR_EXISTS && st->if_not_exists)
-        return ss_buf_puts(out, "CREATE MODEL (exists)\n") ? SS_ERR_NOMEM : SS_OK;
+    int done, rc = exists_notice(e, st, out, &done);
+    if (rc || done)
+        return rc;
+    ss_buf_t v = SS_BUF_INIT;
+    int cap;
+    if (opt_text(st, "max_in_flight", &v) && (rc = eng_model_capacity(ss_buf_cstr(&v), &cap, err, errsz))) {
+        const ss_span_t *sp = opt_span(st, "max_in_flight");
+        ss_errprefix(err, errsz, "%d:%d: model %s", sp->line, sp->col, st->name);
+    }
+    ss_buf_free(&v);
+    if (!rc)
+        rc = ss_catalog_add_model(e->cat, st, err, errsz);
     if (rc)
         return rc;
-    if ((rc = eng_model_add(e, st->name, err, errsz))) { /* refused or broken: not kept either */
+    if ((rc = eng_model_add(e, st->name, 1, err, errsz))) {
         char derr[SS_ERRSZ];
+        const ss_span_t *sp = opt_span(st, "path");
+        if (!has_position(err, NULL))
+            ss_errprefix(err, errsz, "%d:%d: model %s", sp->line, sp->col, st->name);
         ss_catalog_drop(e->cat, SS_OBJ_MODEL, st->name, 1, derr, sizeof derr);
         return rc;
     }
@@ -406,23 +498,6 @@ static int client_refuses(const ss_exec_opts_t *xo, const ss_ast_stmt_t *st, int
     return SS_OK;
 }
 
-/* Brings the views up to date before a read; a client's wait is bounded by its time limit, after
- * which it reads what is committed (a consistent state, only older). A client's read that arrived
- * before the start of the last catch-up is served by it: a burst of concurrent SELECTs waits for
- * one or two catch-ups, not one each. */
-static int catch_up(ss_engine_t *e, const ss_exec_opts_t *xo, int64_t arrived_ns, char *err, size_t errsz)
-{
-    if (xo && e->idle_from_ns >= arrived_ns)
-        return SS_OK;
-    int limit = xo && xo->timeout_ms > 0 ? xo->timeout_ms : -1;
-    int rc = ss_engine_run_until_idle(e, limit, err, errsz);
-    if (rc == SS_ERR_TIMEOUT && limit > 0) {
-        ss_log(SS_LOG_DEBUG, "engine", "reading committed views without catching up: %s", err);
-        rc = SS_OK;
-    }
-    return rc;
-}
-
 int ss_engine_exec(ss_engine_t *e, const char *sql, size_t len, const char *name, ss_buf_t *out, char *err,
                    size_t errsz)
 {
@@ -454,7 +529,7 @@ int ss_engine_exec_ex(ss_engine_t *e, const char *sql, size_t len, const char *n
         int reads = st->kind == SS_STMT_SELECT || st->kind == SS_STMT_SHOW || st->kind == SS_STMT_EXPLAIN ||
                     st->kind == SS_STMT_SUBSCRIBE;
         if (!rc && e->catch_up && reads)
-            rc = catch_up(e, xo, arrived_ns, err, errsz);
+            rc = catch_up(e, st, xo, arrived_ns, out && !structured ? out : &one, err, errsz);
         e->xo_emitted = 0;
         int skip = xo && xo->describe_only && st->kind != SS_STMT_SELECT && st->kind != SS_STMT_SHOW &&
                    st->kind != SS_STMT_EXPLAIN;
@@ -492,7 +567,17 @@ int ss_engine_exec_ex(ss_engine_t *e, const char *sql, size_t len, const char *n
 
 /* ---- waiting for the views ---- */
 
+static void stats_locked(ss_engine_t *e, ss_engine_stats_t *out);
+
 void ss_engine_get_stats(ss_engine_t *e, ss_engine_stats_t *out)
+{
+    /* the pipelines array changes when a statement rebuilds it: read it under exec_mu */
+    pthread_mutex_lock(&e->exec_mu);
+    stats_locked(e, out);
+    pthread_mutex_unlock(&e->exec_mu);
+}
+
+static void stats_locked(ss_engine_t *e, ss_engine_stats_t *out)
 {
     memset(out, 0, sizeof *out);
     int64_t lag = 0;
@@ -520,8 +605,30 @@ void ss_engine_get_stats(ss_engine_t *e, ss_engine_stats_t *out)
         out->llm_calls = t.calls;
         out->cache_hits += t.cache_hits;
         out->in_flight = ss_dispatch_in_flight(e->disp);
+        out->busy_ns = ss_dispatch_busy_ns(e->disp, &out->request_ns);
     }
     e->stats = *out;
+}
+
+/* The views' part of a progress line (no newline); updates the rate's base. */
+static void stats_text(ss_engine_t *e, int64_t now, char *out, size_t outsz)
+{
+    ss_engine_stats_t s;
+    ss_engine_get_stats(e, &s);
+    double dt = (now - e->last_progress_ns) / 1e9;
+    char lag[32];
+    if (s.lag < 0)
+        snprintf(lag, sizeof lag, "unknown");
+    else
+        snprintf(lag, sizeof lag, "%lld", (long long)s.lag);
+    int n = snprintf(out, outsz, "%lld messages read (%.0f/s), lag %s, LLM calls %lld (%lld in flight, %lld cache "
+                     "hits), %d pipeline(s)", (long long)s.messages,
+                     dt > 0 ? (s.messages - e->progress_msgs0) / dt : 0.0, lag, (long long)s.llm_calls,
+                     (long long)s.in_flight, (long long)s.cache_hits, s.pipelines);
+    if ((s.waiting || s.failing) && n > 0 && (size_t)n < outsz)
+        snprintf(out + n, outsz - (size_t)n, ": %d waiting on models, %d failing", s.waiting, s.failing);
+    e->last_progress_ns = now;
+    e->progress_msgs0 = s.messages;
 }
 
 /* One progress line on stderr, at most once a second, while there is work. */
@@ -534,23 +641,28 @@ static void progress(ss_engine_t *e, int force)
         return;
     ss_engine_stats_t s;
     ss_engine_get_stats(e, &s);
-    double dt = (now - e->last_progress_ns) / 1e9;
-    int busy = s.lag != 0 || s.in_flight > 0 || s.messages != e->progress_msgs0;
-    if (busy || force) {
-        char lag[32];
-        if (s.lag < 0)
-            snprintf(lag, sizeof lag, "unknown");
-        else
-            snprintf(lag, sizeof lag, "%lld", (long long)s.lag);
-        fprintf(stderr, "semstream: %lld messages read (%.0f/s), lag %s, LLM calls %lld (%lld in flight, %lld cache "
-                "hits), %d pipeline(s)%s", (long long)s.messages,
-                dt > 0 ? (s.messages - e->progress_msgs0) / dt : 0.0, lag, (long long)s.llm_calls,
-                (long long)s.in_flight, (long long)s.cache_hits, s.pipelines, s.waiting || s.failing ? ":" : "\n");
-        if (s.waiting || s.failing)
-            fprintf(stderr, " %d waiting on models, %d failing\n", s.waiting, s.failing);
-    }
-    e->last_progress_ns = now;
-    e->progress_msgs0 = s.messages;
+    int busy = s.lag > 0 || s.in_flight > 0 || s.messages != e->progress_msgs0; /* (failures are logged) */
+    char line[512];
+    stats_text(e, now, line, sizeof line);
+    if (busy || force)
+        fprintf(stderr, "semstream: %s\n", line);
+}
+
+void eng_load_progress(void *ctx, int64_t lines, int64_t bytes, int64_t size)
+{
+    eng_load_progress_t *lp = ctx;
+    int64_t now = ss_now_ns();
+    if ((lp->e->stop && *lp->e->stop) || (lp->e->deadline_ns && now >= lp->e->deadline_ns))
+        lp->e->load_stop = 1;
+    if (!lp->e->progress)
+        return;
+    double secs = (now - lp->start_ns) / 1e9;
+    char views[512] = "";
+    if (lp->e->npipes)
+        stats_text(lp->e, now, views, sizeof views);
+    fprintf(stderr, "semstream: --load %s=%s: %lld lines (%.0f/s, %.0f%% of the file)%s%s\n", lp->stream, lp->path,
+            (long long)lines, secs > 0 ? lines / secs : 0.0, size > 0 ? 100.0 * (double)bytes / (double)size : 100.0,
+            views[0] ? "; views: " : "", views);
 }
 
 /* Asks every pipeline to confirm it has read its inputs to their current ends. */
@@ -562,21 +674,89 @@ static uint64_t ask_idle(ss_engine_t *e)
     return gen;
 }
 
-/* 1 when every pipeline confirmed idle request gen; -1 when one fails in a way that needs
- * the user (err says which and why); else 0. */
-static int all_idle(ss_engine_t *e, uint64_t gen, char *err, size_t errsz)
+/* A pipeline stuck for this long during a statement's catch-up is reported, not awaited. */
+#define STUCK_GRACE_NS (3LL * 1000000000LL)
+
+/* Model failures that retrying will not mend: it cannot load, or cannot answer this. */
+static int model_needs_user(int code)
+{
+    return code == SS_ERR_MODEL || code == SS_ERR_INVALID || code == SS_ERR_UNSUPPORTED;
+}
+
+/* 1 if pipeline p is stuck: failing, or waiting for a model that fails; why says how and
+ * *fatal whether it needs the user. */
+static int pipe_stuck(ss_engine_t *e, eng_pipe_t *p, int *fatal, char *why, size_t whysz)
+{
+    char model[sizeof p->model];
+    pthread_mutex_lock(&p->mu);
+    eng_pipe_state_t st = p->state;
+    int pf = p->fatal;
+    memcpy(model, p->model, sizeof model);
+    if (st == EP_FAILING)
+        snprintf(why, whysz, "%s", p->error);
+    pthread_mutex_unlock(&p->mu);
+    *fatal = 0;
+    if (st == EP_FAILING) {
+        *fatal = pf;
+        return 1;
+    }
+    ss_dispatch_model_status_t ms;
+    if (st != EP_WAITING || !e->disp || ss_dispatch_model_status(e->disp, model[0] ? model : NULL, &ms) != SS_OK ||
+        !ms.failing)
+        return 0;
+    snprintf(why, whysz, "waiting on model %s, which fails: %s", model[0] ? model : "(default)", ms.last_error);
+    *fatal = model_needs_user(ms.last_code);
+    return 1;
+}
+
+/* What a wait for idleness covers (NULL sel: every pipeline) and, for a statement's
+ * catch-up, where stuck pipelines are reported (notes; NULL: they are awaited). */
+typedef struct idle_wait {
+    uint64_t gen;
+    char *sel;             /* [npipes] (NULL: all); a stuck one reported is taken out */
+    int64_t *stuck_since;  /* [npipes]: when each was first seen stuck in this wait, 0 = not */
+    ss_buf_t *notes;
+    int note_fatal;        /* with notes: a failure that needs the user is noted too, not an error */
+} idle_wait_t;
+
+/* 1 when every pipeline waited for confirmed idle request w->gen (or, with notes, has been
+ * stuck for STUCK_GRACE_NS: a NOTICE says so); -1 when one needs the user (err says which
+ * and why); else 0. */
+static int all_idle(ss_engine_t *e, idle_wait_t *w, char *err, size_t errsz)
 {
     int all = 1;
     for (int k = 0; k < e->npipes; k++) {
         eng_pipe_t *p = e->pipes[k];
+        if (w->sel && !w->sel[k])
+            continue;
         pthread_mutex_lock(&p->mu);
-        int ok = p->idle_gen >= gen, fatal = p->state == EP_FAILING && p->fatal;
-        if (fatal)
-            ss_seterr(err, errsz, SS_ERR_INVALID, "views %s: %s", p->views, p->error);
+        int ok = p->idle_gen >= w->gen;
+        int64_t lag = p->lag;
         pthread_mutex_unlock(&p->mu);
-        if (fatal)
+        if (ok)
+            continue;
+        char why[SS_ERRSZ];
+        int fatal = 0, stuck = pipe_stuck(e, p, &fatal, why, sizeof why);
+        if (stuck && fatal && !(w->notes && w->note_fatal && w->sel)) {
+            ss_seterr(err, errsz, SS_ERR_INVALID, "views %s: %s", p->views, why);
             return -1;
-        all &= ok;
+        }
+        if (stuck && w->notes && w->sel) {
+            int64_t now = ss_now_ns();
+            if (!w->stuck_since[k])
+                w->stuck_since[k] = now;
+            if (now - w->stuck_since[k] >= STUCK_GRACE_NS || fatal) {
+                char lagt[32] = "unknown";
+                if (lag >= 0)
+                    snprintf(lagt, sizeof lagt, "%lld", (long long)lag);
+                ss_buf_printf(w->notes, "NOTICE: views %s are behind (lag %s): %s\n", p->views, lagt, why);
+                w->sel[k] = 0; /* reported, no longer awaited */
+                continue;
+            }
+        } else if (w->stuck_since) {
+            w->stuck_since[k] = 0;
+        }
+        all = 0;
     }
     return all;
 }
@@ -617,54 +797,148 @@ static int reader_until_idle(ss_engine_t *e, int timeout_ms, char *err, size_t e
         if (e->stop && *e->stop)
             return ss_seterr(err, errsz, SS_ERR_CANCELED, "interrupted with %lld messages of input not yet applied "
                              "by process %ld", (long long)lag, e->leader_pid);
-        if (timeout_ms >= 0 && ss_now_ns() - start > (int64_t)timeout_ms * 1000000)
+        if ((timeout_ms >= 0 && ss_now_ns() - start > (int64_t)timeout_ms * 1000000) ||
+            (e->deadline_ns && ss_now_ns() >= e->deadline_ns))
             return ss_seterr(err, errsz, SS_ERR_TIMEOUT, "process %ld had not applied %lld messages of input in time",
                              e->leader_pid, (long long)lag);
         wait_engine(e, 100);
     }
 }
 
-int ss_engine_run_until_idle(ss_engine_t *e, int timeout_ms, char *err, size_t errsz)
+/* Waits until the pipelines w covers have applied their inputs as of the call. */
+static int wait_idle(ss_engine_t *e, idle_wait_t *w, int timeout_ms, char *err, size_t errsz)
 {
-    int rc = ss_engine_do_loads(e, 0, err, errsz);
-    if (rc)
-        return rc;
-    if (e->plan_error[0] && ss_catalog_nviews(e->cat) > 0)
-        return ss_seterr(err, errsz, SS_ERR_INVALID, "the views are not running: %s", e->plan_error);
-    if (e->reader)
-        return reader_until_idle(e, timeout_ms, err, errsz);
     int64_t start = ss_now_ns();
-    uint64_t gen = ask_idle(e);
+    w->gen = ask_idle(e);
     e->last_progress_ns = start;
     e->progress_msgs0 = e->stats.messages;
     int waited = 0, idle;
-    while ((idle = all_idle(e, gen, err, errsz)) != 1) {
+    while ((idle = all_idle(e, w, err, errsz)) != 1) {
         if (idle < 0)
             return SS_ERR_INVALID;
         if (e->stop && *e->stop)
             return left_behind(e, SS_ERR_CANCELED, "interrupted", err, errsz);
         if (timeout_ms >= 0 && ss_now_ns() - start > (int64_t)timeout_ms * 1000000)
             return left_behind(e, SS_ERR_TIMEOUT, "the views were not caught up in time", err, errsz);
+        if (e->deadline_ns && ss_now_ns() >= e->deadline_ns)
+            return left_behind(e, SS_ERR_TIMEOUT, "timed out (--timeout-ms)", err, errsz);
         wait_engine(e, 100);
         waited = 1;
         progress(e, 0);
     }
     if (waited && ss_now_ns() - start > 1000000000LL)
         progress(e, 1);
-    e->idle_from_ns = start;
+    if (!w->sel) /* every view is caught up as of start (a selective wait says nothing of the others) */
+        e->idle_from_ns = start;
     return SS_OK;
+}
+
+int ss_engine_run_until_idle(ss_engine_t *e, int timeout_ms, char *err, size_t errsz)
+{
+    pthread_mutex_lock(&e->exec_mu); /* no statement rebuilds the pipelines meanwhile */
+    int rc = ss_engine_do_loads(e, 0, err, errsz);
+    if (!rc && e->plan_error[0] && ss_catalog_nviews(e->cat) > 0)
+        rc = ss_seterr(err, errsz, SS_ERR_INVALID, "the views are not running: %s", e->plan_error);
+    else if (!rc && e->reader)
+        rc = reader_until_idle(e, timeout_ms, err, errsz);
+    else if (!rc) {
+        idle_wait_t w = {0};
+        rc = wait_idle(e, &w, timeout_ms, err, errsz);
+    }
+    pthread_mutex_unlock(&e->exec_mu);
+    return rc;
+}
+
+/* 1 if text mentions name as a word (case-insensitive): an over-approximation of what a
+ * statement reads, which never misses a view it names. */
+static int mentions(const char *text, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = text; n && (p = strcasestr(p, name)); p++) {
+        int before = p > text && (isalnum((unsigned char)p[-1]) || p[-1] == '_');
+        int after = isalnum((unsigned char)p[n]) || p[n] == '_';
+        if (!before && !after)
+            return 1;
+    }
+    return 0;
+}
+
+/* 1 if pipeline p runs a view that text mentions. */
+static int pipe_mentioned(const eng_pipe_t *p, const char *text)
+{
+    const char *v = p->views;
+    while (v && *v) {
+        const char *c = strchr(v, ',');
+        size_t n = c ? (size_t)(c - v) : strlen(v);
+        char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)SS_MIN(n, sizeof name - 1), v);
+        if (mentions(text, name))
+            return 1;
+        v = c ? c + 1 : NULL;
+    }
+    return 0;
+}
+
+/* Waits until the pipelines of the views st names (every view for SHOW) have applied their
+ * inputs as of now, at most limit ms (-1: no limit). One stuck for a few seconds (failing,
+ * or waiting for a failing model) is not awaited: a NOTICE in out says which and why. A
+ * failure that needs the user is an error. */
+static int catch_up_wait(ss_engine_t *e, const ss_ast_stmt_t *st, int limit, ss_buf_t *out, char *err, size_t errsz)
+{
+    int rc = ss_engine_do_loads(e, 0, err, errsz);
+    if (rc || !e->catch_up)
+        return rc;
+    if (e->plan_error[0] && ss_catalog_nviews(e->cat) > 0)
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "the views are not running: %s", e->plan_error);
+    if (e->reader)
+        return reader_until_idle(e, limit, err, errsz);
+    char *sel = calloc((size_t)e->npipes + 1, 1);
+    int64_t *since = calloc((size_t)e->npipes + 1, sizeof *since);
+    int any = 0;
+    for (int k = 0; sel && k < e->npipes; k++)
+        any |= sel[k] = (char)(st->kind == SS_STMT_SHOW || !st->text || pipe_mentioned(e->pipes[k], st->text));
+    /* SHOW and EXPLAIN report every failure; SELECT and SUBSCRIBE fail on one that needs the user */
+    idle_wait_t w = {0, sel, since, out, st->kind == SS_STMT_SHOW || st->kind == SS_STMT_EXPLAIN};
+    if (!sel || !since)
+        rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    else if (any)
+        rc = wait_idle(e, &w, limit, err, errsz);
+    free(sel);
+    free(since);
+    return rc;
+}
+
+/* Before a statement that reads views (scripts, the shell, clients): catch_up_wait. A
+ * client's wait is bounded by its time limit, after which it reads what is committed (a
+ * consistent state, only older); a client's read that arrived before the start of the
+ * last catch-up of every view is served by it: a burst of concurrent SELECTs waits for one
+ * or two catch-ups, not one each. */
+static int catch_up(ss_engine_t *e, const ss_ast_stmt_t *st, const ss_exec_opts_t *xo, int64_t arrived_ns,
+                    ss_buf_t *out, char *err, size_t errsz)
+{
+    if (xo && e->idle_from_ns >= arrived_ns)
+        return SS_OK;
+    int limit = xo && xo->timeout_ms > 0 ? xo->timeout_ms : -1;
+    int rc = catch_up_wait(e, st, limit, out, err, errsz);
+    if (rc == SS_ERR_TIMEOUT && limit > 0) {
+        ss_log(SS_LOG_DEBUG, "engine", "reading committed views without catching up: %s", err);
+        rc = SS_OK;
+    }
+    return rc;
 }
 
 int ss_engine_run(ss_engine_t *e, char *err, size_t errsz)
 {
-    (void)err;
-    (void)errsz;
     e->last_progress_ns = ss_now_ns();
     while (!(e->stop && *e->stop)) {
         wait_engine(e, 250);
+        /* statements may run in other threads (serve): take turns with them, never wait for one */
+        if (pthread_mutex_trylock(&e->exec_mu))
+            continue;
         if (e->reader && eng_leader_check(e, err, errsz))
             ss_log(SS_LOG_ERROR, "engine", "%s", err);
         progress(e, 0);
+        pthread_mutex_unlock(&e->exec_mu);
     }
     return SS_OK;
 }

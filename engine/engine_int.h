@@ -77,10 +77,13 @@ typedef struct eng_pipe {
     int batch_open;           /* events polled, not committed yet */
     int64_t batch_rows;       /* events in the open batch */
     int64_t attempt_ns;       /* when the last attempt of the open batch started */
+    int64_t wait_start_ns;    /* when the open batch first waited for answers (0: it has not) */
     int outbox_pending;       /* published deltas awaiting delivery confirmation */
     int wal_dirty;
     int64_t last_lag_ns, backoff_ms, fail_log_ns, checkpoint_ns;
     int disk_full;            /* the last failure was a full disk */
+    int64_t lag_fail_ns;      /* since when the inputs' ends cannot be read (0: they can) */
+    char lag_error[SS_ERRSZ]; /* why not */
     pthread_t th;
     int started, inited;
     volatile int stop;
@@ -110,6 +113,9 @@ struct ss_engine {
     ss_transport_t *transport; /* owned: the durable log beside db_path, or Kafka (--brokers) */
     char *model_path;       /* owned */
     int batch_size, max_latency_ms, threads, progress, catch_up;
+    int sync_inference;     /* opts.sync_inference: pipelines call the dispatcher blocking */
+    int64_t deadline_ns;    /* opts.timeout_ms after open (0: none): waits and loads give up then */
+    volatile sig_atomic_t load_stop; /* a --load stops: *stop was set or the deadline passed */
     struct eng_load { char *stream, *path; int done; } *loads; /* owned: queued --load files */
     int nloads;
     volatile sig_atomic_t *stop; /* borrowed */
@@ -250,6 +256,14 @@ int eng_transport_open(ss_engine_t *e, const char *brokers, char *err, size_t er
 /* Makes sure topic exists with the partitions and retention of the stream or view sink that names it. */
 int eng_create_topic(ss_engine_t *e, const char *topic, char *err, size_t errsz);
 
+/* engine.c: a --load's progress line, with the views' (ss_load_opts_t.progress) */
+typedef struct eng_load_progress {
+    ss_engine_t *e;
+    const char *stream, *path;
+    int64_t start_ns;
+} eng_load_progress_t;
+void eng_load_progress(void *ctx, int64_t lines, int64_t bytes, int64_t size);
+
 /* leader.c */
 int eng_leader_open(ss_engine_t *e, int run_views);  /* decides leader or reader */
 void eng_leader_close(ss_engine_t *e);
@@ -260,7 +274,11 @@ int64_t eng_reader_lag(ss_engine_t *e, const char *view); /* NULL: every view; -
 
 /* engine_models.c */
 int eng_models_register(ss_engine_t *e, char *err, size_t errsz);
-int eng_model_add(ss_engine_t *e, const char *name, char *err, size_t errsz);
+/* Registers catalog model name with the dispatcher; load_now: load a local model's file
+ * now (CREATE MODEL), so a missing or bad file is the statement's error. */
+int eng_model_add(ss_engine_t *e, const char *name, int load_now, char *err, size_t errsz);
+/* Parses WITH (max_in_flight = v): 1..100000. */
+int eng_model_capacity(const char *v, int *out, char *err, size_t errsz);
 /* Copies opts' key_envs and models_dir into e (at open). */
 int eng_models_policy_init(ss_engine_t *e, const ss_engine_opts_t *opts, char *err, size_t errsz);
 void eng_models_policy_free(ss_engine_t *e);

@@ -9,7 +9,14 @@
  * loads the GGUF file on the first request that misses the result cache, so
  * relational-only scripts, and re-runs answered from the cache, never pay for
  * loading a model. The wrapper's cache identity is computed without loading:
- * file name, size and a hash of the file's first and last 64 KiB.
+ * file name, size and a hash of the file's first and last 64 KiB. A model
+ * that cannot load is still caught early: CREATE MODEL loads it (a missing
+ * or bad file is the statement's error), and at start each local model's
+ * GGUF header is validated (a failure is logged and becomes the model's
+ * status, which SHOW VIEWS shows for the views that use it).
+ *
+ * WITH (max_in_flight = N) on any backend sets how many of its requests the
+ * dispatcher keeps in the backend at once (ss_dispatch_set_capacity).
  *
  * The server's policy (ss_engine_opts_t key_envs, models_dir) is checked each time a
  * model is registered: api_key_env may name only an allowed variable (and send it only
@@ -18,6 +25,7 @@
  * choosing nor make the engine open a file of its choosing.
  */
 #include "engine_int.h"
+#include "ss_gguf.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -125,12 +133,39 @@ static ss_infer_backend_t *lazy_new(const char *path, int threads)
     return b;
 }
 
+/* Loads a lazy local backend now (CREATE MODEL). */
+static int lazy_load_now(ss_infer_backend_t *b, char *err, size_t errsz)
+{
+    return b->run == lazy_run ? lazy_load(b, err, errsz) : SS_OK;
+}
+
+/* Validates a local model's file without loading its weights (at start). */
+static int check_gguf(const char *path, char *err, size_t errsz)
+{
+    ss_gguf_t *g = NULL;
+    int rc = ss_gguf_open(path, &g, err, errsz);
+    ss_gguf_close(g);
+    return rc;
+}
+
 static const char *mopt(const ss_cat_model_t *m, const char *name)
 {
     for (int i = 0; i < m->nopts; i++)
         if (!strcmp(m->opts[i].name, name))
             return m->opts[i].value;
     return NULL;
+}
+
+/* max_in_flight = N: an integer in 1..100000, else an error naming it. */
+int eng_model_capacity(const char *v, int *out, char *err, size_t errsz)
+{
+    char *end = NULL;
+    long x = v ? strtol(v, &end, 10) : 0;
+    if (!v || !*v || *end || x < 1 || x > 100000)
+        return ss_seterr(err, errsz, SS_ERR_SEMANTIC, "max_in_flight must be an integer from 1 to 100000, got '%s'",
+                         v ? v : "");
+    *out = (int)x;
+    return SS_OK;
 }
 
 /* ---- the server's policy ---- */
@@ -219,7 +254,7 @@ static int policy_key_env(ss_engine_t *e, const ss_cat_model_t *m, const char *k
 
 static const char *model_opt(void *m, const char *name) { return mopt(m, name); }
 
-int eng_model_add(ss_engine_t *e, const char *name, char *err, size_t errsz)
+int eng_model_add(ss_engine_t *e, const char *name, int load_now, char *err, size_t errsz)
 {
     if (!e->disp)
         return SS_OK;
@@ -243,6 +278,11 @@ int eng_model_add(ss_engine_t *e, const char *name, char *err, size_t errsz)
         free(real);
         if (!b)
             return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+        int rc = load_now ? lazy_load_now(b, err, errsz) : SS_OK;
+        if (rc) {
+            lazy_destroy(b);
+            return rc;
+        }
     } else if (ss_strcaseeq(m->backend, "openai")) {
         int prc = policy_key_env(e, m, mopt(m, "api_key_env"), mopt(m, "url"), err, errsz);
         if (prc)
@@ -254,7 +294,34 @@ int eng_model_add(ss_engine_t *e, const char *name, char *err, size_t errsz)
         return ss_seterr(err, errsz, SS_ERR_UNSUPPORTED, "model %s: unknown backend %s (local or openai)", name,
                          m->backend);
     }
-    return ss_dispatch_add_model(e->disp, name, b, is_default, err, errsz);
+    /* a model dropped and created again replaces the backend registered under its name */
+    int rc = ss_dispatch_has_model(e->disp, name) ? ss_dispatch_replace_model(e->disp, name, b, err, errsz)
+                                                  : ss_dispatch_add_model(e->disp, name, b, is_default, err, errsz);
+    const char *mif = mopt(m, "max_in_flight");
+    int cap = 0;
+    if (!rc && mif && !(rc = eng_model_capacity(mif, &cap, err, errsz)))
+        rc = ss_dispatch_set_capacity(e->disp, name, cap, err, errsz);
+    return rc;
+}
+
+/* At start: a local model whose file cannot be opened is reported now (logged, and its
+ * status says so), not on the first request. */
+static void check_local_model(ss_engine_t *e, const ss_cat_model_t *m)
+{
+    const char *opt = mopt(m, "path");
+    char err[SS_ERRSZ], *path = NULL;
+    if ((m->backend && !ss_strcaseeq(m->backend, "local")) || !opt || policy_path(e, m->name, opt, &path, err, sizeof err))
+        return;
+    if (!check_gguf(path, err, sizeof err)) {
+        free(path);
+        return;
+    }
+    ss_log(SS_LOG_ERROR, "engine", "cannot load model %s: %s (views that use it wait until it loads)", m->name, err);
+    /* the model's state says what its first request would: the same text whichever comes first */
+    char *msg = ss_sprintf("loading model %s: %s", path, err);
+    ss_dispatch_model_failed(e->disp, m->name, msg ? msg : err);
+    free(msg);
+    free(path);
 }
 
 int eng_models_register(ss_engine_t *e, char *err, size_t errsz)
@@ -264,7 +331,9 @@ int eng_models_register(ss_engine_t *e, char *err, size_t errsz)
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     int rc = ss_dispatch_add_model(e->disp, "local", b, 1, err, errsz);
     for (int i = 0; !rc && i < ss_catalog_nmodels(e->cat); i++) {
-        rc = eng_model_add(e, ss_catalog_model_at(e->cat, i)->name, err, errsz);
+        rc = eng_model_add(e, ss_catalog_model_at(e->cat, i)->name, 0, err, errsz);
+        if (!rc)
+            check_local_model(e, ss_catalog_model_at(e->cat, i));
         if (rc) {
             /* a broken model definition must not keep the engine from opening */
             ss_log(SS_LOG_WARN, "engine", "model %s not registered: %s", ss_catalog_model_at(e->cat, i)->name, err);

@@ -6,6 +6,7 @@
  * text tables all of them print.
  */
 #include "engine_int.h"
+#include "ss_cascade.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -1277,9 +1278,22 @@ static void explain_embedder(ss_engine_t *e, const char *view, ss_buf_t *out)
     for (int i = 0; p && i < p->n; i++)
         need |= p->nodes[i]->view && ss_strcaseeq(p->nodes[i]->view, view) &&
                 (p->nodes[i]->kind == SS_PN_SEM_JOIN || p->nodes[i]->kind == SS_PN_LLM_GENERATE ||
-                 p->nodes[i]->kind == SS_PN_SEM_SIM_JOIN || p->nodes[i]->kind == SS_PN_SEM_SEARCH);
+                 p->nodes[i]->kind == SS_PN_SEM_SIM_JOIN || p->nodes[i]->kind == SS_PN_SEM_SEARCH ||
+                 ss_plan_cascade_embeds(p->nodes[i]));
     if (need)
         ss_buf_printf(out, "embedder: %s\n", e->emb ? e->emb->desc : "none open");
+}
+
+/* The cascades of the view's operators (operators/sem_cascade.c): thresholds, samples, estimates,
+ * oracle calls, as their last committed batch left them. */
+static void explain_cascades(ss_engine_t *e, const char *view, ss_buf_t *out)
+{
+    const ss_plan_t *p = e->plan;
+    for (int i = 0; p && i < p->n; i++) {
+        const ss_plan_node_t *n = p->nodes[i];
+        if (n->view && ss_strcaseeq(n->view, view) && ss_plan_opt(n, "cascade"))
+            ss_cascade_describe(ss_store_db(e->store), n->id, "", out);
+    }
 }
 
 int eng_explain(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err, size_t errsz)
@@ -1305,6 +1319,7 @@ int eng_explain(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *er
         eng_view_status(e, st->name, &s, &lag, state, sizeof state);
         ss_buf_printf(out, "state: %s\n", state);
         explain_embedder(e, st->name, out);
+        explain_cascades(e, st->name, out);
         explain_stats(e, st->name, out);
     }
     return rc;
@@ -1355,5 +1370,8 @@ int eng_subscribe(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *
     }
     ss_buf_free(&b);
     ss_engine_sub_close(sub);
+    if (!rc && e->stop && *e->stop)
+        rc = ss_seterr(err, errsz, SS_ERR_CANCELED, "SUBSCRIBE %s canceled after %lld change(s)", st->name,
+                       (long long)seen);
     return rc;
 }

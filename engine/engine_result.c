@@ -128,7 +128,15 @@ int eng_result_finish(ss_engine_t *e, const ss_ast_stmt_t *st, const char *text,
     if (st->kind == SS_STMT_EXPLAIN) {
         rc = explain_rows(rs, text ? text : "", len);
     } else {
-        /* the statement's text ("CREATE VIEW", "INSERT 3", "DROP STREAM") is the tag */
+        /* the statement's text ("CREATE VIEW", "INSERT 3", "DROP STREAM") is the tag, after any
+         * "NOTICE: ..." lines (IF NOT EXISTS on an existing object, a view left behind) */
+        while (text && len > 8 && !strncmp(text, "NOTICE: ", 8)) {
+            const char *nl = memchr(text, '\n', len);
+            if (!nl)
+                break;
+            len -= (size_t)(nl + 1 - text);
+            text = nl + 1;
+        }
         char tag[64];
         size_t n = text ? strcspn(text, "\n(") : 0;
         while (n && text[n - 1] == ' ')

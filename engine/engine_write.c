@@ -328,13 +328,21 @@ int ss_engine_load_jsonl(ss_engine_t *e, const char *stream, const char *path, i
     const ss_cat_stream_t *cs = ss_catalog_stream(e->cat, stream);
     if (!cs)
         return ss_seterr(err, errsz, SS_ERR_NOTFOUND, "--load %s=%s: no such stream", stream, path);
-    ss_load_opts_t o = {cs->name, cs->topic ? cs->topic : cs->name, path, SS_FMT_JSON, cs->schema, e->stop};
+    /* the loader stops on load_stop, which its progress calls set on Ctrl-C or at the deadline */
+    e->load_stop = (e->stop && *e->stop) || (e->deadline_ns && ss_now_ns() >= e->deadline_ns);
+    eng_load_progress_t lp = {e, stream, path, ss_now_ns()};
+    ss_load_opts_t o = {cs->name, cs->topic ? cs->topic : cs->name, path, SS_FMT_JSON, cs->schema, &e->load_stop,
+                        eng_load_progress, &lp};
     if (ss_format_parse(cs->format ? cs->format : "json", &o.format))
         return ss_seterr(err, errsz, SS_ERR_INVALID, "stream %s: unknown format %s", cs->name, cs->format);
     ss_load_result_t r;
     int rc = eng_create_topic(e, o.topic, err, errsz);
     if (!rc)
         rc = ss_load_jsonl(e->transport, &o, &r, err, errsz);
+    if (rc == SS_ERR_CANCELED && !(e->stop && *e->stop) && e->deadline_ns) {
+        ss_errprefix(err, errsz, "timed out (--timeout-ms)");
+        rc = SS_ERR_TIMEOUT;
+    }
     if (rc)
         return rc;
     *n = r.lines;

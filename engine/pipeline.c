@@ -32,6 +32,13 @@
 #define PIPE_BACKOFF_FIRST_MS 250
 #define PIPE_BACKOFF_MAX_MS 30000
 #define PIPE_RERUN_INPUT_NS (200LL * 1000000LL)
+/* A batch waiting for answers reads more input for at most this long (and at most
+ * 10 x batch_size rows); then it waits for its own answers only, so it commits about one
+ * model latency later however fast input arrives (rows read meanwhile would keep it
+ * waiting for ever when input comes faster than answers). */
+#define PIPE_GROW_NS (1000LL * 1000000LL)
+/* Inputs whose ends cannot be read for this long while idle (a broker gone) are a failure. */
+#define PIPE_UNREACHABLE_NS (2000LL * 1000000LL)
 #define SS_OUTBOX_MAX 64
 
 static const char *nz(const char *s) { return s ? s : ""; }
@@ -99,6 +106,7 @@ static void clear_batch(eng_pipe_t *p)
     }
     p->batch_open = 0;
     p->batch_rows = 0;
+    p->wait_start_ns = 0;
 }
 
 /* Closes sources, sinks, operators and the connection; the open batch is forgotten
@@ -206,7 +214,9 @@ static int republish_outbox(eng_pipe_t *p, char *err, size_t errsz);
 
 static int pipe_open(eng_pipe_t *p, char *err, size_t errsz)
 {
-    set_state(p, EP_STARTING, NULL);
+    if (p->state != EP_FAILING) /* a retry stays failing until it succeeds (note_success) */
+        set_state(p, EP_STARTING, NULL);
+    p->lag_fail_ns = 0;
     int rc = ss_store_open(p->e->db_path, &p->store, err, errsz);
     if (!rc && p->disk_full) /* give the WAL's space back before trying again */
         ss_store_checkpoint(p->store, 1);
@@ -468,17 +478,16 @@ static int poll_sources(eng_pipe_t *p, int max, int timeout_ms, int *got, char *
     return SS_OK;
 }
 
-/* Input not consumed yet, summed over the sources (-1 if a source cannot tell). */
-static int64_t measure_lag(eng_pipe_t *p)
+/* Input not consumed yet, summed over the sources (-1 if a source cannot tell: err says why). */
+static int64_t measure_lag(eng_pipe_t *p, char *err, size_t errsz)
 {
     int64_t lag = 0;
     for (int j = 0; j < p->nn; j++) {
         int i = p->nodes[j];
         int64_t l = 0;
-        char err[SS_ERRSZ];
         if (!p->srcs[i])
             continue;
-        if (ss_source_lag(p->srcs[i], &l, err, sizeof err) != SS_OK)
+        if (ss_source_lag(p->srcs[i], &l, err, errsz) != SS_OK)
             return -1;
         lag += l;
     }
@@ -491,7 +500,13 @@ static void update_lag(eng_pipe_t *p, int force)
     if (!force && now - p->last_lag_ns < 500000000LL)
         return;
     p->last_lag_ns = now;
-    int64_t lag = measure_lag(p);
+    int64_t lag = measure_lag(p, p->lag_error, sizeof p->lag_error);
+    if (lag < 0 && !p->lag_fail_ns)
+        p->lag_fail_ns = now; /* the inputs cannot be reached: idle_work reports it if it lasts */
+    else if (lag >= 0)
+        p->lag_fail_ns = 0;
+    if (lag >= 0 && p->batch_open)
+        lag += p->batch_rows; /* read into the open batch, not applied yet */
     pthread_mutex_lock(&p->mu);
     p->lag = lag;
     if (p->state == EP_RUNNING || p->state == EP_CATCHING_UP || p->state == EP_STARTING)
@@ -651,7 +666,7 @@ static void wait_answers(eng_pipe_t *p)
         if (ws.outstanding == 0 || ws.completed >= want)
             break;
         /* read on while waiting, so the next rows' requests go out now (bounded: backpressure) */
-        if (p->batch_rows < max_pending) {
+        if (p->batch_rows < max_pending && ss_now_ns() - p->wait_start_ns < PIPE_GROW_NS) {
             int got = 0;
             char err[SS_ERRSZ];
             if (poll_sources(p, (int)SS_MIN(max_pending - p->batch_rows, e->batch_size), 0, &got, err, sizeof err))
@@ -734,6 +749,8 @@ static int attempt(eng_pipe_t *p, int tick, char *err, size_t errsz)
     if (!rc)
         rc = run_nodes(p, tick, err, errsz);
     if (rc == SS_ERR_PENDING) {
+        if (!p->wait_start_ns)
+            p->wait_start_ns = p->attempt_ns; /* the batch's first wait */
         undo_attempt(p);
         wait_answers(p);
         return SS_OK;
@@ -779,6 +796,10 @@ static int idle_work(eng_pipe_t *p, char *err, size_t errsz)
     pthread_mutex_unlock(&e->mu);
     int asked = want != p->idle_gen;
     update_lag(p, asked); /* measured after the request: input written before it counts */
+    /* a broker gone while nothing arrives shows only here: a failure, logged and retried */
+    if (p->lag_fail_ns && ss_now_ns() - p->lag_fail_ns >= PIPE_UNREACHABLE_NS)
+        return ss_seterr(err, errsz, SS_ERR_KAFKA, "inputs unreachable for %.0f s: %s",
+                         (ss_now_ns() - p->lag_fail_ns) / 1e9, p->lag_error);
     if (asked && p->lag == 0) {
         pthread_mutex_lock(&p->mu);
         p->idle_gen = want;
@@ -861,7 +882,8 @@ static void note_success(eng_pipe_t *p)
 {
     if (p->state != EP_FAILING)
         return;
-    ss_log(SS_LOG_INFO, "engine", "views %s running again after %.1f s", p->views,
+    /* at the level of the failure it ends, so whoever saw that sees this */
+    ss_log(SS_LOG_WARN, "engine", "views %s running again after %.1f s", p->views,
            (ss_wall_ms() - p->failing_since_ms) / 1000.0);
     p->backoff_ms = 0;
     p->fatal = 0;
@@ -872,7 +894,8 @@ static void note_success(eng_pipe_t *p)
 static void *pipe_main(void *arg)
 {
     eng_pipe_t *p = arg;
-    ss_dispatch_bind(p->wg);
+    if (!p->e->sync_inference) /* (sync_inference: the old blocking calls, for comparison) */
+        ss_dispatch_bind(p->wg);
     char err[SS_ERRSZ];
     while (!p->stop) {
         err[0] = 0;

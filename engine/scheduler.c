@@ -259,8 +259,8 @@ void eng_pipes_stop(ss_engine_t *e)
     pthread_mutex_unlock(&e->mu);
 }
 
-/* Semantic joins and retrieval compare embeddings: open the embedder the first
- * time a plan has such an operator (SET embedder = 'wink' | 'model' | 'openai'
+/* Semantic joins, retrieval and cascades with proxy=embed compare embeddings: open the
+ * embedder the first time a plan has such an operator (SET embedder = 'wink' | 'model' | 'openai'
  * picks the kind; default: the static word vectors, an error when not installed). */
 static int ensure_embedder(ss_engine_t *e, char *err, size_t errsz)
 {
@@ -269,7 +269,8 @@ static int ensure_embedder(ss_engine_t *e, char *err, size_t errsz)
     for (int i = 0; i < p->n; i++)
         need |= p->nodes[i]->kind == SS_PN_SEM_JOIN || p->nodes[i]->kind == SS_PN_LLM_GENERATE ||
                 p->nodes[i]->kind == SS_PN_SEM_SIM_JOIN || p->nodes[i]->kind == SS_PN_SEM_SEARCH ||
-                p->nodes[i]->kind == SS_PN_SEM_DEDUP || p->nodes[i]->kind == SS_PN_SEM_GROUP;
+                p->nodes[i]->kind == SS_PN_SEM_DEDUP || p->nodes[i]->kind == SS_PN_SEM_GROUP ||
+                ss_plan_cascade_embeds(p->nodes[i]);
     if (!need || e->emb || !e->disp)
         return SS_OK;
     ss_embed_opts_t o;

@@ -43,6 +43,11 @@ typedef struct ss_engine_opts {
                                when another process runs them: see README "Several processes") */
     int catch_up;           /* 1: bring the views up to date (run until idle) before each
                                SELECT, SHOW, EXPLAIN or SUBSCRIBE, so scripts read caught-up views */
+    int timeout_ms;         /* > 0: every wait for the views (a script's catch-ups, run_until_idle) and
+                               every --load gives up this long after open (SS_ERR_TIMEOUT), as
+                               `run --until-idle --timeout-ms N` promises */
+    int sync_inference;     /* 1: the old synchronous loop, for comparison (bench/backfill): each
+                               batch's model calls block inside its transaction, no read-ahead */
     /* The server's own configuration for models (serve): NULL = no restriction (run, shell).
      * key_envs: the environment variables CREATE MODEL ... api_key_env may name, each "NAME" or
      * "NAME=URL_PREFIX" (the key then goes only to URLs starting with the prefix); NULL-terminated,
@@ -189,6 +194,8 @@ typedef struct ss_engine_stats {
     int64_t llm_calls;  /* inference requests that reached a model */
     int64_t cache_hits;
     int64_t in_flight;  /* inference requests queued or in a backend now */
+    int64_t busy_ns;    /* wall time since open with at least one request in a backend */
+    int64_t request_ns; /* requests' time in backends since open, summed (/ wall: mean in flight) */
     int pipelines, waiting, failing; /* pipelines; those waiting for models; those failing */
 } ss_engine_stats_t;
 void ss_engine_get_stats(ss_engine_t *e, ss_engine_stats_t *out);

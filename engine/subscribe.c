@@ -66,15 +66,37 @@ void eng_subs_close_all(ss_engine_t *e, const char *view)
     pthread_mutex_unlock(&e->mu);
 }
 
-/* The view's rows (as insertions) through a connection and operator of its own. */
+/* 1 when the view's table is committed (a new view's pipeline creates it in its first batch). */
+static int view_table_exists(ss_store_t *st, const char *label)
+{
+    sqlite3_stmt *q = NULL;
+    char *name = ss_sprintf("view_%s", label ? label : "unnamed");
+    int yes = name && sqlite3_prepare_v2(ss_store_db(st), "SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                         "name = ?1", -1, &q, NULL) == SQLITE_OK &&
+              sqlite3_bind_text(q, 1, name, -1, SQLITE_TRANSIENT) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW;
+    sqlite3_finalize(q);
+    free(name);
+    return yes;
+}
+
+/* The view's rows (as insertions) through a connection and operator of its own. A view whose
+ * table its pipeline has not committed yet has none: they come as changes when it commits (the
+ * subscription is registered under the commit lock first). Creating the table here instead
+ * waited for the SQLite write lock held by that pipeline's open batch, which waits for the
+ * commit lock we hold ("database is locked" after 5 s). */
 static int snapshot(ss_engine_t *e, int node, ss_buf_t *out, int64_t *rows, char *err, size_t errsz)
 {
     ss_store_t *st = NULL;
     ss_op_t *op = NULL;
     ss_zset_t z;
     ss_zset_init(&z);
+    *rows = 0;
     int rc = ss_store_open(e->db_path, &st, err, errsz);
     ss_op_ctx_t ctx = {st ? ss_store_db(st) : NULL, e->disp, (struct ss_embedder *)e->emb};
+    if (!rc && !view_table_exists(st, e->plan->nodes[node]->label)) {
+        ss_store_close(st);
+        return SS_OK;
+    }
     if (!rc)
         rc = ss_op_new(e->plan->nodes[node], &op, err, errsz);
     if (!rc && op->vt->init)

@@ -3,8 +3,8 @@
  * one transformer forward pass over a batch of tokens from many sequences. Each
  * token carries its position and its sequence's KV block table; K/V of the batch
  * are written to the blocks first, then every token attends causally to its own
- * sequence. Float weights are used in place from the mapping; quantized ones are repacked
- * by the first forward pass into the panels of qpack.c (owned here; the token embedding stays
+ * sequence. The first forward pass repacks quantized weights into the panels of qpack.c and
+ * copies float matrices of 4 MiB and more onto huge pages (both owned here; the token embedding stays
  * in the mapping, it is only read a row at a time). KV blocks are f32 and owned here (block id -> memory),
  * grown on reserve().
  */
@@ -59,14 +59,20 @@ static ss_err_t ensure_acts(cpu_t *c, int n, char *err, size_t errsz)
     return SS_OK;
 }
 
-/* A copy of w with its panel (quantized types); float types are used as they are. */
+/* A copy of w with its panel (quantized types) or its rows on huge pages (float types of 4 MiB
+ * and more). */
 static ss_err_t pack(cpu_t *c, const wmat_t *w, wmat_t *out, char *err, size_t errsz)
 {
     ss_llm_t *m = c->m;
     *out = *w;
     out->panel = NULL;
-    if (!p_spec(w->type) || c->no_panels)
+    if (c->no_panels)
         return SS_OK;
+    if (!p_spec(w->type))
+        return k_copy_float(out, m->threads)
+                   ? ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory copying a %dx%d %s weight", w->rows,
+                               w->cols, ss_ggml_type_name(w->type))
+                   : SS_OK;
     if (k_pack(out, m->threads))
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory repacking a %dx%d %s weight", w->rows, w->cols,
                          ss_ggml_type_name(w->type));

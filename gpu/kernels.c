@@ -649,7 +649,7 @@ void k_matmul_multi(const wmat_t *const *w, float *const *out, const size_t *ldo
     int cols = w[0]->cols, need[2] = {0, 0}, ok[2] = {0, 0};
     long work = 0;
     for (int i = 0; i < nmat; i++)
-        if (w[i]->panel)
+        if (w[i]->panel && p_spec(w[i]->type)) /* (a float matrix's panel is its huge-page copy) */
             need[p_spec(w[i]->type)->sk != SK_LEGACY] = 1;
     for (int k = 0; k < 2; k++) /* once for every packed matrix of the call */
         ok[k] = need[k] && q_act(&qa[k], x, ldx, nb, cols, k ? 256 : 32, threads) == SS_OK;

@@ -22,8 +22,9 @@ typedef struct wmat {
     int type;
     int rows, cols;
     size_t row_bytes;
-    uint8_t *panel;       /* CPU kernels: quantized rows repacked in 16-row groups (qpack.c), or NULL;
-                             owned by whoever called k_pack (the CPU backend) */
+    uint8_t *panel;       /* CPU kernels: quantized rows repacked in 16-row groups (qpack.c), or a
+                             float matrix's copy on huge pages (k_copy_float; data points at it), or
+                             NULL; owned by whoever called k_pack / k_copy_float (the CPU backend) */
     size_t group_bytes;   /* bytes of one 16-row group of panel */
 } wmat_t;
 
@@ -124,6 +125,11 @@ int p_u(const pspec_t *p, const uint8_t *gb, int r, int i);
 /* Repacks a quantized w into w->panel (threads share the work); -1 if its type has no panel
  * layout or memory runs out. k_unpack_free frees the panel. */
 int k_pack(wmat_t *w, int threads);
+/* Copies a float (F32/F16/BF16) w of 4 MiB or more onto transparent huge pages and points
+ * w->data at the copy (kept in w->panel, freed by k_unpack_free): decode streams it without a
+ * TLB miss and a prefetcher stop every 4 KiB, as it would from the file's page-cache pages.
+ * 0 when copied or left as it is (small, or not a float type), -1 if memory runs out. */
+int k_copy_float(wmat_t *w, int threads);
 void k_unpack_free(wmat_t *w);
 
 /* Activations quantized for the panel kernels: per row, int8 q[cols] with one scale per block of

@@ -299,6 +299,38 @@ int k_pack(wmat_t *w, int threads)
     return 0;
 }
 
+typedef struct copy_job {
+    const uint8_t *src;
+    uint8_t *dst;
+    size_t bytes, chunk;
+} copy_job_t;
+
+static void copy_chunk(void *ctx, int c, int tid)
+{
+    copy_job_t *j = ctx;
+    (void)tid;
+    size_t o = (size_t)c * j->chunk;
+    memcpy(j->dst + o, j->src + o, j->bytes - o < j->chunk ? j->bytes - o : j->chunk);
+}
+
+int k_copy_float(wmat_t *w, int threads)
+{
+    if (w->panel || (w->type != SS_GGML_F32 && w->type != SS_GGML_F16 && w->type != SS_GGML_BF16))
+        return 0;
+    size_t bytes = (size_t)w->rows * w->row_bytes, al = (size_t)2 << 20;
+    if (bytes < ((size_t)4 << 20))
+        return 0;
+    uint8_t *copy = aligned_alloc(al, (bytes + al - 1) & ~(al - 1));
+    if (!copy)
+        return -1;
+    madvise(copy, (bytes + al - 1) & ~(al - 1), MADV_HUGEPAGE);
+    copy_job_t j = {w->data, copy, bytes, (size_t)16 << 20};
+    pool_run(threads, (int)((bytes + j.chunk - 1) / j.chunk), copy_chunk, &j);
+    w->panel = copy;
+    w->data = copy;
+    return 0;
+}
+
 void k_unpack_free(wmat_t *w)
 {
     free(w->panel);

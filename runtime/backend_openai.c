@@ -68,6 +68,7 @@ typedef struct oai {
     pthread_mutex_t mu;     /* guards what batches share: everything below, active, idle */
     pthread_mutex_t probe_mu; /* one GET /v1/models at a time */
     int ext;                /* semstream extensions: 1 on, 0 off, -1 not known yet (auto) */
+    int canceled;           /* set by oai_cancel (atomic): runs end within a poll (<= 100 ms) */
     int api;                /* EP_CHAT or EP_LEGACY; -1 = auto, not decided */
     int lp_chat, lp_legacy; /* top logprobs asked on each API (lowered when a server refuses) */
     int no_logprobs;        /* the server gives no logprobs: CHOOSE/SCORE constrained */
@@ -846,6 +847,22 @@ static void run_jobs(oai_t *b, CURLM *multi, job_t *jobs, int n)
     int left = 0, mine = 0;
     for (int i = 0; i < n; i++) left += !jobs[i].done;
     while (left > 0) {
+        if (__atomic_load_n(&b->canceled, __ATOMIC_ACQUIRE)) { /* stopping: give up what is left */
+            pthread_mutex_lock(&b->mu);
+            for (int i = 0; i < n; i++) {
+                job_t *j = &jobs[i];
+                if (j->done) continue;
+                if (j->h) {
+                    curl_multi_remove_handle(multi, j->h);
+                    curl_easy_cleanup(j->h);
+                    j->h = NULL;
+                    b->active--;
+                }
+                job_fail(b, j, SS_ERR_CANCELED, "canceled: the engine is stopping");
+            }
+            pthread_mutex_unlock(&b->mu);
+            break;
+        }
         int64_t now = ss_now_ns(), wait_ms = 100;
         pthread_mutex_lock(&b->mu);
         for (int i = 0; i < n && b->active < b->o.max_concurrency; i++) {
@@ -1060,6 +1077,12 @@ static void oai_destroy(ss_infer_backend_t *be)
     free(be);
 }
 
+static void oai_cancel(ss_infer_backend_t *be)
+{
+    oai_t *b = be->impl;
+    __atomic_store_n(&b->canceled, 1, __ATOMIC_RELEASE); /* each run sees it after its poll (<= 100 ms) */
+}
+
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
@@ -1117,6 +1140,7 @@ ss_infer_backend_t *ss_backend_openai_open(const ss_openai_opts_t *o, char *err,
     be->max_concurrent = b->o.max_concurrency; /* batches at once; their HTTP requests share the limit */
     be->run = oai_run;
     be->destroy = oai_destroy;
+    be->cancel = oai_cancel;
     if (!be->model_id || !b->chat_url || !b->completions_url || !b->embeddings_url || !b->models_url) {
         oai_destroy(be);
         ss_seterr(err, errsz, SS_ERR_NOMEM, "openai backend: cannot initialise libcurl");

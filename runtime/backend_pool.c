@@ -269,6 +269,14 @@ static int pool_count_tokens(ss_infer_backend_t *b, const char *text)
     return -1;
 }
 
+static void pool_cancel(ss_infer_backend_t *b)
+{
+    pool_t *p = b->impl;
+    for (int i = 0; i < p->n; i++)
+        if (p->m[i].be->cancel)
+            p->m[i].be->cancel(p->m[i].be);
+}
+
 static void pool_destroy(ss_infer_backend_t *b)
 {
     if (!b)
@@ -321,6 +329,7 @@ ss_infer_backend_t *ss_backend_pool_new(const char *name, ss_infer_backend_t **w
     b->run = pool_run;
     b->count_tokens = pool_count_tokens;
     b->destroy = pool_destroy;
+    b->cancel = pool_cancel;
     return b;
 }
 

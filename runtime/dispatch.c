@@ -26,6 +26,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <math.h>
 #include <stdlib.h>
@@ -63,6 +64,7 @@ struct model {
     ss_infer_backend_t *b;
     ss_dispatch_t *d;
     int capacity;                /* max requests in the backend at once */
+    int swapping;                /* its backend is being replaced: workers take nothing new */
     int nworkers;
     pthread_t *workers;
     int nstarted;
@@ -73,7 +75,9 @@ struct model {
     int failing;
     int64_t failing_since_ms, next_retry_ms, last_fail_log_ns, failing_since_ns;
     char last_error[256];
+    int last_code;               /* the last failure's ss_err_t */
     int64_t calls, failures;
+    int64_t busy_ns, busy_since_ns;  /* time with requests in the backend: total of past stretches, start of this one */
     int64_t lat_hist[SS_DISPATCH_LAT_NB]; /* backend calls per latency bucket (not cumulative) */
     int64_t lat_count;
     double lat_sum_s;
@@ -105,9 +109,14 @@ struct ss_dispatch {
     size_t fl_cap, fl_n;
     ss_dispatch_wg_t *wgs;
     ss_infer_stats_t totals;
+    int inflight;                /* requests in backend calls now, over every model */
+    int64_t busy_ns, busy_since_ns; /* wall time with inflight > 0: past stretches, start of this one */
+    int64_t req_ns, req_at_ns;   /* integral of inflight over time, up to req_at_ns */
 };
 
 static _Thread_local ss_dispatch_wg_t *tl_wg;
+
+static void account_load(ss_dispatch_t *d);
 
 /* ---------------------------------------------------------------- open / close */
 
@@ -153,6 +162,9 @@ void ss_dispatch_close(ss_dispatch_t *d)
     d->stopping = 1;
     for (int i = 0; i < d->nmodels; i++) pthread_cond_broadcast(&d->models[i]->cv);
     pthread_mutex_unlock(&d->mu);
+    /* calls in progress end now (a slow or retried HTTP request could take minutes) */
+    for (int i = 0; i < d->nmodels; i++)
+        if (d->models[i]->b && d->models[i]->b->cancel) d->models[i]->b->cancel(d->models[i]->b);
     for (int i = 0; i < d->nmodels; i++) {
         model_t *m = d->models[i];
         for (int k = 0; k < m->nstarted; k++) pthread_join(m->workers[k], NULL);
@@ -196,10 +208,15 @@ static void *worker_main(void *arg);
 static int start_workers(model_t *m)
 {
     if (m->nstarted || m->d->stopping) return SS_OK;
+    /* workers never take the signals meant for the process's main thread (Ctrl-C...) */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
     for (int k = 0; k < m->nworkers; k++) {
         if (pthread_create(&m->workers[k], NULL, worker_main, m) != 0) break;
         m->nstarted++;
     }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     return m->nstarted ? SS_OK : SS_ERR_NOMEM;
 }
 
@@ -247,6 +264,33 @@ int ss_dispatch_add_model(ss_dispatch_t *d, const char *name, ss_infer_backend_t
     return rc;
 }
 
+int ss_dispatch_replace_model(ss_dispatch_t *d, const char *name, ss_infer_backend_t *b, char *err, size_t errsz)
+{
+    if (!b) return ss_seterr(err, errsz, SS_ERR_INVALID, "dispatcher: NULL backend for model %s", name ? name : "");
+    pthread_mutex_lock(&d->mu);
+    int i = name ? find_model(d, name) : -1;
+    if (i < 0) {
+        pthread_mutex_unlock(&d->mu);
+        return ss_dispatch_add_model(d, name, b, 0, err, errsz);
+    }
+    model_t *m = d->models[i];
+    m->swapping = 1;
+    while (m->inflight > 0) pthread_cond_wait(&d->cv, &d->mu); /* calls in progress finish on the old one */
+    ss_infer_backend_t *old = m->b;
+    m->b = b;
+    m->capacity = b->max_concurrent > 1 ? 2 * d->max_batch : d->max_batch;
+    if (!m->nstarted) size_workers(d, m);
+    m->nworkers = SS_MIN(m->nworkers, 64);
+    m->failing = 0;
+    m->next_retry_ms = 0;
+    m->last_error[0] = 0;
+    m->swapping = 0;
+    pthread_cond_broadcast(&m->cv);
+    pthread_mutex_unlock(&d->mu);
+    if (old && old->destroy) old->destroy(old);
+    return SS_OK;
+}
+
 int ss_dispatch_set_capacity(ss_dispatch_t *d, const char *name, int max_in_flight, char *err, size_t errsz)
 {
     if (max_in_flight < 1 || max_in_flight > 100000)
@@ -278,6 +322,27 @@ void ss_dispatch_totals(ss_dispatch_t *d, ss_infer_stats_t *out)
     pthread_mutex_lock(&d->mu);
     *out = d->totals;
     pthread_mutex_unlock(&d->mu);
+}
+
+/* Adds the requests in flight since the last change to the load integral (d->mu held). */
+static void account_load(ss_dispatch_t *d)
+{
+    int64_t now = ss_now_ns();
+    if (d->req_at_ns)
+        d->req_ns += (int64_t)d->inflight * (now - d->req_at_ns);
+    d->req_at_ns = now;
+}
+
+int64_t ss_dispatch_busy_ns(ss_dispatch_t *d, int64_t *request_ns)
+{
+    pthread_mutex_lock(&d->mu);
+    int64_t b = d->busy_ns + (d->inflight > 0 ? ss_now_ns() - d->busy_since_ns : 0);
+    if (request_ns) {
+        account_load(d);
+        *request_ns = d->req_ns;
+    }
+    pthread_mutex_unlock(&d->mu);
+    return b;
 }
 
 int ss_dispatch_in_flight(ss_dispatch_t *d)
@@ -319,13 +384,35 @@ int ss_dispatch_model_status(ss_dispatch_t *d, const char *name, ss_dispatch_mod
         out->failing_since_ms = m->failing ? m->failing_since_ms : 0;
         out->next_retry_ms = m->failing ? m->next_retry_ms : 0;
         snprintf(out->last_error, sizeof out->last_error, "%s", m->last_error);
+        out->last_code = m->last_code;
         out->calls = m->calls;
         out->failures = m->failures;
+        out->busy_ns = m->busy_ns + (m->inflight > 0 ? ss_now_ns() - m->busy_since_ns : 0);
         int64_t cum = 0;
         for (int b = 0; b < SS_DISPATCH_LAT_NB; b++)
             out->lat_le[b] = cum += m->lat_hist[b];
         out->lat_count = m->lat_count;
         out->lat_sum_s = m->lat_sum_s;
+    }
+    pthread_mutex_unlock(&d->mu);
+    return i >= 0 ? SS_OK : SS_ERR_NOTFOUND;
+}
+
+int ss_dispatch_model_failed(ss_dispatch_t *d, const char *name, const char *msg)
+{
+    pthread_mutex_lock(&d->mu);
+    int i = find_model(d, name);
+    if (i >= 0) {
+        model_t *m = d->models[i];
+        if (!m->failing) {
+            m->failing = 1;
+            m->failing_since_ms = ss_wall_ms();
+            m->failing_since_ns = m->last_fail_log_ns = ss_now_ns();
+        }
+        m->failures++;
+        m->last_code = SS_ERR_MODEL;
+        m->next_retry_ms = 0; /* tried again by the next request */
+        snprintf(m->last_error, sizeof m->last_error, "%s", msg ? msg : "failed");
     }
     pthread_mutex_unlock(&d->mu);
     return i >= 0 ? SS_OK : SS_ERR_NOTFOUND;
@@ -589,10 +676,11 @@ static void finalize(ss_dispatch_t *d, inflight_t *f, ss_infer_res_t *res)
 
 /* The model failed an attempt: its state, logged when it starts failing and then
  * every 30 s while it goes on (d->mu held). */
-static void note_failure(model_t *m, const char *msg, int64_t retry_ms, int nwaiting)
+static void note_failure(model_t *m, int code, const char *msg, int64_t retry_ms, int nwaiting)
 {
     int64_t now = ss_now_ns();
     m->failures++;
+    m->last_code = code;
     snprintf(m->last_error, sizeof m->last_error, "%s", msg ? msg : "failed");
     m->next_retry_ms = ss_wall_ms() + retry_ms;
     if (!m->failing) {
@@ -612,7 +700,7 @@ static void note_failure(model_t *m, const char *msg, int64_t retry_ms, int nwai
 static void note_success(model_t *m)
 {
     if (!m->failing) return;
-    ss_log(SS_LOG_INFO, "dispatch", "model %s answering again after %.1f s of failures", m->name,
+    ss_log(SS_LOG_WARN, "dispatch", "model %s answering again after %.1f s of failures", m->name,
            (ss_now_ns() - m->failing_since_ns) / 1e9);
     m->failing = 0;
     m->next_retry_ms = 0;
@@ -672,17 +760,22 @@ static void settle_chunk(model_t *m, inflight_t **fs, int n, ss_infer_res_t *out
             finalize(d, f, &out[i]);
         } else if (f->retry && !d->stopping) {
             f->attempts++;
-            note_failure(m, out[i].error, wait, m->queued + n - i);
+            note_failure(m, out[i].status, out[i].error, wait, m->queued + n - i);
             ss_infer_res_clear(&out[i]);
             f->not_before_ns = now + wait * 1000000LL;
             queue_push(m, f);
         } else { /* a blocking caller gets the failure as its answer */
             m->failures++;
+            m->last_code = out[i].status;
             snprintf(m->last_error, sizeof m->last_error, "%s", out[i].error ? out[i].error : "failed");
             finalize(d, f, &out[i]);
         }
     }
+    account_load(d);
     m->inflight -= n;
+    d->inflight -= n;
+    if (m->inflight == 0) m->busy_ns += ss_now_ns() - m->busy_since_ns;
+    if (d->inflight == 0) d->busy_ns += ss_now_ns() - d->busy_since_ns;
     pthread_cond_broadcast(&d->cv);
     pthread_cond_broadcast(&m->cv);
 }
@@ -702,7 +795,7 @@ static void *worker_main(void *arg)
     }
     pthread_mutex_lock(&d->mu);
     while (!d->stopping) {
-        int room = SS_MIN(max, m->capacity - m->inflight);
+        int room = m->swapping ? 0 : SS_MIN(max, m->capacity - m->inflight);
         int64_t next = 0;
         int n = room > 0 ? take_ready(m, fs, room, ss_now_ns(), &next) : 0;
         if (n == 0) {
@@ -715,7 +808,11 @@ static void *worker_main(void *arg)
             }
             continue;
         }
+        if (m->inflight == 0) m->busy_since_ns = ss_now_ns();
+        if (d->inflight == 0) d->busy_since_ns = ss_now_ns();
+        account_load(d);
         m->inflight += n;
+        d->inflight += n;
         pthread_mutex_unlock(&d->mu);
         int64_t t0 = ss_now_ns();
         run_chunk(m, fs, n, out);

@@ -38,8 +38,9 @@ typedef struct ss_dispatch_opts {
 } ss_dispatch_opts_t;
 
 int ss_dispatch_open(const ss_dispatch_opts_t *opts, ss_dispatch_t **out, char *err, size_t errsz);
-/* Stops the workers (a backend call in progress is finished first; queued requests
- * are dropped: nothing is lost, they were never paid for) and destroys the backends.
+/* Stops the workers (a backend call in progress is canceled where the backend can,
+ * else finished first; queued requests are dropped: nothing is lost, they were never
+ * paid for) and destroys the backends.
  * NULL-safe. No caller may be inside ss_dispatch_run. */
 void ss_dispatch_close(ss_dispatch_t *d);
 
@@ -48,6 +49,10 @@ void ss_dispatch_close(ss_dispatch_t *d);
 int ss_dispatch_add_model(ss_dispatch_t *d, const char *name, ss_infer_backend_t *b, int is_default,
                           char *err, size_t errsz);
 int ss_dispatch_has_model(ss_dispatch_t *d, const char *name); /* NULL name = default */
+/* Registers b under name, or replaces the backend of the model registered under it (a model
+ * dropped and created again): calls in progress finish on the old backend first, queued
+ * requests go to the new one, whose capacity starts at the default. Takes ownership of b. */
+int ss_dispatch_replace_model(ss_dispatch_t *d, const char *name, ss_infer_backend_t *b, char *err, size_t errsz);
 /* Sets how many requests of the model may be in the backend at once (>= 1; the default
  * is max_batch for a backend that takes one call at a time, else 2 x max_batch). */
 int ss_dispatch_set_capacity(ss_dispatch_t *d, const char *name, int max_in_flight, char *err, size_t errsz);
@@ -91,6 +96,11 @@ void ss_dispatch_wg_wake(ss_dispatch_wg_t *wg);
 
 /* Requests queued or in a backend now, over every model. */
 int ss_dispatch_in_flight(ss_dispatch_t *d);
+/* Wall time since open with at least one request in a backend call (any model): how
+ * busy the dispatcher keeps its backends; *request_ns (may be NULL) gets the sum over
+ * requests of their time in a backend call (divided by the wall time: the mean number
+ * of requests in flight). */
+int64_t ss_dispatch_busy_ns(ss_dispatch_t *d, int64_t *request_ns);
 
 /* ---- model status ---- */
 #define SS_DISPATCH_LAT_NB 14 /* latency histogram buckets, the last one +Inf */
@@ -103,7 +113,9 @@ typedef struct ss_dispatch_model_status {
     int64_t failing_since_ms;/* wall clock (ms since the epoch) of the first failure in a row */
     int64_t next_retry_ms;   /* wall clock of the next retry, 0 if none is scheduled */
     char last_error[256];    /* the last failure's message */
+    int last_code;           /* and its ss_err_t (SS_ERR_MODEL: the model cannot load or answer this) */
     int64_t calls, failures; /* requests answered / attempts failed since open */
+    int64_t busy_ns;         /* wall time with at least one request in the backend, since open */
     /* latency of backend calls (each carries up to max_batch requests), for /metrics:
      * lat_le[i] calls took at most ss_dispatch_lat_bounds[i] seconds (cumulative counts) */
     int64_t lat_le[SS_DISPATCH_LAT_NB];
@@ -112,6 +124,10 @@ typedef struct ss_dispatch_model_status {
 } ss_dispatch_model_status_t;
 /* SS_ERR_NOTFOUND if no such model (NULL = default). */
 int ss_dispatch_model_status(ss_dispatch_t *d, const char *name, ss_dispatch_model_status_t *out);
+/* Reports a failure of the model found outside a request (its file cannot be loaded at
+ * start, say): its status says failing since now, with msg, until a request succeeds.
+ * SS_ERR_NOTFOUND if no such model. */
+int ss_dispatch_model_failed(ss_dispatch_t *d, const char *name, const char *msg);
 /* The registered models, in registration order: count, and the name of model i (valid while
  * the dispatcher is open; NULL past the end). */
 int ss_dispatch_model_count(ss_dispatch_t *d);

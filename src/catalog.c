@@ -239,6 +239,11 @@ static const opt_rule_t model_opts[] = {
     {"backend", OPT_ANY, 0, 0},         {"path", OPT_NONEMPTY, 0, 0},           {"url", OPT_NONEMPTY, 0, 0},
     {"model", OPT_NONEMPTY, 0, 0},      {"api_key_env", OPT_NONEMPTY, 0, 0},    {"timeout_ms", OPT_INT, 1, 86400000},
     {"max_concurrency", OPT_INT, 1, 100000}, {"threads", OPT_INT, 1, 4096}, {"default", OPT_BOOL, 0, 0},
+    /* checked with the model's name by the engine (max_in_flight) and ss_backend_openai_config */
+    {"max_in_flight", OPT_ANY, 0, 0},   {"organization", OPT_ANY, 0, 0},        {"project", OPT_ANY, 0, 0},
+    {"api", OPT_ANY, 0, 0},             {"rpm", OPT_ANY, 0, 0},                 {"tpm", OPT_ANY, 0, 0},
+    {"top_logprobs", OPT_ANY, 0, 0},    {"max_retries", OPT_ANY, 0, 0},         {"prompt_batch", OPT_ANY, 0, 0},
+    {"embed_batch", OPT_ANY, 0, 0},
 };
 
 static int opt_value_ok(const opt_rule_t *r, const ss_ast_option_t *o, const char *text, char *why, size_t whysz)

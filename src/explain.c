@@ -34,6 +34,10 @@ static const char *strategy(const ss_plan_node_t *n)
     case SS_PN_TOPK:
         return "keeps its input ordered; emits only changes to the first k rows";
     case SS_PN_SEM_FILTER:
+        if (ss_plan_opt(n, "cascade"))
+            return "cascade: a cheap proxy scores each distinct row (memoised); the model (the oracle) answers "
+                   "only for the calibration sample and the rows between two learnt thresholds; a threshold "
+                   "change re-decides only the rows between the old and the new threshold; deletes free";
         return "1 yes/no forward pass per distinct inserted row (memoised); deletes and updates that "
                "leave the template's columns unchanged are free";
     case SS_PN_SEM_MAP:

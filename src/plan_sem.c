@@ -29,7 +29,7 @@ static const opt_spec_t *opt_specs(ss_plan_kind_t k, int *n)
 {
     static const opt_spec_t common[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"memo", OPT_TEXT}};
     static const opt_spec_t filter[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"yes_prob", OPT_NUMBER},
-                                        {"memo", OPT_TEXT}};
+                                        {"memo", OPT_TEXT}, {"cascade", OPT_TEXT}};
     static const opt_spec_t join[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER},
                                       {"join_candidates", 1}, {"threshold", OPT_NUMBER}, {"yes_prob", OPT_NUMBER},
                                       {"memo", OPT_TEXT}};
@@ -67,12 +67,31 @@ static const opt_spec_t *opt_specs(ss_plan_kind_t k, int *n)
 #undef SPEC
 }
 
+/* cascade = '...': its settings, and a proxy model that exists. */
+static int check_cascade(pctx_t *x, const ss_ast_option_t *op)
+{
+    char *v = ss__opt_text(op);
+    if (!v)
+        return nomem(x);
+    ss_plan_cascade_t c;
+    char why[SS_ERRSZ];
+    int rc = ss_plan_cascade_parse(v, &c, why, sizeof why);
+    free(v);
+    if (rc)
+        return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: %s", op->span.line, op->span.col, why);
+    if (c.proxy == SS_CASCADE_MODEL && !ss_catalog_model(x->cat, c.model))
+        return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC,
+                         "%d:%d: cascade: unknown proxy model \"%s\" (create it with CREATE MODEL %s WITH (...))",
+                         op->span.line, op->span.col, c.model, c.model);
+    return SS_OK;
+}
+
 /* An option the operator does not know (with a suggestion), or a value of the wrong kind. */
 static int check_option(pctx_t *x, ss_plan_kind_t k, const ss_ast_option_t *op)
 {
     int n;
     const opt_spec_t *sp = opt_specs(k, &n);
-    const char *names[8];
+    const char *names[12];
     for (int i = 0; i < n; i++) {
         names[i] = sp[i].name;
         if (!ss_strcaseeq(sp[i].name, op->name))
@@ -87,6 +106,8 @@ static int check_option(pctx_t *x, ss_plan_kind_t k, const ss_ast_option_t *op)
             return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: option memo must be 'prune' or 'keep'",
                              op->span.line, op->span.col);
         }
+        if (ss_strcaseeq(sp[i].name, "cascade")) /* model cascades (src/plan_cascade.c) */
+            return check_cascade(x, op);
         if (sp[i].min == OPT_TEXT || (sp[i].min == OPT_NUMBER && isnum))
             return SS_OK;
         if (sp[i].min != OPT_NUMBER && op->value.t == SS_INT && op->value.u.i >= sp[i].min)

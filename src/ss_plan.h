@@ -219,4 +219,32 @@ const char *ss_plan_opt(const ss_plan_node_t *n, const char *name); /* NULL if u
 int64_t ss_plan_opt_int(const ss_plan_node_t *n, const char *name, int64_t dflt);
 double ss_plan_opt_real(const ss_plan_node_t *n, const char *name, double dflt);
 
+/* ---- cascades: SEM_FILTER's option cascade = '...' (src/plan_cascade.c) ----
+ * 'proxy=embed, recall=0.9, precision=0.9, delta=0.2' (docs/QUALITY.md). The operators
+ * (operators/sem_cascade.c) read the parsed form; the planner checks the text with it. */
+typedef enum ss_cascade_proxy {
+    SS_CASCADE_EMBED = 1, /* logistic regression over the rows' embeddings, fitted to the oracle's labels */
+    SS_CASCADE_MODEL,     /* a small model's P(yes): proxy=model:NAME (a model of CREATE MODEL) */
+    SS_CASCADE_WORDS,     /* naive Bayes over the rows' hashed words, fitted to the oracle's labels */
+} ss_cascade_proxy_t;
+
+typedef struct ss_plan_cascade {
+    ss_cascade_proxy_t proxy;
+    char model[64];       /* SS_CASCADE_MODEL: the proxy model's name */
+    double recall;        /* target recall, (0, 1] (default 0.9) */
+    double precision;     /* target precision, (0, 1] (default 0.9) */
+    double delta;         /* failure probability, (0, 1) (default 0.2) */
+    double sample;        /* calibration sample: a count (>= 1) or a fraction of the units (< 1); default 400 */
+    double train;         /* training sample of the trained proxies: count or fraction; default 600 */
+    double mix;           /* uniform share of the importance weights, [0, 1] (default 0.3) */
+    int64_t seed;         /* salt of the sampling hashes (default 0) */
+} ss_plan_cascade_t;
+
+/* Parses the text of the cascade option into *o (defaults filled in). On error: SS_ERR_INVALID and
+ * "cascade: ..." in err, naming the setting and what it must be. */
+int ss_plan_cascade_parse(const char *text, ss_plan_cascade_t *o, char *err, size_t errsz);
+/* 1 if node n is a semantic operator with a cascade whose proxy is the embedder (the engine opens
+ * it for such plans). */
+int ss_plan_cascade_embeds(const ss_plan_node_t *n);
+
 #endif

@@ -35,6 +35,10 @@ typedef struct counting {
     int fail_batch;     /* run() returns an error */
     int fail_calls;     /* the first fail_calls run() calls return an error */
     int running, max_running; /* run() calls in progress now / at most at once */
+    int busy_calls;     /* the first busy_calls calls answer every request "busy" (HTTP 429) ... */
+    int retry_after_ms; /* ... with this Retry-After */
+    int64_t call_ns[64];/* when each call started */
+    int canceled;       /* cancel() was called */
     pthread_mutex_t mu;
 } counting_t;
 
@@ -76,6 +80,7 @@ static int counting_run(ss_infer_backend_t *b, const ss_infer_req_t *reqs, int n
     int call = ++c->calls;
     if (call <= 64) {
         c->sizes[call - 1] = n;
+        c->call_ns[call - 1] = ss_now_ns();
     }
     c->requests += n;
     for (int i = 0; i < n; i++) {
@@ -95,7 +100,11 @@ static int counting_run(ss_infer_backend_t *b, const ss_infer_req_t *reqs, int n
     pthread_mutex_unlock(&c->mu);
     if (c->fail_batch || call <= c->fail_calls)
         return ss_seterr(err, errsz, SS_ERR_MODEL, "counting backend: told to fail");
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n && call <= c->busy_calls; i++) {
+        ss_infer_res_fail(&res[i], SS_ERR_BUSY, "counting backend: HTTP 429");
+        res[i].retry_after_ms = c->retry_after_ms;
+    }
+    for (int i = 0; i < n && call > c->busy_calls; i++) {
         if (c->fail_prompt && !strcmp(reqs[i].prompt, c->fail_prompt)) {
             res[i].status = SS_ERR_MODEL;
             res[i].error = ss_strdup("counting backend: bad prompt");
@@ -113,6 +122,14 @@ static void counting_destroy(ss_infer_backend_t *b)
     free(b);
 }
 
+/* Ends a held call at once, as a backend's cancel does. */
+static void counting_cancel(ss_infer_backend_t *b)
+{
+    counting_t *c = b->impl;
+    __atomic_store_n(&c->canceled, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&c->hold, 0, __ATOMIC_RELEASE);
+}
+
 static ss_infer_backend_t *counting_new(counting_t *c, const char *id)
 {
     ss_infer_backend_t *b = calloc(1, sizeof *b);
@@ -121,6 +138,7 @@ static ss_infer_backend_t *counting_new(counting_t *c, const char *id)
     b->impl = c;
     b->run = counting_run;
     b->destroy = counting_destroy;
+    b->cancel = counting_cancel;
     pthread_mutex_init(&c->mu, NULL);
     return b;
 }
@@ -586,6 +604,79 @@ START_TEST(test_counting_retry_backoff)
 }
 END_TEST
 
+/* HTTP 429 with Retry-After (ss_infer_res_t.retry_after_ms): the retry waits at least that
+ * long, not the 250 ms the backoff alone would wait. */
+START_TEST(test_retry_after)
+{
+    char *path = cache_file();
+    counting_t c = {.busy_calls = 1, .retry_after_ms = 1500};
+    ss_dispatch_t *d = open_disp(path, 8, &c);
+    char err[SS_ERRSZ];
+    enum { N = 2 };
+    ss_infer_req_t q[N];
+    char p[N][64];
+    mkreqs(q, p, N, N);
+    ss_infer_res_t r[N];
+    memset(r, 0, sizeof r);
+    ss_dispatch_wg_t *wg = NULL;
+    ck_assert_int_eq(ss_dispatch_wg_new(d, &wg, err, sizeof err), SS_OK);
+    ss_dispatch_bind(wg);
+    ck_assert_int_eq(ss_dispatch_run(d, NULL, NULL, q, N, r, err, sizeof err), SS_ERR_PENDING);
+    clear_all(r, N);
+    usleep(200 * 1000);
+    ss_dispatch_model_status_t ms;
+    ck_assert_int_eq(ss_dispatch_model_status(d, "m", &ms), SS_OK);
+    ck_assert_int_eq(ms.failing, 1);
+    ck_assert_int_eq(ms.last_code, SS_ERR_BUSY);
+    ck_assert_msg(ms.next_retry_ms - ss_wall_ms() > 1000, "next retry in %lld ms",
+                  (long long)(ms.next_retry_ms - ss_wall_ms()));
+    ss_dispatch_wg_wait(wg, N, 20000);
+    ss_dispatch_wg_status_t ws;
+    ss_dispatch_wg_status(wg, &ws);
+    ck_assert_int_eq(ws.outstanding, 0);
+    ck_assert_int_eq(c.calls, 2);
+    double gap = (c.call_ns[1] - c.call_ns[0]) / 1e6;
+    ck_assert_msg(gap >= 1450, "retried %.0f ms after a 429 asking for 1500 ms", gap);
+    ck_assert_int_eq(ss_dispatch_run(d, NULL, NULL, q, N, r, err, sizeof err), SS_OK);
+    check_answers(q, r, N, -1);
+    clear_all(r, N);
+    ss_dispatch_bind(NULL);
+    ss_dispatch_wg_destroy(wg);
+    ss_dispatch_close(d);
+    free(path);
+}
+END_TEST
+
+/* Closing with a call in progress cancels it (ss_infer_backend_t.cancel): a call that
+ * would never end on its own does not keep close waiting. */
+START_TEST(test_close_cancels)
+{
+    char *path = cache_file();
+    counting_t c = {.hold = 1};
+    ss_dispatch_t *d = open_disp(path, 8, &c);
+    char err[SS_ERRSZ];
+    ss_infer_req_t q[1];
+    char p[1][64];
+    mkreqs(q, p, 1, 1);
+    ss_infer_res_t r[1];
+    memset(r, 0, sizeof r);
+    ss_dispatch_wg_t *wg = NULL;
+    ck_assert_int_eq(ss_dispatch_wg_new(d, &wg, err, sizeof err), SS_OK);
+    ss_dispatch_bind(wg);
+    ck_assert_int_eq(ss_dispatch_run(d, NULL, NULL, q, 1, r, err, sizeof err), SS_ERR_PENDING);
+    clear_all(r, 1);
+    while (!__atomic_load_n(&c.running, __ATOMIC_ACQUIRE))
+        usleep(1000);
+    ss_dispatch_bind(NULL);
+    int64_t t0 = ss_now_ns();
+    ss_dispatch_close(d);
+    ck_assert_int_eq(c.canceled, 1);
+    ck_assert_msg(ss_now_ns() - t0 < 2000000000LL, "close took %.1f s", (ss_now_ns() - t0) / 1e9);
+    ss_dispatch_wg_destroy(wg);
+    free(path);
+}
+END_TEST
+
 /* Capacity: a backend that takes concurrent calls gets up to max_in_flight requests at
  * once, in several calls of at most max_batch; a backend that does not gets one call. */
 START_TEST(test_counting_capacity)
@@ -773,6 +864,8 @@ Suite *check_dispatch_suite(void)
     tcase_add_test(tc, test_counting_models);
     tcase_add_test(tc, test_counting_nonblocking);
     tcase_add_test(tc, test_counting_retry_backoff);
+    tcase_add_test(tc, test_retry_after);
+    tcase_add_test(tc, test_close_cancels);
     tcase_add_test(tc, test_counting_capacity);
     suite_add_tcase(s, tc);
     TCase *tl = tcase_create("local"); /* the real engine, stories260K */

@@ -351,10 +351,14 @@ START_TEST(test_psql)
     ck_assert_msg(strstr(o, "QUERY PLAN") && strstr(o, "view big") && strstr(o, "#1002 filter"), "%s", o);
     ck_assert_msg(strstr(o, "\t1\t2\t20\n") && strstr(o, "\t1\t3\t30\n"), "%s", o);
     free(o);
-    o = psql(&s, "-c '\\d' -c '\\dt' -c '\\dm' -c '\\d big' -c '\\d+ big'");
+    o = psql(&s, "-c '\\d' -c '\\dt' -c '\\dm' -c '\\d big' -c '\\d+ big' -c '\\l'");
     ck_assert_msg(strstr(o, " public | big  | materialized view |") && strstr(o, " public | ev   | table "), "%s", o);
     ck_assert_msg(strstr(o, "Materialized view \"public.big\"") && strstr(o, " id     | bigint |"), "%s", o);
     ck_assert_msg(strstr(o, "View definition:\nSELECT id, v FROM ev WHERE v > 15"), "%s", o);
+    /* \l: the database, its columns named as psql aliases them ("Locale Provider") */
+    ck_assert_msg(strstr(o, "List of databases") && strstr(o, " semstream |") && strstr(o, "Locale Provider") &&
+                      !strstr(o, "?column?"),
+                  "%s", o);
     free(o);
     /* an error points at its place, as PostgreSQL's do */
     o = psql(&s, "-c 'SELECT id, nope FROM big'");

@@ -251,7 +251,9 @@ START_TEST(test_retention)
     ck_assert(lo == 30 && hi == 30);
     append_n(l, "r", 1);
     ck_assert_int_eq(ss_log_watermarks(l, &t, &lo, &hi, err, sizeof err), SS_OK);
-    ck_assert(lo == 30 && hi == 31);
+    /* the new row takes offset 30; on a loaded machine it may itself be older than 1 ms
+     * when a retention pass runs, so lo is 30 or 31, but hi is 31 either way */
+    ck_assert_msg(hi == 31 && (lo == 30 || lo == 31), "lo %lld hi %lld", (long long)lo, (long long)hi);
     ss_log_close(l);
     free(dir);
 }
@@ -388,7 +390,7 @@ START_TEST(test_load_resumes)
     FILE *f = fopen(file, "a");
     fputs("\n   \nnot json\n", f); /* blank lines are skipped; a bad line goes unkeyed */
     fclose(f);
-    ss_load_opts_t o = {"in", "in", file, SS_FMT_JSON, sch, NULL};
+    ss_load_opts_t o = {"in", "in", file, SS_FMT_JSON, sch, NULL, NULL, NULL};
     ss_load_result_t r;
     ck_assert_msg(ss_load_jsonl(t, &o, &r, err, sizeof err) == SS_OK, "%s", err);
     ck_assert(r.lines == 101 && r.before == 0 && r.unkeyed == 1);

@@ -86,7 +86,7 @@ static int parse_props(pctx_t *p, const ss_json_t *props, ss_jschema_t *s)
         push_path(p, "properties", m->key, &save);
         int rc = parse_node(p, &m->val, &s->props[s->nprops]);
         p->path[save] = 0;
-        if (rc) { /* not counted in nprops yet: the tree's free would miss it */
+        if (rc) { /* the failed property's node is not counted yet: free it here */
             ss_jschema_free(s->props[s->nprops]);
             s->props[s->nprops] = NULL;
             return rc;

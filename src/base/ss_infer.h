@@ -119,6 +119,10 @@ struct ss_infer_backend {
     /* Number of tokens of text (for accounting); may be NULL. */
     int (*count_tokens)(ss_infer_backend_t *b, const char *text);
     void (*destroy)(ss_infer_backend_t *b); /* frees impl, model_id and b */
+    /* May be NULL. Called from another thread when the process stops: run() calls in
+     * progress (and later ones) end soon, what they have not answered failing with
+     * SS_ERR_CANCELED, instead of finishing a slow or retried request. */
+    void (*cancel)(ss_infer_backend_t *b);
 };
 
 #endif

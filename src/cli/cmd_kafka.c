@@ -5,6 +5,12 @@
  * as the first line of stdout, then serves until SIGTERM or SIGINT and exits 0.
  * It keeps at most ~5 MiB per partition and nothing once it stops; the engine
  * never uses it on its own (without --brokers streams live in the durable log).
+ *
+ * --port P puts its brokers on ports P, P+1, ... so that tests can stop it and
+ * start it again where clients look for it. librdkafka's mock cluster has no such
+ * setting (it binds port 0), so while the cluster starts, this file's bind()
+ * (which the executable exports in place of libc's) gives its listening sockets
+ * those ports; every other bind() of the process passes through unchanged.
  */
 #include "cli.h"
 #include "ss_kafka.h"
@@ -15,8 +21,28 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 static volatile sig_atomic_t stop_requested;
+
+/* --port: the next port a listening socket of the mock cluster gets (0: pass through). */
+static volatile int g_next_port;
+
+int bind(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    if (g_next_port > 0 && addr && addr->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in) &&
+        ((const struct sockaddr_in *)addr)->sin_port == 0) {
+        struct sockaddr_in a = *(const struct sockaddr_in *)addr;
+        a.sin_port = htons((uint16_t)g_next_port++);
+        int one = 1; /* connections of the previous run may linger in TIME_WAIT */
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        return (int)syscall(SYS_bind, fd, (const struct sockaddr *)&a, (socklen_t)sizeof a);
+    }
+    return (int)syscall(SYS_bind, fd, addr, len);
+}
 
 static void on_signal(int sig)
 {
@@ -26,7 +52,7 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: semstream kafka [--brokers-count N] [--topic NAME[:PARTITIONS]]...\n\n"
+    fprintf(f, "usage: semstream kafka [--brokers-count N] [--port P] [--topic NAME[:PARTITIONS]]...\n\n"
                "Starts an in-memory Kafka-compatible broker (librdkafka's mock cluster) on\n"
                "127.0.0.1, prints its bootstrap address as the first line of stdout and serves\n"
                "until SIGTERM or SIGINT. For tests and for trying Kafka clients (kcat...): it is\n"
@@ -34,6 +60,8 @@ static void usage(FILE *f)
                "loses everything when it stops. Use it with 'semstream run --brokers ADDRESS';\n"
                "without --brokers the engine keeps streams in its durable log instead.\n\n"
                "  --brokers-count N          number of brokers (default 1)\n"
+               "  --port P                   the brokers' ports: P, P+1, ... (default: free ones), so that\n"
+               "                             it can be stopped and started again at the same address\n"
                "  --topic NAME[:PARTITIONS]  create a topic first (default 1 partition; repeatable)\n"
                "  --help                     this text\n\n"
                "Topics that clients use without creating them are auto-created with 4 partitions.\n");
@@ -76,7 +104,7 @@ static int create_topics(ss_broker_t *b, int argc, char **argv)
 
 int ss_cmd_kafka(int argc, char **argv)
 {
-    int nbrokers = 1;
+    int nbrokers = 1, port = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
@@ -85,6 +113,11 @@ int ss_cmd_kafka(int argc, char **argv)
         if (!strcmp(argv[i], "--brokers-count") && i + 1 < argc) {
             if (parse_int(argv[++i], 1, 32, &nbrokers)) {
                 fprintf(stderr, "semstream kafka: --brokers-count wants 1..32, got '%s'\n", argv[i]);
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--port") && i + 1 < argc) {
+            if (parse_int(argv[++i], 1, 65535, &port)) {
+                fprintf(stderr, "semstream kafka: --port wants 1..65535, got '%s'\n", argv[i]);
                 return 2;
             }
         } else if (!strcmp(argv[i], "--topic") && i + 1 < argc && *argv[i + 1]) {
@@ -103,7 +136,16 @@ int ss_cmd_kafka(int argc, char **argv)
 
     ss_broker_t *b = NULL;
     char err[SS_ERRSZ];
-    if (ss_broker_start(nbrokers, &b, err, sizeof err)) {
+    g_next_port = port;
+    int src = ss_broker_start(nbrokers, &b, err, sizeof err);
+    g_next_port = 0;
+    if (src == SS_OK && port && strncmp(ss_broker_bootstrap(b), "127.0.0.1:", 10) == 0 &&
+        atoi(ss_broker_bootstrap(b) + 10) != port) {
+        ss_seterr(err, sizeof err, SS_ERR_IO, "could not listen on port %d (got %s)", port, ss_broker_bootstrap(b));
+        ss_broker_stop(b);
+        src = SS_ERR_IO;
+    }
+    if (src) {
         fprintf(stderr, "semstream kafka: %s\n", err);
         return 1;
     }

@@ -30,7 +30,7 @@ static void usage(FILE *f)
     ss_cli_engine_help(f);
     fprintf(f, "  --load STREAM=FILE     produce FILE's JSON lines to STREAM once it exists (repeatable)\n"
                "  --until-idle           exit once every source is caught up and the views are current\n"
-               "  --timeout-ms N         with --until-idle: give up (exit 1) after N ms\n"
+               "  --timeout-ms N         with --until-idle: give up (exit 1) N ms after start, whatever it waits for\n"
                "  --print-views          print every view's rows before exiting\n"
                "  --quiet                no progress lines on stderr\n");
 }
@@ -64,7 +64,17 @@ int ss_cmd_run(int argc, char **argv)
         switch (c) {
         case O_LOAD: loads[nloads++] = optarg; break;
         case O_IDLE: until_idle = 1; break;
-        case O_TIMEOUT: timeout_ms = atoi(optarg); break;
+        case O_TIMEOUT: {
+            char *end = NULL;
+            long v = strtol(optarg, &end, 10);
+            if (!*optarg || *end || v <= 0 || v > 1000000000L) {
+                fprintf(stderr, "semstream run: --timeout-ms expects a positive integer, got '%s'\n", optarg);
+                free(loads);
+                return 2;
+            }
+            timeout_ms = (int)v;
+            break;
+        }
         case O_PRINT: print = 1; break;
         case O_QUIET: o.progress = 0; break;
         case 'h': usage(stdout); free(loads); return 0;
@@ -91,6 +101,8 @@ int ss_cmd_run(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     o.stop = &g_stop;
     o.live = stdout;
+    if (until_idle && timeout_ms > 0)
+        o.timeout_ms = timeout_ms; /* the whole run: the script's catch-ups and loads too */
 
     ss_engine_t *e = NULL;
     int rc = ss_engine_open(&o, &e, err, sizeof err);

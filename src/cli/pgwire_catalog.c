@@ -1006,11 +1006,19 @@ static int rewrite(const char *s, ss_buf_t *res)
 /* ---- running a query ---- */
 
 /* PostgreSQL's name for an output column SQLite named by its text: a function's name, a
- * column's name (a cast keeps its operand's), else "?column?". Writes into buf. */
+ * column's name (a cast keeps its operand's), a quoted alias with spaces ("ICU Locale": words
+ * only), else "?column?". Writes into buf. */
 static const char *pg_colname(const char *name, char *buf, size_t n)
 {
     while (isspace((unsigned char)*name))
         name++;
+    size_t w = 0;
+    while (name[w] && (isalnum((unsigned char)name[w]) || name[w] == '_' || name[w] == ' '))
+        w++;
+    if (w && !name[w] && strchr(name, ' ')) {
+        snprintf(buf, n, "%s", name);
+        return buf;
+    }
     size_t id = 0;
     while (name[id] && (isalnum((unsigned char)name[id]) || name[id] == '_' || name[id] == '.'))
         id++;

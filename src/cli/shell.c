@@ -53,6 +53,8 @@ static int run_one(ss_engine_t *e, const char *all, size_t at, size_t len, const
     g_stop = 0;
     int64_t t0 = ss_now_ns();
     int rc = ss_engine_exec(e, b.data, b.len, name, NULL, err, sizeof err);
+    if (rc == SS_ERR_CANCELED && !name)
+        fputc('\n', stderr); /* after the terminal's "^C" */
     if (rc)
         fprintf(stderr, "ERROR: %s\n", err);
     if (timing)

@@ -28,11 +28,22 @@ async function until(what, fn, ms = 30000) {
   }
   throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
 }
+// Clicks what css selects; the views table is re-rendered every second, so an element found
+// just before a refresh may be gone by the click: find it again then (stale element reference).
+async function click(css) {
+  for (let i = 0; ; i++) {
+    try {
+      return await wd('POST', s(`/element/${await find(css)}/click`), {});
+    } catch (e) {
+      if (i >= 10 || !String(e.message).includes('stale element')) throw e;
+    }
+  }
+}
 async function runSql(text) {
   const box = await find('#sql');
   await wd('POST', s(`/element/${box}/clear`), {});
   await wd('POST', s(`/element/${box}/value`), { text });
-  await wd('POST', s(`/element/${await find('#run')}/click`), {});
+  await click('#run');
 }
 async function shot(name, css) {
   if (css) await js(`document.querySelector(${JSON.stringify(css)}).scrollIntoView({ block: 'start' })`);
@@ -57,7 +68,7 @@ test('load, create a view, insert rows, see them appear', async (t) => {
   await until('CREATE VIEW in the results', () => js("return document.getElementById('results').textContent.includes('CREATE VIEW')"));
   await until('the views in the table', () => js("return document.querySelectorAll('#views tbody tr').length === 2"));
   // select the semantic view: its DAG, its live table
-  await wd('POST', s(`/element/${await find('#views tr[data-view="urgent"]')}/click`), {});
+  await click('#views tr[data-view="urgent"]');
   await until('the DAG', () => js("return document.querySelectorAll('#dag g.node').length >= 4 && [...document.querySelectorAll('#dag g.node')].map(g => g.dataset.kind).join(',')"));
   const kinds = await js("return [...document.querySelectorAll('#dag g.node')].map(g => g.dataset.kind)");
   for (const k of ['source', 'sem_filter', 'view']) assert.ok(kinds.includes(k), `DAG lacks ${k}: ${kinds}`);
@@ -101,7 +112,7 @@ test('load, create a view, insert rows, see them appear', async (t) => {
   await shot('console-sql.png', '#sqlbox');
 
   // a delete leaves the live table (by_priority: select it, then delete a ticket)
-  await wd('POST', s(`/element/${await find('#views tr[data-view="by_priority"]')}/click`), {});
+  await click('#views tr[data-view="by_priority"]');
   await until('by_priority live rows', () => js("return document.querySelectorAll('#live tbody tr').length === 3"));
   await runSql('DELETE FROM tickets WHERE id = 3;');
   await until('the deleted group to go', () => js("return document.querySelectorAll('#live tbody tr').length === 2"));
