@@ -51,50 +51,7 @@
 static char g_bin[1100], g_fixture_bin[1100];
 static int g_fixture_ms = -1; /* >= 0: a pool of two fixture servers answering after this many ms */
 
-/* The servers this process started and has not stopped yet: die() kills them. */
-static pid_t g_children[8];
-static int g_nchildren;
-
-static void child_add(pid_t pid)
-{
-    for (int i = 0; i < g_nchildren; i++)
-        if (g_children[i] <= 0) {
-            g_children[i] = pid;
-            return;
-        }
-    if (g_nchildren < (int)(sizeof g_children / sizeof g_children[0]))
-        g_children[g_nchildren++] = pid;
-}
-
-static void child_del(pid_t pid)
-{
-    for (int i = 0; i < g_nchildren; i++)
-        if (g_children[i] == pid)
-            g_children[i] = 0;
-}
-
-/* Ctrl-C or SIGTERM: the servers go too. */
-static void on_signal(int sig)
-{
-    for (int i = 0; i < g_nchildren; i++)
-        if (g_children[i] > 0)
-            kill(g_children[i], SIGKILL);
-    _exit(128 + sig);
-}
-
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "bench_backfill: ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    for (int i = 0; i < g_nchildren; i++) /* never leave a server behind (ctest would wait for it) */
-        if (g_children[i] > 0)
-            kill(g_children[i], SIGKILL);
-    exit(1);
-}
+#include "bench_children.h"
 
 typedef struct worker {
     pid_t pid;
@@ -221,6 +178,7 @@ static void run_mode(const char *dir, const char *rows, int nrows, int mode, int
 
 int main(int argc, char **argv)
 {
+    g_bench_name = "bench_backfill";
     int nrows = 2000, batch = 0, threads = 1, ci = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--rows") && i + 1 < argc)

@@ -53,50 +53,7 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-/* The servers this process started and has not stopped yet: die() kills them. */
-static pid_t g_children[8];
-static int g_nchildren;
-
-static void child_add(pid_t pid)
-{
-    for (int i = 0; i < g_nchildren; i++)
-        if (g_children[i] <= 0) {
-            g_children[i] = pid;
-            return;
-        }
-    if (g_nchildren < (int)(sizeof g_children / sizeof g_children[0]))
-        g_children[g_nchildren++] = pid;
-}
-
-static void child_del(pid_t pid)
-{
-    for (int i = 0; i < g_nchildren; i++)
-        if (g_children[i] == pid)
-            g_children[i] = 0;
-}
-
-/* Ctrl-C or SIGTERM: the servers go too. */
-static void on_signal(int sig)
-{
-    for (int i = 0; i < g_nchildren; i++)
-        if (g_children[i] > 0)
-            kill(g_children[i], SIGKILL);
-    _exit(128 + sig);
-}
-
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "bench_isolation: ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    for (int i = 0; i < g_nchildren; i++) /* never leave a server behind (ctest would wait for it) */
-        if (g_children[i] > 0)
-            kill(g_children[i], SIGKILL);
-    exit(1);
-}
+#include "bench_children.h"
 
 /* Starts the fixture server on port (0: any) answering after delay_ms. */
 static void fixture_start(fixture_t *f, int port, int delay_ms)
@@ -264,6 +221,7 @@ static void define(ss_engine_t *e, const char *url)
 
 int main(int argc, char **argv)
 {
+    g_bench_name = "bench_isolation";
     int samples = 150, pace_ms = 100, delay_ms = 3000, down_s = 30, ci = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--samples") && i + 1 < argc)
