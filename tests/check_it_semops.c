@@ -365,7 +365,10 @@ Suite *check_it_semops_suite(void)
     tcase_add_test(tc, test_query_structures_over_semantic_views);
     tcase_add_test(tc, test_expressions_over_semantic_views);
     tcase_add_test(tc, test_generate_equals_rebuilt);
-    tcase_add_test(tc, test_issue15_views_equal_rebuilt);
     suite_add_tcase(s, tc);
+    TCase *t15 = tcase_create("issue15"); /* SS_TEST_FILTER=issue15 runs it alone */
+    tcase_set_timeout(t15, 900);
+    tcase_add_test(t15, test_issue15_views_equal_rebuilt);
+    suite_add_tcase(s, t15);
     return s;
 }
