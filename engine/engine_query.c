@@ -7,6 +7,7 @@
  */
 #include "engine_int.h"
 #include "ss_cascade.h"
+#include "ss_sem.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -1293,6 +1294,8 @@ static void explain_cascades(ss_engine_t *e, const char *view, ss_buf_t *out)
         const ss_plan_node_t *n = p->nodes[i];
         if (n->view && ss_strcaseeq(n->view, view) && ss_plan_opt(n, "cascade"))
             ss_cascade_describe(ss_store_db(e->store), n->id, "", out);
+        if (n->view && ss_strcaseeq(n->view, view) && n->kind == SS_PN_LLM_GENERATE) /* MAINTAIN = 'dependency' */
+            ss_llm_generate_describe(ss_store_db(e->store), n, 8, out);
     }
 }
 

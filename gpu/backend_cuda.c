@@ -831,10 +831,10 @@ static void cuda_copy(void *ctx, int dst, int src)
 }
 
 const backend_ops_t ss_llm_cuda_backend = {"cuda", cuda_upload, cuda_reserve, cuda_forward, cuda_destroy,
-                                           cuda_copy, cuda_submit, cuda_finish};
+                                           cuda_copy, cuda_submit, cuda_finish, 0 /* no attention tracking */};
 /* The same without overlapping passes (SS_CUDA_NO_OVERLAP: for A/B measurements). */
 static const backend_ops_t cuda_backend_serial = {"cuda", cuda_upload, cuda_reserve, cuda_forward, cuda_destroy,
-                                                  cuda_copy, NULL, NULL};
+                                                  cuda_copy, NULL, NULL, 0};
 
 /* Moves an opened model onto CUDA device `device`: the CPU backend's state is dropped and the
  * engine's KV blocks are re-reserved on the device at the next forward pass. */

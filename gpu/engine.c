@@ -61,6 +61,8 @@ static int reusable(const seq_t *s)
     if (s->hid_sum || !s->reuse)
         return 0;
     int r = SS_MIN(s->ntok - 1, s->out_from);
+    if (s->trk)
+        r = SS_MIN(r, s->trk_from); /* tracked positions must compute their attention */
     if (s->limit)
         r = SS_MIN(r, s->limit);
     return r;
@@ -158,6 +160,9 @@ typedef struct ubuf {
     int acap, aoutcap; /* what the arrays hold (kept between eng_compute calls, see ubuf_reserve) */
     int *tok, *pos, *out, *hid_row, *seqi;
     const int **blocks;
+    const attn_spec_t **trk; /* dependency tracking per token (ubatch_t.trk) */
+    float **trk_out;
+    int ntrk;                /* tokens of the ubatch that are tracked */
     float *logits, *hid_all, *lse;
     int *argmax;
     unsigned char *want;
@@ -181,7 +186,7 @@ static void ubuf_free(ubuf_t *u)
 {
     free(u->tok); free(u->pos); free(u->out); free(u->hid_row); free(u->seqi);
     free(u->blocks); free(u->logits); free(u->hid_all); free(u->hseq); free(u->lse); free(u->argmax); free(u->want);
-    free(u->want_off); free(u->want_tok);
+    free(u->want_off); free(u->want_tok); free(u->trk); free(u->trk_out);
     memset(u, 0, sizeof *u);
 }
 
@@ -193,7 +198,7 @@ static int ubuf_reserve(ubuf_t *u, const ss_llm_t *m, int cap, int outcap)
     if (u->tok && u->acap >= cap && u->aoutcap >= outcap && u->dim == m->cfg.dim &&
         u->vocab == m->cfg.vocab_size) {
         u->cap = cap, u->outcap = outcap;
-        u->n = u->nout = u->nhid = 0;
+        u->n = u->nout = u->nhid = u->ntrk = 0;
         return 0;
     }
     ubuf_free(u);
@@ -205,6 +210,7 @@ static int ubuf_reserve(ubuf_t *u, const ss_llm_t *m, int cap, int outcap)
     u->tok = malloc(c * sizeof(int)); u->pos = malloc(c * sizeof(int)); u->out = malloc(c * sizeof(int));
     u->hid_row = malloc(c * sizeof(int)); u->seqi = malloc(c * sizeof(int));
     u->blocks = malloc(c * sizeof(int *)); u->hseq = malloc(c * sizeof(seq_t *));
+    u->trk = malloc(c * sizeof *u->trk); u->trk_out = malloc(c * sizeof *u->trk_out);
     u->logits = malloc((size_t)outcap * u->vocab * sizeof(float));
     u->lse = malloc((size_t)outcap * sizeof(float));
     u->argmax = malloc((size_t)outcap * sizeof(int));
@@ -212,7 +218,7 @@ static int ubuf_reserve(ubuf_t *u, const ss_llm_t *m, int cap, int outcap)
     u->want_off = malloc(((size_t)outcap + 1) * sizeof(int));
     u->hid_all = malloc(c * u->dim * sizeof(float));
     return u->tok && u->pos && u->out && u->hid_row && u->seqi && u->blocks && u->hseq && u->logits && u->hid_all &&
-                   u->lse && u->argmax && u->want && u->want_off
+                   u->lse && u->argmax && u->want && u->want_off && u->trk && u->trk_out
                ? 0 : -1;
 }
 
@@ -287,7 +293,7 @@ static void take_outputs(ss_llm_t *m, seq_t **seqs, ubuf_t *u)
     for (int t = 0; t < u->n; t++)
         if (t == u->n - 1 || u->seqi[t + 1] != u->seqi[t])
             seq_register(m, seqs[u->seqi[t]]);
-    u->n = u->nout = u->nhid = 0;
+    u->n = u->nout = u->nhid = u->ntrk = 0;
 }
 
 /* Waits for the pass in flight, if any, and takes its outputs. */
@@ -299,7 +305,7 @@ static ss_err_t drain(ss_llm_t *m, seq_t **seqs, upipe_t *P, char *err, size_t e
     P->inflight = -1;
     ss_err_t rc = m->be->finish(m->be_ctx, &u->ub, err, errsz);
     if (rc) {
-        u->n = u->nout = u->nhid = 0;
+        u->n = u->nout = u->nhid = u->ntrk = 0;
         return rc;
     }
     take_outputs(m, seqs, u);
@@ -324,7 +330,8 @@ static ss_err_t flush(ss_llm_t *m, seq_t **seqs, upipe_t *P, char *err, size_t e
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     u->ub = (ubatch_t){u->n, u->tok, u->pos, u->blocks, u->out, u->nout, u->logits, NULL,
                        u->nhid ? u->hid_row : NULL, u->hid_all, u->lse, u->argmax, u->want,
-                       lists ? u->want_off : NULL, lists ? u->want_tok : NULL};
+                       lists ? u->want_off : NULL, lists ? u->want_tok : NULL,
+                       u->ntrk ? u->trk : NULL, u->ntrk ? u->trk_out : NULL};
     m->st.forward_calls++;
     m->st.tokens_computed += u->n;
     if (P->nb < 2) {
@@ -336,7 +343,7 @@ static ss_err_t flush(ss_llm_t *m, seq_t **seqs, upipe_t *P, char *err, size_t e
     }
     ss_err_t rc = m->be->submit(m->be_ctx, &u->ub, err, errsz);
     if (rc) {
-        u->n = u->nout = u->nhid = 0;
+        u->n = u->nout = u->nhid = u->ntrk = 0;
         return rc;
     }
     if (P->inflight >= 0) /* finish the previous pass while this one runs */
@@ -375,6 +382,10 @@ static ss_err_t run_pending(ss_llm_t *m, seq_t **seqs, int n, upipe_t *P, char *
             u->pos[t] = p;
             u->seqi[t] = i;
             u->out[t] = wants ? u->nout++ : -1;
+            int tr = s->trk && p >= s->trk_from && p < s->trk_from + s->trk_cap;
+            u->trk[t] = tr ? s->trk : NULL;
+            u->trk_out[t] = tr ? s->trk_out + (size_t)(p - s->trk_from) * s->trk_stride : NULL;
+            u->ntrk += tr;
             u->hid_row[t] = s->hid_sum ? hrow : -1;
         }
     }
@@ -383,7 +394,7 @@ static ss_err_t run_pending(ss_llm_t *m, seq_t **seqs, int n, upipe_t *P, char *
     if (rc) { /* still wait for a pass in flight, so the backend is idle; the first error wins */
         char e2[SS_ERRSZ];
         drain(m, seqs, P, e2, sizeof e2);
-        P->b[P->fill].n = P->b[P->fill].nout = P->b[P->fill].nhid = 0;
+        P->b[P->fill].n = P->b[P->fill].nout = P->b[P->fill].nhid = P->b[P->fill].ntrk = 0;
         return rc;
     }
     return drain(m, seqs, P, err, errsz);

@@ -232,6 +232,24 @@ static void kv_store(cpu_t *c, const int *blocks, int pos, int layer, int which,
         p[(size_t)i * KV_BLOCK + slot] = x[i];
 }
 
+/* Dependency tracking: adds the grp heads' attention probabilities p[j][0..np) summed over each
+ * chunk of the token's spec to its KV head's slice (ubatch_t.trk). */
+static void track_mass(const ubatch_t *ub, int t, int kvh, int layer, const float *p, int grp, int ctx, int np)
+{
+    const attn_spec_t *sp = ub->trk[t];
+    if (!sp || layer < sp->layer0)
+        return;
+    float *o = ub->trk_out[t] + (size_t)kvh * sp->nchunk;
+    for (int c = 0; c < sp->nchunk; c++) {
+        int a = sp->span[2 * c], b = SS_MIN(sp->span[2 * c + 1], np);
+        double s = 0;
+        for (int j = 0; j < grp; j++)
+            for (int i = a; i < b; i++)
+                s += p[(size_t)j * ctx + i];
+        o[c] += (float)s * sp->scale;
+    }
+}
+
 /* One token, one KV head: the grp query heads sharing it attend together, a KV block
  * (KV_BLOCK positions) at a time. sc: [grp][ctx] scores, vt: block pointers. */
 static void attn_group(cpu_t *c, const ubatch_t *ub, int t, int kvh, int layer, float *sc, const float **vt,
@@ -253,14 +271,19 @@ static void attn_group(cpu_t *c, const ubatch_t *ub, int t, int kvh, int layer, 
         k_attn_scores_grp(q, grp, kt, nblk, last_np, hd, sc, (size_t)ctx);
         for (int j = 0; j < grp; j++)
             k_softmax(sc + (size_t)j * ctx, pos + 1, scale);
+        if (ub->trk)
+            track_mass(ub, t, kvh, layer, sc, grp, ctx, pos + 1);
         k_attn_values_grp(sc, grp, (size_t)ctx, vt, nblk, last_np, hd, o);
         return;
     }
     for (int j = 0; j < grp; j++) {
         k_attn_scores_all(q + (size_t)j * hd, kt, nblk, last_np, hd, sc + (size_t)j * ctx);
         k_softmax(sc + (size_t)j * ctx, pos + 1, scale);
-        k_attn_values_all(sc + (size_t)j * ctx, vt, nblk, last_np, hd, o + (size_t)j * hd);
     }
+    if (ub->trk)
+        track_mass(ub, t, kvh, layer, sc, grp, ctx, pos + 1);
+    for (int j = 0; j < grp; j++)
+        k_attn_values_all(sc + (size_t)j * ctx, vt, nblk, last_np, hd, o + (size_t)j * hd);
 }
 
 typedef struct attn_job {
@@ -412,4 +435,4 @@ static void cpu_copy(void *ctx, int dst, int src)
 }
 
 const backend_ops_t ss_llm_cpu_backend = {"cpu", cpu_upload, cpu_reserve, cpu_forward, cpu_destroy, cpu_copy,
-                                          NULL, NULL};
+                                          NULL, NULL, 1};

@@ -230,7 +230,21 @@ typedef struct ubatch {
     const int *want_off;  /* [nout + 1] rows with want_logits 2 read the logits of tokens
                              want_tok[want_off[o] .. want_off[o + 1]); NULL when no row has 2 */
     const int *want_tok;
+    /* Dependency tracking (backends with backend_ops_t.track): token t with trk[t] != NULL adds,
+     * for every layer >= trk[t]->layer0, its attention probabilities on each chunk's positions,
+     * times trk[t]->scale, to trk_out[t][kv_head * nchunk + chunk] (one slice per KV head, so the
+     * heads of a token may run on different threads). NULL arrays: nothing tracked. */
+    const struct attn_spec *const *trk;
+    float *const *trk_out;
 } ubatch_t;
+
+/* What a tracked token records (see ubatch_t.trk): owned by its request (llm_run.c). */
+typedef struct attn_spec {
+    int nchunk;
+    const int *span;      /* [2 * nchunk] token positions: chunk c is [span[2c], span[2c+1]) */
+    int layer0;           /* layers >= layer0 are tracked */
+    float scale;          /* 1 / (n_heads * tracked layers): the mean over heads and layers */
+} attn_spec_t;
 
 typedef struct backend_ops {
     const char *name;
@@ -249,6 +263,8 @@ typedef struct backend_ops {
      * and a submitted ubatch's buffers stay untouched until it is finished. NULL: forward only. */
     ss_err_t (*submit)(void *ctx, const ubatch_t *ub, char *err, size_t errsz);
     ss_err_t (*finish)(void *ctx, const ubatch_t *ub, char *err, size_t errsz);
+    int track;            /* 1: forward records attention of tokens with ubatch_t.trk (CPU only so
+                             far); 0: requests that ask for it fail */
 } backend_ops_t;
 
 extern const backend_ops_t ss_llm_cpu_backend;
@@ -310,6 +326,12 @@ struct seq {
     /* optional: the tokens whose logits on_out will read at pos (CHOOSE/SCORE: the answer tokens);
      * writes up to cap of them to toks and returns how many (> cap: call again with room) */
     int (*out_toks)(const seq_t *s, int pos, int *toks, int cap);
+    /* optional dependency tracking: positions >= trk_from record their attention (ubatch_t.trk)
+     * into trk_out + (pos - trk_from) * trk_stride, for positions < trk_from + trk_cap; such
+     * positions never take KV from the prefix cache (their attention must be computed) */
+    const attn_spec_t *trk;
+    float *trk_out;
+    int trk_from, trk_cap, trk_stride;
 };
 
 int seq_push(seq_t *s, int tok);          /* 0 or -1 on OOM */
@@ -347,6 +369,12 @@ typedef struct rq {
     int ntlp, tlpcap;
     float last_lp;      /* log-prob of q->next */
     struct gram_seq *gram; /* GENERATE with json_schema: the grammar's state (grammar.c), or NULL */
+    /* GENERATE with ntrack > 0 (dependency tracking, llm_run.c) */
+    attn_spec_t spec;   /* chunks as token positions of the prompt */
+    int *span;          /* [2 * ntrack] owned, spec.span */
+    float *mass;        /* [max answer tokens][n_kv_heads][ntrack] owned: row i for answer token i
+                           (recorded at the position that predicted it) */
+    int *atok, natok;   /* the answer's tokens (forced ones first), owned */
 } rq_t;
 
 /* Tokenizes q->r into q->seq (q->r, q->res set; q->res->status = SS_OK). Returns 0, or -1 when

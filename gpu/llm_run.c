@@ -338,6 +338,153 @@ ss_err_t rq_fork_choices(ss_llm_t *m, rq_t *q, seq_t **all, int *ns, char *err, 
     return SS_OK;
 }
 
+/* ---------------- dependency tracking and forced answer tokens ---------------- */
+
+/* Finds part (n bytes) in d at or after from; -1 when absent. */
+static long find_part(const ss_buf_t *d, size_t from, const char *part, size_t n)
+{
+    if (n == 0)
+        return (long)from;
+    if (!d->data || from > d->len)
+        return -1;
+    const char *hit = memmem(d->data + from, d->len - from, part, n);
+    return hit ? (long)(hit - d->data) : -1;
+}
+
+/* Places the request's chunks (prompt byte spans) on prompt token positions: the prompt's tokens
+ * are decoded piece by piece, the request's text (its system and user parts when wrapped in a
+ * chat template) is found in that text, and a byte maps to the token whose piece holds it. */
+static int map_spans(ss_llm_t *m, rq_t *q, int wrapped)
+{
+    const ss_infer_req_t *r = q->r;
+    ss_buf_t d = SS_BUF_INIT;
+    int *end = malloc((size_t)q->np * sizeof *end);
+    q->span = malloc((size_t)r->ntrack * 2 * sizeof *q->span);
+    if (!end || !q->span) {
+        free(end);
+        return -1;
+    }
+    for (int i = 0; i < q->np; i++) {
+        tok_decode_piece(&m->tok, q->ptok[i], i ? q->ptok[i - 1] : -1, &d);
+        end[i] = (int)d.len;
+    }
+    const char *p = r->prompt ? r->prompt : "";
+    size_t len = strlen(p), sl = wrapped ? SS_MIN(r->system_len, len) : 0;
+    long bs = find_part(&d, 0, p, sl);
+    long bu = bs < 0 ? -1 : find_part(&d, (size_t)bs + sl, p + sl, len - sl);
+    int bad = bu < 0;
+    for (int c = 0; c < r->ntrack && !bad; c++) {
+        size_t a = SS_MIN(r->track_span[2 * c], len), b = SS_MIN(SS_MAX(r->track_span[2 * c + 1], a), len);
+        /* tokens [holding byte a, after the one holding byte b - 1) */
+        for (int k = 0; k < 2; k++) {
+            size_t x = k ? (b > a ? b - 1 : a) : a;
+            long dx = x < sl ? bs + (long)x : bu + (long)(x - sl);
+            int t = 0;
+            while (t < q->np && end[t] <= dx)
+                t++;
+            q->span[2 * c + k] = k ? (b > a ? SS_MIN(t + 1, q->np) : q->span[2 * c]) : t;
+        }
+    }
+    free(end);
+    ss_buf_free(&d);
+    if (bad)
+        return set_fail(q, SS_ERR_INVALID, "dependency tracking: the prompt is not found in the decoded text of "
+                                           "its tokens, so its chunks cannot be placed");
+    return 0;
+}
+
+/* GENERATE with forced tokens and/or dependency tracking: pushes the forced tokens after the
+ * prompt (they are prefilled with it) and sets up the recording of attention. */
+static int setup_dep(ss_llm_t *m, rq_t *q, int wrapped)
+{
+    const ss_infer_req_t *r = q->r;
+    const ss_llm_config_t *g = &m->cfg;
+    int maxt = r->max_tokens > 0 ? r->max_tokens : 64;
+    if (r->nforced < 0 || r->nforced >= maxt || (r->nforced && !r->forced))
+        return set_fail(q, SS_ERR_INVALID, "forced answer tokens must be fewer than max_tokens");
+    if (r->nforced && (r->temperature > 0 || r->json_schema))
+        return set_fail(q, SS_ERR_INVALID, "forced answer tokens need greedy decoding without a JSON schema");
+    if (q->np + r->nforced > g->ctx_len - 1)
+        return set_fail(q, SS_ERR_INVALID, "prompt and forced answer tokens do not fit the context");
+    if (r->ntrack > 0 && !m->be->track) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "dependency tracking (MAINTAIN = 'dependency') needs the CPU backend; the %s "
+                 "backend does not record attention", m->be->name);
+        return set_fail(q, SS_ERR_UNSUPPORTED, msg);
+    }
+    if (r->nforced || r->ntrack > 0) {
+        q->atok = malloc((size_t)(maxt + 1) * sizeof *q->atok);
+        if (!q->atok)
+            return -1;
+    }
+    for (int i = 0; i < r->nforced; i++) {
+        int t = r->forced[i];
+        if (t < 0 || t >= g->vocab_size || t == g->eos || t == m->eot)
+            return set_fail(q, SS_ERR_INVALID, "forced answer token out of the vocabulary (or an end token)");
+        tok_decode_piece(&m->tok, t, q->seq.tok[q->seq.ntok - 1], &q->text);
+        if (seq_push(&q->seq, t))
+            return -1;
+        q->atok[q->natok++] = t;
+    }
+    q->ngen = r->nforced;
+    q->seq.out_from = q->seq.ntok - 1;
+    if (r->ntrack <= 0)
+        return 0;
+    if (map_spans(m, q, wrapped) || q->done)
+        return q->done ? 0 : -1;
+    int nl = r->track_layers > 0 ? SS_MIN(r->track_layers, g->n_layers) : (g->n_layers + 1) / 2;
+    q->spec = (attn_spec_t){r->ntrack, q->span, g->n_layers - nl, 1.0f / (float)(g->n_heads * nl)};
+    int stride = g->n_kv_heads * r->ntrack;
+    q->mass = calloc((size_t)(maxt + 1) * (size_t)stride, sizeof *q->mass);
+    if (!q->mass)
+        return -1;
+    q->seq.trk = &q->spec;
+    q->seq.trk_out = q->mass;
+    q->seq.trk_from = q->np - 1; /* answer token i is predicted at position np - 1 + i */
+    q->seq.trk_cap = maxt + 1;
+    q->seq.trk_stride = stride;
+    return 0;
+}
+
+/* Does the piece of token t end a sentence? ('.', '!', '?' or a newline in it) */
+static int ends_sentence(ss_llm_t *m, int t, int prev)
+{
+    ss_buf_t b = SS_BUF_INIT;
+    tok_decode_piece(&m->tok, t, prev, &b);
+    int e = b.data && strpbrk(ss_buf_cstr(&b), ".!?\n") != NULL;
+    ss_buf_free(&b);
+    return e;
+}
+
+/* The dependency record of a finished tracked answer into q->res->dep. */
+static void finish_dep(ss_llm_t *m, rq_t *q)
+{
+    int nc = q->r->ntrack, nkv = m->cfg.n_kv_heads, n = q->natok;
+    ss_infer_dep_t d = {.ntok = n, .tok = q->atok, .nchunk = nc};
+    d.sent_end = malloc((size_t)(n + 1) * sizeof *d.sent_end);
+    d.mass = calloc((size_t)(n + 1) * (size_t)nc, sizeof *d.mass);
+    if (!d.sent_end || !d.mass) {
+        set_fail(q, SS_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        float *sm = d.mass + (size_t)d.nsent * nc;
+        for (int c = 0; c < nc; c++) { /* token i's mass: the KV heads' slices added */
+            float v = 0;
+            for (int h = 0; h < nkv; h++)
+                v += q->mass[((size_t)i * nkv + h) * nc + c];
+            sm[c] = SS_MAX(sm[c], v);
+        }
+        if (i == n - 1 || ends_sentence(m, q->atok[i], i ? q->atok[i - 1] : q->ptok[q->np - 1]))
+            d.sent_end[d.nsent++] = i + 1;
+    }
+    if (ss_infer_dep_encode(&d, &q->res->dep, &q->res->dep_len))
+        set_fail(q, SS_ERR_NOMEM, "out of memory");
+out:
+    free(d.sent_end);
+    free(d.mass);
+}
+
 int rq_setup(ss_llm_t *m, rq_t *q)
 {
     const ss_infer_req_t *r = q->r;
@@ -345,6 +492,7 @@ int rq_setup(ss_llm_t *m, rq_t *q)
     q->next = -1;
     char *wrapped = ss_llm_req_prompt(m, r); /* the chat form, or NULL: the prompt as given */
     int erc = encode(m, wrapped ? wrapped : r->prompt, 1, 0, &q->ptok, &q->np);
+    int was_wrapped = wrapped != NULL;
     free(wrapped);
     if (erc)
         return -1;
@@ -380,7 +528,7 @@ int rq_setup(ss_llm_t *m, rq_t *q)
                 return grc == SS_ERR_NOMEM ? -1 : set_fail(q, grc, gerr);
         }
         q->rng = r->seed ? r->seed : 0x5eed;
-        return 0;
+        return r->nforced || r->ntrack > 0 ? setup_dep(m, q, was_wrapped) : 0;
     case SS_INFER_EMBED:
         q->seq.out_from = INT_MAX;
         q->seq.reuse = 0;
@@ -440,6 +588,9 @@ void rq_free(ss_llm_t *m, rq_t *q)
     free(q->ch);
     free(q->ptok);
     free(q->tlp);
+    free(q->span);
+    free(q->mass);
+    free(q->atok);
     free(q->seq.hid_sum);
     gram_seq_free(q->gram);
     seq_release(m, &q->seq);
@@ -456,6 +607,8 @@ int rq_gen_advance(ss_llm_t *m, rq_t *q)
     if (t < 0 || t == m->cfg.eos || t == m->eot)
         return 1;
     q->ngen++;
+    if (q->atok && q->natok < maxt + 1)
+        q->atok[q->natok++] = t;
     if (r->top_logprobs > 0) {
         if (q->ntlp == q->tlpcap) {
             int nc = q->tlpcap ? 2 * q->tlpcap : 32;
@@ -500,8 +653,11 @@ void rq_finish(ss_llm_t *m, rq_t *q)
         finish_choices(q);
         break;
     case SS_INFER_GENERATE:
+        if (q->r->ntrack > 0)
+            finish_dep(m, q);
         q->res->text = ss_buf_take(&q->text);
-        q->res->gen_tokens = q->ngen;
+        q->res->gen_tokens = q->ngen - q->r->nforced; /* decoded; the forced ones were prefilled */
+        q->res->prompt_tokens = q->np + q->r->nforced;
         q->res->token_logprobs = q->tlp;
         q->tlp = NULL;
         break;

@@ -38,7 +38,8 @@
 #define GEN_TASK "Answer the new turn following the instruction, using the documents and the conversation so far; answer in one line."
 #define REVISE_TASK "The documents changed. Revise the previous answer to the new turn given the change; answer in one line."
 
-enum { M_RECOMPUTE, M_APPEND, M_NONE };
+enum { M_RECOMPUTE, M_APPEND, M_NONE, M_DEPENDENCY };
+#define REGEN(g) ((g)->mode == M_RECOMPUTE || (g)->mode == M_DEPENDENCY) /* history cascades */
 
 typedef struct gen {
     int sess[SS_SEM_MAXCOLS], nsess;  /* session columns (KEY option) */
@@ -48,6 +49,8 @@ typedef struct gen {
     int k;                            /* RETRIEVE */
     int mode;
     int max_tokens;
+    double tau;                       /* dependency: attention mass a sentence must reach to depend */
+    int dep_layers;                   /* dependency: last layers averaged (0 = the later half) */
     int has_data;
     ss_sem_vidx_t idx;                /* documents */
     int loaded;
@@ -227,6 +230,12 @@ typedef struct job {
     float *sims;
     int nret;
     int revise;          /* append mode: revise old_resp */
+    /* dependency mode */
+    ss_dep_chunks_t ch;  /* the prompt's chunks */
+    void *old_dep, *old_ch; /* the stored record and chunk list of old_resp (blobs), or NULL */
+    int old_dep_len, old_ch_len;
+    int keep;            /* sentences of old_resp kept (-1: no record, generate it all) */
+    int *forced, nforced;
 } job_t;
 
 static void job_free(job_t *j)
@@ -239,6 +248,10 @@ static void job_free(job_t *j)
     ss_buf_free(&j->docs);
     free(j->vids);
     free(j->sims);
+    ss_dep_chunks_free(&j->ch);
+    free(j->old_dep);
+    free(j->old_ch);
+    free(j->forced);
 }
 
 /* Appends the conversation before seq in the job's session. */
@@ -249,7 +262,7 @@ static int put_history(ss_op_t *op, ss_op_ctx_t *ctx, job_t *j, char *err, size_
         return SS_OK;
     sqlite3_stmt *st = NULL;
     int rc = ss_sem_prepare(ctx->db, &st, err, errsz,
-                            "SELECT turn, resp FROM st_%d_ctx WHERE sess=?1 AND seq<?2 AND w>0 ORDER BY seq",
+                            "SELECT turn, resp, seq FROM st_%d_ctx WHERE sess=?1 AND seq<?2 AND w>0 ORDER BY seq",
                             op->node->id);
     if (rc)
         return rc;
@@ -258,9 +271,15 @@ static int put_history(ss_op_t *op, ss_op_ctx_t *ctx, job_t *j, char *err, size_
     while (!rc && sqlite3_step(st) == SQLITE_ROW) {
         const char *turn = (const char *)sqlite3_column_text(st, 0);
         const char *resp = (const char *)sqlite3_column_text(st, 1);
+        size_t a = j->prompt.len;
         rc = ss_buf_printf(&j->prompt, "<turn>\n%s</turn>\n", turn ? turn : "");
         if (!rc)
             rc = ss_sem_item(&j->prompt, "answer", resp ? resp : "", resp ? strlen(resp) : 0);
+        if (!rc && g->mode == M_DEPENDENCY) {
+            char label[40];
+            snprintf(label, sizeof label, "turn:%lld", (long long)sqlite3_column_int64(st, 2));
+            rc = ss_dep_chunks_add(&j->ch, label, j->prompt.data, a, j->prompt.len);
+        }
     }
     sqlite3_finalize(st);
     return rc;
@@ -293,8 +312,16 @@ static int put_docs(ss_op_t *op, ss_op_ctx_t *ctx, job_t *j, const float *q, cha
             rc = ss_buf_putc(&j->docs, ',');
         if (!rc)
             rc = ss_buf_puts(&j->docs, (const char *)sqlite3_column_text(st, 0));
+        size_t a = j->prompt.len;
         if (!rc)
             rc = ss_buf_printf(&j->prompt, "<doc>\n%s</doc>\n", (const char *)sqlite3_column_text(st, 1));
+        if (!rc && g->mode == M_DEPENDENCY) {
+            ss_buf_t label = SS_BUF_INIT;
+            rc = ss_buf_printf(&label, "doc:%s", (const char *)sqlite3_column_text(st, 0));
+            if (!rc)
+                rc = ss_dep_chunks_add(&j->ch, ss_buf_cstr(&label), j->prompt.data, a, j->prompt.len);
+            ss_buf_free(&label);
+        }
     }
     sqlite3_finalize(st);
     return rc ? rc : ss_buf_putc(&j->docs, ']');
@@ -304,7 +331,10 @@ static int put_docs(ss_op_t *op, ss_op_ctx_t *ctx, job_t *j, const float *q, cha
 static int build_prompt(ss_op_t *op, ss_op_ctx_t *ctx, job_t *j, const char *turn, const float *q,
                         const char *changes, char *err, size_t errsz)
 {
+    gen_t *g = op->impl;
     int rc = ss_sem_head(&j->prompt, j->revise ? REVISE_TASK : GEN_TASK, op->node->tmpl);
+    if (!rc && g->mode == M_DEPENDENCY)
+        rc = ss_dep_chunks_add(&j->ch, "instr", j->prompt.data, 0, j->prompt.len);
     if (!rc)
         rc = ss_buf_puts(&j->prompt, "### Conversation\n");
     if (!rc)
@@ -314,8 +344,11 @@ static int build_prompt(ss_op_t *op, ss_op_ctx_t *ctx, job_t *j, const char *tur
         rc = ss_buf_puts(&j->prompt, "### Documents\n");
     if (!rc)
         rc = put_docs(op, ctx, j, q, err, errsz);
+    size_t ta = j->prompt.len;
     if (!rc)
         rc = ss_buf_printf(&j->prompt, "### Turn\n%s", turn);
+    if (!rc && g->mode == M_DEPENDENCY)
+        rc = ss_dep_chunks_add(&j->ch, "self", j->prompt.data, ta, j->prompt.len);
     if (!rc && j->revise) {
         rc = ss_buf_puts(&j->prompt, "### Previous answer\n");
         if (!rc)
@@ -339,7 +372,8 @@ static int job_load(ss_op_t *op, ss_op_ctx_t *ctx, int64_t seq, job_t *j, int re
     *ok = 0;
     sqlite3_stmt *st = NULL;
     int rc = ss_sem_prepare(ctx->db, &st, err, errsz,
-                            "SELECT r, w, sess, turn, e, resp, docs FROM st_%d_ctx WHERE seq=?1 AND w>0", op->node->id);
+                            "SELECT r, w, sess, turn, e, resp, docs, dep, chunks FROM st_%d_ctx WHERE seq=?1 AND w>0",
+                            op->node->id);
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, seq);
@@ -353,7 +387,14 @@ static int job_load(ss_op_t *op, ss_op_ctx_t *ctx, int64_t seq, job_t *j, int re
         if (sqlite3_column_type(st, 5) != SQLITE_NULL) {
             j->old_resp = ss_strdup((const char *)sqlite3_column_text(st, 5));
             j->old_docs = ss_strdup((const char *)sqlite3_column_text(st, 6));
+            j->old_dep_len = sqlite3_column_bytes(st, 7);
+            j->old_ch_len = sqlite3_column_bytes(st, 8);
+            if (j->old_dep_len > 0 && (j->old_dep = malloc((size_t)j->old_dep_len)))
+                memcpy(j->old_dep, sqlite3_column_blob(st, 7), (size_t)j->old_dep_len);
+            if (j->old_ch_len > 0 && (j->old_ch = malloc((size_t)j->old_ch_len)))
+                memcpy(j->old_ch, sqlite3_column_blob(st, 8), (size_t)j->old_ch_len);
         }
+        j->keep = -1;
         j->revise = revise && j->old_resp;
         const float *q = sqlite3_column_bytes(st, 4) ? sqlite3_column_blob(st, 4) : NULL;
         if (!rc)
@@ -361,6 +402,78 @@ static int job_load(ss_op_t *op, ss_op_ctx_t *ctx, int64_t seq, job_t *j, int re
     }
     sqlite3_finalize(st);
     return rc;
+}
+
+/* Dependency mode: the record and chunk list stored with a job's answer (dep = the engine's
+ * record, owned by the caller). */
+static int store_dep(ss_op_t *op, ss_op_ctx_t *ctx, job_t *j, const void *dep, int dep_len, char *err, size_t errsz)
+{
+    ss_buf_t chb = SS_BUF_INIT;
+    sqlite3_stmt *st = NULL;
+    int rc = ss_dep_chunks_encode(&j->ch, &chb);
+    if (!rc)
+        rc = ss_sem_prepare(ctx->db, &st, err, errsz, "UPDATE st_%d_ctx SET dep=?2, chunks=?3 WHERE seq=?1",
+                            op->node->id);
+    if (!rc) {
+        sqlite3_bind_int64(st, 1, j->seq);
+        sqlite3_bind_blob(st, 2, dep, dep_len, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 3, chb.data ? chb.data : "", (int)chb.len, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = ss_sem_sqlerr(ctx->db, err, errsz, "llm_generate dependency record");
+    }
+    sqlite3_finalize(st);
+    ss_buf_free(&chb);
+    return rc;
+}
+
+/* Adds to the dependency counters kept in st_<id>_depstat (what EXPLAIN VIEW shows). */
+static int count_dep(ss_op_t *op, ss_op_ctx_t *ctx, const char *what, int64_t n, char *err, size_t errsz)
+{
+    return ss_sem_exec(ctx->db, err, errsz,
+                       "INSERT INTO st_%d_depstat(k, v) VALUES('%s', %lld) ON CONFLICT(k) DO UPDATE SET v = v + %lld",
+                       op->node->id, what, (long long)n, (long long)n);
+}
+
+/* Dependency mode: decides how much of the job's previous answer its new prompt leaves valid
+ * (j->keep sentences; the forced tokens of a partial keep). No record: generate it all. */
+static int plan_dep(ss_op_t *op, job_t *j)
+{
+    gen_t *g = op->impl;
+    j->keep = -1;
+    if (!j->old_resp || !j->old_dep || !j->old_ch)
+        return SS_OK;
+    ss_infer_dep_t d;
+    ss_dep_chunks_t old;
+    if (ss_infer_dep_decode(j->old_dep, j->old_dep_len, &d))
+        return SS_OK; /* unreadable: regenerate */
+    int rc = ss_dep_chunks_decode(j->old_ch, j->old_ch_len, &old);
+    if (!rc) {
+        j->keep = ss_dep_keep(&d, &old, &j->ch, g->tau, NULL);
+        if (j->keep == d.nsent) { /* kept whole: its record now describes the new chunks */
+            ss_infer_dep_t nd;
+            rc = ss_dep_remap(&d, &old, &j->ch, &nd);
+            unsigned char *blob = NULL;
+            int len = 0;
+            if (!rc)
+                rc = ss_infer_dep_encode(&nd, &blob, &len);
+            ss_infer_dep_free(&nd);
+            if (!rc) {
+                free(j->old_dep);
+                j->old_dep = blob;
+                j->old_dep_len = len;
+            }
+        } else if (j->keep > 0) {
+            j->nforced = d.sent_end[j->keep - 1];
+            j->forced = malloc((size_t)j->nforced * sizeof *j->forced);
+            if (j->forced)
+                memcpy(j->forced, d.tok, (size_t)j->nforced * sizeof *j->forced);
+            else
+                rc = SS_ERR_NOMEM;
+        }
+    }
+    ss_dep_chunks_free(&old);
+    ss_infer_dep_free(&d);
+    return rc == SS_ERR_INVALID ? SS_OK : rc;
 }
 
 /* Stores a job's answer and emits the change. *changed = 1 if the response differs. */
@@ -448,22 +561,56 @@ static int run_work(ss_op_t *op, ss_op_ctx_t *ctx, worklist_t *wl, int revise, c
         }
         ss_infer_req_t *reqs = calloc((size_t)(nj ? nj : 1), sizeof *reqs);
         ss_infer_res_t *res = calloc((size_t)(nj ? nj : 1), sizeof *res);
-        if (!rc && (!reqs || !res))
+        int *rq = calloc((size_t)(nj ? nj : 1), sizeof *rq); /* job -> request, -1 = kept whole */
+        int nr = 0;
+        if (!rc && (!reqs || !res || !rq))
             rc = SS_ERR_NOMEM;
         for (int i = 0; i < nj && !rc; i++) {
-            ss_sem_req_generate(&reqs[i], ss_buf_cstr(&jobs[i].prompt), jobs[i].pre, g->max_tokens);
-            ss_sem_req_sampling(&reqs[i], op->node, ss_buf_cstr(&jobs[i].prompt), jobs[i].prompt.len);
+            job_t *j = &jobs[i];
+            if (g->mode == M_DEPENDENCY && (rc = plan_dep(op, j)))
+                break;
+            if (g->mode == M_DEPENDENCY && j->keep > 0 && !j->forced) {
+                rq[i] = -1; /* no sentence depends on what changed: keep the answer */
+                continue;
+            }
+            rq[i] = nr;
+            ss_infer_req_t *r = &reqs[nr++];
+            ss_sem_req_generate(r, ss_buf_cstr(&j->prompt), j->pre, g->max_tokens);
+            ss_sem_req_sampling(r, op->node, ss_buf_cstr(&j->prompt), j->prompt.len);
+            if (g->mode == M_DEPENDENCY) {
+                r->ntrack = j->ch.n;
+                r->track_span = j->ch.span;
+                r->track_layers = g->dep_layers;
+                r->forced = j->forced;
+                r->nforced = j->nforced;
+            }
         }
         if (!rc)
-            rc = ss_sem_run(op, ctx, reqs, nj, res, err, errsz);
+            rc = ss_sem_run(op, ctx, reqs, nr, res, err, errsz);
         for (int i = 0; i < nj && !rc; i++) {
-            char *resp = ss_sem_gen_text(&res[i]);
+            job_t *j = &jobs[i];
+            const ss_infer_res_t *a = rq[i] >= 0 ? &res[rq[i]] : NULL;
+            if (a && g->mode == M_DEPENDENCY && !a->dep) {
+                rc = ss_seterr(err, errsz, SS_ERR_UNSUPPORTED,
+                               "llm_generate (node %d): MAINTAIN = 'dependency' needs the attention of the "
+                               "in-process engine's CPU backend; the model's backend returned none",
+                               op->node->id);
+                break;
+            }
+            char *resp = a ? ss_sem_gen_text(a) : ss_strdup(j->old_resp);
             int changed = 0;
-            rc = resp ? job_store(op, ctx, &jobs[i], resp, &changed, out, err, errsz) : SS_ERR_NOMEM;
+            rc = resp ? job_store(op, ctx, j, resp, &changed, out, err, errsz) : SS_ERR_NOMEM;
             free(resp);
+            if (!rc && g->mode == M_DEPENDENCY)
+                rc = store_dep(op, ctx, j, a ? a->dep : j->old_dep, a ? a->dep_len : j->old_dep_len, err, errsz);
+            if (!rc && g->mode == M_DEPENDENCY && j->old_resp) /* a revisit: what it cost */
+                rc = count_dep(op, ctx, !a ? "kept" : j->nforced ? "shortened" : "regenerated", 1, err, errsz);
+            if (!rc && g->mode == M_DEPENDENCY && a && j->nforced)
+                rc = count_dep(op, ctx, "forced_tokens", j->nforced, err, errsz);
             if (!rc && changed && cascade)
-                rc = work_add_later(op, ctx, wl, jobs[i].sess.data, (int)jobs[i].sess.len, jobs[i].seq, err, errsz);
+                rc = work_add_later(op, ctx, wl, j->sess.data, (int)j->sess.len, j->seq, err, errsz);
         }
+        free(rq);
         /* drop this round's events from the list (cascades were appended after them) */
         int m = 0;
         for (int i = 0; i < wl->n; i++) {
@@ -479,7 +626,7 @@ static int run_work(ss_op_t *op, ss_op_ctx_t *ctx, worklist_t *wl, int revise, c
         free(jobs);
         free(taken);
         free(reqs);
-        ss_sem_res_free(res, res ? nj : 0);
+        ss_sem_res_free(res, res ? nr : 0);
     }
     return rc;
 }
@@ -598,7 +745,7 @@ static int ctx_apply(ss_op_t *op, ss_op_ctx_t *ctx, const ss_zset_t *in, ss_zset
                     if (!rc)
                         rc = ss_buf_append(&gone[ngone].idk, idk.data, idk.len);
                     ngone++;
-                    if (!rc && g->mode == M_RECOMPUTE)
+                    if (!rc && REGEN(g))
                         rc = work_add_later(op, ctx, &wl, sess.data, (int)sess.len, seq, err, errsz);
                 }
                 sqlite3_reset(get);
@@ -635,7 +782,7 @@ static int ctx_apply(ss_op_t *op, ss_op_ctx_t *ctx, const ss_zset_t *in, ss_zset
                 rc = ss_sem_sqlerr(ctx->db, err, errsz, "llm_generate ctx");
             if (!rc)
                 rc = work_add(&wl, seq, sess.data, (int)sess.len);
-            if (!rc && g->mode == M_RECOMPUTE) /* inserted before later turns: their history changed */
+            if (!rc && REGEN(g)) /* inserted before later turns: their history changed */
                 rc = work_add_later(op, ctx, &wl, sess.data, (int)sess.len, seq, err, errsz);
         }
     }
@@ -653,7 +800,7 @@ static int ctx_apply(ss_op_t *op, ss_op_ctx_t *ctx, const ss_zset_t *in, ss_zset
     if (!rc && g->k > 0 && g->has_data)
         rc = embed_turns(op, ctx, err, errsz);
     if (!rc)
-        rc = run_work(op, ctx, &wl, 0, NULL, NULL, 0, g->mode == M_RECOMPUTE, out, err, errsz);
+        rc = run_work(op, ctx, &wl, 0, NULL, NULL, 0, REGEN(g), out, err, errsz);
     work_free(&wl);
     return rc;
 }
@@ -864,8 +1011,7 @@ static int doc_apply(ss_op_t *op, ss_op_ctx_t *ctx, const ss_zset_t *in, ss_zset
     for (int i = 0; i < aff.n && changes; i++)
         changes[i] = ss_buf_cstr(&aff.change[i]);
     if (!rc && wl.n)
-        rc = run_work(op, ctx, &wl, g->mode == M_APPEND, changes, aff.seq, aff.n, g->mode == M_RECOMPUTE, out, err,
-                      errsz);
+        rc = run_work(op, ctx, &wl, g->mode == M_APPEND, changes, aff.seq, aff.n, REGEN(g), out, err, errsz);
     free(changes);
     work_free(&wl);
     aff_free(&aff);
@@ -876,10 +1022,11 @@ static int doc_apply(ss_op_t *op, ss_op_ctx_t *ctx, const ss_zset_t *in, ss_zset
 
 static int gen_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
 {
+    gen_t *g = op->impl;
     int id = op->node->id;
-    return ss_sem_exec(ctx->db, err, errsz,
+    int rc = ss_sem_exec(ctx->db, err, errsz,
                        "CREATE TABLE IF NOT EXISTS st_%d_ctx(seq INTEGER PRIMARY KEY, r BLOB UNIQUE, w INTEGER, "
-                       "sess BLOB, idk BLOB, turn TEXT, e BLOB, resp TEXT, docs TEXT);"
+                       "sess BLOB, idk BLOB, turn TEXT, e BLOB, resp TEXT, docs TEXT, dep BLOB, chunks BLOB);"
                        "CREATE INDEX IF NOT EXISTS st_%d_ctx_sess ON st_%d_ctx(sess, seq);"
                        "CREATE TABLE IF NOT EXISTS st_%d_doc(vid INTEGER PRIMARY KEY, r BLOB UNIQUE, w INTEGER, "
                        "dkey TEXT, txt TEXT, e BLOB);"
@@ -887,6 +1034,18 @@ static int gen_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
                        "PRIMARY KEY(seq, vid)) WITHOUT ROWID;"
                        "CREATE INDEX IF NOT EXISTS st_%d_ret_vid ON st_%d_ret(vid)",
                        id, id, id, id, id, id, id);
+    if (!rc && g->mode == M_DEPENDENCY) { /* the answers' dependency records (tables of before lack them) */
+        for (int i = 0; i < 2; i++) {
+            char *sql = ss_sprintf("ALTER TABLE st_%d_ctx ADD COLUMN %s BLOB", id, i ? "chunks" : "dep");
+            if (!sql)
+                return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+            sqlite3_exec(ctx->db, sql, NULL, NULL, NULL); /* fails harmlessly when present */
+            free(sql);
+        }
+        rc = ss_sem_exec(ctx->db, err, errsz,
+                         "CREATE TABLE IF NOT EXISTS st_%d_depstat(k TEXT PRIMARY KEY, v INTEGER)", id);
+    }
+    return rc;
 }
 
 static int gen_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t *in, ss_zset_t *out, char *err,
@@ -998,15 +1157,75 @@ int ss_op_llm_generate_init(ss_op_t *op, char *err, size_t errsz)
     g->k = g->has_data ? (int)SS_MAX(0, SS_MIN(1000, ss_plan_opt_int(N, "retrieve", 3))) : 0;
     const char *m = ss_plan_opt(N, "maintain");
     g->mode = !m || ss_strcaseeq(m, "recompute") ? M_RECOMPUTE : ss_strcaseeq(m, "append") ? M_APPEND
-            : ss_strcaseeq(m, "none") ? M_NONE : -1;
+            : ss_strcaseeq(m, "none") ? M_NONE : ss_strcaseeq(m, "dependency") ? M_DEPENDENCY : -1;
     if (g->mode < 0) {
         free(g);
         return ss_seterr(err, errsz, SS_ERR_SEMANTIC,
-                         "llm_generate (node %d): MAINTAIN must be 'recompute', 'append' or 'none', not '%s'", N->id, m);
+                         "llm_generate (node %d): MAINTAIN must be 'recompute', 'dependency', 'append' or 'none', "
+                         "not '%s'", N->id, m);
     }
+    g->tau = ss_plan_opt_real(N, "tau", 0.05);
+    g->dep_layers = (int)SS_MAX(0, ss_plan_opt_int(N, "dep_layers", 0));
     g->max_tokens = ss_sem_max_tokens(N, 48);
     ss_sem_vidx_init(&g->idx);
     op->impl = g;
     op->vt = &llm_generate_vt;
+    return SS_OK;
+}
+
+/* ------------------------------------------------------------------ EXPLAIN */
+
+/* One answer's dependency record: per sentence, the mass on each chunk. */
+static void describe_answer(ss_buf_t *out, int64_t seq, const void *dep, int dl, const void *chb, int cl)
+{
+    ss_infer_dep_t d;
+    ss_dep_chunks_t c;
+    if (ss_infer_dep_decode(dep, dl, &d))
+        return;
+    if (ss_dep_chunks_decode(chb, cl, &c) || c.n != d.nchunk) {
+        ss_infer_dep_free(&d);
+        ss_dep_chunks_free(&c);
+        return;
+    }
+    ss_buf_printf(out, "  answer %lld: %d tokens, %d sentences\n", (long long)seq, d.ntok, d.nsent);
+    for (int s = 0; s < d.nsent; s++) {
+        ss_buf_printf(out, "    sentence %d (tokens %d..%d):", s + 1, s ? d.sent_end[s - 1] : 0, d.sent_end[s] - 1);
+        for (int k = 0; k < c.n; k++)
+            ss_buf_printf(out, "%s %s %.3f", k ? "," : "", c.label[k], (double)d.mass[(size_t)s * c.n + k]);
+        ss_buf_putc(out, '\n');
+    }
+    ss_infer_dep_free(&d);
+    ss_dep_chunks_free(&c);
+}
+
+int ss_llm_generate_describe(sqlite3 *db, const ss_plan_node_t *n, int max_answers, ss_buf_t *out)
+{
+    const char *m = ss_plan_opt(n, "maintain");
+    if (!m || !ss_strcaseeq(m, "dependency"))
+        return SS_OK;
+    int64_t v[4] = {0};
+    const char *names[4] = {"kept", "shortened", "regenerated", "forced_tokens"};
+    char sql[160];
+    sqlite3_stmt *st = NULL;
+    snprintf(sql, sizeof sql, "SELECT k, v FROM st_%d_depstat", n->id);
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK)
+        while (sqlite3_step(st) == SQLITE_ROW)
+            for (int i = 0; i < 4; i++)
+                if (!strcmp((const char *)sqlite3_column_text(st, 0), names[i]))
+                    v[i] = sqlite3_column_int64(st, 1);
+    sqlite3_finalize(st);
+    ss_buf_printf(out,
+                  "dependency (node %d): tau %g; revisited answers: %lld kept whole, %lld shortened (%lld tokens "
+                  "kept as forced prefixes), %lld regenerated\n",
+                  n->id, ss_plan_opt_real(n, "tau", 0.05), (long long)v[0], (long long)v[1], (long long)v[3],
+                  (long long)v[2]);
+    st = NULL;
+    snprintf(sql, sizeof sql, "SELECT seq, dep, chunks FROM st_%d_ctx WHERE w>0 AND dep IS NOT NULL ORDER BY seq "
+             "LIMIT %d", n->id, max_answers);
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK)
+        while (sqlite3_step(st) == SQLITE_ROW)
+            describe_answer(out, sqlite3_column_int64(st, 0), sqlite3_column_blob(st, 1), sqlite3_column_bytes(st, 1),
+                            sqlite3_column_blob(st, 2), sqlite3_column_bytes(st, 2));
+    sqlite3_finalize(st);
     return SS_OK;
 }

@@ -229,4 +229,42 @@ int ss_sem_vidx_topk(ss_sem_vidx_t *x, const float *q, int dim, int k,
  * columns) returns. */
 int ss_sem_vidx_load(ss_sem_vidx_t *x, sqlite3 *db, const char *sql, char *err, size_t errsz);
 
+/* ---- LLM_GENERATE MAINTAIN = 'dependency' (llm_dep.c) ---- */
+/* The input chunks of an answer's prompt: a label hash (which input: "instr", "turn:<seq>",
+ * "doc:<key>", "self") and a hash of its text; span = its prompt bytes (only while the request
+ * is built; not encoded). */
+typedef struct ss_dep_chunks {
+    int n, cap;
+    uint64_t *id;
+    uint64_t *hash;
+    size_t *span;   /* [2n] */
+    char **label;   /* [n] owned */
+} ss_dep_chunks_t;
+/* Appends the chunk labelled label covering prompt[a, b). */
+int ss_dep_chunks_add(ss_dep_chunks_t *c, const char *label, const char *prompt, size_t a, size_t b);
+void ss_dep_chunks_free(ss_dep_chunks_t *c);
+/* Appends each chunk (id, hash: 8 bytes each; label: uint32 length + bytes) to out; decode reads
+ * them back (owned arrays; SS_ERR_INVALID for a blob encode did not write). */
+int ss_dep_chunks_encode(const ss_dep_chunks_t *c, ss_buf_t *out);
+int ss_dep_chunks_decode(const void *p, int len, ss_dep_chunks_t *c);
+/* How many leading sentences of an answer stay valid when its chunks go from old (the record d
+ * was measured on; d->nchunk == old->n) to now: a chunk changed (same label, other text) or gone
+ * invalidates from the first sentence whose mass on it is >= tau, and so does a chunk whose
+ * order among the common chunks changed (from the first one out of place on); a chunk that entered (a label
+ * old lacks) invalidates everything. d->nsent = keep all (no regeneration), 0 = regenerate all
+ * (also for a record that does not match old). *cause (may be NULL): the chunk that decided it (an
+ * index in old, old->n + an index in now for an entrant, -1 when nothing did). */
+int ss_dep_keep(const ss_infer_dep_t *d, const ss_dep_chunks_t *old, const ss_dep_chunks_t *now, double tau,
+                int *cause);
+/* d's record re-indexed on the chunks of now (an answer kept whole: its masses follow their
+ * labels; a label old lacks gets 0). out is owned (ss_infer_dep_free). */
+int ss_dep_remap(const ss_infer_dep_t *d, const ss_dep_chunks_t *old, const ss_dep_chunks_t *now,
+                 ss_infer_dep_t *out);
+
+/* EXPLAIN VIEW of an LLM_GENERATE node with MAINTAIN = 'dependency' (llm_generate.c): its
+ * counters (answers kept whole, shortened, regenerated on revisits) and, for up to max_answers
+ * live answers, the attention mass of each sentence on each chunk of its prompt. Nothing for
+ * other nodes. Reads the node's committed state. */
+int ss_llm_generate_describe(sqlite3 *db, const ss_plan_node_t *n, int max_answers, ss_buf_t *out);
+
 #endif

@@ -36,11 +36,12 @@ static const char *SCHEMA =
     "  gen_tokens INTEGER NOT NULL DEFAULT 0,"
     "  created_ms INTEGER NOT NULL,"  /* wall clock when stored */
     "  top BLOB,"                     /* GENERATE top_logprobs: ntop x (float32 lp, uint32 len, bytes) */
-    "  token_logprobs BLOB"           /* GENERATE top_logprobs: float32[gen_tokens] */
+    "  token_logprobs BLOB,"          /* GENERATE top_logprobs: float32[gen_tokens] */
+    "  dep BLOB"                      /* GENERATE with dependency tracking: ss_infer_dep_encode */
     ") WITHOUT ROWID;";
 
 /* Columns added after the first release of the table: added to older files on open. */
-static const char *const LATE_COLUMNS[] = {"top BLOB", "token_logprobs BLOB"};
+static const char *const LATE_COLUMNS[] = {"top BLOB", "token_logprobs BLOB", "dep BLOB"};
 
 static int sqlerr(ss_cache_t *c, char *err, size_t errsz, const char *what)
 {
@@ -76,10 +77,10 @@ int ss_cache_open(const char *path, ss_cache_t **out, char *err, size_t errsz)
         free(sql);
     }
     if (sqlite3_prepare_v2(c->db, "SELECT kind, text, probs, score, emb, prompt_tokens, gen_tokens,"
-                           " top, token_logprobs FROM ss_infer_cache WHERE key = ?1", -1, &c->get, NULL) ||
+                           " top, token_logprobs, dep FROM ss_infer_cache WHERE key = ?1", -1, &c->get, NULL) ||
         sqlite3_prepare_v2(c->db, "INSERT OR REPLACE INTO ss_infer_cache(key, kind, model_id, text,"
-                           " probs, score, emb, prompt_tokens, gen_tokens, created_ms, top, token_logprobs)"
-                           " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)", -1, &c->put, NULL) ||
+                           " probs, score, emb, prompt_tokens, gen_tokens, created_ms, top, token_logprobs, dep)"
+                           " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)", -1, &c->put, NULL) ||
         sqlite3_prepare_v2(c->db, "SELECT count(*) FROM ss_infer_cache", -1, &c->count, NULL)) {
         sqlerr(c, err, errsz, "prepare");
         ss_cache_close(c);
@@ -161,6 +162,12 @@ static int read_row(sqlite3_stmt *st, ss_infer_res_t *res)
     int ntl = 0, bad = decode_top(sqlite3_column_blob(st, 7), sqlite3_column_bytes(st, 7), &r) != SS_OK;
     r.token_logprobs = blob_floats(st, 8, &ntl);
     if (r.token_logprobs && ntl != r.gen_tokens) bad = 1; /* copies assume gen_tokens entries */
+    int dl = sqlite3_column_bytes(st, 9);
+    if (dl > 0) { /* the dependency record, as the engine encoded it */
+        r.dep = malloc((size_t)dl);
+        if (r.dep) memcpy(r.dep, sqlite3_column_blob(st, 9), (size_t)dl), r.dep_len = dl;
+        else bad = 1;
+    }
     if (bad || (t && !r.text) || (r.nprobs && !r.probs) || (r.dim && !r.emb)) {
         ss_infer_res_clear(&r);
         return SS_ERR_NOMEM;
@@ -235,6 +242,8 @@ static int put_one(ss_cache_t *c, const char *model_id, const ss_cache_entry_t *
     if (r->token_logprobs && r->gen_tokens > 0)
         sqlite3_bind_blob(st, 12, r->token_logprobs, r->gen_tokens * (int)sizeof(float), SQLITE_STATIC);
     else sqlite3_bind_null(st, 12);
+    if (r->dep && r->dep_len > 0) sqlite3_bind_blob(st, 13, r->dep, r->dep_len, SQLITE_STATIC);
+    else sqlite3_bind_null(st, 13);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);

@@ -62,6 +62,14 @@ int ss_infer_encode(ss_buf_t *b, const char *model_id, const ss_infer_req_t *r)
             rc = ss_buf_printf(b, "S%llu", (unsigned long long)r->seed);
         if (!rc && r->top_logprobs > 0) rc = ss_buf_printf(b, "L%d", r->top_logprobs);
         if (!rc) rc = put_stops(b, r);
+        if (!rc && r->ntrack > 0) { /* dependency tracking: the chunks and layers */
+            rc = ss_buf_printf(b, "D%d,%d", r->ntrack, r->track_layers);
+            for (int i = 0; !rc && i < 2 * r->ntrack; i++) rc = ss_buf_printf(b, ",%zu", r->track_span[i]);
+        }
+        if (!rc && r->nforced > 0) { /* forced answer tokens */
+            rc = ss_buf_printf(b, "F%d", r->nforced);
+            for (int i = 0; !rc && i < r->nforced; i++) rc = ss_buf_printf(b, ",%d", r->forced[i]);
+        }
         break;
     case SS_INFER_SCORE:
         if (!rc) rc = ss_buf_printf(b, "R%d,%d", r->score_min, r->score_max);

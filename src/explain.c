@@ -63,6 +63,11 @@ static const char *strategy(const ss_plan_node_t *n)
         if (m && ss_strcaseeq(m, "append"))
             return "per new or changed context row: retrieve top documents, 1 generation; a data-source change "
                    "asks the model to revise only the responses whose documents changed (1 call each)";
+        if (m && ss_strcaseeq(m, "dependency"))
+            return "per new or changed context row: retrieve top documents, 1 generation recording each sentence's "
+                   "attention to each document and earlier turn; a change keeps the answer when no sentence "
+                   "attended to the changed input above tau, else keeps the sentences before the first that did "
+                   "(prefilled as forced tokens) and generates the rest";
         if (m && ss_strcaseeq(m, "none"))
             return "per new or changed context row: retrieve top documents, 1 generation; data-source changes "
                    "leave existing responses as they are (no calls)";

@@ -38,7 +38,8 @@ static const opt_spec_t *opt_specs(ss_plan_kind_t k, int *n)
     static const opt_spec_t agg[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"fan_in", 2},
                                      {"max_children", 2}, {"memo", OPT_TEXT}};
     static const opt_spec_t gen[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"key", OPT_TEXT},
-                                     {"retrieve", 0}, {"maintain", OPT_TEXT}};
+                                     {"retrieve", 0}, {"maintain", OPT_TEXT}, {"tau", OPT_NUMBER},
+                                     {"dep_layers", 1}};
     /* semops (issue 15 §2) */
     static const opt_spec_t map[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"memo", OPT_TEXT},
                                      {"schema", OPT_TEXT}};
@@ -213,15 +214,26 @@ int ss__plan_generate(pctx_t *x, const ss_ast_generate_t *g, ss_plan_node_t **ou
                          "%d:%d: RETRIEVE needs DATA_SOURCE=STREAM(name) to retrieve from", ro->span.line, ro->span.col);
     const ss_ast_option_t *mo = ss__opt_find(g->opts, "maintain");
     char *mv = mo ? ss__opt_text(mo) : NULL;
-    if (mo && (!mv || !(ss_strcaseeq(mv, "recompute") || ss_strcaseeq(mv, "append") || ss_strcaseeq(mv, "none")))) {
+    if (mo && (!mv || !(ss_strcaseeq(mv, "recompute") || ss_strcaseeq(mv, "append") || ss_strcaseeq(mv, "none") ||
+                        ss_strcaseeq(mv, "dependency")))) {
         rc = mv ? (int)ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC,
-                            "%d:%d: MAINTAIN must be 'recompute', 'append' or 'none', not '%s'",
+                            "%d:%d: MAINTAIN must be 'recompute', 'dependency', 'append' or 'none', not '%s'",
                             mo->span.line, mo->span.col, mv)
                 : nomem(x);
         free(mv);
         return rc;
     }
+    int dep = mv && ss_strcaseeq(mv, "dependency");
     free(mv);
+    const ss_ast_option_t *to = ss__opt_find(g->opts, "tau");
+    if (to && !dep)
+        return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: TAU needs MAINTAIN = 'dependency'", to->span.line,
+                         to->span.col);
+    if (to && ((to->value.t != SS_INT && to->value.t != SS_REAL) ||
+               (to->value.t == SS_REAL ? to->value.u.r : (double)to->value.u.i) < 0 ||
+               (to->value.t == SS_REAL ? to->value.u.r : (double)to->value.u.i) > 1))
+        return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: TAU must be a number between 0 and 1",
+                         to->span.line, to->span.col);
     if (!(n->schema = ss_schema_new(nk + 2)))
         return nomem(x);
     for (int i = 0; i < nk; i++)

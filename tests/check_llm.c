@@ -405,6 +405,89 @@ START_TEST(test_api_kinds)
 }
 END_TEST
 
+/* Dependency tracking and forced answer tokens (issue 17): a tracked answer equals the untracked
+ * one; its record has one token per generated token and sentence masses in [0, 1], the chunk that
+ * is the whole prompt getting all of the first token's attention; feeding any prefix of the answer
+ * back as forced tokens (prefilled) gives the same tokens, text and masses as generating it. */
+START_TEST(test_dependency)
+{
+    ss_llm_t *m = open_stories(NULL);
+    const char *p = "Once upon a time, there was a little girl named Lily. She liked to play in the park. One day";
+    size_t len = strlen(p), half = 52; /* "...named Lily." | " She liked..." */
+    size_t spans[] = {0, len, 0, half, half, len};
+    ss_infer_req_t r = {.kind = SS_INFER_GENERATE, .prompt = p, .max_tokens = 40};
+    ss_infer_req_t t = r;
+    t.ntrack = 3;
+    t.track_span = spans;
+    ss_infer_res_t a = {0}, b = {0};
+    char err[SS_ERRSZ];
+    ck_assert_int_eq(ss_llm_run(m, &r, 1, &a, err, sizeof err), SS_OK);
+    ck_assert_int_eq(ss_llm_run(m, &t, 1, &b, err, sizeof err), SS_OK);
+    ck_assert_int_eq(b.status, SS_OK);
+    ck_assert_str_eq(a.text, b.text);
+    ck_assert_ptr_null(a.dep);
+    ss_infer_dep_t d;
+    ck_assert_int_eq(ss_infer_dep_decode(b.dep, b.dep_len, &d), SS_OK);
+    ck_assert_int_eq(d.ntok, b.gen_tokens);
+    ck_assert_int_eq(d.nchunk, 3);
+    ck_assert_int_ge(d.nsent, 2); /* the story has sentences */
+    ck_assert_int_eq(d.sent_end[d.nsent - 1], d.ntok);
+    char *txt = ss_llm_detokenize(m, d.tok, d.ntok);
+    ck_assert_ptr_nonnull(strstr(txt, b.text));
+    free(txt);
+    ck_assert(d.mass[0] > 0.5f && d.mass[0] <= 1.0001f); /* the prompt, BOS aside, holds most attention */
+    for (int s = 0; s < d.nsent; s++)
+        for (int c = 0; c < 3; c++) {
+            float v = d.mass[s * 3 + c];
+            ck_assert(v >= 0 && v <= 1.0001f);
+            if (c) /* a part never gets more than the whole */
+                ck_assert(v <= d.mass[s * 3] + 1e-5f);
+        }
+    /* forced prefixes: at every sentence boundary and inside the first sentence */
+    int cuts[16], nc = 0;
+    cuts[nc++] = 1;
+    for (int s = 0; s + 1 < d.nsent && nc < 16; s++)
+        cuts[nc++] = d.sent_end[s];
+    for (int k = 0; k < nc; k++) {
+        ss_infer_req_t f = t;
+        f.forced = d.tok;
+        f.nforced = cuts[k];
+        ss_infer_res_t c = {0};
+        ck_assert_int_eq(ss_llm_run(m, &f, 1, &c, err, sizeof err), SS_OK);
+        ck_assert_int_eq(c.status, SS_OK);
+        ck_assert_str_eq(c.text, b.text);
+        ck_assert_int_eq(c.gen_tokens, b.gen_tokens - cuts[k]);   /* decoded */
+        ck_assert_int_eq(c.prompt_tokens, b.prompt_tokens + cuts[k]); /* prefilled */
+        ss_infer_dep_t e;
+        ck_assert_int_eq(ss_infer_dep_decode(c.dep, c.dep_len, &e), SS_OK);
+        ck_assert_int_eq(e.ntok, d.ntok);
+        ck_assert(!memcmp(e.tok, d.tok, (size_t)d.ntok * sizeof(int)));
+        ck_assert_int_eq(e.nsent, d.nsent);
+        for (int i = 0; i < d.nsent * 3; i++)
+            ck_assert_msg(fabsf(e.mass[i] - d.mass[i]) < 1e-4f, "cut %d mass %d: %g vs %g", cuts[k], i,
+                          (double)e.mass[i], (double)d.mass[i]);
+        ss_infer_dep_free(&e);
+        ss_infer_res_clear(&c);
+    }
+    /* untracked forcing works too; forcing all of max_tokens is refused */
+    ss_infer_req_t f = r;
+    f.forced = d.tok;
+    f.nforced = d.sent_end[0];
+    ss_infer_res_t c = {0};
+    ck_assert_int_eq(ss_llm_run(m, &f, 1, &c, err, sizeof err), SS_OK);
+    ck_assert_str_eq(c.text, a.text);
+    ss_infer_res_clear(&c);
+    f.max_tokens = f.nforced;
+    ck_assert_int_eq(ss_llm_run(m, &f, 1, &c, err, sizeof err), SS_OK);
+    ck_assert_int_eq(c.status, SS_ERR_INVALID);
+    ss_infer_res_clear(&c);
+    ss_infer_dep_free(&d);
+    ss_infer_res_clear(&a);
+    ss_infer_res_clear(&b);
+    ss_llm_close(m);
+}
+END_TEST
+
 START_TEST(test_backend_local)
 {
     char err[SS_ERRSZ];
@@ -1095,6 +1178,7 @@ Suite *check_llm_suite(void)
     add(s, "batched", test_batched_equals_single);
     add(s, "prefix", test_prefix_cache_exact);
     add(s, "api", test_api_kinds);
+    add(s, "dependency", test_dependency);
     add(s, "backend", test_backend_local);
     add(s, "synthetic", test_synthetic_types);
     add(s, "quant_formats", test_quant_formats);

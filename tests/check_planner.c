@@ -193,7 +193,12 @@ static const err_case_t err_cases[] = {
     {"CREATE VIEW v AS LLM_GENERATE(prompt = 'Answer about {title}', context = STREAM(papers), key = nme);",
      "1:90: unknown column \"nme\" in stream papers"},
     {"CREATE VIEW v AS LLM_GENERATE(prompt = 'About {title}', context = STREAM(papers), maintain = 'always');",
-     "1:83: MAINTAIN must be 'recompute', 'append' or 'none', not 'always'"},
+     "1:83: MAINTAIN must be 'recompute', 'dependency', 'append' or 'none', not 'always'"},
+    {"CREATE VIEW v AS LLM_GENERATE(prompt = 'About {title}', context = STREAM(papers), tau = 0.1);",
+     "1:83: TAU needs MAINTAIN = 'dependency'"},
+    {"CREATE VIEW v AS LLM_GENERATE(prompt = 'About {title}', context = STREAM(papers), maintain = 'dependency', "
+     "tau = 2);",
+     "1:108: TAU must be a number between 0 and 1"},
     {"CREATE VIEW v AS SELECT id, SEM_MAP('tl;dr {abstract}', max_tokns = 20) AS t FROM papers;",
      "1:57: unknown option max_tokns for sem_map (did you mean max_tokens?) (known: max_tokens, temperature, memo, schema, model)"},
     /* issue 15 operators */

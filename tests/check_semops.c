@@ -966,6 +966,113 @@ END_TEST
 START_TEST(test_generate_none) { generate_equiv("none", 47, 30); }
 END_TEST
 
+static int64_t fx_count(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t n = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* MAINTAIN = 'dependency' beside 'recompute' on the same random turns and document changes: with
+ * tau = 0 every revisit whose prompt changed regenerates the whole answer, so the two views are
+ * equal after every step; with tau > 0 the view stays consistent with its snapshot and never asks
+ * for more than recompute does. */
+static void generate_dep(uint64_t seed, int steps, const char *tau)
+{
+    rng_state = seed;
+    ss_plan_node_t *c = h_source(1, CTX_SPEC), *d = h_source(2, DOC_SPEC);
+    ss_plan_node_t *nr = gen_node(c, d, "recompute"), *nd = gen_node(c, d, "dependency");
+    fx_opt(nd, "tau", tau);
+    int exact = strtod(tau, NULL) == 0;
+    harness_t hr, hd;
+    h_open(&hr);
+    h_open(&hd);
+    ss_op_t *opr = h_op(&hr, nr), *opd = h_op(&hd, nd);
+    gdata_t g = {0};
+    int64_t nextc = 1, nextd = 1, callsr = 0, callsd = 0;
+    ss_zset_t accr, accd, z, z2;
+    ss_zset_init(&accr);
+    ss_zset_init(&accd);
+    ss_zset_init(&z);
+    ss_zset_init(&z2);
+    static const char *SESS[] = {"s1", "s2"};
+    for (int s = 0; s < steps; s++) {
+        ss_zset_clear(&z);
+        int r = (int)(rnd() % 10), port = 1;
+        if (g.nd < 2 || r < 2) {
+            int i = g.nd++;
+            g.did[i] = nextd++;
+            g.body[i] = mktext(g.did[i], 0);
+            ss_zset_add(&z, doc_row(&g, i), 1);
+        } else if (r < 5) {
+            int i = (int)(rnd() % (unsigned)g.nd);
+            ss_zset_add(&z, doc_row(&g, i), -1);
+            free(g.body[i]);
+            g.body[i] = mktext(g.did[i], s + 1);
+            ss_zset_add(&z, doc_row(&g, i), 1);
+        } else if (r < 6) {
+            int i = (int)(rnd() % (unsigned)g.nd);
+            ss_zset_add(&z, doc_row(&g, i), -1);
+            remove_at(g.did, g.body, NULL, &g.nd, i);
+        } else {
+            int i = g.nc++;
+            g.cid[i] = nextc++;
+            g.sess[i] = SESS[rnd() % 2];
+            g.q[i] = mktext(g.cid[i], 0);
+            ss_zset_add(&z, ctx_row(&g, i), 1);
+            port = 0;
+        }
+        ss_zset_clear(&z2);
+        ss_zset_extend(&z2, &z, 1);
+        callsr += h_apply(&hr, opr, port, &z, &accr);
+        callsd += h_apply(&hd, opd, port, &z2, &accd);
+        if (exact)
+            assert_same(&accr, &accd);
+    }
+    ck_assert_int_le(callsd, callsr);
+    ss_zset_t snap;
+    ss_zset_init(&snap);
+    char err[SS_ERRSZ];
+    ck_assert_int_eq(opd->vt->snapshot(opd, &hd.ctx, &snap, err, sizeof err), SS_OK);
+    assert_same(&accd, &snap);
+    /* the answers carry their records; the counters saw the revisits */
+    ck_assert_int_eq(fx_count(hd.ctx.db, "SELECT count(*) FROM st_6_ctx WHERE w>0 AND (dep IS NULL OR chunks IS NULL)"), 0);
+    int64_t revisits = fx_count(hd.ctx.db, "SELECT coalesce(sum(v), 0) FROM st_6_depstat WHERE k <> 'forced_tokens'");
+    ck_assert_int_gt(revisits, 0);
+    if (!exact) /* some revisits found no sentence attending to what changed */
+        ck_assert_int_gt(fx_count(hd.ctx.db, "SELECT coalesce(sum(v), 0) FROM st_6_depstat WHERE k = 'kept'"), 0);
+    if (exact) /* tau = 0: a kept answer had an unchanged prompt */
+        ck_assert_int_eq(fx_count(hd.ctx.db, "SELECT count(*) FROM st_6_depstat WHERE k = 'shortened' AND v > 0"), 0);
+    ss_buf_t b = SS_BUF_INIT;
+    ck_assert_int_eq(ss_llm_generate_describe(hd.ctx.db, nd, 2, &b), SS_OK);
+    ck_assert_ptr_nonnull(strstr(ss_buf_cstr(&b), "sentence 1 (tokens 0.."));
+    ck_assert_ptr_nonnull(strstr(ss_buf_cstr(&b), "instr "));
+    ss_buf_free(&b);
+    ss_zset_destroy(&snap);
+    ss_zset_destroy(&accr);
+    ss_zset_destroy(&accd);
+    ss_zset_destroy(&z);
+    ss_zset_destroy(&z2);
+    ss_op_destroy(opr);
+    ss_op_destroy(opd);
+    h_close(&hr);
+    h_close(&hd);
+    gdata_free(&g);
+    ss_plan_node_free(nr);
+    ss_plan_node_free(nd);
+    ss_plan_node_free(c);
+    ss_plan_node_free(d);
+}
+
+START_TEST(test_generate_dep_exact) { generate_dep(53, 30, "0"); }
+END_TEST
+
+START_TEST(test_generate_dep_tau) { generate_dep(59, 30, "0.2"); }
+END_TEST
+
 
 /* ------------------------------------------------------------ restarts */
 
@@ -1204,13 +1311,14 @@ Suite *check_semops_suite(void)
     const TTest *const topk[] = {test_topk_score_equiv, test_topk_rank, test_topk_rank_batched_total,
                                  test_topk_rank_batched_model};
     const TTest *const join[] = {test_join_exhaustive, test_join_pruned};
-    const TTest *const gen[] = {test_generate_recompute, test_generate_append, test_generate_none};
+    const TTest *const gen[] = {test_generate_recompute, test_generate_append, test_generate_none,
+                                test_generate_dep_exact, test_generate_dep_tau};
     add_case(s, "prompt", prompt, 1);
     add_case(s, "pointwise", pointwise, 2);
     add_case(s, "agg", agg, 3);
     add_case(s, "topk", topk, 4);
     add_case(s, "join", join, 2);
-    add_case(s, "generate", gen, 3);
+    add_case(s, "generate", gen, 5);
     const TTest *const memo[] = {test_memo_prune, test_memo_option};
     add_case(s, "memo", memo, 2);
     const TTest *const restart[] = {test_restart};

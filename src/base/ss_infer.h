@@ -64,6 +64,20 @@ typedef struct ss_infer_req {
      * and is no part of it (not in the cache key); other backends never call it. */
     ss_infer_token_fn on_token;
     void *on_token_ctx;
+    /* GENERATE, dependency tracking (LLM_GENERATE MAINTAIN = 'dependency'): when ntrack > 0 the
+     * engine records the attention mass each answer token's prediction gives to each of ntrack
+     * input chunks, prompt bytes [track_span[2c], track_span[2c+1]), and returns it per sentence
+     * in res->dep (ss_infer_dep_t). Only the in-process CPU engine records attention; a backend
+     * that cannot fails the request. Part of the cache key. */
+    int ntrack;
+    const size_t *track_span;  /* [2 * ntrack] borrowed */
+    int track_layers;          /* the last track_layers layers are averaged; 0 = the later half */
+    /* GENERATE: tokens that start the answer, fed after the prompt by prefill (not decoded) and
+     * counted in max_tokens; the answer continues from them. Tokens of the backend's own
+     * vocabulary (from an earlier res->dep), so only the in-process engine takes them. Part of the
+     * cache key. */
+    const int *forced;         /* [nforced] borrowed */
+    int nforced;
 } ss_infer_req_t;
 
 typedef struct ss_infer_res {
@@ -84,7 +98,33 @@ typedef struct ss_infer_res {
     float *top_logprobs; /* owned: their natural-log probabilities, best first */
     float *token_logprobs; /* owned, gen_tokens entries: log-probability of each generated token
                               (filled when top_logprobs > 0) */
+    unsigned char *dep; /* owned: GENERATE with ntrack > 0, the answer's tokens and per-sentence
+                           attention masses, encoded (ss_infer_dep_decode); NULL otherwise */
+    int dep_len;
 } ss_infer_res_t;
+
+/* The dependency record of a tracked answer (decoded res->dep). The answer's tokens (forced ones
+ * first) are cut into sentences: a sentence ends after a token whose text holds '.', '!', '?' or
+ * a newline, and at the last token. mass[s * nchunk + c] is the largest, over the tokens of
+ * sentence s, of the attention mass that token's prediction gives to chunk c: the attention
+ * probabilities on the chunk's positions summed over the chunk, averaged over query heads (so
+ * in 0..1: the sum over heads divided by their count) and over the tracked layers. */
+typedef struct ss_infer_dep {
+    int ntok;       /* answer tokens */
+    int *tok;       /* [ntok] vocabulary ids */
+    int nsent;
+    int *sent_end;  /* [nsent] token index after sentence s (increasing; last = ntok) */
+    int nchunk;
+    float *mass;    /* [nsent * nchunk] */
+} ss_infer_dep_t;
+
+/* Encodes d into a malloc'd blob (*out, *len): "SSD1", then int32 ntok, nsent, nchunk, the
+ * tokens, the sentence ends, the float32 masses (little-endian host order). SS_OK or NOMEM. */
+int ss_infer_dep_encode(const ss_infer_dep_t *d, unsigned char **out, int *len);
+/* Decodes a blob into d (owned arrays; free with ss_infer_dep_free). SS_ERR_INVALID when the
+ * blob is not one ss_infer_dep_encode wrote. */
+int ss_infer_dep_decode(const void *blob, int len, ss_infer_dep_t *d);
+void ss_infer_dep_free(ss_infer_dep_t *d);
 
 /* Result helpers (src/base/infer.c). */
 void ss_infer_res_clear(ss_infer_res_t *r); /* frees owned fields, zeroes r */
