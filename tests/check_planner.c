@@ -96,6 +96,8 @@ START_TEST(test_golden_relational) { golden("relational"); }
 END_TEST
 START_TEST(test_golden_support_triage) { golden("support_triage"); }
 END_TEST
+START_TEST(test_golden_entity_resolution) { golden("entity_resolution"); }
+END_TEST
 
 /* ---- semantic errors: exact messages with line:column ---- */
 
@@ -791,6 +793,7 @@ Suite *check_planner_suite(void)
     tcase_add_test(tc, test_golden_chatbot);
     tcase_add_test(tc, test_golden_relational);
     tcase_add_test(tc, test_golden_support_triage);
+    tcase_add_test(tc, test_golden_entity_resolution);
     suite_add_tcase(s, tc);
     TCase *tp = tcase_create("plans");
     tcase_add_test(tp, test_types_ok);
