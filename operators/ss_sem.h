@@ -14,7 +14,9 @@
  *  - bounded memos (sem_prune.c): option memo = 'prune' | 'keep', and the member index
  *    of pair memo keys that lets SEM_RANK / SEM_JOIN drop a projection's pairs;
  *  - embeddings (through the dispatcher's EMBED requests) and a small exact
- *    in-memory vector index for candidate pruning and retrieval.
+ *    in-memory vector index for candidate pruning and retrieval;
+ *  - items (sem_items.c): the distinct projections of the rows of SEM_DEDUP and SEM_GROUP,
+ *    each embedded once, with a row store and the emission of rows whose label changed.
  *
  * Nothing here owns operator state beyond what each object's comment says.
  */
