@@ -65,6 +65,7 @@ typedef struct run {
     int ndirty, capdirty;
     cand_t *c;
     int nc, capc;
+    sqlite3_stmt *vec;   /* an item's embedding (ss_sem_items_vec) */
 } run_t;
 
 /* ------------------------------------------------------------------ state */
@@ -173,7 +174,7 @@ static int neighbours(run_t *R, const float *q, int dim, int64_t self, int64_t *
             continue;
         float *v = NULL;
         int vd = 0;
-        rc = ss_sem_items_vec(R->ctx->db, R->op->node->id, ids[i], &v, &vd, R->err, R->errsz);
+        rc = ss_sem_items_vec(R->ctx->db, R->op->node->id, &R->vec, ids[i], &v, &vd, R->err, R->errsz);
         if (!rc && vd == dim && ss_sem_cos(q, v, dim) >= D->threshold)
             keep[(*nout)++] = ids[i];
         free(v);
@@ -243,7 +244,7 @@ static int block(run_t *R)
         float *v = NULL;
         int dim = 0, nn = 0;
         int64_t *nb = NULL;
-        rc = ss_sem_items_vec(R->ctx->db, R->op->node->id, c->pid, &v, &dim, R->err, R->errsz);
+        rc = ss_sem_items_vec(R->ctx->db, R->op->node->id, &R->vec, c->pid, &v, &dim, R->err, R->errsz);
         if (!rc)
             rc = neighbours(R, v, dim, c->pid, &nb, &nn);
         for (int j = 0; j < nn && !rc; j++)
@@ -462,18 +463,16 @@ static int row_before(const sem_dedup_t *D, const ss_row_t *a, const ss_buf_t *e
     return (c ? c : (ea->len > eb->len) - (ea->len < eb->len)) < 0;
 }
 
-/* The entity of the cluster whose items are u->pid[i] for i with root r: its smallest row's key. */
-static int cluster_label(run_t *R, uf_t *u, int r, sqlite3_stmt *rows, char **lab)
+/* The entity of the cluster whose items are u->pid[m[0..nm)]: its smallest row's key. */
+static int cluster_label(run_t *R, const uf_t *u, const int *m, int nm, sqlite3_stmt *rows, char **lab)
 {
     sem_dedup_t *D = R->op->impl;
     ss_row_t *best = NULL;
     ss_buf_t be = SS_BUF_INIT;
     int rc = SS_OK;
-    for (int i = 0; i < u->n && !rc; i++) {
-        if (uf_find(u, i) != r)
-            continue;
+    for (int i = 0; i < nm && !rc; i++) {
         sqlite3_reset(rows);
-        sqlite3_bind_int64(rows, 1, u->pid[i]);
+        sqlite3_bind_int64(rows, 1, u->pid[m[i]]);
         while (!rc && sqlite3_step(rows) == SQLITE_ROW) {
             ss_row_t *row = NULL;
             ss_buf_t e = SS_BUF_INIT;
@@ -565,72 +564,110 @@ static int affected(run_t *R, uf_t *u, char ***old)
     return rc;
 }
 
-/* Recomputes the clusters of the affected items (union-find over their stored edges), stores
- * each item's cluster and label and emits the rows whose label changed. */
-static int recluster(run_t *R)
+/* Unites the affected items along their stored edges (the smaller index, i.e. pid, is the root). */
+static int unite(run_t *R, uf_t *u)
 {
-    int id = R->op->node->id, rc = SS_OK;
-    uf_t u = {0};
-    char **old = NULL, **lab = NULL;
-    sqlite3_stmt *edges = NULL, *rows = NULL, *up = NULL;
-    rc = affected(R, &u, &old);
-    if (!rc)
-        rc = ss_sem_prepare(R->ctx->db, &edges, R->err, R->errsz, "SELECT b FROM st_%d_edge WHERE a=?1", id);
-    for (int i = 0; i < u.n && !rc; i++) {
+    int id = R->op->node->id;
+    sqlite3_stmt *edges = NULL;
+    int rc = ss_sem_prepare(R->ctx->db, &edges, R->err, R->errsz, "SELECT b FROM st_%d_edge WHERE a=?1", id);
+    for (int i = 0; i < u->n && !rc; i++) {
         sqlite3_reset(edges);
-        sqlite3_bind_int64(edges, 1, u.pid[i]);
+        sqlite3_bind_int64(edges, 1, u->pid[i]);
         while (!rc && sqlite3_step(edges) == SQLITE_ROW) {
-            int j = uf_index(&u, sqlite3_column_int64(edges, 0));
-            if (j < 0)
+            int j = uf_index(u, sqlite3_column_int64(edges, 0));
+            if (j < 0) {
                 rc = ss_seterr(R->err, R->errsz, SS_ERR_INTERNAL, "sem_dedup (node %d): an edge leaves the touched "
                                "clusters", id);
-            else {
-                int a = uf_find(&u, i), b = uf_find(&u, j);
-                if (a != b) /* the smaller index (pid) is the root */
-                    u.up[a > b ? a : b] = a < b ? a : b;
+                break;
             }
+            int a = uf_find(u, i), b = uf_find(u, j);
+            if (a != b)
+                u->up[a > b ? a : b] = a < b ? a : b;
         }
     }
-    if (!rc)
-        rc = ss_sem_prepare(R->ctx->db, &rows, R->err, R->errsz, "SELECT r FROM st_%d_row WHERE pid=?1", id);
-    if (!rc)
-        rc = ss_sem_prepare(R->ctx->db, &up, R->err, R->errsz, "UPDATE st_%d_item SET g=?2, lab=?3 WHERE pid=?1", id);
-    lab = calloc((size_t)u.n + 1, sizeof *lab);
-    if (!rc && !lab)
+    sqlite3_finalize(edges);
+    return rc;
+}
+
+/* lab[root] = the entity of each cluster (members grouped by sorting (root, index)). */
+static int label_clusters(run_t *R, uf_t *u, char **lab)
+{
+    sqlite3_stmt *rows = NULL;
+    int rc = ss_sem_prepare(R->ctx->db, &rows, R->err, R->errsz, "SELECT r FROM st_%d_row WHERE pid=?1",
+                            R->op->node->id);
+    int64_t *ord = malloc(((size_t)u->n + 1) * sizeof *ord);
+    int *m = malloc(((size_t)u->n + 1) * sizeof *m);
+    if (!rc && (!ord || !m))
         rc = nomem(R);
-    for (int i = 0; i < u.n && !rc; i++) {
-        int r = uf_find(&u, i);
-        if (!lab[r])
-            rc = cluster_label(R, &u, r, rows, &lab[r]);
-        sqlite3_reset(up);
-        sqlite3_bind_int64(up, 1, u.pid[i]);
-        sqlite3_bind_int64(up, 2, u.pid[r]);
+    for (int i = 0; i < u->n && !rc; i++)
+        ord[i] = (int64_t)uf_find(u, i) << 32 | i;
+    if (!rc && u->n > 1)
+        qsort(ord, (size_t)u->n, sizeof *ord, cmp_i64);
+    for (int i = 0; i < u->n && !rc; i++)
+        m[i] = (int)(ord[i] & 0xffffffff);
+    for (int a = 0, b = 0; a < u->n && !rc; a = b) {
+        int r = (int)(ord[a] >> 32);
+        for (b = a + 1; b < u->n && (int)(ord[b] >> 32) == r;)
+            b++;
+        rc = cluster_label(R, u, m + a, b - a, rows, &lab[r]);
+    }
+    free(ord);
+    free(m);
+    sqlite3_finalize(rows);
+    return rc;
+}
+
+/* Stores each affected item's cluster (its smallest pid) and entity. */
+static int store_clusters(run_t *R, uf_t *u, char **lab)
+{
+    sqlite3_stmt *up = NULL;
+    int rc = ss_sem_prepare(R->ctx->db, &up, R->err, R->errsz, "UPDATE st_%d_item SET g=?2, lab=?3 WHERE pid=?1",
+                            R->op->node->id);
+    for (int i = 0; i < u->n && !rc; i++) {
+        int r = uf_find(u, i);
+        sqlite3_bind_int64(up, 1, u->pid[i]);
+        sqlite3_bind_int64(up, 2, u->pid[r]);
         sqlite3_bind_text(up, 3, lab[r], -1, SQLITE_STATIC);
-        if (!rc && sqlite3_step(up) != SQLITE_DONE)
+        if (sqlite3_step(up) != SQLITE_DONE)
             rc = ss_sem_sqlerr(R->ctx->db, R->err, R->errsz, "sem_dedup items");
         sqlite3_reset(up);
     }
-    const char **now = calloc((size_t)u.n + 1, sizeof *now);
-    if (!rc && !now)
+    sqlite3_finalize(up);
+    return rc;
+}
+
+/* Recomputes the clusters of the affected items (union-find over their stored edges), stores
+ * each item's cluster and entity and emits the rows whose entity changed. */
+static int recluster(run_t *R)
+{
+    uf_t u = {0};
+    char **old = NULL, **lab = NULL;
+    const char **now = NULL;
+    int rc = affected(R, &u, &old);
+    if (!rc)
+        rc = unite(R, &u);
+    if (!rc && (!(lab = calloc((size_t)u.n + 1, sizeof *lab)) || !(now = calloc((size_t)u.n + 1, sizeof *now))))
         rc = nomem(R);
+    if (!rc)
+        rc = label_clusters(R, &u, lab);
+    if (!rc)
+        rc = store_clusters(R, &u, lab);
     for (int i = 0; i < u.n && !rc; i++)
         now[i] = lab[uf_find(&u, i)];
     if (!rc)
         rc = ss_sem_items_relabel(R->op, R->ctx, &R->b, u.pid, (const char *const *)old, now, u.n, R->out, R->err,
                                   R->errsz);
-    free(now);
     for (int i = 0; i < u.n; i++) {
-        free(old[i]);
+        if (old)
+            free(old[i]);
         if (lab)
             free(lab[i]);
     }
+    free(now);
     free(old);
     free(lab);
     free(u.pid);
     free(u.up);
-    sqlite3_finalize(edges);
-    sqlite3_finalize(rows);
-    sqlite3_finalize(up);
     return rc;
 }
 
@@ -666,7 +703,7 @@ static int index_fresh(run_t *R)
             continue;
         float *v = NULL;
         int dim = 0;
-        rc = ss_sem_items_vec(R->ctx->db, R->op->node->id, c->pid, &v, &dim, R->err, R->errsz);
+        rc = ss_sem_items_vec(R->ctx->db, R->op->node->id, &R->vec, c->pid, &v, &dim, R->err, R->errsz);
         if (!rc)
             rc = ss_sem_vidx_add(&D->idx, c->pid, v, dim, R->err, R->errsz);
         free(v);
@@ -735,6 +772,7 @@ static int dd_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t *in
         ss_buf_free(&R.c[i].key);
     free(R.c);
     free(R.dirty);
+    sqlite3_finalize(R.vec);
     ss_sem_items_batch_free(&R.b);
     return rc;
 }

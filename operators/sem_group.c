@@ -141,52 +141,115 @@ static int emit_changed(run_t *R, int after)
 
 /* ------------------------------------------------------------------ prototypes */
 
-/* Walks the live items in hash order: the first k accepted are the prototypes (R->p), the
- * following ones (k more when the batch adds items) the spares; R->walk lists both. */
+/* An item of the walk, held while items of the same hash are put in order. */
+typedef struct wcand {
+    int64_t pid;
+    ss_buf_t p;          /* projection: orders equal hashes */
+    float *v;            /* owned */
+} wcand_t;
+
+static int wcand_cmp(const void *pa, const void *pb)
+{
+    const wcand_t *a = pa, *b = pb;
+    size_t m = SS_MIN(a->p.len, b->p.len);
+    int c = m ? memcmp(a->p.data, b->p.data, m) : 0;
+    return c ? c : (a->p.len > b->p.len) - (a->p.len < b->p.len);
+}
+
+/* The walk's next item: taken (into acc / R->walk, and R->p for the first k) unless it is within
+ * diversity of one taken before. Takes x->v. */
+static void walk_take(run_t *R, float **acc, wcand_t *x)
+{
+    sem_group_t *G = R->op->impl;
+    int ok = 1;
+    for (int i = 0; i < R->nwalk && ok && G->diversity <= 1; i++)
+        ok = ss_sem_cos(x->v, acc[i], R->dim) < G->diversity;
+    if (!ok)
+        return;
+    acc[R->nwalk] = x->v;
+    x->v = NULL;
+    R->walk[R->nwalk] = x->pid;
+    if (R->nwalk < G->k) {
+        R->p[R->np].pid = x->pid;
+        R->p[R->np].ord = R->np;
+        R->p[R->np++].v = acc[R->nwalk];
+    }
+    R->nwalk++;
+}
+
+/* Takes the held items of one hash in order of their projection, and drops them. */
+static void walk_flush(run_t *R, float **acc, wcand_t *pend, int *npend, int want)
+{
+    if (*npend > 1)
+        qsort(pend, (size_t)*npend, sizeof *pend, wcand_cmp);
+    for (int i = 0; i < *npend; i++) {
+        if (R->nwalk < want)
+            walk_take(R, acc, &pend[i]);
+        free(pend[i].v);
+        ss_buf_free(&pend[i].p);
+    }
+    *npend = 0;
+}
+
+/* Walks the live items in hash order (ties: projection order), reading only as far as needed:
+ * the first k taken are the prototypes (R->p), the following ones (k more when the batch adds
+ * items) the spares; R->walk lists both. */
 static int walk(run_t *R)
 {
     sem_group_t *G = R->op->impl;
-    int want = G->k + (R->adds ? G->k : 0), rc = SS_OK;
+    int want = G->k + (R->adds ? G->k : 0), rc = SS_OK, npend = 0, cap = 0;
     sqlite3_stmt *st = NULL;
+    wcand_t *pend = NULL;
+    int64_t curh = 0;
     R->p = calloc((size_t)G->k, sizeof *R->p);
     R->walk = calloc((size_t)want, sizeof *R->walk);
     float **acc = calloc((size_t)want, sizeof *acc);
     if (!R->p || !R->walk || !acc)
         rc = nomem(R);
     if (!rc)
-        rc = ss_sem_prepare(R->ctx->db, &st, R->err, R->errsz, "SELECT pid, e FROM st_%d_item WHERE n>0 ORDER BY h, p",
-                            R->op->node->id);
-    while (!rc && R->nwalk < want && sqlite3_step(st) == SQLITE_ROW) {
-        int nb = sqlite3_column_bytes(st, 1), dim = nb / (int)sizeof(float);
+        rc = ss_sem_prepare(R->ctx->db, &st, R->err, R->errsz,
+                            "SELECT pid, h, p, e FROM st_%d_item WHERE n>0 ORDER BY h", R->op->node->id);
+    while (!rc && R->nwalk < want) {
+        int row = sqlite3_step(st) == SQLITE_ROW;
+        int64_t h = row ? sqlite3_column_int64(st, 1) : 0;
+        if (npend && (!row || h != curh))
+            walk_flush(R, acc, pend, &npend, want);
+        if (!row || R->nwalk >= want)
+            break;
+        int nb = sqlite3_column_bytes(st, 3), dim = nb / (int)sizeof(float);
         if (nb <= 0 || (R->dim && dim != R->dim)) {
             rc = ss_seterr(R->err, R->errsz, SS_ERR_INTERNAL, "%s (node %d): an item without a usable embedding",
                            R->op->vt->name, R->op->node->id);
             break;
         }
         R->dim = dim;
-        const float *v = sqlite3_column_blob(st, 1);
-        int ok = 1;
-        for (int i = 0; i < R->nwalk && ok && G->diversity <= 1; i++)
-            ok = ss_sem_cos(v, acc[i], dim) < G->diversity;
-        if (!ok)
-            continue;
-        if (!(acc[R->nwalk] = malloc((size_t)nb))) {
+        if (npend == cap) {
+            cap = cap ? 2 * cap : 4;
+            wcand_t *v = realloc(pend, (size_t)cap * sizeof *v);
+            if (!v) {
+                rc = nomem(R);
+                break;
+            }
+            pend = v;
+        }
+        wcand_t *x = &pend[npend++];
+        memset(x, 0, sizeof *x);
+        x->pid = sqlite3_column_int64(st, 0);
+        curh = h;
+        if (ss_buf_append(&x->p, sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2)) ||
+            !(x->v = malloc((size_t)nb))) {
             rc = nomem(R);
             break;
         }
-        memcpy(acc[R->nwalk], v, (size_t)nb);
-        R->walk[R->nwalk] = sqlite3_column_int64(st, 0);
-        if (R->nwalk < G->k) {
-            R->p[R->np].pid = R->walk[R->nwalk];
-            R->p[R->np].ord = R->np;
-            R->p[R->np++].v = acc[R->nwalk];
-        }
-        R->nwalk++;
+        memcpy(x->v, sqlite3_column_blob(st, 3), (size_t)nb);
     }
+    for (int i = 0; i < npend; i++) {
+        free(pend[i].v);
+        ss_buf_free(&pend[i].p);
+    }
+    free(pend);
     sqlite3_finalize(st);
-    for (int i = 0; acc && i < R->np; i++)
-        acc[i] = NULL; /* owned by R->p now */
-    for (int i = 0; acc && i < want; i++)
+    for (int i = R->np; acc && i < R->nwalk; i++) /* the spares' vectors (the prototypes' are R->p's) */
         free(acc[i]);
     free(acc);
     return rc;

@@ -296,24 +296,25 @@ int ss_sem_items_gc(sqlite3 *db, int id, char *err, size_t errsz)
     return ss_sem_exec(db, err, errsz, "DELETE FROM st_%d_item WHERE n<=0", id);
 }
 
-int ss_sem_items_vec(sqlite3 *db, int id, int64_t pid, float **v, int *dim, char *err, size_t errsz)
+int ss_sem_items_vec(sqlite3 *db, int id, sqlite3_stmt **st, int64_t pid, float **v, int *dim, char *err,
+                     size_t errsz)
 {
-    sqlite3_stmt *st = NULL;
     *v = NULL;
-    int rc = ss_sem_prepare(db, &st, err, errsz, "SELECT e FROM st_%d_item WHERE pid=?1", id);
+    int rc = *st ? SS_OK : ss_sem_prepare(db, st, err, errsz, "SELECT e FROM st_%d_item WHERE pid=?1", id);
     if (!rc) {
-        sqlite3_bind_int64(st, 1, pid);
-        int nb = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_bytes(st, 0) : 0;
+        sqlite3_reset(*st);
+        sqlite3_bind_int64(*st, 1, pid);
+        int nb = sqlite3_step(*st) == SQLITE_ROW ? sqlite3_column_bytes(*st, 0) : 0;
         if (nb <= 0 || nb % (int)sizeof(float))
             rc = ss_seterr(err, errsz, SS_ERR_INTERNAL, "node %d: item %lld has no embedding", id, (long long)pid);
         else if (!(*v = malloc((size_t)nb)))
             rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
         else {
-            memcpy(*v, sqlite3_column_blob(st, 0), (size_t)nb);
+            memcpy(*v, sqlite3_column_blob(*st, 0), (size_t)nb);
             *dim = nb / (int)sizeof(float);
         }
+        sqlite3_reset(*st);
     }
-    sqlite3_finalize(st);
     return rc;
 }
 

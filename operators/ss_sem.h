@@ -260,8 +260,10 @@ int ss_sem_items_apply(ss_op_t *op, ss_op_ctx_t *ctx, const int *cols, int ncols
 void ss_sem_items_batch_free(ss_sem_items_batch_t *b);
 /* Drops the items whose weight reached 0 (call at the end of the batch). */
 int ss_sem_items_gc(sqlite3 *db, int id, char *err, size_t errsz);
-/* The stored embedding of item pid (*v malloc'd, *dim floats). */
-int ss_sem_items_vec(sqlite3 *db, int id, int64_t pid, float **v, int *dim, char *err, size_t errsz);
+/* The stored embedding of item pid (*v malloc'd, *dim floats). *st: the statement, prepared on
+ * first use and kept for the next calls (the caller finalizes it). */
+int ss_sem_items_vec(sqlite3 *db, int id, sqlite3_stmt **st, int64_t pid, float **v, int *dim, char *err,
+                     size_t errsz);
 /* Emits row r ++ lab with weight w (no-op at w = 0). */
 int ss_sem_emit_label(const void *r, size_t rn, const char *lab, int64_t w, ss_zset_t *out);
 /* For each of items pids[0..n) whose label changed from oldlab[i] to newlab[i] (NULL: skip),
