@@ -105,11 +105,9 @@ static void dd_rollback(ss_op_t *op)
 
 static int nomem(run_t *R) { return ss_seterr(R->err, R->errsz, SS_ERR_NOMEM, "out of memory"); }
 
+/* Marks cluster g (duplicates are dropped when the clusters are read, affected()). */
 static int mark_dirty(run_t *R, int64_t g)
 {
-    for (int i = 0; i < R->ndirty; i++)
-        if (R->dirty[i] == g)
-            return SS_OK;
     if (R->ndirty == R->capdirty) {
         int cap = R->capdirty ? 2 * R->capdirty : 16;
         int64_t *v = realloc(R->dirty, (size_t)cap * sizeof *v);
@@ -147,6 +145,7 @@ static int neighbours(run_t *R, const float *q, int dim, int64_t self, int64_t *
 {
     sem_dedup_t *D = R->op->impl;
     int64_t count = ss_sem_vidx_count(&D->idx);
+    double slack = 1e-4 + 4e-7 * dim; /* FAISS's float scores against the exact ones */
     *out = NULL;
     *nout = 0;
     int want = (int)SS_MIN(count, 32), found = 0, rc = SS_OK;
@@ -162,7 +161,7 @@ static int neighbours(run_t *R, const float *q, int dim, int64_t self, int64_t *
             break;
         }
         rc = ss_sem_vidx_search(&D->idx, q, want, ids, sims, &found, R->err, R->errsz);
-        if (rc || found < want || want >= count || (double)sims[found - 1] < D->threshold - 1e-4)
+        if (rc || found < want || want >= count || (double)sims[found - 1] < D->threshold - slack)
             break;
         want = (int)SS_MIN(count, (int64_t)want * 2);
     }
@@ -170,7 +169,7 @@ static int neighbours(run_t *R, const float *q, int dim, int64_t self, int64_t *
     if (!rc && !keep)
         rc = nomem(R);
     for (int i = 0; i < found && !rc; i++) {
-        if (ids[i] == self || (double)sims[i] < D->threshold - 1e-4)
+        if (ids[i] == self || (double)sims[i] < D->threshold - slack)
             continue;
         float *v = NULL;
         int vd = 0;
@@ -529,8 +528,12 @@ static int affected(run_t *R, uf_t *u, char ***old)
 {
     int id = R->op->node->id, rc = SS_OK, cap = 0;
     sqlite3_stmt *st = NULL;
+    if (R->ndirty > 1)
+        qsort(R->dirty, (size_t)R->ndirty, sizeof *R->dirty, cmp_i64);
     rc = ss_sem_prepare(R->ctx->db, &st, R->err, R->errsz, "SELECT pid FROM st_%d_item WHERE g=?1 AND n>0", id);
     for (int i = 0; i < R->ndirty && !rc; i++) {
+        if (i && R->dirty[i] == R->dirty[i - 1])
+            continue;
         sqlite3_reset(st);
         sqlite3_bind_int64(st, 1, R->dirty[i]);
         while (!rc && sqlite3_step(st) == SQLITE_ROW)
