@@ -123,14 +123,14 @@ static const char *strategy(const ss_plan_node_t *n)
         return "embeddings only, no model call: 1 embedding per new row, scored once against the query; the "
                "k best are kept in SQLite, so a deleted top row is replaced from the scores; deletes free";
     case SS_PN_SEM_DEDUP:
-        return "1 embedding per new distinct row, yes/no model calls only for pairs above the similarity "
-               "threshold (memoised); clusters merged with union-find, re-split from the memoised pairs "
-               "when a member goes (deletes free)";
+        return "1 embedding per new distinct row; yes/no model calls only for new pairs whose cosine is at least "
+               "the threshold (FAISS blocking, memoised); clusters merged with union-find, re-split from the stored "
+               "pairs when a member goes (deletes free); entity = the smallest key of the cluster";
     case SS_PN_SEM_GROUP:
         return n->sem == SS_SEM_GROUP
                    ? "1 embedding per new distinct row, assigned to the nearest of k prototypes (a sample chosen "
-                     "by hash, so it is the same whatever the arrival order); 1 generation names a new group; "
-                     "rows move only when a prototype enters or leaves"
+                     "by hash, so it is the same whatever the arrival order); 1 generation names each prototype "
+                     "once (spares named ahead, so deletes are free); rows move only when a prototype enters or leaves"
                    : "1 embedding per new distinct row, assigned to the nearest of k prototypes (a sample chosen "
                      "by hash); no model call; rows move only when a prototype enters or leaves";
     }

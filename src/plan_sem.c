@@ -47,8 +47,7 @@ static const opt_spec_t *opt_specs(ss_plan_kind_t k, int *n)
     static const opt_spec_t simjoin[] = {{"threshold", OPT_NUMBER}};
     static const opt_spec_t search[] = {{"threshold", OPT_NUMBER}};
     static const opt_spec_t dedup[] = {{"threshold", OPT_NUMBER}, {"yes_prob", OPT_NUMBER}, {"memo", OPT_TEXT}};
-    static const opt_spec_t group[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"diversity", OPT_NUMBER},
-                                       {"memo", OPT_TEXT}};
+    static const opt_spec_t group[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"diversity", OPT_NUMBER}};
 #define SPEC(a) (*n = (int)SS_ARRAY_LEN(a), a)
     switch (k) {
     case SS_PN_SEM_FILTER: return SPEC(filter);

@@ -290,7 +290,8 @@ START_TEST(test_generate_equals_rebuilt)
 END_TEST
 
 /* The operators of issue 15 through the engine: SEM_EXTRACT, SEM_MAP with a schema, SEM_CLASSIFY
- * (also as a GROUP BY item), SEM_SEARCH and SEM_SIM_JOIN maintained under inserts, updates and
+ * (also as a GROUP BY item), SEM_SEARCH, SEM_SIM_JOIN, SEM_DEDUP, GROUP BY SEM_CLUSTER and
+ * GROUP BY SEM_GROUP maintained under inserts, updates and
  * deletes on both streams, then equal to the same views built from scratch from the topics. */
 START_TEST(test_issue15_views_equal_rebuilt)
 {
@@ -314,9 +315,13 @@ START_TEST(test_issue15_views_equal_rebuilt)
         "AS SELECT doc_id, title, score FROM SEM_SEARCH(docs, 'the wifi router drops', 2, text => '{title} {body}')",
         "AS SELECT c.cid, d.doc_id, similarity FROM conv c SEM_SIM_JOIN docs d ON '{c.message} {d.title} {d.body}' "
         "LIMIT 2",
+        "AS SELECT cid, message, SEM_DEDUP('The same request: {message}', threshold = 0.3) AS entity FROM conv",
+        "AS SELECT SEM_CLUSTER('{message}', 2) AS topic, COUNT(*) AS n FROM conv GROUP BY topic",
+        "AS SELECT SEM_GROUP('Topic of {title} {body}', 2, max_tokens = 4) AS topic, COUNT(*) AS n FROM docs "
+        "GROUP BY topic",
     };
     enum { NV = sizeof views / sizeof views[0] };
-    const char *order[NV] = {"cid", "cid", "cid", "intent", "doc_id", "cid, doc_id"};
+    const char *order[NV] = {"cid", "cid", "cid", "intent", "doc_id", "cid, doc_id", "cid", "topic", "topic"};
     char sql[1024], sel[2][256];
     for (int i = 0; i < NV; i++) {
         snprintf(sql, sizeof sql, "CREATE CONTINUOUS VIEW v%d %s", i, views[i]);
@@ -349,8 +354,15 @@ START_TEST(test_issue15_views_equal_rebuilt)
         snprintf(sql, sizeof sql, "EXPLAIN VIEW v%d", i);
         char *x = run(e, sql);
         ck_assert_msg(strstr(x, "\nembedder: ") && !strstr(x, "embedder: none open"), "%s", x);
+        /* ... and the operator with its strategy */
+        const char *op = i == 6 ? "union-find" : i == 7 ? "prototypes" : i == 8 ? "names each prototype" : "";
+        ck_assert_msg(strstr(x, op), "%s", x);
         free(x);
     }
+    char *c = run(e, "SELECT n FROM v7"), *g = run(e, "SELECT sum(n) AS s FROM v8");
+    ck_assert_msg(strstr(g, "3"), "%s", g); /* d2, d4, d1 live: 3 documents in the groups */
+    free(c);
+    free(g);
     ss_engine_close(e);
     free(dir);
 }

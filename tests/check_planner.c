@@ -96,6 +96,8 @@ START_TEST(test_golden_relational) { golden("relational"); }
 END_TEST
 START_TEST(test_golden_support_triage) { golden("support_triage"); }
 END_TEST
+START_TEST(test_golden_entity_resolution) { golden("entity_resolution"); }
+END_TEST
 
 /* ---- semantic errors: exact messages with line:column ---- */
 
@@ -218,8 +220,14 @@ static const err_case_t err_cases[] = {
      "1:76: unknown column \"titel\" in stream papers (did you mean \"title\"?)"},
     {"CREATE VIEW v AS SELECT * FROM papers a SEM_SIM_JOIN authors b ON '{a.title} {b.nme}' LIMIT 2;",
      "1:79: unknown column \"nme\" in b (stream authors) (did you mean \"name\"?)"},
-    {"CREATE VIEW v AS SELECT id, SEM_DEDUP('{title}') AS e FROM papers;",
-     "1:29: SEM_DEDUP is not implemented yet (issue 15)"},
+    {"CREATE VIEW v AS SELECT id, SEM_DEDUP('{title}', threshold = 'high') AS e FROM papers;",
+     "1:50: option threshold must be a number"},
+    {"CREATE VIEW v AS SELECT id, SEM_DEDUP('{titel}') AS e FROM papers;",
+     "1:41: unknown column \"titel\" in stream papers (did you mean \"title\"?)"},
+    {"CREATE VIEW v AS SELECT SEM_CLUSTER('{title}', 0) AS c, count(*) AS n FROM papers GROUP BY 1;",
+     "1:48: SEM_CLUSTER needs a number of groups from 1 to 1000"},
+    {"CREATE VIEW v AS SELECT SEM_GROUP('{title}', 3, memo = 'keep') AS c, count(*) AS n FROM papers GROUP BY 1;",
+     "1:49: unknown option memo for sem_group (known: max_tokens, temperature, diversity, model)"},
     {"CREATE VIEW v AS SELECT year, SEM_AGG('{title}', fan_in = 1) AS s FROM papers GROUP BY year;",
      "1:50: option fan_in must be an integer >= 2"},
     {"CREATE VIEW v AS SELECT year, SEM_AGG('{title}', memo = 'forever') AS s FROM papers GROUP BY year;",
@@ -790,6 +798,7 @@ Suite *check_planner_suite(void)
     tcase_add_test(tc, test_golden_chatbot);
     tcase_add_test(tc, test_golden_relational);
     tcase_add_test(tc, test_golden_support_triage);
+    tcase_add_test(tc, test_golden_entity_resolution);
     suite_add_tcase(s, tc);
     TCase *tp = tcase_create("plans");
     tcase_add_test(tp, test_types_ok);
