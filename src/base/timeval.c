@@ -510,21 +510,29 @@ int ss_date_format(int64_t days, ss_buf_t *out)
 }
 
 /* PostgreSQL's "postgres" interval style: 1 year 2 mons 3 days 04:05:06.5, -00:00:05, 00:00:00. */
+/* One nonzero field of an interval, as PostgreSQL's "postgres" style writes it: a positive field
+ * after a negative one says "+" (each field sets that for the next one only). */
+static int interval_part(ss_buf_t *out, int64_t v, const char *unit, int *any, int *before)
+{
+    if (!v)
+        return SS_OK;
+    int rc = ss_buf_printf(out, "%s%s%lld %s%s", *any ? " " : "", *before && v > 0 ? "+" : "", (long long)v, unit,
+                           v == 1 ? "" : "s"); /* "-1 days", as PostgreSQL */
+    *before = v < 0;
+    *any = 1;
+    return rc;
+}
+
 int ss_interval_format(const ss_interval_t *iv, ss_buf_t *out)
 {
-    int rc = SS_OK, any = 0;
-    int32_t years = iv->months / 12, mons = iv->months % 12;
-    if (years)
-        rc = ss_buf_printf(out, "%d year%s", years, years == 1 || years == -1 ? "" : "s"), any = 1;
-    if (!rc && mons)
-        rc = ss_buf_printf(out, "%s%d mon%s", any ? " " : "", mons, mons == 1 || mons == -1 ? "" : "s"), any = 1;
-    if (!rc && iv->days)
-        rc = ss_buf_printf(out, "%s%d day%s", any ? " " : "", iv->days, iv->days == 1 || iv->days == -1 ? "" : "s"),
-        any = 1;
+    int any = 0, before = 0;
+    int rc = interval_part(out, iv->months / 12, "year", &any, &before);
+    rc = rc ? rc : interval_part(out, iv->months % 12, "mon", &any, &before);
+    rc = rc ? rc : interval_part(out, iv->days, "day", &any, &before);
     if (!rc && (iv->us || !any)) {
         uint64_t a = iv->us < 0 ? (uint64_t)0 - (uint64_t)iv->us : (uint64_t)iv->us;
         uint64_t sec = a / 1000000;
-        rc = ss_buf_printf(out, "%s%s%02llu:%02d:%02d", any ? " " : "", iv->us < 0 ? "-" : "",
+        rc = ss_buf_printf(out, "%s%s%02llu:%02d:%02d", any ? " " : "", iv->us < 0 ? "-" : before ? "+" : "",
                            (unsigned long long)(sec / 3600), (int)(sec / 60 % 60), (int)(sec % 60));
         rc = rc ? rc : put_frac(out, (int64_t)(a % 1000000));
     }
