@@ -34,7 +34,7 @@ static const opt_spec_t *opt_specs(ss_plan_kind_t k, int *n)
                                       {"join_candidates", 1}, {"threshold", OPT_NUMBER}, {"yes_prob", OPT_NUMBER},
                                       {"memo", OPT_TEXT}};
     static const opt_spec_t topk[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"buffer", 0},
-                                      {"memo", OPT_TEXT}};
+                                      {"memo", OPT_TEXT}, {"partition_by", OPT_TEXT}};
     static const opt_spec_t agg[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"fan_in", 2},
                                      {"max_children", 2}, {"memo", OPT_TEXT}};
     static const opt_spec_t gen[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"key", OPT_TEXT},

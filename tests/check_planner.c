@@ -238,6 +238,8 @@ static const err_case_t err_cases[] = {
      "2:9: unknown column \"yeer\" in stream papers (did you mean \"year\"?)"},
     {"CREATE VIEW v AS SELECT id FROM papers ORDER BY SEM_RANK('best {title}'), id LIMIT 3;",
      "1:49: ORDER BY SEM_RANK cannot be combined with other ORDER BY terms"},
+    {"CREATE VIEW v AS SELECT id FROM papers ORDER BY SEM_RANK('best {title}', partition_by = 'yeer') LIMIT 3;",
+     "1:74: unknown column \"yeer\" in stream papers (did you mean \"year\"?)"},
     {"CREATE VIEW v AS SELECT year, SEM_MAP('x {title}') AS m, COUNT(*) AS n FROM papers GROUP BY year;",
      "1:31: SEM_MAP of grouped rows must be one of the GROUP BY items (GROUP BY SEM_MAP(...) or its alias)"},
     /* query structure */
@@ -373,6 +375,34 @@ static const ss_plan_node_t *first(const ss_plan_t *p, const char *view, ss_plan
     ck_abort_msg("no %s node in view %s", ss_plan_kind_name(k), view);
     return NULL;
 }
+
+/* Window state (issue 13): per-window top-k, GROUP and SEM_AGG per window, their join. */
+START_TEST(test_window_state)
+{
+    ss_catalog_t *c;
+    sqlite3 *db;
+    ss_plan_t *p = plan_sql(
+        "CREATE STREAM bids (id INT, price INT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '5' SECOND);"
+        "CREATE VIEW t AS SELECT id, window_end FROM TUMBLE(bids, DESCRIPTOR(ts), INTERVAL '10' SECOND)"
+        " ORDER BY SEM_SCORE('{price}', partition_by = 'window_end') LIMIT 2;"
+        "CREATE VIEW g AS SELECT window_start, COUNT(*) AS n, SEM_AGG('{price}') AS s"
+        " FROM TUMBLE(bids, DESCRIPTOR(ts), INTERVAL '10' SECOND) GROUP BY window_start;"
+        "CREATE VIEW u AS SELECT id FROM TUMBLE(bids, DESCRIPTOR(ts), INTERVAL '10' SECOND)"
+        " ORDER BY SEM_SCORE('{price}') LIMIT 2;",
+        &c, &db);
+    const ss_plan_node_t *t = first(p, "t", SS_PN_SEM_TOPK);
+    ck_assert_int_eq(t->ngroup, 1);
+    ck_assert_str_eq(t->in[0]->schema->names[t->group_cols[0]], "window_end");
+    ck_assert_str_eq(ss_plan_opt(t, "window_bound"), "end");
+    ck_assert_ptr_null(ss_plan_opt(first(p, "u", SS_PN_SEM_TOPK), "window_col")); /* the top k of all rows */
+    const ss_plan_node_t *j = first(p, "g", SS_PN_JOIN);
+    ck_assert_int_eq(ss_plan_opt_int(j, "window_lcol", -1), 0);
+    ck_assert_int_eq(ss_plan_opt_int(j, "window_rcol", -1), 0);
+    ck_assert_int_eq(ss_plan_opt_int(j, "window_ladd_us", -1), 10000000); /* window_start + size */
+    ck_assert_str_eq(ss_plan_opt(first(p, "g", SS_PN_SEM_AGG), "window_bound"), "start");
+    done(p, c, db);
+}
+END_TEST
 
 /* Valid under PostgreSQL's rules (issue 12 H): each must plan. */
 START_TEST(test_types_ok)
@@ -809,6 +839,7 @@ Suite *check_planner_suite(void)
     tcase_add_test(tp, test_pushdown);
     tcase_add_test(tp, test_query_structure);
     tcase_add_test(tp, test_too_many_terms);
+    tcase_add_test(tp, test_window_state);
     suite_add_tcase(s, tp);
     TCase *to = tcase_create("oom");
     tcase_add_test(to, test_out_of_memory);

@@ -85,3 +85,7 @@ CREATE VIEW we6 AS SELECT auction, COUNT(*) AS n FROM bids GROUP BY auction EMIT
 CREATE VIEW we7 AS SELECT window_start, COUNT(*) AS n FROM TUMBLE(ev, DESCRIPTOR(ts), INTERVAL '1' MINUTE)
   GROUP BY window_start EMIT ON WINDOW CLOSE;
 CREATE VIEW we8 AS SELECT COUNT(*) FROM TUMBLE(bids PARTITION BY auction, DESCRIPTOR(ts), INTERVAL '1' MINUTE);
+-- MIN/MAX of times beside SUM in one GROUP (their payload is not text: no sum is taken of it)
+CREATE VIEW latest AS SELECT auction, SUM(price) AS total, MAX(ts) AS last, MIN(ts::DATE) AS first_day
+  FROM bids GROUP BY auction;
+SELECT * FROM latest ORDER BY auction;
