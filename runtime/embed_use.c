@@ -453,12 +453,21 @@ static void add_bias(float *y, int n, int d, const float *b)
         for (int k = 0; k < d; k++) y[(size_t)i * d + k] += b[k];
 }
 
-/* Scratch of one sentence: every buffer sized for USE_MAX_TOK tokens. */
+/* A pack: consecutive sentences whose tokens go through the matrix products together (the
+ * weights are read once per pack, not per sentence); attention and pooling stay per sentence. */
+#define USE_PACK_TOK 512
+typedef struct use_pack {
+    int first, ns;    /* sentences first .. first+ns-1 */
+    int ntok;         /* their tokens in all */
+} use_pack_t;
+
+/* Scratch of one pack: every buffer sized for USE_PACK_TOK tokens. */
 typedef struct use_scratch {
     float *x, *h, *qkv, *att, *tmp, *ff, *p;
 } use_scratch_t;
 
-/* Multi-head attention of qkv (n, 3*din) into att (n, din): softmax(q k^T * scale) v per head. */
+/* Multi-head attention of one sentence's qkv (n, 3*din) into att (n, din):
+ * softmax(q k^T * scale) v per head, over the sentence's own tokens. */
 static void attention(const use_layer_t *L, const float *qkv, int n, float *att, float *p)
 {
     int din = L->din, ld = 3 * din;
@@ -486,13 +495,16 @@ static void attention(const use_layer_t *L, const float *qkv, int n, float *att,
     }
 }
 
-/* One transformer layer on x (n, din) -> x (n, dout), in place (x holds USE_MAX_TOK * 512). */
-static void layer(const use_model_t *m, const use_layer_t *L, float *x, int n, use_scratch_t *s)
+/* One transformer layer on the pack's x (n, din) -> x (n, dout), in place; len[0..ns) are the
+ * sentences' token counts (attention stays within a sentence). */
+static void layer(const use_model_t *m, const use_layer_t *L, float *x, int n, const int *len, int ns,
+                  use_scratch_t *s)
 {
     layer_norm(x, n, L->din, L->ln1_s, L->ln1_b, m->eps, s->h);
     ss_fgemm_f32(L->qkv, 3 * L->din, L->din, s->h, n, s->qkv);
     add_bias(s->qkv, n, 3 * L->din, L->qkv_b);
-    attention(L, s->qkv, n, s->att, s->p);
+    for (int i = 0, off = 0; i < ns; off += len[i++])
+        attention(L, s->qkv + (size_t)off * 3 * L->din, len[i], s->att + (size_t)off * L->din, s->p);
     ss_fgemm_f32(L->out, L->dout, L->din, s->att, n, s->tmp);
     add_bias(s->tmp, n, L->dout, L->out_b);
     if (L->res) { /* the residual, projected to the new width */
@@ -512,39 +524,44 @@ static void layer(const use_model_t *m, const use_layer_t *L, float *x, int n, u
     for (size_t i = 0; i < (size_t)n * L->dout; i++) x[i] += s->tmp[i];
 }
 
-/* The embedding of ids[0..n) into out[out_dim]. */
-static void forward(const use_model_t *m, const int32_t *ids, int n, use_scratch_t *s, float *out)
+/* The embeddings of a pack's ns sentences (ids[i][0..len[i])) into out[ns][out_dim]. */
+static void forward(const use_model_t *m, int32_t *const *ids, const int *len, int ns, use_scratch_t *s, float *out)
 {
-    int d = (int)m->emb_dim, half = d / 2, D = m->out_dim;
-    for (int i = 0; i < n; i++) {
-        const float *e = m->emb + (size_t)ids[i] * d;
-        float *x = s->x + (size_t)i * d;
-        for (int k = 0; k < half; k++) {
-            float a = (float)i * m->inv_ts[k];
-            x[k] = e[k] + (e[k] + (float)sin((double)a));
-            x[k + half] = e[k + half] + (e[k + half] + (float)cos((double)a));
+    int d = (int)m->emb_dim, half = d / 2, D = m->out_dim, n = 0;
+    for (int si = 0; si < ns; si++)
+        for (int i = 0; i < len[si]; i++, n++) {
+            const float *e = m->emb + (size_t)ids[si][i] * d;
+            float *x = s->x + (size_t)n * d;
+            for (int k = 0; k < half; k++) { /* the graph adds the embedding to its timing-signal copy */
+                float a = (float)i * m->inv_ts[k];
+                x[k] = e[k] + (e[k] + (float)sin((double)a));
+                x[k + half] = e[k + half] + (e[k + half] + (float)cos((double)a));
+            }
         }
-    }
-    for (int l = 0; l < 2; l++) layer(m, &m->l[l], s->x, n, s);
+    for (int l = 0; l < 2; l++) layer(m, &m->l[l], s->x, n, len, ns, s);
     float *pool = s->h, *y = s->tmp;
-    for (int k = 0; k < D; k++) {
-        double sum = 0;
-        for (int i = 0; i < n; i++) sum += s->x[(size_t)i * D + k];
-        pool[k] = (float)(sum / (n > 0 ? n : 1));
+    for (int si = 0, off = 0; si < ns; off += len[si++])
+        for (int k = 0; k < D; k++) {
+            double sum = 0;
+            for (int i = 0; i < len[si]; i++) sum += s->x[(size_t)(off + i) * D + k];
+            pool[(size_t)si * D + k] = (float)(sum / (len[si] > 0 ? len[si] : 1));
+        }
+    ss_fgemm_f32(m->tanh_w, D, D, pool, ns, y);
+    for (int si = 0; si < ns; si++) {
+        float *ys = y + (size_t)si * D;
+        double ss = 0;
+        for (int k = 0; k < D; k++) {
+            ys[k] = tanhf(ys[k] + m->tanh_b[k]);
+            ss += (double)ys[k] * ys[k];
+        }
+        float r = (float)(1.0 / sqrt(ss > m->l2_eps ? ss : m->l2_eps));
+        for (int k = 0; k < D; k++) out[(size_t)si * D + k] = ys[k] * r;
     }
-    ss_fgemm_f32(m->tanh_w, D, D, pool, 1, y);
-    double ss = 0;
-    for (int k = 0; k < D; k++) {
-        y[k] = tanhf(y[k] + m->tanh_b[k]);
-        ss += (double)y[k] * y[k];
-    }
-    float r = (float)(1.0 / sqrt(ss > m->l2_eps ? ss : m->l2_eps));
-    for (int k = 0; k < D; k++) out[k] = y[k] * r;
 }
 
 static int scratch_new(const use_model_t *m, use_scratch_t *s)
 {
-    size_t T = USE_MAX_TOK, W = (size_t)m->out_dim, F = (size_t)SS_MAX(m->l[0].dff, m->l[1].dff);
+    size_t T = USE_PACK_TOK, W = (size_t)m->out_dim, F = (size_t)SS_MAX(m->l[0].dff, m->l[1].dff);
     s->x = malloc(T * W * sizeof(float));
     s->h = malloc(T * W * sizeof(float));
     s->qkv = malloc(T * 3 * W * sizeof(float));
@@ -560,32 +577,60 @@ static void scratch_free(use_scratch_t *s)
     free(s->x), free(s->h), free(s->qkv), free(s->att), free(s->tmp), free(s->ff), free(s->p);
 }
 
+/* Tokenizes texts[0..n) into ids[i] (USE_MAX_TOK each), len[i]; checks every id has an embedding. */
+static int tokenize_all(const use_model_t *m, const char *const *texts, int n, int32_t **ids, int *len, char *err,
+                        size_t errsz)
+{
+    int rc = SS_OK;
+#pragma omp parallel for schedule(dynamic, 8) if (n > 16)
+    for (int i = 0; i < n; i++) {
+        char lerr[256] = "";
+        int lrc = ss_use_tokenize(m, texts[i], ids[i], USE_MAX_TOK, &len[i], lerr, sizeof lerr);
+        for (int k = 0; !lrc && k < len[i]; k++)
+            if (ids[i][k] < 0 || (uint32_t)ids[i][k] >= m->emb_rows) {
+                lrc = SS_ERR_MODEL;
+                snprintf(lerr, sizeof lerr, "sentence encoder: token id %d has no embedding", ids[i][k]);
+            }
+        if (lrc) {
+#pragma omp critical(ss_use_err)
+            if (!rc) rc = ss_seterr(err, errsz, lrc, "%s (text %d)", lerr, i);
+        }
+    }
+    return rc;
+}
+
 int ss_use_embed(ss_use_t *u, const char *const *texts, int n, float *out, char *err, size_t errsz)
 {
     const use_model_t *m = u;
-    int rc = SS_OK;
-#pragma omp parallel if (n > 1)
+    int32_t **ids = calloc((size_t)n, sizeof *ids), *pool = malloc((size_t)n * USE_MAX_TOK * sizeof *pool);
+    int *len = calloc((size_t)n, sizeof *len), np = 0;
+    use_pack_t *packs = calloc((size_t)n, sizeof *packs);
+    int rc = ids && pool && len && packs ? SS_OK : ss_seterr(err, errsz, SS_ERR_NOMEM, "sentence encoder: out of memory");
+    for (int i = 0; !rc && i < n; i++) ids[i] = pool + (size_t)i * USE_MAX_TOK;
+    if (!rc) rc = tokenize_all(m, texts, n, ids, len, err, errsz);
+    for (int i = 0; !rc && i < n; i++) { /* consecutive sentences, at most USE_PACK_TOK tokens a pack */
+        if (!np || packs[np - 1].ntok + len[i] > USE_PACK_TOK) packs[np++] = (use_pack_t){i, 0, 0};
+        packs[np - 1].ns++;
+        packs[np - 1].ntok += len[i];
+    }
+    int nomem = 0;
+#pragma omp parallel if (!rc && np > 1)
     {
         use_scratch_t s = {0};
-        int32_t ids[USE_MAX_TOK];
-        char lerr[256] = "";
-        int lrc = scratch_new(m, &s);
-        if (lrc) snprintf(lerr, sizeof lerr, "sentence encoder: out of memory");
-#pragma omp for schedule(dynamic, 1)
-        for (int i = 0; i < n; i++) {
-            int nt = 0;
-            if (!lrc) lrc = ss_use_tokenize(u, texts[i], ids, USE_MAX_TOK, &nt, lerr, sizeof lerr);
-            for (int k = 0; !lrc && k < nt; k++)
-                if (ids[k] < 0 || (uint32_t)ids[k] >= m->emb_rows) {
-                    lrc = SS_ERR_MODEL;
-                    snprintf(lerr, sizeof lerr, "sentence encoder: token id %d has no embedding", ids[k]);
-                }
-            if (!lrc) forward(m, ids, nt, &s, out + (size_t)i * m->out_dim);
+        int ok = scratch_new(m, &s) == SS_OK;
+        if (!ok) {
+#pragma omp atomic write
+            nomem = 1;
         }
-#pragma omp critical(ss_use_err)
-        if (lrc && !rc) rc = ss_seterr(err, errsz, lrc, "%s", lerr);
+#pragma omp for schedule(dynamic, 1)
+        for (int p = 0; p < (rc ? 0 : np); p++)
+            if (ok)
+                forward(m, ids + packs[p].first, len + packs[p].first, packs[p].ns, &s,
+                        out + (size_t)packs[p].first * m->out_dim);
         scratch_free(&s);
     }
+    if (!rc && nomem) rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "sentence encoder: out of memory");
+    free(ids), free(pool), free(len), free(packs);
     return rc;
 }
 
