@@ -19,7 +19,9 @@
  *
  *   bench_quality [--n N] [--seeds S] [--steps T] [--churn F] [--cascade 'proxy=embed, ...']
  *                 [--category NAME] [--join NA [--join-k K]] [--corpus DIR] [--oracle URL] [--model NAME]
- *                 [--check] [--out FILE]
+ *                 [--embedder wink|use|model] [--check] [--out FILE]
+ * --embedder: the engine's embedder (SET embedder = ...) for proxy=embed and the pruned join;
+ * default the engine's default (wink).
  * --join NA: also "Is {a.word} a kind of {b.word}?" over NA synsets x their hypernyms' words,
  * exhaustive and pruned (join_candidates = K, default 5): calls, and the pruned join's recall of
  * the exhaustive join's matches (the fixture is always right, so those are the true matches).
@@ -164,6 +166,8 @@ static uint64_t mix64(uint64_t x)
     x *= 0xc4ceb9fe1a85ec53ULL;
     return x ^ (x >> 33);
 }
+
+static const char *g_embedder; /* --embedder, or NULL for the engine's default */
 
 static char *exec_sql(ss_engine_t *e, const char *sql)
 {
@@ -316,6 +320,11 @@ static void run_seed(const opts_t *o, int seed, const char *url, seed_res_t *r)
     char err[SS_ERRSZ] = "";
     if (ss_engine_open(&eo, &e, err, sizeof err))
         die("engine", err);
+    if (g_embedder) {
+        char set[128];
+        snprintf(set, sizeof set, "SET embedder = '%s';", g_embedder);
+        free(exec_sql(e, set));
+    }
     snprintf(sql, sizeof sql,
              "CREATE MODEL oracle WITH (backend = 'openai', url = '%s', model = '%s');"
              "CREATE STREAM nouns (id INT KEY, word TEXT, gloss TEXT, category TEXT) "
@@ -509,6 +518,11 @@ static void run_join(int na, int k, const char *url, const char *model, ss_buf_t
     char err[SS_ERRSZ] = "";
     if (ss_engine_open(&eo, &e, err, sizeof err))
         die("engine", err);
+    if (g_embedder) {
+        char set[128];
+        snprintf(set, sizeof set, "SET embedder = '%s';", g_embedder);
+        free(exec_sql(e, set));
+    }
     snprintf(sql, sizeof sql,
              "CREATE MODEL oracle WITH (backend = 'openai', url = '%s', model = '%s');"
              "CREATE STREAM wa (id INT KEY, word TEXT) WITH (topic = 'wa', format = 'json');"
@@ -644,6 +658,8 @@ int main(int argc, char **argv)
             o.model_name = v;
         else if (!strcmp(a, "--out"))
             o.out = v;
+        else if (!strcmp(a, "--embedder"))
+            g_embedder = v;
         else
             die("unknown option", a);
     }
@@ -680,7 +696,8 @@ int main(int argc, char **argv)
            "cascade '%s', oracle %s%s\n", o.n, o.seeds, o.steps, o.churn * 100, o.ask, cat, o.cascade, url,
            o.oracle ? "" : " (the labels' fixture)");
     ss_buf_t json = SS_BUF_INIT;
-    ss_buf_printf(&json, "{\"bench\":\"quality\",\"n\":%d,\"steps\":%d,\"churn\":%g,\"category\":\"%s\",\"cascade\":",
+    ss_buf_printf(&json, "{\"bench\":\"quality\",\"embedder\":\"%s\",", g_embedder ? g_embedder : "wink");
+    ss_buf_printf(&json, "\"n\":%d,\"steps\":%d,\"churn\":%g,\"category\":\"%s\",\"cascade\":",
                   o.n, o.steps, o.churn, cat);
     ss_json_put_str_utf8(&json, o.cascade, strlen(o.cascade));
     ss_buf_printf(&json, ",\"oracle\":\"%s\",\"seeds\":[", o.oracle ? "url" : "fixture");

@@ -368,6 +368,44 @@ START_TEST(test_issue15_views_equal_rebuilt)
 }
 END_TEST
 
+/* SET embedder = 'use': SEM_SEARCH ranks with the sentence encoder (data/use.bin, found beside the
+ * test executable like the word vectors), and SHOW MODELS and EXPLAIN say which embedder it is. */
+START_TEST(test_use_embedder)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/data/use.bin", tu_source_dir());
+    if (!tu_exists(path)) {
+        fprintf(stderr, "skipped: %s missing (run scripts/setup-embeddings.sh)\n", path);
+        return;
+    }
+    char *dir = tu_tmpdir();
+    ss_engine_t *e = open_engine(dir);
+    if (!e) {
+        free(dir);
+        return;
+    }
+    exec(e, "SET embedder = 'use'");
+    char *m = run(e, "SHOW MODELS");
+    ck_assert_msg(strstr(m, "use: Universal Sentence Encoder lite (512-d)"), "%s", m);
+    free(m);
+    exec(e, "CREATE STREAM docs (doc_id TEXT KEY, title TEXT, body TEXT) WITH (topic = 'docs', format = 'json')");
+    exec(e, "CREATE CONTINUOUS VIEW s AS SELECT doc_id, score FROM SEM_SEARCH(docs, "
+            "'My wifi keeps disconnecting every few minutes, what can I do?', 1, text => '{title} {body}')");
+    exec(e, "INSERT INTO docs VALUES ('kb-001', 'Resetting the RouterX to factory settings', 'Hold the reset button "
+            "on the back of the RouterX for 10 seconds until the power light blinks amber.'), ('kb-002', 'RouterX "
+            "keeps dropping Wi-Fi', 'Frequent disconnects are usually caused by channel congestion.'), ('kb-009', "
+            "'Returns and refunds', 'Unopened products can be returned within 30 days for a full refund.')");
+    char *top = run(e, "SELECT doc_id FROM s");
+    ck_assert_msg(strstr(top, "kb-002") && !strstr(top, "kb-001"), "%s", top);
+    free(top);
+    char *x = run(e, "EXPLAIN VIEW s");
+    ck_assert_msg(strstr(x, "\nembedder: use: Universal Sentence Encoder lite (512-d), "), "%s", x);
+    free(x);
+    ss_engine_close(e);
+    free(dir);
+}
+END_TEST
+
 Suite *check_it_semops_suite(void)
 {
     Suite *s = suite_create("it_semops");
@@ -377,6 +415,7 @@ Suite *check_it_semops_suite(void)
     tcase_add_test(tc, test_query_structures_over_semantic_views);
     tcase_add_test(tc, test_expressions_over_semantic_views);
     tcase_add_test(tc, test_generate_equals_rebuilt);
+    tcase_add_test(tc, test_use_embedder);
     suite_add_tcase(s, tc);
     TCase *t15 = tcase_create("issue15"); /* SS_TEST_FILTER=issue15 runs it alone */
     tcase_set_timeout(t15, 900);
