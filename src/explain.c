@@ -44,6 +44,10 @@ static const char *strategy(const ss_plan_node_t *n)
         return "1 generation (up to max_tokens) per distinct inserted row (memoised); deletes and updates "
                "that leave the template's columns unchanged are free";
     case SS_PN_SEM_JOIN:
+        if (ss_plan_opt(n, "cascade"))
+            return "bilinear cascade: a cheap proxy scores every pair of distinct rows (memoised); the model "
+                   "(the oracle) answers only for the calibration sample and the pairs between two learnt "
+                   "thresholds; a threshold change re-decides only the pairs between them; deletes free";
         return ss_plan_opt(n, "join_candidates") || ss_plan_opt(n, "threshold")
                    ? "bilinear: a new row is asked (yes/no) only against the join_candidates rows of the other "
                      "side nearest by embedding; pair answers memoised; deletes free"
