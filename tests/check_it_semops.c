@@ -1,62 +1,18 @@
 /*
  * check_it_semops.c — the semantic operators end to end through the engine (SQL,
- * planner, scheduler, embedded Kafka broker, dispatcher, stories260K): views are
+ * planner, scheduler, the durable log, dispatcher, stories260K): views are
  * maintained under inserts, updates and deletes, then the same views are created
  * again over the same streams (built from scratch from the topics' history) and
  * must hold exactly the same rows.
  */
 #include "ss_engine.h"
-#include "testutil.h"
+#include "engine_fixture.h"
 
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static ss_engine_t *open_engine(const char *dir)
-{
-    char db[1024], mp[1024];
-    snprintf(db, sizeof db, "%s/state.db", dir);
-    ss_engine_opts_t o;
-    memset(&o, 0, sizeof o);
-    o.db_path = db;
-    o.model_path = tu_model_path("stories260K.gguf", mp, sizeof mp);
-    o.max_latency_ms = 20;
-    o.catch_up = 1;
-    o.threads = 1;
-    ss_engine_t *e = NULL;
-    char err[SS_ERRSZ] = "";
-    int rc = ss_engine_open(&o, &e, err, sizeof err);
-    if (rc == SS_ERR_UNSUPPORTED) {
-        fprintf(stderr, "skipped: %s\n", err);
-        return NULL;
-    }
-    ck_assert_msg(rc == SS_OK, "engine open: %s", err);
-    return e;
-}
-
-static char *run(ss_engine_t *e, const char *sql)
-{
-    ss_buf_t out = SS_BUF_INIT;
-    char err[SS_ERRSZ] = "";
-    int rc = ss_engine_exec(e, sql, strlen(sql), "test", &out, err, sizeof err);
-    ck_assert_msg(rc == SS_OK, "%s: %s", sql, err);
-    return ss_buf_take(&out);
-}
-
-static void exec(ss_engine_t *e, const char *sql) { free(run(e, sql)); }
-
-/* The output of two SELECTs must be equal. */
-static void same(ss_engine_t *e, const char *a, const char *b)
-{
-    char *x = run(e, a), *y = run(e, b);
-    if (strcmp(x, y))
-        fprintf(stderr, "%s\n%s\n%s\n%s\n", a, x, b, y);
-    ck_assert_str_eq(x, y);
-    free(x);
-    free(y);
-}
 
 START_TEST(test_views_equal_rebuilt)
 {
