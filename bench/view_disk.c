@@ -1,8 +1,8 @@
 /*
  * view_disk.c — disk used per row by view tables and operator state (issue 11: "disk use per view
  * row within 2x of the row's size"). Loads N rows of ~B bytes of text (default 20,000 x 2,000)
- * into a keyed stream through the engine, as a user would (--load's path: JSON lines produced to
- * the stream's topic on the embedded broker), with two views over it:
+ * into a keyed stream through the engine, as a user would (--load's path: JSON lines appended to
+ * the stream's topic in the engine's durable log, <db>.log), with two views over it:
  *
  *   CREATE STREAM docs (id INT KEY, body TEXT) WITH (partitions = 16);
  *   CREATE CONTINUOUS VIEW docs_v AS SELECT id, body FROM docs;        -- a view table
@@ -11,8 +11,7 @@
  * then measures, with SQLite's dbstat, the pages of each view table and of each operator's state
  * tables (with their indexes; nodes from the registry ss_nodes), and prints bytes per row against
  * the row's own size (8 bytes for the INT, the text's bytes): every ratio must be
- * at most 2. (16 partitions keep each partition of the in-memory broker under its ~5 MiB limit;
- * the bench checks that every row arrived.)
+ * at most 2. (The bench checks that every row arrived.)
  * Writes JSON to bench/results/view_disk.json.
  *
  * usage: bench_view_disk [--rows N] [--bytes B] [--out FILE] [--dir DIR]

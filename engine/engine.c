@@ -212,6 +212,7 @@ int ss_engine_do_loads(ss_engine_t *e, int must_exist, char *err, size_t errsz)
         if (rc)
             return rc;
         l->done = 1;
+        __atomic_add_fetch(&e->changes, 1, __ATOMIC_RELEASE);
         ss_log(SS_LOG_INFO, "engine", "loaded %lld messages from %s into stream %s", (long long)n, l->path,
                l->stream);
     }
@@ -538,6 +539,8 @@ int ss_engine_exec_ex(ss_engine_t *e, const char *sql, size_t len, const char *n
             rc = exec_stmt(e, st, out && !structured ? out : &one, err, errsz);
         if (!reads) /* a later read in this script must see what this statement wrote */
             arrived_ns = ss_now_ns();
+        if (!rc && !reads) /* input written or a model changed: a failed pipeline tries again */
+            __atomic_add_fetch(&e->changes, 1, __ATOMIC_RELEASE);
         if (!rc && structured) {
             rc = eng_result_finish(e, st, one.data, one.len, err, errsz);
             ss_buf_reset(&one);
@@ -593,7 +596,7 @@ static void stats_locked(ss_engine_t *e, ss_engine_stats_t *out)
         else
             lag += p->lag;
         out->waiting += p->state == EP_WAITING;
-        out->failing += p->state == EP_FAILING;
+        out->failing += p->state == EP_FAILING || p->state == EP_FAILED;
         for (int j = 0; p->shown && j < p->nn; j++)
             out->cache_hits += p->shown[p->nodes[j]].infer.cache_hits;
         pthread_mutex_unlock(&p->mu);
@@ -706,12 +709,12 @@ static int pipe_stuck(ss_engine_t *e, eng_pipe_t *p, int *fatal, char *why, size
     eng_pipe_state_t st = p->state;
     int pf = p->fatal;
     memcpy(model, p->model, sizeof model);
-    if (st == EP_FAILING)
+    if (st == EP_FAILING || st == EP_FAILED)
         snprintf(why, whysz, "%s", p->error);
     pthread_mutex_unlock(&p->mu);
     *fatal = 0;
-    if (st == EP_FAILING) {
-        *fatal = pf;
+    if (st == EP_FAILING || st == EP_FAILED) {
+        *fatal = pf || st == EP_FAILED;
         return 1;
     }
     ss_dispatch_model_status_t ms;

@@ -43,7 +43,9 @@ typedef enum eng_pipe_state {
     EP_RUNNING,     /* caught up, or applying batches */
     EP_CATCHING_UP, /* behind its inputs */
     EP_WAITING,     /* a batch waits for model answers */
-    EP_FAILING,     /* the last attempt failed (broker, disk, a bug): retrying with backoff */
+    EP_FAILING,     /* the last attempt failed (broker, disk, a model down): retrying with backoff */
+    EP_FAILED,      /* it failed in a way retrying cannot mend (a row or request it cannot compute, a
+                       bad definition): tried again only when something changed (pipeline.c) */
     EP_STOPPED,
 } eng_pipe_state_t;
 
@@ -92,8 +94,8 @@ typedef struct eng_pipe {
     pthread_mutex_t mu;       /* guards the status block and the stats of ops */
     pthread_cond_t cv;        /* status changed (commit, idle, stop) */
     eng_pipe_state_t state;
-    char error[SS_ERRSZ];     /* EP_FAILING: the last failure */
-    int fatal;                /* EP_FAILING: it needs the user (see pipeline.c needs_user) */
+    char error[SS_ERRSZ];     /* EP_FAILING, EP_FAILED: the last failure */
+    int fatal;                /* EP_FAILING, EP_FAILED: it needs the user (see pipeline.c needs_user) */
     int64_t failing_since_ms; /* wall clock of the first failure in a row */
     int64_t next_retry_ms;
     char model[64];           /* EP_WAITING: the model it waits for */
@@ -147,6 +149,8 @@ struct ss_engine {
     eng_sub_t *subs;        /* owned list */
     uint64_t idle_req;      /* the latest idle confirmation asked of the pipelines */
     uint64_t events;        /* commits, idle confirmations and state changes so far (with cv) */
+    uint64_t changes;       /* (atomic) statements that wrote input or changed a model: a failed pipeline
+                               tries again when this moves (pipeline.c wait_for_change) */
 
     int64_t last_progress_ns, work_start_ns, progress_msgs0;
     ss_engine_stats_t stats;

@@ -21,13 +21,7 @@
 static int lock_for(ss_engine_t *e, int ms)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    ss_deadline(&ts, CLOCK_REALTIME, ms); /* pthread_mutex_timedlock's clock */
     return pthread_mutex_timedlock(&e->exec_mu, &ts) == 0;
 }
 
@@ -67,6 +61,7 @@ static const char *state_name(eng_pipe_state_t s)
     case EP_CATCHING_UP: return "catching_up";
     case EP_WAITING: return "waiting";
     case EP_FAILING: return "failing";
+    case EP_FAILED: return "failed";
     case EP_STOPPED: return "stopped";
     }
     return "stopped";
@@ -101,9 +96,9 @@ static void view_series(ss_buf_t *b, const view_m_t *v, int n)
         }
     }
     help(b, "semstream_view_state", "gauge", "1 for the state the view's pipeline is in (running, catching_up, "
-         "waiting, failing, starting, stopped).");
+         "waiting, failing, failed, starting, stopped).");
     static const eng_pipe_state_t all[] = {EP_STARTING, EP_RUNNING, EP_CATCHING_UP, EP_WAITING, EP_FAILING,
-                                           EP_STOPPED};
+                                           EP_FAILED, EP_STOPPED};
     for (int i = 0; i < n; i++)
         for (size_t s = 0; s < SS_ARRAY_LEN(all); s++) {
             ss_buf_puts(b, "semstream_view_state{view=");

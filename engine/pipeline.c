@@ -44,6 +44,8 @@
 #define SS_OUTBOX_MAX 64
 /* How long a poll waits for input while a statement waits for the pipeline's idle confirmation. */
 #define PIPE_ASKED_POLL_MS 5
+/* A failed pipeline (EP_FAILED) looks again this often for input of other processes. */
+#define PIPE_FAILED_RECHECK_MS 60000
 
 static const char *nz(const char *s) { return s ? s : ""; }
 
@@ -226,7 +228,7 @@ static int republish_outbox(eng_pipe_t *p, char *err, size_t errsz);
 
 static int pipe_open(eng_pipe_t *p, char *err, size_t errsz)
 {
-    if (p->state != EP_FAILING) /* a retry stays failing until it succeeds (note_success) */
+    if (p->state != EP_FAILING && p->state != EP_FAILED) /* a retry stays so until it succeeds (note_success) */
         set_state(p, EP_STARTING, NULL);
     p->lag_fail_ns = 0;
     int rc = ss_store_open(p->e->db_path, &p->store, err, errsz);
@@ -876,8 +878,44 @@ static int needs_user(int rc)
            rc == SS_ERR_UNSUPPORTED || rc == SS_ERR_INTERNAL;
 }
 
+/* A failed pipeline waits until something it may depend on changed (input written, a model
+ * created or dropped: e->changes; a view created or dropped rebuilds every pipeline) or, for
+ * input written by other processes, PIPE_FAILED_RECHECK_MS pass; or until it is stopped. */
+static void wait_for_change(eng_pipe_t *p)
+{
+    uint64_t seen = __atomic_load_n(&p->e->changes, __ATOMIC_ACQUIRE);
+    int64_t until = ss_now_ns() + PIPE_FAILED_RECHECK_MS * 1000000LL;
+    while (!p->stop && ss_now_ns() < until && __atomic_load_n(&p->e->changes, __ATOMIC_ACQUIRE) == seen)
+        pipe_sleep(p, 200);
+}
+
+/* A failure that needs the user: the state says what and where, logged once; no retry on a timer. */
+static void note_failed(eng_pipe_t *p, const char *err)
+{
+    pthread_mutex_lock(&p->mu);
+    int first = p->state != EP_FAILED || strcmp(p->error, err) != 0;
+    if (p->state != EP_FAILED)
+        p->failing_since_ms = ss_wall_ms();
+    p->state = EP_FAILED;
+    p->failures++;
+    p->fatal = 1;
+    snprintf(p->error, sizeof p->error, "%s", err);
+    p->next_retry_ms = 0;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    if (first)
+        ss_log(SS_LOG_ERROR, "engine", "views %s failed: %s; tried again when input is written, a model is created "
+               "or dropped, or the view is created again", p->views, err);
+    notify_engine(p->e);
+    wait_for_change(p);
+}
+
 static void note_failure(eng_pipe_t *p, int rc, const char *err)
 {
+    if (needs_user(rc)) {
+        note_failed(p, err);
+        return;
+    }
     int64_t wait = backoff_ms(p->backoff_ms);
     p->backoff_ms = SS_MAX(wait, p->backoff_ms ? p->backoff_ms * 2 : PIPE_BACKOFF_FIRST_MS);
     p->backoff_ms = SS_MIN(p->backoff_ms, PIPE_BACKOFF_MAX_MS);
@@ -908,7 +946,7 @@ static void note_failure(eng_pipe_t *p, int rc, const char *err)
 
 static void note_success(eng_pipe_t *p)
 {
-    if (p->state != EP_FAILING)
+    if (p->state != EP_FAILING && p->state != EP_FAILED)
         return;
     /* at the level of the failure it ends, so whoever saw that sees this */
     ss_log(SS_LOG_WARN, "engine", "views %s running again after %.1f s", p->views,

@@ -398,6 +398,14 @@ static void pipe_state_text(eng_pipe_t *p, char *out, size_t outsz)
         }
         break;
     }
+    case EP_FAILED: {
+        time_t since = (time_t)(p->failing_since_ms / 1000);
+        struct tm tm;
+        char when[32];
+        strftime(when, sizeof when, "%H:%M:%S", localtime_r(&since, &tm));
+        snprintf(out, outsz, "failed since %s: %s", when, p->error);
+        break;
+    }
     case EP_FAILING: {
         time_t since = (time_t)(p->failing_since_ms / 1000);
         struct tm tm;

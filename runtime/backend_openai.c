@@ -834,8 +834,10 @@ static void transfer_done(oai_t *b, CURLM *multi, job_t *j, CURLcode cc)
     else if (cc != CURLE_OK)
         job_fail(b, j, SS_ERR_HTTP, "%s on %s (%s)%s", curl_easy_strerror(cc), ep_path(j->ep), j->errbuf, tries);
     else
-        job_fail(b, j, http == 429 ? SS_ERR_BUSY : SS_ERR_HTTP, "HTTP %ld from %s%s: %s", http, ep_path(j->ep), tries,
-                 snippet(j, sn, sizeof sn));
+        /* 400, 413 and 422: the server refuses this request as it is (a prompt past the context,
+         * a schema it cannot take): final, never retried (ss_dispatch_err_final) */
+        job_fail(b, j, http == 429 ? SS_ERR_BUSY : http == 400 || http == 413 || http == 422 ? SS_ERR_INVALID
+                       : SS_ERR_HTTP, "HTTP %ld from %s%s: %s", http, ep_path(j->ep), tries, snippet(j, sn, sizeof sn));
     for (int k = 0; retry_after > 0 && k < j->n; k++) /* the server's word on when to come back */
         j->res[j->idx[k]].retry_after_ms = (int)SS_MIN((int64_t)retry_after * 1000, 3600000);
 }

@@ -17,7 +17,13 @@
  * transaction, and only then removes the entries from the table: a caller
  * holding the mutex always finds a request queued, running or cached. A failed
  * entry that some non-blocking caller waits for goes back to the queue with
- * exponential backoff and jitter; otherwise the failure is its result.
+ * exponential backoff and jitter when the failure is transient (HTTP 5xx and
+ * connection errors, 429, timeouts); otherwise the failure is its result. A failure
+ * that retrying cannot mend (ss_dispatch_err_final: the request is invalid for the
+ * model, e.g. a prompt longer than its context or max_tokens too small for a JSON
+ * schema) is also remembered by key (the "failed" table), so the same request asked
+ * again fails at once instead of calling the backend again, until the model is
+ * replaced (ss_dispatch_replace_model).
  * Blocking callers wait on the dispatcher's condition variable for their
  * entries; non-blocking callers register their wait group on them and return.
  */
@@ -109,12 +115,18 @@ struct ss_dispatch {
     size_t fl_cap, fl_n;
     ss_dispatch_wg_t *wgs;
     ss_infer_stats_t totals;
+    struct failed { char key[33]; model_t *m; int code; char msg[256]; } *failed; /* owned: final failures
+                                    by key, open addressing over failed_cap slots (key[0] = 0: free) */
+    size_t failed_cap, failed_n;
     int inflight;                /* requests in backend calls now, over every model */
     int64_t busy_ns, busy_since_ns; /* wall time with inflight > 0: past stretches, start of this one */
     int64_t req_ns, req_at_ns;   /* integral of inflight over time, up to req_at_ns */
 };
 
 static _Thread_local ss_dispatch_wg_t *tl_wg;
+
+static size_t fl_bucket(const char *key, size_t cap);
+static void failed_forget(ss_dispatch_t *d, model_t *m);
 
 static void account_load(ss_dispatch_t *d);
 
@@ -176,6 +188,7 @@ void ss_dispatch_close(ss_dispatch_t *d)
             entry_free(f);
         }
     free(d->fl_tab);
+    free(d->failed);
     for (int i = 0; i < d->nmodels; i++) {
         model_t *m = d->models[i];
         if (m->b && m->b->destroy) m->b->destroy(m->b);
@@ -284,6 +297,7 @@ int ss_dispatch_replace_model(ss_dispatch_t *d, const char *name, ss_infer_backe
     m->failing = 0;
     m->next_retry_ms = 0;
     m->last_error[0] = 0;
+    failed_forget(d, m); /* the new backend may answer what the old one refused */
     m->swapping = 0;
     pthread_cond_broadcast(&m->cv);
     pthread_mutex_unlock(&d->mu);
@@ -416,6 +430,72 @@ int ss_dispatch_model_failed(ss_dispatch_t *d, const char *name, const char *msg
     }
     pthread_mutex_unlock(&d->mu);
     return i >= 0 ? SS_OK : SS_ERR_NOTFOUND;
+}
+
+/* ---------------------------------------------------------------- final failures (d->mu held) */
+
+int ss_dispatch_err_final(int code)
+{
+    return code == SS_ERR_INVALID || code == SS_ERR_UNSUPPORTED || code == SS_ERR_DENIED || code == SS_ERR_PARSE ||
+           code == SS_ERR_SEMANTIC;
+}
+
+#define FAILED_MAX 4096 /* final failures remembered; beyond that the table starts again empty */
+
+static struct failed *failed_slot(ss_dispatch_t *d, const char *key)
+{
+    if (!d->failed_cap) return NULL;
+    size_t b = fl_bucket(key, d->failed_cap);
+    for (size_t k = 0; k < d->failed_cap; k++) {
+        struct failed *x = &d->failed[(b + k) & (d->failed_cap - 1)];
+        if (!x->key[0] || !strcmp(x->key, key)) return x;
+    }
+    return NULL;
+}
+
+static const struct failed *failed_find(ss_dispatch_t *d, const char *key)
+{
+    const struct failed *x = failed_slot(d, key);
+    return x && x->key[0] ? x : NULL;
+}
+
+/* Remembers f's final failure (best effort: without memory it is only not remembered). */
+static void failed_note(ss_dispatch_t *d, const inflight_t *f, int code, const char *msg)
+{
+    if (!d->failed_cap || d->failed_n >= FAILED_MAX) {
+        size_t cap = d->failed_cap ? d->failed_cap : 64;
+        while (cap < 2 * FAILED_MAX && cap < 2 * (d->failed_n + 1)) cap *= 2;
+        struct failed *t = calloc(cap, sizeof *t);
+        if (!t) return;
+        free(d->failed); /* grown or full: start again (entries are only a shortcut) */
+        d->failed = t;
+        d->failed_cap = cap;
+        d->failed_n = 0;
+    }
+    struct failed *x = failed_slot(d, f->key);
+    if (!x) return;
+    if (!x->key[0]) d->failed_n++;
+    memcpy(x->key, f->key, 33);
+    x->m = f->m;
+    x->code = code;
+    snprintf(x->msg, sizeof x->msg, "%s", msg ? msg : "failed");
+}
+
+/* Forgets the final failures of model m (open addressing: rebuilt without them). */
+static void failed_forget(ss_dispatch_t *d, model_t *m)
+{
+    size_t cap = d->failed_cap;
+    struct failed *old = d->failed, *t = cap ? calloc(cap, sizeof *t) : NULL;
+    if (!t) return;
+    d->failed = t;
+    d->failed_n = 0;
+    for (size_t i = 0; i < cap; i++)
+        if (old[i].key[0] && old[i].m != m) {
+            struct failed *x = failed_slot(d, old[i].key);
+            *x = old[i];
+            d->failed_n++;
+        }
+    free(old);
 }
 
 /* ---------------------------------------------------------------- key table (d->mu held) */
@@ -744,7 +824,7 @@ static void settle_chunk(model_t *m, inflight_t **fs, int n, ss_infer_res_t *out
     /* the chunk's retries wait out one backoff together, so they travel together again */
     int attempts = 0, retry_after = 0;
     for (int i = 0; i < n; i++)
-        if (out[i].status != SS_OK && fs[i]->retry) {
+        if (out[i].status != SS_OK && fs[i]->retry && !ss_dispatch_err_final(out[i].status)) {
             attempts = SS_MAX(attempts, fs[i]->attempts + 1);
             retry_after = SS_MAX(retry_after, out[i].retry_after_ms);
         }
@@ -758,16 +838,17 @@ static void settle_chunk(model_t *m, inflight_t **fs, int n, ss_infer_res_t *out
             m->calls++;
             note_success(m);
             finalize(d, f, &out[i]);
-        } else if (f->retry && !d->stopping) {
+        } else if (f->retry && !d->stopping && !ss_dispatch_err_final(out[i].status)) {
             f->attempts++;
             note_failure(m, out[i].status, out[i].error, wait, m->queued + n - i);
             ss_infer_res_clear(&out[i]);
             f->not_before_ns = now + wait * 1000000LL;
             queue_push(m, f);
-        } else { /* a blocking caller gets the failure as its answer */
+        } else { /* the failure is the answer (a blocking caller's, or one retrying cannot mend) */
             m->failures++;
             m->last_code = out[i].status;
             snprintf(m->last_error, sizeof m->last_error, "%s", out[i].error ? out[i].error : "failed");
+            if (ss_dispatch_err_final(out[i].status)) failed_note(d, f, out[i].status, out[i].error);
             finalize(d, f, &out[i]);
         }
     }
@@ -862,7 +943,8 @@ static int cmp_prefix(const void *a, const void *b)
 }
 
 /* What one distinct key of the batch turned into. */
-typedef enum { SLOT_NEW, SLOT_JOIN, SLOT_HIT, SLOT_FAILED } slot_how_t;
+typedef enum { SLOT_NEW, SLOT_JOIN, SLOT_HIT, SLOT_FAILED, SLOT_REFUSED } slot_how_t; /* REFUSED: a final
+                                    failure of this request is remembered (its result holds it) */
 
 typedef struct slot {
     int first;          /* index of the first request with this key */
@@ -940,9 +1022,13 @@ static void classify(ss_dispatch_t *d, model_t *m, const ss_infer_req_t *reqs, s
     pthread_mutex_lock(&d->mu);
     for (int s = 0; s < ns; s++) {
         inflight_t *f = fl_find(d, keys[slots[s].first]);
+        const struct failed *x = f ? NULL : failed_find(d, keys[slots[s].first]);
         if (f) {
             slots[s].how = SLOT_JOIN;
             slots[s].fl = f;
+        } else if (x) { /* it failed for good before: the same answer, no new call */
+            slots[s].how = SLOT_REFUSED;
+            ss_infer_res_fail(&res[slots[s].first], x->code, x->msg);
         } else if (mk && mr && ms && found) {
             mk[nm] = keys[slots[s].first];
             mr[nm] = &res[slots[s].first];
@@ -1028,6 +1114,21 @@ static void wait_for(ss_dispatch_t *d, slot_t *slots, int ns, ss_infer_res_t *re
     pthread_mutex_unlock(&d->mu);
 }
 
+/* What tells request r apart from its neighbours, for an error: its prompt after the shared
+ * prefix (the row's part), newlines as spaces, at most outsz - 4 bytes then "...". */
+static void excerpt(const ss_infer_req_t *r, char *out, size_t outsz)
+{
+    const char *p = r->prompt ? r->prompt : "";
+    size_t len = strlen(p), from = r->prefix_len < len ? r->prefix_len : 0, k = 0;
+    while (from < len && (p[from] == ' ' || p[from] == '\n'))
+        from++;
+    for (; from < len && k + 4 < outsz; from++)
+        out[k++] = p[from] == '\n' || p[from] == '\r' || p[from] == '\t' ? ' ' : p[from];
+    if (from < len)
+        memcpy(out + k, "...", 3), k += 3;
+    out[k] = 0;
+}
+
 static int finish(const ss_infer_req_t *reqs, int n, ss_infer_res_t *res, const slot_t *slots, const int *dup,
                   char *err, size_t errsz)
 {
@@ -1043,9 +1144,12 @@ static int finish(const ss_infer_req_t *reqs, int n, ss_infer_res_t *res, const 
         }
         if (s->first != i && ss_infer_res_copy(&res[i], &res[s->first]) != SS_OK)
             ss_infer_res_fail(&res[i], SS_ERR_NOMEM, "dispatcher: out of memory");
-        if (res[i].status != SS_OK && rc == SS_OK)
-            rc = ss_seterr(err, errsz, (ss_err_t)res[i].status, "request %d (%s): %s", i,
-                           ss_infer_kind_name(reqs[i].kind), res[i].error ? res[i].error : "failed");
+        if (res[i].status != SS_OK && rc == SS_OK) { /* which request: its kind and its row's part */
+            char what[96];
+            excerpt(&reqs[i], what, sizeof what);
+            rc = ss_seterr(err, errsz, (ss_err_t)res[i].status, "request %d (%s of \"%s\"): %s", i,
+                           ss_infer_kind_name(reqs[i].kind), what, res[i].error ? res[i].error : "failed");
+        }
     }
     if (rc == SS_OK && pending) rc = ss_seterr(err, errsz, SS_ERR_PENDING, "answers pending");
     return rc;

@@ -53,6 +53,12 @@ int ss_dispatch_has_model(ss_dispatch_t *d, const char *name); /* NULL name = de
  * dropped and created again): calls in progress finish on the old backend first, queued
  * requests go to the new one, whose capacity starts at the default. Takes ownership of b. */
 int ss_dispatch_replace_model(ss_dispatch_t *d, const char *name, ss_infer_backend_t *b, char *err, size_t errsz);
+/* 1 if a request that failed with code would fail again however often it is retried (the
+ * request is invalid for the model: SS_ERR_INVALID, UNSUPPORTED, DENIED, PARSE, SEMANTIC). Such a
+ * failure is not retried, even for a non-blocking caller: it is the request's result, and the
+ * same request asked again fails at once (no new call) until the model is replaced. Other
+ * failures (HTTP, timeouts, 429, I/O) are transient: retried with backoff. */
+int ss_dispatch_err_final(int code);
 /* Sets how many requests of the model may be in the backend at once (>= 1; the default
  * is max_batch for a backend that takes one call at a time, else 2 x max_batch). */
 int ss_dispatch_set_capacity(ss_dispatch_t *d, const char *name, int max_in_flight, char *err, size_t errsz);

@@ -31,7 +31,8 @@ typedef struct counting {
     int sleep_ms;       /* delay per run() */
     int hold;           /* run() waits while set (the test clears it; atomic access) */
     int crash_on_call;  /* _exit(3) when this call number (1-based) starts; 0 = never */
-    const char *fail_prompt; /* requests with this prompt fail individually */
+    const char *fail_prompt; /* requests with this prompt fail individually ... */
+    int fail_code;      /* ... with this code (0: SS_ERR_MODEL) */
     int fail_batch;     /* run() returns an error */
     int fail_calls;     /* the first fail_calls run() calls return an error */
     int running, max_running; /* run() calls in progress now / at most at once */
@@ -106,7 +107,7 @@ static int counting_run(ss_infer_backend_t *b, const ss_infer_req_t *reqs, int n
     }
     for (int i = 0; i < n && call > c->busy_calls; i++) {
         if (c->fail_prompt && !strcmp(reqs[i].prompt, c->fail_prompt)) {
-            res[i].status = SS_ERR_MODEL;
+            res[i].status = c->fail_code ? c->fail_code : SS_ERR_MODEL;
             res[i].error = ss_strdup("counting backend: bad prompt");
         } else {
             answer(&reqs[i], &res[i]);
@@ -477,6 +478,76 @@ START_TEST(test_counting_failures_not_cached)
     ck_assert_int_eq(ss_dispatch_run(d, "nope", NULL, &one, 1, r, err, sizeof err), SS_ERR_NOTFOUND);
     ck_assert_msg(strstr(err, "nope") != NULL, "%s", err);
     ss_dispatch_close(d);
+    free(path);
+}
+END_TEST
+
+/* A failure retrying cannot mend (SS_ERR_INVALID: e.g. max_tokens too small for a schema) is the
+ * request's result even for a non-blocking caller: not retried, and asked again it fails at once
+ * without a call, until the model is replaced. A transient one (SS_ERR_HTTP) is retried. */
+START_TEST(test_final_failures)
+{
+    char *path = cache_file();
+    counting_t c = {.fail_prompt = "PFX-B: item 1", .fail_code = SS_ERR_INVALID};
+    ss_dispatch_t *d = open_disp(path, 8, &c);
+    char err[SS_ERRSZ];
+    enum { N = 4 };
+    ss_infer_req_t q[N];
+    char p[N][64];
+    mkreqs(q, p, N, N);
+    ss_infer_res_t r[N];
+    memset(r, 0, sizeof r);
+    ss_dispatch_wg_t *wg = NULL;
+    ck_assert_int_eq(ss_dispatch_wg_new(d, &wg, err, sizeof err), SS_OK);
+    ss_dispatch_bind(wg);
+    ck_assert_int_eq(ss_dispatch_run(d, NULL, NULL, q, N, r, err, sizeof err), SS_ERR_PENDING);
+    clear_all(r, N);
+    ss_dispatch_wg_wait(wg, N, 10000);
+    ss_dispatch_wg_status_t ws;
+    ss_dispatch_wg_status(wg, &ws);
+    ck_assert_int_eq(ws.outstanding, 0); /* the failed one is done too: no backoff, no retry */
+    ss_dispatch_wg_rearm(wg);
+    ck_assert_int_eq(c.requests, N);
+    ss_dispatch_model_status_t ms;
+    ck_assert_int_eq(ss_dispatch_model_status(d, "m", &ms), SS_OK);
+    ck_assert_int_eq(ms.failing, 0); /* the model is fine: this request is not */
+    ck_assert_int_eq(ms.queued, 0);
+    /* asked again (the pipeline's next attempt): the failure at once, the others from the cache */
+    ck_assert_int_eq(ss_dispatch_run(d, NULL, NULL, q, N, r, err, sizeof err), SS_ERR_INVALID);
+    ck_assert_msg(strstr(err, "request 1") && strstr(err, "item 1") && strstr(err, "bad prompt"), "%s", err);
+    ck_assert_int_eq(r[0].status, SS_OK);
+    ck_assert_int_eq(r[1].status, SS_ERR_INVALID);
+    clear_all(r, N);
+    c.fail_prompt = NULL; /* the backend would answer now, but the request is not sent again */
+    ck_assert_int_eq(ss_dispatch_run(d, NULL, NULL, q, N, r, err, sizeof err), SS_ERR_INVALID);
+    clear_all(r, N);
+    ck_assert_int_eq(c.requests, N);
+    /* the model created again: the request is tried again */
+    counting_t c2 = {0};
+    ck_assert_int_eq(ss_dispatch_replace_model(d, "m", counting_new(&c2, "counting:v1"), err, sizeof err), SS_OK);
+    ck_assert_int_eq(ss_dispatch_run(d, NULL, NULL, q, N, r, err, sizeof err), SS_ERR_PENDING);
+    clear_all(r, N);
+    ss_dispatch_wg_wait(wg, 1, 10000);
+    ss_dispatch_wg_rearm(wg);
+    ck_assert_int_eq(ss_dispatch_run(d, NULL, NULL, q, N, r, err, sizeof err), SS_OK);
+    check_answers(q, r, N, -1);
+    clear_all(r, N);
+    ck_assert_int_eq(c2.requests, 1);
+    /* a transient failure (HTTP 5xx, connection refused) keeps being retried with backoff */
+    c2.fail_prompt = "PFX-A: item 9";
+    c2.fail_code = SS_ERR_HTTP;
+    ss_infer_req_t t = {.kind = SS_INFER_GENERATE, .prompt = "PFX-A: item 9", .max_tokens = 2};
+    ck_assert_int_eq(ss_dispatch_run(d, NULL, NULL, &t, 1, r, err, sizeof err), SS_ERR_PENDING);
+    clear_all(r, 1);
+    ss_dispatch_wg_wait(wg, 1, 1000);
+    ss_dispatch_wg_status(wg, &ws);
+    ck_assert_int_eq(ws.outstanding, 1); /* still waiting: retried, not failed */
+    ck_assert_int_ge(c2.requests, 3);    /* the first call and at least one retry */
+    ck_assert_int_eq(ss_dispatch_model_status(d, "m", &ms), SS_OK);
+    ck_assert_int_eq(ms.failing, 1);
+    ss_dispatch_bind(NULL);
+    ss_dispatch_close(d);
+    ss_dispatch_wg_destroy(wg);
     free(path);
 }
 END_TEST
@@ -861,6 +932,7 @@ Suite *check_dispatch_suite(void)
     tcase_add_test(tc, test_counting_crash_safety);
     tcase_add_test(tc, test_counting_inflight_dedup);
     tcase_add_test(tc, test_counting_failures_not_cached);
+    tcase_add_test(tc, test_final_failures);
     tcase_add_test(tc, test_counting_models);
     tcase_add_test(tc, test_counting_nonblocking);
     tcase_add_test(tc, test_counting_retry_backoff);

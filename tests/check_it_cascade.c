@@ -16,7 +16,7 @@
  *     under inserts, updates and deletes on both sides, durable across a restart.
  */
 #include "ss_engine.h"
-#include "testutil.h"
+#include "engine_fixture.h"
 
 #include <check.h>
 #include <sqlite3.h>
@@ -24,45 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static ss_engine_t *open_engine(const char *dir)
-{
-    char db[1024], mp[1024];
-    snprintf(db, sizeof db, "%s/state.db", dir);
-    ss_engine_opts_t o;
-    memset(&o, 0, sizeof o);
-    o.db_path = db;
-    o.model_path = tu_model_path("stories260K.gguf", mp, sizeof mp);
-    o.max_latency_ms = 20;
-    o.catch_up = 1;
-    o.threads = 1;
-    ss_engine_t *e = NULL;
-    char err[SS_ERRSZ] = "";
-    int rc = ss_engine_open(&o, &e, err, sizeof err);
-    ck_assert_msg(rc == SS_OK, "engine open: %s", err);
-    return e;
-}
-
-static char *run(ss_engine_t *e, const char *sql)
-{
-    ss_buf_t out = SS_BUF_INIT;
-    char err[SS_ERRSZ] = "";
-    int rc = ss_engine_exec(e, sql, strlen(sql), "test", &out, err, sizeof err);
-    ck_assert_msg(rc == SS_OK, "%s: %s", sql, err);
-    return ss_buf_take(&out);
-}
-
-static void exec(ss_engine_t *e, const char *sql) { free(run(e, sql)); }
-
-static void same(ss_engine_t *e, const char *a, const char *b)
-{
-    char *x = run(e, a), *y = run(e, b);
-    if (strcmp(x, y))
-        fprintf(stderr, "%s\n%s\n%s\n%s\n", a, x, b, y);
-    ck_assert_str_eq(x, y);
-    free(x);
-    free(y);
-}
 
 static int64_t q_int(sqlite3 *db, const char *sql)
 {

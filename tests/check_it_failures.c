@@ -36,62 +36,6 @@
 
 #define BIN SS_BINARY_DIR "/semstream"
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* Runs sh -c cmd; its exit status, stdout+stderr in *out (malloc'd; may be NULL). */
-static int sh(const char *cmd, char **out)
-{
-    char *full = ss_sprintf("( %s ) 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    free(full);
-    ck_assert_ptr_nonnull(p);
-    ss_buf_t b = SS_BUF_INIT;
-    char tmp[4096];
-    size_t n;
-    while ((n = fread(tmp, 1, sizeof tmp, p)) > 0)
-        ss_buf_append(&b, tmp, n);
-    int st = pclose(p);
-    if (out)
-        *out = ss_buf_take(&b);
-    else
-        ss_buf_free(&b);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t n = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &n);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
-}
-
-/* Rows from..from+n-1 of the orders stream, as JSON lines. */
-static void write_orders(const char *path, int from, int n)
-{
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    for (int i = from; i < from + n; i++)
-        fprintf(f, "{\"id\":%d,\"cust\":\"c%d\",\"amount\":%d}\n", i, i % 10, i % 17);
-    fclose(f);
-}
-
 static const char *VIEWS =
     "CREATE STREAM IF NOT EXISTS orders (id INT KEY, cust TEXT, amount INT);\n"
     "CREATE CONTINUOUS VIEW IF NOT EXISTS cnt AS SELECT COUNT(*) AS n FROM orders;\n"
@@ -130,16 +74,10 @@ static pid_t kafka_start(const char *dir, int port)
         if (ok)
             return pid;
         waitpid(pid, NULL, 0);
-        sleep_ms(200); /* the port is still held by the one just killed */
+        tu_sleep_ms(200); /* the port is still held by the one just killed */
     }
     ck_abort_msg("semstream kafka could not listen on port %d", port);
     return -1;
-}
-
-static void kill_wait(pid_t pid, int sig)
-{
-    kill(pid, sig);
-    waitpid(pid, NULL, 0);
 }
 
 /* `semstream run` with args in the background, stdout to /dev/null, stderr to errpath. */
@@ -171,7 +109,7 @@ static int wait_exit(pid_t pid, int ms)
             return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
         if (waited >= ms)
             return -1;
-        sleep_ms(50);
+        tu_sleep_ms(50);
     }
 }
 
@@ -186,7 +124,7 @@ static int file_has(const char *path, const char *what, int ms)
             return 1;
         if (waited >= ms)
             return 0;
-        sleep_ms(100);
+        tu_sleep_ms(100);
     }
 }
 
@@ -232,7 +170,7 @@ static long long wait_count(const char *db, long long want, int ms)
         if ((n = db_scalar(db, "SELECT n FROM view_cnt")) == want &&
             db_scalar(db, "SELECT SUM(n) FROM view_by_cust") == want)
             return n;
-        sleep_ms(200);
+        tu_sleep_ms(200);
     }
     return n;
 }
@@ -260,7 +198,7 @@ static void produce(const char *dir, const char *brokers, const char *file)
              "cust TEXT, amount INT);' > prod.sql && %s run prod.sql --db prod.db --brokers %s --load orders=%s "
              "--until-idle --quiet", dir, BIN, brokers, file);
     char *out = NULL;
-    ck_assert_msg(sh(cmd, &out) == 0, "producing %s: %s", file, out);
+    ck_assert_msg(tu_sh(cmd, &out) == 0, "producing %s: %s", file, out);
     free(out);
 }
 
@@ -276,8 +214,8 @@ static void env_init(env_t *e)
     snprintf(e->db, sizeof e->db, "%s/st.db", e->dir);
     snprintf(e->script, sizeof e->script, "%s/views.sql", e->dir);
     snprintf(e->err, sizeof e->err, "%s/run.err", e->dir);
-    write_file(e->script, VIEWS);
-    e->port = free_port();
+    tu_write_file(e->script, VIEWS);
+    e->port = tu_free_port();
     snprintf(e->brokers, sizeof e->brokers, "127.0.0.1:%d", e->port);
 }
 
@@ -292,15 +230,15 @@ START_TEST(test_restart_with_broker_down)
     char rows[1100], all[1100];
     path_in(&e, "o.jsonl", rows, sizeof rows);
     path_in(&e, "all.jsonl", all, sizeof all);
-    write_orders(rows, 0, 1000);
-    write_orders(all, 0, 1500);
+    tu_write_orders(rows, 0, 1000, 10);
+    tu_write_orders(all, 0, 1500, 10);
     pid_t k = kafka_start(e.dir, e.port);
     produce(e.dir, e.brokers, "o.jsonl");
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "%s run %s --db %s --brokers %s --until-idle --quiet", BIN, e.script, e.db, e.brokers);
-    ck_assert_int_eq(sh(cmd, NULL), 0);
+    ck_assert_int_eq(tu_sh(cmd, NULL), 0);
     ck_assert_int_eq(db_scalar(e.db, "SELECT n FROM view_cnt"), 1000);
-    kill_wait(k, SIGKILL);
+    tu_kill_wait(k, SIGKILL);
     /* run again while the broker is down: nothing is dropped, the failure is logged */
     pid_t r = run_bg(e.err, (const char *const[]){e.script, "--db", e.db, "--brokers", e.brokers, NULL});
     ck_assert_msg(file_has(e.err, "semstream[error] engine: views cnt", 30000), "no error logged:\n%s",
@@ -317,7 +255,7 @@ START_TEST(test_restart_with_broker_down)
     ck_assert_msg(file_has(e.err, "running again", 10000), "%s", tu_read_file(e.err, NULL));
     kill(r, SIGTERM);
     ck_assert_int_eq(wait_exit(r, 20000), 0);
-    kill_wait(k, SIGTERM);
+    tu_kill_wait(k, SIGTERM);
     free(e.dir);
 }
 END_TEST
@@ -328,16 +266,16 @@ START_TEST(test_broker_killed_idle_and_busy)
     env_init(&e);
     char path[1100];
     path_in(&e, "o.jsonl", path, sizeof path);
-    write_orders(path, 0, 1000);
+    tu_write_orders(path, 0, 1000, 10);
     path_in(&e, "big.jsonl", path, sizeof path);
-    write_orders(path, 0, 40000);
+    tu_write_orders(path, 0, 40000, 10);
     pid_t k = kafka_start(e.dir, e.port);
     produce(e.dir, e.brokers, "o.jsonl");
     pid_t r = run_bg(e.err, (const char *const[]){e.script, "--db", e.db, "--brokers", e.brokers, NULL});
     ck_assert_int_eq(wait_count(e.db, 1000, 30000), 1000);
     /* idle: the views have nothing to read, the broker goes away */
     int64_t t0 = ss_now_ns();
-    kill_wait(k, SIGKILL);
+    tu_kill_wait(k, SIGKILL);
     ck_assert_msg(file_has(e.err, "unreachable", 30000), "the broker's death was not logged:\n%s",
                   tu_read_file(e.err, NULL));
     ck_assert_msg(ss_now_ns() - t0 < 30000000000LL, "logged after %.0f s", (ss_now_ns() - t0) / 1e9);
@@ -348,11 +286,11 @@ START_TEST(test_broker_killed_idle_and_busy)
     produce(e.dir, e.brokers, "big.jsonl");
     long long n = -1;
     for (int i = 0; i < 600 && (n = db_scalar(e.db, "SELECT n FROM view_cnt")) <= 1000; i++)
-        sleep_ms(20);
-    kill_wait(k, SIGKILL);
+        tu_sleep_ms(20);
+    tu_kill_wait(k, SIGKILL);
     n = db_scalar(e.db, "SELECT n FROM view_cnt");
     fprintf(stderr, "test_broker_killed_idle_and_busy: the broker was killed with %lld of 40000 rows applied\n", n);
-    sleep_ms(12000);
+    tu_sleep_ms(12000);
     ck_assert_int_eq(wait_exit(r, 0), -1); /* no crash */
     long long during = db_scalar(e.db, "SELECT n FROM view_cnt");
     ck_assert_msg(during >= 1000 && during <= 40000, "%lld", during);
@@ -364,7 +302,7 @@ START_TEST(test_broker_killed_idle_and_busy)
     check_by_cust(e.db, 40000);
     kill(r, SIGTERM);
     ck_assert_int_eq(wait_exit(r, 20000), 0);
-    kill_wait(k, SIGTERM);
+    tu_kill_wait(k, SIGTERM);
     free(e.dir);
 }
 END_TEST
@@ -376,23 +314,23 @@ START_TEST(test_kafka_topic_reset)
     env_init(&e);
     char path[1100], cmd[4096];
     path_in(&e, "o.jsonl", path, sizeof path);
-    write_orders(path, 0, 300);
+    tu_write_orders(path, 0, 300, 10);
     path_in(&e, "new.jsonl", path, sizeof path);
-    write_orders(path, 1000, 150);
+    tu_write_orders(path, 1000, 150, 10);
     pid_t k = kafka_start(e.dir, e.port);
     produce(e.dir, e.brokers, "o.jsonl");
     snprintf(cmd, sizeof cmd, "%s run %s --db %s --brokers %s --until-idle --quiet", BIN, e.script, e.db, e.brokers);
-    ck_assert_int_eq(sh(cmd, NULL), 0);
-    kill_wait(k, SIGKILL);
+    ck_assert_int_eq(tu_sh(cmd, NULL), 0);
+    tu_kill_wait(k, SIGKILL);
     k = kafka_start(e.dir, e.port);
     produce(e.dir, e.brokers, "new.jsonl");
     char *out = NULL;
-    ck_assert_int_ne(sh(cmd, &out), 0);
+    ck_assert_int_ne(tu_sh(cmd, &out), 0);
     ck_assert_msg(strstr(out, "topic orders partition 0: the saved position 300 is past the end of the partition "
                               "(150 messages"), "%s", out);
     free(out);
     ck_assert_int_eq(db_scalar(e.db, "SELECT n FROM view_cnt"), 300);
-    kill_wait(k, SIGTERM);
+    tu_kill_wait(k, SIGTERM);
     free(e.dir);
 }
 END_TEST
@@ -403,7 +341,7 @@ START_TEST(test_disk_full_processing)
 {
     char *dir = tu_tmpdir(), path[1100], cmd[8192];
     snprintf(cmd, sizeof cmd, "cd %s && unshare -rm sh -c 'mkdir -p t && mount -t tmpfs -o size=1m tmpfs t'", dir);
-    if (sh(cmd, NULL) != 0) {
+    if (tu_sh(cmd, NULL) != 0) {
         fprintf(stderr, "skipped: cannot mount a tmpfs in a user namespace here (unshare -rm)\n");
         free(dir);
         return;
@@ -419,9 +357,9 @@ START_TEST(test_disk_full_processing)
     }
     fclose(f);
     snprintf(path, sizeof path, "%s/load.sql", dir);
-    write_file(path, "CREATE STREAM IF NOT EXISTS s (id INT KEY, txt TEXT);\n");
+    tu_write_file(path, "CREATE STREAM IF NOT EXISTS s (id INT KEY, txt TEXT);\n");
     snprintf(path, sizeof path, "%s/views.sql", dir);
-    write_file(path, "CREATE STREAM IF NOT EXISTS s (id INT KEY, txt TEXT);\n"
+    tu_write_file(path, "CREATE STREAM IF NOT EXISTS s (id INT KEY, txt TEXT);\n"
                      "CREATE CONTINUOUS VIEW IF NOT EXISTS copy AS SELECT id, txt FROM s;\n");
     snprintf(cmd, sizeof cmd,
              "cd %s && mkdir -p fs && unshare -rm sh -c '"
@@ -437,7 +375,7 @@ START_TEST(test_disk_full_processing)
              "%s shell --db fs/st.db'; cat err.txt",
              dir, BIN, BIN, BIN);
     char *out = NULL;
-    ck_assert_int_eq(sh(cmd, &out), 0);
+    ck_assert_int_eq(tu_sh(cmd, &out), 0);
     ck_assert_msg(strstr(out, "alive-while-full") && strstr(out, "exit=0"), "%s", out);
     const char *a = strstr(out, "\n 2000\n(1 row)");
     ck_assert_msg(a && strstr(a + 1, "\n 2000\n(1 row)"), "every row, once, each complete:\n%s", out);
@@ -454,7 +392,7 @@ START_TEST(test_sigterm)
     env_init(&e);
     char path[1100], cmd[4096];
     path_in(&e, "big.jsonl", path, sizeof path);
-    write_orders(path, 0, 300000);
+    tu_write_orders(path, 0, 300000, 10);
     char load[1200];
     snprintf(load, sizeof load, "orders=%s", path);
     /* Ctrl-C (SIGINT), then SIGTERM, while --until-idle catches up: status 1 and the input left */
@@ -465,7 +403,7 @@ START_TEST(test_sigterm)
         ck_assert(file_has(e.err, "messages read", 60000)); /* processing has begun */
         /* progress at least once a second while there is work (1.5 s apart: slack for a loaded machine) */
         for (int k = 0, n0 = progress_lines(e.err); i == 0 && k < 2; k++) {
-            sleep_ms(1500);
+            tu_sleep_ms(1500);
             int n = progress_lines(e.err);
             if (wait_exit(r, 0) != -1)
                 break; /* done already: the status check below says so */
@@ -484,12 +422,12 @@ START_TEST(test_sigterm)
     }
     /* the state is whole: the same run completes with exact counts */
     snprintf(cmd, sizeof cmd, "%s run %s --db %s --load %s --until-idle --quiet", BIN, e.script, e.db, load);
-    ck_assert_int_eq(sh(cmd, NULL), 0);
+    ck_assert_int_eq(tu_sh(cmd, NULL), 0);
     ck_assert_int_eq(db_scalar(e.db, "SELECT n FROM view_cnt"), 300000);
     check_by_cust(e.db, 300000);
     /* keeping the views current: SIGTERM ends it with 0 */
     pid_t r = run_bg(e.err, (const char *const[]){e.script, "--db", e.db, NULL});
-    sleep_ms(1000);
+    tu_sleep_ms(1000);
     kill(r, SIGTERM);
     ck_assert_int_eq(wait_exit(r, 20000), 0);
     free(e.dir);

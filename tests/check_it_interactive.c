@@ -32,12 +32,6 @@
 #define BIN SS_BINARY_DIR "/semstream"
 #define FIXTURE SS_BINARY_DIR "/bench_fixture_slow_server"
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* ---- the shell on a pseudo-terminal ---- */
 
 typedef struct term {
@@ -107,34 +101,10 @@ static void term_send(term_t *t, const char *s)
     ck_assert_msg(term_expect(t, what, ms), "the shell did not print \"%s\"; it printed:\n%s", what,                 \
                   ss_buf_cstr(&(t)->seen) + ((t)->seen.len > 3000 ? (t)->seen.len - 3000 : 0))
 
-/* Starts the fixture server answering after delay_ms; returns its pid and URL. */
-static pid_t fixture(int delay_ms, char *url, size_t urlsz)
-{
-    char d[16];
-    snprintf(d, sizeof d, "%d", delay_ms);
-    int fd[2];
-    ck_assert_int_eq(pipe(fd), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        dup2(fd[1], 1);
-        close(fd[0]);
-        close(fd[1]);
-        execl(FIXTURE, FIXTURE, "--delay-ms", d, (char *)NULL);
-        _exit(127);
-    }
-    close(fd[1]);
-    FILE *f = fdopen(fd[0], "r");
-    ck_assert_msg(f && fgets(url, (int)urlsz, f), "%s did not start", FIXTURE);
-    fclose(f);
-    url[strcspn(url, "\n")] = 0;
-    return pid;
-}
-
 START_TEST(test_shell_ctrl_c)
 {
     char *dir = tu_tmpdir(), url[128], sql[1024];
-    pid_t fx = fixture(60000, url, sizeof url); /* a model that never answers in time */
+    pid_t fx = tu_fixture_start(FIXTURE, 60000, url, sizeof url); /* a model that never answers in time */
     term_t t;
     term_start(&t, dir);
     EXPECT(&t, "semstream> ", 20000);
@@ -154,7 +124,7 @@ START_TEST(test_shell_ctrl_c)
         term_send(&t, i % 2 ? "SELECT 12" : "SELECT\n");
         if (i % 2 == 0)
             EXPECT(&t, "-> ", 5000);
-        sleep_ms(50);
+        tu_sleep_ms(50);
         term_send(&t, "\x03");
         EXPECT(&t, "semstream> ", 5000);
     }
@@ -166,7 +136,7 @@ START_TEST(test_shell_ctrl_c)
     EXPECT(&t, "INSERT 1", 10000);
     for (int i = 0; i < 20; i++) {
         term_send(&t, i % 2 ? "SUBSCRIBE v;\n" : "SELECT * FROM sem;\n");
-        sleep_ms(300);
+        tu_sleep_ms(300);
         term_send(&t, "\x03");
         EXPECT(&t, i % 2 ? "SUBSCRIBE v canceled" : "interrupted", 10000);
         EXPECT(&t, "semstream> ", 5000);
@@ -190,18 +160,6 @@ START_TEST(test_shell_ctrl_c)
 END_TEST
 
 /* ---- serve: /healthz and statements while a SUBSCRIBE streams ---- */
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t n = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &n);
-    close(fd);
-    return ntohs(a.sin_port);
-}
 
 static size_t on_body(char *p, size_t sz, size_t n, void *ud)
 {
@@ -278,7 +236,7 @@ static int stream_has(stream_t *s, const char *what, int ms)
         pthread_mutex_unlock(&s->mu);
         if (ok)
             return 1;
-        sleep_ms(50);
+        tu_sleep_ms(50);
     }
     return 0;
 }
@@ -288,7 +246,7 @@ START_TEST(test_serve_subscribe_healthz)
     char *dir = tu_tmpdir(), db[1024], portarg[16], log[1100];
     snprintf(db, sizeof db, "%s/st.db", dir);
     snprintf(log, sizeof log, "%s/serve.log", dir);
-    int port = free_port();
+    int port = tu_free_port();
     snprintf(portarg, sizeof portarg, "%d", port);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
@@ -302,7 +260,7 @@ START_TEST(test_serve_subscribe_healthz)
     ss_buf_t b = SS_BUF_INIT;
     long code = 0;
     for (int i = 0; i < 200 && (code = http(port, "/healthz", NULL, &b, 2000)) != 200; i++)
-        sleep_ms(100);
+        tu_sleep_ms(100);
     ck_assert_int_eq(code, 200);
     ck_assert_int_eq(http(port, "/sql", "CREATE STREAM s (id INT KEY); CREATE CONTINUOUS VIEW v AS "
                                         "SELECT id FROM s; INSERT INTO s VALUES (1);", &b, 30000), 200);

@@ -27,32 +27,6 @@
 
 #define BIN SS_BINARY_DIR "/semstream"
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* Runs sh -c cmd; returns its exit status, its stdout+stderr in *out (malloc'd; may be NULL). */
-static int sh(const char *cmd, char **out)
-{
-    char *full = ss_sprintf("( %s ) 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    free(full);
-    ck_assert_ptr_nonnull(p);
-    ss_buf_t b = SS_BUF_INIT;
-    char tmp[4096];
-    size_t n;
-    while ((n = fread(tmp, 1, sizeof tmp, p)) > 0)
-        ss_buf_append(&b, tmp, n);
-    int st = pclose(p);
-    if (out)
-        *out = ss_buf_take(&b);
-    else
-        ss_buf_free(&b);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 /* Starts semstream with args (NULL-terminated, args[0] = "semstream"), output to /dev/null. */
 static pid_t spawn_quiet(const char *const *args)
 {
@@ -65,14 +39,6 @@ static pid_t spawn_quiet(const char *const *args)
         _exit(127);
     }
     return pid;
-}
-
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
 }
 
 /* An engine of this process on dir/st.db (the log dir/st.db.log). */
@@ -131,27 +97,18 @@ static const char *ORDERS =
     "CREATE CONTINUOUS VIEW IF NOT EXISTS by_cust WITH (sink_topic = 'by_cust') AS\n"
     "  SELECT cust, COUNT(*) AS n, SUM(amount) AS total FROM orders GROUP BY cust;\n";
 
-static void write_orders(const char *path, int from, int n)
-{
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    for (int i = from; i < from + n; i++)
-        fprintf(f, "{\"id\":%d,\"cust\":\"c%d\",\"amount\":%d}\n", i, i % 100, i % 17);
-    fclose(f);
-}
-
 /* The issue's repro: 40,000 rows on the defaults gave COUNT 32,473 on the in-memory broker. */
 START_TEST(test_40000_rows)
 {
     char *dir = tu_tmpdir(), cmd[4096], path[1024];
     snprintf(path, sizeof path, "%s/o.jsonl", dir);
-    write_orders(path, 0, 40000);
+    tu_write_orders(path, 0, 40000, 100);
     snprintf(cmd, sizeof cmd, "%s/cnt.sql", dir);
-    write_file(cmd, ORDERS);
+    tu_write_file(cmd, ORDERS);
     snprintf(cmd, sizeof cmd, "cd %s && %s run cnt.sql --db st.db --load orders=o.jsonl --until-idle --print-views",
              dir, BIN);
     char *out = NULL;
-    ck_assert_int_eq(sh(cmd, &out), 0);
+    ck_assert_int_eq(tu_sh(cmd, &out), 0);
     ck_assert_msg(strstr(out, "streams and sinks on log st.db.log"), "the transport is not announced:\n%s", out);
     ck_assert_msg(strstr(out, "view by_cust publishes its changes to topic by_cust"), "%s", out);
     ck_assert_msg(strstr(out, "\n 40000\n"), "%s", out);
@@ -165,15 +122,15 @@ START_TEST(test_restart_and_second_process)
 {
     char *dir = tu_tmpdir(), cmd[4096], path[1024];
     snprintf(path, sizeof path, "%s/o.jsonl", dir);
-    write_orders(path, 0, 1000);
+    tu_write_orders(path, 0, 1000, 100);
     snprintf(path, sizeof path, "%s/cnt.sql", dir);
-    write_file(path, ORDERS);
+    tu_write_file(path, ORDERS);
     /* 1. run loads and catches up, then exits */
     snprintf(cmd, sizeof cmd, "cd %s && %s run cnt.sql --db st.db --load orders=o.jsonl --until-idle --quiet", dir,
              BIN);
-    ck_assert_int_eq(sh(cmd, NULL), 0);
+    ck_assert_int_eq(tu_sh(cmd, NULL), 0);
     /* 2. the same run again: the load is not repeated, the state resumes */
-    ck_assert_int_eq(sh(cmd, NULL), 0);
+    ck_assert_int_eq(tu_sh(cmd, NULL), 0);
     /* 3. a process that does not run the views inserts and deletes */
     ss_engine_t *w = engine_opts(dir, 0, 1);
     char *out = query(w, "INSERT INTO orders VALUES (5000, 'x', 1), (5001, 'x', 2);\nDELETE FROM orders WHERE id = 3;");
@@ -203,15 +160,15 @@ START_TEST(test_restart_and_second_process)
     char db[1024];
     snprintf(db, sizeof db, "%s/st.db", dir);
     pid_t pid = spawn_quiet((const char *const[]){"semstream", "run", path, "--db", db, "--quiet", NULL});
-    sleep_ms(500);
+    tu_sleep_ms(500);
     ss_buf_t sql = SS_BUF_INIT;
     for (int i = 0; i < 30; i++)
         ss_buf_printf(&sql, "INSERT INTO orders VALUES (%d, 'y', 1);\n", 6000 + i);
     snprintf(path, sizeof path, "%s/more.sql", dir);
-    write_file(path, ss_buf_cstr(&sql));
+    tu_write_file(path, ss_buf_cstr(&sql));
     ss_buf_free(&sql);
     snprintf(cmd, sizeof cmd, "cd %s && %s shell more.sql --db st.db", dir, BIN);
-    ck_assert_int_eq(sh(cmd, NULL), 0);
+    ck_assert_int_eq(tu_sh(cmd, NULL), 0);
     /* the shell is a reader while `run` runs the views: it reads what run applied, refuses DDL */
     ss_engine_t *rd = engine(dir, 1);
     r = query(rd, "SELECT n FROM cnt;");
@@ -228,7 +185,7 @@ START_TEST(test_restart_and_second_process)
     ck_assert_msg(strstr(e2, "runs the views of") != NULL, "%s", e2);
     ss_buf_free(&o2);
     ss_engine_close(rd);
-    sleep_ms(300);
+    tu_sleep_ms(300);
     kill(pid, SIGINT);
     int st = 0;
     ck_assert_int_eq(waitpid(pid, &st, 0), pid);
@@ -259,7 +216,7 @@ START_TEST(test_no_phantoms_on_partitions)
                 i, i);
     fclose(f);
     snprintf(path, sizeof path, "%s/p.sql", dir);
-    write_file(path, "CREATE STREAM kv (id INT KEY, v INT) WITH (partitions = 4);\n"
+    tu_write_file(path, "CREATE STREAM kv (id INT KEY, v INT) WITH (partitions = 4);\n"
                      "CREATE STREAM bag (a INT, b TEXT) WITH (partitions = 4);\n"
                      "CREATE CONTINUOUS VIEW kv_rows AS SELECT id, v FROM kv;\n"
                      "CREATE CONTINUOUS VIEW bag_rows AS SELECT a, b FROM bag;\n"
@@ -270,7 +227,7 @@ START_TEST(test_no_phantoms_on_partitions)
              "cd %s && %s run p.sql --db st.db --load kv=pairs.jsonl --load bag=bag.jsonl --until-idle --quiet "
              "--print-views && %s log --db st.db topics", dir, BIN, BIN);
     char *out = NULL;
-    ck_assert_int_eq(sh(cmd, &out), 0);
+    ck_assert_int_eq(tu_sh(cmd, &out), 0);
     ck_assert_msg(strstr(out, "view kv_rows:") && strstr(out, "view bag_rows:"), "%s", out);
     const char *v = strstr(out, "view kv_rows:");
     ck_assert_msg(strstr(v, "(0 rows)") && strstr(strstr(v, "view bag_rows:"), "(0 rows)"), "phantom rows:\n%s", out);
@@ -286,18 +243,18 @@ START_TEST(test_log_cat)
 {
     char *dir = tu_tmpdir(), path[1024], cmd[4096];
     snprintf(path, sizeof path, "%s/o.jsonl", dir);
-    write_orders(path, 0, 10);
+    tu_write_orders(path, 0, 10, 100);
     FILE *f = fopen(path, "a");
     fputs("{\"id\":\"x7\",\"cust\":\"c\"}\n", f);
     fclose(f);
     snprintf(path, sizeof path, "%s/cnt.sql", dir);
-    write_file(path, ORDERS);
+    tu_write_file(path, ORDERS);
     snprintf(cmd, sizeof cmd,
              "cd %s && %s run cnt.sql --db st.db --load orders=o.jsonl --until-idle --quiet >/dev/null && "
              "%s log --db st.db cat orders.dlq && %s log --db st.db cat by_cust --limit 2 && "
              "%s log --db st.db cat by_cust --partition 0 --from 9", dir, BIN, BIN, BIN, BIN);
     char *out = NULL;
-    ck_assert_int_eq(sh(cmd, &out), 0);
+    ck_assert_int_eq(tu_sh(cmd, &out), 0);
     ck_assert_msg(strstr(out, "{\"topic\":\"orders.dlq\",\"partition\":0,\"offset\":0,") &&
                       strstr(out, "\"value\":{\"error\":\"column \\\"id\\\": expected INT") &&
                       strstr(out, "\"topic\":\"orders\",\"partition\":0,\"offset\":10,"),
@@ -309,7 +266,7 @@ START_TEST(test_log_cat)
     /* errors name what is wrong */
     snprintf(cmd, sizeof cmd, "cd %s && %s log --db st.db cat nope; %s log --db none.db topics", dir, BIN, BIN);
     free(out);
-    ck_assert_int_ne(sh(cmd, &out), 0);
+    ck_assert_int_ne(tu_sh(cmd, &out), 0);
     ck_assert_msg(strstr(out, "no topic nope in st.db.log") && strstr(out, "no log at none.db.log"), "%s", out);
     free(out);
     free(dir);
@@ -321,21 +278,21 @@ START_TEST(test_topic_reset)
 {
     char *dir = tu_tmpdir(), path[1024], cmd[4096];
     snprintf(path, sizeof path, "%s/o.jsonl", dir);
-    write_orders(path, 0, 300);
+    tu_write_orders(path, 0, 300, 100);
     snprintf(path, sizeof path, "%s/cnt.sql", dir);
-    write_file(path, ORDERS);
+    tu_write_file(path, ORDERS);
     snprintf(cmd, sizeof cmd,
              "cd %s && %s run cnt.sql --db st.db --load orders=o.jsonl --until-idle --quiet && "
              "rm st.db.log* && %s run cnt.sql --db st.db --until-idle --quiet", dir, BIN, BIN);
     char *out = NULL;
-    ck_assert_int_ne(sh(cmd, &out), 0);
+    ck_assert_int_ne(tu_sh(cmd, &out), 0);
     ck_assert_msg(strstr(out, "stream orders: topic orders partition 0: the saved position 300 is past the end of "
                               "the partition (0 messages"),
                   "%s", out);
     free(out);
     /* the views and their state are still there */
     snprintf(cmd, sizeof cmd, "sqlite3 %s/st.db 'SELECT n FROM view_cnt' 2>/dev/null || echo no-sqlite3", dir);
-    ck_assert_int_eq(sh(cmd, &out), 0);
+    ck_assert_int_eq(tu_sh(cmd, &out), 0);
     ck_assert_msg(!strcmp(out, "300\n") || strstr(out, "no-sqlite3"), "%s", out);
     free(out);
     free(dir);
@@ -346,15 +303,15 @@ START_TEST(test_retention)
 {
     char *dir = tu_tmpdir(), path[1024], cmd[4096];
     snprintf(path, sizeof path, "%s/r.sql", dir);
-    write_file(path, "CREATE STREAM s (id INT KEY) WITH (retention = '3 fortnights');\n");
+    tu_write_file(path, "CREATE STREAM s (id INT KEY) WITH (retention = '3 fortnights');\n");
     snprintf(cmd, sizeof cmd, "cd %s && %s run r.sql --db st.db --until-idle --quiet", dir, BIN);
     char *out = NULL;
-    ck_assert_int_ne(sh(cmd, &out), 0);
+    ck_assert_int_ne(tu_sh(cmd, &out), 0);
     ck_assert_msg(strstr(out, "r.sql:1:36: stream s: retention '3 fortnights': unknown unit 'fortnights'"), "%s", out);
     free(out);
-    write_file(path, "CREATE STREAM s (id INT KEY);\n"
+    tu_write_file(path, "CREATE STREAM s (id INT KEY);\n"
                      "CREATE CONTINUOUS VIEW v WITH (retention = '10 rows') AS SELECT id FROM s;\n");
-    ck_assert_int_ne(sh(cmd, &out), 0);
+    ck_assert_int_ne(tu_sh(cmd, &out), 0);
     ck_assert_msg(strstr(out, "r.sql:2:32: view v: retention applies to the view's sink topic"), "%s", out);
     free(out);
     ss_buf_t sql = SS_BUF_INIT;
@@ -362,11 +319,11 @@ START_TEST(test_retention)
                       "CREATE CONTINUOUS VIEW w WITH (sink_topic = 'w_out', retention = '5 rows') AS SELECT id FROM t;\n");
     for (int i = 0; i < 25; i++)
         ss_buf_printf(&sql, "INSERT INTO t VALUES (%d);\n", i);
-    write_file(path, ss_buf_cstr(&sql));
+    tu_write_file(path, ss_buf_cstr(&sql));
     ss_buf_free(&sql);
     snprintf(cmd, sizeof cmd, "cd %s && %s run r.sql --db st2.db --until-idle --quiet && %s log --db st2.db topics",
              dir, BIN, BIN);
-    ck_assert_int_eq(sh(cmd, &out), 0);
+    ck_assert_int_eq(tu_sh(cmd, &out), 0);
     ck_assert_msg(strstr(out, "t\t2 partition(s)\t19 message(s)\tretention 10 rows") &&
                       strstr(out, "w_out\t1 partition(s)\t5 message(s)\tretention 5 rows"),
                   "%s", out);
@@ -379,15 +336,15 @@ END_TEST
  * 1.5 MB left free until the load has paused on the full disk. */
 START_TEST(test_disk_full)
 {
-    if (sh("unshare -rm sh -c 'mount -t tmpfs -o size=1m tmpfs /tmp'", NULL) != 0) {
+    if (tu_sh("unshare -rm sh -c 'mount -t tmpfs -o size=1m tmpfs /tmp'", NULL) != 0) {
         fprintf(stderr, "skipped: cannot mount a tmpfs in a user namespace here (unshare -rm)\n");
         return;
     }
     char *dir = tu_tmpdir(), path[1024], cmd[8192];
     snprintf(path, sizeof path, "%s/o.jsonl", dir);
-    write_orders(path, 0, 30000); /* ~1.3 MB of JSON, ~2 MB in the log */
+    tu_write_orders(path, 0, 30000, 100); /* ~1.3 MB of JSON, ~2 MB in the log */
     snprintf(path, sizeof path, "%s/cnt.sql", dir);
-    write_file(path, ORDERS);
+    tu_write_file(path, ORDERS);
     snprintf(path, sizeof path, "%s/fs", dir);
     ck_assert_int_eq(mkdir(path, 0755), 0);
     snprintf(cmd, sizeof cmd,
@@ -400,7 +357,7 @@ START_TEST(test_disk_full)
              "echo \"SELECT n FROM cnt;\" | %s shell --db fs/st.db'; cat err.txt",
              dir, BIN, BIN);
     char *out = NULL;
-    ck_assert_int_eq(sh(cmd, &out), 0);
+    ck_assert_int_eq(tu_sh(cmd, &out), 0);
     ck_assert_msg(strstr(out, "exit=0") && strstr(out, "\n 30000\n"), "%s", out);
     ck_assert_msg(strstr(out, "paused after") && strstr(out, "disk full") && strstr(out, "resumed after"), "%s", out);
     free(out);

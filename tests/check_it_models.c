@@ -27,33 +27,6 @@
 #define BIN SS_BINARY_DIR "/semstream"
 #define FIXTURE SS_BINARY_DIR "/bench_fixture_slow_server"
 
-static int sh(const char *cmd, char **out)
-{
-    char *full = ss_sprintf("( %s ) 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    free(full);
-    ck_assert_ptr_nonnull(p);
-    ss_buf_t b = SS_BUF_INIT;
-    char tmp[4096];
-    size_t n;
-    while ((n = fread(tmp, 1, sizeof tmp, p)) > 0)
-        ss_buf_append(&b, tmp, n);
-    int st = pclose(p);
-    if (out)
-        *out = ss_buf_take(&b);
-    else
-        ss_buf_free(&b);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 static ss_engine_t *engine_batch(const char *dir, int batch_size)
 {
     char db[1024], err[SS_ERRSZ];
@@ -98,36 +71,6 @@ static void fails_with(ss_engine_t *e, const char *sql, const char *want)
     ck_assert_msg(strstr(err, want), "%s:\n  got  %s\n  want %s", sql, err, want);
 }
 
-/* The fixture server answering after delay_ms; its pid, URL in url. */
-static pid_t fixture(int delay_ms, char *url, size_t urlsz)
-{
-    char d[16];
-    snprintf(d, sizeof d, "%d", delay_ms);
-    int fd[2];
-    ck_assert_int_eq(pipe(fd), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        dup2(fd[1], 1);
-        close(fd[0]);
-        close(fd[1]);
-        execl(FIXTURE, FIXTURE, "--delay-ms", d, (char *)NULL);
-        _exit(127);
-    }
-    close(fd[1]);
-    FILE *f = fdopen(fd[0], "r");
-    ck_assert_msg(f && fgets(url, (int)urlsz, f), "%s did not start", FIXTURE);
-    fclose(f);
-    url[strcspn(url, "\n")] = 0;
-    return pid;
-}
-
-static void stop(pid_t pid)
-{
-    kill(pid, SIGTERM);
-    waitpid(pid, NULL, 0);
-}
-
 START_TEST(test_create_model_checks)
 {
     char *dir = tu_tmpdir(), sql[2048], bad[1100], model[1024];
@@ -136,7 +79,7 @@ START_TEST(test_create_model_checks)
                "t:2:3: model m: loading model /no/such/model.gguf: cannot open model '/no/such/model.gguf': No such "
                "file or directory");
     snprintf(bad, sizeof bad, "%s/bad.gguf", dir);
-    write_file(bad, "GGUF but not really a model file");
+    tu_write_file(bad, "GGUF but not really a model file");
     snprintf(sql, sizeof sql, "CREATE MODEL m WITH (backend = 'local', path = '%s');", bad);
     fails_with(e, sql, "t:1:41: model m: loading model");
     fails_with(e, "CREATE MODEL m WITH (backend = 'openai', url = 'http://127.0.0.1:9', max_in_flight = 0);",
@@ -195,7 +138,7 @@ START_TEST(test_max_in_flight)
     char url[128], sql[2048], stats[2048];
     for (int limited = 1; limited >= 0; limited--) {
         char *dir = tu_tmpdir();
-        pid_t fx = fixture(300, url, sizeof url);
+        pid_t fx = tu_fixture_start(FIXTURE, 300, url, sizeof url);
         ss_engine_t *e = engine(dir);
         snprintf(sql, sizeof sql,
                  "CREATE MODEL slow WITH (backend = 'openai', url = '%s', model = 'fixture', max_concurrency = 16%s);\n"
@@ -214,7 +157,7 @@ START_TEST(test_max_in_flight)
         free(out);
         snprintf(sql, sizeof sql, "curl -s %s/stats", url);
         char *st = NULL;
-        ck_assert_int_eq(sh(sql, &st), 0);
+        ck_assert_int_eq(tu_sh(sql, &st), 0);
         snprintf(stats, sizeof stats, "%s", st);
         free(st);
         const char *mc = strstr(stats, "\"max_concurrent\":");
@@ -225,7 +168,7 @@ START_TEST(test_max_in_flight)
         else
             ck_assert_msg(max > 2, "without max_in_flight the server saw at most %d at once: %s", max, stats);
         ss_engine_close(e);
-        stop(fx);
+        tu_kill_wait(fx, SIGTERM);
         free(dir);
     }
 }
@@ -238,7 +181,7 @@ static long fixture_stat(const char *url, const char *key)
     char cmd[256], k[64], *st = NULL;
     snprintf(cmd, sizeof cmd, "curl -s %s/stats", url);
     snprintf(k, sizeof k, "\"%s\":", key);
-    long n = sh(cmd, &st) == 0 && st && strstr(st, k) ? atol(strstr(st, k) + strlen(k)) : -1;
+    long n = tu_sh(cmd, &st) == 0 && st && strstr(st, k) ? atol(strstr(st, k) + strlen(k)) : -1;
     free(st);
     return n;
 }
@@ -251,7 +194,7 @@ START_TEST(test_backpressure)
 {
     char url[128], sql[2048];
     char *dir = tu_tmpdir();
-    pid_t fx = fixture(5000, url, sizeof url);
+    pid_t fx = tu_fixture_start(FIXTURE, 5000, url, sizeof url);
     /* at most 500 rows waiting on answers; the model and its client would take 1,000 at once */
     ss_engine_t *e = engine_batch(dir, 50);
     snprintf(sql, sizeof sql,
@@ -290,7 +233,7 @@ START_TEST(test_backpressure)
     ck_assert_int_eq(fixture_stat(url, "requests"), 1200);
     ck_assert_int_eq(fixture_stat(url, "prompts"), 1200);
     ss_engine_close(e);
-    stop(fx);
+    tu_kill_wait(fx, SIGTERM);
     free(dir);
 }
 END_TEST
@@ -312,7 +255,7 @@ START_TEST(test_model_missing_at_start)
              "CREATE CONTINUOUS VIEW IF NOT EXISTS r AS SELECT COUNT(*) AS n FROM s;\\n",
              BIN, BIN, BIN);
     char *out = NULL;
-    sh(cmd, &out);
+    tu_sh(cmd, &out);
     /* logged at start */
     ck_assert_msg(strstr(out, "semstream[error] engine: cannot load model mm: cannot open model 'mm.gguf'"), "%s", out);
     /* the relational view answers; SHOW VIEWS says what v waits for */
@@ -332,7 +275,7 @@ END_TEST
 START_TEST(test_timeout_ms)
 {
     char *dir = tu_tmpdir(), url[128], cmd[4096];
-    pid_t fx = fixture(120000, url, sizeof url);
+    pid_t fx = tu_fixture_start(FIXTURE, 120000, url, sizeof url);
     snprintf(cmd, sizeof cmd,
              "cd %s && printf \"CREATE MODEL slow WITH (backend = 'openai', url = '%s', model = 'fixture');\\n"
              "CREATE STREAM s (id INT KEY, t TEXT);\\nCREATE CONTINUOUS VIEW v AS SELECT id FROM s WHERE "
@@ -341,17 +284,17 @@ START_TEST(test_timeout_ms)
              dir, url, BIN);
     int64_t t0 = ss_now_ns();
     char *out = NULL;
-    ck_assert_int_eq(sh(cmd, &out), 1);
+    ck_assert_int_eq(tu_sh(cmd, &out), 1);
     double secs = (ss_now_ns() - t0) / 1e9;
     ck_assert_msg(secs < 8, "--timeout-ms 2000 ended after %.1f s", secs);
     ck_assert_msg((strstr(out, "timed out (--timeout-ms)") || strstr(out, "not caught up in time")) &&
                       strstr(out, "1 messages of input not yet applied (1 LLM requests in flight)"), "%s", out);
     free(out);
     snprintf(cmd, sizeof cmd, "%s run /dev/null --until-idle --timeout-ms -5", BIN);
-    ck_assert_int_eq(sh(cmd, &out), 2);
+    ck_assert_int_eq(tu_sh(cmd, &out), 2);
     ck_assert_msg(strstr(out, "--timeout-ms expects a positive integer, got '-5'"), "%s", out);
     free(out);
-    stop(fx);
+    tu_kill_wait(fx, SIGTERM);
     free(dir);
 }
 END_TEST

@@ -1,61 +1,18 @@
 /*
  * check_it_semops.c — the semantic operators end to end through the engine (SQL,
- * planner, scheduler, embedded Kafka broker, dispatcher, stories260K): views are
+ * planner, scheduler, the durable log, dispatcher, stories260K): views are
  * maintained under inserts, updates and deletes, then the same views are created
  * again over the same streams (built from scratch from the topics' history) and
  * must hold exactly the same rows.
  */
 #include "ss_engine.h"
-#include "testutil.h"
+#include "engine_fixture.h"
 
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static ss_engine_t *open_engine(const char *dir)
-{
-    char db[1024], mp[1024];
-    snprintf(db, sizeof db, "%s/state.db", dir);
-    ss_engine_opts_t o;
-    memset(&o, 0, sizeof o);
-    o.db_path = db;
-    o.model_path = tu_model_path("stories260K.gguf", mp, sizeof mp);
-    o.max_latency_ms = 20;
-    o.catch_up = 1;
-    o.threads = 1;
-    ss_engine_t *e = NULL;
-    char err[SS_ERRSZ] = "";
-    int rc = ss_engine_open(&o, &e, err, sizeof err);
-    if (rc == SS_ERR_UNSUPPORTED) {
-        fprintf(stderr, "skipped: %s\n", err);
-        return NULL;
-    }
-    ck_assert_msg(rc == SS_OK, "engine open: %s", err);
-    return e;
-}
-
-static char *run(ss_engine_t *e, const char *sql)
-{
-    ss_buf_t out = SS_BUF_INIT;
-    char err[SS_ERRSZ] = "";
-    int rc = ss_engine_exec(e, sql, strlen(sql), "test", &out, err, sizeof err);
-    ck_assert_msg(rc == SS_OK, "%s: %s", sql, err);
-    return ss_buf_take(&out);
-}
-
-static void exec(ss_engine_t *e, const char *sql) { free(run(e, sql)); }
-
-/* The output of two SELECTs must be equal. */
-static void same(ss_engine_t *e, const char *a, const char *b)
-{
-    char *x = run(e, a), *y = run(e, b);
-    if (strcmp(x, y))
-        fprintf(stderr, "%s\n%s\n%s\n%s\n", a, x, b, y);
-    ck_assert_str_eq(x, y);
-    free(x);
-    free(y);
-}
+#include <unistd.h>
 
 START_TEST(test_views_equal_rebuilt)
 {
@@ -406,6 +363,77 @@ START_TEST(test_use_embedder)
 }
 END_TEST
 
+/* Sum of the values of metric name over its label sets in ss_engine_metrics' text. */
+static long long metric_sum(ss_engine_t *e, const char *name)
+{
+    ss_buf_t m = SS_BUF_INIT;
+    ck_assert_int_eq(ss_engine_metrics(e, &m), SS_OK);
+    long long sum = 0;
+    char key[128];
+    snprintf(key, sizeof key, "\n%s{", name);
+    for (const char *p = ss_buf_cstr(&m); (p = strstr(p, key)); p++) {
+        const char *v = strchr(p + 1, '}');
+        if (v)
+            sum += strtoll(v + 1, NULL, 10);
+    }
+    ss_buf_free(&m);
+    return sum;
+}
+
+/* A request the model can never answer (max_tokens too small for SEM_EXTRACT's schema): the view
+ * fails, SHOW VIEWS says what and on which row, the request is not retried, the other views run
+ * on, and the view works again once it is created again with a cause fixed. */
+START_TEST(test_deterministic_failure)
+{
+    char *dir = tu_tmpdir();
+    ss_engine_t *e = open_engine(dir);
+    if (!e) {
+        free(dir);
+        return;
+    }
+    exec(e, "CREATE STREAM conv (cid TEXT KEY, message TEXT)");
+    exec(e, "CREATE CONTINUOUS VIEW ex AS SELECT cid, SEM_EXTRACT('Read {message}', 'who TEXT, age INT', "
+            "max_tokens = 2) FROM conv");
+    exec(e, "CREATE CONTINUOUS VIEW cnt AS SELECT COUNT(*) AS n FROM conv");
+    exec(e, "INSERT INTO conv VALUES ('c1', 'my router needs a reset'), ('c2', 'a happy cat')");
+    char *r = run(e, "SELECT n FROM cnt");
+    ck_assert_msg(strstr(r, "\n 2\n") != NULL, "%s", r);
+    free(r);
+    ss_buf_t out = SS_BUF_INIT;
+    char err[SS_ERRSZ] = "";
+    const char *q = "SELECT * FROM ex";
+    ck_assert_int_ne(ss_engine_exec(e, q, strlen(q), "t", &out, err, sizeof err), SS_OK);
+    ck_assert_msg(strstr(err, "max_tokens 2 is too small for the JSON schema"), "%s", err);
+    ss_buf_free(&out);
+    r = run(e, "SHOW VIEWS");
+    const char *ex = strstr(r, "\n ex ");
+    ck_assert_msg(ex && strstr(ex, "failed since") && strstr(ex, "max_tokens 2 is too small") &&
+                  (strstr(ex, "my router needs a reset") || strstr(ex, "a happy cat")), "%s", r);
+    ck_assert_msg(strstr(strstr(r, "\n cnt "), "running") != NULL, "%s", r);
+    free(r);
+    long long failures = metric_sum(e, "semstream_model_failures_total");
+    ck_assert_int_ge(failures, 1);
+    usleep(1500 * 1000); /* no retry loop: the model is not asked again */
+    ck_assert_int_eq(metric_sum(e, "semstream_model_failures_total"), failures);
+    exec(e, "INSERT INTO conv VALUES ('c3', 'the sun is big')"); /* the other view runs on */
+    r = run(e, "SELECT n FROM cnt");
+    ck_assert_msg(strstr(r, "\n 3\n") != NULL, "%s", r);
+    free(r);
+    /* fixed: the view created again with room for the schema */
+    exec(e, "DROP VIEW ex");
+    exec(e, "CREATE CONTINUOUS VIEW ex AS SELECT cid, SEM_EXTRACT('Read {message}', 'who TEXT, age INT', "
+            "max_tokens = 48) FROM conv");
+    r = run(e, "SELECT cid FROM ex ORDER BY cid");
+    ck_assert_msg(strstr(r, "c1") && strstr(r, "c2") && strstr(r, "c3"), "%s", r);
+    free(r);
+    r = run(e, "SHOW VIEWS");
+    ck_assert_msg(strstr(strstr(r, "\n ex "), "running") != NULL, "%s", r);
+    free(r);
+    ss_engine_close(e);
+    free(dir);
+}
+END_TEST
+
 Suite *check_it_semops_suite(void)
 {
     Suite *s = suite_create("it_semops");
@@ -421,5 +449,9 @@ Suite *check_it_semops_suite(void)
     tcase_set_timeout(t15, 900);
     tcase_add_test(t15, test_issue15_views_equal_rebuilt);
     suite_add_tcase(s, t15);
+    TCase *tf = tcase_create("failure"); /* SS_TEST_FILTER=failure runs it alone */
+    tcase_set_timeout(tf, 300);
+    tcase_add_test(tf, test_deterministic_failure);
+    suite_add_tcase(s, tf);
     return s;
 }
