@@ -235,6 +235,7 @@ typedef struct job {
     void *old_dep, *old_ch; /* the stored record and chunk list of old_resp (blobs), or NULL */
     int old_dep_len, old_ch_len;
     int keep;            /* sentences of old_resp kept (-1: no record, generate it all) */
+    const char *why;     /* what decided a cut: "entered", "gone", "changed", "moved" (NULL: none) */
     int *forced, nforced;
 } job_t;
 
@@ -434,6 +435,19 @@ static int count_dep(ss_op_t *op, ss_op_ctx_t *ctx, const char *what, int64_t n,
                        op->node->id, what, (long long)n, (long long)n);
 }
 
+/* The kind of change that decided a cut (ss_dep_keep's cause). */
+static const char *why_cut(const ss_dep_chunks_t *old, const ss_dep_chunks_t *now, int cause)
+{
+    if (cause < 0)
+        return NULL;
+    if (cause >= old->n)
+        return "entered";
+    for (int j = 0; j < now->n; j++)
+        if (now->id[j] == old->id[cause])
+            return now->hash[j] == old->hash[cause] ? "moved" : "changed";
+    return "gone";
+}
+
 /* Dependency mode: decides how much of the job's previous answer its new prompt leaves valid
  * (j->keep sentences; the forced tokens of a partial keep). No record: generate it all. */
 static int plan_dep(ss_op_t *op, job_t *j)
@@ -448,7 +462,9 @@ static int plan_dep(ss_op_t *op, job_t *j)
         return SS_OK; /* unreadable: regenerate */
     int rc = ss_dep_chunks_decode(j->old_ch, j->old_ch_len, &old);
     if (!rc) {
-        j->keep = ss_dep_keep(&d, &old, &j->ch, g->tau, NULL);
+        int cause = -1;
+        j->keep = ss_dep_keep(&d, &old, &j->ch, g->tau, &cause);
+        j->why = why_cut(&old, &j->ch, cause);
         if (j->keep == d.nsent) { /* kept whole: its record now describes the new chunks */
             ss_infer_dep_t nd;
             rc = ss_dep_remap(&d, &old, &j->ch, &nd);
@@ -607,6 +623,11 @@ static int run_work(ss_op_t *op, ss_op_ctx_t *ctx, worklist_t *wl, int revise, c
                 rc = count_dep(op, ctx, !a ? "kept" : j->nforced ? "shortened" : "regenerated", 1, err, errsz);
             if (!rc && g->mode == M_DEPENDENCY && a && j->nforced)
                 rc = count_dep(op, ctx, "forced_tokens", j->nforced, err, errsz);
+            if (!rc && g->mode == M_DEPENDENCY && j->why) {
+                char k[24];
+                snprintf(k, sizeof k, "cut_%s", j->why);
+                rc = count_dep(op, ctx, k, 1, err, errsz);
+            }
             if (!rc && changed && cascade)
                 rc = work_add_later(op, ctx, wl, j->sess.data, (int)j->sess.len, j->seq, err, errsz);
         }
@@ -1203,22 +1224,24 @@ int ss_llm_generate_describe(sqlite3 *db, const ss_plan_node_t *n, int max_answe
     const char *m = ss_plan_opt(n, "maintain");
     if (!m || !ss_strcaseeq(m, "dependency"))
         return SS_OK;
-    int64_t v[4] = {0};
-    const char *names[4] = {"kept", "shortened", "regenerated", "forced_tokens"};
+    int64_t v[8] = {0};
+    const char *names[8] = {"kept", "shortened", "regenerated", "forced_tokens",
+                            "cut_changed", "cut_gone", "cut_moved", "cut_entered"};
     char sql[160];
     sqlite3_stmt *st = NULL;
     snprintf(sql, sizeof sql, "SELECT k, v FROM st_%d_depstat", n->id);
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK)
         while (sqlite3_step(st) == SQLITE_ROW)
-            for (int i = 0; i < 4; i++)
+            for (int i = 0; i < 8; i++)
                 if (!strcmp((const char *)sqlite3_column_text(st, 0), names[i]))
                     v[i] = sqlite3_column_int64(st, 1);
     sqlite3_finalize(st);
     ss_buf_printf(out,
                   "dependency (node %d): tau %g; revisited answers: %lld kept whole, %lld shortened (%lld tokens "
-                  "kept as forced prefixes), %lld regenerated\n",
+                  "kept as forced prefixes), %lld regenerated; cut by a document or turn changed %lld, gone "
+                  "%lld, moved %lld, entered %lld\n",
                   n->id, ss_plan_opt_real(n, "tau", 0.05), (long long)v[0], (long long)v[1], (long long)v[3],
-                  (long long)v[2]);
+                  (long long)v[2], (long long)v[4], (long long)v[5], (long long)v[6], (long long)v[7]);
     st = NULL;
     snprintf(sql, sizeof sql, "SELECT seq, dep, chunks FROM st_%d_ctx WHERE w>0 AND dep IS NOT NULL ORDER BY seq "
              "LIMIT %d", n->id, max_answers);

@@ -246,6 +246,40 @@ START_TEST(test_generate_equals_rebuilt)
 }
 END_TEST
 
+/* MAINTAIN = 'dependency' through SQL (issue 17): with tau = 0 the view equals the recompute view
+ * fed the same changes, and EXPLAIN VIEW shows the answers' dependency records. */
+START_TEST(test_generate_dependency_sql)
+{
+    char *dir = tu_tmpdir();
+    ss_engine_t *e = open_engine(dir);
+    if (!e) {
+        free(dir);
+        return;
+    }
+    exec(e, "CREATE STREAM conv (cid TEXT KEY, product TEXT, message TEXT) WITH (topic = 'conv', format = 'json')");
+    exec(e, "CREATE STREAM docs (doc_id TEXT KEY, title TEXT, body TEXT) WITH (topic = 'docs', format = 'json')");
+    exec(e, "CREATE CONTINUOUS VIEW rec AS LLM_GENERATE(prompt = 'Help with {product}: {message}', "
+            "context = STREAM(conv), data_source = STREAM(docs), key = cid, retrieve = 2, maintain = 'recompute', "
+            "max_tokens = 12)");
+    exec(e, "CREATE CONTINUOUS VIEW dep AS LLM_GENERATE(prompt = 'Help with {product}: {message}', "
+            "context = STREAM(conv), data_source = STREAM(docs), key = cid, retrieve = 2, maintain = 'dependency', "
+            "tau = 0, max_tokens = 12)");
+    exec(e, "INSERT INTO docs VALUES ('d1', 'reset', 'how to reset the router'), "
+            "('d2', 'billing', 'invoices and payments'), ('d3', 'wifi', 'wifi password change')");
+    exec(e, "INSERT INTO conv VALUES ('c1', 'router', 'my router needs a reset'), ('c2', 'bill', 'where is my invoice')");
+    exec(e, "INSERT INTO docs VALUES ('d2', 'billing', 'invoices, payments and refunds')");
+    exec(e, "DELETE FROM docs WHERE doc_id = 'd1'");
+    exec(e, "INSERT INTO conv VALUES ('c3', 'cat', 'my cat')");
+    same(e, "SELECT * FROM rec ORDER BY cid", "SELECT * FROM dep ORDER BY cid");
+    char *x = run(e, "EXPLAIN VIEW dep");
+    ck_assert_msg(strstr(x, "revisited answers:") && strstr(x, "sentence 1 (tokens 0..") && strstr(x, "instr "),
+                  "%s", x);
+    free(x);
+    ss_engine_close(e);
+    free(dir);
+}
+END_TEST
+
 /* The operators of issue 15 through the engine: SEM_EXTRACT, SEM_MAP with a schema, SEM_CLASSIFY
  * (also as a GROUP BY item), SEM_SEARCH, SEM_SIM_JOIN, SEM_DEDUP, GROUP BY SEM_CLUSTER and
  * GROUP BY SEM_GROUP maintained under inserts, updates and
@@ -444,6 +478,7 @@ Suite *check_it_semops_suite(void)
     tcase_add_test(tc, test_expressions_over_semantic_views);
     tcase_add_test(tc, test_generate_equals_rebuilt);
     tcase_add_test(tc, test_use_embedder);
+    tcase_add_test(tc, test_generate_dependency_sql);
     suite_add_tcase(s, tc);
     TCase *t15 = tcase_create("issue15"); /* SS_TEST_FILTER=issue15 runs it alone */
     tcase_set_timeout(t15, 900);
