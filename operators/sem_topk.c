@@ -20,7 +20,8 @@
  * top k + buffer by sampling and partial quicksort (about 1.1 comparisons per row).
  * Deleting a row of T promotes the head of B after merging P into B (in rounds too);
  * an empty B is refilled lazily from R. With a consistent (total-order) comparator the
- * result equals a from-scratch run whatever order rows came in.
+ * result equals a from-scratch run whatever order rows came in. The comparisons and the
+ * rounds (merge_batch, top_sorted) are in sem_rank_merge.c (shared types: sem_topk_int.h).
  *
  * Partitions (option partition_by = 'window_end', src/plan_sem.c): the top k of each
  * partition, the rows of one partition (column p of st_<id>_rows and st_<id>_out: the
@@ -29,514 +30,21 @@
  * emitted top and their memo references are dropped once the watermark passes its end
  * (winstate.c); its rows stay in the view, final.
  */
-#include "ss_sem.h"
+#include "sem_topk_int.h"
 #include "ss_state.h"
-#include "ss_winstate.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define SCORE_TASK "Rate how well the input fits the instruction from 1 to 10."
-#define RANK_TASK "Which of the two inputs, A or B, fits the instruction better? Answer A or B."
 
 enum { Z_TOP = 0, Z_BUF = 1, Z_POOL = 2, Z_REST = 3, Z_NEG = 4 };
-
-typedef struct sem_topk {
-    int rank;      /* 1 = SEM_RANK, 0 = SEM_SCORE */
-    int k, buffer;
-    int desc;
-    int cols[SS_SEM_MAXCOLS];
-    int ncols;
-    ss_winstate_t ws; /* partitions by window: a closed window's state is dropped (winstate.c) */
-} sem_topk_t;
-
-typedef struct titem {
-    ss_buf_t r, k;  /* encoded row, encoded projection */
-    int64_t w;
-} titem_t;
-
-typedef struct tlist {
-    titem_t *v;
-    int n, cap;
-} tlist_t;
-
-/* ------------------------------------------------------------------ lists */
-
-static void item_free(titem_t *it)
-{
-    ss_buf_free(&it->r);
-    ss_buf_free(&it->k);
-}
-
-static void list_free(tlist_t *l)
-{
-    for (int i = 0; i < l->n; i++)
-        item_free(&l->v[i]);
-    free(l->v);
-    memset(l, 0, sizeof *l);
-}
-
-/* Inserts *it at position p (taking its buffers). */
-static int list_insert(tlist_t *l, int p, titem_t *it)
-{
-    if (l->n == l->cap) {
-        int cap = l->cap ? l->cap * 2 : 16;
-        titem_t *v = realloc(l->v, (size_t)cap * sizeof *v);
-        if (!v)
-            return SS_ERR_NOMEM;
-        l->v = v;
-        l->cap = cap;
-    }
-    memmove(&l->v[p + 1], &l->v[p], (size_t)(l->n - p) * sizeof *l->v);
-    l->v[p] = *it;
-    memset(it, 0, sizeof *it);
-    l->n++;
-    return SS_OK;
-}
-
-static void list_take(tlist_t *l, int p, titem_t *out)
-{
-    *out = l->v[p];
-    memmove(&l->v[p], &l->v[p + 1], (size_t)(l->n - p - 1) * sizeof *l->v);
-    l->n--;
-}
-
-static int buf_cmp(const ss_buf_t *a, const ss_buf_t *b)
-{
-    size_t n = SS_MIN(a->len, b->len);
-    int c = n ? memcmp(a->data, b->data, n) : 0;
-    return c ? c : (a->len > b->len) - (a->len < b->len);
-}
-
-static int list_find(const tlist_t *l, const ss_buf_t *r)
-{
-    for (int i = 0; i < l->n; i++)
-        if (buf_cmp(&l->v[i].r, r) == 0)
-            return i;
-    return -1;
-}
-
-/* ------------------------------------------------------------------ comparisons */
-
-typedef struct rank_run {
-    ss_op_t *op;
-    ss_op_ctx_t *ctx;
-    ss_sem_kv_t cmp;
-    char *err;
-    size_t errsz;
-    ss_sem_pairs_t pairs; /* members of st_<id>_cmp's keys (memo='prune') */
-    int prune;
-    tlist_t gone;         /* projections of the rows removed in this batch */
-    const ss_buf_t *part; /* the partition being placed (encoded partition columns) */
-} rank_run_t;
 
 /* Binds partition key p (empty: no partitions) to parameter i. */
 static void bind_part(sqlite3_stmt *st, int i, const ss_buf_t *p)
 {
     sqlite3_bind_blob(st, i, p && p->data ? p->data : "", p ? (int)p->len : 0, SQLITE_STATIC);
-}
-
-static int cmp_key(const titem_t *a, const titem_t *b, ss_buf_t *key)
-{
-    uint32_t n = (uint32_t)a->k.len;
-    int rc = ss_buf_append(key, &n, sizeof n);
-    if (!rc)
-        rc = ss_buf_append(key, a->k.data, a->k.len);
-    if (!rc)
-        rc = ss_buf_append(key, b->k.data, b->k.len);
-    return rc;
-}
-
-static int rank_fields(ss_buf_t *out, const ss_template_t *t, const ss_buf_t *row, const char *label)
-{
-    ss_row_t *r = NULL;
-    int rc = ss_row_decode(row->data, row->len, &r);
-    if (!rc)
-        rc = ss_sem_fields(out, t, 0, r, label);
-    if (!rc)
-        rc = ss_sem_fields(out, t, 1, r, label);
-    ss_row_free(r);
-    return rc;
-}
-
-/* Makes sure the memo answers every pair (a[i] first, b[i] second, a[i].k < b[i].k):
- * the missing ones (deduplicated) are asked in one dispatcher call. */
-static int ensure_cmps(rank_run_t *R, titem_t **a, titem_t **b, int n)
-{
-    size_t cnt = (size_t)(n ? n : 1);
-    ss_buf_t *prompts = calloc(cnt, sizeof *prompts);
-    ss_buf_t *keys = calloc(cnt, sizeof *keys);
-    const ss_buf_t **kp = calloc(cnt, sizeof *kp);
-    ss_infer_req_t *reqs = calloc(cnt, sizeof *reqs);
-    ss_infer_res_t *res = calloc(cnt, sizeof *res);
-    ss_sem_set_t seen = {0};
-    int m = 0, rc = prompts && keys && kp && reqs && res ? SS_OK : SS_ERR_NOMEM;
-    if (!rc)
-        rc = ss_sem_set_init(&seen, cnt);
-    ss_buf_t v = SS_BUF_INIT;
-    for (int i = 0; i < n && !rc; i++) {
-        ss_buf_t *key = &keys[m];
-        ss_buf_reset(key);
-        kp[m] = key;
-        rc = cmp_key(a[i], b[i], key);
-        int found = 0;
-        if (!rc)
-            rc = ss_sem_kv_get(&R->cmp, key->data, key->len, &v, &found, R->err, R->errsz);
-        if (rc || found || ss_sem_set_add(&seen, kp, key, m) >= 0)
-            continue;
-        size_t pre = 0;
-        ss_buf_t *p = &prompts[m];
-        rc = ss_sem_head(p, RANK_TASK, R->op->node->tmpl);
-        pre = p->len;
-        if (!rc) rc = ss_buf_puts(p, "### Input\n");
-        if (!rc) rc = rank_fields(p, R->op->node->tmpl, &a[i]->r, "A.");
-        if (!rc) rc = rank_fields(p, R->op->node->tmpl, &b[i]->r, "B.");
-        if (!rc) rc = ss_buf_puts(p, "### Answer (A or B):");
-        ss_sem_req_choose(&reqs[m], ss_buf_cstr(p), pre, ss_sem_ab);
-        m++;
-    }
-    for (int i = 0; i < m && !rc; i++)
-        reqs[i].prompt = ss_buf_cstr(&prompts[i]);
-    if (!rc)
-        rc = ss_sem_run(R->op, R->ctx, reqs, m, res, R->err, R->errsz);
-    for (int i = 0; i < m && !rc; i++) {
-        rc = ss_sem_kv_put(&R->cmp, keys[i].data, keys[i].len, ss_sem_first(&res[i]) ? "1" : "0", 1,
-                           R->err, R->errsz);
-        if (!rc && R->prune)
-            rc = ss_sem_pairs_note(&R->pairs, keys[i].data, keys[i].len, R->err, R->errsz);
-    }
-    for (int i = 0; i < n; i++) {
-        if (prompts) ss_buf_free(&prompts[i]);
-        if (keys) ss_buf_free(&keys[i]);
-    }
-    ss_sem_set_free(&seen);
-    ss_buf_free(&v);
-    free(prompts);
-    free(keys);
-    free(kp);
-    free(reqs);
-    ss_sem_res_free(res, res ? m : 0);
-    return rc;
-}
-
-/* Orders the pair for the memo: returns 1 if swapped (x is the larger key). */
-static int canon(titem_t *x, titem_t *y, titem_t **a, titem_t **b)
-{
-    int sw = buf_cmp(&x->k, &y->k) > 0;
-    *a = sw ? y : x;
-    *b = sw ? x : y;
-    return sw;
-}
-
-/* *better = 1 if x ranks before y; asks the model (alone) only if the memo lacks the pair. */
-static int ranks_before(rank_run_t *R, titem_t *x, titem_t *y, int *better)
-{
-    sem_topk_t *t = R->op->impl;
-    if (buf_cmp(&x->k, &y->k) == 0) {
-        *better = buf_cmp(&x->r, &y->r) < 0;
-        return SS_OK;
-    }
-    titem_t *a, *b;
-    int sw = canon(x, y, &a, &b);
-    ss_buf_t key = SS_BUF_INIT, v = SS_BUF_INIT;
-    int found = 0;
-    int rc = cmp_key(a, b, &key);
-    if (!rc)
-        rc = ss_sem_kv_get(&R->cmp, key.data, key.len, &v, &found, R->err, R->errsz);
-    if (!rc && !found)
-        rc = ensure_cmps(R, &a, &b, 1);
-    if (!rc && !found)
-        rc = ss_sem_kv_get(&R->cmp, key.data, key.len, &v, &found, R->err, R->errsz);
-    if (!rc && !found)
-        rc = ss_seterr(R->err, R->errsz, SS_ERR_INTERNAL, "sem_topk: comparison vanished");
-    if (!rc) {
-        int a_wins = v.len && v.data[0] == '1';
-        int x_wins = sw ? !a_wins : a_wins;
-        *better = t->desc ? x_wins : !x_wins;
-    }
-    ss_buf_free(&key);
-    ss_buf_free(&v);
-    return rc;
-}
-
-/* ------------------------------------------------------------------ batched merging
- *
- * Placing many rows is done in rounds: every comparison that does not depend on
- * another one's answer is queued, and a round sends the whole queue to the model in
- * one dispatcher call (which batches it). Every placement decision is one of the
- * comparisons asked, so the resulting order agrees with each of them.
- *
- *  - merge_batch(L sorted, X new, cap): each new row is compared with the row at
- *    L's last useful place (one round for all); the winners find their gap in L by
- *    binary searches run side by side (one round per step); the rows that fell in one
- *    gap are ordered among themselves by top_sorted.
- *  - top_sorted(X, c): the best c of X, sorted; a partial quicksort whose partitions
- *    of all open segments go in one round. A large X (> 8c + 64) first picks a pivot
- *    from a sample (its first n/8 rows, the ceil(c/4)-th best of them, recursively),
- *    compares every other row with it in one round and continues with the ~2c winners
- *    only: about n + n/8 + ... comparisons and O(log n) rounds for the n rows of an
- *    initial load, instead of one call per comparison. */
-
-typedef struct pvec {
-    titem_t **v;
-    int n, cap;
-} pvec_t;
-
-static int pv_push(pvec_t *p, titem_t *it)
-{
-    if (p->n == p->cap) {
-        int cap = p->cap ? p->cap * 2 : 16;
-        titem_t **v = realloc(p->v, (size_t)cap * sizeof *v);
-        if (!v)
-            return SS_ERR_NOMEM;
-        p->v = v;
-        p->cap = cap;
-    }
-    p->v[p->n++] = it;
-    return SS_OK;
-}
-
-static int pv_extend(pvec_t *p, titem_t *const *v, int n)
-{
-    int rc = SS_OK;
-    for (int i = 0; i < n && !rc; i++)
-        rc = pv_push(p, v[i]);
-    return rc;
-}
-
-static void pv_free(pvec_t *p)
-{
-    free(p->v);
-    memset(p, 0, sizeof *p);
-}
-
-/* A round's comparisons, in memo order (a[i].k < b[i].k). */
-typedef struct cmpq {
-    titem_t **a, **b;
-    int n, cap;
-} cmpq_t;
-
-static int cq_add(cmpq_t *q, titem_t *x, titem_t *y)
-{
-    if (buf_cmp(&x->k, &y->k) == 0) /* same projection: decided by the row encoding */
-        return SS_OK;
-    if (q->n == q->cap) {
-        int cap = q->cap ? q->cap * 2 : 64;
-        titem_t **a = realloc(q->a, (size_t)cap * sizeof *a);
-        if (!a)
-            return SS_ERR_NOMEM;
-        q->a = a;
-        titem_t **b = realloc(q->b, (size_t)cap * sizeof *b);
-        if (!b)
-            return SS_ERR_NOMEM;
-        q->b = b;
-        q->cap = cap;
-    }
-    canon(x, y, &q->a[q->n], &q->b[q->n]);
-    q->n++;
-    return SS_OK;
-}
-
-/* Sends the round (one dispatcher call for the pairs the memo lacks) and empties it. */
-static int cq_run(rank_run_t *R, cmpq_t *q)
-{
-    int rc = q->n ? ensure_cmps(R, q->a, q->b, q->n) : SS_OK;
-    q->n = 0;
-    return rc;
-}
-
-static void cq_free(cmpq_t *q)
-{
-    free(q->a);
-    free(q->b);
-    memset(q, 0, sizeof *q);
-}
-
-/* Compares every v[i] with pivot in one round; better[i] = 1 if v[i] ranks before it. */
-static int partition_round(rank_run_t *R, titem_t **v, int n, titem_t *pivot, char *better)
-{
-    cmpq_t q = {0};
-    int rc = SS_OK, b = 0;
-    for (int i = 0; i < n && !rc; i++)
-        rc = cq_add(&q, v[i], pivot);
-    if (!rc)
-        rc = cq_run(R, &q);
-    for (int i = 0; i < n && !rc; i++) {
-        rc = ranks_before(R, v[i], pivot, &b);
-        better[i] = (char)b;
-    }
-    cq_free(&q);
-    return rc;
-}
-
-/* Partial quicksort in rounds: w[0..n) is reordered so that w[0..min(c,n)) are the best
- * c, sorted; seg[i] = length of the unsorted segment starting at i (1 = placed). */
-static int psort(rank_run_t *R, titem_t **w, int n, int c)
-{
-    int *seg = calloc((size_t)n + 1, sizeof *seg);
-    titem_t **tmp = malloc(((size_t)n + 1) * sizeof *tmp);
-    char *better = malloc((size_t)n + 1);
-    cmpq_t q = {0};
-    int rc = seg && tmp && better ? SS_OK : SS_ERR_NOMEM, open = 1;
-    if (!rc && n)
-        seg[0] = n;
-    while (!rc && open) {
-        open = 0;
-        for (int s = 0; s < n && s < c && !rc; s += seg[s])
-            for (int i = s + 1; i < s + seg[s] && !rc; i++) {
-                rc = cq_add(&q, w[i], w[s]);
-                open = 1;
-            }
-        if (!rc && open)
-            rc = cq_run(R, &q);
-        for (int s = 0; s < n && s < c && !rc && open;) {
-            int len = seg[s], nb = 0, nw = 0, b = 0;
-            if (len == 1) {
-                s++;
-                continue;
-            }
-            for (int i = s + 1; i < s + len && !rc; i++) {
-                rc = ranks_before(R, w[i], w[s], &b);
-                better[i] = (char)b;
-                nb += b;
-            }
-            int bi = 0;
-            tmp[s + nb] = w[s];
-            for (int i = s + 1; i < s + len && !rc; i++) {
-                if (better[i])
-                    tmp[s + bi++] = w[i];
-                else
-                    tmp[s + nb + 1 + nw++] = w[i];
-            }
-            memcpy(&w[s], &tmp[s], (size_t)len * sizeof *w);
-            if (nb)
-                seg[s] = nb;
-            seg[s + nb] = 1;
-            if (len - nb - 1 > 0)
-                seg[s + nb + 1] = len - nb - 1;
-            s += len;
-        }
-    }
-    cq_free(&q);
-    free(seg);
-    free(tmp);
-    free(better);
-    return rc;
-}
-
-static int merge_batch(rank_run_t *R, titem_t **L, int nl, titem_t **X, int nx, int cap, pvec_t *out,
-                       pvec_t *rest);
-
-/* Appends the best min(c, n) of v[0..n) to sorted (in order) and the others to rest. */
-static int top_sorted(rank_run_t *R, titem_t **v, int n, int c, pvec_t *sorted, pvec_t *rest)
-{
-    if (c <= 0 || n == 0)
-        return pv_extend(rest, v, n);
-    if (n <= 8 * c + 64) {
-        titem_t **w = malloc((size_t)n * sizeof *w);
-        if (!w)
-            return SS_ERR_NOMEM;
-        memcpy(w, v, (size_t)n * sizeof *w);
-        int rc = psort(R, w, n, c), m = SS_MIN(n, c);
-        if (!rc)
-            rc = pv_extend(sorted, w, m);
-        if (!rc)
-            rc = pv_extend(rest, w + m, n - m);
-        free(w);
-        return rc;
-    }
-    int s = n / 8, c2 = (c + 3) / 4;
-    pvec_t ss = {0}, srest = {0}, win = {0}, lose = {0}, merged = {0}, mrest = {0};
-    char *better = malloc((size_t)n);
-    int rc = better ? top_sorted(R, v, s, c2, &ss, &srest) : SS_ERR_NOMEM;
-    if (!rc)
-        rc = partition_round(R, v + s, n - s, ss.v[ss.n - 1], better);
-    for (int i = s; i < n && !rc; i++)
-        rc = pv_push(better[i - s] ? &win : &lose, v[i]);
-    if (!rc)
-        rc = merge_batch(R, ss.v, ss.n, win.v, win.n, c, &merged, &mrest);
-    if (!rc && merged.n >= c) {
-        rc = pv_extend(sorted, merged.v, c);
-        if (!rc) rc = pv_extend(rest, merged.v + c, merged.n - c);
-        if (!rc) rc = pv_extend(rest, mrest.v, mrest.n);
-        if (!rc) rc = pv_extend(rest, lose.v, lose.n);
-        if (!rc) rc = pv_extend(rest, srest.v, srest.n);
-    } else if (!rc) { /* fewer than c beat the pivot: the rest comes from below it */
-        rc = pv_extend(sorted, merged.v, merged.n);
-        if (!rc) rc = pv_extend(&lose, srest.v, srest.n);
-        if (!rc) rc = pv_extend(&lose, mrest.v, mrest.n);
-        if (!rc) rc = top_sorted(R, lose.v, lose.n, c - merged.n, sorted, rest);
-    }
-    free(better);
-    pv_free(&ss);
-    pv_free(&srest);
-    pv_free(&win);
-    pv_free(&lose);
-    pv_free(&merged);
-    pv_free(&mrest);
-    return rc;
-}
-
-/* Merges new rows X into the sorted L keeping the first cap places: out gets the merged
- * sorted sequence (L's rows pushed past cap included, at its end), rest the new rows left
- * unsorted, each known to rank below out[cap - 1]. */
-static int merge_batch(rank_run_t *R, titem_t **L, int nl, titem_t **X, int nx, int cap, pvec_t *out,
-                       pvec_t *rest)
-{
-    if (nl == 0)
-        return top_sorted(R, X, nx, cap, out, rest);
-    int top = SS_MIN(nl, cap), full = nl >= cap, base = out->n;
-    int *lo = calloc((size_t)nx + 1, sizeof *lo), *hi = calloc((size_t)nx + 1, sizeof *hi);
-    char *better = malloc((size_t)nx + 1);
-    pvec_t gap = {0};
-    cmpq_t q = {0};
-    int rc = lo && hi && better ? SS_OK : SS_ERR_NOMEM;
-    if (!rc)
-        rc = partition_round(R, X, nx, L[top - 1], better);
-    for (int i = 0; i < nx && !rc; i++) { /* winners search [0, top-1); losers: gap nl or rest */
-        lo[i] = better[i] ? 0 : nl;
-        hi[i] = better[i] ? top - 1 : nl;
-        if (!better[i] && full) {
-            lo[i] = hi[i] = -1;
-            rc = pv_push(rest, X[i]);
-        }
-    }
-    for (int open = 1; !rc && open;) {
-        open = 0;
-        for (int i = 0; i < nx && !rc; i++)
-            if (lo[i] < hi[i]) {
-                rc = cq_add(&q, X[i], L[lo[i] + (hi[i] - lo[i]) / 2]);
-                open = 1;
-            }
-        if (!rc && open)
-            rc = cq_run(R, &q);
-        for (int i = 0; i < nx && !rc && open; i++)
-            if (lo[i] < hi[i]) {
-                int mid = lo[i] + (hi[i] - lo[i]) / 2, b = 0;
-                rc = ranks_before(R, X[i], L[mid], &b);
-                if (b)
-                    hi[i] = mid;
-                else
-                    lo[i] = mid + 1;
-            }
-    }
-    for (int g = 0; g <= nl && !rc; g++) {
-        gap.n = 0;
-        for (int i = 0; i < nx && !rc; i++)
-            if (lo[i] == g)
-                rc = pv_push(&gap, X[i]);
-        if (!rc)
-            rc = top_sorted(R, gap.v, gap.n, cap - (out->n - base), out, rest);
-        if (!rc && g < nl)
-            rc = pv_push(out, L[g]);
-    }
-    free(lo);
-    free(hi);
-    free(better);
-    pv_free(&gap);
-    cq_free(&q);
-    return rc;
 }
 
 /* ------------------------------------------------------------------ rank state */
@@ -571,9 +79,9 @@ static int trim_buffer(rank_run_t *R, rank_state_t *S)
     int rc = SS_OK;
     while (S->B.n > t->buffer && !rc) {
         titem_t it;
-        list_take(&S->B, S->B.n - 1, &it);
+        ss__tk_list_take(&S->B, S->B.n - 1, &it);
         rc = row_put(R, S, &it, Z_REST, 0);
-        item_free(&it);
+        ss__tk_item_free(&it);
     }
     return rc;
 }
@@ -615,8 +123,8 @@ static int merge_zone(rank_run_t *R, rank_state_t *S, int zone)
             rc = ss_buf_append(&it.k, sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1));
         it.w = sqlite3_column_int64(st, 2);
         if (!rc)
-            rc = list_insert(&L, L.n, &it);
-        item_free(&it);
+            rc = ss__tk_list_insert(&L, L.n, &it);
+        ss__tk_item_free(&it);
     }
     if (!rc && s != SQLITE_DONE)
         rc = ss_sem_sqlerr(R->ctx->db, R->err, R->errsz, "sem_topk zone");
@@ -626,25 +134,25 @@ static int merge_zone(rank_run_t *R, rank_state_t *S, int zone)
     if (!rc && (!bp || !lp))
         rc = SS_ERR_NOMEM;
     if (!rc)
-        rc = cap ? merge_batch(R, bp, S->B.n, lp, L.n, cap, &out, &rest) : pv_extend(&rest, lp, L.n);
+        rc = cap ? ss__tk_merge_batch(R, bp, S->B.n, lp, L.n, cap, &out, &rest) : ss__tk_pv_extend(&rest, lp, L.n);
     for (int i = 0; i < rest.n && !rc; i++)
         rc = row_put(R, S, rest.v[i], Z_REST, 0);
     for (int i = 0; i < out.n && !rc; i++) {
         rc = row_put(R, S, out.v[i], i < cap ? Z_BUF : Z_REST, 0);
         if (!rc && i < cap)
-            rc = list_insert(&nb, nb.n, out.v[i]);
+            rc = ss__tk_list_insert(&nb, nb.n, out.v[i]);
     }
     if (!rc) {
-        list_free(&S->B);
+        ss__tk_list_free(&S->B);
         S->B = nb;
         memset(&nb, 0, sizeof nb);
     }
     free(bp);
     free(lp);
-    pv_free(&out);
-    pv_free(&rest);
-    list_free(&nb);
-    list_free(&L);
+    ss__tk_pv_free(&out);
+    ss__tk_pv_free(&rest);
+    ss__tk_list_free(&nb);
+    ss__tk_list_free(&L);
     return rc;
 }
 
@@ -678,8 +186,8 @@ static int refill(rank_run_t *R, rank_state_t *S)
         if (rc || S->B.n == 0)
             break;
         titem_t it;
-        list_take(&S->B, 0, &it);
-        rc = list_insert(&S->T, S->T.n, &it);
+        ss__tk_list_take(&S->B, 0, &it);
+        rc = ss__tk_list_insert(&S->T, S->T.n, &it);
     }
     return rc;
 }
@@ -699,41 +207,41 @@ static int rank_insert_batch(rank_run_t *R, rank_state_t *S, tlist_t *X)
     tlist_t nt = {0}, spill = {0};
     int rc = tp && xp ? SS_OK : SS_ERR_NOMEM;
     if (!rc)
-        rc = merge_batch(R, tp, S->T.n, xp, X->n, cap, &out, &rest);
+        rc = ss__tk_merge_batch(R, tp, S->T.n, xp, X->n, cap, &out, &rest);
     for (int i = 0; i < rest.n && !rc; i++)
         rc = row_put(R, S, rest.v[i], fill ? Z_REST : Z_POOL, 0);
     for (int i = 0; i < out.n && !rc; i++)
-        rc = list_insert(i < t->k ? &nt : &spill, i < t->k ? nt.n : spill.n, out.v[i]);
+        rc = ss__tk_list_insert(i < t->k ? &nt : &spill, i < t->k ? nt.n : spill.n, out.v[i]);
     if (!rc) {
-        list_free(&S->T);
+        ss__tk_list_free(&S->T);
         S->T = nt;
         memset(&nt, 0, sizeof nt);
         for (int i = spill.n - 1; i >= 0 && !rc; i--)
-            rc = list_insert(&S->B, 0, &spill.v[i]);
+            rc = ss__tk_list_insert(&S->B, 0, &spill.v[i]);
     }
     if (!rc)
         rc = trim_buffer(R, S);
     free(tp);
     free(xp);
-    pv_free(&out);
-    pv_free(&rest);
-    list_free(&nt);
-    list_free(&spill);
-    list_free(X);
+    ss__tk_pv_free(&out);
+    ss__tk_pv_free(&rest);
+    ss__tk_list_free(&nt);
+    ss__tk_list_free(&spill);
+    ss__tk_list_free(X);
     return rc;
 }
 
 /* Removes row r (all of it); the caller refills T once all of the batch's rows are removed. */
 static int rank_remove(rank_run_t *R, rank_state_t *S, const ss_buf_t *r)
 {
-    int i = list_find(&S->T, r);
+    int i = ss__tk_list_find(&S->T, r);
     titem_t it;
     if (i >= 0) {
-        list_take(&S->T, i, &it);
-        item_free(&it);
-    } else if ((i = list_find(&S->B, r)) >= 0) {
-        list_take(&S->B, i, &it);
-        item_free(&it);
+        ss__tk_list_take(&S->T, i, &it);
+        ss__tk_item_free(&it);
+    } else if ((i = ss__tk_list_find(&S->B, r)) >= 0) {
+        ss__tk_list_take(&S->B, i, &it);
+        ss__tk_item_free(&it);
     }
     sqlite3_reset(S->del);
     sqlite3_bind_blob(S->del, 1, r->data, (int)r->len, SQLITE_STATIC);
@@ -759,8 +267,8 @@ static int load_list(rank_run_t *R, int zone, tlist_t *l)
             rc = ss_buf_append(&it.k, sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1));
         it.w = sqlite3_column_int64(st, 2);
         if (!rc)
-            rc = list_insert(l, l->n, &it);
-        item_free(&it);
+            rc = ss__tk_list_insert(l, l->n, &it);
+        ss__tk_item_free(&it);
     }
     if (!rc && s != SQLITE_DONE)
         rc = ss_sem_sqlerr(R->ctx->db, R->err, R->errsz, "sem_topk load");
@@ -770,10 +278,10 @@ static int load_list(rank_run_t *R, int zone, tlist_t *l)
 
 static void item_setw(rank_state_t *S, const ss_buf_t *r, int64_t w)
 {
-    int i = list_find(&S->T, r);
+    int i = ss__tk_list_find(&S->T, r);
     if (i >= 0)
         S->T.v[i].w = w;
-    if ((i = list_find(&S->B, r)) >= 0)
+    if ((i = ss__tk_list_find(&S->B, r)) >= 0)
         S->B.v[i].w = w;
 }
 
@@ -784,8 +292,8 @@ static int note_gone(rank_run_t *R, const ss_buf_t *k)
     memset(&it, 0, sizeof it);
     int rc = ss_buf_append(&it.k, k->data ? k->data : "", k->len);
     if (!rc)
-        rc = list_insert(&R->gone, R->gone.n, &it);
-    item_free(&it);
+        rc = ss__tk_list_insert(&R->gone, R->gone.n, &it);
+    ss__tk_item_free(&it);
     return rc;
 }
 
@@ -846,13 +354,13 @@ static int rank_entry(rank_run_t *R, rank_state_t *S, const ss_row_t *row, int64
         if (!rc && nw < 0)
             rc = row_put(R, S, &it, Z_NEG, 0);
     } else if (nw > 0) {
-        rc = list_insert(X, X->n, &it);
+        rc = ss__tk_list_insert(X, X->n, &it);
     } else if (nw == 0) {
         rc = rank_remove(R, S, &it.r);
     } else {
         rc = row_put(R, S, &it, Z_NEG, 0);
     }
-    item_free(&it);
+    ss__tk_item_free(&it);
     return rc;
 }
 
@@ -872,7 +380,7 @@ static int rank_replace(rank_run_t *R, rank_state_t *S, const ss_row_t *old, con
     if (!rc) rc = ss_row_encode(nw, &b.r);
     int zone = -1;
     int64_t cur = 0;
-    if (!rc && buf_cmp(&a.k, &b.k) == 0) {
+    if (!rc && ss__tk_buf_cmp(&a.k, &b.k) == 0) {
         sqlite3_reset(S->get);
         sqlite3_bind_blob(S->get, 1, a.r.data, (int)a.r.len, SQLITE_STATIC);
         if (sqlite3_step(S->get) == SQLITE_ROW) {
@@ -886,7 +394,7 @@ static int rank_replace(rank_run_t *R, rank_state_t *S, const ss_row_t *old, con
         sqlite3_reset(S->get);
         if (cur == w && zone >= Z_TOP && zone <= Z_REST && !nexists) {
             tlist_t *l = zone == Z_TOP ? &S->T : zone == Z_BUF ? &S->B : NULL;
-            int i = l ? list_find(l, &a.r) : -1;
+            int i = l ? ss__tk_list_find(l, &a.r) : -1;
             if (i >= 0) {
                 ss_buf_free(&l->v[i].r);
                 l->v[i].r = b.r;
@@ -904,8 +412,8 @@ static int rank_replace(rank_run_t *R, rank_state_t *S, const ss_row_t *old, con
             *done = !rc;
         }
     }
-    item_free(&a);
-    item_free(&b);
+    ss__tk_item_free(&a);
+    ss__tk_item_free(&b);
     return rc;
 }
 
@@ -968,7 +476,7 @@ static int rank_apply(rank_run_t *R, const ss_zset_t *in, tlist_t *top)
         rc = refill(R, &S);
     if (!rc)
         rc = rank_insert_batch(R, &S, &X);
-    list_free(&X);
+    ss__tk_list_free(&X);
     free(skip);
     if (!rc)
         rc = rank_save(R, &S);
@@ -976,8 +484,8 @@ static int rank_apply(rank_run_t *R, const ss_zset_t *in, tlist_t *top)
         *top = S.T;
         memset(&S.T, 0, sizeof S.T);
     }
-    list_free(&S.T);
-    list_free(&S.B);
+    ss__tk_list_free(&S.T);
+    ss__tk_list_free(&S.B);
     sqlite3_finalize(S.ins);
     sqlite3_finalize(S.del);
     sqlite3_finalize(S.get);
@@ -1086,8 +594,8 @@ static int score_top(ss_op_t *op, ss_op_ctx_t *ctx, const ss_buf_t *part, tlist_
         rc = ss_buf_append(&it.r, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
         it.w = sqlite3_column_int64(st, 1);
         if (!rc)
-            rc = list_insert(top, top->n, &it);
-        item_free(&it);
+            rc = ss__tk_list_insert(top, top->n, &it);
+        ss__tk_item_free(&it);
     }
     if (!rc && q != SQLITE_DONE)
         rc = ss_sem_sqlerr(ctx->db, err, errsz, "sem_topk top");
@@ -1117,8 +625,8 @@ static int load_out(ss_op_t *op, ss_op_ctx_t *ctx, const ss_buf_t *part, tlist_t
         rc = ss_buf_append(&it.r, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
         it.w = sqlite3_column_int64(st, 1);
         if (!rc)
-            rc = list_insert(old, old->n, &it);
-        item_free(&it);
+            rc = ss__tk_list_insert(old, old->n, &it);
+        ss__tk_item_free(&it);
     }
     sqlite3_finalize(st);
     return rc;
@@ -1160,7 +668,7 @@ static int emit_diff(ss_op_t *op, ss_op_ctx_t *ctx, const ss_buf_t *part, tlist_
     tlist_t old = {0};
     int rc = load_out(op, ctx, part, &old, err, errsz);
     for (int i = 0; i < top->n && !rc; i++) {
-        int j = list_find(&old, &top->v[i].r);
+        int j = ss__tk_list_find(&old, &top->v[i].r);
         int64_t was = j >= 0 ? old.v[j].w : 0;
         if (j >= 0)
             old.v[j].w = 0;
@@ -1174,7 +682,7 @@ static int emit_diff(ss_op_t *op, ss_op_ctx_t *ctx, const ss_buf_t *part, tlist_
             rc = emit_row(&old.v[j].r, -old.v[j].w, out);
             op->stats.rows_out++;
         }
-    list_free(&old);
+    ss__tk_list_free(&old);
     return rc ? rc : store_out(op, ctx, part, top, err, errsz);
 }
 
@@ -1188,7 +696,7 @@ typedef struct pentry {
 static int pentry_cmp(const void *a, const void *b)
 {
     const pentry_t *x = a, *y = b;
-    int c = buf_cmp(&x->key, &y->key);
+    int c = ss__tk_buf_cmp(&x->key, &y->key);
     return c ? c : (x->i > y->i) - (x->i < y->i);
 }
 
@@ -1208,7 +716,7 @@ static int apply_part(ss_op_t *op, ss_op_ctx_t *ctx, rank_run_t *R, const ss_buf
         rc = emit_diff(op, ctx, part, &top, out, err, errsz);
     if (!rc)
         rc = ss_winstate_note(&t->ws, sub->e[0].row, part, err, errsz);
-    list_free(&top);
+    ss__tk_list_free(&top);
     return rc;
 }
 
@@ -1229,7 +737,7 @@ static int apply_parts(ss_op_t *op, ss_op_ctx_t *ctx, rank_run_t *R, const ss_zs
         qsort(pe, in->n, sizeof *pe, pentry_cmp);
     for (size_t i = 0; i < in->n && !rc;) {
         size_t e = i;
-        for (; e < in->n && buf_cmp(&pe[i].key, &pe[e].key) == 0; e++)
+        for (; e < in->n && ss__tk_buf_cmp(&pe[i].key, &pe[e].key) == 0; e++)
             ev[e - i] = in->e[pe[e].i];
         ss_zset_t sub = {ev, e - i, e - i, 0}; /* borrows in's rows */
         rc = apply_part(op, ctx, R, &pe[i].key, &sub, out, err, errsz);
@@ -1312,7 +820,7 @@ static int drop_part(void *arg, const void *key, size_t n, char *err, size_t err
         ss_sem_kv_close(&R.cmp);
         ss_sem_pairs_close(&R.pairs);
     }
-    list_free(&R.gone);
+    ss__tk_list_free(&R.gone);
     return rc;
 }
 
@@ -1401,7 +909,7 @@ static int topk_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t *
             rc = prune_cmps(&R);
         ss_sem_pairs_close(&R.pairs);
         ss_sem_kv_close(&R.cmp);
-        list_free(&R.gone);
+        ss__tk_list_free(&R.gone);
     } else {
         rc = score_apply(op, ctx, in, err, errsz);
         if (!rc)

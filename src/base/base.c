@@ -257,7 +257,7 @@ int ss_strcaseeq(const char *a, const char *b)
     if (!a || !b)
         return a == b;
     while (*a && *b) {
-        if (tolower((unsigned char)*a) != tolower((unsigned char)*b))
+        if (*a != *b && tolower((unsigned char)*a) != tolower((unsigned char)*b)) /* same bytes: no lookup */
             return 0;
         a++, b++;
     }

@@ -208,6 +208,11 @@ static int parse_string(parser_t *ps, const char **out, size_t *outn)
         return fail(ps, ps->p, SS_ERR_NOMEM, "out of memory%s", NULL);
     while (*ps->p != '"') {
         unsigned c = *ps->p;
+        if (c >= 0x20 && c < 0x80 && c != '\\') { /* plain ASCII: itself (most text) */
+            *o++ = (unsigned char)c;
+            ps->p++;
+            continue;
+        }
         if (c < 0x20)
             return fail(ps, ps->p, SS_ERR_INVALID, "control character in string%s", NULL);
         if (c == '\\') {
