@@ -349,7 +349,7 @@ static uint16_t *symbols(const char *text, int *n)
     UErrorCode st = U_ZERO_ERROR;
     int32_t len = 0;
     size_t tl = strlen(text);
-    if (tl > (1u << 26)) return NULL;
+    if (tl > (1u << 26)) return NULL; /* 64 MiB: beyond any use (only 128 tokens are kept) */
     UChar *raw = malloc((tl + 1) * sizeof(UChar));
     if (!raw) return NULL;
     u_strFromUTF8WithSub(raw, (int32_t)tl + 1, &len, text, (int32_t)tl, 0xFFFD, NULL, &st);
@@ -358,9 +358,17 @@ static uint16_t *symbols(const char *text, int *n)
     UChar *norm = raw;
     if (!U_FAILURE(st) && !ascii) { /* ASCII is its own NFKC */
         const UNormalizer2 *nf = unorm2_getNFKCInstance(&st);
-        int32_t cap = len * 4 + 16;
+        int32_t cap = len * 2 + 16, need = 0;
         norm = U_FAILURE(st) ? NULL : malloc((size_t)cap * sizeof(UChar));
-        if (norm) len = unorm2_normalize(nf, raw, len, norm, cap, &st);
+        if (norm) need = unorm2_normalize(nf, raw, len, norm, cap, &st);
+        if (norm && st == U_BUFFER_OVERFLOW_ERROR) { /* expansions up to 18 units a code point */
+            free(norm);
+            st = U_ZERO_ERROR;
+            cap = need + 1;
+            norm = malloc((size_t)cap * sizeof(UChar));
+            if (norm) need = unorm2_normalize(nf, raw, len, norm, cap, &st);
+        }
+        len = need;
         free(raw);
     }
     if (!norm || U_FAILURE(st)) {
@@ -410,7 +418,9 @@ int ss_use_tokenize(const ss_use_t *u, const char *text, int32_t *ids, int max, 
     int n = 0;
     *count = 0;
     uint16_t *sym = symbols(text ? text : "", &n);
-    if (!sym) return ss_seterr(err, errsz, SS_ERR_INVALID, "sentence encoder: cannot normalise the text");
+    if (!sym)
+        return ss_seterr(err, errsz, SS_ERR_INVALID, "sentence encoder: cannot normalise a text of %zu bytes "
+                         "(out of memory, or over 64 MiB)", strlen(text ? text : ""));
     int32_t *words = malloc(((size_t)n + 1) * sizeof *words), *rev = malloc(((size_t)n + 1) * sizeof *rev);
     double *best = malloc(((size_t)n + 1) * sizeof *best);
     char *any = malloc((size_t)n + 1);
