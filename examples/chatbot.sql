@@ -7,6 +7,12 @@
 -- most relevant documents and generates an answer; when a document changes,
 -- only the answers that used it are regenerated.
 
+-- Retrieval compares a message with the articles through the sentence encoder
+-- (the Universal Sentence Encoder lite, run in C from data/use.bin): it puts
+-- "My wifi keeps disconnecting" next to "RouterX keeps dropping Wi-Fi", which the
+-- default word vectors do not (docs/SEMANTIC.md "Embedders").
+SET embedder = 'use';
+
 CREATE STREAM conversation_events (
     conversation_id TEXT KEY,
     customer        TEXT,
