@@ -413,6 +413,63 @@ START_TEST(test_search_equiv)
 }
 END_TEST
 
+
+/* Batches that delete rows and insert others at once (the newest rows go, so a store that reused
+ * row ids would give a new row the id of a deleted top row): the output equals a run from scratch
+ * after every batch. */
+START_TEST(test_search_batches)
+{
+    rng_state = 11;
+    ss_plan_node_t *src = h_source(1, DATA_SPEC);
+    ss_plan_node_t *n = unary(SS_PN_SEM_SEARCH, 2, src, "{txt}", "score:t");
+    n->schema->types[3] = SS_COL_REAL;
+    n->limit = 3;
+    fx_opt(n, "query", "a happy dog in the park");
+    harness_t h;
+    h_open(&h);
+    ss_embedder_t *e = open_embedder(&h);
+    ss_op_t *op = h_op(&h, n);
+    data_t d = {.uniq = 1};
+    int64_t next = 1;
+    ss_zset_t acc, z;
+    ss_zset_init(&acc);
+    ss_zset_init(&z);
+    for (int round = 0; round < 40; round++) {
+        ss_zset_clear(&z);
+        for (int k = 0; k < 2 && d.n > 3; k++) { /* the newest rows go */
+            int i = d.n - 1;
+            ss_zset_add(&z, data_row(&d, i), -1);
+            free(d.txt[i]);
+            d.n--;
+        }
+        for (int k = 0; k < 3; k++) {
+            int i = d.n++;
+            d.id[i] = next++;
+            d.txt[i] = mktext(d.id[i], 0, 1);
+            d.num[i] = 0;
+            ss_zset_add(&z, data_row(&d, i), 1);
+        }
+        h_apply(&h, op, 0, &z, &acc);
+        ss_zset_t scr;
+        ss_zset_init(&scr);
+        ss_zset_clear(&z);
+        data_all(&d, &z);
+        scratch(n, &z, &scr, NULL, 1);
+        assert_same(&acc, &scr);
+        ss_zset_destroy(&scr);
+    }
+    assert_snapshot(&h, op, &acc);
+    ss_zset_destroy(&acc);
+    ss_zset_destroy(&z);
+    ss_op_destroy(op);
+    ss_embedder_destroy(e);
+    h_close(&h);
+    data_free(&d);
+    ss_plan_node_free(n);
+    ss_plan_node_free(src);
+}
+END_TEST
+
 /* ------------------------------------------------------------ SEM_SIM_JOIN */
 
 static void simjoin_case(uint64_t seed, int k, int steps, int uniq)
@@ -961,6 +1018,7 @@ Suite *check_semops2_suite(void)
     tcase_add_test(tc, test_classify_equiv);
     tcase_add_test(tc, test_classify_scores);
     tcase_add_test(tc, test_search_equiv);
+    tcase_add_test(tc, test_search_batches);
     tcase_add_test(tc, test_simjoin_equiv);
     tcase_add_test(tc, test_simjoin_ties);
     suite_add_tcase(s, tc);
