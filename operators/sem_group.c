@@ -414,60 +414,63 @@ static int moves_add(run_t *R, moves_t *m, sqlite3_stmt *lab, int64_t pid, int64
     return rc;
 }
 
-/* Assigns the items that must be looked at again: new items, the items of prototypes that left
- * (over the whole new set), and, when prototypes entered, every live item (against those). */
-static int assign(run_t *R, moves_t *mv)
+/* The old prototypes that left (*left) and which new ones entered (isnew[i] for R->p[i]). */
+static int proto_changes(run_t *R, int64_t **left, int *nleft, int *isnew, int *entered)
 {
-    int id = R->op->node->id, rc = SS_OK, entered = 0;
-    sqlite3_stmt *old = NULL, *st = NULL, *up = NULL, *lab = NULL;
-    int64_t *left = NULL;
-    int nleft = 0;
-    rc = ss_sem_prepare(R->ctx->db, &old, R->err, R->errsz, "SELECT pid FROM st_%d_proto", id);
+    int id = R->op->node->id;
+    sqlite3_stmt *old = NULL, *has = NULL;
+    int rc = ss_sem_prepare(R->ctx->db, &old, R->err, R->errsz, "SELECT pid FROM st_%d_proto", id);
     while (!rc && sqlite3_step(old) == SQLITE_ROW) {
         int64_t pid = sqlite3_column_int64(old, 0);
         if (proto_of(R, pid))
             continue;
-        int64_t *v = realloc(left, ((size_t)nleft + 1) * sizeof *v);
-        if (!v) {
+        int64_t *v = realloc(*left, ((size_t)*nleft + 1) * sizeof *v);
+        if (!v)
             rc = nomem(R);
-            break;
+        else {
+            *left = v;
+            v[(*nleft)++] = pid;
         }
-        left = v;
-        left[nleft++] = pid;
+    }
+    if (!rc)
+        rc = ss_sem_prepare(R->ctx->db, &has, R->err, R->errsz, "SELECT 1 FROM st_%d_proto WHERE pid=?1", id);
+    for (int i = 0; i < R->np && !rc; i++) {
+        sqlite3_bind_int64(has, 1, R->p[i].pid);
+        isnew[i] = sqlite3_step(has) != SQLITE_ROW;
+        *entered |= isnew[i];
+        sqlite3_reset(has);
     }
     sqlite3_finalize(old);
-    old = NULL;
-    int *isnew = calloc((size_t)R->np + 1, sizeof *isnew);
-    if (!rc && !isnew)
-        rc = nomem(R);
-    if (!rc)
-        rc = ss_sem_prepare(R->ctx->db, &old, R->err, R->errsz, "SELECT 1 FROM st_%d_proto WHERE pid=?1", id);
-    for (int i = 0; i < R->np && !rc; i++) {
-        sqlite3_reset(old);
-        sqlite3_bind_int64(old, 1, R->p[i].pid);
-        isnew[i] = sqlite3_step(old) != SQLITE_ROW;
-        entered |= isnew[i];
-    }
-    ss_buf_t sql = SS_BUF_INIT; /* every live item when prototypes entered, else the new and orphaned ones */
-    if (!rc)
-        rc = ss_buf_printf(&sql, "SELECT pid, g, e FROM st_%d_item WHERE n>0", id);
+    sqlite3_finalize(has);
+    return rc;
+}
+
+/* An item assigned to another prototype: from = -1 for a new item. */
+typedef struct reassign {
+    int64_t pid, from, to;
+} reassign_t;
+
+/* Scans the items that must be looked at again (every live one when prototypes entered, else the
+ * new and orphaned ones) and lists those whose best prototype changed; nothing is written during
+ * the scan. */
+static int rescan(run_t *R, const int64_t *left, int nleft, const int *isnew, int entered, reassign_t **out,
+                  int *nout)
+{
+    int id = R->op->node->id, cap = 0;
+    sqlite3_stmt *st = NULL;
+    ss_buf_t sql = SS_BUF_INIT;
+    int rc = ss_buf_printf(&sql, "SELECT pid, g, e FROM st_%d_item WHERE n>0", id);
     if (!rc && !entered)
         rc = ss_buf_puts(&sql, " AND (g IS NULL OR g IN (-1");
     for (int i = 0; !rc && !entered && i < nleft; i++)
         rc = ss_buf_printf(&sql, ",%lld", (long long)left[i]);
     if (!rc && !entered)
         rc = ss_buf_puts(&sql, "))");
-    if (!rc)
-        rc = ss_sem_prepare(R->ctx->db, &st, R->err, R->errsz, "%s", ss_buf_cstr(&sql));
+    rc = rc ? nomem(R) : ss_sem_prepare(R->ctx->db, &st, R->err, R->errsz, "%s", ss_buf_cstr(&sql));
     ss_buf_free(&sql);
-    if (!rc)
-        rc = ss_sem_prepare(R->ctx->db, &up, R->err, R->errsz, "UPDATE st_%d_item SET g=?2 WHERE pid=?1", id);
-    if (!rc)
-        rc = label_stmt(R, &lab);
     while (!rc && sqlite3_step(st) == SQLITE_ROW) {
-        int64_t pid = sqlite3_column_int64(st, 0);
         int has = sqlite3_column_type(st, 1) != SQLITE_NULL;
-        int64_t g = has ? sqlite3_column_int64(st, 1) : -1;
+        int64_t pid = sqlite3_column_int64(st, 0), g = has ? sqlite3_column_int64(st, 1) : -1;
         const float *v = sqlite3_column_blob(st, 2);
         if (sqlite3_column_bytes(st, 2) != (int)sizeof(float) * R->dim) {
             rc = ss_seterr(R->err, R->errsz, SS_ERR_INTERNAL, "%s (node %d): item %lld has no embedding",
@@ -480,19 +483,51 @@ static int assign(run_t *R, moves_t *mv)
                 best = &R->p[i];
         if (!best || (cur && best == cur))
             continue;
-        sqlite3_reset(up);
-        sqlite3_bind_int64(up, 1, pid);
-        sqlite3_bind_int64(up, 2, best->pid);
+        if (*nout == cap) {
+            cap = cap ? 2 * cap : 64;
+            reassign_t *x = realloc(*out, (size_t)cap * sizeof *x);
+            if (!x) {
+                rc = nomem(R);
+                break;
+            }
+            *out = x;
+        }
+        (*out)[(*nout)++] = (reassign_t){pid, g, best->pid};
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Assigns the items that must be looked at again: new items, the items of prototypes that left
+ * (over the whole new set), and, when prototypes entered, every live item (against those). The
+ * moved items that existed before go to mv with their labels before and after. */
+static int assign(run_t *R, moves_t *mv)
+{
+    int64_t *left = NULL;
+    int nleft = 0, entered = 0, n = 0;
+    reassign_t *ra = NULL;
+    sqlite3_stmt *up = NULL, *lab = NULL;
+    int *isnew = calloc((size_t)R->np + 1, sizeof *isnew);
+    int rc = isnew ? proto_changes(R, &left, &nleft, isnew, &entered) : nomem(R);
+    if (!rc)
+        rc = rescan(R, left, nleft, isnew, entered, &ra, &n);
+    if (!rc)
+        rc = ss_sem_prepare(R->ctx->db, &up, R->err, R->errsz, "UPDATE st_%d_item SET g=?2 WHERE pid=?1",
+                            R->op->node->id);
+    if (!rc)
+        rc = label_stmt(R, &lab);
+    for (int i = 0; i < n && !rc; i++) {
+        sqlite3_bind_int64(up, 1, ra[i].pid);
+        sqlite3_bind_int64(up, 2, ra[i].to);
         if (sqlite3_step(up) != SQLITE_DONE)
             rc = ss_sem_sqlerr(R->ctx->db, R->err, R->errsz, "sem_group items");
         sqlite3_reset(up);
-        if (!rc && has) /* a new item's rows are emitted from their change records */
-            rc = moves_add(R, mv, lab, pid, g, best->pid);
+        if (!rc && ra[i].from >= 0) /* a new item's rows are emitted from their change records */
+            rc = moves_add(R, mv, lab, ra[i].pid, ra[i].from, ra[i].to);
     }
-    sqlite3_finalize(old);
-    sqlite3_finalize(st);
     sqlite3_finalize(up);
     sqlite3_finalize(lab);
+    free(ra);
     free(left);
     free(isnew);
     return rc;

@@ -345,7 +345,8 @@ static void put_params(ss_buf_t *b, const ss_plan_node_t *n)
         ss_buf_printf(b, "  -> %s TEXT", n->schema->names[n->schema->n - 1]);
         break;
     case SS_PN_SEM_GROUP:
-        ss_buf_printf(b, "  %lld groups -> %s TEXT", (long long)n->limit, n->schema->names[n->schema->n - 1]);
+        ss_buf_printf(b, "  %s, %lld groups -> %s TEXT", n->sem == SS_SEM_CLUSTER ? "SEM_CLUSTER" : "SEM_GROUP",
+                      (long long)n->limit, n->schema->names[n->schema->n - 1]);
         break;
     case SS_PN_SEM_EXTRACT:
         ss_buf_puts(b, "  ->");

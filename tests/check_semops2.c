@@ -413,6 +413,7 @@ START_TEST(test_search_equiv)
 }
 END_TEST
 
+
 /* A row deleted from the top and a new row entering it in the same batch: the new row is stored
  * under the deleted row's id (SQLite reuses the largest rowid). The top must still retract the
  * deleted row and emit the new one (it once compared its old and new top by id only, so the view
@@ -464,6 +465,62 @@ START_TEST(test_search_reused_id)
     ss_op_destroy(op);
     ss_embedder_destroy(e);
     h_close(&h);
+    ss_plan_node_free(n);
+    ss_plan_node_free(src);
+}
+END_TEST
+
+/* Batches that delete rows and insert others at once (the newest rows go, so a store that reused
+ * row ids would give a new row the id of a deleted top row): the output equals a run from scratch
+ * after every batch. */
+START_TEST(test_search_batches)
+{
+    rng_state = 11;
+    ss_plan_node_t *src = h_source(1, DATA_SPEC);
+    ss_plan_node_t *n = unary(SS_PN_SEM_SEARCH, 2, src, "{txt}", "score:t");
+    n->schema->types[3] = SS_COL_REAL;
+    n->limit = 3;
+    fx_opt(n, "query", "a happy dog in the park");
+    harness_t h;
+    h_open(&h);
+    ss_embedder_t *e = open_embedder(&h);
+    ss_op_t *op = h_op(&h, n);
+    data_t d = {.uniq = 1};
+    int64_t next = 1;
+    ss_zset_t acc, z;
+    ss_zset_init(&acc);
+    ss_zset_init(&z);
+    for (int round = 0; round < 40; round++) {
+        ss_zset_clear(&z);
+        for (int k = 0; k < 2 && d.n > 3; k++) { /* the newest rows go */
+            int i = d.n - 1;
+            ss_zset_add(&z, data_row(&d, i), -1);
+            free(d.txt[i]);
+            d.n--;
+        }
+        for (int k = 0; k < 3; k++) {
+            int i = d.n++;
+            d.id[i] = next++;
+            d.txt[i] = mktext(d.id[i], 0, 1);
+            d.num[i] = 0;
+            ss_zset_add(&z, data_row(&d, i), 1);
+        }
+        h_apply(&h, op, 0, &z, &acc);
+        ss_zset_t scr;
+        ss_zset_init(&scr);
+        ss_zset_clear(&z);
+        data_all(&d, &z);
+        scratch(n, &z, &scr, NULL, 1);
+        assert_same(&acc, &scr);
+        ss_zset_destroy(&scr);
+    }
+    assert_snapshot(&h, op, &acc);
+    ss_zset_destroy(&acc);
+    ss_zset_destroy(&z);
+    ss_op_destroy(op);
+    ss_embedder_destroy(e);
+    h_close(&h);
+    data_free(&d);
     ss_plan_node_free(n);
     ss_plan_node_free(src);
 }
@@ -1007,6 +1064,67 @@ START_TEST(test_group_stable)
 }
 END_TEST
 
+/* Batches of several changes at once (inserts, updates of either column, deletes, repeated texts):
+ * after every batch the integrated output equals a run from scratch, and the snapshot too. */
+static void batch_equiv(ss_plan_node_t *n, uint64_t seed, int rounds, int uniq)
+{
+    rng_state = seed;
+    harness_t h;
+    h_open(&h);
+    ss_embedder_t *e = open_embedder(&h);
+    ss_op_t *op = h_op(&h, n);
+    data_t d = {.uniq = uniq};
+    int64_t next = 1;
+    ss_zset_t acc, z;
+    ss_zset_init(&acc);
+    ss_zset_init(&z);
+    for (int r = 0; r < rounds; r++) {
+        ss_zset_clear(&z);
+        int m = 2 + (int)(rnd() % 5);
+        for (int k = 0; k < m; k++)
+            data_step(&d, &z, &next);
+        h_apply(&h, op, 0, &z, &acc);
+        ss_zset_t scr;
+        ss_zset_init(&scr);
+        ss_zset_clear(&z);
+        data_all(&d, &z);
+        scratch(n, &z, &scr, NULL, 1);
+        assert_same(&acc, &scr);
+        ss_zset_destroy(&scr);
+    }
+    assert_snapshot(&h, op, &acc);
+    ss_zset_destroy(&acc);
+    ss_zset_destroy(&z);
+    ss_op_destroy(op);
+    ss_embedder_destroy(e);
+    h_close(&h);
+    data_free(&d);
+}
+
+START_TEST(test_dedup_batches)
+{
+    ss_plan_node_t *src = h_source(1, DATA_SPEC);
+    ss_plan_node_t *n = dedup_node(src);
+    batch_equiv(n, 51, 25, 0);
+    ss_plan_node_free(n);
+    ss_plan_node_free(src);
+}
+END_TEST
+
+START_TEST(test_group_batches)
+{
+    ss_plan_node_t *src = h_source(1, DATA_SPEC);
+    ss_plan_node_t *n = group_node(src, 0, 3);
+    batch_equiv(n, 53, 25, 1);
+    ss_plan_node_free(n);
+    n = group_node(src, 1, 3);
+    fx_opt(n, "diversity", "0.9");
+    batch_equiv(n, 55, 25, 0);
+    ss_plan_node_free(n);
+    ss_plan_node_free(src);
+}
+END_TEST
+
 Suite *check_semops2_suite(void)
 {
     Suite *s = suite_create("semops2");
@@ -1017,6 +1135,7 @@ Suite *check_semops2_suite(void)
     tcase_add_test(tc, test_classify_equiv);
     tcase_add_test(tc, test_classify_scores);
     tcase_add_test(tc, test_search_equiv);
+    tcase_add_test(tc, test_search_batches);
     tcase_add_test(tc, test_search_reused_id);
     tcase_add_test(tc, test_simjoin_equiv);
     tcase_add_test(tc, test_simjoin_ties);
@@ -1025,12 +1144,14 @@ Suite *check_semops2_suite(void)
     tcase_set_timeout(dd, 600);
     tcase_add_test(dd, test_dedup_split);
     tcase_add_test(dd, test_dedup_equiv);
+    tcase_add_test(dd, test_dedup_batches);
     suite_add_tcase(s, dd);
     TCase *gr = tcase_create("group");
     tcase_set_timeout(gr, 600);
     tcase_add_test(gr, test_group_stable);
     tcase_add_test(gr, test_cluster_equiv);
     tcase_add_test(gr, test_group_equiv);
+    tcase_add_test(gr, test_group_batches);
     suite_add_tcase(s, gr);
     return s;
 }
