@@ -249,7 +249,9 @@ static int plan_wants(seq_t **seqs, ubuf_t *u)
         if (!s->out_toks)
             continue;
         int k;
-        while ((k = s->out_toks(s, u->pos[t], u->want_tok + nt, u->ntok_cap - nt)) > u->ntok_cap - nt) {
+        /* want_tok is NULL until the first row lists tokens (no pointer arithmetic on NULL) */
+        while ((k = s->out_toks(s, u->pos[t], u->want_tok ? u->want_tok + nt : NULL, u->ntok_cap - nt)) >
+               u->ntok_cap - nt) {
             int nc = SS_MAX(2 * u->ntok_cap, nt + k + 64);
             int *p = realloc(u->want_tok, (size_t)nc * sizeof *p);
             if (!p)
