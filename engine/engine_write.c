@@ -38,7 +38,8 @@ int eng_transport_open(ss_engine_t *e, const char *brokers, char *err, size_t er
         /* docs/ARCHITECTURE.md §6.5: which delivery mode is in force */
 #define GROUP_MODE "consumer group %s: this engine processes the partitions the group assigns it; sinks are " \
                    "at-least-once (a batch's changes are delivered, then its positions committed to the group, " \
-                   "then its state); not yet safe against an instance killed mid-batch (docs/ARCHITECTURE.md 6.8)"
+                   "then its state); not yet safe: a batch published again after a refused commit or a kill " \
+                   "can leave a key stale (docs/ARCHITECTURE.md 6.8)"
         ss_log(SS_LOG_INFO, "engine", GROUP_MODE, e->group);
         if (e->progress)
             fprintf(stderr, "semstream: " GROUP_MODE "\n", e->group);
