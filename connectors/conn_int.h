@@ -116,6 +116,14 @@ struct ss_source {
     int dlq_pending;         /* dead letters queued since the last flush */
     /* kafka */
     rd_kafka_t *rk;
+    /* kafka, consumer group member (group.c; NULL/0 without opts.group) */
+    char *group;             /* owned: the consumer group */
+    char *owned;             /* owned: per partition, assigned to this member now */
+    int64_t *mark;           /* owned: per partition, the position as of the engine's last commit */
+    int64_t *replay_end;     /* owned: per partition, offsets below it are a replay (state only); -1 none */
+    int assigned_once;       /* an assignment arrived */
+    int batch_mode;          /* what was read since the mark: -1 nothing, 0 new input, 1 replay */
+    int tainted;             /* a partition revoked had messages in the open batch: rewind */
     /* log */
     ss_log_t *log;           /* own connection */
     ss_log_topic_t lt;
@@ -151,6 +159,16 @@ int64_t logsrc_cached_lag(ss_source_t *s);
 void logsrc_close(ss_source_t *s);
 
 /* ---- Kafka ---- */
+
+/* Consumer group membership (group.c). conf: group.id, cooperative-sticky, read_committed, the
+ * rebalance callback. start: positions, subscription. admit (per message): 1 handle it, 0 stop
+ * the poll (the message was sought back, or the batch is tainted), -1 drop it (not owned).
+ * lag_counts: 1 when partition p counts towards the lag. */
+int kgroup_conf(ss_source_t *s, rd_kafka_conf_t *c, char *err, size_t errsz);
+int kgroup_start(ss_source_t *s, const ss_offset_t *start, int nstart, char *err, size_t errsz);
+int kgroup_admit(ss_source_t *s, const rd_kafka_message_t *m);
+int kgroup_lag_counts(const ss_source_t *s, int32_t p);
+void kgroup_close(ss_source_t *s);
 
 /* A new conf with bootstrap.servers = brokers and the defaults every client
  * gets (IPv4 loopback friendly, short timeouts and backoffs, logs routed to

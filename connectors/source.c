@@ -3,7 +3,8 @@
  * decodes each message into row events (decode.c), dead-letters bad messages,
  * and tracks positions and lag. The reading itself is the transport's: the
  * log's in log_client.c; Kafka's here, with manual partition assignment (no
- * consumer-group subscription, no rebalances, no offset commits).
+ * consumer-group subscription, no rebalances, no offset commits), or as a member of
+ * a consumer group when opts.group is set (group.c).
  *
  * Dead letters are JSON objects
  *   {"error":..,"stream":..,"topic":..,"partition":N,"offset":N,"payload":"..."}
@@ -33,7 +34,7 @@ int ss_format_parse(const char *name, ss_format_t *out)
     return SS_ERR_INVALID;
 }
 
-static rd_kafka_t *consumer_new(const ss_source_opts_t *o, char *err, size_t errsz)
+static rd_kafka_t *consumer_new(ss_source_t *s, const ss_source_opts_t *o, char *err, size_t errsz)
 {
     char group[256];
     snprintf(group, sizeof group, "semstream.%s", o->stream ? o->stream : o->topic);
@@ -59,6 +60,10 @@ static rd_kafka_t *consumer_new(const ss_source_opts_t *o, char *err, size_t err
             rd_kafka_conf_destroy(c);
             return NULL;
         }
+    if (s->group && kgroup_conf(s, c, err, errsz)) {
+        rd_kafka_conf_destroy(c);
+        return NULL;
+    }
     char es[512];
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, es, sizeof es);
     if (!rk) {
@@ -177,11 +182,15 @@ static int assign(ss_source_t *s, const ss_offset_t *start, int nstart, char *er
 static int kafka_open(ss_source_t *s, const ss_source_opts_t *o, const ss_offset_t *start, int nstart, char *err,
                       size_t errsz)
 {
-    if (!(s->rk = consumer_new(o, err, errsz)))
+    if (o->group && !(s->group = ss_strdup(o->group)))
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    if (!(s->rk = consumer_new(s, o, err, errsz)))
         return SS_ERR_KAFKA;
     int rc = discover(s, &s->npart, err, errsz);
     if (!rc && !(s->pos = calloc((size_t)s->npart, sizeof *s->pos)))
         rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    if (!rc && s->group)
+        return kgroup_start(s, start, nstart, err, errsz);
     return rc ? rc : assign(s, start, nstart, err, errsz);
 }
 
@@ -343,6 +352,13 @@ static int kafka_poll(ss_source_t *s, int max_msgs, int timeout_ms, ss_zset_t *o
                 break;
             continue;
         }
+        int admit = s->group ? kgroup_admit(s, m) : 1;
+        if (admit <= 0) {
+            rd_kafka_message_destroy(m);
+            if (admit == 0)
+                break;
+            continue;
+        }
         kafka_handle(s, m, out);
         rd_kafka_message_destroy(m);
         got++;
@@ -399,7 +415,7 @@ int ss_source_lag(ss_source_t *s, int64_t *lag, char *err, size_t errsz)
                       : (int)ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     for (int i = 0; !rc && i < s->npart; i++) {
         int p = s->pos[i].partition;
-        if (p < 0 || p >= s->npart)
+        if (p < 0 || p >= s->npart || !kgroup_lag_counts(s, p))
             continue;
         int64_t at = s->pos[i].offset < lo[p] ? lo[p] : s->pos[i].offset;
         if (hi[p] > at)
@@ -419,7 +435,8 @@ int64_t ss_source_cached_lag(ss_source_t *s)
     int64_t total = 0;
     for (int i = 0; i < s->npart; i++) {
         int64_t lo = RD_KAFKA_OFFSET_INVALID, hi = RD_KAFKA_OFFSET_INVALID;
-        if (rd_kafka_get_watermark_offsets(s->rk, s->topic, s->pos[i].partition, &lo, &hi) ||
+        if (!kgroup_lag_counts(s, s->pos[i].partition) ||
+            rd_kafka_get_watermark_offsets(s->rk, s->topic, s->pos[i].partition, &lo, &hi) ||
             hi == RD_KAFKA_OFFSET_INVALID)
             continue;
         int64_t at = lo != RD_KAFKA_OFFSET_INVALID && s->pos[i].offset < lo ? lo : s->pos[i].offset;
@@ -440,6 +457,7 @@ void ss_source_close(ss_source_t *s)
         rd_kafka_destroy(s->rk);
     }
     logsrc_close(s);
+    kgroup_close(s);
     conn_wm_close(s);
     ss_producer_destroy(s->dlq);
     ss_schema_free(s->schema);

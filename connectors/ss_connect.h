@@ -123,6 +123,9 @@ typedef struct ss_source_opts {
     const ss_schema_t *schema;   /* declared columns, KEY flags, types */
     const char *dlq_topic;       /* dead-letter topic; NULL = "<topic>.dlq" */
     size_t max_message_bytes;    /* larger messages are dead-lettered; 0 = 1 MiB */
+    const char *group;           /* Kafka only: join this consumer group (cooperative-sticky) and read
+                                    only the partitions it assigns; NULL = every partition (manual
+                                    assignment). See "consumer groups" below. */
 } ss_source_opts_t;
 
 /* A stream's event time: WATERMARK FOR column AS column - delay_us. */
@@ -183,6 +186,26 @@ int64_t ss_source_cached_lag(ss_source_t *s);
 void ss_source_wake(ss_source_t *s);
 void ss_source_get_stats(const ss_source_t *s, ss_source_stats_t *out);
 void ss_source_close(ss_source_t *s); /* NULL-safe */
+
+/* Consumer groups (opts.group; docs/ARCHITECTURE.md §6.1). The positions passed to open are the
+ * engine's local ones (L). When a partition is assigned, reading starts at L; if the group's
+ * committed offset G is further on, the messages in [L, G) are a *replay*: the caller applies them
+ * to its state without publishing (their owner published them). A poll never mixes replayed and
+ * new messages. When a partition is revoked while the caller's open batch holds messages of it,
+ * ss_source_rebalanced turns 1: the caller drops its open batch and calls ss_source_rewind, which
+ * sends every owned partition back to the mark. Rebalances happen only inside ss_source_poll.
+ * Positions (ss_source_positions) cover every partition: for those not owned, the last local one.
+ * Lag counts the owned partitions only (all of them before the first assignment). Without a group
+ * these are no-ops (grouped, is_replay and rebalanced are 0). */
+int ss_source_grouped(const ss_source_t *s);
+int ss_source_is_replay(const ss_source_t *s);   /* what was polled since the mark is a replay */
+int ss_source_rebalanced(const ss_source_t *s);  /* the open batch must be dropped and rewound */
+void ss_source_mark(ss_source_t *s);              /* the caller committed the positions */
+void ss_source_rewind(ss_source_t *s);            /* back to the mark */
+/* Commits to the group (synchronously) the positions of the owned partitions read since the mark.
+ * SS_ERR_BUSY: refused because the group is rebalancing; the caller drops its batch (rewinds)
+ * instead of committing its state, so its local positions never pass the group's. */
+int ss_source_commit_group(ss_source_t *s, char *err, size_t errsz);
 
 /* ---- loading a JSON-lines file into a stream ---- */
 typedef struct ss_load_opts {

@@ -107,6 +107,13 @@ int ss_engine_open(const ss_engine_opts_t *opts, ss_engine_t **out, char *err, s
     e->sync_inference = opts->sync_inference;
     if (opts->timeout_ms > 0)
         e->deadline_ns = ss_now_ns() + (int64_t)opts->timeout_ms * 1000000;
+    if (opts->group && (!*opts->group || !opts->brokers || !*opts->brokers)) {
+        ss_engine_close(e);
+        return ss_seterr(err, errsz, SS_ERR_INVALID, opts->group && *opts->group
+                         ? "--group %s needs --brokers: a consumer group is Kafka's (the durable log has none)"
+                         : "--group needs a name", opts->group);
+    }
+    e->group = opts->group ? ss_strdup(opts->group) : NULL;
     e->db_path = ss_strdup(opts->db_path ? opts->db_path : "semstream.db");
     e->cache_path = ss_sprintf("%s.cache", e->db_path ? e->db_path : "");
     e->model_path = ss_strdup(opts->model_path ? opts->model_path : ss_default_model());
@@ -161,6 +168,7 @@ void ss_engine_close(ss_engine_t *e)
     if (e->transport)
         ss_transport_close(e->transport); /* after the pipeline's sources and sinks and the producer */
     free(e->db_path);
+    free(e->group);
     free(e->cache_path);
     free(e->model_path);
     for (int i = 0; i < e->nloads; i++) {

@@ -107,11 +107,20 @@ typedef struct eng_pipe {
     int wake;                 /* eng_pipe_wake: the poll in progress ends now (atomic) */
 } eng_pipe_t;
 
+/* ---- --group (pipe_group.c; docs/ARCHITECTURE.md §6) ---- */
+/* SS_OK when every pipeline of the plan can run as a consumer-group member: one stream, and
+ * operators that work row by row on it (no exchange needed); else the view and operator that
+ * need what is not built yet. */
+int eng_group_check(const ss_engine_t *e, char *err, size_t errsz);
+/* The consumer group of a SOURCE node: "<group>.<stream>@<node id>". */
+void eng_group_id(const ss_engine_t *e, const ss_plan_node_t *n, char *buf, size_t bufsz);
+
 /* A subscription to one view's changes (subscribe.c). */
 typedef struct eng_sub eng_sub_t;
 
 struct ss_engine {
     char *db_path;          /* owned */
+    char *group;            /* owned: --group (consumer group of the engines sharing the inputs), or NULL */
     char *cache_path;       /* owned: "<db>.cache" */
     ss_transport_t *transport; /* owned: the durable log beside db_path, or Kafka (--brokers) */
     char *model_path;       /* owned */

@@ -34,6 +34,17 @@ int eng_transport_open(ss_engine_t *e, const char *brokers, char *err, size_t er
     ss_log(SS_LOG_INFO, "engine", "streams and sinks on %s", ss_transport_describe(e->transport));
     if (e->progress)
         fprintf(stderr, "semstream: streams and sinks on %s\n", ss_transport_describe(e->transport));
+    if (e->group) {
+        /* docs/ARCHITECTURE.md §6.5: which delivery mode is in force */
+#define GROUP_MODE "consumer group %s: this engine processes the partitions the group assigns it; sinks are " \
+                   "at-least-once (a batch's changes are delivered, then its positions committed to the group, " \
+                   "then its state); not yet safe: a batch published again after a refused commit or a kill " \
+                   "can leave a key stale (docs/ARCHITECTURE.md 6.8)"
+        ss_log(SS_LOG_INFO, "engine", GROUP_MODE, e->group);
+        if (e->progress)
+            fprintf(stderr, "semstream: " GROUP_MODE "\n", e->group);
+#undef GROUP_MODE
+    }
     return SS_OK;
 }
 

@@ -190,8 +190,12 @@ static int open_source(eng_pipe_t *p, int i, char *err, size_t errsz)
     const char *mb = ss_plan_opt(n, "max_message_bytes");
     if (mb)
         o.max_message_bytes = (size_t)strtoull(mb, NULL, 10);
-    char key[256];
+    char key[256], group[512];
     eng_source_key(n, key, sizeof key);
+    if (p->e->group) {
+        eng_group_id(p->e, n, group, sizeof group);
+        o.group = group;
+    }
     ss_offset_t *offs = NULL;
     int noffs = 0;
     ss_source_t *src = NULL;
@@ -459,6 +463,25 @@ static int store_offsets(eng_pipe_t *p, char *err, size_t errsz)
 
 /* ---- input ---- */
 
+/* --group: a partition the open batch read from was revoked, or the group refused the batch's
+ * positions. Nothing of the batch is committed here, so it is dropped and every source goes back
+ * to its last committed positions (a revoked partition's new owner reads it from the group's
+ * committed offset). */
+static void drop_batch(eng_pipe_t *p)
+{
+    ss_log(SS_LOG_INFO, "engine", "views %s: group %s rebalanced: the open batch (%lld message(s), not committed "
+           "here) is read again", p->views, p->e->group, (long long)p->batch_rows);
+    clear_batch(p);
+    for (int j = 0; j < p->nn; j++) {
+        int i = p->nodes[j];
+        ss_zset_clear(&p->outs[i]);
+        if (p->srcs[i])
+            ss_source_rewind(p->srcs[i]);
+    }
+    if (p->wg)
+        ss_dispatch_wg_forget(p->wg);
+}
+
 /* Polls up to max messages in all from the sources, waiting at most timeout_ms for the first. */
 static int poll_sources(eng_pipe_t *p, int max, int timeout_ms, int *got, char *err, size_t errsz)
 {
@@ -482,6 +505,11 @@ static int poll_sources(eng_pipe_t *p, int max, int timeout_ms, int *got, char *
             if (rc)
                 return rc;
             *got += n;
+            if (ss_source_rebalanced(p->srcs[i])) { /* --group: a partition of the open batch moved */
+                drop_batch(p);
+                *got = 0;
+                return SS_OK;
+            }
         }
         first = 0;
         if (__atomic_exchange_n(&p->wake, 0, __ATOMIC_ACQ_REL))
@@ -586,6 +614,12 @@ static int run_boot(eng_pipe_t *p, char *err, size_t errsz)
                 continue; /* a new view's own sources start at the beginning of their topics, and
                              its nodes fed by them only (a join's or UNION's other side) follow */
             ss_zset_clear(&snap);
+            if (p->e->group) {
+                rc = ss_seterr(err, errsz, SS_ERR_UNSUPPORTED, "a new view cannot be fed view %s under --group "
+                               "(this instance holds only its partitions' rows): start the group with it defined",
+                               nz(pl->nodes[s]->label));
+                break;
+            }
             if (!p->ops[s]->vt->snapshot)
                 rc = ss_seterr(err, errsz, SS_ERR_UNSUPPORTED, "node %d (%s) keeps no snapshot to bootstrap a new "
                                "view from", pl->nodes[s]->id, p->ops[s]->vt->name);
@@ -687,6 +721,8 @@ static void wait_answers(eng_pipe_t *p)
             char err[SS_ERRSZ];
             if (poll_sources(p, (int)SS_MIN(max_pending - p->batch_rows, e->batch_size), 0, &got, err, sizeof err))
                 break; /* the attempt will meet the failure and handle it */
+            if (!p->batch_open)
+                break; /* dropped (--group rebalance): the next step polls afresh */
             p->batch_rows += got;
             new_input |= got > 0;
         }
@@ -755,6 +791,62 @@ static void publish_subs(eng_pipe_t *p)
     }
 }
 
+/* --group, a batch of new input: each sink view's delta is published and delivered (no
+ * outbox: the group's committed offsets, not the local state, say what was published), and its
+ * next sequence stored in the open transaction. */
+static int publish_delivered(eng_pipe_t *p, char *err, size_t errsz)
+{
+    int rc = SS_OK;
+    for (int j = 0; !rc && j < p->nn; j++) {
+        int i = p->nodes[j];
+        if (!p->sinks[i] || !p->outs[i].n)
+            continue;
+        rc = ss_sink_publish(p->sinks[i], &p->outs[i], &p->seq[i], err, errsz);
+        if (!rc)
+            rc = ss_sink_flush(p->sinks[i], 60000, err, errsz);
+        if (!rc)
+            rc = ss_store_put_seq(p->store, p->e->plan->nodes[i]->label, p->seq[i], err, errsz);
+    }
+    return rc;
+}
+
+/* --group (docs/ARCHITECTURE.md §6.1, §6.5): Kafka first, then SQLite. A batch of new input is
+ * delivered to the sinks and its positions committed to the group before the state and the
+ * local positions commit, so the local position never passes the group's; a replay batch
+ * (messages the previous owner published) only brings the state and the local positions on.
+ * *redo = 1 (SS_OK) when the group refused the positions (it is rebalancing): the caller rolls
+ * the batch back and reads it again, or its new owner does (its changes, delivered already,
+ * are then published twice: at-least-once). */
+static int commit_grouped(eng_pipe_t *p, int *redo, char *err, size_t errsz)
+{
+    int replay = 0;
+    *redo = 0;
+    for (int j = 0; j < p->nn; j++)
+        replay |= p->srcs[p->nodes[j]] && ss_source_is_replay(p->srcs[p->nodes[j]]);
+    int rc = store_offsets(p, err, errsz);
+    if (!rc && !replay)
+        rc = publish_delivered(p, err, errsz);
+    for (int j = 0; !rc && !replay && j < p->nn; j++)
+        if (p->srcs[p->nodes[j]])
+            rc = ss_source_commit_group(p->srcs[p->nodes[j]], err, errsz);
+    if (rc == SS_ERR_BUSY) {
+        ss_log(SS_LOG_INFO, "engine", "views %s: %s: the batch is read again", p->views, err);
+        *redo = 1;
+        return SS_OK;
+    }
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&p->commit_mu);
+    rc = ss_store_commit(p->store, err, errsz);
+    if (!rc)
+        publish_subs(p); /* the local view changed (a replay too) */
+    pthread_mutex_unlock(&p->commit_mu);
+    for (int j = 0; !rc && j < p->nn; j++)
+        if (p->srcs[p->nodes[j]])
+            ss_source_mark(p->srcs[p->nodes[j]]);
+    return rc;
+}
+
 /* One attempt at the open batch. SS_OK also when it must wait for answers (done here). */
 static int attempt(eng_pipe_t *p, int tick, char *err, size_t errsz)
 {
@@ -769,6 +861,21 @@ static int attempt(eng_pipe_t *p, int tick, char *err, size_t errsz)
             p->wait_start_ns = p->attempt_ns; /* the batch's first wait */
         undo_attempt(p);
         wait_answers(p);
+        return SS_OK;
+    }
+    if (p->e->group) {
+        int redo = 0;
+        if (!rc)
+            rc = commit_grouped(p, &redo, err, errsz);
+        if (rc || redo) {
+            undo_attempt(p);
+            if (redo)
+                drop_batch(p);
+            return rc;
+        }
+        commit_done(p);
+        eng_time_committed(p);
+        clear_batch(p);
         return SS_OK;
     }
     if (!rc)

@@ -338,6 +338,8 @@ int eng_rebuild(ss_engine_t *e, char *err, size_t errsz)
         rc = create_topics(e, err, errsz);
     if (!rc && e->plan)
         rc = make_pipes(e, err, errsz);
+    if (!rc && e->plan)
+        rc = eng_group_check(e, err, errsz); /* --group: views that need an exchange are refused */
     for (int k = 0; !rc && k < e->npipes; k++)
         rc = eng_pipe_start(e->pipes[k], err, errsz);
     if (rc) {

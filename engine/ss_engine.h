@@ -32,6 +32,8 @@ typedef struct ss_engine ss_engine_t;
 typedef struct ss_engine_opts {
     const char *db_path;    /* SQLite state file; NULL = "semstream.db" */
     const char *brokers;    /* Kafka bootstrap servers; NULL = the durable log "<db_path>.log" */
+    const char *group;      /* with brokers: share the inputs' partitions with the other engines of this
+                               consumer group (docs/ARCHITECTURE.md §6); NULL = read every partition */
     const char *model_path; /* default model registered as "local"; NULL = ss_default_model() */
     int batch_size;         /* messages per source per micro-batch; 0 = 1024 */
     int max_latency_ms;     /* longest wait for input in one step; 0 = 100 */

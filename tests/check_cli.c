@@ -69,13 +69,13 @@ START_TEST(test_longopts_parse)
     static const struct option own[] = {
         {"port", 1, 0, O_PORT}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     struct option lo[16];
-    ck_assert_int_eq(ss_cli_longopts(own, lo, 16), 9);
-    ck_assert_ptr_null(lo[9].name);
-    ck_assert_int_eq(ss_cli_longopts(own, lo, 9), -1); /* no room for the zero entry */
-    ck_assert_int_eq(ss_cli_longopts(NULL, lo, 16), 6);
+    ck_assert_int_eq(ss_cli_longopts(own, lo, 16), 10);
+    ck_assert_ptr_null(lo[10].name);
+    ck_assert_int_eq(ss_cli_longopts(own, lo, 10), -1); /* no room for the zero entry */
+    ck_assert_int_eq(ss_cli_longopts(NULL, lo, 16), 7);
     ss_cli_longopts(own, lo, 16);
     char *argv[] = {"serve", "--db", "s.db", "--port", "9000", "script.sql", "--batch-size=64",
-                    "--max-latency-ms", "7", "--quiet", "--brokers", "b:1", NULL};
+                    "--max-latency-ms", "7", "--quiet", "--brokers", "b:1", "--group", "g1", NULL};
     int argc = (int)(sizeof argv / sizeof argv[0]) - 1, c, port = 0, quiet = 0;
     ss_engine_opts_t o;
     memset(&o, 0, sizeof o);
@@ -95,6 +95,7 @@ START_TEST(test_longopts_parse)
     }
     ck_assert_str_eq(o.db_path, "s.db");
     ck_assert_str_eq(o.brokers, "b:1");
+    ck_assert_str_eq(o.group, "g1");
     ck_assert_int_eq(o.batch_size, 64);
     ck_assert_int_eq(o.max_latency_ms, 7);
     ck_assert_int_eq(port, 9000);

@@ -42,6 +42,9 @@ static const struct {
 } engine_opts[] = {
     {{"db", 1, 0, SS_CLI_OPT_DB}, "  --db FILE              state database (default ./semstream.db)\n"},
     {{"brokers", 1, 0, SS_CLI_OPT_BROKERS}, "  --brokers LIST         Kafka bootstrap servers (default: the durable log FILE.log beside --db)\n"},
+    {{"group", 1, 0, SS_CLI_OPT_GROUP},
+     "  --group NAME           with --brokers: share the inputs' partitions with the engines of this consumer\n"
+     "                         group (each processes the partitions Kafka assigns it; see docs/ARCHITECTURE.md)\n"},
     {{"model", 1, 0, SS_CLI_OPT_MODEL}, "  --model FILE           default GGUF model, registered as \"local\"\n"},
     {{"batch-size", 1, 0, SS_CLI_OPT_BATCH_SIZE},
      "  --batch-size N         messages per source per micro-batch (default 1024)\n"},
@@ -87,6 +90,7 @@ int ss_cli_engine_opt(ss_engine_opts_t *o, int opt, const char *arg, char *err, 
     switch (opt) {
     case SS_CLI_OPT_DB: o->db_path = arg; return SS_OK;
     case SS_CLI_OPT_BROKERS: o->brokers = arg; return SS_OK;
+    case SS_CLI_OPT_GROUP: o->group = arg; return SS_OK;
     case SS_CLI_OPT_MODEL: o->model_path = arg; return SS_OK;
     case SS_CLI_OPT_BATCH_SIZE: return int_arg("batch-size", arg, 1, &o->batch_size, err, errsz);
     case SS_CLI_OPT_MAX_LATENCY: return int_arg("max-latency-ms", arg, 0, &o->max_latency_ms, err, errsz);

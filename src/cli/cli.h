@@ -51,6 +51,7 @@ enum {
     SS_CLI_OPT_BATCH_SIZE,
     SS_CLI_OPT_MAX_LATENCY,
     SS_CLI_OPT_THREADS,
+    SS_CLI_OPT_GROUP,
     SS_CLI_OPT_USER = 0x1100, /* values from here on are free for a command's own options */
 };
 /* Writes the engine options' entries, then extra's up to its zero entry (extra may
