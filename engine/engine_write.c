@@ -40,9 +40,7 @@ int eng_transport_open(ss_engine_t *e, const char *brokers, char *err, size_t er
                    "at-least-once (a batch's changes are delivered, then its positions committed to the group, " \
                    "then its state); not yet safe: a batch published again after a refused commit or a kill " \
                    "can leave a key stale (docs/ARCHITECTURE.md 6.8)"
-        ss_log(SS_LOG_INFO, "engine", GROUP_MODE, e->group);
-        if (e->progress)
-            fprintf(stderr, "semstream: " GROUP_MODE "\n", e->group);
+        ss_log(SS_LOG_WARN, "engine", GROUP_MODE, e->group); /* shown at the default level */
 #undef GROUP_MODE
     }
     return SS_OK;
