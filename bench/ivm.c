@@ -23,11 +23,14 @@
  *                  [--threads T] [--out FILE] [--memo prune|keep] [--cache 0|1]
  * --cache 1 gives the incremental operator's dispatcher a result cache, as in the engine
  * (the full recomputes never have one); --memo sets the operators' memo option.
- * ops: filter,map,topk_score,topk_rank,agg,join,extract,classify,search,simjoin. SEM_SEARCH and
+ * ops: filter,map,topk_score,topk_rank,agg,join,extract,classify,search,simjoin,dedup,group,cluster. SEM_SEARCH and
  * SEM_SIM_JOIN ask the model only for embeddings (EMBED requests through the dispatcher here, as
  * the engine does without word vectors): their "calls" are embeddings. SEM_SIM_JOIN's right side
  * is a fixed set of 100 rows loaded before the left side's N rows and churn (counted in the
- * initial load and in every full recompute).
+ * initial load and in every full recompute). SEM_DEDUP, SEM_GROUP and SEM_CLUSTER embed with the
+ * engine's default embedder (the wink word vectors, no model call), so their calls are pair checks
+ * and group names; SEM_DEDUP's data repeat the words of an earlier row in a third of the inserts
+ * (near-duplicates that its blocking lets through).
  * Writes JSON to --out (default bench/results/ivm.json under the source tree when run
  * from the build directory) and a summary table to stdout.
  */
@@ -94,6 +97,7 @@ static void die(const char *fmt, ...)
 typedef struct env {
     sqlite3 *db;
     ss_dispatch_t *disp;
+    ss_embedder_t *emb; /* the word vectors when WINK is set (SEM_DEDUP, SEM_GROUP), else NULL */
     ss_op_ctx_t ctx;
     int64_t batches; /* backend run() invocations (one batched model call each) */
 } env_t;
@@ -143,6 +147,8 @@ static ss_infer_backend_t *counting_new(ss_infer_backend_t *inner, int64_t *batc
     return &c->base;
 }
 
+static int WINK; /* 1: operators embed with the engine's default embedder (the wink word vectors) */
+
 /* cache: the dispatcher's result cache file, NULL for none. */
 static void env_open_cache(env_t *e, const char *cache)
 {
@@ -161,12 +167,17 @@ static void env_open_cache(env_t *e, const char *cache)
         die("add model: %s", err);
     e->ctx.db = e->db;
     e->ctx.disp = e->disp;
+    ss_embed_opts_t eo = {.dispatch = e->disp};
+    if (WINK && ss_embedder_open(&eo, &e->emb, err, sizeof err))
+        die("embedder: %s", err);
+    e->ctx.emb = e->emb;
 }
 
 static void env_open(env_t *e) { env_open_cache(e, NULL); }
 
 static void env_close(env_t *e)
 {
+    ss_embedder_destroy(e->emb);
     ss_dispatch_close(e->disp);
     sqlite3_exec(e->db, "COMMIT", NULL, NULL, NULL);
     sqlite3_close(e->db);
@@ -253,6 +264,8 @@ static ss_row_t *row_of(const data_t *d, int i)
     return r;
 }
 
+static int DUPS; /* 1: a third of the inserts repeat an existing row's words (near-duplicates, SEM_DEDUP) */
+
 static void data_insert(data_t *d, ss_zset_t *z)
 {
     if (d->n == d->cap) {
@@ -264,7 +277,15 @@ static void data_insert(data_t *d, ss_zset_t *z)
     int i = d->n++;
     d->id[i] = ++d->next;
     d->ver[i] = 0;
-    d->txt[i] = text(d->id[i], 0, 6);
+    if (DUPS && i > 0 && rnd() % 3 == 0) { /* the words of row j, this row's own tag */
+        const char *w = d->txt[rnd() % (unsigned)i], *tag = strrchr(w, '(');
+        ss_buf_t b = SS_BUF_INIT;
+        ss_buf_append(&b, w, tag ? (size_t)(tag - w) : strlen(w));
+        ss_buf_printf(&b, "(%lld.0)", (long long)d->id[i]);
+        d->txt[i] = ss_buf_take(&b);
+    } else {
+        d->txt[i] = text(d->id[i], 0, 6);
+    }
     ss_zset_add(z, row_of(d, i), 1);
 }
 
@@ -692,6 +713,16 @@ static void join_bench(void)
     ss_plan_node_free(JR);
 }
 
+/* SEM_DEDUP, SEM_GROUP, SEM_CLUSTER: deletes never ask the model. */
+static int nodelete_json(ss_buf_t *b, result_t *r)
+{
+    int ok = r->per_kind_calls[2] == 0;
+    printf("  check: no call per delete: %s; max calls of an insert %lld\n", ok ? "yes" : "NO",
+           (long long)r->max_insert_calls);
+    return ss_buf_printf(b, ",\"check_no_call_per_delete\":%s,\"max_insert_calls\":%lld", ok ? "true" : "false",
+                         (long long)r->max_insert_calls);
+}
+
 /* ------------------------------------------------------------------ main */
 
 /* SEM_SIM_JOIN (k = 3) of the N churning rows against 100 fixed rows. */
@@ -837,6 +868,31 @@ int main(int argc, char **argv)
     }
     if (want("simjoin"))
         simjoin_bench();
+    WINK = 1; /* the operators below embed with the word vectors, as the engine does by default */
+    if (want("dedup")) {
+        ss_plan_node_t *n = unary(SS_PN_SEM_DEDUP, "The same story? {txt}", SPEC ",entity:t");
+        fx_opt(n, "threshold", "0.95");
+        DUPS = 1;
+        run_unary("sem_dedup", n, nodelete_json);
+        DUPS = 0;
+        ss_plan_node_free(n);
+    }
+    if (want("group")) {
+        ss_plan_node_t *n = unary(SS_PN_SEM_GROUP, "Topic of {txt}", SPEC ",topic:t");
+        n->limit = 8;
+        n->sem = SS_SEM_GROUP;
+        fx_opt(n, "max_tokens", "6");
+        run_unary("sem_group", n, nodelete_json);
+        ss_plan_node_free(n);
+    }
+    if (want("cluster")) {
+        ss_plan_node_t *n = unary(SS_PN_SEM_GROUP, "{txt}", SPEC ",topic:t");
+        n->limit = 8;
+        n->sem = SS_SEM_CLUSTER;
+        run_unary("sem_cluster", n, nodelete_json);
+        ss_plan_node_free(n);
+    }
+    WINK = 0;
     ss_buf_puts(&J, "]}\n");
     FILE *f = fopen(O.out, "w");
     if (!f)

@@ -18,11 +18,15 @@
  * word vectors) or the words classifier, trained on the oracle's answers.
  *
  *   bench_quality [--n N] [--seeds S] [--steps T] [--churn F] [--cascade 'proxy=embed, ...']
- *                 [--category NAME] [--join NA [--join-k K]] [--corpus DIR] [--oracle URL] [--model NAME]
- *                 [--check] [--out FILE]
+ *                 [--category NAME] [--join NA [--join-k K] [--join-cascade TEXT]] [--corpus DIR] [--oracle URL]
+ *                 [--model NAME] [--embedder wink|use|model] [--check] [--out FILE]
+ * --embedder: the engine's embedder (SET embedder = ...) for proxy=embed and the pruned join;
+ * default the engine's default (wink).
  * --join NA: also "Is {a.word} a kind of {b.word}?" over NA synsets x their hypernyms' words,
  * exhaustive and pruned (join_candidates = K, default 5): calls, and the pruned join's recall of
- * the exhaustive join's matches (the fixture is always right, so those are the true matches).
+ * the exhaustive join's matches (the fixture is always right, so those are the true matches), and
+ * with a cascade (--join-cascade TEXT, default the SEM_FILTER targets): its oracle calls, recall
+ * and precision against those matches.
  * --check: exit 1 unless the targets hold: recall and precision >= their targets in >= 80%
  * of the seeds, the exhaustive view exact, oracle labels <= --max-oracle (default 0.25) of
  * the rows; and each step's oracle calls at most --max-step (default 1.0) x the changed rows.
@@ -147,7 +151,7 @@ static void fixture_start(const char *self, const char *corpus, char *url, size_
 typedef struct opts {
     int n, seeds, steps, check, join, join_k;
     double churn, max_oracle, max_step, recall, precision;
-    const char *cascade, *corpus, *oracle, *model_name, *out, *category;
+    const char *cascade, *corpus, *oracle, *model_name, *out, *category, *join_cascade;
     char ask[256]; /* the SEM_FILTER instruction */
 } opts_t;
 
@@ -164,6 +168,8 @@ static uint64_t mix64(uint64_t x)
     x *= 0xc4ceb9fe1a85ec53ULL;
     return x ^ (x >> 33);
 }
+
+static const char *g_embedder; /* --embedder, or NULL for the engine's default */
 
 static char *exec_sql(ss_engine_t *e, const char *sql)
 {
@@ -316,6 +322,11 @@ static void run_seed(const opts_t *o, int seed, const char *url, seed_res_t *r)
     char err[SS_ERRSZ] = "";
     if (ss_engine_open(&eo, &e, err, sizeof err))
         die("engine", err);
+    if (g_embedder) {
+        char set[128];
+        snprintf(set, sizeof set, "SET embedder = '%s';", g_embedder);
+        free(exec_sql(e, set));
+    }
     snprintf(sql, sizeof sql,
              "CREATE MODEL oracle WITH (backend = 'openai', url = '%s', model = '%s');"
              "CREATE STREAM nouns (id INT KEY, word TEXT, gloss TEXT, category TEXT) "
@@ -493,12 +504,29 @@ static char *join_pairs(sqlite3 *db, const char *view, int64_t *n)
  * direct hypernyms on the right; "Is {a.word} a kind of {b.word}?" exhaustively and pruned to the
  * k nearest by embedding. The fixture is always right, so the exhaustive join's rows are the true
  * matches; the pruned join's recall is measured against them. */
-static void run_join(int na, int k, const char *url, const char *model, ss_buf_t *json)
+/* How many lines of `sub` (sorted "aid:bid" lines) are lines of `all`. */
+static int64_t pairs_found(const char *all, const char *sub)
+{
+    int64_t found = 0;
+    ss_buf_t fl = SS_BUF_INIT;
+    ss_buf_printf(&fl, "\n%s", all ? all : "");
+    for (const char *p = sub; p && *p;) {
+        const char *end = strchr(p, '\n');
+        char pat[64];
+        snprintf(pat, sizeof pat, "\n%.*s\n", (int)(end - p), p);
+        found += strstr(ss_buf_cstr(&fl), pat) != NULL;
+        p = end + 1;
+    }
+    ss_buf_free(&fl);
+    return found;
+}
+
+static void run_join(int na, int k, const char *jcas, const char *url, const char *model, ss_buf_t *json)
 {
     char dir[] = "/tmp/bench_quality_join_XXXXXX";
     if (!mkdtemp(dir))
         die("mkdtemp", NULL);
-    char db[1200], sql[2048];
+    char db[1200], sql[3072];
     snprintf(db, sizeof db, "%s/state.db", dir);
     ss_engine_opts_t eo;
     memset(&eo, 0, sizeof eo);
@@ -509,6 +537,11 @@ static void run_join(int na, int k, const char *url, const char *model, ss_buf_t
     char err[SS_ERRSZ] = "";
     if (ss_engine_open(&eo, &e, err, sizeof err))
         die("engine", err);
+    if (g_embedder) {
+        char set[128];
+        snprintf(set, sizeof set, "SET embedder = '%s';", g_embedder);
+        free(exec_sql(e, set));
+    }
     snprintf(sql, sizeof sql,
              "CREATE MODEL oracle WITH (backend = 'openai', url = '%s', model = '%s');"
              "CREATE STREAM wa (id INT KEY, word TEXT) WITH (topic = 'wa', format = 'json');"
@@ -516,8 +549,10 @@ static void run_join(int na, int k, const char *url, const char *model, ss_buf_t
              "CREATE CONTINUOUS VIEW jfull AS SELECT a.id AS aid, b.id AS bid FROM wa a SEM_JOIN wb b "
              "ON 'Is {a.word} a kind of {b.word}?' WITH (model = oracle);"
              "CREATE CONTINUOUS VIEW jpruned AS SELECT a.id AS aid, b.id AS bid FROM wa a SEM_JOIN wb b "
-             "ON 'Is {a.word} a kind of {b.word}?' WITH (model = oracle, join_candidates = %d);",
-             url, model, k);
+             "ON 'Is {a.word} a kind of {b.word}?' WITH (model = oracle, join_candidates = %d);"
+             "CREATE CONTINUOUS VIEW jcascade AS SELECT a.id AS aid, b.id AS bid FROM wa a SEM_JOIN wb b "
+             "ON 'Is {a.word} a kind of {b.word}?' WITH (model = oracle, cascade = '%s');",
+             url, model, k, jcas);
     free(exec_sql(e, sql));
     /* the left side: every 37th synset with a hypernym whose word differs from its own */
     char pa[1300], pb[1300];
@@ -561,28 +596,34 @@ static void run_join(int na, int k, const char *url, const char *model, ss_buf_t
         die("cannot read the state", db);
     int64_t nfull = 0, npruned = 0;
     char *full = join_pairs(rd, "jfull", &nfull), *pruned = join_pairs(rd, "jpruned", &npruned);
-    int64_t found = 0; /* pruned rows that are exhaustive rows */
-    ss_buf_t fl = SS_BUF_INIT;
-    ss_buf_printf(&fl, "\n%s", full ? full : "");
-    for (char *p = pruned; p && *p;) {
-        char *end = strchr(p, '\n');
-        char pat[64];
-        snprintf(pat, sizeof pat, "\n%.*s\n", (int)(end - p), p);
-        found += strstr(ss_buf_cstr(&fl), pat) != NULL;
-        p = end + 1;
-    }
-    ss_buf_free(&fl);
+    int64_t found = pairs_found(full, pruned); /* pruned rows that are exhaustive rows */
+    int64_t ncas = 0;
+    char *cas = join_pairs(rd, "jcascade", &ncas);
+    int64_t cfound = pairs_found(full, cas); /* the cascade's rows that are true matches */
     int64_t cfull = explain_calls_kind(e, "jfull", "sem_join"), cpruned = explain_calls_kind(e, "jpruned", "sem_join");
+    int64_t ccas = explain_calls_kind(e, "jcascade", "sem_join");
+    char *ex = exec_sql(e, "EXPLAIN VIEW jcascade;"), *cl = ex ? strstr(ex, "cascade of") : NULL;
+    if (cl) /* the plan EXPLAIN shows: thresholds, samples, estimates */
+        printf("%s", cl);
+    free(ex);
     double recall = nfull ? (double)found / (double)nfull : 1, ratio = cpruned > 0 ? (double)cfull / (double)cpruned : 0;
+    double crec = nfull ? (double)cfound / (double)nfull : 1, cprec = ncas ? (double)cfound / (double)ncas : 1;
+    double cratio = ccas > 0 ? (double)cfull / (double)ccas : 0;
     printf("SEM_JOIN words x hypernyms: %d x %d rows; exhaustive %lld calls, %lld true matches; pruned "
            "(join_candidates=%d) %lld calls (%.1fx fewer), recall %.3f of the exhaustive join's matches "
            "(%lld of %lld); %.1fs\n",
            nleft, nright, (long long)cfull, (long long)nfull, k, (long long)cpruned, ratio, recall,
            (long long)found, (long long)nfull, secs);
+    printf("SEM_JOIN cascade (%s): %lld oracle calls (%.1fx fewer than exhaustive), %lld rows: recall %.3f, "
+           "precision %.3f against the exhaustive join's matches\n",
+           jcas, (long long)ccas, cratio, (long long)ncas, crec, cprec);
     ss_buf_printf(json,
                   ",\"join\":{\"left\":%d,\"right\":%d,\"k\":%d,\"exhaustive_calls\":%lld,\"matches\":%lld,"
-                  "\"pruned_calls\":%lld,\"call_ratio\":%.2f,\"recall\":%.4f}",
-                  nleft, nright, k, (long long)cfull, (long long)nfull, (long long)cpruned, ratio, recall);
+                  "\"pruned_calls\":%lld,\"call_ratio\":%.2f,\"recall\":%.4f,\"cascade_calls\":%lld,"
+                  "\"cascade_call_ratio\":%.2f,\"cascade_recall\":%.4f,\"cascade_precision\":%.4f}",
+                  nleft, nright, k, (long long)cfull, (long long)nfull, (long long)cpruned, ratio, recall,
+                  (long long)ccas, cratio, crec, cprec);
+    free(cas);
     free(full);
     free(pruned);
     sqlite3_close(rd);
@@ -604,7 +645,8 @@ static double arg_num(const char *flag, const char *v)
 int main(int argc, char **argv)
 {
     opts_t o = {.n = 10000, .seeds = 1, .steps = 5, .churn = 0.01, .max_oracle = 0.25, .max_step = 1.0,
-                .cascade = "proxy=embed, recall=0.9, precision=0.9, delta=0.2", .model_name = "oracle", .category = "animal", .join_k = 5};
+                .cascade = "proxy=embed, recall=0.9, precision=0.9, delta=0.2", .model_name = "oracle", .category = "animal", .join_k = 5,
+                .join_cascade = "proxy=embed, recall=0.9, precision=0.9, delta=0.2"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--check")) {
@@ -636,6 +678,8 @@ int main(int argc, char **argv)
             o.oracle = v;
         else if (!strcmp(a, "--join"))
             o.join = (int)arg_num(a, v);
+        else if (!strcmp(a, "--join-cascade"))
+            o.join_cascade = v;
         else if (!strcmp(a, "--join-k"))
             o.join_k = (int)arg_num(a, v);
         else if (!strcmp(a, "--category"))
@@ -644,6 +688,8 @@ int main(int argc, char **argv)
             o.model_name = v;
         else if (!strcmp(a, "--out"))
             o.out = v;
+        else if (!strcmp(a, "--embedder"))
+            g_embedder = v;
         else
             die("unknown option", a);
     }
@@ -680,7 +726,8 @@ int main(int argc, char **argv)
            "cascade '%s', oracle %s%s\n", o.n, o.seeds, o.steps, o.churn * 100, o.ask, cat, o.cascade, url,
            o.oracle ? "" : " (the labels' fixture)");
     ss_buf_t json = SS_BUF_INIT;
-    ss_buf_printf(&json, "{\"bench\":\"quality\",\"n\":%d,\"steps\":%d,\"churn\":%g,\"category\":\"%s\",\"cascade\":",
+    ss_buf_printf(&json, "{\"bench\":\"quality\",\"embedder\":\"%s\",", g_embedder ? g_embedder : "wink");
+    ss_buf_printf(&json, "\"n\":%d,\"steps\":%d,\"churn\":%g,\"category\":\"%s\",\"cascade\":",
                   o.n, o.steps, o.churn, cat);
     ss_json_put_str_utf8(&json, o.cascade, strlen(o.cascade));
     ss_buf_printf(&json, ",\"oracle\":\"%s\",\"seeds\":[", o.oracle ? "url" : "fixture");
@@ -725,7 +772,7 @@ int main(int argc, char **argv)
     ss_buf_t jj = SS_BUF_INIT;
     if (o.join > 0) {
         load_hypernyms(o.corpus);
-        run_join(o.join, o.join_k, url, o.model_name, &jj);
+        run_join(o.join, o.join_k, o.join_cascade, url, o.model_name, &jj);
     }
     int ns = o.seeds ? o.seeds : 1;
     double share = o.seeds ? (double)met / o.seeds : 1;

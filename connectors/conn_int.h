@@ -29,16 +29,20 @@ struct ss_transport {
     pthread_mutex_t mu;     /* guards everything below */
     pthread_cond_t cv;      /* log: broadcast after every append by this process */
     uint64_t gen;           /* log: appends by this process so far */
+    uint64_t wakes;         /* log: ss_source_wake calls so far (a waiting poll looks at its source) */
     ss_log_t *admin;        /* log: connection for topic creation (owned) */
     seen_topic_t *seen;     /* topics create_topic was asked about (owned) */
 };
 
 /* Log: a producer of this process appended (wakes sources waiting in this process). */
 void conn_log_appended(ss_transport_t *t);
-/* Log: waits until an append of this process changes the generation from seen, or ms
- * pass (appends of other processes are found by polling); returns the generation. */
+/* Log: waits until an append of this process changes the generation from seen, a source
+ * of this transport is woken (ss_source_wake), or ms pass (appends of other processes are
+ * found by polling); returns the generation. */
 uint64_t conn_log_wait(ss_transport_t *t, uint64_t seen, int ms);
 uint64_t conn_log_gen(ss_transport_t *t);
+/* Log: wakes every conn_log_wait of the transport (each looks whether its source was woken). */
+void conn_log_wake(ss_transport_t *t);
 
 /* ---- producer ---- */
 
@@ -118,7 +122,11 @@ struct ss_source {
     int64_t *lo, *hi;        /* per partition: watermarks as last seen */
     int rr;                  /* partition to read first at the next poll */
     conn_wm_t wm;            /* event-time watermark (watermark.c) */
+    int woken;               /* ss_source_wake: the poll in progress (or the next) returns now (atomic) */
 };
+
+/* 1 (and clears the flag) if s was woken since the last call. */
+int conn_source_woken(ss_source_t *s);
 
 /* ---- event time (watermark.c) ---- */
 void conn_wm_close(ss_source_t *s);

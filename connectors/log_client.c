@@ -209,7 +209,7 @@ int logsrc_poll(ss_source_t *s, int max_msgs, int timeout_ms, ss_zset_t *out, in
         if (rc || *got)
             break;
         int64_t left = (deadline - ss_now_ns()) / 1000000;
-        if (left <= 0)
+        if (left <= 0 || conn_source_woken(s))
             break;
         conn_log_wait(s->t, gen, (int)SS_MIN(left, WAIT_SLICE_MS));
     }

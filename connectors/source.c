@@ -325,6 +325,8 @@ static int kafka_poll(ss_source_t *s, int max_msgs, int timeout_ms, ss_zset_t *o
     int64_t t0 = ss_now_ns();
     while (got < max_msgs) {
         int64_t left = got ? 0 : timeout_ms - (ss_now_ns() - t0) / 1000000;
+        if (conn_source_woken(s))
+            break; /* ss_source_wake: return what there is now */
         rd_kafka_message_t *m = rd_kafka_consumer_poll(s->rk, left > 0 ? (int)left : 0);
         if (!m)
             break;
@@ -360,6 +362,24 @@ int ss_source_poll(ss_source_t *s, int max_msgs, int timeout_ms, ss_zset_t *out,
     if (nmsgs)
         *nmsgs = got;
     return rc;
+}
+
+int conn_source_woken(ss_source_t *s) { return __atomic_exchange_n(&s->woken, 0, __ATOMIC_ACQ_REL); }
+
+void ss_source_wake(ss_source_t *s)
+{
+    if (!s)
+        return;
+    __atomic_store_n(&s->woken, 1, __ATOMIC_RELEASE);
+    if (s->log)
+        conn_log_wake(s->t);
+    else if (s->rk) { /* ends a rd_kafka_consumer_poll in progress */
+        rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(s->rk);
+        if (q) {
+            rd_kafka_queue_yield(q);
+            rd_kafka_queue_destroy(q);
+        }
+    }
 }
 
 int ss_source_positions(ss_source_t *s, const ss_offset_t **offs, int *n)

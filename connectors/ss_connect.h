@@ -177,6 +177,10 @@ int ss_source_lag(ss_source_t *s, int64_t *lag, char *err, size_t errsz);
  * summed over partitions (no round trip; a partition not fetched yet counts 0).
  * A lower bound of ss_source_lag: > 0 means there is more to read. */
 int64_t ss_source_cached_lag(ss_source_t *s);
+/* Makes a poll of s in progress return at once with what it has read (the next poll, when
+ * none is in progress). Thread-safe: the only call on a source from another thread, which
+ * must keep s from being closed meanwhile. */
+void ss_source_wake(ss_source_t *s);
 void ss_source_get_stats(const ss_source_t *s, ss_source_stats_t *out);
 void ss_source_close(ss_source_t *s); /* NULL-safe */
 

@@ -134,12 +134,21 @@ uint64_t conn_log_gen(ss_transport_t *t)
     return g;
 }
 
+void conn_log_wake(ss_transport_t *t)
+{
+    pthread_mutex_lock(&t->mu);
+    t->wakes++;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+}
+
 uint64_t conn_log_wait(ss_transport_t *t, uint64_t seen, int ms)
 {
     struct timespec ts;
     ss_deadline(&ts, CLOCK_MONOTONIC, ms);
     pthread_mutex_lock(&t->mu);
-    while (t->gen == seen)
+    uint64_t wakes = t->wakes;
+    while (t->gen == seen && t->wakes == wakes)
         if (pthread_cond_timedwait(&t->cv, &t->mu, &ts) == ETIMEDOUT)
             break;
     uint64_t g = t->gen;

@@ -10,6 +10,7 @@
 
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -665,13 +666,26 @@ void eng_load_progress(void *ctx, int64_t lines, int64_t bytes, int64_t size)
             views[0] ? "; views: " : "", views);
 }
 
-/* Asks every pipeline to confirm it has read its inputs to their current ends. */
-static uint64_t ask_idle(ss_engine_t *e)
+/* Asks the pipelines (those sel marks; NULL: all) to confirm they have read their inputs to
+ * their current ends, waking those that wait for input so that they answer at once. */
+static uint64_t ask_idle(ss_engine_t *e, const char *sel)
 {
     pthread_mutex_lock(&e->mu);
     uint64_t gen = ++e->idle_req;
     pthread_mutex_unlock(&e->mu);
+    for (int k = 0; k < e->npipes; k++)
+        if (!sel || sel[k])
+            eng_pipe_wake(e->pipes[k]);
     return gen;
+}
+
+/* The engine's event count (commits, confirmations, state changes): wait_engine's "seen". */
+static uint64_t engine_events(ss_engine_t *e)
+{
+    pthread_mutex_lock(&e->mu);
+    uint64_t n = e->events;
+    pthread_mutex_unlock(&e->mu);
+    return n;
 }
 
 /* A pipeline stuck for this long during a statement's catch-up is reported, not awaited. */
@@ -761,14 +775,18 @@ static int all_idle(ss_engine_t *e, idle_wait_t *w, char *err, size_t errsz)
     return all;
 }
 
-static void wait_engine(ss_engine_t *e, int ms)
+/* Waits up to ms for a pipeline event after the count seen (one that came since is not missed). */
+static void wait_engine_since(ss_engine_t *e, uint64_t seen, int ms)
 {
     struct timespec ts;
     ss_deadline(&ts, CLOCK_REALTIME, ms);
     pthread_mutex_lock(&e->mu);
-    pthread_cond_timedwait(&e->cv, &e->mu, &ts);
+    while (e->events == seen && pthread_cond_timedwait(&e->cv, &e->mu, &ts) != ETIMEDOUT)
+        ;
     pthread_mutex_unlock(&e->mu);
 }
+
+static void wait_engine(ss_engine_t *e, int ms) { wait_engine_since(e, engine_events(e), ms); }
 
 static int left_behind(ss_engine_t *e, ss_err_t code, const char *what, char *err, size_t errsz)
 {
@@ -809,10 +827,11 @@ static int reader_until_idle(ss_engine_t *e, int timeout_ms, char *err, size_t e
 static int wait_idle(ss_engine_t *e, idle_wait_t *w, int timeout_ms, char *err, size_t errsz)
 {
     int64_t start = ss_now_ns();
-    w->gen = ask_idle(e);
+    w->gen = ask_idle(e, w->sel);
     e->last_progress_ns = start;
     e->progress_msgs0 = e->stats.messages;
     int waited = 0, idle;
+    uint64_t seen = engine_events(e);
     while ((idle = all_idle(e, w, err, errsz)) != 1) {
         if (idle < 0)
             return SS_ERR_INVALID;
@@ -822,7 +841,8 @@ static int wait_idle(ss_engine_t *e, idle_wait_t *w, int timeout_ms, char *err, 
             return left_behind(e, SS_ERR_TIMEOUT, "the views were not caught up in time", err, errsz);
         if (e->deadline_ns && ss_now_ns() >= e->deadline_ns)
             return left_behind(e, SS_ERR_TIMEOUT, "timed out (--timeout-ms)", err, errsz);
-        wait_engine(e, 100);
+        wait_engine_since(e, seen, 100);
+        seen = engine_events(e);
         waited = 1;
         progress(e, 0);
     }

@@ -102,6 +102,7 @@ typedef struct eng_pipe {
     int64_t failures;         /* failed attempts since the pipeline started (/metrics) */
     uint64_t idle_gen;        /* the last idle request it confirmed (see ss_engine_run_until_idle) */
     uint64_t want_idle;       /* the idle request it is asked to confirm */
+    int wake;                 /* eng_pipe_wake: the poll in progress ends now (atomic) */
 } eng_pipe_t;
 
 /* A subscription to one view's changes (subscribe.c). */
@@ -145,6 +146,7 @@ struct ss_engine {
     pthread_cond_t cv;      /* a pipeline committed, went idle, or changed state */
     eng_sub_t *subs;        /* owned list */
     uint64_t idle_req;      /* the latest idle confirmation asked of the pipelines */
+    uint64_t events;        /* commits, idle confirmations and state changes so far (with cv) */
 
     int64_t last_progress_ns, work_start_ns, progress_msgs0;
     ss_engine_stats_t stats;
@@ -179,6 +181,9 @@ void eng_node_stats(ss_engine_t *e, int i, ss_op_stats_t *out);
 int eng_pipe_start(eng_pipe_t *p, char *err, size_t errsz);
 void eng_pipe_stop(eng_pipe_t *p); /* asks it to stop, joins its thread */
 void eng_pipe_free(eng_pipe_t *p); /* after stop; NULL-safe */
+/* A statement asks for an idle confirmation (e->idle_req): a pipeline waiting for input
+ * stops waiting and answers now, instead of when its wait (max_latency_ms) ends. */
+void eng_pipe_wake(eng_pipe_t *p);
 /* The positions key of SOURCE node n in ss_offsets. */
 void eng_source_key(const ss_plan_node_t *n, char *buf, size_t bufsz);
 

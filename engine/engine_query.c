@@ -1280,6 +1280,7 @@ static void explain_embedder(ss_engine_t *e, const char *view, ss_buf_t *out)
         need |= p->nodes[i]->view && ss_strcaseeq(p->nodes[i]->view, view) &&
                 (p->nodes[i]->kind == SS_PN_SEM_JOIN || p->nodes[i]->kind == SS_PN_LLM_GENERATE ||
                  p->nodes[i]->kind == SS_PN_SEM_SIM_JOIN || p->nodes[i]->kind == SS_PN_SEM_SEARCH ||
+                 p->nodes[i]->kind == SS_PN_SEM_DEDUP || p->nodes[i]->kind == SS_PN_SEM_GROUP ||
                  ss_plan_cascade_embeds(p->nodes[i]));
     if (need)
         ss_buf_printf(out, "embedder: %s\n", e->emb ? e->emb->desc : "none open");

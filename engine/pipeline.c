@@ -7,7 +7,9 @@
  * dispatcher wait group, so no model call ever blocks it.
  *
  * A batch: poll the sources (up to batch_size messages, waiting at most
- * max_latency_ms), then attempt it: BEGIN, run the nodes in plan order, and
+ * max_latency_ms; a statement's idle request wakes the poll, eng_pipe_wake, and while
+ * one is pending a poll waits at most PIPE_ASKED_POLL_MS), then attempt it: BEGIN, run
+ * the nodes in plan order, and
  *  - if some answers are not in the cache yet (SS_ERR_PENDING: the dispatcher
  *    queued them), ROLLBACK, let the operators forget what they changed in
  *    memory, restore their counters, and wait for answers; while it waits it
@@ -40,6 +42,8 @@
 /* Inputs whose ends cannot be read for this long while idle (a broker gone) are a failure. */
 #define PIPE_UNREACHABLE_NS (2000LL * 1000000LL)
 #define SS_OUTBOX_MAX 64
+/* How long a poll waits for input while a statement waits for the pipeline's idle confirmation. */
+#define PIPE_ASKED_POLL_MS 5
 
 static const char *nz(const char *s) { return s ? s : ""; }
 
@@ -48,6 +52,7 @@ static const char *nz(const char *s) { return s ? s : ""; }
 static void notify_engine(ss_engine_t *e)
 {
     pthread_mutex_lock(&e->mu);
+    e->events++;
     pthread_cond_broadcast(&e->cv);
     pthread_mutex_unlock(&e->mu);
 }
@@ -116,9 +121,12 @@ static void close_io(eng_pipe_t *p)
     clear_batch(p);
     for (int j = 0; p->ops && j < p->nn; j++) {
         int i = p->nodes[j];
-        ss_source_close(p->srcs[i]);
-        ss_sink_close(p->sinks[i]);
+        pthread_mutex_lock(&p->mu); /* eng_pipe_wake reads srcs under mu */
+        ss_source_t *src = p->srcs[i];
         p->srcs[i] = NULL;
+        pthread_mutex_unlock(&p->mu);
+        ss_source_close(src);
+        ss_sink_close(p->sinks[i]);
         p->sinks[i] = NULL;
         pthread_mutex_lock(&p->mu);
         if (p->ops[i] && p->base) {
@@ -184,9 +192,13 @@ static int open_source(eng_pipe_t *p, int i, char *err, size_t errsz)
     eng_source_key(n, key, sizeof key);
     ss_offset_t *offs = NULL;
     int noffs = 0;
+    ss_source_t *src = NULL;
     int rc = ss_store_get_offsets(p->store, key, &offs, &noffs, err, errsz);
     if (!rc)
-        rc = ss_source_open(&o, offs, noffs, &p->srcs[i], err, errsz);
+        rc = ss_source_open(&o, offs, noffs, &src, err, errsz);
+    pthread_mutex_lock(&p->mu); /* eng_pipe_wake reads srcs under mu */
+    p->srcs[i] = src;
+    pthread_mutex_unlock(&p->mu);
     if (!rc)
         rc = eng_time_open_source(p, i, key, err, errsz); /* WATERMARK FOR ... */
     free(offs);
@@ -470,6 +482,8 @@ static int poll_sources(eng_pipe_t *p, int max, int timeout_ms, int *got, char *
             *got += n;
         }
         first = 0;
+        if (__atomic_exchange_n(&p->wake, 0, __ATOMIC_ACQ_REL))
+            break; /* a statement waits for this pipeline's answer (eng_pipe_wake) */
         if (*got > 0 && *got == before)
             break; /* something read, and the sources have nothing more right now */
         if (*got == 0 && ss_now_ns() >= deadline)
@@ -785,11 +799,6 @@ static int idle_work(eng_pipe_t *p, char *err, size_t errsz)
     int rc = settle(p, err, errsz);
     if (rc)
         return rc;
-    if (p->wal_dirty) {
-        ss_store_checkpoint(p->store, 0);
-        p->wal_dirty = 0;
-        p->checkpoint_ns = ss_now_ns();
-    }
     ss_engine_t *e = p->e;
     pthread_mutex_lock(&e->mu);
     uint64_t want = e->idle_req;
@@ -806,7 +815,24 @@ static int idle_work(eng_pipe_t *p, char *err, size_t errsz)
         pthread_mutex_unlock(&p->mu);
         notify_engine(e);
     }
+    if (p->wal_dirty) { /* after the confirmation: a statement waiting for it need not wait for this */
+        ss_store_checkpoint(p->store, 0);
+        p->wal_dirty = 0;
+        p->checkpoint_ns = ss_now_ns();
+    }
     return SS_OK;
+}
+
+/* 1 if a statement asked for an idle confirmation this pipeline has not given yet. */
+static int idle_asked(eng_pipe_t *p)
+{
+    pthread_mutex_lock(&p->e->mu);
+    uint64_t want = p->e->idle_req;
+    pthread_mutex_unlock(&p->e->mu);
+    pthread_mutex_lock(&p->mu);
+    int asked = want != p->idle_gen;
+    pthread_mutex_unlock(&p->mu);
+    return asked;
 }
 
 static int pipe_step(eng_pipe_t *p, char *err, size_t errsz)
@@ -818,8 +844,10 @@ static int pipe_step(eng_pipe_t *p, char *err, size_t errsz)
         p->batch_rows = 0;
     }
     if (!p->batch_open) {
-        int got = 0;
-        int rc = poll_sources(p, e->batch_size, eng_time_poll_ms(p, e->max_latency_ms), &got, err, errsz);
+        int got = 0, wait_ms = eng_time_poll_ms(p, e->max_latency_ms);
+        if (idle_asked(p)) /* a statement waits: answer within milliseconds, not max_latency_ms */
+            wait_ms = SS_MIN(wait_ms, PIPE_ASKED_POLL_MS);
+        int rc = poll_sources(p, e->batch_size, wait_ms, &got, err, errsz);
         if (rc)
             return rc;
         tick = got == 0 && eng_time_tick_due(p); /* a timer is due: an empty batch (pipe_time.c) */
@@ -969,6 +997,17 @@ void eng_pipe_stop(eng_pipe_t *p)
         ss_dispatch_wg_wake(p->wg);
     pthread_join(p->th, NULL);
     p->started = 0;
+}
+
+void eng_pipe_wake(eng_pipe_t *p)
+{
+    if (!p || !p->started)
+        return;
+    __atomic_store_n(&p->wake, 1, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&p->mu);
+    for (int j = 0; p->srcs && j < p->nn; j++)
+        ss_source_wake(p->srcs[p->nodes[j]]);
+    pthread_mutex_unlock(&p->mu);
 }
 
 void eng_pipe_free(eng_pipe_t *p)

@@ -676,3 +676,10 @@ void k_matmul(const wmat_t *w, const float *x, size_t ldx, int nb, float *out, s
 {
     k_matmul_multi(&w, &out, &ldo, 1, x, ldx, nb, threads);
 }
+
+void ss_fgemm_f32(const float *w, int rows, int cols, const float *x, int nb, float *out)
+{
+    pick();
+    fgemm_run(k_level, (const uint8_t *)w, (size_t)cols * sizeof(float), SS_GGML_F32, rows, cols, x, (size_t)cols, nb,
+              out, (size_t)rows);
+}

@@ -148,4 +148,9 @@ int ss_llm_decoding(const ss_llm_t *m); /* of those, GENERATE requests past thei
  * ss_backend_cuda_new), still owned by the backend; NULL for any other backend. */
 ss_llm_t *ss_backend_llm_model(ss_infer_backend_t *b);
 
+/* The engine's f32 matrix kernel (fgemm.c, the best ISA of this CPU) for other models' layers:
+ * out[b*rows + r] = W row r . x_b for r < rows, b < nb, W rows x cols row-major, x nb rows of
+ * cols floats. Single-threaded (the caller parallelises); a pair's sum does not depend on nb. */
+void ss_fgemm_f32(const float *w, int rows, int cols, const float *x, int nb, float *out);
+
 #endif

@@ -176,6 +176,8 @@ static int acc_add(gstate_t *gs, int a, const ss_value_t *v, int64_t w, char *er
         s->nnum += w;
         return dec_add(s, v->u.str.s, v->u.str.n, w, err, errsz);
     }
+    if (v->t != SS_REAL && !ss_vtype_has_str(v->t))
+        return SS_OK; /* MIN/MAX of times and intervals: no sum (their payload is no text to strtod) */
     s->nreal += w;
     double x = v->t == SS_REAL ? v->u.r : strtod(v->u.str.s, NULL);
     if (isinf(x))

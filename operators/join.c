@@ -18,17 +18,27 @@
  * That part is non-linear: a left delta emits Δl ++ NULLs when unmatched; a
  * right delta on key k recomputes, for every left row of key k, m before and
  * after and emits n_l * ([m_new <= 0] - [m_old <= 0]) copies of l ++ NULLs.
+ *
+ * Windows (issue 13): when a key pairs a window bound of each side with the same
+ * end (options window_lcol/window_rcol/window_ladd_us/window_radd_us, from
+ * src/plan_timewin.c: q8's windowed join, GROUP JOIN SEM_AGG per window), both
+ * sides' rows of a window are dropped once the watermark passes its end
+ * (winstate.c); their joined rows stay in the view, final.
  */
 #include "ss_op.h"
 #include "ss_state.h"
+#include "ss_winstate.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-enum { S_SCAN_L, S_SCAN_R, S_ADD_L, S_ADD_R = S_ADD_L + 4, S_KEYS = S_ADD_R + 4, S_N };
+enum { S_SCAN_L, S_SCAN_R, S_ADD_L, S_ADD_R = S_ADD_L + 4, S_KEYS = S_ADD_R + 4, S_DROP_L, S_DROP_R, S_N };
 
 typedef struct join {
     ss_state_t *st;
+    ss_winstate_t ws;  /* keyed by window: a closed window's rows are dropped (winstate.c) */
+    int col[2];        /* the window bound's column in each side's rows */
+    int64_t add[2];    /* window end = that column + add */
 } join_t;
 
 typedef struct krow {  /* an input entry with its encoded key */
@@ -52,7 +62,15 @@ static int join_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
     if (!j->st && !(j->st = ss_state_new(ctx->db, n->id, S_N)))
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     int rc = ss_state_rows_create(j->st, "l", err, errsz);
-    return rc ? rc : ss_state_rows_create(j->st, "r", err, errsz);
+    if (!rc)
+        rc = ss_state_rows_create(j->st, "r", err, errsz);
+    j->col[0] = (int)ss_plan_opt_int(n, "window_lcol", -1);
+    j->col[1] = (int)ss_plan_opt_int(n, "window_rcol", -1);
+    j->add[0] = ss_plan_opt_int(n, "window_ladd_us", 0);
+    j->add[1] = ss_plan_opt_int(n, "window_radd_us", 0);
+    if (!rc && j->col[0] >= 0 && j->col[1] >= 0)
+        rc = ss_winstate_open(&j->ws, n->id, j->col[0], j->add[0], ctx->db, err, errsz);
+    return rc;
 }
 
 /* l ++ r (r NULL = nr NULLs). */
@@ -212,6 +230,8 @@ static int apply_key(ss_op_t *op, int port, krow_t *g, size_t ng, ss_zset_t *out
     }
     for (size_t i = 0; i < ng && !rc; i++)
         rc = add_state(j, port, &g[i], err, errsz);
+    if (!rc)
+        rc = ss_winstate_note_at(&j->ws, g[0].row, j->col[port], j->add[port], &g[0].key, err, errsz);
     free_srows(o, no);
     free_srows(self, nself);
     return rc;
@@ -239,6 +259,9 @@ static int join_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t *
     ss_zset_t z;
     ss_zset_init(&z);
     int rc = ss_state_zset_consolidated(in, &z);
+    join_t *j = op->impl;
+    if (!rc)
+        ss_winstate_filter_at(&j->ws, n->view, &z, j->col[port], j->add[port]); /* windows already closed */
     krow_t *ks = calloc(z.n + 1, sizeof *ks);
     if (!ks)
         rc = SS_ERR_NOMEM;
@@ -320,6 +343,35 @@ static int join_snapshot(ss_op_t *op, ss_op_ctx_t *ctx, ss_zset_t *out, char *er
     return rc;
 }
 
+/* A closed window's key: both sides' rows go. */
+static int drop_key(void *arg, const void *key, size_t len, char *err, size_t errsz)
+{
+    join_t *j = arg;
+    ss_buf_t k = {(char *)key, len, len};
+    for (int side = 0; side < 2; side++) {
+        sqlite3_stmt *q = ss_state_stmt(j->st, side ? S_DROP_R : S_DROP_L, err, errsz, "DELETE FROM %s_%s WHERE k = ?1",
+                                        j->st->prefix, side ? "r" : "l");
+        if (!q)
+            return SS_ERR_SQLITE;
+        ss_state_bind_buf(q, 1, &k);
+        int rc = ss_state_run(j->st, q, err, errsz);
+        if (rc)
+            return rc;
+    }
+    return SS_OK;
+}
+
+static int join_advance(ss_op_t *op, ss_op_ctx_t *ctx, ss_zset_t *out, int64_t *due_us, char *err, size_t errsz)
+{
+    (void)ctx;
+    (void)out;
+    *due_us = SS_TIME_NONE;
+    join_t *j = op->impl;
+    return ss_winstate_close(&j->ws, op->watermark, drop_key, j, err, errsz);
+}
+
+static void join_rollback(ss_op_t *op) { ss_winstate_rollback(&((join_t *)op->impl)->ws); }
+
 static const char *join_strategy(const ss_op_t *op)
 {
     return op->node->join_type == SS_JOIN_LEFT
@@ -334,12 +386,13 @@ static void join_destroy(ss_op_t *op)
     if (!j)
         return;
     ss_state_destroy(j->st);
+    ss_winstate_free(&j->ws);
     free(j);
     op->impl = NULL;
 }
 
 static const ss_op_vtable_t join_vt = {
-    "join", SS_OPK_BILINEAR, join_init, join_apply, join_snapshot, join_strategy, join_destroy, NULL,
+    "join", SS_OPK_BILINEAR, join_init, join_apply, join_snapshot, join_strategy, join_destroy, join_rollback,
 };
 
 int ss_op_join_init(ss_op_t *op, char *err, size_t errsz)
@@ -349,5 +402,7 @@ int ss_op_join_init(ss_op_t *op, char *err, size_t errsz)
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     op->vt = &join_vt;
     op->impl = j;
+    if (ss_plan_opt(op->node, "window_lcol"))
+        op->advance = join_advance;
     return SS_OK;
 }

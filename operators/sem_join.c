@@ -15,6 +15,7 @@
  * State: st_<id>_s0 / st_<id>_s1 (r = row, vid = index id, w = weight, k = projection,
  * e = embedding), st_<id>_pair (memo), st_<id>_out(l, r) (matched pairs).
  */
+#include "ss_cascade.h"
 #include "ss_sem.h"
 
 #include <stdlib.h>
@@ -30,6 +31,8 @@ typedef struct sem_join {
     double yes_prob;    /* decision cut-off on P(yes); < 0 = P(yes) > P(no) */
     int prune;          /* candidate pruning (join_candidates / threshold) */
     int memo_prune;     /* memo='prune': drop pair decisions of projections no longer live */
+    int cascade;        /* option cascade is set (sem_join_cascade.c decides the pairs) */
+    ss_sem_join_cascade_t jc;
     ss_sem_vidx_t idx[2];
     int loaded;
 } sem_join_t;
@@ -68,15 +71,6 @@ static int load_index(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
 }
 
 /* ------------------------------------------------------------------ pairs */
-
-static int pair_key(const ss_buf_t *lk, const ss_buf_t *rk, ss_buf_t *key)
-{
-    uint32_t n = (uint32_t)lk->len;
-    int rc = ss_buf_append(key, &n, sizeof n);
-    if (!rc) rc = ss_buf_append(key, lk->data, lk->len);
-    if (!rc) rc = ss_buf_append(key, rk->data, rk->len);
-    return rc;
-}
 
 typedef struct jpair {
     int x;          /* index of the delta row */
@@ -119,7 +113,7 @@ static int decide(ss_op_t *op, ss_op_ctx_t *ctx, int side, jrow_t *xs, jpair_t *
     for (int i = 0; i < np && !rc; i++) {
         jpair_t *p = &ps[i];
         const ss_buf_t *lk = side == 0 ? &xs[p->x].k : &p->o.k, *rk = side == 0 ? &p->o.k : &xs[p->x].k;
-        rc = pair_key(lk, rk, &p->key);
+        rc = ss_sem_join_pair_key(lk, rk, &p->key);
         int found = 0;
         ss_buf_reset(&v);
         if (!rc)
@@ -281,7 +275,7 @@ static int candidates(ss_op_t *op, ss_op_ctx_t *ctx, int side, jrow_t *xs, float
 
 /* ------------------------------------------------------------------ apply */
 
-static int emit_pair(const ss_buf_t *l, const ss_buf_t *r, int64_t w, ss_zset_t *out)
+int ss_sem_join_emit(const ss_buf_t *l, const ss_buf_t *r, int64_t w, ss_zset_t *out)
 {
     ss_row_t *a = NULL, *b = NULL;
     int rc = ss_row_decode(l->data, l->len, &a);
@@ -321,7 +315,7 @@ static int replay_matches(ss_op_t *op, ss_op_ctx_t *ctx, int side, const ss_buf_
         rc = ss_buf_append(&p, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
         int64_t w = sqlite3_column_int64(st, 1);
         if (!rc && w > 0)
-            rc = side == 0 ? emit_pair(x, &p, dw * w, out) : emit_pair(&p, x, dw * w, out);
+            rc = side == 0 ? ss_sem_join_emit(x, &p, dw * w, out) : ss_sem_join_emit(&p, x, dw * w, out);
         ss_buf_free(&p);
     }
     sqlite3_finalize(st);
@@ -480,6 +474,8 @@ static int join_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t *
         return SS_OK;
     op->stats.batches++;
     op->stats.rows_in += (int64_t)in->n;
+    if (((sem_join_t *)op->impl)->cascade)
+        return ss_sem_join_cascade_apply(op, ctx, &((sem_join_t *)op->impl)->jc, side, in, out, err, errsz);
     int rc = load_index(op, ctx, err, errsz);
     jrow_t *xs = calloc(in->n, sizeof *xs);
     ss_buf_t *gone = calloc(in->n, sizeof *gone); /* projections of rows that disappeared */
@@ -514,7 +510,7 @@ static int join_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t *
         if (!ps[i].yes)
             continue;
         const ss_buf_t *l = side == 0 ? &xs[ps[i].x].r : &ps[i].o.r, *r = side == 0 ? &ps[i].o.r : &xs[ps[i].x].r;
-        rc = emit_pair(l, r, xs[ps[i].x].w * ps[i].o.w, out);
+        rc = ss_sem_join_emit(l, r, xs[ps[i].x].w * ps[i].o.w, out);
         op->stats.rows_out++;
         sqlite3_reset(st);
         sqlite3_bind_blob(st, 1, l->data, (int)l->len, SQLITE_STATIC);
@@ -559,12 +555,16 @@ static int join_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
                          "CREATE INDEX IF NOT EXISTS st_%d_out_r ON st_%d_out(r)", id, id, id);
     if (!rc)
         rc = ss_sem_kv_create(ctx->db, id, "pair", err, errsz);
+    if (!rc && ((sem_join_t *)op->impl)->cascade)
+        rc = ss_cascade_create(ctx->db, id, err, errsz);
     return rc;
 }
 
 static int join_snapshot(ss_op_t *op, ss_op_ctx_t *ctx, ss_zset_t *out, char *err, size_t errsz)
 {
     int id = op->node->id;
+    if (((sem_join_t *)op->impl)->cascade)
+        return ss_sem_join_cascade_snapshot(op, ctx, &((sem_join_t *)op->impl)->jc, out, err, errsz);
     sqlite3_stmt *st = NULL;
     int rc = ss_sem_prepare(ctx->db, &st, err, errsz,
                             "SELECT a.r, b.r, a.w * b.w FROM st_%d_out m JOIN st_%d_s0 a ON a.r = m.l "
@@ -575,7 +575,7 @@ static int join_snapshot(ss_op_t *op, ss_op_ctx_t *ctx, ss_zset_t *out, char *er
         if (!rc)
             rc = ss_buf_append(&r, sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1));
         if (!rc)
-            rc = emit_pair(&l, &r, sqlite3_column_int64(st, 2), out);
+            rc = ss_sem_join_emit(&l, &r, sqlite3_column_int64(st, 2), out);
         ss_buf_free(&l);
         ss_buf_free(&r);
     }
@@ -586,6 +586,11 @@ static int join_snapshot(ss_op_t *op, ss_op_ctx_t *ctx, ss_zset_t *out, char *er
 static const char *join_strategy(const ss_op_t *op)
 {
     const sem_join_t *J = op->impl;
+    if (J->cascade)
+        return "bilinear cascade: a cheap proxy scores every pair of distinct projections (memoised); the "
+               "model (the oracle) answers only for the calibration sample and the pairs between two learnt "
+               "thresholds; a threshold change re-decides only the pairs between the old and new threshold; "
+               "deletes free";
     return J->prune ? "bilinear; a new row is compared with its nearest candidates of the other side "
                       "(embedding index); pair decisions memoised; deletes cost no call"
                     : "bilinear; a new row is compared with every row of the other side; pair decisions "
@@ -644,6 +649,18 @@ int ss_op_sem_join_init(ss_op_t *op, char *err, size_t errsz)
     J->memo_prune = ss_sem_memo_prune(N);
     J->prune = J->cand > 0 || J->threshold > -2;
     J->yes_prob = ss_sem_yes_prob(N);
+    const char *cas = ss_plan_opt(N, "cascade");
+    if (cas) {
+        char why[SS_ERRSZ];
+        if (ss_plan_cascade_parse(cas, &J->jc.co, why, sizeof why)) {
+            free(J);
+            return ss_seterr(err, errsz, SS_ERR_INVALID, "sem_join (node %d): %s", N->id, why);
+        }
+        J->cascade = 1;
+        memcpy(J->jc.cols, J->cols, sizeof J->cols);
+        memcpy(J->jc.ncols, J->ncols, sizeof J->ncols);
+        J->jc.yes_prob = J->yes_prob;
+    }
     ss_sem_vidx_init(&J->idx[0]);
     ss_sem_vidx_init(&J->idx[1]);
     op->impl = J;

@@ -15,7 +15,8 @@
  * State (rows stored once, never inside a key, as operators/state.c's row stores):
  * st_<id>_rows(id, h, s, n, row) — every live row with its count n, its hash h and
  * score s, found through indexes on h and on (s DESC, h); st_<id>_out(id, n, s, row)
- * — the emitted top (id = the row's id in st_<id>_rows). In memory: the query's
+ * — the emitted top (id = the row's id in st_<id>_rows, which SQLite reuses after a delete, so
+ * a row of the top is the same row only when its encoding is the same too). In memory: the query's
  * embedding (a function of the query alone).
  */
 #include "ss_sem.h"
@@ -209,14 +210,17 @@ static int emit_top(ss_op_t *op, ss_op_ctx_t *ctx, ss_zset_t *out, char *err, si
                          "ORDER BY s DESC, h, row LIMIT %d",
                          id, S->threshold > -2 ? S->threshold : -1e300, S->k);
     sqlite3_stmt *st = NULL;
-    /* retract what left the top or changed count, then emit what entered or changed */
+    /* retract what left the top or changed count, then emit what entered or changed. A row is
+     * the same only with the same id AND the same encoding: a deleted row's id is reused by the
+     * next row stored (SQLite's rowid), in the same batch too */
     if (!rc)
         rc = ss_sem_prepare(ctx->db, &st, err, errsz,
-                            "SELECT o.row, o.s, -o.n FROM st_%d_out o LEFT JOIN temp.ss_search_new x ON x.id=o.id "
+                            "SELECT o.row, o.s, -o.n FROM st_%d_out o LEFT JOIN (temp.ss_search_new x "
+                            "JOIN st_%d_rows r ON r.id=x.id) ON x.id=o.id AND r.row=o.row "
                             "WHERE x.id IS NULL OR x.n<>o.n "
                             "UNION ALL SELECT r.row, x.s, x.n FROM temp.ss_search_new x "
-                            "JOIN st_%d_rows r ON r.id=x.id LEFT JOIN st_%d_out o ON o.id=x.id "
-                            "WHERE o.id IS NULL OR x.n<>o.n", id, id, id);
+                            "JOIN st_%d_rows r ON r.id=x.id LEFT JOIN st_%d_out o ON o.id=x.id AND o.row=r.row "
+                            "WHERE o.id IS NULL OR x.n<>o.n", id, id, id, id);
     while (!rc && sqlite3_step(st) == SQLITE_ROW) {
         rc = emit_row(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), sqlite3_column_double(st, 1),
                       sqlite3_column_int64(st, 2), out);
@@ -228,7 +232,7 @@ static int emit_top(ss_op_t *op, ss_op_ctx_t *ctx, ss_zset_t *out, char *err, si
                          "DELETE FROM st_%d_out WHERE id NOT IN (SELECT id FROM temp.ss_search_new);"
                          "INSERT INTO st_%d_out(id, n, s, row) SELECT x.id, x.n, x.s, r.row FROM temp.ss_search_new x "
                          "JOIN st_%d_rows r ON r.id=x.id WHERE true "
-                         "ON CONFLICT(id) DO UPDATE SET n=excluded.n;"
+                         "ON CONFLICT(id) DO UPDATE SET n=excluded.n, s=excluded.s, row=excluded.row;"
                          "DELETE FROM temp.ss_search_new", id, id, id);
     return rc;
 }

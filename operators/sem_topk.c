@@ -21,8 +21,17 @@
  * Deleting a row of T promotes the head of B after merging P into B (in rounds too);
  * an empty B is refilled lazily from R. With a consistent (total-order) comparator the
  * result equals a from-scratch run whatever order rows came in.
+ *
+ * Partitions (option partition_by = 'window_end', src/plan_sem.c): the top k of each
+ * partition, the rows of one partition (column p of st_<id>_rows and st_<id>_out: the
+ * encoded partition columns, x'' without partitions) ranked among themselves. When the
+ * partition holds a window bound (window_col, src/plan_timewin.c) a window's rows, its
+ * emitted top and their memo references are dropped once the watermark passes its end
+ * (winstate.c); its rows stay in the view, final.
  */
 #include "ss_sem.h"
+#include "ss_state.h"
+#include "ss_winstate.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +48,7 @@ typedef struct sem_topk {
     int desc;
     int cols[SS_SEM_MAXCOLS];
     int ncols;
+    ss_winstate_t ws; /* partitions by window: a closed window's state is dropped (winstate.c) */
 } sem_topk_t;
 
 typedef struct titem {
@@ -118,7 +128,14 @@ typedef struct rank_run {
     ss_sem_pairs_t pairs; /* members of st_<id>_cmp's keys (memo='prune') */
     int prune;
     tlist_t gone;         /* projections of the rows removed in this batch */
+    const ss_buf_t *part; /* the partition being placed (encoded partition columns) */
 } rank_run_t;
+
+/* Binds partition key p (empty: no partitions) to parameter i. */
+static void bind_part(sqlite3_stmt *st, int i, const ss_buf_t *p)
+{
+    sqlite3_bind_blob(st, i, p && p->data ? p->data : "", p ? (int)p->len : 0, SQLITE_STATIC);
+}
 
 static int cmp_key(const titem_t *a, const titem_t *b, ss_buf_t *key)
 {
@@ -541,6 +558,7 @@ static int row_put(rank_run_t *R, rank_state_t *S, const titem_t *it, int zone, 
     sqlite3_bind_int64(st, 3, it->w);
     sqlite3_bind_int(st, 4, zone);
     sqlite3_bind_int(st, 5, pos);
+    bind_part(st, 6, R->part);
     int rc = sqlite3_step(st) == SQLITE_DONE ? SS_OK : ss_sem_sqlerr(R->ctx->db, R->err, R->errsz, "sem_topk rows");
     sqlite3_reset(st);
     return rc;
@@ -583,7 +601,10 @@ static int merge_zone(rank_run_t *R, rank_state_t *S, int zone)
         cap = S->B.n;
     sqlite3_stmt *st = NULL;
     int rc = ss_sem_prepare(R->ctx->db, &st, R->err, R->errsz,
-                            "SELECT r, k, w FROM st_%d_rows WHERE zone=%d ORDER BY r", R->op->node->id, zone);
+                            "SELECT r, k, w FROM st_%d_rows WHERE p=?1 AND zone=%d ORDER BY r", R->op->node->id,
+                            zone);
+    if (!rc)
+        bind_part(st, 1, R->part);
     tlist_t L = {0}, nb = {0};
     int s;
     while (!rc && (s = sqlite3_step(st)) == SQLITE_ROW) {
@@ -631,7 +652,9 @@ static int zone_count(rank_run_t *R, int zone, int *n)
 {
     sqlite3_stmt *st = NULL;
     int rc = ss_sem_prepare(R->ctx->db, &st, R->err, R->errsz,
-                            "SELECT count(*) FROM st_%d_rows WHERE zone=%d", R->op->node->id, zone);
+                            "SELECT count(*) FROM st_%d_rows WHERE p=?1 AND zone=%d", R->op->node->id, zone);
+    if (!rc)
+        bind_part(st, 1, R->part);
     if (!rc && sqlite3_step(st) == SQLITE_ROW)
         *n = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
@@ -723,7 +746,10 @@ static int load_list(rank_run_t *R, int zone, tlist_t *l)
 {
     sqlite3_stmt *st = NULL;
     int rc = ss_sem_prepare(R->ctx->db, &st, R->err, R->errsz,
-                            "SELECT r, k, w FROM st_%d_rows WHERE zone=%d ORDER BY pos", R->op->node->id, zone);
+                            "SELECT r, k, w FROM st_%d_rows WHERE p=?1 AND zone=%d ORDER BY pos", R->op->node->id,
+                            zone);
+    if (!rc)
+        bind_part(st, 1, R->part);
     int s;
     while (!rc && (s = sqlite3_step(st)) == SQLITE_ROW) {
         titem_t it;
@@ -899,7 +925,7 @@ static int rank_apply(rank_run_t *R, const ss_zset_t *in, tlist_t *top)
     rank_state_t S;
     memset(&S, 0, sizeof S);
     int rc = ss_sem_prepare(R->ctx->db, &S.ins, R->err, R->errsz,
-                            "INSERT OR REPLACE INTO st_%d_rows(r,k,w,zone,pos) VALUES(?1,?2,?3,?4,?5)", id);
+                            "INSERT OR REPLACE INTO st_%d_rows(r,k,w,zone,pos,p) VALUES(?1,?2,?3,?4,?5,?6)", id);
     if (!rc)
         rc = ss_sem_prepare(R->ctx->db, &S.del, R->err, R->errsz, "DELETE FROM st_%d_rows WHERE r=?1", id);
     if (!rc)
@@ -963,9 +989,18 @@ static int rank_apply(rank_run_t *R, const ss_zset_t *in, tlist_t *top)
 typedef struct score_run {
     ss_op_t *op;
     sqlite3_stmt *up;
+    ss_buf_t part;
     char *err;
     size_t errsz;
 } score_run_t;
+
+/* The encoded partition columns of row (empty without partitions). */
+static int part_key(const ss_op_t *op, const ss_row_t *row, ss_buf_t *out)
+{
+    ss_buf_reset(out);
+    const ss_plan_node_t *n = op->node;
+    return n->ngroup ? ss_state_encode_cols(row, n->group_cols, n->ngroup, 1, out, NULL) : SS_OK;
+}
 
 static int score_build(void *ud, const ss_row_t *row, ss_buf_t *prompt, ss_infer_req_t *req)
 {
@@ -989,12 +1024,17 @@ static int score_emit(void *ud, const ss_row_t *row, int64_t w, const char *v, s
     (void)vn;
     ss_buf_t r = SS_BUF_INIT;
     int rc = ss_row_encode(row, &r);
-    if (rc)
-        return rc;
+    if (!rc)
+        rc = part_key(s->op, row, &s->part);
+    if (rc) {
+        ss_buf_free(&r);
+        return ss_seterr(err, errsz, rc, "sem_topk: out of memory");
+    }
     sqlite3_reset(s->up);
     sqlite3_bind_blob(s->up, 1, r.data, (int)r.len, SQLITE_STATIC);
     sqlite3_bind_int64(s->up, 2, w);
     sqlite3_bind_double(s->up, 3, strtod(v, NULL));
+    bind_part(s->up, 4, &s->part);
     if (sqlite3_step(s->up) != SQLITE_DONE)
         rc = ss_seterr(err, errsz, SS_ERR_SQLITE, "sem_topk rows: %s", sqlite3_errmsg(sqlite3_db_handle(s->up)));
     sqlite3_reset(s->up);
@@ -1002,17 +1042,18 @@ static int score_emit(void *ud, const ss_row_t *row, int64_t w, const char *v, s
     return rc;
 }
 
-static int score_apply(ss_op_t *op, ss_op_ctx_t *ctx, const ss_zset_t *in, tlist_t *top, char *err, size_t errsz)
+/* Scores the new rows of in (memoised) and records every row's weight and score. */
+static int score_apply(ss_op_t *op, ss_op_ctx_t *ctx, const ss_zset_t *in, char *err, size_t errsz)
 {
     sem_topk_t *t = op->impl;
     int id = op->node->id;
-    score_run_t s = {op, NULL, err, errsz};
+    score_run_t s = {op, NULL, SS_BUF_INIT, err, errsz};
     ss_sem_kv_t kv;
     int rc = ss_sem_kv_open(&kv, ctx->db, id, "memo", err, errsz);
     if (rc)
         return rc;
     rc = ss_sem_prepare(ctx->db, &s.up, err, errsz,
-                        "INSERT INTO st_%d_rows(r,k,w,zone,pos,s) VALUES(?1,x'',?2,0,0,?3) "
+                        "INSERT INTO st_%d_rows(r,k,w,zone,pos,s,p) VALUES(?1,x'',?2,0,0,?3,?4) "
                         "ON CONFLICT(r) DO UPDATE SET w=w+excluded.w", id);
     ss_sem_pointwise_t pw = {
         .op = op, .ctx = ctx, .kv = &kv, .cols = t->cols, .ncols = t->ncols, .gc = ss_sem_memo_prune(op->node),
@@ -1021,15 +1062,24 @@ static int score_apply(ss_op_t *op, ss_op_ctx_t *ctx, const ss_zset_t *in, tlist
     if (!rc)
         rc = ss_sem_pointwise_apply(&pw, in, err, errsz);
     sqlite3_finalize(s.up);
+    ss_buf_free(&s.part);
     ss_sem_kv_close(&kv);
     if (!rc)
         rc = ss_sem_exec(ctx->db, err, errsz, "DELETE FROM st_%d_rows WHERE w=0", id);
+    return rc;
+}
+
+/* The top k of partition part by score. */
+static int score_top(ss_op_t *op, ss_op_ctx_t *ctx, const ss_buf_t *part, tlist_t *top, char *err, size_t errsz)
+{
+    sem_topk_t *t = op->impl;
     sqlite3_stmt *st = NULL;
-    if (!rc)
-        rc = ss_sem_prepare(ctx->db, &st, err, errsz,
-                            "SELECT r, w FROM st_%d_rows WHERE w>0 ORDER BY s %s, r LIMIT %d", id,
+    int rc = ss_sem_prepare(ctx->db, &st, err, errsz,
+                            "SELECT r, w FROM st_%d_rows WHERE p=?1 AND w>0 ORDER BY s %s, r LIMIT %d", op->node->id,
                             t->desc ? "DESC" : "ASC", t->k);
-    int q;
+    if (!rc)
+        bind_part(st, 1, part);
+    int q = SQLITE_DONE;
     while (!rc && (q = sqlite3_step(st)) == SQLITE_ROW) {
         titem_t it;
         memset(&it, 0, sizeof it);
@@ -1054,23 +1104,61 @@ static int emit_row(const ss_buf_t *r, int64_t w, ss_zset_t *out)
     return rc ? rc : ss_zset_add(out, row, w);
 }
 
-/* Emits new top minus the previously emitted one and stores the new one. */
-static int emit_diff(ss_op_t *op, ss_op_ctx_t *ctx, tlist_t *top, ss_zset_t *out, char *err, size_t errsz)
+/* Loads the top last emitted for partition part. */
+static int load_out(ss_op_t *op, ss_op_ctx_t *ctx, const ss_buf_t *part, tlist_t *old, char *err, size_t errsz)
 {
-    int id = op->node->id;
-    tlist_t old = {0};
     sqlite3_stmt *st = NULL;
-    int rc = ss_sem_prepare(ctx->db, &st, err, errsz, "SELECT r, w FROM st_%d_out", id);
+    int rc = ss_sem_prepare(ctx->db, &st, err, errsz, "SELECT r, w FROM st_%d_out WHERE p=?1", op->node->id);
+    if (!rc)
+        bind_part(st, 1, part);
     while (!rc && sqlite3_step(st) == SQLITE_ROW) {
         titem_t it;
         memset(&it, 0, sizeof it);
         rc = ss_buf_append(&it.r, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
         it.w = sqlite3_column_int64(st, 1);
         if (!rc)
-            rc = list_insert(&old, old.n, &it);
+            rc = list_insert(old, old->n, &it);
         item_free(&it);
     }
     sqlite3_finalize(st);
+    return rc;
+}
+
+/* Stores top as partition part's emitted top. */
+static int store_out(ss_op_t *op, ss_op_ctx_t *ctx, const ss_buf_t *part, const tlist_t *top, char *err,
+                     size_t errsz)
+{
+    sqlite3_stmt *st = NULL;
+    int id = op->node->id;
+    int rc = ss_sem_prepare(ctx->db, &st, err, errsz, "DELETE FROM st_%d_out WHERE p=?1", id);
+    if (!rc) {
+        bind_part(st, 1, part);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = ss_sem_sqlerr(ctx->db, err, errsz, "sem_topk out");
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    if (!rc)
+        rc = ss_sem_prepare(ctx->db, &st, err, errsz, "INSERT INTO st_%d_out(r,w,p) VALUES(?1,?2,?3)", id);
+    for (int i = 0; i < top->n && !rc; i++) {
+        sqlite3_reset(st);
+        sqlite3_bind_blob(st, 1, top->v[i].r.data, (int)top->v[i].r.len, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, top->v[i].w);
+        bind_part(st, 3, part);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = ss_sem_sqlerr(ctx->db, err, errsz, "sem_topk out");
+    }
+    if (st)
+        sqlite3_finalize(st);
+    return rc;
+}
+
+/* Emits partition part's new top minus the previously emitted one and stores the new one. */
+static int emit_diff(ss_op_t *op, ss_op_ctx_t *ctx, const ss_buf_t *part, tlist_t *top, ss_zset_t *out, char *err,
+                     size_t errsz)
+{
+    tlist_t old = {0};
+    int rc = load_out(op, ctx, part, &old, err, errsz);
     for (int i = 0; i < top->n && !rc; i++) {
         int j = list_find(&old, &top->v[i].r);
         int64_t was = j >= 0 ? old.v[j].w : 0;
@@ -1087,39 +1175,198 @@ static int emit_diff(ss_op_t *op, ss_op_ctx_t *ctx, tlist_t *top, ss_zset_t *out
             op->stats.rows_out++;
         }
     list_free(&old);
+    return rc ? rc : store_out(op, ctx, part, top, err, errsz);
+}
+
+/* ------------------------------------------------------------------ partitions */
+
+typedef struct pentry {
+    ss_buf_t key;
+    size_t i; /* index in the input */
+} pentry_t;
+
+static int pentry_cmp(const void *a, const void *b)
+{
+    const pentry_t *x = a, *y = b;
+    int c = buf_cmp(&x->key, &y->key);
+    return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+/* One partition's share of a batch: the top recomputed and its change emitted. */
+static int apply_part(ss_op_t *op, ss_op_ctx_t *ctx, rank_run_t *R, const ss_buf_t *part, const ss_zset_t *sub,
+                      ss_zset_t *out, char *err, size_t errsz)
+{
+    sem_topk_t *t = op->impl;
+    tlist_t top = {0};
+    int rc = SS_OK;
+    if (t->rank) {
+        R->part = part;
+        rc = rank_apply(R, sub, &top);
+    } else
+        rc = score_top(op, ctx, part, &top, err, errsz);
     if (!rc)
-        rc = ss_sem_exec(ctx->db, err, errsz, "DELETE FROM st_%d_out", id);
+        rc = emit_diff(op, ctx, part, &top, out, err, errsz);
     if (!rc)
-        rc = ss_sem_prepare(ctx->db, &st, err, errsz, "INSERT INTO st_%d_out(r,w) VALUES(?1,?2)", id);
-    for (int i = 0; i < top->n && !rc; i++) {
-        sqlite3_reset(st);
-        sqlite3_bind_blob(st, 1, top->v[i].r.data, (int)top->v[i].r.len, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, top->v[i].w);
-        if (sqlite3_step(st) != SQLITE_DONE)
-            rc = ss_sem_sqlerr(ctx->db, err, errsz, "sem_topk out");
-    }
-    if (st)
-        sqlite3_finalize(st);
+        rc = ss_winstate_note(&t->ws, sub->e[0].row, part, err, errsz);
+    list_free(&top);
     return rc;
 }
 
+/* Splits in by partition (sorted by key, input order kept within one) and applies each part. */
+static int apply_parts(ss_op_t *op, ss_op_ctx_t *ctx, rank_run_t *R, const ss_zset_t *in, ss_zset_t *out,
+                       char *err, size_t errsz)
+{
+    pentry_t *pe = calloc(in->n, sizeof *pe);
+    ss_zentry_t *ev = calloc(in->n, sizeof *ev);
+    int rc = pe && ev ? SS_OK : SS_ERR_NOMEM;
+    for (size_t i = 0; i < in->n && !rc; i++) {
+        pe[i].i = i;
+        rc = part_key(op, in->e[i].row, &pe[i].key);
+    }
+    if (rc)
+        rc = ss_seterr(err, errsz, rc, "sem_topk: out of memory");
+    else
+        qsort(pe, in->n, sizeof *pe, pentry_cmp);
+    for (size_t i = 0; i < in->n && !rc;) {
+        size_t e = i;
+        for (; e < in->n && buf_cmp(&pe[i].key, &pe[e].key) == 0; e++)
+            ev[e - i] = in->e[pe[e].i];
+        ss_zset_t sub = {ev, e - i, e - i, 0}; /* borrows in's rows */
+        rc = apply_part(op, ctx, R, &pe[i].key, &sub, out, err, errsz);
+        i = e;
+    }
+    for (size_t i = 0; pe && i < in->n; i++)
+        ss_buf_free(&pe[i].key);
+    free(pe);
+    free(ev);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ windows */
+
+typedef struct drop_arg {
+    ss_op_t *op;
+    ss_op_ctx_t *ctx;
+} drop_arg_t;
+
+/* Moves the memo references of partition part's rows (SEM_SCORE) or notes their projections
+ * for pruning (SEM_RANK), before the rows go. */
+static int release_part(rank_run_t *R, ss_sem_kv_t *memo, const ss_buf_t *part)
+{
+    sem_topk_t *t = R->op->impl;
+    sqlite3_stmt *st = NULL;
+    int rc = ss_sem_prepare(R->ctx->db, &st, R->err, R->errsz, "SELECT r, k, w FROM st_%d_rows WHERE p=?1 AND w>0",
+                            R->op->node->id);
+    if (!rc)
+        bind_part(st, 1, part);
+    ss_buf_t k = SS_BUF_INIT;
+    while (!rc && sqlite3_step(st) == SQLITE_ROW) {
+        ss_buf_reset(&k);
+        if (t->rank) {
+            rc = ss_buf_append(&k, sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1));
+            if (!rc)
+                rc = note_gone(R, &k);
+            continue;
+        }
+        ss_row_t *row = NULL;
+        rc = ss_row_decode(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), &row);
+        if (!rc)
+            rc = ss_sem_proj(row, t->cols, t->ncols, &k);
+        if (!rc)
+            rc = ss_sem_kv_ref(memo, k.data, k.len, -sqlite3_column_int64(st, 2), R->prune, R->err, R->errsz);
+        ss_row_free(row);
+    }
+    ss_buf_free(&k);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* A closed window's partition: its rows, its emitted top and their memo entries go. */
+static int drop_part(void *arg, const void *key, size_t n, char *err, size_t errsz)
+{
+    drop_arg_t *d = arg;
+    int id = d->op->node->id;
+    ss_buf_t part = {(char *)key, n, n};
+    rank_run_t R = {d->op, d->ctx, {0}, err, errsz, {0}, ss_sem_memo_prune(d->op->node), {0}, &part};
+    ss_sem_kv_t memo;
+    int rc = ss_sem_kv_open(&memo, d->ctx->db, id, "memo", err, errsz);
+    if (rc)
+        return rc;
+    rc = release_part(&R, &memo, &part);
+    ss_sem_kv_close(&memo);
+    static const char *const tables[] = {"rows", "out"};
+    for (size_t t = 0; !rc && t < SS_ARRAY_LEN(tables); t++) {
+        sqlite3_stmt *st = NULL;
+        rc = ss_sem_prepare(d->ctx->db, &st, err, errsz, "DELETE FROM st_%d_%s WHERE p=?1", id, tables[t]);
+        if (!rc) {
+            bind_part(st, 1, &part);
+            if (sqlite3_step(st) != SQLITE_DONE)
+                rc = ss_sem_sqlerr(d->ctx->db, err, errsz, "sem_topk window close");
+        }
+        sqlite3_finalize(st);
+    }
+    if (!rc && R.prune && R.gone.n && !(rc = ss_sem_pairs_open(&R.pairs, d->ctx->db, id, "cmp", err, errsz))) {
+        rc = ss_sem_kv_open(&R.cmp, d->ctx->db, id, "cmp", err, errsz);
+        if (!rc)
+            rc = prune_cmps(&R);
+        ss_sem_kv_close(&R.cmp);
+        ss_sem_pairs_close(&R.pairs);
+    }
+    list_free(&R.gone);
+    return rc;
+}
+
+static int topk_advance(ss_op_t *op, ss_op_ctx_t *ctx, ss_zset_t *out, int64_t *due_us, char *err, size_t errsz)
+{
+    (void)out;
+    *due_us = SS_TIME_NONE;
+    drop_arg_t d = {op, ctx};
+    return ss_winstate_close(&((sem_topk_t *)op->impl)->ws, op->watermark, drop_part, &d, err, errsz);
+}
+
+static void topk_rollback(ss_op_t *op) { ss_winstate_rollback(&((sem_topk_t *)op->impl)->ws); }
+
 /* ------------------------------------------------------------------ vtable */
+
+/* Tables of an older version lack the partition column p: it is added (x'' = no partition). */
+static int add_part_column(ss_op_ctx_t *ctx, int id, const char *table, char *err, size_t errsz)
+{
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT p FROM st_%d_%s LIMIT 0", id, table);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(ctx->db, sql, -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_finalize(st);
+        return SS_OK;
+    }
+    return ss_sem_exec(ctx->db, err, errsz, "ALTER TABLE st_%d_%s ADD COLUMN p BLOB NOT NULL DEFAULT x''", id, table);
+}
 
 static int topk_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
 {
     int id = op->node->id;
     int rc = ss_sem_exec(ctx->db, err, errsz,
                          "CREATE TABLE IF NOT EXISTS st_%d_rows(r BLOB PRIMARY KEY, k BLOB, w INTEGER, "
-                         "zone INTEGER, pos INTEGER, s REAL);"
-                         "CREATE INDEX IF NOT EXISTS st_%d_rows_zone ON st_%d_rows(zone, pos);"
+                         "zone INTEGER, pos INTEGER, s REAL, p BLOB NOT NULL DEFAULT x'');"
                          "CREATE INDEX IF NOT EXISTS st_%d_rows_k ON st_%d_rows(k);"
-                         "CREATE TABLE IF NOT EXISTS st_%d_out(r BLOB PRIMARY KEY, w INTEGER)",
-                         id, id, id, id, id, id);
+                         "CREATE TABLE IF NOT EXISTS st_%d_out(r BLOB PRIMARY KEY, w INTEGER, "
+                         "p BLOB NOT NULL DEFAULT x'')",
+                         id, id, id, id);
+    if (!rc)
+        rc = add_part_column(ctx, id, "rows", err, errsz);
+    if (!rc)
+        rc = add_part_column(ctx, id, "out", err, errsz);
+    if (!rc)
+        rc = ss_sem_exec(ctx->db, err, errsz,
+                         "DROP INDEX IF EXISTS st_%d_rows_zone;"
+                         "CREATE INDEX IF NOT EXISTS st_%d_rows_pz ON st_%d_rows(p, zone, pos);"
+                         "CREATE INDEX IF NOT EXISTS st_%d_rows_ps ON st_%d_rows(p, s);"
+                         "CREATE INDEX IF NOT EXISTS st_%d_out_p ON st_%d_out(p)",
+                         id, id, id, id, id, id, id);
     if (!rc)
         rc = ss_sem_kv_create(ctx->db, id, "memo", err, errsz);
     if (!rc)
         rc = ss_sem_kv_create(ctx->db, id, "cmp", err, errsz);
-    return rc;
+    return rc ? rc : ss_winstate_init(&((sem_topk_t *)op->impl)->ws, op->node, ctx->db, err, errsz);
 }
 
 static int topk_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t *in, ss_zset_t *out,
@@ -1131,26 +1378,36 @@ static int topk_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t *
         return SS_OK;
     op->stats.batches++;
     op->stats.rows_in += (int64_t)in->n;
-    tlist_t top = {0};
-    int rc;
-    if (t->rank) {
-        rank_run_t R = {op, ctx, {0}, err, errsz, {0}, ss_sem_memo_prune(op->node), {0}};
+    ss_zset_t open; /* without the rows of windows already closed (their top is final) */
+    ss_zset_init(&open);
+    if (t->ws.on && t->ws.closed != SS_TIME_NONE) {
+        if (ss_zset_extend(&open, in, 1)) {
+            ss_zset_destroy(&open);
+            return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+        }
+        ss_winstate_filter(&t->ws, op->node->view, &open);
+        in = &open;
+    }
+    rank_run_t R = {op, ctx, {0}, err, errsz, {0}, ss_sem_memo_prune(op->node), {0}, NULL};
+    int rc = SS_OK;
+    if (!in->n) {
+    } else if (t->rank) {
         rc = ss_sem_kv_open(&R.cmp, ctx->db, op->node->id, "cmp", err, errsz);
         if (!rc && R.prune)
             rc = ss_sem_pairs_open(&R.pairs, ctx->db, op->node->id, "cmp", err, errsz);
         if (!rc)
-            rc = rank_apply(&R, in, &top);
+            rc = apply_parts(op, ctx, &R, in, out, err, errsz);
         if (!rc && R.prune)
             rc = prune_cmps(&R);
         ss_sem_pairs_close(&R.pairs);
         ss_sem_kv_close(&R.cmp);
         list_free(&R.gone);
     } else {
-        rc = score_apply(op, ctx, in, &top, err, errsz);
+        rc = score_apply(op, ctx, in, err, errsz);
+        if (!rc)
+            rc = apply_parts(op, ctx, &R, in, out, err, errsz);
     }
-    if (!rc)
-        rc = emit_diff(op, ctx, &top, out, err, errsz);
-    list_free(&top);
+    ss_zset_destroy(&open);
     return rc;
 }
 
@@ -1178,6 +1435,8 @@ static const char *topk_strategy(const ss_op_t *op)
 
 static void topk_destroy(ss_op_t *op)
 {
+    if (op->impl)
+        ss_winstate_free(&((sem_topk_t *)op->impl)->ws);
     free(op->impl);
     op->impl = NULL;
 }
@@ -1190,6 +1449,7 @@ static const ss_op_vtable_t sem_topk_vt = {
     .snapshot = topk_snapshot,
     .strategy = topk_strategy,
     .destroy = topk_destroy,
+    .rollback = topk_rollback,
 };
 
 int ss_op_sem_topk_init(ss_op_t *op, char *err, size_t errsz)
@@ -1222,5 +1482,6 @@ int ss_op_sem_topk_init(ss_op_t *op, char *err, size_t errsz)
     }
     op->impl = t;
     op->vt = &sem_topk_vt;
+    op->advance = topk_advance;
     return SS_OK;
 }

@@ -32,7 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { S_GET, S_PUT, S_DEL, S_EXP_SEL, S_EXP_DEL, S_INS, S_FIND, S_DEL_ID, S_SNAP, S_NEXT, S_CNT, S_N = S_CNT + 2 };
+enum { S_GET, S_PUT, S_DEL, S_EXP_SEL, S_EXP_DEL, S_INS, S_FIND, S_DEL_ID, S_SNAP, S_NEXT, S_CNT, S_N = S_CNT + 3 };
 
 typedef struct source {
     ss_state_t *st;
@@ -327,6 +327,10 @@ static int counted_event(ss_op_t *op, const ss_row_t *r, int64_t w, ss_zset_t *d
     ss_buf_reset(&s->kb);
     if (ss_state_cluster_key(r, &s->kb))
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    if (w > 0) { /* an insert: the count only grows (it is never negative), nothing to read back */
+        int rc = ss_state_hcount_add(s->st, S_CNT, "cnt", &s->kb, r, w, NULL, NULL, err, errsz);
+        return rc ? rc : ss_zset_add_copy(d, r, w);
+    }
     int rc = ss_state_hcount_add(s->st, S_CNT, "cnt", &s->kb, r, w, &o, &n, err, errsz);
     if (!rc && n < 0) /* more deletes than copies: the surplus is dropped */
         rc = ss_state_hcount_add(s->st, S_CNT, "cnt", &s->kb, r, -n, NULL, NULL, err, errsz);

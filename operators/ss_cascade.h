@@ -20,6 +20,7 @@
 #define SS_CASCADE_H
 
 #include "ss_op.h"
+#include "ss_sem.h"
 
 /* ---------------------------------------------------------------- statistics (cascade_stats.c) */
 
@@ -141,5 +142,28 @@ int ss_cascade_embed_features(struct ss_embedder *e, const float *instr, const c
                               char *err, size_t errsz);
 /* The instruction without its column references (the embed proxy's first guess of relevance). */
 int ss_cascade_instruction(const ss_template_t *t, ss_buf_t *out);
+
+
+/* ---------------------------------------------------------------- SEM_JOIN's cascade (sem_join_cascade.c) */
+/* What SEM_JOIN tells its cascade: the settings, each side's template columns, the yes cut-off. */
+typedef struct ss_sem_join_cascade {
+    ss_plan_cascade_t co;
+    int cols[2][SS_SEM_MAXCOLS];
+    int ncols[2];
+    double yes_prob;
+} ss_sem_join_cascade_t;
+/* A unit's key: the left projection's length (u32), the left projection, the right one. */
+int ss_sem_join_pair_key(const ss_buf_t *lk, const ss_buf_t *rk, ss_buf_t *key);
+/* Features per pair of proxy=embed under embedder e: 2 * dim + 1. */
+int ss_sem_join_cascade_dim(const struct ss_embedder *e);
+/* One port's delta through the cascaded join: integrates it into st_<id>_s<side>, emits it with
+ * its units' decisions, then settles the cascade (may return SS_ERR_PENDING). */
+int ss_sem_join_cascade_apply(ss_op_t *op, ss_op_ctx_t *ctx, const ss_sem_join_cascade_t *jc, int side,
+                              const ss_zset_t *in, ss_zset_t *out, char *err, size_t errsz);
+/* The whole output of the cascaded join. */
+int ss_sem_join_cascade_snapshot(ss_op_t *op, ss_op_ctx_t *ctx, const ss_sem_join_cascade_t *jc, ss_zset_t *out,
+                                 char *err, size_t errsz);
+/* sem_join.c: appends the concatenation of encoded rows l and r with weight w to out. */
+int ss_sem_join_emit(const ss_buf_t *l, const ss_buf_t *r, int64_t w, ss_zset_t *out);
 
 #endif

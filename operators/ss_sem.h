@@ -14,7 +14,9 @@
  *  - bounded memos (sem_prune.c): option memo = 'prune' | 'keep', and the member index
  *    of pair memo keys that lets SEM_RANK / SEM_JOIN drop a projection's pairs;
  *  - embeddings (through the dispatcher's EMBED requests) and a small exact
- *    in-memory vector index for candidate pruning and retrieval.
+ *    in-memory vector index for candidate pruning and retrieval;
+ *  - items (sem_items.c): the distinct projections of the rows of SEM_DEDUP and SEM_GROUP,
+ *    each embedded once, with a row store and the emission of rows whose label changed.
  *
  * Nothing here owns operator state beyond what each object's comment says.
  */
@@ -266,5 +268,50 @@ int ss_dep_remap(const ss_infer_dep_t *d, const ss_dep_chunks_t *old, const ss_d
  * live answers, the attention mass of each sentence on each chunk of its prompt. Nothing for
  * other nodes. Reads the node's committed state. */
 int ss_llm_generate_describe(sqlite3 *db, const ss_plan_node_t *n, int max_answers, ss_buf_t *out);
+
+/* ---- items: the distinct projections of the rows of SEM_DEDUP / SEM_GROUP (sem_items.c) ----
+ * Tables st_<id>_item(pid, h, p, n, t, e, g, lab) and st_<id>_row(rid, h, r, w, pid). */
+typedef struct ss_sem_row_chg {
+    ss_buf_t r;          /* the row's encoding (owned) */
+    int64_t rid, pid;    /* its row record and item */
+    int64_t w0, w1;      /* weight before and after the batch */
+} ss_sem_row_chg_t;
+
+typedef struct ss_sem_item_chg {
+    int64_t pid;
+    int64_t n0, n1, dn;  /* live weight before and after, and the change */
+    int fresh;           /* created by this batch (embedded by it) */
+} ss_sem_item_chg_t;
+
+typedef struct ss_sem_items_batch {
+    ss_sem_row_chg_t *rows; /* owned; one per distinct row of the batch */
+    int nrows;
+    ss_sem_item_chg_t *items; /* owned; one per item the batch touched */
+    int nitems;
+} ss_sem_items_batch_t;
+
+int ss_sem_items_create(sqlite3 *db, int id, char *err, size_t errsz);
+/* Integrates in (the items are the projections on cols[0..ncols), all columns when 0) and embeds
+ * the new items' texts in one call. b is filled here; free it with ss_sem_items_batch_free. */
+int ss_sem_items_apply(ss_op_t *op, ss_op_ctx_t *ctx, const int *cols, int ncols, const ss_zset_t *in,
+                       ss_sem_items_batch_t *b, char *err, size_t errsz);
+void ss_sem_items_batch_free(ss_sem_items_batch_t *b);
+/* Drops the items whose weight reached 0 (call at the end of the batch). */
+int ss_sem_items_gc(sqlite3 *db, int id, char *err, size_t errsz);
+/* The stored embedding of item pid (*v malloc'd, *dim floats). *st: the statement, prepared on
+ * first use and kept for the next calls (the caller finalizes it). */
+int ss_sem_items_vec(sqlite3 *db, int id, sqlite3_stmt **st, int64_t pid, float **v, int *dim, char *err,
+                     size_t errsz);
+/* Emits row r ++ lab with weight w (no-op at w = 0). */
+int ss_sem_emit_label(const void *r, size_t rn, const char *lab, int64_t w, ss_zset_t *out);
+/* For each of items pids[0..n) whose label changed from oldlab[i] to newlab[i] (NULL: skip),
+ * emits -(row, old) +(row, new) for its stored rows that the batch b did not change (the caller
+ * emits those from their change records). */
+int ss_sem_items_relabel(ss_op_t *op, ss_op_ctx_t *ctx, const ss_sem_items_batch_t *b, const int64_t *pids,
+                         const char *const *oldlab, const char *const *newlab, int n, ss_zset_t *out, char *err,
+                         size_t errsz);
+/* Every live row with its label, labsql being an SQL expression over the item (alias i). */
+int ss_sem_items_snapshot(ss_op_t *op, ss_op_ctx_t *ctx, const char *labsql, ss_zset_t *out, char *err,
+                          size_t errsz);
 
 #endif

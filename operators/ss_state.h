@@ -99,7 +99,8 @@ int ss_state_rows_add(ss_state_t *st, int slot, const char *name, const ss_buf_t
  * a delete removes a copy). Two rows are confused only if they share k and all 128 bits. */
 int ss_state_hcount_create(ss_state_t *st, const char *name, char *err, size_t errsz);
 /* Adds w to row's count (k NULL = empty), removing it at 0; *oldn / *newn as ss_state_rows_add.
- * Uses statement slots slot and slot + 1. */
+ * With w > 0 and both NULL (a count that is never negative only grows) the count is not read
+ * back: one upsert without RETURNING. Uses statement slots slot .. slot + 2. */
 int ss_state_hcount_add(ss_state_t *st, int slot, const char *name, const ss_buf_t *k, const ss_row_t *row,
                         int64_t w, int64_t *oldn, int64_t *newn, char *err, size_t errsz);
 /* A clustering key for a row store whose caller needs none: the order-preserving sort key of the

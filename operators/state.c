@@ -7,6 +7,7 @@
  */
 #include "ss_state.h"
 #include "ss_decimal.h"
+#include "ss_time.h"
 
 #include <errno.h>
 #include <math.h>
@@ -117,7 +118,13 @@ int ss_state_bind_value(sqlite3_stmt *s, int idx, const ss_value_t *v)
     case SS_TEXT: case SS_NUM: case SS_JSON: /* NUMERIC and JSON as their exact text */
         rc = sqlite3_bind_text(s, idx, v->u.str.s ? v->u.str.s : "", (int)v->u.str.n, SQLITE_TRANSIENT);
         break;
-    case SS_TS: case SS_TSTZ: case SS_DATE: case SS_IVL: { /* their text: ordered (years 1..9999) and readable */
+    case SS_TS: case SS_TSTZ: { /* their text: ordered (years 1..9999) and readable; no allocation */
+        char b[SS_TS_CHARS];
+        size_t n = ss_ts_chars(v->u.i, v->t == SS_TSTZ, 0, b);
+        rc = sqlite3_bind_text(s, idx, b, (int)n, SQLITE_TRANSIENT);
+        break;
+    }
+    case SS_DATE: case SS_IVL: {
         ss_buf_t b = SS_BUF_INIT;
         if (ss_val_to_text(v, &b))
             return SS_ERR_NOMEM;
@@ -466,6 +473,19 @@ int ss_state_hcount_add(ss_state_t *st, int slot, const char *name, const ss_buf
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     int64_t h1 = ss_state_row_hash(st->scratch.data, st->scratch.len);
     int64_t h2 = (int64_t)ss_hash64(st->scratch.data, st->scratch.len, 0x0a5c11ed0a5c11edULL);
+    if (w > 0 && !oldn && !newn) { /* adding to a count that is never negative: no need to read it back */
+        sqlite3_stmt *a = ss_state_stmt(st, slot + 2, err, errsz,
+                                        "INSERT INTO %s_%s(k, h1, h2, n) VALUES(?1, ?2, ?3, ?4) ON CONFLICT(k, h1, h2) "
+                                        "DO UPDATE SET n = n + excluded.n",
+                                        st->prefix, name);
+        if (!a)
+            return SS_ERR_SQLITE;
+        bind_key(a, 1, k);
+        sqlite3_bind_int64(a, 2, h1);
+        sqlite3_bind_int64(a, 3, h2);
+        sqlite3_bind_int64(a, 4, w);
+        return ss_state_run(st, a, err, errsz);
+    }
     sqlite3_stmt *s = ss_state_stmt(st, slot, err, errsz,
                                     "INSERT INTO %s_%s(k, h1, h2, n) VALUES(?1, ?2, ?3, ?4) ON CONFLICT(k, h1, h2) "
                                     "DO UPDATE SET n = n + excluded.n RETURNING n",

@@ -27,22 +27,29 @@ static int load_closed(ss_winstate_t *w, char *err, size_t errsz)
     return SS_OK;
 }
 
-int ss_winstate_init(ss_winstate_t *w, const ss_plan_node_t *n, sqlite3 *db, char *err, size_t errsz)
+int ss_winstate_open(ss_winstate_t *w, int node_id, int col, int64_t add, sqlite3 *db, char *err, size_t errsz)
 {
-    int k = (int)ss_plan_opt_int(n, "window_col", -1);
-    w->on = k >= 0 && k < n->ngroup;
-    if (!w->on)
-        return SS_OK;
-    w->col = n->group_cols[k];
-    const char *b = ss_plan_opt(n, "window_bound");
-    w->add = b && ss_strcaseeq(b, "start") ? ss_plan_opt_int(n, "window_size_us", 0) : 0;
-    if (!w->st && !(w->st = ss_state_new(db, n->id, W_N)))
+    w->on = 1;
+    w->col = col;
+    w->add = add;
+    if (!w->st && !(w->st = ss_state_new(db, node_id, W_N)))
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     int rc = ss_state_exec(w->st, err, errsz,
                            "CREATE TABLE IF NOT EXISTS %s_wk(e INTEGER, g BLOB, PRIMARY KEY(e, g)) WITHOUT ROWID;"
                            "CREATE TABLE IF NOT EXISTS %s_wc(id INTEGER PRIMARY KEY, closed INTEGER NOT NULL);",
                            w->st->prefix, w->st->prefix);
     return rc ? rc : load_closed(w, err, errsz);
+}
+
+int ss_winstate_init(ss_winstate_t *w, const ss_plan_node_t *n, sqlite3 *db, char *err, size_t errsz)
+{
+    int k = (int)ss_plan_opt_int(n, "window_col", -1);
+    w->on = k >= 0 && k < n->ngroup;
+    if (!w->on)
+        return SS_OK;
+    const char *b = ss_plan_opt(n, "window_bound");
+    int64_t add = b && ss_strcaseeq(b, "start") ? ss_plan_opt_int(n, "window_size_us", 0) : 0;
+    return ss_winstate_open(w, n->id, n->group_cols[k], add, db, err, errsz);
 }
 
 void ss_winstate_free(ss_winstate_t *w)
@@ -58,22 +65,22 @@ void ss_winstate_rollback(ss_winstate_t *w)
         w->closed = SS_TIME_NONE;
 }
 
-static int end_of(const ss_winstate_t *w, const ss_row_t *row, int64_t *end)
+static int end_at(const ss_row_t *row, int col, int64_t add, int64_t *end)
 {
-    if (w->col >= row->n || row->v[w->col].t == SS_NULL || !ss_vtype_is_time(row->v[w->col].t))
+    if (col >= row->n || row->v[col].t == SS_NULL || !ss_vtype_is_time(row->v[col].t))
         return 0;
-    *end = ss_val_time_us(&row->v[w->col]) + w->add;
+    *end = ss_val_time_us(&row->v[col]) + add;
     return 1;
 }
 
-int ss_winstate_filter(ss_winstate_t *w, const char *view, ss_zset_t *z)
+int ss_winstate_filter_at(ss_winstate_t *w, const char *view, ss_zset_t *z, int col, int64_t add)
 {
     if (!w->on || w->closed == SS_TIME_NONE)
         return 0;
     size_t o = 0;
     int64_t dropped = 0, end;
     for (size_t i = 0; i < z->n; i++) {
-        if (end_of(w, z->e[i].row, &end) && end <= w->closed) {
+        if (end_at(z->e[i].row, col, add, &end) && end <= w->closed) {
             ss_row_free(z->e[i].row);
             dropped++;
             continue;
@@ -89,10 +96,16 @@ int ss_winstate_filter(ss_winstate_t *w, const char *view, ss_zset_t *z)
     return (int)dropped;
 }
 
-int ss_winstate_note(ss_winstate_t *w, const ss_row_t *row, const ss_buf_t *g, char *err, size_t errsz)
+int ss_winstate_filter(ss_winstate_t *w, const char *view, ss_zset_t *z)
+{
+    return ss_winstate_filter_at(w, view, z, w->col, w->add);
+}
+
+int ss_winstate_note_at(ss_winstate_t *w, const ss_row_t *row, int col, int64_t add, const ss_buf_t *g, char *err,
+                        size_t errsz)
 {
     int64_t end;
-    if (!w->on || !end_of(w, row, &end))
+    if (!w->on || !end_at(row, col, add, &end))
         return SS_OK;
     sqlite3_stmt *s = ss_state_stmt(w->st, W_NOTE, err, errsz, "INSERT OR IGNORE INTO %s_wk(e, g) VALUES(?1, ?2)",
                                     w->st->prefix);
@@ -101,6 +114,11 @@ int ss_winstate_note(ss_winstate_t *w, const ss_row_t *row, const ss_buf_t *g, c
     sqlite3_bind_int64(s, 1, end);
     ss_state_bind_buf(s, 2, g);
     return ss_state_run(w->st, s, err, errsz);
+}
+
+int ss_winstate_note(ss_winstate_t *w, const ss_row_t *row, const ss_buf_t *g, char *err, size_t errsz)
+{
+    return ss_winstate_note_at(w, row, w->col, w->add, g, err, errsz);
 }
 
 int ss_winstate_close(ss_winstate_t *w, int64_t wm, ss_winstate_drop_fn drop, void *arg, char *err, size_t errsz)

@@ -4,7 +4,8 @@
  * installation) and the dispatcher-backed "model" / "openai" embedders. The kind
  * is what was asked for (default wink): a missing vector file is an error naming
  * where it was looked for, never a silent switch to another embedder. Owns the
- * mapping and the embedder structs; the dispatcher is borrowed.
+ * mapping and the embedder structs; the dispatcher is borrowed. The "use" sentence encoder
+ * itself lives in embed_use.c; this file wraps it as an embedder.
  */
 #include "ss_embed.h"
 
@@ -184,13 +185,14 @@ static int wink_open(const char *path, ss_embedder_t **out, char *err, size_t er
     return SS_OK;
 }
 
-/* Where the word vectors are looked for, in order: $SEMSTREAM_VECTORS, then beside the installation
- * (the directory of the running executable): EXE_DIR/../data (a build directory in the source tree),
- * EXE_DIR/data, EXE_DIR/../share/semstream (an installed tree). Never the current directory. */
-static int vector_candidates(char cand[][4096], int max)
+/* Where a data file (the word vectors, the sentence encoder) is looked for, in order: $ENV, then
+ * beside the installation (the directory of the running executable): EXE_DIR/../data (a build
+ * directory in the source tree), EXE_DIR/data, EXE_DIR/../share/semstream (an installed tree).
+ * Never the current directory. */
+static int data_candidates(const char *envname, const char *file, char cand[][4096], int max)
 {
     int n = 0;
-    const char *env = getenv("SEMSTREAM_VECTORS");
+    const char *env = getenv(envname);
     if (env && *env) {
         snprintf(cand[n++], 4096, "%s", env);
         return n;
@@ -201,9 +203,9 @@ static int vector_candidates(char cand[][4096], int max)
     exe[l] = 0;
     char *slash = strrchr(exe, '/');
     if (slash) *slash = 0;
-    static const char *const rel[] = {"/../data/wink100.vec", "/data/wink100.vec", "/../share/semstream/wink100.vec"};
+    static const char *const rel[] = {"/../data/", "/data/", "/../share/semstream/"};
     for (int i = 0; i < (int)SS_ARRAY_LEN(rel) && n < max; i++) {
-        snprintf(cand[n], 4096, "%s%s", exe, rel[i]);
+        snprintf(cand[n], 4096, "%s%s%s", exe, rel[i], file);
         char real[PATH_MAX];
         if (realpath(cand[n], real) && strlen(real) < 4096) memcpy(cand[n], real, strlen(real) + 1);
         n++;
@@ -211,33 +213,56 @@ static int vector_candidates(char cand[][4096], int max)
     return n;
 }
 
-const char *ss_embed_default_vectors(void)
+static int vector_candidates(char cand[][4096], int max)
 {
-    static __thread char found[4096];
-    char cand[4][4096];
-    int n = vector_candidates(cand, 4);
+    return data_candidates("SEMSTREAM_VECTORS", "wink100.vec", cand, max);
+}
+
+static const char *first_existing(char cand[][4096], int n, char *found)
+{
     for (int i = 0; i < n; i++)
         if (access(cand[i], R_OK) == 0) {
-            memcpy(found, cand[i], sizeof found);
-            found[sizeof found - 1] = 0;
+            memcpy(found, cand[i], 4096);
+            found[4095] = 0;
             return found;
         }
     return NULL;
 }
 
-/* The error for word vectors that are nowhere to be found, naming every place looked at. */
-static int vectors_missing(char *err, size_t errsz)
+const char *ss_embed_default_vectors(void)
+{
+    static __thread char found[4096];
+    char cand[4][4096];
+    return first_existing(cand, vector_candidates(cand, 4), found);
+}
+
+const char *ss_embed_default_use(void)
+{
+    static __thread char found[4096];
+    char cand[4][4096];
+    return first_existing(cand, data_candidates("SEMSTREAM_USE", "use.bin", cand, 4), found);
+}
+
+/* The error for a data file that is nowhere to be found, naming every place looked at. */
+static int data_missing(const char *what, const char *envname, const char *file, const char *other, char *err,
+                        size_t errsz)
 {
     char cand[4][4096];
-    int n = vector_candidates(cand, 4);
+    int n = data_candidates(envname, file, cand, 4);
     ss_buf_t b = SS_BUF_INIT;
     for (int i = 0; i < n; i++) ss_buf_printf(&b, "%s%s", i ? ", " : "", cand[i]);
     int rc = ss_seterr(err, errsz, SS_ERR_NOTFOUND,
-                       "embedder wink: the word vectors are not installed (looked at %s): run "
-                       "scripts/setup-embeddings.sh, set SEMSTREAM_VECTORS=FILE, or choose another embedder "
-                       "(SET embedder = 'model')", n ? ss_buf_cstr(&b) : "no place: the executable's path is unknown");
+                       "%s not installed (looked at %s): run scripts/setup-embeddings.sh, set %s=FILE, or "
+                       "choose another embedder (SET embedder = 'model' or '%s')", what,
+                       n ? ss_buf_cstr(&b) : "no place: the executable's path is unknown", envname, other);
     ss_buf_free(&b);
     return rc;
+}
+
+static int vectors_missing(char *err, size_t errsz)
+{
+    return data_missing("embedder wink: the word vectors are", "SEMSTREAM_VECTORS", "wink100.vec", "use", err,
+                        errsz);
 }
 
 int ss_embed_describe(const char *kind, const char *model, char *buf, size_t n)
@@ -248,12 +273,46 @@ int ss_embed_describe(const char *kind, const char *model, char *buf, size_t n)
         else snprintf(buf, n, "wink: the word vectors are not installed (run scripts/setup-embeddings.sh)");
         return p ? SS_OK : SS_ERR_NOTFOUND;
     }
+    if (!strcmp(kind, "use")) {
+        const char *p = ss_embed_default_use();
+        if (p) snprintf(buf, n, "use: Universal Sentence Encoder lite (512-d), %s", p);
+        else snprintf(buf, n, "use: the sentence encoder is not installed (run scripts/setup-embeddings.sh)");
+        return p ? SS_OK : SS_ERR_NOTFOUND;
+    }
     if (!strcmp(kind, "model") || !strcmp(kind, "openai")) {
         snprintf(buf, n, "%s: pooled embeddings of model %s", kind, model ? model : "(the default)");
         return SS_OK;
     }
-    snprintf(buf, n, "%s: unknown embedder (wink, model or openai)", kind);
+    snprintf(buf, n, "%s: unknown embedder (wink, use, model or openai)", kind);
     return SS_ERR_INVALID;
+}
+
+/* ======================= use: the sentence encoder (embed_use.c) ======================= */
+
+static int use_embed(ss_embedder_t *e, const char *const *texts, int n, float *out, char *err, size_t errsz)
+{
+    return ss_use_embed(e->impl, texts, n, out, err, errsz);
+}
+
+static void use_destroy(ss_embedder_t *e)
+{
+    ss_use_close(e->impl);
+    free(e);
+}
+
+static int use_open(const char *path, ss_embedder_t **out, char *err, size_t errsz)
+{
+    ss_embedder_t *e = calloc(1, sizeof *e);
+    if (!e) return ss_seterr(err, errsz, SS_ERR_NOMEM, "embedder use: out of memory");
+    ss_use_t *u;
+    int rc = ss_use_open(path, &u, err, errsz);
+    if (rc) {
+        free(e);
+        return rc;
+    }
+    *e = (ss_embedder_t){.kind = "use", .dim = ss_use_dim(u), .impl = u, .embed = use_embed, .destroy = use_destroy};
+    *out = e;
+    return SS_OK;
 }
 
 /* ======================= dispatcher-backed: model / openai ======================= */
@@ -356,5 +415,15 @@ int ss_embedder_open(const ss_embed_opts_t *o, ss_embedder_t **out, char *err, s
                  o->model ? o->model : "(the default)", (*out)->dim);
         return SS_OK;
     }
-    return ss_seterr(err, errsz, SS_ERR_INVALID, "unknown embedder \"%s\" (wink, model or openai)", kind);
+    if (!strcmp(kind, "use")) {
+        const char *path = o->vec_path ? o->vec_path : ss_embed_default_use();
+        if (!path)
+            return data_missing("embedder use: the sentence encoder is", "SEMSTREAM_USE", "use.bin", "wink",
+                                err, errsz);
+        if ((rc = use_open(path, out, err, errsz))) return rc;
+        snprintf((*out)->desc, sizeof (*out)->desc, "use: Universal Sentence Encoder lite (%d-d), %s", (*out)->dim,
+                 path);
+        return SS_OK;
+    }
+    return ss_seterr(err, errsz, SS_ERR_INVALID, "unknown embedder \"%s\" (wink, use, model or openai)", kind);
 }

@@ -5,7 +5,9 @@
 # mock Kafka cluster, one per process), with one throw-away PostgreSQL server for the views
 # compared with PostgreSQL (tests/difftest/with-postgres.sh; run under `nice` on a shared machine). Builds build/difftest first. Failing cases are written as replayable
 # scripts under build/difftest-failures/. Prints one summary line per process and a total;
-# exits non-zero when any comparison mismatched.
+# exits non-zero when any comparison mismatched. The long campaign of time and windows only
+# (TIMESTAMP/DATE/INTERVAL, DATE_TRUNC, EXTRACT, TUMBLE/HOP against PostgreSQL's date_bin):
+#   SS_DIFFTEST_ARGS='--only time' scripts/difftest.sh 2000 2
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CASES=${1:-2000}

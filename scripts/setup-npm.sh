@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # setup-npm.sh — installs the npm packages the tests use, from their lock files, into the
 # node_modules of each tests/<dir>/ that has a package-lock.json (never at test time):
-# tests/pg (the PostgreSQL driver `pg`, tests/pg/run.sh), and any other such folder.
+# tests/pg (the PostgreSQL driver `pg`, tests/pg/run.sh), tests/use (the TF.js reference of the
+# sentence encoder, tests/use/run.sh), and any other such folder.
 # Idempotent: a folder whose lock file has not changed since its last install is skipped
 # (the lock file's hash is kept in node_modules/.installed-lock). Needs npm.
 set -euo pipefail

@@ -779,6 +779,56 @@ int ss_catalog_add_model(ss_catalog_t *c, const ss_ast_stmt_t *stmt, char *err, 
     return SS_OK;
 }
 
+/* Does the plan hold an operator that asks a model (not only embeddings)? */
+static int plan_asks_model(const ss_plan_t *p)
+{
+    for (int i = 0; i < p->n; i++) {
+        ss_plan_kind_t k = p->nodes[i]->kind;
+        if (k == SS_PN_SEM_FILTER || k == SS_PN_SEM_MAP || k == SS_PN_SEM_JOIN || k == SS_PN_SEM_TOPK ||
+            k == SS_PN_SEM_AGG || k == SS_PN_LLM_GENERATE || k == SS_PN_SEM_EXTRACT || k == SS_PN_SEM_CLASSIFY ||
+            k == SS_PN_SEM_DEDUP || k == SS_PN_SEM_GROUP)
+            return 1;
+    }
+    return 0;
+}
+
+/* SET default_model applies when a view is created: a view that asks a model and has no
+ * WITH (model = ...) is stored as its statement with that option added (*text: the canonical
+ * SQL, ss_ast_stmt_to_sql; NULL when nothing is added), so a later SET changes no existing view. */
+static int with_default_model(const ss_catalog_t *c, const ss_ast_stmt_t *stmt, const ss_plan_t *p, char **text,
+                              char *err, size_t errsz)
+{
+    const char *dm = ss_catalog_get(c, "default_model");
+    *text = NULL;
+    if (!dm || !*dm || ss__opt_find(stmt->opts, "model") || !plan_asks_model(p))
+        return SS_OK;
+    if (!ss_catalog_model(c, dm))
+        return ss_seterr(err, errsz, SS_ERR_SEMANTIC,
+                         "%d:%d: view %s would use default_model \"%s\", which is not a model (CREATE MODEL %s "
+                         "WITH (...), or SET default_model to another)",
+                         stmt->name_span.line, stmt->name_span.col, stmt->name, dm, dm);
+    int n = stmt->opts ? stmt->opts->n : 0;
+    ss_ast_option_t *items = calloc((size_t)n + 1, sizeof *items);
+    if (!items)
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n; i++)
+        items[i] = stmt->opts->items[i]; /* borrowed for the rendering */
+    items[n].name = "model";
+    items[n].value = ss_val_text_ref(dm, strlen(dm));
+    ss_ast_options_t opts = {.n = n + 1, .cap = n + 1, .items = items};
+    ss_ast_stmt_t copy = *stmt;
+    copy.opts = &opts;
+    ss_buf_t b = SS_BUF_INIT;
+    int rc = ss_ast_stmt_to_sql(&copy, &b);
+    free(items);
+    if (rc) {
+        ss_buf_free(&b);
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "rendering view %s with default_model", stmt->name);
+    }
+    *text = ss_buf_take(&b);
+    return SS_OK;
+}
+
 int ss_catalog_add_view(ss_catalog_t *c, const ss_ast_stmt_t *stmt, char *err, size_t errsz)
 {
     if (stmt->kind != SS_STMT_CREATE_VIEW || !stmt->query)
@@ -795,14 +845,22 @@ int ss_catalog_add_view(ss_catalog_t *c, const ss_ast_stmt_t *stmt, char *err, s
     ss_plan_t *p = NULL;
     if ((rc = ss__plan_view(c, stmt->query, stmt->name, stmt->opts, &p, err, errsz)))
         return rc;
-    /* the catalog keeps its own parse of the text (the caller keeps stmt) */
-    ss_ast_stmt_t *own = NULL;
-    view_ent_t *e = NULL;
-    if ((rc = parse_one(stmt->text, SS_STMT_CREATE_VIEW, &own, err, errsz))) {
-        ss_errprefix(err, errsz, "re-parsing view %s", stmt->name);
+    /* the catalog keeps its own parse of the text (the caller keeps stmt); a view that asks a
+     * model and names none gets the session's default_model written into its statement */
+    char *text = NULL;
+    if ((rc = with_default_model(c, stmt, p, &text, err, errsz))) {
         ss_plan_free(p);
         return rc;
     }
+    ss_ast_stmt_t *own = NULL;
+    view_ent_t *e = NULL;
+    if ((rc = parse_one(text ? text : stmt->text, SS_STMT_CREATE_VIEW, &own, err, errsz))) {
+        ss_errprefix(err, errsz, "re-parsing view %s", stmt->name);
+        ss_plan_free(p);
+        free(text);
+        return rc;
+    }
+    free(text);
     if ((rc = build_view(own, &e, err, errsz))) {
         ss_plan_free(p);
         return rc;

@@ -44,6 +44,10 @@ static const char *strategy(const ss_plan_node_t *n)
         return "1 generation (up to max_tokens) per distinct inserted row (memoised); deletes and updates "
                "that leave the template's columns unchanged are free";
     case SS_PN_SEM_JOIN:
+        if (ss_plan_opt(n, "cascade"))
+            return "bilinear cascade: a cheap proxy scores every pair of distinct rows (memoised); the model "
+                   "(the oracle) answers only for the calibration sample and the pairs between two learnt "
+                   "thresholds; a threshold change re-decides only the pairs between them; deletes free";
         return ss_plan_opt(n, "join_candidates") || ss_plan_opt(n, "threshold")
                    ? "bilinear: a new row is asked (yes/no) only against the join_candidates rows of the other "
                      "side nearest by embedding; pair answers memoised; deletes free"
@@ -123,14 +127,14 @@ static const char *strategy(const ss_plan_node_t *n)
         return "embeddings only, no model call: 1 embedding per new row, scored once against the query; the "
                "k best are kept in SQLite, so a deleted top row is replaced from the scores; deletes free";
     case SS_PN_SEM_DEDUP:
-        return "1 embedding per new distinct row, yes/no model calls only for pairs above the similarity "
-               "threshold (memoised); clusters merged with union-find, re-split from the memoised pairs "
-               "when a member goes (deletes free)";
+        return "1 embedding per new distinct row; yes/no model calls only for new pairs whose cosine is at least "
+               "the threshold (FAISS blocking, memoised); clusters merged with union-find, re-split from the stored "
+               "pairs when a member goes (deletes free); entity = the smallest key of the cluster";
     case SS_PN_SEM_GROUP:
         return n->sem == SS_SEM_GROUP
                    ? "1 embedding per new distinct row, assigned to the nearest of k prototypes (a sample chosen "
-                     "by hash, so it is the same whatever the arrival order); 1 generation names a new group; "
-                     "rows move only when a prototype enters or leaves"
+                     "by hash, so it is the same whatever the arrival order); 1 generation names each prototype "
+                     "once (spares named ahead, so deletes are free); rows move only when a prototype enters or leaves"
                    : "1 embedding per new distinct row, assigned to the nearest of k prototypes (a sample chosen "
                      "by hash); no model call; rows move only when a prototype enters or leaves";
     }

@@ -32,9 +32,9 @@ static const opt_spec_t *opt_specs(ss_plan_kind_t k, int *n)
                                         {"memo", OPT_TEXT}, {"cascade", OPT_TEXT}};
     static const opt_spec_t join[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER},
                                       {"join_candidates", 1}, {"threshold", OPT_NUMBER}, {"yes_prob", OPT_NUMBER},
-                                      {"memo", OPT_TEXT}};
+                                      {"memo", OPT_TEXT}, {"cascade", OPT_TEXT}};
     static const opt_spec_t topk[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"buffer", 0},
-                                      {"memo", OPT_TEXT}};
+                                      {"memo", OPT_TEXT}, {"partition_by", OPT_TEXT}};
     static const opt_spec_t agg[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"fan_in", 2},
                                      {"max_children", 2}, {"memo", OPT_TEXT}};
     static const opt_spec_t gen[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"key", OPT_TEXT},
@@ -47,8 +47,7 @@ static const opt_spec_t *opt_specs(ss_plan_kind_t k, int *n)
     static const opt_spec_t simjoin[] = {{"threshold", OPT_NUMBER}};
     static const opt_spec_t search[] = {{"threshold", OPT_NUMBER}};
     static const opt_spec_t dedup[] = {{"threshold", OPT_NUMBER}, {"yes_prob", OPT_NUMBER}, {"memo", OPT_TEXT}};
-    static const opt_spec_t group[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"diversity", OPT_NUMBER},
-                                       {"memo", OPT_TEXT}};
+    static const opt_spec_t group[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"diversity", OPT_NUMBER}};
 #define SPEC(a) (*n = (int)SS_ARRAY_LEN(a), a)
     switch (k) {
     case SS_PN_SEM_FILTER: return SPEC(filter);
@@ -130,8 +129,31 @@ static int check_option(pctx_t *x, ss_plan_kind_t k, const ss_ast_option_t *op)
     return rc;
 }
 
+/* SEM_JOIN: a cascade's proxy scores every pair, so it does not combine with candidate pruning. */
+static int check_join_cascade(pctx_t *x, const ss_ast_options_t *o)
+{
+    const ss_ast_option_t *cas = NULL, *prune = NULL;
+    for (int i = 0; o && i < o->n; i++) {
+        if (ss_strcaseeq(o->items[i].name, "cascade"))
+            cas = &o->items[i];
+        else if (ss_strcaseeq(o->items[i].name, "join_candidates") || ss_strcaseeq(o->items[i].name, "threshold"))
+            prune = &o->items[i];
+    }
+    if (!cas || !prune)
+        return SS_OK;
+    return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC,
+                     "%d:%d: SEM_JOIN: cascade cannot be combined with %s (the cascade's proxy scores every pair "
+                     "and sends only the uncertain ones to the model)",
+                     prune->span.line, prune->span.col, prune->name);
+}
+
 int ss__sem_options(pctx_t *x, ss_plan_node_t *n, const ss_ast_options_t *o)
 {
+    if (n->kind == SS_PN_SEM_JOIN) {
+        int rc = check_join_cascade(x, o);
+        if (rc)
+            return rc;
+    }
     for (int i = 0; o && i < o->n; i++) {
         const ss_ast_option_t *op = &o->items[i];
         if (!ss_strcaseeq(op->name, "model")) {

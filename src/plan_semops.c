@@ -10,9 +10,10 @@
  *                 'columns' (one typed column per field) | 'json' (one JSON column: SEM_MAP
  *                 with schema =>)
  *   SEM_CLASSIFY  tmpl; opt labels = the labels as a JSON array
- *   SEM_DEDUP     tmpl; options threshold, candidates, yes_prob
+ *   SEM_DEDUP     tmpl; options threshold (blocking: minimum cosine), yes_prob, memo
  *   SEM_GROUP     tmpl; limit = k; sem = SS_SEM_GROUP (groups named by the model) or
- *                 SS_SEM_CLUSTER (named by their exemplar)
+ *                 SS_SEM_CLUSTER (named by their exemplar); options diversity, max_tokens,
+ *                 temperature
  *   SEM_SEARCH    tmpl = opt text (the columns embedded; NULL: all of them); opt query; limit
  */
 #include "plan_int.h"
@@ -206,9 +207,6 @@ int ss__plan_sem_append(pctx_t *x, const ss_ast_expr_t *m, const char *name, con
     *type = SS_COL_TEXT;
     if (m->sem == SS_SEM_EXTRACT || (m->sem == SS_SEM_MAP && sem_opt(m, "schema")))
         return plan_extract(x, m, sc, cur, m->sem == SS_SEM_MAP, name, type);
-    if (m->sem == SS_SEM_DEDUP || m->sem == SS_SEM_GROUP || m->sem == SS_SEM_CLUSTER)
-        return ss_seterr(x->err, x->errsz, SS_ERR_UNSUPPORTED, "%d:%d: %s is not implemented yet (issue 15)",
-                         m->span.line, m->span.col, ss_sem_kind_name(m->sem));
     ss_plan_kind_t k = m->sem == SS_SEM_MAP        ? SS_PN_SEM_MAP
                        : m->sem == SS_SEM_CLASSIFY ? SS_PN_SEM_CLASSIFY
                        : m->sem == SS_SEM_DEDUP    ? SS_PN_SEM_DEDUP

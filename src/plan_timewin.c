@@ -16,9 +16,11 @@
  * emitted once. It needs a window_end (or, for TUMBLE and HOP, window_start)
  * column in the view's output and windows over a stream's WATERMARK column.
  *
- * Window state: after planning a view, every GROUP and SEM_AGG node whose group
- * key holds a window's end (or start) gets the options window_col (its index in
- * the group columns), window_bound (end|start) and window_size_us, so that it
+ * Window state: after planning a view, every GROUP, SEM_AGG and partitioned
+ * SEM_TOPK node whose group key holds a window's end (or start) gets the options
+ * window_col (its index in the group columns), window_bound (end|start) and
+ * window_size_us, and every inner or left JOIN whose keys pair both sides' window
+ * bounds gets window_lcol/window_rcol/window_ladd_us/window_radd_us, so that it
  * drops a window's state once the watermark passes the window's end.
  */
 #include "plan_int.h"
@@ -298,19 +300,64 @@ int ss__plan_eowc(ss__pctx_t *x, ss_span_t at, ss_plan_node_t **top)
     return SS_OK;
 }
 
+/* Window bound of column col of n's input k: the TIMEWIN, which bound (0 start, 1 end); NULL if none. */
+static const ss_plan_node_t *bound_of(const ss_plan_node_t *n, int k, int col, int *which)
+{
+    *which = -1;
+    const ss_plan_node_t *w = lineage(n->in[k], col, which, 0);
+    if (w && *which == 0 && ss_strcaseeq(ss_plan_opt(w, "window"), "session"))
+        return NULL; /* a session's start moves when it merges */
+    return w;
+}
+
+static int add_i(ss_plan_node_t *n, const char *k, int64_t v)
+{
+    char s[32];
+    snprintf(s, sizeof s, "%lld", (long long)v);
+    return ss__opts_add(&n->nopts, &n->opts, k, s);
+}
+
+/* A JOIN whose key pairs a window bound of each side with the same end (q8's windowed join,
+ * GROUP JOIN SEM_AGG on a window): window_lcol/window_rcol (input columns) and
+ * window_ladd_us/window_radd_us (end = column + add). */
+static int mark_join(ss__pctx_t *x, ss_plan_node_t *n)
+{
+    for (int i = 0; i < n->nkeys; i++) {
+        int wl, wr;
+        const ss_plan_node_t *tl = bound_of(n, 0, n->lkeys[i], &wl), *tr = bound_of(n, 1, n->rkeys[i], &wr);
+        if (!tl || !tr || wl != wr)
+            continue;
+        int64_t al = wl ? 0 : opt_i(tl, "size_us"), ar = wr ? 0 : opt_i(tr, "size_us");
+        if (al != ar)
+            continue; /* equal keys would not mean equal ends */
+        int rc = add_i(n, "window_lcol", n->lkeys[i]) || add_i(n, "window_rcol", n->rkeys[i]) ||
+                 add_i(n, "window_ladd_us", al) || add_i(n, "window_radd_us", ar);
+        return rc ? nomem(x) : SS_OK;
+    }
+    return SS_OK;
+}
+
 int ss__mark_window_state(ss__pctx_t *x)
 {
     for (int i = 0; i < x->plan->n; i++) {
         ss_plan_node_t *n = x->plan->nodes[i];
-        if ((n->kind != SS_PN_GROUP && n->kind != SS_PN_SEM_AGG) || !n->view || !ss_strcaseeq(n->view, x->view) ||
-            ss_plan_opt(n, "window_col"))
+        if (!n->view || !ss_strcaseeq(n->view, x->view) || ss_plan_opt(n, "window_col") ||
+            ss_plan_opt(n, "window_lcol"))
+            continue;
+        if (n->kind == SS_PN_JOIN) {
+            int rc = n->join_type == SS_JOIN_INNER || n->join_type == SS_JOIN_LEFT ? mark_join(x, n) : SS_OK;
+            if (rc)
+                return rc;
+            continue;
+        }
+        if (n->kind != SS_PN_GROUP && n->kind != SS_PN_SEM_AGG && n->kind != SS_PN_SEM_TOPK)
             continue;
         int best = -1, bound = 0;
         const ss_plan_node_t *tw = NULL;
         for (int k = 0; k < n->ngroup; k++) {
             int which = -1;
-            const ss_plan_node_t *w = lineage(n->in[0], n->group_cols[k], &which, 0);
-            if (!w || (which == 0 && ss_strcaseeq(ss_plan_opt(w, "window"), "session")))
+            const ss_plan_node_t *w = bound_of(n, 0, n->group_cols[k], &which);
+            if (!w)
                 continue;
             if (best < 0 || (which == 1 && bound == 0)) {
                 best = k;
@@ -320,12 +367,9 @@ int ss__mark_window_state(ss__pctx_t *x)
         }
         if (best < 0)
             continue;
-        char v[32];
-        snprintf(v, sizeof v, "%d", best);
-        int rc = ss__opts_add(&n->nopts, &n->opts, "window_col", v);
+        int rc = add_i(n, "window_col", best);
         rc = rc || ss__opts_add(&n->nopts, &n->opts, "window_bound", bound ? "end" : "start");
-        snprintf(v, sizeof v, "%lld", (long long)opt_i(tw, "size_us"));
-        rc = rc || ss__opts_add(&n->nopts, &n->opts, "window_size_us", v);
+        rc = rc || add_i(n, "window_size_us", opt_i(tw, "size_us"));
         if (rc)
             return nomem(x);
     }

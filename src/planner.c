@@ -694,6 +694,45 @@ static int order_uses_sem_map(const sel_t *q)
     return 0;
 }
 
+/* partition_by = 'c1, c2': the top k of each partition (e.g. of each window: 'window_end'). */
+static int sem_topk_partition(pctx_t *x, const ss__cctx_t *cc, ss_plan_node_t *t, const ss_ast_option_t *o)
+{
+    if (!o)
+        return SS_OK;
+    char *v = ss__opt_text(o), *save = NULL;
+    int rc = v ? SS_OK : nomem(x);
+    for (char *tok = v ? strtok_r(v, ", ", &save) : NULL; tok && !rc; tok = strtok_r(NULL, ", ", &save)) {
+        char *dot = strchr(tok, '.');
+        ss_ast_expr_t col;
+        memset(&col, 0, sizeof col);
+        col.kind = SS_AX_COLUMN;
+        col.span = o->span;
+        col.name = dot ? dot + 1 : tok;
+        if (dot) {
+            *dot = 0;
+            col.table = tok;
+        }
+        ss_expr_t *c = NULL;
+        rc = ss__compile(cc, &col, &c);
+        if (!rc && c->kind != SS_EX_COL)
+            rc = ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: partition_by names columns", o->span.line,
+                           o->span.col);
+        int *g = rc ? NULL : realloc(t->group_cols, (size_t)(t->ngroup + 1) * sizeof *g);
+        if (!rc && !g)
+            rc = nomem(x);
+        if (!rc) {
+            t->group_cols = g;
+            g[t->ngroup++] = c->col;
+        }
+        ss_expr_free(c);
+    }
+    if (!rc && !t->ngroup)
+        rc = ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: partition_by needs column names ('window_end')",
+                       o->span.line, o->span.col);
+    free(v);
+    return rc;
+}
+
 static int plan_sem_topk(pctx_t *x, const ss_ast_select_t *s, const ss__scope_t *sc, ss_plan_node_t **cur)
 {
     const ss_ast_expr_t *e = s->order[0].expr;
@@ -718,6 +757,8 @@ static int plan_sem_topk(pctx_t *x, const ss_ast_select_t *s, const ss__scope_t 
     int rc = ss__template(&cc, e->tmpl ? e->tmpl : "", e->tmpl_span, 1, &t->tmpl);
     if (!rc)
         rc = ss__sem_options(x, t, e->opts);
+    if (!rc)
+        rc = sem_topk_partition(x, &cc, t, ss__opt_find(e->opts, "partition_by"));
     *cur = t;
     return rc;
 }

@@ -153,7 +153,8 @@ END_TEST
  * then the TRUE recall and precision of the result (sampled units and the band decided by their
  * labels, the rest by the thresholds) from the whole population. Both targets must hold in at
  * least 1 - delta of the trials (with a margin for the simulation's own noise), and the band
- * must leave most units to the proxy. */
+ * must leave most units to the proxy. A second population hides 8% of the positives among the
+ * lowest scores (a heavy tail): the guarantee must hold there too. */
 static uint64_t rng_state;
 static double unif(void)
 {
@@ -163,7 +164,10 @@ static double unif(void)
     return (double)(rng_state >> 11) * (1.0 / 9007199254740992.0);
 }
 
-START_TEST(test_guarantee_by_simulation)
+/* One simulation: `hidden` of the positives get a proxy score from the bottom of the negatives'
+ * distribution (the heavy tail that WordNet's "animals" such as bacteria and algae form under a
+ * word-vector proxy). Returns the trials meeting both targets, and the band's mean share. */
+static int simulate(double hidden, double *band_out)
 {
     enum { N = 20000, TRIALS = 60 };
     static double s[N];
@@ -171,7 +175,10 @@ START_TEST(test_guarantee_by_simulation)
     rng_state = 0x1234567ULL;
     for (int i = 0; i < N; i++) {
         y[i] = unif() < 0.1;
-        double z = (y[i] ? 1.6 : -1.6) + 1.1 * sqrt(-2 * log(unif() + 1e-300)) * cos(6.283185307 * unif());
+        int low = y[i] && unif() < hidden;
+        double z = (y[i] && !low ? 1.6 : -1.6) + 1.1 * sqrt(-2 * log(unif() + 1e-300)) * cos(6.283185307 * unif());
+        if (low)
+            z -= 1.5;
         s[i] = 1 / (1 + exp(-z));
     }
     const double recall = 0.9, precision = 0.9, delta = 0.2, mix = 0.3;
@@ -213,11 +220,25 @@ START_TEST(test_guarantee_by_simulation)
         met += r >= recall && p >= precision;
         band_share += (double)band / N;
     }
-    band_share /= TRIALS;
-    ck_assert_msg(met >= (int)(TRIALS * (1 - delta)) - 3, "targets met in %d of %d trials", met, TRIALS);
-    ck_assert_msg(band_share < 0.5, "the band held %.0f%% of the units", 100 * band_share);
+    *band_out = band_share / TRIALS;
+    return met;
+}
+
+START_TEST(test_guarantee_by_simulation)
+{
+    enum { TRIALS = 60 };
+    const double delta = 0.2;
+    double band = 0;
+    int met = simulate(0, &band);
     fprintf(stderr, "cascade simulation: targets met in %d of %d trials; band %.1f%% of the units\n", met, TRIALS,
-            100 * band_share);
+            100 * band);
+    ck_assert_msg(met >= (int)(TRIALS * (1 - delta)) - 3, "targets met in %d of %d trials", met, TRIALS);
+    ck_assert_msg(band < 0.5, "the band held %.0f%% of the units", 100 * band);
+    /* 8% of the positives hidden among the lowest scores: the guarantee must still hold */
+    met = simulate(0.08, &band);
+    fprintf(stderr, "cascade simulation, heavy tail: targets met in %d of %d trials; band %.1f%% of the units\n",
+            met, TRIALS, 100 * band);
+    ck_assert_msg(met >= (int)(TRIALS * (1 - delta)) - 3, "heavy tail: targets met in %d of %d trials", met, TRIALS);
 }
 END_TEST
 

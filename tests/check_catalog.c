@@ -187,6 +187,52 @@ START_TEST(test_drop_dependants)
 }
 END_TEST
 
+
+/* SET default_model applies at CREATE VIEW: a view that asks a model and names none records it
+ * (the stored statement gets WITH (model = ...), so its plan keeps it after a later SET, a
+ * reopen, and DROP MODEL sees the view); a relational view or one naming its model does not. */
+START_TEST(test_default_model_recorded)
+{
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open(":memory:", &db), SQLITE_OK);
+    ss_catalog_t *c = open_cat(db);
+    char err[SS_ERRSZ] = "";
+    OK(c, "CREATE STREAM papers (id INT KEY, title TEXT) WITH (topic = 'p_in');\n"
+          "CREATE MODEL small WITH (backend = 'local', path = '/models/stories260K.gguf');\n"
+          "CREATE MODEL big WITH (backend = 'openai', url = 'http://localhost:1/v1');");
+    OK(c, "CREATE VIEW before AS SELECT id FROM papers WHERE SEM_FILTER('{title}?');");
+    ck_assert_int_eq(ss_catalog_set(c, "default_model", "small", err, sizeof err), SS_OK);
+    OK(c, "CREATE VIEW a AS SELECT id, SEM_MAP('tl;dr {title}') AS t FROM papers;\n"
+          "CREATE VIEW b WITH (model = big) AS SELECT id FROM papers WHERE SEM_FILTER('{title}?');\n"
+          "CREATE VIEW rel AS SELECT id FROM papers WHERE id > 3;");
+    ck_assert_int_eq(ss_catalog_set(c, "default_model", "big", err, sizeof err), SS_OK);
+    for (int round = 0; round < 2; round++) {
+        char *x = explain(c);
+        ck_assert_msg(strstr(x, "sem_map") && strstr(x, "model=small"), "%s", x);
+        const char *vb = strstr(x, "view b "), *vbefore = strstr(x, "view before ");
+        ck_assert_ptr_nonnull(vb);
+        ck_assert_ptr_nonnull(vbefore);
+        ck_assert_ptr_nonnull(strstr(vb, "model=big"));
+        const ss_cat_view_t *v = ss_catalog_view(c, "a");
+        ck_assert_ptr_nonnull(strstr(v->sql, "model = 'small'"));
+        ck_assert_ptr_null(strstr(ss_catalog_view(c, "rel")->sql, "model"));
+        ck_assert_ptr_null(strstr(ss_catalog_view(c, "before")->sql, "model")); /* created before the SET */
+        free(x);
+        ss_catalog_close(c); /* the recorded model persists */
+        c = open_cat(db);
+    }
+    ck_assert_int_eq(ss_catalog_drop(c, SS_OBJ_MODEL, "small", 0, err, sizeof err), SS_ERR_INVALID);
+    ck_assert_str_eq(err, "cannot drop model small: view a reads it (drop it first)");
+    ck_assert_int_eq(ss_catalog_set(c, "default_model", "nosuch", err, sizeof err), SS_OK);
+    ck_assert_int_ne(run_sql(c, "CREATE VIEW z AS SELECT id FROM papers WHERE SEM_FILTER('{title}?');", err,
+                             sizeof err), SS_OK);
+    ck_assert_str_eq(err, "1:13: view z would use default_model \"nosuch\", which is not a model (CREATE MODEL nosuch "
+                          "WITH (...), or SET default_model to another)");
+    ss_catalog_close(c);
+    sqlite3_close(db);
+}
+END_TEST
+
 START_TEST(test_if_not_exists_and_names)
 {
     sqlite3 *db;
@@ -232,6 +278,7 @@ Suite *check_catalog_suite(void)
     tcase_add_test(tc, test_ids_stable);
     tcase_add_test(tc, test_drop_dependants);
     tcase_add_test(tc, test_if_not_exists_and_names);
+    tcase_add_test(tc, test_default_model_recorded);
     suite_add_tcase(s, tc);
     return s;
 }

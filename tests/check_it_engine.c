@@ -27,7 +27,7 @@ extern __typeof__(ss_broker_create_topic) ss_broker_create_topic __attribute__((
 extern __typeof__(ss_broker_bootstrap) ss_broker_bootstrap __attribute__((weak));
 extern __typeof__(ss_broker_stop) ss_broker_stop __attribute__((weak));
 
-static ss_engine_t *open_engine(const char *dir, const char *brokers)
+static ss_engine_t *open_engine_ex(const char *dir, const char *brokers, int catch_up)
 {
     char db[1024], mp[1024];
     snprintf(db, sizeof db, "%s/state.db", dir);
@@ -37,7 +37,7 @@ static ss_engine_t *open_engine(const char *dir, const char *brokers)
     o.brokers = brokers;
     o.model_path = tu_model_path("stories260K.gguf", mp, sizeof mp);
     o.max_latency_ms = 20;
-    o.catch_up = 1;
+    o.catch_up = catch_up;
     ss_engine_t *e = NULL;
     char err[SS_ERRSZ] = "";
     int rc = ss_engine_open(&o, &e, err, sizeof err);
@@ -48,6 +48,8 @@ static ss_engine_t *open_engine(const char *dir, const char *brokers)
     ck_assert_msg(rc == SS_OK, "engine open: %s", err);
     return e;
 }
+
+static ss_engine_t *open_engine(const char *dir, const char *brokers) { return open_engine_ex(dir, brokers, 1); }
 
 /* Runs sql (which must succeed) and returns its output (malloc'd). */
 static char *run_ok(ss_engine_t *e, const char *sql)
@@ -314,6 +316,69 @@ START_TEST(test_semantic_cache)
 }
 END_TEST
 
+/* ---- SHOW VIEWS while a view is behind: "catching up" with its lag, then "running", lag 0 ---- */
+
+/* The state column (the last) of view name in SHOW VIEWS output, into st. */
+static void show_state(const char *show, const char *name, char *st, size_t stsz)
+{
+    char key[128];
+    snprintf(key, sizeof key, "\n %s ", name);
+    const char *p = strstr(show, key);
+    ck_assert_msg(p != NULL, "view %s not in:\n%s", name, show);
+    const char *end = strchr(p + 1, '\n'), *bar = p;
+    for (const char *q = p + 1; q < end && (q = strchr(q, '|')) && q < end; q++)
+        bar = q;
+    while (*++bar == ' ')
+        ;
+    snprintf(st, stsz, "%.*s", (int)(end - bar), bar);
+}
+
+START_TEST(test_show_catching_up)
+{
+    char *dir = tu_tmpdir();
+    ss_engine_t *e = open_engine_ex(dir, NULL, 0); /* statements do not wait: SHOW sees the view behind */
+    if (!e) {
+        free(dir);
+        return;
+    }
+    free(run_ok(e, "SET batch_size = 1; CREATE STREAM ev (id INT KEY, v INT);"
+                   "CREATE CONTINUOUS VIEW cnt AS SELECT COUNT(*) AS n FROM ev;"));
+    enum { ROWS = 5000 };
+    ss_buf_t ins = SS_BUF_INIT;
+    ss_buf_puts(&ins, "INSERT INTO ev VALUES ");
+    for (int i = 0; i < ROWS; i++)
+        ss_buf_printf(&ins, "%s(%d, %d)", i ? ", " : "", i, i % 7);
+    free(run_ok(e, ss_buf_cstr(&ins)));
+    ss_buf_free(&ins);
+    /* one row a batch: the view is behind for a while, and SHOW VIEWS says so with the lag */
+    int seen = 0;
+    long long lag = -1;
+    char st[256] = "";
+    for (int i = 0; i < 3000 && !seen; i++) {
+        char *r = run_ok(e, "SHOW VIEWS;");
+        lag = show_col(r, "cnt", 2);
+        show_state(r, "cnt", st, sizeof st);
+        seen = !strcmp(st, "catching up") && lag > 0 && lag <= ROWS;
+        free(r);
+        if (!seen)
+            usleep(10 * 1000);
+    }
+    ck_assert_msg(seen, "SHOW VIEWS never showed cnt catching up (last: %s, lag %lld)", st, lag);
+    char err[SS_ERRSZ] = "";
+    ck_assert_msg(ss_engine_run_until_idle(e, 120000, err, sizeof err) == SS_OK, "%s", err);
+    char *r = run_ok(e, "SHOW VIEWS;");
+    show_state(r, "cnt", st, sizeof st);
+    ck_assert_msg(!strcmp(st, "running") && show_col(r, "cnt", 2) == 0, "after catching up:\n%s", r);
+    ck_assert_int_eq(show_col(r, "cnt", 1), 1);
+    free(r);
+    r = run_ok(e, "SELECT n FROM cnt;");
+    ck_assert_msg(strstr(r, "\n 5000\n") != NULL, "%s", r);
+    free(r);
+    ss_engine_close(e);
+    free(dir);
+}
+END_TEST
+
 /* ---- TTL: idle engines tick, expired rows leave the views ---- */
 
 START_TEST(test_ttl_ticks)
@@ -392,5 +457,9 @@ Suite *check_it_engine_suite(void)
     tcase_add_test(tc, test_semantic_cache);
     tcase_add_test(tc, test_ttl_ticks);
     suite_add_tcase(s, tc);
+    TCase *tl = tcase_create("catching_up"); /* SS_TEST_FILTER=catching_up runs it alone */
+    tcase_set_timeout(tl, 300);
+    tcase_add_test(tl, test_show_catching_up);
+    suite_add_tcase(s, tl);
     return s;
 }

@@ -324,7 +324,8 @@ START_TEST(test_generate_dependency_sql)
 END_TEST
 
 /* The operators of issue 15 through the engine: SEM_EXTRACT, SEM_MAP with a schema, SEM_CLASSIFY
- * (also as a GROUP BY item), SEM_SEARCH and SEM_SIM_JOIN maintained under inserts, updates and
+ * (also as a GROUP BY item), SEM_SEARCH, SEM_SIM_JOIN, SEM_DEDUP, GROUP BY SEM_CLUSTER and
+ * GROUP BY SEM_GROUP maintained under inserts, updates and
  * deletes on both streams, then equal to the same views built from scratch from the topics. */
 START_TEST(test_issue15_views_equal_rebuilt)
 {
@@ -348,9 +349,13 @@ START_TEST(test_issue15_views_equal_rebuilt)
         "AS SELECT doc_id, title, score FROM SEM_SEARCH(docs, 'the wifi router drops', 2, text => '{title} {body}')",
         "AS SELECT c.cid, d.doc_id, similarity FROM conv c SEM_SIM_JOIN docs d ON '{c.message} {d.title} {d.body}' "
         "LIMIT 2",
+        "AS SELECT cid, message, SEM_DEDUP('The same request: {message}', threshold = 0.3) AS entity FROM conv",
+        "AS SELECT SEM_CLUSTER('{message}', 2) AS topic, COUNT(*) AS n FROM conv GROUP BY topic",
+        "AS SELECT SEM_GROUP('Topic of {title} {body}', 2, max_tokens = 4) AS topic, COUNT(*) AS n FROM docs "
+        "GROUP BY topic",
     };
     enum { NV = sizeof views / sizeof views[0] };
-    const char *order[NV] = {"cid", "cid", "cid", "intent", "doc_id", "cid, doc_id"};
+    const char *order[NV] = {"cid", "cid", "cid", "intent", "doc_id", "cid, doc_id", "cid", "topic", "topic"};
     char sql[1024], sel[2][256];
     for (int i = 0; i < NV; i++) {
         snprintf(sql, sizeof sql, "CREATE CONTINUOUS VIEW v%d %s", i, views[i]);
@@ -383,8 +388,53 @@ START_TEST(test_issue15_views_equal_rebuilt)
         snprintf(sql, sizeof sql, "EXPLAIN VIEW v%d", i);
         char *x = run(e, sql);
         ck_assert_msg(strstr(x, "\nembedder: ") && !strstr(x, "embedder: none open"), "%s", x);
+        /* ... and the operator with its strategy */
+        const char *op = i == 6 ? "union-find" : i == 7 ? "prototypes" : i == 8 ? "names each prototype" : "";
+        ck_assert_msg(strstr(x, op), "%s", x);
         free(x);
     }
+    char *c = run(e, "SELECT n FROM v7"), *g = run(e, "SELECT sum(n) AS s FROM v8");
+    ck_assert_msg(strstr(g, "3"), "%s", g); /* d2, d4, d1 live: 3 documents in the groups */
+    free(c);
+    free(g);
+    ss_engine_close(e);
+    free(dir);
+}
+END_TEST
+
+/* SET embedder = 'use': SEM_SEARCH ranks with the sentence encoder (data/use.bin, found beside the
+ * test executable like the word vectors), and SHOW MODELS and EXPLAIN say which embedder it is. */
+START_TEST(test_use_embedder)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/data/use.bin", tu_source_dir());
+    if (!tu_exists(path)) {
+        fprintf(stderr, "skipped: %s missing (run scripts/setup-embeddings.sh)\n", path);
+        return;
+    }
+    char *dir = tu_tmpdir();
+    ss_engine_t *e = open_engine(dir);
+    if (!e) {
+        free(dir);
+        return;
+    }
+    exec(e, "SET embedder = 'use'");
+    char *m = run(e, "SHOW MODELS");
+    ck_assert_msg(strstr(m, "use: Universal Sentence Encoder lite (512-d)"), "%s", m);
+    free(m);
+    exec(e, "CREATE STREAM docs (doc_id TEXT KEY, title TEXT, body TEXT) WITH (topic = 'docs', format = 'json')");
+    exec(e, "CREATE CONTINUOUS VIEW s AS SELECT doc_id, score FROM SEM_SEARCH(docs, "
+            "'My wifi keeps disconnecting every few minutes, what can I do?', 1, text => '{title} {body}')");
+    exec(e, "INSERT INTO docs VALUES ('kb-001', 'Resetting the RouterX to factory settings', 'Hold the reset button "
+            "on the back of the RouterX for 10 seconds until the power light blinks amber.'), ('kb-002', 'RouterX "
+            "keeps dropping Wi-Fi', 'Frequent disconnects are usually caused by channel congestion.'), ('kb-009', "
+            "'Returns and refunds', 'Unopened products can be returned within 30 days for a full refund.')");
+    char *top = run(e, "SELECT doc_id FROM s");
+    ck_assert_msg(strstr(top, "kb-002") && !strstr(top, "kb-001"), "%s", top);
+    free(top);
+    char *x = run(e, "EXPLAIN VIEW s");
+    ck_assert_msg(strstr(x, "\nembedder: use: Universal Sentence Encoder lite (512-d), "), "%s", x);
+    free(x);
     ss_engine_close(e);
     free(dir);
 }
@@ -400,7 +450,11 @@ Suite *check_it_semops_suite(void)
     tcase_add_test(tc, test_expressions_over_semantic_views);
     tcase_add_test(tc, test_generate_equals_rebuilt);
     tcase_add_test(tc, test_generate_dependency_sql);
-    tcase_add_test(tc, test_issue15_views_equal_rebuilt);
+    tcase_add_test(tc, test_use_embedder);
     suite_add_tcase(s, tc);
+    TCase *t15 = tcase_create("issue15"); /* SS_TEST_FILTER=issue15 runs it alone */
+    tcase_set_timeout(t15, 900);
+    tcase_add_test(t15, test_issue15_views_equal_rebuilt);
+    suite_add_tcase(s, t15);
     return s;
 }

@@ -96,6 +96,8 @@ START_TEST(test_golden_relational) { golden("relational"); }
 END_TEST
 START_TEST(test_golden_support_triage) { golden("support_triage"); }
 END_TEST
+START_TEST(test_golden_entity_resolution) { golden("entity_resolution"); }
+END_TEST
 
 /* ---- semantic errors: exact messages with line:column ---- */
 
@@ -218,8 +220,14 @@ static const err_case_t err_cases[] = {
      "1:76: unknown column \"titel\" in stream papers (did you mean \"title\"?)"},
     {"CREATE VIEW v AS SELECT * FROM papers a SEM_SIM_JOIN authors b ON '{a.title} {b.nme}' LIMIT 2;",
      "1:79: unknown column \"nme\" in b (stream authors) (did you mean \"name\"?)"},
-    {"CREATE VIEW v AS SELECT id, SEM_DEDUP('{title}') AS e FROM papers;",
-     "1:29: SEM_DEDUP is not implemented yet (issue 15)"},
+    {"CREATE VIEW v AS SELECT id, SEM_DEDUP('{title}', threshold = 'high') AS e FROM papers;",
+     "1:50: option threshold must be a number"},
+    {"CREATE VIEW v AS SELECT id, SEM_DEDUP('{titel}') AS e FROM papers;",
+     "1:41: unknown column \"titel\" in stream papers (did you mean \"title\"?)"},
+    {"CREATE VIEW v AS SELECT SEM_CLUSTER('{title}', 0) AS c, count(*) AS n FROM papers GROUP BY 1;",
+     "1:48: SEM_CLUSTER needs a number of groups from 1 to 1000"},
+    {"CREATE VIEW v AS SELECT SEM_GROUP('{title}', 3, memo = 'keep') AS c, count(*) AS n FROM papers GROUP BY 1;",
+     "1:49: unknown option memo for sem_group (known: max_tokens, temperature, diversity, model)"},
     {"CREATE VIEW v AS SELECT year, SEM_AGG('{title}', fan_in = 1) AS s FROM papers GROUP BY year;",
      "1:50: option fan_in must be an integer >= 2"},
     {"CREATE VIEW v AS SELECT year, SEM_AGG('{title}', memo = 'forever') AS s FROM papers GROUP BY year;",
@@ -230,6 +238,8 @@ static const err_case_t err_cases[] = {
      "2:9: unknown column \"yeer\" in stream papers (did you mean \"year\"?)"},
     {"CREATE VIEW v AS SELECT id FROM papers ORDER BY SEM_RANK('best {title}'), id LIMIT 3;",
      "1:49: ORDER BY SEM_RANK cannot be combined with other ORDER BY terms"},
+    {"CREATE VIEW v AS SELECT id FROM papers ORDER BY SEM_RANK('best {title}', partition_by = 'yeer') LIMIT 3;",
+     "1:74: unknown column \"yeer\" in stream papers (did you mean \"year\"?)"},
     {"CREATE VIEW v AS SELECT year, SEM_MAP('x {title}') AS m, COUNT(*) AS n FROM papers GROUP BY year;",
      "1:31: SEM_MAP of grouped rows must be one of the GROUP BY items (GROUP BY SEM_MAP(...) or its alias)"},
     /* query structure */
@@ -365,6 +375,34 @@ static const ss_plan_node_t *first(const ss_plan_t *p, const char *view, ss_plan
     ck_abort_msg("no %s node in view %s", ss_plan_kind_name(k), view);
     return NULL;
 }
+
+/* Window state (issue 13): per-window top-k, GROUP and SEM_AGG per window, their join. */
+START_TEST(test_window_state)
+{
+    ss_catalog_t *c;
+    sqlite3 *db;
+    ss_plan_t *p = plan_sql(
+        "CREATE STREAM bids (id INT, price INT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '5' SECOND);"
+        "CREATE VIEW t AS SELECT id, window_end FROM TUMBLE(bids, DESCRIPTOR(ts), INTERVAL '10' SECOND)"
+        " ORDER BY SEM_SCORE('{price}', partition_by = 'window_end') LIMIT 2;"
+        "CREATE VIEW g AS SELECT window_start, COUNT(*) AS n, SEM_AGG('{price}') AS s"
+        " FROM TUMBLE(bids, DESCRIPTOR(ts), INTERVAL '10' SECOND) GROUP BY window_start;"
+        "CREATE VIEW u AS SELECT id FROM TUMBLE(bids, DESCRIPTOR(ts), INTERVAL '10' SECOND)"
+        " ORDER BY SEM_SCORE('{price}') LIMIT 2;",
+        &c, &db);
+    const ss_plan_node_t *t = first(p, "t", SS_PN_SEM_TOPK);
+    ck_assert_int_eq(t->ngroup, 1);
+    ck_assert_str_eq(t->in[0]->schema->names[t->group_cols[0]], "window_end");
+    ck_assert_str_eq(ss_plan_opt(t, "window_bound"), "end");
+    ck_assert_ptr_null(ss_plan_opt(first(p, "u", SS_PN_SEM_TOPK), "window_col")); /* the top k of all rows */
+    const ss_plan_node_t *j = first(p, "g", SS_PN_JOIN);
+    ck_assert_int_eq(ss_plan_opt_int(j, "window_lcol", -1), 0);
+    ck_assert_int_eq(ss_plan_opt_int(j, "window_rcol", -1), 0);
+    ck_assert_int_eq(ss_plan_opt_int(j, "window_ladd_us", -1), 10000000); /* window_start + size */
+    ck_assert_str_eq(ss_plan_opt(first(p, "g", SS_PN_SEM_AGG), "window_bound"), "start");
+    done(p, c, db);
+}
+END_TEST
 
 /* Valid under PostgreSQL's rules (issue 12 H): each must plan. */
 START_TEST(test_types_ok)
@@ -790,6 +828,7 @@ Suite *check_planner_suite(void)
     tcase_add_test(tc, test_golden_chatbot);
     tcase_add_test(tc, test_golden_relational);
     tcase_add_test(tc, test_golden_support_triage);
+    tcase_add_test(tc, test_golden_entity_resolution);
     suite_add_tcase(s, tc);
     TCase *tp = tcase_create("plans");
     tcase_add_test(tp, test_types_ok);
@@ -800,6 +839,7 @@ Suite *check_planner_suite(void)
     tcase_add_test(tp, test_pushdown);
     tcase_add_test(tp, test_query_structure);
     tcase_add_test(tp, test_too_many_terms);
+    tcase_add_test(tp, test_window_state);
     suite_add_tcase(s, tp);
     TCase *to = tcase_create("oom");
     tcase_add_test(to, test_out_of_memory);

@@ -107,6 +107,12 @@ START_TEST(test_interval_parse_format)
         {"30 s", NULL, "00:00:30", 30000000},
         {"1 h, 30 min", NULL, "01:30:00", 5400000000},
         {"100:00:00", NULL, "100:00:00", 360000000000},
+        /* signs as PostgreSQL 15 prints them (found by the difftest) */
+        {"-50 days 13 seconds", NULL, "-50 days +00:00:13", -4319987000000},
+        {"1 day -1 seconds", NULL, "1 day -00:00:01", 86399000000},
+        {"-1 mon -1 day", NULL, "-1 mons -1 days", -2678400000000},
+        {"-1 year", NULL, "-1 years", -31104000000000},
+        {"-1 year 2 mons", NULL, "-10 mons", -25920000000000},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ss_interval_t iv;

@@ -59,6 +59,9 @@ int ss_interval_unit_ok(const char *name);
 
 /* Text forms (json: the ISO forms PostgreSQL's to_json writes). */
 int ss_ts_format(int64_t us, int with_tz, int json, ss_buf_t *out);
+/* The same into a buffer (no allocation, no printf: views write one per row); returns the length. */
+#define SS_TS_CHARS 48
+size_t ss_ts_chars(int64_t us, int with_tz, int json, char out[SS_TS_CHARS]);
 int ss_date_format(int64_t days, ss_buf_t *out);
 int ss_interval_format(const ss_interval_t *iv, ss_buf_t *out);
 

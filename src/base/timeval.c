@@ -473,32 +473,76 @@ int ss_duration_us(const char *s, int64_t *us, char *err, size_t errsz)
 
 /* ---- formatting ---- */
 
-static int put_frac(ss_buf_t *out, int64_t f)
+/* Writes the fraction of a second f (µs, 0..999999) as ".5", ".000125" (no trailing zeros); returns
+ * the characters written (0 when f is 0). */
+static size_t frac_chars(int64_t f, char *p)
 {
     if (!f)
-        return SS_OK;
-    char buf[8];
-    snprintf(buf, sizeof buf, "%06lld", (long long)f);
-    int k = 6;
-    while (k > 0 && buf[k - 1] == '0')
+        return 0;
+    p[0] = '.';
+    for (int i = 6; i >= 1; i--, f /= 10)
+        p[i] = (char)('0' + f % 10);
+    size_t k = 6;
+    while (p[k] == '0')
         k--;
-    buf[k] = 0;
-    return ss_buf_printf(out, ".%s", buf);
+    return k + 1;
 }
 
-int ss_ts_format(int64_t us, int with_tz, int json, ss_buf_t *out)
+static int put_frac(ss_buf_t *out, int64_t f)
+{
+    char buf[8];
+    size_t n = frac_chars(f, buf);
+    return n ? ss_buf_append(out, buf, n) : SS_OK;
+}
+
+static void two(char *p, int v)
+{
+    p[0] = (char)('0' + v / 10);
+    p[1] = (char)('0' + v % 10);
+}
+
+/* The text of a timestamp without printf (a view writes one per row): "2024-03-01 12:00:00.5". */
+size_t ss_ts_chars(int64_t us, int with_tz, int json, char out[SS_TS_CHARS])
 {
     int64_t days = floordiv(us, SS_USEC_PER_DAY), tod = floormod(us, SS_USEC_PER_DAY);
     int64_t y;
     int m, d;
     ss_civil_from_days(days, &y, &m, &d);
-    int64_t sec = tod / SS_USEC_PER_SEC;
-    int rc = ss_buf_printf(out, "%04lld-%02d-%02d%c%02d:%02d:%02d", (long long)y, m, d, json ? 'T' : ' ',
-                           (int)(sec / 3600), (int)(sec / 60 % 60), (int)(sec % 60));
-    rc = rc ? rc : put_frac(out, tod % SS_USEC_PER_SEC);
-    if (!rc && with_tz)
-        rc = ss_buf_puts(out, json ? "+00:00" : "+00");
-    return rc;
+    int sec = (int)(tod / SS_USEC_PER_SEC);
+    size_t n;
+    if (y >= 0 && y <= 9999) {
+        two(out, (int)(y / 100));
+        two(out + 2, (int)(y % 100));
+        n = 4;
+    } else {
+        n = (size_t)snprintf(out, 24, "%04lld", (long long)y);
+    }
+    char *p = out + n;
+    p[0] = '-';
+    two(p + 1, m);
+    p[3] = '-';
+    two(p + 4, d);
+    p[6] = json ? 'T' : ' ';
+    two(p + 7, sec / 3600);
+    p[9] = ':';
+    two(p + 10, sec / 60 % 60);
+    p[12] = ':';
+    two(p + 13, sec % 60);
+    n += 15;
+    n += frac_chars(tod % SS_USEC_PER_SEC, out + n);
+    if (with_tz) {
+        memcpy(out + n, json ? "+00:00" : "+00", json ? 6 : 3);
+        n += json ? 6 : 3;
+    }
+    out[n] = 0;
+    return n;
+}
+
+int ss_ts_format(int64_t us, int with_tz, int json, ss_buf_t *out)
+{
+    char b[SS_TS_CHARS];
+    size_t n = ss_ts_chars(us, with_tz, json, b);
+    return ss_buf_append(out, b, n);
 }
 
 int ss_date_format(int64_t days, ss_buf_t *out)
@@ -509,22 +553,30 @@ int ss_date_format(int64_t days, ss_buf_t *out)
     return ss_buf_printf(out, "%04lld-%02d-%02d", (long long)y, m, d);
 }
 
-/* PostgreSQL's "postgres" interval style: 1 year 2 mons 3 days 04:05:06.5, -00:00:05, 00:00:00. */
+/* PostgreSQL's "postgres" interval style: 1 year 2 mons 3 days 04:05:06.5, -00:00:05, 00:00:00.
+ * One nonzero field of an interval, as PostgreSQL's "postgres" style writes it: a positive field
+ * after a negative one says "+" (each field sets that for the next one only). */
+static int interval_part(ss_buf_t *out, int64_t v, const char *unit, int *any, int *before)
+{
+    if (!v)
+        return SS_OK;
+    int rc = ss_buf_printf(out, "%s%s%lld %s%s", *any ? " " : "", *before && v > 0 ? "+" : "", (long long)v, unit,
+                           v == 1 ? "" : "s"); /* "-1 days", as PostgreSQL */
+    *before = v < 0;
+    *any = 1;
+    return rc;
+}
+
 int ss_interval_format(const ss_interval_t *iv, ss_buf_t *out)
 {
-    int rc = SS_OK, any = 0;
-    int32_t years = iv->months / 12, mons = iv->months % 12;
-    if (years)
-        rc = ss_buf_printf(out, "%d year%s", years, years == 1 || years == -1 ? "" : "s"), any = 1;
-    if (!rc && mons)
-        rc = ss_buf_printf(out, "%s%d mon%s", any ? " " : "", mons, mons == 1 || mons == -1 ? "" : "s"), any = 1;
-    if (!rc && iv->days)
-        rc = ss_buf_printf(out, "%s%d day%s", any ? " " : "", iv->days, iv->days == 1 || iv->days == -1 ? "" : "s"),
-        any = 1;
+    int any = 0, before = 0;
+    int rc = interval_part(out, iv->months / 12, "year", &any, &before);
+    rc = rc ? rc : interval_part(out, iv->months % 12, "mon", &any, &before);
+    rc = rc ? rc : interval_part(out, iv->days, "day", &any, &before);
     if (!rc && (iv->us || !any)) {
         uint64_t a = iv->us < 0 ? (uint64_t)0 - (uint64_t)iv->us : (uint64_t)iv->us;
         uint64_t sec = a / 1000000;
-        rc = ss_buf_printf(out, "%s%s%02llu:%02d:%02d", any ? " " : "", iv->us < 0 ? "-" : "",
+        rc = ss_buf_printf(out, "%s%s%02llu:%02d:%02d", any ? " " : "", iv->us < 0 ? "-" : before ? "+" : "",
                            (unsigned long long)(sec / 3600), (int)(sec / 60 % 60), (int)(sec % 60));
         rc = rc ? rc : put_frac(out, (int64_t)(a % 1000000));
     }

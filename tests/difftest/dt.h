@@ -27,10 +27,13 @@ int dt_pct(dt_rng_t *r, int p);   /* 1 with probability p % */
 /* ---- types ---- */
 /* DT_NTYPES counts the four basic types (any_type draws from them). NUMERIC and JSON appear in
  * views compared with PostgreSQL only (SQLite has neither); DT_ARR is an ARRAY_AGG result, which
- * no expression reads (it passes through SELECT * only). */
-typedef enum dt_type { DT_INT, DT_REAL, DT_TEXT, DT_BOOL, DT_NTYPES, DT_NUM = DT_NTYPES, DT_JSON, DT_ARR } dt_type_t;
+ * no expression reads (it passes through SELECT * only). TIMESTAMP, DATE and INTERVAL (issue 13)
+ * are read only by the time shapes (gen_time.c), in views compared with PostgreSQL. */
+typedef enum dt_type {
+    DT_INT, DT_REAL, DT_TEXT, DT_BOOL, DT_NTYPES, DT_NUM = DT_NTYPES, DT_JSON, DT_ARR, DT_TS, DT_DATE, DT_IVL
+} dt_type_t;
 
-const char *dt_type_sql(dt_type_t t); /* INT, REAL, TEXT, BOOLEAN, NUMERIC, JSON */
+const char *dt_type_sql(dt_type_t t); /* INT, REAL, TEXT, BOOLEAN, NUMERIC, JSON, TIMESTAMP, DATE, INTERVAL */
 
 /* ---- a case ---- */
 #define DT_MAXCOLS 6
@@ -74,6 +77,9 @@ typedef struct dt_case {
 
 /* Generates case number `seed` (deterministic). */
 int dt_case_gen(uint64_t seed, dt_case_t *c);
+/* --only PREFIX: views only from the shapes whose name starts with it (NULL: all). "time" also
+ * gives every stream a TIMESTAMP column and draws every view in PostgreSQL's dialect. */
+extern const char *dt_only;
 void dt_case_free(dt_case_t *c);
 
 /* ---- the extension tables (gen_expr.c, gen_shape.c) ---- */
@@ -140,6 +146,18 @@ void dt_literal(const ss_value_t *v, dt_type_t t, ss_buf_t *out);
  * (markers dropped) or for PostgreSQL (" NULLS FIRST" / " NULLS LAST"). */
 #define DT_ASC_END '\x01'
 #define DT_DESC_END '\x02'
+/* Text between DT_SS_ONLY and DT_ALT_END is semstream's (and SQLite's) only, between DT_PG_ONLY
+ * and DT_ALT_END PostgreSQL's only: a window table function and the GROUP BY over a bucket
+ * expression that computes it in PostgreSQL (gen_time.c). */
+#define DT_SS_ONLY '\x03'
+#define DT_PG_ONLY '\x04'
+#define DT_ALT_END '\x05'
 void dt_sql(const char *q, int for_pg, ss_buf_t *out);
+
+/* ---- time (gen_time.c) ---- */
+ss_value_t dt_time_value(dt_rng_t *r, dt_type_t t); /* a TIMESTAMP or DATE near 2024-02-29 */
+int dt_s_time_select(dt_rng_t *r, const dt_case_t *c, dt_rel_t *v, ss_buf_t *out);
+int dt_s_time_group(dt_rng_t *r, const dt_case_t *c, dt_rel_t *v, ss_buf_t *out);
+int dt_s_time_window(dt_rng_t *r, const dt_case_t *c, dt_rel_t *v, ss_buf_t *out);
 
 #endif

@@ -27,8 +27,9 @@ int dt_pct(dt_rng_t *r, int p) { return dt_int(r, 100) < p; }
 
 const char *dt_type_sql(dt_type_t t)
 {
-    static const char *const n[] = {"INT", "REAL", "TEXT", "BOOLEAN", "NUMERIC", "JSON", "TEXT"};
-    return t <= DT_ARR ? n[t] : "?";
+    static const char *const n[] = {"INT", "REAL", "TEXT", "BOOLEAN", "NUMERIC", "JSON", "TEXT",
+                                    "TIMESTAMP", "DATE", "INTERVAL"};
+    return t <= DT_IVL ? n[t] : "?";
 }
 
 /* ---- values ---- */
@@ -79,6 +80,8 @@ ss_value_t dt_value(dt_rng_t *r, dt_type_t t, int nullable)
         const char *s = JSONS[dt_int(r, (int)(sizeof JSONS / sizeof *JSONS))];
         return ss_val_json_ref(s, strlen(s));
     }
+    case DT_TS: case DT_DATE:
+        return dt_time_value(r, t);
     default:
         return ss_val_null();
     }
@@ -136,6 +139,10 @@ void dt_literal(const ss_value_t *v, dt_type_t t, ss_buf_t *out)
 
 /* ---- schemas and histories ---- */
 
+const char *dt_only;
+
+static int only_time(void) { return dt_only && !strncmp(dt_only, "time", 4); }
+
 static void gen_stream(dt_rng_t *r, int i, dt_rel_t *s)
 {
     memset(s, 0, sizeof *s);
@@ -145,8 +152,11 @@ static void gen_stream(dt_rng_t *r, int i, dt_rel_t *s)
     for (int c = 0; c < s->ncols; c++) {
         snprintf(s->cols[c], sizeof s->cols[c], "%c%d", "abc"[i], c);
         s->types[c] = c == 0 && s->keyed ? (dt_pct(r, 70) ? DT_INT : DT_TEXT)
-                      : dt_pct(r, 7) ? DT_NUM : dt_pct(r, 9) ? DT_JSON : dt_any_type(r);
+                      : dt_pct(r, 7) ? DT_NUM : dt_pct(r, 9) ? DT_JSON : dt_pct(r, 14) ? DT_TS
+                      : dt_pct(r, 6) ? DT_DATE : dt_any_type(r);
     }
+    if (only_time() && s->ncols > 1)
+        s->types[s->ncols - 1] = DT_TS;
 }
 
 static ss_row_t *gen_row(dt_rng_t *r, const dt_rel_t *s)
@@ -279,18 +289,20 @@ int dt_case_gen(uint64_t seed, dt_case_t *c)
     for (int i = 0; i < c->nstreams; i++)
         gen_stream(&r, i, &c->s[i]);
     int nv = 2 + dt_int(&r, DT_MAXVIEWS - 1);
-    int total = 0;
-    for (int i = 0; i < dt_nshapes; i++)
-        total += dt_shapes[i].weight;
-    for (int tries = 0; c->nviews < nv && tries < 50; tries++) {
+    int total = 0, weight[64];
+    for (int i = 0; i < dt_nshapes && i < 64; i++) {
+        weight[i] = dt_only && strncmp(dt_shapes[i].name, dt_only, strlen(dt_only)) ? 0 : dt_shapes[i].weight;
+        total += weight[i];
+    }
+    for (int tries = 0; total && c->nviews < nv && tries < 50; tries++) {
         int x = dt_int(&r, total), k = 0;
-        while (x >= dt_shapes[k].weight)
-            x -= dt_shapes[k++].weight;
+        while (x >= weight[k])
+            x -= weight[k++];
         dt_rel_t *v = &c->v[c->nviews];
         memset(v, 0, sizeof *v);
         snprintf(v->name, sizeof v->name, "v%d", c->nviews);
         ss_buf_t q = SS_BUF_INIT;
-        dt_pgmode = v->pg = dt_pct(&r, 50); /* compared with PostgreSQL or with SQLite */
+        dt_pgmode = v->pg = dt_pct(&r, 50) || only_time(); /* compared with PostgreSQL or with SQLite */
         if (dt_shapes[k].gen(&r, c, v, &q) && v->ncols > 0) {
             ss_buf_t a = SS_BUF_INIT, b = SS_BUF_INIT;
             dt_sql(ss_buf_cstr(&q), 0, &a);
@@ -330,8 +342,14 @@ void dt_case_free(dt_case_t *c)
 
 void dt_sql(const char *q, int for_pg, ss_buf_t *out)
 {
+    int skip = 0;
     for (const char *p = q; *p; p++) {
-        if (*p == DT_ASC_END || *p == DT_DESC_END) {
+        if (*p == DT_SS_ONLY || *p == DT_PG_ONLY) {
+            skip = (*p == DT_PG_ONLY) != for_pg;
+        } else if (*p == DT_ALT_END) {
+            skip = 0;
+        } else if (skip) {
+        } else if (*p == DT_ASC_END || *p == DT_DESC_END) {
             if (for_pg)
                 ss_buf_puts(out, *p == DT_ASC_END ? " NULLS FIRST" : " NULLS LAST");
         } else {

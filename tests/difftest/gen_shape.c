@@ -627,5 +627,8 @@ const dt_shape_t dt_shapes[] = {
     {"subquery", 12, s_subquery},
     {"derived", 10, s_derived},
     {"window", 12, s_window},
+    {"time", 8, dt_s_time_select},      /* gen_time.c: PostgreSQL's dialect only */
+    {"time group", 5, dt_s_time_group},
+    {"time window", 8, dt_s_time_window},
 };
 const int dt_nshapes = (int)(sizeof dt_shapes / sizeof *dt_shapes);

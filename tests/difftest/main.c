@@ -10,6 +10,7 @@
  * so far. A mismatch prints the case and writes it as a script that `semstream run` replays.
  *
  *   difftest [--seed S] [--cases N] [--batch 1|1024|both] [--kafka] [--out DIR] [--verbose] [--list]
+ *            [--only SHAPE]   (views only from the shapes named SHAPE...: --only time)
  *
  * Exit status: 0 when every comparison matched, 1 on a mismatch, 2 on a setup error.
  */
@@ -394,8 +395,9 @@ static int pg_run(const char *sql, char *err, size_t errsz)
 
 static const char *pg_type(dt_type_t t)
 {
-    static const char *const n[] = {"BIGINT", "DOUBLE PRECISION", "TEXT", "BOOLEAN", "NUMERIC", "JSON"};
-    return t <= DT_JSON ? n[t] : "TEXT";
+    static const char *const n[] = {"BIGINT", "DOUBLE PRECISION", "TEXT", "BOOLEAN", "NUMERIC", "JSON", "TEXT",
+                                    "TIMESTAMP", "DATE", "INTERVAL"};
+    return t <= DT_IVL ? n[t] : "TEXT";
 }
 
 /* A fresh schema (one per process) holding the streams' current data and the PostgreSQL views
@@ -829,7 +831,8 @@ static int run_case(const dt_case_t *c, int batch, const opts_t *o, tally_t *t)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: difftest [--seed S] [--cases N] [--batch 1|1024|both] [--kafka] [--out DIR] [--verbose] [--list]\n");
+    fprintf(stderr, "usage: difftest [--seed S] [--cases N] [--batch 1|1024|both] [--kafka] [--out DIR] [--verbose] [--list] "
+                    "[--only SHAPE]\n");
     return 2;
 }
 
@@ -858,6 +861,8 @@ int main(int argc, char **argv)
             o.kafka = 1;
         else if (!strcmp(a, "--list"))
             o.list = 1;
+        else if (!strcmp(a, "--only") && v)
+            dt_only = argv[++i];
         else
             return usage();
     }

@@ -104,6 +104,45 @@ test("completions: stop lists, n, echo, logprobs, streaming", async () => {
   assert.equal(s, cut.choices[0].text);
 });
 
+test("response_format json_schema: a value cut at max_tokens closes, parses and says length", async () => {
+  const response_format = {
+    type: "json_schema",
+    json_schema: {
+      name: "person", strict: true,
+      schema: { type: "object", properties: { who: { type: "string" }, age: { type: "integer" } },
+                required: ["who", "age"], additionalProperties: false },
+    },
+  };
+  const params = { model: "tinychat", messages: [{ role: "user", content: "Who is it?" }], max_tokens: 20,
+                   temperature: 0, response_format };
+  const cut = await chat.chat.completions.create(params);
+  const v = JSON.parse(cut.choices[0].message.content); // always parses: the grammar closes it in time
+  assert.equal(typeof v.who, "string");
+  assert.ok(Number.isInteger(v.age));
+  assert.equal(cut.usage.completion_tokens, 20);
+  assert.equal(cut.choices[0].finish_reason, "length");
+  const stream = await chat.chat.completions.create({ ...params, stream: true });
+  let text = "", finish = null;
+  for await (const chunk of stream)
+    for (const c of chunk.choices) {
+      text += c.delta.content ?? "";
+      if (c.finish_reason) finish = c.finish_reason;
+    }
+  assert.equal(text, cut.choices[0].message.content);
+  assert.equal(finish, "length");
+  // legacy completions on stories260K: cut at 20 tokens -> length; room to finish -> stop, fewer tokens
+  const lc = await base.completions.create({ model: "stories260K", prompt: "Tell me about the cat", max_tokens: 20,
+                                             temperature: 0, response_format });
+  JSON.parse(lc.choices[0].text);
+  assert.equal(lc.usage.completion_tokens, 20);
+  assert.equal(lc.choices[0].finish_reason, "length");
+  const full = await base.completions.create({ model: "stories260K", prompt: "Tell me about the cat", max_tokens: 200,
+                                               temperature: 0, response_format });
+  JSON.parse(full.choices[0].text);
+  assert.ok(full.usage.completion_tokens < 200);
+  assert.equal(full.choices[0].finish_reason, "stop");
+});
+
 test("embeddings: base64 (the SDK's default) decodes to the floats", async () => {
   const input = ["a little dog", "the sea at night"];
   const b64 = await base.embeddings.create({ model: "stories260K", input });
