@@ -280,6 +280,13 @@ static int set_fail(rq_t *q, int code, const char *msg)
     return 0;
 }
 
+/* Tokens a prefill-only request computes: its full KV blocks (what the prefix cache can keep),
+ * or the whole prompt when it is shorter than one block. */
+static int prefill_len(int np)
+{
+    return np >= KV_BLOCK ? np / KV_BLOCK * KV_BLOCK : np;
+}
+
 /* SCORE answers are the decimal strings of score_min..score_max. */
 static int setup_choices(ss_llm_t *m, rq_t *q)
 {
@@ -505,7 +512,9 @@ int rq_setup(ss_llm_t *m, rq_t *q)
         snprintf(msg, sizeof msg, "prompt of %d tokens does not fit the context of %d tokens", q->np, m->cfg.ctx_len);
         return set_fail(q, SS_ERR_INVALID, msg);
     }
-    for (int i = 0; i < q->np; i++)
+    /* a prefill computes only full blocks (a partial last block is never reused) */
+    int npush = r->kind == SS_INFER_GENERATE && r->prefill_only ? prefill_len(q->np) : q->np;
+    for (int i = 0; i < npush; i++)
         if (seq_push(&q->seq, q->ptok[i]))
             return -1;
     q->seq.user = q;
@@ -518,6 +527,12 @@ int rq_setup(ss_llm_t *m, rq_t *q)
         q->seq.out_toks = prompt_toks;
         return setup_choices(m, q);
     case SS_INFER_GENERATE:
+        if (r->prefill_only) { /* streaming prefill: KV into the prefix cache, no logits */
+            if (r->nforced || r->ntrack > 0 || r->json_schema)
+                return set_fail(q, SS_ERR_INVALID, "a prefill-only request takes no forced tokens, tracking or schema");
+            q->seq.out_from = INT_MAX;
+            return 0;
+        }
         q->seq.on_out = on_gen_out;
         q->seq.argmax_only = r->temperature <= 0 && r->top_logprobs <= 0 && !r->json_schema;
         if (r->json_schema) { /* constrained decoding (grammar.c) */

@@ -234,7 +234,7 @@ static ss_err_t after_pass(ss_llm_t *m, sched_t *S, char *err, size_t errsz)
             r->phase = PH_DONE;
             break;
         case SS_INFER_GENERATE:
-            r->phase = PH_DECODE;
+            r->phase = r->q.r->prefill_only ? PH_DONE : PH_DECODE; /* a prefill decodes nothing */
             break;
         case SS_INFER_EMBED:
             r->phase = PH_DONE;

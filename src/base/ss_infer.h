@@ -78,6 +78,12 @@ typedef struct ss_infer_req {
      * cache key. */
     const int *forced;         /* [nforced] borrowed */
     int nforced;
+    /* GENERATE on the in-process engine (streaming prefill, issue 17 §3): compute the KV of the
+     * prompt's full KV blocks into the prefix cache and decode nothing (text "", gen_tokens 0),
+     * so that a later request whose prompt extends this one prefills only what is new. Part of
+     * the cache key (a prefill is never an answer). Only the in-process engine honours it (an
+     * OpenAI-compatible server would answer it as a GENERATE), so no operator sends it to others. */
+    int prefill_only;
 } ss_infer_req_t;
 
 typedef struct ss_infer_res {
