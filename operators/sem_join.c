@@ -21,8 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define JOIN_TASK "Answer yes or no: do the two inputs satisfy the instruction together?"
-
 typedef struct sem_join {
     int cols[2][SS_SEM_MAXCOLS];
     int ncols[2];
@@ -86,7 +84,7 @@ static int pair_prompt(ss_op_t *op, const ss_buf_t *l, const ss_buf_t *r, ss_buf
     if (!rc)
         rc = ss_row_decode(r->data, r->len, &b);
     if (!rc)
-        rc = ss_sem_prompt(out, JOIN_TASK, op->node->tmpl, a, b, " (yes or no)", pre);
+        rc = ss_sem_prompt(out, SS_SEM_JOIN_TASK, op->node->tmpl, a, b, " (yes or no)", pre);
     ss_row_free(a);
     ss_row_free(b);
     return rc;

@@ -27,13 +27,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define JOIN_TASK "Answer yes or no: do the two inputs satisfy the instruction together?"
-
 typedef struct jc_run {
     ss_op_t *op;
     ss_op_ctx_t *ctx;
     const ss_sem_join_cascade_t *jc;
     ss_zset_t *out;
+    sqlite3_stmt *pairs; /* emit_unit's query, prepared once per call of the operator */
 } jc_run_t;
 
 /* ------------------------------------------------------------------ pair keys */
@@ -93,7 +92,7 @@ static int jc_build(void *ud, const void *k, size_t kn, ss_buf_t *prompt, ss_inf
     size_t pre = 0;
     int rc = key_rows(r, k, kn, &a, &b);
     if (!rc)
-        rc = ss_sem_prompt(prompt, JOIN_TASK, r->op->node->tmpl, a, b, " (yes or no)", &pre);
+        rc = ss_sem_prompt(prompt, SS_SEM_JOIN_TASK, r->op->node->tmpl, a, b, " (yes or no)", &pre);
     ss_sem_req_choose(req, NULL, pre, ss_sem_yesno);
     ss_row_free(a);
     ss_row_free(b);
@@ -189,13 +188,15 @@ static int emit_unit(jc_run_t *r, const void *k, size_t kn, int64_t m, char *err
     if (split_key(k, kn, &p[0], &pn[0], &p[1], &pn[1]))
         return ss_seterr(err, errsz, SS_ERR_INVALID, "sem_join (node %d): cascade: a pair key does not decode",
                          r->op->node->id);
-    sqlite3_stmt *st = NULL;
-    int rc = ss_sem_prepare(r->ctx->db, &st, err, errsz,
-                            "SELECT a.r, a.w, b.r, b.w FROM st_%d_s0 a, st_%d_s1 b "
-                            "WHERE a.k = ?1 AND a.w > 0 AND b.k = ?2 AND b.w > 0",
-                            r->op->node->id, r->op->node->id);
+    int rc = r->pairs ? SS_OK
+                      : ss_sem_prepare(r->ctx->db, &r->pairs, err, errsz,
+                                       "SELECT a.r, a.w, b.r, b.w FROM st_%d_s0 a, st_%d_s1 b "
+                                       "WHERE a.k = ?1 AND a.w > 0 AND b.k = ?2 AND b.w > 0",
+                                       r->op->node->id, r->op->node->id);
     if (rc)
         return rc;
+    sqlite3_stmt *st = r->pairs;
+    sqlite3_reset(st);
     sqlite3_bind_blob(st, 1, pn[0] ? (const void *)p[0] : "", (int)pn[0], SQLITE_STATIC);
     sqlite3_bind_blob(st, 2, pn[1] ? (const void *)p[1] : "", (int)pn[1], SQLITE_STATIC);
     int s;
@@ -213,7 +214,7 @@ static int emit_unit(jc_run_t *r, const void *k, size_t kn, int64_t m, char *err
     }
     if (!rc && s != SQLITE_DONE)
         rc = ss_sem_sqlerr(r->ctx->db, err, errsz, "sem_join cascade pairs");
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     return rc;
 }
 
@@ -325,7 +326,7 @@ int ss_sem_join_cascade_apply(ss_op_t *op, ss_op_ctx_t *ctx, const ss_sem_join_c
     if (jc->co.proxy == SS_CASCADE_EMBED && !ctx->emb)
         return ss_seterr(err, errsz, SS_ERR_INVALID,
                          "sem_join (node %d): cascade proxy=embed needs the engine's embedder", op->node->id);
-    jc_run_t run = {op, ctx, jc, out};
+    jc_run_t run = {op, ctx, jc, out, NULL};
     ss_cascade_cb_t cb = {.build = jc_build, .features = jc_features, .dim = ss_sem_join_cascade_dim(ctx->emb),
                           .text = jc_text, .changed = jc_changed, .decide = jc_decide, .ud = &run};
     ss_cascade_t *c = NULL;
@@ -361,6 +362,7 @@ int ss_sem_join_cascade_apply(ss_op_t *op, ss_op_ctx_t *ctx, const ss_sem_join_c
     if (!rc)
         rc = ss_cascade_settle(c, err, errsz);
     ss_cascade_close(c);
+    sqlite3_finalize(run.pairs);
     return rc;
 }
 
@@ -368,7 +370,7 @@ int ss_sem_join_cascade_apply(ss_op_t *op, ss_op_ctx_t *ctx, const ss_sem_join_c
 int ss_sem_join_cascade_snapshot(ss_op_t *op, ss_op_ctx_t *ctx, const ss_sem_join_cascade_t *jc, ss_zset_t *out,
                                  char *err, size_t errsz)
 {
-    jc_run_t run = {op, ctx, jc, out};
+    jc_run_t run = {op, ctx, jc, out, NULL};
     sqlite3_stmt *st = NULL;
     int rc = ss_sem_prepare(ctx->db, &st, err, errsz, "SELECT k FROM st_%d_cu WHERE d = 1 AND w > 0", op->node->id);
     int s = SQLITE_DONE;
@@ -377,5 +379,6 @@ int ss_sem_join_cascade_snapshot(ss_op_t *op, ss_op_ctx_t *ctx, const ss_sem_joi
     if (!rc && s != SQLITE_DONE)
         rc = ss_sem_sqlerr(ctx->db, err, errsz, "sem_join cascade units");
     sqlite3_finalize(st);
+    sqlite3_finalize(run.pairs);
     return rc;
 }

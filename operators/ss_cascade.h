@@ -145,6 +145,8 @@ int ss_cascade_instruction(const ss_template_t *t, ss_buf_t *out);
 
 
 /* ---------------------------------------------------------------- SEM_JOIN's cascade (sem_join_cascade.c) */
+/* The task line of SEM_JOIN's yes/no prompt, the same for the plain join and its cascade. */
+#define SS_SEM_JOIN_TASK "Answer yes or no: do the two inputs satisfy the instruction together?"
 /* What SEM_JOIN tells its cascade: the settings, each side's template columns, the yes cut-off. */
 typedef struct ss_sem_join_cascade {
     ss_plan_cascade_t co;
