@@ -26,6 +26,7 @@
  *                     [--reps R] [--threads T] [--dir /tmp] [--out FILE]
  */
 #include "llm_internal.h"
+#include "ss_bench_util.h"
 #include "ss_gguf.h"
 #include "ss_jschema.h"
 #include "ss_llm.h"
@@ -254,19 +255,9 @@ int main(int argc, char **argv)
     if (threads <= 0)
         threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     reps = reps < 1 ? 1 : reps;
-    static char outp[2200], src[1024];
-    const char *sd = getenv("SS_SOURCE_DIR");
-    if (!sd) { /* this file is <source>/bench/constrained.c */
-        snprintf(src, sizeof src, "%s", __FILE__);
-        char *p = strstr(src, "/bench/constrained.c");
-        if (p)
-            *p = 0;
-        sd = src;
-    }
-    if (!out) {
-        snprintf(outp, sizeof outp, "%s/bench/results/constrained.json", sd);
-        out = outp;
-    }
+    static char outp[2200];
+    if (!out)
+        out = ss_bench_source_file(__FILE__, "bench/results/constrained.json", outp, sizeof outp);
     printf("bench_constrained: schema '%s', %d threads, median of %d runs\n", SCHEMA_COLS, threads, reps);
     ss_buf_t js = SS_BUF_INIT;
     ss_buf_printf(&js, "{\"bench\":\"constrained\",\"schema\":\"%s\",\"threads\":%d,\"runs\":[", SCHEMA_COLS, threads);
@@ -276,7 +267,7 @@ int main(int argc, char **argv)
     for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         char path[1400], err[SS_ERRSZ];
         if (!strcmp(tok, "stories260K")) {
-            snprintf(path, sizeof path, "%s/../shared/models/stories260K.gguf", sd);
+            ss_bench_source_file(__FILE__, "../shared/models/stories260K.gguf", path, sizeof path);
         } else {
             ss_mkmodel_spec_t s;
             if (!ss_mkmodel_shape(tok, &s)) {

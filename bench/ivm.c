@@ -34,6 +34,7 @@
  * Writes JSON to --out (default bench/results/ivm.json under the source tree when run
  * from the build directory) and a summary table to stdout.
  */
+#include "ss_bench_util.h"
 #include "ss_dispatch.h"
 #include "ss_embed.h"
 #include "ss_llm.h"
@@ -781,25 +782,10 @@ int main(int argc, char **argv)
                  "[--ops a,b] [--join-n M] [--join-k k] [--join-yes-prob P] [--model PATH] [--threads T] [--out FILE] [--memo prune|keep] [--cache 0|1]");
         i++;
     }
-    static char srcdir[1024];
-    const char *src = getenv("SS_SOURCE_DIR");
-    if (!src) { /* this file is <source>/bench/ivm.c */
-        snprintf(srcdir, sizeof srcdir, "%s", __FILE__);
-        char *p = strstr(srcdir, "/bench/ivm.c");
-        if (p)
-            *p = 0;
-        else
-            snprintf(srcdir, sizeof srcdir, ".");
-        src = srcdir;
-    }
-    if (!O.model) {
-        snprintf(model, sizeof model, "%s/../shared/models/stories260K.gguf", src);
-        O.model = model;
-    }
-    if (!O.out) {
-        snprintf(outp, sizeof outp, "%s/bench/results/ivm.json", src);
-        O.out = outp;
-    }
+    if (!O.model)
+        O.model = ss_bench_source_file(__FILE__, "../shared/models/stories260K.gguf", model, sizeof model);
+    if (!O.out)
+        O.out = ss_bench_source_file(__FILE__, "bench/results/ivm.json", outp, sizeof outp);
     SRC = ss_plan_node_new(SS_PN_SOURCE);
     SRC->id = 1;
     SRC->schema = fx_schema(SPEC);

@@ -27,6 +27,7 @@
  * Writes JSON to --out (default bench/results/memory.json under the source tree) and a table to
  * stdout.
  */
+#include "ss_bench_util.h"
 #include "ss_dispatch.h"
 #include "ss_llm.h"
 #include "ss_op.h"
@@ -459,20 +460,11 @@ int main(int argc, char **argv)
         else die("unknown option %s", a);
         i++;
     }
-    static char src[1024], model[1200], outp[1200];
-    const char *env = getenv("SS_SOURCE_DIR");
-    snprintf(src, sizeof src, "%s", env ? env : __FILE__);
-    char *p = env ? NULL : strstr(src, "/bench/memory.c");
-    if (p)
-        *p = 0;
-    if (!O.model) {
-        snprintf(model, sizeof model, "%s/../shared/models/stories260K.gguf", src);
-        O.model = model;
-    }
-    if (!O.out) {
-        snprintf(outp, sizeof outp, "%s/bench/results/memory.json", src);
-        O.out = outp;
-    }
+    static char model[1200], outp[1200];
+    if (!O.model)
+        O.model = ss_bench_source_file(__FILE__, "../shared/models/stories260K.gguf", model, sizeof model);
+    if (!O.out)
+        O.out = ss_bench_source_file(__FILE__, "bench/results/memory.json", outp, sizeof outp);
     if (O.docs < 1 || O.sessions < 1 || O.turns < 1 || O.edits < 1 || O.max_tokens < 1)
         die("--docs, --sessions, --turns, --edits and --max-tokens must be positive");
     (void)fx_memo_rows; /* plan_fixture.h's, for other benches */

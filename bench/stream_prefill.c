@@ -22,6 +22,7 @@
  *                             [--label TEXT] [--out FILE]
  * Writes JSON to --out (default bench/results/stream_prefill.json under the source tree).
  */
+#include "ss_bench_util.h"
 #include "ss_llm.h"
 
 #include <stdarg.h>
@@ -306,20 +307,11 @@ static void parse_args(int argc, char **argv)
 int main(int argc, char **argv)
 {
     parse_args(argc, argv);
-    static char src[1024], model[1200], outp[1200];
-    const char *env = getenv("SS_SOURCE_DIR");
-    snprintf(src, sizeof src, "%s", env ? env : __FILE__);
-    char *p = env ? NULL : strstr(src, "/bench/stream_prefill.c");
-    if (p)
-        *p = 0;
-    if (!O.model) {
-        snprintf(model, sizeof model, "%s/../shared/models/stories260K.gguf", src);
-        O.model = model;
-    }
-    if (!O.out) {
-        snprintf(outp, sizeof outp, "%s/bench/results/stream_prefill.json", src);
-        O.out = outp;
-    }
+    static char model[1200], outp[1200];
+    if (!O.model)
+        O.model = ss_bench_source_file(__FILE__, "../shared/models/stories260K.gguf", model, sizeof model);
+    if (!O.out)
+        O.out = ss_bench_source_file(__FILE__, "bench/results/stream_prefill.json", outp, sizeof outp);
     char err[SS_ERRSZ] = "";
     ss_llm_opts_t lo = {.threads = O.threads, .raw_prompts = 1};
     ss_llm_t *m = NULL;

@@ -7,6 +7,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -57,5 +58,22 @@ const char *ss_bench_result_path(const char *file, char *buf, size_t bufsz)
         snprintf(buf, bufsz, "../bench/results/%s", file);
     else
         snprintf(buf, bufsz, "%s", file);
+    return buf;
+}
+
+const char *ss_bench_source_file(const char *this_file, const char *rel, char *buf, size_t bufsz)
+{
+    const char *env = getenv("SS_SOURCE_DIR");
+    if (env && *env) {
+        snprintf(buf, bufsz, "%s/%s", env, rel);
+        return buf;
+    }
+    const char *b = NULL; /* the last "/bench/" of the path */
+    for (const char *q = this_file; q && (q = strstr(q, "/bench/")); q++)
+        b = q;
+    if (b)
+        snprintf(buf, bufsz, "%.*s/%s", (int)(b - this_file), this_file, rel);
+    else
+        snprintf(buf, bufsz, "./%s", rel);
     return buf;
 }

@@ -21,4 +21,9 @@ int ss_bench_fill_topic(ss_transport_t *t, const char *topic, int64_t n, int tex
  * ../bench/results/<file> from a build directory, else <file>. Fills buf and returns it. */
 const char *ss_bench_result_path(const char *file, char *buf, size_t bufsz);
 
+/* A file of the source tree, for benchmarks that are run from anywhere: <source>/<rel>, where
+ * <source> is $SS_SOURCE_DIR, else the folder above bench/ in this_file (the benchmark's
+ * __FILE__), else ".". Fills buf and returns it. */
+const char *ss_bench_source_file(const char *this_file, const char *rel, char *buf, size_t bufsz);
+
 #endif
