@@ -9,6 +9,7 @@
  * watermark restored (what was late stays late).
  */
 #include "ss_connect.h"
+#include "engine_fixture.h"
 #include "ss_engine.h"
 #include "ss_log.h"
 #include "ss_time.h"
@@ -22,30 +23,6 @@
 
 #define T0 1704067200000000LL /* 2024-01-01 00:00:00 UTC */
 #define SEC 1000000LL
-
-static ss_engine_t *open_engine(const char *dir)
-{
-    char db[1024], mp[1024];
-    snprintf(db, sizeof db, "%s/state.db", dir);
-    ss_engine_opts_t o;
-    memset(&o, 0, sizeof o);
-    o.db_path = db;
-    o.model_path = tu_model_path("stories260K.gguf", mp, sizeof mp);
-    o.max_latency_ms = 20;
-    o.catch_up = 1;
-    ss_engine_t *e = NULL;
-    char err[SS_ERRSZ] = "";
-    ck_assert_msg(ss_engine_open(&o, &e, err, sizeof err) == SS_OK, "engine open: %s", err);
-    return e;
-}
-
-static void run_ok(ss_engine_t *e, const char *sql)
-{
-    ss_buf_t out = SS_BUF_INIT;
-    char err[SS_ERRSZ] = "";
-    ck_assert_msg(ss_engine_exec(e, sql, strlen(sql), "test", &out, err, sizeof err) == SS_OK, "%s: %s", sql, err);
-    ss_buf_free(&out);
-}
 
 /* The result of a one-column SELECT as "a,b,c" (cells trimmed). */
 static char *cells(ss_engine_t *e, const char *sql)
@@ -92,8 +69,8 @@ START_TEST(test_temporal_filters)
 {
     char *dir = tu_tmpdir();
     ss_clock_set_us(T0);
-    ss_engine_t *e = open_engine(dir);
-    run_ok(e, "CREATE STREAM s (id INT, ts TIMESTAMP) WITH (ttl = '30 s', ttl_column = ts);"
+    ss_engine_t *e = open_engine_ok(dir);
+    exec(e, "CREATE STREAM s (id INT, ts TIMESTAMP) WITH (ttl = '30 s', ttl_column = ts);"
               "CREATE VIEW recent AS SELECT id FROM s WHERE ts > NOW() - INTERVAL '10' SECOND;"
               "CREATE VIEW window10 AS SELECT id FROM s WHERE ts BETWEEN NOW() - INTERVAL '10 s' AND NOW();"
               "CREATE VIEW due AS SELECT id FROM s WHERE ts <= CURRENT_TIMESTAMP;"
@@ -221,8 +198,8 @@ START_TEST(test_event_time)
     };
     char *dir = tu_tmpdir();
     ss_clock_set_us(T0);
-    ss_engine_t *e = open_engine(dir);
-    run_ok(e, BIDS_DDL);
+    ss_engine_t *e = open_engine_ok(dir);
+    exec(e, BIDS_DDL);
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
         ss_clock_set_us(T0 + steps[i].clock * SEC);
         append(dir, "bids", steps[i].evs, steps[i].nev);
@@ -261,14 +238,14 @@ START_TEST(test_restart_mid_window)
     for (int restart = 0; restart < 2; restart++) {
         char *dir = tu_tmpdir();
         ss_clock_set_us(T0);
-        ss_engine_t *e = open_engine(dir);
-        run_ok(e, BIDS_DDL);
+        ss_engine_t *e = open_engine_ok(dir);
+        exec(e, BIDS_DDL);
         for (size_t k = 0; k < sizeof steps / sizeof steps[0]; k++) {
             append(dir, "bids", steps[k].evs, steps[k].nev);
             expect(e, "SELECT COUNT(*) FROM final;", steps[k].closed, restart ? "with restarts" : "without a stop");
             if (restart) {
                 ss_engine_close(e);
-                e = open_engine(dir);
+                e = open_engine_ok(dir);
             }
         }
         expect(e, FINAL_SQL, want, restart ? "with restarts" : "without a stop");

@@ -8,6 +8,7 @@
  * rows that stayed; and the state of a closed window (top-k rows, SEM_AGG rows,
  * the join's rows, the memo entries only its rows needed) must be gone.
  */
+#include "engine_fixture.h"
 #include "ss_engine.h"
 #include "ss_log.h"
 #include "ss_time.h"
@@ -23,46 +24,13 @@
 #define T0 1704067200000000LL /* 2024-01-01 00:00:00 UTC */
 #define SEC 1000000LL
 
-static ss_engine_t *open_engine(const char *dir)
-{
-    char db[1024], mp[1024];
-    snprintf(db, sizeof db, "%s/state.db", dir);
-    ss_engine_opts_t o;
-    memset(&o, 0, sizeof o);
-    o.db_path = db;
-    o.model_path = tu_model_path("stories260K.gguf", mp, sizeof mp);
-    o.max_latency_ms = 20;
-    o.catch_up = 1;
-    ss_engine_t *e = NULL;
-    char err[SS_ERRSZ] = "";
-    ck_assert_msg(ss_engine_open(&o, &e, err, sizeof err) == SS_OK, "engine open: %s", err);
-    return e;
-}
-
-static void run_ok(ss_engine_t *e, const char *sql)
-{
-    ss_buf_t out = SS_BUF_INIT;
-    char err[SS_ERRSZ] = "";
-    ck_assert_msg(ss_engine_exec(e, sql, strlen(sql), "test", &out, err, sizeof err) == SS_OK, "%s: %s", sql, err);
-    ss_buf_free(&out);
-}
-
-/* The whole text result of a query (the engine's table format). */
-static char *result(ss_engine_t *e, const char *sql)
-{
-    ss_buf_t out = SS_BUF_INIT;
-    char err[SS_ERRSZ] = "";
-    ck_assert_msg(ss_engine_exec(e, sql, strlen(sql), "test", &out, err, sizeof err) == SS_OK, "%s: %s", sql, err);
-    return ss_buf_take(&out);
-}
-
 /* Waits (up to 20 s) until the view cnt counts n rows of bids. */
 static void wait_count(ss_engine_t *e, int n, const char *what)
 {
     char *got = NULL;
     for (int i = 0; i < 1000; i++) {
         free(got);
-        got = result(e, "SELECT n FROM cnt;");
+        got = run(e, "SELECT n FROM cnt;");
         char *p = strstr(got, "\n--");
         p = p ? strchr(p + 1, '\n') : NULL;
         if (p && atoi(p + 1) == n)
@@ -105,7 +73,7 @@ static void delete_ev(ss_engine_t *e, const ev_t *ev)
     snprintf(sql, sizeof sql, "DELETE FROM bids WHERE id = %d AND price = %d AND ts = '%s';", ev->id, ev->price,
              ss_buf_cstr(&ts));
     ss_buf_free(&ts);
-    run_ok(e, sql);
+    exec(e, sql);
 }
 
 static const char *DDL =
@@ -188,7 +156,7 @@ static const ev_t KEPT[] = {{1, 30, 1}, {2, 70, 8}, {3, 10, 4}, {4, 90, 5}, {5, 
 /* The integer a one-cell query gives. */
 static int int1(ss_engine_t *e, const char *sql)
 {
-    char *got = result(e, sql);
+    char *got = run(e, sql);
     char *p = strstr(got, "\n--");
     p = p ? strchr(p + 1, '\n') : NULL;
     ck_assert_msg(p, "%s: %s", sql, got);
@@ -200,8 +168,8 @@ static int int1(ss_engine_t *e, const char *sql)
 START_TEST(test_sem_per_window)
 {
     char *dir = tu_tmpdir();
-    ss_engine_t *e = open_engine(dir);
-    run_ok(e, DDL);
+    ss_engine_t *e = open_engine_ok(dir);
+    exec(e, DDL);
     append(dir, STEP1, 6);
     wait_count(e, 6, "step 1");
     wait_state(dir, 't', 2, __LINE__);
@@ -231,21 +199,21 @@ START_TEST(test_sem_per_window)
     ck_assert_int_eq(int1(e, "SELECT count(*) FROM vboth;"), 4);
     char *inc[4];
     for (int v = 0; v < 4; v++)
-        inc[v] = result(e, VIEWS[v]);
+        inc[v] = run(e, VIEWS[v]);
     ss_engine_close(e);
 
     /* from scratch: the rows that stayed, at once */
     char *dir2 = tu_tmpdir();
-    e = open_engine(dir2);
-    run_ok(e, DDL);
+    e = open_engine_ok(dir2);
+    exec(e, DDL);
     append(dir2, KEPT, 11);
     wait_count(e, 11, "from scratch");
     for (int v = 0; v < 4; v++) {
-        char *got = result(e, VIEWS[v]);
+        char *got = run(e, VIEWS[v]);
         for (int i = 0; i < 1500 && strcmp(got, inc[v]); i++) { /* each view catches up on its own */
             usleep(20000);
             free(got);
-            got = result(e, VIEWS[v]);
+            got = run(e, VIEWS[v]);
         }
         ck_assert_msg(!strcmp(got, inc[v]), "%s\nincremental:\n%s\nfrom scratch:\n%s", VIEWS[v], inc[v], got);
         free(got);
@@ -261,12 +229,12 @@ END_TEST
 START_TEST(test_sem_window_restart)
 {
     char *dir = tu_tmpdir();
-    ss_engine_t *e = open_engine(dir);
-    run_ok(e, DDL);
+    ss_engine_t *e = open_engine_ok(dir);
+    exec(e, DDL);
     append(dir, STEP1, 6);
     wait_count(e, 6, "before the restart");
     ss_engine_close(e);
-    e = open_engine(dir);
+    e = open_engine_ok(dir);
     append(dir, STEP2, 3);
     wait_count(e, 9, "after the restart");
     wait_state(dir, 't', 1, __LINE__);
