@@ -601,31 +601,9 @@ int ss_expr_eval(const ss_expr_t *e, const ss_row_t *row, ss_value_t *out, char 
 
 static const char *op_sql(ss_ast_op_t op)
 {
-    switch (op) {
-    case SS_OP_OR: return "OR";
-    case SS_OP_AND: return "AND";
-    case SS_OP_NOT: return "NOT";
-    case SS_OP_EQ: return "=";
-    case SS_OP_NE: return "<>";
-    case SS_OP_LT: return "<";
-    case SS_OP_LE: return "<=";
-    case SS_OP_GT: return ">";
-    case SS_OP_GE: return ">=";
-    case SS_OP_ADD: return "+";
-    case SS_OP_SUB: return "-";
-    case SS_OP_MUL: return "*";
-    case SS_OP_DIV: return "/";
-    case SS_OP_MOD: return "%";
-    case SS_OP_CONCAT: return "||";
-    case SS_OP_LIKE: return "LIKE";
-    case SS_OP_NEG: return "-";
-    case SS_OP_ILIKE: return "ILIKE";
-    case SS_OP_DISTINCT: return "IS DISTINCT FROM";
-    case SS_OP_NOT_DISTINCT: return "IS NOT DISTINCT FROM";
-    case SS_OP_JSON_GET: return "->";
-    case SS_OP_JSON_TEXT: return "->>";
-    default: return "?";
-    }
+    if (op == SS_OP_NE)
+        return "<>"; /* ss_ast_op_name's "!=" is not standard SQL */
+    return op == SS_OP_NONE ? "?" : ss_ast_op_name(op);
 }
 
 static int plain_ident(const char *s)

@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static void usage(FILE *f)
 {
@@ -54,38 +53,6 @@ static void usage(FILE *f)
             "  --max-connections N open connections at once (default 1024)\n"
             "  --max-tokens-limit N  the largest max_tokens a request may ask (default 2048)\n");
 }
-
-/* The token: the file's first line, trimmed. */
-static char *read_token(const char *path, char *err, size_t errsz)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        ss_seterr(err, errsz, SS_ERR_IO, "cannot read the token file %s", path);
-        return NULL;
-    }
-    struct stat st;
-    if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
-        fprintf(stderr, "semstream worker: warning: the token file %s is readable by other users\n", path);
-    char buf[4097];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    buf[strcspn(buf, "\r\n")] = 0;
-    char *s = buf;
-    while (*s == ' ' || *s == '\t')
-        s++;
-    size_t l = strlen(s);
-    while (l && (s[l - 1] == ' ' || s[l - 1] == '\t'))
-        s[--l] = 0;
-    if (!l || n == sizeof buf - 1) {
-        ss_seterr(err, errsz, SS_ERR_INVALID, "the token file %s must hold one non-empty line of at most 4096 bytes",
-                  path);
-        return NULL;
-    }
-    return ss_strdup(s);
-}
-
-static int loopback(const char *addr) { return !strncmp(addr, "127.", 4) || !strcmp(addr, "localhost"); }
 
 typedef struct wargs {
     ss_worker_opts_t o;
@@ -204,11 +171,11 @@ int ss_cmd_worker(int argc, char **argv)
         a.o.host = "127.0.0.1";
     char err[SS_ERRSZ] = "", stem[1024], where[4200];
     char *token = NULL;
-    if (a.token_file && !(token = read_token(a.token_file, err, sizeof err))) {
+    if (a.token_file && !(token = ss_cli_read_token(a.token_file, err, sizeof err))) {
         fprintf(stderr, "semstream worker: %s\n", err);
         return 1;
     }
-    if (!loopback(a.o.host) && !token) {
+    if (!ss_cli_is_loopback(a.o.host) && !token) {
         fprintf(stderr, "semstream worker: listening on %s (beyond loopback) needs --auth-token-file: anyone who "
                         "can reach the port could use the model\n", a.o.host);
         return 1;
