@@ -121,6 +121,8 @@ struct ss_source {
     char *owned;             /* owned: per partition, assigned to this member now */
     int64_t *mark;           /* owned: per partition, the position as of the engine's last commit */
     int64_t *replay_end;     /* owned: per partition, offsets below it are a replay (state only); -1 none */
+    int64_t *intent;         /* owned: per partition, where the batch published from the group's offset ends
+                              * (group.c: a batch from there ends at or before it); -1 none */
     int assigned_once;       /* an assignment arrived */
     int batch_mode;          /* what was read since the mark: -1 nothing, 0 new input, 1 replay */
     int tainted;             /* a partition revoked had messages in the open batch: rewind */

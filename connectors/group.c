@@ -13,6 +13,17 @@
  *    engine rewinds every partition to the mark (ss_source_rewind) and reads it again.
  * A batch is either all replay or all new input: a message of the other kind is sought back
  * and read by the next batch.
+ *
+ * Intents (§6.5): a batch's sinks publish each key's *net* change over the batch's range, so a
+ * batch published but not committed (the group refused its positions, or the process was killed)
+ * must be processed again over the same range, or a different range's net change could leave a
+ * key as the first attempt published it (a key changed and changed back within the second range
+ * publishes nothing). So before publishing, ss_source_intend commits, at the partition's unchanged
+ * offset G, the batch's end E as the commit's metadata ("semstream:intent=E"); whoever reads the
+ * partition from G next — this member, or the next owner, which finds it at assignment — ends its
+ * batches at or before E until it gets there. A batch that ends before E publishes a prefix of
+ * the range, and the batches after it the rest, so each key's last published change is still its
+ * state at E.
  */
 #include "conn_int.h"
 
@@ -22,6 +33,7 @@
 #include <string.h>
 
 #define GROUP_TIMEOUT_MS 10000
+#define INTENT_META "semstream:intent="
 
 static int in_range(const ss_source_t *s, int32_t p) { return p >= 0 && p < s->npart; }
 
@@ -37,6 +49,37 @@ static void committed(ss_source_t *s, rd_kafka_topic_partition_list_t *l)
     }
 }
 
+/* The intent stored with a committed offset (-1 when none, or already reached). */
+static int64_t intent_of(const rd_kafka_topic_partition_t *tp)
+{
+    size_t n = strlen(INTENT_META);
+    if (tp->offset < 0 || !tp->metadata || tp->metadata_size <= n || tp->metadata_size > 40 ||
+        memcmp(tp->metadata, INTENT_META, n))
+        return -1;
+    char buf[48];
+    memcpy(buf, (const char *)tp->metadata + n, tp->metadata_size - n);
+    buf[tp->metadata_size - n] = 0;
+    char *end = NULL;
+    long long v = strtoll(buf, &end, 10);
+    return end && !*end && v > tp->offset ? (int64_t)v : -1;
+}
+
+/* Adds partition p at offset to l, with the intent as metadata when there is one past offset. */
+static void add_commit(ss_source_t *s, rd_kafka_topic_partition_list_t *l, int32_t p, int64_t offset)
+{
+    rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_add(l, s->topic, p);
+    tp->offset = offset;
+    if (s->intent[p] > offset) {
+        char meta[64];
+        int n = snprintf(meta, sizeof meta, INTENT_META "%" PRId64, s->intent[p]);
+        tp->metadata = malloc((size_t)n); /* freed with the list */
+        if (tp->metadata) {
+            memcpy(tp->metadata, meta, (size_t)n);
+            tp->metadata_size = (size_t)n;
+        }
+    }
+}
+
 static void on_assign(ss_source_t *s, rd_kafka_topic_partition_list_t *parts, int cooperative)
 {
     rd_kafka_topic_partition_list_t *g = rd_kafka_topic_partition_list_copy(parts);
@@ -48,6 +91,11 @@ static void on_assign(ss_source_t *s, rd_kafka_topic_partition_list_t *parts, in
             continue;
         int64_t L = s->pos[p].offset, G = g->elems[k].offset;
         s->replay_end[p] = -1;
+        s->intent[p] = L <= G ? intent_of(&g->elems[k]) : -1;
+        if (s->intent[p] >= 0)
+            ss_log(SS_LOG_INFO, "kafka", "stream %s: group %s: partition %d: offsets %" PRId64 "..%" PRId64
+                   " were published but not committed: they are processed again as one range", s->stream, s->group,
+                   p, G, s->intent[p] - 1);
         if (G >= 0 && (L < 0 || G > L)) {
             s->replay_end[p] = G;
             ss_log(SS_LOG_INFO, "kafka", "stream %s: group %s: partition %d assigned: replaying offsets %s%" PRId64
@@ -94,6 +142,7 @@ static void on_revoke(ss_source_t *s, rd_kafka_topic_partition_list_t *parts, in
         s->owned[p] = 0;
         s->pos[p].offset = s->mark[p];
         s->replay_end[p] = -1;
+        s->intent[p] = -1; /* the next owner finds it in the group */
     }
     rd_kafka_error_t *ke = NULL;
     if (cooperative)
@@ -142,7 +191,8 @@ int kgroup_start(ss_source_t *s, const ss_offset_t *start, int nstart, char *err
     s->owned = calloc((size_t)s->npart, 1);
     s->mark = calloc((size_t)s->npart, sizeof *s->mark);
     s->replay_end = calloc((size_t)s->npart, sizeof *s->replay_end);
-    if (!s->owned || !s->mark || !s->replay_end)
+    s->intent = calloc((size_t)s->npart, sizeof *s->intent);
+    if (!s->owned || !s->mark || !s->replay_end || !s->intent)
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     for (int p = 0; p < s->npart; p++) {
         s->pos[p].partition = p;
@@ -152,6 +202,7 @@ int kgroup_start(ss_source_t *s, const ss_offset_t *start, int nstart, char *err
                 s->pos[p].offset = start[i].offset;
         s->mark[p] = s->pos[p].offset;
         s->replay_end[p] = -1;
+        s->intent[p] = -1;
     }
     s->batch_mode = -1;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
@@ -198,6 +249,13 @@ int kgroup_admit(ss_source_t *s, const rd_kafka_message_t *m)
         seek_to(s, p, m->offset);
         return 0;
     }
+    if (!replay && s->intent[p] >= 0 && m->offset >= s->intent[p]) {
+        if (s->pos[p].offset != s->mark[p]) { /* this batch ends where the published one ended */
+            seek_to(s, p, m->offset);
+            return 0;
+        }
+        s->intent[p] = -1; /* reached (the batch before ended there) */
+    }
     return 1;
 }
 
@@ -241,6 +299,36 @@ static int rebalancing(rd_kafka_resp_err_t e)
            e == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID || e == RD_KAFKA_RESP_ERR__STATE;
 }
 
+int ss_source_intend(ss_source_t *s, char *err, size_t errsz)
+{
+    if (!s->group)
+        return SS_OK;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(s->npart);
+    for (int p = 0; p < s->npart; p++) {
+        int64_t from = s->mark[p] >= 0 ? s->mark[p] : 0, to = s->pos[p].offset;
+        if (!s->owned[p] || to < 0 || to == s->mark[p] || s->intent[p] >= to)
+            continue; /* not read, or within an intent already committed */
+        int64_t was = s->intent[p];
+        s->intent[p] = to;
+        add_commit(s, l, p, from);
+        s->intent[p] = was; /* set once the group has it */
+    }
+    rd_kafka_resp_err_t e = l->cnt ? rd_kafka_commit(s->rk, l, 0) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int k = 0; !e && k < l->cnt; k++)
+        s->intent[l->elems[k].partition] = s->pos[l->elems[k].partition].offset;
+    if (ss_log_get_level() >= SS_LOG_DEBUG)
+        for (int k = 0; k < l->cnt; k++)
+            ss_log(SS_LOG_DEBUG, "group", "%s: intent p%d=%lld..%lld: %s", s->group, (int)l->elems[k].partition,
+                   (long long)l->elems[k].offset, (long long)s->pos[l->elems[k].partition].offset,
+                   rd_kafka_err2str(e));
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e)
+        return ss_seterr(err, errsz, rebalancing(e) ? SS_ERR_BUSY : SS_ERR_KAFKA,
+                         "stream %s: commit of the batch's range to group %s: %s", s->stream, s->group,
+                         rd_kafka_err2str(e));
+    return SS_OK;
+}
+
 int ss_source_commit_group(ss_source_t *s, char *err, size_t errsz)
 {
     if (!s->group)
@@ -250,8 +338,13 @@ int ss_source_commit_group(ss_source_t *s, char *err, size_t errsz)
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(s->npart);
     for (int p = 0; p < s->npart; p++)
         if (s->owned[p] && s->pos[p].offset >= 0 && s->pos[p].offset != s->mark[p])
-            rd_kafka_topic_partition_list_add(l, s->topic, p)->offset = s->pos[p].offset;
+            add_commit(s, l, p, s->pos[p].offset); /* an intent past it stays */
     rd_kafka_resp_err_t e = l->cnt ? rd_kafka_commit(s->rk, l, 0) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int k = 0; !e && k < l->cnt; k++) {
+        int32_t p = l->elems[k].partition;
+        if (s->intent[p] >= 0 && s->intent[p] <= s->pos[p].offset)
+            s->intent[p] = -1; /* reached */
+    }
     if (ss_log_get_level() >= SS_LOG_DEBUG)
         for (int k = 0; k < l->cnt; k++)
             ss_log(SS_LOG_DEBUG, "group", "%s: commit p%d=%lld: %s", s->group, (int)l->elems[k].partition,
@@ -275,5 +368,6 @@ void kgroup_close(ss_source_t *s)
     free(s->owned);
     free(s->mark);
     free(s->replay_end);
+    free(s->intent);
     free(s->group);
 }

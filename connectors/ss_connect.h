@@ -202,6 +202,12 @@ int ss_source_is_replay(const ss_source_t *s);   /* what was polled since the ma
 int ss_source_rebalanced(const ss_source_t *s);  /* the open batch must be dropped and rewound */
 void ss_source_mark(ss_source_t *s);              /* the caller committed the positions */
 void ss_source_rewind(ss_source_t *s);            /* back to the mark */
+/* Before a batch of new input is published: commits to the group, at the partitions' unchanged
+ * offsets, where the batch ends (the offset commit's metadata), so whoever processes a partition
+ * from that offset next (this member after a refused commit, or the partition's next owner after a
+ * kill) reads exactly up to there before going on, and publishes for every key the same net change
+ * (docs/ARCHITECTURE.md §6.5). SS_ERR_BUSY as below; nothing has been published then. */
+int ss_source_intend(ss_source_t *s, char *err, size_t errsz);
 /* Commits to the group (synchronously) the positions of the owned partitions read since the mark.
  * SS_ERR_BUSY: refused because the group is rebalancing; the caller drops its batch (rewinds)
  * instead of committing its state, so its local positions never pass the group's. */

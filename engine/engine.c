@@ -113,14 +113,6 @@ int ss_engine_open(const ss_engine_opts_t *opts, ss_engine_t **out, char *err, s
                          ? "--group %s needs --brokers: a consumer group is Kafka's (the durable log has none)"
                          : "--group needs a name", opts->group);
     }
-    const char *xg = getenv("SEMSTREAM_EXPERIMENTAL_GROUP");
-    if (opts->group && !(xg && !strcmp(xg, "1"))) { /* docs/ARCHITECTURE.md §6.8 */
-        ss_engine_close(e);
-        return ss_seterr(err, errsz, SS_ERR_UNSUPPORTED,
-                         "--group %s is experimental and not yet safe: a batch published again after a refused "
-                         "commit or a kill can leave a key stale in the sink (docs/ARCHITECTURE.md 6.8); set "
-                         "SEMSTREAM_EXPERIMENTAL_GROUP=1 to run it anyway", opts->group);
-    }
     e->group = opts->group ? ss_strdup(opts->group) : NULL;
     e->db_path = ss_strdup(opts->db_path ? opts->db_path : "semstream.db");
     e->cache_path = ss_sprintf("%s.cache", e->db_path ? e->db_path : "");

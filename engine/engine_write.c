@@ -37,9 +37,9 @@ int eng_transport_open(ss_engine_t *e, const char *brokers, char *err, size_t er
     if (e->group) {
         /* docs/ARCHITECTURE.md §6.5: which delivery mode is in force */
 #define GROUP_MODE "consumer group %s: this engine processes the partitions the group assigns it; sinks are " \
-                   "at-least-once (a batch's changes are delivered, then its positions committed to the group, " \
-                   "then its state); not yet safe: a batch published again after a refused commit or a kill " \
-                   "can leave a key stale (docs/ARCHITECTURE.md 6.8)"
+                   "at-least-once, not exactly-once: a batch published and then refused by the group or killed " \
+                   "is published again over the same range, so a sink folded by key is exact and a repeat is " \
+                   "a repeat (docs/ARCHITECTURE.md 6.5)"
         ss_log(SS_LOG_WARN, "engine", GROUP_MODE, e->group); /* shown at the default level */
 #undef GROUP_MODE
     }

@@ -810,13 +810,14 @@ static int publish_delivered(eng_pipe_t *p, char *err, size_t errsz)
     return rc;
 }
 
-/* --group (docs/ARCHITECTURE.md §6.1, §6.5): Kafka first, then SQLite. A batch of new input is
- * delivered to the sinks and its positions committed to the group before the state and the
- * local positions commit, so the local position never passes the group's; a replay batch
- * (messages the previous owner published) only brings the state and the local positions on.
- * *redo = 1 (SS_OK) when the group refused the positions (it is rebalancing): the caller rolls
- * the batch back and reads it again, or its new owner does (its changes, delivered already,
- * are then published twice: at-least-once). */
+/* --group (docs/ARCHITECTURE.md §6.1, §6.5): Kafka first, then SQLite. A batch of new input
+ * commits its range to the group (ss_source_intend), is delivered to the sinks and its positions
+ * committed to the group before the state and the local positions commit, so the local position
+ * never passes the group's; a replay batch (messages the previous owner published) only brings
+ * the state and the local positions on. *redo = 1 (SS_OK) when the group refused the range or the
+ * positions (it is rebalancing): the caller rolls the batch back and reads it again, or its new
+ * owner does, over the same range, so each key's changes are published again the same
+ * (at-least-once). */
 static int commit_grouped(eng_pipe_t *p, int *redo, char *err, size_t errsz)
 {
     int replay = 0;
@@ -824,6 +825,12 @@ static int commit_grouped(eng_pipe_t *p, int *redo, char *err, size_t errsz)
     for (int j = 0; j < p->nn; j++)
         replay |= p->srcs[p->nodes[j]] && ss_source_is_replay(p->srcs[p->nodes[j]]);
     int rc = store_offsets(p, err, errsz);
+    int publishes = 0;
+    for (int j = 0; j < p->nn; j++)
+        publishes |= p->sinks[p->nodes[j]] && p->outs[p->nodes[j]].n;
+    for (int j = 0; !rc && !replay && publishes && j < p->nn; j++)
+        if (p->srcs[p->nodes[j]]) /* where the batch ends, before any of it is published */
+            rc = ss_source_intend(p->srcs[p->nodes[j]], err, errsz);
     if (!rc && !replay)
         rc = publish_delivered(p, err, errsz);
     for (int j = 0; !rc && !replay && j < p->nn; j++)

@@ -3,15 +3,18 @@
  * (docs/ARCHITECTURE.md §6) against `semstream kafka` (the mock cluster) with an 8-partition
  * input: instances join, leave and are killed with SIGKILL while input arrives, and the sink
  * topic, read with isolation.level=read_committed and folded by key, must equal the view
- * computed here from the input (zero missing). A sink message that does not apply cleanly to the
- * fold (an insert of an absent key, an update or delete of exactly the current row) is a
- * duplicate: counted and reported, not failed, since the sinks are at-least-once until the
- * transactions of §6.5 exist (a batch whose positions the group refuses during a rebalance is
- * published again). An instance leaving and coming back, and SIGKILLs at random moments (the
- * acceptance of issue 14), run only with SS_TEST_GROUP_KILL=1: they still lose the latest change
- * of a few keys (§6.8; seen in a clean-clone CI run for the leave/rejoin phase too). Also: --group
- * is refused without SEMSTREAM_EXPERIMENTAL_GROUP=1, and views that need an exchange are refused
- * under it with a clear error.
+ * computed here from the input (zero missing, nothing stale). A sink message that does not apply
+ * cleanly to the fold (an insert of a present key, an update or delete of another row than the
+ * current one) is a duplicate: counted and reported, not failed, since the sinks are at-least-once
+ * (§6.5: a batch published and then refused by the group, or killed before its commit, is
+ * published again over the same range). Phases: two instances, a third joining, one leaving with
+ * SIGTERM and coming back, then SS_TEST_GROUP_KILLS (default 6; scripts/group_kills.sh runs 20)
+ * rounds in which input arrives, keys change several times and change back (what left keys stale
+ * before the batch ranges were committed as intents), one instance is killed with SIGKILL at a
+ * random moment and restarted, and every fourth round stays away for a round (removed, then
+ * added). The number of ranges processed again after a refusal or a kill is taken from the
+ * instances' logs and printed. Also: views that need an exchange are refused under --group with
+ * a clear error, and --group needs --brokers.
  */
 #include "ss_connect.h"
 #include "ss_json.h"
@@ -38,7 +41,7 @@ static const char *SCRIPT =
 
 /* ---- processes ---- */
 
-static pid_t start_kafka(char *addr, size_t addrsz, FILE **outf)
+static pid_t start_kafka(char *addr, size_t addrsz, FILE **outf, const char *orders)
 {
     int out[2];
     ck_assert_int_eq(pipe(out), 0);
@@ -48,7 +51,7 @@ static pid_t start_kafka(char *addr, size_t addrsz, FILE **outf)
         dup2(out[1], 1);
         close(out[0]);
         close(out[1]);
-        execl(g_bin, "semstream", "kafka", "--topic", "orders:8", "--topic", "big:1", (char *)NULL);
+        execl(g_bin, "semstream", "kafka", "--topic", orders, "--topic", "big:1", (char *)NULL);
         _exit(127);
     }
     close(out[1]);
@@ -243,36 +246,77 @@ static char *setup_dir(void)
     return dir;
 }
 
-/* SIGKILL at random moments, restarting the instance each time. Known to fail: a key changed
- * twice within a batch that is published again with a shorter range keeps a stale row
- * (docs/ARCHITECTURE.md §6.8), so it runs only with SS_TEST_GROUP_KILL=1. The phases above
- * change each key at most once between waits, which that bug cannot affect. */
-static void kill_rounds(fold_t *f, ss_producer_t *p, pid_t *inst, const char *dir, const char *addr)
+/* One round's input: random changes, and keys changed twice and then back to their row (a key
+ * whose net change over a batch is nothing: a range published and then processed again with other
+ * ends left such a key as the first attempt published it, docs/ARCHITECTURE.md §6.5). */
+static void produce_round(ss_producer_t *p)
+{
+    for (int n = 0; n < 400; n++) {
+        int k = rand() % NKEYS;
+        produce(p, k, rand() % 7 == 0 ? -1 : rand() % 100);
+    }
+    for (int n = 0; n < 200; n++) {
+        int k = rand() % NKEYS, was = g_amount[k];
+        produce(p, k, 50 + rand() % 50);
+        produce(p, k, rand() % 3 ? rand() % 100 : -1);
+        produce(p, k, was);
+    }
+}
+
+/* Lines of the instances' logs that contain what. */
+static int count_in_logs(const char *dir, const char *what)
+{
+    int n = 0;
+    char path[512], line[4096];
+    for (int k = 0; k < NINST; k++) {
+        snprintf(path, sizeof path, "%s/i%d.log", dir, k);
+        FILE *f = fopen(path, "r");
+        while (f && fgets(line, sizeof line, f))
+            n += strstr(line, what) != NULL;
+        if (f)
+            fclose(f);
+    }
+    return n;
+}
+
+/* SIGKILL at random moments, restarting the instance each time; every fourth round the killed
+ * instance stays away for a round (removed) and then comes back (added). */
+static void kill_rounds(fold_t *f, ss_producer_t *p, pid_t *inst, const char *dir, const char *addr, int kills)
 {
     long before = f->unclean;
     srand(14);
-    for (int round = 0; round < 6; round++) {
-        for (int n = 0; n < 150; n++) {
-            int k = rand() % NKEYS;
-            produce(p, k, rand() % 7 == 0 ? -1 : rand() % 100);
-        }
+    int away = -1;
+    for (int round = 0; round < kills; round++) {
+        produce_round(p);
         flush(p);
-        usleep((useconds_t)(200000 + rand() % 1500000));
+        usleep((useconds_t)(rand() % 1000000)); /* mostly while the batches are processed */
+        if (away >= 0) { /* added back */
+            inst[away] = start_inst(dir, addr, away);
+            away = -1;
+        }
         int v = rand() % NINST;
         stop_pid(inst[v], SIGKILL);
-        inst[v] = start_inst(dir, addr, v);
+        if (round % 4 == 3)
+            away = v;
+        else
+            inst[v] = start_inst(dir, addr, v);
     }
-    wait_equal(f, 180, "after SIGKILLs");
-    fprintf(stderr, "check_it_group: after 6 SIGKILLs nothing missing; %ld more duplicated\n", f->unclean - before);
+    if (away >= 0)
+        inst[away] = start_inst(dir, addr, away);
+    wait_equal(f, 240, "after SIGKILLs");
+    fprintf(stderr, "check_it_group: after %d SIGKILLs (%d instance(s) removed and added) nothing missing or stale; "
+            "%ld more duplicated; ranges processed again: %d after a refused commit, %d found at assignment\n",
+            kills, kills / 4, f->unclean - before, count_in_logs(dir, ": the batch is read again"),
+            count_in_logs(dir, "were published but not committed"));
 }
 
-/* Instances join and leave gracefully (SIGTERM) while input arrives; SIGKILLs with SS_TEST_GROUP_KILL=1. */
+/* Instances join, leave gracefully (SIGTERM), are killed (SIGKILL), removed and added while input arrives. */
 START_TEST(test_group_membership)
 {
     char *dir = setup_dir();
     char addr[128], err[256];
     FILE *kout;
-    pid_t kafka = start_kafka(addr, sizeof addr, &kout);
+    pid_t kafka = start_kafka(addr, sizeof addr, &kout, "orders:8");
     ss_transport_t *t = NULL;
     ss_producer_t *p = NULL;
     ck_assert_int_eq(ss_transport_kafka(addr, &t, err, sizeof err), SS_OK);
@@ -281,7 +325,7 @@ START_TEST(test_group_membership)
         produce(p, k, (k * 37) % 100);
     flush(p);
 
-    setenv("SEMSTREAM_EXPERIMENTAL_GROUP", "1", 1); /* the instances inherit it */
+    setenv("SEMSTREAM_LOG", "info", 1); /* the ranges processed again are counted in their logs */
     pid_t inst[NINST];
     inst[0] = start_inst(dir, addr, 0);
     inst[1] = start_inst(dir, addr, 1);
@@ -295,24 +339,11 @@ START_TEST(test_group_membership)
     flush(p);
     wait_equal(&f, 120, "a third instance joined");
 
-    if (!getenv("SS_TEST_GROUP_KILL")) { /* the phases below reproduce the open bug of §6.8 */
-        fprintf(stderr, "check_it_group: %ld sink messages, none missing; %ld duplicated; the leave/rejoin and "
-                "SIGKILL phases run with SS_TEST_GROUP_KILL=1 (docs/ARCHITECTURE.md 6.8)\n", f.messages, f.unclean);
-        for (int k = 0; k < NINST; k++)
-            stop_pid(inst[k], SIGTERM);
-        fold_close(&f);
-        ss_producer_destroy(p);
-        ss_transport_close(t);
-        stop_pid(kafka, SIGTERM);
-        fclose(kout);
-        free(dir);
-        return;
-    }
     stop_pid(inst[1], SIGTERM); /* leaves: its partitions move to the others */
     inst[1] = start_inst(dir, addr, 1); /* and comes back */
     for (int k = 0; k < NKEYS; k += 5)
         produce(p, k, -1);
-    for (int k = 1; k < NKEYS; k += 3) /* one change per key between waits: see kill_rounds */
+    for (int k = 1; k < NKEYS; k += 3)
         if (k % 5)
             produce(p, k, (k * 29 + 3) % 100);
     flush(p);
@@ -320,9 +351,80 @@ START_TEST(test_group_membership)
 
     fprintf(stderr, "check_it_group: %ld sink messages, none missing; %ld duplicated (a batch whose positions "
             "the group refused during a rebalance is published again: at-least-once)\n", f.messages, f.unclean);
-    kill_rounds(&f, p, inst, dir, addr); /* the reproducer of the open bug (docs/ARCHITECTURE.md §6.8) */
+    const char *kills = getenv("SS_TEST_GROUP_KILLS");
+    kill_rounds(&f, p, inst, dir, addr, kills && atoi(kills) > 0 ? atoi(kills) : 6);
     for (int k = 0; k < NINST; k++)
         stop_pid(inst[k], SIGTERM);
+    fold_close(&f);
+    ss_producer_destroy(p);
+    ss_transport_close(t);
+    stop_pid(kafka, SIGTERM);
+    fclose(kout);
+    free(dir);
+}
+END_TEST
+
+/* Commits offset to the group's partition 0 with metadata (a group without members accepts it). */
+static void commit_with_meta(const char *addr, const char *group, int64_t offset, const char *meta)
+{
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    char es[256];
+    rd_kafka_conf_set(c, "bootstrap.servers", addr, es, sizeof es);
+    rd_kafka_conf_set(c, "group.id", group, es, sizeof es);
+    rd_kafka_conf_set(c, "broker.address.family", "v4", es, sizeof es);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, es, sizeof es);
+    ck_assert_ptr_nonnull(rk);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_add(l, "orders", 0);
+    tp->offset = offset;
+    tp->metadata = strdup(meta);
+    tp->metadata_size = strlen(meta);
+    rd_kafka_resp_err_t e = rd_kafka_commit(rk, l, 0);
+    ck_assert_msg(!e, "commit to group %s: %s", group, rd_kafka_err2str(e));
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_destroy(rk);
+}
+
+static void send_sink(ss_producer_t *p, const char *val)
+{
+    char err[256];
+    ck_assert_msg(ss_producer_send(p, "big", "{\"id\":5}", 8, val, strlen(val), err, sizeof err) == SS_OK, "%s", err);
+}
+
+/* The root of the stale keys (docs/ARCHITECTURE.md §6.5), made deterministic: a previous owner
+ * published offset 0 (id 5 = 60) and committed it, then published offsets 1..1 (id 5: 60 -> 70)
+ * with its intent (offset 1, ends at 2) committed, and was killed before committing the range.
+ * Offset 2 sets id 5 back to 60. An instance that read 1..2 as one batch would publish nothing
+ * for id 5 (no net change) and leave the sink at 70; it must end its first batch at 2 as the
+ * intent says, and then publish 70 -> 60. */
+START_TEST(test_group_intent)
+{
+    char *dir = setup_dir();
+    char addr[128], err[256];
+    FILE *kout;
+    pid_t kafka = start_kafka(addr, sizeof addr, &kout, "orders:1");
+    ss_transport_t *t = NULL;
+    ss_producer_t *p = NULL;
+    ck_assert_int_eq(ss_transport_kafka(addr, &t, err, sizeof err), SS_OK);
+    ck_assert_int_eq(ss_producer_new(t, &p, err, sizeof err), SS_OK);
+    memset(g_amount, 0xff, sizeof g_amount); /* every key absent (-1) */
+    produce(p, 5, 60);
+    produce(p, 5, 70);
+    produce(p, 5, 60);
+    send_sink(p, "{\"view\":\"big\",\"seq\":0,\"op\":\"insert\",\"row\":{\"id\":5,\"cust\":\"c5\",\"amount\":60}}");
+    send_sink(p, "{\"view\":\"big\",\"seq\":1,\"op\":\"update\",\"row\":{\"id\":5,\"cust\":\"c5\",\"amount\":70},"
+                 "\"old\":{\"id\":5,\"cust\":\"c5\",\"amount\":60}}");
+    flush(p);
+    commit_with_meta(addr, "g.orders@1001", 1, "semstream:intent=2"); /* the SOURCE node's group */
+
+    setenv("SEMSTREAM_LOG", "info", 1);
+    pid_t inst = start_inst(dir, addr, 0);
+    fold_t f;
+    fold_open(&f, addr);
+    wait_equal(&f, 60, "a range published but not committed");
+    stop_pid(inst, SIGTERM);
+    ck_assert_msg(count_in_logs(dir, "group g.orders@1001: partition 0: offsets 1..1 were published but not committed"),
+                  "the instance did not find the intent (is the SOURCE node's group still g.orders@1001?)");
     fold_close(&f);
     ss_producer_destroy(p);
     ss_transport_close(t);
@@ -348,16 +450,11 @@ START_TEST(test_group_refuses)
     char *dir = setup_dir();
     char addr[128], cmd[2048], out[8192];
     FILE *kout;
-    pid_t kafka = start_kafka(addr, sizeof addr, &kout);
+    pid_t kafka = start_kafka(addr, sizeof addr, &kout, "orders:8");
     snprintf(cmd, sizeof cmd, "cd %s && printf '%%s' \"CREATE STREAM orders (id INT KEY, cust TEXT, amount INT) WITH "
              "(topic = 'orders'); CREATE VIEW per_cust AS SELECT cust, COUNT(*) AS n FROM orders GROUP BY cust;\" "
              "> agg.sql && %s run agg.sql --brokers %s --group g --db r.db --until-idle 2>&1", dir, g_bin, addr);
-    unsetenv("SEMSTREAM_EXPERIMENTAL_GROUP"); /* --group is refused unless asked for by name */
     int rc = run_capture(cmd, out, sizeof out);
-    ck_assert_msg(rc != 0 && strstr(out, "--group g is experimental and not yet safe") &&
-                      strstr(out, "SEMSTREAM_EXPERIMENTAL_GROUP=1"), "%s", out);
-    setenv("SEMSTREAM_EXPERIMENTAL_GROUP", "1", 1);
-    rc = run_capture(cmd, out, sizeof out);
     ck_assert_msg(rc != 0, "GROUP BY under --group ran: %s", out);
     ck_assert_msg(strstr(out, "view per_cust") && strstr(out, "repartition exchange by its GROUP BY columns"),
                   "%s", out);
@@ -376,6 +473,7 @@ Suite *check_it_group_suite(void)
     TCase *tc = tcase_create("group");
     tcase_set_timeout(tc, 900);
     tcase_add_test(tc, test_group_refuses);
+    tcase_add_test(tc, test_group_intent);
     tcase_add_test(tc, test_group_membership);
     suite_add_tcase(s, tc);
     return s;

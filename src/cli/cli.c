@@ -44,8 +44,8 @@ static const struct {
     {{"brokers", 1, 0, SS_CLI_OPT_BROKERS}, "  --brokers LIST         Kafka bootstrap servers (default: the durable log FILE.log beside --db)\n"},
     {{"group", 1, 0, SS_CLI_OPT_GROUP},
      "  --group NAME           with --brokers: share the inputs' partitions with the engines of this consumer\n"
-     "                         group (each processes the partitions Kafka assigns it; see docs/ARCHITECTURE.md);\n"
-     "                         experimental, not yet safe: needs SEMSTREAM_EXPERIMENTAL_GROUP=1\n"},
+     "                         group (each processes the partitions Kafka assigns it; sinks at-least-once;\n"
+     "                         views that need a repartition are refused: see docs/ARCHITECTURE.md 6)\n"},
     {{"model", 1, 0, SS_CLI_OPT_MODEL}, "  --model FILE           default GGUF model, registered as \"local\"\n"},
     {{"batch-size", 1, 0, SS_CLI_OPT_BATCH_SIZE},
      "  --batch-size N         messages per source per micro-batch (default 1024)\n"},
