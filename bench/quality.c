@@ -17,9 +17,10 @@
  * OpenAI-compatible model instead (no other change). The proxy is real: the embedder (wink
  * word vectors) or the words classifier, trained on the oracle's answers.
  *
- *   bench_quality [--n N] [--seeds S] [--steps T] [--churn F] [--cascade 'proxy=embed, ...']
+ *   bench_quality [--n N] [--seeds S] [--seed-from F] [--steps T] [--churn F] [--cascade 'proxy=embed, ...']
  *                 [--category NAME] [--join NA [--join-k K] [--join-cascade TEXT]] [--corpus DIR] [--oracle URL]
  *                 [--model NAME] [--embedder wink|use|model] [--check] [--out FILE]
+ * --seed-from F: the seeds are F .. F+S-1 (default 0; a long run split over processes).
  * --embedder: the engine's embedder (SET embedder = ...) for proxy=embed and the pruned join;
  * default the engine's default (wink).
  * --join NA: also "Is {a.word} a kind of {b.word}?" over NA synsets x their hypernyms' words,
@@ -149,7 +150,7 @@ static void fixture_start(const char *self, const char *corpus, char *url, size_
 /* ------------------------------------------------------------------ one run */
 
 typedef struct opts {
-    int n, seeds, steps, check, join, join_k;
+    int n, seeds, seed_from, steps, check, join, join_k;
     double churn, max_oracle, max_step, recall, precision;
     const char *cascade, *corpus, *oracle, *model_name, *out, *category, *join_cascade;
     char ask[256]; /* the SEM_FILTER instruction */
@@ -654,7 +655,7 @@ int main(int argc, char **argv)
             continue;
         }
         if (!v)
-            die("usage: bench_quality [--n N] [--seeds S] [--steps T] [--churn F] [--cascade TEXT] [--corpus DIR] "
+            die("usage: bench_quality [--n N] [--seeds S] [--seed-from F] [--steps T] [--churn F] [--cascade TEXT] [--corpus DIR] "
                 "[--oracle URL] [--model NAME] [--max-oracle F] [--max-step F] [--check] [--out FILE]",
                 NULL);
         i++;
@@ -662,6 +663,8 @@ int main(int argc, char **argv)
             o.n = (int)arg_num(a, v);
         else if (!strcmp(a, "--seeds"))
             o.seeds = (int)arg_num(a, v);
+        else if (!strcmp(a, "--seed-from"))
+            o.seed_from = (int)arg_num(a, v);
         else if (!strcmp(a, "--steps"))
             o.steps = (int)arg_num(a, v);
         else if (!strcmp(a, "--churn"))
@@ -733,7 +736,7 @@ int main(int argc, char **argv)
     ss_buf_printf(&json, ",\"oracle\":\"%s\",\"seeds\":[", o.oracle ? "url" : "fixture");
     int met = 0, fail = 0;
     double sum_p = 0, sum_r = 0, sum_f = 0, sum_frac = 0, max_frac = 0, max_step = 0;
-    for (int s = 0; s < o.seeds; s++) {
+    for (int s = o.seed_from; s < o.seed_from + o.seeds; s++) {
         seed_res_t r;
         run_seed(&o, s, url, &r);
         double frac = (double)r.end.oracle / (double)r.units_seen;
@@ -760,7 +763,7 @@ int main(int argc, char **argv)
                       "%s{\"seed\":%d,\"precision\":%.4f,\"recall\":%.4f,\"f1\":%.4f,\"oracle\":%lld,"
                       "\"rows_seen\":%lld,\"oracle_fraction\":%.4f,\"load_precision\":%.4f,\"load_recall\":%.4f,"
                       "\"load_oracle\":%lld,\"step_oracle_max\":%lld,\"step_changes\":%lld,\"met\":%s",
-                      s ? "," : "", s, r.end.precision, r.end.recall, r.end.f1, (long long)r.end.oracle,
+                      s > o.seed_from ? "," : "", s, r.end.precision, r.end.recall, r.end.f1, (long long)r.end.oracle,
                       (long long)r.units_seen, frac, r.load.precision, r.load.recall, (long long)r.load.oracle,
                       (long long)r.step_oracle_max, (long long)r.step_changes, r.ok ? "true" : "false");
         if (s == 0)

@@ -684,7 +684,7 @@ static int estimate(ss_cascade_t *c, char *err, size_t errsz)
                             "AND s IS NOT NULL", c->id);
     ss_cascade_pt_t *pts = NULL;
     int n = 0, cap = 0;
-    double pool = has_train(c) ? 0.5 : 1.0;
+    double pool = has_train(c) ? SS_CASCADE_CALIB_SHARE : 1.0;
     while (!rc && sqlite3_step(st) == SQLITE_ROW) {
         if (n == cap) {
             cap = cap ? cap * 2 : 512;
@@ -704,7 +704,8 @@ static int estimate(ss_cascade_t *c, char *err, size_t errsz)
     }
     sqlite3_finalize(st);
     if (!rc) {
-        ss_cascade_thresholds(pts, n, c->o.recall, c->o.precision, c->o.delta, &c->p.est);
+        ss_cascade_design_t d = {.pool = pool, .rate = c->p.rate, .mix = c->o.mix, .units = c->p.nlive};
+        ss_cascade_thresholds(pts, n, &d, c->o.recall, c->o.precision, c->o.delta, &c->p.est);
         if (!isfinite(c->p.est.hi) || c->p.est.hi > HI_NONE)
             c->p.est.hi = HI_NONE;
     }
@@ -785,8 +786,9 @@ static int refit(ss_cascade_t *c, char *err, size_t errsz)
     plan_t *p = &c->p;
     int rc = SS_OK;
     if (has_train(c)) {
-        /* pool 0 holds half the units: the rate that draws `train` of them from it */
-        p->ftrain = fmin(1, target(c->o.train, p->nlive) / (0.5 * (double)(p->nlive ? p->nlive : 1)));
+        /* pool 0 holds a quarter of the units: the rate that draws `train` of them from it */
+        p->ftrain = fmin(1, target(c->o.train, p->nlive) /
+                                ((1 - SS_CASCADE_CALIB_SHARE) * (double)(p->nlive ? p->nlive : 1)));
         rc = ss_sem_exec(c->db, err, errsz, "UPDATE st_%d_cu SET role = CASE WHEN u < %.17g THEN 1 ELSE 0 END "
                                             "WHERE pool = 0", c->id, p->ftrain);
         if (!rc)

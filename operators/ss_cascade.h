@@ -7,8 +7,8 @@
  *
  *  - cascade_stats.c: the statistics, no state: hashing a unit to its sampling coins,
  *    importance weights, logistic regression (the embed proxy), and the thresholds with
- *    their estimates (Horvitz-Thompson over a Poisson sample, normal confidence bounds,
- *    fixed-sequence scans);
+ *    their estimates (exact binomial bounds over a Poisson sample, Horvitz-Thompson point
+ *    estimates, fixed-sequence scans);
  *  - sem_cascade.c: the incremental state of one operator in SQLite (units with their
  *    memoised features, proxy scores and oracle labels; the plan: proxy weights, sampling
  *    rates, thresholds, estimates), maintained as units arrive and leave.
@@ -25,8 +25,10 @@
 /* ---------------------------------------------------------------- statistics (cascade_stats.c) */
 
 /* The sampling coins of a unit (a function of its key and the seed only, so a unit keeps them
- * while it lives and a restart draws the same): u uniform in [0, 1), pool 0 (training) or 1
- * (calibration; every unit is in pool 1 when there is no training sample). */
+ * while it lives and a restart draws the same): u uniform in [0, 1), pool 0 (training: a quarter
+ * of the units) or 1 (calibration: the other three quarters, SS_CASCADE_CALIB_SHARE; every unit is
+ * in pool 1 when there is no training sample). */
+#define SS_CASCADE_CALIB_SHARE 0.75
 double ss_cascade_u(const void *k, size_t kn, int64_t seed);
 int ss_cascade_pool(const void *k, size_t kn, int64_t seed, int has_train);
 
@@ -55,20 +57,35 @@ typedef struct ss_cascade_est {
     double pos;              /* estimated positives (weight) in the population */
     double fn, fp;           /* estimated unlabelled positives below lo, negatives at or above hi */
     double recall, precision;       /* point estimates of what the result achieves */
-    double recall_lb, precision_lb; /* one-sided lower confidence bounds, each at 1 - delta/2 */
+    double recall_lb, precision_lb; /* lower confidence bounds (together at 1 - delta) */
     int ncalib, npos;        /* calibration units, and positives among them */
 } ss_cascade_est_t;
 
-/* Chooses lo as high and hi as low as the sample allows while the recall and precision targets
- * hold with probability 1 - delta (delta/2 each, normal bounds on Horvitz-Thompson estimates;
- * candidate thresholds tested in a fixed sequence, stopping at the first failure). Every point
- * is a labelled unit (known exactly), training ones included; only calibration units extrapolate.
- * Sorts pts by score. No calibration unit: lo = 0, hi = +inf (everything to the oracle). */
-void ss_cascade_thresholds(ss_cascade_pt_t *pts, int n, double recall, double precision, double delta,
-                           ss_cascade_est_t *out);
+/* The calibration design the thresholds need: a unit with score s is in the calibration sample
+ * with probability pool * min(1, rate * max(g(s, mix), 1e-3)) (pool: the share of units eligible
+ * for calibration), among `units` live units. */
+typedef struct ss_cascade_design {
+    double pool, rate, mix;
+    int64_t units;
+} ss_cascade_design_t;
 
-/* z such that P(N(0,1) > z) = p, for 0 < p < 1. */
-double ss_cascade_z(double p);
+/* Exact binomial bounds (Clopper-Pearson style, by inverting the binomial tail): the largest M
+ * <= cap with P(Bin(M, p) <= k) >= alpha (an upper bound, at level alpha, on how many units carry a
+ * trait when k of them were seen, each seen with probability >= p), and the smallest M with
+ * P(Bin(M, p) >= k) >= alpha (a lower bound when each was seen with probability <= p). */
+int64_t ss_cascade_binom_ucb(int64_t k, double p, double alpha, int64_t cap);
+int64_t ss_cascade_binom_lcb(int64_t k, double p, double alpha);
+
+/* Chooses lo as high and hi as low as the sample allows while the recall and precision targets
+ * hold with probability 1 - delta, counted in units: exact binomial bounds on the positives lost
+ * below lo (delta/4), the positives in all (delta/4) and the negatives accepted at or above hi
+ * (delta/2), each from the calibration units seen in that region and the design's floor on
+ * their inclusion probability (valid however the positives hide among low scores); candidate
+ * thresholds tested in a fixed sequence, stopping at the first failure. Every point is a labelled
+ * unit (known exactly), training ones included; only calibration units extrapolate. Sorts pts
+ * by score. No calibration unit: lo = 0, hi = +inf (everything to the oracle). */
+void ss_cascade_thresholds(ss_cascade_pt_t *pts, int n, const ss_cascade_design_t *d, double recall,
+                           double precision, double delta, ss_cascade_est_t *out);
 
 /* ---------------------------------------------------------------- incremental state (sem_cascade.c) */
 

@@ -110,7 +110,7 @@ static int trimmed(const char *s, size_t n, char *out, size_t cap)
 int ss_plan_cascade_parse(const char *text, ss_plan_cascade_t *o, char *err, size_t errsz)
 {
     *o = (ss_plan_cascade_t){.proxy = SS_CASCADE_EMBED, .recall = 0.9, .precision = 0.9, .delta = 0.2,
-                             .sample = 400, .train = 600, .mix = 0.3};
+                             .sample = 1000, .train = 600, .mix = 1};
     int seen_proxy = 0;
     for (const char *p = text ? text : ""; *p;) {
         const char *comma = strchr(p, ',');
