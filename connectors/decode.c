@@ -90,10 +90,13 @@ static int set_col(ss_row_t *r, const ss_schema_t *s, int idx, const ss_json_t *
 static int fill_from_obj(ss_row_t *r, const ss_schema_t *s, const ss_json_t *obj, char *present,
                          char *err, size_t errsz)
 {
+    int next = 0; /* members usually come in the schema's column order: try the next column first */
     for (size_t i = 0; i < obj->u.obj.n; i++) {
-        int idx = ss_schema_find(s, obj->u.obj.m[i].key);
+        const char *key = obj->u.obj.m[i].key;
+        int idx = next < s->n && s->names[next] && ss_strcaseeq(s->names[next], key) ? next : ss_schema_find(s, key);
         if (idx < 0)
             continue;
+        next = idx + 1;
         int rc = set_col(r, s, idx, &obj->u.obj.m[i].val, err, errsz);
         if (rc)
             return rc;
@@ -331,6 +334,29 @@ static int decode_upsert(const ss_schema_t *s, const void *key, size_t klen, con
     return rc;
 }
 
+/* The commonest json message, a flat object of plain scalars naming columns and no "op", "row"
+ * or "before", decoded without a document: the same row as decode_json (the members are the
+ * values ss_json_parse gives). 1 when done (*rc set), 0 when the message needs the full path. */
+static int decode_flat(const ss_schema_t *s, const void *val, size_t vlen, ss_zset_t *out, int *rc, char *err,
+                       size_t errsz)
+{
+    enum { FLAT_MAX_MEMBERS = 64, FLAT_MAX_BYTES = 2048 };
+    ss_json_member_t m[FLAT_MAX_MEMBERS];
+    char buf[FLAT_MAX_BYTES];
+    size_t n = 0;
+    if (vlen > sizeof buf || ss_json_scan_flat(val, vlen, m, FLAT_MAX_MEMBERS, &n, buf, sizeof buf))
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(m[i].key, "op") || !strcmp(m[i].key, "row") || !strcmp(m[i].key, "before"))
+            return 0;
+    ss_json_t obj = {.t = SS_JSON_OBJECT, .u.obj = {m, n}};
+    ss_row_t *r = NULL;
+    *rc = row_from(s, &obj, NULL, "\"row\"", &r, err, errsz);
+    if (!*rc && (*rc = ss_zset_add(out, r, 1)) != SS_OK)
+        ss_seterr(err, errsz, *rc, "out of memory");
+    return 1;
+}
+
 int conn_decode(ss_format_t fmt, const ss_schema_t *schema, const void *key, size_t klen,
                  const void *val, size_t vlen, ss_zset_t *out, char *err, size_t errsz)
 {
@@ -338,6 +364,8 @@ int conn_decode(ss_format_t fmt, const ss_schema_t *schema, const void *key, siz
     ss_json_doc_t *doc = NULL;
     char e2[256];
     int rc = SS_OK;
+    if (fmt == SS_FMT_JSON && val && decode_flat(schema, val, vlen, out, &rc, err, errsz))
+        return rc;
     if (val) {
         rc = ss_json_parse(val, vlen, 0, &doc, NULL, e2, sizeof e2);
         if (rc)

@@ -25,6 +25,14 @@
  * this one are refused with a message (drop and re-create the view).
  * The operator passes its consolidated input delta through as output;
  * snapshot() returns the table contents with their multiplicities.
+ *
+ * Seen filter: a Bloom filter over the _h of every row the table may hold
+ * (built from the table at the first change, then fed by every insert). A row
+ * whose hash it has never seen cannot be in the table, so an insertion of it
+ * skips the lookup. It only ever errs towards "maybe present" (a stale bit after
+ * a delete or a rolled-back batch costs one lookup, never a wrong answer), and
+ * is rebuilt from the table, twice as large, when it holds more hashes than it
+ * was sized for (16 bits per hash, 4 probes: ~0.2% false positives).
  */
 #include "ss_op.h"
 #include "ss_state.h"
@@ -48,7 +56,12 @@ typedef struct view {
     int kcols[64];   /* cluster columns encoded into _k */
     int nk;
     ss_buf_t rb, kb, cb; /* scratch: _row of the row being changed, its _k, a candidate's encoding */
+    uint64_t *seen;      /* the seen filter (see above); NULL until the first change */
+    size_t seen_bits;    /* a power of two */
+    size_t seen_n;       /* hashes added since it was built */
 } view_t;
+
+enum { SEEN_BITS_PER_HASH = 16, SEEN_PROBES = 4, SEEN_MIN_BITS = 1 << 16 };
 
 const char *ss_view_internal(const ss_schema_t *s, const char *base, char *buf, size_t n)
 {
@@ -334,6 +347,64 @@ static int insert_row(view_t *v, const ss_schema_t *sc, const ss_row_t *r, int64
     return ss_state_run(v->st, s, err, errsz);
 }
 
+static void seen_add(view_t *v, uint64_t h)
+{
+    uint64_t a = h, b = (h >> 32 | h << 32) | 1, m = v->seen_bits - 1;
+    for (int i = 0; i < SEEN_PROBES; i++, a += b)
+        v->seen[(a & m) >> 6] |= 1ULL << (a & 63);
+    v->seen_n++;
+}
+
+/* 0 when no row of hash h was ever added (the row cannot be in the table). */
+static int seen_maybe(const view_t *v, uint64_t h)
+{
+    uint64_t a = h, b = (h >> 32 | h << 32) | 1, m = v->seen_bits - 1;
+    for (int i = 0; i < SEEN_PROBES; i++, a += b)
+        if (!(v->seen[(a & m) >> 6] & 1ULL << (a & 63)))
+            return 0;
+    return 1;
+}
+
+/* (Re)builds the seen filter from the table, sized for twice its rows (or more). */
+static int seen_build(view_t *v, const ss_schema_t *sc, char *err, size_t errsz)
+{
+    char nm[64];
+    const char *hcol = ss_view_internal(sc, internal_base[I_H], nm, sizeof nm);
+    char *q = sqlite3_mprintf("SELECT \"%w\" FROM %s", hcol, v->table);
+    sqlite3_stmt *st = NULL;
+    if (!q || sqlite3_prepare_v2(v->st->db, q, -1, &st, NULL) != SQLITE_OK) {
+        sqlite3_free(q);
+        return ss_state_sqlerr(v->st->db, err, errsz, "view seen filter");
+    }
+    sqlite3_free(q);
+    int64_t rows = 0;
+    while (sqlite3_step(st) == SQLITE_ROW)
+        rows++;
+    size_t bits = SEEN_MIN_BITS;
+    while (bits / SEEN_BITS_PER_HASH < (size_t)rows * 2 + 1024)
+        bits *= 2;
+    uint64_t *f = calloc(bits / 64, sizeof *f);
+    if (!f) {
+        sqlite3_finalize(st);
+        return ss_seterr(err, errsz, SS_ERR_NOMEM, "view seen filter: out of memory");
+    }
+    free(v->seen);
+    v->seen = f;
+    v->seen_bits = bits;
+    v->seen_n = 0;
+    sqlite3_reset(st);
+    int sr;
+    while ((sr = sqlite3_step(st)) == SQLITE_ROW)
+        seen_add(v, (uint64_t)sqlite3_column_int64(st, 0));
+    sqlite3_finalize(st);
+    if (sr != SQLITE_DONE) {
+        free(v->seen);
+        v->seen = NULL;
+        return ss_state_sqlerr(v->st->db, err, errsz, "view seen filter");
+    }
+    return SS_OK;
+}
+
 /* Adds w copies of r (w < 0 removes): finds the row, then an INSERT, an UPDATE of _mult, or a
  * DELETE when it reaches 0. */
 static int view_change(view_t *v, const ss_schema_t *sc, const ss_row_t *r, int64_t w, char *err, size_t errsz)
@@ -348,10 +419,19 @@ static int view_change(view_t *v, const ss_schema_t *sc, const ss_row_t *r, int6
     if (v->kb.len > SS_VIEW_KMAX)
         v->kb.len = SS_VIEW_KMAX;
     int64_t h = ss_state_row_hash(v->rb.data, v->rb.len), id = 0, m = 0;
+    if (!v->seen || v->seen_n > v->seen_bits / SEEN_BITS_PER_HASH)
+        if ((rc = seen_build(v, sc, err, errsz)))
+            return rc;
+    if (w > 0 && !seen_maybe(v, (uint64_t)h)) { /* never seen: cannot be in the table */
+        seen_add(v, (uint64_t)h);
+        return insert_row(v, sc, r, w, h, err, errsz);
+    }
     if ((rc = lookup(v, sc->n, h, &id, &m, err, errsz)))
         return rc;
-    if (!id)
+    if (!id) {
+        seen_add(v, (uint64_t)h);
         return insert_row(v, sc, r, w, h, err, errsz);
+    }
     sqlite3_stmt *s;
     if (m + w != 0) {
         if (!(s = ss_state_stmt(v->st, S_UPD, err, errsz, "%s", v->sql[S_UPD])))
@@ -427,6 +507,7 @@ static void view_destroy(ss_op_t *op)
     ss_buf_free(&v->rb);
     ss_buf_free(&v->kb);
     ss_buf_free(&v->cb);
+    free(v->seen);
     free(v);
     op->impl = NULL;
 }

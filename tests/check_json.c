@@ -1,7 +1,8 @@
 /*
  * check_json.c — unit tests of ss_json: valid documents, errors with byte
  * positions, string escapes and surrogate pairs, integer/real numbers, the
- * nesting limit, the UTF-8 safe string writer, and random garbage.
+ * nesting limit, the UTF-8 safe string writer, random garbage, and the
+ * flat-object scanner against the full parser.
  */
 #include "ss_json.h"
 
@@ -232,6 +233,70 @@ START_TEST(test_garbage_no_crash)
 }
 END_TEST
 
+/* ss_json_scan_flat gives exactly the members ss_json_parse gives, or declines (SS_ERR_UNSUPPORTED)
+ * for what it does not read; it never accepts text that ss_json_parse rejects. */
+START_TEST(test_scan_flat)
+{
+    static const struct { const char *in; int flat; } cases[] = {
+        {"{\"auction\":1000,\"bidder\":1001,\"price\":-12.5e1,\"channel\":\"Google\",\"date_time\":1700000000000}", 1},
+        {" { \"a\" : true , \"b\":false,\"c\":null, \"d\":\"\", \"a\":9223372036854775808 } ", 1},
+        {"{}", 1},
+        {"{\"big\":-9223372036854775808,\"r\":1.0,\"e\":1E-2}", 1},
+        {"{\"s\":\"x\\ty\"}", 0},            /* an escape */
+        {"{\"s\":\"h\xc3\xa9\"}", 0},       /* non-ASCII */
+        {"{\"o\":{\"x\":1}}", 0},            /* nested */
+        {"{\"a\":[1]}", 0},
+        {"[1,2]", 0},
+        {"7", 0},
+        {"{\"a\":1,}", 0},                   /* invalid: both decline */
+        {"{\"a\":01}", 0},
+        {"{\"a\":tru}", 0},
+        {"{\"a\":1} x", 0},
+        {"{\"a\":\"unterminated}", 0},
+        {"{\"a\":1e999}", 0},
+        {"{\"a\":\"ctl\x01\"}", 0},
+        {"", 0},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        const char *in = cases[c].in;
+        ss_json_member_t m[8];
+        char buf[256];
+        size_t n = 99;
+        int rc = ss_json_scan_flat(in, strlen(in), m, 8, &n, buf, sizeof buf);
+        ck_assert_msg(rc == (cases[c].flat ? SS_OK : SS_ERR_UNSUPPORTED), "case %zu '%s': rc %d", c, in, rc);
+        if (rc)
+            continue;
+        ss_json_doc_t *d = parse_ok(in);
+        const ss_json_t *r = ss_json_root(d);
+        ck_assert_uint_eq(n, r->u.obj.n);
+        for (size_t i = 0; i < n; i++) {
+            const ss_json_member_t *a = &m[i], *b = &r->u.obj.m[i];
+            ck_assert_uint_eq(a->klen, b->klen);
+            ck_assert_str_eq(a->key, b->key);
+            ck_assert_int_eq(a->val.t, b->val.t);
+            if (a->val.t == SS_JSON_STRING) {
+                ck_assert_uint_eq(a->val.u.str.n, b->val.u.str.n);
+                ck_assert_str_eq(a->val.u.str.s, b->val.u.str.s);
+            } else if (a->val.t == SS_JSON_REAL)
+                ck_assert(a->val.u.r == b->val.u.r);
+            else if (a->val.t == SS_JSON_INT)
+                ck_assert_int_eq(a->val.u.i, b->val.u.i);
+            else if (a->val.t == SS_JSON_BOOL)
+                ck_assert_int_eq(a->val.u.b, b->val.u.b);
+        }
+        ss_json_free(d);
+    }
+    /* limits: more members than cap, or a buffer too small, decline */
+    ss_json_member_t m[2];
+    char buf[8];
+    size_t n;
+    const char *three = "{\"a\":1,\"b\":2,\"c\":3}";
+    ck_assert_int_eq(ss_json_scan_flat(three, strlen(three), m, 2, &n, buf, sizeof buf), SS_ERR_UNSUPPORTED);
+    const char *longs = "{\"a\":\"0123456789\"}";
+    ck_assert_int_eq(ss_json_scan_flat(longs, strlen(longs), m, 2, &n, buf, sizeof buf), SS_ERR_UNSUPPORTED);
+}
+END_TEST
+
 Suite *check_json_suite(void)
 {
     Suite *s = suite_create("json");
@@ -244,6 +309,7 @@ Suite *check_json_suite(void)
     tcase_add_test(tc, test_depth_limit);
     tcase_add_test(tc, test_utf8_writer);
     tcase_add_test(tc, test_garbage_no_crash);
+    tcase_add_test(tc, test_scan_flat);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -6,6 +6,8 @@
  * shared by the whole parse and copy them into the arena when they close, so
  * every node is allocated exactly once. Recursion depth is bounded by
  * max_depth; every error records the byte offset where it was detected.
+ * ss_json_scan_flat reads the commonest message, a flat object of plain
+ * scalars, into members on the caller's stack without a document.
  */
 #include "ss_json.h"
 
@@ -524,6 +526,82 @@ int ss_json_parse(const char *text, size_t len, int max_depth, ss_json_doc_t **o
     }
     *out = d;
     return SS_OK;
+}
+
+/* A string of plain ASCII (no escapes, no control bytes) at ps->p, copied NUL-terminated to *o. */
+static int flat_string(parser_t *ps, char **o, const char *oe, const char **out, size_t *outn)
+{
+    const unsigned char *q = ++ps->p;
+    char *start = *o;
+    while (q < ps->e && *q != '"') {
+        if (*q < 0x20 || *q >= 0x80 || *q == '\\' || *o >= oe)
+            return SS_ERR_UNSUPPORTED;
+        *(*o)++ = (char)*q++;
+    }
+    if (q >= ps->e || *o >= oe)
+        return SS_ERR_UNSUPPORTED;
+    *(*o)++ = 0;
+    ps->p = q + 1;
+    *out = start;
+    *outn = (size_t)(*o - start - 1);
+    return SS_OK;
+}
+
+static int flat_value(parser_t *ps, ss_json_t *v, char **o, const char *oe)
+{
+    memset(v, 0, sizeof *v);
+    skip_ws(ps);
+    if (ps->p >= ps->e)
+        return SS_ERR_UNSUPPORTED;
+    switch (*ps->p) {
+    case '"': v->t = SS_JSON_STRING; return flat_string(ps, o, oe, &v->u.str.s, &v->u.str.n);
+    case 't': v->t = SS_JSON_BOOL; v->u.b = 1; return literal(ps, "true") ? SS_ERR_UNSUPPORTED : SS_OK;
+    case 'f': v->t = SS_JSON_BOOL; return literal(ps, "false") ? SS_ERR_UNSUPPORTED : SS_OK;
+    case 'n': return literal(ps, "null") ? SS_ERR_UNSUPPORTED : SS_OK;
+    default:
+        if (*ps->p == '-' || (*ps->p >= '0' && *ps->p <= '9'))
+            return parse_number(ps, v) ? SS_ERR_UNSUPPORTED : SS_OK;
+        return SS_ERR_UNSUPPORTED;
+    }
+}
+
+int ss_json_scan_flat(const char *text, size_t len, ss_json_member_t *m, size_t cap, size_t *n, char *buf,
+                      size_t bufsz)
+{
+    parser_t ps = {0};
+    ps.s = ps.p = (const unsigned char *)text;
+    ps.e = ps.s + len;
+    char *o = buf;
+    const char *oe = buf + bufsz;
+    *n = 0;
+    skip_ws(&ps);
+    if (!text || ps.p >= ps.e || *ps.p++ != '{')
+        return SS_ERR_UNSUPPORTED;
+    skip_ws(&ps);
+    if (ps.p < ps.e && *ps.p == '}')
+        ps.p++;
+    else
+        for (;;) {
+            skip_ws(&ps);
+            if (*n >= cap || ps.p >= ps.e || *ps.p != '"' || flat_string(&ps, &o, oe, &m[*n].key, &m[*n].klen))
+                return SS_ERR_UNSUPPORTED;
+            skip_ws(&ps);
+            if (ps.p >= ps.e || *ps.p++ != ':' || flat_value(&ps, &m[*n].val, &o, oe))
+                return SS_ERR_UNSUPPORTED;
+            ++*n;
+            skip_ws(&ps);
+            if (ps.p < ps.e && *ps.p == ',') {
+                ps.p++;
+                continue;
+            }
+            if (ps.p < ps.e && *ps.p == '}') {
+                ps.p++;
+                break;
+            }
+            return SS_ERR_UNSUPPORTED;
+        }
+    skip_ws(&ps);
+    return ps.p == ps.e ? SS_OK : SS_ERR_UNSUPPORTED;
 }
 
 const ss_json_t *ss_json_root(const ss_json_doc_t *d) { return d ? &d->root : NULL; }

@@ -69,6 +69,14 @@ typedef struct ss_json_doc ss_json_doc_t;
 int ss_json_parse(const char *text, size_t len, int max_depth, ss_json_doc_t **out,
                   size_t *errpos, char *err, size_t errsz);
 const ss_json_t *ss_json_root(const ss_json_doc_t *d);
+/* A flat object {"key": scalar, ...} read without a document: its members in input
+ * order into m[0..*n), keys and string values copied NUL-terminated into buf (bufsz >= len
+ * always suffices), values exactly as ss_json_parse gives them. Returns SS_ERR_UNSUPPORTED,
+ * not an error message, for anything else: nested objects or arrays, strings with escapes,
+ * control or non-ASCII bytes, more than cap members, or invalid JSON; the caller then parses
+ * the text with ss_json_parse (which says what is wrong with it). */
+int ss_json_scan_flat(const char *text, size_t len, ss_json_member_t *m, size_t cap, size_t *n, char *buf,
+                      size_t bufsz);
 void ss_json_free(ss_json_doc_t *d); /* NULL-safe */
 
 /* Object member by exact key (the last one when keys repeat); NULL if v is

@@ -1032,7 +1032,13 @@ int ss_zset_consolidate(ss_zset_t *z)
 {
     if (z->consolidated)
         return SS_OK;
-    qsort(z->e, z->n, sizeof *z->e, entry_cmp);
+    /* input that is already in order (a source's consolidated output through a projection
+     * that keeps its leading columns) needs no sort: one pass finds out */
+    size_t k = 1;
+    while (k < z->n && entry_cmp(&z->e[k - 1], &z->e[k]) < 0)
+        k++;
+    if (k < z->n)
+        qsort(z->e, z->n, sizeof *z->e, entry_cmp);
     size_t o = 0;
     for (size_t i = 0; i < z->n;) {
         size_t j = i + 1;
