@@ -7,6 +7,10 @@
  * others. Within one call, prefixes shared by several sequences but not yet cached
  * are computed once first (by one "leader" per shared prefix), so e.g. 1,000 rows
  * of one operator pay for their common instruction once, in the same batch.
+ *
+ * KV_REUSE = 'chunks': a sequence with a blend spec is first prefilled by blending cached
+ * chunks (kvblend.c) up to its last token; its KV is then not a plain prefill's, so none of its
+ * blocks is registered in the prefix table (seq_t.noreg).
  */
 #include "llm_internal.h"
 
@@ -38,6 +42,8 @@ void seq_release(ss_llm_t *m, seq_t *s)
     s->blocks = NULL;
     s->ntok = s->cap = s->nblocks = s->bcap = s->ncomp = s->nreg = 0;
     s->chain = 0;
+    s->noreg = 0;
+    s->blend = NULL;
 }
 
 static int seq_add_block(seq_t *s, int id)
@@ -70,7 +76,7 @@ static int reusable(const seq_t *s)
 
 static void seq_lookup(ss_llm_t *m, seq_t *s)
 {
-    if (!m->prefix_on || s->ncomp != s->nreg * KV_BLOCK || s->nblocks != s->nreg)
+    if (!m->prefix_on || s->noreg || s->ncomp != s->nreg * KV_BLOCK || s->nblocks != s->nreg)
         return;
     int r = reusable(s);
     while ((s->nreg + 1) * KV_BLOCK <= r) {
@@ -94,6 +100,8 @@ void eng_lookup(ss_llm_t *m, seq_t *s) { seq_lookup(m, s); }
 
 static void seq_register(ss_llm_t *m, seq_t *s)
 {
+    if (s->noreg)
+        return; /* blended KV: not what a plain prefill of these tokens computes */
     while ((s->nreg + 1) * KV_BLOCK <= s->ncomp) {
         const int *t = s->tok + s->nreg * KV_BLOCK;
         uint64_t h = kv_chain(s->chain, t);
@@ -123,6 +131,21 @@ static ss_err_t ensure_blocks(ss_llm_t *m, seq_t *s, int npos, char *err, size_t
     return SS_OK;
 }
 
+void eng_register_upto(ss_llm_t *m, seq_t *s, int upto)
+{
+    int ncomp = s->ncomp, noreg = s->noreg;
+    s->ncomp = SS_MIN(upto, ncomp);
+    s->noreg = 0;
+    seq_register(m, s);
+    s->ncomp = ncomp;
+    s->noreg = noreg;
+}
+
+ss_err_t eng_blocks(ss_llm_t *m, seq_t *s, int npos, char *err, size_t errsz)
+{
+    return ensure_blocks(m, s, npos, err, errsz);
+}
+
 ss_err_t seq_fork(ss_llm_t *m, seq_t *dst, const seq_t *src, char *err, size_t errsz)
 {
     int n = src->ncomp, full = n / KV_BLOCK;
@@ -143,6 +166,7 @@ ss_err_t seq_fork(ss_llm_t *m, seq_t *dst, const seq_t *src, char *err, size_t e
         n = full * KV_BLOCK; /* no copy: the partial block's positions are recomputed */
     }
     dst->ncomp = n;
+    dst->noreg = src->noreg;
     dst->nreg = SS_MIN(src->nreg, full);
     dst->chain = dst->nreg == src->nreg ? src->chain : 0;
     if (dst->nreg != src->nreg) { /* recompute the chain through nreg blocks */
@@ -422,7 +446,7 @@ static ss_err_t shared_prefixes(ss_llm_t *m, seq_t **seqs, int n, upipe_t *u, ch
         seq_t *s = seqs[i];
         /* only sequences whose KV so far is whole registered blocks (none computed yet, or
          * taken from the cache, or a prefill chunk that ended on a block boundary) */
-        if (!s->reuse || s->ncomp != s->nreg * KV_BLOCK || s->nblocks != s->nreg)
+        if (!s->reuse || s->noreg || s->ncomp != s->nreg * KV_BLOCK || s->nblocks != s->nreg)
             continue;
         seq_lookup(m, s);
         uint64_t ch = s->chain;
@@ -484,18 +508,37 @@ done:
     return SS_OK;
 }
 
+/* Blended prefills (KV_REUSE = 'chunks') of the sequences that have one pending: each takes its
+ * leading blocks from the prefix cache first, like any prompt. */
+static ss_err_t blend_pending(ss_llm_t *m, seq_t **seqs, int n, char *err, size_t errsz)
+{
+    for (int i = 0; i < n; i++) {
+        seq_t *s = seqs[i];
+        if (!s->blend)
+            continue;
+        seq_lookup(m, s);
+        ss_err_t rc = kvb_prefill(m, s, err, errsz);
+        if (rc)
+            return rc;
+    }
+    return SS_OK;
+}
+
 ss_err_t eng_compute(ss_llm_t *m, seq_t **seqs, int n, char *err, size_t errsz)
 {
     long need_out = 0, need_tok = 0;
+    for (int i = 0; i < n; i++)
+        if (seqs[i]->ntok > m->cfg.ctx_len)
+            return ss_seterr(err, errsz, SS_ERR_INVALID, "sequence of %d tokens exceeds the context length %d",
+                             seqs[i]->ntok, m->cfg.ctx_len);
+    ss_err_t brc = blend_pending(m, seqs, n, err, errsz);
+    if (brc)
+        return brc;
     for (int i = 0; i < n; i++) {
         const seq_t *s = seqs[i];
         need_tok += SS_MAX(0, s->ntok - s->ncomp);
         need_out += SS_MAX(0, s->ntok - SS_MAX(s->out_from, s->ncomp));
     }
-    for (int i = 0; i < n; i++)
-        if (seqs[i]->ntok > m->cfg.ctx_len)
-            return ss_seterr(err, errsz, SS_ERR_INVALID, "sequence of %d tokens exceeds the context length %d",
-                             seqs[i]->ntok, m->cfg.ctx_len);
     if (!m->ubufs && !(m->ubufs = calloc(2, sizeof *m->ubufs)))
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
     upipe_t P = {.b = m->ubufs, .nb = 1, .fill = 0, .inflight = -1};

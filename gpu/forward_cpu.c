@@ -7,6 +7,9 @@
  * copies float matrices of 4 MiB and more onto huge pages (both owned here; the token embedding stays
  * in the mapping, it is only read a row at a time). KV blocks are f32 and owned here (block id -> memory),
  * grown on reserve().
+ *
+ * Also the CPU side of KV_REUSE = 'chunks' (kvblend.c): reading and writing single KV slots,
+ * and the blended pass (cpu_blend) that recomputes only selected tokens after the first layer.
  */
 #include "llm_internal.h"
 
@@ -29,6 +32,7 @@ typedef struct cpu {
     float *rope_cs;       /* [rope_n][rope_dim/2][cos, sin] */
     int rope_n;
     int scratch_threads, scratch_ctx;
+    int attn_lo;          /* tokens attend to positions >= attn_lo * KV_BLOCK (cpu_forward_from) */
 } cpu_t;
 
 static void free_acts(cpu_t *c)
@@ -260,12 +264,13 @@ static void attn_group(cpu_t *c, const ubatch_t *ub, int t, int kvh, int layer, 
     size_t qd = (size_t)g->n_heads * hd, hsz = (size_t)hd * KV_BLOCK;
     float scale = 1.0f / sqrtf((float)hd);
     const float *q = c->q + (size_t)t * qd + (size_t)kvh * grp * hd;
-    int nblk = pos / KV_BLOCK + 1, last_np = pos + 1 - (nblk - 1) * KV_BLOCK;
+    int lo = c->attn_lo, nblk = pos / KV_BLOCK + 1 - lo, last_np = pos + 1 - (pos / KV_BLOCK) * KV_BLOCK;
     const float **kt = vt + nblk;
     for (int b = 0; b < nblk; b++) {
-        kt[b] = kv_part(c, ub->blocks[t], b * KV_BLOCK, layer, 0) + kvh * hsz;
-        vt[b] = kv_part(c, ub->blocks[t], b * KV_BLOCK, layer, 1) + kvh * hsz;
+        kt[b] = kv_part(c, ub->blocks[t], (lo + b) * KV_BLOCK, layer, 0) + kvh * hsz;
+        vt[b] = kv_part(c, ub->blocks[t], (lo + b) * KV_BLOCK, layer, 1) + kvh * hsz;
     }
+    pos -= lo * KV_BLOCK; /* from here: the number of attended positions, less one */
     float *o = c->att + (size_t)t * qd + (size_t)kvh * grp * hd;
     if (k_attn_scores_grp && grp <= 8) { /* the group's heads read each K and V block once */
         k_attn_scores_grp(q, grp, kt, nblk, last_np, hd, sc, (size_t)ctx);
@@ -380,9 +385,10 @@ static ss_err_t ensure_scratch(cpu_t *c, const ubatch_t *ub, int threads, char *
     return SS_OK;
 }
 
-static ss_err_t cpu_forward(void *ctx, const ubatch_t *ub, char *err, size_t errsz)
+/* Everything a pass needs before its layers: packed weights, activations, scratch, and the
+ * tokens' embeddings in c->x. */
+static ss_err_t begin_pass(cpu_t *c, const ubatch_t *ub, char *err, size_t errsz)
 {
-    cpu_t *c = ctx;
     ss_llm_t *m = c->m;
     const ss_llm_config_t *g = &m->cfg;
     int threads = m->threads, d = g->dim;
@@ -402,6 +408,18 @@ static ss_err_t cpu_forward(void *ctx, const ubatch_t *ub, char *err, size_t err
                              g->vocab_size);
         k_row_f32(&m->w.tok_embd, ub->tok[t], c->x + (size_t)t * d);
     }
+    return SS_OK;
+}
+
+static ss_err_t cpu_forward(void *ctx, const ubatch_t *ub, char *err, size_t errsz)
+{
+    cpu_t *c = ctx;
+    ss_llm_t *m = c->m;
+    const ss_llm_config_t *g = &m->cfg;
+    int threads = m->threads, d = g->dim;
+    ss_err_t rc = begin_pass(c, ub, err, errsz);
+    if (rc)
+        return rc;
     for (int l = 0; l < g->n_layers; l++)
         layer_fwd(c, ub, l, threads);
     /* final norm for output rows (and pooled rows) */
@@ -432,6 +450,141 @@ static void cpu_copy(void *ctx, int dst, int src)
 {
     cpu_t *c = ctx;
     memcpy(c->blk[dst], c->blk[src], c->blk_floats * sizeof(float));
+}
+
+/* ---- KV_REUSE = 'chunks' (kvblend.c) ---- */
+
+void cpu_kv_io(void *ctx, int block, int slot, int layer, int which, float *buf, int write)
+{
+    cpu_t *c = ctx;
+    const ss_llm_config_t *g = &c->m->cfg;
+    size_t kvd = (size_t)g->n_kv_heads * g->head_dim;
+    float *p = c->blk[block] + ((size_t)layer * 2 + which) * KV_BLOCK * kvd + slot;
+    for (size_t i = 0; i < kvd; i++) {
+        if (write)
+            p[i * KV_BLOCK] = buf[i];
+        else
+            buf[i] = p[i * KV_BLOCK];
+    }
+}
+
+ss_err_t cpu_forward_from(void *ctx, const ubatch_t *ub, int lo_blk, char *err, size_t errsz)
+{
+    cpu_t *c = ctx;
+    for (int t = 0; t < ub->n; t++)
+        if (ub->pos[t] < lo_blk * KV_BLOCK || ub->trk)
+            return ss_seterr(err, errsz, SS_ERR_INVALID, "a pass from block %d has a token at position %d",
+                             lo_blk, ub->pos[t]);
+    c->attn_lo = lo_blk;
+    ss_err_t rc = cpu_forward(ctx, ub, err, errsz);
+    c->attn_lo = 0;
+    return rc;
+}
+
+typedef struct devt {
+    float d;
+    int t;
+} devt_t;
+
+static int devt_cmp(const void *a, const void *b) /* largest deviation first, then position */
+{
+    const devt_t *x = a, *y = b;
+    if (x->d != y->d)
+        return x->d > y->d ? -1 : 1;
+    return x->t - y->t;
+}
+
+static int int_cmp(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
+
+/* Squared L2 distance between token t's new K and V of layer l (rows of c->k, c->v) and the KV
+ * its blocks hold. */
+static float kv_dev(cpu_t *c, const ubatch_t *ub, int t, int l)
+{
+    const ss_llm_config_t *g = &c->m->cfg;
+    int kvd = g->n_kv_heads * g->head_dim, slot = ub->pos[t] % KV_BLOCK;
+    double d = 0;
+    for (int w = 0; w < 2; w++) {
+        const float *now = (w ? c->v : c->k) + (size_t)t * kvd;
+        const float *old = kv_part(c, ub->blocks[t], ub->pos[t], l, w) + slot;
+        for (int i = 0; i < kvd; i++) {
+            double e = (double)now[i] - old[(size_t)i * KV_BLOCK];
+            d += e * e;
+        }
+    }
+    return (float)d;
+}
+
+/* CacheBlend's selection at layer l: the K/V of every token from its hidden state, compared
+ * with what the blocks hold; keep[0..return) = the tokens that are not reused and the nsel reused
+ * ones that deviate most, in position order. -1: out of memory. */
+static int select_tokens(cpu_t *c, const ubatch_t *ub, int l, const unsigned char *reused, int nsel, int *keep)
+{
+    const ss_llm_config_t *g = &c->m->cfg;
+    const layer_w_t *L = &c->L[l];
+    int n = ub->n, d = g->dim, kvd = g->n_kv_heads * g->head_dim;
+    devt_t *dv = malloc((size_t)n * sizeof *dv);
+    if (!dv)
+        return -1;
+    for (int t = 0; t < n; t++)
+        rmsnorm(c->xb + (size_t)t * d, c->x + (size_t)t * d, L->attn_norm, d, g->norm_eps);
+    const wmat_t *kv[2] = {&L->wk, &L->wv};
+    float *const kv_out[2] = {c->k, c->v};
+    const size_t kv_ld[2] = {(size_t)kvd, (size_t)kvd};
+    k_matmul_multi(kv, kv_out, kv_ld, 2, c->xb, d, n, c->m->threads);
+    add_bias(c->k, L->bk, kvd, n);
+    add_bias(c->v, L->bv, kvd, n);
+    int nk = 0;
+    for (int t = 0; t < n; t++) {
+        rope(c, c->k + (size_t)t * kvd, g->n_kv_heads, ub->pos[t]);
+        dv[t] = (devt_t){reused[t] ? kv_dev(c, ub, t, l) : INFINITY, t};
+        nk += !reused[t];
+    }
+    qsort(dv, (size_t)n, sizeof *dv, devt_cmp);
+    nk = SS_MIN(n, nk + nsel);
+    for (int i = 0; i < nk; i++)
+        keep[i] = dv[i].t;
+    qsort(keep, (size_t)nk, sizeof *keep, int_cmp);
+    free(dv);
+    return nk;
+}
+
+ss_err_t cpu_blend(void *ctx, const blend_pass_t *bp, int *ncomp, char *err, size_t errsz)
+{
+    cpu_t *c = ctx;
+    const ss_llm_config_t *g = &c->m->cfg;
+    int n = bp->n, d = g->dim, nreused = 0;
+    int *tok = malloc((size_t)n * sizeof *tok), *pos = malloc((size_t)n * sizeof *pos);
+    int *out = malloc((size_t)n * sizeof *out), *keep = malloc((size_t)n * sizeof *keep);
+    const int **blk = malloc((size_t)n * sizeof *blk);
+    ss_err_t rc = tok && pos && out && keep && blk ? SS_OK : ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+    for (int t = 0; t < n && !rc; t++) {
+        tok[t] = bp->tok[t], pos[t] = bp->pos[t], out[t] = -1, blk[t] = bp->blocks;
+        nreused += bp->reused[t] != 0;
+    }
+    ubatch_t ub = {.n = n, .tok = tok, .pos = pos, .blocks = blk, .out = out};
+    if (!rc)
+        rc = begin_pass(c, &ub, err, errsz);
+    if (!rc)
+        layer_fwd(c, &ub, 0, c->m->threads); /* the first layer: every token */
+    *ncomp = n;
+    if (!rc && g->n_layers > 1 && bp->nsel < nreused) {
+        int nk = select_tokens(c, &ub, 1, bp->reused, bp->nsel, keep);
+        if (nk < 0)
+            rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+        for (int i = 0; i < nk; i++) { /* compact the kept tokens (keep[i] >= i) */
+            memmove(c->x + (size_t)i * d, c->x + (size_t)keep[i] * d, (size_t)d * sizeof(float));
+            tok[i] = tok[keep[i]], pos[i] = pos[keep[i]];
+        }
+        ub.n = *ncomp = SS_MAX(nk, 0);
+    }
+    for (int l = 1; l < g->n_layers && !rc && ub.n > 0; l++)
+        layer_fwd(c, &ub, l, c->m->threads);
+    free(tok);
+    free(pos);
+    free(out);
+    free(keep);
+    free(blk);
+    return rc;
 }
 
 const backend_ops_t ss_llm_cpu_backend = {"cpu", cpu_upload, cpu_reserve, cpu_forward, cpu_destroy, cpu_copy,

@@ -3,7 +3,8 @@
  * weights (model.c), tokenizer (tokenizer.c), kernels (kernels.c), the CPU backend
  * (forward_cpu.c), the block KV cache with prefix reuse (kvcache.c), the sequence
  * scheduler (engine.c), the request state machine and API (llm_run.c) and the
- * step-level continuous-batching scheduler (llm_sched.c).
+ * step-level continuous-batching scheduler (llm_sched.c), and KV reuse beyond the prefix
+ * (the chunk KV cache, kvchunk.c, and blended prefills, kvblend.c).
  *
  * Ownership: ss_llm_t owns everything below; weight data points into the GGUF
  * mapping (g), norms and biases are f32 copies owned by the weights struct.
@@ -302,6 +303,74 @@ int kv_lookup(kvcache_t *c, uint64_t h, uint64_t parent, const int *toks); /* re
 void kv_register(kvcache_t *c, int id, uint64_t h, uint64_t parent, const int *toks);
 void kv_clear(kvcache_t *c);             /* unregister every unreferenced cached block */
 
+/* ---- chunk KV cache for KV_REUSE = 'chunks' (kvchunk.c) ----
+ * A host-memory LRU of the KV of token chunks computed on their own (positions 0..n-1),
+ * bounded in bytes. Single-threaded, like the rest of an ss_llm_t. */
+typedef struct kvc_entry {
+    uint64_t key;
+    int n;                          /* tokens */
+    int *tok;                       /* [n] owned: verifies hits */
+    float *kv;                      /* owned: [n_layers][2][n][kvd], K as rotated at 0..n-1, then V */
+    size_t bytes;                   /* what it counts against the bound (kvc_entry_bytes) */
+    struct kvc_entry *prev, *next;  /* LRU list: head = least recently used */
+    struct kvc_entry *hnext;        /* hash chain */
+} kvc_entry_t;
+
+typedef struct kvchunk {
+    size_t cap_bytes, bytes;        /* bound and use (entries, tokens and KV) */
+    kvc_entry_t **tab;              /* chained hash table, tab_cap a power of two */
+    int tab_cap, n;
+    kvc_entry_t *head, *tail;
+    int64_t hits, misses, inserts, evictions;
+} kvchunk_t;
+
+void kvc_init(kvchunk_t *c, size_t cap_bytes);
+void kvc_free(kvchunk_t *c);
+void kvc_clear(kvchunk_t *c);             /* drops every entry (counters kept) */
+size_t kvc_entry_bytes(int n, size_t floats);
+/* The entry of key holding exactly tok[0..n) (made most recently used), or NULL (a miss). */
+kvc_entry_t *kvc_get(kvchunk_t *c, uint64_t key, const int *tok, int n);
+/* A new most recently used entry for tok[0..n) with room for floats KV values (unset: the
+ * caller fills them), evicting least recently used entries until it fits; NULL when it is
+ * larger than the bound or memory is short (nothing is evicted for an entry that cannot fit). */
+kvc_entry_t *kvc_put(kvchunk_t *c, uint64_t key, const int *tok, int n, size_t floats);
+void kvc_drop(kvchunk_t *c, kvc_entry_t *e); /* removes an entry the caller could not fill */
+
+/* ---- KV_REUSE = 'chunks': blended prefill (kvblend.c, CacheBlend) ---- */
+typedef struct seq seq_t; /* (engine.c, below) */
+typedef struct blend_spec {
+    int nchunk;
+    const int *span;      /* [2 * nchunk] token positions [a, b) of each chunk: increasing, disjoint */
+    float frac;           /* fraction of the chunks' tokens whose KV is recomputed, 0..1 */
+} blend_spec_t;
+
+/* The CPU backend's side (forward_cpu.c). One pass over n tokens of one sequence (positions
+ * pos[], block table blocks) whose blocks already hold, for tokens with reused[t], KV placed
+ * from the chunk cache: every token runs the first layer; at the second layer the nsel reused
+ * tokens whose new K/V deviate most (squared L2) from the placed ones are selected, and from
+ * there on only they and the tokens that are not reused are computed (the others keep the
+ * placed KV). *ncomp: tokens computed in the layers after the first. */
+typedef struct blend_pass {
+    int n;
+    const int *tok, *pos;
+    const int *blocks;
+    const unsigned char *reused;
+    int nsel;
+} blend_pass_t;
+ss_err_t cpu_blend(void *ctx, const blend_pass_t *bp, int *ncomp, char *err, size_t errsz);
+/* Reads (write 0) or writes (1) the kv_dim floats of K (which 0) or V (1) at slot of block. */
+void cpu_kv_io(void *ctx, int block, int slot, int layer, int which, float *buf, int write);
+/* A forward pass whose tokens attend only to positions >= lo_blk * KV_BLOCK (tests: a chunk
+ * computed on its own at an offset). */
+ss_err_t cpu_forward_from(void *ctx, const ubatch_t *ub, int lo_blk, char *err, size_t errsz);
+
+/* Prefills s from s->ncomp to its last token (excluded) by blending its chunks (s->blend), and
+ * marks s noreg (the blocks before its first chunk, computed in full, are registered); its last
+ * token is then computed as usual. SS_ERR_UNSUPPORTED off the CPU backend. */
+ss_err_t kvb_prefill(ss_llm_t *m, seq_t *s, char *err, size_t errsz);
+/* Rotates kv_dim floats of K by delta positions (RoPE of the model). */
+void kvb_rerotate(const ss_llm_config_t *g, float *k, int delta);
+
 /* ---- sequences and the scheduler (engine.c) ---- */
 typedef struct seq seq_t;
 /* Called for each position >= seq->out_from once its logits are computed. */
@@ -332,6 +401,11 @@ struct seq {
     const attn_spec_t *trk;
     float *trk_out;
     int trk_from, trk_cap, trk_stride;
+    /* KV_REUSE = 'chunks': eng_compute prefills the prompt by blending these chunks (kvblend.c)
+     * and clears it; noreg: the KV is not a plain prefill's, so its blocks are never registered
+     * in (nor taken from) the prefix cache from there on */
+    const blend_spec_t *blend;
+    int noreg;
 };
 
 int seq_push(seq_t *s, int tok);          /* 0 or -1 on OOM */
@@ -345,6 +419,11 @@ void eng_free(ss_llm_t *m); /* the ubatch buffers eng_compute keeps between call
 /* Takes every block of s's prompt that is in the prefix table now (as eng_compute would), so
  * s->ntok - s->ncomp is what is left to compute. */
 void eng_lookup(ss_llm_t *m, seq_t *s);
+/* Registers s's full blocks that end at or before position upto (their KV is a plain
+ * prefill's), even when s is noreg. */
+void eng_register_upto(ss_llm_t *m, seq_t *s, int upto);
+/* Makes sure s has KV blocks for positions < npos (the backend's memory too). */
+ss_err_t eng_blocks(ss_llm_t *m, seq_t *s, int npos, char *err, size_t errsz);
 
 /* ---- requests (llm_run.c): one ss_infer_req_t turned into sequences ---- */
 typedef struct choice {
@@ -375,6 +454,9 @@ typedef struct rq {
     float *mass;        /* [max answer tokens][n_kv_heads][ntrack] owned: row i for answer token i
                            (recorded at the position that predicted it) */
     int *atok, natok;   /* the answer's tokens (forced ones first), owned */
+    /* GENERATE with nchunks > 0 (KV_REUSE = 'chunks', kvblend.c) */
+    blend_spec_t bspec; /* chunks as token positions of the prompt; q->seq.blend points here */
+    int *bspan;         /* [2 * nchunks] owned, bspec.span */
 } rq_t;
 
 /* Tokenizes q->r into q->seq (q->r, q->res set; q->res->status = SS_OK). Returns 0, or -1 when
@@ -415,6 +497,8 @@ struct ss_llm {
     int eot;              /* end-of-turn token that ends generation (besides EOS), or -1 */
     sched_t *sched;       /* requests submitted with ss_llm_submit (llm_sched.c), or NULL */
     struct gram_cache *gram; /* compiled JSON schemas and their token tables (grammar.c), or NULL */
+    kvchunk_t chunks;     /* KV of chunks computed on their own (KV_REUSE = 'chunks') */
+    uint64_t chunk_seed;  /* the model's identity and layer shape, hashed: seeds chunk keys */
 };
 
 /* ---- constrained decoding (grammar.c, see ss_grammar.h) ---- */

@@ -361,13 +361,13 @@ static long find_part(const ss_buf_t *d, size_t from, const char *part, size_t n
 /* Places the request's chunks (prompt byte spans) on prompt token positions: the prompt's tokens
  * are decoded piece by piece, the request's text (its system and user parts when wrapped in a
  * chat template) is found in that text, and a byte maps to the token whose piece holds it. */
-static int map_spans(ss_llm_t *m, rq_t *q, int wrapped)
+static int map_spans(ss_llm_t *m, rq_t *q, int wrapped, const size_t *bspan, int nspan, int **out)
 {
     const ss_infer_req_t *r = q->r;
     ss_buf_t d = SS_BUF_INIT;
     int *end = malloc((size_t)q->np * sizeof *end);
-    q->span = malloc((size_t)r->ntrack * 2 * sizeof *q->span);
-    if (!end || !q->span) {
+    int *span = *out = malloc((size_t)SS_MAX(nspan, 1) * 2 * sizeof *span);
+    if (!end || !span) {
         free(end);
         return -1;
     }
@@ -380,8 +380,8 @@ static int map_spans(ss_llm_t *m, rq_t *q, int wrapped)
     long bs = find_part(&d, 0, p, sl);
     long bu = bs < 0 ? -1 : find_part(&d, (size_t)bs + sl, p + sl, len - sl);
     int bad = bu < 0;
-    for (int c = 0; c < r->ntrack && !bad; c++) {
-        size_t a = SS_MIN(r->track_span[2 * c], len), b = SS_MIN(SS_MAX(r->track_span[2 * c + 1], a), len);
+    for (int c = 0; c < nspan && !bad; c++) {
+        size_t a = SS_MIN(bspan[2 * c], len), b = SS_MIN(SS_MAX(bspan[2 * c + 1], a), len);
         /* tokens [holding byte a, after the one holding byte b - 1) */
         for (int k = 0; k < 2; k++) {
             size_t x = k ? (b > a ? b - 1 : a) : a;
@@ -389,14 +389,14 @@ static int map_spans(ss_llm_t *m, rq_t *q, int wrapped)
             int t = 0;
             while (t < q->np && end[t] <= dx)
                 t++;
-            q->span[2 * c + k] = k ? (b > a ? SS_MIN(t + 1, q->np) : q->span[2 * c]) : t;
+            span[2 * c + k] = k ? (b > a ? SS_MIN(t + 1, q->np) : span[2 * c]) : t;
         }
     }
     free(end);
     ss_buf_free(&d);
     if (bad)
-        return set_fail(q, SS_ERR_INVALID, "dependency tracking: the prompt is not found in the decoded text of "
-                                           "its tokens, so its chunks cannot be placed");
+        return set_fail(q, SS_ERR_INVALID, "the prompt is not found in the decoded text of its tokens, so its "
+                                           "chunks cannot be placed on tokens");
     return 0;
 }
 
@@ -437,7 +437,7 @@ static int setup_dep(ss_llm_t *m, rq_t *q, int wrapped)
     q->seq.out_from = q->seq.ntok - 1;
     if (r->ntrack <= 0)
         return 0;
-    if (map_spans(m, q, wrapped) || q->done)
+    if (map_spans(m, q, wrapped, r->track_span, r->ntrack, &q->span) || q->done)
         return q->done ? 0 : -1;
     int nl = r->track_layers > 0 ? SS_MIN(r->track_layers, g->n_layers) : (g->n_layers + 1) / 2;
     q->spec = (attn_spec_t){r->ntrack, q->span, g->n_layers - nl, 1.0f / (float)(g->n_heads * nl)};
@@ -450,6 +450,35 @@ static int setup_dep(ss_llm_t *m, rq_t *q, int wrapped)
     q->seq.trk_from = q->np - 1; /* answer token i is predicted at position np - 1 + i */
     q->seq.trk_cap = maxt + 1;
     q->seq.trk_stride = stride;
+    return 0;
+}
+
+/* GENERATE with KV_REUSE = 'chunks': the chunks on token positions (made disjoint and ending
+ * before the last token), blended by eng_compute (kvblend.c). */
+static int setup_blend(ss_llm_t *m, rq_t *q, int wrapped)
+{
+    const ss_infer_req_t *r = q->r;
+    if (m->be != &ss_llm_cpu_backend) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "KV_REUSE = 'chunks' needs the CPU backend; the %s backend does not blend "
+                 "cached chunks", m->be->name);
+        return set_fail(q, SS_ERR_UNSUPPORTED, msg);
+    }
+    if (!r->chunk_span || !(r->recompute >= 0 && r->recompute <= 1))
+        return set_fail(q, SS_ERR_INVALID, "KV_REUSE = 'chunks' needs chunk spans and a recompute fraction in 0..1");
+    if (r->prefill_only)
+        return set_fail(q, SS_ERR_INVALID, "a prefill-only request takes no chunks");
+    if (map_spans(m, q, wrapped, r->chunk_span, r->nchunks, &q->bspan) || q->done)
+        return q->done ? 0 : -1;
+    int last = q->seq.ntok - 1, prev = 0;
+    for (int c = 0; c < r->nchunks; c++) {
+        int *sp = q->bspan + 2 * c;
+        sp[0] = SS_MIN(SS_MAX(sp[0], prev), last);
+        sp[1] = SS_MIN(SS_MAX(sp[1], sp[0]), last);
+        prev = sp[1];
+    }
+    q->bspec = (blend_spec_t){r->nchunks, q->bspan, r->recompute};
+    q->seq.blend = &q->bspec;
     return 0;
 }
 
@@ -543,7 +572,9 @@ int rq_setup(ss_llm_t *m, rq_t *q)
                 return grc == SS_ERR_NOMEM ? -1 : set_fail(q, grc, gerr);
         }
         q->rng = r->seed ? r->seed : 0x5eed;
-        return r->nforced || r->ntrack > 0 ? setup_dep(m, q, was_wrapped) : 0;
+        if ((r->nforced || r->ntrack > 0) && setup_dep(m, q, was_wrapped))
+            return -1;
+        return r->nchunks > 0 && !q->done ? setup_blend(m, q, was_wrapped) : 0;
     case SS_INFER_EMBED:
         q->seq.out_from = INT_MAX;
         q->seq.reuse = 0;
@@ -604,6 +635,7 @@ void rq_free(ss_llm_t *m, rq_t *q)
     free(q->ptok);
     free(q->tlp);
     free(q->span);
+    free(q->bspan);
     free(q->mass);
     free(q->atok);
     free(q->seq.hid_sum);

@@ -193,6 +193,8 @@ static long add_prefill(ss_llm_t *m, sched_t *S, long budget, long used, int *ns
         s->limit = 0;
         eng_lookup(m, s); /* cached blocks cost nothing: do not charge them */
         long pend = s->ntok - s->ncomp, room = budget - used - pre;
+        if (s->blend) /* a blended prefill runs whole in eng_compute (kvblend.c): it is not cut */
+            pend = SS_MIN(pend, 1);
         if (room < KV_BLOCK) {
             if (npre)
                 break;

@@ -209,6 +209,7 @@ ss_err_t ss_llm_open(const char *path, const ss_llm_opts_t *opts, ss_llm_t **out
         size_t cb = o.cache_bytes ? o.cache_bytes : ((size_t)256 << 20);
         size_t bb = (size_t)m->cfg.n_layers * 2 * KV_BLOCK * m->cfg.n_kv_heads * m->cfg.head_dim * sizeof(float);
         kv_init(&m->kv, (int)SS_MIN(cb / bb + 1, 1 << 24));
+        kvc_init(&m->chunks, o.chunk_cache_bytes ? o.chunk_cache_bytes : ((size_t)256 << 20));
         m->be = &ss_llm_cpu_backend;
         rc = m->be->upload(m, &m->be_ctx, err, errsz);
     }
@@ -231,6 +232,7 @@ void ss_llm_close(ss_llm_t *m)
     if (m->be && m->be_ctx)
         m->be->destroy(m->be_ctx);
     kv_free(&m->kv);
+    kvc_free(&m->chunks);
     if (m->w.layers)
         for (int l = 0; l < m->cfg.n_layers; l++) {
             layer_w_t *L = &m->w.layers[l];
@@ -266,4 +268,8 @@ void ss_llm_stats(const ss_llm_t *m, ss_llm_stats_t *st)
 {
     *st = m->st;
     st->kv_blocks = m->kv.nb;
+    st->chunk_hits = m->chunks.hits;
+    st->chunk_misses = m->chunks.misses;
+    st->chunk_evictions = m->chunks.evictions;
+    st->chunk_bytes = (int64_t)m->chunks.bytes;
 }

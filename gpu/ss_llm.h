@@ -47,6 +47,8 @@ typedef struct ss_llm_opts {
     int no_prefix_cache; /* 1: never reuse KV between sequences (baseline) */
     int ubatch;          /* max tokens per forward pass; 0 = 512 */
     int raw_prompts;     /* 1: never wrap prompts in the model's chat template */
+    size_t chunk_cache_bytes; /* host memory for the KV of chunks computed on their own
+                                 (KV_REUSE = 'chunks'); 0 = 256 MiB */
 } ss_llm_opts_t;
 
 /* Loads path (validated; see ss_gguf.h). opts may be NULL. */
@@ -105,8 +107,32 @@ typedef struct ss_llm_stats {
     int64_t decode_ns;       /* time of steps that only decoded GENERATE tokens */
     int64_t decode_tokens;   /* tokens decoded in that time */
     int64_t steps;           /* scheduling steps run (ss_llm_step; ss_llm_run steps too) */
+    /* KV_REUSE = 'chunks' (blended prefills, CacheBlend): */
+    int64_t blend_tokens;    /* prompt tokens prefilled by blending (all run the first layer) */
+    int64_t blend_computed;  /* of those, tokens computed in the later layers (the rest kept the
+                                chunk cache's KV); neither is in tokens_computed */
+    int64_t chunk_tokens;    /* tokens computed to fill the chunk cache (also in tokens_computed) */
+    int64_t chunk_hits, chunk_misses, chunk_evictions;
+    int64_t chunk_bytes;     /* chunk cache use now */
 } ss_llm_stats_t;
 void ss_llm_stats(const ss_llm_t *m, ss_llm_stats_t *st);
+
+/* KV reuse beyond the prefix (KV_REUSE = 'chunks', CPU backend): logits after the last token of
+ * toks[0..n) (vocab floats), where the chunks [span[2c], span[2c+1]) (token positions,
+ * increasing, disjoint, before the last token) take their KV from the chunk cache — computed on
+ * their own and kept there on a miss — re-rotated to where they land, and the fraction frac of
+ * their tokens whose KV deviates most from a full prefill's at the second layer is recomputed
+ * (CacheBlend). Tokens outside the chunks are always computed; frac = 1 equals a full prefill bit
+ * for bit. The prompt's leading blocks come from the prefix cache as usual. */
+ss_err_t ss_llm_chunk_logits(ss_llm_t *m, const int *toks, int n, const int *span, int nchunk, float frac,
+                             float *logits, char *err, size_t errsz);
+/* The same prefill (a plain one when nchunk = 0), then greedy decoding of up to max_new tokens
+ * into out (stops after EOS / end of turn, included); logits (may be NULL): the first decoded
+ * position's; first_ns (may be NULL): nanoseconds from the call to those logits (time to first
+ * token). Returns the count or -1 with err filled. */
+int ss_llm_chunk_greedy(ss_llm_t *m, const int *toks, int n, const int *span, int nchunk, float frac, int max_new,
+                        int *out, float *logits, int64_t *first_ns, char *err, size_t errsz);
+void ss_llm_chunk_cache_clear(ss_llm_t *m); /* forget every cached chunk */
 
 /* ---- the local backend (runtime/backend_local.c) ---- */
 /* Opens model_path and wraps it as an ss_infer_backend_t (kind "local", model_id =

@@ -25,6 +25,11 @@
  *    inserted, deleted or answered differently) is regenerated too, so the view always
  *    equals a from-scratch run over the current data.
  *
+ * KV_REUSE = 'chunks' (issue 17 §2): each request names its documents' prompt spans as chunks,
+ * so the in-process CPU engine takes their KV from its cache of documents computed on their own
+ * and recomputes only KV_RECOMPUTE of their tokens (gpu/kvblend.c, CacheBlend); the answer then
+ * approximates the full prefill's. 'prefix' (the default) reuses only the common prompt prefix.
+ *
  * State: st_<id>_ctx (events: seq, row, weight, session, identity, turn text,
  * embedding, response, docs), st_<id>_doc (documents: vid, row, weight, key, text,
  * embedding), st_<id>_ret (seq, vid, sim: what each response retrieved).
@@ -51,6 +56,8 @@ typedef struct gen {
     int max_tokens;
     double tau;                       /* dependency: attention mass a sentence must reach to depend */
     int dep_layers;                   /* dependency: last layers averaged (0 = the later half) */
+    int kv_chunks;                    /* KV_REUSE = 'chunks' */
+    double kv_frac;                   /* KV_RECOMPUTE: fraction of the documents' tokens recomputed */
     int has_data;
     ss_sem_vidx_t idx;                /* documents */
     int loaded;
@@ -237,6 +244,7 @@ typedef struct job {
     int keep;            /* sentences of old_resp kept (-1: no record, generate it all) */
     const char *why;     /* what decided a cut: "entered", "gone", "changed", "moved" (NULL: none) */
     int *forced, nforced;
+    size_t *dspan;       /* KV_REUSE = 'chunks': [2 * nret] prompt bytes of each document */
 } job_t;
 
 static void job_free(job_t *j)
@@ -253,6 +261,7 @@ static void job_free(job_t *j)
     free(j->old_dep);
     free(j->old_ch);
     free(j->forced);
+    free(j->dspan);
 }
 
 /* Appends the conversation before seq in the job's session. */
@@ -294,7 +303,8 @@ static int put_docs(ss_op_t *op, ss_op_ctx_t *ctx, job_t *j, const float *q, cha
     if (g->k > 0 && q && ss_sem_vidx_count(&g->idx) > 0) {
         j->vids = calloc((size_t)g->k, sizeof *j->vids);
         j->sims = calloc((size_t)g->k, sizeof *j->sims);
-        if (!j->vids || !j->sims)
+        j->dspan = calloc((size_t)g->k * 2, sizeof *j->dspan);
+        if (!j->vids || !j->sims || !j->dspan)
             return SS_ERR_NOMEM;
         rc = ss_sem_vidx_search(&g->idx, q, g->k, j->vids, j->sims, &j->nret, err, errsz);
     }
@@ -316,6 +326,7 @@ static int put_docs(ss_op_t *op, ss_op_ctx_t *ctx, job_t *j, const float *q, cha
         size_t a = j->prompt.len;
         if (!rc)
             rc = ss_buf_printf(&j->prompt, "<doc>\n%s</doc>\n", (const char *)sqlite3_column_text(st, 1));
+        j->dspan[2 * i] = a, j->dspan[2 * i + 1] = j->prompt.len;
         if (!rc && g->mode == M_DEPENDENCY) {
             ss_buf_t label = SS_BUF_INIT;
             rc = ss_buf_printf(&label, "doc:%s", (const char *)sqlite3_column_text(st, 0));
@@ -599,6 +610,11 @@ static int run_work(ss_op_t *op, ss_op_ctx_t *ctx, worklist_t *wl, int revise, c
                 r->track_layers = g->dep_layers;
                 r->forced = j->forced;
                 r->nforced = j->nforced;
+            }
+            if (g->kv_chunks && j->nret > 0) {
+                r->nchunks = j->nret;
+                r->chunk_span = j->dspan;
+                r->recompute = (float)g->kv_frac;
             }
         }
         if (!rc)
@@ -1187,6 +1203,9 @@ int ss_op_llm_generate_init(ss_op_t *op, char *err, size_t errsz)
     }
     g->tau = ss_plan_opt_real(N, "tau", 0.05);
     g->dep_layers = (int)SS_MAX(0, ss_plan_opt_int(N, "dep_layers", 0));
+    const char *kv = ss_plan_opt(N, "kv_reuse");
+    g->kv_chunks = kv && ss_strcaseeq(kv, "chunks");
+    g->kv_frac = SS_MAX(0, SS_MIN(1, ss_plan_opt_real(N, "kv_recompute", 0.15)));
     g->max_tokens = ss_sem_max_tokens(N, 48);
     ss_sem_vidx_init(&g->idx);
     op->impl = g;

@@ -66,6 +66,10 @@ int ss_infer_encode(ss_buf_t *b, const char *model_id, const ss_infer_req_t *r)
             rc = ss_buf_printf(b, "D%d,%d", r->ntrack, r->track_layers);
             for (int i = 0; !rc && i < 2 * r->ntrack; i++) rc = ss_buf_printf(b, ",%zu", r->track_span[i]);
         }
+        if (!rc && r->nchunks > 0 && r->recompute < 1) { /* chunk KV reuse: an approximate answer */
+            rc = ss_buf_printf(b, "B%d,%.9g", r->nchunks, (double)r->recompute);
+            for (int i = 0; !rc && i < 2 * r->nchunks; i++) rc = ss_buf_printf(b, ",%zu", r->chunk_span[i]);
+        }
         if (!rc && r->prefill_only) /* streaming prefill: no answer */
             rc = ss_buf_printf(b, "P");
         if (!rc && r->nforced > 0) { /* forced answer tokens */

@@ -363,6 +363,10 @@ static void put_params(ss_buf_t *b, const ss_plan_node_t *n)
         ss_buf_printf(b, "  context=%s", n->in[0]->label);
         if (n->nin > 1)
             ss_buf_printf(b, "  data_source=%s", n->in[1]->label);
+        if (ss_plan_opt(n, "kv_reuse") && ss_strcaseeq(ss_plan_opt(n, "kv_reuse"), "chunks"))
+            ss_buf_printf(b, "  kv_reuse: each document's KV from the engine's chunk cache (computed on its own), "
+                          "%g of its tokens recomputed (CacheBlend; CPU engine only; answers approximate a full "
+                          "prefill)", ss_plan_opt_real(n, "kv_recompute", 0.15));
         break;
     case SS_PN_VIEW:
         ss_buf_printf(b, "  table=view_%s", n->label);

@@ -39,7 +39,7 @@ static const opt_spec_t *opt_specs(ss_plan_kind_t k, int *n)
                                      {"max_children", 2}, {"memo", OPT_TEXT}};
     static const opt_spec_t gen[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"key", OPT_TEXT},
                                      {"retrieve", 0}, {"maintain", OPT_TEXT}, {"tau", OPT_NUMBER},
-                                     {"dep_layers", 1}};
+                                     {"dep_layers", 1}, {"kv_reuse", OPT_TEXT}, {"kv_recompute", OPT_NUMBER}};
     /* semops (issue 15 §2) */
     static const opt_spec_t map[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"memo", OPT_TEXT},
                                      {"schema", OPT_TEXT}};
@@ -186,6 +186,31 @@ int ss__sem_options(pctx_t *x, ss_plan_node_t *n, const ss_ast_options_t *o)
     return SS_OK;
 }
 
+/* KV_REUSE = 'prefix' | 'chunks' and KV_RECOMPUTE (a fraction, only with 'chunks'). */
+static int check_kv_reuse(pctx_t *x, const ss_ast_generate_t *g)
+{
+    const ss_ast_option_t *ko = ss__opt_find(g->opts, "kv_reuse"), *fo = ss__opt_find(g->opts, "kv_recompute");
+    char *kv = ko ? ss__opt_text(ko) : NULL;
+    if (ko && !kv)
+        return nomem(x);
+    int chunks = kv && ss_strcaseeq(kv, "chunks");
+    if (kv && !chunks && !ss_strcaseeq(kv, "prefix")) {
+        int rc = ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: KV_REUSE must be 'prefix' or 'chunks', not '%s'",
+                           ko->span.line, ko->span.col, kv);
+        free(kv);
+        return rc;
+    }
+    free(kv);
+    if (fo && !chunks)
+        return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: KV_RECOMPUTE needs KV_REUSE = 'chunks'",
+                         fo->span.line, fo->span.col);
+    double f = fo ? (fo->value.t == SS_REAL ? fo->value.u.r : (double)fo->value.u.i) : 0;
+    if (fo && ((fo->value.t != SS_INT && fo->value.t != SS_REAL) || f < 0 || f > 1))
+        return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: KV_RECOMPUTE must be a number between 0 and 1",
+                         fo->span.line, fo->span.col);
+    return SS_OK;
+}
+
 int ss__plan_generate(pctx_t *x, const ss_ast_generate_t *g, ss_plan_node_t **out)
 {
     ss_plan_node_t *ctx = NULL, *data = NULL;
@@ -256,6 +281,8 @@ int ss__plan_generate(pctx_t *x, const ss_ast_generate_t *g, ss_plan_node_t **ou
                (to->value.t == SS_REAL ? to->value.u.r : (double)to->value.u.i) > 1))
         return ss_seterr(x->err, x->errsz, SS_ERR_SEMANTIC, "%d:%d: TAU must be a number between 0 and 1",
                          to->span.line, to->span.col);
+    if ((rc = check_kv_reuse(x, g)))
+        return rc;
     if (!(n->schema = ss_schema_new(nk + 2)))
         return nomem(x);
     for (int i = 0; i < nk; i++)

@@ -201,6 +201,13 @@ static const err_case_t err_cases[] = {
     {"CREATE VIEW v AS LLM_GENERATE(prompt = 'About {title}', context = STREAM(papers), maintain = 'dependency', "
      "tau = 2);",
      "1:108: TAU must be a number between 0 and 1"},
+    {"CREATE VIEW v AS LLM_GENERATE(prompt = 'About {title}', context = STREAM(papers), kv_reuse = 'docs');",
+     "1:83: KV_REUSE must be 'prefix' or 'chunks', not 'docs'"},
+    {"CREATE VIEW v AS LLM_GENERATE(prompt = 'About {title}', context = STREAM(papers), kv_recompute = 0.2);",
+     "1:83: KV_RECOMPUTE needs KV_REUSE = 'chunks'"},
+    {"CREATE VIEW v AS LLM_GENERATE(prompt = 'About {title}', context = STREAM(papers), kv_reuse = 'chunks', "
+     "kv_recompute = 1.5);",
+     "1:104: KV_RECOMPUTE must be a number between 0 and 1"},
     {"CREATE VIEW v AS SELECT id, SEM_MAP('tl;dr {abstract}', max_tokns = 20) AS t FROM papers;",
      "1:57: unknown option max_tokns for sem_map (did you mean max_tokens?) (known: max_tokens, temperature, memo, schema, model)"},
     /* issue 15 operators */

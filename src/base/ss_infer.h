@@ -84,6 +84,16 @@ typedef struct ss_infer_req {
      * the cache key (a prefill is never an answer). Only the in-process engine honours it (an
      * OpenAI-compatible server would answer it as a GENERATE), so no operator sends it to others. */
     int prefill_only;
+    /* GENERATE on the in-process CPU engine (LLM_GENERATE KV_REUSE = 'chunks', issue 17 §2): the
+     * prompt bytes [chunk_span[2c], chunk_span[2c+1]) are retrieved documents whose KV comes from
+     * the engine's cache of chunks computed on their own (CacheBlend), re-rotated to where they
+     * land; the fraction `recompute` (0..1) of their tokens whose KV deviates most from a full
+     * prefill's is recomputed, and every other token is computed. recompute = 1 equals a plain
+     * GENERATE; below it the answer approximates one. Part of the cache key; a backend that
+     * cannot fails the request. */
+    int nchunks;
+    const size_t *chunk_span;  /* [2 * nchunks] borrowed */
+    float recompute;
 } ss_infer_req_t;
 
 typedef struct ss_infer_res {
