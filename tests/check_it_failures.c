@@ -150,13 +150,16 @@ static long long db_scalar(const char *db, const char *sql)
 {
     sqlite3 *h = NULL;
     long long v = -1;
-    if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK) {
+    int rc = sqlite3_open_v2(db, &h, SQLITE_OPEN_READWRITE, NULL);
+    if (rc == SQLITE_OK) {
         sqlite3_busy_timeout(h, 5000);
         sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        if ((rc = sqlite3_prepare_v2(h, sql, -1, &st, NULL)) == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
             v = sqlite3_column_int64(st, 0);
         sqlite3_finalize(st);
     }
+    if (v == -1) /* why, for a failure seen once under load (-1 after a completed run) */
+        fprintf(stderr, "db_scalar(%s): rc %d (%s)\n", sql, rc, h ? sqlite3_errmsg(h) : "no handle");
     sqlite3_close(h);
     return v;
 }
