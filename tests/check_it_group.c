@@ -12,8 +12,9 @@
  * rounds in which input arrives, keys change several times and change back (what left keys stale
  * before the batch ranges were committed as intents), one instance is killed with SIGKILL at a
  * random moment and restarted, and every fourth round stays away for a round (removed, then
- * added). The number of ranges processed again after a refusal or a kill is taken from the
- * instances' logs and printed. Also: views that need an exchange are refused under --group with
+ * added). How often the group refused a commit and how often an instance found a published,
+ * uncommitted range at assignment is taken from the instances' logs and printed (the second is
+ * rare here: test_group_intent makes it happen). Also: views that need an exchange are refused under --group with
  * a clear error, and --group needs --brokers.
  */
 #include "ss_connect.h"
@@ -305,7 +306,8 @@ static void kill_rounds(fold_t *f, ss_producer_t *p, pid_t *inst, const char *di
         inst[away] = start_inst(dir, addr, away);
     wait_equal(f, 240, "after SIGKILLs");
     fprintf(stderr, "check_it_group: after %d SIGKILLs (%d instance(s) removed and added) nothing missing or stale; "
-            "%ld more duplicated; ranges processed again: %d after a refused commit, %d found at assignment\n",
+            "%ld more duplicated; batches read again after the group refused a commit (the range's or the positions'): "
+            "%d; published ranges found at assignment: %d\n",
             kills, kills / 4, f->unclean - before, count_in_logs(dir, ": the batch is read again"),
             count_in_logs(dir, "were published but not committed"));
 }
