@@ -1295,7 +1295,7 @@ static void explain_cascades(ss_engine_t *e, const char *view, ss_buf_t *out)
         const ss_plan_node_t *n = p->nodes[i];
         if (n->view && ss_strcaseeq(n->view, view) && ss_plan_opt(n, "cascade"))
             ss_cascade_describe(ss_store_db(e->store), n->id, "", out);
-        if (n->view && ss_strcaseeq(n->view, view) && n->kind == SS_PN_LLM_GENERATE) /* MAINTAIN = 'dependency' */
+        if (n->view && ss_strcaseeq(n->view, view) && n->kind == SS_PN_LLM_GENERATE) /* dependency, reuse */
             ss_llm_generate_describe(ss_store_db(e->store), n, 8, out);
     }
 }

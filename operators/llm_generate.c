@@ -24,6 +24,11 @@
  *  - with recompute, a turn whose history changed (an earlier turn of its session was
  *    inserted, deleted or answered differently) is regenerated too, so the view always
  *    equals a from-scratch run over the current data.
+ *  - REUSE = 'semantic' (llm_reuse.c): a turn that is not a cache entry may take the answer
+ *    of the nearest entry over the same data (the same prompt before the turn) instead of
+ *    generating, explore it (generate, and record whether the answers agree), or generate
+ *    (no entry: it becomes one). Entries regenerate on a revisit; a reused answer follows its
+ *    source while both see the same data, and is decided afresh otherwise.
  *
  * KV_REUSE = 'chunks' (issue 17 §2): each request names its documents' prompt spans as chunks,
  * so the in-process CPU engine takes their KV from its cache of documents computed on their own
@@ -31,7 +36,7 @@
  * approximates the full prefill's. 'prefix' (the default) reuses only the common prompt prefix.
  *
  * State: st_<id>_ctx (events: seq, row, weight, session, identity, turn text,
- * embedding, response, docs), st_<id>_doc (documents: vid, row, weight, key, text,
+ * embedding, response, docs; reuse: src, entry, ctxh, obs), st_<id>_doc (documents: vid, row, weight, key, text,
  * embedding), st_<id>_ret (seq, vid, sim: what each response retrieved).
  */
 #include "ss_sem.h"
@@ -42,6 +47,8 @@
 
 #define GEN_TASK "Answer the new turn following the instruction, using the documents and the conversation so far; answer in one line."
 #define REVISE_TASK "The documents changed. Revise the previous answer to the new turn given the change; answer in one line."
+
+#define CTXH_SEED 0x63747868 /* "ctxh": the hash of the prompt before the turn (reuse) */
 
 enum { M_RECOMPUTE, M_APPEND, M_NONE, M_DEPENDENCY };
 #define REGEN(g) ((g)->mode == M_RECOMPUTE || (g)->mode == M_DEPENDENCY) /* history cascades */
@@ -58,6 +65,11 @@ typedef struct gen {
     int dep_layers;                   /* dependency: last layers averaged (0 = the later half) */
     int kv_chunks;                    /* KV_REUSE = 'chunks' */
     double kv_frac;                   /* KV_RECOMPUTE: fraction of the documents' tokens recomputed */
+    int reuse;                        /* REUSE = 'semantic' (llm_reuse.c) */
+    double reuse_delta;               /* reuse: the error bound */
+    int reuse_min_obs;                /* reuse: observations before an entry may be reused */
+    double reuse_equiv;               /* reuse: answer cosine that counts as agreeing (> 1: text equality) */
+    int reuse_label;                  /* reuse: context column whose equal values say two turns agree (-1) */
     int has_data;
     ss_sem_vidx_t idx;                /* documents */
     int loaded;
@@ -245,6 +257,8 @@ typedef struct job {
     const char *why;     /* what decided a cut: "entered", "gone", "changed", "moved" (NULL: none) */
     int *forced, nforced;
     size_t *dspan;       /* KV_REUSE = 'chunks': [2 * nret] prompt bytes of each document */
+    size_t turn_at;      /* where the turn starts in the prompt: before it is "the same data" */
+    ss_reuse_job_t ru;   /* reuse = 'semantic' (llm_reuse.c) */
 } job_t;
 
 static void job_free(job_t *j)
@@ -262,6 +276,7 @@ static void job_free(job_t *j)
     free(j->old_ch);
     free(j->forced);
     free(j->dspan);
+    ss_reuse_job_free(&j->ru);
 }
 
 /* Appends the conversation before seq in the job's session. */
@@ -357,6 +372,7 @@ static int build_prompt(ss_op_t *op, ss_op_ctx_t *ctx, job_t *j, const char *tur
     if (!rc)
         rc = put_docs(op, ctx, j, q, err, errsz);
     size_t ta = j->prompt.len;
+    j->turn_at = ta;
     if (!rc)
         rc = ss_buf_printf(&j->prompt, "### Turn\n%s", turn);
     if (!rc && g->mode == M_DEPENDENCY)
@@ -384,7 +400,8 @@ static int job_load(ss_op_t *op, ss_op_ctx_t *ctx, int64_t seq, job_t *j, int re
     *ok = 0;
     sqlite3_stmt *st = NULL;
     int rc = ss_sem_prepare(ctx->db, &st, err, errsz,
-                            "SELECT r, w, sess, turn, e, resp, docs, dep, chunks FROM st_%d_ctx WHERE seq=?1 AND w>0",
+                            "SELECT r, w, sess, turn, e, resp, docs, dep, chunks, src, entry FROM st_%d_ctx "
+                            "WHERE seq=?1 AND w>0",
                             op->node->id);
     if (rc)
         return rc;
@@ -409,10 +426,27 @@ static int job_load(ss_op_t *op, ss_op_ctx_t *ctx, int64_t seq, job_t *j, int re
         j->keep = -1;
         j->revise = revise && j->old_resp;
         const float *q = sqlite3_column_bytes(st, 4) ? sqlite3_column_blob(st, 4) : NULL;
+        ss_reuse_job_t *u = &j->ru;
+        if (((gen_t *)op->impl)->reuse) {
+            u->seq = seq;
+            u->old_src = sqlite3_column_int64(st, 9);
+            u->was_entry = sqlite3_column_int(st, 10) == 1;
+            u->turn = ss_strdup((const char *)sqlite3_column_text(st, 3));
+            u->dim = sqlite3_column_bytes(st, 4) / (int)sizeof(float);
+            if (q && (u->q = malloc((size_t)u->dim * sizeof(float))))
+                memcpy(u->q, q, (size_t)u->dim * sizeof(float));
+            if (!u->turn || (q && !u->q))
+                rc = SS_ERR_NOMEM;
+        }
         if (!rc)
             rc = build_prompt(op, ctx, j, (const char *)sqlite3_column_text(st, 3), q, changes, err, errsz);
     }
     sqlite3_finalize(st);
+    if (!rc && *ok && ((gen_t *)op->impl)->reuse) { /* the prompt before the turn: "the same data" */
+        j->ru.ctxh = ss_hash64(j->prompt.data, j->turn_at, CTXH_SEED);
+        j->ru.r = j->r.data;
+        j->ru.rlen = j->r.len;
+    }
     return rc;
 }
 
@@ -551,6 +585,56 @@ static int ev_cmp(const void *a, const void *b)
     return (x->seq > y->seq) - (x->seq < y->seq);
 }
 
+/* ------------------------------------------------------------------ semantic reuse */
+
+static ss_reuse_opts_t reuse_opts(const gen_t *g)
+{
+    return (ss_reuse_opts_t){g->reuse_delta, g->reuse_min_obs, g->reuse_equiv, g->reuse_label};
+}
+
+/* The seqs the work list holds (malloc'd; NULL when empty). */
+static int64_t *wl_seqs(const worklist_t *wl)
+{
+    int64_t *v = malloc(sizeof *v * (size_t)(wl->n ? wl->n : 1));
+    for (int i = 0; v && i < wl->n; i++)
+        v[i] = wl->v[i].seq;
+    return v;
+}
+
+/* Puts the turns that reused entry seq on the work list: the entry was revisited (they check
+ * whether they still follow it), or it is gone (orphan: they are decided afresh; the seq may come
+ * back with another turn, which they did not reuse). */
+static int reuse_followers(ss_op_t *op, ss_op_ctx_t *ctx, worklist_t *wl, int64_t seq, int orphan, char *err,
+                           size_t errsz)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = ss_sem_prepare(ctx->db, &st, err, errsz, "SELECT seq, sess FROM st_%d_ctx WHERE src=?1 AND w>0",
+                            op->node->id);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, seq);
+    while (!rc && sqlite3_step(st) == SQLITE_ROW)
+        rc = work_add(wl, sqlite3_column_int64(st, 0), sqlite3_column_blob(st, 1), sqlite3_column_bytes(st, 1));
+    sqlite3_finalize(st);
+    if (!rc && orphan)
+        rc = ss_sem_exec(ctx->db, err, errsz, "UPDATE st_%d_ctx SET src=NULL WHERE src=%lld", op->node->id,
+                         (long long)seq);
+    return rc;
+}
+
+/* After job j's answer is stored: its reuse columns and observation (ss_reuse_record); the turns
+ * that reused an entry that was revisited go back on the work list. */
+static int reuse_after(ss_op_t *op, ss_op_ctx_t *ctx, worklist_t *wl, job_t *j, const char *resp, char *err,
+                       size_t errsz)
+{
+    gen_t *g = op->impl;
+    ss_reuse_opts_t o = reuse_opts(g);
+    int rc = ss_reuse_record(op, ctx, &o, &j->ru, resp, err, errsz);
+    if (!rc && j->ru.was_entry) /* its followers check whether they still follow it */
+        rc = reuse_followers(op, ctx, wl, j->seq, 0, err, errsz);
+    return rc;
+}
+
 /* Generates every event of the work list: in rounds of one event per session (a turn
  * waits for the earlier turns of its session), one dispatcher call per round. With
  * cascade, a changed answer puts the later turns of its session on the list. */
@@ -588,12 +672,33 @@ static int run_work(ss_op_t *op, ss_op_ctx_t *ctx, worklist_t *wl, int revise, c
         }
         ss_infer_req_t *reqs = calloc((size_t)(nj ? nj : 1), sizeof *reqs);
         ss_infer_res_t *res = calloc((size_t)(nj ? nj : 1), sizeof *res);
-        int *rq = calloc((size_t)(nj ? nj : 1), sizeof *rq); /* job -> request, -1 = kept whole */
-        int nr = 0;
+        int *rq = calloc((size_t)(nj ? nj : 1), sizeof *rq); /* job -> request, -1 = no request, -2 = waits */
+        int nr = 0, ndefer = 0;
         if (!rc && (!reqs || !res || !rq))
             rc = SS_ERR_NOMEM;
+        int wait = 0;
+        int64_t *pend = g->reuse ? wl_seqs(wl) : NULL;
+        ss_reuse_opts_t ro = reuse_opts(g);
+        if (!rc && g->reuse)
+            rc = pend ? ss_reuse_entries_pending(ctx->db, op->node->id, pend, wl->n, &wait, err, errsz)
+                      : SS_ERR_NOMEM;
+        for (int pass = 0; g->reuse && pass < 2 && !rc; pass++) { /* pass 1: all would wait; none does */
+            ndefer = 0;
+            for (int i = 0; i < nj && !rc; i++) {
+                rc = ss_reuse_plan(op, ctx, &ro, pend, wl->n, &jobs[i].ru, pass, wait, err, errsz);
+                ndefer += jobs[i].ru.act == SS_REUSE_DEFER;
+            }
+            if (ndefer < nj)
+                break;
+        }
+        free(pend);
         for (int i = 0; i < nj && !rc; i++) {
             job_t *j = &jobs[i];
+            int act = j->ru.act;
+            if (g->reuse && act != SS_REUSE_GENERATE && act != SS_REUSE_EXPLORE) {
+                rq[i] = act == SS_REUSE_DEFER ? -2 : -1;
+                continue;
+            }
             if (g->mode == M_DEPENDENCY && (rc = plan_dep(op, j)))
                 break;
             if (g->mode == M_DEPENDENCY && j->keep > 0 && !j->forced) {
@@ -621,6 +726,8 @@ static int run_work(ss_op_t *op, ss_op_ctx_t *ctx, worklist_t *wl, int revise, c
             rc = ss_sem_run(op, ctx, reqs, nr, res, err, errsz);
         for (int i = 0; i < nj && !rc; i++) {
             job_t *j = &jobs[i];
+            if (rq[i] == -2)
+                continue; /* waits for the entry it would reuse (re-added below) */
             const ss_infer_res_t *a = rq[i] >= 0 ? &res[rq[i]] : NULL;
             if (a && g->mode == M_DEPENDENCY && !a->dep) {
                 rc = ss_seterr(err, errsz, SS_ERR_UNSUPPORTED,
@@ -629,9 +736,11 @@ static int run_work(ss_op_t *op, ss_op_ctx_t *ctx, worklist_t *wl, int revise, c
                                op->node->id);
                 break;
             }
-            char *resp = a ? ss_sem_gen_text(a) : ss_strdup(j->old_resp);
+            char *resp = a ? ss_sem_gen_text(a) : ss_strdup(g->reuse ? j->ru.cand.resp : j->old_resp);
             int changed = 0;
             rc = resp ? job_store(op, ctx, j, resp, &changed, out, err, errsz) : SS_ERR_NOMEM;
+            if (!rc && g->reuse)
+                rc = reuse_after(op, ctx, wl, j, resp, err, errsz);
             free(resp);
             if (!rc && g->mode == M_DEPENDENCY)
                 rc = store_dep(op, ctx, j, a ? a->dep : j->old_dep, a ? a->dep_len : j->old_dep_len, err, errsz);
@@ -647,7 +756,6 @@ static int run_work(ss_op_t *op, ss_op_ctx_t *ctx, worklist_t *wl, int revise, c
             if (!rc && changed && cascade)
                 rc = work_add_later(op, ctx, wl, j->sess.data, (int)j->sess.len, j->seq, err, errsz);
         }
-        free(rq);
         /* drop this round's events from the list (cascades were appended after them) */
         int m = 0;
         for (int i = 0; i < wl->n; i++) {
@@ -658,8 +766,12 @@ static int run_work(ss_op_t *op, ss_op_ctx_t *ctx, worklist_t *wl, int revise, c
             wl->v[m++] = wl->v[i];
         }
         wl->n = m;
+        for (int i = 0; i < nj && !rc; i++)
+            if (rq && rq[i] == -2)
+                rc = work_add(wl, jobs[i].seq, jobs[i].sess.data, (int)jobs[i].sess.len);
         for (int i = 0; i < nj; i++)
             job_free(&jobs[i]);
+        free(rq);
         free(jobs);
         free(taken);
         free(reqs);
@@ -784,6 +896,8 @@ static int ctx_apply(ss_op_t *op, ss_op_ctx_t *ctx, const ss_zset_t *in, ss_zset
                     ngone++;
                     if (!rc && REGEN(g))
                         rc = work_add_later(op, ctx, &wl, sess.data, (int)sess.len, seq, err, errsz);
+                    if (!rc && g->reuse) /* the turns that reused its answer */
+                        rc = reuse_followers(op, ctx, &wl, seq, 1, err, errsz);
                 }
                 sqlite3_reset(get);
                 continue;
@@ -834,7 +948,7 @@ static int ctx_apply(ss_op_t *op, ss_op_ctx_t *ctx, const ss_zset_t *in, ss_zset
         ss_buf_free(&gone[i].idk);
     free(gone);
     /* embed the turns that have none yet (one call), then generate */
-    if (!rc && g->k > 0 && g->has_data)
+    if (!rc && ((g->k > 0 && g->has_data) || g->reuse))
         rc = embed_turns(op, ctx, err, errsz);
     if (!rc)
         rc = run_work(op, ctx, &wl, 0, NULL, NULL, 0, REGEN(g), out, err, errsz);
@@ -1071,6 +1185,8 @@ static int gen_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
                        "PRIMARY KEY(seq, vid)) WITHOUT ROWID;"
                        "CREATE INDEX IF NOT EXISTS st_%d_ret_vid ON st_%d_ret(vid)",
                        id, id, id, id, id, id, id);
+    if (!rc) /* the reuse columns (present whether REUSE is set or not: job_load reads them) */
+        rc = ss_reuse_init(ctx->db, id, err, errsz);
     if (!rc && g->mode == M_DEPENDENCY) { /* the answers' dependency records (tables of before lack them) */
         for (int i = 0; i < 2; i++) {
             char *sql = ss_sprintf("ALTER TABLE st_%d_ctx ADD COLUMN %s BLOB", id, i ? "chunks" : "dep");
@@ -1118,6 +1234,13 @@ static int gen_snapshot(ss_op_t *op, ss_op_ctx_t *ctx, ss_zset_t *out, char *err
 static const char *gen_strategy(const ss_op_t *op)
 {
     const gen_t *g = op->impl;
+    if (g->reuse)
+        return g->mode == M_RECOMPUTE
+                   ? "1 GENERATE per new turn unless a close turn over the same data was answered (REUSE = "
+                     "'semantic': per-entry learned thresholds, error bound reuse_delta); a document change "
+                     "regenerates the responses that retrieved it or now would, and reused answers follow their source"
+                   : "1 GENERATE per new turn unless a close turn over the same data was answered (REUSE = "
+                     "'semantic'); document changes leave history alone";
     return g->mode == M_RECOMPUTE ? "1 GENERATE per new turn; a document change regenerates only the responses "
                                     "that retrieved it or now would (and later turns of their sessions)"
            : g->mode == M_APPEND ? "1 GENERATE per new turn; a document change asks affected responses to revise "
@@ -1206,6 +1329,35 @@ int ss_op_llm_generate_init(ss_op_t *op, char *err, size_t errsz)
     const char *kv = ss_plan_opt(N, "kv_reuse");
     g->kv_chunks = kv && ss_strcaseeq(kv, "chunks");
     g->kv_frac = SS_MAX(0, SS_MIN(1, ss_plan_opt_real(N, "kv_recompute", 0.15)));
+    const char *ru = ss_plan_opt(N, "reuse");
+    g->reuse = ru && ss_strcaseeq(ru, "semantic");
+    if (ru && !g->reuse && !ss_strcaseeq(ru, "none")) {
+        free(g);
+        return ss_seterr(err, errsz, SS_ERR_SEMANTIC, "llm_generate (node %d): REUSE must be 'semantic' or 'none', "
+                         "not '%s'", N->id, ru);
+    }
+    if (g->reuse && g->mode != M_RECOMPUTE && g->mode != M_NONE) {
+        free(g);
+        return ss_seterr(err, errsz, SS_ERR_SEMANTIC, "llm_generate (node %d): REUSE = 'semantic' needs MAINTAIN = "
+                         "'recompute' or 'none' (a reused answer has no attention record or previous answer of its "
+                         "own)", N->id);
+    }
+    g->reuse_delta = ss_plan_opt_real(N, "reuse_delta", SS_REUSE_DELTA);
+    g->reuse_min_obs = (int)SS_MAX(1, ss_plan_opt_int(N, "reuse_min_obs", SS_REUSE_MIN_OBS));
+    g->reuse_equiv = ss_plan_opt_real(N, "reuse_equiv", 2.0);
+    const char *lab = ss_plan_opt(N, "reuse_label");
+    g->reuse_label = lab ? ss_schema_find(cs, lab) : -1;
+    if (lab && g->reuse_label < 0) {
+        free(g);
+        return ss_seterr(err, errsz, SS_ERR_SEMANTIC, "llm_generate (node %d): reuse_label column \"%s\" not in the "
+                         "context", N->id, lab);
+    }
+    if (g->reuse && (g->reuse_delta <= 0 || g->reuse_delta >= 1)) {
+        double d = g->reuse_delta;
+        free(g);
+        return ss_seterr(err, errsz, SS_ERR_SEMANTIC, "llm_generate (node %d): reuse_delta must be in (0, 1), not %g",
+                         N->id, d);
+    }
     g->max_tokens = ss_sem_max_tokens(N, 48);
     ss_sem_vidx_init(&g->idx);
     op->impl = g;
@@ -1240,6 +1392,9 @@ static void describe_answer(ss_buf_t *out, int64_t seq, const void *dep, int dl,
 
 int ss_llm_generate_describe(sqlite3 *db, const ss_plan_node_t *n, int max_answers, ss_buf_t *out)
 {
+    const char *ru = ss_plan_opt(n, "reuse");
+    if (ru && ss_strcaseeq(ru, "semantic"))
+        ss_reuse_describe(db, n, out);
     const char *m = ss_plan_opt(n, "maintain");
     if (!m || !ss_strcaseeq(m, "dependency"))
         return SS_OK;

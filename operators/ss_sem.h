@@ -263,7 +263,93 @@ int ss_dep_keep(const ss_infer_dep_t *d, const ss_dep_chunks_t *old, const ss_de
 int ss_dep_remap(const ss_infer_dep_t *d, const ss_dep_chunks_t *old, const ss_dep_chunks_t *now,
                  ss_infer_dep_t *out);
 
-/* EXPLAIN VIEW of an LLM_GENERATE node with MAINTAIN = 'dependency' (llm_generate.c): its
+/* ---- LLM_GENERATE REUSE = 'semantic' (llm_reuse.c; vCache's per-entry thresholds) ---- */
+#define SS_REUSE_DELTA 0.05   /* default error bound delta (option reuse_delta) */
+#define SS_REUSE_MIN_OBS 6    /* default observations before an entry may be reused (reuse_min_obs) */
+#define SS_REUSE_MAX_OBS 256  /* observations kept per entry (the oldest go first) */
+/* The posterior of P(ok | s) = L(s; t, gamma) over a (t, gamma) grid given an entry's observations. */
+typedef struct ss_reuse_fit {
+    int n;          /* observations */
+    int ok;         /* 0: fewer than min_obs: always explore */
+    double t_map, gamma; /* the posterior mode */
+    double t_mean, var_t; /* t's posterior mean and variance */
+    double cdf[201]; /* t's marginal posterior CDF on t = i / 200 */
+} ss_reuse_fit_t;
+/* obs = n pairs (s, ok in {0, 1}) as floats. */
+void ss_reuse_fit(const float *obs, int n, int min_obs, ss_reuse_fit_t *f);
+double ss_reuse_sigmoid(double s, double t, double gamma);
+/* The smallest grid t whose posterior CDF reaches p. */
+double ss_reuse_t_quantile(const ss_reuse_fit_t *f, double p);
+/* The probability of exploring a turn at similarity s that keeps P(wrong reuse) <= delta (1 when
+ * !f->ok, or when the fit's point estimate of P(ok | s) is below 1/2). */
+double ss_reuse_explore_p(const ss_reuse_fit_t *f, double s, double delta);
+/* A uniform [0, 1) draw determined by the turn, the entry and its observation count. */
+double ss_reuse_uniform(const char *turn, int64_t entry, int nobs);
+/* Whether two answers agree as texts (case and runs of white space ignored). */
+int ss_reuse_same_text(const char *a, const char *b);
+/* The reuse columns of st_<id>_ctx (added to tables of before) and st_<id>_reusestat. */
+int ss_reuse_init(sqlite3 *db, int id, char *err, size_t errsz);
+/* Adds v to counter what of st_<id>_reusestat. */
+int ss_reuse_count(sqlite3 *db, int id, const char *what, double v, char *err, size_t errsz);
+/* The cache entry nearest to embedding q among the live entries with context hash ctxh other than
+ * self: seq 0 when none. Owned strings and observations (ss_reuse_cand_free). */
+typedef struct ss_reuse_cand {
+    int64_t seq;
+    double sim;
+    char *resp, *turn;
+    float *obs; /* nobs pairs */
+    int nobs;
+} ss_reuse_cand_t;
+int ss_reuse_nearest(sqlite3 *db, int id, uint64_t ctxh, int64_t self, const float *q, int dim,
+                     ss_reuse_cand_t *out, char *err, size_t errsz);
+void ss_reuse_cand_free(ss_reuse_cand_t *c);
+/* Appends the observation (s, ok) to entry's. */
+int ss_reuse_observe(sqlite3 *db, int id, int64_t entry, double s, int ok, char *err, size_t errsz);
+/* One turn's decision (llm_generate.c fills the turn; ss_reuse_plan decides; ss_reuse_record
+ * stores the outcome once the answer is stored). */
+typedef struct ss_reuse_opts {
+    double delta;  /* reuse_delta */
+    int min_obs;   /* reuse_min_obs */
+    double equiv;  /* reuse_equiv: answer cosine that agrees (> 1: text equality) */
+    int label;     /* reuse_label: context column (-1: none) */
+} ss_reuse_opts_t;
+enum { SS_REUSE_GENERATE, SS_REUSE_EXPLORE, SS_REUSE_REUSE, SS_REUSE_DEFER };
+typedef struct ss_reuse_job {
+    int64_t seq;
+    uint64_t ctxh;        /* hash of the prompt before the turn: "the same data" */
+    char *turn;           /* owned */
+    float *q;             /* owned embedding (dim floats), or NULL */
+    int dim;
+    const void *r;        /* the turn's row encoding (borrowed) */
+    size_t rlen;
+    int64_t old_src;      /* the answer it reused (0: generated) */
+    int was_entry;        /* it is a cache entry */
+    int act;              /* SS_REUSE_*: the decision */
+    ss_reuse_cand_t cand; /* the entry reused or explored */
+} ss_reuse_job_t;
+void ss_reuse_job_free(ss_reuse_job_t *j);
+/* *any = 1 when one of the seqs (the work list) is a live cache entry. */
+int ss_reuse_entries_pending(sqlite3 *db, int id, const int64_t *seqs, int n, int *any, char *err, size_t errsz);
+/* Decides j->act: an entry regenerates; another turn follows its source, reuses or explores the
+ * nearest entry over the same data, or generates (none). It waits (SS_REUSE_DEFER) for an entry
+ * among pend[0..npend) or, with wait, for any entry the work list holds, unless nodefer. */
+int ss_reuse_plan(ss_op_t *op, ss_op_ctx_t *ctx, const ss_reuse_opts_t *o, const int64_t *pend, int npend,
+                  ss_reuse_job_t *j, int nodefer, int wait, char *err, size_t errsz);
+/* After j's answer resp is stored: an exploration's observation (and whether the turn becomes an
+ * entry), the turn's src, entry and ctxh. */
+int ss_reuse_record(ss_op_t *op, ss_op_ctx_t *ctx, const ss_reuse_opts_t *o, const ss_reuse_job_t *j,
+                    const char *resp, char *err, size_t errsz);
+/* The counters of a node's reuse (decisions since the view was created). */
+typedef struct ss_reuse_stats {
+    double hits, identical, followed, misses, explorations, agreed, disagreed, est_err_sum;
+    int64_t entries, observations;
+} ss_reuse_stats_t;
+int ss_reuse_stats(sqlite3 *db, int id, ss_reuse_stats_t *s);
+/* EXPLAIN VIEW's line for a node with REUSE = 'semantic'. */
+void ss_reuse_describe(sqlite3 *db, const ss_plan_node_t *n, ss_buf_t *out);
+
+/* EXPLAIN VIEW of an LLM_GENERATE node with REUSE = 'semantic' (its counters, ss_reuse_describe)
+ * or MAINTAIN = 'dependency' (llm_generate.c): its
  * counters (answers kept whole, shortened, regenerated on revisits) and, for up to max_answers
  * live answers, the attention mass of each sentence on each chunk of its prompt. Nothing for
  * other nodes. Reads the node's committed state. */

@@ -63,7 +63,12 @@ static const char *strategy(const ss_plan_node_t *n)
         return "summary tree per group: an insert, delete or update costs about 1 generation per tree "
                "level (O(log n) with fan_in), not a re-summary of the whole group";
     case SS_PN_LLM_GENERATE: {
-        const char *m = ss_plan_opt(n, "maintain");
+        const char *m = ss_plan_opt(n, "maintain"), *ru = ss_plan_opt(n, "reuse");
+        if (ru && ss_strcaseeq(ru, "semantic"))
+            return "per new or changed context row: retrieve top documents, then reuse the answer of the nearest "
+                   "earlier row over the same documents when its learned threshold allows (error rate bounded by "
+                   "reuse_delta), else 1 generation; a data-source change regenerates the affected answers and "
+                   "reused answers follow their source (an approximation of a fresh run)";
         if (m && ss_strcaseeq(m, "append"))
             return "per new or changed context row: retrieve top documents, 1 generation; a data-source change "
                    "asks the model to revise only the responses whose documents changed (1 call each)";

@@ -39,7 +39,9 @@ static const opt_spec_t *opt_specs(ss_plan_kind_t k, int *n)
                                      {"max_children", 2}, {"memo", OPT_TEXT}};
     static const opt_spec_t gen[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"key", OPT_TEXT},
                                      {"retrieve", 0}, {"maintain", OPT_TEXT}, {"tau", OPT_NUMBER},
-                                     {"dep_layers", 1}, {"kv_reuse", OPT_TEXT}, {"kv_recompute", OPT_NUMBER}};
+                                     {"dep_layers", 1}, {"kv_reuse", OPT_TEXT}, {"kv_recompute", OPT_NUMBER},
+                                     {"reuse", OPT_TEXT}, {"reuse_delta", OPT_NUMBER}, {"reuse_min_obs", 1},
+                                     {"reuse_equiv", OPT_NUMBER}, {"reuse_label", OPT_TEXT}};
     /* semops (issue 15 §2) */
     static const opt_spec_t map[] = {{"max_tokens", 1}, {"temperature", OPT_NUMBER}, {"memo", OPT_TEXT},
                                      {"schema", OPT_TEXT}};
@@ -91,7 +93,7 @@ static int check_option(pctx_t *x, ss_plan_kind_t k, const ss_ast_option_t *op)
 {
     int n;
     const opt_spec_t *sp = opt_specs(k, &n);
-    const char *names[12];
+    const char *names[16];
     for (int i = 0; i < n; i++) {
         names[i] = sp[i].name;
         if (!ss_strcaseeq(sp[i].name, op->name))

@@ -280,6 +280,50 @@ START_TEST(test_generate_dependency_sql)
 }
 END_TEST
 
+/* REUSE = 'semantic' through SQL (issue 17 §4): a turn asked again in a later batch takes the
+ * earlier answer without a call (an identical prompt: the answer regeneration would give), so the
+ * view equals the recompute view, also after a document change (the entry regenerates, the turn
+ * follows it) and the deletion of the source turn (it is decided afresh); EXPLAIN VIEW shows the
+ * counters. */
+START_TEST(test_generate_reuse_sql)
+{
+    char *dir = tu_tmpdir();
+    ss_engine_t *e = open_engine(dir);
+    if (!e) {
+        free(dir);
+        return;
+    }
+    exec(e, "CREATE STREAM conv (cid TEXT KEY, product TEXT, message TEXT) WITH (topic = 'conv', format = 'json')");
+    exec(e, "CREATE STREAM docs (doc_id TEXT KEY, title TEXT, body TEXT) WITH (topic = 'docs', format = 'json')");
+    exec(e, "CREATE CONTINUOUS VIEW rec AS LLM_GENERATE(prompt = 'Help with {product}: {message}', "
+            "context = STREAM(conv), data_source = STREAM(docs), retrieve = 1, max_tokens = 8)");
+    exec(e, "CREATE CONTINUOUS VIEW reu AS LLM_GENERATE(prompt = 'Help with {product}: {message}', "
+            "context = STREAM(conv), data_source = STREAM(docs), retrieve = 1, max_tokens = 8, reuse = 'semantic', "
+            "reuse_delta = 0.05)");
+    exec(e, "INSERT INTO docs VALUES ('d1', 'reset', 'how to reset the router')");
+    exec(e, "INSERT INTO conv VALUES ('c1', 'router', 'my router needs a reset')");
+    free(run(e, "SELECT * FROM reu")); /* caught up: c1 is an entry before c2 arrives */
+    exec(e, "INSERT INTO conv VALUES ('c2', 'router', 'my router needs a reset')");
+    same(e, "SELECT * FROM rec ORDER BY cid", "SELECT * FROM reu ORDER BY cid");
+    char *x = run(e, "EXPLAIN VIEW reu");
+    ck_assert_msg(strstr(x, "semantic reuse (node") && strstr(x, "1 reused (1 identical turns)") &&
+                      strstr(x, "1 misses"), "%s", x);
+    free(x);
+    exec(e, "INSERT INTO docs VALUES ('d1', 'reset', 'how to reset the router and the modem')");
+    same(e, "SELECT * FROM rec ORDER BY cid", "SELECT * FROM reu ORDER BY cid");
+    x = run(e, "EXPLAIN VIEW reu");
+    ck_assert_msg(strstr(x, "1 followed a changed source"), "%s", x);
+    free(x);
+    exec(e, "DELETE FROM conv WHERE cid = 'c1'");
+    same(e, "SELECT * FROM rec ORDER BY cid", "SELECT * FROM reu ORDER BY cid");
+    x = run(e, "EXPLAIN VIEW reu");
+    ck_assert_msg(strstr(x, "2 misses"), "%s", x);
+    free(x);
+    ss_engine_close(e);
+    free(dir);
+}
+END_TEST
+
 /* The operators of issue 15 through the engine: SEM_EXTRACT, SEM_MAP with a schema, SEM_CLASSIFY
  * (also as a GROUP BY item), SEM_SEARCH, SEM_SIM_JOIN, SEM_DEDUP, GROUP BY SEM_CLUSTER and
  * GROUP BY SEM_GROUP maintained under inserts, updates and
@@ -480,6 +524,10 @@ Suite *check_it_semops_suite(void)
     tcase_add_test(tc, test_use_embedder);
     tcase_add_test(tc, test_generate_dependency_sql);
     suite_add_tcase(s, tc);
+    TCase *tr = tcase_create("reuse"); /* SS_TEST_FILTER=reuse runs it alone */
+    tcase_set_timeout(tr, 300);
+    tcase_add_test(tr, test_generate_reuse_sql);
+    suite_add_tcase(s, tr);
     TCase *t15 = tcase_create("issue15"); /* SS_TEST_FILTER=issue15 runs it alone */
     tcase_set_timeout(t15, 900);
     tcase_add_test(t15, test_issue15_views_equal_rebuilt);
