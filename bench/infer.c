@@ -20,10 +20,11 @@
  * the final table and the JSON use the higher of the two (the machine may be shared).
  * Writes bench/results/infer.json (--out).
  *
- * With --kernels it first times the matrix kernels alone (one 2048 x 2048 weight per type).
+ * With --kernels it first times the matrix kernels alone (one 2048 x 2048 weight per type, in
+ * cache and streamed from memory); --kernels-only stops after them (no model files, no JSON).
  *
  *   bench_infer [--shape NAME] [--types q4_k_m,q8_0,f16,...] [--threads 1,2] [--prompt N] [--gen N]
- *               [--layers N] [--reps R] [--dir /tmp] [--out FILE] [--kernels]
+ *               [--layers N] [--reps R] [--dir /tmp] [--out FILE] [--kernels | --kernels-only]
  */
 #include "llm_internal.h"
 #include "ss_gguf.h"
@@ -488,60 +489,175 @@ static void json_run(ss_buf_t *js, const res_t *r, const ceil_t *c, int threads,
 }
 
 /* The matrix kernels alone on one 2048 x 2048 weight (random values) of each type, one thread:
- * a batch of 512 activations (the prefill tile walk: each row group in cache while the batch
- * streams by) and a single activation with the weight in L2 (no memory stall: the decode
- * kernel's own speed). Ops per second of the thread's CPU time (2 per multiply-add), best of 5,
- * against the peak per CPU second. */
+ *   - a batch of 512 activations (the prefill tile walk: each row group in cache while the batch
+ *     streams by) and a single activation with the weight in L2 (no memory stall: the decode
+ *     kernel's own speed). Ops per second of the thread's CPU time (2 per multiply-add), best of
+ *     5, against the peak per CPU second;
+ *   - decode from memory: the weight repeated (its panel copied) to KSTREAM_BYTES, far beyond the
+ *     L3, times one activation: the per-matrix GEMV as decode runs it. The GGUF bytes of the
+ *     matrix per second, against the read ceiling, wall clock and per CPU second; the types are
+ *     interleaved within each of KSTREAM_ROUNDS rounds (best round each), so a neighbour's burst on
+ *     a shared machine hits them alike: compare a type with q8_0 of the same run. Also the median
+ *     over the rounds of the GEMV's rate against a plain read of the same buffer just before it
+ *     (per CPU second; the sturdiest figure under load). */
+#define KSTREAM_BYTES ((size_t)256 << 20)
+#define KSTREAM_ROUNDS 9
+
+typedef struct kern {
+    char name[16];
+    int type, quant, rows, cols;
+    size_t rb;
+    uint8_t *q;
+    wmat_t w, big;     /* the 2048 x 2048 weight; the same repeated to KSTREAM_BYTES */
+    uint8_t *big_buf;  /* big's panel (quantized) or rows (float) */
+    size_t big_bytes;  /* of big_buf in use */
+    double tile, dec, st_wall, st_cpu, rr[16]; /* rr: per round, GEMV / plain read of big_buf */
+} kern_t;
+
+static float krand(uint64_t *st)
+{
+    *st = *st * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)(*st >> 41) / (float)(1 << 23) - 0.5f;
+}
+
+static int kern_init(kern_t *k, const char *name, int ty)
+{
+    memset(k, 0, sizeof *k);
+    snprintf(k->name, sizeof k->name, "%s", name);
+    k->type = ty;
+    k->rows = k->cols = 2048;
+    k->rb = ss_ggml_row_bytes(ty, k->cols);
+    k->q = malloc(k->rb * k->rows);
+    float *row = malloc((size_t)k->cols * sizeof(float));
+    if (!k->q || !row) {
+        free(row);
+        return -1;
+    }
+    uint64_t st = 1;
+    for (int r = 0; r < k->rows; r++) {
+        for (int i = 0; i < k->cols; i++)
+            row[i] = krand(&st);
+        ss_ggml_from_f32(ty, row, k->q + (size_t)r * k->rb, k->cols);
+    }
+    free(row);
+    k->w = (wmat_t){k->q, ty, k->rows, k->cols, k->rb, NULL, 0};
+    k->quant = k_pack(&k->w, 1) == 0;
+    size_t one = k->quant ? (size_t)((k->rows + 15) / 16) * k->w.group_bytes : k->rb * k->rows;
+    int copies = (int)((KSTREAM_BYTES + one - 1) / one);
+    size_t al = (size_t)2 << 20, tot = (one * copies + al - 1) & ~(al - 1);
+    k->big_buf = aligned_alloc(al, tot);
+    if (!k->big_buf)
+        return -1;
+    madvise(k->big_buf, tot, MADV_HUGEPAGE);
+    for (int i = 0; i < copies; i++)
+        memcpy(k->big_buf + (size_t)i * one, k->quant ? k->w.panel : k->q, one);
+    k->big_bytes = one * copies;
+    k->big = k->w;
+    k->big.rows = k->rows * copies;
+    if (k->quant)
+        k->big.panel = k->big_buf;
+    else
+        k->big.data = k->big_buf;
+    return 0;
+}
+
+static void kern_free(kern_t *k)
+{
+    k_unpack_free(&k->w);
+    free(k->q);
+    free(k->big_buf);
+}
+
+/* In-cache figures: the prefill tile walk (k = 0) and decode on 1/16 of the rows (k = 1). */
+static void kern_cached(kern_t *k, const float *x, float *out)
+{
+    for (int m = 0; m < 2; m++) {
+        int nb = m ? 1 : 512;
+        wmat_t part = k->w;
+        part.rows = m ? k->rows / 16 : k->rows;
+        k_matmul(&part, x, k->cols, nb, out, k->rows, 1);
+        double best = 0;
+        for (int rep = 0; rep < 5; rep++) {
+            double t0 = thread_cpu_s(); /* one thread: its CPU time (a shared machine's slicing aside) */
+            int it = m ? 200 : 1;
+            for (int i = 0; i < it; i++)
+                k_matmul(&part, x, k->cols, nb, out, k->rows, 1);
+            double dt = (thread_cpu_s() - t0) / it;
+            best = SS_MAX(best, 2.0 * part.rows * k->cols * nb / dt);
+        }
+        *(m ? &k->dec : &k->tile) = best;
+    }
+}
+
+/* One decode GEMV over the repeated weight (round r): GGUF bytes per second, wall and per CPU
+ * second, and its rate against a plain read of the same buffer just before it (bytes per CPU
+ * second each; the pair sees the same neighbours). */
+static void kern_stream(kern_t *k, const float *x, float *out, int r, long *sink)
+{
+    double c0 = thread_cpu_s();
+    *sink += read_part((const char *)k->big_buf, k->big_bytes & ~(size_t)4095, 1, 0);
+    double rd = (double)(k->big_bytes & ~(size_t)4095) / (thread_cpu_s() - c0);
+    double t0 = now_s();
+    c0 = thread_cpu_s();
+    k_matmul(&k->big, x, k->cols, 1, out, (size_t)k->big.rows, 1);
+    double wall = now_s() - t0, cpu = thread_cpu_s() - c0, bytes = (double)k->rb * k->big.rows;
+    k->st_wall = SS_MAX(k->st_wall, bytes / wall);
+    k->st_cpu = SS_MAX(k->st_cpu, bytes / cpu);
+    k->rr[r] = bytes / cpu / rd;
+}
+
 static void kernels_alone(const char *types, const ceil_t *c)
 {
     char tl[512];
     snprintf(tl, sizeof tl, "%s", types);
-    printf("  kernels alone, 1 thread, 2048 x 2048 weight, per second of CPU time:\n");
-    for (char *s = NULL, *tok = strtok_r(tl, ",", &s); tok; tok = strtok_r(NULL, ",", &s)) {
+    kern_t ks[24];
+    int nk = 0;
+    for (char *s = NULL, *tok = strtok_r(tl, ",", &s); tok && nk < 24; tok = strtok_r(NULL, ",", &s)) {
         int ty = ss_ggml_type_parse(tok);
         if (ty < 0)
             continue; /* mixes: their types are listed on their own */
-        int rows = 2048, cols = 2048;
-        size_t rb = ss_ggml_row_bytes(ty, cols);
-        uint8_t *q = malloc(rb * rows);
-        float *row = malloc((size_t)cols * sizeof(float)), *x = malloc((size_t)512 * cols * sizeof(float));
-        float *out = malloc((size_t)512 * rows * sizeof(float));
-        uint64_t st = 1;
-        for (int r = 0; r < rows; r++) {
-            for (int i = 0; i < cols; i++)
-                row[i] = (float)((st = st * 6364136223846793005ull + 1442695040888963407ull) >> 41) / (float)(1 << 23) - 0.5f;
-            ss_ggml_from_f32(ty, row, q + (size_t)r * rb, cols);
+        if (kern_init(&ks[nk], tok, ty)) {
+            fprintf(stderr, "bench_infer: no memory for the %s kernel test\n", tok);
+            kern_free(&ks[nk]);
+            continue;
         }
-        for (size_t i = 0; i < (size_t)512 * cols; i++)
-            x[i] = (float)((st = st * 6364136223846793005ull + 1442695040888963407ull) >> 41) / (float)(1 << 23) - 0.5f;
-        wmat_t w = {q, ty, rows, cols, rb, NULL, 0};
-        int quant = k_pack(&w, 1) == 0;
-        double best[2] = {0, 0};
-        for (int k = 0; k < 2; k++) {
-            int nb = k ? 1 : 512, nmat = k ? 16 : 1; /* decode: 1/16 of the rows, in L2 */
-            wmat_t part = w;
-            part.rows = k ? rows / nmat : rows;
-            k_matmul(&part, x, cols, nb, out, rows, 1);
-            for (int rep = 0; rep < 5; rep++) {
-                double t0 = thread_cpu_s(); /* one thread: its CPU time (a shared machine's slicing aside) */
-                int it = k ? 200 : 1;
-                for (int i = 0; i < it; i++)
-                    k_matmul(&part, x, cols, nb, out, rows, 1);
-                double dt = (thread_cpu_s() - t0) / it;
-                best[k] = SS_MAX(best[k], 2.0 * part.rows * cols * nb / dt);
-            }
-        }
-        double peak = quant ? c->pk.int8_cpu : c->pk.fp32_cpu;
-        printf("    %-7s prefill tile %6.1f GOP/s = %.3f of the %s peak; decode %6.1f GOP/s = %5.1f GB/s of weights\n",
-               tok, best[0] / 1e9, best[0] / peak, quant ? "int8" : "fp32", best[1] / 1e9,
-               best[1] / 2 * rb / cols / 1e9);
-        fflush(stdout);
-        k_unpack_free(&w);
-        free(q);
-        free(row);
-        free(x);
-        free(out);
+        nk++;
     }
+    size_t nout = (size_t)512 * 2048;
+    for (int i = 0; i < nk; i++)
+        nout = SS_MAX(nout, (size_t)ks[i].big.rows);
+    float *x = malloc((size_t)512 * 2048 * sizeof(float)), *out = malloc(nout * sizeof(float));
+    if (!x || !out) {
+        fprintf(stderr, "bench_infer: no memory for the kernel tests\n");
+        nk = 0;
+    }
+    uint64_t st = 2;
+    for (size_t i = 0; nk && i < (size_t)512 * 2048; i++)
+        x[i] = krand(&st);
+    for (int i = 0; i < nk; i++)
+        kern_cached(&ks[i], x, out);
+    long sink = 0;
+    for (int round = 0; round < KSTREAM_ROUNDS; round++)
+        for (int i = 0; i < nk; i++)
+            kern_stream(&ks[i], x, out, round, &sink);
+    printf("  kernels alone, 1 thread, 2048 x 2048 weight (decode from memory: repeated to %zu MiB), per second of CPU "
+           "time unless said:\n", KSTREAM_BYTES >> 20);
+    for (int i = 0; i < nk; i++) {
+        kern_t *k = &ks[i];
+        double peak = k->quant ? c->pk.int8_cpu : c->pk.fp32_cpu;
+        qsort(k->rr, KSTREAM_ROUNDS, sizeof k->rr[0], cmpd);
+        printf("    %-7s prefill tile %6.1f GOP/s = %.3f of the %s peak; decode in L2 %6.1f GB/s of weights; decode "
+               "from memory %5.1f GB/s = %.3f of read bw (wall %5.1f GB/s = %.3f), median %.3f of a plain read of "
+               "the same bytes\n",
+               k->name, k->tile / 1e9, k->tile / peak, k->quant ? "int8" : "fp32", k->dec / 2 * k->rb / k->cols / 1e9,
+               k->st_cpu / 1e9, k->st_cpu / c->bw_cpu, k->st_wall / 1e9, k->st_wall / c->bw, k->rr[KSTREAM_ROUNDS / 2]);
+        kern_free(k);
+    }
+    if (sink == 42)
+        printf(" ");
+    fflush(stdout);
+    free(x);
+    free(out);
 }
 
 int main(int argc, char **argv)
@@ -551,7 +667,7 @@ int main(int argc, char **argv)
         {"threads", required_argument, 0, 't'}, {"prompt", required_argument, 0, 'p'},
         {"gen", required_argument, 0, 'g'},   {"layers", required_argument, 0, 'l'},
         {"reps", required_argument, 0, 'r'},  {"dir", required_argument, 0, 'd'},
-        {"kernels", no_argument, 0, 'k'},
+        {"kernels", no_argument, 0, 'k'}, {"kernels-only", no_argument, 0, 'K'},
         {"out", required_argument, 0, 'o'},   {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *shape = "llama-3.2-1b", *types = "q4_k_m,q8_0,f16", *dir = "/tmp", *out = "bench/results/infer.json";
     const char *thr = "1,2";
@@ -566,12 +682,14 @@ int main(int argc, char **argv)
         case 'l': layers = atoi(optarg); break;
         case 'r': reps = SS_MAX(1, SS_MIN(16, atoi(optarg))); break;
         case 'k': kern = 1; break;
+        case 'K': kern = 2; break;
         case 'd': dir = optarg; break;
         case 'o': out = optarg; break;
         default:
             fprintf(c == 'h' ? stdout : stderr,
                     "usage: bench_infer [--shape NAME] [--types LIST] [--threads 1,2] [--prompt N] [--gen N]\n"
                     "                   [--layers N] [--reps R] [--dir DIR] [--out FILE] [--kernels]\n"
+                    "                   [--kernels-only]\n"
                     "  LIST: weight types (%s) and mixes (q4_k_m, q5_k_m, q6_k)\n",
                     ss_ggml_type_names());
             return c == 'h' ? 0 : 2;
@@ -591,6 +709,8 @@ int main(int argc, char **argv)
         measure_ceilings(tl[i], &cs[i], "at the start");
     if (kern)
         kernels_alone(types, &cs[0]);
+    if (kern == 2)
+        return 0;
     res_t res[64];
     int nres = 0, fail = 0;
     char tlist[512];

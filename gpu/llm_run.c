@@ -67,13 +67,30 @@ const char *ss_llm_token_text(ss_llm_t *m, int id) { return id >= 0 && id < m->t
 
 /* ---------------- math helpers ---------------- */
 
+/* The first index of the largest value (NaNs never chosen unless x[0] is one: then 0), as the
+ * plain loop "if (x[i] > x[b]) b = i" gives it, in 8 independent lanes (a 128k-entry vocabulary
+ * row is a few percent of a decode step when one dependent chain walks it). */
 static int argmax(const float *x, int n)
 {
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[b])
-            b = i;
-    return b;
+    if (n <= 0 || x[0] != x[0])
+        return 0;
+    float m[8];
+    int b[8];
+    for (int j = 0; j < 8; j++)
+        m[j] = -INFINITY, b[j] = -1;
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++)
+            if (x[i + j] > m[j])
+                m[j] = x[i + j], b[j] = i + j;
+    for (; i < n; i++)
+        if (x[i] > m[i & 7])
+            m[i & 7] = x[i], b[i & 7] = i;
+    int best = -1;
+    for (int j = 0; j < 8; j++) /* each lane holds its first index of its maximum */
+        if (b[j] >= 0 && (best < 0 || m[j] > m[best] || (m[j] == m[best] && b[j] < b[best])))
+            best = j;
+    return best < 0 ? 0 : b[best];
 }
 
 /* log-sum-exp of x (max subtracted) */

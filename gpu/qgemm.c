@@ -26,8 +26,17 @@
 
 /* ---------------- AVX-512 VNNI ---------------- */
 
-#ifndef PF_AHEAD
-#define PF_AHEAD 2048 /* bytes ahead of the group being read that decode prefetches */
+/* Bytes ahead of the group being read that decode prefetches. A token streams every panel from
+ * memory once; the prefetch must run far enough ahead that the lines arrive while the groups
+ * before them are computed. Paired A/B runs of the GEMV streamed from memory (bench_infer
+ * --kernels-only; docs/PERF.md) found 8 KiB ahead faster than 2 KiB for the K-quants (Q4_K
+ * x1.20, Q2_K x1.15, Q6_K x1.27, per CPU second, loaded machine) and no better for the legacy
+ * types (Q8_0 0.93, IQ4_NL 1.01), which keep 2 KiB. */
+#ifndef PF_AHEAD_K
+#define PF_AHEAD_K 8192
+#endif
+#ifndef PF_AHEAD_LEGACY
+#define PF_AHEAD_LEGACY 2048
 #endif
 
 /* Step s of a group's bits as 16 rows x 4 unsigned bytes. */
@@ -114,6 +123,7 @@ AI T6 void qg512(const uint8_t *grp, int cols, const qact_t *a, int b0, const in
     const float *dx = a->dx + (size_t)b0 * a->nsb, *sf = (G == 16 ? a->s16 : a->s32) + (size_t)b0 * ngr;
     const int32_t *ns = (G == 16 ? a->ns16 : a->ns32) + (size_t)b0 * ngr;
     const size_t xs = (size_t)a->cols, ds = (size_t)a->nsb;
+    const int pfd = sk == SK_LEGACY ? PF_AHEAD_LEGACY : PF_AHEAD_K;
     __m512 acc[8], t[8];
     __m512i I[8];
     __mmask16 om = (__mmask16)(nrows >= 16 ? 0xffff : (1u << nrows) - 1);
@@ -137,7 +147,7 @@ AI T6 void qg512(const uint8_t *grp, int cols, const qact_t *a, int b0, const in
             const int gi = c0 / G + g, xo = c0 + g * G;
             if (C <= 2) /* decode streams the panel from memory: keep more lines in flight */
                 for (int l = 0; l < gbb; l += 64)
-                    _mm_prefetch((const char *)gb + PF_AHEAD + l, _MM_HINT_T0);
+                    _mm_prefetch((const char *)gb + pfd + l, _MM_HINT_T0);
             __m512 A, B = _mm512_setzero_ps();
             scales512(hdr, gsc + (size_t)g * gsb, zp, sk, &A, &B);
 #pragma GCC unroll 8
