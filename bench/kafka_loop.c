@@ -98,7 +98,7 @@ static double source_rate(ss_transport_t *kt, int64_t n)
     ss_schema_set(sch, 0, "id", SS_COL_INT, 1);
     ss_schema_set(sch, 1, "v", SS_COL_INT, 0);
     ss_schema_set(sch, 2, "s", SS_COL_TEXT, 0);
-    ss_source_opts_t o = {kt, "bench", "loop.in", SS_FMT_UPSERT, sch, NULL, 0, NULL};
+    ss_source_opts_t o = {kt, "bench", "loop.in", SS_FMT_UPSERT, sch, NULL, 0, NULL, 0};
     ss_source_t *src = NULL;
     char err[SS_ERRSZ];
     double rate = 0;

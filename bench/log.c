@@ -200,7 +200,7 @@ static double source_read(const char *path, const char *topic, int64_t want, cha
     ss_schema_set(sch, 0, "id", SS_COL_INT, 1);
     ss_schema_set(sch, 1, "v", SS_COL_INT, 0);
     ss_schema_set(sch, 2, "s", SS_COL_TEXT, 0);
-    ss_source_opts_t o = {t, "bench", topic, SS_FMT_JSON, sch, NULL, 0, NULL};
+    ss_source_opts_t o = {t, "bench", topic, SS_FMT_JSON, sch, NULL, 0, NULL, 0};
     ss_source_t *s = NULL;
     double rate = -1;
     if (!ss_source_open(&o, NULL, 0, &s, err, errsz)) {

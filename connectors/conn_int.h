@@ -109,6 +109,7 @@ struct ss_source {
     ss_format_t format;
     ss_schema_t *schema;     /* owned copy */
     size_t max_bytes;
+    int append_only;         /* a delete or an update is dead-lettered */
     ss_offset_t *pos;        /* per partition: next offset to consume */
     int npart;
     ss_source_stats_t st;

@@ -220,6 +220,7 @@ int ss_source_open(const ss_source_opts_t *o, const ss_offset_t *start, int nsta
     s->schema = ss_schema_copy(o->schema);
     s->format = o->format;
     s->max_bytes = o->max_message_bytes ? o->max_message_bytes : 1024 * 1024;
+    s->append_only = o->append_only;
     int rc = SS_OK;
     if (!s->stream || !s->topic || !s->dlq_topic || !s->schema)
         rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
@@ -290,6 +291,15 @@ void conn_source_handle(ss_source_t *s, const conn_msg_t *m, ss_zset_t *out)
     }
     size_t before = out->n;
     int rc = conn_decode(s->format, s->schema, m->key, m->klen, m->val, m->vlen, out, reason, sizeof reason);
+    for (size_t k = before; !rc && s->append_only && k < out->n; k++)
+        if (out->e[k].w < 0) {
+            snprintf(reason, sizeof reason, "stream %s is append_only: a message that deletes or updates a row "
+                     "is refused", s->stream);
+            for (size_t j = before; j < out->n; j++)
+                ss_row_free(out->e[j].row);
+            out->n = before;
+            rc = SS_ERR_INVALID;
+        }
     if (!rc && conn_wm_event(s, m, out, before, reason, sizeof reason)) { /* late: its windows may be closed */
         for (size_t k = before; k < out->n; k++)
             ss_row_free(out->e[k].row);

@@ -126,6 +126,8 @@ typedef struct ss_source_opts {
     const char *group;           /* Kafka only: join this consumer group (cooperative-sticky) and read
                                     only the partitions it assigns; NULL = every partition (manual
                                     assignment). See "consumer groups" below. */
+    int append_only;             /* WITH (append_only = true): a message that deletes or updates a row
+                                    is dead-lettered (the stream's rows only ever arrive) */
 } ss_source_opts_t;
 
 /* A stream's event time: WATERMARK FOR column AS column - delay_us. */

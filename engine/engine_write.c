@@ -305,6 +305,9 @@ int eng_delete(ss_engine_t *e, const ss_ast_stmt_t *st, ss_buf_t *out, char *err
     if (!st->where)
         return ss_seterr(err, errsz, SS_ERR_UNSUPPORTED, "%d:%d: DELETE FROM a stream needs WHERE key = value",
                          st->span.line, st->span.col);
+    if (ss_plan_opt_bool(&(ss_plan_node_t){.nopts = cs->nopts, .opts = cs->opts}, "append_only"))
+        return ss_seterr(err, errsz, SS_ERR_UNSUPPORTED, "%d:%d: stream %s is append_only: its rows cannot be deleted",
+                         st->span.line, st->span.col, cs->name);
     ss_row_t *row = ss_row_new(cs->schema->n);
     char *set = calloc((size_t)cs->schema->n + 1, 1);
     int rc = row && set ? where_cols(cs, st->where, row, set, err, errsz)

@@ -187,6 +187,7 @@ static int open_source(eng_pipe_t *p, int i, char *err, size_t errsz)
         return ss_seterr(err, errsz, SS_ERR_INVALID, "stream %s: unknown format %s", n->label, nz(fmt));
     o.schema = n->schema;
     o.dlq_topic = ss_plan_opt(n, "dlq_topic");
+    o.append_only = ss_plan_opt_bool(n, "append_only");
     const char *mb = ss_plan_opt(n, "max_message_bytes");
     if (mb)
         o.max_message_bytes = (size_t)strtoull(mb, NULL, 10);

@@ -14,7 +14,10 @@
  * (ss_state_hcount: one small record and one statement per event; the rows
  * themselves are not kept, so such a source has no snapshot — its history is
  * its topic); with a TTL, one state row per live instance instead,
- * st_<id>_inst(id, k = row hash, row, ts), each with its own time.
+ * st_<id>_inst(id, k = row hash, row, ts), each with its own time. An
+ * append_only stream (WITH (append_only = true), no key, no TTL) keeps nothing:
+ * its rows pass through, and a delete (which its connector dead-letters before
+ * it gets here) is an error.
  *
  * TTL (options ttl = '30 s' | '5 minutes' | '1 hour' | '2 days' ..., ttl_column =
  * a TIMESTAMP, TIMESTAMPTZ or DATE column; absent = arrival time): on every
@@ -40,6 +43,7 @@ typedef struct source {
     int *keys;        /* key column indices */
     int64_t ttl_ms;   /* 0 = no TTL */
     int ttl_col;      /* -1 = arrival time */
+    int append_only;  /* rows only arrive: nothing is kept */
     ss_buf_t kb, rb;  /* scratch encodings */
     char strategy[160];
 } source_t;
@@ -177,12 +181,16 @@ static int source_init(ss_op_t *op, ss_op_ctx_t *ctx, char *err, size_t errsz)
             return ss_seterr(err, errsz, SS_ERR_SEMANTIC, "source %s: ttl_column '%s' is not a column",
                              n->label ? n->label : "?", col);
     }
+    s->append_only = ss_plan_opt_bool(n, "append_only") && !s->nkeys && !s->ttl_ms;
     snprintf(s->strategy, sizeof s->strategy, "%s%s%s",
-             s->nkeys ? "upsert by key: current row per key in SQLite, emits -old +new"
+             s->append_only ? "append-only: rows pass through, nothing kept, deletes refused"
+             : s->nkeys ? "upsert by key: current row per key in SQLite, emits -old +new"
                       : "multiset (no key): live copies counted per row hash in SQLite, deletes of absent rows "
                         "dropped",
              s->ttl_ms ? ", TTL " : "", s->ttl_ms ? ttl : "");
     const char *p = s->st->prefix;
+    if (s->append_only)
+        return SS_OK;
     if (s->nkeys)
         return ss_state_exec(s->st, err, errsz,
                              "CREATE TABLE IF NOT EXISTS %s_rows(k BLOB PRIMARY KEY, row BLOB NOT NULL, ts INTEGER);"
@@ -400,7 +408,10 @@ static int source_apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, const ss_zset_t
     for (size_t i = 0; i < in->n && !rc; i++) {
         if (in->e[i].w == 0)
             continue;
-        if (s->nkeys)
+        if (s->append_only)
+            rc = in->e[i].w > 0 ? ss_zset_add_copy(&d, in->e[i].row, in->e[i].w)
+                                : (int)ss_seterr(err, errsz, SS_ERR_INVALID, "a delete in an append_only stream");
+        else if (s->nkeys)
             rc = keyed_event(op, in->e[i].row, in->e[i].w, now, &d, err, errsz);
         else if (s->ttl_ms)
             rc = unkeyed_event(op, in->e[i].row, in->e[i].w, now, &d, err, errsz);
@@ -423,6 +434,9 @@ static int source_snapshot(ss_op_t *op, ss_op_ctx_t *ctx, ss_zset_t *out, char *
 {
     (void)ctx;
     source_t *s = op->impl;
+    if (s->append_only)
+        return ss_seterr(err, errsz, SS_ERR_UNSUPPORTED, "source %s is append_only and keeps no rows: its history is "
+                         "its topic", op->node->label ? op->node->label : "?");
     if (!s->nkeys && !s->ttl_ms) /* counts under row hashes, not the rows: the history is the topic */
         return ss_seterr(err, errsz, SS_ERR_UNSUPPORTED, "source %s keeps counts of its rows, not the rows (no key, "
                          "no ttl): its history is its topic", op->node->label ? op->node->label : "?");

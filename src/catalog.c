@@ -214,6 +214,26 @@ static int check_key_option(const ss_ast_stmt_t *st, const ss_schema_t *sc, cons
     return SS_OK;
 }
 
+/* append_only = true: rows only ever arrive (a delete or an update is refused), so the stream
+ * keeps no state; a key (upserts), a TTL (expiry) or a format of changes contradicts it. */
+static int check_append_only(const ss_ast_stmt_t *st, const ss_schema_t *sc, int nopts, ss_plan_opt_t *opts,
+                             const char *fmt, char *err, size_t errsz)
+{
+    ss_plan_node_t pn = {.nopts = nopts, .opts = opts};
+    if (!ss_plan_opt_bool(&pn, "append_only"))
+        return SS_OK;
+    int keys[1];
+    const char *why = ss_schema_keys(sc, keys, 1) || ss_plan_opt(&pn, "key") ? "a KEY (its messages are upserts)"
+                      : ss_plan_opt(&pn, "ttl")                             ? "a ttl (rows expire)"
+                      : fmt && !ss_strcaseeq(fmt, "json")                    ? "a format of changes (debezium, upsert)"
+                                                                             : NULL;
+    if (!why)
+        return SS_OK;
+    const ss_span_t *sp = opt_span(st, "append_only");
+    return ss_seterr(err, errsz, SS_ERR_SEMANTIC, "%d:%d: stream %s: append_only = true cannot be combined with %s",
+                     sp->line, sp->col, st->name, why);
+}
+
 /* ---- WITH options: every name and value is checked when an object is created ----
  * One table per statement kind. To add an option, add a row (and read it where it acts). */
 
@@ -231,6 +251,7 @@ static const opt_rule_t stream_opts[] = {
     {"dlq_topic", OPT_NONEMPTY, 0, 0}, {"max_message_bytes", OPT_INT, 1, 1L << 30}, {"retention", OPT_ANY, 0, 0},
     /* checked by catalog_time.c */
     {"timestamp_format", OPT_ANY, 0, 0}, {"watermark_idle_timeout", OPT_ANY, 0, 0},
+    {"append_only", OPT_BOOL, 0, 0},
 };
 /* retention and partitions (of the sink topic) are checked by check_view_options */
 static const opt_rule_t view_opts[] = {{"sink_topic", OPT_NONEMPTY, 0, 0}, {"model", OPT_NONEMPTY, 0, 0},
@@ -382,6 +403,8 @@ static int build_stream(const ss_ast_stmt_t *st, stream_ent_t **out, char *err, 
         goto fail;
     }
     if ((rc = ss__stream_time(st, e->pub.schema, &e->pub.nopts, &e->pub.opts, err, errsz))) /* catalog_time.c */
+        goto fail;
+    if ((rc = check_append_only(st, e->pub.schema, e->pub.nopts, e->pub.opts, fmt, err, errsz)))
         goto fail;
     const char *keyopt = ss_plan_opt(&(ss_plan_node_t){.nopts = e->pub.nopts, .opts = e->pub.opts}, "key");
     if (keyopt && (rc = check_key_option(st, e->pub.schema, keyopt, err, errsz)))

@@ -201,6 +201,12 @@ const char *ss_plan_opt(const ss_plan_node_t *n, const char *name)
     return NULL;
 }
 
+int ss_plan_opt_bool(const ss_plan_node_t *n, const char *name)
+{
+    const char *v = ss_plan_opt(n, name);
+    return v && (!strcmp(v, "1") || ss_strcaseeq(v, "true"));
+}
+
 int64_t ss_plan_opt_int(const ss_plan_node_t *n, const char *name, int64_t dflt)
 {
     const char *v = ss_plan_opt(n, name);

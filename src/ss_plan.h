@@ -217,6 +217,7 @@ void ss_plan_free(ss_plan_t *p);
 const char *ss_plan_kind_name(ss_plan_kind_t k);
 const char *ss_plan_opt(const ss_plan_node_t *n, const char *name); /* NULL if unset */
 int64_t ss_plan_opt_int(const ss_plan_node_t *n, const char *name, int64_t dflt);
+int ss_plan_opt_bool(const ss_plan_node_t *n, const char *name); /* 1 for TRUE or 1, else 0 */
 double ss_plan_opt_real(const ss_plan_node_t *n, const char *name, double dflt);
 
 /* ---- cascades: SEM_FILTER's option cascade = '...' (src/plan_cascade.c) ----

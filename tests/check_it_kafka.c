@@ -90,7 +90,7 @@ static void produce(const char *topic, const msg_t *m, int n)
 static ss_source_t *open_src(const char *topic, ss_format_t fmt, const ss_schema_t *sch, size_t maxb,
                              const ss_offset_t *start, int nstart)
 {
-    ss_source_opts_t o = {T, "s1", topic, fmt, sch, NULL, maxb, NULL};
+    ss_source_opts_t o = {T, "s1", topic, fmt, sch, NULL, maxb, NULL, 0};
     ss_source_t *s = NULL;
     ck_assert_msg(ss_source_open(&o, start, nstart, &s, err, sizeof err) == SS_OK, "%s", err);
     return s;
@@ -522,7 +522,7 @@ START_TEST(test_past_end)
     ss_source_close(open_src("t_end", SS_FMT_JSON, sch, 0, &at_end, 1));
     /* past it (the topic was replaced under the saved state): an error naming both offsets */
     ss_offset_t past = {0, 9};
-    ss_source_opts_t o = {T, "s1", "t_end", SS_FMT_JSON, sch, NULL, 0, NULL};
+    ss_source_opts_t o = {T, "s1", "t_end", SS_FMT_JSON, sch, NULL, 0, NULL, 0};
     ss_source_t *s = NULL;
     ck_assert_int_ne(ss_source_open(&o, &past, 1, &s, err, sizeof err), SS_OK);
     ck_assert_ptr_null(s);
@@ -744,7 +744,7 @@ START_TEST(test_cmd_kafka)
     ck_assert_msg(ss_producer_flush(p, 10000, err, sizeof err) == SS_OK, "%s", err);
     ss_producer_destroy(p);
     ss_schema_t *sch = schema3(1);
-    ss_source_opts_t o = {xt, "m", "multi", SS_FMT_JSON, sch, NULL, 0, NULL};
+    ss_source_opts_t o = {xt, "m", "multi", SS_FMT_JSON, sch, NULL, 0, NULL, 0};
     ss_source_t *s = NULL;
     ck_assert_msg(ss_source_open(&o, NULL, 0, &s, err, sizeof err) == SS_OK, "%s", err);
     const ss_offset_t *pos;
@@ -759,7 +759,7 @@ START_TEST(test_cmd_kafka)
     ss_zset_destroy(&z);
     ss_source_close(s);
     /* a topic nobody created is auto-created by the broker (4 partitions on the mock) */
-    ss_source_opts_t o2 = {xt, "m2", "fresh", SS_FMT_JSON, sch, NULL, 0, NULL};
+    ss_source_opts_t o2 = {xt, "m2", "fresh", SS_FMT_JSON, sch, NULL, 0, NULL, 0};
     ck_assert_msg(ss_source_open(&o2, NULL, 0, &s, err, sizeof err) == SS_OK, "%s", err);
     ss_source_positions(s, &pos, &np);
     ck_assert_int_eq(np, 4);
@@ -812,7 +812,7 @@ START_TEST(test_kcat_interop)
     free(run_sh(cmd, "1|{\"id\":1,\"name\":\"from kcat\"}\n2|{\"id\":2,\"score\":2.5}\n1|\nx|{\"name\":\"bad key\"}\n"));
     free(cmd);
     ss_schema_t *sch = schema3(1);
-    ss_source_opts_t o = {xt, "kc", "kc.in", SS_FMT_UPSERT, sch, NULL, 0, NULL};
+    ss_source_opts_t o = {xt, "kc", "kc.in", SS_FMT_UPSERT, sch, NULL, 0, NULL, 0};
     ss_source_t *s = NULL;
     ck_assert_msg(ss_source_open(&o, NULL, 0, &s, err, sizeof err) == SS_OK, "%s", err);
     ss_zset_t z;

@@ -6,6 +6,7 @@
  * every row with the right lag (also with a `run` and a `shell` writing at
  * once); insert+delete pairs on 4 partitions leaving no phantom rows (keyed and
  * keyless); dead letters and sink topics read back with `semstream log cat`;
+ * an append_only stream (deletes dead-lettered or refused, no state kept);
  * a log deleted under the saved positions (an error naming the topic, the
  * partition and both offsets); retention validated at definition and applied;
  * and a disk that fills during a load (a small tmpfs in a private mount
@@ -273,6 +274,55 @@ START_TEST(test_log_cat)
 }
 END_TEST
 
+/* An append_only stream keeps no state: its rows (duplicates too) reach the views, a message
+ * that deletes or updates a row is dead-lettered with the reason, DELETE FROM it is refused,
+ * and a restart continues from the saved positions. */
+START_TEST(test_append_only)
+{
+    char *dir = tu_tmpdir(), path[1024], cmd[4096];
+    snprintf(path, sizeof path, "%s/ev.jsonl", dir);
+    tu_write_file(path, "{\"a\":1,\"b\":\"x\"}\n{\"a\":1,\"b\":\"x\"}\n{\"a\":2,\"b\":\"y\"}\n"
+                        "{\"op\":\"delete\",\"row\":{\"a\":1,\"b\":\"x\"}}\n"
+                        "{\"op\":\"update\",\"before\":{\"a\":2,\"b\":\"y\"},\"row\":{\"a\":2,\"b\":\"z\"}}\n"
+                        "{\"op\":\"insert\",\"row\":{\"a\":3,\"b\":\"w\"}}\n");
+    snprintf(path, sizeof path, "%s/ev.sql", dir);
+    tu_write_file(path, "CREATE STREAM IF NOT EXISTS ev (a INT, b TEXT) WITH (append_only = true);\n"
+                        "CREATE CONTINUOUS VIEW IF NOT EXISTS rows_ AS SELECT a, b FROM ev;\n"
+                        "CREATE CONTINUOUS VIEW IF NOT EXISTS n AS SELECT COUNT(*) AS n, SUM(a) AS s FROM ev;\n");
+    snprintf(cmd, sizeof cmd,
+             "cd %s && %s run ev.sql --db st.db --load ev=ev.jsonl --until-idle --quiet >/dev/null && "
+             "%s log --db st.db cat ev.dlq", dir, BIN, BIN);
+    char *out = NULL;
+    ck_assert_int_eq(tu_sh(cmd, &out), 0);
+    ck_assert_msg(strstr(out, "\"offset\":0,") && strstr(out, "\"offset\":1,") && /* (once per view's pipeline) */
+                      strstr(out, "stream ev is append_only: a message that deletes or updates a row is refused") &&
+                      strstr(out, "\"topic\":\"ev\",\"partition\":0,\"offset\":3,") &&
+                      strstr(out, "\"topic\":\"ev\",\"partition\":0,\"offset\":4,"),
+                  "%s", out);
+    free(out);
+    ss_engine_t *e = engine(dir, 1);
+    char *t = query(e, "SELECT COUNT(*) FROM rows_;");
+    ck_assert_int_eq(scalar(t), 4); /* 1 x twice, 2 y, 3 w */
+    free(t);
+    t = query(e, "SELECT s FROM n;");
+    ck_assert_int_eq(scalar(t), 7);
+    free(t);
+    ss_buf_t o = SS_BUF_INIT;
+    char err[SS_ERRSZ] = "";
+    const char *del = "DELETE FROM ev WHERE a = 1 AND b = 'x';";
+    ck_assert_int_eq(ss_engine_exec(e, del, strlen(del), "t", &o, err, sizeof err), SS_ERR_UNSUPPORTED);
+    ck_assert_msg(strstr(err, "1:1: stream ev is append_only: its rows cannot be deleted"), "%s", err);
+    const char *ins = "INSERT INTO ev VALUES (1, 'x');";
+    ck_assert_msg(ss_engine_exec(e, ins, strlen(ins), "t", &o, err, sizeof err) == SS_OK, "%s", err);
+    ss_buf_free(&o);
+    t = query(e, "SELECT COUNT(*) FROM rows_ WHERE a = 1;");
+    ck_assert_int_eq(scalar(t), 3);
+    free(t);
+    ss_engine_close(e);
+    free(dir);
+}
+END_TEST
+
 /* The log deleted under the saved positions: an error naming the topic, the partition and both offsets. */
 START_TEST(test_topic_reset)
 {
@@ -374,6 +424,7 @@ Suite *check_it_log_suite(void)
     tcase_add_test(tc, test_restart_and_second_process);
     tcase_add_test(tc, test_no_phantoms_on_partitions);
     tcase_add_test(tc, test_log_cat);
+    tcase_add_test(tc, test_append_only);
     tcase_add_test(tc, test_topic_reset);
     tcase_add_test(tc, test_retention);
     tcase_add_test(tc, test_disk_full);

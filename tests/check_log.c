@@ -325,7 +325,7 @@ START_TEST(test_source_wakes)
     ck_assert_int_eq(ss_transport_log(path, &t, err, sizeof err), SS_OK);
     ss_schema_t *sch = ss_schema_new(1);
     ss_schema_set(sch, 0, "id", SS_COL_INT, 1);
-    ss_source_opts_t o = {t, "w", "w", SS_FMT_JSON, sch, NULL, 0, NULL};
+    ss_source_opts_t o = {t, "w", "w", SS_FMT_JSON, sch, NULL, 0, NULL, 0};
     ss_source_t *s = NULL;
     ck_assert_msg(ss_source_open(&o, NULL, 0, &s, err, sizeof err) == SS_OK, "%s", err);
     appender_t a = {t};

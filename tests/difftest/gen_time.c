@@ -5,7 +5,8 @@
  * EXTRACT, DATE_PART, casts and comparisons in projections, WHERE and GROUP BY; and the window
  * table functions TUMBLE (with an offset) and HOP, written for PostgreSQL as what they mean: a
  * FROM subquery adding window_start = date_bin(size, ts, origin) (HOP: minus j slides, for j in
- * generate_series) and window_end = window_start + size, grouped or not.
+ * generate_series) and window_end = window_start + size, grouped or not; and SESSION per a
+ * PARTITION BY column, its bounds computed by LAG and a running SUM over the key's rows.
  */
 #include "dt.h"
 
@@ -331,6 +332,26 @@ int dt_s_time_group(dt_rng_t *r, const dt_case_t *c, dt_rel_t *v, ss_buf_t *out)
     return 1;
 }
 
+/* FROM SESSION(in PARTITION BY k, DESCRIPTOR(ts), gap) for semstream; for PostgreSQL the rows
+ * with their session's bounds by window functions: a row starts a session unless it is less than
+ * the gap after the previous row of its key (LAG), sessions are numbered by a running SUM, and a
+ * session is [its first ts, its last ts + gap). */
+static void session_from(dt_rng_t *r, const dt_rel_t *in, const char *ts, tscope_t *s, ss_buf_t *out)
+{
+    static const int gaps[] = {7, 14, 60, 3600}; /* 7, 14: rows 7 s apart sit on the boundary */
+    int gap = gaps[dt_int(r, 4)];
+    dt_type_t kt;
+    const char *k = any_col(s, &kt);
+    ss_buf_printf(out, "%cSESSION(%s PARTITION BY %s, DESCRIPTOR(%s), INTERVAL '%d' SECOND)%c%c", DT_SS_ONLY,
+                  in->name, k, ts, gap, DT_ALT_END, DT_PG_ONLY);
+    ss_buf_printf(out, "(SELECT *, MIN(%s) OVER (PARTITION BY %s, ss_sid) AS window_start, MAX(%s) OVER (PARTITION BY "
+                       "%s, ss_sid) + INTERVAL '%d seconds' AS window_end FROM (SELECT *, SUM(ss_new) OVER (PARTITION "
+                       "BY %s ORDER BY %s ROWS UNBOUNDED PRECEDING) AS ss_sid FROM (SELECT *, CASE WHEN %s - LAG(%s) "
+                       "OVER (PARTITION BY %s ORDER BY %s) < INTERVAL '%d seconds' THEN 0 ELSE 1 END AS ss_new FROM "
+                       "%s WHERE %s IS NOT NULL) AS ss_a) AS ss_b) AS tw%c",
+                  ts, k, ts, k, gap, k, ts, ts, ts, k, ts, gap, in->name, ts, DT_ALT_END);
+}
+
 /* FROM TUMBLE/HOP(in, DESCRIPTOR(ts), ...) for semstream; for PostgreSQL the rows with their
  * windows' bounds computed by date_bin. */
 static void window_from(dt_rng_t *r, const dt_rel_t *in, const char *ts, ss_buf_t *out)
@@ -374,7 +395,10 @@ int dt_s_time_window(dt_rng_t *r, const dt_case_t *c, dt_rel_t *v, ss_buf_t *out
         return 0;
     const char *ts = pick(r, s.ts, s.nts);
     ss_buf_t from = SS_BUF_INIT;
-    window_from(r, in, ts, &from);
+    if (s.nany && dt_pct(r, 25))
+        session_from(r, in, ts, &s, &from);
+    else
+        window_from(r, in, ts, &from);
     int x = dt_int(r, 3);
     dt_type_t kt = DT_INT;
     const char *k = x == 1 ? any_col(&s, &kt) : NULL;
