@@ -214,6 +214,21 @@ int64_t ss_cascade_binom_lcb(int64_t k, double p, double alpha)
     return hi;
 }
 
+double ss_cascade_prop_ucb(int64_t k, int64_t n, double alpha)
+{
+    if (n <= 0 || k >= n)
+        return 1;
+    double la = log(alpha), lo = (double)k / (double)n, hi = 1; /* P(Bin(n, lo) <= k) >= alpha */
+    for (int it = 0; it < 60; it++) {
+        double m = (lo + hi) / 2;
+        if (binom_logcdf(k, n, m) >= la)
+            lo = m;
+        else
+            hi = m;
+    }
+    return lo;
+}
+
 /* ---------------------------------------------------------------- thresholds */
 
 static int cmp_pt(const void *a, const void *b)
@@ -254,22 +269,39 @@ void ss_cascade_thresholds(ss_cascade_pt_t *pts, int n, const ss_cascade_design_
     out->pos = P > (double)lpos ? P : (double)lpos;
     if (!out->ncalib)
         return;
+    /* With a uniform calibration sample (mix = 1) the calibration positives are a uniform sample
+     * of the positives, so the share of them below lo bounds the share of positives lost (an exact
+     * binomial bound on a proportion, delta/2: SUPG's recall target with an exact bound); the
+     * negatives accepted get delta/4 and the lower bound on all positives delta/4. Otherwise the
+     * positives lost are bounded as a count (delta/4), as are the positives (delta/4) and the
+     * negatives accepted (delta/2). */
+    int uniform = d->mix >= 1 && pi_floor(d, 0) < 1; /* with everything sampled the count is exact */
+    double a_pos = delta / 4, a_lost = uniform ? delta / 2 : delta / 4, a_fp = uniform ? delta / 4 : delta / 2;
     /* the positives: at least the labelled ones, and at least what the calibration positives
-     * certify (each positive is sampled with probability <= pi_floor(1)) at delta/4 */
-    int64_t plb = ss_cascade_binom_lcb(kpos, pi_floor(d, 1), delta / 4);
+     * certify (each positive is sampled with probability <= pi_floor(1)) */
+    int64_t plb = ss_cascade_binom_lcb(kpos, pi_floor(d, 1), a_pos);
     plb = plb > lpos ? plb : lpos;
     /* lo, upwards over the sample's scores: below t lie K calibration positives and L labelled
      * positives; every positive below t was sampled with probability >= pi_floor(0), so at most
-     * binom_ucb(K) positives lie there (delta/4) and at most that less L are lost. */
-    int64_t k_below = 0, l_below = 0, best_lost = 0;
+     * binom_ucb(K) positives lie there and at most that less L are lost. */
+    int64_t k_below = 0, l_below = 0;
+    double best_lost = 0; /* positives lost, as a count */
     for (int k = 0; k < n;) {
         int e = k;
         while (e < n && pts[e].s == pts[k].s)
             e++;
         if (k > 0) {
-            int64_t lost = ss_cascade_binom_ucb(k_below, pi_floor(d, 0), delta / 4, cap) - l_below;
-            if ((double)lost > q * (double)plb)
-                break;
+            double lost;
+            if (uniform) {
+                double f = ss_cascade_prop_ucb(k_below, kpos, a_lost);
+                if (f > q)
+                    break;
+                lost = f * (double)plb;
+            } else {
+                lost = (double)(ss_cascade_binom_ucb(k_below, pi_floor(d, 0), a_lost, cap) - l_below);
+                if (lost > q * (double)plb)
+                    break;
+            }
             out->lo = pts[k].s;
             best_lost = lost > 0 ? lost : 0;
         }
@@ -281,8 +313,9 @@ void ss_cascade_thresholds(ss_cascade_pt_t *pts, int n, const ss_cascade_design_
         k = e;
     }
     /* hi, downwards: above t every negative was sampled with probability >= pi_floor(t), so at
-     * most binom_ucb(K0) negatives lie there (delta/2), less the labelled ones L0 */
-    int64_t tplb = plb - best_lost, k0 = 0, l0 = 0, best_fp = 0;
+     * most binom_ucb(K0) negatives lie there, less the labelled ones L0 */
+    double tplb = (double)plb - best_lost;
+    int64_t k0 = 0, l0 = 0, best_fp = 0;
     for (int e = n; e > 0;) {
         int k = e - 1;
         while (k > 0 && pts[k - 1].s == pts[e - 1].s)
@@ -294,9 +327,9 @@ void ss_cascade_thresholds(ss_cascade_pt_t *pts, int n, const ss_cascade_design_
                 k0 += pts[i].calib;
                 l0++;
             }
-        int64_t fp = ss_cascade_binom_ucb(k0, pi_floor(d, pts[k].s), delta / 2, cap) - l0;
+        int64_t fp = ss_cascade_binom_ucb(k0, pi_floor(d, pts[k].s), a_fp, cap) - l0;
         fp = fp > 0 ? fp : 0;
-        if ((double)fp > cp * (double)(tplb > 0 ? tplb : 0))
+        if ((double)fp > cp * (tplb > 0 ? tplb : 0))
             break;
         out->hi = pts[k].s;
         best_fp = fp;
@@ -315,6 +348,6 @@ void ss_cascade_thresholds(ss_cascade_pt_t *pts, int n, const ss_cascade_design_
     double TP = out->pos - out->fn > 0 ? out->pos - out->fn : 0;
     out->recall = out->pos > 0 ? TP / out->pos : 1;
     out->precision = TP + out->fp > 0 ? TP / (TP + out->fp) : 1;
-    out->recall_lb = plb > 0 ? fmax(0, 1 - (double)best_lost / (double)plb) : 1;
-    out->precision_lb = tplb > 0 ? (double)tplb / (double)(tplb + best_fp) : (best_fp > 0 ? 0 : 1);
+    out->recall_lb = plb > 0 ? fmax(0, 1 - best_lost / (double)plb) : 1;
+    out->precision_lb = tplb > 0 ? tplb / (tplb + (double)best_fp) : (best_fp > 0 ? 0 : 1);
 }

@@ -75,12 +75,16 @@ typedef struct ss_cascade_design {
  * P(Bin(M, p) >= k) >= alpha (a lower bound when each was seen with probability <= p). */
 int64_t ss_cascade_binom_ucb(int64_t k, double p, double alpha, int64_t cap);
 int64_t ss_cascade_binom_lcb(int64_t k, double p, double alpha);
+/* The largest proportion f with P(Bin(n, f) <= k) >= alpha (Clopper-Pearson's upper bound). */
+double ss_cascade_prop_ucb(int64_t k, int64_t n, double alpha);
 
 /* Chooses lo as high and hi as low as the sample allows while the recall and precision targets
  * hold with probability 1 - delta, counted in units: exact binomial bounds on the positives lost
- * below lo (delta/4), the positives in all (delta/4) and the negatives accepted at or above hi
- * (delta/2), each from the calibration units seen in that region and the design's floor on
- * their inclusion probability (valid however the positives hide among low scores); candidate
+ * below lo, the positives in all (delta/4) and the negatives accepted at or above hi, each from
+ * the calibration units seen in that region and the design's floor on their inclusion
+ * probability (valid however the positives hide among low scores). A uniform design (mix = 1)
+ * bounds the share of positives lost by the share of calibration positives below lo (delta/2;
+ * negatives accepted delta/4); otherwise the count lost (delta/4; negatives delta/2). Candidate
  * thresholds tested in a fixed sequence, stopping at the first failure. Every point is a labelled
  * unit (known exactly), training ones included; only calibration units extrapolate. Sorts pts
  * by score. No calibration unit: lo = 0, hi = +inf (everything to the oracle). */

@@ -235,9 +235,9 @@ typedef struct ss_plan_cascade {
     double recall;        /* target recall, (0, 1] (default 0.9) */
     double precision;     /* target precision, (0, 1] (default 0.9) */
     double delta;         /* failure probability, (0, 1) (default 0.2) */
-    double sample;        /* calibration sample: a count (>= 1) or a fraction of the units (< 1); default 400 */
+    double sample;        /* calibration sample: a count (>= 1) or a fraction of the units (< 1); default 1000 */
     double train;         /* training sample of the trained proxies: count or fraction; default 600 */
-    double mix;           /* uniform share of the importance weights, [0, 1] (default 0.3) */
+    double mix;           /* uniform share of the importance weights, [0, 1] (default 1: a uniform sample) */
     int64_t seed;         /* salt of the sampling hashes (default 0) */
 } ss_plan_cascade_t;
 
