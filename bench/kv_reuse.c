@@ -214,7 +214,7 @@ static void run_config(eng_t *E, int k, int L, const double *fr, int nfr, cfg_re
     memset(R, 0, sizeof *R);
     R->k = k, R->L = L;
     int instr[256], ni = add_text(m, INSTR, instr, 0, 256);
-    int need = 1 + ni + k * L + 24 + O.max_new;
+    int need = 1 + ni + k * L + 20; /* (decoding stops at the end of the context) */
     R->ctx_need = need;
     if (need > g->ctx_len || k > O.pool) {
         R->skipped = 1;
