@@ -748,6 +748,31 @@ START_TEST(test_generate_and_query)
 }
 END_TEST
 
+/* KV_REUSE = 'chunks' (issue 17 §2): EXPLAIN names it and the fraction recomputed. */
+START_TEST(test_generate_kv_reuse_explain)
+{
+    sqlite3 *db;
+    ss_catalog_t *c;
+    ss_plan_t *p = plan_sql(
+        "CREATE VIEW a AS LLM_GENERATE(prompt = 'Tell me about {title}', context = STREAM(papers),\n"
+        "  data_source = STREAM(authors), retrieve = 4, kv_reuse = 'chunks', kv_recompute = 0.3);\n", &c, &db);
+    ss_buf_t b = SS_BUF_INIT;
+    ck_assert_int_eq(ss_explain(p, "a", &b), SS_OK);
+    ck_assert_msg(strstr(ss_buf_cstr(&b), "kv_reuse=chunks") != NULL, "%s", ss_buf_cstr(&b));
+    ck_assert_msg(strstr(ss_buf_cstr(&b), "kv_reuse: each document's KV from the engine's chunk cache") != NULL, "%s",
+                  ss_buf_cstr(&b));
+    ck_assert_msg(strstr(ss_buf_cstr(&b), "0.3 of its tokens recomputed") != NULL, "%s", ss_buf_cstr(&b));
+    ss_buf_free(&b);
+    done(p, c, db);
+    p = plan_sql("CREATE VIEW a AS LLM_GENERATE(prompt = 'Tell me about {title}', context = STREAM(papers),\n"
+                 "  data_source = STREAM(authors), kv_reuse = 'prefix');\n", &c, &db);
+    ck_assert_int_eq(ss_explain(p, "a", &b), SS_OK);
+    ck_assert_ptr_null(strstr(ss_buf_cstr(&b), "chunk cache"));
+    ss_buf_free(&b);
+    done(p, c, db);
+}
+END_TEST
+
 /* ---- allocation failures ----
  * Outside sanitizer builds oom_hooks.h fails the N-th allocation of ss_plan_build and counts
  * live blocks: every failure point must give
@@ -851,6 +876,7 @@ Suite *check_planner_suite(void)
     tcase_add_test(tp, test_sem_join_topk_agg);
     tcase_add_test(tp, test_relational);
     tcase_add_test(tp, test_generate_and_query);
+    tcase_add_test(tp, test_generate_kv_reuse_explain);
     tcase_add_test(tp, test_pushdown);
     tcase_add_test(tp, test_query_structure);
     tcase_add_test(tp, test_too_many_terms);
