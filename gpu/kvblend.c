@@ -135,7 +135,9 @@ ss_err_t kvb_prefill(ss_llm_t *m, seq_t *s, char *err, size_t errsz)
     if (m->be != &ss_llm_cpu_backend)
         return ss_seterr(err, errsz, SS_ERR_UNSUPPORTED, "KV_REUSE = 'chunks' needs the CPU backend; the %s "
                          "backend does not blend cached chunks", m->be->name);
-    int from = s->ncomp, end = s->ntok - 1, n = end - from;
+    /* up to the last token, and never a position whose attention is tracked (it must compute its
+     * own: MAINTAIN = 'dependency' with forced answer tokens after the prompt) */
+    int from = s->ncomp, end = s->trk ? SS_MIN(s->ntok - 1, s->trk_from) : s->ntok - 1, n = end - from;
     if (n <= 0)
         return SS_OK; /* the prefix cache held it all: plain KV */
     s->noreg = 1;

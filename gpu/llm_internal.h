@@ -364,7 +364,8 @@ void cpu_kv_io(void *ctx, int block, int slot, int layer, int which, float *buf,
  * computed on its own at an offset). */
 ss_err_t cpu_forward_from(void *ctx, const ubatch_t *ub, int lo_blk, char *err, size_t errsz);
 
-/* Prefills s from s->ncomp to its last token (excluded) by blending its chunks (s->blend), and
+/* Prefills s from s->ncomp to its last token (excluded; or to its first tracked position, which
+ * must compute its own attention) by blending its chunks (s->blend), and
  * marks s noreg (the blocks before its first chunk, computed in full, are registered); its last
  * token is then computed as usual. SS_ERR_UNSUPPORTED off the CPU backend. */
 ss_err_t kvb_prefill(ss_llm_t *m, seq_t *s, char *err, size_t errsz);

@@ -8,6 +8,7 @@
  *   computed on its own at P (every layer, to float rounding; V of the first layer bit for bit);
  * - with a fraction below 1, exactly the tokens outside chunks plus round(frac x chunk tokens)
  *   are computed after the first layer, the chunk cache is hit, and the logits stay finite;
+ * - with dependency tracking and forced tokens the tracked positions are computed, not blended;
  * - bad spans and fractions are refused with a message.
  */
 #include "llm_internal.h"
@@ -271,6 +272,40 @@ START_TEST(test_generate_requests)
 }
 END_TEST
 
+/* With dependency tracking and forced answer tokens (MAINTAIN = 'dependency'), the tracked
+ * positions are computed, not blended: recompute 1 gives the same text and record. */
+START_TEST(test_generate_tracked)
+{
+    ss_llm_t *m = open_stories();
+    char prompt[2048];
+    snprintf(prompt, sizeof prompt, "%s%s%s%s", INSTR, DOC_A, DOC_B, QUESTION);
+    size_t a = strlen(INSTR), b = a + strlen(DOC_A), c = b + strlen(DOC_B);
+    size_t spans[4] = {a, b, b, c};
+    int forced[8], nf = ss_llm_tokenize(m, " The dog", 0, forced, 8);
+    ck_assert(nf >= 1 && nf <= 8);
+    ss_infer_res_t res[2];
+    memset(res, 0, sizeof res);
+    for (int i = 0; i < 2; i++) {
+        ss_infer_req_t r = {.kind = SS_INFER_GENERATE, .prompt = prompt, .max_tokens = 12, .ntrack = 2,
+                            .track_span = spans, .forced = forced, .nforced = nf, .nchunks = i ? 2 : 0,
+                            .chunk_span = i ? spans : NULL, .recompute = 1.0f};
+        char err[SS_ERRSZ] = "";
+        ss_llm_set_prefix_cache(m, 0);
+        ck_assert_msg(ss_llm_run(m, &r, 1, &res[i], err, sizeof err) == SS_OK, "%s", err);
+        ck_assert_msg(res[i].status == SS_OK, "%s", res[i].error ? res[i].error : "");
+    }
+    ck_assert_str_eq(res[1].text, res[0].text);
+    ck_assert_int_eq(res[1].dep_len, res[0].dep_len);
+    ck_assert(!memcmp(res[1].dep, res[0].dep, (size_t)res[0].dep_len));
+    ss_llm_stats_t st;
+    ss_llm_stats(m, &st);
+    ck_assert_int_gt(st.blend_tokens, 0);
+    ss_infer_res_clear(&res[0]);
+    ss_infer_res_clear(&res[1]);
+    ss_llm_close(m);
+}
+END_TEST
+
 Suite *check_kvblend_suite(void)
 {
     Suite *s = suite_create("kvblend");
@@ -280,6 +315,7 @@ Suite *check_kvblend_suite(void)
     tcase_add_test(tc, test_partial_recompute_counts);
     tcase_add_test(tc, test_rerotation_matches_position);
     tcase_add_test(tc, test_generate_requests);
+    tcase_add_test(tc, test_generate_tracked);
     suite_add_tcase(s, tc);
     return s;
 }
