@@ -130,7 +130,7 @@ static long read_part(const char *p, size_t n, int streams, int pf)
 {
 #if defined(__x86_64__)
     if (__builtin_cpu_supports("avx512f"))
-        return read512(p, n - (pf ? 4096 : 0), streams, pf);
+        return read512(p, n - (size_t)pf, streams, pf);
     if (__builtin_cpu_supports("avx2"))
         return read256(p, n, streams);
 #endif
@@ -155,9 +155,11 @@ static double read_bandwidth(int threads, int passes, double *per_cpu)
         memset(buf + i, (int)(i >> 12) & 255, 4096);
     double best = 0;
     long sink = 0;
-    /* variants: one stream, two interleaved streams, one stream with software prefetch 2 KiB
-     * ahead (the decode kernel's distance) and 4 KiB; the best pass of any is the ceiling */
-    static const int var[][2] = {{1, 0}, {2, 0}, {1, 2048}, {1, 4096}};
+    /* variants: one stream, two interleaved streams, one stream with software prefetch 2, 4, 8
+     * and 16 KiB ahead (the decode kernels use 2 KiB for the legacy types, 8 KiB for the
+     * K-quants: a ceiling must be at least as good as any of them); the best pass of any is the
+     * ceiling */
+    static const int var[][2] = {{1, 0}, {2, 0}, {1, 2048}, {1, 4096}, {1, 8192}, {1, 16384}};
     for (int rep = 0; rep < passes; rep++)
         for (size_t v = 0; v < SS_ARRAY_LEN(var); v++) {
             size_t part = (n / (size_t)threads) & ~(size_t)4095;
@@ -168,7 +170,7 @@ static double read_bandwidth(int threads, int passes, double *per_cpu)
                 sink += read_part(buf + (size_t)t * part, part, var[v][0], var[v][1]);
                 cpu += thread_cpu_s() - c0;
             }
-            double dt = now_s() - t0, bytes = (double)(part - (var[v][1] ? 4096 : 0)) * threads;
+            double dt = now_s() - t0, bytes = (double)(part - (size_t)var[v][1]) * threads;
             best = SS_MAX(best, bytes / dt);
             *per_cpu = SS_MAX(*per_cpu, bytes / cpu * threads);
         }
