@@ -92,6 +92,16 @@ typedef struct cuda_be {
     int prof_skip;                         /* SS_CUDA_PROFILE_SKIP: passes not profiled (warm-up) */
     int timing;                            /* SS_CUDA_TIMING: GPU time of each pass, graphs kept */
     double gpu_ms;
+    /* KV block copies of forks (cuda_copy), sent in one launch before the next pass (flush_copies) */
+    int32_t *cp_h;         /* dst, src pairs */
+    int cp_n, cp_cap;      /* pairs */
+    int32_t *cp_d;         /* device copy of the pairs */
+    int cp_dcap;           /* pairs */
+    unsigned char *cp_mark; /* per block: 1 a pending copy's source, 2 its destination */
+    int cp_mcap;
+    float **pools_d;       /* device: every layer's K pool, then every V pool */
+    int pools_ok;          /* pools_d matches the pools */
+    int64_t cp_blocks, cp_launches, cp_ns; /* (SS_CUDA_TIMING) */
 } cuda_be_t;
 
 #define IDX_TOK(b) ((b)->idx)
@@ -138,7 +148,8 @@ static void cuda_destroy(void *ctx)
         fprintf(stderr, "CUDA backend: %lld forward passes of %lld tokens, %.3f ms wall inside forward",
                 (long long)b->fwd_calls, (long long)b->fwd_tokens, b->fwd_ns / 1e6);
         if (b->timing)
-            fprintf(stderr, ", %.3f ms on the GPU (events)", b->gpu_ms);
+            fprintf(stderr, ", %.3f ms on the GPU (events); fork copies: %lld blocks in %lld launches, %.3f ms host",
+                    b->gpu_ms, (long long)b->cp_blocks, (long long)b->cp_launches, b->cp_ns / 1e6);
         fprintf(stderr, "\n  host: %.3f ms planning and index copies, %.3f ms launching, %.3f ms waiting for the GPU, "
                         "%.3f ms copying results back\n",
                 b->fwd_part[0] / 1e6, b->fwd_part[1] / 1e6, b->fwd_part[2] / 1e6, b->fwd_part[3] / 1e6);
@@ -150,6 +161,8 @@ static void cuda_destroy(void *ctx)
         ss_cuda_host_free(b->c, b->slot[i].h_out);
     }
     ss_cuda_close(b->c); /* frees every device allocation */
+    free(b->cp_h);
+    free(b->cp_mark);
     free(b->L);
     free(b->h_seqptr);
     free(b);
@@ -216,11 +229,57 @@ static ss_err_t cuda_upload(ss_llm_t *m, void **ctx, char *err, size_t errsz)
     return cuda_upload_dev(m, ctx, 0, err, errsz);
 }
 
+/* Sends the pending fork copies (cuda_copy) as one kernel: the pairs go up with one copy from
+ * pageable memory (staged before the call returns, so the list is free again at once). */
+static int flush_copies(cuda_be_t *b, char *err, size_t errsz)
+{
+    if (!b->cp_n)
+        return SS_OK;
+    const ss_llm_config_t *g = &b->m->cfg;
+    int64_t t0 = ss_now_ns();
+    int rc = SS_OK, np = 2 * g->n_layers;
+    if (!b->pools_d && (rc = ss_cuda_malloc(b->c, (void **)&b->pools_d, (size_t)np * sizeof(float *), err, errsz)))
+        return rc;
+    if (!b->pools_ok) {
+        float **h = malloc((size_t)np * sizeof *h);
+        if (!h)
+            return ss_seterr(err, errsz, SS_ERR_NOMEM, "out of memory");
+        for (int l = 0; l < g->n_layers; l++)
+            h[l] = b->L[l].kpool, h[g->n_layers + l] = b->L[l].vpool;
+        rc = ss_cuda_h2d(b->c, b->pools_d, h, (size_t)np * sizeof *h, err, errsz);
+        free(h);
+        if (rc)
+            return rc;
+        b->pools_ok = 1;
+    }
+    if (b->cp_n > b->cp_dcap) {
+        int nc = SS_MAX(b->cp_n, 2 * b->cp_dcap);
+        ss_cuda_free(b->c, b->cp_d);
+        b->cp_d = NULL, b->cp_dcap = 0;
+        if ((rc = ss_cuda_malloc(b->c, (void **)&b->cp_d, (size_t)nc * 2 * sizeof(int32_t), err, errsz)))
+            return rc;
+        b->cp_dcap = nc;
+    }
+    size_t per = (size_t)g->n_kv_heads * KV_BLOCK * g->head_dim;
+    rc = ss_cuda_h2d_async(b->c, b->cp_d, b->cp_h, (size_t)b->cp_n * 2 * sizeof(int32_t), err, errsz);
+    if (!rc && (rc = ss_cuda_kv_copy_blocks(b->c, b->pools_d, np, b->cp_d, b->cp_n, per)))
+        ss_seterr(err, errsz, SS_ERR_CUDA, "CUDA: copying %d KV blocks of forks failed", b->cp_n);
+    for (int i = 0; i < 2 * b->cp_n; i++)
+        b->cp_mark[b->cp_h[i]] = 0;
+    b->cp_blocks += b->cp_n, b->cp_launches++;
+    b->cp_n = 0;
+    b->cp_ns += ss_now_ns() - t0;
+    return rc;
+}
+
 static ss_err_t cuda_reserve(void *ctx, int nblocks, char *err, size_t errsz)
 {
     cuda_be_t *b = ctx;
     if (nblocks <= b->cap_blocks)
         return SS_OK;
+    int frc = flush_copies(b, err, errsz); /* their block ids refer to the pools copied below */
+    if (frc)
+        return frc;
     const ss_llm_config_t *g = &b->m->cfg;
     int ncap = SS_MAX(nblocks, 2 * b->cap_blocks + 64);
     size_t per = (size_t)g->n_kv_heads * KV_BLOCK * g->head_dim * sizeof(float);
@@ -243,6 +302,7 @@ static ss_err_t cuda_reserve(void *ctx, int nblocks, char *err, size_t errsz)
         d->vpool = nv;
     }
     b->cap_blocks = ncap;
+    b->pools_ok = 0;
     drop_graphs(b); /* the graphs captured the old pool addresses */
     return SS_OK;
 }
@@ -725,6 +785,9 @@ static ss_err_t cuda_submit(void *ctx, const ubatch_t *ub, char *err, size_t err
                              g->vocab_size);
     int mb = 1, nt = 0, nh = 0;
     size_t used = 0;
+    int frc = flush_copies(b, err, errsz); /* the forks' blocks before the pass that reads them */
+    if (frc)
+        return frc;
     int64_t t_start = ss_now_ns();
     /* prefill-sized passes take the tensor-core attention (decode steps keep the CUDA-core kernel,
      * whose graphs are captured with its tiling) */
@@ -815,19 +878,49 @@ static ss_err_t cuda_forward(void *ctx, const ubatch_t *ub, char *err, size_t er
     return rc ? rc : cuda_finish(ctx, ub, err, errsz);
 }
 
-/* Copies KV block src into block dst in every layer (a forked sequence's partial block). */
+/* Copies KV block src into block dst in every layer (a forked sequence's partial block): queued, and
+ * sent with the other forks of the step in one launch before the next pass or reserve
+ * (flush_copies; two copies per layer and fork cost more host time than a CHOOSE row's prefill).
+ * A copy that reads a pending copy's destination or writes a pending copy's source or destination
+ * sends the queue first, so the copies keep their order's effect. */
 static void cuda_copy(void *ctx, int dst, int src)
 {
     cuda_be_t *b = ctx;
-    const ss_llm_config_t *g = &b->m->cfg;
-    size_t per = (size_t)g->n_kv_heads * KV_BLOCK * g->head_dim;
     char err[SS_ERRSZ];
-    for (int l = 0; l < g->n_layers; l++) {
-        ss_cuda_d2d(b->c, b->L[l].kpool + (size_t)dst * per, b->L[l].kpool + (size_t)src * per, per * 4, err,
-                    sizeof err);
-        ss_cuda_d2d(b->c, b->L[l].vpool + (size_t)dst * per, b->L[l].vpool + (size_t)src * per, per * 4, err,
-                    sizeof err);
+    int hi = SS_MAX(dst, src) + 1;
+    if (hi > b->cp_mcap) {
+        int nc = SS_MAX(hi, SS_MAX(2 * b->cp_mcap, b->cap_blocks));
+        unsigned char *p = realloc(b->cp_mark, (size_t)nc);
+        if (p) {
+            memset(p + b->cp_mcap, 0, (size_t)(nc - b->cp_mcap));
+            b->cp_mark = p, b->cp_mcap = nc;
+        }
     }
+    if (b->cp_n == b->cp_cap && hi <= b->cp_mcap) {
+        int nc = b->cp_cap ? 2 * b->cp_cap : 256;
+        int32_t *p = realloc(b->cp_h, (size_t)nc * 2 * sizeof *p);
+        if (p)
+            b->cp_h = p, b->cp_cap = nc;
+    }
+    if (hi > b->cp_mcap || b->cp_n == b->cp_cap) { /* out of memory for the queue: copy now */
+        flush_copies(b, err, sizeof err);
+        const ss_llm_config_t *g = &b->m->cfg;
+        size_t per = (size_t)g->n_kv_heads * KV_BLOCK * g->head_dim;
+        for (int l = 0; l < g->n_layers; l++) {
+            ss_cuda_d2d(b->c, b->L[l].kpool + (size_t)dst * per, b->L[l].kpool + (size_t)src * per, per * 4, err,
+                        sizeof err);
+            ss_cuda_d2d(b->c, b->L[l].vpool + (size_t)dst * per, b->L[l].vpool + (size_t)src * per, per * 4, err,
+                        sizeof err);
+        }
+        return;
+    }
+    if (b->cp_mark[src] == 2 || b->cp_mark[dst])
+        flush_copies(b, err, sizeof err);
+    b->cp_h[2 * b->cp_n] = dst, b->cp_h[2 * b->cp_n + 1] = src;
+    b->cp_n++;
+    b->cp_mark[dst] = 2;
+    if (!b->cp_mark[src])
+        b->cp_mark[src] = 1;
 }
 
 const backend_ops_t ss_llm_cuda_backend = {"cuda", cuda_upload, cuda_reserve, cuda_forward, cuda_destroy,

@@ -2,8 +2,9 @@
  * cuda_attention.cu — the paged KV cache and attention kernels of ss_cuda.h:
  * the KV store (alone, or fused with RoPE on q and k), causal attention on CUDA
  * cores for decode-sized passes (one block per KV head and query tile, online
- * softmax over key tiles in shared memory; with split-KV ranges merged by a second
- * kernel), and the tensor-core (WMMA) attention for prefill passes.
+ * softmax over key tiles in shared memory; with split-KV ranges merged by the last
+ * block of each range to finish, or by a second kernel), and the tensor-core (WMMA)
+ * attention for prefill passes.
  */
 #include "cuda_int.cuh"
 
@@ -29,6 +30,27 @@ extern "C" int ss_cuda_kv_store(ss_cuda_t *c, float *kpool, float *vpool, const 
     if (n <= 0)
         return SS_OK;
     k_kv_store<<<n, 128, 0, c->stream>>>(kpool, vpool, k, v, block_tables, max_blocks, seq, pos, nkv, hd);
+    return launched(c);
+}
+
+__global__ void k_kv_copy_blocks(float *const *pools, const int32_t *pairs, size_t per)
+{
+    float *p = pools[blockIdx.y];
+    const size_t dst = (size_t)pairs[2 * blockIdx.x] * per, src = (size_t)pairs[2 * blockIdx.x + 1] * per;
+    if (per % 4 == 0)
+        for (size_t i = threadIdx.x; i < per / 4; i += blockDim.x)
+            ((float4 *)(p + dst))[i] = ((const float4 *)(p + src))[i];
+    else
+        for (size_t i = threadIdx.x; i < per; i += blockDim.x)
+            p[dst + i] = p[src + i];
+}
+
+extern "C" int ss_cuda_kv_copy_blocks(ss_cuda_t *c, float *const *pools, int npools, const int32_t *pairs, int npairs,
+                                      size_t per)
+{
+    if (npairs <= 0 || npools <= 0)
+        return SS_OK;
+    k_kv_copy_blocks<<<dim3((unsigned)npairs, (unsigned)npools), 256, 0, c->stream>>>(pools, pairs, per);
     return launched(c);
 }
 
@@ -109,6 +131,54 @@ extern "C" int ss_cuda_rope_kv_packed(ss_cuda_t *c, float *q, const float *qkv, 
 #define ATT_WARPS 8
 #define ATT_ITEMS 64   /* (query, head) pairs a block works on at once: 8 per warp */
 
+/* out for (query, head) from its nsplit partials (max, sum, acc) at pp: sum_z acc_z e^(m_z - M) / L;
+ * one lane per dimension, the partials read through L2 (other blocks wrote them). */
+static __device__ __forceinline__ void att_merge_one(float *o, const float *pp, int hd, int nsplit, int t0, int nt)
+{
+    float M = -INFINITY, L = 0;
+    for (int z = 0; z < nsplit; z++)
+        M = fmaxf(M, __ldcg(pp + (size_t)z * (hd + 2)));
+    for (int z = 0; z < nsplit; z++) {
+        float mz = __ldcg(pp + (size_t)z * (hd + 2));
+        L += mz == -INFINITY ? 0.0f : __ldcg(pp + (size_t)z * (hd + 2) + 1) * __expf(mz - M);
+    }
+    for (int d = t0; d < hd; d += nt) {
+        float acc = 0;
+        for (int z = 0; z < nsplit; z++) {
+            float mz = __ldcg(pp + (size_t)z * (hd + 2));
+            if (mz != -INFINITY)
+                acc += __ldcg(pp + (size_t)z * (hd + 2) + 2 + d) * __expf(mz - M);
+        }
+        o[d] = L > 0 ? acc / L : 0.0f;
+    }
+}
+
+/* Split-KV without a second launch: each block of a (KV head, tile) leaves its partials, and the
+ * last of the nsplit blocks to finish (a counter per (KV head, tile), set back to 0 by that block
+ * so a replayed graph finds it at 0) merges them for the group's heads. */
+static __device__ void att_merge_last(float *out, const float *part, int *cnt, int q0, int items, int grp, int kh,
+                                      int nheads, int hd, int nsplit)
+{
+    __shared__ int last;
+    __threadfence(); /* this block's partials before its count */
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        last = atomicAdd(cnt, 1) == nsplit - 1;
+        if (last)
+            *cnt = 0;
+    }
+    __syncthreads();
+    if (!last)
+        return;
+    __threadfence();
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    for (int it = warp; it < items; it += blockDim.x >> 5) {
+        int qi = it / grp, h = kh * grp + it % grp;
+        const float *pp = part + ((size_t)(q0 + qi) * nheads + h) * nsplit * (hd + 2);
+        att_merge_one(out + (size_t)(q0 + qi) * nheads * hd + (size_t)h * hd, pp, hd, nsplit, lane, 32);
+    }
+}
+
 /* One block per (KV head, query tile): every query head of the GQA group that shares this KV
  * head is handled here, so each K/V tile is read from the pool once for the whole group. Work
  * items are (query, head) pairs; each warp owns 8 of them and keeps, per item, the running max,
@@ -117,8 +187,10 @@ extern "C" int ss_cuda_rope_kv_packed(ss_cuda_t *c, float *q, const float *qkv, 
 __global__ void __launch_bounds__(ATT_WARPS * 32)
 k_attention(float *out, const float *q, const float *kp, const float *vp, const int32_t *bt, int max_blocks,
             const int32_t *seq, const int32_t *pos, const int32_t *tile_q0, const int32_t *tile_nq, int nheads,
-            int nkv, int hd, float scale, float *part)
+            int nkv, int hd, float scale, float *part, int *cnt)
 {
+    pdl_wait();
+    pdl_trigger();
     extern __shared__ float sm[];
     float *ks = sm;                          /* [ATT_TILE_K][hd + 1] */
     float *vs = ks + ATT_TILE_K * (hd + 1);  /* [ATT_TILE_K][hd] */
@@ -234,6 +306,8 @@ k_attention(float *out, const float *q, const float *kp, const float *vp, const 
             }
         }
     }
+    if (part && cnt)
+        att_merge_last(out, part, cnt + (size_t)t * nkv + kh, q0, items, grp, kh, nheads, hd, nsplit);
 }
 
 /* Shared memory of k_attention for head size hd (its limit is raised on first use). */
@@ -258,34 +332,32 @@ extern "C" int ss_cuda_attention(ss_cuda_t *c, float *out, const float *q, const
         return SS_ERR_UNSUPPORTED;
     size_t smem = att_smem(hd);
     dim3 grid((unsigned)nkv, (unsigned)ntiles);
-    k_attention<<<grid, ATT_WARPS * 32, smem, c->stream>>>(out, q, kpool, vpool, block_tables, max_blocks, seq, pos,
-                                                           tile_q0, tile_nq, nheads, nkv, hd,
-                                                           1.0f / sqrtf((float)hd), NULL);
+    pdl_launch(c, k_attention, grid, dim3(ATT_WARPS * 32), smem, out, q, kpool, vpool, block_tables, max_blocks, seq,
+               pos, tile_q0, tile_nq, nheads, nkv, hd, 1.0f / sqrtf((float)hd), (float *)NULL, (int *)NULL);
     return launched(c);
 }
 
 /* Merges the split-KV partials of each (query, head): out = sum_z acc_z e^(m_z - M) / L. */
 __global__ void k_attention_combine(float *out, const float *part, int nheads, int hd, int nsplit)
 {
+    pdl_wait();
+    pdl_trigger();
     int i = blockIdx.x, h = blockIdx.y;
     const float *pp = part + ((size_t)i * nheads + h) * nsplit * (hd + 2);
-    float M = -INFINITY;
-    for (int z = 0; z < nsplit; z++)
-        M = fmaxf(M, pp[(size_t)z * (hd + 2)]);
-    float L = 0;
-    for (int z = 0; z < nsplit; z++) {
-        float mz = pp[(size_t)z * (hd + 2)];
-        L += mz == -INFINITY ? 0.0f : pp[(size_t)z * (hd + 2) + 1] * __expf(mz - M);
+    att_merge_one(out + (size_t)i * nheads * hd + (size_t)h * hd, pp, hd, nsplit, threadIdx.x, blockDim.x);
+}
+
+/* The merge in the last block of each (KV head, tile) is an experiment (SS_CUDA_ATT_MERGE=0): on
+ * an H100 it made SmolLM2-135M's step slower (0.780 against 0.729 ms with the merge kernel, which
+ * programmatic dependent launch makes cheap), its one block per group merging alone. */
+static int att_merge_kernel(void)
+{
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("SS_CUDA_ATT_MERGE");
+        v = !(e && *e == '0');
     }
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-        float o = 0;
-        for (int z = 0; z < nsplit; z++) {
-            float mz = pp[(size_t)z * (hd + 2)];
-            if (mz != -INFINITY)
-                o += pp[(size_t)z * (hd + 2) + 2 + d] * __expf(mz - M);
-        }
-        out[(size_t)i * nheads * hd + (size_t)h * hd + d] = L > 0 ? o / L : 0.0f;
-    }
+    return v;
 }
 
 extern "C" int ss_cuda_attention_split(ss_cuda_t *c, float *out, float *part, int nsplit, const float *q,
@@ -303,11 +375,13 @@ extern "C" int ss_cuda_attention_split(ss_cuda_t *c, float *out, float *part, in
         return SS_ERR_UNSUPPORTED;
     size_t smem = att_smem(hd);
     dim3 grid((unsigned)nkv, (unsigned)ntiles, (unsigned)nsplit);
-    k_attention<<<grid, ATT_WARPS * 32, smem, c->stream>>>(out, q, kpool, vpool, block_tables, max_blocks, seq, pos,
-                                                           tile_q0, tile_nq, nheads, nkv, hd,
-                                                           1.0f / sqrtf((float)hd), part);
-    dim3 g2((unsigned)n, (unsigned)nheads);
-    k_attention_combine<<<g2, 64, 0, c->stream>>>(out, part, nheads, hd, nsplit);
+    /* the merge kernel, or (SS_CUDA_ATT_MERGE=0) the merge in the last block of each (KV head, tile) */
+    int *cnt = att_merge_kernel() || (size_t)nkv * ntiles > SS_ATT_CNT ? NULL : c->att_cnt;
+    pdl_launch(c, k_attention, grid, dim3(ATT_WARPS * 32), smem, out, q, kpool, vpool, block_tables, max_blocks, seq,
+               pos, tile_q0, tile_nq, nheads, nkv, hd, 1.0f / sqrtf((float)hd), part, cnt);
+    if (!cnt)
+        pdl_launch(c, k_attention_combine, dim3((unsigned)n, (unsigned)nheads), dim3(64), 0, out, (const float *)part,
+                   nheads, hd, nsplit);
     return launched(c);
 }
 

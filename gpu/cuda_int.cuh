@@ -12,6 +12,7 @@
 #include <cuda_runtime.h>
 #include <mma.h>
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,7 +54,13 @@ struct ss_cuda {
     long pk_passes;
     char gname[16][48]; /* interned GEMM shape names */
     int ngname;
+    int pdl;          /* programmatic dependent launch for the decode kernels (SS_CUDA_PDL=0: off) */
+    int gemv_r4_rows; /* batch-1 Q8_0/Q4_K GEMVs of at least this many rows take 4 rows per warp */
+    int *att_cnt;     /* split-KV attention: finished splits per (KV head, tile), back to 0 by the
+                       * block that merges them (SS_ATT_CNT entries, zeroed at open) */
 };
+
+#define SS_ATT_CNT 4096
 
 
 
@@ -79,6 +86,39 @@ static inline int launched_at(ss_cuda_t *c, const char *fn)
     return e == cudaSuccess ? SS_OK : SS_ERR_CUDA;
 }
 #define launched(c) launched_at((c), __func__)
+
+/* Programmatic dependent launch (sm_90): a kernel launched through pdl_launch may start while the
+ * kernel before it in the stream is finishing; it must call pdl_wait() at its very top, before any
+ * memory access and before any early return (so no kernel can finish before its predecessor,
+ * which keeps every later kernel's view of memory complete), and pdl_trigger() lets the kernel
+ * after it be scheduled into the SMs this one leaves free. Both are no-ops in a plain launch. */
+static __device__ __forceinline__ void pdl_wait(void)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+static __device__ __forceinline__ void pdl_trigger(void)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;");
+#endif
+}
+
+/* kern<<<grid, block, smem, c->stream>>>(args...), with the programmatic-serialization attribute
+ * when c->pdl is set (the launch error is kept by launched() as for <<<>>>). */
+template <typename... KA, typename... A>
+static inline void pdl_launch(ss_cuda_t *c, void (*kern)(KA...), dim3 grid, dim3 block, size_t smem, A &&...args)
+{
+    cudaLaunchConfig_t cfg = {};
+    cudaLaunchAttribute at[1];
+    cfg.gridDim = grid, cfg.blockDim = block, cfg.dynamicSmemBytes = smem, cfg.stream = c->stream;
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = at, cfg.numAttrs = c->pdl ? 1 : 0;
+    cudaLaunchKernelEx(&cfg, kern, static_cast<A &&>(args)...);
+}
 
 /* ---- reductions (device) ---- */
 

@@ -72,6 +72,15 @@ extern "C" int ss_cuda_open(int device, ss_cuda_t **out, char *err, size_t errsz
         c->blas_ws = ws;
     else if (ws)
         cudaFree(ws);
+    const char *qr = getenv("SS_CUDA_QROWS");
+    c->gemv_r4_rows = qr && *qr == '1' ? INT_MAX : 8192;
+    const char *pd = getenv("SS_CUDA_PDL");
+    c->pdl = prop.major >= 9 && !c->prof && !(pd && *pd == '0');
+    if (cudaMalloc((void **)&c->att_cnt, SS_ATT_CNT * sizeof(int)) != cudaSuccess ||
+        cudaMemset(c->att_cnt, 0, SS_ATT_CNT * sizeof(int)) != cudaSuccess) {
+        ss_cuda_close(c);
+        return ss_seterr(err, errsz, SS_ERR_CUDA, "cannot allocate on CUDA device %d", device);
+    }
     *out = c;
     return SS_OK;
 }
@@ -87,6 +96,8 @@ extern "C" void ss_cuda_close(ss_cuda_t *c)
     cublasDestroy(c->blas);
     if (c->blas_ws)
         cudaFree(c->blas_ws);
+    if (c->att_cnt)
+        cudaFree(c->att_cnt);
     for (int i = 0; c->prof && i < SS_CUDA_PROF_EVENTS; i++)
         cudaEventDestroy(c->pev[i]);
     cudaEventDestroy(c->t0);
@@ -273,6 +284,8 @@ extern "C" int ss_cuda_weight_upload(ss_cuda_t *c, ss_cuda_weight_t *w, int type
 
 __global__ void k_rmsnorm(float *y, const float *x, const float *w, int dim, float eps)
 {
+    pdl_wait();
+    pdl_trigger();
     __shared__ float sh[32];
     const float *xr = x + (size_t)blockIdx.x * dim;
     float *yr = y + (size_t)blockIdx.x * dim;
@@ -290,7 +303,7 @@ extern "C" int ss_cuda_rmsnorm(ss_cuda_t *c, float *y, const float *x, const flo
 {
     if (rows <= 0)
         return SS_OK;
-    k_rmsnorm<<<rows, dim >= 1024 ? 1024 : ((dim + 31) / 32) * 32, 0, c->stream>>>(y, x, w, dim, eps);
+    pdl_launch(c, k_rmsnorm, dim3((unsigned)rows), dim3(dim >= 1024 ? 1024 : ((dim + 31) / 32) * 32), 0, y, x, w, dim, eps);
     return launched(c);
 }
 
@@ -380,6 +393,8 @@ __device__ __forceinline__ float load_w(int type, const void *data, const void *
 
 __global__ void k_embed(float *out, int type, const void *data, const void *scales, const int32_t *tok, int cols)
 {
+    pdl_wait();
+    pdl_trigger();
     size_t off = (size_t)tok[blockIdx.x] * cols;
     for (int k = threadIdx.x; k < cols; k += blockDim.x)
         out[(size_t)blockIdx.x * cols + k] = load_w(type, data, scales, off, (size_t)k, cols);
@@ -389,7 +404,7 @@ extern "C" int ss_cuda_embed(ss_cuda_t *c, float *out, const ss_cuda_weight_t *t
 {
     if (n <= 0)
         return SS_OK;
-    k_embed<<<n, 256, 0, c->stream>>>(out, t->type, t->data, t->scales, tok, t->cols);
+    pdl_launch(c, k_embed, dim3((unsigned)n), dim3(256), 0, out, t->type, t->data, t->scales, tok, t->cols);
     return launched(c);
 }
 
@@ -421,6 +436,7 @@ struct gemv_args {
     float *kp, *vp;
     int mb, nkv, hd, rot;
     float theta;
+    int pf; /* prefetch the warp's rows into L2 before waiting on the kernel before (gemv_prefetch) */
 };
 
 /* Rows per warp for NB activations: each x load feeds R rows, so the loads of x from L1 (NB per
@@ -436,8 +452,8 @@ static __device__ __forceinline__ float byte_f(uint32_t u, int i, float off)
     return __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7440u | (unsigned)i)) - off;
 }
 
-/* Blocks each lane keeps in flight in the Q4_K GEMV: at batch 1 a warp owns one row, and a
- * 2,048-wide row is 8 blocks, so half of its loads go out before the first is used. */
+/* Blocks each lane keeps in flight in the Q4_K GEMV for NB > 1 (at batch 1: 8 with one row per
+ * warp, a whole 2,048-wide row; 2 per row with four rows per warp). */
 template <int NB> struct gemv_unroll { static const int U = NB == 1 ? 4 : NB <= 3 ? 2 : 1; };
 
 /* One lane's share of a Q4_K block (144 bytes: d, dmin, 12 bytes of 6-bit scales and mins, 128 of
@@ -554,18 +570,23 @@ __device__ __forceinline__ void row_dot(float (&acc)[R][NB], const float *__rest
             }
         }
     } else if (WK == WK_Q8V) { /* repacked Q8_0 at NB = 1: lane L reads word 4L of each 128-weight
-                                 * step (coalesced weights and x), U steps in flight, PRMT conversion */
-        const int U = 8;
+                                 * step of each of the warp's R rows (coalesced weights and x), U
+                                 * steps in flight, PRMT conversion; one x load feeds R rows */
+        const int U = R == 1 ? 16 : 4; /* 64 bytes of each lane's weights in flight */
         const int8_t *q0 = (const int8_t *)w + (size_t)n0 * cols;
         const __half *d0 = sc + (size_t)n0 * (cols / 32);
         for (int k0 = lane * 4; k0 < cols; k0 += 128 * U) {
-            uint32_t raw[U];
-            float s[U];
+            uint32_t raw[U][R];
+            float s[U][R];
 #pragma unroll
             for (int u = 0; u < U; u++) {
                 const int k = k0 + 128 * u, ok = k < cols;
-                raw[u] = ok ? __ldg((const uint32_t *)(q0 + k)) : 0u;
-                s[u] = ok ? __half2float(__ldg(d0 + k / 32)) : 0.0f;
+#pragma unroll
+                for (int r = 0; r < R; r++) {
+                    const int okr = ok && (R == 1 || r < nr);
+                    raw[u][r] = okr ? __ldg((const uint32_t *)(q0 + (size_t)r * cols + k)) : 0u;
+                    s[u][r] = okr ? __half2float(__ldg(d0 + (size_t)r * (cols / 32) + k / 32)) : 0.0f;
+                }
             }
 #pragma unroll
             for (int u = 0; u < U; u++) {
@@ -577,15 +598,18 @@ __device__ __forceinline__ void row_dot(float (&acc)[R][NB], const float *__rest
                     float4 m = __ldg((const float4 *)(nw + k));
                     xv.x *= m.x, xv.y *= m.y, xv.z *= m.z, xv.w *= m.w;
                 }
-                const uint32_t v = raw[u] ^ 0x80808080u; /* (2^23 + q + 128) - (2^23 + 128) = q */
-                acc[0][0] += s[u] * (byte_f(v, 0, 8388736.f) * xv.x + byte_f(v, 1, 8388736.f) * xv.y +
-                                     byte_f(v, 2, 8388736.f) * xv.z + byte_f(v, 3, 8388736.f) * xv.w);
+#pragma unroll
+                for (int r = 0; r < R; r++) {
+                    const uint32_t v = raw[u][r] ^ 0x80808080u; /* (2^23 + q + 128) - (2^23 + 128) = q */
+                    acc[r][0] += s[u][r] * (byte_f(v, 0, 8388736.f) * xv.x + byte_f(v, 1, 8388736.f) * xv.y +
+                                            byte_f(v, 2, 8388736.f) * xv.z + byte_f(v, 3, 8388736.f) * xv.w);
+                }
             }
         }
     } else if (WK == WK_Q4K) { /* Q4_K in its file layout: one block per warp step, lane L reads
                                 * nibble word L (weights 64c + 4(L%8) + 0..3 of groups 2c and 2c + 1,
                                 * c = L/8), so the x loads of a warp are 4 runs of 128 bytes */
-        const int U = gemv_unroll<NB>::U, nblk = cols / 256;
+        const int U = NB > 1 ? gemv_unroll<NB>::U : R == 1 ? 8 : 2, nblk = cols / 256;
         const size_t rb = (size_t)nblk * 144;
         const int xo = 64 * (lane >> 3) + 4 * (lane & 7);
         for (int b0 = 0; b0 < nblk; b0 += U) {
@@ -711,18 +735,39 @@ __device__ __forceinline__ void gemv_rope_out(const gemv_args &a, float (&acc)[R
         (g == 1 ? a.kp : a.vp)[kv_index(a.bt, a.mb, a.seq[b], a.pos[b], a.nkv, a.hd, h) + d] = out;
 }
 
-template <int NB, int WK>
+/* The bytes of rows n0 .. n0 + nr - 1 of w (row_dot's layout for WK) into L2, one 128-byte line
+ * per lane and step: issued before pdl_wait, so a GEMV whose blocks are resident early (the kernel
+ * before leaves SMs free: attention, a small GEMV's tail) has its weights on chip when x is ready. */
+template <int WK>
+static __device__ __forceinline__ void gemv_prefetch(const void *w, int type, int n0, int nr, int cols, int lane)
+{
+    size_t rb = WK == WK_F16 || WK == WK_BF16 ? (size_t)cols * 2
+                : WK == WK_Q8V || WK == WK_Q8 ? (size_t)cols
+                : WK == WK_Q4K ? (size_t)(cols / 256) * 144
+                : WK == WK_BLK ? (size_t)(cols / blk_elems(type)) * blk_bytes(type) : 0;
+    const char *p = (const char *)w + (size_t)n0 * rb;
+    for (size_t o = (size_t)lane * 128; o < rb * (size_t)nr; o += 32 * 128)
+        asm volatile("prefetch.global.L2 [%0];" ::"l"(p + o));
+}
+
+template <int NB, int WK, int R>
 __global__ void __launch_bounds__(256) k_gemv(gemv_args a, const float *__restrict__ x)
 {
 /* constant indices only: a dynamically indexed kernel parameter is copied to local memory by
  * every thread, which costs as much traffic as the weights themselves */
 #define PICK(arr, g) ((g) == 0 ? (arr)[0] : (g) == 1 ? (arr)[1] : (arr)[2])
-    const int R = gemv_rows<NB>::R;
     int gw = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     int g = gw < a.end[0] ? 0 : gw < a.end[1] || a.ng < 3 ? 1 : 2;
     int active = g < a.ng && gw < PICK(a.end, g);
     int rows = active ? PICK(a.rows, g) : 0, n0 = active ? (gw - (g ? PICK(a.end, g - 1) : 0)) * R : 0;
     int nr = min(R, rows - n0), lane = threadIdx.x & 31;
+    if (active && a.pf) { /* weights only: nothing the kernel before writes */
+        gemv_prefetch<WK>(PICK(a.w, g), a.type, n0, nr, a.cols, lane);
+        if (a.mode == GV_SWIGLU)
+            gemv_prefetch<WK>(a.w[1], a.type, n0, nr, a.cols, lane);
+    }
+    pdl_wait();
+    pdl_trigger();
     float acc[R][NB], up[R][NB];
 #pragma unroll
     for (int r = 0; r < R; r++)
@@ -821,25 +866,74 @@ static int gemv_kind(const ss_cuda_weight_t *w, const float *x)
     return WK_ANY;
 }
 
+/* Rows per warp at batch 1 for the 1-byte and 4-bit kernels (WK_Q8V, WK_Q4K): at one row per warp
+ * an x float4 from L1 feeds 4 Q8_0 weights (16 bytes of x per 4 of weights; 32 per 4 for Q4_K),
+ * so L1, not HBM, bounded them (0.45 of copy bandwidth on the 128k-row output matrix where F16
+ * reaches 0.97). Four rows per warp share each x load once a launch has c->gemv_r4_rows rows
+ * (8,192 by default: >= 256 blocks of 8 warps, two waves on 132 SMs; SS_CUDA_QROWS=1: never). */
+extern "C" void ss_cuda_set_gemv_rows4(ss_cuda_t *c, int min_rows) { c->gemv_r4_rows = min_rows; }
+
+/* L2 prefetch of the weights before pdl_wait, for launches of fewer than 4 MiB of weights (measured
+ * on an H100: SmolLM2-135M f16 0.847 -> 0.780 ms/step; on Llama-3.2-1B's 8-32 MB matrices a whole
+ * row per warp prefetched up front cost 4-15 %). SS_CUDA_PREFETCH=0: never, =1: always. */
+static int gemv_pf(const gemv_args &a)
+{
+    static int v = -2;
+    if (v == -2) {
+        const char *e = getenv("SS_CUDA_PREFETCH");
+        v = e && *e == '0' ? 0 : e && *e == '1' ? 1 : -1;
+    }
+    if (v >= 0)
+        return v;
+    size_t bytes = 0, rb = a.type == SS_WT_F16 || a.type == SS_WT_BF16 ? (size_t)a.cols * 2
+                           : a.type == SS_WT_Q8_0 ? (size_t)a.cols
+                           : blk_elems(a.type) ? (size_t)(a.cols / blk_elems(a.type)) * blk_bytes(a.type)
+                                               : (size_t)a.cols * 4;
+    for (int g = 0; g < a.ng; g++)
+        bytes += (size_t)a.rows[g] * rb * (a.mode == GV_SWIGLU ? 2 : 1);
+    return bytes < ((size_t)4 << 20);
+}
+
+template <int NB, int WK, int R>
+static void launch_gemv_r(ss_cuda_t *c, gemv_args a, const float *x)
+{
+    const int warps = 8;
+    for (int g = 0; g < a.ng; g++)
+        a.end[g] = (g ? a.end[g - 1] : 0) + (a.rows[g] + R - 1) / R;
+    a.pf = c->pdl && gemv_pf(a);
+    dim3 grid((unsigned)((a.end[a.ng - 1] + warps - 1) / warps));
+    pdl_launch(c, k_gemv<NB, WK, R>, grid, dim3(warps * 32), 0, a, x);
+}
+
 template <int NB>
 static void launch_gemv(ss_cuda_t *c, gemv_args a, const float *x, int wk)
 {
-    const int warps = 8, R = gemv_rows<NB>::R;
+    const int R = gemv_rows<NB>::R;
+    int rows = 0;
     for (int g = 0; g < a.ng; g++)
-        a.end[g] = (g ? a.end[g - 1] : 0) + (a.rows[g] + R - 1) / R;
-    dim3 grid((unsigned)((a.end[a.ng - 1] + warps - 1) / warps));
+        rows += a.rows[g];
+    /* (a weight's last warp may hold fewer rows, never rows of the next weight) */
+    int r4 = NB == 1 && rows >= c->gemv_r4_rows;
     switch (wk) {
-    case WK_F16: k_gemv<NB, WK_F16><<<grid, warps * 32, 0, c->stream>>>(a, x); break;
-    case WK_BF16: k_gemv<NB, WK_BF16><<<grid, warps * 32, 0, c->stream>>>(a, x); break;
-    case WK_Q8: k_gemv<NB, WK_Q8><<<grid, warps * 32, 0, c->stream>>>(a, x); break;
-    case WK_BLK: k_gemv<NB, WK_BLK><<<grid, warps * 32, 0, c->stream>>>(a, x); break;
+    case WK_F16: launch_gemv_r<NB, WK_F16, R>(c, a, x); break;
+    case WK_BF16: launch_gemv_r<NB, WK_BF16, R>(c, a, x); break;
+    case WK_Q8: launch_gemv_r<NB, WK_Q8, R>(c, a, x); break;
+    case WK_BLK: launch_gemv_r<NB, WK_BLK, R>(c, a, x); break;
     case WK_Q8V: /* the one-row kernel at batch 1; for more activations R rows per warp share x */
-        k_gemv<NB, NB == 1 ? WK_Q8V : WK_Q8><<<grid, warps * 32, 0, c->stream>>>(a, x);
+        if (NB == 1 && r4)
+            launch_gemv_r<NB, WK_Q8V, 4>(c, a, x);
+        else
+            launch_gemv_r<NB, NB == 1 ? WK_Q8V : WK_Q8, R>(c, a, x);
         break;
-    case WK_Q4K: /* at batch 1 (at 8 the generic reader measured faster: 6.67 vs 7.60 ms/step) */
-        k_gemv<NB, NB == 1 ? WK_Q4K : WK_BLK><<<grid, warps * 32, 0, c->stream>>>(a, x);
+    case WK_Q4K: /* at batch 1 (at 8 the generic reader measured faster: 6.67 vs 7.60 ms/step); four
+                  * rows per warp only when forced (measured on an H100: 1.372 ms/step against
+                  * 1.287 with one row per warp; its SwiGLU gate/up got slower, the output faster) */
+        if (NB == 1 && r4 && c->gemv_r4_rows == 0)
+            launch_gemv_r<NB, WK_Q4K, 4>(c, a, x);
+        else
+            launch_gemv_r<NB, NB == 1 ? WK_Q4K : WK_BLK, R>(c, a, x);
         break;
-    default: k_gemv<NB, WK_ANY><<<grid, warps * 32, 0, c->stream>>>(a, x); break;
+    default: launch_gemv_r<NB, WK_ANY, R>(c, a, x); break;
     }
 }
 
@@ -1315,6 +1409,8 @@ extern "C" int ss_cuda_gather_logits(ss_cuda_t *c, float *out, const float *logi
 
 __global__ void k_gather_rows(float *out, const float *x, const int32_t *idx, int dim)
 {
+    pdl_wait();
+    pdl_trigger();
     const float *src = x + (size_t)idx[blockIdx.x] * dim;
     for (int k = threadIdx.x; k < dim; k += blockDim.x)
         out[(size_t)blockIdx.x * dim + k] = src[k];
@@ -1324,7 +1420,7 @@ extern "C" int ss_cuda_gather_rows(ss_cuda_t *c, float *out, const float *x, con
 {
     if (n <= 0)
         return SS_OK;
-    k_gather_rows<<<n, 256, 0, c->stream>>>(out, x, idx, dim);
+    pdl_launch(c, k_gather_rows, dim3((unsigned)n), dim3(256), 0, out, x, idx, dim);
     return launched(c);
 }
 
@@ -1377,6 +1473,8 @@ extern "C" int ss_cuda_argmax(ss_cuda_t *c, int32_t *out, const float *logits, i
  * it took 140 us of a 1.5 ms decode step for a 128k vocabulary. */
 __global__ void k_readout_part(float4 *part, const float *logits, int vocab)
 {
+    pdl_wait();
+    pdl_trigger();
     __shared__ float sv[256];
     __shared__ int si[256];
     int r = blockIdx.y, chunk = (vocab + gridDim.x - 1) / gridDim.x;
@@ -1400,6 +1498,8 @@ __global__ void k_readout_part(float4 *part, const float *logits, int vocab)
 
 __global__ void k_readout_final(float *lse, int32_t *amax, const float4 *part, int nparts)
 {
+    pdl_wait();
+    pdl_trigger();
     const float4 *pr = part + (size_t)blockIdx.x * nparts;
     int lane = threadIdx.x;
     float mx = -INFINITY;
@@ -1432,8 +1532,9 @@ extern "C" int ss_cuda_lse_argmax(ss_cuda_t *c, float *lse, int32_t *amax, void 
     if (rows <= 0)
         return SS_OK;
     dim3 grid(SS_CUDA_READOUT_PARTS, (unsigned)rows);
-    k_readout_part<<<grid, 256, 0, c->stream>>>((float4 *)part, logits, vocab);
-    k_readout_final<<<rows, 32, 0, c->stream>>>(lse, amax, (const float4 *)part, SS_CUDA_READOUT_PARTS);
+    pdl_launch(c, k_readout_part, grid, dim3(256), 0, (float4 *)part, logits, vocab);
+    pdl_launch(c, k_readout_final, dim3((unsigned)rows), dim3(32), 0, lse, amax, (const float4 *)part,
+               SS_CUDA_READOUT_PARTS);
     return launched(c);
 }
 

@@ -29,6 +29,7 @@ int ss_cuda_open(int device, ss_cuda_t **out, char *err, size_t errsz)
 void ss_cuda_close(ss_cuda_t *c) { (void)c; }
 
 const char *ss_cuda_device_name(const ss_cuda_t *c) { (void)c; return "none"; }
+void ss_cuda_set_gemv_rows4(ss_cuda_t *c, int min_rows) { (void)c, (void)min_rows; }
 #define UNSUP_ERR(...) return ss_seterr(err, errsz, SS_ERR_UNSUPPORTED, NO_CUDA)
 int ss_cuda_malloc(ss_cuda_t *c, void **dptr, size_t bytes, char *err, size_t errsz) { (void)c, (void)bytes; *dptr = NULL; UNSUP_ERR(); }
 void ss_cuda_free(ss_cuda_t *c, void *dptr) { (void)c, (void)dptr; }
@@ -87,6 +88,8 @@ int ss_cuda_swiglu(ss_cuda_t *c, float *out, const float *gate, const float *up,
 { (void)c, (void)out, (void)gate, (void)up, (void)n; return SS_ERR_UNSUPPORTED; }
 int ss_cuda_embed(ss_cuda_t *c, float *out, const ss_cuda_weight_t *t, const int32_t *tok, int n)
 { (void)c, (void)out, (void)t, (void)tok, (void)n; return SS_ERR_UNSUPPORTED; }
+int ss_cuda_kv_copy_blocks(ss_cuda_t *c, float *const *pools, int npools, const int32_t *pairs, int npairs, size_t per)
+{ (void)c, (void)pools, (void)npools, (void)pairs, (void)npairs, (void)per; return SS_ERR_UNSUPPORTED; }
 int ss_cuda_kv_store(ss_cuda_t *c, float *kp, float *vp, const float *k, const float *v, const int32_t *bt, int mb,
                      const int32_t *seq, const int32_t *pos, int n, int nkv, int hd)
 { (void)c, (void)kp, (void)vp, (void)k, (void)v, (void)bt, (void)mb, (void)seq, (void)pos, (void)n, (void)nkv, (void)hd; return SS_ERR_UNSUPPORTED; }

@@ -49,6 +49,10 @@ int ss_cuda_device_count(char *why, size_t whysz);
 int ss_cuda_open(int device, ss_cuda_t **out, char *err, size_t errsz);
 void ss_cuda_close(ss_cuda_t *c); /* NULL-safe; frees every allocation of c */
 const char *ss_cuda_device_name(const ss_cuda_t *c);
+/* Batch-1 Q8_0 and Q4_K GEMVs over at least min_rows rows (all weights of the launch together) read
+ * four rows per warp instead of one (default 8,192; tests set 0 to check that path on small
+ * shapes). */
+void ss_cuda_set_gemv_rows4(ss_cuda_t *c, int min_rows);
 
 int ss_cuda_malloc(ss_cuda_t *c, void **dptr, size_t bytes, char *err, size_t errsz);
 void ss_cuda_free(ss_cuda_t *c, void *dptr);
@@ -142,6 +146,11 @@ int ss_cuda_embed(ss_cuda_t *c, float *out, const ss_cuda_weight_t *table, const
 int ss_cuda_kv_store(ss_cuda_t *c, float *kpool, float *vpool, const float *k, const float *v,
                      const int32_t *block_tables, int max_blocks, const int32_t *seq,
                      const int32_t *pos, int n, int nkv, int hd);
+/* Copies KV block pairs[2i + 1] into block pairs[2i] (device int32 pairs, npairs of them) in each
+ * of the npools pools (device array of pool pointers), per floats a block: the forks of a step in
+ * one launch instead of two copies per layer and fork. */
+int ss_cuda_kv_copy_blocks(ss_cuda_t *c, float *const *pools, int npools, const int32_t *pairs, int npairs,
+                           size_t per);
 /* ss_cuda_rope on q (in place) and on k, then ss_cuda_kv_store of the rotated k and of v, in one
  * kernel; k itself is left unrotated. */
 int ss_cuda_rope_kv(ss_cuda_t *c, float *q, const float *k, const float *v, float *kpool, float *vpool,

@@ -4,7 +4,7 @@
 #
 # Here (development machine), after a CUDA build:
 #   scripts/gpu_session.sh pack [BUILD_DIR]
-#     packs the executables, the shared libraries they need (scripts/gpu-carry.sh), the test
+#     packs the executables (GS_EXES="check_cuda bench_gpu": only those), the shared libraries they need (scripts/gpu-carry.sh), the test
 #     models (../shared/models) and the paper-digest example into .carry/pack.txz, beside a
 #     copy of this script (.carry/ is git-ignored; it travels with the device tool's `carry`).
 # There (device machine, repository root; the pack is unpacked into /tmp/gs/c), each STEP in order:
@@ -20,6 +20,11 @@
 #     choose     bench_gpu CHOOSE phase only, llama-3.2-1b f16, with SS_CUDA_TIMING=1
 #     contbatch  bench_contbatch --model stories260K.gguf --gpu 0
 #     e2e        the paper digest on a GPU worker against the CPU engine (bench/e2e_gpu.sh)
+#     ab         decode at batch 1 with each decode switch of issue 19 flipped in turn (SS_CUDA_PDL=0,
+#                SS_CUDA_QROWS=1, SS_CUDA_ATT_MERGE=0, SS_CUDA_PREFETCH=0 and =1) against the defaults
+#     STEP@base  a bench_gpu step (llama, smol, smolprof, choose, decode1, ab) with the bench_gpu of
+#                another build, packed as base/bench_gpu_base (GS_BASE=path at pack time), so a
+#                change and its baseline run on the same machine in one lease
 # Every step's output is appended to $OUT/all.log (the device tool returns at most 8 files) and
 # its JSON goes to $OUT/<step>.json; a step that would start after $GS_DEADLINE seconds
 # (default 540) of the run is skipped and says so.
@@ -30,7 +35,7 @@ if [ "${1:-}" = pack ]; then
   B=${2:-build-cuda}
   S=/tmp/gs-stage
   rm -rf "$S" && mkdir -p "$S"
-  scripts/gpu-carry.sh "$B" check_cuda bench_gpu bench_contbatch semstream mkgguf
+  scripts/gpu-carry.sh "$B" ${GS_EXES:-check_cuda bench_gpu bench_contbatch semstream mkgguf}
   mv .carry/bin .carry/lib "$S"/ && strip --strip-debug "$S"/bin/*
   mkdir -p "$S"/models "$S"/bench "$S"/examples
   for f in stories260K.gguf stories260K-Q4_K_M.gguf stories260K-Q5_K_M.gguf stories260K.greedy200.tokens \
@@ -38,12 +43,13 @@ if [ "${1:-}" = pack ]; then
     cp ../shared/models/$f "$S"/models/
   done
   cp bench/e2e_gpu.sh "$S"/bench/
+  if [ -n "${GS_BASE:-}" ]; then mkdir -p "$S"/base && cp "$GS_BASE" "$S"/base/bench_gpu_base; fi
   cp examples/papers.jsonl examples/paper_digest.sql "$S"/examples/
   { git rev-parse --short HEAD; git status --porcelain --untracked-files=no | grep -q . && echo "+ uncommitted changes"; } \
     > "$S"/COMMIT
   rm -rf .carry && mkdir -p .carry
   cp scripts/gpu_session.sh .carry/
-  tar -C "$S" -cf - . | xz -6 -T2 > .carry/pack.txz   # 64 MiB travel limit: 5 executables of one library
+  tar -C "$S" -cf - . | xz -${GS_XZ:-6} -T2 > .carry/pack.txz   # 64 MiB travel limit: 5 executables of one library
   du -sh .carry
   exit 0
 fi
@@ -78,31 +84,45 @@ step() { # name, command...
   echo "== $name: rc=$rc in $(( $(date +%s) - s0 ))s"
 }
 
-for s in "$@"; do
+ab_decode() { # the decode paths of issue 19, each off in turn, decode at batch 1
+  local v
+  for v in all SS_CUDA_PDL=0 SS_CUDA_QROWS=1 SS_CUDA_ATT_MERGE=0 SS_CUDA_PREFETCH=0 SS_CUDA_PREFETCH=1; do
+    echo "---- $v"
+    env ${v/all/GS_AB=all} "$BG" --shapes llama-3.2-1b --types f16,q8_0,q4_k --phases decode --batches 1 \
+      --out /tmp/gs/ab-llama.json | grep -E "^llama|decode"
+    env ${v/all/GS_AB=all} "$BG" --shapes smollm2-135m --types f16,q8_0 --phases decode --batches 1 \
+      --out /tmp/gs/ab-smol.json | grep -E "^smollm|decode"
+  done
+}
+
+for s0 in "$@"; do
+  BG=$BIN/bench_gpu s=$s0
+  if [ "${s0%@base}" != "$s0" ]; then BG=$C/base/bench_gpu_base s=${s0%@base}; fi
   case $s in
     info) step info bash -c 'nvidia-smi; nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,power.draw,power.limit,temperature.gpu --format=csv; nproc; uname -r' ;;
     check) step check env CK_TIMEOUT_MULTIPLIER=3 "$BIN/check_cuda"
            grep -E "^[0-9]+%|SKIP|:F:|:E:" /tmp/gs/check.log | head -20 ;;
-    llama) step llama "$BIN/bench_gpu" --shapes llama-3.2-1b --types f16,q8_0,q4_k \
-             --phases prefill,decode,choose,gemv --out "$OUT/llama.json" ;;
-    ktypes) step ktypes "$BIN/bench_gpu" --shapes llama-3.2-1b --types q6_k,q5_k,q4_0 \
+    llama) step "$s0" "$BG" --shapes llama-3.2-1b --types f16,q8_0,q4_k \
+             --phases prefill,decode,choose,gemv --out "$OUT/${s0/@/-}.json" ;;
+    ktypes) step "$s0" "$BG" --shapes llama-3.2-1b --types q6_k,q5_k,q4_0 \
               --phases gemv,decode --batches 1,8 --out "$OUT/ktypes.json" ;;
-    decode1) step decode1 "$BIN/bench_gpu" --shapes llama-3.2-1b --types f16,q8_0,q4_k \
-               --phases decode,gemv --batches 1,8 --out "$OUT/decode1.json" ;;
-    decode1old) step decode1old env SS_CUDA_OLD_GEMV=1 "$BIN/bench_gpu" --shapes llama-3.2-1b \
+    decode1) step "$s0" "$BG" --shapes llama-3.2-1b --types f16,q8_0,q4_k \
+               --phases decode,gemv --batches 1,8 --out "$OUT/${s0/@/-}.json" ;;
+    decode1old) step "$s0" env SS_CUDA_OLD_GEMV=1 "$BG" --shapes llama-3.2-1b \
                   --types f16,q8_0,q4_k --phases decode,gemv --batches 1,8 --out "$OUT/decode1old.json" ;;
-    smol) step smol "$BIN/bench_gpu" --shapes smollm2-135m,qwen2.5-0.5b --types f16,q8_0 \
-            --phases prefill,decode,choose --out "$OUT/smol.json" ;;
-    smolprof) step smolprof env SS_CUDA_PROFILE=kernels SS_CUDA_PROFILE_SKIP=40 "$BIN/bench_gpu" \
+    smol) step "$s0" "$BG" --shapes smollm2-135m,qwen2.5-0.5b --types f16,q8_0 \
+            --phases prefill,decode,choose --out "$OUT/${s0/@/-}.json" ;;
+    smolprof) step "$s0" env SS_CUDA_PROFILE=kernels SS_CUDA_PROFILE_SKIP=40 "$BG" \
                 --shapes smollm2-135m --types q8_0 --phases decode --batches 1 --out /tmp/gs/smolprof.json ;;
-    choose) step choose env SS_CUDA_TIMING=1 "$BIN/bench_gpu" --shapes llama-3.2-1b --types f16 \
+    choose) step "$s0" env SS_CUDA_TIMING=1 "$BG" --shapes llama-3.2-1b --types f16 \
               --phases choose --out /tmp/gs/choose.json ;;
     contbatch) step contbatch "$BIN/bench_contbatch" --model "$C/models/stories260K.gguf" --gpu 0 \
                  --out "$OUT/contbatch.json" ;;
+    ab) step "$s0" ab_decode ;;
     e2e) step e2e env OUT_JSON="$OUT/e2e.json" bash "$C/bench/e2e_gpu.sh" "$BIN" smollm2-135m q8_0 ;;
     *) echo "unknown step $s" ;;
   esac
   # the benchmarks' summary lines, so the reply's tail carries them
-  [ -f "/tmp/gs/$s.log" ] && grep -E "roofline|req/s|tok/s|GB/s|TFLOP|p50|GPU is|rows:|of copy" "/tmp/gs/$s.log" | cut -c1-160 | head -40
+  [ -f "/tmp/gs/$s0.log" ] && grep -E "roofline|req/s|tok/s|GB/s|TFLOP|p50|GPU is|rows:|of copy|^----|CUDA backend|host:" "/tmp/gs/$s0.log" | cut -c1-180 | head -60
 done
 echo "total $(( $(date +%s) - T0 ))s"

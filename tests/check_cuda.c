@@ -327,7 +327,7 @@ END_TEST
 /* The GGUF block types on the device: the embedding gather returns the reference dequantizer's
  * values bit for bit (the device code spells out the same float operations), and the GEMV
  * (batches <= 8) and tensor-core (bf16) paths match the reference product. */
-START_TEST(test_gpu_block_types)
+static void block_type_checks(void)
 {
     NEED_GPU();
     char err[SS_ERRSZ];
@@ -369,6 +369,21 @@ START_TEST(test_gpu_block_types)
         }
         free(wf), free(w), free(ref), free(got);
     }
+}
+
+START_TEST(test_gpu_block_types)
+{
+    block_type_checks();
+}
+END_TEST
+
+/* the same with the four-rows-per-warp batch-1 GEMVs on every shape (Q8_0, Q4_K) */
+START_TEST(test_gpu_block_types_rows4)
+{
+    NEED_GPU();
+    ss_cuda_set_gemv_rows4(gpu, 0);
+    block_type_checks();
+    ss_cuda_set_gemv_rows4(gpu, 8192);
 }
 END_TEST
 
@@ -480,7 +495,7 @@ static void expect_rope_kv(const float *dq, const float *dkp, const float *dvp, 
     free(gq), free(gk), free(gv);
 }
 
-START_TEST(test_gpu_fused)
+static void fused_checks(void)
 {
     /* matmul_add, matmul_multi (Q|K|V with biases), matmul_swiglu and rope_kv against the
      * references composed from the unfused ones, at GEMV and tensor-core batch sizes */
@@ -703,6 +718,21 @@ START_TEST(test_gpu_fused)
         free(packed);
         free(q), free(k), free(v), free(kp), free(vp);
     }
+}
+
+START_TEST(test_gpu_fused)
+{
+    fused_checks();
+}
+END_TEST
+
+/* the same with the four-rows-per-warp batch-1 GEMVs on every shape (Q8_0, Q4_K) */
+START_TEST(test_gpu_fused_rows4)
+{
+    NEED_GPU();
+    ss_cuda_set_gemv_rows4(gpu, 0);
+    fused_checks();
+    ss_cuda_set_gemv_rows4(gpu, 8192);
 }
 END_TEST
 
@@ -1090,9 +1120,11 @@ Suite *check_cuda_suite(void)
     tcase_set_timeout(dev, 120);
     tcase_add_test(dev, test_gpu_matmul);
     tcase_add_test(dev, test_gpu_block_types);
+    tcase_add_test(dev, test_gpu_block_types_rows4);
     tcase_add_test(dev, test_gpu_quantized_models);
     tcase_add_test(dev, test_gpu_elementwise);
     tcase_add_test(dev, test_gpu_fused);
+    tcase_add_test(dev, test_gpu_fused_rows4);
     tcase_add_test(dev, test_gpu_attention);
     tcase_add_test(dev, test_gpu_attention_tc_odd_group);
     tcase_add_test(dev, test_gpu_readout);
