@@ -83,16 +83,6 @@ static int want(const char *op)
     return 0;
 }
 
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1);
-}
-
 /* ------------------------------------------------------------------ engine */
 
 typedef struct env {
@@ -137,7 +127,7 @@ static ss_infer_backend_t *counting_new(ss_infer_backend_t *inner, int64_t *batc
 {
     counting_t *c = calloc(1, sizeof *c);
     if (!c)
-        die("out of memory");
+        ss_bench_die("out of memory");
     c->base.kind = inner->kind;
     c->base.model_id = ss_strdup(inner->model_id);
     c->base.run = counting_run;
@@ -156,21 +146,21 @@ static void env_open_cache(env_t *e, const char *cache)
     char err[SS_ERRSZ] = "";
     memset(e, 0, sizeof *e);
     if (sqlite3_open(":memory:", &e->db) != SQLITE_OK)
-        die("sqlite open failed");
+        ss_bench_die("sqlite open failed");
     sqlite3_exec(e->db, "BEGIN", NULL, NULL, NULL);
     ss_dispatch_opts_t o = {.cache_path = cache, .max_batch = 32, .use_cache = cache != NULL};
     if (ss_dispatch_open(&o, &e->disp, err, sizeof err))
-        die("dispatch: %s", err);
+        ss_bench_die("dispatch: %s", err);
     ss_infer_backend_t *b = ss_backend_local_new(O.model, O.threads, err, sizeof err);
     if (!b)
-        die("model %s: %s", O.model, err);
+        ss_bench_die("model %s: %s", O.model, err);
     if (ss_dispatch_add_model(e->disp, "default", counting_new(b, &e->batches), 1, err, sizeof err))
-        die("add model: %s", err);
+        ss_bench_die("add model: %s", err);
     e->ctx.db = e->db;
     e->ctx.disp = e->disp;
     ss_embed_opts_t eo = {.dispatch = e->disp};
     if (WINK && ss_embedder_open(&eo, &e->emb, err, sizeof err))
-        die("embedder: %s", err);
+        ss_bench_die("embedder: %s", err);
     e->ctx.emb = e->emb;
 }
 
@@ -195,7 +185,7 @@ static ss_op_t *op_new(env_t *e, const ss_plan_node_t *n)
     char err[SS_ERRSZ] = "";
     ss_op_t *op = NULL;
     if (ss_op_new(n, &op, err, sizeof err) || op->vt->init(op, &e->ctx, err, sizeof err))
-        die("operator: %s", err);
+        ss_bench_die("operator: %s", err);
     return op;
 }
 
@@ -208,7 +198,7 @@ static cost_t apply(env_t *e, ss_op_t *op, int port, ss_zset_t *in, ss_zset_t *o
     ss_zset_init(&tmp);
     ss_zset_consolidate(in);
     if (op->vt->apply(op, &e->ctx, port, in, out ? out : &tmp, err, sizeof err))
-        die("apply: %s", err);
+        ss_bench_die("apply: %s", err);
     ss_zset_destroy(&tmp);
     ss_infer_stats_t b = op->stats.infer;
     cost_t c = {b.requests - a.requests, b.calls - a.calls,
@@ -391,7 +381,7 @@ static void apply_right(env_t *e, ss_op_t *op, const ss_plan_node_t *node, cost_
     ss_zset_t r;
     ss_zset_init(&r);
     if (ss_zset_extend(&r, RIGHT, 1))
-        die("out of memory");
+        ss_bench_die("out of memory");
     cost_t x = apply(e, op, 1, &r, NULL);
     ss_zset_destroy(&r);
     c->requests += x.requests;
@@ -575,7 +565,7 @@ static void join_once(int cand, const char *yes_prob, jrun_t *r)
     char err[SS_ERRSZ] = "";
     ss_embed_opts_t eo = {.dispatch = e.disp, .acct = &es};
     if (cand && ss_embedder_open(&eo, &emb, err, sizeof err))
-        die("embedder: %s", err);
+        ss_bench_die("embedder: %s", err);
     e.ctx.emb = emb;
     ss_op_t *op = op_new(&e, n);
     ss_zset_init(&r->out);
@@ -763,7 +753,7 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v)
-            die("%s needs a value", a);
+            ss_bench_die("%s needs a value", a);
         if (!strcmp(a, "--n")) O.n = atoi(v);
         else if (!strcmp(a, "--churn")) O.churn = atof(v);
         else if (!strcmp(a, "--deltas")) O.deltas = atoi(v);
@@ -778,7 +768,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--out")) O.out = v;
         else if (!strcmp(a, "--memo")) O.memo = v;
         else if (!strcmp(a, "--cache")) O.cache = atoi(v);
-        else die("usage: bench_ivm [--n N] [--churn F] [--deltas D] [--recompute-every K] [--recompute-first 0|1] "
+        else ss_bench_die("usage: bench_ivm [--n N] [--churn F] [--deltas D] [--recompute-every K] [--recompute-first 0|1] "
                  "[--ops a,b] [--join-n M] [--join-k k] [--join-yes-prob P] [--model PATH] [--threads T] [--out FILE] [--memo prune|keep] [--cache 0|1]");
         i++;
     }
@@ -882,7 +872,7 @@ int main(int argc, char **argv)
     ss_buf_puts(&J, "]}\n");
     FILE *f = fopen(O.out, "w");
     if (!f)
-        die("cannot write %s", O.out);
+        ss_bench_die("cannot write %s", O.out);
     fputs(ss_buf_cstr(&J), f);
     fclose(f);
     printf("wrote %s\n", O.out);

@@ -27,6 +27,7 @@
  *                       [--max-new N] [--threads T] [--seed S]
  * Writes JSON to --out (default bench/results/kv_reuse.json under the source tree).
  */
+#include "ss_bench_util.h"
 #include "ss_llm.h"
 
 #include <math.h>
@@ -43,23 +44,6 @@ static struct {
     uint64_t seed;
 } O = {NULL, "stories260K", NULL, "2,4,8", "200,500,1000", "0,0.15,0.3,1", 12, 6, 16, 1, 7};
 
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1);
-}
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + t.tv_nsec * 1e-9;
-}
-
 static uint64_t rnd(uint64_t *s)
 {
     uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
@@ -75,7 +59,7 @@ static int list(const char *s, double *out)
         char *e;
         out[n] = strtod(p, &e);
         if (e == p)
-            die("bad list '%s'", s);
+            ss_bench_die("bad list '%s'", s);
         p = *e == ',' ? e + 1 : e;
     }
     return n;
@@ -95,7 +79,7 @@ static int add_text(ss_llm_t *m, const char *text, int *t, int n, int cap)
 {
     int k = ss_llm_tokenize(m, text, 0, t + n, cap - n);
     if (k < 0 || n + k > cap)
-        die("tokenizing: out of room");
+        ss_bench_die("tokenizing: out of room");
     return n + k;
 }
 
@@ -125,7 +109,7 @@ static int make_doc(ss_llm_t *m, int L, uint64_t *s, int *t, int cap)
     }
     free(body);
     if (n > cap)
-        die("document too long");
+        ss_bench_die("document too long");
     return n;
 }
 
@@ -186,16 +170,16 @@ static void run_one(ss_llm_t *m, const int *t, int n, const int *span, int nch, 
     ss_llm_stats_t a, b;
     int first;
     ss_llm_stats(m, &a);
-    double w0 = now_s(), c0 = cpu_s();
+    double w0 = ss_bench_now_s(), c0 = cpu_s();
     if (ss_llm_chunk_greedy(m, t, n, span, nch, (float)frac, 1, &first, logits, NULL, err, sizeof err) < 0)
-        die("prefill: %s", err);
+        ss_bench_die("prefill: %s", err);
     *cpu = cpu_s() - c0;
-    *ttft = now_s() - w0;
+    *ttft = ss_bench_now_s() - w0;
     ss_llm_stats(m, &b);
     *work = work_of(&a, &b, ss_llm_config(m)->n_layers); /* max_new 1: no decode step ran */
     *nans = ss_llm_chunk_greedy(m, t, n, span, nch, (float)frac, O.max_new, ans, NULL, NULL, err, sizeof err);
     if (*nans < 0)
-        die("generate: %s", err);
+        ss_bench_die("generate: %s", err);
 }
 
 typedef struct cfg_res {
@@ -243,13 +227,13 @@ static void run_config(eng_t *E, int k, int L, const double *fr, int nfr, cfg_re
         nt = add_text(m, "### Question\nWho is in the story?\n### Answer:", t, nt, cap);
         float *lg = malloc((size_t)v * sizeof *lg);
         char err[SS_ERRSZ];
-        double t1 = now_s();
+        double t1 = ss_bench_now_s();
         if (ss_llm_chunk_logits(E->chunks, t, nt, span, 1, 0.0f, lg, err, sizeof err))
-            die("%s", err);
-        fill += now_s() - t1;
+            ss_bench_die("%s", err);
+        fill += ss_bench_now_s() - t1;
         if (d == 0 && (ss_llm_chunk_logits(E->prefix, t, nt, NULL, 0, 0, lg, err, sizeof err) ||
                        ss_llm_chunk_logits(E->full, t, nt, NULL, 0, 0, lg, err, sizeof err)))
-            die("%s", err);
+            ss_bench_die("%s", err);
         free(lg);
     }
     ss_llm_stats(E->chunks, &b);
@@ -333,7 +317,7 @@ static void parse_args(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v)
-            die("usage: bench_kv_reuse [--model PATH] [--label TEXT] [--out FILE] [--chunks 2,4,8] "
+            ss_bench_die("usage: bench_kv_reuse [--model PATH] [--label TEXT] [--out FILE] [--chunks 2,4,8] "
                 "[--doc-tokens 200,500,1000] [--fracs 0,0.15,0.3,1] [--pool D] [--queries Q] [--max-new N] "
                 "[--threads T] [--seed S]");
         if (!strcmp(a, "--model")) O.model = v;
@@ -347,11 +331,11 @@ static void parse_args(int argc, char **argv)
         else if (!strcmp(a, "--max-new")) O.max_new = atoi(v);
         else if (!strcmp(a, "--threads")) O.threads = atoi(v);
         else if (!strcmp(a, "--seed")) O.seed = strtoull(v, NULL, 10);
-        else die("unknown option %s", a);
+        else ss_bench_die("unknown option %s", a);
         i++;
     }
     if (O.pool < 1 || O.pool > 256 || O.queries < 1 || O.max_new < 1)
-        die("--pool 1..256, --queries >= 1, --max-new >= 1");
+        ss_bench_die("--pool 1..256, --queries >= 1, --max-new >= 1");
 }
 
 static ss_llm_t *open_model(int no_prefix)
@@ -361,7 +345,7 @@ static ss_llm_t *open_model(int no_prefix)
                         .chunk_cache_bytes = (size_t)1 << 30};
     ss_llm_t *m = NULL;
     if (ss_llm_open(O.model, &lo, &m, err, sizeof err))
-        die("%s", err);
+        ss_bench_die("%s", err);
     return m;
 }
 
@@ -418,7 +402,7 @@ int main(int argc, char **argv)
             run_config(&E, (int)ks[a], (int)ls[b], fr, nf, &R[a * nl + b]);
     FILE *f = fopen(O.out, "w");
     if (!f)
-        die("cannot write %s", O.out);
+        ss_bench_die("cannot write %s", O.out);
     fprintf(f, "{\"bench\":\"kv_reuse\",\"label\":\"%s\",\"model\":\"%s\",\"layers\":%d,\"ctx_len\":%d,\"pool\":%d,"
                "\"queries\":%d,\"max_new\":%d,\"threads\":%d,\"seed\":%llu,\"configs\":[",
             O.label, ss_llm_id(E.full), g->n_layers, g->ctx_len, O.pool, O.queries, O.max_new, O.threads,

@@ -52,16 +52,6 @@ static struct {
     int ntau;
 } O = {NULL, NULL, "stories260K", 12, 6, 2, 30, 3, 48, 1, 3, 0, 7, {0, 0.02, 0.05, 0.1, 0.2}, 5};
 
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1);
-}
-
 static uint64_t rng;
 static uint32_t rnd(void)
 {
@@ -232,7 +222,7 @@ static void apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, ss_zset_t *in)
     ss_zset_init(&out);
     ss_zset_consolidate(in);
     if (op->vt->apply(op, ctx, port, in, &out, err, sizeof err))
-        die("apply: %s", err);
+        ss_bench_die("apply: %s", err);
     ss_zset_destroy(&out);
     ss_zset_clear(in);
 }
@@ -244,11 +234,11 @@ static void view_answers(ss_op_t *op, ss_op_ctx_t *ctx, int nturns, char **out)
     sqlite3_stmt *st = NULL;
     (void)op, (void)err;
     if (sqlite3_prepare_v2(ctx->db, "SELECT r, resp FROM st_3_ctx WHERE w > 0", -1, &st, NULL) != SQLITE_OK)
-        die("read view: %s", sqlite3_errmsg(ctx->db));
+        ss_bench_die("read view: %s", sqlite3_errmsg(ctx->db));
     while (sqlite3_step(st) == SQLITE_ROW) {
         ss_row_t *r = NULL;
         if (ss_row_decode(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), &r))
-            die("bad row");
+            ss_bench_die("bad row");
         int64_t id = r->v[0].u.i;
         if (id >= 1 && id <= nturns)
             out[id - 1] = ss_strdup((const char *)sqlite3_column_text(st, 1));
@@ -283,15 +273,15 @@ static void run_config(const workload_t *w, ss_plan_node_t *c, ss_plan_node_t *d
     char err[SS_ERRSZ] = "";
     sqlite3 *db = NULL;
     if (sqlite3_open(":memory:", &db) != SQLITE_OK)
-        die("sqlite");
+        ss_bench_die("sqlite");
     sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
     ss_dispatch_t *disp = NULL;
     ss_dispatch_opts_t o = {.max_batch = 32, .use_cache = -1};
     if (ss_dispatch_open(&o, &disp, err, sizeof err))
-        die("dispatch: %s", err);
+        ss_bench_die("dispatch: %s", err);
     ss_infer_backend_t *inner = ss_backend_local_new(O.model, O.threads, err, sizeof err);
     if (!inner)
-        die("model %s: %s", O.model, err);
+        ss_bench_die("model %s: %s", O.model, err);
     counting_t *cb = calloc(1, sizeof *cb);
     cb->base.kind = inner->kind;
     cb->base.model_id = ss_strdup(inner->model_id);
@@ -299,7 +289,7 @@ static void run_config(const workload_t *w, ss_plan_node_t *c, ss_plan_node_t *d
     cb->base.destroy = counting_destroy;
     cb->inner = inner;
     if (ss_dispatch_add_model(disp, "default", &cb->base, 1, err, sizeof err))
-        die("add model: %s", err);
+        ss_bench_die("add model: %s", err);
     ss_llm_t *m = ss_backend_llm_model(inner);
     ss_op_ctx_t ctx = {0};
     ctx.db = db;
@@ -307,7 +297,7 @@ static void run_config(const workload_t *w, ss_plan_node_t *c, ss_plan_node_t *d
     ss_plan_node_t *n = gen_node(c, d, res->mode, res->tau);
     ss_op_t *op = NULL;
     if (ss_op_new(n, &op, err, sizeof err) || op->vt->init(op, &ctx, err, sizeof err))
-        die("operator: %s", err);
+        ss_bench_die("operator: %s", err);
     /* load: documents, then the sessions' turns round by round */
     ss_zset_t z;
     ss_zset_init(&z);
@@ -440,7 +430,7 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v)
-            die("usage: bench_memory [--model PATH] [--docs D] [--sessions S] [--turns T] [--edits E] [--retrieve k] "
+            ss_bench_die("usage: bench_memory [--model PATH] [--docs D] [--sessions S] [--turns T] [--edits E] [--retrieve k] "
                 "[--max-tokens M] [--taus 0,0.05,...] [--seed N] [--threads T] [--reps R] [--explain N] [--label TEXT] "
                 "[--out FILE]");
         if (!strcmp(a, "--model")) O.model = v;
@@ -457,7 +447,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--explain")) O.explain = atoi(v);
         else if (!strcmp(a, "--label")) O.label = v;
         else if (!strcmp(a, "--out")) O.out = v;
-        else die("unknown option %s", a);
+        else ss_bench_die("unknown option %s", a);
         i++;
     }
     static char model[1200], outp[1200];
@@ -466,7 +456,7 @@ int main(int argc, char **argv)
     if (!O.out)
         O.out = ss_bench_source_file(__FILE__, "bench/results/memory.json", outp, sizeof outp);
     if (O.docs < 1 || O.sessions < 1 || O.turns < 1 || O.edits < 1 || O.max_tokens < 1)
-        die("--docs, --sessions, --turns, --edits and --max-tokens must be positive");
+        ss_bench_die("--docs, --sessions, --turns, --edits and --max-tokens must be positive");
     (void)fx_memo_rows; /* plan_fixture.h's, for other benches */
     /* FAISS's OpenMP threads spin between the retrieval searches; on a shared machine that
      * steals the engine's cores at random (measured: +/-50% on the edit phase). One thread, unless
@@ -509,7 +499,7 @@ int main(int argc, char **argv)
     char err[SS_ERRSZ];
     ss_llm_t *m = NULL;
     if (ss_llm_open(O.model, NULL, &m, err, sizeof err))
-        die("model: %s", err);
+        ss_bench_die("model: %s", err);
     for (int i = 0; i < nr; i++)
         fidelity(m, &R[0], &R[i]);
     ss_llm_close(m);
@@ -520,7 +510,7 @@ int main(int argc, char **argv)
            "gen", "decoded", "forced", "computed", "time_s", "speedup", "exact", "edit_n");
     FILE *f = fopen(O.out, "w");
     if (!f)
-        die("cannot write %s", O.out);
+        ss_bench_die("cannot write %s", O.out);
     fprintf(f, "{\"bench\": \"memory\", \"label\": \"%s\", \"model\": \"%s\", \"docs\": %d, \"sessions\": %d, "
                "\"turns\": %d, \"edits\": %d, \"retrieve\": %d, \"max_tokens\": %d, \"seed\": %llu, \"reps\": %d, "
                "\"threads\": %d, \"runs\": [",

@@ -59,16 +59,6 @@ static struct {
 } O = {NULL, NULL, "/usr/share/wordnet", NULL, 24, 10, 16, 6, 11, {0.01, 0.05, 0.1}, 3, {"wink", "use"}, 2,
        {"text", "label"}, 2};
 
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1);
-}
-
 static uint64_t rng;
 static uint32_t rnd(void)
 {
@@ -155,7 +145,7 @@ static void qset_make(qset_t *qs)
     snprintf(path, sizeof path, "%s/data.noun", O.wordnet);
     FILE *f = fopen(path, "r");
     if (!f)
-        die("cannot read %s (Debian package wordnet-base)", path);
+        ss_bench_die("cannot read %s (Debian package wordnet-base)", path);
     int cap = 4096, n = 0;
     synset_t *all = malloc(sizeof *all * (size_t)cap);
     char *line = NULL;
@@ -265,7 +255,7 @@ static void apply(ss_op_t *op, ss_op_ctx_t *ctx, int port, ss_zset_t *in)
     ss_zset_init(&out);
     ss_zset_consolidate(in);
     if (op->vt->apply(op, ctx, port, in, &out, err, sizeof err))
-        die("apply: %s", err);
+        ss_bench_die("apply: %s", err);
     ss_zset_destroy(&out);
     ss_zset_clear(in);
 }
@@ -288,11 +278,11 @@ static void read_answers(sqlite3 *db, int n, char **resp, int *src)
     const char *sql = src ? "SELECT c.r, c.resp, s.r FROM st_3_ctx c LEFT JOIN st_3_ctx s ON s.seq = c.src WHERE c.w > 0"
                           : "SELECT c.r, c.resp, NULL FROM st_3_ctx c WHERE c.w > 0";
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        die("read: %s", sqlite3_errmsg(db));
+        ss_bench_die("read: %s", sqlite3_errmsg(db));
     while (sqlite3_step(st) == SQLITE_ROW) {
         ss_row_t *r = NULL, *s = NULL;
         if (ss_row_decode(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), &r))
-            die("bad row");
+            ss_bench_die("bad row");
         int64_t id = r->v[0].u.i;
         if (id >= 1 && id <= n) {
             resp[id - 1] = ss_strdup((const char *)sqlite3_column_text(st, 1));
@@ -311,15 +301,15 @@ static void run_one(const qset_t *qs, ss_plan_node_t *c, ss_plan_node_t *d, run_
     char err[SS_ERRSZ] = "";
     sqlite3 *db = NULL;
     if (sqlite3_open(":memory:", &db) != SQLITE_OK)
-        die("sqlite");
+        ss_bench_die("sqlite");
     sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
     ss_dispatch_t *disp = NULL;
     ss_dispatch_opts_t o = {.max_batch = 32, .use_cache = -1};
     if (ss_dispatch_open(&o, &disp, err, sizeof err))
-        die("dispatch: %s", err);
+        ss_bench_die("dispatch: %s", err);
     ss_infer_backend_t *inner = ss_backend_local_new(O.model, 1, err, sizeof err);
     if (!inner)
-        die("model %s: %s", O.model, err);
+        ss_bench_die("model %s: %s", O.model, err);
     counting_t *cb = calloc(1, sizeof *cb);
     cb->base.kind = inner->kind;
     cb->base.model_id = ss_strdup(inner->model_id);
@@ -327,11 +317,11 @@ static void run_one(const qset_t *qs, ss_plan_node_t *c, ss_plan_node_t *d, run_
     cb->base.destroy = counting_destroy;
     cb->inner = inner;
     if (ss_dispatch_add_model(disp, "default", &cb->base, 1, err, sizeof err))
-        die("add model: %s", err);
+        ss_bench_die("add model: %s", err);
     ss_embedder_t *emb = NULL;
     ss_embed_opts_t eo = {.kind = R->emb ? R->emb : "wink"};
     if (ss_embedder_open(&eo, &emb, err, sizeof err))
-        die("embedder %s: %s (scripts/setup-embeddings.sh)", eo.kind, err);
+        ss_bench_die("embedder %s: %s (scripts/setup-embeddings.sh)", eo.kind, err);
     ss_op_ctx_t ctx = {.db = db, .disp = disp, .emb = emb};
     ss_plan_node_t *n = ss_plan_node_new(SS_PN_LLM_GENERATE);
     n->id = 3;
@@ -357,7 +347,7 @@ static void run_one(const qset_t *qs, ss_plan_node_t *c, ss_plan_node_t *d, run_
     }
     ss_op_t *op = NULL;
     if (ss_op_new(n, &op, err, sizeof err) || op->vt->init(op, &ctx, err, sizeof err))
-        die("operator: %s", err);
+        ss_bench_die("operator: %s", err);
     ss_zset_t z;
     ss_zset_init(&z);
     ss_zset_add(&z, row2(1, DOC[0], -1), 1);
@@ -465,7 +455,7 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v)
-            die("usage: bench_reuse [--model PATH] [--groups G] [--per P] [--deltas 0.01,0.05] [--embedders wink,use] "
+            ss_bench_die("usage: bench_reuse [--model PATH] [--groups G] [--per P] [--deltas 0.01,0.05] [--embedders wink,use] "
                 "[--judges text,label] [--max-tokens M] [--min-obs N] [--equiv X] [--seed N] [--wordnet DIR] [--out FILE]");
         if (!strcmp(a, "--model")) O.model = v;
         else if (!strcmp(a, "--groups")) O.groups = SS_MAX(2, SS_MIN(64, atoi(v)));
@@ -479,7 +469,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--seed")) O.seed = strtoull(v, NULL, 10);
         else if (!strcmp(a, "--wordnet")) O.wordnet = v;
         else if (!strcmp(a, "--out")) O.out = v;
-        else die("unknown option %s", a);
+        else ss_bench_die("unknown option %s", a);
         i++;
     }
     static char model[1200], outp[1200];
@@ -530,7 +520,7 @@ int main(int argc, char **argv)
            "err_chg", "time_s");
     FILE *f = fopen(O.out, "w");
     if (!f)
-        die("cannot write %s", O.out);
+        ss_bench_die("cannot write %s", O.out);
     fprintf(f, "{\"bench\": \"reuse\", \"model\": \"%s\", \"questions\": %d, \"synsets\": %d, \"per_synset\": %d, "
                "\"max_tokens\": %d, \"min_obs\": %d, \"equiv\": \"%s\", \"seed\": %llu, "
                "\"same_synset_equal_answers\": %.4f, \"other_pairs_equal_answers\": %.4f, \"runs\": [",

@@ -37,26 +37,9 @@ static struct {
     uint64_t seed;
 } O = {NULL, "stories260K", NULL, 1500, 15, 700, 4, 16, 1, 3, 7};
 
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1);
-}
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + t.tv_nsec * 1e-9;
-}
-
 static void sleep_until(double t)
 {
-    double d = t - now_s();
+    double d = t - ss_bench_now_s();
     if (d <= 0)
         return;
     struct timespec ts = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
@@ -89,7 +72,7 @@ static void trace_make(ss_llm_t *m, trace_t *t)
     size_t cap = 1 << 16, len = 0;
     t->text = malloc(cap);
     if (!t->text)
-        die("out of memory");
+        ss_bench_die("out of memory");
     t->text[0] = 0;
     while (ss_llm_count_tokens(m, t->text) < O.tokens) {
         int n = 5 + (int)(rnd(&s) % 8);
@@ -100,12 +83,12 @@ static void trace_make(ss_llm_t *m, trace_t *t)
         }
         len += (size_t)snprintf(t->text + len, cap - len, ". ");
         if (len + 64 >= cap)
-            die("--tokens too large");
+            ss_bench_die("--tokens too large");
     }
     t->npieces = O.pieces;
     t->cut = malloc((size_t)O.pieces * sizeof *t->cut);
     if (!t->cut)
-        die("out of memory");
+        ss_bench_die("out of memory");
     for (int p = 0; p < O.pieces; p++) { /* equal byte shares, each ending after a space */
         size_t c = p == O.pieces - 1 ? len : len * (size_t)(p + 1) / (size_t)O.pieces;
         while (c < len && t->text[c - 1] != ' ')
@@ -121,7 +104,7 @@ static char *prompt_of(const char *text, size_t n)
     size_t len = n + strlen(q) + 16;
     char *p = malloc(len);
     if (!p)
-        die("out of memory");
+        ss_bench_die("out of memory");
     snprintf(p, len, "Context: %.*s%s", (int)n, text, q);
     return p;
 }
@@ -138,7 +121,7 @@ static char *edit_text(const char *text, uint64_t *s)
     const char *w = WORDS[rnd(s) % NWORD];
     char *o = malloc(len + strlen(w) + 1);
     if (!o)
-        die("out of memory");
+        ss_bench_die("out of memory");
     snprintf(o, len + strlen(w) + 1, "%.*s%s%s", (int)at, text, w, text + end);
     return o;
 }
@@ -160,7 +143,7 @@ static void on_tok(void *ctx, const ss_infer_token_t *t)
     gen_ctx_t *g = ctx;
     (void)t;
     if (g->first == 0)
-        g->first = now_s();
+        g->first = ss_bench_now_s();
 }
 
 static void on_done(void *ctx, ss_infer_res_t *res, int rc)
@@ -172,13 +155,13 @@ static void on_done(void *ctx, ss_infer_res_t *res, int rc)
 static void prefill(ss_llm_t *m, const char *prompt, double *worst)
 {
     char err[SS_ERRSZ] = "";
-    double t0 = now_s();
+    double t0 = ss_bench_now_s();
     ss_infer_req_t r = {.kind = SS_INFER_GENERATE, .prompt = prompt, .raw = 1, .prefill_only = 1};
     ss_infer_res_t res = {0};
     if (ss_llm_run(m, &r, 1, &res, err, sizeof err) || res.status)
-        die("prefill: %s %s", err, res.error ? res.error : "");
+        ss_bench_die("prefill: %s %s", err, res.error ? res.error : "");
     ss_infer_res_clear(&res);
-    double d = now_s() - t0;
+    double d = ss_bench_now_s() - t0;
     if (d > *worst)
         *worst = d;
 }
@@ -194,10 +177,10 @@ static void answer(ss_llm_t *m, const char *prompt, double t0, run_res_t *out)
                         .on_token = on_tok, .on_token_ctx = &g};
     ss_infer_res_t res = {0};
     if (ss_llm_submit(m, &r, &res, on_done, &g, err, sizeof err))
-        die("submit: %s", err);
+        ss_bench_die("submit: %s", err);
     while (!g.done) {
         if (ss_llm_step(m, 0, err, sizeof err))
-            die("step: %s", err);
+            ss_bench_die("step: %s", err);
         if (g.first && !out->ttft) { /* the prompt is computed: count only its work */
             ss_llm_stats(m, &b);
             out->ttft = g.first - t0;
@@ -206,7 +189,7 @@ static void answer(ss_llm_t *m, const char *prompt, double t0, run_res_t *out)
         }
     }
     if (res.status)
-        die("answer: %s", res.error);
+        ss_bench_die("answer: %s", res.error);
     out->prompt_tokens = res.prompt_tokens;
     out->answer = res.text;
     res.text = NULL;
@@ -218,7 +201,7 @@ static void run_trace(ss_llm_t *m, char **texts, int n, int stream, run_res_t *o
 {
     memset(out, 0, sizeof *out);
     ss_llm_cache_clear(m);
-    double start = now_s();
+    double start = ss_bench_now_s();
     for (int k = 0; k < n - 1; k++) {
         if (!stream)
             continue; /* waiting for the whole context: nothing to do before the last piece */
@@ -227,7 +210,7 @@ static void run_trace(ss_llm_t *m, char **texts, int n, int stream, run_res_t *o
     }
     if (stream)
         sleep_until(start + (double)(n - 1) * O.interval_ms / 1000.0);
-    answer(m, texts[n - 1], now_s(), out);
+    answer(m, texts[n - 1], ss_bench_now_s(), out);
 }
 
 typedef struct cmp {
@@ -284,7 +267,7 @@ static void parse_args(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v)
-            die("usage: bench_stream_prefill [--model PATH] [--tokens N] [--pieces P] [--interval-ms MS] [--edits E] "
+            ss_bench_die("usage: bench_stream_prefill [--model PATH] [--tokens N] [--pieces P] [--interval-ms MS] [--edits E] "
                 "[--max-tokens M] [--threads T] [--reps R] [--seed S] [--label TEXT] [--out FILE]");
         if (!strcmp(a, "--model")) O.model = v;
         else if (!strcmp(a, "--tokens")) O.tokens = atoi(v);
@@ -297,11 +280,11 @@ static void parse_args(int argc, char **argv)
         else if (!strcmp(a, "--seed")) O.seed = strtoull(v, NULL, 10);
         else if (!strcmp(a, "--label")) O.label = v;
         else if (!strcmp(a, "--out")) O.out = v;
-        else die("unknown option %s", a);
+        else ss_bench_die("unknown option %s", a);
         i++;
     }
     if (O.tokens < 16 || O.pieces < 2 || O.interval_ms < 0 || O.edits < 1 || O.max_tokens < 1)
-        die("--tokens >= 16, --pieces >= 2, --edits >= 1, --max-tokens >= 1");
+        ss_bench_die("--tokens >= 16, --pieces >= 2, --edits >= 1, --max-tokens >= 1");
 }
 
 int main(int argc, char **argv)
@@ -316,7 +299,7 @@ int main(int argc, char **argv)
     ss_llm_opts_t lo = {.threads = O.threads, .raw_prompts = 1};
     ss_llm_t *m = NULL;
     if (ss_llm_open(O.model, &lo, &m, err, sizeof err))
-        die("%s", err);
+        ss_bench_die("%s", err);
     int room = ss_llm_config(m)->ctx_len - O.max_tokens - 64; /* the question and the edits' growth */
     if (O.tokens > room) {
         printf("note: context capped at %d tokens (the model's context is %d)\n", room, ss_llm_config(m)->ctx_len);
@@ -327,7 +310,7 @@ int main(int argc, char **argv)
     int na = t.npieces, ne = t.npieces + O.edits;
     char **app = calloc((size_t)na, sizeof *app), **ed = calloc((size_t)ne, sizeof *ed);
     if (!app || !ed)
-        die("out of memory");
+        ss_bench_die("out of memory");
     for (int k = 0; k < na; k++)
         app[k] = ed[k] = prompt_of(t.text, t.cut[k]);
     uint64_t s = O.seed * 31 + 1;
@@ -347,7 +330,7 @@ int main(int argc, char **argv)
     compare(m, "edit", ed, ne, &c[1]);
     FILE *f = fopen(O.out, "w");
     if (!f)
-        die("cannot write %s", O.out);
+        ss_bench_die("cannot write %s", O.out);
     fprintf(f, "{\"bench\":\"stream_prefill\",\"label\":\"%s\",\"model\":\"%s\",\"context_tokens\":%d,\"pieces\":%d,"
                "\"interval_ms\":%d,\"edits\":%d,\"max_tokens\":%d,\"threads\":%d,\"reps\":%d,\"traces\":[",
             O.label, ss_llm_id(m), ss_llm_count_tokens(m, t.text), na, O.interval_ms, O.edits, O.max_tokens,

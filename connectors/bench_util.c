@@ -6,10 +6,12 @@
 #include "ss_connect.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 int ss_bench_fill_topic(ss_transport_t *t, const char *topic, int64_t n, int text_bytes,
                         char *err, size_t errsz)
@@ -76,4 +78,21 @@ const char *ss_bench_source_file(const char *this_file, const char *rel, char *b
     else
         snprintf(buf, bufsz, "./%s", rel);
     return buf;
+}
+
+void ss_bench_die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(1);
+}
+
+double ss_bench_now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
 }

@@ -24,6 +24,13 @@ const char *ss_bench_result_path(const char *file, char *buf, size_t bufsz);
 /* A file of the source tree, for benchmarks that are run from anywhere: <source>/<rel>, where
  * <source> is $SS_SOURCE_DIR, else the folder above bench/ in this_file (the benchmark's
  * __FILE__), else ".". Fills buf and returns it. */
+/* Prints the message (printf format) and a newline to stderr and exits with status 1: a
+ * benchmark's fatal error. */
+void ss_bench_die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
+/* Seconds on the monotonic clock. */
+double ss_bench_now_s(void);
+
 const char *ss_bench_source_file(const char *this_file, const char *rel, char *buf, size_t bufsz);
 
 #endif
