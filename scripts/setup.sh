@@ -9,7 +9,7 @@ PKGS=(build-essential cmake ninja-build pkg-config git clang
       librdkafka-dev re2c lemon libsqlite3-dev sqlite3 libfaiss-dev libblas-dev liblapack-dev
       check libsubunit-dev libcurl4-openssl-dev libedit-dev libmicrohttpd-dev kcat
       libomp-dev python3 libpcre2-dev libicu-dev libssl-dev libpq-dev postgresql-client chromium chromium-driver postgresql
-      wordnet-base)
+      wordnet-base python3-numpy)
 # npm fetches the word vectors; a machine may already have Node.js from elsewhere (its own npm).
 command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm)
 
