@@ -849,6 +849,41 @@ static void remove_at(int64_t *ids, char **txt, const char **extra, int *n, int 
     (*n)--;
 }
 
+/* One random change for the paired runs below: a new document while there are fewer than
+ * min_docs or one time in five, else by r = rnd() % 10 an updated document (r < upd_end), a
+ * deleted one (r < del_end), or a new turn in one of two sessions. The rows go to z; returns
+ * the port they are for (0: the context, 1: the documents). */
+static int random_change(gdata_t *g, int s, int min_docs, int upd_end, int del_end, int64_t *nextc, int64_t *nextd,
+                         ss_zset_t *z)
+{
+    static const char *SESS[] = {"s1", "s2"};
+    int r = (int)(rnd() % 10);
+    if (g->nd < min_docs || r < 2) {
+        int i = g->nd++;
+        g->did[i] = (*nextd)++;
+        g->body[i] = mktext(g->did[i], 0);
+        ss_zset_add(z, doc_row(g, i), 1);
+    } else if (r < upd_end) {
+        int i = (int)(rnd() % (unsigned)g->nd);
+        ss_zset_add(z, doc_row(g, i), -1);
+        free(g->body[i]);
+        g->body[i] = mktext(g->did[i], s + 1);
+        ss_zset_add(z, doc_row(g, i), 1);
+    } else if (r < del_end) {
+        int i = (int)(rnd() % (unsigned)g->nd);
+        ss_zset_add(z, doc_row(g, i), -1);
+        remove_at(g->did, g->body, NULL, &g->nd, i);
+    } else {
+        int i = g->nc++;
+        g->cid[i] = (*nextc)++;
+        g->sess[i] = SESS[rnd() % 2];
+        g->q[i] = mktext(g->cid[i], 0);
+        ss_zset_add(z, ctx_row(g, i), 1);
+        return 0;
+    }
+    return 1;
+}
+
 /* Random turns and document changes; recompute must equal a fresh run (documents first,
  * then all turns in order). */
 static void generate_equiv(const char *mode, uint64_t seed, int steps)
@@ -998,33 +1033,9 @@ static void generate_dep(uint64_t seed, int steps, const char *tau)
     ss_zset_init(&accd);
     ss_zset_init(&z);
     ss_zset_init(&z2);
-    static const char *SESS[] = {"s1", "s2"};
     for (int s = 0; s < steps; s++) {
         ss_zset_clear(&z);
-        int r = (int)(rnd() % 10), port = 1;
-        if (g.nd < 2 || r < 2) {
-            int i = g.nd++;
-            g.did[i] = nextd++;
-            g.body[i] = mktext(g.did[i], 0);
-            ss_zset_add(&z, doc_row(&g, i), 1);
-        } else if (r < 5) {
-            int i = (int)(rnd() % (unsigned)g.nd);
-            ss_zset_add(&z, doc_row(&g, i), -1);
-            free(g.body[i]);
-            g.body[i] = mktext(g.did[i], s + 1);
-            ss_zset_add(&z, doc_row(&g, i), 1);
-        } else if (r < 6) {
-            int i = (int)(rnd() % (unsigned)g.nd);
-            ss_zset_add(&z, doc_row(&g, i), -1);
-            remove_at(g.did, g.body, NULL, &g.nd, i);
-        } else {
-            int i = g.nc++;
-            g.cid[i] = nextc++;
-            g.sess[i] = SESS[rnd() % 2];
-            g.q[i] = mktext(g.cid[i], 0);
-            ss_zset_add(&z, ctx_row(&g, i), 1);
-            port = 0;
-        }
+        int port = random_change(&g, s, 2, 5, 6, &nextc, &nextd, &z);
         ss_zset_clear(&z2);
         ss_zset_extend(&z2, &z, 1);
         callsr += h_apply(&hr, opr, port, &z, &accr);
@@ -1094,29 +1105,9 @@ static void generate_kv(uint64_t seed, int steps, const char *frac)
     ss_zset_init(&acck);
     ss_zset_init(&z);
     ss_zset_init(&z2);
-    static const char *SESS[] = {"s1", "s2"};
     for (int s = 0; s < steps; s++) {
         ss_zset_clear(&z);
-        int r = (int)(rnd() % 10), port = 1;
-        if (g.nd < 3 || r < 2) {
-            int i = g.nd++;
-            g.did[i] = nextd++;
-            g.body[i] = mktext(g.did[i], 0);
-            ss_zset_add(&z, doc_row(&g, i), 1);
-        } else if (r < 4) {
-            int i = (int)(rnd() % (unsigned)g.nd);
-            ss_zset_add(&z, doc_row(&g, i), -1);
-            free(g.body[i]);
-            g.body[i] = mktext(g.did[i], s + 1);
-            ss_zset_add(&z, doc_row(&g, i), 1);
-        } else {
-            int i = g.nc++;
-            g.cid[i] = nextc++;
-            g.sess[i] = SESS[rnd() % 2];
-            g.q[i] = mktext(g.cid[i], 0);
-            ss_zset_add(&z, ctx_row(&g, i), 1);
-            port = 0;
-        }
+        int port = random_change(&g, s, 3, 4, 4, &nextc, &nextd, &z); /* no deletes */
         ss_zset_clear(&z2);
         ss_zset_extend(&z2, &z, 1);
         h_apply(&hr, opr, port, &z, &accr);
