@@ -377,31 +377,45 @@ static int seen_build(view_t *v, const ss_schema_t *sc, char *err, size_t errsz)
         return ss_state_sqlerr(v->st->db, err, errsz, "view seen filter");
     }
     sqlite3_free(q);
-    int64_t rows = 0;
-    while (sqlite3_step(st) == SQLITE_ROW)
-        rows++;
+    /* one pass: the hashes first (the filter's size depends on how many there are) */
+    uint64_t *hs = NULL;
+    size_t rows = 0, cap = 0;
+    int sr;
+    while ((sr = sqlite3_step(st)) == SQLITE_ROW) {
+        if (rows == cap) {
+            uint64_t *nh = realloc(hs, (cap = cap ? 2 * cap : 4096) * sizeof *hs);
+            if (!nh)
+                break;
+            hs = nh;
+        }
+        hs[rows++] = (uint64_t)sqlite3_column_int64(st, 0);
+    }
+    if (sr != SQLITE_DONE) {
+        int rc;
+        if (sr == SQLITE_ROW)
+            rc = ss_seterr(err, errsz, SS_ERR_NOMEM, "view seen filter: out of memory");
+        else
+            rc = ss_state_sqlerr(v->st->db, err, errsz, "view seen filter");
+        sqlite3_finalize(st);
+        free(hs);
+        return rc;
+    }
+    sqlite3_finalize(st);
     size_t bits = SEEN_MIN_BITS;
-    while (bits / SEEN_BITS_PER_HASH < (size_t)rows * 2 + 1024)
+    while (bits / SEEN_BITS_PER_HASH < rows * 2 + 1024)
         bits *= 2;
     uint64_t *f = calloc(bits / 64, sizeof *f);
     if (!f) {
-        sqlite3_finalize(st);
+        free(hs);
         return ss_seterr(err, errsz, SS_ERR_NOMEM, "view seen filter: out of memory");
     }
     free(v->seen);
     v->seen = f;
     v->seen_bits = bits;
     v->seen_n = 0;
-    sqlite3_reset(st);
-    int sr;
-    while ((sr = sqlite3_step(st)) == SQLITE_ROW)
-        seen_add(v, (uint64_t)sqlite3_column_int64(st, 0));
-    sqlite3_finalize(st);
-    if (sr != SQLITE_DONE) {
-        free(v->seen);
-        v->seen = NULL;
-        return ss_state_sqlerr(v->st->db, err, errsz, "view seen filter");
-    }
+    for (size_t i = 0; i < rows; i++)
+        seen_add(v, hs[i]);
+    free(hs);
     return SS_OK;
 }
 
